@@ -1,0 +1,104 @@
+//! Engine and session settings, with telephone defaults.
+
+use crate::vad::VadConfig;
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Worker threads. `None`: one per core. `Some(0)`: inline mode, where the host's own calls do
+    /// the processing (for hosts that own their threads, and for deterministic tests).
+    pub workers: Option<usize>,
+    /// Most sessions open at once, over all workers.
+    pub max_sessions: usize,
+    /// Worker timer period in ms: the longest a worker sleeps while it has sessions.
+    pub tick_ms: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { workers: None, max_sessions: 4096, tick_ms: 10 }
+    }
+}
+
+/// Barge-in settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BargeInConfig {
+    /// Whether caller speech interrupts agent audio.
+    pub enabled: bool,
+    /// Caller speech must have lasted this long (from its onset) to interrupt.
+    pub min_speech_ms: u32,
+}
+
+impl Default for BargeInConfig {
+    fn default() -> Self {
+        Self { enabled: true, min_speech_ms: 200 }
+    }
+}
+
+/// Per-session settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// Rate (Hz) of the PCM the host reads: 8000, 16000, 24000 or 48000.
+    pub agent_rate: u32,
+    /// Rate (Hz) the host usually plays at; its resampler is built up front (others on first use).
+    pub play_rate: u32,
+    /// Speech detection.
+    pub vad: VadConfig,
+    /// Barge-in.
+    pub barge_in: BargeInConfig,
+    /// How far ahead of the carrier's playout the pacer keeps audio sent, in ms. Larger rides out
+    /// network jitter; smaller makes barge-in and the played position tighter.
+    pub lead_ms: u32,
+    /// Interval (ms of played audio) between the engine's own hidden marks, which correct the
+    /// played-position estimate against the carrier's real playout. 0 disables them.
+    pub sync_mark_interval_ms: u32,
+    /// Largest received message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest decoded media payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+    /// How long (stream ms) a gap in media timestamps is waited for before it is filled with silence.
+    pub reorder_window_ms: u32,
+    /// Gaps longer than this (ms) are a discontinuity: counted and reported, not filled.
+    pub max_gap_fill_ms: u32,
+    /// Capacity of the host → engine message ring, in bytes.
+    pub inbound_ring_bytes: usize,
+    /// Capacity of the host → engine play ring (agent audio, marks), in bytes.
+    pub play_ring_bytes: usize,
+    /// Agent audio the engine holds before pacing it out, in ms of 8 kHz audio.
+    pub outbound_buffer_ms: u32,
+    /// Capacity of the engine → host agent PCM ring, in ms at the agent rate.
+    pub agent_ring_ms: u32,
+    /// Capacity of the engine → host outbound message ring, in bytes.
+    pub outbound_ring_bytes: usize,
+    /// Capacity of the event queue; when full the oldest event is dropped and counted.
+    pub event_capacity: usize,
+    /// Longest mark name accepted, in bytes.
+    pub max_mark_name_bytes: usize,
+    /// Most host marks outstanding (sent or queued, not yet echoed) at once.
+    pub max_pending_marks: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            agent_rate: 16_000,
+            play_rate: 24_000,
+            vad: VadConfig::default(),
+            barge_in: BargeInConfig::default(),
+            lead_ms: 100,
+            sync_mark_interval_ms: 500,
+            max_message_bytes: 64 * 1024,
+            max_payload_bytes: 16 * 1024,
+            reorder_window_ms: 60,
+            max_gap_fill_ms: 2_000,
+            inbound_ring_bytes: 64 * 1024,
+            play_ring_bytes: 64 * 1024,
+            outbound_buffer_ms: 10_000,
+            agent_ring_ms: 1_000,
+            outbound_ring_bytes: 16 * 1024,
+            event_capacity: 256,
+            max_mark_name_bytes: 128,
+            max_pending_marks: 64,
+        }
+    }
+}

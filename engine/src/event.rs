@@ -1,0 +1,124 @@
+//! Events the engine reports to the host.
+
+use crate::protocol::{ProtocolError, StreamStart};
+
+/// Something that happened in a call, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The carrier's transport is up (`connected`).
+    Connected,
+    /// The stream started; who is calling and with what parameters.
+    Started(Box<StreamStart>),
+    /// The caller started speaking at stream time `stream_ms` (the onset, not the detection time).
+    SpeechStarted {
+        /// Stream time of the onset, ms.
+        stream_ms: u64,
+    },
+    /// The caller stopped speaking at stream time `stream_ms`.
+    SpeechStopped {
+        /// Stream time of the end of speech, ms.
+        stream_ms: u64,
+    },
+    /// The caller spoke over the agent: queued agent audio was dropped and `clear` sent.
+    BargeIn {
+        /// Stream time of the caller's onset, ms.
+        stream_ms: u64,
+        /// How much of the current utterance the caller heard, ms.
+        played_ms: u64,
+    },
+    /// The host called `interrupt`: queued agent audio was dropped and `clear` sent.
+    Interrupted {
+        /// How much of the current utterance the caller heard, ms.
+        played_ms: u64,
+    },
+    /// The carrier played everything up to a host mark.
+    MarkPlayed {
+        /// The mark's name.
+        name: String,
+        /// Position of the mark in its utterance, ms.
+        played_ms: u64,
+    },
+    /// A host mark was flushed by a barge-in or interrupt before the caller heard it.
+    MarkCleared {
+        /// The mark's name.
+        name: String,
+    },
+    /// The caller pressed a key.
+    Dtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Stream time of the key press (the inbound audio position when it arrived), ms.
+        stream_ms: u64,
+    },
+    /// The stream ended (`stop`).
+    Stopped,
+    /// A message was dropped; the session goes on.
+    ProtocolError {
+        /// What was wrong.
+        error: ProtocolError,
+    },
+}
+
+/// The kind of an [`Event`], as a stable number for the C ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum EventKind {
+    /// [`Event::Connected`]
+    Connected = 1,
+    /// [`Event::Started`]
+    Started = 2,
+    /// [`Event::SpeechStarted`]
+    SpeechStarted = 3,
+    /// [`Event::SpeechStopped`]
+    SpeechStopped = 4,
+    /// [`Event::BargeIn`]
+    BargeIn = 5,
+    /// [`Event::Interrupted`]
+    Interrupted = 6,
+    /// [`Event::MarkPlayed`]
+    MarkPlayed = 7,
+    /// [`Event::MarkCleared`]
+    MarkCleared = 8,
+    /// [`Event::Dtmf`]
+    Dtmf = 9,
+    /// [`Event::Stopped`]
+    Stopped = 10,
+    /// [`Event::ProtocolError`]
+    ProtocolError = 11,
+}
+
+impl Event {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Connected => EventKind::Connected,
+            Self::Started(_) => EventKind::Started,
+            Self::SpeechStarted { .. } => EventKind::SpeechStarted,
+            Self::SpeechStopped { .. } => EventKind::SpeechStopped,
+            Self::BargeIn { .. } => EventKind::BargeIn,
+            Self::Interrupted { .. } => EventKind::Interrupted,
+            Self::MarkPlayed { .. } => EventKind::MarkPlayed,
+            Self::MarkCleared { .. } => EventKind::MarkCleared,
+            Self::Dtmf { .. } => EventKind::Dtmf,
+            Self::Stopped => EventKind::Stopped,
+            Self::ProtocolError { .. } => EventKind::ProtocolError,
+        }
+    }
+}
+
+/// The worker-side form of an event: no strings, so producing one never allocates. Mark names
+/// are resolved from their ids on the host side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RawEvent {
+    Connected,
+    Started(Box<StreamStart>),
+    SpeechStarted { stream_ms: u64 },
+    SpeechStopped { stream_ms: u64 },
+    BargeIn { stream_ms: u64, played_ms: u64 },
+    Interrupted { played_ms: u64 },
+    MarkPlayed { id: u32, played_ms: u64 },
+    MarkCleared { id: u32 },
+    Dtmf { digit: u8, stream_ms: u64 },
+    Stopped,
+    ProtocolError { error: ProtocolError },
+}

@@ -1,0 +1,29 @@
+//! Trunkline: a real-time media engine for telephone voice bots.
+//!
+//! A carrier (Twilio Media Streams and compatible) streams call audio as WebSocket messages; Trunkline
+//! turns them into PCM at the agent's rate plus speech, barge-in, DTMF and mark events, and turns the
+//! agent's reply audio into steadily paced 20 ms µ-law frames. The audio work runs on the engine's own
+//! worker threads (or inline, on the caller's thread, with zero workers) without allocating after a
+//! session has started.
+//!
+//! The stages are plain values, usable on their own:
+//! [`codec`] (G.711), [`resample`], [`vad`], [`protocol`] (carrier dialects) and [`pipeline`]
+//! (reordering, outbound pacing, playout tracking, barge-in). [`runtime`] wires them into sessions on
+//! threads; [`Engine`] and [`Session`] are the entry points.
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod config;
+pub mod event;
+pub mod pipeline;
+pub mod protocol;
+pub mod resample;
+pub mod runtime;
+pub mod stats;
+pub mod vad;
+
+pub use config::{BargeInConfig, EngineConfig, SessionConfig};
+pub use event::{Event, EventKind};
+pub use protocol::MessageKind;
+// pub use runtime::{Engine, EngineError, Session, SessionError};
+// pub use stats::SessionStats;

@@ -1,0 +1,1 @@
+//! The session's stages between the codecs and the runtime.

@@ -1,0 +1,238 @@
+//! Carrier dialects: parsing what a carrier sends and writing what it expects back.
+//!
+//! The pipeline only sees [`Inbound`] values and asks a [`Dialect`] to write `media`, `mark` and
+//! `clear` messages, so another carrier is one more implementation of the trait.
+
+use std::borrow::Cow;
+use thiserror::Error;
+
+pub mod twilio;
+
+pub use twilio::TwilioDialect;
+
+/// Whether a WebSocket message is a text or a binary frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MessageKind {
+    /// A text frame (UTF-8, JSON for Twilio).
+    Text = 0,
+    /// A binary frame.
+    Binary = 1,
+}
+
+/// The audio track a media or DTMF message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The caller's audio (`inbound`, `inbound_track`).
+    Inbound,
+    /// The audio sent to the caller (`outbound`, `outbound_track`).
+    Outbound,
+}
+
+/// Audio encoding announced by the carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioEncoding {
+    /// G.711 µ-law (`audio/x-mulaw`).
+    Mulaw,
+    /// G.711 A-law (`audio/x-alaw`).
+    Alaw,
+    /// Signed 16-bit little-endian linear PCM.
+    L16,
+}
+
+/// Audio format of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaFormat {
+    /// Encoding of the payloads.
+    pub encoding: AudioEncoding,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+}
+
+/// What the carrier says when a stream starts. Owned: parsed once per call, at setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStart {
+    /// Sequence number of the `start` message.
+    pub sequence: Option<u64>,
+    /// Account identifier (`accountSid`).
+    pub account_sid: String,
+    /// Stream identifier (`streamSid`), echoed in every outbound message.
+    pub stream_sid: String,
+    /// Call identifier (`callSid`).
+    pub call_sid: String,
+    /// Tracks the carrier will send.
+    pub tracks: Vec<Track>,
+    /// `customParameters` from the `<Stream>` TwiML, in document order.
+    pub custom_parameters: Vec<(String, String)>,
+    /// Payload format.
+    pub media_format: MediaFormat,
+}
+
+/// One audio message. The decoded payload is in the [`PayloadBuffer`] passed to the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaFrame {
+    /// Message sequence number (`sequenceNumber`), if sent.
+    pub sequence: Option<u64>,
+    /// Per-track chunk number, if sent.
+    pub chunk: Option<u64>,
+    /// Stream time of the first sample, in ms since the stream started.
+    pub timestamp_ms: u64,
+    /// Which track the audio belongs to.
+    pub track: Track,
+}
+
+/// A parsed carrier message. Borrowed from the message bytes; parsing `media` allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// The transport is up (`connected`).
+    Connected,
+    /// The stream starts (`start`).
+    Start(Box<StreamStart>),
+    /// Audio (`media`); the payload bytes are in the [`PayloadBuffer`].
+    Media(MediaFrame),
+    /// A key press (`dtmf`).
+    Dtmf {
+        /// Message sequence number.
+        sequence: Option<u64>,
+        /// The digit: `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: u8,
+    },
+    /// Echo of a mark the app sent (`mark`).
+    Mark {
+        /// Message sequence number.
+        sequence: Option<u64>,
+        /// The mark's name, as sent.
+        name: Cow<'a, str>,
+    },
+    /// The stream ends (`stop`).
+    Stop {
+        /// Message sequence number.
+        sequence: Option<u64>,
+    },
+}
+
+/// Why a message was rejected. Every variant is a drop the session counts and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    /// Not valid JSON (or not UTF-8).
+    #[error("malformed message: not valid JSON")]
+    MalformedJson,
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field has the wrong JSON type or an unparsable value.
+    #[error("field `{0}` has the wrong type or value")]
+    WrongType(&'static str),
+    /// `event` names nothing this dialect knows.
+    #[error("unknown event")]
+    UnknownEvent,
+    /// The payload is not valid base64.
+    #[error("media payload is not valid base64")]
+    InvalidBase64,
+    /// The decoded payload exceeds the configured limit.
+    #[error("media payload over the configured limit")]
+    PayloadTooLarge,
+    /// The whole message exceeds the configured limit.
+    #[error("message over the configured size limit")]
+    MessageTooLarge,
+    /// A binary frame where this dialect only uses text (or the reverse).
+    #[error("unexpected {0:?} frame")]
+    UnexpectedFrameKind(MessageKind),
+    /// `media` (or another stream message) before `start`.
+    #[error("media before start")]
+    MediaBeforeStart,
+    /// A second `start` on one stream.
+    #[error("duplicate start")]
+    DuplicateStart,
+    /// A message after `stop`.
+    #[error("message after stop")]
+    AfterStop,
+    /// The stream announced a format this engine does not decode.
+    #[error("unsupported media format")]
+    UnsupportedFormat,
+    /// A payload whose length is not a whole number of samples.
+    #[error("payload length is not a whole number of samples")]
+    OddPayloadLength,
+    /// A media timestamp far outside the stream (a jump backwards or hours forward).
+    #[error("media timestamp discontinuity")]
+    TimestampJump,
+}
+
+impl ProtocolError {
+    /// A stable numeric code for the C ABI and the bindings.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::MalformedJson => 1,
+            Self::MissingField(_) => 2,
+            Self::WrongType(_) => 3,
+            Self::UnknownEvent => 4,
+            Self::InvalidBase64 => 5,
+            Self::PayloadTooLarge => 6,
+            Self::MessageTooLarge => 7,
+            Self::UnexpectedFrameKind(_) => 8,
+            Self::MediaBeforeStart => 9,
+            Self::DuplicateStart => 10,
+            Self::AfterStop => 11,
+            Self::UnsupportedFormat => 12,
+            Self::OddPayloadLength => 13,
+            Self::TimestampJump => 14,
+        }
+    }
+}
+
+/// A fixed-capacity byte buffer that decoded payloads are written into, reused for every message.
+#[derive(Debug)]
+pub struct PayloadBuffer {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl PayloadBuffer {
+    /// A buffer that accepts payloads of up to `limit` decoded bytes (allocated once, here).
+    pub fn with_limit(limit: usize) -> Self {
+        Self { bytes: Vec::with_capacity(limit + 3), limit }
+    }
+    /// The largest payload accepted, in decoded bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+    /// The payload of the last parsed media message.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// Mutable access for a dialect's decoder; capacity is `limit + 3` and must not grow.
+    pub fn raw_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+/// A carrier's wire format: parses inbound messages and writes outbound ones.
+///
+/// A dialect is stateful (it learns the stream id from `start`) and owned by one session.
+pub trait Dialect: Send {
+    /// A short name, e.g. `"twilio"`.
+    fn name(&self) -> &'static str;
+    /// The frame kind this dialect's outbound messages use.
+    fn outbound_kind(&self) -> MessageKind;
+    /// Parses one received message. Audio payloads are decoded into `payload`; nothing allocates
+    /// for `media` messages.
+    fn parse<'a>(
+        &mut self,
+        message: &'a [u8],
+        kind: MessageKind,
+        payload: &mut PayloadBuffer,
+    ) -> Result<Inbound<'a>, ProtocolError>;
+    /// Remembers the stream identity from a parsed `start` (used by the writers).
+    fn on_start(&mut self, start: &StreamStart);
+    /// Writes a `media` message carrying `mulaw` (8 kHz G.711 µ-law) into `out` (cleared first).
+    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>);
+    /// Writes a `mark` message named `name` into `out` (cleared first).
+    fn write_mark(&self, name: &str, out: &mut Vec<u8>);
+    /// Writes a `clear` message into `out` (cleared first).
+    fn write_clear(&self, out: &mut Vec<u8>);
+    /// An upper bound on the size of a `write_media` message for `payload_len` bytes of audio,
+    /// so buffers can be sized once.
+    fn max_media_message_len(&self, payload_len: usize) -> usize;
+}

@@ -1,0 +1,1 @@
+//! Threads, rings and the session handle.

@@ -1,0 +1,1 @@
+//! Per-session counters: everything dropped, filled or late is counted here.
