@@ -107,9 +107,10 @@ impl Event {
 }
 
 /// The worker-side form of an event: no strings, so producing one never allocates. Mark names
-/// are resolved from their ids on the host side.
+/// are resolved from their ids by the host-side handle, which turns these into [`Event`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RawEvent {
+#[allow(missing_docs)] // Same meaning as the `Event` variant of the same name.
+pub enum RawEvent {
     Connected,
     Started(Box<StreamStart>),
     SpeechStarted { stream_ms: u64 },

@@ -25,5 +25,5 @@ pub mod vad;
 pub use config::{BargeInConfig, EngineConfig, SessionConfig};
 pub use event::{Event, EventKind};
 pub use protocol::MessageKind;
-// pub use runtime::{Engine, EngineError, Session, SessionError};
-// pub use stats::SessionStats;
+pub use runtime::{Engine, EngineError, Session, SessionError};
+pub use stats::{SessionCounters, SessionStats};

@@ -1,1 +1,19 @@
-//! The session's stages between the codecs and the runtime.
+//! The session's stages between the codecs and the runtime, and the pipeline that wires them.
+//!
+//! Every stage is a plain value with fixed memory; [`session::SessionPipeline`] owns one of each
+//! and is driven with an explicit clock, so it runs the same on a worker thread, inline on the
+//! host's thread, and in deterministic tests.
+
+pub mod barge_in;
+pub mod marks;
+pub mod outbound_queue;
+pub mod playout;
+pub mod reorder;
+pub mod session;
+
+pub use barge_in::BargeInDetector;
+pub use marks::{MarkEcho, MarkTable};
+pub use outbound_queue::{FRAME_BYTES, OutboundQueue};
+pub use playout::PlayoutClock;
+pub use reorder::{Arrival, Delivery, InboundReorder};
+pub use session::{PipelineSink, SessionPipeline};

@@ -158,6 +158,9 @@ pub enum ProtocolError {
     /// A media timestamp far outside the stream (a jump backwards or hours forward).
     #[error("media timestamp discontinuity")]
     TimestampJump,
+    /// A `mark` echo naming no mark that was sent (or one already echoed).
+    #[error("echo of a mark that was never sent")]
+    UnknownMark,
 }
 
 impl ProtocolError {
@@ -178,6 +181,7 @@ impl ProtocolError {
             Self::UnsupportedFormat => 12,
             Self::OddPayloadLength => 13,
             Self::TimestampJump => 14,
+            Self::UnknownMark => 15,
         }
     }
 }

@@ -1,1 +1,22 @@
-//! Threads, rings and the session handle.
+//! Threads, rings and handles: how sessions run on workers (or inline) and talk to the host.
+//!
+//! Per session: host → worker SPSC byte rings for carrier messages and for agent audio/marks/
+//! interrupts; worker → host SPSC rings for agent PCM and outbound messages, and a bounded event
+//! queue; relaxed atomic counters. Per engine: a control channel per worker and one wakeup fd.
+//!
+//! Overflow policy (never block a worker): inbound/play rings full → the host call returns
+//! `Full` (counted); agent PCM ring full → the newest audio is dropped (counted); outbound ring
+//! full → the pacer holds its frame and retries (counted as a stall, nothing lost); event queue
+//! full → the oldest event is dropped (counted).
+
+mod engine;
+pub mod records;
+mod session;
+pub mod shared;
+pub mod wakeup;
+mod worker;
+mod worker_session;
+
+pub use engine::{Engine, EngineError};
+pub use session::{Session, SessionError};
+pub use wakeup::Wakeup;

@@ -1,0 +1,157 @@
+//! Host marks between `mark()` and the carrier's echo.
+//!
+//! Each outstanding mark has a slot with its name (copied once into preallocated storage, so the
+//! worker can write the outbound `mark` message and match the echo without allocating) and where
+//! it sits in its utterance. A `clear` decides, from the playout model, which sent marks the
+//! caller had really reached; the carrier's echoes of the others are reported as cleared, not
+//! played.
+
+/// Where a mark is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkState {
+    /// Waiting in the outbound queue.
+    Queued,
+    /// Sent to the carrier, after `utterance_pos` samples of its utterance, playing out at model
+    /// time `due_us`; `cleared` once a clear flushed it before it played.
+    Sent { utterance_pos: u64, due_us: u64, cleared: bool },
+}
+
+#[derive(Debug)]
+struct MarkSlot {
+    id: u32,
+    name: Vec<u8>,
+    state: Option<MarkState>,
+}
+
+/// What an echo turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkEcho {
+    /// The caller heard everything before the mark, which sat at `utterance_pos` samples.
+    Played {
+        /// Host id of the mark.
+        id: u32,
+        /// Position of the mark in its utterance, 8 kHz samples.
+        utterance_pos: u64,
+    },
+    /// A clear flushed the mark before it played.
+    Cleared {
+        /// Host id of the mark.
+        id: u32,
+    },
+}
+
+/// Fixed table of outstanding host marks.
+#[derive(Debug)]
+pub struct MarkTable {
+    slots: Vec<MarkSlot>,
+    max_name: usize,
+}
+
+impl MarkTable {
+    /// Room for `capacity` marks with names of up to `max_name` bytes.
+    pub fn new(capacity: usize, max_name: usize) -> Self {
+        let slots = (0..capacity).map(|_| MarkSlot { id: 0, name: Vec::with_capacity(max_name), state: None }).collect();
+        Self { slots, max_name }
+    }
+
+    /// Registers a queued mark. False when the table is full or the name too long.
+    pub fn insert(&mut self, id: u32, name: &[u8]) -> bool {
+        if name.len() > self.max_name {
+            return false;
+        }
+        let Some(slot) = self.slots.iter_mut().find(|s| s.state.is_none()) else {
+            return false;
+        };
+        slot.id = id;
+        slot.name.clear();
+        slot.name.extend_from_slice(name);
+        slot.state = Some(MarkState::Queued);
+        true
+    }
+
+    /// The name of mark `id`, if outstanding.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.slots
+            .iter()
+            .find(|s| s.state.is_some() && s.id == id)
+            .and_then(|s| std::str::from_utf8(&s.name).ok())
+    }
+
+    /// Mark `id` went out after `utterance_pos` samples; it plays at model time `due_us`.
+    pub fn sent(&mut self, id: u32, utterance_pos: u64, due_us: u64) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.state == Some(MarkState::Queued) && s.id == id) {
+            slot.state = Some(MarkState::Sent { utterance_pos, due_us, cleared: false });
+        }
+    }
+
+    /// Forgets a queued mark that was flushed before being sent.
+    pub fn drop_queued(&mut self, id: u32) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.state == Some(MarkState::Queued) && s.id == id) {
+            slot.state = None;
+        }
+    }
+
+    /// A clear at `now_us`: sent marks the caller had not reached by then (by the model corrected
+    /// with `lag_us`) will be reported cleared when echoed.
+    pub fn on_clear(&mut self, now_us: u64, lag_us: u64) {
+        for slot in &mut self.slots {
+            if let Some(MarkState::Sent { due_us, cleared, .. }) = &mut slot.state
+                && *due_us + lag_us > now_us
+            {
+                *cleared = true;
+            }
+        }
+    }
+
+    /// The carrier echoed `name`. `None` if no sent mark has that name (an echo of a mark never
+    /// sent, or sent twice).
+    pub fn echoed(&mut self, name: &str) -> Option<MarkEcho> {
+        let slot = self.slots.iter_mut().find(|s| {
+            matches!(s.state, Some(MarkState::Sent { .. })) && s.name == name.as_bytes()
+        })?;
+        let Some(MarkState::Sent { utterance_pos, cleared, .. }) = slot.state.take() else {
+            return None;
+        };
+        Some(if cleared { MarkEcho::Cleared { id: slot.id } } else { MarkEcho::Played { id: slot.id, utterance_pos } })
+    }
+
+    /// Ends every outstanding mark (the stream stopped): reports each id.
+    pub fn drain(&mut self, mut on_mark: impl FnMut(u32)) {
+        for slot in &mut self.slots {
+            if slot.state.take().is_some() {
+                on_mark(slot.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_before_clear_is_played_after_clear_is_cleared() {
+        let mut t = MarkTable::new(4, 16);
+        assert!(t.insert(1, b"first"));
+        assert!(t.insert(2, b"second"));
+        t.sent(1, 800, 100_000);
+        t.sent(2, 1600, 200_000);
+        // Cleared at 150 ms: "first" had played (due 100 ms), "second" had not.
+        t.on_clear(150_000, 0);
+        assert_eq!(t.echoed("second"), Some(MarkEcho::Cleared { id: 2 }));
+        assert_eq!(t.echoed("first"), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
+        assert_eq!(t.echoed("first"), None);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut t = MarkTable::new(1, 4);
+        assert!(!t.insert(1, b"too long"));
+        assert!(t.insert(1, b"ok"));
+        assert!(!t.insert(2, b"no"));
+        // An echo of a queued (unsent) mark is not a valid echo.
+        assert_eq!(t.echoed("ok"), None);
+        t.drop_queued(1);
+        assert!(t.insert(2, b"yes"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Agent audio waiting to be paced out, as 8 kHz µ-law, with the marks placed in it.
+//!
+//! Bounded: `push_audio` takes what fits and says how much, so the caller keeps the rest (the
+//! host's play ring is the backpressure). Frames are cut at mark positions so that a mark goes out
+//! right after the last sample of the audio before it.
+
+use crate::codec::ULAW_SILENCE;
+use std::collections::VecDeque;
+
+/// Bytes (= 8 kHz samples) in one 20 ms µ-law frame.
+pub const FRAME_BYTES: usize = 160;
+
+/// One frame cut from the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutFrame {
+    /// Agent audio bytes in the frame; the rest of the 160 is silence padding.
+    pub audio_bytes: usize,
+}
+
+/// The outbound µ-law queue. Capacity fixed at construction; never reallocates.
+#[derive(Debug)]
+pub struct OutboundQueue {
+    audio: VecDeque<u8>,
+    capacity: usize,
+    /// Total bytes ever taken out (sent or flushed): the stream position of `audio[0]`.
+    taken: u64,
+    /// Marks as (position in the queue's stream, mark id). Positions never decrease.
+    marks: VecDeque<(u64, u32)>,
+    mark_capacity: usize,
+}
+
+impl OutboundQueue {
+    /// A queue for `capacity` bytes of audio and `mark_capacity` marks.
+    pub fn new(capacity: usize, mark_capacity: usize) -> Self {
+        Self {
+            audio: VecDeque::with_capacity(capacity),
+            capacity,
+            taken: 0,
+            marks: VecDeque::with_capacity(mark_capacity),
+            mark_capacity,
+        }
+    }
+
+    /// Free audio space, bytes.
+    pub fn free(&self) -> usize {
+        self.capacity - self.audio.len()
+    }
+
+    /// Queued audio, bytes.
+    pub fn len(&self) -> usize {
+        self.audio.len()
+    }
+
+    /// Nothing queued: no audio and no mark.
+    pub fn is_empty(&self) -> bool {
+        self.audio.is_empty() && self.marks.is_empty()
+    }
+
+    /// Appends as much of `ulaw` as fits; returns the count taken.
+    pub fn push_audio(&mut self, ulaw: &[u8]) -> usize {
+        let n = ulaw.len().min(self.free());
+        self.audio.extend(&ulaw[..n]);
+        n
+    }
+
+    /// Places mark `id` after the audio queued so far. False if the mark queue is full.
+    pub fn push_mark(&mut self, id: u32) -> bool {
+        if self.marks.len() >= self.mark_capacity {
+            return false;
+        }
+        self.marks.push_back((self.taken + self.audio.len() as u64, id));
+        true
+    }
+
+    /// Cuts the next frame into `out`. A frame is cut short (and padded) at a mark, or when
+    /// `allow_partial` and less than a frame is queued. `None` when there is no audio to send
+    /// (a mark may still be due: see [`Self::pop_due_mark`]).
+    pub fn cut_frame(&mut self, out: &mut [u8; FRAME_BYTES], allow_partial: bool) -> Option<CutFrame> {
+        let until_mark = self.marks.front().map_or(usize::MAX, |&(pos, _)| (pos - self.taken) as usize);
+        let want = FRAME_BYTES.min(until_mark);
+        let take = want.min(self.audio.len());
+        if take == 0 {
+            return None;
+        }
+        let at_mark = take == until_mark;
+        if take < FRAME_BYTES && !at_mark && !allow_partial {
+            return None;
+        }
+        let (a, b) = self.audio.as_slices();
+        let from_a = take.min(a.len());
+        out[..from_a].copy_from_slice(&a[..from_a]);
+        out[from_a..take].copy_from_slice(&b[..take - from_a]);
+        out[take..].fill(ULAW_SILENCE);
+        self.audio.drain(..take);
+        self.taken += take as u64;
+        Some(CutFrame { audio_bytes: take })
+    }
+
+    /// The next mark whose audio has all been cut, if any.
+    pub fn pop_due_mark(&mut self) -> Option<u32> {
+        match self.marks.front() {
+            Some(&(pos, id)) if pos <= self.taken => {
+                self.marks.pop_front();
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops all queued audio and marks; reports each dropped mark. Returns the audio bytes dropped.
+    pub fn clear(&mut self, mut on_mark: impl FnMut(u32)) -> usize {
+        let n = self.audio.len();
+        self.taken += n as u64;
+        self.audio.clear();
+        for (_, id) in self.marks.drain(..) {
+            on_mark(id);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_cut_at_marks_and_padded() {
+        let mut q = OutboundQueue::new(1000, 4);
+        let audio: Vec<u8> = (0..250).map(|i| i as u8).collect();
+        assert_eq!(q.push_audio(&audio), 250);
+        assert!(q.push_mark(7));
+        q.push_audio(&[1; 100]);
+        let mut f = [0u8; FRAME_BYTES];
+        assert_eq!(q.cut_frame(&mut f, false), Some(CutFrame { audio_bytes: 160 }));
+        assert_eq!(&f[..], &audio[..160]);
+        assert_eq!(q.pop_due_mark(), None);
+        // 90 bytes left before the mark: cut short even without allow_partial.
+        assert_eq!(q.cut_frame(&mut f, false), Some(CutFrame { audio_bytes: 90 }));
+        assert_eq!(&f[..90], &audio[160..]);
+        assert!(f[90..].iter().all(|&b| b == ULAW_SILENCE));
+        assert_eq!(q.pop_due_mark(), Some(7));
+        // 100 bytes after the mark: only with allow_partial.
+        assert_eq!(q.cut_frame(&mut f, false), None);
+        assert_eq!(q.cut_frame(&mut f, true), Some(CutFrame { audio_bytes: 100 }));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn capacity_bounds_audio_and_marks() {
+        let mut q = OutboundQueue::new(300, 1);
+        assert_eq!(q.push_audio(&[0; 500]), 300);
+        assert_eq!(q.free(), 0);
+        assert!(q.push_mark(1));
+        assert!(!q.push_mark(2));
+        let mut dropped = vec![];
+        assert_eq!(q.clear(|id| dropped.push(id)), 300);
+        assert_eq!(dropped, vec![1]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_mark_on_an_empty_queue_is_due_at_once() {
+        let mut q = OutboundQueue::new(300, 2);
+        assert!(q.push_mark(3));
+        assert_eq!(q.pop_due_mark(), Some(3));
+    }
+}

@@ -1,0 +1,229 @@
+//! A model of the carrier's playout clock: what the caller has heard so far.
+//!
+//! The carrier buffers what it is sent and plays it in order, one sample per 125 µs, going idle
+//! when the buffer runs dry. Replaying that rule against the engine's own send times gives the
+//! playhead as if the network were instant; the engine's hidden sync marks (echoed by the carrier
+//! when the audio before them has played) measure how far the real playhead lags that model, and
+//! the lag is added back. After a `clear`, echoes of older sync marks prove nothing and are ignored.
+
+/// Hidden sync marks in flight at most; older ones are forgotten when more are sent.
+const SYNC_SLOTS: usize = 16;
+/// Lag corrections are capped: a larger value is a broken echo, not a network.
+const MAX_LAG_US: u64 = 2_000_000;
+/// Prefix of the engine's own mark names. Host marks may not use it.
+pub const SYNC_MARK_PREFIX: &str = "trunkline-sync-";
+
+#[derive(Debug, Clone, Copy)]
+struct SyncMark {
+    n: u32,
+    /// When the model says the audio before the mark finishes playing.
+    due_us: u64,
+    epoch: u32,
+}
+
+/// The playout model with sync-mark correction. Fixed size; never allocates.
+#[derive(Debug)]
+pub struct PlayoutClock {
+    /// Model time (no network delay) at which the carrier finishes everything sent.
+    carrier_end_us: u64,
+    /// Measured lag of the real playhead behind the model.
+    lag_us: u64,
+    /// 8 kHz samples sent in the current utterance.
+    utterance_sent: u64,
+    /// Bumped by every clear, so echoes from before it are recognised.
+    epoch: u32,
+    sync: [Option<SyncMark>; SYNC_SLOTS],
+    next_sync: u32,
+    sync_interval: u64,
+    since_sync: u64,
+}
+
+impl PlayoutClock {
+    /// `sync_interval_ms`: audio between hidden sync marks (0: no sync marks).
+    pub fn new(sync_interval_ms: u32) -> Self {
+        Self {
+            carrier_end_us: 0,
+            lag_us: 0,
+            utterance_sent: 0,
+            epoch: 0,
+            sync: [None; SYNC_SLOTS],
+            next_sync: 0,
+            sync_interval: u64::from(sync_interval_ms) * 8,
+            since_sync: 0,
+        }
+    }
+
+    /// How far the model playhead is behind what was sent, µs (the carrier's buffer depth).
+    pub fn ahead_us(&self, now_us: u64) -> u64 {
+        self.carrier_end_us.saturating_sub(now_us)
+    }
+
+    /// Model time at which everything sent has played (no network delay).
+    pub fn carrier_end_us(&self) -> u64 {
+        self.carrier_end_us
+    }
+
+    /// The measured lag of the real playhead behind the model, µs.
+    pub fn lag_us(&self) -> u64 {
+        self.lag_us
+    }
+
+    /// Whether the caller is (by the corrected model) still hearing agent audio.
+    pub fn is_playing(&self, now_us: u64) -> bool {
+        self.utterance_sent > 0 && self.carrier_end_us + self.lag_us > now_us
+    }
+
+    /// Samples of the current utterance sent so far.
+    pub fn utterance_sent(&self) -> u64 {
+        self.utterance_sent
+    }
+
+    /// Samples of the current utterance the caller has heard by `now_us`.
+    pub fn played_samples(&self, now_us: u64) -> u64 {
+        let remaining_us = (self.carrier_end_us + self.lag_us).saturating_sub(now_us);
+        self.utterance_sent.saturating_sub(remaining_us * 8 / 1000)
+    }
+
+    /// Records a frame of `samples` sent at `now_us`. A frame sent while the carrier is idle
+    /// starts a new utterance. Returns true when a sync mark should follow it.
+    pub fn on_frame_sent(&mut self, now_us: u64, samples: u64) -> bool {
+        if !self.is_playing(now_us) {
+            self.utterance_sent = 0;
+        }
+        self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / 8;
+        self.utterance_sent += samples;
+        self.since_sync += samples;
+        if self.sync_interval > 0 && self.since_sync >= self.sync_interval {
+            self.since_sync = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Registers a sync mark sent right after the last frame; returns its number for the name.
+    pub fn sync_mark_sent(&mut self) -> u32 {
+        let n = self.next_sync;
+        self.next_sync = self.next_sync.wrapping_add(1);
+        self.sync[n as usize % SYNC_SLOTS] = Some(SyncMark { n, due_us: self.carrier_end_us, epoch: self.epoch });
+        n
+    }
+
+    /// The carrier echoed sync mark `n` at `now_us`: correct the lag.
+    pub fn sync_mark_echoed(&mut self, n: u32, now_us: u64) {
+        let slot = &mut self.sync[n as usize % SYNC_SLOTS];
+        if let Some(mark) = *slot
+            && mark.n == n
+        {
+            *slot = None;
+            if mark.epoch == self.epoch {
+                self.lag_us = now_us.saturating_sub(mark.due_us).min(MAX_LAG_US);
+            }
+        }
+    }
+
+    /// The carrier's buffer was cleared at `now_us`. Returns the samples of the utterance heard.
+    pub fn clear(&mut self, now_us: u64) -> u64 {
+        let played = self.played_samples(now_us);
+        self.carrier_end_us = now_us;
+        self.utterance_sent = 0;
+        self.since_sync = 0;
+        self.epoch = self.epoch.wrapping_add(1);
+        played
+    }
+
+    /// The current clear epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+}
+
+/// Parses the number out of a sync mark name, if `name` is one.
+pub fn parse_sync_mark(name: &str) -> Option<u32> {
+    name.strip_prefix(SYNC_MARK_PREFIX)?.parse().ok()
+}
+
+/// Writes a sync mark name into `buf` without allocating; returns it.
+pub fn sync_mark_name(n: u32, buf: &mut [u8; 32]) -> &str {
+    let prefix = SYNC_MARK_PREFIX.as_bytes();
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let end = prefix.len() + digits.len() - i;
+    buf[prefix.len()..end].copy_from_slice(&digits[i..]);
+    std::str::from_utf8(&buf[..end]).expect("ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn played_position_follows_a_carrier_that_plays_in_real_time() {
+        let mut p = PlayoutClock::new(0);
+        // Five frames sent at once at t=0: the carrier plays them back to back.
+        for _ in 0..5 {
+            p.on_frame_sent(0, 160);
+        }
+        assert_eq!(p.played_samples(0), 0);
+        assert_eq!(p.played_samples(30_000), 240);
+        assert_eq!(p.played_samples(100_000), 800);
+        assert_eq!(p.played_samples(500_000), 800);
+        assert!(p.is_playing(99_999));
+        assert!(!p.is_playing(100_000));
+    }
+
+    #[test]
+    fn an_underrun_restarts_the_utterance_and_the_carrier_clock() {
+        let mut p = PlayoutClock::new(0);
+        p.on_frame_sent(0, 160);
+        // The carrier went idle at 20 ms; a frame sent at 50 ms plays 50..70 ms.
+        p.on_frame_sent(50_000, 160);
+        assert_eq!(p.carrier_end_us(), 70_000);
+        assert_eq!(p.played_samples(60_000), 80);
+    }
+
+    #[test]
+    fn sync_echo_measures_network_lag_and_corrects_the_estimate() {
+        let mut p = PlayoutClock::new(100);
+        let mut due_sync = false;
+        for _ in 0..5 {
+            due_sync |= p.on_frame_sent(0, 160);
+        }
+        assert!(due_sync);
+        let n = p.sync_mark_sent();
+        // The model says everything ends at 100 ms; the echo comes at 130 ms: 30 ms of lag.
+        p.sync_mark_echoed(n, 130_000);
+        assert_eq!(p.lag_us(), 30_000);
+        assert_eq!(p.played_samples(100_000), 800 - 240);
+    }
+
+    #[test]
+    fn echoes_from_before_a_clear_are_ignored() {
+        let mut p = PlayoutClock::new(20);
+        p.on_frame_sent(0, 160);
+        let n = p.sync_mark_sent();
+        assert_eq!(p.clear(10_000), 80);
+        p.sync_mark_echoed(n, 900_000);
+        assert_eq!(p.lag_us(), 0);
+    }
+
+    #[test]
+    fn sync_mark_names_round_trip() {
+        let mut buf = [0u8; 32];
+        for n in [0u32, 7, 42, 1_000_000, u32::MAX] {
+            let name = sync_mark_name(n, &mut buf).to_owned();
+            assert_eq!(name, format!("{SYNC_MARK_PREFIX}{n}"));
+            assert_eq!(parse_sync_mark(&name), Some(n));
+        }
+        assert_eq!(parse_sync_mark("greeting"), None);
+    }
+}

@@ -1,0 +1,485 @@
+//! Inbound jitter buffer: puts caller audio back in stream order by media timestamp.
+//!
+//! Frames are placed by their timestamp, never by arrival time. In-order frames pass straight
+//! through (no added latency). A gap is waited for until audio `window` past it has arrived or
+//! `window` of wall time has passed, then filled with silence so the delivered PCM stays aligned
+//! with stream time. Duplicates and frames older than what was delivered are dropped and counted.
+//! Jumps larger than `max_gap` (a carrier restart, a clock hours off) re-anchor the stream instead
+//! of inventing hours of silence. Delivered positions are always contiguous, so downstream stages
+//! see one monotonic timeline.
+
+use crate::stats::SessionCounters;
+
+/// Frames held out of order at most; more than that and the gap is filled at once.
+const SLOTS: usize = 6;
+/// Longest out-of-order frame held (samples); longer ones fill the gap at once instead.
+const SLOT_SAMPLES: usize = 480;
+/// Timestamps have 1 ms resolution; frame starts within this many samples of the expected
+/// position are treated as contiguous.
+const SNAP_SAMPLES: u64 = 8;
+
+/// Audio released in stream order. `start` is the position in the delivered timeline (8 kHz
+/// samples since the stream started), equal to the carrier's timestamp unless the stream was
+/// re-anchored after a jump.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery<'a> {
+    /// Received audio.
+    Audio {
+        /// Delivered-timeline position of `pcm[0]`.
+        start: u64,
+        /// The samples.
+        pcm: &'a [i16],
+    },
+    /// Silence standing in for audio that never arrived.
+    Silence {
+        /// Delivered-timeline position of the first silent sample.
+        start: u64,
+        /// Number of silent samples.
+        len: u64,
+    },
+}
+
+/// What happened to one pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Delivered (possibly with earlier held frames).
+    Delivered,
+    /// Held until the gap before it is resolved.
+    Held,
+    /// Dropped: this sequence number was already seen.
+    Duplicate,
+    /// Dropped: its audio lies entirely before what was already delivered.
+    Late,
+    /// The timestamp jumped by more than the fill limit; the stream was re-anchored and the
+    /// frame delivered.
+    Jump,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    start: u64,
+    len: usize,
+    pcm: [i16; SLOT_SAMPLES],
+}
+
+/// Sliding window of recently seen sequence numbers (RFC 3550-style duplicate detection).
+#[derive(Debug, Default, Clone)]
+struct SeenWindow {
+    highest: Option<u64>,
+    /// Bit i set: `highest - i` was seen.
+    mask: u64,
+}
+
+impl SeenWindow {
+    /// Records `seq`; returns false if it was already seen (or is too old to tell, which is
+    /// treated as seen: such a frame is hopelessly late anyway).
+    fn insert(&mut self, seq: u64) -> bool {
+        match self.highest {
+            None => {
+                self.highest = Some(seq);
+                self.mask = 1;
+                true
+            }
+            Some(h) if seq > h => {
+                let shift = seq - h;
+                self.mask = if shift >= 64 { 0 } else { self.mask << shift };
+                self.mask |= 1;
+                self.highest = Some(seq);
+                true
+            }
+            Some(h) => {
+                let back = h - seq;
+                if back >= 64 {
+                    return false;
+                }
+                let bit = 1u64 << back;
+                let fresh = self.mask & bit == 0;
+                self.mask |= bit;
+                fresh
+            }
+        }
+    }
+}
+
+/// The reorder/gap-fill stage. Fixed memory; never allocates after construction.
+#[derive(Debug)]
+pub struct InboundReorder {
+    window_samples: u64,
+    window_us: u64,
+    max_gap_samples: u64,
+    /// Next expected position on the carrier's timeline; `None` before the first frame.
+    next: Option<u64>,
+    /// Next position on the delivered timeline.
+    out_pos: u64,
+    slots: Box<[Option<Slot>]>,
+    /// Wall time when the current gap was first seen.
+    gap_since_us: Option<u64>,
+    seen: SeenWindow,
+    /// RFC 3550 jitter state, µs; `transit` of the previous frame.
+    last_transit: Option<i64>,
+    jitter_us: f64,
+}
+
+impl InboundReorder {
+    /// `window_ms`: how long a gap is waited for; `max_gap_ms`: the largest gap filled with silence.
+    pub fn new(window_ms: u32, max_gap_ms: u32) -> Self {
+        Self {
+            window_samples: u64::from(window_ms) * 8,
+            window_us: u64::from(window_ms) * 1000,
+            max_gap_samples: u64::from(max_gap_ms) * 8,
+            next: None,
+            out_pos: 0,
+            slots: vec![None; SLOTS].into_boxed_slice(),
+            gap_since_us: None,
+            seen: SeenWindow::default(),
+            last_transit: None,
+            jitter_us: 0.0,
+        }
+    }
+
+    /// Delivered-timeline position of the next sample to be delivered.
+    pub fn position(&self) -> u64 {
+        self.out_pos
+    }
+
+    /// Interarrival jitter estimate (RFC 3550 §6.4.1), in microseconds.
+    pub fn jitter_us(&self) -> u64 {
+        self.jitter_us as u64
+    }
+
+    /// When [`Self::poll`] next has work (a held gap timing out), as wall time in µs.
+    pub fn deadline_us(&self) -> Option<u64> {
+        self.gap_since_us.map(|t| t + self.window_us)
+    }
+
+    /// Takes one frame of decoded 8 kHz PCM starting at carrier timestamp `timestamp_ms`.
+    pub fn push(
+        &mut self,
+        sequence: Option<u64>,
+        timestamp_ms: u64,
+        pcm: &[i16],
+        now_us: u64,
+        counters: &SessionCounters,
+        deliver: &mut impl FnMut(Delivery<'_>),
+    ) -> Arrival {
+        self.update_jitter(timestamp_ms, now_us);
+        if let Some(seq) = sequence
+            && !self.seen.insert(seq)
+        {
+            SessionCounters::bump(&counters.frames_duplicate);
+            return Arrival::Duplicate;
+        }
+        let mut start = timestamp_ms.saturating_mul(8);
+        let next = *self.next.get_or_insert(0);
+        let len = pcm.len() as u64;
+
+        // Far outside the stream in either direction: re-anchor rather than drop the rest of
+        // the call or invent hours of silence.
+        if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
+            self.flush(counters, deliver);
+            SessionCounters::bump(&counters.timestamp_jumps);
+            self.next = Some(start + len);
+            self.emit_audio(pcm, deliver);
+            return Arrival::Jump;
+        }
+        if start.abs_diff(next) <= SNAP_SAMPLES {
+            start = next;
+        }
+        if start + len <= next {
+            SessionCounters::bump(&counters.frames_late);
+            return Arrival::Late;
+        }
+        let mut pcm = pcm;
+        if start < next {
+            // Overlaps audio already delivered: keep only the new tail.
+            let skip = (next - start) as usize;
+            pcm = &pcm[skip..];
+            start = next;
+            SessionCounters::bump(&counters.frames_overlap_trimmed);
+        }
+        if start == next {
+            self.next = Some(next + pcm.len() as u64);
+            self.emit_audio(pcm, deliver);
+            self.drain_in_order(counters, deliver);
+            return Arrival::Delivered;
+        }
+
+        // A gap before this frame: hold it if we can, then see whether the gap has waited enough.
+        SessionCounters::bump(&counters.frames_reordered);
+        if !self.hold(start, pcm) {
+            // No room to hold it: give up on the gap now.
+            self.fill_to(start, counters, deliver);
+            self.next = Some(start + pcm.len() as u64);
+            self.emit_audio(pcm, deliver);
+            self.drain_in_order(counters, deliver);
+            return Arrival::Delivered;
+        }
+        self.gap_since_us.get_or_insert(now_us);
+        self.resolve_gaps(now_us, counters, deliver);
+        Arrival::Held
+    }
+
+    /// Fills a held gap whose wait has run out. Call on every timer tick.
+    pub fn poll(
+        &mut self,
+        now_us: u64,
+        counters: &SessionCounters,
+        deliver: &mut impl FnMut(Delivery<'_>),
+    ) {
+        self.resolve_gaps(now_us, counters, deliver);
+    }
+
+    /// Releases everything held, filling gaps (end of stream).
+    pub fn flush(&mut self, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+        while let Some(i) = self.earliest_slot() {
+            let start = self.slots[i].as_ref().map_or(0, |s| s.start);
+            self.fill_to(start, counters, deliver);
+            self.drain_in_order(counters, deliver);
+        }
+        self.gap_since_us = None;
+    }
+
+    fn resolve_gaps(
+        &mut self,
+        now_us: u64,
+        counters: &SessionCounters,
+        deliver: &mut impl FnMut(Delivery<'_>),
+    ) {
+        loop {
+            let Some(since) = self.gap_since_us else { return };
+            let Some(next) = self.next else { return };
+            let held_end = self
+                .slots
+                .iter()
+                .flatten()
+                .map(|s| s.start + s.len as u64)
+                .max()
+                .unwrap_or(next);
+            let waited = now_us.saturating_sub(since) >= self.window_us;
+            let overtaken = held_end.saturating_sub(next) > self.window_samples;
+            if !(waited || overtaken) {
+                return;
+            }
+            let Some(i) = self.earliest_slot() else {
+                self.gap_since_us = None;
+                return;
+            };
+            let start = self.slots[i].as_ref().map_or(next, |s| s.start);
+            self.fill_to(start, counters, deliver);
+            self.drain_in_order(counters, deliver);
+            // Another gap further on starts its own wait now.
+            self.gap_since_us = self.earliest_slot().map(|_| now_us);
+        }
+    }
+
+    fn hold(&mut self, start: u64, pcm: &[i16]) -> bool {
+        if pcm.len() > SLOT_SAMPLES {
+            return false;
+        }
+        let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) else {
+            return false;
+        };
+        let mut slot = Slot { start, len: pcm.len(), pcm: [0; SLOT_SAMPLES] };
+        slot.pcm[..pcm.len()].copy_from_slice(pcm);
+        *free = Some(slot);
+        true
+    }
+
+    fn earliest_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.start)))
+            .min_by_key(|&(_, start)| start)
+            .map(|(i, _)| i)
+    }
+
+    /// Delivers held frames that now continue the stream; drops held frames made late.
+    fn drain_in_order(&mut self, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+        while let Some(i) = self.earliest_slot() {
+            let next = self.next.unwrap_or(0);
+            let slot = self.slots[i].take().expect("earliest_slot returns a full slot");
+            let mut start = slot.start;
+            if start.abs_diff(next) <= SNAP_SAMPLES {
+                start = next;
+            }
+            let end = start + slot.len as u64;
+            if end <= next {
+                SessionCounters::bump(&counters.frames_late);
+                continue;
+            }
+            if start > next {
+                self.slots[i] = Some(slot);
+                return;
+            }
+            let skip = (next - start) as usize;
+            if skip > 0 {
+                SessionCounters::bump(&counters.frames_overlap_trimmed);
+            }
+            self.next = Some(end);
+            self.emit_audio(&slot.pcm[skip..slot.len], deliver);
+        }
+        self.gap_since_us = None;
+    }
+
+    fn fill_to(&mut self, start: u64, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+        let next = self.next.unwrap_or(0);
+        if start > next {
+            let len = start - next;
+            deliver(Delivery::Silence { start: self.out_pos, len });
+            self.out_pos += len;
+            self.next = Some(start);
+            SessionCounters::add(&counters.gap_fill_samples, len);
+        }
+    }
+
+    fn emit_audio(&mut self, pcm: &[i16], deliver: &mut impl FnMut(Delivery<'_>)) {
+        if pcm.is_empty() {
+            return;
+        }
+        deliver(Delivery::Audio { start: self.out_pos, pcm });
+        self.out_pos += pcm.len() as u64;
+    }
+
+    fn update_jitter(&mut self, timestamp_ms: u64, now_us: u64) {
+        let transit = now_us as i64 - timestamp_ms.saturating_mul(1000) as i64;
+        if let Some(prev) = self.last_transit {
+            let d = (transit - prev).unsigned_abs() as f64;
+            self.jitter_us += (d - self.jitter_us) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs frames through the buffer and returns the delivered timeline as one Vec, silence as 0.
+    fn run(frames: &[(Option<u64>, u64, i16, usize, u64)], window_ms: u32) -> (Vec<i16>, SessionCounters) {
+        let counters = SessionCounters::default();
+        let mut r = InboundReorder::new(window_ms, 2000);
+        let mut out = Vec::new();
+        let mut sink = |d: Delivery<'_>| match d {
+            Delivery::Audio { start, pcm } => {
+                assert_eq!(start as usize, out.len());
+                out.extend_from_slice(pcm)
+            }
+            Delivery::Silence { start, len } => {
+                assert_eq!(start as usize, out.len());
+                out.resize(out.len() + len as usize, 0)
+            }
+        };
+        for &(seq, ts, value, len, now) in frames {
+            let pcm = vec![value; len];
+            r.push(seq, ts, &pcm, now, &counters, &mut sink);
+            r.poll(now, &counters, &mut sink);
+        }
+        r.flush(&counters, &mut sink);
+        (out, counters)
+    }
+
+    #[test]
+    fn in_order_frames_pass_through_contiguously() {
+        let frames: Vec<_> = (0..5).map(|i| (Some(i + 2), i * 20, i as i16 + 1, 160, i * 20_000)).collect();
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 800);
+        for i in 0..5 {
+            assert!(out[i * 160..(i + 1) * 160].iter().all(|&s| s == i as i16 + 1));
+        }
+        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+    }
+
+    #[test]
+    fn swapped_frames_are_put_back_in_order() {
+        // Frame 2 arrives before frame 1.
+        let frames = [
+            (Some(1), 0, 1, 160, 0),
+            (Some(3), 40, 3, 160, 40_000),
+            (Some(2), 20, 2, 160, 41_000),
+            (Some(4), 60, 4, 160, 60_000),
+        ];
+        let (out, c) = run(&frames, 60);
+        let expect: Vec<i16> = [1, 2, 3, 4].iter().flat_map(|&v| [v; 160]).collect();
+        assert_eq!(out, expect);
+        assert_eq!(c.frames_reordered.into_inner(), 1);
+        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+    }
+
+    #[test]
+    fn a_lost_frame_becomes_silence_and_its_late_arrival_is_dropped() {
+        let frames = [
+            (Some(1), 0, 1, 160, 0),
+            // 20 ms lost; 40, 60, 80 arrive: after more than the window the gap is filled.
+            (Some(3), 40, 3, 160, 40_000),
+            (Some(4), 60, 4, 160, 60_000),
+            (Some(5), 80, 5, 160, 80_000),
+            (Some(6), 100, 6, 160, 100_000),
+            (Some(2), 20, 2, 160, 120_000),
+        ];
+        let (out, c) = run(&frames, 60);
+        let expect: Vec<i16> = [1, 0, 3, 4, 5, 6].iter().flat_map(|&v| [v; 160]).collect();
+        assert_eq!(out, expect);
+        assert_eq!(c.gap_fill_samples.into_inner(), 160);
+        assert_eq!(c.frames_late.into_inner(), 1);
+    }
+
+    #[test]
+    fn duplicates_are_dropped_by_sequence_number() {
+        let frames = [(Some(1), 0, 1, 160, 0), (Some(2), 20, 2, 160, 20_000), (Some(2), 20, 9, 160, 21_000)];
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 320);
+        assert_eq!(c.frames_duplicate.into_inner(), 1);
+    }
+
+    #[test]
+    fn gap_is_filled_by_wall_clock_timeout_without_further_frames() {
+        let counters = SessionCounters::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut total = 0u64;
+        let mut sink = |d: Delivery<'_>| match d {
+            Delivery::Audio { pcm, .. } => total += pcm.len() as u64,
+            Delivery::Silence { len, .. } => total += len,
+        };
+        r.push(Some(1), 0, &[1; 160], 0, &counters, &mut sink);
+        assert_eq!(r.push(Some(3), 40, &[3; 160], 40_000, &counters, &mut sink), Arrival::Held);
+        assert_eq!(r.deadline_us(), Some(100_000));
+        r.poll(99_000, &counters, &mut sink);
+        assert_eq!(r.position(), 160);
+        r.poll(100_000, &counters, &mut sink);
+        assert_eq!(r.position(), 480);
+        assert_eq!(total, 480);
+    }
+
+    #[test]
+    fn huge_jump_reanchors_instead_of_filling_hours() {
+        let frames = [(Some(1), 0, 1, 160, 0), (Some(2), 3_600_000, 2, 160, 20_000), (Some(3), 3_600_020, 3, 160, 40_000)];
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 480);
+        assert_eq!(c.timestamp_jumps.into_inner(), 1);
+        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+    }
+
+    #[test]
+    fn millisecond_rounding_of_timestamps_is_not_a_gap() {
+        // 12.5 ms frames (100 samples): timestamps 0, 12, 25, 37 (rounded down).
+        let frames = [(None, 0, 1, 100, 0), (None, 12, 2, 100, 1), (None, 25, 3, 100, 2), (None, 37, 4, 100, 3)];
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 400);
+        assert_eq!(c.gap_fill_samples.into_inner() + c.frames_overlap_trimmed.into_inner(), 0);
+    }
+
+    #[test]
+    fn jitter_estimate_follows_rfc3550() {
+        let counters = SessionCounters::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut sink = |_: Delivery<'_>| {};
+        // Every other frame arrives 10 ms late: |D| alternates 10 ms; J converges towards 10 ms.
+        for i in 0..400u64 {
+            let late = if i % 2 == 1 { 10_000 } else { 0 };
+            r.push(Some(i), i * 20, &[0; 160], i * 20_000 + late, &counters, &mut sink);
+        }
+        let j = r.jitter_us();
+        assert!((9_000..=10_000).contains(&j), "jitter {j} µs");
+    }
+}

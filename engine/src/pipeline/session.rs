@@ -1,0 +1,539 @@
+//! One call's pipeline: carrier messages in, agent PCM, events and paced carrier messages out.
+//!
+//! ```text
+//! message ─► dialect ─► decode ─► reorder/gap-fill ─┬► resample to agent rate ─► sink.agent_audio
+//!                                                   └► VAD ─► events, barge-in
+//! play(pcm, rate) ─► resample to 8 kHz ─► µ-law ─► OutboundQueue ─► pacer ─► sink.outbound
+//! ```
+//!
+//! Driven with an explicit clock (`now_us`, monotonic microseconds), never reads time itself.
+//! Allocation happens only in [`SessionPipeline::new`], when `start` is parsed, and on the first
+//! `play` at a rate other than the configured `play_rate`.
+
+use crate::codec::{decode_alaw, decode_ulaw, encode_ulaw};
+use crate::config::SessionConfig;
+use crate::event::RawEvent;
+use crate::pipeline::barge_in::BargeInDetector;
+use crate::pipeline::marks::{MarkEcho, MarkTable};
+use crate::pipeline::outbound_queue::{FRAME_BYTES, OutboundQueue};
+use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
+use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder};
+use crate::protocol::{
+    AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, Track,
+};
+use crate::resample::{ResampleError, StreamResampler};
+use crate::stats::SessionCounters;
+use crate::vad::{SpeechDetector, SpeechTransition, VadError};
+use std::sync::Arc;
+
+/// Caller audio is resampled and analysed in pieces of at most this many 8 kHz samples, so the
+/// scratch buffers stay small whatever the payload size.
+const INBOUND_PIECE: usize = 480;
+/// Agent audio is taken in pieces of at most this many samples per `play` step.
+pub const PLAY_PIECE: usize = 2048;
+/// Rates `play` accepts.
+pub const PLAY_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
+/// Rates the agent may read at.
+pub const AGENT_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
+const FRAME_US: u64 = 20_000;
+static ZEROS: [i16; INBOUND_PIECE] = [0; INBOUND_PIECE];
+
+/// Where a pipeline's outputs go. Implementations must not block.
+pub trait PipelineSink {
+    /// Caller audio at the agent rate, in stream order.
+    fn agent_audio(&mut self, pcm: &[i16]);
+    /// An event.
+    fn event(&mut self, event: RawEvent);
+    /// Whether one outbound message of `len` bytes would fit right now.
+    fn outbound_room(&self, len: usize) -> bool;
+    /// A message for the carrier (only called after `outbound_room` said yes).
+    fn outbound(&mut self, kind: MessageKind, message: &[u8]);
+}
+
+/// Why a session could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// An agent or play rate the engine does not convert.
+    #[error(transparent)]
+    Rate(#[from] ResampleError),
+    /// Bad VAD settings.
+    #[error(transparent)]
+    Vad(#[from] VadError),
+    /// Another bad setting.
+    #[error("invalid session setting: {0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamState {
+    AwaitingStart,
+    Streaming,
+    Stopped,
+}
+
+/// Caller-side stages after reordering: resample for the agent, detect speech.
+struct InboundPath {
+    to_agent: StreamResampler,
+    agent_buf: Vec<i16>,
+    vad: SpeechDetector,
+}
+
+impl InboundPath {
+    fn deliver(&mut self, d: Delivery<'_>, sink: &mut dyn PipelineSink, counters: &SessionCounters) {
+        let (mut start, silence_len, audio) = match d {
+            Delivery::Audio { start, pcm } => (start, 0, pcm),
+            Delivery::Silence { start, len } => (start, len, &[][..]),
+        };
+        for piece in audio.chunks(INBOUND_PIECE) {
+            self.piece(piece, start, sink, counters);
+            start += piece.len() as u64;
+        }
+        let mut left = silence_len;
+        while left > 0 {
+            let n = left.min(INBOUND_PIECE as u64) as usize;
+            self.piece(&ZEROS[..n], start, sink, counters);
+            start += n as u64;
+            left -= n as u64;
+        }
+    }
+
+    fn piece(&mut self, pcm: &[i16], start: u64, sink: &mut dyn PipelineSink, counters: &SessionCounters) {
+        SessionCounters::add(&counters.inbound_samples, pcm.len() as u64);
+        let n = self.to_agent.process(pcm, &mut self.agent_buf);
+        sink.agent_audio(&self.agent_buf[..n]);
+        self.vad.process(pcm, start, |t| match t {
+            SpeechTransition::Started { at_ms } => {
+                SessionCounters::bump(&counters.speech_segments);
+                sink.event(RawEvent::SpeechStarted { stream_ms: at_ms });
+            }
+            SpeechTransition::Stopped { at_ms } => sink.event(RawEvent::SpeechStopped { stream_ms: at_ms }),
+        });
+    }
+}
+
+/// One call's complete media pipeline.
+pub struct SessionPipeline {
+    dialect: Box<dyn Dialect>,
+    payload: PayloadBuffer,
+    max_message_bytes: usize,
+    state: StreamState,
+    format: Option<MediaFormat>,
+    decoded: Vec<i16>,
+    reorder: InboundReorder,
+    inbound: InboundPath,
+    barge_in: BargeInDetector,
+    queue: OutboundQueue,
+    playout: PlayoutClock,
+    marks: MarkTable,
+    max_mark_message: usize,
+    play_resamplers: Vec<StreamResampler>,
+    play_8k: Vec<i16>,
+    play_ulaw: Vec<u8>,
+    frame: [u8; FRAME_BYTES],
+    message: Vec<u8>,
+    lead_us: u64,
+    clear_pending: bool,
+    flush_requested: bool,
+    counters: Arc<SessionCounters>,
+}
+
+impl SessionPipeline {
+    /// Builds a pipeline (this is where its memory is allocated).
+    pub fn new(
+        config: &SessionConfig,
+        dialect: Box<dyn Dialect>,
+        counters: Arc<SessionCounters>,
+    ) -> Result<Self, PipelineError> {
+        if !AGENT_RATES.contains(&config.agent_rate) {
+            return Err(ResampleError::UnsupportedRate { from: 8_000, to: config.agent_rate }.into());
+        }
+        if !PLAY_RATES.contains(&config.play_rate) {
+            return Err(ResampleError::UnsupportedRate { from: config.play_rate, to: 8_000 }.into());
+        }
+        if config.max_payload_bytes == 0 || config.max_message_bytes == 0 {
+            return Err(PipelineError::Invalid("message and payload limits must be positive"));
+        }
+        if config.outbound_buffer_ms < 20 {
+            return Err(PipelineError::Invalid("outbound_buffer_ms must be at least one frame (20)"));
+        }
+        let to_agent = StreamResampler::new(8_000, config.agent_rate)?;
+        let agent_buf = vec![0; to_agent.max_output_len(INBOUND_PIECE)];
+        let mut play_resamplers = Vec::with_capacity(PLAY_RATES.len());
+        play_resamplers.push(StreamResampler::new(config.play_rate, 8_000)?);
+        let max_message = dialect.max_media_message_len(FRAME_BYTES).max(1024);
+        Ok(Self {
+            dialect,
+            payload: PayloadBuffer::with_limit(config.max_payload_bytes),
+            max_message_bytes: config.max_message_bytes,
+            state: StreamState::AwaitingStart,
+            format: None,
+            decoded: vec![0; config.max_payload_bytes],
+            reorder: InboundReorder::new(config.reorder_window_ms, config.max_gap_fill_ms),
+            inbound: InboundPath { to_agent, agent_buf, vad: SpeechDetector::new(&config.vad)? },
+            barge_in: BargeInDetector::new(&config.barge_in),
+            queue: OutboundQueue::new(config.outbound_buffer_ms as usize * 8, config.max_pending_marks),
+            playout: PlayoutClock::new(config.sync_mark_interval_ms),
+            marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
+            // A JSON-escaped name is at most 6 bytes per input byte.
+            max_mark_message: 6 * config.max_mark_name_bytes + max_message,
+            play_resamplers,
+            play_8k: vec![0; PLAY_PIECE + 8],
+            play_ulaw: vec![0; PLAY_PIECE + 8],
+            frame: [0; FRAME_BYTES],
+            message: Vec::with_capacity(6 * config.max_mark_name_bytes + max_message),
+            lead_us: u64::from(config.lead_ms) * 1000,
+            clear_pending: false,
+            flush_requested: false,
+            counters,
+        })
+    }
+
+    /// The session's counters.
+    pub fn counters(&self) -> &Arc<SessionCounters> {
+        &self.counters
+    }
+
+    /// Whether the stream has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.state == StreamState::Stopped
+    }
+
+    /// Stream time delivered so far, ms.
+    pub fn stream_ms(&self) -> u64 {
+        self.reorder.position() / 8
+    }
+
+    /// True once after a barge-in: the host's queued agent audio (still in the play ring) must be
+    /// dropped too.
+    pub fn take_flush_request(&mut self) -> bool {
+        std::mem::take(&mut self.flush_requested)
+    }
+
+    /// Agent audio is playing at the carrier or waiting here.
+    pub fn agent_active(&self, now_us: u64) -> bool {
+        self.queue.len() > 0 || self.playout.is_playing(now_us)
+    }
+
+    /// Free room in the outbound queue, in 8 kHz samples.
+    pub fn outbound_free(&self) -> usize {
+        self.queue.free()
+    }
+
+    /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
+    pub fn deadline_us(&self) -> Option<u64> {
+        let pace = (self.queue.len() > 0).then(|| self.playout.carrier_end_us().saturating_sub(self.lead_us));
+        match (pace, self.reorder.deadline_us()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Processes one message received from the carrier.
+    pub fn on_message(&mut self, message: &[u8], kind: MessageKind, now_us: u64, sink: &mut dyn PipelineSink) {
+        SessionCounters::bump(&self.counters.messages_in);
+        if let Err(error) = self.handle_message(message, kind, now_us, sink) {
+            SessionCounters::bump(&self.counters.protocol_errors);
+            sink.event(RawEvent::ProtocolError { error });
+        }
+        self.check_barge_in(now_us, sink);
+        self.pace(now_us, sink);
+    }
+
+    fn handle_message(
+        &mut self,
+        message: &[u8],
+        kind: MessageKind,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<(), ProtocolError> {
+        if message.len() > self.max_message_bytes {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        let parsed = self.dialect.parse(message, kind, &mut self.payload)?;
+        if self.state == StreamState::Stopped {
+            return Err(ProtocolError::AfterStop);
+        }
+        match parsed {
+            Inbound::Connected => sink.event(RawEvent::Connected),
+            Inbound::Start(start) => {
+                if self.state != StreamState::AwaitingStart {
+                    return Err(ProtocolError::DuplicateStart);
+                }
+                self.dialect.on_start(&start);
+                self.state = StreamState::Streaming;
+                let f = start.media_format;
+                let supported = f.sample_rate == 8_000
+                    && f.channels == 1
+                    && matches!(f.encoding, AudioEncoding::Mulaw | AudioEncoding::Alaw | AudioEncoding::L16);
+                self.format = supported.then_some(f);
+                sink.event(RawEvent::Started(start));
+                if !supported {
+                    return Err(ProtocolError::UnsupportedFormat);
+                }
+            }
+            Inbound::Media(frame) => {
+                if self.state == StreamState::AwaitingStart {
+                    return Err(ProtocolError::MediaBeforeStart);
+                }
+                if frame.track == Track::Outbound {
+                    SessionCounters::bump(&self.counters.media_outbound_track_ignored);
+                    return Ok(());
+                }
+                let format = self.format.ok_or(ProtocolError::UnsupportedFormat)?;
+                let samples = self.decode_payload(format)?;
+                SessionCounters::bump(&self.counters.media_frames_in);
+                let Self { reorder, inbound, counters, decoded, .. } = self;
+                let arrival = reorder.push(
+                    frame.sequence,
+                    frame.timestamp_ms,
+                    &decoded[..samples],
+                    now_us,
+                    counters,
+                    &mut |d| inbound.deliver(d, sink, counters),
+                );
+                SessionCounters::set(&counters.jitter_us, reorder.jitter_us());
+                if arrival == Arrival::Jump {
+                    return Err(ProtocolError::TimestampJump);
+                }
+            }
+            Inbound::Dtmf { digit, .. } => {
+                if self.state == StreamState::AwaitingStart {
+                    return Err(ProtocolError::MediaBeforeStart);
+                }
+                SessionCounters::bump(&self.counters.dtmf_digits);
+                sink.event(RawEvent::Dtmf { digit, stream_ms: self.stream_ms() });
+            }
+            Inbound::Mark { name, .. } => self.on_mark_echo(&name, now_us, sink)?,
+            Inbound::Stop { .. } => self.stop(now_us, sink),
+        }
+        Ok(())
+    }
+
+    fn decode_payload(&mut self, format: MediaFormat) -> Result<usize, ProtocolError> {
+        let payload = self.payload.as_slice();
+        Ok(match format.encoding {
+            AudioEncoding::Mulaw => decode_ulaw(payload, &mut self.decoded),
+            AudioEncoding::Alaw => decode_alaw(payload, &mut self.decoded),
+            AudioEncoding::L16 => {
+                if payload.len() % 2 != 0 {
+                    return Err(ProtocolError::OddPayloadLength);
+                }
+                for (out, b) in self.decoded.iter_mut().zip(payload.chunks_exact(2)) {
+                    *out = i16::from_le_bytes([b[0], b[1]]);
+                }
+                payload.len() / 2
+            }
+        })
+    }
+
+    fn on_mark_echo(&mut self, name: &str, now_us: u64, sink: &mut dyn PipelineSink) -> Result<(), ProtocolError> {
+        if let Some(n) = parse_sync_mark(name) {
+            self.playout.sync_mark_echoed(n, now_us);
+            return Ok(());
+        }
+        match self.marks.echoed(name).ok_or(ProtocolError::UnknownMark)? {
+            MarkEcho::Played { id, utterance_pos } => {
+                SessionCounters::bump(&self.counters.marks_played);
+                sink.event(RawEvent::MarkPlayed { id, played_ms: utterance_pos / 8 });
+            }
+            MarkEcho::Cleared { id } => {
+                SessionCounters::bump(&self.counters.marks_cleared);
+                sink.event(RawEvent::MarkCleared { id });
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        let Self { reorder, inbound, counters, .. } = self;
+        reorder.flush(counters, &mut |d| inbound.deliver(d, sink, counters));
+        if self.inbound.vad.is_speaking() {
+            sink.event(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
+        }
+        self.inbound.vad.reset();
+        // The call is over: nothing queued will be heard.
+        let counters = &self.counters;
+        let marks = &mut self.marks;
+        let dropped = self.queue.clear(|id| {
+            marks.drop_queued(id);
+            SessionCounters::bump(&counters.marks_cleared);
+            sink.event(RawEvent::MarkCleared { id });
+        });
+        SessionCounters::add(&counters.flushed_samples, dropped as u64);
+        marks.drain(|id| {
+            SessionCounters::bump(&counters.marks_cleared);
+            sink.event(RawEvent::MarkCleared { id });
+        });
+        self.playout.clear(now_us);
+        self.clear_pending = false;
+        self.state = StreamState::Stopped;
+        sink.event(RawEvent::Stopped);
+    }
+
+    /// Queues agent audio at `rate` Hz. Takes all of `pcm` (at most [`PLAY_PIECE`] samples) or
+    /// nothing: returns false, taking nothing, when the outbound queue has no room for it yet.
+    pub fn play(&mut self, pcm: &[i16], rate: u32, now_us: u64, sink: &mut dyn PipelineSink) -> Result<bool, ResampleError> {
+        assert!(pcm.len() <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
+        let idx = match self.play_resamplers.iter().position(|r| r.input_rate() == rate) {
+            Some(i) => i,
+            None => {
+                if !PLAY_RATES.contains(&rate) {
+                    return Err(ResampleError::UnsupportedRate { from: rate, to: 8_000 });
+                }
+                self.play_resamplers.push(StreamResampler::new(rate, 8_000)?);
+                self.play_resamplers.len() - 1
+            }
+        };
+        let resampler = &mut self.play_resamplers[idx];
+        if resampler.max_output_len(pcm.len()) > self.queue.free() {
+            return Ok(false);
+        }
+        let n = resampler.process(pcm, &mut self.play_8k);
+        encode_ulaw(&self.play_8k[..n], &mut self.play_ulaw);
+        let taken = self.queue.push_audio(&self.play_ulaw[..n]);
+        debug_assert_eq!(taken, n);
+        SessionCounters::add(&self.counters.play_samples_in, pcm.len() as u64);
+        self.pace(now_us, sink);
+        Ok(true)
+    }
+
+    /// Places host mark `id` named `name` after the audio queued so far.
+    pub fn mark(&mut self, id: u32, name: &[u8], now_us: u64, sink: &mut dyn PipelineSink) {
+        if name.starts_with(SYNC_MARK_PREFIX.as_bytes()) || !self.marks.insert(id, name) {
+            // The host handle validates names and counts outstanding marks, so this only
+            // happens if events were dropped; the mark is reported rather than lost silently.
+            SessionCounters::bump(&self.counters.marks_cleared);
+            sink.event(RawEvent::MarkCleared { id });
+            return;
+        }
+        if !self.queue.push_mark(id) {
+            self.marks.drop_queued(id);
+            SessionCounters::bump(&self.counters.marks_cleared);
+            sink.event(RawEvent::MarkCleared { id });
+            return;
+        }
+        self.pace(now_us, sink);
+    }
+
+    /// The host interrupts the agent: drop queued audio, clear the carrier, report the position.
+    pub fn interrupt(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        SessionCounters::bump(&self.counters.interrupts);
+        let played = self.flush_agent_audio(now_us, sink);
+        sink.event(RawEvent::Interrupted { played_ms: played / 8 });
+        self.pace(now_us, sink);
+    }
+
+    /// Timer work: gap timeouts and pacing. Call at every tick.
+    pub fn tick(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        let Self { reorder, inbound, counters, .. } = self;
+        reorder.poll(now_us, counters, &mut |d| inbound.deliver(d, sink, counters));
+        self.check_barge_in(now_us, sink);
+        self.pace(now_us, sink);
+    }
+
+    fn check_barge_in(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        let active = self.agent_active(now_us);
+        let onset = self.inbound.vad.onset_ms();
+        if let Some(onset_ms) = self.barge_in.check(onset, self.stream_ms(), active) {
+            SessionCounters::bump(&self.counters.barge_ins);
+            let played = self.flush_agent_audio(now_us, sink);
+            self.flush_requested = true;
+            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms: played / 8 });
+        }
+    }
+
+    /// Drops queued agent audio and clears the carrier; returns the samples of the utterance heard.
+    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) -> u64 {
+        let counters = &self.counters;
+        let marks = &mut self.marks;
+        let dropped = self.queue.clear(|id| {
+            marks.drop_queued(id);
+            SessionCounters::bump(&counters.marks_cleared);
+            sink.event(RawEvent::MarkCleared { id });
+        });
+        SessionCounters::add(&counters.flushed_samples, dropped as u64);
+        marks.on_clear(now_us, self.playout.lag_us());
+        for r in &mut self.play_resamplers {
+            r.reset();
+        }
+        self.clear_pending = true;
+        self.playout.clear(now_us)
+    }
+
+    /// Sends what is due: a pending `clear`, due marks, and frames until the carrier holds
+    /// `lead` of audio. Stops (and counts a stall) when the host is not taking messages.
+    fn pace(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        if self.state != StreamState::Streaming {
+            return;
+        }
+        if self.clear_pending {
+            self.dialect.write_clear(&mut self.message);
+            if !sink.outbound_room(self.message.len()) {
+                SessionCounters::bump(&self.counters.outbound_stalls);
+                return;
+            }
+            sink.outbound(self.dialect.outbound_kind(), &self.message);
+            SessionCounters::bump(&self.counters.clears_sent);
+            self.clear_pending = false;
+        }
+        let media_len = self.dialect.max_media_message_len(FRAME_BYTES);
+        loop {
+            if !self.send_due_marks(sink) {
+                return;
+            }
+            let ahead = self.playout.ahead_us(now_us);
+            if ahead >= self.lead_us || self.queue.len() == 0 {
+                return;
+            }
+            if !sink.outbound_room(media_len) {
+                SessionCounters::bump(&self.counters.outbound_stalls);
+                return;
+            }
+            // Less than a frame of audio left at the carrier: send what we have rather than let
+            // it run dry.
+            let starving = ahead < FRAME_US;
+            let Some(cut) = self.queue.cut_frame(&mut self.frame, starving) else {
+                return;
+            };
+            if cut.audio_bytes < FRAME_BYTES {
+                SessionCounters::bump(&self.counters.frames_padded);
+                if starving && self.playout.utterance_sent() > 0 && ahead == 0 {
+                    SessionCounters::bump(&self.counters.underruns);
+                }
+            }
+            self.dialect.write_media(&self.frame, &mut self.message);
+            sink.outbound(self.dialect.outbound_kind(), &self.message);
+            SessionCounters::bump(&self.counters.frames_out);
+            if self.playout.on_frame_sent(now_us, FRAME_BYTES as u64) {
+                self.send_sync_mark(sink);
+            }
+        }
+    }
+
+    /// Sends every mark whose audio has gone out. False if the host's outbound ring is full.
+    fn send_due_marks(&mut self, sink: &mut dyn PipelineSink) -> bool {
+        loop {
+            if !sink.outbound_room(self.max_mark_message) {
+                SessionCounters::bump(&self.counters.outbound_stalls);
+                return false;
+            }
+            let Some(id) = self.queue.pop_due_mark() else { return true };
+            let Some(name) = self.marks.name(id) else { continue };
+            self.dialect.write_mark(name, &mut self.message);
+            sink.outbound(self.dialect.outbound_kind(), &self.message);
+            let (pos, due) = (self.playout.utterance_sent(), self.playout.carrier_end_us());
+            self.marks.sent(id, pos, due);
+            SessionCounters::bump(&self.counters.marks_sent);
+        }
+    }
+
+    fn send_sync_mark(&mut self, sink: &mut dyn PipelineSink) {
+        let mut buf = [0u8; 32];
+        let n = self.playout.sync_mark_sent();
+        self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message);
+        if sink.outbound_room(self.message.len()) {
+            sink.outbound(self.dialect.outbound_kind(), &self.message);
+            SessionCounters::bump(&self.counters.sync_marks_sent);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The engine: worker threads, the wakeup handle, and session creation.
+
+use super::session::Session;
+use super::shared::SessionShared;
+use super::wakeup::Wakeup;
+use super::worker::{self, Control};
+use super::worker_session::WorkerSession;
+use crate::config::{EngineConfig, SessionConfig};
+use crate::pipeline::session::{PLAY_PIECE, PipelineError};
+use crate::pipeline::SessionPipeline;
+use crate::protocol::{Dialect, TwilioDialect};
+use crossbeam_channel::{Receiver, Sender};
+use ringbuf::HeapRb;
+use ringbuf::traits::Split;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+/// Why the engine could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A worker thread or the wakeup fd could not be created.
+    #[error("engine start-up failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The session settings are invalid.
+    #[error(transparent)]
+    Config(#[from] PipelineError),
+    /// `max_sessions` sessions are already open.
+    #[error("too many sessions (limit {0})")]
+    TooManySessions(usize),
+    /// The engine is shutting down.
+    #[error("engine is shut down")]
+    Shutdown,
+}
+
+pub(crate) struct WorkerHandle {
+    pub(crate) thread: Thread,
+    pub(crate) control: Sender<Control>,
+    pub(crate) load: AtomicUsize,
+}
+
+/// What sessions and workers share with the engine.
+pub(crate) struct EngineShared {
+    pub(crate) config: EngineConfig,
+    pub(crate) epoch: Instant,
+    pub(crate) wakeup: Wakeup,
+    pub(crate) workers: Vec<WorkerHandle>,
+    pub(crate) retired_tx: Sender<Box<WorkerSession>>,
+    retired_rx: Receiver<Box<WorkerSession>>,
+    pub(crate) open_sessions: AtomicUsize,
+    pub(crate) shutdown: AtomicBool,
+}
+
+impl EngineShared {
+    /// Monotonic microseconds since the engine started.
+    pub(crate) fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Frees sessions the workers have finished with (on the host's thread).
+    pub(crate) fn reap(&self) {
+        while self.retired_rx.try_recv().is_ok() {}
+    }
+}
+
+/// The media engine. Owns the worker threads; cheap to share by reference across host threads
+/// (`Engine: Send + Sync`).
+pub struct Engine {
+    shared: Arc<EngineShared>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts an engine (spawning its workers unless `workers == Some(0)`).
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let n = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded(config.max_sessions.max(1));
+        let mut controls = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = crossbeam_channel::bounded(config.max_sessions.max(1) + 1);
+            controls.push(tx);
+            receivers.push(rx);
+        }
+        // Threads need the shared state and the shared state needs their handles: spawn them
+        // parked on a start signal, then publish.
+        let (start_tx, start_rx) = crossbeam_channel::bounded::<Arc<EngineShared>>(n);
+        let mut joins = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let start_rx = start_rx.clone();
+            let join = std::thread::Builder::new().name(format!("trunkline-worker-{i}")).spawn(move || {
+                if let Ok(shared) = start_rx.recv() {
+                    worker::run(shared, rx, i);
+                }
+            })?;
+            threads.push(join.thread().clone());
+            joins.push(join);
+        }
+        let workers = threads
+            .into_iter()
+            .zip(controls)
+            .map(|(thread, control)| WorkerHandle { thread, control, load: AtomicUsize::new(0) })
+            .collect();
+        let shared = Arc::new(EngineShared {
+            config,
+            epoch: Instant::now(),
+            wakeup: Wakeup::new()?,
+            workers,
+            retired_tx,
+            retired_rx,
+            open_sessions: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+        });
+        for _ in 0..n {
+            let _ = start_tx.send(shared.clone());
+        }
+        Ok(Self { shared, joins: Mutex::new(joins) })
+    }
+
+    /// Number of worker threads (0: inline mode).
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Opens a session for a Twilio (or Twilio-compatible) Media Stream.
+    pub fn open_session(&self, config: &SessionConfig) -> Result<Session, EngineError> {
+        self.open_session_with(config, Box::new(TwilioDialect::new()))
+    }
+
+    /// Opens a session speaking `dialect`.
+    pub fn open_session_with(&self, config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Session, EngineError> {
+        self.shared.reap();
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return Err(EngineError::Shutdown);
+        }
+        let limit = self.shared.config.max_sessions;
+        if self.shared.open_sessions.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.shared.open_sessions.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::TooManySessions(limit));
+        }
+        match self.build(config, dialect) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                self.shared.open_sessions.fetch_sub(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&self, config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Session, EngineError> {
+        if config.inbound_ring_bytes < config.max_message_bytes + super::records::HEADER {
+            return Err(PipelineError::Invalid("inbound_ring_bytes must hold one maximal message").into());
+        }
+        if config.play_ring_bytes < 2 * PLAY_PIECE + 256 {
+            return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
+        }
+        let session_shared = Arc::new(SessionShared::new(config.event_capacity));
+        let pipeline = SessionPipeline::new(config, dialect, session_shared.counters.clone())?;
+        let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
+        let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
+        let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
+        let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
+        let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes.max(4096)).split();
+        let worker_side = Box::new(WorkerSession::new(
+            pipeline,
+            session_shared.clone(),
+            in_cons,
+            play_cons,
+            pcm_prod,
+            out_prod,
+            config.max_message_bytes,
+            config.max_mark_name_bytes,
+        ));
+        let placement = if self.shared.workers.is_empty() {
+            super::session::Placement::Inline(worker_side)
+        } else {
+            let (index, worker) = self
+                .shared
+                .workers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
+                .expect("at least one worker");
+            worker.load.fetch_add(1, Ordering::Relaxed);
+            if worker.control.send(Control::Open(worker_side)).is_err() {
+                return Err(EngineError::Shutdown);
+            }
+            worker.thread.unpark();
+            super::session::Placement::Worker(index)
+        };
+        Ok(Session::new(self.shared.clone(), session_shared, placement, config, in_prod, play_prod, pcm_cons, out_cons))
+    }
+
+    /// The wakeup fd: readable when some session has new audio, events or outbound messages.
+    /// Put it in the host's event loop (asyncio `add_reader`, libuv, epoll), then call
+    /// [`Engine::wait`] with a zero timeout (or [`Engine::clear_wakeup`]) to reset it.
+    pub fn wakeup_fd(&self) -> std::os::fd::RawFd {
+        self.shared.wakeup.fd()
+    }
+
+    /// Blocks until some session has output or `timeout` passes. Returns true if woken.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.shared.reap();
+        self.shared.wakeup.wait(timeout)
+    }
+
+    /// Resets the wakeup fd without blocking.
+    pub fn clear_wakeup(&self) -> bool {
+        self.shared.wakeup.drain()
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.open_sessions.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for w in &self.shared.workers {
+            let _ = w.control.send(Control::Shutdown);
+            w.thread.unpark();
+        }
+        if let Ok(mut joins) = self.joins.lock() {
+            for j in joins.drain(..) {
+                let _ = j.join();
+            }
+        }
+        self.shared.reap();
+    }
+}

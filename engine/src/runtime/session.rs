@@ -1,0 +1,318 @@
+//! The host's handle on one call.
+//!
+//! All methods take `&mut self`: a `Session` belongs to one host thread at a time (it is `Send`,
+//! so it may move between threads). Every method only touches the session's rings and atomics,
+//! never blocks, and never waits for the worker. In inline mode (`workers == 0`) each method
+//! first runs the session's pending work on the calling thread.
+
+use super::engine::EngineShared;
+use super::records::{self, Header};
+use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
+use super::worker_session::WorkerSession;
+use crate::config::SessionConfig;
+use crate::event::{Event, RawEvent};
+use crate::pipeline::playout::SYNC_MARK_PREFIX;
+use crate::pipeline::session::{PLAY_PIECE, PLAY_RATES};
+use crate::protocol::MessageKind;
+use crate::stats::{SessionCounters, SessionStats};
+use ringbuf::traits::{Consumer, Observer};
+use ringbuf::{HeapCons, HeapProd};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Room kept free in the play ring so that `interrupt` gets through when audio has filled it.
+const INTERRUPT_RESERVE: usize = 8 * records::HEADER;
+
+/// Why a session call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session (or its engine) is closed.
+    #[error("session is closed")]
+    Closed,
+    /// A bounded queue is full; nothing was taken. Retry after the engine has made progress.
+    #[error("queue full")]
+    Full,
+    /// An argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+pub(crate) enum Placement {
+    Worker(usize),
+    Inline(Box<WorkerSession>),
+}
+
+/// One call. Dropping it closes it.
+pub struct Session {
+    engine: Arc<EngineShared>,
+    shared: Arc<SessionShared>,
+    placement: Placement,
+    inbound: HeapProd<u8>,
+    play: HeapProd<u8>,
+    pcm: HeapCons<i16>,
+    outbound: HeapCons<u8>,
+    max_message: usize,
+    max_mark_name: usize,
+    max_pending_marks: usize,
+    agent_rate: u32,
+    mark_names: HashMap<u32, String>,
+    next_mark_id: u32,
+    interrupts: u64,
+    closed: bool,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        engine: Arc<EngineShared>,
+        shared: Arc<SessionShared>,
+        placement: Placement,
+        config: &SessionConfig,
+        inbound: HeapProd<u8>,
+        play: HeapProd<u8>,
+        pcm: HeapCons<i16>,
+        outbound: HeapCons<u8>,
+    ) -> Self {
+        Self {
+            engine,
+            shared,
+            placement,
+            inbound,
+            play,
+            pcm,
+            outbound,
+            max_message: config.max_message_bytes,
+            max_mark_name: config.max_mark_name_bytes,
+            max_pending_marks: config.max_pending_marks,
+            agent_rate: config.agent_rate,
+            mark_names: HashMap::with_capacity(config.max_pending_marks),
+            next_mark_id: 1,
+            interrupts: 0,
+            closed: false,
+        }
+    }
+
+    /// The rate (Hz) of the PCM [`Session::read_audio`] returns.
+    pub fn agent_rate(&self) -> u32 {
+        self.agent_rate
+    }
+
+    fn check_open(&self) -> Result<(), SessionError> {
+        if self.closed || self.engine.shutdown.load(Ordering::Acquire) {
+            Err(SessionError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs pending work now (inline mode) or nudges the worker (threaded mode).
+    fn kick(&mut self) {
+        match &mut self.placement {
+            Placement::Inline(ws) => {
+                ws.step(self.engine.now_us());
+            }
+            Placement::Worker(i) => self.engine.workers[*i].thread.unpark(),
+        }
+    }
+
+    /// Inline mode: run pending work (pacing, timeouts) before reading outputs.
+    fn pump(&mut self) {
+        if let Placement::Inline(ws) = &mut self.placement {
+            ws.step(self.engine.now_us());
+        }
+    }
+
+    /// Hands one message received from the carrier to the engine.
+    ///
+    /// A message over `max_message_bytes` is accepted and dropped, and raises a `protocol_error`
+    /// event like any other bad input. `Full` means the inbound ring is full (nothing taken).
+    pub fn push(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
+        self.check_open()?;
+        let written = if message.len() > self.max_message {
+            records::write(&mut self.inbound, Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32 }, &[], 0)
+        } else {
+            let tag = match kind {
+                MessageKind::Text => inbound_tag::TEXT,
+                MessageKind::Binary => inbound_tag::BINARY,
+            };
+            records::write(&mut self.inbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0)
+        };
+        if !written {
+            SessionCounters::bump(&self.shared.counters.messages_refused_full);
+            return Err(SessionError::Full);
+        }
+        self.kick();
+        Ok(())
+    }
+
+    /// Hands one text message to the engine (see [`Session::push`]).
+    pub fn push_text(&mut self, message: &str) -> Result<(), SessionError> {
+        self.push(message.as_bytes(), MessageKind::Text)
+    }
+
+    /// Reads caller audio (s16 at the agent rate) into `out`; returns the samples written.
+    pub fn read_audio(&mut self, out: &mut [i16]) -> usize {
+        self.pump();
+        self.pcm.pop_slice(out)
+    }
+
+    /// Caller audio samples ready to read.
+    pub fn audio_available(&mut self) -> usize {
+        self.pump();
+        self.pcm.occupied_len()
+    }
+
+    /// Queues agent audio (mono s16 at `rate` Hz: 8000, 16000, 22050, 24000, 44100 or 48000).
+    ///
+    /// Takes as much as fits and returns how many samples it took; the caller keeps the rest and
+    /// retries after the engine has drained some (`Full` when nothing fit).
+    pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<usize, SessionError> {
+        self.check_open()?;
+        if !PLAY_RATES.contains(&rate) {
+            return Err(SessionError::InvalidArgument("play rate must be 8000, 16000, 22050, 24000, 44100 or 48000 Hz"));
+        }
+        if pcm.is_empty() {
+            return Ok(0);
+        }
+        let mut taken = 0;
+        let mut bytes = [0u8; PLAY_PIECE * 2];
+        for piece in pcm.chunks(PLAY_PIECE) {
+            for (b, s) in bytes.chunks_exact_mut(2).zip(piece) {
+                b.copy_from_slice(&s.to_le_bytes());
+            }
+            let body = &bytes[..piece.len() * 2];
+            let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32 };
+            if !records::write(&mut self.play, header, &[body], INTERRUPT_RESERVE) {
+                break;
+            }
+            taken += piece.len();
+        }
+        if taken < pcm.len() {
+            SessionCounters::bump(&self.shared.counters.play_refused_full);
+        }
+        if taken == 0 {
+            return Err(SessionError::Full);
+        }
+        self.kick();
+        Ok(taken)
+    }
+
+    /// Places a mark after the audio played so far; a `MarkPlayed` event with its name follows
+    /// when the caller has heard everything before it (or `MarkCleared` if it was flushed).
+    pub fn mark(&mut self, name: &str) -> Result<(), SessionError> {
+        self.check_open()?;
+        if name.len() > self.max_mark_name {
+            return Err(SessionError::InvalidArgument("mark name longer than max_mark_name_bytes"));
+        }
+        if name.starts_with(SYNC_MARK_PREFIX) {
+            return Err(SessionError::InvalidArgument("mark names starting with \"trunkline-sync-\" are reserved"));
+        }
+        if self.mark_names.len() >= self.max_pending_marks {
+            return Err(SessionError::Full);
+        }
+        let id = self.next_mark_id;
+        let header = Header { tag: play_tag::MARK, a: id, b: name.len() as u32 };
+        if !records::write(&mut self.play, header, &[name.as_bytes()], INTERRUPT_RESERVE) {
+            return Err(SessionError::Full);
+        }
+        self.next_mark_id = self.next_mark_id.wrapping_add(1).max(1);
+        self.mark_names.insert(id, name.to_owned());
+        self.kick();
+        Ok(())
+    }
+
+    /// Stops the agent: drops its queued audio, sends `clear`, and reports an `Interrupted`
+    /// event with how much of the utterance the caller heard. Audio played after this call is kept.
+    pub fn interrupt(&mut self) -> Result<(), SessionError> {
+        self.check_open()?;
+        let generation = self.interrupts + 1;
+        let header = Header { tag: play_tag::INTERRUPT, a: generation as u32, b: 0 };
+        if !records::write(&mut self.play, header, &[], 0) {
+            return Err(SessionError::Full);
+        }
+        self.interrupts = generation;
+        // After the record: the worker, seeing the new generation, skips to that record.
+        self.shared.interrupt_gen.store(generation, Ordering::Release);
+        self.kick();
+        Ok(())
+    }
+
+    /// Size of the next outbound message, if there is one.
+    pub fn outbound_len(&mut self) -> Option<usize> {
+        self.pump();
+        records::peek(&self.outbound, |h| h.b as usize).map(|h| h.b as usize)
+    }
+
+    /// Takes the next message to send to the carrier into `buf` (replacing its contents).
+    pub fn next_outbound(&mut self, buf: &mut Vec<u8>) -> Option<MessageKind> {
+        let len = self.outbound_len()?;
+        buf.resize(len, 0);
+        self.next_outbound_into(buf).map(|(kind, _)| kind)
+    }
+
+    /// Takes the next outbound message into `buf` if it fits; returns its kind and length.
+    /// `None` if there is no message or `buf` is too small (see [`Session::outbound_len`]).
+    pub fn next_outbound_into(&mut self, buf: &mut [u8]) -> Option<(MessageKind, usize)> {
+        let h = records::peek(&self.outbound, |h| h.b as usize)?;
+        let len = h.b as usize;
+        if buf.len() < len {
+            return None;
+        }
+        records::take(&mut self.outbound, len, buf);
+        if let Placement::Worker(i) = self.placement {
+            // The pacer may have stalled on a full ring.
+            self.engine.workers[i].thread.unpark();
+        }
+        let kind = if h.tag == outbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
+        Some((kind, len))
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.pump();
+        let raw = self.shared.events.pop()?;
+        Some(self.resolve(raw))
+    }
+
+    fn resolve(&mut self, raw: RawEvent) -> Event {
+        let mut name = |id: u32| self.mark_names.remove(&id).unwrap_or_default();
+        match raw {
+            RawEvent::Connected => Event::Connected,
+            RawEvent::Started(s) => Event::Started(s),
+            RawEvent::SpeechStarted { stream_ms } => Event::SpeechStarted { stream_ms },
+            RawEvent::SpeechStopped { stream_ms } => Event::SpeechStopped { stream_ms },
+            RawEvent::BargeIn { stream_ms, played_ms } => Event::BargeIn { stream_ms, played_ms },
+            RawEvent::Interrupted { played_ms } => Event::Interrupted { played_ms },
+            RawEvent::MarkPlayed { id, played_ms } => Event::MarkPlayed { name: name(id), played_ms },
+            RawEvent::MarkCleared { id } => Event::MarkCleared { name: name(id) },
+            RawEvent::Dtmf { digit, stream_ms } => Event::Dtmf { digit: char::from(digit), stream_ms },
+            RawEvent::Stopped => Event::Stopped,
+            RawEvent::ProtocolError { error } => Event::ProtocolError { error },
+        }
+    }
+
+    /// A snapshot of the session's counters.
+    pub fn stats(&self) -> SessionStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Closes the session: the worker drops it at its next pass. Further calls return `Closed`.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.shared.closed.store(true, Ordering::Release);
+            self.engine.open_sessions.fetch_sub(1, Ordering::AcqRel);
+            if let Placement::Worker(i) = self.placement {
+                self.engine.workers[i].thread.unpark();
+            }
+            self.engine.reap();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,67 @@
+//! State shared by a session's host handle and its worker: counters, events, flags.
+
+use crate::event::RawEvent;
+use crate::stats::SessionCounters;
+use crossbeam_queue::ArrayQueue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+/// Inbound ring record tags.
+pub mod inbound_tag {
+    /// A text frame.
+    pub const TEXT: u8 = 0;
+    /// A binary frame.
+    pub const BINARY: u8 = 1;
+    /// A message over the size limit, dropped by the host handle (no body).
+    pub const OVERSIZE: u8 = 2;
+}
+
+/// Play ring record tags.
+pub mod play_tag {
+    /// Agent PCM: `a` = rate, `b` = body bytes (s16le).
+    pub const PCM: u8 = 0;
+    /// A host mark: `a` = id, `b` = name bytes.
+    pub const MARK: u8 = 1;
+    /// An interrupt: `a` = generation, no body.
+    pub const INTERRUPT: u8 = 2;
+}
+
+/// Outbound ring record tags: the message kind.
+pub mod outbound_tag {
+    /// A text frame.
+    pub const TEXT: u8 = 0;
+    /// A binary frame.
+    pub const BINARY: u8 = 1;
+}
+
+/// Shared between the host handle and the worker.
+#[derive(Debug)]
+pub struct SessionShared {
+    /// Counters.
+    pub counters: Arc<SessionCounters>,
+    /// Events, worker → host. Full: the oldest is dropped and counted.
+    pub events: ArrayQueue<RawEvent>,
+    /// Set by the host on close; the worker then retires the session.
+    pub closed: AtomicBool,
+    /// Bumped by the host per `interrupt`, after writing the interrupt record.
+    pub interrupt_gen: AtomicU64,
+}
+
+impl SessionShared {
+    /// Shared state with an event queue of `event_capacity`.
+    pub fn new(event_capacity: usize) -> Self {
+        Self {
+            counters: Arc::new(SessionCounters::default()),
+            events: ArrayQueue::new(event_capacity.max(1)),
+            closed: AtomicBool::new(false),
+            interrupt_gen: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues an event, dropping (and counting) the oldest if the host has fallen behind.
+    pub fn push_event(&self, event: RawEvent) {
+        if self.events.force_push(event).is_some() {
+            SessionCounters::bump(&self.counters.events_dropped);
+        }
+    }
+}

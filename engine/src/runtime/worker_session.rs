@@ -1,0 +1,212 @@
+//! The worker's side of a session: its pipeline and the worker ends of its rings.
+
+use super::records::{self, Header};
+use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
+use crate::event::RawEvent;
+use crate::pipeline::session::PLAY_PIECE;
+use crate::pipeline::{PipelineSink, SessionPipeline};
+use crate::protocol::{MessageKind, ProtocolError};
+use crate::stats::SessionCounters;
+use ringbuf::traits::{Observer, Producer};
+use ringbuf::{HeapCons, HeapProd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Outputs of one step go straight into the host-facing rings and queue.
+struct RingSink<'a> {
+    pcm: &'a mut HeapProd<i16>,
+    outbound: &'a mut HeapProd<u8>,
+    shared: &'a SessionShared,
+    produced: bool,
+}
+
+impl PipelineSink for RingSink<'_> {
+    fn agent_audio(&mut self, pcm: &[i16]) {
+        let n = self.pcm.push_slice(pcm);
+        SessionCounters::add(&self.shared.counters.agent_samples_out, n as u64);
+        if n < pcm.len() {
+            // The host is not reading audio: drop the newest and count it, never block.
+            SessionCounters::add(&self.shared.counters.agent_samples_dropped, (pcm.len() - n) as u64);
+        }
+        self.produced |= n > 0;
+    }
+    fn event(&mut self, event: RawEvent) {
+        self.shared.push_event(event);
+        self.produced = true;
+    }
+    fn outbound_room(&self, len: usize) -> bool {
+        self.outbound.vacant_len() >= records::HEADER + len
+    }
+    fn outbound(&mut self, kind: MessageKind, message: &[u8]) {
+        let tag = match kind {
+            MessageKind::Text => outbound_tag::TEXT,
+            MessageKind::Binary => outbound_tag::BINARY,
+        };
+        let written = records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0);
+        debug_assert!(written, "outbound_room was checked");
+        self.produced = true;
+    }
+}
+
+fn inbound_body_len(h: &Header) -> usize {
+    if h.tag == inbound_tag::OVERSIZE { 0 } else { h.b as usize }
+}
+
+fn play_body_len(h: &Header) -> usize {
+    if h.tag == play_tag::INTERRUPT { 0 } else { h.b as usize }
+}
+
+/// A session as its worker owns it.
+pub struct WorkerSession {
+    pub(crate) pipeline: SessionPipeline,
+    pub(crate) shared: Arc<SessionShared>,
+    inbound: HeapCons<u8>,
+    play: HeapCons<u8>,
+    pcm: HeapProd<i16>,
+    outbound: HeapProd<u8>,
+    message: Vec<u8>,
+    play_bytes: Vec<u8>,
+    play_pcm: Vec<i16>,
+    interrupts_seen: u64,
+}
+
+impl WorkerSession {
+    pub(crate) fn new(
+        pipeline: SessionPipeline,
+        shared: Arc<SessionShared>,
+        inbound: HeapCons<u8>,
+        play: HeapCons<u8>,
+        pcm: HeapProd<i16>,
+        outbound: HeapProd<u8>,
+        max_message: usize,
+        max_mark_name: usize,
+    ) -> Self {
+        Self {
+            pipeline,
+            shared,
+            inbound,
+            play,
+            pcm,
+            outbound,
+            message: vec![0; max_message],
+            play_bytes: vec![0; (PLAY_PIECE * 2).max(max_mark_name)],
+            play_pcm: vec![0; PLAY_PIECE],
+            interrupts_seen: 0,
+        }
+    }
+
+    /// Whether the host closed the session.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Does all pending work at `now_us`. Returns true if anything was produced for the host.
+    pub(crate) fn step(&mut self, now_us: u64) -> bool {
+        let Self { pipeline, shared, inbound, play, pcm, outbound, message, play_bytes, play_pcm, interrupts_seen } = self;
+        let mut sink = RingSink { pcm, outbound, shared, produced: false };
+
+        while let Some(h) = records::peek(inbound, inbound_body_len) {
+            if h.tag == inbound_tag::OVERSIZE {
+                records::skip(inbound, 0);
+                SessionCounters::bump(&shared.counters.messages_in);
+                SessionCounters::bump(&shared.counters.protocol_errors);
+                sink.event(RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
+                continue;
+            }
+            let len = h.b as usize;
+            records::take(inbound, len, message);
+            let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
+            pipeline.on_message(&message[..len], kind, now_us, &mut sink);
+            if pipeline.take_flush_request() {
+                flush_play_ring(play, &mut sink, interrupts_seen);
+            }
+        }
+
+        drain_play_ring(play, pipeline, &mut sink, play_bytes, play_pcm, interrupts_seen, shared, now_us);
+        pipeline.tick(now_us, &mut sink);
+        if pipeline.take_flush_request() {
+            flush_play_ring(play, &mut sink, interrupts_seen);
+        }
+        sink.produced
+    }
+}
+
+/// Feeds host play records to the pipeline until one does not fit (backpressure).
+#[allow(clippy::too_many_arguments)]
+fn drain_play_ring(
+    play: &mut HeapCons<u8>,
+    pipeline: &mut SessionPipeline,
+    sink: &mut RingSink<'_>,
+    bytes: &mut [u8],
+    pcm: &mut [i16],
+    interrupts_seen: &mut u64,
+    shared: &SessionShared,
+    now_us: u64,
+) {
+    while let Some(h) = records::peek(play, play_body_len) {
+        // An interrupt the host has asked for but we have not reached yet: everything before
+        // its record was queued before the interrupt, so it is dropped unplayed.
+        let skipping = shared.interrupt_gen.load(Ordering::Acquire) > *interrupts_seen;
+        match h.tag {
+            play_tag::INTERRUPT => {
+                records::skip(play, 0);
+                *interrupts_seen = u64::from(h.a).max(*interrupts_seen);
+                pipeline.interrupt(now_us, sink);
+            }
+            play_tag::PCM if skipping => {
+                records::skip(play, h.b as usize);
+                SessionCounters::add(&shared.counters.flushed_samples, u64::from(h.b) / 2);
+            }
+            play_tag::PCM => {
+                let len = h.b as usize;
+                let samples = len / 2;
+                // Peek the body without consuming it, so a record that does not fit yet stays.
+                if pipeline.outbound_free() < samples + 8 {
+                    return;
+                }
+                records::take(play, len, bytes);
+                for (s, b) in pcm.iter_mut().zip(bytes[..len].chunks_exact(2)) {
+                    *s = i16::from_le_bytes([b[0], b[1]]);
+                }
+                match pipeline.play(&pcm[..samples], h.a, now_us, sink) {
+                    Ok(true) => {}
+                    // Rates are validated by the host handle; a record that still does not fit
+                    // after the room check above is a bug, and is counted rather than hidden.
+                    Ok(false) | Err(_) => SessionCounters::add(&shared.counters.flushed_samples, samples as u64),
+                }
+            }
+            play_tag::MARK => {
+                let len = h.b as usize;
+                records::take(play, len, bytes);
+                if skipping {
+                    SessionCounters::bump(&shared.counters.marks_cleared);
+                    sink.event(RawEvent::MarkCleared { id: h.a });
+                } else {
+                    pipeline.mark(h.a, &bytes[..len], now_us, sink);
+                }
+            }
+            _ => records::skip(play, play_body_len(&h)),
+        }
+    }
+}
+
+/// Barge-in: drops every whole record the host had queued; marks among them are reported cleared.
+fn flush_play_ring(play: &mut HeapCons<u8>, sink: &mut RingSink<'_>, interrupts_seen: &mut u64) {
+    while let Some(h) = records::peek(play, play_body_len) {
+        match h.tag {
+            play_tag::PCM => SessionCounters::add(&sink.shared.counters.flushed_samples, u64::from(h.b) / 2),
+            play_tag::MARK => {
+                SessionCounters::bump(&sink.shared.counters.marks_cleared);
+                sink.event(RawEvent::MarkCleared { id: h.a });
+            }
+            // An interrupt queued behind the flushed audio has nothing left to interrupt, but the
+            // host still hears back about it.
+            play_tag::INTERRUPT => {
+                *interrupts_seen = u64::from(h.a).max(*interrupts_seen);
+                sink.event(RawEvent::Interrupted { played_ms: 0 });
+            }
+            _ => {}
+        }
+        records::skip(play, play_body_len(&h));
+    }
+}
