@@ -87,7 +87,7 @@ impl Default for SessionConfig {
             barge_in: BargeInConfig::default(),
             lead_ms: 100,
             sync_mark_interval_ms: 500,
-            max_message_bytes: 64 * 1024,
+            max_message_bytes: 32 * 1024,
             max_payload_bytes: 16 * 1024,
             reorder_window_ms: 60,
             max_gap_fill_ms: 2_000,

@@ -198,6 +198,10 @@ impl InboundReorder {
             SessionCounters::bump(&counters.frames_overlap_trimmed);
         }
         if start == next {
+            if self.slots.iter().any(Option::is_some) {
+                // It fills a gap that later frames had already arrived behind.
+                SessionCounters::bump(&counters.frames_reordered);
+            }
             self.next = Some(next + pcm.len() as u64);
             self.emit_audio(pcm, deliver);
             self.drain_in_order(counters, deliver);
@@ -205,7 +209,6 @@ impl InboundReorder {
         }
 
         // A gap before this frame: hold it if we can, then see whether the gap has waited enough.
-        SessionCounters::bump(&counters.frames_reordered);
         if !self.hold(start, pcm) {
             // No room to hold it: give up on the gap now.
             self.fill_to(start, counters, deliver);

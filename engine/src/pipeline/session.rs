@@ -418,8 +418,8 @@ impl SessionPipeline {
     /// The host interrupts the agent: drop queued audio, clear the carrier, report the position.
     pub fn interrupt(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
         SessionCounters::bump(&self.counters.interrupts);
-        let played = self.flush_agent_audio(now_us, sink);
-        sink.event(RawEvent::Interrupted { played_ms: played / 8 });
+        sink.event(RawEvent::Interrupted { played_ms: self.playout.played_samples(now_us) / 8 });
+        self.flush_agent_audio(now_us, sink);
         self.pace(now_us, sink);
     }
 
@@ -436,14 +436,16 @@ impl SessionPipeline {
         let onset = self.inbound.vad.onset_ms();
         if let Some(onset_ms) = self.barge_in.check(onset, self.stream_ms(), active) {
             SessionCounters::bump(&self.counters.barge_ins);
-            let played = self.flush_agent_audio(now_us, sink);
+            // The event first: the marks it flushes are reported after it, as its consequence.
+            let played_ms = self.playout.played_samples(now_us) / 8;
+            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms });
+            self.flush_agent_audio(now_us, sink);
             self.flush_requested = true;
-            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms: played / 8 });
         }
     }
 
-    /// Drops queued agent audio and clears the carrier; returns the samples of the utterance heard.
-    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) -> u64 {
+    /// Drops queued agent audio and clears the carrier.
+    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
         let counters = &self.counters;
         let marks = &mut self.marks;
         let dropped = self.queue.clear(|id| {
@@ -457,7 +459,7 @@ impl SessionPipeline {
             r.reset();
         }
         self.clear_pending = true;
-        self.playout.clear(now_us)
+        self.playout.clear(now_us);
     }
 
     /// Sends what is due: a pending `clear`, due marks, and frames until the carrier holds
