@@ -46,8 +46,9 @@ pub struct SessionConfig {
     pub vad: VadConfig,
     /// Barge-in.
     pub barge_in: BargeInConfig,
-    /// How far ahead of the carrier's playout the pacer keeps audio sent, in ms. Larger rides out
-    /// network jitter; smaller makes barge-in and the played position tighter.
+    /// The most agent audio the carrier holds unplayed, in ms (at least 40): the pacer sends the
+    /// next 20 ms frame once it fits under this. Larger rides out network jitter; smaller makes
+    /// barge-in and the played position tighter.
     pub lead_ms: u32,
     /// Interval (ms of played audio) between the engine's own hidden marks, which correct the
     /// played-position estimate against the carrier's real playout. 0 disables them.

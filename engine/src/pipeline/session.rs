@@ -153,6 +153,9 @@ impl SessionPipeline {
         if config.max_payload_bytes == 0 || config.max_message_bytes == 0 {
             return Err(PipelineError::Invalid("message and payload limits must be positive"));
         }
+        if config.lead_ms < 40 {
+            return Err(PipelineError::Invalid("lead_ms must be at least 40 (two frames)"));
+        }
         if config.outbound_buffer_ms < 20 {
             return Err(PipelineError::Invalid("outbound_buffer_ms must be at least one frame (20)"));
         }
@@ -221,7 +224,8 @@ impl SessionPipeline {
 
     /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
     pub fn deadline_us(&self) -> Option<u64> {
-        let pace = (self.queue.len() > 0).then(|| self.playout.carrier_end_us().saturating_sub(self.lead_us));
+        let pace =
+            (self.queue.len() > 0).then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
         match (pace, self.reorder.deadline_us()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -484,7 +488,8 @@ impl SessionPipeline {
                 return;
             }
             let ahead = self.playout.ahead_us(now_us);
-            if ahead >= self.lead_us || self.queue.len() == 0 {
+            // `lead` is the most the carrier holds: a frame goes out once it fits under it.
+            if ahead + FRAME_US > self.lead_us || self.queue.len() == 0 {
                 return;
             }
             if !sink.outbound_room(media_len) {

@@ -1,0 +1,174 @@
+//! Session behaviour in inline mode (deterministic: the host's calls do the work).
+
+mod common;
+
+use common::*;
+use trunkline::protocol::ProtocolError;
+use trunkline::{Engine, EngineConfig, Event, MessageKind, Session, SessionConfig, SessionError};
+
+fn inline_engine() -> Engine {
+    Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap()
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn audio(s: &mut Session) -> usize {
+    let mut buf = vec![0i16; 4096];
+    let mut n = 0;
+    loop {
+        let k = s.read_audio(&mut buf);
+        if k == 0 {
+            return n;
+        }
+        n += k;
+    }
+}
+
+fn outbound(s: &mut Session) -> Vec<Outbound> {
+    let mut buf = Vec::new();
+    std::iter::from_fn(|| s.next_outbound(&mut buf).map(|_| parse_outbound(&buf))).collect()
+}
+
+fn errors(evs: &[Event]) -> Vec<ProtocolError> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::ProtocolError { error } => Some(*error),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn bad_input_is_dropped_counted_and_reported_and_the_call_goes_on() {
+    let engine = inline_engine();
+    let config = SessionConfig { max_payload_bytes: 1024, ..Default::default() };
+    let mut s = engine.open_session(&config).unwrap();
+    let silence = [0xFFu8; 160];
+
+    // Media before start.
+    s.push_text(&media(2, 1, 0, &silence)).unwrap();
+    assert_eq!(errors(&events(&mut s)), vec![ProtocolError::MediaBeforeStart]);
+
+    s.push_text(&start()).unwrap();
+    let evs = events(&mut s);
+    assert!(matches!(evs[..], [Event::Started(_)]), "{evs:?}");
+
+    let too_big_payload = media(3, 2, 20, &[0xFF; 2000]);
+    let huge_message = format!("{{\"event\":\"media\",\"pad\":\"{}\"}}", "x".repeat(config.max_message_bytes));
+    let cases: Vec<(Vec<u8>, MessageKind, ProtocolError)> = vec![
+        (b"{\"event\":\"media\",".to_vec(), MessageKind::Text, ProtocolError::MalformedJson),
+        (b"not json at all".to_vec(), MessageKind::Text, ProtocolError::MalformedJson),
+        (
+            br#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"@@@@"}}"#.to_vec(),
+            MessageKind::Text,
+            ProtocolError::InvalidBase64,
+        ),
+        (too_big_payload.into_bytes(), MessageKind::Text, ProtocolError::PayloadTooLarge),
+        (huge_message.into_bytes(), MessageKind::Text, ProtocolError::MessageTooLarge),
+        (br#"{"event":"transcription","data":{}}"#.to_vec(), MessageKind::Text, ProtocolError::UnknownEvent),
+        (start().into_bytes(), MessageKind::Text, ProtocolError::DuplicateStart),
+        (
+            br#"{"event":"media","sequenceNumber":"3","media":{"track":"inbound","chunk":"2","timestamp":{"ms":20},"payload":""}}"#.to_vec(),
+            MessageKind::Text,
+            ProtocolError::WrongType("media.timestamp"),
+        ),
+        (br#"{"event":"media","sequenceNumber":"3"}"#.to_vec(), MessageKind::Text, ProtocolError::MissingField("media")),
+        (vec![0, 1, 2, 3], MessageKind::Binary, ProtocolError::UnexpectedFrameKind(MessageKind::Binary)),
+        (mark_echo(9, "never-sent").into_bytes(), MessageKind::Text, ProtocolError::UnknownMark),
+    ];
+    let n_cases = cases.len() as u64;
+    for (i, (msg, kind, expected)) in cases.into_iter().enumerate() {
+        // A good frame before each bad message: none of the good audio may be lost.
+        s.push_text(&media(100 + i as u64, i as u64 + 1, i as u64 * 20, &silence)).unwrap();
+        s.push(&msg, kind).unwrap();
+        let got = errors(&events(&mut s));
+        assert_eq!(got, vec![expected], "case {i}");
+    }
+    assert_eq!(audio(&mut s), n_cases as usize * 320, "every good frame was delivered");
+    let stats = s.stats();
+    assert_eq!(stats.protocol_errors, n_cases + 1);
+    assert_eq!(stats.media_frames_in, n_cases);
+
+    // After stop, more media is refused the same way.
+    s.push_text(&stop(500)).unwrap();
+    assert!(events(&mut s).contains(&Event::Stopped));
+    s.push_text(&media(501, 99, 5000, &silence)).unwrap();
+    assert_eq!(errors(&events(&mut s)), vec![ProtocolError::AfterStop]);
+}
+
+#[test]
+fn interrupt_drops_queued_audio_reports_marks_and_keeps_later_audio() {
+    let engine = inline_engine();
+    let mut s = engine.open_session(&SessionConfig { lead_ms: 40, ..Default::default() }).unwrap();
+    s.push_text(&start()).unwrap();
+    events(&mut s);
+
+    // 1 s of agent audio and a mark: with a 40 ms lead only 2 frames go out at once.
+    assert_eq!(s.play(&vec![3000i16; 8000], 8000), Ok(8000));
+    s.mark("first").unwrap();
+    let sent = outbound(&mut s);
+    assert_eq!(sent.iter().filter(|m| matches!(m, Outbound::Media(_))).count(), 2, "{sent:?}");
+
+    s.interrupt().unwrap();
+    assert_eq!(s.play(&vec![-3000i16; 1600], 8000), Ok(1600));
+    s.mark("second").unwrap();
+    let evs = events(&mut s);
+    assert!(matches!(evs[0], Event::Interrupted { played_ms } if played_ms <= 40), "{evs:?}");
+    assert_eq!(evs[1], Event::MarkCleared { name: "first".into() });
+    let after = outbound(&mut s);
+    assert_eq!(after[0], Outbound::Clear);
+    // The audio played after the interrupt goes out (its first frames, within the lead).
+    let Outbound::Media(frame) = &after[1] else { panic!("{after:?}") };
+    assert!(frame.iter().all(|&c| reference_ulaw_decode(c) < -2000), "post-interrupt audio is the new audio");
+    let stats = s.stats();
+    assert_eq!(stats.interrupts, 1);
+    assert_eq!(stats.flushed_samples, 8000 - 320);
+}
+
+#[test]
+fn host_errors_are_defined() {
+    let engine = inline_engine();
+    let mut s = engine.open_session(&SessionConfig { max_pending_marks: 2, ..Default::default() }).unwrap();
+    assert!(matches!(s.play(&[0; 10], 11_025), Err(SessionError::InvalidArgument(_))));
+    assert!(matches!(s.mark("trunkline-sync-1"), Err(SessionError::InvalidArgument(_))));
+    assert!(matches!(s.mark(&"x".repeat(1000)), Err(SessionError::InvalidArgument(_))));
+    s.mark("a").unwrap();
+    s.mark("b").unwrap();
+    assert_eq!(s.mark("c"), Err(SessionError::Full));
+    // The play ring fills: `play` takes what fits and says how much.
+    let big = vec![0i16; 1_000_000];
+    let taken = s.play(&big, 48_000).unwrap();
+    assert!(taken > 0 && taken < big.len());
+    s.close();
+    assert_eq!(s.push_text(&start()), Err(SessionError::Closed));
+    assert_eq!(s.play(&[0; 10], 8000), Err(SessionError::Closed));
+    assert_eq!(engine.open_sessions(), 0);
+
+    assert!(engine.open_session(&SessionConfig { agent_rate: 11_025, ..Default::default() }).is_err());
+    let limited = Engine::new(EngineConfig { workers: Some(0), max_sessions: 1, ..Default::default() }).unwrap();
+    let _one = limited.open_session(&SessionConfig::default()).unwrap();
+    assert!(matches!(limited.open_session(&SessionConfig::default()), Err(trunkline::EngineError::TooManySessions(1))));
+}
+
+#[test]
+fn a_host_that_does_not_read_loses_only_counted_audio_and_events() {
+    let engine = inline_engine();
+    let config = SessionConfig { agent_ring_ms: 100, event_capacity: 4, ..Default::default() };
+    let mut s = engine.open_session(&config).unwrap();
+    s.push_text(&start()).unwrap();
+    for i in 0..50u64 {
+        s.push_text(&media(i + 2, i + 1, i * 20, &[0xFF; 160])).unwrap();
+        s.push_text(&dtmf(1000 + i, '1')).unwrap();
+    }
+    let stats = s.stats();
+    // 1 s of audio at 16 kHz into a 100 ms ring; 51 events into a queue of 4.
+    assert_eq!(stats.agent_samples_out + stats.agent_samples_dropped, 16_000);
+    assert_eq!(stats.agent_samples_out, 1600);
+    assert_eq!(stats.events_dropped, 51 - 4);
+    // The newest events are the ones kept.
+    let evs = events(&mut s);
+    assert_eq!(evs.len(), 4);
+    assert!(evs.iter().all(|e| matches!(e, Event::Dtmf { digit: '1', .. })));
+}
