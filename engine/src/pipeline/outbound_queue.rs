@@ -47,7 +47,7 @@ impl OutboundQueue {
     }
 
     /// Queued audio, bytes.
-    pub fn len(&self) -> usize {
+    pub fn audio_len(&self) -> usize {
         self.audio.len()
     }
 

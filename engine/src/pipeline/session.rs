@@ -214,7 +214,7 @@ impl SessionPipeline {
 
     /// Agent audio is playing at the carrier or waiting here.
     pub fn agent_active(&self, now_us: u64) -> bool {
-        self.queue.len() > 0 || self.playout.is_playing(now_us)
+        self.queue.audio_len() > 0 || self.playout.is_playing(now_us)
     }
 
     /// Free room in the outbound queue, in 8 kHz samples.
@@ -225,7 +225,7 @@ impl SessionPipeline {
     /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
     pub fn deadline_us(&self) -> Option<u64> {
         let pace =
-            (self.queue.len() > 0).then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
+            (self.queue.audio_len() > 0).then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
         match (pace, self.reorder.deadline_us()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -319,7 +319,7 @@ impl SessionPipeline {
             AudioEncoding::Mulaw => decode_ulaw(payload, &mut self.decoded),
             AudioEncoding::Alaw => decode_alaw(payload, &mut self.decoded),
             AudioEncoding::L16 => {
-                if payload.len() % 2 != 0 {
+                if !payload.len().is_multiple_of(2) {
                     return Err(ProtocolError::OddPayloadLength);
                 }
                 for (out, b) in self.decoded.iter_mut().zip(payload.chunks_exact(2)) {
@@ -489,7 +489,7 @@ impl SessionPipeline {
             }
             let ahead = self.playout.ahead_us(now_us);
             // `lead` is the most the carrier holds: a frame goes out once it fits under it.
-            if ahead + FRAME_US > self.lead_us || self.queue.len() == 0 {
+            if ahead + FRAME_US > self.lead_us || self.queue.audio_len() == 0 {
                 return;
             }
             if !sink.outbound_room(media_len) {

@@ -1,11 +1,89 @@
-//! The Twilio Media Streams dialect (stub, being written).
+//! The Twilio Media Streams dialect (also SignalWire and other Twilio-compatible carriers).
+//!
+//! Twilio sends JSON text frames; [`TwilioDialect::parse`] turns each into an [`Inbound`] and the
+//! writers produce the three messages Twilio accepts on a bidirectional stream (`media`, `mark`,
+//! `clear`). See DESIGN §2.
+//!
+//! # What is accepted
+//!
+//! Fields not listed are ignored (whatever their type). A JSON `null` counts as an absent field.
+//! "Number" means a JSON string of ASCII digits (how Twilio sends every number, e.g. `"42"`) or a
+//! bare non-negative JSON integer (some compatible carriers); anything else — object, array, bool,
+//! negative, float, empty or non-digit string, more than `u64::MAX` — is
+//! [`ProtocolError::WrongType`] naming the field.
+//!
+//! | event | field | required | accepted values → result |
+//! |---|---|---|---|
+//! | all | `event` | yes | `connected`, `start`, `media`, `dtmf`, `mark`, `stop`; other string → `UnknownEvent`, non-string → `WrongType("event")` |
+//! | all | `sequenceNumber` | no | number |
+//! | all | `streamSid` | no | string (not otherwise used, except by `start`) |
+//! | `connected` | `protocol`, `version` | no | ignored |
+//! | `media` | `media` | yes | object |
+//! | `media` | `media.payload` | yes | string, standard base64 with or without `=` padding, decoded into the [`PayloadBuffer`]; bad base64 → `InvalidBase64`, decoded length over [`PayloadBuffer::limit`] → `PayloadTooLarge` |
+//! | `media` | `media.timestamp` | yes | number (ms since the stream started) |
+//! | `media` | `media.chunk` | no | number |
+//! | `media` | `media.track` | no (inbound) | `inbound`, `outbound`, `inbound_track`, `outbound_track` |
+//! | `dtmf` | `dtmf` | yes | object |
+//! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` |
+//! | `dtmf` | `dtmf.track` | no | ignored |
+//! | `mark` | `mark` | yes | object |
+//! | `mark` | `mark.name` | yes | string (any, including empty); borrowed unless it contains escapes |
+//! | `stop` | `stop` | no | ignored (its `accountSid`/`callSid` repeat `start`'s) |
+//! | `start` | `start` | yes | object |
+//! | `start` | `start.streamSid` | yes¹ | string; falls back to the top-level `streamSid`; if both are present they must be equal, else `WrongType("streamSid")` |
+//! | `start` | `start.callSid` | no ("") | string |
+//! | `start` | `start.accountSid` | no ("") | string |
+//! | `start` | `start.tracks` | no (`[inbound]`) | array of track names (as `media.track`), kept in order |
+//! | `start` | `start.customParameters` | no (empty) | object; string values kept, numbers and booleans become their JSON text (serde_json's rendering: `1.50` → `"1.5"`), `null`/array/object values → `WrongType`; document order and duplicate names kept |
+//! | `start` | `start.mediaFormat` | no (µ-law, 8000 Hz, 1 channel) | object |
+//! | `start` | `start.mediaFormat.encoding` | yes | `audio/x-mulaw` → µ-law, `audio/x-alaw` → A-law, `audio/x-l16` or `audio/l16` → L16 (ASCII case-insensitive, like all MIME types); other string → `UnsupportedFormat` |
+//! | `start` | `start.mediaFormat.sampleRate` | yes | number, 1..=`u32::MAX` |
+//! | `start` | `start.mediaFormat.channels` | no (1) | number, 1..=`u16::MAX` |
+//!
+//! ¹ `MissingField("start.streamSid")` when neither is present: every outbound message needs it.
+//! Call and account SIDs are optional because nothing in the engine needs them.
+//!
+//! Whole-message errors: a [`MessageKind::Binary`] frame → `UnexpectedFrameKind(Binary)`;
+//! not UTF-8, not JSON, truncated, trailing data, a top-level value that is not an object, nesting
+//! deeper than 128, or a duplicate key among the fields above → `MalformedJson`. Checks run in this
+//! order: frame kind, JSON, `event`, `sequenceNumber`, `streamSid`, then the event's own fields as
+//! listed.
+//!
+//! # Allocation
+//!
+//! Parsing a `media` message allocates nothing: the JSON is deserialized into borrowed structs
+//! (see `wire`), and the payload is base64-decoded into the caller's [`PayloadBuffer`] without
+//! growing it. Exceptions, all off the normal path: strings with JSON escapes (serde_json unescapes
+//! them into a scratch buffer), and errors for malformed JSON (serde_json boxes its error). `start`
+//! allocates its owned [`StreamStart`]; `mark` names are borrowed unless escaped. The writers
+//! clear `out` and allocate only if its capacity is too small; size it with
+//! [`Dialect::max_media_message_len`].
 
+mod json_out;
+mod wire;
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+
+use self::wire::{EventKind, Obj, Scalar};
 use super::*;
 
+/// Standard alphabet, padding optional on input (some carriers strip it); trailing bits must be
+/// zero, as in canonical base64.
+const PAYLOAD_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 /// Twilio Media Streams JSON (also SignalWire's).
-#[derive(Debug, Default)]
+///
+/// Parses what Twilio sends and writes what it accepts; the stream SID learnt in
+/// [`Dialect::on_start`] goes into every outbound message (an empty SID before that).
+#[derive(Debug, Default, Clone)]
 pub struct TwilioDialect {
-    stream_sid: String,
+    /// The stream SID, already escaped for the inside of a JSON string.
+    stream_sid_json: Vec<u8>,
 }
 
 impl TwilioDialect {
@@ -13,40 +91,344 @@ impl TwilioDialect {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn parse_text<'a>(text: &'a str, payload: &mut PayloadBuffer) -> Result<Inbound<'a>, ProtocolError> {
+        let mut root = Obj::Absent;
+        wire::parse_message(text, &mut root)?;
+        let Obj::Valid(msg) = &mut root else { unreachable!("parse_message succeeds only with an object") };
+        let event = match &msg.event {
+            None => return Err(ProtocolError::MissingField("event")),
+            Some(Scalar::Str(name)) => EventKind::from_name(name).ok_or(ProtocolError::UnknownEvent)?,
+            Some(_) => return Err(ProtocolError::WrongType("event")),
+        };
+        let sequence = optional_number(msg.sequence.take(), "sequenceNumber")?;
+        let stream_sid = optional_string(msg.stream_sid.take(), "streamSid")?;
+        Ok(match event {
+            EventKind::Connected => Inbound::Connected,
+            EventKind::Stop => Inbound::Stop { sequence },
+            EventKind::Media => {
+                let media = required_object(&mut msg.media, "media")?;
+                let timestamp_ms = required_number(media.timestamp.take(), "media.timestamp")?;
+                let chunk = optional_number(media.chunk.take(), "media.chunk")?;
+                let track = match optional_string(media.track.take(), "media.track")? {
+                    None => Track::Inbound,
+                    Some(name) => {
+                        wire::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
+                    }
+                };
+                let base64 = required_string(media.payload.take(), "media.payload")?;
+                decode_payload(base64.as_bytes(), payload)?;
+                Inbound::Media(MediaFrame { sequence, chunk, timestamp_ms, track })
+            }
+            EventKind::Dtmf => {
+                let dtmf = required_object(&mut msg.dtmf, "dtmf")?;
+                let digit = required_string(dtmf.digit.take(), "dtmf.digit")?;
+                let digit = match digit.as_bytes() {
+                    &[d @ (b'0'..=b'9' | b'*' | b'#' | b'A'..=b'D')] => d,
+                    _ => return Err(ProtocolError::WrongType("dtmf.digit")),
+                };
+                Inbound::Dtmf { sequence, digit }
+            }
+            EventKind::Mark => {
+                let mark = required_object(&mut msg.mark, "mark")?;
+                let name = required_string(mark.name.take(), "mark.name")?;
+                Inbound::Mark { sequence, name }
+            }
+            EventKind::Start => {
+                let start = required_object(&mut msg.start, "start")?;
+                let inner_sid = optional_string(start.stream_sid.take(), "start.streamSid")?;
+                let stream_sid = match (inner_sid, stream_sid) {
+                    (Some(inner), Some(outer)) if inner != outer => {
+                        return Err(ProtocolError::WrongType("streamSid"));
+                    }
+                    (Some(sid), _) | (None, Some(sid)) => sid.into_owned(),
+                    (None, None) => return Err(ProtocolError::MissingField("start.streamSid")),
+                };
+                let call_sid = optional_string(start.call_sid.take(), "start.callSid")?;
+                let account_sid = optional_string(start.account_sid.take(), "start.accountSid")?;
+                let tracks = match start.tracks.take() {
+                    None => vec![Track::Inbound],
+                    Some(wire::Tracks::Valid(tracks)) => tracks,
+                    Some(wire::Tracks::Invalid) => {
+                        return Err(ProtocolError::WrongType("start.tracks"));
+                    }
+                };
+                let custom_parameters = match start.custom_parameters.take() {
+                    None => Vec::new(),
+                    Some(wire::Params::Valid(params)) => params,
+                    Some(wire::Params::Invalid) => {
+                        return Err(ProtocolError::WrongType("start.customParameters"));
+                    }
+                };
+                let media_format = match &mut start.media_format {
+                    Obj::Absent => {
+                        MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 }
+                    }
+                    Obj::Invalid => return Err(ProtocolError::WrongType("start.mediaFormat")),
+                    Obj::Valid(format) => media_format(format)?,
+                };
+                Inbound::Start(Box::new(StreamStart {
+                    sequence,
+                    account_sid: account_sid.map(Cow::into_owned).unwrap_or_default(),
+                    stream_sid,
+                    call_sid: call_sid.map(Cow::into_owned).unwrap_or_default(),
+                    tracks,
+                    custom_parameters,
+                    media_format,
+                }))
+            }
+        })
+    }
+}
+
+fn media_format(format: &mut wire::FormatBody<'_>) -> Result<MediaFormat, ProtocolError> {
+    const ENCODING: &str = "start.mediaFormat.encoding";
+    const RATE: &str = "start.mediaFormat.sampleRate";
+    const CHANNELS: &str = "start.mediaFormat.channels";
+    let name = required_string(format.encoding.take(), ENCODING)?;
+    let encoding = if name.eq_ignore_ascii_case("audio/x-mulaw") {
+        AudioEncoding::Mulaw
+    } else if name.eq_ignore_ascii_case("audio/x-alaw") {
+        AudioEncoding::Alaw
+    } else if name.eq_ignore_ascii_case("audio/x-l16") || name.eq_ignore_ascii_case("audio/l16") {
+        AudioEncoding::L16
+    } else {
+        return Err(ProtocolError::UnsupportedFormat);
+    };
+    let sample_rate = required_number(format.sample_rate.take(), RATE)?;
+    let sample_rate =
+        u32::try_from(sample_rate).ok().filter(|&r| r > 0).ok_or(ProtocolError::WrongType(RATE))?;
+    let channels = optional_number(format.channels.take(), CHANNELS)?.unwrap_or(1);
+    let channels =
+        u16::try_from(channels).ok().filter(|&c| c > 0).ok_or(ProtocolError::WrongType(CHANNELS))?;
+    Ok(MediaFormat { encoding, sample_rate, channels })
+}
+
+/// A number field's value: a non-negative JSON integer, or a string of ASCII digits.
+fn number(value: Scalar<'_>, field: &'static str) -> Result<u64, ProtocolError> {
+    match value {
+        Scalar::U64(n) => Ok(n),
+        Scalar::I64(n) => u64::try_from(n).map_err(|_| ProtocolError::WrongType(field)),
+        // Why check the digits first: `u64::from_str` also takes a leading `+`.
+        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map_err(|_| ProtocolError::WrongType(field))
+        }
+        _ => Err(ProtocolError::WrongType(field)),
+    }
+}
+
+fn optional_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<Option<u64>, ProtocolError> {
+    value.map(|v| number(v, field)).transpose()
+}
+
+fn required_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<u64, ProtocolError> {
+    number(value.ok_or(ProtocolError::MissingField(field))?, field)
+}
+
+fn optional_string<'a>(
+    value: Option<Scalar<'a>>,
+    field: &'static str,
+) -> Result<Option<Cow<'a, str>>, ProtocolError> {
+    match value {
+        None => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(ProtocolError::WrongType(field)),
+    }
+}
+
+fn required_string<'a>(
+    value: Option<Scalar<'a>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, ProtocolError> {
+    optional_string(value, field)?.ok_or(ProtocolError::MissingField(field))
+}
+
+fn required_object<'b, T>(value: &'b mut Obj<T>, field: &'static str) -> Result<&'b mut T, ProtocolError> {
+    match value {
+        Obj::Absent => Err(ProtocolError::MissingField(field)),
+        Obj::Invalid => Err(ProtocolError::WrongType(field)),
+        Obj::Valid(body) => Ok(body),
+    }
+}
+
+/// The decoded length of well-formed base64 `text` (padded or not), without decoding it.
+fn decoded_len(text: &[u8]) -> Result<usize, ProtocolError> {
+    let padding = text.iter().rev().take(2).take_while(|&&b| b == b'=').count();
+    let symbols = text.len() - padding;
+    let tail = match symbols % 4 {
+        0 => 0,
+        2 => 1,
+        3 => 2,
+        // One symbol carries 6 bits: not even one byte.
+        _ => return Err(ProtocolError::InvalidBase64),
+    };
+    Ok(symbols / 4 * 3 + tail)
+}
+
+/// Decodes `text` into `payload`, never growing its buffer.
+fn decode_payload(text: &[u8], payload: &mut PayloadBuffer) -> Result<(), ProtocolError> {
+    let len = decoded_len(text)?;
+    let limit = payload.limit();
+    let buf = payload.raw_mut();
+    // Why also check the capacity: the buffer must never reallocate on this path, whatever the
+    // caller did to it.
+    if len > limit || len > buf.capacity() {
+        return Err(ProtocolError::PayloadTooLarge);
+    }
+    // Within capacity: no allocation. Zero-filling first keeps this free of `unsafe`.
+    buf.resize(len, 0);
+    match PAYLOAD_BASE64.decode_slice(text, buf) {
+        Ok(written) if written == len => Ok(()),
+        // A decode error, or (output too small / short write) text that was not the well-formed
+        // base64 `decoded_len` assumed.
+        _ => {
+            buf.clear();
+            Err(ProtocolError::InvalidBase64)
+        }
+    }
 }
 
 impl Dialect for TwilioDialect {
     fn name(&self) -> &'static str {
         "twilio"
     }
+
     fn outbound_kind(&self) -> MessageKind {
         MessageKind::Text
     }
+
+    /// Parses one Twilio message (see the module documentation for exactly what is accepted).
+    ///
+    /// `payload` is cleared first, so after any call it holds the decoded audio of this message
+    /// if it was a valid `media` message, and nothing otherwise.
     fn parse<'a>(
         &mut self,
         message: &'a [u8],
         kind: MessageKind,
         payload: &mut PayloadBuffer,
     ) -> Result<Inbound<'a>, ProtocolError> {
-        let _ = (message, kind, payload);
-        todo!()
+        payload.raw_mut().clear();
+        if kind == MessageKind::Binary {
+            return Err(ProtocolError::UnexpectedFrameKind(MessageKind::Binary));
+        }
+        // Why validate up front: serde_json's `from_str` then skips its own per-string checks,
+        // and ignored fields would otherwise go unchecked.
+        let text = std::str::from_utf8(message).map_err(|_| ProtocolError::MalformedJson)?;
+        let result = Self::parse_text(text, payload);
+        if result.is_err() {
+            payload.raw_mut().clear();
+        }
+        result
     }
+
     fn on_start(&mut self, start: &StreamStart) {
-        self.stream_sid = start.stream_sid.clone();
+        self.stream_sid_json.clear();
+        json_out::push_escaped(&mut self.stream_sid_json, &start.stream_sid);
     }
+
+    /// Writes `{"event":"media","streamSid":"<sid>","media":{"payload":"<base64>"}}`.
     fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>) {
-        let _ = (mulaw, out);
-        todo!()
+        out.clear();
+        out.extend_from_slice(json_out::MEDIA_HEAD);
+        out.extend_from_slice(&self.stream_sid_json);
+        out.extend_from_slice(json_out::MEDIA_MID);
+        json_out::push_base64(out, mulaw);
+        out.extend_from_slice(json_out::MEDIA_TAIL);
     }
+
+    /// Writes `{"event":"mark","streamSid":"<sid>","mark":{"name":"<name>"}}`, `name` JSON-escaped.
     fn write_mark(&self, name: &str, out: &mut Vec<u8>) {
-        let _ = (name, out);
-        todo!()
+        out.clear();
+        out.extend_from_slice(json_out::MARK_HEAD);
+        out.extend_from_slice(&self.stream_sid_json);
+        out.extend_from_slice(json_out::MARK_MID);
+        json_out::push_escaped(out, name);
+        out.extend_from_slice(json_out::MARK_TAIL);
     }
+
+    /// Writes `{"event":"clear","streamSid":"<sid>"}`.
     fn write_clear(&self, out: &mut Vec<u8>) {
-        let _ = out;
-        todo!()
+        out.clear();
+        out.extend_from_slice(json_out::CLEAR_HEAD);
+        out.extend_from_slice(&self.stream_sid_json);
+        out.extend_from_slice(json_out::CLEAR_TAIL);
     }
+
+    /// The exact length of [`Dialect::write_media`]'s output (saturating at `usize::MAX`).
     fn max_media_message_len(&self, payload_len: usize) -> usize {
-        payload_len.div_ceil(3) * 4 + 128 + self.stream_sid.len()
+        (json_out::MEDIA_HEAD.len()
+            + self.stream_sid_json.len()
+            + json_out::MEDIA_MID.len()
+            + json_out::MEDIA_TAIL.len())
+        .saturating_add(json_out::base64_len(payload_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        json_out::push_escaped(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_quotes_backslashes_and_controls() {
+        assert_eq!(escaped("plain"), "plain");
+        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escaped("\n\r\t\u{8}\u{c}"), r"\n\r\t\b\f");
+        assert_eq!(escaped("\u{0}\u{1f}\u{1b}"), r"\u0000\u001f\u001b");
+        assert_eq!(escaped("é€😀\u{7f}"), "é€😀\u{7f}");
+    }
+
+    #[test]
+    fn decoded_len_matches_padded_and_unpadded_base64() {
+        // RFC 4648 §10 vectors: "", "f", "fo", "foo", "foob", "fooba", "foobar".
+        let vectors = ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"];
+        for (len, text) in vectors.iter().enumerate() {
+            assert_eq!(decoded_len(text.as_bytes()), Ok(len), "{text}");
+            let unpadded = text.trim_end_matches('=');
+            assert_eq!(decoded_len(unpadded.as_bytes()), Ok(len), "{unpadded}");
+        }
+        assert_eq!(decoded_len(b"Zm9vY"), Err(ProtocolError::InvalidBase64));
+    }
+
+    #[test]
+    fn numbers_accept_digit_strings_and_non_negative_integers_only() {
+        let f = "f";
+        assert_eq!(number(Scalar::Str("0".into()), f), Ok(0));
+        assert_eq!(number(Scalar::Str("007".into()), f), Ok(7));
+        assert_eq!(number(Scalar::Str("18446744073709551615".into()), f), Ok(u64::MAX));
+        assert_eq!(number(Scalar::U64(5), f), Ok(5));
+        for bad in [
+            Scalar::Str("".into()),
+            Scalar::Str("+1".into()),
+            Scalar::Str("-1".into()),
+            Scalar::Str(" 1".into()),
+            Scalar::Str("1.0".into()),
+            Scalar::Str("18446744073709551616".into()),
+            Scalar::I64(-1),
+            Scalar::F64(1.0),
+            Scalar::Bool(true),
+            Scalar::Null,
+            Scalar::Array,
+            Scalar::Object,
+        ] {
+            assert_eq!(number(bad.clone(), f), Err(ProtocolError::WrongType(f)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decode_never_grows_the_buffer() {
+        let mut payload = PayloadBuffer::with_limit(3);
+        let capacity = payload.raw_mut().capacity();
+        assert_eq!(decode_payload(b"Zm9v", &mut payload), Ok(()));
+        assert_eq!(payload.as_slice(), b"foo");
+        assert_eq!(decode_payload(b"Zm9vYg", &mut payload), Err(ProtocolError::PayloadTooLarge));
+        assert_eq!(decode_payload(b"Zm9!", &mut payload), Err(ProtocolError::InvalidBase64));
+        assert!(payload.as_slice().is_empty());
+        assert_eq!(payload.raw_mut().capacity(), capacity);
     }
 }
