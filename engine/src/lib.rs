@@ -27,3 +27,8 @@ pub use event::{Event, EventKind};
 pub use protocol::MessageKind;
 pub use runtime::{Engine, EngineError, Session, SessionError};
 pub use stats::{SessionCounters, SessionStats};
+
+// The README's Rust example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
