@@ -16,20 +16,13 @@ const SEGMENT_END: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1
 const fn reference_decode(code: u8) -> i16 {
     let u = !code as i32;
     let t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4);
-    if u & 0x80 != 0 {
-        (0x84 - t) as i16
-    } else {
-        (t - 0x84) as i16
-    }
+    if u & 0x80 != 0 { (0x84 - t) as i16 } else { (t - 0x84) as i16 }
 }
 
 /// The reference encoder for one 14-bit sample (`st_14linear2ulaw`), used only to build the table.
 const fn reference_encode_14(sample_14: i32) -> u8 {
-    let (mut magnitude, mask): (i32, i32) = if sample_14 < 0 {
-        (-sample_14, 0x7F)
-    } else {
-        (sample_14, 0xFF)
-    };
+    let (mut magnitude, mask): (i32, i32) =
+        if sample_14 < 0 { (-sample_14, 0x7F) } else { (sample_14, 0xFF) };
     if magnitude > CLIP_14 {
         magnitude = CLIP_14;
     }

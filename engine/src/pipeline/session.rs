@@ -356,15 +356,9 @@ impl SessionPipeline {
         }
         self.inbound.vad.reset();
         // The call is over: nothing queued will be heard.
+        self.drop_queued(sink);
         let counters = &self.counters;
-        let marks = &mut self.marks;
-        let dropped = self.queue.clear(|id| {
-            marks.drop_queued(id);
-            SessionCounters::bump(&counters.marks_cleared);
-            sink.event(RawEvent::MarkCleared { id });
-        });
-        SessionCounters::add(&counters.flushed_samples, dropped as u64);
-        marks.drain(|id| {
+        self.marks.drain(|id| {
             SessionCounters::bump(&counters.marks_cleared);
             sink.event(RawEvent::MarkCleared { id });
         });
@@ -448,8 +442,8 @@ impl SessionPipeline {
         }
     }
 
-    /// Drops queued agent audio and clears the carrier.
-    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+    /// Drops the agent audio not yet sent; its marks are reported cleared (no echo will come).
+    fn drop_queued(&mut self, sink: &mut dyn PipelineSink) {
         let counters = &self.counters;
         let marks = &mut self.marks;
         let dropped = self.queue.clear(|id| {
@@ -458,7 +452,12 @@ impl SessionPipeline {
             sink.event(RawEvent::MarkCleared { id });
         });
         SessionCounters::add(&counters.flushed_samples, dropped as u64);
-        marks.on_clear(now_us, self.playout.lag_us());
+    }
+
+    /// Drops queued agent audio and clears the carrier.
+    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        self.drop_queued(sink);
+        self.marks.on_clear(now_us, self.playout.lag_us());
         for r in &mut self.play_resamplers {
             r.reset();
         }
