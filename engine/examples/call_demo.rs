@@ -75,12 +75,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     frames_out += 1;
                     carrier_end = carrier_end.max(now) + Duration::from_millis(20);
                 }
-                Some("mark") => marks.push_back((carrier_end, msg["mark"]["name"].as_str().unwrap_or("").to_owned())),
+                Some("mark") => {
+                    marks.push_back((carrier_end, msg["mark"]["name"].as_str().unwrap_or("").to_owned()))
+                }
                 Some("clear") => {
                     clears += 1;
                     carrier_end = now;
                     for (_, name) in marks.drain(..) {
-                        call.push_text(&format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"{name}"}}}}"#))?;
+                        call.push_text(&format!(
+                            r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"{name}"}}}}"#
+                        ))?;
                     }
                 }
                 _ => {}
@@ -92,9 +96,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         while let Some(ev) = call.poll_event() {
             let line = match &ev {
-                Event::Started(s) => format!("call {} started (stream {}, params {:?})", s.call_sid, s.stream_sid, s.custom_parameters),
+                Event::Started(s) => format!(
+                    "call {} started (stream {}, params {:?})",
+                    s.call_sid, s.stream_sid, s.custom_parameters
+                ),
                 Event::BargeIn { stream_ms, played_ms } => {
-                    format!("BARGE-IN: caller spoke at {stream_ms} ms; they heard {played_ms} ms of the agent's utterance -> clear sent")
+                    format!(
+                        "BARGE-IN: caller spoke at {stream_ms} ms; they heard {played_ms} ms of the agent's utterance -> clear sent"
+                    )
                 }
                 Event::SpeechStopped { stream_ms } if !answered => {
                     answered = true;

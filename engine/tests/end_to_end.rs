@@ -115,7 +115,8 @@ fn full_call_with_barge_in_in_threaded_mode() {
             }
             agent_pcm.extend_from_slice(&chunk[..n]);
         }
-        let reply_heard = events.iter().any(|(_, e)| matches!(e, Event::MarkPlayed { name, .. } if name == "reply-done"));
+        let reply_heard =
+            events.iter().any(|(_, e)| matches!(e, Event::MarkPlayed { name, .. } if name == "reply-done"));
         if next_frame == CALLER_FRAMES && reply_heard && !stopped_sent {
             session.push_text(&dtmf(seq + 2000, '5')).unwrap();
             session.push_text(&stop(seq + 2001)).unwrap();
@@ -141,12 +142,16 @@ fn full_call_with_barge_in_in_threaded_mode() {
     // ---- Events, in order.
     let names: Vec<_> = kinds.iter().map(|e| e.kind()).collect();
     use trunkline::EventKind::*;
-    let expected = [Connected, Started, SpeechStarted, BargeIn, MarkCleared, SpeechStopped, MarkPlayed, Dtmf, Stopped];
+    let expected =
+        [Connected, Started, SpeechStarted, BargeIn, MarkCleared, SpeechStopped, MarkPlayed, Dtmf, Stopped];
     assert_eq!(names, expected, "event sequence");
     let Event::Started(info) = &kinds[1] else { unreachable!() };
     assert_eq!(info.call_sid, CALL_SID);
     assert_eq!(info.stream_sid, STREAM_SID);
-    assert_eq!(info.custom_parameters, vec![("caller".into(), "+15550100".into()), ("lang".into(), "en".into())]);
+    assert_eq!(
+        info.custom_parameters,
+        vec![("caller".into(), "+15550100".into()), ("lang".into(), "en".into())]
+    );
 
     let Event::SpeechStarted { stream_ms: onset } = kinds[2] else { unreachable!() };
     assert!(onset.abs_diff(first.0) <= 60, "speech onset {onset} vs truth {}", first.0);
@@ -185,14 +190,16 @@ fn full_call_with_barge_in_in_threaded_mode() {
     // The reply: 0.4 s at 24 kHz = exactly 20 frames of audio at the right level.
     let reply_frames: Vec<_> = sim.frames.iter().filter(|(t, _)| *t > clear_at).collect();
     assert_eq!(reply_frames.len(), 20);
-    let reply_8k: Vec<i16> = reply_frames.iter().flat_map(|(_, f)| f.iter().map(|&c| reference_ulaw_decode(c))).collect();
+    let reply_8k: Vec<i16> =
+        reply_frames.iter().flat_map(|(_, f)| f.iter().map(|&c| reference_ulaw_decode(c))).collect();
     let rms = window_rms(&reply_8k[400..2800], 2400)[0];
     let expect = 6000.0 / 2f64.sqrt();
     assert!((20.0 * (rms / expect).log10()).abs() < 0.5, "reply level {rms:.0} vs {expect:.0}");
 
     // ---- Agent PCM: exactly the stream time at 16 kHz, matching the caller's audio.
     assert_eq!(agent_pcm.len(), (CALLER_FRAMES * 20) as usize * AGENT_RATE / 1000);
-    let mut source: Vec<i16> = caller[..(CALLER_FRAMES * 160) as usize].iter().map(|&c| reference_ulaw_decode(c)).collect();
+    let mut source: Vec<i16> =
+        caller[..(CALLER_FRAMES * 160) as usize].iter().map(|&c| reference_ulaw_decode(c)).collect();
     source[(GAP_FRAME * 160) as usize..((GAP_FRAME + 1) * 160) as usize].fill(0);
     let src_env = window_rms(&source, 160);
     let agent_env = window_rms(&agent_pcm, 320);

@@ -50,8 +50,11 @@ fn run(workers: usize) -> (usize, Vec<Event>) {
     let frames = caller.len() / 160;
     assert!(labels[0].1 / 20 < frames as u64);
     // Everything the host sends is built before counting starts.
-    let messages: Vec<String> = (0..frames).map(|i| media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &caller[i * 160..(i + 1) * 160])).collect();
-    let sync_echoes: Vec<String> = (0..200).map(|n| mark_echo(5000 + n, &format!("trunkline-sync-{n}"))).collect();
+    let messages: Vec<String> = (0..frames)
+        .map(|i| media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &caller[i * 160..(i + 1) * 160]))
+        .collect();
+    let sync_echoes: Vec<String> =
+        (0..200).map(|n| mark_echo(5000 + n, &format!("trunkline-sync-{n}"))).collect();
     let agent = vec![1000i16; 480];
 
     let engine = Engine::new(EngineConfig { workers: Some(workers), ..Default::default() }).unwrap();
@@ -108,8 +111,15 @@ fn main() {
     COUNTING.store(false, Ordering::SeqCst);
     drop(probe);
     let seen = ALLOCATIONS.swap(0, Ordering::SeqCst);
-    println!("no_alloc counter self-check: {seen} allocation(s) seen ... {}", if seen >= 1 { "ok" } else { "FAILED" });
-    if seen >= 1 { passed += 1 } else { failed += 1 }
+    println!(
+        "no_alloc counter self-check: {seen} allocation(s) seen ... {}",
+        if seen >= 1 { "ok" } else { "FAILED" }
+    );
+    if seen >= 1 {
+        passed += 1
+    } else {
+        failed += 1
+    }
     for workers in [0, 1] {
         let (allocations, events) = run(workers);
         let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));

@@ -65,7 +65,11 @@ fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
         // Sent never runs ahead of real time by more than the lead, nor falls behind it.
         let elapsed_frames = (now - 1_000) / 20_000;
         let expect = (elapsed_frames + lead_frames).min(total_frames);
-        assert!(sink.frames <= expect + 1 && sink.frames + 1 >= expect, "at {now} µs: {} frames, expected {expect}", sink.frames);
+        assert!(
+            sink.frames <= expect + 1 && sink.frames + 1 >= expect,
+            "at {now} µs: {} frames, expected {expect}",
+            sink.frames
+        );
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;

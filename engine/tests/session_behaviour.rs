@@ -56,7 +56,8 @@ fn bad_input_is_dropped_counted_and_reported_and_the_call_goes_on() {
     assert!(matches!(evs[..], [Event::Started(_)]), "{evs:?}");
 
     let too_big_payload = media(3, 2, 20, &[0xFF; 2000]);
-    let huge_message = format!("{{\"event\":\"media\",\"pad\":\"{}\"}}", "x".repeat(config.max_message_bytes));
+    let huge_message =
+        format!("{{\"event\":\"media\",\"pad\":\"{}\"}}", "x".repeat(config.max_message_bytes));
     let cases: Vec<(Vec<u8>, MessageKind, ProtocolError)> = vec![
         (b"{\"event\":\"media\",".to_vec(), MessageKind::Text, ProtocolError::MalformedJson),
         (b"not json at all".to_vec(), MessageKind::Text, ProtocolError::MalformedJson),
@@ -147,9 +148,13 @@ fn host_errors_are_defined() {
     assert_eq!(engine.open_sessions(), 0);
 
     assert!(engine.open_session(&SessionConfig { agent_rate: 11_025, ..Default::default() }).is_err());
-    let limited = Engine::new(EngineConfig { workers: Some(0), max_sessions: 1, ..Default::default() }).unwrap();
+    let limited =
+        Engine::new(EngineConfig { workers: Some(0), max_sessions: 1, ..Default::default() }).unwrap();
     let _one = limited.open_session(&SessionConfig::default()).unwrap();
-    assert!(matches!(limited.open_session(&SessionConfig::default()), Err(trunkline::EngineError::TooManySessions(1))));
+    assert!(matches!(
+        limited.open_session(&SessionConfig::default()),
+        Err(trunkline::EngineError::TooManySessions(1))
+    ));
 }
 
 #[test]

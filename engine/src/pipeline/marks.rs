@@ -50,7 +50,9 @@ pub struct MarkTable {
 impl MarkTable {
     /// Room for `capacity` marks with names of up to `max_name` bytes.
     pub fn new(capacity: usize, max_name: usize) -> Self {
-        let slots = (0..capacity).map(|_| MarkSlot { id: 0, name: Vec::with_capacity(max_name), state: None }).collect();
+        let slots = (0..capacity)
+            .map(|_| MarkSlot { id: 0, name: Vec::with_capacity(max_name), state: None })
+            .collect();
         Self { slots, max_name }
     }
 
@@ -106,13 +108,18 @@ impl MarkTable {
     /// The carrier echoed `name`. `None` if no sent mark has that name (an echo of a mark never
     /// sent, or sent twice).
     pub fn echoed(&mut self, name: &str) -> Option<MarkEcho> {
-        let slot = self.slots.iter_mut().find(|s| {
-            matches!(s.state, Some(MarkState::Sent { .. })) && s.name == name.as_bytes()
-        })?;
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| matches!(s.state, Some(MarkState::Sent { .. })) && s.name == name.as_bytes())?;
         let Some(MarkState::Sent { utterance_pos, cleared, .. }) = slot.state.take() else {
             return None;
         };
-        Some(if cleared { MarkEcho::Cleared { id: slot.id } } else { MarkEcho::Played { id: slot.id, utterance_pos } })
+        Some(if cleared {
+            MarkEcho::Cleared { id: slot.id }
+        } else {
+            MarkEcho::Played { id: slot.id, utterance_pos }
+        })
     }
 
     /// Ends every outstanding mark (the stream stopped): reports each id.

@@ -104,7 +104,8 @@ impl PlayoutClock {
     pub fn sync_mark_sent(&mut self) -> u32 {
         let n = self.next_sync;
         self.next_sync = self.next_sync.wrapping_add(1);
-        self.sync[n as usize % SYNC_SLOTS] = Some(SyncMark { n, due_us: self.carrier_end_us, epoch: self.epoch });
+        self.sync[n as usize % SYNC_SLOTS] =
+            Some(SyncMark { n, due_us: self.carrier_end_us, epoch: self.epoch });
         n
     }
 

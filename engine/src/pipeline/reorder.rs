@@ -223,12 +223,7 @@ impl InboundReorder {
     }
 
     /// Fills a held gap whose wait has run out. Call on every timer tick.
-    pub fn poll(
-        &mut self,
-        now_us: u64,
-        counters: &SessionCounters,
-        deliver: &mut impl FnMut(Delivery<'_>),
-    ) {
+    pub fn poll(&mut self, now_us: u64, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
         self.resolve_gaps(now_us, counters, deliver);
     }
 
@@ -251,13 +246,7 @@ impl InboundReorder {
         loop {
             let Some(since) = self.gap_since_us else { return };
             let Some(next) = self.next else { return };
-            let held_end = self
-                .slots
-                .iter()
-                .flatten()
-                .map(|s| s.start + s.len as u64)
-                .max()
-                .unwrap_or(next);
+            let held_end = self.slots.iter().flatten().map(|s| s.start + s.len as u64).max().unwrap_or(next);
             let waited = now_us.saturating_sub(since) >= self.window_us;
             let overtaken = held_end.saturating_sub(next) > self.window_samples;
             if !(waited || overtaken) {
@@ -456,7 +445,11 @@ mod tests {
 
     #[test]
     fn huge_jump_reanchors_instead_of_filling_hours() {
-        let frames = [(Some(1), 0, 1, 160, 0), (Some(2), 3_600_000, 2, 160, 20_000), (Some(3), 3_600_020, 3, 160, 40_000)];
+        let frames = [
+            (Some(1), 0, 1, 160, 0),
+            (Some(2), 3_600_000, 2, 160, 20_000),
+            (Some(3), 3_600_020, 3, 160, 40_000),
+        ];
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 480);
         assert_eq!(c.timestamp_jumps.into_inner(), 1);
@@ -466,7 +459,8 @@ mod tests {
     #[test]
     fn millisecond_rounding_of_timestamps_is_not_a_gap() {
         // 12.5 ms frames (100 samples): timestamps 0, 12, 25, 37 (rounded down).
-        let frames = [(None, 0, 1, 100, 0), (None, 12, 2, 100, 1), (None, 25, 3, 100, 2), (None, 37, 4, 100, 3)];
+        let frames =
+            [(None, 0, 1, 100, 0), (None, 12, 2, 100, 1), (None, 25, 3, 100, 2), (None, 37, 4, 100, 3)];
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 400);
         assert_eq!(c.gap_fill_samples.into_inner() + c.frames_overlap_trimmed.into_inner(), 0);

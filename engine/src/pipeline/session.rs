@@ -224,8 +224,8 @@ impl SessionPipeline {
 
     /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
     pub fn deadline_us(&self) -> Option<u64> {
-        let pace =
-            (self.queue.audio_len() > 0).then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
+        let pace = (self.queue.audio_len() > 0)
+            .then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
         match (pace, self.reorder.deadline_us()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -233,7 +233,13 @@ impl SessionPipeline {
     }
 
     /// Processes one message received from the carrier.
-    pub fn on_message(&mut self, message: &[u8], kind: MessageKind, now_us: u64, sink: &mut dyn PipelineSink) {
+    pub fn on_message(
+        &mut self,
+        message: &[u8],
+        kind: MessageKind,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) {
         SessionCounters::bump(&self.counters.messages_in);
         if let Err(error) = self.handle_message(message, kind, now_us, sink) {
             SessionCounters::bump(&self.counters.protocol_errors);
@@ -330,7 +336,12 @@ impl SessionPipeline {
         })
     }
 
-    fn on_mark_echo(&mut self, name: &str, now_us: u64, sink: &mut dyn PipelineSink) -> Result<(), ProtocolError> {
+    fn on_mark_echo(
+        &mut self,
+        name: &str,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<(), ProtocolError> {
         if let Some(n) = parse_sync_mark(name) {
             self.playout.sync_mark_echoed(n, now_us);
             return Ok(());
@@ -370,7 +381,13 @@ impl SessionPipeline {
 
     /// Queues agent audio at `rate` Hz. Takes all of `pcm` (at most [`PLAY_PIECE`] samples) or
     /// nothing: returns false, taking nothing, when the outbound queue has no room for it yet.
-    pub fn play(&mut self, pcm: &[i16], rate: u32, now_us: u64, sink: &mut dyn PipelineSink) -> Result<bool, ResampleError> {
+    pub fn play(
+        &mut self,
+        pcm: &[i16],
+        rate: u32,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<bool, ResampleError> {
         assert!(pcm.len() <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
         let idx = match self.play_resamplers.iter().position(|r| r.input_rate() == rate) {
             Some(i) => i,

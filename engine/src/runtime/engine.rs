@@ -6,8 +6,8 @@ use super::wakeup::Wakeup;
 use super::worker::{self, Control};
 use super::worker_session::WorkerSession;
 use crate::config::{EngineConfig, SessionConfig};
-use crate::pipeline::session::{PLAY_PIECE, PipelineError};
 use crate::pipeline::SessionPipeline;
+use crate::pipeline::session::{PLAY_PIECE, PipelineError};
 use crate::protocol::{Dialect, TwilioDialect};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
@@ -90,11 +90,12 @@ impl Engine {
         let mut threads = Vec::with_capacity(n);
         for (i, rx) in receivers.into_iter().enumerate() {
             let start_rx = start_rx.clone();
-            let join = std::thread::Builder::new().name(format!("trunkline-worker-{i}")).spawn(move || {
-                if let Ok(shared) = start_rx.recv() {
-                    worker::run(shared, rx, i);
-                }
-            })?;
+            let join =
+                std::thread::Builder::new().name(format!("trunkline-worker-{i}")).spawn(move || {
+                    if let Ok(shared) = start_rx.recv() {
+                        worker::run(shared, rx, i);
+                    }
+                })?;
             threads.push(join.thread().clone());
             joins.push(join);
         }
@@ -130,7 +131,11 @@ impl Engine {
     }
 
     /// Opens a session speaking `dialect`.
-    pub fn open_session_with(&self, config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Session, EngineError> {
+    pub fn open_session_with(
+        &self,
+        config: &SessionConfig,
+        dialect: Box<dyn Dialect>,
+    ) -> Result<Session, EngineError> {
         self.shared.reap();
         if self.shared.shutdown.load(Ordering::Acquire) {
             return Err(EngineError::Shutdown);
@@ -190,7 +195,16 @@ impl Engine {
             worker.thread.unpark();
             super::session::Placement::Worker(index)
         };
-        Ok(Session::new(self.shared.clone(), session_shared, placement, config, in_prod, play_prod, pcm_cons, out_cons))
+        Ok(Session::new(
+            self.shared.clone(),
+            session_shared,
+            placement,
+            config,
+            in_prod,
+            play_prod,
+            pcm_cons,
+            out_cons,
+        ))
     }
 
     /// The wakeup fd: readable when some session has new audio, events or outbound messages.

@@ -130,7 +130,12 @@ impl Session {
     pub fn push(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
         self.check_open()?;
         let written = if message.len() > self.max_message {
-            records::write(&mut self.inbound, Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32 }, &[], 0)
+            records::write(
+                &mut self.inbound,
+                Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32 },
+                &[],
+                0,
+            )
         } else {
             let tag = match kind {
                 MessageKind::Text => inbound_tag::TEXT,
@@ -170,7 +175,9 @@ impl Session {
     pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<usize, SessionError> {
         self.check_open()?;
         if !PLAY_RATES.contains(&rate) {
-            return Err(SessionError::InvalidArgument("play rate must be 8000, 16000, 22050, 24000, 44100 or 48000 Hz"));
+            return Err(SessionError::InvalidArgument(
+                "play rate must be 8000, 16000, 22050, 24000, 44100 or 48000 Hz",
+            ));
         }
         if pcm.is_empty() {
             return Ok(0);
@@ -206,7 +213,9 @@ impl Session {
             return Err(SessionError::InvalidArgument("mark name longer than max_mark_name_bytes"));
         }
         if name.starts_with(SYNC_MARK_PREFIX) {
-            return Err(SessionError::InvalidArgument("mark names starting with \"trunkline-sync-\" are reserved"));
+            return Err(SessionError::InvalidArgument(
+                "mark names starting with \"trunkline-sync-\" are reserved",
+            ));
         }
         if self.mark_names.len() >= self.max_pending_marks {
             return Err(SessionError::Full);

@@ -42,7 +42,8 @@ impl PipelineSink for RingSink<'_> {
             MessageKind::Text => outbound_tag::TEXT,
             MessageKind::Binary => outbound_tag::BINARY,
         };
-        let written = records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0);
+        let written =
+            records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0);
         debug_assert!(written, "outbound_room was checked");
         self.produced = true;
     }
@@ -103,7 +104,18 @@ impl WorkerSession {
 
     /// Does all pending work at `now_us`. Returns true if anything was produced for the host.
     pub(crate) fn step(&mut self, now_us: u64) -> bool {
-        let Self { pipeline, shared, inbound, play, pcm, outbound, message, play_bytes, play_pcm, interrupts_seen } = self;
+        let Self {
+            pipeline,
+            shared,
+            inbound,
+            play,
+            pcm,
+            outbound,
+            message,
+            play_bytes,
+            play_pcm,
+            interrupts_seen,
+        } = self;
         let mut sink = RingSink { pcm, outbound, shared, produced: false };
 
         while let Some(h) = records::peek(inbound, inbound_body_len) {
@@ -173,7 +185,9 @@ fn drain_play_ring(
                     Ok(true) => {}
                     // Rates are validated by the host handle; a record that still does not fit
                     // after the room check above is a bug, and is counted rather than hidden.
-                    Ok(false) | Err(_) => SessionCounters::add(&shared.counters.flushed_samples, samples as u64),
+                    Ok(false) | Err(_) => {
+                        SessionCounters::add(&shared.counters.flushed_samples, samples as u64)
+                    }
                 }
             }
             play_tag::MARK => {
