@@ -53,6 +53,9 @@ pub struct SessionConfig {
     /// Interval (ms of played audio) between the engine's own hidden marks, which correct the
     /// played-position estimate against the carrier's real playout. 0 disables them.
     pub sync_mark_interval_ms: u32,
+    /// A pause in agent audio at least this long (ms) ends the utterance: played positions count
+    /// from the start of the current utterance (or the last barge-in or interrupt).
+    pub utterance_gap_ms: u32,
     /// Largest received message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Largest decoded media payload accepted, in bytes.
@@ -88,6 +91,7 @@ impl Default for SessionConfig {
             barge_in: BargeInConfig::default(),
             lead_ms: 100,
             sync_mark_interval_ms: 500,
+            utterance_gap_ms: 1_000,
             max_message_bytes: 32 * 1024,
             max_payload_bytes: 16 * 1024,
             reorder_window_ms: 60,

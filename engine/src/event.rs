@@ -113,13 +113,34 @@ impl Event {
 pub enum RawEvent {
     Connected,
     Started(Box<StreamStart>),
-    SpeechStarted { stream_ms: u64 },
-    SpeechStopped { stream_ms: u64 },
-    BargeIn { stream_ms: u64, played_ms: u64 },
-    Interrupted { played_ms: u64 },
-    MarkPlayed { id: u32, played_ms: u64 },
-    MarkCleared { id: u32 },
-    Dtmf { digit: u8, stream_ms: u64 },
+    SpeechStarted {
+        stream_ms: u64,
+    },
+    SpeechStopped {
+        stream_ms: u64,
+    },
+    /// `generation`: the session's barge-in count, which the host handle acknowledges.
+    BargeIn {
+        stream_ms: u64,
+        played_ms: u64,
+        generation: u32,
+    },
+    Interrupted {
+        played_ms: u64,
+    },
+    MarkPlayed {
+        id: u32,
+        played_ms: u64,
+    },
+    MarkCleared {
+        id: u32,
+    },
+    Dtmf {
+        digit: u8,
+        stream_ms: u64,
+    },
     Stopped,
-    ProtocolError { error: ProtocolError },
+    ProtocolError {
+        error: ProtocolError,
+    },
 }

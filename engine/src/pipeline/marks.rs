@@ -13,7 +13,7 @@ enum MarkState {
     Queued,
     /// Sent to the carrier, after `utterance_pos` samples of its utterance, playing out at model
     /// time `due_us`; `cleared` once a clear flushed it before it played.
-    Sent { utterance_pos: u64, due_us: u64, cleared: bool },
+    Sent { utterance_pos: u64, due_us: u64, cleared: bool, order: u64 },
 }
 
 #[derive(Debug)]
@@ -45,6 +45,9 @@ pub enum MarkEcho {
 pub struct MarkTable {
     slots: Vec<MarkSlot>,
     max_name: usize,
+    /// Send order, so echoes of marks sharing a name resolve oldest first (the carrier echoes
+    /// in order).
+    sent_count: u64,
 }
 
 impl MarkTable {
@@ -53,7 +56,7 @@ impl MarkTable {
         let slots = (0..capacity)
             .map(|_| MarkSlot { id: 0, name: Vec::with_capacity(max_name), state: None })
             .collect();
-        Self { slots, max_name }
+        Self { slots, max_name, sent_count: 0 }
     }
 
     /// Registers a queued mark. False when the table is full or the name too long.
@@ -82,7 +85,9 @@ impl MarkTable {
     /// Mark `id` went out after `utterance_pos` samples; it plays at model time `due_us`.
     pub fn sent(&mut self, id: u32, utterance_pos: u64, due_us: u64) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.state == Some(MarkState::Queued) && s.id == id) {
-            slot.state = Some(MarkState::Sent { utterance_pos, due_us, cleared: false });
+            slot.state =
+                Some(MarkState::Sent { utterance_pos, due_us, cleared: false, order: self.sent_count });
+            self.sent_count += 1;
         }
     }
 
@@ -111,7 +116,13 @@ impl MarkTable {
         let slot = self
             .slots
             .iter_mut()
-            .find(|s| matches!(s.state, Some(MarkState::Sent { .. })) && s.name == name.as_bytes())?;
+            .filter(|s| s.name == name.as_bytes())
+            .filter_map(|s| match s.state {
+                Some(MarkState::Sent { order, .. }) => Some((order, s)),
+                _ => None,
+            })
+            .min_by_key(|(order, _)| *order)
+            .map(|(_, s)| s)?;
         let Some(MarkState::Sent { utterance_pos, cleared, .. }) = slot.state.take() else {
             return None;
         };
@@ -148,6 +159,25 @@ mod tests {
         assert_eq!(t.echoed("second"), Some(MarkEcho::Cleared { id: 2 }));
         assert_eq!(t.echoed("first"), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
         assert_eq!(t.echoed("first"), None);
+    }
+
+    #[test]
+    fn marks_sharing_a_name_resolve_in_send_order() {
+        let mut t = MarkTable::new(4, 16);
+        // The later mark takes the lower slot: slot order must not decide.
+        assert!(t.insert(1, b"x"));
+        assert!(t.insert(9, b"other"));
+        t.sent(1, 100, 10);
+        assert!(t.insert(2, b"x"));
+        t.sent(9, 150, 15);
+        t.sent(2, 200, 20);
+        t.drain(|_| {});
+        assert!(t.insert(3, b"x"));
+        assert!(t.insert(4, b"x"));
+        t.sent(4, 300, 30);
+        t.sent(3, 400, 40);
+        assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
+        assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
     }
 
     #[test]

@@ -96,7 +96,17 @@ impl OutboundQueue {
         Some(CutFrame { audio_bytes: take })
     }
 
-    /// The next mark whose audio has all been cut, if any.
+    /// The next mark whose audio has all been cut, if any, without removing it.
+    pub fn peek_due_mark(&self) -> Option<u32> {
+        self.marks.front().filter(|&&(pos, _)| pos <= self.taken).map(|&(_, id)| id)
+    }
+
+    /// Whether a mark sits within the next frame's worth of audio (so a short frame can be cut).
+    pub fn mark_within_frame(&self) -> bool {
+        self.marks.front().is_some_and(|&(pos, _)| pos - self.taken <= FRAME_BYTES as u64)
+    }
+
+    /// Removes and returns the next mark whose audio has all been cut, if any.
     pub fn pop_due_mark(&mut self) -> Option<u32> {
         match self.marks.front() {
             Some(&(pos, id)) if pos <= self.taken => {

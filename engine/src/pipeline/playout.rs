@@ -36,11 +36,14 @@ pub struct PlayoutClock {
     next_sync: u32,
     sync_interval: u64,
     since_sync: u64,
+    /// A pause in agent audio at least this long (µs) ends the utterance.
+    utterance_gap_us: u64,
 }
 
 impl PlayoutClock {
-    /// `sync_interval_ms`: audio between hidden sync marks (0: no sync marks).
-    pub fn new(sync_interval_ms: u32) -> Self {
+    /// `sync_interval_ms`: audio between hidden sync marks (0: no sync marks);
+    /// `utterance_gap_ms`: a pause in agent audio at least this long starts a new utterance.
+    pub fn new(sync_interval_ms: u32, utterance_gap_ms: u32) -> Self {
         Self {
             carrier_end_us: 0,
             lag_us: 0,
@@ -50,6 +53,7 @@ impl PlayoutClock {
             next_sync: 0,
             sync_interval: u64::from(sync_interval_ms) * 8,
             since_sync: 0,
+            utterance_gap_us: u64::from(utterance_gap_ms) * 1000,
         }
     }
 
@@ -84,10 +88,12 @@ impl PlayoutClock {
         self.utterance_sent.saturating_sub(remaining_us * 8 / 1000)
     }
 
-    /// Records a frame of `samples` sent at `now_us`. A frame sent while the carrier is idle
-    /// starts a new utterance. Returns true when a sync mark should follow it.
+    /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
+    /// utterance gap starts a new utterance; shorter pauses (a slow TTS) do not, so the played
+    /// position keeps counting from the utterance's start. Returns true when a sync mark should
+    /// follow it.
     pub fn on_frame_sent(&mut self, now_us: u64, samples: u64) -> bool {
-        if !self.is_playing(now_us) {
+        if now_us >= self.carrier_end_us + self.lag_us + self.utterance_gap_us {
             self.utterance_sent = 0;
         }
         self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / 8;
@@ -169,7 +175,7 @@ mod tests {
 
     #[test]
     fn played_position_follows_a_carrier_that_plays_in_real_time() {
-        let mut p = PlayoutClock::new(0);
+        let mut p = PlayoutClock::new(0, 1000);
         // Five frames sent at once at t=0: the carrier plays them back to back.
         for _ in 0..5 {
             p.on_frame_sent(0, 160);
@@ -183,18 +189,21 @@ mod tests {
     }
 
     #[test]
-    fn an_underrun_restarts_the_utterance_and_the_carrier_clock() {
-        let mut p = PlayoutClock::new(0);
+    fn an_underrun_restarts_the_carrier_clock_but_not_the_utterance() {
+        let mut p = PlayoutClock::new(0, 1000);
         p.on_frame_sent(0, 160);
         // The carrier went idle at 20 ms; a frame sent at 50 ms plays 50..70 ms.
         p.on_frame_sent(50_000, 160);
         assert_eq!(p.carrier_end_us(), 70_000);
-        assert_eq!(p.played_samples(60_000), 80);
+        assert_eq!(p.played_samples(60_000), 160 + 80);
+        // A pause of a second or more is a new utterance.
+        p.on_frame_sent(1_070_000, 160);
+        assert_eq!(p.played_samples(1_080_000), 80);
     }
 
     #[test]
     fn sync_echo_measures_network_lag_and_corrects_the_estimate() {
-        let mut p = PlayoutClock::new(100);
+        let mut p = PlayoutClock::new(100, 1000);
         let mut due_sync = false;
         for _ in 0..5 {
             due_sync |= p.on_frame_sent(0, 160);
@@ -209,7 +218,7 @@ mod tests {
 
     #[test]
     fn echoes_from_before_a_clear_are_ignored() {
-        let mut p = PlayoutClock::new(20);
+        let mut p = PlayoutClock::new(20, 1000);
         p.on_frame_sent(0, 160);
         let n = p.sync_mark_sent();
         assert_eq!(p.clear(10_000), 80);

@@ -14,6 +14,12 @@ use crate::stats::SessionCounters;
 const SLOTS: usize = 6;
 /// Longest out-of-order frame held (samples); longer ones fill the gap at once instead.
 const SLOT_SAMPLES: usize = 480;
+/// Timestamps beyond this (about 35 years) are refused by the session before they get here, so
+/// position arithmetic cannot overflow.
+pub const MAX_TIMESTAMP_MS: u64 = 1 << 40;
+/// A sequence number this far behind the highest seen is a restart of the numbering, not a
+/// duplicate.
+const SEQ_RESET: u64 = 1000;
 /// Timestamps have 1 ms resolution; frame starts within this many samples of the expected
 /// position are treated as contiguous.
 const SNAP_SAMPLES: u64 = 8;
@@ -89,6 +95,12 @@ impl SeenWindow {
             }
             Some(h) => {
                 let back = h - seq;
+                if back > SEQ_RESET {
+                    // The carrier restarted its numbering: start a fresh window.
+                    self.highest = Some(seq);
+                    self.mask = 1;
+                    return true;
+                }
                 if back >= 64 {
                     return false;
                 }
@@ -162,6 +174,7 @@ impl InboundReorder {
         counters: &SessionCounters,
         deliver: &mut impl FnMut(Delivery<'_>),
     ) -> Arrival {
+        debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
         self.update_jitter(timestamp_ms, now_us);
         if let Some(seq) = sequence
             && !self.seen.insert(seq)
@@ -210,7 +223,16 @@ impl InboundReorder {
 
         // A gap before this frame: hold it if we can, then see whether the gap has waited enough.
         if !self.hold(start, pcm) {
-            // No room to hold it: give up on the gap now.
+            // No room to hold it: give up on the gap now, releasing (in order) what is held
+            // before this frame so that none of it is overwritten by the silence.
+            while let Some(i) = self.earliest_slot() {
+                let held_start = self.slots[i].as_ref().map_or(start, |s| s.start);
+                if held_start >= start {
+                    break;
+                }
+                self.fill_to(held_start, counters, deliver);
+                self.drain_in_order(counters, deliver);
+            }
             self.fill_to(start, counters, deliver);
             self.next = Some(start + pcm.len() as u64);
             self.emit_audio(pcm, deliver);
@@ -334,7 +356,7 @@ impl InboundReorder {
     }
 
     fn update_jitter(&mut self, timestamp_ms: u64, now_us: u64) {
-        let transit = now_us as i64 - timestamp_ms.saturating_mul(1000) as i64;
+        let transit = now_us as i64 - (timestamp_ms.min(MAX_TIMESTAMP_MS) * 1000) as i64;
         if let Some(prev) = self.last_transit {
             let d = (transit - prev).unsigned_abs() as f64;
             self.jitter_us += (d - self.jitter_us) / 16.0;
@@ -414,6 +436,31 @@ mod tests {
         assert_eq!(out, expect);
         assert_eq!(c.gap_fill_samples.into_inner(), 160);
         assert_eq!(c.frames_late.into_inner(), 1);
+    }
+
+    #[test]
+    fn a_frame_too_long_to_hold_releases_held_audio_instead_of_silencing_it() {
+        let frames = [
+            (Some(1), 0, 1, 160, 0),
+            // 20 ms lost; 40 ms held; then a coalesced 100 ms frame (too long to hold) at 60 ms.
+            (Some(3), 40, 3, 160, 40_000),
+            (Some(4), 60, 4, 800, 41_000),
+        ];
+        let (out, c) = run(&frames, 60);
+        let mut expect: Vec<i16> = [1, 0, 3].iter().flat_map(|&v| [v; 160]).collect();
+        expect.extend([4; 800]);
+        assert_eq!(out, expect);
+        assert_eq!(c.gap_fill_samples.into_inner(), 160);
+        assert_eq!(c.frames_late.into_inner(), 0);
+    }
+
+    #[test]
+    fn a_restart_of_sequence_numbers_is_not_taken_for_duplicates() {
+        let mut frames: Vec<_> = (0..3).map(|i| (Some(5000 + i), i * 20, 1, 160, i * 20_000)).collect();
+        frames.extend((3..6).map(|i| (Some(i - 2), i * 20, 2, 160, i * 20_000)));
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 960);
+        assert_eq!(c.frames_duplicate.into_inner(), 0);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::pipeline::barge_in::BargeInDetector;
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound_queue::{FRAME_BYTES, OutboundQueue};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
-use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder};
+use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::protocol::{
     AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, Track,
 };
@@ -125,7 +125,6 @@ pub struct SessionPipeline {
     queue: OutboundQueue,
     playout: PlayoutClock,
     marks: MarkTable,
-    max_mark_message: usize,
     play_resamplers: Vec<StreamResampler>,
     play_8k: Vec<i16>,
     play_ulaw: Vec<u8>,
@@ -133,7 +132,12 @@ pub struct SessionPipeline {
     message: Vec<u8>,
     lead_us: u64,
     clear_pending: bool,
-    flush_requested: bool,
+    /// The pacer could not send because the host's outbound ring was full; taking a message
+    /// wakes the worker, so no timer is needed until then.
+    stalled: bool,
+    /// Bumped by every barge-in. Agent audio and marks the host queued before it had seen the
+    /// latest barge-in carry an older generation and are dropped as stale.
+    barge_generation: u32,
     counters: Arc<SessionCounters>,
 }
 
@@ -156,8 +160,8 @@ impl SessionPipeline {
         if config.lead_ms < 40 {
             return Err(PipelineError::Invalid("lead_ms must be at least 40 (two frames)"));
         }
-        if config.outbound_buffer_ms < 20 {
-            return Err(PipelineError::Invalid("outbound_buffer_ms must be at least one frame (20)"));
+        if (config.outbound_buffer_ms as usize) * 8 < PLAY_PIECE + 16 {
+            return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
         let to_agent = StreamResampler::new(8_000, config.agent_rate)?;
         let agent_buf = vec![0; to_agent.max_output_len(INBOUND_PIECE)];
@@ -175,10 +179,8 @@ impl SessionPipeline {
             inbound: InboundPath { to_agent, agent_buf, vad: SpeechDetector::new(&config.vad)? },
             barge_in: BargeInDetector::new(&config.barge_in),
             queue: OutboundQueue::new(config.outbound_buffer_ms as usize * 8, config.max_pending_marks),
-            playout: PlayoutClock::new(config.sync_mark_interval_ms),
+            playout: PlayoutClock::new(config.sync_mark_interval_ms, config.utterance_gap_ms),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
-            // A JSON-escaped name is at most 6 bytes per input byte.
-            max_mark_message: 6 * config.max_mark_name_bytes + max_message,
             play_resamplers,
             play_8k: vec![0; PLAY_PIECE + 8],
             play_ulaw: vec![0; PLAY_PIECE + 8],
@@ -186,7 +188,8 @@ impl SessionPipeline {
             message: Vec::with_capacity(6 * config.max_mark_name_bytes + max_message),
             lead_us: u64::from(config.lead_ms) * 1000,
             clear_pending: false,
-            flush_requested: false,
+            stalled: false,
+            barge_generation: 0,
             counters,
         })
     }
@@ -206,10 +209,15 @@ impl SessionPipeline {
         self.reorder.position() / 8
     }
 
-    /// True once after a barge-in: the host's queued agent audio (still in the play ring) must be
-    /// dropped too.
-    pub fn take_flush_request(&mut self) -> bool {
-        std::mem::take(&mut self.flush_requested)
+    /// The barge-in generation: agent audio and marks queued by a host that had not yet seen
+    /// barge-in number `n` carry a generation below `n` and are stale.
+    pub fn barge_generation(&self) -> u32 {
+        self.barge_generation
+    }
+
+    /// Whether `samples` of agent audio at `rate` fit in the outbound queue now.
+    pub fn play_fits(&self, samples: usize, rate: u32) -> bool {
+        (samples as u64 * 8_000).div_ceil(u64::from(rate.max(1))) as usize + 8 <= self.queue.free()
     }
 
     /// Agent audio is playing at the carrier or waiting here.
@@ -224,8 +232,16 @@ impl SessionPipeline {
 
     /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
     pub fn deadline_us(&self) -> Option<u64> {
-        let pace = (self.queue.audio_len() > 0)
-            .then(|| (self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us));
+        let audio = self.queue.audio_len();
+        let pace = if self.state != StreamState::Streaming || self.stalled || audio == 0 {
+            None
+        } else if audio >= FRAME_BYTES || self.queue.mark_within_frame() {
+            // A full frame goes out once it fits under the lead.
+            Some((self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us))
+        } else {
+            // A partial tail waits until the carrier is about to run dry.
+            Some(self.playout.carrier_end_us().saturating_sub(FRAME_US))
+        };
         match (pace, self.reorder.deadline_us()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -288,6 +304,9 @@ impl SessionPipeline {
                 if frame.track == Track::Outbound {
                     SessionCounters::bump(&self.counters.media_outbound_track_ignored);
                     return Ok(());
+                }
+                if frame.timestamp_ms > MAX_TIMESTAMP_MS {
+                    return Err(ProtocolError::TimestampJump);
                 }
                 let format = self.format.ok_or(ProtocolError::UnsupportedFormat)?;
                 let samples = self.decode_payload(format)?;
@@ -389,6 +408,11 @@ impl SessionPipeline {
         sink: &mut dyn PipelineSink,
     ) -> Result<bool, ResampleError> {
         assert!(pcm.len() <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
+        if self.state == StreamState::Stopped {
+            // The call is over: nobody will hear it.
+            SessionCounters::add(&self.counters.flushed_samples, pcm.len() as u64);
+            return Ok(true);
+        }
         let idx = match self.play_resamplers.iter().position(|r| r.input_rate() == rate) {
             Some(i) => i,
             None => {
@@ -414,7 +438,10 @@ impl SessionPipeline {
 
     /// Places host mark `id` named `name` after the audio queued so far.
     pub fn mark(&mut self, id: u32, name: &[u8], now_us: u64, sink: &mut dyn PipelineSink) {
-        if name.starts_with(SYNC_MARK_PREFIX.as_bytes()) || !self.marks.insert(id, name) {
+        if self.state == StreamState::Stopped
+            || name.starts_with(SYNC_MARK_PREFIX.as_bytes())
+            || !self.marks.insert(id, name)
+        {
             // The host handle validates names and counts outstanding marks, so this only
             // happens if events were dropped; the mark is reported rather than lost silently.
             SessionCounters::bump(&self.counters.marks_cleared);
@@ -453,9 +480,10 @@ impl SessionPipeline {
             SessionCounters::bump(&self.counters.barge_ins);
             // The event first: the marks it flushes are reported after it, as its consequence.
             let played_ms = self.playout.played_samples(now_us) / 8;
-            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms });
+            self.barge_generation = self.barge_generation.wrapping_add(1);
+            let generation = self.barge_generation;
+            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms, generation });
             self.flush_agent_audio(now_us, sink);
-            self.flush_requested = true;
         }
     }
 
@@ -488,10 +516,12 @@ impl SessionPipeline {
         if self.state != StreamState::Streaming {
             return;
         }
+        self.stalled = false;
         if self.clear_pending {
             self.dialect.write_clear(&mut self.message);
             if !sink.outbound_room(self.message.len()) {
                 SessionCounters::bump(&self.counters.outbound_stalls);
+                self.stalled = true;
                 return;
             }
             sink.outbound(self.dialect.outbound_kind(), &self.message);
@@ -510,6 +540,7 @@ impl SessionPipeline {
             }
             if !sink.outbound_room(media_len) {
                 SessionCounters::bump(&self.counters.outbound_stalls);
+                self.stalled = true;
                 return;
             }
             // Less than a frame of audio left at the carrier: send what we have rather than let
@@ -536,13 +567,18 @@ impl SessionPipeline {
     /// Sends every mark whose audio has gone out. False if the host's outbound ring is full.
     fn send_due_marks(&mut self, sink: &mut dyn PipelineSink) -> bool {
         loop {
-            if !sink.outbound_room(self.max_mark_message) {
+            let Some(id) = self.queue.peek_due_mark() else { return true };
+            let Some(name) = self.marks.name(id) else {
+                self.queue.pop_due_mark();
+                continue;
+            };
+            self.dialect.write_mark(name, &mut self.message);
+            if !sink.outbound_room(self.message.len()) {
                 SessionCounters::bump(&self.counters.outbound_stalls);
+                self.stalled = true;
                 return false;
             }
-            let Some(id) = self.queue.pop_due_mark() else { return true };
-            let Some(name) = self.marks.name(id) else { continue };
-            self.dialect.write_mark(name, &mut self.message);
+            self.queue.pop_due_mark();
             sink.outbound(self.dialect.outbound_kind(), &self.message);
             let (pos, due) = (self.playout.utterance_sent(), self.playout.carrier_end_us());
             self.marks.sent(id, pos, due);

@@ -158,6 +158,10 @@ impl Engine {
         if config.inbound_ring_bytes < config.max_message_bytes + super::records::HEADER {
             return Err(PipelineError::Invalid("inbound_ring_bytes must hold one maximal message").into());
         }
+        if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
+            // The largest mark message (a fully escaped name) plus a media frame must fit.
+            return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message").into());
+        }
         if config.play_ring_bytes < 2 * PLAY_PIECE + 256 {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
@@ -167,7 +171,7 @@ impl Engine {
         let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
         let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
         let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
-        let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes.max(4096)).split();
+        let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes).split();
         let worker_side = Box::new(WorkerSession::new(
             pipeline,
             session_shared.clone(),

@@ -7,8 +7,8 @@
 use ringbuf::traits::{Consumer, Observer, Producer};
 use ringbuf::{HeapCons, HeapProd};
 
-/// Header: tag (1 byte) + two little-endian u32 fields.
-pub const HEADER: usize = 9;
+/// Header: tag (1 byte) + three little-endian u32 fields.
+pub const HEADER: usize = 13;
 
 /// A record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct Header {
     pub a: u32,
     /// Second field; for records with a body, its length in bytes.
     pub b: u32,
+    /// Third field.
+    pub c: u32,
 }
 
 impl Header {
@@ -27,6 +29,7 @@ impl Header {
         h[0] = self.tag;
         h[1..5].copy_from_slice(&self.a.to_le_bytes());
         h[5..9].copy_from_slice(&self.b.to_le_bytes());
+        h[9..13].copy_from_slice(&self.c.to_le_bytes());
         h
     }
 }
@@ -54,6 +57,7 @@ pub fn peek(cons: &HeapCons<u8>, body_len: impl Fn(&Header) -> usize) -> Option<
         tag: h[0],
         a: u32::from_le_bytes([h[1], h[2], h[3], h[4]]),
         b: u32::from_le_bytes([h[5], h[6], h[7], h[8]]),
+        c: u32::from_le_bytes([h[9], h[10], h[11], h[12]]),
     };
     (cons.occupied_len() >= HEADER + body_len(&header)).then_some(header)
 }
@@ -80,20 +84,20 @@ mod tests {
     fn records_round_trip_and_partial_records_are_invisible() {
         let (mut p, mut c) = HeapRb::<u8>::new(64).split();
         let body_len = |h: &Header| h.b as usize;
-        assert!(write(&mut p, Header { tag: 1, a: 7, b: 5 }, &[b"he", b"llo"], 0));
-        assert_eq!(peek(&c, body_len), Some(Header { tag: 1, a: 7, b: 5 }));
+        assert!(write(&mut p, Header { tag: 1, a: 7, b: 5, c: 0 }, &[b"he", b"llo"], 0));
+        assert_eq!(peek(&c, body_len), Some(Header { tag: 1, a: 7, b: 5, c: 0 }));
         let mut buf = [0u8; 16];
         take(&mut c, 5, &mut buf);
         assert_eq!(&buf[..5], b"hello");
         // A header whose body is not all there yet is not visible.
-        p.push_slice(&Header { tag: 2, a: 0, b: 10 }.bytes());
+        p.push_slice(&Header { tag: 2, a: 0, b: 10, c: 0 }.bytes());
         p.push_slice(b"12345");
         assert_eq!(peek(&c, body_len), None);
         p.push_slice(b"67890");
         assert!(peek(&c, body_len).is_some());
         // Room is checked for the whole record plus the reserve.
-        let (mut p, _c) = HeapRb::<u8>::new(20).split();
-        assert!(!write(&mut p, Header { tag: 0, a: 0, b: 8 }, &[&[0; 8]], 4));
-        assert!(write(&mut p, Header { tag: 0, a: 0, b: 8 }, &[&[0; 8]], 3));
+        let (mut p, _c) = HeapRb::<u8>::new(24).split();
+        assert!(!write(&mut p, Header { tag: 0, a: 0, b: 8, c: 0 }, &[&[0; 8]], 4));
+        assert!(write(&mut p, Header { tag: 0, a: 0, b: 8, c: 0 }, &[&[0; 8]], 3));
     }
 }

@@ -36,6 +36,10 @@ pub enum SessionError {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The session hit an internal error and was shut down (the engine and its other sessions
+    /// go on).
+    #[error("session failed")]
+    Failed,
 }
 
 pub(crate) enum Placement {
@@ -58,7 +62,11 @@ pub struct Session {
     agent_rate: u32,
     mark_names: HashMap<u32, String>,
     next_mark_id: u32,
-    interrupts: u64,
+    marks_issued: u64,
+    interrupts: u32,
+    /// The latest barge-in this handle has seen; agent audio is tagged with it so that audio
+    /// queued before the host knew of a barge-in is dropped as stale.
+    barge_seen: u32,
     closed: bool,
 }
 
@@ -88,7 +96,9 @@ impl Session {
             agent_rate: config.agent_rate,
             mark_names: HashMap::with_capacity(config.max_pending_marks),
             next_mark_id: 1,
+            marks_issued: 0,
             interrupts: 0,
+            barge_seen: 0,
             closed: false,
         }
     }
@@ -101,6 +111,8 @@ impl Session {
     fn check_open(&self) -> Result<(), SessionError> {
         if self.closed || self.engine.shutdown.load(Ordering::Acquire) {
             Err(SessionError::Closed)
+        } else if self.shared.failed.load(Ordering::Acquire) {
+            Err(SessionError::Failed)
         } else {
             Ok(())
         }
@@ -132,7 +144,7 @@ impl Session {
         let written = if message.len() > self.max_message {
             records::write(
                 &mut self.inbound,
-                Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32 },
+                Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32, c: 0 },
                 &[],
                 0,
             )
@@ -141,7 +153,12 @@ impl Session {
                 MessageKind::Text => inbound_tag::TEXT,
                 MessageKind::Binary => inbound_tag::BINARY,
             };
-            records::write(&mut self.inbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0)
+            records::write(
+                &mut self.inbound,
+                Header { tag, a: 0, b: message.len() as u32, c: 0 },
+                &[message],
+                0,
+            )
         };
         if !written {
             SessionCounters::bump(&self.shared.counters.messages_refused_full);
@@ -189,7 +206,7 @@ impl Session {
                 b.copy_from_slice(&s.to_le_bytes());
             }
             let body = &bytes[..piece.len() * 2];
-            let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32 };
+            let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32, c: self.barge_seen };
             if !records::write(&mut self.play, header, &[body], INTERRUPT_RESERVE) {
                 break;
             }
@@ -217,15 +234,27 @@ impl Session {
                 "mark names starting with \"trunkline-sync-\" are reserved",
             ));
         }
-        if self.mark_names.len() >= self.max_pending_marks {
+        // Outstanding = issued minus resolved by the worker (played or cleared). Counting from the
+        // worker's counters, not from events seen, keeps this right when events were dropped.
+        let stats = self.shared.counters.snapshot();
+        if self.marks_issued.saturating_sub(stats.marks_played + stats.marks_cleared)
+            >= self.max_pending_marks as u64
+        {
             return Err(SessionError::Full);
         }
         let id = self.next_mark_id;
-        let header = Header { tag: play_tag::MARK, a: id, b: name.len() as u32 };
+        let header = Header { tag: play_tag::MARK, a: id, b: name.len() as u32, c: self.barge_seen };
         if !records::write(&mut self.play, header, &[name.as_bytes()], INTERRUPT_RESERVE) {
             return Err(SessionError::Full);
         }
         self.next_mark_id = self.next_mark_id.wrapping_add(1).max(1);
+        self.marks_issued += 1;
+        if self.mark_names.len() >= 2 * self.max_pending_marks {
+            // Names whose events were dropped (the host fell behind) would otherwise pile up:
+            // forget the oldest, which can no longer be outstanding.
+            let cutoff = id.saturating_sub(self.max_pending_marks as u32);
+            self.mark_names.retain(|&k, _| k >= cutoff);
+        }
         self.mark_names.insert(id, name.to_owned());
         self.kick();
         Ok(())
@@ -235,8 +264,8 @@ impl Session {
     /// event with how much of the utterance the caller heard. Audio played after this call is kept.
     pub fn interrupt(&mut self) -> Result<(), SessionError> {
         self.check_open()?;
-        let generation = self.interrupts + 1;
-        let header = Header { tag: play_tag::INTERRUPT, a: generation as u32, b: 0 };
+        let generation = self.interrupts.wrapping_add(1);
+        let header = Header { tag: play_tag::INTERRUPT, a: generation, b: 0, c: 0 };
         if !records::write(&mut self.play, header, &[], 0) {
             return Err(SessionError::Full);
         }
@@ -280,7 +309,13 @@ impl Session {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.pump();
-        let raw = self.shared.events.pop()?;
+        // Read before popping: the worker publishes a generation only after queueing its event,
+        // so an empty queue after this load means every barge-in up to it was seen (or dropped).
+        let published = self.shared.barge_gen.load(Ordering::Acquire);
+        let Some(raw) = self.shared.events.pop() else {
+            self.barge_seen = published;
+            return None;
+        };
         Some(self.resolve(raw))
     }
 
@@ -291,7 +326,10 @@ impl Session {
             RawEvent::Started(s) => Event::Started(s),
             RawEvent::SpeechStarted { stream_ms } => Event::SpeechStarted { stream_ms },
             RawEvent::SpeechStopped { stream_ms } => Event::SpeechStopped { stream_ms },
-            RawEvent::BargeIn { stream_ms, played_ms } => Event::BargeIn { stream_ms, played_ms },
+            RawEvent::BargeIn { stream_ms, played_ms, generation } => {
+                self.barge_seen = generation;
+                Event::BargeIn { stream_ms, played_ms }
+            }
             RawEvent::Interrupted { played_ms } => Event::Interrupted { played_ms },
             RawEvent::MarkPlayed { id, played_ms } => Event::MarkPlayed { name: name(id), played_ms },
             RawEvent::MarkCleared { id } => Event::MarkCleared { name: name(id) },

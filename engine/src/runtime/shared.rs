@@ -4,7 +4,7 @@ use crate::event::RawEvent;
 use crate::stats::SessionCounters;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 
 /// Inbound ring record tags.
 pub mod inbound_tag {
@@ -18,9 +18,9 @@ pub mod inbound_tag {
 
 /// Play ring record tags.
 pub mod play_tag {
-    /// Agent PCM: `a` = rate, `b` = body bytes (s16le).
+    /// Agent PCM: `a` = rate, `b` = body bytes (s16le), `c` = barge-in generation the host had seen.
     pub const PCM: u8 = 0;
-    /// A host mark: `a` = id, `b` = name bytes.
+    /// A host mark: `a` = id, `b` = name bytes, `c` = barge-in generation the host had seen.
     pub const MARK: u8 = 1;
     /// An interrupt: `a` = generation, no body.
     pub const INTERRUPT: u8 = 2;
@@ -43,8 +43,12 @@ pub struct SessionShared {
     pub events: ArrayQueue<RawEvent>,
     /// Set by the host on close; the worker then retires the session.
     pub closed: AtomicBool,
-    /// Bumped by the host per `interrupt`, after writing the interrupt record.
-    pub interrupt_gen: AtomicU64,
+    /// Bumped by the host per `interrupt`, after writing the interrupt record (wrapping).
+    pub interrupt_gen: AtomicU32,
+    /// The worker's barge-in generation, published after the `BargeIn` event is queued.
+    pub barge_gen: AtomicU32,
+    /// Set when the session's pipeline panicked; the session is then retired.
+    pub failed: AtomicBool,
 }
 
 impl SessionShared {
@@ -54,7 +58,9 @@ impl SessionShared {
             counters: Arc::new(SessionCounters::default()),
             events: ArrayQueue::new(event_capacity.max(1)),
             closed: AtomicBool::new(false),
-            interrupt_gen: AtomicU64::new(0),
+            interrupt_gen: AtomicU32::new(0),
+            barge_gen: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
         }
     }
 

@@ -28,7 +28,14 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
     loop {
         while let Ok(msg) = control.try_recv() {
             match msg {
-                Control::Open(s) => sessions.push(s),
+                Control::Open(s) => {
+                    if sessions.len() == sessions.capacity() {
+                        // A slot was freed by a close the worker has not retired yet: retire
+                        // first, so the Vec never reallocates here.
+                        retire_closed(&engine, &mut sessions, index);
+                    }
+                    sessions.push(s);
+                }
                 Control::Shutdown => {
                     for s in sessions.drain(..) {
                         retire(&engine, s);
@@ -60,6 +67,19 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
         let now = engine.now_us();
         if deadline > now {
             std::thread::park_timeout(Duration::from_micros(deadline - now));
+        }
+    }
+}
+
+fn retire_closed(engine: &EngineShared, sessions: &mut Vec<Box<WorkerSession>>, index: usize) {
+    let mut i = 0;
+    while i < sessions.len() {
+        if sessions[i].is_closed() {
+            let s = sessions.swap_remove(i);
+            engine.workers[index].load.fetch_sub(1, Ordering::Relaxed);
+            retire(engine, s);
+        } else {
+            i += 1;
         }
     }
 }

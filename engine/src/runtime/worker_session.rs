@@ -43,7 +43,7 @@ impl PipelineSink for RingSink<'_> {
             MessageKind::Binary => outbound_tag::BINARY,
         };
         let written =
-            records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32 }, &[message], 0);
+            records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32, c: 0 }, &[message], 0);
         debug_assert!(written, "outbound_room was checked");
         self.produced = true;
     }
@@ -68,7 +68,7 @@ pub struct WorkerSession {
     message: Vec<u8>,
     play_bytes: Vec<u8>,
     play_pcm: Vec<i16>,
-    interrupts_seen: u64,
+    interrupts_seen: u32,
 }
 
 impl WorkerSession {
@@ -97,13 +97,27 @@ impl WorkerSession {
         }
     }
 
-    /// Whether the host closed the session.
+    /// Whether the host closed the session, or it failed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.shared.closed.load(Ordering::Acquire) || self.shared.failed.load(Ordering::Acquire)
     }
 
     /// Does all pending work at `now_us`. Returns true if anything was produced for the host.
+    ///
+    /// A panic inside the pipeline (a bug) must not take the worker and its other sessions down:
+    /// it is caught here, the session is marked failed (the host's calls then return `Failed`)
+    /// and retired.
     pub(crate) fn step(&mut self, now_us: u64) -> bool {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step_inner(now_us))) {
+            Ok(produced) => produced,
+            Err(_) => {
+                self.shared.failed.store(true, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    fn step_inner(&mut self, now_us: u64) -> bool {
         let Self {
             pipeline,
             shared,
@@ -130,21 +144,22 @@ impl WorkerSession {
             records::take(inbound, len, message);
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
             pipeline.on_message(&message[..len], kind, now_us, &mut sink);
-            if pipeline.take_flush_request() {
-                flush_play_ring(play, &mut sink, interrupts_seen);
-            }
         }
 
         drain_play_ring(play, pipeline, &mut sink, play_bytes, play_pcm, interrupts_seen, shared, now_us);
         pipeline.tick(now_us, &mut sink);
-        if pipeline.take_flush_request() {
-            flush_play_ring(play, &mut sink, interrupts_seen);
-        }
+        // Published after the BargeIn event was queued: a host that reads this generation and then
+        // finds the event queue empty has seen (or lost) every barge-in up to it.
+        shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
         sink.produced
     }
 }
 
 /// Feeds host play records to the pipeline until one does not fit (backpressure).
+///
+/// Records are dropped unplayed (marks reported cleared) when an interrupt the host has asked
+/// for lies ahead in the ring (they were queued before it), or when they were queued by a host
+/// that had not yet seen the latest barge-in (stale audio of the interrupted answer).
 #[allow(clippy::too_many_arguments)]
 fn drain_play_ring(
     play: &mut HeapCons<u8>,
@@ -152,29 +167,28 @@ fn drain_play_ring(
     sink: &mut RingSink<'_>,
     bytes: &mut [u8],
     pcm: &mut [i16],
-    interrupts_seen: &mut u64,
+    interrupts_seen: &mut u32,
     shared: &SessionShared,
     now_us: u64,
 ) {
     while let Some(h) = records::peek(play, play_body_len) {
-        // An interrupt the host has asked for but we have not reached yet: everything before
-        // its record was queued before the interrupt, so it is dropped unplayed.
-        let skipping = shared.interrupt_gen.load(Ordering::Acquire) > *interrupts_seen;
+        let interrupted = shared.interrupt_gen.load(Ordering::Acquire) != *interrupts_seen;
+        let stale = h.c != pipeline.barge_generation();
         match h.tag {
             play_tag::INTERRUPT => {
                 records::skip(play, 0);
-                *interrupts_seen = u64::from(h.a).max(*interrupts_seen);
+                *interrupts_seen = h.a;
                 pipeline.interrupt(now_us, sink);
             }
-            play_tag::PCM if skipping => {
+            play_tag::PCM if interrupted || stale => {
                 records::skip(play, h.b as usize);
                 SessionCounters::add(&shared.counters.flushed_samples, u64::from(h.b) / 2);
             }
             play_tag::PCM => {
                 let len = h.b as usize;
                 let samples = len / 2;
-                // Peek the body without consuming it, so a record that does not fit yet stays.
-                if pipeline.outbound_free() < samples + 8 {
+                // A record that does not fit yet stays in the ring: that is the backpressure.
+                if !pipeline.play_fits(samples, h.a) {
                     return;
                 }
                 records::take(play, len, bytes);
@@ -183,8 +197,8 @@ fn drain_play_ring(
                 }
                 match pipeline.play(&pcm[..samples], h.a, now_us, sink) {
                     Ok(true) => {}
-                    // Rates are validated by the host handle; a record that still does not fit
-                    // after the room check above is a bug, and is counted rather than hidden.
+                    // Rates are validated by the host handle and room was checked above, so this
+                    // is a bug; it is counted rather than hidden.
                     Ok(false) | Err(_) => {
                         SessionCounters::add(&shared.counters.flushed_samples, samples as u64)
                     }
@@ -193,7 +207,7 @@ fn drain_play_ring(
             play_tag::MARK => {
                 let len = h.b as usize;
                 records::take(play, len, bytes);
-                if skipping {
+                if interrupted || stale {
                     SessionCounters::bump(&shared.counters.marks_cleared);
                     sink.event(RawEvent::MarkCleared { id: h.a });
                 } else {
@@ -202,26 +216,5 @@ fn drain_play_ring(
             }
             _ => records::skip(play, play_body_len(&h)),
         }
-    }
-}
-
-/// Barge-in: drops every whole record the host had queued; marks among them are reported cleared.
-fn flush_play_ring(play: &mut HeapCons<u8>, sink: &mut RingSink<'_>, interrupts_seen: &mut u64) {
-    while let Some(h) = records::peek(play, play_body_len) {
-        match h.tag {
-            play_tag::PCM => SessionCounters::add(&sink.shared.counters.flushed_samples, u64::from(h.b) / 2),
-            play_tag::MARK => {
-                SessionCounters::bump(&sink.shared.counters.marks_cleared);
-                sink.event(RawEvent::MarkCleared { id: h.a });
-            }
-            // An interrupt queued behind the flushed audio has nothing left to interrupt, but the
-            // host still hears back about it.
-            play_tag::INTERRUPT => {
-                *interrupts_seen = u64::from(h.a).max(*interrupts_seen);
-                sink.event(RawEvent::Interrupted { played_ms: 0 });
-            }
-            _ => {}
-        }
-        records::skip(play, play_body_len(&h));
     }
 }
