@@ -177,3 +177,55 @@ fn a_host_that_does_not_read_loses_only_counted_audio_and_events() {
     assert_eq!(evs.len(), 4);
     assert!(evs.iter().all(|e| matches!(e, Event::Dtmf { digit: '1', .. })));
 }
+
+#[test]
+fn audio_queued_before_the_host_saw_a_barge_in_is_dropped_and_later_audio_plays() {
+    let (caller, labels) = speech();
+    let engine = inline_engine();
+    let mut s = engine.open_session(&SessionConfig::default()).unwrap();
+    s.push_text(&start()).unwrap();
+    events(&mut s);
+    // A long answer: its queue keeps the agent active while the caller's speech arrives (inline
+    // mode, faster than real time).
+    assert_eq!(s.play(&vec![2000i16; 16_000], 8_000), Ok(16_000));
+    let until = (labels[0].0 + 600) / 20;
+    for i in 0..until {
+        s.push_text(&media(i + 2, i + 1, i * 20, &caller[(i * 160) as usize..((i + 1) * 160) as usize])).unwrap();
+        while s.next_outbound(&mut Vec::new()).is_some() {}
+    }
+    assert_eq!(s.stats().barge_ins, 1);
+    let flushed = s.stats().flushed_samples;
+
+    // The host's TTS is still streaming the old answer: it has not polled the BargeIn yet.
+    assert_eq!(s.play(&vec![2000i16; 1600], 8_000), Ok(1600));
+    s.mark("old-answer").unwrap();
+    assert_eq!(s.stats().flushed_samples, flushed + 1600, "stale audio dropped");
+    let evs = events(&mut s);
+    assert!(evs.iter().any(|e| matches!(e, Event::BargeIn { .. })), "{evs:?}");
+    assert!(evs.contains(&Event::MarkCleared { name: "old-answer".into() }), "{evs:?}");
+
+    // Having seen it, the host's new audio plays.
+    let before = s.stats().frames_out;
+    assert_eq!(s.play(&vec![-2000i16; 1600], 8_000), Ok(1600));
+    assert!(s.stats().frames_out > before, "new audio goes out");
+    assert_eq!(s.stats().flushed_samples, flushed + 1600);
+}
+
+#[test]
+fn after_stop_played_audio_and_marks_are_reported_not_kept() {
+    let engine = inline_engine();
+    let mut s = engine.open_session(&SessionConfig::default()).unwrap();
+    s.push_text(&start()).unwrap();
+    s.push_text(&stop(3)).unwrap();
+    events(&mut s);
+    assert_eq!(s.play(&[100; 800], 8_000), Ok(800));
+    s.mark("late").unwrap();
+    assert_eq!(events(&mut s), vec![Event::MarkCleared { name: "late".into() }]);
+    let st = s.stats();
+    assert_eq!(st.flushed_samples, 800);
+    assert_eq!(st.frames_out, 0);
+    // Marks resolved this way do not count against the limit.
+    for i in 0..200 {
+        s.mark(&format!("m{i}")).unwrap();
+    }
+}
