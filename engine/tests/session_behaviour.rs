@@ -190,7 +190,8 @@ fn audio_queued_before_the_host_saw_a_barge_in_is_dropped_and_later_audio_plays(
     assert_eq!(s.play(&vec![2000i16; 16_000], 8_000), Ok(16_000));
     let until = (labels[0].0 + 600) / 20;
     for i in 0..until {
-        s.push_text(&media(i + 2, i + 1, i * 20, &caller[(i * 160) as usize..((i + 1) * 160) as usize])).unwrap();
+        s.push_text(&media(i + 2, i + 1, i * 20, &caller[(i * 160) as usize..((i + 1) * 160) as usize]))
+            .unwrap();
         while s.next_outbound(&mut Vec::new()).is_some() {}
     }
     assert_eq!(s.stats().barge_ins, 1);
