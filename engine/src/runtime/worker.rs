@@ -71,6 +71,9 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
     }
 }
 
+// Boxed on purpose: sessions arrive and leave through channels as one pointer, and are freed on
+// the host's side, never by this thread.
+#[allow(clippy::vec_box)]
 fn retire_closed(engine: &EngineShared, sessions: &mut Vec<Box<WorkerSession>>, index: usize) {
     let mut i = 0;
     while i < sessions.len() {
