@@ -163,6 +163,7 @@ fn full_call_with_barge_in_in_threaded_mode() {
     assert_eq!(stream_ms, onset);
     assert_eq!(sim.clears.len(), 1, "exactly one clear");
     let truth = sim.heard_at_clear[0];
+    eprintln!("barge-in played position: engine {played_ms} ms, carrier truth {truth:.1} ms");
     assert!(
         (played_ms as f64 - truth).abs() <= 20.0,
         "barge-in played position {played_ms} ms vs carrier truth {truth:.1} ms"
