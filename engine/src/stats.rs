@@ -27,9 +27,20 @@ macro_rules! counters {
         }
 
         impl SessionStats {
+            /// Number of counters.
+            pub const COUNT: usize = counters!(@count $($name)*);
+            /// Counter names, NUL-terminated (for the C ABI), in declaration order.
+            pub const NAMES_NUL: [&'static str; counters!(@count $($name)*)] =
+                [$(concat!(stringify!($name), "\0"),)*];
+
             /// `(name, value)` for every counter, in declaration order (for bindings and logs).
             pub fn fields(&self) -> [(&'static str, u64); counters!(@count $($name)*)] {
                 [$((stringify!($name), self.$name),)*]
+            }
+
+            /// Every counter's value, in declaration order.
+            pub fn values(&self) -> [u64; counters!(@count $($name)*)] {
+                [$(self.$name,)*]
             }
         }
     };

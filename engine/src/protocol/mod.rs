@@ -164,6 +164,14 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
+    /// The field a `MissingField`/`WrongType` error names, if any.
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Self::MissingField(f) | Self::WrongType(f) => Some(f),
+            _ => None,
+        }
+    }
+
     /// A stable numeric code for the C ABI and the bindings.
     pub fn code(self) -> u32 {
         match self {

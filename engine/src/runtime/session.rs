@@ -108,6 +108,11 @@ impl Session {
         self.agent_rate
     }
 
+    /// `Ok` while the session is usable; `Closed` or `Failed` otherwise.
+    pub fn status(&self) -> Result<(), SessionError> {
+        self.check_open()
+    }
+
     fn check_open(&self) -> Result<(), SessionError> {
         if self.closed || self.engine.shutdown.load(Ordering::Acquire) {
             Err(SessionError::Closed)
@@ -337,6 +342,13 @@ impl Session {
             RawEvent::Stopped => Event::Stopped,
             RawEvent::ProtocolError { error } => Event::ProtocolError { error },
         }
+    }
+
+    /// Marks the session failed, as a panic in its pipeline would (for testing hosts' handling
+    /// of [`SessionError::Failed`]).
+    #[doc(hidden)]
+    pub fn inject_failure(&self) {
+        self.shared.failed.store(true, Ordering::Release);
     }
 
     /// A snapshot of the session's counters.

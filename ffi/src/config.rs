@@ -1,0 +1,188 @@
+//! Configuration structs. Fill them with the `_default` functions, then change what you need, so
+//! that fields added later get their defaults.
+
+use crate::result::trunkline_result;
+use crate::try_mut;
+use trunkline::vad::VadConfig;
+use trunkline::{BargeInConfig, EngineConfig, SessionConfig};
+
+/// Engine settings.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct trunkline_engine_config {
+    /// Worker threads; 0 = inline mode (your calls do the processing).
+    pub workers: u32,
+    /// If true, `workers` is ignored and one worker per core is started.
+    pub workers_per_core: bool,
+    /// Most sessions open at once.
+    pub max_sessions: u32,
+    /// Longest a worker sleeps while it has sessions, ms.
+    pub tick_ms: u32,
+}
+
+/// Session settings (see the README's settings table for meanings and defaults).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct trunkline_session_config {
+    /// Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.
+    pub agent_rate: u32,
+    /// The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000).
+    pub play_rate: u32,
+    /// webrtc-vad aggressiveness 0..=3.
+    pub vad_aggressiveness: u32,
+    /// Voiced audio needed to confirm speech, ms.
+    pub vad_min_speech_ms: u32,
+    /// Non-speech needed to end speech, ms.
+    pub vad_hangover_ms: u32,
+    /// Whether caller speech interrupts agent audio.
+    pub barge_in_enabled: bool,
+    /// Caller speech needed (from its onset) to interrupt, ms.
+    pub barge_in_min_speech_ms: u32,
+    /// Most agent audio the carrier holds unplayed, ms (at least 40).
+    pub lead_ms: u32,
+    /// Interval between hidden sync marks, ms of audio (0: off).
+    pub sync_mark_interval_ms: u32,
+    /// A pause in agent audio this long starts a new utterance, ms.
+    pub utterance_gap_ms: u32,
+    /// Largest message accepted, bytes.
+    pub max_message_bytes: size_t,
+    /// Largest decoded media payload accepted, bytes.
+    pub max_payload_bytes: size_t,
+    /// How long a media gap is waited for before silence fills it, ms.
+    pub reorder_window_ms: u32,
+    /// Larger timestamp gaps re-anchor the stream, ms.
+    pub max_gap_fill_ms: u32,
+    /// Host → engine message ring, bytes.
+    pub inbound_ring_bytes: size_t,
+    /// Host → engine agent-audio ring, bytes.
+    pub play_ring_bytes: size_t,
+    /// Agent audio held for pacing, ms (at least 260).
+    pub outbound_buffer_ms: u32,
+    /// Caller PCM waiting to be read, ms.
+    pub agent_ring_ms: u32,
+    /// Engine → host outbound message ring, bytes.
+    pub outbound_ring_bytes: size_t,
+    /// Events waiting to be polled.
+    pub event_capacity: size_t,
+    /// Longest mark name, bytes (at most 255 through this ABI).
+    pub max_mark_name_bytes: size_t,
+    /// Most marks outstanding at once.
+    pub max_pending_marks: size_t,
+}
+
+/// `size_t`, spelled so cbindgen writes `size_t`.
+#[allow(non_camel_case_types)]
+pub type size_t = usize;
+
+/// Longest mark name the C ABI carries (the event's `name` buffer holds it plus a NUL).
+pub const TRUNKLINE_MAX_NAME_BYTES: usize = 255;
+
+impl From<&EngineConfig> for trunkline_engine_config {
+    fn from(c: &EngineConfig) -> Self {
+        Self {
+            workers: c.workers.unwrap_or(0) as u32,
+            workers_per_core: c.workers.is_none(),
+            max_sessions: c.max_sessions as u32,
+            tick_ms: c.tick_ms,
+        }
+    }
+}
+
+impl From<&trunkline_engine_config> for EngineConfig {
+    fn from(c: &trunkline_engine_config) -> Self {
+        Self {
+            workers: if c.workers_per_core { None } else { Some(c.workers as usize) },
+            max_sessions: c.max_sessions as usize,
+            tick_ms: c.tick_ms,
+        }
+    }
+}
+
+impl From<&SessionConfig> for trunkline_session_config {
+    fn from(c: &SessionConfig) -> Self {
+        Self {
+            agent_rate: c.agent_rate,
+            play_rate: c.play_rate,
+            vad_aggressiveness: u32::from(c.vad.aggressiveness),
+            vad_min_speech_ms: c.vad.min_speech_ms,
+            vad_hangover_ms: c.vad.hangover_ms,
+            barge_in_enabled: c.barge_in.enabled,
+            barge_in_min_speech_ms: c.barge_in.min_speech_ms,
+            lead_ms: c.lead_ms,
+            sync_mark_interval_ms: c.sync_mark_interval_ms,
+            utterance_gap_ms: c.utterance_gap_ms,
+            max_message_bytes: c.max_message_bytes,
+            max_payload_bytes: c.max_payload_bytes,
+            reorder_window_ms: c.reorder_window_ms,
+            max_gap_fill_ms: c.max_gap_fill_ms,
+            inbound_ring_bytes: c.inbound_ring_bytes,
+            play_ring_bytes: c.play_ring_bytes,
+            outbound_buffer_ms: c.outbound_buffer_ms,
+            agent_ring_ms: c.agent_ring_ms,
+            outbound_ring_bytes: c.outbound_ring_bytes,
+            event_capacity: c.event_capacity,
+            max_mark_name_bytes: c.max_mark_name_bytes,
+            max_pending_marks: c.max_pending_marks,
+        }
+    }
+}
+
+impl trunkline_session_config {
+    /// The engine's config, or `None` if a value cannot be represented.
+    pub(crate) fn to_engine(&self) -> Option<SessionConfig> {
+        if self.max_mark_name_bytes > TRUNKLINE_MAX_NAME_BYTES {
+            return None;
+        }
+        // Start from the defaults so settings this ABI does not carry keep their default values.
+        let mut vad = VadConfig::default();
+        vad.aggressiveness = u8::try_from(self.vad_aggressiveness).ok()?;
+        vad.min_speech_ms = self.vad_min_speech_ms;
+        vad.hangover_ms = self.vad_hangover_ms;
+        let mut barge_in = BargeInConfig::default();
+        barge_in.enabled = self.barge_in_enabled;
+        barge_in.min_speech_ms = self.barge_in_min_speech_ms;
+        Some(SessionConfig {
+            agent_rate: self.agent_rate,
+            play_rate: self.play_rate,
+            vad,
+            barge_in,
+            lead_ms: self.lead_ms,
+            sync_mark_interval_ms: self.sync_mark_interval_ms,
+            utterance_gap_ms: self.utterance_gap_ms,
+            max_message_bytes: self.max_message_bytes,
+            max_payload_bytes: self.max_payload_bytes,
+            reorder_window_ms: self.reorder_window_ms,
+            max_gap_fill_ms: self.max_gap_fill_ms,
+            inbound_ring_bytes: self.inbound_ring_bytes,
+            play_ring_bytes: self.play_ring_bytes,
+            outbound_buffer_ms: self.outbound_buffer_ms,
+            agent_ring_ms: self.agent_ring_ms,
+            outbound_ring_bytes: self.outbound_ring_bytes,
+            event_capacity: self.event_capacity,
+            max_mark_name_bytes: self.max_mark_name_bytes,
+            max_pending_marks: self.max_pending_marks,
+        })
+    }
+}
+
+/// Writes the default engine settings (one worker per core) into `*out`.
+/// Returns NULL_PARAMETER if `out` is NULL. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_config_default(out: *mut trunkline_engine_config) -> trunkline_result {
+    crate::guard(|| {
+        let out = try_mut!(out);
+        *out = (&EngineConfig::default()).into();
+        trunkline_result::Ok
+    })
+}
+
+/// Writes the default session settings (telephone defaults, agent rate 16 kHz) into `*out`.
+/// Returns NULL_PARAMETER if `out` is NULL. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_config_default(out: *mut trunkline_session_config) -> trunkline_result {
+    crate::guard(|| {
+        let out = try_mut!(out);
+        *out = (&SessionConfig::default()).into();
+        trunkline_result::Ok
+    })
+}

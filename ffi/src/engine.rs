@@ -1,0 +1,102 @@
+//! The engine handle.
+
+use crate::config::trunkline_engine_config;
+use crate::result::trunkline_result;
+use crate::{guard, guard_void, try_mut};
+use std::time::Duration;
+use trunkline::{Engine, EngineConfig};
+
+/// An engine: worker threads and a wakeup fd. Opaque.
+pub struct trunkline_engine {
+    _private: [u8; 0],
+}
+
+pub(crate) fn engine_ref<'a>(ptr: *const trunkline_engine) -> Option<&'a Engine> {
+    // SAFETY: a non-NULL `trunkline_engine*` is a `Box<Engine>` made by `trunkline_engine_new`
+    // and not yet freed (the header's contract).
+    unsafe { ptr.cast::<Engine>().as_ref() }
+}
+
+/// Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
+/// `*out` receives an engine the caller owns and must free with trunkline_engine_free.
+///
+/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` 0); IO (a thread or
+/// the wakeup fd could not be created). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_new(
+    config: *const trunkline_engine_config,
+    out: *mut *mut trunkline_engine,
+) -> trunkline_result {
+    guard(|| {
+        let out = try_mut!(out);
+        // SAFETY: NULL means defaults; otherwise the header requires a valid config.
+        let config = match unsafe { config.as_ref() } {
+            Some(c) => EngineConfig::from(c),
+            None => EngineConfig::default(),
+        };
+        if config.max_sessions == 0 {
+            return trunkline_result::InvalidArgument;
+        }
+        match Engine::new(config) {
+            Ok(engine) => {
+                *out = Box::into_raw(Box::new(engine)).cast();
+                trunkline_result::Ok
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Stops the engine's workers and frees it. NULL is a no-op. Sessions still open afterwards
+/// return CLOSED from every call and must still be freed. Must not race with other calls on this
+/// engine.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_free(engine: *mut trunkline_engine) {
+    guard_void(|| {
+        if !engine.is_null() {
+            // SAFETY: made by `trunkline_engine_new` via Box::into_raw, freed once (contract).
+            drop(unsafe { Box::from_raw(engine.cast::<Engine>()) });
+        }
+    });
+}
+
+/// Writes the engine's wakeup fd into `*out_fd`: it becomes readable when some session has new
+/// audio, events or outbound messages. Put it in your event loop, then reset it with
+/// trunkline_engine_clear_wakeup (or trunkline_engine_wait with timeout 0) before draining your
+/// sessions. The engine owns the fd: do not close it. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_wakeup_fd(
+    engine: *const trunkline_engine,
+    out_fd: *mut i32,
+) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        let out_fd = try_mut!(out_fd);
+        *out_fd = engine.wakeup_fd();
+        trunkline_result::Ok
+    })
+}
+
+/// Blocks until some session has output, or `timeout_ms` passes (negative: no timeout). Returns
+/// OK when woken (and resets the wakeup), TIMEOUT otherwise, NULL_PARAMETER for a NULL engine.
+/// Any thread; several threads may wait at once (one of them is woken per signal).
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_wait(
+    engine: *const trunkline_engine,
+    timeout_ms: i64,
+) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+        if engine.wait(timeout) { trunkline_result::Ok } else { trunkline_result::Timeout }
+    })
+}
+
+/// Resets the wakeup fd without blocking. OK if it was signalled, EMPTY if not. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_clear_wakeup(engine: *const trunkline_engine) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        if engine.clear_wakeup() { trunkline_result::Ok } else { trunkline_result::Empty }
+    })
+}

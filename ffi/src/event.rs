@@ -1,0 +1,190 @@
+//! Events as a tagged C struct.
+
+use crate::config::TRUNKLINE_MAX_NAME_BYTES;
+use std::ffi::c_char;
+use trunkline::Event;
+use trunkline::protocol::ProtocolError;
+
+/// What an event is. Values are stable.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum trunkline_event_kind {
+    /// The carrier's transport is up.
+    Connected = 1,
+    /// The stream started: `name` holds the callSid; see trunkline_session_start_info and
+    /// trunkline_session_start_string for the rest.
+    Started = 2,
+    /// The caller started speaking at `stream_ms` (the onset).
+    SpeechStarted = 3,
+    /// The caller stopped speaking at `stream_ms`.
+    SpeechStopped = 4,
+    /// The caller spoke over the agent (onset at `stream_ms`); queued agent audio was dropped and
+    /// `clear` sent; the caller heard `played_ms` of the current utterance.
+    BargeIn = 5,
+    /// trunkline_session_interrupt took effect; the caller heard `played_ms`.
+    Interrupted = 6,
+    /// The caller heard everything before mark `name`, which sat at `played_ms` of its utterance.
+    MarkPlayed = 7,
+    /// Mark `name` was flushed (barge-in, interrupt, stop) before the caller heard it.
+    MarkCleared = 8,
+    /// The caller pressed `digit` at `stream_ms`.
+    Dtmf = 9,
+    /// The stream ended.
+    Stopped = 10,
+    /// A message was dropped: `error` is the code (trunkline_protocol_error_message describes it),
+    /// `name` the offending field when there is one. The call goes on.
+    ProtocolError = 11,
+}
+
+/// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct trunkline_event {
+    /// What happened.
+    pub kind: trunkline_event_kind,
+    /// Stream time, ms (speech, barge-in, DTMF), else 0.
+    pub stream_ms: u64,
+    /// Played position in the current utterance, ms (barge-in, interrupt, mark played), else 0.
+    pub played_ms: u64,
+    /// The DTMF digit ('0'-'9', '*', '#', 'A'-'D'), else 0.
+    pub digit: c_char,
+    /// Protocol error code (1..), else 0.
+    pub error: u32,
+    /// Mark name, callSid (started) or field name (protocol error), else empty.
+    pub name: [c_char; TRUNKLINE_MAX_NAME_BYTES + 1],
+}
+
+impl trunkline_event {
+    fn new(kind: trunkline_event_kind) -> Self {
+        Self { kind, stream_ms: 0, played_ms: 0, digit: 0, error: 0, name: [0; TRUNKLINE_MAX_NAME_BYTES + 1] }
+    }
+
+    fn with_name(mut self, name: &str) -> Self {
+        // Truncate on a char boundary so the C side always gets valid UTF-8.
+        let mut n = name.len().min(TRUNKLINE_MAX_NAME_BYTES);
+        while !name.is_char_boundary(n) {
+            n -= 1;
+        }
+        for (dst, &b) in self.name.iter_mut().zip(&name.as_bytes()[..n]) {
+            *dst = b as c_char;
+        }
+        self
+    }
+}
+
+impl From<&Event> for trunkline_event {
+    fn from(e: &Event) -> Self {
+        use trunkline_event_kind as K;
+        match e {
+            Event::Connected => Self::new(K::Connected),
+            Event::Started(s) => Self::new(K::Started).with_name(&s.call_sid),
+            Event::SpeechStarted { stream_ms } => {
+                Self { stream_ms: *stream_ms, ..Self::new(K::SpeechStarted) }
+            }
+            Event::SpeechStopped { stream_ms } => {
+                Self { stream_ms: *stream_ms, ..Self::new(K::SpeechStopped) }
+            }
+            Event::BargeIn { stream_ms, played_ms } => {
+                Self { stream_ms: *stream_ms, played_ms: *played_ms, ..Self::new(K::BargeIn) }
+            }
+            Event::Interrupted { played_ms } => Self { played_ms: *played_ms, ..Self::new(K::Interrupted) },
+            Event::MarkPlayed { name, played_ms } => {
+                Self { played_ms: *played_ms, ..Self::new(K::MarkPlayed) }.with_name(name)
+            }
+            Event::MarkCleared { name } => Self::new(K::MarkCleared).with_name(name),
+            Event::Dtmf { digit, stream_ms } => {
+                Self { digit: *digit as u8 as c_char, stream_ms: *stream_ms, ..Self::new(K::Dtmf) }
+            }
+            Event::Stopped => Self::new(K::Stopped),
+            Event::ProtocolError { error } => Self { error: error.code(), ..Self::new(K::ProtocolError) }
+                .with_name(error.field().unwrap_or("")),
+        }
+    }
+}
+
+/// A static, NUL-terminated description of protocol error `code` (never NULL). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_protocol_error_message(code: u32) -> *const c_char {
+    let all = [
+        ProtocolError::MalformedJson,
+        ProtocolError::MissingField(""),
+        ProtocolError::WrongType(""),
+        ProtocolError::UnknownEvent,
+        ProtocolError::InvalidBase64,
+        ProtocolError::PayloadTooLarge,
+        ProtocolError::MessageTooLarge,
+        ProtocolError::UnexpectedFrameKind(trunkline::MessageKind::Binary),
+        ProtocolError::MediaBeforeStart,
+        ProtocolError::DuplicateStart,
+        ProtocolError::AfterStop,
+        ProtocolError::UnsupportedFormat,
+        ProtocolError::OddPayloadLength,
+        ProtocolError::TimestampJump,
+        ProtocolError::UnknownMark,
+    ];
+    let text: &'static str = match all.iter().find(|e| e.code() == code) {
+        Some(ProtocolError::MalformedJson) => "malformed message: not valid JSON\0",
+        Some(ProtocolError::MissingField(_)) => "a required field is missing\0",
+        Some(ProtocolError::WrongType(_)) => "a field has the wrong type or value\0",
+        Some(ProtocolError::UnknownEvent) => "unknown event\0",
+        Some(ProtocolError::InvalidBase64) => "media payload is not valid base64\0",
+        Some(ProtocolError::PayloadTooLarge) => "media payload over the configured limit\0",
+        Some(ProtocolError::MessageTooLarge) => "message over the configured size limit\0",
+        Some(ProtocolError::UnexpectedFrameKind(_)) => {
+            "unexpected frame kind (binary where text is expected)\0"
+        }
+        Some(ProtocolError::MediaBeforeStart) => "media before start\0",
+        Some(ProtocolError::DuplicateStart) => "duplicate start\0",
+        Some(ProtocolError::AfterStop) => "message after stop\0",
+        Some(ProtocolError::UnsupportedFormat) => "unsupported media format\0",
+        Some(ProtocolError::OddPayloadLength) => "payload length is not a whole number of samples\0",
+        Some(ProtocolError::TimestampJump) => "media timestamp discontinuity\0",
+        Some(ProtocolError::UnknownMark) => "echo of a mark that was never sent\0",
+        None => "unknown protocol error code\0",
+    };
+    text.as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trunkline::EventKind;
+
+    #[test]
+    fn event_kinds_match_the_engine() {
+        let pairs = [
+            (EventKind::Connected, trunkline_event_kind::Connected),
+            (EventKind::Started, trunkline_event_kind::Started),
+            (EventKind::SpeechStarted, trunkline_event_kind::SpeechStarted),
+            (EventKind::SpeechStopped, trunkline_event_kind::SpeechStopped),
+            (EventKind::BargeIn, trunkline_event_kind::BargeIn),
+            (EventKind::Interrupted, trunkline_event_kind::Interrupted),
+            (EventKind::MarkPlayed, trunkline_event_kind::MarkPlayed),
+            (EventKind::MarkCleared, trunkline_event_kind::MarkCleared),
+            (EventKind::Dtmf, trunkline_event_kind::Dtmf),
+            (EventKind::Stopped, trunkline_event_kind::Stopped),
+            (EventKind::ProtocolError, trunkline_event_kind::ProtocolError),
+        ];
+        for (engine, c) in pairs {
+            assert_eq!(engine as u32, c as u32);
+        }
+    }
+
+    #[test]
+    fn names_are_truncated_on_char_boundaries_and_nul_terminated() {
+        let long = "é".repeat(200); // 400 bytes
+        let e = trunkline_event::from(&Event::MarkCleared { name: long });
+        let bytes: Vec<u8> = e.name.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+        assert_eq!(bytes.len(), 254);
+        assert!(std::str::from_utf8(&bytes).is_ok());
+    }
+
+    #[test]
+    fn every_protocol_error_code_has_a_message() {
+        for code in 1..=15 {
+            // SAFETY: static NUL-terminated strings.
+            let m = unsafe { std::ffi::CStr::from_ptr(trunkline_protocol_error_message(code)) };
+            assert_ne!(m.to_str().unwrap(), "unknown protocol error code", "code {code}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Result codes.
+
+use std::ffi::c_char;
+
+/// The result of a fallible call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum trunkline_result {
+    /// Success; out-parameters were written.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullParameter = 1,
+    /// An argument is out of range (a rate, a setting, a name that is too long or not UTF-8).
+    InvalidArgument = 2,
+    /// A bug inside Trunkline was caught at the boundary; the handle may be unusable.
+    Panic = 3,
+    /// A bounded queue is full; nothing was taken. Retry after the engine has made progress.
+    Full = 4,
+    /// The session was closed (or its engine freed).
+    Closed = 5,
+    /// Nothing to return right now (no event, no outbound message, no audio).
+    Empty = 6,
+    /// The caller's buffer is too small for the item; nothing was taken (ask its size first).
+    BufferTooSmall = 7,
+    /// The session hit an internal error and was shut down; free it. The engine goes on.
+    Failed = 8,
+    /// The engine already has its maximum number of sessions.
+    TooManySessions = 9,
+    /// The operating system refused a resource (a thread, the wakeup fd).
+    Io = 10,
+    /// `trunkline_engine_wait` timed out.
+    Timeout = 11,
+}
+
+/// A static, NUL-terminated English description of `result` (never NULL; unknown codes get a
+/// generic text). Needs no allocation; any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_result_message(result: trunkline_result) -> *const c_char {
+    let text: &'static str = match result {
+        trunkline_result::Ok => "ok\0",
+        trunkline_result::NullParameter => "a required pointer argument was NULL\0",
+        trunkline_result::InvalidArgument => "an argument is out of range\0",
+        trunkline_result::Panic => "internal error (a panic was caught at the C boundary)\0",
+        trunkline_result::Full => "queue full: nothing was taken, retry later\0",
+        trunkline_result::Closed => "the session is closed\0",
+        trunkline_result::Empty => "nothing available right now\0",
+        trunkline_result::BufferTooSmall => "buffer too small for the item\0",
+        trunkline_result::Failed => "the session failed and was shut down\0",
+        trunkline_result::TooManySessions => "the engine's session limit is reached\0",
+        trunkline_result::Io => "the operating system refused a resource\0",
+        trunkline_result::Timeout => "timed out\0",
+    };
+    text.as_ptr().cast()
+}
+
+impl From<trunkline::SessionError> for trunkline_result {
+    fn from(e: trunkline::SessionError) -> Self {
+        match e {
+            trunkline::SessionError::Closed => Self::Closed,
+            trunkline::SessionError::Full => Self::Full,
+            trunkline::SessionError::InvalidArgument(_) => Self::InvalidArgument,
+            trunkline::SessionError::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<trunkline::EngineError> for trunkline_result {
+    fn from(e: trunkline::EngineError) -> Self {
+        match e {
+            trunkline::EngineError::Io(_) => Self::Io,
+            trunkline::EngineError::Config(_) => Self::InvalidArgument,
+            trunkline::EngineError::TooManySessions(_) => Self::TooManySessions,
+            trunkline::EngineError::Shutdown => Self::Closed,
+        }
+    }
+}
