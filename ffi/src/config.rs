@@ -129,18 +129,24 @@ impl From<&SessionConfig> for trunkline_session_config {
 
 impl trunkline_session_config {
     /// The engine's config, or `None` if a value cannot be represented.
-    pub(crate) fn to_engine(&self) -> Option<SessionConfig> {
+    // Settings this ABI does not carry keep their defaults (`..Default::default()` stays needed
+    // as the engine's configs grow).
+    #[allow(clippy::needless_update)]
+    pub(crate) fn engine_config(self) -> Option<SessionConfig> {
         if self.max_mark_name_bytes > TRUNKLINE_MAX_NAME_BYTES {
             return None;
         }
-        // Start from the defaults so settings this ABI does not carry keep their default values.
-        let mut vad = VadConfig::default();
-        vad.aggressiveness = u8::try_from(self.vad_aggressiveness).ok()?;
-        vad.min_speech_ms = self.vad_min_speech_ms;
-        vad.hangover_ms = self.vad_hangover_ms;
-        let mut barge_in = BargeInConfig::default();
-        barge_in.enabled = self.barge_in_enabled;
-        barge_in.min_speech_ms = self.barge_in_min_speech_ms;
+        let vad = VadConfig {
+            aggressiveness: u8::try_from(self.vad_aggressiveness).ok()?,
+            min_speech_ms: self.vad_min_speech_ms,
+            hangover_ms: self.vad_hangover_ms,
+            ..VadConfig::default()
+        };
+        let barge_in = BargeInConfig {
+            enabled: self.barge_in_enabled,
+            min_speech_ms: self.barge_in_min_speech_ms,
+            ..BargeInConfig::default()
+        };
         Some(SessionConfig {
             agent_rate: self.agent_rate,
             play_rate: self.play_rate,

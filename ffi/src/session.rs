@@ -113,7 +113,7 @@ pub extern "C" fn trunkline_session_open(
         let out = try_mut!(out);
         // SAFETY: NULL means defaults; otherwise the header requires a valid config.
         let config = match unsafe { config.as_ref() } {
-            Some(c) => match c.to_engine() {
+            Some(c) => match c.engine_config() {
                 Some(c) => c,
                 None => return trunkline_result::InvalidArgument,
             },
