@@ -50,6 +50,9 @@
 // Longest mark name the C ABI carries (the event's `name` buffer holds it plus a NUL).
 #define TRUNKLINE_MAX_NAME_BYTES 255
 
+// Size of trunkline_event's `name` buffer: TRUNKLINE_MAX_NAME_BYTES plus the NUL.
+#define TRUNKLINE_EVENT_NAME_CAPACITY 256
+
 // Major version of the library this header belongs to.
 #define TRUNKLINE_VERSION_MAJOR 0
 
@@ -95,6 +98,35 @@ typedef enum {
   TRUNKLINE_MESSAGE_KIND_BINARY = 1,
 } trunkline_message_kind;
 
+// What an event is. Values are stable.
+typedef enum {
+  // The carrier's transport is up.
+  TRUNKLINE_EVENT_KIND_CONNECTED = 1,
+  // The stream started: `name` holds the callSid; see trunkline_session_start_info and
+  // trunkline_session_start_string for the rest.
+  TRUNKLINE_EVENT_KIND_STARTED = 2,
+  // The caller started speaking at `stream_ms` (the onset).
+  TRUNKLINE_EVENT_KIND_SPEECH_STARTED = 3,
+  // The caller stopped speaking at `stream_ms`.
+  TRUNKLINE_EVENT_KIND_SPEECH_STOPPED = 4,
+  // The caller spoke over the agent (onset at `stream_ms`); queued agent audio was dropped and
+  // `clear` sent; the caller heard `played_ms` of the current utterance.
+  TRUNKLINE_EVENT_KIND_BARGE_IN = 5,
+  // trunkline_session_interrupt took effect; the caller heard `played_ms`.
+  TRUNKLINE_EVENT_KIND_INTERRUPTED = 6,
+  // The caller heard everything before mark `name`, which sat at `played_ms` of its utterance.
+  TRUNKLINE_EVENT_KIND_MARK_PLAYED = 7,
+  // Mark `name` was flushed (barge-in, interrupt, stop) before the caller heard it.
+  TRUNKLINE_EVENT_KIND_MARK_CLEARED = 8,
+  // The caller pressed `digit` at `stream_ms`.
+  TRUNKLINE_EVENT_KIND_DTMF = 9,
+  // The stream ended.
+  TRUNKLINE_EVENT_KIND_STOPPED = 10,
+  // A message was dropped: `error` is the code (trunkline_protocol_error_message describes it),
+  // `name` the offending field when there is one. The call goes on.
+  TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR = 11,
+} trunkline_event_kind;
+
 // A string of the `start` message.
 typedef enum {
   // callSid
@@ -107,9 +139,6 @@ typedef enum {
 
 // An engine: worker threads and a wakeup fd. Opaque.
 typedef struct trunkline_engine trunkline_engine;
-
-// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
-typedef struct trunkline_event trunkline_event;
 
 // A call. Opaque.
 typedef struct trunkline_session trunkline_session;
@@ -173,6 +202,22 @@ typedef struct {
   // Most marks outstanding at once.
   size_t max_pending_marks;
 } trunkline_session_config;
+
+// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
+typedef struct {
+  // What happened.
+  trunkline_event_kind kind;
+  // Stream time, ms (speech, barge-in, DTMF), else 0.
+  uint64_t stream_ms;
+  // Played position in the current utterance, ms (barge-in, interrupt, mark played), else 0.
+  uint64_t played_ms;
+  // The DTMF digit ('0'-'9', '*', '#', 'A'-'D'), else 0.
+  char digit;
+  // Protocol error code (1..), else 0.
+  uint32_t error;
+  // Mark name, callSid (started) or field name (protocol error), else empty.
+  char name[TRUNKLINE_EVENT_NAME_CAPACITY];
+} trunkline_event;
 
 // What the carrier said when the stream started (strings: trunkline_session_start_string).
 typedef struct {

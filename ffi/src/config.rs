@@ -76,6 +76,8 @@ pub type size_t = usize;
 
 /// Longest mark name the C ABI carries (the event's `name` buffer holds it plus a NUL).
 pub const TRUNKLINE_MAX_NAME_BYTES: usize = 255;
+/// Size of trunkline_event's `name` buffer: TRUNKLINE_MAX_NAME_BYTES plus the NUL.
+pub const TRUNKLINE_EVENT_NAME_CAPACITY: usize = 256;
 
 impl From<&EngineConfig> for trunkline_engine_config {
     fn from(c: &EngineConfig) -> Self {

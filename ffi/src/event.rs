@@ -1,6 +1,6 @@
 //! Events as a tagged C struct.
 
-use crate::config::TRUNKLINE_MAX_NAME_BYTES;
+use crate::config::{TRUNKLINE_EVENT_NAME_CAPACITY, TRUNKLINE_MAX_NAME_BYTES};
 use std::ffi::c_char;
 use trunkline::Event;
 use trunkline::protocol::ProtocolError;
@@ -51,12 +51,19 @@ pub struct trunkline_event {
     /// Protocol error code (1..), else 0.
     pub error: u32,
     /// Mark name, callSid (started) or field name (protocol error), else empty.
-    pub name: [c_char; TRUNKLINE_MAX_NAME_BYTES + 1],
+    pub name: [c_char; TRUNKLINE_EVENT_NAME_CAPACITY],
 }
 
 impl trunkline_event {
     fn new(kind: trunkline_event_kind) -> Self {
-        Self { kind, stream_ms: 0, played_ms: 0, digit: 0, error: 0, name: [0; TRUNKLINE_MAX_NAME_BYTES + 1] }
+        Self {
+            kind,
+            stream_ms: 0,
+            played_ms: 0,
+            digit: 0,
+            error: 0,
+            name: [0; TRUNKLINE_EVENT_NAME_CAPACITY],
+        }
     }
 
     fn with_name(mut self, name: &str) -> Self {
@@ -168,6 +175,11 @@ mod tests {
         for (engine, c) in pairs {
             assert_eq!(engine as u32, c as u32);
         }
+    }
+
+    #[test]
+    fn name_capacity_holds_the_longest_name_and_its_nul() {
+        assert_eq!(TRUNKLINE_EVENT_NAME_CAPACITY, TRUNKLINE_MAX_NAME_BYTES + 1);
     }
 
     #[test]
