@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-# Nothing in the engine suite needs extra Debian packages yet; later suites (C under valgrind,
-# Mono, libopus) add theirs here.
+# The VAD/barge-in corpus (scripts/make_vad_corpus.sh) synthesises speech with espeak-ng and sox,
+# and adds the real voice recordings alsa-utils ships (/usr/share/sounds/alsa).
+command -v espeak-ng >/dev/null || need_pkgs+=(espeak-ng)
+command -v sox >/dev/null || need_pkgs+=(sox)
+[[ -f /usr/share/sounds/alsa/Front_Center.wav ]] || need_pkgs+=(alsa-utils)
+# Later suites (C under valgrind, Mono, libopus) add theirs here.
 if ((${#need_pkgs[@]})); then
   if command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
