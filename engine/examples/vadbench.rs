@@ -1,0 +1,78 @@
+//! VAD evaluation: frame precision/recall/F1 against exact labels, onset delay, false starts on
+//! noise-only audio, missed utterances and CPU per 20 ms frame, per line condition; then the
+//! barge-in test set (precision, recall, reaction time).
+//!
+//! ```text
+//! cargo run --release --example vadbench               # default settings and the baselines
+//! cargo run --release --example vadbench -- --quick    # 2 min of noise-only audio, not 10
+//! ```
+//!
+//! The corpus is described in `tests/vad_corpus/mod.rs` (clips from `scripts/make_vad_corpus.sh`,
+//! built on first use into `target/vad-corpus`).
+
+#[path = "../tests/vad_corpus/mod.rs"]
+mod vad_corpus;
+
+use std::time::Instant;
+
+use trunkline::vad::{SpeechDetector, VadConfig};
+use vad_corpus::*;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let noise_minutes = if quick { 2 } else { 10 };
+    let mut detectors: Vec<(String, VadConfig)> = vec![("default".into(), VadConfig::default())];
+    for mode in [2u8, 3] {
+        detectors.push((format!("webrtc mode {mode}"), VadConfig { aggressiveness: mode, ..VadConfig::default() }));
+    }
+    let clips = clips();
+    println!(
+        "corpus: {} caller utterances ({} human recordings), {} backchannels, {} agent prompts; \
+         {noise_minutes} min of noise-only audio per condition",
+        clips.iter().filter(|c| matches!(c.kind, ClipKind::Utterance | ClipKind::Real)).count(),
+        clips.iter().filter(|c| c.kind == ClipKind::Real).count(),
+        clips.iter().filter(|c| c.kind == ClipKind::Backchannel).count(),
+        clips.iter().filter(|c| c.kind == ClipKind::Agent).count(),
+    );
+    println!();
+    println!(
+        "| condition | detector | precision | recall | F1 | onset p50 / p90 (ms) | false starts / 10 min | missed (longest ms) | µs / 20 ms frame |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for cond in conditions() {
+        let speech = speech_track(&cond);
+        let noise = noise_track(&cond, noise_minutes);
+        for (name, config) in &detectors {
+            let mut det = SpeechDetector::new(config).unwrap();
+            let t = Instant::now();
+            let found = detect(&mut det, &speech.pcm);
+            let mut det = SpeechDetector::new(config).unwrap();
+            let found_noise = detect(&mut det, &noise.pcm);
+            let elapsed = t.elapsed();
+            let frames = (speech.pcm.len() + noise.pcm.len()) / 160;
+            let mut s = score(&speech, &found);
+            let n = score(&noise, &found_noise);
+            s.false_starts += n.false_starts;
+            s.nonspeech_ms += n.nonspeech_ms;
+            println!(
+                "| {} | {name} | {:.3} | {:.3} | {:.3} | {} / {} | {:.2} ({} in {:.1} min) | {} ({}) | {:.2} |",
+                cond.name,
+                s.precision(),
+                s.recall(),
+                s.f1(),
+                fmt_opt(s.onset_percentile(50.0)),
+                fmt_opt(s.onset_percentile(90.0)),
+                s.false_starts_per_10min(),
+                s.false_starts,
+                s.nonspeech_ms as f64 / 60_000.0,
+                s.missed.len(),
+                s.longest_missed(),
+                elapsed.as_secs_f64() * 1e6 / frames as f64,
+            );
+        }
+    }
+}
+
+fn fmt_opt(v: Option<u64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
