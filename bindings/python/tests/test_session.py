@@ -1,0 +1,143 @@
+import array
+import asyncio
+import json
+import math
+
+import pytest
+
+import trunkline
+from twilio_messages import (
+    CALL_SID,
+    STREAM_SID,
+    connected,
+    dtmf,
+    media,
+    reference_ulaw_decode,
+    speech,
+    start,
+    stop,
+)
+
+FRAMES = 200  # 4 s of caller audio
+GAP, DUP = 60, 30
+
+
+def call_messages():
+    audio, labels = speech()
+    msgs = [connected(), start()]
+    for i in range(FRAMES):
+        if i == GAP:
+            continue
+        m = media(i + 2, i + 1, i * 20, audio[i * 160 : (i + 1) * 160])
+        msgs.append(m)
+        if i == DUP:
+            msgs.append(m)
+    msgs += [dtmf(900, "7"), stop(901)]
+    return msgs, labels
+
+
+def tone(rate, seconds, freq, amplitude):
+    n = int(rate * seconds)
+    return array.array("h", (int(amplitude * math.sin(2 * math.pi * freq * i / rate)) for i in range(n))).tobytes()
+
+
+def test_full_call_inline_gives_aligned_audio_events_and_counters():
+    msgs, labels = call_messages()
+    with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000) as call:
+        audio = bytearray()
+        events = []
+        for m in msgs:
+            call.push(m)
+            audio += call.read_audio()
+            events += call.events()
+        kinds = [e.kind for e in events]
+        assert kinds == ["connected", "started", "speech_started", "speech_stopped", "dtmf", "stopped"]
+        started = events[1]
+        assert (started.call_sid, started.stream_sid) == (CALL_SID, STREAM_SID)
+        assert started.custom_parameters == {"caller": "+15550100", "lang": "en"}
+        assert started.tracks == ["inbound"] and started.media_format["sample_rate"] == 8000
+        assert abs(events[2].stream_ms - labels[0][0]) <= 60
+        assert events[4].digit == "7"
+        # Exactly the stream time at 16 kHz, the lost frame filled with silence.
+        assert len(audio) == FRAMES * 20 * 16 * 2
+        stats = call.stats()
+        assert stats["frames_duplicate"] == 1
+        assert stats["gap_fill_samples"] == 160
+        assert stats["media_frames_in"] == FRAMES
+
+
+def test_agent_audio_is_paced_into_20ms_frames_and_marks_follow():
+    with trunkline.Engine(workers=0) as engine, engine.session(lead_ms=100) as call:
+        call.push(start())
+        call.events()
+        pcm = tone(24000, 1.0, 440, 8000)
+        assert call.play(pcm, 24000) == 24000
+        call.mark("greeting")
+        out = [json.loads(m) for m in call.outbound()]
+        frames = [m for m in out if m["event"] == "media"]
+        assert len(frames) == 5  # 100 ms lead
+        import base64
+
+        for f in frames:
+            assert f["streamSid"] == STREAM_SID
+            payload = base64.b64decode(f["media"]["payload"])
+            assert len(payload) == 160
+        # The level survives resampling and µ-law: RMS of a 8000-amplitude sine is 5657.
+        decoded = [reference_ulaw_decode(c) for c in base64.b64decode(frames[3]["media"]["payload"])]
+        rms = math.sqrt(sum(s * s for s in decoded) / len(decoded))
+        assert abs(20 * math.log10(rms / (8000 / math.sqrt(2)))) < 0.5
+
+        call.interrupt()
+        events = call.events()
+        assert [e.kind for e in events] == ["interrupted", "mark_cleared"]
+        assert events[1].name == "greeting"
+        assert any(json.loads(m)["event"] == "clear" for m in call.outbound())
+
+
+def test_errors_raise_with_the_result_code():
+    with trunkline.Engine(workers=0, max_sessions=1) as engine:
+        call = engine.session()
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session()
+        assert e.value.code == trunkline.Result.TOO_MANY_SESSIONS
+        with pytest.raises(trunkline.TrunklineError) as e:
+            call.play(b"\0\0" * 10, 11025)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(TypeError):
+            engine.session(no_such_setting=1)
+        call.close()
+        with pytest.raises(trunkline.TrunklineError) as e:
+            call.push(connected())
+        assert e.value.code == trunkline.Result.CLOSED
+    # Bad input is an event, not an exception.
+    with trunkline.Engine(workers=0) as engine, engine.session() as call:
+        call.push("{not json")
+        (ev,) = call.events()
+        assert ev.kind == "protocol_error" and ev.error_code == 1 and "JSON" in ev.error_message
+
+
+def test_codecs_match_the_g711_reference():
+    codes = bytes(range(256))
+    pcm = array.array("h", trunkline.ulaw_decode(codes))
+    assert list(pcm) == [reference_ulaw_decode(c) for c in codes]
+    assert trunkline.ulaw_encode(pcm.tobytes()) == bytes(c if c != 0x7F else 0xFF for c in codes)
+    alaw = trunkline.alaw_decode(codes)
+    assert trunkline.alaw_encode(alaw) == codes
+
+
+def test_async_events_follow_a_threaded_call():
+    msgs, labels = call_messages()
+
+    async def run():
+        with trunkline.Engine(workers=1) as engine, engine.session() as call:
+            async def feed():
+                for m in msgs:
+                    await call.apush(m)
+
+            feeder = asyncio.ensure_future(feed())
+            kinds = [ev.kind async for ev in call.aevents()]
+            await feeder
+            return kinds
+
+    kinds = asyncio.run(asyncio.wait_for(run(), 20))
+    assert kinds == ["connected", "started", "speech_started", "speech_stopped", "dtmf", "stopped"]

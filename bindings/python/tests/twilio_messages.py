@@ -1,0 +1,74 @@
+"""Twilio Media Streams messages built from the committed speech fixture (test support)."""
+
+import base64
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+FIXTURES = REPO / "engine" / "tests" / "fixtures"
+STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
+CALL_SID = "CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f"
+
+
+def speech():
+    audio = (FIXTURES / "speech_8k.ulaw").read_bytes()
+    labels = [tuple(int(v) for v in line.split()) for line in (FIXTURES / "speech_8k.labels").read_text().splitlines() if line.strip()]
+    return audio, labels
+
+
+def connected():
+    return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+
+def start(params=None):
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": STREAM_SID,
+            "start": {
+                "accountSid": "AC0123456789abcdef0123456789abcdef",
+                "streamSid": STREAM_SID,
+                "callSid": CALL_SID,
+                "tracks": ["inbound"],
+                "customParameters": params or {"caller": "+15550100", "lang": "en"},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+    )
+
+
+def media(seq, chunk, timestamp_ms, payload):
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(seq),
+            "streamSid": STREAM_SID,
+            "media": {
+                "track": "inbound",
+                "chunk": str(chunk),
+                "timestamp": str(timestamp_ms),
+                "payload": base64.b64encode(payload).decode(),
+            },
+        }
+    )
+
+
+def dtmf(seq, digit):
+    return json.dumps({"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": str(seq), "dtmf": {"track": "inbound_track", "digit": digit}})
+
+
+def mark_echo(seq, name):
+    return json.dumps({"event": "mark", "sequenceNumber": str(seq), "streamSid": STREAM_SID, "mark": {"name": name}})
+
+
+def stop(seq):
+    return json.dumps({"event": "stop", "sequenceNumber": str(seq), "streamSid": STREAM_SID, "stop": {"accountSid": "AC0", "callSid": CALL_SID}})
+
+
+def reference_ulaw_decode(code):
+    """ITU-T G.711 µ-law expansion, written independently of the engine."""
+    u = ~code & 0xFF
+    sign, exponent, mantissa = u & 0x80, (u >> 4) & 7, u & 0x0F
+    v = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return -v if sign else v

@@ -1,0 +1,365 @@
+"""Engine and Session: the Python face of the C ABI."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+from ctypes import byref, c_int, c_int32, c_size_t, c_uint64, c_void_p
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Optional, Union
+
+from ._errors import Result, TrunklineError, check
+from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, lib
+
+EVENT_KINDS = {
+    1: "connected",
+    2: "started",
+    3: "speech_started",
+    4: "speech_stopped",
+    5: "barge_in",
+    6: "interrupted",
+    7: "mark_played",
+    8: "mark_cleared",
+    9: "dtmf",
+    10: "stopped",
+    11: "protocol_error",
+}
+_TEXT, _BINARY = 0, 1
+_ENCODINGS = {0: "audio/x-mulaw", 1: "audio/x-alaw", 2: "audio/x-l16"}
+
+
+@dataclass
+class Event:
+    """Something that happened in a call.
+
+    `kind` is one of: connected, started, speech_started, speech_stopped, barge_in, interrupted,
+    mark_played, mark_cleared, dtmf, stopped, protocol_error. Fields that do not apply are 0/"".
+    """
+
+    kind: str
+    stream_ms: int = 0
+    played_ms: int = 0
+    digit: str = ""
+    name: str = ""
+    error_code: int = 0
+    error_message: str = ""
+    # `started` only:
+    call_sid: str = ""
+    stream_sid: str = ""
+    account_sid: str = ""
+    custom_parameters: dict = field(default_factory=dict)
+    tracks: list = field(default_factory=list)
+    media_format: dict = field(default_factory=dict)
+
+
+class Engine:
+    """A Trunkline engine: worker threads plus a wakeup fd.
+
+    `workers=None` starts one worker per core; `workers=0` runs inline (your calls do the work).
+    Thread-safe. Use as a context manager or call close().
+    """
+
+    def __init__(self, workers: Optional[int] = None, max_sessions: int = 4096, tick_ms: int = 10) -> None:
+        config = EngineConfig()
+        check(lib.trunkline_engine_config_default(byref(config)), "engine config")
+        config.workers_per_core = workers is None
+        config.workers = workers or 0
+        config.max_sessions = max_sessions
+        config.tick_ms = tick_ms
+        handle = c_void_p()
+        check(lib.trunkline_engine_new(byref(config), byref(handle)), "engine")
+        self._handle: Optional[int] = handle.value
+        self.inline = workers == 0
+        self._lock = threading.Lock()
+        self._readers: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
+
+    def _h(self) -> int:
+        if self._handle is None:
+            raise TrunklineError(Result.CLOSED, "engine")
+        return self._handle
+
+    @property
+    def wakeup_fd(self) -> int:
+        """An fd that becomes readable when some session has output (for your event loop)."""
+        fd = c_int32()
+        check(lib.trunkline_engine_wakeup_fd(self._h(), byref(fd)), "wakeup_fd")
+        return fd.value
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Blocks until some session has output or `timeout` seconds pass; True if woken.
+
+        Releases the GIL while waiting (ctypes does), so other Python threads keep running.
+        """
+        ms = -1 if timeout is None else int(timeout * 1000)
+        code = lib.trunkline_engine_wait(self._h(), ms)
+        if code == Result.TIMEOUT:
+            return False
+        check(code, "wait")
+        return True
+
+    def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
+        """Opens a session (a call). Keyword settings are the C session config's fields
+        (play_rate, lead_ms, vad_aggressiveness, barge_in_enabled, barge_in_min_speech_ms, ...)."""
+        config = SessionConfig()
+        check(lib.trunkline_session_config_default(byref(config)), "session config")
+        config.agent_rate = agent_rate
+        for key, value in settings.items():
+            if key not in dict(SessionConfig._fields_):
+                raise TypeError(f"unknown session setting {key!r}")
+            setattr(config, key, value)
+        handle = c_void_p()
+        check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
+        return Session(self, handle.value, agent_rate)
+
+    # asyncio: one reader per loop on the wakeup fd, fanning out to the sessions waiting on it.
+    def _subscribe(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+        flags = self._readers.get(loop)
+        if flags is None:
+            flags = self._readers[loop] = set()
+            loop.add_reader(self.wakeup_fd, self._on_wakeup, loop)
+        flags.add(flag)
+
+    def _unsubscribe(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
+        flags = self._readers.get(loop)
+        if flags is None:
+            return
+        flags.discard(flag)
+        if not flags:
+            del self._readers[loop]
+            if self._handle is not None and not loop.is_closed():
+                loop.remove_reader(self.wakeup_fd)
+
+    def _on_wakeup(self, loop: asyncio.AbstractEventLoop) -> None:
+        lib.trunkline_engine_clear_wakeup(self._h())
+        for flag in list(self._readers.get(loop, ())):
+            flag.set()
+
+    def close(self) -> None:
+        """Stops the workers. Sessions still open then raise CLOSED."""
+        with self._lock:
+            if self._handle is not None:
+                for loop in list(self._readers):
+                    if not loop.is_closed():
+                        loop.remove_reader(self.wakeup_fd)
+                self._readers.clear()
+                lib.trunkline_engine_free(self._handle)
+                self._handle = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Session:
+    """One call. Methods may be called from any thread (the C handle serializes them)."""
+
+    def __init__(self, engine: Engine, handle: int, agent_rate: int) -> None:
+        self._engine = engine  # keeps the engine alive as long as the session
+        self._handle: Optional[int] = handle
+        self.agent_rate = agent_rate
+        self._audio = (ctypes.c_int16 * 8192)()
+        self._out = ctypes.create_string_buffer(4096)
+        self._count = lib.trunkline_stats_count()
+        self._stat_names = [lib.trunkline_stats_name(i).decode() for i in range(self._count)]
+
+    def _h(self) -> int:
+        if self._handle is None:
+            raise TrunklineError(Result.CLOSED, "session")
+        return self._handle
+
+    def push(self, message: Union[str, bytes, bytearray]) -> None:
+        """Hands one message received from the carrier to the engine (str: text frame, bytes:
+        binary frame). Bad input is reported as a protocol_error event, not raised. Raises
+        TrunklineError(FULL) if the engine is behind (retry later)."""
+        kind = _TEXT if isinstance(message, str) else _BINARY
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        check(lib.trunkline_session_push(self._h(), data, len(data), kind), "push")
+
+    async def apush(self, message: Union[str, bytes, bytearray], timeout: float = 2.0) -> None:
+        """`push` for asyncio code: when the engine is behind (FULL), waits for it to catch up
+        instead of raising, for at most `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                return self.push(message)
+            except TrunklineError as e:
+                if e.code != Result.FULL or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def read_audio(self) -> bytes:
+        """All caller audio ready now: s16le mono at the agent rate (b"" if none)."""
+        chunks = []
+        n = c_size_t()
+        while True:
+            code = lib.trunkline_session_read_audio(self._h(), self._audio, len(self._audio), byref(n))
+            if code == Result.EMPTY:
+                break
+            check(code, "read_audio")
+            chunks.append(ctypes.string_at(self._audio, n.value * 2))
+        return b"".join(chunks)
+
+    def play(self, pcm: Union[bytes, bytearray, memoryview], rate: int) -> int:
+        """Queues agent audio (s16le mono at `rate` Hz). Returns the samples taken: keep the rest
+        and retry later. Raises TrunklineError(FULL) if nothing fit."""
+        data = bytes(pcm)
+        if len(data) % 2:
+            raise ValueError("PCM must be a whole number of 16-bit samples")
+        taken = c_size_t()
+        check(lib.trunkline_session_play(self._h(), data, len(data) // 2, rate, byref(taken)), "play")
+        return taken.value
+
+    def mark(self, name: str) -> None:
+        """Places a mark after the audio played so far (mark_played / mark_cleared follows)."""
+        check(lib.trunkline_session_mark(self._h(), name.encode()), "mark")
+
+    def interrupt(self) -> None:
+        """Stops the agent: drops queued audio, sends clear, reports `interrupted`."""
+        check(lib.trunkline_session_interrupt(self._h()), "interrupt")
+
+    def outbound(self) -> list:
+        """Every message to send to the carrier now, in order (str: text frame, bytes: binary).
+        Send them right away: the engine paces them."""
+        out = []
+        length = c_size_t()
+        kind = c_int()
+        while True:
+            code = lib.trunkline_session_next_outbound(
+                self._h(), self._out, len(self._out), byref(length), byref(kind)
+            )
+            if code == Result.EMPTY:
+                return out
+            if code == Result.BUFFER_TOO_SMALL:
+                check(lib.trunkline_session_outbound_len(self._h(), byref(length)), "outbound")
+                self._out = ctypes.create_string_buffer(length.value)
+                continue
+            check(code, "outbound")
+            raw = self._out.raw[: length.value]
+            out.append(raw.decode() if kind.value == _TEXT else raw)
+
+    def events(self) -> list:
+        """Every event that happened since the last call, in order."""
+        out = []
+        ev = CEvent()
+        while True:
+            code = lib.trunkline_session_poll_event(self._h(), byref(ev))
+            if code == Result.EMPTY:
+                return out
+            check(code, "events")
+            out.append(self._event(ev))
+
+    def _event(self, ev: CEvent) -> Event:
+        kind = EVENT_KINDS.get(ev.kind, f"unknown({ev.kind})")
+        e = Event(kind=kind, stream_ms=ev.stream_ms, played_ms=ev.played_ms)
+        if kind == "dtmf":
+            e.digit = ev.digit.decode()
+        elif kind in ("mark_played", "mark_cleared"):
+            e.name = ev.name.decode()
+        elif kind == "protocol_error":
+            e.error_code = ev.error
+            e.error_message = lib.trunkline_protocol_error_message(ev.error).decode()
+            e.name = ev.name.decode()
+        elif kind == "started":
+            self._fill_start(e)
+        return e
+
+    def _fill_start(self, e: Event) -> None:
+        info = StartInfo()
+        check(lib.trunkline_session_start_info(self._h(), byref(info)), "start_info")
+        e.tracks = [t for bit, t in ((1, "inbound"), (2, "outbound")) if info.tracks & bit]
+        e.media_format = {
+            "encoding": _ENCODINGS.get(info.encoding, "unknown"),
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+        }
+        e.call_sid, e.stream_sid, e.account_sid = (self._start_string(f) for f in (0, 1, 2))
+        for i in range(info.custom_parameter_count):
+            key, value = self._custom_parameter(i)
+            e.custom_parameters[key] = value
+
+    def _start_string(self, which: int) -> str:
+        size = 64
+        n = c_size_t()
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            code = lib.trunkline_session_start_string(self._h(), which, buf, size, byref(n))
+            if code != Result.BUFFER_TOO_SMALL:
+                check(code, "start_string")
+                return buf.raw[: n.value].decode()
+            size *= 4
+
+    def _custom_parameter(self, index: int) -> tuple:
+        size = 256
+        kn, vn = c_size_t(), c_size_t()
+        while True:
+            k, v = ctypes.create_string_buffer(size), ctypes.create_string_buffer(size)
+            code = lib.trunkline_session_custom_parameter(self._h(), index, k, size, byref(kn), v, size, byref(vn))
+            if code != Result.BUFFER_TOO_SMALL:
+                check(code, "custom_parameter")
+                return k.raw[: kn.value].decode(), v.raw[: vn.value].decode()
+            size *= 4
+
+    def stats(self) -> dict:
+        """Every counter (received, dropped, late, filled, stalled, ...) by name."""
+        values = (c_uint64 * self._count)()
+        n = c_size_t()
+        check(lib.trunkline_session_stats(self._h(), values, self._count, byref(n)), "stats")
+        return dict(zip(self._stat_names, values[: n.value]))
+
+    async def wakeups(self, poll_interval: float = 0.02) -> AsyncIterator[None]:
+        """Yields whenever the engine may have output for this session (audio, events, outbound
+        messages), driven by the engine's wakeup fd on the running asyncio loop; ends when the
+        session is closed. Drain everything you need at each step. (In inline mode, where no
+        worker signals the fd, it yields every `poll_interval` seconds so pacing goes on.)"""
+        loop = asyncio.get_running_loop()
+        flag = asyncio.Event()
+        self._engine._subscribe(loop, flag)
+        try:
+            while self._handle is not None:
+                # Cleared before the caller drains: a wakeup landing after the drain sets it again.
+                flag.clear()
+                yield None
+                try:
+                    await asyncio.wait_for(flag.wait(), poll_interval if self._engine.inline else 1.0)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._engine._unsubscribe(loop, flag)
+
+    async def aevents(self, poll_interval: float = 0.02) -> AsyncIterator[Event]:
+        """Yields events as they happen (see `wakeups`); ends after `stopped` or on close."""
+        async for _ in self.wakeups(poll_interval):
+            for ev in self.events():
+                yield ev
+                if ev.kind == "stopped":
+                    return
+
+    def close(self) -> None:
+        """Ends the session and frees it. Further calls raise TrunklineError(CLOSED)."""
+        if self._handle is not None:
+            lib.trunkline_session_close(self._handle)
+            lib.trunkline_session_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,159 @@
+"""Loads libtrunkline and declares its C functions (the only place that knows the C ABI).
+
+Every declaration here is checked against include/trunkline.h by tests/test_header_drift.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import (
+    POINTER,
+    Structure,
+    c_bool,
+    c_char,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+
+EVENT_NAME_CAPACITY = 256
+
+
+class EngineConfig(Structure):
+    _fields_ = [
+        ("workers", c_uint32),
+        ("workers_per_core", c_bool),
+        ("max_sessions", c_uint32),
+        ("tick_ms", c_uint32),
+    ]
+
+
+class SessionConfig(Structure):
+    _fields_ = [
+        ("agent_rate", c_uint32),
+        ("play_rate", c_uint32),
+        ("vad_aggressiveness", c_uint32),
+        ("vad_min_speech_ms", c_uint32),
+        ("vad_hangover_ms", c_uint32),
+        ("barge_in_enabled", c_bool),
+        ("barge_in_min_speech_ms", c_uint32),
+        ("lead_ms", c_uint32),
+        ("sync_mark_interval_ms", c_uint32),
+        ("utterance_gap_ms", c_uint32),
+        ("max_message_bytes", c_size_t),
+        ("max_payload_bytes", c_size_t),
+        ("reorder_window_ms", c_uint32),
+        ("max_gap_fill_ms", c_uint32),
+        ("inbound_ring_bytes", c_size_t),
+        ("play_ring_bytes", c_size_t),
+        ("outbound_buffer_ms", c_uint32),
+        ("agent_ring_ms", c_uint32),
+        ("outbound_ring_bytes", c_size_t),
+        ("event_capacity", c_size_t),
+        ("max_mark_name_bytes", c_size_t),
+        ("max_pending_marks", c_size_t),
+    ]
+
+
+class CEvent(Structure):
+    _fields_ = [
+        ("kind", c_int),
+        ("stream_ms", c_uint64),
+        ("played_ms", c_uint64),
+        ("digit", c_char),
+        ("error", c_uint32),
+        ("name", c_char * EVENT_NAME_CAPACITY),
+    ]
+
+
+class StartInfo(Structure):
+    _fields_ = [
+        ("tracks", c_uint32),
+        ("encoding", c_uint32),
+        ("sample_rate", c_uint32),
+        ("channels", c_uint32),
+        ("custom_parameter_count", c_size_t),
+    ]
+
+
+# name -> (restype, argtypes). Handles are opaque pointers (c_void_p); data buffers are c_void_p
+# so that bytes, bytearray and ctypes arrays can all be passed.
+FUNCTIONS: dict[str, tuple[object, list[object]]] = {
+    "trunkline_engine_config_default": (c_int, [POINTER(EngineConfig)]),
+    "trunkline_session_config_default": (c_int, [POINTER(SessionConfig)]),
+    "trunkline_engine_new": (c_int, [POINTER(EngineConfig), POINTER(c_void_p)]),
+    "trunkline_engine_free": (None, [c_void_p]),
+    "trunkline_engine_wakeup_fd": (c_int, [c_void_p, POINTER(c_int32)]),
+    "trunkline_engine_wait": (c_int, [c_void_p, c_int64]),
+    "trunkline_engine_clear_wakeup": (c_int, [c_void_p]),
+    "trunkline_protocol_error_message": (c_char_p, [c_uint32]),
+    "trunkline_result_message": (c_char_p, [c_uint32]),
+    "trunkline_session_open": (c_int, [c_void_p, POINTER(SessionConfig), POINTER(c_void_p)]),
+    "trunkline_session_push": (c_int, [c_void_p, c_void_p, c_size_t, c_uint32]),
+    "trunkline_session_read_audio": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_play": (c_int, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
+    "trunkline_session_mark": (c_int, [c_void_p, c_char_p]),
+    "trunkline_session_interrupt": (c_int, [c_void_p]),
+    "trunkline_session_outbound_len": (c_int, [c_void_p, POINTER(c_size_t)]),
+    "trunkline_session_next_outbound": (
+        c_int,
+        [c_void_p, c_void_p, c_size_t, POINTER(c_size_t), POINTER(c_int)],
+    ),
+    "trunkline_session_poll_event": (c_int, [c_void_p, POINTER(CEvent)]),
+    "trunkline_session_start_info": (c_int, [c_void_p, POINTER(StartInfo)]),
+    "trunkline_session_start_string": (
+        c_int,
+        [c_void_p, c_uint32, c_void_p, c_size_t, POINTER(c_size_t)],
+    ),
+    "trunkline_session_custom_parameter": (
+        c_int,
+        [c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t), c_void_p, c_size_t, POINTER(c_size_t)],
+    ),
+    "trunkline_stats_count": (c_size_t, []),
+    "trunkline_stats_name": (c_char_p, [c_size_t]),
+    "trunkline_session_stats": (c_int, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_close": (c_int, [c_void_p]),
+    "trunkline_session_free": (None, [c_void_p]),
+    "trunkline_ulaw_decode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_ulaw_encode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_alaw_decode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_alaw_encode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_version": (c_char_p, []),
+}
+
+
+def _library_path() -> str:
+    override = os.environ.get("TRUNKLINE_LIB")
+    if override:
+        return override
+    here = Path(__file__).resolve().parent
+    packaged = here / "libtrunkline.so"
+    if packaged.exists():
+        return str(packaged)
+    # A source checkout: bindings/python/trunkline -> repo/target/release.
+    dev = here.parent.parent.parent / "target" / "release" / "libtrunkline.so"
+    if dev.exists():
+        return str(dev)
+    raise OSError(
+        "libtrunkline.so not found: install the package with pip (it builds the library), "
+        "build it with `cargo build --release -p trunkline-ffi`, or set TRUNKLINE_LIB"
+    )
+
+
+def load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(_library_path())
+    for name, (restype, argtypes) in FUNCTIONS.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+lib = load()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Python binding stage of the test command: installs pytest/websockets when missing, checks that
+# `pip install ./bindings/python` builds a working package in a fresh venv, then runs the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -c "import pytest, websockets" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest websockets
+cargo build --release -q -p trunkline-ffi
+
+echo "== pip install ./bindings/python (fresh venv)"
+venv=$(mktemp -d)
+trap 'rm -rf "$venv"' EXIT
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check ./bindings/python
+(cd "$venv" && "$venv/bin/python" -c '
+import trunkline, os
+assert os.path.exists(os.path.join(os.path.dirname(trunkline.__file__), "libtrunkline.so"))
+with trunkline.Engine(workers=0) as e, e.session() as s:
+    s.push("{\"event\":\"connected\",\"protocol\":\"Call\",\"version\":\"1.0.0\"}")
+    assert [ev.kind for ev in s.events()] == ["connected"]
+print("installed package works:", trunkline.__version__)
+')
+
+echo "== python binding tests"
+cd bindings/python
+python3 -m pytest -q tests
