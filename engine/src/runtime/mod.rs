@@ -9,6 +9,7 @@
 //! full → the pacer holds its frame and retries (counted as a stall, nothing lost); event queue
 //! full → the oldest event is dropped (counted).
 
+pub mod carrier;
 mod engine;
 pub mod records;
 mod session;
@@ -17,6 +18,7 @@ pub mod wakeup;
 mod worker;
 mod worker_session;
 
+pub use carrier::CarrierPort;
 pub use engine::{Engine, EngineError};
 pub use session::{Session, SessionError};
 pub use wakeup::Wakeup;

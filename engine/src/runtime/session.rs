@@ -5,9 +5,11 @@
 //! never blocks, and never waits for the worker. In inline mode (`workers == 0`) each method
 //! first runs the session's pending work on the calling thread.
 
+use super::carrier::CarrierPort;
 use super::engine::EngineShared;
 use super::records::{self, Header};
-use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
+use super::shared::{SessionShared, play_tag};
+use super::wakeup::Wakeup;
 use super::worker_session::WorkerSession;
 use crate::config::SessionConfig;
 use crate::event::{Event, RawEvent};
@@ -52,11 +54,10 @@ pub struct Session {
     engine: Arc<EngineShared>,
     shared: Arc<SessionShared>,
     placement: Placement,
-    inbound: HeapProd<u8>,
+    /// `None` once the offload server has taken the carrier side.
+    carrier: Option<CarrierPort>,
     play: HeapProd<u8>,
     pcm: HeapCons<i16>,
-    outbound: HeapCons<u8>,
-    max_message: usize,
     max_mark_name: usize,
     max_pending_marks: usize,
     agent_rate: u32,
@@ -82,15 +83,25 @@ impl Session {
         pcm: HeapCons<i16>,
         outbound: HeapCons<u8>,
     ) -> Self {
+        let worker = match placement {
+            Placement::Worker(i) => Some(i),
+            Placement::Inline(_) => None,
+        };
+        let carrier = CarrierPort::new(
+            engine.clone(),
+            shared.clone(),
+            worker,
+            inbound,
+            outbound,
+            config.max_message_bytes,
+        );
         Self {
             engine,
             shared,
             placement,
-            inbound,
+            carrier: Some(carrier),
             play,
             pcm,
-            outbound,
-            max_message: config.max_message_bytes,
             max_mark_name: config.max_mark_name_bytes,
             max_pending_marks: config.max_pending_marks,
             agent_rate: config.agent_rate,
@@ -146,31 +157,31 @@ impl Session {
     /// event like any other bad input. `Full` means the inbound ring is full (nothing taken).
     pub fn push(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
         self.check_open()?;
-        let written = if message.len() > self.max_message {
-            records::write(
-                &mut self.inbound,
-                Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32, c: 0 },
-                &[],
-                0,
-            )
-        } else {
-            let tag = match kind {
-                MessageKind::Text => inbound_tag::TEXT,
-                MessageKind::Binary => inbound_tag::BINARY,
-            };
-            records::write(
-                &mut self.inbound,
-                Header { tag, a: 0, b: message.len() as u32, c: 0 },
-                &[message],
-                0,
-            )
-        };
-        if !written {
-            SessionCounters::bump(&self.shared.counters.messages_refused_full);
-            return Err(SessionError::Full);
-        }
+        self.carrier_mut()?.write(message, kind)?;
         self.kick();
         Ok(())
+    }
+
+    fn carrier_mut(&mut self) -> Result<&mut CarrierPort, SessionError> {
+        self.carrier
+            .as_mut()
+            .ok_or(SessionError::InvalidArgument("the offload server drives this session's carrier side"))
+    }
+
+    /// Takes the carrier-facing half (push, outbound) so another component (the offload server)
+    /// can drive the carrier's connection; the worker then also signals `wakeup` whenever it
+    /// produced outbound messages. This handle keeps the agent side; its `push` and
+    /// `next_outbound` then fail with `InvalidArgument`. Threaded sessions only.
+    pub fn detach_carrier(&mut self, wakeup: Arc<Wakeup>) -> Result<CarrierPort, SessionError> {
+        if matches!(self.placement, Placement::Inline(_)) {
+            return Err(SessionError::InvalidArgument("inline sessions cannot be offloaded"));
+        }
+        let port =
+            self.carrier.take().ok_or(SessionError::InvalidArgument("carrier side already detached"))?;
+        if self.shared.carrier_wakeup.set(wakeup).is_err() {
+            return Err(SessionError::InvalidArgument("carrier side already detached"));
+        }
+        Ok(port)
     }
 
     /// Hands one text message to the engine (see [`Session::push`]).
@@ -284,7 +295,7 @@ impl Session {
     /// Size of the next outbound message, if there is one.
     pub fn outbound_len(&mut self) -> Option<usize> {
         self.pump();
-        records::peek(&self.outbound, |h| h.b as usize).map(|h| h.b as usize)
+        self.carrier.as_ref()?.outbound_len()
     }
 
     /// Takes the next message to send to the carrier into `buf` (replacing its contents).
@@ -297,18 +308,7 @@ impl Session {
     /// Takes the next outbound message into `buf` if it fits; returns its kind and length.
     /// `None` if there is no message or `buf` is too small (see [`Session::outbound_len`]).
     pub fn next_outbound_into(&mut self, buf: &mut [u8]) -> Option<(MessageKind, usize)> {
-        let h = records::peek(&self.outbound, |h| h.b as usize)?;
-        let len = h.b as usize;
-        if buf.len() < len {
-            return None;
-        }
-        records::take(&mut self.outbound, len, buf);
-        if let Placement::Worker(i) = self.placement {
-            // The pacer may have stalled on a full ring.
-            self.engine.workers[i].thread.unpark();
-        }
-        let kind = if h.tag == outbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
-        Some((kind, len))
+        self.carrier.as_mut()?.next_outbound_into(buf)
     }
 
     /// The next event, if any.

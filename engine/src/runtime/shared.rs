@@ -1,10 +1,11 @@
 //! State shared by a session's host handle and its worker: counters, events, flags.
 
+use super::wakeup::Wakeup;
 use crate::event::RawEvent;
 use crate::stats::SessionCounters;
 use crossbeam_queue::ArrayQueue;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, OnceLock};
 
 /// Inbound ring record tags.
 pub mod inbound_tag {
@@ -49,6 +50,11 @@ pub struct SessionShared {
     pub barge_gen: AtomicU32,
     /// Set when the session's pipeline panicked; the session is then retired.
     pub failed: AtomicBool,
+    /// Set when the carrier side is driven by another component (the offload server): the worker
+    /// signals it after producing outbound messages, with `outbound_ready` set.
+    pub carrier_wakeup: OnceLock<Arc<Wakeup>>,
+    /// Outbound messages were produced since the carrier side last looked.
+    pub outbound_ready: AtomicBool,
 }
 
 impl SessionShared {
@@ -61,6 +67,8 @@ impl SessionShared {
             interrupt_gen: AtomicU32::new(0),
             barge_gen: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            carrier_wakeup: OnceLock::new(),
+            outbound_ready: AtomicBool::new(false),
         }
     }
 

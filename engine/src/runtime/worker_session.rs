@@ -18,6 +18,7 @@ struct RingSink<'a> {
     outbound: &'a mut HeapProd<u8>,
     shared: &'a SessionShared,
     produced: bool,
+    produced_outbound: bool,
 }
 
 impl PipelineSink for RingSink<'_> {
@@ -46,6 +47,7 @@ impl PipelineSink for RingSink<'_> {
             records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32, c: 0 }, &[message], 0);
         debug_assert!(written, "outbound_room was checked");
         self.produced = true;
+        self.produced_outbound = true;
     }
 }
 
@@ -130,7 +132,7 @@ impl WorkerSession {
             play_pcm,
             interrupts_seen,
         } = self;
-        let mut sink = RingSink { pcm, outbound, shared, produced: false };
+        let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
 
         while let Some(h) = records::peek(inbound, inbound_body_len) {
             if h.tag == inbound_tag::OVERSIZE {
@@ -151,6 +153,12 @@ impl WorkerSession {
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
+        if sink.produced_outbound
+            && let Some(wakeup) = shared.carrier_wakeup.get()
+        {
+            shared.outbound_ready.store(true, Ordering::Release);
+            wakeup.notify();
+        }
         sink.produced
     }
 }

@@ -1,0 +1,118 @@
+//! The carrier-facing half of a session: messages in from the carrier, messages out to it.
+//!
+//! A [`super::Session`] owns one and uses it for `push` and `next_outbound`. The offload server
+//! detaches it ([`super::Session::detach_carrier`]) to drive the carrier's WebSocket itself while
+//! the host keeps the agent-facing half (audio, play, marks, events).
+
+use super::engine::EngineShared;
+use super::records::{self, Header};
+use super::session::SessionError;
+use super::shared::{SessionShared, inbound_tag, outbound_tag};
+use crate::protocol::MessageKind;
+use crate::stats::SessionCounters;
+use ringbuf::{HeapCons, HeapProd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Carrier-side ring ends of one session.
+pub struct CarrierPort {
+    pub(crate) engine: Arc<EngineShared>,
+    pub(crate) shared: Arc<SessionShared>,
+    /// Worker the session is pinned to (`None` inline: the owning `Session` runs the work).
+    pub(crate) worker: Option<usize>,
+    inbound: HeapProd<u8>,
+    outbound: HeapCons<u8>,
+    max_message: usize,
+}
+
+impl CarrierPort {
+    pub(crate) fn new(
+        engine: Arc<EngineShared>,
+        shared: Arc<SessionShared>,
+        worker: Option<usize>,
+        inbound: HeapProd<u8>,
+        outbound: HeapCons<u8>,
+        max_message: usize,
+    ) -> Self {
+        Self { engine, shared, worker, inbound, outbound, max_message }
+    }
+
+    fn check_open(&self) -> Result<(), SessionError> {
+        if self.shared.closed.load(Ordering::Acquire) || self.engine.shutdown.load(Ordering::Acquire) {
+            Err(SessionError::Closed)
+        } else if self.shared.failed.load(Ordering::Acquire) {
+            Err(SessionError::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn unpark(&self) {
+        if let Some(i) = self.worker {
+            self.engine.workers[i].thread.unpark();
+        }
+    }
+
+    /// Queues one received message for the worker (see [`super::Session::push`]).
+    pub(crate) fn write(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
+        self.check_open()?;
+        let written = if message.len() > self.max_message {
+            let header = Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32, c: 0 };
+            records::write(&mut self.inbound, header, &[], 0)
+        } else {
+            let tag = match kind {
+                MessageKind::Text => inbound_tag::TEXT,
+                MessageKind::Binary => inbound_tag::BINARY,
+            };
+            records::write(
+                &mut self.inbound,
+                Header { tag, a: 0, b: message.len() as u32, c: 0 },
+                &[message],
+                0,
+            )
+        };
+        if !written {
+            SessionCounters::bump(&self.shared.counters.messages_refused_full);
+            return Err(SessionError::Full);
+        }
+        Ok(())
+    }
+
+    /// Hands one message received from the carrier to the engine and wakes the worker.
+    /// `Full` when the inbound ring is full (nothing taken: retry after the worker caught up).
+    pub fn push(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
+        self.write(message, kind)?;
+        self.unpark();
+        Ok(())
+    }
+
+    /// Size of the next outbound message, if there is one.
+    pub fn outbound_len(&self) -> Option<usize> {
+        records::peek(&self.outbound, |h| h.b as usize).map(|h| h.b as usize)
+    }
+
+    /// Takes the next outbound message into `buf` if it fits; returns its kind and length.
+    pub fn next_outbound_into(&mut self, buf: &mut [u8]) -> Option<(MessageKind, usize)> {
+        let h = records::peek(&self.outbound, |h| h.b as usize)?;
+        let len = h.b as usize;
+        if buf.len() < len {
+            return None;
+        }
+        records::take(&mut self.outbound, len, buf);
+        // The pacer may have stalled on a full ring.
+        self.unpark();
+        let kind = if h.tag == outbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
+        Some((kind, len))
+    }
+
+    /// Whether the session is still usable (not closed by the host, not failed, engine running).
+    pub fn is_open(&self) -> bool {
+        self.check_open().is_ok()
+    }
+
+    /// Clears and returns the "outbound messages were produced" flag the worker sets for a
+    /// detached carrier side.
+    pub fn take_ready(&self) -> bool {
+        self.shared.outbound_ready.swap(false, Ordering::AcqRel)
+    }
+}
