@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod config;
 pub mod event;
+pub mod offload;
 pub mod pipeline;
 pub mod protocol;
 pub mod resample;

@@ -58,6 +58,90 @@ impl EngineShared {
         self.epoch.elapsed().as_micros() as u64
     }
 
+    /// Opens a session speaking `dialect` (from any thread).
+    pub(crate) fn open_session(
+        self: &Arc<Self>,
+        config: &SessionConfig,
+        dialect: Box<dyn Dialect>,
+    ) -> Result<Session, EngineError> {
+        self.reap();
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(EngineError::Shutdown);
+        }
+        let limit = self.config.max_sessions;
+        if self.open_sessions.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.open_sessions.fetch_sub(1, Ordering::AcqRel);
+            return Err(EngineError::TooManySessions(limit));
+        }
+        match self.build(config, dialect) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                self.open_sessions.fetch_sub(1, Ordering::AcqRel);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(
+        self: &Arc<Self>,
+        config: &SessionConfig,
+        dialect: Box<dyn Dialect>,
+    ) -> Result<Session, EngineError> {
+        if config.inbound_ring_bytes < config.max_message_bytes + super::records::HEADER {
+            return Err(PipelineError::Invalid("inbound_ring_bytes must hold one maximal message").into());
+        }
+        if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
+            // The largest mark message (a fully escaped name) plus a media frame must fit.
+            return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message").into());
+        }
+        if config.play_ring_bytes < 2 * PLAY_PIECE + 256 {
+            return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
+        }
+        let session_shared = Arc::new(SessionShared::new(config.event_capacity));
+        let pipeline = SessionPipeline::new(config, dialect, session_shared.counters.clone())?;
+        let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
+        let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
+        let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
+        let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
+        let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes).split();
+        let worker_side = Box::new(WorkerSession::new(
+            pipeline,
+            session_shared.clone(),
+            in_cons,
+            play_cons,
+            pcm_prod,
+            out_prod,
+            config.max_message_bytes,
+            config.max_mark_name_bytes,
+        ));
+        let placement = if self.workers.is_empty() {
+            super::session::Placement::Inline(worker_side)
+        } else {
+            let (index, worker) = self
+                .workers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
+                .expect("at least one worker");
+            worker.load.fetch_add(1, Ordering::Relaxed);
+            if worker.control.send(Control::Open(worker_side)).is_err() {
+                return Err(EngineError::Shutdown);
+            }
+            worker.thread.unpark();
+            super::session::Placement::Worker(index)
+        };
+        Ok(Session::new(
+            self.clone(),
+            session_shared,
+            placement,
+            config,
+            in_prod,
+            play_prod,
+            pcm_cons,
+            out_cons,
+        ))
+    }
+
     /// Frees sessions the workers have finished with (on the host's thread).
     pub(crate) fn reap(&self) {
         while self.retired_rx.try_recv().is_ok() {}
@@ -136,79 +220,12 @@ impl Engine {
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
     ) -> Result<Session, EngineError> {
-        self.shared.reap();
-        if self.shared.shutdown.load(Ordering::Acquire) {
-            return Err(EngineError::Shutdown);
-        }
-        let limit = self.shared.config.max_sessions;
-        if self.shared.open_sessions.fetch_add(1, Ordering::AcqRel) >= limit {
-            self.shared.open_sessions.fetch_sub(1, Ordering::AcqRel);
-            return Err(EngineError::TooManySessions(limit));
-        }
-        match self.build(config, dialect) {
-            Ok(s) => Ok(s),
-            Err(e) => {
-                self.shared.open_sessions.fetch_sub(1, Ordering::AcqRel);
-                Err(e)
-            }
-        }
+        self.shared.open_session(config, dialect)
     }
 
-    fn build(&self, config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Session, EngineError> {
-        if config.inbound_ring_bytes < config.max_message_bytes + super::records::HEADER {
-            return Err(PipelineError::Invalid("inbound_ring_bytes must hold one maximal message").into());
-        }
-        if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
-            // The largest mark message (a fully escaped name) plus a media frame must fit.
-            return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message").into());
-        }
-        if config.play_ring_bytes < 2 * PLAY_PIECE + 256 {
-            return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
-        }
-        let session_shared = Arc::new(SessionShared::new(config.event_capacity));
-        let pipeline = SessionPipeline::new(config, dialect, session_shared.counters.clone())?;
-        let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
-        let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
-        let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
-        let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
-        let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes).split();
-        let worker_side = Box::new(WorkerSession::new(
-            pipeline,
-            session_shared.clone(),
-            in_cons,
-            play_cons,
-            pcm_prod,
-            out_prod,
-            config.max_message_bytes,
-            config.max_mark_name_bytes,
-        ));
-        let placement = if self.shared.workers.is_empty() {
-            super::session::Placement::Inline(worker_side)
-        } else {
-            let (index, worker) = self
-                .shared
-                .workers
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
-                .expect("at least one worker");
-            worker.load.fetch_add(1, Ordering::Relaxed);
-            if worker.control.send(Control::Open(worker_side)).is_err() {
-                return Err(EngineError::Shutdown);
-            }
-            worker.thread.unpark();
-            super::session::Placement::Worker(index)
-        };
-        Ok(Session::new(
-            self.shared.clone(),
-            session_shared,
-            placement,
-            config,
-            in_prod,
-            play_prod,
-            pcm_cons,
-            out_cons,
-        ))
+    /// The state sessions and the offload server share with this engine.
+    pub(crate) fn shared_handle(&self) -> Arc<EngineShared> {
+        self.shared.clone()
     }
 
     /// The wakeup fd: readable when some session has new audio, events or outbound messages.

@@ -10,7 +10,7 @@
 //! full → the oldest event is dropped (counted).
 
 pub mod carrier;
-mod engine;
+pub(crate) mod engine;
 pub mod records;
 mod session;
 pub mod shared;

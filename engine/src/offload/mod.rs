@@ -1,0 +1,17 @@
+//! Offload mode: Trunkline as the carrier's Media Streams WebSocket endpoint.
+//!
+//! The carrier connects to Trunkline directly; the host never touches the WebSocket. A tokio
+//! runtime on the server's own threads (`trunkline-net-N`, apart from the audio workers, so
+//! network work never delays audio) accepts connections, validates `X-Twilio-Signature`, and runs
+//! each stream as an ordinary session whose carrier side it drives itself. The host learns of a
+//! call when its `start` arrives ([`OffloadServer::accept`] gives an [`OffloadedCall`] with the
+//! callSid, streamSid, customParameters and tracks) and then uses the usual session API (read
+//! audio, play, mark, interrupt, events).
+
+mod connection;
+mod server;
+pub mod signature;
+#[cfg(feature = "tls")]
+mod tls;
+
+pub use server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, ServerStats, TlsConfig};

@@ -1,0 +1,263 @@
+//! The listener, its configuration, limits and counters, and the hand-over of calls to the host.
+
+use super::connection::{self, ConnectionContext};
+use crate::config::SessionConfig;
+use crate::protocol::StreamStart;
+use crate::runtime::{Engine, Session, Wakeup};
+use crossbeam_channel::{Receiver, Sender};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Offload server settings.
+#[derive(Debug, Clone)]
+pub struct OffloadConfig {
+    /// Address to listen on (port 0: any free port; see [`OffloadServer::local_addr`]).
+    pub bind: SocketAddr,
+    /// Request paths accepted (e.g. `/media`); others get 404. Empty: any path.
+    pub paths: Vec<String>,
+    /// The account's auth token. When set, every upgrade request must carry a valid
+    /// `X-Twilio-Signature` (else 403).
+    pub auth_token: Option<String>,
+    /// The public URL base Twilio connects to (e.g. `wss://bot.example.com`), needed for the
+    /// signature when a proxy rewrites the scheme or host. Default: rebuilt from the request.
+    pub public_url: Option<String>,
+    /// Settings of every session the server opens.
+    pub session: SessionConfig,
+    /// Most concurrent calls; more are refused with 503.
+    pub max_sessions: usize,
+    /// Largest WebSocket message accepted; a larger one closes the connection (1009).
+    pub max_message_bytes: usize,
+    /// Time allowed from TCP accept to a completed WebSocket handshake.
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Interval of WebSocket pings to the carrier (`None`: no pings).
+    pub ping_interval: Option<Duration>,
+    /// Network threads.
+    pub threads: usize,
+    /// TLS (with the `tls` feature), for deployments without a terminating proxy.
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM).
+    pub cert_pem: std::path::PathBuf,
+    /// Private key (PEM).
+    pub key_pem: std::path::PathBuf,
+}
+
+impl Default for OffloadConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            paths: vec![],
+            auth_token: None,
+            public_url: None,
+            session: SessionConfig::default(),
+            max_sessions: 1000,
+            max_message_bytes: 64 * 1024,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            ping_interval: Some(Duration::from_secs(20)),
+            threads: 1,
+            tls: None,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OffloadError {
+    /// Binding or the runtime failed.
+    #[error("offload server I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A bad setting.
+    #[error("invalid offload setting: {0}")]
+    Invalid(&'static str),
+    /// TLS was configured but could not be set up (or the `tls` feature is off).
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A call the server accepted, handed to the host once its `start` arrived.
+pub struct OffloadedCall {
+    /// The session: read audio, play, mark, interrupt, events, stats. (Its carrier side is driven
+    /// by the server: `push` and `next_outbound` are not available.)
+    pub session: Session,
+    /// What the carrier said in `start`.
+    pub start: Box<StreamStart>,
+}
+
+macro_rules! server_counters {
+    ($($(#[doc = $doc:expr])* $name:ident,)*) => {
+        #[derive(Debug, Default)]
+        pub(crate) struct ServerCounters { $(pub(crate) $name: AtomicU64,)* }
+
+        /// A snapshot of the server's counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct ServerStats { $($(#[doc = $doc])* pub $name: u64,)* }
+
+        impl ServerCounters {
+            pub(crate) fn snapshot(&self) -> ServerStats {
+                ServerStats { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+server_counters! {
+    /// TCP connections accepted.
+    connections,
+    /// WebSocket handshakes completed (calls).
+    accepted,
+    /// Upgrades refused: missing or invalid `X-Twilio-Signature` (403).
+    rejected_signature,
+    /// Upgrades refused: path not served (404).
+    rejected_path,
+    /// Upgrades refused: `max_sessions` reached (503).
+    rejected_capacity,
+    /// Connections that did not complete the handshake in time (or failed it).
+    handshake_failures,
+    /// Connections closed for sending nothing within the idle timeout.
+    idle_timeouts,
+    /// Connections closed for a message over the size limit (or a protocol violation).
+    protocol_failures,
+    /// Calls handed to the host.
+    calls_opened,
+    /// Connections that ended (for any reason).
+    closed,
+    /// Connections currently open.
+    active,
+}
+
+/// A running offload server. Dropping it shuts it down (with no grace period).
+pub struct OffloadServer {
+    local_addr: SocketAddr,
+    counters: Arc<ServerCounters>,
+    calls: Receiver<OffloadedCall>,
+    shutdown: watch::Sender<Option<Duration>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl OffloadServer {
+    /// Starts listening. The engine must be threaded (`workers >= 1`).
+    pub fn start(engine: &Engine, config: OffloadConfig) -> Result<Self, OffloadError> {
+        if engine.workers() == 0 {
+            return Err(OffloadError::Invalid("the offload server needs a threaded engine (workers >= 1)"));
+        }
+        if config.max_sessions == 0 || config.threads == 0 {
+            return Err(OffloadError::Invalid("max_sessions and threads must be positive"));
+        }
+        #[cfg(feature = "tls")]
+        type Acceptor = tokio_rustls::TlsAcceptor;
+        #[cfg(not(feature = "tls"))]
+        type Acceptor = ();
+        let tls: Option<Acceptor> = match &config.tls {
+            None => None,
+            #[cfg(feature = "tls")]
+            Some(t) => Some(super::tls::acceptor(t)?),
+            #[cfg(not(feature = "tls"))]
+            Some(_) => return Err(OffloadError::Tls("built without the `tls` feature".into())),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("trunkline-net")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(config.bind))?;
+        let local_addr = listener.local_addr()?;
+        let counters = Arc::new(ServerCounters::default());
+        let (calls_tx, calls) = crossbeam_channel::bounded(config.max_sessions);
+        let (shutdown, shutdown_rx) = watch::channel(None);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let ctx = Arc::new(ConnectionContext {
+            engine: engine.shared_handle(),
+            config,
+            counters: counters.clone(),
+            calls: calls_tx,
+            outbound_wakeup: Arc::new(Wakeup::new()?),
+            registry: Default::default(),
+            shutdown: shutdown_rx,
+            #[cfg(feature = "tls")]
+            tls,
+        });
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
+        runtime.spawn(connection::dispatch_outbound(ctx.clone()));
+        runtime.spawn(accept_loop(listener, ctx, done_tx));
+        Ok(Self { local_addr, counters, calls, shutdown, runtime: Some(runtime), done: Some(done) })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next call whose stream has started, if any. New calls also signal the engine's wakeup
+    /// (so `Engine::wait` / the wakeup fd cover them).
+    pub fn accept(&self) -> Option<OffloadedCall> {
+        self.calls.try_recv().ok()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> ServerStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops accepting, lets live calls go on for up to `grace` (until their stream stops or the
+    /// carrier hangs up), then closes what is left and stops the network threads.
+    pub fn shutdown(mut self, grace: Duration) {
+        self.stop(grace);
+    }
+
+    fn stop(&mut self, grace: Duration) {
+        let _ = self.shutdown.send(Some(grace));
+        if let Some(done) = self.done.take() {
+            // The accept loop reports when every connection has ended.
+            let _ = done.recv_timeout(grace + Duration::from_secs(2));
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for OffloadServer {
+    fn drop(&mut self) {
+        self.stop(Duration::ZERO);
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<ConnectionContext>,
+    done: std::sync::mpsc::Sender<()>,
+) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.set_nodelay(true);
+                    tasks.spawn(connection::serve(stream, ctx.clone()));
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+    let _ = done.send(());
+}
+
+pub(crate) type CallSender = Sender<OffloadedCall>;
