@@ -1,0 +1,94 @@
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Trunkline
+{
+    // IAsyncEnumerable<Event> written by hand instead of as an `async IAsyncEnumerable` iterator:
+    // Mono 6.8's corlib has IAsyncEnumerable, IAsyncEnumerator, IAsyncDisposable and ValueTask (so
+    // no shim types are needed), but its C# compiler (mcs, C# 7.x) cannot compile async iterators
+    // or `await foreach`. This class compiles with mcs and with C# 12 alike, and .NET 8 callers
+    // consume it with `await foreach` (and `.WithCancellation(token)`) as usual.
+    sealed class EventStream : IAsyncEnumerable<Event>
+    {
+        readonly Session session;
+        readonly CancellationToken token;
+        readonly int waitMs;
+
+        public EventStream(Session session, CancellationToken token, int waitMs)
+        {
+            this.session = session;
+            this.token = token;
+            this.waitMs = waitMs;
+        }
+
+        public IAsyncEnumerator<Event> GetAsyncEnumerator(CancellationToken cancellationToken = default(CancellationToken))
+        {
+            return new Enumerator(session, token, cancellationToken, waitMs);
+        }
+
+        sealed class Enumerator : IAsyncEnumerator<Event>
+        {
+            readonly Session session;
+            readonly CancellationToken token;
+            readonly CancellationToken token2;
+            readonly int waitMs;
+            readonly Queue<Event> pending = new Queue<Event>();
+            bool finished;
+
+            public Enumerator(Session session, CancellationToken token, CancellationToken token2, int waitMs)
+            {
+                this.session = session;
+                this.token = token;
+                this.token2 = token2;
+                this.waitMs = waitMs;
+            }
+
+            public Event Current { get; private set; }
+
+            public ValueTask<bool> MoveNextAsync()
+            {
+                return new ValueTask<bool>(MoveNext());
+            }
+
+            async Task<bool> MoveNext()
+            {
+                while (true)
+                {
+                    token.ThrowIfCancellationRequested();
+                    token2.ThrowIfCancellationRequested();
+                    if (pending.Count > 0)
+                    {
+                        Current = pending.Dequeue();
+                        if (Current.Kind == EventKind.Stopped) finished = true;
+                        return true;
+                    }
+                    if (finished) return false;
+                    try
+                    {
+                        foreach (var e in session.Events()) pending.Enqueue(e);
+                    }
+                    catch (TrunklineException ex)
+                    {
+                        if (ex.Code != ResultCode.Closed) throw;
+                        finished = true;
+                        continue;
+                    }
+                    if (pending.Count == 0)
+                    {
+                        // The blocking wait runs on the thread pool, never on the caller's thread
+                        // and never as a callback from an engine thread.
+                        var engine = session.Engine;
+                        int ms = waitMs;
+                        await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
+                    }
+                }
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                return default(ValueTask);
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+// P/Invoke declarations mirroring include/trunkline.h, one for one. Tests compare these with the
+// header by reflection (tests/HeaderDrift.cs): names, parameter and return types, struct fields in
+// order, enum values. Keep the parameter names and field names as the header spells them. Where
+// the header passes an enum as uint32_t (so that any value is defined), so does this file: the
+// C# enums are cast at the call.
+//
+// Mono / .NET 8 compatibility: this file builds unchanged on .NET 8 (C# 12), where `nuint` is the
+// native-sized unsigned integer and the same runtime type as System.UIntPtr. Debian's Mono 6.8
+// compiler (mcs) stops at C# 7.x and has no `nuint` keyword, so for targets before .NET 5 (mcs
+// defines none of the NETx_0_OR_GREATER symbols) `nuint` is an alias of System.UIntPtr: the same
+// type, so the IL and the marshalling are identical. Only conversions differ (UIntPtr has no
+// arithmetic), which is why the code converts through the `N` helpers and `(ulong)` casts only.
+#if !NET5_0_OR_GREATER
+using nuint = System.UIntPtr;
+#endif
+
+using System;
+using System.Runtime.InteropServices;
+
+namespace Trunkline
+{
+    /// <summary>The result of a native call (<c>trunkline_result</c>).</summary>
+    [CName("trunkline_result")]
+    public enum ResultCode
+    {
+        /// <summary>Success.</summary>
+        Ok = 0,
+        /// <summary>A required pointer argument was NULL.</summary>
+        NullParameter = 1,
+        /// <summary>An argument is out of range (a rate, a setting, a name too long or not UTF-8).</summary>
+        InvalidArgument = 2,
+        /// <summary>A bug inside Trunkline was caught at the boundary.</summary>
+        Panic = 3,
+        /// <summary>A bounded queue is full; nothing was taken. Retry later.</summary>
+        Full = 4,
+        /// <summary>The session was closed (or its engine freed).</summary>
+        Closed = 5,
+        /// <summary>Nothing to return right now.</summary>
+        Empty = 6,
+        /// <summary>The buffer is too small for the item; nothing was taken.</summary>
+        BufferTooSmall = 7,
+        /// <summary>The session hit an internal error and was shut down.</summary>
+        Failed = 8,
+        /// <summary>The engine already has its maximum number of sessions.</summary>
+        TooManySessions = 9,
+        /// <summary>The operating system refused a resource.</summary>
+        Io = 10,
+        /// <summary>A wait timed out.</summary>
+        Timeout = 11,
+    }
+
+    /// <summary>Whether a WebSocket message is text or binary (<c>trunkline_message_kind</c>).</summary>
+    [CName("trunkline_message_kind")]
+    public enum MessageKind
+    {
+        /// <summary>A text frame (Twilio's JSON).</summary>
+        Text = 0,
+        /// <summary>A binary frame.</summary>
+        Binary = 1,
+    }
+
+    /// <summary>What an event is (<c>trunkline_event_kind</c>). Values are stable.</summary>
+    [CName("trunkline_event_kind")]
+    public enum EventKind
+    {
+        /// <summary>The carrier's transport is up.</summary>
+        Connected = 1,
+        /// <summary>The stream started (CallSid, StreamSid, CustomParameters are set).</summary>
+        Started = 2,
+        /// <summary>The caller started speaking at StreamMs (the onset).</summary>
+        SpeechStarted = 3,
+        /// <summary>The caller stopped speaking at StreamMs.</summary>
+        SpeechStopped = 4,
+        /// <summary>The caller spoke over the agent (onset at StreamMs); they heard PlayedMs.</summary>
+        BargeIn = 5,
+        /// <summary>Session.Interrupt took effect; the caller heard PlayedMs.</summary>
+        Interrupted = 6,
+        /// <summary>The caller heard everything before mark Name (at PlayedMs of its utterance).</summary>
+        MarkPlayed = 7,
+        /// <summary>Mark Name was flushed before the caller heard it.</summary>
+        MarkCleared = 8,
+        /// <summary>The caller pressed Digit at StreamMs.</summary>
+        Dtmf = 9,
+        /// <summary>The stream ended.</summary>
+        Stopped = 10,
+        /// <summary>A message was dropped: ErrorCode, and Name is the offending field if any.</summary>
+        ProtocolError = 11,
+    }
+
+    /// <summary>A string of the <c>start</c> message (<c>trunkline_start_field</c>).</summary>
+    [CName("trunkline_start_field")]
+    internal enum StartField
+    {
+        CallSid = 0,
+        StreamSid = 1,
+        AccountSid = 2,
+    }
+
+    /// <summary>The code of a ProtocolError event (<c>trunkline_protocol_error</c>; Event.ErrorCode).
+    /// Values are stable; new codes may be added, so keep a default branch.</summary>
+    [CName("trunkline_protocol_error")]
+    public enum ProtocolErrorCode
+    {
+        /// <summary>Not valid JSON.</summary>
+        MalformedJson = 1,
+        /// <summary>A required field is missing (Event.Name holds it).</summary>
+        MissingField = 2,
+        /// <summary>A field has the wrong type or value (Event.Name holds it).</summary>
+        WrongType = 3,
+        /// <summary>Unknown <c>event</c>.</summary>
+        UnknownEvent = 4,
+        /// <summary>The media payload is not valid base64.</summary>
+        InvalidBase64 = 5,
+        /// <summary>The media payload is over MaxPayloadBytes.</summary>
+        PayloadTooLarge = 6,
+        /// <summary>The message is over MaxMessageBytes.</summary>
+        MessageTooLarge = 7,
+        /// <summary>A binary frame where text is expected.</summary>
+        UnexpectedFrameKind = 8,
+        /// <summary>Media before <c>start</c>.</summary>
+        MediaBeforeStart = 9,
+        /// <summary>A second <c>start</c>.</summary>
+        DuplicateStart = 10,
+        /// <summary>A message after <c>stop</c>.</summary>
+        AfterStop = 11,
+        /// <summary>A media format the engine does not handle.</summary>
+        UnsupportedFormat = 12,
+        /// <summary>A payload that is not a whole number of samples.</summary>
+        OddPayloadLength = 13,
+        /// <summary>A media timestamp discontinuity.</summary>
+        TimestampJump = 14,
+        /// <summary>The echo of a mark that was never sent.</summary>
+        UnknownMark = 15,
+    }
+
+    /// <summary>Names the C type a C# declaration mirrors (read by the header-drift test).</summary>
+    [AttributeUsage(AttributeTargets.Enum | AttributeTargets.Struct | AttributeTargets.Class)]
+    internal sealed class CNameAttribute : Attribute
+    {
+        public CNameAttribute(string name) { Name = name; }
+        public string Name { get; private set; }
+    }
+
+    // The structs: sequential, field for field as in the header, C names kept so that the drift
+    // test can compare them. `bool` fields are marshalled as one byte (C's `bool`), explicitly.
+
+    [CName("trunkline_engine_config")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeEngineConfig
+    {
+        public uint workers;
+        [MarshalAs(UnmanagedType.U1)] public bool workers_per_core;
+        public uint max_sessions;
+        public uint tick_ms;
+    }
+
+    [CName("trunkline_session_config")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeSessionConfig
+    {
+        public uint agent_rate;
+        public uint play_rate;
+        public uint vad_aggressiveness;
+        public uint vad_min_speech_ms;
+        public uint vad_hangover_ms;
+        [MarshalAs(UnmanagedType.U1)] public bool barge_in_enabled;
+        public uint barge_in_min_speech_ms;
+        public uint lead_ms;
+        public uint sync_mark_interval_ms;
+        public uint utterance_gap_ms;
+        public nuint max_message_bytes;
+        public nuint max_payload_bytes;
+        public uint reorder_window_ms;
+        public uint max_gap_fill_ms;
+        public nuint inbound_ring_bytes;
+        public nuint play_ring_bytes;
+        public uint outbound_buffer_ms;
+        public uint agent_ring_ms;
+        public nuint outbound_ring_bytes;
+        public nuint event_capacity;
+        public nuint max_mark_name_bytes;
+        public nuint max_pending_marks;
+    }
+
+    [CName("trunkline_start_info")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeStartInfo
+    {
+        public uint tracks;
+        public uint encoding;
+        public uint sample_rate;
+        public uint channels;
+        public nuint custom_parameter_count;
+    }
+
+    // Blittable (no bool, a fixed buffer for the name): poll_event writes straight into it.
+    [CName("trunkline_event")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct NativeEvent
+    {
+        public const int NameCapacity = 256; // TRUNKLINE_EVENT_NAME_CAPACITY
+
+        public EventKind kind;
+        public ulong stream_ms;
+        public ulong played_ms;
+        public byte digit;
+        public uint error;
+        public fixed byte name[NameCapacity];
+    }
+
+    internal static unsafe class Native
+    {
+        public const string Lib = "trunkline";
+
+        /// <summary>TRUNKLINE_MAX_NAME_BYTES: the longest mark name the C ABI carries.</summary>
+        public const int MaxNameBytes = 255;
+
+        // size_t conversions that compile both where nuint is a keyword and where it is UIntPtr.
+        public static nuint N(int value)
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException("value");
+            return (nuint)(uint)value;
+        }
+
+        public static int I(nuint value)
+        {
+            return checked((int)(ulong)value);
+        }
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_config_default(out NativeEngineConfig @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_config_default(out NativeSessionConfig @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_new(ref NativeEngineConfig config, out EngineHandle @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern void trunkline_engine_free(IntPtr engine);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_wakeup_fd(EngineHandle engine, out int out_fd);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_wait(EngineHandle engine, long timeout_ms);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_clear_wakeup(EngineHandle engine);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern IntPtr trunkline_protocol_error_message(uint code);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern IntPtr trunkline_result_message(uint result);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_open(EngineHandle engine, ref NativeSessionConfig config, out SessionHandle @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_push(SessionHandle session, byte* data, nuint len, uint kind);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_read_audio(SessionHandle session, short* @out, nuint capacity, out nuint out_samples);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_play(SessionHandle session, short* pcm, nuint samples, uint rate, out nuint out_taken);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_mark(SessionHandle session, byte* name);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_interrupt(SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_outbound_len(SessionHandle session, out nuint out_len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_next_outbound(SessionHandle session, byte* buf, nuint capacity, out nuint out_len, out MessageKind out_kind);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_poll_event(SessionHandle session, out NativeEvent @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_start_info(SessionHandle session, out NativeStartInfo @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_start_string(SessionHandle session, uint field, byte* buf, nuint capacity, out nuint out_len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_custom_parameter(SessionHandle session, nuint index, byte* key, nuint key_capacity, out nuint out_key_len, byte* value, nuint value_capacity, out nuint out_value_len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern nuint trunkline_stats_count();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern IntPtr trunkline_stats_name(nuint index);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_stats(SessionHandle session, ulong* values, nuint capacity, out nuint out_count);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_close(SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern void trunkline_session_free(IntPtr session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern IntPtr trunkline_version();
+
+        // G.711 helpers.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_ulaw_decode(byte* input, nuint len, short* output, nuint output_capacity);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_ulaw_encode(short* input, nuint len, byte* output, nuint output_capacity);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_alaw_decode(byte* input, nuint len, short* output, nuint output_capacity);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_alaw_encode(short* input, nuint len, byte* output, nuint output_capacity);
+
+        /// <summary>A static NUL-terminated UTF-8 string from the library (NULL → null).</summary>
+        public static string StaticString(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            byte* b = (byte*)p;
+            int n = 0;
+            while (b[n] != 0) n++;
+            return Utf8(b, n);
+        }
+
+        public static string Utf8(byte* b, int n)
+        {
+            return n == 0 ? "" : System.Text.Encoding.UTF8.GetString(b, n);
+        }
+
+        public static string ResultMessage(ResultCode code)
+        {
+            return StaticString(trunkline_result_message((uint)code));
+        }
+
+        /// <summary>Throws a TrunklineException unless <paramref name="r"/> is OK.</summary>
+        public static void Check(ResultCode r, string function)
+        {
+            if (r != ResultCode.Ok) throw new TrunklineException(r, function);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+#if !NET5_0_OR_GREATER
+using nuint = System.UIntPtr; // see Native.cs
+#endif
+
+namespace Trunkline
+{
+    /// <summary>Engine settings. Unset (null) properties keep the library's defaults
+    /// (trunkline_engine_config_default: one worker per core).</summary>
+    public sealed class EngineOptions
+    {
+        /// <summary>Worker threads; 0 = inline mode (your calls do the processing).</summary>
+        public int? Workers { get; set; }
+        /// <summary>Most sessions open at once.</summary>
+        public int? MaxSessions { get; set; }
+        /// <summary>Longest a worker sleeps while it has sessions, ms.</summary>
+        public int? TickMs { get; set; }
+
+        internal NativeEngineConfig ToNative()
+        {
+            NativeEngineConfig c;
+            Native.Check(Native.trunkline_engine_config_default(out c), "trunkline_engine_config_default");
+            if (Workers.HasValue)
+            {
+                c.workers = checked((uint)Workers.Value);
+                c.workers_per_core = false;
+            }
+            if (MaxSessions.HasValue) c.max_sessions = checked((uint)MaxSessions.Value);
+            if (TickMs.HasValue) c.tick_ms = checked((uint)TickMs.Value);
+            return c;
+        }
+    }
+
+    /// <summary>Session settings (the README's settings table has meanings and defaults). Unset
+    /// (null) properties keep the library's defaults (trunkline_session_config_default).</summary>
+    public sealed class SessionOptions
+    {
+        /// <summary>Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.</summary>
+        public int? AgentRate { get; set; }
+        /// <summary>The rate you usually play at.</summary>
+        public int? PlayRate { get; set; }
+        /// <summary>webrtc-vad aggressiveness 0..3.</summary>
+        public int? VadAggressiveness { get; set; }
+        /// <summary>Voiced audio needed to confirm speech, ms.</summary>
+        public int? VadMinSpeechMs { get; set; }
+        /// <summary>Non-speech needed to end speech, ms.</summary>
+        public int? VadHangoverMs { get; set; }
+        /// <summary>Whether caller speech interrupts agent audio.</summary>
+        public bool? BargeInEnabled { get; set; }
+        /// <summary>Caller speech needed (from its onset) to interrupt, ms.</summary>
+        public int? BargeInMinSpeechMs { get; set; }
+        /// <summary>Most agent audio the carrier holds unplayed, ms (at least 40).</summary>
+        public int? LeadMs { get; set; }
+        /// <summary>Interval between hidden sync marks, ms of audio (0: off).</summary>
+        public int? SyncMarkIntervalMs { get; set; }
+        /// <summary>A pause in agent audio this long starts a new utterance, ms.</summary>
+        public int? UtteranceGapMs { get; set; }
+        /// <summary>Largest message accepted, bytes.</summary>
+        public int? MaxMessageBytes { get; set; }
+        /// <summary>Largest decoded media payload accepted, bytes.</summary>
+        public int? MaxPayloadBytes { get; set; }
+        /// <summary>How long a media gap is waited for before silence fills it, ms.</summary>
+        public int? ReorderWindowMs { get; set; }
+        /// <summary>Larger timestamp gaps re-anchor the stream, ms.</summary>
+        public int? MaxGapFillMs { get; set; }
+        /// <summary>Host → engine message ring, bytes.</summary>
+        public int? InboundRingBytes { get; set; }
+        /// <summary>Host → engine agent-audio ring, bytes.</summary>
+        public int? PlayRingBytes { get; set; }
+        /// <summary>Agent audio held for pacing, ms (at least 260).</summary>
+        public int? OutboundBufferMs { get; set; }
+        /// <summary>Caller PCM waiting to be read, ms.</summary>
+        public int? AgentRingMs { get; set; }
+        /// <summary>Engine → host outbound message ring, bytes.</summary>
+        public int? OutboundRingBytes { get; set; }
+        /// <summary>Events waiting to be polled.</summary>
+        public int? EventCapacity { get; set; }
+        /// <summary>Longest mark name, bytes (at most 255).</summary>
+        public int? MaxMarkNameBytes { get; set; }
+        /// <summary>Most marks outstanding at once.</summary>
+        public int? MaxPendingMarks { get; set; }
+
+        static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
+
+        static nuint Z(int? v, nuint dflt) { return v.HasValue ? Native.N(v.Value) : dflt; }
+
+        internal NativeSessionConfig ToNative()
+        {
+            NativeSessionConfig c;
+            Native.Check(Native.trunkline_session_config_default(out c), "trunkline_session_config_default");
+            c.agent_rate = U(AgentRate, c.agent_rate);
+            c.play_rate = U(PlayRate, c.play_rate);
+            c.vad_aggressiveness = U(VadAggressiveness, c.vad_aggressiveness);
+            c.vad_min_speech_ms = U(VadMinSpeechMs, c.vad_min_speech_ms);
+            c.vad_hangover_ms = U(VadHangoverMs, c.vad_hangover_ms);
+            if (BargeInEnabled.HasValue) c.barge_in_enabled = BargeInEnabled.Value;
+            c.barge_in_min_speech_ms = U(BargeInMinSpeechMs, c.barge_in_min_speech_ms);
+            c.lead_ms = U(LeadMs, c.lead_ms);
+            c.sync_mark_interval_ms = U(SyncMarkIntervalMs, c.sync_mark_interval_ms);
+            c.utterance_gap_ms = U(UtteranceGapMs, c.utterance_gap_ms);
+            c.max_message_bytes = Z(MaxMessageBytes, c.max_message_bytes);
+            c.max_payload_bytes = Z(MaxPayloadBytes, c.max_payload_bytes);
+            c.reorder_window_ms = U(ReorderWindowMs, c.reorder_window_ms);
+            c.max_gap_fill_ms = U(MaxGapFillMs, c.max_gap_fill_ms);
+            c.inbound_ring_bytes = Z(InboundRingBytes, c.inbound_ring_bytes);
+            c.play_ring_bytes = Z(PlayRingBytes, c.play_ring_bytes);
+            c.outbound_buffer_ms = U(OutboundBufferMs, c.outbound_buffer_ms);
+            c.agent_ring_ms = U(AgentRingMs, c.agent_ring_ms);
+            c.outbound_ring_bytes = Z(OutboundRingBytes, c.outbound_ring_bytes);
+            c.event_capacity = Z(EventCapacity, c.event_capacity);
+            c.max_mark_name_bytes = Z(MaxMarkNameBytes, c.max_mark_name_bytes);
+            c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
+            return c;
+        }
+    }
+}

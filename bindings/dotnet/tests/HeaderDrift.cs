@@ -1,0 +1,477 @@
+// The header-drift check: include/trunkline.h is parsed (prototypes, struct fields in order with
+// their C types, enum values, the version and name-length macros) and compared with the P/Invoke
+// declarations of Trunkline.dll by reflection. Any difference fails, and so does a header function
+// that is not bound, a binding of a function the header does not declare, or a C# mirror of a type
+// the header does not have. The check is checked too: doctored headers must fail it.
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Trunkline.Tests
+{
+    public sealed class CType
+    {
+        public string Base;    // "uint32_t", "trunkline_session", ...
+        public int Pointers;   // number of '*'
+        public bool Const;     // const on the pointee
+        public string ArrayLen; // for array fields: the length expression
+
+        public override string ToString()
+        {
+            return (Const ? "const " : "") + Base + new string('*', Pointers) + (ArrayLen != null ? "[" + ArrayLen + "]" : "");
+        }
+    }
+
+    public sealed class CField
+    {
+        public string Name;
+        public CType Type;
+    }
+
+    public sealed class CFunction
+    {
+        public string Name;
+        public CType Return;
+        public List<CField> Params = new List<CField>();
+        public bool TestHook;
+    }
+
+    public sealed class CHeader
+    {
+        public Dictionary<string, CFunction> Functions = new Dictionary<string, CFunction>();
+        public Dictionary<string, List<CField>> Structs = new Dictionary<string, List<CField>>();
+        public HashSet<string> Opaque = new HashSet<string>();
+        public Dictionary<string, List<KeyValuePair<string, long>>> Enums = new Dictionary<string, List<KeyValuePair<string, long>>>();
+        public Dictionary<string, string> Defines = new Dictionary<string, string>();
+
+        public static CHeader Parse(string text)
+        {
+            var h = new CHeader();
+            text = Regex.Replace(text, @"/\*.*?\*/", " ", RegexOptions.Singleline);
+            var normal = new StringBuilder();
+            var hooks = new StringBuilder();
+            var conditions = new Stack<string>();
+            foreach (var raw in text.Split('\n'))
+            {
+                var line = raw;
+                int comment = line.IndexOf("//", StringComparison.Ordinal);
+                if (comment >= 0) line = line.Substring(0, comment);
+                var t = line.Trim();
+                if (t.StartsWith("#", StringComparison.Ordinal))
+                {
+                    var m = Regex.Match(t, @"^#\s*(\w+)\s*(.*)$");
+                    var directive = m.Groups[1].Value;
+                    var rest = m.Groups[2].Value.Trim();
+                    if (directive == "if" || directive == "ifdef" || directive == "ifndef") conditions.Push(rest);
+                    else if (directive == "endif") conditions.Pop();
+                    else if (directive == "define")
+                    {
+                        var d = Regex.Match(rest, @"^(\w+)\s*(.*)$");
+                        h.Defines[d.Groups[1].Value] = d.Groups[2].Value.Trim();
+                    }
+                    continue;
+                }
+                if (conditions.Any(c => c.Contains("__cplusplus"))) continue;
+                (conditions.Any(c => c.Contains("TRUNKLINE_TEST_HOOKS")) ? hooks : normal).Append(line).Append('\n');
+            }
+            h.ParseDeclarations(normal.ToString(), false);
+            h.ParseDeclarations(hooks.ToString(), true);
+            return h;
+        }
+
+        void ParseDeclarations(string text, bool testHooks)
+        {
+            foreach (Match m in Regex.Matches(text, @"typedef\s+enum\s*\w*\s*\{([^}]*)\}\s*(\w+)\s*;"))
+            {
+                var values = new List<KeyValuePair<string, long>>();
+                long next = 0;
+                foreach (var item in m.Groups[1].Value.Split(',').Select(s => s.Trim()).Where(s => s.Length > 0))
+                {
+                    var kv = Regex.Match(item, @"^(\w+)\s*(?:=\s*(-?\w+))?$");
+                    if (!kv.Success) throw new FormatException("enum item: " + item);
+                    if (kv.Groups[2].Success) next = ParseInt(kv.Groups[2].Value);
+                    values.Add(new KeyValuePair<string, long>(kv.Groups[1].Value, next));
+                    next++;
+                }
+                Enums[m.Groups[2].Value] = values;
+            }
+            foreach (Match m in Regex.Matches(text, @"typedef\s+struct\s*\w*\s*\{([^}]*)\}\s*(\w+)\s*;"))
+            {
+                var fields = new List<CField>();
+                foreach (var decl in m.Groups[1].Value.Split(';').Select(s => s.Trim()).Where(s => s.Length > 0))
+                    fields.Add(ParseDecl(decl));
+                Structs[m.Groups[2].Value] = fields;
+            }
+            foreach (Match m in Regex.Matches(text, @"typedef\s+struct\s+(\w+)\s+(\w+)\s*;"))
+                Opaque.Add(m.Groups[2].Value);
+            var rest = Regex.Replace(text, @"typedef[^;{]*(\{[^}]*\})?[^;]*;", " ");
+            foreach (Match m in Regex.Matches(rest, @"([A-Za-z_][\w\s\*]*?)\b(trunkline_\w+)\s*\(([^)]*)\)\s*;"))
+            {
+                var f = new CFunction { Name = m.Groups[2].Value, Return = ParseType(m.Groups[1].Value), TestHook = testHooks };
+                var ps = m.Groups[3].Value.Trim();
+                if (ps != "void" && ps.Length > 0)
+                    foreach (var p in ps.Split(',')) f.Params.Add(ParseDecl(p.Trim()));
+                Functions[f.Name] = f;
+            }
+        }
+
+        static long ParseInt(string s)
+        {
+            return s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? Convert.ToInt64(s.Substring(2), 16) : long.Parse(s);
+        }
+
+        /// <summary>"const uint8_t *data" or "char name[N + 1]".</summary>
+        public static CField ParseDecl(string decl)
+        {
+            string arrayLen = null;
+            var arr = Regex.Match(decl, @"^(.*?)\[([^\]]*)\]\s*$");
+            if (arr.Success)
+            {
+                decl = arr.Groups[1].Value;
+                arrayLen = arr.Groups[2].Value.Trim();
+            }
+            var m = Regex.Match(decl, @"^(.*?)(\w+)\s*$", RegexOptions.Singleline);
+            var type = ParseType(m.Groups[1].Value);
+            type.ArrayLen = arrayLen;
+            return new CField { Name = m.Groups[2].Value, Type = type };
+        }
+
+        public static CType ParseType(string s)
+        {
+            var t = new CType { Pointers = s.Count(c => c == '*') };
+            var words = Regex.Matches(s, @"\w+").Cast<Match>().Select(x => x.Value).ToList();
+            t.Const = words.Remove("const");
+            words.Remove("struct");
+            words.Remove("enum");
+            t.Base = string.Join(" ", words);
+            return t;
+        }
+    }
+
+    public static class HeaderDriftTests
+    {
+        static readonly Dictionary<string, Type> Scalars = new Dictionary<string, Type>
+        {
+            { "void", typeof(void) }, { "bool", typeof(bool) }, { "char", typeof(byte) },
+            { "int8_t", typeof(sbyte) }, { "uint8_t", typeof(byte) }, { "int16_t", typeof(short) },
+            { "uint16_t", typeof(ushort) }, { "int32_t", typeof(int) }, { "uint32_t", typeof(uint) },
+            { "int64_t", typeof(long) }, { "uint64_t", typeof(ulong) },
+            // size_t is `nuint` on .NET 8, which is System.UIntPtr at run time (and the Mono alias).
+            { "size_t", typeof(UIntPtr) }, { "uintptr_t", typeof(UIntPtr) }, { "intptr_t", typeof(IntPtr) },
+        };
+
+        static readonly Assembly Lib = typeof(Engine).Assembly;
+
+        static Dictionary<string, Type> CNamed()
+        {
+            var d = new Dictionary<string, Type>();
+            var attr = Lib.GetType("Trunkline.CNameAttribute", true);
+            foreach (var t in Lib.GetTypes())
+            {
+                var a = t.GetCustomAttributes(attr, false).FirstOrDefault();
+                if (a != null) d[(string)attr.GetProperty("Name").GetValue(a, null)] = t;
+            }
+            // The handles name the opaque types they own.
+            d["trunkline_engine"] = typeof(EngineHandle);
+            d["trunkline_session"] = typeof(SessionHandle);
+            return d;
+        }
+
+        public static string Screaming(string pascal)
+        {
+            return Regex.Replace(pascal, @"(?<=[a-z0-9])(?=[A-Z])", "_").ToUpperInvariant();
+        }
+
+        static bool HasU1(ICustomAttributeProvider p)
+        {
+            return p.GetCustomAttributes(typeof(MarshalAsAttribute), false).Cast<MarshalAsAttribute>().Any(a => a.Value == UnmanagedType.U1);
+        }
+
+        sealed class Checker
+        {
+            public readonly List<string> Errors = new List<string>();
+            public readonly List<string> Notes = new List<string>();
+            public CHeader Header;
+            public Dictionary<string, Type> Named;
+            public Dictionary<string, List<CField>> Structs;
+            public Dictionary<string, List<KeyValuePair<string, long>>> Enums;
+            public HashSet<string> Opaque;
+
+            /// <summary>Null if the C# type (with its marshalling attributes) matches the C type.</summary>
+            public string Match(CType c, Type t, ICustomAttributeProvider attrs, bool isOut)
+            {
+                Type named;
+                Named.TryGetValue(c.Base, out named);
+                bool opaque = Opaque.Contains(c.Base) && !Structs.ContainsKey(c.Base);
+                if (c.Pointers == 0)
+                {
+                    Type scalar;
+                    if (Scalars.TryGetValue(c.Base, out scalar))
+                    {
+                        if (t != scalar && !(c.Base == "char" && t == typeof(sbyte))) return "expected " + scalar.Name;
+                        if (t == typeof(bool) && !HasU1(attrs)) return "bool without [MarshalAs(UnmanagedType.U1)]";
+                        return null;
+                    }
+                    if (Enums.ContainsKey(c.Base))
+                    {
+                        if (named == null || !named.IsEnum) return "no C# enum with [CName(\"" + c.Base + "\")]";
+                        if (t != named) return "expected enum " + named.Name;
+                        if (Enum.GetUnderlyingType(named) != typeof(int)) return "enum " + named.Name + " must be int-sized like a C enum";
+                        return null;
+                    }
+                    if (Structs.ContainsKey(c.Base))
+                    {
+                        if (named == null || t != named) return "expected struct with [CName(\"" + c.Base + "\")]";
+                        return null;
+                    }
+                    return "unknown C type " + c.Base;
+                }
+                if (c.Pointers == 1 && (opaque || (named != null && typeof(SafeHandle).IsAssignableFrom(named))))
+                {
+                    if (t == typeof(IntPtr)) return null;
+                    if (named != null && t == named && typeof(SafeHandle).IsAssignableFrom(named)) return null;
+                    return "expected " + (named != null ? named.Name : "a SafeHandle") + " or IntPtr";
+                }
+                if (c.Pointers == 2 && named != null && typeof(SafeHandle).IsAssignableFrom(named))
+                {
+                    if (t.IsByRef && t.GetElementType() == named)
+                    {
+                        if (c.Const) return "const handle out-parameter";
+                        return isOut ? null : "a handle out-parameter must be `out`";
+                    }
+                    return "expected out " + named.Name;
+                }
+                if (t == typeof(IntPtr)) return null;
+                var pointee = new CType { Base = c.Base, Pointers = c.Pointers - 1 };
+                Type element = null;
+                if (t.IsPointer || t.IsArray) element = t.GetElementType();
+                else if (t.IsByRef)
+                {
+                    element = t.GetElementType();
+                    if (c.Const && isOut) return "`out` for a const (input) pointer";
+                }
+                if (element == null) return "expected a pointer, array, ref/out or IntPtr for " + c;
+                if (element == typeof(bool)) return "bool by reference (marshalling is not one byte)";
+                var inner = Match(pointee, element, attrs, false);
+                return inner == null ? null : "pointee: " + inner;
+            }
+
+            public void CheckFunction(CFunction f, MethodInfo m)
+            {
+                var where = f.Name;
+                var dll = (DllImportAttribute)m.GetCustomAttributes(typeof(DllImportAttribute), false).FirstOrDefault();
+                if (dll == null) { Errors.Add(where + ": not a DllImport"); return; }
+                if ((dll.EntryPoint ?? m.Name) != f.Name) Errors.Add(where + ": entry point " + dll.EntryPoint);
+                if (dll.CallingConvention != CallingConvention.Cdecl) Errors.Add(where + ": calling convention " + dll.CallingConvention);
+                var r = Match(f.Return, m.ReturnType, m.ReturnParameter, false);
+                if (r != null) Errors.Add(where + ": returns " + f.Return + " but C# " + m.ReturnType.Name + ": " + r);
+                var ps = m.GetParameters();
+                if (ps.Length != f.Params.Count)
+                {
+                    Errors.Add(where + ": " + f.Params.Count + " parameters in C, " + ps.Length + " in C#");
+                    return;
+                }
+                for (int i = 0; i < ps.Length; i++)
+                {
+                    var c = f.Params[i];
+                    if (ps[i].Name != c.Name) Errors.Add(where + ": parameter " + i + " is `" + c.Name + "` in C, `" + ps[i].Name + "` in C#");
+                    var e = Match(c.Type, ps[i].ParameterType, ps[i], ps[i].IsOut);
+                    if (e != null) Errors.Add(where + ": parameter " + c.Name + " (" + c.Type + ") vs " + ps[i].ParameterType.Name + ": " + e);
+                }
+            }
+
+            int SizeOf(CType c, out int align)
+            {
+                if (c.Pointers > 0) { align = IntPtr.Size; return IntPtr.Size; }
+                int n;
+                switch (c.Base)
+                {
+                    case "bool": case "char": case "int8_t": case "uint8_t": n = 1; break;
+                    case "int16_t": case "uint16_t": n = 2; break;
+                    case "int32_t": case "uint32_t": n = 4; break;
+                    case "int64_t": case "uint64_t": n = 8; break;
+                    case "size_t": case "intptr_t": case "uintptr_t": n = IntPtr.Size; break;
+                    default:
+                        if (Enums.ContainsKey(c.Base)) { n = 4; break; }
+                        throw new InvalidOperationException("no size for " + c.Base);
+                }
+                align = n;
+                return n * (c.ArrayLen != null ? EvalLength(c.ArrayLen) : 1);
+            }
+
+            public int EvalLength(string expr)
+            {
+                int total = 0;
+                foreach (var term in expr.Split('+').Select(s => s.Trim()))
+                {
+                    string v;
+                    total += Header.Defines.TryGetValue(term, out v) ? EvalLength(v) : int.Parse(term);
+                }
+                return total;
+            }
+
+            public void CheckStruct(string name, List<CField> fields, string source)
+            {
+                var where = name + " (" + source + ")";
+                Type t;
+                if (!Named.TryGetValue(name, out t)) { Errors.Add(where + ": no C# struct with [CName(\"" + name + "\")]"); return; }
+                if (!t.IsValueType || !t.IsLayoutSequential) Errors.Add(where + ": " + t.Name + " must be a sequential struct");
+                var cs = t.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).OrderBy(f => f.MetadataToken).ToList();
+                if (cs.Count != fields.Count)
+                    Errors.Add(where + ": " + fields.Count + " fields in C [" + string.Join(", ", fields.Select(f => f.Name)) + "], "
+                        + cs.Count + " in C# [" + string.Join(", ", cs.Select(f => f.Name)) + "]");
+                int offset = 0, maxAlign = 1;
+                for (int i = 0; i < fields.Count; i++)
+                {
+                    var c = fields[i];
+                    int align;
+                    int size = SizeOf(c.Type, out align);
+                    offset = (offset + align - 1) / align * align;
+                    maxAlign = Math.Max(maxAlign, align);
+                    if (i < cs.Count)
+                    {
+                        var f = cs[i];
+                        if (f.Name != c.Name) Errors.Add(where + ": field " + i + " is `" + c.Name + "` in C, `" + f.Name + "` in C#");
+                        string e;
+                        if (c.Type.ArrayLen != null)
+                        {
+                            var fb = (System.Runtime.CompilerServices.FixedBufferAttribute)f.GetCustomAttributes(typeof(System.Runtime.CompilerServices.FixedBufferAttribute), false).FirstOrDefault();
+                            if (fb == null) e = "expected a fixed buffer";
+                            else if (fb.Length != EvalLength(c.Type.ArrayLen)) e = "length " + fb.Length + ", C " + EvalLength(c.Type.ArrayLen);
+                            else e = Match(new CType { Base = c.Type.Base }, fb.ElementType, f, false);
+                        }
+                        else e = Match(c.Type, f.FieldType, f, false);
+                        if (e != null) Errors.Add(where + ": field " + c.Name + " (" + c.Type + ") vs " + f.FieldType.Name + ": " + e);
+                        var actual = (int)Marshal.OffsetOf(t, f.Name);
+                        if (actual != offset) Errors.Add(where + ": field " + c.Name + " at offset " + actual + ", C puts it at " + offset);
+                    }
+                    offset += size;
+                }
+                int cSize = (offset + maxAlign - 1) / maxAlign * maxAlign;
+                if (Marshal.SizeOf(t) != cSize) Errors.Add(where + ": size " + Marshal.SizeOf(t) + ", C " + cSize);
+            }
+
+            public void CheckEnum(string name, List<KeyValuePair<string, long>> values, string source)
+            {
+                var where = name + " (" + source + ")";
+                Type t;
+                if (!Named.TryGetValue(name, out t) || !t.IsEnum) { Errors.Add(where + ": no C# enum with [CName(\"" + name + "\")]"); return; }
+                var prefix = name.ToUpperInvariant() + "_";
+                var cs = Enum.GetNames(t).ToDictionary(n => prefix + Screaming(n), n => Convert.ToInt64(Enum.Parse(t, n)));
+                foreach (var kv in values)
+                {
+                    long v;
+                    if (!cs.TryGetValue(kv.Key, out v)) Errors.Add(where + ": " + kv.Key + " = " + kv.Value + " has no C# member");
+                    else if (v != kv.Value) Errors.Add(where + ": " + kv.Key + " is " + kv.Value + " in C, " + v + " in C#");
+                }
+                foreach (var n in cs.Keys.Where(k => values.All(kv => kv.Key != k)))
+                    Errors.Add(where + ": C# member for " + n + " is not in C");
+            }
+        }
+
+        static string HeaderText()
+        {
+            return File.ReadAllText(Repo.PathOf("include", "trunkline.h"));
+        }
+
+        static Checker Check(CHeader header)
+        {
+            var ck = new Checker
+            {
+                Header = header,
+                Named = CNamed(),
+                Structs = header.Structs,
+                Enums = header.Enums,
+                Opaque = header.Opaque,
+            };
+            var functions = header.Functions.Values.ToList();
+
+            // An opaque type other than the two handles would be passed around unchecked.
+            foreach (var o in header.Opaque.Where(o => o != "trunkline_engine" && o != "trunkline_session"))
+                ck.Errors.Add(o + " is opaque in the header: its fields cannot be checked");
+            foreach (var n in ck.Named.Keys.Where(n => !header.Structs.ContainsKey(n) && !header.Enums.ContainsKey(n) && !header.Opaque.Contains(n)))
+                ck.Errors.Add("C# " + ck.Named[n].Name + " mirrors " + n + ", which the header does not declare");
+
+            foreach (var s in ck.Structs) ck.CheckStruct(s.Key, s.Value, "include/trunkline.h");
+            foreach (var e in ck.Enums) ck.CheckEnum(e.Key, e.Value, "include/trunkline.h");
+
+            var native = Lib.GetType("Trunkline.Native", true);
+            var bound = native.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic)
+                .Where(m => m.GetCustomAttributes(typeof(DllImportAttribute), false).Length > 0)
+                .ToDictionary(m => m.Name);
+            foreach (var f in functions)
+            {
+                MethodInfo m;
+                if (!bound.TryGetValue(f.Name, out m))
+                {
+                    if (f.TestHook) ck.Notes.Add("not bound (test hook, absent from the shipped library): " + f.Name);
+                    else ck.Errors.Add(f.Name + " is not bound");
+                    continue;
+                }
+                ck.CheckFunction(f, m);
+            }
+            foreach (var name in bound.Keys.Where(n => functions.All(f => f.Name != n)))
+                ck.Errors.Add(name + " is bound but the header does not declare it");
+
+            // Macros.
+            string version;
+            if (!header.Defines.TryGetValue("TRUNKLINE_VERSION", out version)) ck.Errors.Add("TRUNKLINE_VERSION missing");
+            else if (version.Trim('"') != Library.HeaderVersion) ck.Errors.Add("TRUNKLINE_VERSION " + version + " vs Library.HeaderVersion " + Library.HeaderVersion);
+            var maxName = (int)native.GetField("MaxNameBytes", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic).GetValue(null);
+            if (!header.Defines.ContainsKey("TRUNKLINE_MAX_NAME_BYTES") || ck.EvalLength("TRUNKLINE_MAX_NAME_BYTES") != maxName)
+                ck.Errors.Add("TRUNKLINE_MAX_NAME_BYTES vs Native.MaxNameBytes " + maxName);
+            return ck;
+        }
+
+        public static void TestHeaderMatchesPInvokeDeclarations()
+        {
+            var ck = Check(CHeader.Parse(HeaderText()));
+            foreach (var n in ck.Notes) Console.WriteLine("     note: " + n);
+            Assert.True(ck.Errors.Count == 0, ck.Errors.Count + " differences between include/trunkline.h and the P/Invoke declarations:\n" + string.Join("\n", ck.Errors));
+        }
+
+        public static void TestHeaderParserSeesEveryPrototype()
+        {
+            // Guards the check itself: a parser that found nothing would pass vacuously.
+            var text = HeaderText();
+            var header = CHeader.Parse(text);
+            int prototypes = Regex.Matches(text, @"^[A-Za-z_][^(]*\btrunkline_\w+\s*\(", RegexOptions.Multiline).Count;
+            Assert.Equal(prototypes, header.Functions.Count, "prototypes parsed");
+            Assert.True(header.Functions.Count >= 28, "at least the 28 functions of the first ABI, got " + header.Functions.Count);
+            Assert.True(header.Structs.ContainsKey("trunkline_session_config") && header.Structs["trunkline_session_config"].Count >= 20, "session config fields");
+            Assert.Equal(12, header.Enums["trunkline_result"].Count, "trunkline_result values");
+        }
+
+        public static void TestDriftCheckCatchesDifferences()
+        {
+            // The same checker against doctored headers: each change must be reported.
+            var original = HeaderText();
+            Assert.Equal(0, Check(CHeader.Parse(original)).Errors.Count, "errors for the real header");
+            var cases = new[]
+            {
+                new[] { "size_t capacity,\n                                              size_t *out_samples", "uint32_t capacity,\n                                              size_t *out_samples" },
+                new[] { "TRUNKLINE_RESULT_TIMEOUT = 11", "TRUNKLINE_RESULT_TIMEOUT = 12" },
+                new[] { "  uint32_t lead_ms;\n", "  uint64_t lead_ms;\n" },
+                new[] { "  bool barge_in_enabled;\n  // Caller", "  // Caller" },
+                new[] { "const char *trunkline_version(void);", "const char *trunkline_version(void);\nvoid trunkline_session_rewind(trunkline_session *session);" },
+                new[] { "#define TRUNKLINE_EVENT_NAME_CAPACITY 256", "#define TRUNKLINE_EVENT_NAME_CAPACITY 255" },
+                new[] { "  uint64_t stream_ms;\n  // Played", "  uint32_t stream_ms;\n  // Played" },
+                new[] { "TRUNKLINE_EVENT_KIND_STOPPED = 10,", "TRUNKLINE_EVENT_KIND_STOPPED = 10,\n  TRUNKLINE_EVENT_KIND_HANGUP = 12," },
+                new[] { "trunkline_result trunkline_session_interrupt(trunkline_session *session);", "trunkline_result trunkline_session_interrupt(trunkline_session *session, bool hard);" },
+            };
+            foreach (var c in cases)
+            {
+                Assert.True(original.Contains(c[0]), "test case no longer applies to the header: " + c[0]);
+                var header = CHeader.Parse(original.Replace(c[0], c[1]));
+                var errors = Check(header).Errors;
+                Assert.True(errors.Count > 0, "a doctored header passed: " + c[1]);
+                Console.WriteLine("     caught: " + (errors[0].Length > 150 ? errors[0].Substring(0, 150) + "…" : errors[0]));
+            }
+        }
+    }
+}

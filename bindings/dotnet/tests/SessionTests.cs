@@ -1,0 +1,568 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Trunkline.Tests
+{
+    /// <summary>Whole calls through the binding, as the engine's end_to_end test does.</summary>
+    public static class CallTests
+    {
+        const int Frames = 220;  // 4.4 s, ending before the fixture's second utterance
+        const int GapFrame = 100; // never sent
+        const int DupFrame = 30;  // sent twice
+        const int SwapFrame = 110; // sent after SwapFrame + 1
+        const int AgentRate = 16000;
+
+        static readonly EventKind[] CallEvents =
+        {
+            EventKind.Connected, EventKind.Started, EventKind.SpeechStarted, EventKind.SpeechStopped,
+            EventKind.Dtmf, EventKind.Stopped,
+        };
+
+        /// <summary>Pushes the caller's side of the call: frame i at 20 ms × i, with a lost frame,
+        /// a duplicate and a swapped pair; <paramref name="between"/> runs after every frame.</summary>
+        static void PushCall(Session s, byte[] caller, Action between)
+        {
+            s.Push(Twilio.Connected());
+            s.Push(Twilio.Start());
+            string held = null;
+            for (int i = 0; i < Frames; i++)
+            {
+                var msg = Twilio.Media(2 + i, i + 1, i * 20, caller, i * 160, 160);
+                if (i == GapFrame) { }
+                else if (i == DupFrame) { PushRetry(s, msg); PushRetry(s, msg); }
+                else if (i == SwapFrame) held = msg;
+                else
+                {
+                    PushRetry(s, msg);
+                    if (held != null) { PushRetry(s, held); held = null; }
+                }
+                between();
+            }
+            PushRetry(s, Twilio.Dtmf(2 + Frames + 1, '5'));
+            PushRetry(s, Twilio.Stop(2 + Frames + 2));
+        }
+
+        /// <summary>Push, retrying while the inbound ring is full (the documented contract).</summary>
+        public static void PushRetry(Session s, string msg)
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    s.Push(msg);
+                    return;
+                }
+                catch (TrunklineException ex)
+                {
+                    if (ex.Code != ResultCode.Full || attempt > 1000) throw;
+                    Thread.Sleep(1);
+                }
+            }
+        }
+
+        public static double Rms(short[] pcm, int from, int count)
+        {
+            double sum = 0;
+            for (int i = from; i < from + count; i++) sum += (double)pcm[i] * pcm[i];
+            return Math.Sqrt(sum / count);
+        }
+
+        static double Correlation(double[] a, double[] b)
+        {
+            double ma = a.Average(), mb = b.Average(), cov = 0, va = 0, vb = 0;
+            for (int i = 0; i < a.Length; i++)
+            {
+                cov += (a[i] - ma) * (b[i] - mb);
+                va += (a[i] - ma) * (a[i] - ma);
+                vb += (b[i] - mb) * (b[i] - mb);
+            }
+            return cov / Math.Sqrt(va * vb);
+        }
+
+        static void CheckCall(byte[] caller, List<Event> events, short[] audio, Dictionary<string, ulong> stats, long onsetTruth)
+        {
+            Assert.SequenceEqual(CallEvents, events.Select(e => e.Kind), "event order");
+            var started = events[1];
+            Assert.Equal(Twilio.CallSid, started.CallSid, "callSid");
+            Assert.Equal(Twilio.CallSid, started.Name, "started event name (the callSid)");
+            Assert.Equal(Twilio.StreamSid, started.StreamSid, "streamSid");
+            Assert.Equal(Twilio.AccountSid, started.AccountSid, "accountSid");
+            Assert.SequenceEqual(new[] { "caller=+15550100", "lang=en" }, started.CustomParameters.Select(kv => kv.Key + "=" + kv.Value), "custom parameters, in order");
+            Assert.Equal(MediaEncoding.Mulaw, started.Encoding, "encoding");
+            Assert.Equal(8000u, started.SampleRate, "sample rate");
+            Assert.Equal(1u, started.Channels, "channels");
+            Assert.Equal(1u, started.Tracks, "tracks (inbound)");
+
+            var onset = (long)events[2].StreamMs;
+            Assert.True(Math.Abs(onset - onsetTruth) <= 60, "speech onset " + onset + " ms vs truth " + onsetTruth + " ms");
+            Assert.True(events[3].StreamMs > events[2].StreamMs, "speech stops after it starts");
+            Assert.Equal('5', events[4].Digit, "dtmf digit");
+
+            // Exactly the stream time at the agent rate: 4.4 s at 16 kHz.
+            Assert.Equal(Frames * 20 * AgentRate / 1000, audio.Length, "agent samples");
+            // It is the caller's audio: its 20 ms envelope follows the source's (decoded by an
+            // independent µ-law reference, the lost frame as silence), and the lost frame is silent.
+            var source = new short[Frames * 160];
+            for (int i = 0; i < source.Length; i++)
+                source[i] = i / 160 == GapFrame ? (short)0 : Twilio.ReferenceUlawDecode(caller[i]);
+            var srcEnv = Enumerable.Range(0, Frames).Select(k => Rms(source, k * 160, 160)).ToArray();
+            var agentEnv = Enumerable.Range(0, Frames).Select(k => Rms(audio, k * 320, 320)).ToArray();
+            var r = Correlation(srcEnv, agentEnv);
+            Assert.True(r > 0.98, "agent audio envelope correlates " + r.ToString("F4") + " with the caller's");
+            var gap = Rms(audio, GapFrame * 320 + 100, 120);
+            Assert.True(gap < 0.05 * srcEnv[GapFrame - 1], "lost frame rms " + gap + " vs the frame before " + srcEnv[GapFrame - 1]);
+
+            Assert.Equal(1ul, stats["frames_duplicate"], "frames_duplicate");
+            Assert.Equal(1ul, stats["frames_reordered"], "frames_reordered");
+            Assert.Equal(160ul, stats["gap_fill_samples"], "gap_fill_samples");
+            Assert.Equal(0ul, stats["frames_late"], "frames_late");
+            Assert.Equal(0ul, stats["protocol_errors"], "protocol_errors");
+            Assert.Equal((ulong)Frames, stats["media_frames_in"], "media_frames_in (219 sent + 1 duplicate)");
+            Assert.Equal((ulong)(Frames + 4), stats["messages_in"], "messages_in");
+            Assert.Equal(1ul, stats["dtmf_digits"], "dtmf_digits");
+            Assert.Equal(1ul, stats["speech_segments"], "speech_segments");
+            Assert.Equal(0ul, stats["agent_samples_dropped"], "agent_samples_dropped");
+            Assert.Equal(0ul, stats["events_dropped"], "events_dropped");
+        }
+
+        public static void TestFullCallInlineMode()
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            Assert.True(labels[0][0] > 600 && labels[0][1] < Frames * 20, "fixture layout changed");
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession(new SessionOptions { AgentRate = AgentRate }))
+            {
+                var audio = new List<short>();
+                var events = new List<Event>();
+                PushCall(s, caller, () =>
+                {
+                    audio.AddRange(s.ReadAudio());
+                    events.AddRange(s.Events());
+                });
+                audio.AddRange(s.ReadAudio());
+                events.AddRange(s.Events());
+                CheckCall(caller, events, audio.ToArray(), s.Stats(), labels[0][0]);
+            }
+        }
+
+        /// <summary>The same call on a worker thread, five times faster than real time, with the
+        /// events consumed through the IAsyncEnumerable on another task.</summary>
+        public static async Task TestFullCallThreadedWithAsyncEventStream()
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession(new SessionOptions { AgentRate = AgentRate }))
+            using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+            {
+                var events = new List<Event>();
+                int callerThread = Thread.CurrentThread.ManagedThreadId;
+                var consumer = Task.Run(async () =>
+                {
+                    var e = s.EventsAsync(cts.Token).GetAsyncEnumerator();
+                    try
+                    {
+                        while (await e.MoveNextAsync()) lock (events) events.Add(e.Current);
+                    }
+                    finally
+                    {
+                        await e.DisposeAsync();
+                    }
+                });
+                var audio = new List<short>();
+                PushCall(s, caller, () =>
+                {
+                    audio.AddRange(s.ReadAudio());
+                    Thread.Sleep(4);
+                });
+                // The stream ends by itself after Stopped.
+                await consumer;
+                // Audio still in flight from the worker after stop.
+                var sw = Stopwatch.StartNew();
+                while (audio.Count < Frames * 20 * AgentRate / 1000 && sw.ElapsedMilliseconds < 3000)
+                {
+                    audio.AddRange(s.ReadAudio());
+                    engine.Wait(10);
+                }
+                audio.AddRange(s.ReadAudio());
+                CheckCall(caller, events, audio.ToArray(), s.Stats(), labels[0][0]);
+            }
+        }
+
+        public static async Task TestAsyncEventStreamCancellationAndClose()
+        {
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                // Nothing happens on this call: cancellation ends the wait.
+                using (var cts = new CancellationTokenSource(100))
+                {
+                    var e = s.EventsAsync(cts.Token).GetAsyncEnumerator();
+                    var sw = Stopwatch.StartNew();
+                    bool cancelled = false;
+                    try
+                    {
+                        while (await e.MoveNextAsync()) { }
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        cancelled = true;
+                    }
+                    Assert.True(cancelled, "cancellation throws OperationCanceledException");
+                    Assert.True(sw.ElapsedMilliseconds < 2000, "cancelled promptly (" + sw.ElapsedMilliseconds + " ms)");
+                }
+                // A stream on a session closed from another thread ends after its pending events.
+                s.Push(Twilio.Connected());
+                var stream = s.EventsAsync().GetAsyncEnumerator();
+                var got = new List<EventKind>();
+                var closer = Task.Run(() => { Thread.Sleep(100); s.Close(); });
+                while (await stream.MoveNextAsync()) got.Add(stream.Current.Kind);
+                await closer;
+                Assert.SequenceEqual(new[] { EventKind.Connected }, got, "events before the close");
+            }
+        }
+
+        /// <summary>Agent audio out: paced 20 ms media frames for the stream, then the mark, which
+        /// the carrier echoes once played.</summary>
+        public static void TestPlayMarkAndOutboundFrames()
+        {
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                var tone = Twilio.Tone(24000, 0.5, 440, 8000);
+                var sw = Stopwatch.StartNew();
+                Assert.Equal(tone.Length, s.Play(tone, 24000), "samples taken");
+                s.Mark("reply-1");
+                var outbound = new List<Twilio.Outbound>();
+                var sentAt = new List<long>();
+                var events = new List<Event>();
+                int seq = 1000;
+                while (sw.ElapsedMilliseconds < 5000 && !events.Any(e => e.Kind == EventKind.MarkPlayed && e.Name == "reply-1"))
+                {
+                    foreach (var m in s.Outbound())
+                    {
+                        var o = Twilio.Parse(m);
+                        outbound.Add(o);
+                        sentAt.Add(sw.ElapsedMilliseconds);
+                        // A carrier echoes marks once the audio before them has played; this one
+                        // has no playout buffer, so it echoes them at once.
+                        if (o.Event == "mark") s.Push(Twilio.MarkEcho(seq++, o.MarkName));
+                    }
+                    events.AddRange(s.Events());
+                    engine.Wait(5);
+                }
+                var played = events.FirstOrDefault(e => e.Kind == EventKind.MarkPlayed && e.Name == "reply-1");
+                Assert.True(played != null, "MarkPlayed reply-1; events: " + string.Join(", ", events));
+                Assert.Equal(500ul, played.PlayedMs, "mark position in its utterance");
+
+                Assert.True(outbound.All(o => o.StreamSid == Twilio.StreamSid), "every outbound message names the stream");
+                var media = Enumerable.Range(0, outbound.Count).Where(i => outbound[i].Event == "media").ToList();
+                Assert.Equal(25, media.Count, "0.5 s is 25 frames of 20 ms");
+                Assert.True(media.All(i => outbound[i].Payload.Length == 160), "every frame is 160 µ-law bytes");
+                int mark = outbound.FindIndex(o => o.Event == "mark" && o.MarkName == "reply-1");
+                Assert.True(mark > media.Last(), "the mark follows the audio before it");
+                // Paced: never more than the 100 ms lead ahead of real time, so the last frame
+                // (480 ms of audio in) cannot be out before 380 ms after the play (a loaded
+                // machine only makes it later).
+                Assert.True(sentAt[media.Last()] >= 370, "last of 25 frames out " + sentAt[media.Last()] + " ms after the play");
+                // The tone arrives at its level (µ-law decoded by the library's codec).
+                var pcm = media.Skip(5).Take(15).SelectMany(i => G711.UlawDecode(outbound[i].Payload)).ToArray();
+                double rms = Math.Sqrt(pcm.Select(x => (double)x * x).Average());
+                double expect = 8000 / Math.Sqrt(2);
+                Assert.True(Math.Abs(20 * Math.Log10(rms / expect)) < 0.5, "tone level " + rms + " vs " + expect);
+
+                var stats = s.Stats();
+                Assert.Equal(25ul, stats["frames_out"], "frames_out");
+                Assert.Equal(1ul, stats["marks_played"], "marks_played");
+                Assert.Equal((ulong)tone.Length, stats["play_samples_in"], "play_samples_in");
+            }
+        }
+
+        public static void TestInterruptDropsQueuedAudioAndSendsClear()
+        {
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                var tone = Twilio.Tone(16000, 2.0, 300, 6000);
+                var sw = Stopwatch.StartNew();
+                Assert.Equal(tone.Length, s.Play(tone, 16000), "samples taken");
+                s.Mark("long");
+                var before = new List<Twilio.Outbound>();
+                while (sw.ElapsedMilliseconds < 300)
+                {
+                    before.AddRange(s.Outbound().Select(Twilio.Parse));
+                    engine.Wait(5);
+                }
+                long interruptAt = sw.ElapsedMilliseconds + 20; // + the time the first frame may lead it
+                s.Interrupt();
+                var after = new List<Twilio.Outbound>();
+                var events = new List<Event>();
+                sw.Restart();
+                while (sw.ElapsedMilliseconds < 400)
+                {
+                    after.AddRange(s.Outbound().Select(Twilio.Parse));
+                    events.AddRange(s.Events());
+                    engine.Wait(5);
+                }
+                Assert.True(before.Count(o => o.Event == "media") >= 10, "audio was playing before the interrupt");
+                int clear = after.FindIndex(o => o.Event == "clear");
+                Assert.True(clear >= 0, "clear sent; after: " + string.Join(", ", after));
+                Assert.Equal(0, after.Skip(clear + 1).Count(o => o.Event == "media"), "media after the clear");
+                var kinds = events.Select(e => e.Kind).ToList();
+                Assert.SequenceEqual(new[] { EventKind.Connected, EventKind.Started, EventKind.Interrupted, EventKind.MarkCleared }, kinds, "events");
+                var interrupted = events[2];
+                // The caller can have heard at most the time since the play (and, with 300 ms of
+                // sending, surely more than 100 ms).
+                Assert.True(interrupted.PlayedMs >= 100 && (long)interrupted.PlayedMs <= interruptAt,
+                    "played " + interrupted.PlayedMs + " ms of the tone by the interrupt at " + interruptAt + " ms");
+                Assert.Equal("long", events[3].Name, "the cleared mark");
+                var stats = s.Stats();
+                Assert.Equal(1ul, stats["interrupts"], "interrupts");
+                Assert.Equal(1ul, stats["clears_sent"], "clears_sent");
+                Assert.True(stats["flushed_samples"] > 0, "flushed_samples");
+
+                // Audio played after the interrupt is kept.
+                Assert.Equal(3200, s.Play(Twilio.Tone(16000, 0.2, 300, 6000), 16000), "taken after the interrupt");
+                var later = new List<Twilio.Outbound>();
+                sw.Restart();
+                while (sw.ElapsedMilliseconds < 2000 && later.Count(o => o.Event == "media") < 10)
+                {
+                    later.AddRange(s.Outbound().Select(Twilio.Parse));
+                    engine.Wait(5);
+                }
+                Assert.Equal(10, later.Count(o => o.Event == "media"), "frames of the audio played after the interrupt");
+            }
+        }
+
+        public static void TestBargeInClearsTheGreeting()
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                var greeting = Twilio.Tone(24000, 1.2, 440, 8000); // fits the play ring at once
+                Assert.Equal(greeting.Length, s.Play(greeting, 24000), "greeting taken");
+                s.Mark("greeting-done");
+                var events = new List<Event>();
+                var outbound = new List<Twilio.Outbound>();
+                // The caller speaks once the greeting is playing (its first frame is out).
+                var sw = Stopwatch.StartNew();
+                while (sw.ElapsedMilliseconds < 2000 && !outbound.Any(o => o.Event == "media"))
+                {
+                    outbound.AddRange(s.Outbound().Select(Twilio.Parse));
+                    engine.Wait(5);
+                }
+                for (int i = 0; i < 90; i++)
+                {
+                    CallTests.PushRetry(s, Twilio.Media(2 + i, i + 1, i * 20, caller, i * 160, 160));
+                    s.ReadAudio();
+                    outbound.AddRange(s.Outbound().Select(Twilio.Parse));
+                    events.AddRange(s.Events());
+                }
+                sw.Restart();
+                while (sw.ElapsedMilliseconds < 3000 && !events.Any(e => e.Kind == EventKind.MarkCleared))
+                {
+                    s.ReadAudio();
+                    outbound.AddRange(s.Outbound().Select(Twilio.Parse));
+                    events.AddRange(s.Events());
+                    engine.Wait(5);
+                }
+                Assert.SequenceEqual(new[] { EventKind.Connected, EventKind.Started, EventKind.SpeechStarted, EventKind.BargeIn, EventKind.MarkCleared },
+                    events.Select(e => e.Kind), "events");
+                Assert.Equal(events[2].StreamMs, events[3].StreamMs, "barge-in at the speech onset");
+                Assert.True(Math.Abs((long)events[3].StreamMs - labels[0][0]) <= 60, "barge-in onset " + events[3].StreamMs);
+                Assert.Equal("greeting-done", events[4].Name, "the greeting's mark is cleared");
+                Assert.Equal(1, outbound.Count(o => o.Event == "clear"), "one clear");
+                Assert.Equal(1ul, s.Stats()["barge_ins"], "barge_ins");
+            }
+        }
+    }
+
+    public static class ApiTests
+    {
+        public static void TestErrorsAreExceptionsWithCodeAndMessage()
+        {
+            using (var engine = new Engine(0))
+            {
+                var ex = Assert.Throws<TrunklineException>(() => engine.OpenSession(new SessionOptions { AgentRate = 12345 }), "bad agent rate");
+                Assert.Equal(ResultCode.InvalidArgument, ex.Code, "code");
+                Assert.Equal("trunkline_session_open", ex.Function, "function");
+                Assert.True(ex.Message.Contains(Library.ResultMessage(ResultCode.InvalidArgument)), "message carries trunkline_result_message: " + ex.Message);
+
+                using (var s = engine.OpenSession(new SessionOptions { MaxPendingMarks = 2 }))
+                {
+                    s.Push(Twilio.Connected());
+                    s.Push(Twilio.Start());
+                    Assert.Equal(ResultCode.InvalidArgument, Assert.Throws<TrunklineException>(() => s.Play(new short[160], 12345), "bad play rate").Code, "play rate");
+                    Assert.Equal(ResultCode.InvalidArgument, Assert.Throws<TrunklineException>(() => s.Mark(new string('x', 300)), "long mark").Code, "long mark");
+                    Assert.Equal(ResultCode.InvalidArgument, Assert.Throws<TrunklineException>(() => s.Mark("trunkline-sync-7"), "reserved mark").Code, "reserved mark");
+                    Assert.Throws<ArgumentException>(() => s.Mark("a\0b"), "NUL in a mark name");
+                    s.Mark("m1");
+                    s.Mark("m2");
+                    Assert.Equal(ResultCode.Full, Assert.Throws<TrunklineException>(() => s.Mark("m3"), "too many marks").Code, "marks outstanding");
+
+                    // Bad input is an event, not an exception.
+                    s.Push("{not json");
+                    s.Push(new byte[] { 1, 2, 3 });
+                    var errors = s.Events().Where(e => e.Kind == EventKind.ProtocolError).ToList();
+                    Assert.Equal(2, errors.Count, "protocol errors");
+                    Assert.Equal(1u, errors[0].ErrorCode, "malformed JSON code");
+                    Assert.Equal(Library.ProtocolErrorMessage(1), errors[0].ErrorMessage, "error message");
+                    Assert.Equal("malformed message: not valid JSON", errors[0].ErrorMessage, "error text");
+                    Assert.Equal(2ul, s.Stats()["protocol_errors"], "protocol_errors");
+
+                    s.Close();
+                    s.Close();
+                    Assert.Equal(ResultCode.Closed, Assert.Throws<TrunklineException>(() => s.Push(Twilio.Connected()), "push after close").Code, "push after close");
+                    Assert.Equal(ResultCode.Closed, Assert.Throws<TrunklineException>(() => s.ReadAudio(), "read after close").Code, "read after close");
+                    Assert.Equal(ResultCode.Closed, Assert.Throws<TrunklineException>(() => s.Events(), "events after close").Code, "events after close");
+                    Assert.Equal(2ul, s.Stats()["protocol_errors"], "stats work on a closed session");
+                }
+            }
+            using (var one = new Engine(new EngineOptions { Workers = 0, MaxSessions = 1 }))
+            using (one.OpenSession())
+            {
+                Assert.Equal(ResultCode.TooManySessions, Assert.Throws<TrunklineException>(() => one.OpenSession(), "second session").Code, "max sessions");
+            }
+            Assert.Equal(ResultCode.InvalidArgument,
+                Assert.Throws<TrunklineException>(() => new Engine(new EngineOptions { MaxSessions = 0 }), "max_sessions 0").Code, "engine config");
+            var texts = Enum.GetValues(typeof(ResultCode)).Cast<ResultCode>().Select(Library.ResultMessage).ToList();
+            Assert.Equal(texts.Count, texts.Distinct().Count(), "every result has its own text");
+            Assert.Equal("unknown protocol error code", Library.ProtocolErrorMessage(999), "unknown protocol error");
+        }
+
+        public static void TestPlayTakesWhatFits()
+        {
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                var minute = new short[8000 * 60];
+                int taken = s.Play(minute, 8000);
+                Assert.True(taken > 0 && taken < minute.Length, "took " + taken + " of " + minute.Length);
+                int offset = taken;
+                int more = s.Play(minute, offset, minute.Length - offset, 8000);
+                Assert.True(more >= 0 && offset + more < minute.Length, "then " + more);
+                Assert.True(s.Stats()["play_refused_full"] > 0, "play_refused_full counted");
+                Assert.Throws<ArgumentOutOfRangeException>(() => s.Play(minute, minute.Length, 1, 8000), "range check");
+            }
+        }
+
+        public static void TestSafeHandleDisposal()
+        {
+            var engine = new Engine(0);
+            var s = engine.OpenSession();
+            s.Push(Twilio.Connected());
+            s.Dispose();
+            s.Dispose();
+            Assert.True(s.Handle.IsClosed, "session handle closed");
+            Assert.Throws<ObjectDisposedException>(() => s.Push(Twilio.Connected()), "push after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.ReadAudio(), "read after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Events(), "events after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Outbound(), "outbound after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Stats(), "stats after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Play(new short[10], 8000), "play after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Mark("x"), "mark after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Interrupt(), "interrupt after dispose");
+            Assert.Throws<ObjectDisposedException>(() => s.Close(), "close after dispose");
+
+            // The engine freed first: its sessions report Closed, and still free cleanly.
+            var s2 = engine.OpenSession();
+            engine.Dispose();
+            engine.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => engine.OpenSession(), "open after dispose");
+            Assert.Throws<ObjectDisposedException>(() => engine.Wait(0), "wait after dispose");
+            Assert.Throws<ObjectDisposedException>(() => { var fd = engine.WakeupFd; }, "wakeup fd after dispose");
+            Assert.Equal(ResultCode.Closed, Assert.Throws<TrunklineException>(() => s2.Push(Twilio.Connected()), "push on a freed engine").Code, "code");
+            s2.Stats();
+            s2.Dispose();
+        }
+
+        public static void TestDisposeDuringBlockingWaitIsDeferred()
+        {
+            var engine = new Engine(1);
+            var wait = Task.Run(() => engine.Wait(300));
+            Thread.Sleep(50);
+            var sw = Stopwatch.StartNew();
+            engine.Dispose(); // the SafeHandle frees the engine only when the wait has returned
+            Assert.True(sw.ElapsedMilliseconds < 250, "Dispose does not block on the wait");
+            Assert.Equal(false, wait.Result, "the wait timed out normally");
+            Assert.True(engine.Handle.IsClosed, "closed");
+            Assert.Throws<ObjectDisposedException>(() => engine.Wait(0), "wait after dispose");
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        static void OpenAndForget(Engine engine, int n)
+        {
+            for (int i = 0; i < n; i++) engine.OpenSession().Push(Twilio.Connected());
+        }
+
+        public static void TestFinalizerFreesForgottenSessions()
+        {
+            using (var engine = new Engine(new EngineOptions { Workers = 0, MaxSessions = 4 }))
+            {
+                OpenAndForget(engine, 4);
+                Assert.Throws<TrunklineException>(() => engine.OpenSession(), "the engine is full");
+                Session again = null;
+                for (int attempt = 0; attempt < 50 && again == null; attempt++)
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    try { again = engine.OpenSession(); }
+                    catch (TrunklineException) { Thread.Sleep(10); }
+                }
+                Assert.True(again != null, "forgotten sessions were freed by their SafeHandles' finalizers");
+                again.Dispose();
+            }
+        }
+
+        public static void TestEngineWaitAndWakeup()
+        {
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                Assert.True(engine.WakeupFd >= 0, "wakeup fd");
+                engine.ClearWakeup();
+                Assert.Equal(false, engine.Wait(0), "nothing pending");
+                s.Push(Twilio.Connected());
+                Assert.True(engine.WaitAsync(2000).Result, "woken by the connected event");
+                Assert.SequenceEqual(new[] { EventKind.Connected }, s.Events().Select(e => e.Kind), "events");
+            }
+        }
+
+        public static void TestStatsNamesAndCodecs()
+        {
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession())
+            {
+                var stats = s.Stats();
+                Assert.Equal(Library.StatNames.Count, stats.Count, "every counter");
+                Assert.True(Library.StatNames.Contains("barge_ins") && Library.StatNames.Contains("jitter_us"), "names");
+            }
+            Assert.Equal(Library.HeaderVersion, Library.Version, "library version matches the header the binding was written for");
+
+            var codes = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
+            var ulaw = G711.UlawDecode(codes);
+            for (int i = 0; i < 256; i++) Assert.Equal(Twilio.ReferenceUlawDecode(codes[i]), ulaw[i], "µ-law " + i);
+            var back = G711.UlawEncode(ulaw);
+            for (int i = 0; i < 256; i++) if (i != 0x7F) Assert.Equal(codes[i], back[i], "µ-law round trip " + i); // 0x7F is -0
+            var alaw = G711.AlawDecode(codes);
+            Assert.SequenceEqual(codes, G711.AlawEncode(alaw), "A-law round trip");
+            Assert.Equal(0, G711.UlawDecode(new byte[0]).Length, "empty");
+        }
+    }
+}
