@@ -422,6 +422,7 @@ namespace Trunkline.Tests
                     Assert.Equal(1u, errors[0].ErrorCode, "malformed JSON code");
                     Assert.Equal(Library.ProtocolErrorMessage(1), errors[0].ErrorMessage, "error message");
                     Assert.Equal("malformed message: not valid JSON", errors[0].ErrorMessage, "error text");
+                    Assert.Equal(ProtocolErrorCode.UnexpectedFrameKind, (ProtocolErrorCode)errors[1].ErrorCode, "a binary frame");
                     Assert.Equal(2ul, s.Stats()["protocol_errors"], "protocol_errors");
 
                     s.Close();
@@ -442,6 +443,37 @@ namespace Trunkline.Tests
             var texts = Enum.GetValues(typeof(ResultCode)).Cast<ResultCode>().Select(Library.ResultMessage).ToList();
             Assert.Equal(texts.Count, texts.Distinct().Count(), "every result has its own text");
             Assert.Equal("unknown protocol error code", Library.ProtocolErrorMessage(999), "unknown protocol error");
+        }
+
+        public static void TestBufferOverloads()
+        {
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession(new SessionOptions { AgentRate = 8000 }))
+            {
+                // A text frame as a WebSocket receive hands it over: bytes at an offset.
+                var bytes = System.Text.Encoding.UTF8.GetBytes("xx" + Twilio.Connected() + Twilio.Start() + "yy");
+                int first = Twilio.Connected().Length, second = Twilio.Start().Length;
+                s.Push(bytes, 2, first, MessageKind.Text);
+                s.Push(bytes, 2 + first, second, MessageKind.Text);
+                Assert.SequenceEqual(new[] { EventKind.Connected, EventKind.Started }, s.Events().Select(e => e.Kind), "events");
+                Assert.Throws<ArgumentOutOfRangeException>(() => s.Push(bytes, 1, bytes.Length, MessageKind.Text), "range check");
+
+                var frame = Enumerable.Repeat((byte)0xFF, 160).ToArray();
+                s.Push(Twilio.Media(2, 1, 0, frame, 0, 160));
+                var pcm = new short[500];
+                Assert.Equal(160, s.ReadAudio(pcm, 100, 400), "samples read at an offset");
+                Assert.Equal(0, s.ReadAudio(pcm, 0, 500), "nothing more");
+
+                Assert.Equal(160, s.Play(new short[160], 8000), "played");
+                var buf = new byte[4096];
+                int len;
+                MessageKind kind;
+                Assert.True(s.NextOutboundLength() > 0, "a frame is ready");
+                Assert.True(!s.TryNextOutbound(new byte[10], out len, out kind), "too small: nothing taken");
+                Assert.True(s.TryNextOutbound(buf, out len, out kind), "taken");
+                Assert.Equal(MessageKind.Text, kind, "kind");
+                Assert.Equal("media", Twilio.Parse(System.Text.Encoding.UTF8.GetString(buf, 0, len)).Event, "a media frame");
+            }
         }
 
         public static void TestPlayTakesWhatFits()
