@@ -37,11 +37,14 @@ pub(crate) struct ConnectionContext {
     pub(crate) outbound_wakeup: Arc<Wakeup>,
     /// Live connections: whose outbound flag to check, whom to wake. Locked by network threads
     /// only, never by an audio worker.
-    pub(crate) registry: Mutex<HashMap<u64, (Arc<SessionShared>, Arc<Notify>)>>,
+    pub(crate) registry: Mutex<HashMap<u64, Registered>>,
     pub(crate) shutdown: watch::Receiver<Option<Duration>>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
+
+/// A live connection as the dispatcher sees it: whose outbound flag to check, whom to wake.
+pub(crate) type Registered = (Arc<SessionShared>, Arc<Notify>);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -103,6 +106,8 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionContext>, tls: bool) {
     let config = &ctx.config;
     let mut refusal = None;
+    // The error type is tungstenite's handshake callback contract, not ours to box.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
         if !config.paths.is_empty() && !config.paths.iter().any(|p| p == path) {

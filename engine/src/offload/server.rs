@@ -142,7 +142,7 @@ pub struct OffloadServer {
     calls: Receiver<OffloadedCall>,
     shutdown: watch::Sender<Option<Duration>>,
     runtime: Option<tokio::runtime::Runtime>,
-    done: Option<std::sync::mpsc::Receiver<()>>,
+    done: Option<Receiver<()>>,
 }
 
 impl OffloadServer {
@@ -176,7 +176,7 @@ impl OffloadServer {
         let counters = Arc::new(ServerCounters::default());
         let (calls_tx, calls) = crossbeam_channel::bounded(config.max_sessions);
         let (shutdown, shutdown_rx) = watch::channel(None);
-        let (done_tx, done) = std::sync::mpsc::channel();
+        let (done_tx, done) = crossbeam_channel::bounded(1);
         let ctx = Arc::new(ConnectionContext {
             engine: engine.shared_handle(),
             config,
@@ -235,11 +235,7 @@ impl Drop for OffloadServer {
     }
 }
 
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    ctx: Arc<ConnectionContext>,
-    done: std::sync::mpsc::Sender<()>,
-) {
+async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<ConnectionContext>, done: Sender<()>) {
     let mut shutdown = ctx.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
