@@ -15,7 +15,7 @@ mod vad_corpus;
 
 use std::time::Instant;
 
-use trunkline::vad::{SpeechDetector, VadConfig};
+use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use vad_corpus::*;
 
 fn main() {
@@ -23,7 +23,14 @@ fn main() {
     let noise_minutes = if quick { 2 } else { 10 };
     let mut detectors: Vec<(String, VadConfig)> = vec![("default".into(), VadConfig::default())];
     for mode in [2u8, 3] {
-        detectors.push((format!("webrtc mode {mode}"), VadConfig { aggressiveness: mode, ..VadConfig::default() }));
+        detectors.push((
+            format!("webrtc mode {mode}"),
+            VadConfig { aggressiveness: mode, backend: VadBackend::WebRtc, ..VadConfig::default() },
+        ));
+    }
+    if std::env::args().any(|a| a == "--features") {
+        feature_stats();
+        return;
     }
     let clips = clips();
     println!(
@@ -75,4 +82,47 @@ fn main() {
 
 fn fmt_opt(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
+}
+
+/// Distribution of the spectral features in labelled speech and in noise, per condition.
+fn feature_stats() {
+    for cond in conditions() {
+        let speech = speech_track(&cond);
+        let noise = noise_track(&cond, 2);
+        let mut inside: Vec<(f32, f32, f32)> = Vec::new();
+        let mut outside: Vec<(f32, f32, f32)> = Vec::new();
+        for (track, is_noise) in [(&speech, false), (&noise, true)] {
+            let mut det = SpeechDetector::new(&VadConfig::default()).unwrap();
+            for (i, chunk) in track.pcm.chunks(160).enumerate() {
+                det.process(chunk, (i * 160) as u64, |_| {});
+                let f = det.last_frame_features().unwrap();
+                let ms = i as u64 * 20 + 10;
+                let lab = !is_noise && track.labels.iter().any(|&(s, e)| ms >= s && ms < e);
+                if lab {
+                    inside.push(f);
+                } else if is_noise || !track.labels.iter().any(|&(s, e)| ms + 200 >= s && ms < e + 200) {
+                    outside.push(f);
+                }
+            }
+        }
+        let pct = |v: &mut Vec<f32>| {
+            v.sort_by(f32::total_cmp);
+            [10, 25, 50, 75, 90, 99]
+                .iter()
+                .map(|p| format!("{:.2}", v[(v.len() - 1) * p / 100]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut hi: Vec<f32> = inside.iter().map(|f| f.0).collect();
+        let mut si: Vec<f32> = inside.iter().map(|f| f.1).collect();
+        let mut ii: Vec<f32> = inside.iter().map(|f| f.2).collect();
+        let mut ho: Vec<f32> = outside.iter().map(|f| f.0).collect();
+        let mut so: Vec<f32> = outside.iter().map(|f| f.1).collect();
+        let mut io: Vec<f32> = outside.iter().filter(|f| f.0 > 0.45 && f.1 > 3.0).map(|f| f.2).collect();
+        io.push(0.0);
+        println!("{}: p10 p25 p50 p75 p90 p99", cond.name);
+        println!("  harmonicity speech {}   noise {}", pct(&mut hi), pct(&mut ho));
+        println!("  snr dB      speech {}   noise {}", pct(&mut si), pct(&mut so));
+        println!("  impulsive   speech {}   noise (voiced-looking) {}", pct(&mut ii), pct(&mut io));
+    }
 }

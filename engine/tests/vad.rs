@@ -430,7 +430,12 @@ fn config_is_validated() {
     assert_eq!(bad(|c| c.hangover_ms = MAX_HANGOVER_MS + 1), VadError::HangoverTooLong(MAX_HANGOVER_MS + 1));
     assert_eq!(VadError::BadAggressiveness(9).to_string(), "VAD aggressiveness 9 is outside 0..=3");
     for aggressiveness in 0..=3 {
-        let c = VadConfig { aggressiveness, min_speech_ms: 0, hangover_ms: MAX_HANGOVER_MS };
+        let c = VadConfig {
+            aggressiveness,
+            min_speech_ms: 0,
+            hangover_ms: MAX_HANGOVER_MS,
+            ..VadConfig::default()
+        };
         assert!(SpeechDetector::new(&c).is_ok());
     }
 }

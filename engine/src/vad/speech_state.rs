@@ -43,6 +43,8 @@ pub(crate) struct SpeechStateMachine {
     onset: u64,
     /// Stream sample just after the last (estimated) real speech frame of the confirmed speech.
     speech_end: u64,
+    /// A run's lead may not reach before this sample (the end of the previous run or gap).
+    floor: u64,
 }
 
 impl SpeechStateMachine {
@@ -60,6 +62,7 @@ impl SpeechStateMachine {
             speaking: false,
             onset: 0,
             speech_end: 0,
+            floor: 0,
         }
     }
 
@@ -77,6 +80,7 @@ impl SpeechStateMachine {
     pub(crate) fn reset(&mut self) {
         self.run_frames = 0;
         self.speaking = false;
+        self.floor = 0;
     }
 
     /// The most frames at the end of a run of `len` frames that could be webrtc-vad overhang
@@ -108,9 +112,25 @@ impl SpeechStateMachine {
         end: u64,
         on_transition: &mut impl FnMut(SpeechTransition),
     ) {
+        self.on_frame_with_lead(speech, 0, end, on_transition);
+    }
+
+    /// As [`Self::on_frame`]; if the frame starts a run, the `lead` frames before it (classified
+    /// non-speech, but judged by the classifier to be the soft start of this run) are part of it.
+    /// The lead never reaches back before the previous run or a gap.
+    pub(crate) fn on_frame_with_lead(
+        &mut self,
+        speech: bool,
+        lead: u32,
+        end: u64,
+        on_transition: &mut impl FnMut(SpeechTransition),
+    ) {
         if speech {
             if self.run_frames == 0 {
-                self.run_start = end.saturating_sub(FRAME);
+                let first = end.saturating_sub(FRAME);
+                let lead = u64::from(lead).min(first.saturating_sub(self.floor) / FRAME);
+                self.run_start = first - lead * FRAME;
+                self.run_frames = lead as u32;
             }
             self.run_frames += 1;
             self.run_end = end;
@@ -126,6 +146,7 @@ impl SpeechStateMachine {
         if self.run_frames > 0 {
             let o = u64::from(self.overhang_of_ended_run(self.run_frames));
             self.end_run(self.run_end - o * FRAME);
+            self.floor = self.run_end;
         }
         self.check_stopped(end, on_transition);
     }
@@ -137,6 +158,7 @@ impl SpeechStateMachine {
         if self.run_frames > 0 {
             self.end_run(self.run_end);
         }
+        self.floor = to;
         self.check_stopped(to, on_transition);
     }
 

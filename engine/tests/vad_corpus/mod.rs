@@ -146,7 +146,12 @@ struct Biquad {
 
 impl Biquad {
     fn new(b: [f64; 3], a: [f64; 3]) -> Self {
-        Self { b: [b[0] / a[0], b[1] / a[0], b[2] / a[0]], a: [a[1] / a[0], a[2] / a[0]], x: [0.0; 2], y: [0.0; 2] }
+        Self {
+            b: [b[0] / a[0], b[1] / a[0], b[2] / a[0]],
+            a: [a[1] / a[0], a[2] / a[0]],
+            x: [0.0; 2],
+            y: [0.0; 2],
+        }
     }
     fn high_pass(hz: f64, q: f64) -> Self {
         let w = 2.0 * std::f64::consts::PI * hz / RATE as f64;
@@ -161,7 +166,9 @@ impl Biquad {
         Self::new([(1.0 - c) / 2.0, 1.0 - c, (1.0 - c) / 2.0], [1.0 + al, -2.0 * c, 1.0 - al])
     }
     fn run(&mut self, x: f64) -> f64 {
-        let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1] - self.a[0] * self.y[0] - self.a[1] * self.y[1];
+        let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1]
+            - self.a[0] * self.y[0]
+            - self.a[1] * self.y[1];
         self.x = [x, self.x[0]];
         self.y = [y, self.y[0]];
         y
@@ -236,7 +243,7 @@ pub fn add_hum(x: &mut [f64], mains_hz: f64, dbfs: f64, rng: &mut Rng) {
 /// peak between -26 and -6 dBFS.
 pub fn add_clicks(x: &mut [f64], every_s: f64, rng: &mut Rng) {
     let n = x.len();
-    let mut click = |x: &mut [f64], at: usize, rng: &mut Rng| {
+    let click = |x: &mut [f64], at: usize, rng: &mut Rng| {
         let len = (rng.range(2.0, 8.0) * PER_MS as f64) as usize;
         let peak = 10f64.powf(rng.range(-26.0, -6.0) / 20.0);
         let tau = len as f64 / 3.0;
@@ -554,7 +561,8 @@ pub fn score(track: &Track, found: &[Detected]) -> Score {
             Some(_) => {}
         }
     }
-    sc.false_starts = found.iter().filter(|d| !track.labels.iter().any(|&(s, e)| overlaps(d, s, e))).count() as u64;
+    sc.false_starts =
+        found.iter().filter(|d| !track.labels.iter().any(|&(s, e)| overlaps(d, s, e))).count() as u64;
     let speech_ms: u64 = track.labels.iter().map(|&(s, e)| e - s).sum();
     sc.nonspeech_ms = track.ms() - speech_ms;
     sc
