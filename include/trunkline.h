@@ -137,6 +137,41 @@ typedef enum {
   TRUNKLINE_START_FIELD_ACCOUNT_SID = 2,
 } trunkline_start_field;
 
+// The code of a PROTOCOL_ERROR event (`trunkline_event.error`). Values are stable; new codes
+// may be added, so keep a default branch (trunkline_protocol_error_message describes any code).
+typedef enum {
+  // Not valid JSON.
+  TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON = 1,
+  // A required field is missing (`name` holds it).
+  TRUNKLINE_PROTOCOL_ERROR_MISSING_FIELD = 2,
+  // A field has the wrong type or value (`name` holds it).
+  TRUNKLINE_PROTOCOL_ERROR_WRONG_TYPE = 3,
+  // Unknown `event`.
+  TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_EVENT = 4,
+  // The media payload is not valid base64.
+  TRUNKLINE_PROTOCOL_ERROR_INVALID_BASE64 = 5,
+  // The media payload is over `max_payload_bytes`.
+  TRUNKLINE_PROTOCOL_ERROR_PAYLOAD_TOO_LARGE = 6,
+  // The message is over `max_message_bytes`.
+  TRUNKLINE_PROTOCOL_ERROR_MESSAGE_TOO_LARGE = 7,
+  // A binary frame where text is expected.
+  TRUNKLINE_PROTOCOL_ERROR_UNEXPECTED_FRAME_KIND = 8,
+  // Media before `start`.
+  TRUNKLINE_PROTOCOL_ERROR_MEDIA_BEFORE_START = 9,
+  // A second `start`.
+  TRUNKLINE_PROTOCOL_ERROR_DUPLICATE_START = 10,
+  // A message after `stop`.
+  TRUNKLINE_PROTOCOL_ERROR_AFTER_STOP = 11,
+  // A media format the engine does not handle.
+  TRUNKLINE_PROTOCOL_ERROR_UNSUPPORTED_FORMAT = 12,
+  // A payload that is not a whole number of samples.
+  TRUNKLINE_PROTOCOL_ERROR_ODD_PAYLOAD_LENGTH = 13,
+  // A media timestamp discontinuity.
+  TRUNKLINE_PROTOCOL_ERROR_TIMESTAMP_JUMP = 14,
+  // The echo of a mark that was never sent.
+  TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK = 15,
+} trunkline_protocol_error;
+
 // An engine: worker threads and a wakeup fd. Opaque.
 typedef struct trunkline_engine trunkline_engine;
 
@@ -145,11 +180,11 @@ typedef struct trunkline_session trunkline_session;
 
 // Engine settings.
 typedef struct {
-  // Worker threads; 0 = inline mode (your calls do the processing).
+  // Worker threads; 0 = inline mode (your calls do the processing). At most 1024.
   uint32_t workers;
   // If true, `workers` is ignored and one worker per core is started.
   bool workers_per_core;
-  // Most sessions open at once.
+  // Most sessions open at once, 1..=65536.
   uint32_t max_sessions;
   // Longest a worker sleeps while it has sessions, ms.
   uint32_t tick_ms;
@@ -177,29 +212,29 @@ typedef struct {
   uint32_t sync_mark_interval_ms;
   // A pause in agent audio this long starts a new utterance, ms.
   uint32_t utterance_gap_ms;
-  // Largest message accepted, bytes.
+  // Largest message accepted, bytes (at most 16 MiB).
   size_t max_message_bytes;
-  // Largest decoded media payload accepted, bytes.
+  // Largest decoded media payload accepted, bytes (at most 16 MiB).
   size_t max_payload_bytes;
   // How long a media gap is waited for before silence fills it, ms.
   uint32_t reorder_window_ms;
   // Larger timestamp gaps re-anchor the stream, ms.
   uint32_t max_gap_fill_ms;
-  // Host → engine message ring, bytes.
+  // Host → engine message ring, bytes (at most 256 MiB).
   size_t inbound_ring_bytes;
-  // Host → engine agent-audio ring, bytes.
+  // Host → engine agent-audio ring, bytes (at most 256 MiB).
   size_t play_ring_bytes;
-  // Agent audio held for pacing, ms (at least 260).
+  // Agent audio held for pacing, ms (260..=600000).
   uint32_t outbound_buffer_ms;
-  // Caller PCM waiting to be read, ms.
+  // Caller PCM waiting to be read, ms (at most 600000).
   uint32_t agent_ring_ms;
-  // Engine → host outbound message ring, bytes.
+  // Engine → host outbound message ring, bytes (at most 256 MiB).
   size_t outbound_ring_bytes;
-  // Events waiting to be polled.
+  // Events waiting to be polled (at most 1048576).
   size_t event_capacity;
   // Longest mark name, bytes (at most 255 through this ABI).
   size_t max_mark_name_bytes;
-  // Most marks outstanding at once.
+  // Most marks outstanding at once (at most 65536).
   size_t max_pending_marks;
 } trunkline_session_config;
 
@@ -213,7 +248,7 @@ typedef struct {
   uint64_t played_ms;
   // The DTMF digit ('0'-'9', '*', '#', 'A'-'D'), else 0.
   char digit;
-  // Protocol error code (1..), else 0.
+  // Protocol error code (a trunkline_protocol_error), else 0.
   uint32_t error;
   // Mark name, callSid (started) or field name (protocol error), else empty.
   char name[TRUNKLINE_EVENT_NAME_CAPACITY];
@@ -237,6 +272,38 @@ typedef struct {
 extern "C" {
 #endif // __cplusplus
 
+// Decodes `len` G.711 µ-law bytes at `input` into `len` s16 samples at `output` (room for
+// `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
+// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+trunkline_result trunkline_ulaw_decode(const uint8_t *input,
+                                       size_t len,
+                                       int16_t *output,
+                                       size_t output_capacity);
+
+// Encodes `len` s16 samples at `input` into `len` G.711 µ-law bytes at `output` (room for
+// `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
+// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+trunkline_result trunkline_ulaw_encode(const int16_t *input,
+                                       size_t len,
+                                       uint8_t *output,
+                                       size_t output_capacity);
+
+// Decodes `len` G.711 A-law bytes at `input` into `len` s16 samples at `output` (room for
+// `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
+// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+trunkline_result trunkline_alaw_decode(const uint8_t *input,
+                                       size_t len,
+                                       int16_t *output,
+                                       size_t output_capacity);
+
+// Encodes `len` s16 samples at `input` into `len` G.711 A-law bytes at `output` (room for
+// `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
+// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+trunkline_result trunkline_alaw_encode(const int16_t *input,
+                                       size_t len,
+                                       uint8_t *output,
+                                       size_t output_capacity);
+
 // Writes the default engine settings (one worker per core) into `*out`.
 // Returns NULL_PARAMETER if `out` is NULL. Any thread.
 trunkline_result trunkline_engine_config_default(trunkline_engine_config *out);
@@ -248,8 +315,8 @@ trunkline_result trunkline_session_config_default(trunkline_session_config *out)
 // Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
 // `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 //
-// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` 0); IO (a thread or
-// the wakeup fd could not be created). Any thread.
+// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
+// `workers` over 1024); IO (a thread or the wakeup fd could not be created). Any thread.
 trunkline_result trunkline_engine_new(const trunkline_engine_config *config,
                                       trunkline_engine **out);
 
@@ -275,9 +342,10 @@ trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine);
 // A static, NUL-terminated description of protocol error `code` (never NULL). Any thread.
 const char *trunkline_protocol_error_message(uint32_t code);
 
-// A static, NUL-terminated English description of `result` (never NULL; unknown codes get a
-// generic text). Needs no allocation; any thread.
-const char *trunkline_result_message(trunkline_result result);
+// A static, NUL-terminated English description of `result`, a trunkline_result value (passed as
+// an integer so that any value is defined: unknown codes get a generic text). Never NULL. Needs
+// no allocation; any thread.
+const char *trunkline_result_message(uint32_t result);
 
 // Opens a session (a call) on `engine`. `config` may be NULL for the defaults. On success
 // `*out` receives a session the caller owns and must free with trunkline_session_free.
@@ -290,13 +358,15 @@ trunkline_result trunkline_session_open(const trunkline_engine *engine,
                                         trunkline_session **out);
 
 // Hands one message received from the carrier to the engine: `len` bytes at `data` (copied;
-// the caller keeps ownership). Bad input is not an error here: it is dropped and reported as a
-// PROTOCOL_ERROR event. Results: OK; NULL_PARAMETER; FULL (the inbound ring is full, retry
-// after the engine has caught up); CLOSED; FAILED. Any thread.
+// the caller keeps ownership), received as a frame of `kind` (a trunkline_message_kind value,
+// passed as an integer so that any value is defined). Bad input is not an error here: it is
+// dropped and reported as a PROTOCOL_ERROR event. Results: OK; NULL_PARAMETER;
+// INVALID_ARGUMENT (`kind` is not a trunkline_message_kind); FULL (the inbound ring is full,
+// retry after the engine has caught up); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_push(trunkline_session *session,
                                         const uint8_t *data,
                                         size_t len,
-                                        trunkline_message_kind kind);
+                                        uint32_t kind);
 
 // Reads caller audio (mono s16 at the session's agent rate) into `out`, at most `capacity`
 // samples; `*out_samples` receives how many were written. Results: OK (at least one sample);
@@ -350,11 +420,12 @@ trunkline_result trunkline_session_poll_event(trunkline_session *session, trunkl
 trunkline_result trunkline_session_start_info(trunkline_session *session,
                                               trunkline_start_info *out);
 
-// Copies one string from the `start` message into `buf` (NUL-terminated) and its length (without
+// Copies one string from the `start` message, `field` (a trunkline_start_field value, passed as
+// an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
 // the NUL) into `*out_len`. Results: OK; EMPTY (no STARTED event polled yet); BUFFER_TOO_SMALL
-// (needs length + 1); NULL_PARAMETER; CLOSED. Any thread.
+// (needs length + 1); INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_session_start_string(trunkline_session *session,
-                                                trunkline_start_field field,
+                                                uint32_t field,
                                                 char *buf,
                                                 size_t capacity,
                                                 size_t *out_len);

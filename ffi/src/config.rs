@@ -2,7 +2,7 @@
 //! that fields added later get their defaults.
 
 use crate::result::trunkline_result;
-use crate::try_mut;
+use crate::try_out;
 use trunkline::vad::VadConfig;
 use trunkline::{BargeInConfig, EngineConfig, SessionConfig};
 
@@ -10,11 +10,11 @@ use trunkline::{BargeInConfig, EngineConfig, SessionConfig};
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_engine_config {
-    /// Worker threads; 0 = inline mode (your calls do the processing).
+    /// Worker threads; 0 = inline mode (your calls do the processing). At most 1024.
     pub workers: u32,
     /// If true, `workers` is ignored and one worker per core is started.
     pub workers_per_core: bool,
-    /// Most sessions open at once.
+    /// Most sessions open at once, 1..=65536.
     pub max_sessions: u32,
     /// Longest a worker sleeps while it has sessions, ms.
     pub tick_ms: u32,
@@ -44,29 +44,29 @@ pub struct trunkline_session_config {
     pub sync_mark_interval_ms: u32,
     /// A pause in agent audio this long starts a new utterance, ms.
     pub utterance_gap_ms: u32,
-    /// Largest message accepted, bytes.
+    /// Largest message accepted, bytes (at most 16 MiB).
     pub max_message_bytes: size_t,
-    /// Largest decoded media payload accepted, bytes.
+    /// Largest decoded media payload accepted, bytes (at most 16 MiB).
     pub max_payload_bytes: size_t,
     /// How long a media gap is waited for before silence fills it, ms.
     pub reorder_window_ms: u32,
     /// Larger timestamp gaps re-anchor the stream, ms.
     pub max_gap_fill_ms: u32,
-    /// Host → engine message ring, bytes.
+    /// Host → engine message ring, bytes (at most 256 MiB).
     pub inbound_ring_bytes: size_t,
-    /// Host → engine agent-audio ring, bytes.
+    /// Host → engine agent-audio ring, bytes (at most 256 MiB).
     pub play_ring_bytes: size_t,
-    /// Agent audio held for pacing, ms (at least 260).
+    /// Agent audio held for pacing, ms (260..=600000).
     pub outbound_buffer_ms: u32,
-    /// Caller PCM waiting to be read, ms.
+    /// Caller PCM waiting to be read, ms (at most 600000).
     pub agent_ring_ms: u32,
-    /// Engine → host outbound message ring, bytes.
+    /// Engine → host outbound message ring, bytes (at most 256 MiB).
     pub outbound_ring_bytes: size_t,
-    /// Events waiting to be polled.
+    /// Events waiting to be polled (at most 1048576).
     pub event_capacity: size_t,
     /// Longest mark name, bytes (at most 255 through this ABI).
     pub max_mark_name_bytes: size_t,
-    /// Most marks outstanding at once.
+    /// Most marks outstanding at once (at most 65536).
     pub max_pending_marks: size_t,
 }
 
@@ -76,6 +76,24 @@ pub type size_t = usize;
 
 /// Longest mark name the C ABI carries (the event's `name` buffer holds it plus a NUL).
 pub const TRUNKLINE_MAX_NAME_BYTES: usize = 255;
+
+// Upper bounds on the sizes a C caller can ask for. The engine allocates these up front, and a
+// failed allocation aborts the process, so a wild value from C must be refused here
+// (INVALID_ARGUMENT) instead. Each is far above any sensible setting.
+/// Most worker threads.
+const MAX_WORKERS: u32 = 1024;
+/// Most sessions per engine (each worker preallocates a slot per session).
+const MAX_SESSIONS: u32 = 65_536;
+/// Largest message or payload limit.
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Largest ring.
+const MAX_RING_BYTES: usize = 256 << 20;
+/// Longest audio buffer, ms.
+const MAX_BUFFER_MS: u32 = 600_000;
+/// Largest event queue.
+const MAX_EVENTS: usize = 1 << 20;
+/// Most marks outstanding (each preallocates a name buffer).
+const MAX_PENDING_MARKS: usize = 65_536;
 /// Size of trunkline_event's `name` buffer: TRUNKLINE_MAX_NAME_BYTES plus the NUL.
 pub const TRUNKLINE_EVENT_NAME_CAPACITY: usize = 256;
 
@@ -87,6 +105,15 @@ impl From<&EngineConfig> for trunkline_engine_config {
             max_sessions: c.max_sessions as u32,
             tick_ms: c.tick_ms,
         }
+    }
+}
+
+impl trunkline_engine_config {
+    /// The engine's config, or `None` if a value is out of the ABI's range.
+    pub(crate) fn engine_config(&self) -> Option<EngineConfig> {
+        let valid = (1..=MAX_SESSIONS).contains(&self.max_sessions)
+            && (self.workers_per_core || self.workers <= MAX_WORKERS);
+        valid.then(|| EngineConfig::from(self))
     }
 }
 
@@ -135,7 +162,17 @@ impl trunkline_session_config {
     // as the engine's configs grow).
     #[allow(clippy::needless_update)]
     pub(crate) fn engine_config(self) -> Option<SessionConfig> {
-        if self.max_mark_name_bytes > TRUNKLINE_MAX_NAME_BYTES {
+        let in_range = self.max_mark_name_bytes <= TRUNKLINE_MAX_NAME_BYTES
+            && self.max_message_bytes <= MAX_MESSAGE_BYTES
+            && self.max_payload_bytes <= MAX_MESSAGE_BYTES
+            && self.inbound_ring_bytes <= MAX_RING_BYTES
+            && self.play_ring_bytes <= MAX_RING_BYTES
+            && self.outbound_ring_bytes <= MAX_RING_BYTES
+            && self.outbound_buffer_ms <= MAX_BUFFER_MS
+            && self.agent_ring_ms <= MAX_BUFFER_MS
+            && self.event_capacity <= MAX_EVENTS
+            && self.max_pending_marks <= MAX_PENDING_MARKS;
+        if !in_range {
             return None;
         }
         let vad = VadConfig {
@@ -178,8 +215,8 @@ impl trunkline_session_config {
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_engine_config_default(out: *mut trunkline_engine_config) -> trunkline_result {
     crate::guard(|| {
-        let out = try_mut!(out);
-        *out = (&EngineConfig::default()).into();
+        let out = try_out!(out);
+        out.set((&EngineConfig::default()).into());
         trunkline_result::Ok
     })
 }
@@ -189,8 +226,8 @@ pub extern "C" fn trunkline_engine_config_default(out: *mut trunkline_engine_con
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_config_default(out: *mut trunkline_session_config) -> trunkline_result {
     crate::guard(|| {
-        let out = try_mut!(out);
-        *out = (&SessionConfig::default()).into();
+        let out = try_out!(out);
+        out.set((&SessionConfig::default()).into());
         trunkline_result::Ok
     })
 }

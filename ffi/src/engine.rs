@@ -2,8 +2,8 @@
 
 use crate::config::trunkline_engine_config;
 use crate::result::trunkline_result;
-use crate::{guard, guard_void, try_mut};
-use std::time::Duration;
+use crate::{guard, guard_void, try_out};
+use std::time::{Duration, Instant};
 use trunkline::{Engine, EngineConfig};
 
 /// An engine: worker threads and a wakeup fd. Opaque.
@@ -20,26 +20,26 @@ pub(crate) fn engine_ref<'a>(ptr: *const trunkline_engine) -> Option<&'a Engine>
 /// Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
 /// `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 ///
-/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` 0); IO (a thread or
-/// the wakeup fd could not be created). Any thread.
+/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
+/// `workers` over 1024); IO (a thread or the wakeup fd could not be created). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_engine_new(
     config: *const trunkline_engine_config,
     out: *mut *mut trunkline_engine,
 ) -> trunkline_result {
     guard(|| {
-        let out = try_mut!(out);
+        let out = try_out!(out);
         // SAFETY: NULL means defaults; otherwise the header requires a valid config.
         let config = match unsafe { config.as_ref() } {
-            Some(c) => EngineConfig::from(c),
+            Some(c) => match c.engine_config() {
+                Some(c) => c,
+                None => return trunkline_result::InvalidArgument,
+            },
             None => EngineConfig::default(),
         };
-        if config.max_sessions == 0 {
-            return trunkline_result::InvalidArgument;
-        }
         match Engine::new(config) {
             Ok(engine) => {
-                *out = Box::into_raw(Box::new(engine)).cast();
+                out.set(Box::into_raw(Box::new(engine)).cast());
                 trunkline_result::Ok
             }
             Err(e) => e.into(),
@@ -71,8 +71,8 @@ pub extern "C" fn trunkline_engine_wakeup_fd(
 ) -> trunkline_result {
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
-        let out_fd = try_mut!(out_fd);
-        *out_fd = engine.wakeup_fd();
+        let out_fd = try_out!(out_fd);
+        out_fd.set(engine.wakeup_fd());
         trunkline_result::Ok
     })
 }
@@ -87,8 +87,22 @@ pub extern "C" fn trunkline_engine_wait(
 ) -> trunkline_result {
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
-        let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        if engine.wait(timeout) { trunkline_result::Ok } else { trunkline_result::Timeout }
+        // Negative, or too far off to represent: no timeout.
+        let deadline = u64::try_from(timeout_ms)
+            .ok()
+            .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if engine.wait(left) {
+                return trunkline_result::Ok;
+            }
+            // Not woken: the timeout passed, or another thread waiting on this engine took the
+            // signal between the fd becoming readable and this thread resetting it. Only the
+            // first is a TIMEOUT; in the second case, wait on for the time that is left.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return trunkline_result::Timeout;
+            }
+        }
     })
 }
 

@@ -36,6 +36,43 @@ pub enum trunkline_event_kind {
     ProtocolError = 11,
 }
 
+/// The code of a PROTOCOL_ERROR event (`trunkline_event.error`). Values are stable; new codes
+/// may be added, so keep a default branch (trunkline_protocol_error_message describes any code).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum trunkline_protocol_error {
+    /// Not valid JSON.
+    MalformedJson = 1,
+    /// A required field is missing (`name` holds it).
+    MissingField = 2,
+    /// A field has the wrong type or value (`name` holds it).
+    WrongType = 3,
+    /// Unknown `event`.
+    UnknownEvent = 4,
+    /// The media payload is not valid base64.
+    InvalidBase64 = 5,
+    /// The media payload is over `max_payload_bytes`.
+    PayloadTooLarge = 6,
+    /// The message is over `max_message_bytes`.
+    MessageTooLarge = 7,
+    /// A binary frame where text is expected.
+    UnexpectedFrameKind = 8,
+    /// Media before `start`.
+    MediaBeforeStart = 9,
+    /// A second `start`.
+    DuplicateStart = 10,
+    /// A message after `stop`.
+    AfterStop = 11,
+    /// A media format the engine does not handle.
+    UnsupportedFormat = 12,
+    /// A payload that is not a whole number of samples.
+    OddPayloadLength = 13,
+    /// A media timestamp discontinuity.
+    TimestampJump = 14,
+    /// The echo of a mark that was never sent.
+    UnknownMark = 15,
+}
+
 /// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +85,7 @@ pub struct trunkline_event {
     pub played_ms: u64,
     /// The DTMF digit ('0'-'9', '*', '#', 'A'-'D'), else 0.
     pub digit: c_char,
-    /// Protocol error code (1..), else 0.
+    /// Protocol error code (a trunkline_protocol_error), else 0.
     pub error: u32,
     /// Mark name, callSid (started) or field name (protocol error), else empty.
     pub name: [c_char; TRUNKLINE_EVENT_NAME_CAPACITY],
@@ -189,6 +226,31 @@ mod tests {
         let bytes: Vec<u8> = e.name.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
         assert_eq!(bytes.len(), 254);
         assert!(std::str::from_utf8(&bytes).is_ok());
+    }
+
+    #[test]
+    fn protocol_error_codes_match_the_engine() {
+        use trunkline_protocol_error as C;
+        let pairs = [
+            (ProtocolError::MalformedJson, C::MalformedJson),
+            (ProtocolError::MissingField(""), C::MissingField),
+            (ProtocolError::WrongType(""), C::WrongType),
+            (ProtocolError::UnknownEvent, C::UnknownEvent),
+            (ProtocolError::InvalidBase64, C::InvalidBase64),
+            (ProtocolError::PayloadTooLarge, C::PayloadTooLarge),
+            (ProtocolError::MessageTooLarge, C::MessageTooLarge),
+            (ProtocolError::UnexpectedFrameKind(trunkline::MessageKind::Binary), C::UnexpectedFrameKind),
+            (ProtocolError::MediaBeforeStart, C::MediaBeforeStart),
+            (ProtocolError::DuplicateStart, C::DuplicateStart),
+            (ProtocolError::AfterStop, C::AfterStop),
+            (ProtocolError::UnsupportedFormat, C::UnsupportedFormat),
+            (ProtocolError::OddPayloadLength, C::OddPayloadLength),
+            (ProtocolError::TimestampJump, C::TimestampJump),
+            (ProtocolError::UnknownMark, C::UnknownMark),
+        ];
+        for (engine, c) in pairs {
+            assert_eq!(engine.code(), c as u32, "{engine:?}");
+        }
     }
 
     #[test]

@@ -42,12 +42,29 @@ pub(crate) fn guard_void(body: impl FnOnce()) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
-/// Dereferences a possibly-NULL out-parameter or returns `NULL_PARAMETER`.
-macro_rules! try_mut {
+/// A checked, non-NULL out-parameter. It is only ever written, with `ptr::write`, never read
+/// and never turned into a reference, so whatever the caller's (possibly uninitialised) memory
+/// holds, e.g. a stale enum tag or bool, is never looked at as a Rust value.
+pub(crate) struct Out<T>(std::ptr::NonNull<T>);
+
+impl<T> Out<T> {
+    /// `None` for NULL.
+    pub(crate) fn new(ptr: *mut T) -> Option<Self> {
+        std::ptr::NonNull::new(ptr).map(Self)
+    }
+
+    /// Writes the output (once: it consumes the out-parameter).
+    pub(crate) fn set(self, value: T) {
+        // SAFETY: non-NULL; the header requires out-pointers to be valid for writes and aligned.
+        unsafe { self.0.as_ptr().write(value) }
+    }
+}
+
+/// A possibly-NULL out-parameter as an [`Out`], or returns `NULL_PARAMETER`.
+macro_rules! try_out {
     ($ptr:expr) => {
-        // SAFETY: the header requires non-NULL pointers to be valid and unaliased for the call.
-        match unsafe { $ptr.as_mut() } {
-            Some(r) => r,
+        match $crate::Out::new($ptr) {
+            Some(out) => out,
             None => return $crate::result::trunkline_result::NullParameter,
         }
     };
@@ -82,4 +99,4 @@ macro_rules! try_slice_mut {
     };
 }
 
-pub(crate) use {try_mut, try_slice, try_slice_mut};
+pub(crate) use {try_out, try_slice, try_slice_mut};

@@ -32,23 +32,40 @@ pub enum trunkline_result {
     Timeout = 11,
 }
 
-/// A static, NUL-terminated English description of `result` (never NULL; unknown codes get a
-/// generic text). Needs no allocation; any thread.
+/// A static, NUL-terminated English description of `result`, a trunkline_result value (passed as
+/// an integer so that any value is defined: unknown codes get a generic text). Never NULL. Needs
+/// no allocation; any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_result_message(result: trunkline_result) -> *const c_char {
-    let text: &'static str = match result {
-        trunkline_result::Ok => "ok\0",
-        trunkline_result::NullParameter => "a required pointer argument was NULL\0",
-        trunkline_result::InvalidArgument => "an argument is out of range\0",
-        trunkline_result::Panic => "internal error (a panic was caught at the C boundary)\0",
-        trunkline_result::Full => "queue full: nothing was taken, retry later\0",
-        trunkline_result::Closed => "the session is closed\0",
-        trunkline_result::Empty => "nothing available right now\0",
-        trunkline_result::BufferTooSmall => "buffer too small for the item\0",
-        trunkline_result::Failed => "the session failed and was shut down\0",
-        trunkline_result::TooManySessions => "the engine's session limit is reached\0",
-        trunkline_result::Io => "the operating system refused a resource\0",
-        trunkline_result::Timeout => "timed out\0",
+pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
+    use trunkline_result as R;
+    const ALL: [trunkline_result; 12] = [
+        R::Ok,
+        R::NullParameter,
+        R::InvalidArgument,
+        R::Panic,
+        R::Full,
+        R::Closed,
+        R::Empty,
+        R::BufferTooSmall,
+        R::Failed,
+        R::TooManySessions,
+        R::Io,
+        R::Timeout,
+    ];
+    let text: &'static str = match ALL.into_iter().find(|&r| r as u32 == result) {
+        Some(R::Ok) => "ok\0",
+        Some(R::NullParameter) => "a required pointer argument was NULL\0",
+        Some(R::InvalidArgument) => "an argument is out of range\0",
+        Some(R::Panic) => "internal error (a panic was caught at the C boundary)\0",
+        Some(R::Full) => "queue full: nothing was taken, retry later\0",
+        Some(R::Closed) => "the session is closed\0",
+        Some(R::Empty) => "nothing available right now\0",
+        Some(R::BufferTooSmall) => "buffer too small for the item\0",
+        Some(R::Failed) => "the session failed and was shut down\0",
+        Some(R::TooManySessions) => "the engine's session limit is reached\0",
+        Some(R::Io) => "the operating system refused a resource\0",
+        Some(R::Timeout) => "timed out\0",
+        None => "unknown result code\0",
     };
     text.as_ptr().cast()
 }

@@ -4,7 +4,7 @@ use crate::config::trunkline_session_config;
 use crate::engine::{engine_ref, trunkline_engine};
 use crate::event::trunkline_event;
 use crate::result::trunkline_result;
-use crate::{guard, guard_void, try_mut, try_slice, try_slice_mut};
+use crate::{guard, guard_void, try_out, try_slice, try_slice_mut};
 use std::ffi::{CStr, c_char};
 use std::sync::{Mutex, MutexGuard};
 use trunkline::protocol::{AudioEncoding, StreamStart, Track};
@@ -67,6 +67,11 @@ struct SessionState {
 }
 
 impl SessionState {
+    /// Closed by the host, or its engine was freed.
+    fn closed(&self) -> bool {
+        self.closed || self.session.status() == Err(trunkline::SessionError::Closed)
+    }
+
     fn usable(&self) -> Result<(), trunkline_result> {
         if self.closed {
             return Err(trunkline_result::Closed);
@@ -110,7 +115,7 @@ pub extern "C" fn trunkline_session_open(
 ) -> trunkline_result {
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
-        let out = try_mut!(out);
+        let out = try_out!(out);
         // SAFETY: NULL means defaults; otherwise the header requires a valid config.
         let config = match unsafe { config.as_ref() } {
             Some(c) => match c.engine_config() {
@@ -123,7 +128,7 @@ pub extern "C" fn trunkline_session_open(
             Ok(session) => {
                 let b =
                     SessionBox { state: Mutex::new(SessionState { session, start: None, closed: false }) };
-                *out = Box::into_raw(Box::new(b)).cast();
+                out.set(Box::into_raw(Box::new(b)).cast());
                 trunkline_result::Ok
             }
             Err(e) => e.into(),
@@ -132,22 +137,25 @@ pub extern "C" fn trunkline_session_open(
 }
 
 /// Hands one message received from the carrier to the engine: `len` bytes at `data` (copied;
-/// the caller keeps ownership). Bad input is not an error here: it is dropped and reported as a
-/// PROTOCOL_ERROR event. Results: OK; NULL_PARAMETER; FULL (the inbound ring is full, retry
-/// after the engine has caught up); CLOSED; FAILED. Any thread.
+/// the caller keeps ownership), received as a frame of `kind` (a trunkline_message_kind value,
+/// passed as an integer so that any value is defined). Bad input is not an error here: it is
+/// dropped and reported as a PROTOCOL_ERROR event. Results: OK; NULL_PARAMETER;
+/// INVALID_ARGUMENT (`kind` is not a trunkline_message_kind); FULL (the inbound ring is full,
+/// retry after the engine has caught up); CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_push(
     session: *mut trunkline_session,
     data: *const u8,
     len: size_t,
-    kind: trunkline_message_kind,
+    kind: u32,
 ) -> trunkline_result {
     guard(|| {
         let message = try_slice!(data, len);
         let mut s = open_session!(session);
         let kind = match kind {
-            trunkline_message_kind::Text => MessageKind::Text,
-            trunkline_message_kind::Binary => MessageKind::Binary,
+            k if k == trunkline_message_kind::Text as u32 => MessageKind::Text,
+            k if k == trunkline_message_kind::Binary as u32 => MessageKind::Binary,
+            _ => return trunkline_result::InvalidArgument,
         };
         match s.session.push(message, kind) {
             Ok(()) => trunkline_result::Ok,
@@ -167,7 +175,7 @@ pub extern "C" fn trunkline_session_read_audio(
     out_samples: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_samples = try_mut!(out_samples);
+        let out_samples = try_out!(out_samples);
         if capacity == 0 {
             return trunkline_result::InvalidArgument;
         }
@@ -176,7 +184,7 @@ pub extern "C" fn trunkline_session_read_audio(
         match s.session.read_audio(buf) {
             0 => trunkline_result::Empty,
             n => {
-                *out_samples = n;
+                out_samples.set(n);
                 trunkline_result::Ok
             }
         }
@@ -196,12 +204,12 @@ pub extern "C" fn trunkline_session_play(
     out_taken: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_taken = try_mut!(out_taken);
+        let out_taken = try_out!(out_taken);
         let pcm = try_slice!(pcm, samples);
         let mut s = open_session!(session);
         match s.session.play(pcm, rate) {
             Ok(n) => {
-                *out_taken = n;
+                out_taken.set(n);
                 trunkline_result::Ok
             }
             Err(e) => e.into(),
@@ -256,11 +264,11 @@ pub extern "C" fn trunkline_session_outbound_len(
     out_len: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_len = try_mut!(out_len);
+        let out_len = try_out!(out_len);
         let mut s = open_session!(session);
         match s.session.outbound_len() {
             Some(n) => {
-                *out_len = n;
+                out_len.set(n);
                 trunkline_result::Ok
             }
             None => trunkline_result::Empty,
@@ -281,8 +289,8 @@ pub extern "C" fn trunkline_session_next_outbound(
     out_kind: *mut trunkline_message_kind,
 ) -> trunkline_result {
     guard(|| {
-        let out_len = try_mut!(out_len);
-        let out_kind = try_mut!(out_kind);
+        let out_len = try_out!(out_len);
+        let out_kind = try_out!(out_kind);
         let buf = try_slice_mut!(buf, capacity);
         let mut s = open_session!(session);
         let Some(needed) = s.session.outbound_len() else { return trunkline_result::Empty };
@@ -291,11 +299,11 @@ pub extern "C" fn trunkline_session_next_outbound(
         }
         match s.session.next_outbound_into(buf) {
             Some((kind, len)) => {
-                *out_len = len;
-                *out_kind = match kind {
+                out_len.set(len);
+                out_kind.set(match kind {
                     MessageKind::Text => trunkline_message_kind::Text,
                     MessageKind::Binary => trunkline_message_kind::Binary,
-                };
+                });
                 trunkline_result::Ok
             }
             None => trunkline_result::Empty,
@@ -311,10 +319,10 @@ pub extern "C" fn trunkline_session_poll_event(
     out: *mut trunkline_event,
 ) -> trunkline_result {
     guard(|| {
-        let out = try_mut!(out);
+        let out = try_out!(out);
         let mut s = open_session!(session);
         let Some(event) = s.session.poll_event() else { return trunkline_result::Empty };
-        *out = trunkline_event::from(&event);
+        out.set(trunkline_event::from(&event));
         if let Event::Started(start) = event {
             s.start = Some(start);
         }
@@ -330,15 +338,15 @@ pub extern "C" fn trunkline_session_start_info(
     out: *mut trunkline_start_info,
 ) -> trunkline_result {
     guard(|| {
-        let out = try_mut!(out);
+        let out = try_out!(out);
         let s = match lock(session) {
-            Ok(s) if s.closed => return trunkline_result::Closed,
+            Ok(s) if s.closed() => return trunkline_result::Closed,
             Ok(s) => s,
             Err(e) => return e,
         };
         let Some(start) = &s.start else { return trunkline_result::Empty };
         let f = start.media_format;
-        *out = trunkline_start_info {
+        out.set(trunkline_start_info {
             tracks: start.tracks.iter().fold(0, |acc, t| {
                 acc | match t {
                     Track::Inbound => 1,
@@ -353,27 +361,34 @@ pub extern "C" fn trunkline_session_start_info(
             sample_rate: f.sample_rate,
             channels: u32::from(f.channels),
             custom_parameter_count: start.custom_parameters.len(),
-        };
+        });
         trunkline_result::Ok
     })
 }
 
-/// Copies one string from the `start` message into `buf` (NUL-terminated) and its length (without
+/// Copies one string from the `start` message, `field` (a trunkline_start_field value, passed as
+/// an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
 /// the NUL) into `*out_len`. Results: OK; EMPTY (no STARTED event polled yet); BUFFER_TOO_SMALL
-/// (needs length + 1); NULL_PARAMETER; CLOSED. Any thread.
+/// (needs length + 1); INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_start_string(
     session: *mut trunkline_session,
-    field: trunkline_start_field,
+    field: u32,
     buf: *mut c_char,
     capacity: size_t,
     out_len: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_len = try_mut!(out_len);
+        let out_len = try_out!(out_len);
         let buf = try_slice_mut!(buf, capacity);
+        let field = match field {
+            f if f == trunkline_start_field::CallSid as u32 => trunkline_start_field::CallSid,
+            f if f == trunkline_start_field::StreamSid as u32 => trunkline_start_field::StreamSid,
+            f if f == trunkline_start_field::AccountSid as u32 => trunkline_start_field::AccountSid,
+            _ => return trunkline_result::InvalidArgument,
+        };
         let s = match lock(session) {
-            Ok(s) if s.closed => return trunkline_result::Closed,
+            Ok(s) if s.closed() => return trunkline_result::Closed,
             Ok(s) => s,
             Err(e) => return e,
         };
@@ -385,7 +400,7 @@ pub extern "C" fn trunkline_session_start_string(
         };
         match copy_c_string(value, buf) {
             Some(n) => {
-                *out_len = n;
+                out_len.set(n);
                 trunkline_result::Ok
             }
             None => trunkline_result::BufferTooSmall,
@@ -409,12 +424,12 @@ pub extern "C" fn trunkline_session_custom_parameter(
     out_value_len: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_key_len = try_mut!(out_key_len);
-        let out_value_len = try_mut!(out_value_len);
+        let out_key_len = try_out!(out_key_len);
+        let out_value_len = try_out!(out_value_len);
         let key = try_slice_mut!(key, key_capacity);
         let value = try_slice_mut!(value, value_capacity);
         let s = match lock(session) {
-            Ok(s) if s.closed => return trunkline_result::Closed,
+            Ok(s) if s.closed() => return trunkline_result::Closed,
             Ok(s) => s,
             Err(e) => return e,
         };
@@ -424,8 +439,8 @@ pub extern "C" fn trunkline_session_custom_parameter(
         if k.len() >= key.len() || v.len() >= value.len() {
             return trunkline_result::BufferTooSmall;
         }
-        *out_key_len = copy_c_string(k, key).unwrap_or(0);
-        *out_value_len = copy_c_string(v, value).unwrap_or(0);
+        out_key_len.set(copy_c_string(k, key).unwrap_or(0));
+        out_value_len.set(copy_c_string(v, value).unwrap_or(0));
         trunkline_result::Ok
     })
 }
@@ -464,7 +479,7 @@ pub extern "C" fn trunkline_session_stats(
     out_count: *mut size_t,
 ) -> trunkline_result {
     guard(|| {
-        let out_count = try_mut!(out_count);
+        let out_count = try_out!(out_count);
         let values = try_slice_mut!(values, capacity);
         let s = match lock(session) {
             Ok(s) => s,
@@ -473,7 +488,7 @@ pub extern "C" fn trunkline_session_stats(
         let all = s.session.stats().values();
         let n = all.len().min(values.len());
         values[..n].copy_from_slice(&all[..n]);
-        *out_count = n;
+        out_count.set(n);
         trunkline_result::Ok
     })
 }
