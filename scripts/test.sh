@@ -11,7 +11,10 @@ need_pkgs=()
 command -v espeak-ng >/dev/null || need_pkgs+=(espeak-ng)
 command -v sox >/dev/null || need_pkgs+=(sox)
 [[ -f /usr/share/sounds/alsa/Front_Center.wav ]] || need_pkgs+=(alsa-utils)
-# Later suites (C under valgrind, Mono, libopus) add theirs here.
+# The .NET binding is compiled with Mono's C# compiler and run with mono (scripts/test_dotnet.sh).
+command -v mcs >/dev/null || need_pkgs+=(mono-mcs)
+command -v mono >/dev/null || need_pkgs+=(mono-runtime)
+# Later suites (C under valgrind, libopus) add theirs here.
 if ((${#need_pkgs[@]})); then
   if command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
@@ -26,3 +29,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== python binding"
 ./scripts/test_python.sh
+echo "== .NET binding (Mono)"
+./scripts/test_dotnet.sh

@@ -15,6 +15,7 @@ mod vad_corpus;
 
 use std::time::Instant;
 
+use trunkline::SessionConfig;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use vad_corpus::*;
 
@@ -30,6 +31,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--features") {
         feature_stats();
+        return;
+    }
+    if std::env::args().any(|a| a == "--barge-in") {
+        barge_in_report();
         return;
     }
     let clips = clips();
@@ -124,5 +129,41 @@ fn feature_stats() {
         println!("  harmonicity speech {}   noise {}", pct(&mut hi), pct(&mut ho));
         println!("  snr dB      speech {}   noise {}", pct(&mut si), pct(&mut so));
         println!("  impulsive   speech {}   noise (voiced-looking) {}", pct(&mut ii), pct(&mut io));
+    }
+}
+
+/// The barge-in test set under default settings, per line condition.
+fn barge_in_report() {
+    println!();
+    println!("| condition | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | false barge-ins |");
+    println!("|---|---|---|---|---|---|");
+    let config = SessionConfig::default();
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        let calls = barge_calls(&cond);
+        let count = |a: CallerAct| calls.iter().filter(|c| c.act == a).count();
+        let s = score_barge_in(&config, &calls);
+        println!(
+            "| {} | {} / {} / {} / {} | {:.3} | {:.3} | {} / {} | {} |",
+            cond.name,
+            count(CallerAct::Interrupt),
+            count(CallerAct::Backchannel),
+            count(CallerAct::Cough),
+            count(CallerAct::Typing),
+            s.precision(),
+            s.recall(),
+            fmt_opt(percentile(&s.reactions, 50.0)),
+            fmt_opt(percentile(&s.reactions, 90.0)),
+            if s.false_by_act.is_empty() {
+                "none".to_owned()
+            } else {
+                s.false_by_act.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+            },
+        );
+        if std::env::args().any(|a| a == "--verbose") {
+            println!("missed: {:?}", s.missed);
+        }
     }
 }

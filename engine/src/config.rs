@@ -31,7 +31,7 @@ pub struct BargeInConfig {
 
 impl Default for BargeInConfig {
     fn default() -> Self {
-        Self { enabled: true, min_speech_ms: 200 }
+        Self { enabled: true, min_speech_ms: 300 }
     }
 }
 

@@ -1,4 +1,12 @@
-//! Barge-in: caller speech over agent audio, confirmed long enough, interrupts the agent.
+//! Barge-in: caller speech over agent audio, voiced long enough, interrupts the agent.
+//!
+//! What counts is how long the caller's speech has been *voiced* ([`SpeechDetector::voiced_ms`]:
+//! from its first voiced frame to the end of its last), not the time since its onset. Why: speech
+//! stays "confirmed" through the VAD hangover (400 ms by default) after it ends, so a 250 ms
+//! "mm-hm" would otherwise pass any minimum up to 650 ms; measured on the voiced frames, a
+//! backchannel shorter than the minimum never interrupts, however long the hangover.
+//!
+//! [`SpeechDetector::voiced_ms`]: crate::vad::SpeechDetector::voiced_ms
 
 use crate::config::BargeInConfig;
 
@@ -18,11 +26,12 @@ impl BargeInDetector {
     }
 
     /// Called as caller audio is delivered. `onset_ms`: onset of the caller's current confirmed
-    /// speech, if speaking; `now_ms`: the stream time delivered so far; `agent_active`: agent
-    /// audio is playing or queued. Returns the onset to report when a barge-in fires.
-    pub fn check(&mut self, onset_ms: Option<u64>, now_ms: u64, agent_active: bool) -> Option<u64> {
+    /// speech, if speaking; `voiced_ms`: how long that speech has been voiced so far;
+    /// `agent_active`: agent audio is playing or queued. Returns the onset to report when a
+    /// barge-in fires.
+    pub fn check(&mut self, onset_ms: Option<u64>, voiced_ms: u64, agent_active: bool) -> Option<u64> {
         let onset = onset_ms?;
-        if !self.enabled || self.handled_onset == Some(onset) || now_ms < onset + self.min_speech_ms {
+        if !self.enabled || self.handled_onset == Some(onset) || voiced_ms < self.min_speech_ms {
             return None;
         }
         if !agent_active {
@@ -41,15 +50,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fires_once_after_the_minimum_duration_only_over_agent_audio() {
+    fn fires_once_after_the_minimum_voiced_time_only_over_agent_audio() {
         let mut b = BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 200 });
-        assert_eq!(b.check(Some(1000), 1150, true), None);
-        assert_eq!(b.check(Some(1000), 1200, true), Some(1000));
-        assert_eq!(b.check(Some(1000), 1300, true), None);
+        assert_eq!(b.check(Some(1000), 150, true), None);
+        assert_eq!(b.check(Some(1000), 200, true), Some(1000));
+        assert_eq!(b.check(Some(1000), 300, true), None);
         // A new utterance while the agent is quiet: no barge-in, even if the agent starts later.
-        assert_eq!(b.check(Some(5000), 5300, false), None);
-        assert_eq!(b.check(Some(5000), 5400, true), None);
-        assert_eq!(b.check(None, 6000, true), None);
+        assert_eq!(b.check(Some(5000), 300, false), None);
+        assert_eq!(b.check(Some(5000), 400, true), None);
+        assert_eq!(b.check(None, 0, true), None);
+    }
+
+    #[test]
+    fn a_short_voiced_burst_in_its_hangover_does_not_fire() {
+        let mut b = BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 300 });
+        // A 240 ms "mm-hm": still confirmed for the hangover after it, its voiced time stays put.
+        for _ in 0..20 {
+            assert_eq!(b.check(Some(1000), 240, true), None);
+        }
     }
 
     #[test]

@@ -476,7 +476,8 @@ impl SessionPipeline {
     fn check_barge_in(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
         let active = self.agent_active(now_us);
         let onset = self.inbound.vad.onset_ms();
-        if let Some(onset_ms) = self.barge_in.check(onset, self.stream_ms(), active) {
+        let voiced_ms = self.inbound.vad.voiced_ms().unwrap_or(0);
+        if let Some(onset_ms) = self.barge_in.check(onset, voiced_ms, active) {
             SessionCounters::bump(&self.counters.barge_ins);
             // The event first: the marks it flushes are reported after it, as its consequence.
             let played_ms = self.playout.played_samples(now_us) / 8;

@@ -147,12 +147,19 @@ impl Classifier {
         }
     }
 
-    /// Whether `frame` is speech, and if it starts a run, how many frames before it belong to
-    /// that run.
-    fn classify(&mut self, frame: &[i16; FRAME_SAMPLES]) -> (bool, u32) {
+    /// Whether `frame` is speech; whether it is strong (voiced) evidence of it; and if it starts
+    /// a run, how many frames before it belong to that run. webrtc-vad has no such detail: all
+    /// its speech frames count as voiced (its overhang included).
+    fn classify(&mut self, frame: &[i16; FRAME_SAMPLES]) -> (bool, bool, u32) {
         match self {
-            Self::WebRtc(c) => (c.classify(frame), 0),
-            Self::Spectral(c) => (c.classify(frame), c.lead_frames()),
+            Self::WebRtc(c) => {
+                let speech = c.classify(frame);
+                (speech, speech, 0)
+            }
+            Self::Spectral(c) => {
+                let speech = c.classify(frame);
+                (speech, c.last_voiced(), c.lead_frames())
+            }
         }
     }
 
@@ -235,8 +242,8 @@ impl SpeechDetector {
             input = rest;
             if self.filled == FRAME_SAMPLES {
                 self.filled = 0;
-                let (speech, lead) = self.classifier.classify(&self.frame);
-                self.state.on_frame_with_lead(speech, lead, pos, &mut on_transition);
+                let (speech, voiced, lead) = self.classifier.classify(&self.frame);
+                self.state.on_decision(speech, voiced, lead, pos, &mut on_transition);
             }
         }
         self.next_sample = Some(pos);
@@ -288,6 +295,15 @@ impl SpeechDetector {
             }
             Classifier::WebRtc(_) => None,
         }
+    }
+
+    /// While speech is confirmed: how long it has been voiced so far, in ms, from its first
+    /// voiced frame to the end of its last one (pauses inside it included; with the spectral
+    /// backend, its soft start and the weaker frames that merely continue it are not). Barge-in
+    /// uses this rather than the time since the onset, so a short "mm-hm" followed by the
+    /// hangover does not count as long speech.
+    pub fn voiced_ms(&self) -> Option<u64> {
+        self.state.voiced_samples().map(|s| s / 8)
     }
 
     /// True while speech is confirmed and not yet stopped.

@@ -292,6 +292,11 @@ impl SpectralClassifier {
         }
     }
 
+    /// True if the last frame was voiced (strong evidence, not a continuation).
+    pub(crate) fn last_voiced(&self) -> bool {
+        self.since_voiced == Some(0)
+    }
+
     /// Frames just before the last frame, if it started a run, that belong to that run.
     pub(crate) fn lead_frames(&self) -> u32 {
         self.lead

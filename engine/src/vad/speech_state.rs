@@ -45,6 +45,13 @@ pub(crate) struct SpeechStateMachine {
     speech_end: u64,
     /// A run's lead may not reach before this sample (the end of the previous run or gap).
     floor: u64,
+    /// Start of the first voiced frame of the current run, if any.
+    run_first_voiced: Option<u64>,
+    /// End of the last voiced frame of the current run.
+    run_voiced_end: u64,
+    /// Start of the first and end of the last voiced frame of the confirmed speech.
+    first_voiced: u64,
+    voiced_end: u64,
 }
 
 impl SpeechStateMachine {
@@ -63,6 +70,10 @@ impl SpeechStateMachine {
             onset: 0,
             speech_end: 0,
             floor: 0,
+            run_first_voiced: None,
+            run_voiced_end: 0,
+            first_voiced: 0,
+            voiced_end: 0,
         }
     }
 
@@ -76,8 +87,15 @@ impl SpeechStateMachine {
         self.speaking.then_some(self.onset)
     }
 
+    /// Voiced time of the confirmed speech, in samples: from its first voiced frame to the end
+    /// of its last one (pauses included, the soft start and bridged frames not).
+    pub(crate) fn voiced_samples(&self) -> Option<u64> {
+        self.speaking.then(|| self.voiced_end.saturating_sub(self.first_voiced))
+    }
+
     /// Back to "no speech, no run".
     pub(crate) fn reset(&mut self) {
+        self.run_first_voiced = None;
         self.run_frames = 0;
         self.speaking = false;
         self.floor = 0;
@@ -106,25 +124,38 @@ impl SpeechStateMachine {
     }
 
     /// Takes the decision for the frame that ends just before stream sample `end`.
+    #[cfg(test)]
     pub(crate) fn on_frame(
         &mut self,
         speech: bool,
         end: u64,
         on_transition: &mut impl FnMut(SpeechTransition),
     ) {
-        self.on_frame_with_lead(speech, 0, end, on_transition);
+        self.on_decision(speech, speech, 0, end, on_transition);
     }
 
-    /// As [`Self::on_frame`]; if the frame starts a run, the `lead` frames before it (classified
-    /// non-speech, but judged by the classifier to be the soft start of this run) are part of it.
-    /// The lead never reaches back before the previous run or a gap.
-    pub(crate) fn on_frame_with_lead(
+    /// As [`Self::on_frame`], with the classifier's detail: `voiced`, the frame is strong
+    /// evidence of speech (not just a continuation of a run); `lead`, if the frame starts a run,
+    /// the frames before it (classified non-speech, but judged by the classifier to be the soft
+    /// start of this run) that are part of it. The lead never reaches back before the previous
+    /// run or a gap.
+    pub(crate) fn on_decision(
         &mut self,
         speech: bool,
+        voiced: bool,
         lead: u32,
         end: u64,
         on_transition: &mut impl FnMut(SpeechTransition),
     ) {
+        if speech && voiced {
+            if self.run_first_voiced.is_none() {
+                self.run_first_voiced = Some(end.saturating_sub(FRAME));
+            }
+            self.run_voiced_end = end;
+            if self.speaking {
+                self.voiced_end = end;
+            }
+        }
         if speech {
             if self.run_frames == 0 {
                 let first = end.saturating_sub(FRAME);
@@ -139,6 +170,8 @@ impl SpeechStateMachine {
                 self.speaking = true;
                 self.onset = self.run_start;
                 self.speech_end = end;
+                self.first_voiced = self.run_first_voiced.unwrap_or(self.run_start);
+                self.voiced_end = self.run_voiced_end.max(self.first_voiced);
                 on_transition(SpeechTransition::Started { at_ms: self.onset / SAMPLES_PER_MS });
             }
             return;
@@ -171,6 +204,7 @@ impl SpeechStateMachine {
             self.speech_end = self.speech_end.max(true_end);
         }
         self.run_frames = 0;
+        self.run_first_voiced = None;
     }
 
     /// Declares speech stopped if the hangover has passed by stream sample `now`.

@@ -573,3 +573,242 @@ pub fn evaluate(config: &VadConfig, track: &Track) -> Score {
     let mut det = SpeechDetector::new(config).expect("valid VAD config");
     score(track, &detect(&mut det, &track.pcm))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Barge-in test set: the bot is talking; the caller interrupts, or only makes a short
+// backchannel or a noise.
+
+use base64::Engine as _;
+use std::sync::Arc;
+use trunkline::event::RawEvent;
+use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::protocol::{MessageKind, TwilioDialect};
+use trunkline::{SessionConfig, SessionCounters};
+
+/// What the caller does while the bot talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerAct {
+    /// A real interruption (a caller utterance): should barge in.
+    Interrupt,
+    /// "mm-hm", "yeah" ... under 300 ms: should not.
+    Backchannel,
+    /// A cough-like noise burst (aperiodic, 150-450 ms): should not.
+    Cough,
+    /// A burst of typing (clicks): should not.
+    Typing,
+}
+
+impl CallerAct {
+    pub fn should_barge(self) -> bool {
+        self == CallerAct::Interrupt
+    }
+}
+
+/// One simulated call: agent prompt from `AGENT_START_MS`, the caller's act at `act_ms`.
+#[derive(Debug, Clone)]
+pub struct BargeCall {
+    pub act: CallerAct,
+    pub name: String,
+    /// Caller audio (8 kHz, after the line and G.711).
+    pub caller: Vec<i16>,
+    /// Agent audio (8 kHz).
+    pub agent: &'static [f32],
+    /// True onset and end (ms) of the caller's act.
+    pub act_ms: (u64, u64),
+}
+
+/// The agent starts talking this far into the call.
+pub const AGENT_START_MS: u64 = 500;
+
+/// A cough-like burst: noise shaped by a fast-attack, slower-decay envelope, low-passed a little.
+fn cough(rng: &mut Rng) -> Vec<f64> {
+    let len = (rng.range(150.0, 450.0) * PER_MS as f64) as usize;
+    let peak = 10f64.powf(rng.range(-14.0, -6.0) / 20.0);
+    let mut lp = 0.0;
+    (0..len)
+        .map(|k| {
+            let t = k as f64 / len as f64;
+            let env = (t / 0.08).min(1.0) * (-(t - 0.08).max(0.0) * 4.0).exp();
+            lp = 0.6 * lp + 0.4 * rng.gauss();
+            peak * env * lp
+        })
+        .collect()
+}
+
+/// The barge-in calls for line condition `cond`: every caller utterance as an interruption, every
+/// backchannel, and as many coughs and typing bursts as backchannels.
+pub fn barge_calls(cond: &Condition) -> Vec<BargeCall> {
+    let agents = clips_of(&[ClipKind::Agent]);
+    let noise_rms = noise_rms_for(cond);
+    let mut rng = Rng::new(cond.seed ^ 0xBA26E);
+    let mut acts: Vec<(CallerAct, String, Vec<f64>)> = Vec::new();
+    for c in clips_of(&[ClipKind::Utterance, ClipKind::Real]) {
+        acts.push((CallerAct::Interrupt, c.name.clone(), c.pcm.iter().map(|&v| f64::from(v)).collect()));
+    }
+    let backs = clips_of(&[ClipKind::Backchannel]);
+    for c in &backs {
+        acts.push((CallerAct::Backchannel, c.name.clone(), c.pcm.iter().map(|&v| f64::from(v)).collect()));
+    }
+    for i in 0..backs.len() {
+        acts.push((CallerAct::Cough, format!("cough{i}"), cough(&mut rng)));
+        let mut typing = vec![0.0; (rng.range(600.0, 1_500.0) * PER_MS as f64) as usize];
+        add_clicks(&mut typing, 0.3, &mut rng);
+        acts.push((CallerAct::Typing, format!("typing{i}"), typing));
+    }
+    acts.into_iter()
+        .enumerate()
+        .map(|(i, (act, name, audio))| {
+            let agent = &agents[i % agents.len()].pcm;
+            // The act starts while the agent is talking, at least 1 s before its prompt ends.
+            let agent_ms = agent.len() as u64 / PER_MS;
+            let act_at = AGENT_START_MS + rng.range(600.0, (agent_ms - 1_000) as f64) as u64;
+            let total_ms = act_at + audio.len() as u64 / PER_MS + 1_500;
+            let n = (total_ms * PER_MS) as usize;
+            let (mut x, after) = line(cond, n, noise_rms, &mut rng);
+            let gain = if act == CallerAct::Interrupt || act == CallerAct::Backchannel {
+                10f64.powf(rng.range(-4.0, 2.0) / 20.0)
+            } else {
+                1.0
+            };
+            let start = (act_at * PER_MS) as usize;
+            for (k, v) in audio.iter().enumerate() {
+                x[start + k] += gain * v;
+            }
+            band_limit(&mut x);
+            for (v, a) in x.iter_mut().zip(&after) {
+                *v += a;
+            }
+            BargeCall {
+                act,
+                name,
+                caller: to_telephone(&x),
+                agent: agent.as_slice(),
+                act_ms: (act_at, act_at + audio.len() as u64 / PER_MS),
+            }
+        })
+        .collect()
+}
+
+/// What happened in one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BargeOutcome {
+    /// Stream time (ms of caller audio delivered) when the first barge-in fired, if one did.
+    pub fired_at_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct CallSink {
+    events: Vec<RawEvent>,
+}
+
+impl PipelineSink for CallSink {
+    fn agent_audio(&mut self, _: &[i16]) {}
+    fn event(&mut self, event: RawEvent) {
+        self.events.push(event);
+    }
+    fn outbound_room(&self, _: usize) -> bool {
+        true
+    }
+    fn outbound(&mut self, _: MessageKind, _: &[u8]) {}
+}
+
+fn start_message() -> String {
+    r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#.to_owned()
+}
+
+/// Runs `call` through a session pipeline on a simulated clock: caller media every 20 ms, the
+/// agent prompt played from `AGENT_START_MS` as the pacer makes room.
+pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome {
+    let counters = Arc::new(SessionCounters::default());
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new()), counters).expect("pipeline");
+    let mut sink = CallSink::default();
+    p.on_message(start_message().as_bytes(), MessageKind::Text, 0, &mut sink);
+    let agent: Vec<i16> = call.agent.iter().map(|&v| (v * 32_767.0) as i16).collect();
+    let mut played = 0;
+    let mut ulaw = [0u8; 160];
+    let mut fired_at_ms = None;
+    for (i, frame) in call.caller.chunks_exact(160).enumerate() {
+        let now_ms = i as u64 * 20;
+        let now_us = now_ms * 1_000;
+        if now_ms >= AGENT_START_MS && fired_at_ms.is_none() {
+            while played < agent.len() {
+                let n = (agent.len() - played).min(800);
+                if !p.play_fits(n, 8_000) || !p.play(&agent[played..played + n], 8_000, now_us, &mut sink).unwrap() {
+                    break;
+                }
+                played += n;
+            }
+        }
+        for (u, &s) in ulaw.iter_mut().zip(frame) {
+            *u = linear_to_ulaw(s);
+        }
+        let msg = format!(
+            r#"{{"event":"media","sequenceNumber":"{}","streamSid":"MZ1","media":{{"track":"inbound","chunk":"{}","timestamp":"{now_ms}","payload":"{}"}}}}"#,
+            i + 2,
+            i + 1,
+            base64::engine::general_purpose::STANDARD.encode(ulaw)
+        );
+        p.on_message(msg.as_bytes(), MessageKind::Text, now_us, &mut sink);
+        p.tick(now_us, &mut sink);
+        if fired_at_ms.is_none() && sink.events.iter().any(|e| matches!(e, RawEvent::BargeIn { .. })) {
+            fired_at_ms = Some(now_ms + 20);
+        }
+        sink.events.clear();
+    }
+    BargeOutcome { fired_at_ms }
+}
+
+/// Barge-in scores over a set of calls.
+#[derive(Debug, Clone, Default)]
+pub struct BargeScore {
+    pub true_pos: u64,
+    pub false_pos: u64,
+    pub false_neg: u64,
+    pub true_neg: u64,
+    /// Reaction times (ms) of true positives: barge-in minus the caller's true onset.
+    pub reactions: Vec<u64>,
+    /// False positives per act.
+    pub false_by_act: Vec<(CallerAct, String)>,
+    /// Interruptions that never barged in.
+    pub missed: Vec<String>,
+}
+
+impl BargeScore {
+    pub fn precision(&self) -> f64 {
+        self.true_pos as f64 / (self.true_pos + self.false_pos).max(1) as f64
+    }
+    pub fn recall(&self) -> f64 {
+        self.true_pos as f64 / (self.true_pos + self.false_neg).max(1) as f64
+    }
+}
+
+/// Runs every call and scores the barge-ins. A barge-in before the caller's act (on line noise)
+/// is a false positive even in an interruption call.
+pub fn score_barge_in(config: &SessionConfig, calls: &[BargeCall]) -> BargeScore {
+    let mut s = BargeScore::default();
+    for call in calls {
+        let out = run_barge_call(config, call);
+        let (onset, _) = call.act_ms;
+        match (call.act.should_barge(), out.fired_at_ms) {
+            (true, Some(t)) if t > onset => {
+                s.true_pos += 1;
+                s.reactions.push(t - onset);
+            }
+            (true, Some(_)) => {
+                s.false_pos += 1;
+                s.false_neg += 1;
+                s.false_by_act.push((call.act, format!("{} (before the act)", call.name)));
+            }
+            (true, None) => {
+                s.false_neg += 1;
+                s.missed.push(call.name.clone());
+            }
+            (false, Some(_)) => {
+                s.false_pos += 1;
+                s.false_by_act.push((call.act, call.name.clone()));
+            }
+            (false, None) => s.true_neg += 1,
+        }
+    }
+    s
+}
