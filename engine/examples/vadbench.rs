@@ -33,6 +33,11 @@ fn main() {
         feature_stats();
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--debug-call") {
+        debug_call(&args[i + 1]);
+        return;
+    }
     if std::env::args().any(|a| a == "--barge-in") {
         barge_in_report();
         return;
@@ -135,7 +140,9 @@ fn feature_stats() {
 /// The barge-in test set under default settings, per line condition.
 fn barge_in_report() {
     println!();
-    println!("| condition | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | false barge-ins |");
+    println!(
+        "| condition | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | false barge-ins |"
+    );
     println!("|---|---|---|---|---|---|");
     let config = SessionConfig::default();
     for cond in conditions() {
@@ -164,6 +171,22 @@ fn barge_in_report() {
         );
         if std::env::args().any(|a| a == "--verbose") {
             println!("missed: {:?}", s.missed);
+        }
+    }
+}
+
+/// Prints the detector's view of one barge-in call (`--debug-call NAME`) in the noisy mix.
+fn debug_call(name: &str) {
+    let cond = conditions().into_iter().find(|c| c.name == "noisy-mix").unwrap();
+    let call = barge_calls(&cond).into_iter().find(|c| c.name == name).unwrap();
+    println!("act {:?} at {:?}", call.act, call.act_ms);
+    let mut det = SpeechDetector::new(&VadConfig::default()).unwrap();
+    for (i, chunk) in call.caller.chunks(160).enumerate() {
+        let ms = i as u64 * 20;
+        det.process(chunk, (i * 160) as u64, |t| println!("{ms}: {t:?}"));
+        if ms + 300 >= call.act_ms.0 && ms <= call.act_ms.1 + 200 {
+            let f = det.last_frame_features().unwrap();
+            println!("{ms}: h {:.2} snr {:.1} imp {:.2} voiced_ms {:?}", f.0, f.1, f.2, det.voiced_ms());
         }
     }
 }

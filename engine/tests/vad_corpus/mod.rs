@@ -733,7 +733,9 @@ pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome 
         if now_ms >= AGENT_START_MS && fired_at_ms.is_none() {
             while played < agent.len() {
                 let n = (agent.len() - played).min(800);
-                if !p.play_fits(n, 8_000) || !p.play(&agent[played..played + n], 8_000, now_us, &mut sink).unwrap() {
+                if !p.play_fits(n, 8_000)
+                    || !p.play(&agent[played..played + n], 8_000, now_us, &mut sink).unwrap()
+                {
                     break;
                 }
                 played += n;
