@@ -1,0 +1,43 @@
+/* The test functions, by file. */
+#ifndef TRUNKLINE_C_TESTS_H
+#define TRUNKLINE_C_TESTS_H
+
+/* test_lifecycle.c */
+void test_version(void);
+void test_config_defaults(void);
+void test_engine_lifecycle(void);
+void test_session_lifecycle(void);
+void test_free_null_is_a_noop(void);
+void test_stats_names(void);
+void test_codecs(void);
+void test_wakeup_fd(void);
+
+/* test_call.c */
+void test_call_inline(void);
+void test_call_threaded(void);
+
+/* test_errors.c */
+void test_result_messages(void);
+void test_protocol_error_messages(void);
+void test_null_parameters(void);
+void test_zero_length_null_data(void);
+void test_invalid_arguments(void);
+void test_config_extremes(void);
+void test_panic(void);
+void test_full(void);
+void test_closed(void);
+void test_closed_after_engine_free(void);
+void test_empty(void);
+void test_buffer_too_small(void);
+void test_failed(void);
+void test_too_many_sessions(void);
+void test_io(void);
+void test_timeout(void);
+void test_bad_input_is_reported(void);
+
+/* test_threads.c */
+void test_one_session_two_threads(void);
+void test_two_sessions_two_threads(void);
+void test_two_waiters(void);
+
+#endif
