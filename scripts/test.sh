@@ -14,7 +14,9 @@ command -v sox >/dev/null || need_pkgs+=(sox)
 # The .NET binding is compiled with Mono's C# compiler and run with mono (scripts/test_dotnet.sh).
 command -v mcs >/dev/null || need_pkgs+=(mono-mcs)
 command -v mono >/dev/null || need_pkgs+=(mono-runtime)
-# Later suites (C under valgrind, libopus) add theirs here.
+# The C tests (scripts/test_c.sh) also run under valgrind.
+command -v valgrind >/dev/null || need_pkgs+=(valgrind)
+# Later suites (libopus) add theirs here.
 if ((${#need_pkgs[@]})); then
   if command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
@@ -27,6 +29,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C example"
+./scripts/test_c.sh
 echo "== python binding"
 ./scripts/test_python.sh
 echo "== .NET binding (Mono)"
