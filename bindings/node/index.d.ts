@@ -1,0 +1,202 @@
+// Type declarations of the `trunkline` Node binding (index.js).
+
+/// <reference types="node" />
+
+/** Result codes of the C ABI (trunkline_result), by name. */
+export declare const RESULT: Readonly<{
+  OK: 0;
+  NULL_PARAMETER: 1;
+  INVALID_ARGUMENT: 2;
+  PANIC: 3;
+  FULL: 4;
+  CLOSED: 5;
+  EMPTY: 6;
+  BUFFER_TOO_SMALL: 7;
+  FAILED: 8;
+  TOO_MANY_SESSIONS: 9;
+  IO: 10;
+  TIMEOUT: 11;
+}>;
+
+export type ResultName = keyof typeof RESULT;
+
+/** Protocol error codes (an event's `errorCode`) by name; new codes may be added. */
+export declare const PROTOCOL_ERROR: Readonly<Record<string, number>>;
+
+/** A failed call into the library. */
+export declare class TrunklineError extends Error {
+  constructor(code: number, context?: string);
+  readonly name: 'TrunklineError';
+  /** The trunkline_result value. */
+  readonly code: number;
+  /** Its name, e.g. 'FULL' ('UNKNOWN_<n>' for a code this binding does not know). */
+  readonly codeName: ResultName | `UNKNOWN_${number}`;
+}
+
+export interface EngineOptions {
+  /** Worker threads; omitted: one per core; 0: inline (your calls do the processing). */
+  workers?: number;
+  /** Most sessions open at once. */
+  maxSessions?: number;
+  /** Longest a worker sleeps while it has sessions, ms. */
+  tickMs?: number;
+}
+
+/** Session settings: the C trunkline_session_config fields in camelCase (README: settings). */
+export interface SessionOptions {
+  /** Rate of the caller PCM readAudio() returns: 8000, 16000 (default), 24000 or 48000. */
+  agentRate?: 8000 | 16000 | 24000 | 48000;
+  /** The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000). */
+  playRate?: number;
+  /** webrtc-vad aggressiveness 0..3. */
+  vadAggressiveness?: number;
+  vadMinSpeechMs?: number;
+  vadHangoverMs?: number;
+  bargeInEnabled?: boolean;
+  bargeInMinSpeechMs?: number;
+  /** Most agent audio the carrier holds unplayed, ms (at least 40). */
+  leadMs?: number;
+  syncMarkIntervalMs?: number;
+  utteranceGapMs?: number;
+  maxMessageBytes?: number;
+  maxPayloadBytes?: number;
+  reorderWindowMs?: number;
+  maxGapFillMs?: number;
+  inboundRingBytes?: number;
+  playRingBytes?: number;
+  outboundBufferMs?: number;
+  agentRingMs?: number;
+  outboundRingBytes?: number;
+  eventCapacity?: number;
+  maxMarkNameBytes?: number;
+  maxPendingMarks?: number;
+}
+
+export type EventKind =
+  | 'connected'
+  | 'started'
+  | 'speech_started'
+  | 'speech_stopped'
+  | 'barge_in'
+  | 'interrupted'
+  | 'mark_played'
+  | 'mark_cleared'
+  | 'dtmf'
+  | 'stopped'
+  | 'protocol_error';
+
+/** Fields every event has; those that do not apply to its kind are 0 or ''. */
+interface EventFields {
+  /** Stream time, ms (speech_started/stopped: the onset/end; barge_in; dtmf). */
+  streamMs: number;
+  /** Played position in the current agent utterance, ms (barge_in, interrupted, mark_played). */
+  playedMs: number;
+  /** The DTMF digit ('0'-'9', '*', '#', 'A'-'D'). */
+  digit: string;
+  /** Mark name (mark_played/cleared), callSid (started), offending field (protocol_error). */
+  name: string;
+  /** Protocol error code (see PROTOCOL_ERROR). */
+  errorCode: number;
+  /** Its description. */
+  errorMessage: string;
+}
+
+export interface StartedEvent extends EventFields {
+  kind: 'started';
+  callSid: string;
+  streamSid: string;
+  accountSid: string;
+  /** In the order the carrier sent them. */
+  customParameters: Record<string, string>;
+  tracks: Array<'inbound' | 'outbound'>;
+  mediaFormat: { encoding: string; sampleRate: number; channels: number };
+}
+
+export interface OtherEvent extends EventFields {
+  kind: Exclude<EventKind, 'started'>;
+}
+
+/** Something that happened in a call. */
+export type Event = StartedEvent | OtherEvent;
+
+/** Session counters by name (trunkline_stats_name), e.g. frames_out, barge_ins, protocol_errors. */
+export type Stats = Record<string, number>;
+
+/** An engine: worker threads shared by sessions, plus one wakeup signal. */
+export declare class Engine {
+  constructor(options?: EngineOptions);
+  /** Whether the engine runs inline (no worker threads). */
+  readonly inline: boolean;
+  readonly closed: boolean;
+  /** Opens a session (one call). Throws TypeError for an unknown option. */
+  session(options?: SessionOptions): Session;
+  /** The engine's wakeup fd (readable when some session has output), for native event loops. */
+  readonly wakeupFd: number;
+  /** Resets the wakeup signal without blocking; true if it was set. */
+  clearWakeup(): boolean;
+  /**
+   * Resolves true when some session may have output, false after `timeoutMs` (default: none) or
+   * when the engine closes. The blocking wait runs on a worker thread, never the event loop.
+   */
+  wait(timeoutMs?: number): Promise<boolean>;
+  /** Stops the workers and frees the engine; sessions left open then throw CLOSED. */
+  close(): void;
+}
+
+/** One call. */
+export declare class Session {
+  private constructor();
+  /** Rate (Hz) of the caller audio readAudio() returns. */
+  readonly agentRate: number;
+  readonly closed: boolean;
+  /**
+   * Hands one carrier message to the engine: a string is a text frame, a Buffer a binary frame.
+   * Bad input becomes a protocol_error event. Throws TrunklineError FULL when the engine is
+   * behind (nothing taken: retry later).
+   */
+  push(message: string | Uint8Array): void;
+  /** `push` that waits out FULL (for at most `timeoutMs`, default 2000) instead of throwing. */
+  pushAsync(message: string | Uint8Array, timeoutMs?: number): Promise<void>;
+  /** All caller audio ready now: s16le mono at the agent rate (empty when none). */
+  readAudio(): Buffer;
+  /**
+   * Queues agent audio (mono s16: an Int16Array or an s16le Buffer) at `rate` Hz. Returns the
+   * samples taken (keep the rest, retry later). Throws TrunklineError FULL if nothing fit.
+   */
+  play(pcm: Int16Array | Uint8Array, rate: number): number;
+  /** Places a mark after the audio played so far (mark_played or mark_cleared follows). */
+  mark(name: string): void;
+  /** Stops the agent: drops queued audio, sends clear; an `interrupted` event follows. */
+  interrupt(): void;
+  /** Every message to send to the carrier now, in order: strings are text frames. */
+  outbound(): Array<string | Buffer>;
+  /** Every event since the last call, in order. */
+  events(): Event[];
+  /** Every counter by name; after close(), the final counters. */
+  stats(): Stats;
+  /** Yields whenever the engine may have output for this session; ends on close. */
+  wakeups(): AsyncGenerator<void, void, undefined>;
+  /** Events as they happen; ends after `stopped` or on close. */
+  eventStream(): AsyncGenerator<Event, void, undefined>;
+  /** Ends the call and frees the session. */
+  close(): void;
+}
+
+/** Counter names, in the library's order. */
+export declare const STATS_NAMES: readonly string[];
+/** Longest mark name the C ABI carries, bytes. */
+export declare const MAX_MARK_NAME_BYTES: number;
+
+/** µ-law codes → s16le PCM (two bytes per code). */
+export declare function ulawDecode(codes: Uint8Array): Buffer;
+/** s16 PCM (Int16Array or s16le Buffer) → µ-law codes (one byte per sample). */
+export declare function ulawEncode(pcm: Int16Array | Uint8Array): Buffer;
+/** A-law codes → s16le PCM. */
+export declare function alawDecode(codes: Uint8Array): Buffer;
+/** s16 PCM → A-law codes. */
+export declare function alawEncode(pcm: Int16Array | Uint8Array): Buffer;
+
+/** The loaded library's version (trunkline_version()). */
+export declare const version: string;
+/** The library file in use ($TRUNKLINE_LIB or the workspace's release build). */
+export declare const libraryPath: string;

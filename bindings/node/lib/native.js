@@ -1,0 +1,245 @@
+'use strict';
+// Loads libtrunkline and declares its C ABI with koffi: the only file that knows the C types.
+//
+// Every declaration below is checked against include/trunkline.h by test/header-drift.test.js
+// (function names, argument and return types, argument directions, struct fields and offsets,
+// enum values), so the binding and the library cannot drift apart silently.
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const koffi = require('koffi');
+
+/** The header version this binding was written against (TRUNKLINE_VERSION in trunkline.h). */
+const HEADER_VERSION = '0.1.0';
+
+/** Where the library is: $TRUNKLINE_LIB, else the workspace's release build. */
+function libraryPath() {
+  if (process.env.TRUNKLINE_LIB) return path.resolve(process.env.TRUNKLINE_LIB);
+  return path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'libtrunkline.so');
+}
+
+// ---- Enums (keys are the header's enumerator names).
+
+const trunkline_result = koffi.enumeration('trunkline_result', {
+  TRUNKLINE_RESULT_OK: 0,
+  TRUNKLINE_RESULT_NULL_PARAMETER: 1,
+  TRUNKLINE_RESULT_INVALID_ARGUMENT: 2,
+  TRUNKLINE_RESULT_PANIC: 3,
+  TRUNKLINE_RESULT_FULL: 4,
+  TRUNKLINE_RESULT_CLOSED: 5,
+  TRUNKLINE_RESULT_EMPTY: 6,
+  TRUNKLINE_RESULT_BUFFER_TOO_SMALL: 7,
+  TRUNKLINE_RESULT_FAILED: 8,
+  TRUNKLINE_RESULT_TOO_MANY_SESSIONS: 9,
+  TRUNKLINE_RESULT_IO: 10,
+  TRUNKLINE_RESULT_TIMEOUT: 11,
+});
+
+const trunkline_message_kind = koffi.enumeration('trunkline_message_kind', {
+  TRUNKLINE_MESSAGE_KIND_TEXT: 0,
+  TRUNKLINE_MESSAGE_KIND_BINARY: 1,
+});
+
+const trunkline_event_kind = koffi.enumeration('trunkline_event_kind', {
+  TRUNKLINE_EVENT_KIND_CONNECTED: 1,
+  TRUNKLINE_EVENT_KIND_STARTED: 2,
+  TRUNKLINE_EVENT_KIND_SPEECH_STARTED: 3,
+  TRUNKLINE_EVENT_KIND_SPEECH_STOPPED: 4,
+  TRUNKLINE_EVENT_KIND_BARGE_IN: 5,
+  TRUNKLINE_EVENT_KIND_INTERRUPTED: 6,
+  TRUNKLINE_EVENT_KIND_MARK_PLAYED: 7,
+  TRUNKLINE_EVENT_KIND_MARK_CLEARED: 8,
+  TRUNKLINE_EVENT_KIND_DTMF: 9,
+  TRUNKLINE_EVENT_KIND_STOPPED: 10,
+  TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR: 11,
+});
+
+const trunkline_protocol_error = koffi.enumeration('trunkline_protocol_error', {
+  TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON: 1,
+  TRUNKLINE_PROTOCOL_ERROR_MISSING_FIELD: 2,
+  TRUNKLINE_PROTOCOL_ERROR_WRONG_TYPE: 3,
+  TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_EVENT: 4,
+  TRUNKLINE_PROTOCOL_ERROR_INVALID_BASE64: 5,
+  TRUNKLINE_PROTOCOL_ERROR_PAYLOAD_TOO_LARGE: 6,
+  TRUNKLINE_PROTOCOL_ERROR_MESSAGE_TOO_LARGE: 7,
+  TRUNKLINE_PROTOCOL_ERROR_UNEXPECTED_FRAME_KIND: 8,
+  TRUNKLINE_PROTOCOL_ERROR_MEDIA_BEFORE_START: 9,
+  TRUNKLINE_PROTOCOL_ERROR_DUPLICATE_START: 10,
+  TRUNKLINE_PROTOCOL_ERROR_AFTER_STOP: 11,
+  TRUNKLINE_PROTOCOL_ERROR_UNSUPPORTED_FORMAT: 12,
+  TRUNKLINE_PROTOCOL_ERROR_ODD_PAYLOAD_LENGTH: 13,
+  TRUNKLINE_PROTOCOL_ERROR_TIMESTAMP_JUMP: 14,
+  TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK: 15,
+});
+
+const trunkline_start_field = koffi.enumeration('trunkline_start_field', {
+  TRUNKLINE_START_FIELD_CALL_SID: 0,
+  TRUNKLINE_START_FIELD_STREAM_SID: 1,
+  TRUNKLINE_START_FIELD_ACCOUNT_SID: 2,
+});
+
+// ---- Constants (#define in the header).
+
+const DEFINES = {
+  TRUNKLINE_VERSION: HEADER_VERSION,
+  TRUNKLINE_MAX_NAME_BYTES: 255,
+  TRUNKLINE_EVENT_NAME_CAPACITY: 256,
+};
+
+// ---- Types.
+
+const trunkline_engine = koffi.opaque('trunkline_engine');
+const trunkline_session = koffi.opaque('trunkline_session');
+
+const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
+  workers: 'uint32_t',
+  workers_per_core: 'bool',
+  max_sessions: 'uint32_t',
+  tick_ms: 'uint32_t',
+});
+
+const trunkline_session_config = koffi.struct('trunkline_session_config', {
+  agent_rate: 'uint32_t',
+  play_rate: 'uint32_t',
+  vad_aggressiveness: 'uint32_t',
+  vad_min_speech_ms: 'uint32_t',
+  vad_hangover_ms: 'uint32_t',
+  barge_in_enabled: 'bool',
+  barge_in_min_speech_ms: 'uint32_t',
+  lead_ms: 'uint32_t',
+  sync_mark_interval_ms: 'uint32_t',
+  utterance_gap_ms: 'uint32_t',
+  max_message_bytes: 'size_t',
+  max_payload_bytes: 'size_t',
+  reorder_window_ms: 'uint32_t',
+  max_gap_fill_ms: 'uint32_t',
+  inbound_ring_bytes: 'size_t',
+  play_ring_bytes: 'size_t',
+  outbound_buffer_ms: 'uint32_t',
+  agent_ring_ms: 'uint32_t',
+  outbound_ring_bytes: 'size_t',
+  event_capacity: 'size_t',
+  max_mark_name_bytes: 'size_t',
+  max_pending_marks: 'size_t',
+});
+
+const trunkline_event = koffi.struct('trunkline_event', {
+  kind: trunkline_event_kind,
+  stream_ms: 'uint64_t',
+  played_ms: 'uint64_t',
+  digit: 'char',
+  error: 'uint32_t',
+  name: koffi.array('char', DEFINES.TRUNKLINE_EVENT_NAME_CAPACITY, 'String'),
+});
+
+const trunkline_start_info = koffi.struct('trunkline_start_info', {
+  tracks: 'uint32_t',
+  encoding: 'uint32_t',
+  sample_rate: 'uint32_t',
+  channels: 'uint32_t',
+  custom_parameter_count: 'size_t',
+});
+
+// ---- Functions, in header order, as C prototypes. `_Out_` marks out-parameters that koffi
+// copies back into a JS object or a one-element array; data buffers (uint8_t *, int16_t *,
+// char *, uint64_t *) are passed as Buffers or typed arrays and written in place.
+
+const PROTOTYPES = [
+  'trunkline_result trunkline_ulaw_decode(const uint8_t *input, size_t len, int16_t *output, size_t output_capacity)',
+  'trunkline_result trunkline_ulaw_encode(const int16_t *input, size_t len, uint8_t *output, size_t output_capacity)',
+  'trunkline_result trunkline_alaw_decode(const uint8_t *input, size_t len, int16_t *output, size_t output_capacity)',
+  'trunkline_result trunkline_alaw_encode(const int16_t *input, size_t len, uint8_t *output, size_t output_capacity)',
+  'trunkline_result trunkline_engine_config_default(_Out_ trunkline_engine_config *out)',
+  'trunkline_result trunkline_session_config_default(_Out_ trunkline_session_config *out)',
+  'trunkline_result trunkline_engine_new(const trunkline_engine_config *config, _Out_ trunkline_engine **out)',
+  'void trunkline_engine_free(trunkline_engine *engine)',
+  'trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, _Out_ int32_t *out_fd)',
+  'trunkline_result trunkline_engine_wait(const trunkline_engine *engine, int64_t timeout_ms)',
+  'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
+  'const char *trunkline_protocol_error_message(uint32_t code)',
+  'const char *trunkline_result_message(uint32_t result)',
+  'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
+  'trunkline_result trunkline_session_push(trunkline_session *session, const uint8_t *data, size_t len, uint32_t kind)',
+  'trunkline_result trunkline_session_read_audio(trunkline_session *session, int16_t *out, size_t capacity, _Out_ size_t *out_samples)',
+  'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
+  'trunkline_result trunkline_session_mark(trunkline_session *session, const char *name)',
+  'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
+  'trunkline_result trunkline_session_outbound_len(trunkline_session *session, _Out_ size_t *out_len)',
+  'trunkline_result trunkline_session_next_outbound(trunkline_session *session, uint8_t *buf, size_t capacity, _Out_ size_t *out_len, _Out_ trunkline_message_kind *out_kind)',
+  'trunkline_result trunkline_session_poll_event(trunkline_session *session, _Out_ trunkline_event *out)',
+  'trunkline_result trunkline_session_start_info(trunkline_session *session, _Out_ trunkline_start_info *out)',
+  'trunkline_result trunkline_session_start_string(trunkline_session *session, uint32_t field, char *buf, size_t capacity, _Out_ size_t *out_len)',
+  'trunkline_result trunkline_session_custom_parameter(trunkline_session *session, size_t index, char *key, size_t key_capacity, _Out_ size_t *out_key_len, char *value, size_t value_capacity, _Out_ size_t *out_value_len)',
+  'size_t trunkline_stats_count(void)',
+  'const char *trunkline_stats_name(size_t index)',
+  'trunkline_result trunkline_session_stats(trunkline_session *session, uint64_t *values, size_t capacity, _Out_ size_t *out_count)',
+  'trunkline_result trunkline_session_close(trunkline_session *session)',
+  'void trunkline_session_free(trunkline_session *session)',
+  'const char *trunkline_version(void)',
+];
+
+/** Header functions this binding does not declare, and why (checked by the drift test). */
+const UNBOUND = {
+  trunkline_test_fail_session:
+    'test hook: only exported by a library built with the `test-hooks` feature (the C tests), never by the shipped one',
+  trunkline_test_panic:
+    'test hook: only exported by a library built with the `test-hooks` feature (the C tests), never by the shipped one',
+};
+
+const TYPES = {
+  trunkline_result,
+  trunkline_message_kind,
+  trunkline_event_kind,
+  trunkline_protocol_error,
+  trunkline_start_field,
+  trunkline_engine,
+  trunkline_session,
+  trunkline_engine_config,
+  trunkline_session_config,
+  trunkline_event,
+  trunkline_start_info,
+};
+
+function load() {
+  if (os.endianness() !== 'LE') {
+    throw new Error('trunkline: the Node binding assumes a little-endian machine (s16le audio)');
+  }
+  const file = libraryPath();
+  if (!fs.existsSync(file)) {
+    throw new Error(
+      `trunkline: library not found at ${file}; build it with ` +
+        '`cargo build --release -p trunkline-ffi` or point TRUNKLINE_LIB at libtrunkline.so',
+    );
+  }
+  const lib = koffi.load(file);
+  const fns = {};
+  for (const proto of PROTOTYPES) {
+    const fn = lib.func(proto);
+    fns[fn.info.name] = fn;
+  }
+  const version = fns.trunkline_version();
+  const [major, minor] = version.split('.');
+  const [hMajor, hMinor] = HEADER_VERSION.split('.');
+  if (major !== hMajor || (major === '0' && minor !== hMinor)) {
+    throw new Error(
+      `trunkline: library ${file} is version ${version}, this binding expects ${HEADER_VERSION}`,
+    );
+  }
+  return { lib, fns, file, version };
+}
+
+const loaded = load();
+
+module.exports = {
+  koffi,
+  lib: loaded.lib,
+  fns: loaded.fns,
+  libraryFile: loaded.file,
+  libraryVersion: loaded.version,
+  HEADER_VERSION,
+  DEFINES,
+  TYPES,
+  PROTOTYPES,
+  UNBOUND,
+};

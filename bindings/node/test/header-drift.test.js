@@ -1,0 +1,76 @@
+'use strict';
+// The binding's koffi declarations must match include/trunkline.h exactly, and every header
+// function must be declared (or listed in UNBOUND with a reason): no silent drift.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const native = require('../lib/native');
+const { parseHeader, compare } = require('./cheader');
+
+const HEADER_PATH = path.resolve(__dirname, '..', '..', '..', 'include', 'trunkline.h');
+const HEADER_TEXT = fs.readFileSync(HEADER_PATH, 'utf8');
+
+test('the header parses into the whole ABI', () => {
+  const h = parseHeader(HEADER_TEXT);
+  // Guards against a parser that silently finds nothing.
+  assert.ok(Object.keys(h.functions).length >= 30, `${Object.keys(h.functions).length} functions`);
+  assert.deepEqual(Object.keys(h.structs).sort(), [
+    'trunkline_engine_config',
+    'trunkline_event',
+    'trunkline_session_config',
+    'trunkline_start_info',
+  ]);
+  assert.deepEqual(Object.keys(h.enums).sort(), [
+    'trunkline_event_kind',
+    'trunkline_message_kind',
+    'trunkline_protocol_error',
+    'trunkline_result',
+    'trunkline_start_field',
+  ]);
+  assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_session']);
+  assert.equal(h.functions.trunkline_session_play.params.length, 5);
+  assert.deepEqual(h.functions.trunkline_test_panic.conditions, ['TRUNKLINE_TEST_HOOKS']);
+});
+
+test('every koffi declaration matches the header, and every header function is bound', () => {
+  const problems = compare(parseHeader(HEADER_TEXT), native);
+  assert.deepEqual(problems, [], `header drift:\n  ${problems.join('\n  ')}`);
+});
+
+test('only test hooks are left unbound', () => {
+  const h = parseHeader(HEADER_TEXT);
+  for (const name of Object.keys(native.UNBOUND)) {
+    assert.deepEqual(h.functions[name].conditions, ['TRUNKLINE_TEST_HOOKS'], name);
+  }
+});
+
+// The check itself must catch drift: each edit of the header below has to be reported.
+const MUTATIONS = [
+  ['an argument type', 'int64_t timeout_ms', 'int32_t timeout_ms', /trunkline_engine_wait: header/],
+  ['a return type', 'size_t trunkline_stats_count(void)', 'uint32_t trunkline_stats_count(void)', /trunkline_stats_count/],
+  ['constness', 'const int16_t *pcm', 'int16_t *pcm', /trunkline_session_play: header .* binding prototype/],
+  ['an extra argument', 'trunkline_result trunkline_session_interrupt(trunkline_session *session)', 'trunkline_result trunkline_session_interrupt(trunkline_session *session, uint32_t how)', /trunkline_session_interrupt/],
+  ['a new function', 'size_t trunkline_stats_count(void);', 'size_t trunkline_stats_count(void);\nvoid trunkline_new_thing(void);', /trunkline_new_thing: in the header, not declared/],
+  ['a removed function', /trunkline_result trunkline_session_interrupt\(trunkline_session \*session\);/, '', /trunkline_session_interrupt: declared, not in the header/],
+  ['an enum value', 'TRUNKLINE_RESULT_FULL = 4', 'TRUNKLINE_RESULT_FULL = 40', /enum trunkline_result/],
+  ['a new enumerator', 'TRUNKLINE_RESULT_TIMEOUT = 11,', 'TRUNKLINE_RESULT_TIMEOUT = 11,\n  TRUNKLINE_RESULT_NEW = 12,', /enum trunkline_result/],
+  ['a field type', 'uint32_t sample_rate;', 'uint64_t sample_rate;', /trunkline_start_info.sample_rate/],
+  ['field order', /uint32_t tracks;([\s\S]*?)uint32_t encoding;/, 'uint32_t encoding;$1uint32_t tracks;', /struct trunkline_start_info: header fields/],
+  ['an array length', '#define TRUNKLINE_EVENT_NAME_CAPACITY 256', '#define TRUNKLINE_EVENT_NAME_CAPACITY 128', /TRUNKLINE_EVENT_NAME_CAPACITY|trunkline_event.name/],
+  ['an out-parameter made input', 'size_t *out_taken', 'const size_t *out_taken', /trunkline_session_play/],
+  ['the version', '#define TRUNKLINE_VERSION "0.1.0"', '#define TRUNKLINE_VERSION "0.2.0"', /TRUNKLINE_VERSION/],
+];
+
+for (const [what, from, to, expect] of MUTATIONS) {
+  test(`the drift check reports a changed header: ${what}`, () => {
+    const mutated = HEADER_TEXT.replace(from, to);
+    assert.notEqual(mutated, HEADER_TEXT, `mutation ${what} did not apply: the header changed, update the test`);
+    const problems = compare(parseHeader(mutated), native);
+    assert.ok(
+      problems.some((p) => expect.test(p)),
+      `expected a problem matching ${expect}, got:\n  ${problems.join('\n  ')}`,
+    );
+  });
+}

@@ -1,0 +1,67 @@
+// Compiled (not run) by test/types.test.js with `tsc --strict`: the declarations must describe
+// the API as the README and the example bot use it.
+import {
+  Engine,
+  Session,
+  Event,
+  TrunklineError,
+  RESULT,
+  PROTOCOL_ERROR,
+  STATS_NAMES,
+  ulawDecode,
+  ulawEncode,
+  alawDecode,
+  alawEncode,
+  version,
+} from '../..';
+
+async function call(engine: Engine, send: (m: string | Buffer) => void): Promise<number> {
+  const session: Session = engine.session({ agentRate: 16000, bargeInMinSpeechMs: 250, bargeInEnabled: true });
+  session.push('{"event":"connected","protocol":"Call","version":"1.0.0"}');
+  await session.pushAsync(Buffer.from([1, 2, 3]), 100);
+  const pcm: Buffer = session.readAudio();
+  let taken: number = session.play(new Int16Array(160), 24000);
+  taken += session.play(pcm, 16000);
+  session.mark('reply-1');
+  session.interrupt();
+  for (const m of session.outbound()) send(m);
+  const evs: Event[] = session.events();
+  for (const ev of evs) {
+    if (ev.kind === 'started') {
+      const sid: string = ev.callSid + ev.streamSid + ev.accountSid;
+      const rate: number = ev.mediaFormat.sampleRate;
+      const lang: string | undefined = ev.customParameters.lang;
+      void [sid, rate, lang, ev.tracks[0]];
+    } else if (ev.kind === 'barge_in') {
+      taken += ev.playedMs + ev.streamMs;
+    } else if (ev.kind === 'protocol_error' && ev.errorCode === PROTOCOL_ERROR.UNKNOWN_MARK) {
+      send(ev.errorMessage + ev.name);
+    }
+  }
+  for await (const ev of session.eventStream()) {
+    if (ev.kind === 'dtmf') send(ev.digit);
+  }
+  for await (const _ of session.wakeups()) break;
+  const woken: boolean = await engine.wait(20);
+  const stats = session.stats();
+  session.close();
+  try {
+    engine.session({ agentRate: 16000 });
+  } catch (e) {
+    if (e instanceof TrunklineError && e.code === RESULT.TOO_MANY_SESSIONS) send(e.codeName + e.message);
+  }
+  const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
+  return taken + stats.frames_out + Number(woken) + codes.length + STATS_NAMES.length + version.length;
+}
+
+const engine = new Engine({ workers: 0, maxSessions: 1 });
+void call(engine, () => {}).finally(() => engine.close());
+const fd: number = engine.wakeupFd;
+void fd;
+
+// @ts-expect-error: agentRate must be a supported rate
+engine.session({ agentRate: 11025 });
+// @ts-expect-error: unknown settings are rejected
+engine.session({ agentRat: 16000 });
+// @ts-expect-error: started fields exist only on started events
+((ev: Event) => ev.callSid)(null as unknown as Event);
