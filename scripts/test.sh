@@ -35,3 +35,5 @@ echo "== python binding"
 ./scripts/test_python.sh
 echo "== .NET binding (Mono)"
 ./scripts/test_dotnet.sh
+echo "== node binding"
+./scripts/test_node.sh
