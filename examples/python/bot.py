@@ -81,7 +81,10 @@ class EchoAgent:
 
 
 async def handle_call(ws: ServerConnection, engine: trunkline.Engine) -> None:
-    with engine.session(agent_rate=AGENT_RATE) as call:
+    # Carriers deliver audio in bursts after a network stall; this bot reads audio on the asyncio
+    # loop, so it gives Trunkline room for a few seconds of it (beyond it, audio is dropped and
+    # counted in stats()["agent_samples_dropped"]).
+    with engine.session(agent_rate=AGENT_RATE, agent_ring_ms=5000) as call:
         agent = EchoAgent()
 
         async def media_out() -> None:
