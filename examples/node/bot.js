@@ -125,7 +125,9 @@ class EchoAgent {
 
 /** One call: every carrier message goes into the session, everything it produces goes out. */
 async function handleCall(ws, engine, log) {
-  const session = engine.session({ agentRate: AGENT_RATE });
+  // Room for 5 s of caller audio between reads: a carrier's frames can arrive in bursts after a
+  // network stall, and the echo needs the caller's audio aligned with stream time (no drops).
+  const session = engine.session({ agentRate: AGENT_RATE, agentRingMs: 5000 });
   const agent = new EchoAgent(session, log);
   // Carrier messages waiting for room in the engine (it refuses with FULL when it is behind).
   const inbox = [];
