@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
-use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+use trunkline::{Engine, EngineConfig, Event};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
