@@ -261,6 +261,38 @@ mod tests {
     }
 
     #[test]
+    fn lead_backdates_the_onset_and_counts_voiced_time_apart() {
+        let mut m = SpeechStateMachine::new(100, 400, Overhang { short: 0, long: 0 });
+        let mut out = Vec::new();
+        let mut cb = |t| out.push(t);
+        // Frames 0-9 noise; frame 10 voiced with a lead of 3 (frames 7-9 were its soft start).
+        for i in 0..10u64 {
+            m.on_decision(false, false, 0, (i + 1) * FRAME, &mut cb);
+        }
+        m.on_decision(true, true, 3, 11 * FRAME, &mut cb);
+        // Confirmed after 5 frames counting the lead: at frame 11.
+        m.on_decision(true, true, 0, 12 * FRAME, &mut cb);
+        assert_eq!(m.voiced_samples(), Some(2 * FRAME));
+        // Bridged (not voiced) frames keep the run going but add no voiced time.
+        for i in 12..15u64 {
+            m.on_decision(true, false, 0, (i + 1) * FRAME, &mut cb);
+        }
+        assert_eq!(m.voiced_samples(), Some(2 * FRAME));
+        m.on_decision(true, true, 0, 16 * FRAME, &mut cb);
+        assert_eq!(m.voiced_samples(), Some(6 * FRAME));
+        assert_eq!(out, vec![SpeechTransition::Started { at_ms: 7 * 20 }]);
+        // The lead never reaches before the end of the previous run.
+        let mut m = SpeechStateMachine::new(100, 400, Overhang { short: 0, long: 0 });
+        m.on_decision(true, true, 0, FRAME, &mut |_| {});
+        m.on_decision(false, false, 0, 2 * FRAME, &mut |_| {});
+        let mut out = Vec::new();
+        for i in 2..8u64 {
+            m.on_decision(true, true, 4, (i + 1) * FRAME, &mut |t| out.push(t));
+        }
+        assert_eq!(out, vec![SpeechTransition::Started { at_ms: 20 }]);
+    }
+
+    #[test]
     fn gap_counts_as_silence() {
         let mut m = machine();
         let mut out = Vec::new();
