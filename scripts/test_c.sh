@@ -90,7 +90,8 @@ suite() {
   if ((rc != 0 || f != 0)); then
     sed 's/^/    /' "$log"
   else
-    grep -E '^(FAIL|==[0-9]+== (ERROR SUMMARY|   definitely lost|   indirectly lost|   possibly lost))' "$log" || true
+    grep -E '^(FAIL|==[0-9]+== (ERROR SUMMARY|All heap blocks were freed| +(definitely|indirectly|possibly) lost))' "$log" ||
+      true
   fi
   echo "   $name: $p passed, $f failed ($((SECONDS - t0)) s; log: $log)"
 }
