@@ -12,6 +12,7 @@
 //! threads; [`Engine`] and [`Session`] are the entry points.
 #![warn(missing_docs)]
 
+pub mod callsim;
 pub mod codec;
 pub mod config;
 pub mod event;

@@ -1,0 +1,53 @@
+//! `callsim`: a Twilio-compatible caller for latency benchmarking.
+//!
+//! It plays the carrier's role against any Media Streams WebSocket URL (Trunkline's offload
+//! server or any other bot): it sends `connected`, `start` (with custom parameters and, given an
+//! auth token, a signed upgrade request), then the caller's audio as 20 ms `media` frames in real
+//! time (optionally with jitter, bursts, gaps and reordering), `dtmf` and `stop`; and it treats
+//! what the bot sends like Twilio does: it plays the bot's audio on its own clock, echoes marks
+//! when their audio has played, and on `clear` drops its buffer and echoes the pending marks.
+//!
+//! Each call measures response latency (the caller's end of speech, known exactly from the
+//! script's labels, to the bot's first audio frame), barge-in reaction (the caller's onset over
+//! bot audio to the bot's `clear`) and how continuous the bot's audio is (underruns, frame
+//! lateness, jitter); [`Report`] gives p50/p90/p99 over calls and events, as a table or JSON.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use trunkline::callsim::{self, CallOptions, CallerAudio, Report, RunOptions, Script};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let caller = CallerAudio::load("engine/tests/fixtures/speech_8k.ulaw")?; // + speech_8k.labels
+//! let script = Script::new()
+//!     .say(caller.slice_ms(0, 4_000))                                  // the question
+//!     .wait_for_reply(Duration::from_secs(5))
+//!     .interrupt(Duration::from_millis(800), caller.utterance(1, 200).unwrap()) // barge in
+//!     .wait_for_reply_end(Duration::from_secs(5));
+//! let options = CallOptions::new("ws://127.0.0.1:8080/media");
+//! let results = callsim::run_calls_blocking(&options, &script, &RunOptions { calls: 10, ..Default::default() })?;
+//! print!("{}", callsim::format_timeline(&results[0], None));
+//! print!("{}", Report::new(&results).table());
+//! # Ok(())
+//! # }
+//! ```
+
+mod audio;
+mod client;
+mod impair;
+mod metrics;
+mod playout;
+mod report;
+mod result;
+mod rng;
+mod runner;
+mod script;
+
+pub use audio::{AudioError, CallerAudio, FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SpeechSegment, parse_labels};
+pub use client::{CallOptions, run_call};
+pub use impair::{ImpairmentCounts, Impairments};
+pub use metrics::{Percentiles, nearest_rank};
+pub use playout::{CarrierPlayout, ClearOutcome, MediaOutcome, PlayoutConfig, PlayoutStats, ReplyEnd};
+pub use report::{CallSummary, Metrics, Report, Totals, format_timeline};
+pub use result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};
+pub use runner::{RunOptions, run_call_blocking, run_calls, run_calls_blocking};
+pub use script::{DEFAULT_REPLY_QUIET, DEFAULT_REPLY_TIMEOUT, Script, Step};

@@ -1,0 +1,380 @@
+//! The simulated carrier's playout buffer: what Twilio does with the bot's audio.
+//!
+//! Twilio buffers every `media` payload it receives and plays the buffer in order on its own
+//! clock, gaplessly while anything is buffered; a `mark` is echoed once the audio sent before it
+//! has finished playing (at once if nothing is buffered); `clear` drops the buffer and echoes the
+//! pending marks at once. This model does the same against a monotonic clock, and measures what a
+//! caller would hear: when each reply starts, underruns (the buffer ran dry in the middle of a
+//! reply: choppy audio), and how regularly frames arrive.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Bytes of 8 kHz µ-law per ms.
+const BYTES_PER_MS: f64 = 8.0;
+
+/// Playout settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlayoutConfig {
+    /// Delay between a frame reaching an idle carrier and its playout (a carrier-side jitter
+    /// buffer; Twilio's is not documented, 0 plays at once).
+    pub delay: Duration,
+    /// Bot silence at least this long between two frames ends a reply: the next frame starts a
+    /// new one (so does any caller utterance or `clear` in between). Shorter silences inside a
+    /// reply are underruns.
+    pub reply_gap: Duration,
+    /// Silences shorter than this are not counted as underruns (the measurement's own precision:
+    /// the task that timestamps arrivals runs on a shared scheduler).
+    pub underrun_tolerance: Duration,
+}
+
+impl Default for PlayoutConfig {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            reply_gap: Duration::from_millis(1_000),
+            underrun_tolerance: Duration::from_millis(2),
+        }
+    }
+}
+
+/// What a received media payload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaOutcome {
+    /// It started a new reply (the previous one, if any, ended as given).
+    ReplyStarted {
+        /// The reply before it.
+        previous: Option<ReplyEnd>,
+    },
+    /// It arrived after the buffer had run dry in the middle of a reply.
+    Underrun {
+        /// Silence the caller heard, ms.
+        gap_ms: f64,
+    },
+    /// It was queued behind audio still playing (or within the tolerance).
+    Continued,
+}
+
+/// How a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplyEnd {
+    /// When its audio stopped playing.
+    pub at: Instant,
+    /// Audio of it the caller heard, ms.
+    pub played_ms: f64,
+    /// Whether a `clear` cut it.
+    pub cleared: bool,
+}
+
+/// What a `clear` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClearOutcome {
+    /// Buffered audio dropped, ms.
+    pub dropped_ms: f64,
+    /// The reply it cut, if one was playing or had played.
+    pub reply: Option<ReplyEnd>,
+    /// Marks echoed because of it, in order.
+    pub echoed: Vec<String>,
+}
+
+/// Playout counters and per-frame timing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlayoutStats {
+    /// Media payloads received.
+    pub frames: u64,
+    /// Audio received, ms.
+    pub audio_ms: f64,
+    /// Replies (talk spurts) started.
+    pub replies: u64,
+    /// Times the buffer ran dry inside a reply.
+    pub underruns: u64,
+    /// Silence heard inside replies because of underruns, ms.
+    pub underrun_ms: f64,
+    /// For each frame after a reply's first: how much later than the previous frame's length it
+    /// arrived (ms, 0 when on time or early).
+    pub lateness_ms: Vec<f64>,
+    /// RFC 3550 interarrival jitter of the bot's frames, ms (the running estimate at the end).
+    pub jitter_ms: f64,
+    /// Audio dropped by `clear`, ms.
+    pub cleared_ms: f64,
+    /// Marks received.
+    pub marks: u64,
+    /// Marks echoed after their audio played.
+    pub marks_played: u64,
+    /// Marks echoed because a `clear` flushed them.
+    pub marks_cleared: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    received_ms: f64,
+    cleared: bool,
+}
+
+/// The simulated carrier's buffer.
+#[derive(Debug)]
+pub struct CarrierPlayout {
+    config: PlayoutConfig,
+    /// When everything received so far has played.
+    play_end: Option<Instant>,
+    /// When the current stretch of gapless playout began.
+    segment_start: Option<Instant>,
+    reply: Option<Reply>,
+    /// Arrival time and length (ms) of the last frame of the current reply.
+    last_frame: Option<(Instant, f64)>,
+    marks: VecDeque<(Instant, String)>,
+    stats: PlayoutStats,
+}
+
+impl CarrierPlayout {
+    /// An idle carrier.
+    pub fn new(config: PlayoutConfig) -> Self {
+        Self {
+            config,
+            play_end: None,
+            segment_start: None,
+            reply: None,
+            last_frame: None,
+            marks: VecDeque::new(),
+            stats: PlayoutStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &PlayoutStats {
+        &self.stats
+    }
+
+    /// Whether bot audio is playing (or waiting out the playout delay) at `now`.
+    pub fn is_playing(&self, now: Instant) -> bool {
+        self.play_end.is_some_and(|end| end > now)
+    }
+
+    /// When the buffer ran empty, if it is empty at `now` and ever played.
+    pub fn silent_since(&self, now: Instant) -> Option<Instant> {
+        self.play_end.filter(|end| *end <= now)
+    }
+
+    /// Audio received but not yet played at `now`, ms.
+    pub fn buffered_ms(&self, now: Instant) -> f64 {
+        match (self.play_end, self.segment_start) {
+            (Some(end), Some(start)) if end > now => ms(end.duration_since(now.max(start))),
+            _ => 0.0,
+        }
+    }
+
+    fn end_reply(&mut self, now: Instant) -> Option<ReplyEnd> {
+        let reply = self.reply.take()?;
+        let remaining = self.buffered_ms(now);
+        self.last_frame = None;
+        // Cut now if audio was still buffered, else it ended when its audio ran out.
+        let at = if remaining > 0.0 { now } else { self.play_end.unwrap_or(now) };
+        Some(ReplyEnd {
+            at,
+            played_ms: reply.received_ms - remaining,
+            cleared: remaining > 0.0 && reply.cleared,
+        })
+    }
+
+    /// A `media` payload of `bytes` µ-law bytes arrived at `now`. `caller_spoke` says whether the
+    /// caller finished an utterance since the bot's previous frame (which makes this a new reply).
+    pub fn on_media(&mut self, now: Instant, bytes: usize, caller_spoke: bool) -> MediaOutcome {
+        let dur_ms = bytes as f64 / BYTES_PER_MS;
+        self.stats.frames += 1;
+        self.stats.audio_ms += dur_ms;
+        let start_at = now + self.config.delay;
+        let idle = !self.is_playing(now);
+        let gap = self.play_end.map(|end| start_at.saturating_duration_since(end));
+        let new_reply = self.reply.is_none()
+            || (idle && (caller_spoke || gap.is_none_or(|g| g >= self.config.reply_gap)));
+        let mut outcome = MediaOutcome::Continued;
+        if new_reply {
+            let previous = self.end_reply(now);
+            self.reply = Some(Reply { received_ms: 0.0, cleared: false });
+            self.stats.replies += 1;
+            outcome = MediaOutcome::ReplyStarted { previous };
+        } else {
+            if idle && let Some(g) = gap.filter(|g| *g > self.config.underrun_tolerance) {
+                self.stats.underruns += 1;
+                self.stats.underrun_ms += ms(g);
+                outcome = MediaOutcome::Underrun { gap_ms: ms(g) };
+            }
+            if let Some((prev_at, prev_len)) = self.last_frame {
+                // RFC 3550 §6.4.1: D = (arrival spacing) - (media spacing).
+                let d = ms(now.duration_since(prev_at)) - prev_len;
+                self.stats.lateness_ms.push(d.max(0.0));
+                self.stats.jitter_ms += (d.abs() - self.stats.jitter_ms) / 16.0;
+            }
+        }
+        if idle {
+            self.segment_start = Some(start_at);
+        }
+        let from = self.play_end.map_or(start_at, |end| end.max(start_at));
+        self.play_end = Some(from + Duration::from_secs_f64(dur_ms / 1000.0));
+        if let Some(r) = &mut self.reply {
+            r.received_ms += dur_ms;
+        }
+        self.last_frame = Some((now, dur_ms));
+        outcome
+    }
+
+    /// A `mark` arrived: returns it if it is to be echoed at once (nothing buffered), else it is
+    /// echoed by [`Self::due_marks`] when the audio before it has played.
+    pub fn on_mark(&mut self, now: Instant, name: String) -> Option<String> {
+        self.stats.marks += 1;
+        match self.play_end {
+            Some(end) if end > now => {
+                self.marks.push_back((end, name));
+                None
+            }
+            _ => {
+                self.stats.marks_played += 1;
+                Some(name)
+            }
+        }
+    }
+
+    /// When the next pending mark is due.
+    pub fn next_mark_due(&self) -> Option<Instant> {
+        self.marks.front().map(|(due, _)| *due)
+    }
+
+    /// Marks whose audio has played by `now`, in order.
+    pub fn due_marks(&mut self, now: Instant) -> Vec<String> {
+        let mut out = vec![];
+        while self.marks.front().is_some_and(|(due, _)| *due <= now) {
+            out.extend(self.marks.pop_front().map(|(_, n)| n));
+        }
+        self.stats.marks_played += out.len() as u64;
+        out
+    }
+
+    /// A `clear` arrived: drops what is buffered and echoes every pending mark.
+    pub fn on_clear(&mut self, now: Instant) -> ClearOutcome {
+        let dropped_ms = self.buffered_ms(now);
+        if let Some(r) = &mut self.reply {
+            r.cleared = true;
+        }
+        let reply = self.end_reply(now);
+        self.stats.cleared_ms += dropped_ms;
+        if self.play_end.is_some_and(|end| end > now) {
+            self.play_end = Some(now);
+        }
+        let echoed: Vec<String> = self.marks.drain(..).map(|(_, n)| n).collect();
+        self.stats.marks_cleared += echoed.len() as u64;
+        ClearOutcome { dropped_ms, reply, echoed }
+    }
+
+    /// The call ended at `now`: ends the current reply (what had not played by then is lost).
+    pub fn finish(&mut self, now: Instant) -> Option<ReplyEnd> {
+        self.end_reply(now)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: usize = 160;
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn marks_echo_when_their_audio_has_played() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        assert_eq!(p.on_mark(t0, "before".into()), Some("before".into()), "nothing buffered: at once");
+        // A 100 ms lead arrives at once, then one frame every 20 ms.
+        for _ in 0..5 {
+            assert!(matches!(
+                p.on_media(t0, FRAME, false),
+                MediaOutcome::ReplyStarted { .. } | MediaOutcome::Continued
+            ));
+        }
+        assert_eq!(p.on_mark(t0, "a".into()), None);
+        assert_eq!(p.next_mark_due(), Some(at(t0, 100)));
+        for i in 1..=5 {
+            assert_eq!(p.on_media(at(t0, 20 * i), FRAME, false), MediaOutcome::Continued);
+        }
+        p.on_mark(at(t0, 100), "b".into());
+        assert!(p.due_marks(at(t0, 99)).is_empty());
+        assert_eq!(p.due_marks(at(t0, 100)), ["a"]);
+        assert_eq!(p.next_mark_due(), Some(at(t0, 200)));
+        assert!(p.is_playing(at(t0, 199)));
+        assert_eq!(p.due_marks(at(t0, 200)), ["b"]);
+        assert_eq!(p.silent_since(at(t0, 250)), Some(at(t0, 200)));
+        let s = p.stats();
+        assert_eq!((s.frames, s.replies, s.underruns, s.marks, s.marks_played), (10, 1, 0, 3, 3));
+        assert_eq!(s.lateness_ms.iter().copied().fold(0.0, f64::max), 0.0);
+        assert_eq!(p.finish(at(t0, 300)).map(|e| (e.at, e.played_ms)), Some((at(t0, 200), 200.0)));
+    }
+
+    #[test]
+    fn clear_drops_the_buffer_and_echoes_pending_marks() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        p.on_media(t0, 8 * 1000, false); // one second in one payload
+        p.on_mark(t0, "end".into());
+        p.on_media(t0, FRAME, false);
+        p.on_mark(t0, "after".into());
+        let c = p.on_clear(at(t0, 300));
+        assert_eq!(c.echoed, ["end", "after"]);
+        assert!((c.dropped_ms - 720.0).abs() < 1e-6);
+        let reply = c.reply.unwrap();
+        assert!((reply.played_ms - 300.0).abs() < 1e-6 && reply.cleared);
+        assert_eq!(reply.at, at(t0, 300));
+        assert!(!p.is_playing(at(t0, 300)));
+        assert!(p.due_marks(at(t0, 5000)).is_empty());
+        // Audio after a clear is a new reply.
+        assert!(matches!(
+            p.on_media(at(t0, 310), FRAME, false),
+            MediaOutcome::ReplyStarted { previous: None }
+        ));
+        assert_eq!((p.stats().marks_cleared, p.stats().replies), (2, 2));
+    }
+
+    #[test]
+    fn late_frames_are_underruns_and_pauses_or_turns_start_new_replies() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        assert!(matches!(p.on_media(t0, FRAME, false), MediaOutcome::ReplyStarted { previous: None }));
+        assert_eq!(p.on_media(at(t0, 21), FRAME, false), MediaOutcome::Continued, "1 ms: within tolerance");
+        match p.on_media(at(t0, 70), FRAME, false) {
+            MediaOutcome::Underrun { gap_ms } => assert!((gap_ms - 29.0).abs() < 1e-6),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.stats().lateness_ms, [1.0, 29.0]);
+        assert!(p.stats().jitter_ms > 1.0);
+        // 1.5 s of bot silence: a new reply (the old one ended when its audio ran out).
+        match p.on_media(at(t0, 1590), FRAME, false) {
+            MediaOutcome::ReplyStarted { previous: Some(end) } => {
+                assert_eq!(end.at, at(t0, 90));
+                assert!((end.played_ms - 60.0).abs() < 1e-6 && !end.cleared);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A short pause after the caller spoke: also a new reply.
+        assert!(matches!(p.on_media(at(t0, 1700), FRAME, true), MediaOutcome::ReplyStarted { .. }));
+        assert_eq!((p.stats().replies, p.stats().underruns), (3, 1));
+    }
+
+    #[test]
+    fn the_playout_delay_holds_audio_before_it_plays() {
+        let t0 = Instant::now();
+        let mut p =
+            CarrierPlayout::new(PlayoutConfig { delay: Duration::from_millis(60), ..Default::default() });
+        p.on_media(t0, FRAME, false);
+        p.on_mark(t0, "m".into());
+        assert_eq!(p.next_mark_due(), Some(at(t0, 80)));
+        assert!((p.buffered_ms(at(t0, 10)) - 20.0).abs() < 1e-6);
+        let c = p.on_clear(at(t0, 30));
+        assert!((c.dropped_ms - 20.0).abs() < 1e-6);
+        assert_eq!(c.reply.map(|r| r.played_ms), Some(0.0));
+    }
+}
