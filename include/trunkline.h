@@ -175,6 +175,9 @@ typedef enum {
 // An engine: worker threads and a wakeup fd. Opaque.
 typedef struct trunkline_engine trunkline_engine;
 
+// A running offload server. Opaque.
+typedef struct trunkline_server trunkline_server;
+
 // A call. Opaque.
 typedef struct trunkline_session trunkline_session;
 
@@ -237,6 +240,38 @@ typedef struct {
   // Most marks outstanding at once (at most 65536).
   size_t max_pending_marks;
 } trunkline_session_config;
+
+// Offload server settings. Fill with trunkline_server_config_default, then change what you need.
+// Strings are NUL-terminated UTF-8, borrowed for the duration of trunkline_server_start only.
+typedef struct {
+  // Address to listen on, e.g. "0.0.0.0:8080" ("127.0.0.1:0" by default: any free port).
+  const char *bind;
+  // The one request path served, e.g. "/media"; NULL: any path.
+  const char *path;
+  // The account's auth token: when set, X-Twilio-Signature is required and checked (403 else).
+  const char *auth_token;
+  // Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the signature
+  // behind a proxy; NULL: rebuilt from the request.
+  const char *public_url;
+  // Settings of every session the server opens.
+  trunkline_session_config session;
+  // Most concurrent calls; more are refused with 503.
+  uint32_t max_sessions;
+  // Largest WebSocket message accepted, bytes.
+  size_t max_message_bytes;
+  // Time allowed for the WebSocket handshake, ms.
+  uint32_t handshake_timeout_ms;
+  // A connection that sends nothing for this long is closed, ms.
+  uint32_t idle_timeout_ms;
+  // Interval of pings to the carrier, ms (0: none).
+  uint32_t ping_interval_ms;
+  // Network threads.
+  uint32_t threads;
+  // TLS certificate chain (PEM file path); NULL: plain ws:// (needs the `tls` build feature).
+  const char *tls_cert_pem;
+  // TLS private key (PEM file path).
+  const char *tls_key_pem;
+} trunkline_server_config;
 
 // One event. Plain data, owned by the caller; `name` is always NUL-terminated.
 typedef struct {
@@ -346,6 +381,57 @@ const char *trunkline_protocol_error_message(uint32_t code);
 // an integer so that any value is defined: unknown codes get a generic text). Never NULL. Needs
 // no allocation; any thread.
 const char *trunkline_result_message(uint32_t result);
+
+// Writes the default server settings into `*out` (bind "127.0.0.1:0", any path, no signature
+// check, default session settings). Results: OK; NULL_PARAMETER. Any thread.
+trunkline_result trunkline_server_config_default(trunkline_server_config *out);
+
+// Starts an offload server on `engine` (which must have worker threads). `config` may be NULL for
+// the defaults. On success `*out` receives a server the caller owns and must free with
+// trunkline_server_free (before freeing the engine). New calls are announced through
+// trunkline_server_accept and signal the engine's wakeup fd.
+//
+// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad setting or address, an inline engine, TLS
+// without the `tls` feature or with unreadable PEM files); IO (the address could not be bound).
+// Any thread.
+trunkline_result trunkline_server_start(const trunkline_engine *engine,
+                                        const trunkline_server_config *config,
+                                        trunkline_server **out);
+
+// Writes the TCP port the server listens on into `*out_port` (useful with port 0). Results: OK;
+// NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
+trunkline_result trunkline_server_local_port(const trunkline_server *server, uint16_t *out_port);
+
+// Takes the next call whose stream has started. On success `*out` receives a session the caller
+// owns (free it with trunkline_session_free) with the usual agent-side API: read audio, play,
+// mark, interrupt, events, start info, stats. The server drives its carrier side, so
+// trunkline_session_push and trunkline_session_next_outbound return INVALID_ARGUMENT on it.
+// Results: OK; EMPTY (no new call); NULL_PARAMETER; CLOSED. Any thread.
+trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);
+
+// Number of server counters (see trunkline_server_stats_name). Any thread.
+size_t trunkline_server_stats_count(void);
+
+// The name of server counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
+const char *trunkline_server_stats_name(size_t index);
+
+// Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
+// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened, closed,
+// active) into `values`, at most `capacity`; `*out_count` receives how many. Results: OK;
+// NULL_PARAMETER; CLOSED. Any thread.
+trunkline_result trunkline_server_stats(const trunkline_server *server,
+                                        uint64_t *values,
+                                        size_t capacity,
+                                        size_t *out_count);
+
+// Stops accepting, lets live calls go on for up to `grace_ms` (until their stream stops or the
+// carrier hangs up), then closes the rest. Blocks until done. The handle must still be freed.
+// Results: OK; NULL_PARAMETER; CLOSED (already shut down). Any thread.
+trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms);
+
+// Shuts the server down at once (if still running) and frees it. NULL is a no-op. Must be the
+// last call on it and must not race with other calls on it.
+void trunkline_server_free(trunkline_server *server);
 
 // Opens a session (a call) on `engine`. `config` may be NULL for the defaults. On success
 // `*out` receives a session the caller owns and must free with trunkline_session_free.

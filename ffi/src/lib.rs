@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod event;
 mod result;
+mod server;
 mod session;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
@@ -27,6 +28,7 @@ pub use config::*;
 pub use engine::*;
 pub use event::*;
 pub use result::*;
+pub use server::*;
 pub use session::*;
 #[cfg(feature = "test-hooks")]
 pub use test_hooks::*;

@@ -60,6 +60,12 @@ struct SessionBox {
     state: Mutex<SessionState>,
 }
 
+/// A new C handle for `session` (an offloaded call arrives with its `start` already known).
+pub(crate) fn session_handle(session: Session, start: Option<Box<StreamStart>>) -> *mut trunkline_session {
+    let b = SessionBox { state: Mutex::new(SessionState { session, start, closed: false }) };
+    Box::into_raw(Box::new(b)).cast()
+}
+
 struct SessionState {
     session: Session,
     start: Option<Box<StreamStart>>,
@@ -126,9 +132,7 @@ pub extern "C" fn trunkline_session_open(
         };
         match engine.open_session(&config) {
             Ok(session) => {
-                let b =
-                    SessionBox { state: Mutex::new(SessionState { session, start: None, closed: false }) };
-                out.set(Box::into_raw(Box::new(b)).cast());
+                out.set(session_handle(session, None));
                 trunkline_result::Ok
             }
             Err(e) => e.into(),

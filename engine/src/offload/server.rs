@@ -107,6 +107,16 @@ macro_rules! server_counters {
                 ServerStats { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
+
+        impl ServerStats {
+            /// Counter names, NUL-terminated (for the C ABI), in declaration order.
+            pub const NAMES_NUL: &'static [&'static str] = &[$(concat!(stringify!($name), "\0"),)*];
+
+            /// Every counter's value, in declaration order.
+            pub fn values(&self) -> Vec<u64> {
+                vec![$(self.$name,)*]
+            }
+        }
     };
 }
 

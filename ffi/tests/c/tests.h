@@ -40,4 +40,8 @@ void test_one_session_two_threads(void);
 void test_two_sessions_two_threads(void);
 void test_two_waiters(void);
 
+/* test_server.c */
+void test_server_lifecycle_and_errors(void);
+void test_server_call(void);
+
 #endif

@@ -1,0 +1,231 @@
+/*
+ * The offload server through the C ABI: lifecycle, every error, and a real call over loopback
+ * with a minimal WebSocket client written here (handshake, masked text frames).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tests.h"
+#include "util.h"
+
+/* A TCP connection to 127.0.0.1:port with a 5 s receive timeout, or -1. */
+static int tcp_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends an HTTP upgrade for `path`; returns the response's status code (0 on error). */
+static int ws_handshake(int fd, const char *path) {
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                   path);
+  if (send(fd, req, (size_t)n, 0) != n) return 0;
+  char resp[1024];
+  size_t got = 0;
+  while (got < sizeof resp - 1) {
+    ssize_t r = recv(fd, resp + got, 1, 0);
+    if (r <= 0) break;
+    got += (size_t)r;
+    resp[got] = 0;
+    if (got >= 4 && memcmp(resp + got - 4, "\r\n\r\n", 4) == 0) break;
+  }
+  int status = 0;
+  if (sscanf(resp, "HTTP/1.1 %d", &status) != 1) return 0;
+  return status;
+}
+
+/* Sends one masked text frame (clients must mask). */
+static bool ws_send_text(int fd, const char *text) {
+  size_t len = strlen(text);
+  uint8_t head[8];
+  size_t h = 0;
+  head[h++] = 0x81;
+  if (len < 126) {
+    head[h++] = (uint8_t)(0x80 | len);
+  } else {
+    head[h++] = 0x80 | 126;
+    head[h++] = (uint8_t)(len >> 8);
+    head[h++] = (uint8_t)(len & 0xFF);
+  }
+  const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+  memcpy(head + h, mask, 4);
+  h += 4;
+  uint8_t buf[4096];
+  if (len > sizeof buf) return false;
+  for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)text[i] ^ mask[i % 4];
+  return send(fd, head, h, 0) == (ssize_t)h && send(fd, buf, len, 0) == (ssize_t)len;
+}
+
+static uint64_t server_stat(trunkline_server *s, const char *name) {
+  uint64_t values[32];
+  size_t n = 0;
+  if (trunkline_server_stats(s, values, 32, &n) != TRUNKLINE_RESULT_OK) return UINT64_MAX;
+  for (size_t i = 0; i < n; i++) {
+    if (strcmp(trunkline_server_stats_name(i), name) == 0) return values[i];
+  }
+  return UINT64_MAX;
+}
+
+void test_server_lifecycle_and_errors(void) {
+  trunkline_server_config c;
+  CHECK_RESULT(trunkline_server_config_default(NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  REQUIRE_OK(trunkline_server_config_default(&c));
+  CHECK(strcmp(c.bind, "127.0.0.1:0") == 0);
+  CHECK(c.path == NULL && c.auth_token == NULL && c.tls_cert_pem == NULL);
+  CHECK(c.max_sessions > 0 && c.threads > 0);
+
+  trunkline_engine *inline_engine = NULL, *engine = NULL;
+  trunkline_engine_config ec;
+  REQUIRE_OK(trunkline_engine_config_default(&ec));
+  ec.workers_per_core = false;
+  ec.workers = 0;
+  REQUIRE_OK(trunkline_engine_new(&ec, &inline_engine));
+  ec.workers = 1;
+  REQUIRE_OK(trunkline_engine_new(&ec, &engine));
+
+  trunkline_server *server = NULL;
+  CHECK_RESULT(trunkline_server_start(inline_engine, NULL, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  CHECK_RESULT(trunkline_server_start(NULL, NULL, &server), TRUNKLINE_RESULT_NULL_PARAMETER);
+  CHECK_RESULT(trunkline_server_start(engine, NULL, NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  trunkline_server_config bad = c;
+  bad.bind = "not an address";
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  bad = c;
+  bad.bind = NULL;
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_NULL_PARAMETER);
+  bad = c;
+  bad.tls_cert_pem = "/nonexistent/cert.pem";
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  bad = c;
+  bad.max_sessions = 0;
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  CHECK(server == NULL);
+
+  REQUIRE_OK(trunkline_server_start(engine, NULL, &server));
+  uint16_t port = 0;
+  CHECK_OK(trunkline_server_local_port(server, &port));
+  CHECK(port > 0);
+  CHECK_RESULT(trunkline_server_local_port(NULL, &port), TRUNKLINE_RESULT_NULL_PARAMETER);
+  CHECK_RESULT(trunkline_server_local_port(server, NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  trunkline_session *call = NULL;
+  CHECK_RESULT(trunkline_server_accept(server, &call), TRUNKLINE_RESULT_EMPTY);
+  CHECK_RESULT(trunkline_server_accept(server, NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  CHECK_RESULT(trunkline_server_accept(NULL, &call), TRUNKLINE_RESULT_NULL_PARAMETER);
+  CHECK(trunkline_server_stats_count() >= 11);
+  CHECK(trunkline_server_stats_name(trunkline_server_stats_count()) == NULL);
+  CHECK_EQ(server_stat(server, "connections"), 0);
+  size_t n = 0;
+  CHECK_RESULT(trunkline_server_stats(server, NULL, 4, &n), TRUNKLINE_RESULT_NULL_PARAMETER);
+
+  CHECK_OK(trunkline_server_shutdown(server, 0));
+  CHECK_RESULT(trunkline_server_shutdown(server, 0), TRUNKLINE_RESULT_CLOSED);
+  CHECK_RESULT(trunkline_server_local_port(server, &port), TRUNKLINE_RESULT_CLOSED);
+  CHECK_RESULT(trunkline_server_accept(server, &call), TRUNKLINE_RESULT_CLOSED);
+  trunkline_server_free(server);
+  trunkline_server_free(NULL);
+  trunkline_engine_free(engine);
+  trunkline_engine_free(inline_engine);
+}
+
+void test_server_call(void) {
+  trunkline_engine_config ec;
+  REQUIRE_OK(trunkline_engine_config_default(&ec));
+  ec.workers_per_core = false;
+  ec.workers = 1;
+  trunkline_engine *engine = NULL;
+  REQUIRE_OK(trunkline_engine_new(&ec, &engine));
+  trunkline_server_config c;
+  REQUIRE_OK(trunkline_server_config_default(&c));
+  c.path = "/media";
+  trunkline_server *server = NULL;
+  REQUIRE_OK(trunkline_server_start(engine, &c, &server));
+  uint16_t port = 0;
+  REQUIRE_OK(trunkline_server_local_port(server, &port));
+
+  /* A path the server does not serve is refused with 404, and counted. */
+  int fd = tcp_connect(port);
+  REQUIRE(fd >= 0);
+  CHECK_EQ(ws_handshake(fd, "/elsewhere"), 404);
+  close(fd);
+
+  fd = tcp_connect(port);
+  REQUIRE(fd >= 0);
+  CHECK_EQ(ws_handshake(fd, "/media"), 101);
+  char msg[1024];
+  msg_connected(msg, sizeof msg);
+  CHECK(ws_send_text(fd, msg));
+  msg_start(msg, sizeof msg);
+  CHECK(ws_send_text(fd, msg));
+
+  /* The host learns of the call once its start arrived. */
+  trunkline_session *call = NULL;
+  for (int i = 0; i < 200 && call == NULL; i++) {
+    trunkline_engine_wait(engine, 20);
+    if (trunkline_server_accept(server, &call) != TRUNKLINE_RESULT_OK) call = NULL;
+  }
+  REQUIRE(call != NULL);
+  trunkline_start_info info;
+  CHECK_OK(trunkline_session_start_info(call, &info));
+  CHECK(info.custom_parameter_count > 0);
+  char sid[64];
+  size_t sid_len = 0;
+  CHECK_OK(trunkline_session_start_string(call, TRUNKLINE_START_FIELD_CALL_SID, sid, sizeof sid, &sid_len));
+  CHECK(sid_len > 0);
+  trunkline_event ev;
+  int seen_connected = 0, seen_started = 0;
+  for (int i = 0; i < 100 && !seen_started; i++) {
+    trunkline_engine_wait(engine, 10);
+    while (trunkline_session_poll_event(call, &ev) == TRUNKLINE_RESULT_OK) {
+      seen_connected += ev.kind == TRUNKLINE_EVENT_KIND_CONNECTED;
+      seen_started += ev.kind == TRUNKLINE_EVENT_KIND_STARTED;
+    }
+  }
+  CHECK_EQ(seen_connected, 1);
+  CHECK_EQ(seen_started, 1);
+  /* The server drives the carrier side: the host cannot push into an offloaded call. */
+  CHECK_RESULT(push_text(call, msg), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  size_t len = 0;
+  CHECK_RESULT(trunkline_session_outbound_len(call, &len), TRUNKLINE_RESULT_EMPTY);
+
+  close(fd);
+  /* The carrier hung up without `stop`: the host still gets STOPPED. */
+  int stopped = 0;
+  for (int i = 0; i < 200 && !stopped; i++) {
+    trunkline_engine_wait(engine, 10);
+    while (trunkline_session_poll_event(call, &ev) == TRUNKLINE_RESULT_OK) {
+      stopped += ev.kind == TRUNKLINE_EVENT_KIND_STOPPED;
+    }
+  }
+  CHECK_EQ(stopped, 1);
+  sleep_ms(50);
+  CHECK_EQ(server_stat(server, "rejected_path"), 1);
+  CHECK_EQ(server_stat(server, "accepted"), 1);
+  CHECK_EQ(server_stat(server, "calls_opened"), 1);
+  CHECK_EQ(server_stat(server, "active"), 0);
+
+  trunkline_session_free(call);
+  trunkline_server_free(server);
+  trunkline_engine_free(engine);
+}
