@@ -1,0 +1,248 @@
+//! `callsim`: a Twilio-compatible caller for latency benchmarking, against any Media Streams URL.
+//!
+//! ```text
+//! cargo run --release --example callsim -- --url ws://127.0.0.1:8080/media \
+//!     --audio engine/tests/fixtures/speech_8k.ulaw --calls 10 [--json]
+//! ```
+//!
+//! Each call plays the audio (its speech segments from `<audio>.labels` next to it, `--labels`,
+//! or `--speech`), optionally interrupts the bot's reply (`--barge-in-after`), waits for the last
+//! reply to end, and hangs up. The report gives p50/p90/p99 of response latency, barge-in
+//! reaction and the bot's audio continuity. `--help` lists every option.
+
+use std::process::ExitCode;
+use std::time::Duration;
+use trunkline::callsim::{self, CallOptions, CallerAudio, Report, RunOptions, Script, SpeechSegment};
+
+const HELP: &str = "\
+callsim: a Twilio-compatible caller for latency benchmarking
+
+USAGE: cargo run --release --example callsim -- --url ws://HOST:PORT/PATH [OPTIONS]
+
+What each call does:
+  --url URL              the bot's Media Streams URL (ws://, or wss:// when built with --features tls)
+  --audio FILE           caller audio: raw 8 kHz µ-law, or WAV (16-bit PCM at 8/16/22.05/24/44.1/48 kHz,
+                         or µ-law) [default: engine/tests/fixtures/speech_8k.ulaw]
+  --labels FILE          speech segments of the audio, one `start end` per line (ms, or seconds with a
+                         decimal point) [default: FILE.labels next to the audio if it exists, else the
+                         whole clip is one utterance]
+  --speech START-END     a speech segment in ms (repeatable; replaces the labels)
+  --dtmf MS:DIGIT        press DIGIT at MS into the audio (repeatable)
+  --barge-in-after MS    after the audio, wait for the bot's reply and talk over it MS into it
+  --barge-in-audio FILE  what to say then [default: the audio's first utterance]
+  --wait-ms MS           then wait up to MS for the bot's reply to end before hanging up [default: 8000]
+  --param KEY=VALUE      a customParameter of `start` (repeatable)
+  --auth-token TOKEN     sign the upgrade request (X-Twilio-Signature) with this auth token
+  --signed-url URL       the URL to sign, if the bot sees another one (a proxy) [default: --url]
+  --ca-file PEM          CA certificates for wss:// [default: SSL_CERT_FILE or the system bundle]
+
+Load and network:
+  --calls N              concurrent calls [default: 1]
+  --stagger-ms MS        delay between call starts [default: 50]
+  --jitter-ms MS         send each caller frame up to MS late (uniform, seeded) [default: 0]
+  --burst N              hold N frames and send them together...
+  --burst-every M        ...every M frames [default: 50]
+  --gap-every N          never send every Nth frame (a timestamp gap)
+  --reorder-every N      send every Nth frame after the one that follows it
+  --seed S               seed of the jitter and the generated ids [default: 1]
+  --line-noise-dbfs DB   level of the line's idle noise between utterances [default: -70]
+  --digital-silence      send µ-law digital silence (0xFF) between utterances instead
+
+The simulated carrier:
+  --playout-delay-ms MS  delay before the carrier plays audio that reached an idle buffer [default: 0]
+  --reply-gap-ms MS      bot silence that ends a reply (shorter ones are underruns) [default: 1000]
+
+Output:
+  --json                 print the report as JSON (stdout) instead of a table
+  --timeline             print each call's timeline (to stderr with --json)
+  --quiet                no progress line
+  -h, --help             this help
+
+Exit status: 0 if every call completed its script, 1 if one failed, 2 on a usage error.";
+
+struct Args {
+    url: String,
+    audio: String,
+    labels: Option<String>,
+    speech: Vec<SpeechSegment>,
+    dtmf: Vec<(u64, char)>,
+    barge_in_after: Option<u64>,
+    barge_in_audio: Option<String>,
+    wait_ms: u64,
+    json: bool,
+    timeline: bool,
+    quiet: bool,
+    run: RunOptions,
+    options: CallOptions,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let default_audio = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/speech_8k.ulaw");
+    let mut a = Args {
+        url: String::new(),
+        audio: default_audio.to_owned(),
+        labels: None,
+        speech: vec![],
+        dtmf: vec![],
+        barge_in_after: None,
+        barge_in_audio: None,
+        wait_ms: 8_000,
+        json: false,
+        timeline: false,
+        quiet: false,
+        run: RunOptions { calls: 1, stagger: Duration::from_millis(50), progress: true },
+        options: CallOptions::new(""),
+    };
+    let mut burst_every = None;
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
+        }
+        let imp = &mut a.options.impairments;
+        match flag.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--url" => a.url = value()?,
+            "--audio" => a.audio = value()?,
+            "--labels" => a.labels = Some(value()?),
+            "--speech" => {
+                let v = value()?;
+                let (s, e) =
+                    v.split_once('-').ok_or_else(|| format!("--speech: expected START-END, got {v}"))?;
+                a.speech
+                    .push(SpeechSegment { start_ms: num(&flag, s.into())?, end_ms: num(&flag, e.into())? });
+            }
+            "--dtmf" => {
+                let v = value()?;
+                let (t, d) =
+                    v.split_once(':').ok_or_else(|| format!("--dtmf: expected MS:DIGIT, got {v}"))?;
+                let digit = d
+                    .chars()
+                    .next()
+                    .filter(|c| d.len() == 1 && (c.is_ascii_digit() || "*#ABCD".contains(*c)));
+                a.dtmf.push((num(&flag, t.into())?, digit.ok_or_else(|| format!("--dtmf: bad digit {d}"))?));
+            }
+            "--barge-in-after" => a.barge_in_after = Some(num(&flag, value()?)?),
+            "--barge-in-audio" => a.barge_in_audio = Some(value()?),
+            "--wait-ms" => a.wait_ms = num(&flag, value()?)?,
+            "--param" => {
+                let v = value()?;
+                let (k, val) =
+                    v.split_once('=').ok_or_else(|| format!("--param: expected KEY=VALUE, got {v}"))?;
+                a.options.custom_parameters.push((k.to_owned(), val.to_owned()));
+            }
+            "--auth-token" => a.options.auth_token = Some(value()?),
+            "--signed-url" => a.options.signed_url = Some(value()?),
+            "--ca-file" => a.options.ca_file = Some(value()?.into()),
+            "--calls" => a.run.calls = num(&flag, value()?)?,
+            "--stagger-ms" => a.run.stagger = Duration::from_millis(num(&flag, value()?)?),
+            "--jitter-ms" => imp.jitter_ms = num(&flag, value()?)?,
+            "--burst" => imp.burst_frames = num(&flag, value()?)?,
+            "--burst-every" => burst_every = Some(num(&flag, value()?)?),
+            "--gap-every" => imp.gap_every = num(&flag, value()?)?,
+            "--reorder-every" => imp.reorder_every = num(&flag, value()?)?,
+            "--seed" => {
+                let seed = num(&flag, value()?)?;
+                imp.seed = seed;
+                a.options.seed = seed;
+            }
+            "--line-noise-dbfs" => a.options.line_noise_dbfs = Some(num(&flag, value()?)?),
+            "--digital-silence" => a.options.line_noise_dbfs = None,
+            "--playout-delay-ms" => a.options.playout.delay = Duration::from_millis(num(&flag, value()?)?),
+            "--reply-gap-ms" => a.options.playout.reply_gap = Duration::from_millis(num(&flag, value()?)?),
+            "--json" => a.json = true,
+            "--timeline" => a.timeline = true,
+            "--quiet" => a.quiet = true,
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    if a.url.is_empty() {
+        return Err("--url is required (see --help)".into());
+    }
+    if a.run.calls == 0 {
+        return Err("--calls must be at least 1".into());
+    }
+    a.options.impairments.burst_every = burst_every.unwrap_or(0);
+    a.options.url = a.url.clone();
+    a.run.progress = !a.quiet;
+    Ok(a)
+}
+
+fn script(a: &Args) -> Result<Script, String> {
+    let mut audio = CallerAudio::load(&a.audio).map_err(|e| e.to_string())?;
+    if let Some(labels) = &a.labels {
+        audio = audio.with_labels_file(labels).map_err(|e| e.to_string())?;
+    }
+    if !a.speech.is_empty() {
+        audio = audio.with_speech(a.speech.clone());
+    }
+    let mut script = Script::new();
+    let mut dtmf = a.dtmf.clone();
+    dtmf.sort_by_key(|d| d.0);
+    let mut from = 0;
+    for (at, digit) in dtmf {
+        // Frame-aligned, so that splitting the clip does not shift its audio.
+        let at = (at / callsim::FRAME_MS * callsim::FRAME_MS).min(audio.duration_ms());
+        script = script.say(audio.slice_ms(from, at)).dtmf(digit);
+        from = at;
+    }
+    script = script.say(audio.slice_ms(from, audio.duration_ms()));
+    if let Some(after) = a.barge_in_after {
+        let interruption = match &a.barge_in_audio {
+            Some(path) => CallerAudio::load(path).map_err(|e| e.to_string())?,
+            None => audio.utterance(0, 200).ok_or("--barge-in-after: the audio has no speech segment")?,
+        };
+        script = script.interrupt(Duration::from_millis(after), interruption);
+    }
+    Ok(script.wait_for_reply_end(Duration::from_millis(a.wait_ms)))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("callsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let script = match script(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("callsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.quiet {
+        eprintln!(
+            "callsim: {} call(s) to {}, each up to {:.1} s",
+            args.run.calls,
+            args.url,
+            script.max_duration_ms() as f64 / 1000.0
+        );
+    }
+    let results = match callsim::run_calls_blocking(&args.options, &script, &args.run) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("callsim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.timeline {
+        for r in &results {
+            let text = format!("call {} ({}):\n{}", r.index, r.call_sid, callsim::format_timeline(r, None));
+            if args.json { eprintln!("{text}") } else { println!("{text}") }
+        }
+    }
+    let report = Report::new(&results);
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.table());
+    }
+    if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
