@@ -22,8 +22,11 @@ class BuildWithCargo(build_py):
             ["cargo", "build", "--release", "-p", "trunkline-ffi"], cwd=repo, check=True
         )
         target = Path(os.environ.get("CARGO_TARGET_DIR", repo / "target"))
-        shutil.copy2(target / "release" / "libtrunkline.so", HERE / "trunkline" / "libtrunkline.so")
         super().run()
+        # Into the build directory only: a copy in the source tree would shadow later builds.
+        dest = Path(self.build_lib) / "trunkline"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target / "release" / "libtrunkline.so", dest / "libtrunkline.so")
 
 
 setup(cmdclass={"build_py": BuildWithCargo})

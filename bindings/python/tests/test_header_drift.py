@@ -17,9 +17,10 @@ STRUCTS = {
     "trunkline_session_config": _ffi.SessionConfig,
     "trunkline_event": _ffi.CEvent,
     "trunkline_start_info": _ffi.StartInfo,
+    "trunkline_server_config": _ffi.ServerConfig,
 }
 # How each C spelling must appear in ctypes (an independent table, not the binding's).
-SCALARS = {"size_t": c_size_t, "uint32_t": c_uint32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "void": None}
+SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "void": None}
 
 
 def ctype_of(c: str):
@@ -27,10 +28,12 @@ def ctype_of(c: str):
     base = c.replace("const ", "").replace(" *", "").strip()
     stars = c.count("*")
     if stars == 0:
+        if base in STRUCTS:
+            return STRUCTS[base]  # a nested struct field
         return c_int if base in ENUMS else SCALARS[base]
     if stars == 2:
         return POINTER(c_void_p)  # an out-parameter for a new handle
-    if base in ("trunkline_engine", "trunkline_session"):
+    if base in ("trunkline_engine", "trunkline_session", "trunkline_server"):
         return c_void_p
     if base in STRUCTS:
         return POINTER(STRUCTS[base])
@@ -40,7 +43,7 @@ def ctype_of(c: str):
         return c_void_p  # data buffers
     if base in ENUMS:
         return POINTER(c_int)
-    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "int32_t": c_int32}[base])
+    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "int32_t": c_int32, "uint16_t": ctypes.c_uint16}[base])
 
 
 def prototypes():
@@ -71,7 +74,7 @@ def test_structs_match_the_header():
     for cname, cls in STRUCTS.items():
         body = re.search(r"typedef struct \{((?:(?!typedef struct).)*?)\} " + cname + ";", HEADER, re.S).group(1)
         body = re.sub(r"//[^\n]*", "", body)
-        fields = re.findall(r"^\s*([\w ]+?)\s+(\w+)(\[\w+\])?;", body, re.M)
+        fields = re.findall(r"^\s*([\w ]+?(?: \*)?)\s*\b(\w+)(\[\w+\])?;", body, re.M)
         expected = []
         for ctype, fname, array in fields:
             t = ctype_of(ctype)

@@ -14,6 +14,7 @@
 from ._codec import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ._core import Engine, Event, Session
 from ._errors import Result, TrunklineError
+from ._server import Server
 from ._ffi import lib as _lib
 
 __version__ = _lib.trunkline_version().decode()
@@ -21,6 +22,7 @@ __version__ = _lib.trunkline_version().decode()
 __all__ = [
     "Engine",
     "Session",
+    "Server",
     "Event",
     "Result",
     "TrunklineError",

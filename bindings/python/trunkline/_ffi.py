@@ -73,6 +73,24 @@ class CEvent(Structure):
     ]
 
 
+class ServerConfig(Structure):
+    _fields_ = [
+        ("bind", c_char_p),
+        ("path", c_char_p),
+        ("auth_token", c_char_p),
+        ("public_url", c_char_p),
+        ("session", SessionConfig),
+        ("max_sessions", c_uint32),
+        ("max_message_bytes", c_size_t),
+        ("handshake_timeout_ms", c_uint32),
+        ("idle_timeout_ms", c_uint32),
+        ("ping_interval_ms", c_uint32),
+        ("threads", c_uint32),
+        ("tls_cert_pem", c_char_p),
+        ("tls_key_pem", c_char_p),
+    ]
+
+
 class StartInfo(Structure):
     _fields_ = [
         ("tracks", c_uint32),
@@ -126,6 +144,15 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_alaw_decode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "trunkline_alaw_encode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "trunkline_version": (c_char_p, []),
+    "trunkline_server_config_default": (c_int, [POINTER(ServerConfig)]),
+    "trunkline_server_start": (c_int, [c_void_p, POINTER(ServerConfig), POINTER(c_void_p)]),
+    "trunkline_server_local_port": (c_int, [c_void_p, POINTER(ctypes.c_uint16)]),
+    "trunkline_server_accept": (c_int, [c_void_p, POINTER(c_void_p)]),
+    "trunkline_server_stats_count": (c_size_t, []),
+    "trunkline_server_stats_name": (c_char_p, [c_size_t]),
+    "trunkline_server_stats": (c_int, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "trunkline_server_shutdown": (c_int, [c_void_p, c_uint32]),
+    "trunkline_server_free": (None, [c_void_p]),
 }
 
 

@@ -1,0 +1,112 @@
+"""The offload server: Trunkline as the carrier's Media Streams WebSocket endpoint."""
+
+from __future__ import annotations
+
+
+from ctypes import byref, c_size_t, c_uint16, c_uint64, c_void_p
+from typing import Optional
+
+from ._core import Engine, Session
+from ._errors import Result, TrunklineError, check
+from ._ffi import ServerConfig, lib
+
+
+class Server:
+    """Accepts Twilio (or compatible) Media Streams connections itself and hands each call to you
+    as a Session once its stream started: you read audio, play, mark, interrupt and poll events;
+    the server sends the paced messages. The engine must have worker threads.
+
+        with trunkline.Engine() as engine, trunkline.Server(engine, bind="0.0.0.0:8080",
+                path="/media", auth_token=TOKEN) as server:
+            while True:
+                engine.wait(0.1)
+                call = server.accept()      # Session or None
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        bind: str = "127.0.0.1:0",
+        path: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        public_url: Optional[str] = None,
+        session: Optional[dict] = None,
+        **limits: int,
+    ) -> None:
+        config = ServerConfig()
+        check(lib.trunkline_server_config_default(byref(config)), "server config")
+        # Keep the encoded strings alive until the start call returns.
+        strings = {k: (v.encode() if v is not None else None) for k, v in
+                   {"bind": bind, "path": path, "auth_token": auth_token, "public_url": public_url}.items()}
+        for key, value in strings.items():
+            setattr(config, key, value)
+        self.agent_rate = 16000
+        for key, value in (session or {}).items():
+            if key not in dict(type(config.session)._fields_):
+                raise TypeError(f"unknown session setting {key!r}")
+            setattr(config.session, key, value)
+            if key == "agent_rate":
+                self.agent_rate = value
+        for key, value in limits.items():
+            if key not in dict(ServerConfig._fields_) or key in strings or key == "session":
+                raise TypeError(f"unknown server setting {key!r}")
+            setattr(config, key, value)
+        handle = c_void_p()
+        check(lib.trunkline_server_start(engine._h(), byref(config), byref(handle)), "server")
+        self._engine = engine
+        self._handle: Optional[int] = handle.value
+        self._count = lib.trunkline_server_stats_count()
+        self._names = [lib.trunkline_server_stats_name(i).decode() for i in range(self._count)]
+
+    def _h(self) -> int:
+        if self._handle is None:
+            raise TrunklineError(Result.CLOSED, "server")
+        return self._handle
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        port = c_uint16()
+        check(lib.trunkline_server_local_port(self._h(), byref(port)), "port")
+        return port.value
+
+    def accept(self) -> Optional[Session]:
+        """The next call whose stream has started, or None."""
+        handle = c_void_p()
+        code = lib.trunkline_server_accept(self._h(), byref(handle))
+        if code == Result.EMPTY:
+            return None
+        check(code, "accept")
+        return Session(self._engine, handle.value, self.agent_rate)
+
+    def stats(self) -> dict:
+        """Connections, accepted, rejected (signature, path, capacity), timeouts, failures, active."""
+        values = (c_uint64 * self._count)()
+        n = c_size_t()
+        check(lib.trunkline_server_stats(self._h(), values, self._count, byref(n)), "server stats")
+        return dict(zip(self._names, values[: n.value]))
+
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Stops accepting; live calls get up to `grace` seconds to finish. Blocks until done."""
+        check(lib.trunkline_server_shutdown(self._h(), int(grace * 1000)), "shutdown")
+
+    def close(self) -> None:
+        """Shuts down at once (if running) and frees the server."""
+        if self._handle is not None:
+            lib.trunkline_server_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+
