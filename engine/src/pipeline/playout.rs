@@ -115,17 +115,19 @@ impl PlayoutClock {
         n
     }
 
-    /// The carrier echoed sync mark `n` at `now_us`: correct the lag.
-    pub fn sync_mark_echoed(&mut self, n: u32, now_us: u64) {
+    /// The carrier echoed sync mark `n` at `now_us`: correct the lag. False if no such mark is
+    /// outstanding (never sent, already echoed, or too old to remember): the echo is not genuine.
+    pub fn sync_mark_echoed(&mut self, n: u32, now_us: u64) -> bool {
         let slot = &mut self.sync[n as usize % SYNC_SLOTS];
-        if let Some(mark) = *slot
-            && mark.n == n
-        {
-            *slot = None;
-            if mark.epoch == self.epoch {
-                self.lag_us = now_us.saturating_sub(mark.due_us).min(MAX_LAG_US);
-            }
+        let Some(mark) = *slot else { return false };
+        if mark.n != n {
+            return false;
         }
+        *slot = None;
+        if mark.epoch == self.epoch {
+            self.lag_us = now_us.saturating_sub(mark.due_us).min(MAX_LAG_US);
+        }
+        true
     }
 
     /// The carrier's buffer was cleared at `now_us`. Returns the samples of the utterance heard.

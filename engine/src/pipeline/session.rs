@@ -309,6 +309,11 @@ impl SessionPipeline {
                     return Err(ProtocolError::TimestampJump);
                 }
                 let format = self.format.ok_or(ProtocolError::UnsupportedFormat)?;
+                if self.payload.as_slice().is_empty() {
+                    // No audio to place: a broken carrier or proxy, reported rather than taken as
+                    // a zero-length frame (which would still move the reorder buffer's timeline).
+                    return Err(ProtocolError::WrongType("media.payload"));
+                }
                 let samples = self.decode_payload(format)?;
                 SessionCounters::bump(&self.counters.media_frames_in);
                 let Self { reorder, inbound, counters, decoded, .. } = self;
@@ -362,8 +367,12 @@ impl SessionPipeline {
         sink: &mut dyn PipelineSink,
     ) -> Result<(), ProtocolError> {
         if let Some(n) = parse_sync_mark(name) {
-            self.playout.sync_mark_echoed(n, now_us);
-            return Ok(());
+            // A hidden sync mark: only a genuine echo (of one sent and not yet echoed) counts.
+            return if self.playout.sync_mark_echoed(n, now_us) {
+                Ok(())
+            } else {
+                Err(ProtocolError::UnknownMark)
+            };
         }
         match self.marks.echoed(name).ok_or(ProtocolError::UnknownMark)? {
             MarkEcho::Played { id, utterance_pos } => {

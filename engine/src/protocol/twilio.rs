@@ -19,10 +19,10 @@
 //! | all | `streamSid` | no | string (not otherwise used, except by `start`) |
 //! | `connected` | `protocol`, `version` | no | ignored |
 //! | `media` | `media` | yes | object |
-//! | `media` | `media.payload` | yes | string, standard base64 with or without `=` padding, decoded into the [`PayloadBuffer`]; bad base64 → `InvalidBase64`, decoded length over [`PayloadBuffer::limit`] → `PayloadTooLarge` |
 //! | `media` | `media.timestamp` | yes | number (ms since the stream started) |
 //! | `media` | `media.chunk` | no | number |
 //! | `media` | `media.track` | no (inbound) | `inbound`, `outbound`, `inbound_track`, `outbound_track` |
+//! | `media` | `media.payload` | yes | string, standard base64 with or without `=` padding, decoded into the [`PayloadBuffer`]; bad base64 → `InvalidBase64`, decoded length over [`PayloadBuffer::limit`] → `PayloadTooLarge`; an empty payload parses (the session then rejects it) |
 //! | `dtmf` | `dtmf` | yes | object |
 //! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` |
 //! | `dtmf` | `dtmf.track` | no | ignored |
