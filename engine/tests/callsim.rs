@@ -566,3 +566,16 @@ fn clear_drops_buffered_audio_and_echoes_pending_marks_at_once() {
         CallEvent::MarkEchoed { cleared: true, .. }
     ));
 }
+
+#[test]
+fn a_server_that_never_answers_the_upgrade_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut options = CallOptions::new(format!("ws://{}/media", listener.local_addr().unwrap()));
+    options.connect_timeout = Duration::from_millis(300);
+    let began = Instant::now();
+    let r = one_call(&options, &Script::new().silence(Duration::from_millis(100)));
+    assert!(matches!(r.error, Some(CallError::Handshake(_))), "{:?}", r.error);
+    assert!(began.elapsed() < Duration::from_secs(2));
+    assert_eq!(r.metrics.frames_sent, 0);
+    drop(listener);
+}

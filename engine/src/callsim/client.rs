@@ -105,8 +105,15 @@ pub(crate) async fn run(
     let call_sid = ids.sid("CA");
     let account_sid = options.account_sid.clone().unwrap_or_else(|| SplitMix64::new(options.seed).sid("AC"));
     let mut call = Call::new(index, options, script, stream_sid, call_sid, account_sid, progress);
-    if let Err(e) = connect_and_drive(&mut call).await {
-        call.error = Some(e);
+    // However the bot behaves (a peer that stops reading stalls our sends), the call ends.
+    let limit = options.connect_timeout
+        + Duration::from_millis(script.max_duration_ms())
+        + options.close_timeout
+        + CALL_SLACK;
+    match timeout(limit, connect_and_drive(&mut call)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => call.error = Some(e),
+        Err(_) => call.error = Some(CallError::Connection(format!("call still running after {limit:?}"))),
     }
     call.finish()
 }
@@ -224,6 +231,9 @@ mod tls {
         TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| err("handshake", &e))
     }
 }
+
+/// Allowance on top of a script's longest run before a call is abandoned.
+const CALL_SLACK: Duration = Duration::from_secs(5);
 
 /// Most bad messages from the bot written to the timeline (all are counted).
 const MAX_BAD_LOGGED: u64 = 10;
