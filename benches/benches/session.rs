@@ -1,0 +1,177 @@
+//! A whole call per 20 ms frame (`cargo bench -p trunkline-benches --bench session`).
+//!
+//! - `pipeline/*`: the [`SessionPipeline`] alone on a simulated clock, its outputs going to a
+//!   sink that only counts (as in `engine/tests/pacing.rs`): inbound = one Twilio `media` message
+//!   (parse, base64, µ-law decode, reorder, resample 8→16 kHz, VAD); outbound = 20 ms of agent
+//!   audio at 24 kHz (resample 24→8 kHz, µ-law encode, queue) and the timer tick that paces one
+//!   frame out as `media` JSON (plus a sync mark every 500 ms); duplex = both.
+//! - `inline/*`: the same through the public [`Session`] of an inline engine (`workers: 0`),
+//!   including the host-facing rings: push, read the caller audio, poll events, and for duplex play
+//!   20 ms and take the outbound messages.
+//!
+//! The caller audio is the speech fixture (10.6 s, speech and pauses, one barge-in per pass);
+//! the measurement restarts the call after each pass, untimed.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use trunkline::event::RawEvent;
+use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::protocol::{MessageKind, TwilioDialect};
+use trunkline::{Engine, EngineConfig, SessionConfig, SessionCounters};
+use trunkline_benches::{CONNECTED, speech_messages, start_message};
+
+/// Counts what the pipeline produces, never allocates.
+#[derive(Default)]
+struct CountingSink {
+    samples: usize,
+    events: usize,
+    messages: usize,
+    bytes: usize,
+}
+
+impl PipelineSink for CountingSink {
+    fn agent_audio(&mut self, pcm: &[i16]) {
+        self.samples += pcm.len();
+    }
+    fn event(&mut self, event: RawEvent) {
+        black_box(&event);
+        self.events += 1;
+    }
+    fn outbound_room(&self, _: usize) -> bool {
+        true
+    }
+    fn outbound(&mut self, _: MessageKind, message: &[u8]) {
+        self.messages += 1;
+        self.bytes += message.len();
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Inbound,
+    Outbound,
+    Duplex,
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+            Self::Duplex => "duplex",
+        }
+    }
+    fn inbound(self) -> bool {
+        self != Self::Outbound
+    }
+    fn outbound(self) -> bool {
+        self != Self::Inbound
+    }
+}
+
+const FRAME_US: u64 = 20_000;
+/// 20 ms of agent audio at 24 kHz (a TTS's usual rate): a soft tone.
+fn agent_frame() -> Vec<i16> {
+    (0..480).map(|i| ((i as f32 * 0.13).sin() * 4000.0) as i16).collect()
+}
+
+fn started_pipeline(config: &SessionConfig, sink: &mut CountingSink) -> SessionPipeline {
+    let counters = Arc::new(SessionCounters::default());
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new()), counters).unwrap();
+    p.on_message(CONNECTED.as_bytes(), MessageKind::Text, 0, sink);
+    p.on_message(start_message().as_bytes(), MessageKind::Text, 0, sink);
+    p
+}
+
+fn pipeline(c: &mut Criterion) {
+    let messages = speech_messages();
+    let agent = agent_frame();
+    let config = SessionConfig::default();
+    let mut group = c.benchmark_group("pipeline");
+    for dir in [Direction::Inbound, Direction::Outbound, Direction::Duplex] {
+        group.bench_function(BenchmarkId::from_parameter(dir.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0u64;
+                let mut sink = CountingSink::default();
+                while done < iters {
+                    let mut p = started_pipeline(&config, &mut sink);
+                    let n = (iters - done).min(messages.len() as u64) as usize;
+                    let mut now = 0u64;
+                    let t = Instant::now();
+                    for msg in &messages[..n] {
+                        now += FRAME_US;
+                        if dir.inbound() {
+                            p.on_message(black_box(msg.as_bytes()), MessageKind::Text, now, &mut sink);
+                        }
+                        if dir.outbound() {
+                            // A frame's worth of agent audio in, one paced frame out.
+                            let _ = p.play(black_box(&agent), 24_000, now, &mut sink);
+                            p.tick(now, &mut sink);
+                        }
+                    }
+                    total += t.elapsed();
+                    done += n as u64;
+                }
+                black_box(&sink);
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn inline(c: &mut Criterion) {
+    let messages = speech_messages();
+    let agent = agent_frame();
+    // why the huge lead: the inline engine paces against the real clock, and the benchmark runs
+    // far faster than real time; with the lead out of the way every 20 ms played goes out as one
+    // frame at once, so each iteration does a frame's outbound work, as a real call does.
+    let config = SessionConfig { lead_ms: u32::MAX / 2, ..Default::default() };
+    let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
+    let start = start_message();
+    let mut group = c.benchmark_group("inline");
+    for dir in [Direction::Inbound, Direction::Duplex] {
+        group.bench_function(BenchmarkId::from_parameter(dir.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0u64;
+                let mut pcm = vec![0i16; 4096];
+                let mut out = vec![0u8; 4096];
+                let mut taken = 0usize;
+                while done < iters {
+                    let mut s = engine.open_session(&config).unwrap();
+                    s.push_text(CONNECTED).unwrap();
+                    s.push_text(&start).unwrap();
+                    while s.poll_event().is_some() {}
+                    let n = (iters - done).min(messages.len() as u64) as usize;
+                    let t = Instant::now();
+                    for msg in &messages[..n] {
+                        s.push(black_box(msg.as_bytes()), MessageKind::Text).unwrap();
+                        taken += s.read_audio(&mut pcm);
+                        while let Some(ev) = s.poll_event() {
+                            black_box(ev);
+                        }
+                        if dir.outbound() {
+                            let _ = s.play(black_box(&agent), 24_000);
+                            while let Some((_, len)) = s.next_outbound_into(&mut out) {
+                                taken += len;
+                            }
+                        }
+                    }
+                    total += t.elapsed();
+                    done += n as u64;
+                    drop(s);
+                }
+                black_box(taken);
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, inline);
+criterion_main!(benches);

@@ -1,0 +1,202 @@
+//! Every pipeline stage, per 20 ms frame of one call (`cargo bench -p trunkline-benches --bench
+//! stages`). Inputs come from the committed speech fixture, cycled frame by frame, so the DSP
+//! stages see real speech and pauses rather than one repeated frame.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use trunkline::codec::{decode_ulaw, encode_ulaw};
+use trunkline::pipeline::{Delivery, FRAME_BYTES, InboundReorder, OutboundQueue, PlayoutClock};
+use trunkline::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
+use trunkline::resample::StreamResampler;
+use trunkline::stats::SessionCounters;
+use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
+use trunkline_benches::{FRAME, speech_frames, speech_messages, speech_pcm, start_message};
+
+/// Cycles through `items` forever.
+struct Cycle<'a, T> {
+    items: &'a [T],
+    next: usize,
+}
+
+impl<'a, T> Cycle<'a, T> {
+    fn new(items: &'a [T]) -> Self {
+        Self { items, next: 0 }
+    }
+    fn next(&mut self) -> &'a T {
+        let item = &self.items[self.next];
+        self.next = (self.next + 1) % self.items.len();
+        item
+    }
+}
+
+/// A started Twilio dialect (it writes the stream SID into every outbound message).
+fn started_dialect() -> TwilioDialect {
+    let mut dialect = TwilioDialect::new();
+    let mut payload = PayloadBuffer::with_limit(16 * 1024);
+    let start = start_message();
+    match dialect.parse(start.as_bytes(), MessageKind::Text, &mut payload) {
+        Ok(Inbound::Start(s)) => dialect.on_start(&s),
+        other => panic!("start did not parse: {other:?}"),
+    }
+    dialect
+}
+
+fn protocol(c: &mut Criterion) {
+    let messages = speech_messages();
+    let mut group = c.benchmark_group("protocol");
+    group.bench_function("twilio_parse_media_base64", |b| {
+        let mut dialect = started_dialect();
+        let mut payload = PayloadBuffer::with_limit(16 * 1024);
+        let mut msgs = Cycle::new(&messages);
+        b.iter(|| {
+            let msg = msgs.next();
+            let parsed = dialect.parse(black_box(msg.as_bytes()), MessageKind::Text, &mut payload);
+            black_box(&parsed);
+            black_box(payload.as_slice().len())
+        })
+    });
+    group.bench_function("twilio_write_media_json", |b| {
+        let dialect = started_dialect();
+        let frames = speech_frames();
+        let mut frames = Cycle::new(&frames);
+        let mut out = Vec::with_capacity(1024);
+        b.iter(|| {
+            dialect.write_media(black_box(frames.next()), &mut out);
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let frames = speech_frames();
+    let pcm = speech_pcm();
+    let pcm_frames: Vec<&[i16]> = pcm.chunks_exact(FRAME).collect();
+    let mut group = c.benchmark_group("codec");
+    group.bench_function("ulaw_decode_160", |b| {
+        let mut frames = Cycle::new(&frames);
+        let mut out = [0i16; FRAME];
+        b.iter(|| black_box(decode_ulaw(black_box(frames.next()), &mut out)))
+    });
+    group.bench_function("ulaw_encode_160", |b| {
+        let mut frames = Cycle::new(&pcm_frames);
+        let mut out = [0u8; FRAME];
+        b.iter(|| black_box(encode_ulaw(black_box(frames.next()), &mut out)))
+    });
+    group.finish();
+}
+
+/// `from -> to` on 20 ms frames of the speech fixture (brought to `from` by the engine's own
+/// resampler, once, outside the measurement).
+fn resample_case(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    from: u32,
+    to: u32,
+) {
+    let speech = speech_pcm();
+    let input: Vec<i16> = if from == 8_000 {
+        speech
+    } else {
+        let mut up = StreamResampler::new(8_000, from).unwrap();
+        let mut out = vec![0; up.max_output_len(speech.len())];
+        let n = up.process(&speech, &mut out);
+        out.truncate(n);
+        out
+    };
+    let frame = from as usize / 50;
+    let frames: Vec<&[i16]> = input.chunks_exact(frame).collect();
+    c.bench_function(format!("{}k_to_{}k", from / 1000, to / 1000), |b| {
+        let mut r = StreamResampler::new(from, to).unwrap();
+        let mut out = vec![0i16; r.max_output_len(frame)];
+        let mut frames = Cycle::new(&frames);
+        b.iter(|| black_box(r.process(black_box(frames.next()), &mut out)))
+    });
+}
+
+fn resample(c: &mut Criterion) {
+    let mut group = c.benchmark_group("resample");
+    for (from, to) in [(8_000, 16_000), (8_000, 24_000), (24_000, 8_000), (16_000, 8_000)] {
+        resample_case(&mut group, from, to);
+    }
+    group.finish();
+}
+
+fn vad(c: &mut Criterion) {
+    let pcm = speech_pcm();
+    let frames: Vec<&[i16]> = pcm.chunks_exact(FRAME).collect();
+    let mut group = c.benchmark_group("vad");
+    for (name, backend) in [("spectral", VadBackend::Spectral), ("webrtc", VadBackend::WebRtc)] {
+        group.bench_function(name, |b| {
+            let mut vad = SpeechDetector::new(&VadConfig { backend, ..Default::default() }).unwrap();
+            let mut pos = 0u64;
+            let mut frames = Cycle::new(&frames);
+            b.iter(|| {
+                vad.process(black_box(frames.next()), pos, |t| {
+                    black_box(t);
+                });
+                pos += FRAME as u64;
+            })
+        });
+    }
+    group.finish();
+}
+
+fn reorder(c: &mut Criterion) {
+    let pcm = speech_pcm();
+    let frames: Vec<&[i16]> = pcm.chunks_exact(FRAME).collect();
+    let mut group = c.benchmark_group("reorder");
+    group.bench_function("in_order_frame", |b| {
+        let counters = SessionCounters::default();
+        let mut reorder = InboundReorder::new(60, 2_000);
+        let mut frames = Cycle::new(&frames);
+        let mut seq = 0u64;
+        b.iter(|| {
+            let arrival = reorder.push(
+                Some(seq),
+                seq * 20,
+                black_box(frames.next()),
+                seq * 20_000,
+                &counters,
+                &mut |d| {
+                    black_box(matches!(d, Delivery::Audio { .. }));
+                },
+            );
+            seq += 1;
+            black_box(arrival)
+        })
+    });
+    group.finish();
+}
+
+/// The outbound side after µ-law: queue a frame of agent audio, cut it, advance the playout
+/// clock, write the `media` JSON.
+fn outbound(c: &mut Criterion) {
+    let frames = speech_frames();
+    let mut group = c.benchmark_group("outbound");
+    group.bench_function("framer_pacer_json", |b| {
+        let dialect = started_dialect();
+        let mut queue = OutboundQueue::new(80_000, 64);
+        let mut clock = PlayoutClock::new(500, 1_000);
+        let mut frame = [0u8; FRAME_BYTES];
+        let mut message = Vec::with_capacity(1024);
+        let mut frames = Cycle::new(&frames);
+        let mut now = 0u64;
+        b.iter(|| {
+            queue.push_audio(black_box(frames.next()));
+            if clock.ahead_us(now) + 20_000 <= 100_000
+                && let Some(cut) = queue.cut_frame(&mut frame, false)
+            {
+                dialect.write_media(&frame, &mut message);
+                if clock.on_frame_sent(now, cut.audio_bytes as u64) {
+                    clock.sync_mark_sent();
+                }
+            }
+            now += 20_000;
+            black_box(message.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, protocol, codec, resample, vad, reorder, outbound);
+criterion_main!(benches);

@@ -1,0 +1,54 @@
+//! Fixtures shared by the benchmarks: the committed speech recording and Twilio messages built
+//! from it, exactly as Twilio sends them.
+#![warn(missing_docs)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// The committed caller speech: 8 kHz µ-law, about 10.6 s with speech and pauses.
+pub const SPEECH_ULAW: &[u8] = include_bytes!("../../engine/tests/fixtures/speech_8k.ulaw");
+
+/// Bytes in one 20 ms µ-law frame.
+pub const FRAME: usize = 160;
+
+/// The stream SID used in the fixtures.
+pub const STREAM_SID: &str = "MZ18ad3ab5a668481ce02b83e7395059f0";
+
+/// Twilio's `connected` message.
+pub const CONNECTED: &str = r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#;
+
+/// A Twilio `start` message for a µ-law 8 kHz inbound stream.
+pub fn start_message() -> String {
+    format!(
+        r#"{{"event":"start","sequenceNumber":"1","start":{{"accountSid":"AC0123456789abcdef0123456789abcdef","streamSid":"{STREAM_SID}","callSid":"CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f","tracks":["inbound"],"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"customParameters":{{"caller":"+15550100"}}}},"streamSid":"{STREAM_SID}"}}"#
+    )
+}
+
+/// A Twilio `media` message carrying `payload` (µ-law) at `timestamp_ms`.
+pub fn media_message(seq: u64, chunk: u64, timestamp_ms: u64, payload: &[u8]) -> String {
+    format!(
+        r#"{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{timestamp_ms}","payload":"{}"}},"streamSid":"{STREAM_SID}"}}"#,
+        STANDARD.encode(payload)
+    )
+}
+
+/// The speech fixture as 20 ms µ-law frames.
+pub fn speech_frames() -> Vec<&'static [u8]> {
+    SPEECH_ULAW.chunks_exact(FRAME).collect()
+}
+
+/// The speech fixture decoded to 8 kHz s16 PCM.
+pub fn speech_pcm() -> Vec<i16> {
+    let mut pcm = vec![0i16; SPEECH_ULAW.len()];
+    trunkline::codec::decode_ulaw(SPEECH_ULAW, &mut pcm);
+    pcm
+}
+
+/// One `media` message per 20 ms frame of the speech fixture, sequence numbers from 2.
+pub fn speech_messages() -> Vec<String> {
+    speech_frames()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| media_message(i as u64 + 2, i as u64 + 1, i as u64 * 20, f))
+        .collect()
+}
