@@ -1,158 +1,229 @@
-//! The end-to-end call demo: a caller talks over the agent's greeting, the agent stops, listens,
-//! and answers; the engine does all the audio work on its worker thread.
+//! The end-to-end call demo (the README's main command):
 //!
-//! The carrier side is simulated in-process (a Twilio-like buffer that plays agent audio in real
-//! time and echoes marks); the caller is the committed speech fixture. Run it with
-//! `cargo run --release --example call_demo`. (The demo grows into a two-process WebSocket call
-//! with the offload server and `callsim`.)
+//!     cargo run --release --example call_demo
+//!
+//! In one process: Trunkline's offload server with a small demo bot behind it, and `callsim`
+//! playing the caller against it over a real WebSocket on loopback. The caller (a committed
+//! espeak-ng recording) asks a question and waits; when Trunkline detects the end of their speech
+//! the bot plays its reply (a committed recording); 1.2 s into the reply the caller interrupts,
+//! Trunkline detects the barge-in, drops the queued audio, sends `clear` and tells the bot how much
+//! of the reply the caller heard. The demo prints both sides' timelines and the latency table, and
+//! exits 0 only if the call went as expected.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use trunkline::callsim::{self, CallOptions, CallerAudio, Report, Script};
+use trunkline::offload::{OffloadConfig, OffloadServer};
 use trunkline::{Engine, EngineConfig, Event, SessionConfig};
 
-const CALLER: &[u8] = include_bytes!("../tests/fixtures/speech_8k.ulaw");
-const SID: &str = "MZdemo0000000000000000000000000000";
+const REPLY_WAV: &[u8] = include_bytes!("assets/reply_8k.wav");
+const INTERRUPT_AFTER: Duration = Duration::from_millis(1200);
 
-fn tone(rate: u32, seconds: f64, freq: f64) -> Vec<i16> {
-    (0..(f64::from(rate) * seconds) as usize)
-        .map(|i| (7000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
-        .collect()
+/// The samples of a 16-bit mono PCM WAV file.
+fn wav_samples(wav: &[u8]) -> Vec<i16> {
+    let mut pos = 12;
+    while pos + 8 <= wav.len() {
+        let id = &wav[pos..pos + 4];
+        let len = u32::from_le_bytes([wav[pos + 4], wav[pos + 5], wav[pos + 6], wav[pos + 7]]) as usize;
+        if id == b"data" {
+            let data = &wav[pos + 8..(pos + 8 + len).min(wav.len())];
+            return data.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        }
+        pos += 8 + len + (len & 1);
+    }
+    Vec::new()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() })?;
-    let mut call = engine.open_session(&SessionConfig::default())?;
-    let t0 = Instant::now();
-    let ms = |t: Instant| t.duration_since(t0).as_millis();
-    println!("Trunkline call demo: caller = espeak-ng speech fixture, agent = synthetic speech tones\n");
+/// What the bot saw, for the timeline and the final checks.
+#[derive(Default, Debug)]
+struct BotLog {
+    lines: Vec<(Duration, String)>,
+    replied: bool,
+    barge_in_played_ms: Option<u64>,
+    reply_mark_cleared: bool,
+    stopped: bool,
+}
 
-    call.push_text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#)?;
-    call.push_text(&format!(
-        r#"{{"event":"start","sequenceNumber":"1","streamSid":"{SID}","start":{{"accountSid":"ACdemo","streamSid":"{SID}","callSid":"CAdemo","tracks":["inbound"],"customParameters":{{"demo":"true"}},"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}}}}"#
-    ))?;
-
-    let greeting = tone(24_000, 4.0, 220.0);
-    let mut greeting_left: &[i16] = &greeting;
-    let mut greeting_marked = false;
-    let mut answered = false;
-    // The simulated carrier: when each buffered frame finishes playing, and pending mark echoes.
-    let mut carrier_end = Instant::now();
-    let mut marks: VecDeque<(Instant, String)> = VecDeque::new();
-    let (mut frames_out, mut clears) = (0, 0);
-    let mut agent_samples = 0usize;
-    let mut pcm = vec![0i16; 4096];
-    let mut out = Vec::new();
-    let frames = (CALLER.len() / 160).min(300); // the first 6 s of the caller
-    let mut next = 0;
-    let mut stop_at = None;
-
-    loop {
-        let now = Instant::now();
-        while next < frames && now >= t0 + Duration::from_millis(next as u64 * 20) {
-            let payload = STANDARD.encode(&CALLER[next * 160..(next + 1) * 160]);
-            call.push_text(&format!(
-                r#"{{"event":"media","sequenceNumber":"{}","streamSid":"{SID}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{payload}"}}}}"#,
-                next + 2,
-                next + 1,
-                next * 20
-            ))?;
-            next += 1;
+/// The demo bot: on the caller's end of speech it plays the reply and a mark; on barge-in it
+/// drops what it had not handed over yet (Trunkline already dropped the rest and sent `clear`).
+fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: Arc<AtomicBool>) -> BotLog {
+    let reply = wav_samples(REPLY_WAV);
+    let mut log = BotLog::default();
+    let mut calls = Vec::new();
+    let mut pending: &[i16] = &[];
+    let mut mark_after_pending = false;
+    while !done.load(Ordering::Acquire) {
+        engine.wait(Some(Duration::from_millis(5)));
+        while let Some(call) = server.accept() {
+            let s = &call.start;
+            log.lines.push((
+                t0.elapsed(),
+                format!("bot: call {} started, parameters {:?}", s.call_sid, s.custom_parameters),
+            ));
+            calls.push(call);
         }
-        if !greeting_left.is_empty() {
-            if let Ok(n) = call.play(greeting_left, 24_000) {
-                greeting_left = &greeting_left[n..];
-            }
-        } else if !greeting_marked {
-            call.mark("greeting")?;
-            greeting_marked = true;
-        }
-        while call.next_outbound(&mut out).is_some() {
-            let msg: serde_json::Value = serde_json::from_slice(&out)?;
-            match msg["event"].as_str() {
-                Some("media") => {
-                    frames_out += 1;
-                    carrier_end = carrier_end.max(now) + Duration::from_millis(20);
-                }
-                Some("mark") => {
-                    marks.push_back((carrier_end, msg["mark"]["name"].as_str().unwrap_or("").to_owned()))
-                }
-                Some("clear") => {
-                    clears += 1;
-                    carrier_end = now;
-                    for (_, name) in marks.drain(..) {
-                        call.push_text(&format!(
-                            r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"{name}"}}}}"#
-                        ))?;
+        for call in &mut calls {
+            let session = &mut call.session;
+            let mut pcm = [0i16; 2048];
+            while session.read_audio(&mut pcm) > 0 {} // a real bot feeds its STT here
+            while let Some(event) = session.poll_event() {
+                let now = t0.elapsed();
+                let line = match &event {
+                    Event::SpeechStarted { stream_ms } => {
+                        format!("bot: caller started speaking (stream {stream_ms} ms)")
                     }
+                    Event::SpeechStopped { stream_ms } => {
+                        if !log.replied {
+                            log.replied = true;
+                            pending = &reply;
+                            mark_after_pending = true;
+                            format!(
+                                "bot: caller stopped (stream {stream_ms} ms) -> playing the {:.1} s reply",
+                                reply.len() as f64 / 8000.0
+                            )
+                        } else {
+                            format!("bot: caller stopped (stream {stream_ms} ms)")
+                        }
+                    }
+                    Event::BargeIn { stream_ms, played_ms } => {
+                        log.barge_in_played_ms = Some(*played_ms);
+                        pending = &[];
+                        mark_after_pending = false;
+                        format!(
+                            "bot: BARGE-IN at stream {stream_ms} ms: the caller heard {played_ms} ms of the reply; Trunkline sent clear"
+                        )
+                    }
+                    Event::MarkCleared { name } => {
+                        log.reply_mark_cleared |= name == "reply-end";
+                        format!("bot: mark '{name}' cleared (never heard)")
+                    }
+                    Event::MarkPlayed { name, played_ms } => {
+                        format!("bot: mark '{name}' played at {played_ms} ms")
+                    }
+                    Event::Stopped => {
+                        log.stopped = true;
+                        "bot: stream stopped".to_owned()
+                    }
+                    Event::ProtocolError { error } => format!("bot: dropped a bad message: {error}"),
+                    Event::Connected | Event::Started(_) | Event::Dtmf { .. } | Event::Interrupted { .. } => {
+                        continue;
+                    }
+                };
+                log.lines.push((now, line));
+            }
+            // Hand the reply over as the engine takes it (like a streaming TTS would).
+            while !pending.is_empty() {
+                match session.play(pending, 8_000) {
+                    Ok(n) => pending = &pending[n..],
+                    Err(_) => break,
                 }
-                _ => {}
+            }
+            if pending.is_empty() && mark_after_pending {
+                mark_after_pending = session.mark("reply-end").is_err();
             }
         }
-        while marks.front().is_some_and(|(due, _)| *due <= now) {
-            let (_, name) = marks.pop_front().expect("checked");
-            call.push_text(&format!(r#"{{"event":"mark","streamSid":"{SID}","mark":{{"name":"{name}"}}}}"#))?;
-        }
-        while let Some(ev) = call.poll_event() {
-            let line = match &ev {
-                Event::Started(s) => format!(
-                    "call {} started (stream {}, params {:?})",
-                    s.call_sid, s.stream_sid, s.custom_parameters
-                ),
-                Event::BargeIn { stream_ms, played_ms } => {
-                    format!(
-                        "BARGE-IN: caller spoke at {stream_ms} ms; they heard {played_ms} ms of the agent's utterance -> clear sent"
-                    )
-                }
-                Event::SpeechStopped { stream_ms } if !answered => {
-                    answered = true;
-                    call.play(&tone(24_000, 0.5, 330.0), 24_000)?;
-                    call.mark("answer")?;
-                    format!("caller stopped at {stream_ms} ms -> agent answers (0.5 s)")
-                }
-                Event::MarkPlayed { name, played_ms } if name == "answer" => {
-                    stop_at = Some(now + Duration::from_millis(200));
-                    format!("mark '{name}' played at {played_ms} ms of the answer")
-                }
-                other => format!("{other:?}"),
-            };
-            println!("[{:>5} ms] {line}", ms(now));
-        }
-        loop {
-            let n = call.read_audio(&mut pcm);
-            if n == 0 {
-                break;
-            }
-            agent_samples += n;
-        }
-        if stop_at.is_some_and(|t| now >= t) && next == frames || now > t0 + Duration::from_secs(15) {
-            break;
-        }
-        engine.wait(Some(Duration::from_millis(2)));
     }
-    call.push_text(&format!(r#"{{"event":"stop","sequenceNumber":"9999","streamSid":"{SID}","stop":{{"accountSid":"ACdemo","callSid":"CAdemo"}}}}"#))?;
-    std::thread::sleep(Duration::from_millis(20));
-    while let Some(ev) = call.poll_event() {
-        println!("[{:>5} ms] {ev:?}", ms(Instant::now()));
+    log
+}
+
+fn main() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/speech_8k.ulaw");
+    let caller =
+        CallerAudio::load(fixtures).expect("caller recording (engine/tests/fixtures/speech_8k.ulaw)");
+    let interruption = caller.utterance(1, 200).expect("a second utterance to interrupt with");
+
+    let engine =
+        Arc::new(Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).expect("engine"));
+    let config = OffloadConfig {
+        paths: vec!["/media".into()],
+        session: SessionConfig { agent_rate: 16_000, ..Default::default() },
+        ..Default::default()
+    };
+    let server = Arc::new(OffloadServer::start(&engine, config).expect("offload server"));
+    let url = format!("ws://{}/media", server.local_addr());
+    println!("Trunkline call demo: offload server on {url}, demo bot in-process, callsim as the caller\n");
+
+    let t0 = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let bot = {
+        let (engine, server, done) = (engine.clone(), server.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("demo-bot".into())
+            .spawn(move || run_bot(engine, server, t0, done))
+            .expect("bot")
+    };
+
+    // The caller: asks (the first 4 s of the recording), waits for the reply, interrupts it.
+    let script = Script::new()
+        .say(caller.slice_ms(0, 4_000))
+        .wait_for_reply(Duration::from_secs(5))
+        .interrupt(INTERRUPT_AFTER, interruption)
+        .wait_for_reply_end(Duration::from_millis(1500));
+    let mut options = CallOptions::new(&url);
+    options.custom_parameters = vec![("demo".into(), "true".into())];
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(callsim::run_call_blocking(&options, &script));
+    });
+    let result = rx.recv_timeout(Duration::from_secs(50)).ok().and_then(Result::ok);
+    std::thread::sleep(Duration::from_millis(300));
+    done.store(true, Ordering::Release);
+    let log = bot.join().expect("bot thread");
+
+    let Some(result) = result else {
+        eprintln!("the call did not complete within 50 s");
+        std::process::exit(1);
+    };
+    println!("Caller side (callsim), times from the start of the stream:");
+    print!("{}", callsim::format_timeline(&result, Some("trunkline-sync-")));
+    println!("\nBot side (Trunkline events), times since the demo started:");
+    for (t, line) in &log.lines {
+        println!("  {:>6} ms  {line}", t.as_millis());
     }
-    loop {
-        let n = call.read_audio(&mut pcm);
-        if n == 0 {
-            break;
-        }
-        agent_samples += n;
-    }
-    let stats = call.stats();
+    println!("\nLatency (callsim's measurements):");
+    print!("{}", Report::new(std::slice::from_ref(&result)).table());
+    let stats = server.stats();
     println!(
-        "\ncaller audio delivered to the agent: {agent_samples} samples at 16 kHz ({:.2} s); agent frames sent: {frames_out}; clears: {clears}",
-        agent_samples as f64 / 16_000.0
+        "\nServer: {} connection(s), {} call(s), {} rejected, {} active",
+        stats.connections,
+        stats.calls_opened,
+        stats.rejected_signature + stats.rejected_path + stats.rejected_capacity,
+        stats.active
     );
-    println!("counters:");
-    for (name, value) in stats.fields() {
-        if value != 0 {
-            println!("  {name:<28} {value}");
-        }
+
+    // Did the call go as expected?
+    let m = &result.metrics;
+    let mut problems = Vec::new();
+    if let Some(e) = &result.error {
+        problems.push(format!("callsim error: {e:?}"));
     }
-    Ok(())
+    if !log.replied || m.response_ms.is_empty() {
+        problems.push("the bot never replied".into());
+    }
+    match log.barge_in_played_ms {
+        // The caller spoke 1.2 s into the reply; Trunkline needs ~0.3 s of voiced speech to call
+        // it a barge-in, so the caller heard roughly 1.2 to 2.2 s of the reply.
+        Some(p) if (1_000..=2_600).contains(&p) => {}
+        Some(p) => problems.push(format!("barge-in at an unexpected position: {p} ms")),
+        None => problems.push("no barge-in".into()),
+    }
+    if m.clears == 0 || m.barge_in_reaction_ms.is_empty() {
+        problems.push("the caller never received clear for its interruption".into());
+    }
+    if !log.reply_mark_cleared {
+        problems.push("the reply's mark was not reported cleared".into());
+    }
+    if !log.stopped {
+        problems.push("the bot never saw the stream stop".into());
+    }
+    if problems.is_empty() {
+        println!("\nThe call went as expected: reply on end of speech, barge-in, clear, played position.");
+    } else {
+        for p in &problems {
+            eprintln!("UNEXPECTED: {p}");
+        }
+        std::process::exit(1);
+    }
 }
