@@ -37,3 +37,6 @@ echo "== .NET binding (Mono)"
 ./scripts/test_dotnet.sh
 echo "== node binding"
 ./scripts/test_node.sh
+echo "== the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
+cargo run --release --locked --example call_demo
+echo "call demo: 1 passed, 0 failed"
