@@ -27,7 +27,7 @@ What each call does:
                          decimal point) [default: FILE.labels next to the audio if it exists, else the
                          whole clip is one utterance]
   --speech START-END     a speech segment in ms (repeatable; replaces the labels)
-  --dtmf MS:DIGIT        press DIGIT at MS into the audio (repeatable)
+  --dtmf MS:DIGIT        press DIGIT at MS into the call (repeatable)
   --barge-in-after MS    after the audio, wait for the bot's reply and talk over it MS into it
   --barge-in-audio FILE  what to say then [default: the audio's first utterance]
   --wait-ms MS           then wait up to MS for the bot's reply to end before hanging up [default: 8000]
@@ -177,17 +177,10 @@ fn script(a: &Args) -> Result<Script, String> {
     if !a.speech.is_empty() {
         audio = audio.with_speech(a.speech.clone());
     }
-    let mut script = Script::new();
-    let mut dtmf = a.dtmf.clone();
-    dtmf.sort_by_key(|d| d.0);
-    let mut from = 0;
-    for (at, digit) in dtmf {
-        // Frame-aligned, so that splitting the clip does not shift its audio.
-        let at = (at / callsim::FRAME_MS * callsim::FRAME_MS).min(audio.duration_ms());
-        script = script.say(audio.slice_ms(from, at)).dtmf(digit);
-        from = at;
+    let mut script = Script::new().say(audio.clone());
+    for &(at, digit) in &a.dtmf {
+        script = script.dtmf_at(at, digit);
     }
-    script = script.say(audio.slice_ms(from, audio.duration_ms()));
     if let Some(after) = a.barge_in_after {
         let interruption = match &a.barge_in_audio {
             Some(path) => CallerAudio::load(path).map_err(|e| e.to_string())?,

@@ -59,6 +59,8 @@ pub enum Step {
 #[derive(Debug, Clone, Default)]
 pub struct Script {
     steps: Vec<Step>,
+    /// Keys pressed at fixed stream times (ms), sorted.
+    timed_dtmf: Vec<(u64, char)>,
 }
 
 /// Default wait for a reply in the builder methods that do not take one.
@@ -88,9 +90,17 @@ impl Script {
         self.step(Step::Silence(duration))
     }
 
-    /// The caller presses `digit`.
+    /// The caller presses `digit` (between the steps before and after it).
     pub fn dtmf(self, digit: char) -> Self {
         self.step(Step::Dtmf(digit))
+    }
+
+    /// The caller presses `digit` at stream time `stream_ms` (sent at the first 20 ms frame
+    /// boundary at or after it), whatever step is running; if the script ends first, never.
+    pub fn dtmf_at(mut self, stream_ms: u64, digit: char) -> Self {
+        let pos = self.timed_dtmf.partition_point(|d| d.0 <= stream_ms);
+        self.timed_dtmf.insert(pos, (stream_ms, digit));
+        self
     }
 
     /// Silence until the bot's reply starts (at most `timeout`).
@@ -174,6 +184,7 @@ enum Progress {
 /// Walks a script one frame at a time.
 pub(crate) struct ScriptCursor<'a> {
     steps: &'a [Step],
+    timed_dtmf: &'a [(u64, char)],
     index: usize,
     progress: Progress,
     /// What fills the stream where the script plays no audio.
@@ -182,7 +193,13 @@ pub(crate) struct ScriptCursor<'a> {
 
 impl<'a> ScriptCursor<'a> {
     pub(crate) fn new(script: &'a Script, line: LineNoise) -> Self {
-        Self { steps: &script.steps, index: 0, progress: Progress::Fresh, line }
+        Self {
+            steps: &script.steps,
+            timed_dtmf: &script.timed_dtmf,
+            index: 0,
+            progress: Progress::Fresh,
+            line,
+        }
     }
 
     fn advance(&mut self) {
@@ -194,6 +211,9 @@ impl<'a> ScriptCursor<'a> {
     pub(crate) fn next_frame(&mut self, stream_ms: u64, view: &ReplyView) -> Option<FrameOut> {
         let mut out = FrameOut { payload: [0; FRAME_BYTES], speech: vec![], dtmf: vec![], timeouts: vec![] };
         self.line.fill(&mut out.payload);
+        let due = self.timed_dtmf.partition_point(|d| d.0 <= stream_ms);
+        out.dtmf.extend(self.timed_dtmf[..due].iter().map(|d| d.1));
+        self.timed_dtmf = &self.timed_dtmf[due..];
         loop {
             let step = self.steps.get(self.index)?;
             match (step, &mut self.progress) {
@@ -339,6 +359,20 @@ mod tests {
         c.next_frame(220, &view(at(220), reply, None)).unwrap();
         c.next_frame(240, &view(at(240), reply, None)).unwrap();
         assert!(c.next_frame(260, &view(at(260), reply, None)).is_none(), "the script is over");
+    }
+
+    #[test]
+    fn timed_keys_go_at_the_first_frame_boundary_at_or_after_them() {
+        let t0 = Instant::now();
+        let script = Script::new()
+            .silence(Duration::from_millis(100))
+            .dtmf_at(45, '2')
+            .dtmf_at(0, '1')
+            .dtmf_at(40, '#');
+        let mut c = ScriptCursor::new(&script, digital());
+        let keys: Vec<Vec<char>> =
+            (0..5).map(|k| c.next_frame(k * 20, &view(t0, None, None)).unwrap().dtmf).collect();
+        assert_eq!(keys, [vec!['1'], vec![], vec!['#'], vec!['2'], vec![]]);
     }
 
     #[test]
