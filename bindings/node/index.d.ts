@@ -72,6 +72,39 @@ export interface SessionOptions {
   maxPendingMarks?: number;
 }
 
+/** Offload server settings (the C trunkline_server_config fields in camelCase). */
+export interface ServerOptions {
+  /** Address to listen on, e.g. '0.0.0.0:8080' (default '127.0.0.1:0': any free port). */
+  bind?: string;
+  /** The one request path served, e.g. '/media' (default null: any path; others get 404). */
+  path?: string | null;
+  /** The account's auth token: when set, X-Twilio-Signature is required and checked (403 else). */
+  authToken?: string | null;
+  /** Public URL base Twilio connects to (e.g. 'wss://bot.example.com'), for the signature behind a proxy. */
+  publicUrl?: string | null;
+  /** Settings of every session (call) the server opens. */
+  session?: SessionOptions;
+  /** Most concurrent calls; more are refused with 503. */
+  maxSessions?: number;
+  /** Largest WebSocket message accepted, bytes. */
+  maxMessageBytes?: number;
+  /** Time allowed for the WebSocket handshake, ms. */
+  handshakeTimeoutMs?: number;
+  /** A connection that sends nothing for this long is closed, ms. */
+  idleTimeoutMs?: number;
+  /** Interval of pings to the carrier, ms (0: none). */
+  pingIntervalMs?: number;
+  /** Network threads. */
+  threads?: number;
+  /** TLS certificate chain (PEM file path); null: plain ws:// (TLS needs the `tls` build feature). */
+  tlsCertPem?: string | null;
+  /** TLS private key (PEM file path). */
+  tlsKeyPem?: string | null;
+}
+
+/** Server counters by name (SERVER_STATS_NAMES), e.g. connections, accepted, rejected_path, active. */
+export type ServerStats = Record<string, number>;
+
 export type EventKind =
   | 'connected'
   | 'started'
@@ -130,6 +163,11 @@ export declare class Engine {
   readonly closed: boolean;
   /** Opens a session (one call). Throws TypeError for an unknown option. */
   session(options?: SessionOptions): Session;
+  /**
+   * Starts an offload server on this engine (it needs worker threads): Trunkline answers the
+   * carrier's WebSocket itself. Same as `new Server(engine, options)`.
+   */
+  serve(options?: ServerOptions): Server;
   /** The engine's wakeup fd (readable when some session has output), for native event loops. */
   readonly wakeupFd: number;
   /** Resets the wakeup signal without blocking; true if it was set. */
@@ -182,8 +220,39 @@ export declare class Session {
   close(): void;
 }
 
+/**
+ * An offload server: Trunkline as the carrier's WebSocket endpoint. Calls whose stream has
+ * started come out of accept()/calls() as Sessions; the server drives their carrier side, so
+ * their push() throws INVALID_ARGUMENT and outbound() never has a message for you.
+ */
+export declare class Server {
+  /** Throws TrunklineError INVALID_ARGUMENT (inline engine, bad setting or address), IO (bind). */
+  constructor(engine: Engine, options?: ServerOptions);
+  /** The TCP port the server listens on. */
+  readonly port: number;
+  /** The engine the calls run on. */
+  readonly engine: Engine;
+  /** Whether close() was called. */
+  readonly closed: boolean;
+  /** The next call whose stream has started (yours to close), or null. CLOSED after shutdown. */
+  accept(): Session | null;
+  /** Calls as they arrive; ends on shutdown, close, or engine close. */
+  calls(): AsyncGenerator<Session, void, undefined>;
+  /** The server's counters by name. CLOSED after shutdown. */
+  stats(): ServerStats;
+  /**
+   * Stops accepting, lets live calls go on for up to `graceMs` (default 0), then closes the rest;
+   * runs off the event loop. Rejects with TrunklineError CLOSED when already shut down.
+   */
+  shutdown(graceMs?: number): Promise<void>;
+  /** Shuts down at once (if needed) and frees the server; accepted sessions stay yours. */
+  close(): void;
+}
+
 /** Counter names, in the library's order. */
 export declare const STATS_NAMES: readonly string[];
+/** Server counter names, in the library's order. */
+export declare const SERVER_STATS_NAMES: readonly string[];
 /** Longest mark name the C ABI carries, bytes. */
 export declare const MAX_MARK_NAME_BYTES: number;
 

@@ -65,9 +65,64 @@ const STATS_NAMES = (() => {
   return Object.freeze(names);
 })();
 
+const SERVER_STATS_NAMES = (() => {
+  const names = [];
+  const count = Number(fns.trunkline_server_stats_count());
+  for (let i = 0; i < count; i++) names.push(fns.trunkline_server_stats_name(i));
+  return Object.freeze(names);
+})();
+
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 /** camelCase option name → snake_case field of trunkline_session_config. */
 const SESSION_FIELDS = new Map(Object.keys(TYPES.trunkline_session_config.members).map((f) => [camel(f), f]));
+/** camelCase option name → snake_case field of trunkline_server_config (`session` apart). */
+const SERVER_FIELDS = new Map(
+  Object.keys(TYPES.trunkline_server_config.members)
+    .filter((f) => f !== 'session')
+    .map((f) => [camel(f), f]),
+);
+const SERVER_STRING_FIELDS = new Set(['bind', 'path', 'auth_token', 'public_url', 'tls_cert_pem', 'tls_key_pem']);
+
+/** Fills `config` (a trunkline_session_config from the library's defaults) from session options. */
+function applySessionOptions(config, options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('trunkline: session options must be an object');
+  for (const [key, value] of Object.entries(options)) {
+    const field = SESSION_FIELDS.get(key);
+    if (!field) throw new TypeError(`trunkline: unknown session option ${JSON.stringify(key)}`);
+    if (value === undefined) continue;
+    config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
+  }
+  return config;
+}
+
+/**
+ * The trunkline_server_config for server options: the library's defaults, then each option. String
+ * options are passed as koffi strings: NUL-terminated copies that live for the start call.
+ */
+function serverConfig(options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('trunkline: server options must be an object');
+  const config = {};
+  check(fns.trunkline_server_config_default(config), 'server config');
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (key === 'session') {
+      applySessionOptions(config.session, value);
+      continue;
+    }
+    const field = SERVER_FIELDS.get(key);
+    if (!field) throw new TypeError(`trunkline: unknown server option ${JSON.stringify(key)}`);
+    if (SERVER_STRING_FIELDS.has(field)) {
+      if (value !== null && typeof value !== 'string') {
+        throw new TypeError(`trunkline: ${key} must be a string or null, got ${typeof value}`);
+      }
+      if (value !== null && value.includes('\0')) throw new TrunklineError(RESULT.INVALID_ARGUMENT, `${key} contains NUL`);
+      config[field] = value;
+    } else {
+      config[field] = uint(value, key);
+    }
+  }
+  return config;
+}
 
 /** Longest a single native wait lasts; bounds how long close() defers freeing the engine. */
 const WAIT_SLICE_MS = 100;
@@ -77,6 +132,10 @@ const INLINE_POLL_MS = 20;
 // The C handles are freed if their JS objects are garbage collected without close().
 const sessionFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_session_free(ptr));
 const engineFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_engine_free(ptr));
+// A server is reachable from its engine until it is freed, so both are collected together; their
+// finalizers may then run in any order, which the library tolerates (a server keeps the engine's
+// shared state alive).
+const serverFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_server_free(ptr));
 
 /**
  * An engine: worker threads shared by many sessions, plus one wakeup signal.
@@ -87,7 +146,9 @@ const engineFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_engine_f
 class Engine {
   #ptr;
   #closed = false;
+  #freed = false;
   #waitInFlight = false;
+  #servers = new Set(); // started on this engine and not yet freed
   #waiters = new Set(); // wait(): resolved by a wakeup
   #pollers = new Set(); // wakeups(): called by a wakeup or at the end of a slice
   #wakeCount = 0;
@@ -125,15 +186,30 @@ class Engine {
   session(options = {}) {
     const config = {};
     check(fns.trunkline_session_config_default(config), 'session config');
-    for (const [key, value] of Object.entries(options)) {
-      const field = SESSION_FIELDS.get(key);
-      if (!field) throw new TypeError(`trunkline: unknown session option ${JSON.stringify(key)}`);
-      if (value === undefined) continue;
-      config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
-    }
+    applySessionOptions(config, options);
     const out = [null];
     check(fns.trunkline_session_open(this._handle(), config, out), 'session');
     return new Session(this, out[0], config.agent_rate);
+  }
+
+  /**
+   * Starts an offload server on this engine (which needs worker threads): Trunkline itself is the
+   * carrier's WebSocket endpoint, and each call whose stream has started comes out of
+   * `server.accept()` / `server.calls()` as a Session. Same as `new Server(engine, options)`.
+   */
+  serve(options = {}) {
+    return new Server(this, options);
+  }
+
+  /** @internal Called by a Server once it is started on this engine. */
+  _addServer(server) {
+    this.#servers.add(server);
+  }
+
+  /** @internal Called by a Server once trunkline_server_free has run. */
+  _serverFreed(server) {
+    this.#servers.delete(server);
+    this.#maybeFree();
   }
 
   /** The engine's wakeup fd (readable when some session has output), for native event loops. */
@@ -201,7 +277,7 @@ class Engine {
       this.#waitInFlight = false;
       if (this.#closed) {
         // close() deferred the free until this native wait returned.
-        fns.trunkline_engine_free(this.#ptr);
+        this.#maybeFree();
         return;
       }
       const woken = !err && code === RESULT.OK;
@@ -215,20 +291,29 @@ class Engine {
   }
 
   /**
-   * Stops the workers and frees the engine. Sessions still open then throw CLOSED (close them
-   * too); pending wait()s resolve false and event streams end.
+   * Stops the workers and frees the engine. Servers still running on it are closed first (at
+   * once, without grace). Sessions still open then throw CLOSED (close them too); pending wait()s
+   * resolve false and event streams end.
    */
   close() {
     if (this.#closed) return;
     this.#closed = true;
     engineFinalizer.unregister(this);
+    for (const server of [...this.#servers]) server.close();
     const waiting = [...this.#waiters, ...this.#pollers];
     this.#waiters.clear();
     this.#pollers.clear();
     for (const fn of waiting) fn(false);
-    // trunkline_engine_free must not race with a wait on another thread: if one is running,
-    // its completion frees the engine (within WAIT_SLICE_MS).
-    if (!this.#waitInFlight) fns.trunkline_engine_free(this.#ptr);
+    this.#maybeFree();
+  }
+
+  // trunkline_engine_free must not race with a wait on another thread, and must come after
+  // trunkline_server_free of its servers: a running wait's completion, or a server's deferred
+  // free (after its shutdown() returns), calls this again.
+  #maybeFree() {
+    if (!this.#closed || this.#freed || this.#waitInFlight || this.#servers.size > 0) return;
+    this.#freed = true;
+    fns.trunkline_engine_free(this.#ptr);
   }
 }
 
@@ -514,6 +599,163 @@ class Session {
   }
 }
 
+/**
+ * An offload server: Trunkline as the carrier's WebSocket endpoint (Twilio Media Streams). It
+ * answers the carrier's connections on its own network threads, checks the path and (with
+ * `authToken`) the X-Twilio-Signature, and runs each call on the engine. Calls whose stream has
+ * started come out of `accept()` (or `calls()`) as Sessions with the usual agent-side API
+ * (readAudio, play, mark, interrupt, events, stats); the server drives their carrier side, so
+ * their push() throws INVALID_ARGUMENT and outbound() never has a message for you.
+ *
+ * Create it with `engine.serve(options)` or `new Server(engine, options)`; end it with
+ * `await shutdown(graceMs)` (lets live calls finish) and/or `close()`.
+ */
+class Server {
+  #ptr;
+  #engine;
+  #port;
+  #agentRate;
+  #closed = false; // close() was called
+  #shutDown = false; // shutdown() was called
+  #shutdownInFlight = false;
+  #listeners = new Set(); // calls(): woken by close() and shutdown()
+
+  constructor(engine, options = {}) {
+    if (!(engine instanceof Engine)) throw new TypeError('trunkline: new Server(engine, options) needs an Engine');
+    const config = serverConfig(options);
+    const out = [null];
+    check(fns.trunkline_server_start(engine._handle(), config, out), 'server');
+    this.#ptr = out[0];
+    this.#engine = engine; // keeps the engine alive as long as the server
+    this.#agentRate = config.session.agent_rate;
+    engine._addServer(this);
+    serverFinalizer.register(this, this.#ptr, this);
+    const port = [0];
+    check(fns.trunkline_server_local_port(this.#ptr, port), 'server port');
+    this.#port = port[0];
+  }
+
+  // CLOSED once shutdown() has begun (its native call may still be on its way to the library).
+  #h(what) {
+    if (this.#closed || this.#shutDown) throw new TrunklineError(RESULT.CLOSED, what);
+    return this.#ptr;
+  }
+
+  /** The TCP port the server listens on (the one picked when `bind` asked for port 0). */
+  get port() {
+    return this.#port;
+  }
+
+  /** The engine the server runs its calls on. */
+  get engine() {
+    return this.#engine;
+  }
+
+  /** Whether close() was called. */
+  get closed() {
+    return this.#closed;
+  }
+
+  /**
+   * The next call whose stream has started, as a Session you own (close it when the call ends),
+   * or null when there is none. Throws TrunklineError CLOSED after shutdown() or close().
+   */
+  accept() {
+    const out = [null];
+    const code = fns.trunkline_server_accept(this.#h('accept'), out);
+    if (code === RESULT.EMPTY) return null;
+    check(code, 'accept');
+    return new Session(this.#engine, out[0], this.#agentRate);
+  }
+
+  /**
+   * Calls as they arrive: `for await (const call of server.calls())`. New calls signal the
+   * engine's wakeup, which this waits on (off the main thread, like Session.wakeups()); ends when
+   * the server is shut down or closed, or its engine closed.
+   */
+  async *calls() {
+    while (!this.#closed && !this.#shutDown && !this.#engine.closed) {
+      const seen = this.#engine._wakeCount;
+      const call = this.accept();
+      if (call) {
+        yield call;
+        continue;
+      }
+      if (this.#engine._wakeCount !== seen) continue;
+      await new Promise((resolve) => {
+        const done = () => {
+          cancel();
+          this.#listeners.delete(done);
+          resolve();
+        };
+        const cancel = this.#engine._poll(done);
+        this.#listeners.add(done);
+      });
+    }
+  }
+
+  /**
+   * The server's counters by name (SERVER_STATS_NAMES: connections, accepted, rejected_signature,
+   * rejected_path, rejected_capacity, handshake_failures, idle_timeouts, protocol_failures,
+   * calls_opened, closed, active). Throws TrunklineError CLOSED after shutdown() or close().
+   */
+  stats() {
+    const values = new BigUint64Array(SERVER_STATS_NAMES.length);
+    const n = [0];
+    check(fns.trunkline_server_stats(this.#h('server stats'), values, values.length, n), 'server stats');
+    const out = {};
+    for (let i = 0; i < Number(n[0]); i++) out[SERVER_STATS_NAMES[i]] = Number(values[i]);
+    return out;
+  }
+
+  /**
+   * Stops accepting connections, lets live calls go on for up to `graceMs` (until their stream
+   * stops or the carrier hangs up), then closes the rest. The blocking native shutdown runs on a
+   * koffi worker thread, so the event loop keeps serving those calls meanwhile; the promise
+   * resolves when it is done, and rejects with TrunklineError CLOSED if the server was already
+   * shut down or closed. Call close() afterwards (or not: close() is also done by Engine.close()).
+   */
+  shutdown(graceMs = 0) {
+    if (this.#closed || this.#shutDown) return Promise.reject(new TrunklineError(RESULT.CLOSED, 'shutdown'));
+    const grace = uint(graceMs, 'graceMs');
+    this.#shutDown = true;
+    this.#shutdownInFlight = true;
+    this.#wakeListeners();
+    return new Promise((resolve, reject) => {
+      fns.trunkline_server_shutdown.async(this.#ptr, grace, (err, code) => {
+        this.#shutdownInFlight = false;
+        if (this.#closed) this.#free(); // close() deferred the free until now
+        if (err) reject(err);
+        else if (code !== RESULT.OK) reject(new TrunklineError(code, 'shutdown'));
+        else resolve();
+      });
+    });
+  }
+
+  /**
+   * Shuts the server down at once (if shutdown() was not called: live calls are cut) and frees
+   * it. Sessions already accepted stay yours (they report the end of their stream). While a
+   * shutdown() is running, the free waits for it to return.
+   */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    serverFinalizer.unregister(this);
+    this.#wakeListeners();
+    // trunkline_server_free must not race with the shutdown running on a koffi worker.
+    if (!this.#shutdownInFlight) this.#free();
+  }
+
+  #free() {
+    fns.trunkline_server_free(this.#ptr);
+    this.#engine._serverFreed(this);
+  }
+
+  #wakeListeners() {
+    for (const done of [...this.#listeners]) done();
+  }
+}
+
 function uint(value, what) {
   if (!Number.isInteger(value) || value < 0) {
     throw new TypeError(`trunkline: ${what} must be a non-negative integer, got ${value}`);
@@ -569,10 +811,12 @@ const alawEncode = encoder(fns.trunkline_alaw_encode, 'alawEncode');
 module.exports = {
   Engine,
   Session,
+  Server,
   TrunklineError,
   RESULT,
   PROTOCOL_ERROR,
   STATS_NAMES,
+  SERVER_STATS_NAMES,
   MAX_MARK_NAME_BYTES: DEFINES.TRUNKLINE_MAX_NAME_BYTES,
   ulawDecode,
   ulawEncode,

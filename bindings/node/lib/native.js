@@ -90,6 +90,7 @@ const DEFINES = {
 // ---- Types.
 
 const trunkline_engine = koffi.opaque('trunkline_engine');
+const trunkline_server = koffi.opaque('trunkline_server');
 const trunkline_session = koffi.opaque('trunkline_session');
 
 const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
@@ -122,6 +123,25 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   event_capacity: 'size_t',
   max_mark_name_bytes: 'size_t',
   max_pending_marks: 'size_t',
+});
+
+// The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted
+// to a NUL-terminated UTF-8 copy that lives for the duration of the call it is passed to, which is
+// all trunkline_server_start needs (it borrows them for the call only).
+const trunkline_server_config = koffi.struct('trunkline_server_config', {
+  bind: 'const char *',
+  path: 'const char *',
+  auth_token: 'const char *',
+  public_url: 'const char *',
+  session: trunkline_session_config,
+  max_sessions: 'uint32_t',
+  max_message_bytes: 'size_t',
+  handshake_timeout_ms: 'uint32_t',
+  idle_timeout_ms: 'uint32_t',
+  ping_interval_ms: 'uint32_t',
+  threads: 'uint32_t',
+  tls_cert_pem: 'const char *',
+  tls_key_pem: 'const char *',
 });
 
 const trunkline_event = koffi.struct('trunkline_event', {
@@ -159,6 +179,15 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
   'const char *trunkline_protocol_error_message(uint32_t code)',
   'const char *trunkline_result_message(uint32_t result)',
+  'trunkline_result trunkline_server_config_default(_Out_ trunkline_server_config *out)',
+  'trunkline_result trunkline_server_start(const trunkline_engine *engine, const trunkline_server_config *config, _Out_ trunkline_server **out)',
+  'trunkline_result trunkline_server_local_port(const trunkline_server *server, _Out_ uint16_t *out_port)',
+  'trunkline_result trunkline_server_accept(const trunkline_server *server, _Out_ trunkline_session **out)',
+  'size_t trunkline_server_stats_count(void)',
+  'const char *trunkline_server_stats_name(size_t index)',
+  'trunkline_result trunkline_server_stats(const trunkline_server *server, uint64_t *values, size_t capacity, _Out_ size_t *out_count)',
+  'trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms)',
+  'void trunkline_server_free(trunkline_server *server)',
   'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
   'trunkline_result trunkline_session_push(trunkline_session *session, const uint8_t *data, size_t len, uint32_t kind)',
   'trunkline_result trunkline_session_read_audio(trunkline_session *session, int16_t *out, size_t capacity, _Out_ size_t *out_samples)',
@@ -194,9 +223,11 @@ const TYPES = {
   trunkline_protocol_error,
   trunkline_start_field,
   trunkline_engine,
+  trunkline_server,
   trunkline_session,
   trunkline_engine_config,
   trunkline_session_config,
+  trunkline_server_config,
   trunkline_event,
   trunkline_start_info,
 };

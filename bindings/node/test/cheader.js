@@ -157,13 +157,23 @@ function expectedDirection(params, i, opaque) {
   return 'Output';
 }
 
-/** C layout (offsets, size) of a header struct, with the LP64 table and 4-byte enums. */
+/**
+ * C layout (offsets, size, alignment) of a header struct, with the LP64 table, 4-byte enums and
+ * nested structs (laid out the same way, recursively).
+ */
 function layout(fields, header) {
   let offset = 0;
   let align = 1;
   const offsets = {};
   for (const f of fields) {
-    let [size, a] = f.type.stars ? [8, 8] : header.enums[f.type.base] ? [4, 4] : SCALARS[f.type.base] || [];
+    let size;
+    let a;
+    if (f.type.stars) [size, a] = [8, 8];
+    else if (header.enums[f.type.base]) [size, a] = [4, 4];
+    else if (header.structs[f.type.base]) {
+      const inner = layout(header.structs[f.type.base], header);
+      [size, a] = [inner.size, inner.align];
+    } else [size, a] = SCALARS[f.type.base] || [];
     if (size === undefined) throw new Error(`no layout for ${f.type.base}`);
     if (f.length !== undefined) size *= f.length;
     offset = Math.ceil(offset / a) * a;
@@ -171,7 +181,7 @@ function layout(fields, header) {
     offset += size;
     align = Math.max(align, a);
   }
-  return { offsets, size: Math.ceil(offset / align) * align };
+  return { offsets, size: Math.ceil(offset / align) * align, align };
 }
 
 /**
@@ -249,7 +259,8 @@ function compare(header, native) {
     if (t && t.primitive !== 'Void') problems.push(`type ${name}: opaque in the header, koffi ${t.primitive}`);
   }
 
-  // ---- Structs: field names, order, types, array lengths, offsets and size.
+  // ---- Structs: field names, order, types (pointers and nested structs too), array lengths,
+  // offsets, size and alignment.
   for (const [name, fields] of Object.entries(header.structs)) {
     const t = TYPES[name];
     if (!t) continue;
@@ -265,7 +276,7 @@ function compare(header, native) {
       problems.push(`struct ${name}: header fields (${wantNames}), koffi fields (${gotNames})`);
       continue;
     }
-    const { offsets, size } = layout(fields, header);
+    const { offsets, size, align } = layout(fields, header);
     fields.forEach((f, i) => {
       const m = members[i];
       let mt = m.type;
@@ -277,11 +288,16 @@ function compare(header, native) {
       const want = `${bareTypeString(f.type)}${f.length !== undefined ? `[${f.length}]` : ''}`;
       const got = `${bareTypeString(koffiType(mt))}${length !== undefined ? `[${length}]` : ''}`;
       if (want !== got) problems.push(`struct ${name}.${f.name}: header ${want}, koffi ${got}`);
+      // A nested struct must be the binding's own declaration of it (checked above on its own).
+      if (mt.primitive === 'Record' && mt !== TYPES[mt.name]) {
+        problems.push(`struct ${name}.${f.name}: koffi type ${mt.name} is not the binding's TYPES.${mt.name}`);
+      }
       if (offsets[f.name] !== m.offset) {
         problems.push(`struct ${name}.${f.name}: C offset ${offsets[f.name]}, koffi offset ${m.offset}`);
       }
     });
     if (size !== t.size) problems.push(`struct ${name}: C size ${size}, koffi size ${t.size}`);
+    if (align !== t.alignment) problems.push(`struct ${name}: C alignment ${align}, koffi alignment ${t.alignment}`);
   }
 
   // ---- Constants the binding relies on.

@@ -19,6 +19,7 @@ test('the header parses into the whole ABI', () => {
   assert.deepEqual(Object.keys(h.structs).sort(), [
     'trunkline_engine_config',
     'trunkline_event',
+    'trunkline_server_config',
     'trunkline_session_config',
     'trunkline_start_info',
   ]);
@@ -29,7 +30,10 @@ test('the header parses into the whole ABI', () => {
     'trunkline_result',
     'trunkline_start_field',
   ]);
-  assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_session']);
+  assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_server', 'trunkline_session']);
+  const server = h.structs.trunkline_server_config;
+  assert.deepEqual(server.find((f) => f.name === 'bind').type, { base: 'char', isConst: true, stars: 1, name: null });
+  assert.equal(server.find((f) => f.name === 'session').type.base, 'trunkline_session_config');
   assert.equal(h.functions.trunkline_session_play.params.length, 5);
   assert.deepEqual(h.functions.trunkline_test_panic.conditions, ['TRUNKLINE_TEST_HOOKS']);
 });
@@ -60,6 +64,12 @@ const MUTATIONS = [
   ['field order', /uint32_t tracks;([\s\S]*?)uint32_t encoding;/, 'uint32_t encoding;$1uint32_t tracks;', /struct trunkline_start_info: header fields/],
   ['an array length', '#define TRUNKLINE_EVENT_NAME_CAPACITY 256', '#define TRUNKLINE_EVENT_NAME_CAPACITY 128', /TRUNKLINE_EVENT_NAME_CAPACITY|trunkline_event.name/],
   ['an out-parameter made input', 'size_t *out_taken', 'const size_t *out_taken', /trunkline_session_play/],
+  ['a server argument type', 'uint32_t grace_ms', 'uint64_t grace_ms', /trunkline_server_shutdown: header/],
+  ['a string field made a number', 'const char *public_url;', 'uint64_t public_url;', /trunkline_server_config\.public_url: header uint64_t, koffi char \*/],
+  ['a string field added', 'const char *tls_key_pem;', 'const char *tls_key_pem;\n  const char *tls_ca_pem;', /struct trunkline_server_config: header fields/],
+  ['the nested struct replaced', 'trunkline_session_config session;', 'trunkline_engine_config session;', /trunkline_server_config\.session: header trunkline_engine_config, koffi trunkline_session_config/],
+  // The nested struct shrinks: the server config's later fields move, which only its layout shows.
+  ['the nested struct resized', /size_t max_pending_marks;\n\} trunkline_session_config;/, '} trunkline_session_config;', /trunkline_server_config\.max_sessions: C offset/],
   ['the version', '#define TRUNKLINE_VERSION "0.1.0"', '#define TRUNKLINE_VERSION "0.2.0"', /TRUNKLINE_VERSION/],
 ];
 

@@ -38,8 +38,8 @@ test('index.d.ts declares every export, and nothing more', () => {
   assert.deepEqual(declared, Object.keys(trunkline).sort());
 });
 
-test('index.d.ts declares every public member of Engine and Session', () => {
-  for (const cls of ['Engine', 'Session']) {
+test('index.d.ts declares every public member of Engine, Session and Server', () => {
+  for (const cls of ['Engine', 'Session', 'Server']) {
     const body = new RegExp(`export declare class ${cls} \\{([\\s\\S]*?)\\n\\}`).exec(DTS)[1];
     const declared = new Set([...body.matchAll(/^ {2}(?:readonly |private )?(\w+)[?(:<]/gm)].map((m) => m[1]));
     const proto = trunkline[cls].prototype;

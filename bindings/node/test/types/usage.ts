@@ -3,6 +3,9 @@
 import {
   Engine,
   Session,
+  Server,
+  ServerStats,
+  SERVER_STATS_NAMES,
   Event,
   TrunklineError,
   RESULT,
@@ -54,7 +57,33 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   return taken + stats.frames_out + Number(woken) + codes.length + STATS_NAMES.length + version.length;
 }
 
+async function serve(engine: Engine): Promise<number> {
+  const server: Server = engine.serve({
+    bind: '0.0.0.0:8080',
+    path: '/media',
+    authToken: null,
+    publicUrl: 'wss://bot.example.com',
+    session: { agentRate: 16000, bargeInEnabled: true },
+    maxSessions: 100,
+    pingIntervalMs: 0,
+  });
+  const other = new Server(engine, {});
+  const port: number = server.port + other.port;
+  const first: Session | null = server.accept();
+  first?.close();
+  for await (const call of server.calls()) {
+    call.play(call.readAudio(), call.agentRate);
+    call.close();
+  }
+  const stats: ServerStats = server.stats();
+  await server.shutdown(5000);
+  server.close();
+  other.close();
+  return port + stats.accepted + SERVER_STATS_NAMES.length;
+}
+
 const engine = new Engine({ workers: 0, maxSessions: 1 });
+void serve(new Engine({ workers: 1 }));
 void call(engine, () => {}).finally(() => engine.close());
 const fd: number = engine.wakeupFd;
 void fd;
@@ -65,3 +94,7 @@ engine.session({ agentRate: 11025 });
 engine.session({ agentRat: 16000 });
 // @ts-expect-error: started fields exist only on started events
 ((ev: Event) => ev.callSid)(null as unknown as Event);
+// @ts-expect-error: server options are checked too
+engine.serve({ bind: '127.0.0.1:0', port: 8080 });
+// @ts-expect-error: session settings of a server are checked
+engine.serve({ session: { agentRate: 11025 } });
