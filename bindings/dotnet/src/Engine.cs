@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -12,6 +13,7 @@ namespace Trunkline
     public sealed class Engine : IDisposable
     {
         readonly EngineHandle handle;
+        readonly HashSet<Server> servers = new HashSet<Server>();
 
         /// <summary>Starts an engine with <paramref name="workers"/> worker threads (0: inline mode,
         /// where your calls do the processing; null: one per core).</summary>
@@ -55,6 +57,24 @@ namespace Trunkline
             return new Session(this, h);
         }
 
+        /// <summary>Starts an offload server on this engine (which needs worker threads): Trunkline
+        /// answers the carrier's WebSocket itself and hands you each call as a Session. Same as
+        /// <c>new Server(engine, options)</c>.</summary>
+        public Server Serve(ServerOptions options = null)
+        {
+            return new Server(this, options);
+        }
+
+        internal void AddServer(Server server)
+        {
+            lock (servers) servers.Add(server);
+        }
+
+        internal void RemoveServer(Server server)
+        {
+            lock (servers) servers.Remove(server);
+        }
+
         /// <summary>The wakeup fd: readable when some session has output. The engine owns it.</summary>
         public int WakeupFd
         {
@@ -91,10 +111,18 @@ namespace Trunkline
             return true;
         }
 
-        /// <summary>Stops the workers and frees the engine (once in-flight calls return). Safe to
-        /// call twice.</summary>
+        /// <summary>Disposes the servers still running on this engine (at once, without grace),
+        /// then stops the workers and frees the engine (once in-flight calls return, and after
+        /// the servers are freed). Safe to call twice.</summary>
         public void Dispose()
         {
+            Server[] running;
+            lock (servers)
+            {
+                running = new Server[servers.Count];
+                servers.CopyTo(running);
+            }
+            foreach (var s in running) s.Dispose();
             handle.Dispose();
         }
     }

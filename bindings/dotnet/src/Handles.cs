@@ -43,4 +43,39 @@ namespace Trunkline
             return true;
         }
     }
+
+    /// <summary>
+    /// Owns a <c>trunkline_server*</c>. Released exactly once, by trunkline_server_free, when the
+    /// Server is disposed or finalized, never while a call on it (such as a blocking
+    /// trunkline_server_shutdown) is in flight. It holds a reference on its engine's handle, so
+    /// the engine is freed after its servers (as the header requires) even when both are
+    /// finalized together.
+    /// </summary>
+    public sealed class ServerHandle : SafeHandle
+    {
+        EngineHandle engine;
+
+        /// <summary>Used by the marshaller for <c>out</c> parameters.</summary>
+        public ServerHandle() : base(IntPtr.Zero, true) { }
+
+        /// <inheritdoc/>
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        /// <summary>Takes over a reference the caller added on <paramref name="engineHandle"/>
+        /// (DangerousAddRef): it is released after trunkline_server_free.</summary>
+        internal void AdoptEngineReference(EngineHandle engineHandle)
+        {
+            engine = engineHandle;
+        }
+
+        /// <inheritdoc/>
+        protected override bool ReleaseHandle()
+        {
+            Native.trunkline_server_free(handle);
+            var e = engine;
+            engine = null;
+            if (e != null) e.DangerousRelease();
+            return true;
+        }
+    }
 }

@@ -14,6 +14,7 @@ namespace Trunkline
         public const string HeaderVersion = "0.1.0";
 
         static string[] statNames;
+        static string[] serverStatNames;
 
         /// <summary>The loaded library's version (trunkline_version), e.g. "0.1.0".</summary>
         public static string Version { get { return Native.StaticString(Native.trunkline_version()); } }
@@ -39,6 +40,23 @@ namespace Trunkline
                     names = new string[n];
                     for (int i = 0; i < n; i++) names[i] = Native.StaticString(Native.trunkline_stats_name(Native.N(i)));
                     statNames = names;
+                }
+                return names;
+            }
+        }
+
+        /// <summary>The offload server's counter names, in trunkline_server_stats_name order.</summary>
+        public static IReadOnlyList<string> ServerStatNames
+        {
+            get
+            {
+                var names = serverStatNames;
+                if (names == null)
+                {
+                    int n = Native.I(Native.trunkline_server_stats_count());
+                    names = new string[n];
+                    for (int i = 0; i < n; i++) names[i] = Native.StaticString(Native.trunkline_server_stats_name(Native.N(i)));
+                    serverStatNames = names;
                 }
                 return names;
             }

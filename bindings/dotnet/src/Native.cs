@@ -182,6 +182,28 @@ namespace Trunkline
         public nuint max_pending_marks;
     }
 
+    // The `const char *` fields are pointers to NUL-terminated UTF-8 that the caller keeps alive
+    // for the duration of trunkline_server_start (Server allocates and frees them around the call).
+    // The nested session config has a `bool`, so this struct is copied by the marshaller.
+    [CName("trunkline_server_config")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct NativeServerConfig
+    {
+        public byte* bind;
+        public byte* path;
+        public byte* auth_token;
+        public byte* public_url;
+        public NativeSessionConfig session;
+        public uint max_sessions;
+        public nuint max_message_bytes;
+        public uint handshake_timeout_ms;
+        public uint idle_timeout_ms;
+        public uint ping_interval_ms;
+        public uint threads;
+        public byte* tls_cert_pem;
+        public byte* tls_key_pem;
+    }
+
     [CName("trunkline_start_info")]
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeStartInfo
@@ -253,6 +275,33 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr trunkline_result_message(uint result);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_config_default(out NativeServerConfig @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_start(EngineHandle engine, ref NativeServerConfig config, out ServerHandle @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_local_port(ServerHandle server, out ushort out_port);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_accept(ServerHandle server, out SessionHandle @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern nuint trunkline_server_stats_count();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern IntPtr trunkline_server_stats_name(nuint index);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_stats(ServerHandle server, ulong* values, nuint capacity, out nuint out_count);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_shutdown(ServerHandle server, uint grace_ms);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern void trunkline_server_free(IntPtr server);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_open(EngineHandle engine, ref NativeSessionConfig config, out SessionHandle @out);

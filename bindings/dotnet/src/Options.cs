@@ -2,6 +2,8 @@
 using nuint = System.UIntPtr; // see Native.cs
 #endif
 
+using System;
+
 namespace Trunkline
 {
     /// <summary>Engine settings. Unset (null) properties keep the library's defaults
@@ -109,6 +111,62 @@ namespace Trunkline
             c.event_capacity = Z(EventCapacity, c.event_capacity);
             c.max_mark_name_bytes = Z(MaxMarkNameBytes, c.max_mark_name_bytes);
             c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
+            return c;
+        }
+    }
+
+    /// <summary>Offload server settings. Unset (null) properties keep the library's defaults
+    /// (trunkline_server_config_default: bind 127.0.0.1:0, any path, no signature check).</summary>
+    public sealed class ServerOptions
+    {
+        /// <summary>Address to listen on, e.g. "0.0.0.0:8080" (default "127.0.0.1:0": any free port).</summary>
+        public string Bind { get; set; }
+        /// <summary>The one request path served, e.g. "/media" (null: any path; others get 404).</summary>
+        public string Path { get; set; }
+        /// <summary>The account's auth token: when set, X-Twilio-Signature is required and checked (403 else).</summary>
+        public string AuthToken { get; set; }
+        /// <summary>Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the
+        /// signature behind a proxy (null: rebuilt from the request).</summary>
+        public string PublicUrl { get; set; }
+        /// <summary>Settings of every session (call) the server opens (null: the defaults).</summary>
+        public SessionOptions Session { get; set; }
+        /// <summary>Most concurrent calls; more are refused with 503.</summary>
+        public int? MaxSessions { get; set; }
+        /// <summary>Largest WebSocket message accepted, bytes.</summary>
+        public int? MaxMessageBytes { get; set; }
+        /// <summary>Time allowed for the WebSocket handshake.</summary>
+        public TimeSpan? HandshakeTimeout { get; set; }
+        /// <summary>A connection that sends nothing for this long is closed.</summary>
+        public TimeSpan? IdleTimeout { get; set; }
+        /// <summary>Interval of pings to the carrier (TimeSpan.Zero: none).</summary>
+        public TimeSpan? PingInterval { get; set; }
+        /// <summary>Network threads.</summary>
+        public int? Threads { get; set; }
+        /// <summary>TLS certificate chain (PEM file path); null: plain ws:// (TLS needs the
+        /// library's `tls` build feature).</summary>
+        public string TlsCertPem { get; set; }
+        /// <summary>TLS private key (PEM file path).</summary>
+        public string TlsKeyPem { get; set; }
+
+        static uint Ms(TimeSpan? v, uint dflt, string name)
+        {
+            if (!v.HasValue) return dflt;
+            if (v.Value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, "must not be negative");
+            return checked((uint)v.Value.TotalMilliseconds);
+        }
+
+        /// <summary>The native config without its strings (Server fills those in for the start call).</summary>
+        internal NativeServerConfig ToNative()
+        {
+            NativeServerConfig c;
+            Native.Check(Native.trunkline_server_config_default(out c), "trunkline_server_config_default");
+            if (Session != null) c.session = Session.ToNative();
+            if (MaxSessions.HasValue) c.max_sessions = checked((uint)MaxSessions.Value);
+            if (MaxMessageBytes.HasValue) c.max_message_bytes = Native.N(MaxMessageBytes.Value);
+            c.handshake_timeout_ms = Ms(HandshakeTimeout, c.handshake_timeout_ms, "HandshakeTimeout");
+            c.idle_timeout_ms = Ms(IdleTimeout, c.idle_timeout_ms, "IdleTimeout");
+            c.ping_interval_ms = Ms(PingInterval, c.ping_interval_ms, "PingInterval");
+            if (Threads.HasValue) c.threads = checked((uint)Threads.Value);
             return c;
         }
     }

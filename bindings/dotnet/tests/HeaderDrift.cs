@@ -179,6 +179,7 @@ namespace Trunkline.Tests
             // The handles name the opaque types they own.
             d["trunkline_engine"] = typeof(EngineHandle);
             d["trunkline_session"] = typeof(SessionHandle);
+            d["trunkline_server"] = typeof(ServerHandle);
             return d;
         }
 
@@ -298,10 +299,31 @@ namespace Trunkline.Tests
                     case "size_t": case "intptr_t": case "uintptr_t": n = IntPtr.Size; break;
                     default:
                         if (Enums.ContainsKey(c.Base)) { n = 4; break; }
+                        if (Structs.ContainsKey(c.Base))
+                        {
+                            // A nested struct: laid out by the same C rules, recursively.
+                            n = Layout(Structs[c.Base], out align);
+                            return n * (c.ArrayLen != null ? EvalLength(c.ArrayLen) : 1);
+                        }
                         throw new InvalidOperationException("no size for " + c.Base);
                 }
                 align = n;
                 return n * (c.ArrayLen != null ? EvalLength(c.ArrayLen) : 1);
+            }
+
+            /// <summary>The C size and alignment of a struct with these fields.</summary>
+            int Layout(List<CField> fields, out int maxAlign)
+            {
+                int offset = 0;
+                maxAlign = 1;
+                foreach (var f in fields)
+                {
+                    int align;
+                    int size = SizeOf(f.Type, out align);
+                    offset = (offset + align - 1) / align * align + size;
+                    maxAlign = Math.Max(maxAlign, align);
+                }
+                return (offset + maxAlign - 1) / maxAlign * maxAlign;
             }
 
             public int EvalLength(string expr)
@@ -391,8 +413,8 @@ namespace Trunkline.Tests
             };
             var functions = header.Functions.Values.ToList();
 
-            // An opaque type other than the two handles would be passed around unchecked.
-            foreach (var o in header.Opaque.Where(o => o != "trunkline_engine" && o != "trunkline_session"))
+            // An opaque type other than the handles would be passed around unchecked.
+            foreach (var o in header.Opaque.Where(o => o != "trunkline_engine" && o != "trunkline_session" && o != "trunkline_server"))
                 ck.Errors.Add(o + " is opaque in the header: its fields cannot be checked");
             foreach (var n in ck.Named.Keys.Where(n => !header.Structs.ContainsKey(n) && !header.Enums.ContainsKey(n) && !header.Opaque.Contains(n)))
                 ck.Errors.Add("C# " + ck.Named[n].Name + " mirrors " + n + ", which the header does not declare");
@@ -445,6 +467,10 @@ namespace Trunkline.Tests
             Assert.True(header.Functions.Count >= 28, "at least the 28 functions of the first ABI, got " + header.Functions.Count);
             Assert.True(header.Structs.ContainsKey("trunkline_session_config") && header.Structs["trunkline_session_config"].Count >= 20, "session config fields");
             Assert.Equal(12, header.Enums["trunkline_result"].Count, "trunkline_result values");
+            var server = header.Structs["trunkline_server_config"];
+            Assert.Equal("const char*", server.First(f => f.Name == "bind").Type.ToString(), "trunkline_server_config.bind");
+            Assert.Equal("trunkline_session_config", server.First(f => f.Name == "session").Type.ToString(), "trunkline_server_config.session");
+            Assert.True(header.Opaque.Contains("trunkline_server"), "trunkline_server is opaque");
         }
 
         public static void TestDriftCheckCatchesDifferences()
@@ -463,6 +489,14 @@ namespace Trunkline.Tests
                 new[] { "  uint64_t stream_ms;\n  // Played", "  uint32_t stream_ms;\n  // Played" },
                 new[] { "TRUNKLINE_EVENT_KIND_STOPPED = 10,", "TRUNKLINE_EVENT_KIND_STOPPED = 10,\n  TRUNKLINE_EVENT_KIND_HANGUP = 12," },
                 new[] { "trunkline_result trunkline_session_interrupt(trunkline_session *session);", "trunkline_result trunkline_session_interrupt(trunkline_session *session, bool hard);" },
+                // The offload server: its functions, string fields, the nested session config.
+                new[] { "uint32_t grace_ms", "uint64_t grace_ms", "trunkline_server_shutdown: parameter grace_ms" },
+                new[] { "  const char *public_url;\n", "  uint64_t public_url;\n", "trunkline_server_config (include/trunkline.h): field public_url" },
+                new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 14 fields in C" },
+                new[] { "  trunkline_session_config session;\n", "  trunkline_engine_config session;\n", "trunkline_server_config (include/trunkline.h): field session" },
+                // A smaller nested struct moves the server config's later fields: only the layout shows it.
+                new[] { "  size_t max_pending_marks;\n} trunkline_session_config;", "} trunkline_session_config;", "trunkline_server_config (include/trunkline.h): field max_sessions at offset" },
+                new[] { "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);", "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_server **out);", "trunkline_server_accept: parameter out" },
             };
             foreach (var c in cases)
             {
@@ -470,6 +504,8 @@ namespace Trunkline.Tests
                 var header = CHeader.Parse(original.Replace(c[0], c[1]));
                 var errors = Check(header).Errors;
                 Assert.True(errors.Count > 0, "a doctored header passed: " + c[1]);
+                if (c.Length > 2)
+                    Assert.True(errors.Any(e => e.Contains(c[2])), "expected an error about `" + c[2] + "` for " + c[1] + ", got:\n" + string.Join("\n", errors));
                 Console.WriteLine("     caught: " + (errors[0].Length > 150 ? errors[0].Substring(0, 150) + "…" : errors[0]));
             }
         }

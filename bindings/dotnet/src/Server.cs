@@ -1,0 +1,172 @@
+#if !NET5_0_OR_GREATER
+using nuint = System.UIntPtr; // see Native.cs
+#endif
+
+using System;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Trunkline
+{
+    /// <summary>
+    /// An offload server (trunkline_server): Trunkline as the carrier's WebSocket endpoint (Twilio
+    /// Media Streams). It answers connections on its own network threads, checks the path and
+    /// (with an auth token) X-Twilio-Signature, and runs each call on the engine. Calls whose
+    /// stream has started come out of <see cref="Accept"/> as Sessions with the usual agent-side
+    /// API (ReadAudio, Play, Mark, Interrupt, Events, Stats); the server drives their carrier side,
+    /// so their Push throws TrunklineException(InvalidArgument). Every member may be called from
+    /// any thread; Dispose frees the server once in-flight calls (such as a Shutdown) return.
+    /// </summary>
+    public sealed class Server : IDisposable
+    {
+        readonly Engine engine;
+        readonly ServerHandle handle;
+        readonly int port;
+
+        /// <summary>Starts an offload server on <paramref name="engine"/>, which needs worker
+        /// threads. Throws TrunklineException: InvalidArgument (an inline engine, a bad setting or
+        /// address, TLS without the library's `tls` feature or with unreadable PEM files), Io (the
+        /// address could not be bound); ArgumentException for a string containing NUL.</summary>
+        public unsafe Server(Engine engine, ServerOptions options = null)
+        {
+            if (engine == null) throw new ArgumentNullException("engine");
+            options = options ?? new ServerOptions();
+            var config = options.ToNative();
+            var engineHandle = engine.CheckedHandle();
+            // The strings only need to live for the start call: the library copies them.
+            var strings = new List<IntPtr>();
+            bool engineRef = false;
+            ServerHandle h = null;
+            try
+            {
+                if (options.Bind != null) config.bind = Utf8Z(options.Bind, "Bind", strings);
+                config.path = Utf8Z(options.Path, "Path", strings);
+                config.auth_token = Utf8Z(options.AuthToken, "AuthToken", strings);
+                config.public_url = Utf8Z(options.PublicUrl, "PublicUrl", strings);
+                config.tls_cert_pem = Utf8Z(options.TlsCertPem, "TlsCertPem", strings);
+                config.tls_key_pem = Utf8Z(options.TlsKeyPem, "TlsKeyPem", strings);
+                // The server holds a reference on the engine's handle until it is freed.
+                engineHandle.DangerousAddRef(ref engineRef);
+                var r = Native.trunkline_server_start(engineHandle, ref config, out h);
+                if (r != ResultCode.Ok)
+                {
+                    if (h != null) h.SetHandleAsInvalid();
+                    throw new TrunklineException(r, "trunkline_server_start");
+                }
+                h.AdoptEngineReference(engineHandle);
+                engineRef = false;
+            }
+            finally
+            {
+                foreach (var p in strings) Marshal.FreeHGlobal(p);
+                if (engineRef) engineHandle.DangerousRelease();
+            }
+            this.engine = engine;
+            handle = h;
+            ushort p16;
+            Native.Check(Native.trunkline_server_local_port(handle, out p16), "trunkline_server_local_port");
+            port = p16;
+            engine.AddServer(this);
+        }
+
+        static unsafe byte* Utf8Z(string s, string name, List<IntPtr> allocations)
+        {
+            if (s == null) return null;
+            if (s.IndexOf('\0') >= 0) throw new ArgumentException(name + " cannot contain NUL", name);
+            var bytes = Encoding.UTF8.GetBytes(s);
+            var p = Marshal.AllocHGlobal(bytes.Length + 1);
+            allocations.Add(p);
+            Marshal.Copy(bytes, 0, p, bytes.Length);
+            ((byte*)p)[bytes.Length] = 0;
+            return (byte*)p;
+        }
+
+        /// <summary>The engine the calls run on.</summary>
+        public Engine Engine { get { return engine; } }
+
+        /// <summary>The native handle (for advanced interop).</summary>
+        public ServerHandle Handle { get { return handle; } }
+
+        /// <summary>The TCP port the server listens on (the one picked when Bind asked for port 0).</summary>
+        public int Port { get { return port; } }
+
+        ServerHandle H()
+        {
+            if (handle.IsClosed) throw new ObjectDisposedException("Server");
+            return handle;
+        }
+
+        /// <summary>The next call whose stream has started, as a Session you own (dispose it when
+        /// the call ends), or null when there is none. Throws TrunklineException(Closed) after
+        /// Shutdown.</summary>
+        public Session Accept()
+        {
+            SessionHandle h;
+            var r = Native.trunkline_server_accept(H(), out h);
+            if (r == ResultCode.Ok) return new Session(engine, h);
+            if (h != null) h.SetHandleAsInvalid();
+            if (r == ResultCode.Empty) return null;
+            throw new TrunklineException(r, "trunkline_server_accept");
+        }
+
+        /// <summary>Waits for the next call: polls <see cref="Accept"/>, and between polls runs the
+        /// engine's blocking wait (new calls signal it; at most <paramref name="waitMs"/>) on a
+        /// thread-pool thread. Throws OperationCanceledException when cancelled and
+        /// TrunklineException(Closed) once the server is shut down.</summary>
+        public async Task<Session> AcceptAsync(CancellationToken cancellationToken = default(CancellationToken), int waitMs = 20)
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var call = Accept();
+                if (call != null) return call;
+                await engine.WaitAsync(waitMs, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>The server's counters by name (<see cref="Library.ServerStatNames"/>:
+        /// connections, accepted, rejected_signature, rejected_path, rejected_capacity,
+        /// handshake_failures, idle_timeouts, protocol_failures, calls_opened, closed, active).
+        /// Throws TrunklineException(Closed) after Shutdown.</summary>
+        public unsafe Dictionary<string, ulong> Stats()
+        {
+            var names = Library.ServerStatNames;
+            var values = new ulong[names.Count];
+            nuint n;
+            ResultCode r;
+            fixed (ulong* p = values) r = Native.trunkline_server_stats(H(), p, Native.N(values.Length), out n);
+            Native.Check(r, "trunkline_server_stats");
+            var d = new Dictionary<string, ulong>(names.Count);
+            for (int i = 0; i < Native.I(n); i++) d[names[i]] = values[i];
+            return d;
+        }
+
+        /// <summary>Stops accepting, lets live calls go on for up to <paramref name="grace"/> (until
+        /// their stream stops or the carrier hangs up), then closes the rest. Blocks until done.
+        /// Throws TrunklineException(Closed) if already shut down. Dispose the server afterwards.</summary>
+        public void Shutdown(TimeSpan grace)
+        {
+            if (grace < TimeSpan.Zero) throw new ArgumentOutOfRangeException("grace", "must not be negative");
+            uint ms = checked((uint)Math.Ceiling(grace.TotalMilliseconds));
+            Native.Check(Native.trunkline_server_shutdown(H(), ms), "trunkline_server_shutdown");
+        }
+
+        /// <summary>Runs the blocking <see cref="Shutdown"/> on a thread-pool thread.</summary>
+        public Task ShutdownAsync(TimeSpan grace)
+        {
+            return Task.Run(() => Shutdown(grace));
+        }
+
+        /// <summary>Shuts the server down at once if still running (live calls are cut) and frees
+        /// it, after in-flight calls return. Sessions already accepted stay yours. Safe to call
+        /// twice.</summary>
+        public void Dispose()
+        {
+            engine.RemoveServer(this);
+            handle.Dispose();
+        }
+    }
+}
