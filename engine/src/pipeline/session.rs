@@ -225,6 +225,11 @@ impl SessionPipeline {
         self.queue.audio_len() > 0 || self.playout.is_playing(now_us)
     }
 
+    /// Whether the pacer is holding a frame because the sink had no room for it.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// Free room in the outbound queue, in 8 kHz samples.
     pub fn outbound_free(&self) -> usize {
         self.queue.free()

@@ -4,7 +4,7 @@
 //! detaches it ([`super::Session::detach_carrier`]) to drive the carrier's WebSocket itself while
 //! the host keeps the agent-facing half (audio, play, marks, events).
 
-use super::engine::EngineShared;
+use super::engine::{EngineShared, WorkerRef};
 use super::records::{self, Header};
 use super::session::SessionError;
 use super::shared::{SessionShared, inbound_tag, outbound_tag};
@@ -19,7 +19,7 @@ pub struct CarrierPort {
     pub(crate) engine: Arc<EngineShared>,
     pub(crate) shared: Arc<SessionShared>,
     /// Worker the session is pinned to (`None` inline: the owning `Session` runs the work).
-    pub(crate) worker: Option<usize>,
+    pub(crate) worker: Option<WorkerRef>,
     inbound: HeapProd<u8>,
     outbound: HeapCons<u8>,
     max_message: usize,
@@ -29,7 +29,7 @@ impl CarrierPort {
     pub(crate) fn new(
         engine: Arc<EngineShared>,
         shared: Arc<SessionShared>,
-        worker: Option<usize>,
+        worker: Option<WorkerRef>,
         inbound: HeapProd<u8>,
         outbound: HeapCons<u8>,
         max_message: usize,
@@ -47,9 +47,9 @@ impl CarrierPort {
         }
     }
 
-    fn unpark(&self) {
-        if let Some(i) = self.worker {
-            self.engine.workers[i].thread.unpark();
+    fn wake(&self) {
+        if let Some(at) = self.worker {
+            self.engine.wake(at);
         }
     }
 
@@ -82,7 +82,7 @@ impl CarrierPort {
     /// `Full` when the inbound ring is full (nothing taken: retry after the worker caught up).
     pub fn push(&mut self, message: &[u8], kind: MessageKind) -> Result<(), SessionError> {
         self.write(message, kind)?;
-        self.unpark();
+        self.wake();
         Ok(())
     }
 
@@ -99,8 +99,10 @@ impl CarrierPort {
             return None;
         }
         records::take(&mut self.outbound, len, buf);
-        // The pacer may have stalled on a full ring.
-        self.unpark();
+        // The pacer may have stalled on this full ring: now there is room.
+        if self.shared.pacer_stalled.load(Ordering::Acquire) {
+            self.wake();
+        }
         let kind = if h.tag == outbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
         Some((kind, len))
     }

@@ -12,7 +12,7 @@ use crate::protocol::{Dialect, TwilioDialect};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -38,6 +38,36 @@ pub(crate) struct WorkerHandle {
     pub(crate) thread: Thread,
     pub(crate) control: Sender<Control>,
     pub(crate) load: AtomicUsize,
+    /// One flag per session slot: set by the host when it gave that session work (a message, agent
+    /// audio, a mark, an interrupt, room in a stalled outbound ring, a close); the worker steps
+    /// only flagged sessions and those whose timer is due.
+    pub(crate) ready: Box<[AtomicBool]>,
+    /// What the worker is doing, so that hosts wake it only when it waits for work (see
+    /// [`worker::State`]).
+    pub(crate) state: AtomicU8,
+    /// Slots not in use (host side: taken at open, given back when the retired session is freed).
+    free_slots: Mutex<Vec<usize>>,
+}
+
+impl WorkerHandle {
+    /// Tells the worker that session `slot` has work, waking it if it is idle. Lock-free; a
+    /// syscall (futex wake) only when the worker was parked waiting for work.
+    pub(crate) fn wake(&self, slot: usize) {
+        self.ready[slot].store(true, Ordering::SeqCst);
+        // why SeqCst on both: the worker stores `Idle` and then re-reads every flag before it
+        // parks, so either it sees this flag or this load sees `Idle` (and the unpark token
+        // makes a park right after it return at once).
+        if self.state.load(Ordering::SeqCst) == worker::State::Idle as u8 {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Where a threaded session runs: its worker and its slot there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WorkerRef {
+    pub(crate) index: usize,
+    pub(crate) slot: usize,
 }
 
 /// What sessions and workers share with the engine.
@@ -56,6 +86,11 @@ impl EngineShared {
     /// Monotonic microseconds since the engine started.
     pub(crate) fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Wakes the worker of `at` for that session (see [`WorkerHandle::wake`]).
+    pub(crate) fn wake(&self, at: WorkerRef) {
+        self.workers[at.index].wake(at.slot);
     }
 
     /// Opens a session speaking `dialect` (from any thread).
@@ -104,7 +139,7 @@ impl EngineShared {
         let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
         let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
         let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes).split();
-        let worker_side = Box::new(WorkerSession::new(
+        let mut worker_side = Box::new(WorkerSession::new(
             pipeline,
             session_shared.clone(),
             in_cons,
@@ -123,12 +158,23 @@ impl EngineShared {
                 .enumerate()
                 .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
                 .expect("at least one worker");
+            // Each worker has a slot for every session the engine allows, so one is free.
+            let slot = worker
+                .free_slots
+                .lock()
+                .ok()
+                .and_then(|mut free| free.pop())
+                .ok_or(EngineError::TooManySessions(self.config.max_sessions))?;
+            let at = WorkerRef { index, slot };
+            worker.ready[slot].store(false, Ordering::SeqCst);
+            worker_side.set_worker(at);
             worker.load.fetch_add(1, Ordering::Relaxed);
             if worker.control.send(Control::Open(worker_side)).is_err() {
+                self.release_slot(at);
                 return Err(EngineError::Shutdown);
             }
             worker.thread.unpark();
-            super::session::Placement::Worker(index)
+            super::session::Placement::Worker(at)
         };
         Ok(Session::new(
             self.clone(),
@@ -142,9 +188,20 @@ impl EngineShared {
         ))
     }
 
-    /// Frees sessions the workers have finished with (on the host's thread).
+    /// Frees sessions the workers have finished with (on the host's thread), and gives their
+    /// slots back.
     pub(crate) fn reap(&self) {
-        while self.retired_rx.try_recv().is_ok() {}
+        while let Ok(session) = self.retired_rx.try_recv() {
+            if let Some(at) = session.worker() {
+                self.release_slot(at);
+            }
+        }
+    }
+
+    pub(crate) fn release_slot(&self, at: WorkerRef) {
+        if let Ok(mut free) = self.workers[at.index].free_slots.lock() {
+            free.push(at.slot);
+        }
     }
 }
 
@@ -183,10 +240,19 @@ impl Engine {
             threads.push(join.thread().clone());
             joins.push(join);
         }
+        let slots = config.max_sessions.max(1);
         let workers = threads
             .into_iter()
             .zip(controls)
-            .map(|(thread, control)| WorkerHandle { thread, control, load: AtomicUsize::new(0) })
+            .map(|(thread, control)| WorkerHandle {
+                thread,
+                control,
+                load: AtomicUsize::new(0),
+                ready: (0..slots).map(|_| AtomicBool::new(false)).collect(),
+                state: AtomicU8::new(worker::State::Running as u8),
+                // Popped from the end: the lowest slots first.
+                free_slots: Mutex::new((0..slots).rev().collect()),
+            })
             .collect();
         let shared = Arc::new(EngineShared {
             config,

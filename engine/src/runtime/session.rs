@@ -6,7 +6,7 @@
 //! first runs the session's pending work on the calling thread.
 
 use super::carrier::CarrierPort;
-use super::engine::EngineShared;
+use super::engine::{EngineShared, WorkerRef};
 use super::records::{self, Header};
 use super::shared::{SessionShared, play_tag};
 use super::wakeup::Wakeup;
@@ -45,7 +45,7 @@ pub enum SessionError {
 }
 
 pub(crate) enum Placement {
-    Worker(usize),
+    Worker(WorkerRef),
     Inline(Box<WorkerSession>),
 }
 
@@ -140,7 +140,7 @@ impl Session {
             Placement::Inline(ws) => {
                 ws.step(self.engine.now_us());
             }
-            Placement::Worker(i) => self.engine.workers[*i].thread.unpark(),
+            Placement::Worker(at) => self.engine.wake(*at),
         }
     }
 
@@ -362,8 +362,8 @@ impl Session {
             self.closed = true;
             self.shared.closed.store(true, Ordering::Release);
             self.engine.open_sessions.fetch_sub(1, Ordering::AcqRel);
-            if let Placement::Worker(i) = self.placement {
-                self.engine.workers[i].thread.unpark();
+            if let Placement::Worker(at) = self.placement {
+                self.engine.wake(at);
             }
             self.engine.reap();
         }

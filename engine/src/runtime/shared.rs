@@ -55,6 +55,9 @@ pub struct SessionShared {
     pub carrier_wakeup: OnceLock<Arc<Wakeup>>,
     /// Outbound messages were produced since the carrier side last looked.
     pub outbound_ready: AtomicBool,
+    /// The pacer is holding a frame because the outbound ring was full: taking a message should
+    /// wake the worker (otherwise it retries on a short timer).
+    pub pacer_stalled: AtomicBool,
 }
 
 impl SessionShared {
@@ -69,6 +72,7 @@ impl SessionShared {
             failed: AtomicBool::new(false),
             carrier_wakeup: OnceLock::new(),
             outbound_ready: AtomicBool::new(false),
+            pacer_stalled: AtomicBool::new(false),
         }
     }
 

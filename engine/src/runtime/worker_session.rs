@@ -1,5 +1,6 @@
 //! The worker's side of a session: its pipeline and the worker ends of its rings.
 
+use super::engine::WorkerRef;
 use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
 use crate::event::RawEvent;
@@ -71,6 +72,8 @@ pub struct WorkerSession {
     play_bytes: Vec<u8>,
     play_pcm: Vec<i16>,
     interrupts_seen: u32,
+    /// The worker and slot it runs in (`None` inline).
+    worker: Option<WorkerRef>,
 }
 
 impl WorkerSession {
@@ -96,7 +99,18 @@ impl WorkerSession {
             play_bytes: vec![0; (PLAY_PIECE * 2).max(max_mark_name)],
             play_pcm: vec![0; PLAY_PIECE],
             interrupts_seen: 0,
+            worker: None,
         }
+    }
+
+    /// Records the worker and slot this session is handed to.
+    pub(crate) fn set_worker(&mut self, at: WorkerRef) {
+        self.worker = Some(at);
+    }
+
+    /// The worker and slot this session runs in (`None` inline).
+    pub(crate) fn worker(&self) -> Option<WorkerRef> {
+        self.worker
     }
 
     /// Whether the host closed the session, or it failed.
@@ -131,6 +145,7 @@ impl WorkerSession {
             play_bytes,
             play_pcm,
             interrupts_seen,
+            worker: _,
         } = self;
         let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
 
@@ -153,6 +168,7 @@ impl WorkerSession {
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
+        shared.pacer_stalled.store(pipeline.is_stalled(), Ordering::Release);
         if sink.produced_outbound
             && let Some(wakeup) = shared.carrier_wakeup.get()
         {
