@@ -6,7 +6,10 @@ The caller's audio is the first 4 s of the committed speech fixture
 3421 ms), sent as Twilio does: `connected`, `start` (with custom parameters), one `media` message
 per 20 ms frame, then a DTMF digit and `stop`. Deterministic; python3 stdlib only.
 
-    python3 scripts/make_call_jsonl.py [OUTPUT]   # default: examples/c/call.jsonl
+    python3 scripts/make_call_jsonl.py [OUTPUT [SECONDS]]   # default: examples/c/call.jsonl, 4 s
+
+engine/examples/fixtures/call_10s.jsonl (the load benchmark's call) is the first 10 s:
+    python3 scripts/make_call_jsonl.py engine/examples/fixtures/call_10s.jsonl 10
 """
 
 import base64
@@ -29,7 +32,8 @@ def dump(message):
 
 def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "examples/c/call.jsonl"
-    audio = FIXTURE.read_bytes()[: SECONDS * 8000]
+    seconds = int(sys.argv[2]) if len(sys.argv) > 2 else SECONDS
+    audio = FIXTURE.read_bytes()[: seconds * 8000]
     lines = [
         dump({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
         dump(
