@@ -29,6 +29,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzz: a short run of every cargo-fuzz target (scripts/fuzz.sh; installs cargo-fuzz if missing)"
+./scripts/fuzz.sh 4
 echo "== C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C example"
 ./scripts/test_c.sh
 echo "== python binding"

@@ -532,3 +532,28 @@ fn cpu_per_frame() {
         per_frame.as_secs_f64() / 0.020 * 100.0
     );
 }
+
+/// Regression: digital silence (µ-law 0xFF, decoded to exact zeros: a muted caller, the start of a
+/// call) must not leave the detector deaf to the speech that follows. Found by callsim.
+#[test]
+fn speech_after_digital_silence_is_detected() {
+    let pcm = fixture_pcm();
+    let (second_start, second_end) = labels()[1];
+    // The first utterance, 1.5 s of digital silence, then the second utterance.
+    let mut stream: Vec<i16> = pcm[..3_600 * 8].to_vec();
+    stream.extend(std::iter::repeat_n(0i16, 1_500 * 8));
+    let silence_end_ms = stream.len() as u64 / 8;
+    stream.extend_from_slice(&pcm[(second_start as usize - 100) * 8..(second_end as usize + 600) * 8]);
+    let expected_onset = silence_end_ms + 100;
+    let mut detector = SpeechDetector::new(&VadConfig::default()).unwrap();
+    let mut starts = vec![];
+    for (i, chunk) in stream.chunks(160).enumerate() {
+        detector.process(chunk, i as u64 * 160, |t| {
+            if let SpeechTransition::Started { at_ms } = t {
+                starts.push(at_ms);
+            }
+        });
+    }
+    assert_eq!(starts.len(), 2, "both utterances are detected: {starts:?}");
+    assert!(starts[1].abs_diff(expected_onset) <= 60, "onset {} vs {expected_onset}", starts[1]);
+}

@@ -64,6 +64,12 @@ const IMPULSE_BLOCK: usize = 16;
 /// (or the ringing of the line's filters after one), never voiced.
 const MAX_VOICED_IMPULSIVENESS: f32 = 0.3;
 
+/// The quietest line the noise floor may assume, dBFS of white noise. Real lines always carry some
+/// noise; digital silence (µ-law 0xFF decodes to exact zeros) would otherwise pull the floor to
+/// nothing, saturate every whitened bin of the next speech (a flat spectrum: no harmonicity) and
+/// leave the detector deaf for many seconds while the floor climbs back.
+const MIN_LINE_NOISE_DBFS: f32 = -72.0;
+
 /// Frames at the start of a stream during which the noise floor adapts quickly both ways.
 const WARMUP_FRAMES: u32 = 10;
 
@@ -119,6 +125,8 @@ pub(crate) struct SpectralClassifier {
     inverse: Arc<dyn ComplexToReal<f32>>,
     /// Hann window.
     window: [f32; WINDOW],
+    /// Band energy of white noise at `MIN_LINE_NOISE_DBFS`: the lowest noise floor.
+    min_noise: f32,
     /// 1 / normalised autocorrelation of the window at each lag (bias correction).
     lag_gain: [f32; MAX_LAG + 1],
     /// The last `WINDOW` input samples.
@@ -153,6 +161,9 @@ impl SpectralClassifier {
             *w = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / WINDOW as f32).cos();
         }
         let energy: f32 = window.iter().map(|w| w * w).sum();
+        // White noise of variance σ² gives E|X[k]|² = σ² Σw² per bin of the unnormalised FFT.
+        let sigma = 32_768.0 * 10f32.powf(MIN_LINE_NOISE_DBFS / 20.0);
+        let min_noise = BAND_BINS as f32 * sigma * sigma * energy + 1.0;
         let mut lag_gain = [0.0f32; MAX_LAG + 1];
         for (lag, g) in lag_gain.iter_mut().enumerate() {
             let r: f32 = (0..WINDOW - lag).map(|i| window[i] * window[i + lag]).sum();
@@ -166,6 +177,7 @@ impl SpectralClassifier {
             forward,
             inverse,
             window,
+            min_noise,
             lag_gain,
             history: [0.0; WINDOW],
             power: [0.0; BINS],
@@ -275,7 +287,7 @@ impl SpectralClassifier {
     fn track_noise(&mut self, bands: &[f32; BANDS], speech: bool) {
         self.frames = self.frames.saturating_add(1);
         if self.frames == 1 {
-            self.noise = *bands;
+            self.noise = bands.map(|e| e.max(self.min_noise));
             return;
         }
         let warm = self.frames <= WARMUP_FRAMES;
@@ -289,6 +301,7 @@ impl SpectralClassifier {
         };
         for (n, &e) in self.noise.iter_mut().zip(bands) {
             *n = if e < *n { (*n * down).max(e) } else { (*n * up).min(e) };
+            *n = n.max(self.min_noise);
         }
     }
 

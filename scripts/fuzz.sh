@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the cargo-fuzz targets in fuzz/ (README: "Reliability"): each for SECONDS (default 4), on
+# the stable toolchain (RUSTC_BOOTSTRAP=1 lets it take the sanitizer flags cargo-fuzz passes),
+# with AddressSanitizer, debug assertions and overflow checks. Installs cargo-fuzz when missing.
+#
+#   scripts/fuzz.sh                 every target, 4 s each (the test command's short run)
+#   scripts/fuzz.sh 600             every target, 10 minutes each
+#   scripts/fuzz.sh 3600 session    one target for an hour
+#
+# Each target's corpus grows in fuzz/corpus/TARGET (kept between runs, not committed), seeded from
+# fuzz/seeds/TARGET where there is one. A crash stops the run: libFuzzer writes the input to
+# fuzz/artifacts/TARGET/ and prints how to replay it (`cargo fuzz run TARGET ARTIFACT`); turn it
+# into a regression test in engine/tests before fixing it.
+# Closes with "fuzz: N passed, M failed" and one line per target with its executions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${1:-4}
+shift || true
+all=(twilio_bytes twilio_json session reorder resample vad)
+targets=("$@")
+((${#targets[@]})) || targets=("${all[@]}")
+
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "== installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+
+cd fuzz
+echo "== fuzz: building ${#targets[@]} targets (ASan, debug assertions)"
+cargo fuzz build
+
+passed=0
+failed=0
+summary=()
+for t in "${targets[@]}"; do
+  corpus=corpus/$t
+  mkdir -p "$corpus" "artifacts/$t"
+  dirs=("$corpus")
+  [[ -d seeds/$t ]] && dirs+=("seeds/$t")
+  log=$(mktemp)
+  echo "== fuzz: $t for ${seconds} s"
+  if cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+    -print_final_stats=1 >"$log" 2>&1; then
+    passed=$((passed + 1))
+    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
+    size=$(find "$corpus" -type f | wc -l)
+    summary+=("ok   $t: ${execs:-?} executions in ${seconds} s, coverage ${cov:-?} edges, corpus $size inputs")
+  else
+    failed=$((failed + 1))
+    summary+=("FAIL $t (log below)")
+    tail -60 "$log" | sed 's/^/    /'
+  fi
+  rm -f "$log"
+done
+printf '%s\n' "${summary[@]}"
+echo "fuzz: $passed passed, $failed failed"
+((failed == 0))
