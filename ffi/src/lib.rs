@@ -72,6 +72,13 @@ macro_rules! try_out {
     };
 }
 
+/// The most elements of `T` any real buffer can hold (`isize::MAX` bytes): a longer length is a
+/// lie, refused with `INVALID_ARGUMENT` before a slice is made of it (making one would already be
+/// undefined behaviour).
+pub(crate) fn max_elements<T>(_: *const T) -> usize {
+    isize::MAX as usize / std::mem::size_of::<T>().max(1)
+}
+
 /// A slice from a C pointer and length: NULL with a zero length is the empty slice.
 macro_rules! try_slice {
     ($ptr:expr, $len:expr) => {
@@ -79,6 +86,8 @@ macro_rules! try_slice {
             &[][..]
         } else if $ptr.is_null() {
             return $crate::result::trunkline_result::NullParameter;
+        } else if $len > $crate::max_elements($ptr) {
+            return $crate::result::trunkline_result::InvalidArgument;
         } else {
             // SAFETY: the header requires `ptr` to point to `len` readable elements.
             unsafe { std::slice::from_raw_parts($ptr, $len) }
@@ -93,6 +102,8 @@ macro_rules! try_slice_mut {
             &mut [][..]
         } else if $ptr.is_null() {
             return $crate::result::trunkline_result::NullParameter;
+        } else if $len > $crate::max_elements($ptr) {
+            return $crate::result::trunkline_result::InvalidArgument;
         } else {
             // SAFETY: the header requires `ptr` to point to `len` writable elements that nothing
             // else accesses during the call.

@@ -68,6 +68,8 @@ static const struct {
     TEST(test_one_session_two_threads),
     TEST(test_two_sessions_two_threads),
     TEST(test_two_waiters),
+    TEST(test_lying_lengths),
+    TEST(test_close_while_other_threads_call),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),
 };

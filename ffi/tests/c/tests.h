@@ -39,6 +39,8 @@ void test_bad_input_is_reported(void);
 void test_one_session_two_threads(void);
 void test_two_sessions_two_threads(void);
 void test_two_waiters(void);
+void test_lying_lengths(void);
+void test_close_while_other_threads_call(void);
 
 /* test_server.c */
 void test_server_lifecycle_and_errors(void);
