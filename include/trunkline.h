@@ -416,7 +416,8 @@ size_t trunkline_server_stats_count(void);
 const char *trunkline_server_stats_name(size_t index);
 
 // Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened, closed,
+// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened,
+// calls_refused, closed,
 // active) into `values`, at most `capacity`; `*out_count` receives how many. Results: OK;
 // NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_stats(const trunkline_server *server,

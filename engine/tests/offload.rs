@@ -173,6 +173,11 @@ fn signatures_are_checked_on_the_upgrade() {
         assert_eq!(status_of(connect(&url, Some(&wrong_token)).await.unwrap_err()), 403);
         assert_eq!(status_of(connect(&url, None).await.unwrap_err()), 403, "missing signature");
     });
+    // The client sees a 403 before the server task has counted it: let the counters settle.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.stats().rejected_signature < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let stats = server.stats();
     assert_eq!(stats.accepted, 1);
     assert_eq!(stats.rejected_signature, 3);

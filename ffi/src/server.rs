@@ -229,7 +229,8 @@ pub extern "C" fn trunkline_server_stats_name(index: size_t) -> *const c_char {
 }
 
 /// Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-/// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened, closed,
+/// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened,
+/// calls_refused, closed,
 /// active) into `values`, at most `capacity`; `*out_count` receives how many. Results: OK;
 /// NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]

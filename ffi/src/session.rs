@@ -270,6 +270,9 @@ pub extern "C" fn trunkline_session_outbound_len(
     guard(|| {
         let out_len = try_out!(out_len);
         let mut s = open_session!(session);
+        if s.session.is_offloaded() {
+            return trunkline_result::InvalidArgument;
+        }
         match s.session.outbound_len() {
             Some(n) => {
                 out_len.set(n);
@@ -297,6 +300,9 @@ pub extern "C" fn trunkline_session_next_outbound(
         let out_kind = try_out!(out_kind);
         let buf = try_slice_mut!(buf, capacity);
         let mut s = open_session!(session);
+        if s.session.is_offloaded() {
+            return trunkline_result::InvalidArgument;
+        }
         let Some(needed) = s.session.outbound_len() else { return trunkline_result::Empty };
         if needed > buf.len() {
             return trunkline_result::BufferTooSmall;

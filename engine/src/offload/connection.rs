@@ -106,6 +106,9 @@ fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionContext>, tls: bool) {
     let config = &ctx.config;
     let mut refusal = None;
+    // The capacity slot is reserved during the handshake, atomically, so concurrent handshakes
+    // cannot all pass the check; it is released if the handshake then fails.
+    let mut reserved = false;
     // The error type is tungstenite's handshake callback contract, not ours to box.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -114,10 +117,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
             refusal = Some(Refusal::Path);
             return Err(refuse(StatusCode::NOT_FOUND, "no stream endpoint at this path"));
         }
-        if ctx.counters.active.load(Ordering::Acquire) as usize >= config.max_sessions {
+        if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
             refusal = Some(Refusal::Capacity);
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
         }
+        reserved = true;
         if let Some(token) = &config.auth_token {
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
             let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -130,6 +135,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
             );
             let valid = header("x-twilio-signature").is_some_and(|sig| signature::validate(token, &url, sig));
             if !valid {
+                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+                reserved = false;
                 refusal = Some(Refusal::Signature);
                 return Err(refuse(StatusCode::FORBIDDEN, "invalid X-Twilio-Signature"));
             }
@@ -143,6 +150,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
     let ws = match timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         _ => {
+            if reserved {
+                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            }
             let counter = match refusal {
                 Some(Refusal::Path) => &ctx.counters.rejected_path,
                 Some(Refusal::Capacity) => &ctx.counters.rejected_capacity,
@@ -154,7 +164,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
         }
     };
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-    ctx.counters.active.fetch_add(1, Ordering::AcqRel);
     call(ws, &ctx).await;
     ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
     ctx.counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -213,16 +222,28 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                 if push(&mut port, &bytes, kind).await.is_err() {
                     break;
                 }
-                if host_session.is_some() && contains(&bytes, b"\"start\"")
-                    && let Ok(Inbound::Start(start)) = start_parser.parse(&bytes, kind, &mut scratch)
+                // Only `start` and `stop` matter here; the substring test keeps the full parse off
+                // the path of every media message.
+                if (host_session.is_some() && contains(&bytes, b"\"start\""))
+                    || contains(&bytes, b"\"stop\"")
                 {
-                    let session = host_session.take().expect("checked");
-                    if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
-                        ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);
-                        ctx.engine.wakeup.notify();
+                    match start_parser.parse(&bytes, kind, &mut scratch) {
+                        Ok(Inbound::Start(start)) if host_session.is_some() => {
+                            let session = host_session.take().expect("checked");
+                            if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
+                                ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);
+                                ctx.engine.wakeup.notify();
+                            } else {
+                                // The host is not accepting calls: refuse this one, visibly.
+                                ctx.counters.calls_refused.fetch_add(1, Ordering::Relaxed);
+                                let _ = sink.send(close(CloseCode::Again, "host not accepting calls")).await;
+                                break;
+                            }
+                        }
+                        Ok(Inbound::Stop { .. }) => stop_seen = true,
+                        _ => {}
                     }
                 }
-                stop_seen |= contains(&bytes, b"\"stop\"");
             }
             _ = notify.notified() => {
                 if flush(&mut port, &mut sink, &mut out).await.is_err() {

@@ -139,6 +139,8 @@ server_counters! {
     protocol_failures,
     /// Calls handed to the host.
     calls_opened,
+    /// Calls refused because the host had not accepted earlier ones (its queue was full).
+    calls_refused,
     /// Connections that ended (for any reason).
     closed,
     /// Connections currently open.

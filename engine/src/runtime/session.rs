@@ -162,6 +162,12 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the carrier side was detached (an offloaded call): `push` and `next_outbound` are
+    /// then not available on this handle.
+    pub fn is_offloaded(&self) -> bool {
+        self.carrier.is_none()
+    }
+
     fn carrier_mut(&mut self) -> Result<&mut CarrierPort, SessionError> {
         self.carrier
             .as_mut()
@@ -229,7 +235,7 @@ impl Session {
             taken += piece.len();
         }
         if taken < pcm.len() {
-            SessionCounters::bump(&self.shared.counters.play_refused_full);
+            SessionCounters::bump_shared(&self.shared.counters.play_refused_full);
         }
         if taken == 0 {
             return Err(SessionError::Full);
