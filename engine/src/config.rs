@@ -92,13 +92,22 @@ impl Default for SessionConfig {
             lead_ms: 100,
             sync_mark_interval_ms: 500,
             utterance_gap_ms: 1_000,
-            max_message_bytes: 32 * 1024,
-            max_payload_bytes: 16 * 1024,
+            // why 16 KiB / 8 KiB: a Twilio `media` message is about 330 bytes with 160 bytes of
+            // audio; these still take a whole second of audio in one message, and each limit is
+            // a buffer every session allocates (the message, the payload, and its decoded PCM).
+            max_message_bytes: 16 * 1024,
+            max_payload_bytes: 8 * 1024,
             reorder_window_ms: 60,
             max_gap_fill_ms: 2_000,
-            inbound_ring_bytes: 64 * 1024,
+            // why 32 KiB: room for two maximal messages, or ~100 Twilio messages (2 s of audio)
+            // arriving in one burst before the worker takes them.
+            inbound_ring_bytes: 32 * 1024,
+            // why 64 KiB: hosts play a TTS chunk of 1-2 s in one call (1.3 s at 24 kHz fits).
             play_ring_bytes: 64 * 1024,
-            outbound_buffer_ms: 10_000,
+            // why 2 s: the pacer keeps only `lead_ms` at the carrier; 2 s queued here plus the
+            // play ring is plenty for a streaming TTS, and a host playing more keeps the rest
+            // (`play` returns what it took). 10 s cost 78 KiB per session.
+            outbound_buffer_ms: 2_000,
             agent_ring_ms: 1_000,
             outbound_ring_bytes: 16 * 1024,
             event_capacity: 256,

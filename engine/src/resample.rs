@@ -57,9 +57,10 @@ pub enum ResampleError {
 pub const SUPPORTED_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
 
 /// Input samples handed to rubato per internal call; longer inputs are processed in a loop.
-// why: covers a 20 ms frame at every supported rate in one rubato call, while keeping the
-// preallocated buffers small.
-const MAX_CHUNK: usize = 1024;
+// why: covers a 20 ms frame at 8, 16 and 24 kHz (the rates of the caller and of TTS) in one
+// rubato call; 48 kHz frames take two. Every buffer of a resampler scales with it (about 9 KiB
+// per resampler at 512, 18 KiB at 1024), and each session has two.
+const MAX_CHUNK: usize = 512;
 
 /// Relative cutoff of the anti-aliasing / anti-imaging filter, as a fraction of 4 kHz (the
 /// Nyquist frequency of the 8 kHz side).
