@@ -117,13 +117,24 @@ counters! {
 
 impl SessionCounters {
     /// Adds `n` to a counter.
+    ///
+    /// Every counter has one writer at a time: the worker side of the session (its worker
+    /// thread, or the host thread in inline mode), except `messages_refused_full` (the carrier
+    /// side's `push`) and `play_refused_full` (`play`), which the host handles count with
+    /// [`Self::bump_shared`]. With one writer a relaxed load and store is exact, and costs far less
+    /// than a locked read-modify-write (several per frame).
     #[inline]
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
-    /// Adds one to a counter.
+    /// Adds one to a counter (single writer, see [`Self::add`]).
     #[inline]
     pub(crate) fn bump(counter: &AtomicU64) {
+        Self::add(counter, 1);
+    }
+    /// Adds one to a counter that host threads write.
+    #[inline]
+    pub(crate) fn bump_shared(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
     /// Sets a gauge.

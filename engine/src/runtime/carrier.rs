@@ -72,7 +72,7 @@ impl CarrierPort {
             )
         };
         if !written {
-            SessionCounters::bump(&self.shared.counters.messages_refused_full);
+            SessionCounters::bump_shared(&self.shared.counters.messages_refused_full);
             return Err(SessionError::Full);
         }
         Ok(())
