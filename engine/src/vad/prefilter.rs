@@ -114,22 +114,6 @@ impl Biquad {
     }
 }
 
-/// `f32::round` (half away from zero) without its libm call (baseline x86-64 has no rounding
-/// instruction), exact for |v| < 2^23: the filter's outputs stay far below that.
-#[inline]
-fn round_half_away(v: f32) -> f32 {
-    let t = v as i32 as f32;
-    // Exact: `t` is the integer part of `v`, so the difference has no rounding error.
-    let d = v - t;
-    if d >= 0.5 {
-        t + 1.0
-    } else if d <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
-}
-
 /// DC and mains-hum filter for 8 kHz audio: 4th-order Butterworth high-pass at 180 Hz plus notches
 /// at 150 and 180 Hz. Streaming, allocation-free, state kept across calls.
 #[derive(Debug, Clone)]
@@ -174,7 +158,7 @@ impl HumFilter {
                 v = s.process(v);
             }
             // `as` saturates float → int, so loud clipped input cannot wrap around.
-            *o = round_half_away(v) as i16;
+            *o = v.round() as i16;
         }
         for s in &mut self.sections {
             s.flush_denormals();
@@ -185,21 +169,6 @@ impl HumFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rounding_matches_f32_round() {
-        for v in [0.0f32, 0.5, -0.5, 1.5, -1.5, 2.5, 0.49999997, -0.49999997, 32767.5, -32768.5, 1e6 + 0.5] {
-            assert_eq!(round_half_away(v), v.round(), "{v}");
-        }
-        let mut x = 0x1234_5678u32;
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let v = (x as i32 as f32) / 32_768.0;
-            assert_eq!(round_half_away(v), v.round(), "{v}");
-        }
-    }
 
     /// Steady-state RMS gain of the filter for a sine at `hz`.
     fn gain_at(hz: f64) -> f64 {
