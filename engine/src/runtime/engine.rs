@@ -50,6 +50,11 @@ pub(crate) struct WorkerHandle {
 }
 
 impl WorkerHandle {
+    /// The slot shared by sessions opened when no other was free (the last one).
+    pub(crate) fn overflow_slot(&self) -> usize {
+        self.ready.len() - 1
+    }
+
     /// Tells the worker that session `slot` has work, waking it if it is idle. Lock-free; a
     /// syscall (futex wake) only when the worker was parked waiting for work.
     pub(crate) fn wake(&self, slot: usize) {
@@ -158,15 +163,16 @@ impl EngineShared {
                 .enumerate()
                 .min_by_key(|(_, w)| w.load.load(Ordering::Relaxed))
                 .expect("at least one worker");
-            // Each worker has a slot for every session the engine allows, so one is free.
-            let slot = worker
-                .free_slots
-                .lock()
-                .ok()
-                .and_then(|mut free| free.pop())
-                .ok_or(EngineError::TooManySessions(self.config.max_sessions))?;
+            // Each worker has two slots for every session the engine allows (closed sessions
+            // keep theirs until the worker has retired them and a host call reaped them), so one
+            // is nearly always free; if not, the session shares the overflow slot, whose
+            // sessions the worker also polls on a short timer.
+            let slot = worker.free_slots.lock().ok().and_then(|mut free| free.pop());
+            let slot = slot.unwrap_or_else(|| worker.overflow_slot());
             let at = WorkerRef { index, slot };
-            worker.ready[slot].store(false, Ordering::SeqCst);
+            if slot != worker.overflow_slot() {
+                worker.ready[slot].store(false, Ordering::SeqCst);
+            }
             worker_side.set_worker(at);
             worker.load.fetch_add(1, Ordering::Relaxed);
             if worker.control.send(Control::Open(worker_side)).is_err() {
@@ -199,7 +205,10 @@ impl EngineShared {
     }
 
     pub(crate) fn release_slot(&self, at: WorkerRef) {
-        if let Ok(mut free) = self.workers[at.index].free_slots.lock() {
+        let worker = &self.workers[at.index];
+        if at.slot != worker.overflow_slot()
+            && let Ok(mut free) = worker.free_slots.lock()
+        {
             free.push(at.slot);
         }
     }
@@ -240,7 +249,8 @@ impl Engine {
             threads.push(join.thread().clone());
             joins.push(join);
         }
-        let slots = config.max_sessions.max(1);
+        // Two per session allowed (see `open_session`) plus the shared overflow slot.
+        let slots = 2 * config.max_sessions.max(1) + 1;
         let workers = threads
             .into_iter()
             .zip(controls)
@@ -251,7 +261,7 @@ impl Engine {
                 ready: (0..slots).map(|_| AtomicBool::new(false)).collect(),
                 state: AtomicU8::new(worker::State::Running as u8),
                 // Popped from the end: the lowest slots first.
-                free_slots: Mutex::new((0..slots).rev().collect()),
+                free_slots: Mutex::new((0..slots - 1).rev().collect()),
             })
             .collect();
         let shared = Arc::new(EngineShared {

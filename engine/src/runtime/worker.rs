@@ -58,6 +58,7 @@ const BATCH_MIN_SESSIONS: usize = 4;
 pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: usize) {
     let tick_us = u64::from(engine.config.tick_ms.max(1)) * 1000;
     let handle = &engine.workers[index];
+    let overflow = handle.overflow_slot();
     let mut sessions: Vec<Box<WorkerSession>> = Vec::with_capacity(engine.config.max_sessions);
     // Per session, in `sessions` order: its slot and when its timer is due (µs). Kept apart from
     // the sessions so a pass reads two small arrays, not every session's memory.
@@ -115,6 +116,9 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 // Failed in this step: retire it on the next pass.
                 now
             } else if pipeline.is_stalled() {
+                now + MIN_SLEEP_US
+            } else if slot == overflow {
+                // Sessions sharing the overflow slot may miss a flag another one cleared: poll.
                 now + MIN_SLEEP_US
             } else {
                 pipeline.deadline_us().map_or(now + tick_us, |d| d.clamp(now + MIN_SLEEP_US, now + tick_us))
