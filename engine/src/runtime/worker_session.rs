@@ -72,6 +72,8 @@ pub struct WorkerSession {
     play_bytes: Vec<u8>,
     play_pcm: Vec<i16>,
     interrupts_seen: u32,
+    /// An interrupt the host asked for was already applied before its record was reached.
+    interrupt_applied: bool,
     /// The worker and slot it runs in (`None` inline).
     worker: Option<WorkerRef>,
 }
@@ -99,6 +101,7 @@ impl WorkerSession {
             play_bytes: vec![0; (PLAY_PIECE * 2).max(max_mark_name)],
             play_pcm: vec![0; PLAY_PIECE],
             interrupts_seen: 0,
+            interrupt_applied: false,
             worker: None,
         }
     }
@@ -145,6 +148,7 @@ impl WorkerSession {
             play_bytes,
             play_pcm,
             interrupts_seen,
+            interrupt_applied,
             worker: _,
         } = self;
         let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
@@ -163,7 +167,16 @@ impl WorkerSession {
             pipeline.on_message(&message[..len], kind, now_us, &mut sink);
         }
 
-        drain_play_ring(play, pipeline, &mut sink, play_bytes, play_pcm, interrupts_seen, shared, now_us);
+        drain_play_ring(
+            play,
+            pipeline,
+            &mut sink,
+            play_bytes,
+            play_pcm,
+            (interrupts_seen, interrupt_applied),
+            shared,
+            now_us,
+        );
         pipeline.tick(now_us, &mut sink);
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
@@ -191,18 +204,32 @@ fn drain_play_ring(
     sink: &mut RingSink<'_>,
     bytes: &mut [u8],
     pcm: &mut [i16],
-    interrupts_seen: &mut u32,
+    (interrupts_seen, interrupt_applied): (&mut u32, &mut bool),
     shared: &SessionShared,
     now_us: u64,
 ) {
     while let Some(h) = records::peek(play, play_body_len) {
-        let interrupted = shared.interrupt_gen.load(Ordering::Acquire) != *interrupts_seen;
+        let requested = shared.interrupt_gen.load(Ordering::Acquire);
+        let interrupted = requested != *interrupts_seen;
         let stale = h.c != pipeline.barge_generation();
+        if interrupted && !*interrupt_applied && h.tag != play_tag::INTERRUPT {
+            // The host interrupted while audio it queued before still sits ahead of the interrupt
+            // record: interrupt now, so `Interrupted` comes before the `MarkCleared`s of the marks
+            // it drops, then skip to the record.
+            pipeline.interrupt(now_us, sink);
+            *interrupt_applied = true;
+        }
         match h.tag {
             play_tag::INTERRUPT => {
                 records::skip(play, 0);
                 *interrupts_seen = h.a;
-                pipeline.interrupt(now_us, sink);
+                if !*interrupt_applied {
+                    pipeline.interrupt(now_us, sink);
+                }
+                // Back-to-back interrupts already applied collapse into that one.
+                if *interrupts_seen == requested {
+                    *interrupt_applied = false;
+                }
             }
             play_tag::PCM if interrupted || stale => {
                 records::skip(play, h.b as usize);

@@ -207,7 +207,7 @@ void test_server_call(void) {
   /* The server drives the carrier side: the host cannot push into an offloaded call. */
   CHECK_RESULT(push_text(call, msg), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   size_t len = 0;
-  CHECK_RESULT(trunkline_session_outbound_len(call, &len), TRUNKLINE_RESULT_EMPTY);
+  CHECK_RESULT(trunkline_session_outbound_len(call, &len), TRUNKLINE_RESULT_INVALID_ARGUMENT);
 
   close(fd);
   /* The carrier hung up without `stop`: the host still gets STOPPED. */
