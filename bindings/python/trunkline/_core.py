@@ -9,6 +9,7 @@ from ctypes import byref, c_int, c_int32, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Optional, Union
 
+from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
 from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, lib
 
@@ -53,7 +54,7 @@ class Event:
     media_format: dict = field(default_factory=dict)
 
 
-class Engine:
+class Engine(OwnedHandle):
     """A Trunkline engine: worker threads plus a wakeup fd.
 
     `workers=None` starts one worker per core; `workers=0` runs inline (your calls do the work).
@@ -146,20 +147,9 @@ class Engine:
                 lib.trunkline_engine_free(self._handle)
                 self._handle = None
 
-    def __enter__(self) -> "Engine":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
-class Session:
+class Session(OwnedHandle):
     """One call. Methods may be called from any thread (the C handle serializes them)."""
 
     def __init__(self, engine: Engine, handle: int, agent_rate: int) -> None:
@@ -351,15 +341,3 @@ class Session:
             lib.trunkline_session_close(self._handle)
             lib.trunkline_session_free(self._handle)
             self._handle = None
-
-    def __enter__(self) -> "Session":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

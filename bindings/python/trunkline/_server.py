@@ -7,11 +7,12 @@ from ctypes import byref, c_size_t, c_uint16, c_uint64, c_void_p
 from typing import Optional
 
 from ._core import Engine, Session
+from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
 from ._ffi import ServerConfig, lib
 
 
-class Server:
+class Server(OwnedHandle):
     """Accepts Twilio (or compatible) Media Streams connections itself and hands each call to you
     as a Session once its stream started: you read audio, play, mark, interrupt and poll events;
     the server sends the paced messages. The engine must have worker threads.
@@ -95,18 +96,3 @@ class Server:
         if self._handle is not None:
             lib.trunkline_server_free(self._handle)
             self._handle = None
-
-    def __enter__(self) -> "Server":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-
