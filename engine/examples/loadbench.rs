@@ -29,7 +29,7 @@
 //! - every drop counter, summed over the calls (plus the feeders' lateness, which says whether
 //!   the harness itself kept up).
 //!
-//! `--max` runs trials of `--seconds` (default 10) at increasing N (doubling, then bisecting)
+//! `--max` runs trials of `--seconds` (default 5 there) at increasing N (doubling, then bisecting)
 //! and reports the largest N that kept real time: no drops, latency p99 ≤ 20 ms (one frame),
 //! feeders on time (p99 lateness ≤ 5 ms) and pacing p99 ≤ 20 ms.
 
@@ -123,7 +123,7 @@ fn parse_args() -> Options {
         }
     }
     if !seconds_set && o.max {
-        o.seconds = 10.0;
+        o.seconds = 5.0;
     }
     o.feeders = o.feeders.max(1);
     o
