@@ -21,7 +21,7 @@
 //!
 //! Cost: two 512-point real FFTs and a few passes over 257 bins per 20 ms frame (a few µs).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -118,6 +118,17 @@ pub(crate) struct Features {
     pub(crate) impulsiveness: f32,
 }
 
+/// The FFT plans, built once per process and shared by every classifier: their twiddle tables
+/// are read-only, so each session saves the plans' memory, and with many sessions on a worker
+/// the tables stay in cache.
+fn shared_plans() -> &'static (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>) {
+    static PLANS: OnceLock<(Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>)> = OnceLock::new();
+    PLANS.get_or_init(|| {
+        let mut planner = RealFftPlanner::<f32>::new();
+        (planner.plan_fft_forward(FFT), planner.plan_fft_inverse(FFT))
+    })
+}
+
 /// The classifier; see the module docs.
 pub(crate) struct SpectralClassifier {
     thresholds: Thresholds,
@@ -152,9 +163,8 @@ pub(crate) struct SpectralClassifier {
 impl SpectralClassifier {
     /// Builds the classifier (allocates the FFT plans and buffers).
     pub(crate) fn new(aggressiveness: u8) -> Self {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let forward = planner.plan_fft_forward(FFT);
-        let inverse = planner.plan_fft_inverse(FFT);
+        let (forward, inverse) = shared_plans();
+        let (forward, inverse) = (Arc::clone(forward), Arc::clone(inverse));
         let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len());
         let mut window = [0.0f32; WINDOW];
         for (i, w) in window.iter_mut().enumerate() {
