@@ -118,11 +118,14 @@ pub(crate) struct Features {
     pub(crate) impulsiveness: f32,
 }
 
+/// The forward and inverse FFT plans.
+type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
+
 /// The FFT plans, built once per process and shared by every classifier: their twiddle tables
 /// are read-only, so each session saves the plans' memory, and with many sessions on a worker
 /// the tables stay in cache.
-fn shared_plans() -> &'static (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>) {
-    static PLANS: OnceLock<(Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>)> = OnceLock::new();
+fn shared_plans() -> &'static Plans {
+    static PLANS: OnceLock<Plans> = OnceLock::new();
     PLANS.get_or_init(|| {
         let mut planner = RealFftPlanner::<f32>::new();
         (planner.plan_fft_forward(FFT), planner.plan_fft_inverse(FFT))
