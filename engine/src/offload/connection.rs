@@ -203,9 +203,9 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         tokio::select! {
             msg = incoming.next() => {
-                let (bytes, kind) = match msg {
-                    Some(Ok(Message::Text(t))) => (t.as_bytes().to_vec(), MessageKind::Text),
-                    Some(Ok(Message::Binary(b))) => (b.to_vec(), MessageKind::Binary),
+                // Borrowed from the frame: no copy per message.
+                let msg = match msg {
+                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => {
                         idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
@@ -218,16 +218,21 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                         break;
                     }
                 };
+                let (bytes, kind): (&[u8], MessageKind) = match &msg {
+                    Message::Binary(b) => (b, MessageKind::Binary),
+                    Message::Text(t) => (t.as_bytes(), MessageKind::Text),
+                    _ => continue,
+                };
                 idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
-                if push(&mut port, &bytes, kind).await.is_err() {
+                if push(&mut port, bytes, kind).await.is_err() {
                     break;
                 }
                 // Only `start` and `stop` matter here; the substring test keeps the full parse off
                 // the path of every media message.
-                if (host_session.is_some() && contains(&bytes, b"\"start\""))
-                    || contains(&bytes, b"\"stop\"")
+                if (host_session.is_some() && contains(bytes, b"\"start\""))
+                    || contains(bytes, b"\"stop\"")
                 {
-                    match start_parser.parse(&bytes, kind, &mut scratch) {
+                    match start_parser.parse(bytes, kind, &mut scratch) {
                         Ok(Inbound::Start(start)) if host_session.is_some() => {
                             let session = host_session.take().expect("checked");
                             if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
