@@ -18,8 +18,17 @@ busy. On a shared or virtual machine, a thread that sleeps 20 ms between frames 
 caches and a slow core, and the paced figures can be several times the back-to-back ones; the
 back-to-back figures are the cost of the work itself.
 
+`--fast` also builds bench_per_frame.c (with `cc`, against include/trunkline.h and the same
+library) and runs the same inline cycle on the same messages from C: the engine's and the C ABI's
+own cost. The binding's overhead is the inline back-to-back Python figure minus the C figure; the
+back-to-back runs and the C run alternate `--repeat` times (default 3) and each figure is the
+median, so a busy neighbour affects both sides alike. Without a C compiler that line is skipped.
+With `--json` the C run is an entry of its own ("C, inline (back to back)") and the inline
+back-to-back entry carries `binding_overhead_us_per_frame`.
+
     cargo build --release -p trunkline-ffi
-    python3 bindings/python/bench_per_frame.py [--frames 500] [--mode inline|threaded|both] [--fast] [--json]
+    python3 bindings/python/bench_per_frame.py [--frames 500] [--mode inline|threaded|both] [--fast]
+                                               [--repeat 3] [--json]
 
 Uses bindings/python/trunkline and target/release/libtrunkline.so (TRUNKLINE_LIB overrides).
 """
@@ -30,9 +39,12 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,29 +153,92 @@ def run(mode, messages, paced):
     }
 
 
+def build_c_baseline(tmp):
+    """Builds bench_per_frame.c against the library the binding loaded; None without a compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        return None
+    from trunkline import _ffi
+
+    lib = Path(_ffi._library_path()).resolve()
+    exe = tmp / "bench_per_frame"
+    subprocess.run([cc, "-O2", "-I", str(ROOT / "include"), str(HERE / "bench_per_frame.c"), "-o", str(exe),
+                    f"-L{lib.parent}", f"-l:{lib.name}", f"-Wl,-rpath,{lib.parent}"], check=True)
+    return exe
+
+
+def run_c(exe, messages, tmp):
+    lines, reply, out = tmp / "messages.txt", tmp / "reply.raw", tmp / "result.json"
+    if not lines.exists():
+        lines.write_text("\n".join([CONNECTED, START, *messages]) + "\n")
+        reply.write_bytes(REPLY)
+    subprocess.run([str(exe), str(lines), str(reply), str(out)], check=True)
+    r = json.loads(out.read_text())
+    return {"mode": "C, inline (back to back)", "frames": r["frames"],
+            "process_cpu_us_per_frame": r["process_cpu_us_per_frame"],
+            "thread_cpu_us_per_frame": r["process_cpu_us_per_frame"], "frames_out": r["frames_out"]}
+
+
+def median_run(runs):
+    """The runs of one mode as one result: the median of every figure."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if key.endswith(("_per_frame", "_median", "_p99")):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["repeats"] = len(runs)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=500, help="frames per mode (500 = 10 s at real time)")
     ap.add_argument("--mode", choices=["inline", "threaded", "both"], default="both")
-    ap.add_argument("--fast", action="store_true", help="also run inline back to back, unpaced")
+    ap.add_argument("--fast", action="store_true",
+                    help="also run back to back, unpaced, and the same cycle from C (the binding's overhead)")
+    ap.add_argument("--repeat", type=int, default=3, help="back-to-back runs per mode (medians)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     messages = media_messages(args.frames)
     modes = ["inline", "threaded"] if args.mode == "both" else [args.mode]
     results = [run(m, messages, paced=True) for m in modes]
+    overhead = None
     if args.fast:
         fast = media_messages(max(args.frames, 5000))
-        results += [run(m, fast, paced=False) for m in modes]
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            exe = build_c_baseline(tmp) if "inline" in modes else None
+            runs = {}
+            for _ in range(max(args.repeat, 1)):
+                for m in modes:
+                    runs.setdefault(m, []).append(run(m, fast, paced=False))
+                if exe is not None:
+                    runs.setdefault("c", []).append(run_c(exe, fast, tmp))
+        results += [median_run(runs[m]) for m in modes]
+        if exe is not None:
+            c = median_run(runs["c"])
+            results.append(c)
+            py = next(r for r in results if r["mode"] == "inline (back to back)")
+            overhead = py["process_cpu_us_per_frame"] - c["process_cpu_us_per_frame"]
+            py["binding_overhead_us_per_frame"] = overhead
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"Python {sys.version.split()[0]}, trunkline {trunkline.__version__}: "
           "push + read_audio + events + play 20 ms + outbound, per 20 ms frame")
     for r in results:
-        print(f"  {r['mode']:<24} process CPU {r['process_cpu_us_per_frame']:6.1f} µs/frame, "
+        if r["mode"].startswith("C"):
+            print(f"  {r['mode']:<26} process CPU {r['process_cpu_us_per_frame']:6.1f} µs/frame "
+                  f"(the engine and the C ABI alone); {r['frames_out']} frames out")
+            continue
+        print(f"  {r['mode']:<26} process CPU {r['process_cpu_us_per_frame']:6.1f} µs/frame, "
               f"this thread {r['thread_cpu_us_per_frame']:6.1f} µs/frame, cycle wall median "
               f"{r['cycle_wall_us_median']:6.1f} µs (p99 {r['cycle_wall_us_p99']:.1f}); "
               f"{r['frames_out']} frames out, {r['barge_ins']} barge-ins")
+    if overhead is not None:
+        print(f"  binding overhead (inline back to back, Python minus C): {overhead:.1f} µs/frame"
+              f" (medians of {args.repeat} alternating runs)")
+    elif args.fast and "inline" in modes:
+        print("  (no C compiler: the binding's overhead was not measured)")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-from ctypes import byref, c_int, c_int32, c_size_t, c_uint64, c_void_p
+from ctypes import byref, c_int, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Optional, Union
 
 from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
-from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, lib
+from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, lib, unconverted
 
 EVENT_KINDS = {
     1: "connected",
@@ -28,6 +28,45 @@ EVENT_KINDS = {
 }
 _TEXT, _BINARY = 0, 1
 _ENCODINGS = {0: "audio/x-mulaw", 1: "audio/x-alaw", 2: "audio/x-l16"}
+_EMPTY, _BUFFER_TOO_SMALL = int(Result.EMPTY), int(Result.BUFFER_TOO_SMALL)
+
+# The per-frame calls, without per-call argument conversion (see _ffi.unconverted).
+_push = unconverted("trunkline_session_push")
+_read_audio = unconverted("trunkline_session_read_audio")
+_play = unconverted("trunkline_session_play")
+_next_outbound = unconverted("trunkline_session_next_outbound")
+_poll_event = unconverted("trunkline_session_poll_event")
+
+_AUDIO_SAMPLES = 8192
+_AUDIO_CAPACITY = c_size_t(_AUDIO_SAMPLES)
+_OUT_BYTES = 4096  # always holds a media message (the header's promise)
+
+
+class _Scratch:
+    """The buffers and out-parameters of one per-frame call: a session keeps a pool of them
+    (one, plus one for each further thread that ever called it at the same time)."""
+
+    __slots__ = ("audio", "audio_bytes", "count", "count_ref", "samples", "out", "out_bytes",
+                 "out_capacity", "length", "length_ref", "kind", "kind_ref", "event", "event_ref")
+
+    def __init__(self) -> None:
+        self.audio = (ctypes.c_int16 * _AUDIO_SAMPLES)()
+        self.audio_bytes = memoryview(self.audio).cast("B")
+        self.count = c_size_t()  # samples read / samples taken
+        self.count_ref = byref(self.count)
+        self.samples = c_size_t()  # an input: the samples passed to play
+        self.length = c_size_t()
+        self.length_ref = byref(self.length)
+        self.kind = c_int()
+        self.kind_ref = byref(self.kind)
+        self.event = CEvent()
+        self.event_ref = byref(self.event)
+        self.grow_out(_OUT_BYTES)
+
+    def grow_out(self, size: int) -> None:
+        self.out = ctypes.create_string_buffer(size)
+        self.out_bytes = memoryview(self.out).cast("B")
+        self.out_capacity = c_size_t(size)
 
 
 @dataclass
@@ -155,9 +194,9 @@ class Session(OwnedHandle):
     def __init__(self, engine: Engine, handle: int, agent_rate: int) -> None:
         self._engine = engine  # keeps the engine alive as long as the session
         self._handle: Optional[int] = handle
+        self._ptr: Optional[c_void_p] = c_void_p(handle)  # the handle as the per-frame calls pass it
         self.agent_rate = agent_rate
-        self._audio = (ctypes.c_int16 * 8192)()
-        self._out = ctypes.create_string_buffer(4096)
+        self._scratch = [_Scratch()]
         self._count = lib.trunkline_stats_count()
         self._stat_names = [lib.trunkline_stats_name(i).decode() for i in range(self._count)]
 
@@ -166,13 +205,30 @@ class Session(OwnedHandle):
             raise TrunklineError(Result.CLOSED, "session")
         return self._handle
 
+    # The per-frame methods below are written for speed (each is called about 50 times a second
+    # per call): the C handle and the buffers are bound once, the calls skip ctypes' argument
+    # conversion, and results are sliced out of preallocated buffers. A thread takes a _Scratch
+    # from the pool for the length of a call (list.pop and append are atomic), so threads calling
+    # the same session at once never share a buffer.
+
+    def _closed(self) -> TrunklineError:
+        return TrunklineError(Result.CLOSED, "session")
+
     def push(self, message: Union[str, bytes, bytearray]) -> None:
         """Hands one message received from the carrier to the engine (str: text frame, bytes:
         binary frame). Bad input is reported as a protocol_error event, not raised. Raises
         TrunklineError(FULL) if the engine is behind (retry later)."""
-        kind = _TEXT if isinstance(message, str) else _BINARY
-        data = message.encode() if isinstance(message, str) else bytes(message)
-        check(lib.trunkline_session_push(self._h(), data, len(data), kind), "push")
+        ptr = self._ptr
+        if ptr is None:
+            raise self._closed()
+        if message.__class__ is str or isinstance(message, str):
+            data = message.encode()
+            code = _push(ptr, data, c_size_t(len(data)), _TEXT)
+        else:
+            data = bytes(message)
+            code = _push(ptr, data, c_size_t(len(data)), _BINARY)
+        if code:
+            raise TrunklineError(code, "push")
 
     async def apush(self, message: Union[str, bytes, bytearray], timeout: float = 2.0) -> None:
         """`push` for asyncio code: when the engine is behind (FULL), waits for it to catch up
@@ -190,25 +246,62 @@ class Session(OwnedHandle):
 
     def read_audio(self) -> bytes:
         """All caller audio ready now: s16le mono at the agent rate (b"" if none)."""
-        chunks = []
-        n = c_size_t()
-        while True:
-            code = lib.trunkline_session_read_audio(self._h(), self._audio, len(self._audio), byref(n))
-            if code == Result.EMPTY:
-                break
-            check(code, "read_audio")
-            chunks.append(ctypes.string_at(self._audio, n.value * 2))
-        return b"".join(chunks)
+        ptr = self._ptr
+        if ptr is None:
+            raise self._closed()
+        pool = self._scratch
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = _Scratch()
+        try:
+            code = _read_audio(ptr, s.audio, _AUDIO_CAPACITY, s.count_ref)
+            if code:
+                if code == _EMPTY:
+                    return b""
+                raise TrunklineError(code, "read_audio")
+            n = s.count.value
+            if n < _AUDIO_SAMPLES:
+                return s.audio_bytes[: 2 * n].tobytes()  # a short read emptied the ring: done
+            chunks = [s.audio_bytes.tobytes()]
+            while True:
+                code = _read_audio(ptr, s.audio, _AUDIO_CAPACITY, s.count_ref)
+                if code:
+                    if code == _EMPTY:
+                        return b"".join(chunks)
+                    raise TrunklineError(code, "read_audio")
+                n = s.count.value
+                chunks.append(s.audio_bytes[: 2 * n].tobytes())
+                if n < _AUDIO_SAMPLES:
+                    return b"".join(chunks)
+        finally:
+            pool.append(s)
 
     def play(self, pcm: Union[bytes, bytearray, memoryview], rate: int) -> int:
         """Queues agent audio (s16le mono at `rate` Hz). Returns the samples taken: keep the rest
         and retry later. Raises TrunklineError(FULL) if nothing fit."""
-        data = bytes(pcm)
-        if len(data) % 2:
+        ptr = self._ptr
+        if ptr is None:
+            raise self._closed()
+        data = pcm if pcm.__class__ is bytes else bytes(pcm)
+        size = len(data)
+        if size & 1:
             raise ValueError("PCM must be a whole number of 16-bit samples")
-        taken = c_size_t()
-        check(lib.trunkline_session_play(self._h(), data, len(data) // 2, rate, byref(taken)), "play")
-        return taken.value
+        if rate.__class__ is not int or rate >> 31:
+            rate = c_uint32(rate)  # outside [0, 2**31): converted as the declaration does
+        pool = self._scratch
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = _Scratch()
+        try:
+            s.samples.value = size >> 1
+            code = _play(ptr, data, s.samples, rate, s.count_ref)
+            if code:
+                raise TrunklineError(code, "play")
+            return s.count.value
+        finally:
+            pool.append(s)
 
     def mark(self, name: str) -> None:
         """Places a mark after the audio played so far (mark_played / mark_cleared follows)."""
@@ -221,33 +314,52 @@ class Session(OwnedHandle):
     def outbound(self) -> list:
         """Every message to send to the carrier now, in order (str: text frame, bytes: binary).
         Send them right away: the engine paces them."""
-        out = []
-        length = c_size_t()
-        kind = c_int()
-        while True:
-            code = lib.trunkline_session_next_outbound(
-                self._h(), self._out, len(self._out), byref(length), byref(kind)
-            )
-            if code == Result.EMPTY:
-                return out
-            if code == Result.BUFFER_TOO_SMALL:
-                check(lib.trunkline_session_outbound_len(self._h(), byref(length)), "outbound")
-                self._out = ctypes.create_string_buffer(length.value)
-                continue
-            check(code, "outbound")
-            raw = self._out.raw[: length.value]
-            out.append(raw.decode() if kind.value == _TEXT else raw)
+        ptr = self._ptr
+        if ptr is None:
+            raise self._closed()
+        pool = self._scratch
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = _Scratch()
+        try:
+            out = []
+            while True:
+                code = _next_outbound(ptr, s.out, s.out_capacity, s.length_ref, s.kind_ref)
+                if code:
+                    if code == _EMPTY:
+                        return out
+                    if code == _BUFFER_TOO_SMALL:
+                        check(lib.trunkline_session_outbound_len(self._h(), byref(s.length)), "outbound")
+                        s.grow_out(s.length.value)
+                        continue
+                    raise TrunklineError(code, "outbound")
+                raw = s.out_bytes[: s.length.value].tobytes()
+                out.append(raw.decode() if s.kind.value == _TEXT else raw)
+        finally:
+            pool.append(s)
 
     def events(self) -> list:
         """Every event that happened since the last call, in order."""
-        out = []
-        ev = CEvent()
-        while True:
-            code = lib.trunkline_session_poll_event(self._h(), byref(ev))
-            if code == Result.EMPTY:
-                return out
-            check(code, "events")
-            out.append(self._event(ev))
+        ptr = self._ptr
+        if ptr is None:
+            raise self._closed()
+        pool = self._scratch
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = _Scratch()
+        try:
+            out = []
+            while True:
+                code = _poll_event(ptr, s.event_ref)
+                if code:
+                    if code == _EMPTY:
+                        return out
+                    raise TrunklineError(code, "events")
+                out.append(self._event(s.event))
+        finally:
+            pool.append(s)
 
     def _event(self, ev: CEvent) -> Event:
         kind = EVENT_KINDS.get(ev.kind, f"unknown({ev.kind})")
@@ -338,6 +450,7 @@ class Session(OwnedHandle):
     def close(self) -> None:
         """Ends the session and frees it. Further calls raise TrunklineError(CLOSED)."""
         if self._handle is not None:
+            self._ptr = None
             lib.trunkline_session_close(self._handle)
             lib.trunkline_session_free(self._handle)
             self._handle = None

@@ -184,3 +184,43 @@ def load() -> ctypes.CDLL:
 
 
 lib = load()
+
+
+def _strict(name: str, fn: ctypes._CFuncPtr) -> object:
+    """`fn` (converting, as declared) behind a check that each argument already is what an
+    unconverted call must receive (see `unconverted`); a wrong one raises TypeError."""
+    argtypes = FUNCTIONS[name][1]
+
+    def call(*args: object) -> object:
+        if len(args) != len(argtypes):
+            raise TypeError(f"{name}: {len(args)} arguments, declared {len(argtypes)}")
+        for i, (arg, t) in enumerate(zip(args, argtypes)):
+            if t in (c_size_t, c_uint64, c_int64):
+                ok = type(arg) is t
+            elif t in (c_uint32, c_int, c_int32):
+                ok = type(arg) is t or (type(arg) is int and 0 <= arg < 2**31)
+            elif t is c_void_p:
+                ok = type(arg) is c_void_p if i == 0 else not isinstance(arg, (str, int))
+            else:
+                ok = True  # pointers: the declared conversion checks them
+            if not ok:
+                raise TypeError(f"{name} argument {i}: {arg!r} cannot go unconverted as {t.__name__}")
+        return fn(*args)
+
+    return call
+
+
+def unconverted(name: str) -> object:
+    """A second function pointer to `name` without argtypes: ctypes then passes the arguments as
+    they are instead of converting each one (the conversion is about half the cost of a short
+    call). For the per-frame calls. Callers pass exactly what FUNCTIONS declares: the handle as a
+    cached c_void_p, size_t and 64-bit values as c_size_t/c_uint64 objects, out-parameters by
+    byref() to the declared type, data as bytes or ctypes arrays, 32-bit values as ints in
+    [0, 2**31) (passed as a C int: the same 32 bits) or objects of the declared type.
+    With TRUNKLINE_CHECKED_CALLS=1 (set by the tests) every call converts as declared and checks
+    those rules, so a wrong call site fails there instead of passing garbage."""
+    if os.environ.get("TRUNKLINE_CHECKED_CALLS") == "1":
+        return _strict(name, getattr(lib, name))
+    fn = lib._FuncPtr((name, lib))
+    fn.restype = FUNCTIONS[name][0]
+    return fn
