@@ -74,6 +74,14 @@ const TAPS_PER_8K: usize = 32;
 // depth); see the README's resampler figures for what it measures.
 const KAISER_BETA: f64 = 7.3;
 
+/// Taps per branch of the 8 kHz -> 16 kHz half-band interpolator.
+// why: with the cutoff at 4 kHz the transition band is 3.4 -> 4.6 kHz, centred on it; see the
+// README's resampler figures for the passband and image levels this length measures.
+const HALF_BAND_TAPS: usize = 32;
+
+/// Kaiser window shape of the half-band interpolator.
+const HALF_BAND_BETA: f64 = 7.3;
+
 /// Whether `from -> to` is a conversion Trunkline supports.
 pub fn is_supported(from: u32, to: u32) -> bool {
     if from == to {
@@ -204,12 +212,23 @@ impl PolyphaseStage {
         let (up, down) = ((to / g) as usize, (from / g) as usize);
         let taps = TAPS_PER_8K * (from as usize).div_ceil(8_000);
         let virtual_rate = up as f64 * f64::from(from);
-        let filter = PolyphaseFilter::new(&FilterSpec {
-            up,
-            taps,
-            cutoff: CUTOFF_HZ / (virtual_rate / 2.0),
-            beta: KAISER_BETA,
-        });
+        let spec = if (from, to) == (8_000, 16_000) {
+            // why: the busiest conversion. A half-band filter (cutoff exactly at 4 kHz, centred
+            // on a sample) makes every even output the input itself, delayed, so only the odd
+            // outputs are computed: half the work, for a transition band that is symmetric
+            // around 4 kHz (3.4 kHz passes, its image at 4.6 kHz is rejected).
+            FilterSpec { up, taps: HALF_BAND_TAPS, cutoff: 0.5, beta: HALF_BAND_BETA, odd_length: true }
+        } else {
+            FilterSpec {
+                up,
+                taps,
+                cutoff: CUTOFF_HZ / (virtual_rate / 2.0),
+                beta: KAISER_BETA,
+                odd_length: false,
+            }
+        };
+        let taps = spec.taps;
+        let filter = PolyphaseFilter::new(&spec);
         // why: the window keeps only `taps - 1` samples between steps, so one output may not
         // advance past more input than that (at most 6 samples here, against 32+ taps).
         debug_assert!(down / up < taps);

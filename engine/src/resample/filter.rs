@@ -7,6 +7,10 @@
 //! `up` branches of `taps` coefficients (branch `p` holds prototype taps `p, p + up, p + 2·up…`)
 //! means each output is one `taps`-long dot product of real input samples with one branch, and
 //! the zeros are never multiplied.
+//!
+//! A half-band interpolator (2×, cutoff exactly at the input's Nyquist frequency, odd length)
+//! has every other prototype tap at zero except its centre: one of its two branches is a unit
+//! impulse, i.e. a plain delay of the input, and is copied instead of computed.
 
 /// A windowed-sinc low-pass split into polyphase branches of Q-format `i16` coefficients.
 pub(super) struct PolyphaseFilter {
@@ -17,6 +21,9 @@ pub(super) struct PolyphaseFilter {
     taps: usize,
     /// Fraction bits of the coefficients.
     shift: u32,
+    /// Per branch: `Some(j)` if it is a unit impulse at (reversed) position `j`, whose output
+    /// is the input sample there, unscaled.
+    impulses: Vec<Option<usize>>,
     /// Group delay in samples of the virtual `up × from` rate.
     delay: f64,
 }
@@ -31,18 +38,25 @@ pub(super) struct FilterSpec {
     pub cutoff: f64,
     /// Kaiser window shape parameter.
     pub beta: f64,
+    /// Centre the prototype on a sample (length `up × taps - 1`, a zero appended): with
+    /// `up = 2` and `cutoff = 0.5` that makes it half-band.
+    pub odd_length: bool,
 }
 
 impl PolyphaseFilter {
     /// Designs the prototype, splits it into branches, and quantises each branch so that it sums
     /// to exactly one (DC passes unchanged, whatever the branch).
     pub(super) fn new(spec: &FilterSpec) -> Self {
-        let FilterSpec { up, taps, cutoff, beta } = *spec;
+        let FilterSpec { up, taps, cutoff, beta, odd_length } = *spec;
         let length = up * taps;
-        let centre = (length - 1) as f64 / 2.0;
+        let designed = if odd_length { length - 1 } else { length };
+        let centre = (designed - 1) as f64 / 2.0;
         let window_norm = bessel_i0(beta);
         let prototype: Vec<f64> = (0..length)
             .map(|n| {
+                if n >= designed {
+                    return 0.0;
+                }
                 let x = n as f64 - centre;
                 let ratio = x / (centre + 1.0);
                 let window = bessel_i0(beta * (1.0 - ratio * ratio).max(0.0).sqrt()) / window_norm;
@@ -57,10 +71,19 @@ impl PolyphaseFilter {
                 branch.iter().map(|c| c / sum).collect()
             })
             .collect();
-        let shift = fraction_bits(&branches);
+        // why: a branch that is a unit impulse (its other taps are zeros of the sinc, up to
+        // rounding) is a delay; leaving it out of the fixed-point scaling keeps the other
+        // branches at full precision (a coefficient of 1.0 would cost them a bit).
+        let impulses: Vec<Option<usize>> = branches.iter().map(|branch| unit_impulse(branch)).collect();
+        let computed: Vec<Vec<f64>> =
+            (branches.iter().zip(&impulses)).filter(|(_, i)| i.is_none()).map(|(b, _)| b.clone()).collect();
+        let shift = fraction_bits(&computed);
 
         let mut coefficients = vec![0i16; length];
         for (p, branch) in branches.iter().enumerate() {
+            if impulses[p].is_some() {
+                continue;
+            }
             let reversed = &mut coefficients[p * taps..(p + 1) * taps];
             for (j, &c) in branch.iter().enumerate() {
                 reversed[taps - 1 - j] = (c * f64::from(1u32 << shift)).round() as i16;
@@ -72,7 +95,13 @@ impl PolyphaseFilter {
             let largest = (0..taps).max_by_key(|&j| reversed[j].unsigned_abs()).unwrap_or(0);
             reversed[largest] = (i32::from(reversed[largest]) + error) as i16;
         }
-        Self { coefficients, taps, shift, delay: centre }
+        Self { coefficients, taps, shift, impulses, delay: centre }
+    }
+
+    /// `Some(j)` if branch `p` is a unit impulse: its output is window position `j`, as is.
+    #[inline]
+    pub(super) fn impulse(&self, p: usize) -> Option<usize> {
+        self.impulses[p]
     }
 
     /// Branch `p`'s coefficients, reversed (see [`Self::coefficients`]).
@@ -114,6 +143,14 @@ fn fraction_bits(branches: &[Vec<f64>]) -> u32 {
         .unwrap_or(8)
 }
 
+/// The reversed position of the one non-zero tap of a branch normalised to sum to one, if its
+/// other taps are zero up to floating-point rounding.
+fn unit_impulse(branch: &[f64]) -> Option<usize> {
+    let (j, _) = branch.iter().enumerate().find(|(_, c)| (*c - 1.0).abs() < 1e-9)?;
+    let rest_is_zero = branch.iter().enumerate().all(|(k, c)| k == j || c.abs() < 1e-9);
+    rest_is_zero.then_some(branch.len() - 1 - j)
+}
+
 /// `sin(πx) / (πx)`.
 fn sinc(x: f64) -> f64 {
     if x == 0.0 {
@@ -144,6 +181,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_half_band_interpolator_has_one_delay_branch() {
+        let filter =
+            PolyphaseFilter::new(&FilterSpec { up: 2, taps: 32, cutoff: 0.5, beta: 8.0, odd_length: true });
+        // Prototype centre at tap 31 (odd): branch 1 holds it, at input position 15 of 32.
+        assert_eq!((filter.impulse(0), filter.impulse(1)), (None, Some(32 - 1 - 15)));
+        assert_eq!(filter.delay(), 31.0);
+        let sum: i32 = filter.branch(0).iter().map(|&c| i32::from(c)).sum();
+        assert_eq!(sum, 1 << filter.shift());
+        // The interpolating branch's taps alternate in sign with slowly decaying tails, so a
+        // full-scale input of matching signs would overflow Q15: it gets 14 fraction bits.
+        let worst: i64 = filter.branch(0).iter().map(|&c| i64::from(c).abs() * 32_768).sum();
+        assert_eq!(filter.shift(), 14);
+        assert!(worst + (1 << 13) <= i64::from(i32::MAX) && 2 * worst > i64::from(i32::MAX));
+    }
+
+    #[test]
     fn bessel_i0_matches_reference_values() {
         // Abramowitz & Stegun, table 9.8 (I0(x) = e^x · tabulated value): I0(1), I0(5), I0(10).
         for (x, expected) in
@@ -157,7 +210,9 @@ mod tests {
     #[test]
     fn every_branch_sums_to_one_and_is_symmetric_with_its_mirror() {
         for (up, taps) in [(1, 96), (2, 32), (3, 32), (160, 96)] {
-            let filter = PolyphaseFilter::new(&FilterSpec { up, taps, cutoff: 0.97 / up as f64, beta: 8.0 });
+            let spec = FilterSpec { up, taps, cutoff: 0.97 / up as f64, beta: 8.0, odd_length: false };
+            let filter = PolyphaseFilter::new(&spec);
+            assert!((0..up).all(|p| filter.impulse(p).is_none()));
             for p in 0..up {
                 let sum: i32 = filter.branch(p).iter().map(|&c| i32::from(c)).sum();
                 assert_eq!(sum, 1 << filter.shift(), "up {up}, branch {p}");
