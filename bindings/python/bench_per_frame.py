@@ -26,15 +26,20 @@ median, so a busy neighbour affects both sides alike. Without a C compiler that 
 With `--json` the C run is an entry of its own ("C, inline (back to back)") and the inline
 back-to-back entry carries `binding_overhead_us_per_frame`.
 
+`--calls N` serves N calls per 20 ms tick in the paced runs, one after the other, as a bot process
+with N concurrent calls does: the thread stays busier, but N sessions' state no longer fits in the
+caches, so the per-frame figure then also shows what a cache miss per stage costs.
+
     cargo build --release -p trunkline-ffi
     python3 bindings/python/bench_per_frame.py [--frames 500] [--mode inline|threaded|both] [--fast]
-                                               [--repeat 3] [--json]
+                                               [--repeat 3] [--calls 1] [--json]
 
 Uses bindings/python/trunkline and target/release/libtrunkline.so (TRUNKLINE_LIB overrides).
 """
 
 import argparse
 import base64
+import contextlib
 import json
 import math
 import os
@@ -101,14 +106,18 @@ def cpu_process():
     return ru.ru_utime + ru.ru_stime
 
 
-def run(mode, messages, paced):
+def run(mode, messages, paced, calls=1):
     workers = 0 if mode == "inline" else 1
     settings = {} if paced else {"lead_ms": 2**31 - 1}
-    with trunkline.Engine(workers=workers) as engine, engine.session(agent_rate=16000, **settings) as call:
-        call.push(CONNECTED)
-        call.push(START)
+    with contextlib.ExitStack() as stack:
+        engine = stack.enter_context(trunkline.Engine(workers=workers))
+        sessions = [stack.enter_context(engine.session(agent_rate=16000, **settings)) for _ in range(calls)]
+        for call in sessions:
+            call.push(CONNECTED)
+            call.push(START)
         engine.wait(0.05)
-        call.events()
+        for call in sessions:
+            call.events()
         read = sent = events = 0
         cycles = []
         cpu0, thread0, wall0 = cpu_process(), time.thread_time(), time.perf_counter()
@@ -119,37 +128,41 @@ def run(mode, messages, paced):
                 if delay > 0:
                     time.sleep(delay)
                 next_due += 0.020
-            t = time.perf_counter()
-            while True:
+            # One tick serves every call, the way a bot's event loop serves its calls' sockets.
+            for call in sessions:
+                t = time.perf_counter()
+                while True:
+                    try:
+                        call.push(msg)
+                        break
+                    except trunkline.TrunklineError:
+                        engine.wait(0.001)  # back to back, threaded: the worker is behind
+                read += len(call.read_audio())
+                events += len(call.events())
                 try:
-                    call.push(msg)
-                    break
+                    call.play(REPLY, 24000)
                 except trunkline.TrunklineError:
-                    engine.wait(0.001)  # back to back, threaded: the worker is behind
-            read += len(call.read_audio())
-            events += len(call.events())
-            try:
-                call.play(REPLY, 24000)
-            except trunkline.TrunklineError:
-                pass  # full: the agent is ahead of real time
-            sent += len(call.outbound())
-            cycles.append(time.perf_counter() - t)
+                    pass  # full: the agent is ahead of real time
+                sent += len(call.outbound())
+                cycles.append(time.perf_counter() - t)
         cpu, thread, wall = cpu_process() - cpu0, time.thread_time() - thread0, time.perf_counter() - wall0
-        stats = call.stats()
-    n = len(messages)
+        stats = [call.stats() for call in sessions]
+    n = len(messages) * calls
+    cycles.sort()
     return {
-        "mode": mode + ("" if paced else " (back to back)"),
+        "mode": mode + ("" if paced else " (back to back)") + (f", {calls} calls" if calls > 1 else ""),
+        "calls": calls,
         "frames": n,
         "process_cpu_us_per_frame": cpu / n * 1e6,
         "thread_cpu_us_per_frame": thread / n * 1e6,
         "cycle_wall_us_median": statistics.median(cycles) * 1e6,
-        "cycle_wall_us_p99": sorted(cycles)[int(0.99 * (n - 1))] * 1e6,
+        "cycle_wall_us_p99": cycles[int(0.99 * (n - 1))] * 1e6,
         "seconds": wall,
         "audio_bytes_read": read,
         "outbound_messages": sent,
         "events": events,
-        "frames_out": stats.get("frames_out"),
-        "barge_ins": stats.get("barge_ins"),
+        "frames_out": sum(st.get("frames_out") or 0 for st in stats),
+        "barge_ins": sum(st.get("barge_ins") or 0 for st in stats),
     }
 
 
@@ -196,11 +209,14 @@ def main():
     ap.add_argument("--fast", action="store_true",
                     help="also run back to back, unpaced, and the same cycle from C (the binding's overhead)")
     ap.add_argument("--repeat", type=int, default=3, help="back-to-back runs per mode (medians)")
+    ap.add_argument("--calls", type=int, default=1,
+                    help="concurrent calls in the paced runs, served one after the other each 20 ms tick "
+                         "(a busy bot process; with 1 the thread sleeps between frames and wakes cold)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     messages = media_messages(args.frames)
     modes = ["inline", "threaded"] if args.mode == "both" else [args.mode]
-    results = [run(m, messages, paced=True) for m in modes]
+    results = [run(m, messages, paced=True, calls=max(args.calls, 1)) for m in modes]
     overhead = None
     if args.fast:
         fast = media_messages(max(args.frames, 5000))
