@@ -223,9 +223,12 @@ typedef struct {
   uint32_t reorder_window_ms;
   // Larger timestamp gaps re-anchor the stream, ms.
   uint32_t max_gap_fill_ms;
-  // Host → engine message ring, bytes (at most 256 MiB).
+  // Host → engine message ring, bytes: at least 2 × (max_message_bytes + 13), since a message
+  // never wraps around the ring's end (at most 256 MiB).
   size_t inbound_ring_bytes;
-  // Host → engine agent-audio ring, bytes (at most 256 MiB).
+  // Host → engine agent-audio ring, bytes: a hand-off the engine empties into its outbound
+  // buffer, so it bounds what one trunkline_session_play call takes (at least 8604 with
+  // 128-byte mark names, at most 256 MiB).
   size_t play_ring_bytes;
   // Agent audio held for pacing, ms (260..=600000).
   uint32_t outbound_buffer_ms;

@@ -25,7 +25,8 @@
 //!   call, as the agent takes them, is from 20 ms (after the lead burst at each new utterance),
 //!   timed on about 100 of the calls, which the agent looks at from 0.3 ms before each frame is
 //!   due (a frame more than 0.3 ms early reads as 0.3 ms early);
-//! - per-session memory: bytes allocated by `open_session` (a counting allocator), per session;
+//! - per-session memory: bytes allocated by `open_session` (a counting allocator), per session
+//!   (`engine/tests/session_memory.rs` holds the default session to at most 128 KiB);
 //! - every drop counter, summed over the calls (plus the feeders' lateness, which says whether
 //!   the harness itself kept up).
 //!

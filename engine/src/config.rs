@@ -64,11 +64,16 @@ pub struct SessionConfig {
     pub reorder_window_ms: u32,
     /// Gaps longer than this (ms) are a discontinuity: counted and reported, not filled.
     pub max_gap_fill_ms: u32,
-    /// Capacity of the host → engine message ring, in bytes.
+    /// Capacity of the host → engine message ring, in bytes: at least
+    /// `2 * (max_message_bytes + 13)`, since a message never wraps around the ring's end (the worker
+    /// parses it where it lies).
     pub inbound_ring_bytes: usize,
-    /// Capacity of the host → engine play ring (agent audio, marks), in bytes.
+    /// Capacity of the host → engine play ring (agent audio, marks), in bytes: a hand-off the worker
+    /// empties into the outbound queue, so it bounds what one threaded `play` takes (at least
+    /// `2 * (4096 + 13) + 104 + 2 * (13 + max_mark_name_bytes)`: 8604 by default).
     pub play_ring_bytes: usize,
-    /// Agent audio the engine holds before pacing it out, in ms of 8 kHz audio.
+    /// Agent audio the engine holds before pacing it out, in ms of 8 kHz µ-law: where a long reply
+    /// waits.
     pub outbound_buffer_ms: u32,
     /// Capacity of the engine → host agent PCM ring, in ms at the agent rate.
     pub agent_ring_ms: u32,
@@ -92,25 +97,51 @@ impl Default for SessionConfig {
             lead_ms: 100,
             sync_mark_interval_ms: 500,
             utterance_gap_ms: 1_000,
-            // why 16 KiB / 8 KiB: a Twilio `media` message is about 330 bytes with 160 bytes of
-            // audio; these still take a whole second of audio in one message, and each limit is
-            // a buffer every session allocates (the message, the payload, and its decoded PCM).
-            max_message_bytes: 16 * 1024,
-            max_payload_bytes: 8 * 1024,
+            // Each size below is memory every session allocates up front (the worker never
+            // allocates), so each is sized to what it must hold, with margin; every overflow is
+            // refused or dropped visibly (`Full`, a counter, a `protocol_error`), never silently.
+            //
+            // why 6 KiB / 2 KiB: a Twilio `media` message is about 420 bytes (160 bytes of audio,
+            // 20 ms); the largest message of a call is `start`, about 500 bytes plus the custom
+            // parameters (6 KiB leaves them over 5 KB). 2 KiB of payload is 256 ms of µ-law in one
+            // message: 12 Twilio frames, 2.5 times the 100 ms L16 chunks some carriers send, and
+            // still well inside `agent_ring_ms` once resampled (a payload larger than that ring
+            // would overflow it however fast the host reads). The payload is decoded into a
+            // buffer of its own; the message is parsed where it lies in the inbound ring.
+            max_message_bytes: 6 * 1024,
+            max_payload_bytes: 2 * 1024,
             reorder_window_ms: 60,
             max_gap_fill_ms: 2_000,
-            // why 32 KiB: room for two maximal messages, or ~100 Twilio messages (2 s of audio)
-            // arriving in one burst before the worker takes them.
-            inbound_ring_bytes: 32 * 1024,
-            // why 64 KiB: hosts play a TTS chunk of 1-2 s in one call (1.3 s at 24 kHz fits).
-            play_ring_bytes: 64 * 1024,
-            // why 2 s: the pacer keeps only `lead_ms` at the carrier; 2 s queued here plus the
-            // play ring is plenty for a streaming TTS, and a host playing more keeps the rest
-            // (`play` returns what it took). 10 s cost 78 KiB per session.
+            // why 16 KiB: it must hold two maximal messages (a message is never split around the
+            // ring's end, see `runtime::records`), and that is also 38 Twilio messages, 0.75 s of
+            // audio arriving in one burst after a network stall, while the worker takes them in
+            // microseconds once woken. Full: `push` refuses (`messages_refused_full`), and the
+            // host (or the offload server) retries: nothing is lost.
+            inbound_ring_bytes: 16 * 1024,
+            // why 16 KiB: the play ring is a hand-off, not where a reply waits: the worker moves
+            // it into the outbound queue within a pass, as 8 kHz µ-law (a sixth of the bytes of
+            // 24 kHz s16). 16 KiB takes about 0.3 s at 24 kHz in one `play` (a chunk of a
+            // streaming TTS); a longer `play` takes what fits and returns the count (counted in
+            // `play_refused_full`), and the host plays the rest once the worker has moved it.
+            play_ring_bytes: 16 * 1024,
+            // why 2 s: the outbound queue is where a long reply waits, 8 KB per second. The pacer
+            // keeps only `lead_ms` at the carrier; a host that tops up at least every 1.9 s never
+            // lets the carrier run dry. 10 s cost 78 KiB per session.
             outbound_buffer_ms: 2_000,
-            agent_ring_ms: 1_000,
-            outbound_ring_bytes: 16 * 1024,
-            event_capacity: 256,
+            // why 500 ms: the host reads caller audio every 20 ms or so; 0.5 s rides out a stalled
+            // event loop (a GC pause, a slow callback) 25 times that long. Beyond it the newest
+            // audio is dropped and counted (`agent_samples_dropped`). 16 KB at 16 kHz.
+            agent_ring_ms: 500,
+            // why 8 KiB: the pacer sends only `lead_ms` (100 ms, five ~300-byte `media` messages)
+            // ahead of real time, plus marks; 8 KiB holds that and about 20 more messages
+            // (0.4 s) for a host late to take them. Full: the pacer holds its frame and retries
+            // (`outbound_stalls`), nothing lost; a larger ring would only let the pacer count as
+            // sent (and as playing) audio the carrier has not been given yet.
+            outbound_ring_bytes: 8 * 1024,
+            // why 128: twice `max_pending_marks`, so a barge-in that clears every outstanding
+            // mark (one `mark_cleared` each) cannot push its own `barge_in` event out; the host
+            // polls every 20 ms or so. 40 bytes each. Full: the oldest is dropped and counted.
+            event_capacity: 128,
             max_mark_name_bytes: 128,
             max_pending_marks: 64,
         }

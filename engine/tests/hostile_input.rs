@@ -197,8 +197,15 @@ fn invalid_base64_payloads_are_dropped() {
 
 #[test]
 fn huge_payloads_and_huge_messages_are_dropped_without_holding_memory() {
-    let config =
-        SessionConfig { max_payload_bytes: 4096, max_message_bytes: 16 * 1024, ..Default::default() };
+    let config = SessionConfig {
+        max_payload_bytes: 4096,
+        max_message_bytes: 16 * 1024,
+        // Two maximal messages (see the settings: a message never wraps around the ring's end).
+        inbound_ring_bytes: 2 * (16 * 1024 + 13),
+        // A 4096-sample payload at 8 kHz is more than the default 500 ms of caller PCM.
+        agent_ring_ms: 1000,
+        ..Default::default()
+    };
     let mut call = Call::new(config);
     // A payload one byte over the limit, one far over it (still under the message limit), a
     // message one byte over the message limit, and a 64 MiB message.

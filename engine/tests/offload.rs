@@ -51,31 +51,35 @@ impl Bot {
         let events = Arc::new(Mutex::new(vec![]));
         let (s, e) = (stop.clone(), events.clone());
         let thread = std::thread::spawn(move || {
-            let mut calls: Vec<OffloadedCall> = vec![];
+            // Per call: how much of its reply is still to be played (then the mark), so that one
+            // call whose carrier is slow never holds up the others, as with a real host.
+            let mut calls: Vec<(OffloadedCall, Option<usize>)> = vec![];
             while !s.load(Ordering::Acquire) {
                 engine.wait(Some(Duration::from_millis(5)));
                 while let Some(call) = server.accept() {
-                    calls.push(call);
+                    calls.push((call, None));
                 }
-                for call in &mut calls {
+                for (call, playing) in &mut calls {
                     while let Some(ev) = call.session.poll_event() {
                         if matches!(ev, Event::SpeechStopped { .. }) {
-                            let mut left: &[i16] = &reply;
-                            while !left.is_empty() {
-                                match call.session.play(left, 8_000) {
-                                    Ok(n) => left = &left[n..],
-                                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                                }
-                            }
-                            call.session.mark("reply").unwrap();
+                            *playing = Some(0);
                         }
                         e.lock().unwrap().push(ev);
+                    }
+                    if let Some(at) = *playing {
+                        // Takes what fits; the rest waits for the next pass.
+                        let at = at + call.session.play(&reply[at..], 8_000).unwrap_or(0);
+                        *playing = Some(at);
+                        if at == reply.len() {
+                            call.session.mark("reply").unwrap();
+                            *playing = None;
+                        }
                     }
                     let mut pcm = [0i16; 1024];
                     while call.session.read_audio(&mut pcm) > 0 {}
                 }
             }
-            calls
+            calls.into_iter().map(|(call, _)| call).collect()
         });
         Self { stop, events, thread: Some(thread) }
     }

@@ -52,9 +52,12 @@ pub struct trunkline_session_config {
     pub reorder_window_ms: u32,
     /// Larger timestamp gaps re-anchor the stream, ms.
     pub max_gap_fill_ms: u32,
-    /// Host → engine message ring, bytes (at most 256 MiB).
+    /// Host → engine message ring, bytes: at least 2 × (max_message_bytes + 13), since a message
+    /// never wraps around the ring's end (at most 256 MiB).
     pub inbound_ring_bytes: size_t,
-    /// Host → engine agent-audio ring, bytes (at most 256 MiB).
+    /// Host → engine agent-audio ring, bytes: a hand-off the engine empties into its outbound
+    /// buffer, so it bounds what one trunkline_session_play call takes (at least 8604 with
+    /// 128-byte mark names, at most 256 MiB).
     pub play_ring_bytes: size_t,
     /// Agent audio held for pacing, ms (260..=600000).
     pub outbound_buffer_ms: u32,

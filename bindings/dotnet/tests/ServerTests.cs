@@ -157,7 +157,9 @@ namespace Trunkline.Tests
             var audio = Twilio.Speech(out labels);
             const int Frames = 50; // 1 s of the speech fixture
             using (var engine = new Engine(1))
-            using (var server = engine.Serve(new ServerOptions { Path = "/media", Session = new SessionOptions { AgentRate = 16000 } }))
+            // The caller's second of audio arrives in one burst before the host reads any: more
+            // than the default 500 ms of caller PCM the engine holds for a host that is not reading.
+            using (var server = engine.Serve(new ServerOptions { Path = "/media", Session = new SessionOptions { AgentRate = 16000, AgentRingMs = 2000 } }))
             {
                 // A path the server does not serve is refused (404): the upgrade fails.
                 using (var refused = new ClientWebSocket())

@@ -243,6 +243,27 @@ async function pushAll(session, engine, msgs, { batch = 10, onBatch = () => {} }
   }
 }
 
+/**
+ * Plays all of `pcm` (an Int16Array, or a Buffer of s16le samples) as a host does: play() takes
+ * what fits (the play ring is a hand-off that the worker empties into its outbound queue, 2 s of
+ * 8 kHz µ-law by default) and the rest is played once the engine has made room. Resolves to the
+ * samples taken (fewer than all only if `timeoutMs` passed first).
+ */
+async function playAll(session, engine, pcm, rate, timeoutMs = 2000) {
+  const bytesPerSample = pcm instanceof Int16Array ? 1 : 2;
+  let left = pcm;
+  const t0 = Date.now();
+  while (left.length && Date.now() - t0 < timeoutMs) {
+    try {
+      left = left.subarray(session.play(left, rate) * bytesPerSample);
+    } catch (e) {
+      if (!(e instanceof TrunklineError) || e.code !== RESULT.FULL) throw e;
+    }
+    if (left.length) await engine.wait(5);
+  }
+  return (pcm.length - left.length) / bytesPerSample;
+}
+
 function checkCallEvents(events, labels) {
   const kinds = events.map((e) => e.kind);
   assert.deepEqual(kinds, ['connected', 'started', 'speech_started', 'speech_stopped', 'dtmf', 'stopped']);
@@ -293,5 +314,6 @@ module.exports = {
   AGENT_RATE,
   callerMessages,
   pushAll,
+  playAll,
   checkCallEvents,
 };

@@ -118,7 +118,9 @@ test('server errors: inline engine, bad settings, unknown options', (t) => {
 test('a real call over loopback: path check, STARTED details, caller audio, agent audio and a mark out, hang-up', async (t) => {
   const { audio } = h.speech();
   const engine = threaded(t);
-  const server = engine.serve({ path: '/media', session: { agentRate: 16000 } });
+  // The caller's second of audio arrives in one burst before the host reads any: more than the
+  // default 500 ms of caller PCM the engine holds for a host that is not reading.
+  const server = engine.serve({ path: '/media', session: { agentRate: 16000, agentRingMs: 2000 } });
 
   // A path the server does not serve is refused with 404.
   const refused = new WebSocket(`ws://127.0.0.1:${server.port}/elsewhere`);

@@ -19,7 +19,8 @@ enum MarkState {
 #[derive(Debug)]
 struct MarkSlot {
     id: u32,
-    name: Vec<u8>,
+    /// Length of the name, which sits in the table's `names` at this slot's index.
+    len: usize,
     state: Option<MarkState>,
 }
 
@@ -44,6 +45,8 @@ pub enum MarkEcho {
 #[derive(Debug)]
 pub struct MarkTable {
     slots: Vec<MarkSlot>,
+    /// Slot `i`'s name is `names[i * max_name..][..slots[i].len]`: one allocation for all names.
+    names: Box<[u8]>,
     max_name: usize,
     /// Send order, so echoes of marks sharing a name resolve oldest first (the carrier echoes
     /// in order).
@@ -53,10 +56,12 @@ pub struct MarkTable {
 impl MarkTable {
     /// Room for `capacity` marks with names of up to `max_name` bytes.
     pub fn new(capacity: usize, max_name: usize) -> Self {
-        let slots = (0..capacity)
-            .map(|_| MarkSlot { id: 0, name: Vec::with_capacity(max_name), state: None })
-            .collect();
-        Self { slots, max_name, sent_count: 0 }
+        let slots = (0..capacity).map(|_| MarkSlot { id: 0, len: 0, state: None }).collect();
+        Self { slots, names: vec![0; capacity * max_name].into_boxed_slice(), max_name, sent_count: 0 }
+    }
+
+    fn name_of(&self, i: usize) -> &[u8] {
+        &self.names[i * self.max_name..][..self.slots[i].len]
     }
 
     /// Registers a queued mark. False when the table is full or the name too long.
@@ -64,22 +69,18 @@ impl MarkTable {
         if name.len() > self.max_name {
             return false;
         }
-        let Some(slot) = self.slots.iter_mut().find(|s| s.state.is_none()) else {
+        let Some(i) = self.slots.iter().position(|s| s.state.is_none()) else {
             return false;
         };
-        slot.id = id;
-        slot.name.clear();
-        slot.name.extend_from_slice(name);
-        slot.state = Some(MarkState::Queued);
+        self.names[i * self.max_name..][..name.len()].copy_from_slice(name);
+        self.slots[i] = MarkSlot { id, len: name.len(), state: Some(MarkState::Queued) };
         true
     }
 
     /// The name of mark `id`, if outstanding.
     pub fn name(&self, id: u32) -> Option<&str> {
-        self.slots
-            .iter()
-            .find(|s| s.state.is_some() && s.id == id)
-            .and_then(|s| std::str::from_utf8(&s.name).ok())
+        let i = self.slots.iter().position(|s| s.state.is_some() && s.id == id)?;
+        std::str::from_utf8(self.name_of(i)).ok()
     }
 
     /// Mark `id` went out after `utterance_pos` samples; it plays at model time `due_us`.
@@ -113,16 +114,15 @@ impl MarkTable {
     /// The carrier echoed `name`. `None` if no sent mark has that name (an echo of a mark never
     /// sent, or sent twice).
     pub fn echoed(&mut self, name: &str) -> Option<MarkEcho> {
-        let slot = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.name == name.as_bytes())
-            .filter_map(|s| match s.state {
-                Some(MarkState::Sent { order, .. }) => Some((order, s)),
+        let i = (0..self.slots.len())
+            .filter(|&i| self.name_of(i) == name.as_bytes())
+            .filter_map(|i| match self.slots[i].state {
+                Some(MarkState::Sent { order, .. }) => Some((order, i)),
                 _ => None,
             })
             .min_by_key(|(order, _)| *order)
-            .map(|(_, s)| s)?;
+            .map(|(_, i)| i)?;
+        let slot = &mut self.slots[i];
         let Some(MarkState::Sent { utterance_pos, cleared, .. }) = slot.state.take() else {
             return None;
         };

@@ -15,5 +15,5 @@ pub use barge_in::BargeInDetector;
 pub use marks::{MarkEcho, MarkTable};
 pub use outbound_queue::{FRAME_BYTES, OutboundQueue};
 pub use playout::PlayoutClock;
-pub use reorder::{Arrival, Delivery, InboundReorder};
+pub use reorder::{Arrival, Delivery, FrameAudio, InboundReorder};
 pub use session::{PipelineSink, SessionPipeline};

@@ -8,6 +8,7 @@
 //! of inventing hours of silence. Delivered positions are always contiguous, so downstream stages
 //! see one monotonic timeline.
 
+use crate::codec::{decode_alaw, decode_ulaw};
 use crate::stats::SessionCounters;
 
 /// Frames held out of order at most; more than that and the gap is filled at once.
@@ -44,6 +45,67 @@ pub enum Delivery<'a> {
         len: u64,
     },
 }
+
+/// One frame's audio as it arrived: PCM, or the carrier's encoding, which is decoded a piece at a
+/// time as it is delivered (or held), so a session needs no buffer the size of its largest payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameAudio<'a> {
+    /// Decoded samples.
+    Pcm(&'a [i16]),
+    /// G.711 µ-law, a byte per sample.
+    Mulaw(&'a [u8]),
+    /// G.711 A-law, a byte per sample.
+    Alaw(&'a [u8]),
+    /// Signed 16-bit little-endian; an odd last byte is ignored.
+    L16(&'a [u8]),
+}
+
+impl FrameAudio<'_> {
+    /// Samples in the frame.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Pcm(p) => p.len(),
+            Self::Mulaw(b) | Self::Alaw(b) => b.len(),
+            Self::L16(b) => b.len() / 2,
+        }
+    }
+
+    /// Whether the frame has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frame without its first `n` samples.
+    fn skip(self, n: usize) -> Self {
+        match self {
+            Self::Pcm(p) => Self::Pcm(&p[n..]),
+            Self::Mulaw(b) => Self::Mulaw(&b[n..]),
+            Self::Alaw(b) => Self::Alaw(&b[n..]),
+            Self::L16(b) => Self::L16(&b[2 * n..]),
+        }
+    }
+
+    /// Decodes the first `out.len()` samples (at most [`Self::len`]) into `out`.
+    fn decode_into(&self, out: &mut [i16]) {
+        match self {
+            Self::Pcm(p) => out.copy_from_slice(&p[..out.len()]),
+            Self::Mulaw(b) => {
+                decode_ulaw(&b[..out.len()], out);
+            }
+            Self::Alaw(b) => {
+                decode_alaw(&b[..out.len()], out);
+            }
+            Self::L16(b) => {
+                for (s, b) in out.iter_mut().zip(b.chunks_exact(2)) {
+                    *s = i16::from_le_bytes([b[0], b[1]]);
+                }
+            }
+        }
+    }
+}
+
+/// Encoded audio is decoded for delivery in pieces of at most this many samples.
+const DECODE_PIECE: usize = 480;
 
 /// What happened to one pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +236,19 @@ impl InboundReorder {
         counters: &SessionCounters,
         deliver: &mut impl FnMut(Delivery<'_>),
     ) -> Arrival {
+        self.push_frame(sequence, timestamp_ms, FrameAudio::Pcm(pcm), now_us, counters, deliver)
+    }
+
+    /// Takes one frame of 8 kHz audio, as received, starting at carrier timestamp `timestamp_ms`.
+    pub fn push_frame(
+        &mut self,
+        sequence: Option<u64>,
+        timestamp_ms: u64,
+        pcm: FrameAudio<'_>,
+        now_us: u64,
+        counters: &SessionCounters,
+        deliver: &mut impl FnMut(Delivery<'_>),
+    ) -> Arrival {
         debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
         self.update_jitter(timestamp_ms, now_us);
         if let Some(seq) = sequence
@@ -206,7 +281,7 @@ impl InboundReorder {
         if start < next {
             // Overlaps audio already delivered: keep only the new tail.
             let skip = (next - start) as usize;
-            pcm = &pcm[skip..];
+            pcm = pcm.skip(skip);
             start = next;
             SessionCounters::bump(&counters.frames_overlap_trimmed);
         }
@@ -286,7 +361,7 @@ impl InboundReorder {
         }
     }
 
-    fn hold(&mut self, start: u64, pcm: &[i16]) -> bool {
+    fn hold(&mut self, start: u64, pcm: FrameAudio<'_>) -> bool {
         if pcm.len() > SLOT_SAMPLES {
             return false;
         }
@@ -294,7 +369,7 @@ impl InboundReorder {
             return false;
         };
         let mut slot = Slot { start, len: pcm.len(), pcm: [0; SLOT_SAMPLES] };
-        slot.pcm[..pcm.len()].copy_from_slice(pcm);
+        pcm.decode_into(&mut slot.pcm[..pcm.len()]);
         *free = Some(slot);
         true
     }
@@ -331,7 +406,7 @@ impl InboundReorder {
                 SessionCounters::bump(&counters.frames_overlap_trimmed);
             }
             self.next = Some(end);
-            self.emit_audio(&slot.pcm[skip..slot.len], deliver);
+            self.emit_audio(FrameAudio::Pcm(&slot.pcm[skip..slot.len]), deliver);
         }
         self.gap_since_us = None;
     }
@@ -347,12 +422,23 @@ impl InboundReorder {
         }
     }
 
-    fn emit_audio(&mut self, pcm: &[i16], deliver: &mut impl FnMut(Delivery<'_>)) {
-        if pcm.is_empty() {
+    fn emit_audio(&mut self, audio: FrameAudio<'_>, deliver: &mut impl FnMut(Delivery<'_>)) {
+        if let FrameAudio::Pcm(pcm) = audio {
+            if !pcm.is_empty() {
+                deliver(Delivery::Audio { start: self.out_pos, pcm });
+                self.out_pos += pcm.len() as u64;
+            }
             return;
         }
-        deliver(Delivery::Audio { start: self.out_pos, pcm });
-        self.out_pos += pcm.len() as u64;
+        let mut buf = [0i16; DECODE_PIECE];
+        let mut rest = audio;
+        while !rest.is_empty() {
+            let n = rest.len().min(DECODE_PIECE);
+            rest.decode_into(&mut buf[..n]);
+            deliver(Delivery::Audio { start: self.out_pos, pcm: &buf[..n] });
+            self.out_pos += n as u64;
+            rest = rest.skip(n);
+        }
     }
 
     fn update_jitter(&mut self, timestamp_ms: u64, now_us: u64) {
@@ -525,5 +611,53 @@ mod tests {
         }
         let j = r.jitter_us();
         assert!((9_000..=10_000).contains(&j), "jitter {j} µs");
+    }
+
+    #[test]
+    fn encoded_frames_deliver_what_their_decoded_pcm_would() {
+        // In order, swapped (so one is held), overlapping what was delivered, and one frame
+        // larger than a decode piece; delivered timelines must match sample for sample.
+        let frames: [(Option<u64>, u64, usize, u64); 5] = [
+            (Some(1), 0, 160, 0),
+            (Some(3), 40, 160, 40_000),
+            (Some(2), 20, 160, 41_000),
+            (Some(4), 55, 200, 60_000),
+            (Some(5), 80, 1_300, 80_000),
+        ];
+        let bytes_of = |n: usize, salt: usize| -> Vec<u8> {
+            (0..n).map(|i| ((i * 13 + salt * 31) % 251) as u8).collect()
+        };
+        for encoding in 0..3 {
+            let (mut via_pcm, mut via_frame) = (Vec::new(), Vec::new());
+            for (out, encoded) in [(&mut via_pcm, false), (&mut via_frame, true)] {
+                let counters = SessionCounters::default();
+                let mut r = InboundReorder::new(60, 2000);
+                let mut sink = |d: Delivery<'_>| match d {
+                    Delivery::Audio { pcm, .. } => out.extend_from_slice(pcm),
+                    Delivery::Silence { len, .. } => out.resize(out.len() + len as usize, 0),
+                };
+                for (k, &(seq, ts, len, now)) in frames.iter().enumerate() {
+                    let raw = bytes_of(if encoding == 2 { 2 * len } else { len }, k);
+                    let mut pcm = vec![0i16; len];
+                    let audio = match encoding {
+                        0 => FrameAudio::Mulaw(&raw),
+                        1 => FrameAudio::Alaw(&raw),
+                        _ => FrameAudio::L16(&raw),
+                    };
+                    audio.decode_into(&mut pcm);
+                    if encoded {
+                        r.push_frame(seq, ts, audio, now, &counters, &mut sink);
+                    } else {
+                        r.push(seq, ts, &pcm, now, &counters, &mut sink);
+                    }
+                    r.poll(now, &counters, &mut sink);
+                }
+                r.flush(&counters, &mut sink);
+                assert_eq!(counters.frames_reordered.into_inner(), 1);
+                assert_eq!(counters.frames_overlap_trimmed.into_inner(), 1);
+            }
+            assert!(via_pcm.len() > 1_700);
+            assert!(via_pcm == via_frame, "encoding {encoding}");
+        }
     }
 }

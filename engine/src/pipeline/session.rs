@@ -9,15 +9,19 @@
 //! Driven with an explicit clock (`now_us`, monotonic microseconds), never reads time itself.
 //! Allocation happens only in [`SessionPipeline::new`], when `start` is parsed, and on the first
 //! `play` at a rate other than the configured `play_rate`.
+//!
+//! Memory: the pipeline keeps what must outlive a call (the outbound queue, the mark table, the
+//! reorder slots, the resampler and VAD state, the received payload); audio on its way through
+//! (decoded caller audio, resampled agent audio) lives in small stack buffers, a piece at a time.
 
-use crate::codec::{decode_alaw, decode_ulaw, encode_ulaw};
+use crate::codec::encode_ulaw;
 use crate::config::SessionConfig;
 use crate::event::RawEvent;
 use crate::pipeline::barge_in::BargeInDetector;
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound_queue::{FRAME_BYTES, OutboundQueue};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
-use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_MS};
+use crate::pipeline::reorder::{Arrival, Delivery, FrameAudio, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::protocol::{
     AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, Track,
 };
@@ -26,11 +30,21 @@ use crate::stats::SessionCounters;
 use crate::vad::{SpeechDetector, SpeechTransition, VadError};
 use std::sync::Arc;
 
-/// Caller audio is resampled and analysed in pieces of at most this many 8 kHz samples, so the
-/// scratch buffers stay small whatever the payload size.
+/// Caller audio is analysed in pieces of at most this many 8 kHz samples, so the scratch buffers
+/// stay small whatever the payload size.
 const INBOUND_PIECE: usize = 480;
+/// Caller audio is resampled for the agent in pieces of at most this many 8 kHz samples (one
+/// 20 ms frame: a Twilio frame takes one call) ...
+const AGENT_PIECE: usize = 160;
+/// ... into a buffer of this many samples (160 samples at 8 kHz are 960 at 48 kHz).
+const AGENT_PIECE_OUT: usize = 1024;
 /// Agent audio is taken in pieces of at most this many samples per `play` step.
 pub const PLAY_PIECE: usize = 2048;
+/// Agent audio is resampled and encoded in pieces of at most this many samples (20 ms at 24 kHz
+/// takes one) ...
+const PLAY_CHUNK: usize = 512;
+/// ... into buffers of this many 8 kHz samples (agent audio is never upsampled).
+const PLAY_CHUNK_OUT: usize = PLAY_CHUNK + 8;
 /// Rates `play` accepts.
 pub const PLAY_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
 /// Rates the agent may read at.
@@ -48,6 +62,22 @@ pub trait PipelineSink {
     fn outbound_room(&self, len: usize) -> bool;
     /// A message for the carrier (only called after `outbound_room` said yes).
     fn outbound(&mut self, kind: MessageKind, message: &[u8]);
+}
+
+/// Agent audio for [`SessionPipeline::play`]: samples, or s16le bytes (converted a chunk at a time).
+#[derive(Clone, Copy)]
+enum PlaySource<'a> {
+    Pcm(&'a [i16]),
+    Le(&'a [u8]),
+}
+
+impl PlaySource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Pcm(p) => p.len(),
+            Self::Le(b) => b.len() / 2,
+        }
+    }
 }
 
 /// Why a session could not be set up.
@@ -74,7 +104,8 @@ enum StreamState {
 /// Caller-side stages after reordering: resample for the agent, detect speech.
 struct InboundPath {
     to_agent: StreamResampler,
-    agent_buf: Vec<i16>,
+    /// 8 kHz samples resampled per call: `max_output_len` of it fits in `agent_buf`.
+    agent_piece: usize,
     vad: SpeechDetector,
 }
 
@@ -99,8 +130,11 @@ impl InboundPath {
 
     fn piece(&mut self, pcm: &[i16], start: u64, sink: &mut dyn PipelineSink, counters: &SessionCounters) {
         SessionCounters::add(&counters.inbound_samples, pcm.len() as u64);
-        let n = self.to_agent.process(pcm, &mut self.agent_buf);
-        sink.agent_audio(&self.agent_buf[..n]);
+        let mut out = [0i16; AGENT_PIECE_OUT];
+        for part in pcm.chunks(self.agent_piece) {
+            let n = self.to_agent.process(part, &mut out);
+            sink.agent_audio(&out[..n]);
+        }
         self.vad.process(pcm, start, |t| match t {
             SpeechTransition::Started { at_ms } => {
                 SessionCounters::bump(&counters.speech_segments);
@@ -118,7 +152,6 @@ pub struct SessionPipeline {
     max_message_bytes: usize,
     state: StreamState,
     format: Option<MediaFormat>,
-    decoded: Vec<i16>,
     reorder: InboundReorder,
     inbound: InboundPath,
     barge_in: BargeInDetector,
@@ -126,8 +159,6 @@ pub struct SessionPipeline {
     playout: PlayoutClock,
     marks: MarkTable,
     play_resamplers: Vec<StreamResampler>,
-    play_8k: Vec<i16>,
-    play_ulaw: Vec<u8>,
     frame: [u8; FRAME_BYTES],
     message: Vec<u8>,
     lead_us: u64,
@@ -164,7 +195,10 @@ impl SessionPipeline {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
         let to_agent = StreamResampler::new(8_000, config.agent_rate)?;
-        let agent_buf = vec![0; to_agent.max_output_len(INBOUND_PIECE)];
+        let mut agent_piece = AGENT_PIECE;
+        while to_agent.max_output_len(agent_piece) > AGENT_PIECE_OUT {
+            agent_piece /= 2;
+        }
         let mut play_resamplers = Vec::with_capacity(PLAY_RATES.len());
         play_resamplers.push(StreamResampler::new(config.play_rate, 8_000)?);
         let max_message = dialect.max_media_message_len(FRAME_BYTES).max(1024);
@@ -174,16 +208,13 @@ impl SessionPipeline {
             max_message_bytes: config.max_message_bytes,
             state: StreamState::AwaitingStart,
             format: None,
-            decoded: vec![0; config.max_payload_bytes],
             reorder: InboundReorder::new(config.reorder_window_ms, config.max_gap_fill_ms),
-            inbound: InboundPath { to_agent, agent_buf, vad: SpeechDetector::new(&config.vad)? },
+            inbound: InboundPath { to_agent, agent_piece, vad: SpeechDetector::new(&config.vad)? },
             barge_in: BargeInDetector::new(&config.barge_in),
             queue: OutboundQueue::new(config.outbound_buffer_ms as usize * 8, config.max_pending_marks),
             playout: PlayoutClock::new(config.sync_mark_interval_ms, config.utterance_gap_ms),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
             play_resamplers,
-            play_8k: vec![0; PLAY_PIECE + 8],
-            play_ulaw: vec![0; PLAY_PIECE + 8],
             frame: [0; FRAME_BYTES],
             message: Vec::with_capacity(6 * config.max_mark_name_bytes + max_message),
             lead_us: u64::from(config.lead_ms) * 1000,
@@ -319,13 +350,22 @@ impl SessionPipeline {
                     // a zero-length frame (which would still move the reorder buffer's timeline).
                     return Err(ProtocolError::WrongType("media.payload"));
                 }
-                let samples = self.decode_payload(format)?;
+                let payload = self.payload.as_slice();
+                // Decoded as it is delivered or held, a piece at a time: no payload-sized buffer.
+                let audio = match format.encoding {
+                    AudioEncoding::Mulaw => FrameAudio::Mulaw(payload),
+                    AudioEncoding::Alaw => FrameAudio::Alaw(payload),
+                    AudioEncoding::L16 if !payload.len().is_multiple_of(2) => {
+                        return Err(ProtocolError::OddPayloadLength);
+                    }
+                    AudioEncoding::L16 => FrameAudio::L16(payload),
+                };
                 SessionCounters::bump(&self.counters.media_frames_in);
-                let Self { reorder, inbound, counters, decoded, .. } = self;
-                let arrival = reorder.push(
+                let Self { reorder, inbound, counters, .. } = self;
+                let arrival = reorder.push_frame(
                     frame.sequence,
                     frame.timestamp_ms,
-                    &decoded[..samples],
+                    audio,
                     now_us,
                     counters,
                     &mut |d| inbound.deliver(d, sink, counters),
@@ -346,23 +386,6 @@ impl SessionPipeline {
             Inbound::Stop { .. } => self.stop(now_us, sink),
         }
         Ok(())
-    }
-
-    fn decode_payload(&mut self, format: MediaFormat) -> Result<usize, ProtocolError> {
-        let payload = self.payload.as_slice();
-        Ok(match format.encoding {
-            AudioEncoding::Mulaw => decode_ulaw(payload, &mut self.decoded),
-            AudioEncoding::Alaw => decode_alaw(payload, &mut self.decoded),
-            AudioEncoding::L16 => {
-                if !payload.len().is_multiple_of(2) {
-                    return Err(ProtocolError::OddPayloadLength);
-                }
-                for (out, b) in self.decoded.iter_mut().zip(payload.chunks_exact(2)) {
-                    *out = i16::from_le_bytes([b[0], b[1]]);
-                }
-                payload.len() / 2
-            }
-        })
     }
 
     fn on_mark_echo(
@@ -421,10 +444,32 @@ impl SessionPipeline {
         now_us: u64,
         sink: &mut dyn PipelineSink,
     ) -> Result<bool, ResampleError> {
-        assert!(pcm.len() <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
+        self.play_samples(PlaySource::Pcm(pcm), rate, now_us, sink)
+    }
+
+    /// [`Self::play`] for audio given as s16le bytes (as the host's play ring holds it).
+    pub fn play_le_bytes(
+        &mut self,
+        bytes: &[u8],
+        rate: u32,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<bool, ResampleError> {
+        self.play_samples(PlaySource::Le(bytes), rate, now_us, sink)
+    }
+
+    fn play_samples(
+        &mut self,
+        source: PlaySource<'_>,
+        rate: u32,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<bool, ResampleError> {
+        let len = source.len();
+        assert!(len <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
         if self.state == StreamState::Stopped {
             // The call is over: nobody will hear it.
-            SessionCounters::add(&self.counters.flushed_samples, pcm.len() as u64);
+            SessionCounters::add(&self.counters.flushed_samples, len as u64);
             return Ok(true);
         }
         let idx = match self.play_resamplers.iter().position(|r| r.input_rate() == rate) {
@@ -438,16 +483,43 @@ impl SessionPipeline {
             }
         };
         let resampler = &mut self.play_resamplers[idx];
-        if resampler.max_output_len(pcm.len()) > self.queue.free() {
+        if resampler.max_output_len(len) > self.queue.free() {
             return Ok(false);
         }
-        let n = resampler.process(pcm, &mut self.play_8k);
-        encode_ulaw(&self.play_8k[..n], &mut self.play_ulaw);
-        let taken = self.queue.push_audio(&self.play_ulaw[..n]);
-        debug_assert_eq!(taken, n);
-        SessionCounters::add(&self.counters.play_samples_in, pcm.len() as u64);
+        let mut chunk = PLAY_CHUNK;
+        while resampler.max_output_len(chunk) > PLAY_CHUNK_OUT {
+            chunk /= 2;
+        }
+        match source {
+            PlaySource::Pcm(pcm) => {
+                for part in pcm.chunks(chunk) {
+                    self.push_play_chunk(idx, part);
+                }
+            }
+            PlaySource::Le(bytes) => {
+                let mut pcm = [0i16; PLAY_CHUNK];
+                for part in bytes.chunks(2 * chunk) {
+                    for (s, b) in pcm.iter_mut().zip(part.chunks_exact(2)) {
+                        *s = i16::from_le_bytes([b[0], b[1]]);
+                    }
+                    self.push_play_chunk(idx, &pcm[..part.len() / 2]);
+                }
+            }
+        }
+        SessionCounters::add(&self.counters.play_samples_in, len as u64);
         self.pace(now_us, sink);
         Ok(true)
+    }
+
+    /// Resamples, encodes and queues one chunk of agent audio (room was checked by the caller).
+    fn push_play_chunk(&mut self, resampler: usize, pcm: &[i16]) {
+        let (mut pcm_8k, mut ulaw) = ([0i16; PLAY_CHUNK_OUT], [0u8; PLAY_CHUNK_OUT]);
+        let n = self.play_resamplers[resampler].process(pcm, &mut pcm_8k);
+        encode_ulaw(&pcm_8k[..n], &mut ulaw);
+        let taken = self.queue.push_audio(&ulaw[..n]);
+        // Room for the whole piece was checked, so this is a bug; counted, not hidden.
+        debug_assert_eq!(taken, n);
+        SessionCounters::add(&self.counters.flushed_samples, (n - taken) as u64);
     }
 
     /// Places host mark `id` named `name` after the audio queued so far.

@@ -58,18 +58,15 @@ impl CarrierPort {
         self.check_open()?;
         let written = if message.len() > self.max_message {
             let header = Header { tag: inbound_tag::OVERSIZE, a: 0, b: message.len() as u32, c: 0 };
-            records::write(&mut self.inbound, header, &[], 0)
+            records::write_contiguous(&mut self.inbound, header, &[], 0)
         } else {
             let tag = match kind {
                 MessageKind::Text => inbound_tag::TEXT,
                 MessageKind::Binary => inbound_tag::BINARY,
             };
-            records::write(
-                &mut self.inbound,
-                Header { tag, a: 0, b: message.len() as u32, c: 0 },
-                &[message],
-                0,
-            )
+            // Contiguous: the worker parses the message where it lies in the ring.
+            let header = Header { tag, a: 0, b: message.len() as u32, c: 0 };
+            records::write_contiguous(&mut self.inbound, header, message, 0)
         };
         if !written {
             SessionCounters::bump_shared(&self.shared.counters.messages_refused_full);

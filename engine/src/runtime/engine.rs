@@ -1,6 +1,7 @@
 //! The engine: worker threads, the wakeup handle, and session creation.
 
-use super::session::Session;
+use super::records;
+use super::session::{Session, play_reserve};
 use super::shared::SessionShared;
 use super::wakeup::Wakeup;
 use super::worker::{self, Control};
@@ -127,14 +128,22 @@ impl EngineShared {
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
     ) -> Result<Session, EngineError> {
-        if config.inbound_ring_bytes < config.max_message_bytes + super::records::HEADER {
-            return Err(PipelineError::Invalid("inbound_ring_bytes must hold one maximal message").into());
+        // Host → worker records are written in one piece (the worker reads them where they lie),
+        // which guarantees room only for records up to half the ring (see `records`).
+        let fits = |ring: usize, reserve: usize, body: usize| {
+            records::contiguous_capacity(ring, reserve) >= records::HEADER + body
+        };
+        if !fits(config.inbound_ring_bytes, 0, config.max_message_bytes) {
+            return Err(PipelineError::Invalid(
+                "inbound_ring_bytes must hold two maximal messages (2 x (max_message_bytes + 13))",
+            )
+            .into());
         }
         if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
             // The largest mark message (a fully escaped name) plus a media frame must fit.
             return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message").into());
         }
-        if config.play_ring_bytes < 2 * PLAY_PIECE + 256 {
+        if !fits(config.play_ring_bytes, play_reserve(config.max_mark_name_bytes), 2 * PLAY_PIECE) {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
         let session_shared = Arc::new(SessionShared::new(config.event_capacity));
@@ -151,8 +160,6 @@ impl EngineShared {
             play_cons,
             pcm_prod,
             out_prod,
-            config.max_message_bytes,
-            config.max_mark_name_bytes,
         ));
         let placement = if self.workers.is_empty() {
             super::session::Placement::Inline(worker_side)

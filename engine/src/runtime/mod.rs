@@ -3,6 +3,9 @@
 //! Per session: host → worker SPSC byte rings for carrier messages and for agent audio/marks/
 //! interrupts; worker → host SPSC rings for agent PCM and outbound messages, and a bounded event
 //! queue; relaxed atomic counters. Per engine: a control channel per worker and one wakeup fd.
+//! The host writes each record into its ring in one piece ([`records::write_contiguous`]), so the
+//! worker parses messages and reads agent audio and mark names where they lie, with no buffers of
+//! its own.
 //!
 //! Overflow policy (never block a worker): inbound/play rings full → the host call returns
 //! `Full` (counted); agent PCM ring full → the newest audio is dropped (counted); outbound ring

@@ -23,8 +23,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Room kept free in the play ring so that `interrupt` gets through when audio has filled it.
+/// Room kept free in the play ring so that `interrupt` gets through when audio and marks have
+/// filled it.
 const INTERRUPT_RESERVE: usize = 8 * records::HEADER;
+
+/// Room `play` leaves free in the play ring: the interrupt's, and a mark's, so that a `mark` right
+/// after a `play` that filled the ring gets through. Two marks' worth: a record is written in
+/// one piece, and the free room may be split around the ring's end.
+pub(crate) fn play_reserve(max_mark_name: usize) -> usize {
+    INTERRUPT_RESERVE + 2 * (records::HEADER + max_mark_name)
+}
+
+/// When the play ring has room for only part of a piece, that part is taken if it has at least
+/// this many samples (smaller records would cost more in headers than they carry).
+const MIN_PARTIAL_PIECE: usize = 256;
 
 /// Why a session call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +117,9 @@ impl Session {
             max_mark_name: config.max_mark_name_bytes,
             max_pending_marks: config.max_pending_marks,
             agent_rate: config.agent_rate,
-            mark_names: HashMap::with_capacity(config.max_pending_marks),
+            // Grown here, on the host's thread, as marks are placed (most calls have a few
+            // outstanding at a time, not `max_pending_marks`).
+            mark_names: HashMap::new(),
             next_mark_id: 1,
             marks_issued: 0,
             interrupts: 0,
@@ -210,7 +224,10 @@ impl Session {
     /// Queues agent audio (mono s16 at `rate` Hz: 8000, 16000, 22050, 24000, 44100 or 48000).
     ///
     /// Takes as much as fits and returns how many samples it took; the caller keeps the rest and
-    /// retries after the engine has drained some (`Full` when nothing fit).
+    /// retries after the engine has drained some (`Full` when nothing fit). What fits: the free
+    /// room of the play ring (`play_ring_bytes`, a hand-off the worker empties into the outbound
+    /// queue within a pass) and, in inline mode, also of the outbound queue (`outbound_buffer_ms`
+    /// of 8 kHz µ-law, where a long reply waits), which this call then fills itself.
     pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<usize, SessionError> {
         self.check_open()?;
         if !PLAY_RATES.contains(&rate) {
@@ -221,18 +238,42 @@ impl Session {
         if pcm.is_empty() {
             return Ok(0);
         }
+        let reserve = play_reserve(self.max_mark_name);
         let mut taken = 0;
         let mut bytes = [0u8; PLAY_PIECE * 2];
-        for piece in pcm.chunks(PLAY_PIECE) {
+        while taken < pcm.len() {
+            let want = (pcm.len() - taken).min(PLAY_PIECE);
+            let mut room = records::contiguous_room(&self.play, reserve) / 2;
+            if room < want
+                && let Placement::Inline(ws) = &mut self.placement
+            {
+                // Inline, this thread is the worker: move what the ring holds into the outbound
+                // queue first.
+                ws.step(self.engine.now_us());
+                room = records::contiguous_room(&self.play, reserve) / 2;
+            }
+            // The ring is full: take the part of this piece that fits, if it is worth a record.
+            let n = if room >= want {
+                want
+            } else if room >= MIN_PARTIAL_PIECE {
+                room
+            } else {
+                break;
+            };
+            let piece = &pcm[taken..taken + n];
             for (b, s) in bytes.chunks_exact_mut(2).zip(piece) {
                 b.copy_from_slice(&s.to_le_bytes());
             }
-            let body = &bytes[..piece.len() * 2];
+            let body = &bytes[..n * 2];
             let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32, c: self.barge_seen };
-            if !records::write(&mut self.play, header, &[body], INTERRUPT_RESERVE) {
+            if !records::write_contiguous(&mut self.play, header, body, reserve) {
+                debug_assert!(false, "contiguous_room said it fits");
                 break;
             }
-            taken += piece.len();
+            taken += n;
+            if n < want {
+                break;
+            }
         }
         if taken < pcm.len() {
             SessionCounters::bump_shared(&self.shared.counters.play_refused_full);
@@ -266,7 +307,7 @@ impl Session {
         }
         let id = self.next_mark_id;
         let header = Header { tag: play_tag::MARK, a: id, b: name.len() as u32, c: self.barge_seen };
-        if !records::write(&mut self.play, header, &[name.as_bytes()], INTERRUPT_RESERVE) {
+        if !records::write_contiguous(&mut self.play, header, name.as_bytes(), INTERRUPT_RESERVE) {
             return Err(SessionError::Full);
         }
         self.next_mark_id = self.next_mark_id.wrapping_add(1).max(1);
@@ -288,7 +329,7 @@ impl Session {
         self.check_open()?;
         let generation = self.interrupts.wrapping_add(1);
         let header = Header { tag: play_tag::INTERRUPT, a: generation, b: 0, c: 0 };
-        if !records::write(&mut self.play, header, &[], 0) {
+        if !records::write_contiguous(&mut self.play, header, &[], 0) {
             return Err(SessionError::Full);
         }
         self.interrupts = generation;

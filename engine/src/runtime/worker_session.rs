@@ -4,7 +4,6 @@ use super::engine::WorkerRef;
 use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
 use crate::event::RawEvent;
-use crate::pipeline::session::PLAY_PIECE;
 use crate::pipeline::{PipelineSink, SessionPipeline};
 use crate::protocol::{MessageKind, ProtocolError};
 use crate::stats::SessionCounters;
@@ -61,6 +60,9 @@ fn play_body_len(h: &Header) -> usize {
 }
 
 /// A session as its worker owns it.
+///
+/// It has no buffers of its own: messages are parsed, and agent audio and mark names read, where
+/// they lie in the host's rings (written with [`records::write_contiguous`]).
 pub struct WorkerSession {
     pub(crate) pipeline: SessionPipeline,
     pub(crate) shared: Arc<SessionShared>,
@@ -68,9 +70,6 @@ pub struct WorkerSession {
     play: HeapCons<u8>,
     pcm: HeapProd<i16>,
     outbound: HeapProd<u8>,
-    message: Vec<u8>,
-    play_bytes: Vec<u8>,
-    play_pcm: Vec<i16>,
     interrupts_seen: u32,
     /// An interrupt the host asked for was already applied before its record was reached.
     interrupt_applied: bool,
@@ -79,7 +78,6 @@ pub struct WorkerSession {
 }
 
 impl WorkerSession {
-    #[allow(clippy::too_many_arguments)] // One per ring end; a struct would only rename them.
     pub(crate) fn new(
         pipeline: SessionPipeline,
         shared: Arc<SessionShared>,
@@ -87,8 +85,6 @@ impl WorkerSession {
         play: HeapCons<u8>,
         pcm: HeapProd<i16>,
         outbound: HeapProd<u8>,
-        max_message: usize,
-        max_mark_name: usize,
     ) -> Self {
         Self {
             pipeline,
@@ -97,9 +93,6 @@ impl WorkerSession {
             play,
             pcm,
             outbound,
-            message: vec![0; max_message],
-            play_bytes: vec![0; (PLAY_PIECE * 2).max(max_mark_name)],
-            play_pcm: vec![0; PLAY_PIECE],
             interrupts_seen: 0,
             interrupt_applied: false,
             worker: None,
@@ -144,16 +137,13 @@ impl WorkerSession {
             play,
             pcm,
             outbound,
-            message,
-            play_bytes,
-            play_pcm,
             interrupts_seen,
             interrupt_applied,
             worker: _,
         } = self;
         let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
 
-        while let Some(h) = records::peek(inbound, inbound_body_len) {
+        while let Some(h) = records::next(inbound, inbound_body_len) {
             if h.tag == inbound_tag::OVERSIZE {
                 records::skip(inbound, 0);
                 SessionCounters::bump(&shared.counters.messages_in);
@@ -162,21 +152,13 @@ impl WorkerSession {
                 continue;
             }
             let len = h.b as usize;
-            records::take(inbound, len, message);
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
-            pipeline.on_message(&message[..len], kind, now_us, &mut sink);
+            // Parsed where it lies: the host writes nothing over it until it is skipped.
+            pipeline.on_message(records::body(inbound, len), kind, now_us, &mut sink);
+            records::skip(inbound, len);
         }
 
-        drain_play_ring(
-            play,
-            pipeline,
-            &mut sink,
-            play_bytes,
-            play_pcm,
-            (interrupts_seen, interrupt_applied),
-            shared,
-            now_us,
-        );
+        drain_play_ring(play, pipeline, &mut sink, (interrupts_seen, interrupt_applied), shared, now_us);
         pipeline.tick(now_us, &mut sink);
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
@@ -197,18 +179,15 @@ impl WorkerSession {
 /// Records are dropped unplayed (marks reported cleared) when an interrupt the host has asked
 /// for lies ahead in the ring (they were queued before it), or when they were queued by a host
 /// that had not yet seen the latest barge-in (stale audio of the interrupted answer).
-#[allow(clippy::too_many_arguments)]
 fn drain_play_ring(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,
     sink: &mut RingSink<'_>,
-    bytes: &mut [u8],
-    pcm: &mut [i16],
     (interrupts_seen, interrupt_applied): (&mut u32, &mut bool),
     shared: &SessionShared,
     now_us: u64,
 ) {
-    while let Some(h) = records::peek(play, play_body_len) {
+    while let Some(h) = records::next(play, play_body_len) {
         let requested = shared.interrupt_gen.load(Ordering::Acquire);
         let interrupted = requested != *interrupts_seen;
         let stale = h.c != pipeline.barge_generation();
@@ -242,11 +221,9 @@ fn drain_play_ring(
                 if !pipeline.play_fits(samples, h.a) {
                     return;
                 }
-                records::take(play, len, bytes);
-                for (s, b) in pcm.iter_mut().zip(bytes[..len].chunks_exact(2)) {
-                    *s = i16::from_le_bytes([b[0], b[1]]);
-                }
-                match pipeline.play(&pcm[..samples], h.a, now_us, sink) {
+                let played = pipeline.play_le_bytes(records::body(play, len), h.a, now_us, sink);
+                records::skip(play, len);
+                match played {
                     Ok(true) => {}
                     // Rates are validated by the host handle and room was checked above, so this
                     // is a bug; it is counted rather than hidden.
@@ -257,13 +234,13 @@ fn drain_play_ring(
             }
             play_tag::MARK => {
                 let len = h.b as usize;
-                records::take(play, len, bytes);
                 if interrupted || stale {
                     SessionCounters::bump(&shared.counters.marks_cleared);
                     sink.event(RawEvent::MarkCleared { id: h.a });
                 } else {
-                    pipeline.mark(h.a, &bytes[..len], now_us, sink);
+                    pipeline.mark(h.a, records::body(play, len), now_us, sink);
                 }
+                records::skip(play, len);
             }
             _ => records::skip(play, play_body_len(&h)),
         }

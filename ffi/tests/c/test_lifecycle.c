@@ -44,16 +44,16 @@ void test_config_defaults(void) {
   CHECK_EQ(c.lead_ms, 100);
   CHECK_EQ(c.sync_mark_interval_ms, 500);
   CHECK_EQ(c.utterance_gap_ms, 1000);
-  CHECK_EQ(c.max_message_bytes, 16 * 1024);
-  CHECK_EQ(c.max_payload_bytes, 8 * 1024);
+  CHECK_EQ(c.max_message_bytes, 6 * 1024);
+  CHECK_EQ(c.max_payload_bytes, 2 * 1024);
   CHECK_EQ(c.reorder_window_ms, 60);
   CHECK_EQ(c.max_gap_fill_ms, 2000);
-  CHECK_EQ(c.inbound_ring_bytes, 32 * 1024);
-  CHECK_EQ(c.play_ring_bytes, 64 * 1024);
+  CHECK_EQ(c.inbound_ring_bytes, 16 * 1024);
+  CHECK_EQ(c.play_ring_bytes, 16 * 1024);
   CHECK_EQ(c.outbound_buffer_ms, 2000);
-  CHECK_EQ(c.agent_ring_ms, 1000);
-  CHECK_EQ(c.outbound_ring_bytes, 16 * 1024);
-  CHECK_EQ(c.event_capacity, 256);
+  CHECK_EQ(c.agent_ring_ms, 500);
+  CHECK_EQ(c.outbound_ring_bytes, 8 * 1024);
+  CHECK_EQ(c.event_capacity, 128);
   CHECK_EQ(c.max_mark_name_bytes, 128);
   CHECK_EQ(c.max_pending_marks, 64);
 }
