@@ -191,6 +191,10 @@ typedef struct {
   uint32_t max_sessions;
   // Longest a worker sleeps while it has sessions, ms.
   uint32_t tick_ms;
+  // Nice value the worker threads ask for, -20..=19 (default -10: woken workers get a core
+  // sooner); 0 leaves them alone. Without CAP_SYS_NICE it may be refused: see
+  // trunkline_engine_prioritised_workers.
+  int32_t worker_nice;
 } trunkline_engine_config;
 
 // Session settings (see the README's settings table for meanings and defaults).
@@ -354,7 +358,9 @@ trunkline_result trunkline_session_config_default(trunkline_session_config *out)
 // `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 //
 // Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
-// `workers` over 1024); IO (a thread or the wakeup fd could not be created). Any thread.
+// `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+// created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
+// Any thread.
 trunkline_result trunkline_engine_new(const trunkline_engine_config *config,
                                       trunkline_engine **out);
 
@@ -368,6 +374,12 @@ void trunkline_engine_free(trunkline_engine *engine);
 // trunkline_engine_clear_wakeup (or trunkline_engine_wait with timeout 0) before draining your
 // sessions. The engine owns the fd: do not close it. Any thread.
 trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, int32_t *out_fd);
+
+// Writes into `*out` how many of the engine's workers run at the requested `worker_nice` (all
+// of them when it is 0; fewer when the system refused it, e.g. without CAP_SYS_NICE, and they
+// then run at the default priority). Results: OK; NULL_PARAMETER. Any thread.
+trunkline_result trunkline_engine_prioritised_workers(const trunkline_engine *engine,
+                                                      uint32_t *out);
 
 // Blocks until some session has output, or `timeout_ms` passes (negative: no timeout). Returns
 // OK when woken (and resets the wakeup), TIMEOUT otherwise, NULL_PARAMETER for a NULL engine.

@@ -12,11 +12,18 @@ pub struct EngineConfig {
     pub max_sessions: usize,
     /// Worker timer period in ms: the longest a worker sleeps while it has sessions.
     pub tick_ms: u32,
+    /// Nice value the worker threads ask for (Linux, per thread; −20..=19, lower runs sooner).
+    /// `0` leaves them at the process's priority. Going below the process's value needs
+    /// `CAP_SYS_NICE` or `RLIMIT_NICE`; when refused, the workers run at the default priority
+    /// and [`crate::Engine::prioritised_workers`] says how many got it.
+    pub worker_nice: i32,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { workers: None, max_sessions: 4096, tick_ms: 10 }
+        // why -10: a woken worker must get a core within a fraction of a millisecond while the
+        // host's threads are busy; see `runtime::priority` for the measurement.
+        Self { workers: None, max_sessions: 4096, tick_ms: 10, worker_nice: -10 }
     }
 }
 

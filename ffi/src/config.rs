@@ -18,6 +18,10 @@ pub struct trunkline_engine_config {
     pub max_sessions: u32,
     /// Longest a worker sleeps while it has sessions, ms.
     pub tick_ms: u32,
+    /// Nice value the worker threads ask for, -20..=19 (default -10: woken workers get a core
+    /// sooner); 0 leaves them alone. Without CAP_SYS_NICE it may be refused: see
+    /// trunkline_engine_prioritised_workers.
+    pub worker_nice: i32,
 }
 
 /// Session settings (see the README's settings table for meanings and defaults).
@@ -107,6 +111,7 @@ impl From<&EngineConfig> for trunkline_engine_config {
             workers_per_core: c.workers.is_none(),
             max_sessions: c.max_sessions as u32,
             tick_ms: c.tick_ms,
+            worker_nice: c.worker_nice,
         }
     }
 }
@@ -115,7 +120,8 @@ impl trunkline_engine_config {
     /// The engine's config, or `None` if a value is out of the ABI's range.
     pub(crate) fn engine_config(&self) -> Option<EngineConfig> {
         let valid = (1..=MAX_SESSIONS).contains(&self.max_sessions)
-            && (self.workers_per_core || self.workers <= MAX_WORKERS);
+            && (self.workers_per_core || self.workers <= MAX_WORKERS)
+            && (-20..=19).contains(&self.worker_nice);
         valid.then(|| EngineConfig::from(self))
     }
 }
@@ -126,6 +132,7 @@ impl From<&trunkline_engine_config> for EngineConfig {
             workers: if c.workers_per_core { None } else { Some(c.workers as usize) },
             max_sessions: c.max_sessions as usize,
             tick_ms: c.tick_ms,
+            worker_nice: c.worker_nice,
         }
     }
 }

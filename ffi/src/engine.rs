@@ -21,7 +21,9 @@ pub(crate) fn engine_ref<'a>(ptr: *const trunkline_engine) -> Option<&'a Engine>
 /// `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 ///
 /// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
-/// `workers` over 1024); IO (a thread or the wakeup fd could not be created). Any thread.
+/// `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+/// created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
+/// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_engine_new(
     config: *const trunkline_engine_config,
@@ -73,6 +75,22 @@ pub extern "C" fn trunkline_engine_wakeup_fd(
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
         let out_fd = try_out!(out_fd);
         out_fd.set(engine.wakeup_fd());
+        trunkline_result::Ok
+    })
+}
+
+/// Writes into `*out` how many of the engine's workers run at the requested `worker_nice` (all
+/// of them when it is 0; fewer when the system refused it, e.g. without CAP_SYS_NICE, and they
+/// then run at the default priority). Results: OK; NULL_PARAMETER. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_prioritised_workers(
+    engine: *const trunkline_engine,
+    out: *mut u32,
+) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        let out = try_out!(out);
+        out.set(engine.prioritised_workers() as u32);
         trunkline_result::Ok
     })
 }

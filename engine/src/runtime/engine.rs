@@ -1,5 +1,6 @@
 //! The engine: worker threads, the wakeup handle, and session creation.
 
+use super::priority;
 use super::records;
 use super::session::{Session, play_reserve};
 use super::shared::SessionShared;
@@ -226,6 +227,8 @@ impl EngineShared {
 pub struct Engine {
     shared: Arc<EngineShared>,
     joins: Mutex<Vec<JoinHandle<()>>>,
+    /// Workers that got the requested priority.
+    prioritised_workers: usize,
 }
 
 impl Engine {
@@ -243,12 +246,17 @@ impl Engine {
         // Threads need the shared state and the shared state needs their handles: spawn them
         // parked on a start signal, then publish.
         let (start_tx, start_rx) = crossbeam_channel::bounded::<Arc<EngineShared>>(n);
+        // Each worker sets its own priority (a per-thread setting) and says whether it could.
+        let (priority_tx, priority_rx) = crossbeam_channel::bounded::<bool>(n);
+        let nice = config.worker_nice;
         let mut joins = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for (i, rx) in receivers.into_iter().enumerate() {
-            let start_rx = start_rx.clone();
+            let (start_rx, priority_tx) = (start_rx.clone(), priority_tx.clone());
             let join =
                 std::thread::Builder::new().name(format!("trunkline-worker-{i}")).spawn(move || {
+                    let _ = priority_tx.send(priority::set_current_thread_nice(nice).is_ok());
+                    drop(priority_tx);
                     if let Ok(shared) = start_rx.recv() {
                         worker::run(shared, rx, i);
                     }
@@ -284,7 +292,15 @@ impl Engine {
         for _ in 0..n {
             let _ = start_tx.send(shared.clone());
         }
-        Ok(Self { shared, joins: Mutex::new(joins) })
+        drop(priority_tx);
+        let prioritised_workers = priority_rx.iter().filter(|&ok| ok).count();
+        Ok(Self { shared, joins: Mutex::new(joins), prioritised_workers })
+    }
+
+    /// How many workers run at the requested [`EngineConfig::worker_nice`] (all of them when it
+    /// is 0; none when the system refused it, e.g. without `CAP_SYS_NICE`).
+    pub fn prioritised_workers(&self) -> usize {
+        self.prioritised_workers
     }
 
     /// Number of worker threads (0: inline mode).

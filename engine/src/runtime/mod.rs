@@ -14,6 +14,7 @@
 
 pub mod carrier;
 pub(crate) mod engine;
+mod priority;
 pub mod records;
 mod session;
 pub mod shared;

@@ -114,6 +114,10 @@ void test_null_parameters(void) {
   CHECK_RESULT(trunkline_engine_wakeup_fd(NULL, &fd), NP);
   CHECK_RESULT(trunkline_engine_wakeup_fd(e, NULL), NP);
   CHECK_EQ(fd, SENTINEL_FD);
+  uint32_t prioritised = 77;
+  CHECK_RESULT(trunkline_engine_prioritised_workers(NULL, &prioritised), NP);
+  CHECK_RESULT(trunkline_engine_prioritised_workers(e, NULL), NP);
+  CHECK_EQ(prioritised, 77);
   CHECK_RESULT(trunkline_engine_wait(NULL, 0), NP);
   CHECK_RESULT(trunkline_engine_clear_wakeup(NULL), NP);
 

@@ -28,6 +28,7 @@ void test_config_defaults(void) {
   CHECK(e.workers_per_core);
   CHECK_EQ(e.max_sessions, 4096);
   CHECK_EQ(e.tick_ms, 10);
+  CHECK_EQ(e.worker_nice, -10);
 
   trunkline_session_config c;
   memset(&c, 0xA5, sizeof c); /* garbage in the bool fields must not matter */
@@ -101,6 +102,43 @@ void test_engine_lifecycle(void) {
   REQUIRE_OK(trunkline_engine_new(NULL, &e));
   CHECK(e != NULL);
   trunkline_engine_free(e);
+
+  /* Worker priority: a higher nice value is always granted, 0 leaves the workers alone, a
+   * lower one may be refused (no CAP_SYS_NICE) without failing, and inline engines have none. */
+  const int32_t nices[] = {5, 0, -10};
+  for (size_t i = 0; i < sizeof nices / sizeof nices[0]; i++) {
+    trunkline_engine_config pc;
+    REQUIRE_OK(trunkline_engine_config_default(&pc));
+    pc.workers_per_core = false;
+    pc.workers = 2;
+    pc.worker_nice = nices[i];
+    trunkline_engine *pe = NULL;
+    REQUIRE_OK(trunkline_engine_new(&pc, &pe));
+    uint32_t prioritised = 99;
+    CHECK_OK(trunkline_engine_prioritised_workers(pe, &prioritised));
+    if (nices[i] >= 0) {
+      CHECK_EQ(prioritised, 2);
+    } else {
+      CHECK(prioritised == 0 || prioritised == 2);
+    }
+    trunkline_engine_free(pe);
+  }
+  {
+    trunkline_engine *pe = NULL;
+    trunkline_engine_config pc;
+    REQUIRE_OK(trunkline_engine_config_default(&pc));
+    pc.workers_per_core = false;
+    pc.workers = 0;
+    REQUIRE_OK(trunkline_engine_new(&pc, &pe));
+    uint32_t prioritised = 99;
+    CHECK_OK(trunkline_engine_prioritised_workers(pe, &prioritised));
+    CHECK_EQ(prioritised, 0);
+    trunkline_engine_free(pe);
+    pc.worker_nice = 20;
+    CHECK_RESULT(trunkline_engine_new(&pc, &pe), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+    pc.worker_nice = -21;
+    CHECK_RESULT(trunkline_engine_new(&pc, &pe), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  }
 
   /* Outputs are written only on success. */
   trunkline_engine_config cfg;
