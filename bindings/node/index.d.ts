@@ -40,6 +40,11 @@ export interface EngineOptions {
   maxSessions?: number;
   /** Longest a worker sleeps while it has sessions, ms. */
   tickMs?: number;
+  /**
+   * Nice value the worker threads ask for, -20..19 (default -10); 0 leaves them alone. Without
+   * CAP_SYS_NICE it may be refused, which is not an error: see `Engine.prioritisedWorkers`.
+   */
+  workerNice?: number;
 }
 
 /** Session settings: the C trunkline_session_config fields in camelCase (README: settings). */
@@ -170,6 +175,11 @@ export declare class Engine {
   serve(options?: ServerOptions): Server;
   /** The engine's wakeup fd (readable when some session has output), for native event loops. */
   readonly wakeupFd: number;
+  /**
+   * How many workers run at the requested `workerNice` (all of them when it is 0; fewer when the
+   * system refused it, e.g. without CAP_SYS_NICE; 0 for an inline engine).
+   */
+  readonly prioritisedWorkers: number;
   /** Resets the wakeup signal without blocking; true if it was set. */
   clearWakeup(): boolean;
   /**

@@ -153,7 +153,7 @@ class Engine {
   #pollers = new Set(); // wakeups(): called by a wakeup or at the end of a slice
   #wakeCount = 0;
 
-  constructor({ workers, maxSessions, tickMs } = {}) {
+  constructor({ workers, maxSessions, tickMs, workerNice } = {}) {
     const config = {};
     check(fns.trunkline_engine_config_default(config), 'engine config');
     if (workers === undefined || workers === null) {
@@ -164,6 +164,7 @@ class Engine {
     }
     if (maxSessions !== undefined) config.max_sessions = uint(maxSessions, 'maxSessions');
     if (tickMs !== undefined) config.tick_ms = uint(tickMs, 'tickMs');
+    if (workerNice !== undefined) config.worker_nice = int32(workerNice, 'workerNice');
     const out = [null];
     check(fns.trunkline_engine_new(config, out), 'engine');
     this.#ptr = out[0];
@@ -216,6 +217,16 @@ class Engine {
   get wakeupFd() {
     const out = [0];
     check(fns.trunkline_engine_wakeup_fd(this._handle(), out), 'wakeupFd');
+    return out[0];
+  }
+
+  /**
+   * How many workers run at the requested `workerNice` (all of them when it is 0; fewer when the
+   * system refused it, e.g. without CAP_SYS_NICE; 0 for an inline engine).
+   */
+  get prioritisedWorkers() {
+    const out = [0];
+    check(fns.trunkline_engine_prioritised_workers(this._handle(), out), 'prioritisedWorkers');
     return out[0];
   }
 
@@ -759,6 +770,14 @@ class Server {
 function uint(value, what) {
   if (!Number.isInteger(value) || value < 0) {
     throw new TypeError(`trunkline: ${what} must be a non-negative integer, got ${value}`);
+  }
+  return value;
+}
+
+/** A signed option (an int32_t field): range checks beyond int32 are the library's. */
+function int32(value, what) {
+  if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
+    throw new TypeError(`trunkline: ${what} must be a 32-bit integer, got ${value}`);
   }
   return value;
 }

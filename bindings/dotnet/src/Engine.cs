@@ -86,6 +86,19 @@ namespace Trunkline
             }
         }
 
+        /// <summary>How many workers run at the requested <see cref="EngineOptions.WorkerNice"/> (all
+        /// of them when it is 0; fewer when the system refused it, e.g. without CAP_SYS_NICE; 0 for
+        /// an inline engine).</summary>
+        public int PrioritisedWorkers
+        {
+            get
+            {
+                uint count;
+                Native.Check(Native.trunkline_engine_prioritised_workers(CheckedHandle(), out count), "trunkline_engine_prioritised_workers");
+                return checked((int)count);
+            }
+        }
+
         /// <summary>Blocks until some session has output (true) or <paramref name="timeoutMs"/>
         /// passes (false; negative: no timeout).</summary>
         public bool Wait(int timeoutMs)

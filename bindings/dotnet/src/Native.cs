@@ -152,6 +152,7 @@ namespace Trunkline
         [MarshalAs(UnmanagedType.U1)] public bool workers_per_core;
         public uint max_sessions;
         public uint tick_ms;
+        public int worker_nice;
     }
 
     [CName("trunkline_session_config")]
@@ -263,6 +264,9 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_engine_wakeup_fd(EngineHandle engine, out int out_fd);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_prioritised_workers(EngineHandle engine, out uint @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_engine_wait(EngineHandle engine, long timeout_ms);

@@ -16,6 +16,10 @@ namespace Trunkline
         public int? MaxSessions { get; set; }
         /// <summary>Longest a worker sleeps while it has sessions, ms.</summary>
         public int? TickMs { get; set; }
+        /// <summary>Nice value the worker threads ask for, -20..19 (library default -10); 0 leaves
+        /// them alone. Without CAP_SYS_NICE it may be refused, which is not an error: see
+        /// <see cref="Engine.PrioritisedWorkers"/>.</summary>
+        public int? WorkerNice { get; set; }
 
         internal NativeEngineConfig ToNative()
         {
@@ -28,6 +32,7 @@ namespace Trunkline
             }
             if (MaxSessions.HasValue) c.max_sessions = checked((uint)MaxSessions.Value);
             if (TickMs.HasValue) c.tick_ms = checked((uint)TickMs.Value);
+            if (WorkerNice.HasValue) c.worker_nice = WorkerNice.Value;
             return c;
         }
     }

@@ -592,6 +592,26 @@ namespace Trunkline.Tests
             }
         }
 
+        public static void TestWorkerNiceAndPrioritisedWorkers()
+        {
+            // A higher nice value is always granted and 0 leaves the workers alone: both count.
+            foreach (var nice in new[] { 5, 0 })
+                using (var engine = new Engine(new EngineOptions { Workers = 2, WorkerNice = nice }))
+                    Assert.Equal(2, engine.PrioritisedWorkers, "prioritised workers at nice " + nice);
+
+            // The library's default (trunkline_engine_config_default), read through the internal
+            // struct by reflection, as the drift test reads the declarations.
+            var lib = typeof(Engine).Assembly;
+            var configType = lib.GetType("Trunkline.NativeEngineConfig", true);
+            var args = new object[] { null };
+            var r = lib.GetType("Trunkline.Native", true).GetMethod("trunkline_engine_config_default").Invoke(null, args);
+            Assert.Equal(ResultCode.Ok, (ResultCode)r, "trunkline_engine_config_default");
+            Assert.Equal(-10, (int)configType.GetField("worker_nice").GetValue(args[0]), "default worker_nice");
+
+            var ex = Assert.Throws<TrunklineException>(() => new Engine(new EngineOptions { Workers = 2, WorkerNice = 20 }), "worker nice 20");
+            Assert.Equal(ResultCode.InvalidArgument, ex.Code, "worker nice 20");
+        }
+
         public static void TestStatsNamesAndCodecs()
         {
             using (var engine = new Engine(0))

@@ -98,6 +98,7 @@ const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
   workers_per_core: 'bool',
   max_sessions: 'uint32_t',
   tick_ms: 'uint32_t',
+  worker_nice: 'int32_t',
 });
 
 const trunkline_session_config = koffi.struct('trunkline_session_config', {
@@ -175,6 +176,7 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_new(const trunkline_engine_config *config, _Out_ trunkline_engine **out)',
   'void trunkline_engine_free(trunkline_engine *engine)',
   'trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, _Out_ int32_t *out_fd)',
+  'trunkline_result trunkline_engine_prioritised_workers(const trunkline_engine *engine, _Out_ uint32_t *out)',
   'trunkline_result trunkline_engine_wait(const trunkline_engine *engine, int64_t timeout_ms)',
   'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
   'const char *trunkline_protocol_error_message(uint32_t code)',

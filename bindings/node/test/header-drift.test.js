@@ -61,6 +61,7 @@ const MUTATIONS = [
   ['an enum value', 'TRUNKLINE_RESULT_FULL = 4', 'TRUNKLINE_RESULT_FULL = 40', /enum trunkline_result/],
   ['a new enumerator', 'TRUNKLINE_RESULT_TIMEOUT = 11,', 'TRUNKLINE_RESULT_TIMEOUT = 11,\n  TRUNKLINE_RESULT_NEW = 12,', /enum trunkline_result/],
   ['a field type', 'uint32_t sample_rate;', 'uint64_t sample_rate;', /trunkline_start_info.sample_rate/],
+  ['a signed field made unsigned', 'int32_t worker_nice;', 'uint32_t worker_nice;', /trunkline_engine_config\.worker_nice/],
   ['field order', /uint32_t tracks;([\s\S]*?)uint32_t encoding;/, 'uint32_t encoding;$1uint32_t tracks;', /struct trunkline_start_info: header fields/],
   ['an array length', '#define TRUNKLINE_EVENT_NAME_CAPACITY 256', '#define TRUNKLINE_EVENT_NAME_CAPACITY 128', /TRUNKLINE_EVENT_NAME_CAPACITY|trunkline_event.name/],
   ['an out-parameter made input', 'size_t *out_taken', 'const size_t *out_taken', /trunkline_session_play/],

@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Engine, TrunklineError, RESULT, PROTOCOL_ERROR, STATS_NAMES, MAX_MARK_NAME_BYTES } = require('..');
 const h = require('./helpers');
+const native = require('../lib/native');
 
 const { CALLER_FRAMES, GAP_FRAME, AGENT_RATE, callerMessages, pushAll, checkCallEvents } = h;
 
@@ -301,6 +302,21 @@ test('an inline engine (workers: 0) processes on the calling thread', (t) => {
   assert.equal(typeof engine.wakeupFd, 'number');
   session.close();
   engine.close();
+});
+
+test('workerNice reaches the workers and prioritisedWorkers counts them', (t) => {
+  // A higher nice value is always granted and 0 leaves the workers alone: both workers count.
+  for (const workerNice of [5, 0]) {
+    const engine = h.engineFor(t, { workers: 2, workerNice });
+    assert.equal(engine.prioritisedWorkers, 2, `workerNice ${workerNice}`);
+    engine.close();
+  }
+  const config = {};
+  assert.equal(native.fns.trunkline_engine_config_default(config), RESULT.OK);
+  assert.equal(config.worker_nice, -10);
+  assert.throws(() => new Engine({ workers: 2, workerNice: 20 }), (e) => e instanceof TrunklineError && e.codeName === 'INVALID_ARGUMENT');
+  assert.throws(() => new Engine({ workers: 2, workerNice: 1.5 }), TypeError);
+  assert.throws(() => new Engine({ workers: 2, workerNice: 2 ** 32 - 10 }), TypeError); // would wrap to -10
 });
 
 function correlation(a, b) {

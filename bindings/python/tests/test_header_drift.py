@@ -20,7 +20,7 @@ STRUCTS = {
     "trunkline_server_config": _ffi.ServerConfig,
 }
 # How each C spelling must appear in ctypes (an independent table, not the binding's).
-SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "void": None}
+SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int32_t": c_int32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "void": None}
 
 
 def ctype_of(c: str):
@@ -43,7 +43,7 @@ def ctype_of(c: str):
         return c_void_p  # data buffers
     if base in ENUMS:
         return POINTER(c_int)
-    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "int32_t": c_int32, "uint16_t": ctypes.c_uint16}[base])
+    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "uint32_t": c_uint32, "int32_t": c_int32, "uint16_t": ctypes.c_uint16}[base])
 
 
 def prototypes():

@@ -1,5 +1,7 @@
 import array
 import asyncio
+import ctypes
+import inspect
 import json
 import math
 
@@ -114,6 +116,20 @@ def test_errors_raise_with_the_result_code():
         call.push("{not json")
         (ev,) = call.events()
         assert ev.kind == "protocol_error" and ev.error_code == 1 and "JSON" in ev.error_message
+
+
+def test_worker_nice_is_passed_and_prioritised_workers_are_reported():
+    # A higher nice value is always granted and 0 leaves the workers alone: all 2 count.
+    for nice in (5, 0):
+        with trunkline.Engine(workers=2, worker_nice=nice) as engine:
+            assert engine.prioritised_workers == 2
+    config = trunkline._ffi.EngineConfig()
+    assert trunkline._ffi.lib.trunkline_engine_config_default(ctypes.byref(config)) == 0
+    assert config.worker_nice == -10
+    assert inspect.signature(trunkline.Engine).parameters["worker_nice"].default == -10
+    with pytest.raises(trunkline.TrunklineError) as e:
+        trunkline.Engine(workers=2, worker_nice=20)
+    assert e.value.code == trunkline.Result.INVALID_ARGUMENT
 
 
 def test_codecs_match_the_g711_reference():

@@ -97,16 +97,25 @@ class Engine(OwnedHandle):
     """A Trunkline engine: worker threads plus a wakeup fd.
 
     `workers=None` starts one worker per core; `workers=0` runs inline (your calls do the work).
+    `worker_nice` is the nice value the workers ask for, -20..=19 (0 leaves them alone); without
+    CAP_SYS_NICE a negative one may be refused, which is not an error (see prioritised_workers).
     Thread-safe. Use as a context manager or call close().
     """
 
-    def __init__(self, workers: Optional[int] = None, max_sessions: int = 4096, tick_ms: int = 10) -> None:
+    def __init__(
+        self,
+        workers: Optional[int] = None,
+        max_sessions: int = 4096,
+        tick_ms: int = 10,
+        worker_nice: int = -10,
+    ) -> None:
         config = EngineConfig()
         check(lib.trunkline_engine_config_default(byref(config)), "engine config")
         config.workers_per_core = workers is None
         config.workers = workers or 0
         config.max_sessions = max_sessions
         config.tick_ms = tick_ms
+        config.worker_nice = worker_nice
         handle = c_void_p()
         check(lib.trunkline_engine_new(byref(config), byref(handle)), "engine")
         self._handle: Optional[int] = handle.value
@@ -125,6 +134,14 @@ class Engine(OwnedHandle):
         fd = c_int32()
         check(lib.trunkline_engine_wakeup_fd(self._h(), byref(fd)), "wakeup_fd")
         return fd.value
+
+    @property
+    def prioritised_workers(self) -> int:
+        """How many workers run at the requested `worker_nice` (all of them when it is 0; fewer
+        when the system refused it, e.g. without CAP_SYS_NICE; 0 for an inline engine)."""
+        count = c_uint32()
+        check(lib.trunkline_engine_prioritised_workers(self._h(), byref(count)), "prioritised_workers")
+        return count.value
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Blocks until some session has output or `timeout` seconds pass; True if woken.

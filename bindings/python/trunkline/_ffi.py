@@ -32,6 +32,7 @@ class EngineConfig(Structure):
         ("workers_per_core", c_bool),
         ("max_sessions", c_uint32),
         ("tick_ms", c_uint32),
+        ("worker_nice", c_int32),
     ]
 
 
@@ -109,6 +110,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_engine_new": (c_int, [POINTER(EngineConfig), POINTER(c_void_p)]),
     "trunkline_engine_free": (None, [c_void_p]),
     "trunkline_engine_wakeup_fd": (c_int, [c_void_p, POINTER(c_int32)]),
+    "trunkline_engine_prioritised_workers": (c_int, [c_void_p, POINTER(c_uint32)]),
     "trunkline_engine_wait": (c_int, [c_void_p, c_int64]),
     "trunkline_engine_clear_wakeup": (c_int, [c_void_p]),
     "trunkline_protocol_error_message": (c_char_p, [c_uint32]),

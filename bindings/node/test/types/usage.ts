@@ -87,6 +87,8 @@ void serve(new Engine({ workers: 1 }));
 void call(engine, () => {}).finally(() => engine.close());
 const fd: number = engine.wakeupFd;
 void fd;
+const prioritised: number = new Engine({ workers: 2, workerNice: -10 }).prioritisedWorkers;
+void prioritised;
 
 // @ts-expect-error: agentRate must be a supported rate
 engine.session({ agentRate: 11025 });
