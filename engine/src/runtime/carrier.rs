@@ -5,6 +5,7 @@
 //! the host keeps the agent-facing half (audio, play, marks, events).
 
 use super::engine::{EngineShared, WorkerRef};
+use super::latency;
 use super::records::{self, Header};
 use super::session::SessionError;
 use super::shared::{SessionShared, inbound_tag, outbound_tag};
@@ -64,8 +65,9 @@ impl CarrierPort {
                 MessageKind::Text => inbound_tag::TEXT,
                 MessageKind::Binary => inbound_tag::BINARY,
             };
-            // Contiguous: the worker parses the message where it lies in the ring.
-            let header = Header { tag, a: 0, b: message.len() as u32, c: 0 };
+            // Contiguous: the worker parses the message where it lies in the ring. `a` carries
+            // when it was pushed, for the engine's own latency figure.
+            let header = Header { tag, a: latency::stamp_us(), b: message.len() as u32, c: 0 };
             records::write_contiguous(&mut self.inbound, header, message, 0)
         };
         if !written {

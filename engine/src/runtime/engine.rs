@@ -1,5 +1,6 @@
 //! The engine: worker threads, the wakeup handle, and session creation.
 
+use super::latency::{LatencyHistogram, LatencyRecorder};
 use super::priority;
 use super::records;
 use super::session::{Session, play_reserve};
@@ -49,6 +50,8 @@ pub(crate) struct WorkerHandle {
     pub(crate) state: AtomicU8,
     /// Slots not in use (host side: taken at open, given back when the retired session is freed).
     free_slots: Mutex<Vec<usize>>,
+    /// Engine-added latency of the messages this worker processed.
+    pub(crate) latency: LatencyRecorder,
 }
 
 impl WorkerHandle {
@@ -277,6 +280,7 @@ impl Engine {
                 state: AtomicU8::new(worker::State::Running as u8),
                 // Popped from the end: the lowest slots first.
                 free_slots: Mutex::new((0..slots - 1).rev().collect()),
+                latency: LatencyRecorder::new(),
             })
             .collect();
         let shared = Arc::new(EngineShared {
@@ -295,6 +299,17 @@ impl Engine {
         drop(priority_tx);
         let prioritised_workers = priority_rx.iter().filter(|&ok| ok).count();
         Ok(Self { shared, joins: Mutex::new(joins), prioritised_workers })
+    }
+
+    /// Engine-added latency so far: each carrier message from its push to its audio being in the
+    /// agent ring, over all workers (inline sessions are not counted). Take two snapshots and
+    /// [`LatencyHistogram::since`] for an interval.
+    pub fn latency(&self) -> LatencyHistogram {
+        let mut histogram = LatencyHistogram::default();
+        for worker in &self.shared.workers {
+            worker.latency.add_to(&mut histogram);
+        }
+        histogram
     }
 
     /// How many workers run at the requested [`EngineConfig::worker_nice`] (all of them when it

@@ -14,6 +14,7 @@
 
 pub mod carrier;
 pub(crate) mod engine;
+mod latency;
 mod priority;
 pub mod records;
 mod session;
@@ -24,5 +25,6 @@ mod worker_session;
 
 pub use carrier::CarrierPort;
 pub use engine::{Engine, EngineError};
+pub use latency::LatencyHistogram;
 pub use session::{Session, SessionError};
 pub use wakeup::Wakeup;

@@ -152,7 +152,7 @@ impl Session {
     fn kick(&mut self) {
         match &mut self.placement {
             Placement::Inline(ws) => {
-                ws.step(self.engine.now_us());
+                ws.step(self.engine.now_us(), None);
             }
             Placement::Worker(at) => self.engine.wake(*at),
         }
@@ -161,7 +161,7 @@ impl Session {
     /// Inline mode: run pending work (pacing, timeouts) before reading outputs.
     fn pump(&mut self) {
         if let Placement::Inline(ws) = &mut self.placement {
-            ws.step(self.engine.now_us());
+            ws.step(self.engine.now_us(), None);
         }
     }
 
@@ -249,7 +249,7 @@ impl Session {
             {
                 // Inline, this thread is the worker: move what the ring holds into the outbound
                 // queue first.
-                ws.step(self.engine.now_us());
+                ws.step(self.engine.now_us(), None);
                 room = records::contiguous_room(&self.play, reserve) / 2;
             }
             // The ring is full: take the part of this piece that fits, if it is worth a record.

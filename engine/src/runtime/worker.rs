@@ -110,7 +110,7 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 retire(&engine, s);
                 continue;
             }
-            produced |= sessions[i].step(now);
+            produced |= sessions[i].step(now, Some(&handle.latency));
             let pipeline = &sessions[i].pipeline;
             let due = if sessions[i].is_closed() {
                 // Failed in this step: retire it on the next pass.

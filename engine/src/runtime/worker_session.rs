@@ -1,6 +1,7 @@
 //! The worker's side of a session: its pipeline and the worker ends of its rings.
 
 use super::engine::WorkerRef;
+use super::latency::{self, LatencyRecorder};
 use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
 use crate::event::RawEvent;
@@ -119,8 +120,11 @@ impl WorkerSession {
     /// A panic inside the pipeline (a bug) must not take the worker and its other sessions down:
     /// it is caught here, the session is marked failed (the host's calls then return `Failed`)
     /// and retired.
-    pub(crate) fn step(&mut self, now_us: u64) -> bool {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step_inner(now_us))) {
+    ///
+    /// `latency` counts, per carrier message, the time from its push to the end of its
+    /// processing (its audio is then in the agent ring); `None` for inline sessions.
+    pub(crate) fn step(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step_inner(now_us, latency))) {
             Ok(produced) => produced,
             Err(_) => {
                 self.shared.failed.store(true, Ordering::Release);
@@ -129,7 +133,7 @@ impl WorkerSession {
         }
     }
 
-    fn step_inner(&mut self, now_us: u64) -> bool {
+    fn step_inner(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
         let Self {
             pipeline,
             shared,
@@ -156,6 +160,9 @@ impl WorkerSession {
             // Parsed where it lies: the host writes nothing over it until it is skipped.
             pipeline.on_message(records::body(inbound, len), kind, now_us, &mut sink);
             records::skip(inbound, len);
+            if let Some(latency) = latency {
+                latency.record(latency::elapsed_since(h.a));
+            }
         }
 
         drain_play_ring(play, pipeline, &mut sink, (interrupts_seen, interrupt_applied), shared, now_us);
