@@ -92,6 +92,8 @@ struct Options {
     workers: Option<usize>,
     feeders: usize,
     agent_rate: u32,
+    /// `EngineConfig::worker_nice` (the engine's default unless given).
+    worker_nice: i32,
     json: bool,
     max: bool,
 }
@@ -103,6 +105,7 @@ fn parse_args() -> Options {
         workers: None,
         feeders: 2,
         agent_rate: 16_000,
+        worker_nice: EngineConfig::default().worker_nice,
         json: false,
         max: false,
     };
@@ -119,6 +122,9 @@ fn parse_args() -> Options {
             "--workers" => o.workers = Some(value().parse().unwrap_or_else(|_| usage("--workers W"))),
             "--feeders" => o.feeders = value().parse().unwrap_or_else(|_| usage("--feeders F")),
             "--agent-rate" => o.agent_rate = value().parse().unwrap_or_else(|_| usage("--agent-rate HZ")),
+            "--worker-nice" => {
+                o.worker_nice = value().parse().unwrap_or_else(|_| usage("--worker-nice N"));
+            }
             "--json" => o.json = true,
             "--max" => o.max = true,
             "-h" | "--help" => usage(""),
@@ -138,7 +144,7 @@ fn usage(error: &str) -> ! {
     }
     eprintln!(
         "usage: loadbench [--calls N (200)] [--seconds S (10)] [--workers W (cores)] [--feeders F (2)] \
-         [--agent-rate HZ (16000)] [--json] [--max]"
+         [--agent-rate HZ (16000)] [--worker-nice N (-10; 0 = default priority)] [--json] [--max]"
     );
     std::process::exit(2)
 }
@@ -341,8 +347,13 @@ impl Trial {
 
 fn run_trial(o: &Options, fixture: &Arc<Fixture>) -> Trial {
     let engine = Arc::new(
-        Engine::new(EngineConfig { workers: o.workers, max_sessions: o.calls.max(1), ..Default::default() })
-            .expect("engine"),
+        Engine::new(EngineConfig {
+            workers: o.workers,
+            max_sessions: o.calls.max(1),
+            worker_nice: o.worker_nice,
+            ..Default::default()
+        })
+        .expect("engine"),
     );
     let config = SessionConfig { agent_rate: o.agent_rate, ..Default::default() };
     let samples_per_frame = (o.agent_rate / 50) as u64;
