@@ -3,9 +3,13 @@
 //! A worker is asleep most of the time and must run within a fraction of a millisecond of being
 //! woken; the host's threads (a bot's event loop, its LLM and TTS clients) are busy for long
 //! stretches. Under the default scheduler a woken worker can wait a few milliseconds behind them
-//! for a core: measured at 1,000 calls on two cores, latency p99 4.6 ms at the default priority,
-//! 0.98 ms with the workers at nice −10. A higher priority costs nothing when the workers are
-//! idle, and their total CPU is bounded by the audio they are given.
+//! for a core. Measured with loadbench at 1,000 calls on two cores (single runs, so indicative):
+//! with the harness's own busy threads and other jobs on the machine, latency p99 4.6 ms at the
+//! default priority and 0.98 ms at nice −10; on a quiet machine p99 0.40 → 0.35 ms and p99.9
+//! 1.34 → 0.86 ms; against two CPU-bound processes taking both cores it makes no difference
+//! (p99 3.5 ms either way: the scheduler lets the running task finish its slice). A higher
+//! priority costs nothing when the workers are idle, and their total CPU is bounded by the
+//! audio they are given.
 
 use std::io;
 
