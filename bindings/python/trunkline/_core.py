@@ -226,7 +226,9 @@ class Session(OwnedHandle):
     # per call): the C handle and the buffers are bound once, the calls skip ctypes' argument
     # conversion, and results are sliced out of preallocated buffers. A thread takes a _Scratch
     # from the pool for the length of a call (list.pop and append are atomic), so threads calling
-    # the same session at once never share a buffer.
+    # the same session at once never share a buffer. That checkout is written out in each method
+    # rather than in a helper on purpose: a Python call costs about 0.07 µs, paid three times a
+    # frame, out of a 10 µs budget for the whole cycle.
 
     def _closed(self) -> TrunklineError:
         return TrunklineError(Result.CLOSED, "session")
