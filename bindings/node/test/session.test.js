@@ -263,7 +263,15 @@ test('pushAsync() waits out a full inbound ring instead of throwing', async (t) 
   const session = engine.session({ inboundRingBytes: 4096, maxMessageBytes: 2000, agentRingMs: 10000 });
   const { audio } = h.speech();
   const msgs = [h.connected(), h.start()];
-  for (let i = 0; i < 200; i++) msgs.push(h.frame(audio, i));
+  // Far more than the ring holds: a worker that keeps pace with a few hundred synchronous pushes
+  // (it runs on its own core, at a raised priority) cannot keep pace with 2,000. The fixture's
+  // audio is reused, so every payload is real µ-law.
+  const FRAMES = 2000;
+  const inFixture = Math.floor(audio.length / 160);
+  for (let i = 0; i < FRAMES; i++) {
+    const k = i % inFixture;
+    msgs.push(h.media(i + 2, i + 1, i * 20, audio.subarray(k * 160, (k + 1) * 160)));
+  }
   // Synchronous pushes run into FULL: nothing is taken, the caller must retry.
   let taken = 0;
   assert.throws(
@@ -277,11 +285,11 @@ test('pushAsync() waits out a full inbound ring instead of throwing', async (t) 
   );
   for (const m of msgs.slice(taken)) await session.pushAsync(m);
   const t0 = Date.now();
-  while (session.stats().media_frames_in < 200 && Date.now() - t0 < 2000) await engine.wait(20);
+  while (session.stats().media_frames_in < FRAMES && Date.now() - t0 < 10000) await engine.wait(20);
   const stats = session.stats();
   assert.ok(taken < msgs.length);
   assert.ok(stats.messages_refused_full >= 1);
-  assert.equal(stats.media_frames_in, 200);
+  assert.equal(stats.media_frames_in, FRAMES);
   session.close();
   engine.close();
 });
