@@ -126,3 +126,49 @@ def test_every_per_frame_call_passes_the_declared_types():
         cwd=here.parent, env=env, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_closing_while_other_threads_call_is_safe_and_reports_closed():
+    # close() only marks the session closed (safe to race with any call); the memory is freed
+    # when the object goes, so a thread already inside a call never touches freed memory.
+    msgs = frames(20)
+    with trunkline.Engine(workers=1) as engine:
+        for _ in range(30):
+            call = engine.session(agent_rate=16000)
+            call.push(connected())
+            call.push(start())
+            errors = []
+            go = threading.Event()
+
+            def hammer():
+                go.wait()
+                try:
+                    while True:
+                        for m in msgs:
+                            call.push(m)
+                            call.read_audio()
+                            call.events()
+                            call.play(b"\0\0" * 480, 24000)
+                            call.outbound()
+                            call.stats()
+                except trunkline.TrunklineError as e:
+                    errors.append(e.code)
+                except Exception as e:  # anything else is a bug
+                    errors.append(e)
+
+            threads = [threading.Thread(target=hammer) for _ in range(3)]
+            for t in threads:
+                t.start()
+            go.set()
+            time.sleep(0.005)
+            call.close()
+            for t in threads:
+                t.join(timeout=10)
+                assert not t.is_alive()
+            # FULL may stop a hammer before the close; every other end is CLOSED.
+            assert all(c in (trunkline.Result.CLOSED, trunkline.Result.FULL) for c in errors), errors
+            assert len(errors) == 3
+            with pytest.raises(trunkline.TrunklineError) as closed:
+                call.read_audio()
+            assert closed.value.code == trunkline.Result.CLOSED
+            del call

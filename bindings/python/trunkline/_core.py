@@ -218,7 +218,7 @@ class Session(OwnedHandle):
         self._stat_names = [lib.trunkline_stats_name(i).decode() for i in range(self._count)]
 
     def _h(self) -> int:
-        if self._handle is None:
+        if self._ptr is None:
             raise TrunklineError(Result.CLOSED, "session")
         return self._handle
 
@@ -447,7 +447,7 @@ class Session(OwnedHandle):
         flag = asyncio.Event()
         self._engine._subscribe(loop, flag)
         try:
-            while self._handle is not None:
+            while self._ptr is not None:
                 # Cleared before the caller drains: a wakeup landing after the drain sets it again.
                 flag.clear()
                 yield None
@@ -467,9 +467,21 @@ class Session(OwnedHandle):
                     return
 
     def close(self) -> None:
-        """Ends the session and frees it. Further calls raise TrunklineError(CLOSED)."""
-        if self._handle is not None:
+        """Ends the session. Further calls raise TrunklineError(CLOSED). Its memory is freed when
+        this object goes (at once in CPython when the last reference does)."""
+        # why not free here: another thread may be inside a call with the handle right now (the
+        # per-frame methods read it before releasing the GIL for the C call). Closing is safe to
+        # race with any call (the C side then answers CLOSED); freeing is not, so it waits until
+        # no reference to this object, hence no call on it, is left.
+        if self._ptr is not None:
             self._ptr = None
             lib.trunkline_session_close(self._handle)
-            lib.trunkline_session_free(self._handle)
-            self._handle = None
+
+    def __del__(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                lib.trunkline_session_close(handle)
+                lib.trunkline_session_free(handle)
+            except Exception:
+                pass
