@@ -172,3 +172,21 @@ def test_closing_while_other_threads_call_is_safe_and_reports_closed():
                 call.read_audio()
             assert closed.value.code == trunkline.Result.CLOSED
             del call
+
+
+def test_close_leaves_freeing_to_when_the_session_object_goes(monkeypatch):
+    # What makes closing under another thread's call safe: close() does not free the handle (a
+    # call that read it before the close still holds valid memory); dropping the object does.
+    import trunkline._core as core
+
+    freed = []
+    real_free = core.lib.trunkline_session_free
+    monkeypatch.setattr(core.lib, "trunkline_session_free", lambda h: (freed.append(h), real_free(h)))
+    with trunkline.Engine(workers=1) as engine:
+        call = engine.session()
+        handle = call._handle
+        call.close()
+        call.close()
+        assert freed == []
+        del call
+        assert freed == [handle]

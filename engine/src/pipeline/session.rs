@@ -104,7 +104,7 @@ enum StreamState {
 /// Caller-side stages after reordering: resample for the agent, detect speech.
 struct InboundPath {
     to_agent: StreamResampler,
-    /// 8 kHz samples resampled per call: `max_output_len` of it fits in `agent_buf`.
+    /// 8 kHz samples resampled per call: `max_output_len` of it fits in `piece`'s stack buffer.
     agent_piece: usize,
     vad: SpeechDetector,
 }

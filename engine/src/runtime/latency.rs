@@ -107,7 +107,7 @@ impl LatencyHistogram {
         for (b, &n) in self.counts.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return Some(bucket_floor(b + 1).saturating_sub(1).max(bucket_floor(b)));
+                return Some(bucket_floor(b + 1) - 1);
             }
         }
         None

@@ -244,12 +244,10 @@ impl Session {
         while taken < pcm.len() {
             let want = (pcm.len() - taken).min(PLAY_PIECE);
             let mut room = records::contiguous_room(&self.play, reserve) / 2;
-            if room < want
-                && let Placement::Inline(ws) = &mut self.placement
-            {
+            if room < want && matches!(self.placement, Placement::Inline(_)) {
                 // Inline, this thread is the worker: move what the ring holds into the outbound
                 // queue first.
-                ws.step(self.engine.now_us(), None);
+                self.pump();
                 room = records::contiguous_room(&self.play, reserve) / 2;
             }
             // The ring is full: take the part of this piece that fits, if it is worth a record.

@@ -112,18 +112,11 @@ impl Lanes {
         y
     }
 
-    /// One wavefront step: section `k` filters `x[k]`, every section at once (the same
-    /// arithmetic as [`Self::section`], lane by lane, which the compiler vectorises).
+    /// One wavefront step: section `k` filters `x[k]`, every section at once ([`Self::section`]
+    /// lane by lane, which the compiler vectorises: the lanes are independent).
     #[inline(always)]
     fn all_sections(&mut self, x: [f32; SECTIONS]) -> [f32; SECTIONS] {
-        let mut y = [0.0; SECTIONS];
-        for k in 0..SECTIONS {
-            y[k] = self.b0[k] * x[k] + self.s1[k];
-            let s1 = self.k1[k] * x[k] + self.s2[k] - self.a1[k] * self.s1[k];
-            self.s2[k] = self.k2[k] * x[k] - self.a2[k] * self.s1[k];
-            self.s1[k] = s1;
-        }
-        y
+        std::array::from_fn(|k| self.section(k, x[k]))
     }
 
     /// Filters `x` through the whole cascade, one section after the other.

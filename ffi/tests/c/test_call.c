@@ -20,15 +20,6 @@
 #define PLAY_RATE 24000
 #define AGENT_AMPLITUDE 8000.0
 
-static trunkline_engine *new_engine(uint32_t workers) {
-  trunkline_engine_config cfg;
-  trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg) != TRUNKLINE_RESULT_OK) return NULL;
-  cfg.workers_per_core = false;
-  cfg.workers = workers;
-  return trunkline_engine_new(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
-}
-
 /* The strings and numbers of the start message, once STARTED was polled. */
 static void check_start(trunkline_session *s) {
   char buf[128];
@@ -95,7 +86,7 @@ void test_call_inline(void) {
   REQUIRE(fixture_load(&fx));
   call_plan plan = {&fx, FULL_FRAMES, GAP_FRAME, DUP_FRAME, '5'};
   REQUIRE(fx.len >= FULL_FRAMES * FRAME_BYTES);
-  trunkline_engine *e = new_engine(0);
+  trunkline_engine *e = engine_with_workers(0);
   trunkline_session *s = NULL;
   call_result *r = calloc(1, sizeof *r);
   if (!e || !r || trunkline_session_open(e, NULL, &s) != TRUNKLINE_RESULT_OK) {
@@ -215,7 +206,7 @@ void test_call_threaded(void) {
   REQUIRE(fixture_load(&fx));
   size_t frames = tl_opts.short_mode ? SHORT_FRAMES : FULL_FRAMES;
   call_plan plan = {&fx, frames, GAP_FRAME, DUP_FRAME, '#'};
-  trunkline_engine *e = new_engine(1);
+  trunkline_engine *e = engine_with_workers(1);
   trunkline_session *s = NULL;
   call_result *r = calloc(1, sizeof *r);
   if (!e || !r || trunkline_session_open(e, NULL, &s) != TRUNKLINE_RESULT_OK) {

@@ -12,18 +12,9 @@
 
 #define SENTINEL_SIZE ((size_t)0x5EED5EED)
 
-static trunkline_engine *engine_workers(uint32_t workers) {
-  trunkline_engine_config cfg;
-  trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg) != TRUNKLINE_RESULT_OK) return NULL;
-  cfg.workers_per_core = false;
-  cfg.workers = workers;
-  return trunkline_engine_new(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
-}
-
 void test_lying_lengths(void) {
   const trunkline_result E = TRUNKLINE_RESULT_INVALID_ARGUMENT;
-  trunkline_engine *e = engine_workers(0);
+  trunkline_engine *e = engine_with_workers(0);
   REQUIRE(e != NULL);
   trunkline_session *s = NULL;
   REQUIRE_OK(trunkline_session_open(e, NULL, &s));
@@ -144,7 +135,7 @@ static void *hammer(void *arg) {
 
 void test_close_while_other_threads_call(void) {
   for (uint32_t workers = 0; workers <= 1; workers++) {
-    trunkline_engine *e = engine_workers(workers);
+    trunkline_engine *e = engine_with_workers(workers);
     REQUIRE(e != NULL);
     trunkline_session *s = NULL;
     REQUIRE_OK(trunkline_session_open(e, NULL, &s));

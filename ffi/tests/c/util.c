@@ -216,6 +216,15 @@ void sine(int16_t *out, size_t n, unsigned rate, double freq, double amplitude) 
   for (size_t i = 0; i < n; i++) out[i] = (int16_t)(amplitude * sin(2 * pi * freq * (double)i / rate));
 }
 
+trunkline_engine *engine_with_workers(uint32_t workers) {
+  trunkline_engine_config cfg;
+  trunkline_engine *e = NULL;
+  if (trunkline_engine_config_default(&cfg) != TRUNKLINE_RESULT_OK) return NULL;
+  cfg.workers_per_core = false;
+  cfg.workers = workers;
+  return trunkline_engine_new(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
+}
+
 double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -72,6 +72,9 @@ double rms_s16(const int16_t *pcm, size_t n);
 void sine(int16_t *out, size_t n, unsigned rate, double freq, double amplitude);
 
 /* Milliseconds on a monotonic clock. */
+/* An engine with the default settings and `workers` worker threads (0: inline); NULL on failure. */
+trunkline_engine *engine_with_workers(uint32_t workers);
+
 double now_ms(void);
 void sleep_ms(unsigned ms);
 
