@@ -246,6 +246,10 @@ typedef struct {
   size_t max_mark_name_bytes;
   // Most marks outstanding at once (at most 65536).
   size_t max_pending_marks;
+  // How long after your last read of caller audio (poll of events) you count as reading, ms
+  // (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
+  // messages back (push then returns FULL) instead of dropping; 0 drops at once.
+  uint32_t read_hold_ms;
 } trunkline_session_config;
 
 // Offload server settings. Fill with trunkline_server_config_default, then change what you need.

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-4}
 shift || true
-all=(twilio_bytes twilio_json session reorder resample vad)
+all=(twilio_bytes twilio_json session backpressure reorder resample vad)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

@@ -75,6 +75,10 @@ export interface SessionOptions {
   eventCapacity?: number;
   maxMarkNameBytes?: number;
   maxPendingMarks?: number;
+  /** How long after your last readAudio (event poll) you count as reading, ms: while you do, a full
+   * caller PCM ring (event queue) holds the carrier's messages back (push then reports full)
+   * instead of dropping; 0 drops at once. */
+  readHoldMs?: number;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */

@@ -84,6 +84,13 @@ pub struct SessionConfig {
     pub outbound_buffer_ms: u32,
     /// Capacity of the engine → host agent PCM ring, in ms at the agent rate.
     pub agent_ring_ms: u32,
+    /// How long the host counts as reading, in ms: while it has read caller audio (or polled
+    /// events) within this time, a full agent ring (or event queue) holds the carrier's messages
+    /// in the inbound ring, and `push` refuses with `Full` once that is full too, instead of the
+    /// newest audio (or oldest events) being dropped. A host that has not read for this long is
+    /// taken as not reading: its audio is dropped and counted so that its events keep flowing,
+    /// at most this late. 0: never hold (drop at once when full).
+    pub read_hold_ms: u32,
     /// Capacity of the engine → host outbound message ring, in bytes.
     pub outbound_ring_bytes: usize,
     /// Capacity of the event queue; when full the oldest event is dropped and counted.
@@ -136,9 +143,16 @@ impl Default for SessionConfig {
             // lets the carrier run dry. 10 s cost 78 KiB per session.
             outbound_buffer_ms: 2_000,
             // why 500 ms: the host reads caller audio every 20 ms or so; 0.5 s rides out a stalled
-            // event loop (a GC pause, a slow callback) 25 times that long. Beyond it the newest
-            // audio is dropped and counted (`agent_samples_dropped`). 16 KB at 16 kHz.
+            // event loop (a GC pause, a slow callback) 25 times that long, and a burst of
+            // messages after a network stall is held back (`read_hold_ms`) until the host has
+            // read room free. 16 KB at 16 kHz.
             agent_ring_ms: 500,
+            // why 1 s: longer than any pause of a host that is reading (a GC pause, a slow
+            // callback: see `agent_ring_ms`), so such a host loses nothing, while a host that
+            // never reads audio (events only) or has died still gets its events within a second.
+            // Held messages wait in the inbound ring (0.75 s of Twilio audio), then in the
+            // carrier's own buffers through `Full` (the offload server waits up to 2 s).
+            read_hold_ms: 1_000,
             // why 8 KiB: the pacer sends only `lead_ms` (100 ms, five ~300-byte `media` messages)
             // ahead of real time, plus marks; 8 KiB holds that and about 20 more messages
             // (0.4 s) for a host late to take them. Full: the pacer holds its frame and retries

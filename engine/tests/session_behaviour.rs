@@ -161,6 +161,16 @@ fn host_errors_are_defined() {
 fn a_host_that_does_not_read_loses_only_counted_audio_and_events() {
     let engine = inline_engine();
     let config = SessionConfig { agent_ring_ms: 100, event_capacity: 4, ..Default::default() };
+    // With the default hold, a host counts as reading for `read_hold_ms` after the session opened:
+    // the carrier's messages wait for it (`Full`) rather than being dropped.
+    let mut held = engine.open_session(&config).unwrap();
+    held.push_text(&start()).unwrap();
+    let refused = (0..50u64).find(|&i| held.push_text(&media(i + 2, i + 1, i * 20, &[0xFF; 160])).is_err());
+    assert!(refused.is_some(), "a burst into a session whose host may still read is held back");
+    assert_eq!(held.stats().agent_samples_dropped, 0);
+    // A host that does not read at all: with no hold (as once `read_hold_ms` has passed), the
+    // newest audio and the oldest events are dropped, and counted.
+    let config = SessionConfig { read_hold_ms: 0, ..config };
     let mut s = engine.open_session(&config).unwrap();
     s.push_text(&start()).unwrap();
     for i in 0..50u64 {
@@ -189,10 +199,13 @@ fn audio_queued_before_the_host_saw_a_barge_in_is_dropped_and_later_audio_plays(
     // mode, faster than real time).
     assert_eq!(s.play(&vec![2000i16; 16_000], 8_000), Ok(16_000));
     let until = (labels[0].0 + 600) / 20;
+    let mut pcm = [0i16; 1024];
     for i in 0..until {
         s.push_text(&media(i + 2, i + 1, i * 20, &caller[(i * 160) as usize..((i + 1) * 160) as usize]))
             .unwrap();
         while s.next_outbound(&mut Vec::new()).is_some() {}
+        // The host reads caller audio (its speech-to-text); it has not polled events yet.
+        while s.read_audio(&mut pcm) > 0 {}
     }
     assert_eq!(s.stats().barge_ins, 1);
     let flushed = s.stats().flushed_samples;

@@ -75,6 +75,10 @@ pub struct trunkline_session_config {
     pub max_mark_name_bytes: size_t,
     /// Most marks outstanding at once (at most 65536).
     pub max_pending_marks: size_t,
+    /// How long after your last read of caller audio (poll of events) you count as reading, ms
+    /// (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
+    /// messages back (push then returns FULL) instead of dropping; 0 drops at once.
+    pub read_hold_ms: u32,
 }
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
@@ -162,6 +166,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             event_capacity: c.event_capacity,
             max_mark_name_bytes: c.max_mark_name_bytes,
             max_pending_marks: c.max_pending_marks,
+            read_hold_ms: c.read_hold_ms,
         }
     }
 }
@@ -180,6 +185,7 @@ impl trunkline_session_config {
             && self.outbound_ring_bytes <= MAX_RING_BYTES
             && self.outbound_buffer_ms <= MAX_BUFFER_MS
             && self.agent_ring_ms <= MAX_BUFFER_MS
+            && self.read_hold_ms <= MAX_BUFFER_MS
             && self.event_capacity <= MAX_EVENTS
             && self.max_pending_marks <= MAX_PENDING_MARKS;
         if !in_range {
@@ -216,6 +222,7 @@ impl trunkline_session_config {
             event_capacity: self.event_capacity,
             max_mark_name_bytes: self.max_mark_name_bytes,
             max_pending_marks: self.max_pending_marks,
+            read_hold_ms: self.read_hold_ms,
         })
     }
 }

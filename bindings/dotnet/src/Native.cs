@@ -181,6 +181,7 @@ namespace Trunkline
         public nuint event_capacity;
         public nuint max_mark_name_bytes;
         public nuint max_pending_marks;
+        public uint read_hold_ms;
     }
 
     // The `const char *` fields are pointers to NUL-terminated UTF-8 that the caller keeps alive

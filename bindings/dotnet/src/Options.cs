@@ -85,6 +85,10 @@ namespace Trunkline
         public int? MaxMarkNameBytes { get; set; }
         /// <summary>Most marks outstanding at once.</summary>
         public int? MaxPendingMarks { get; set; }
+        /// <summary>How long after your last ReadAudio (event poll) you count as reading, ms: while
+        /// you do, a full caller PCM ring (event queue) holds the carrier's messages back (Push then
+        /// reports Full) instead of dropping; 0 drops at once.</summary>
+        public int? ReadHoldMs { get; set; }
 
         static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
 
@@ -116,6 +120,7 @@ namespace Trunkline
             c.event_capacity = Z(EventCapacity, c.event_capacity);
             c.max_mark_name_bytes = Z(MaxMarkNameBytes, c.max_mark_name_bytes);
             c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
+            c.read_hold_ms = U(ReadHoldMs, c.read_hold_ms);
             return c;
         }
     }

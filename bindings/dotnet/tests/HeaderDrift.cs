@@ -495,7 +495,7 @@ namespace Trunkline.Tests
                 new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 14 fields in C" },
                 new[] { "  trunkline_session_config session;\n", "  trunkline_engine_config session;\n", "trunkline_server_config (include/trunkline.h): field session" },
                 // A smaller nested struct moves the server config's later fields: only the layout shows it.
-                new[] { "  size_t max_pending_marks;\n} trunkline_session_config;", "} trunkline_session_config;", "trunkline_server_config (include/trunkline.h): field max_sessions at offset" },
+                new[] { "  uint32_t read_hold_ms;\n} trunkline_session_config;", "} trunkline_session_config;", "trunkline_server_config (include/trunkline.h): field max_sessions at offset" },
                 new[] { "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);", "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_server **out);", "trunkline_server_accept: parameter out" },
             };
             foreach (var c in cases)

@@ -124,6 +124,7 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   event_capacity: 'size_t',
   max_mark_name_bytes: 'size_t',
   max_pending_marks: 'size_t',
+  read_hold_ms: 'uint32_t',
 });
 
 // The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted

@@ -70,7 +70,7 @@ const MUTATIONS = [
   ['a string field added', 'const char *tls_key_pem;', 'const char *tls_key_pem;\n  const char *tls_ca_pem;', /struct trunkline_server_config: header fields/],
   ['the nested struct replaced', 'trunkline_session_config session;', 'trunkline_engine_config session;', /trunkline_server_config\.session: header trunkline_engine_config, koffi trunkline_session_config/],
   // The nested struct shrinks: the server config's later fields move, which only its layout shows.
-  ['the nested struct resized', /size_t max_pending_marks;\n\} trunkline_session_config;/, '} trunkline_session_config;', /trunkline_server_config\.max_sessions: C offset/],
+  ['the nested struct resized', /uint32_t read_hold_ms;\n\} trunkline_session_config;/, '} trunkline_session_config;', /trunkline_server_config\.max_sessions: C offset/],
   ['the version', '#define TRUNKLINE_VERSION "0.1.0"', '#define TRUNKLINE_VERSION "0.2.0"', /TRUNKLINE_VERSION/],
 ];
 

@@ -60,6 +60,7 @@ class SessionConfig(Structure):
         ("event_capacity", c_size_t),
         ("max_mark_name_bytes", c_size_t),
         ("max_pending_marks", c_size_t),
+        ("read_hold_ms", c_uint32),
     ]
 
 

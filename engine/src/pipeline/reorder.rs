@@ -221,6 +221,17 @@ impl InboundReorder {
         self.jitter_us as u64
     }
 
+    /// Samples held out of order, waiting for a gap before them.
+    pub fn held_samples(&self) -> usize {
+        self.slots.iter().flatten().map(|s| s.len).sum()
+    }
+
+    /// The most silence one frame can release when it resolves a gap that was waited for (a
+    /// larger one is a gap filled at once, or a jump).
+    pub fn window_samples(&self) -> usize {
+        self.window_samples as usize
+    }
+
     /// When [`Self::poll`] next has work (a held gap timing out), as wall time in µs.
     pub fn deadline_us(&self) -> Option<u64> {
         self.gap_since_us.map(|t| t + self.window_us)

@@ -284,6 +284,17 @@ impl SessionPipeline {
         }
     }
 
+    /// The most caller audio (samples at the agent rate) processing one message of
+    /// `message_len` bytes can deliver: its payload (at most one sample per byte at 8 kHz,
+    /// whatever the encoding), the frames held out of order that it may release, and the silence
+    /// of the waited-for gap before them. A gap longer than the reorder window, filled at once,
+    /// is not included: it comes from audio the carrier lost, not from audio it delivers late.
+    pub fn agent_room_needed(&self, message_len: usize) -> usize {
+        let payload = message_len.min(self.payload.limit());
+        let released = self.reorder.held_samples() + self.reorder.window_samples();
+        self.inbound.to_agent.max_output_len(payload + released)
+    }
+
     /// Processes one message received from the carrier.
     pub fn on_message(
         &mut self,
@@ -292,8 +303,22 @@ impl SessionPipeline {
         now_us: u64,
         sink: &mut dyn PipelineSink,
     ) {
+        self.on_message_at(message, kind, now_us, now_us, sink);
+    }
+
+    /// Processes one message that arrived at `arrived_us` (it may have waited in the inbound
+    /// ring while the host was behind): its arrival time times the jitter estimate, the wait for
+    /// out-of-order frames and mark echoes (the carrier's playout delay); pacing uses `now_us`.
+    pub fn on_message_at(
+        &mut self,
+        message: &[u8],
+        kind: MessageKind,
+        arrived_us: u64,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) {
         SessionCounters::bump(&self.counters.messages_in);
-        if let Err(error) = self.handle_message(message, kind, now_us, sink) {
+        if let Err(error) = self.handle_message(message, kind, arrived_us.min(now_us), sink) {
             SessionCounters::bump(&self.counters.protocol_errors);
             sink.event(RawEvent::ProtocolError { error });
         }
@@ -553,8 +578,16 @@ impl SessionPipeline {
 
     /// Timer work: gap timeouts and pacing. Call at every tick.
     pub fn tick(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+        self.tick_with(now_us, true, sink);
+    }
+
+    /// [`Self::tick`]; with `gaps_due` false, a gap in the caller's audio is not filled yet
+    /// (the frame that closes it may be among messages not processed yet).
+    pub fn tick_with(&mut self, now_us: u64, gaps_due: bool, sink: &mut dyn PipelineSink) {
         let Self { reorder, inbound, counters, .. } = self;
-        reorder.poll(now_us, counters, &mut |d| inbound.deliver(d, sink, counters));
+        if gaps_due {
+            reorder.poll(now_us, counters, &mut |d| inbound.deliver(d, sink, counters));
+        }
         self.check_barge_in(now_us, sink);
         self.pace(now_us, sink);
     }

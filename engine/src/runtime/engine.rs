@@ -7,7 +7,7 @@ use super::session::{Session, play_reserve};
 use super::shared::SessionShared;
 use super::wakeup::Wakeup;
 use super::worker::{self, Control};
-use super::worker_session::WorkerSession;
+use super::worker_session::{HoldPolicy, WorkerSession};
 use crate::config::{EngineConfig, SessionConfig};
 use crate::pipeline::SessionPipeline;
 use crate::pipeline::session::{PLAY_PIECE, PipelineError};
@@ -150,7 +150,7 @@ impl EngineShared {
         if !fits(config.play_ring_bytes, play_reserve(config.max_mark_name_bytes), 2 * PLAY_PIECE) {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
-        let session_shared = Arc::new(SessionShared::new(config.event_capacity));
+        let session_shared = Arc::new(SessionShared::new(config.event_capacity, self.now_us()));
         let pipeline = SessionPipeline::new(config, dialect, session_shared.counters.clone())?;
         let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
         let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
@@ -164,6 +164,7 @@ impl EngineShared {
             play_cons,
             pcm_prod,
             out_prod,
+            HoldPolicy::new(config),
         ));
         let placement = if self.workers.is_empty() {
             super::session::Placement::Inline(worker_side)

@@ -8,12 +8,14 @@
 //! its own.
 //!
 //! Overflow policy (never block a worker): inbound/play rings full → the host call returns
-//! `Full` (counted); agent PCM ring full → the newest audio is dropped (counted); outbound ring
-//! full → the pacer holds its frame and retries (counted as a stall, nothing lost); event queue
-//! full → the oldest event is dropped (counted).
+//! `Full` (counted); agent PCM ring or event queue short of room for the next carrier message
+//! while the host reads them → the message waits in the inbound ring ([`hold`]); the same when
+//! the host has stopped reading → the newest audio (the oldest event) is dropped (counted);
+//! outbound ring full → the pacer holds its frame and retries (counted as a stall, nothing lost).
 
 pub mod carrier;
 pub(crate) mod engine;
+mod hold;
 mod latency;
 mod priority;
 pub mod records;

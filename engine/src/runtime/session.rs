@@ -210,9 +210,23 @@ impl Session {
     }
 
     /// Reads caller audio (s16 at the agent rate) into `out`; returns the samples written.
+    ///
+    /// Reading (even when nothing is ready) tells the engine the host is taking caller audio:
+    /// for `read_hold_ms` after it, carrier messages whose audio has no room yet wait instead of
+    /// being dropped.
     pub fn read_audio(&mut self, out: &mut [i16]) -> usize {
         self.pump();
-        self.pcm.pop_slice(out)
+        let n = self.pcm.pop_slice(out);
+        self.shared.audio_read_us.store(self.engine.now_us(), Ordering::Release);
+        self.resume_held();
+        n
+    }
+
+    /// The worker holds carrier messages until the host makes room: now there may be some.
+    fn resume_held(&mut self) {
+        if self.shared.inbound_held.load(Ordering::Acquire) {
+            self.kick();
+        }
     }
 
     /// Caller audio samples ready to read.
@@ -362,7 +376,11 @@ impl Session {
         // Read before popping: the worker publishes a generation only after queueing its event,
         // so an empty queue after this load means every barge-in up to it was seen (or dropped).
         let published = self.shared.barge_gen.load(Ordering::Acquire);
-        let Some(raw) = self.shared.events.pop() else {
+        let popped = self.shared.events.pop();
+        // Polling tells the engine the host is taking events (see `read_audio`).
+        self.shared.events_polled_us.store(self.engine.now_us(), Ordering::Release);
+        self.resume_held();
+        let Some(raw) = popped else {
             self.barge_seen = published;
             return None;
         };

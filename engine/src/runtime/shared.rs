@@ -4,7 +4,7 @@ use super::wakeup::Wakeup;
 use crate::event::RawEvent;
 use crate::stats::SessionCounters;
 use crossbeam_queue::ArrayQueue;
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, OnceLock};
 
 /// Inbound ring record tags.
@@ -58,11 +58,18 @@ pub struct SessionShared {
     /// The pacer is holding a frame because the outbound ring was full: taking a message should
     /// wake the worker (otherwise it retries on a short timer).
     pub pacer_stalled: AtomicBool,
+    /// When the host last read caller audio (engine clock, µs; the session's opening until then).
+    pub audio_read_us: AtomicU64,
+    /// When the host last polled events (engine clock, µs; the session's opening until then).
+    pub events_polled_us: AtomicU64,
+    /// The worker is holding carrier messages until the host reads audio or polls events: those
+    /// calls should wake it (otherwise it looks again on its timer).
+    pub inbound_held: AtomicBool,
 }
 
 impl SessionShared {
-    /// Shared state with an event queue of `event_capacity`.
-    pub fn new(event_capacity: usize) -> Self {
+    /// Shared state with an event queue of `event_capacity`, for a session opened at `now_us`.
+    pub fn new(event_capacity: usize, now_us: u64) -> Self {
         Self {
             counters: Arc::new(SessionCounters::default()),
             events: ArrayQueue::new(event_capacity.max(1)),
@@ -73,6 +80,9 @@ impl SessionShared {
             carrier_wakeup: OnceLock::new(),
             outbound_ready: AtomicBool::new(false),
             pacer_stalled: AtomicBool::new(false),
+            audio_read_us: AtomicU64::new(now_us),
+            events_polled_us: AtomicU64::new(now_us),
+            inbound_held: AtomicBool::new(false),
         }
     }
 

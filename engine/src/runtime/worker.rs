@@ -117,6 +117,10 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 now
             } else if pipeline.is_stalled() {
                 now + MIN_SLEEP_US
+            } else if let Some(until) = sessions[i].held_until() {
+                // Holding messages for the host: its next read wakes us; if it never comes, the
+                // hold runs out then (checked at least every tick, since room may free otherwise).
+                until.clamp(now + MIN_SLEEP_US, now + tick_us)
             } else if slot == overflow {
                 // Sessions sharing the overflow slot may miss a flag another one cleared: poll.
                 now + MIN_SLEEP_US

@@ -1,6 +1,8 @@
 //! The worker's side of a session: its pipeline and the worker ends of its rings.
 
 use super::engine::WorkerRef;
+pub(crate) use super::hold::HoldPolicy;
+use super::hold::Room;
 use super::latency::{self, LatencyRecorder};
 use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
@@ -76,6 +78,10 @@ pub struct WorkerSession {
     interrupt_applied: bool,
     /// The worker and slot it runs in (`None` inline).
     worker: Option<WorkerRef>,
+    hold: HoldPolicy,
+    /// Carrier messages are being held back for the host (see [`HoldPolicy`]) until this time,
+    /// engine clock µs, unless it reads before.
+    held_until: Option<u64>,
 }
 
 impl WorkerSession {
@@ -86,6 +92,7 @@ impl WorkerSession {
         play: HeapCons<u8>,
         pcm: HeapProd<i16>,
         outbound: HeapProd<u8>,
+        hold: HoldPolicy,
     ) -> Self {
         Self {
             pipeline,
@@ -97,6 +104,8 @@ impl WorkerSession {
             interrupts_seen: 0,
             interrupt_applied: false,
             worker: None,
+            hold,
+            held_until: None,
         }
     }
 
@@ -108,6 +117,11 @@ impl WorkerSession {
     /// The worker and slot this session runs in (`None` inline).
     pub(crate) fn worker(&self) -> Option<WorkerRef> {
         self.worker
+    }
+
+    /// When a hold of carrier messages runs out (engine clock µs), if they are held.
+    pub(crate) fn held_until(&self) -> Option<u64> {
+        self.held_until
     }
 
     /// Whether the host closed the session, or it failed.
@@ -144,9 +158,12 @@ impl WorkerSession {
             interrupts_seen,
             interrupt_applied,
             worker: _,
+            hold,
+            held_until,
         } = self;
         let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
 
+        *held_until = None;
         while let Some(h) = records::next(inbound, inbound_body_len) {
             if h.tag == inbound_tag::OVERSIZE {
                 records::skip(inbound, 0);
@@ -156,17 +173,40 @@ impl WorkerSession {
                 continue;
             }
             let len = h.b as usize;
+            let audio = Room {
+                vacant: sink.pcm.vacant_len(),
+                occupied: sink.pcm.occupied_len(),
+                needed: pipeline.agent_room_needed(len),
+            };
+            let events = Room {
+                vacant: shared.events.capacity() - shared.events.len(),
+                occupied: shared.events.len(),
+                needed: hold.event_reserve(),
+            };
+            if let Some(until) = hold.hold_until(now_us, audio, events, shared) {
+                // Left in the ring for the next pass (the host's read wakes it): the ring fills and
+                // `push` refuses with `Full`, the carrier's messages wait in its socket.
+                *held_until = Some(until);
+                break;
+            }
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
+            // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
+            let arrived_us = now_us.saturating_sub(latency::elapsed_since(h.a));
             // Parsed where it lies: the host writes nothing over it until it is skipped.
-            pipeline.on_message(records::body(inbound, len), kind, now_us, &mut sink);
+            pipeline.on_message_at(records::body(inbound, len), kind, arrived_us, now_us, &mut sink);
             records::skip(inbound, len);
             if let Some(latency) = latency {
                 latency.record(latency::elapsed_since(h.a));
             }
         }
 
+        // Set before the host's next read looks at it; a read that came just before this store
+        // finds it on its next call, or the worker finds the room on its timer.
+        shared.inbound_held.store(held_until.is_some(), Ordering::Release);
         drain_play_ring(play, pipeline, &mut sink, (interrupts_seen, interrupt_applied), shared, now_us);
-        pipeline.tick(now_us, &mut sink);
+        // While messages wait, a gap in the caller's audio is not filled: the frame that closes
+        // it may be among them.
+        pipeline.tick_with(now_us, held_until.is_none(), &mut sink);
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);

@@ -70,6 +70,7 @@ static const struct {
     TEST(test_two_waiters),
     TEST(test_lying_lengths),
     TEST(test_close_while_other_threads_call),
+    TEST(test_stall_bursts_lose_nothing),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),
 };

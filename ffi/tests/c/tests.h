@@ -42,6 +42,10 @@ void test_two_waiters(void);
 void test_lying_lengths(void);
 void test_close_while_other_threads_call(void);
 
+
+/* test_stall.c */
+void test_stall_bursts_lose_nothing(void);
+
 /* test_server.c */
 void test_server_lifecycle_and_errors(void);
 void test_server_call(void);
