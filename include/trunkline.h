@@ -170,6 +170,8 @@ typedef enum {
   TRUNKLINE_PROTOCOL_ERROR_TIMESTAMP_JUMP = 14,
   // The echo of a mark that was never sent.
   TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK = 15,
+  // A `media`, `mark`, `dtmf` or `stop` naming another stream than `start` did.
+  TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM = 16,
 } trunkline_protocol_error;
 
 // An engine: worker threads and a wakeup fd. Opaque.

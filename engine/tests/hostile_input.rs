@@ -536,6 +536,97 @@ fn mark_echoes_for_marks_never_sent_or_already_echoed() {
     assert_eq!(stats.marks_played, 1);
 }
 
+/// Differs from `STREAM_SID` in its last character only.
+const OTHER_SID: &str = "MZ18ad3ab5a668481ce02b83e7395059f1";
+
+/// `message` as sent on another stream.
+fn foreign(message: &str) -> String {
+    assert!(message.contains(STREAM_SID));
+    message.replace(STREAM_SID, OTHER_SID)
+}
+
+/// `message` with no `streamSid` at all.
+fn without_sid(message: &str) -> String {
+    let m = message
+        .replace(&format!(r#","streamSid":"{STREAM_SID}""#), "")
+        .replace(&format!(r#""streamSid":"{STREAM_SID}","#), "");
+    assert!(!m.contains("streamSid"), "{m}");
+    m
+}
+
+#[test]
+fn messages_for_another_stream_are_dropped_unapplied() {
+    // Before `start` the stream is unknown: such messages are refused as before, for that reason.
+    let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
+    let mut s = engine.open_session(&SessionConfig::default()).unwrap();
+    s.push_text(&foreign(&media(2, 1, 0, &frame(2)))).unwrap();
+    s.push_text(&foreign(&dtmf(3, '1'))).unwrap();
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    let before = Event::ProtocolError { error: ProtocolError::MediaBeforeStart };
+    assert_eq!(evs, [before.clone(), before]);
+    drop(s);
+
+    let mut call = Call::new(SessionConfig { sync_mark_interval_ms: 0, ..Default::default() });
+    // A mark sent and not yet echoed: a foreign echo of it would resolve it if it were applied.
+    call.s.play(&[1000; 800], 8_000).unwrap();
+    call.s.mark("real").unwrap();
+    let mut buf = Vec::new();
+    let mut marks = vec![];
+    while call.s.next_outbound(&mut buf).is_some() {
+        if let Outbound::Mark(name) = parse_outbound(&buf) {
+            marks.push(name);
+        }
+    }
+    assert_eq!(marks, ["real"]);
+    // Foreign media claiming the sequence number and timestamp of the next good frame, with other
+    // content: applied, it would be heard instead of that frame (which would then be a duplicate).
+    let (seq, ts) = (call.next_seq + 1, call.next_ts + 20);
+    let foreign_media = foreign(&media(seq, 0, ts, &[0x10; 160]));
+    call.hostile(foreign_media.as_bytes(), MessageKind::Text, ProtocolError::ForeignStream);
+    // Refused whatever its body holds (the stream is checked first).
+    let bad_body = format!(r#"{{"event":"media","streamSid":"{OTHER_SID}","media":{{"payload":"!!"}}}}"#);
+    call.hostile(bad_body.as_bytes(), MessageKind::Text, ProtocolError::ForeignStream);
+    call.hostile(foreign(&dtmf(5000, '7')).as_bytes(), MessageKind::Text, ProtocolError::ForeignStream);
+    call.hostile(
+        foreign(&mark_echo(5001, "real")).as_bytes(),
+        MessageKind::Text,
+        ProtocolError::ForeignStream,
+    );
+    // A foreign stop does not end the call: the good frame `hostile` sends after it still plays.
+    call.hostile(foreign(&stop(5002)).as_bytes(), MessageKind::Text, ProtocolError::ForeignStream);
+    call.good();
+    call.read_all();
+    let evs = call.drain_events();
+    assert!(evs.is_empty(), "nothing came of the foreign messages: {evs:?}");
+    assert_eq!(call.s.stats().marks_played, 0);
+    // The genuine echo resolves the mark (the foreign one did not).
+    call.text(&mark_echo(5003, "real"));
+    let evs = call.drain_events();
+    assert!(matches!(&evs[..], [Event::MarkPlayed { name, .. }] if name == "real"), "{evs:?}");
+    // Messages naming no stream are this stream's, as before.
+    let f = frame(call.next_seq);
+    call.text(&without_sid(&media(call.next_seq, 0, call.next_ts, &f)));
+    call.expected.extend(decoded(&f));
+    call.next_seq += 1;
+    call.next_ts += 20;
+    call.text(&without_sid(&dtmf(5004, '9')));
+    call.good();
+    call.read_all();
+    let evs = call.drain_events();
+    assert!(matches!(evs[..], [Event::Dtmf { digit: '9', .. }]), "{evs:?}");
+    // `finish` ends the call with a genuine stop and checks every good sample, and only those,
+    // reached the host: the foreign media's content is nowhere in it.
+    let frames = call.next_seq - 2;
+    let (stats, events) = call.finish();
+    assert_eq!(stats.protocol_errors, 5);
+    assert_eq!(error_count(&events), 5);
+    assert_eq!(stats.media_frames_in, frames);
+    assert_eq!(stats.frames_duplicate, 0);
+    assert_eq!(stats.dtmf_digits, 1);
+    assert_eq!(stats.marks_played, 1);
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Stopped)).count(), 1);
+}
+
 #[test]
 fn messages_after_stop_are_refused() {
     let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();

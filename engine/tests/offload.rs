@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
-use trunkline::{Engine, EngineConfig, Event};
+use trunkline::{Engine, EngineConfig, Event, EventKind};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -154,6 +154,39 @@ fn a_full_call_through_the_server() {
     // The host's session is no longer driven by the carrier side.
     let mut session = calls.into_iter().next().unwrap().session;
     assert!(session.push_text(&connected()).is_err());
+}
+
+#[test]
+fn a_stop_for_another_stream_neither_ends_the_call_nor_hides_the_hang_up() {
+    let engine = Arc::new(engine());
+    let config = OffloadConfig { paths: vec!["/media".into()], ..Default::default() };
+    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
+    let url = format!("ws://{}/media", server.local_addr());
+    let bot = Bot::start(engine.clone(), server.clone(), vec![]);
+    let (audio, _) = speech();
+    runtime().block_on(async {
+        let mut ws = connect(&url, None).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let foreign = stop(3).replace(STREAM_SID, "MZ00000000000000000000000000000000");
+        ws.send(Message::text(foreign)).await.unwrap();
+        for i in 0..10usize {
+            let m = media(i as u64 + 4, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        // The carrier vanishes without a `stop` of its own.
+        ws.close(None).await.ok();
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().active > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (events, calls) = bot.finish();
+    let kinds: Vec<_> = events.iter().map(Event::kind).collect();
+    assert_eq!(kinds, [EventKind::Started, EventKind::ProtocolError, EventKind::Stopped], "{events:?}");
+    let st = calls[0].session.stats();
+    // Every frame after the foreign stop was taken, and the hang-up ended the call.
+    assert_eq!((st.media_frames_in, st.protocol_errors), (10, 1));
 }
 
 #[test]

@@ -831,6 +831,126 @@ fn on_start_replaces_the_stream_sid() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stream identity
+
+/// Differs from `STREAM_SID` in its last character only.
+const OTHER_SID: &str = "MZ2aabfe228f219e9cb0eb53f16947ccf3";
+
+/// A `media`, `mark`, `dtmf` and `stop` message, each naming stream `sid` (`None`: no `streamSid`).
+fn stream_messages(sid: Option<&str>) -> [String; 4] {
+    let sid = sid.map(|s| format!(r#","streamSid":"{s}""#)).unwrap_or_default();
+    let payload = reference_base64(&fixture_pattern(1, 160));
+    [
+        format!(
+            r#"{{"event":"media","sequenceNumber":"3","media":{{"track":"inbound","chunk":"1","timestamp":"20","payload":"{payload}"}}{sid}}}"#
+        ),
+        format!(r#"{{"event":"mark","sequenceNumber":"4"{sid},"mark":{{"name":"m1"}}}}"#),
+        format!(
+            r#"{{"event":"dtmf","sequenceNumber":"5"{sid},"dtmf":{{"track":"inbound_track","digit":"7"}}}}"#
+        ),
+        format!(r#"{{"event":"stop","sequenceNumber":"6"{sid},"stop":{{"callSid":"{CALL_SID}"}}}}"#),
+    ]
+}
+
+/// What `stream_messages` parse to when accepted.
+fn stream_inbound() -> [Inbound<'static>; 4] {
+    [
+        Inbound::Media(MediaFrame {
+            sequence: Some(3),
+            chunk: Some(1),
+            timestamp_ms: 20,
+            track: Track::Inbound,
+        }),
+        Inbound::Mark { sequence: Some(4), name: Cow::Borrowed("m1") },
+        Inbound::Dtmf { sequence: Some(5), digit: b'7' },
+        Inbound::Stop { sequence: Some(6) },
+    ]
+}
+
+#[test]
+fn after_start_stream_messages_naming_another_stream_are_foreign() {
+    let mut dialect = started_dialect(STREAM_SID);
+    let mut payload = PayloadBuffer::with_limit(160);
+    for message in stream_messages(Some(OTHER_SID)) {
+        let parsed = dialect.parse(message.as_bytes(), MessageKind::Text, &mut payload);
+        assert_eq!(parsed, Err(ProtocolError::ForeignStream), "{message}");
+        assert!(payload.as_slice().is_empty(), "no payload kept from a foreign message");
+    }
+    // The stream's own messages, and those naming no stream, are accepted as before.
+    for sid in [Some(STREAM_SID), None] {
+        for (message, expected) in stream_messages(sid).iter().zip(stream_inbound()) {
+            let parsed = dialect.parse(message.as_bytes(), MessageKind::Text, &mut payload);
+            assert_eq!(parsed, Ok(expected), "{message}");
+        }
+    }
+    // SIDs compare as strings, after JSON unescaping: an escaped spelling is the same stream, a
+    // prefix, an extension or another case is not.
+    let escaped = format!(r#"{{"event":"stop","streamSid":"\u004d{}"}}"#, &STREAM_SID[1..]);
+    assert_eq!(
+        dialect.parse(escaped.as_bytes(), MessageKind::Text, &mut payload),
+        Ok(Inbound::Stop { sequence: None })
+    );
+    let lower = STREAM_SID.to_ascii_lowercase();
+    for sid in ["", &STREAM_SID[..10], &format!("{STREAM_SID}0"), &lower] {
+        let stop = format!(r#"{{"event":"stop","streamSid":"{sid}"}}"#);
+        assert_eq!(
+            dialect.parse(stop.as_bytes(), MessageKind::Text, &mut payload),
+            Err(ProtocolError::ForeignStream),
+            "{sid:?}"
+        );
+    }
+}
+
+#[test]
+fn the_stream_check_comes_after_the_top_level_fields_and_before_the_body() {
+    fn parse_started(message: &str) -> Result<Inbound<'_>, ProtocolError> {
+        let mut payload = PayloadBuffer::with_limit(160);
+        started_dialect(STREAM_SID).parse(message.as_bytes(), MessageKind::Text, &mut payload)
+    }
+    let parse = parse_started;
+    // A foreign message is refused whatever its body holds (its payload is not even decoded).
+    let bad_body = format!(r#"{{"event":"media","streamSid":"{OTHER_SID}","media":{{"payload":"!!"}}}}"#);
+    assert_eq!(parse(&bad_body), Err(ProtocolError::ForeignStream));
+    let no_body = format!(r#"{{"event":"dtmf","streamSid":"{OTHER_SID}"}}"#);
+    assert_eq!(parse(&no_body), Err(ProtocolError::ForeignStream));
+    // The top-level fields are checked first.
+    let bad_sequence = format!(r#"{{"event":"stop","sequenceNumber":"x","streamSid":"{OTHER_SID}"}}"#);
+    assert_eq!(parse(&bad_sequence), Err(ProtocolError::WrongType("sequenceNumber")));
+    assert_eq!(parse(r#"{"event":"stop","streamSid":7}"#), Err(ProtocolError::WrongType("streamSid")));
+    assert_eq!(parse(r#"{"event":"stop","streamSid":null}"#), Ok(Inbound::Stop { sequence: None }));
+    // `connected` and `start` are not stream messages: a second `start` is the session's to refuse.
+    let connected = format!(r#"{{"event":"connected","streamSid":"{OTHER_SID}"}}"#);
+    assert_eq!(parse(&connected), Ok(Inbound::Connected));
+    let start = format!(r#"{{"event":"start","streamSid":"{OTHER_SID}","start":{{}}}}"#);
+    assert!(matches!(parse(&start), Ok(Inbound::Start(s)) if s.stream_sid == OTHER_SID));
+}
+
+#[test]
+fn before_start_any_stream_is_accepted_and_on_start_sets_the_one_checked() {
+    let mut dialect = TwilioDialect::new();
+    let mut payload = PayloadBuffer::with_limit(160);
+    for (message, expected) in stream_messages(Some(OTHER_SID)).iter().zip(stream_inbound()) {
+        let parsed = dialect.parse(message.as_bytes(), MessageKind::Text, &mut payload);
+        assert_eq!(parsed, Ok(expected), "{message}");
+    }
+    // A later `on_start` replaces the stream: the first one's messages are then foreign.
+    let mut dialect = started_dialect(OTHER_SID);
+    dialect.on_start(&match parse(include_str!("fixtures/twilio_start.json")) {
+        Ok(Inbound::Start(start)) => *start,
+        other => panic!("{other:?}"),
+    });
+    for message in stream_messages(Some(OTHER_SID)) {
+        let parsed = dialect.parse(message.as_bytes(), MessageKind::Text, &mut payload);
+        assert_eq!(parsed, Err(ProtocolError::ForeignStream), "{message}");
+    }
+    let own = &stream_messages(Some(STREAM_SID))[3];
+    assert_eq!(
+        dialect.parse(own.as_bytes(), MessageKind::Text, &mut payload),
+        Ok(Inbound::Stop { sequence: Some(6) })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Allocation
 
 #[test]
@@ -863,7 +983,8 @@ fn parsing_media_allocates_nothing() {
             }
         })
         .collect();
-    let mut dialect = TwilioDialect::new();
+    // Started: the stream check on every message is part of what must not allocate.
+    let mut dialect = started_dialect(STREAM_SID);
     let mut payload = PayloadBuffer::with_limit(800);
     let parse_all = |dialect: &mut TwilioDialect, payload: &mut PayloadBuffer| {
         let mut total = 0usize;

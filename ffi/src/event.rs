@@ -71,6 +71,8 @@ pub enum trunkline_protocol_error {
     TimestampJump = 14,
     /// The echo of a mark that was never sent.
     UnknownMark = 15,
+    /// A `media`, `mark`, `dtmf` or `stop` naming another stream than `start` did.
+    ForeignStream = 16,
 }
 
 /// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
@@ -165,6 +167,7 @@ pub extern "C" fn trunkline_protocol_error_message(code: u32) -> *const c_char {
         ProtocolError::OddPayloadLength,
         ProtocolError::TimestampJump,
         ProtocolError::UnknownMark,
+        ProtocolError::ForeignStream,
     ];
     let text: &'static str = match all.iter().find(|e| e.code() == code) {
         Some(ProtocolError::MalformedJson) => "malformed message: not valid JSON\0",
@@ -184,6 +187,7 @@ pub extern "C" fn trunkline_protocol_error_message(code: u32) -> *const c_char {
         Some(ProtocolError::OddPayloadLength) => "payload length is not a whole number of samples\0",
         Some(ProtocolError::TimestampJump) => "media timestamp discontinuity\0",
         Some(ProtocolError::UnknownMark) => "echo of a mark that was never sent\0",
+        Some(ProtocolError::ForeignStream) => "message for another stream (streamSid differs from start's)\0",
         None => "unknown protocol error code\0",
     };
     text.as_ptr().cast()
@@ -247,6 +251,7 @@ mod tests {
             (ProtocolError::OddPayloadLength, C::OddPayloadLength),
             (ProtocolError::TimestampJump, C::TimestampJump),
             (ProtocolError::UnknownMark, C::UnknownMark),
+            (ProtocolError::ForeignStream, C::ForeignStream),
         ];
         for (engine, c) in pairs {
             assert_eq!(engine.code(), c as u32, "{engine:?}");
@@ -255,7 +260,7 @@ mod tests {
 
     #[test]
     fn every_protocol_error_code_has_a_message() {
-        for code in 1..=15 {
+        for code in 1..=16 {
             // SAFETY: static NUL-terminated strings.
             let m = unsafe { std::ffi::CStr::from_ptr(trunkline_protocol_error_message(code)) };
             assert_ne!(m.to_str().unwrap(), "unknown protocol error code", "code {code}");

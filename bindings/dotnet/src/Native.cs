@@ -131,6 +131,8 @@ namespace Trunkline
         TimestampJump = 14,
         /// <summary>The echo of a mark that was never sent.</summary>
         UnknownMark = 15,
+        /// <summary>A <c>media</c>, <c>mark</c>, <c>dtmf</c> or <c>stop</c> naming another stream than <c>start</c> did.</summary>
+        ForeignStream = 16,
     }
 
     /// <summary>Names the C type a C# declaration mirrors (read by the header-drift test).</summary>

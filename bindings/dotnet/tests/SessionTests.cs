@@ -461,6 +461,23 @@ namespace Trunkline.Tests
             Assert.Equal("unknown protocol error code", Library.ProtocolErrorMessage(999), "unknown protocol error");
         }
 
+        public static void TestMessageForAnotherStreamIsReportedAndDoesNotEndTheCall()
+        {
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Start());
+                s.Push(Twilio.Stop(5).Replace(Twilio.StreamSid, "MZ-another-stream"));
+                s.Push(Twilio.Dtmf(6, '4'));
+                var events = s.Events().ToList();
+                Assert.SequenceEqual(new[] { EventKind.Started, EventKind.ProtocolError, EventKind.Dtmf }, events.Select(e => e.Kind), "events");
+                Assert.Equal(ProtocolErrorCode.ForeignStream, (ProtocolErrorCode)events[1].ErrorCode, "error code");
+                Assert.Equal(16, (int)ProtocolErrorCode.ForeignStream, "stable code");
+                Assert.Equal("message for another stream (streamSid differs from start's)", events[1].ErrorMessage, "error text");
+                Assert.Equal(1ul, s.Stats()["protocol_errors"], "protocol_errors");
+            }
+        }
+
         public static void TestBufferOverloads()
         {
             using (var engine = new Engine(0))

@@ -71,6 +71,7 @@ const trunkline_protocol_error = koffi.enumeration('trunkline_protocol_error', {
   TRUNKLINE_PROTOCOL_ERROR_ODD_PAYLOAD_LENGTH: 13,
   TRUNKLINE_PROTOCOL_ERROR_TIMESTAMP_JUMP: 14,
   TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK: 15,
+  TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM: 16,
 });
 
 const trunkline_start_field = koffi.enumeration('trunkline_start_field', {

@@ -257,6 +257,28 @@ test('bad carrier input is reported as protocol_error events, never thrown', (t)
   engine.close();
 });
 
+test('a message for another stream is reported and does not end the call', (t) => {
+  const engine = h.engineFor(t, { workers: 0 });
+  const session = engine.session();
+  session.push(h.start());
+  session.push(h.stop(5).replace(h.STREAM_SID, 'MZ-another-stream'));
+  session.push(h.dtmf(6, '4'));
+  const events = session.events();
+  assert.deepEqual(
+    events.map((e) => [e.kind, e.errorCode]),
+    [
+      ['started', 0],
+      ['protocol_error', PROTOCOL_ERROR.FOREIGN_STREAM],
+      ['dtmf', 0],
+    ],
+  );
+  assert.equal(PROTOCOL_ERROR.FOREIGN_STREAM, 16);
+  assert.equal(events[1].errorMessage, "message for another stream (streamSid differs from start's)");
+  assert.equal(session.stats().protocol_errors, 1);
+  session.close();
+  engine.close();
+});
+
 test('pushAsync() waits out a full inbound ring instead of throwing', async (t) => {
   const engine = h.engineFor(t, { workers: 1 });
   // The ring holds two maximal messages (a message never wraps around its end).

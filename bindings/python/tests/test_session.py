@@ -118,6 +118,18 @@ def test_errors_raise_with_the_result_code():
         assert ev.kind == "protocol_error" and ev.error_code == 1 and "JSON" in ev.error_message
 
 
+def test_a_message_for_another_stream_is_reported_and_does_not_end_the_call():
+    with trunkline.Engine(workers=0) as engine, engine.session() as call:
+        call.push(start())
+        call.push(stop(5).replace(STREAM_SID, "MZ-another-stream"))
+        call.push(dtmf(6, "4"))
+        events = call.events()
+        assert [e.kind for e in events] == ["started", "protocol_error", "dtmf"]
+        assert events[1].error_code == 16
+        assert events[1].error_message == "message for another stream (streamSid differs from start's)"
+        assert call.stats()["protocol_errors"] == 1
+
+
 def test_worker_nice_is_passed_and_prioritised_workers_are_reported():
     # A higher nice value is always granted and 0 leaves the workers alone: all 2 count.
     for nice in (5, 0):

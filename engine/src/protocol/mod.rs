@@ -161,6 +161,9 @@ pub enum ProtocolError {
     /// A `mark` echo naming no mark that was sent (or one already echoed).
     #[error("echo of a mark that was never sent")]
     UnknownMark,
+    /// A `media`, `mark`, `dtmf` or `stop` whose stream id differs from the one `start` named.
+    #[error("message for another stream (streamSid differs from start's)")]
+    ForeignStream,
 }
 
 impl ProtocolError {
@@ -190,6 +193,7 @@ impl ProtocolError {
             Self::OddPayloadLength => 13,
             Self::TimestampJump => 14,
             Self::UnknownMark => 15,
+            Self::ForeignStream => 16,
         }
     }
 }
@@ -230,13 +234,18 @@ pub trait Dialect: Send {
     fn outbound_kind(&self) -> MessageKind;
     /// Parses one received message. Audio payloads are decoded into `payload`; nothing allocates
     /// for `media` messages.
+    ///
+    /// Once [`Self::on_start`] has named the stream, a `media`, `mark`, `dtmf` or `stop` message
+    /// naming another stream is [`ProtocolError::ForeignStream`] (one naming no stream is
+    /// accepted): it must never reach the session, where a `stop` would end the call.
     fn parse<'a>(
         &mut self,
         message: &'a [u8],
         kind: MessageKind,
         payload: &mut PayloadBuffer,
     ) -> Result<Inbound<'a>, ProtocolError>;
-    /// Remembers the stream identity from a parsed `start` (used by the writers).
+    /// Remembers the stream identity from a parsed `start` (used by the writers, and by `parse` to
+    /// refuse messages for other streams).
     fn on_start(&mut self, start: &StreamStart);
     /// Writes a `media` message carrying `mulaw` (8 kHz G.711 µ-law) into `out` (cleared first).
     fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>);

@@ -16,7 +16,7 @@
 //! |---|---|---|---|
 //! | all | `event` | yes | `connected`, `start`, `media`, `dtmf`, `mark`, `stop`; other string → `UnknownEvent`, non-string → `WrongType("event")` |
 //! | all | `sequenceNumber` | no | number |
-//! | all | `streamSid` | no | string (not otherwise used, except by `start`) |
+//! | all | `streamSid` | no | string; after `start` (once [`Dialect::on_start`] has run), a `media`, `dtmf`, `mark` or `stop` naming another stream → `ForeignStream` (absent: accepted) |
 //! | `connected` | `protocol`, `version` | no | ignored |
 //! | `media` | `media` | yes | object |
 //! | `media` | `media.timestamp` | yes | number (ms since the stream started) |
@@ -79,11 +79,15 @@ const PAYLOAD_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// Twilio Media Streams JSON (also SignalWire's).
 ///
 /// Parses what Twilio sends and writes what it accepts; the stream SID learnt in
-/// [`Dialect::on_start`] goes into every outbound message (an empty SID before that).
+/// [`Dialect::on_start`] goes into every outbound message (an empty SID before that), and
+/// inbound stream messages naming another SID are refused.
 #[derive(Debug, Default, Clone)]
 pub struct TwilioDialect {
     /// The stream SID, already escaped for the inside of a JSON string.
     stream_sid_json: Vec<u8>,
+    /// The stream SID as `start` named it (unescaped, as parsed messages carry it); `None`
+    /// before `start`.
+    stream_sid: Option<String>,
 }
 
 impl TwilioDialect {
@@ -92,7 +96,12 @@ impl TwilioDialect {
         Self::default()
     }
 
-    fn parse_text<'a>(text: &'a str, payload: &mut PayloadBuffer) -> Result<Inbound<'a>, ProtocolError> {
+    /// `expected_sid`: the stream `start` named, if it has been seen.
+    fn parse_text<'a>(
+        text: &'a str,
+        expected_sid: Option<&str>,
+        payload: &mut PayloadBuffer,
+    ) -> Result<Inbound<'a>, ProtocolError> {
         let mut root = Obj::Absent;
         wire::parse_message(text, &mut root)?;
         let Obj::Valid(msg) = &mut root else { unreachable!("parse_message succeeds only with an object") };
@@ -103,6 +112,15 @@ impl TwilioDialect {
         };
         let sequence = optional_number(msg.sequence.take(), "sequenceNumber")?;
         let stream_sid = optional_string(msg.stream_sid.take(), "streamSid")?;
+        // Why before the event's own fields: a message for another stream is dropped whatever it
+        // carries (its payload is not even decoded). `start` is left to the session, which refuses
+        // any second one; a message naming no stream is taken as this stream's.
+        if let (Some(expected), Some(sid)) = (expected_sid, &stream_sid)
+            && matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop)
+            && sid.as_ref() != expected
+        {
+            return Err(ProtocolError::ForeignStream);
+        }
         Ok(match event {
             EventKind::Connected => Inbound::Connected,
             EventKind::Stop => Inbound::Stop { sequence },
@@ -314,7 +332,7 @@ impl Dialect for TwilioDialect {
         // Why validate up front: serde_json's `from_str` then skips its own per-string checks,
         // and ignored fields would otherwise go unchecked.
         let text = std::str::from_utf8(message).map_err(|_| ProtocolError::MalformedJson)?;
-        let result = Self::parse_text(text, payload);
+        let result = Self::parse_text(text, self.stream_sid.as_deref(), payload);
         if result.is_err() {
             payload.raw_mut().clear();
         }
@@ -324,6 +342,7 @@ impl Dialect for TwilioDialect {
     fn on_start(&mut self, start: &StreamStart) {
         self.stream_sid_json.clear();
         json_out::push_escaped(&mut self.stream_sid_json, &start.stream_sid);
+        self.stream_sid = Some(start.stream_sid.clone());
     }
 
     /// Writes `{"event":"media","streamSid":"<sid>","media":{"payload":"<base64>"}}`.

@@ -69,10 +69,10 @@ void test_result_messages(void) {
 void test_protocol_error_messages(void) {
   const char *unknown = trunkline_protocol_error_message(0);
   REQUIRE(unknown != NULL);
-  CHECK(trunkline_protocol_error_message(16) == unknown);
+  CHECK(trunkline_protocol_error_message(17) == unknown);
   CHECK(trunkline_protocol_error_message(UINT32_MAX) == unknown);
-  const char *seen[16];
-  for (uint32_t code = TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON; code <= TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK;
+  const char *seen[17];
+  for (uint32_t code = TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON; code <= TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM;
        code++) {
     const char *m = trunkline_protocol_error_message(code);
     REQUIRE(m != NULL);
@@ -82,6 +82,7 @@ void test_protocol_error_messages(void) {
     seen[code] = m;
   }
   CHECK_EQ(TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK, 15);
+  CHECK_EQ(TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM, 16);
 }
 
 void test_null_parameters(void) {
@@ -865,6 +866,9 @@ void test_bad_input_is_reported(void) {
   memset(big, ' ', 3000);
   CHECK_EQ(error_of(s, big, 3000, TRUNKLINE_MESSAGE_KIND_TEXT, NULL), TRUNKLINE_PROTOCOL_ERROR_MESSAGE_TOO_LARGE);
   free(big);
+  /* A stop naming another stream is refused and does not end the call. */
+  CHECK_EQ(error_of_text(s, "{\"event\":\"stop\",\"streamSid\":\"MZ-another-stream\"}", NULL),
+           TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM);
   /* Good media still flows. */
   msg_media(msg, sizeof msg, 6, 1, 0, frame, sizeof frame);
   CHECK_EQ(error_of_text(s, msg, NULL), 0);
@@ -876,7 +880,7 @@ void test_bad_input_is_reported(void) {
   uint64_t v[64];
   size_t n = 0;
   CHECK_OK(trunkline_session_stats(s, v, 64, &n));
-  CHECK_EQ(stat_by_name(v, n, "protocol_errors"), 10);
+  CHECK_EQ(stat_by_name(v, n, "protocol_errors"), 11);
   trunkline_session_free(s);
   trunkline_engine_free(e);
 }
