@@ -10,8 +10,8 @@
  *   (trunkline_session_play), and send every message trunkline_session_next_outbound gives you to
  *   the carrier, as a text (or binary) WebSocket frame, as soon as you get it: the engine paces
  *   them. Events (speech, barge-in, marks, DTMF, errors) come from trunkline_session_poll_event.
- *   Wait for work with trunkline_engine_wait, or put trunkline_engine_wakeup_fd in your own event
- *   loop.
+ *   Wait for work with trunkline_engine_wait (trunkline_engine_wake releases it from another
+ *   thread, e.g. to shut down), or put trunkline_engine_wakeup_fd in your own event loop.
  *
  * CONVENTIONS
  *   - Fallible functions return trunkline_result; outputs are written through out-parameters only
@@ -387,10 +387,26 @@ trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, int3
 trunkline_result trunkline_engine_prioritised_workers(const trunkline_engine *engine,
                                                       uint32_t *out);
 
-// Blocks until some session has output, or `timeout_ms` passes (negative: no timeout). Returns
-// OK when woken (and resets the wakeup), TIMEOUT otherwise, NULL_PARAMETER for a NULL engine.
-// Any thread; several threads may wait at once (one of them is woken per signal).
+// Blocks until some session has output, trunkline_engine_wake is called, or `timeout_ms` passes
+// (negative: no timeout). Returns OK when woken (and resets the wakeup), TIMEOUT otherwise,
+// NULL_PARAMETER for a NULL engine. Any thread; several threads may wait at once (one of them is
+// woken per signal).
 trunkline_result trunkline_engine_wait(const trunkline_engine *engine, int64_t timeout_ms);
+
+// Makes a trunkline_engine_wait return OK: the one blocked now (on another thread), or else the
+// next one to start. For a host that stops a thread blocked in a wait, e.g. one with no timeout.
+// It raises the same signal as output does, so the waiter cannot tell the two apart: its wait
+// returns OK, draining its sessions then finds nothing new, and the wakeup fd is readable until
+// reset. Set your own stop flag before waking, and check it after every wait. The signal stays
+// set until a wait (or trunkline_engine_clear_wakeup) resets it, so a wake issued before the
+// wait starts is not lost: that wait returns OK at once. Wakes and output before that reset count
+// as one, and one reset releases one wait: with several threads waiting, wake again for each
+// one still waiting once the previous one has returned. Never blocks.
+//
+// Results: OK; NULL_PARAMETER (NULL engine). Any thread, concurrently with every other call on
+// the engine, but not with trunkline_engine_free: to free an engine a thread waits on, wake it,
+// let its wait return, then free.
+trunkline_result trunkline_engine_wake(const trunkline_engine *engine);
 
 // Resets the wakeup fd without blocking. OK if it was signalled, EMPTY if not. Any thread.
 trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine);

@@ -187,10 +187,16 @@ export declare class Engine {
   /** Resets the wakeup signal without blocking; true if it was set. */
   clearWakeup(): boolean;
   /**
-   * Resolves true when some session may have output, false after `timeoutMs` (default: none) or
-   * when the engine closes. The blocking wait runs on a worker thread, never the event loop.
+   * Resolves true when some session may have output or wake() is called, false after `timeoutMs`
+   * (default: none) or when the engine closes. The blocking wait runs on a worker thread, never
+   * the event loop.
    */
   wait(timeoutMs?: number): Promise<boolean>;
+  /**
+   * Makes every pending wait() resolve true (and wakeups()/calls() look again) now, as output
+   * would; with none pending, the next wait() resolves true at once. Throws CLOSED after close().
+   */
+  wake(): void;
   /** Stops the workers and frees the engine; sessions left open then throw CLOSED. */
   close(): void;
 }

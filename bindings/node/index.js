@@ -124,7 +124,7 @@ function serverConfig(options) {
   return config;
 }
 
-/** Longest a single native wait lasts; bounds how long close() defers freeing the engine. */
+/** Longest a single native wait lasts: wakeups() and calls() look again at least this often. */
 const WAIT_SLICE_MS = 100;
 /** Inline engines have no worker to signal the wakeup: their waiters are polled this often. */
 const INLINE_POLL_MS = 20;
@@ -239,10 +239,19 @@ class Engine {
   }
 
   /**
+   * Makes every pending wait() resolve true, and wakeups() and calls() iterators look again, now,
+   * as output would (one native wait serves them all); with none pending, the next wait() resolves
+   * true at once. Draining then finds nothing new: check your own stop flag after each wakeup.
+   */
+  wake() {
+    check(fns.trunkline_engine_wake(this._handle()), 'wake');
+  }
+
+  /**
    * Resolves true when some session of this engine may have output (audio, events, outbound
-   * messages), false after `timeoutMs` (default: no timeout) or when the engine closes. The
-   * blocking trunkline_engine_wait runs on a koffi worker thread, never on the event loop; one
-   * native wait serves every waiter of the engine. A loop that drains sessions between waits
+   * messages) or wake() is called, false after `timeoutMs` (default: no timeout) or when the
+   * engine closes. The blocking trunkline_engine_wait runs on a koffi worker thread, never on the
+   * event loop; one native wait serves every waiter of the engine. A loop that drains sessions between waits
    * should prefer `session.wakeups()`, which also catches a wakeup that lands while it drains.
    */
   wait(timeoutMs) {
@@ -315,6 +324,9 @@ class Engine {
     this.#waiters.clear();
     this.#pollers.clear();
     for (const fn of waiting) fn(false);
+    // The free waits for a native wait in flight: end it now rather than at the end of its slice
+    // (its completion then frees the engine, and nothing keeps the event loop alive meanwhile).
+    if (this.#waitInFlight && !this.#freed) fns.trunkline_engine_wake(this.#ptr);
     this.#maybeFree();
   }
 

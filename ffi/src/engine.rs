@@ -95,9 +95,10 @@ pub extern "C" fn trunkline_engine_prioritised_workers(
     })
 }
 
-/// Blocks until some session has output, or `timeout_ms` passes (negative: no timeout). Returns
-/// OK when woken (and resets the wakeup), TIMEOUT otherwise, NULL_PARAMETER for a NULL engine.
-/// Any thread; several threads may wait at once (one of them is woken per signal).
+/// Blocks until some session has output, trunkline_engine_wake is called, or `timeout_ms` passes
+/// (negative: no timeout). Returns OK when woken (and resets the wakeup), TIMEOUT otherwise,
+/// NULL_PARAMETER for a NULL engine. Any thread; several threads may wait at once (one of them is
+/// woken per signal).
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_engine_wait(
     engine: *const trunkline_engine,
@@ -121,6 +122,28 @@ pub extern "C" fn trunkline_engine_wait(
                 return trunkline_result::Timeout;
             }
         }
+    })
+}
+
+/// Makes a trunkline_engine_wait return OK: the one blocked now (on another thread), or else the
+/// next one to start. For a host that stops a thread blocked in a wait, e.g. one with no timeout.
+/// It raises the same signal as output does, so the waiter cannot tell the two apart: its wait
+/// returns OK, draining its sessions then finds nothing new, and the wakeup fd is readable until
+/// reset. Set your own stop flag before waking, and check it after every wait. The signal stays
+/// set until a wait (or trunkline_engine_clear_wakeup) resets it, so a wake issued before the
+/// wait starts is not lost: that wait returns OK at once. Wakes and output before that reset count
+/// as one, and one reset releases one wait: with several threads waiting, wake again for each
+/// one still waiting once the previous one has returned. Never blocks.
+///
+/// Results: OK; NULL_PARAMETER (NULL engine). Any thread, concurrently with every other call on
+/// the engine, but not with trunkline_engine_free: to free an engine a thread waits on, wake it,
+/// let its wait return, then free.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_wake(engine: *const trunkline_engine) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        engine.wake();
+        trunkline_result::Ok
     })
 }
 

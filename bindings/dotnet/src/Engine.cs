@@ -14,6 +14,10 @@ namespace Trunkline
     {
         readonly EngineHandle handle;
         readonly HashSet<Server> servers = new HashSet<Server>();
+        // Threads inside Wait, and whether Dispose has begun: Dispose wakes the waits in flight
+        // (the SafeHandle would otherwise keep the engine until each one's timeout).
+        int waiting;
+        int disposing;
 
         /// <summary>Starts an engine with <paramref name="workers"/> worker threads (0: inline mode,
         /// where your calls do the processing; null: one per core).</summary>
@@ -99,14 +103,38 @@ namespace Trunkline
             }
         }
 
-        /// <summary>Blocks until some session has output (true) or <paramref name="timeoutMs"/>
-        /// passes (false; negative: no timeout).</summary>
+        /// <summary>Blocks until some session has output or <see cref="Wake"/> is called (true), or
+        /// <paramref name="timeoutMs"/> passes (false; negative: no timeout). Dispose from another
+        /// thread also ends it (true; the next call throws ObjectDisposedException).</summary>
         public bool Wait(int timeoutMs)
         {
-            var r = Native.trunkline_engine_wait(CheckedHandle(), timeoutMs);
-            if (r == ResultCode.Timeout) return false;
-            Native.Check(r, "trunkline_engine_wait");
-            return true;
+            var h = CheckedHandle();
+            Interlocked.Increment(ref waiting);
+            try
+            {
+                // Dispose sets `disposing`, then counts the waiters; this counted itself, then reads
+                // `disposing` (both with full fences): either Dispose sees this wait and wakes it,
+                // or this sees Dispose and starts no wait that nothing would end.
+                if (Interlocked.CompareExchange(ref disposing, 0, 0) != 0) throw new ObjectDisposedException("Engine");
+                var r = Native.trunkline_engine_wait(h, timeoutMs);
+                if (r == ResultCode.Timeout) return false;
+                Native.Check(r, "trunkline_engine_wait");
+                return true;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref waiting);
+            }
+        }
+
+        /// <summary>Makes a <see cref="Wait"/> return true: the one blocked now in another thread,
+        /// or else the next one (a wake before the wait is kept for it). The waiter cannot tell it
+        /// from output: it drains its sessions and finds nothing new, so set your own stop flag
+        /// before waking and check it after every wait. One wake releases one wait; wakes before
+        /// that count as one. Never blocks; any thread. (Dispose wakes every waiter itself.)</summary>
+        public void Wake()
+        {
+            Native.Check(Native.trunkline_engine_wake(CheckedHandle()), "trunkline_engine_wake");
         }
 
         /// <summary>Runs the blocking <see cref="Wait"/> on a thread-pool thread.</summary>
@@ -126,7 +154,8 @@ namespace Trunkline
 
         /// <summary>Disposes the servers still running on this engine (at once, without grace),
         /// then stops the workers and frees the engine (once in-flight calls return, and after
-        /// the servers are freed). Safe to call twice.</summary>
+        /// the servers are freed). A <see cref="Wait"/> blocked in another thread is woken and
+        /// returns true first. Safe to call twice.</summary>
         public void Dispose()
         {
             Server[] running;
@@ -136,6 +165,21 @@ namespace Trunkline
                 servers.CopyTo(running);
             }
             foreach (var s in running) s.Dispose();
+            Interlocked.Exchange(ref disposing, 1);
+            // One wake releases one wait, and wakes before its reset count as one: wake until no
+            // wait is left (each released waiter leaves promptly; new ones throw).
+            while (Interlocked.CompareExchange(ref waiting, 0, 0) > 0)
+            {
+                try
+                {
+                    Native.trunkline_engine_wake(handle);
+                }
+                catch (ObjectDisposedException)
+                {
+                    break; // a concurrent Dispose got there first
+                }
+                Thread.Sleep(1);
+            }
             handle.Dispose();
         }
     }

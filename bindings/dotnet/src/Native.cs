@@ -275,6 +275,9 @@ namespace Trunkline
         public static extern ResultCode trunkline_engine_wait(EngineHandle engine, long timeout_ms);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_wake(EngineHandle engine);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_engine_clear_wakeup(EngineHandle engine);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

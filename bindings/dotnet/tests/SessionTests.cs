@@ -560,12 +560,13 @@ namespace Trunkline.Tests
         public static void TestDisposeDuringBlockingWaitIsDeferred()
         {
             var engine = new Engine(1);
-            var wait = Task.Run(() => engine.Wait(300));
+            var wait = Task.Run(() => engine.Wait(3000));
             Thread.Sleep(50);
             var sw = Stopwatch.StartNew();
-            engine.Dispose(); // the SafeHandle frees the engine only when the wait has returned
-            Assert.True(sw.ElapsedMilliseconds < 250, "Dispose does not block on the wait");
-            Assert.Equal(false, wait.Result, "the wait timed out normally");
+            engine.Dispose(); // wakes the wait; the SafeHandle frees the engine once it has returned
+            Assert.True(sw.ElapsedMilliseconds < 2500, "Dispose does not wait for the wait's timeout");
+            Assert.Equal(true, wait.Result, "the wait was woken");
+            Assert.True(sw.ElapsedMilliseconds < 2500, "the wait returned before its timeout");
             Assert.True(engine.Handle.IsClosed, "closed");
             Assert.Throws<ObjectDisposedException>(() => engine.Wait(0), "wait after dispose");
         }

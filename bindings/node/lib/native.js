@@ -180,6 +180,7 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, _Out_ int32_t *out_fd)',
   'trunkline_result trunkline_engine_prioritised_workers(const trunkline_engine *engine, _Out_ uint32_t *out)',
   'trunkline_result trunkline_engine_wait(const trunkline_engine *engine, int64_t timeout_ms)',
+  'trunkline_result trunkline_engine_wake(const trunkline_engine *engine)',
   'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
   'const char *trunkline_protocol_error_message(uint32_t code)',
   'const char *trunkline_result_message(uint32_t result)',

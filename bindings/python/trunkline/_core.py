@@ -121,6 +121,9 @@ class Engine(OwnedHandle):
         self._handle: Optional[int] = handle.value
         self.inline = workers == 0
         self._lock = threading.Lock()
+        # Threads inside trunkline_engine_wait: close() must not free the engine under them.
+        self._waiting = 0
+        self._idle = threading.Condition(self._lock)
         self._readers: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
 
     def _h(self) -> int:
@@ -144,16 +147,36 @@ class Engine(OwnedHandle):
         return count.value
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Blocks until some session has output or `timeout` seconds pass; True if woken.
+        """Blocks until some session has output, `wake()` is called, or `timeout` seconds pass;
+        True if woken. close() from another thread also ends it (True; the next call raises
+        CLOSED).
 
         Releases the GIL while waiting (ctypes does), so other Python threads keep running.
         """
         ms = -1 if timeout is None else int(timeout * 1000)
-        code = lib.trunkline_engine_wait(self._h(), ms)
+        with self._lock:
+            handle = self._h()
+            self._waiting += 1
+        try:
+            code = lib.trunkline_engine_wait(handle, ms)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                self._idle.notify_all()
         if code == Result.TIMEOUT:
             return False
         check(code, "wait")
         return True
+
+    def wake(self) -> None:
+        """Makes a `wait()` return True: the one blocked now in another thread, or else the next
+        one (a wake before the wait is kept for it). The waiter cannot tell it from output: it
+        drains its sessions and finds nothing new, so set your own stop flag before waking and
+        check it after every wait. One wake releases one wait; wakes before that count as one.
+        Never blocks; any thread. (close() wakes every waiter itself.)"""
+        # Under the lock: close() cannot free the engine between the handle check and the call.
+        with self._lock:
+            check(lib.trunkline_engine_wake(self._h()), "wake")
 
     def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields
@@ -193,15 +216,22 @@ class Engine(OwnedHandle):
             flag.set()
 
     def close(self) -> None:
-        """Stops the workers. Sessions still open then raise CLOSED."""
+        """Stops the workers. Sessions still open then raise CLOSED; a `wait()` blocked in
+        another thread returns (True) first."""
         with self._lock:
             if self._handle is not None:
                 for loop in list(self._readers):
                     if not loop.is_closed():
                         loop.remove_reader(self.wakeup_fd)
                 self._readers.clear()
-                lib.trunkline_engine_free(self._handle)
-                self._handle = None
+                # New calls raise CLOSED from here; waits already inside the library must return
+                # before the free. One wake releases one wait, so wake until none is left (the
+                # timeout only re-wakes if some other reset of the signal took a wake).
+                handle, self._handle = self._handle, None
+                while self._waiting:
+                    lib.trunkline_engine_wake(handle)
+                    self._idle.wait(0.05)
+                lib.trunkline_engine_free(handle)
 
 
 

@@ -113,6 +113,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_engine_wakeup_fd": (c_int, [c_void_p, POINTER(c_int32)]),
     "trunkline_engine_prioritised_workers": (c_int, [c_void_p, POINTER(c_uint32)]),
     "trunkline_engine_wait": (c_int, [c_void_p, c_int64]),
+    "trunkline_engine_wake": (c_int, [c_void_p]),
     "trunkline_engine_clear_wakeup": (c_int, [c_void_p]),
     "trunkline_protocol_error_message": (c_char_p, [c_uint32]),
     "trunkline_result_message": (c_char_p, [c_uint32]),

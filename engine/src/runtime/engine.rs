@@ -350,10 +350,28 @@ impl Engine {
         self.shared.wakeup.fd()
     }
 
-    /// Blocks until some session has output or `timeout` passes. Returns true if woken.
+    /// Blocks until some session has output, [`Engine::wake`] is called, or `timeout` passes.
+    /// Returns true if woken (and resets the wakeup).
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         self.shared.reap();
         self.shared.wakeup.wait(timeout)
+    }
+
+    /// Makes a [`Engine::wait`] return, for a host that stops a thread blocked in it (e.g. with
+    /// no timeout) from another thread.
+    ///
+    /// It raises the same signal as output does, so the waiter cannot tell the two apart: `wait`
+    /// returns true, draining the sessions then finds nothing new, and the wakeup fd is readable
+    /// until reset. A host that wakes its waiter to stop it sets its own stop flag first and
+    /// checks it after every wait. The signal stays set until a wait (or
+    /// [`Engine::clear_wakeup`]) resets it, so a wake issued before the wait starts is not lost:
+    /// the next wait returns at once. Wakes and output before that reset count as one, and one
+    /// reset releases one wait: with several threads waiting, one returns true (another may
+    /// return false early, as it may on output), so wake again for each thread still waiting.
+    ///
+    /// Any thread, any time (also concurrently with `wait` and with the workers); never blocks.
+    pub fn wake(&self) {
+        self.shared.wakeup.notify();
     }
 
     /// Resets the wakeup fd without blocking.
@@ -380,5 +398,72 @@ impl Drop for Engine {
             }
         }
         self.shared.reap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn inline_engine() -> Arc<Engine> {
+        Arc::new(Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap())
+    }
+
+    #[test]
+    fn wake_releases_a_thread_blocked_in_wait_without_timeout() {
+        let engine = inline_engine();
+        let (tx, rx) = mpsc::channel();
+        let waiter = engine.clone();
+        // Detached (not scoped): if wake were broken the test fails instead of hanging on a join.
+        std::thread::spawn(move || {
+            let _ = tx.send(waiter.wait(None));
+        });
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(100)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "wait(None) returned with nothing to wake it"
+        );
+        engine.wake();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true), "wake did not release wait(None)");
+        // The wake was consumed by that wait.
+        assert!(!engine.wait(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_wake_before_the_wait_is_kept_for_it() {
+        let engine = inline_engine();
+        engine.wake();
+        engine.wake();
+        let t0 = Instant::now();
+        assert!(engine.wait(Some(Duration::from_secs(10))));
+        assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+        // Two wakes before one reset release one wait.
+        assert!(!engine.wait(Some(Duration::ZERO)));
+        // A wake also makes the fd readable for an event loop, and clear_wakeup resets it.
+        engine.wake();
+        assert!(engine.clear_wakeup());
+        assert!(!engine.clear_wakeup());
+    }
+
+    #[test]
+    fn wake_from_another_thread_releases_each_of_several_waiters() {
+        let engine = inline_engine();
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..3 {
+            let (waiter, tx) = (engine.clone(), tx.clone());
+            std::thread::spawn(move || {
+                // As the C ABI does: a false return with no timeout means another waiter took
+                // the signal, so wait on.
+                while !waiter.wait(None) {}
+                let _ = tx.send(());
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        // One wake per waiter, each once the previous one is out (wakes before a reset coalesce).
+        for i in 0..3 {
+            engine.wake();
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(()), "waiter {i} not released");
+        }
     }
 }

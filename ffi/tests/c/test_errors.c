@@ -120,6 +120,7 @@ void test_null_parameters(void) {
   CHECK_RESULT(trunkline_engine_prioritised_workers(e, NULL), NP);
   CHECK_EQ(prioritised, 77);
   CHECK_RESULT(trunkline_engine_wait(NULL, 0), NP);
+  CHECK_RESULT(trunkline_engine_wake(NULL), NP);
   CHECK_RESULT(trunkline_engine_clear_wakeup(NULL), NP);
 
   trunkline_session *untouched = (trunkline_session *)&scfg;

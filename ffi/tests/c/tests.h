@@ -42,6 +42,10 @@ void test_two_waiters(void);
 void test_lying_lengths(void);
 void test_close_while_other_threads_call(void);
 
+/* test_wake.c */
+void test_wake_releases_a_blocked_wait(void);
+void test_wake_before_wait_is_kept(void);
+void test_wake_each_of_two_waiters(void);
 
 /* test_stall.c */
 void test_stall_bursts_lose_nothing(void);

@@ -46,6 +46,7 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   }
   for await (const _ of session.wakeups()) break;
   const woken: boolean = await engine.wait(20);
+  engine.wake();
   const stats = session.stats();
   session.close();
   try {

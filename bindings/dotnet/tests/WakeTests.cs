@@ -1,0 +1,112 @@
+using System;
+using System.Diagnostics;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace Trunkline.Tests
+{
+    /// <summary>Engine.Wake releases a thread blocked in Engine.Wait, and Dispose does not leave
+    /// one blocked.</summary>
+    public static class WakeTests
+    {
+        sealed class Waiter
+        {
+            public readonly Thread Thread;
+            public object Result; // the bool Wait returned, or the exception it threw
+
+            public Waiter(Engine engine, int timeoutMs)
+            {
+                var entered = new ManualResetEventSlim();
+                // A background thread: a failing test must not keep the process alive.
+                Thread = new Thread(() =>
+                {
+                    entered.Set();
+                    try
+                    {
+                        Result = engine.Wait(timeoutMs);
+                    }
+                    catch (Exception ex)
+                    {
+                        Result = ex;
+                    }
+                }) { IsBackground = true };
+                Thread.Start();
+                entered.Wait(5000);
+                Thread.Sleep(100); // into the native wait
+            }
+        }
+
+        public static void TestWakeReleasesAWaitWithoutTimeout()
+        {
+            foreach (var workers in new[] { 0, 1 })
+            {
+                using (var engine = new Engine(workers))
+                {
+                    var w = new Waiter(engine, -1);
+                    Assert.True(w.Thread.IsAlive, "workers " + workers + ": Wait(-1) returned with nothing to wake it");
+                    engine.Wake();
+                    Assert.True(w.Thread.Join(5000), "workers " + workers + ": Wake released Wait(-1)");
+                    Assert.Equal((object)true, w.Result, "what the woken Wait returned");
+                    // The released wait took the signal.
+                    Assert.Equal(false, engine.Wait(0), "a second wait");
+                }
+            }
+        }
+
+        public static void TestAWakeBeforeTheWaitIsKeptForIt()
+        {
+            using (var engine = new Engine(1))
+            {
+                engine.Wake();
+                engine.Wake();
+                var sw = Stopwatch.StartNew();
+                Assert.True(engine.Wait(30000), "the wait after a wake returns true");
+                Assert.True(sw.ElapsedMilliseconds < 2000, "at once (" + sw.ElapsedMilliseconds + " ms)");
+                Assert.Equal(false, engine.Wait(0), "two wakes before a wait count as one");
+            }
+        }
+
+        public static void TestDisposeReleasesEveryBlockedWaiter()
+        {
+            var engine = new Engine(1);
+            var waiters = new[] { new Waiter(engine, -1), new Waiter(engine, -1), new Waiter(engine, 60000) };
+            var sw = Stopwatch.StartNew();
+            engine.Dispose();
+            Assert.True(sw.ElapsedMilliseconds < 5000, "Dispose returned promptly (" + sw.ElapsedMilliseconds + " ms)");
+            for (int i = 0; i < waiters.Length; i++)
+            {
+                Assert.True(waiters[i].Thread.Join(5000), "waiter " + i + " released");
+                Assert.Equal((object)true, waiters[i].Result, "waiter " + i + " returned");
+            }
+            Assert.Throws<ObjectDisposedException>(() => engine.Wait(0), "Wait after Dispose");
+            Assert.Throws<ObjectDisposedException>(() => engine.Wake(), "Wake after Dispose");
+            engine.Dispose();
+        }
+
+        public static async Task TestDisposingTheEngineEndsAnEventStreamWithoutTimeout()
+        {
+            // waitMs -1: the stream's wait on the thread pool has no timeout; only the engine's
+            // Dispose (which wakes it) can end it here, nothing happening on the call.
+            var engine = new Engine(1);
+            using (var s = engine.OpenSession())
+            {
+                var stream = s.EventsAsync(CancellationToken.None, -1).GetAsyncEnumerator();
+                var moving = stream.MoveNextAsync().AsTask();
+                await Task.Delay(150);
+                Assert.True(!moving.IsCompleted, "the stream is waiting");
+                engine.Dispose();
+                var done = await Task.WhenAny(moving, Task.Delay(5000));
+                Assert.True(done == moving, "the stream ended after Dispose");
+                // As documented: the end of the stream (the session answered CLOSED), or
+                // ObjectDisposedException (it waited again before the engine was freed).
+                try
+                {
+                    Assert.Equal(false, await moving, "no event, then the end");
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        }
+    }
+}
