@@ -276,6 +276,9 @@ typedef struct {
   uint32_t handshake_timeout_ms;
   // A connection that sends nothing for this long is closed, ms.
   uint32_t idle_timeout_ms;
+  // Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
+  // closed after it (its session gets STOPPED), counted in send_timeouts.
+  uint32_t send_timeout_ms;
   // Interval of pings to the carrier, ms (0: none).
   uint32_t ping_interval_ms;
   // Network threads.
@@ -453,10 +456,9 @@ size_t trunkline_server_stats_count(void);
 const char *trunkline_server_stats_name(size_t index);
 
 // Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened,
-// calls_refused, closed,
-// active) into `values`, at most `capacity`; `*out_count` receives how many. Results: OK;
-// NULL_PARAMETER; CLOSED. Any thread.
+// rejected_capacity, handshake_failures, idle_timeouts, send_timeouts, protocol_failures,
+// calls_opened, calls_refused, closed, active) into `values`, at most `capacity`; `*out_count`
+// receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_stats(const trunkline_server *server,
                                         uint64_t *values,
                                         size_t capacity,

@@ -101,6 +101,11 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** A connection that sends nothing for this long is closed, ms. */
   idleTimeoutMs?: number;
+  /**
+   * Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is closed
+   * after it (its session gets `stopped`; counted in send_timeouts).
+   */
+  sendTimeoutMs?: number;
   /** Interval of pings to the carrier, ms (0: none). */
   pingIntervalMs?: number;
   /** Network threads. */

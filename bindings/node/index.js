@@ -719,8 +719,9 @@ class Server {
 
   /**
    * The server's counters by name (SERVER_STATS_NAMES: connections, accepted, rejected_signature,
-   * rejected_path, rejected_capacity, handshake_failures, idle_timeouts, protocol_failures,
-   * calls_opened, closed, active). Throws TrunklineError CLOSED after shutdown() or close().
+   * rejected_path, rejected_capacity, handshake_failures, idle_timeouts, send_timeouts,
+   * protocol_failures, calls_opened, calls_refused, closed, active). Throws TrunklineError CLOSED
+   * after shutdown() or close().
    */
   stats() {
     const values = new BigUint64Array(SERVER_STATS_NAMES.length);

@@ -1,5 +1,6 @@
 //! The offload server over loopback: a full call, signature validation, limits, a client that
-//! never reads, and shutdown with live calls. Every test is bounded in time.
+//! never reads (it holds up no other call, and is closed after the send timeout), and shutdown
+//! with live calls. Every test is bounded in time.
 
 mod common;
 
@@ -299,6 +300,109 @@ fn a_client_that_never_reads_does_not_hold_up_other_calls() {
     });
     bot.finish();
     assert_eq!(frames, 400, "the whole 8 s reply reached the well-behaved caller");
+}
+
+/// A connection that can hold little unread data, so that a client that stops reading blocks
+/// the server's sends within seconds of paced audio: a small receive buffer, and a small MSS
+/// announced to the server (Linux sizes a connection's send buffer from its MSS; on loopback's
+/// 64 KiB MSS that would be megabytes, minutes of audio).
+async fn connect_with_small_buffers(addr: std::net::SocketAddr) -> RawWs {
+    use std::os::fd::AsRawFd;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mss: libc::c_int = 536;
+    // SAFETY: a valid socket, and an option value of the size given that outlives the call.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&raw const mss).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "TCP_MAXSEG");
+    let tcp = socket.connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(format!("ws://{addr}/media"), tcp).await.unwrap().0
+}
+
+type RawWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_send_timeout_and_frees_its_slot() {
+    let engine = Arc::new(engine());
+    let send_timeout = Duration::from_millis(800);
+    let config = OffloadConfig { max_sessions: 1, send_timeout, ..Default::default() };
+    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
+    let addr = server.local_addr();
+    // A 60 s reply: far more than the socket buffers hold.
+    let bot = Bot::start(engine.clone(), server.clone(), vec![1000; 8000 * 60]);
+    let rt = runtime();
+    let (stalled, asked_at) = rt.block_on(async {
+        let mut ws = connect_with_small_buffers(addr).await;
+        let (audio, _) = speech();
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        for i in 0..200usize {
+            let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        // The bot replies to the question just sent, and this client never reads it.
+        (ws, Instant::now())
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats().send_timeouts == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let closed_after = asked_at.elapsed();
+    let stats = server.stats();
+    assert_eq!(stats.send_timeouts, 1, "{stats:?}");
+    // No sooner than the timeout after the reply began (the first send that blocked was later).
+    assert!(closed_after >= send_timeout, "closed {closed_after:?} after the question");
+    // The slot is freed as the connection ends, and the host's session hears the hang-up.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (server.stats().active > 0
+        || !bot.events.lock().unwrap().iter().any(|e| e.kind() == EventKind::Stopped))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = server.stats();
+    assert_eq!((stats.active, stats.closed), (0, 1), "{stats:?}");
+    let kinds: Vec<EventKind> = bot.events.lock().unwrap().iter().map(Event::kind).collect();
+    assert!(kinds.contains(&EventKind::SpeechStopped), "the bot was replying: {kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::Stopped), "{kinds:?}");
+    // With max_sessions 1, a new call can now be taken, and is served.
+    let frames = rt.block_on(async {
+        let mut ws = connect(&format!("ws://{addr}/media"), None).await.expect("the freed slot");
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let (audio, _) = speech();
+        for i in 0..200usize {
+            let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        let mut frames = 0;
+        while frames < 25 {
+            let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else {
+                break;
+            };
+            if let Message::Text(t) = msg
+                && let Outbound::Media(_) = parse_outbound(t.as_bytes())
+            {
+                frames += 1;
+            }
+        }
+        ws.send(Message::text(stop(9999))).await.unwrap();
+        ws.close(None).await.ok();
+        frames
+    });
+    drop(stalled);
+    bot.finish();
+    assert_eq!(frames, 25, "the second call got its reply");
+    let stats = server.stats();
+    assert_eq!((stats.accepted, stats.calls_opened, stats.send_timeouts), (2, 2, 1), "{stats:?}");
+    eprintln!("closed {closed_after:?} after the question");
 }
 
 #[test]

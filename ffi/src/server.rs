@@ -40,6 +40,9 @@ pub struct trunkline_server_config {
     pub handshake_timeout_ms: u32,
     /// A connection that sends nothing for this long is closed, ms.
     pub idle_timeout_ms: u32,
+    /// Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
+    /// closed after it (its session gets STOPPED), counted in send_timeouts.
+    pub send_timeout_ms: u32,
     /// Interval of pings to the carrier, ms (0: none).
     pub ping_interval_ms: u32,
     /// Network threads.
@@ -87,6 +90,7 @@ pub extern "C" fn trunkline_server_config_default(out: *mut trunkline_server_con
             max_message_bytes: d.max_message_bytes,
             handshake_timeout_ms: d.handshake_timeout.as_millis() as u32,
             idle_timeout_ms: d.idle_timeout.as_millis() as u32,
+            send_timeout_ms: d.send_timeout.as_millis() as u32,
             ping_interval_ms: d.ping_interval.map_or(0, |p| p.as_millis() as u32),
             threads: d.threads as u32,
             tls_cert_pem: std::ptr::null(),
@@ -123,6 +127,7 @@ pub extern "C" fn trunkline_server_start(
             max_message_bytes: 0,
             handshake_timeout_ms: 0,
             idle_timeout_ms: 0,
+            send_timeout_ms: 0,
             ping_interval_ms: 0,
             threads: 0,
             tls_cert_pem: std::ptr::null(),
@@ -168,6 +173,7 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         max_message_bytes: c.max_message_bytes,
         handshake_timeout: Duration::from_millis(u64::from(c.handshake_timeout_ms)),
         idle_timeout: Duration::from_millis(u64::from(c.idle_timeout_ms)),
+        send_timeout: Duration::from_millis(u64::from(c.send_timeout_ms)),
         ping_interval: (c.ping_interval_ms > 0).then(|| Duration::from_millis(u64::from(c.ping_interval_ms))),
         threads: c.threads as usize,
         tls,
@@ -229,10 +235,9 @@ pub extern "C" fn trunkline_server_stats_name(index: size_t) -> *const c_char {
 }
 
 /// Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-/// rejected_capacity, handshake_failures, idle_timeouts, protocol_failures, calls_opened,
-/// calls_refused, closed,
-/// active) into `values`, at most `capacity`; `*out_count` receives how many. Results: OK;
-/// NULL_PARAMETER; CLOSED. Any thread.
+/// rejected_capacity, handshake_failures, idle_timeouts, send_timeouts, protocol_failures,
+/// calls_opened, calls_refused, closed, active) into `values`, at most `capacity`; `*out_count`
+/// receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_stats(
     server: *const trunkline_server,

@@ -202,6 +202,7 @@ namespace Trunkline
         public nuint max_message_bytes;
         public uint handshake_timeout_ms;
         public uint idle_timeout_ms;
+        public uint send_timeout_ms;
         public uint ping_interval_ms;
         public uint threads;
         public byte* tls_cert_pem;

@@ -148,6 +148,9 @@ namespace Trunkline
         public TimeSpan? HandshakeTimeout { get; set; }
         /// <summary>A connection that sends nothing for this long is closed.</summary>
         public TimeSpan? IdleTimeout { get; set; }
+        /// <summary>Longest one send to the carrier may take (must be positive): a carrier that
+        /// stops reading is closed after it (counted in send_timeouts).</summary>
+        public TimeSpan? SendTimeout { get; set; }
         /// <summary>Interval of pings to the carrier (TimeSpan.Zero: none).</summary>
         public TimeSpan? PingInterval { get; set; }
         /// <summary>Network threads.</summary>
@@ -175,6 +178,7 @@ namespace Trunkline
             if (MaxMessageBytes.HasValue) c.max_message_bytes = Native.N(MaxMessageBytes.Value);
             c.handshake_timeout_ms = Ms(HandshakeTimeout, c.handshake_timeout_ms, "HandshakeTimeout");
             c.idle_timeout_ms = Ms(IdleTimeout, c.idle_timeout_ms, "IdleTimeout");
+            c.send_timeout_ms = Ms(SendTimeout, c.send_timeout_ms, "SendTimeout");
             c.ping_interval_ms = Ms(PingInterval, c.ping_interval_ms, "PingInterval");
             if (Threads.HasValue) c.threads = checked((uint)Threads.Value);
             return c;

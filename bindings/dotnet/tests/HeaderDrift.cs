@@ -492,7 +492,7 @@ namespace Trunkline.Tests
                 // The offload server: its functions, string fields, the nested session config.
                 new[] { "uint32_t grace_ms", "uint64_t grace_ms", "trunkline_server_shutdown: parameter grace_ms" },
                 new[] { "  const char *public_url;\n", "  uint64_t public_url;\n", "trunkline_server_config (include/trunkline.h): field public_url" },
-                new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 14 fields in C" },
+                new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 15 fields in C" },
                 new[] { "  trunkline_session_config session;\n", "  trunkline_engine_config session;\n", "trunkline_server_config (include/trunkline.h): field session" },
                 // A smaller nested struct moves the server config's later fields: only the layout shows it.
                 new[] { "  uint32_t read_hold_ms;\n} trunkline_session_config;", "} trunkline_session_config;", "trunkline_server_config (include/trunkline.h): field max_sessions at offset" },

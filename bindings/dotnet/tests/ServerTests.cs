@@ -112,6 +112,7 @@ namespace Trunkline.Tests
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { Session = new SessionOptions { MaxMarkNameBytes = 256 } }), "session"), "bad session setting");
                 Assert.Throws<ArgumentException>(() => engine.Serve(new ServerOptions { Path = "/a\0b" }), "NUL in a string");
                 Assert.Throws<ArgumentOutOfRangeException>(() => engine.Serve(new ServerOptions { IdleTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout");
+                Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { SendTimeout = TimeSpan.Zero }), "send timeout"), "SendTimeout 0");
 
                 var server = engine.Serve();
                 Assert.True(server.Port > 0 && server.Port < 65536, "port " + server.Port);

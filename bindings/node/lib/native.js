@@ -141,6 +141,7 @@ const trunkline_server_config = koffi.struct('trunkline_server_config', {
   max_message_bytes: 'size_t',
   handshake_timeout_ms: 'uint32_t',
   idle_timeout_ms: 'uint32_t',
+  send_timeout_ms: 'uint32_t',
   ping_interval_ms: 'uint32_t',
   threads: 'uint32_t',
   tls_cert_pem: 'const char *',

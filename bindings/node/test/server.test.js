@@ -65,7 +65,7 @@ test('server lifecycle: port, empty accept, stats, shutdown twice, close', async
   const stats = server.stats();
   assert.deepEqual(Object.keys(stats), [...SERVER_STATS_NAMES]);
   assert.ok(SERVER_STATS_NAMES.length >= 11);
-  for (const name of ['connections', 'accepted', 'rejected_signature', 'rejected_path', 'calls_opened', 'active']) {
+  for (const name of ['connections', 'accepted', 'rejected_signature', 'rejected_path', 'send_timeouts', 'calls_opened', 'active']) {
     assert.equal(stats[name], 0, name);
   }
 
@@ -103,6 +103,7 @@ test('server errors: inline engine, bad settings, unknown options', (t) => {
   assert.throws(() => engine.serve({ bind: null }), isCode('NULL_PARAMETER'));
   assert.throws(() => engine.serve({ maxSessions: 0 }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ threads: 0 }), isCode('INVALID_ARGUMENT'));
+  assert.throws(() => engine.serve({ sendTimeoutMs: 0 }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ tlsCertPem: '/nonexistent/cert.pem' }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ tlsCertPem: '/nonexistent/cert.pem', tlsKeyPem: '/nonexistent/key.pem' }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ session: { maxMarkNameBytes: 256 } }), isCode('INVALID_ARGUMENT'));

@@ -23,9 +23,13 @@ def test_server_errors():
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
         with pytest.raises(TypeError):
             trunkline.Server(engine, no_such_limit=1)
-        server = trunkline.Server(engine, path="/media")
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Server(engine, send_timeout_ms=0)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        server = trunkline.Server(engine, path="/media", send_timeout_ms=2000)
         assert server.port > 0 and server.accept() is None
         assert server.stats()["connections"] == 0
+        assert server.stats()["send_timeouts"] == 0
         server.shutdown(0)
         with pytest.raises(trunkline.TrunklineError) as e:
             server.shutdown(0)

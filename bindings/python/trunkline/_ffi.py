@@ -86,6 +86,7 @@ class ServerConfig(Structure):
         ("max_message_bytes", c_size_t),
         ("handshake_timeout_ms", c_uint32),
         ("idle_timeout_ms", c_uint32),
+        ("send_timeout_ms", c_uint32),
         ("ping_interval_ms", c_uint32),
         ("threads", c_uint32),
         ("tls_cert_pem", c_char_p),

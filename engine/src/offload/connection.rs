@@ -173,11 +173,13 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     ctx: &Arc<ConnectionContext>,
 ) {
-    let (mut sink, mut incoming) = ws.split();
+    let (sink, mut incoming) = ws.split();
+    let mut sink = Outbox { sink, limit: ctx.config.send_timeout, stalled: false };
     let mut session = match ctx.engine.open_session(&ctx.config.session, Box::new(TwilioDialect::new())) {
         Ok(s) => s,
         Err(_) => {
             let _ = sink.send(close(CloseCode::Again, "engine at capacity")).await;
+            sink.count_stall(&ctx.counters);
             return;
         }
     };
@@ -295,7 +297,8 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = port.push(br#"{"event":"stop","sequenceNumber":"0","stop":{}}"#, MessageKind::Text);
     }
     ctx.registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    let _ = sink.close().await;
+    sink.close().await;
+    sink.count_stall(&ctx.counters);
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Message {
@@ -318,8 +321,79 @@ async fn push(port: &mut CarrierPort, bytes: &[u8], kind: MessageKind) -> Result
     }
 }
 
+/// Why a send to the carrier did not happen.
+#[derive(Debug)]
+enum SendError {
+    /// The connection failed (or is closing).
+    Failed,
+    /// It did not complete within `send_timeout` (or an earlier one did not): the carrier is not
+    /// reading.
+    Stalled,
+}
+
+/// The carrier's half of the socket, with every send, flush and close bounded by `limit`. Once
+/// one has stalled, nothing more is tried: each attempt would wait out the limit again, holding
+/// the session slot for a peer that is not reading.
+struct Outbox<K> {
+    sink: K,
+    limit: Duration,
+    stalled: bool,
+}
+
+impl<K: futures_util::Sink<Message> + Unpin> Outbox<K> {
+    async fn send(&mut self, message: Message) -> Result<(), SendError> {
+        self.ready()?;
+        let done = timeout(self.limit, self.sink.send(message)).await;
+        self.settle(done)
+    }
+
+    async fn feed(&mut self, message: Message) -> Result<(), SendError> {
+        self.ready()?;
+        let done = timeout(self.limit, self.sink.feed(message)).await;
+        self.settle(done)
+    }
+
+    async fn flush(&mut self) -> Result<(), SendError> {
+        self.ready()?;
+        let done = timeout(self.limit, self.sink.flush()).await;
+        self.settle(done)
+    }
+
+    async fn close(&mut self) {
+        if self.ready().is_ok() {
+            let done = timeout(self.limit, self.sink.close()).await;
+            let _ = self.settle(done);
+        }
+    }
+
+    fn ready(&self) -> Result<(), SendError> {
+        if self.stalled { Err(SendError::Stalled) } else { Ok(()) }
+    }
+
+    fn settle<E>(
+        &mut self,
+        done: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    ) -> Result<(), SendError> {
+        match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SendError::Failed),
+            Err(_) => {
+                self.stalled = true;
+                Err(SendError::Stalled)
+            }
+        }
+    }
+
+    /// Counts the connection in `send_timeouts` if a send stalled (once, as it ends).
+    fn count_stall(&self, counters: &ServerCounters) {
+        if self.stalled {
+            counters.send_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Sends every outbound message the worker has produced.
-async fn flush<K>(port: &mut CarrierPort, sink: &mut K, buf: &mut Vec<u8>) -> Result<(), K::Error>
+async fn flush<K>(port: &mut CarrierPort, sink: &mut Outbox<K>, buf: &mut Vec<u8>) -> Result<(), SendError>
 where
     K: futures_util::Sink<Message> + Unpin,
 {

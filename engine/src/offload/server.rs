@@ -34,6 +34,10 @@ pub struct OffloadConfig {
     pub handshake_timeout: Duration,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// Longest one send (or flush) to the carrier may take. A carrier that stops reading fills
+    /// the socket's buffers and then blocks every send; past this the connection is closed (its
+    /// host session gets `Stopped`, its slot is freed) and counted in `send_timeouts`.
+    pub send_timeout: Duration,
     /// Interval of WebSocket pings to the carrier (`None`: no pings).
     pub ping_interval: Option<Duration>,
     /// Network threads.
@@ -63,6 +67,11 @@ impl Default for OffloadConfig {
             max_message_bytes: 64 * 1024,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
+            // Why 5 s: a send blocks only once the socket's buffers (seconds of paced audio) are
+            // full, so the peer has already taken nothing for seconds; TCP recovers a lost segment
+            // within a retransmission timeout or two (1 s, then 2 s), well inside 5 s more. Much
+            // shorter than `idle_timeout` (30 s): a slot held by a dead peer is a call refused.
+            send_timeout: Duration::from_secs(5),
             ping_interval: Some(Duration::from_secs(20)),
             threads: 1,
             tls: None,
@@ -135,6 +144,9 @@ server_counters! {
     handshake_failures,
     /// Connections closed for sending nothing within the idle timeout.
     idle_timeouts,
+    /// Connections closed because a send to the carrier did not complete within `send_timeout`
+    /// (the carrier stopped reading).
+    send_timeouts,
     /// Connections closed for a message over the size limit (or a protocol violation).
     protocol_failures,
     /// Calls handed to the host.
@@ -165,6 +177,10 @@ impl OffloadServer {
         }
         if config.max_sessions == 0 || config.threads == 0 {
             return Err(OffloadError::Invalid("max_sessions and threads must be positive"));
+        }
+        if config.send_timeout.is_zero() {
+            // Zero would close every connection whose first send has to wait at all.
+            return Err(OffloadError::Invalid("send_timeout must be positive"));
         }
         #[cfg(feature = "tls")]
         type Acceptor = tokio_rustls::TlsAcceptor;

@@ -95,6 +95,7 @@ void test_server_lifecycle_and_errors(void) {
   CHECK(strcmp(c.bind, "127.0.0.1:0") == 0);
   CHECK(c.path == NULL && c.auth_token == NULL && c.tls_cert_pem == NULL);
   CHECK(c.max_sessions > 0 && c.threads > 0);
+  CHECK(c.send_timeout_ms > 0 && c.send_timeout_ms < c.idle_timeout_ms);
 
   trunkline_engine *inline_engine = NULL, *engine = NULL;
   trunkline_engine_config ec;
@@ -121,6 +122,9 @@ void test_server_lifecycle_and_errors(void) {
   bad = c;
   bad.max_sessions = 0;
   CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  bad = c;
+  bad.send_timeout_ms = 0;
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   CHECK(server == NULL);
 
   REQUIRE_OK(trunkline_server_start(engine, NULL, &server));
@@ -136,6 +140,7 @@ void test_server_lifecycle_and_errors(void) {
   CHECK(trunkline_server_stats_count() >= 11);
   CHECK(trunkline_server_stats_name(trunkline_server_stats_count()) == NULL);
   CHECK_EQ(server_stat(server, "connections"), 0);
+  CHECK_EQ(server_stat(server, "send_timeouts"), 0);
   size_t n = 0;
   CHECK_RESULT(trunkline_server_stats(server, NULL, 4, &n), TRUNKLINE_RESULT_NULL_PARAMETER);
 

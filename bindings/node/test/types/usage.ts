@@ -66,6 +66,7 @@ async function serve(engine: Engine): Promise<number> {
     publicUrl: 'wss://bot.example.com',
     session: { agentRate: 16000, bargeInEnabled: true },
     maxSessions: 100,
+    sendTimeoutMs: 5000,
     pingIntervalMs: 0,
   });
   const other = new Server(engine, {});
