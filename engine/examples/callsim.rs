@@ -44,6 +44,9 @@ Load and network:
   --burst-every M        ...every M frames [default: 50]
   --gap-every N          never send every Nth frame (a timestamp gap)
   --reorder-every N      send every Nth frame after the one that follows it
+  --stall-every MS       a network stall every MS of the call: everything the caller sends is held...
+  --stall-ms MS          ...for MS, then sent at once, as TCP delivers after a retransmission
+                         [default: 1000; less than --stall-every]
   --seed S               seed of the jitter and the generated ids [default: 1]
   --line-noise-dbfs DB   level of the line's idle noise between utterances [default: -70]
   --digital-silence      send µ-law digital silence (0xFF) between utterances instead
@@ -95,6 +98,7 @@ fn parse() -> Result<Args, String> {
         options: CallOptions::new(""),
     };
     let mut burst_every = None;
+    let mut stall_ms = None;
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
@@ -142,6 +146,8 @@ fn parse() -> Result<Args, String> {
             "--burst-every" => burst_every = Some(num(&flag, value()?)?),
             "--gap-every" => imp.gap_every = num(&flag, value()?)?,
             "--reorder-every" => imp.reorder_every = num(&flag, value()?)?,
+            "--stall-every" => imp.stall_every_ms = num(&flag, value()?)?,
+            "--stall-ms" => stall_ms = Some(num(&flag, value()?)?),
             "--seed" => {
                 let seed = num(&flag, value()?)?;
                 imp.seed = seed;
@@ -164,6 +170,20 @@ fn parse() -> Result<Args, String> {
         return Err("--calls must be at least 1".into());
     }
     a.options.impairments.burst_every = burst_every.unwrap_or(0);
+    let imp = &mut a.options.impairments;
+    match (imp.stall_every_ms, stall_ms) {
+        (0, None) => {}
+        (0, Some(_)) => return Err("--stall-ms needs --stall-every".into()),
+        (every, ms) => {
+            let ms = ms.unwrap_or(1_000);
+            if ms == 0 || ms >= every {
+                return Err(format!(
+                    "--stall-ms ({ms}) must be positive and less than --stall-every ({every})"
+                ));
+            }
+            imp.stall_ms = ms;
+        }
+    }
     a.options.url = a.url.clone();
     a.run.progress = !a.quiet;
     Ok(a)

@@ -16,7 +16,7 @@ use trunkline::callsim::{
     Script, SpeechSegment,
 };
 use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
-use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+use trunkline::{Engine, EngineConfig, Event, SessionConfig, SessionStats};
 
 /// The caller: the committed speech fixture with its exact labels (first utterance 1000–3421 ms,
 /// second 4421–5435 ms).
@@ -37,12 +37,14 @@ fn bot_session() -> SessionConfig {
 }
 
 /// A bot on the offload server: on each `speech_stopped` it plays `reply` (8 kHz) and marks
-/// `reply-N` after it; it records every event with the instant it saw it.
+/// `reply-N` after it; it records every event with the instant it saw it, and each call's
+/// counters when its stream stopped.
 struct Bot {
     url: String,
     server: Arc<OffloadServer>,
     stop: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<(Instant, Event)>>>,
+    finals: Arc<Mutex<Vec<SessionStats>>>,
     starts: Arc<Mutex<Vec<trunkline::protocol::StreamStart>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _engine: Arc<Engine>,
@@ -62,8 +64,9 @@ impl Bot {
         let stop = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(vec![]));
         let starts = Arc::new(Mutex::new(vec![]));
-        let (e, s, st, srv, eng) =
-            (events.clone(), starts.clone(), stop.clone(), server.clone(), engine.clone());
+        let finals = Arc::new(Mutex::new(vec![]));
+        let (e, s, st, srv, eng, f) =
+            (events.clone(), starts.clone(), stop.clone(), server.clone(), engine.clone(), finals.clone());
         let thread = std::thread::Builder::new()
             .name("test-bot".into())
             .spawn(move || {
@@ -83,6 +86,7 @@ impl Bot {
                                     *replies += 1;
                                 }
                                 Event::BargeIn { .. } => *offset = reply.len(),
+                                Event::Stopped => f.lock().unwrap().push(call.session.stats()),
                                 _ => {}
                             }
                             e.lock().unwrap().push((now, ev));
@@ -101,7 +105,7 @@ impl Bot {
                 }
             })
             .unwrap();
-        Self { url, server, stop, events, starts, thread: Some(thread), _engine: engine }
+        Self { url, server, stop, events, finals, starts, thread: Some(thread), _engine: engine }
     }
 
     fn events(&self) -> Vec<(Instant, Event)> {
@@ -307,6 +311,11 @@ fn signed_upgrades_are_accepted_and_wrong_tokens_refused() {
     assert_eq!(one_call(&options, &script).error, Some(CallError::Refused(403)));
     options.auth_token = None;
     assert_eq!(one_call(&options, &script).error, Some(CallError::Refused(403)));
+    // The caller sees a 403 before the server task has counted it: let the counters settle.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while bot.server.stats().rejected_signature < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let s = bot.server.stats();
     assert_eq!((s.calls_opened, s.rejected_signature), (1, 2));
     assert!(matches!(one_call(&CallOptions::new("http://x/"), &script).error, Some(CallError::Url(_))));
@@ -565,6 +574,103 @@ fn clear_drops_buffered_audio_and_echoes_pending_marks_at_once() {
         first(&r, |e| matches!(e, CallEvent::MarkEchoed { .. })).event,
         CallEvent::MarkEchoed { cleared: true, .. }
     ));
+}
+
+#[test]
+fn a_network_stall_holds_the_callers_frames_then_delivers_them_at_once_complete_and_in_order() {
+    let (url, received, _, server) = raw_server(|sink, _| async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(sink);
+    });
+    // 3.6 s of caller audio, every frame distinct, so order and completeness show in the payloads.
+    let frames = 180u64;
+    let clip: Vec<u8> =
+        (0..frames).flat_map(|k| (0..160u64).map(move |i| ((k * 7 + i) % 251) as u8)).collect();
+    let mut options = CallOptions::new(&url);
+    options.line_noise_dbfs = None;
+    // A stall at 2 s of the call, for 1 s: the frames due then (stream time 1980..2960 ms, sent
+    // once recorded, 20 ms later) wait, and leave at 3000 ms with the one due then.
+    options.impairments = Impairments { stall_every_ms: 2_000, stall_ms: 1_000, ..Default::default() };
+    let script = Script::new().say(CallerAudio::from_ulaw(clip.clone()).with_speech([]));
+    let r = one_call(&options, &script);
+    assert!(r.ok(), "{:?}", r.error);
+    server.join().unwrap();
+
+    let msgs: Vec<(Instant, serde_json::Value)> =
+        received.lock().unwrap().iter().map(|(t, m)| (*t, json(m))).collect();
+    assert_eq!(msgs.last().unwrap().1["event"], "stop");
+    let media: Vec<(Instant, u64, Vec<u8>)> = msgs
+        .iter()
+        .filter(|(_, m)| m["event"] == "media")
+        .map(|(at, m)| {
+            let ts = m["media"]["timestamp"].as_str().unwrap().parse().unwrap();
+            let payload = m["media"]["payload"].as_str().unwrap();
+            use base64::Engine as _;
+            (*at, ts, base64::engine::general_purpose::STANDARD.decode(payload).unwrap())
+        })
+        .collect();
+    // Complete and in order: every frame once, in stream order, with its own audio.
+    assert_eq!(
+        media.iter().map(|m| m.1).collect::<Vec<_>>(),
+        (0..frames).map(|k| k * 20).collect::<Vec<_>>()
+    );
+    for (k, (_, _, payload)) in media.iter().enumerate() {
+        assert_eq!(payload[..], clip[k * 160..(k + 1) * 160], "frame {k}");
+    }
+    // On the wire: nothing for about the stall's length, then its 50 frames (and the one due as
+    // it ended) at once, then frames every 20 ms again.
+    let after = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1000.0;
+    let ms = |ts: u64| (ts / 20) as usize;
+    let gap = after(media[ms(1960)].0, media[ms(1980)].0);
+    assert!(
+        (950.0..=1_100.0).contains(&gap),
+        "{gap:.0} ms between the last frame before the stall and the next"
+    );
+    let spread = after(media[ms(1980)].0, media[ms(2980)].0);
+    assert!(spread < 10.0, "the 51 frames of the burst arrived over {spread:.1} ms");
+    let largest = media.windows(2).map(|w| after(w[0].0, w[1].0)).fold(0.0, f64::max);
+    assert_eq!(largest, gap, "the stall is the one long silence");
+    let i = r.metrics.impairments;
+    assert_eq!((i.stalls, i.stalled_ms, i.largest_stall_burst), (1, 1_000, 50));
+    assert_eq!(r.metrics.frames_sent, frames);
+    let report = Report::new(std::slice::from_ref(&r));
+    assert!(
+        report.table().contains("1 stalls (1000 ms held, largest burst 50 frames)"),
+        "{}",
+        report.table()
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(
+        (&json["totals"]["stalls"], &json["totals"]["stalled_ms"], &json["totals"]["largest_stall_burst"]),
+        (&serde_json::json!(1), &serde_json::json!(1000), &serde_json::json!(50))
+    );
+    assert_eq!(json["per_call"][0]["metrics"]["impairments"]["largest_stall_burst"], 50);
+}
+
+#[test]
+fn after_network_stalls_the_bot_still_hears_every_frame_of_the_caller() {
+    let bot = Bot::start(bot_session(), vec![], None);
+    let mut options = CallOptions::new(&bot.url);
+    // Two 1 s stalls (at 2 s and 4 s) in 5 s of speech: each lands 50 frames on the engine at once.
+    options.impairments = Impairments { stall_every_ms: 2_000, stall_ms: 1_000, ..Default::default() };
+    let r = one_call(&options, &Script::new().say(caller().slice_ms(0, 5_000)));
+    assert!(r.ok(), "{:?}", r.error);
+    let i = r.metrics.impairments;
+    assert_eq!((i.stalls, i.largest_stall_burst, r.metrics.frames_sent), (2, 50, 250));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while bot.finals.lock().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let finals = bot.finals.lock().unwrap().clone();
+    let stats = finals.first().expect("the call's stream stopped");
+    // Every frame reached the host, in place: none late, none filled in, no audio dropped.
+    assert_eq!(stats.media_frames_in, 250, "{stats:?}");
+    assert_eq!(stats.inbound_samples, 250 * 160, "{stats:?}");
+    assert_eq!(
+        (stats.frames_late, stats.frames_reordered, stats.gap_fill_samples, stats.agent_samples_dropped),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! One simulated call: the carrier's side of a Media Streams WebSocket, driven by a script.
 //!
 //! The task connects (with `X-Twilio-Signature` when an auth token is given), sends `connected`
-//! and `start`, then every 20 ms the next frame of the caller's stream (impaired as configured),
-//! plus `dtmf` as scripted and `stop` at the end. What the bot sends goes into the simulated
+//! and `start`, then every 20 ms the next frame of the caller's stream (impaired as configured;
+//! messages due together, as after a stall, leave in one write), plus `dtmf` as scripted and `stop` at the end. What the bot sends goes into the simulated
 //! carrier's playout buffer, which echoes marks and obeys `clear` like Twilio; caller speech events
 //! (from the script's labels) and bot audio events are matched up into response latency and
 //! barge-in reaction measurements.
@@ -305,7 +305,7 @@ impl<'a> Call<'a> {
                     SplitMix64::for_call(options.seed, index).next_u64() ^ 0x5A5A,
                 ),
             ),
-            impairer: Impairer::new(options.impairments, index),
+            impairer: Impairer::new(options.impairments, index, Instant::now()),
             queue: VecDeque::new(),
             caller_events: VecDeque::new(),
             playout: CarrierPlayout::new(options.playout),
@@ -348,6 +348,7 @@ impl<'a> Call<'a> {
         let start = self.start_message();
         sink.send(Message::text(start)).await.map_err(io)?;
         self.t0 = Instant::now();
+        self.impairer.set_origin(self.t0);
         self.log(connected_at, CallEvent::Connected { handshake_ms });
         let (stream_sid, call_sid) = (self.stream_sid.clone(), self.call_sid.clone());
         self.log(self.t0, CallEvent::StreamStarted { stream_sid, call_sid });

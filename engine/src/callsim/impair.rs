@@ -1,9 +1,11 @@
-//! Network impairments on the caller's media: jitter, bursts, gaps and reordering, all seeded.
+//! Network impairments on the caller's media: jitter, bursts, gaps, reordering and stalls, all
+//! seeded.
 //!
 //! The carrier's stream keeps its true timestamps; only when (and whether, and in which order) its
 //! messages are sent changes, as after a network stall. Messages still leave in one order on one
 //! connection (TCP), so a delayed frame delays the ones behind it.
 
+use super::audio::FRAME_MS;
 use super::rng::SplitMix64;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -22,6 +24,12 @@ pub struct Impairments {
     pub gap_every: u32,
     /// Every `reorder_every`-th frame is sent after the frame that follows it (a swapped pair).
     pub reorder_every: u32,
+    /// Network stalls: every `stall_every_ms` ms of the call (stream time, from `start`)...
+    pub stall_every_ms: u32,
+    /// ...everything the caller sends is held for `stall_ms` ms, then leaves at once, as TCP
+    /// delivers what queued behind a lost segment once it is retransmitted. Shorter than
+    /// `stall_every_ms` (a longer one is cut to one frame less: the line moves between stalls).
+    pub stall_ms: u32,
     /// Seed of the jitter (each call derives its own stream from it).
     pub seed: u64,
 }
@@ -33,6 +41,16 @@ impl Impairments {
             (_, 0) => 50,
             (_, every) => u64::from(every),
         }
+    }
+
+    /// The stall period and length, if stalls are on.
+    fn stalls(&self) -> Option<(Duration, Duration)> {
+        if self.stall_every_ms == 0 || self.stall_ms == 0 {
+            return None;
+        }
+        let every = u64::from(self.stall_every_ms);
+        let length = u64::from(self.stall_ms).min(every.saturating_sub(FRAME_MS).max(1));
+        Some((Duration::from_millis(every), Duration::from_millis(length)))
     }
 
     /// Whether media frame `k` (0-based) is dropped.
@@ -52,6 +70,12 @@ pub struct ImpairmentCounts {
     pub held_in_bursts: u64,
     /// Frames sent late by jitter (by at least 1 ms).
     pub jittered: u64,
+    /// Stalls that held something.
+    pub stalls: u64,
+    /// Time the line was held by those stalls, ms.
+    pub stalled_ms: u64,
+    /// Most media frames one stall held (they all leave at once when it ends).
+    pub largest_stall_burst: u64,
 }
 
 /// A message waiting to leave at `due`.
@@ -73,19 +97,61 @@ pub(crate) struct Impairer {
     /// Messages held by a burst (a stall), and whether each is media.
     held_burst: Vec<(String, bool)>,
     last_due: Option<Instant>,
+    /// Stream time 0 (when `start` was sent): stalls are scheduled from it.
+    origin: Instant,
+    /// The stall that held the latest held message, and how many media frames it held.
+    stall: Option<(u64, u64)>,
     pub(crate) counts: ImpairmentCounts,
 }
 
 impl Impairer {
-    pub(crate) fn new(config: Impairments, call_index: usize) -> Self {
+    /// `origin`: stream time 0, from which stalls are scheduled (see [`Self::set_origin`]).
+    pub(crate) fn new(config: Impairments, call_index: usize, origin: Instant) -> Self {
         Self {
             config,
             rng: SplitMix64::for_call(config.seed, call_index),
             held_reorder: None,
             held_burst: vec![],
             last_due: None,
+            origin,
+            stall: None,
             counts: ImpairmentCounts::default(),
         }
+    }
+
+    /// Moves stream time 0 (before anything is queued): when `start` actually left.
+    pub(crate) fn set_origin(&mut self, origin: Instant) {
+        self.origin = origin;
+    }
+
+    /// When a message due at `due` can leave: at the end of the stall it falls in, if any (a
+    /// stall holds everything, media or not, and releases it all together). Never earlier than
+    /// `due`, and a message due later never leaves earlier (the mapping is monotonic).
+    fn after_stall(&mut self, due: Instant, is_media: bool) -> Instant {
+        let Some((every, length)) = self.config.stalls() else { return due };
+        let since = due.saturating_duration_since(self.origin).as_nanos();
+        let (every, length) = (every.as_nanos(), length.as_nanos());
+        let n = since / every;
+        if n == 0 || since - n * every >= length {
+            return due;
+        }
+        let end = self.origin + Duration::from_nanos((n * every + length) as u64);
+        let n = n as u64;
+        // Media frames come here in order of their due times; a control message may fall into a
+        // stall before the latest one (it goes ahead of frames not handed yet, which jitter can
+        // push into the next stall): it is held to that stall's end, not counted again.
+        let held = match self.stall {
+            Some((latest, held)) if n == latest => held,
+            Some((latest, _)) if n < latest => return end,
+            _ => {
+                self.counts.stalls += 1;
+                self.counts.stalled_ms += (length / 1_000_000) as u64;
+                0
+            }
+        } + u64::from(is_media);
+        self.stall = Some((n, held));
+        self.counts.largest_stall_burst = self.counts.largest_stall_burst.max(held);
+        end
     }
 
     /// Counts a frame that [`Impairments::drops`] removed.
@@ -138,7 +204,9 @@ impl Impairer {
         }
         // Frames not handed yet (still being "recorded") do not hold it back.
         let pos = queue.iter().position(|m| m.handed > now).unwrap_or(queue.len());
-        let due = queue.range(..pos).map(|m| m.due).max().map_or(now, |d| d.max(now));
+        // Frames behind it are due no earlier, so they are held at least as long: order holds.
+        let own = self.after_stall(now, false);
+        let due = queue.range(..pos).map(|m| m.due).max().map_or(own, |d| d.max(own));
         queue.insert(pos, Outgoing { due, handed: now, text, is_media: false });
         if pos + 1 == queue.len() {
             self.last_due = Some(self.last_due.map_or(due, |l| l.max(due)));
@@ -162,6 +230,7 @@ impl Impairer {
         is_media: bool,
         queue: &mut VecDeque<Outgoing>,
     ) {
+        let due = self.after_stall(due, is_media);
         // One connection: nothing overtakes what is already queued.
         let due = self.last_due.map_or(due, |last| due.max(last));
         self.last_due = Some(due);
@@ -175,7 +244,7 @@ mod tests {
 
     fn run(config: Impairments, frames: u64) -> (Vec<(u64, String)>, ImpairmentCounts) {
         let t0 = Instant::now();
-        let mut imp = Impairer::new(config, 0);
+        let mut imp = Impairer::new(config, 0, t0);
         let mut q = VecDeque::new();
         for k in 0..frames {
             if config.drops(k) {
@@ -193,7 +262,8 @@ mod tests {
     fn control_messages_wait_for_handed_frames_only() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut imp = Impairer::new(Impairments { burst_frames: 2, burst_every: 4, ..Default::default() }, 0);
+        let mut imp =
+            Impairer::new(Impairments { burst_frames: 2, burst_every: 4, ..Default::default() }, 0, t0);
         let mut q = VecDeque::new();
         // Frame 0 is held (a stall): a mark echo meanwhile waits with it.
         imp.media(0, at(20), "f0".into(), &mut q);
@@ -245,5 +315,74 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
         let (c, _) = run(Impairments { seed: 43, ..config }, 200);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn stalls_hold_everything_then_release_it_at_once() {
+        // Every 200 ms the line stalls for 100 ms: frames due (once "recorded", at 20 (k + 1) ms)
+        // in [200, 300) and [400, 500) leave at 300 and 500, with the frame due then.
+        let config = Impairments { stall_every_ms: 200, stall_ms: 100, ..Default::default() };
+        let (out, counts) = run(config, 29);
+        assert_eq!(names(&out), (0..29).map(|k| k.to_string()).collect::<Vec<_>>(), "order kept");
+        let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
+        let mut expected: Vec<u64> = (1..=29).map(|k| 20 * k).collect();
+        for d in &mut expected {
+            if (200..300).contains(d) || (400..500).contains(d) {
+                *d = *d / 100 * 100 + 100;
+            }
+        }
+        assert_eq!(due, expected);
+        assert_eq!(&due[8..15], [180, 300, 300, 300, 300, 300, 300]);
+        assert_eq!(
+            counts,
+            ImpairmentCounts { stalls: 2, stalled_ms: 200, largest_stall_burst: 5, ..Default::default() }
+        );
+        // The same schedule on every run, and none without a period.
+        assert_eq!(run(config, 29), (out, counts));
+        let (plain, counts) = run(Impairments { stall_ms: 100, ..Default::default() }, 29);
+        assert!(plain.iter().enumerate().all(|(k, (d, _))| *d == 20 * (k as u64 + 1)));
+        assert_eq!(counts, ImpairmentCounts::default());
+    }
+
+    #[test]
+    fn a_stall_holds_control_messages_too_and_the_stop_behind_them() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut imp =
+            Impairer::new(Impairments { stall_every_ms: 100, stall_ms: 60, ..Default::default() }, 0, t0);
+        let mut q = VecDeque::new();
+        imp.media(3, at(80), "f3".into(), &mut q);
+        imp.control(at(90), "before".into(), &mut q);
+        imp.media(4, at(100), "f4".into(), &mut q);
+        imp.control(at(110), "echo".into(), &mut q);
+        imp.media(5, at(120), "f5".into(), &mut q);
+        imp.media(6, at(140), "f6".into(), &mut q);
+        imp.media(7, at(160), "f7".into(), &mut q);
+        imp.control(at(170), "stop".into(), &mut q);
+        let got: Vec<(u64, &str)> =
+            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, o.text.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (80, "f3"),
+                (90, "before"),
+                (160, "f4"),
+                (160, "echo"),
+                (160, "f5"),
+                (160, "f6"),
+                (160, "f7"),
+                (170, "stop")
+            ]
+        );
+        assert_eq!((imp.counts.stalls, imp.counts.stalled_ms, imp.counts.largest_stall_burst), (1, 60, 3));
+    }
+
+    #[test]
+    fn a_stall_as_long_as_its_period_is_cut_to_leave_the_line_moving() {
+        let (out, counts) = run(Impairments { stall_every_ms: 100, stall_ms: 500, ..Default::default() }, 10);
+        // 80 ms of each 100 ms held: [100, 180) and [200, 280) leave at 180 and 280.
+        let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
+        assert_eq!(due, [20, 40, 60, 80, 180, 180, 180, 180, 180, 280]);
+        assert_eq!((counts.stalls, counts.stalled_ms, counts.largest_stall_burst), (2, 160, 4));
     }
 }

@@ -3,7 +3,7 @@
 //! It plays the carrier's role against any Media Streams WebSocket URL (Trunkline's offload
 //! server or any other bot): it sends `connected`, `start` (with custom parameters and, given an
 //! auth token, a signed upgrade request), then the caller's audio as 20 ms `media` frames in real
-//! time (optionally with jitter, bursts, gaps and reordering), `dtmf` and `stop`; and it treats
+//! time (optionally with jitter, bursts, gaps, reordering and network stalls), `dtmf` and `stop`; and it treats
 //! what the bot sends like Twilio does: it plays the bot's audio on its own clock, echoes marks
 //! when their audio has played, and on `clear` drops its buffer and echoes the pending marks.
 //!

@@ -64,6 +64,12 @@ pub struct Totals {
     pub frames_held_in_bursts: u64,
     /// Caller frames delayed by jitter.
     pub frames_jittered: u64,
+    /// Network stalls (everything the caller sent held, then released at once).
+    pub stalls: u64,
+    /// Time the caller's line was stalled, ms.
+    pub stalled_ms: u64,
+    /// Most caller frames one stall released at once, over all calls.
+    pub largest_stall_burst: u64,
 }
 
 /// One call in the report.
@@ -135,6 +141,9 @@ impl Report {
             t.frames_reordered += m.impairments.reordered;
             t.frames_held_in_bursts += m.impairments.held_in_bursts;
             t.frames_jittered += m.impairments.jittered;
+            t.stalls += m.impairments.stalls;
+            t.stalled_ms += m.impairments.stalled_ms;
+            t.largest_stall_burst = t.largest_stall_burst.max(m.impairments.largest_stall_burst);
         }
         let ok = results.iter().filter(|r| r.ok()).count();
         let per_call = results
@@ -208,11 +217,18 @@ impl Report {
             t.clears_unprompted,
             t.bad_messages
         );
-        if t.frames_dropped + t.frames_reordered + t.frames_held_in_bursts + t.frames_jittered > 0 {
+        if t.frames_dropped + t.frames_reordered + t.frames_held_in_bursts + t.frames_jittered + t.stalls > 0
+        {
             let _ = writeln!(
                 out,
-                "impairments: {} frames dropped, {} reordered, {} held in bursts, {} jittered",
-                t.frames_dropped, t.frames_reordered, t.frames_held_in_bursts, t.frames_jittered
+                "impairments: {} frames dropped, {} reordered, {} held in bursts, {} jittered; {} stalls ({} ms held, largest burst {} frames)",
+                t.frames_dropped,
+                t.frames_reordered,
+                t.frames_held_in_bursts,
+                t.frames_jittered,
+                t.stalls,
+                t.stalled_ms,
+                t.largest_stall_burst
             );
         }
         for c in self.per_call.iter().filter(|c| c.error.is_some()) {
