@@ -7,7 +7,9 @@
 //! latency (sent → echoed back). Meanwhile other clients misbehave: some vanish mid-call without
 //! `stop`, some stall (stop reading, keep sending, tiny receive buffer), some interleave garbage
 //! with their audio (their good audio must still come back whole), some send raw non-HTTP bytes,
-//! some open TCP connections and never handshake, some fail signature validation. Checked: the
+//! some open TCP connections and never handshake, some fail signature validation, and some well-behaved
+//! callers have their network stall (a second of frames held every two seconds, then delivered at
+//! once: their audio must come back whole as well). Checked: the
 //! server stays up and serves a call afterwards, every refusal is counted, every session is
 //! closed at the end, RSS stays bounded, and the well-behaved calls' latency p99 stays within 2×
 //! that of an unloaded run.
@@ -43,6 +45,8 @@ struct Plan {
     vanish: usize,
     stall: usize,
     garbage: usize,
+    /// Well-behaved calls whose network stalls: 1 s of frames held every 2 s, then sent at once.
+    net_stall: usize,
     raw_garbage: usize,
     no_handshake: usize,
     bad_signature: usize,
@@ -159,11 +163,12 @@ impl Bot {
                             }
                             c.pending.extend_from_slice(&pcm[..n]);
                         }
-                        // Echo whole 20 ms frames; a caller that stalls fills the engine's
-                        // queues, and then the echo is dropped (bounded) and counted here.
-                        let whole = c.pending.len() / 160 * 160;
-                        if whole > 0
-                            && let Ok(n) = session.play(&c.pending[..whole], 8_000)
+                        // Echo everything read (`play` may take part of it: the rest goes next
+                        // time, so that no tail waits for audio that may never come); a caller
+                        // that stops reading fills the engine's queues, and then the echo is
+                        // dropped (bounded) and counted here.
+                        if !c.pending.is_empty()
+                            && let Ok(n) = session.play(&c.pending, 8_000)
                         {
                             c.pending.drain(..n);
                         }
@@ -240,6 +245,7 @@ async fn good_call(
     id: u64,
     frames: usize,
     garbage: bool,
+    net_stall: bool,
 ) -> Result<CallResult, String> {
     // Without Nagle, like a carrier's media socket: small frames go out at once.
     let (ws, _) = tokio_tungstenite::connect_async_with_config(signed_request(addr, id, true), None, true)
@@ -261,12 +267,21 @@ async fn good_call(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut i = 0;
             let mut done_at: Option<Instant> = None;
+            // Frames the stalled network holds back; they leave together when it recovers.
+            let mut held: Vec<String> = vec![];
             loop {
                 tokio::select! {
                     _ = tick.tick(), if i < frames => {
                         let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
-                        sent_at.lock().unwrap().push(Instant::now());
-                        tx.send(Message::text(m)).await?;
+                        if net_stall && (40..90).contains(&(i % 100)) && i + 1 < frames {
+                            held.push(m);
+                        } else {
+                            for m in held.drain(..).chain(std::iter::once(m)) {
+                                sent_at.lock().unwrap().push(Instant::now());
+                                tx.feed(Message::text(m)).await?;
+                            }
+                            tx.flush().await?;
+                        }
                         if garbage {
                             match i % 5 {
                                 0 => tx.send(Message::text("{\"event\":\"media\",")).await?,
@@ -448,7 +463,7 @@ fn soak(plan: &Plan) -> Report {
     // Unloaded: two calls, one after the other.
     let mut unloaded = vec![];
     for id in 0..2 {
-        let r = rt.block_on(good_call(addr, 1_000_000 + id, 250, false)).expect("unloaded call");
+        let r = rt.block_on(good_call(addr, 1_000_000 + id, 250, false, false)).expect("unloaded call");
         assert_eq!((r.frames_back, r.hash_back), (r.frames_sent, r.hash_sent), "unloaded call {id} echo");
         unloaded.extend(r.latencies_ms);
     }
@@ -474,7 +489,7 @@ fn soak(plan: &Plan) -> Report {
         plan.duration.mul_f64(0.8).saturating_sub(Duration::from_millis(plan.good_frames as u64 * 20));
     let spread = spread.max(Duration::from_millis(500));
     let stall_until = load_start + plan.duration;
-    let (good_results, faults_ok) = rt.block_on(async {
+    let (good_results, faults_ok, stalled_ok) = rt.block_on(async {
         let mut good = tokio::task::JoinSet::new();
         let mut faults = tokio::task::JoinSet::new();
         let at = |k: usize, n: usize| spread.mul_f64(k as f64 / n.max(1) as f64);
@@ -482,14 +497,22 @@ fn soak(plan: &Plan) -> Report {
             let (delay, frames) = (at(k, plan.good), plan.good_frames);
             good.spawn(async move {
                 tokio::time::sleep(delay).await;
-                good_call(addr, k as u64, frames, false).await
+                good_call(addr, k as u64, frames, false, false).await
             });
         }
         for k in 0..plan.garbage {
             let (delay, frames) = (at(k, plan.garbage), plan.good_frames);
             good.spawn(async move {
                 tokio::time::sleep(delay).await;
-                good_call(addr, 100_000 + k as u64, frames, true).await
+                good_call(addr, 100_000 + k as u64, frames, true, false).await
+            });
+        }
+        let mut stalled = tokio::task::JoinSet::new();
+        for k in 0..plan.net_stall {
+            let (delay, frames) = (at(k, plan.net_stall), plan.good_frames);
+            stalled.spawn(async move {
+                tokio::time::sleep(delay).await;
+                good_call(addr, 600_000 + k as u64, frames, false, true).await
             });
         }
         for k in 0..plan.vanish {
@@ -537,7 +560,13 @@ fn soak(plan: &Plan) -> Report {
         while let Some(r) = faults.join_next().await {
             faults_ok.push(r.unwrap());
         }
-        (results, faults_ok)
+        // Their audio must come back whole; their latency is the stall's, not the engine's.
+        let mut stalled_ok = vec![];
+        while let Some(r) = stalled.join_next().await {
+            let r = r.unwrap().unwrap_or_else(|e| panic!("{e}"));
+            stalled_ok.push((r.frames_back, r.hash_back) == (r.frames_sent, r.hash_sent));
+        }
+        (results, faults_ok, stalled_ok)
     });
     report.connections = plan.good
         + plan.garbage
@@ -545,8 +574,11 @@ fn soak(plan: &Plan) -> Report {
         + plan.stall
         + plan.raw_garbage
         + plan.no_handshake
-        + plan.bad_signature;
+        + plan.bad_signature
+        + plan.net_stall;
     assert!(faults_ok.iter().all(|&ok| ok), "a faulty client was not refused or closed as it should be");
+    assert_eq!(stalled_ok.len(), plan.net_stall);
+    assert!(stalled_ok.iter().all(|&ok| ok), "a call whose network stalled did not get its audio back whole");
 
     // Every well-behaved call (and every garbage-interleaving one) got all of its audio back.
     let mut latencies = vec![];
@@ -564,7 +596,7 @@ fn soak(plan: &Plan) -> Report {
     report.loaded_max_ms = latencies.last().copied().unwrap_or(0.0);
 
     // The server is still up: one more call goes through.
-    let after = rt.block_on(good_call(addr, 9_999_999, 50, false)).expect("a call after the soak");
+    let after = rt.block_on(good_call(addr, 9_999_999, 50, false, false)).expect("a call after the soak");
     assert_eq!((after.frames_back, after.hash_back), (after.frames_sent, after.hash_sent));
 
     // Everything ends: the server's connections, the host's sessions.
@@ -575,7 +607,7 @@ fn soak(plan: &Plan) -> Report {
     sampling.store(false, Ordering::Release);
     sampler.join().unwrap();
     let stats = server.stats();
-    let started = (plan.good + plan.garbage + plan.vanish + plan.stall + 3) as u64;
+    let started = (plan.good + plan.garbage + plan.net_stall + plan.vanish + plan.stall + 3) as u64;
     println!("server: {stats:?}");
     println!(
         "bot: {} calls opened, {} closed, {} echo samples dropped (stalled callers), {} protocol errors seen",
@@ -594,7 +626,9 @@ fn soak(plan: &Plan) -> Report {
     assert!(bot.protocol_errors.load(Ordering::Relaxed) >= (plan.garbage * plan.good_frames) as u64);
     {
         let losses = bot.losses.lock().unwrap();
-        for k in (0..plan.good as u64).chain((0..plan.garbage as u64).map(|k| 100_000 + k)) {
+        let garbage = (0..plan.garbage as u64).map(|k| 100_000 + k);
+        let net_stall = (0..plan.net_stall as u64).map(|k| 600_000 + k);
+        for k in (0..plan.good as u64).chain(garbage).chain(net_stall) {
             let sid = format!("CA{k:032}");
             assert_eq!(losses.get(&sid), Some(&0), "{sid}: the engine dropped or filled caller audio");
         }
@@ -643,6 +677,7 @@ fn soak_short() {
         vanish: 10,
         stall: 4,
         garbage: 6,
+        net_stall: 4,
         raw_garbage: 6,
         no_handshake: 10,
         bad_signature: 10,
@@ -661,6 +696,7 @@ fn soak_long() {
         vanish: 50,
         stall: 20,
         garbage: 30,
+        net_stall: 20,
         raw_garbage: 20,
         no_handshake: 40,
         bad_signature: 40,
