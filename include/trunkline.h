@@ -199,7 +199,7 @@ typedef struct {
   int32_t worker_nice;
 } trunkline_engine_config;
 
-// Session settings (see the README's settings table for meanings and defaults).
+// Session settings (see docs/settings.md for meanings and defaults).
 typedef struct {
   // Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.
   uint32_t agent_rate;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ (README: "Reliability"): each for SECONDS (default 4), on
+# Runs the cargo-fuzz targets in fuzz/ (docs/reliability.md: "Fuzzing"): each for SECONDS (default 4), on
 # the stable toolchain (RUSTC_BOOTSTRAP=1 lets it take the sanitizer flags cargo-fuzz passes),
 # with AddressSanitizer, debug assertions and overflow checks. Installs cargo-fuzz when missing.
 #

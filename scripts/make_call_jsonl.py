@@ -8,8 +8,8 @@ per 20 ms frame, then a DTMF digit and `stop`. Deterministic; python3 stdlib onl
 
     python3 scripts/make_call_jsonl.py [OUTPUT [SECONDS]]   # default: examples/c/call.jsonl, 4 s
 
-engine/examples/fixtures/call_10s.jsonl (the load benchmark's call) is the first 10 s:
-    python3 scripts/make_call_jsonl.py engine/examples/fixtures/call_10s.jsonl 10
+tools/fixtures/call_10s.jsonl (the load benchmark's call) is the first 10 s:
+    python3 scripts/make_call_jsonl.py tools/fixtures/call_10s.jsonl 10
 """
 
 import base64

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Makes the demo bot's reply recording: engine/examples/assets/reply_8k.wav (8 kHz s16 mono).
+# Makes the demo bot's reply recording: tools/assets/reply_8k.wav (8 kHz s16 mono).
 # Needs espeak-ng and sox (apt-get install espeak-ng sox). Deterministic for a given espeak-ng.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=engine/examples/assets
+out=tools/assets
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

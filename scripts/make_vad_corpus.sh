@@ -3,7 +3,7 @@
 # clips of caller utterances, short backchannels and agent prompts, with a manifest. The noisy
 # telephone tracks themselves (placement, exact labels, pink/white noise at a set SNR, mains hum,
 # clicks, telephone band-limiting, G.711 µ-law) are mixed from these clips by seeded Rust code,
-# `engine/tests/vad_corpus/mod.rs`, shared by `cargo run --release --example vadbench` and the
+# `engine/tests/vad_corpus/mod.rs`, shared by `cargo run --release -p trunkline-tools --bin vadbench` and the
 # tests (engine/tests/vad_corpus.rs, engine/tests/barge_in.rs), so the corpus is identical on
 # every run and nothing large is committed.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full test command (README: "Run every test"). CI runs exactly this via .ci/run.
+# The full test command (README: "The two commands"). CI runs exactly this via .ci/run.
 # Installs the Debian packages it needs when they are missing, then runs formatting, lints and
 # every test suite.
 set -euo pipefail
@@ -40,5 +40,5 @@ echo "== .NET binding (Mono)"
 echo "== node binding"
 ./scripts/test_node.sh
 echo "== the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
-cargo run --release --locked --example call_demo
+cargo run --release --locked -p trunkline-tools --bin call_demo
 echo "call demo: 1 passed, 0 failed"

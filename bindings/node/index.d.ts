@@ -47,7 +47,7 @@ export interface EngineOptions {
   workerNice?: number;
 }
 
-/** Session settings: the C trunkline_session_config fields in camelCase (README: settings). */
+/** Session settings: the C trunkline_session_config fields in camelCase (docs/settings.md). */
 export interface SessionOptions {
   /** Rate of the caller PCM readAudio() returns: 8000, 16000 (default), 24000 or 48000. */
   agentRate?: 8000 | 16000 | 24000 | 48000;

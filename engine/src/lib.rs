@@ -9,14 +9,14 @@
 //! The stages are plain values, usable on their own:
 //! [`codec`] (G.711), [`resample`], [`vad`], [`protocol`] (carrier dialects) and [`pipeline`]
 //! (reordering, outbound pacing, playout tracking, barge-in). [`runtime`] wires them into sessions on
-//! threads; [`Engine`] and [`Session`] are the entry points.
+//! threads; [`Engine`] and [`Session`] are the entry points. Nothing here does network IO: the
+//! offload server (Trunkline as the carrier's WebSocket endpoint) is the `trunkline-server` crate,
+//! and the caller simulator is `trunkline-callsim`.
 #![warn(missing_docs)]
 
-pub mod callsim;
 pub mod codec;
 pub mod config;
 pub mod event;
-pub mod offload;
 pub mod pipeline;
 pub mod protocol;
 pub mod resample;

@@ -71,12 +71,12 @@ const TAPS_PER_8K: usize = 32;
 
 /// Kaiser window shape.
 // why: trades the window's main lobe (transition width) against its sidelobes (stopband
-// depth); see the README's resampler figures for what it measures.
+// depth); see docs/architecture.md (Resampler) for what it measures.
 const KAISER_BETA: f64 = 7.3;
 
 /// Taps per branch of the 8 kHz -> 16 kHz half-band interpolator.
-// why: with the cutoff at 4 kHz the transition band is 3.4 -> 4.6 kHz, centred on it; see the
-// README's resampler figures for the passband and image levels this length measures.
+// why: with the cutoff at 4 kHz the transition band is 3.4 -> 4.6 kHz, centred on it; see
+// docs/architecture.md (Resampler) for the passband and image levels this length measures.
 const HALF_BAND_TAPS: usize = 32;
 
 /// Kaiser window shape of the half-band interpolator.

@@ -2,7 +2,7 @@
 //! simulated clock) and the caller either interrupts (every corpus utterance: should barge in) or
 //! only says a backchannel under 300 ms, coughs, or types (should not, with default settings).
 //! Checked against the set's labels; reaction times are printed, not asserted (vadbench reports
-//! them: `cargo run --release --example vadbench -- --barge-in`).
+//! them: `cargo run --release -p trunkline-tools --bin vadbench -- --barge-in`).
 
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;

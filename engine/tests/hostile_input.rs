@@ -1,4 +1,4 @@
-//! Hostile and broken carrier input, case by case (README: "Hostile input"). Every test runs a
+//! Hostile and broken carrier input, case by case (docs/reliability.md: "Hostile input"). Every test runs a
 //! call whose good audio frames carry known content (agent rate 8 kHz, so the PCM the host reads
 //! is the decoded µ-law itself) with the bad input interleaved, and checks the same four things:
 //! the session survives, the bad input is dropped and counted, the host gets the `protocol_error`

@@ -6,7 +6,7 @@
 //!   p50 at most 150 ms, no missed utterance longer than 400 ms;
 //! - the other conditions (quiet, hum, clicks): frame F1 at least 0.93, same false-start bound.
 //!
-//! Figures (and CPU per frame) are printed by `cargo run --release --example vadbench`; nothing
+//! Figures (and CPU per frame) are printed by `cargo run --release -p trunkline-tools --bin vadbench`; nothing
 //! here measures time.
 
 #[path = "vad_corpus/mod.rs"]

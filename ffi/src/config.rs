@@ -24,7 +24,7 @@ pub struct trunkline_engine_config {
     pub worker_nice: i32,
 }
 
-/// Session settings (see the README's settings table for meanings and defaults).
+/// Session settings (see docs/settings.md for meanings and defaults).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_session_config {

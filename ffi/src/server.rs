@@ -5,11 +5,11 @@ use crate::engine::{engine_ref, trunkline_engine};
 use crate::result::trunkline_result;
 use crate::session::{session_handle, trunkline_session};
 use crate::{guard, guard_void, try_out, try_slice_mut};
+use ::trunkline_server::{OffloadConfig, OffloadServer, ServerStats, TlsConfig};
 use std::ffi::{CStr, c_char};
 use std::sync::Mutex;
 use std::time::Duration;
 use trunkline::SessionConfig;
-use trunkline::offload::{OffloadConfig, OffloadServer, ServerStats, TlsConfig};
 
 /// A running offload server. Opaque.
 pub struct trunkline_server {
@@ -149,7 +149,7 @@ pub extern "C" fn trunkline_server_start(
                 out.set(Box::into_raw(Box::new(ServerBox { server: Mutex::new(Some(server)) })).cast());
                 trunkline_result::Ok
             }
-            Err(trunkline::offload::OffloadError::Io(_)) => trunkline_result::Io,
+            Err(::trunkline_server::OffloadError::Io(_)) => trunkline_result::Io,
             Err(_) => trunkline_result::InvalidArgument,
         }
     })

@@ -37,7 +37,7 @@ namespace Trunkline
         }
     }
 
-    /// <summary>Session settings (the README's settings table has meanings and defaults). Unset
+    /// <summary>Session settings (docs/settings.md has meanings and defaults). Unset
     /// (null) properties keep the library's defaults (trunkline_session_config_default).</summary>
     public sealed class SessionOptions
     {

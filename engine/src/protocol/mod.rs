@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use thiserror::Error;
 
+#[cfg(feature = "twilio-signature")]
+pub mod signature;
 pub mod twilio;
 
 pub use twilio::TwilioDialect;

@@ -2,7 +2,7 @@
 //!
 //! Twilio sends JSON text frames; [`TwilioDialect::parse`] turns each into an [`Inbound`] and the
 //! writers produce the three messages Twilio accepts on a bidirectional stream (`media`, `mark`,
-//! `clear`). See DESIGN §2.
+//! `clear`). docs/dialects.md describes the behaviour.
 //!
 //! # What is accepted
 //!

@@ -111,9 +111,30 @@ impl CarrierPort {
         self.check_open().is_ok()
     }
 
-    /// Clears and returns the "outbound messages were produced" flag the worker sets for a
-    /// detached carrier side.
-    pub fn take_ready(&self) -> bool {
+    /// The flag the worker raises for a detached carrier side when it produced outbound messages
+    /// (after which it signals the wakeup given to [`super::Session::detach_carrier`]): one
+    /// wakeup serves many sessions, and this tells which of them have output.
+    pub fn outbound_signal(&self) -> OutboundSignal {
+        OutboundSignal { shared: self.shared.clone() }
+    }
+}
+
+/// Whether a detached session produced outbound messages since it was last asked (see
+/// [`CarrierPort::outbound_signal`]). Cheap to clone; any thread.
+#[derive(Clone)]
+pub struct OutboundSignal {
+    shared: Arc<SessionShared>,
+}
+
+impl OutboundSignal {
+    /// Clears the flag and returns whether it was set.
+    pub fn take(&self) -> bool {
         self.shared.outbound_ready.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl std::fmt::Debug for OutboundSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundSignal").finish_non_exhaustive()
     }
 }

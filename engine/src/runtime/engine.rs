@@ -226,6 +226,35 @@ impl EngineShared {
     }
 }
 
+/// A cloneable, thread-safe handle on an [`Engine`] (see [`Engine::handle`]).
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<EngineShared>,
+}
+
+impl EngineHandle {
+    /// Opens a session speaking `dialect`, as [`Engine::open_session_with`].
+    pub fn open_session_with(
+        &self,
+        config: &SessionConfig,
+        dialect: Box<dyn Dialect>,
+    ) -> Result<Session, EngineError> {
+        self.shared.open_session(config, dialect)
+    }
+
+    /// Signals the engine's wakeup (fd and [`Engine::wait`]) as session output does: for a
+    /// component that has something new for the host outside any session (a call arrived).
+    pub fn notify_host(&self) {
+        self.shared.wakeup.notify();
+    }
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle").field("workers", &self.shared.workers.len()).finish()
+    }
+}
+
 /// The media engine. Owns the worker threads; cheap to share by reference across host threads
 /// (`Engine: Send + Sync`).
 pub struct Engine {
@@ -338,9 +367,11 @@ impl Engine {
         self.shared.open_session(config, dialect)
     }
 
-    /// The state sessions and the offload server share with this engine.
-    pub(crate) fn shared_handle(&self) -> Arc<EngineShared> {
-        self.shared.clone()
+    /// A handle that opens sessions and signals the host from other threads (the offload server's
+    /// network threads). It does not keep the workers running: once the engine is dropped, opening
+    /// a session through it fails with [`EngineError::Shutdown`].
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle { shared: self.shared.clone() }
     }
 
     /// The wakeup fd: readable when some session has new audio, events or outbound messages.

@@ -25,8 +25,8 @@ pub mod wakeup;
 mod worker;
 mod worker_session;
 
-pub use carrier::CarrierPort;
-pub use engine::{Engine, EngineError};
+pub use carrier::{CarrierPort, OutboundSignal};
+pub use engine::{Engine, EngineError, EngineHandle};
 pub use latency::LatencyHistogram;
 pub use session::{Session, SessionError};
 pub use wakeup::Wakeup;

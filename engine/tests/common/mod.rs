@@ -11,7 +11,8 @@ pub const STREAM_SID: &str = "MZ18ad3ab5a668481ce02b83e7395059f0";
 pub const CALL_SID: &str = "CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f";
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    // The fixtures live with the engine; other crates' tests share this module by path.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures").join(name)
 }
 
 /// The committed caller speech (8 kHz µ-law) and its ground-truth utterances (ms).

@@ -35,7 +35,7 @@ void test_config_defaults(void) {
   REQUIRE_OK(trunkline_session_config_default(&c));
   CHECK_EQ(c.agent_rate, 16000);
   CHECK_EQ(c.play_rate, 24000);
-  /* The VAD and barge-in knobs are tuned with the engine's VAD work (the README's settings table
+  /* The VAD and barge-in knobs are tuned with the engine's VAD work (docs/settings.md
    * has their values): sane, not pinned here. */
   CHECK(c.vad_aggressiveness <= 3);
   CHECK(c.vad_min_speech_ms >= 20 && c.vad_min_speech_ms <= 1000);

@@ -1,5 +1,5 @@
 // Compiled (not run) by test/types.test.js with `tsc --strict`: the declarations must describe
-// the API as the README and the example bot use it.
+// the API as docs/bindings.md and the example bot use it.
 import {
   Engine,
   Session,

@@ -1,15 +1,15 @@
 //! The listener, its configuration, limits and counters, and the hand-over of calls to the host.
 
 use super::connection::{self, ConnectionContext};
-use crate::config::SessionConfig;
-use crate::protocol::StreamStart;
-use crate::runtime::{Engine, Session, Wakeup};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use trunkline::config::SessionConfig;
+use trunkline::protocol::StreamStart;
+use trunkline::runtime::{Engine, Session, Wakeup};
 
 /// Offload server settings.
 #[derive(Debug, Clone)]
@@ -206,7 +206,7 @@ impl OffloadServer {
         let (shutdown, shutdown_rx) = watch::channel(None);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let ctx = Arc::new(ConnectionContext {
-            engine: engine.shared_handle(),
+            engine: engine.handle(),
             config,
             counters: counters.clone(),
             calls: calls_tx,

@@ -7,11 +7,11 @@
 //! from, so they should be exact.
 
 use super::rng::SplitMix64;
-use crate::codec::{ULAW_SILENCE, encode_ulaw, linear_to_ulaw};
-use crate::resample::StreamResampler;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use trunkline::codec::{ULAW_SILENCE, encode_ulaw, linear_to_ulaw};
+use trunkline::resample::StreamResampler;
 
 /// The carrier's sample rate.
 pub const SAMPLE_RATE: u32 = 8_000;
@@ -344,7 +344,7 @@ fn parse_wav(bytes: &[u8]) -> Result<Wav<'_>, AudioError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::ulaw_to_linear;
+    use trunkline::codec::ulaw_to_linear;
 
     fn wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
         let data_len = (samples.len() * 2) as u32;

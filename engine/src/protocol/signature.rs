@@ -1,4 +1,5 @@
-//! `X-Twilio-Signature` validation for the WebSocket upgrade request.
+//! `X-Twilio-Signature`: computing it (a client, such as a caller simulator) and validating it (a
+//! server, on the WebSocket upgrade request). Behind the `twilio-signature` feature.
 //!
 //! Twilio signs every request it makes with the account's auth token: base64(HMAC-SHA1(token,
 //! url + the POST parameters sorted by name, each as name followed by value)). A Media Streams

@@ -47,7 +47,7 @@ pub enum Step {
 ///
 /// ```
 /// use std::time::Duration;
-/// use trunkline::callsim::{CallerAudio, Script};
+/// use trunkline_callsim::{CallerAudio, Script};
 /// let question = CallerAudio::silence(Duration::from_millis(200)); // or CallerAudio::load(...)
 /// let script = Script::new()
 ///     .say(question.clone())
@@ -309,8 +309,8 @@ fn push_speech(out: &mut FrameOut, audio: &CallerAudio, stream_ms: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callsim::audio::SpeechSegment;
-    use crate::codec::ULAW_SILENCE;
+    use crate::audio::SpeechSegment;
+    use trunkline::codec::ULAW_SILENCE;
 
     fn digital() -> LineNoise {
         LineNoise::new(None, 0)

@@ -1,7 +1,7 @@
 //! `callsim`: a Twilio-compatible caller for latency benchmarking, against any Media Streams URL.
 //!
 //! ```text
-//! cargo run --release --example callsim -- --url ws://127.0.0.1:8080/media \
+//! cargo run --release -p trunkline-callsim -- --url ws://127.0.0.1:8080/media \
 //!     --audio engine/tests/fixtures/speech_8k.ulaw --calls 10 [--json]
 //! ```
 //!
@@ -12,12 +12,14 @@
 
 use std::process::ExitCode;
 use std::time::Duration;
-use trunkline::callsim::{self, CallOptions, CallerAudio, Report, RunOptions, Script, SpeechSegment};
+use trunkline_callsim::{
+    self as callsim, CallOptions, CallerAudio, Report, RunOptions, Script, SpeechSegment,
+};
 
 const HELP: &str = "\
 callsim: a Twilio-compatible caller for latency benchmarking
 
-USAGE: cargo run --release --example callsim -- --url ws://HOST:PORT/PATH [OPTIONS]
+USAGE: cargo run --release -p trunkline-callsim -- --url ws://HOST:PORT/PATH [OPTIONS]
 
 What each call does:
   --url URL              the bot's Media Streams URL (ws://, or wss:// when built with --features tls)
@@ -81,7 +83,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let default_audio = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/speech_8k.ulaw");
+    let default_audio = concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/tests/fixtures/speech_8k.ulaw");
     let mut a = Args {
         url: String::new(),
         audio: default_audio.to_owned(),

@@ -2,6 +2,7 @@
 //! never reads (it holds up no other call, and is closed after the send timeout), and shutdown
 //! with live calls. Every test is bounded in time.
 
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -11,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
+use trunkline::protocol::signature;
 use trunkline::{Engine, EngineConfig, Event, EventKind};
+use trunkline_server::{OffloadConfig, OffloadServer, OffloadedCall};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -1,4 +1,4 @@
-//! Offload mode: Trunkline as the carrier's Media Streams WebSocket endpoint.
+//! Trunkline's offload server: Trunkline as the carrier's Media Streams WebSocket endpoint.
 //!
 //! The carrier connects to Trunkline directly; the host never touches the WebSocket. A tokio
 //! runtime on the server's own threads (`trunkline-net-N`, apart from the audio workers, so
@@ -10,8 +10,12 @@
 
 mod connection;
 mod server;
-pub mod signature;
 #[cfg(feature = "tls")]
 mod tls;
 
 pub use server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, ServerStats, TlsConfig};
+
+// The offload server's documentation examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/offload.md")]
+pub struct OffloadDoctests;

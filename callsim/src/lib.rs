@@ -1,4 +1,5 @@
-//! `callsim`: a Twilio-compatible caller for latency benchmarking.
+//! `trunkline-callsim`: a Twilio-compatible caller for latency benchmarking (library and the
+//! `callsim` binary).
 //!
 //! It plays the carrier's role against any Media Streams WebSocket URL (Trunkline's offload
 //! server or any other bot): it sends `connected`, `start` (with custom parameters and, given an
@@ -14,7 +15,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use trunkline::callsim::{self, CallOptions, CallerAudio, Report, RunOptions, Script};
+//! use trunkline_callsim::{self as callsim, CallOptions, CallerAudio, Report, RunOptions, Script};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let caller = CallerAudio::load("engine/tests/fixtures/speech_8k.ulaw")?; // + speech_8k.labels
@@ -51,3 +52,8 @@ pub use report::{CallSummary, Metrics, Report, Totals, format_timeline};
 pub use result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};
 pub use runner::{RunOptions, run_call_blocking, run_calls, run_calls_blocking};
 pub use script::{DEFAULT_REPLY_QUIET, DEFAULT_REPLY_TIMEOUT, Script, Step};
+
+// callsim's documentation examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/callsim.md")]
+pub struct CallsimDoctests;

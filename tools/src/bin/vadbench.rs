@@ -3,14 +3,14 @@
 //! barge-in test set (precision, recall, reaction time).
 //!
 //! ```text
-//! cargo run --release --example vadbench               # default settings and the baselines
-//! cargo run --release --example vadbench -- --quick    # 2 min of noise-only audio, not 10
+//! cargo run --release -p trunkline-tools --bin vadbench               # default settings and the baselines
+//! cargo run --release -p trunkline-tools --bin vadbench -- --quick    # 2 min of noise-only audio, not 10
 //! ```
 //!
 //! The corpus is described in `tests/vad_corpus/mod.rs` (clips from `scripts/make_vad_corpus.sh`,
 //! built on first use into `target/vad-corpus`).
 
-#[path = "../tests/vad_corpus/mod.rs"]
+#[path = "../../../engine/tests/vad_corpus/mod.rs"]
 mod vad_corpus;
 
 use std::time::Instant;

@@ -3,6 +3,7 @@
 //! in-test WebSocket servers that check what goes on the wire and feed it choppy audio. Every
 //! test is bounded in time (a few seconds of real-time audio each).
 
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
 use common::speech;
@@ -11,12 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use trunkline::callsim::{
-    self, CallError, CallEvent, CallOptions, CallResult, CallerAudio, Impairments, Report, RunOptions,
-    Script, SpeechSegment,
-};
-use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
+use trunkline::protocol::signature;
 use trunkline::{Engine, EngineConfig, Event, SessionConfig, SessionStats};
+use trunkline_callsim::{
+    self as callsim, CallError, CallEvent, CallOptions, CallResult, CallerAudio, Impairments, Report,
+    RunOptions, Script, SpeechSegment,
+};
+use trunkline_server::{OffloadConfig, OffloadServer, OffloadedCall};
 
 /// The caller: the committed speech fixture with its exact labels (first utterance 1000–3421 ms,
 /// second 4421–5435 ms).

@@ -1,6 +1,6 @@
 //! The end-to-end call demo (the README's main command):
 //!
-//!     cargo run --release --example call_demo
+//!     cargo run --release -p trunkline-tools --bin call_demo
 //!
 //! In one process: Trunkline's offload server with a small demo bot behind it, and `callsim`
 //! playing the caller against it over a real WebSocket on loopback. The caller (a committed
@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use trunkline::callsim::{self, CallOptions, CallerAudio, Report, Script};
-use trunkline::offload::{OffloadConfig, OffloadServer};
 use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+use trunkline_callsim::{self as callsim, CallOptions, CallerAudio, Report, Script};
+use trunkline_server::{OffloadConfig, OffloadServer};
 
-const REPLY_WAV: &[u8] = include_bytes!("assets/reply_8k.wav");
+const REPLY_WAV: &[u8] = include_bytes!("../../assets/reply_8k.wav");
 const INTERRUPT_AFTER: Duration = Duration::from_millis(1200);
 
 /// The samples of a 16-bit mono PCM WAV file.
@@ -129,7 +129,7 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
 }
 
 fn main() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/speech_8k.ulaw");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/tests/fixtures/speech_8k.ulaw");
     let caller =
         CallerAudio::load(fixtures).expect("caller recording (engine/tests/fixtures/speech_8k.ulaw)");
     let interruption = caller.utterance(1, 200).expect("a second utterance to interrupt with");

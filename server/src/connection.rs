@@ -2,11 +2,6 @@
 //! out to the carrier, with the idle timeout, pings and graceful shutdown.
 
 use super::server::{CallSender, OffloadConfig, OffloadedCall, ServerCounters};
-use super::signature;
-use crate::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
-use crate::runtime::engine::EngineShared;
-use crate::runtime::shared::SessionShared;
-use crate::runtime::{CarrierPort, SessionError, Wakeup};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,13 +18,16 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use trunkline::protocol::signature;
+use trunkline::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
+use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
 /// Longest a connection waits for the engine to make room before it gives up on a message.
 const PUSH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Shared by the accept loop, the dispatcher and every connection.
 pub(crate) struct ConnectionContext {
-    pub(crate) engine: Arc<EngineShared>,
+    pub(crate) engine: EngineHandle,
     pub(crate) config: OffloadConfig,
     pub(crate) counters: Arc<ServerCounters>,
     pub(crate) calls: CallSender,
@@ -44,7 +42,7 @@ pub(crate) struct ConnectionContext {
 }
 
 /// A live connection as the dispatcher sees it: whose outbound flag to check, whom to wake.
-pub(crate) type Registered = (Arc<SessionShared>, Arc<Notify>);
+pub(crate) type Registered = (OutboundSignal, Arc<Notify>);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -68,7 +66,7 @@ pub(crate) async fn dispatch_outbound(ctx: Arc<ConnectionContext>) {
         guard.clear_ready();
         let registry = ctx.registry.lock().unwrap_or_else(|e| e.into_inner());
         for (shared, notify) in registry.values() {
-            if shared.outbound_ready.swap(false, Ordering::AcqRel) {
+            if shared.take() {
                 notify.notify_one();
             }
         }
@@ -175,7 +173,8 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (sink, mut incoming) = ws.split();
     let mut sink = Outbox { sink, limit: ctx.config.send_timeout, stalled: false };
-    let mut session = match ctx.engine.open_session(&ctx.config.session, Box::new(TwilioDialect::new())) {
+    let mut session = match ctx.engine.open_session_with(&ctx.config.session, Box::new(TwilioDialect::new()))
+    {
         Ok(s) => s,
         Err(_) => {
             let _ = sink.send(close(CloseCode::Again, "engine at capacity")).await;
@@ -186,7 +185,10 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let notify = Arc::new(Notify::new());
-    ctx.registry.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (port.shared.clone(), notify.clone()));
+    ctx.registry
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, (port.outbound_signal(), notify.clone()));
 
     let mut host_session = Some(session);
     let mut start_parser = TwilioDialect::new();
@@ -242,7 +244,7 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                             let session = host_session.take().expect("checked");
                             if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
                                 ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);
-                                ctx.engine.wakeup.notify();
+                                ctx.engine.notify_host();
                             } else {
                                 // The host is not accepting calls: refuse this one, visibly.
                                 ctx.counters.calls_refused.fetch_add(1, Ordering::Relaxed);

@@ -1,11 +1,11 @@
 //! Load benchmark: N concurrent calls in one threaded engine, at real-time pacing.
 //!
 //! ```text
-//! cargo run --release --example loadbench -- [--calls N] [--seconds S] [--workers W]
+//! cargo run --release -p trunkline-tools --bin loadbench -- [--calls N] [--seconds S] [--workers W]
 //!     [--feeders F] [--agent-rate HZ] [--json] [--max]
 //! ```
 //!
-//! Every call plays the committed Twilio call `engine/examples/fixtures/call_10s.jsonl`
+//! Every call plays the committed Twilio call `tools/fixtures/call_10s.jsonl`
 //! (`scripts/make_call_jsonl.py`: the speech fixture as Twilio `media` messages) in a loop, its
 //! numbers (`sequenceNumber`, `chunk`, `timestamp`) continued across loops, one message every
 //! 20 ms. Feeder threads push each call's messages on its own 20 ms grid, the calls' grids
@@ -159,7 +159,7 @@ struct Fixture {
 }
 
 fn load_fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fixtures/call_10s.jsonl");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/call_10s.jsonl");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let (mut connected, mut start, mut stream_sid, mut payloads) = (None, None, None, Vec::new());
     for line in text.lines() {
@@ -293,7 +293,7 @@ struct Call {
     pushed: AtomicU64,
 }
 
-/// The counters of queues that were full (README: "Nothing is lost silently").
+/// The counters of queues that were full (docs/reliability.md: "Nothing is lost silently").
 const DROP_COUNTERS: [&str; 5] = [
     "messages_refused_full",
     "play_refused_full",

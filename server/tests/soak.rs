@@ -1,5 +1,5 @@
 //! Faults and load through the offload server, over loopback only (127.0.0.1), bounded in time
-//! and in count (README: "Reliability").
+//! and in count (docs/reliability.md: the soak test).
 //!
 //! A bot on the host side echoes every call's caller audio back (8 kHz in, 8 kHz out: µ-law to
 //! PCM and back is exact), so each well-behaved caller can check end to end that all of its
@@ -15,9 +15,10 @@
 //! that of an unloaded run.
 //!
 //! `soak_short` (about 15 s, ~90 connections) runs with the tests; `soak_long` (a minute, ~400
-//! connections) is `#[ignore]`d: `cargo test --release -p trunkline --test soak -- --ignored
+//! connections) is `#[ignore]`d: `cargo test --release -p trunkline-server --test soak -- --ignored
 //! --nocapture`.
 
+#[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use trunkline::offload::{OffloadConfig, OffloadServer, OffloadedCall, signature};
+use trunkline::protocol::signature;
 use trunkline::{BargeInConfig, Engine, EngineConfig, Event, SessionConfig};
+use trunkline_server::{OffloadConfig, OffloadServer, OffloadedCall};
 
 const TOKEN: &str = "soak-test-auth-token-0123456789ab";
 

@@ -14,7 +14,6 @@ use super::result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry
 use super::rng::SplitMix64;
 use super::runner::Progress;
 use super::script::{CallerMark, ReplyView, Script, ScriptCursor};
-use crate::offload::signature::twilio_signature;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +30,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use trunkline::protocol::signature::twilio_signature;
 
 /// How each simulated call connects and behaves.
 #[derive(Debug, Clone)]
