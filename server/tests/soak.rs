@@ -689,7 +689,7 @@ fn soak_short() {
 }
 
 #[test]
-#[ignore = "a minute of load: cargo test --release -p trunkline --test soak -- --ignored --nocapture"]
+#[ignore = "a minute of load: cargo test --release -p trunkline-server --test soak -- --ignored --nocapture"]
 fn soak_long() {
     let plan = Plan {
         duration: Duration::from_secs(60),
