@@ -45,6 +45,9 @@ impl Default for BargeInConfig {
 /// Per-session settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
+    /// The carrier's protocol, by name (see [`crate::protocol::DIALECTS`]): `"twilio"` (also
+    /// SignalWire and other Twilio-compatible carriers) is the default.
+    pub dialect: String,
     /// Rate (Hz) of the PCM the host reads: 8000, 16000, 24000 or 48000.
     pub agent_rate: u32,
     /// Rate (Hz) the host usually plays at; its resampler is built up front (others on first use).
@@ -104,6 +107,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
+            dialect: crate::protocol::DIALECTS[0].to_owned(),
             agent_rate: 16_000,
             play_rate: 24_000,
             vad: VadConfig::default(),

@@ -243,3 +243,20 @@ fn after_stop_played_audio_and_marks_are_reported_not_kept() {
         s.mark(&format!("m{i}")).unwrap();
     }
 }
+
+#[test]
+fn a_session_chooses_its_dialect_by_name() {
+    let engine = inline_engine();
+    for name in trunkline::protocol::DIALECTS {
+        let config = SessionConfig { dialect: (*name).to_owned(), ..Default::default() };
+        let mut s = engine.open_session(&config).unwrap();
+        s.push_text(&start()).unwrap();
+        assert!(matches!(events(&mut s).as_slice(), [Event::Started(_)]), "{name}");
+    }
+    let unknown = SessionConfig { dialect: "carrier-pigeon".into(), ..Default::default() };
+    match engine.open_session(&unknown) {
+        Err(trunkline::EngineError::UnknownDialect(name)) => assert_eq!(name, "carrier-pigeon"),
+        other => panic!("expected UnknownDialect, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(engine.open_sessions(), 0, "a refused session holds no slot");
+}

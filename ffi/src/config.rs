@@ -203,6 +203,8 @@ impl trunkline_session_config {
             ..BargeInConfig::default()
         };
         Some(SessionConfig {
+            // This ABI does not choose a dialect yet: the default (Twilio).
+            dialect: SessionConfig::default().dialect,
             agent_rate: self.agent_rate,
             play_rate: self.play_rate,
             vad,

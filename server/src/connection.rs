@@ -173,8 +173,7 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (sink, mut incoming) = ws.split();
     let mut sink = Outbox { sink, limit: ctx.config.send_timeout, stalled: false };
-    let mut session = match ctx.engine.open_session_with(&ctx.config.session, Box::new(TwilioDialect::new()))
-    {
+    let mut session = match ctx.engine.open_session(&ctx.config.session) {
         Ok(s) => s,
         Err(_) => {
             let _ = sink.send(close(CloseCode::Again, "engine at capacity")).await;

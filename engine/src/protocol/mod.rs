@@ -12,6 +12,18 @@ pub mod twilio;
 
 pub use twilio::TwilioDialect;
 
+/// The dialects this build speaks, by the names every API uses to choose one (the Rust
+/// [`crate::SessionConfig::dialect`], the C session config, the bindings). The first is the default.
+pub const DIALECTS: &[&str] = &["twilio"];
+
+/// A new dialect by its name (see [`DIALECTS`]), or `None` if this build does not speak it.
+pub fn dialect_by_name(name: &str) -> Option<Box<dyn Dialect>> {
+    match name {
+        "twilio" => Some(Box::new(TwilioDialect::new())),
+        _ => None,
+    }
+}
+
 /// Whether a WebSocket message is a text or a binary frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

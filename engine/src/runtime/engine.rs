@@ -11,7 +11,7 @@ use super::worker_session::{HoldPolicy, WorkerSession};
 use crate::config::{EngineConfig, SessionConfig};
 use crate::pipeline::SessionPipeline;
 use crate::pipeline::session::{PLAY_PIECE, PipelineError};
-use crate::protocol::{Dialect, TwilioDialect};
+use crate::protocol::{Dialect, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
@@ -29,6 +29,9 @@ pub enum EngineError {
     /// The session settings are invalid.
     #[error(transparent)]
     Config(#[from] PipelineError),
+    /// `SessionConfig::dialect` names no dialect this build speaks.
+    #[error("unknown dialect {0:?} (this build speaks: {dialects})", dialects = crate::protocol::DIALECTS.join(", "))]
+    UnknownDialect(String),
     /// `max_sessions` sessions are already open.
     #[error("too many sessions (limit {0})")]
     TooManySessions(usize),
@@ -233,7 +236,15 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    /// Opens a session speaking `dialect`, as [`Engine::open_session_with`].
+    /// Opens a session speaking the dialect `config.dialect` names, as [`Engine::open_session`].
+    pub fn open_session(&self, config: &SessionConfig) -> Result<Session, EngineError> {
+        let dialect = dialect_by_name(&config.dialect)
+            .ok_or_else(|| EngineError::UnknownDialect(config.dialect.clone()))?;
+        self.open_session_with(config, dialect)
+    }
+
+    /// Opens a session speaking `dialect` (one of this crate's or the host's own), as
+    /// [`Engine::open_session_with`]; `config.dialect` is then not used.
     pub fn open_session_with(
         &self,
         config: &SessionConfig,
@@ -353,9 +364,9 @@ impl Engine {
         self.shared.workers.len()
     }
 
-    /// Opens a session for a Twilio (or Twilio-compatible) Media Stream.
+    /// Opens a session speaking the dialect `config.dialect` names (Twilio by default).
     pub fn open_session(&self, config: &SessionConfig) -> Result<Session, EngineError> {
-        self.open_session_with(config, Box::new(TwilioDialect::new()))
+        self.handle().open_session(config)
     }
 
     /// Opens a session speaking `dialect`.
