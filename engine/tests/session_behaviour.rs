@@ -1,13 +1,16 @@
-//! Session behaviour in inline mode (deterministic: the host's calls do the work).
+//! Session behaviour in inline mode on a manual clock (deterministic: the host's calls do the
+//! work, and time moves only when a test advances it).
 
 mod common;
 
 use common::*;
 use trunkline::protocol::ProtocolError;
+use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, MessageKind, Session, SessionConfig, SessionError};
 
 fn inline_engine() -> Engine {
-    Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap()
+    Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, ManualClock::new())
+        .unwrap()
 }
 
 fn events(s: &mut Session) -> Vec<Event> {
@@ -259,4 +262,35 @@ fn a_session_chooses_its_dialect_by_name() {
         other => panic!("expected UnknownDialect, got {:?}", other.map(|_| ())),
     }
     assert_eq!(engine.open_sessions(), 0, "a refused session holds no slot");
+}
+
+#[test]
+fn on_a_manual_clock_pacing_follows_the_time_set_not_the_time_taken() {
+    let clock = ManualClock::new();
+    let engine =
+        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
+            .unwrap();
+    let mut s = engine.open_session(&SessionConfig { lead_ms: 100, ..Default::default() }).unwrap();
+    s.push_text(&start()).unwrap();
+    assert_eq!(s.play(&vec![1000i16; 8000], 8000), Ok(8000)); // 1 s
+    let media = |s: &mut Session| outbound(s).iter().filter(|m| matches!(m, Outbound::Media(_))).count();
+    // The lead: 100 ms of audio (5 frames) goes out at once, then nothing until time moves.
+    assert_eq!(media(&mut s), 5);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(media(&mut s), 0, "wall time does not move a manual clock");
+    // Each 20 ms set on the clock releases exactly one frame.
+    for _ in 0..10 {
+        clock.advance(std::time::Duration::from_millis(20));
+        assert_eq!(media(&mut s), 1);
+    }
+    // 60 ms at once: three frames. Had the carrier run dry (more than the lead at once), only
+    // a lead's worth would go out from the new time.
+    clock.advance(std::time::Duration::from_millis(60));
+    assert_eq!(media(&mut s), 3);
+    clock.advance(std::time::Duration::from_millis(400));
+    assert_eq!(media(&mut s), 5);
+    // A threaded engine cannot run on a manual clock: its workers sleep in wall time.
+    assert!(
+        Engine::with_manual_clock(EngineConfig { workers: Some(1), ..Default::default() }, clock).is_err()
+    );
 }

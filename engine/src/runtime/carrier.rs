@@ -67,7 +67,8 @@ impl CarrierPort {
             };
             // Contiguous: the worker parses the message where it lies in the ring. `a` carries
             // when it was pushed, for the engine's own latency figure.
-            let header = Header { tag, a: latency::stamp_us(), b: message.len() as u32, c: 0 };
+            let header =
+                Header { tag, a: latency::stamp(self.engine.now_us()), b: message.len() as u32, c: 0 };
             records::write_contiguous(&mut self.inbound, header, message, 0)
         };
         if !written {

@@ -1,5 +1,6 @@
 //! The engine: worker threads, the wakeup handle, and session creation.
 
+use super::clock::{EngineClock, ManualClock};
 use super::latency::{LatencyHistogram, LatencyRecorder};
 use super::priority;
 use super::records;
@@ -86,7 +87,7 @@ pub(crate) struct WorkerRef {
 /// What sessions and workers share with the engine.
 pub(crate) struct EngineShared {
     pub(crate) config: EngineConfig,
-    pub(crate) epoch: Instant,
+    pub(crate) clock: EngineClock,
     pub(crate) wakeup: Wakeup,
     pub(crate) workers: Vec<WorkerHandle>,
     pub(crate) retired_tx: Sender<Box<WorkerSession>>,
@@ -98,7 +99,7 @@ pub(crate) struct EngineShared {
 impl EngineShared {
     /// Monotonic microseconds since the engine started.
     pub(crate) fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
+        self.clock.now_us()
     }
 
     /// Wakes the worker of `at` for that session (see [`WorkerHandle::wake`]).
@@ -276,6 +277,23 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An inline engine (`workers` must be `Some(0)`) whose time is `clock`: the host advances
+    /// it, so a session's pacing, timeouts and played positions depend only on the calls made
+    /// and the time set, never on how long they took (deterministic tests and simulations).
+    pub fn with_manual_clock(config: EngineConfig, clock: ManualClock) -> Result<Self, EngineError> {
+        if config.workers != Some(0) {
+            return Err(EngineError::Config(PipelineError::Invalid(
+                "a manual clock needs an inline engine (workers: Some(0))",
+            )));
+        }
+        let mut engine = Self::new(config)?;
+        // An inline engine has no worker holding its shared state yet.
+        let shared = Arc::get_mut(&mut engine.shared)
+            .ok_or(EngineError::Config(PipelineError::Invalid("the engine's state is already shared")))?;
+        shared.clock = EngineClock::Manual(clock);
+        Ok(engine)
+    }
+
     /// Starts an engine (spawning its workers unless `workers == Some(0)`).
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         let n = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -326,7 +344,7 @@ impl Engine {
             .collect();
         let shared = Arc::new(EngineShared {
             config,
-            epoch: Instant::now(),
+            clock: EngineClock::Monotonic(Instant::now()),
             wakeup: Wakeup::new()?,
             workers,
             retired_tx,

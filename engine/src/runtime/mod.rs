@@ -14,6 +14,7 @@
 //! outbound ring full → the pacer holds its frame and retries (counted as a stall, nothing lost).
 
 pub mod carrier;
+mod clock;
 pub(crate) mod engine;
 mod hold;
 mod latency;
@@ -26,6 +27,7 @@ mod worker;
 mod worker_session;
 
 pub use carrier::{CarrierPort, OutboundSignal};
+pub use clock::ManualClock;
 pub use engine::{Engine, EngineError, EngineHandle};
 pub use latency::LatencyHistogram;
 pub use session::{Session, SessionError};

@@ -191,12 +191,13 @@ impl WorkerSession {
             }
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
             // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
-            let arrived_us = now_us.saturating_sub(latency::elapsed_since(h.a));
+            let waited_us = latency::elapsed_since(h.a, now_us);
+            let arrived_us = now_us.saturating_sub(waited_us);
             // Parsed where it lies: the host writes nothing over it until it is skipped.
             pipeline.on_message_at(records::body(inbound, len), kind, arrived_us, now_us, &mut sink);
             records::skip(inbound, len);
             if let Some(latency) = latency {
-                latency.record(latency::elapsed_since(h.a));
+                latency.record(waited_us);
             }
         }
 
