@@ -19,10 +19,10 @@ pub(crate) mod engine;
 mod hold;
 mod latency;
 mod priority;
-pub mod records;
+pub(crate) mod records;
 mod session;
-pub mod shared;
-pub mod wakeup;
+pub(crate) mod shared;
+mod wakeup;
 mod worker;
 mod worker_session;
 
