@@ -86,26 +86,48 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-/// `from -> to` on 20 ms frames of the speech fixture (brought to `from` by the engine's own
-/// resampler, once, outside the measurement).
+/// The speech fixture at `rate` Hz: by the engine's own resampler where it converts 8 kHz to
+/// `rate`, otherwise (22.05 and 44.1 kHz, which Trunkline only converts down to 8 kHz) by linear
+/// interpolation; done once, outside the measurement.
+fn speech_at(rate: u32) -> Vec<i16> {
+    let speech = speech_pcm();
+    if rate == 8_000 {
+        return speech;
+    }
+    if let Ok(mut up) = StreamResampler::new(8_000, rate) {
+        let mut out = vec![0; up.max_output_len(speech.len())];
+        let n = up.process(&speech, &mut out);
+        out.truncate(n);
+        return out;
+    }
+    let len = speech.len() as u64 * u64::from(rate) / 8_000;
+    (0..len)
+        .map(|k| {
+            let pos = k as f64 * 8_000.0 / f64::from(rate);
+            let i = pos as usize;
+            let frac = pos - i as f64;
+            let a = f64::from(speech[i]);
+            let b = f64::from(*speech.get(i + 1).unwrap_or(&speech[i]));
+            (a + (b - a) * frac).round() as i16
+        })
+        .collect()
+}
+
+/// `8000` -> `8k`, `22050` -> `22.05k`.
+fn khz(rate: u32) -> String {
+    format!("{}k", f64::from(rate) / 1000.0)
+}
+
+/// `from -> to` on 20 ms frames of the speech fixture brought to `from` ([`speech_at`]).
 fn resample_case(
     c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     from: u32,
     to: u32,
 ) {
-    let speech = speech_pcm();
-    let input: Vec<i16> = if from == 8_000 {
-        speech
-    } else {
-        let mut up = StreamResampler::new(8_000, from).unwrap();
-        let mut out = vec![0; up.max_output_len(speech.len())];
-        let n = up.process(&speech, &mut out);
-        out.truncate(n);
-        out
-    };
+    let input = speech_at(from);
     let frame = from as usize / 50;
     let frames: Vec<&[i16]> = input.chunks_exact(frame).collect();
-    c.bench_function(format!("{}k_to_{}k", from / 1000, to / 1000), |b| {
+    c.bench_function(format!("{}_to_{}", khz(from), khz(to)), |b| {
         let mut r = StreamResampler::new(from, to).unwrap();
         let mut out = vec![0i16; r.max_output_len(frame)];
         let mut frames = Cycle::new(&frames);
@@ -113,9 +135,19 @@ fn resample_case(
     });
 }
 
+/// Every conversion Trunkline supports between different rates.
 fn resample(c: &mut Criterion) {
     let mut group = c.benchmark_group("resample");
-    for (from, to) in [(8_000, 16_000), (8_000, 24_000), (24_000, 8_000), (16_000, 8_000)] {
+    for (from, to) in [
+        (8_000, 16_000),
+        (8_000, 24_000),
+        (8_000, 48_000),
+        (24_000, 8_000),
+        (16_000, 8_000),
+        (22_050, 8_000),
+        (44_100, 8_000),
+        (48_000, 8_000),
+    ] {
         resample_case(&mut group, from, to);
     }
     group.finish();

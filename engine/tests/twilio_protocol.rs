@@ -1023,39 +1023,3 @@ fn writers_allocate_nothing_when_out_has_capacity() {
     dialect.write_media(&mulaw, &mut out);
     assert_eq!(out.len(), dialect.max_media_message_len(mulaw.len()));
 }
-
-// ---------------------------------------------------------------------------------------------
-// Cost (not a pass/fail test): cargo test --release -p trunkline --test twilio_protocol -- --ignored --nocapture
-
-#[test]
-#[ignore = "timing report, run by hand"]
-fn report_parse_and_write_cost() {
-    use std::hint::black_box;
-    use std::time::Instant;
-
-    let message = include_str!("fixtures/twilio_call.jsonl").lines().nth(2).unwrap().to_owned();
-    let mut dialect = started_dialect(STREAM_SID);
-    let mut payload = PayloadBuffer::with_limit(160);
-    let rounds = 200_000u32;
-    for _ in 0..1000 {
-        black_box(dialect.parse(black_box(message.as_bytes()), MessageKind::Text, &mut payload).unwrap());
-    }
-    let started = Instant::now();
-    for _ in 0..rounds {
-        black_box(dialect.parse(black_box(message.as_bytes()), MessageKind::Text, &mut payload).unwrap());
-    }
-    let parse_ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
-
-    let mulaw = fixture_pattern(1, 160);
-    let mut out = Vec::with_capacity(dialect.max_media_message_len(160));
-    let started = Instant::now();
-    for _ in 0..rounds {
-        dialect.write_media(black_box(&mulaw), &mut out);
-        black_box(&out);
-    }
-    let write_ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
-    println!(
-        "media message of {} bytes (160-byte payload): parse {parse_ns:.0} ns, write {write_ns:.0} ns",
-        message.len()
-    );
-}
