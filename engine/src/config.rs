@@ -50,7 +50,8 @@ pub struct SessionConfig {
     pub dialect: String,
     /// Rate (Hz) of the PCM the host reads: 8000, 16000, 24000 or 48000.
     pub agent_rate: u32,
-    /// Rate (Hz) the host usually plays at; its resampler is built up front (others on first use).
+    /// Rate (Hz) the host usually plays at: one of the rates `play` accepts (every one of their
+    /// resamplers is built up front, so `play` may use any of them without allocating).
     pub play_rate: u32,
     /// Speech detection.
     pub vad: VadConfig,

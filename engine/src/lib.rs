@@ -14,6 +14,9 @@
 //! and the caller simulator is `trunkline-callsim`.
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod alloc_guard;
+pub mod audio;
 pub mod codec;
 pub mod config;
 pub mod event;

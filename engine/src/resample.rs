@@ -13,7 +13,8 @@
 //! Nyquist frequency), `32 × ceil(from / 8000)` taps per branch (32 at 8 kHz, 192 at 48 kHz):
 //! flat to 3.4 kHz, everything that would alias into 0–3.4 kHz (≥ 4.6 kHz) strongly attenuated,
 //! about 2 ms of group delay. The coefficients are 16-bit fixed point and each branch sums to
-//! exactly one, so DC passes unchanged.
+//! exactly one, so DC passes unchanged. Each rate pair's filter is designed once per process, by
+//! the first resampler that needs it, and shared by every resampler of that pair (read only).
 //!
 //! # Cost
 //!
@@ -33,8 +34,10 @@
 mod filter;
 mod kernel;
 
+use crate::audio::CARRIER_RATE;
 use filter::{FilterSpec, PolyphaseFilter};
 use kernel::{Kernel, Step, Stride};
+use std::sync::OnceLock;
 use thiserror::Error;
 
 /// Why a resampler could not be built.
@@ -50,8 +53,10 @@ pub enum ResampleError {
     },
 }
 
-/// The rates Trunkline resamples between (and passes through unchanged when equal).
-pub const SUPPORTED_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
+/// The rates Trunkline resamples between (and passes through unchanged when equal). Each of them
+/// converts to the carrier's rate, so this is also the rates `play` accepts
+/// ([`crate::pipeline::session::PLAY_RATES`]).
+pub const SUPPORTED_RATES: [u32; 6] = [CARRIER_RATE, 16_000, 22_050, 24_000, 44_100, 48_000];
 
 /// Input samples taken per internal step; longer inputs are processed in a loop.
 // why: covers a 20 ms frame at 8, 16 and 24 kHz (the rates of the caller and of TTS) in one
@@ -82,15 +87,33 @@ const HALF_BAND_TAPS: usize = 32;
 /// Kaiser window shape of the half-band interpolator.
 const HALF_BAND_BETA: f64 = 7.3;
 
+/// Every conversion between two different rates that Trunkline makes, `(from, to)`: the carrier's
+/// rate up to the agent's, and every play rate down to the carrier's.
+const CONVERSIONS: [(u32, u32); 8] = [
+    (CARRIER_RATE, 16_000),
+    (CARRIER_RATE, 24_000),
+    (CARRIER_RATE, 48_000),
+    (16_000, CARRIER_RATE),
+    (22_050, CARRIER_RATE),
+    (24_000, CARRIER_RATE),
+    (44_100, CARRIER_RATE),
+    (48_000, CARRIER_RATE),
+];
+
+/// Each conversion's filter, designed by the first resampler that needs it and then shared.
+// why: a filter is fixed by its rate pair and only read, and the large ones are 22.05 and
+// 44.1 kHz (160 and 80 branches, 30 KiB of coefficients each): one copy per process lets every
+// session build a resampler for every play rate up front (so the worker never builds one) within
+// the per-session memory budget.
+static FILTERS: [OnceLock<PolyphaseFilter>; CONVERSIONS.len()] =
+    [const { OnceLock::new() }; CONVERSIONS.len()];
+
 /// Whether `from -> to` is a conversion Trunkline supports.
 pub fn is_supported(from: u32, to: u32) -> bool {
     if from == to {
         return SUPPORTED_RATES.contains(&from);
     }
-    matches!(
-        (from, to),
-        (8_000, 16_000 | 24_000 | 48_000) | (16_000 | 22_050 | 24_000 | 44_100 | 48_000, 8_000)
-    )
+    CONVERSIONS.contains(&(from, to))
 }
 
 /// A streaming mono resampler for s16 PCM that accepts any input chunk size.
@@ -107,7 +130,8 @@ pub struct StreamResampler {
 
 /// The filter plus the input history and counters that turn it into a stream.
 struct PolyphaseStage {
-    filter: PolyphaseFilter,
+    /// Shared by every resampler of this rate pair (see [`FILTERS`]).
+    filter: &'static PolyphaseFilter,
     kernel: Kernel,
     stride: Stride,
     /// The history the next output reaches back to, then this step's input.
@@ -206,29 +230,44 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// `up / down`: the ratio `to / from`, reduced.
+fn reduced_ratio(from: u32, to: u32) -> (usize, usize) {
+    let g = gcd(from, to);
+    ((to / g) as usize, (from / g) as usize)
+}
+
+/// Designs the filter of conversion `from -> to` (two different supported rates).
+fn design_filter(from: u32, to: u32) -> PolyphaseFilter {
+    let (up, _) = reduced_ratio(from, to);
+    let taps = TAPS_PER_8K * (from as usize).div_ceil(8_000);
+    let virtual_rate = up as f64 * f64::from(from);
+    let spec = if (from, to) == (CARRIER_RATE, 16_000) {
+        // why: the busiest conversion. A half-band filter (cutoff exactly at 4 kHz, centred
+        // on a sample) makes every even output the input itself, delayed, so only the odd
+        // outputs are computed: half the work, for a transition band that is symmetric
+        // around 4 kHz (3.4 kHz passes, its image at 4.6 kHz is rejected).
+        FilterSpec { up, taps: HALF_BAND_TAPS, cutoff: 0.5, beta: HALF_BAND_BETA, odd_length: true }
+    } else {
+        FilterSpec {
+            up,
+            taps,
+            cutoff: CUTOFF_HZ / (virtual_rate / 2.0),
+            beta: KAISER_BETA,
+            odd_length: false,
+        }
+    };
+    PolyphaseFilter::new(&spec)
+}
+
 impl PolyphaseStage {
+    /// A stage for a supported conversion between two different rates.
     fn new(from: u32, to: u32) -> Self {
-        let g = gcd(from, to);
-        let (up, down) = ((to / g) as usize, (from / g) as usize);
-        let taps = TAPS_PER_8K * (from as usize).div_ceil(8_000);
+        let (up, down) = reduced_ratio(from, to);
         let virtual_rate = up as f64 * f64::from(from);
-        let spec = if (from, to) == (8_000, 16_000) {
-            // why: the busiest conversion. A half-band filter (cutoff exactly at 4 kHz, centred
-            // on a sample) makes every even output the input itself, delayed, so only the odd
-            // outputs are computed: half the work, for a transition band that is symmetric
-            // around 4 kHz (3.4 kHz passes, its image at 4.6 kHz is rejected).
-            FilterSpec { up, taps: HALF_BAND_TAPS, cutoff: 0.5, beta: HALF_BAND_BETA, odd_length: true }
-        } else {
-            FilterSpec {
-                up,
-                taps,
-                cutoff: CUTOFF_HZ / (virtual_rate / 2.0),
-                beta: KAISER_BETA,
-                odd_length: false,
-            }
-        };
-        let taps = spec.taps;
-        let filter = PolyphaseFilter::new(&spec);
+        let conversion = CONVERSIONS.iter().position(|&c| c == (from, to));
+        let conversion = conversion.expect("`StreamResampler::new` checked the conversion");
+        let filter = FILTERS[conversion].get_or_init(|| design_filter(from, to));
+        let taps = filter.taps();
         // why: the window keeps only `taps - 1` samples between steps, so one output may not
         // advance past more input than that (at most 6 samples here, against 32+ taps).
         debug_assert!(down / up < taps);
@@ -273,7 +312,7 @@ impl PolyphaseStage {
         kernel::run(
             self.kernel,
             &self.window[..self.filled],
-            &self.filter,
+            self.filter,
             self.stride,
             &mut self.step,
             &mut output[..owed],

@@ -1,9 +1,10 @@
 //! Proves the steady-state audio path allocates nothing, with a counting global allocator.
 //!
 //! After a session has started and warmed up, a window of caller media (with speech, so VAD
-//! events and a barge-in happen), agent audio, pacing, sync-mark echoes, audio reads and event
-//! polls must not allocate, on the worker thread or inline. Runs without the libtest harness
-//! (see Cargo.toml) so that no other thread allocates while counting.
+//! events and a barge-in happen), agent audio (the first `play` at each rate among it), pacing,
+//! sync-mark echoes, audio reads and event polls must not allocate, on the worker thread or
+//! inline. Runs without the libtest harness (see Cargo.toml) so that no other thread allocates
+//! while counting.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use trunkline::pipeline::session::PLAY_RATES;
 use trunkline::{Engine, EngineConfig, Event, MessageKind, SessionConfig};
 
 struct Counting;
@@ -55,10 +57,16 @@ fn run(workers: usize) -> (usize, Vec<Event>) {
         .collect();
     let sync_echoes: Vec<String> =
         (0..200).map(|n| mark_echo(5000 + n, &format!("trunkline-sync-{n}"))).collect();
-    let agent = vec![1000i16; 480];
+    // 20 ms of agent audio at each rate `play` accepts. The warm-up plays at the configured
+    // `play_rate` only; the counted window goes through every rate, so the first `play` at each
+    // other rate is counted.
+    let config = SessionConfig::default();
+    let agent: Vec<(u32, Vec<i16>)> =
+        PLAY_RATES.iter().map(|&r| (r, vec![1000i16; r as usize / 50])).collect();
+    let usual = PLAY_RATES.iter().position(|&r| r == config.play_rate).unwrap();
 
     let engine = Engine::new(EngineConfig { workers: Some(workers), ..Default::default() }).unwrap();
-    let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+    let mut session = engine.open_session(&config).unwrap();
     session.push_text(&connected()).unwrap();
     session.push_text(&start()).unwrap();
     let mut pcm = vec![0i16; 8192];
@@ -74,7 +82,8 @@ fn run(workers: usize) -> (usize, Vec<Event>) {
             engine.wait(Some(Duration::from_millis(1)));
         }
         // The agent talks all the time, so the caller's speech barges in.
-        let _ = session.play(&agent, 24_000);
+        let (rate, reply) = &agent[if i < WARMUP { usual } else { i % agent.len() }];
+        let _ = session.play(reply, *rate);
         while session.read_audio(&mut pcm) > 0 {}
         while let Some((_, len)) = session.next_outbound_into(&mut out) {
             // Echo sync marks as a carrier would.

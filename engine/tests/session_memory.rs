@@ -7,11 +7,18 @@
 //!
 //! `TRUNKLINE_MEMORY_TRACE=1` prints every allocation (+size) and free (-size) of the counted
 //! open, in order.
+//!
+//! Debug builds pass every allocation on to `assert_no_alloc`'s allocator, so the running call
+//! below also runs under the worker's allocation guard (see `tests/alloc_guard.rs`).
 
 mod common;
 
+#[cfg(debug_assertions)]
+use assert_no_alloc::AllocDisabler as Inner;
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(not(debug_assertions))]
+use std::alloc::System as Inner;
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use trunkline::{Engine, EngineConfig, Session, SessionConfig};
@@ -44,27 +51,28 @@ fn counted(delta: isize) {
     });
 }
 
-// SAFETY: forwards to the system allocator unchanged; only counts.
+// SAFETY: forwards to the system allocator (through the guard's in debug builds) unchanged; only
+// counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         counted(layout.size() as isize);
         // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
+        unsafe { Inner.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         counted(layout.size() as isize);
         // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { Inner.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         counted(-(layout.size() as isize));
         // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Inner.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted(new_size as isize - layout.size() as isize);
         // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { Inner.realloc(ptr, layout, new_size) }
     }
 }
 

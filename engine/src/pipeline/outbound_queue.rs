@@ -4,16 +4,17 @@
 //! host's play ring is the backpressure). Frames are cut at mark positions so that a mark goes out
 //! right after the last sample of the audio before it.
 
+use crate::audio::FRAME_SAMPLES;
 use crate::codec::ULAW_SILENCE;
 use std::collections::VecDeque;
 
 /// Bytes (= 8 kHz samples) in one 20 ms µ-law frame.
-pub const FRAME_BYTES: usize = 160;
+pub const FRAME_BYTES: usize = FRAME_SAMPLES;
 
 /// One frame cut from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CutFrame {
-    /// Agent audio bytes in the frame; the rest of the 160 is silence padding.
+    /// Agent audio bytes in the frame; the rest of the frame is silence padding.
     pub audio_bytes: usize,
 }
 

@@ -6,6 +6,8 @@
 //! when the audio before them has played) measure how far the real playhead lags that model, and
 //! the lag is added back. After a `clear`, echoes of older sync marks prove nothing and are ignored.
 
+use crate::audio::SAMPLES_PER_MS;
+
 /// Hidden sync marks in flight at most; older ones are forgotten when more are sent.
 const SYNC_SLOTS: usize = 16;
 /// Lag corrections are capped: a larger value is a broken echo, not a network.
@@ -51,7 +53,7 @@ impl PlayoutClock {
             epoch: 0,
             sync: [None; SYNC_SLOTS],
             next_sync: 0,
-            sync_interval: u64::from(sync_interval_ms) * 8,
+            sync_interval: u64::from(sync_interval_ms) * SAMPLES_PER_MS,
             since_sync: 0,
             utterance_gap_us: u64::from(utterance_gap_ms) * 1000,
         }
@@ -85,7 +87,7 @@ impl PlayoutClock {
     /// Samples of the current utterance the caller has heard by `now_us`.
     pub fn played_samples(&self, now_us: u64) -> u64 {
         let remaining_us = (self.carrier_end_us + self.lag_us).saturating_sub(now_us);
-        self.utterance_sent.saturating_sub(remaining_us * 8 / 1000)
+        self.utterance_sent.saturating_sub(remaining_us * SAMPLES_PER_MS / 1000)
     }
 
     /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
@@ -96,7 +98,7 @@ impl PlayoutClock {
         if now_us >= self.carrier_end_us + self.lag_us + self.utterance_gap_us {
             self.utterance_sent = 0;
         }
-        self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / 8;
+        self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / SAMPLES_PER_MS;
         self.utterance_sent += samples;
         self.since_sync += samples;
         if self.sync_interval > 0 && self.since_sync >= self.sync_interval {

@@ -8,6 +8,7 @@
 //! of inventing hours of silence. Delivered positions are always contiguous, so downstream stages
 //! see one monotonic timeline.
 
+use crate::audio::SAMPLES_PER_MS;
 use crate::codec::{decode_alaw, decode_ulaw};
 use crate::stats::SessionCounters;
 
@@ -21,9 +22,9 @@ pub const MAX_TIMESTAMP_MS: u64 = 1 << 40;
 /// A sequence number this far behind the highest seen is a restart of the numbering, not a
 /// duplicate.
 const SEQ_RESET: u64 = 1000;
-/// Timestamps have 1 ms resolution; frame starts within this many samples of the expected
+/// Timestamps have 1 ms resolution; frame starts within this many samples (1 ms) of the expected
 /// position are treated as contiguous.
-const SNAP_SAMPLES: u64 = 8;
+const SNAP_SAMPLES: u64 = SAMPLES_PER_MS;
 
 /// Audio released in stream order. `start` is the position in the delivered timeline (8 kHz
 /// samples since the stream started), equal to the carrier's timestamp unless the stream was
@@ -198,9 +199,9 @@ impl InboundReorder {
     /// `window_ms`: how long a gap is waited for; `max_gap_ms`: the largest gap filled with silence.
     pub fn new(window_ms: u32, max_gap_ms: u32) -> Self {
         Self {
-            window_samples: u64::from(window_ms) * 8,
+            window_samples: u64::from(window_ms) * SAMPLES_PER_MS,
             window_us: u64::from(window_ms) * 1000,
-            max_gap_samples: u64::from(max_gap_ms) * 8,
+            max_gap_samples: u64::from(max_gap_ms) * SAMPLES_PER_MS,
             next: None,
             out_pos: 0,
             slots: vec![None; SLOTS].into_boxed_slice(),
@@ -268,7 +269,7 @@ impl InboundReorder {
             SessionCounters::bump(&counters.frames_duplicate);
             return Arrival::Duplicate;
         }
-        let mut start = timestamp_ms.saturating_mul(8);
+        let mut start = timestamp_ms.saturating_mul(SAMPLES_PER_MS);
         let next = *self.next.get_or_insert(0);
         let len = pcm.len() as u64;
 

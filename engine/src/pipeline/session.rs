@@ -7,13 +7,16 @@
 //! ```
 //!
 //! Driven with an explicit clock (`now_us`, monotonic microseconds), never reads time itself.
-//! Allocation happens only in [`SessionPipeline::new`], when `start` is parsed, and on the first
-//! `play` at a rate other than the configured `play_rate`.
+//! Allocation happens only in [`SessionPipeline::new`] (which builds a resampler for every rate
+//! `play` accepts, so the first `play` at any of them allocates nothing) and when `start` is
+//! parsed.
 //!
 //! Memory: the pipeline keeps what must outlive a call (the outbound queue, the mark table, the
 //! reorder slots, the resampler and VAD state, the received payload); audio on its way through
 //! (decoded caller audio, resampled agent audio) lives in small stack buffers, a piece at a time.
 
+use crate::alloc_guard;
+use crate::audio::{CARRIER_RATE, FRAME_SAMPLES, FRAME_US, SAMPLES_PER_MS};
 use crate::codec::encode_ulaw;
 use crate::config::SessionConfig;
 use crate::event::RawEvent;
@@ -25,9 +28,10 @@ use crate::pipeline::reorder::{Arrival, Delivery, FrameAudio, InboundReorder, MA
 use crate::protocol::{
     AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, Track,
 };
-use crate::resample::{ResampleError, StreamResampler};
+use crate::resample::{ResampleError, SUPPORTED_RATES, StreamResampler};
 use crate::stats::SessionCounters;
 use crate::vad::{SpeechDetector, SpeechTransition, VadError};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Caller audio is analysed in pieces of at most this many 8 kHz samples, so the scratch buffers
@@ -35,7 +39,7 @@ use std::sync::Arc;
 const INBOUND_PIECE: usize = 480;
 /// Caller audio is resampled for the agent in pieces of at most this many 8 kHz samples (one
 /// 20 ms frame: a Twilio frame takes one call) ...
-const AGENT_PIECE: usize = 160;
+const AGENT_PIECE: usize = FRAME_SAMPLES;
 /// ... into a buffer of this many samples (160 samples at 8 kHz are 960 at 48 kHz).
 const AGENT_PIECE_OUT: usize = 1024;
 /// Agent audio is taken in pieces of at most this many samples per `play` step.
@@ -45,11 +49,10 @@ pub const PLAY_PIECE: usize = 2048;
 const PLAY_CHUNK: usize = 512;
 /// ... into buffers of this many 8 kHz samples (agent audio is never upsampled).
 const PLAY_CHUNK_OUT: usize = PLAY_CHUNK + 8;
-/// Rates `play` accepts.
-pub const PLAY_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
-/// Rates the agent may read at.
-pub const AGENT_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
-const FRAME_US: u64 = 20_000;
+/// Rates `play` accepts: every rate the resampler supports converts to the carrier's.
+pub const PLAY_RATES: [u32; SUPPORTED_RATES.len()] = SUPPORTED_RATES;
+/// Rates the agent may read at: the carrier's, and those the resampler converts it up to.
+pub const AGENT_RATES: [u32; 4] = [CARRIER_RATE, 16_000, 24_000, 48_000];
 static ZEROS: [i16; INBOUND_PIECE] = [0; INBOUND_PIECE];
 
 /// Where a pipeline's outputs go. Implementations must not block.
@@ -62,6 +65,11 @@ pub trait PipelineSink {
     fn outbound_room(&self, len: usize) -> bool;
     /// A message for the carrier (only called after `outbound_room` said yes).
     fn outbound(&mut self, kind: MessageKind, message: &[u8]);
+}
+
+/// Whether a parsed message holds memory its parse allocated (freed when it is dropped).
+fn owns_memory(message: &Inbound<'_>) -> bool {
+    matches!(message, Inbound::Start(_) | Inbound::Mark { name: Cow::Owned(_), .. })
 }
 
 /// Agent audio for [`SessionPipeline::play`]: samples, or s16le bytes (converted a chunk at a time).
@@ -158,6 +166,7 @@ pub struct SessionPipeline {
     queue: OutboundQueue,
     playout: PlayoutClock,
     marks: MarkTable,
+    /// One per rate of [`PLAY_RATES`], in its order.
     play_resamplers: Vec<StreamResampler>,
     frame: [u8; FRAME_BYTES],
     message: Vec<u8>,
@@ -180,10 +189,10 @@ impl SessionPipeline {
         counters: Arc<SessionCounters>,
     ) -> Result<Self, PipelineError> {
         if !AGENT_RATES.contains(&config.agent_rate) {
-            return Err(ResampleError::UnsupportedRate { from: 8_000, to: config.agent_rate }.into());
+            return Err(ResampleError::UnsupportedRate { from: CARRIER_RATE, to: config.agent_rate }.into());
         }
         if !PLAY_RATES.contains(&config.play_rate) {
-            return Err(ResampleError::UnsupportedRate { from: config.play_rate, to: 8_000 }.into());
+            return Err(ResampleError::UnsupportedRate { from: config.play_rate, to: CARRIER_RATE }.into());
         }
         if config.max_payload_bytes == 0 || config.max_message_bytes == 0 {
             return Err(PipelineError::Invalid("message and payload limits must be positive"));
@@ -191,16 +200,21 @@ impl SessionPipeline {
         if config.lead_ms < 40 {
             return Err(PipelineError::Invalid("lead_ms must be at least 40 (two frames)"));
         }
-        if (config.outbound_buffer_ms as usize) * 8 < PLAY_PIECE + 16 {
+        let outbound_samples = u64::from(config.outbound_buffer_ms) * SAMPLES_PER_MS;
+        if outbound_samples < (PLAY_PIECE + 16) as u64 {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
-        let to_agent = StreamResampler::new(8_000, config.agent_rate)?;
+        let to_agent = StreamResampler::new(CARRIER_RATE, config.agent_rate)?;
         let mut agent_piece = AGENT_PIECE;
         while to_agent.max_output_len(agent_piece) > AGENT_PIECE_OUT {
             agent_piece /= 2;
         }
-        let mut play_resamplers = Vec::with_capacity(PLAY_RATES.len());
-        play_resamplers.push(StreamResampler::new(config.play_rate, 8_000)?);
+        // Every rate up front, so that no `play` builds one on the worker; they are small, their
+        // filters being shared between sessions.
+        let play_resamplers = PLAY_RATES
+            .iter()
+            .map(|&rate| StreamResampler::new(rate, CARRIER_RATE))
+            .collect::<Result<Vec<_>, _>>()?;
         let max_message = dialect.max_media_message_len(FRAME_BYTES).max(1024);
         Ok(Self {
             dialect,
@@ -211,7 +225,7 @@ impl SessionPipeline {
             reorder: InboundReorder::new(config.reorder_window_ms, config.max_gap_fill_ms),
             inbound: InboundPath { to_agent, agent_piece, vad: SpeechDetector::new(&config.vad)? },
             barge_in: BargeInDetector::new(&config.barge_in),
-            queue: OutboundQueue::new(config.outbound_buffer_ms as usize * 8, config.max_pending_marks),
+            queue: OutboundQueue::new(outbound_samples as usize, config.max_pending_marks),
             playout: PlayoutClock::new(config.sync_mark_interval_ms, config.utterance_gap_ms),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
             play_resamplers,
@@ -237,7 +251,7 @@ impl SessionPipeline {
 
     /// Stream time delivered so far, ms.
     pub fn stream_ms(&self) -> u64 {
-        self.reorder.position() / 8
+        self.reorder.position() / SAMPLES_PER_MS
     }
 
     /// The barge-in generation: agent audio and marks queued by a host that had not yet seen
@@ -248,7 +262,8 @@ impl SessionPipeline {
 
     /// Whether `samples` of agent audio at `rate` fit in the outbound queue now.
     pub fn play_fits(&self, samples: usize, rate: u32) -> bool {
-        (samples as u64 * 8_000).div_ceil(u64::from(rate.max(1))) as usize + 8 <= self.queue.free()
+        (samples as u64 * u64::from(CARRIER_RATE)).div_ceil(u64::from(rate.max(1))) as usize + 8
+            <= self.queue.free()
     }
 
     /// Agent audio is playing at the carrier or waiting here.
@@ -336,7 +351,22 @@ impl SessionPipeline {
         if message.len() > self.max_message_bytes {
             return Err(ProtocolError::MessageTooLarge);
         }
-        let parsed = self.dialect.parse(message, kind, &mut self.payload)?;
+        // Parsing may allocate by design (see `alloc_guard`): a `start` owns its stream's
+        // identity, an escaped string is unescaped into a copy, a rejected message's JSON error
+        // is boxed. What a parse allocated is used and freed while handling its message.
+        let parsed = alloc_guard::permit(|| self.dialect.parse(message, kind, &mut self.payload))?;
+        if owns_memory(&parsed) {
+            return alloc_guard::permit(|| self.handle_parsed(parsed, now_us, sink));
+        }
+        self.handle_parsed(parsed, now_us, sink)
+    }
+
+    fn handle_parsed(
+        &mut self,
+        parsed: Inbound<'_>,
+        now_us: u64,
+        sink: &mut dyn PipelineSink,
+    ) -> Result<(), ProtocolError> {
         if self.state == StreamState::Stopped {
             return Err(ProtocolError::AfterStop);
         }
@@ -349,7 +379,7 @@ impl SessionPipeline {
                 self.dialect.on_start(&start);
                 self.state = StreamState::Streaming;
                 let f = start.media_format;
-                let supported = f.sample_rate == 8_000
+                let supported = f.sample_rate == CARRIER_RATE
                     && f.channels == 1
                     && matches!(f.encoding, AudioEncoding::Mulaw | AudioEncoding::Alaw | AudioEncoding::L16);
                 self.format = supported.then_some(f);
@@ -430,7 +460,7 @@ impl SessionPipeline {
         match self.marks.echoed(name).ok_or(ProtocolError::UnknownMark)? {
             MarkEcho::Played { id, utterance_pos } => {
                 SessionCounters::bump(&self.counters.marks_played);
-                sink.event(RawEvent::MarkPlayed { id, played_ms: utterance_pos / 8 });
+                sink.event(RawEvent::MarkPlayed { id, played_ms: utterance_pos / SAMPLES_PER_MS });
             }
             MarkEcho::Cleared { id } => {
                 SessionCounters::bump(&self.counters.marks_cleared);
@@ -497,15 +527,8 @@ impl SessionPipeline {
             SessionCounters::add(&self.counters.flushed_samples, len as u64);
             return Ok(true);
         }
-        let idx = match self.play_resamplers.iter().position(|r| r.input_rate() == rate) {
-            Some(i) => i,
-            None => {
-                if !PLAY_RATES.contains(&rate) {
-                    return Err(ResampleError::UnsupportedRate { from: rate, to: 8_000 });
-                }
-                self.play_resamplers.push(StreamResampler::new(rate, 8_000)?);
-                self.play_resamplers.len() - 1
-            }
+        let Some(idx) = PLAY_RATES.iter().position(|&r| r == rate) else {
+            return Err(ResampleError::UnsupportedRate { from: rate, to: CARRIER_RATE });
         };
         let resampler = &mut self.play_resamplers[idx];
         if resampler.max_output_len(len) > self.queue.free() {
@@ -571,7 +594,8 @@ impl SessionPipeline {
     /// The host interrupts the agent: drop queued audio, clear the carrier, report the position.
     pub fn interrupt(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
         SessionCounters::bump(&self.counters.interrupts);
-        sink.event(RawEvent::Interrupted { played_ms: self.playout.played_samples(now_us) / 8 });
+        let played_ms = self.playout.played_samples(now_us) / SAMPLES_PER_MS;
+        sink.event(RawEvent::Interrupted { played_ms });
         self.flush_agent_audio(now_us, sink);
         self.pace(now_us, sink);
     }
@@ -599,7 +623,7 @@ impl SessionPipeline {
         if let Some(onset_ms) = self.barge_in.check(onset, voiced_ms, active) {
             SessionCounters::bump(&self.counters.barge_ins);
             // The event first: the marks it flushes are reported after it, as its consequence.
-            let played_ms = self.playout.played_samples(now_us) / 8;
+            let played_ms = self.playout.played_samples(now_us) / SAMPLES_PER_MS;
             self.barge_generation = self.barge_generation.wrapping_add(1);
             let generation = self.barge_generation;
             sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms, generation });
@@ -714,5 +738,20 @@ impl SessionPipeline {
             sink.outbound(self.dialect.outbound_kind(), &self.message);
             SessionCounters::bump(&self.counters.sync_marks_sent);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resample::is_supported;
+
+    #[test]
+    fn every_play_and_agent_rate_converts() {
+        assert!(PLAY_RATES.iter().all(|&rate| is_supported(rate, CARRIER_RATE)));
+        assert!(AGENT_RATES.iter().all(|&rate| is_supported(CARRIER_RATE, rate)));
+        // The agent rates are all the rates the carrier's audio converts to.
+        let to_agent = SUPPORTED_RATES.iter().filter(|&&rate| is_supported(CARRIER_RATE, rate));
+        assert!(to_agent.eq(AGENT_RATES.iter()));
     }
 }

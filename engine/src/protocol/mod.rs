@@ -4,7 +4,7 @@
 //! `clear` messages, so another carrier is one more implementation of the trait.
 
 use std::borrow::Cow;
-use thiserror::Error;
+use std::fmt;
 
 #[cfg(feature = "twilio-signature")]
 pub mod signature;
@@ -128,55 +128,42 @@ pub enum Inbound<'a> {
 }
 
 /// Why a message was rejected. Every variant is a drop the session counts and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+///
+/// `Display` gives the description of [`ProtocolError::message_nul`] (without the NUL), naming the
+/// field of `MissingField` and `WrongType` and the frame kind of `UnexpectedFrameKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
     /// Not valid JSON (or not UTF-8).
-    #[error("malformed message: not valid JSON")]
     MalformedJson,
     /// A required field is absent.
-    #[error("missing field `{0}`")]
     MissingField(&'static str),
     /// A field has the wrong JSON type or an unparsable value.
-    #[error("field `{0}` has the wrong type or value")]
     WrongType(&'static str),
     /// `event` names nothing this dialect knows.
-    #[error("unknown event")]
     UnknownEvent,
     /// The payload is not valid base64.
-    #[error("media payload is not valid base64")]
     InvalidBase64,
     /// The decoded payload exceeds the configured limit.
-    #[error("media payload over the configured limit")]
     PayloadTooLarge,
     /// The whole message exceeds the configured limit.
-    #[error("message over the configured size limit")]
     MessageTooLarge,
     /// A binary frame where this dialect only uses text (or the reverse).
-    #[error("unexpected {0:?} frame")]
     UnexpectedFrameKind(MessageKind),
     /// `media` (or another stream message) before `start`.
-    #[error("media before start")]
     MediaBeforeStart,
     /// A second `start` on one stream.
-    #[error("duplicate start")]
     DuplicateStart,
     /// A message after `stop`.
-    #[error("message after stop")]
     AfterStop,
     /// The stream announced a format this engine does not decode.
-    #[error("unsupported media format")]
     UnsupportedFormat,
     /// A payload whose length is not a whole number of samples.
-    #[error("payload length is not a whole number of samples")]
     OddPayloadLength,
     /// A media timestamp far outside the stream (a jump backwards or hours forward).
-    #[error("media timestamp discontinuity")]
     TimestampJump,
     /// A `mark` echo naming no mark that was sent (or one already echoed).
-    #[error("echo of a mark that was never sent")]
     UnknownMark,
     /// A `media`, `mark`, `dtmf` or `stop` whose stream id differs from the one `start` named.
-    #[error("message for another stream (streamSid differs from start's)")]
     ForeignStream,
 }
 
@@ -210,7 +197,58 @@ impl ProtocolError {
             Self::ForeignStream => 16,
         }
     }
+
+    /// The description of error code `code` (see [`Self::code`]) with a trailing NUL, for the C
+    /// ABI: the same text as the error's `Display`, in general terms for the variants that name a
+    /// field or a frame kind; "unknown protocol error code" for a code no error has.
+    pub fn message_nul(code: u32) -> &'static str {
+        let index = code.checked_sub(1).map(|i| i as usize);
+        index.and_then(|i| DESCRIPTIONS_NUL.get(i)).copied().unwrap_or(UNKNOWN_CODE_NUL)
+    }
+
+    /// [`Self::message_nul`] of this error's code, without the NUL.
+    pub fn summary(self) -> &'static str {
+        let text = Self::message_nul(self.code());
+        &text[..text.len() - 1]
+    }
 }
+
+/// Each error code's description, index `code - 1`, NUL-terminated so that the C ABI can hand
+/// them out as they are (see [`ProtocolError::message_nul`]).
+const DESCRIPTIONS_NUL: [&str; 16] = [
+    "malformed message: not valid JSON\0",
+    "a required field is missing\0",
+    "a field has the wrong type or value\0",
+    "unknown event\0",
+    "media payload is not valid base64\0",
+    "media payload over the configured limit\0",
+    "message over the configured size limit\0",
+    "unexpected frame kind (binary where text is expected)\0",
+    "media before start\0",
+    "duplicate start\0",
+    "message after stop\0",
+    "unsupported media format\0",
+    "payload length is not a whole number of samples\0",
+    "media timestamp discontinuity\0",
+    "echo of a mark that was never sent\0",
+    "message for another stream (streamSid differs from start's)\0",
+];
+
+/// The description of a code no error has.
+const UNKNOWN_CODE_NUL: &str = "unknown protocol error code\0";
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::MissingField(field) => write!(f, "missing field `{field}`"),
+            Self::WrongType(field) => write!(f, "field `{field}` has the wrong type or value"),
+            Self::UnexpectedFrameKind(kind) => write!(f, "unexpected {kind:?} frame"),
+            _ => f.write_str(self.summary()),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
 
 /// A fixed-capacity byte buffer that decoded payloads are written into, reused for every message.
 #[derive(Debug)]
@@ -270,4 +308,85 @@ pub trait Dialect: Send {
     /// An upper bound on the size of a `write_media` message for `payload_len` bytes of audio,
     /// so buffers can be sized once.
     fn max_media_message_len(&self, payload_len: usize) -> usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error, by code, with its `Display` text and the C ABI's description.
+    const TEXTS: [(ProtocolError, &str, &str); 16] = [
+        (
+            ProtocolError::MalformedJson,
+            "malformed message: not valid JSON",
+            "malformed message: not valid JSON\0",
+        ),
+        (ProtocolError::MissingField("start"), "missing field `start`", "a required field is missing\0"),
+        (
+            ProtocolError::WrongType("media.track"),
+            "field `media.track` has the wrong type or value",
+            "a field has the wrong type or value\0",
+        ),
+        (ProtocolError::UnknownEvent, "unknown event", "unknown event\0"),
+        (
+            ProtocolError::InvalidBase64,
+            "media payload is not valid base64",
+            "media payload is not valid base64\0",
+        ),
+        (
+            ProtocolError::PayloadTooLarge,
+            "media payload over the configured limit",
+            "media payload over the configured limit\0",
+        ),
+        (
+            ProtocolError::MessageTooLarge,
+            "message over the configured size limit",
+            "message over the configured size limit\0",
+        ),
+        (
+            ProtocolError::UnexpectedFrameKind(MessageKind::Binary),
+            "unexpected Binary frame",
+            "unexpected frame kind (binary where text is expected)\0",
+        ),
+        (ProtocolError::MediaBeforeStart, "media before start", "media before start\0"),
+        (ProtocolError::DuplicateStart, "duplicate start", "duplicate start\0"),
+        (ProtocolError::AfterStop, "message after stop", "message after stop\0"),
+        (ProtocolError::UnsupportedFormat, "unsupported media format", "unsupported media format\0"),
+        (
+            ProtocolError::OddPayloadLength,
+            "payload length is not a whole number of samples",
+            "payload length is not a whole number of samples\0",
+        ),
+        (ProtocolError::TimestampJump, "media timestamp discontinuity", "media timestamp discontinuity\0"),
+        (
+            ProtocolError::UnknownMark,
+            "echo of a mark that was never sent",
+            "echo of a mark that was never sent\0",
+        ),
+        (
+            ProtocolError::ForeignStream,
+            "message for another stream (streamSid differs from start's)",
+            "message for another stream (streamSid differs from start's)\0",
+        ),
+    ];
+
+    #[test]
+    fn every_error_has_its_code_and_texts() {
+        for (i, (error, display, c_text)) in TEXTS.iter().enumerate() {
+            assert_eq!(error.code(), i as u32 + 1, "{error:?}");
+            assert_eq!(error.to_string(), *display, "{error:?}");
+            assert_eq!(ProtocolError::message_nul(error.code()), *c_text, "{error:?}");
+            assert_eq!(error.summary(), c_text.trim_end_matches('\0'), "{error:?}");
+        }
+        for code in [0, 17, u32::MAX] {
+            assert_eq!(ProtocolError::message_nul(code), "unknown protocol error code\0");
+        }
+    }
+
+    #[test]
+    fn every_description_has_one_nul_at_its_end() {
+        for text in DESCRIPTIONS_NUL.iter().chain([&UNKNOWN_CODE_NUL]) {
+            assert_eq!(text.find('\0'), Some(text.len() - 1), "{text:?}");
+        }
+    }
 }

@@ -68,6 +68,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 
 use self::wire::{EventKind, Obj, Scalar};
 use super::*;
+use crate::audio::CARRIER_RATE;
 
 /// Standard alphabet, padding optional on input (some carriers strip it); trailing bits must be
 /// zero, as in canonical base64.
@@ -180,7 +181,7 @@ impl TwilioDialect {
                 };
                 let media_format = match &mut start.media_format {
                     Obj::Absent => {
-                        MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 }
+                        MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: CARRIER_RATE, channels: 1 }
                     }
                     Obj::Invalid => return Err(ProtocolError::WrongType("start.mediaFormat")),
                     Obj::Valid(format) => media_format(format)?,

@@ -1,6 +1,7 @@
 //! State shared by a session's host handle and its worker: counters, events, flags.
 
 use super::wakeup::Wakeup;
+use crate::alloc_guard;
 use crate::event::RawEvent;
 use crate::stats::SessionCounters;
 use crossbeam_queue::ArrayQueue;
@@ -88,8 +89,11 @@ impl SessionShared {
 
     /// Queues an event, dropping (and counting) the oldest if the host has fallen behind.
     pub fn push_event(&self, event: RawEvent) {
-        if self.events.force_push(event).is_some() {
+        if let Some(oldest) = self.events.force_push(event) {
             SessionCounters::bump(&self.counters.events_dropped);
+            // A `Started` event owns the stream's identity: dropping it frees memory, which a
+            // worker step may only do here, by design.
+            alloc_guard::permit(|| drop(oldest));
         }
     }
 }

@@ -6,6 +6,7 @@ use super::hold::Room;
 use super::latency::{self, LatencyRecorder};
 use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
+use crate::alloc_guard;
 use crate::event::RawEvent;
 use crate::pipeline::{PipelineSink, SessionPipeline};
 use crate::protocol::{MessageKind, ProtocolError};
@@ -137,8 +138,12 @@ impl WorkerSession {
     ///
     /// `latency` counts, per carrier message, the time from its push to the end of its
     /// processing (its audio is then in the agent ring); `None` for inline sessions.
+    ///
+    /// In debug builds with the `alloc-guard` feature the step runs under the allocation guard
+    /// (see [`crate::alloc_guard`]), on whichever thread runs it.
     pub(crate) fn step(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step_inner(now_us, latency))) {
+        let step = std::panic::AssertUnwindSafe(|| alloc_guard::forbid(|| self.step_inner(now_us, latency)));
+        match std::panic::catch_unwind(step) {
             Ok(produced) => produced,
             Err(_) => {
                 self.shared.failed.store(true, Ordering::Release);
