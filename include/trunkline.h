@@ -24,6 +24,30 @@
  *     _free. Strings passed in are UTF-8 and NUL-terminated; strings returned are static unless
  *     stated otherwise.
  *
+ * VERSIONED CONFIGS
+ *   The settings structs (trunkline_engine_config, trunkline_session_config,
+ *   trunkline_server_config) begin with `size_t struct_size`, so that a setting can be added
+ *   without breaking a program compiled against an older header. Fill one with its _default
+ *   function, passing sizeof the struct: it writes only the fields that fit in that many bytes and
+ *   stores the size in struct_size. Then change the fields you need. A function that takes a config
+ *   reads the fields that lie wholly within its struct_size (an older, smaller struct is fine: the
+ *   fields it lacks take their defaults); a struct_size of 0 (or too small to hold struct_size
+ *   itself) or larger than this library's struct (a newer header than the library) is
+ *   TRUNKLINE_RESULT_INVALID_ARGUMENT. New fields are only ever appended. trunkline_server_config
+ *   points to its session config (`session`, NULL for the defaults) rather than embedding it, so
+ *   each carries its own struct_size and grows on its own.
+ *
+ * ENUMS
+ *   Every enum type is a uint32_t (before C23: a typedef of uint32_t next to the enum of its
+ *   values), whatever the compiler's enum size. Functions that take an enum value take a uint32_t,
+ *   so that an unknown value is TRUNKLINE_RESULT_INVALID_ARGUMENT, never undefined behaviour.
+ *
+ * BUILD FEATURES
+ *   The offload server (trunkline_server_*) is part of the default build (cargo feature `server`).
+ *   A library built with --no-default-features lacks those symbols: define TRUNKLINE_NO_SERVER
+ *   before including this header to leave out their declarations too. TRUNKLINE_SERVER is defined
+ *   when they are declared.
+ *
  * THREAD SAFETY
  *   - trunkline_engine: every function may be called from any thread, concurrently (open sessions
  *     from several threads, wait on one while others push). trunkline_engine_free must be the last
@@ -46,6 +70,11 @@
 /* The version of the library this header belongs to (see trunkline_version()). */
 #define TRUNKLINE_VERSION "0.1.0"
 
+/* The offload server's API is declared unless TRUNKLINE_NO_SERVER is defined (see BUILD FEATURES). */
+#if !defined(TRUNKLINE_NO_SERVER) && !defined(TRUNKLINE_SERVER)
+#define TRUNKLINE_SERVER
+#endif
+
 
 // Longest mark name the C ABI carries (the event's `name` buffer holds it plus a NUL).
 #define TRUNKLINE_MAX_NAME_BYTES 255
@@ -63,7 +92,11 @@
 #define TRUNKLINE_VERSION_PATCH 0
 
 // The result of a fallible call.
-typedef enum {
+enum trunkline_result
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   // Success; out-parameters were written.
   TRUNKLINE_RESULT_OK = 0,
   // A required pointer argument was NULL.
@@ -88,18 +121,40 @@ typedef enum {
   TRUNKLINE_RESULT_IO = 10,
   // `trunkline_engine_wait` timed out.
   TRUNKLINE_RESULT_TIMEOUT = 11,
-} trunkline_result;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_result trunkline_result;
+#else
+typedef uint32_t trunkline_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // Whether a WebSocket message is text or binary.
-typedef enum {
+enum trunkline_message_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   // A text frame (Twilio's JSON).
   TRUNKLINE_MESSAGE_KIND_TEXT = 0,
   // A binary frame.
   TRUNKLINE_MESSAGE_KIND_BINARY = 1,
-} trunkline_message_kind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_message_kind trunkline_message_kind;
+#else
+typedef uint32_t trunkline_message_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // What an event is. Values are stable.
-typedef enum {
+enum trunkline_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   // The carrier's transport is up.
   TRUNKLINE_EVENT_KIND_CONNECTED = 1,
   // The stream started: `name` holds the callSid; see trunkline_session_start_info and
@@ -125,21 +180,43 @@ typedef enum {
   // A message was dropped: `error` is the code (trunkline_protocol_error_message describes it),
   // `name` the offending field when there is one. The call goes on.
   TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR = 11,
-} trunkline_event_kind;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_event_kind trunkline_event_kind;
+#else
+typedef uint32_t trunkline_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // A string of the `start` message.
-typedef enum {
+enum trunkline_start_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   // callSid
   TRUNKLINE_START_FIELD_CALL_SID = 0,
   // streamSid
   TRUNKLINE_START_FIELD_STREAM_SID = 1,
   // accountSid
   TRUNKLINE_START_FIELD_ACCOUNT_SID = 2,
-} trunkline_start_field;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_start_field trunkline_start_field;
+#else
+typedef uint32_t trunkline_start_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // The code of a PROTOCOL_ERROR event (`trunkline_event.error`). Values are stable; new codes
 // may be added, so keep a default branch (trunkline_protocol_error_message describes any code).
-typedef enum {
+enum trunkline_protocol_error
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
   // Not valid JSON.
   TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON = 1,
   // A required field is missing (`name` holds it).
@@ -172,19 +249,31 @@ typedef enum {
   TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK = 15,
   // A `media`, `mark`, `dtmf` or `stop` naming another stream than `start` did.
   TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM = 16,
-} trunkline_protocol_error;
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_protocol_error trunkline_protocol_error;
+#else
+typedef uint32_t trunkline_protocol_error;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 // An engine: worker threads and a wakeup fd. Opaque.
 typedef struct trunkline_engine trunkline_engine;
 
+#if defined(TRUNKLINE_SERVER)
 // A running offload server. Opaque.
 typedef struct trunkline_server trunkline_server;
+#endif
 
 // A call. Opaque.
 typedef struct trunkline_session trunkline_session;
 
-// Engine settings.
+// Engine settings. Fill with trunkline_engine_config_default, then change what you need.
 typedef struct {
+  // sizeof(trunkline_engine_config) in the caller's header: set by
+  // trunkline_engine_config_default (see "VERSIONED CONFIGS" above).
+  size_t struct_size;
   // Worker threads; 0 = inline mode (your calls do the processing). At most 1024.
   uint32_t workers;
   // If true, `workers` is ignored and one worker per core is started.
@@ -199,8 +288,12 @@ typedef struct {
   int32_t worker_nice;
 } trunkline_engine_config;
 
-// Session settings (see docs/settings.md for meanings and defaults).
+// Session settings (see docs/settings.md for meanings and defaults). Fill with
+// trunkline_session_config_default, then change what you need.
 typedef struct {
+  // sizeof(trunkline_session_config) in the caller's header: set by
+  // trunkline_session_config_default (see "VERSIONED CONFIGS" above).
+  size_t struct_size;
   // Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.
   uint32_t agent_rate;
   // The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000).
@@ -252,11 +345,20 @@ typedef struct {
   // (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
   // messages back (push then returns FULL) instead of dropping; 0 drops at once.
   uint32_t read_hold_ms;
+  // The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers).
+  // NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
+  // this build does not speak is INVALID_ARGUMENT.
+  const char *dialect;
 } trunkline_session_config;
 
+#if defined(TRUNKLINE_SERVER)
 // Offload server settings. Fill with trunkline_server_config_default, then change what you need.
-// Strings are NUL-terminated UTF-8, borrowed for the duration of trunkline_server_start only.
+// Strings and `session` are borrowed for the duration of trunkline_server_start only; strings
+// are NUL-terminated UTF-8.
 typedef struct {
+  // sizeof(trunkline_server_config) in the caller's header: set by
+  // trunkline_server_config_default (see "VERSIONED CONFIGS" above).
+  size_t struct_size;
   // Address to listen on, e.g. "0.0.0.0:8080" ("127.0.0.1:0" by default: any free port).
   const char *bind;
   // The one request path served, e.g. "/media"; NULL: any path.
@@ -266,8 +368,10 @@ typedef struct {
   // Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the signature
   // behind a proxy; NULL: rebuilt from the request.
   const char *public_url;
-  // Settings of every session the server opens.
-  trunkline_session_config session;
+  // Settings of every session the server opens (a config filled by
+  // trunkline_session_config_default, with its own struct_size); NULL: the defaults. A pointer,
+  // not a nested struct, so that each of the two configs can grow on its own.
+  const trunkline_session_config *session;
   // Most concurrent calls; more are refused with 503.
   uint32_t max_sessions;
   // Largest WebSocket message accepted, bytes.
@@ -288,6 +392,7 @@ typedef struct {
   // TLS private key (PEM file path).
   const char *tls_key_pem;
 } trunkline_server_config;
+#endif
 
 // One event. Plain data, owned by the caller; `name` is always NUL-terminated.
 typedef struct {
@@ -355,19 +460,25 @@ trunkline_result trunkline_alaw_encode(const int16_t *input,
                                        uint8_t *output,
                                        size_t output_capacity);
 
-// Writes the default engine settings (one worker per core) into `*out`.
-// Returns NULL_PARAMETER if `out` is NULL. Any thread.
-trunkline_result trunkline_engine_config_default(trunkline_engine_config *out);
+// Writes the default engine settings (one worker per core) into `*out`, a struct of
+// `struct_size` bytes: pass sizeof(trunkline_engine_config). Only the fields that fit in it are
+// written; `struct_size` is stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT
+// (`struct_size` smaller than a size_t or larger than this library's struct). Any thread.
+trunkline_result trunkline_engine_config_default(trunkline_engine_config *out, size_t struct_size);
 
-// Writes the default session settings (telephone defaults, agent rate 16 kHz) into `*out`.
-// Returns NULL_PARAMETER if `out` is NULL. Any thread.
-trunkline_result trunkline_session_config_default(trunkline_session_config *out);
+// Writes the default session settings (telephone defaults, agent rate 16 kHz, the default
+// dialect: `dialect` NULL) into `*out`, a struct of `struct_size` bytes: pass
+// sizeof(trunkline_session_config). Only the fields that fit in it are written; `struct_size` is
+// stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (`struct_size` smaller than a size_t
+// or larger than this library's struct). Any thread.
+trunkline_result trunkline_session_config_default(trunkline_session_config *out,
+                                                  size_t struct_size);
 
 // Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
 // `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 //
-// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
-// `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a bad `struct_size`,
+// `max_sessions` not 1..=65536, `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
 // created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
 // Any thread.
 trunkline_result trunkline_engine_new(const trunkline_engine_config *config,
@@ -422,39 +533,56 @@ const char *trunkline_protocol_error_message(uint32_t code);
 // no allocation; any thread.
 const char *trunkline_result_message(uint32_t result);
 
-// Writes the default server settings into `*out` (bind "127.0.0.1:0", any path, no signature
-// check, default session settings). Results: OK; NULL_PARAMETER. Any thread.
-trunkline_result trunkline_server_config_default(trunkline_server_config *out);
+#if defined(TRUNKLINE_SERVER)
+// Writes the default server settings (bind "127.0.0.1:0", any path, no signature check,
+// `session` NULL: default sessions) into `*out`, a struct of `struct_size` bytes: pass
+// sizeof(trunkline_server_config). Only the fields that fit in it are written; `struct_size` is
+// stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (`struct_size` smaller than a
+// size_t or larger than this library's struct). Any thread.
+trunkline_result trunkline_server_config_default(trunkline_server_config *out, size_t struct_size);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Starts an offload server on `engine` (which must have worker threads). `config` may be NULL for
 // the defaults. On success `*out` receives a server the caller owns and must free with
 // trunkline_server_free (before freeing the engine). New calls are announced through
 // trunkline_server_accept and signal the engine's wakeup fd.
 //
-// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad setting or address, an inline engine, TLS
-// without the `tls` feature or with unreadable PEM files); IO (the address could not be bound).
+// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size` here or in `session`, a bad
+// setting, address or dialect, an inline engine, TLS without the `tls` feature or with unreadable
+// PEM files); IO (the address could not be bound).
 // Any thread.
 trunkline_result trunkline_server_start(const trunkline_engine *engine,
                                         const trunkline_server_config *config,
                                         trunkline_server **out);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Writes the TCP port the server listens on into `*out_port` (useful with port 0). Results: OK;
 // NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
 trunkline_result trunkline_server_local_port(const trunkline_server *server, uint16_t *out_port);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Takes the next call whose stream has started. On success `*out` receives a session the caller
 // owns (free it with trunkline_session_free) with the usual agent-side API: read audio, play,
 // mark, interrupt, events, start info, stats. The server drives its carrier side, so
 // trunkline_session_push and trunkline_session_next_outbound return INVALID_ARGUMENT on it.
 // Results: OK; EMPTY (no new call); NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Number of server counters (see trunkline_server_stats_name). Any thread.
 size_t trunkline_server_stats_count(void);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // The name of server counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
 const char *trunkline_server_stats_name(size_t index);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
 // rejected_capacity, handshake_failures, idle_timeouts, send_timeouts, protocol_failures,
 // calls_opened, calls_refused, closed, active) into `values`, at most `capacity`; `*out_count`
@@ -463,21 +591,27 @@ trunkline_result trunkline_server_stats(const trunkline_server *server,
                                         uint64_t *values,
                                         size_t capacity,
                                         size_t *out_count);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Stops accepting, lets live calls go on for up to `grace_ms` (until their stream stops or the
 // carrier hangs up), then closes the rest. Blocks until done. The handle must still be freed.
 // Results: OK; NULL_PARAMETER; CLOSED (already shut down). Any thread.
 trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms);
+#endif
 
+#if defined(TRUNKLINE_SERVER)
 // Shuts the server down at once (if still running) and frees it. NULL is a no-op. Must be the
 // last call on it and must not race with other calls on it.
 void trunkline_server_free(trunkline_server *server);
+#endif
 
 // Opens a session (a call) on `engine`. `config` may be NULL for the defaults. On success
 // `*out` receives a session the caller owns and must free with trunkline_session_free.
 //
-// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a setting out of range: rates, limits,
-// `max_mark_name_bytes` over 255); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
+// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
+// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
+// UTF-8); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
 // Any thread.
 trunkline_result trunkline_session_open(const trunkline_engine *engine,
                                         const trunkline_session_config *config,
@@ -568,13 +702,13 @@ trunkline_result trunkline_session_custom_parameter(trunkline_session *session,
                                                     size_t value_capacity,
                                                     size_t *out_value_len);
 
-// Number of session counters (see trunkline_stats_name). Any thread.
-size_t trunkline_stats_count(void);
+// Number of session counters (see trunkline_session_stats_name). Any thread.
+size_t trunkline_session_stats_count(void);
 
-// The name of counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
-const char *trunkline_stats_name(size_t index);
+// The name of session counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
+const char *trunkline_session_stats_name(size_t index);
 
-// Copies the session's counters (in trunkline_stats_name order) into `values`, at most
+// Copies the session's counters (in trunkline_session_stats_name order) into `values`, at most
 // `capacity`; `*out_count` receives how many were written. Works on closed and failed sessions.
 // Results: OK; NULL_PARAMETER. Any thread.
 trunkline_result trunkline_session_stats(trunkline_session *session,

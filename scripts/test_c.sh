@@ -4,14 +4,18 @@
 # Builds libtrunkline twice: first with the `test-hooks` feature, which the C tests need to reach
 # the PANIC and FAILED results, copied to target/c-tests/lib; then the shipped library
 # (target/release), last, so that it is the hook-free one (checked). Both builds share one target
-# dir, so the engine and the dependencies are compiled once. Then, using nothing but cc,
-# include/trunkline.h and the libraries:
+# dir, so the engine and the dependencies are compiled once. A third build, without the offload
+# server (--no-default-features, in its own target dir, target/ffi-no-server), must have no tokio
+# in it and none of the server's functions, while the default library has them; both sizes are
+# printed. Then, using nothing but cc, include/trunkline.h and the libraries:
 #   - the C tests (ffi/tests/c), built with -std=c11 -Wall -Wextra -Werror -pedantic, run
 #     (a) plain, (b) under AddressSanitizer + UndefinedBehaviorSanitizer with leak detection,
 #     (c) under valgrind (shorter threaded calls: --short), with zero errors and zero bytes
 #     definitely lost;
 #   - examples/c/twilio_to_wav.c, linked against the shared and the static library, run on
 #     examples/c/call.jsonl, its WAV checked byte for byte in the header and in size;
+#   - examples/c/twilio_to_wav.c again, against the library without the server, with
+#     -DTRUNKLINE_NO_SERVER (which must hide the server's declarations);
 #   - the C example in README.md's "C ABI" section, compiled and run.
 # Closes with "c tests: N passed, M failed" (N, M count test runs and checks; exit 1 if M > 0).
 set -euo pipefail
@@ -20,6 +24,7 @@ stage_start=$SECONDS
 
 out=target/c-tests
 hooks_lib=$out/lib
+no_server_dir=target/ffi-no-server
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic)
 # The expected panic of trunkline_test_panic prints one line, not a backtrace.
 export RUST_BACKTRACE=0
@@ -59,6 +64,22 @@ check "shipped library exports no test hooks" \
   bash -c "! nm -D --defined-only target/release/libtrunkline.so | grep -q trunkline_test_"
 check "test library exports the test hooks" \
   bash -c "nm -D --defined-only $hooks_lib/libtrunkline.so | grep -q trunkline_test_panic"
+
+echo "== C: libtrunkline without the offload server (--no-default-features, $no_server_dir)"
+cargo build --release --locked -p trunkline-ffi --no-default-features --target-dir "$no_server_dir"
+no_server_lib=$no_server_dir/release/libtrunkline.so
+# tokio's symbols in the whole symbol table (the dynamic one only ever has trunkline_* exports).
+tokio_symbols() { nm "$1" | grep -c tokio || true; }
+check "the default library has the server's functions and tokio" bash -c "
+  nm -D --defined-only target/release/libtrunkline.so | grep -q ' T trunkline_server_start\$' &&
+  test \$(nm target/release/libtrunkline.so | grep -c tokio) -gt 0"
+check "the library without the server has no tokio symbol" bash -c "test \$(nm $no_server_lib | grep -c tokio) -eq 0"
+check "the library without the server exports no trunkline_server_ function, and the rest" bash -c "
+  ! nm -D --defined-only $no_server_lib | grep -q trunkline_server_ &&
+  nm -D --defined-only $no_server_lib | grep -q ' T trunkline_session_open\$'"
+echo "   libtrunkline.so: $(stat -c %s target/release/libtrunkline.so) bytes with the server" \
+  "($(tokio_symbols target/release/libtrunkline.so) tokio symbols)," \
+  "$(stat -c %s "$no_server_lib") bytes without ($(tokio_symbols "$no_server_lib"))"
 
 echo "== C: compile the tests"
 srcs=(ffi/tests/c/*.c)
@@ -143,6 +164,15 @@ check_example() {
 }
 check "twilio_to_wav (shared) writes the call's WAV and prints its events" check_example "$out/twilio_to_wav"
 check "twilio_to_wav (static) writes the call's WAV and prints its events" check_example "$out/twilio_to_wav_static"
+check "twilio_to_wav builds against the library without the server (-DTRUNKLINE_NO_SERVER)" \
+  cc "${CFLAGS[@]}" -DTRUNKLINE_NO_SERVER -Iinclude "$example" -L"$no_server_dir/release" -ltrunkline \
+  -Wl,-rpath,"$PWD/$no_server_dir/release" -o "$out/twilio_to_wav_no_server"
+check "twilio_to_wav (without the server) writes the call's WAV and prints its events" \
+  check_example "$out/twilio_to_wav_no_server"
+printf '#include "trunkline.h"\nint main(void) { return (int)sizeof(trunkline_server_config); }\n' >"$out/uses_server.c"
+check "the header declares the server by default, and not with -DTRUNKLINE_NO_SERVER" bash -c "
+  cc ${CFLAGS[*]} -Iinclude -c $out/uses_server.c -o $out/uses_server.o &&
+  ! cc ${CFLAGS[*]} -DTRUNKLINE_NO_SERVER -Iinclude -c $out/uses_server.c -o $out/uses_server.o 2>/dev/null"
 if command -v python3 >/dev/null; then
   check "examples/c/call.jsonl is what scripts/make_call_jsonl.py makes" \
     bash -c "python3 scripts/make_call_jsonl.py $out/call.jsonl && cmp $out/call.jsonl examples/c/call.jsonl"

@@ -79,6 +79,9 @@ export interface SessionOptions {
    * caller PCM ring (event queue) holds the carrier's messages back (push then reports full)
    * instead of dropping; 0 drops at once. */
   readHoldMs?: number;
+  /** The carrier's protocol, by name: 'twilio' (the default; null too). An unknown name throws
+   * TrunklineError INVALID_ARGUMENT. */
+  dialect?: string | null;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */
@@ -91,8 +94,8 @@ export interface ServerOptions {
   authToken?: string | null;
   /** Public URL base Twilio connects to (e.g. 'wss://bot.example.com'), for the signature behind a proxy. */
   publicUrl?: string | null;
-  /** Settings of every session (call) the server opens. */
-  session?: SessionOptions;
+  /** Settings of every session (call) the server opens (null: the defaults). */
+  session?: SessionOptions | null;
   /** Most concurrent calls; more are refused with 503. */
   maxSessions?: number;
   /** Largest WebSocket message accepted, bytes. */
@@ -166,7 +169,7 @@ export interface OtherEvent extends EventFields {
 /** Something that happened in a call. */
 export type Event = StartedEvent | OtherEvent;
 
-/** Session counters by name (trunkline_stats_name), e.g. frames_out, barge_ins, protocol_errors. */
+/** Session counters by name (trunkline_session_stats_name), e.g. frames_out, barge_ins, protocol_errors. */
 export type Stats = Record<string, number>;
 
 /** An engine: worker threads shared by sessions, plus one wakeup signal. */

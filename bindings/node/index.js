@@ -60,28 +60,53 @@ const ENCODINGS = { 0: 'audio/x-mulaw', 1: 'audio/x-alaw', 2: 'audio/x-l16' };
 
 const STATS_NAMES = (() => {
   const names = [];
-  const count = Number(fns.trunkline_stats_count());
-  for (let i = 0; i < count; i++) names.push(fns.trunkline_stats_name(i));
+  const count = Number(fns.trunkline_session_stats_count());
+  for (let i = 0; i < count; i++) names.push(fns.trunkline_session_stats_name(i));
   return Object.freeze(names);
 })();
 
+/** Whether the library has the offload server (a build without its `server` feature has not). */
+const HAS_SERVER = typeof fns.trunkline_server_start === 'function';
+
 const SERVER_STATS_NAMES = (() => {
   const names = [];
-  const count = Number(fns.trunkline_server_stats_count());
+  const count = HAS_SERVER ? Number(fns.trunkline_server_stats_count()) : 0;
   for (let i = 0; i < count; i++) names.push(fns.trunkline_server_stats_name(i));
   return Object.freeze(names);
 })();
 
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+/** The config fields that are not options: the struct's size (set by the _default function). */
+const NOT_OPTIONS = new Set(['struct_size']);
 /** camelCase option name → snake_case field of trunkline_session_config. */
-const SESSION_FIELDS = new Map(Object.keys(TYPES.trunkline_session_config.members).map((f) => [camel(f), f]));
+const SESSION_FIELDS = new Map(
+  Object.keys(TYPES.trunkline_session_config.members)
+    .filter((f) => !NOT_OPTIONS.has(f))
+    .map((f) => [camel(f), f]),
+);
 /** camelCase option name → snake_case field of trunkline_server_config (`session` apart). */
 const SERVER_FIELDS = new Map(
   Object.keys(TYPES.trunkline_server_config.members)
-    .filter((f) => f !== 'session')
+    .filter((f) => f !== 'session' && !NOT_OPTIONS.has(f))
     .map((f) => [camel(f), f]),
 );
 const SERVER_STRING_FIELDS = new Set(['bind', 'path', 'auth_token', 'public_url', 'tls_cert_pem', 'tls_key_pem']);
+
+/** Checks a string option (a koffi string: a NUL-terminated copy that lives for the call). */
+function stringOption(value, key) {
+  if (value !== null && typeof value !== 'string') {
+    throw new TypeError(`trunkline: ${key} must be a string or null, got ${typeof value}`);
+  }
+  if (value !== null && value.includes('\0')) throw new TrunklineError(RESULT.INVALID_ARGUMENT, `${key} contains NUL`);
+  return value;
+}
+
+/** The library's default session config, as sizeof(trunkline_session_config) in this binding. */
+function defaultSessionConfig() {
+  const config = {};
+  check(fns.trunkline_session_config_default(config, TYPES.trunkline_session_config.size), 'session config');
+  return config;
+}
 
 /** Fills `config` (a trunkline_session_config from the library's defaults) from session options. */
 function applySessionOptions(config, options) {
@@ -90,7 +115,8 @@ function applySessionOptions(config, options) {
     const field = SESSION_FIELDS.get(key);
     if (!field) throw new TypeError(`trunkline: unknown session option ${JSON.stringify(key)}`);
     if (value === undefined) continue;
-    config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
+    if (field === 'dialect') config[field] = stringOption(value, key);
+    else config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
   }
   return config;
 }
@@ -101,22 +127,20 @@ function applySessionOptions(config, options) {
  */
 function serverConfig(options) {
   if (options === null || typeof options !== 'object') throw new TypeError('trunkline: server options must be an object');
+  if (!HAS_SERVER) throw new Error('trunkline: this libtrunkline was built without the offload server (cargo feature `server`)');
   const config = {};
-  check(fns.trunkline_server_config_default(config), 'server config');
+  check(fns.trunkline_server_config_default(config, TYPES.trunkline_server_config.size), 'server config');
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     if (key === 'session') {
-      applySessionOptions(config.session, value);
+      // A session config of its own, which the server config points to (null: the defaults).
+      config.session = value === null ? null : applySessionOptions(defaultSessionConfig(), value);
       continue;
     }
     const field = SERVER_FIELDS.get(key);
     if (!field) throw new TypeError(`trunkline: unknown server option ${JSON.stringify(key)}`);
     if (SERVER_STRING_FIELDS.has(field)) {
-      if (value !== null && typeof value !== 'string') {
-        throw new TypeError(`trunkline: ${key} must be a string or null, got ${typeof value}`);
-      }
-      if (value !== null && value.includes('\0')) throw new TrunklineError(RESULT.INVALID_ARGUMENT, `${key} contains NUL`);
-      config[field] = value;
+      config[field] = stringOption(value, key);
     } else {
       config[field] = uint(value, key);
     }
@@ -155,7 +179,7 @@ class Engine {
 
   constructor({ workers, maxSessions, tickMs, workerNice } = {}) {
     const config = {};
-    check(fns.trunkline_engine_config_default(config), 'engine config');
+    check(fns.trunkline_engine_config_default(config, TYPES.trunkline_engine_config.size), 'engine config');
     if (workers === undefined || workers === null) {
       config.workers_per_core = true;
     } else {
@@ -185,9 +209,7 @@ class Engine {
 
   /** Opens a session (one call). Options are the C session config's fields in camelCase. */
   session(options = {}) {
-    const config = {};
-    check(fns.trunkline_session_config_default(config), 'session config');
-    applySessionOptions(config, options);
+    const config = applySessionOptions(defaultSessionConfig(), options);
     const out = [null];
     check(fns.trunkline_session_open(this._handle(), config, out), 'session');
     return new Session(this, out[0], config.agent_rate);
@@ -546,7 +568,7 @@ class Session {
     }
   }
 
-  /** Every counter by name (trunkline_stats_name order). After close(): the final counters. */
+  /** Every counter by name (trunkline_session_stats_name order). After close(): the final counters. */
   stats() {
     if (this.#closed) return { ...this.#finalStats };
     return this.#readStats();
@@ -650,7 +672,7 @@ class Server {
     check(fns.trunkline_server_start(engine._handle(), config, out), 'server');
     this.#ptr = out[0];
     this.#engine = engine; // keeps the engine alive as long as the server
-    this.#agentRate = config.session.agent_rate;
+    this.#agentRate = (config.session ?? defaultSessionConfig()).agent_rate;
     engine._addServer(this);
     serverFinalizer.register(this, this.#ptr, this);
     const port = [0];

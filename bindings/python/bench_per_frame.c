@@ -56,13 +56,13 @@ int main(int argc, char **argv) {
   fclose(f);
 
   trunkline_engine_config ec;
-  trunkline_engine_config_default(&ec);
+  trunkline_engine_config_default(&ec, sizeof ec);
   ec.workers = 0;
   ec.workers_per_core = false;
   trunkline_engine *engine;
   if (trunkline_engine_new(&ec, &engine) != TRUNKLINE_RESULT_OK) fail("engine");
   trunkline_session_config sc;
-  trunkline_session_config_default(&sc);
+  trunkline_session_config_default(&sc, sizeof sc);
   sc.agent_rate = 16000;
   sc.lead_ms = 2147483647u;
   trunkline_session *s;
@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
   size_t stats_n = 0;
   if (trunkline_session_stats(s, stats, 64, &stats_n) != TRUNKLINE_RESULT_OK) fail("stats");
   for (size_t i = 0; i < stats_n; i++)
-    if (strcmp(trunkline_stats_name(i), "frames_out") == 0) frames_out = (size_t)stats[i];
+    if (strcmp(trunkline_session_stats_name(i), "frames_out") == 0) frames_out = (size_t)stats[i];
   trunkline_session_free(s);
   trunkline_engine_free(engine);
 

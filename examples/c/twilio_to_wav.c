@@ -137,10 +137,10 @@ int main(int argc, char **argv) {
   trunkline_session_config session_config;
   trunkline_result r;
   uint64_t samples = 0;
-  trunkline_engine_config_default(&engine_config);
+  trunkline_engine_config_default(&engine_config, sizeof engine_config);
   engine_config.workers_per_core = false;
   engine_config.workers = 0; /* inline */
-  trunkline_session_config_default(&session_config);
+  trunkline_session_config_default(&session_config, sizeof session_config);
   session_config.agent_rate = rate;
 
   if (!line || write_wav_header(wav, rate, 0) != 0) {
@@ -177,7 +177,7 @@ int main(int argc, char **argv) {
   size_t count = 0;
   trunkline_session_stats(session, stats, 64, &count);
   for (size_t i = 0; i < count; i++) {
-    const char *name = trunkline_stats_name(i);
+    const char *name = trunkline_session_stats_name(i);
     if (stats[i] != 0) printf("  %-28s %llu\n", name, (unsigned long long)stats[i]);
   }
   printf("wrote %s: %llu samples at %u Hz (%.3f s)\n", argv[2], (unsigned long long)samples, rate,

@@ -1,15 +1,20 @@
 //! Configuration structs. Fill them with the `_default` functions, then change what you need, so
-//! that fields added later get their defaults.
+//! that fields added later get their defaults. Each begins with its `struct_size` (see
+//! [`crate::versioned`] for how a struct grows).
 
 use crate::result::trunkline_result;
-use crate::try_out;
+use crate::versioned::{self, versioned};
+use std::ffi::{CStr, c_char};
 use trunkline::vad::VadConfig;
 use trunkline::{BargeInConfig, EngineConfig, SessionConfig};
 
-/// Engine settings.
+/// Engine settings. Fill with trunkline_engine_config_default, then change what you need.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_engine_config {
+    /// sizeof(trunkline_engine_config) in the caller's header: set by
+    /// trunkline_engine_config_default (see "VERSIONED CONFIGS" above).
+    pub struct_size: size_t,
     /// Worker threads; 0 = inline mode (your calls do the processing). At most 1024.
     pub workers: u32,
     /// If true, `workers` is ignored and one worker per core is started.
@@ -24,10 +29,14 @@ pub struct trunkline_engine_config {
     pub worker_nice: i32,
 }
 
-/// Session settings (see docs/settings.md for meanings and defaults).
+/// Session settings (see docs/settings.md for meanings and defaults). Fill with
+/// trunkline_session_config_default, then change what you need.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_session_config {
+    /// sizeof(trunkline_session_config) in the caller's header: set by
+    /// trunkline_session_config_default (see "VERSIONED CONFIGS" above).
+    pub struct_size: size_t,
     /// Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.
     pub agent_rate: u32,
     /// The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000).
@@ -79,7 +88,23 @@ pub struct trunkline_session_config {
     /// (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
     /// messages back (push then returns FULL) instead of dropping; 0 drops at once.
     pub read_hold_ms: u32,
+    /// The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers).
+    /// NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
+    /// this build does not speak is INVALID_ARGUMENT.
+    pub dialect: *const c_char,
 }
+
+versioned!(trunkline_engine_config {
+    struct_size, workers, workers_per_core, max_sessions, tick_ms, worker_nice,
+} bools { workers_per_core });
+
+versioned!(trunkline_session_config {
+    struct_size, agent_rate, play_rate, vad_aggressiveness, vad_min_speech_ms, vad_hangover_ms,
+    barge_in_enabled, barge_in_min_speech_ms, lead_ms, sync_mark_interval_ms, utterance_gap_ms,
+    max_message_bytes, max_payload_bytes, reorder_window_ms, max_gap_fill_ms, inbound_ring_bytes,
+    play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
+    max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect,
+} bools { barge_in_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
 #[allow(non_camel_case_types)]
@@ -111,6 +136,7 @@ pub const TRUNKLINE_EVENT_NAME_CAPACITY: usize = 256;
 impl From<&EngineConfig> for trunkline_engine_config {
     fn from(c: &EngineConfig) -> Self {
         Self {
+            struct_size: std::mem::size_of::<Self>(),
             workers: c.workers.unwrap_or(0) as u32,
             workers_per_core: c.workers.is_none(),
             max_sessions: c.max_sessions as u32,
@@ -121,8 +147,18 @@ impl From<&EngineConfig> for trunkline_engine_config {
 }
 
 impl trunkline_engine_config {
+    /// The engine's config from a caller's (possibly older) struct at `ptr`; NULL: the defaults.
+    /// INVALID_ARGUMENT for a bad `struct_size` or a value out of the ABI's range.
+    pub(crate) fn read(ptr: *const Self) -> Result<EngineConfig, trunkline_result> {
+        if ptr.is_null() {
+            return Ok(EngineConfig::default());
+        }
+        let c = versioned::read(ptr, Self::from(&EngineConfig::default()))?;
+        c.engine_config().ok_or(trunkline_result::InvalidArgument)
+    }
+
     /// The engine's config, or `None` if a value is out of the ABI's range.
-    pub(crate) fn engine_config(&self) -> Option<EngineConfig> {
+    fn engine_config(&self) -> Option<EngineConfig> {
         let valid = (1..=MAX_SESSIONS).contains(&self.max_sessions)
             && (self.workers_per_core || self.workers <= MAX_WORKERS)
             && (-20..=19).contains(&self.worker_nice);
@@ -144,6 +180,7 @@ impl From<&trunkline_engine_config> for EngineConfig {
 impl From<&SessionConfig> for trunkline_session_config {
     fn from(c: &SessionConfig) -> Self {
         Self {
+            struct_size: std::mem::size_of::<Self>(),
             agent_rate: c.agent_rate,
             play_rate: c.play_rate,
             vad_aggressiveness: u32::from(c.vad.aggressiveness),
@@ -167,16 +204,38 @@ impl From<&SessionConfig> for trunkline_session_config {
             max_mark_name_bytes: c.max_mark_name_bytes,
             max_pending_marks: c.max_pending_marks,
             read_hold_ms: c.read_hold_ms,
+            // NULL: the default dialect, whichever the library's is (a static string could not
+            // carry `c.dialect` anyway).
+            dialect: std::ptr::null(),
         }
     }
 }
 
 impl trunkline_session_config {
-    /// The engine's config, or `None` if a value cannot be represented.
+    /// The engine's config from a caller's (possibly older) struct at `ptr`; NULL: the defaults.
+    /// INVALID_ARGUMENT for a bad `struct_size`, a value out of range, or an unknown dialect.
+    pub(crate) fn read(ptr: *const Self) -> Result<SessionConfig, trunkline_result> {
+        if ptr.is_null() {
+            return Ok(SessionConfig::default());
+        }
+        let c = versioned::read(ptr, Self::from(&SessionConfig::default()))?;
+        let mut config = c.engine_config().ok_or(trunkline_result::InvalidArgument)?;
+        if let Some(name) = opt_str(c.dialect)?.filter(|name| !name.is_empty()) {
+            // Checked here too, not only when a session opens: the offload server opens them later.
+            if !trunkline::protocol::DIALECTS.contains(&name.as_str()) {
+                return Err(trunkline_result::InvalidArgument);
+            }
+            config.dialect = name;
+        }
+        Ok(config)
+    }
+
+    /// The engine's config but its dialect (the default), or `None` if a value cannot be
+    /// represented.
     // Settings this ABI does not carry keep their defaults (`..Default::default()` stays needed
     // as the engine's configs grow).
     #[allow(clippy::needless_update)]
-    pub(crate) fn engine_config(self) -> Option<SessionConfig> {
+    fn engine_config(self) -> Option<SessionConfig> {
         let in_range = self.max_mark_name_bytes <= TRUNKLINE_MAX_NAME_BYTES
             && self.max_message_bytes <= MAX_MESSAGE_BYTES
             && self.max_payload_bytes <= MAX_MESSAGE_BYTES
@@ -203,7 +262,7 @@ impl trunkline_session_config {
             ..BargeInConfig::default()
         };
         Some(SessionConfig {
-            // This ABI does not choose a dialect yet: the default (Twilio).
+            // Set by `read` from the C string.
             dialect: SessionConfig::default().dialect,
             agent_rate: self.agent_rate,
             play_rate: self.play_rate,
@@ -229,24 +288,98 @@ impl trunkline_session_config {
     }
 }
 
-/// Writes the default engine settings (one worker per core) into `*out`.
-/// Returns NULL_PARAMETER if `out` is NULL. Any thread.
-#[unsafe(no_mangle)]
-pub extern "C" fn trunkline_engine_config_default(out: *mut trunkline_engine_config) -> trunkline_result {
-    crate::guard(|| {
-        let out = try_out!(out);
-        out.set((&EngineConfig::default()).into());
-        trunkline_result::Ok
-    })
+/// Reads an optional C string: Ok(None) for NULL, INVALID_ARGUMENT for invalid UTF-8.
+pub(crate) fn opt_str(ptr: *const c_char) -> Result<Option<String>, trunkline_result> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL; the header requires a NUL-terminated string valid for the call.
+    let s = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| trunkline_result::InvalidArgument)?;
+    Ok(Some(s.to_owned()))
 }
 
-/// Writes the default session settings (telephone defaults, agent rate 16 kHz) into `*out`.
-/// Returns NULL_PARAMETER if `out` is NULL. Any thread.
+/// Writes the default engine settings (one worker per core) into `*out`, a struct of
+/// `struct_size` bytes: pass sizeof(trunkline_engine_config). Only the fields that fit in it are
+/// written; `struct_size` is stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT
+/// (`struct_size` smaller than a size_t or larger than this library's struct). Any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_session_config_default(out: *mut trunkline_session_config) -> trunkline_result {
-    crate::guard(|| {
-        let out = try_out!(out);
-        out.set((&SessionConfig::default()).into());
-        trunkline_result::Ok
-    })
+pub extern "C" fn trunkline_engine_config_default(
+    out: *mut trunkline_engine_config,
+    struct_size: size_t,
+) -> trunkline_result {
+    crate::guard(|| versioned::write(out, struct_size, (&EngineConfig::default()).into()))
+}
+
+/// Writes the default session settings (telephone defaults, agent rate 16 kHz, the default
+/// dialect: `dialect` NULL) into `*out`, a struct of `struct_size` bytes: pass
+/// sizeof(trunkline_session_config). Only the fields that fit in it are written; `struct_size` is
+/// stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (`struct_size` smaller than a size_t
+/// or larger than this library's struct). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_config_default(
+    out: *mut trunkline_session_config,
+    struct_size: size_t,
+) -> trunkline_result {
+    crate::guard(|| versioned::write(out, struct_size, (&SessionConfig::default()).into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versioned::Versioned;
+    use std::mem::size_of;
+
+    #[test]
+    fn field_lists_cover_the_structs() {
+        versioned::assert_covers::<trunkline_engine_config>();
+        versioned::assert_covers::<trunkline_session_config>();
+        assert_eq!(
+            trunkline_engine_config::bool_offsets(),
+            [std::mem::offset_of!(trunkline_engine_config, workers_per_core)]
+        );
+    }
+
+    #[test]
+    fn an_older_caller_gets_defaults_for_the_fields_it_lacks() {
+        let mut c = trunkline_session_config::from(&SessionConfig::default());
+        c.agent_rate = 8000;
+        c.dialect = c"no-such-dialect".as_ptr();
+        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, dialect);
+        let read = trunkline_session_config::read(&c).unwrap();
+        assert_eq!(read.agent_rate, 8000);
+        assert_eq!(read.dialect, SessionConfig::default().dialect);
+        for bad in [0, 7, size_of::<trunkline_session_config>() + 1] {
+            c.struct_size = bad;
+            assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        }
+    }
+
+    #[test]
+    fn a_c_bool_that_is_not_0_or_1_reads_as_true() {
+        let default = trunkline_engine_config::from(&EngineConfig::default());
+        let mut c = std::mem::MaybeUninit::new(default);
+        let offset = std::mem::offset_of!(trunkline_engine_config, workers_per_core);
+        // SAFETY: a byte inside `c`: its bool field, written as C could write it. `c` is read only
+        // through raw pointers from here on, never as a Rust value.
+        unsafe { c.as_mut_ptr().cast::<u8>().add(offset).write(0xA5) };
+        assert!(versioned::read(c.as_ptr(), default).unwrap().workers_per_core);
+    }
+
+    #[test]
+    fn defaults_are_written_only_as_far_as_the_callers_struct_goes() {
+        const SIZE: usize = size_of::<trunkline_engine_config>();
+        #[repr(C, align(8))]
+        struct Buf([u8; SIZE]);
+        let mut buf = Buf([0xA5; SIZE]);
+        let short = std::mem::offset_of!(trunkline_engine_config, worker_nice);
+        let out = (&raw mut buf).cast::<trunkline_engine_config>();
+        assert_eq!(trunkline_engine_config_default(out, short), trunkline_result::Ok);
+        assert_eq!(buf.0[..8], short.to_ne_bytes());
+        assert!(buf.0[short..].iter().all(|&b| b == 0xA5));
+        assert_eq!(trunkline_engine_config_default(out, 0), trunkline_result::InvalidArgument);
+        assert_eq!(trunkline_engine_config_default(out, SIZE + 1), trunkline_result::InvalidArgument);
+        let null = std::ptr::null_mut();
+        assert_eq!(trunkline_engine_config_default(null, SIZE), trunkline_result::NullParameter);
+    }
 }

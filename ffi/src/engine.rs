@@ -4,7 +4,7 @@ use crate::config::trunkline_engine_config;
 use crate::result::trunkline_result;
 use crate::{guard, guard_void, try_out};
 use std::time::{Duration, Instant};
-use trunkline::{Engine, EngineConfig};
+use trunkline::Engine;
 
 /// An engine: worker threads and a wakeup fd. Opaque.
 pub struct trunkline_engine {
@@ -20,8 +20,8 @@ pub(crate) fn engine_ref<'a>(ptr: *const trunkline_engine) -> Option<&'a Engine>
 /// Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
 /// `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 ///
-/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (`max_sessions` not 1..=65536,
-/// `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a bad `struct_size`,
+/// `max_sessions` not 1..=65536, `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
 /// created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
 /// Any thread.
 #[unsafe(no_mangle)]
@@ -31,13 +31,9 @@ pub extern "C" fn trunkline_engine_new(
 ) -> trunkline_result {
     guard(|| {
         let out = try_out!(out);
-        // SAFETY: NULL means defaults; otherwise the header requires a valid config.
-        let config = match unsafe { config.as_ref() } {
-            Some(c) => match c.engine_config() {
-                Some(c) => c,
-                None => return trunkline_result::InvalidArgument,
-            },
-            None => EngineConfig::default(),
+        let config = match trunkline_engine_config::read(config) {
+            Ok(c) => c,
+            Err(e) => return e,
         };
         match Engine::new(config) {
             Ok(engine) => {

@@ -6,7 +6,7 @@ use trunkline::Event;
 use trunkline::protocol::ProtocolError;
 
 /// What an event is. Values are stable.
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_event_kind {
     /// The carrier's transport is up.
@@ -38,7 +38,7 @@ pub enum trunkline_event_kind {
 
 /// The code of a PROTOCOL_ERROR event (`trunkline_event.error`). Values are stable; new codes
 /// may be added, so keep a default branch (trunkline_protocol_error_message describes any code).
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_protocol_error {
     /// Not valid JSON.

@@ -17,17 +17,20 @@ mod config;
 mod engine;
 mod event;
 mod result;
+#[cfg(feature = "server")]
 mod server;
 mod session;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod version;
+mod versioned;
 
 pub use codec::*;
 pub use config::*;
 pub use engine::*;
 pub use event::*;
 pub use result::*;
+#[cfg(feature = "server")]
 pub use server::*;
 pub use session::*;
 #[cfg(feature = "test-hooks")]

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 /// The result of a fallible call.
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_result {
     /// Success; out-parameters were written.

@@ -1,15 +1,15 @@
 //! The offload server: Trunkline as the carrier's WebSocket endpoint.
 
-use crate::config::{size_t, trunkline_session_config};
+use crate::config::{opt_str, size_t, trunkline_session_config};
 use crate::engine::{engine_ref, trunkline_engine};
 use crate::result::trunkline_result;
 use crate::session::{session_handle, trunkline_session};
+use crate::versioned::{self, versioned};
 use crate::{guard, guard_void, try_out, try_slice_mut};
 use ::trunkline_server::{OffloadConfig, OffloadServer, ServerStats, TlsConfig};
-use std::ffi::{CStr, c_char};
+use std::ffi::c_char;
 use std::sync::Mutex;
 use std::time::Duration;
-use trunkline::SessionConfig;
 
 /// A running offload server. Opaque.
 pub struct trunkline_server {
@@ -17,10 +17,14 @@ pub struct trunkline_server {
 }
 
 /// Offload server settings. Fill with trunkline_server_config_default, then change what you need.
-/// Strings are NUL-terminated UTF-8, borrowed for the duration of trunkline_server_start only.
+/// Strings and `session` are borrowed for the duration of trunkline_server_start only; strings
+/// are NUL-terminated UTF-8.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_server_config {
+    /// sizeof(trunkline_server_config) in the caller's header: set by
+    /// trunkline_server_config_default (see "VERSIONED CONFIGS" above).
+    pub struct_size: size_t,
     /// Address to listen on, e.g. "0.0.0.0:8080" ("127.0.0.1:0" by default: any free port).
     pub bind: *const c_char,
     /// The one request path served, e.g. "/media"; NULL: any path.
@@ -30,8 +34,10 @@ pub struct trunkline_server_config {
     /// Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the signature
     /// behind a proxy; NULL: rebuilt from the request.
     pub public_url: *const c_char,
-    /// Settings of every session the server opens.
-    pub session: trunkline_session_config,
+    /// Settings of every session the server opens (a config filled by
+    /// trunkline_session_config_default, with its own struct_size); NULL: the defaults. A pointer,
+    /// not a nested struct, so that each of the two configs can grow on its own.
+    pub session: *const trunkline_session_config,
     /// Most concurrent calls; more are refused with 503.
     pub max_sessions: u32,
     /// Largest WebSocket message accepted, bytes.
@@ -53,6 +59,36 @@ pub struct trunkline_server_config {
     pub tls_key_pem: *const c_char,
 }
 
+versioned!(trunkline_server_config {
+    struct_size, bind, path, auth_token, public_url, session, max_sessions, max_message_bytes,
+    handshake_timeout_ms, idle_timeout_ms, send_timeout_ms, ping_interval_ms, threads,
+    tls_cert_pem, tls_key_pem,
+} bools {});
+
+impl trunkline_server_config {
+    /// The defaults (bind "127.0.0.1:0", any path, no signature check, default sessions).
+    fn defaults() -> Self {
+        let d = OffloadConfig::default();
+        Self {
+            struct_size: std::mem::size_of::<Self>(),
+            bind: c"127.0.0.1:0".as_ptr(),
+            path: std::ptr::null(),
+            auth_token: std::ptr::null(),
+            public_url: std::ptr::null(),
+            session: std::ptr::null(),
+            max_sessions: d.max_sessions as u32,
+            max_message_bytes: d.max_message_bytes,
+            handshake_timeout_ms: d.handshake_timeout.as_millis() as u32,
+            idle_timeout_ms: d.idle_timeout.as_millis() as u32,
+            send_timeout_ms: d.send_timeout.as_millis() as u32,
+            ping_interval_ms: d.ping_interval.map_or(0, |p| p.as_millis() as u32),
+            threads: d.threads as u32,
+            tls_cert_pem: std::ptr::null(),
+            tls_key_pem: std::ptr::null(),
+        }
+    }
+}
+
 struct ServerBox {
     server: Mutex<Option<OffloadServer>>,
 }
@@ -63,41 +99,17 @@ fn server_box<'a>(ptr: *const trunkline_server) -> Option<&'a ServerBox> {
     unsafe { ptr.cast::<ServerBox>().as_ref() }
 }
 
-/// Reads an optional C string: Ok(None) for NULL, Err for invalid UTF-8.
-fn opt_str(ptr: *const c_char) -> Result<Option<String>, trunkline_result> {
-    if ptr.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: non-NULL; the header requires a NUL-terminated string valid for the call.
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| trunkline_result::InvalidArgument)?;
-    Ok(Some(s.to_owned()))
-}
-
-/// Writes the default server settings into `*out` (bind "127.0.0.1:0", any path, no signature
-/// check, default session settings). Results: OK; NULL_PARAMETER. Any thread.
+/// Writes the default server settings (bind "127.0.0.1:0", any path, no signature check,
+/// `session` NULL: default sessions) into `*out`, a struct of `struct_size` bytes: pass
+/// sizeof(trunkline_server_config). Only the fields that fit in it are written; `struct_size` is
+/// stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (`struct_size` smaller than a
+/// size_t or larger than this library's struct). Any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_server_config_default(out: *mut trunkline_server_config) -> trunkline_result {
-    guard(|| {
-        let out = try_out!(out);
-        let d = OffloadConfig::default();
-        out.set(trunkline_server_config {
-            bind: c"127.0.0.1:0".as_ptr(),
-            path: std::ptr::null(),
-            auth_token: std::ptr::null(),
-            public_url: std::ptr::null(),
-            session: (&SessionConfig::default()).into(),
-            max_sessions: d.max_sessions as u32,
-            max_message_bytes: d.max_message_bytes,
-            handshake_timeout_ms: d.handshake_timeout.as_millis() as u32,
-            idle_timeout_ms: d.idle_timeout.as_millis() as u32,
-            send_timeout_ms: d.send_timeout.as_millis() as u32,
-            ping_interval_ms: d.ping_interval.map_or(0, |p| p.as_millis() as u32),
-            threads: d.threads as u32,
-            tls_cert_pem: std::ptr::null(),
-            tls_key_pem: std::ptr::null(),
-        });
-        trunkline_result::Ok
-    })
+pub extern "C" fn trunkline_server_config_default(
+    out: *mut trunkline_server_config,
+    struct_size: size_t,
+) -> trunkline_result {
+    guard(|| versioned::write(out, struct_size, trunkline_server_config::defaults()))
 }
 
 /// Starts an offload server on `engine` (which must have worker threads). `config` may be NULL for
@@ -105,8 +117,9 @@ pub extern "C" fn trunkline_server_config_default(out: *mut trunkline_server_con
 /// trunkline_server_free (before freeing the engine). New calls are announced through
 /// trunkline_server_accept and signal the engine's wakeup fd.
 ///
-/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad setting or address, an inline engine, TLS
-/// without the `tls` feature or with unreadable PEM files); IO (the address could not be bound).
+/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size` here or in `session`, a bad
+/// setting, address or dialect, an inline engine, TLS without the `tls` feature or with unreadable
+/// PEM files); IO (the address could not be bound).
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_start(
@@ -117,29 +130,14 @@ pub extern "C" fn trunkline_server_start(
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
         let out = try_out!(out);
-        let mut c = trunkline_server_config {
-            bind: std::ptr::null(),
-            path: std::ptr::null(),
-            auth_token: std::ptr::null(),
-            public_url: std::ptr::null(),
-            session: (&SessionConfig::default()).into(),
-            max_sessions: 0,
-            max_message_bytes: 0,
-            handshake_timeout_ms: 0,
-            idle_timeout_ms: 0,
-            send_timeout_ms: 0,
-            ping_interval_ms: 0,
-            threads: 0,
-            tls_cert_pem: std::ptr::null(),
-            tls_key_pem: std::ptr::null(),
+        let c = if config.is_null() {
+            trunkline_server_config::defaults()
+        } else {
+            match versioned::read(config, trunkline_server_config::defaults()) {
+                Ok(c) => c,
+                Err(e) => return e,
+            }
         };
-        if trunkline_server_config_default(&mut c) != trunkline_result::Ok {
-            return trunkline_result::Panic;
-        }
-        // SAFETY: NULL means defaults; otherwise the header requires a valid config.
-        if let Some(given) = unsafe { config.as_ref() } {
-            c = *given;
-        }
         let config = match build_config(&c) {
             Ok(config) => config,
             Err(e) => return e,
@@ -168,7 +166,7 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         paths: opt_str(c.path)?.into_iter().collect(),
         auth_token: opt_str(c.auth_token)?,
         public_url: opt_str(c.public_url)?,
-        session: c.session.engine_config().ok_or(trunkline_result::InvalidArgument)?,
+        session: trunkline_session_config::read(c.session)?,
         max_sessions: c.max_sessions as usize,
         max_message_bytes: c.max_message_bytes,
         handshake_timeout: Duration::from_millis(u64::from(c.handshake_timeout_ms)),
@@ -290,4 +288,26 @@ pub extern "C" fn trunkline_server_free(server: *mut trunkline_server) {
             drop(unsafe { Box::from_raw(server.cast::<ServerBox>()) });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_field_list_covers_the_struct() {
+        versioned::assert_covers::<trunkline_server_config>();
+        assert!(<trunkline_server_config as versioned::Versioned>::bool_offsets().is_empty());
+    }
+
+    #[test]
+    fn an_older_caller_gets_defaults_for_the_fields_it_lacks() {
+        let mut c = trunkline_server_config::defaults();
+        c.max_sessions = 7;
+        c.tls_key_pem = c"key.pem".as_ptr();
+        c.struct_size = std::mem::offset_of!(trunkline_server_config, tls_key_pem);
+        let read = versioned::read(&raw const c, trunkline_server_config::defaults()).unwrap();
+        assert_eq!(read.max_sessions, 7);
+        assert!(read.tls_key_pem.is_null());
+    }
 }

@@ -8,7 +8,7 @@ use crate::{guard, guard_void, try_out, try_slice, try_slice_mut};
 use std::ffi::{CStr, c_char};
 use std::sync::{Mutex, MutexGuard};
 use trunkline::protocol::{AudioEncoding, StreamStart, Track};
-use trunkline::{Event, MessageKind, Session, SessionConfig, SessionStats};
+use trunkline::{Event, MessageKind, Session, SessionStats};
 
 /// A call. Opaque.
 pub struct trunkline_session {
@@ -16,7 +16,7 @@ pub struct trunkline_session {
 }
 
 /// Whether a WebSocket message is text or binary.
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_message_kind {
     /// A text frame (Twilio's JSON).
@@ -42,7 +42,7 @@ pub struct trunkline_start_info {
 }
 
 /// A string of the `start` message.
-#[repr(C)]
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_start_field {
     /// callSid
@@ -110,8 +110,9 @@ macro_rules! open_session {
 /// Opens a session (a call) on `engine`. `config` may be NULL for the defaults. On success
 /// `*out` receives a session the caller owns and must free with trunkline_session_free.
 ///
-/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a setting out of range: rates, limits,
-/// `max_mark_name_bytes` over 255); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
+/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
+/// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
+/// UTF-8); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_open(
@@ -122,13 +123,9 @@ pub extern "C" fn trunkline_session_open(
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
         let out = try_out!(out);
-        // SAFETY: NULL means defaults; otherwise the header requires a valid config.
-        let config = match unsafe { config.as_ref() } {
-            Some(c) => match c.engine_config() {
-                Some(c) => c,
-                None => return trunkline_result::InvalidArgument,
-            },
-            None => SessionConfig::default(),
+        let config = match trunkline_session_config::read(config) {
+            Ok(c) => c,
+            Err(e) => return e,
         };
         match engine.open_session(&config) {
             Ok(session) => {
@@ -466,19 +463,19 @@ fn copy_c_string(value: &str, buf: &mut [c_char]) -> Option<usize> {
     Some(value.len())
 }
 
-/// Number of session counters (see trunkline_stats_name). Any thread.
+/// Number of session counters (see trunkline_session_stats_name). Any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_stats_count() -> size_t {
+pub extern "C" fn trunkline_session_stats_count() -> size_t {
     SessionStats::COUNT
 }
 
-/// The name of counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
+/// The name of session counter `index` (static, NUL-terminated), or NULL past the end. Any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_stats_name(index: size_t) -> *const c_char {
+pub extern "C" fn trunkline_session_stats_name(index: size_t) -> *const c_char {
     SessionStats::NAMES_NUL.get(index).map_or(std::ptr::null(), |n| n.as_ptr().cast())
 }
 
-/// Copies the session's counters (in trunkline_stats_name order) into `values`, at most
+/// Copies the session's counters (in trunkline_session_stats_name order) into `values`, at most
 /// `capacity`; `*out_count` receives how many were written. Works on closed and failed sessions.
 /// Results: OK; NULL_PARAMETER. Any thread.
 #[unsafe(no_mangle)]

@@ -47,12 +47,19 @@ namespace Trunkline
             return handle;
         }
 
-        /// <summary>Opens a session (a call). <paramref name="options"/> null: the defaults.</summary>
+        /// <summary>Opens a session (a call). <paramref name="options"/> null: the defaults. Throws
+        /// TrunklineException: InvalidArgument (a setting out of range, a dialect the library does
+        /// not speak), TooManySessions, Closed; ArgumentException for a Dialect containing NUL.</summary>
         public Session OpenSession(SessionOptions options = null)
         {
-            var config = (options ?? new SessionOptions()).ToNative();
             SessionHandle h;
-            var r = Native.trunkline_session_open(CheckedHandle(), ref config, out h);
+            ResultCode r;
+            // The dialect's string only needs to live for the open call: the library copies it.
+            using (var memory = new NativeAllocations())
+            {
+                var config = (options ?? new SessionOptions()).ToNative(memory);
+                r = Native.trunkline_session_open(CheckedHandle(), ref config, out h);
+            }
             if (r != ResultCode.Ok)
             {
                 if (h != null) h.SetHandleAsInvalid();

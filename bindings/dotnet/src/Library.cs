@@ -28,7 +28,7 @@ namespace Trunkline
             return Native.StaticString(Native.trunkline_protocol_error_message(code));
         }
 
-        /// <summary>The session counters' names, in trunkline_stats_name order.</summary>
+        /// <summary>The session counters' names, in trunkline_session_stats_name order.</summary>
         public static IReadOnlyList<string> StatNames
         {
             get
@@ -36,9 +36,9 @@ namespace Trunkline
                 var names = statNames;
                 if (names == null)
                 {
-                    int n = Native.I(Native.trunkline_stats_count());
+                    int n = Native.I(Native.trunkline_session_stats_count());
                     names = new string[n];
-                    for (int i = 0; i < n; i++) names[i] = Native.StaticString(Native.trunkline_stats_name(Native.N(i)));
+                    for (int i = 0; i < n; i++) names[i] = Native.StaticString(Native.trunkline_session_stats_name(Native.N(i)));
                     statNames = names;
                 }
                 return names;

@@ -1,8 +1,9 @@
 // P/Invoke declarations mirroring include/trunkline.h, one for one. Tests compare these with the
 // header by reflection (tests/HeaderDrift.cs): names, parameter and return types, struct fields in
-// order, enum values. Keep the parameter names and field names as the header spells them. Where
-// the header passes an enum as uint32_t (so that any value is defined), so does this file: the
-// C# enums are cast at the call.
+// order, enum values. Keep the parameter names and field names as the header spells them. Every
+// C enum type is a uint32_t, so every C# mirror is an enum : uint. Where the header passes an enum
+// value as a plain uint32_t (so that any value is defined), so does this file: the C# enums are
+// cast at the call.
 //
 // Mono / .NET 8 compatibility: this file builds unchanged on .NET 8 (C# 12), where `nuint` is the
 // native-sized unsigned integer and the same runtime type as System.UIntPtr. Debian's Mono 6.8
@@ -21,7 +22,7 @@ namespace Trunkline
 {
     /// <summary>The result of a native call (<c>trunkline_result</c>).</summary>
     [CName("trunkline_result")]
-    public enum ResultCode
+    public enum ResultCode : uint
     {
         /// <summary>Success.</summary>
         Ok = 0,
@@ -51,7 +52,7 @@ namespace Trunkline
 
     /// <summary>Whether a WebSocket message is text or binary (<c>trunkline_message_kind</c>).</summary>
     [CName("trunkline_message_kind")]
-    public enum MessageKind
+    public enum MessageKind : uint
     {
         /// <summary>A text frame (Twilio's JSON).</summary>
         Text = 0,
@@ -61,7 +62,7 @@ namespace Trunkline
 
     /// <summary>What an event is (<c>trunkline_event_kind</c>). Values are stable.</summary>
     [CName("trunkline_event_kind")]
-    public enum EventKind
+    public enum EventKind : uint
     {
         /// <summary>The carrier's transport is up.</summary>
         Connected = 1,
@@ -89,7 +90,7 @@ namespace Trunkline
 
     /// <summary>A string of the <c>start</c> message (<c>trunkline_start_field</c>).</summary>
     [CName("trunkline_start_field")]
-    internal enum StartField
+    internal enum StartField : uint
     {
         CallSid = 0,
         StreamSid = 1,
@@ -99,7 +100,7 @@ namespace Trunkline
     /// <summary>The code of a ProtocolError event (<c>trunkline_protocol_error</c>; Event.ErrorCode).
     /// Values are stable; new codes may be added, so keep a default branch.</summary>
     [CName("trunkline_protocol_error")]
-    public enum ProtocolErrorCode
+    public enum ProtocolErrorCode : uint
     {
         /// <summary>Not valid JSON.</summary>
         MalformedJson = 1,
@@ -145,11 +146,15 @@ namespace Trunkline
 
     // The structs: sequential, field for field as in the header, C names kept so that the drift
     // test can compare them. `bool` fields are marshalled as one byte (C's `bool`), explicitly.
+    // The configs begin with struct_size: the _default functions are passed Marshal.SizeOf of the
+    // struct as declared here, and the library reads no further than that (see the header's
+    // VERSIONED CONFIGS), so these mirrors keep working with a newer library that grew a struct.
 
     [CName("trunkline_engine_config")]
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeEngineConfig
     {
+        public nuint struct_size;
         public uint workers;
         [MarshalAs(UnmanagedType.U1)] public bool workers_per_core;
         public uint max_sessions;
@@ -157,10 +162,13 @@ namespace Trunkline
         public int worker_nice;
     }
 
+    // `dialect` points to NUL-terminated UTF-8 that the caller keeps alive for the call it is passed
+    // to (NativeAllocations), or is NULL for the default dialect.
     [CName("trunkline_session_config")]
     [StructLayout(LayoutKind.Sequential)]
-    internal struct NativeSessionConfig
+    internal unsafe struct NativeSessionConfig
     {
+        public nuint struct_size;
         public uint agent_rate;
         public uint play_rate;
         public uint vad_aggressiveness;
@@ -184,20 +192,22 @@ namespace Trunkline
         public nuint max_mark_name_bytes;
         public nuint max_pending_marks;
         public uint read_hold_ms;
+        public byte* dialect;
     }
 
-    // The `const char *` fields are pointers to NUL-terminated UTF-8 that the caller keeps alive
-    // for the duration of trunkline_server_start (Server allocates and frees them around the call).
-    // The nested session config has a `bool`, so this struct is copied by the marshaller.
+    // The `const char *` fields and `session` point to memory that the caller keeps alive for the
+    // duration of trunkline_server_start (Server allocates and frees it around the call:
+    // NativeAllocations). `session` is a session config in its marshalled form (NULL: defaults).
     [CName("trunkline_server_config")]
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe struct NativeServerConfig
     {
+        public nuint struct_size;
         public byte* bind;
         public byte* path;
         public byte* auth_token;
         public byte* public_url;
-        public NativeSessionConfig session;
+        public NativeSessionConfig* session;
         public uint max_sessions;
         public nuint max_message_bytes;
         public uint handshake_timeout_ms;
@@ -254,11 +264,18 @@ namespace Trunkline
             return checked((int)(ulong)value);
         }
 
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern ResultCode trunkline_engine_config_default(out NativeEngineConfig @out);
+        /// <summary>sizeof a struct as the library sees it (its marshalled form): the struct_size
+        /// a _default function is passed.</summary>
+        public static nuint SizeOf(Type t)
+        {
+            return N(Marshal.SizeOf(t));
+        }
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern ResultCode trunkline_session_config_default(out NativeSessionConfig @out);
+        public static extern ResultCode trunkline_engine_config_default(out NativeEngineConfig @out, nuint struct_size);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_config_default(out NativeSessionConfig @out, nuint struct_size);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_engine_new(ref NativeEngineConfig config, out EngineHandle @out);
@@ -288,7 +305,7 @@ namespace Trunkline
         public static extern IntPtr trunkline_result_message(uint result);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern ResultCode trunkline_server_config_default(out NativeServerConfig @out);
+        public static extern ResultCode trunkline_server_config_default(out NativeServerConfig @out, nuint struct_size);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_server_start(EngineHandle engine, ref NativeServerConfig config, out ServerHandle @out);
@@ -351,10 +368,10 @@ namespace Trunkline
         public static extern ResultCode trunkline_session_custom_parameter(SessionHandle session, nuint index, byte* key, nuint key_capacity, out nuint out_key_len, byte* value, nuint value_capacity, out nuint out_value_len);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern nuint trunkline_stats_count();
+        public static extern nuint trunkline_session_stats_count();
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern IntPtr trunkline_stats_name(nuint index);
+        public static extern IntPtr trunkline_session_stats_name(nuint index);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_stats(SessionHandle session, ulong* values, nuint capacity, out nuint out_count);

@@ -24,7 +24,7 @@ namespace Trunkline
         internal NativeEngineConfig ToNative()
         {
             NativeEngineConfig c;
-            Native.Check(Native.trunkline_engine_config_default(out c), "trunkline_engine_config_default");
+            Native.Check(Native.trunkline_engine_config_default(out c, Native.SizeOf(typeof(NativeEngineConfig))), "trunkline_engine_config_default");
             if (Workers.HasValue)
             {
                 c.workers = checked((uint)Workers.Value);
@@ -89,15 +89,21 @@ namespace Trunkline
         /// you do, a full caller PCM ring (event queue) holds the carrier's messages back (Push then
         /// reports Full) instead of dropping; 0 drops at once.</summary>
         public int? ReadHoldMs { get; set; }
+        /// <summary>The carrier's protocol, by name: "twilio" (the default; also null or ""). A
+        /// name the library does not speak makes opening the session throw
+        /// TrunklineException(InvalidArgument).</summary>
+        public string Dialect { get; set; }
 
         static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
 
         static nuint Z(int? v, nuint dflt) { return v.HasValue ? Native.N(v.Value) : dflt; }
 
-        internal NativeSessionConfig ToNative()
+        /// <summary>The native config; its strings are allocated in <paramref name="memory"/>, which
+        /// must outlive the call it is passed to.</summary>
+        internal unsafe NativeSessionConfig ToNative(NativeAllocations memory)
         {
             NativeSessionConfig c;
-            Native.Check(Native.trunkline_session_config_default(out c), "trunkline_session_config_default");
+            Native.Check(Native.trunkline_session_config_default(out c, Native.SizeOf(typeof(NativeSessionConfig))), "trunkline_session_config_default");
             c.agent_rate = U(AgentRate, c.agent_rate);
             c.play_rate = U(PlayRate, c.play_rate);
             c.vad_aggressiveness = U(VadAggressiveness, c.vad_aggressiveness);
@@ -121,6 +127,7 @@ namespace Trunkline
             c.max_mark_name_bytes = Z(MaxMarkNameBytes, c.max_mark_name_bytes);
             c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
             c.read_hold_ms = U(ReadHoldMs, c.read_hold_ms);
+            if (Dialect != null) c.dialect = memory.Utf8Z(Dialect, "Dialect");
             return c;
         }
     }
@@ -168,12 +175,20 @@ namespace Trunkline
             return checked((uint)v.Value.TotalMilliseconds);
         }
 
-        /// <summary>The native config without its strings (Server fills those in for the start call).</summary>
-        internal NativeServerConfig ToNative()
+        /// <summary>The native config; its strings and session config are allocated in
+        /// <paramref name="memory"/>, which must outlive the start call.</summary>
+        internal unsafe NativeServerConfig ToNative(NativeAllocations memory)
         {
             NativeServerConfig c;
-            Native.Check(Native.trunkline_server_config_default(out c), "trunkline_server_config_default");
-            if (Session != null) c.session = Session.ToNative();
+            Native.Check(Native.trunkline_server_config_default(out c, Native.SizeOf(typeof(NativeServerConfig))), "trunkline_server_config_default");
+            if (Bind != null) c.bind = memory.Utf8Z(Bind, "Bind");
+            c.path = memory.Utf8Z(Path, "Path");
+            c.auth_token = memory.Utf8Z(AuthToken, "AuthToken");
+            c.public_url = memory.Utf8Z(PublicUrl, "PublicUrl");
+            c.tls_cert_pem = memory.Utf8Z(TlsCertPem, "TlsCertPem");
+            c.tls_key_pem = memory.Utf8Z(TlsKeyPem, "TlsKeyPem");
+            // A session config of its own, pointed to (NULL: the defaults).
+            if (Session != null) c.session = memory.SessionConfig(Session.ToNative(memory));
             if (MaxSessions.HasValue) c.max_sessions = checked((uint)MaxSessions.Value);
             if (MaxMessageBytes.HasValue) c.max_message_bytes = Native.N(MaxMessageBytes.Value);
             c.handshake_timeout_ms = Ms(HandshakeTimeout, c.handshake_timeout_ms, "HandshakeTimeout");

@@ -5,7 +5,6 @@ using nuint = System.UIntPtr; // see Native.cs
 using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -29,25 +28,21 @@ namespace Trunkline
         /// <summary>Starts an offload server on <paramref name="engine"/>, which needs worker
         /// threads. Throws TrunklineException: InvalidArgument (an inline engine, a bad setting or
         /// address, TLS without the library's `tls` feature or with unreadable PEM files), Io (the
-        /// address could not be bound); ArgumentException for a string containing NUL.</summary>
-        public unsafe Server(Engine engine, ServerOptions options = null)
+        /// address could not be bound, a dialect the library does not speak); ArgumentException for a
+        /// string containing NUL.</summary>
+        public Server(Engine engine, ServerOptions options = null)
         {
             if (engine == null) throw new ArgumentNullException("engine");
             options = options ?? new ServerOptions();
-            var config = options.ToNative();
             var engineHandle = engine.CheckedHandle();
-            // The strings only need to live for the start call: the library copies them.
-            var strings = new List<IntPtr>();
+            // The strings and the session config only need to live for the start call: the
+            // library copies them.
+            var memory = new NativeAllocations();
             bool engineRef = false;
             ServerHandle h = null;
             try
             {
-                if (options.Bind != null) config.bind = Utf8Z(options.Bind, "Bind", strings);
-                config.path = Utf8Z(options.Path, "Path", strings);
-                config.auth_token = Utf8Z(options.AuthToken, "AuthToken", strings);
-                config.public_url = Utf8Z(options.PublicUrl, "PublicUrl", strings);
-                config.tls_cert_pem = Utf8Z(options.TlsCertPem, "TlsCertPem", strings);
-                config.tls_key_pem = Utf8Z(options.TlsKeyPem, "TlsKeyPem", strings);
+                var config = options.ToNative(memory);
                 // The server holds a reference on the engine's handle until it is freed.
                 engineHandle.DangerousAddRef(ref engineRef);
                 var r = Native.trunkline_server_start(engineHandle, ref config, out h);
@@ -61,7 +56,7 @@ namespace Trunkline
             }
             finally
             {
-                foreach (var p in strings) Marshal.FreeHGlobal(p);
+                memory.Dispose();
                 if (engineRef) engineHandle.DangerousRelease();
             }
             this.engine = engine;
@@ -70,18 +65,6 @@ namespace Trunkline
             Native.Check(Native.trunkline_server_local_port(handle, out p16), "trunkline_server_local_port");
             port = p16;
             engine.AddServer(this);
-        }
-
-        static unsafe byte* Utf8Z(string s, string name, List<IntPtr> allocations)
-        {
-            if (s == null) return null;
-            if (s.IndexOf('\0') >= 0) throw new ArgumentException(name + " cannot contain NUL", name);
-            var bytes = Encoding.UTF8.GetBytes(s);
-            var p = Marshal.AllocHGlobal(bytes.Length + 1);
-            allocations.Add(p);
-            Marshal.Copy(bytes, 0, p, bytes.Length);
-            ((byte*)p)[bytes.Length] = 0;
-            return (byte*)p;
         }
 
         /// <summary>The engine the calls run on.</summary>

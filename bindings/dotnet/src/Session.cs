@@ -331,7 +331,7 @@ namespace Trunkline
 
         // ---- counters, lifetime
 
-        /// <summary>Every counter by name (trunkline_stats_name order). Works on closed sessions.</summary>
+        /// <summary>Every counter by name (trunkline_session_stats_name order). Works on closed sessions.</summary>
         public Dictionary<string, ulong> Stats()
         {
             var names = Library.StatNames;

@@ -48,58 +48,79 @@ namespace Trunkline.Tests
         public HashSet<string> Opaque = new HashSet<string>();
         public Dictionary<string, List<KeyValuePair<string, long>>> Enums = new Dictionary<string, List<KeyValuePair<string, long>>>();
         public Dictionary<string, string> Defines = new Dictionary<string, string>();
+        /// <summary>The integer type each fixed-size enum is (its typedef before C23).</summary>
+        public Dictionary<string, string> EnumTypes = new Dictionary<string, string>();
 
+        /// <summary>Parses the header as a C11 compiler (not C++, not C23) sees it. Declarations
+        /// under TRUNKLINE_TEST_HOOKS are marked as test hooks; those under the other feature
+        /// defines (TRUNKLINE_SERVER) are read as declared, which the default build does.</summary>
         public static CHeader Parse(string text)
         {
             var h = new CHeader();
             text = Regex.Replace(text, @"/\*.*?\*/", " ", RegexOptions.Singleline);
             var normal = new StringBuilder();
             var hooks = new StringBuilder();
-            var conditions = new Stack<string>();
+            // Each open #if: whether its lines are read, and its condition.
+            var conditions = new Stack<KeyValuePair<string, bool>>();
             foreach (var raw in text.Split('\n'))
             {
                 var line = raw;
                 int comment = line.IndexOf("//", StringComparison.Ordinal);
                 if (comment >= 0) line = line.Substring(0, comment);
                 var t = line.Trim();
+                bool active = conditions.All(c => c.Value);
                 if (t.StartsWith("#", StringComparison.Ordinal))
                 {
                     var m = Regex.Match(t, @"^#\s*(\w+)\s*(.*)$");
                     var directive = m.Groups[1].Value;
                     var rest = m.Groups[2].Value.Trim();
-                    if (directive == "if" || directive == "ifdef" || directive == "ifndef") conditions.Push(rest);
+                    if (directive == "if" || directive == "ifdef" || directive == "ifndef")
+                        conditions.Push(new KeyValuePair<string, bool>(directive + " " + rest, Taken(directive, rest)));
+                    else if (directive == "else")
+                    {
+                        var top = conditions.Pop();
+                        conditions.Push(new KeyValuePair<string, bool>(top.Key, !top.Value));
+                    }
                     else if (directive == "endif") conditions.Pop();
-                    else if (directive == "define")
+                    else if (directive == "define" && active)
                     {
                         var d = Regex.Match(rest, @"^(\w+)\s*(.*)$");
                         h.Defines[d.Groups[1].Value] = d.Groups[2].Value.Trim();
                     }
                     continue;
                 }
-                if (conditions.Any(c => c.Contains("__cplusplus"))) continue;
-                (conditions.Any(c => c.Contains("TRUNKLINE_TEST_HOOKS")) ? hooks : normal).Append(line).Append('\n');
+                if (!active) continue;
+                (conditions.Any(c => c.Key.Contains("TRUNKLINE_TEST_HOOKS")) ? hooks : normal).Append(line).Append('\n');
             }
+            if (conditions.Count != 0) throw new FormatException("unterminated #if");
             h.ParseDeclarations(normal.ToString(), false);
             h.ParseDeclarations(hooks.ToString(), true);
+            foreach (var e in h.EnumTypes.Keys.Where(e => !h.Enums.ContainsKey(e)))
+                throw new FormatException("typedef " + e + " is not an enum of the header");
             return h;
+        }
+
+        /// <summary>Whether a C11 compiler reads the lines after this #if/#ifdef/#ifndef.</summary>
+        static bool Taken(string directive, string condition)
+        {
+            if (condition == "__cplusplus") return directive == "ifndef";
+            if (directive == "ifndef") return true; // the include guard
+            if (Regex.IsMatch(condition, @"^defined\(TRUNKLINE_\w+\)$")) return true; // features: read both
+            if (Regex.IsMatch(condition, @"^!defined\(TRUNKLINE_NO_SERVER\)\s*&&\s*!defined\(TRUNKLINE_SERVER\)$")) return true;
+            // The C++ / C23 spelling of a fixed-size enum, and C23's typedef of it.
+            if (Regex.IsMatch(condition, @"^(defined\(__cplusplus\)\s*\|\|\s*)?__STDC_VERSION__\s*>=\s*202311L$")) return false;
+            throw new FormatException("unsupported preprocessor condition: #" + directive + " " + condition);
         }
 
         void ParseDeclarations(string text, bool testHooks)
         {
             foreach (Match m in Regex.Matches(text, @"typedef\s+enum\s*\w*\s*\{([^}]*)\}\s*(\w+)\s*;"))
-            {
-                var values = new List<KeyValuePair<string, long>>();
-                long next = 0;
-                foreach (var item in m.Groups[1].Value.Split(',').Select(s => s.Trim()).Where(s => s.Length > 0))
-                {
-                    var kv = Regex.Match(item, @"^(\w+)\s*(?:=\s*(-?\w+))?$");
-                    if (!kv.Success) throw new FormatException("enum item: " + item);
-                    if (kv.Groups[2].Success) next = ParseInt(kv.Groups[2].Value);
-                    values.Add(new KeyValuePair<string, long>(kv.Groups[1].Value, next));
-                    next++;
-                }
-                Enums[m.Groups[2].Value] = values;
-            }
+                Enums[m.Groups[2].Value] = EnumValues(m.Groups[1].Value);
+            // A fixed-size enum before C23: `enum NAME { ... };` and `typedef uint32_t NAME;`.
+            foreach (Match m in Regex.Matches(text, @"(?<!typedef\s+)\benum\s+(\w+)\s*\{([^}]*)\}\s*;"))
+                Enums[m.Groups[1].Value] = EnumValues(m.Groups[2].Value);
+            foreach (Match m in Regex.Matches(text, @"typedef\s+(u?int\d+_t)\s+(\w+)\s*;"))
+                EnumTypes[m.Groups[2].Value] = m.Groups[1].Value;
             foreach (Match m in Regex.Matches(text, @"typedef\s+struct\s*\w*\s*\{([^}]*)\}\s*(\w+)\s*;"))
             {
                 var fields = new List<CField>();
@@ -110,6 +131,7 @@ namespace Trunkline.Tests
             foreach (Match m in Regex.Matches(text, @"typedef\s+struct\s+(\w+)\s+(\w+)\s*;"))
                 Opaque.Add(m.Groups[2].Value);
             var rest = Regex.Replace(text, @"typedef[^;{]*(\{[^}]*\})?[^;]*;", " ");
+            rest = Regex.Replace(rest, @"\benum\s+\w+\s*\{[^}]*\}\s*;", " ");
             foreach (Match m in Regex.Matches(rest, @"([A-Za-z_][\w\s\*]*?)\b(trunkline_\w+)\s*\(([^)]*)\)\s*;"))
             {
                 var f = new CFunction { Name = m.Groups[2].Value, Return = ParseType(m.Groups[1].Value), TestHook = testHooks };
@@ -118,6 +140,21 @@ namespace Trunkline.Tests
                     foreach (var p in ps.Split(',')) f.Params.Add(ParseDecl(p.Trim()));
                 Functions[f.Name] = f;
             }
+        }
+
+        static List<KeyValuePair<string, long>> EnumValues(string body)
+        {
+            var values = new List<KeyValuePair<string, long>>();
+            long next = 0;
+            foreach (var item in body.Split(',').Select(s => s.Trim()).Where(s => s.Length > 0))
+            {
+                var kv = Regex.Match(item, @"^(\w+)\s*(?:=\s*(-?\w+))?$");
+                if (!kv.Success) throw new FormatException("enum item: " + item);
+                if (kv.Groups[2].Success) next = ParseInt(kv.Groups[2].Value);
+                values.Add(new KeyValuePair<string, long>(kv.Groups[1].Value, next));
+                next++;
+            }
+            return values;
         }
 
         static long ParseInt(string s)
@@ -204,6 +241,17 @@ namespace Trunkline.Tests
             public HashSet<string> Opaque;
 
             /// <summary>Null if the C# type (with its marshalling attributes) matches the C type.</summary>
+            /// <summary>Null if the C# enum's underlying type is the C enum's fixed integer type.</summary>
+            public string EnumStorage(string cname, Type e)
+            {
+                string ctype;
+                if (!Header.EnumTypes.TryGetValue(cname, out ctype)) return "enum " + cname + " has no fixed-size typedef in the header (its size is the compiler's choice)";
+                Type want;
+                if (!Scalars.TryGetValue(ctype, out want) || Enum.GetUnderlyingType(e) != want)
+                    return "enum " + e.Name + " is " + Enum.GetUnderlyingType(e).Name + ", the header's " + cname + " is " + ctype;
+                return null;
+            }
+
             public string Match(CType c, Type t, ICustomAttributeProvider attrs, bool isOut)
             {
                 Type named;
@@ -222,8 +270,7 @@ namespace Trunkline.Tests
                     {
                         if (named == null || !named.IsEnum) return "no C# enum with [CName(\"" + c.Base + "\")]";
                         if (t != named) return "expected enum " + named.Name;
-                        if (Enum.GetUnderlyingType(named) != typeof(int)) return "enum " + named.Name + " must be int-sized like a C enum";
-                        return null;
+                        return EnumStorage(c.Base, named);
                     }
                     if (Structs.ContainsKey(c.Base))
                     {
@@ -298,7 +345,12 @@ namespace Trunkline.Tests
                     case "int64_t": case "uint64_t": n = 8; break;
                     case "size_t": case "intptr_t": case "uintptr_t": n = IntPtr.Size; break;
                     default:
-                        if (Enums.ContainsKey(c.Base)) { n = 4; break; }
+                        if (Enums.ContainsKey(c.Base))
+                        {
+                            string ctype;
+                            n = Header.EnumTypes.TryGetValue(c.Base, out ctype) ? Marshal.SizeOf(Scalars[ctype]) : 4;
+                            break;
+                        }
                         if (Structs.ContainsKey(c.Base))
                         {
                             // A nested struct: laid out by the same C rules, recursively.
@@ -383,6 +435,8 @@ namespace Trunkline.Tests
                 var where = name + " (" + source + ")";
                 Type t;
                 if (!Named.TryGetValue(name, out t) || !t.IsEnum) { Errors.Add(where + ": no C# enum with [CName(\"" + name + "\")]"); return; }
+                var storage = EnumStorage(name, t);
+                if (storage != null) Errors.Add(where + ": " + storage);
                 var prefix = name.ToUpperInvariant() + "_";
                 var cs = Enum.GetNames(t).ToDictionary(n => prefix + Screaming(n), n => Convert.ToInt64(Enum.Parse(t, n)));
                 foreach (var kv in values)
@@ -469,7 +523,15 @@ namespace Trunkline.Tests
             Assert.Equal(12, header.Enums["trunkline_result"].Count, "trunkline_result values");
             var server = header.Structs["trunkline_server_config"];
             Assert.Equal("const char*", server.First(f => f.Name == "bind").Type.ToString(), "trunkline_server_config.bind");
-            Assert.Equal("trunkline_session_config", server.First(f => f.Name == "session").Type.ToString(), "trunkline_server_config.session");
+            Assert.Equal("const trunkline_session_config*", server.First(f => f.Name == "session").Type.ToString(), "trunkline_server_config.session");
+            foreach (var e in header.Enums.Keys)
+            {
+                string ctype;
+                Assert.True(header.EnumTypes.TryGetValue(e, out ctype) && ctype == "uint32_t", e + " is a uint32_t");
+            }
+            foreach (var c in new[] { "trunkline_engine_config", "trunkline_session_config", "trunkline_server_config" })
+                Assert.Equal("struct_size", header.Structs[c][0].Name, c + " begins with struct_size");
+            Assert.True(header.Functions.ContainsKey("trunkline_server_start") && !header.Functions["trunkline_server_start"].TestHook, "the server API is declared by default");
             Assert.True(header.Opaque.Contains("trunkline_server"), "trunkline_server is opaque");
         }
 
@@ -492,10 +554,14 @@ namespace Trunkline.Tests
                 // The offload server: its functions, string fields, the nested session config.
                 new[] { "uint32_t grace_ms", "uint64_t grace_ms", "trunkline_server_shutdown: parameter grace_ms" },
                 new[] { "  const char *public_url;\n", "  uint64_t public_url;\n", "trunkline_server_config (include/trunkline.h): field public_url" },
-                new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 15 fields in C" },
-                new[] { "  trunkline_session_config session;\n", "  trunkline_engine_config session;\n", "trunkline_server_config (include/trunkline.h): field session" },
-                // A smaller nested struct moves the server config's later fields: only the layout shows it.
-                new[] { "  uint32_t read_hold_ms;\n} trunkline_session_config;", "} trunkline_session_config;", "trunkline_server_config (include/trunkline.h): field max_sessions at offset" },
+                new[] { "  const char *tls_key_pem;\n", "  const char *tls_key_pem;\n  const char *tls_ca_pem;\n", "trunkline_server_config (include/trunkline.h): 16 fields in C" },
+                new[] { "  const trunkline_session_config *session;\n", "  const trunkline_engine_config *session;\n", "trunkline_server_config (include/trunkline.h): field session" },
+                // Versioned configs: a setting appended, a struct_size gone (every later field moves).
+                new[] { "  const char *dialect;\n", "  const char *dialect;\n  uint32_t new_setting;\n", "trunkline_session_config (include/trunkline.h): 26 fields in C" },
+                new[] { "  size_t struct_size;\n  // Worker", "  // Worker", "trunkline_engine_config (include/trunkline.h): field 0 is `workers` in C, `struct_size` in C#" },
+                // Enums of a fixed size: a uint32_t, as the C# enums' underlying type.
+                new[] { "typedef uint32_t trunkline_event_kind;", "typedef uint16_t trunkline_event_kind;", "the header's trunkline_event_kind is uint16_t" },
+                new[] { "#else\ntypedef uint32_t trunkline_result;\n", "#else\n", "trunkline_result has no fixed-size typedef" },
                 new[] { "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);", "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_server **out);", "trunkline_server_accept: parameter out" },
             };
             foreach (var c in cases)

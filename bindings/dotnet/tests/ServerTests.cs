@@ -110,6 +110,7 @@ namespace Trunkline.Tests
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { Threads = 0 }), "threads"), "Threads 0");
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { TlsCertPem = "/nonexistent/cert.pem", TlsKeyPem = "/nonexistent/key.pem" }), "tls"), "unreadable TLS files");
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { Session = new SessionOptions { MaxMarkNameBytes = 256 } }), "session"), "bad session setting");
+                Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { Session = new SessionOptions { Dialect = "no-such-dialect" } }), "session"), "unknown dialect");
                 Assert.Throws<ArgumentException>(() => engine.Serve(new ServerOptions { Path = "/a\0b" }), "NUL in a string");
                 Assert.Throws<ArgumentOutOfRangeException>(() => engine.Serve(new ServerOptions { IdleTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout");
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { SendTimeout = TimeSpan.Zero }), "send timeout"), "SendTimeout 0");
@@ -160,7 +161,7 @@ namespace Trunkline.Tests
             using (var engine = new Engine(1))
             // The caller's second of audio arrives in one burst before the host reads any: more
             // than the default 500 ms of caller PCM the engine holds for a host that is not reading.
-            using (var server = engine.Serve(new ServerOptions { Path = "/media", Session = new SessionOptions { AgentRate = 16000, AgentRingMs = 2000 } }))
+            using (var server = engine.Serve(new ServerOptions { Path = "/media", Session = new SessionOptions { AgentRate = 16000, AgentRingMs = 2000, Dialect = "twilio" } }))
             {
                 // A path the server does not serve is refused (404): the upgrade fails.
                 using (var refused = new ClientWebSocket())

@@ -409,6 +409,34 @@ namespace Trunkline.Tests
 
     public static class ApiTests
     {
+        public static void TestTheDialectIsChosenByName()
+        {
+            using (var engine = new Engine(0))
+            {
+                foreach (var dialect in new[] { null, "", "twilio" })
+                {
+                    using (var s = engine.OpenSession(new SessionOptions { AgentRate = 16000, Dialect = dialect }))
+                    {
+                        s.Push(Twilio.Connected());
+                        s.Push(Twilio.Start());
+                        Assert.SequenceEqual(new[] { EventKind.Connected, EventKind.Started }, s.Events().Select(e => e.Kind), "dialect " + (dialect ?? "null"));
+                    }
+                }
+                foreach (var dialect in new[] { "no-such-dialect", "Twilio" })
+                {
+                    var ex = Assert.Throws<TrunklineException>(() => engine.OpenSession(new SessionOptions { Dialect = dialect }), "dialect " + dialect);
+                    Assert.Equal(ResultCode.InvalidArgument, ex.Code, "unknown dialect " + dialect);
+                }
+                Assert.Throws<ArgumentException>(() => engine.OpenSession(new SessionOptions { Dialect = "twilio\0x" }), "NUL in a dialect");
+            }
+        }
+
+        public static void TestEnumsAreUint32LikeTheHeaders()
+        {
+            foreach (var t in new[] { typeof(ResultCode), typeof(MessageKind), typeof(EventKind), typeof(ProtocolErrorCode) })
+                Assert.Equal(typeof(uint), Enum.GetUnderlyingType(t), t.Name);
+        }
+
         public static void TestErrorsAreExceptionsWithCodeAndMessage()
         {
             using (var engine = new Engine(0))
@@ -621,10 +649,12 @@ namespace Trunkline.Tests
             // struct by reflection, as the drift test reads the declarations.
             var lib = typeof(Engine).Assembly;
             var configType = lib.GetType("Trunkline.NativeEngineConfig", true);
-            var args = new object[] { null };
+            var size = new UIntPtr((uint)System.Runtime.InteropServices.Marshal.SizeOf(configType));
+            var args = new object[] { null, size };
             var r = lib.GetType("Trunkline.Native", true).GetMethod("trunkline_engine_config_default").Invoke(null, args);
             Assert.Equal(ResultCode.Ok, (ResultCode)r, "trunkline_engine_config_default");
             Assert.Equal(-10, (int)configType.GetField("worker_nice").GetValue(args[0]), "default worker_nice");
+            Assert.Equal(size, (UIntPtr)configType.GetField("struct_size").GetValue(args[0]), "struct_size");
 
             var ex = Assert.Throws<TrunklineException>(() => new Engine(new EngineOptions { Workers = 2, WorkerNice = 20 }), "worker nice 20");
             Assert.Equal(ResultCode.InvalidArgument, ex.Code, "worker nice 20");

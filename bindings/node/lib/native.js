@@ -19,7 +19,9 @@ function libraryPath() {
   return path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'libtrunkline.so');
 }
 
-// ---- Enums (keys are the header's enumerator names).
+// ---- Enums (keys are the header's enumerator names). Every C enum type is a uint32_t (the header's
+// typedefs); koffi stores an enumeration without negative values in an `unsigned int` on POSIX,
+// the same 4 bytes (checked by the drift test).
 
 const trunkline_result = koffi.enumeration('trunkline_result', {
   TRUNKLINE_RESULT_OK: 0,
@@ -94,7 +96,11 @@ const trunkline_engine = koffi.opaque('trunkline_engine');
 const trunkline_server = koffi.opaque('trunkline_server');
 const trunkline_session = koffi.opaque('trunkline_session');
 
+// The config structs begin with `struct_size`: the _default functions are passed the size koffi
+// gives each struct here, and the library reads no further than that (see the header's VERSIONED
+// CONFIGS), so these mirrors keep working with a newer library that has grown a struct.
 const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
+  struct_size: 'size_t',
   workers: 'uint32_t',
   workers_per_core: 'bool',
   max_sessions: 'uint32_t',
@@ -102,7 +108,9 @@ const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
   worker_nice: 'int32_t',
 });
 
+// `dialect` is a koffi string (see the server config below): NULL/null for the default.
 const trunkline_session_config = koffi.struct('trunkline_session_config', {
+  struct_size: 'size_t',
   agent_rate: 'uint32_t',
   play_rate: 'uint32_t',
   vad_aggressiveness: 'uint32_t',
@@ -126,17 +134,20 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   max_mark_name_bytes: 'size_t',
   max_pending_marks: 'size_t',
   read_hold_ms: 'uint32_t',
+  dialect: 'const char *',
 });
 
 // The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted
 // to a NUL-terminated UTF-8 copy that lives for the duration of the call it is passed to, which is
-// all trunkline_server_start needs (it borrows them for the call only).
+// all trunkline_server_start needs (it borrows them for the call only). So is a JS object assigned
+// to `session` (a pointer to a session config): koffi passes a temporary copy of it.
 const trunkline_server_config = koffi.struct('trunkline_server_config', {
+  struct_size: 'size_t',
   bind: 'const char *',
   path: 'const char *',
   auth_token: 'const char *',
   public_url: 'const char *',
-  session: trunkline_session_config,
+  session: koffi.pointer(trunkline_session_config),
   max_sessions: 'uint32_t',
   max_message_bytes: 'size_t',
   handshake_timeout_ms: 'uint32_t',
@@ -174,8 +185,8 @@ const PROTOTYPES = [
   'trunkline_result trunkline_ulaw_encode(const int16_t *input, size_t len, uint8_t *output, size_t output_capacity)',
   'trunkline_result trunkline_alaw_decode(const uint8_t *input, size_t len, int16_t *output, size_t output_capacity)',
   'trunkline_result trunkline_alaw_encode(const int16_t *input, size_t len, uint8_t *output, size_t output_capacity)',
-  'trunkline_result trunkline_engine_config_default(_Out_ trunkline_engine_config *out)',
-  'trunkline_result trunkline_session_config_default(_Out_ trunkline_session_config *out)',
+  'trunkline_result trunkline_engine_config_default(_Out_ trunkline_engine_config *out, size_t struct_size)',
+  'trunkline_result trunkline_session_config_default(_Out_ trunkline_session_config *out, size_t struct_size)',
   'trunkline_result trunkline_engine_new(const trunkline_engine_config *config, _Out_ trunkline_engine **out)',
   'void trunkline_engine_free(trunkline_engine *engine)',
   'trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, _Out_ int32_t *out_fd)',
@@ -185,7 +196,7 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
   'const char *trunkline_protocol_error_message(uint32_t code)',
   'const char *trunkline_result_message(uint32_t result)',
-  'trunkline_result trunkline_server_config_default(_Out_ trunkline_server_config *out)',
+  'trunkline_result trunkline_server_config_default(_Out_ trunkline_server_config *out, size_t struct_size)',
   'trunkline_result trunkline_server_start(const trunkline_engine *engine, const trunkline_server_config *config, _Out_ trunkline_server **out)',
   'trunkline_result trunkline_server_local_port(const trunkline_server *server, _Out_ uint16_t *out_port)',
   'trunkline_result trunkline_server_accept(const trunkline_server *server, _Out_ trunkline_session **out)',
@@ -206,8 +217,8 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_start_info(trunkline_session *session, _Out_ trunkline_start_info *out)',
   'trunkline_result trunkline_session_start_string(trunkline_session *session, uint32_t field, char *buf, size_t capacity, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_custom_parameter(trunkline_session *session, size_t index, char *key, size_t key_capacity, _Out_ size_t *out_key_len, char *value, size_t value_capacity, _Out_ size_t *out_value_len)',
-  'size_t trunkline_stats_count(void)',
-  'const char *trunkline_stats_name(size_t index)',
+  'size_t trunkline_session_stats_count(void)',
+  'const char *trunkline_session_stats_name(size_t index)',
   'trunkline_result trunkline_session_stats(trunkline_session *session, uint64_t *values, size_t capacity, _Out_ size_t *out_count)',
   'trunkline_result trunkline_session_close(trunkline_session *session)',
   'void trunkline_session_free(trunkline_session *session)',
@@ -238,6 +249,9 @@ const TYPES = {
   trunkline_start_info,
 };
 
+/** The prototypes of the offload server's functions (optional in the library). */
+const SERVER_FUNCTION = /\btrunkline_server_\w+\(/;
+
 function load() {
   if (os.endianness() !== 'LE') {
     throw new Error('trunkline: the Node binding assumes a little-endian machine (s16le audio)');
@@ -252,7 +266,15 @@ function load() {
   const lib = koffi.load(file);
   const fns = {};
   for (const proto of PROTOTYPES) {
-    const fn = lib.func(proto);
+    let fn;
+    try {
+      fn = lib.func(proto);
+    } catch (e) {
+      // A library built without its `server` feature lacks the offload server's functions: the
+      // binding loads without them (and `new Server` throws).
+      if (SERVER_FUNCTION.test(proto)) continue;
+      throw e;
+    }
     fns[fn.info.name] = fn;
   }
   const version = fns.trunkline_version();

@@ -42,35 +42,62 @@ const typeString = (t) => `${t.isConst ? 'const ' : ''}${t.base}${t.stars ? ' ' 
 const bareTypeString = (t) => typeString({ ...t, isConst: false });
 
 /**
- * Parses the header into { defines, enums, structs, opaque, functions }. Declarations inside
- * `#if defined(X)` blocks carry `conditions: ['X']`; `#ifdef __cplusplus` blocks are skipped.
+ * The branch a C11 compiler (not C++, not C23) takes at a `#if`/`#ifdef`/`#ifndef` line: whether
+ * its lines are read (`active`) and, for the library's feature defines (TRUNKLINE_*), the
+ * condition recorded on the declarations inside (both are read: the header declares both).
+ */
+function preprocessorBranch(line) {
+  let m;
+  if ((m = /^#ifndef\s+(\w+)$/.exec(line))) {
+    if (m[1] === '__cplusplus') return { active: true };
+    return { active: true, guard: true, name: m[1] };
+  }
+  if ((m = /^#ifdef\s+(\w+)$/.exec(line))) {
+    if (m[1] === '__cplusplus') return { active: false };
+    throw new Error(`unsupported preprocessor line: ${line}`);
+  }
+  if ((m = /^#if\s+defined\((TRUNKLINE_\w+)\)$/.exec(line))) return { active: true, name: m[1] };
+  // The C++ / C23 spelling of a fixed-size enum (`enum X : uint32_t`), and C23's typedef of it.
+  if (/^#if\s+defined\(__cplusplus\)\s*\|\|\s*__STDC_VERSION__\s*>=\s*202311L$/.test(line)) return { active: false };
+  if (/^#if\s+__STDC_VERSION__\s*>=\s*202311L$/.test(line)) return { active: false };
+  // The header defining TRUNKLINE_SERVER unless TRUNKLINE_NO_SERVER is (the default build).
+  if (/^#if\s+!defined\(TRUNKLINE_NO_SERVER\)\s*&&\s*!defined\(TRUNKLINE_SERVER\)$/.test(line)) return { active: true };
+  throw new Error(`unsupported preprocessor line: ${line}`);
+}
+
+/**
+ * Parses the header, as a C11 compiler sees it, into { defines, enums, enumTypes, structs, opaque,
+ * functions }. `enumTypes` maps each enum to the integer type its typedef gives it. Declarations
+ * inside `#if defined(TRUNKLINE_X)` blocks carry `conditions: ['TRUNKLINE_X']`.
  */
 function parseHeader(text) {
   const noBlockComments = text.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' '));
   const lines = noBlockComments.split('\n').map((l) => l.replace(/\/\/.*$/, ''));
-  const out = { defines: {}, enums: {}, structs: {}, opaque: [], functions: {} };
+  const out = { defines: {}, enums: {}, enumTypes: {}, structs: {}, opaque: [], functions: {} };
   const stack = [];
   let decl = '';
   let declConds = null;
   let depth = 0;
   for (const raw of lines) {
     const line = raw.trim();
+    const active = stack.every((s) => s.active);
     if (line.startsWith('#')) {
       let m;
-      if ((m = /^#ifndef\s+(\w+)/.exec(line))) stack.push({ guard: true, name: m[1] });
-      else if ((m = /^#ifdef\s+(\w+)/.exec(line))) stack.push({ name: m[1] });
-      else if ((m = /^#if\s+defined\((\w+)\)$/.exec(line))) stack.push({ name: m[1] });
-      else if (/^#if/.test(line)) throw new Error(`unsupported preprocessor line: ${line}`);
-      else if (/^#endif/.test(line)) stack.pop();
+      if (/^#if/.test(line)) stack.push(preprocessorBranch(line));
+      else if (/^#else$/.test(line)) {
+        if (!stack.length) throw new Error('#else without #if');
+        stack[stack.length - 1].active = !stack[stack.length - 1].active;
+      } else if (/^#endif/.test(line)) stack.pop();
+      else if (!active) continue;
       else if ((m = /^#define\s+(\w+)\s+(.+)$/.exec(line))) {
         const v = m[2].trim();
         out.defines[m[1]] = /^"/.test(v) ? JSON.parse(v) : /^-?\d+$/.test(v) ? Number(v) : v;
-      } else if (!/^#(include|define\s+\w+$)/.test(line)) throw new Error(`unsupported preprocessor line: ${line}`);
+      } else if ((m = /^#define\s+(\w+)$/.exec(line))) out.defines[m[1]] = '';
+      else if (!/^#include/.test(line)) throw new Error(`unsupported preprocessor line: ${line}`);
       continue;
     }
-    if (stack.some((s) => s.name === '__cplusplus')) continue;
-    if (!line) continue;
-    if (!decl) declConds = stack.filter((s) => !s.guard).map((s) => s.name);
+    if (!active || !line) continue;
+    if (!decl) declConds = stack.filter((s) => s.name && !s.guard).map((s) => s.name);
     decl += ' ' + line;
     depth += (line.match(/\{/g) || []).length - (line.match(/\}/g) || []).length;
     if (depth === 0 && line.endsWith(';')) {
@@ -78,20 +105,32 @@ function parseHeader(text) {
       decl = '';
     }
   }
+  if (stack.length) throw new Error('unterminated #if');
   if (decl.trim()) throw new Error(`unterminated declaration: ${decl}`);
+  for (const name of Object.keys(out.enumTypes)) {
+    if (!(name in out.enums)) throw new Error(`typedef ${name}: not an enum of the header`);
+  }
   return out;
+}
+
+function enumValues(name, body) {
+  const values = {};
+  for (const item of body.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const e = /^(\w+) = (-?\d+)$/.exec(item);
+    if (!e) throw new Error(`cannot parse enumerator ${item} in ${name}`);
+    values[e[1]] = Number(e[2]);
+  }
+  return values;
 }
 
 function addDeclaration(out, decl, conditions) {
   let m;
   if ((m = /^typedef enum \{(.*)\} (\w+);$/.exec(decl))) {
-    const values = {};
-    for (const item of m[1].split(',').map((s) => s.trim()).filter(Boolean)) {
-      const e = /^(\w+) = (-?\d+)$/.exec(item);
-      if (!e) throw new Error(`cannot parse enumerator ${item} in ${m[2]}`);
-      values[e[1]] = Number(e[2]);
-    }
-    out.enums[m[2]] = values;
+    out.enums[m[2]] = enumValues(m[2], m[1]); // an enum without a fixed type (enumTypes has none)
+  } else if ((m = /^enum (\w+) \{(.*)\};$/.exec(decl))) {
+    out.enums[m[1]] = enumValues(m[1], m[2]);
+  } else if ((m = /^typedef (u?int\d+_t) (\w+);$/.exec(decl))) {
+    out.enumTypes[m[2]] = m[1]; // the integer type of enum m[2] (checked after parsing)
   } else if ((m = /^typedef struct \{(.*)\} (\w+);$/.exec(decl))) {
     const fields = [];
     for (const f of m[1].split(';').map((s) => s.trim()).filter(Boolean)) {
@@ -158,7 +197,8 @@ function expectedDirection(params, i, opaque) {
 }
 
 /**
- * C layout (offsets, size, alignment) of a header struct, with the LP64 table, 4-byte enums and
+ * C layout (offsets, size, alignment) of a header struct, with the LP64 table, enums of their
+ * typedef'd integer type (4 bytes without one), and
  * nested structs (laid out the same way, recursively).
  */
 function layout(fields, header) {
@@ -169,7 +209,7 @@ function layout(fields, header) {
     let size;
     let a;
     if (f.type.stars) [size, a] = [8, 8];
-    else if (header.enums[f.type.base]) [size, a] = [4, 4];
+    else if (header.enums[f.type.base]) [size, a] = SCALARS[header.enumTypes[f.type.base]] || [4, 4];
     else if (header.structs[f.type.base]) {
       const inner = layout(header.structs[f.type.base], header);
       [size, a] = [inner.size, inner.align];
@@ -250,7 +290,14 @@ function compare(header, native) {
     const want = JSON.stringify(Object.entries(values));
     const got = JSON.stringify(Object.entries(t.values || {}));
     if (want !== got) problems.push(`enum ${name}: header ${want}, koffi ${got}`);
-    if (t.size !== 4) problems.push(`enum ${name}: koffi stores it in ${t.size} bytes, C in 4`);
+    // A fixed-size enum: its typedef'd integer type is koffi's storage (koffi keeps an
+    // enumeration without negative values in an `unsigned int`, a uint32_t on LP64 Linux).
+    const ctype = header.enumTypes[name];
+    const storage = { uint32_t: 'UInt32', int32_t: 'Int32' }[ctype];
+    if (!ctype) problems.push(`enum ${name}: no fixed-size typedef in the header (an enum's size is the compiler's choice)`);
+    else if (t.primitive !== storage || t.size !== SCALARS[ctype][0]) {
+      problems.push(`enum ${name}: header ${ctype}, koffi stores it as ${t.primitive} in ${t.size} bytes`);
+    }
   }
 
   // ---- Opaque types.

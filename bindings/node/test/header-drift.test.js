@@ -33,9 +33,19 @@ test('the header parses into the whole ABI', () => {
   assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_server', 'trunkline_session']);
   const server = h.structs.trunkline_server_config;
   assert.deepEqual(server.find((f) => f.name === 'bind').type, { base: 'char', isConst: true, stars: 1, name: null });
-  assert.equal(server.find((f) => f.name === 'session').type.base, 'trunkline_session_config');
+  assert.deepEqual(server.find((f) => f.name === 'session').type, { base: 'trunkline_session_config', isConst: true, stars: 1, name: null });
   assert.equal(h.functions.trunkline_session_play.params.length, 5);
   assert.deepEqual(h.functions.trunkline_test_panic.conditions, ['TRUNKLINE_TEST_HOOKS']);
+  // The offload server is declared unless TRUNKLINE_NO_SERVER is defined (the default build has it).
+  assert.deepEqual(h.functions.trunkline_server_start.conditions, ['TRUNKLINE_SERVER']);
+  assert.deepEqual(h.functions.trunkline_session_open.conditions, []);
+  assert.equal(h.defines.TRUNKLINE_SERVER, '');
+  // Every enum has a fixed size: a uint32_t.
+  for (const name of Object.keys(h.enums)) assert.equal(h.enumTypes[name], 'uint32_t', name);
+  // Every config begins with its struct_size.
+  for (const name of ['trunkline_engine_config', 'trunkline_session_config', 'trunkline_server_config']) {
+    assert.deepEqual(h.structs[name][0], { name: 'struct_size', type: { base: 'size_t', isConst: false, stars: 0, name: null } }, name);
+  }
 });
 
 test('every koffi declaration matches the header, and every header function is bound', () => {
@@ -53,10 +63,10 @@ test('only test hooks are left unbound', () => {
 // The check itself must catch drift: each edit of the header below has to be reported.
 const MUTATIONS = [
   ['an argument type', 'int64_t timeout_ms', 'int32_t timeout_ms', /trunkline_engine_wait: header/],
-  ['a return type', 'size_t trunkline_stats_count(void)', 'uint32_t trunkline_stats_count(void)', /trunkline_stats_count/],
+  ['a return type', 'size_t trunkline_session_stats_count(void)', 'uint32_t trunkline_session_stats_count(void)', /trunkline_session_stats_count/],
   ['constness', 'const int16_t *pcm', 'int16_t *pcm', /trunkline_session_play: header .* binding prototype/],
   ['an extra argument', 'trunkline_result trunkline_session_interrupt(trunkline_session *session)', 'trunkline_result trunkline_session_interrupt(trunkline_session *session, uint32_t how)', /trunkline_session_interrupt/],
-  ['a new function', 'size_t trunkline_stats_count(void);', 'size_t trunkline_stats_count(void);\nvoid trunkline_new_thing(void);', /trunkline_new_thing: in the header, not declared/],
+  ['a new function', 'size_t trunkline_session_stats_count(void);', 'size_t trunkline_session_stats_count(void);\nvoid trunkline_new_thing(void);', /trunkline_new_thing: in the header, not declared/],
   ['a removed function', /trunkline_result trunkline_session_interrupt\(trunkline_session \*session\);/, '', /trunkline_session_interrupt: declared, not in the header/],
   ['an enum value', 'TRUNKLINE_RESULT_FULL = 4', 'TRUNKLINE_RESULT_FULL = 40', /enum trunkline_result/],
   ['a new enumerator', 'TRUNKLINE_RESULT_TIMEOUT = 11,', 'TRUNKLINE_RESULT_TIMEOUT = 11,\n  TRUNKLINE_RESULT_NEW = 12,', /enum trunkline_result/],
@@ -68,9 +78,12 @@ const MUTATIONS = [
   ['a server argument type', 'uint32_t grace_ms', 'uint64_t grace_ms', /trunkline_server_shutdown: header/],
   ['a string field made a number', 'const char *public_url;', 'uint64_t public_url;', /trunkline_server_config\.public_url: header uint64_t, koffi char \*/],
   ['a string field added', 'const char *tls_key_pem;', 'const char *tls_key_pem;\n  const char *tls_ca_pem;', /struct trunkline_server_config: header fields/],
-  ['the nested struct replaced', 'trunkline_session_config session;', 'trunkline_engine_config session;', /trunkline_server_config\.session: header trunkline_engine_config, koffi trunkline_session_config/],
-  // The nested struct shrinks: the server config's later fields move, which only its layout shows.
-  ['the nested struct resized', /uint32_t read_hold_ms;\n\} trunkline_session_config;/, '} trunkline_session_config;', /trunkline_server_config\.max_sessions: C offset/],
+  ['the pointed-to struct replaced', 'const trunkline_session_config *session;', 'const trunkline_engine_config *session;', /trunkline_server_config\.session: header trunkline_engine_config \*, koffi trunkline_session_config \*/],
+  // A config's leading size goes: every field after it moves, which the layout shows.
+  ['a struct_size removed', /size_t struct_size;\n([^}]*)\} trunkline_engine_config;/, '$1} trunkline_engine_config;', /struct trunkline_engine_config: header fields/],
+  ['a setting appended', 'const char *dialect;', 'const char *dialect;\n  uint32_t new_setting;', /struct trunkline_session_config: header fields/],
+  ['an enum made 16-bit', 'typedef uint32_t trunkline_event_kind;', 'typedef uint16_t trunkline_event_kind;', /enum trunkline_event_kind: header uint16_t/],
+  ['an enum without a fixed size', /#else\ntypedef uint32_t trunkline_result;\n/, '#else\n', /enum trunkline_result: no fixed-size typedef/],
   ['the version', '#define TRUNKLINE_VERSION "0.1.0"', '#define TRUNKLINE_VERSION "0.2.0"', /TRUNKLINE_VERSION/],
 ];
 

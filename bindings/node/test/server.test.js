@@ -107,6 +107,9 @@ test('server errors: inline engine, bad settings, unknown options', (t) => {
   assert.throws(() => engine.serve({ tlsCertPem: '/nonexistent/cert.pem' }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ tlsCertPem: '/nonexistent/cert.pem', tlsKeyPem: '/nonexistent/key.pem' }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ session: { maxMarkNameBytes: 256 } }), isCode('INVALID_ARGUMENT'));
+  assert.throws(() => engine.serve({ session: { dialect: 'no-such-dialect' } }), isCode('INVALID_ARGUMENT'));
+  assert.throws(() => engine.serve({ session: { structSize: 8 } }), /unknown session option "structSize"/);
+  assert.throws(() => engine.serve({ structSize: 8 }), /unknown server option "structSize"/);
   assert.throws(() => engine.serve({ path: '/a\0b' }), isCode('INVALID_ARGUMENT'));
   assert.throws(() => engine.serve({ path: 42 }), TypeError);
   assert.throws(() => engine.serve({ maxSessions: -1 }), TypeError);
@@ -121,7 +124,7 @@ test('a real call over loopback: path check, STARTED details, caller audio, agen
   const engine = threaded(t);
   // The caller's second of audio arrives in one burst before the host reads any: more than the
   // default 500 ms of caller PCM the engine holds for a host that is not reading.
-  const server = engine.serve({ path: '/media', session: { agentRate: 16000, agentRingMs: 2000 } });
+  const server = engine.serve({ path: '/media', session: { agentRate: 16000, agentRingMs: 2000, dialect: 'twilio' } });
 
   // A path the server does not serve is refused with 404.
   const refused = new WebSocket(`ws://127.0.0.1:${server.port}/elsewhere`);

@@ -233,6 +233,22 @@ test('errors are TrunklineErrors carrying the result code, its name and the libr
   e2.close();
 });
 
+test('the dialect is chosen by name', (t) => {
+  const engine = h.engineFor(t, { workers: 0 });
+  for (const dialect of [undefined, null, '', 'twilio']) {
+    const session = engine.session({ agentRate: 16000, dialect });
+    session.push(h.connected());
+    session.push(h.start());
+    assert.deepEqual(session.events().map((e) => e.kind), ['connected', 'started'], String(dialect));
+    session.close();
+  }
+  for (const dialect of ['no-such-dialect', 'Twilio', 'twilio\0x']) {
+    assert.throws(() => engine.session({ dialect }), (e) => e instanceof TrunklineError && e.codeName === 'INVALID_ARGUMENT', dialect);
+  }
+  assert.throws(() => engine.session({ dialect: 1 }), TypeError);
+  assert.throws(() => engine.session({ structSize: 8 }), TypeError);
+});
+
 test('bad carrier input is reported as protocol_error events, never thrown', (t) => {
   const engine = h.engineFor(t, { workers: 0 });
   const session = engine.session();
@@ -342,8 +358,10 @@ test('workerNice reaches the workers and prioritisedWorkers counts them', (t) =>
     engine.close();
   }
   const config = {};
-  assert.equal(native.fns.trunkline_engine_config_default(config), RESULT.OK);
+  const size = native.TYPES.trunkline_engine_config.size;
+  assert.equal(native.fns.trunkline_engine_config_default(config, size), RESULT.OK);
   assert.equal(config.worker_nice, -10);
+  assert.equal(Number(config.struct_size), size);
   assert.throws(() => new Engine({ workers: 2, workerNice: 20 }), (e) => e instanceof TrunklineError && e.codeName === 'INVALID_ARGUMENT');
   assert.throws(() => new Engine({ workers: 2, workerNice: 1.5 }), TypeError);
   assert.throws(() => new Engine({ workers: 2, workerNice: 2 ** 32 - 10 }), TypeError); // would wrap to -10

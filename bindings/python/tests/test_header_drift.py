@@ -3,7 +3,7 @@ declared, so the binding and the library cannot drift apart."""
 
 import ctypes
 import re
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 from trunkline import Result, _ffi
 from twilio_messages import REPO
@@ -11,7 +11,7 @@ from twilio_messages import REPO
 HEADER = (REPO / "include" / "trunkline.h").read_text()
 # Declared only with the C tests' `test-hooks` build.
 UNBOUND = {"trunkline_test_panic", "trunkline_test_fail_session"}
-ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind"}
+ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind", "trunkline_protocol_error"}
 STRUCTS = {
     "trunkline_engine_config": _ffi.EngineConfig,
     "trunkline_session_config": _ffi.SessionConfig,
@@ -30,7 +30,7 @@ def ctype_of(c: str):
     if stars == 0:
         if base in STRUCTS:
             return STRUCTS[base]  # a nested struct field
-        return c_int if base in ENUMS else SCALARS[base]
+        return c_uint32 if base in ENUMS else SCALARS[base]  # enums are uint32_t (checked below)
     if stars == 2:
         return POINTER(c_void_p)  # an out-parameter for a new handle
     if base in ("trunkline_engine", "trunkline_session", "trunkline_server"):
@@ -42,7 +42,7 @@ def ctype_of(c: str):
     if base in ("uint8_t", "int16_t"):
         return c_void_p  # data buffers
     if base in ENUMS:
-        return POINTER(c_int)
+        return POINTER(c_uint32)
     return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "uint32_t": c_uint32, "int32_t": c_int32, "uint16_t": ctypes.c_uint16}[base])
 
 
@@ -90,6 +90,15 @@ def test_structs_match_the_header():
             else:
                 assert t == e, f"{cname}.{n}: {t} vs {e}"
         assert ctypes.sizeof(cls) > 0
+
+
+def test_every_enum_is_a_uint32_t():
+    # Before C23 each enum type is `typedef uint32_t NAME;` next to `enum NAME { ... };`.
+    enums = set(re.findall(r"^enum (trunkline_\w+)", HEADER, re.M))
+    assert enums == ENUMS
+    for name in ENUMS:
+        assert re.search(r"^typedef uint32_t " + name + ";$", HEADER, re.M), name
+        assert re.search(r"^typedef enum " + name + " " + name + ";$", HEADER, re.M), name  # C23
 
 
 def test_enum_values_match_the_header():

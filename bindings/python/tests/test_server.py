@@ -26,6 +26,11 @@ def test_server_errors():
         with pytest.raises(trunkline.TrunklineError) as e:
             trunkline.Server(engine, send_timeout_ms=0)
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Server(engine, session={"dialect": "no-such-dialect"})
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(TypeError):
+            trunkline.Server(engine, session={"no_such_setting": 1})
         server = trunkline.Server(engine, path="/media", send_timeout_ms=2000)
         assert server.port > 0 and server.accept() is None
         assert server.stats()["connections"] == 0
@@ -40,7 +45,7 @@ def test_server_errors():
 def test_a_call_through_the_server():
     audio, labels = speech()
 
-    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, path="/media", session={"agent_rate": 8000, "agent_ring_ms": 5000}) as server:
+    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, path="/media", session={"agent_rate": 8000, "agent_ring_ms": 5000, "dialect": "twilio"}) as server:
 
         async def carrier():
             async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:

@@ -118,6 +118,23 @@ def test_errors_raise_with_the_result_code():
         assert ev.kind == "protocol_error" and ev.error_code == 1 and "JSON" in ev.error_message
 
 
+def test_the_dialect_is_chosen_by_name():
+    for dialect in (None, "", "twilio"):
+        with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000, dialect=dialect) as call:
+            call.push(connected())
+            call.push(start())
+            assert [e.kind for e in call.events()] == ["connected", "started"]
+    with trunkline.Engine(workers=0) as engine:
+        for bad in ("no-such-dialect", "Twilio", "twilio\0x"):
+            with pytest.raises(trunkline.TrunklineError) as e:
+                engine.session(dialect=bad)
+            assert e.value.code == trunkline.Result.INVALID_ARGUMENT, bad
+        with pytest.raises(TypeError):
+            engine.session(dialect=1)
+        with pytest.raises(TypeError):
+            engine.session(struct_size=8)
+
+
 def test_a_message_for_another_stream_is_reported_and_does_not_end_the_call():
     with trunkline.Engine(workers=0) as engine, engine.session() as call:
         call.push(start())
@@ -136,8 +153,8 @@ def test_worker_nice_is_passed_and_prioritised_workers_are_reported():
         with trunkline.Engine(workers=2, worker_nice=nice) as engine:
             assert engine.prioritised_workers == 2
     config = trunkline._ffi.EngineConfig()
-    assert trunkline._ffi.lib.trunkline_engine_config_default(ctypes.byref(config)) == 0
-    assert config.worker_nice == -10
+    assert trunkline._ffi.lib.trunkline_engine_config_default(ctypes.byref(config), ctypes.sizeof(config)) == 0
+    assert config.worker_nice == -10 and config.struct_size == ctypes.sizeof(config)
     assert inspect.signature(trunkline.Engine).parameters["worker_nice"].default == -10
     with pytest.raises(trunkline.TrunklineError) as e:
         trunkline.Engine(workers=2, worker_nice=20)

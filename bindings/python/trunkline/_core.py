@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-from ctypes import byref, c_int, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Optional, Union
 
 from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
-from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, lib, unconverted
+from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, c_enum, lib, unconverted
 
 EVENT_KINDS = {
     1: "connected",
@@ -57,7 +57,7 @@ class _Scratch:
         self.samples = c_size_t()  # an input: the samples passed to play
         self.length = c_size_t()
         self.length_ref = byref(self.length)
-        self.kind = c_int()
+        self.kind = c_enum()
         self.kind_ref = byref(self.kind)
         self.event = CEvent()
         self.event_ref = byref(self.event)
@@ -93,6 +93,24 @@ class Event:
     media_format: dict = field(default_factory=dict)
 
 
+def session_config(settings: dict) -> SessionConfig:
+    """The C session config: the library's defaults, then `settings` (the C fields by name;
+    `dialect` a str). Keeps the encoded dialect alive as long as the struct."""
+    config = SessionConfig()
+    check(lib.trunkline_session_config_default(byref(config), sizeof(config)), "session config")
+    for key, value in settings.items():
+        if key not in dict(SessionConfig._fields_) or key == "struct_size":
+            raise TypeError(f"unknown session setting {key!r}")
+        if key == "dialect":
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"dialect must be a str or None, got {type(value).__name__}")
+            if value is not None and "\0" in value:
+                raise TrunklineError(Result.INVALID_ARGUMENT, "dialect contains NUL")
+            value = value.encode() if value is not None else None
+        setattr(config, key, value)
+    return config
+
+
 class Engine(OwnedHandle):
     """A Trunkline engine: worker threads plus a wakeup fd.
 
@@ -110,7 +128,7 @@ class Engine(OwnedHandle):
         worker_nice: int = -10,
     ) -> None:
         config = EngineConfig()
-        check(lib.trunkline_engine_config_default(byref(config)), "engine config")
+        check(lib.trunkline_engine_config_default(byref(config), sizeof(config)), "engine config")
         config.workers_per_core = workers is None
         config.workers = workers or 0
         config.max_sessions = max_sessions
@@ -180,14 +198,9 @@ class Engine(OwnedHandle):
 
     def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields
-        (play_rate, lead_ms, vad_aggressiveness, barge_in_enabled, barge_in_min_speech_ms, ...)."""
-        config = SessionConfig()
-        check(lib.trunkline_session_config_default(byref(config)), "session config")
-        config.agent_rate = agent_rate
-        for key, value in settings.items():
-            if key not in dict(SessionConfig._fields_):
-                raise TypeError(f"unknown session setting {key!r}")
-            setattr(config, key, value)
+        (play_rate, lead_ms, vad_aggressiveness, barge_in_enabled, barge_in_min_speech_ms, ...);
+        `dialect` names the carrier's protocol ("twilio", the default)."""
+        config = session_config(dict(settings, agent_rate=agent_rate))
         handle = c_void_p()
         check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
         return Session(self, handle.value, agent_rate)
@@ -244,8 +257,8 @@ class Session(OwnedHandle):
         self._ptr: Optional[c_void_p] = c_void_p(handle)  # the handle as the per-frame calls pass it
         self.agent_rate = agent_rate
         self._scratch = [_Scratch()]
-        self._count = lib.trunkline_stats_count()
-        self._stat_names = [lib.trunkline_stats_name(i).decode() for i in range(self._count)]
+        self._count = lib.trunkline_session_stats_count()
+        self._stat_names = [lib.trunkline_session_stats_name(i).decode() for i in range(self._count)]
 
     def _h(self) -> int:
         if self._ptr is None:

@@ -25,9 +25,16 @@ from pathlib import Path
 
 EVENT_NAME_CAPACITY = 256
 
+# The C enums are uint32_t (the header's typedefs): results, event kinds, message kinds.
+c_enum = c_uint32
 
+
+# The config structs begin with `struct_size`: the _default functions are passed sizeof the
+# struct as declared here, and the library reads no further than that (see the header's VERSIONED
+# CONFIGS), so this mirror keeps working with a newer library that has grown the struct.
 class EngineConfig(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("workers", c_uint32),
         ("workers_per_core", c_bool),
         ("max_sessions", c_uint32),
@@ -38,6 +45,7 @@ class EngineConfig(Structure):
 
 class SessionConfig(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("agent_rate", c_uint32),
         ("play_rate", c_uint32),
         ("vad_aggressiveness", c_uint32),
@@ -61,12 +69,13 @@ class SessionConfig(Structure):
         ("max_mark_name_bytes", c_size_t),
         ("max_pending_marks", c_size_t),
         ("read_hold_ms", c_uint32),
+        ("dialect", c_char_p),
     ]
 
 
 class CEvent(Structure):
     _fields_ = [
-        ("kind", c_int),
+        ("kind", c_enum),
         ("stream_ms", c_uint64),
         ("played_ms", c_uint64),
         ("digit", c_char),
@@ -77,11 +86,12 @@ class CEvent(Structure):
 
 class ServerConfig(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("bind", c_char_p),
         ("path", c_char_p),
         ("auth_token", c_char_p),
         ("public_url", c_char_p),
-        ("session", SessionConfig),
+        ("session", POINTER(SessionConfig)),
         ("max_sessions", c_uint32),
         ("max_message_bytes", c_size_t),
         ("handshake_timeout_ms", c_uint32),
@@ -105,58 +115,58 @@ class StartInfo(Structure):
 
 
 # name -> (restype, argtypes). Handles are opaque pointers (c_void_p); data buffers are c_void_p
-# so that bytes, bytearray and ctypes arrays can all be passed.
+# so that bytes, bytearray and ctypes arrays can all be passed. trunkline_result is a c_enum.
 FUNCTIONS: dict[str, tuple[object, list[object]]] = {
-    "trunkline_engine_config_default": (c_int, [POINTER(EngineConfig)]),
-    "trunkline_session_config_default": (c_int, [POINTER(SessionConfig)]),
-    "trunkline_engine_new": (c_int, [POINTER(EngineConfig), POINTER(c_void_p)]),
+    "trunkline_engine_config_default": (c_enum, [POINTER(EngineConfig), c_size_t]),
+    "trunkline_session_config_default": (c_enum, [POINTER(SessionConfig), c_size_t]),
+    "trunkline_engine_new": (c_enum, [POINTER(EngineConfig), POINTER(c_void_p)]),
     "trunkline_engine_free": (None, [c_void_p]),
-    "trunkline_engine_wakeup_fd": (c_int, [c_void_p, POINTER(c_int32)]),
-    "trunkline_engine_prioritised_workers": (c_int, [c_void_p, POINTER(c_uint32)]),
-    "trunkline_engine_wait": (c_int, [c_void_p, c_int64]),
-    "trunkline_engine_wake": (c_int, [c_void_p]),
-    "trunkline_engine_clear_wakeup": (c_int, [c_void_p]),
+    "trunkline_engine_wakeup_fd": (c_enum, [c_void_p, POINTER(c_int32)]),
+    "trunkline_engine_prioritised_workers": (c_enum, [c_void_p, POINTER(c_uint32)]),
+    "trunkline_engine_wait": (c_enum, [c_void_p, c_int64]),
+    "trunkline_engine_wake": (c_enum, [c_void_p]),
+    "trunkline_engine_clear_wakeup": (c_enum, [c_void_p]),
     "trunkline_protocol_error_message": (c_char_p, [c_uint32]),
     "trunkline_result_message": (c_char_p, [c_uint32]),
-    "trunkline_session_open": (c_int, [c_void_p, POINTER(SessionConfig), POINTER(c_void_p)]),
-    "trunkline_session_push": (c_int, [c_void_p, c_void_p, c_size_t, c_uint32]),
-    "trunkline_session_read_audio": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
-    "trunkline_session_play": (c_int, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
-    "trunkline_session_mark": (c_int, [c_void_p, c_char_p]),
-    "trunkline_session_interrupt": (c_int, [c_void_p]),
-    "trunkline_session_outbound_len": (c_int, [c_void_p, POINTER(c_size_t)]),
+    "trunkline_session_open": (c_enum, [c_void_p, POINTER(SessionConfig), POINTER(c_void_p)]),
+    "trunkline_session_push": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32]),
+    "trunkline_session_read_audio": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_play": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
+    "trunkline_session_mark": (c_enum, [c_void_p, c_char_p]),
+    "trunkline_session_interrupt": (c_enum, [c_void_p]),
+    "trunkline_session_outbound_len": (c_enum, [c_void_p, POINTER(c_size_t)]),
     "trunkline_session_next_outbound": (
-        c_int,
-        [c_void_p, c_void_p, c_size_t, POINTER(c_size_t), POINTER(c_int)],
+        c_enum,
+        [c_void_p, c_void_p, c_size_t, POINTER(c_size_t), POINTER(c_enum)],
     ),
-    "trunkline_session_poll_event": (c_int, [c_void_p, POINTER(CEvent)]),
-    "trunkline_session_start_info": (c_int, [c_void_p, POINTER(StartInfo)]),
+    "trunkline_session_poll_event": (c_enum, [c_void_p, POINTER(CEvent)]),
+    "trunkline_session_start_info": (c_enum, [c_void_p, POINTER(StartInfo)]),
     "trunkline_session_start_string": (
-        c_int,
+        c_enum,
         [c_void_p, c_uint32, c_void_p, c_size_t, POINTER(c_size_t)],
     ),
     "trunkline_session_custom_parameter": (
-        c_int,
+        c_enum,
         [c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t), c_void_p, c_size_t, POINTER(c_size_t)],
     ),
-    "trunkline_stats_count": (c_size_t, []),
-    "trunkline_stats_name": (c_char_p, [c_size_t]),
-    "trunkline_session_stats": (c_int, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
-    "trunkline_session_close": (c_int, [c_void_p]),
+    "trunkline_session_stats_count": (c_size_t, []),
+    "trunkline_session_stats_name": (c_char_p, [c_size_t]),
+    "trunkline_session_stats": (c_enum, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_close": (c_enum, [c_void_p]),
     "trunkline_session_free": (None, [c_void_p]),
-    "trunkline_ulaw_decode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
-    "trunkline_ulaw_encode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
-    "trunkline_alaw_decode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
-    "trunkline_alaw_encode": (c_int, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_ulaw_decode": (c_enum, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_ulaw_encode": (c_enum, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_alaw_decode": (c_enum, [c_void_p, c_size_t, c_void_p, c_size_t]),
+    "trunkline_alaw_encode": (c_enum, [c_void_p, c_size_t, c_void_p, c_size_t]),
     "trunkline_version": (c_char_p, []),
-    "trunkline_server_config_default": (c_int, [POINTER(ServerConfig)]),
-    "trunkline_server_start": (c_int, [c_void_p, POINTER(ServerConfig), POINTER(c_void_p)]),
-    "trunkline_server_local_port": (c_int, [c_void_p, POINTER(ctypes.c_uint16)]),
-    "trunkline_server_accept": (c_int, [c_void_p, POINTER(c_void_p)]),
+    "trunkline_server_config_default": (c_enum, [POINTER(ServerConfig), c_size_t]),
+    "trunkline_server_start": (c_enum, [c_void_p, POINTER(ServerConfig), POINTER(c_void_p)]),
+    "trunkline_server_local_port": (c_enum, [c_void_p, POINTER(ctypes.c_uint16)]),
+    "trunkline_server_accept": (c_enum, [c_void_p, POINTER(c_void_p)]),
     "trunkline_server_stats_count": (c_size_t, []),
     "trunkline_server_stats_name": (c_char_p, [c_size_t]),
-    "trunkline_server_stats": (c_int, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
-    "trunkline_server_shutdown": (c_int, [c_void_p, c_uint32]),
+    "trunkline_server_stats": (c_enum, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "trunkline_server_shutdown": (c_enum, [c_void_p, c_uint32]),
     "trunkline_server_free": (None, [c_void_p]),
 }
 
@@ -179,10 +189,20 @@ def _library_path() -> str:
     )
 
 
+# The offload server's functions: a library built without its `server` feature lacks them (the
+# binding still loads; trunkline.Server then raises).
+SERVER_FUNCTIONS = frozenset(name for name in FUNCTIONS if name.startswith("trunkline_server_"))
+
+
 def load() -> ctypes.CDLL:
     lib = ctypes.CDLL(_library_path())
     for name, (restype, argtypes) in FUNCTIONS.items():
-        fn = getattr(lib, name)
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            if name in SERVER_FUNCTIONS:
+                continue
+            raise
         fn.restype = restype
         fn.argtypes = argtypes
     return lib

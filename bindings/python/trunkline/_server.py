@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
-from ctypes import byref, c_size_t, c_uint16, c_uint64, c_void_p
+from ctypes import byref, c_size_t, c_uint16, c_uint64, c_void_p, pointer, sizeof
 from typing import Optional
 
-from ._core import Engine, Session
+from ._core import Engine, Session, session_config
 from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
-from ._ffi import ServerConfig, lib
+from ._ffi import SERVER_FUNCTIONS, ServerConfig, lib
 
 
 class Server(OwnedHandle):
@@ -34,22 +34,23 @@ class Server(OwnedHandle):
         session: Optional[dict] = None,
         **limits: int,
     ) -> None:
+        if not all(hasattr(lib, name) for name in SERVER_FUNCTIONS):
+            raise NotImplementedError("this libtrunkline was built without the offload server (cargo feature `server`)")
         config = ServerConfig()
-        check(lib.trunkline_server_config_default(byref(config)), "server config")
+        check(lib.trunkline_server_config_default(byref(config), sizeof(config)), "server config")
         # Keep the encoded strings alive until the start call returns.
         strings = {k: (v.encode() if v is not None else None) for k, v in
                    {"bind": bind, "path": path, "auth_token": auth_token, "public_url": public_url}.items()}
         for key, value in strings.items():
             setattr(config, key, value)
-        self.agent_rate = 16000
-        for key, value in (session or {}).items():
-            if key not in dict(type(config.session)._fields_):
-                raise TypeError(f"unknown session setting {key!r}")
-            setattr(config.session, key, value)
-            if key == "agent_rate":
-                self.agent_rate = value
+        # The session config is a struct of its own that the server config points to (NULL: the
+        # defaults); the pointer keeps it alive as long as `config`.
+        settings = session or {}
+        self.agent_rate = int(settings.get("agent_rate", 16000))
+        if settings:
+            config.session = pointer(session_config(settings))
         for key, value in limits.items():
-            if key not in dict(ServerConfig._fields_) or key in strings or key == "session":
+            if key not in dict(ServerConfig._fields_) or key in strings or key in ("session", "struct_size"):
                 raise TypeError(f"unknown server setting {key!r}")
             setattr(config, key, value)
         handle = c_void_p()

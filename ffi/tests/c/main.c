@@ -74,6 +74,9 @@ static const struct {
     TEST(test_wake_before_wait_is_kept),
     TEST(test_wake_each_of_two_waiters),
     TEST(test_stall_bursts_lose_nothing),
+    TEST(test_config_default_writes_only_the_callers_struct),
+    TEST(test_config_struct_size),
+    TEST(test_dialects),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),
 };

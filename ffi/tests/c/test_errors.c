@@ -19,7 +19,7 @@
 static trunkline_engine *engine_with(uint32_t workers, uint32_t max_sessions) {
   trunkline_engine_config cfg;
   trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg) != TRUNKLINE_RESULT_OK) return NULL;
+  if (trunkline_engine_config_default(&cfg, sizeof cfg) != TRUNKLINE_RESULT_OK) return NULL;
   cfg.workers_per_core = false;
   cfg.workers = workers;
   cfg.max_sessions = max_sessions;
@@ -93,8 +93,8 @@ void test_null_parameters(void) {
   REQUIRE(s != NULL);
   trunkline_engine_config ecfg;
   trunkline_session_config scfg;
-  REQUIRE_OK(trunkline_engine_config_default(&ecfg));
-  REQUIRE_OK(trunkline_session_config_default(&scfg));
+  REQUIRE_OK(trunkline_engine_config_default(&ecfg, sizeof ecfg));
+  REQUIRE_OK(trunkline_session_config_default(&scfg, sizeof scfg));
   size_t n = SENTINEL_SIZE;
   size_t n2 = SENTINEL_SIZE;
   int32_t fd = SENTINEL_FD;
@@ -107,8 +107,8 @@ void test_null_parameters(void) {
   trunkline_event ev;
   trunkline_start_info info;
 
-  CHECK_RESULT(trunkline_engine_config_default(NULL), NP);
-  CHECK_RESULT(trunkline_session_config_default(NULL), NP);
+  CHECK_RESULT(trunkline_engine_config_default(NULL, sizeof(trunkline_engine_config)), NP);
+  CHECK_RESULT(trunkline_session_config_default(NULL, sizeof(trunkline_session_config)), NP);
 
   CHECK_RESULT(trunkline_engine_new(&ecfg, NULL), NP);
   CHECK_RESULT(trunkline_engine_new(NULL, NULL), NP);
@@ -232,7 +232,7 @@ void test_zero_length_null_data(void) {
 static trunkline_result open_with(trunkline_engine *e, void (*edit)(trunkline_session_config *)) {
   trunkline_session_config cfg;
   trunkline_session *s = (trunkline_session *)&cfg;
-  trunkline_session_config_default(&cfg);
+  trunkline_session_config_default(&cfg, sizeof cfg);
   edit(&cfg);
   trunkline_result r = trunkline_session_open(e, &cfg, &s);
   if (r == TRUNKLINE_RESULT_OK)
@@ -283,7 +283,7 @@ void test_invalid_arguments(void) {
   /* Engine settings. */
   trunkline_engine_config ecfg;
   trunkline_engine *e2 = NULL;
-  REQUIRE_OK(trunkline_engine_config_default(&ecfg));
+  REQUIRE_OK(trunkline_engine_config_default(&ecfg, sizeof ecfg));
   ecfg.max_sessions = 0;
   CHECK_RESULT(trunkline_engine_new(&ecfg, &e2), IA);
   ecfg.max_sessions = UINT32_MAX;
@@ -296,7 +296,7 @@ void test_invalid_arguments(void) {
 
   /* Call arguments. */
   trunkline_session_config cfg;
-  REQUIRE_OK(trunkline_session_config_default(&cfg));
+  REQUIRE_OK(trunkline_session_config_default(&cfg, sizeof cfg));
   cfg.max_mark_name_bytes = 8;
   trunkline_session *s = started_session(e, &cfg);
   REQUIRE(s != NULL);
@@ -411,7 +411,7 @@ void test_config_extremes(void) {
   for (size_t f = 0; f < sizeof FIELDS / sizeof FIELDS[0]; f++) {
     for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
       trunkline_session_config cfg;
-      trunkline_session_config_default(&cfg);
+      trunkline_session_config_default(&cfg, sizeof cfg);
       set_field(&cfg, &FIELDS[f], values[v]);
       trunkline_session *s = NULL;
       trunkline_result r = trunkline_session_open(e, &cfg, &s);
@@ -431,7 +431,7 @@ void test_config_extremes(void) {
   const uint32_t ticks[] = {0, UINT32_MAX};
   for (size_t i = 0; i < 2; i++) {
     trunkline_engine_config ecfg;
-    trunkline_engine_config_default(&ecfg);
+    trunkline_engine_config_default(&ecfg, sizeof ecfg);
     ecfg.workers_per_core = false;
     ecfg.workers = 1;
     ecfg.tick_ms = ticks[i];
@@ -457,7 +457,7 @@ void test_full(void) {
   trunkline_engine *e = engine_with(0, 4);
   REQUIRE(e != NULL);
   trunkline_session_config cfg;
-  REQUIRE_OK(trunkline_session_config_default(&cfg));
+  REQUIRE_OK(trunkline_session_config_default(&cfg, sizeof cfg));
   cfg.max_pending_marks = 2;
   trunkline_session *s = started_session(e, &cfg);
   REQUIRE(s != NULL);
@@ -538,7 +538,7 @@ static void check_all_closed(trunkline_session *s) {
   /* Counters still work; closing again is fine. */
   uint64_t v[64];
   CHECK_OK(trunkline_session_stats(s, v, 64, &n));
-  CHECK_EQ(n, trunkline_stats_count());
+  CHECK_EQ(n, trunkline_session_stats_count());
   CHECK_OK(trunkline_session_close(s));
 }
 
@@ -760,7 +760,7 @@ void test_io(void) {
   low.rlim_cur = (rlim_t)lowest;
   REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
   trunkline_engine_config cfg;
-  trunkline_engine_config_default(&cfg);
+  trunkline_engine_config_default(&cfg, sizeof cfg);
   cfg.workers_per_core = false;
   cfg.workers = 0;
   trunkline_engine *e = (trunkline_engine *)&cfg;
@@ -826,7 +826,7 @@ static uint32_t error_of_text(trunkline_session *s, const char *msg, char *field
 void test_bad_input_is_reported(void) {
   trunkline_engine *e = engine_with(0, 4);
   trunkline_session_config cfg;
-  REQUIRE_OK(trunkline_session_config_default(&cfg));
+  REQUIRE_OK(trunkline_session_config_default(&cfg, sizeof cfg));
   cfg.max_message_bytes = 2048;
   cfg.inbound_ring_bytes = 8192;
   trunkline_session *s = NULL;

@@ -24,7 +24,8 @@ void test_version(void) {
 void test_config_defaults(void) {
   trunkline_engine_config e;
   memset(&e, 0xA5, sizeof e);
-  REQUIRE_OK(trunkline_engine_config_default(&e));
+  REQUIRE_OK(trunkline_engine_config_default(&e, sizeof e));
+  CHECK_EQ(e.struct_size, sizeof e);
   CHECK(e.workers_per_core);
   CHECK_EQ(e.max_sessions, 4096);
   CHECK_EQ(e.tick_ms, 10);
@@ -32,7 +33,9 @@ void test_config_defaults(void) {
 
   trunkline_session_config c;
   memset(&c, 0xA5, sizeof c); /* garbage in the bool fields must not matter */
-  REQUIRE_OK(trunkline_session_config_default(&c));
+  REQUIRE_OK(trunkline_session_config_default(&c, sizeof c));
+  CHECK_EQ(c.struct_size, sizeof c);
+  CHECK(c.dialect == NULL); /* the default dialect */
   CHECK_EQ(c.agent_rate, 16000);
   CHECK_EQ(c.play_rate, 24000);
   /* The VAD and barge-in knobs are tuned with the engine's VAD work (docs/settings.md
@@ -61,7 +64,7 @@ void test_config_defaults(void) {
 
 static void engine_round_trip(uint32_t workers) {
   trunkline_engine_config cfg;
-  REQUIRE_OK(trunkline_engine_config_default(&cfg));
+  REQUIRE_OK(trunkline_engine_config_default(&cfg, sizeof cfg));
   cfg.workers_per_core = false;
   cfg.workers = workers;
   trunkline_engine *e = NULL;
@@ -108,7 +111,7 @@ void test_engine_lifecycle(void) {
   const int32_t nices[] = {5, 0, -10};
   for (size_t i = 0; i < sizeof nices / sizeof nices[0]; i++) {
     trunkline_engine_config pc;
-    REQUIRE_OK(trunkline_engine_config_default(&pc));
+    REQUIRE_OK(trunkline_engine_config_default(&pc, sizeof pc));
     pc.workers_per_core = false;
     pc.workers = 2;
     pc.worker_nice = nices[i];
@@ -126,7 +129,7 @@ void test_engine_lifecycle(void) {
   {
     trunkline_engine *pe = NULL;
     trunkline_engine_config pc;
-    REQUIRE_OK(trunkline_engine_config_default(&pc));
+    REQUIRE_OK(trunkline_engine_config_default(&pc, sizeof pc));
     pc.workers_per_core = false;
     pc.workers = 0;
     REQUIRE_OK(trunkline_engine_new(&pc, &pe));
@@ -142,7 +145,7 @@ void test_engine_lifecycle(void) {
 
   /* Outputs are written only on success. */
   trunkline_engine_config cfg;
-  REQUIRE_OK(trunkline_engine_config_default(&cfg));
+  REQUIRE_OK(trunkline_engine_config_default(&cfg, sizeof cfg));
   cfg.max_sessions = 0;
   trunkline_engine *untouched = (trunkline_engine *)&cfg;
   CHECK_RESULT(trunkline_engine_new(&cfg, &untouched), TRUNKLINE_RESULT_INVALID_ARGUMENT);
@@ -151,7 +154,7 @@ void test_engine_lifecycle(void) {
 
 static void session_round_trip(uint32_t workers) {
   trunkline_engine_config ecfg;
-  REQUIRE_OK(trunkline_engine_config_default(&ecfg));
+  REQUIRE_OK(trunkline_engine_config_default(&ecfg, sizeof ecfg));
   ecfg.workers_per_core = false;
   ecfg.workers = workers;
   ecfg.max_sessions = 2;
@@ -162,7 +165,7 @@ static void session_round_trip(uint32_t workers) {
   trunkline_session *b = NULL;
   CHECK_OK(trunkline_session_open(e, NULL, &a));
   trunkline_session_config cfg;
-  REQUIRE_OK(trunkline_session_config_default(&cfg));
+  REQUIRE_OK(trunkline_session_config_default(&cfg, sizeof cfg));
   cfg.agent_rate = 8000;
   CHECK_OK(trunkline_session_open(e, &cfg, &b));
   CHECK(a != NULL && b != NULL && a != b);
@@ -189,22 +192,22 @@ void test_free_null_is_a_noop(void) {
 }
 
 void test_stats_names(void) {
-  size_t n = trunkline_stats_count();
+  size_t n = trunkline_session_stats_count();
   CHECK(n >= 30);
   REQUIRE(n <= 64);
   for (size_t i = 0; i < n; i++) {
-    const char *name = trunkline_stats_name(i);
+    const char *name = trunkline_session_stats_name(i);
     REQUIRE(name != NULL);
     CHECK(strlen(name) > 0);
-    for (size_t j = 0; j < i; j++) CHECK(strcmp(name, trunkline_stats_name(j)) != 0);
+    for (size_t j = 0; j < i; j++) CHECK(strcmp(name, trunkline_session_stats_name(j)) != 0);
   }
-  CHECK(trunkline_stats_name(n) == NULL);
-  CHECK(trunkline_stats_name(SIZE_MAX) == NULL);
+  CHECK(trunkline_session_stats_name(n) == NULL);
+  CHECK(trunkline_session_stats_name(SIZE_MAX) == NULL);
   const char *needed[] = {"frames_duplicate", "gap_fill_samples", "agent_samples_out", "frames_out",
                           "marks_cleared", "protocol_errors"};
   for (size_t k = 0; k < sizeof needed / sizeof needed[0]; k++) {
     bool found = false;
-    for (size_t i = 0; i < n; i++) found |= strcmp(trunkline_stats_name(i), needed[k]) == 0;
+    for (size_t i = 0; i < n; i++) found |= strcmp(trunkline_session_stats_name(i), needed[k]) == 0;
     CHECK(found);
   }
 }
@@ -254,7 +257,7 @@ void test_codecs(void) {
 
 void test_wakeup_fd(void) {
   trunkline_engine_config cfg;
-  REQUIRE_OK(trunkline_engine_config_default(&cfg));
+  REQUIRE_OK(trunkline_engine_config_default(&cfg, sizeof cfg));
   cfg.workers_per_core = false;
   cfg.workers = 1;
   trunkline_engine *e = NULL;

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,16 +91,18 @@ static uint64_t server_stat(trunkline_server *s, const char *name) {
 
 void test_server_lifecycle_and_errors(void) {
   trunkline_server_config c;
-  CHECK_RESULT(trunkline_server_config_default(NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
-  REQUIRE_OK(trunkline_server_config_default(&c));
+  CHECK_RESULT(trunkline_server_config_default(NULL, sizeof(trunkline_server_config)), TRUNKLINE_RESULT_NULL_PARAMETER);
+  REQUIRE_OK(trunkline_server_config_default(&c, sizeof c));
+  CHECK_EQ(c.struct_size, sizeof c);
   CHECK(strcmp(c.bind, "127.0.0.1:0") == 0);
   CHECK(c.path == NULL && c.auth_token == NULL && c.tls_cert_pem == NULL);
+  CHECK(c.session == NULL); /* default sessions */
   CHECK(c.max_sessions > 0 && c.threads > 0);
   CHECK(c.send_timeout_ms > 0 && c.send_timeout_ms < c.idle_timeout_ms);
 
   trunkline_engine *inline_engine = NULL, *engine = NULL;
   trunkline_engine_config ec;
-  REQUIRE_OK(trunkline_engine_config_default(&ec));
+  REQUIRE_OK(trunkline_engine_config_default(&ec, sizeof ec));
   ec.workers_per_core = false;
   ec.workers = 0;
   REQUIRE_OK(trunkline_engine_new(&ec, &inline_engine));
@@ -125,7 +128,33 @@ void test_server_lifecycle_and_errors(void) {
   bad = c;
   bad.send_timeout_ms = 0;
   CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  /* The server's struct_size, and its session config's (a struct of its own, pointed to). */
+  const size_t bad_sizes[] = {0, sizeof(size_t) - 1, sizeof c + 1, SIZE_MAX};
+  for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
+    bad = c;
+    bad.struct_size = bad_sizes[i];
+    CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  }
+  trunkline_session_config session;
+  REQUIRE_OK(trunkline_session_config_default(&session, sizeof session));
+  bad = c;
+  bad.session = &session;
+  session.struct_size = 0;
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  session.struct_size = sizeof session;
+  session.dialect = "no-such-dialect";
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   CHECK(server == NULL);
+
+  /* A caller whose server config ends before its last field (tls_key_pem): that field is not
+   * read, and takes its default (NULL). A key without a certificate is refused otherwise. */
+  bad = c;
+  bad.tls_key_pem = "/nonexistent/key.pem";
+  CHECK_RESULT(trunkline_server_start(engine, &bad, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  bad.struct_size = offsetof(trunkline_server_config, tls_key_pem);
+  REQUIRE_OK(trunkline_server_start(engine, &bad, &server));
+  trunkline_server_free(server);
+  server = NULL;
 
   REQUIRE_OK(trunkline_server_start(engine, NULL, &server));
   uint16_t port = 0;
@@ -156,14 +185,19 @@ void test_server_lifecycle_and_errors(void) {
 
 void test_server_call(void) {
   trunkline_engine_config ec;
-  REQUIRE_OK(trunkline_engine_config_default(&ec));
+  REQUIRE_OK(trunkline_engine_config_default(&ec, sizeof ec));
   ec.workers_per_core = false;
   ec.workers = 1;
   trunkline_engine *engine = NULL;
   REQUIRE_OK(trunkline_engine_new(&ec, &engine));
   trunkline_server_config c;
-  REQUIRE_OK(trunkline_server_config_default(&c));
+  REQUIRE_OK(trunkline_server_config_default(&c, sizeof c));
   c.path = "/media";
+  trunkline_session_config session;
+  REQUIRE_OK(trunkline_session_config_default(&session, sizeof session));
+  session.agent_rate = 8000;
+  session.dialect = "twilio";
+  c.session = &session;
   trunkline_server *server = NULL;
   REQUIRE_OK(trunkline_server_start(engine, &c, &server));
   uint16_t port = 0;

@@ -40,7 +40,7 @@ void test_stall_bursts_lose_nothing(void) {
   trunkline_engine *e = engine_with_workers(1);
   REQUIRE(e != NULL);
   trunkline_session_config cfg;
-  CHECK_OK(trunkline_session_config_default(&cfg));
+  CHECK_OK(trunkline_session_config_default(&cfg, sizeof cfg));
   cfg.agent_rate = 8000; /* compared sample for sample with the formula decode */
   trunkline_session *s = NULL;
   REQUIRE_OK(trunkline_session_open(e, &cfg, &s));

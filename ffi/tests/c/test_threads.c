@@ -46,14 +46,14 @@ void test_one_session_two_threads(void) {
   REQUIRE(fixture_load(&fx));
   call_plan plan = {&fx, frames(), 77, 45, '9'};
   trunkline_engine_config ecfg;
-  trunkline_engine_config_default(&ecfg);
+  trunkline_engine_config_default(&ecfg, sizeof ecfg);
   ecfg.workers_per_core = false;
   ecfg.workers = 1;
   trunkline_engine *e = NULL;
   trunkline_session *s = NULL;
   call_result *r = calloc(1, sizeof *r);
   trunkline_session_config cfg;
-  trunkline_session_config_default(&cfg);
+  trunkline_session_config_default(&cfg, sizeof cfg);
   /* The pusher may run seconds ahead of the reader (it is not paced): room for the whole call,
    * so that the totals are exact whatever the scheduling. */
   cfg.agent_ring_ms = (uint32_t)(plan.frames * 20 + 1000);
@@ -103,7 +103,7 @@ typedef struct {
 static void *caller(void *arg) {
   caller_args *a = arg;
   trunkline_session_config cfg;
-  trunkline_session_config_default(&cfg);
+  trunkline_session_config_default(&cfg, sizeof cfg);
   cfg.agent_rate = a->agent_rate;
   trunkline_session *s = NULL;
   call_result *r = calloc(1, sizeof *r);
@@ -126,7 +126,7 @@ void test_two_sessions_two_threads(void) {
   fixture fx;
   REQUIRE(fixture_load(&fx));
   trunkline_engine_config ecfg;
-  trunkline_engine_config_default(&ecfg);
+  trunkline_engine_config_default(&ecfg, sizeof ecfg);
   ecfg.workers_per_core = false;
   ecfg.workers = 2;
   trunkline_engine *e = NULL;
@@ -165,7 +165,7 @@ void test_two_waiters(void) {
   /* Two threads wait on one engine; one signal wakes one of them. The other keeps waiting: it
    * returns TIMEOUT only once its timeout has passed, never early. */
   trunkline_engine_config ecfg;
-  trunkline_engine_config_default(&ecfg);
+  trunkline_engine_config_default(&ecfg, sizeof ecfg);
   ecfg.workers_per_core = false;
   ecfg.workers = 1;
   trunkline_engine *e = NULL;

@@ -50,6 +50,11 @@ void test_wake_each_of_two_waiters(void);
 /* test_stall.c */
 void test_stall_bursts_lose_nothing(void);
 
+/* test_versions.c */
+void test_config_default_writes_only_the_callers_struct(void);
+void test_config_struct_size(void);
+void test_dialects(void);
+
 /* test_server.c */
 void test_server_lifecycle_and_errors(void);
 void test_server_call(void);

@@ -219,7 +219,7 @@ void sine(int16_t *out, size_t n, unsigned rate, double freq, double amplitude) 
 trunkline_engine *engine_with_workers(uint32_t workers) {
   trunkline_engine_config cfg;
   trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg) != TRUNKLINE_RESULT_OK) return NULL;
+  if (trunkline_engine_config_default(&cfg, sizeof cfg) != TRUNKLINE_RESULT_OK) return NULL;
   cfg.workers_per_core = false;
   cfg.workers = workers;
   return trunkline_engine_new(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
@@ -317,7 +317,7 @@ size_t plan_message(const call_plan *p, size_t i, char *buf, size_t cap, size_t 
 
 uint64_t stat_by_name(const uint64_t *values, size_t count, const char *name) {
   for (size_t i = 0; i < count; i++) {
-    const char *n = trunkline_stats_name(i);
+    const char *n = trunkline_session_stats_name(i);
     if (n && strcmp(n, name) == 0) return values[i];
   }
   return UINT64_MAX;
@@ -326,7 +326,7 @@ uint64_t stat_by_name(const uint64_t *values, size_t count, const char *name) {
 void read_stats(trunkline_session *s, call_result *r) {
   r->stat_count = 0;
   CHECK_OK(trunkline_session_stats(s, r->stats, sizeof r->stats / sizeof r->stats[0], &r->stat_count));
-  CHECK_EQ(r->stat_count, trunkline_stats_count());
+  CHECK_EQ(r->stat_count, trunkline_session_stats_count());
 }
 
 static uint64_t absdiff(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }

@@ -125,7 +125,7 @@ size_t plan_message(const call_plan *p, size_t i, char *buf, size_t cap, size_t 
  * session's. */
 void check_call(const call_plan *p, const call_result *r, unsigned agent_rate);
 
-/* A counter by name, from values in trunkline_stats_name order (UINT64_MAX if unknown). */
+/* A counter by name, from values in trunkline_session_stats_name order (UINT64_MAX if unknown). */
 uint64_t stat_by_name(const uint64_t *values, size_t count, const char *name);
 /* Reads a session's counters into `r`. */
 void read_stats(trunkline_session *s, call_result *r);

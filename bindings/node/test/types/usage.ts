@@ -19,7 +19,7 @@ import {
 } from '../..';
 
 async function call(engine: Engine, send: (m: string | Buffer) => void): Promise<number> {
-  const session: Session = engine.session({ agentRate: 16000, bargeInMinSpeechMs: 250, bargeInEnabled: true });
+  const session: Session = engine.session({ agentRate: 16000, bargeInMinSpeechMs: 250, bargeInEnabled: true, dialect: 'twilio' });
   session.push('{"event":"connected","protocol":"Call","version":"1.0.0"}');
   await session.pushAsync(Buffer.from([1, 2, 3]), 100);
   const pcm: Buffer = session.readAudio();
