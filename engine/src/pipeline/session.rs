@@ -239,16 +239,6 @@ impl SessionPipeline {
         })
     }
 
-    /// The session's counters.
-    pub fn counters(&self) -> &Arc<SessionCounters> {
-        &self.counters
-    }
-
-    /// Whether the stream has stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.state == StreamState::Stopped
-    }
-
     /// Stream time delivered so far, ms.
     pub fn stream_ms(&self) -> u64 {
         self.reorder.position() / SAMPLES_PER_MS

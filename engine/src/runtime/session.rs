@@ -408,8 +408,8 @@ impl Session {
     }
 
     /// Marks the session failed, as a panic in its pipeline would (for testing hosts' handling
-    /// of [`SessionError::Failed`]).
-    #[doc(hidden)]
+    /// of [`SessionError::Failed`]). Only with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub fn inject_failure(&self) {
         self.shared.failed.store(true, Ordering::Release);
     }
