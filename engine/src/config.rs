@@ -89,7 +89,7 @@ pub struct SessionConfig {
     /// Capacity of the engine → host agent PCM ring, in ms at the agent rate.
     pub agent_ring_ms: u32,
     /// How long the host counts as reading, in ms: while it has read caller audio (or polled
-    /// events) within this time, a full agent ring (or event queue) holds the carrier's messages
+    /// events until the queue was empty) within this time, a full agent ring (or event queue) holds the carrier's messages
     /// in the inbound ring, and `push` refuses with `Full` once that is full too, instead of the
     /// newest audio (or oldest events) being dropped. A host that has not read for this long is
     /// taken as not reading: its audio is dropped and counted so that its events keep flowing,

@@ -495,19 +495,25 @@ fn odd_length_l16_payloads_are_refused() {
     assert_eq!(&out[..n], &want[..], "the whole-sample frames are intact");
 }
 
-#[test]
-fn mark_echoes_for_marks_never_sent_or_already_echoed() {
-    let mut call = Call::new(SessionConfig { sync_mark_interval_ms: 0, ..Default::default() });
+/// Plays a little agent audio and a mark named `name`, and takes the outbound messages: the mark
+/// went out (and waits for its echo).
+fn send_one_mark(call: &mut Call, name: &str) {
     call.s.play(&[1000; 800], 8_000).unwrap();
-    call.s.mark("real").unwrap();
+    call.s.mark(name).unwrap();
     let mut buf = Vec::new();
     let mut marks = vec![];
     while call.s.next_outbound(&mut buf).is_some() {
-        if let Outbound::Mark(name) = parse_outbound(&buf) {
-            marks.push(name);
+        if let Outbound::Mark(sent) = parse_outbound(&buf) {
+            marks.push(sent);
         }
     }
-    assert_eq!(marks, ["real"]);
+    assert_eq!(marks, [name]);
+}
+
+#[test]
+fn mark_echoes_for_marks_never_sent_or_already_echoed() {
+    let mut call = Call::new(SessionConfig { sync_mark_interval_ms: 0, ..Default::default() });
+    send_one_mark(&mut call, "real");
     call.hostile(mark_echo(5000, "never-sent").as_bytes(), MessageKind::Text, ProtocolError::UnknownMark);
     call.hostile(mark_echo(5001, "").as_bytes(), MessageKind::Text, ProtocolError::UnknownMark);
     call.hostile(
@@ -568,16 +574,7 @@ fn messages_for_another_stream_are_dropped_unapplied() {
 
     let mut call = Call::new(SessionConfig { sync_mark_interval_ms: 0, ..Default::default() });
     // A mark sent and not yet echoed: a foreign echo of it would resolve it if it were applied.
-    call.s.play(&[1000; 800], 8_000).unwrap();
-    call.s.mark("real").unwrap();
-    let mut buf = Vec::new();
-    let mut marks = vec![];
-    while call.s.next_outbound(&mut buf).is_some() {
-        if let Outbound::Mark(name) = parse_outbound(&buf) {
-            marks.push(name);
-        }
-    }
-    assert_eq!(marks, ["real"]);
+    send_one_mark(&mut call, "real");
     // Foreign media claiming the sequence number and timestamp of the next good frame, with other
     // content: applied, it would be heard instead of that frame (which would then be a duplicate).
     let (seq, ts) = (call.next_seq + 1, call.next_ts + 20);

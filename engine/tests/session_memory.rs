@@ -3,7 +3,7 @@
 //! A counting global allocator counts, on the test's own thread, the bytes allocated and freed
 //! between just before `open_session` and just after it (the `Session` handle boxed, as the C ABI
 //! holds it). The engine's one-time costs (the VAD's shared FFT plans, the first session's lazy
-//! statics) are paid by a first session opened before counting. Issue 6: at most 128 KiB.
+//! statics) are paid by a first session opened before counting. The budget: at most 128 KiB.
 //!
 //! `TRUNKLINE_MEMORY_TRACE=1` prints every allocation (+size) and free (-size) of the counted
 //! open, in order.
@@ -79,7 +79,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Issue 6's budget.
+/// Memory a session may allocate (docs/settings.md: "Memory per session").
 const BUDGET: usize = 128 * 1024;
 
 /// Bytes live after `f` that were allocated during it (on this thread), and its result.

@@ -1,6 +1,6 @@
 //! The speech detector's default settings against the noisy telephone corpus
 //! (`tests/vad_corpus/mod.rs`, clips from `scripts/make_vad_corpus.sh`), checked against the
-//! corpus labels with the targets of issue 7:
+//! corpus labels against these targets:
 //! - noisy conditions (pink or white noise at 5 dB SNR; the mix with hum and clicks): frame F1 at
 //!   least 0.90, at most 1 false start in 10 minutes of noise-only audio, onset detection delay
 //!   p50 at most 150 ms, no missed utterance longer than 400 ms;

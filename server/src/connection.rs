@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use trunkline::protocol::signature;
-use trunkline::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
+use trunkline::protocol::{Inbound, MessageKind, PayloadBuffer, dialect_by_name};
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
 /// Longest a connection waits for the engine to make room before it gives up on a message.
@@ -181,6 +181,9 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
+    // The session's own dialect, to see `start` and `stop` as the session does (the name was
+    // checked when the server started, and again when the session opened).
+    let Some(mut start_parser) = dialect_by_name(&ctx.config.session.dialect) else { return };
     let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let notify = Arc::new(Notify::new());
@@ -190,7 +193,6 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
         .insert(id, (port.outbound_signal(), notify.clone()));
 
     let mut host_session = Some(session);
-    let mut start_parser = TwilioDialect::new();
     let mut scratch = PayloadBuffer::with_limit(16);
     let mut out = vec![0u8; 8192];
     let mut stop_seen = false;

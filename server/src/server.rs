@@ -178,6 +178,9 @@ impl OffloadServer {
         if config.max_sessions == 0 || config.threads == 0 {
             return Err(OffloadError::Invalid("max_sessions and threads must be positive"));
         }
+        if trunkline::protocol::dialect_by_name(&config.session.dialect).is_none() {
+            return Err(OffloadError::Invalid("session.dialect names no dialect this build speaks"));
+        }
         if config.send_timeout.is_zero() {
             // Zero would close every connection whose first send has to wait at all.
             return Err(OffloadError::Invalid("send_timeout must be positive"));

@@ -376,11 +376,11 @@ impl Session {
         // Read before popping: the worker publishes a generation only after queueing its event,
         // so an empty queue after this load means every barge-in up to it was seen (or dropped).
         let published = self.shared.barge_gen.load(Ordering::Acquire);
-        let popped = self.shared.events.pop();
-        // Polling tells the engine the host is taking events (see `read_audio`).
-        self.shared.events_polled_us.store(self.engine.now_us(), Ordering::Release);
-        self.resume_held();
-        let Some(raw) = popped else {
+        let Some(raw) = self.shared.events.pop() else {
+            // A host that polls until the queue is empty is taking events (see `read_audio`):
+            // stamped once per drain, not per event (a clock read each).
+            self.shared.events_polled_us.store(self.engine.now_us(), Ordering::Release);
+            self.resume_held();
             self.barge_seen = published;
             return None;
         };
