@@ -188,7 +188,7 @@ fn response_latency_is_the_vad_hangover_plus_delivery_and_marks_echo_after_playo
     // What the bot was told: the call's ids, custom parameters and the key press.
     let starts = bot.starts.lock().unwrap();
     assert_eq!(
-        (starts[0].call_sid.as_str(), starts[0].stream_sid.as_str()),
+        (starts[0].call_id.as_str(), starts[0].stream_id.as_str()),
         (r.call_sid.as_str(), r.stream_sid.as_str())
     );
     assert_eq!(starts[0].custom_parameters, options.custom_parameters);

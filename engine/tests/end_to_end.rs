@@ -156,8 +156,8 @@ fn full_call_with_barge_in_in_threaded_mode() {
         [Connected, Started, SpeechStarted, BargeIn, MarkCleared, SpeechStopped, MarkPlayed, Dtmf, Stopped];
     assert_eq!(names, expected, "event sequence");
     let Event::Started(info) = &kinds[1] else { unreachable!() };
-    assert_eq!(info.call_sid, CALL_SID);
-    assert_eq!(info.stream_sid, STREAM_SID);
+    assert_eq!(info.call_id, CALL_SID);
+    assert_eq!(info.stream_id, STREAM_SID);
     assert_eq!(
         info.custom_parameters,
         vec![("caller".into(), "+15550100".into()), ("lang".into(), "en".into())]

@@ -125,9 +125,9 @@ fn started_dialect(stream_sid: &str) -> TwilioDialect {
     let mut dialect = TwilioDialect::new();
     dialect.on_start(&StreamStart {
         sequence: Some(1),
-        account_sid: ACCOUNT_SID.into(),
-        stream_sid: stream_sid.into(),
-        call_sid: CALL_SID.into(),
+        account_id: ACCOUNT_SID.into(),
+        stream_id: stream_sid.into(),
+        call_id: CALL_SID.into(),
         tracks: vec![Track::Inbound],
         custom_parameters: Vec::new(),
         media_format: MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 },
@@ -167,9 +167,9 @@ fn connected_fixture() {
 fn start_fixture() {
     let expected = StreamStart {
         sequence: Some(1),
-        account_sid: ACCOUNT_SID.into(),
-        stream_sid: STREAM_SID.into(),
-        call_sid: CALL_SID.into(),
+        account_id: ACCOUNT_SID.into(),
+        stream_id: STREAM_SID.into(),
+        call_id: CALL_SID.into(),
         tracks: vec![Track::Inbound],
         // Document order, which is not alphabetical.
         custom_parameters: vec![
@@ -221,7 +221,7 @@ fn a_whole_call_parses_in_order_through_one_dialect() {
         match &parsed {
             Inbound::Connected => kinds.push("connected"),
             Inbound::Start(start) => {
-                assert_eq!(start.stream_sid, STREAM_SID);
+                assert_eq!(start.stream_id, STREAM_SID);
                 dialect.on_start(start);
                 kinds.push("start");
             }
@@ -393,9 +393,9 @@ fn start_stream_sid_falls_back_to_the_top_level_one() {
         r#"{{"event":"start","sequenceNumber":"1","streamSid":"{STREAM_SID}","start":{{"callSid":"{CALL_SID}"}}}}"#
     );
     let Ok(Inbound::Start(start)) = parse(&message) else { panic!("start") };
-    assert_eq!(start.stream_sid, STREAM_SID);
-    assert_eq!(start.call_sid, CALL_SID);
-    assert_eq!(start.account_sid, "");
+    assert_eq!(start.stream_id, STREAM_SID);
+    assert_eq!(start.call_id, CALL_SID);
+    assert_eq!(start.account_id, "");
     assert_eq!(start.tracks, [Track::Inbound]);
     assert!(start.custom_parameters.is_empty());
 
@@ -922,7 +922,7 @@ fn the_stream_check_comes_after_the_top_level_fields_and_before_the_body() {
     let connected = format!(r#"{{"event":"connected","streamSid":"{OTHER_SID}"}}"#);
     assert_eq!(parse(&connected), Ok(Inbound::Connected));
     let start = format!(r#"{{"event":"start","streamSid":"{OTHER_SID}","start":{{}}}}"#);
-    assert!(matches!(parse(&start), Ok(Inbound::Start(s)) if s.stream_sid == OTHER_SID));
+    assert!(matches!(parse(&start), Ok(Inbound::Start(s)) if s.stream_id == OTHER_SID));
 }
 
 #[test]

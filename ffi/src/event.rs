@@ -123,7 +123,7 @@ impl From<&Event> for trunkline_event {
         use trunkline_event_kind as K;
         match e {
             Event::Connected => Self::new(K::Connected),
-            Event::Started(s) => Self::new(K::Started).with_name(&s.call_sid),
+            Event::Started(s) => Self::new(K::Started).with_name(&s.call_id),
             Event::SpeechStarted { stream_ms } => {
                 Self { stream_ms: *stream_ms, ..Self::new(K::SpeechStarted) }
             }

@@ -401,9 +401,9 @@ pub extern "C" fn trunkline_session_start_string(
         };
         let Some(start) = &s.start else { return trunkline_result::Empty };
         let value = match field {
-            trunkline_start_field::CallSid => &start.call_sid,
-            trunkline_start_field::StreamSid => &start.stream_sid,
-            trunkline_start_field::AccountSid => &start.account_sid,
+            trunkline_start_field::CallSid => &start.call_id,
+            trunkline_start_field::StreamSid => &start.stream_id,
+            trunkline_start_field::AccountSid => &start.account_id,
         };
         match copy_c_string(value, buf) {
             Some(n) => {

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         Inbound::Connected => "connected",
         Inbound::Start(start) => {
             let sid = value["start"]["streamSid"].as_str().or(value["streamSid"].as_str());
-            assert_eq!(sid, Some(start.stream_sid.as_str()));
+            assert_eq!(sid, Some(start.stream_id.as_str()));
             assert!(start.media_format.sample_rate > 0 && start.media_format.channels > 0);
             "start"
         }

@@ -147,7 +147,7 @@ fn a_full_call_through_the_server() {
     assert_eq!(frames, 50, "a 1 s reply is 50 frames");
     assert_eq!(marks.iter().filter(|m| *m == "reply").count(), 1);
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].start.call_sid, CALL_SID);
+    assert_eq!(calls[0].start.call_id, CALL_SID);
     assert_eq!(calls[0].start.custom_parameters[0], ("caller".to_owned(), "+15550100".to_owned()));
     let kinds: Vec<_> = events.iter().map(Event::kind).collect();
     use trunkline::EventKind::*;

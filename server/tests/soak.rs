@@ -192,7 +192,7 @@ impl Bot {
                         if stopped || session.status().is_err() {
                             let st = session.stats();
                             loss.lock().unwrap().insert(
-                                c.call.start.call_sid.clone(),
+                                c.call.start.call_id.clone(),
                                 st.agent_samples_dropped + st.gap_fill_samples,
                             );
                             session.close();

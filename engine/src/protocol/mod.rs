@@ -70,15 +70,16 @@ pub struct MediaFormat {
 pub struct StreamStart {
     /// Sequence number of the `start` message.
     pub sequence: Option<u64>,
-    /// Account identifier (`accountSid`).
-    pub account_sid: String,
-    /// Stream identifier (`streamSid`), echoed in every outbound message.
-    pub stream_sid: String,
-    /// Call identifier (`callSid`).
-    pub call_sid: String,
+    /// The carrier's account identifier (Twilio `accountSid`); empty when the carrier sends none.
+    pub account_id: String,
+    /// The stream's identifier (Twilio `streamSid`), which the dialect echoes where the carrier
+    /// needs it.
+    pub stream_id: String,
+    /// The call's identifier (Twilio `callSid`); empty when the carrier sends none.
+    pub call_id: String,
     /// Tracks the carrier will send.
     pub tracks: Vec<Track>,
-    /// `customParameters` from the `<Stream>` TwiML, in document order.
+    /// The carrier's custom data for the call (Twilio `customParameters`), in the order sent.
     pub custom_parameters: Vec<(String, String)>,
     /// Payload format.
     pub media_format: MediaFormat,

@@ -188,9 +188,9 @@ impl TwilioDialect {
                 };
                 Inbound::Start(Box::new(StreamStart {
                     sequence,
-                    account_sid: account_sid.map(Cow::into_owned).unwrap_or_default(),
-                    stream_sid,
-                    call_sid: call_sid.map(Cow::into_owned).unwrap_or_default(),
+                    account_id: account_sid.map(Cow::into_owned).unwrap_or_default(),
+                    stream_id: stream_sid,
+                    call_id: call_sid.map(Cow::into_owned).unwrap_or_default(),
                     tracks,
                     custom_parameters,
                     media_format,
@@ -342,8 +342,8 @@ impl Dialect for TwilioDialect {
 
     fn on_start(&mut self, start: &StreamStart) {
         self.stream_sid_json.clear();
-        json_out::push_escaped(&mut self.stream_sid_json, &start.stream_sid);
-        self.stream_sid = Some(start.stream_sid.clone());
+        json_out::push_escaped(&mut self.stream_sid_json, &start.stream_id);
+        self.stream_sid = Some(start.stream_id.clone());
     }
 
     /// Writes `{"event":"media","streamSid":"<sid>","media":{"payload":"<base64>"}}`.

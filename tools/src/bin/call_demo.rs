@@ -60,7 +60,7 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
             let s = &call.start;
             log.lines.push((
                 t0.elapsed(),
-                format!("bot: call {} started, parameters {:?}", s.call_sid, s.custom_parameters),
+                format!("bot: call {} started, parameters {:?}", s.call_id, s.custom_parameters),
             ));
             calls.push(call);
         }
