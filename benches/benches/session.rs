@@ -1,7 +1,7 @@
 //! A whole call per 20 ms frame (`cargo bench -p trunkline-benches --bench session`).
 //!
-//! - `pipeline/*`: the [`SessionPipeline`] alone on a simulated clock, its outputs going to a
-//!   sink that only counts (as in `engine/tests/pacing.rs`): inbound = one Twilio `media` message
+//! - `pipeline/*`: the [`SessionPipeline`] alone on a simulated clock, its outputs polled and
+//!   only counted (as in `engine/tests/pacing.rs`): inbound = one Twilio `media` message
 //!   (parse, base64, µ-law decode, reorder, resample 8→16 kHz, VAD); outbound = 20 ms of agent
 //!   audio at 24 kHz (resample 24→8 kHz, µ-law encode, queue) and the timer tick that paces one
 //!   frame out as `media` JSON (plus a sync mark every 500 ms); duplex = both.
@@ -14,12 +14,10 @@
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use trunkline::event::RawEvent;
-use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
-use trunkline::{Engine, EngineConfig, SessionConfig, SessionCounters};
+use trunkline::{Engine, EngineConfig, SessionConfig};
 use trunkline_benches::{CONNECTED, speech_messages, start_message};
 
 /// Counts what the pipeline produces, never allocates.
@@ -31,20 +29,21 @@ struct CountingSink {
     bytes: usize,
 }
 
-impl PipelineSink for CountingSink {
-    fn agent_audio(&mut self, pcm: &[i16]) {
+impl CountingSink {
+    fn audio(&mut self, pcm: &[i16]) {
         self.samples += pcm.len();
     }
-    fn event(&mut self, event: RawEvent) {
-        black_box(&event);
-        self.events += 1;
-    }
-    fn outbound_room(&self, _: usize) -> bool {
-        true
-    }
-    fn outbound(&mut self, _: MessageKind, message: &[u8]) {
-        self.messages += 1;
-        self.bytes += message.len();
+
+    /// Takes every event and every message due, as a runtime with room for them would.
+    fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
+        while let Some(event) = p.poll_event() {
+            black_box(&event);
+            self.events += 1;
+        }
+        while let Some((_, message)) = p.poll_transmit(now) {
+            self.messages += 1;
+            self.bytes += message.len();
+        }
     }
 }
 
@@ -78,10 +77,11 @@ fn agent_frame() -> Vec<i16> {
 }
 
 fn started_pipeline(config: &SessionConfig, sink: &mut CountingSink) -> SessionPipeline {
-    let counters = Arc::new(SessionCounters::default());
-    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new()), counters).unwrap();
-    p.on_message(CONNECTED.as_bytes(), MessageKind::Text, 0, sink);
-    p.on_message(start_message().as_bytes(), MessageKind::Text, 0, sink);
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap();
+    for message in [CONNECTED.to_owned(), start_message()] {
+        p.handle_message(message.as_bytes(), MessageKind::Text, 0, 0, &mut |pcm| sink.audio(pcm));
+        sink.drain(&mut p, 0);
+    }
     p
 }
 
@@ -104,12 +104,15 @@ fn pipeline(c: &mut Criterion) {
                     for msg in &messages[..n] {
                         now += FRAME_US;
                         if dir.inbound() {
-                            p.on_message(black_box(msg.as_bytes()), MessageKind::Text, now, &mut sink);
+                            let msg = black_box(msg.as_bytes());
+                            p.handle_message(msg, MessageKind::Text, now, now, &mut |pcm| sink.audio(pcm));
+                            sink.drain(&mut p, now);
                         }
                         if dir.outbound() {
                             // A frame's worth of agent audio in, one paced frame out.
-                            let _ = p.play(black_box(&agent), 24_000, now, &mut sink);
-                            p.tick(now, &mut sink);
+                            let _ = p.play(black_box(&agent), 24_000);
+                            p.handle_timeout(now, true, &mut |pcm| sink.audio(pcm));
+                            sink.drain(&mut p, now);
                         }
                     }
                     total += t.elapsed();

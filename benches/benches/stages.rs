@@ -4,11 +4,11 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use trunkline::codec::{decode_ulaw, encode_ulaw};
-use trunkline::pipeline::{Delivery, FRAME_BYTES, InboundReorder, OutboundQueue, PlayoutClock};
+use trunkline::codec::{ULAW_SILENCE, decode_ulaw, encode_ulaw};
+use trunkline::pipeline::{Delivery, InboundReorder, OutboundQueue, PlayoutClock};
 use trunkline::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
 use trunkline::resample::StreamResampler;
-use trunkline::stats::SessionCounters;
+use trunkline::stats::SessionStats;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use trunkline_benches::{FRAME, speech_frames, speech_messages, speech_pcm, start_message};
 
@@ -35,7 +35,9 @@ fn started_dialect() -> TwilioDialect {
     let mut payload = PayloadBuffer::with_limit(16 * 1024);
     let start = start_message();
     match dialect.parse(start.as_bytes(), MessageKind::Text, &mut payload) {
-        Ok(Inbound::Start(s)) => dialect.on_start(&s),
+        Ok(Inbound::Start(s)) => {
+            dialect.on_start(&s).expect("Twilio takes any start");
+        }
         other => panic!("start did not parse: {other:?}"),
     }
     dialect
@@ -178,7 +180,7 @@ fn reorder(c: &mut Criterion) {
     let frames: Vec<&[i16]> = pcm.chunks_exact(FRAME).collect();
     let mut group = c.benchmark_group("reorder");
     group.bench_function("in_order_frame", |b| {
-        let counters = SessionCounters::default();
+        let mut counters = SessionStats::default();
         let mut reorder = InboundReorder::new(60, 2_000);
         let mut frames = Cycle::new(&frames);
         let mut seq = 0u64;
@@ -188,7 +190,7 @@ fn reorder(c: &mut Criterion) {
                 seq * 20,
                 black_box(frames.next()),
                 seq * 20_000,
-                &counters,
+                &mut counters,
                 &mut |d| {
                     black_box(matches!(d, Delivery::Audio { .. }));
                 },
@@ -207,9 +209,9 @@ fn outbound(c: &mut Criterion) {
     let mut group = c.benchmark_group("outbound");
     group.bench_function("framer_pacer_json", |b| {
         let dialect = started_dialect();
-        let mut queue = OutboundQueue::new(80_000, 64);
+        let mut queue = OutboundQueue::new(80_000, 64, FRAME, ULAW_SILENCE);
         let mut clock = PlayoutClock::new(500, 1_000);
-        let mut frame = [0u8; FRAME_BYTES];
+        let mut frame = [0u8; FRAME];
         let mut message = Vec::with_capacity(1024);
         let mut frames = Cycle::new(&frames);
         let mut now = 0u64;

@@ -1,7 +1,8 @@
 //! Per-session counters: everything received, dropped, filled, late or stalled is counted here.
 //!
-//! The worker bumps relaxed atomics (no locks, no allocation); the host reads a [`SessionStats`]
-//! snapshot whenever it likes. Counters only grow, so a snapshot is consistent per field.
+//! The pipeline counts in plain [`SessionStats`] fields; the worker publishes them into relaxed
+//! atomics after each step (no locks, no allocation), and the host reads a snapshot whenever it
+//! likes. Counters only grow, so a snapshot is consistent per field.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +25,13 @@ macro_rules! counters {
             pub fn snapshot(&self) -> SessionStats {
                 SessionStats { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
+
+            /// Stores every counter the worker side owns (all but [`HOST_WRITTEN`]) from `stats`.
+            pub(crate) fn publish(&self, stats: &SessionStats) {
+                $(if const { !is_host_written(stringify!($name)) } {
+                    self.$name.store(stats.$name, Ordering::Relaxed);
+                })*
+            }
         }
 
         impl SessionStats {
@@ -42,10 +50,44 @@ macro_rules! counters {
             pub fn values(&self) -> [u64; counters!(@count $($name)*)] {
                 [$(self.$name,)*]
             }
+
+            fn values_mut(&mut self) -> [&mut u64; counters!(@count $($name)*)] {
+                [$(&mut self.$name,)*]
+            }
         }
     };
     (@count) => { 0 };
     (@count $head:ident $($tail:ident)*) => { 1 + counters!(@count $($tail)*) };
+}
+
+/// The counters host threads write (the carrier side's `push` and the agent side's `play`); the
+/// worker side owns the others and publishes them with [`SessionCounters::publish`].
+const HOST_WRITTEN: [&str; 2] = ["messages_refused_full", "play_refused_full"];
+
+const fn is_host_written(name: &str) -> bool {
+    let mut i = 0;
+    while i < HOST_WRITTEN.len() {
+        if str_eq(HOST_WRITTEN[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 counters! {
@@ -67,13 +109,13 @@ counters! {
     frames_reordered,
     /// Media frames whose start overlapped audio already delivered (the overlap was trimmed).
     frames_overlap_trimmed,
-    /// Samples (8 kHz) of silence inserted for timestamp gaps.
+    /// Samples (at the carrier's rate) of silence inserted for timestamp gaps.
     gap_fill_samples,
     /// Timestamp discontinuities too large to fill (the stream was re-anchored).
     timestamp_jumps,
     /// Interarrival jitter estimate (RFC 3550), in microseconds.
     jitter_us,
-    /// Caller audio delivered, in 8 kHz samples (received + gap-filled).
+    /// Caller audio delivered, in samples at the carrier's rate (received + gap-filled).
     inbound_samples,
     /// Agent-rate samples written to the host's PCM ring.
     agent_samples_out,
@@ -85,7 +127,7 @@ counters! {
     play_samples_in,
     /// `play` calls refused or shortened because the play ring was full.
     play_refused_full,
-    /// 20 ms media frames sent to the carrier.
+    /// Media frames sent to the carrier (of the dialect's frame length).
     frames_out,
     /// Frames padded with silence because agent audio ran out mid-frame (underruns, mark borders).
     frames_padded,
@@ -93,7 +135,8 @@ counters! {
     underruns,
     /// Times the pacer held a frame because the host was not taking outbound messages.
     outbound_stalls,
-    /// Agent audio (8 kHz samples) dropped by barge-in or interrupt before it was sent.
+    /// Agent audio dropped by barge-in or interrupt before it was sent (carrier-rate samples,
+    /// agent-rate samples for audio dropped before resampling).
     flushed_samples,
     /// Host marks sent to the carrier.
     marks_sent,
@@ -116,30 +159,45 @@ counters! {
 }
 
 impl SessionCounters {
-    /// Adds `n` to a counter.
-    ///
-    /// Every counter has one writer at a time: the worker side of the session (its worker
-    /// thread, or the host thread in inline mode), except `messages_refused_full` (the carrier
-    /// side's `push`) and `play_refused_full` (`play`), which the host handles count with
-    /// [`Self::bump_shared`]. With one writer a relaxed load and store is exact, and costs far less
-    /// than a locked read-modify-write (several per frame).
-    #[inline]
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-    /// Adds one to a counter (single writer, see [`Self::add`]).
-    #[inline]
-    pub(crate) fn bump(counter: &AtomicU64) {
-        Self::add(counter, 1);
-    }
-    /// Adds one to a counter that host threads write.
+    /// Adds one to a counter that host threads write (see [`HOST_WRITTEN`]).
     #[inline]
     pub(crate) fn bump_shared(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-    /// Sets a gauge.
-    #[inline]
-    pub(crate) fn set(counter: &AtomicU64, v: u64) {
-        counter.store(v, Ordering::Relaxed);
+}
+
+impl SessionStats {
+    /// The sum of two sets of counts (the pipeline's and the worker's own).
+    pub(crate) fn plus(&self, other: &Self) -> Self {
+        let mut sum = *self;
+        for (s, o) in sum.values_mut().into_iter().zip(other.values()) {
+            *s = s.wrapping_add(o);
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_leaves_the_host_written_counters_alone() {
+        let counters = SessionCounters::default();
+        counters.messages_refused_full.store(7, Ordering::Relaxed);
+        let stats = SessionStats {
+            frames_out: 3,
+            messages_refused_full: 1,
+            play_refused_full: 2,
+            ..Default::default()
+        };
+        counters.publish(&stats);
+        let seen = counters.snapshot();
+        assert_eq!((seen.frames_out, seen.messages_refused_full, seen.play_refused_full), (3, 7, 0));
+        assert!(
+            HOST_WRITTEN
+                .iter()
+                .all(|name| SessionStats::NAMES_NUL.iter().any(|n| n.trim_end_matches('\0') == *name))
+        );
     }
 }

@@ -15,7 +15,7 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use trunkline::pipeline::session::PLAY_RATES;
+use trunkline::pipeline::PLAY_RATES;
 use trunkline::{Engine, EngineConfig, Event, MessageKind, Session, SessionConfig};
 
 #[global_allocator]

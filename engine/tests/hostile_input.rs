@@ -314,7 +314,7 @@ fn a_start_without_a_stream_sid_or_with_an_unsupported_format_is_refused() {
     // A known encoding at a rate the engine does not take starts (the host learns who called)
     // but each of its media messages is refused.
     let mut s = engine.open_session(&SessionConfig::default()).unwrap();
-    s.push_text(&start().replace("\"sampleRate\":8000", "\"sampleRate\":16000")).unwrap();
+    s.push_text(&start().replace("\"sampleRate\":8000", "\"sampleRate\":11025")).unwrap();
     s.push_text(&media(2, 1, 0, &[0xFF; 160])).unwrap();
     let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
     assert!(matches!(evs[0], Event::Started(_)), "{evs:?}");

@@ -12,7 +12,7 @@ use common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use trunkline::pipeline::session::PLAY_RATES;
+use trunkline::pipeline::PLAY_RATES;
 use trunkline::{Engine, EngineConfig, Event, MessageKind, SessionConfig};
 
 struct Counting;

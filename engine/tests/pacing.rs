@@ -4,11 +4,10 @@
 mod common;
 
 use common::*;
-use std::sync::Arc;
+use trunkline::SessionConfig;
 use trunkline::event::RawEvent;
-use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
-use trunkline::{SessionConfig, SessionCounters};
 
 #[derive(Default)]
 struct Sink {
@@ -17,38 +16,42 @@ struct Sink {
     events: Vec<RawEvent>,
 }
 
-impl PipelineSink for Sink {
-    fn agent_audio(&mut self, _: &[i16]) {}
-    fn event(&mut self, event: RawEvent) {
-        self.events.push(event);
+impl Sink {
+    /// Timer work at `now`, then everything due taken, as the runtime does.
+    fn tick(&mut self, p: &mut SessionPipeline, now: u64) {
+        p.handle_timeout(now, true, &mut |_| {});
+        self.drain(p, now);
     }
-    fn outbound_room(&self, _: usize) -> bool {
-        true
-    }
-    fn outbound(&mut self, _: MessageKind, message: &[u8]) {
-        match parse_outbound(message) {
-            Outbound::Media(p) => {
-                assert_eq!(p.len(), 160);
-                self.frames += 1;
+
+    fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
+        while let Some(event) = p.poll_event() {
+            self.events.push(event);
+        }
+        while let Some((_, message)) = p.poll_transmit(now) {
+            match parse_outbound(message) {
+                Outbound::Media(p) => {
+                    assert_eq!(p.len(), 160);
+                    self.frames += 1;
+                }
+                Outbound::Mark(name) => self.marks.push(name),
+                Outbound::Clear => {}
             }
-            Outbound::Mark(name) => self.marks.push(name),
-            Outbound::Clear => {}
         }
     }
 }
 
-fn pipeline(config: &SessionConfig) -> (SessionPipeline, Sink, Arc<SessionCounters>) {
-    let counters = Arc::new(SessionCounters::default());
-    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new()), counters.clone()).unwrap();
+fn pipeline(config: &SessionConfig) -> (SessionPipeline, Sink) {
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap();
     let mut sink = Sink::default();
-    p.on_message(start().as_bytes(), MessageKind::Text, 0, &mut sink);
-    (p, sink, counters)
+    p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
+    sink.drain(&mut p, 0);
+    (p, sink)
 }
 
 #[test]
 fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
     let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
-    let (mut p, mut sink, counters) = pipeline(&config);
+    let (mut p, mut sink) = pipeline(&config);
     let chunk = vec![1000i16; 2000]; // 250 ms at 8 kHz, bursty: the host keeps the buffer full
     let total_frames: u64 = 3600 * 50;
     let mut queued: u64 = 0;
@@ -57,11 +60,11 @@ fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
     let mut now: u64 = 1_000;
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     while now < 3_600_000_000 + 1_000_000 {
-        while queued < total_frames * 160 && p.outbound_free() >= chunk.len() + 8 {
-            assert!(p.play(&chunk, 8_000, now, &mut sink).unwrap());
+        while queued < total_frames * 160 && p.play_fits(chunk.len(), 8_000) {
+            assert!(p.play(&chunk, 8_000).unwrap());
             queued += chunk.len() as u64;
         }
-        p.tick(now, &mut sink);
+        sink.tick(&mut p, now);
         // Sent never runs ahead of real time by more than the lead, nor falls behind it.
         let elapsed_frames = (now - 1_000) / 20_000;
         let expect = (elapsed_frames + lead_frames).min(total_frames);
@@ -76,7 +79,7 @@ fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
         now += 10_000 + rng % 2_000 - 1_000;
     }
     assert_eq!(sink.frames, total_frames);
-    let c = counters.snapshot();
+    let c = p.counters();
     assert_eq!(c.frames_out, total_frames);
     assert_eq!(c.underruns, 0);
     assert_eq!(c.frames_padded, 0);
@@ -85,18 +88,18 @@ fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
 #[test]
 fn slow_tts_is_counted_as_underruns_and_marks_follow_their_audio() {
     let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
-    let (mut p, mut sink, counters) = pipeline(&config);
+    let (mut p, mut sink) = pipeline(&config);
     // TTS delivers 10 ms of audio every 20 ms: half real time.
     let mut now = 0;
     for i in 0..100 {
-        p.play(&[500i16; 80], 8_000, now, &mut sink).unwrap();
+        p.play(&[500i16; 80], 8_000).unwrap();
         if i == 49 {
-            p.mark(7, b"half", now, &mut sink);
+            p.mark(7, b"half");
         }
-        p.tick(now, &mut sink);
+        sink.tick(&mut p, now);
         now += 20_000;
     }
-    let c = counters.snapshot();
+    let c = p.counters();
     assert!(c.underruns > 0, "{c:?}");
     assert!(c.frames_padded > 0);
     // 8000 samples of audio = 50 full frames' worth, spread over padded frames.

@@ -12,8 +12,8 @@ use std::cell::Cell;
 
 use serde_json::{Value, json};
 use trunkline::protocol::{
-    AudioEncoding, Dialect, Inbound, MediaFormat, MediaFrame, MessageKind, PayloadBuffer, ProtocolError,
-    StreamStart, Track, TwilioDialect,
+    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
+    PayloadBuffer, ProtocolError, StreamStart, Track, TwilioDialect,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -123,15 +123,17 @@ fn media_message(payload_b64: &str) -> String {
 
 fn started_dialect(stream_sid: &str) -> TwilioDialect {
     let mut dialect = TwilioDialect::new();
-    dialect.on_start(&StreamStart {
-        sequence: Some(1),
-        account_id: ACCOUNT_SID.into(),
-        stream_id: stream_sid.into(),
-        call_id: CALL_SID.into(),
-        tracks: vec![Track::Inbound],
-        custom_parameters: Vec::new(),
-        media_format: MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 },
-    });
+    dialect
+        .on_start(&StreamStart {
+            sequence: Some(1),
+            account_id: ACCOUNT_SID.into(),
+            stream_id: stream_sid.into(),
+            call_id: CALL_SID.into(),
+            tracks: vec![Track::Inbound],
+            custom_parameters: Vec::new(),
+            media_format: MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 },
+        })
+        .expect("Twilio takes any start");
     dialect
 }
 
@@ -222,7 +224,12 @@ fn a_whole_call_parses_in_order_through_one_dialect() {
             Inbound::Connected => kinds.push("connected"),
             Inbound::Start(start) => {
                 assert_eq!(start.stream_id, STREAM_SID);
-                dialect.on_start(start);
+                // Whatever the caller's format, Twilio takes 8 kHz µ-law back.
+                let out = dialect.on_start(start).unwrap();
+                assert_eq!(
+                    out,
+                    MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 }
+                );
                 kinds.push("start");
             }
             Inbound::Media(frame) => {
@@ -763,7 +770,7 @@ fn write_media_round_trips_every_length_and_stays_within_the_bound() {
 fn write_mark_and_clear_are_exactly_twilios_shape() {
     let dialect = started_dialect(STREAM_SID);
     let mut out = Vec::new();
-    dialect.write_mark("utterance-1", &mut out);
+    assert_eq!(dialect.write_mark("utterance-1", &mut out), MessageKind::Text);
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
         format!(r#"{{"event":"mark","streamSid":"{STREAM_SID}","mark":{{"name":"utterance-1"}}}}"#)
@@ -772,13 +779,18 @@ fn write_mark_and_clear_are_exactly_twilios_shape() {
         json_of(&out),
         json!({"event": "mark", "streamSid": STREAM_SID, "mark": {"name": "utterance-1"}})
     );
-    dialect.write_clear(&mut out);
+    assert_eq!(dialect.write_clear(&mut out), MessageKind::Text);
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
         format!(r#"{{"event":"clear","streamSid":"{STREAM_SID}"}}"#)
     );
-    assert_eq!(dialect.name(), "twilio");
-    assert_eq!(dialect.outbound_kind(), MessageKind::Text);
+    // Twilio's own rules: JSON text, timestamps, 20 ms frames, marks echoed also on clear.
+    let caps = dialect.capabilities();
+    assert_eq!(caps.framing, Framing::Messages);
+    assert!(caps.timestamps);
+    assert_eq!(caps.frame_ms, 20);
+    assert_eq!(caps.confirmation, Confirmation::Echo { on_clear: true });
+    assert_eq!(caps.clear, ClearKind::Message);
 }
 
 #[test]
@@ -824,7 +836,7 @@ fn on_start_replaces_the_stream_sid() {
     let Ok(Inbound::Start(start)) = parse(include_str!("fixtures/twilio_start.json")) else {
         panic!("start")
     };
-    dialect.on_start(&start);
+    dialect.on_start(&start).unwrap();
     let mut out = Vec::new();
     dialect.write_clear(&mut out);
     assert_eq!(json_of(&out), json!({"event": "clear", "streamSid": STREAM_SID}));
@@ -935,10 +947,12 @@ fn before_start_any_stream_is_accepted_and_on_start_sets_the_one_checked() {
     }
     // A later `on_start` replaces the stream: the first one's messages are then foreign.
     let mut dialect = started_dialect(OTHER_SID);
-    dialect.on_start(&match parse(include_str!("fixtures/twilio_start.json")) {
-        Ok(Inbound::Start(start)) => *start,
-        other => panic!("{other:?}"),
-    });
+    dialect
+        .on_start(&match parse(include_str!("fixtures/twilio_start.json")) {
+            Ok(Inbound::Start(start)) => *start,
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
     for message in stream_messages(Some(OTHER_SID)) {
         let parsed = dialect.parse(message.as_bytes(), MessageKind::Text, &mut payload);
         assert_eq!(parsed, Err(ProtocolError::ForeignStream), "{message}");

@@ -7,8 +7,11 @@ mod common;
 use common::*;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
-use trunkline::protocol::{Dialect, Inbound, PayloadBuffer, ProtocolError, StreamStart, TwilioDialect};
-use trunkline::{Engine, EngineConfig, MessageKind, Session, SessionConfig};
+use trunkline::protocol::{
+    Capabilities, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, StreamStart,
+    TwilioDialect,
+};
+use trunkline::{Engine, EngineConfig, Session, SessionConfig};
 
 #[test]
 fn sessions_closed_and_reopened_at_once_always_get_a_working_slot() {
@@ -69,11 +72,8 @@ impl Drop for OpenOnDrop {
 }
 
 impl Dialect for GatedTwilio {
-    fn name(&self) -> &'static str {
-        "gated-twilio"
-    }
-    fn outbound_kind(&self) -> MessageKind {
-        self.inner.outbound_kind()
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
     fn parse<'a>(
         &mut self,
@@ -91,16 +91,16 @@ impl Dialect for GatedTwilio {
         drop(open);
         self.inner.parse(message, kind, payload)
     }
-    fn on_start(&mut self, start: &StreamStart) {
+    fn on_start(&mut self, start: &StreamStart) -> Result<MediaFormat, ProtocolError> {
         self.inner.on_start(start)
     }
-    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>) {
+    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>) -> MessageKind {
         self.inner.write_media(mulaw, out)
     }
-    fn write_mark(&self, name: &str, out: &mut Vec<u8>) {
+    fn write_mark(&self, name: &str, out: &mut Vec<u8>) -> MessageKind {
         self.inner.write_mark(name, out)
     }
-    fn write_clear(&self, out: &mut Vec<u8>) {
+    fn write_clear(&self, out: &mut Vec<u8>) -> MessageKind {
         self.inner.write_clear(out)
     }
     fn max_media_message_len(&self, payload_len: usize) -> usize {

@@ -11,7 +11,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use trunkline::pipeline::{Delivery, InboundReorder};
-use trunkline::stats::SessionCounters;
+use trunkline::stats::SessionStats;
 
 #[derive(Arbitrary, Debug)]
 enum Step {
@@ -59,7 +59,7 @@ impl Timeline {
 }
 
 fn arbitrary_frames(input: Arbitrary1) {
-    let counters = SessionCounters::default();
+    let mut counters = SessionStats::default();
     let mut r = InboundReorder::new(u32::from(input.window_ms), u32::from(input.max_gap_ms));
     let mut out = Timeline::default();
     let mut now = 0u64;
@@ -68,31 +68,31 @@ fn arbitrary_frames(input: Arbitrary1) {
             Step::Frame { seq, timestamp_ms, len, wait_us } => {
                 now += u64::from(wait_us % 200_000);
                 let pcm = vec![(i % 30_000) as i16 + 1; usize::from(len % 2000)];
-                r.push(seq.map(u64::from), u64::from(timestamp_ms), &pcm, now, &counters, &mut |d| {
+                r.push(seq.map(u64::from), u64::from(timestamp_ms), &pcm, now, &mut counters, &mut |d| {
                     out.take(d)
                 });
             }
             Step::Poll { wait_us } => {
                 now += u64::from(wait_us % 200_000);
-                r.poll(now, &counters, &mut |d| out.take(d));
+                r.poll(now, &mut counters, &mut |d| out.take(d));
             }
         }
         assert_eq!(r.position(), out.pcm.len() as u64);
-        assert_eq!(counters.gap_fill_samples.load(std::sync::atomic::Ordering::Relaxed), out.silence);
+        assert_eq!(counters.gap_fill_samples, out.silence);
         if let Some(deadline) = r.deadline_us() {
             assert!(deadline <= now + u64::from(input.window_ms) * 1000, "a deadline beyond the window");
         }
     }
-    r.flush(&counters, &mut |d| out.take(d));
+    r.flush(&mut counters, &mut |d| out.take(d));
     assert_eq!(r.deadline_us(), None, "nothing held after flush");
     assert_eq!(r.position(), out.pcm.len() as u64);
     // Nothing is delivered after a flush with no new frames.
-    r.poll(now + 10_000_000, &counters, &mut |d| out.take(d));
+    r.poll(now + 10_000_000, &mut counters, &mut |d| out.take(d));
     assert_eq!(r.position(), out.pcm.len() as u64);
 }
 
 fn chunked(input: Chunked) {
-    let counters = SessionCounters::default();
+    let mut counters = SessionStats::default();
     let mut r = InboundReorder::new(u32::from(input.window_ms), 2000);
     let mut out = Timeline::default();
     let mut sent = Vec::new();
@@ -103,17 +103,16 @@ fn chunked(input: Chunked) {
         let pcm: Vec<i16> = (0..len).map(|k| (sent.len() + k) as i16 ^ 0x5a5a).collect();
         now += u64::from(wait);
         let seq = input.with_sequence.then_some(i as u64 + 1);
-        r.push(seq, ts_ms, &pcm, now, &counters, &mut |d| out.take(d));
-        r.poll(now, &counters, &mut |d| out.take(d));
+        r.push(seq, ts_ms, &pcm, now, &mut counters, &mut |d| out.take(d));
+        r.poll(now, &mut counters, &mut |d| out.take(d));
         sent.extend_from_slice(&pcm);
         ts_ms += len as u64 / 8;
         assert_eq!(out.pcm, sent, "an in-order stream passes straight through");
     }
     let c = counters;
-    use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(c.gap_fill_samples.load(Relaxed), 0);
-    assert_eq!(c.frames_late.load(Relaxed) + c.frames_duplicate.load(Relaxed), 0);
-    assert_eq!(c.frames_overlap_trimmed.load(Relaxed) + c.timestamp_jumps.load(Relaxed), 0);
+    assert_eq!(c.gap_fill_samples, 0);
+    assert_eq!(c.frames_late + c.frames_duplicate, 0);
+    assert_eq!(c.frames_overlap_trimmed + c.timestamp_jumps, 0);
 }
 
 fuzz_target!(|data: &[u8]| {

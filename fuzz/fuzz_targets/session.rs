@@ -4,7 +4,8 @@
 //! messages, on an arbitrary configuration. After every step the engine's invariants are checked:
 //!
 //! - caller PCM delivered to the agent matches delivered stream time exactly:
-//!   `agent samples == floor(inbound_samples × agent_rate / 8000)` and `stream_ms == inbound / 8`;
+//!   `agent samples == floor(inbound_samples × agent_rate / stream_rate)` and
+//!   `stream_ms == inbound / (stream_rate / 1000)`;
 //! - events come in a legal order: one `Started` before any stream event, speech starts and stops
 //!   alternate with non-decreasing stream times no later than the delivered stream, DTMF times
 //!   never go back, barge-in generations count up by one, every host mark is resolved at most
@@ -19,13 +20,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
-use std::sync::Arc;
 use trunkline::config::{BargeInConfig, SessionConfig};
 use trunkline::event::RawEvent;
-use trunkline::pipeline::session::{AGENT_RATES, PLAY_PIECE, PLAY_RATES};
-use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::pipeline::session::AGENT_RATES;
+use trunkline::pipeline::{PLAY_PIECE, PLAY_RATES};
+use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
-use trunkline::stats::SessionCounters;
 use trunkline::vad::{VadBackend, VadConfig};
 
 #[derive(Arbitrary, Debug)]
@@ -131,18 +131,21 @@ struct Sink {
     unechoed: Vec<String>,
 }
 
-impl PipelineSink for Sink {
-    fn agent_audio(&mut self, pcm: &[i16]) {
-        self.agent_samples += pcm.len() as u64;
+impl Sink {
+    /// Takes the events, and the messages due while the host takes them (as the runtime does
+    /// after every call).
+    fn drain(&mut self, p: &mut SessionPipeline, now_us: u64) {
+        while let Some(event) = p.poll_event() {
+            self.events.push(event);
+        }
+        while self.room {
+            let Some((kind, message)) = p.poll_transmit(now_us) else { break };
+            let message = message.to_vec();
+            self.outbound(kind, &message);
+        }
     }
-    fn event(&mut self, event: RawEvent) {
-        self.events.push(event);
-    }
-    fn outbound_room(&self, _: usize) -> bool {
-        self.room
-    }
+
     fn outbound(&mut self, kind: MessageKind, message: &[u8]) {
-        assert!(self.room, "an outbound message without room");
         assert_eq!(kind, MessageKind::Text);
         let v: serde_json::Value = serde_json::from_slice(message).expect("outbound is JSON");
         match v["event"].as_str() {
@@ -301,10 +304,15 @@ fn sound(s: &Sound, len: usize) -> Vec<u8> {
     }
 }
 
+fn tick(p: &mut SessionPipeline, sink: &mut Sink, now_us: u64) {
+    let mut agent_samples = 0;
+    p.handle_timeout(now_us, true, &mut |pcm| agent_samples += pcm.len() as u64);
+    sink.agent_samples += agent_samples;
+}
+
 fn run(input: Input) {
     let cfg = config(&input.config);
-    let counters = Arc::new(SessionCounters::default());
-    let Ok(mut p) = SessionPipeline::new(&cfg, Box::new(TwilioDialect::new()), counters.clone()) else {
+    let Ok(mut p) = SessionPipeline::new(&cfg, Box::new(TwilioDialect::new())) else {
         return;
     };
     let mut sink = Sink { room: true, ..Default::default() };
@@ -315,11 +323,15 @@ fn run(input: Input) {
     let mut next_ts_ms = 0u64;
     let mut issued_marks = 0u32;
     let mut seen_events = 0;
+    // The rate of the caller's audio, as the stream's start announced it.
+    let mut stream_rate = 8000u64;
 
     for op in input.ops.iter().take(400) {
         let mut message = |p: &mut SessionPipeline, sink: &mut Sink, bytes: &[u8], kind: MessageKind| {
             messages += 1;
-            p.on_message(bytes, kind, now_us, sink);
+            let mut agent_samples = 0;
+            p.handle_message(bytes, kind, now_us, now_us, &mut |pcm| agent_samples += pcm.len() as u64);
+            sink.agent_samples += agent_samples;
         };
         match op {
             Op::Connected => message(
@@ -403,41 +415,45 @@ fn run(input: Input) {
             }
             Op::Advance(ms) => {
                 now_us += u64::from(*ms) * 100;
-                p.tick(now_us, &mut sink);
+                tick(&mut p, &mut sink, now_us);
             }
             Op::Play { samples, rate, value } => {
                 let rate = PLAY_RATES[usize::from(*rate) % PLAY_RATES.len()];
                 let n = usize::from(*samples) % (PLAY_PIECE + 1);
                 let pcm = vec![*value; n];
-                let _ = p.play(&pcm, rate, now_us, &mut sink);
+                let _ = p.play(&pcm, rate);
             }
             Op::Mark(name) => {
                 issued_marks += 1;
-                p.mark(issued_marks, name.as_bytes(), now_us, &mut sink);
+                p.mark(issued_marks, name.as_bytes());
             }
-            Op::Interrupt => p.interrupt(now_us, &mut sink),
+            Op::Interrupt => p.interrupt(now_us),
             Op::TakeOutbound(take) => {
                 sink.room = *take;
-                p.tick(now_us, &mut sink);
+                tick(&mut p, &mut sink, now_us);
             }
         }
+        sink.drain(&mut p, now_us);
         // A clear at the carrier echoes every pending mark at once: the next EchoMark ops deliver
         // them (the order of `unechoed` is what was sent).
 
-        let stats = counters.snapshot();
+        let stats = p.counters();
         let stream_ms = p.stream_ms();
         for event in &sink.events[seen_events..] {
             order.check(event, stream_ms, issued_marks);
+            if let RawEvent::Started(start) = event {
+                stream_rate = u64::from(start.media_format.sample_rate);
+            }
         }
         seen_events = sink.events.len();
 
         let rate = u64::from(cfg.agent_rate);
         assert_eq!(
             sink.agent_samples,
-            stats.inbound_samples * rate / 8000,
+            stats.inbound_samples * rate / stream_rate,
             "agent PCM ≠ delivered stream time"
         );
-        assert_eq!(stats.inbound_samples / 8, stream_ms, "inbound samples ≠ stream position");
+        assert_eq!(stats.inbound_samples / (stream_rate / 1000), stream_ms, "inbound samples ≠ stream position");
         assert_eq!(stats.agent_samples_out, 0, "the pipeline itself does not count ring writes");
         assert_eq!(stats.messages_in, messages);
         let counted = Counts {

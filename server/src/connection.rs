@@ -240,8 +240,9 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                     match start_parser.parse(bytes, kind, &mut scratch) {
                         Ok(Inbound::Start(start)) if host_session.is_some() => {
                             // Learns the stream, so that a `stop` naming another one (refused by
-                            // the session) is not taken for this call's end below.
-                            start_parser.on_start(&start);
+                            // the session) is not taken for this call's end below. Its outbound
+                            // format is the session's business: this parser writes nothing.
+                            let _ = start_parser.on_start(&start);
                             let session = host_session.take().expect("checked");
                             if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
                                 ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);

@@ -133,6 +133,50 @@ impl MarkTable {
         })
     }
 
+    /// A clear at `now_us` on a carrier that sends no echo for what it clears: every sent mark
+    /// the caller had not reached (by the model corrected with `lag_us`) is forgotten and
+    /// reported through `on_mark`, oldest first. Marks already reached keep waiting for their
+    /// echo (or their due time).
+    pub fn clear_unreached(&mut self, now_us: u64, lag_us: u64, mut on_mark: impl FnMut(u32)) {
+        while let Some(i) = self.oldest_sent(|due_us| due_us + lag_us > now_us) {
+            on_mark(self.slots[i].id);
+            self.slots[i].state = None;
+        }
+    }
+
+    /// For a carrier that confirms nothing, the engine's own model is the truth: every sent mark
+    /// due by `now_us` has played. Each is forgotten and reported through `on_mark(id,
+    /// utterance_pos)`, oldest first.
+    pub fn resolve_due(&mut self, now_us: u64, mut on_mark: impl FnMut(u32, u64)) {
+        while let Some(i) = self.oldest_sent(|due_us| due_us <= now_us) {
+            if let Some(MarkState::Sent { utterance_pos, .. }) = self.slots[i].state.take() {
+                on_mark(self.slots[i].id, utterance_pos);
+            }
+        }
+    }
+
+    /// When the earliest sent mark is due (model time, µs), if any was sent.
+    pub fn next_due_us(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                Some(MarkState::Sent { due_us, .. }) => Some(due_us),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// The slot of the sent mark sent first among those whose due time passes `keep`.
+    fn oldest_sent(&self, keep: impl Fn(u64) -> bool) -> Option<usize> {
+        (0..self.slots.len())
+            .filter_map(|i| match self.slots[i].state {
+                Some(MarkState::Sent { due_us, order, .. }) if keep(due_us) => Some((order, i)),
+                _ => None,
+            })
+            .min_by_key(|&(order, _)| order)
+            .map(|(_, i)| i)
+    }
+
     /// Ends every outstanding mark (the stream stopped): reports each id.
     pub fn drain(&mut self, mut on_mark: impl FnMut(u32)) {
         for slot in &mut self.slots {
@@ -178,6 +222,29 @@ mod tests {
         t.sent(3, 400, 40);
         assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
         assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
+    }
+
+    #[test]
+    fn without_echoes_marks_resolve_by_due_time_and_clear_reports_the_unreached() {
+        let mut t = MarkTable::new(4, 16);
+        for (id, name) in [(1, b"a"), (2, b"b"), (3, b"c")] {
+            assert!(t.insert(id, name));
+        }
+        t.sent(2, 1600, 200_000);
+        t.sent(1, 800, 100_000);
+        t.sent(3, 2400, 300_000);
+        assert_eq!(t.next_due_us(), Some(100_000));
+        let mut played = vec![];
+        t.resolve_due(99_999, |id, pos| played.push((id, pos)));
+        assert!(played.is_empty());
+        t.resolve_due(200_000, |id, pos| played.push((id, pos)));
+        // Oldest sent first: mark 2 went out before mark 1.
+        assert_eq!(played, [(2, 1600), (1, 800)]);
+        let mut cleared = vec![];
+        t.clear_unreached(250_000, 0, |id| cleared.push(id));
+        assert_eq!(cleared, [3]);
+        assert_eq!(t.next_due_us(), None);
+        assert_eq!(t.echoed("c"), None);
     }
 
     #[test]

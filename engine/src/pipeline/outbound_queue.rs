@@ -1,15 +1,11 @@
-//! Agent audio waiting to be paced out, as 8 kHz µ-law, with the marks placed in it.
+//! Agent audio waiting to be paced out, encoded as the carrier takes it, with the marks placed in
+//! it.
 //!
 //! Bounded: `push_audio` takes what fits and says how much, so the caller keeps the rest (the
 //! host's play ring is the backpressure). Frames are cut at mark positions so that a mark goes out
 //! right after the last sample of the audio before it.
 
-use crate::audio::FRAME_SAMPLES;
-use crate::codec::ULAW_SILENCE;
 use std::collections::VecDeque;
-
-/// Bytes (= 8 kHz samples) in one 20 ms µ-law frame.
-pub const FRAME_BYTES: usize = FRAME_SAMPLES;
 
 /// One frame cut from the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +14,17 @@ pub struct CutFrame {
     pub audio_bytes: usize,
 }
 
-/// The outbound µ-law queue. Capacity fixed at construction; never reallocates.
+/// The outbound queue, in bytes of the carrier's encoding. Capacity fixed at construction; never
+/// reallocates.
 #[derive(Debug)]
 pub struct OutboundQueue {
     audio: VecDeque<u8>,
     capacity: usize,
+    /// Bytes in one outbound frame.
+    frame_bytes: usize,
+    /// The byte that pads a short frame: silence in the carrier's encoding (every byte of a
+    /// silent frame is the same in G.711 and L16).
+    silence: u8,
     /// Total bytes ever taken out (sent or flushed): the stream position of `audio[0]`.
     taken: u64,
     /// Marks as (position in the queue's stream, mark id). Positions never decrease.
@@ -31,11 +33,14 @@ pub struct OutboundQueue {
 }
 
 impl OutboundQueue {
-    /// A queue for `capacity` bytes of audio and `mark_capacity` marks.
-    pub fn new(capacity: usize, mark_capacity: usize) -> Self {
+    /// A queue for `capacity` bytes of audio and `mark_capacity` marks, cut into frames of
+    /// `frame_bytes` padded with `silence`.
+    pub fn new(capacity: usize, mark_capacity: usize, frame_bytes: usize, silence: u8) -> Self {
         Self {
             audio: VecDeque::with_capacity(capacity),
             capacity,
+            frame_bytes,
+            silence,
             taken: 0,
             marks: VecDeque::with_capacity(mark_capacity),
             mark_capacity,
@@ -57,10 +62,15 @@ impl OutboundQueue {
         self.audio.is_empty() && self.marks.is_empty()
     }
 
-    /// Appends as much of `ulaw` as fits; returns the count taken.
-    pub fn push_audio(&mut self, ulaw: &[u8]) -> usize {
-        let n = ulaw.len().min(self.free());
-        self.audio.extend(&ulaw[..n]);
+    /// Bytes in one frame.
+    pub fn frame_bytes(&self) -> usize {
+        self.frame_bytes
+    }
+
+    /// Appends as much of `encoded` as fits; returns the count taken.
+    pub fn push_audio(&mut self, encoded: &[u8]) -> usize {
+        let n = encoded.len().min(self.free());
+        self.audio.extend(&encoded[..n]);
         n
     }
 
@@ -73,25 +83,26 @@ impl OutboundQueue {
         true
     }
 
-    /// Cuts the next frame into `out`. A frame is cut short (and padded) at a mark, or when
-    /// `allow_partial` and less than a frame is queued. `None` when there is no audio to send
-    /// (a mark may still be due: see [`Self::pop_due_mark`]).
-    pub fn cut_frame(&mut self, out: &mut [u8; FRAME_BYTES], allow_partial: bool) -> Option<CutFrame> {
+    /// Cuts the next frame into `out` ([`Self::frame_bytes`] long). A frame is cut short (and
+    /// padded) at a mark, or when `allow_partial` and less than a frame is queued. `None` when
+    /// there is no audio to send (a mark may still be due: see [`Self::pop_due_mark`]).
+    pub fn cut_frame(&mut self, out: &mut [u8], allow_partial: bool) -> Option<CutFrame> {
+        debug_assert_eq!(out.len(), self.frame_bytes);
         let until_mark = self.marks.front().map_or(usize::MAX, |&(pos, _)| (pos - self.taken) as usize);
-        let want = FRAME_BYTES.min(until_mark);
+        let want = self.frame_bytes.min(until_mark);
         let take = want.min(self.audio.len());
         if take == 0 {
             return None;
         }
         let at_mark = take == until_mark;
-        if take < FRAME_BYTES && !at_mark && !allow_partial {
+        if take < self.frame_bytes && !at_mark && !allow_partial {
             return None;
         }
         let (a, b) = self.audio.as_slices();
         let from_a = take.min(a.len());
         out[..from_a].copy_from_slice(&a[..from_a]);
         out[from_a..take].copy_from_slice(&b[..take - from_a]);
-        out[take..].fill(ULAW_SILENCE);
+        out[take..].fill(self.silence);
         self.audio.drain(..take);
         self.taken += take as u64;
         Some(CutFrame { audio_bytes: take })
@@ -104,7 +115,7 @@ impl OutboundQueue {
 
     /// Whether a mark sits within the next frame's worth of audio (so a short frame can be cut).
     pub fn mark_within_frame(&self) -> bool {
-        self.marks.front().is_some_and(|&(pos, _)| pos - self.taken <= FRAME_BYTES as u64)
+        self.marks.front().is_some_and(|&(pos, _)| pos - self.taken <= self.frame_bytes as u64)
     }
 
     /// Removes and returns the next mark whose audio has all been cut, if any.
@@ -133,10 +144,13 @@ impl OutboundQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::ULAW_SILENCE;
+
+    const FRAME_BYTES: usize = 160;
 
     #[test]
     fn frames_are_cut_at_marks_and_padded() {
-        let mut q = OutboundQueue::new(1000, 4);
+        let mut q = OutboundQueue::new(1000, 4, FRAME_BYTES, ULAW_SILENCE);
         let audio: Vec<u8> = (0..250).map(|i| i as u8).collect();
         assert_eq!(q.push_audio(&audio), 250);
         assert!(q.push_mark(7));
@@ -158,7 +172,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_audio_and_marks() {
-        let mut q = OutboundQueue::new(300, 1);
+        let mut q = OutboundQueue::new(300, 1, FRAME_BYTES, ULAW_SILENCE);
         assert_eq!(q.push_audio(&[0; 500]), 300);
         assert_eq!(q.free(), 0);
         assert!(q.push_mark(1));
@@ -171,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_mark_on_an_empty_queue_is_due_at_once() {
-        let mut q = OutboundQueue::new(300, 2);
+        let mut q = OutboundQueue::new(300, 2, FRAME_BYTES, ULAW_SILENCE);
         assert!(q.push_mark(3));
         assert_eq!(q.pop_due_mark(), Some(3));
     }

@@ -1,6 +1,6 @@
 //! A model of the carrier's playout clock: what the caller has heard so far.
 //!
-//! The carrier buffers what it is sent and plays it in order, one sample per 125 µs, going idle
+//! The carrier buffers what it is sent and plays it in order, in real time, going idle
 //! when the buffer runs dry. Replaying that rule against the engine's own send times gives the
 //! playhead as if the network were instant; the engine's hidden sync marks (echoed by the carrier
 //! when the audio before them has played) measure how far the real playhead lags that model, and
@@ -30,8 +30,11 @@ pub struct PlayoutClock {
     carrier_end_us: u64,
     /// Measured lag of the real playhead behind the model.
     lag_us: u64,
-    /// 8 kHz samples sent in the current utterance.
+    /// Samples (at the carrier's outbound rate) sent in the current utterance.
     utterance_sent: u64,
+    /// Samples per millisecond at the carrier's outbound rate.
+    samples_per_ms: u64,
+    sync_interval_ms: u32,
     /// Bumped by every clear, so echoes from before it are recognised.
     epoch: u32,
     sync: [Option<SyncMark>; SYNC_SLOTS],
@@ -50,6 +53,8 @@ impl PlayoutClock {
             carrier_end_us: 0,
             lag_us: 0,
             utterance_sent: 0,
+            samples_per_ms: SAMPLES_PER_MS,
+            sync_interval_ms,
             epoch: 0,
             sync: [None; SYNC_SLOTS],
             next_sync: 0,
@@ -57,6 +62,18 @@ impl PlayoutClock {
             since_sync: 0,
             utterance_gap_us: u64::from(utterance_gap_ms) * 1000,
         }
+    }
+
+    /// Counts samples at `rate` Hz (a multiple of 1 kHz), the rate of the audio sent to the
+    /// carrier; 8 kHz until then. Called when the stream starts, before anything is sent.
+    pub fn set_rate(&mut self, rate: u32) {
+        self.samples_per_ms = u64::from(rate / 1000).max(1);
+        self.sync_interval = u64::from(self.sync_interval_ms) * self.samples_per_ms;
+    }
+
+    /// Samples per millisecond at the outbound rate.
+    pub fn samples_per_ms(&self) -> u64 {
+        self.samples_per_ms
     }
 
     /// How far the model playhead is behind what was sent, µs (the carrier's buffer depth).
@@ -87,7 +104,7 @@ impl PlayoutClock {
     /// Samples of the current utterance the caller has heard by `now_us`.
     pub fn played_samples(&self, now_us: u64) -> u64 {
         let remaining_us = (self.carrier_end_us + self.lag_us).saturating_sub(now_us);
-        self.utterance_sent.saturating_sub(remaining_us * SAMPLES_PER_MS / 1000)
+        self.utterance_sent.saturating_sub(remaining_us * self.samples_per_ms / 1000)
     }
 
     /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
@@ -98,7 +115,7 @@ impl PlayoutClock {
         if now_us >= self.carrier_end_us + self.lag_us + self.utterance_gap_us {
             self.utterance_sent = 0;
         }
-        self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / SAMPLES_PER_MS;
+        self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / self.samples_per_ms;
         self.utterance_sent += samples;
         self.since_sync += samples;
         if self.sync_interval > 0 && self.since_sync >= self.sync_interval {

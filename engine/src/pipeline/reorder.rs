@@ -10,7 +10,7 @@
 
 use crate::audio::SAMPLES_PER_MS;
 use crate::codec::{decode_alaw, decode_ulaw};
-use crate::stats::SessionCounters;
+use crate::stats::SessionStats;
 
 /// Frames held out of order at most; more than that and the gap is filled at once.
 const SLOTS: usize = 6;
@@ -22,11 +22,8 @@ pub const MAX_TIMESTAMP_MS: u64 = 1 << 40;
 /// A sequence number this far behind the highest seen is a restart of the numbering, not a
 /// duplicate.
 const SEQ_RESET: u64 = 1000;
-/// Timestamps have 1 ms resolution; frame starts within this many samples (1 ms) of the expected
-/// position are treated as contiguous.
-const SNAP_SAMPLES: u64 = SAMPLES_PER_MS;
 
-/// Audio released in stream order. `start` is the position in the delivered timeline (8 kHz
+/// Audio released in stream order. `start` is the position in the delivered timeline (carrier-rate
 /// samples since the stream started), equal to the carrier's timestamp unless the stream was
 /// re-anchored after a jump.
 #[derive(Debug, PartialEq, Eq)]
@@ -179,6 +176,11 @@ impl SeenWindow {
 /// The reorder/gap-fill stage. Fixed memory; never allocates after construction.
 #[derive(Debug)]
 pub struct InboundReorder {
+    /// Carrier samples per millisecond. Timestamps have 1 ms resolution, so a frame starting
+    /// within this many samples of the expected position is treated as contiguous.
+    samples_per_ms: u64,
+    window_ms: u32,
+    max_gap_ms: u32,
     window_samples: u64,
     window_us: u64,
     max_gap_samples: u64,
@@ -197,8 +199,12 @@ pub struct InboundReorder {
 
 impl InboundReorder {
     /// `window_ms`: how long a gap is waited for; `max_gap_ms`: the largest gap filled with silence.
+    /// Positions count samples at the carrier's rate, 8 kHz until [`Self::set_rate`].
     pub fn new(window_ms: u32, max_gap_ms: u32) -> Self {
         Self {
+            samples_per_ms: SAMPLES_PER_MS,
+            window_ms,
+            max_gap_ms,
             window_samples: u64::from(window_ms) * SAMPLES_PER_MS,
             window_us: u64::from(window_ms) * 1000,
             max_gap_samples: u64::from(max_gap_ms) * SAMPLES_PER_MS,
@@ -210,6 +216,26 @@ impl InboundReorder {
             last_transit: None,
             jitter_us: 0.0,
         }
+    }
+
+    /// Counts positions at `rate` Hz (a multiple of 1 kHz), the rate of the carrier's audio.
+    /// Called when the stream starts, before its first frame.
+    pub fn set_rate(&mut self, rate: u32) {
+        debug_assert!(self.next.is_none(), "the rate is set before the first frame");
+        self.samples_per_ms = u64::from(rate / 1000).max(1);
+        self.window_samples = u64::from(self.window_ms) * self.samples_per_ms;
+        self.max_gap_samples = u64::from(self.max_gap_ms) * self.samples_per_ms;
+    }
+
+    /// Carrier samples per millisecond.
+    pub fn samples_per_ms(&self) -> u64 {
+        self.samples_per_ms
+    }
+
+    /// The carrier time (ms) the next frame is expected at: where a frame goes when its carrier
+    /// sends no timestamps and the stream is taken in arrival order.
+    pub fn expected_ms(&self) -> u64 {
+        self.next.unwrap_or(0) / self.samples_per_ms
     }
 
     /// Delivered-timeline position of the next sample to be delivered.
@@ -238,27 +264,27 @@ impl InboundReorder {
         self.gap_since_us.map(|t| t + self.window_us)
     }
 
-    /// Takes one frame of decoded 8 kHz PCM starting at carrier timestamp `timestamp_ms`.
+    /// Takes one frame of decoded PCM starting at carrier timestamp `timestamp_ms`.
     pub fn push(
         &mut self,
         sequence: Option<u64>,
         timestamp_ms: u64,
         pcm: &[i16],
         now_us: u64,
-        counters: &SessionCounters,
+        counters: &mut SessionStats,
         deliver: &mut impl FnMut(Delivery<'_>),
     ) -> Arrival {
         self.push_frame(sequence, timestamp_ms, FrameAudio::Pcm(pcm), now_us, counters, deliver)
     }
 
-    /// Takes one frame of 8 kHz audio, as received, starting at carrier timestamp `timestamp_ms`.
+    /// Takes one frame of audio, as received, starting at carrier timestamp `timestamp_ms`.
     pub fn push_frame(
         &mut self,
         sequence: Option<u64>,
         timestamp_ms: u64,
         pcm: FrameAudio<'_>,
         now_us: u64,
-        counters: &SessionCounters,
+        counters: &mut SessionStats,
         deliver: &mut impl FnMut(Delivery<'_>),
     ) -> Arrival {
         debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
@@ -266,10 +292,10 @@ impl InboundReorder {
         if let Some(seq) = sequence
             && !self.seen.insert(seq)
         {
-            SessionCounters::bump(&counters.frames_duplicate);
+            counters.frames_duplicate += 1;
             return Arrival::Duplicate;
         }
-        let mut start = timestamp_ms.saturating_mul(SAMPLES_PER_MS);
+        let mut start = timestamp_ms.saturating_mul(self.samples_per_ms);
         let next = *self.next.get_or_insert(0);
         let len = pcm.len() as u64;
 
@@ -277,16 +303,16 @@ impl InboundReorder {
         // the call or invent hours of silence.
         if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
             self.flush(counters, deliver);
-            SessionCounters::bump(&counters.timestamp_jumps);
+            counters.timestamp_jumps += 1;
             self.next = Some(start + len);
             self.emit_audio(pcm, deliver);
             return Arrival::Jump;
         }
-        if start.abs_diff(next) <= SNAP_SAMPLES {
+        if start.abs_diff(next) <= self.samples_per_ms {
             start = next;
         }
         if start + len <= next {
-            SessionCounters::bump(&counters.frames_late);
+            counters.frames_late += 1;
             return Arrival::Late;
         }
         let mut pcm = pcm;
@@ -295,12 +321,12 @@ impl InboundReorder {
             let skip = (next - start) as usize;
             pcm = pcm.skip(skip);
             start = next;
-            SessionCounters::bump(&counters.frames_overlap_trimmed);
+            counters.frames_overlap_trimmed += 1;
         }
         if start == next {
             if self.slots.iter().any(Option::is_some) {
                 // It fills a gap that later frames had already arrived behind.
-                SessionCounters::bump(&counters.frames_reordered);
+                counters.frames_reordered += 1;
             }
             self.next = Some(next + pcm.len() as u64);
             self.emit_audio(pcm, deliver);
@@ -332,12 +358,12 @@ impl InboundReorder {
     }
 
     /// Fills a held gap whose wait has run out. Call on every timer tick.
-    pub fn poll(&mut self, now_us: u64, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+    pub fn poll(&mut self, now_us: u64, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
         self.resolve_gaps(now_us, counters, deliver);
     }
 
     /// Releases everything held, filling gaps (end of stream).
-    pub fn flush(&mut self, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+    pub fn flush(&mut self, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
         while let Some(i) = self.earliest_slot() {
             let start = self.slots[i].as_ref().map_or(0, |s| s.start);
             self.fill_to(start, counters, deliver);
@@ -349,7 +375,7 @@ impl InboundReorder {
     fn resolve_gaps(
         &mut self,
         now_us: u64,
-        counters: &SessionCounters,
+        counters: &mut SessionStats,
         deliver: &mut impl FnMut(Delivery<'_>),
     ) {
         loop {
@@ -396,17 +422,17 @@ impl InboundReorder {
     }
 
     /// Delivers held frames that now continue the stream; drops held frames made late.
-    fn drain_in_order(&mut self, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+    fn drain_in_order(&mut self, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
         while let Some(i) = self.earliest_slot() {
             let next = self.next.unwrap_or(0);
             let slot = self.slots[i].take().expect("earliest_slot returns a full slot");
             let mut start = slot.start;
-            if start.abs_diff(next) <= SNAP_SAMPLES {
+            if start.abs_diff(next) <= self.samples_per_ms {
                 start = next;
             }
             let end = start + slot.len as u64;
             if end <= next {
-                SessionCounters::bump(&counters.frames_late);
+                counters.frames_late += 1;
                 continue;
             }
             if start > next {
@@ -415,7 +441,7 @@ impl InboundReorder {
             }
             let skip = (next - start) as usize;
             if skip > 0 {
-                SessionCounters::bump(&counters.frames_overlap_trimmed);
+                counters.frames_overlap_trimmed += 1;
             }
             self.next = Some(end);
             self.emit_audio(FrameAudio::Pcm(&slot.pcm[skip..slot.len]), deliver);
@@ -423,14 +449,14 @@ impl InboundReorder {
         self.gap_since_us = None;
     }
 
-    fn fill_to(&mut self, start: u64, counters: &SessionCounters, deliver: &mut impl FnMut(Delivery<'_>)) {
+    fn fill_to(&mut self, start: u64, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
         let next = self.next.unwrap_or(0);
         if start > next {
             let len = start - next;
             deliver(Delivery::Silence { start: self.out_pos, len });
             self.out_pos += len;
             self.next = Some(start);
-            SessionCounters::add(&counters.gap_fill_samples, len);
+            counters.gap_fill_samples += len;
         }
     }
 
@@ -468,8 +494,8 @@ mod tests {
     use super::*;
 
     /// Runs frames through the buffer and returns the delivered timeline as one Vec, silence as 0.
-    fn run(frames: &[(Option<u64>, u64, i16, usize, u64)], window_ms: u32) -> (Vec<i16>, SessionCounters) {
-        let counters = SessionCounters::default();
+    fn run(frames: &[(Option<u64>, u64, i16, usize, u64)], window_ms: u32) -> (Vec<i16>, SessionStats) {
+        let mut counters = SessionStats::default();
         let mut r = InboundReorder::new(window_ms, 2000);
         let mut out = Vec::new();
         let mut sink = |d: Delivery<'_>| match d {
@@ -484,10 +510,10 @@ mod tests {
         };
         for &(seq, ts, value, len, now) in frames {
             let pcm = vec![value; len];
-            r.push(seq, ts, &pcm, now, &counters, &mut sink);
-            r.poll(now, &counters, &mut sink);
+            r.push(seq, ts, &pcm, now, &mut counters, &mut sink);
+            r.poll(now, &mut counters, &mut sink);
         }
-        r.flush(&counters, &mut sink);
+        r.flush(&mut counters, &mut sink);
         (out, counters)
     }
 
@@ -499,7 +525,7 @@ mod tests {
         for i in 0..5 {
             assert!(out[i * 160..(i + 1) * 160].iter().all(|&s| s == i as i16 + 1));
         }
-        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+        assert_eq!(c.gap_fill_samples, 0);
     }
 
     #[test]
@@ -514,8 +540,8 @@ mod tests {
         let (out, c) = run(&frames, 60);
         let expect: Vec<i16> = [1, 2, 3, 4].iter().flat_map(|&v| [v; 160]).collect();
         assert_eq!(out, expect);
-        assert_eq!(c.frames_reordered.into_inner(), 1);
-        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+        assert_eq!(c.frames_reordered, 1);
+        assert_eq!(c.gap_fill_samples, 0);
     }
 
     #[test]
@@ -532,8 +558,8 @@ mod tests {
         let (out, c) = run(&frames, 60);
         let expect: Vec<i16> = [1, 0, 3, 4, 5, 6].iter().flat_map(|&v| [v; 160]).collect();
         assert_eq!(out, expect);
-        assert_eq!(c.gap_fill_samples.into_inner(), 160);
-        assert_eq!(c.frames_late.into_inner(), 1);
+        assert_eq!(c.gap_fill_samples, 160);
+        assert_eq!(c.frames_late, 1);
     }
 
     #[test]
@@ -548,8 +574,8 @@ mod tests {
         let mut expect: Vec<i16> = [1, 0, 3].iter().flat_map(|&v| [v; 160]).collect();
         expect.extend([4; 800]);
         assert_eq!(out, expect);
-        assert_eq!(c.gap_fill_samples.into_inner(), 160);
-        assert_eq!(c.frames_late.into_inner(), 0);
+        assert_eq!(c.gap_fill_samples, 160);
+        assert_eq!(c.frames_late, 0);
     }
 
     #[test]
@@ -558,7 +584,7 @@ mod tests {
         frames.extend((3..6).map(|i| (Some(i - 2), i * 20, 2, 160, i * 20_000)));
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 960);
-        assert_eq!(c.frames_duplicate.into_inner(), 0);
+        assert_eq!(c.frames_duplicate, 0);
     }
 
     #[test]
@@ -566,24 +592,24 @@ mod tests {
         let frames = [(Some(1), 0, 1, 160, 0), (Some(2), 20, 2, 160, 20_000), (Some(2), 20, 9, 160, 21_000)];
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 320);
-        assert_eq!(c.frames_duplicate.into_inner(), 1);
+        assert_eq!(c.frames_duplicate, 1);
     }
 
     #[test]
     fn gap_is_filled_by_wall_clock_timeout_without_further_frames() {
-        let counters = SessionCounters::default();
+        let mut counters = SessionStats::default();
         let mut r = InboundReorder::new(60, 2000);
         let mut total = 0u64;
         let mut sink = |d: Delivery<'_>| match d {
             Delivery::Audio { pcm, .. } => total += pcm.len() as u64,
             Delivery::Silence { len, .. } => total += len,
         };
-        r.push(Some(1), 0, &[1; 160], 0, &counters, &mut sink);
-        assert_eq!(r.push(Some(3), 40, &[3; 160], 40_000, &counters, &mut sink), Arrival::Held);
+        r.push(Some(1), 0, &[1; 160], 0, &mut counters, &mut sink);
+        assert_eq!(r.push(Some(3), 40, &[3; 160], 40_000, &mut counters, &mut sink), Arrival::Held);
         assert_eq!(r.deadline_us(), Some(100_000));
-        r.poll(99_000, &counters, &mut sink);
+        r.poll(99_000, &mut counters, &mut sink);
         assert_eq!(r.position(), 160);
-        r.poll(100_000, &counters, &mut sink);
+        r.poll(100_000, &mut counters, &mut sink);
         assert_eq!(r.position(), 480);
         assert_eq!(total, 480);
     }
@@ -597,8 +623,8 @@ mod tests {
         ];
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 480);
-        assert_eq!(c.timestamp_jumps.into_inner(), 1);
-        assert_eq!(c.gap_fill_samples.into_inner(), 0);
+        assert_eq!(c.timestamp_jumps, 1);
+        assert_eq!(c.gap_fill_samples, 0);
     }
 
     #[test]
@@ -608,18 +634,18 @@ mod tests {
             [(None, 0, 1, 100, 0), (None, 12, 2, 100, 1), (None, 25, 3, 100, 2), (None, 37, 4, 100, 3)];
         let (out, c) = run(&frames, 60);
         assert_eq!(out.len(), 400);
-        assert_eq!(c.gap_fill_samples.into_inner() + c.frames_overlap_trimmed.into_inner(), 0);
+        assert_eq!(c.gap_fill_samples + c.frames_overlap_trimmed, 0);
     }
 
     #[test]
     fn jitter_estimate_follows_rfc3550() {
-        let counters = SessionCounters::default();
+        let mut counters = SessionStats::default();
         let mut r = InboundReorder::new(60, 2000);
         let mut sink = |_: Delivery<'_>| {};
         // Every other frame arrives 10 ms late: |D| alternates 10 ms; J converges towards 10 ms.
         for i in 0..400u64 {
             let late = if i % 2 == 1 { 10_000 } else { 0 };
-            r.push(Some(i), i * 20, &[0; 160], i * 20_000 + late, &counters, &mut sink);
+            r.push(Some(i), i * 20, &[0; 160], i * 20_000 + late, &mut counters, &mut sink);
         }
         let j = r.jitter_us();
         assert!((9_000..=10_000).contains(&j), "jitter {j} µs");
@@ -642,7 +668,7 @@ mod tests {
         for encoding in 0..3 {
             let (mut via_pcm, mut via_frame) = (Vec::new(), Vec::new());
             for (out, encoded) in [(&mut via_pcm, false), (&mut via_frame, true)] {
-                let counters = SessionCounters::default();
+                let mut counters = SessionStats::default();
                 let mut r = InboundReorder::new(60, 2000);
                 let mut sink = |d: Delivery<'_>| match d {
                     Delivery::Audio { pcm, .. } => out.extend_from_slice(pcm),
@@ -658,15 +684,15 @@ mod tests {
                     };
                     audio.decode_into(&mut pcm);
                     if encoded {
-                        r.push_frame(seq, ts, audio, now, &counters, &mut sink);
+                        r.push_frame(seq, ts, audio, now, &mut counters, &mut sink);
                     } else {
-                        r.push(seq, ts, &pcm, now, &counters, &mut sink);
+                        r.push(seq, ts, &pcm, now, &mut counters, &mut sink);
                     }
-                    r.poll(now, &counters, &mut sink);
+                    r.poll(now, &mut counters, &mut sink);
                 }
-                r.flush(&counters, &mut sink);
-                assert_eq!(counters.frames_reordered.into_inner(), 1);
-                assert_eq!(counters.frames_overlap_trimmed.into_inner(), 1);
+                r.flush(&mut counters, &mut sink);
+                assert_eq!(counters.frames_reordered, 1);
+                assert_eq!(counters.frames_overlap_trimmed, 1);
             }
             assert!(via_pcm.len() > 1_700);
             assert!(via_pcm == via_frame, "encoding {encoding}");

@@ -1,91 +1,56 @@
-//! One call's pipeline: carrier messages in, agent PCM, events and paced carrier messages out.
+//! One call's pipeline: a state machine driven from outside, in the sans-IO shape.
 //!
 //! ```text
-//! message ─► dialect ─► decode ─► reorder/gap-fill ─┬► resample to agent rate ─► sink.agent_audio
-//!                                                   └► VAD ─► events, barge-in
-//! play(pcm, rate) ─► resample to 8 kHz ─► µ-law ─► OutboundQueue ─► pacer ─► sink.outbound
+//! handle_message ─► dialect ─► decode ─► reorder/gap-fill ─┬► resample to agent rate ─► audio callback
+//!                                                          └► VAD ─► events, barge-in
+//! play(pcm, rate) ─► resample to carrier rate ─► encode ─► OutboundQueue ─► poll_transmit (paced)
 //! ```
 //!
-//! Driven with an explicit clock (`now_us`, monotonic microseconds), never reads time itself.
-//! Allocation happens only in [`SessionPipeline::new`] (which builds a resampler for every rate
-//! `play` accepts, so the first `play` at any of them allocates nothing) and when `start` is
-//! parsed.
+//! Time is passed in (`now_us`, monotonic microseconds); the pipeline never reads a clock, starts
+//! a thread or does IO. Its outputs are taken from it when the caller asks: carrier messages with
+//! [`SessionPipeline::poll_transmit`] (a frame counts as sent when it is polled, so a caller
+//! with nowhere to put one simply stops polling), events with [`SessionPipeline::poll_event`],
+//! the next deadline with [`SessionPipeline::poll_timeout`], counters with
+//! [`SessionPipeline::counters`]. Caller audio, the one output of a size set by the carrier, goes
+//! to a callback as it is decoded, so that it is written once, where the caller wants it,
+//! rather than buffered here too.
 //!
-//! Memory: the pipeline keeps what must outlive a call (the outbound queue, the mark table, the
-//! reorder slots, the resampler and VAD state, the received payload); audio on its way through
-//! (decoded caller audio, resampled agent audio) lives in small stack buffers, a piece at a time.
+//! The carrier is whatever the [`Dialect`] says: its [`Capabilities`] and the formats its `start`
+//! announces. Allocation happens only in [`SessionPipeline::new`] and when `start` is handled
+//! (which builds the stages for the stream's formats, among them a resampler for every rate
+//! `play` accepts, so no later call allocates).
 
 use crate::alloc_guard;
-use crate::audio::{CARRIER_RATE, FRAME_SAMPLES, FRAME_US, SAMPLES_PER_MS};
-use crate::codec::encode_ulaw;
+use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
 use crate::config::SessionConfig;
 use crate::event::RawEvent;
 use crate::pipeline::barge_in::BargeInDetector;
+use crate::pipeline::deframe::Deframer;
+use crate::pipeline::events::EventQueue;
+use crate::pipeline::inbound::{InboundCounts, InboundOut, InboundPath};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
-use crate::pipeline::outbound_queue::{FRAME_BYTES, OutboundQueue};
+use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
-use crate::pipeline::reorder::{Arrival, Delivery, FrameAudio, InboundReorder, MAX_TIMESTAMP_MS};
+use crate::pipeline::reorder::{Arrival, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::protocol::{
-    AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, Track,
+    Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
+    ProtocolError, Track,
 };
-use crate::resample::{ResampleError, SUPPORTED_RATES, StreamResampler};
-use crate::stats::SessionCounters;
-use crate::vad::{SpeechDetector, SpeechTransition, VadError};
+use crate::resample::ResampleError;
+use crate::stats::SessionStats;
+use crate::vad::{SpeechDetector, VadError};
 use std::borrow::Cow;
-use std::sync::Arc;
 
-/// Caller audio is analysed in pieces of at most this many 8 kHz samples, so the scratch buffers
-/// stay small whatever the payload size.
-const INBOUND_PIECE: usize = 480;
-/// Caller audio is resampled for the agent in pieces of at most this many 8 kHz samples (one
-/// 20 ms frame: a Twilio frame takes one call) ...
-const AGENT_PIECE: usize = FRAME_SAMPLES;
-/// ... into a buffer of this many samples (160 samples at 8 kHz are 960 at 48 kHz).
-const AGENT_PIECE_OUT: usize = 1024;
-/// Agent audio is taken in pieces of at most this many samples per `play` step.
-pub const PLAY_PIECE: usize = 2048;
-/// Agent audio is resampled and encoded in pieces of at most this many samples (20 ms at 24 kHz
-/// takes one) ...
-const PLAY_CHUNK: usize = 512;
-/// ... into buffers of this many 8 kHz samples (agent audio is never upsampled).
-const PLAY_CHUNK_OUT: usize = PLAY_CHUNK + 8;
-/// Rates `play` accepts: every rate the resampler supports converts to the carrier's.
-pub const PLAY_RATES: [u32; SUPPORTED_RATES.len()] = SUPPORTED_RATES;
 /// Rates the agent may read at: the carrier's, and those the resampler converts it up to.
 pub const AGENT_RATES: [u32; 4] = [CARRIER_RATE, 16_000, 24_000, 48_000];
-static ZEROS: [i16; INBOUND_PIECE] = [0; INBOUND_PIECE];
 
-/// Where a pipeline's outputs go. Implementations must not block.
-pub trait PipelineSink {
-    /// Caller audio at the agent rate, in stream order.
-    fn agent_audio(&mut self, pcm: &[i16]);
-    /// An event.
-    fn event(&mut self, event: RawEvent);
-    /// Whether one outbound message of `len` bytes would fit right now.
-    fn outbound_room(&self, len: usize) -> bool;
-    /// A message for the carrier (only called after `outbound_room` said yes).
-    fn outbound(&mut self, kind: MessageKind, message: &[u8]);
-}
+/// Bytes reserved for a reply or a mark beyond the media message bound: a mark's name may be
+/// escaped to six times its length, plus the message around it.
+const CONTROL_MESSAGE_SLACK: usize = 1024;
 
 /// Whether a parsed message holds memory its parse allocated (freed when it is dropped).
 fn owns_memory(message: &Inbound<'_>) -> bool {
     matches!(message, Inbound::Start(_) | Inbound::Mark { name: Cow::Owned(_), .. })
-}
-
-/// Agent audio for [`SessionPipeline::play`]: samples, or s16le bytes (converted a chunk at a time).
-#[derive(Clone, Copy)]
-enum PlaySource<'a> {
-    Pcm(&'a [i16]),
-    Le(&'a [u8]),
-}
-
-impl PlaySource<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Self::Pcm(p) => p.len(),
-            Self::Le(b) => b.len() / 2,
-        }
-    }
 }
 
 /// Why a session could not be set up.
@@ -109,85 +74,65 @@ enum StreamState {
     Stopped,
 }
 
-/// Caller-side stages after reordering: resample for the agent, detect speech.
-struct InboundPath {
-    to_agent: StreamResampler,
-    /// 8 kHz samples resampled per call: `max_output_len` of it fits in `piece`'s stack buffer.
-    agent_piece: usize,
-    vad: SpeechDetector,
+/// The settings the stages built at `start` need.
+#[derive(Debug, Clone, Copy)]
+struct StartSettings {
+    agent_rate: u32,
+    outbound_buffer_ms: u32,
+    max_pending_marks: usize,
+    max_mark_name_bytes: usize,
 }
 
-impl InboundPath {
-    fn deliver(&mut self, d: Delivery<'_>, sink: &mut dyn PipelineSink, counters: &SessionCounters) {
-        let (mut start, silence_len, audio) = match d {
-            Delivery::Audio { start, pcm } => (start, 0, pcm),
-            Delivery::Silence { start, len } => (start, len, &[][..]),
-        };
-        for piece in audio.chunks(INBOUND_PIECE) {
-            self.piece(piece, start, sink, counters);
-            start += piece.len() as u64;
-        }
-        let mut left = silence_len;
-        while left > 0 {
-            let n = left.min(INBOUND_PIECE as u64) as usize;
-            self.piece(&ZEROS[..n], start, sink, counters);
-            start += n as u64;
-            left -= n as u64;
-        }
-    }
-
-    fn piece(&mut self, pcm: &[i16], start: u64, sink: &mut dyn PipelineSink, counters: &SessionCounters) {
-        SessionCounters::add(&counters.inbound_samples, pcm.len() as u64);
-        let mut out = [0i16; AGENT_PIECE_OUT];
-        for part in pcm.chunks(self.agent_piece) {
-            let n = self.to_agent.process(part, &mut out);
-            sink.agent_audio(&out[..n]);
-        }
-        self.vad.process(pcm, start, |t| match t {
-            SpeechTransition::Started { at_ms } => {
-                SessionCounters::bump(&counters.speech_segments);
-                sink.event(RawEvent::SpeechStarted { stream_ms: at_ms });
-            }
-            SpeechTransition::Stopped { at_ms } => sink.event(RawEvent::SpeechStopped { stream_ms: at_ms }),
-        });
-    }
+/// What goes to the carrier next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Reply,
+    Clear,
+    SyncMark,
+    Mark,
+    Frame,
 }
 
 /// One call's complete media pipeline.
 pub struct SessionPipeline {
     dialect: Box<dyn Dialect>,
+    caps: Capabilities,
+    settings: StartSettings,
     payload: PayloadBuffer,
     max_message_bytes: usize,
+    /// For [`Framing::Stream`] dialects: messages reassembled from the byte stream.
+    deframer: Option<Deframer>,
     state: StreamState,
-    format: Option<MediaFormat>,
     reorder: InboundReorder,
-    inbound: InboundPath,
+    /// Built at `start`; `None` when the caller's audio format is not one the engine converts
+    /// (each media message is then refused).
+    inbound: Option<InboundPath>,
+    inbound_counts: InboundCounts,
+    vad: SpeechDetector,
     barge_in: BargeInDetector,
-    queue: OutboundQueue,
+    /// Built at `start`.
+    outbound: Option<OutboundPath>,
     playout: PlayoutClock,
     marks: MarkTable,
-    /// One per rate of [`PLAY_RATES`], in its order.
-    play_resamplers: Vec<StreamResampler>,
-    frame: [u8; FRAME_BYTES],
+    /// The message being handed out by `poll_transmit`.
     message: Vec<u8>,
+    /// A handshake reply the dialect asked for, waiting to be polled.
+    reply: Vec<u8>,
+    reply_kind: Option<MessageKind>,
     lead_us: u64,
     clear_pending: bool,
-    /// The pacer could not send because the host's outbound ring was full; taking a message
-    /// wakes the worker, so no timer is needed until then.
-    stalled: bool,
+    sync_pending: bool,
     /// Bumped by every barge-in. Agent audio and marks the host queued before it had seen the
     /// latest barge-in carry an older generation and are dropped as stale.
     barge_generation: u32,
-    counters: Arc<SessionCounters>,
+    stats: SessionStats,
+    events: EventQueue,
 }
 
 impl SessionPipeline {
-    /// Builds a pipeline (this is where its memory is allocated).
-    pub fn new(
-        config: &SessionConfig,
-        dialect: Box<dyn Dialect>,
-        counters: Arc<SessionCounters>,
-    ) -> Result<Self, PipelineError> {
+    /// Builds a pipeline for a carrier speaking `dialect` (this is where its memory is allocated,
+    /// with the rest at `start`).
+    pub fn new(config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Self, PipelineError> {
         if !AGENT_RATES.contains(&config.agent_rate) {
             return Err(ResampleError::UnsupportedRate { from: CARRIER_RATE, to: config.agent_rate }.into());
         }
@@ -204,44 +149,67 @@ impl SessionPipeline {
         if outbound_samples < (PLAY_PIECE + 16) as u64 {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
-        let to_agent = StreamResampler::new(CARRIER_RATE, config.agent_rate)?;
-        let mut agent_piece = AGENT_PIECE;
-        while to_agent.max_output_len(agent_piece) > AGENT_PIECE_OUT {
-            agent_piece /= 2;
+        let caps = dialect.capabilities();
+        if caps.frame_ms == 0 {
+            return Err(PipelineError::Invalid("the dialect's frames must be at least 1 ms"));
         }
-        // Every rate up front, so that no `play` builds one on the worker; they are small, their
-        // filters being shared between sessions.
-        let play_resamplers = PLAY_RATES
-            .iter()
-            .map(|&rate| StreamResampler::new(rate, CARRIER_RATE))
-            .collect::<Result<Vec<_>, _>>()?;
-        let max_message = dialect.max_media_message_len(FRAME_BYTES).max(1024);
+        // The pacer keeps the carrier at most `lead` ahead, and must be able to send a frame
+        // while the one before it plays.
+        let lead_ms = config.lead_ms.max(2 * caps.frame_ms);
+        let deframer = match caps.framing {
+            Framing::Messages => None,
+            Framing::Stream { header_len } => Some(Deframer::new(header_len, config.max_message_bytes)),
+        };
         Ok(Self {
             dialect,
+            caps,
+            settings: StartSettings {
+                agent_rate: config.agent_rate,
+                outbound_buffer_ms: config.outbound_buffer_ms,
+                max_pending_marks: config.max_pending_marks,
+                max_mark_name_bytes: config.max_mark_name_bytes,
+            },
             payload: PayloadBuffer::with_limit(config.max_payload_bytes),
             max_message_bytes: config.max_message_bytes,
+            deframer,
             state: StreamState::AwaitingStart,
-            format: None,
             reorder: InboundReorder::new(config.reorder_window_ms, config.max_gap_fill_ms),
-            inbound: InboundPath { to_agent, agent_piece, vad: SpeechDetector::new(&config.vad)? },
+            inbound: None,
+            inbound_counts: InboundCounts::default(),
+            vad: SpeechDetector::new(&config.vad)?,
             barge_in: BargeInDetector::new(&config.barge_in),
-            queue: OutboundQueue::new(outbound_samples as usize, config.max_pending_marks),
-            playout: PlayoutClock::new(config.sync_mark_interval_ms, config.utterance_gap_ms),
+            outbound: None,
+            playout: PlayoutClock::new(
+                if matches!(caps.confirmation, Confirmation::Echo { .. }) {
+                    config.sync_mark_interval_ms
+                } else {
+                    0
+                },
+                config.utterance_gap_ms,
+            ),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
-            play_resamplers,
-            frame: [0; FRAME_BYTES],
-            message: Vec::with_capacity(6 * config.max_mark_name_bytes + max_message),
-            lead_us: u64::from(config.lead_ms) * 1000,
+            message: Vec::new(),
+            reply: Vec::with_capacity(256),
+            reply_kind: None,
+            lead_us: u64::from(lead_ms) * 1000,
             clear_pending: false,
-            stalled: false,
+            sync_pending: false,
             barge_generation: 0,
-            counters,
+            stats: SessionStats::default(),
+            // Room for every outstanding mark cleared at once (a mark is queued or sent, never
+            // both), and the handful of events around that: the most one call produces.
+            events: EventQueue::new(config.max_pending_marks + 16),
         })
+    }
+
+    /// What the dialect declared.
+    pub fn capabilities(&self) -> Capabilities {
+        self.caps
     }
 
     /// Stream time delivered so far, ms.
     pub fn stream_ms(&self) -> u64 {
-        self.reorder.position() / SAMPLES_PER_MS
+        self.reorder.position() / self.reorder.samples_per_ms()
     }
 
     /// The barge-in generation: agent audio and marks queued by a host that had not yet seen
@@ -250,93 +218,125 @@ impl SessionPipeline {
         self.barge_generation
     }
 
-    /// Whether `samples` of agent audio at `rate` fit in the outbound queue now.
+    /// The counters, as of now. Plain values: the runtime publishes them.
+    pub fn counters(&self) -> SessionStats {
+        let mut stats = self.stats;
+        stats.inbound_samples = self.inbound_counts.samples;
+        stats.speech_segments = self.inbound_counts.speech_segments;
+        stats.events_dropped = self.events.dropped;
+        stats.jitter_us = self.reorder.jitter_us();
+        stats
+    }
+
+    /// Whether the stream has started (or already ended): agent audio and marks are taken only
+    /// then, once the carrier's format is known. Before, they wait where the caller keeps them.
+    pub fn accepts_play(&self) -> bool {
+        self.state != StreamState::AwaitingStart
+    }
+
+    /// Whether `samples` of agent audio at `rate` fit in the outbound queue now (never before
+    /// the stream has started: the queue is built for the carrier's format then).
     pub fn play_fits(&self, samples: usize, rate: u32) -> bool {
-        (samples as u64 * u64::from(CARRIER_RATE)).div_ceil(u64::from(rate.max(1))) as usize + 8
-            <= self.queue.free()
+        match self.state {
+            StreamState::Stopped => true,
+            _ => self.outbound.as_ref().is_some_and(|o| o.fits(samples, rate)),
+        }
     }
 
     /// Agent audio is playing at the carrier or waiting here.
     pub fn agent_active(&self, now_us: u64) -> bool {
-        self.queue.audio_len() > 0 || self.playout.is_playing(now_us)
+        self.outbound.as_ref().is_some_and(|o| o.queue.audio_len() > 0) || self.playout.is_playing(now_us)
     }
 
-    /// Whether the pacer is holding a frame because the sink had no room for it.
-    pub fn is_stalled(&self) -> bool {
-        self.stalled
-    }
-
-    /// Free room in the outbound queue, in 8 kHz samples.
-    pub fn outbound_free(&self) -> usize {
-        self.queue.free()
-    }
-
-    /// When the pipeline next has timed work (a frame due, a gap timing out), µs.
-    pub fn deadline_us(&self) -> Option<u64> {
-        let audio = self.queue.audio_len();
-        let pace = if self.state != StreamState::Streaming || self.stalled || audio == 0 {
-            None
-        } else if audio >= FRAME_BYTES || self.queue.mark_within_frame() {
-            // A full frame goes out once it fits under the lead.
-            Some((self.playout.carrier_end_us() + FRAME_US).saturating_sub(self.lead_us))
-        } else {
-            // A partial tail waits until the carrier is about to run dry.
-            Some(self.playout.carrier_end_us().saturating_sub(FRAME_US))
+    /// When the pipeline next has timed work (a frame due, a gap timing out, a mark played by
+    /// the engine's clock), µs. Work due now is taken by the polls.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let pace = match &self.outbound {
+            Some(o) if self.state == StreamState::Streaming && o.queue.audio_len() > 0 => {
+                if o.queue.audio_len() >= o.queue.frame_bytes() || o.queue.mark_within_frame() {
+                    // A full frame goes out once it fits under the lead.
+                    Some((self.playout.carrier_end_us() + o.frame_us).saturating_sub(self.lead_us))
+                } else {
+                    // A partial tail waits until the carrier is about to run dry.
+                    Some(self.playout.carrier_end_us().saturating_sub(o.frame_us))
+                }
+            }
+            _ => None,
         };
-        match (pace, self.reorder.deadline_us()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let marks = match self.caps.confirmation {
+            Confirmation::None => self.marks.next_due_us(),
+            Confirmation::Echo { .. } => None,
+        };
+        [pace, self.reorder.deadline_us(), marks].into_iter().flatten().min()
+    }
+
+    /// The next event, if any. Poll after every call until `None`.
+    pub fn poll_event(&mut self) -> Option<RawEvent> {
+        self.events.pop()
     }
 
     /// The most caller audio (samples at the agent rate) processing one message of
-    /// `message_len` bytes can deliver: its payload (at most one sample per byte at 8 kHz,
-    /// whatever the encoding), the frames held out of order that it may release, and the silence
-    /// of the waited-for gap before them. A gap longer than the reorder window, filled at once,
-    /// is not included: it comes from audio the carrier lost, not from audio it delivers late.
+    /// `message_len` bytes can deliver: its payload (at most one sample per byte, whatever the
+    /// encoding), the frames held out of order that it may release, and the silence of the
+    /// waited-for gap before them. A gap longer than the reorder window, filled at once, is not
+    /// included: it comes from audio the carrier lost, not from audio it delivers late.
     pub fn agent_room_needed(&self, message_len: usize) -> usize {
+        let Some(inbound) = &self.inbound else { return 0 };
         let payload = message_len.min(self.payload.limit());
         let released = self.reorder.held_samples() + self.reorder.window_samples();
-        self.inbound.to_agent.max_output_len(payload + released)
+        inbound.max_agent_len(payload + released)
     }
 
-    /// Processes one message received from the carrier.
-    pub fn on_message(
-        &mut self,
-        message: &[u8],
-        kind: MessageKind,
-        now_us: u64,
-        sink: &mut dyn PipelineSink,
-    ) {
-        self.on_message_at(message, kind, now_us, now_us, sink);
-    }
-
-    /// Processes one message that arrived at `arrived_us` (it may have waited in the inbound
-    /// ring while the host was behind): its arrival time times the jitter estimate, the wait for
-    /// out-of-order frames and mark echoes (the carrier's playout delay); pacing uses `now_us`.
-    pub fn on_message_at(
+    /// Processes what the carrier sent: one message, or for a [`Framing::Stream`] dialect a
+    /// chunk of its byte stream. It arrived at `arrived_us` (it may have waited while the host
+    /// was behind): its arrival times the jitter estimate, the wait for out-of-order frames and
+    /// mark echoes (the carrier's playout delay). Caller audio goes to `audio`.
+    pub fn handle_message(
         &mut self,
         message: &[u8],
         kind: MessageKind,
         arrived_us: u64,
         now_us: u64,
-        sink: &mut dyn PipelineSink,
+        audio: &mut dyn FnMut(&[i16]),
     ) {
-        SessionCounters::bump(&self.counters.messages_in);
-        if let Err(error) = self.handle_message(message, kind, arrived_us.min(now_us), sink) {
-            SessionCounters::bump(&self.counters.protocol_errors);
-            sink.event(RawEvent::ProtocolError { error });
+        let arrived_us = arrived_us.min(now_us);
+        let Some(mut deframer) = self.deframer.take() else {
+            self.handle_one(message, kind, arrived_us, audio);
+            self.check_barge_in(now_us);
+            return;
+        };
+        let mut input = message;
+        while let Some(next) = deframer.next(&mut input, &*self.dialect) {
+            match next {
+                Ok(message) => self.handle_one(message, kind, arrived_us, audio),
+                Err(error) => self.refuse(error),
+            }
         }
-        self.check_barge_in(now_us, sink);
-        self.pace(now_us, sink);
+        self.deframer = Some(deframer);
+        self.check_barge_in(now_us);
     }
 
-    fn handle_message(
+    fn handle_one(&mut self, message: &[u8], kind: MessageKind, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+        if let Err(error) = self.parse_and_handle(message, kind, now_us, audio) {
+            self.refuse(error);
+        } else {
+            self.stats.messages_in += 1;
+        }
+    }
+
+    /// Counts and reports a message dropped as `error`.
+    fn refuse(&mut self, error: ProtocolError) {
+        self.stats.messages_in += 1;
+        self.stats.protocol_errors += 1;
+        self.events.push(RawEvent::ProtocolError { error });
+    }
+
+    fn parse_and_handle(
         &mut self,
         message: &[u8],
         kind: MessageKind,
         now_us: u64,
-        sink: &mut dyn PipelineSink,
+        audio: &mut dyn FnMut(&[i16]),
     ) -> Result<(), ProtocolError> {
         if message.len() > self.max_message_bytes {
             return Err(ProtocolError::MessageTooLarge);
@@ -344,36 +344,53 @@ impl SessionPipeline {
         // Parsing may allocate by design (see `alloc_guard`): a `start` owns its stream's
         // identity, an escaped string is unescaped into a copy, a rejected message's JSON error
         // is boxed. What a parse allocated is used and freed while handling its message.
-        let parsed = alloc_guard::permit(|| self.dialect.parse(message, kind, &mut self.payload))?;
-        if owns_memory(&parsed) {
-            return alloc_guard::permit(|| self.handle_parsed(parsed, now_us, sink));
+        let parsed = alloc_guard::permit(|| self.dialect.parse(message, kind, &mut self.payload));
+        if self.reply_kind.is_none() {
+            self.reply_kind = alloc_guard::permit(|| self.dialect.poll_reply(&mut self.reply));
         }
-        self.handle_parsed(parsed, now_us, sink)
+        let parsed = parsed?;
+        if owns_memory(&parsed) {
+            return alloc_guard::permit(|| self.handle_parsed(parsed, now_us, audio));
+        }
+        self.handle_parsed(parsed, now_us, audio)
     }
 
     fn handle_parsed(
         &mut self,
         parsed: Inbound<'_>,
         now_us: u64,
-        sink: &mut dyn PipelineSink,
+        audio: &mut dyn FnMut(&[i16]),
     ) -> Result<(), ProtocolError> {
         if self.state == StreamState::Stopped {
             return Err(ProtocolError::AfterStop);
         }
         match parsed {
-            Inbound::Connected => sink.event(RawEvent::Connected),
+            Inbound::Connected => self.events.push(RawEvent::Connected),
             Inbound::Start(start) => {
                 if self.state != StreamState::AwaitingStart {
                     return Err(ProtocolError::DuplicateStart);
                 }
-                self.dialect.on_start(&start);
+                let out_format = self.dialect.on_start(&start)?;
+                let s = self.settings;
+                let outbound = OutboundPath::new(
+                    out_format,
+                    self.caps.frame_ms,
+                    s.outbound_buffer_ms,
+                    s.max_pending_marks,
+                )?;
+                self.playout.set_rate(outbound.rate());
+                let media_len = self.dialect.max_media_message_len(outbound.frame.len());
+                self.message =
+                    Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
+                self.outbound = Some(outbound);
                 self.state = StreamState::Streaming;
-                let f = start.media_format;
-                let supported = f.sample_rate == CARRIER_RATE
-                    && f.channels == 1
-                    && matches!(f.encoding, AudioEncoding::Mulaw | AudioEncoding::Alaw | AudioEncoding::L16);
-                self.format = supported.then_some(f);
-                sink.event(RawEvent::Started(start));
+                let inbound = InboundPath::new(start.media_format, s.agent_rate);
+                if inbound.is_ok() {
+                    self.reorder.set_rate(start.media_format.sample_rate);
+                }
+                self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
+                let supported = self.inbound.is_some();
+                self.events.push(RawEvent::Started(start));
                 if !supported {
                     return Err(ProtocolError::UnsupportedFormat);
                 }
@@ -383,39 +400,38 @@ impl SessionPipeline {
                     return Err(ProtocolError::MediaBeforeStart);
                 }
                 if frame.track == Track::Outbound {
-                    SessionCounters::bump(&self.counters.media_outbound_track_ignored);
+                    self.stats.media_outbound_track_ignored += 1;
                     return Ok(());
                 }
                 if frame.timestamp_ms > MAX_TIMESTAMP_MS {
                     return Err(ProtocolError::TimestampJump);
                 }
-                let format = self.format.ok_or(ProtocolError::UnsupportedFormat)?;
+                let inbound = self.inbound.as_mut().ok_or(ProtocolError::UnsupportedFormat)?;
                 if self.payload.as_slice().is_empty() {
                     // No audio to place: a broken carrier or proxy, reported rather than taken as
                     // a zero-length frame (which would still move the reorder buffer's timeline).
                     return Err(ProtocolError::WrongType("media.payload"));
                 }
-                let payload = self.payload.as_slice();
                 // Decoded as it is delivered or held, a piece at a time: no payload-sized buffer.
-                let audio = match format.encoding {
-                    AudioEncoding::Mulaw => FrameAudio::Mulaw(payload),
-                    AudioEncoding::Alaw => FrameAudio::Alaw(payload),
-                    AudioEncoding::L16 if !payload.len().is_multiple_of(2) => {
-                        return Err(ProtocolError::OddPayloadLength);
-                    }
-                    AudioEncoding::L16 => FrameAudio::L16(payload),
-                };
-                SessionCounters::bump(&self.counters.media_frames_in);
-                let Self { reorder, inbound, counters, .. } = self;
-                let arrival = reorder.push_frame(
-                    frame.sequence,
-                    frame.timestamp_ms,
+                let frame_audio = inbound.frame_audio(self.payload.as_slice())?;
+                // Without timestamps the stream is taken in arrival order.
+                let timestamp_ms =
+                    if self.caps.timestamps { frame.timestamp_ms } else { self.reorder.expected_ms() };
+                self.stats.media_frames_in += 1;
+                let mut out = InboundOut {
+                    vad: &mut self.vad,
+                    events: &mut self.events,
+                    counts: &mut self.inbound_counts,
                     audio,
+                };
+                let arrival = self.reorder.push_frame(
+                    frame.sequence,
+                    timestamp_ms,
+                    frame_audio,
                     now_us,
-                    counters,
-                    &mut |d| inbound.deliver(d, sink, counters),
+                    &mut self.stats,
+                    &mut |d| inbound.deliver(d, &mut out),
                 );
-                SessionCounters::set(&counters.jitter_us, reorder.jitter_us());
                 if arrival == Arrival::Jump {
                     return Err(ProtocolError::TimestampJump);
                 }
@@ -424,21 +440,16 @@ impl SessionPipeline {
                 if self.state == StreamState::AwaitingStart {
                     return Err(ProtocolError::MediaBeforeStart);
                 }
-                SessionCounters::bump(&self.counters.dtmf_digits);
-                sink.event(RawEvent::Dtmf { digit, stream_ms: self.stream_ms() });
+                self.stats.dtmf_digits += 1;
+                self.events.push(RawEvent::Dtmf { digit, stream_ms: self.stream_ms() });
             }
-            Inbound::Mark { name, .. } => self.on_mark_echo(&name, now_us, sink)?,
-            Inbound::Stop { .. } => self.stop(now_us, sink),
+            Inbound::Mark { name, .. } => self.on_mark_echo(&name, now_us)?,
+            Inbound::Stop { .. } => self.stop(now_us, audio),
         }
         Ok(())
     }
 
-    fn on_mark_echo(
-        &mut self,
-        name: &str,
-        now_us: u64,
-        sink: &mut dyn PipelineSink,
-    ) -> Result<(), ProtocolError> {
+    fn on_mark_echo(&mut self, name: &str, now_us: u64) -> Result<(), ProtocolError> {
         if let Some(n) = parse_sync_mark(name) {
             // A hidden sync mark: only a genuine echo (of one sent and not yet echoed) counts.
             return if self.playout.sync_mark_echoed(n, now_us) {
@@ -449,292 +460,311 @@ impl SessionPipeline {
         }
         match self.marks.echoed(name).ok_or(ProtocolError::UnknownMark)? {
             MarkEcho::Played { id, utterance_pos } => {
-                SessionCounters::bump(&self.counters.marks_played);
-                sink.event(RawEvent::MarkPlayed { id, played_ms: utterance_pos / SAMPLES_PER_MS });
+                self.stats.marks_played += 1;
+                let played_ms = utterance_pos / self.playout.samples_per_ms();
+                self.events.push(RawEvent::MarkPlayed { id, played_ms });
             }
-            MarkEcho::Cleared { id } => {
-                SessionCounters::bump(&self.counters.marks_cleared);
-                sink.event(RawEvent::MarkCleared { id });
-            }
+            MarkEcho::Cleared { id } => self.mark_cleared(id),
         }
         Ok(())
     }
 
-    fn stop(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
-        let Self { reorder, inbound, counters, .. } = self;
-        reorder.flush(counters, &mut |d| inbound.deliver(d, sink, counters));
-        if self.inbound.vad.is_speaking() {
-            sink.event(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
+    fn mark_cleared(&mut self, id: u32) {
+        self.stats.marks_cleared += 1;
+        self.events.push(RawEvent::MarkCleared { id });
+    }
+
+    fn stop(&mut self, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+        if let Some(inbound) = self.inbound.as_mut() {
+            let mut out = InboundOut {
+                vad: &mut self.vad,
+                events: &mut self.events,
+                counts: &mut self.inbound_counts,
+                audio,
+            };
+            self.reorder.flush(&mut self.stats, &mut |d| inbound.deliver(d, &mut out));
         }
-        self.inbound.vad.reset();
+        if self.vad.is_speaking() {
+            self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
+        }
+        self.vad.reset();
+        // Marks the engine's clock says were heard are reported played; the rest never will be.
+        self.resolve_due_marks(now_us);
         // The call is over: nothing queued will be heard.
-        self.drop_queued(sink);
-        let counters = &self.counters;
-        self.marks.drain(|id| {
-            SessionCounters::bump(&counters.marks_cleared);
-            sink.event(RawEvent::MarkCleared { id });
+        self.drop_queued();
+        let Self { marks, stats, events, .. } = self;
+        marks.drain(|id| {
+            stats.marks_cleared += 1;
+            events.push(RawEvent::MarkCleared { id });
         });
         self.playout.clear(now_us);
         self.clear_pending = false;
+        self.sync_pending = false;
         self.state = StreamState::Stopped;
-        sink.event(RawEvent::Stopped);
+        self.events.push(RawEvent::Stopped);
     }
 
-    /// Queues agent audio at `rate` Hz. Takes all of `pcm` (at most [`PLAY_PIECE`] samples) or
-    /// nothing: returns false, taking nothing, when the outbound queue has no room for it yet.
-    pub fn play(
-        &mut self,
-        pcm: &[i16],
-        rate: u32,
-        now_us: u64,
-        sink: &mut dyn PipelineSink,
-    ) -> Result<bool, ResampleError> {
-        self.play_samples(PlaySource::Pcm(pcm), rate, now_us, sink)
+    /// Queues agent audio at `rate` Hz. Takes all of `pcm` or nothing: returns false, taking
+    /// nothing, when the outbound queue has no room for it yet (or the stream has not started).
+    pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<bool, ResampleError> {
+        self.play_samples(PlaySource::Pcm(pcm), rate)
     }
 
     /// [`Self::play`] for audio given as s16le bytes (as the host's play ring holds it).
-    pub fn play_le_bytes(
-        &mut self,
-        bytes: &[u8],
-        rate: u32,
-        now_us: u64,
-        sink: &mut dyn PipelineSink,
-    ) -> Result<bool, ResampleError> {
-        self.play_samples(PlaySource::Le(bytes), rate, now_us, sink)
+    pub fn play_le_bytes(&mut self, bytes: &[u8], rate: u32) -> Result<bool, ResampleError> {
+        self.play_samples(PlaySource::Le(bytes), rate)
     }
 
-    fn play_samples(
-        &mut self,
-        source: PlaySource<'_>,
-        rate: u32,
-        now_us: u64,
-        sink: &mut dyn PipelineSink,
-    ) -> Result<bool, ResampleError> {
+    fn play_samples(&mut self, source: PlaySource<'_>, rate: u32) -> Result<bool, ResampleError> {
         let len = source.len();
-        assert!(len <= PLAY_PIECE, "play pieces are at most PLAY_PIECE samples");
         if self.state == StreamState::Stopped {
             // The call is over: nobody will hear it.
-            SessionCounters::add(&self.counters.flushed_samples, len as u64);
+            self.stats.flushed_samples += len as u64;
             return Ok(true);
         }
-        let Some(idx) = PLAY_RATES.iter().position(|&r| r == rate) else {
-            return Err(ResampleError::UnsupportedRate { from: rate, to: CARRIER_RATE });
-        };
-        let resampler = &mut self.play_resamplers[idx];
-        if resampler.max_output_len(len) > self.queue.free() {
-            return Ok(false);
-        }
-        let mut chunk = PLAY_CHUNK;
-        while resampler.max_output_len(chunk) > PLAY_CHUNK_OUT {
-            chunk /= 2;
-        }
-        match source {
-            PlaySource::Pcm(pcm) => {
-                for part in pcm.chunks(chunk) {
-                    self.push_play_chunk(idx, part);
-                }
-            }
-            PlaySource::Le(bytes) => {
-                let mut pcm = [0i16; PLAY_CHUNK];
-                for part in bytes.chunks(2 * chunk) {
-                    for (s, b) in pcm.iter_mut().zip(part.chunks_exact(2)) {
-                        *s = i16::from_le_bytes([b[0], b[1]]);
-                    }
-                    self.push_play_chunk(idx, &pcm[..part.len() / 2]);
-                }
+        let Some(outbound) = self.outbound.as_mut() else { return Ok(false) };
+        let unsupported = ResampleError::UnsupportedRate { from: rate, to: outbound.rate() };
+        match outbound.push(source, rate) {
+            Err(()) => Err(unsupported),
+            Ok(None) => Ok(false),
+            Ok(Some(dropped)) => {
+                self.stats.flushed_samples += dropped;
+                self.stats.play_samples_in += len as u64;
+                Ok(true)
             }
         }
-        SessionCounters::add(&self.counters.play_samples_in, len as u64);
-        self.pace(now_us, sink);
-        Ok(true)
-    }
-
-    /// Resamples, encodes and queues one chunk of agent audio (room was checked by the caller).
-    fn push_play_chunk(&mut self, resampler: usize, pcm: &[i16]) {
-        let (mut pcm_8k, mut ulaw) = ([0i16; PLAY_CHUNK_OUT], [0u8; PLAY_CHUNK_OUT]);
-        let n = self.play_resamplers[resampler].process(pcm, &mut pcm_8k);
-        encode_ulaw(&pcm_8k[..n], &mut ulaw);
-        let taken = self.queue.push_audio(&ulaw[..n]);
-        // Room for the whole piece was checked, so this is a bug; counted, not hidden.
-        debug_assert_eq!(taken, n);
-        SessionCounters::add(&self.counters.flushed_samples, (n - taken) as u64);
     }
 
     /// Places host mark `id` named `name` after the audio queued so far.
-    pub fn mark(&mut self, id: u32, name: &[u8], now_us: u64, sink: &mut dyn PipelineSink) {
-        if self.state == StreamState::Stopped
-            || name.starts_with(SYNC_MARK_PREFIX.as_bytes())
-            || !self.marks.insert(id, name)
-        {
+    pub fn mark(&mut self, id: u32, name: &[u8]) {
+        let placed = self.state != StreamState::Stopped
+            && !name.starts_with(SYNC_MARK_PREFIX.as_bytes())
+            && self.marks.insert(id, name);
+        if !placed {
             // The host handle validates names and counts outstanding marks, so this only
             // happens if events were dropped; the mark is reported rather than lost silently.
-            SessionCounters::bump(&self.counters.marks_cleared);
-            sink.event(RawEvent::MarkCleared { id });
+            self.mark_cleared(id);
             return;
         }
-        if !self.queue.push_mark(id) {
+        let queued = match self.outbound.as_mut() {
+            Some(o) => o.queue.push_mark(id),
+            // Before the stream starts (see `accepts_play`): reported, not lost.
+            None => false,
+        };
+        if !queued {
             self.marks.drop_queued(id);
-            SessionCounters::bump(&self.counters.marks_cleared);
-            sink.event(RawEvent::MarkCleared { id });
-            return;
+            self.mark_cleared(id);
         }
-        self.pace(now_us, sink);
     }
 
     /// The host interrupts the agent: drop queued audio, clear the carrier, report the position.
-    pub fn interrupt(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
-        SessionCounters::bump(&self.counters.interrupts);
-        let played_ms = self.playout.played_samples(now_us) / SAMPLES_PER_MS;
-        sink.event(RawEvent::Interrupted { played_ms });
-        self.flush_agent_audio(now_us, sink);
-        self.pace(now_us, sink);
+    pub fn interrupt(&mut self, now_us: u64) {
+        self.stats.interrupts += 1;
+        let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
+        self.events.push(RawEvent::Interrupted { played_ms });
+        self.flush_agent_audio(now_us);
     }
 
-    /// Timer work: gap timeouts and pacing. Call at every tick.
-    pub fn tick(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
-        self.tick_with(now_us, true, sink);
-    }
-
-    /// [`Self::tick`]; with `gaps_due` false, a gap in the caller's audio is not filled yet
-    /// (the frame that closes it may be among messages not processed yet).
-    pub fn tick_with(&mut self, now_us: u64, gaps_due: bool, sink: &mut dyn PipelineSink) {
-        let Self { reorder, inbound, counters, .. } = self;
-        if gaps_due {
-            reorder.poll(now_us, counters, &mut |d| inbound.deliver(d, sink, counters));
+    /// Timer work: gap timeouts, marks played by the engine's clock, barge-in. With `gaps_due`
+    /// false, a gap in the caller's audio is not filled yet (the frame that closes it may be
+    /// among messages not handled yet).
+    pub fn handle_timeout(&mut self, now_us: u64, gaps_due: bool, audio: &mut dyn FnMut(&[i16])) {
+        if gaps_due && let Some(inbound) = self.inbound.as_mut() {
+            let mut out = InboundOut {
+                vad: &mut self.vad,
+                events: &mut self.events,
+                counts: &mut self.inbound_counts,
+                audio,
+            };
+            self.reorder.poll(now_us, &mut self.stats, &mut |d| inbound.deliver(d, &mut out));
         }
-        self.check_barge_in(now_us, sink);
-        self.pace(now_us, sink);
+        self.resolve_due_marks(now_us);
+        self.check_barge_in(now_us);
     }
 
-    fn check_barge_in(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+    /// For a carrier that confirms nothing: the marks whose audio has played by now.
+    fn resolve_due_marks(&mut self, now_us: u64) {
+        if self.caps.confirmation != Confirmation::None {
+            return;
+        }
+        let spms = self.playout.samples_per_ms();
+        let Self { marks, stats, events, .. } = self;
+        marks.resolve_due(now_us, |id, pos| {
+            stats.marks_played += 1;
+            events.push(RawEvent::MarkPlayed { id, played_ms: pos / spms });
+        });
+    }
+
+    fn check_barge_in(&mut self, now_us: u64) {
         let active = self.agent_active(now_us);
-        let onset = self.inbound.vad.onset_ms();
-        let voiced_ms = self.inbound.vad.voiced_ms().unwrap_or(0);
+        let onset = self.vad.onset_ms();
+        let voiced_ms = self.vad.voiced_ms().unwrap_or(0);
         if let Some(onset_ms) = self.barge_in.check(onset, voiced_ms, active) {
-            SessionCounters::bump(&self.counters.barge_ins);
+            self.stats.barge_ins += 1;
             // The event first: the marks it flushes are reported after it, as its consequence.
-            let played_ms = self.playout.played_samples(now_us) / SAMPLES_PER_MS;
+            let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
             self.barge_generation = self.barge_generation.wrapping_add(1);
             let generation = self.barge_generation;
-            sink.event(RawEvent::BargeIn { stream_ms: onset_ms, played_ms, generation });
-            self.flush_agent_audio(now_us, sink);
+            self.events.push(RawEvent::BargeIn { stream_ms: onset_ms, played_ms, generation });
+            self.flush_agent_audio(now_us);
         }
     }
 
     /// Drops the agent audio not yet sent; its marks are reported cleared (no echo will come).
-    fn drop_queued(&mut self, sink: &mut dyn PipelineSink) {
-        let counters = &self.counters;
-        let marks = &mut self.marks;
-        let dropped = self.queue.clear(|id| {
+    fn drop_queued(&mut self) {
+        let Some(outbound) = self.outbound.as_mut() else { return };
+        let Self { marks, stats, events, .. } = self;
+        let dropped = outbound.queue.clear(|id| {
             marks.drop_queued(id);
-            SessionCounters::bump(&counters.marks_cleared);
-            sink.event(RawEvent::MarkCleared { id });
+            stats.marks_cleared += 1;
+            events.push(RawEvent::MarkCleared { id });
         });
-        SessionCounters::add(&counters.flushed_samples, dropped as u64);
+        self.stats.flushed_samples += (dropped / outbound.bytes_per_sample()) as u64;
     }
 
-    /// Drops queued agent audio and clears the carrier.
-    fn flush_agent_audio(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
-        self.drop_queued(sink);
-        self.marks.on_clear(now_us, self.playout.lag_us());
-        for r in &mut self.play_resamplers {
-            r.reset();
+    /// Drops queued agent audio and stops what the carrier is playing, as far as it can be.
+    fn flush_agent_audio(&mut self, now_us: u64) {
+        self.drop_queued();
+        if let Some(outbound) = self.outbound.as_mut() {
+            outbound.reset_resamplers();
+        }
+        if self.caps.clear == ClearKind::None {
+            // What the carrier holds still plays: its marks keep their due times.
+            return;
+        }
+        let lag_us = self.playout.lag_us();
+        match self.caps.confirmation {
+            Confirmation::Echo { on_clear: true } => self.marks.on_clear(now_us, lag_us),
+            Confirmation::Echo { on_clear: false } | Confirmation::None => {
+                self.resolve_due_marks(now_us);
+                let Self { marks, stats, events, .. } = self;
+                marks.clear_unreached(now_us, lag_us, |id| {
+                    stats.marks_cleared += 1;
+                    events.push(RawEvent::MarkCleared { id });
+                });
+            }
         }
         self.clear_pending = true;
+        self.sync_pending = false;
         self.playout.clear(now_us);
     }
 
-    /// Sends what is due: a pending `clear`, due marks, and frames until the carrier holds
-    /// `lead` of audio. Stops (and counts a stall) when the host is not taking messages.
-    fn pace(&mut self, now_us: u64, sink: &mut dyn PipelineSink) {
+    /// The upper bound of a message [`Self::poll_transmit`] hands out (0 before `start`, when
+    /// only a handshake reply can go out): a caller with that much room can take the next one.
+    pub fn max_transmit_len(&self) -> usize {
+        self.message.capacity().max(self.reply.len())
+    }
+
+    /// Whether a message is due for the carrier at `now_us` (what the next
+    /// [`Self::poll_transmit`] would hand out), without taking it.
+    pub fn transmit_due(&self, now_us: u64) -> bool {
+        self.next_transmit(now_us).is_some()
+    }
+
+    fn next_transmit(&self, now_us: u64) -> Option<Next> {
+        if self.reply_kind.is_some() {
+            return Some(Next::Reply);
+        }
         if self.state != StreamState::Streaming {
-            return;
+            return None;
         }
-        self.stalled = false;
         if self.clear_pending {
-            self.dialect.write_clear(&mut self.message);
-            if !sink.outbound_room(self.message.len()) {
-                SessionCounters::bump(&self.counters.outbound_stalls);
-                self.stalled = true;
-                return;
-            }
-            sink.outbound(self.dialect.outbound_kind(), &self.message);
-            SessionCounters::bump(&self.counters.clears_sent);
-            self.clear_pending = false;
+            return Some(Next::Clear);
         }
-        let media_len = self.dialect.max_media_message_len(FRAME_BYTES);
+        if self.sync_pending {
+            return Some(Next::SyncMark);
+        }
+        let outbound = self.outbound.as_ref()?;
+        let queue = &outbound.queue;
+        if queue.peek_due_mark().is_some() {
+            return Some(Next::Mark);
+        }
+        let ahead = self.playout.ahead_us(now_us);
+        // `lead` is the most the carrier holds: a frame goes out once it fits under it.
+        if ahead + outbound.frame_us > self.lead_us || queue.audio_len() == 0 {
+            return None;
+        }
+        // Less than a frame of audio left at the carrier: send what there is rather than let it
+        // run dry.
+        let starving = ahead < outbound.frame_us;
+        (queue.audio_len() >= queue.frame_bytes() || queue.mark_within_frame() || starving)
+            .then_some(Next::Frame)
+    }
+
+    /// The next message for the carrier at `now_us`, if one is due: a handshake reply, a clear,
+    /// a mark, or a paced frame of agent audio. What is handed out counts as sent; a caller
+    /// with no room for [`Self::max_transmit_len`] bytes should not poll.
+    pub fn poll_transmit(&mut self, now_us: u64) -> Option<(MessageKind, &[u8])> {
         loop {
-            if !self.send_due_marks(sink) {
-                return;
-            }
-            let ahead = self.playout.ahead_us(now_us);
-            // `lead` is the most the carrier holds: a frame goes out once it fits under it.
-            if ahead + FRAME_US > self.lead_us || self.queue.audio_len() == 0 {
-                return;
-            }
-            if !sink.outbound_room(media_len) {
-                SessionCounters::bump(&self.counters.outbound_stalls);
-                self.stalled = true;
-                return;
-            }
-            // Less than a frame of audio left at the carrier: send what we have rather than let
-            // it run dry.
-            let starving = ahead < FRAME_US;
-            let Some(cut) = self.queue.cut_frame(&mut self.frame, starving) else {
-                return;
-            };
-            if cut.audio_bytes < FRAME_BYTES {
-                SessionCounters::bump(&self.counters.frames_padded);
-                if starving && self.playout.utterance_sent() > 0 && ahead == 0 {
-                    SessionCounters::bump(&self.counters.underruns);
+            let kind = match self.next_transmit(now_us)? {
+                Next::Reply => {
+                    std::mem::swap(&mut self.message, &mut self.reply);
+                    self.reply.clear();
+                    self.reply_kind.take()
                 }
-            }
-            self.dialect.write_media(&self.frame, &mut self.message);
-            sink.outbound(self.dialect.outbound_kind(), &self.message);
-            SessionCounters::bump(&self.counters.frames_out);
-            if self.playout.on_frame_sent(now_us, FRAME_BYTES as u64) {
-                self.send_sync_mark(sink);
-            }
-        }
-    }
-
-    /// Sends every mark whose audio has gone out. False if the host's outbound ring is full.
-    fn send_due_marks(&mut self, sink: &mut dyn PipelineSink) -> bool {
-        loop {
-            let Some(id) = self.queue.peek_due_mark() else { return true };
-            let Some(name) = self.marks.name(id) else {
-                self.queue.pop_due_mark();
-                continue;
+                Next::Clear => {
+                    self.clear_pending = false;
+                    self.stats.clears_sent += 1;
+                    Some(self.dialect.write_clear(&mut self.message))
+                }
+                Next::SyncMark => {
+                    self.sync_pending = false;
+                    let mut buf = [0u8; 32];
+                    let n = self.playout.sync_mark_sent();
+                    self.stats.sync_marks_sent += 1;
+                    Some(self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message))
+                }
+                Next::Mark => self.send_mark(),
+                Next::Frame => self.send_frame(now_us),
             };
-            self.dialect.write_mark(name, &mut self.message);
-            if !sink.outbound_room(self.message.len()) {
-                SessionCounters::bump(&self.counters.outbound_stalls);
-                self.stalled = true;
-                return false;
+            if let Some(kind) = kind {
+                return Some((kind, &self.message));
             }
-            self.queue.pop_due_mark();
-            sink.outbound(self.dialect.outbound_kind(), &self.message);
-            let (pos, due) = (self.playout.utterance_sent(), self.playout.carrier_end_us());
-            self.marks.sent(id, pos, due);
-            SessionCounters::bump(&self.counters.marks_sent);
         }
     }
 
-    fn send_sync_mark(&mut self, sink: &mut dyn PipelineSink) {
-        let mut buf = [0u8; 32];
-        let n = self.playout.sync_mark_sent();
-        self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message);
-        if sink.outbound_room(self.message.len()) {
-            sink.outbound(self.dialect.outbound_kind(), &self.message);
-            SessionCounters::bump(&self.counters.sync_marks_sent);
+    /// The next mark whose audio has all gone out: written for a carrier that echoes marks, or
+    /// left for the engine's clock to resolve (`None`: nothing to send, look again).
+    fn send_mark(&mut self) -> Option<MessageKind> {
+        let outbound = self.outbound.as_mut()?;
+        let id = outbound.queue.pop_due_mark()?;
+        let (pos, due) = (self.playout.utterance_sent(), self.playout.carrier_end_us());
+        let kind = match self.caps.confirmation {
+            Confirmation::Echo { .. } => {
+                let name = self.marks.name(id)?;
+                Some(self.dialect.write_mark(name, &mut self.message))
+            }
+            Confirmation::None => None,
+        };
+        self.marks.sent(id, pos, due);
+        self.stats.marks_sent += 1;
+        kind
+    }
+
+    fn send_frame(&mut self, now_us: u64) -> Option<MessageKind> {
+        let outbound = self.outbound.as_mut()?;
+        let ahead = self.playout.ahead_us(now_us);
+        let starving = ahead < outbound.frame_us;
+        let cut = outbound.queue.cut_frame(&mut outbound.frame, starving)?;
+        if cut.audio_bytes < outbound.frame.len() {
+            self.stats.frames_padded += 1;
+            if starving && self.playout.utterance_sent() > 0 && ahead == 0 {
+                self.stats.underruns += 1;
+            }
         }
+        let kind = self.dialect.write_media(&outbound.frame, &mut self.message);
+        self.stats.frames_out += 1;
+        if self.playout.on_frame_sent(now_us, outbound.frame_samples) {
+            self.sync_pending = true;
+        }
+        Some(kind)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resample::is_supported;
+    use crate::resample::{SUPPORTED_RATES, is_supported};
 
     #[test]
     fn every_play_and_agent_rate_converts() {

@@ -1,7 +1,10 @@
 //! Carrier dialects: parsing what a carrier sends and writing what it expects back.
 //!
-//! The pipeline only sees [`Inbound`] values and asks a [`Dialect`] to write `media`, `mark` and
-//! `clear` messages, so another carrier is one more implementation of the trait.
+//! The pipeline only sees [`Inbound`] values, asks a [`Dialect`] to write audio, mark and clear
+//! messages, and adapts to what the dialect's [`Capabilities`] declare (how messages are framed,
+//! whether media carries timestamps, how long an outbound frame is, how played audio is
+//! confirmed, whether playback can be cleared) and to the audio formats its stream announces. So
+//! another carrier is one more implementation of the trait; see `docs/dialects.md`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,6 +25,77 @@ pub fn dialect_by_name(name: &str) -> Option<Box<dyn Dialect>> {
         "twilio" => Some(Box::new(TwilioDialect::new())),
         _ => None,
     }
+}
+
+/// How a carrier's bytes arrive cut into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Each message the host pushes is one carrier message (a WebSocket text or binary frame).
+    Messages,
+    /// The host pushes a byte stream (a TCP connection) in chunks of any size; messages are
+    /// found in it by a header of `header_len` bytes, from which
+    /// [`Dialect::stream_message_len`] tells the whole message's length.
+    Stream {
+        /// Bytes of a message's header.
+        header_len: usize,
+    },
+}
+
+/// How the carrier tells which of the audio it was sent has been played to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The carrier echoes a named mark (a checkpoint) once the audio sent before it has played.
+    /// The engine sends the host's marks and its own hidden sync marks (which measure the
+    /// carrier's playout delay).
+    Echo {
+        /// Whether a clear makes the carrier echo every mark still pending as well (Twilio does:
+        /// the engine then tells played from cleared by its playout model). When it does not,
+        /// the engine reports the marks the caller had not reached as cleared at the clear.
+        on_clear: bool,
+    },
+    /// Nothing is confirmed: the engine's own pacer is the truth. Marks are reported played when
+    /// the paced audio before them has played by the engine's clock; none is sent.
+    None,
+}
+
+/// How playback already sent to the carrier is stopped on barge-in or interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearKind {
+    /// A clear message drops what the carrier has buffered.
+    Message,
+    /// There is no such message: the engine stops sending, and what the carrier already holds
+    /// (at most the pacer's lead) still plays.
+    None,
+}
+
+/// What a dialect needs from the engine, declared once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// How messages are delimited.
+    pub framing: Framing,
+    /// Whether media messages carry the stream time of their audio. Without it, caller audio is
+    /// taken in arrival order (no reordering, no gap filling).
+    pub timestamps: bool,
+    /// The length of each outbound audio message, ms: every message the pacer sends carries
+    /// exactly this much audio (the last one of an utterance padded with silence), which meets
+    /// the carriers' rules (exactly 20 ms; multiples of 10 ms from 100 ms up; any size).
+    pub frame_ms: u32,
+    /// How played audio is confirmed.
+    pub confirmation: Confirmation,
+    /// How playback is cleared.
+    pub clear: ClearKind,
+}
+
+impl Capabilities {
+    /// What a Twilio-compatible carrier does: JSON text messages with timestamps, 20 ms frames,
+    /// marks echoed when played and on clear, a clear message.
+    pub const TWILIO: Self = Self {
+        framing: Framing::Messages,
+        timestamps: true,
+        frame_ms: 20,
+        confirmation: Confirmation::Echo { on_clear: true },
+        clear: ClearKind::Message,
+    };
 }
 
 /// Whether a WebSocket message is a text or a binary frame.
@@ -52,6 +126,16 @@ pub enum AudioEncoding {
     Alaw,
     /// Signed 16-bit little-endian linear PCM.
     L16,
+}
+
+impl AudioEncoding {
+    /// Bytes per sample.
+    pub fn bytes_per_sample(self) -> usize {
+        match self {
+            Self::Mulaw | Self::Alaw => 1,
+            Self::L16 => 2,
+        }
+    }
 }
 
 /// Audio format of a stream.
@@ -281,10 +365,13 @@ impl PayloadBuffer {
 ///
 /// A dialect is stateful (it learns the stream id from `start`) and owned by one session.
 pub trait Dialect: Send {
-    /// A short name, e.g. `"twilio"`.
-    fn name(&self) -> &'static str;
-    /// The frame kind this dialect's outbound messages use.
-    fn outbound_kind(&self) -> MessageKind;
+    /// What the engine must know to drive this carrier.
+    fn capabilities(&self) -> Capabilities;
+    /// For [`Framing::Stream`]: the length of the whole message whose header (the first
+    /// `header_len` bytes) is `header`. Never called for [`Framing::Messages`].
+    fn stream_message_len(&self, header: &[u8]) -> usize {
+        header.len()
+    }
     /// Parses one received message. Audio payloads are decoded into `payload`; nothing allocates
     /// for `media` messages.
     ///
@@ -298,14 +385,24 @@ pub trait Dialect: Send {
         payload: &mut PayloadBuffer,
     ) -> Result<Inbound<'a>, ProtocolError>;
     /// Remembers the stream identity from a parsed `start` (used by the writers, and by `parse` to
-    /// refuse messages for other streams).
-    fn on_start(&mut self, start: &StreamStart);
-    /// Writes a `media` message carrying `mulaw` (8 kHz G.711 µ-law) into `out` (cleared first).
-    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>);
-    /// Writes a `mark` message named `name` into `out` (cleared first).
-    fn write_mark(&self, name: &str, out: &mut Vec<u8>);
-    /// Writes a `clear` message into `out` (cleared first).
-    fn write_clear(&self, out: &mut Vec<u8>);
+    /// refuse messages for other streams) and returns the format of the audio the carrier takes
+    /// (the caller's audio comes in `start.media_format`). An error refuses the `start`.
+    fn on_start(&mut self, start: &StreamStart) -> Result<MediaFormat, ProtocolError>;
+    /// A message the carrier expects in answer to what was parsed (a handshake reply), written
+    /// into `out` (cleared first); polled after every parse.
+    fn poll_reply(&mut self, out: &mut Vec<u8>) -> Option<MessageKind> {
+        let _ = out;
+        None
+    }
+    /// Writes a message carrying `audio` (one frame, in the format [`Self::on_start`] returned)
+    /// into `out` (cleared first), and says its frame kind.
+    fn write_media(&self, audio: &[u8], out: &mut Vec<u8>) -> MessageKind;
+    /// Writes a mark (checkpoint) named `name` into `out` (cleared first). Only called when the
+    /// capabilities say [`Confirmation::Echo`].
+    fn write_mark(&self, name: &str, out: &mut Vec<u8>) -> MessageKind;
+    /// Writes a clear message into `out` (cleared first). Only called when the capabilities say
+    /// [`ClearKind::Message`].
+    fn write_clear(&self, out: &mut Vec<u8>) -> MessageKind;
     /// An upper bound on the size of a `write_media` message for `payload_len` bytes of audio,
     /// so buffers can be sized once.
     fn max_media_message_len(&self, payload_len: usize) -> usize;

@@ -308,12 +308,8 @@ fn decode_payload(text: &[u8], payload: &mut PayloadBuffer) -> Result<(), Protoc
 }
 
 impl Dialect for TwilioDialect {
-    fn name(&self) -> &'static str {
-        "twilio"
-    }
-
-    fn outbound_kind(&self) -> MessageKind {
-        MessageKind::Text
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::TWILIO
     }
 
     /// Parses one Twilio message (see the module documentation for exactly what is accepted).
@@ -340,38 +336,43 @@ impl Dialect for TwilioDialect {
         result
     }
 
-    fn on_start(&mut self, start: &StreamStart) {
+    /// Twilio takes 8 kHz µ-law whatever the caller's audio is.
+    fn on_start(&mut self, start: &StreamStart) -> Result<MediaFormat, ProtocolError> {
         self.stream_sid_json.clear();
         json_out::push_escaped(&mut self.stream_sid_json, &start.stream_id);
         self.stream_sid = Some(start.stream_id.clone());
+        Ok(MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: CARRIER_RATE, channels: 1 })
     }
 
     /// Writes `{"event":"media","streamSid":"<sid>","media":{"payload":"<base64>"}}`.
-    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>) {
+    fn write_media(&self, mulaw: &[u8], out: &mut Vec<u8>) -> MessageKind {
         out.clear();
         out.extend_from_slice(json_out::MEDIA_HEAD);
         out.extend_from_slice(&self.stream_sid_json);
         out.extend_from_slice(json_out::MEDIA_MID);
         json_out::push_base64(out, mulaw);
         out.extend_from_slice(json_out::MEDIA_TAIL);
+        MessageKind::Text
     }
 
     /// Writes `{"event":"mark","streamSid":"<sid>","mark":{"name":"<name>"}}`, `name` JSON-escaped.
-    fn write_mark(&self, name: &str, out: &mut Vec<u8>) {
+    fn write_mark(&self, name: &str, out: &mut Vec<u8>) -> MessageKind {
         out.clear();
         out.extend_from_slice(json_out::MARK_HEAD);
         out.extend_from_slice(&self.stream_sid_json);
         out.extend_from_slice(json_out::MARK_MID);
         json_out::push_escaped(out, name);
         out.extend_from_slice(json_out::MARK_TAIL);
+        MessageKind::Text
     }
 
     /// Writes `{"event":"clear","streamSid":"<sid>"}`.
-    fn write_clear(&self, out: &mut Vec<u8>) {
+    fn write_clear(&self, out: &mut Vec<u8>) -> MessageKind {
         out.clear();
         out.extend_from_slice(json_out::CLEAR_HEAD);
         out.extend_from_slice(&self.stream_sid_json);
         out.extend_from_slice(json_out::CLEAR_TAIL);
+        MessageKind::Text
     }
 
     /// The exact length of [`Dialect::write_media`]'s output (saturating at `usize::MAX`).

@@ -10,8 +10,9 @@ use super::wakeup::Wakeup;
 use super::worker::{self, Control};
 use super::worker_session::{HoldPolicy, WorkerSession};
 use crate::config::{EngineConfig, SessionConfig};
+use crate::pipeline::PLAY_PIECE;
 use crate::pipeline::SessionPipeline;
-use crate::pipeline::session::{PLAY_PIECE, PipelineError};
+use crate::pipeline::session::PipelineError;
 use crate::protocol::{Dialect, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
@@ -155,7 +156,7 @@ impl EngineShared {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
         let session_shared = Arc::new(SessionShared::new(config.event_capacity, self.now_us()));
-        let pipeline = SessionPipeline::new(config, dialect, session_shared.counters.clone())?;
+        let pipeline = SessionPipeline::new(config, dialect)?;
         let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
         let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
         let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);

@@ -14,7 +14,7 @@ use super::worker_session::WorkerSession;
 use crate::config::SessionConfig;
 use crate::event::{Event, RawEvent};
 use crate::pipeline::playout::SYNC_MARK_PREFIX;
-use crate::pipeline::session::{PLAY_PIECE, PLAY_RATES};
+use crate::pipeline::{PLAY_PIECE, PLAY_RATES};
 use crate::protocol::MessageKind;
 use crate::stats::{SessionCounters, SessionStats};
 use ringbuf::traits::{Consumer, Observer};

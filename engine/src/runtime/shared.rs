@@ -87,13 +87,14 @@ impl SessionShared {
         }
     }
 
-    /// Queues an event, dropping (and counting) the oldest if the host has fallen behind.
-    pub fn push_event(&self, event: RawEvent) {
-        if let Some(oldest) = self.events.force_push(event) {
-            SessionCounters::bump(&self.counters.events_dropped);
-            // A `Started` event owns the stream's identity: dropping it frees memory, which a
-            // worker step may only do here, by design.
-            alloc_guard::permit(|| drop(oldest));
-        }
+    /// Queues an event, dropping the oldest if the host has fallen behind; true if one was
+    /// dropped (the worker counts it).
+    pub fn push_event(&self, event: RawEvent) -> bool {
+        let oldest = self.events.force_push(event);
+        let dropped = oldest.is_some();
+        // A `Started` event owns the stream's identity: dropping it frees memory, which a
+        // worker step may only do here, by design.
+        alloc_guard::permit(|| drop(oldest));
+        dropped
     }
 }

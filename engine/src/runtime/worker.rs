@@ -111,11 +111,10 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 continue;
             }
             produced |= sessions[i].step(now, Some(&handle.latency));
-            let pipeline = &sessions[i].pipeline;
             let due = if sessions[i].is_closed() {
                 // Failed in this step: retire it on the next pass.
                 now
-            } else if pipeline.is_stalled() {
+            } else if sessions[i].is_stalled() {
                 now + MIN_SLEEP_US
             } else if let Some(until) = sessions[i].held_until() {
                 // Holding messages for the host: its next read wakes us; if it never comes, the
@@ -125,7 +124,9 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 // Sessions sharing the overflow slot may miss a flag another one cleared: poll.
                 now + MIN_SLEEP_US
             } else {
-                pipeline.deadline_us().map_or(now + tick_us, |d| d.clamp(now + MIN_SLEEP_US, now + tick_us))
+                sessions[i]
+                    .deadline_us()
+                    .map_or(now + tick_us, |d| d.clamp(now + MIN_SLEEP_US, now + tick_us))
             };
             timers[i].1 = due;
             next = next.min(due);

@@ -8,50 +8,73 @@ use super::records::{self, Header};
 use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
 use crate::alloc_guard;
 use crate::event::RawEvent;
-use crate::pipeline::{PipelineSink, SessionPipeline};
+use crate::pipeline::SessionPipeline;
 use crate::protocol::{MessageKind, ProtocolError};
-use crate::stats::SessionCounters;
+use crate::stats::SessionStats;
 use ringbuf::traits::{Observer, Producer};
 use ringbuf::{HeapCons, HeapProd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Outputs of one step go straight into the host-facing rings and queue.
-struct RingSink<'a> {
+/// Where one step's outputs go: the host-facing rings and queue, and the worker's own counts.
+struct Outputs<'a> {
     pcm: &'a mut HeapProd<i16>,
     outbound: &'a mut HeapProd<u8>,
     shared: &'a SessionShared,
+    /// What the worker side counts itself (the pipeline counts the rest).
+    counts: &'a mut SessionStats,
     produced: bool,
     produced_outbound: bool,
+    /// The pipeline has a message due that the outbound ring has no room for.
+    stalled: bool,
 }
 
-impl PipelineSink for RingSink<'_> {
-    fn agent_audio(&mut self, pcm: &[i16]) {
-        let n = self.pcm.push_slice(pcm);
-        SessionCounters::add(&self.shared.counters.agent_samples_out, n as u64);
-        if n < pcm.len() {
+impl Outputs<'_> {
+    /// Caller audio at the agent rate, in stream order, into the host's PCM ring.
+    fn agent_audio(pcm: &mut HeapProd<i16>, counts: &mut SessionStats, produced: &mut bool, audio: &[i16]) {
+        let n = pcm.push_slice(audio);
+        counts.agent_samples_out += n as u64;
+        if n < audio.len() {
             // The host is not reading audio: drop the newest and count it, never block.
-            SessionCounters::add(&self.shared.counters.agent_samples_dropped, (pcm.len() - n) as u64);
+            counts.agent_samples_dropped += (audio.len() - n) as u64;
         }
-        self.produced |= n > 0;
+        *produced |= n > 0;
     }
+
     fn event(&mut self, event: RawEvent) {
-        self.shared.push_event(event);
+        if self.shared.push_event(event) {
+            self.counts.events_dropped += 1;
+        }
         self.produced = true;
     }
-    fn outbound_room(&self, len: usize) -> bool {
-        self.outbound.vacant_len() >= records::HEADER + len
-    }
-    fn outbound(&mut self, kind: MessageKind, message: &[u8]) {
-        let tag = match kind {
-            MessageKind::Text => outbound_tag::TEXT,
-            MessageKind::Binary => outbound_tag::BINARY,
-        };
-        let written =
-            records::write(self.outbound, Header { tag, a: 0, b: message.len() as u32, c: 0 }, &[message], 0);
-        debug_assert!(written, "outbound_room was checked");
-        self.produced = true;
-        self.produced_outbound = true;
+
+    /// Takes what the pipeline has for the host after a call: its events, then the carrier
+    /// messages due, while the outbound ring has room for one.
+    fn drain(&mut self, pipeline: &mut SessionPipeline, now_us: u64) {
+        while let Some(event) = pipeline.poll_event() {
+            self.event(event);
+        }
+        self.stalled = false;
+        loop {
+            if self.outbound.vacant_len() < records::HEADER + pipeline.max_transmit_len() {
+                if pipeline.transmit_due(now_us) {
+                    // Held, not lost: taking a message wakes the worker to send it.
+                    self.counts.outbound_stalls += 1;
+                    self.stalled = true;
+                }
+                return;
+            }
+            let Some((kind, message)) = pipeline.poll_transmit(now_us) else { return };
+            let tag = match kind {
+                MessageKind::Text => outbound_tag::TEXT,
+                MessageKind::Binary => outbound_tag::BINARY,
+            };
+            let header = Header { tag, a: 0, b: message.len() as u32, c: 0 };
+            let written = records::write(self.outbound, header, &[message], 0);
+            debug_assert!(written, "room for the largest message was checked");
+            self.produced = true;
+            self.produced_outbound = true;
+        }
     }
 }
 
@@ -79,6 +102,11 @@ pub struct WorkerSession {
     interrupt_applied: bool,
     /// The worker and slot it runs in (`None` inline).
     worker: Option<WorkerRef>,
+    /// What the worker side counts itself; published with the pipeline's counters.
+    counts: SessionStats,
+    /// The pipeline has a message due that the outbound ring had no room for: taking a message
+    /// wakes the worker, so no timer is needed until then.
+    stalled: bool,
     hold: HoldPolicy,
     /// Carrier messages are being held back for the host (see [`HoldPolicy`]) until this time,
     /// engine clock µs, unless it reads before.
@@ -105,6 +133,8 @@ impl WorkerSession {
             interrupts_seen: 0,
             interrupt_applied: false,
             worker: None,
+            counts: SessionStats::default(),
+            stalled: false,
             hold,
             held_until: None,
         }
@@ -118,6 +148,16 @@ impl WorkerSession {
     /// The worker and slot this session runs in (`None` inline).
     pub(crate) fn worker(&self) -> Option<WorkerRef> {
         self.worker
+    }
+
+    /// Whether a message for the carrier is held because the outbound ring is full.
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// When the pipeline next has timed work, µs.
+    pub(crate) fn deadline_us(&self) -> Option<u64> {
+        self.pipeline.poll_timeout()
     }
 
     /// When a hold of carrier messages runs out (engine clock µs), if they are held.
@@ -163,24 +203,34 @@ impl WorkerSession {
             interrupts_seen,
             interrupt_applied,
             worker: _,
+            counts,
+            stalled,
             hold,
             held_until,
         } = self;
-        let mut sink = RingSink { pcm, outbound, shared, produced: false, produced_outbound: false };
+        let mut out = Outputs {
+            pcm,
+            outbound,
+            shared,
+            counts,
+            produced: false,
+            produced_outbound: false,
+            stalled: false,
+        };
 
         *held_until = None;
         while let Some(h) = records::next(inbound, inbound_body_len) {
             if h.tag == inbound_tag::OVERSIZE {
                 records::skip(inbound, 0);
-                SessionCounters::bump(&shared.counters.messages_in);
-                SessionCounters::bump(&shared.counters.protocol_errors);
-                sink.event(RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
+                out.counts.messages_in += 1;
+                out.counts.protocol_errors += 1;
+                out.event(RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
                 continue;
             }
             let len = h.b as usize;
             let audio = Room {
-                vacant: sink.pcm.vacant_len(),
-                occupied: sink.pcm.occupied_len(),
+                vacant: out.pcm.vacant_len(),
+                occupied: out.pcm.occupied_len(),
                 needed: pipeline.agent_room_needed(len),
             };
             let events = Room {
@@ -199,8 +249,11 @@ impl WorkerSession {
             let waited_us = latency::elapsed_since(h.a, now_us);
             let arrived_us = now_us.saturating_sub(waited_us);
             // Parsed where it lies: the host writes nothing over it until it is skipped.
-            pipeline.on_message_at(records::body(inbound, len), kind, arrived_us, now_us, &mut sink);
+            let Outputs { pcm, counts, produced, .. } = &mut out;
+            let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
+            pipeline.handle_message(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
             records::skip(inbound, len);
+            out.drain(pipeline, now_us);
             if let Some(latency) = latency {
                 latency.record(waited_us);
             }
@@ -209,21 +262,26 @@ impl WorkerSession {
         // Set before the host's next read looks at it; a read that came just before this store
         // finds it on its next call, or the worker finds the room on its timer.
         shared.inbound_held.store(held_until.is_some(), Ordering::Release);
-        drain_play_ring(play, pipeline, &mut sink, (interrupts_seen, interrupt_applied), shared, now_us);
+        drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
         // While messages wait, a gap in the caller's audio is not filled: the frame that closes
         // it may be among them.
-        pipeline.tick_with(now_us, held_until.is_none(), &mut sink);
+        let Outputs { pcm, counts, produced, .. } = &mut out;
+        let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
+        pipeline.handle_timeout(now_us, held_until.is_none(), &mut audio);
+        out.drain(pipeline, now_us);
+        *stalled = out.stalled;
         // Published after the BargeIn event was queued: a host that reads this generation and then
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
-        shared.pacer_stalled.store(pipeline.is_stalled(), Ordering::Release);
-        if sink.produced_outbound
+        shared.pacer_stalled.store(out.stalled, Ordering::Release);
+        shared.counters.publish(&pipeline.counters().plus(out.counts));
+        if out.produced_outbound
             && let Some(wakeup) = shared.carrier_wakeup.get()
         {
             shared.outbound_ready.store(true, Ordering::Release);
             wakeup.notify();
         }
-        sink.produced
+        out.produced
     }
 }
 
@@ -235,11 +293,15 @@ impl WorkerSession {
 fn drain_play_ring(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,
-    sink: &mut RingSink<'_>,
+    out: &mut Outputs<'_>,
     (interrupts_seen, interrupt_applied): (&mut u32, &mut bool),
-    shared: &SessionShared,
     now_us: u64,
 ) {
+    let shared = out.shared;
+    if !pipeline.accepts_play() {
+        // Agent audio and marks wait in the ring until the stream starts and its format is known.
+        return;
+    }
     while let Some(h) = records::next(play, play_body_len) {
         let requested = shared.interrupt_gen.load(Ordering::Acquire);
         let interrupted = requested != *interrupts_seen;
@@ -248,7 +310,8 @@ fn drain_play_ring(
             // The host interrupted while audio it queued before still sits ahead of the interrupt
             // record: interrupt now, so `Interrupted` comes before the `MarkCleared`s of the marks
             // it drops, then skip to the record.
-            pipeline.interrupt(now_us, sink);
+            pipeline.interrupt(now_us);
+            out.drain(pipeline, now_us);
             *interrupt_applied = true;
         }
         match h.tag {
@@ -256,7 +319,8 @@ fn drain_play_ring(
                 records::skip(play, 0);
                 *interrupts_seen = h.a;
                 if !*interrupt_applied {
-                    pipeline.interrupt(now_us, sink);
+                    pipeline.interrupt(now_us);
+                    out.drain(pipeline, now_us);
                 }
                 // Back-to-back interrupts already applied collapse into that one.
                 if *interrupts_seen == requested {
@@ -265,7 +329,7 @@ fn drain_play_ring(
             }
             play_tag::PCM if interrupted || stale => {
                 records::skip(play, h.b as usize);
-                SessionCounters::add(&shared.counters.flushed_samples, u64::from(h.b) / 2);
+                out.counts.flushed_samples += u64::from(h.b) / 2;
             }
             play_tag::PCM => {
                 let len = h.b as usize;
@@ -274,24 +338,26 @@ fn drain_play_ring(
                 if !pipeline.play_fits(samples, h.a) {
                     return;
                 }
-                let played = pipeline.play_le_bytes(records::body(play, len), h.a, now_us, sink);
+                let played = pipeline.play_le_bytes(records::body(play, len), h.a);
                 records::skip(play, len);
                 match played {
                     Ok(true) => {}
-                    // Rates are validated by the host handle and room was checked above, so this
-                    // is a bug; it is counted rather than hidden.
-                    Ok(false) | Err(_) => {
-                        SessionCounters::add(&shared.counters.flushed_samples, samples as u64)
-                    }
+                    // Room was checked above, and the host handle validates rates against those
+                    // `play` takes; a rate the carrier's format does not convert from is counted
+                    // as flushed (the host's play call has already returned).
+                    Ok(false) | Err(_) => out.counts.flushed_samples += samples as u64,
                 }
+                // Frames go out as the queue fills, as they would with the host playing live.
+                out.drain(pipeline, now_us);
             }
             play_tag::MARK => {
                 let len = h.b as usize;
                 if interrupted || stale {
-                    SessionCounters::bump(&shared.counters.marks_cleared);
-                    sink.event(RawEvent::MarkCleared { id: h.a });
+                    out.counts.marks_cleared += 1;
+                    out.event(RawEvent::MarkCleared { id: h.a });
                 } else {
-                    pipeline.mark(h.a, records::body(play, len), now_us, sink);
+                    pipeline.mark(h.a, records::body(play, len));
+                    out.drain(pipeline, now_us);
                 }
                 records::skip(play, len);
             }

@@ -579,11 +579,11 @@ pub fn evaluate(config: &VadConfig, track: &Track) -> Score {
 // backchannel or a noise.
 
 use base64::Engine as _;
-use std::sync::Arc;
+
+use trunkline::SessionConfig;
 use trunkline::event::RawEvent;
-use trunkline::pipeline::{PipelineSink, SessionPipeline};
+use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
-use trunkline::{SessionConfig, SessionCounters};
 
 /// What the caller does while the bot talks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -701,15 +701,14 @@ struct CallSink {
     events: Vec<RawEvent>,
 }
 
-impl PipelineSink for CallSink {
-    fn agent_audio(&mut self, _: &[i16]) {}
-    fn event(&mut self, event: RawEvent) {
-        self.events.push(event);
+impl CallSink {
+    /// Takes every event and every message due, as the runtime does after each call.
+    fn drain(&mut self, p: &mut SessionPipeline, now_us: u64) {
+        while let Some(event) = p.poll_event() {
+            self.events.push(event);
+        }
+        while p.poll_transmit(now_us).is_some() {}
     }
-    fn outbound_room(&self, _: usize) -> bool {
-        true
-    }
-    fn outbound(&mut self, _: MessageKind, _: &[u8]) {}
 }
 
 fn start_message() -> String {
@@ -719,10 +718,10 @@ fn start_message() -> String {
 /// Runs `call` through a session pipeline on a simulated clock: caller media every 20 ms, the
 /// agent prompt played from `AGENT_START_MS` as the pacer makes room.
 pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome {
-    let counters = Arc::new(SessionCounters::default());
-    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new()), counters).expect("pipeline");
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).expect("pipeline");
     let mut sink = CallSink::default();
-    p.on_message(start_message().as_bytes(), MessageKind::Text, 0, &mut sink);
+    p.handle_message(start_message().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
+    sink.drain(&mut p, 0);
     let agent: Vec<i16> = call.agent.iter().map(|&v| (v * 32_767.0) as i16).collect();
     let mut played = 0;
     let mut ulaw = [0u8; 160];
@@ -733,11 +732,10 @@ pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome 
         if now_ms >= AGENT_START_MS && fired_at_ms.is_none() {
             while played < agent.len() {
                 let n = (agent.len() - played).min(800);
-                if !p.play_fits(n, 8_000)
-                    || !p.play(&agent[played..played + n], 8_000, now_us, &mut sink).unwrap()
-                {
+                if !p.play_fits(n, 8_000) || !p.play(&agent[played..played + n], 8_000).unwrap() {
                     break;
                 }
+                sink.drain(&mut p, now_us);
                 played += n;
             }
         }
@@ -750,8 +748,10 @@ pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome 
             i + 1,
             base64::engine::general_purpose::STANDARD.encode(ulaw)
         );
-        p.on_message(msg.as_bytes(), MessageKind::Text, now_us, &mut sink);
-        p.tick(now_us, &mut sink);
+        p.handle_message(msg.as_bytes(), MessageKind::Text, now_us, now_us, &mut |_| {});
+        sink.drain(&mut p, now_us);
+        p.handle_timeout(now_us, true, &mut |_| {});
+        sink.drain(&mut p, now_us);
         if fired_at_ms.is_none() && sink.events.iter().any(|e| matches!(e, RawEvent::BargeIn { .. })) {
             fired_at_ms = Some(now_ms + 20);
         }

@@ -1,0 +1,168 @@
+//! The agent's side: audio resampled to the carrier's rate, encoded as the carrier takes it and
+//! queued in frames of the dialect's length.
+
+use crate::codec::{encode_alaw, encode_ulaw, linear_to_alaw, linear_to_ulaw};
+use crate::pipeline::outbound_queue::OutboundQueue;
+use crate::protocol::{AudioEncoding, MediaFormat, ProtocolError};
+use crate::resample::{SUPPORTED_RATES, StreamResampler, is_supported};
+
+/// Agent audio is taken in pieces of at most this many samples per `play` step.
+pub const PLAY_PIECE: usize = 2048;
+/// Agent audio is resampled and encoded in pieces of at most this many samples (20 ms at 24 kHz
+/// takes one) ...
+const PLAY_CHUNK: usize = 512;
+/// ... into buffers of this many carrier-rate samples (a chunk is halved until its output fits).
+const PLAY_CHUNK_OUT: usize = PLAY_CHUNK + 8;
+/// Rates `play` accepts: every rate the resampler supports (each converts to every carrier rate
+/// the engine speaks).
+pub const PLAY_RATES: [u32; SUPPORTED_RATES.len()] = SUPPORTED_RATES;
+
+/// Agent audio for `play`: samples, or s16le bytes (converted a chunk at a time).
+#[derive(Clone, Copy)]
+pub(crate) enum PlaySource<'a> {
+    Pcm(&'a [i16]),
+    Le(&'a [u8]),
+}
+
+impl PlaySource<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Pcm(p) => p.len(),
+            Self::Le(b) => b.len() / 2,
+        }
+    }
+}
+
+/// The stages built for the carrier's outbound format when the stream starts.
+pub(crate) struct OutboundPath {
+    encoding: AudioEncoding,
+    rate: u32,
+    /// One per rate of [`PLAY_RATES`], in its order (`None`: no conversion to this carrier).
+    play_resamplers: Vec<Option<StreamResampler>>,
+    pub(crate) queue: OutboundQueue,
+    /// The frame being sent, cut from the queue.
+    pub(crate) frame: Box<[u8]>,
+    /// Samples in one frame.
+    pub(crate) frame_samples: u64,
+    /// Length of one frame, µs.
+    pub(crate) frame_us: u64,
+}
+
+impl OutboundPath {
+    /// Stages for a carrier taking `format` in frames of `frame_ms`, with a queue of `buffer_ms`.
+    pub(crate) fn new(
+        format: MediaFormat,
+        frame_ms: u32,
+        buffer_ms: u32,
+        max_marks: usize,
+    ) -> Result<Self, ProtocolError> {
+        let rate = format.sample_rate;
+        if format.channels != 1 || !rate.is_multiple_of(1000) || frame_ms == 0 || !is_supported(rate, rate) {
+            return Err(ProtocolError::UnsupportedFormat);
+        }
+        // Every rate up front, so that no `play` builds one on the worker; they are small, their
+        // filters being shared between sessions.
+        let play_resamplers = PLAY_RATES
+            .iter()
+            .map(|&from| is_supported(from, rate).then(|| StreamResampler::new(from, rate).ok()).flatten())
+            .collect();
+        let bytes = format.encoding.bytes_per_sample();
+        let samples_per_ms = u64::from(rate / 1000);
+        let frame_samples = u64::from(frame_ms) * samples_per_ms;
+        let frame_bytes = frame_samples as usize * bytes;
+        // The queue holds whole frames, and at least one play piece (as it reaches the carrier).
+        let capacity = (u64::from(buffer_ms) * samples_per_ms) as usize * bytes;
+        let capacity = capacity.max(frame_bytes);
+        let silence = match format.encoding {
+            AudioEncoding::Mulaw => linear_to_ulaw(0),
+            AudioEncoding::Alaw => linear_to_alaw(0),
+            AudioEncoding::L16 => 0,
+        };
+        Ok(Self {
+            encoding: format.encoding,
+            rate,
+            play_resamplers,
+            queue: OutboundQueue::new(capacity, max_marks, frame_bytes, silence),
+            frame: vec![0; frame_bytes].into_boxed_slice(),
+            frame_samples,
+            frame_us: u64::from(frame_ms) * 1000,
+        })
+    }
+
+    /// The carrier's rate, Hz.
+    pub(crate) fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Bytes per sample of the carrier's encoding.
+    pub(crate) fn bytes_per_sample(&self) -> usize {
+        self.encoding.bytes_per_sample()
+    }
+
+    /// Whether `samples` of agent audio at `rate` fit in the queue now.
+    pub(crate) fn fits(&self, samples: usize, rate: u32) -> bool {
+        let out = (samples as u64 * u64::from(self.rate)).div_ceil(u64::from(rate.max(1))) as usize + 8;
+        out * self.bytes_per_sample() <= self.queue.free()
+    }
+
+    /// Forgets the resamplers' history (after a flush, the next audio starts afresh).
+    pub(crate) fn reset_resamplers(&mut self) {
+        self.play_resamplers.iter_mut().flatten().for_each(StreamResampler::reset);
+    }
+
+    /// Queues agent audio at `rate`: `Ok(Some(n))` with the carrier samples dropped for want of
+    /// room (none unless there is a bug: the caller checks [`Self::fits`]), `Ok(None)` when it
+    /// does not fit (nothing taken), `Err(())` when `rate` does not convert to the carrier's.
+    pub(crate) fn push(&mut self, source: PlaySource<'_>, rate: u32) -> Result<Option<u64>, ()> {
+        let idx = PLAY_RATES.iter().position(|&r| r == rate).ok_or(())?;
+        let resampler = self.play_resamplers[idx].as_ref().ok_or(())?;
+        let len = source.len();
+        if resampler.max_output_len(len) * self.bytes_per_sample() > self.queue.free() {
+            return Ok(None);
+        }
+        let mut chunk = PLAY_CHUNK;
+        while resampler.max_output_len(chunk) > PLAY_CHUNK_OUT {
+            chunk /= 2;
+        }
+        let mut dropped = 0;
+        match source {
+            PlaySource::Pcm(pcm) => {
+                for part in pcm.chunks(chunk) {
+                    dropped += self.push_chunk(idx, part);
+                }
+            }
+            PlaySource::Le(bytes) => {
+                let mut pcm = [0i16; PLAY_CHUNK];
+                for part in bytes.chunks(2 * chunk) {
+                    for (s, b) in pcm.iter_mut().zip(part.chunks_exact(2)) {
+                        *s = i16::from_le_bytes([b[0], b[1]]);
+                    }
+                    dropped += self.push_chunk(idx, &pcm[..part.len() / 2]);
+                }
+            }
+        }
+        Ok(Some(dropped))
+    }
+
+    /// Resamples, encodes and queues one chunk; returns the carrier samples that did not fit.
+    fn push_chunk(&mut self, resampler: usize, pcm: &[i16]) -> u64 {
+        let mut resampled = [0i16; PLAY_CHUNK_OUT];
+        let mut encoded = [0u8; 2 * PLAY_CHUNK_OUT];
+        let Some(r) = self.play_resamplers[resampler].as_mut() else { return 0 };
+        let n = r.process(pcm, &mut resampled);
+        let bytes = match self.encoding {
+            AudioEncoding::Mulaw => encode_ulaw(&resampled[..n], &mut encoded),
+            AudioEncoding::Alaw => encode_alaw(&resampled[..n], &mut encoded),
+            AudioEncoding::L16 => {
+                for (b, s) in encoded.chunks_exact_mut(2).zip(&resampled[..n]) {
+                    b.copy_from_slice(&s.to_le_bytes());
+                }
+                2 * n
+            }
+        };
+        let taken = self.queue.push_audio(&encoded[..bytes]);
+        // Room for the whole piece was checked, so this is a bug; counted, not hidden.
+        debug_assert_eq!(taken, bytes);
+        ((bytes - taken) / self.bytes_per_sample()) as u64
+    }
+}
