@@ -354,3 +354,27 @@ fn a_twilio_compatible_stream_at_16_khz_reaches_the_agent_at_its_own_rate() {
     assert_eq!(s.next_outbound(&mut buf), Some(MessageKind::Text));
     assert!(matches!(common::parse_outbound(&buf), common::Outbound::Media(p) if p.len() == 160));
 }
+
+/// A carrier that sends no stop (or a connection that drops) ends the stream when the host says
+/// the connection closed: the same end as a stop message, once.
+#[test]
+fn the_connection_closing_ends_the_stream_like_a_stop() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { agent_rate: RATE, play_rate: RATE, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    s.push(&tlv(HELLO, b"call-11"), MessageKind::Binary).unwrap();
+    s.push(&tlv(AUDIO, &l16(&caller_audio(2))), MessageKind::Binary).unwrap();
+    s.play(&[500; 320], RATE).unwrap();
+    s.mark("queued").unwrap();
+    s.end_stream().unwrap();
+    s.end_stream().unwrap();
+    let evs = events(&mut s);
+    assert!(matches!(evs[0], Event::Started(_)), "{evs:?}");
+    assert_eq!(evs[1..], [Event::MarkCleared { name: "queued".into() }, Event::Stopped], "{evs:?}");
+    assert_eq!(s.stats().messages_in, 2, "a closed connection is not a carrier message");
+
+    // Before the stream started, the host still learns the call is over.
+    let (_engine, mut s) = open(&clock, &config);
+    s.end_stream().unwrap();
+    assert_eq!(events(&mut s), [Event::Stopped]);
+}

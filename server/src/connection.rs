@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use trunkline::protocol::signature;
+use trunkline::protocol::signature::{self, RequestSigning};
 use trunkline::protocol::{Inbound, MessageKind, PayloadBuffer, dialect_by_name};
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -29,6 +29,8 @@ const PUSH_PATIENCE: Duration = Duration::from_secs(2);
 pub(crate) struct ConnectionContext {
     pub(crate) engine: EngineHandle,
     pub(crate) config: OffloadConfig,
+    /// How the dialect's carrier signs its requests (checked when `config.auth_token` is set).
+    pub(crate) signing: Option<RequestSigning>,
     pub(crate) counters: Arc<ServerCounters>,
     pub(crate) calls: CallSender,
     /// Signalled by audio workers when a detached session produced outbound messages.
@@ -121,7 +123,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
         }
         reserved = true;
-        if let Some(token) = &config.auth_token {
+        if let (Some(token), Some(signing)) = (&config.auth_token, ctx.signing) {
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
             let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
             let url = signature::signed_url(
@@ -131,12 +133,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
                 header("host").unwrap_or(""),
                 path_and_query,
             );
-            let valid = header("x-twilio-signature").is_some_and(|sig| signature::validate(token, &url, sig));
+            let valid = header(signing.header).is_some_and(|sig| (signing.validate)(token, &url, sig));
             if !valid {
                 ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
                 reserved = false;
                 refusal = Some(Refusal::Signature);
-                return Err(refuse(StatusCode::FORBIDDEN, "invalid X-Twilio-Signature"));
+                return Err(refuse(StatusCode::FORBIDDEN, "missing or invalid request signature"));
             }
         }
         Ok(resp)
@@ -232,11 +234,9 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                 if push(&mut port, bytes, kind).await.is_err() {
                     break;
                 }
-                // Only `start` and `stop` matter here; the substring test keeps the full parse off
-                // the path of every media message.
-                if (host_session.is_some() && contains(bytes, b"\"start\""))
-                    || contains(bytes, b"\"stop\"")
-                {
+                // Only the stream's start and stop matter here; the dialect's quick look keeps the
+                // full parse off the path of every audio message.
+                if start_parser.may_start_or_stop(bytes, kind) {
                     match start_parser.parse(bytes, kind, &mut scratch) {
                         Ok(Inbound::Start(start)) if host_session.is_some() => {
                             // Learns the stream, so that a `stop` naming another one (refused by
@@ -296,9 +296,9 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let _ = flush(&mut port, &mut sink, &mut out).await;
     if !stop_seen && host_session.is_none() {
-        // The carrier vanished without `stop`: tell the pipeline the stream ended, so the host
+        // The carrier vanished without a stop: tell the pipeline the stream ended, so the host
         // gets its `stopped` event and nothing waits forever.
-        let _ = port.push(br#"{"event":"stop","sequenceNumber":"0","stop":{}}"#, MessageKind::Text);
+        let _ = port.end_stream();
     }
     ctx.registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     sink.close().await;
@@ -307,10 +307,6 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn close(code: CloseCode, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Pushes a message, waiting (without reading more from the socket: TCP backpressure) while the

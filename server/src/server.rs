@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use trunkline::config::SessionConfig;
 use trunkline::protocol::StreamStart;
+use trunkline::protocol::signature::request_signing;
 use trunkline::runtime::{Engine, Session, Wakeup};
 
 /// Offload server settings.
@@ -18,10 +19,11 @@ pub struct OffloadConfig {
     pub bind: SocketAddr,
     /// Request paths accepted (e.g. `/media`); others get 404. Empty: any path.
     pub paths: Vec<String>,
-    /// The account's auth token. When set, every upgrade request must carry a valid
-    /// `X-Twilio-Signature` (else 403).
+    /// The account's auth token. When set, every upgrade request must carry a valid signature
+    /// of the carrier the session's dialect speaks (Twilio: `X-Twilio-Signature`), else 403; a
+    /// dialect whose carrier signs nothing refuses the setting.
     pub auth_token: Option<String>,
-    /// The public URL base Twilio connects to (e.g. `wss://bot.example.com`), needed for the
+    /// The public URL base the carrier connects to (e.g. `wss://bot.example.com`), needed for the
     /// signature when a proxy rewrites the scheme or host. Default: rebuilt from the request.
     pub public_url: Option<String>,
     /// Settings of every session the server opens.
@@ -134,7 +136,7 @@ server_counters! {
     connections,
     /// WebSocket handshakes completed (calls).
     accepted,
-    /// Upgrades refused: missing or invalid `X-Twilio-Signature` (403).
+    /// Upgrades refused: a missing or invalid request signature (403).
     rejected_signature,
     /// Upgrades refused: path not served (404).
     rejected_path,
@@ -181,6 +183,12 @@ impl OffloadServer {
         if trunkline::protocol::dialect_by_name(&config.session.dialect).is_none() {
             return Err(OffloadError::Invalid("session.dialect names no dialect this build speaks"));
         }
+        let signing = request_signing(&config.session.dialect);
+        if config.auth_token.is_some() && signing.is_none() {
+            return Err(OffloadError::Invalid(
+                "auth_token is set but this dialect's carrier signs no requests",
+            ));
+        }
         if config.send_timeout.is_zero() {
             // Zero would close every connection whose first send has to wait at all.
             return Err(OffloadError::Invalid("send_timeout must be positive"));
@@ -211,6 +219,7 @@ impl OffloadServer {
         let ctx = Arc::new(ConnectionContext {
             engine: engine.handle(),
             config,
+            signing,
             counters: counters.clone(),
             calls: calls_tx,
             outbound_wakeup: Arc::new(Wakeup::new()?),

@@ -316,6 +316,20 @@ impl SessionPipeline {
         self.check_barge_in(now_us);
     }
 
+    /// The carrier's connection closed: a stream not yet ended by the carrier ends now, as with
+    /// its stop message (a carrier may send none). Before `start`, the host still learns the
+    /// call is over.
+    pub fn handle_transport_closed(&mut self, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+        match self.state {
+            StreamState::Streaming => self.stop(now_us, audio),
+            StreamState::AwaitingStart => {
+                self.state = StreamState::Stopped;
+                self.events.push(RawEvent::Stopped);
+            }
+            StreamState::Stopped => {}
+        }
+    }
+
     fn handle_one(&mut self, message: &[u8], kind: MessageKind, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
         if let Err(error) = self.parse_and_handle(message, kind, now_us, audio) {
             self.refuse(error);

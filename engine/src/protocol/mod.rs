@@ -384,6 +384,13 @@ pub trait Dialect: Send {
         kind: MessageKind,
         payload: &mut PayloadBuffer,
     ) -> Result<Inbound<'a>, ProtocolError>;
+    /// Whether `message` may be the stream's start or its stop: a cheap look for a component that
+    /// follows only the stream's life (the offload server) without parsing every audio message.
+    /// It may say yes wrongly (the message is then parsed), never no wrongly.
+    fn may_start_or_stop(&self, message: &[u8], kind: MessageKind) -> bool {
+        let _ = (message, kind);
+        true
+    }
     /// Remembers the stream identity from a parsed `start` (used by the writers, and by `parse` to
     /// refuse messages for other streams) and returns the format of the audio the carrier takes
     /// (the caller's audio comes in `start.media_format`). An error refuses the `start`.

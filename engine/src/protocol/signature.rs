@@ -1,5 +1,6 @@
-//! `X-Twilio-Signature`: computing it (a client, such as a caller simulator) and validating it (a
-//! server, on the WebSocket upgrade request). Behind the `twilio-signature` feature.
+//! Signed connection requests: which header each dialect's carrier signs its WebSocket upgrade
+//! with ([`request_signing`]), and Twilio's `X-Twilio-Signature`, computed (a client, such as a
+//! caller simulator) and validated (a server). Behind the `twilio-signature` feature.
 //!
 //! Twilio signs every request it makes with the account's auth token: base64(HMAC-SHA1(token,
 //! url + the POST parameters sorted by name, each as name followed by value)). A Media Streams
@@ -11,6 +12,24 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+
+/// How a carrier signs its connection request, for a server to check it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSigning {
+    /// The request header carrying the signature (lower case).
+    pub header: &'static str,
+    /// Whether `signature` (the header's value) signs `url` (see [`signed_url`]) with `secret`
+    /// (the account's token), in constant time.
+    pub validate: fn(secret: &str, url: &str, signature: &str) -> bool,
+}
+
+/// How the carrier of the dialect named `dialect` signs its connection requests, if it does.
+pub fn request_signing(dialect: &str) -> Option<RequestSigning> {
+    match dialect {
+        "twilio" => Some(RequestSigning { header: "x-twilio-signature", validate }),
+        _ => None,
+    }
+}
 
 /// The signature Twilio computes for `url` and POST `params`.
 pub fn twilio_signature(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String {

@@ -336,6 +336,12 @@ impl Dialect for TwilioDialect {
         result
     }
 
+    /// A `start` or `stop` event names itself in quotes; base64 audio has no quotes.
+    fn may_start_or_stop(&self, message: &[u8], kind: MessageKind) -> bool {
+        let contains = |needle: &[u8]| message.windows(needle.len()).any(|w| w == needle);
+        kind == MessageKind::Text && (contains(b"\"start\"") || contains(b"\"stop\""))
+    }
+
     /// Twilio takes 8 kHz µ-law whatever the caller's audio is.
     fn on_start(&mut self, start: &StreamStart) -> Result<MediaFormat, ProtocolError> {
         self.stream_sid_json.clear();

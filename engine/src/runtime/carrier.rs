@@ -86,6 +86,19 @@ impl CarrierPort {
         Ok(())
     }
 
+    /// Tells the engine the carrier's connection closed: a stream that has not ended with the
+    /// carrier's own stop message ends now, as if it had (the host gets `Stopped`). For carriers
+    /// that send no stop, and for connections that drop. `Full` when the inbound ring is full.
+    pub fn end_stream(&mut self) -> Result<(), SessionError> {
+        self.check_open()?;
+        let header = Header { tag: inbound_tag::CLOSED, a: 0, b: 0, c: 0 };
+        if !records::write_contiguous(&mut self.inbound, header, &[], 0) {
+            return Err(SessionError::Full);
+        }
+        self.wake();
+        Ok(())
+    }
+
     /// Size of the next outbound message, if there is one.
     pub fn outbound_len(&self) -> Option<usize> {
         records::peek(&self.outbound, |h| h.b as usize).map(|h| h.b as usize)

@@ -176,6 +176,15 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the engine the carrier's connection closed (see [`CarrierPort::end_stream`]): the
+    /// stream ends as with the carrier's stop message, if it has not already.
+    pub fn end_stream(&mut self) -> Result<(), SessionError> {
+        self.check_open()?;
+        self.carrier_mut()?.end_stream()?;
+        self.kick();
+        Ok(())
+    }
+
     /// Whether the carrier side was detached (an offloaded call): `push` and `next_outbound` are
     /// then not available on this handle.
     pub fn is_offloaded(&self) -> bool {

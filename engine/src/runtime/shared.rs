@@ -16,6 +16,8 @@ pub mod inbound_tag {
     pub const BINARY: u8 = 1;
     /// A message over the size limit, dropped by the host handle (no body).
     pub const OVERSIZE: u8 = 2;
+    /// The carrier's connection closed (no body).
+    pub const CLOSED: u8 = 3;
 }
 
 /// Play ring record tags.

@@ -79,7 +79,7 @@ impl Outputs<'_> {
 }
 
 fn inbound_body_len(h: &Header) -> usize {
-    if h.tag == inbound_tag::OVERSIZE { 0 } else { h.b as usize }
+    if matches!(h.tag, inbound_tag::OVERSIZE | inbound_tag::CLOSED) { 0 } else { h.b as usize }
 }
 
 fn play_body_len(h: &Header) -> usize {
@@ -225,6 +225,14 @@ impl WorkerSession {
                 out.counts.messages_in += 1;
                 out.counts.protocol_errors += 1;
                 out.event(RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
+                continue;
+            }
+            if h.tag == inbound_tag::CLOSED {
+                records::skip(inbound, 0);
+                let Outputs { pcm, counts, produced, .. } = &mut out;
+                let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
+                pipeline.handle_transport_closed(now_us, &mut audio);
+                out.drain(pipeline, now_us);
                 continue;
             }
             let len = h.b as usize;
