@@ -5,7 +5,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use trunkline::codec::{ULAW_SILENCE, decode_ulaw, encode_ulaw};
-use trunkline::pipeline::{Delivery, InboundReorder, OutboundQueue, PlayoutClock};
+use trunkline::pipeline::outbound_queue::OutboundQueue;
+use trunkline::pipeline::playout::PlayoutClock;
+use trunkline::pipeline::reorder::{Delivery, InboundReorder};
 use trunkline::protocol::{Dialect, Inbound, MessageKind, PayloadBuffer, TwilioDialect};
 use trunkline::resample::StreamResampler;
 use trunkline::stats::SessionStats;

@@ -1,17 +1,17 @@
 //! Trunkline: a real-time media engine for telephone voice bots.
 //!
-//! A carrier (Twilio Media Streams and compatible) streams call audio as WebSocket messages; Trunkline
-//! turns them into PCM at the agent's rate plus speech, barge-in, DTMF and mark events, and turns the
-//! agent's reply audio into steadily paced 20 ms µ-law frames. The audio work runs on the engine's own
-//! worker threads (or inline, on the caller's thread, with zero workers) without allocating after a
-//! session has started.
+//! A carrier (Twilio Media Streams, or any other a [`protocol::Dialect`] describes) streams call
+//! audio as messages; Trunkline turns them into PCM at the agent's rate plus speech, barge-in, DTMF
+//! and mark events, and turns the agent's reply audio into steadily paced frames in the carrier's
+//! format. The audio work runs on the engine's own worker threads (or inline, on the caller's
+//! thread, with zero workers) without allocating after a session has started.
 //!
-//! The stages are plain values, usable on their own:
-//! [`codec`] (G.711), [`resample`], [`vad`], [`protocol`] (carrier dialects) and [`pipeline`]
-//! (reordering, outbound pacing, playout tracking, barge-in). [`runtime`] wires them into sessions on
-//! threads; [`Engine`] and [`Session`] are the entry points. Nothing here does network IO: the
-//! offload server (Trunkline as the carrier's WebSocket endpoint) is the `trunkline-server` crate,
-//! and the caller simulator is `trunkline-callsim`.
+//! Usable on their own: [`codec`] (G.711), [`resample`], [`vad`], [`protocol`] (carrier dialects
+//! and the seam they implement) and [`pipeline`] (one call as a sans-IO state machine: time in,
+//! outputs polled). [`runtime`] runs pipelines as sessions on threads; [`Engine`] and [`Session`]
+//! are the entry points. Nothing here does network IO: the offload server (Trunkline as the
+//! carrier's WebSocket endpoint) is the `trunkline-server` crate, and the caller simulator is
+//! `trunkline-callsim`.
 #![warn(missing_docs)]
 
 #[doc(hidden)]

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use std::collections::VecDeque;
-use trunkline::pipeline::session::AGENT_RATES;
+use trunkline::pipeline::AGENT_RATES;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig, SessionError};
 
 #[derive(Arbitrary, Debug)]

@@ -10,7 +10,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use trunkline::pipeline::{Delivery, InboundReorder};
+use trunkline::pipeline::reorder::{Delivery, InboundReorder};
 use trunkline::stats::SessionStats;
 
 #[derive(Arbitrary, Debug)]

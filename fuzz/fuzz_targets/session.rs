@@ -22,7 +22,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashSet;
 use trunkline::config::{BargeInConfig, SessionConfig};
 use trunkline::event::RawEvent;
-use trunkline::pipeline::session::AGENT_RATES;
+use trunkline::pipeline::AGENT_RATES;
 use trunkline::pipeline::{PLAY_PIECE, PLAY_RATES};
 use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};

@@ -1,24 +1,42 @@
-//! The session's stages between the codecs and the runtime, and the pipeline that wires them.
+//! The sans-IO core: [`SessionPipeline`], one call's media pipeline as a state machine driven
+//! from outside (time passed in, outputs polled), and the stages it wires.
 //!
-//! Every stage is a plain value with fixed memory; [`session::SessionPipeline`] owns one of each
-//! and is driven from outside (time passed in, outputs polled), so it runs the same on a worker
-//! thread, inline on the host's thread, and in deterministic tests.
+//! Every stage is a plain value with fixed memory; the pipeline owns one of each, so it runs the
+//! same on a worker thread, inline on the host's thread, and in deterministic tests. The stages
+//! themselves are internal; this workspace's benchmarks and fuzzers reach them through the
+//! `internals` feature, which promises nothing to anyone else.
 
-pub mod barge_in;
+/// Declares the stage modules: crate-private, public with the `internals` feature.
+macro_rules! stages {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[cfg(feature = "internals")]
+            pub mod $name;
+            $(#[$doc])*
+            #[cfg(not(feature = "internals"))]
+            pub(crate) mod $name;
+        )*
+    };
+}
+
+stages! {
+    /// Barge-in decisions.
+    barge_in;
+    /// Host marks between `mark()` and the carrier's echo.
+    marks;
+    /// Agent audio waiting to be paced out.
+    outbound_queue;
+    /// The carrier's playout clock.
+    playout;
+    /// Reordering and gap filling of caller audio.
+    reorder;
+}
 mod deframe;
 mod events;
 mod inbound;
-pub mod marks;
 mod outbound;
-pub mod outbound_queue;
-pub mod playout;
-pub mod reorder;
-pub mod session;
+mod session;
 
-pub use barge_in::BargeInDetector;
-pub use marks::{MarkEcho, MarkTable};
 pub use outbound::{PLAY_PIECE, PLAY_RATES};
-pub use outbound_queue::OutboundQueue;
-pub use playout::PlayoutClock;
-pub use reorder::{Arrival, Delivery, FrameAudio, InboundReorder};
-pub use session::SessionPipeline;
+pub use session::{AGENT_RATES, PipelineError, SessionPipeline};

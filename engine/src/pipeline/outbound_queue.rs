@@ -58,6 +58,7 @@ impl OutboundQueue {
     }
 
     /// Nothing queued: no audio and no mark.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.audio.is_empty() && self.marks.is_empty()
     }

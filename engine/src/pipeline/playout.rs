@@ -158,11 +158,6 @@ impl PlayoutClock {
         self.epoch = self.epoch.wrapping_add(1);
         played
     }
-
-    /// The current clear epoch.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
 }
 
 /// Parses the number out of a sync mark name, if `name` is one.

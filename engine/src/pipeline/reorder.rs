@@ -265,6 +265,7 @@ impl InboundReorder {
     }
 
     /// Takes one frame of decoded PCM starting at carrier timestamp `timestamp_ms`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn push(
         &mut self,
         sequence: Option<u64>,
