@@ -37,6 +37,15 @@
  *   points to its session config (`session`, NULL for the defaults) rather than embedding it, so
  *   each carries its own struct_size and grows on its own.
  *
+ * VERSIONED OUTPUTS
+ *   The structs the library fills in (trunkline_event, trunkline_start_info) begin with
+ *   `size_t struct_size` too: set it to sizeof the struct before the call (e.g.
+ *   `trunkline_event ev = {.struct_size = sizeof ev};`). The library writes only the fields that
+ *   lie wholly within struct_size, never a byte past it, and leaves struct_size as it was, so the
+ *   struct can be reused. A struct_size smaller than the struct's first version or larger than
+ *   this library's struct is TRUNKLINE_RESULT_INVALID_ARGUMENT, and nothing is taken (an event
+ *   stays queued). New fields are only ever appended.
+ *
  * ENUMS
  *   Every enum type is a uint32_t (before C23: a typedef of uint32_t next to the enum of its
  *   values), whatever the compiler's enum size. Functions that take an enum value take a uint32_t,
@@ -136,7 +145,7 @@ enum trunkline_message_kind
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // A text frame (Twilio's JSON).
+  // A text frame (the JSON messages of most carriers).
   TRUNKLINE_MESSAGE_KIND_TEXT = 0,
   // A binary frame.
   TRUNKLINE_MESSAGE_KIND_BINARY = 1,
@@ -157,7 +166,7 @@ enum trunkline_event_kind
  {
   // The carrier's transport is up.
   TRUNKLINE_EVENT_KIND_CONNECTED = 1,
-  // The stream started: `name` holds the callSid; see trunkline_session_start_info and
+  // The stream started: `name` holds the call id; see trunkline_session_start_info and
   // trunkline_session_start_string for the rest.
   TRUNKLINE_EVENT_KIND_STARTED = 2,
   // The caller started speaking at `stream_ms` (the onset).
@@ -189,18 +198,40 @@ typedef uint32_t trunkline_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// A string of the `start` message.
+// How the carrier encodes its audio (trunkline_start_info.encoding). Values are stable.
+enum trunkline_audio_encoding
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // G.711 µ-law.
+  TRUNKLINE_AUDIO_ENCODING_MULAW = 0,
+  // G.711 A-law.
+  TRUNKLINE_AUDIO_ENCODING_ALAW = 1,
+  // Signed 16-bit linear PCM.
+  TRUNKLINE_AUDIO_ENCODING_L16 = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_audio_encoding trunkline_audio_encoding;
+#else
+typedef uint32_t trunkline_audio_encoding;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A string of the `start` message, by what it means whatever the carrier calls it. Values are
+// stable.
 enum trunkline_start_field
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // callSid
-  TRUNKLINE_START_FIELD_CALL_SID = 0,
-  // streamSid
-  TRUNKLINE_START_FIELD_STREAM_SID = 1,
-  // accountSid
-  TRUNKLINE_START_FIELD_ACCOUNT_SID = 2,
+  // The carrier's call identifier (Twilio callSid); empty when the carrier sends none.
+  TRUNKLINE_START_FIELD_CALL_ID = 0,
+  // The carrier's stream identifier (Twilio streamSid).
+  TRUNKLINE_START_FIELD_STREAM_ID = 1,
+  // The carrier's account identifier (Twilio accountSid); empty when the carrier sends none.
+  TRUNKLINE_START_FIELD_ACCOUNT_ID = 2,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -394,8 +425,12 @@ typedef struct {
 } trunkline_server_config;
 #endif
 
-// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
+// One event. Plain data, owned by the caller; `name` is always NUL-terminated. Set `struct_size`
+// before trunkline_session_poll_event (see "VERSIONED OUTPUTS" above).
 typedef struct {
+  // sizeof(trunkline_event) in the caller's header: set by the caller before the call; the
+  // library writes no byte past it (see "VERSIONED OUTPUTS" above).
+  size_t struct_size;
   // What happened.
   trunkline_event_kind kind;
   // Stream time, ms (speech, barge-in, DTMF), else 0.
@@ -406,19 +441,23 @@ typedef struct {
   char digit;
   // Protocol error code (a trunkline_protocol_error), else 0.
   uint32_t error;
-  // Mark name, callSid (started) or field name (protocol error), else empty.
+  // Mark name, call id (started) or field name (protocol error), else empty.
   char name[TRUNKLINE_EVENT_NAME_CAPACITY];
 } trunkline_event;
 
-// What the carrier said when the stream started (strings: trunkline_session_start_string).
+// What the carrier said when the stream started (strings: trunkline_session_start_string). Set
+// `struct_size` before trunkline_session_start_info (see "VERSIONED OUTPUTS" above).
 typedef struct {
+  // sizeof(trunkline_start_info) in the caller's header: set by the caller before the call; the
+  // library writes no byte past it (see "VERSIONED OUTPUTS" above).
+  size_t struct_size;
   // Bit 0: inbound track, bit 1: outbound track.
   uint32_t tracks;
-  // 0: µ-law, 1: A-law, 2: L16.
-  uint32_t encoding;
+  // Encoding of the carrier's audio.
+  trunkline_audio_encoding encoding;
   // Sample rate of the carrier's audio, Hz.
   uint32_t sample_rate;
-  // Channels.
+  // Channels of the carrier's audio.
   uint32_t channels;
   // Number of custom parameters (see trunkline_session_custom_parameter).
   size_t custom_parameter_count;
@@ -671,12 +710,14 @@ trunkline_result trunkline_session_next_outbound(trunkline_session *session,
                                                  size_t *out_len,
                                                  trunkline_message_kind *out_kind);
 
-// Takes the next event into `*out`. Results: OK; EMPTY (none); NULL_PARAMETER; CLOSED; FAILED.
-// Any thread.
+// Takes the next event into `*out`, whose `struct_size` the caller sets (to
+// sizeof(trunkline_event)). Results: OK; EMPTY (none); NULL_PARAMETER; INVALID_ARGUMENT (a bad
+// `struct_size`: nothing taken); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_poll_event(trunkline_session *session, trunkline_event *out);
 
-// Writes what the `start` message announced into `*out`. Results: OK; EMPTY (no STARTED event
-// polled yet); NULL_PARAMETER; CLOSED. Any thread.
+// Writes what the `start` message announced into `*out`, whose `struct_size` the caller sets (to
+// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet);
+// NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED. Any thread.
 trunkline_result trunkline_session_start_info(trunkline_session *session,
                                               trunkline_start_info *out);
 

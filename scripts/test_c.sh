@@ -156,7 +156,7 @@ check_example() {
     return 1
   fi
   cmp <(head -c 44 "$out/call.wav") "$out/expected_wav_header.bin" || return 1
-  grep -q '^started  *callSid CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f$' "$out/call.txt" || return 1
+  grep -q '^started  *call CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f (mulaw, 8000 Hz, 1 channel)$' "$out/call.txt" || return 1
   grep -q '^speech started  *at [0-9]* ms$' "$out/call.txt" || return 1
   grep -q "^dtmf  *'5' at 4000 ms$" "$out/call.txt" || return 1
   grep -q '^stopped$' "$out/call.txt" || return 1

@@ -143,7 +143,7 @@ interface EventFields {
   playedMs: number;
   /** The DTMF digit ('0'-'9', '*', '#', 'A'-'D'). */
   digit: string;
-  /** Mark name (mark_played/cleared), callSid (started), offending field (protocol_error). */
+  /** Mark name (mark_played/cleared), call id (started), offending field (protocol_error). */
   name: string;
   /** Protocol error code (see PROTOCOL_ERROR). */
   errorCode: number;
@@ -151,15 +151,27 @@ interface EventFields {
   errorMessage: string;
 }
 
+/** The carrier's audio encoding, from its `start` message. */
+export type AudioEncoding = 'mulaw' | 'alaw' | 'l16';
+
+/** What the carrier announced when the stream started, whichever carrier it is. */
 export interface StartedEvent extends EventFields {
   kind: 'started';
-  callSid: string;
-  streamSid: string;
-  accountSid: string;
+  /** The carrier's call identifier (Twilio callSid); '' when the carrier sends none. */
+  callId: string;
+  /** The carrier's stream identifier (Twilio streamSid). */
+  streamId: string;
+  /** The carrier's account identifier (Twilio accountSid); '' when the carrier sends none. */
+  accountId: string;
   /** In the order the carrier sent them. */
   customParameters: Record<string, string>;
   tracks: Array<'inbound' | 'outbound'>;
-  mediaFormat: { encoding: string; sampleRate: number; channels: number };
+  /** Encoding of the carrier's audio. */
+  encoding: AudioEncoding;
+  /** Sample rate of the carrier's audio, Hz. */
+  sampleRate: number;
+  /** Channels of the carrier's audio. */
+  channels: number;
 }
 
 export interface OtherEvent extends EventFields {

@@ -56,7 +56,13 @@ const PROTOCOL_ERROR = Object.freeze(
 const TEXT = TYPES.trunkline_message_kind.values.TRUNKLINE_MESSAGE_KIND_TEXT;
 const BINARY = TYPES.trunkline_message_kind.values.TRUNKLINE_MESSAGE_KIND_BINARY;
 const START_FIELD = TYPES.trunkline_start_field.values;
-const ENCODINGS = { 0: 'audio/x-mulaw', 1: 'audio/x-alaw', 2: 'audio/x-l16' };
+/** trunkline_audio_encoding value → its name: 'mulaw', 'alaw', 'l16'. */
+const ENCODINGS = Object.fromEntries(
+  Object.entries(TYPES.trunkline_audio_encoding.values).map(([c, v]) => [v, c.replace(/^TRUNKLINE_AUDIO_ENCODING_/, '').toLowerCase()]),
+);
+/** The output structs' struct_size: sizeof each as this binding declares it (VERSIONED OUTPUTS). */
+const EVENT_SIZE = TYPES.trunkline_event.size;
+const START_INFO_SIZE = TYPES.trunkline_start_info.size;
 
 const STATS_NAMES = (() => {
   const names = [];
@@ -370,7 +376,7 @@ class Session {
   #finalStats = null;
   #audio = new Int16Array(8192);
   #out = Buffer.alloc(4096);
-  #event = {};
+  #event = { struct_size: EVENT_SIZE }; // the library keeps struct_size: set once
   #closeListeners = new Set();
 
   constructor(engine, ptr, agentRate) {
@@ -524,11 +530,11 @@ class Session {
   }
 
   #fillStart(event) {
-    const info = {};
+    const info = { struct_size: START_INFO_SIZE };
     check(fns.trunkline_session_start_info(this.#h(), info), 'start info');
-    event.callSid = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_CALL_SID);
-    event.streamSid = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_STREAM_SID);
-    event.accountSid = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_ACCOUNT_SID);
+    event.callId = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_CALL_ID);
+    event.streamId = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_STREAM_ID);
+    event.accountId = this.#startString(START_FIELD.TRUNKLINE_START_FIELD_ACCOUNT_ID);
     event.customParameters = {};
     for (let i = 0; i < Number(info.custom_parameter_count); i++) {
       const [key, value] = this.#customParameter(i);
@@ -537,11 +543,9 @@ class Session {
     event.tracks = [];
     if (info.tracks & 1) event.tracks.push('inbound');
     if (info.tracks & 2) event.tracks.push('outbound');
-    event.mediaFormat = {
-      encoding: ENCODINGS[info.encoding] ?? `unknown(${info.encoding})`,
-      sampleRate: info.sample_rate,
-      channels: info.channels,
-    };
+    event.encoding = ENCODINGS[info.encoding] ?? `unknown(${info.encoding})`;
+    event.sampleRate = info.sample_rate;
+    event.channels = info.channels;
   }
 
   #startString(field) {

@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
   sc.lead_ms = 2147483647u;
   trunkline_session *s;
   if (trunkline_session_open(engine, &sc, &s) != TRUNKLINE_RESULT_OK) fail("session");
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   for (size_t i = 0; i < 2; i++)
     if (trunkline_session_push(s, (const uint8_t *)lines[i], lens[i], TRUNKLINE_MESSAGE_KIND_TEXT) != 0)
       fail("push");

@@ -68,13 +68,30 @@ static const char *kind_name(trunkline_event_kind kind) {
   return "?";
 }
 
-static void print_event(const trunkline_event *e) {
+static const char *encoding_name(trunkline_audio_encoding encoding) {
+  switch (encoding) {
+    case TRUNKLINE_AUDIO_ENCODING_MULAW: return "mulaw";
+    case TRUNKLINE_AUDIO_ENCODING_ALAW: return "alaw";
+    case TRUNKLINE_AUDIO_ENCODING_L16: return "l16";
+  }
+  return "?";
+}
+
+static void print_event(trunkline_session *s, const trunkline_event *e) {
   const char *name = kind_name(e->kind);
   unsigned long long ms = (unsigned long long)e->stream_ms;
   switch (e->kind) {
-    case TRUNKLINE_EVENT_KIND_STARTED:
-      printf("%-15s callSid %s\n", name, e->name);
+    case TRUNKLINE_EVENT_KIND_STARTED: {
+      /* The event names the call; the rest of what the carrier announced is in the start info. */
+      trunkline_start_info info = {.struct_size = sizeof info};
+      if (trunkline_session_start_info(s, &info) != TRUNKLINE_RESULT_OK) {
+        printf("%-15s call %s\n", name, e->name);
+        break;
+      }
+      printf("%-15s call %s (%s, %u Hz, %u channel%s)\n", name, e->name, encoding_name(info.encoding),
+             (unsigned)info.sample_rate, (unsigned)info.channels, info.channels == 1 ? "" : "s");
       break;
+    }
     case TRUNKLINE_EVENT_KIND_SPEECH_STARTED:
     case TRUNKLINE_EVENT_KIND_SPEECH_STOPPED:
       printf("%-15s at %llu ms\n", name, ms);
@@ -102,8 +119,8 @@ static int drain(trunkline_session *s, FILE *wav, uint64_t *samples) {
     if (fwrite(bytes, 2, n, wav) != n) return -1;
     *samples += n;
   }
-  trunkline_event event;
-  while (trunkline_session_poll_event(s, &event) == TRUNKLINE_RESULT_OK) print_event(&event);
+  trunkline_event event = {.struct_size = sizeof event}; /* what this program knows of it */
+  while (trunkline_session_poll_event(s, &event) == TRUNKLINE_RESULT_OK) print_event(s, &event);
   uint8_t message[4096];
   trunkline_message_kind kind;
   while (trunkline_session_next_outbound(s, message, sizeof message, &n, &kind) == TRUNKLINE_RESULT_OK) {

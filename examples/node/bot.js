@@ -83,7 +83,10 @@ class EchoAgent {
   onEvent(ev) {
     switch (ev.kind) {
       case 'started':
-        this.log(`call ${ev.callSid} started (stream ${ev.streamSid}, params ${JSON.stringify(ev.customParameters)})`);
+        this.log(
+          `call ${ev.callId} started (stream ${ev.streamId}, ${ev.encoding} at ${ev.sampleRate} Hz, ` +
+            `params ${JSON.stringify(ev.customParameters)})`,
+        );
         break;
       case 'speech_started':
         this.onsetMs = ev.streamMs;

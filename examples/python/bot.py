@@ -54,7 +54,7 @@ class EchoAgent:
 
     def on_event(self, call: trunkline.Session, ev: trunkline.Event) -> None:
         if ev.kind == "started":
-            log.info("call %s started (params %s)", ev.call_sid, ev.custom_parameters)
+            log.info("call %s started (%s, %d Hz; params %s)", ev.call_id, ev.encoding, ev.sample_rate, ev.custom_parameters)
         elif ev.kind == "speech_started":
             self.onset_ms = ev.stream_ms
         elif ev.kind == "speech_stopped" and self.onset_ms is not None:

@@ -326,7 +326,7 @@ pub extern "C" fn trunkline_session_config_default(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::versioned::Versioned;
+    use crate::versioned::VersionedConfig;
     use std::mem::size_of;
 
     #[test]

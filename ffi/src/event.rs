@@ -1,6 +1,7 @@
 //! Events as a tagged C struct.
 
-use crate::config::{TRUNKLINE_EVENT_NAME_CAPACITY, TRUNKLINE_MAX_NAME_BYTES};
+use crate::config::{TRUNKLINE_EVENT_NAME_CAPACITY, TRUNKLINE_MAX_NAME_BYTES, size_t};
+use crate::versioned::{VersionedOutput, versioned};
 use std::ffi::c_char;
 use trunkline::Event;
 use trunkline::protocol::ProtocolError;
@@ -11,7 +12,7 @@ use trunkline::protocol::ProtocolError;
 pub enum trunkline_event_kind {
     /// The carrier's transport is up.
     Connected = 1,
-    /// The stream started: `name` holds the callSid; see trunkline_session_start_info and
+    /// The stream started: `name` holds the call id; see trunkline_session_start_info and
     /// trunkline_session_start_string for the rest.
     Started = 2,
     /// The caller started speaking at `stream_ms` (the onset).
@@ -75,10 +76,14 @@ pub enum trunkline_protocol_error {
     ForeignStream = 16,
 }
 
-/// One event. Plain data, owned by the caller; `name` is always NUL-terminated.
+/// One event. Plain data, owned by the caller; `name` is always NUL-terminated. Set `struct_size`
+/// before trunkline_session_poll_event (see "VERSIONED OUTPUTS" above).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_event {
+    /// sizeof(trunkline_event) in the caller's header: set by the caller before the call; the
+    /// library writes no byte past it (see "VERSIONED OUTPUTS" above).
+    pub struct_size: size_t,
     /// What happened.
     pub kind: trunkline_event_kind,
     /// Stream time, ms (speech, barge-in, DTMF), else 0.
@@ -89,13 +94,21 @@ pub struct trunkline_event {
     pub digit: c_char,
     /// Protocol error code (a trunkline_protocol_error), else 0.
     pub error: u32,
-    /// Mark name, callSid (started) or field name (protocol error), else empty.
+    /// Mark name, call id (started) or field name (protocol error), else empty.
     pub name: [c_char; TRUNKLINE_EVENT_NAME_CAPACITY],
+}
+
+versioned!(trunkline_event { struct_size, kind, stream_ms, played_ms, digit, error, name });
+
+impl VersionedOutput for trunkline_event {
+    /// The first version ends with `name`.
+    const FIRST_SIZE: usize = std::mem::offset_of!(Self, name) + TRUNKLINE_EVENT_NAME_CAPACITY;
 }
 
 impl trunkline_event {
     fn new(kind: trunkline_event_kind) -> Self {
         Self {
+            struct_size: std::mem::size_of::<Self>(),
             kind,
             stream_ms: 0,
             played_ms: 0,

@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn the_field_list_covers_the_struct() {
         versioned::assert_covers::<trunkline_server_config>();
-        assert!(<trunkline_server_config as versioned::Versioned>::bool_offsets().is_empty());
+        assert!(<trunkline_server_config as versioned::VersionedConfig>::bool_offsets().is_empty());
     }
 
     #[test]

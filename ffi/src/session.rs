@@ -4,6 +4,7 @@ use crate::config::trunkline_session_config;
 use crate::engine::{engine_ref, trunkline_engine};
 use crate::event::trunkline_event;
 use crate::result::trunkline_result;
+use crate::versioned::{OutStruct, VersionedOutput, versioned};
 use crate::{guard, guard_void, try_out, try_slice, try_slice_mut};
 use std::ffi::{CStr, c_char};
 use std::sync::{Mutex, MutexGuard};
@@ -19,38 +20,80 @@ pub struct trunkline_session {
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_message_kind {
-    /// A text frame (Twilio's JSON).
+    /// A text frame (the JSON messages of most carriers).
     Text = 0,
     /// A binary frame.
     Binary = 1,
 }
 
-/// What the carrier said when the stream started (strings: trunkline_session_start_string).
+/// How the carrier encodes its audio (trunkline_start_info.encoding). Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum trunkline_audio_encoding {
+    /// G.711 µ-law.
+    Mulaw = 0,
+    /// G.711 A-law.
+    Alaw = 1,
+    /// Signed 16-bit linear PCM.
+    L16 = 2,
+}
+
+impl From<AudioEncoding> for trunkline_audio_encoding {
+    fn from(e: AudioEncoding) -> Self {
+        match e {
+            AudioEncoding::Mulaw => Self::Mulaw,
+            AudioEncoding::Alaw => Self::Alaw,
+            AudioEncoding::L16 => Self::L16,
+        }
+    }
+}
+
+/// What the carrier said when the stream started (strings: trunkline_session_start_string). Set
+/// `struct_size` before trunkline_session_start_info (see "VERSIONED OUTPUTS" above).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct trunkline_start_info {
+    /// sizeof(trunkline_start_info) in the caller's header: set by the caller before the call; the
+    /// library writes no byte past it (see "VERSIONED OUTPUTS" above).
+    pub struct_size: size_t,
     /// Bit 0: inbound track, bit 1: outbound track.
     pub tracks: u32,
-    /// 0: µ-law, 1: A-law, 2: L16.
-    pub encoding: u32,
+    /// Encoding of the carrier's audio.
+    pub encoding: trunkline_audio_encoding,
     /// Sample rate of the carrier's audio, Hz.
     pub sample_rate: u32,
-    /// Channels.
+    /// Channels of the carrier's audio.
     pub channels: u32,
     /// Number of custom parameters (see trunkline_session_custom_parameter).
     pub custom_parameter_count: size_t,
 }
 
-/// A string of the `start` message.
+versioned!(trunkline_start_info {
+    struct_size,
+    tracks,
+    encoding,
+    sample_rate,
+    channels,
+    custom_parameter_count,
+});
+
+impl VersionedOutput for trunkline_start_info {
+    /// The first version ends with `custom_parameter_count`.
+    const FIRST_SIZE: usize =
+        std::mem::offset_of!(Self, custom_parameter_count) + std::mem::size_of::<size_t>();
+}
+
+/// A string of the `start` message, by what it means whatever the carrier calls it. Values are
+/// stable.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum trunkline_start_field {
-    /// callSid
-    CallSid = 0,
-    /// streamSid
-    StreamSid = 1,
-    /// accountSid
-    AccountSid = 2,
+    /// The carrier's call identifier (Twilio callSid); empty when the carrier sends none.
+    CallId = 0,
+    /// The carrier's stream identifier (Twilio streamSid).
+    StreamId = 1,
+    /// The carrier's account identifier (Twilio accountSid); empty when the carrier sends none.
+    AccountId = 2,
 }
 
 #[allow(non_camel_case_types)]
@@ -318,15 +361,19 @@ pub extern "C" fn trunkline_session_next_outbound(
     })
 }
 
-/// Takes the next event into `*out`. Results: OK; EMPTY (none); NULL_PARAMETER; CLOSED; FAILED.
-/// Any thread.
+/// Takes the next event into `*out`, whose `struct_size` the caller sets (to
+/// sizeof(trunkline_event)). Results: OK; EMPTY (none); NULL_PARAMETER; INVALID_ARGUMENT (a bad
+/// `struct_size`: nothing taken); CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_poll_event(
     session: *mut trunkline_session,
     out: *mut trunkline_event,
 ) -> trunkline_result {
     guard(|| {
-        let out = try_out!(out);
+        let out = match OutStruct::new(out) {
+            Ok(out) => out,
+            Err(e) => return e,
+        };
         let mut s = open_session!(session);
         let Some(event) = s.session.poll_event() else { return trunkline_result::Empty };
         out.set(trunkline_event::from(&event));
@@ -337,15 +384,19 @@ pub extern "C" fn trunkline_session_poll_event(
     })
 }
 
-/// Writes what the `start` message announced into `*out`. Results: OK; EMPTY (no STARTED event
-/// polled yet); NULL_PARAMETER; CLOSED. Any thread.
+/// Writes what the `start` message announced into `*out`, whose `struct_size` the caller sets (to
+/// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet);
+/// NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_start_info(
     session: *mut trunkline_session,
     out: *mut trunkline_start_info,
 ) -> trunkline_result {
     guard(|| {
-        let out = try_out!(out);
+        let out = match OutStruct::new(out) {
+            Ok(out) => out,
+            Err(e) => return e,
+        };
         let s = match lock(session) {
             Ok(s) if s.closed() => return trunkline_result::Closed,
             Ok(s) => s,
@@ -354,17 +405,14 @@ pub extern "C" fn trunkline_session_start_info(
         let Some(start) = &s.start else { return trunkline_result::Empty };
         let f = start.media_format;
         out.set(trunkline_start_info {
+            struct_size: std::mem::size_of::<trunkline_start_info>(),
             tracks: start.tracks.iter().fold(0, |acc, t| {
                 acc | match t {
                     Track::Inbound => 1,
                     Track::Outbound => 2,
                 }
             }),
-            encoding: match f.encoding {
-                AudioEncoding::Mulaw => 0,
-                AudioEncoding::Alaw => 1,
-                AudioEncoding::L16 => 2,
-            },
+            encoding: f.encoding.into(),
             sample_rate: f.sample_rate,
             channels: u32::from(f.channels),
             custom_parameter_count: start.custom_parameters.len(),
@@ -389,9 +437,9 @@ pub extern "C" fn trunkline_session_start_string(
         let out_len = try_out!(out_len);
         let buf = try_slice_mut!(buf, capacity);
         let field = match field {
-            f if f == trunkline_start_field::CallSid as u32 => trunkline_start_field::CallSid,
-            f if f == trunkline_start_field::StreamSid as u32 => trunkline_start_field::StreamSid,
-            f if f == trunkline_start_field::AccountSid as u32 => trunkline_start_field::AccountSid,
+            f if f == trunkline_start_field::CallId as u32 => trunkline_start_field::CallId,
+            f if f == trunkline_start_field::StreamId as u32 => trunkline_start_field::StreamId,
+            f if f == trunkline_start_field::AccountId as u32 => trunkline_start_field::AccountId,
             _ => return trunkline_result::InvalidArgument,
         };
         let s = match lock(session) {
@@ -401,9 +449,9 @@ pub extern "C" fn trunkline_session_start_string(
         };
         let Some(start) = &s.start else { return trunkline_result::Empty };
         let value = match field {
-            trunkline_start_field::CallSid => &start.call_id,
-            trunkline_start_field::StreamSid => &start.stream_id,
-            trunkline_start_field::AccountSid => &start.account_id,
+            trunkline_start_field::CallId => &start.call_id,
+            trunkline_start_field::StreamId => &start.stream_id,
+            trunkline_start_field::AccountId => &start.account_id,
         };
         match copy_c_string(value, buf) {
             Some(n) => {
@@ -539,4 +587,195 @@ pub extern "C" fn trunkline_test_fail_session(session: *mut trunkline_session) -
         }
         Err(e) => e,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{trunkline_engine_config, trunkline_engine_config_default};
+    use crate::engine::{trunkline_engine_free, trunkline_engine_new};
+    use crate::event::trunkline_event_kind;
+    use crate::versioned::{self, Versioned};
+    use std::mem::{MaybeUninit, offset_of, size_of};
+    use std::ptr::{null, null_mut};
+
+    /// Bytes past the caller's struct, which the library must never write.
+    const GUARD: usize = 64;
+    const POISON: u8 = 0xA5;
+
+    /// An output struct of `T` followed by guard bytes, as a caller's memory: poisoned, then
+    /// `struct_size` set.
+    #[repr(C, align(8))]
+    struct Guarded<T> {
+        bytes: [MaybeUninit<u8>; 512],
+        _t: std::marker::PhantomData<T>,
+    }
+
+    impl<T> Guarded<T> {
+        fn new(struct_size: usize) -> Self {
+            assert!(size_of::<T>() + GUARD <= 512);
+            let mut g = Self { bytes: [MaybeUninit::new(POISON); 512], _t: std::marker::PhantomData };
+            for (dst, b) in g.bytes.iter_mut().zip(struct_size.to_ne_bytes()) {
+                *dst = MaybeUninit::new(b);
+            }
+            g
+        }
+
+        fn ptr(&mut self) -> *mut T {
+            self.bytes.as_mut_ptr().cast()
+        }
+
+        /// Byte `i`, which the test knows to be initialised: the struct_size field, or a byte the
+        /// library did not write (still POISON). The library copies whole structs, their padding
+        /// too, which a Rust value need not have initialised: those bytes are never read here.
+        fn byte(&self, i: usize) -> u8 {
+            // SAFETY: every byte started initialised (POISON), and the callers ask only for the
+            // struct_size field and bytes the library must not have written.
+            unsafe { self.bytes[i].assume_init() }
+        }
+
+        fn struct_size(&self) -> usize {
+            usize::from_ne_bytes(std::array::from_fn(|i| self.byte(i)))
+        }
+
+        fn untouched_from(&self, start: usize) -> bool {
+            (start..self.bytes.len()).all(|i| self.byte(i) == POISON)
+        }
+
+        /// The struct, once the library wrote all of it (a `struct_size` of sizeof T).
+        fn value(&self) -> T {
+            // SAFETY: a whole `T` was written at the start of the (8-aligned) buffer.
+            unsafe { self.bytes.as_ptr().cast::<T>().read() }
+        }
+    }
+
+    /// An inline session that has received `connected` and a Twilio `start` (8 kHz µ-law, mono).
+    fn started_session() -> (*mut trunkline_engine, *mut trunkline_session) {
+        let mut config = MaybeUninit::<trunkline_engine_config>::uninit();
+        assert_eq!(
+            trunkline_engine_config_default(config.as_mut_ptr(), size_of::<trunkline_engine_config>()),
+            trunkline_result::Ok
+        );
+        // SAFETY: written whole by trunkline_engine_config_default (OK, the full size).
+        let mut config = unsafe { config.assume_init() };
+        config.workers = 0;
+        config.workers_per_core = false;
+        let mut engine = null_mut();
+        assert_eq!(trunkline_engine_new(&config, &mut engine), trunkline_result::Ok);
+        let mut session = null_mut();
+        assert_eq!(trunkline_session_open(engine, null(), &mut session), trunkline_result::Ok);
+        for msg in [
+            r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
+            r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1",
+              "streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{"a":"b"},
+              "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
+        ] {
+            let r =
+                trunkline_session_push(session, msg.as_ptr(), msg.len(), trunkline_message_kind::Text as u32);
+            assert_eq!(r, trunkline_result::Ok);
+        }
+        (engine, session)
+    }
+
+    fn close(engine: *mut trunkline_engine, session: *mut trunkline_session) {
+        trunkline_session_free(session);
+        trunkline_engine_free(engine);
+    }
+
+    #[test]
+    fn field_lists_cover_the_output_structs() {
+        versioned::assert_covers::<trunkline_event>();
+        versioned::assert_covers::<trunkline_start_info>();
+        // The first versions, fixed forever (LP64): a field appended later must not change them.
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert_eq!(trunkline_event::FIRST_SIZE, 296);
+            assert_eq!(trunkline_start_info::FIRST_SIZE, 32);
+        }
+        for (first, prefix) in [
+            (trunkline_event::FIRST_SIZE, trunkline_event::prefix_len(trunkline_event::FIRST_SIZE)),
+            (
+                trunkline_start_info::FIRST_SIZE,
+                trunkline_start_info::prefix_len(trunkline_start_info::FIRST_SIZE),
+            ),
+        ] {
+            assert_eq!(first, prefix, "a first version ends at a field's end");
+        }
+        assert!(trunkline_event::FIRST_SIZE <= size_of::<trunkline_event>());
+        assert!(trunkline_start_info::FIRST_SIZE <= size_of::<trunkline_start_info>());
+    }
+
+    #[test]
+    fn outputs_are_written_within_struct_size_and_bad_sizes_take_nothing() {
+        let (engine, session) = started_session();
+        let size = size_of::<trunkline_event>();
+        // Refused sizes write nothing and leave the event queued.
+        for bad in [0, 7, size_of::<usize>(), trunkline_event::FIRST_SIZE - 1, size + 1] {
+            let mut ev = Guarded::<trunkline_event>::new(bad);
+            assert_eq!(
+                trunkline_session_poll_event(session, ev.ptr()),
+                trunkline_result::InvalidArgument,
+                "{bad}"
+            );
+            assert_eq!(ev.struct_size(), bad);
+            assert!(ev.untouched_from(size_of::<usize>()), "{bad}");
+        }
+        assert_eq!(trunkline_session_poll_event(session, null_mut()), trunkline_result::NullParameter);
+        let mut ev = Guarded::<trunkline_event>::new(size);
+        assert_eq!(trunkline_session_poll_event(session, ev.ptr()), trunkline_result::Ok);
+        assert!(ev.untouched_from(size), "bytes past struct_size written");
+        assert_eq!(ev.struct_size(), size);
+        assert_eq!(ev.value().kind, trunkline_event_kind::Connected);
+        assert_eq!(trunkline_session_poll_event(session, ev.ptr()), trunkline_result::Ok);
+        let started = ev.value();
+        assert_eq!(started.kind, trunkline_event_kind::Started);
+        assert_eq!(started.name[..4].iter().map(|&c| c as u8).collect::<Vec<_>>(), b"CA1\0");
+
+        let size = size_of::<trunkline_start_info>();
+        for bad in [0, trunkline_start_info::FIRST_SIZE - 1, size + 1] {
+            let mut info = Guarded::<trunkline_start_info>::new(bad);
+            assert_eq!(trunkline_session_start_info(session, info.ptr()), trunkline_result::InvalidArgument);
+            assert!(info.untouched_from(size_of::<usize>()), "{bad}");
+        }
+        let mut info = Guarded::<trunkline_start_info>::new(size);
+        assert_eq!(trunkline_session_start_info(session, info.ptr()), trunkline_result::Ok);
+        assert!(info.untouched_from(size), "bytes past struct_size written");
+        let info = info.value();
+        assert_eq!(info.struct_size, size);
+        assert_eq!(info.tracks, 1);
+        assert_eq!(info.encoding, trunkline_audio_encoding::Mulaw);
+        assert_eq!((info.sample_rate, info.channels, info.custom_parameter_count), (8000, 1, 1));
+        close(engine, session);
+    }
+
+    #[test]
+    fn start_strings_are_named_by_meaning() {
+        let (engine, session) = started_session();
+        let mut ev = Guarded::<trunkline_event>::new(size_of::<trunkline_event>());
+        while trunkline_session_poll_event(session, ev.ptr()) == trunkline_result::Ok {}
+        let mut buf: [c_char; 16] = [0; 16];
+        let mut len = 0;
+        for (field, want) in [
+            (trunkline_start_field::CallId, "CA1"),
+            (trunkline_start_field::StreamId, "MZ1"),
+            (trunkline_start_field::AccountId, "AC1"),
+        ] {
+            let r =
+                trunkline_session_start_string(session, field as u32, buf.as_mut_ptr(), buf.len(), &mut len);
+            assert_eq!(r, trunkline_result::Ok);
+            assert_eq!(buf[..len].iter().map(|&c| c as u8).collect::<Vec<_>>(), want.as_bytes());
+        }
+        let r = trunkline_session_start_string(session, 3, buf.as_mut_ptr(), buf.len(), &mut len);
+        assert_eq!(r, trunkline_result::InvalidArgument);
+        close(engine, session);
+    }
+
+    #[test]
+    fn audio_encodings_have_their_c_values() {
+        assert_eq!(trunkline_audio_encoding::from(AudioEncoding::Mulaw) as u32, 0);
+        assert_eq!(trunkline_audio_encoding::from(AudioEncoding::Alaw) as u32, 1);
+        assert_eq!(trunkline_audio_encoding::from(AudioEncoding::L16) as u32, 2);
+        assert_eq!(offset_of!(trunkline_start_info, struct_size), 0);
+        assert_eq!(offset_of!(trunkline_event, struct_size), 0);
+    }
 }

@@ -3,17 +3,6 @@ using System.Text;
 
 namespace Trunkline
 {
-    /// <summary>How the carrier encodes its audio (from the <c>start</c> message).</summary>
-    public enum MediaEncoding
-    {
-        /// <summary>G.711 µ-law.</summary>
-        Mulaw = 0,
-        /// <summary>G.711 A-law.</summary>
-        Alaw = 1,
-        /// <summary>16-bit linear PCM.</summary>
-        L16 = 2,
-    }
-
     /// <summary>One event of a session. Fields that do not apply to its kind are 0, '\0', "" or null.</summary>
     public sealed class Event
     {
@@ -35,26 +24,28 @@ namespace Trunkline
         public ulong PlayedMs { get; private set; }
         /// <summary>The DTMF digit ('0'-'9', '*', '#', 'A'-'D').</summary>
         public char Digit { get; private set; }
-        /// <summary>Mark name, callSid (started) or the offending field (protocol error).</summary>
+        /// <summary>Mark name, call id (started) or the offending field (protocol error).</summary>
         public string Name { get; private set; }
         /// <summary>Protocol error code (1..).</summary>
         public uint ErrorCode { get; private set; }
         /// <summary>Protocol error description (trunkline_protocol_error_message).</summary>
         public string ErrorMessage { get; internal set; }
 
-        /// <summary>Started: the call's SID.</summary>
-        public string CallSid { get; internal set; }
-        /// <summary>Started: the stream's SID (every outbound message names it).</summary>
-        public string StreamSid { get; internal set; }
-        /// <summary>Started: the account's SID.</summary>
-        public string AccountSid { get; internal set; }
+        /// <summary>Started: the carrier's call identifier (Twilio callSid); "" when the carrier
+        /// sends none.</summary>
+        public string CallId { get; internal set; }
+        /// <summary>Started: the carrier's stream identifier (Twilio streamSid).</summary>
+        public string StreamId { get; internal set; }
+        /// <summary>Started: the carrier's account identifier (Twilio accountSid); "" when the
+        /// carrier sends none.</summary>
+        public string AccountId { get; internal set; }
         /// <summary>Started: the custom parameters, in the order the carrier sent them.</summary>
         public IReadOnlyList<KeyValuePair<string, string>> CustomParameters { get; internal set; }
         /// <summary>Started: the carrier's audio encoding.</summary>
-        public MediaEncoding Encoding { get; internal set; }
+        public AudioEncoding Encoding { get; internal set; }
         /// <summary>Started: the carrier's sample rate, Hz.</summary>
         public uint SampleRate { get; internal set; }
-        /// <summary>Started: channels.</summary>
+        /// <summary>Started: the carrier's channels.</summary>
         public uint Channels { get; internal set; }
         /// <summary>Started: bit 0 inbound track, bit 1 outbound track.</summary>
         public uint Tracks { get; internal set; }
@@ -66,7 +57,9 @@ namespace Trunkline
             switch (Kind)
             {
                 case EventKind.Started:
-                    sb.Append(" call=").Append(CallSid).Append(" stream=").Append(StreamSid);
+                    sb.Append(" call=").Append(CallId).Append(" stream=").Append(StreamId)
+                        .Append(" format=").Append(Encoding.ToString().ToLowerInvariant()).Append('/').Append(SampleRate)
+                        .Append('/').Append(Channels);
                     if (CustomParameters != null)
                         foreach (var kv in CustomParameters) sb.Append(' ').Append(kv.Key).Append('=').Append(kv.Value);
                     break;

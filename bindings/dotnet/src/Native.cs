@@ -66,7 +66,8 @@ namespace Trunkline
     {
         /// <summary>The carrier's transport is up.</summary>
         Connected = 1,
-        /// <summary>The stream started (CallSid, StreamSid, CustomParameters are set).</summary>
+        /// <summary>The stream started (CallId, StreamId, AccountId, CustomParameters and the media
+        /// format are set).</summary>
         Started = 2,
         /// <summary>The caller started speaking at StreamMs (the onset).</summary>
         SpeechStarted = 3,
@@ -88,13 +89,27 @@ namespace Trunkline
         ProtocolError = 11,
     }
 
-    /// <summary>A string of the <c>start</c> message (<c>trunkline_start_field</c>).</summary>
+    /// <summary>How the carrier encodes its audio, from its <c>start</c> message
+    /// (<c>trunkline_audio_encoding</c>; Event.Encoding).</summary>
+    [CName("trunkline_audio_encoding")]
+    public enum AudioEncoding : uint
+    {
+        /// <summary>G.711 µ-law.</summary>
+        Mulaw = 0,
+        /// <summary>G.711 A-law.</summary>
+        Alaw = 1,
+        /// <summary>Signed 16-bit linear PCM.</summary>
+        L16 = 2,
+    }
+
+    /// <summary>A string of the <c>start</c> message, by what it means whatever the carrier calls it
+    /// (<c>trunkline_start_field</c>).</summary>
     [CName("trunkline_start_field")]
     internal enum StartField : uint
     {
-        CallSid = 0,
-        StreamSid = 1,
-        AccountSid = 2,
+        CallId = 0,
+        StreamId = 1,
+        AccountId = 2,
     }
 
     /// <summary>The code of a ProtocolError event (<c>trunkline_protocol_error</c>; Event.ErrorCode).
@@ -219,12 +234,16 @@ namespace Trunkline
         public byte* tls_key_pem;
     }
 
+    // The output structs begin with struct_size too: the binding sets it to Marshal.SizeOf of the
+    // struct as declared here before each call (so they are passed `ref`, never `out`), and the
+    // library writes no further (see the header's VERSIONED OUTPUTS).
     [CName("trunkline_start_info")]
     [StructLayout(LayoutKind.Sequential)]
     internal struct NativeStartInfo
     {
+        public nuint struct_size;
         public uint tracks;
-        public uint encoding;
+        public AudioEncoding encoding;
         public uint sample_rate;
         public uint channels;
         public nuint custom_parameter_count;
@@ -237,6 +256,7 @@ namespace Trunkline
     {
         public const int NameCapacity = 256; // TRUNKLINE_EVENT_NAME_CAPACITY
 
+        public nuint struct_size;
         public EventKind kind;
         public ulong stream_ms;
         public ulong played_ms;
@@ -356,10 +376,10 @@ namespace Trunkline
         public static extern ResultCode trunkline_session_next_outbound(SessionHandle session, byte* buf, nuint capacity, out nuint out_len, out MessageKind out_kind);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern ResultCode trunkline_session_poll_event(SessionHandle session, out NativeEvent @out);
+        public static extern ResultCode trunkline_session_poll_event(SessionHandle session, ref NativeEvent @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        public static extern ResultCode trunkline_session_start_info(SessionHandle session, out NativeStartInfo @out);
+        public static extern ResultCode trunkline_session_start_info(SessionHandle session, ref NativeStartInfo @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_start_string(SessionHandle session, uint field, byte* buf, nuint capacity, out nuint out_len);

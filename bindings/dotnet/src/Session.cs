@@ -247,11 +247,15 @@ namespace Trunkline
             return list;
         }
 
+        // The output structs' struct_size: their size as declared here (the header's VERSIONED OUTPUTS).
+        static readonly nuint EventSize = Native.SizeOf(typeof(NativeEvent));
+        static readonly nuint StartInfoSize = Native.SizeOf(typeof(NativeStartInfo));
+
         /// <summary>The next event, or null if none is ready.</summary>
         public Event PollEvent()
         {
-            NativeEvent ne;
-            var r = Native.trunkline_session_poll_event(H(), out ne);
+            var ne = new NativeEvent { struct_size = EventSize };
+            var r = Native.trunkline_session_poll_event(H(), ref ne);
             if (r == ResultCode.Empty) return null;
             Native.Check(r, "trunkline_session_poll_event");
             int len = 0;
@@ -264,15 +268,15 @@ namespace Trunkline
 
         void FillStart(Event e)
         {
-            NativeStartInfo info;
-            Native.Check(Native.trunkline_session_start_info(H(), out info), "trunkline_session_start_info");
+            var info = new NativeStartInfo { struct_size = StartInfoSize };
+            Native.Check(Native.trunkline_session_start_info(H(), ref info), "trunkline_session_start_info");
             e.Tracks = info.tracks;
-            e.Encoding = (MediaEncoding)info.encoding;
+            e.Encoding = info.encoding;
             e.SampleRate = info.sample_rate;
             e.Channels = info.channels;
-            e.CallSid = StartString(StartField.CallSid);
-            e.StreamSid = StartString(StartField.StreamSid);
-            e.AccountSid = StartString(StartField.AccountSid);
+            e.CallId = StartString(StartField.CallId);
+            e.StreamId = StartString(StartField.StreamId);
+            e.AccountId = StartString(StartField.AccountId);
             int count = Native.I(info.custom_parameter_count);
             var parameters = new List<KeyValuePair<string, string>>(count);
             for (int i = 0; i < count; i++) parameters.Add(CustomParameter(i));

@@ -324,12 +324,21 @@ namespace Trunkline.Tests
                     Errors.Add(where + ": " + f.Params.Count + " parameters in C, " + ps.Length + " in C#");
                     return;
                 }
+                // A struct that begins with its struct_size, passed to a function that takes no
+                // struct_size of its own (as the _default functions do), is an output the caller
+                // sizes: `ref`, so that the struct_size it set reaches the library (`out` need not).
+                bool takesSize = f.Params.Any(p => p.Name == "struct_size");
                 for (int i = 0; i < ps.Length; i++)
                 {
                     var c = f.Params[i];
                     if (ps[i].Name != c.Name) Errors.Add(where + ": parameter " + i + " is `" + c.Name + "` in C, `" + ps[i].Name + "` in C#");
                     var e = Match(c.Type, ps[i].ParameterType, ps[i], ps[i].IsOut);
                     if (e != null) Errors.Add(where + ": parameter " + c.Name + " (" + c.Type + ") vs " + ps[i].ParameterType.Name + ": " + e);
+                    List<CField> fields;
+                    bool sized = c.Type.Pointers == 1 && !c.Type.Const && Structs.TryGetValue(c.Type.Base, out fields)
+                        && fields.Count > 0 && fields[0].Name == "struct_size";
+                    if (sized && !takesSize && (!ps[i].ParameterType.IsByRef || ps[i].IsOut))
+                        Errors.Add(where + ": parameter " + c.Name + " (" + c.Type + ") must be `ref`: the caller sets its struct_size");
                 }
             }
 
@@ -529,8 +538,9 @@ namespace Trunkline.Tests
                 string ctype;
                 Assert.True(header.EnumTypes.TryGetValue(e, out ctype) && ctype == "uint32_t", e + " is a uint32_t");
             }
-            foreach (var c in new[] { "trunkline_engine_config", "trunkline_session_config", "trunkline_server_config" })
+            foreach (var c in header.Structs.Keys) // configs and output structs alike
                 Assert.Equal("struct_size", header.Structs[c][0].Name, c + " begins with struct_size");
+            Assert.Equal(5, header.Structs.Count, "structs");
             Assert.True(header.Functions.ContainsKey("trunkline_server_start") && !header.Functions["trunkline_server_start"].TestHook, "the server API is declared by default");
             Assert.True(header.Opaque.Contains("trunkline_server"), "trunkline_server is opaque");
         }
@@ -563,6 +573,13 @@ namespace Trunkline.Tests
                 new[] { "typedef uint32_t trunkline_event_kind;", "typedef uint16_t trunkline_event_kind;", "the header's trunkline_event_kind is uint16_t" },
                 new[] { "#else\ntypedef uint32_t trunkline_result;\n", "#else\n", "trunkline_result has no fixed-size typedef" },
                 new[] { "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);", "trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_server **out);", "trunkline_server_accept: parameter out" },
+                // Output structs: their struct_size, the enum typed field, the start fields' names.
+                new[] { "  size_t struct_size;\n  // What happened.", "  // What happened.", "trunkline_event (include/trunkline.h): field 0 is `kind` in C, `struct_size` in C#" },
+                new[] { "  trunkline_audio_encoding encoding;\n", "  uint32_t encoding;\n", "trunkline_start_info (include/trunkline.h): field encoding" },
+                new[] { "TRUNKLINE_START_FIELD_CALL_ID = 0", "TRUNKLINE_START_FIELD_CALL_SID = 0", "TRUNKLINE_START_FIELD_CALL_SID = 0 has no C# member" },
+                // An `out` struct the caller sizes: a _default function that loses its own struct_size
+                // parameter leaves its `out` config to be sized by the caller, which `out` cannot do.
+                new[] { "trunkline_engine_config_default(trunkline_engine_config *out, size_t struct_size);", "trunkline_engine_config_default(trunkline_engine_config *out, size_t size);", "parameter out (trunkline_engine_config*) must be `ref`" },
             };
             foreach (var c in cases)
             {

@@ -185,13 +185,13 @@ namespace Trunkline.Tests
                         Until(engine, () => { events.AddRange(call.Events()); return events.Count >= 2 ? events : null; }, "connected + started");
                         Assert.SequenceEqual(new[] { EventKind.Connected, EventKind.Started }, events.Take(2).Select(e => e.Kind), "first events");
                         var started = events[1];
-                        Assert.Equal(Twilio.CallSid, started.CallSid, "CallSid");
+                        Assert.Equal(Twilio.CallSid, started.CallId, "CallId");
                         Assert.Equal(Twilio.CallSid, started.Name, "Name");
-                        Assert.Equal(Twilio.StreamSid, started.StreamSid, "StreamSid");
-                        Assert.Equal(Twilio.AccountSid, started.AccountSid, "AccountSid");
+                        Assert.Equal(Twilio.StreamSid, started.StreamId, "StreamId");
+                        Assert.Equal(Twilio.AccountSid, started.AccountId, "AccountId");
                         Assert.SequenceEqual(new[] { "caller=+15550100", "lang=en" }, started.CustomParameters.Select(kv => kv.Key + "=" + kv.Value), "custom parameters");
                         Assert.Equal(1u, started.Tracks, "inbound track");
-                        Assert.Equal(MediaEncoding.Mulaw, started.Encoding, "encoding");
+                        Assert.Equal(AudioEncoding.Mulaw, started.Encoding, "encoding");
                         Assert.Equal(8000u, started.SampleRate, "sample rate");
                         Assert.Equal(1u, started.Channels, "channels");
 

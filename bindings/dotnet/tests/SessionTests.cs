@@ -104,14 +104,17 @@ namespace Trunkline.Tests
         {
             Assert.SequenceEqual(CallEvents, events.Select(e => e.Kind), "event order");
             var started = events[1];
-            Assert.Equal(Twilio.CallSid, started.CallSid, "callSid");
-            Assert.Equal(Twilio.CallSid, started.Name, "started event name (the callSid)");
-            Assert.Equal(Twilio.StreamSid, started.StreamSid, "streamSid");
-            Assert.Equal(Twilio.AccountSid, started.AccountSid, "accountSid");
+            Assert.Equal(Twilio.CallSid, started.CallId, "call id");
+            Assert.Equal(Twilio.CallSid, started.Name, "started event name (the call id)");
+            Assert.Equal(Twilio.StreamSid, started.StreamId, "stream id");
+            Assert.Equal(Twilio.AccountSid, started.AccountId, "account id");
             Assert.SequenceEqual(new[] { "caller=+15550100", "lang=en" }, started.CustomParameters.Select(kv => kv.Key + "=" + kv.Value), "custom parameters, in order");
-            Assert.Equal(MediaEncoding.Mulaw, started.Encoding, "encoding");
+            // What the start message announced: 8000 Hz µ-law, mono.
+            Assert.Equal(AudioEncoding.Mulaw, started.Encoding, "encoding");
             Assert.Equal(8000u, started.SampleRate, "sample rate");
             Assert.Equal(1u, started.Channels, "channels");
+            foreach (var twilioName in new[] { "CallSid", "StreamSid", "AccountSid", "MediaFormat" })
+                Assert.True(typeof(Event).GetProperty(twilioName) == null, "Event has no " + twilioName);
             Assert.Equal(1u, started.Tracks, "tracks (inbound)");
 
             var onset = (long)events[2].StreamMs;

@@ -76,10 +76,16 @@ const trunkline_protocol_error = koffi.enumeration('trunkline_protocol_error', {
   TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM: 16,
 });
 
+const trunkline_audio_encoding = koffi.enumeration('trunkline_audio_encoding', {
+  TRUNKLINE_AUDIO_ENCODING_MULAW: 0,
+  TRUNKLINE_AUDIO_ENCODING_ALAW: 1,
+  TRUNKLINE_AUDIO_ENCODING_L16: 2,
+});
+
 const trunkline_start_field = koffi.enumeration('trunkline_start_field', {
-  TRUNKLINE_START_FIELD_CALL_SID: 0,
-  TRUNKLINE_START_FIELD_STREAM_SID: 1,
-  TRUNKLINE_START_FIELD_ACCOUNT_SID: 2,
+  TRUNKLINE_START_FIELD_CALL_ID: 0,
+  TRUNKLINE_START_FIELD_STREAM_ID: 1,
+  TRUNKLINE_START_FIELD_ACCOUNT_ID: 2,
 });
 
 // ---- Constants (#define in the header).
@@ -159,7 +165,11 @@ const trunkline_server_config = koffi.struct('trunkline_server_config', {
   tls_key_pem: 'const char *',
 });
 
+// The output structs begin with `struct_size` too, set by the caller before the call (the library
+// writes no further: the header's VERSIONED OUTPUTS). So they are `_Inout_` parameters below: koffi
+// copies the JS object in (its struct_size, the size koffi gives the struct here) and back out.
 const trunkline_event = koffi.struct('trunkline_event', {
+  struct_size: 'size_t',
   kind: trunkline_event_kind,
   stream_ms: 'uint64_t',
   played_ms: 'uint64_t',
@@ -169,16 +179,18 @@ const trunkline_event = koffi.struct('trunkline_event', {
 });
 
 const trunkline_start_info = koffi.struct('trunkline_start_info', {
+  struct_size: 'size_t',
   tracks: 'uint32_t',
-  encoding: 'uint32_t',
+  encoding: trunkline_audio_encoding,
   sample_rate: 'uint32_t',
   channels: 'uint32_t',
   custom_parameter_count: 'size_t',
 });
 
 // ---- Functions, in header order, as C prototypes. `_Out_` marks out-parameters that koffi
-// copies back into a JS object or a one-element array; data buffers (uint8_t *, int16_t *,
-// char *, uint64_t *) are passed as Buffers or typed arrays and written in place.
+// copies back into a JS object or a one-element array, `_Inout_` the output structs (copied in for
+// their struct_size, then back); data buffers (uint8_t *, int16_t *, char *, uint64_t *) are passed
+// as Buffers or typed arrays and written in place.
 
 const PROTOTYPES = [
   'trunkline_result trunkline_ulaw_decode(const uint8_t *input, size_t len, int16_t *output, size_t output_capacity)',
@@ -213,8 +225,8 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
   'trunkline_result trunkline_session_outbound_len(trunkline_session *session, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_next_outbound(trunkline_session *session, uint8_t *buf, size_t capacity, _Out_ size_t *out_len, _Out_ trunkline_message_kind *out_kind)',
-  'trunkline_result trunkline_session_poll_event(trunkline_session *session, _Out_ trunkline_event *out)',
-  'trunkline_result trunkline_session_start_info(trunkline_session *session, _Out_ trunkline_start_info *out)',
+  'trunkline_result trunkline_session_poll_event(trunkline_session *session, _Inout_ trunkline_event *out)',
+  'trunkline_result trunkline_session_start_info(trunkline_session *session, _Inout_ trunkline_start_info *out)',
   'trunkline_result trunkline_session_start_string(trunkline_session *session, uint32_t field, char *buf, size_t capacity, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_custom_parameter(trunkline_session *session, size_t index, char *key, size_t key_capacity, _Out_ size_t *out_key_len, char *value, size_t value_capacity, _Out_ size_t *out_value_len)',
   'size_t trunkline_session_stats_count(void)',
@@ -238,6 +250,7 @@ const TYPES = {
   trunkline_message_kind,
   trunkline_event_kind,
   trunkline_protocol_error,
+  trunkline_audio_encoding,
   trunkline_start_field,
   trunkline_engine,
   trunkline_server,

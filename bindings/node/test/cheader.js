@@ -186,13 +186,18 @@ function parsePrototype(proto) {
 }
 
 /** How koffi must pass a header parameter: derived from the header's own conventions. */
-function expectedDirection(params, i, opaque) {
+function expectedDirection(params, i, header) {
   const p = params[i];
   if (p.stars === 0 || p.isConst) return 'Input';
-  if (p.stars === 1 && opaque.includes(p.base)) return 'Input'; // a handle
+  if (p.stars === 1 && header.opaque.includes(p.base)) return 'Input'; // a handle
   // A caller-owned buffer: the next parameter is its capacity.
   const next = params[i + 1];
   if (next && next.stars === 0 && /capacity$/.test(next.name)) return 'Input';
+  // A struct that begins with its struct_size, the function taking no struct_size of its own (as
+  // the _default functions do): an output the caller sizes, so its struct_size must be copied in.
+  const fields = p.stars === 1 ? header.structs[p.base] : undefined;
+  const sized = fields && fields[0] && fields[0].name === 'struct_size';
+  if (sized && !params.some((q) => q.name === 'struct_size')) return 'Input/Output';
   return 'Output';
 }
 
@@ -264,7 +269,7 @@ function compare(header, native) {
     h.params.forEach((param, i) => {
       const arg = info.arguments[i];
       if (!arg) return;
-      const dir = expectedDirection(h.params, i, header.opaque);
+      const dir = expectedDirection(h.params, i, header);
       if (arg.direction !== dir) {
         problems.push(`${name}: parameter ${i} (${param.name}) must be passed as ${dir}, koffi has ${arg.direction}`);
       }

@@ -24,6 +24,7 @@ test('the header parses into the whole ABI', () => {
     'trunkline_start_info',
   ]);
   assert.deepEqual(Object.keys(h.enums).sort(), [
+    'trunkline_audio_encoding',
     'trunkline_event_kind',
     'trunkline_message_kind',
     'trunkline_protocol_error',
@@ -42,8 +43,8 @@ test('the header parses into the whole ABI', () => {
   assert.equal(h.defines.TRUNKLINE_SERVER, '');
   // Every enum has a fixed size: a uint32_t.
   for (const name of Object.keys(h.enums)) assert.equal(h.enumTypes[name], 'uint32_t', name);
-  // Every config begins with its struct_size.
-  for (const name of ['trunkline_engine_config', 'trunkline_session_config', 'trunkline_server_config']) {
+  // Every config, and every output struct, begins with its struct_size.
+  for (const name of Object.keys(h.structs)) {
     assert.deepEqual(h.structs[name][0], { name: 'struct_size', type: { base: 'size_t', isConst: false, stars: 0, name: null } }, name);
   }
 });
@@ -72,7 +73,9 @@ const MUTATIONS = [
   ['a new enumerator', 'TRUNKLINE_RESULT_TIMEOUT = 11,', 'TRUNKLINE_RESULT_TIMEOUT = 11,\n  TRUNKLINE_RESULT_NEW = 12,', /enum trunkline_result/],
   ['a field type', 'uint32_t sample_rate;', 'uint64_t sample_rate;', /trunkline_start_info.sample_rate/],
   ['a signed field made unsigned', 'int32_t worker_nice;', 'uint32_t worker_nice;', /trunkline_engine_config\.worker_nice/],
-  ['field order', /uint32_t tracks;([\s\S]*?)uint32_t encoding;/, 'uint32_t encoding;$1uint32_t tracks;', /struct trunkline_start_info: header fields/],
+  ['field order', /uint32_t tracks;([\s\S]*?)uint32_t sample_rate;/, 'uint32_t sample_rate;$1uint32_t tracks;', /struct trunkline_start_info: header fields/],
+  ['an enum field made a plain integer', 'trunkline_audio_encoding encoding;', 'uint32_t encoding;', /trunkline_start_info\.encoding: header uint32_t, koffi trunkline_audio_encoding/],
+  ['an enumerator renamed', 'TRUNKLINE_START_FIELD_CALL_ID = 0', 'TRUNKLINE_START_FIELD_CALL_SID = 0', /enum trunkline_start_field/],
   ['an array length', '#define TRUNKLINE_EVENT_NAME_CAPACITY 256', '#define TRUNKLINE_EVENT_NAME_CAPACITY 128', /TRUNKLINE_EVENT_NAME_CAPACITY|trunkline_event.name/],
   ['an out-parameter made input', 'size_t *out_taken', 'const size_t *out_taken', /trunkline_session_play/],
   ['a server argument type', 'uint32_t grace_ms', 'uint64_t grace_ms', /trunkline_server_shutdown: header/],
@@ -81,6 +84,7 @@ const MUTATIONS = [
   ['the pointed-to struct replaced', 'const trunkline_session_config *session;', 'const trunkline_engine_config *session;', /trunkline_server_config\.session: header trunkline_engine_config \*, koffi trunkline_session_config \*/],
   // A config's leading size goes: every field after it moves, which the layout shows.
   ['a struct_size removed', /size_t struct_size;\n([^}]*)\} trunkline_engine_config;/, '$1} trunkline_engine_config;', /struct trunkline_engine_config: header fields/],
+  ['an output struct without its struct_size', /size_t struct_size;\n([^}]*)\} trunkline_event;/, '$1} trunkline_event;', /struct trunkline_event: header fields/],
   ['a setting appended', 'const char *dialect;', 'const char *dialect;\n  uint32_t new_setting;', /struct trunkline_session_config: header fields/],
   ['an enum made 16-bit', 'typedef uint32_t trunkline_event_kind;', 'typedef uint16_t trunkline_event_kind;', /enum trunkline_event_kind: header uint16_t/],
   ['an enum without a fixed size', /#else\ntypedef uint32_t trunkline_result;\n/, '#else\n', /enum trunkline_result: no fixed-size typedef/],
@@ -98,3 +102,19 @@ for (const [what, from, to, expect] of MUTATIONS) {
     );
   });
 }
+
+// The binding side too: an output struct passed `_Out_` would reach the library without the
+// struct_size the binding set (koffi copies an `_Out_` struct out only).
+test('the drift check reports an output struct not copied in', () => {
+  for (const name of ['trunkline_session_poll_event', 'trunkline_session_start_info']) {
+    const proto = native.PROTOTYPES.find((p) => p.includes(`${name}(`)).replace('_Inout_', '_Out_');
+    const mutated = {
+      ...native,
+      fns: { ...native.fns, [name]: native.lib.func(proto) },
+      PROTOTYPES: native.PROTOTYPES.map((p) => (p.includes(`${name}(`) ? proto : p)),
+    };
+    const problems = compare(parseHeader(HEADER_TEXT), mutated);
+    const expect = new RegExp(`${name}: parameter 1 \\(out\\) must be passed as Input/Output, koffi has Output`);
+    assert.ok(problems.some((p) => expect.test(p)), `${name}: got\n  ${problems.join('\n  ')}`);
+  }
+});

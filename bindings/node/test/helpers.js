@@ -264,18 +264,29 @@ async function playAll(session, engine, pcm, rate, timeoutMs = 2000) {
   return (pcm.length - left.length) / bytesPerSample;
 }
 
+/** The started event of the call `start()` announces, carrier-neutral names only. */
+function checkStarted(started) {
+  assert.equal(started.callId, CALL_SID);
+  assert.equal(started.name, CALL_SID);
+  assert.equal(started.streamId, STREAM_SID);
+  assert.equal(started.accountId, ACCOUNT_SID);
+  assert.deepEqual(started.customParameters, { caller: '+15550100', lang: 'en' });
+  assert.deepEqual(started.tracks, ['inbound']);
+  // What the start message announced: 8000 Hz µ-law, mono.
+  assert.equal(started.encoding, 'mulaw');
+  assert.equal(started.sampleRate, 8000);
+  assert.equal(started.channels, 1);
+  for (const twilioName of ['callSid', 'streamSid', 'accountSid', 'mediaFormat']) {
+    assert.ok(!(twilioName in started), `started event has ${twilioName}`);
+  }
+}
+
 function checkCallEvents(events, labels) {
   const kinds = events.map((e) => e.kind);
   assert.deepEqual(kinds, ['connected', 'started', 'speech_started', 'speech_stopped', 'dtmf', 'stopped']);
   const started = events[1];
-  assert.equal(started.callSid, CALL_SID);
-  assert.equal(started.name, CALL_SID);
-  assert.equal(started.streamSid, STREAM_SID);
-  assert.equal(started.accountSid, ACCOUNT_SID);
-  assert.deepEqual(started.customParameters, { caller: '+15550100', lang: 'en' });
+  checkStarted(started);
   assert.deepEqual(Object.keys(started.customParameters), ['caller', 'lang']);
-  assert.deepEqual(started.tracks, ['inbound']);
-  assert.deepEqual(started.mediaFormat, { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 });
   const [first] = labels;
   const onset = events[2].streamMs;
   assert.ok(Math.abs(onset - first[0]) <= 60, `speech onset ${onset} ms vs truth ${first[0]} ms`);
@@ -315,5 +326,6 @@ module.exports = {
   callerMessages,
   pushAll,
   playAll,
+  checkStarted,
   checkCallEvents,
 };

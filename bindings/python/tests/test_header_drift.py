@@ -11,7 +11,7 @@ from twilio_messages import REPO
 HEADER = (REPO / "include" / "trunkline.h").read_text()
 # Declared only with the C tests' `test-hooks` build.
 UNBOUND = {"trunkline_test_panic", "trunkline_test_fail_session"}
-ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind", "trunkline_protocol_error"}
+ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind", "trunkline_protocol_error", "trunkline_audio_encoding"}
 STRUCTS = {
     "trunkline_engine_config": _ffi.EngineConfig,
     "trunkline_session_config": _ffi.SessionConfig,
@@ -92,6 +92,15 @@ def test_structs_match_the_header():
         assert ctypes.sizeof(cls) > 0
 
 
+def test_every_struct_begins_with_its_size():
+    # Configs (read by the library) and outputs (written by it) alike: struct_size first, a size_t.
+    for cname, cls in STRUCTS.items():
+        body = re.search(r"typedef struct \{((?:(?!typedef struct).)*?)\} " + cname + ";", HEADER, re.S).group(1)
+        first = re.findall(r"^\s*([\w ]+?)\s+(\w+);", re.sub(r"//[^\n]*", "", body), re.M)[0]
+        assert first == ("size_t", "struct_size"), cname
+        assert cls._fields_[0] == ("struct_size", c_size_t), cname
+
+
 def test_every_enum_is_a_uint32_t():
     # Before C23 each enum type is `typedef uint32_t NAME;` next to `enum NAME { ... };`.
     enums = set(re.findall(r"^enum (trunkline_\w+)", HEADER, re.M))
@@ -109,3 +118,9 @@ def test_enum_values_match_the_header():
     kinds = dict((int(v), k) for k, v in re.findall(r"TRUNKLINE_EVENT_KIND_(\w+) = (\d+)", HEADER))
     assert {v: k.lower() for v, k in kinds.items()} == EVENT_KINDS
     assert re.search(r"#define TRUNKLINE_EVENT_NAME_CAPACITY (\d+)", HEADER).group(1) == str(_ffi.EVENT_NAME_CAPACITY)
+    from trunkline._core import ENCODINGS, START_FIELDS
+
+    fields = dict((k.lower(), int(v)) for k, v in re.findall(r"TRUNKLINE_START_FIELD_(\w+) = (\d+)", HEADER))
+    assert fields == START_FIELDS
+    encodings = dict((int(v), k.lower()) for k, v in re.findall(r"TRUNKLINE_AUDIO_ENCODING_(\w+) = (\d+)", HEADER))
+    assert encodings == ENCODINGS

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import trunkline
-from twilio_messages import CALL_SID, connected, media, speech, start, stop
+from twilio_messages import ACCOUNT_SID, CALL_SID, STREAM_SID, connected, media, speech, start, stop
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
@@ -70,7 +70,9 @@ def test_a_call_through_the_server():
         pcm += call.read_audio()
         kinds = [e.kind for e in events]
         assert kinds[:2] == ["connected", "started"] and kinds[-1] == "stopped"
-        assert events[1].call_sid == CALL_SID
+        started = events[1]
+        assert (started.call_id, started.stream_id, started.account_id) == (CALL_SID, STREAM_SID, ACCOUNT_SID)
+        assert (started.encoding, started.sample_rate, started.channels) == ("mulaw", 8000, 1)
         assert len(pcm) == 100 * 20 * 8 * 2  # 2 s at 8 kHz, s16
         with pytest.raises(trunkline.TrunklineError) as e:
             call.push(connected())

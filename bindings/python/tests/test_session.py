@@ -9,6 +9,7 @@ import pytest
 
 import trunkline
 from twilio_messages import (
+    ACCOUNT_SID,
     CALL_SID,
     STREAM_SID,
     connected,
@@ -55,9 +56,13 @@ def test_full_call_inline_gives_aligned_audio_events_and_counters():
         kinds = [e.kind for e in events]
         assert kinds == ["connected", "started", "speech_started", "speech_stopped", "dtmf", "stopped"]
         started = events[1]
-        assert (started.call_sid, started.stream_sid) == (CALL_SID, STREAM_SID)
+        assert (started.call_id, started.stream_id, started.account_id) == (CALL_SID, STREAM_SID, ACCOUNT_SID)
+        assert started.name == CALL_SID
         assert started.custom_parameters == {"caller": "+15550100", "lang": "en"}
-        assert started.tracks == ["inbound"] and started.media_format["sample_rate"] == 8000
+        assert started.tracks == ["inbound"]
+        # What the start message announced: 8000 Hz µ-law, mono.
+        assert (started.encoding, started.sample_rate, started.channels) == ("mulaw", 8000, 1)
+        assert not hasattr(started, "call_sid") and not hasattr(started, "media_format")
         assert abs(events[2].stream_ms - labels[0][0]) <= 60
         assert events[4].digit == "7"
         # Exactly the stream time at 16 kHz, the lost frame filled with silence.

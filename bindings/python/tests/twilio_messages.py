@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "engine" / "tests" / "fixtures"
 STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 CALL_SID = "CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f"
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 
 
 def speech():
@@ -27,7 +28,7 @@ def start(params=None):
             "sequenceNumber": "1",
             "streamSid": STREAM_SID,
             "start": {
-                "accountSid": "AC0123456789abcdef0123456789abcdef",
+                "accountSid": ACCOUNT_SID,
                 "streamSid": STREAM_SID,
                 "callSid": CALL_SID,
                 "tracks": ["inbound"],

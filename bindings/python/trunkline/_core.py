@@ -26,8 +26,11 @@ EVENT_KINDS = {
     10: "stopped",
     11: "protocol_error",
 }
+# trunkline_start_field: the strings of the `start` message, by meaning.
+START_FIELDS = {"call_id": 0, "stream_id": 1, "account_id": 2}
+# trunkline_audio_encoding: the carrier's audio encoding, by name.
+ENCODINGS = {0: "mulaw", 1: "alaw", 2: "l16"}
 _TEXT, _BINARY = 0, 1
-_ENCODINGS = {0: "audio/x-mulaw", 1: "audio/x-alaw", 2: "audio/x-l16"}
 _EMPTY, _BUFFER_TOO_SMALL = int(Result.EMPTY), int(Result.BUFFER_TOO_SMALL)
 
 # The per-frame calls, without per-call argument conversion (see _ffi.unconverted).
@@ -60,6 +63,7 @@ class _Scratch:
         self.kind = c_enum()
         self.kind_ref = byref(self.kind)
         self.event = CEvent()
+        self.event.struct_size = sizeof(CEvent)  # kept by the library: set once
         self.event_ref = byref(self.event)
         self.grow_out(_OUT_BYTES)
 
@@ -84,13 +88,18 @@ class Event:
     name: str = ""
     error_code: int = 0
     error_message: str = ""
-    # `started` only:
-    call_sid: str = ""
-    stream_sid: str = ""
-    account_sid: str = ""
+    # `started` only, whichever carrier it is: the call's, the stream's and the account's
+    # identifiers (Twilio's callSid, streamSid, accountSid; "" when the carrier sends none), the
+    # custom parameters in the order sent, the tracks, and the media format: `encoding` ("mulaw",
+    # "alaw" or "l16"), `sample_rate` (Hz) and `channels`.
+    call_id: str = ""
+    stream_id: str = ""
+    account_id: str = ""
     custom_parameters: dict = field(default_factory=dict)
     tracks: list = field(default_factory=list)
-    media_format: dict = field(default_factory=dict)
+    encoding: str = ""
+    sample_rate: int = 0
+    channels: int = 0
 
 
 def session_config(settings: dict) -> SessionConfig:
@@ -435,19 +444,20 @@ class Session(OwnedHandle):
             e.error_message = lib.trunkline_protocol_error_message(ev.error).decode()
             e.name = ev.name.decode()
         elif kind == "started":
+            e.name = ev.name.decode()  # the call id, as in the C event
             self._fill_start(e)
         return e
 
     def _fill_start(self, e: Event) -> None:
-        info = StartInfo()
+        info = StartInfo(struct_size=sizeof(StartInfo))
         check(lib.trunkline_session_start_info(self._h(), byref(info)), "start_info")
         e.tracks = [t for bit, t in ((1, "inbound"), (2, "outbound")) if info.tracks & bit]
-        e.media_format = {
-            "encoding": _ENCODINGS.get(info.encoding, "unknown"),
-            "sample_rate": info.sample_rate,
-            "channels": info.channels,
-        }
-        e.call_sid, e.stream_sid, e.account_sid = (self._start_string(f) for f in (0, 1, 2))
+        e.encoding = ENCODINGS.get(info.encoding, f"unknown({info.encoding})")
+        e.sample_rate = info.sample_rate
+        e.channels = info.channels
+        e.call_id = self._start_string(START_FIELDS["call_id"])
+        e.stream_id = self._start_string(START_FIELDS["stream_id"])
+        e.account_id = self._start_string(START_FIELDS["account_id"])
         for i in range(info.custom_parameter_count):
             key, value = self._custom_parameter(i)
             e.custom_parameters[key] = value

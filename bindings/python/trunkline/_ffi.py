@@ -25,7 +25,8 @@ from pathlib import Path
 
 EVENT_NAME_CAPACITY = 256
 
-# The C enums are uint32_t (the header's typedefs): results, event kinds, message kinds.
+# The C enums are uint32_t (the header's typedefs): results, event kinds, message kinds, audio
+# encodings.
 c_enum = c_uint32
 
 
@@ -73,8 +74,12 @@ class SessionConfig(Structure):
     ]
 
 
+# The output structs begin with `struct_size` too: the binding sets it to sizeof the struct as
+# declared here before each call, and the library writes no further than that (see the header's
+# VERSIONED OUTPUTS), so these mirrors keep working with a newer library that has grown them.
 class CEvent(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("kind", c_enum),
         ("stream_ms", c_uint64),
         ("played_ms", c_uint64),
@@ -106,8 +111,9 @@ class ServerConfig(Structure):
 
 class StartInfo(Structure):
     _fields_ = [
+        ("struct_size", c_size_t),
         ("tracks", c_uint32),
-        ("encoding", c_uint32),
+        ("encoding", c_enum),
         ("sample_rate", c_uint32),
         ("channels", c_uint32),
         ("custom_parameter_count", c_size_t),

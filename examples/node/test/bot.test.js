@@ -120,6 +120,10 @@ test('the bot echoes the caller after they stop, and stops when they talk over i
   assert.equal(afterClear.length, 0, 'no audio while the caller talks');
   assert.ok(logs.some((l) => /^interrupted: the caller heard \d+ ms/.test(l)), 'the bot saw the barge-in');
   assert.ok(
+    logs.some((l) => l.startsWith(`call CA00000000000000000000000000000001 started (stream ${STREAM_SID}, mulaw at 8000 Hz`)),
+    'the bot saw the start, by its carrier-neutral names',
+  );
+  assert.ok(
     logs.some((l) => /^call ended: .* 0 bad messages, 0 caller samples dropped$/.test(l)),
     'the bot ended the call on stop, with nothing dropped',
   );

@@ -24,18 +24,19 @@
 static void check_start(trunkline_session *s) {
   char buf[128];
   size_t len = 0;
-  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, buf, sizeof buf, &len));
+  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, buf, sizeof buf, &len));
   CHECK(strcmp(buf, CALL_SID) == 0);
   CHECK_EQ(len, strlen(CALL_SID));
-  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_STREAM_SID, buf, sizeof buf, &len));
+  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_STREAM_ID, buf, sizeof buf, &len));
   CHECK(strcmp(buf, STREAM_SID) == 0);
-  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_ACCOUNT_SID, buf, sizeof buf, &len));
+  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_ACCOUNT_ID, buf, sizeof buf, &len));
   CHECK(strcmp(buf, ACCOUNT_SID) == 0);
 
-  trunkline_start_info info;
+  trunkline_start_info info = {.struct_size = sizeof info};
   CHECK_OK(trunkline_session_start_info(s, &info));
+  CHECK_EQ(info.struct_size, sizeof info);
   CHECK_EQ(info.tracks, 1);
-  CHECK_EQ(info.encoding, 0);
+  CHECK_EQ(info.encoding, TRUNKLINE_AUDIO_ENCODING_MULAW);
   CHECK_EQ(info.sample_rate, 8000);
   CHECK_EQ(info.channels, 1);
   CHECK_EQ(info.custom_parameter_count, 2);

@@ -32,7 +32,7 @@ static trunkline_session *started_session(trunkline_engine *e, const trunkline_s
   if (!e || trunkline_session_open(e, cfg, &s) != TRUNKLINE_RESULT_OK) return NULL;
   char msg[MSG_CAP];
   msg_start(msg, sizeof msg);
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   bool started = false;
   if (push_text(s, msg) == TRUNKLINE_RESULT_OK) {
     for (double deadline = now_ms() + 5000; !started && now_ms() < deadline;) {
@@ -104,8 +104,8 @@ void test_null_parameters(void) {
   char text2[64];
   uint64_t values[64];
   trunkline_message_kind kind = TRUNKLINE_MESSAGE_KIND_BINARY;
-  trunkline_event ev;
-  trunkline_start_info info;
+  trunkline_event ev = {.struct_size = sizeof ev};
+  trunkline_start_info info = {.struct_size = sizeof info};
 
   CHECK_RESULT(trunkline_engine_config_default(NULL, sizeof(trunkline_engine_config)), NP);
   CHECK_RESULT(trunkline_session_config_default(NULL, sizeof(trunkline_session_config)), NP);
@@ -160,7 +160,7 @@ void test_null_parameters(void) {
   CHECK_RESULT(trunkline_session_start_info(NULL, &info), NP);
   CHECK_RESULT(trunkline_session_start_info(s, NULL), NP);
 
-  const uint32_t CALL = TRUNKLINE_START_FIELD_CALL_SID;
+  const uint32_t CALL = TRUNKLINE_START_FIELD_CALL_ID;
   CHECK_RESULT(trunkline_session_start_string(NULL, CALL, text, 64, &n), NP);
   CHECK_RESULT(trunkline_session_start_string(s, CALL, NULL, 64, &n), NP);
   CHECK_RESULT(trunkline_session_start_string(s, CALL, text, 64, NULL), NP);
@@ -217,12 +217,12 @@ void test_zero_length_null_data(void) {
   CHECK_RESULT(trunkline_session_next_outbound(s, NULL, 0, &n, &kind), TRUNKLINE_RESULT_EMPTY);
   /* An empty message is accepted by push and reported as malformed; the call goes on. */
   CHECK_OK(trunkline_session_push(s, NULL, 0, TRUNKLINE_MESSAGE_KIND_TEXT));
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   CHECK_OK(trunkline_session_poll_event(s, &ev));
   CHECK_EQ(ev.kind, TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR);
   CHECK_EQ(ev.error, TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON);
   /* A start string buffer of capacity 0 with NULL: too small, not a NULL error. */
-  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, NULL, 0, &n),
+  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, NULL, 0, &n),
                TRUNKLINE_RESULT_BUFFER_TOO_SMALL);
   trunkline_session_free(s);
   trunkline_engine_free(e);
@@ -513,9 +513,9 @@ static void check_all_closed(trunkline_session *s) {
   char text[64];
   char text2[64];
   trunkline_message_kind kind = TRUNKLINE_MESSAGE_KIND_BINARY;
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   ev.kind = TRUNKLINE_EVENT_KIND_DTMF;
-  trunkline_start_info info;
+  trunkline_start_info info = {.struct_size = sizeof info};
   info.channels = 77;
   char msg[MSG_CAP];
   msg_connected(msg, sizeof msg);
@@ -528,7 +528,7 @@ static void check_all_closed(trunkline_session *s) {
   CHECK_RESULT(trunkline_session_next_outbound(s, bytes, sizeof bytes, &n, &kind), C);
   CHECK_RESULT(trunkline_session_poll_event(s, &ev), C);
   CHECK_RESULT(trunkline_session_start_info(s, &info), C);
-  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, text, 64, &n), C);
+  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, 64, &n), C);
   CHECK_RESULT(trunkline_session_custom_parameter(s, 0, text, 64, &n, text2, 64, &n2), C);
   CHECK_EQ(n, SENTINEL_SIZE);
   CHECK_EQ(n2, SENTINEL_SIZE);
@@ -582,8 +582,8 @@ void test_empty(void) {
   char text[64];
   char text2[64];
   trunkline_message_kind kind = TRUNKLINE_MESSAGE_KIND_BINARY;
-  trunkline_event ev;
-  trunkline_start_info info;
+  trunkline_event ev = {.struct_size = sizeof ev};
+  trunkline_start_info info = {.struct_size = sizeof info};
   info.channels = 77;
   CHECK_RESULT(trunkline_session_poll_event(s, &ev), E);
   CHECK_RESULT(trunkline_session_read_audio(s, pcm, 64, &n), E);
@@ -591,7 +591,7 @@ void test_empty(void) {
   CHECK_RESULT(trunkline_session_next_outbound(s, bytes, sizeof bytes, &n, &kind), E);
   /* Before STARTED was polled, the start message's details are not there. */
   CHECK_RESULT(trunkline_session_start_info(s, &info), E);
-  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, text, 64, &n), E);
+  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, 64, &n), E);
   CHECK_RESULT(trunkline_session_custom_parameter(s, 0, text, 64, &n, text2, 64, &n2), E);
   char msg[MSG_CAP];
   msg_start(msg, sizeof msg);
@@ -646,10 +646,10 @@ void test_buffer_too_small(void) {
   memset(text, 'x', sizeof text);
   size_t sid = strlen(CALL_SID);
   got = SENTINEL_SIZE;
-  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, text, sid, &got), B);
+  CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, sid, &got), B);
   CHECK_EQ(got, SENTINEL_SIZE);
   CHECK_EQ(text[0], 'x');
-  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_SID, text, sid + 1, &got));
+  CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, sid + 1, &got));
   CHECK_EQ(got, sid);
   CHECK_EQ(text[sid], '\0');
 
@@ -697,7 +697,7 @@ void test_failed(void) {
     int16_t pcm[64] = {0};
     uint8_t bytes[MSG_CAP];
     trunkline_message_kind kind;
-    trunkline_event ev;
+    trunkline_event ev = {.struct_size = sizeof ev};
     char msg[MSG_CAP];
     msg_connected(msg, sizeof msg);
     CHECK_RESULT(push_text(s, msg), F);
@@ -794,7 +794,7 @@ void test_timeout(void) {
       CHECK_OK(push_text(s, msg));
       if (workers == 0) {
         /* Inline: the host's own calls do the work; the event is there at once. */
-        trunkline_event ev;
+        trunkline_event ev = {.struct_size = sizeof ev};
         CHECK_OK(trunkline_session_poll_event(s, &ev));
       } else {
         CHECK_OK(trunkline_engine_wait(e, forever[i]));
@@ -808,7 +808,7 @@ void test_timeout(void) {
 /* Pushes one message and returns the protocol error it raised (0 if none). */
 static uint32_t error_of(trunkline_session *s, const char *msg, size_t len, uint32_t kind, char *field) {
   if (trunkline_session_push(s, (const uint8_t *)msg, len, kind) != TRUNKLINE_RESULT_OK) return UINT32_MAX;
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   uint32_t code = 0;
   while (trunkline_session_poll_event(s, &ev) == TRUNKLINE_RESULT_OK) {
     if (ev.kind == TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR) {

@@ -81,7 +81,7 @@ static void engine_round_trip(uint32_t workers) {
   char msg[MSG_CAP];
   msg_connected(msg, sizeof msg);
   CHECK_OK(push_text(s, msg));
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   trunkline_result r = TRUNKLINE_RESULT_EMPTY;
   for (double deadline = now_ms() + 5000; now_ms() < deadline;) {
     r = trunkline_session_poll_event(s, &ev);
@@ -277,7 +277,7 @@ void test_wakeup_fd(void) {
   CHECK_OK(trunkline_engine_clear_wakeup(e));
   CHECK_RESULT(trunkline_engine_clear_wakeup(e), TRUNKLINE_RESULT_EMPTY);
   CHECK_EQ(poll(&p, 1, 0), 0);
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   CHECK_OK(trunkline_session_poll_event(s, &ev));
   CHECK_EQ(ev.kind, TRUNKLINE_EVENT_KIND_CONNECTED);
   trunkline_session_free(s);

@@ -83,8 +83,8 @@ static void *hammer(void *arg) {
   uint64_t values[64];
   char text[64];
   char text2[64];
-  trunkline_event ev;
-  trunkline_start_info info;
+  trunkline_event ev = {.struct_size = sizeof ev};
+  trunkline_start_info info = {.struct_size = sizeof info};
   trunkline_message_kind kind;
   size_t n;
   size_t n2;

@@ -225,14 +225,14 @@ void test_server_call(void) {
     if (trunkline_server_accept(server, &call) != TRUNKLINE_RESULT_OK) call = NULL;
   }
   REQUIRE(call != NULL);
-  trunkline_start_info info;
+  trunkline_start_info info = {.struct_size = sizeof info};
   CHECK_OK(trunkline_session_start_info(call, &info));
   CHECK(info.custom_parameter_count > 0);
   char sid[64];
   size_t sid_len = 0;
-  CHECK_OK(trunkline_session_start_string(call, TRUNKLINE_START_FIELD_CALL_SID, sid, sizeof sid, &sid_len));
+  CHECK_OK(trunkline_session_start_string(call, TRUNKLINE_START_FIELD_CALL_ID, sid, sizeof sid, &sid_len));
   CHECK(sid_len > 0);
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   int seen_connected = 0, seen_started = 0;
   for (int i = 0; i < 100 && !seen_started; i++) {
     trunkline_engine_wait(engine, 10);

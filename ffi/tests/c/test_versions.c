@@ -1,6 +1,8 @@
 /*
  * Configs that can grow: struct_size (an older caller's smaller struct keeps the defaults of the
- * fields it lacks; 0 or a larger size is refused) and the session's dialect, chosen by name.
+ * fields it lacks; 0 or a larger size is refused) and the session's dialect, chosen by name. The
+ * output structs (events, start info) that can grow: the caller's struct_size bounds what the
+ * library writes, and a bad one is refused before anything is taken.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -150,7 +152,7 @@ void test_dialects(void) {
   char msg[MSG_CAP];
   msg_connected(msg, sizeof msg);
   CHECK_OK(push_text(session, msg));
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   CHECK_OK(trunkline_session_poll_event(session, &ev));
   CHECK_EQ(ev.kind, TRUNKLINE_EVENT_KIND_CONNECTED);
   trunkline_session_free(session);
@@ -163,5 +165,79 @@ void test_dialects(void) {
     CHECK_RESULT(trunkline_session_open(engine, &s, &session), INVALID);
     CHECK(session == (trunkline_session *)&s);
   }
+  trunkline_engine_free(engine);
+}
+
+/* An output struct with guard bytes after it, all poisoned, then its struct_size set. */
+#define GUARDED(type)      \
+  struct {                 \
+    type s;                \
+    unsigned char guard[64]; \
+  }
+#define POISON(g, size)             \
+  do {                              \
+    memset(&(g), 0xA5, sizeof(g));  \
+    (g).s.struct_size = (size);     \
+  } while (0)
+
+/* Whether bytes [from, sizeof g) of `g` are still poisoned. */
+static bool untouched_from(const void *g, size_t size, size_t from) {
+  const unsigned char *b = (const unsigned char *)g;
+  for (size_t i = from; i < size; i++)
+    if (b[i] != 0xA5) return false;
+  return true;
+}
+
+void test_output_struct_size(void) {
+  trunkline_engine *engine = engine_with_workers(0);
+  REQUIRE(engine != NULL);
+  trunkline_session *s = NULL;
+  REQUIRE_OK(trunkline_session_open(engine, NULL, &s));
+  char msg[MSG_CAP];
+  msg_connected(msg, sizeof msg);
+  CHECK_OK(push_text(s, msg));
+  msg_start(msg, sizeof msg);
+  CHECK_OK(push_text(s, msg));
+
+  /* A bad struct_size is refused: nothing is written past it, and the event stays queued. */
+  GUARDED(trunkline_event) ev;
+  const size_t bad_event[] = {0, 1, sizeof(size_t) - 1, sizeof(size_t), sizeof ev.s - 1, sizeof ev.s + 1, SIZE_MAX};
+  for (size_t i = 0; i < sizeof bad_event / sizeof bad_event[0]; i++) {
+    POISON(ev, bad_event[i]);
+    CHECK_RESULT(trunkline_session_poll_event(s, &ev.s), INVALID);
+    CHECK_EQ(ev.s.struct_size, bad_event[i]);
+    CHECK(untouched_from(&ev, sizeof ev, sizeof(size_t)));
+  }
+  /* sizeof the struct: written whole, no byte past it, struct_size as the caller set it. */
+  POISON(ev, sizeof ev.s);
+  CHECK_OK(trunkline_session_poll_event(s, &ev.s));
+  CHECK_EQ(ev.s.kind, TRUNKLINE_EVENT_KIND_CONNECTED);
+  CHECK_EQ(ev.s.struct_size, sizeof ev.s);
+  CHECK(untouched_from(&ev, sizeof ev, sizeof ev.s));
+  /* Reused as it is: struct_size was left alone. */
+  CHECK_OK(trunkline_session_poll_event(s, &ev.s));
+  CHECK_EQ(ev.s.kind, TRUNKLINE_EVENT_KIND_STARTED);
+  CHECK(strcmp(ev.s.name, CALL_SID) == 0);
+  CHECK(untouched_from(&ev, sizeof ev, sizeof ev.s));
+
+  GUARDED(trunkline_start_info) info;
+  const size_t bad_info[] = {0, sizeof(size_t), sizeof info.s - 1, sizeof info.s + 1, SIZE_MAX};
+  for (size_t i = 0; i < sizeof bad_info / sizeof bad_info[0]; i++) {
+    POISON(info, bad_info[i]);
+    CHECK_RESULT(trunkline_session_start_info(s, &info.s), INVALID);
+    CHECK(untouched_from(&info, sizeof info, sizeof(size_t)));
+  }
+  POISON(info, sizeof info.s);
+  CHECK_OK(trunkline_session_start_info(s, &info.s));
+  CHECK_EQ(info.s.struct_size, sizeof info.s);
+  CHECK_EQ(info.s.encoding, TRUNKLINE_AUDIO_ENCODING_MULAW);
+  CHECK_EQ(info.s.sample_rate, 8000);
+  CHECK_EQ(info.s.channels, 1);
+  CHECK(untouched_from(&info, sizeof info, sizeof info.s));
+
+  /* NULL is still NULL_PARAMETER. */
+  CHECK_RESULT(trunkline_session_poll_event(s, NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  CHECK_RESULT(trunkline_session_start_info(s, NULL), TRUNKLINE_RESULT_NULL_PARAMETER);
+  trunkline_session_free(s);
   trunkline_engine_free(engine);
 }

@@ -238,7 +238,7 @@ void sleep_ms(unsigned ms) {
 
 size_t drain_events(trunkline_session *s, event_log *log) {
   size_t n = 0;
-  trunkline_event ev;
+  trunkline_event ev = {.struct_size = sizeof ev};
   while (trunkline_session_poll_event(s, &ev) == TRUNKLINE_RESULT_OK) {
     if (log->count < sizeof log->items / sizeof log->items[0]) log->items[log->count++] = ev;
     n++;

@@ -7,6 +7,8 @@ import {
   ServerStats,
   SERVER_STATS_NAMES,
   Event,
+  StartedEvent,
+  AudioEncoding,
   TrunklineError,
   RESULT,
   PROTOCOL_ERROR,
@@ -31,10 +33,11 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   const evs: Event[] = session.events();
   for (const ev of evs) {
     if (ev.kind === 'started') {
-      const sid: string = ev.callSid + ev.streamSid + ev.accountSid;
-      const rate: number = ev.mediaFormat.sampleRate;
+      const ids: string = ev.callId + ev.streamId + ev.accountId;
+      const rate: number = ev.sampleRate * ev.channels;
+      const encoding: AudioEncoding = ev.encoding;
       const lang: string | undefined = ev.customParameters.lang;
-      void [sid, rate, lang, ev.tracks[0]];
+      void [ids, rate, encoding, lang, ev.tracks[0]];
     } else if (ev.kind === 'barge_in') {
       taken += ev.playedMs + ev.streamMs;
     } else if (ev.kind === 'protocol_error' && ev.errorCode === PROTOCOL_ERROR.UNKNOWN_MARK) {
@@ -97,7 +100,11 @@ engine.session({ agentRate: 11025 });
 // @ts-expect-error: unknown settings are rejected
 engine.session({ agentRat: 16000 });
 // @ts-expect-error: started fields exist only on started events
-((ev: Event) => ev.callSid)(null as unknown as Event);
+((ev: Event) => ev.callId)(null as unknown as Event);
+// @ts-expect-error: the carrier-neutral names only (no Twilio names)
+((ev: StartedEvent) => ev.callSid)(null as unknown as StartedEvent);
+// @ts-expect-error: encodings are named
+((e: AudioEncoding) => e)('audio/x-mulaw');
 // @ts-expect-error: server options are checked too
 engine.serve({ bind: '127.0.0.1:0', port: 8080 });
 // @ts-expect-error: session settings of a server are checked
