@@ -164,46 +164,8 @@ impl From<&Event> for trunkline_event {
 /// A static, NUL-terminated description of protocol error `code` (never NULL). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_protocol_error_message(code: u32) -> *const c_char {
-    let all = [
-        ProtocolError::MalformedJson,
-        ProtocolError::MissingField(""),
-        ProtocolError::WrongType(""),
-        ProtocolError::UnknownEvent,
-        ProtocolError::InvalidBase64,
-        ProtocolError::PayloadTooLarge,
-        ProtocolError::MessageTooLarge,
-        ProtocolError::UnexpectedFrameKind(trunkline::MessageKind::Binary),
-        ProtocolError::MediaBeforeStart,
-        ProtocolError::DuplicateStart,
-        ProtocolError::AfterStop,
-        ProtocolError::UnsupportedFormat,
-        ProtocolError::OddPayloadLength,
-        ProtocolError::TimestampJump,
-        ProtocolError::UnknownMark,
-        ProtocolError::ForeignStream,
-    ];
-    let text: &'static str = match all.iter().find(|e| e.code() == code) {
-        Some(ProtocolError::MalformedJson) => "malformed message: not valid JSON\0",
-        Some(ProtocolError::MissingField(_)) => "a required field is missing\0",
-        Some(ProtocolError::WrongType(_)) => "a field has the wrong type or value\0",
-        Some(ProtocolError::UnknownEvent) => "unknown event\0",
-        Some(ProtocolError::InvalidBase64) => "media payload is not valid base64\0",
-        Some(ProtocolError::PayloadTooLarge) => "media payload over the configured limit\0",
-        Some(ProtocolError::MessageTooLarge) => "message over the configured size limit\0",
-        Some(ProtocolError::UnexpectedFrameKind(_)) => {
-            "unexpected frame kind (binary where text is expected)\0"
-        }
-        Some(ProtocolError::MediaBeforeStart) => "media before start\0",
-        Some(ProtocolError::DuplicateStart) => "duplicate start\0",
-        Some(ProtocolError::AfterStop) => "message after stop\0",
-        Some(ProtocolError::UnsupportedFormat) => "unsupported media format\0",
-        Some(ProtocolError::OddPayloadLength) => "payload length is not a whole number of samples\0",
-        Some(ProtocolError::TimestampJump) => "media timestamp discontinuity\0",
-        Some(ProtocolError::UnknownMark) => "echo of a mark that was never sent\0",
-        Some(ProtocolError::ForeignStream) => "message for another stream (streamSid differs from start's)\0",
-        None => "unknown protocol error code\0",
-    };
-    text.as_ptr().cast()
+    // The engine's one table of descriptions, NUL-terminated for C.
+    ProtocolError::message_nul(code).as_ptr().cast()
 }
 
 #[cfg(test)]

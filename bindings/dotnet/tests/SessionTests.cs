@@ -504,7 +504,7 @@ namespace Trunkline.Tests
                 Assert.SequenceEqual(new[] { EventKind.Started, EventKind.ProtocolError, EventKind.Dtmf }, events.Select(e => e.Kind), "events");
                 Assert.Equal(ProtocolErrorCode.ForeignStream, (ProtocolErrorCode)events[1].ErrorCode, "error code");
                 Assert.Equal(16, (int)ProtocolErrorCode.ForeignStream, "stable code");
-                Assert.Equal("message for another stream (streamSid differs from start's)", events[1].ErrorMessage, "error text");
+                Assert.Equal("message for another stream (its stream id differs from the start's)", events[1].ErrorMessage, "error text");
                 Assert.Equal(1ul, s.Stats()["protocol_errors"], "protocol_errors");
             }
         }

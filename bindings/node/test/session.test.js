@@ -289,7 +289,7 @@ test('a message for another stream is reported and does not end the call', (t) =
     ],
   );
   assert.equal(PROTOCOL_ERROR.FOREIGN_STREAM, 16);
-  assert.equal(events[1].errorMessage, "message for another stream (streamSid differs from start's)");
+  assert.equal(events[1].errorMessage, "message for another stream (its stream id differs from the start's)");
   assert.equal(session.stats().protocol_errors, 1);
   session.close();
   engine.close();

@@ -148,7 +148,7 @@ def test_a_message_for_another_stream_is_reported_and_does_not_end_the_call():
         events = call.events()
         assert [e.kind for e in events] == ["started", "protocol_error", "dtmf"]
         assert events[1].error_code == 16
-        assert events[1].error_message == "message for another stream (streamSid differs from start's)"
+        assert events[1].error_message == "message for another stream (its stream id differs from the start's)"
         assert call.stats()["protocol_errors"] == 1
 
 

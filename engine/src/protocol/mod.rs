@@ -316,7 +316,7 @@ const DESCRIPTIONS_NUL: [&str; 16] = [
     "payload length is not a whole number of samples\0",
     "media timestamp discontinuity\0",
     "echo of a mark that was never sent\0",
-    "message for another stream (streamSid differs from start's)\0",
+    "message for another stream (its stream id differs from the start's)\0",
 ];
 
 /// The description of a code no error has.
@@ -470,8 +470,8 @@ mod tests {
         ),
         (
             ProtocolError::ForeignStream,
-            "message for another stream (streamSid differs from start's)",
-            "message for another stream (streamSid differs from start's)\0",
+            "message for another stream (its stream id differs from the start's)",
+            "message for another stream (its stream id differs from the start's)\0",
         ),
     ];
 
