@@ -57,6 +57,14 @@
  *   before including this header to leave out their declarations too. TRUNKLINE_SERVER is defined
  *   when they are declared.
  *
+ * TIME
+ *   An engine keeps its own monotonic clock: outbound media is paced in real time. For
+ *   deterministic tests and simulations, trunkline_engine_new_manual_clock makes an inline engine
+ *   whose time starts at 0 and moves only with trunkline_engine_advance_clock (from any thread):
+ *   pacing, the wait for a missing frame, played positions and holds then follow the time you
+ *   set, never the time your calls take. Its sessions run on the threads that call them, as on
+ *   any inline engine.
+ *
  * THREAD SAFETY
  *   - trunkline_engine: every function may be called from any thread, concurrently (open sessions
  *     from several threads, wait on one while others push). trunkline_engine_free must be the last
@@ -522,6 +530,41 @@ trunkline_result trunkline_session_config_default(trunkline_session_config *out,
 // Any thread.
 trunkline_result trunkline_engine_new(const trunkline_engine_config *config,
                                       trunkline_engine **out);
+
+// Starts an inline engine on a manual clock, for deterministic tests and simulations: its time
+// starts at 0 and moves only when trunkline_engine_advance_clock moves it. Everything
+// time-driven in its sessions (the pacing of outbound media, the wait for a missing frame,
+// played positions, the holding of carrier messages while you read) follows that clock, so the
+// same calls give the same outputs however long they take in wall time: after `start` and a
+// trunkline_session_play of more than the lead, exactly the lead's worth of media frames is
+// ready at once (`lead_ms / 20` frames when it is a multiple of 20 ms), then one more per 20 ms
+// advanced.
+//
+// `config` is read as by trunkline_engine_new (the same `struct_size` rules and ranges) and
+// must ask for an inline engine: `workers_per_core` false and `workers` 0. Everything else is
+// as for any inline engine: sessions do their work on the thread that calls them. The wakeup
+// fd and trunkline_engine_wait work as usual, but their timeouts are wall time; advancing the
+// clock signals nothing, so drain your sessions after each advance. Free it with
+// trunkline_engine_free.
+//
+// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a config with worker threads,
+// NULL included: the defaults start one per core; a bad `struct_size` or a setting out of range,
+// as for trunkline_engine_new); IO (the wakeup fd could not be created). Any thread.
+trunkline_result trunkline_engine_new_manual_clock(const trunkline_engine_config *config,
+                                                   trunkline_engine **out);
+
+// Moves the clock of an engine made by trunkline_engine_new_manual_clock forward by `us`
+// microseconds (0 is allowed and changes nothing). Its sessions see the new time at their next
+// call: drain them (trunkline_session_next_outbound, trunkline_session_poll_event, ...) after
+// advancing. While agent audio is queued, each 20 ms advanced releases one 20 ms media frame;
+// a step of the lead or more releases only the lead's worth (the carrier would have run dry:
+// pacing starts again from the new time).
+//
+// Results: OK; NULL_PARAMETER (NULL engine); INVALID_ARGUMENT (an engine with the real clock,
+// i.e. made by trunkline_engine_new; or a step that would take the clock past 2^62 - 1 µs, in
+// which case it does not move). Any thread, concurrently with calls on the engine and its
+// sessions (advances from several threads add up); not with trunkline_engine_free.
+trunkline_result trunkline_engine_advance_clock(const trunkline_engine *engine, uint64_t us);
 
 // Stops the engine's workers and frees it. NULL is a no-op. Sessions still open afterwards
 // return CLOSED from every call and must still be freed. Must not race with other calls on this

@@ -45,6 +45,13 @@ export interface EngineOptions {
    * CAP_SYS_NICE it may be refused, which is not an error: see `Engine.prioritisedWorkers`.
    */
   workerNice?: number;
+  /**
+   * An inline engine (`workers: 0`, else TrunklineError INVALID_ARGUMENT) on a clock of its own,
+   * for deterministic tests and simulations: its time starts at 0 and moves only with
+   * `Engine.advance(ms)`, so pacing, reorder waits, played positions and holds follow the time
+   * set, never the time your calls take.
+   */
+  manualClock?: boolean;
 }
 
 /** Session settings: the C trunkline_session_config fields in camelCase (docs/settings.md). */
@@ -190,6 +197,15 @@ export declare class Engine {
   /** Whether the engine runs inline (no worker threads). */
   readonly inline: boolean;
   readonly closed: boolean;
+  /** Whether the engine's time is set by advance() (`{ workers: 0, manualClock: true }`). */
+  readonly manualClock: boolean;
+  /**
+   * Moves a manual clock forward by `ms` milliseconds (rounded to the nearest microsecond);
+   * drain the sessions after it: with agent audio queued, each 20 ms releases one more media
+   * frame. Throws RangeError for a negative step, TrunklineError INVALID_ARGUMENT on an engine
+   * with the real clock.
+   */
+  advance(ms: number): void;
   /** Opens a session (one call). Throws TypeError for an unknown option. */
   session(options?: SessionOptions): Session;
   /**

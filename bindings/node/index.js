@@ -171,10 +171,13 @@ const serverFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_server_f
  * An engine: worker threads shared by many sessions, plus one wakeup signal.
  *
  * `new Engine()` starts one worker per core; `{ workers: 0 }` runs inline (your calls do the
- * processing). Call `close()` when done.
+ * processing). `{ workers: 0, manualClock: true }` is an inline engine on a clock of its own, for
+ * deterministic tests and simulations: its time starts at 0 and moves only with `advance(ms)`.
+ * Call `close()` when done.
  */
 class Engine {
   #ptr;
+  #manualClock;
   #closed = false;
   #freed = false;
   #waitInFlight = false;
@@ -183,7 +186,7 @@ class Engine {
   #pollers = new Set(); // wakeups(): called by a wakeup or at the end of a slice
   #wakeCount = 0;
 
-  constructor({ workers, maxSessions, tickMs, workerNice } = {}) {
+  constructor({ workers, maxSessions, tickMs, workerNice, manualClock } = {}) {
     const config = {};
     check(fns.trunkline_engine_config_default(config, TYPES.trunkline_engine_config.size), 'engine config');
     if (workers === undefined || workers === null) {
@@ -196,7 +199,9 @@ class Engine {
     if (tickMs !== undefined) config.tick_ms = uint(tickMs, 'tickMs');
     if (workerNice !== undefined) config.worker_nice = int32(workerNice, 'workerNice');
     const out = [null];
-    check(fns.trunkline_engine_new(config, out), 'engine');
+    this.#manualClock = Boolean(manualClock);
+    if (this.#manualClock) check(fns.trunkline_engine_new_manual_clock(config, out), 'engine');
+    else check(fns.trunkline_engine_new(config, out), 'engine');
     this.#ptr = out[0];
     /** Whether the engine runs inline (no worker threads). */
     this.inline = !config.workers_per_core && config.workers === 0;
@@ -211,6 +216,29 @@ class Engine {
 
   get closed() {
     return this.#closed;
+  }
+
+  /** Whether the engine's time is set by advance() (`{ workers: 0, manualClock: true }`). */
+  get manualClock() {
+    return this.#manualClock;
+  }
+
+  /**
+   * Moves a manual clock forward by `ms` milliseconds (fractions are rounded to the nearest
+   * microsecond). Sessions see the new time at their next call, so drain them after advancing:
+   * with agent audio queued, each 20 ms releases exactly one more media frame from outbound() (a
+   * step of the lead or more releases only the lead's worth, as after a carrier that ran dry).
+   * Nothing is signalled: wait() timeouts stay wall time. Throws RangeError for a negative or
+   * non-finite step, TrunklineError INVALID_ARGUMENT on an engine with the real clock or for a
+   * step past the clock's end (2^62 - 1 µs; the clock then does not move), CLOSED after close().
+   */
+  advance(ms) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new RangeError(`trunkline: advance() takes a finite, non-negative number of ms, got ${ms}`);
+    }
+    const us = Math.round(ms * 1000);
+    if (us >= 2 ** 64) throw new TrunklineError(RESULT.INVALID_ARGUMENT, 'advance');
+    check(fns.trunkline_engine_advance_clock(this._handle(), BigInt(us)), 'advance');
   }
 
   /** Opens a session (one call). Options are the C session config's fields in camelCase. */

@@ -3,18 +3,42 @@
 use crate::config::trunkline_engine_config;
 use crate::result::trunkline_result;
 use crate::{guard, guard_void, try_out};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use trunkline::Engine;
+use trunkline::runtime::ManualClock;
 
 /// An engine: worker threads and a wakeup fd. Opaque.
 pub struct trunkline_engine {
     _private: [u8; 0],
 }
 
+/// What a `trunkline_engine*` points to: the engine and, for one made by
+/// `trunkline_engine_new_manual_clock`, its clock. Only this handle advances that clock.
+struct EngineBox {
+    engine: Engine,
+    /// The manual clock (`None`: the engine's own monotonic clock). Behind a lock so that an
+    /// advance checks the limit and moves the clock in one step, whatever the threads.
+    clock: Option<Mutex<ManualClock>>,
+}
+
+/// The furthest a manual clock goes, µs (2^62 - 1: about 146,000 years), so that the engine's
+/// sums of a time and a duration never wrap.
+const MAX_CLOCK_US: u64 = (1 << 62) - 1;
+
+fn engine_box<'a>(ptr: *const trunkline_engine) -> Option<&'a EngineBox> {
+    // SAFETY: a non-NULL `trunkline_engine*` is a `Box<EngineBox>` made by `trunkline_engine_new`
+    // or `trunkline_engine_new_manual_clock` and not yet freed (the header's contract).
+    unsafe { ptr.cast::<EngineBox>().as_ref() }
+}
+
 pub(crate) fn engine_ref<'a>(ptr: *const trunkline_engine) -> Option<&'a Engine> {
-    // SAFETY: a non-NULL `trunkline_engine*` is a `Box<Engine>` made by `trunkline_engine_new`
-    // and not yet freed (the header's contract).
-    unsafe { ptr.cast::<Engine>().as_ref() }
+    engine_box(ptr).map(|b| &b.engine)
+}
+
+/// Boxes an engine into the handle the caller owns.
+fn into_handle(engine: Engine, clock: Option<ManualClock>) -> *mut trunkline_engine {
+    Box::into_raw(Box::new(EngineBox { engine, clock: clock.map(Mutex::new) })).cast()
 }
 
 /// Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
@@ -37,10 +61,84 @@ pub extern "C" fn trunkline_engine_new(
         };
         match Engine::new(config) {
             Ok(engine) => {
-                out.set(Box::into_raw(Box::new(engine)).cast());
+                out.set(into_handle(engine, None));
                 trunkline_result::Ok
             }
             Err(e) => e.into(),
+        }
+    })
+}
+
+/// Starts an inline engine on a manual clock, for deterministic tests and simulations: its time
+/// starts at 0 and moves only when trunkline_engine_advance_clock moves it. Everything
+/// time-driven in its sessions (the pacing of outbound media, the wait for a missing frame,
+/// played positions, the holding of carrier messages while you read) follows that clock, so the
+/// same calls give the same outputs however long they take in wall time: after `start` and a
+/// trunkline_session_play of more than the lead, exactly the lead's worth of media frames is
+/// ready at once (`lead_ms / 20` frames when it is a multiple of 20 ms), then one more per 20 ms
+/// advanced.
+///
+/// `config` is read as by trunkline_engine_new (the same `struct_size` rules and ranges) and
+/// must ask for an inline engine: `workers_per_core` false and `workers` 0. Everything else is
+/// as for any inline engine: sessions do their work on the thread that calls them. The wakeup
+/// fd and trunkline_engine_wait work as usual, but their timeouts are wall time; advancing the
+/// clock signals nothing, so drain your sessions after each advance. Free it with
+/// trunkline_engine_free.
+///
+/// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a config with worker threads,
+/// NULL included: the defaults start one per core; a bad `struct_size` or a setting out of range,
+/// as for trunkline_engine_new); IO (the wakeup fd could not be created). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_new_manual_clock(
+    config: *const trunkline_engine_config,
+    out: *mut *mut trunkline_engine,
+) -> trunkline_result {
+    guard(|| {
+        let out = try_out!(out);
+        let config = match trunkline_engine_config::read(config) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        if config.workers != Some(0) {
+            return trunkline_result::InvalidArgument;
+        }
+        let clock = ManualClock::new();
+        match Engine::with_manual_clock(config, clock.clone()) {
+            Ok(engine) => {
+                out.set(into_handle(engine, Some(clock)));
+                trunkline_result::Ok
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Moves the clock of an engine made by trunkline_engine_new_manual_clock forward by `us`
+/// microseconds (0 is allowed and changes nothing). Its sessions see the new time at their next
+/// call: drain them (trunkline_session_next_outbound, trunkline_session_poll_event, ...) after
+/// advancing. While agent audio is queued, each 20 ms advanced releases one 20 ms media frame;
+/// a step of the lead or more releases only the lead's worth (the carrier would have run dry:
+/// pacing starts again from the new time).
+///
+/// Results: OK; NULL_PARAMETER (NULL engine); INVALID_ARGUMENT (an engine with the real clock,
+/// i.e. made by trunkline_engine_new; or a step that would take the clock past 2^62 - 1 µs, in
+/// which case it does not move). Any thread, concurrently with calls on the engine and its
+/// sessions (advances from several threads add up); not with trunkline_engine_free.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_advance_clock(
+    engine: *const trunkline_engine,
+    us: u64,
+) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_box(engine) else { return trunkline_result::NullParameter };
+        let Some(clock) = &engine.clock else { return trunkline_result::InvalidArgument };
+        let clock = clock.lock().unwrap_or_else(PoisonError::into_inner);
+        match clock.now_us().checked_add(us) {
+            Some(t) if t <= MAX_CLOCK_US => {
+                clock.advance(Duration::from_micros(us));
+                trunkline_result::Ok
+            }
+            _ => trunkline_result::InvalidArgument,
         }
     })
 }
@@ -52,8 +150,9 @@ pub extern "C" fn trunkline_engine_new(
 pub extern "C" fn trunkline_engine_free(engine: *mut trunkline_engine) {
     guard_void(|| {
         if !engine.is_null() {
-            // SAFETY: made by `trunkline_engine_new` via Box::into_raw, freed once (contract).
-            drop(unsafe { Box::from_raw(engine.cast::<Engine>()) });
+            // SAFETY: made by `trunkline_engine_new` or `trunkline_engine_new_manual_clock` via
+            // Box::into_raw (`into_handle`), freed once (contract).
+            drop(unsafe { Box::from_raw(engine.cast::<EngineBox>()) });
         }
     });
 }
@@ -150,4 +249,100 @@ pub extern "C" fn trunkline_engine_clear_wakeup(engine: *const trunkline_engine)
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
         if engine.clear_wakeup() { trunkline_result::Ok } else { trunkline_result::Empty }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{
+        trunkline_message_kind, trunkline_session_free, trunkline_session_next_outbound,
+        trunkline_session_open, trunkline_session_play, trunkline_session_push,
+    };
+    use std::ptr::{null, null_mut};
+    use trunkline::EngineConfig;
+
+    fn config(workers: Option<usize>) -> trunkline_engine_config {
+        trunkline_engine_config::from(&EngineConfig { workers, ..Default::default() })
+    }
+
+    /// Media messages ready now.
+    fn media_out(session: *mut crate::session::trunkline_session) -> usize {
+        let mut buf = vec![0u8; 4096];
+        let (mut len, mut kind) = (0, trunkline_message_kind::Text);
+        let mut n = 0;
+        while trunkline_session_next_outbound(session, buf.as_mut_ptr(), buf.len(), &mut len, &mut kind)
+            == trunkline_result::Ok
+        {
+            n += usize::from(buf[..len].windows(15).any(|w| w == br#""event":"media""#));
+        }
+        n
+    }
+
+    #[test]
+    fn a_manual_clock_engine_paces_by_the_time_advanced() {
+        let mut engine = null_mut();
+        assert_eq!(trunkline_engine_new_manual_clock(&config(Some(0)), &mut engine), trunkline_result::Ok);
+        let mut session = null_mut();
+        assert_eq!(trunkline_session_open(engine, null(), &mut session), trunkline_result::Ok);
+        let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"AC1",
+            "streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"customParameters":{},
+            "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+        let text = trunkline_message_kind::Text as u32;
+        assert_eq!(trunkline_session_push(session, start.as_ptr(), start.len(), text), trunkline_result::Ok);
+        let pcm = vec![1000i16; 8000];
+        let mut taken = 0;
+        assert_eq!(
+            trunkline_session_play(session, pcm.as_ptr(), pcm.len(), 8000, &mut taken),
+            trunkline_result::Ok
+        );
+        assert_eq!(taken, 8000);
+        assert_eq!(media_out(session), 5, "the default lead, 100 ms, at t = 0");
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(media_out(session), 0, "wall time does not move the clock");
+        for _ in 0..5 {
+            assert_eq!(trunkline_engine_advance_clock(engine, 20_000), trunkline_result::Ok);
+            assert_eq!(media_out(session), 1);
+        }
+        assert_eq!(trunkline_engine_advance_clock(engine, 0), trunkline_result::Ok);
+        assert_eq!(media_out(session), 0);
+        // 60 ms at once: three frames; more than the lead at once: only the lead's worth.
+        for (step, frames) in [(60_000, 3), (400_000, 5)] {
+            assert_eq!(trunkline_engine_advance_clock(engine, step), trunkline_result::Ok);
+            assert_eq!(media_out(session), frames, "after {step} µs");
+        }
+        trunkline_session_free(session);
+        trunkline_engine_free(engine);
+    }
+
+    #[test]
+    fn a_manual_clock_needs_an_inline_engine_and_stops_short_of_wrapping() {
+        let mut engine = null_mut();
+        for threaded in [config(Some(1)), config(None)] {
+            assert_eq!(
+                trunkline_engine_new_manual_clock(&threaded, &mut engine),
+                trunkline_result::InvalidArgument
+            );
+        }
+        assert_eq!(trunkline_engine_new_manual_clock(null(), &mut engine), trunkline_result::InvalidArgument);
+        assert!(engine.is_null());
+        assert_eq!(
+            trunkline_engine_new_manual_clock(&config(Some(0)), null_mut()),
+            trunkline_result::NullParameter
+        );
+        assert_eq!(trunkline_engine_advance_clock(null(), 1), trunkline_result::NullParameter);
+
+        let mut real = null_mut();
+        assert_eq!(trunkline_engine_new(&config(Some(0)), &mut real), trunkline_result::Ok);
+        assert_eq!(trunkline_engine_advance_clock(real, 20_000), trunkline_result::InvalidArgument);
+        trunkline_engine_free(real);
+
+        assert_eq!(trunkline_engine_new_manual_clock(&config(Some(0)), &mut engine), trunkline_result::Ok);
+        let clock = || engine_box(engine).and_then(|b| b.clock.as_ref()).map(|c| c.lock().unwrap().now_us());
+        assert_eq!(clock(), Some(0));
+        assert_eq!(trunkline_engine_advance_clock(engine, u64::MAX), trunkline_result::InvalidArgument);
+        assert_eq!(trunkline_engine_advance_clock(engine, MAX_CLOCK_US), trunkline_result::Ok);
+        assert_eq!(trunkline_engine_advance_clock(engine, 1), trunkline_result::InvalidArgument);
+        assert_eq!(clock(), Some(MAX_CLOCK_US), "a refused step does not move the clock");
+        trunkline_engine_free(engine);
+    }
 }

@@ -13,6 +13,7 @@ namespace Trunkline
     public sealed class Engine : IDisposable
     {
         readonly EngineHandle handle;
+        readonly bool manualClock;
         readonly HashSet<Server> servers = new HashSet<Server>();
         // Threads inside Wait, and whether Dispose has begun: Dispose wakes the waits in flight
         // (the SafeHandle would otherwise keep the engine until each one's timeout).
@@ -23,19 +24,45 @@ namespace Trunkline
         /// where your calls do the processing; null: one per core).</summary>
         public Engine(int? workers = null) : this(new EngineOptions { Workers = workers }) { }
 
-        /// <summary>Starts an engine with <paramref name="options"/>.</summary>
+        /// <summary>Starts an engine with <paramref name="options"/> (with
+        /// <see cref="EngineOptions.ManualClock"/>: an inline engine whose time moves only with
+        /// <see cref="Advance"/>).</summary>
         public Engine(EngineOptions options)
         {
             if (options == null) throw new ArgumentNullException("options");
             var config = options.ToNative();
             EngineHandle h;
-            var r = Native.trunkline_engine_new(ref config, out h);
+            manualClock = options.ManualClock;
+            var r = manualClock
+                ? Native.trunkline_engine_new_manual_clock(ref config, out h)
+                : Native.trunkline_engine_new(ref config, out h);
             if (r != ResultCode.Ok)
             {
                 if (h != null) h.SetHandleAsInvalid();
-                throw new TrunklineException(r, "trunkline_engine_new");
+                throw new TrunklineException(r, manualClock ? "trunkline_engine_new_manual_clock" : "trunkline_engine_new");
             }
             handle = h;
+        }
+
+        /// <summary>Whether the engine's time is set by <see cref="Advance"/>
+        /// (<see cref="EngineOptions.ManualClock"/>).</summary>
+        public bool ManualClock { get { return manualClock; } }
+
+        /// <summary>Moves a manual clock forward by <paramref name="by"/>, rounded to the nearest
+        /// microsecond. Sessions see the new time at their next call, so drain them after
+        /// advancing: with agent audio queued, each 20 ms releases exactly one more media frame from
+        /// <see cref="Session.Outbound"/> (a step of the lead or more releases only the lead's worth,
+        /// as after a carrier that ran dry). Nothing is signalled: <see cref="Wait"/> timeouts stay
+        /// wall time. Throws ArgumentOutOfRangeException for a negative step, TrunklineException
+        /// InvalidArgument on an engine with the real clock or for a step past the clock's end
+        /// (2^62 - 1 µs; the clock then does not move). Any thread, also while others call the
+        /// engine's sessions.</summary>
+        public void Advance(TimeSpan by)
+        {
+            if (by < TimeSpan.Zero) throw new ArgumentOutOfRangeException("by", by, "the clock only moves forward");
+            // A tick is 100 ns: ten to the microsecond.
+            ulong us = (ulong)(by.Ticks / 10) + (by.Ticks % 10 >= 5 ? 1ul : 0ul);
+            Native.Check(Native.trunkline_engine_advance_clock(CheckedHandle(), us), "trunkline_engine_advance_clock");
         }
 
         /// <summary>The native handle (for advanced interop).</summary>

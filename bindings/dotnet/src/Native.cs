@@ -301,6 +301,12 @@ namespace Trunkline
         public static extern ResultCode trunkline_engine_new(ref NativeEngineConfig config, out EngineHandle @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_new_manual_clock(ref NativeEngineConfig config, out EngineHandle @out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_advance_clock(EngineHandle engine, ulong us);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern void trunkline_engine_free(IntPtr engine);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

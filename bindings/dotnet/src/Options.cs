@@ -20,6 +20,12 @@ namespace Trunkline
         /// them alone. Without CAP_SYS_NICE it may be refused, which is not an error: see
         /// <see cref="Engine.PrioritisedWorkers"/>.</summary>
         public int? WorkerNice { get; set; }
+        /// <summary>An inline engine (<see cref="Workers"/> = 0, else TrunklineException
+        /// InvalidArgument) on a clock of its own, for deterministic tests and simulations: its
+        /// time starts at 0 and moves only with <see cref="Engine.Advance"/>, so pacing, reorder
+        /// waits, played positions and holds follow the time set, never the time your calls
+        /// take.</summary>
+        public bool ManualClock { get; set; }
 
         internal NativeEngineConfig ToNative()
         {

@@ -305,6 +305,67 @@ namespace Trunkline.Tests
             }
         }
 
+        /// <summary>On a manual clock the pacing is exact, whatever the wall time: the lead's worth
+        /// of frames at t = 0, none while wall time passes, then one per 20 ms advanced.</summary>
+        public static void TestManualClockPacesExactlyOneFramePer20Ms()
+        {
+            using (var engine = new Engine(new EngineOptions { Workers = 0, ManualClock = true }))
+            using (var s = engine.OpenSession(new SessionOptions { AgentRate = 8000, LeadMs = 100 }))
+            {
+                Assert.True(engine.ManualClock, "ManualClock");
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                var sent = new List<Twilio.Outbound>();
+                Func<int> mediaReady = () =>
+                {
+                    var now = s.Outbound().Select(Twilio.Parse).ToList();
+                    sent.AddRange(now);
+                    return now.Count(o => o.Event == "media");
+                };
+                Assert.Equal(14400, s.Play(Twilio.Tone(24000, 0.6, 300, 6000), 24000), "600 ms taken (30 frames)");
+                s.Mark("reply");
+                Assert.Equal(5, mediaReady(), "the 100 ms lead, at t = 0");
+                Thread.Sleep(50);
+                Assert.Equal(0, mediaReady(), "wall time does not move a manual clock");
+                for (int step = 1; step <= 25; step++)
+                {
+                    engine.Advance(TimeSpan.FromMilliseconds(20));
+                    Assert.Equal(1, mediaReady(), "frames after step " + step);
+                }
+                engine.Advance(TimeSpan.FromMilliseconds(200));
+                Assert.Equal(0, mediaReady(), "all 30 frames are out");
+                // The mark follows the last frame (hidden sync marks may sit in between); echoed, it
+                // played at exactly 600 ms of its utterance.
+                var visible = sent.Where(o => o.Event == "media" || !o.MarkName.StartsWith("trunkline-sync-", StringComparison.Ordinal))
+                    .Select(o => o.Event == "media" ? "media" : o.MarkName);
+                Assert.SequenceEqual(Enumerable.Repeat("media", 30).Concat(new[] { "reply" }), visible, "outbound");
+                s.Push(Twilio.MarkEcho(50, "reply"));
+                var played = s.Events().Where(e => e.Kind == EventKind.MarkPlayed).ToList();
+                Assert.Equal(1, played.Count, "mark_played");
+                Assert.Equal(600ul, played[0].PlayedMs, "played position of the mark");
+                Assert.Equal(30ul, s.Stats()["frames_out"], "frames_out");
+            }
+
+            // Inline only; only a manual clock advances; forward only.
+            foreach (var threaded in new[] { new EngineOptions { ManualClock = true }, new EngineOptions { Workers = 1, ManualClock = true } })
+                Assert.Equal(ResultCode.InvalidArgument,
+                    Assert.Throws<TrunklineException>(() => new Engine(threaded), "a manual clock with workers").Code, "code");
+            using (var real = new Engine(0))
+            {
+                Assert.True(!real.ManualClock, "the real clock");
+                Assert.Equal(ResultCode.InvalidArgument,
+                    Assert.Throws<TrunklineException>(() => real.Advance(TimeSpan.FromMilliseconds(20)), "advance the real clock").Code, "code");
+            }
+            var engine2 = new Engine(new EngineOptions { Workers = 0, ManualClock = true });
+            engine2.Advance(TimeSpan.Zero);
+            engine2.Advance(TimeSpan.MaxValue); // about 29,000 years: within the clock's range
+            Assert.Equal(ResultCode.InvalidArgument,
+                Assert.Throws<TrunklineException>(() => { for (int i = 0; i < 10; i++) engine2.Advance(TimeSpan.MaxValue); }, "past the clock's end").Code, "code");
+            Assert.Throws<ArgumentOutOfRangeException>(() => engine2.Advance(TimeSpan.FromTicks(-1)), "a negative step");
+            engine2.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => engine2.Advance(TimeSpan.FromMilliseconds(20)), "after Dispose");
+        }
+
         public static void TestInterruptDropsQueuedAudioAndSendsClear()
         {
             using (var engine = new Engine(1))

@@ -200,6 +200,8 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_config_default(_Out_ trunkline_engine_config *out, size_t struct_size)',
   'trunkline_result trunkline_session_config_default(_Out_ trunkline_session_config *out, size_t struct_size)',
   'trunkline_result trunkline_engine_new(const trunkline_engine_config *config, _Out_ trunkline_engine **out)',
+  'trunkline_result trunkline_engine_new_manual_clock(const trunkline_engine_config *config, _Out_ trunkline_engine **out)',
+  'trunkline_result trunkline_engine_advance_clock(const trunkline_engine *engine, uint64_t us)',
   'void trunkline_engine_free(trunkline_engine *engine)',
   'trunkline_result trunkline_engine_wakeup_fd(const trunkline_engine *engine, _Out_ int32_t *out_fd)',
   'trunkline_result trunkline_engine_prioritised_workers(const trunkline_engine *engine, _Out_ uint32_t *out)',

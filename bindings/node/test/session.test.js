@@ -350,6 +350,59 @@ test('an inline engine (workers: 0) processes on the calling thread', (t) => {
   engine.close();
 });
 
+test('on a manual clock, agent audio goes out a lead at once, then exactly one frame per 20 ms advanced', async (t) => {
+  const engine = h.engineFor(t, { workers: 0, manualClock: true });
+  assert.equal(engine.manualClock, true);
+  assert.equal(engine.inline, true);
+  const session = engine.session({ agentRate: 8000, leadMs: 100 });
+  session.push(h.connected());
+  session.push(h.start());
+  const sent = [];
+  const mediaReady = () => {
+    const out = session.outbound().map(h.parseOutbound);
+    sent.push(...out);
+    return out.filter((o) => o.event === 'media').length;
+  };
+  assert.equal(session.play(h.tone(24000, 0.6, 300, 6000), 24000), 14400); // 30 frames
+  session.mark('reply');
+  assert.equal(mediaReady(), 5, 'the 100 ms lead, at t = 0');
+  await h.sleep(50);
+  assert.equal(mediaReady(), 0, 'wall time does not move a manual clock');
+  for (let step = 1; step <= 25; step++) {
+    engine.advance(20);
+    assert.equal(mediaReady(), 1, `step ${step}`);
+  }
+  engine.advance(200);
+  assert.equal(mediaReady(), 0, 'all 30 frames are out');
+  // The mark follows the last frame (hidden sync marks may sit in between); echoed, it played at
+  // exactly 600 ms of its utterance.
+  const visible = sent.map((o) => (o.event === 'mark' ? o.name : o.event)).filter((o) => !o.startsWith('trunkline-sync-'));
+  assert.deepEqual(visible, [...Array(30).fill('media'), 'reply']);
+  session.push(h.markEcho(50, 'reply'));
+  const played = session.events().filter((e) => e.kind === 'mark_played');
+  assert.deepEqual(played.map((e) => [e.name, e.playedMs]), [['reply', 600]]);
+  assert.equal(session.stats().frames_out, 30);
+});
+
+test('a manual clock is inline only, and only a manual clock advances', (t) => {
+  const invalid = (e) => e instanceof TrunklineError && e.codeName === 'INVALID_ARGUMENT';
+  assert.throws(() => new Engine({ manualClock: true }), invalid); // one worker per core
+  assert.throws(() => new Engine({ workers: 1, manualClock: true }), invalid);
+  const real = h.engineFor(t, { workers: 0 });
+  assert.equal(real.manualClock, false);
+  assert.throws(() => real.advance(20), invalid);
+  const engine = h.engineFor(t, { workers: 0, manualClock: true });
+  engine.advance(0);
+  engine.advance(0.0004); // rounds to 0 µs
+  for (const bad of [-1, -0.01, NaN, Infinity, '20', 20n]) assert.throws(() => engine.advance(bad), RangeError, String(bad));
+  // Past the clock's end (2^62 - 1 µs): refused by the library, or before it when the step does
+  // not even fit its 64-bit argument; the clock does not move.
+  assert.throws(() => engine.advance(2 ** 62 / 1000 + 1), invalid);
+  assert.throws(() => engine.advance(2 ** 70), invalid);
+  engine.close();
+  assert.throws(() => engine.advance(20), (e) => e instanceof TrunklineError && e.codeName === 'CLOSED');
+});
+
 test('workerNice reaches the workers and prioritisedWorkers counts them', (t) => {
   // A higher nice value is always granted and 0 leaves the workers alone: both workers count.
   for (const workerNice of [5, 0]) {

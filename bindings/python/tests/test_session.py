@@ -1,9 +1,11 @@
 import array
 import asyncio
+import base64
 import ctypes
 import inspect
 import json
 import math
+import time
 
 import pytest
 
@@ -73,18 +75,21 @@ def test_full_call_inline_gives_aligned_audio_events_and_counters():
         assert stats["media_frames_in"] == FRAMES
 
 
+def media_frames(call):
+    """The media messages among those ready now."""
+    return [m for m in (json.loads(raw) for raw in call.outbound()) if m["event"] == "media"]
+
+
 def test_agent_audio_is_paced_into_20ms_frames_and_marks_follow():
-    with trunkline.Engine(workers=0) as engine, engine.session(lead_ms=100) as call:
+    # On a manual clock: the counts depend on the time set, never on how long the test takes.
+    with trunkline.Engine(workers=0, manual_clock=True) as engine, engine.session(lead_ms=100) as call:
         call.push(start())
         call.events()
         pcm = tone(24000, 1.0, 440, 8000)
         assert call.play(pcm, 24000) == 24000
         call.mark("greeting")
-        out = [json.loads(m) for m in call.outbound()]
-        frames = [m for m in out if m["event"] == "media"]
-        assert len(frames) == 5  # 100 ms lead
-        import base64
-
+        frames = media_frames(call)
+        assert len(frames) == 5  # the 100 ms lead, at t = 0
         for f in frames:
             assert f["streamSid"] == STREAM_SID
             payload = base64.b64decode(f["media"]["payload"])
@@ -94,11 +99,69 @@ def test_agent_audio_is_paced_into_20ms_frames_and_marks_follow():
         rms = math.sqrt(sum(s * s for s in decoded) / len(decoded))
         assert abs(20 * math.log10(rms / (8000 / math.sqrt(2)))) < 0.5
 
+        time.sleep(0.05)
+        assert media_frames(call) == [], "wall time does not move a manual clock"
+        # Exactly one frame per 20 ms set on the clock.
+        for _ in range(10):
+            engine.advance(ms=20)
+            assert len(media_frames(call)) == 1
+        engine.advance(ms=60)
+        assert len(media_frames(call)) == 3
+        engine.advance(ms=0)
+        assert media_frames(call) == []
+
+        # At t = 260 ms, the caller has heard exactly 260 ms of it.
         call.interrupt()
         events = call.events()
         assert [e.kind for e in events] == ["interrupted", "mark_cleared"]
+        assert events[0].played_ms == 260
         assert events[1].name == "greeting"
         assert any(json.loads(m)["event"] == "clear" for m in call.outbound())
+
+        # A reply within the lead goes out at once, its mark right after its last frame.
+        call.play(tone(24000, 0.1, 440, 8000), 24000)
+        call.mark("short")
+        out = [json.loads(m) for m in call.outbound()]
+        assert [m["event"] for m in out] == ["media"] * 5 + ["mark"]
+        assert out[-1]["mark"]["name"] == "short"
+
+
+def test_a_manual_clock_is_inline_only_and_moves_only_when_advanced():
+    for workers in (None, 1):
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Engine(workers=workers, manual_clock=True)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+    with trunkline.Engine(workers=0) as real:
+        assert not real.manual_clock
+        with pytest.raises(trunkline.TrunklineError) as e:
+            real.advance(ms=20)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+    with trunkline.Engine(workers=0, manual_clock=True) as engine, engine.session(lead_ms=40) as call:
+        assert engine.manual_clock and engine.inline
+        call.push(start())
+        assert call.play(b"\0\0" * 4800, 24000) == 4800  # 200 ms
+        assert len(media_frames(call)) == 2  # the 40 ms lead
+        # Fractions of a millisecond add up: 20 ms in four steps is one frame.
+        for step in (5, 7.5, 2.5, 4.999):
+            engine.advance(step)
+            assert media_frames(call) == []
+        engine.advance(0.001)
+        assert len(media_frames(call)) == 1
+        for bad in (-1, -0.01, float("nan"), float("inf")):
+            with pytest.raises(ValueError):
+                engine.advance(bad)
+        # Past the clock's end (2**62 - 1 µs): refused by the library, or before it when the
+        # step does not even fit its 64-bit argument.
+        for too_far in (2**62 // 1000 + 1, 2**70):
+            with pytest.raises(trunkline.TrunklineError) as e:
+                engine.advance(too_far)
+            assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        assert media_frames(call) == [], "a refused step does not move the clock"
+        engine.advance(20)
+        assert len(media_frames(call)) == 1
+    with pytest.raises(trunkline.TrunklineError) as e:
+        engine.advance(20)
+    assert e.value.code == trunkline.Result.CLOSED
 
 
 def test_errors_raise_with_the_result_code():

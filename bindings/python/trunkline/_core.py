@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import math
 import threading
 from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass, field
@@ -126,6 +127,12 @@ class Engine(OwnedHandle):
     `workers=None` starts one worker per core; `workers=0` runs inline (your calls do the work).
     `worker_nice` is the nice value the workers ask for, -20..=19 (0 leaves them alone); without
     CAP_SYS_NICE a negative one may be refused, which is not an error (see prioritised_workers).
+
+    `manual_clock=True` (inline only: `workers=0`, else TrunklineError INVALID_ARGUMENT) gives
+    the engine a clock of its own for deterministic tests and simulations: its time starts at 0
+    and moves only with `advance(ms)`, so pacing, reorder waits, played positions and holds
+    depend on the time you set, never on how long your calls take.
+
     Thread-safe. Use as a context manager or call close().
     """
 
@@ -135,6 +142,7 @@ class Engine(OwnedHandle):
         max_sessions: int = 4096,
         tick_ms: int = 10,
         worker_nice: int = -10,
+        manual_clock: bool = False,
     ) -> None:
         config = EngineConfig()
         check(lib.trunkline_engine_config_default(byref(config), sizeof(config)), "engine config")
@@ -144,9 +152,14 @@ class Engine(OwnedHandle):
         config.tick_ms = tick_ms
         config.worker_nice = worker_nice
         handle = c_void_p()
-        check(lib.trunkline_engine_new(byref(config), byref(handle)), "engine")
+        if manual_clock:
+            check(lib.trunkline_engine_new_manual_clock(byref(config), byref(handle)), "engine")
+        else:
+            check(lib.trunkline_engine_new(byref(config), byref(handle)), "engine")
         self._handle: Optional[int] = handle.value
         self.inline = workers == 0
+        #: Whether the engine's time is set by advance() (Engine(workers=0, manual_clock=True)).
+        self.manual_clock = bool(manual_clock)
         self._lock = threading.Lock()
         # Threads inside trunkline_engine_wait: close() must not free the engine under them.
         self._waiting = 0
@@ -204,6 +217,29 @@ class Engine(OwnedHandle):
         # Under the lock: close() cannot free the engine between the handle check and the call.
         with self._lock:
             check(lib.trunkline_engine_wake(self._h()), "wake")
+
+    def advance(self, ms: float) -> None:
+        """Moves a manual clock (`Engine(workers=0, manual_clock=True)`) forward by `ms`
+        milliseconds: an int, or a float rounded to the nearest microsecond. Sessions see the new
+        time at their next call, so drain them after advancing: with agent audio queued, each
+        20 ms releases exactly one more media frame from outbound() (a step of the lead or more
+        releases only the lead's worth, as after a carrier that ran dry). Nothing is signalled:
+        wait() timeouts stay wall time.
+
+        Raises ValueError for a negative or non-finite step, TrunklineError INVALID_ARGUMENT on
+        an engine with the real clock or for a step past the clock's end (2**62 - 1 µs; the
+        clock then does not move). Any thread, also while others call the engine's sessions.
+        """
+        if isinstance(ms, float) and not math.isfinite(ms):
+            raise ValueError(f"advance: ms must be finite, got {ms!r}")
+        us = round(ms * 1000)
+        if us < 0:
+            raise ValueError(f"advance: ms must not be negative, got {ms!r}")
+        if us >= 1 << 64:
+            raise TrunklineError(Result.INVALID_ARGUMENT, "advance")
+        # Under the lock: close() cannot free the engine between the handle check and the call.
+        with self._lock:
+            check(lib.trunkline_engine_advance_clock(self._h(), us), "advance")
 
     def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields

@@ -126,6 +126,8 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_engine_config_default": (c_enum, [POINTER(EngineConfig), c_size_t]),
     "trunkline_session_config_default": (c_enum, [POINTER(SessionConfig), c_size_t]),
     "trunkline_engine_new": (c_enum, [POINTER(EngineConfig), POINTER(c_void_p)]),
+    "trunkline_engine_new_manual_clock": (c_enum, [POINTER(EngineConfig), POINTER(c_void_p)]),
+    "trunkline_engine_advance_clock": (c_enum, [c_void_p, c_uint64]),
     "trunkline_engine_free": (None, [c_void_p]),
     "trunkline_engine_wakeup_fd": (c_enum, [c_void_p, POINTER(c_int32)]),
     "trunkline_engine_prioritised_workers": (c_enum, [c_void_p, POINTER(c_uint32)]),

@@ -80,6 +80,10 @@ static const struct {
     TEST(test_output_struct_size),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),
+    TEST(test_manual_clock_pacing),
+    TEST(test_manual_clock_is_deterministic),
+    TEST(test_manual_clock_advanced_from_another_thread),
+    TEST(test_manual_clock_errors),
 };
 
 int main(int argc, char **argv) {

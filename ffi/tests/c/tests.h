@@ -60,4 +60,10 @@ void test_output_struct_size(void);
 void test_server_lifecycle_and_errors(void);
 void test_server_call(void);
 
+/* test_clock.c */
+void test_manual_clock_pacing(void);
+void test_manual_clock_is_deterministic(void);
+void test_manual_clock_advanced_from_another_thread(void);
+void test_manual_clock_errors(void);
+
 #endif

@@ -94,6 +94,10 @@ const fd: number = engine.wakeupFd;
 void fd;
 const prioritised: number = new Engine({ workers: 2, workerNice: -10 }).prioritisedWorkers;
 void prioritised;
+const clocked = new Engine({ workers: 0, manualClock: true });
+clocked.advance(20);
+const manual: boolean = clocked.manualClock;
+void manual;
 
 // @ts-expect-error: agentRate must be a supported rate
 engine.session({ agentRate: 11025 });
@@ -109,3 +113,5 @@ engine.session({ agentRat: 16000 });
 engine.serve({ bind: '127.0.0.1:0', port: 8080 });
 // @ts-expect-error: session settings of a server are checked
 engine.serve({ session: { agentRate: 11025 } });
+// @ts-expect-error: the clock advances by a number of ms
+clocked.advance('20');
