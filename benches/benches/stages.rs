@@ -91,8 +91,8 @@ fn codec(c: &mut Criterion) {
 }
 
 /// The speech fixture at `rate` Hz: by the engine's own resampler where it converts 8 kHz to
-/// `rate`, otherwise (22.05 and 44.1 kHz, which Trunkline only converts down to 8 kHz) by linear
-/// interpolation; done once, outside the measurement.
+/// `rate`, otherwise (22.05 and 44.1 kHz, which Trunkline only converts down to the carrier
+/// rates) by linear interpolation; done once, outside the measurement.
 fn speech_at(rate: u32) -> Vec<i16> {
     let speech = speech_pcm();
     if rate == 8_000 {
@@ -151,6 +151,16 @@ fn resample(c: &mut Criterion) {
         (22_050, 8_000),
         (44_100, 8_000),
         (48_000, 8_000),
+        (16_000, 24_000),
+        (16_000, 48_000),
+        (24_000, 16_000),
+        (24_000, 48_000),
+        (22_050, 16_000),
+        (44_100, 16_000),
+        (48_000, 16_000),
+        (22_050, 24_000),
+        (44_100, 24_000),
+        (48_000, 24_000),
     ] {
         resample_case(&mut group, from, to);
     }

@@ -1,4 +1,4 @@
-//! Streaming sample-rate conversion between the carrier's 8 kHz and the agent's rates.
+//! Streaming sample-rate conversion between the carrier's rates (8, 16 and 24 kHz) and the agent's.
 //!
 //! [`StreamResampler`] is a synchronous polyphase FIR resampler: every supported ratio is
 //! rational (`to / from = up / down` reduced), so every output sample falls exactly on one of
@@ -9,19 +9,25 @@
 //!
 //! # Filter
 //!
-//! A Kaiser-windowed sinc ([`filter`]) with its cutoff at 3.88 kHz (0.97 × the 8 kHz side's
-//! Nyquist frequency), `32 × ceil(from / 8000)` taps per branch (32 at 8 kHz, 192 at 48 kHz):
-//! flat to 3.4 kHz, everything that would alias into 0–3.4 kHz (≥ 4.6 kHz) strongly attenuated,
-//! about 2 ms of group delay. The coefficients are 16-bit fixed point and each branch sums to
-//! exactly one, so DC passes unchanged. Each rate pair's filter is designed once per process, by
-//! the first resampler that needs it, and shared by every resampler of that pair (read only).
+//! A Kaiser-windowed sinc (`filter`) designed by one rule for every pair, relative to the
+//! lower of the two rates: its cutoff at 0.97 × that rate's Nyquist frequency, and
+//! `32 × ceil(from / lower)` taps per branch. With 8 kHz on one side that is a 3.88 kHz cutoff
+//! and 32 (at 8 kHz) to 192 (at 48 kHz) taps: flat to 3.4 kHz, everything that would alias into
+//! 0–3.4 kHz (≥ 4.6 kHz) strongly attenuated, about 2 ms of group delay. With 16 or 24 kHz as the
+//! lower rate every frequency scales with it (flat to 6.8 / 10.2 kHz, ≥ 9.2 / 13.8 kHz rejected)
+//! and the delay shrinks to 0.65–1.45 ms. A 2× interpolation (8 → 16 and 24 → 48 kHz) uses a
+//! half-band filter instead, which halves its work. The coefficients are 16-bit fixed point and
+//! each branch sums to exactly one, so DC passes unchanged. Each rate pair's filter is designed
+//! once per process, by the first resampler that needs it, and shared by every resampler of that
+//! pair (read only).
 //!
 //! # Cost
 //!
-//! The dot products are integer (`i16 × i16 → i32`, [`kernel`]), which the compiler vectorises
+//! The dot products are integer (`i16 × i16 → i32`, `kernel`), which the compiler vectorises
 //! into `pmaddwd` (SSE2) or its AVX2 form, chosen at run time; 8 → 16 kHz is 320 outputs × 32
-//! taps per 20 ms frame, 24 → 8 kHz is 160 × 96. Integer arithmetic is exact, so the output is
-//! the same on every CPU and for every chunking of the input.
+//! taps per 20 ms frame (half of them copies), 24 → 8 kHz is 160 × 96, 24 → 16 kHz 320 × 64.
+//! Integer arithmetic is exact, so the output is the same on every CPU and for every chunking of
+//! the input.
 //!
 //! # Streaming
 //!
@@ -54,8 +60,8 @@ pub enum ResampleError {
 }
 
 /// The rates Trunkline resamples between (and passes through unchanged when equal). Each of them
-/// converts to the carrier's rate, so this is also the rates `play` accepts
-/// ([`crate::pipeline::session::PLAY_RATES`]).
+/// converts to every carrier rate (8, 16 and 24 kHz), so this is also the rates `play` accepts
+/// ([`crate::pipeline::PLAY_RATES`]).
 pub const SUPPORTED_RATES: [u32; 6] = [CARRIER_RATE, 16_000, 22_050, 24_000, 44_100, 48_000];
 
 /// Input samples taken per internal step; longer inputs are processed in a loop.
@@ -63,48 +69,71 @@ pub const SUPPORTED_RATES: [u32; 6] = [CARRIER_RATE, 16_000, 22_050, 24_000, 44_
 // step; 48 kHz frames take two. The window buffer is this plus the filter's history.
 const MAX_CHUNK: usize = 512;
 
-/// Filter cutoff in Hz: 0.97 × 4 kHz, the Nyquist frequency of the 8 kHz side.
-// why: measured with the tap counts and window below to keep 3.4 kHz within 0.15 dB while
-// putting 4.6 kHz (the lowest frequency that aliases into 0-3.4 kHz) far down.
-const CUTOFF_HZ: f64 = 3880.0;
+/// Filter cutoff as a fraction of the lower rate's Nyquist frequency, `CUTOFF_PERCENT / 100`:
+/// 3.88 kHz when one side is 8 kHz.
+// why: measured at 8 kHz with the tap counts and window below to keep 3.4 kHz (0.85 × Nyquist)
+// within 0.15 dB while putting 4.6 kHz (1.15 × Nyquist, the lowest frequency that aliases into
+// 0-3.4 kHz) far down. Every other pair is the same design with its frequencies scaled by
+// `lower / 8 kHz`, so the same fractions hold. An integer percentage keeps 8 kHz's cutoff at
+// exactly 3880.0 Hz (`8000 × 97 / 200` is exact in f64).
+const CUTOFF_PERCENT: u32 = 97;
 
-/// Filter taps (per branch) per 8 kHz of input rate.
-// why: 32 taps at 8 kHz give the 3.4 -> 4.6 kHz transition band above; scaling the length with
-// the input rate keeps that transition width in Hz and a constant ~2 ms group delay. A multiple
-// of 16 fills the vectorised dot product with no tail.
-const TAPS_PER_8K: usize = 32;
+/// Filter taps (per branch) per lower rate's worth of input rate: `32 × ceil(from / lower)`.
+// why: 32 taps at 8 kHz give the 3.4 -> 4.6 kHz transition band above. The transition width in
+// Hz goes as input rate / taps, so `32 × from / lower` taps would keep it at exactly 0.3 × the
+// lower Nyquist frequency (1.2 kHz at 8 kHz, 2.4 kHz at 16, 3.6 kHz at 24) and the group delay
+// at 16 samples of the lower rate (~2 ms at 8 kHz, ~1 ms at 16); rounding up to a whole multiple
+// only narrows the band and lengthens the delay (24 -> 16 kHz: 64 taps, 1.3 ms). With 8 kHz the
+// lower rate this is the former `32 × ceil(from / 8000)`. Multiples of 32 also suit the
+// vectorised dot product: 24 -> 16 kHz measured faster with 64 taps than with 48.
+const BASE_TAPS: usize = 32;
 
 /// Kaiser window shape.
 // why: trades the window's main lobe (transition width) against its sidelobes (stopband
 // depth); see docs/architecture.md (Resampler) for what it measures.
 const KAISER_BETA: f64 = 7.3;
 
-/// Taps per branch of the 8 kHz -> 16 kHz half-band interpolator.
-// why: with the cutoff at 4 kHz the transition band is 3.4 -> 4.6 kHz, centred on it; see
-// docs/architecture.md (Resampler) for the passband and image levels this length measures.
+/// Taps per branch of a 2× half-band interpolator (8 -> 16 kHz, 24 -> 48 kHz).
+// why: with the cutoff at the input's Nyquist frequency (4 kHz for 8 kHz input) 32 taps give
+// a transition band 0.85 -> 1.15 × that frequency (3.4 -> 4.6 kHz), centred on it, the same
+// relative band as `BASE_TAPS`; see docs/architecture.md (Resampler) for the passband and
+// image levels this length measures.
 const HALF_BAND_TAPS: usize = 32;
 
 /// Kaiser window shape of the half-band interpolator.
 const HALF_BAND_BETA: f64 = 7.3;
 
-/// Every conversion between two different rates that Trunkline makes, `(from, to)`: the carrier's
-/// rate up to the agent's, and every play rate down to the carrier's.
-const CONVERSIONS: [(u32, u32); 8] = [
-    (CARRIER_RATE, 16_000),
-    (CARRIER_RATE, 24_000),
-    (CARRIER_RATE, 48_000),
-    (16_000, CARRIER_RATE),
-    (22_050, CARRIER_RATE),
-    (24_000, CARRIER_RATE),
-    (44_100, CARRIER_RATE),
-    (48_000, CARRIER_RATE),
+/// Every conversion between two different rates that Trunkline makes, `(from, to)`: each carrier
+/// rate (8, 16, 24 kHz) to each agent rate (8, 16, 24, 48 kHz), and every play rate
+/// ([`SUPPORTED_RATES`]) to each carrier rate.
+const CONVERSIONS: [(u32, u32); 18] = [
+    // Carrier to agent (8 kHz also takes 16, 24 and 48 kHz play audio back down to it).
+    (8_000, 16_000),
+    (8_000, 24_000),
+    (8_000, 48_000),
+    (16_000, 8_000),
+    (16_000, 24_000),
+    (16_000, 48_000),
+    (24_000, 8_000),
+    (24_000, 16_000),
+    (24_000, 48_000),
+    // The remaining play rates to each carrier rate.
+    (22_050, 8_000),
+    (44_100, 8_000),
+    (48_000, 8_000),
+    (22_050, 16_000),
+    (44_100, 16_000),
+    (48_000, 16_000),
+    (22_050, 24_000),
+    (44_100, 24_000),
+    (48_000, 24_000),
 ];
 
 /// Each conversion's filter, designed by the first resampler that needs it and then shared.
 // why: a filter is fixed by its rate pair and only read, and the large ones are 22.05 and
-// 44.1 kHz (160 and 80 branches, 30 KiB of coefficients each): one copy per process lets every
-// session build a resampler for every play rate up front (so the worker never builds one) within
-// the per-session memory budget.
+// 44.1 kHz to 8 or 16 kHz (80 to 320 branches, 30 KiB of coefficients each; 10 KiB to 24 kHz):
+// one copy per process lets every session build a resampler for every play rate up front (so the
+// worker never builds one) within the per-session memory budget.
 static FILTERS: [OnceLock<PolyphaseFilter>; CONVERSIONS.len()] =
     [const { OnceLock::new() }; CONVERSIONS.len()];
 
@@ -152,8 +181,9 @@ struct PolyphaseStage {
 impl StreamResampler {
     /// Builds a resampler from `from` Hz to `to` Hz (equal rates give a pass-through).
     ///
-    /// Supported: 8 kHz to and from 16, 24 and 48 kHz; 16, 22.05, 24, 44.1 and 48 kHz to 8 kHz;
-    /// and any rate of [`SUPPORTED_RATES`] to itself.
+    /// Supported: each carrier rate (8, 16 and 24 kHz) to 8, 16, 24 and 48 kHz; every rate of
+    /// [`SUPPORTED_RATES`] (8, 16, 22.05, 24, 44.1 and 48 kHz) to 8, 16 and 24 kHz; and any rate of
+    /// [`SUPPORTED_RATES`] to itself.
     pub fn new(from: u32, to: u32) -> Result<Self, ResampleError> {
         if !is_supported(from, to) {
             return Err(ResampleError::UnsupportedRate { from, to });
@@ -236,27 +266,22 @@ fn reduced_ratio(from: u32, to: u32) -> (usize, usize) {
     ((to / g) as usize, (from / g) as usize)
 }
 
-/// Designs the filter of conversion `from -> to` (two different supported rates).
-fn design_filter(from: u32, to: u32) -> PolyphaseFilter {
-    let (up, _) = reduced_ratio(from, to);
-    let taps = TAPS_PER_8K * (from as usize).div_ceil(8_000);
+/// The design of conversion `from -> to` (two different rates).
+fn filter_spec(from: u32, to: u32) -> FilterSpec {
+    let (up, down) = reduced_ratio(from, to);
+    if (up, down) == (2, 1) {
+        // why: 8 -> 16 kHz is the busiest conversion. A half-band filter (cutoff exactly at
+        // the input's Nyquist frequency, centred on a sample) makes every even output the input
+        // itself, delayed, so only the odd outputs are computed: half the work, for a transition
+        // band that is symmetric around that frequency (at 8 kHz, 3.4 kHz passes and its image
+        // at 4.6 kHz is rejected). Every 2× interpolation gets it (24 -> 48 kHz too).
+        return FilterSpec { up, taps: HALF_BAND_TAPS, cutoff: 0.5, beta: HALF_BAND_BETA, odd_length: true };
+    }
+    let lower = from.min(to);
+    let taps = BASE_TAPS * from.div_ceil(lower) as usize;
+    let cutoff_hz = f64::from(lower * CUTOFF_PERCENT) / 200.0;
     let virtual_rate = up as f64 * f64::from(from);
-    let spec = if (from, to) == (CARRIER_RATE, 16_000) {
-        // why: the busiest conversion. A half-band filter (cutoff exactly at 4 kHz, centred
-        // on a sample) makes every even output the input itself, delayed, so only the odd
-        // outputs are computed: half the work, for a transition band that is symmetric
-        // around 4 kHz (3.4 kHz passes, its image at 4.6 kHz is rejected).
-        FilterSpec { up, taps: HALF_BAND_TAPS, cutoff: 0.5, beta: HALF_BAND_BETA, odd_length: true }
-    } else {
-        FilterSpec {
-            up,
-            taps,
-            cutoff: CUTOFF_HZ / (virtual_rate / 2.0),
-            beta: KAISER_BETA,
-            odd_length: false,
-        }
-    };
-    PolyphaseFilter::new(&spec)
+    FilterSpec { up, taps, cutoff: cutoff_hz / (virtual_rate / 2.0), beta: KAISER_BETA, odd_length: false }
 }
 
 impl PolyphaseStage {
@@ -266,10 +291,11 @@ impl PolyphaseStage {
         let virtual_rate = up as f64 * f64::from(from);
         let conversion = CONVERSIONS.iter().position(|&c| c == (from, to));
         let conversion = conversion.expect("`StreamResampler::new` checked the conversion");
-        let filter = FILTERS[conversion].get_or_init(|| design_filter(from, to));
+        let filter = FILTERS[conversion].get_or_init(|| PolyphaseFilter::new(&filter_spec(from, to)));
         let taps = filter.taps();
         // why: the window keeps only `taps - 1` samples between steps, so one output may not
-        // advance past more input than that (at most 6 samples here, against 32+ taps).
+        // advance past more input than that (at most 6 samples here, 48 -> 8 kHz, against its
+        // 192 taps; every downsampler has at least 64).
         debug_assert!(down / up < taps);
         let delay_ms = filter.delay() * 1000.0 / virtual_rate;
         let mut stage = Self {
@@ -324,5 +350,49 @@ impl PolyphaseStage {
         self.filled -= oldest;
         self.step.newest -= oldest;
         owed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filters_of_the_original_pairs_are_unchanged() {
+        // The design before it was generalised to 16 and 24 kHz carriers, spelled out: a
+        // 3880 Hz cutoff, `32 × ceil(from / 8000)` taps, and the 8 -> 16 kHz half-band filter.
+        let half_band = FilterSpec { up: 2, taps: 32, cutoff: 0.5, beta: 7.3, odd_length: true };
+        assert_eq!(filter_spec(8_000, 16_000), half_band);
+        for (from, to) in
+            [(8_000, 24_000), (8_000, 48_000), (16_000, 8_000), (22_050, 8_000), (24_000, 8_000)]
+                .into_iter()
+                .chain([(44_100, 8_000), (48_000, 8_000)])
+        {
+            let (up, _) = reduced_ratio(from, to);
+            let virtual_rate = up as f64 * f64::from(from);
+            let original = FilterSpec {
+                up,
+                taps: 32 * (from as usize).div_ceil(8_000),
+                cutoff: 3880.0 / (virtual_rate / 2.0),
+                beta: 7.3,
+                odd_length: false,
+            };
+            assert_eq!(filter_spec(from, to), original, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn every_conversion_fits_its_window_and_has_an_unrolled_kernel() {
+        for (from, to) in CONVERSIONS {
+            let spec = filter_spec(from, to);
+            let (up, down) = reduced_ratio(from, to);
+            assert!(down / up < spec.taps, "{from} -> {to}: {down}/{up} against {} taps", spec.taps);
+            assert!([32, 64, 96, 192].contains(&spec.taps), "{from} -> {to}: {} taps", spec.taps);
+            // The cutoff is 0.97 × the lower rate's Nyquist frequency (the half-band: exactly it).
+            let cutoff_hz = spec.cutoff * up as f64 * f64::from(from) / 2.0;
+            let nyquist = f64::from(from.min(to)) / 2.0;
+            let expected = if spec.odd_length { 1.0 } else { 0.97 };
+            assert!((cutoff_hz / nyquist - expected).abs() < 1e-12, "{from} -> {to}: {cutoff_hz} Hz");
+        }
     }
 }

@@ -1,20 +1,51 @@
 //! `StreamResampler`: supported pairs, exact output counts, chunking independence, passband,
 //! stopband / image rejection, and the reported delay against the measured one.
+//!
+//! Frequencies are fractions of the lower rate's Nyquist frequency, so one contract covers every
+//! pair: flat (±0.15 dB) to 0.85 × it, and 1.15 × it and above (what would alias into the
+//! passband, or the images of the passband) at least 60 dB down. With 8 kHz on one side that
+//! is 3.4 and 4.6 kHz.
 
 use std::f64::consts::PI;
 use trunkline::resample::{ResampleError, StreamResampler};
 
-/// Every conversion Trunkline supports between different rates.
-const CONVERSIONS: [(u32, u32); 8] = [
+/// Every conversion Trunkline supports between different rates: each carrier rate (8, 16,
+/// 24 kHz) to each agent rate (8, 16, 24, 48 kHz), and each play rate ([`PLAY_RATES`]) to each
+/// carrier rate.
+const CONVERSIONS: [(u32, u32); 18] = [
     (8_000, 16_000),
     (8_000, 24_000),
     (8_000, 48_000),
     (16_000, 8_000),
-    (22_050, 8_000),
+    (16_000, 24_000),
+    (16_000, 48_000),
     (24_000, 8_000),
+    (24_000, 16_000),
+    (24_000, 48_000),
+    (22_050, 8_000),
     (44_100, 8_000),
     (48_000, 8_000),
+    (22_050, 16_000),
+    (44_100, 16_000),
+    (48_000, 16_000),
+    (22_050, 24_000),
+    (44_100, 24_000),
+    (48_000, 24_000),
 ];
+
+/// Every rate a resampler accepts (to itself, at least).
+const PLAY_RATES: [u32; 6] = [8_000, 16_000, 22_050, 24_000, 44_100, 48_000];
+
+/// Where the passband ends, as a fraction of the lower rate's Nyquist frequency (3.4 kHz of 4).
+const PASS_EDGE: f64 = 0.85;
+
+/// Where the stopband starts, as a fraction of the lower rate's Nyquist frequency (4.6 kHz of 4).
+const STOP_EDGE: f64 = 1.15;
+
+/// The Nyquist frequency of the lower of the two rates: the band the conversion keeps.
+fn lower_nyquist(from: u32, to: u32) -> f64 {
+    from.min(to) as f64 / 2.0
+}
 
 /// Tone amplitude for the measurements: loud, with headroom for filter overshoot.
 const AMPLITUDE: f64 = 8_000.0;
@@ -92,16 +123,26 @@ fn supported_and_unsupported_pairs() {
         let r = StreamResampler::new(from, to).unwrap();
         assert_eq!((r.input_rate(), r.output_rate()), (from, to));
     }
-    for rate in [8_000, 16_000, 22_050, 24_000, 44_100, 48_000] {
+    for rate in PLAY_RATES {
         let r = StreamResampler::new(rate, rate).unwrap();
         assert_eq!(r.delay_ms(), 0.0);
+    }
+    // Between the supported rates, exactly the listed conversions (and the copies) are built.
+    for from in PLAY_RATES {
+        for to in PLAY_RATES {
+            let expected = from == to || CONVERSIONS.contains(&(from, to));
+            assert_eq!(StreamResampler::new(from, to).is_ok(), expected, "{from} -> {to}");
+        }
     }
     for (from, to) in [
         (8_000, 44_100),
         (8_000, 22_050),
-        (16_000, 24_000),
-        (48_000, 16_000),
+        (16_000, 22_050),
+        (24_000, 44_100),
+        (48_000, 44_100),
         (11_025, 8_000),
+        (11_025, 16_000),
+        (32_000, 16_000),
         (0, 8_000),
         (8_000, 0),
         (0, 0),
@@ -193,10 +234,12 @@ fn chunking_does_not_change_the_output() {
 
 #[test]
 fn long_streams_keep_count_and_phase() {
-    // Five minutes in 20 ms frames for the ratios whose step is not a binary fraction: the
-    // count stays exact, the FIFO never runs dry (a debug assertion), and a 1 kHz tone at the
-    // end still sits exactly at the reported delay (no slipped sample).
-    for (from, to) in [(8_000, 24_000), (22_050, 8_000), (44_100, 8_000)] {
+    // Five minutes in 20 ms frames for ratios whose step is not a binary fraction (the ones with
+    // the most branches into 8 and 16 kHz, and from 8 and 16 kHz into 24 kHz): the count stays
+    // exact, the FIFO never runs dry (a debug assertion), and a 1 kHz tone at the end still sits
+    // exactly at the reported delay (no slipped sample).
+    for (from, to) in [(8_000, 24_000), (16_000, 24_000), (22_050, 8_000), (22_050, 16_000), (44_100, 8_000)]
+    {
         let mut r = StreamResampler::new(from, to).unwrap();
         let frame = from as usize / 50;
         let frames = 5 * 60 * 50;
@@ -244,29 +287,39 @@ fn reset_starts_over() {
 }
 
 #[test]
-fn passband_is_flat_to_3400_hz() {
+fn passband_is_flat_to_85_percent_of_the_lower_nyquist() {
     for (from, to) in CONVERSIONS {
+        // At 8 kHz: 100 Hz to 3.4 kHz.
+        let scale = lower_nyquist(from, to) / 4_000.0;
         let mut worst: f64 = 0.0;
         for freq in
             [100.0, 200.0, 300.0, 500.0, 800.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0, 3200.0, 3400.0]
         {
+            let freq = freq * scale;
             let input = tone(from, freq, AMPLITUDE, from as usize / 4);
             let out = resample_all(from, to, &input);
             let (amplitude, _) = fit_tone(steady(&out, to, 10), freq, to);
             let gain = db(amplitude / AMPLITUDE);
-            assert!(gain.abs() <= 0.5, "{from} -> {to} at {freq} Hz: {gain:.3} dB");
+            assert!(gain.abs() <= 0.15, "{from} -> {to} at {freq} Hz: {gain:.3} dB");
             worst = worst.max(gain.abs());
         }
-        println!("{from} -> {to}: passband within ±{worst:.3} dB");
+        let edge = PASS_EDGE * lower_nyquist(from, to);
+        println!("{from} -> {to}: passband within ±{worst:.3} dB to {edge:.0} Hz");
     }
 }
 
 #[test]
 fn downsampling_rejects_what_would_alias() {
     for (from, to) in CONVERSIONS.into_iter().filter(|(from, to)| from > to) {
+        // At 8 kHz: 4.6 kHz (what aliases onto 3.4 kHz) up to the input's Nyquist frequency.
         let nyquist = from as f64 / 2.0;
-        let mut freqs = vec![4_600.0, 5_000.0, 6_000.0, 7_000.0, 0.6 * nyquist, 0.9 * nyquist];
-        freqs.extend((1..8).map(|k| 4_600.0 + k as f64 * (nyquist - 4_600.0) / 8.0));
+        let stop = STOP_EDGE * lower_nyquist(from, to);
+        let scale = lower_nyquist(from, to) / 4_000.0;
+        let mut freqs: Vec<f64> = [4_600.0, 5_000.0, 6_000.0, 7_000.0].map(|f| f * scale).to_vec();
+        freqs.extend([0.6 * nyquist, 0.9 * nyquist]);
+        freqs.extend((1..8).map(|k| stop + k as f64 * (nyquist - stop) / 8.0));
+        // (A hertz of slack: `4_600 × scale` and `STOP_EDGE × lower` may round apart.)
+        freqs.retain(|&f| f > stop - 1.0 && f < nyquist);
         let mut worst = f64::NEG_INFINITY;
         for freq in freqs {
             let input = tone(from, freq, AMPLITUDE, from as usize / 4);
@@ -276,15 +329,18 @@ fn downsampling_rejects_what_would_alias() {
             assert!(level <= -60.0, "{from} -> {to} at {freq} Hz: only {level:.1} dB");
             worst = worst.max(level);
         }
-        println!("{from} -> {to}: stopband (>= 4.6 kHz) at most {worst:.1} dB");
+        println!("{from} -> {to}: stopband (>= {stop:.0} Hz) at most {worst:.1} dB");
     }
 }
 
 #[test]
 fn upsampling_rejects_images() {
     for (from, to) in CONVERSIONS.into_iter().filter(|(from, to)| from < to) {
+        // Every tone of the passband (at 8 kHz: 100 Hz to 3.4 kHz); its nearest image, at
+        // `from - freq`, is at or above the stopband edge (4.6 kHz).
+        let step = PASS_EDGE * lower_nyquist(from, to) / 34.0;
         let mut worst = f64::NEG_INFINITY;
-        for freq in (1..=34).map(|k| k as f64 * 100.0) {
+        for freq in (1..=34).map(|k| k as f64 * step) {
             let input = tone(from, freq, AMPLITUDE, from as usize / 4);
             let out = resample_all(from, to, &input);
             // Images sit at `from ± freq`, `2·from ± freq`, …: measure everything that remains
@@ -300,7 +356,10 @@ fn upsampling_rejects_images() {
             assert!(level <= -60.0, "{from} -> {to}: image of {freq} Hz at {level:.1} dB");
             worst = worst.max(level);
         }
-        println!("{from} -> {to}: images (all, after removing the tone) at most {worst:.1} dB");
+        let edge = PASS_EDGE * lower_nyquist(from, to);
+        println!(
+            "{from} -> {to}: images of 0-{edge:.0} Hz (all, after removing the tone) at most {worst:.1} dB"
+        );
     }
 }
 

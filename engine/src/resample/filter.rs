@@ -29,6 +29,7 @@ pub(super) struct PolyphaseFilter {
 }
 
 /// Design parameters for [`PolyphaseFilter::new`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct FilterSpec {
     /// Branches (the reduced `to / gcd`).
     pub up: usize,

@@ -91,7 +91,7 @@ fn run_avx2(window: &[i16], filter: &PolyphaseFilter, stride: Stride, step: &mut
 fn run_sized(window: &[i16], filter: &PolyphaseFilter, stride: Stride, step: &mut Step, output: &mut [i16]) {
     // why: with a constant length the dot product is fully unrolled (two AVX2 multiply-adds
     // for 32 taps) and its bounds are checked once per output, not per chunk; these are the tap
-    // counts of 8, 16, 24 and 48 kHz input (see `TAPS_PER_8K`).
+    // counts the design rule gives (1, 2, 3 or 6 × `BASE_TAPS`; a unit test checks every pair).
     match filter.taps() {
         32 => run_generic::<32>(window, filter, stride, step, output),
         64 => run_generic::<64>(window, filter, stride, step, output),
