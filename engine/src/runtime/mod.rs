@@ -2,14 +2,14 @@
 //!
 //! Per session: host → worker SPSC byte rings for carrier messages and for agent audio/marks/
 //! interrupts; worker → host SPSC rings for agent PCM and outbound messages, and a bounded event
-//! queue; relaxed atomic counters. Per engine: a control channel per worker and one wakeup fd.
-//! The host writes each record into its ring in one piece ([`records::write_contiguous`]), so the
+//! queue; the pipeline's plain counters, published as relaxed atomics after each step. Per engine: a control channel per worker and one wakeup fd.
+//! The host writes each record into its ring in one piece (`records::write_contiguous`), so the
 //! worker parses messages and reads agent audio and mark names where they lie, with no buffers of
 //! its own.
 //!
 //! Overflow policy (never block a worker): inbound/play rings full → the host call returns
 //! `Full` (counted); agent PCM ring or event queue short of room for the next carrier message
-//! while the host reads them → the message waits in the inbound ring ([`hold`]); the same when
+//! while the host reads them → the message waits in the inbound ring (`hold`); the same when
 //! the host has stopped reading → the newest audio (the oldest event) is dropped (counted);
 //! outbound ring full → the pacer holds its frame and retries (counted as a stall, nothing lost).
 
