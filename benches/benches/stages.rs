@@ -100,7 +100,7 @@ fn speech_at(rate: u32) -> Vec<i16> {
     }
     if let Ok(mut up) = StreamResampler::new(8_000, rate) {
         let mut out = vec![0; up.max_output_len(speech.len())];
-        let n = up.process(&speech, &mut out);
+        let n = up.process(&speech, &mut out).unwrap();
         out.truncate(n);
         return out;
     }
@@ -135,7 +135,7 @@ fn resample_case(
         let mut r = StreamResampler::new(from, to).unwrap();
         let mut out = vec![0i16; r.max_output_len(frame)];
         let mut frames = Cycle::new(&frames);
-        b.iter(|| black_box(r.process(black_box(frames.next()), &mut out)))
+        b.iter(|| black_box(r.process(black_box(frames.next()), &mut out).unwrap()))
     });
 }
 

@@ -267,7 +267,7 @@ fn to_8k(pcm: &[i16], rate: u32) -> Result<Vec<i16>, AudioError> {
     let mut input = pcm.to_vec();
     input.resize(pcm.len() + delay_in, 0);
     let mut out = vec![0i16; resampler.max_output_len(input.len())];
-    let n = resampler.process(&input, &mut out);
+    let n = resampler.process(&input, &mut out).expect("sized by max_output_len");
     out.truncate(n);
     let want = (pcm.len() as u64 * u64::from(SAMPLE_RATE) / u64::from(rate)) as usize;
     let start = delay_out.min(out.len());

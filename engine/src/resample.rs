@@ -57,6 +57,14 @@ pub enum ResampleError {
         /// Output rate.
         to: u32,
     },
+    /// The output buffer is shorter than [`StreamResampler::max_output_len`] of the input.
+    #[error("output buffer of {given} samples, {needed} needed")]
+    OutputTooShort {
+        /// Samples the output must hold.
+        needed: usize,
+        /// Samples it holds.
+        given: usize,
+    },
 }
 
 /// The rates Trunkline resamples between (and passes through unchanged when equal). Each of them
@@ -208,18 +216,14 @@ impl StreamResampler {
     }
 
     /// Converts `input`, writes the output to the start of `output`, returns how many were written.
-    ///
-    /// # Panics
-    /// If `output` is shorter than [`Self::max_output_len`] of `input.len()`.
-    pub fn process(&mut self, input: &[i16], output: &mut [i16]) -> usize {
-        assert!(
-            output.len() >= self.max_output_len(input.len()),
-            "output buffer of {} samples is shorter than max_output_len({}) = {}",
-            output.len(),
-            input.len(),
-            self.max_output_len(input.len())
-        );
-        match &mut self.stage {
+    /// `OutputTooShort` (nothing taken) when `output` is shorter than [`Self::max_output_len`] of
+    /// `input.len()`.
+    pub fn process(&mut self, input: &[i16], output: &mut [i16]) -> Result<usize, ResampleError> {
+        let needed = self.max_output_len(input.len());
+        if output.len() < needed {
+            return Err(ResampleError::OutputTooShort { needed, given: output.len() });
+        }
+        Ok(match &mut self.stage {
             None => {
                 output[..input.len()].copy_from_slice(input);
                 input.len()
@@ -227,7 +231,7 @@ impl StreamResampler {
             Some(stage) => input
                 .chunks(MAX_CHUNK)
                 .fold(0, |written, chunk| written + stage.process_chunk(chunk, &mut output[written..])),
-        }
+        })
     }
 
     /// Algorithmic delay from input to output, in milliseconds.

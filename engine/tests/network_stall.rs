@@ -38,7 +38,7 @@ fn expected(frames: &[[u8; 160]], rate: u32) -> Vec<i16> {
     }
     let mut r = StreamResampler::new(8_000, rate).unwrap();
     let mut out = vec![0i16; r.max_output_len(pcm.len())];
-    let n = r.process(&pcm, &mut out);
+    let n = r.process(&pcm, &mut out).unwrap();
     out.truncate(n);
     out
 }

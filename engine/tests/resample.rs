@@ -79,7 +79,7 @@ fn noise(len: usize, seed: u64) -> Vec<i16> {
 fn resample_all(from: u32, to: u32, input: &[i16]) -> Vec<i16> {
     let mut r = StreamResampler::new(from, to).unwrap();
     let mut out = vec![0i16; r.max_output_len(input.len())];
-    let n = r.process(input, &mut out);
+    let n = r.process(input, &mut out).unwrap();
     out.truncate(n);
     out
 }
@@ -161,7 +161,7 @@ fn pass_through_copies() {
     let input = noise(1000, 7);
     let mut r = StreamResampler::new(16_000, 16_000).unwrap();
     let mut out = vec![0i16; r.max_output_len(input.len())];
-    assert_eq!(r.process(&input, &mut out), input.len());
+    assert_eq!(r.process(&input, &mut out).unwrap(), input.len());
     assert_eq!(out[..input.len()], input[..]);
 }
 
@@ -180,7 +180,7 @@ fn output_count_is_exact_after_every_call() {
                 _ => rng.below(3_000),
             } as usize;
             let input = vec![1000i16; len];
-            let n = r.process(&input, &mut out);
+            let n = r.process(&input, &mut out).unwrap();
             assert!(n <= r.max_output_len(len));
             total_in += len as u64;
             total_out += n as u64;
@@ -189,7 +189,7 @@ fn output_count_is_exact_after_every_call() {
         // One large call, beyond the internal chunk size.
         let input = vec![0i16; 30_000];
         total_in += 30_000;
-        total_out += r.process(&input, &mut out) as u64;
+        total_out += r.process(&input, &mut out).unwrap() as u64;
         assert_eq!(total_out, total_in * to as u64 / from as u64, "{from} -> {to}");
     }
 }
@@ -214,7 +214,7 @@ fn chunking_does_not_change_the_output() {
                     _ => rng.below(5_000),
                 } as usize;
                 let end = (pos + len).min(input.len());
-                let n = r.process(&input[pos..end], &mut out);
+                let n = r.process(&input[pos..end], &mut out).unwrap();
                 pieces.extend_from_slice(&out[..n]);
                 pos = end;
             }
@@ -253,7 +253,7 @@ fn long_streams_keep_count_and_phase() {
                 let n = (f * frame + i) as f64;
                 *v = (AMPLITUDE * (2.0 * PI * freq * n / from as f64).sin()).round() as i16;
             }
-            let n = r.process(&input, &mut out);
+            let n = r.process(&input, &mut out).unwrap();
             total_in += frame as u64;
             total_out += n as u64;
             assert_eq!(total_out, total_in * to as u64 / from as u64);
@@ -279,9 +279,9 @@ fn reset_starts_over() {
         let fresh = resample_all(from, to, &input);
         let mut r = StreamResampler::new(from, to).unwrap();
         let mut out = vec![0i16; r.max_output_len(input.len())];
-        r.process(&noise(777, 5), &mut out);
+        r.process(&noise(777, 5), &mut out).unwrap();
         r.reset();
-        let n = r.process(&input, &mut out);
+        let n = r.process(&input, &mut out).unwrap();
         assert_eq!(out[..n], fresh[..], "{from} -> {to}");
     }
 }
@@ -434,7 +434,7 @@ fn step_response_is_centred_on_the_reported_delay() {
         let mut r = StreamResampler::new(from, to).unwrap();
         let input = vec![10_000i16; from as usize / 50];
         let mut out = vec![0i16; r.max_output_len(input.len())];
-        let n = r.process(&input, &mut out);
+        let n = r.process(&input, &mut out).unwrap();
         let k = out[..n].iter().position(|&v| v >= 5_000).unwrap();
         let (before, after) = (out[k - 1] as f64, out[k] as f64);
         let crossing = k as f64 - (after - 5_000.0) / (after - before);
@@ -446,4 +446,22 @@ fn step_response_is_centred_on_the_reported_delay() {
             "{from} -> {to}: step crosses 50% at {crossing_ms:.4} ms, expected {expected_ms:.4}"
         );
     }
+}
+
+#[test]
+fn a_short_output_buffer_is_refused_and_nothing_is_taken() {
+    let input = noise(480, 5);
+    let mut r = StreamResampler::new(8_000, 48_000).unwrap();
+    let mut fresh = StreamResampler::new(8_000, 48_000).unwrap();
+    let needed = r.max_output_len(input.len());
+    let mut short = vec![0i16; needed - 1];
+    assert_eq!(
+        r.process(&input, &mut short),
+        Err(ResampleError::OutputTooShort { needed, given: needed - 1 })
+    );
+    // The refused call left no trace: the same input then gives what a fresh resampler gives.
+    let (mut a, mut b) = (vec![0i16; needed], vec![0i16; needed]);
+    let n = r.process(&input, &mut a).unwrap();
+    assert_eq!(fresh.process(&input, &mut b).unwrap(), n);
+    assert_eq!(a[..n], b[..n]);
 }

@@ -24,7 +24,7 @@ fn run(r: &mut StreamResampler, input: &[i16], chunks: &mut dyn Iterator<Item = 
     while !rest.is_empty() {
         let n = chunks.next().unwrap_or(rest.len()).min(rest.len());
         let (chunk, tail) = rest.split_at(n);
-        let written = r.process(chunk, &mut buf);
+        let written = r.process(chunk, &mut buf).unwrap();
         assert!(written <= r.max_output_len(chunk.len()));
         out.extend_from_slice(&buf[..written]);
         fed += n as u64;

@@ -112,7 +112,11 @@ impl InboundPath {
         out.counts.samples += pcm.len() as u64;
         let mut agent = [0i16; AGENT_PIECE_OUT];
         for part in pcm.chunks(self.agent_piece) {
-            let n = self.to_agent.process(part, &mut agent);
+            // `agent_piece` is sized so that its output fits: an error would be a bug.
+            let n = self.to_agent.process(part, &mut agent).unwrap_or_else(|_| {
+                debug_assert!(false, "an agent piece's output fits its buffer");
+                0
+            });
             (out.audio)(&agent[..n]);
         }
         let InboundOut { vad, events, counts, .. } = out;
@@ -128,7 +132,10 @@ impl InboundPath {
             Some(to_vad) => {
                 // Downsampling only (the carrier's rate is above 8 kHz): a piece never grows.
                 let mut narrow = [0i16; INBOUND_PIECE];
-                let n = to_vad.process(pcm, &mut narrow);
+                let n = to_vad.process(pcm, &mut narrow).unwrap_or_else(|_| {
+                    debug_assert!(false, "downsampling never grows a piece");
+                    0
+                });
                 vad.process(&narrow[..n], self.vad_pos, &mut on_transition);
                 self.vad_pos += n as u64;
             }

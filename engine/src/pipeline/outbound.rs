@@ -149,7 +149,11 @@ impl OutboundPath {
         let mut resampled = [0i16; PLAY_CHUNK_OUT];
         let mut encoded = [0u8; 2 * PLAY_CHUNK_OUT];
         let Some(r) = self.play_resamplers[resampler].as_mut() else { return 0 };
-        let n = r.process(pcm, &mut resampled);
+        // Chunks are sized so that their output fits (see `push`): an error would be a bug.
+        let n = r.process(pcm, &mut resampled).unwrap_or_else(|_| {
+            debug_assert!(false, "a play chunk's output fits its buffer");
+            0
+        });
         let bytes = match self.encoding {
             AudioEncoding::Mulaw => encode_ulaw(&resampled[..n], &mut encoded),
             AudioEncoding::Alaw => encode_alaw(&resampled[..n], &mut encoded),
