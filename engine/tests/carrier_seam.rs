@@ -45,6 +45,8 @@ impl Dialect for TlvDialect {
             framing: Framing::Stream { header_len: 3 },
             timestamps: false,
             frame_ms: 20,
+            // It plays what it gets: the pacer keeps it 40 ms ahead, whatever the session asks.
+            max_lead_ms: Some(40),
             confirmation: Confirmation::None,
             clear: ClearKind::None,
         }
@@ -284,8 +286,8 @@ fn without_a_clear_an_interrupt_stops_sending_and_what_was_sent_still_plays() {
     s.mark("sent").unwrap();
     s.play(&vec![1000i16; 16_000], RATE).unwrap(); // one second
     s.mark("never-sent").unwrap();
-    // The reply, then the lead's three frames (the "sent" mark lies inside them).
-    assert_eq!(outbound(&mut s).len(), 4);
+    // The reply, then the two frames the carrier allows ahead (the "sent" mark ends them).
+    assert_eq!(outbound(&mut s).len(), 3);
     clock.advance(Duration::from_millis(20));
     s.interrupt().unwrap();
     assert!(outbound(&mut s).is_empty(), "no clear exists, and nothing more is sent");
@@ -300,8 +302,8 @@ fn without_a_clear_an_interrupt_stops_sending_and_what_was_sent_still_plays() {
     s.read_audio(&mut [0; 16]);
     assert_eq!(events(&mut s), [Event::MarkPlayed { name: "sent".into(), played_ms: 40 }]);
     let stats = s.stats();
-    assert_eq!((stats.frames_out, stats.clears_sent), (3, 0));
-    assert_eq!(stats.flushed_samples, 16_640 - 3 * 320);
+    assert_eq!((stats.frames_out, stats.clears_sent), (2, 0));
+    assert_eq!(stats.flushed_samples, 16_640 - 2 * 320);
 }
 
 #[test]

@@ -153,9 +153,9 @@ impl SessionPipeline {
         if caps.frame_ms == 0 {
             return Err(PipelineError::Invalid("the dialect's frames must be at least 1 ms"));
         }
-        // The pacer keeps the carrier at most `lead` ahead, and must be able to send a frame
-        // while the one before it plays.
-        let lead_ms = config.lead_ms.max(2 * caps.frame_ms);
+        // The pacer keeps the carrier at most `lead` ahead (less if the carrier plays what it gets
+        // at once), and must be able to send a frame while the one before it plays.
+        let lead_ms = config.lead_ms.min(caps.max_lead_ms.unwrap_or(u32::MAX)).max(2 * caps.frame_ms);
         let deframer = match caps.framing {
             Framing::Messages => None,
             Framing::Stream { header_len } => Some(Deframer::new(header_len, config.max_message_bytes)),

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+pub(crate) mod json_text;
 #[cfg(feature = "twilio-signature")]
 pub mod signature;
 pub mod twilio;
@@ -80,6 +81,10 @@ pub struct Capabilities {
     /// exactly this much audio (the last one of an utterance padded with silence), which meets
     /// the carriers' rules (exactly 20 ms; multiples of 10 ms from 100 ms up; any size).
     pub frame_ms: u32,
+    /// The most audio (ms) the carrier may be sent ahead of real time, for a carrier that plays
+    /// what it gets at once instead of buffering it; `None` for one that buffers (the session's
+    /// `lead_ms` then applies). The pacer never keeps less than two frames ahead.
+    pub max_lead_ms: Option<u32>,
     /// How played audio is confirmed.
     pub confirmation: Confirmation,
     /// How playback is cleared.
@@ -93,6 +98,7 @@ impl Capabilities {
         framing: Framing::Messages,
         timestamps: true,
         frame_ms: 20,
+        max_lead_ms: None,
         confirmation: Confirmation::Echo { on_clear: true },
         clear: ClearKind::Message,
     };
