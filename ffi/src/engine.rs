@@ -5,8 +5,8 @@ use crate::result::trunkline_result;
 use crate::{guard, guard_void, try_out};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use trunkline::Engine;
 use trunkline::runtime::ManualClock;
+use trunkline::{Engine, EngineConfig};
 
 /// An engine: worker threads and a wakeup fd. Opaque.
 pub struct trunkline_engine {
@@ -53,18 +53,28 @@ pub extern "C" fn trunkline_engine_new(
     config: *const trunkline_engine_config,
     out: *mut *mut trunkline_engine,
 ) -> trunkline_result {
+    new_engine(config, out, |config| Ok((Engine::new(config)?, None)))
+}
+
+/// Reads `config`, starts an engine with `start` and hands it to `out`: what both constructors
+/// share.
+fn new_engine(
+    config: *const trunkline_engine_config,
+    out: *mut *mut trunkline_engine,
+    start: impl FnOnce(EngineConfig) -> Result<(Engine, Option<ManualClock>), trunkline_result>,
+) -> trunkline_result {
     guard(|| {
         let out = try_out!(out);
         let config = match trunkline_engine_config::read(config) {
             Ok(c) => c,
             Err(e) => return e,
         };
-        match Engine::new(config) {
-            Ok(engine) => {
-                out.set(into_handle(engine, None));
+        match start(config) {
+            Ok((engine, clock)) => {
+                out.set(into_handle(engine, clock));
                 trunkline_result::Ok
             }
-            Err(e) => e.into(),
+            Err(e) => e,
         }
     })
 }
@@ -93,23 +103,12 @@ pub extern "C" fn trunkline_engine_new_manual_clock(
     config: *const trunkline_engine_config,
     out: *mut *mut trunkline_engine,
 ) -> trunkline_result {
-    guard(|| {
-        let out = try_out!(out);
-        let config = match trunkline_engine_config::read(config) {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
+    new_engine(config, out, |config| {
         if config.workers != Some(0) {
-            return trunkline_result::InvalidArgument;
+            return Err(trunkline_result::InvalidArgument);
         }
         let clock = ManualClock::new();
-        match Engine::with_manual_clock(config, clock.clone()) {
-            Ok(engine) => {
-                out.set(into_handle(engine, Some(clock)));
-                trunkline_result::Ok
-            }
-            Err(e) => e.into(),
-        }
+        Ok((Engine::with_manual_clock(config, clock.clone())?, Some(clock)))
     })
 }
 
