@@ -22,3 +22,12 @@ for i, (token, url, params) in enumerate(VECTORS):
     sig = base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
     (out / f"signature_vector_{i}.txt").write_text(sig + "\n")
     print(i, sig)
+
+# Plivo's V3 WebSocket signature, as its SDK computes it: base64(HMAC-SHA256(auth token,
+# "scheme://host/path?sorted query" + "." + nonce)).
+PLIVO = [("MAXXXXXXXXXXXXXXXXXX-token", "https://bot.example.com/stream", {"b": "2", "a": "1"}, "12345678901234567890")]
+for i, (token, base, query, nonce) in enumerate(PLIVO):
+    url = base + ("?" + "&".join(f"{k}={query[k]}" for k in sorted(query)) if query else "")
+    sig = base64.b64encode(hmac.new(token.encode(), f"{url}.{nonce}".encode(), hashlib.sha256).digest()).decode()
+    (out / f"plivo_signature_vector_{i}.txt").write_text(sig + "\n")
+    print("plivo", i, sig)

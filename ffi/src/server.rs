@@ -167,6 +167,9 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         auth_token: opt_str(c.auth_token)?,
         public_url: opt_str(c.public_url)?,
         session: trunkline_session_config::read(c.session)?,
+        // One dialect per server through the C ABI (the session config's); several routes are
+        // Rust-only for now.
+        routes: vec![],
         max_sessions: c.max_sessions as usize,
         max_message_bytes: c.max_message_bytes,
         handshake_timeout: Duration::from_millis(u64::from(c.handshake_timeout_ms)),

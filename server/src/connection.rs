@@ -1,7 +1,7 @@
 //! One carrier connection: handshake checks, then messages in to the session and paced messages
 //! out to the carrier, with the idle timeout, pings and graceful shutdown.
 
-use super::server::{CallSender, OffloadConfig, OffloadedCall, ServerCounters};
+use super::server::{CallSender, OffloadConfig, OffloadedCall, Route, ServerCounters};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use trunkline::protocol::signature::{self, RequestSigning};
+use trunkline::protocol::signature::{self, RequestAuth};
+use trunkline::config::SessionConfig;
 use trunkline::protocol::{Inbound, MessageKind, PayloadBuffer, dialect_by_name};
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -26,11 +27,27 @@ use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError
 const PUSH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Shared by the accept loop, the dispatcher and every connection.
+/// One route as the server runs it: the session settings of its calls, its carrier's
+/// authentication.
+pub(crate) struct Endpoint {
+    pub(crate) route: Route,
+    pub(crate) session: SessionConfig,
+    pub(crate) auth: Option<RequestAuth>,
+}
+
+impl Endpoint {
+    /// Whether a request for `path` is this endpoint's (an empty route path takes any path the
+    /// server's `paths` allow).
+    fn takes(&self, path: &str, paths: &[String]) -> bool {
+        if self.route.path.is_empty() { paths.is_empty() || paths.iter().any(|p| p == path) } else { self.route.path == path }
+    }
+}
+
 pub(crate) struct ConnectionContext {
     pub(crate) engine: EngineHandle,
     pub(crate) config: OffloadConfig,
-    /// How the dialect's carrier signs its requests (checked when `config.auth_token` is set).
-    pub(crate) signing: Option<RequestSigning>,
+    /// Where calls are taken, with what dialect and authentication.
+    pub(crate) routes: Vec<Endpoint>,
     pub(crate) counters: Arc<ServerCounters>,
     pub(crate) calls: CallSender,
     /// Signalled by audio workers when a detached session produced outbound messages.
@@ -109,21 +126,25 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
     // The capacity slot is reserved during the handshake, atomically, so concurrent handshakes
     // cannot all pass the check; it is released if the handshake then fails.
     let mut reserved = false;
+    // The endpoint the request's path selects.
+    let mut chosen = None;
     // The error type is tungstenite's handshake callback contract, not ours to box.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
-        if !config.paths.is_empty() && !config.paths.iter().any(|p| p == path) {
+        let Some(index) = ctx.routes.iter().position(|e| e.takes(path, &config.paths)) else {
             refusal = Some(Refusal::Path);
             return Err(refuse(StatusCode::NOT_FOUND, "no stream endpoint at this path"));
-        }
+        };
+        let endpoint = &ctx.routes[index];
+        chosen = Some(index);
         if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
             ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
             refusal = Some(Refusal::Capacity);
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
         }
         reserved = true;
-        if let (Some(token), Some(signing)) = (&config.auth_token, ctx.signing) {
+        if let (Some(token), Some(auth)) = (&endpoint.route.auth_token, endpoint.auth) {
             let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
             let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
             let url = signature::signed_url(
@@ -133,7 +154,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
                 header("host").unwrap_or(""),
                 path_and_query,
             );
-            let valid = header(signing.header).is_some_and(|sig| (signing.validate)(token, &url, sig));
+            let valid = auth.check(token, &url, header);
             if !valid {
                 ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
                 reserved = false;
@@ -164,7 +185,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
         }
     };
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-    call(ws, &ctx).await;
+    let endpoint = chosen.map_or(&ctx.routes[0], |i| &ctx.routes[i]);
+    call(ws, &ctx, endpoint).await;
     ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
     ctx.counters.closed.fetch_add(1, Ordering::Relaxed);
 }
@@ -172,10 +194,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionCo
 async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     ctx: &Arc<ConnectionContext>,
+    endpoint: &Endpoint,
 ) {
     let (sink, mut incoming) = ws.split();
     let mut sink = Outbox { sink, limit: ctx.config.send_timeout, stalled: false };
-    let mut session = match ctx.engine.open_session(&ctx.config.session) {
+    let mut session = match ctx.engine.open_session(&endpoint.session) {
         Ok(s) => s,
         Err(_) => {
             let _ = sink.send(close(CloseCode::Again, "engine at capacity")).await;
@@ -185,7 +208,7 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // The session's own dialect, to see `start` and `stop` as the session does (the name was
     // checked when the server started, and again when the session opened).
-    let Some(mut start_parser) = dialect_by_name(&ctx.config.session.dialect) else { return };
+    let Some(mut start_parser) = dialect_by_name(&endpoint.session.dialect) else { return };
     let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let notify = Arc::new(Notify::new());

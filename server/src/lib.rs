@@ -14,7 +14,7 @@ mod server;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, ServerStats, TlsConfig};
+pub use server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route, ServerStats, TlsConfig};
 
 // The offload server's documentation examples are compiled as doctests.
 #[cfg(doctest)]

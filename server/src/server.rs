@@ -1,6 +1,6 @@
 //! The listener, its configuration, limits and counters, and the hand-over of calls to the host.
 
-use super::connection::{self, ConnectionContext};
+use super::connection::{self, ConnectionContext, Endpoint};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use trunkline::config::SessionConfig;
 use trunkline::protocol::StreamStart;
-use trunkline::protocol::signature::request_signing;
+use trunkline::protocol::dialect_by_name;
+use trunkline::protocol::signature::request_auth;
 use trunkline::runtime::{Engine, Session, Wakeup};
 
 /// Offload server settings.
@@ -26,8 +27,14 @@ pub struct OffloadConfig {
     /// The public URL base the carrier connects to (e.g. `wss://bot.example.com`), needed for the
     /// signature when a proxy rewrites the scheme or host. Default: rebuilt from the request.
     pub public_url: Option<String>,
-    /// Settings of every session the server opens.
+    /// Settings of every session the server opens (its `dialect` is the carrier's, unless
+    /// `routes` binds paths to dialects).
     pub session: SessionConfig,
+    /// Request paths bound to dialects, for one server that takes several carriers (e.g.
+    /// `/twilio` and `/telnyx`). When set, a request is accepted only on a route's path, its call
+    /// speaks the route's dialect and is checked with the route's secret; `paths` and
+    /// `auth_token` are then not used. Empty: every call speaks `session.dialect`.
+    pub routes: Vec<Route>,
     /// Most concurrent calls; more are refused with 503.
     pub max_sessions: usize,
     /// Largest WebSocket message accepted; a larger one closes the connection (1009).
@@ -48,6 +55,18 @@ pub struct OffloadConfig {
     pub tls: Option<TlsConfig>,
 }
 
+/// A request path bound to a dialect (see [`OffloadConfig::routes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The request path, e.g. `/telnyx`.
+    pub path: String,
+    /// The dialect of the calls on this path (one of `trunkline::protocol::DIALECTS`).
+    pub dialect: String,
+    /// The carrier account's secret: when set, every request on this path must be authenticated
+    /// the way its carrier does it (`trunkline::protocol::signature::request_auth`), else 403.
+    pub auth_token: Option<String>,
+}
+
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
@@ -65,6 +84,7 @@ impl Default for OffloadConfig {
             auth_token: None,
             public_url: None,
             session: SessionConfig::default(),
+            routes: vec![],
             max_sessions: 1000,
             max_message_bytes: 64 * 1024,
             handshake_timeout: Duration::from_secs(5),
@@ -171,6 +191,30 @@ pub struct OffloadServer {
     done: Option<Receiver<()>>,
 }
 
+/// The server's endpoints: its routes, or one taking any allowed path for `session.dialect`.
+fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
+    let routes = if config.routes.is_empty() {
+        let path = String::new(); // any path in `paths`
+        vec![Route { path, dialect: config.session.dialect.clone(), auth_token: config.auth_token.clone() }]
+    } else {
+        config.routes.clone()
+    };
+    routes
+        .into_iter()
+        .map(|route| {
+            if dialect_by_name(&route.dialect).is_none() {
+                return Err(OffloadError::Invalid("a route or session.dialect names no dialect this build speaks"));
+            }
+            let auth = request_auth(&route.dialect);
+            if route.auth_token.is_some() && auth.is_none() {
+                return Err(OffloadError::Invalid("an auth token is set for a dialect whose carrier authenticates nothing"));
+            }
+            let session = SessionConfig { dialect: route.dialect.clone(), ..config.session.clone() };
+            Ok(Endpoint { route, session, auth })
+        })
+        .collect()
+}
+
 impl OffloadServer {
     /// Starts listening. The engine must be threaded (`workers >= 1`).
     pub fn start(engine: &Engine, config: OffloadConfig) -> Result<Self, OffloadError> {
@@ -180,15 +224,7 @@ impl OffloadServer {
         if config.max_sessions == 0 || config.threads == 0 {
             return Err(OffloadError::Invalid("max_sessions and threads must be positive"));
         }
-        if trunkline::protocol::dialect_by_name(&config.session.dialect).is_none() {
-            return Err(OffloadError::Invalid("session.dialect names no dialect this build speaks"));
-        }
-        let signing = request_signing(&config.session.dialect);
-        if config.auth_token.is_some() && signing.is_none() {
-            return Err(OffloadError::Invalid(
-                "auth_token is set but this dialect's carrier signs no requests",
-            ));
-        }
+        let routes = endpoints(&config)?;
         if config.send_timeout.is_zero() {
             // Zero would close every connection whose first send has to wait at all.
             return Err(OffloadError::Invalid("send_timeout must be positive"));
@@ -219,7 +255,7 @@ impl OffloadServer {
         let ctx = Arc::new(ConnectionContext {
             engine: engine.handle(),
             config,
-            signing,
+            routes,
             counters: counters.clone(),
             calls: calls_tx,
             outbound_wakeup: Arc::new(Wakeup::new()?),

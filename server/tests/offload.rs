@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use trunkline::protocol::signature;
 use trunkline::{Engine, EngineConfig, Event, EventKind};
-use trunkline_server::{OffloadConfig, OffloadServer, OffloadedCall};
+use trunkline_server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -221,6 +221,44 @@ fn signatures_are_checked_on_the_upgrade() {
     let stats = server.stats();
     assert_eq!(stats.accepted, 1);
     assert_eq!(stats.rejected_signature, 3);
+}
+
+/// One server, a route per carrier account: each path takes its own calls and checks its own
+/// secret; a path no route names is refused, and so is a route the build cannot serve.
+#[test]
+fn routes_bind_paths_to_dialects_and_their_secrets() {
+    let engine = engine();
+    let route = |path: &str, token: &str| Route {
+        path: path.into(),
+        dialect: "twilio".into(),
+        auth_token: Some(token.into()),
+    };
+    let config = OffloadConfig {
+        routes: vec![route("/east", "token-east"), route("/west", "token-west")],
+        // Not used once routes are set.
+        paths: vec!["/east".into()],
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async {
+        for (path, token) in [("east", "token-east"), ("west", "token-west")] {
+            let url = format!("ws://{addr}/{path}");
+            let signed = signature::twilio_signature(token, &url, &[]);
+            assert!(connect(&url, Some(&signed)).await.is_ok(), "{path} with its own secret");
+        }
+        let url = format!("ws://{addr}/west");
+        let east = signature::twilio_signature("token-east", &url, &[]);
+        assert_eq!(status_of(connect(&url, Some(&east)).await.unwrap_err()), 403, "another route's secret");
+        let url = format!("ws://{addr}/north");
+        let signed = signature::twilio_signature("token-east", &url, &[]);
+        assert_eq!(status_of(connect(&url, Some(&signed)).await.unwrap_err()), 404, "no route");
+    });
+    let unknown = OffloadConfig {
+        routes: vec![Route { path: "/x".into(), dialect: "no-such-carrier".into(), auth_token: None }],
+        ..Default::default()
+    };
+    assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Invalid(_))));
 }
 
 #[test]

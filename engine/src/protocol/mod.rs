@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub(crate) mod json_text;
-#[cfg(feature = "twilio-signature")]
+#[cfg(feature = "request-auth")]
 pub mod signature;
 pub mod twilio;
 

@@ -1,6 +1,6 @@
-//! Signed connection requests: which header each dialect's carrier signs its WebSocket upgrade
-//! with ([`request_signing`]), and Twilio's `X-Twilio-Signature`, computed (a client, such as a
-//! caller simulator) and validated (a server). Behind the `twilio-signature` feature.
+//! How carriers authenticate their connection requests, checked on the WebSocket upgrade: each
+//! dialect's scheme ([`request_auth`]), and Twilio's `X-Twilio-Signature`, computed (a client,
+//! such as a caller simulator) and validated (a server). Behind the `request-auth` feature.
 //!
 //! Twilio signs every request it makes with the account's auth token: base64(HMAC-SHA1(token,
 //! url + the POST parameters sorted by name, each as name followed by value)). A Media Streams
@@ -12,23 +12,93 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 
-/// How a carrier signs its connection request, for a server to check it.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestSigning {
-    /// The request header carrying the signature (lower case).
-    pub header: &'static str,
-    /// Whether `signature` (the header's value) signs `url` (see [`signed_url`]) with `secret`
-    /// (the account's token), in constant time.
-    pub validate: fn(secret: &str, url: &str, signature: &str) -> bool,
+/// How a carrier authenticates its connection request, for a server to check it against the
+/// account's secret. Every comparison runs in constant time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAuth {
+    /// `X-Twilio-Signature`: base64 HMAC-SHA1 of the URL, keyed with the auth token.
+    TwilioSignature,
+    /// `X-Plivo-Signature-V3` (one or more, comma-separated) with `X-Plivo-Signature-V3-Nonce`:
+    /// base64 HMAC-SHA256 of `url + "." + nonce`, keyed with the auth token, the URL's query sorted
+    /// by key and its scheme `http`/`https` (as Plivo's SDK builds it).
+    PlivoSignatureV3,
+    /// A header carrying the secret itself (Telnyx's `x-telnyx-streaming-auth-token`).
+    Token {
+        /// The header (lower case).
+        header: &'static str,
+    },
+    /// `Authorization: Bearer <secret>` (SignalWire's bearer token; Vonage's custom value).
+    Bearer,
+    /// `Authorization: Basic base64(<secret>)`, the secret being `user:password` (Exotel,
+    /// jambonz).
+    Basic,
 }
 
-/// How the carrier of the dialect named `dialect` signs its connection requests, if it does.
-pub fn request_signing(dialect: &str) -> Option<RequestSigning> {
-    match dialect {
-        "twilio" => Some(RequestSigning { header: "x-twilio-signature", validate }),
-        _ => None,
+/// How the carrier of the dialect named `dialect` authenticates its connection requests, if it
+/// does in a way a server can check.
+pub fn request_auth(dialect: &str) -> Option<RequestAuth> {
+    Some(match dialect {
+        "twilio" => RequestAuth::TwilioSignature,
+        "plivo" => RequestAuth::PlivoSignatureV3,
+        "telnyx" => RequestAuth::Token { header: "x-telnyx-streaming-auth-token" },
+        "signalwire" | "vonage" => RequestAuth::Bearer,
+        "exotel" | "jambonz" => RequestAuth::Basic,
+        _ => return None,
+    })
+}
+
+impl RequestAuth {
+    /// Whether a request to `url` (see [`signed_url`]) whose headers `header` looks up (by lower
+    /// case name) is authenticated by `secret`.
+    pub fn check<'h>(self, secret: &str, url: &str, header: impl Fn(&str) -> Option<&'h str>) -> bool {
+        match self {
+            Self::TwilioSignature => header("x-twilio-signature").is_some_and(|sig| validate(secret, url, sig)),
+            Self::PlivoSignatureV3 => {
+                let (Some(sigs), Some(nonce)) =
+                    (header("x-plivo-signature-v3"), header("x-plivo-signature-v3-nonce"))
+                else {
+                    return false;
+                };
+                let expected = plivo_signature_v3(secret, url, nonce);
+                // Several signatures may be sent (one per key): any may match.
+                sigs.split(',').fold(false, |ok, sig| ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes()))
+            }
+            Self::Token { header: name } => header(name).is_some_and(|v| constant_time_eq(v.as_bytes(), secret.as_bytes())),
+            Self::Bearer => header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|v| constant_time_eq(v.trim().as_bytes(), secret.as_bytes())),
+            Self::Basic => header("authorization").and_then(|v| v.strip_prefix("Basic ")).is_some_and(|v| {
+                let expected = STANDARD.encode(secret);
+                constant_time_eq(v.trim().as_bytes(), expected.as_bytes())
+            }),
+        }
     }
+}
+
+/// Equality that takes the same time wherever the inputs differ (their lengths may show).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.ct_eq(b).into()
+}
+
+/// Plivo's V3 signature of a request to `url` with `nonce`: its SDK's algorithm (the query sorted
+/// by key, the scheme `http`/`https`, then `"." + nonce`, HMAC-SHA256 keyed with the auth token).
+pub fn plivo_signature_v3(auth_token: &str, url: &str, nonce: &str) -> String {
+    let url = url.replacen("wss://", "https://", 1).replacen("ws://", "http://", 1);
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    params.sort_by_key(|p| p.split_once('=').map_or(*p, |(k, _)| k));
+    let mut mac = Hmac::<Sha256>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(base.as_bytes());
+    if !params.is_empty() {
+        mac.update(b"?");
+        mac.update(params.join("&").as_bytes());
+    }
+    mac.update(b".");
+    mac.update(nonce.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// The signature Twilio computes for `url` and POST `params`.
@@ -114,6 +184,45 @@ mod tests {
         for (token, url, params, expected) in VECTORS {
             assert_eq!(twilio_signature(token, url, params), expected.trim(), "{url}");
         }
+    }
+
+    #[test]
+    fn plivo_v3_matches_an_independent_implementation_and_accepts_any_listed_signature() {
+        let expected = include_str!("../../tests/fixtures/plivo_signature_vector_0.txt").trim();
+        let (token, nonce) = ("MAXXXXXXXXXXXXXXXXXX-token", "12345678901234567890");
+        // The upgrade's URL as the server rebuilds it; the SDK signs it as https, query sorted.
+        let url = "wss://bot.example.com/stream?b=2&a=1";
+        assert_eq!(plivo_signature_v3(token, url, nonce), expected);
+        let headers = |sigs: &'static str| {
+            move |name: &str| match name {
+                "x-plivo-signature-v3" => Some(sigs),
+                "x-plivo-signature-v3-nonce" => Some("12345678901234567890"),
+                _ => None,
+            }
+        };
+        let listed: &'static str = Box::leak(format!("bm90IGl0, {expected}").into_boxed_str());
+        assert!(RequestAuth::PlivoSignatureV3.check(token, url, headers(listed)));
+        assert!(!RequestAuth::PlivoSignatureV3.check("another", url, headers(listed)));
+        assert!(!RequestAuth::PlivoSignatureV3.check(token, url, headers("bm90IGl0")));
+        assert!(!RequestAuth::PlivoSignatureV3.check(token, url, |_| None));
+    }
+
+    #[test]
+    fn tokens_bearers_and_basic_credentials_must_match_exactly() {
+        let only = |name: &'static str, value: &'static str| move |h: &str| (h == name).then_some(value);
+        let telnyx = request_auth("telnyx").unwrap();
+        assert!(telnyx.check("s3cret", "", only("x-telnyx-streaming-auth-token", "s3cret")));
+        assert!(!telnyx.check("s3cret", "", only("x-telnyx-streaming-auth-token", "s3cre")));
+        assert!(!telnyx.check("s3cret", "", only("authorization", "s3cret")));
+        let bearer = request_auth("signalwire").unwrap();
+        assert!(bearer.check("tok", "", only("authorization", "Bearer tok")));
+        assert!(!bearer.check("tok", "", only("authorization", "Basic tok")));
+        assert!(!bearer.check("tok", "", only("authorization", "Bearer tok2")));
+        // `Basic` carries base64("user:password"): "agent:pa55" is "YWdlbnQ6cGE1NQ==".
+        let basic = request_auth("exotel").unwrap();
+        assert!(basic.check("agent:pa55", "", only("authorization", "Basic YWdlbnQ6cGE1NQ==")));
+        assert!(!basic.check("agent:pa56", "", only("authorization", "Basic YWdlbnQ6cGE1NQ==")));
+        assert_eq!(request_auth("audiosocket"), None);
     }
 
     #[test]
