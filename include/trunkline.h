@@ -402,7 +402,7 @@ typedef struct {
   const char *bind;
   // The one request path served, e.g. "/media"; NULL: any path.
   const char *path;
-  // The account's auth token: when set, X-Twilio-Signature is required and checked (403 else).
+  // The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else).
   const char *auth_token;
   // Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the signature
   // behind a proxy; NULL: rebuilt from the request.

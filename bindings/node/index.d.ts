@@ -97,7 +97,7 @@ export interface ServerOptions {
   bind?: string;
   /** The one request path served, e.g. '/media' (default null: any path; others get 404). */
   path?: string | null;
-  /** The account's auth token: when set, X-Twilio-Signature is required and checked (403 else). */
+  /** The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else). */
   authToken?: string | null;
   /** Public URL base Twilio connects to (e.g. 'wss://bot.example.com'), for the signature behind a proxy. */
   publicUrl?: string | null;

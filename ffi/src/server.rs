@@ -29,7 +29,7 @@ pub struct trunkline_server_config {
     pub bind: *const c_char,
     /// The one request path served, e.g. "/media"; NULL: any path.
     pub path: *const c_char,
-    /// The account's auth token: when set, X-Twilio-Signature is required and checked (403 else).
+    /// The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else).
     pub auth_token: *const c_char,
     /// Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the signature
     /// behind a proxy; NULL: rebuilt from the request.

@@ -54,7 +54,7 @@ namespace Trunkline
     [CName("trunkline_message_kind")]
     public enum MessageKind : uint
     {
-        /// <summary>A text frame (Twilio's JSON).</summary>
+        /// <summary>A text frame (the JSON messages of most carriers).</summary>
         Text = 0,
         /// <summary>A binary frame.</summary>
         Binary = 1,

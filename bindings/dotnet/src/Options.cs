@@ -146,7 +146,7 @@ namespace Trunkline
         public string Bind { get; set; }
         /// <summary>The one request path served, e.g. "/media" (null: any path; others get 404).</summary>
         public string Path { get; set; }
-        /// <summary>The account's auth token: when set, X-Twilio-Signature is required and checked (403 else).</summary>
+        /// <summary>The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else).</summary>
         public string AuthToken { get; set; }
         /// <summary>Public URL base Twilio connects to (e.g. "wss://bot.example.com"), for the
         /// signature behind a proxy (null: rebuilt from the request).</summary>

@@ -48,7 +48,7 @@ namespace Trunkline
 
         // ---- carrier → engine
 
-        /// <summary>Hands a text message (Twilio's JSON) received from the carrier to the engine.
+        /// <summary>Hands a text message (JSON, for most carriers) received from the carrier to the engine.
         /// Bad input is not an exception: it is dropped and reported as a ProtocolError event.
         /// Throws TrunklineException with Code Full when the inbound ring is full (retry later).</summary>
         public void Push(string message)
