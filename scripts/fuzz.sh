@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-4}
 shift || true
-all=(twilio_bytes twilio_json session backpressure reorder resample vad)
+all=(twilio_bytes twilio_json session backpressure reorder resample vad telnyx signalwire plivo exotel vonage jambonz audiosocket)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

@@ -228,6 +228,7 @@ fn a_whole_call_parses_in_order_through_one_dialect() {
         assert!(!quick || !matches!(parsed, Inbound::Media(_)), "{line}");
         match &parsed {
             Inbound::Connected => kinds.push("connected"),
+            Inbound::Notice => kinds.push("notice"),
             Inbound::Start(start) => {
                 assert_eq!(start.stream_id, STREAM_SID);
                 // Whatever the caller's format, Twilio takes 8 kHz µ-law back.

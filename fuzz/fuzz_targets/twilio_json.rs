@@ -536,6 +536,7 @@ fn expect(m: &Message, limit: usize) -> Result<Expect, E> {
 fn actual(parsed: Inbound<'_>, payload: &PayloadBuffer) -> Expect {
     match parsed {
         Inbound::Connected => Expect::Connected,
+        Inbound::Notice => panic!("Twilio sends no notice the dialect accepts"),
         Inbound::Stop { .. } => Expect::Stop,
         Inbound::Media(f) => {
             Expect::Media { timestamp: f.timestamp_ms, payload: payload.as_slice().to_vec() }

@@ -380,6 +380,7 @@ impl SessionPipeline {
         }
         match parsed {
             Inbound::Connected => self.events.push(RawEvent::Connected),
+            Inbound::Notice => {}
             Inbound::Start(start) => {
                 if self.state != StreamState::AwaitingStart {
                     return Err(ProtocolError::DuplicateStart);

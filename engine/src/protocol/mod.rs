@@ -9,23 +9,46 @@
 use std::borrow::Cow;
 use std::fmt;
 
+pub mod audiosocket;
+pub mod exotel;
+pub mod jambonz;
 pub(crate) mod json_text;
+pub mod plivo;
 #[cfg(feature = "request-auth")]
 pub mod signature;
+pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 
-pub use twilio::TwilioDialect;
+pub use audiosocket::AudioSocketDialect;
+pub use exotel::ExotelDialect;
+pub use jambonz::JambonzDialect;
+pub use plivo::PlivoDialect;
+pub use telnyx::TelnyxDialect;
+pub use twilio::{SignalWireDialect, TwilioDialect};
+pub use vonage::VonageDialect;
 
 /// The dialects this build speaks, by the names every API uses to choose one (the Rust
 /// [`crate::SessionConfig::dialect`], the C session config, the bindings). The first is the default.
-pub const DIALECTS: &[&str] = &["twilio"];
+pub const DIALECTS: &[&str] =
+    &["twilio", "telnyx", "plivo", "vonage", "exotel", "signalwire", "audiosocket", "jambonz"];
 
-/// A new dialect by its name (see [`DIALECTS`]), or `None` if this build does not speak it.
+/// A new dialect by its name (see [`DIALECTS`]), or `None` if this build does not speak it. Each
+/// takes its carrier's defaults; a Rust host that needs another setting (Telnyx's outbound codec,
+/// Exotel's rate from the URL, jambonz's playback rate) builds the dialect itself and opens the
+/// session with `Engine::open_session_with`.
 pub fn dialect_by_name(name: &str) -> Option<Box<dyn Dialect>> {
-    match name {
-        "twilio" => Some(Box::new(TwilioDialect::new())),
-        _ => None,
-    }
+    Some(match name {
+        "twilio" => Box::new(TwilioDialect::new()),
+        "telnyx" => Box::new(TelnyxDialect::new()),
+        "plivo" => Box::new(PlivoDialect::new()),
+        "vonage" => Box::new(VonageDialect::new()),
+        "exotel" => Box::new(ExotelDialect::new()),
+        "signalwire" => Box::new(SignalWireDialect::new()),
+        "audiosocket" => Box::new(AudioSocketDialect::new()),
+        "jambonz" => Box::new(JambonzDialect::new()),
+        _ => return None,
+    })
 }
 
 /// How a carrier's bytes arrive cut into messages.
@@ -193,6 +216,9 @@ pub struct MediaFrame {
 pub enum Inbound<'a> {
     /// The transport is up (`connected`).
     Connected,
+    /// A message the session has nothing to do with (the carrier acknowledging a clear, a notice):
+    /// accepted and counted, not reported.
+    Notice,
     /// The stream starts (`start`).
     Start(Box<StreamStart>),
     /// Audio (`media`); the payload bytes are in the [`PayloadBuffer`].

@@ -54,7 +54,9 @@ impl RequestAuth {
     /// case name) is authenticated by `secret`.
     pub fn check<'h>(self, secret: &str, url: &str, header: impl Fn(&str) -> Option<&'h str>) -> bool {
         match self {
-            Self::TwilioSignature => header("x-twilio-signature").is_some_and(|sig| validate(secret, url, sig)),
+            Self::TwilioSignature => {
+                header("x-twilio-signature").is_some_and(|sig| validate(secret, url, sig))
+            }
             Self::PlivoSignatureV3 => {
                 let (Some(sigs), Some(nonce)) =
                     (header("x-plivo-signature-v3"), header("x-plivo-signature-v3-nonce"))
@@ -63,9 +65,12 @@ impl RequestAuth {
                 };
                 let expected = plivo_signature_v3(secret, url, nonce);
                 // Several signatures may be sent (one per key): any may match.
-                sigs.split(',').fold(false, |ok, sig| ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes()))
+                sigs.split(',')
+                    .fold(false, |ok, sig| ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes()))
             }
-            Self::Token { header: name } => header(name).is_some_and(|v| constant_time_eq(v.as_bytes(), secret.as_bytes())),
+            Self::Token { header: name } => {
+                header(name).is_some_and(|v| constant_time_eq(v.as_bytes(), secret.as_bytes()))
+            }
             Self::Bearer => header("authorization")
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .is_some_and(|v| constant_time_eq(v.trim().as_bytes(), secret.as_bytes())),
@@ -90,7 +95,8 @@ pub fn plivo_signature_v3(auth_token: &str, url: &str, nonce: &str) -> String {
     let (base, query) = url.split_once('?').unwrap_or((&url, ""));
     let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     params.sort_by_key(|p| p.split_once('=').map_or(*p, |(k, _)| k));
-    let mut mac = Hmac::<Sha256>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(base.as_bytes());
     if !params.is_empty() {
         mac.update(b"?");

@@ -2,7 +2,8 @@
 //!
 //! Twilio sends JSON text frames; [`TwilioDialect::parse`] turns each into an [`Inbound`] and the
 //! writers produce the three messages Twilio accepts on a bidirectional stream (`media`, `mark`,
-//! `clear`). docs/dialects.md describes the behaviour.
+//! `clear`). docs/dialects.md describes the behaviour. [`SignalWireDialect`] speaks the same
+//! messages but takes back the format the stream announced (SignalWire's L16 at 16 or 24 kHz).
 //!
 //! # What is accepted
 //!
@@ -60,7 +61,10 @@
 //! [`Dialect::max_media_message_len`].
 
 mod json_out;
+mod signalwire;
 mod wire;
+
+pub use self::signalwire::SignalWireDialect;
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
