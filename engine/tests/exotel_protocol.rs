@@ -817,12 +817,10 @@ fn agent_audio_goes_out_in_100_ms_chunks_of_whole_320_byte_blocks() {
 }
 
 /// At 24 kHz a 100 ms frame (2400 samples) is longer than the piece the engine takes from the
-/// host at once (2048 samples), and the pacer sends a partial frame, padded with silence, as soon
-/// as the carrier has less than a frame to play: the first frame of a reply then carries 2048
-/// samples of it and 352 of silence. A pipeline matter (no dialect can change it); this test
-/// shows the expectation it breaks.
+/// host's play ring at once (2048 samples): the first frame of a reply must still carry the
+/// reply, not a piece of it padded with silence (the engine cuts frames once the ring is
+/// drained, not after each piece).
 #[test]
-#[ignore = "the pacer pads the first frame of a reply when a frame is longer than a play piece"]
 fn agent_audio_at_24_khz_goes_out_untouched() {
     assert_agent_audio_is_sent_in_whole_chunks(24_000);
 }

@@ -355,8 +355,9 @@ fn drain_play_ring(
                     // as flushed (the host's play call has already returned).
                     Ok(false) | Err(_) => out.counts.flushed_samples += samples as u64,
                 }
-                // Frames go out as the queue fills, as they would with the host playing live.
-                out.drain(pipeline, now_us);
+                // No frame is cut here: the records after this one may continue the same audio,
+                // and a frame cut now, before them, would be padded with silence. The step sends
+                // what is due once the ring is drained.
             }
             play_tag::MARK => {
                 let len = h.b as usize;
