@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use trunkline::protocol::signature::{self, RequestAuth};
 use trunkline::config::SessionConfig;
+use trunkline::protocol::signature::{self, RequestAuth};
 use trunkline::protocol::{Inbound, MessageKind, PayloadBuffer, dialect_by_name};
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -39,7 +39,11 @@ impl Endpoint {
     /// Whether a request for `path` is this endpoint's (an empty route path takes any path the
     /// server's `paths` allow).
     fn takes(&self, path: &str, paths: &[String]) -> bool {
-        if self.route.path.is_empty() { paths.is_empty() || paths.iter().any(|p| p == path) } else { self.route.path == path }
+        if self.route.path.is_empty() {
+            paths.is_empty() || paths.iter().any(|p| p == path)
+        } else {
+            self.route.path == path
+        }
     }
 }
 

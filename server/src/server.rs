@@ -203,11 +203,15 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
         .into_iter()
         .map(|route| {
             if dialect_by_name(&route.dialect).is_none() {
-                return Err(OffloadError::Invalid("a route or session.dialect names no dialect this build speaks"));
+                return Err(OffloadError::Invalid(
+                    "a route or session.dialect names no dialect this build speaks",
+                ));
             }
             let auth = request_auth(&route.dialect);
             if route.auth_token.is_some() && auth.is_none() {
-                return Err(OffloadError::Invalid("an auth token is set for a dialect whose carrier authenticates nothing"));
+                return Err(OffloadError::Invalid(
+                    "an auth token is set for a dialect whose carrier authenticates nothing",
+                ));
             }
             let session = SessionConfig { dialect: route.dialect.clone(), ..config.session.clone() };
             Ok(Endpoint { route, session, auth })
