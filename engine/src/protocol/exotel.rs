@@ -125,8 +125,8 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use self::wire::EventKind;
+use super::json_read::{self, Obj, Scalar};
 use super::json_text::{base64_len, push_base64, push_escaped};
-use super::plivo::json_read::{self, Obj, Scalar};
 use super::{
     AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
     MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,

@@ -78,10 +78,8 @@
 
 mod wire;
 
+use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, number, parameter_text, parse_object};
 use crate::protocol::vonage::copy_l16;
-use crate::protocol::vonage::json_in::{
-    Field, Ordered, Text, dtmf_digit, number, parameter_text, parse_object,
-};
 use crate::protocol::{
     AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
     MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,

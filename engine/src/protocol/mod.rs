@@ -12,6 +12,8 @@ use std::fmt;
 pub mod audiosocket;
 pub mod exotel;
 pub mod jambonz;
+pub(crate) mod json_in;
+pub(crate) mod json_read;
 pub(crate) mod json_text;
 pub mod plivo;
 #[cfg(feature = "request-auth")]

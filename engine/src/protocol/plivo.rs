@@ -95,13 +95,12 @@
 //! allocates its owned [`StreamStart`], and [`Dialect::on_start`] the message heads. The writers
 //! clear `out` and allocate only if its capacity is too small.
 
-pub(crate) mod json_read;
 mod wire;
 
 use std::borrow::Cow;
 
-use self::json_read::{Obj, Scalar};
 use self::wire::EventKind;
+use super::json_read::{self, Obj, Scalar};
 use super::json_text::{base64_len, push_base64, push_escaped};
 use super::{
     AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,

@@ -111,7 +111,10 @@
 mod payload;
 mod wire;
 
-use self::wire::{EventKind, Obj, Scalar};
+use self::wire::EventKind;
+use super::json_read::{
+    self, Obj, Scalar, optional_number, optional_string, required_number, required_object, required_string,
+};
 use super::*;
 use crate::audio::CARRIER_RATE;
 use crate::protocol::json_text::{base64_len, push_escaped};
@@ -202,7 +205,7 @@ impl TelnyxDialect {
                 let track = match optional_string(media.track.take(), "media.track")? {
                     None => Track::Inbound,
                     Some(name) => {
-                        wire::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
+                        json_read::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
                     }
                 };
                 let base64 = required_string(media.payload.take(), "media.payload")?;
@@ -239,8 +242,8 @@ impl TelnyxDialect {
                 let account_id = optional_string(start.user_id.take(), "start.user_id")?;
                 let custom_parameters = match start.custom_parameters.take() {
                     None => Vec::new(),
-                    Some(wire::Params::Valid(params)) => params,
-                    Some(wire::Params::Invalid) => {
+                    Some(json_read::Params::Map(params)) => params,
+                    Some(json_read::Params::Text(_) | json_read::Params::Invalid) => {
                         return Err(ProtocolError::WrongType("start.custom_parameters"));
                     }
                 };
@@ -285,53 +288,6 @@ fn media_format(format: &mut wire::FormatBody<'_>) -> Result<MediaFormat, Protoc
     let channels =
         u16::try_from(channels).ok().filter(|&c| c > 0).ok_or(ProtocolError::WrongType(CHANNELS))?;
     Ok(MediaFormat { encoding, sample_rate, channels })
-}
-
-/// A number field's value: a non-negative JSON integer, or a string of ASCII digits.
-fn number(value: Scalar<'_>, field: &'static str) -> Result<u64, ProtocolError> {
-    match value {
-        Scalar::U64(n) => Ok(n),
-        Scalar::I64(n) => u64::try_from(n).map_err(|_| ProtocolError::WrongType(field)),
-        // Why check the digits first: `u64::from_str` also takes a leading `+`.
-        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map_err(|_| ProtocolError::WrongType(field))
-        }
-        _ => Err(ProtocolError::WrongType(field)),
-    }
-}
-
-fn optional_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<Option<u64>, ProtocolError> {
-    value.map(|v| number(v, field)).transpose()
-}
-
-fn required_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<u64, ProtocolError> {
-    number(value.ok_or(ProtocolError::MissingField(field))?, field)
-}
-
-fn optional_string<'a>(
-    value: Option<Scalar<'a>>,
-    field: &'static str,
-) -> Result<Option<Cow<'a, str>>, ProtocolError> {
-    match value {
-        None => Ok(None),
-        Some(Scalar::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(ProtocolError::WrongType(field)),
-    }
-}
-
-fn required_string<'a>(
-    value: Option<Scalar<'a>>,
-    field: &'static str,
-) -> Result<Cow<'a, str>, ProtocolError> {
-    optional_string(value, field)?.ok_or(ProtocolError::MissingField(field))
-}
-
-fn required_object<'b, T>(value: &'b mut Obj<T>, field: &'static str) -> Result<&'b mut T, ProtocolError> {
-    match value {
-        Obj::Absent => Err(ProtocolError::MissingField(field)),
-        Obj::Invalid => Err(ProtocolError::WrongType(field)),
-        Obj::Valid(body) => Ok(body),
-    }
 }
 
 impl Dialect for TelnyxDialect {
@@ -418,32 +374,6 @@ impl Dialect for TelnyxDialect {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_accept_digit_strings_and_non_negative_integers_only() {
-        let f = "f";
-        assert_eq!(number(Scalar::Str("0".into()), f), Ok(0));
-        assert_eq!(number(Scalar::Str("007".into()), f), Ok(7));
-        assert_eq!(number(Scalar::Str("18446744073709551615".into()), f), Ok(u64::MAX));
-        assert_eq!(number(Scalar::U64(5), f), Ok(5));
-        assert_eq!(number(Scalar::I64(5), f), Ok(5));
-        for bad in [
-            Scalar::Str("".into()),
-            Scalar::Str("+1".into()),
-            Scalar::Str("-1".into()),
-            Scalar::Str(" 1".into()),
-            Scalar::Str("1.0".into()),
-            Scalar::Str("18446744073709551616".into()),
-            Scalar::I64(-1),
-            Scalar::F64(1.0),
-            Scalar::Bool(true),
-            Scalar::Null,
-            Scalar::Array,
-            Scalar::Object,
-        ] {
-            assert_eq!(number(bad.clone(), f), Err(ProtocolError::WrongType(f)), "{bad:?}");
-        }
-    }
 
     #[test]
     fn the_dialect_can_move_to_a_worker_thread() {

@@ -66,20 +66,13 @@ mod wire;
 
 pub use self::signalwire::SignalWireDialect;
 
-use base64::Engine as _;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-
-use self::wire::{EventKind, Obj, Scalar};
+use self::wire::EventKind;
+use super::json_read::{
+    self, Obj, Scalar, decode_payload, optional_number, optional_string, required_number, required_object,
+    required_string,
+};
 use super::*;
 use crate::audio::CARRIER_RATE;
-
-/// Standard alphabet, padding optional on input (some carriers strip it); trailing bits must be
-/// zero, as in canonical base64.
-const PAYLOAD_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Twilio Media Streams JSON (also SignalWire's).
 ///
@@ -136,7 +129,7 @@ impl TwilioDialect {
                 let track = match optional_string(media.track.take(), "media.track")? {
                     None => Track::Inbound,
                     Some(name) => {
-                        wire::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
+                        json_read::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
                     }
                 };
                 let base64 = required_string(media.payload.take(), "media.payload")?;
@@ -171,15 +164,15 @@ impl TwilioDialect {
                 let account_sid = optional_string(start.account_sid.take(), "start.accountSid")?;
                 let tracks = match start.tracks.take() {
                     None => vec![Track::Inbound],
-                    Some(wire::Tracks::Valid(tracks)) => tracks,
-                    Some(wire::Tracks::Invalid) => {
+                    Some(json_read::Tracks::Valid(tracks)) => tracks,
+                    Some(json_read::Tracks::Invalid) => {
                         return Err(ProtocolError::WrongType("start.tracks"));
                     }
                 };
                 let custom_parameters = match start.custom_parameters.take() {
                     None => Vec::new(),
-                    Some(wire::Params::Valid(params)) => params,
-                    Some(wire::Params::Invalid) => {
+                    Some(json_read::Params::Map(params)) => params,
+                    Some(json_read::Params::Text(_) | json_read::Params::Invalid) => {
                         return Err(ProtocolError::WrongType("start.customParameters"));
                     }
                 };
@@ -225,90 +218,6 @@ fn media_format(format: &mut wire::FormatBody<'_>) -> Result<MediaFormat, Protoc
     let channels =
         u16::try_from(channels).ok().filter(|&c| c > 0).ok_or(ProtocolError::WrongType(CHANNELS))?;
     Ok(MediaFormat { encoding, sample_rate, channels })
-}
-
-/// A number field's value: a non-negative JSON integer, or a string of ASCII digits.
-fn number(value: Scalar<'_>, field: &'static str) -> Result<u64, ProtocolError> {
-    match value {
-        Scalar::U64(n) => Ok(n),
-        Scalar::I64(n) => u64::try_from(n).map_err(|_| ProtocolError::WrongType(field)),
-        // Why check the digits first: `u64::from_str` also takes a leading `+`.
-        Scalar::Str(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map_err(|_| ProtocolError::WrongType(field))
-        }
-        _ => Err(ProtocolError::WrongType(field)),
-    }
-}
-
-fn optional_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<Option<u64>, ProtocolError> {
-    value.map(|v| number(v, field)).transpose()
-}
-
-fn required_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<u64, ProtocolError> {
-    number(value.ok_or(ProtocolError::MissingField(field))?, field)
-}
-
-fn optional_string<'a>(
-    value: Option<Scalar<'a>>,
-    field: &'static str,
-) -> Result<Option<Cow<'a, str>>, ProtocolError> {
-    match value {
-        None => Ok(None),
-        Some(Scalar::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(ProtocolError::WrongType(field)),
-    }
-}
-
-fn required_string<'a>(
-    value: Option<Scalar<'a>>,
-    field: &'static str,
-) -> Result<Cow<'a, str>, ProtocolError> {
-    optional_string(value, field)?.ok_or(ProtocolError::MissingField(field))
-}
-
-fn required_object<'b, T>(value: &'b mut Obj<T>, field: &'static str) -> Result<&'b mut T, ProtocolError> {
-    match value {
-        Obj::Absent => Err(ProtocolError::MissingField(field)),
-        Obj::Invalid => Err(ProtocolError::WrongType(field)),
-        Obj::Valid(body) => Ok(body),
-    }
-}
-
-/// The decoded length of well-formed base64 `text` (padded or not), without decoding it.
-fn decoded_len(text: &[u8]) -> Result<usize, ProtocolError> {
-    let padding = text.iter().rev().take(2).take_while(|&&b| b == b'=').count();
-    let symbols = text.len() - padding;
-    let tail = match symbols % 4 {
-        0 => 0,
-        2 => 1,
-        3 => 2,
-        // One symbol carries 6 bits: not even one byte.
-        _ => return Err(ProtocolError::InvalidBase64),
-    };
-    Ok(symbols / 4 * 3 + tail)
-}
-
-/// Decodes `text` into `payload`, never growing its buffer.
-fn decode_payload(text: &[u8], payload: &mut PayloadBuffer) -> Result<(), ProtocolError> {
-    let len = decoded_len(text)?;
-    let limit = payload.limit();
-    let buf = payload.raw_mut();
-    // Why also check the capacity: the buffer must never reallocate on this path, whatever the
-    // caller did to it.
-    if len > limit || len > buf.capacity() {
-        return Err(ProtocolError::PayloadTooLarge);
-    }
-    // Within capacity: no allocation. Zero-filling first keeps this free of `unsafe`.
-    buf.resize(len, 0);
-    match PAYLOAD_BASE64.decode_slice(text, buf) {
-        Ok(written) if written == len => Ok(()),
-        // A decode error, or (output too small / short write) text that was not the well-formed
-        // base64 `decoded_len` assumed.
-        _ => {
-            buf.clear();
-            Err(ProtocolError::InvalidBase64)
-        }
-    }
 }
 
 impl Dialect for TwilioDialect {
@@ -412,54 +321,5 @@ mod tests {
         assert_eq!(escaped("\n\r\t\u{8}\u{c}"), r"\n\r\t\b\f");
         assert_eq!(escaped("\u{0}\u{1f}\u{1b}"), r"\u0000\u001f\u001b");
         assert_eq!(escaped("é€😀\u{7f}"), "é€😀\u{7f}");
-    }
-
-    #[test]
-    fn decoded_len_matches_padded_and_unpadded_base64() {
-        // RFC 4648 §10 vectors: "", "f", "fo", "foo", "foob", "fooba", "foobar".
-        let vectors = ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"];
-        for (len, text) in vectors.iter().enumerate() {
-            assert_eq!(decoded_len(text.as_bytes()), Ok(len), "{text}");
-            let unpadded = text.trim_end_matches('=');
-            assert_eq!(decoded_len(unpadded.as_bytes()), Ok(len), "{unpadded}");
-        }
-        assert_eq!(decoded_len(b"Zm9vY"), Err(ProtocolError::InvalidBase64));
-    }
-
-    #[test]
-    fn numbers_accept_digit_strings_and_non_negative_integers_only() {
-        let f = "f";
-        assert_eq!(number(Scalar::Str("0".into()), f), Ok(0));
-        assert_eq!(number(Scalar::Str("007".into()), f), Ok(7));
-        assert_eq!(number(Scalar::Str("18446744073709551615".into()), f), Ok(u64::MAX));
-        assert_eq!(number(Scalar::U64(5), f), Ok(5));
-        for bad in [
-            Scalar::Str("".into()),
-            Scalar::Str("+1".into()),
-            Scalar::Str("-1".into()),
-            Scalar::Str(" 1".into()),
-            Scalar::Str("1.0".into()),
-            Scalar::Str("18446744073709551616".into()),
-            Scalar::I64(-1),
-            Scalar::F64(1.0),
-            Scalar::Bool(true),
-            Scalar::Null,
-            Scalar::Array,
-            Scalar::Object,
-        ] {
-            assert_eq!(number(bad.clone(), f), Err(ProtocolError::WrongType(f)), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn decode_never_grows_the_buffer() {
-        let mut payload = PayloadBuffer::with_limit(3);
-        let capacity = payload.raw_mut().capacity();
-        assert_eq!(decode_payload(b"Zm9v", &mut payload), Ok(()));
-        assert_eq!(payload.as_slice(), b"foo");
-        assert_eq!(decode_payload(b"Zm9vYg", &mut payload), Err(ProtocolError::PayloadTooLarge));
-        assert_eq!(decode_payload(b"Zm9!", &mut payload), Err(ProtocolError::InvalidBase64));
-        assert!(payload.as_slice().is_empty());
-        assert_eq!(payload.raw_mut().capacity(), capacity);
     }
 }

@@ -71,11 +71,9 @@
 //! `websocket:dtmf` and `websocket:notify` unless they contain escapes. `websocket:connected`
 //! allocates its owned record.
 
-// Shared with the jambonz dialect, whose control messages are read the same way.
-pub(crate) mod json_in;
 mod wire;
 
-use json_in::{Field, Ordered, Text, dtmf_digit, parameter_text, parse_object};
+use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, parameter_text, parse_object};
 
 use crate::protocol::json_text::push_escaped;
 use crate::protocol::{

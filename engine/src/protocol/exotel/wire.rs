@@ -5,57 +5,7 @@
 
 use serde::de::MapAccess;
 
-use crate::protocol::plivo::json_read::{Body, Obj, ObjSeed, Params, Scalar, Skip};
-
-/// The `media` object.
-#[derive(Debug, Default)]
-pub(super) struct MediaBody<'a> {
-    pub payload: Option<Scalar<'a>>,
-    pub timestamp: Option<Scalar<'a>>,
-    pub chunk: Option<Scalar<'a>>,
-    pub track: Option<Scalar<'a>>,
-}
-
-impl<'de> Body<'de> for MediaBody<'de> {
-    const FIELDS: &'static [&'static str] = &["payload", "timestamp", "chunk", "track"];
-    fn read_field<A: MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error> {
-        match index {
-            0 => self.payload = map.next_value()?,
-            1 => self.timestamp = map.next_value()?,
-            2 => self.chunk = map.next_value()?,
-            _ => self.track = map.next_value()?,
-        }
-        Ok(())
-    }
-}
-
-/// The `dtmf` object (its `duration` is not kept: the engine's key press has none).
-#[derive(Debug, Default)]
-pub(super) struct DtmfBody<'a> {
-    pub digit: Option<Scalar<'a>>,
-}
-
-impl<'de> Body<'de> for DtmfBody<'de> {
-    const FIELDS: &'static [&'static str] = &["digit"];
-    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
-        self.digit = map.next_value()?;
-        Ok(())
-    }
-}
-
-/// The `mark` object.
-#[derive(Debug, Default)]
-pub(super) struct MarkBody<'a> {
-    pub name: Option<Scalar<'a>>,
-}
-
-impl<'de> Body<'de> for MarkBody<'de> {
-    const FIELDS: &'static [&'static str] = &["name"];
-    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
-        self.name = map.next_value()?;
-        Ok(())
-    }
-}
+use crate::protocol::json_read::{Body, DtmfBody, MarkBody, MediaBody, Obj, ObjSeed, Params, Scalar, Skip};
 
 /// `start.media_format` (its `bit_rate` is not kept: payloads are 16-bit whatever it says).
 #[derive(Debug, Default)]

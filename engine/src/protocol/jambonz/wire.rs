@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::protocol::ProtocolError;
-use crate::protocol::vonage::json_in::{Field, Text};
+use crate::protocol::json_in::{Field, Text};
 
 /// Any text message after the metadata. Fields other than these are skipped.
 #[derive(Debug, Default, Deserialize)]

@@ -1,45 +1,8 @@
-//! Borrowed serde shapes of Plivo's inbound messages (read with [`super::json_read`]).
+//! Borrowed serde shapes of Plivo's inbound messages (read with [`crate::protocol::json_read`]).
 
 use serde::de::MapAccess;
 
-use super::json_read::{Body, Obj, ObjSeed, Params, Scalar, Skip, Tracks};
-
-/// The `media` object.
-#[derive(Debug, Default)]
-pub(super) struct MediaBody<'a> {
-    pub payload: Option<Scalar<'a>>,
-    pub timestamp: Option<Scalar<'a>>,
-    pub chunk: Option<Scalar<'a>>,
-    pub track: Option<Scalar<'a>>,
-}
-
-impl<'de> Body<'de> for MediaBody<'de> {
-    const FIELDS: &'static [&'static str] = &["payload", "timestamp", "chunk", "track"];
-    fn read_field<A: MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error> {
-        match index {
-            0 => self.payload = map.next_value()?,
-            1 => self.timestamp = map.next_value()?,
-            2 => self.chunk = map.next_value()?,
-            _ => self.track = map.next_value()?,
-        }
-        Ok(())
-    }
-}
-
-/// The `dtmf` object (its `track` and `timestamp` are not kept: a key press has neither in the
-/// engine).
-#[derive(Debug, Default)]
-pub(super) struct DtmfBody<'a> {
-    pub digit: Option<Scalar<'a>>,
-}
-
-impl<'de> Body<'de> for DtmfBody<'de> {
-    const FIELDS: &'static [&'static str] = &["digit"];
-    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
-        self.digit = map.next_value()?;
-        Ok(())
-    }
-}
+use crate::protocol::json_read::{Body, DtmfBody, MediaBody, Obj, ObjSeed, Params, Scalar, Skip, Tracks};
 
 /// `start.mediaFormat`.
 #[derive(Debug, Default)]

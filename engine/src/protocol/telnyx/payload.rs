@@ -5,60 +5,23 @@
 //! encoding (the writers take `&self` and own no scratch buffer).
 
 use base64::Engine as _;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::STANDARD;
 
+use crate::protocol::json_read;
 use crate::protocol::{PayloadBuffer, ProtocolError};
 
-/// Standard alphabet, padding optional on input; trailing bits must be zero, as in canonical
-/// base64.
-const PAYLOAD_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// The decoded length of well-formed base64 `text` (padded or not), without decoding it.
-pub(super) fn decoded_len(text: &[u8]) -> Result<usize, ProtocolError> {
-    let padding = text.iter().rev().take(2).take_while(|&&b| b == b'=').count();
-    let symbols = text.len() - padding;
-    let tail = match symbols % 4 {
-        0 => 0,
-        2 => 1,
-        3 => 2,
-        // One symbol carries 6 bits: not even one byte.
-        _ => return Err(ProtocolError::InvalidBase64),
-    };
-    Ok(symbols / 4 * 3 + tail)
-}
-
-/// Decodes `text` into `payload`, never growing its buffer; with `big_endian_l16`, the result is
-/// 16-bit samples turned little-endian (an odd length is then `OddPayloadLength`).
+/// Decodes `text` into `payload`, never growing its buffer (see [`json_read::decode_payload`]);
+/// with `big_endian_l16`, the result is 16-bit samples turned little-endian (an odd length is
+/// then `OddPayloadLength`).
 pub(super) fn decode(
     text: &[u8],
     payload: &mut PayloadBuffer,
     big_endian_l16: bool,
 ) -> Result<(), ProtocolError> {
-    let len = decoded_len(text)?;
-    let limit = payload.limit();
+    json_read::decode_payload(text, payload)?;
     let buf = payload.raw_mut();
-    // Why also check the capacity: the buffer must never reallocate on this path, whatever the
-    // caller did to it.
-    if len > limit || len > buf.capacity() {
-        return Err(ProtocolError::PayloadTooLarge);
-    }
-    // Within capacity: no allocation. Zero-filling first keeps this free of `unsafe`.
-    buf.resize(len, 0);
-    match PAYLOAD_BASE64.decode_slice(text, buf) {
-        Ok(written) if written == len => {}
-        // A decode error, or (output too small / short write) text that was not the well-formed
-        // base64 `decoded_len` assumed.
-        _ => {
-            buf.clear();
-            return Err(ProtocolError::InvalidBase64);
-        }
-    }
     if big_endian_l16 {
-        if !len.is_multiple_of(2) {
+        if !buf.len().is_multiple_of(2) {
             buf.clear();
             return Err(ProtocolError::OddPayloadLength);
         }
@@ -102,18 +65,6 @@ pub(super) fn push_base64(out: &mut Vec<u8>, data: &[u8], swap: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decoded_len_matches_padded_and_unpadded_base64() {
-        // RFC 4648 §10 vectors: "", "f", "fo", "foo", "foob", "fooba", "foobar".
-        let vectors = ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"];
-        for (len, text) in vectors.iter().enumerate() {
-            assert_eq!(decoded_len(text.as_bytes()), Ok(len), "{text}");
-            let unpadded = text.trim_end_matches('=');
-            assert_eq!(decoded_len(unpadded.as_bytes()), Ok(len), "{unpadded}");
-        }
-        assert_eq!(decoded_len(b"Zm9vY"), Err(ProtocolError::InvalidBase64));
-    }
 
     #[test]
     fn decode_swaps_l16_and_never_grows_the_buffer() {

@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::json_in::{Field, Text};
+use crate::protocol::json_in::{Field, Text};
 
 /// Any text message but `websocket:connected` (which is read whole, in order: see
-/// [`super::json_in::Ordered`]). Fields other than these are skipped.
+/// [`crate::protocol::json_in::Ordered`]). Fields other than these are skipped.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct Message<'a> {

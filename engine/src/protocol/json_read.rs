@@ -1,6 +1,7 @@
 //! Borrowed, allocation-free reading of a carrier's JSON messages, and the value checks every
 //! JSON dialect needs (numbers that may be strings, base64 payloads, DTMF digits, MIME types,
-//! `k=v` parameter lists). Carrier-neutral: the Exotel dialect reads its messages with it too.
+//! `k=v` parameter lists). Carrier-neutral: the Twilio (and SignalWire), Telnyx, Plivo and Exotel
+//! dialects all read their messages with it.
 //!
 //! Every type here deserializes from *any* JSON value without failing: a value of the wrong shape
 //! becomes an `Invalid` (or non-matching) variant, its contents read and dropped, and the dialect
@@ -126,6 +127,12 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         SkipVisitor.visit_seq(seq)?;
@@ -285,6 +292,60 @@ pub(crate) fn parse_root<'a, T: Body<'a>>(text: &'a str, root: &mut Obj<T>) -> R
     match root {
         Obj::Valid(_) => Ok(()),
         Obj::Absent | Obj::Invalid => Err(ProtocolError::MalformedJson),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies every JSON carrier spells the same way (Twilio, SignalWire, Telnyx, Plivo, Exotel)
+
+/// The `media` object.
+#[derive(Debug, Default)]
+pub(crate) struct MediaBody<'a> {
+    pub payload: Option<Scalar<'a>>,
+    pub timestamp: Option<Scalar<'a>>,
+    pub chunk: Option<Scalar<'a>>,
+    pub track: Option<Scalar<'a>>,
+}
+
+impl<'de> Body<'de> for MediaBody<'de> {
+    const FIELDS: &'static [&'static str] = &["payload", "timestamp", "chunk", "track"];
+    fn read_field<A: MapAccess<'de>>(&mut self, index: usize, map: &mut A) -> Result<(), A::Error> {
+        match index {
+            0 => self.payload = map.next_value()?,
+            1 => self.timestamp = map.next_value()?,
+            2 => self.chunk = map.next_value()?,
+            _ => self.track = map.next_value()?,
+        }
+        Ok(())
+    }
+}
+
+/// The `dtmf` object. Only the digit is kept: [`crate::protocol::Inbound::Dtmf`] has no track,
+/// timestamp or duration, which some carriers send alongside it.
+#[derive(Debug, Default)]
+pub(crate) struct DtmfBody<'a> {
+    pub digit: Option<Scalar<'a>>,
+}
+
+impl<'de> Body<'de> for DtmfBody<'de> {
+    const FIELDS: &'static [&'static str] = &["digit"];
+    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
+        self.digit = map.next_value()?;
+        Ok(())
+    }
+}
+
+/// The `mark` object.
+#[derive(Debug, Default)]
+pub(crate) struct MarkBody<'a> {
+    pub name: Option<Scalar<'a>>,
+}
+
+impl<'de> Body<'de> for MarkBody<'de> {
+    const FIELDS: &'static [&'static str] = &["name"];
+    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
+        self.name = map.next_value()?;
+        Ok(())
     }
 }
 
@@ -487,6 +548,10 @@ pub(crate) fn optional_number(
     field: &'static str,
 ) -> Result<Option<u64>, ProtocolError> {
     value.map(|v| number(v, field)).transpose()
+}
+
+pub(crate) fn required_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<u64, ProtocolError> {
+    number(value.ok_or(ProtocolError::MissingField(field))?, field)
 }
 
 pub(crate) fn optional_string<'a>(
