@@ -7,8 +7,6 @@
 //! little-endian; expectations never come from the dialect. This file is its own test binary so
 //! that it can count allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use trunkline::protocol::audiosocket::AudioSocketDialect;
@@ -17,47 +15,17 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Engine, Event, Session, SessionConfig};
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-// SAFETY: every method forwards to `System` unchanged; counting only touches thread-local
-// `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{events, open_with, read_all_into};
 
 // ---------------------------------------------------------------------------------------------
 // The protocol description's examples
@@ -316,15 +284,7 @@ fn the_quick_look_sees_the_uuid_the_first_audio_the_hang_up_and_errors() {
 // Whole calls through a session (inline engine on a manual clock)
 
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(AudioSocketDialect::new())).expect("session");
-    (engine, session)
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+    open_with(clock, config, AudioSocketDialect::new())
 }
 
 fn outbound(s: &mut Session) -> Vec<Vec<u8>> {
@@ -335,17 +295,6 @@ fn outbound(s: &mut Session) -> Vec<Vec<u8>> {
         Some(buf.clone())
     })
     .collect()
-}
-
-fn read_all(s: &mut Session, into: &mut Vec<i16>) {
-    let mut pcm = [0i16; 2048];
-    loop {
-        let n = s.read_audio(&mut pcm);
-        if n == 0 {
-            return;
-        }
-        into.extend_from_slice(&pcm[..n]);
-    }
 }
 
 /// A short call as Asterisk sends it: the UUID, three 20 ms frames at 8 kHz, the key '5', two
@@ -389,7 +338,7 @@ fn the_byte_stream_cut_at_every_boundary_delivers_the_same_call() {
         let mut received = Vec::new();
         for piece in [&stream[..cut], &stream[cut..]] {
             s.push(piece, MessageKind::Binary).unwrap();
-            read_all(&mut s, &mut received);
+            read_all_into(&mut s, &mut received);
         }
         assert_eq!(received, audio, "cut at {cut}");
         expected_call_events(&events(&mut s));
@@ -410,7 +359,7 @@ fn the_byte_stream_one_byte_at_a_time_delivers_the_same_call() {
     let mut received = Vec::new();
     for byte in &stream {
         s.push(std::slice::from_ref(byte), MessageKind::Binary).unwrap();
-        read_all(&mut s, &mut received);
+        read_all_into(&mut s, &mut received);
     }
     // The 8 kHz samples themselves, in order, none lost (the first frame rode with the second).
     assert_eq!(received, audio);
@@ -439,12 +388,12 @@ fn a_length_past_the_end_never_completes_and_the_eof_ends_the_call() {
     // A message announcing 320 bytes, cut off after 100: it never completes.
     s.push(&[&AUDIO_8K_HEADER[..], &[0x55; 100]].concat(), MessageKind::Binary).unwrap();
     let mut received = Vec::new();
-    read_all(&mut s, &mut received);
+    read_all_into(&mut s, &mut received);
     assert_eq!(received, [first, second].concat());
     s.end_stream().unwrap();
     let evs = events(&mut s);
     assert!(matches!(evs[..], [Event::Connected, Event::Started(_), Event::Stopped]), "{evs:?}");
-    read_all(&mut s, &mut received);
+    read_all_into(&mut s, &mut received);
     assert_eq!(received.len(), 320, "the partial message was never parsed");
     assert_eq!(s.stats().messages_in, 3);
 }
@@ -578,7 +527,7 @@ fn a_16_khz_call_reaches_a_16_khz_agent_untouched_and_is_answered_in_its_own_typ
     let mut received = Vec::new();
     for piece in stream.chunks(97) {
         s.push(piece, MessageKind::Binary).unwrap();
-        read_all(&mut s, &mut received);
+        read_all_into(&mut s, &mut received);
     }
     assert_eq!(received, audio);
     let evs = events(&mut s);
@@ -620,7 +569,7 @@ fn a_change_of_rate_mid_call_is_refused_and_the_call_goes_on() {
     s.push(&tlv(0x12, &[0; 640]), MessageKind::Binary).unwrap();
     s.push(&tlv(0x10, &l16(&b)), MessageKind::Binary).unwrap();
     let mut received = Vec::new();
-    read_all(&mut s, &mut received);
+    read_all_into(&mut s, &mut received);
     assert_eq!(received, [a, b].concat());
     let evs = events(&mut s);
     assert_eq!(evs[2..], [Event::ProtocolError { error: ProtocolError::UnsupportedFormat }], "{evs:?}");

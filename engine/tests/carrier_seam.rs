@@ -16,6 +16,11 @@ use trunkline::protocol::{
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
 
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
+
+use dialect_session::{events, open_with};
+
 /// Message types of the test protocol: a one-byte type, a big-endian u16 length, the value.
 const HANGUP: u8 = 0x00;
 const HELLO: u8 = 0x01;
@@ -139,11 +144,7 @@ impl Dialect for TlvDialect {
 }
 
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(TlvDialect::default())).expect("session");
-    (engine, session)
+    open_with(clock, config, TlvDialect::default())
 }
 
 /// A 16 kHz test signal no resampler would pass unchanged by accident: a ramp of odd steps.
@@ -153,10 +154,6 @@ fn caller_audio(frames: usize) -> Vec<i16> {
 
 fn l16(pcm: &[i16]) -> Vec<u8> {
     pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
 }
 
 fn outbound(s: &mut Session) -> Vec<Vec<u8>> {

@@ -17,9 +17,7 @@
 //! written messages are re-parsed with `serde_json::Value`. This file is its own test binary so
 //! that it can install a counting global allocator (counting per thread).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -29,63 +27,17 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Event, Session, SessionConfig};
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    // `const` initialisers without destructors: touching these never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-fn note_allocation() {
-    // `try_with`: the allocator may run during thread teardown, after the locals are gone.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
-// touches thread-local `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` and returns how many allocations (including reallocations) it made on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{errors, events, fixture_pattern, open_with, read_all};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -101,11 +53,6 @@ const MEDIA: &str = include_str!("fixtures/exotel/media.json");
 const DTMF: &str = include_str!("fixtures/exotel/dtmf.json");
 const MARK: &str = include_str!("fixtures/exotel/mark.json");
 const STOP: &str = include_str!("fixtures/exotel/stop.json");
-
-/// The bytes the fixtures' payloads were generated from: `(i * 37 + k * 11) & 0xff`.
-fn fixture_pattern(k: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 37 + k * 11) & 0xff) as u8).collect()
-}
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -726,18 +673,6 @@ fn exotel_config(rate: u32) -> SessionConfig {
     }
 }
 
-fn open(clock: &ManualClock, config: &SessionConfig, dialect: ExotelDialect) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(dialect)).expect("session");
-    (engine, session)
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
-}
-
 fn outbound(s: &mut Session) -> Vec<Value> {
     let mut buf = Vec::new();
     std::iter::from_fn(|| {
@@ -746,27 +681,6 @@ fn outbound(s: &mut Session) -> Vec<Value> {
         Some(json_of(&buf))
     })
     .collect()
-}
-
-fn read_all(s: &mut Session) -> Vec<i16> {
-    let mut all = Vec::new();
-    let mut pcm = [0i16; 1024];
-    loop {
-        let n = s.read_audio(&mut pcm);
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&pcm[..n]);
-    }
-}
-
-fn errors(evs: &[Event]) -> Vec<ProtocolError> {
-    evs.iter()
-        .filter_map(|e| match e {
-            Event::ProtocolError { error } => Some(*error),
-            _ => None,
-        })
-        .collect()
 }
 
 fn start_at(rate: u32) -> String {
@@ -786,7 +700,7 @@ fn le_bytes(pcm: &[i16]) -> Vec<u8> {
 fn caller_pcm_at_every_rate_reaches_an_agent_at_that_rate_sample_for_sample() {
     for rate in [8000, 16_000, 24_000] {
         let clock = ManualClock::new();
-        let (_engine, mut s) = open(&clock, &exotel_config(rate), ExotelDialect::new());
+        let (_engine, mut s) = open_with(&clock, &exotel_config(rate), ExotelDialect::new());
         s.push_text(CONNECTED).unwrap();
         s.push_text(&start_at(rate)).unwrap();
         let per_chunk = rate as usize / 10;
@@ -827,7 +741,7 @@ fn agent_audio_at_24_khz_goes_out_untouched() {
 
 fn assert_agent_audio_is_sent_in_whole_chunks(rate: u32) {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &exotel_config(rate), ExotelDialect::new());
+    let (_engine, mut s) = open_with(&clock, &exotel_config(rate), ExotelDialect::new());
     s.push_text(&start_at(rate)).unwrap();
     // 450 ms of agent audio: five chunks, the last one padded with silence.
     let reply = ramp(rate as usize * 45 / 100, 3);
@@ -869,7 +783,7 @@ fn assert_agent_audio_is_sent_in_whole_chunks(rate: u32) {
 fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
     let clock = ManualClock::new();
     let config = SessionConfig { sync_mark_interval_ms: 0, ..exotel_config(8000) };
-    let (_engine, mut s) = open(&clock, &config, ExotelDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
     s.push_text(START).unwrap();
     events(&mut s);
     // 100 ms, "heard", 100 ms, "unheard", one second, "queued".
@@ -920,7 +834,7 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
 #[test]
 fn the_socket_closing_ends_the_stream_and_clears_pending_marks() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &exotel_config(8000), ExotelDialect::new());
+    let (_engine, mut s) = open_with(&clock, &exotel_config(8000), ExotelDialect::new());
     s.push_text(START).unwrap();
     s.push_text(MEDIA).unwrap();
     s.play(&[500; 800], 8000).unwrap();
@@ -938,7 +852,7 @@ fn the_socket_closing_ends_the_stream_and_clears_pending_marks() {
 #[test]
 fn the_url_rate_reaches_a_start_that_names_none() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &exotel_config(16_000), ExotelDialect::with_sample_rate(16_000));
+    let (_engine, mut s) = open_with(&clock, &exotel_config(16_000), ExotelDialect::with_sample_rate(16_000));
     s.push_text(&start_with(&format!(r#""stream_sid":"{STREAM_SID}""#))).unwrap();
     let caller = ramp(1600 * 3, 11);
     for (i, chunk) in caller.chunks(1600).enumerate() {
@@ -956,7 +870,7 @@ fn default_session_limits_are_too_small_for_exotel_chunks() {
     // Twilio's, and the documented chunk of 3200 bytes is over their 2 KiB payload limit.
     let clock = ManualClock::new();
     let (_engine, mut s) =
-        open(&clock, &SessionConfig { agent_rate: 8000, ..Default::default() }, ExotelDialect::new());
+        open_with(&clock, &SessionConfig { agent_rate: 8000, ..Default::default() }, ExotelDialect::new());
     s.push_text(START).unwrap();
     s.push_text(MEDIA).unwrap();
     assert_eq!(errors(&events(&mut s)), [ProtocolError::PayloadTooLarge]);
@@ -965,7 +879,7 @@ fn default_session_limits_are_too_small_for_exotel_chunks() {
 #[test]
 fn an_unsupported_codec_refuses_the_start() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &exotel_config(8000), ExotelDialect::new());
+    let (_engine, mut s) = open_with(&clock, &exotel_config(8000), ExotelDialect::new());
     s.push_text(&START.replace("audio/x-raw", "audio/opus")).unwrap();
     s.push_text(MEDIA).unwrap();
     let evs = events(&mut s);

@@ -12,9 +12,7 @@
 //! re-read with `serde_json::Value`, echoes spelled as the module writes them), never read back
 //! from the dialect. This file is its own test binary so that it can count allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -24,47 +22,17 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Engine, Event, Session, SessionConfig};
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-// SAFETY: every method forwards to `System` unchanged; counting only touches thread-local
-// `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{errors, events, open_with, read_all_into};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -437,45 +405,13 @@ fn write_media_is_the_audio_with_the_modules_marker_value_avoided() {
 const RATE: u32 = 16_000;
 const FRAME_BYTES: usize = 640;
 
-fn open_with(clock: &ManualClock, config: &SessionConfig, dialect: JambonzDialect) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(dialect)).expect("session");
-    (engine, session)
-}
-
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
     open_with(clock, config, JambonzDialect::new())
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
 }
 
 fn outbound(s: &mut Session) -> Vec<(MessageKind, Vec<u8>)> {
     let mut buf = Vec::new();
     std::iter::from_fn(|| s.next_outbound(&mut buf).map(|kind| (kind, buf.clone()))).collect()
-}
-
-fn read_all(s: &mut Session, into: &mut Vec<i16>) {
-    let mut pcm = [0i16; 2048];
-    loop {
-        let n = s.read_audio(&mut pcm);
-        if n == 0 {
-            return;
-        }
-        into.extend_from_slice(&pcm[..n]);
-    }
-}
-
-fn errors(evs: &[Event]) -> Vec<ProtocolError> {
-    evs.iter()
-        .filter_map(|e| match e {
-            Event::ProtocolError { error } => Some(*error),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -490,7 +426,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
         if i == 9 {
             s.push(DTMF.as_bytes(), MessageKind::Text).unwrap();
         }
-        read_all(&mut s, &mut received);
+        read_all_into(&mut s, &mut received);
     }
     assert_eq!(received, audio);
     s.end_stream().unwrap();

@@ -19,9 +19,7 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -31,63 +29,17 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Engine, Event, Session, SessionConfig};
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    // `const` initialisers without destructors: touching these never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-fn note_allocation() {
-    // `try_with`: the allocator may run during thread teardown, after the locals are gone.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
-// touches thread-local `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` and returns how many allocations (including reallocations) it made on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{errors, events, fixture_pattern, open_with, read_all};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -101,11 +53,6 @@ const MEDIA: &str = include_str!("fixtures/plivo/media.json");
 const DTMF: &str = include_str!("fixtures/plivo/dtmf.json");
 const PLAYED_STREAM: &str = include_str!("fixtures/plivo/played_stream.json");
 const CLEARED_AUDIO: &str = include_str!("fixtures/plivo/cleared_audio.json");
-
-/// The bytes the fixtures' payloads were generated from: `(i * 37 + k * 11) & 0xff`.
-fn fixture_pattern(k: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 37 + k * 11) & 0xff) as u8).collect()
-}
 
 /// A deliberately naive RFC 4648 encoder, independent of the `base64` crate.
 fn reference_base64(data: &[u8]) -> String {
@@ -748,15 +695,7 @@ fn parsing_media_and_writing_allocate_nothing() {
 // Through a session
 
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(PlivoDialect::new())).expect("session");
-    (engine, session)
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+    open_with(clock, config, PlivoDialect::new())
 }
 
 fn outbound(s: &mut Session) -> Vec<Value> {
@@ -767,27 +706,6 @@ fn outbound(s: &mut Session) -> Vec<Value> {
         Some(json_of(&buf))
     })
     .collect()
-}
-
-fn read_all(s: &mut Session) -> Vec<i16> {
-    let mut all = Vec::new();
-    let mut pcm = [0i16; 1024];
-    loop {
-        let n = s.read_audio(&mut pcm);
-        if n == 0 {
-            return all;
-        }
-        all.extend_from_slice(&pcm[..n]);
-    }
-}
-
-fn errors(evs: &[Event]) -> Vec<ProtocolError> {
-    evs.iter()
-        .filter_map(|e| match e {
-            Event::ProtocolError { error } => Some(*error),
-            _ => None,
-        })
-        .collect()
 }
 
 fn l16_start() -> String {

@@ -30,7 +30,12 @@ use trunkline::protocol::{
     ProtocolError, StreamStart, Track, TwilioDialect,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Engine, Event, Session, SessionConfig};
+
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
+
+use dialect_session::{errors, events, fixture_pattern, open_with, read_all};
 
 const STREAM_SID: &str = "7d56cc11-536d-4a45-b4fb-ed3d55be843b";
 const CLIENT_SID: &str = "c0c7d59b-df06-435e-afbc-9217ce318390";
@@ -48,11 +53,6 @@ const CLIENT_MARK: &str = include_str!("fixtures/signalwire/client_mark.json");
 const CLIENT_CLEAR: &str = include_str!("fixtures/signalwire/client_clear.json");
 
 const L16_24K: MediaFormat = MediaFormat { encoding: AudioEncoding::L16, sample_rate: 24_000, channels: 1 };
-
-/// The bytes the media fixtures' payload was generated from: `(i * 37 + chunk * 11) & 0xff`.
-fn fixture_pattern(chunk: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 37 + chunk * 11) & 0xff) as u8).collect()
-}
 
 fn parse_with(
     dialect: &mut SignalWireDialect,
@@ -200,32 +200,12 @@ fn media_mark_and_clear_are_written_as_documented() {
 // Through a session
 
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(SignalWireDialect::new())).expect("session");
-    (engine, session)
+    open_with(clock, config, SignalWireDialect::new())
 }
 
 fn config(rate: u32) -> SessionConfig {
     // No hidden sync marks: every outbound message below is one the test expects.
     SessionConfig { agent_rate: rate, play_rate: rate, sync_mark_interval_ms: 0, ..Default::default() }
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
-}
-
-fn read_all(s: &mut Session) -> Vec<i16> {
-    let mut out = Vec::new();
-    let mut buf = [0i16; 1024];
-    loop {
-        let n = s.read_audio(&mut buf);
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
 }
 
 fn outbound(s: &mut Session) -> Vec<Value> {
@@ -250,15 +230,6 @@ fn media(seq: u64, timestamp_ms: u64, payload: &[u8]) -> String {
 
 fn mark_echo(name: &str) -> String {
     json!({"event": "mark", "streamSid": STREAM_SID, "mark": {"name": name}}).to_string()
-}
-
-fn errors(evs: &[Event]) -> Vec<ProtocolError> {
-    evs.iter()
-        .filter_map(|e| match e {
-            Event::ProtocolError { error } => Some(*error),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

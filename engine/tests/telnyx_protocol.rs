@@ -19,9 +19,7 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -33,65 +31,19 @@ use trunkline::protocol::{
     MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Event, Session, SessionConfig};
 
 use common::reference_ulaw_decode;
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    // `const` initialisers without destructors: touching these never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-fn note_allocation() {
-    // `try_with`: the allocator may run during thread teardown, after the locals are gone.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
-// touches thread-local `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` and returns how many allocations (including reallocations) it made on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{errors, events, fixture_pattern, open_with, read_all};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -113,11 +65,6 @@ const CLIENT_CLEAR: &str = include_str!("fixtures/telnyx/client_clear.json");
 
 const PCMU_8K: MediaFormat = MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 };
 const L16_16K: MediaFormat = MediaFormat { encoding: AudioEncoding::L16, sample_rate: 16_000, channels: 1 };
-
-/// The bytes the media fixtures' payload was generated from: `(i * 37 + chunk * 11) & 0xff`.
-fn fixture_pattern(chunk: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 37 + chunk * 11) & 0xff) as u8).collect()
-}
 
 fn parse_with(
     dialect: &mut TelnyxDialect,
@@ -614,33 +561,9 @@ fn writers_allocate_nothing_when_out_has_capacity() {
 // ---------------------------------------------------------------------------------------------
 // Through a session
 
-fn open(clock: &ManualClock, config: &SessionConfig, dialect: TelnyxDialect) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(dialect)).expect("session");
-    (engine, session)
-}
-
 fn config(agent_rate: u32, play_rate: u32) -> SessionConfig {
     // No hidden sync marks: every outbound message below is one the test expects.
     SessionConfig { agent_rate, play_rate, sync_mark_interval_ms: 0, ..Default::default() }
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
-}
-
-fn read_all(s: &mut Session) -> Vec<i16> {
-    let mut out = Vec::new();
-    let mut buf = [0i16; 1024];
-    loop {
-        let n = s.read_audio(&mut buf);
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
 }
 
 /// What Telnyx receives, as parsed JSON.
@@ -665,19 +588,10 @@ fn media_payload(message: &Value) -> Option<Vec<u8>> {
     Some(STANDARD.decode(message["media"]["payload"].as_str().unwrap()).unwrap())
 }
 
-fn errors(evs: &[Event]) -> Vec<ProtocolError> {
-    evs.iter()
-        .filter_map(|e| match e {
-            Event::ProtocolError { error } => Some(*error),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn pcmu_caller_audio_out_of_order_reaches_the_agent_sample_for_sample_in_order() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(8000, 8000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(8000, 8000), TelnyxDialect::new());
     s.push_text(CONNECTED).unwrap();
     s.push_text(START).unwrap();
     let frames: Vec<Vec<u8>> = (0..10).map(|k| fixture_pattern(k, 160)).collect();
@@ -703,7 +617,7 @@ fn pcmu_caller_audio_out_of_order_reaches_the_agent_sample_for_sample_in_order()
 #[test]
 fn big_endian_l16_at_16_khz_reaches_a_16_khz_agent_untouched() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(16_000, 16_000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(16_000, 16_000), TelnyxDialect::new());
     s.push_text(&start_with("L16", 16_000)).unwrap();
     let pcm: Vec<i16> = (0..320 * 8).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect();
     for (k, frame) in pcm.chunks(320).enumerate() {
@@ -720,7 +634,7 @@ fn big_endian_l16_at_16_khz_reaches_a_16_khz_agent_untouched() {
 #[test]
 fn outbound_track_audio_is_not_the_callers() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(8000, 8000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(8000, 8000), TelnyxDialect::new());
     s.push_text(START).unwrap();
     s.push_text(&media(2, 1, 0, "outbound", &[0x00; 160])).unwrap();
     s.push_text(&media(3, 1, 0, "inbound", &[0xFF; 160])).unwrap();
@@ -733,7 +647,7 @@ fn outbound_track_audio_is_not_the_callers() {
 fn agent_audio_goes_out_as_exactly_one_20_ms_pcmu_frame_per_media_message() {
     let clock = ManualClock::new();
     let (_engine, mut s) =
-        open(&clock, &SessionConfig { lead_ms: 60, ..config(8000, 8000) }, TelnyxDialect::new());
+        open_with(&clock, &SessionConfig { lead_ms: 60, ..config(8000, 8000) }, TelnyxDialect::new());
     s.push_text(START).unwrap();
     // 130 ms of µ-law levels (values the encoding represents exactly), so the decoded frames must
     // give them back.
@@ -764,7 +678,7 @@ fn agent_audio_goes_out_as_exactly_one_20_ms_pcmu_frame_per_media_message() {
 fn l16_agent_audio_goes_out_big_endian_in_640_byte_frames() {
     let clock = ManualClock::new();
     let dialect = TelnyxDialect::with_outbound_format(L16_16K);
-    let (_engine, mut s) = open(&clock, &config(16_000, 16_000), dialect);
+    let (_engine, mut s) = open_with(&clock, &config(16_000, 16_000), dialect);
     s.push_text(&start_with("L16", 16_000)).unwrap();
     let reply: Vec<i16> = (0..1000).map(|i| ((i * 11) % 6000) as i16 - 3000).collect();
     s.play(&reply, 16_000).unwrap();
@@ -788,7 +702,7 @@ fn l16_agent_audio_goes_out_big_endian_in_640_byte_frames() {
 fn marks_are_reported_played_when_echoed_and_cleared_when_a_clear_returns_them() {
     let clock = ManualClock::new();
     let (_engine, mut s) =
-        open(&clock, &SessionConfig { lead_ms: 100, ..config(8000, 8000) }, TelnyxDialect::new());
+        open_with(&clock, &SessionConfig { lead_ms: 100, ..config(8000, 8000) }, TelnyxDialect::new());
     s.push_text(START).unwrap();
     events(&mut s);
     // 20 ms, "heard"; 40 ms more, "queued"; then a second that will not fit under the lead.
@@ -841,7 +755,7 @@ fn marks_are_reported_played_when_echoed_and_cleared_when_a_clear_returns_them()
 #[test]
 fn stop_ends_the_stream_and_so_does_the_socket_closing() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(8000, 8000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(8000, 8000), TelnyxDialect::new());
     s.push_text(START).unwrap();
     s.push_text(&media(2, 1, 0, "inbound", &[0xFF; 160])).unwrap();
     s.play(&[500; 160], 8000).unwrap();
@@ -854,7 +768,7 @@ fn stop_ends_the_stream_and_so_does_the_socket_closing() {
     assert_eq!(errors(&events(&mut s)), [ProtocolError::AfterStop]);
 
     // No stop: the host says the WebSocket closed.
-    let (_engine, mut s) = open(&clock, &config(8000, 8000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(8000, 8000), TelnyxDialect::new());
     s.push_text(START).unwrap();
     s.end_stream().unwrap();
     let evs = events(&mut s);
@@ -866,7 +780,7 @@ fn stop_ends_the_stream_and_so_does_the_socket_closing() {
 fn a_stream_in_a_codec_the_engine_cannot_decode_is_refused_and_its_media_with_it() {
     let clock = ManualClock::new();
     for codec in ["OPUS", "G722", "AMR-WB"] {
-        let (_engine, mut s) = open(&clock, &config(16_000, 16_000), TelnyxDialect::new());
+        let (_engine, mut s) = open_with(&clock, &config(16_000, 16_000), TelnyxDialect::new());
         s.push_text(&start_with(codec, 16_000)).unwrap();
         s.push_text(&media(2, 1, 0, "inbound", &[1; 40])).unwrap();
         s.push_text(DTMF).unwrap();
@@ -888,7 +802,7 @@ fn a_stream_in_a_codec_the_engine_cannot_decode_is_refused_and_its_media_with_it
 #[test]
 fn an_error_frame_is_reported_and_the_call_goes_on() {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(8000, 8000), TelnyxDialect::new());
+    let (_engine, mut s) = open_with(&clock, &config(8000, 8000), TelnyxDialect::new());
     s.push_text(START).unwrap();
     s.push_text(ERROR).unwrap();
     s.push_text(&media(2, 1, 0, "inbound", &[0xFF; 160])).unwrap();

@@ -6,9 +6,7 @@
 //! `serde_json::Value`. This file is its own test binary so it can install a counting global
 //! allocator (counting per thread, so tests running in parallel do not disturb each other).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 
 use serde_json::{Value, json};
 use trunkline::protocol::{
@@ -16,61 +14,15 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track, TwilioDialect,
 };
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    // `const` initialisers without destructors: touching these never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-fn note_allocation() {
-    // `try_with`: the allocator may run during thread teardown, after the locals are gone.
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
-// touches thread-local `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Runs `f` and returns how many allocations (including reallocations) it made on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::fixture_pattern;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -78,11 +30,6 @@ fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
 const ACCOUNT_SID: &str = "ACa4c123b1612dd272d1371c17149d4395";
 const CALL_SID: &str = "CA36b3216fdaeeb975729fae923d5a4fd1";
 const STREAM_SID: &str = "MZ2aabfe228f219e9cb0eb53f16947ccf2";
-
-/// The bytes the fixtures' payload for chunk `k` was generated from: `(i * 37 + k * 11) & 0xff`.
-fn fixture_pattern(chunk: u64, len: usize) -> Vec<u8> {
-    (0..len).map(|i| ((i as u64 * 37 + chunk * 11) & 0xff) as u8).collect()
-}
 
 /// A deliberately naive RFC 4648 encoder, independent of the `base64` crate.
 fn reference_base64(data: &[u8]) -> String {

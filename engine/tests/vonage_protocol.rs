@@ -10,9 +10,7 @@
 //! hand, written messages re-read with `serde_json::Value`), never read back from the dialect.
 //! This file is its own test binary so that it can count allocations.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -22,48 +20,17 @@ use trunkline::protocol::{
     PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
+use trunkline::{Engine, Event, Session, SessionConfig};
 
-// ---------------------------------------------------------------------------------------------
-// Counting allocator
+#[path = "support/thread_allocations.rs"]
+mod thread_allocations;
 
-struct CountingAllocator;
+use thread_allocations::allocations_in;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
+#[path = "support/dialect_session.rs"]
+mod dialect_session;
 
-// SAFETY: every method forwards to `System` unchanged; counting only touches thread-local
-// `Cell`s, which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|on| on.get() && ALLOCATIONS.try_with(|n| n.set(n.get() + 1)).is_ok());
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// How many allocations `f` made on this thread.
-fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    let result = f();
-    COUNTING.with(|on| on.set(false));
-    (ALLOCATIONS.with(Cell::get), result)
-}
+use dialect_session::{events, open_with, read_all_into};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -415,31 +382,12 @@ const RATE: u32 = 16_000;
 const FRAME_BYTES: usize = 640;
 
 fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .expect("inline engine");
-    let session = engine.open_session_with(config, Box::new(VonageDialect::new())).expect("session");
-    (engine, session)
-}
-
-fn events(s: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+    open_with(clock, config, VonageDialect::new())
 }
 
 fn outbound(s: &mut Session) -> Vec<(MessageKind, Vec<u8>)> {
     let mut buf = Vec::new();
     std::iter::from_fn(|| s.next_outbound(&mut buf).map(|kind| (kind, buf.clone()))).collect()
-}
-
-fn read_all(s: &mut Session, into: &mut Vec<i16>) {
-    let mut pcm = [0i16; 2048];
-    loop {
-        let n = s.read_audio(&mut pcm);
-        if n == 0 {
-            return;
-        }
-        into.extend_from_slice(&pcm[..n]);
-    }
 }
 
 #[test]
@@ -454,7 +402,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
         if i == 24 {
             s.push(DTMF.as_bytes(), MessageKind::Text).unwrap();
         }
-        read_all(&mut s, &mut received);
+        read_all_into(&mut s, &mut received);
     }
     // 16 kHz in, 16 kHz to the agent: the samples themselves, in order, none lost or added.
     assert_eq!(received, audio);
@@ -488,7 +436,7 @@ fn bad_frames_are_refused_and_the_call_goes_on() {
     let good = ramp(320);
     s.push(&l16(&good), MessageKind::Binary).unwrap();
     let mut received = Vec::new();
-    read_all(&mut s, &mut received);
+    read_all_into(&mut s, &mut received);
     assert_eq!(received, good);
     let errors: Vec<_> = events(&mut s)
         .into_iter()
