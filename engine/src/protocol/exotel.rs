@@ -236,23 +236,15 @@ impl ExotelDialect {
         let mut root: Obj<wire::Message<'a>> = Obj::Absent;
         json_read::parse_root(text, &mut root)?;
         let Obj::Valid(msg) = &mut root else { unreachable!("parse_root succeeds only with an object") };
-        let event = match &msg.event {
-            None => return Err(ProtocolError::MissingField("event")),
-            Some(Scalar::Str(name)) => EventKind::from_name(name).ok_or(ProtocolError::UnknownEvent)?,
-            Some(_) => return Err(ProtocolError::WrongType("event")),
-        };
+        let event = json_read::event_kind(&msg.event, EventKind::from_name)?;
         let sequence = optional_number(msg.sequence.take(), "sequence_number")?;
         let outer_camel = msg.stream_sid_camel.is_some() && msg.stream_sid.is_none();
         let stream_sid =
             json_read::either_string(msg.stream_sid.take(), msg.stream_sid_camel.take(), "stream_sid")?;
         // Before the event's own fields: a message for another stream is dropped whatever it
         // carries. `connected` and `start` are left to the session.
-        if let (Some(expected), Some(sid)) = (&self.stream_sid, &stream_sid)
-            && !matches!(event, EventKind::Connected | EventKind::Start)
-            && sid.as_ref() != expected
-        {
-            return Err(ProtocolError::ForeignStream);
-        }
+        let of_stream = !matches!(event, EventKind::Connected | EventKind::Start);
+        json_read::same_stream(self.stream_sid.as_deref(), stream_sid.as_deref(), of_stream)?;
         Ok(match event {
             EventKind::Connected => Inbound::Connected,
             EventKind::Clear => Inbound::Notice,

@@ -23,7 +23,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::protocol::{PayloadBuffer, ProtocolError, Track};
+use crate::protocol::{MediaFrame, PayloadBuffer, ProtocolError, Track};
 
 /// Generates the visitor methods for every non-container JSON value, all answering `$invalid`.
 macro_rules! scalars_are {
@@ -541,6 +541,48 @@ pub(crate) fn digits(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The event a message names (its `event` field), by `from_name`.
+pub(crate) fn event_kind<K>(
+    event: &Option<Scalar<'_>>,
+    from_name: impl Fn(&str) -> Option<K>,
+) -> Result<K, ProtocolError> {
+    match event {
+        None => Err(ProtocolError::MissingField("event")),
+        Some(Scalar::Str(name)) => from_name(name).ok_or(ProtocolError::UnknownEvent),
+        Some(_) => Err(ProtocolError::WrongType("event")),
+    }
+}
+
+/// Refuses a message of the stream (`of_stream`) naming another stream than the one `start` named
+/// (`expected`), before any of its fields is read: it must have no effect at all. A message naming
+/// no stream, or one before `start`, passes.
+pub(crate) fn same_stream(
+    expected: Option<&str>,
+    named: Option<&str>,
+    of_stream: bool,
+) -> Result<(), ProtocolError> {
+    match (expected, named) {
+        (Some(expected), Some(named)) if of_stream && named != expected => Err(ProtocolError::ForeignStream),
+        _ => Ok(()),
+    }
+}
+
+/// The audio message body of the Twilio-shaped carriers: `timestamp` required, `chunk` and `track`
+/// optional (inbound when absent), and the base64 `payload` it leaves to the dialect to decode.
+pub(crate) fn media_frame<'a>(
+    media: &mut MediaBody<'a>,
+    sequence: Option<u64>,
+) -> Result<(MediaFrame, Cow<'a, str>), ProtocolError> {
+    let timestamp_ms = required_number(media.timestamp.take(), "media.timestamp")?;
+    let chunk = optional_number(media.chunk.take(), "media.chunk")?;
+    let track = match optional_string(media.track.take(), "media.track")? {
+        None => Track::Inbound,
+        Some(name) => track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?,
+    };
+    let base64 = required_string(media.payload.take(), "media.payload")?;
+    Ok((MediaFrame { sequence, chunk, timestamp_ms, track }, base64))
 }
 
 pub(crate) fn optional_number(

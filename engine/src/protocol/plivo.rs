@@ -100,7 +100,7 @@ mod wire;
 use std::borrow::Cow;
 
 use self::wire::EventKind;
-use super::json_read::{self, Obj, Scalar};
+use super::json_read::{self, Obj};
 use super::json_text::{base64_len, push_base64, push_escaped};
 use super::{
     AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
@@ -187,21 +187,12 @@ impl PlivoDialect {
         let mut root: Obj<wire::Message<'a>> = Obj::Absent;
         json_read::parse_root(text, &mut root)?;
         let Obj::Valid(msg) = &mut root else { unreachable!("parse_root succeeds only with an object") };
-        let event = match &msg.event {
-            None => return Err(ProtocolError::MissingField("event")),
-            Some(Scalar::Str(name)) => EventKind::from_name(name).ok_or(ProtocolError::UnknownEvent)?,
-            Some(_) => return Err(ProtocolError::WrongType("event")),
-        };
+        let event = json_read::event_kind(&msg.event, EventKind::from_name)?;
         let sequence = optional_number(msg.sequence.take(), "sequenceNumber")?;
         let stream_id = optional_string(msg.stream_id.take(), "streamId")?;
         // Before the event's own fields: a message for another stream is dropped whatever it
         // carries. `start` is left to the session, which refuses any second one.
-        if let (Some(expected), Some(id)) = (&self.stream_id, &stream_id)
-            && event != EventKind::Start
-            && id.as_ref() != expected
-        {
-            return Err(ProtocolError::ForeignStream);
-        }
+        json_read::same_stream(self.stream_id.as_deref(), stream_id.as_deref(), event != EventKind::Start)?;
         Ok(match event {
             EventKind::Media => {
                 let media = required_object(&mut msg.media, "media")?;

@@ -113,7 +113,7 @@ mod wire;
 
 use self::wire::EventKind;
 use super::json_read::{
-    self, Obj, Scalar, optional_number, optional_string, required_number, required_object, required_string,
+    self, Obj, optional_number, optional_string, required_number, required_object, required_string,
 };
 use super::*;
 use crate::audio::CARRIER_RATE;
@@ -179,40 +179,25 @@ impl TelnyxDialect {
         let mut root = Obj::Absent;
         wire::parse_message(text, &mut root)?;
         let Obj::Valid(msg) = &mut root else { unreachable!("parse_message succeeds only with an object") };
-        let event = match &msg.event {
-            None => return Err(ProtocolError::MissingField("event")),
-            Some(Scalar::Str(name)) => EventKind::from_name(name).ok_or(ProtocolError::UnknownEvent)?,
-            Some(_) => return Err(ProtocolError::WrongType("event")),
-        };
+        let event = json_read::event_kind(&msg.event, EventKind::from_name)?;
         let sequence = optional_number(msg.sequence.take(), "sequence_number")?;
         let stream_id = optional_string(msg.stream_id.take(), "stream_id")?;
         // Why before the event's own fields: a message for another stream is dropped whatever it
         // carries (its payload is not even decoded). `start` is left to the session, which refuses
         // any second one; a message naming no stream is taken as this stream's.
-        if let (Some(expected), Some(id)) = (expected_id, &stream_id)
-            && matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop)
-            && id.as_ref() != expected
-        {
-            return Err(ProtocolError::ForeignStream);
-        }
+        let of_stream =
+            matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop);
+        json_read::same_stream(expected_id, stream_id.as_deref(), of_stream)?;
         Ok(match event {
             EventKind::Connected => Inbound::Connected,
             EventKind::Stop => Inbound::Stop { sequence },
             EventKind::Media => {
-                let media = required_object(&mut msg.media, "media")?;
-                let timestamp_ms = required_number(media.timestamp.take(), "media.timestamp")?;
-                let chunk = optional_number(media.chunk.take(), "media.chunk")?;
-                let track = match optional_string(media.track.take(), "media.track")? {
-                    None => Track::Inbound,
-                    Some(name) => {
-                        json_read::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
-                    }
-                };
-                let base64 = required_string(media.payload.take(), "media.payload")?;
+                let (frame, base64) =
+                    json_read::media_frame(required_object(&mut msg.media, "media")?, sequence)?;
                 // Outbound-track audio is dropped by the session whatever its bytes; swapping it
                 // too keeps one rule (the stream's encoding) for every payload.
                 payload::decode(base64.as_bytes(), payload, inbound_l16)?;
-                Inbound::Media(MediaFrame { sequence, chunk, timestamp_ms, track })
+                Inbound::Media(frame)
             }
             EventKind::Dtmf => {
                 let dtmf = required_object(&mut msg.dtmf, "dtmf")?;

@@ -68,7 +68,7 @@ pub use self::signalwire::SignalWireDialect;
 
 use self::wire::EventKind;
 use super::json_read::{
-    self, Obj, Scalar, decode_payload, optional_number, optional_string, required_number, required_object,
+    self, Obj, decode_payload, optional_number, optional_string, required_number, required_object,
     required_string,
 };
 use super::*;
@@ -103,38 +103,23 @@ impl TwilioDialect {
         let mut root = Obj::Absent;
         wire::parse_message(text, &mut root)?;
         let Obj::Valid(msg) = &mut root else { unreachable!("parse_message succeeds only with an object") };
-        let event = match &msg.event {
-            None => return Err(ProtocolError::MissingField("event")),
-            Some(Scalar::Str(name)) => EventKind::from_name(name).ok_or(ProtocolError::UnknownEvent)?,
-            Some(_) => return Err(ProtocolError::WrongType("event")),
-        };
+        let event = json_read::event_kind(&msg.event, EventKind::from_name)?;
         let sequence = optional_number(msg.sequence.take(), "sequenceNumber")?;
         let stream_sid = optional_string(msg.stream_sid.take(), "streamSid")?;
         // Why before the event's own fields: a message for another stream is dropped whatever it
         // carries (its payload is not even decoded). `start` is left to the session, which refuses
         // any second one; a message naming no stream is taken as this stream's.
-        if let (Some(expected), Some(sid)) = (expected_sid, &stream_sid)
-            && matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop)
-            && sid.as_ref() != expected
-        {
-            return Err(ProtocolError::ForeignStream);
-        }
+        let of_stream =
+            matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop);
+        json_read::same_stream(expected_sid, stream_sid.as_deref(), of_stream)?;
         Ok(match event {
             EventKind::Connected => Inbound::Connected,
             EventKind::Stop => Inbound::Stop { sequence },
             EventKind::Media => {
-                let media = required_object(&mut msg.media, "media")?;
-                let timestamp_ms = required_number(media.timestamp.take(), "media.timestamp")?;
-                let chunk = optional_number(media.chunk.take(), "media.chunk")?;
-                let track = match optional_string(media.track.take(), "media.track")? {
-                    None => Track::Inbound,
-                    Some(name) => {
-                        json_read::track_from_name(&name).ok_or(ProtocolError::WrongType("media.track"))?
-                    }
-                };
-                let base64 = required_string(media.payload.take(), "media.payload")?;
+                let (frame, base64) =
+                    json_read::media_frame(required_object(&mut msg.media, "media")?, sequence)?;
                 decode_payload(base64.as_bytes(), payload)?;
-                Inbound::Media(MediaFrame { sequence, chunk, timestamp_ms, track })
+                Inbound::Media(frame)
             }
             EventKind::Dtmf => {
                 let dtmf = required_object(&mut msg.dtmf, "dtmf")?;
