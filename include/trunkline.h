@@ -451,6 +451,9 @@ typedef struct {
   uint32_t error;
   // Mark name, call id (started) or field name (protocol error), else empty.
   char name[TRUNKLINE_EVENT_NAME_CAPACITY];
+  // How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
+  // jambonz); -1 when the carrier does not say, and for other events.
+  int64_t duration_ms;
 } trunkline_event;
 
 // What the carrier said when the stream started (strings: trunkline_session_start_string). Set

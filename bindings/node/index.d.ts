@@ -150,6 +150,9 @@ interface EventFields {
   playedMs: number;
   /** The DTMF digit ('0'-'9', '*', '#', 'A'-'D'). */
   digit: string;
+  /** How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
+   * jambonz); null on the others and for other events. */
+  durationMs: number | null;
   /** Mark name (mark_played/cleared), call id (started), offending field (protocol_error). */
   name: string;
   /** Protocol error code (see PROTOCOL_ERROR). */

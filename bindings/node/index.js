@@ -549,6 +549,7 @@ class Session {
       streamMs: Number(ev.stream_ms),
       playedMs: Number(ev.played_ms),
       digit: ev.digit ? String.fromCharCode(ev.digit & 0xff) : '',
+      durationMs: kind === 'dtmf' && ev.duration_ms >= 0 ? Number(ev.duration_ms) : null,
       name: ev.name,
       errorCode: ev.error,
       errorMessage: ev.error ? fns.trunkline_protocol_error_message(ev.error) : '',

@@ -49,6 +49,9 @@ pub enum Event {
         digit: char,
         /// Stream time of the key press (the inbound audio position when it arrived), ms.
         stream_ms: u64,
+        /// How long the key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
+        /// jambonz); `None` on the others.
+        duration_ms: Option<u32>,
     },
     /// The stream ended (`stop`).
     Stopped,
@@ -138,6 +141,7 @@ pub enum RawEvent {
     Dtmf {
         digit: u8,
         stream_ms: u64,
+        duration_ms: Option<u32>,
     },
     Stopped,
     ProtocolError {

@@ -144,6 +144,10 @@ counters! {
     marks_played,
     /// Host marks reported cleared (flushed before the caller heard them).
     marks_cleared,
+    /// Of those, marks the carrier was expected to echo after a clear and did not (reported
+    /// cleared by the engine once a later mark's echo came, or a second after the clear). Non-zero
+    /// on a carrier documented to echo cleared marks means it does not.
+    cleared_marks_unechoed,
     /// Hidden synchronisation marks sent.
     sync_marks_sent,
     /// `clear` messages sent.

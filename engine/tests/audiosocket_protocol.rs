@@ -130,7 +130,10 @@ fn the_documented_messages() {
     assert_eq!(parse(&mut dialect, &message), (Ok(MEDIA), [first, second.clone()].concat()));
     let message = [&AUDIO_8K_HEADER[..], &second].concat();
     assert_eq!(parse(&mut dialect, &message), (Ok(MEDIA), second));
-    assert_eq!(parse(&mut dialect, &DTMF_5), (Ok(Inbound::Dtmf { sequence: None, digit: b'5' }), vec![]));
+    assert_eq!(
+        parse(&mut dialect, &DTMF_5),
+        (Ok(Inbound::Dtmf { sequence: None, digit: b'5', duration_ms: None }), vec![])
+    );
     assert_eq!(parse(&mut dialect, &HANGUP), (Ok(Inbound::Stop { sequence: None }), vec![]));
 }
 
@@ -234,7 +237,10 @@ fn errors_by_message() {
     // Every digit.
     let mut dialect = connected();
     for d in *b"0123456789*#ABCD" {
-        assert_eq!(parse(&mut dialect, &tlv(0x03, &[d])).0, Ok(Inbound::Dtmf { sequence: None, digit: d }));
+        assert_eq!(
+            parse(&mut dialect, &tlv(0x03, &[d])).0,
+            Ok(Inbound::Dtmf { sequence: None, digit: d, duration_ms: None })
+        );
     }
     // The caller hanging up, as an error code (alone or with others).
     for code in [0x01, 0x03, 0x07] {
@@ -324,7 +330,7 @@ fn expected_call_events(evs: &[Event]) {
     );
     assert!(start.custom_parameters.is_empty());
     // Three frames had arrived: 60 ms of stream time.
-    assert_eq!(evs[2], Event::Dtmf { digit: '5', stream_ms: 60 });
+    assert_eq!(evs[2], Event::Dtmf { digit: '5', stream_ms: 60, duration_ms: None });
     assert_eq!(evs[3], Event::Stopped);
 }
 
@@ -415,7 +421,7 @@ fn a_message_over_the_size_limit_is_skipped_in_step() {
     let evs = events(&mut s);
     let errors: Vec<_> = evs.iter().filter(|e| matches!(e, Event::ProtocolError { .. })).collect();
     assert_eq!(errors, [&Event::ProtocolError { error: ProtocolError::MessageTooLarge }]);
-    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 40 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 40, duration_ms: None }), "{evs:?}");
 }
 
 #[test]

@@ -104,6 +104,7 @@ impl Dialect for TlvDialect {
             DTMF => Inbound::Dtmf {
                 sequence: None,
                 digit: *value.first().ok_or(ProtocolError::MissingField("digit"))?,
+                duration_ms: None,
             },
             HANGUP => Inbound::Stop { sequence: None },
             _ => return Err(ProtocolError::UnknownEvent),
@@ -207,7 +208,7 @@ fn a_byte_stream_in_any_chunks_delivers_16_khz_audio_untouched() {
     );
     assert_eq!(start.custom_parameters, [("transport".to_owned(), "tlv".to_owned())]);
     // Stream time counts 16 kHz samples: 50 frames are 1000 ms.
-    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 1_000 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 1_000, duration_ms: None }), "{evs:?}");
     assert_eq!(evs.last(), Some(&Event::Stopped));
     assert!(!evs.iter().any(|e| matches!(e, Event::ProtocolError { .. })), "{evs:?}");
     // The handshake reply went out, and nothing else (no agent audio was played).
@@ -317,7 +318,7 @@ fn an_oversized_message_is_reported_once_and_the_stream_stays_in_step() {
     let evs = events(&mut s);
     let errors: Vec<_> = evs.iter().filter(|e| matches!(e, Event::ProtocolError { .. })).collect();
     assert_eq!(errors, [&Event::ProtocolError { error: ProtocolError::MessageTooLarge }]);
-    assert!(evs.contains(&Event::Dtmf { digit: '#', stream_ms: 0 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '#', stream_ms: 0, duration_ms: None }), "{evs:?}");
 }
 
 /// The seam serves the built-in dialect too: a Twilio-compatible carrier streaming the caller as
@@ -346,7 +347,7 @@ fn a_twilio_compatible_stream_at_16_khz_reaches_the_agent_at_its_own_rate() {
     assert_eq!(&pcm[..n], audio.as_slice());
     s.push_text(&common::dtmf(12, '1')).unwrap();
     let evs = events(&mut s);
-    assert!(evs.contains(&Event::Dtmf { digit: '1', stream_ms: 200 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '1', stream_ms: 200, duration_ms: None }), "{evs:?}");
     // Agent audio goes back as Twilio's 20 ms µ-law frames.
     s.play(&[0; 160], 8_000).unwrap();
     let mut buf = Vec::new();

@@ -205,7 +205,8 @@ fn media_fixture() {
 
 #[test]
 fn dtmf_mark_and_stop_fixtures() {
-    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(7), digit: b'5' }));
+    // The example's duration is a numeric string of ms: "100".
+    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(7), digit: b'5', duration_ms: Some(100) }));
     assert_eq!(parse(MARK), Ok(Inbound::Mark { sequence: Some(15), name: Cow::Borrowed("utt-12") }));
     assert_eq!(parse(STOP), Ok(Inbound::Stop { sequence: Some(120) }));
     // A stop with nothing but its event, and an inbound `clear` (Exotel's own bridge handles one).
@@ -407,7 +408,7 @@ fn numbers_may_be_strings_or_numbers() {
 fn every_dtmf_digit_and_no_other() {
     for digit in "0123456789*#ABCD".bytes() {
         let message = DTMF.replace(r#""digit": "5""#, &format!(r#""digit": "{}""#, digit as char));
-        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: Some(7), digit }));
+        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: Some(7), digit, duration_ms: Some(100) }));
     }
     for bad in ["\"a\"", "\"55\"", "\"\"", "5", "null"] {
         let message = DTMF.replace(r#""digit": "5""#, &format!(r#""digit": {bad}"#));
@@ -717,7 +718,10 @@ fn caller_pcm_at_every_rate_reaches_an_agent_at_that_rate_sample_for_sample() {
         assert_eq!(start.media_format, l16(rate));
         assert_eq!(start.custom_parameters, pairs(&[("key1", "value1")]));
         // Ten 100 ms chunks: the key press is stamped at one second.
-        assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 1000 }), "{evs:?}");
+        assert!(
+            evs.contains(&Event::Dtmf { digit: '5', stream_ms: 1000, duration_ms: Some(100) }),
+            "{evs:?}"
+        );
         assert_eq!(evs.last(), Some(&Event::Stopped));
         assert_eq!(errors(&evs), [], "{rate}");
     }
@@ -829,6 +833,59 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
     );
     let stats = s.stats();
     assert_eq!((stats.marks_sent, stats.marks_played, stats.marks_cleared, stats.clears_sent), (2, 1, 2, 1));
+}
+
+#[test]
+fn cleared_marks_exotel_does_not_echo_are_reported_cleared_and_counted() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..exotel_config(8000) };
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
+    s.push_text(START).unwrap();
+    events(&mut s);
+    s.play(&[1000; 800], 8000).unwrap();
+    s.mark("first").unwrap();
+    s.play(&[2000; 800], 8000).unwrap();
+    s.mark("second").unwrap();
+    assert_eq!(outbound(&mut s).len(), 4);
+    // Both marks are still ahead of the caller when the host interrupts.
+    clock.advance(Duration::from_millis(50));
+    s.read_audio(&mut [0; 16]);
+    s.interrupt().unwrap();
+    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 50 }]);
+    // The carrier echoes neither. A mark sent after the clear is echoed: the two before it
+    // never will be, and are settled in send order before it.
+    s.play(&[3000; 800], 8000).unwrap();
+    s.mark("third").unwrap();
+    outbound(&mut s);
+    clock.advance(Duration::from_millis(100));
+    s.read_audio(&mut [0; 16]);
+    s.push_text(&MARK.replace("utt-12", "third")).unwrap();
+    assert_eq!(
+        events(&mut s),
+        [
+            Event::MarkCleared { name: "first".into() },
+            Event::MarkCleared { name: "second".into() },
+            Event::MarkPlayed { name: "third".into(), played_ms: 100 }
+        ]
+    );
+    // With no later echo, a second after the clear settles what it flushed.
+    s.play(&[4000; 800], 8000).unwrap();
+    s.mark("fourth").unwrap();
+    outbound(&mut s);
+    s.interrupt().unwrap();
+    // The utterance that began with "third" had played 100 ms.
+    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 100 }]);
+    clock.advance(Duration::from_millis(990));
+    s.read_audio(&mut [0; 16]);
+    assert_eq!(events(&mut s), []);
+    clock.advance(Duration::from_millis(20));
+    s.read_audio(&mut [0; 16]);
+    assert_eq!(events(&mut s), [Event::MarkCleared { name: "fourth".into() }]);
+    let stats = s.stats();
+    assert_eq!((stats.marks_cleared, stats.cleared_marks_unechoed), (3, 3));
+    // An echo arriving after that is not a mark the session knows.
+    s.push_text(&MARK.replace("utt-12", "fourth")).unwrap();
+    assert_eq!(errors(&events(&mut s)), [ProtocolError::UnknownMark]);
 }
 
 #[test]

@@ -267,10 +267,12 @@ fn until_a_start_is_accepted_every_text_frame_is_metadata() {
 
 #[test]
 fn dtmf_fixture_and_every_digit() {
-    assert_eq!(text(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'5' }));
+    // The example's duration, 1600, is in samples at 8 kHz: 200 ms.
+    assert_eq!(text(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'5', duration_ms: Some(200) }));
     for digit in "0123456789*#ABCD".chars() {
         let message = json!({"event": "dtmf", "dtmf": digit.to_string(), "duration": "1600"}).to_string();
-        assert_eq!(text(&message), Ok(Inbound::Dtmf { sequence: None, digit: digit as u8 }));
+        let expected = Inbound::Dtmf { sequence: None, digit: digit as u8, duration_ms: Some(200) };
+        assert_eq!(text(&message), Ok(expected));
     }
     for (message, error) in [
         (r#"{"event":"dtmf"}"#, ProtocolError::MissingField("dtmf")),
@@ -434,7 +436,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
     let Event::Started(start) = &evs[0] else { panic!("{evs:?}") };
     assert_eq!(start.call_id, "…");
     assert_eq!(start.custom_parameters.last(), Some(&("tenant".to_owned(), "acme".to_owned())));
-    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 200 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 200, duration_ms: Some(200) }), "{evs:?}");
     assert_eq!(evs.last(), Some(&Event::Stopped), "the socket closing ends the call");
     assert!(errors(&evs).is_empty(), "{evs:?}");
     assert_eq!(s.stats().media_frames_in, 50);

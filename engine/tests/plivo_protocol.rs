@@ -189,7 +189,7 @@ fn media_fixture() {
 
 #[test]
 fn dtmf_checkpoint_and_clear_fixtures() {
-    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(50), digit: b'5' }));
+    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(50), digit: b'5', duration_ms: None }));
     assert_eq!(
         parse(PLAYED_STREAM),
         Ok(Inbound::Mark { sequence: Some(75), name: Cow::Borrowed("greeting-complete") })
@@ -433,7 +433,7 @@ fn timestamps_count_from_the_first_accepted_media() {
 fn every_dtmf_digit_and_no_other() {
     for digit in "0123456789*#ABCD".bytes() {
         let message = DTMF.replace(r#""digit": "5""#, &format!(r#""digit": "{}""#, digit as char));
-        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: Some(50), digit }));
+        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: Some(50), digit, duration_ms: None }));
     }
     for bad in ["\"a\"", "\"E\"", "\"55\"", "\"\"", "5"] {
         let message = DTMF.replace(r#""digit": "5""#, &format!(r#""digit": {bad}"#));
@@ -740,7 +740,7 @@ fn caller_mulaw_with_unix_timestamps_reaches_an_8_khz_agent_sample_for_sample() 
     let Event::Started(start) = &evs[0] else { panic!("{evs:?}") };
     assert_eq!(start.media_format, MULAW_8K);
     assert_eq!(start.custom_parameters, pairs(&[("userId", "12345"), ("sessionId", "abc-xyz")]));
-    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 500 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 500, duration_ms: None }), "{evs:?}");
     assert_eq!(errors(&evs), []);
     // Agent audio goes back as 20 ms of 8 kHz µ-law per `playAudio`.
     s.play(&[0i16; 160], 8000).unwrap();

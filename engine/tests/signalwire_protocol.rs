@@ -121,8 +121,8 @@ fn connected_start_media_dtmf_mark_and_stop_examples() {
         }))
     );
     assert_eq!(payload, fixture_pattern(1001, 960));
-    // The DTMF example carries a duration (a number, ms), which is read past.
-    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'8' }));
+    // The DTMF example carries a duration: a number, ms ("duration": 2700).
+    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'8', duration_ms: Some(2700) }));
     assert!(
         matches!(parse(MARK), Ok(Inbound::Mark { name, .. }) if name == "item_CK5XvgANb1jVorf5VQlKQ:43500")
     );
@@ -130,11 +130,12 @@ fn connected_start_media_dtmf_mark_and_stop_examples() {
 }
 
 #[test]
-fn the_documentations_log_wrapper_and_its_clear_record_are_not_frames() {
+fn the_documentations_log_wrapper_is_not_a_frame_and_its_clear_is_a_notice() {
     // The wrapper has no `event` of its own: the frame is its `rawEvent`.
     assert_eq!(parse(CONNECTED_LOGGED), Err(ProtocolError::MissingField("event")));
-    // The "clear" record: no inbound message of the seam means it; reported, and the call goes on.
-    assert_eq!(parse(CLEAR), Err(ProtocolError::UnknownEvent));
+    // The "clear" acknowledgement is accepted and not reported; another unknown event still is.
+    assert_eq!(parse(CLEAR), Ok(Inbound::Notice));
+    assert_eq!(parse(&CLEAR.replace("\"clear\"", "\"cleared\"")), Err(ProtocolError::UnknownEvent));
 }
 
 #[test]
@@ -248,7 +249,7 @@ fn l16_at_24_khz_comes_in_and_goes_back_little_endian_in_960_byte_frames() {
     let evs = events(&mut s);
     assert_eq!(evs[0], Event::Connected);
     assert!(matches!(&evs[1], Event::Started(start) if start.media_format == L16_24K), "{evs:?}");
-    assert!(evs.contains(&Event::Dtmf { digit: '8', stream_ms: 120 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '8', stream_ms: 120, duration_ms: Some(2700) }), "{evs:?}");
     assert!(errors(&evs).is_empty(), "{evs:?}");
 
     // The agent's reply goes back as 24 kHz L16, 20 ms per message.

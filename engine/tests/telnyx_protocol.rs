@@ -294,10 +294,10 @@ fn l16_arrives_big_endian_and_is_stored_little_endian() {
 
 #[test]
 fn dtmf_example_and_every_digit() {
-    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(5), digit: b'1' }));
+    assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(5), digit: b'1', duration_ms: None }));
     for digit in "0123456789*#ABCD".bytes() {
         let message = format!(r#"{{"event":"dtmf","dtmf":{{"digit":"{}"}}}}"#, digit as char);
-        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: None, digit }));
+        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: None, digit, duration_ms: None }));
     }
     for bad in [r#""12""#, r#""""#, r#""E""#, "1"] {
         let message = format!(r#"{{"event":"dtmf","dtmf":{{"digit":{bad}}}}}"#);
@@ -607,7 +607,7 @@ fn pcmu_caller_audio_out_of_order_reaches_the_agent_sample_for_sample_in_order()
     assert_eq!(evs[0], Event::Connected);
     let Event::Started(start) = &evs[1] else { panic!("{evs:?}") };
     assert_eq!(**start, start_record(PCMU_8K));
-    assert!(evs.contains(&Event::Dtmf { digit: '1', stream_ms: 200 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '1', stream_ms: 200, duration_ms: None }), "{evs:?}");
     assert!(errors(&evs).is_empty(), "{evs:?}");
     let stats = s.stats();
     assert_eq!(stats.media_frames_in, 10);

@@ -155,7 +155,7 @@ fn mark_dtmf_and_stop_fixtures() {
     );
     assert_eq!(
         parse(include_str!("fixtures/twilio_dtmf.json")),
-        Ok(Inbound::Dtmf { sequence: Some(9), digit: b'5' })
+        Ok(Inbound::Dtmf { sequence: Some(9), digit: b'5', duration_ms: None })
     );
     assert_eq!(parse(include_str!("fixtures/twilio_stop.json")), Ok(Inbound::Stop { sequence: Some(10) }));
 }
@@ -287,7 +287,10 @@ fn every_dtmf_digit() {
             r#"{{"event":"dtmf","sequenceNumber":"4","dtmf":{{"track":"inbound_track","digit":"{}"}}}}"#,
             *digit as char
         );
-        assert_eq!(parse(&message), Ok(Inbound::Dtmf { sequence: Some(4), digit: *digit }));
+        assert_eq!(
+            parse(&message),
+            Ok(Inbound::Dtmf { sequence: Some(4), digit: *digit, duration_ms: None })
+        );
     }
 }
 
@@ -828,7 +831,7 @@ fn stream_inbound() -> [Inbound<'static>; 4] {
             track: Track::Inbound,
         }),
         Inbound::Mark { sequence: Some(4), name: Cow::Borrowed("m1") },
-        Inbound::Dtmf { sequence: Some(5), digit: b'7' },
+        Inbound::Dtmf { sequence: Some(5), digit: b'7', duration_ms: None },
         Inbound::Stop { sequence: Some(6) },
     ]
 }

@@ -199,19 +199,26 @@ fn on_start_answers_in_the_callers_format_and_refuses_rates_it_cannot_write() {
 
 #[test]
 fn dtmf_fixture_and_its_variants() {
-    assert_eq!(text(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'5' }));
+    // The example's duration is a number of ms: 260.
+    assert_eq!(text(DTMF), Ok(Inbound::Dtmf { sequence: None, digit: b'5', duration_ms: Some(260) }));
     for digit in "0123456789*#ABCD".chars() {
         let message = json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 100});
-        assert_eq!(text(&message.to_string()), Ok(Inbound::Dtmf { sequence: None, digit: digit as u8 }));
+        let expected = Inbound::Dtmf { sequence: None, digit: digit as u8, duration_ms: Some(100) };
+        assert_eq!(text(&message.to_string()), Ok(expected));
     }
     // The variants some integrations send: `dtmf.digit`, or `dtmf` as the digit.
     let nested = r##"{"event":"websocket:dtmf","dtmf":{"digit":"#","duration":"260"}}"##;
-    assert_eq!(text(nested), Ok(Inbound::Dtmf { sequence: None, digit: b'#' }));
+    assert_eq!(text(nested), Ok(Inbound::Dtmf { sequence: None, digit: b'#', duration_ms: Some(260) }));
+    // A duration that is no number costs the key press nothing; a fraction is rounded.
+    let odd = r#"{"event":"websocket:dtmf","digit":"3","duration":"long"}"#;
+    assert_eq!(text(odd), Ok(Inbound::Dtmf { sequence: None, digit: b'3', duration_ms: None }));
+    let fraction = r#"{"event":"websocket:dtmf","digit":"3","duration":259.6}"#;
+    assert_eq!(text(fraction), Ok(Inbound::Dtmf { sequence: None, digit: b'3', duration_ms: Some(260) }));
     let flat = r#"{"event":"websocket:dtmf","dtmf":"7"}"#;
-    assert_eq!(text(flat), Ok(Inbound::Dtmf { sequence: None, digit: b'7' }));
+    assert_eq!(text(flat), Ok(Inbound::Dtmf { sequence: None, digit: b'7', duration_ms: None }));
     // `digit` wins over `dtmf`.
     let both = r#"{"event":"websocket:dtmf","dtmf":"7","digit":"8"}"#;
-    assert_eq!(text(both), Ok(Inbound::Dtmf { sequence: None, digit: b'8' }));
+    assert_eq!(text(both), Ok(Inbound::Dtmf { sequence: None, digit: b'8', duration_ms: None }));
     for (message, error) in [
         (r#"{"event":"websocket:dtmf"}"#, ProtocolError::MissingField("digit")),
         (r#"{"event":"websocket:dtmf","dtmf":{}}"#, ProtocolError::MissingField("digit")),
@@ -415,7 +422,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
         MediaFormat { encoding: AudioEncoding::L16, sample_rate: RATE, channels: 1 }
     );
     // Stream time counts the audio received: 25 frames of 20 ms before the key press.
-    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 500 }), "{evs:?}");
+    assert!(evs.contains(&Event::Dtmf { digit: '5', stream_ms: 500, duration_ms: Some(260) }), "{evs:?}");
     assert_eq!(evs.last(), Some(&Event::Stopped), "the socket closing ends the call");
     assert!(!evs.iter().any(|e| matches!(e, Event::ProtocolError { .. })), "{evs:?}");
     let stats = s.stats();

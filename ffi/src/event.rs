@@ -96,9 +96,12 @@ pub struct trunkline_event {
     pub error: u32,
     /// Mark name, call id (started) or field name (protocol error), else empty.
     pub name: [c_char; TRUNKLINE_EVENT_NAME_CAPACITY],
+    /// How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
+    /// jambonz); -1 when the carrier does not say, and for other events.
+    pub duration_ms: i64,
 }
 
-versioned!(trunkline_event { struct_size, kind, stream_ms, played_ms, digit, error, name });
+versioned!(trunkline_event { struct_size, kind, stream_ms, played_ms, digit, error, name, duration_ms });
 
 impl VersionedOutput for trunkline_event {
     /// The first version ends with `name`.
@@ -115,6 +118,7 @@ impl trunkline_event {
             digit: 0,
             error: 0,
             name: [0; TRUNKLINE_EVENT_NAME_CAPACITY],
+            duration_ms: -1,
         }
     }
 
@@ -151,9 +155,12 @@ impl From<&Event> for trunkline_event {
                 Self { played_ms: *played_ms, ..Self::new(K::MarkPlayed) }.with_name(name)
             }
             Event::MarkCleared { name } => Self::new(K::MarkCleared).with_name(name),
-            Event::Dtmf { digit, stream_ms } => {
-                Self { digit: *digit as u8 as c_char, stream_ms: *stream_ms, ..Self::new(K::Dtmf) }
-            }
+            Event::Dtmf { digit, stream_ms, duration_ms } => Self {
+                digit: *digit as u8 as c_char,
+                stream_ms: *stream_ms,
+                duration_ms: duration_ms.map_or(-1, i64::from),
+                ..Self::new(K::Dtmf)
+            },
             Event::Stopped => Self::new(K::Stopped),
             Event::ProtocolError { error } => Self { error: error.code(), ..Self::new(K::ProtocolError) }
                 .with_name(error.field().unwrap_or("")),

@@ -24,6 +24,9 @@ namespace Trunkline
         public ulong PlayedMs { get; private set; }
         /// <summary>The DTMF digit ('0'-'9', '*', '#', 'A'-'D').</summary>
         public char Digit { get; private set; }
+        /// <summary>DTMF: how long the key was held, ms, on carriers that say (Vonage, Exotel,
+        /// SignalWire, jambonz); null on the others and for other events.</summary>
+        public long? DurationMs { get; internal set; }
         /// <summary>Mark name, call id (started) or the offending field (protocol error).</summary>
         public string Name { get; private set; }
         /// <summary>Protocol error code (1..).</summary>
@@ -81,6 +84,7 @@ namespace Trunkline
                     break;
                 case EventKind.Dtmf:
                     sb.Append(" digit=").Append(Digit).Append(" stream_ms=").Append(StreamMs);
+                    if (DurationMs.HasValue) sb.Append(" duration_ms=").Append(DurationMs.Value);
                     break;
                 case EventKind.ProtocolError:
                     sb.Append(" code=").Append(ErrorCode).Append(" (").Append(ErrorMessage).Append(')');

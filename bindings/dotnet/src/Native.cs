@@ -263,6 +263,7 @@ namespace Trunkline
         public byte digit;
         public uint error;
         public fixed byte name[NameCapacity];
+        public long duration_ms;
     }
 
     internal static unsafe class Native

@@ -262,6 +262,7 @@ namespace Trunkline
             while (len < NativeEvent.NameCapacity && ne.name[len] != 0) len++;
             var e = new Event(ne.kind, ne.stream_ms, ne.played_ms, (char)ne.digit, Native.Utf8(ne.name, len), ne.error);
             if (ne.kind == EventKind.ProtocolError) e.ErrorMessage = Library.ProtocolErrorMessage(ne.error);
+            if (ne.kind == EventKind.Dtmf && ne.duration_ms >= 0) e.DurationMs = ne.duration_ms;
             if (ne.kind == EventKind.Started) FillStart(e);
             return e;
         }

@@ -176,6 +176,7 @@ const trunkline_event = koffi.struct('trunkline_event', {
   digit: 'char',
   error: 'uint32_t',
   name: koffi.array('char', DEFINES.TRUNKLINE_EVENT_NAME_CAPACITY, 'String'),
+  duration_ms: 'int64_t',
 });
 
 const trunkline_start_info = koffi.struct('trunkline_start_info', {

@@ -49,6 +49,10 @@ def test_telnyx_json_with_mulaw_reaches_the_agent():
         assert (ev.call_id, ev.stream_id) == ("v3:call-1", "stream-1")
         assert ev.custom_parameters == {"customer_id": "c-42"}
         assert (ev.encoding, ev.sample_rate, ev.channels) == ("mulaw", 8000, 1)
+        # Telnyx says which key, not for how long.
+        call.push(json.dumps({"event": "dtmf", "stream_id": "stream-1", "dtmf": {"digit": "7"}}))
+        (key,) = [e for e in call.events() if e.kind == "dtmf"]
+        assert (key.digit, key.stream_ms, key.duration_ms) == ("7", 20, None)
 
 
 def test_vonage_binary_frames_reach_a_16_khz_agent_untouched():
@@ -61,6 +65,10 @@ def test_vonage_binary_frames_reach_a_16_khz_agent_untouched():
         (ev,) = [e for e in call.events() if e.kind == "started"]
         assert (ev.encoding, ev.sample_rate) == ("l16", 16000)
         assert ev.custom_parameters == {"lang": "en"}
+        # Vonage says for how long the key was held, in ms.
+        call.push(json.dumps({"event": "websocket:dtmf", "digit": "5", "duration": 260}))
+        (key,) = [e for e in call.events() if e.kind == "dtmf"]
+        assert (key.digit, key.stream_ms, key.duration_ms) == ("5", 100, 260)
 
 
 def test_audiosocket_stream_in_any_chunks_delivers_the_call():

@@ -86,6 +86,9 @@ class Event:
     stream_ms: int = 0
     played_ms: int = 0
     digit: str = ""
+    # `dtmf` only: how long the key was held, ms, on carriers that say (Vonage, Exotel,
+    # SignalWire, jambonz); None on the others.
+    duration_ms: Optional[int] = None
     name: str = ""
     error_code: int = 0
     error_message: str = ""
@@ -473,6 +476,7 @@ class Session(OwnedHandle):
         e = Event(kind=kind, stream_ms=ev.stream_ms, played_ms=ev.played_ms)
         if kind == "dtmf":
             e.digit = ev.digit.decode()
+            e.duration_ms = ev.duration_ms if ev.duration_ms >= 0 else None
         elif kind in ("mark_played", "mark_cleared"):
             e.name = ev.name.decode()
         elif kind == "protocol_error":

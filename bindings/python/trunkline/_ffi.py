@@ -86,6 +86,7 @@ class CEvent(Structure):
         ("digit", c_char),
         ("error", c_uint32),
         ("name", c_char * EVENT_NAME_CAPACITY),
+        ("duration_ms", c_int64),
     ]
 
 

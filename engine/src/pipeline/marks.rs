@@ -12,8 +12,8 @@ enum MarkState {
     /// Waiting in the outbound queue.
     Queued,
     /// Sent to the carrier, after `utterance_pos` samples of its utterance, playing out at model
-    /// time `due_us`; `cleared` once a clear flushed it before it played.
-    Sent { utterance_pos: u64, due_us: u64, cleared: bool, order: u64 },
+    /// time `due_us`; `cleared_us` is when a clear flushed it before it played.
+    Sent { utterance_pos: u64, due_us: u64, cleared_us: Option<u64>, order: u64 },
 }
 
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl MarkTable {
     pub fn sent(&mut self, id: u32, utterance_pos: u64, due_us: u64) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.state == Some(MarkState::Queued) && s.id == id) {
             slot.state =
-                Some(MarkState::Sent { utterance_pos, due_us, cleared: false, order: self.sent_count });
+                Some(MarkState::Sent { utterance_pos, due_us, cleared_us: None, order: self.sent_count });
             self.sent_count += 1;
         }
     }
@@ -103,17 +103,21 @@ impl MarkTable {
     /// with `lag_us`) will be reported cleared when echoed.
     pub fn on_clear(&mut self, now_us: u64, lag_us: u64) {
         for slot in &mut self.slots {
-            if let Some(MarkState::Sent { due_us, cleared, .. }) = &mut slot.state
+            if let Some(MarkState::Sent { due_us, cleared_us, .. }) = &mut slot.state
                 && *due_us + lag_us > now_us
+                && cleared_us.is_none()
             {
-                *cleared = true;
+                *cleared_us = Some(now_us);
             }
         }
     }
 
     /// The carrier echoed `name`. `None` if no sent mark has that name (an echo of a mark never
     /// sent, or sent twice).
-    pub fn echoed(&mut self, name: &str) -> Option<MarkEcho> {
+    ///
+    /// Carriers echo in send order, so an echo also settles every cleared mark sent before this
+    /// one that was not echoed: the carrier will not echo it any more. Those go to `unechoed`.
+    pub fn echoed(&mut self, name: &str, mut unechoed: impl FnMut(u32)) -> Option<MarkEcho> {
         let i = (0..self.slots.len())
             .filter(|&i| self.name_of(i) == name.as_bytes())
             .filter_map(|i| match self.slots[i].state {
@@ -122,11 +126,18 @@ impl MarkTable {
             })
             .min_by_key(|(order, _)| *order)
             .map(|(_, i)| i)?;
-        let slot = &mut self.slots[i];
-        let Some(MarkState::Sent { utterance_pos, cleared, .. }) = slot.state.take() else {
+        let Some(MarkState::Sent { order: echoed_order, .. }) = self.slots[i].state else {
             return None;
         };
-        Some(if cleared {
+        while let Some(j) = self.oldest_sent(|_, cleared_us, order| cleared_us.is_some() && order < echoed_order) {
+            unechoed(self.slots[j].id);
+            self.slots[j].state = None;
+        }
+        let slot = &mut self.slots[i];
+        let Some(MarkState::Sent { utterance_pos, cleared_us, .. }) = slot.state.take() else {
+            return None;
+        };
+        Some(if cleared_us.is_some() {
             MarkEcho::Cleared { id: slot.id }
         } else {
             MarkEcho::Played { id: slot.id, utterance_pos }
@@ -138,7 +149,7 @@ impl MarkTable {
     /// reported through `on_mark`, oldest first. Marks already reached keep waiting for their
     /// echo (or their due time).
     pub fn clear_unreached(&mut self, now_us: u64, lag_us: u64, mut on_mark: impl FnMut(u32)) {
-        while let Some(i) = self.oldest_sent(|due_us| due_us + lag_us > now_us) {
+        while let Some(i) = self.oldest_sent(|due_us, _, _| due_us + lag_us > now_us) {
             on_mark(self.slots[i].id);
             self.slots[i].state = None;
         }
@@ -148,11 +159,32 @@ impl MarkTable {
     /// due by `now_us` has played. Each is forgotten and reported through `on_mark(id,
     /// utterance_pos)`, oldest first.
     pub fn resolve_due(&mut self, now_us: u64, mut on_mark: impl FnMut(u32, u64)) {
-        while let Some(i) = self.oldest_sent(|due_us| due_us <= now_us) {
+        while let Some(i) = self.oldest_sent(|due_us, _, _| due_us <= now_us) {
             if let Some(MarkState::Sent { utterance_pos, .. }) = self.slots[i].state.take() {
                 on_mark(self.slots[i].id, utterance_pos);
             }
         }
+    }
+
+    /// Cleared marks still unechoed `grace_us` after their clear: the carrier will not echo them
+    /// (it echoes a clear's marks at once, if at all). Each is forgotten and reported through
+    /// `on_mark`, oldest first.
+    pub fn expire_cleared(&mut self, now_us: u64, grace_us: u64, mut on_mark: impl FnMut(u32)) {
+        while let Some(i) = self.oldest_sent(|_, cleared_us, _| cleared_us.is_some_and(|c| c + grace_us <= now_us)) {
+            on_mark(self.slots[i].id);
+            self.slots[i].state = None;
+        }
+    }
+
+    /// When the earliest cleared mark stops waiting for its echo (µs), if any waits.
+    pub fn next_cleared_expiry_us(&self, grace_us: u64) -> Option<u64> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s.state {
+                Some(MarkState::Sent { cleared_us: Some(c), .. }) => Some(c + grace_us),
+                _ => None,
+            })
+            .min()
     }
 
     /// When the earliest sent mark is due (model time, µs), if any was sent.
@@ -166,11 +198,13 @@ impl MarkTable {
             .min()
     }
 
-    /// The slot of the sent mark sent first among those whose due time passes `keep`.
-    fn oldest_sent(&self, keep: impl Fn(u64) -> bool) -> Option<usize> {
+    /// The slot of the sent mark sent first among those `keep(due_us, cleared_us, order)` keeps.
+    fn oldest_sent(&self, keep: impl Fn(u64, Option<u64>, u64) -> bool) -> Option<usize> {
         (0..self.slots.len())
             .filter_map(|i| match self.slots[i].state {
-                Some(MarkState::Sent { due_us, order, .. }) if keep(due_us) => Some((order, i)),
+                Some(MarkState::Sent { due_us, cleared_us, order, .. }) if keep(due_us, cleared_us, order) => {
+                    Some((order, i))
+                }
                 _ => None,
             })
             .min_by_key(|&(order, _)| order)
@@ -200,9 +234,9 @@ mod tests {
         t.sent(2, 1600, 200_000);
         // Cleared at 150 ms: "first" had played (due 100 ms), "second" had not.
         t.on_clear(150_000, 0);
-        assert_eq!(t.echoed("second"), Some(MarkEcho::Cleared { id: 2 }));
-        assert_eq!(t.echoed("first"), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
-        assert_eq!(t.echoed("first"), None);
+        assert_eq!(t.echoed("second", |_| {}), Some(MarkEcho::Cleared { id: 2 }));
+        assert_eq!(t.echoed("first", |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
+        assert_eq!(t.echoed("first", |_| {}), None);
     }
 
     #[test]
@@ -220,8 +254,8 @@ mod tests {
         assert!(t.insert(4, b"x"));
         t.sent(4, 300, 30);
         t.sent(3, 400, 40);
-        assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
-        assert_eq!(t.echoed("x"), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
+        assert_eq!(t.echoed("x", |_| {}), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
+        assert_eq!(t.echoed("x", |_| {}), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
     }
 
     #[test]
@@ -244,7 +278,7 @@ mod tests {
         t.clear_unreached(250_000, 0, |id| cleared.push(id));
         assert_eq!(cleared, [3]);
         assert_eq!(t.next_due_us(), None);
-        assert_eq!(t.echoed("c"), None);
+        assert_eq!(t.echoed("c", |_| {}), None);
     }
 
     #[test]
@@ -254,8 +288,38 @@ mod tests {
         assert!(t.insert(1, b"ok"));
         assert!(!t.insert(2, b"no"));
         // An echo of a queued (unsent) mark is not a valid echo.
-        assert_eq!(t.echoed("ok"), None);
+        assert_eq!(t.echoed("ok", |_| {}), None);
         t.drop_queued(1);
         assert!(t.insert(2, b"yes"));
+    }
+
+    #[test]
+    fn cleared_marks_the_carrier_never_echoes_are_settled() {
+        let mut t = MarkTable::new(4, 16);
+        for (id, name) in [(1, b"a"), (2, b"b"), (3, b"c")] {
+            assert!(t.insert(id, name));
+        }
+        t.sent(1, 800, 100_000);
+        t.sent(2, 1600, 200_000);
+        // A clear at 50 ms flushes both; this carrier echoes neither.
+        t.on_clear(50_000, 0);
+        t.sent(3, 2400, 300_000);
+        assert_eq!(t.next_cleared_expiry_us(1_000_000), Some(1_050_000));
+        // The echo of a mark sent after them shows they never will be: settled, oldest first.
+        let mut unechoed = vec![];
+        assert_eq!(t.echoed("c", |id| unechoed.push(id)), Some(MarkEcho::Played { id: 3, utterance_pos: 2400 }));
+        assert_eq!(unechoed, [1, 2]);
+        assert_eq!(t.next_cleared_expiry_us(1_000_000), None);
+
+        // With no later echo, the grace period settles them.
+        assert!(t.insert(4, b"d"));
+        t.sent(4, 3200, 400_000);
+        t.on_clear(350_000, 0);
+        let mut expired = vec![];
+        t.expire_cleared(1_349_999, 1_000_000, |id| expired.push(id));
+        assert!(expired.is_empty());
+        t.expire_cleared(1_350_000, 1_000_000, |id| expired.push(id));
+        assert_eq!(expired, [4]);
+        assert_eq!(t.echoed("d", |_| {}), None);
     }
 }

@@ -48,6 +48,11 @@ pub const AGENT_RATES: [u32; 4] = [CARRIER_RATE, 16_000, 24_000, 48_000];
 /// escaped to six times its length, plus the message around it.
 const CONTROL_MESSAGE_SLACK: usize = 1024;
 
+/// How long a mark cleared on a carrier that echoes cleared marks waits for its echo. Carriers
+/// echo a clear's marks at once, so a second covers any network delay; past it the mark is
+/// reported cleared without one, so a carrier that does not echo them holds no mark slot.
+const CLEARED_ECHO_GRACE_US: u64 = 1_000_000;
+
 /// Whether a parsed message holds memory its parse allocated (freed when it is dropped).
 fn owns_memory(message: &Inbound<'_>) -> bool {
     matches!(message, Inbound::Start(_) | Inbound::Mark { name: Cow::Owned(_), .. })
@@ -265,7 +270,8 @@ impl SessionPipeline {
         };
         let marks = match self.caps.confirmation {
             Confirmation::None => self.marks.next_due_us(),
-            Confirmation::Echo { .. } => None,
+            Confirmation::Echo { on_clear: true } => self.marks.next_cleared_expiry_us(CLEARED_ECHO_GRACE_US),
+            Confirmation::Echo { on_clear: false } => None,
         };
         [pace, self.reorder.deadline_us(), marks].into_iter().flatten().min()
     }
@@ -451,12 +457,12 @@ impl SessionPipeline {
                     return Err(ProtocolError::TimestampJump);
                 }
             }
-            Inbound::Dtmf { digit, .. } => {
+            Inbound::Dtmf { digit, duration_ms, .. } => {
                 if self.state == StreamState::AwaitingStart {
                     return Err(ProtocolError::MediaBeforeStart);
                 }
                 self.stats.dtmf_digits += 1;
-                self.events.push(RawEvent::Dtmf { digit, stream_ms: self.stream_ms() });
+                self.events.push(RawEvent::Dtmf { digit, stream_ms: self.stream_ms(), duration_ms });
             }
             Inbound::Mark { name, .. } => self.on_mark_echo(&name, now_us)?,
             Inbound::Stop { .. } => self.stop(now_us, audio),
@@ -473,7 +479,13 @@ impl SessionPipeline {
                 Err(ProtocolError::UnknownMark)
             };
         }
-        match self.marks.echoed(name).ok_or(ProtocolError::UnknownMark)? {
+        let Self { marks, stats, events, .. } = self;
+        let echo = marks.echoed(name, |id| {
+            stats.marks_cleared += 1;
+            stats.cleared_marks_unechoed += 1;
+            events.push(RawEvent::MarkCleared { id });
+        });
+        match echo.ok_or(ProtocolError::UnknownMark)? {
             MarkEcho::Played { id, utterance_pos } => {
                 self.stats.marks_played += 1;
                 let played_ms = utterance_pos / self.playout.samples_per_ms();
@@ -597,8 +609,17 @@ impl SessionPipeline {
         self.check_barge_in(now_us);
     }
 
-    /// For a carrier that confirms nothing: the marks whose audio has played by now.
+    /// For a carrier that confirms nothing: the marks whose audio has played by now. For one
+    /// that echoes cleared marks: those it has not echoed within the grace period never will be.
     fn resolve_due_marks(&mut self, now_us: u64) {
+        if self.caps.confirmation == (Confirmation::Echo { on_clear: true }) {
+            let Self { marks, stats, events, .. } = self;
+            marks.expire_cleared(now_us, CLEARED_ECHO_GRACE_US, |id| {
+                stats.marks_cleared += 1;
+                stats.cleared_marks_unechoed += 1;
+                events.push(RawEvent::MarkCleared { id });
+            });
+        }
         if self.caps.confirmation != Confirmation::None {
             return;
         }

@@ -208,7 +208,9 @@ impl AudioSocketDialect {
 fn dtmf(value: &[u8]) -> Result<Inbound<'static>, ProtocolError> {
     match value {
         [] => Err(ProtocolError::MissingField("dtmf")),
-        &[d @ (b'0'..=b'9' | b'*' | b'#' | b'A'..=b'D')] => Ok(Inbound::Dtmf { sequence: None, digit: d }),
+        &[d @ (b'0'..=b'9' | b'*' | b'#' | b'A'..=b'D')] => {
+            Ok(Inbound::Dtmf { sequence: None, digit: d, duration_ms: None })
+        }
         _ => Err(ProtocolError::WrongType("dtmf")),
     }
 }

@@ -263,7 +263,9 @@ impl ExotelDialect {
             }
             EventKind::Dtmf => {
                 let dtmf = required_object(&mut msg.dtmf, "dtmf")?;
-                Inbound::Dtmf { sequence, digit: json_read::dtmf_digit(dtmf.digit.take(), "dtmf.digit")? }
+                let digit = json_read::dtmf_digit(dtmf.digit.take(), "dtmf.digit")?;
+                let duration_ms = json_read::dtmf_duration_ms(dtmf.duration.take(), 1);
+                Inbound::Dtmf { sequence, digit, duration_ms }
             }
             EventKind::Mark => {
                 let mark = required_object(&mut msg.mark, "mark")?;

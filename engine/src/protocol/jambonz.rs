@@ -79,6 +79,7 @@
 mod wire;
 
 use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, number, parameter_text, parse_object};
+use crate::protocol::json_read;
 use crate::protocol::vonage::copy_l16;
 use crate::protocol::{
     AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
@@ -145,7 +146,9 @@ impl JambonzDialect {
             Some(event) if event == "dtmf" => {
                 let digit = Text::required(msg.dtmf, "dtmf")?;
                 let digit = dtmf_digit(&digit).ok_or(ProtocolError::WrongType("dtmf"))?;
-                Ok(Inbound::Dtmf { sequence: None, digit })
+                // Samples at 8 kHz: eight to the millisecond.
+                let duration_ms = json_read::dtmf_duration_ms(msg.duration, 8);
+                Ok(Inbound::Dtmf { sequence: None, digit, duration_ms })
             }
             Some(_) => Err(ProtocolError::UnknownEvent),
         }

@@ -320,17 +320,21 @@ impl<'de> Body<'de> for MediaBody<'de> {
     }
 }
 
-/// The `dtmf` object. Only the digit is kept: [`crate::protocol::Inbound::Dtmf`] has no track,
-/// timestamp or duration, which some carriers send alongside it.
+/// The `dtmf` object: the digit and, where the carrier sends one, the duration. A track or
+/// timestamp some carriers send alongside is skipped.
 #[derive(Debug, Default)]
 pub(crate) struct DtmfBody<'a> {
     pub digit: Option<Scalar<'a>>,
+    pub duration: Option<Scalar<'a>>,
 }
 
 impl<'de> Body<'de> for DtmfBody<'de> {
-    const FIELDS: &'static [&'static str] = &["digit"];
-    fn read_field<A: MapAccess<'de>>(&mut self, _: usize, map: &mut A) -> Result<(), A::Error> {
-        self.digit = map.next_value()?;
+    const FIELDS: &'static [&'static str] = &["digit", "duration"];
+    fn read_field<A: MapAccess<'de>>(&mut self, field: usize, map: &mut A) -> Result<(), A::Error> {
+        match field {
+            0 => self.digit = map.next_value()?,
+            _ => self.duration = map.next_value()?,
+        }
         Ok(())
     }
 }
@@ -590,6 +594,19 @@ pub(crate) fn optional_number(
     field: &'static str,
 ) -> Result<Option<u64>, ProtocolError> {
     value.map(|v| number(v, field)).transpose()
+}
+
+/// A DTMF duration in `per_ms` units of the carrier (1: ms; 8: samples at 8 kHz) as ms: a
+/// number (fractions rounded) or a numeric string, as carriers disagree. Saturates at `u32::MAX`.
+/// Anything else is no duration: the key press itself is what the host needs, and a duration
+/// it cannot read must not cost it the digit.
+pub(crate) fn dtmf_duration_ms(value: Option<Scalar<'_>>, per_ms: u64) -> Option<u32> {
+    let units = match value? {
+        Scalar::F64(f) if f.is_finite() && f >= 0.0 => f.round() as u64,
+        Scalar::Null | Scalar::F64(_) => return None,
+        v => number(v, "duration").ok()?,
+    };
+    Some(u32::try_from(units / per_ms).unwrap_or(u32::MAX))
 }
 
 pub(crate) fn required_number(value: Option<Scalar<'_>>, field: &'static str) -> Result<u64, ProtocolError> {

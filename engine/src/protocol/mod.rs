@@ -231,6 +231,9 @@ pub enum Inbound<'a> {
         sequence: Option<u64>,
         /// The digit: `0`-`9`, `*`, `#`, `A`-`D`.
         digit: u8,
+        /// How long the key was held, ms, where the carrier says (Vonage, Exotel, SignalWire,
+        /// jambonz).
+        duration_ms: Option<u32>,
     },
     /// Echo of a mark the app sent (`mark`).
     Mark {

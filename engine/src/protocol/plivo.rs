@@ -208,7 +208,9 @@ impl PlivoDialect {
             }
             EventKind::Dtmf => {
                 let dtmf = required_object(&mut msg.dtmf, "dtmf")?;
-                Inbound::Dtmf { sequence, digit: json_read::dtmf_digit(dtmf.digit.take(), "dtmf.digit")? }
+                let digit = json_read::dtmf_digit(dtmf.digit.take(), "dtmf.digit")?;
+                let duration_ms = json_read::dtmf_duration_ms(dtmf.duration.take(), 1);
+                Inbound::Dtmf { sequence, digit, duration_ms }
             }
             EventKind::Played => Inbound::Mark { sequence, name: required_string(msg.name.take(), "name")? },
             EventKind::Cleared | EventKind::Notice => Inbound::Notice,

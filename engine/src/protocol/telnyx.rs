@@ -206,7 +206,7 @@ impl TelnyxDialect {
                     &[d @ (b'0'..=b'9' | b'*' | b'#' | b'A'..=b'D')] => d,
                     _ => return Err(ProtocolError::WrongType("dtmf.digit")),
                 };
-                Inbound::Dtmf { sequence, digit }
+                Inbound::Dtmf { sequence, digit, duration_ms: None }
             }
             EventKind::Mark => {
                 let mark = required_object(&mut msg.mark, "mark")?;

@@ -26,6 +26,7 @@
 //! | `media` | `media.payload` | yes | string, standard base64 with or without `=` padding, decoded into the [`PayloadBuffer`]; bad base64 → `InvalidBase64`, decoded length over [`PayloadBuffer::limit`] → `PayloadTooLarge`; an empty payload parses (the session then rejects it) |
 //! | `dtmf` | `dtmf` | yes | object |
 //! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` |
+//! | `dtmf` | `dtmf.duration` | no | ms (SignalWire): a number or numeric string |
 //! | `dtmf` | `dtmf.track` | no | ignored |
 //! | `mark` | `mark` | yes | object |
 //! | `mark` | `mark.name` | yes | string (any, including empty); borrowed unless it contains escapes |
@@ -128,7 +129,9 @@ impl TwilioDialect {
                     &[d @ (b'0'..=b'9' | b'*' | b'#' | b'A'..=b'D')] => d,
                     _ => return Err(ProtocolError::WrongType("dtmf.digit")),
                 };
-                Inbound::Dtmf { sequence, digit }
+                // Twilio sends no duration; SignalWire, speaking this dialect, sends ms.
+                let duration_ms = json_read::dtmf_duration_ms(dtmf.duration.take(), 1);
+                Inbound::Dtmf { sequence, digit, duration_ms }
             }
             EventKind::Mark => {
                 let mark = required_object(&mut msg.mark, "mark")?;

@@ -74,6 +74,7 @@
 mod wire;
 
 use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, parameter_text, parse_object};
+use crate::protocol::json_read;
 
 use crate::protocol::json_text::push_escaped;
 use crate::protocol::{
@@ -118,14 +119,19 @@ impl VonageDialect {
             wire::Event::Connected => Inbound::Start(Box::new(connected(text)?)),
             wire::Event::Cleared => Inbound::Notice,
             wire::Event::Dtmf => {
+                let mut duration = msg.duration;
                 let digit = match (Text::string(msg.digit, "digit")?, msg.dtmf) {
                     (Some(digit), _) | (None, Field::Str(digit)) => digit,
-                    (None, Field::Object(body)) => Text::required(body.digit, "digit")?,
+                    (None, Field::Object(body)) => {
+                        duration = duration.or(body.duration);
+                        Text::required(body.digit, "digit")?
+                    }
                     (None, Field::Absent) => return Err(ProtocolError::MissingField("digit")),
                     (None, Field::Other) => return Err(ProtocolError::WrongType("digit")),
                 };
                 let digit = dtmf_digit(&digit).ok_or(ProtocolError::WrongType("digit"))?;
-                Inbound::Dtmf { sequence: None, digit }
+                let duration_ms = json_read::dtmf_duration_ms(duration, 1);
+                Inbound::Dtmf { sequence: None, digit, duration_ms }
             }
             wire::Event::Notify => {
                 let payload = match msg.payload {

@@ -410,7 +410,9 @@ impl Session {
             RawEvent::Interrupted { played_ms } => Event::Interrupted { played_ms },
             RawEvent::MarkPlayed { id, played_ms } => Event::MarkPlayed { name: name(id), played_ms },
             RawEvent::MarkCleared { id } => Event::MarkCleared { name: name(id) },
-            RawEvent::Dtmf { digit, stream_ms } => Event::Dtmf { digit: char::from(digit), stream_ms },
+            RawEvent::Dtmf { digit, stream_ms, duration_ms } => {
+                Event::Dtmf { digit: char::from(digit), stream_ms, duration_ms }
+            }
             RawEvent::Stopped => Event::Stopped,
             RawEvent::ProtocolError { error } => Event::ProtocolError { error },
         }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::protocol::ProtocolError;
 use crate::protocol::json_in::{Field, Text};
+use crate::protocol::json_read::Scalar;
 
 /// Any text message after the metadata. Fields other than these are skipped.
 #[derive(Debug, Default, Deserialize)]
@@ -21,6 +22,9 @@ pub(super) struct Message<'a> {
     /// The digit of a `dtmf` event.
     #[serde(borrow)]
     pub dtmf: Option<Text<'a>>,
+    /// How long the key of a `dtmf` event was held, in samples at 8 kHz.
+    #[serde(borrow)]
+    pub duration: Option<Scalar<'a>>,
     /// The body of a `mark` echo.
     #[serde(borrow)]
     pub data: Field<'a, MarkData<'a>>,

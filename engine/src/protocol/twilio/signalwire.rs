@@ -11,7 +11,7 @@
 //!
 //! What SignalWire adds on the wire is already covered by the Twilio parser: `audio/x-L16` (MIME
 //! types are compared case-insensitively), `connected.protocol` `"Call"` and version `"0.2.0"`
-//! (ignored), and a `dtmf.duration` number (ignored: [`Inbound::Dtmf`] has no duration).
+//! (ignored), and a `dtmf.duration` number (ms).
 //!
 //! # Uncertain points, and how they were decided
 //!
@@ -22,8 +22,8 @@
 //!   That looks like its log viewer's rendering, with the frame itself in `rawEvent`; frames are
 //!   parsed as Twilio's (a wrapper has no `event`: `MissingField("event")`).
 //! - The documentation also lists an inbound `clear` acknowledgement, possibly only a log of the
-//!   app's own `clear`. The seam has no inbound variant for it: it is refused as `UnknownEvent`
-//!   (counted and reported; the call goes on).
+//!   app's own `clear`. Should SignalWire send it, it is accepted as an [`Inbound::Notice`]
+//!   (counted in `messages_in`, not reported), like Plivo's `clearedAudio`.
 //! - `channels` may be 2 with `both_tracks`: the stream starts, and its audio is refused by the
 //!   session as an unsupported format; what goes back is mono.
 //! - The default track (inbound in cXML, both in REST) changes nothing here: outbound-track media
@@ -49,14 +49,19 @@ impl Dialect for SignalWireDialect {
         Capabilities::TWILIO
     }
 
-    /// Parses one message as [`TwilioDialect::parse`] does.
+    /// Parses one message as [`TwilioDialect::parse`] does, and takes SignalWire's `clear`
+    /// acknowledgement as a notice.
     fn parse<'a>(
         &mut self,
         message: &'a [u8],
         kind: MessageKind,
         payload: &mut PayloadBuffer,
     ) -> Result<Inbound<'a>, ProtocolError> {
-        self.twilio.parse(message, kind, payload)
+        match self.twilio.parse(message, kind, payload) {
+            // Read again only when the event was unknown, which a call does not do often.
+            Err(ProtocolError::UnknownEvent) if is_clear(message) => Ok(Inbound::Notice),
+            parsed => parsed,
+        }
     }
 
     fn may_start_or_stop(&self, message: &[u8], kind: MessageKind) -> bool {
@@ -85,4 +90,15 @@ impl Dialect for SignalWireDialect {
     fn max_media_message_len(&self, payload_len: usize) -> usize {
         self.twilio.max_media_message_len(payload_len)
     }
+}
+
+/// Whether a message's `event` is `clear`.
+fn is_clear(message: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        event: Option<crate::protocol::json_in::Text<'a>>,
+    }
+    let event = std::str::from_utf8(message).ok().and_then(|t| serde_json::from_str::<Event<'_>>(t).ok());
+    matches!(event, Some(Event { event: Some(crate::protocol::json_in::Text::Str(e)) }) if e == "clear")
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::protocol::json_in::{Field, Text};
+use crate::protocol::json_read::Scalar;
 
 /// Any text message but `websocket:connected` (which is read whole, in order: see
 /// [`crate::protocol::json_in::Ordered`]). Fields other than these are skipped.
@@ -18,6 +19,9 @@ pub(super) struct Message<'a> {
     /// `websocket:dtmf` as some integrations send it: `{"digit":…}` or the digit itself.
     #[serde(borrow)]
     pub dtmf: Field<'a, DtmfBody<'a>>,
+    /// `websocket:dtmf`: how long the key was held, ms.
+    #[serde(borrow)]
+    pub duration: Option<Scalar<'a>>,
     /// `websocket:notify`: the payload of the `notify` it echoes.
     #[serde(borrow)]
     pub payload: Field<'a, NotifyPayload<'a>>,
@@ -29,6 +33,8 @@ pub(super) struct Message<'a> {
 pub(super) struct DtmfBody<'a> {
     #[serde(borrow)]
     pub digit: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub duration: Option<Scalar<'a>>,
 }
 
 /// The payload this dialect puts in every `notify`: the mark's name.
