@@ -21,10 +21,10 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use trunkline::protocol::exotel::ExotelDialect;
+use trunkline::protocol::exotel::{self, ExotelDialect};
 use trunkline::protocol::{
-    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
-    PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
+    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Event, Session, SessionConfig};
@@ -621,6 +621,13 @@ fn capabilities_are_exotels() {
     assert_eq!(dialect.on_start(&start), Err(ProtocolError::UnsupportedFormat));
     start.media_format = MediaFormat { channels: 2, ..l16(8000) };
     assert_eq!(dialect.on_start(&start), Err(ProtocolError::UnsupportedFormat));
+    // At 1 MHz, 100 ms is 200 KB: no chunk can be both 100 ms and at most 100 KB.
+    start.media_format = l16(1_000_000);
+    assert_eq!(dialect.on_start(&start), Err(ProtocolError::UnsupportedFormat));
+    start.media_format = l16(0);
+    assert_eq!(dialect.on_start(&start), Err(ProtocolError::UnsupportedFormat));
+    // A refused start leaves the frame length as it was.
+    assert_eq!(dialect.capabilities().frame_ms, 100);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,8 +674,8 @@ fn exotel_config(rate: u32) -> SessionConfig {
         max_payload_bytes: chunk,
         max_message_bytes: message,
         inbound_ring_bytes: 4 * message,
-        // The default outbound ring (8 KiB) holds a 24 kHz frame's message; a larger play ring
-        // takes a whole 450 ms reply at 24 kHz in one `play`.
+        // The default outbound ring (8 KiB) holds a 24 kHz chunk's message; a larger play ring
+        // takes a whole reply of a few chunks in one `play`.
         play_ring_bytes: 64 * 1024,
         ..Default::default()
     }
@@ -727,61 +734,135 @@ fn caller_pcm_at_every_rate_reaches_an_agent_at_that_rate_sample_for_sample() {
     }
 }
 
-#[test]
-fn agent_audio_goes_out_in_100_ms_chunks_of_whole_320_byte_blocks() {
-    for rate in [8000u32, 16_000] {
-        assert_agent_audio_is_sent_in_whole_chunks(rate);
+/// A G.711 µ-law encoder written from the standard's reference code (14-bit magnitude, bias 33,
+/// eight segments), independent of the engine's table.
+fn reference_ulaw(sample: i16) -> u8 {
+    const SEGMENT_ENDS: [i32; 8] = [0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF];
+    let value = i32::from(sample) >> 2;
+    let (magnitude, mask) = if value < 0 { (-value, 0x7F) } else { (value, 0xFF) };
+    let biased = magnitude.min(8159) + 33;
+    match SEGMENT_ENDS.iter().position(|&end| biased <= end) {
+        Some(segment) => (((segment << 4) as i32 | ((biased >> (segment + 1)) & 0xF)) ^ mask) as u8,
+        None => (0x7F ^ mask) as u8,
     }
 }
 
-/// At 24 kHz a 100 ms frame (2400 samples) is longer than the piece the engine takes from the
-/// host's play ring at once (2048 samples): the first frame of a reply must still carry the
-/// reply, not a piece of it padded with silence (the engine cuts frames once the ring is
-/// drained, not after each piece).
-#[test]
-fn agent_audio_at_24_khz_goes_out_untouched() {
-    assert_agent_audio_is_sent_in_whole_chunks(24_000);
+/// `pcm` as the carrier takes it in `encoding`, by the independent encoders above.
+fn encoded(pcm: &[i16], encoding: AudioEncoding) -> Vec<u8> {
+    match encoding {
+        AudioEncoding::Mulaw => pcm.iter().map(|&s| reference_ulaw(s)).collect(),
+        _ => le_bytes(pcm),
+    }
 }
 
-fn assert_agent_audio_is_sent_in_whole_chunks(rate: u32) {
-    let clock = ManualClock::new();
-    let (_engine, mut s) = open_with(&clock, &exotel_config(rate), ExotelDialect::new());
-    s.push_text(&start_at(rate)).unwrap();
-    // 450 ms of agent audio: five chunks, the last one padded with silence.
-    let reply = ramp(rate as usize * 45 / 100, 3);
-    assert_eq!(s.play(&reply, rate).unwrap(), reply.len());
-    let chunk_bytes = rate as usize / 10 * 2;
-    let mut sent = Vec::new();
-    let mut chunks = Vec::new();
-    for _ in 0..10 {
-        for message in outbound(&mut s) {
-            if message["event"] == "mark" {
-                // The engine's own sync marks, which time Exotel's playout.
-                assert!(message["mark"]["name"].as_str().unwrap().starts_with("trunkline-sync-"));
-                continue;
+#[test]
+fn the_reference_ulaw_encoder_matches_g711() {
+    // Codes from CPython's `audioop.lin2ulaw` (the same reference): silence, the smallest
+    // negative, full scale either way, and a segment's first code.
+    let samples = [0, -1, i16::MAX, i16::MIN, 124];
+    assert_eq!(samples.map(reference_ulaw), [0xFF, 0x7E, 0x80, 0x00, 0xEF]);
+}
+
+/// Exotel's four stream formats and the chunk each must get: the shortest whole number of 20 ms
+/// that is at least 100 ms and at least 3200 bytes, and a multiple of 320 bytes.
+const CHUNKS: [(AudioEncoding, u32, u32); 4] = [
+    (AudioEncoding::L16, 8000, 200),
+    (AudioEncoding::L16, 16_000, 100),
+    (AudioEncoding::L16, 24_000, 100),
+    (AudioEncoding::Mulaw, 8000, 400),
+];
+
+fn start_in(encoding: AudioEncoding, rate: u32) -> String {
+    let name = if encoding == AudioEncoding::Mulaw { "audio/x-mulaw" } else { "audio/x-raw" };
+    start_at(rate).replace("audio/x-raw", name)
+}
+
+#[test]
+fn chunk_lengths_are_declared_once_the_format_is_known() {
+    for (encoding, rate, ms) in CHUNKS {
+        let format = MediaFormat { encoding, sample_rate: rate, channels: 1 };
+        assert_eq!(exotel::chunk_ms(format), Some(ms), "{format:?}");
+        let mut dialect = ExotelDialect::new();
+        assert_eq!(dialect.capabilities().frame_ms, 100, "before start");
+        let start = parse_start_with(&mut dialect, &start_in(encoding, rate)).unwrap();
+        assert_eq!(start.media_format, format);
+        dialect.on_start(&start).unwrap();
+        assert_eq!(dialect.capabilities().frame_ms, ms, "{format:?}");
+        // Only the frame length changes.
+        let before = ExotelDialect::new().capabilities();
+        assert_eq!(dialect.capabilities(), Capabilities { frame_ms: ms, ..before });
+    }
+}
+
+/// Every chunk, whatever cuts it, is exactly one chunk long at every format: a reply of 1.5
+/// chunks, a mark, then 2.25 chunks. The mark cuts the second chunk (half of it padding), and
+/// the last chunk is three quarters padding.
+#[test]
+fn every_outbound_chunk_follows_exotels_byte_rule_at_every_format() {
+    for (encoding, rate, ms) in CHUNKS {
+        let format = format!("{encoding:?} {rate}");
+        let clock = ManualClock::new();
+        let (_engine, mut s) = open_with(&clock, &exotel_config(rate), ExotelDialect::new());
+        s.push_text(&start_in(encoding, rate)).unwrap();
+        let chunk_samples = (rate / 1000 * ms) as usize;
+        let chunk_bytes = chunk_samples * encoding.bytes_per_sample();
+        let first = ramp(chunk_samples * 3 / 2, 3);
+        let second = ramp(chunk_samples * 9 / 4, 5);
+        assert_eq!(s.play(&first, rate).unwrap(), first.len());
+        s.mark("cut").unwrap();
+        assert_eq!(s.play(&second, rate).unwrap(), second.len());
+        let mut sent = Vec::new();
+        let mut order = Vec::new();
+        let mut stamps = Vec::new();
+        for pass in 0..10 {
+            let messages = outbound(&mut s);
+            if pass == 0 {
+                // The pacer keeps two chunks at Exotel (more than the session's 100 ms lead).
+                let media = messages.iter().filter(|m| m["event"] == "media").count();
+                assert_eq!(media, 2, "{format}: the lead is two chunks");
             }
-            assert_eq!(message["event"], "media", "{rate}");
-            assert_eq!(message["stream_sid"], STREAM_SID);
-            let payload = reference_unbase64(message["media"]["payload"].as_str().unwrap());
-            // Exotel's rule: 100 ms, a multiple of 320 bytes, at most 100 KB.
-            assert_eq!(payload.len(), chunk_bytes, "{rate}: exactly 100 ms");
-            assert_eq!(payload.len() % 320, 0);
-            assert!(payload.len() <= 100_000);
-            chunks.push((message["media"]["chunk"].clone(), message["media"]["timestamp"].clone()));
-            sent.extend(payload);
+            for message in messages {
+                if message["event"] == "mark" {
+                    let name = message["mark"]["name"].as_str().unwrap();
+                    if !name.starts_with("trunkline-sync-") {
+                        order.push(format!("mark:{name}"));
+                    }
+                    continue;
+                }
+                assert_eq!(message["event"], "media", "{format}");
+                let payload = reference_unbase64(message["media"]["payload"].as_str().unwrap());
+                // Exotel's rule, literally: at least 3.2 KB, a multiple of 320 B, at most 100 KB;
+                // and at least 100 ms.
+                assert!(payload.len() >= 3200, "{format}: {} B", payload.len());
+                assert_eq!(payload.len() % 320, 0, "{format}");
+                assert!(payload.len() <= 100_000, "{format}");
+                assert_eq!(payload.len(), chunk_bytes, "{format}: exactly {ms} ms");
+                stamps.push(message["media"]["timestamp"].as_str().unwrap().parse::<u32>().unwrap());
+                order.push("media".to_owned());
+                sent.push(payload);
+            }
+            clock.advance(Duration::from_millis(u64::from(ms)));
+            s.read_audio(&mut [0; 16]);
         }
-        clock.advance(Duration::from_millis(100));
-        s.read_audio(&mut [0; 16]);
+        assert_eq!(order, ["media", "media", "mark:cut", "media", "media", "media"], "{format}");
+        assert_eq!(stamps, (0..5).map(|i| i * ms).collect::<Vec<_>>(), "{format}");
+        let silence = encoded(&[0], encoding)[0];
+        let (first_audio, second_audio) = (encoded(&first, encoding), encoded(&second, encoding));
+        // Compared by the position of the first difference: the buffers are kilobytes long.
+        let difference = |a: &[u8], b: &[u8]| a.iter().zip(b).position(|(x, y)| x != y);
+        let before_mark = [sent[0].as_slice(), &sent[1]].concat();
+        assert_eq!(difference(&before_mark, &first_audio), None, "{format}: bit-exact");
+        assert!(before_mark[first_audio.len()..].iter().all(|&b| b == silence), "{format}: mark padding");
+        assert_eq!(before_mark.len() - first_audio.len(), chunk_bytes / 2, "{format}");
+        let after_mark = sent[2..].concat();
+        assert_eq!(difference(&after_mark, &second_audio), None, "{format}: bit-exact");
+        assert!(after_mark[second_audio.len()..].iter().all(|&b| b == silence), "{format}: tail padding");
+        assert_eq!(after_mark.len() - second_audio.len(), chunk_bytes * 3 / 4, "{format}");
     }
-    assert_eq!(sent.len(), 5 * chunk_bytes, "{rate}");
-    // Compared by the position of the first difference: the buffers are kilobytes long.
-    let first_difference = sent.iter().zip(&le_bytes(&reply)).position(|(a, b)| a != b);
-    assert_eq!(first_difference, None, "{rate}: bit-exact");
-    assert!(sent[reply.len() * 2..].iter().all(|&b| b == 0), "{rate}: padded with silence");
-    let expected: Vec<_> =
-        (0..5).map(|i| (json!((i + 1).to_string()), json!((i * 100).to_string()))).collect();
-    assert_eq!(chunks, expected, "{rate}");
 }
+
+/// Samples in one chunk at 8 kHz L16 (200 ms: 3200 B, Exotel's minimum).
+const CHUNK_8K: usize = 1600;
 
 #[test]
 fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
@@ -790,14 +871,14 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
     let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
     s.push_text(START).unwrap();
     events(&mut s);
-    // 100 ms, "heard", 100 ms, "unheard", one second, "queued".
-    s.play(&[1000; 800], 8000).unwrap();
+    // A 200 ms chunk, "heard", a chunk, "unheard", two seconds, "queued".
+    s.play(&[1000; CHUNK_8K], 8000).unwrap();
     s.mark("heard").unwrap();
-    s.play(&[2000; 800], 8000).unwrap();
+    s.play(&[2000; CHUNK_8K], 8000).unwrap();
     s.mark("unheard").unwrap();
-    s.play(&vec![3000; 8000], 8000).unwrap();
+    s.play(&[3000; 10 * CHUNK_8K], 8000).unwrap();
     s.mark("queued").unwrap();
-    // The lead is two 100 ms chunks: each followed by its mark.
+    // The lead is two 200 ms chunks: each followed by its mark.
     let names = |msgs: &[Value]| -> Vec<String> {
         msgs.iter()
             .map(|m| match m["event"].as_str().unwrap() {
@@ -810,15 +891,15 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
     assert_eq!(names(&first), ["media", "mark:heard", "media", "mark:unheard"]);
     assert_eq!(first[1], json!({"event": "mark", "stream_sid": STREAM_SID, "mark": {"name": "heard"}}));
 
-    // 150 ms later the caller has heard "heard" (at 100 ms) but not "unheard" (at 200 ms).
-    clock.advance(Duration::from_millis(150));
+    // 300 ms later the caller has heard "heard" (at 200 ms) but not "unheard" (at 400 ms).
+    clock.advance(Duration::from_millis(300));
     s.read_audio(&mut [0; 16]);
     assert_eq!(names(&outbound(&mut s)), ["media"]);
     s.interrupt().unwrap();
     // Only the mark never sent is cleared now: Exotel is taken to echo the ones it held.
     assert_eq!(
         events(&mut s),
-        [Event::Interrupted { played_ms: 150 }, Event::MarkCleared { name: "queued".into() }]
+        [Event::Interrupted { played_ms: 300 }, Event::MarkCleared { name: "queued".into() }]
     );
     assert_eq!(outbound(&mut s), [json!({"event": "clear", "stream_sid": STREAM_SID})]);
     // The echoes: the one heard is played, the one the clear dropped is cleared.
@@ -827,12 +908,34 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
     assert_eq!(
         events(&mut s),
         [
-            Event::MarkPlayed { name: "heard".into(), played_ms: 100 },
+            Event::MarkPlayed { name: "heard".into(), played_ms: 200 },
             Event::MarkCleared { name: "unheard".into() }
         ]
     );
     let stats = s.stats();
     assert_eq!((stats.marks_sent, stats.marks_played, stats.marks_cleared, stats.clears_sent), (2, 1, 2, 1));
+}
+
+/// A mark after less than a chunk of audio cuts the chunk, padded to 200 ms: the caller reaches
+/// the mark only after the padding, and the played position says so.
+#[test]
+fn a_mark_within_a_chunk_is_played_after_its_padding() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..exotel_config(8000) };
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
+    s.push_text(START).unwrap();
+    events(&mut s);
+    s.play(&[1000; CHUNK_8K / 2], 8000).unwrap();
+    s.mark("half").unwrap();
+    let sent = outbound(&mut s);
+    assert_eq!(sent.len(), 2);
+    let payload = reference_unbase64(sent[0]["media"]["payload"].as_str().unwrap());
+    assert_eq!(payload.len(), 3200);
+    assert!(payload[1600..].iter().all(|&b| b == 0));
+    clock.advance(Duration::from_millis(200));
+    s.read_audio(&mut [0; 16]);
+    s.push_text(&MARK.replace("utt-12", "half")).unwrap();
+    assert_eq!(events(&mut s), [Event::MarkPlayed { name: "half".into(), played_ms: 200 }]);
 }
 
 #[test]
@@ -842,9 +945,9 @@ fn cleared_marks_exotel_does_not_echo_are_reported_cleared_and_counted() {
     let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
     s.push_text(START).unwrap();
     events(&mut s);
-    s.play(&[1000; 800], 8000).unwrap();
+    s.play(&[1000; CHUNK_8K], 8000).unwrap();
     s.mark("first").unwrap();
-    s.play(&[2000; 800], 8000).unwrap();
+    s.play(&[2000; CHUNK_8K], 8000).unwrap();
     s.mark("second").unwrap();
     assert_eq!(outbound(&mut s).len(), 4);
     // Both marks are still ahead of the caller when the host interrupts.
@@ -854,10 +957,10 @@ fn cleared_marks_exotel_does_not_echo_are_reported_cleared_and_counted() {
     assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 50 }]);
     // The carrier echoes neither. A mark sent after the clear is echoed: the two before it
     // never will be, and are settled in send order before it.
-    s.play(&[3000; 800], 8000).unwrap();
+    s.play(&[3000; CHUNK_8K], 8000).unwrap();
     s.mark("third").unwrap();
     outbound(&mut s);
-    clock.advance(Duration::from_millis(100));
+    clock.advance(Duration::from_millis(200));
     s.read_audio(&mut [0; 16]);
     s.push_text(&MARK.replace("utt-12", "third")).unwrap();
     assert_eq!(
@@ -865,16 +968,16 @@ fn cleared_marks_exotel_does_not_echo_are_reported_cleared_and_counted() {
         [
             Event::MarkCleared { name: "first".into() },
             Event::MarkCleared { name: "second".into() },
-            Event::MarkPlayed { name: "third".into(), played_ms: 100 }
+            Event::MarkPlayed { name: "third".into(), played_ms: 200 }
         ]
     );
     // With no later echo, a second after the clear settles what it flushed.
-    s.play(&[4000; 800], 8000).unwrap();
+    s.play(&[4000; CHUNK_8K], 8000).unwrap();
     s.mark("fourth").unwrap();
     outbound(&mut s);
     s.interrupt().unwrap();
-    // The utterance that began with "third" had played 100 ms.
-    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 100 }]);
+    // The utterance that began with "third" had played 200 ms.
+    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 200 }]);
     clock.advance(Duration::from_millis(990));
     s.read_audio(&mut [0; 16]);
     assert_eq!(events(&mut s), []);
@@ -894,7 +997,8 @@ fn the_socket_closing_ends_the_stream_and_clears_pending_marks() {
     let (_engine, mut s) = open_with(&clock, &exotel_config(8000), ExotelDialect::new());
     s.push_text(START).unwrap();
     s.push_text(MEDIA).unwrap();
-    s.play(&[500; 800], 8000).unwrap();
+    // Half a chunk, cut by the mark: one padded chunk, then the mark.
+    s.play(&[500; CHUNK_8K / 2], 8000).unwrap();
     s.mark("pending").unwrap();
     assert_eq!(outbound(&mut s).len(), 2);
     s.end_stream().unwrap();

@@ -53,6 +53,14 @@ const CONTROL_MESSAGE_SLACK: usize = 1024;
 /// reported cleared without one, so a carrier that does not echo them holds no mark slot.
 const CLEARED_ECHO_GRACE_US: u64 = 1_000_000;
 
+/// The most agent audio (µs) the pacer keeps at the carrier: the session's `lead_ms`, less if the
+/// carrier plays what it gets at once, and never under two frames, so that a frame can be sent
+/// while the one before it plays.
+fn lead_us(lead_ms: u32, caps: Capabilities) -> u64 {
+    let lead_ms = lead_ms.min(caps.max_lead_ms.unwrap_or(u32::MAX)).max(caps.frame_ms.saturating_mul(2));
+    u64::from(lead_ms) * 1000
+}
+
 /// Whether a parsed message holds memory its parse allocated (freed when it is dropped).
 fn owns_memory(message: &Inbound<'_>) -> bool {
     matches!(message, Inbound::Start(_) | Inbound::Mark { name: Cow::Owned(_), .. })
@@ -83,6 +91,8 @@ enum StreamState {
 #[derive(Debug, Clone, Copy)]
 struct StartSettings {
     agent_rate: u32,
+    /// The session's `lead_ms`, bounded again by the capabilities the dialect declares at start.
+    lead_ms: u32,
     outbound_buffer_ms: u32,
     max_pending_marks: usize,
     max_mark_name_bytes: usize,
@@ -158,9 +168,6 @@ impl SessionPipeline {
         if caps.frame_ms == 0 {
             return Err(PipelineError::Invalid("the dialect's frames must be at least 1 ms"));
         }
-        // The pacer keeps the carrier at most `lead` ahead (less if the carrier plays what it gets
-        // at once), and must be able to send a frame while the one before it plays.
-        let lead_ms = config.lead_ms.min(caps.max_lead_ms.unwrap_or(u32::MAX)).max(2 * caps.frame_ms);
         let deframer = match caps.framing {
             Framing::Messages => None,
             Framing::Stream { header_len } => Some(Deframer::new(header_len, config.max_message_bytes)),
@@ -170,6 +177,7 @@ impl SessionPipeline {
             caps,
             settings: StartSettings {
                 agent_rate: config.agent_rate,
+                lead_ms: config.lead_ms,
                 outbound_buffer_ms: config.outbound_buffer_ms,
                 max_pending_marks: config.max_pending_marks,
                 max_mark_name_bytes: config.max_mark_name_bytes,
@@ -196,7 +204,7 @@ impl SessionPipeline {
             message: Vec::new(),
             reply: Vec::with_capacity(256),
             reply_kind: None,
-            lead_us: u64::from(lead_ms) * 1000,
+            lead_us: lead_us(config.lead_ms, caps),
             clear_pending: false,
             sync_pending: false,
             barge_generation: 0,
@@ -207,7 +215,7 @@ impl SessionPipeline {
         })
     }
 
-    /// What the dialect declared.
+    /// What the dialect declared (its frame length and lead bound as of the stream's start).
     pub fn capabilities(&self) -> Capabilities {
         self.caps
     }
@@ -392,13 +400,20 @@ impl SessionPipeline {
                     return Err(ProtocolError::DuplicateStart);
                 }
                 let out_format = self.dialect.on_start(&start)?;
+                // A dialect whose frame length depends on the stream's format (Exotel's) knows it
+                // now. Only the frame and the lead bound may change: the framing, confirmation
+                // and clear the session was built for stay as declared.
+                let declared = self.dialect.capabilities();
+                let caps = Capabilities {
+                    frame_ms: declared.frame_ms,
+                    max_lead_ms: declared.max_lead_ms,
+                    ..self.caps
+                };
                 let s = self.settings;
-                let outbound = OutboundPath::new(
-                    out_format,
-                    self.caps.frame_ms,
-                    s.outbound_buffer_ms,
-                    s.max_pending_marks,
-                )?;
+                let outbound =
+                    OutboundPath::new(out_format, caps.frame_ms, s.outbound_buffer_ms, s.max_pending_marks)?;
+                self.caps = caps;
+                self.lead_us = lead_us(s.lead_ms, caps);
                 self.playout.set_rate(outbound.rate());
                 let media_len = self.dialect.max_media_message_len(outbound.frame.len());
                 self.message =

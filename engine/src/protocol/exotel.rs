@@ -12,8 +12,8 @@
 //! |---|---|---|
 //! | `framing` | `Messages` | one JSON text frame per message |
 //! | `timestamps` | `false` | `media.timestamp` is "ms", but whether of stream time or of the wall clock, and of a chunk's start or its end, differs between Exotel's own documents; placing audio by it could trim or pad real audio. The socket keeps the order, so arrival order is exact |
-//! | `frame_ms` | 100 | outbound chunks must be multiples of 320 bytes (20 ms at 8 kHz), at most 100 KB, and at least "100 ms" (⚠ below). 100 ms of 16-bit mono is 1600 B at 8 kHz, 3200 B at 16 kHz and 4800 B at 24 kHz: 5, 10 and 15 times 320. The engine pads the last frame of an utterance (and a frame a mark cuts) with silence to a whole frame, so no chunk is ever shorter |
-//! | `max_lead_ms` | `None` | Exotel buffers what it is sent, and `clear` drops it (the engine keeps at least two frames, 200 ms, ahead) |
+//! | `frame_ms` | 100 before `start`; then [`chunk_ms`] of the stream's format: 200 (L16 8 kHz), 100 (16 and 24 kHz), 400 (µ-law 8 kHz) | outbound chunks must be at least 3.2 KB and "100 ms", multiples of 320 bytes, and at most 100 KB (⚠ below): the chunk is the shortest whole number of 20 ms that is at least 100 ms and at least 3200 bytes, and a multiple of 320 bytes. That is 3200 B at 8 kHz (L16 and µ-law) and 16 kHz, and 4800 B at 24 kHz (15 times 320). The engine pads the last frame of an utterance (and a frame a mark cuts) with silence to a whole frame, so no chunk is ever shorter |
+//! | `max_lead_ms` | `None` | Exotel buffers what it is sent, and `clear` drops it. The engine keeps at least two chunks ahead: 400 ms at 8 kHz L16, 800 ms µ-law, 200 ms at 16 and 24 kHz (above the session's default `lead_ms`, 100) |
 //! | `confirmation` | `Echo { on_clear: true }` | a `mark` is echoed when the audio before it has played; see the ⚠ on clears below |
 //! | `clear` | `Message` | `clear` |
 //!
@@ -73,7 +73,7 @@
 //!
 //! The id key is spelled as the `start` spelled it (`streamSid` if it used only that spelling).
 //! `media.chunk` counts the stream's `media` messages from 1 and `media.timestamp` is the ms of
-//! agent audio sent before this one (100 apart), both strings like Exotel's own. The payload is in
+//! agent audio sent before this one (one chunk apart), both strings like Exotel's own. The payload is in
 //! the format [`Dialect::on_start`] returns: the stream's own (Exotel takes back what it sends).
 //!
 //! # Uncertain points, decided
@@ -89,15 +89,21 @@
 //!   say some Connect streams end early without them and nothing says they are refused.
 //! - ⚠ **Default encoding** (PCM in the main documents, µ-law in a beta guide): decided by
 //!   `start.media_format.encoding`; PCM when absent. Exotel's chunk rule is stated for PCM; µ-law
-//!   goes out in the same 100 ms frames (800 B).
+//!   follows the same byte rule, so its chunks are 400 ms (3200 B).
 //! - ⚠ **The chunk size.** Exotel's applet page gives the minimum as "3.2 KB (100 ms of data)" and
 //!   another of its pages "100 ms PCM chunks with 3200 bytes"; but 3200 B is 100 ms only at 16 kHz
-//!   (at the default 8 kHz it is 200 ms). Exotel's own reference bridges send 100 ms frames at
-//!   every rate (1600 B at 8 kHz, their comment calling it 3200 B), so 100 ms is taken as the rule
-//!   and the byte figure as a slip. The frame is one length for every rate, since the
-//!   capabilities are declared before the stream's rate is known. (At 24 kHz a frame is 2400
-//!   samples, more than the engine takes from the host in one piece, 2048: when a reply starts,
-//!   the pacer sends the first piece padded with silence rather than wait for the rest.)
+//!   (at the default 8 kHz it is 200 ms), and Exotel's own reference bridges send 100 ms frames
+//!   at every rate (1600 B at 8 kHz). Both readings are met: a chunk is the shortest whole number
+//!   of 20 ms that is at least 100 ms and at least 3200 bytes, and a multiple of 320 bytes
+//!   ([`chunk_ms`]): 200 ms at 8 kHz, 100 ms at 16 and 24 kHz, 400 ms for µ-law. The cost is
+//!   latency at 8 kHz: a reply's first chunk, and the chunk a mark cuts, carry up to 200 ms (400
+//!   ms µ-law) of padding, and the pacer keeps two chunks at Exotel. Since the length depends on
+//!   the stream's format, [`Dialect::capabilities`] says 100 ms before `start` and the chunk
+//!   length once [`Dialect::on_start`] has run; the session reads it again then. A format no
+//!   chunk of at most 100 KB fits refuses the `start` (`UnsupportedFormat`). (A chunk can be
+//!   longer than the piece the engine takes from the host at once, 2048 samples: 2400 samples at
+//!   24 kHz, 3200 µ-law. When a reply starts, the pacer cuts its first chunk once the host's play
+//!   ring is drained, and sends what there is padded with silence rather than wait for more.)
 //! - ⚠ **The sample rate** is chosen by the URL's `?sample-rate=`, which the dialect does not see:
 //!   `start.media_format.sample_rate` names it, and when it does not, the dialect's default rate
 //!   does (8000 unless the host built the dialect with [`ExotelDialect::with_sample_rate`]).
@@ -115,9 +121,15 @@
 //! Twilio. A host must raise `max_payload_bytes` (2 KiB by default) to at least one inbound chunk:
 //! Exotel's documents give 3200 B, which is 200 ms at 8 kHz; the same 200 ms is 6400 B at 16 kHz
 //! and 9600 B at 24 kHz. At 16 and 24 kHz `max_message_bytes` (6 KiB) must also take its base64
-//! message (4/3 of the payload plus about 200 B), and `inbound_ring_bytes` two such messages. The
-//! default `outbound_ring_bytes` (8 KiB) holds the largest outbound message, a 24 kHz frame's of
-//! about 6.5 KB (see [`Dialect::max_media_message_len`]).
+//! message (4/3 of the payload plus about 200 B), and `inbound_ring_bytes` two such messages.
+//!
+//! Outbound, the defaults hold. The largest chunk is 4800 B (24 kHz); the others are 3200 B. Its
+//! `media` message is at most 6400 B of base64, 122 B around it and the stream id (see
+//! [`Dialect::max_media_message_len`]). The session takes a message only when its outbound ring
+//! has room for that bound plus 1 KiB (for marks) and a 13-byte record header: the default
+//! `outbound_ring_bytes` (8 KiB) leaves room for a stream id of over 600 bytes (the ids in Exotel's
+//! documents are 26). The outbound queue (`outbound_buffer_ms`, 2 s by default) holds whole chunks, 400 ms at
+//! most.
 
 mod wire;
 
@@ -132,15 +144,61 @@ use super::{
     MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
-/// What Exotel needs from the engine (see the module documentation for why).
+/// What Exotel needs from the engine (see the module documentation for why), before the stream
+/// starts: once [`Dialect::on_start`] has named the stream's format, `frame_ms` is
+/// [`chunk_ms`] of it.
 pub const CAPABILITIES: Capabilities = Capabilities {
     framing: Framing::Messages,
     timestamps: false,
-    frame_ms: 100,
+    frame_ms: MIN_CHUNK_MS,
     max_lead_ms: None,
     confirmation: Confirmation::Echo { on_clear: true },
     clear: ClearKind::Message,
 };
+
+/// Exotel's rule for an outbound chunk: at least 100 ms ...
+const MIN_CHUNK_MS: u32 = 100;
+/// ... and at least 3200 bytes, ...
+const MIN_CHUNK_BYTES: u64 = 3200;
+/// ... a multiple of 320 bytes, ...
+const CHUNK_STEP_BYTES: u64 = 320;
+/// ... and at most 100 KB (taken as the smaller reading, 100 000 bytes).
+const MAX_CHUNK_BYTES: u64 = 100_000;
+/// The engine's frames are whole numbers of this.
+const FRAME_STEP_MS: u64 = 20;
+
+/// The length (ms) of every outbound chunk of a stream in `format`: the shortest whole number of
+/// 20 ms that is at least 100 ms and at least 3200 bytes, and a multiple of 320 bytes (see the
+/// module documentation). 200 ms for L16 at 8 kHz, 100 ms at 16 and 24 kHz, 400 ms for µ-law
+/// at 8 kHz. `None` for a format no such chunk of at most 100 KB exists for.
+pub fn chunk_ms(format: MediaFormat) -> Option<u32> {
+    let bytes_per_second = u64::from(format.sample_rate)
+        * format.encoding.bytes_per_sample() as u64
+        * u64::from(format.channels);
+    if bytes_per_second == 0 {
+        return None;
+    }
+    // `n` steps of 20 ms hold `bytes_per_second * n / 50` bytes, a whole multiple of 320 exactly
+    // when `bytes_per_second * n` is a multiple of 320 * 50: when `n` is a multiple of `step`.
+    let steps_per_second = 1000 / FRAME_STEP_MS;
+    let block = CHUNK_STEP_BYTES * steps_per_second;
+    let step = block / gcd(bytes_per_second, block);
+    let least = (u64::from(MIN_CHUNK_MS) / FRAME_STEP_MS)
+        .max((MIN_CHUNK_BYTES * steps_per_second).div_ceil(bytes_per_second));
+    let steps = least.div_ceil(step) * step;
+    let bytes = bytes_per_second * steps / steps_per_second;
+    if bytes > MAX_CHUNK_BYTES {
+        return None;
+    }
+    u32::try_from(steps * FRAME_STEP_MS).ok()
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
 
 /// The rates Exotel streams at (`?sample-rate=`), the first its default.
 pub const SAMPLE_RATES: [u32; 3] = [8000, 16_000, 24_000];
@@ -178,6 +236,8 @@ pub struct ExotelDialect {
     first_timestamp: Option<u64>,
     /// Bytes per second of the outbound format, for `media.timestamp`.
     out_bytes_per_second: u64,
+    /// The outbound chunk length, ms: [`chunk_ms`] of the stream's format once it has started.
+    frame_ms: u32,
     /// `media` messages written so far. A `Cell`: the seam's writers take `&self`.
     chunks_sent: Cell<u64>,
     /// Audio bytes written so far.
@@ -208,6 +268,7 @@ impl ExotelDialect {
             start_camel_case: false,
             first_timestamp: None,
             out_bytes_per_second: u64::from(rate) * 2,
+            frame_ms: CAPABILITIES.frame_ms,
             chunks_sent: Cell::new(0),
             bytes_sent: Cell::new(0),
         }
@@ -405,8 +466,9 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 impl Dialect for ExotelDialect {
+    /// [`CAPABILITIES`], with the chunk length for the stream's format once it has started.
     fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+        Capabilities { frame_ms: self.frame_ms, ..CAPABILITIES }
     }
 
     /// Parses one Exotel message (see the module documentation for exactly what is accepted).
@@ -438,13 +500,16 @@ impl Dialect for ExotelDialect {
         kind == MessageKind::Text && json_read::names_start_or_stop(message)
     }
 
-    /// Exotel takes back the format it sends. A-law (never parsed from Exotel) or more than one
-    /// channel → `UnsupportedFormat`.
+    /// Exotel takes back the format it sends, in chunks of [`chunk_ms`] of it (which
+    /// [`Dialect::capabilities`] says from now on). A-law (never parsed from Exotel), more than
+    /// one channel, or a rate no chunk can follow Exotel's rule at → `UnsupportedFormat`.
     fn on_start(&mut self, start: &StreamStart) -> Result<MediaFormat, ProtocolError> {
         let format = start.media_format;
-        if format.encoding == AudioEncoding::Alaw || format.channels != 1 || format.sample_rate == 0 {
+        if format.encoding == AudioEncoding::Alaw || format.channels != 1 {
             return Err(ProtocolError::UnsupportedFormat);
         }
+        let frame_ms = chunk_ms(format).ok_or(ProtocolError::UnsupportedFormat)?;
+        self.frame_ms = frame_ms;
         self.sid_json.clear();
         push_escaped(&mut self.sid_json, &start.stream_id);
         self.stream_sid = (!start.stream_id.is_empty()).then(|| start.stream_id.clone());
@@ -533,13 +598,50 @@ mod tests {
         assert_eq!(rate(Scalar::F64(8000.0)), None);
     }
 
+    const fn format(encoding: AudioEncoding, sample_rate: u32) -> MediaFormat {
+        MediaFormat { encoding, sample_rate, channels: 1 }
+    }
+
     #[test]
-    fn a_frame_is_a_whole_number_of_320_byte_blocks_at_every_rate() {
-        for (rate, expected) in SAMPLE_RATES.into_iter().zip([1600, 3200, 4800]) {
-            let bytes = rate as usize / 1000 * CAPABILITIES.frame_ms as usize * 2;
-            assert_eq!(bytes, expected);
-            assert_eq!(bytes % 320, 0, "{rate}");
+    fn chunks_meet_both_readings_of_exotels_minimum_at_exotels_formats() {
+        for (encoding, rate, ms, bytes) in [
+            (AudioEncoding::L16, 8000, 200, 3200),
+            (AudioEncoding::L16, 16_000, 100, 3200),
+            (AudioEncoding::L16, 24_000, 100, 4800),
+            (AudioEncoding::Mulaw, 8000, 400, 3200),
+        ] {
+            let format = format(encoding, rate);
+            assert_eq!(chunk_ms(format), Some(ms), "{format:?}");
+            assert_eq!(rate as usize / 1000 * ms as usize * encoding.bytes_per_sample(), bytes);
         }
+    }
+
+    /// The shortest chunk by trying every length in turn: a second reading of the rule.
+    fn shortest_by_search(format: MediaFormat) -> Option<u32> {
+        let bytes_per_second = u64::from(format.sample_rate) * format.encoding.bytes_per_sample() as u64;
+        (1u64..)
+            .map(|n| n * 20)
+            .take_while(|ms| bytes_per_second * ms <= 100_000 * 1000)
+            .find(|ms| {
+                let bytes = bytes_per_second * ms / 1000;
+                let whole = (bytes_per_second * ms).is_multiple_of(1000);
+                whole && *ms >= 100 && bytes >= 3200 && bytes.is_multiple_of(320)
+            })
+            .map(|ms| u32::try_from(ms).unwrap())
+    }
+
+    #[test]
+    fn the_chunk_is_the_shortest_that_follows_the_rule_at_any_rate() {
+        for encoding in [AudioEncoding::L16, AudioEncoding::Mulaw] {
+            for rate in (1000..=48_000).step_by(1000).chain([50, 11_025, 22_050, 44_100, 96_000, 1_000_000]) {
+                let format = format(encoding, rate);
+                assert_eq!(chunk_ms(format), shortest_by_search(format), "{format:?}");
+            }
+        }
+        // At 1 MHz, 100 ms is 200 KB: no chunk follows the rule (the start is refused).
+        assert_eq!(chunk_ms(format(AudioEncoding::L16, 1_000_000)), None);
+        assert_eq!(chunk_ms(format(AudioEncoding::L16, 0)), None);
+        assert_eq!(chunk_ms(format(AudioEncoding::L16, u32::MAX)), None);
     }
 
     #[test]

@@ -104,7 +104,9 @@ pub struct Capabilities {
     pub timestamps: bool,
     /// The length of each outbound audio message, ms: every message the pacer sends carries
     /// exactly this much audio (the last one of an utterance padded with silence), which meets
-    /// the carriers' rules (exactly 20 ms; multiples of 10 ms from 100 ms up; any size).
+    /// the carriers' rules (exactly 20 ms; a byte size that depends on the format; any size).
+    /// A dialect whose rule is in bytes may declare another length once [`Dialect::on_start`]
+    /// has named the stream's format (Exotel: 100 to 400 ms); the session reads it then.
     pub frame_ms: u32,
     /// The most audio (ms) the carrier may be sent ahead of real time, for a carrier that plays
     /// what it gets at once instead of buffering it; `None` for one that buffers (the session's
@@ -402,7 +404,10 @@ impl PayloadBuffer {
 ///
 /// A dialect is stateful (it learns the stream id from `start`) and owned by one session.
 pub trait Dialect: Send {
-    /// What the engine must know to drive this carrier.
+    /// What the engine must know to drive this carrier. Read when the session is built, and
+    /// again right after [`Self::on_start`] succeeds: then only `frame_ms` and `max_lead_ms`
+    /// are taken (a frame length may depend on the stream's format); the framing, timestamps,
+    /// confirmation and clear must not change.
     fn capabilities(&self) -> Capabilities;
     /// For [`Framing::Stream`]: the length of the whole message whose header (the first
     /// `header_len` bytes) is `header`. Never called for [`Framing::Messages`].
