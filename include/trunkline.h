@@ -288,6 +288,9 @@ enum trunkline_protocol_error
   TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK = 15,
   // A `media`, `mark`, `dtmf` or `stop` naming another stream than `start` did.
   TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM = 16,
+  // The carrier reported an error of its own (Telnyx `error`, Plivo `error` or `playFailed`;
+  // `name` holds the event). The call goes on.
+  TRUNKLINE_PROTOCOL_ERROR_CARRIER_REPORTED = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -712,6 +715,13 @@ trunkline_result trunkline_session_push(trunkline_session *session,
                                         const uint8_t *data,
                                         size_t len,
                                         uint32_t kind);
+
+// Tells the engine the carrier's connection closed. Carriers that send no stop message (Plivo,
+// Vonage, jambonz; AudioSocket without its hang-up message) end their stream this way: call it
+// when the socket closes, and the stream ends as with a stop (marks the caller heard reported
+// played, the others cleared, then STOPPED). After the stream has ended it does nothing. Results:
+// OK; NULL_PARAMETER; FULL (retry after the engine has caught up); CLOSED; FAILED. Any thread.
+trunkline_result trunkline_session_end_stream(trunkline_session *session);
 
 // Reads caller audio (mono s16 at the session's agent rate) into `out`, at most `capacity`
 // samples; `*out_samples` receives how many were written. Results: OK (at least one sample);

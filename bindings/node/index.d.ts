@@ -263,6 +263,9 @@ export declare class Session {
   play(pcm: Int16Array | Uint8Array, rate: number): number;
   /** Places a mark after the audio played so far (mark_played or mark_cleared follows). */
   mark(name: string): void;
+  /** The carrier's connection closed: the stream ends as with a stop message (for carriers that
+   * send none: Plivo, Vonage, jambonz, AudioSocket without its hang-up). */
+  endStream(): void;
   /** Stops the agent: drops queued audio, sends clear; an `interrupted` event follows. */
   interrupt(): void;
   /** Every message to send to the carrier now, in order: strings are text frames. */

@@ -510,6 +510,15 @@ class Session {
   }
 
   /**
+   * The carrier's connection closed: the stream ends as with a stop message (marks resolved, then
+   * `stopped`). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket without its
+   * hang-up) end this way. Does nothing once the stream has ended.
+   */
+  endStream() {
+    check(fns.trunkline_session_end_stream(this.#h()), 'endStream');
+  }
+
+  /**
    * Every message to send to the carrier now, in order: strings for text frames, Buffers for
    * binary ones. Send them right away: the engine paces them.
    */

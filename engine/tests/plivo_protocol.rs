@@ -207,9 +207,12 @@ fn events_plivo_is_not_documented_to_send_are_accepted() {
         format!(r#"{{"event":"{event}","sequenceNumber":9,"streamId":"{STREAM_ID}","reason":"x"}}"#)
     };
     assert_eq!(parse(&with("stop")), Ok(Inbound::Stop { sequence: Some(9) }));
-    for notice in ["error", "playFailed", "muteStream", "unmuteStream"] {
+    for notice in ["muteStream", "unmuteStream"] {
         assert_eq!(parse(&with(notice)), Ok(Inbound::Notice), "{notice}");
     }
+    // A failure Plivo reports reaches the host, named.
+    assert_eq!(parse(&with("error")), Err(ProtocolError::CarrierReported("error")));
+    assert_eq!(parse(&with("playFailed")), Err(ProtocolError::CarrierReported("playFailed")));
     // Plivo sends no `connected`.
     assert_eq!(parse(r#"{"event":"connected"}"#), Err(ProtocolError::UnknownEvent));
 }

@@ -309,8 +309,8 @@ fn dtmf_example_and_every_digit() {
 fn mark_stop_and_error_examples() {
     assert_eq!(parse(MARK), Ok(Inbound::Mark { sequence: Some(7), name: Cow::Borrowed("utt-12") }));
     assert_eq!(parse(STOP), Ok(Inbound::Stop { sequence: Some(99) }));
-    // The seam has no carrier-error message: reported as an unknown event, and the call goes on.
-    assert_eq!(parse(ERROR), Err(ProtocolError::UnknownEvent));
+    // Telnyx's error frame is the carrier's own report: passed on as such, and the call goes on.
+    assert_eq!(parse(ERROR), Err(ProtocolError::CarrierReported("error")));
 }
 
 #[test]
@@ -807,6 +807,6 @@ fn an_error_frame_is_reported_and_the_call_goes_on() {
     s.push_text(ERROR).unwrap();
     s.push_text(&media(2, 1, 0, "inbound", &[0xFF; 160])).unwrap();
     let evs = events(&mut s);
-    assert_eq!(errors(&evs), [ProtocolError::UnknownEvent]);
+    assert_eq!(errors(&evs), [ProtocolError::CarrierReported("error")]);
     assert_eq!(read_all(&mut s).len(), 160);
 }

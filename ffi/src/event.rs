@@ -74,6 +74,9 @@ pub enum trunkline_protocol_error {
     UnknownMark = 15,
     /// A `media`, `mark`, `dtmf` or `stop` naming another stream than `start` did.
     ForeignStream = 16,
+    /// The carrier reported an error of its own (Telnyx `error`, Plivo `error` or `playFailed`;
+    /// `name` holds the event). The call goes on.
+    CarrierReported = 17,
 }
 
 /// One event. Plain data, owned by the caller; `name` is always NUL-terminated. Set `struct_size`
@@ -234,6 +237,7 @@ mod tests {
             (ProtocolError::TimestampJump, C::TimestampJump),
             (ProtocolError::UnknownMark, C::UnknownMark),
             (ProtocolError::ForeignStream, C::ForeignStream),
+            (ProtocolError::CarrierReported("error"), C::CarrierReported),
         ];
         for (engine, c) in pairs {
             assert_eq!(engine.code(), c as u32, "{engine:?}");

@@ -208,6 +208,22 @@ pub extern "C" fn trunkline_session_push(
     })
 }
 
+/// Tells the engine the carrier's connection closed. Carriers that send no stop message (Plivo,
+/// Vonage, jambonz; AudioSocket without its hang-up message) end their stream this way: call it
+/// when the socket closes, and the stream ends as with a stop (marks the caller heard reported
+/// played, the others cleared, then STOPPED). After the stream has ended it does nothing. Results:
+/// OK; NULL_PARAMETER; FULL (retry after the engine has caught up); CLOSED; FAILED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_end_stream(session: *mut trunkline_session) -> trunkline_result {
+    guard(|| {
+        let mut s = open_session!(session);
+        match s.session.end_stream() {
+            Ok(()) => trunkline_result::Ok,
+            Err(e) => e.into(),
+        }
+    })
+}
+
 /// Reads caller audio (mono s16 at the session's agent rate) into `out`, at most `capacity`
 /// samples; `*out_samples` receives how many were written. Results: OK (at least one sample);
 /// EMPTY (none ready); NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0); CLOSED; FAILED. Any thread.

@@ -149,6 +149,9 @@ namespace Trunkline
         UnknownMark = 15,
         /// <summary>A <c>media</c>, <c>mark</c>, <c>dtmf</c> or <c>stop</c> naming another stream than <c>start</c> did.</summary>
         ForeignStream = 16,
+        /// <summary>The carrier reported an error of its own (Telnyx <c>error</c>, Plivo <c>error</c> or
+        /// <c>playFailed</c>; Name holds the event). The call goes on.</summary>
+        CarrierReported = 17,
     }
 
     /// <summary>Names the C type a C# declaration mirrors (read by the header-drift test).</summary>
@@ -375,6 +378,9 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_interrupt(SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_end_stream(SessionHandle session);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_outbound_len(SessionHandle session, out nuint out_len);

@@ -174,6 +174,14 @@ namespace Trunkline
             Native.Check(Native.trunkline_session_interrupt(H()), "trunkline_session_interrupt");
         }
 
+        /// <summary>The carrier's connection closed: the stream ends as with a stop message (marks
+        /// resolved, then Stopped). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket
+        /// without its hang-up) end this way. Does nothing once the stream has ended.</summary>
+        public void EndStream()
+        {
+            Native.Check(Native.trunkline_session_end_stream(H()), "trunkline_session_end_stream");
+        }
+
         // ---- engine → carrier
 
         /// <summary>Every message to send to the carrier now, in order: a string for a text frame,

@@ -74,6 +74,7 @@ const trunkline_protocol_error = koffi.enumeration('trunkline_protocol_error', {
   TRUNKLINE_PROTOCOL_ERROR_TIMESTAMP_JUMP: 14,
   TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK: 15,
   TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM: 16,
+  TRUNKLINE_PROTOCOL_ERROR_CARRIER_REPORTED: 17,
 });
 
 const trunkline_audio_encoding = koffi.enumeration('trunkline_audio_encoding', {
@@ -226,6 +227,7 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
   'trunkline_result trunkline_session_mark(trunkline_session *session, const char *name)',
   'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
+  'trunkline_result trunkline_session_end_stream(trunkline_session *session)',
   'trunkline_result trunkline_session_outbound_len(trunkline_session *session, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_next_outbound(trunkline_session *session, uint8_t *buf, size_t capacity, _Out_ size_t *out_len, _Out_ trunkline_message_kind *out_kind)',
   'trunkline_result trunkline_session_poll_event(trunkline_session *session, _Inout_ trunkline_event *out)',

@@ -69,6 +69,11 @@ def test_vonage_binary_frames_reach_a_16_khz_agent_untouched():
         call.push(json.dumps({"event": "websocket:dtmf", "digit": "5", "duration": 260}))
         (key,) = [e for e in call.events() if e.kind == "dtmf"]
         assert (key.digit, key.stream_ms, key.duration_ms) == ("5", 100, 260)
+        # Vonage sends no stop: the socket closing ends the stream.
+        call.end_stream()
+        assert [e.kind for e in call.events()] == ["stopped"]
+        call.end_stream()  # harmless once ended
+        assert call.events() == []
 
 
 def test_audiosocket_stream_in_any_chunks_delivers_the_call():

@@ -421,6 +421,12 @@ class Session(OwnedHandle):
         """Stops the agent: drops queued audio, sends clear, reports `interrupted`."""
         check(lib.trunkline_session_interrupt(self._h()), "interrupt")
 
+    def end_stream(self) -> None:
+        """The carrier's connection closed: the stream ends as with a stop message (marks
+        resolved, then `stopped`). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket
+        without its hang-up) end this way. Does nothing once the stream has ended."""
+        check(lib.trunkline_session_end_stream(self._h()), "end_stream")
+
     def outbound(self) -> list:
         """Every message to send to the carrier now, in order (str: text frame, bytes: binary).
         Send them right away: the engine paces them."""

@@ -143,6 +143,7 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_session_play": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
     "trunkline_session_mark": (c_enum, [c_void_p, c_char_p]),
     "trunkline_session_interrupt": (c_enum, [c_void_p]),
+    "trunkline_session_end_stream": (c_enum, [c_void_p]),
     "trunkline_session_outbound_len": (c_enum, [c_void_p, POINTER(c_size_t)]),
     "trunkline_session_next_outbound": (
         c_enum,

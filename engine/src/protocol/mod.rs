@@ -289,13 +289,16 @@ pub enum ProtocolError {
     UnknownMark,
     /// A `media`, `mark`, `dtmf` or `stop` whose stream id differs from the one `start` named.
     ForeignStream,
+    /// The carrier reported an error of its own (Telnyx `error`, Plivo `error` or `playFailed`):
+    /// the message was well formed; the field names the event. The call goes on.
+    CarrierReported(&'static str),
 }
 
 impl ProtocolError {
     /// The field a `MissingField`/`WrongType` error names, if any.
     pub fn field(self) -> Option<&'static str> {
         match self {
-            Self::MissingField(f) | Self::WrongType(f) => Some(f),
+            Self::MissingField(f) | Self::WrongType(f) | Self::CarrierReported(f) => Some(f),
             _ => None,
         }
     }
@@ -319,6 +322,7 @@ impl ProtocolError {
             Self::TimestampJump => 14,
             Self::UnknownMark => 15,
             Self::ForeignStream => 16,
+            Self::CarrierReported(_) => 17,
         }
     }
 
@@ -339,7 +343,7 @@ impl ProtocolError {
 
 /// Each error code's description, index `code - 1`, NUL-terminated so that the C ABI can hand
 /// them out as they are (see [`ProtocolError::message_nul`]).
-const DESCRIPTIONS_NUL: [&str; 16] = [
+const DESCRIPTIONS_NUL: [&str; 17] = [
     "malformed message: not valid JSON\0",
     "a required field is missing\0",
     "a field has the wrong type or value\0",
@@ -356,6 +360,7 @@ const DESCRIPTIONS_NUL: [&str; 16] = [
     "media timestamp discontinuity\0",
     "echo of a mark that was never sent\0",
     "message for another stream (its stream id differs from the start's)\0",
+    "the carrier reported an error\0",
 ];
 
 /// The description of a code no error has.
@@ -367,6 +372,7 @@ impl fmt::Display for ProtocolError {
             Self::MissingField(field) => write!(f, "missing field `{field}`"),
             Self::WrongType(field) => write!(f, "field `{field}` has the wrong type or value"),
             Self::UnexpectedFrameKind(kind) => write!(f, "unexpected {kind:?} frame"),
+            Self::CarrierReported(event) => write!(f, "the carrier reported an error (`{event}`)"),
             _ => f.write_str(self.summary()),
         }
     }
@@ -515,6 +521,11 @@ mod tests {
             "message for another stream (its stream id differs from the start's)",
             "message for another stream (its stream id differs from the start's)\0",
         ),
+        (
+            ProtocolError::CarrierReported("error"),
+            "the carrier reported an error (`error`)",
+            "the carrier reported an error\0",
+        ),
     ];
 
     #[test]
@@ -525,7 +536,7 @@ mod tests {
             assert_eq!(ProtocolError::message_nul(error.code()), *c_text, "{error:?}");
             assert_eq!(error.summary(), c_text.trim_end_matches('\0'), "{error:?}");
         }
-        for code in [0, 17, u32::MAX] {
+        for code in [0, 18, u32::MAX] {
             assert_eq!(ProtocolError::message_nul(code), "unknown protocol error code\0");
         }
     }

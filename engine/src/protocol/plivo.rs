@@ -43,7 +43,8 @@
 //! | `media` | `media.track` | no (inbound) | `inbound`, `outbound` (also with `_track`) |
 //! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` |
 //! | `playedStream`, `played` | `name` | yes | string (any) → [`Inbound::Mark`] |
-//! | `clearedAudio`, `error`, `playFailed`, `muteStream`, `unmuteStream` | — | — | [`Inbound::Notice`]⁴ |
+//! | `clearedAudio`, `muteStream`, `unmuteStream` | — | — | [`Inbound::Notice`]⁴ |
+//! | `error`, `playFailed` | — | — | `CarrierReported` naming the event: reported to the host, the call goes on |
 //! | `stop` | — | — | [`Inbound::Stop`] |
 //!
 //! ¹ `MissingField("start.streamId")` when neither is present: `checkpoint` and `clearAudio` need it.
@@ -214,6 +215,7 @@ impl PlivoDialect {
             }
             EventKind::Played => Inbound::Mark { sequence, name: required_string(msg.name.take(), "name")? },
             EventKind::Cleared | EventKind::Notice => Inbound::Notice,
+            EventKind::Failure(event) => return Err(ProtocolError::CarrierReported(event)),
             EventKind::Stop => Inbound::Stop { sequence },
             EventKind::Start => Inbound::Start(Box::new(parse_start(msg, stream_id, sequence)?)),
         })

@@ -16,7 +16,7 @@
 //!
 //! | event | field | required | accepted values → result |
 //! |---|---|---|---|
-//! | all | `event` | yes | `connected`, `start`, `media`, `dtmf`, `mark`, `stop`; other string (including `error`, see below) → `UnknownEvent`, non-string → `WrongType("event")` |
+//! | all | `event` | yes | `connected`, `start`, `media`, `dtmf`, `mark`, `stop`, `error` (see below); other string → `UnknownEvent`, non-string → `WrongType("event")` |
 //! | all | `sequence_number` | no | number |
 //! | all | `stream_id` | no | string; after `start` (once [`Dialect::on_start`] has run), a `media`, `dtmf`, `mark` or `stop` naming another stream → `ForeignStream` (absent: accepted) |
 //! | `connected` | `version`, auth token | no | ignored |
@@ -86,9 +86,9 @@
 //! - The unit of `media.timestamp` is not documented: it is taken as ms since the stream started,
 //!   as in Twilio's format, which Telnyx's follows field for field. (A stream whose timestamps
 //!   start far from zero is re-anchored once by the engine and reported as one `TimestampJump`.)
-//! - The `error` frame's shape and codes are unconfirmed, and the seam has no inbound variant for
-//!   a carrier's error report: it is refused as `UnknownEvent`, so the host sees it as a counted,
-//!   reported protocol error and the call goes on (a `stop` or the socket closing ends it).
+//! - The `error` frame's shape and codes are unconfirmed: whatever its body, it is reported to the
+//!   host as `CarrierReported("error")` (a counted protocol error event of its own code) and the
+//!   call goes on (a `stop` or the socket closing ends it).
 //! - Where the stream auth token sits inside `connected` is unconfirmed: it is not read. Telnyx
 //!   also sends it as the `x-telnyx-streaming-auth-token` upgrade header, which is where the
 //!   server compares it (`signature::request_auth`, in constant time).
@@ -189,6 +189,7 @@ impl TelnyxDialect {
             matches!(event, EventKind::Media | EventKind::Dtmf | EventKind::Mark | EventKind::Stop);
         json_read::same_stream(expected_id, stream_id.as_deref(), of_stream)?;
         Ok(match event {
+            EventKind::Error => return Err(ProtocolError::CarrierReported("error")),
             EventKind::Connected => Inbound::Connected,
             EventKind::Stop => Inbound::Stop { sequence },
             EventKind::Media => {

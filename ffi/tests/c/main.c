@@ -77,6 +77,7 @@ static const struct {
     TEST(test_config_default_writes_only_the_callers_struct),
     TEST(test_config_struct_size),
     TEST(test_dialects),
+    TEST(test_end_stream_and_dtmf_duration),
     TEST(test_output_struct_size),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),

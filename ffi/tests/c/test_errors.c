@@ -144,6 +144,7 @@ void test_null_parameters(void) {
   CHECK_RESULT(trunkline_session_mark(s, NULL), NP);
 
   CHECK_RESULT(trunkline_session_interrupt(NULL), NP);
+  CHECK_RESULT(trunkline_session_end_stream(NULL), NP);
 
   CHECK_RESULT(trunkline_session_outbound_len(NULL, &n), NP);
   CHECK_RESULT(trunkline_session_outbound_len(s, NULL), NP);
@@ -524,6 +525,7 @@ static void check_all_closed(trunkline_session *s) {
   CHECK_RESULT(trunkline_session_play(s, pcm, 64, 24000, &n), C);
   CHECK_RESULT(trunkline_session_mark(s, "m"), C);
   CHECK_RESULT(trunkline_session_interrupt(s), C);
+  CHECK_RESULT(trunkline_session_end_stream(s), C);
   CHECK_RESULT(trunkline_session_outbound_len(s, &n), C);
   CHECK_RESULT(trunkline_session_next_outbound(s, bytes, sizeof bytes, &n, &kind), C);
   CHECK_RESULT(trunkline_session_poll_event(s, &ev), C);

@@ -168,6 +168,47 @@ void test_dialects(void) {
   trunkline_engine_free(engine);
 }
 
+/* A carrier that sends no stop (Vonage): binary frames, a key press with its duration, and the
+ * socket closing, told to the engine with trunkline_session_end_stream. */
+void test_end_stream_and_dtmf_duration(void) {
+  trunkline_engine *engine = engine_with_workers(0);
+  REQUIRE(engine != NULL);
+  trunkline_session_config c;
+  REQUIRE_OK(trunkline_session_config_default(&c, sizeof c));
+  c.dialect = "vonage";
+  trunkline_session *s = NULL;
+  REQUIRE_OK(trunkline_session_open(engine, &c, &s));
+  CHECK_OK(push_text(s, "{\"event\":\"websocket:connected\",\"content-type\":\"audio/l16;rate=8000\"}"));
+  uint8_t frame[320] = {0};
+  for (int i = 0; i < 3; i++) CHECK_OK(trunkline_session_push(s, frame, sizeof frame, TRUNKLINE_MESSAGE_KIND_BINARY));
+  CHECK_OK(push_text(s, "{\"event\":\"websocket:dtmf\",\"digit\":\"9\",\"duration\":260}"));
+  CHECK_OK(push_text(s, "{\"event\":\"websocket:dtmf\",\"digit\":\"#\"}"));
+  static event_log log;
+  log.count = 0;
+  drain_events(s, &log);
+  size_t at = find_event(&log, 0, TRUNKLINE_EVENT_KIND_DTMF);
+  REQUIRE(at < log.count);
+  CHECK_EQ(log.items[at].digit, '9');
+  CHECK_EQ(log.items[at].stream_ms, 60);
+  CHECK_EQ(log.items[at].duration_ms, 260);
+  at = find_event(&log, at + 1, TRUNKLINE_EVENT_KIND_DTMF);
+  REQUIRE(at < log.count);
+  CHECK_EQ(log.items[at].digit, '#');
+  CHECK_EQ(log.items[at].duration_ms, -1); /* no duration sent */
+  CHECK(find_event(&log, 0, TRUNKLINE_EVENT_KIND_STOPPED) == SIZE_MAX);
+
+  CHECK_OK(trunkline_session_end_stream(s));
+  log.count = 0;
+  drain_events(s, &log);
+  CHECK(find_event(&log, 0, TRUNKLINE_EVENT_KIND_STOPPED) < log.count);
+  /* Once ended, again is harmless and says nothing more. */
+  CHECK_OK(trunkline_session_end_stream(s));
+  log.count = 0;
+  CHECK_EQ(drain_events(s, &log), 0);
+  trunkline_session_free(s);
+  trunkline_engine_free(engine);
+}
+
 /* An output struct with guard bytes after it, all poisoned, then its struct_size set. */
 #define GUARDED(type)      \
   struct {                 \
@@ -201,7 +242,9 @@ void test_output_struct_size(void) {
 
   /* A bad struct_size is refused: nothing is written past it, and the event stays queued. */
   GUARDED(trunkline_event) ev;
-  const size_t bad_event[] = {0, 1, sizeof(size_t) - 1, sizeof(size_t), sizeof ev.s - 1, sizeof ev.s + 1, SIZE_MAX};
+  /* The first version of the struct ended with `name`: shorter is refused, that size is taken. */
+  const size_t first_event = SIZE_WITHOUT(trunkline_event, duration_ms);
+  const size_t bad_event[] = {0, 1, sizeof(size_t) - 1, sizeof(size_t), first_event - 1, sizeof ev.s + 1, SIZE_MAX};
   for (size_t i = 0; i < sizeof bad_event / sizeof bad_event[0]; i++) {
     POISON(ev, bad_event[i]);
     CHECK_RESULT(trunkline_session_poll_event(s, &ev.s), INVALID);
@@ -219,6 +262,14 @@ void test_output_struct_size(void) {
   CHECK_EQ(ev.s.kind, TRUNKLINE_EVENT_KIND_STARTED);
   CHECK(strcmp(ev.s.name, CALL_SID) == 0);
   CHECK(untouched_from(&ev, sizeof ev, sizeof ev.s));
+  /* A caller built against the first version gets its fields, and nothing past them. */
+  msg_dtmf(msg, sizeof msg, 3, '4');
+  CHECK_OK(push_text(s, msg));
+  POISON(ev, first_event);
+  CHECK_OK(trunkline_session_poll_event(s, &ev.s));
+  CHECK_EQ(ev.s.kind, TRUNKLINE_EVENT_KIND_DTMF);
+  CHECK_EQ(ev.s.digit, '4');
+  CHECK(untouched_from(&ev, sizeof ev, first_event));
 
   GUARDED(trunkline_start_info) info;
   const size_t bad_info[] = {0, sizeof(size_t), sizeof info.s - 1, sizeof info.s + 1, SIZE_MAX};

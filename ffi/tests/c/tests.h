@@ -54,6 +54,7 @@ void test_stall_bursts_lose_nothing(void);
 void test_config_default_writes_only_the_callers_struct(void);
 void test_config_struct_size(void);
 void test_dialects(void);
+void test_end_stream_and_dtmf_duration(void);
 void test_output_struct_size(void);
 
 /* test_server.c */

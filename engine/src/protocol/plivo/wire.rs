@@ -58,9 +58,12 @@ pub(super) enum EventKind {
     Cleared,
     /// Not documented as sent; Plivo's own code parses it.
     Stop,
-    /// `error`, `playFailed`, `muteStream`, `unmuteStream`: not documented as sent; Plivo's own
-    /// code parses them. Nothing for the engine to do.
+    /// `muteStream`, `unmuteStream`: not documented as sent; Plivo's own code parses them.
+    /// Nothing for the engine to do.
     Notice,
+    /// `error`, `playFailed`: not documented as sent either; if Plivo reports a failure, the host
+    /// hears of it.
+    Failure(&'static str),
 }
 
 impl EventKind {
@@ -72,7 +75,9 @@ impl EventKind {
             "playedStream" | "played" => Self::Played,
             "clearedAudio" => Self::Cleared,
             "stop" => Self::Stop,
-            "error" | "playFailed" | "muteStream" | "unmuteStream" => Self::Notice,
+            "error" => Self::Failure("error"),
+            "playFailed" => Self::Failure("playFailed"),
+            "muteStream" | "unmuteStream" => Self::Notice,
             _ => return None,
         })
     }

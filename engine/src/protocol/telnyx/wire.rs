@@ -64,11 +64,12 @@ pub(super) enum EventKind {
     Dtmf,
     Mark,
     Stop,
+    /// Telnyx's error frame: reported to the host, whatever its body.
+    Error,
 }
 
 impl EventKind {
-    /// `None` for anything else, including Telnyx's `error` frame (see the module documentation
-    /// of the dialect for why).
+    /// `None` for anything else.
     pub(super) fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "connected" => Self::Connected,
@@ -77,6 +78,7 @@ impl EventKind {
             "dtmf" => Self::Dtmf,
             "mark" => Self::Mark,
             "stop" => Self::Stop,
+            "error" => Self::Error,
             _ => return None,
         })
     }
