@@ -1,6 +1,8 @@
 //! Fixtures shared by the benchmarks: the committed speech recording and Twilio messages built
-//! from it, exactly as Twilio sends them.
+//! from it, exactly as Twilio sends them; [`carriers`] has every dialect's.
 #![warn(missing_docs)]
+
+pub mod carriers;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
