@@ -1,56 +1,108 @@
-//! One carrier connection: handshake checks, then messages in to the session and paced messages
-//! out to the carrier, with the idle timeout, pings and graceful shutdown.
+//! One carrier call, whatever its transport: messages in to the session and paced messages out
+//! to the carrier, with the idle timeout, pings and graceful shutdown. The transports (their
+//! handshakes, their framing of what is sent) are `websocket` and `audiosocket`.
 
-use super::server::{CallSender, OffloadConfig, OffloadedCall, Route, ServerCounters};
-use futures_util::{SinkExt, StreamExt};
+use super::framing::StreamCutter;
+use super::server::{CallSender, OffloadConfig, OffloadedCall, Route, RouteStats, ServerCounters};
+use crate::audiosocket::AllowList;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use trunkline::config::SessionConfig;
-use trunkline::protocol::signature::{self, RequestAuth};
-use trunkline::protocol::{Inbound, MessageKind, PayloadBuffer, dialect_by_name};
+use trunkline::protocol::signature::{AuthFailure, RequestAuth};
+use trunkline::protocol::{
+    Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
+};
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
 /// Longest a connection waits for the engine to make room before it gives up on a message.
 const PUSH_PATIENCE: Duration = Duration::from_secs(2);
 
-/// Shared by the accept loop, the dispatcher and every connection.
 /// One route as the server runs it: the session settings of its calls, its carrier's
-/// authentication.
+/// authentication, its own counters.
 pub(crate) struct Endpoint {
     pub(crate) route: Route,
     pub(crate) session: SessionConfig,
     pub(crate) auth: Option<RequestAuth>,
+    /// The WebSocket subprotocol its carrier asks for, if any.
+    pub(crate) subprotocol: Option<&'static str>,
+    accepted: AtomicU64,
+    rejected_signature: AtomicU64,
+    rejected_signature_missing: AtomicU64,
 }
 
 impl Endpoint {
+    pub(crate) fn new(route: Route, session: SessionConfig, auth: Option<RequestAuth>) -> Self {
+        let subprotocol = carrier_subprotocol(&route.dialect);
+        Self {
+            route,
+            session,
+            auth,
+            subprotocol,
+            accepted: AtomicU64::new(0),
+            rejected_signature: AtomicU64::new(0),
+            rejected_signature_missing: AtomicU64::new(0),
+        }
+    }
+
     /// Whether a request for `path` is this endpoint's (an empty route path takes any path the
     /// server's `paths` allow).
-    fn takes(&self, path: &str, paths: &[String]) -> bool {
+    pub(crate) fn takes(&self, path: &str, paths: &[String]) -> bool {
         if self.route.path.is_empty() {
             paths.is_empty() || paths.iter().any(|p| p == path)
         } else {
             self.route.path == path
         }
     }
+
+    /// Counts a completed handshake.
+    pub(crate) fn count_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused authentication, here and in the server's counters.
+    pub(crate) fn count_auth_refusal(&self, failure: AuthFailure, counters: &ServerCounters) {
+        self.rejected_signature.fetch_add(1, Ordering::Relaxed);
+        counters.rejected_signature.fetch_add(1, Ordering::Relaxed);
+        match failure {
+            AuthFailure::Missing => {
+                self.rejected_signature_missing.fetch_add(1, Ordering::Relaxed);
+                counters.rejected_signature_missing.fetch_add(1, Ordering::Relaxed);
+            }
+            AuthFailure::Expired => {
+                counters.rejected_signature_expired.fetch_add(1, Ordering::Relaxed);
+            }
+            AuthFailure::Invalid => {}
+        }
+    }
+
+    pub(crate) fn stats(&self) -> RouteStats {
+        RouteStats {
+            path: self.route.path.clone(),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected_signature: self.rejected_signature.load(Ordering::Relaxed),
+            rejected_signature_missing: self.rejected_signature_missing.load(Ordering::Relaxed),
+        }
+    }
 }
 
+/// The WebSocket subprotocol the carrier of `dialect` offers on its upgrade and expects back.
+fn carrier_subprotocol(dialect: &str) -> Option<&'static str> {
+    match dialect {
+        "jambonz" => Some("audio.jambonz.org"),
+        _ => None,
+    }
+}
+
+/// Shared by the accept loops, the dispatcher and every connection.
 pub(crate) struct ConnectionContext {
     pub(crate) engine: EngineHandle,
     pub(crate) config: OffloadConfig,
-    /// Where calls are taken, with what dialect and authentication.
+    /// Where WebSocket calls are taken, with what dialect and authentication.
     pub(crate) routes: Vec<Endpoint>,
     pub(crate) counters: Arc<ServerCounters>,
     pub(crate) calls: CallSender,
@@ -60,6 +112,8 @@ pub(crate) struct ConnectionContext {
     /// only, never by an audio worker.
     pub(crate) registry: Mutex<HashMap<u64, Registered>>,
     pub(crate) shutdown: watch::Receiver<Option<Duration>>,
+    /// The AudioSocket call UUIDs allowed to connect.
+    pub(crate) audiosocket_calls: AllowList,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -96,124 +150,165 @@ pub(crate) async fn dispatch_outbound(ctx: Arc<ConnectionContext>) {
     }
 }
 
-pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>) {
-    #[cfg(feature = "tls")]
-    if let Some(acceptor) = ctx.tls.clone() {
-        match timeout(ctx.config.handshake_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls_stream)) => run(tls_stream, ctx, true).await,
-            _ => {
-                ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        return;
+/// What the carrier sent, as the call loop sees it.
+pub(crate) enum Received<'a> {
+    /// Bytes for the session: one message (WebSocket), or a chunk of a byte stream (TCP).
+    Data(&'a [u8], MessageKind),
+    /// Something that only shows the carrier is there (a ping, a pong).
+    KeepAlive,
+    /// The carrier closed the connection (or it was reset).
+    Closed,
+    /// The carrier broke the protocol (an oversize or malformed frame): the connection cannot go
+    /// on.
+    Broken,
+}
+
+/// The carrier's half of a connection that the call loop reads. `receive` must be cancel safe
+/// (it runs in a `select!`).
+pub(crate) trait Inbox {
+    async fn receive(&mut self) -> Received<'_>;
+}
+
+/// Why the server ends a call, for a transport that can tell the carrier (WebSocket close codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The carrier closed the connection: nothing to tell.
+    CarrierLeft,
+    /// The host closed the call (or the engine stopped).
+    CallEnded,
+    /// Nothing came within the idle timeout.
+    Idle,
+    /// An oversize or malformed message.
+    Malformed,
+    /// The engine had no room for another session.
+    EngineFull,
+    /// The host's queue of new calls was full.
+    HostBusy,
+    /// The server is shutting down and the grace period ran out.
+    ShuttingDown,
+}
+
+/// Why a send to the carrier did not happen.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The connection failed (or is closing).
+    Failed,
+    /// It did not complete within `send_timeout` (or an earlier one did not): the carrier is not
+    /// reading.
+    Stalled,
+}
+
+/// The carrier's half of a connection that the call loop writes. Every operation is bounded by
+/// the send timeout (see [`Deadline`]).
+pub(crate) trait Outbox {
+    /// Queues one outbound message (written by `flush` at the latest).
+    async fn feed(&mut self, bytes: &[u8], kind: MessageKind) -> Result<(), SendError>;
+    /// Writes what was queued.
+    async fn flush(&mut self) -> Result<(), SendError>;
+    /// Shows the carrier the server is there, where the transport can (WebSocket ping).
+    async fn ping(&mut self) -> Result<(), SendError>;
+    /// Ends the connection, telling the carrier why where the transport can.
+    async fn end(&mut self, why: Ending);
+    /// Whether a send stalled (the connection is then counted in `send_timeouts`).
+    fn stalled(&self) -> bool;
+}
+
+/// The send timeout of one connection: every send, flush and close is bounded by `limit`. Once
+/// one has stalled, nothing more is tried: each attempt would wait out the limit again, holding
+/// the session slot for a peer that is not reading.
+pub(crate) struct Deadline {
+    limit: Duration,
+    stalled: bool,
+}
+
+impl Deadline {
+    pub(crate) fn new(limit: Duration) -> Self {
+        Self { limit, stalled: false }
     }
-    run(stream, ctx, false).await
-}
 
-/// Why the upgrade was refused, to count it once.
-#[derive(Clone, Copy)]
-enum Refusal {
-    Path,
-    Capacity,
-    Signature,
-}
-
-fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
-    let mut r = ErrorResponse::new(Some(why.to_owned()));
-    *r.status_mut() = status;
-    r
-}
-
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionContext>, tls: bool) {
-    let config = &ctx.config;
-    let mut refusal = None;
-    // The capacity slot is reserved during the handshake, atomically, so concurrent handshakes
-    // cannot all pass the check; it is released if the handshake then fails.
-    let mut reserved = false;
-    // The endpoint the request's path selects.
-    let mut chosen = None;
-    // The error type is tungstenite's handshake callback contract, not ours to box.
-    #[allow(clippy::result_large_err)]
-    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let path = req.uri().path();
-        let Some(index) = ctx.routes.iter().position(|e| e.takes(path, &config.paths)) else {
-            refusal = Some(Refusal::Path);
-            return Err(refuse(StatusCode::NOT_FOUND, "no stream endpoint at this path"));
-        };
-        let endpoint = &ctx.routes[index];
-        chosen = Some(index);
-        if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
-            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-            refusal = Some(Refusal::Capacity);
-            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
+    /// Runs `op` within the limit.
+    pub(crate) async fn run<E>(&mut self, op: impl Future<Output = Result<(), E>>) -> Result<(), SendError> {
+        if self.stalled {
+            return Err(SendError::Stalled);
         }
-        reserved = true;
-        if let (Some(token), Some(auth)) = (&endpoint.route.auth_token, endpoint.auth) {
-            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-            let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let url = signature::signed_url(
-                config.public_url.as_deref(),
-                header("x-forwarded-proto"),
-                tls,
-                header("host").unwrap_or(""),
-                path_and_query,
-            );
-            let valid = auth.check(token, &url, header);
-            if !valid {
-                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-                reserved = false;
-                refusal = Some(Refusal::Signature);
-                return Err(refuse(StatusCode::FORBIDDEN, "missing or invalid request signature"));
+        match timeout(self.limit, op).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SendError::Failed),
+            Err(_) => {
+                self.stalled = true;
+                Err(SendError::Stalled)
             }
         }
-        Ok(resp)
-    };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_bytes))
-        .max_frame_size(Some(config.max_message_bytes));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
-    let ws = match timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        _ => {
-            if reserved {
-                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-            }
-            let counter = match refusal {
-                Some(Refusal::Path) => &ctx.counters.rejected_path,
-                Some(Refusal::Capacity) => &ctx.counters.rejected_capacity,
-                Some(Refusal::Signature) => &ctx.counters.rejected_signature,
-                None => &ctx.counters.handshake_failures,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
-    let endpoint = chosen.map_or(&ctx.routes[0], |i| &ctx.routes[i]);
-    call(ws, &ctx, endpoint).await;
-    ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-    ctx.counters.closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalled
+    }
 }
 
-async fn call<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: tokio_tungstenite::WebSocketStream<S>,
+/// What the server's own look at a carrier message found.
+enum Seen {
+    Start(Box<StreamStart>),
+    Stop,
+    Other,
+}
+
+/// Parses `message` with the call's own copy of its dialect, if it may start or stop the stream
+/// (the dialect's quick look keeps the full parse off the path of every audio message).
+fn look(parser: &mut dyn Dialect, scratch: &mut PayloadBuffer, message: &[u8], kind: MessageKind) -> Seen {
+    if !parser.may_start_or_stop(message, kind) {
+        return Seen::Other;
+    }
+    match parser.parse(message, kind, scratch) {
+        Ok(Inbound::Start(start)) => Seen::Start(start),
+        Ok(Inbound::Stop { .. }) => Seen::Stop,
+        _ => Seen::Other,
+    }
+}
+
+/// Runs one call over a connection whose handshake is done: opens its session, hands it to the
+/// host when its stream starts, and moves messages both ways until either side ends it (with
+/// `ends_with_stop`, the carrier's stop message ends it too).
+pub(crate) async fn call<I: Inbox, O: Outbox>(
+    mut inbox: I,
+    mut outbox: O,
     ctx: &Arc<ConnectionContext>,
-    endpoint: &Endpoint,
+    session_config: &SessionConfig,
+    ends_with_stop: bool,
 ) {
-    let (sink, mut incoming) = ws.split();
-    let mut sink = Outbox { sink, limit: ctx.config.send_timeout, stalled: false };
-    let mut session = match ctx.engine.open_session(&endpoint.session) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = sink.send(close(CloseCode::Again, "engine at capacity")).await;
-            sink.count_stall(&ctx.counters);
-            return;
-        }
+    let ending = match ctx.engine.open_session(session_config) {
+        Ok(session) => drive(&mut inbox, &mut outbox, ctx, session_config, session, ends_with_stop).await,
+        Err(_) => Ending::EngineFull,
     };
+    outbox.end(ending).await;
+    if outbox.stalled() {
+        ctx.counters.send_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The call's loop; how it ended.
+async fn drive<I: Inbox, O: Outbox>(
+    inbox: &mut I,
+    outbox: &mut O,
+    ctx: &Arc<ConnectionContext>,
+    session_config: &SessionConfig,
+    mut session: trunkline::runtime::Session,
+    ends_with_stop: bool,
+) -> Ending {
     // The session's own dialect, to see `start` and `stop` as the session does (the name was
     // checked when the server started, and again when the session opened).
-    let Some(mut start_parser) = dialect_by_name(&endpoint.session.dialect) else { return };
-    let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return };
+    let Some(mut start_parser) = dialect_by_name(&session_config.dialect) else { return Ending::CallEnded };
+    // A byte stream is cut into messages as the engine cuts it; its start is an audio message,
+    // parsed in full, so the scratch buffer takes a whole payload. A WebSocket's start and stop
+    // carry no audio.
+    let (mut cutter, mut scratch) = match start_parser.capabilities().framing {
+        Framing::Stream { header_len } => (
+            Some(StreamCutter::new(header_len, session_config.max_message_bytes)),
+            PayloadBuffer::with_limit(session_config.max_payload_bytes),
+        ),
+        Framing::Messages => (None, PayloadBuffer::with_limit(16)),
+    };
+    let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return Ending::CallEnded };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let notify = Arc::new(Notify::new());
     ctx.registry
@@ -222,7 +317,6 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
         .insert(id, (port.outbound_signal(), notify.clone()));
 
     let mut host_session = Some(session);
-    let mut scratch = PayloadBuffer::with_limit(16);
     let mut out = vec![0u8; 8192];
     let mut stop_seen = false;
     let idle = sleep(ctx.config.idle_timeout);
@@ -234,38 +328,37 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
     let mut grace_until: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
 
-    loop {
+    let ending = 'call: loop {
         tokio::select! {
-            msg = incoming.next() => {
-                // Borrowed from the frame: no copy per message.
-                let msg = match msg {
-                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Ok(_)) => {
+            received = inbox.receive() => {
+                let (bytes, kind) = match received {
+                    Received::Data(bytes, kind) => (bytes, kind),
+                    Received::KeepAlive => {
                         idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
                         continue;
                     }
-                    Some(Err(_)) => {
-                        // An oversize message or a broken frame: the connection cannot go on.
+                    Received::Closed => break Ending::CarrierLeft,
+                    Received::Broken => {
                         ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
-                        let _ = sink.send(close(CloseCode::Size, "message too large or malformed")).await;
-                        break;
+                        break Ending::Malformed;
                     }
-                };
-                let (bytes, kind): (&[u8], MessageKind) = match &msg {
-                    Message::Binary(b) => (b, MessageKind::Binary),
-                    Message::Text(t) => (t.as_bytes(), MessageKind::Text),
-                    _ => continue,
                 };
                 idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
                 if push(&mut port, bytes, kind).await.is_err() {
-                    break;
+                    break Ending::CallEnded;
                 }
-                // Only the stream's start and stop matter here; the dialect's quick look keeps the
-                // full parse off the path of every audio message.
-                if start_parser.may_start_or_stop(bytes, kind) {
-                    match start_parser.parse(bytes, kind, &mut scratch) {
-                        Ok(Inbound::Start(start)) if host_session.is_some() => {
+                let mut rest = bytes;
+                loop {
+                    let message = match &mut cutter {
+                        Some(cutter) => match cutter.next(&mut rest, &*start_parser) {
+                            Some(message) => message,
+                            None => break,
+                        },
+                        None if rest.is_empty() => break,
+                        None => std::mem::take(&mut rest),
+                    };
+                    match look(&mut *start_parser, &mut scratch, message, kind) {
+                        Seen::Start(start) if host_session.is_some() => {
                             // Learns the stream, so that a `stop` naming another one (refused by
                             // the session) is not taken for this call's end below. Its outbound
                             // format is the session's business: this parser writes nothing.
@@ -277,36 +370,35 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                             } else {
                                 // The host is not accepting calls: refuse this one, visibly.
                                 ctx.counters.calls_refused.fetch_add(1, Ordering::Relaxed);
-                                let _ = sink.send(close(CloseCode::Again, "host not accepting calls")).await;
-                                break;
+                                break 'call Ending::HostBusy;
                             }
                         }
-                        Ok(Inbound::Stop { .. }) => stop_seen = true,
+                        Seen::Stop => stop_seen = true,
                         _ => {}
                     }
                 }
+                if stop_seen && ends_with_stop {
+                    break Ending::CallEnded;
+                }
             }
             _ = notify.notified() => {
-                if flush(&mut port, &mut sink, &mut out).await.is_err() {
-                    break;
+                if flush(&mut port, outbox, &mut out).await.is_err() {
+                    break Ending::CarrierLeft;
                 }
             }
             _ = &mut idle => {
                 ctx.counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
-                let _ = sink.send(close(CloseCode::Policy, "idle")).await;
-                break;
+                break Ending::Idle;
             }
             _ = ping.tick(), if ctx.config.ping_interval.is_some() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                if outbox.ping().await.is_err() {
+                    break Ending::CarrierLeft;
                 }
             }
             _ = housekeeping.tick() => {
                 // The host closed the call, or the engine stopped.
                 if !port.is_open() {
-                    let _ = flush(&mut port, &mut sink, &mut out).await;
-                    let _ = sink.send(close(CloseCode::Normal, "call ended")).await;
-                    break;
+                    break Ending::CallEnded;
                 }
             }
             changed = shutdown.changed() => {
@@ -316,24 +408,18 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             _ = sleep_until(grace_until.unwrap_or(far)), if grace_until.is_some() => {
-                let _ = sink.send(close(CloseCode::Away, "server shutting down")).await;
-                break;
+                break Ending::ShuttingDown;
             }
         }
-    }
-    let _ = flush(&mut port, &mut sink, &mut out).await;
+    };
+    let _ = flush(&mut port, outbox, &mut out).await;
     if !stop_seen && host_session.is_none() {
         // The carrier vanished without a stop: tell the pipeline the stream ended, so the host
         // gets its `stopped` event and nothing waits forever.
         let _ = port.end_stream();
     }
     ctx.registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    sink.close().await;
-    sink.count_stall(&ctx.counters);
-}
-
-fn close(code: CloseCode, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    ending
 }
 
 /// Pushes a message, waiting (without reading more from the socket: TCP backpressure) while the
@@ -348,97 +434,23 @@ async fn push(port: &mut CarrierPort, bytes: &[u8], kind: MessageKind) -> Result
     }
 }
 
-/// Why a send to the carrier did not happen.
-#[derive(Debug)]
-enum SendError {
-    /// The connection failed (or is closing).
-    Failed,
-    /// It did not complete within `send_timeout` (or an earlier one did not): the carrier is not
-    /// reading.
-    Stalled,
-}
-
-/// The carrier's half of the socket, with every send, flush and close bounded by `limit`. Once
-/// one has stalled, nothing more is tried: each attempt would wait out the limit again, holding
-/// the session slot for a peer that is not reading.
-struct Outbox<K> {
-    sink: K,
-    limit: Duration,
-    stalled: bool,
-}
-
-impl<K: futures_util::Sink<Message> + Unpin> Outbox<K> {
-    async fn send(&mut self, message: Message) -> Result<(), SendError> {
-        self.ready()?;
-        let done = timeout(self.limit, self.sink.send(message)).await;
-        self.settle(done)
-    }
-
-    async fn feed(&mut self, message: Message) -> Result<(), SendError> {
-        self.ready()?;
-        let done = timeout(self.limit, self.sink.feed(message)).await;
-        self.settle(done)
-    }
-
-    async fn flush(&mut self) -> Result<(), SendError> {
-        self.ready()?;
-        let done = timeout(self.limit, self.sink.flush()).await;
-        self.settle(done)
-    }
-
-    async fn close(&mut self) {
-        if self.ready().is_ok() {
-            let done = timeout(self.limit, self.sink.close()).await;
-            let _ = self.settle(done);
-        }
-    }
-
-    fn ready(&self) -> Result<(), SendError> {
-        if self.stalled { Err(SendError::Stalled) } else { Ok(()) }
-    }
-
-    fn settle<E>(
-        &mut self,
-        done: Result<Result<(), E>, tokio::time::error::Elapsed>,
-    ) -> Result<(), SendError> {
-        match done {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(SendError::Failed),
-            Err(_) => {
-                self.stalled = true;
-                Err(SendError::Stalled)
-            }
-        }
-    }
-
-    /// Counts the connection in `send_timeouts` if a send stalled (once, as it ends).
-    fn count_stall(&self, counters: &ServerCounters) {
-        if self.stalled {
-            counters.send_timeouts.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Sends every outbound message the worker has produced.
-async fn flush<K>(port: &mut CarrierPort, sink: &mut Outbox<K>, buf: &mut Vec<u8>) -> Result<(), SendError>
-where
-    K: futures_util::Sink<Message> + Unpin,
-{
+async fn flush<O: Outbox>(
+    port: &mut CarrierPort,
+    outbox: &mut O,
+    buf: &mut Vec<u8>,
+) -> Result<(), SendError> {
     let mut sent = false;
     while let Some(len) = port.outbound_len() {
         if len > buf.len() {
             buf.resize(len, 0);
         }
         let Some((kind, n)) = port.next_outbound_into(buf) else { break };
-        let message = match kind {
-            MessageKind::Text => Message::text(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            MessageKind::Binary => Message::binary(buf[..n].to_vec()),
-        };
-        sink.feed(message).await?;
+        outbox.feed(&buf[..n], kind).await?;
         sent = true;
     }
     if sent {
-        sink.flush().await?;
+        outbox.flush().await?;
     }
     Ok(())
 }

@@ -2,19 +2,29 @@
 //!
 //! The carrier connects to Trunkline directly; the host never touches the WebSocket. A tokio
 //! runtime on the server's own threads (`trunkline-net-N`, apart from the audio workers, so
-//! network work never delays audio) accepts connections, checks the request signature of the
-//! session dialect's carrier (Twilio's `X-Twilio-Signature`), and runs each stream as an ordinary
-//! session whose carrier side it drives itself. The host learns of a call when its stream starts
-//! ([`OffloadServer::accept`] gives an [`OffloadedCall`] with the call and stream ids, the custom
-//! parameters and the media format) and then uses the usual session API (read audio, play, mark,
-//! interrupt, events).
+//! network work never delays audio) accepts connections, checks the carrier's authentication
+//! (Twilio's `X-Twilio-Signature`, Vonage's JWT, … per route: [`Route`]) and negotiates its
+//! WebSocket subprotocol, and runs each stream as an ordinary session whose carrier side it
+//! drives itself. Asterisk's AudioSocket comes over plain TCP instead
+//! ([`OffloadServer::listen_audiosocket`], with an allow-list of call UUIDs). The host learns
+//! of a call when its stream starts ([`OffloadServer::accept`] gives an [`OffloadedCall`] with
+//! the call and stream ids, the custom parameters and the media format) and then uses the usual
+//! session API (read audio, play, mark, interrupt, events).
 
+mod audiosocket;
 mod connection;
+mod framing;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;
+mod websocket;
 
-pub use server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route, ServerStats, TlsConfig};
+pub use server::{
+    AudioSocketListener, OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route, RouteStats,
+    ServerStats, TlsConfig,
+};
+// Routes choose their authentication with it.
+pub use trunkline::protocol::signature::RequestAuth;
 
 // The offload server's documentation examples are compiled as doctests.
 #[cfg(doctest)]

@@ -1,16 +1,18 @@
 //! The listener, its configuration, limits and counters, and the hand-over of calls to the host.
 
-use super::connection::{self, ConnectionContext, Endpoint};
+use super::audiosocket::{self, AllowList};
+use super::connection::{ConnectionContext, Endpoint, dispatch_outbound};
+use super::websocket;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use trunkline::config::SessionConfig;
 use trunkline::protocol::StreamStart;
 use trunkline::protocol::dialect_by_name;
-use trunkline::protocol::signature::request_auth;
+use trunkline::protocol::signature::{RequestAuth, request_auth};
 use trunkline::runtime::{Engine, Session, Wakeup};
 
 /// Offload server settings.
@@ -56,15 +58,32 @@ pub struct OffloadConfig {
 }
 
 /// A request path bound to a dialect (see [`OffloadConfig::routes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     /// The request path, e.g. `/telnyx`.
     pub path: String,
     /// The dialect of the calls on this path (one of `trunkline::protocol::DIALECTS`).
     pub dialect: String,
     /// The carrier account's secret: when set, every request on this path must be authenticated
-    /// the way its carrier does it (`trunkline::protocol::signature::request_auth`), else 403.
+    /// (by `auth`, else the way its carrier does it by default:
+    /// `trunkline::protocol::signature::request_auth`), else 403.
     pub auth_token: Option<String>,
+    /// How requests on this path authenticate, when not the carrier's default: e.g.
+    /// `RequestAuth::VonageJwt` for Vonage's signed JWT (`{"type": "vonage"}`) rather than its
+    /// custom bearer value (the default). Needs `auth_token` (the secret it is checked with).
+    pub auth: Option<RequestAuth>,
+}
+
+/// A TCP port taking Asterisk AudioSocket connections (see
+/// [`OffloadServer::listen_audiosocket`]).
+#[derive(Debug, Clone)]
+pub struct AudioSocketListener {
+    /// Address to listen on (port 0: any free port, returned by `listen_audiosocket`).
+    pub bind: SocketAddr,
+    /// Call UUIDs accepted from the start (AudioSocket has no authentication: a connection is
+    /// taken only if its first message names an allowed UUID). Added to the server's allow-list,
+    /// which [`OffloadServer::allow_audiosocket_call`] also fills.
+    pub allowed_calls: Vec<String>,
 }
 
 /// PEM files for TLS.
@@ -152,9 +171,9 @@ macro_rules! server_counters {
 }
 
 server_counters! {
-    /// TCP connections accepted.
+    /// TCP connections accepted (WebSocket and AudioSocket listeners).
     connections,
-    /// WebSocket handshakes completed (calls).
+    /// Calls taken: WebSocket handshakes completed, AudioSocket UUIDs allowed.
     accepted,
     /// Upgrades refused: a missing or invalid request signature (403).
     rejected_signature,
@@ -162,7 +181,8 @@ server_counters! {
     rejected_path,
     /// Upgrades refused: `max_sessions` reached (503).
     rejected_capacity,
-    /// Connections that did not complete the handshake in time (or failed it).
+    /// Connections that did not complete the handshake in time (or failed it; for AudioSocket:
+    /// no call UUID as the first message).
     handshake_failures,
     /// Connections closed for sending nothing within the idle timeout.
     idle_timeouts,
@@ -179,23 +199,48 @@ server_counters! {
     closed,
     /// Connections currently open.
     active,
+    /// Of `rejected_signature`: requests that carried no credentials at all.
+    rejected_signature_missing,
+    /// Of `rejected_signature`: correctly signed JWTs outside their validity window (`exp`,
+    /// `nbf`, `iat`: often a clock out of step).
+    rejected_signature_expired,
+    /// Upgrades refused: the client offered WebSocket subprotocols, none of them the route's
+    /// carrier's (400).
+    rejected_subprotocol,
+    /// AudioSocket connections refused: their call UUID is not on the allow-list.
+    rejected_audiosocket_call,
+}
+
+/// One route's own counters (see [`OffloadServer::route_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStats {
+    /// The route's path (empty: the server's single endpoint, any path in `paths`).
+    pub path: String,
+    /// WebSocket handshakes completed on this route.
+    pub accepted: u64,
+    /// Upgrades refused for their authentication (also in `ServerStats::rejected_signature`).
+    pub rejected_signature: u64,
+    /// Of those, requests that carried no credentials at all.
+    pub rejected_signature_missing: u64,
 }
 
 /// A running offload server. Dropping it shuts it down (with no grace period).
 pub struct OffloadServer {
     local_addr: SocketAddr,
-    counters: Arc<ServerCounters>,
+    ctx: Arc<ConnectionContext>,
     calls: Receiver<OffloadedCall>,
     shutdown: watch::Sender<Option<Duration>>,
     runtime: Option<tokio::runtime::Runtime>,
-    done: Option<Receiver<()>>,
+    /// One per listener: reports when the listener and all its connections have ended.
+    done: Mutex<Vec<Receiver<()>>>,
 }
 
 /// The server's endpoints: its routes, or one taking any allowed path for `session.dialect`.
 fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
     let routes = if config.routes.is_empty() {
         let path = String::new(); // any path in `paths`
-        vec![Route { path, dialect: config.session.dialect.clone(), auth_token: config.auth_token.clone() }]
+        let dialect = config.session.dialect.clone();
+        vec![Route { path, dialect, auth_token: config.auth_token.clone(), auth: None }]
     } else {
         config.routes.clone()
     };
@@ -207,14 +252,17 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
                     "a route or session.dialect names no dialect this build speaks",
                 ));
             }
-            let auth = request_auth(&route.dialect);
+            let auth = route.auth.or_else(|| request_auth(&route.dialect));
             if route.auth_token.is_some() && auth.is_none() {
                 return Err(OffloadError::Invalid(
                     "an auth token is set for a dialect whose carrier authenticates nothing",
                 ));
             }
+            if route.auth.is_some() && route.auth_token.is_none() {
+                return Err(OffloadError::Invalid("a route's auth scheme needs its secret (auth_token)"));
+            }
             let session = SessionConfig { dialect: route.dialect.clone(), ..config.session.clone() };
-            Ok(Endpoint { route, session, auth })
+            Ok(Endpoint::new(route, session, auth))
         })
         .collect()
 }
@@ -252,7 +300,6 @@ impl OffloadServer {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind(config.bind))?;
         let local_addr = listener.local_addr()?;
-        let counters = Arc::new(ServerCounters::default());
         let (calls_tx, calls) = crossbeam_channel::bounded(config.max_sessions);
         let (shutdown, shutdown_rx) = watch::channel(None);
         let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -260,19 +307,59 @@ impl OffloadServer {
             engine: engine.handle(),
             config,
             routes,
-            counters: counters.clone(),
+            counters: Arc::new(ServerCounters::default()),
             calls: calls_tx,
             outbound_wakeup: Arc::new(Wakeup::new()?),
             registry: Default::default(),
             shutdown: shutdown_rx,
+            audiosocket_calls: AllowList::default(),
             #[cfg(feature = "tls")]
             tls,
         });
         #[cfg(not(feature = "tls"))]
         let _ = tls;
-        runtime.spawn(connection::dispatch_outbound(ctx.clone()));
-        runtime.spawn(accept_loop(listener, ctx, done_tx));
-        Ok(Self { local_addr, counters, calls, shutdown, runtime: Some(runtime), done: Some(done) })
+        runtime.spawn(dispatch_outbound(ctx.clone()));
+        runtime.spawn(accept_loop(listener, ctx.clone(), Transport::WebSocket, done_tx));
+        Ok(Self { local_addr, ctx, calls, shutdown, runtime: Some(runtime), done: Mutex::new(vec![done]) })
+    }
+
+    /// Also listens for Asterisk AudioSocket on `listener.bind` (TCP, no TLS: Asterisk has
+    /// none), returning the bound address. Its calls speak the `audiosocket` dialect with the
+    /// server's other session settings, count against the same `max_sessions`, and reach the
+    /// host through [`OffloadServer::accept`] like any other call, once their first audio
+    /// arrives. A connection whose first message is not a call UUID on the allow-list is closed
+    /// (counted in `rejected_audiosocket_call`, or `handshake_failures` when no UUID comes
+    /// within `handshake_timeout`). The idle and send timeouts apply; there are no pings.
+    pub fn listen_audiosocket(&self, listener: AudioSocketListener) -> Result<SocketAddr, OffloadError> {
+        let Some(runtime) = &self.runtime else {
+            return Err(OffloadError::Invalid("the server is shut down"));
+        };
+        for uuid in &listener.allowed_calls {
+            self.allow_audiosocket_call(uuid)?;
+        }
+        let session = SessionConfig { dialect: "audiosocket".into(), ..self.ctx.config.session.clone() };
+        let tcp = runtime.block_on(tokio::net::TcpListener::bind(listener.bind))?;
+        let local_addr = tcp.local_addr()?;
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let transport = Transport::AudioSocket(Arc::new(session));
+        runtime.spawn(accept_loop(tcp, self.ctx.clone(), transport, done_tx));
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(done);
+        Ok(local_addr)
+    }
+
+    /// Allows AudioSocket connections for call `uuid` (text form, e.g.
+    /// `40325ec2-5efd-4bd3-805f-53576e581d13`, any case, hyphens optional), until revoked.
+    /// Register it before handing it to Asterisk (`AudioSocket(uuid,host:port)`).
+    pub fn allow_audiosocket_call(&self, uuid: &str) -> Result<(), OffloadError> {
+        let uuid = audiosocket::parse_uuid(uuid).ok_or(OffloadError::Invalid("not a UUID"))?;
+        self.ctx.audiosocket_calls.allow(uuid);
+        Ok(())
+    }
+
+    /// Stops allowing new AudioSocket connections for call `uuid` (a live one goes on); whether
+    /// it was allowed.
+    pub fn revoke_audiosocket_call(&self, uuid: &str) -> bool {
+        audiosocket::parse_uuid(uuid).is_some_and(|uuid| self.ctx.audiosocket_calls.revoke(&uuid))
     }
 
     /// The address the server listens on.
@@ -288,7 +375,13 @@ impl OffloadServer {
 
     /// The server's counters.
     pub fn stats(&self) -> ServerStats {
-        self.counters.snapshot()
+        self.ctx.counters.snapshot()
+    }
+
+    /// Each route's own counters, in the order of [`OffloadConfig::routes`] (without routes:
+    /// one, the server's single endpoint).
+    pub fn route_stats(&self) -> Vec<RouteStats> {
+        self.ctx.routes.iter().map(Endpoint::stats).collect()
     }
 
     /// Stops accepting, lets live calls go on for up to `grace` (until their stream stops or the
@@ -299,9 +392,10 @@ impl OffloadServer {
 
     fn stop(&mut self, grace: Duration) {
         let _ = self.shutdown.send(Some(grace));
-        if let Some(done) = self.done.take() {
-            // The accept loop reports when every connection has ended.
-            let _ = done.recv_timeout(grace + Duration::from_secs(2));
+        // Each accept loop reports when every connection it took has ended.
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        for done in std::mem::take(self.done.get_mut().unwrap_or_else(|e| e.into_inner())) {
+            let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
@@ -315,7 +409,20 @@ impl Drop for OffloadServer {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<ConnectionContext>, done: Sender<()>) {
+/// What a listener's connections speak.
+enum Transport {
+    /// A carrier's media stream over WebSocket, on the server's routes.
+    WebSocket,
+    /// Asterisk AudioSocket over raw TCP, with these session settings.
+    AudioSocket(Arc<SessionConfig>),
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<ConnectionContext>,
+    transport: Transport,
+    done: Sender<()>,
+) {
     let mut shutdown = ctx.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -324,7 +431,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<ConnectionConte
                 if let Ok((stream, _)) = accepted {
                     ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
-                    tasks.spawn(connection::serve(stream, ctx.clone()));
+                    match &transport {
+                        Transport::WebSocket => tasks.spawn(websocket::serve(stream, ctx.clone())),
+                        Transport::AudioSocket(session) => {
+                            tasks.spawn(audiosocket::serve(stream, ctx.clone(), session.clone()))
+                        }
+                    };
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

@@ -232,6 +232,7 @@ fn routes_bind_paths_to_dialects_and_their_secrets() {
         path: path.into(),
         dialect: "twilio".into(),
         auth_token: Some(token.into()),
+        auth: None,
     };
     let config = OffloadConfig {
         routes: vec![route("/east", "token-east"), route("/west", "token-west")],
@@ -255,7 +256,7 @@ fn routes_bind_paths_to_dialects_and_their_secrets() {
         assert_eq!(status_of(connect(&url, Some(&signed)).await.unwrap_err()), 404, "no route");
     });
     let unknown = OffloadConfig {
-        routes: vec![Route { path: "/x".into(), dialect: "no-such-carrier".into(), auth_token: None }],
+        routes: vec![Route { path: "/x".into(), dialect: "no-such-carrier".into(), ..Default::default() }],
         ..Default::default()
     };
     assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Invalid(_))));

@@ -2,6 +2,10 @@
 //! dialect's scheme ([`request_auth`]), and Twilio's `X-Twilio-Signature`, computed (a client,
 //! such as a caller simulator) and validated (a server). Behind the `request-auth` feature.
 //!
+//! Vonage can sign the upgrade with a JWT ([`RequestAuth::VonageJwt`], checked by
+//! [`verify_vonage_jwt`]): HS256 keyed with the account's signature secret, in
+//! `Authorization: Bearer <jwt>`.
+//!
 //! Twilio signs every request it makes with the account's auth token: base64(HMAC-SHA1(token,
 //! url + the POST parameters sorted by name, each as name followed by value)). A Media Streams
 //! connection is a GET, so the signed string is the full URL Twilio connected to, query included.
@@ -13,6 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How a carrier authenticates its connection request, for a server to check it against the
 /// account's secret. Every comparison runs in constant time.
@@ -31,6 +36,11 @@ pub enum RequestAuth {
     },
     /// `Authorization: Bearer <secret>` (SignalWire's bearer token; Vonage's custom value).
     Bearer,
+    /// `Authorization: Bearer <jwt>`: Vonage's own authorization (`{"type": "vonage"}` on the
+    /// endpoint), a JWT signed HS256 with the account's signature secret. See
+    /// [`verify_vonage_jwt`] for what is checked. Not the default for `vonage` (its custom value
+    /// is): a server chooses it per route.
+    VonageJwt,
     /// `Authorization: Basic base64(<secret>)`, the secret being `user:password` (Exotel,
     /// jambonz).
     Basic,
@@ -49,37 +59,133 @@ pub fn request_auth(dialect: &str) -> Option<RequestAuth> {
     })
 }
 
+/// Why a request was not authenticated (see [`RequestAuth::verify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The credentials the scheme needs were not sent at all (no such header).
+    Missing,
+    /// Credentials were sent but do not match the secret (or are malformed, or use another
+    /// scheme or algorithm).
+    Invalid,
+    /// A correctly signed JWT outside its validity window (`exp`, `nbf`, `iat`): often a clock
+    /// out of step.
+    Expired,
+}
+
 impl RequestAuth {
     /// Whether a request to `url` (see [`signed_url`]) whose headers `header` looks up (by lower
     /// case name) is authenticated by `secret`.
     pub fn check<'h>(self, secret: &str, url: &str, header: impl Fn(&str) -> Option<&'h str>) -> bool {
+        self.verify(secret, url, header).is_ok()
+    }
+
+    /// As [`RequestAuth::check`], saying why a request is refused.
+    pub fn verify<'h>(
+        self,
+        secret: &str,
+        url: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+    ) -> Result<(), AuthFailure> {
+        let matches = |ok: bool| if ok { Ok(()) } else { Err(AuthFailure::Invalid) };
         match self {
             Self::TwilioSignature => {
-                header("x-twilio-signature").is_some_and(|sig| validate(secret, url, sig))
+                let sig = header("x-twilio-signature").ok_or(AuthFailure::Missing)?;
+                matches(validate(secret, url, sig))
             }
             Self::PlivoSignatureV3 => {
                 let (Some(sigs), Some(nonce)) =
                     (header("x-plivo-signature-v3"), header("x-plivo-signature-v3-nonce"))
                 else {
-                    return false;
+                    return Err(AuthFailure::Missing);
                 };
                 let expected = plivo_signature_v3(secret, url, nonce);
                 // Several signatures may be sent (one per key): any may match.
-                sigs.split(',')
-                    .fold(false, |ok, sig| ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes()))
+                matches(
+                    sigs.split(',').fold(false, |ok, sig| {
+                        ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes())
+                    }),
+                )
             }
             Self::Token { header: name } => {
-                header(name).is_some_and(|v| constant_time_eq(v.as_bytes(), secret.as_bytes()))
+                let value = header(name).ok_or(AuthFailure::Missing)?;
+                matches(constant_time_eq(value.as_bytes(), secret.as_bytes()))
             }
-            Self::Bearer => header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|v| constant_time_eq(v.trim().as_bytes(), secret.as_bytes())),
-            Self::Basic => header("authorization").and_then(|v| v.strip_prefix("Basic ")).is_some_and(|v| {
-                let expected = STANDARD.encode(secret);
-                constant_time_eq(v.trim().as_bytes(), expected.as_bytes())
-            }),
+            Self::Bearer => {
+                let value = header("authorization").ok_or(AuthFailure::Missing)?;
+                matches(
+                    value
+                        .strip_prefix("Bearer ")
+                        .is_some_and(|v| constant_time_eq(v.trim().as_bytes(), secret.as_bytes())),
+                )
+            }
+            Self::VonageJwt => {
+                let value = header("authorization").ok_or(AuthFailure::Missing)?;
+                let jwt = value.strip_prefix("Bearer ").ok_or(AuthFailure::Invalid)?;
+                verify_vonage_jwt(secret, jwt.trim())
+            }
+            Self::Basic => {
+                let value = header("authorization").ok_or(AuthFailure::Missing)?;
+                matches(value.strip_prefix("Basic ").is_some_and(|v| {
+                    let expected = STANDARD.encode(secret);
+                    constant_time_eq(v.trim().as_bytes(), expected.as_bytes())
+                }))
+            }
         }
     }
+}
+
+/// Clock skew allowed between the carrier and this host when checking a JWT's times.
+pub const JWT_LEEWAY_S: u64 = 60;
+
+/// Oldest a Vonage JWT without `exp` may be (from its `iat`): without this, a captured token
+/// would open connections forever.
+pub const VONAGE_JWT_MAX_AGE_S: u64 = 300;
+
+/// The claims read from Vonage's JWT besides those `jsonwebtoken` checks itself.
+#[derive(serde::Deserialize)]
+struct VonageClaims {
+    /// Issued at (seconds since the epoch): required, a number.
+    iat: u64,
+    /// Expiry: `jsonwebtoken` checks it; here only whether there is one.
+    #[serde(default)]
+    exp: Option<u64>,
+}
+
+/// Whether `jwt` is a token Vonage signed with the account's signature `secret`: HS256 only
+/// (`alg: none` and every other algorithm are refused, whatever the header says), the signature
+/// checked, `exp` and `nbf` honoured when present (a claim of the wrong type is refused), and
+/// `iat` required, not in the future, and, in a token without `exp`, at most
+/// [`VONAGE_JWT_MAX_AGE_S`] old; [`JWT_LEEWAY_S`] of clock skew allowed each way. Vonage's
+/// `api_key` and `payload_hash` claims are not used: the secret is the route's, and the upgrade
+/// has no body to hash.
+pub fn verify_vonage_jwt(secret: &str, jwt: &str) -> Result<(), AuthFailure> {
+    use jsonwebtoken::errors::ErrorKind;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    // Vonage's exact claim set on the upgrade is not documented: `exp` is checked when present
+    // (the `iat` age below bounds a token without it), no audience is expected.
+    validation.required_spec_claims.clear();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = JWT_LEEWAY_S;
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    let claims = match jsonwebtoken::decode::<VonageClaims>(jwt, &key, &validation) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            return Err(match e.kind() {
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => AuthFailure::Expired,
+                _ => AuthFailure::Invalid,
+            });
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if claims.iat > now.saturating_add(JWT_LEEWAY_S) {
+        return Err(AuthFailure::Expired);
+    }
+    if claims.exp.is_none() && now.saturating_sub(claims.iat) > VONAGE_JWT_MAX_AGE_S + JWT_LEEWAY_S {
+        return Err(AuthFailure::Expired);
+    }
+    Ok(())
 }
 
 /// Equality that takes the same time wherever the inputs differ (their lengths may show).
@@ -229,6 +335,104 @@ mod tests {
         assert!(basic.check("agent:pa55", "", only("authorization", "Basic YWdlbnQ6cGE1NQ==")));
         assert!(!basic.check("agent:pa56", "", only("authorization", "Basic YWdlbnQ6cGE1NQ==")));
         assert_eq!(request_auth("audiosocket"), None);
+    }
+
+    /// A JWT built by hand (not with the crate under test): base64url of the header and claims
+    /// as given, signed with HMAC-SHA256 or HMAC-SHA512 as `alg` says, unsigned for `none`.
+    fn jwt(secret: &str, header: &str, claims: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let signature = if header.contains("HS512") {
+            let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(signing_input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        } else if header.contains("none") {
+            String::new()
+        } else {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(signing_input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        };
+        format!("{signing_input}.{signature}")
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    #[test]
+    fn vonage_jwts_need_the_secret_hs256_and_a_current_validity_window() {
+        let secret = "vonage-signature-secret";
+        let t = now();
+        let fresh = format!(r#"{{"iat":{t},"exp":{},"api_key":"abc123","jti":"x"}}"#, t + 300);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &fresh)), Ok(()));
+        assert_eq!(verify_vonage_jwt("another", &jwt(secret, HS256, &fresh)), Err(AuthFailure::Invalid));
+        // A changed claim breaks the signature.
+        let signed = jwt(secret, HS256, &fresh);
+        let forged_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"iat":{t},"exp":{}}}"#, t + 99_999));
+        let mut parts: Vec<&str> = signed.split('.').collect();
+        parts[1] = &forged_claims;
+        assert_eq!(verify_vonage_jwt(secret, &parts.join(".")), Err(AuthFailure::Invalid));
+
+        let expired = format!(r#"{{"iat":{},"exp":{}}}"#, t - 900, t - 600);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &expired)), Err(AuthFailure::Expired));
+        let not_yet = format!(r#"{{"iat":{t},"nbf":{},"exp":{}}}"#, t + 600, t + 900);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &not_yet)), Err(AuthFailure::Expired));
+        let from_the_future = format!(r#"{{"iat":{}}}"#, t + 600);
+        assert_eq!(
+            verify_vonage_jwt(secret, &jwt(secret, HS256, &from_the_future)),
+            Err(AuthFailure::Expired)
+        );
+        // Without `exp`, `iat` bounds the token's life.
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &format!(r#"{{"iat":{t}}}"#))), Ok(()));
+        let old = format!(r#"{{"iat":{}}}"#, t - 3600);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &old)), Err(AuthFailure::Expired));
+
+        // Claims of the wrong type, or missing `iat`, are refused rather than skipped.
+        let string_exp = format!(r#"{{"iat":{t},"exp":"never"}}"#);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &string_exp)), Err(AuthFailure::Invalid));
+        let string_nbf = format!(r#"{{"iat":{t},"nbf":"{}"}}"#, t + 9999);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &string_nbf)), Err(AuthFailure::Invalid));
+        let no_iat = format!(r#"{{"exp":{}}}"#, t + 300);
+        assert_eq!(verify_vonage_jwt(secret, &jwt(secret, HS256, &no_iat)), Err(AuthFailure::Invalid));
+
+        // Only HS256: not `none`, not another HMAC.
+        let none = jwt(secret, r#"{"alg":"none","typ":"JWT"}"#, &fresh);
+        assert_eq!(verify_vonage_jwt(secret, &none), Err(AuthFailure::Invalid));
+        let hs512 = jwt(secret, r#"{"alg":"HS512","typ":"JWT"}"#, &fresh);
+        assert_eq!(verify_vonage_jwt(secret, &hs512), Err(AuthFailure::Invalid));
+        assert_eq!(verify_vonage_jwt(secret, "not.a.jwt"), Err(AuthFailure::Invalid));
+        assert_eq!(verify_vonage_jwt(secret, ""), Err(AuthFailure::Invalid));
+    }
+
+    #[test]
+    fn refusals_say_whether_credentials_were_missing_or_wrong() {
+        let secret = "vonage-signature-secret";
+        let token = jwt(secret, HS256, &format!(r#"{{"iat":{}}}"#, now()));
+        let bearer: &'static str = Box::leak(format!("Bearer {token}").into_boxed_str());
+        let only = |name: &'static str, value: &'static str| move |h: &str| (h == name).then_some(value);
+        let jwt_auth = RequestAuth::VonageJwt;
+        assert_eq!(jwt_auth.verify(secret, "", only("authorization", bearer)), Ok(()));
+        assert_eq!(jwt_auth.verify(secret, "", |_| None), Err(AuthFailure::Missing));
+        assert_eq!(
+            jwt_auth.verify(secret, "", only("authorization", "Basic eDp5")),
+            Err(AuthFailure::Invalid)
+        );
+        // The custom bearer scheme takes the JWT as an opaque value, which is not the secret.
+        assert_eq!(
+            RequestAuth::Bearer.verify(secret, "", only("authorization", bearer)),
+            Err(AuthFailure::Invalid)
+        );
+        for auth in ["twilio", "plivo", "telnyx", "signalwire", "exotel"].map(|d| request_auth(d).unwrap()) {
+            assert_eq!(auth.verify("s", "ws://h/", |_| None), Err(AuthFailure::Missing), "{auth:?}");
+        }
+        assert_eq!(
+            RequestAuth::TwilioSignature.verify("s", "ws://h/", only("x-twilio-signature", "AAAA")),
+            Err(AuthFailure::Invalid)
+        );
     }
 
     #[test]

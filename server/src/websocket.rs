@@ -1,0 +1,245 @@
+//! Carriers over WebSocket: the upgrade's checks (route, capacity, authentication, subprotocol),
+//! then the call over the socket's messages.
+
+use super::connection::{self, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use trunkline::protocol::MessageKind;
+use trunkline::protocol::signature::{self, AuthFailure};
+
+pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>) {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = ctx.tls.clone() {
+        match timeout(ctx.config.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls_stream)) => run(tls_stream, ctx, true).await,
+            _ => {
+                ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    run(stream, ctx, false).await
+}
+
+/// Why the upgrade was refused, to count it once.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Path,
+    Capacity,
+    Auth(AuthFailure),
+    Subprotocol,
+}
+
+fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
+    let mut r = ErrorResponse::new(Some(why.to_owned()));
+    *r.status_mut() = status;
+    r
+}
+
+/// What to answer to the subprotocols a client offered, for a route whose carrier asks for
+/// `wanted`: `Ok(Some)` to select it, `Ok(None)` to select none (none offered, or the route has
+/// none: the client then decides), `Err` when the client offered others only (it would fail on
+/// an answer without its subprotocol anyway; a clear 400 says why).
+fn choose_subprotocol(req: &Request, wanted: Option<&'static str>) -> Result<Option<&'static str>, ()> {
+    let Some(wanted) = wanted else { return Ok(None) };
+    let mut offered = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .peekable();
+    if offered.peek().is_none() {
+        return Ok(None);
+    }
+    if offered.any(|p| p == wanted) { Ok(Some(wanted)) } else { Err(()) }
+}
+
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Arc<ConnectionContext>, tls: bool) {
+    let config = &ctx.config;
+    let mut refusal = None;
+    // The capacity slot is reserved during the handshake, atomically, so concurrent handshakes
+    // cannot all pass the check; it is released if the handshake then fails.
+    let mut reserved = false;
+    // The endpoint the request's path selects.
+    let mut chosen = None;
+    // The error type is tungstenite's handshake callback contract, not ours to box.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        let path = req.uri().path();
+        let Some(index) = ctx.routes.iter().position(|e| e.takes(path, &config.paths)) else {
+            refusal = Some(Refusal::Path);
+            return Err(refuse(StatusCode::NOT_FOUND, "no stream endpoint at this path"));
+        };
+        let endpoint = &ctx.routes[index];
+        chosen = Some(index);
+        if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            refusal = Some(Refusal::Capacity);
+            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
+        }
+        reserved = true;
+        let mut release = |why: Refusal| {
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            reserved = false;
+            refusal = Some(why);
+        };
+        if let (Some(token), Some(auth)) = (&endpoint.route.auth_token, endpoint.auth) {
+            let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+            let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let url = signature::signed_url(
+                config.public_url.as_deref(),
+                header("x-forwarded-proto"),
+                tls,
+                header("host").unwrap_or(""),
+                path_and_query,
+            );
+            if let Err(failure) = auth.verify(token, &url, header) {
+                release(Refusal::Auth(failure));
+                return Err(refuse(StatusCode::FORBIDDEN, "missing or invalid request signature"));
+            }
+        }
+        match choose_subprotocol(req, endpoint.subprotocol) {
+            Ok(Some(protocol)) => {
+                resp.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+            }
+            Ok(None) => {}
+            Err(()) => {
+                release(Refusal::Subprotocol);
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "none of the offered subprotocols is served here",
+                ));
+            }
+        }
+        Ok(resp)
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_bytes))
+        .max_frame_size(Some(config.max_message_bytes));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config));
+    let ws = match timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(ws)) => ws,
+        _ => {
+            if reserved {
+                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            }
+            let counters = &ctx.counters;
+            match refusal {
+                Some(Refusal::Path) => counters.rejected_path.fetch_add(1, Ordering::Relaxed),
+                Some(Refusal::Capacity) => counters.rejected_capacity.fetch_add(1, Ordering::Relaxed),
+                Some(Refusal::Subprotocol) => counters.rejected_subprotocol.fetch_add(1, Ordering::Relaxed),
+                Some(Refusal::Auth(failure)) => {
+                    if let Some(endpoint) = chosen.map(|i| &ctx.routes[i]) {
+                        endpoint.count_auth_refusal(failure, counters);
+                    }
+                    0
+                }
+                None => counters.handshake_failures.fetch_add(1, Ordering::Relaxed),
+            };
+            return;
+        }
+    };
+    ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    let endpoint = chosen.map_or(&ctx.routes[0], |i| &ctx.routes[i]);
+    endpoint.count_accepted();
+    let (sink, stream) = ws.split();
+    let inbox = WsInbox { stream, current: None };
+    let outbox = WsOutbox { sink, deadline: Deadline::new(config.send_timeout) };
+    // After `stop` the carrier closes the connection itself (and a `stop` may name another
+    // stream, which the session refuses).
+    connection::call(inbox, outbox, &ctx, &endpoint.session, false).await;
+    ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+    ctx.counters.closed.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The messages the carrier sends; the last one is kept, for the call loop to borrow.
+struct WsInbox<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+    current: Option<Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Inbox for WsInbox<S> {
+    async fn receive(&mut self) -> Received<'_> {
+        let message = match self.stream.next().await {
+            Some(Ok(message)) => message,
+            // An oversize message or a broken frame.
+            Some(Err(_)) => return Received::Broken,
+            None => return Received::Closed,
+        };
+        let kind = match &message {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+            Message::Close(_) => return Received::Closed,
+            _ => return Received::KeepAlive,
+        };
+        // Borrowed from the frame: no copy per message.
+        let bytes: &[u8] = match self.current.insert(message) {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+            _ => &[],
+        };
+        Received::Data(bytes, kind)
+    }
+}
+
+/// The carrier's half of the socket, every send bounded by the send timeout.
+struct WsOutbox<K> {
+    sink: K,
+    deadline: Deadline,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Outbox for WsOutbox<SplitSink<WebSocketStream<S>, Message>> {
+    async fn feed(&mut self, bytes: &[u8], kind: MessageKind) -> Result<(), SendError> {
+        let message = match kind {
+            MessageKind::Text => Message::text(String::from_utf8_lossy(bytes).into_owned()),
+            MessageKind::Binary => Message::binary(bytes.to_vec()),
+        };
+        self.deadline.run(self.sink.feed(message)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), SendError> {
+        self.deadline.run(self.sink.flush()).await
+    }
+
+    async fn ping(&mut self) -> Result<(), SendError> {
+        self.deadline.run(self.sink.send(Message::Ping(Default::default()))).await
+    }
+
+    async fn end(&mut self, why: Ending) {
+        let close = |code: CloseCode, reason: &'static str| {
+            Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+        };
+        let frame = match why {
+            Ending::CarrierLeft => None,
+            Ending::CallEnded => Some(close(CloseCode::Normal, "call ended")),
+            Ending::Idle => Some(close(CloseCode::Policy, "idle")),
+            Ending::Malformed => Some(close(CloseCode::Size, "message too large or malformed")),
+            Ending::EngineFull => Some(close(CloseCode::Again, "engine at capacity")),
+            Ending::HostBusy => Some(close(CloseCode::Again, "host not accepting calls")),
+            Ending::ShuttingDown => Some(close(CloseCode::Away, "server shutting down")),
+        };
+        if let Some(frame) = frame {
+            let _ = self.deadline.run(self.sink.send(frame)).await;
+        }
+        let _ = self.deadline.run(self.sink.close()).await;
+    }
+
+    fn stalled(&self) -> bool {
+        self.deadline.stalled()
+    }
+}
