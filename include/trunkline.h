@@ -671,10 +671,9 @@ const char *trunkline_server_stats_name(size_t index);
 #endif
 
 #if defined(TRUNKLINE_SERVER)
-// Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-// rejected_capacity, handshake_failures, idle_timeouts, send_timeouts, protocol_failures,
-// calls_opened, calls_refused, closed, active) into `values`, at most `capacity`; `*out_count`
-// receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
+// Copies the server's counters, in trunkline_server_stats_name order (connections, accepted,
+// the refusals by reason, failures and timeouts, calls opened and refused, closed, active), into
+// `values`, at most `capacity`; `*out_count` receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_stats(const trunkline_server *server,
                                         uint64_t *values,
                                         size_t capacity,

@@ -782,10 +782,9 @@ class Server {
   }
 
   /**
-   * The server's counters by name (SERVER_STATS_NAMES: connections, accepted, rejected_signature,
-   * rejected_path, rejected_capacity, handshake_failures, idle_timeouts, send_timeouts,
-   * protocol_failures, calls_opened, calls_refused, closed, active). Throws TrunklineError CLOSED
-   * after shutdown() or close().
+   * The server's counters by name (SERVER_STATS_NAMES: connections, accepted, the refusals by
+   * reason, failures and timeouts, calls opened and refused, closed, active). Throws
+   * TrunklineError CLOSED after shutdown() or close().
    */
   stats() {
     const values = new BigUint64Array(SERVER_STATS_NAMES.length);

@@ -235,10 +235,9 @@ pub extern "C" fn trunkline_server_stats_name(index: size_t) -> *const c_char {
     ServerStats::NAMES_NUL.get(index).map_or(std::ptr::null(), |n| n.as_ptr().cast())
 }
 
-/// Copies the server's counters (connections, accepted, rejected_signature, rejected_path,
-/// rejected_capacity, handshake_failures, idle_timeouts, send_timeouts, protocol_failures,
-/// calls_opened, calls_refused, closed, active) into `values`, at most `capacity`; `*out_count`
-/// receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
+/// Copies the server's counters, in trunkline_server_stats_name order (connections, accepted,
+/// the refusals by reason, failures and timeouts, calls opened and refused, closed, active), into
+/// `values`, at most `capacity`; `*out_count` receives how many. Results: OK; NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_stats(
     server: *const trunkline_server,

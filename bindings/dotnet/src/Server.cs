@@ -111,9 +111,8 @@ namespace Trunkline
         }
 
         /// <summary>The server's counters by name (<see cref="Library.ServerStatNames"/>:
-        /// connections, accepted, rejected_signature, rejected_path, rejected_capacity,
-        /// handshake_failures, idle_timeouts, send_timeouts, protocol_failures, calls_opened,
-        /// calls_refused, closed, active).
+        /// connections, accepted, the refusals by reason, failures and timeouts, calls opened and
+        /// refused, closed, active).
         /// Throws TrunklineException(Closed) after Shutdown.</summary>
         public unsafe Dictionary<string, ulong> Stats()
         {

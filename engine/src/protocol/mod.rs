@@ -94,7 +94,7 @@ pub enum ClearKind {
     None,
 }
 
-/// What a dialect needs from the engine, declared once.
+/// What a dialect needs from the engine (see [`Dialect::capabilities`] for when it is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// How messages are delimited.
