@@ -1,22 +1,24 @@
-//! One simulated call: the carrier's side of a Media Streams WebSocket, driven by a script.
+//! One simulated call: the carrier's side of a media stream, driven by a script.
 //!
-//! The task connects (with `X-Twilio-Signature` when an auth token is given), sends `connected`
-//! and `start`, then every 20 ms the next frame of the caller's stream (impaired as configured;
-//! messages due together, as after a stall, leave in one write), plus `dtmf` as scripted and `stop` at the end. What the bot sends goes into the simulated
-//! carrier's playout buffer, which echoes marks and obeys `clear` like Twilio; caller speech events
-//! (from the script's labels) and bot audio events are matched up into response latency and
-//! barge-in reaction measurements.
+//! The task connects as the chosen carrier does (a WebSocket with the carrier's authentication,
+//! or AudioSocket's plain TCP), sends the carrier's opening messages, then every 20 ms the next
+//! frame of the caller's stream (impaired as configured; messages due together, as after a stall,
+//! leave in one write), key presses as scripted and the carrier's hang-up at the end. What the bot
+//! sends is read by the carrier's module ([`crate::carrier`]) and goes into the simulated
+//! carrier's playout buffer, which echoes marks and obeys clears as that carrier does; caller
+//! speech events (from the script's labels) and bot audio events are matched up into response
+//! latency and barge-in reaction measurements, and the carrier's framing rules are checked on
+//! every message.
 
 use super::audio::{FRAME_BYTES, FRAME_MS, LineNoise};
+use super::carrier::{CallIds, Carrier, Dialect, FromBot, Mark, PlayoutKind, Transport, Wire};
 use super::impair::{Impairer, Impairments, Outgoing};
 use super::playout::{CarrierPlayout, MediaOutcome, PlayoutConfig};
 use super::result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};
 use super::rng::SplitMix64;
 use super::runner::Progress;
 use super::script::{CallerMark, ReplyView, Script, ScriptCursor};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use futures_util::{SinkExt, StreamExt};
+use super::transport::{self, Link};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -24,27 +26,35 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use trunkline::protocol::signature::twilio_signature;
 
 /// How each simulated call connects and behaves.
 #[derive(Debug, Clone)]
 pub struct CallOptions {
-    /// The bot's Media Streams URL (`ws://…`, or `wss://…` with the `tls` feature).
+    /// The bot's URL: `ws://…` (or `wss://…` with the `tls` feature); for AudioSocket
+    /// `tcp://HOST:PORT` (or `HOST:PORT`).
     pub url: String,
-    /// `customParameters` of `start` (the TwiML `<Parameter>`s), in order.
+    /// The carrier callsim plays (default Twilio).
+    pub dialect: Dialect,
+    /// The call's custom parameters, in order: Twilio's `customParameters` (the TwiML
+    /// `<Parameter>`s), and wherever each carrier carries its own (Telnyx and Exotel
+    /// `custom_parameters`, Plivo `extra_headers`, Vonage's and jambonz's metadata).
     pub custom_parameters: Vec<(String, String)>,
-    /// The account's auth token: when set, the upgrade request carries `X-Twilio-Signature`.
+    /// The account's secret: when set, the upgrade request carries the carrier's authentication
+    /// (Twilio `X-Twilio-Signature`, Plivo `X-Plivo-Signature-V3`, Telnyx
+    /// `x-telnyx-streaming-auth-token`, SignalWire and Vonage `Authorization: Bearer`, Exotel and
+    /// jambonz `Authorization: Basic` of this `user:password`).
     pub auth_token: Option<String>,
     /// The URL to sign, if the bot sees another one than `url` (a proxy in front of it).
     pub signed_url: Option<String>,
     /// `accountSid` (default: one generated from `seed`, the same for every call of a run).
     pub account_sid: Option<String>,
+    /// The call's id (`callSid`, Telnyx's call session, AudioSocket's UUID...) for every call,
+    /// e.g. an AudioSocket UUID the bot allowed (default: one generated per call from `seed`).
+    pub call_id: Option<String>,
     /// Network impairments of the caller's media.
     pub impairments: Impairments,
     /// Level (dBFS RMS) of the white noise the caller's line carries where the script plays no
@@ -55,7 +65,7 @@ pub struct CallOptions {
     pub playout: PlayoutConfig,
     /// Longest TCP + TLS + WebSocket handshake.
     pub connect_timeout: Duration,
-    /// After `stop`, how long to wait for the bot to close.
+    /// After the hang-up, how long to wait for the bot to close.
     pub close_timeout: Duration,
     /// Seed of the generated ids (each call derives its own).
     pub seed: u64,
@@ -71,10 +81,12 @@ impl CallOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            dialect: Dialect::Twilio,
             custom_parameters: vec![],
             auth_token: None,
             signed_url: None,
             account_sid: None,
+            call_id: None,
             impairments: Impairments::default(),
             line_noise_dbfs: Some(-70.0),
             playout: PlayoutConfig::default(),
@@ -100,11 +112,22 @@ pub(crate) async fn run(
     script: &Script,
     progress: Option<&Progress>,
 ) -> CallResult {
-    let mut ids = SplitMix64::for_call(options.seed, index);
-    let stream_sid = ids.sid("MZ");
-    let call_sid = ids.sid("CA");
-    let account_sid = options.account_sid.clone().unwrap_or_else(|| SplitMix64::new(options.seed).sid("AC"));
-    let mut call = Call::new(index, options, script, stream_sid, call_sid, account_sid, progress);
+    let mut rng = SplitMix64::for_call(options.seed, index);
+    let mut ids = options.dialect.ids(&mut rng, options.account_sid.as_deref(), options.seed);
+    if let Some(id) = &options.call_id {
+        ids.call_id.clone_from(id);
+    }
+    let uuid_ok = |id: &str| {
+        id.chars().filter(|c| *c != '-').filter(char::is_ascii_hexdigit).count() == 32
+            && id.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+    };
+    let bad_uuid = options.dialect.is_tcp() && !uuid_ok(&ids.call_id);
+    let mut call = Call::new(index, options, script, ids, progress);
+    if bad_uuid {
+        call.error =
+            Some(CallError::Url(format!("AudioSocket's call id must be a UUID, not {:?}", call.ids.call_id)));
+        return call.finish();
+    }
     // However the bot behaves (a peer that stops reading stalls our sends), the call ends.
     let limit = options.connect_timeout
         + Duration::from_millis(script.max_duration_ms())
@@ -124,7 +147,23 @@ struct Target {
     port: u16,
 }
 
-fn request(options: &CallOptions) -> Result<(Request, Target), CallError> {
+/// Where a TCP dialect connects: `tcp://HOST:PORT` or `HOST:PORT`.
+fn tcp_target(url: &str) -> Result<Target, CallError> {
+    let rest = match url.split_once("://") {
+        Some(("tcp", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(CallError::Url(format!("scheme {scheme:?}: AudioSocket takes tcp://HOST:PORT")));
+        }
+        None => url,
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| CallError::Url(format!("no port in {url}")))?;
+    let port = port.parse().map_err(|_| CallError::Url(format!("bad port in {url}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Ok(Target { tls: false, host, port })
+}
+
+fn request(options: &CallOptions, carrier: &dyn Carrier) -> Result<(Request, Target), CallError> {
     let mut req = options.url.as_str().into_client_request().map_err(|e| CallError::Url(e.to_string()))?;
     let uri = req.uri().clone();
     let tls = match uri.scheme_str() {
@@ -135,31 +174,54 @@ fn request(options: &CallOptions) -> Result<(Request, Target), CallError> {
     let host = uri.host().ok_or_else(|| CallError::Url("no host".into()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let bad = |e: &dyn std::fmt::Display| CallError::Url(e.to_string());
     let headers = req.headers_mut();
-    headers.insert("User-Agent", HeaderValue::from_static("TwilioProxy/1.1"));
+    for (name, value) in carrier.headers() {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Transport::WebSocket { subprotocol: Some(p) } = carrier.transport() {
+        headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(p));
+    }
     if let Some(token) = &options.auth_token {
         let url = options.signed_url.as_deref().unwrap_or(&options.url);
-        let sig = twilio_signature(token, url, &[]);
-        headers.insert(
-            "X-Twilio-Signature",
-            HeaderValue::from_str(&sig).map_err(|e| CallError::Url(e.to_string()))?,
-        );
+        for (name, value) in carrier.auth_headers(url, token).map_err(|e| bad(&e))? {
+            let name = HeaderName::try_from(name).map_err(|e| bad(&e))?;
+            headers.insert(name, HeaderValue::from_str(&value).map_err(|e| bad(&e))?);
+        }
     }
     Ok((req, Target { tls, host, port }))
 }
 
 async fn connect_and_drive(call: &mut Call<'_>) -> Result<(), CallError> {
-    let (req, target) = request(call.options)?;
     let began = Instant::now();
+    let deadline = call.options.connect_timeout;
+    let transport = call.carrier.transport();
+    let (req, target) = match transport {
+        Transport::Tcp => {
+            if call.options.auth_token.is_some() {
+                return Err(CallError::Url(format!(
+                    "{} has no authentication to send",
+                    call.options.dialect
+                )));
+            }
+            (None, tcp_target(&call.options.url)?)
+        }
+        Transport::WebSocket { .. } => {
+            let (req, target) = request(call.options, call.carrier.as_ref())?;
+            (Some(req), target)
+        }
+    };
     let config = WebSocketConfig::default()
         .max_message_size(Some(call.options.max_message_bytes))
         .max_frame_size(Some(call.options.max_message_bytes));
-    let deadline = call.options.connect_timeout;
     let tcp = timeout(deadline, TcpStream::connect((target.host.as_str(), target.port)))
         .await
         .map_err(|_| CallError::Connect("timed out".into()))?
         .map_err(|e| CallError::Connect(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
+    let Some(req) = req else {
+        return call.drive(Link::Tcp { stream: tcp, read: vec![], write: vec![] }, began).await;
+    };
     if target.tls {
         #[cfg(feature = "tls")]
         {
@@ -167,13 +229,13 @@ async fn connect_and_drive(call: &mut Call<'_>) -> Result<(), CallError> {
             let stream = timeout(left, tls::connect(&target.host, tcp, call.options.ca_file.as_deref()))
                 .await
                 .map_err(|_| CallError::Connect("TLS handshake timed out".into()))??;
-            let ws = handshake(req, stream, config, began, deadline).await?;
+            let ws = handshake(req, stream, config, began, deadline, transport).await?;
             return call.drive(ws, began).await;
         }
         #[cfg(not(feature = "tls"))]
         return Err(CallError::Url("wss:// needs trunkline built with the `tls` feature".into()));
     }
-    let ws = handshake(req, tcp, config, began, deadline).await?;
+    let ws = handshake(req, tcp, config, began, deadline, transport).await?;
     call.drive(ws, began).await
 }
 
@@ -183,15 +245,16 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     config: WebSocketConfig,
     began: Instant,
     deadline: Duration,
-) -> Result<WebSocketStream<S>, CallError> {
-    use tokio_tungstenite::tungstenite::Error;
+    transport: Transport,
+) -> Result<Link<S>, CallError> {
     let left = deadline.saturating_sub(began.elapsed());
-    match timeout(left, tokio_tungstenite::client_async_with_config(req, stream, Some(config))).await {
-        Err(_) => Err(CallError::Handshake("timed out".into())),
-        Ok(Err(Error::Http(resp))) => Err(CallError::Refused(resp.status().as_u16())),
-        Ok(Err(e)) => Err(CallError::Handshake(e.to_string())),
-        Ok(Ok((ws, _))) => Ok(ws),
-    }
+    let ws = match transport {
+        Transport::WebSocket { subprotocol: Some(p) } => {
+            transport::handshake_offering(req, stream, config, left, p).await?
+        }
+        _ => transport::handshake(req, stream, config, left).await?,
+    };
+    Ok(Link::Ws(Box::new(ws)))
 }
 
 #[cfg(feature = "tls")]
@@ -235,27 +298,27 @@ mod tls {
 /// Allowance on top of a script's longest run before a call is abandoned.
 const CALL_SLACK: Duration = Duration::from_secs(5);
 
-/// Most bad messages from the bot written to the timeline (all are counted).
+/// Most bad messages (and framing violations) from the bot written to the timeline (all are
+/// counted).
 const MAX_BAD_LOGGED: u64 = 10;
 
 struct Call<'a> {
     index: usize,
     options: &'a CallOptions,
     progress: Option<&'a Progress>,
-    stream_sid: String,
-    call_sid: String,
-    account_sid: String,
+    ids: CallIds,
+    carrier: Box<dyn Carrier>,
     t0: Instant,
-    seq: u64,
-    chunk: u64,
     /// Next media frame index.
     frame: u64,
+    /// Caller frames the carrier holds for its next media message (Exotel gathers 100 ms).
+    frames_held: u64,
     cursor: ScriptCursor<'a>,
     impairer: Impairer,
     queue: VecDeque<Outgoing>,
     /// Caller speech onsets and ends still to happen: (when, mark), in time order.
     caller_events: VecDeque<(Instant, CallerMark)>,
-    playout: CarrierPlayout,
+    playout: CarrierPlayout<Mark>,
     timeline: Vec<TimelineEntry>,
     metrics: CallMetrics,
     /// End of the caller's last utterance, until a reply answers it.
@@ -268,6 +331,8 @@ struct Call<'a> {
     caller_spoke: bool,
     script_done: bool,
     stop_queued: bool,
+    /// Whether the hang-up is a message (else just the connection's close).
+    stop_message: bool,
     error: Option<CallError>,
 }
 
@@ -282,22 +347,18 @@ impl<'a> Call<'a> {
         index: usize,
         options: &'a CallOptions,
         script: &'a Script,
-        stream_sid: String,
-        call_sid: String,
-        account_sid: String,
+        ids: CallIds,
         progress: Option<&'a Progress>,
     ) -> Self {
         Self {
             index,
             options,
             progress,
-            stream_sid,
-            call_sid,
-            account_sid,
+            carrier: options.dialect.carrier(&ids, &options.custom_parameters),
+            ids,
             t0: Instant::now(),
-            seq: 0,
-            chunk: 0,
             frame: 0,
+            frames_held: 0,
             cursor: ScriptCursor::new(
                 script,
                 LineNoise::new(
@@ -317,6 +378,7 @@ impl<'a> Call<'a> {
             caller_spoke: false,
             script_done: false,
             stop_queued: false,
+            stop_message: false,
             error: None,
         }
     }
@@ -326,40 +388,30 @@ impl<'a> Call<'a> {
         self.timeline.push(TimelineEntry { at, stream_ms, event });
     }
 
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        ws: WebSocketStream<S>,
+        mut link: Link<S>,
         began: Instant,
     ) -> Result<(), CallError> {
         let connected_at = Instant::now();
         let handshake_ms = ms(connected_at - began);
         self.metrics.connect_ms = Some(handshake_ms);
-        let (mut sink, mut incoming) = ws.split();
-        let io = |e: tokio_tungstenite::tungstenite::Error| CallError::Connection(e.to_string());
 
-        sink.send(Message::text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#))
-            .await
-            .map_err(io)?;
-        let start = self.start_message();
-        sink.send(Message::text(start)).await.map_err(io)?;
+        for message in self.carrier.opening() {
+            link.feed(message).await?;
+        }
+        link.flush().await?;
         self.t0 = Instant::now();
         self.impairer.set_origin(self.t0);
         self.log(connected_at, CallEvent::Connected { handshake_ms });
-        let (stream_sid, call_sid) = (self.stream_sid.clone(), self.call_sid.clone());
+        let (stream_sid, call_sid) = (self.ids.stream_id.clone(), self.ids.call_id.clone());
         self.log(self.t0, CallEvent::StreamStarted { stream_sid, call_sid });
 
         let mut next_tick = self.t0;
         loop {
             let now = Instant::now();
             self.caller_events_due(now);
-            for name in self.playout.due_marks(now) {
-                self.echo(now, name, false);
-            }
+            self.marks_due(now);
             while !self.script_done && now >= next_tick {
                 self.tick(next_tick);
                 next_tick += FRAME;
@@ -367,20 +419,23 @@ impl<'a> Call<'a> {
             let mut sent = false;
             while self.queue.front().is_some_and(|m| m.due <= now) {
                 let m = self.queue.pop_front().expect("checked");
-                if m.is_media {
-                    self.metrics.frames_sent += 1;
+                if m.frames > 0 {
+                    self.metrics.frames_sent += m.frames;
                     if let Some(p) = self.progress {
-                        p.frames_sent.fetch_add(1, Ordering::Relaxed);
+                        p.frames_sent.fetch_add(m.frames, Ordering::Relaxed);
                     }
                 }
-                sink.feed(Message::text(m.text)).await.map_err(io)?;
+                link.feed(m.msg).await?;
                 sent = true;
             }
             if sent {
-                sink.flush().await.map_err(io)?;
+                link.flush().await?;
             }
             if self.stop_queued && self.queue.is_empty() {
-                self.log(Instant::now(), CallEvent::StopSent);
+                // A carrier without a stop message hangs up by closing the connection.
+                if self.stop_message {
+                    self.log(Instant::now(), CallEvent::StopSent);
+                }
                 break;
             }
             let deadline = [
@@ -395,49 +450,30 @@ impl<'a> Call<'a> {
             .unwrap_or(now + FRAME);
             tokio::select! {
                 biased;
-                msg = incoming.next() => match msg {
-                    Some(Ok(Message::Text(text))) => self.on_message(Instant::now(), text.as_str()),
-                    Some(Ok(Message::Binary(_))) => self.bad("binary frame (Twilio takes JSON text frames)".into()),
-                    Some(Ok(Message::Close(_))) | None => {
-                        let now = Instant::now();
-                        self.log(now, CallEvent::Closed { by_bot: true });
-                        return Err(CallError::ClosedEarly { at_ms: ms(now - self.t0) });
+                msg = link.recv() => match msg {
+                    Some(Ok(message)) => {
+                        if self.on_message(Instant::now(), &message) {
+                            return self.closed_by_bot();
+                        }
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(io(e)),
+                    None => return self.closed_by_bot(),
+                    Some(Err(e)) => return Err(e),
                 },
                 _ = sleep_until(deadline.into()) => {}
             }
         }
 
-        // Hang up like Twilio: `stop` went out, now close and wait (briefly) for the bot's close.
-        let _ = sink.send(Message::Close(None)).await;
-        let closing = async {
-            while let Some(msg) = incoming.next().await {
-                if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
-                    break;
-                }
-            }
-        };
-        let _ = timeout(self.options.close_timeout, closing).await;
+        // Hang up as the carrier does: its stop message (if it has one) went out, now close and
+        // wait (briefly) for the bot's close.
+        link.close(self.options.close_timeout).await;
         self.log(Instant::now(), CallEvent::Closed { by_bot: false });
         Ok(())
     }
 
-    fn start_message(&mut self) -> String {
-        let seq = self.next_seq();
-        // Built by hand to keep the parameters in their order (as Twilio sends the TwiML's).
-        let q = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
-        let params: Vec<String> =
-            self.options.custom_parameters.iter().map(|(k, v)| format!("{}:{}", q(k), q(v))).collect();
-        format!(
-            r#"{{"event":"start","sequenceNumber":"{seq}","start":{{"accountSid":{},"streamSid":{},"callSid":{},"tracks":["inbound"],"customParameters":{{{}}},"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}},"streamSid":{}}}"#,
-            q(&self.account_sid),
-            q(&self.stream_sid),
-            q(&self.call_sid),
-            params.join(","),
-            q(&self.stream_sid),
-        )
+    fn closed_by_bot(&mut self) -> Result<(), CallError> {
+        let now = Instant::now();
+        self.log(now, CallEvent::Closed { by_bot: true });
+        Err(CallError::ClosedEarly { at_ms: ms(now - self.t0) })
     }
 
     /// The frame starting at `tick` (stream time `20 × frame`) is decided now and sent when it
@@ -452,15 +488,15 @@ impl<'a> Call<'a> {
         };
         let Some(frame) = self.cursor.next_frame(stream_ms, &view) else {
             self.script_done = true;
+            if let Some(rest) = self.carrier.flush_media() {
+                let frames = std::mem::take(&mut self.frames_held);
+                self.impairer.media(self.frame, tick, rest, frames, &mut self.queue);
+            }
             self.impairer.flush(tick, &mut self.queue);
-            let seq = self.next_seq();
-            let stop = serde_json::json!({
-                "event": "stop",
-                "sequenceNumber": seq.to_string(),
-                "streamSid": self.stream_sid,
-                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-            });
-            self.impairer.control(tick, stop.to_string(), &mut self.queue);
+            if let Some(stop) = self.carrier.hangup() {
+                self.impairer.control(tick, stop, &mut self.queue);
+                self.stop_message = true;
+            }
             self.stop_queued = true;
             return;
         };
@@ -473,12 +509,9 @@ impl<'a> Call<'a> {
             self.caller_events.insert(pos, (at, mark));
         }
         for digit in frame.dtmf {
-            let seq = self.next_seq();
-            let msg = format!(
-                r#"{{"event":"dtmf","streamSid":"{}","sequenceNumber":"{seq}","dtmf":{{"track":"inbound_track","digit":"{digit}"}}}}"#,
-                self.stream_sid
-            );
-            self.impairer.control(tick, msg, &mut self.queue);
+            if let Some(msg) = self.carrier.dtmf(digit) {
+                self.impairer.control(tick, msg, &mut self.queue);
+            }
             self.log(tick, CallEvent::DtmfSent { digit });
         }
         let k = self.frame;
@@ -487,10 +520,12 @@ impl<'a> Call<'a> {
             self.impairer.count_drop();
             return;
         }
-        let seq = self.next_seq();
-        self.chunk += 1;
-        let msg = media_message(seq, self.chunk, stream_ms, &frame.payload, &self.stream_sid);
-        self.impairer.media(k, tick + FRAME, msg, &mut self.queue);
+        let payload: &[u8; FRAME_BYTES] = &frame.payload;
+        self.frames_held += 1;
+        if let Some(msg) = self.carrier.media(payload, stream_ms) {
+            let frames = std::mem::take(&mut self.frames_held);
+            self.impairer.media(k, tick + FRAME, msg, frames, &mut self.queue);
+        }
     }
 
     fn caller_events_due(&mut self, now: Instant) {
@@ -523,16 +558,22 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn echo(&mut self, now: Instant, name: String, cleared: bool) {
-        let seq = self.next_seq();
-        let msg = serde_json::json!({
-            "event": "mark",
-            "sequenceNumber": seq.to_string(),
-            "streamSid": self.stream_sid,
-            "mark": {"name": name},
-        });
-        self.impairer.control(now, msg.to_string(), &mut self.queue);
-        self.log(now, CallEvent::MarkEchoed { name, cleared });
+    fn marks_due(&mut self, now: Instant) {
+        for mark in self.playout.due_marks(now) {
+            self.echo(now, mark, false);
+        }
+    }
+
+    fn echo(&mut self, now: Instant, mark: Mark, cleared: bool) {
+        match self.carrier.echo(&mark, cleared) {
+            Some(msg) => {
+                self.impairer.control(now, msg, &mut self.queue);
+                self.log(now, CallEvent::MarkEchoed { name: mark.name, cleared });
+            }
+            None if cleared => self.log(now, CallEvent::MarkDropped { name: mark.name }),
+            // A carrier without marks never queues one.
+            None => {}
+        }
     }
 
     fn bad(&mut self, detail: String) {
@@ -542,76 +583,87 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn on_message(&mut self, now: Instant, text: &str) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-            return self.bad(format!("not JSON: {}", truncate(text)));
-        };
-        let event = v["event"].as_str().unwrap_or("");
-        if !matches!(event, "media" | "mark" | "clear") {
-            return self.bad(format!("unknown event: {}", truncate(text)));
+    fn violation(&mut self, at: Instant, detail: String) {
+        self.metrics.framing_violations += 1;
+        if self.metrics.framing_violations <= MAX_BAD_LOGGED {
+            self.log(at, CallEvent::FramingViolation { detail });
         }
-        if v["streamSid"].as_str() != Some(self.stream_sid.as_str()) {
-            return self.bad(format!("{event} without this call's streamSid"));
+    }
+
+    /// Handles one message from the bot; `true` if it hung up.
+    fn on_message(&mut self, now: Instant, message: &Wire) -> bool {
+        // Marks whose audio played before this message are acknowledged before it is handled.
+        self.marks_due(now);
+        let read = self.carrier.read(message);
+        for rule in read.violations {
+            self.violation(now, rule);
         }
-        match event {
-            "media" => {
-                let payload = v["media"]["payload"].as_str().and_then(|p| STANDARD.decode(p).ok());
-                let Some(payload) = payload.filter(|p| !p.is_empty()) else {
-                    return self.bad("media without a base64 payload".into());
-                };
-                if let Some(p) = self.progress {
-                    p.bot_frames.fetch_add(1, Ordering::Relaxed);
-                }
-                match self.playout.on_media(now, payload.len(), std::mem::take(&mut self.caller_spoke)) {
-                    MediaOutcome::ReplyStarted { previous } => {
-                        if let Some(end) = previous {
-                            self.log(
-                                end.at,
-                                CallEvent::BotReplyEnded { played_ms: end.played_ms, cleared: end.cleared },
-                            );
-                        }
-                        let response_ms =
-                            self.pending_turn.take().map(|end| ms(now.saturating_duration_since(end)));
-                        self.metrics.response_ms.extend(response_ms);
-                        self.reply_start = Some(now);
-                        self.log(now, CallEvent::BotReplyStarted { response_ms });
-                    }
-                    MediaOutcome::Underrun { gap_ms } => self.log(now, CallEvent::BotUnderrun { gap_ms }),
-                    MediaOutcome::Continued => {}
+        match read.what {
+            None => {}
+            Some(Err(detail)) => self.bad(detail),
+            Some(Ok(FromBot::Audio { ms: dur_ms })) => self.on_audio(now, dur_ms),
+            Some(Ok(FromBot::Mark(mark))) => {
+                if let Some(mark) = self.playout.on_mark(now, mark) {
+                    self.echo(now, mark, false);
                 }
             }
-            "mark" => {
-                let Some(name) = v["mark"]["name"].as_str() else {
-                    return self.bad("mark without a name".into());
-                };
-                if let Some(name) = self.playout.on_mark(now, name.to_owned()) {
-                    self.echo(now, name, false);
-                }
-            }
-            _ => {
-                let outcome = self.playout.on_clear(now);
-                self.metrics.clears += 1;
-                let reaction_ms =
-                    self.pending_barge.take().map(|onset| ms(now.saturating_duration_since(onset)));
-                match reaction_ms {
-                    Some(r) => self.metrics.barge_in_reaction_ms.push(r),
-                    None => self.metrics.clears_unprompted += 1,
-                }
-                if let Some(end) = outcome.reply {
+            Some(Ok(FromBot::Clear)) => self.on_clear(now),
+            Some(Ok(FromBot::Accepted(_))) => {}
+            Some(Ok(FromBot::Hangup)) => return true,
+        }
+        false
+    }
+
+    fn on_audio(&mut self, now: Instant, dur_ms: f64) {
+        if let Some(p) = self.progress {
+            p.bot_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        match self.playout.on_audio(now, dur_ms, std::mem::take(&mut self.caller_spoke)) {
+            MediaOutcome::ReplyStarted { previous } => {
+                if let Some(end) = previous {
                     self.log(
                         end.at,
                         CallEvent::BotReplyEnded { played_ms: end.played_ms, cleared: end.cleared },
                     );
                 }
-                let played_ms = outcome.reply.map(|r| r.played_ms);
-                self.log(
-                    now,
-                    CallEvent::ClearReceived { reaction_ms, dropped_ms: outcome.dropped_ms, played_ms },
-                );
-                for name in outcome.echoed {
-                    self.echo(now, name, true);
-                }
+                let response_ms = self.pending_turn.take().map(|end| ms(now.saturating_duration_since(end)));
+                self.metrics.response_ms.extend(response_ms);
+                self.reply_start = Some(now);
+                self.log(now, CallEvent::BotReplyStarted { response_ms });
             }
+            MediaOutcome::Underrun { gap_ms } => self.log(now, CallEvent::BotUnderrun { gap_ms }),
+            MediaOutcome::Continued => {}
+        }
+        // A carrier that plays on arrival cannot hold audio sent too far ahead.
+        if let PlayoutKind::OnArrival { max_lead_ms } = self.carrier.playout() {
+            let ahead = self.playout.buffered_ms(now);
+            if ahead > max_lead_ms {
+                self.violation(
+                    now,
+                    format!("overrun: audio {ahead:.0} ms ahead of real time (at most {max_lead_ms:.0} ms: the bot must pace)"),
+                );
+            }
+        }
+    }
+
+    fn on_clear(&mut self, now: Instant) {
+        let outcome = self.playout.on_clear(now);
+        self.metrics.clears += 1;
+        let reaction_ms = self.pending_barge.take().map(|onset| ms(now.saturating_duration_since(onset)));
+        match reaction_ms {
+            Some(r) => self.metrics.barge_in_reaction_ms.push(r),
+            None => self.metrics.clears_unprompted += 1,
+        }
+        if let Some(end) = outcome.reply {
+            self.log(end.at, CallEvent::BotReplyEnded { played_ms: end.played_ms, cleared: end.cleared });
+        }
+        let played_ms = outcome.reply.map(|r| r.played_ms);
+        self.log(now, CallEvent::ClearReceived { reaction_ms, dropped_ms: outcome.dropped_ms, played_ms });
+        for mark in outcome.flushed {
+            self.echo(now, mark, true);
+        }
+        if let Some(ack) = self.carrier.clear_ack() {
+            self.impairer.control(now, ack, &mut self.queue);
         }
     }
 
@@ -619,6 +671,9 @@ impl<'a> Call<'a> {
         let now = Instant::now();
         if let Some(end) = self.playout.finish(now) {
             self.log(end.at, CallEvent::BotReplyEnded { played_ms: end.played_ms, cleared: end.cleared });
+        }
+        for rule in self.carrier.finish() {
+            self.violation(now, rule);
         }
         // Whatever the script did not reach still counts: speech it had scheduled, turns and
         // barge-ins nobody answered.
@@ -646,33 +701,13 @@ impl<'a> Call<'a> {
         self.timeline.sort_by_key(|e| e.at);
         CallResult {
             index: self.index,
-            stream_sid: self.stream_sid,
-            call_sid: self.call_sid,
+            dialect: self.options.dialect,
+            stream_sid: self.ids.stream_id,
+            call_sid: self.ids.call_id,
             stream_start: self.t0,
             error: self.error,
             timeline: self.timeline,
             metrics: self.metrics,
         }
     }
-}
-
-fn truncate(text: &str) -> String {
-    let mut end = text.len().min(80);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
-fn media_message(
-    seq: u64,
-    chunk: u64,
-    timestamp_ms: u64,
-    payload: &[u8; FRAME_BYTES],
-    stream_sid: &str,
-) -> String {
-    format!(
-        r#"{{"event":"media","sequenceNumber":"{seq}","media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{timestamp_ms}","payload":"{}"}},"streamSid":"{stream_sid}"}}"#,
-        STANDARD.encode(payload)
-    )
 }

@@ -6,6 +6,7 @@
 //! connection (TCP), so a delayed frame delays the ones behind it.
 
 use super::audio::FRAME_MS;
+use super::carrier::Wire;
 use super::rng::SplitMix64;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -85,17 +86,18 @@ pub(crate) struct Outgoing {
     /// When the carrier handed it to the network (its unimpaired send time): a message handed
     /// later cannot overtake it.
     pub(crate) handed: Instant,
-    pub(crate) text: String,
-    pub(crate) is_media: bool,
+    pub(crate) msg: Wire,
+    /// Caller frames (20 ms) the message carries: 0 for anything but media.
+    pub(crate) frames: u64,
 }
 
 /// Applies [`Impairments`] to the caller's messages, feeding a send queue.
 pub(crate) struct Impairer {
     config: Impairments,
     rng: SplitMix64,
-    held_reorder: Option<String>,
+    held_reorder: Option<(Wire, u64)>,
     /// Messages held by a burst (a stall), and whether each is media.
-    held_burst: Vec<(String, bool)>,
+    held_burst: Vec<(Wire, u64)>,
     last_due: Option<Instant>,
     /// Stream time 0 (when `start` was sent): stalls are scheduled from it.
     origin: Instant,
@@ -160,16 +162,23 @@ impl Impairer {
     }
 
     /// Media frame `k`, normally sent at `due`.
-    pub(crate) fn media(&mut self, k: u64, due: Instant, text: String, queue: &mut VecDeque<Outgoing>) {
+    pub(crate) fn media(
+        &mut self,
+        k: u64,
+        due: Instant,
+        text: Wire,
+        frames: u64,
+        queue: &mut VecDeque<Outgoing>,
+    ) {
         // Reordering: hold this one until the next frame has gone.
         let every = u64::from(self.config.reorder_every);
         if every > 0 && self.held_reorder.is_none() && (k + 1).is_multiple_of(every) {
-            self.held_reorder = Some(text);
+            self.held_reorder = Some((text, frames));
             self.counts.reordered += 1;
             return;
         }
-        let mut batch: Vec<(String, bool)> = vec![(text, true)];
-        batch.extend(self.held_reorder.take().map(|t| (t, true)));
+        let mut batch: Vec<(Wire, u64)> = vec![(text, frames)];
+        batch.extend(self.held_reorder.take());
         // Bursts: hold frames `0..burst_frames` of each period (a stall: everything sent meanwhile
         // waits too), release them with the last.
         let period = self.config.burst_period();
@@ -182,7 +191,8 @@ impl Impairer {
                 }
                 batch = std::mem::take(&mut self.held_burst);
                 // All but the frame that ends the stall left late.
-                self.counts.held_in_bursts += batch.iter().filter(|(_, media)| *media).count() as u64 - 1;
+                self.counts.held_in_bursts +=
+                    batch.iter().filter(|(_, frames)| *frames > 0).count() as u64 - 1;
             }
         }
         let delay = self.rng.up_to(u64::from(self.config.jitter_ms));
@@ -190,16 +200,16 @@ impl Impairer {
             self.counts.jittered += batch.len() as u64;
         }
         let late = due + Duration::from_millis(delay);
-        for (text, is_media) in batch {
-            self.push(late, due, text, is_media, queue);
+        for (text, frames) in batch {
+            self.push(late, due, text, frames, queue);
         }
     }
 
     /// A non-media message (dtmf, mark echo, stop) handed over at `now`: not impaired itself, but
     /// behind whatever was handed before it (and held with a burst in progress).
-    pub(crate) fn control(&mut self, now: Instant, text: String, queue: &mut VecDeque<Outgoing>) {
+    pub(crate) fn control(&mut self, now: Instant, text: Wire, queue: &mut VecDeque<Outgoing>) {
         if !self.held_burst.is_empty() {
-            self.held_burst.push((text, false));
+            self.held_burst.push((text, 0));
             return;
         }
         // Frames not handed yet (still being "recorded") do not hold it back.
@@ -207,7 +217,7 @@ impl Impairer {
         // Frames behind it are due no earlier, so they are held at least as long: order holds.
         let own = self.after_stall(now, false);
         let due = queue.range(..pos).map(|m| m.due).max().map_or(own, |d| d.max(own));
-        queue.insert(pos, Outgoing { due, handed: now, text, is_media: false });
+        queue.insert(pos, Outgoing { due, handed: now, msg: text, frames: 0 });
         if pos + 1 == queue.len() {
             self.last_due = Some(self.last_due.map_or(due, |l| l.max(due)));
         }
@@ -215,10 +225,9 @@ impl Impairer {
 
     /// Releases every held message at `due` (before `stop`).
     pub(crate) fn flush(&mut self, due: Instant, queue: &mut VecDeque<Outgoing>) {
-        let held: Vec<(String, bool)> =
-            self.held_burst.drain(..).chain(self.held_reorder.take().map(|t| (t, true))).collect();
-        for (text, is_media) in held {
-            self.push(due, due, text, is_media, queue);
+        let held: Vec<(Wire, u64)> = self.held_burst.drain(..).chain(self.held_reorder.take()).collect();
+        for (text, frames) in held {
+            self.push(due, due, text, frames, queue);
         }
     }
 
@@ -226,21 +235,35 @@ impl Impairer {
         &mut self,
         due: Instant,
         handed: Instant,
-        text: String,
-        is_media: bool,
+        text: Wire,
+        frames: u64,
         queue: &mut VecDeque<Outgoing>,
     ) {
-        let due = self.after_stall(due, is_media);
+        let due = self.after_stall(due, frames > 0);
         // One connection: nothing overtakes what is already queued.
         let due = self.last_due.map_or(due, |last| due.max(last));
         self.last_due = Some(due);
-        queue.push_back(Outgoing { due, handed, text, is_media });
+        queue.push_back(Outgoing { due, handed, msg: text, frames });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(w: Wire) -> String {
+        match w {
+            Wire::Text(t) => t,
+            Wire::Binary(_) => unreachable!("the tests queue text"),
+        }
+    }
+
+    fn label(w: &Wire) -> &str {
+        match w {
+            Wire::Text(t) => t,
+            Wire::Binary(_) => unreachable!("the tests queue text"),
+        }
+    }
 
     fn run(config: Impairments, frames: u64) -> (Vec<(u64, String)>, ImpairmentCounts) {
         let t0 = Instant::now();
@@ -251,10 +274,10 @@ mod tests {
                 imp.count_drop();
                 continue;
             }
-            imp.media(k, t0 + Duration::from_millis(20 * (k + 1)), k.to_string(), &mut q);
+            imp.media(k, t0 + Duration::from_millis(20 * (k + 1)), Wire::Text(k.to_string()), 1, &mut q);
         }
         imp.flush(t0 + Duration::from_millis(20 * (frames + 1)), &mut q);
-        let out = q.into_iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, o.text)).collect();
+        let out = q.into_iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, text(o.msg))).collect();
         (out, imp.counts)
     }
 
@@ -266,14 +289,14 @@ mod tests {
             Impairer::new(Impairments { burst_frames: 2, burst_every: 4, ..Default::default() }, 0, t0);
         let mut q = VecDeque::new();
         // Frame 0 is held (a stall): a mark echo meanwhile waits with it.
-        imp.media(0, at(20), "f0".into(), &mut q);
+        imp.media(0, at(20), "f0".into(), 1, &mut q);
         imp.control(at(25), "echo".into(), &mut q);
-        imp.media(1, at(40), "f1".into(), &mut q);
+        imp.media(1, at(40), "f1".into(), 1, &mut q);
         // Frame 2 is handed at 60; a dtmf at 50 goes before it.
-        imp.media(2, at(60), "f2".into(), &mut q);
+        imp.media(2, at(60), "f2".into(), 1, &mut q);
         imp.control(at(50), "dtmf".into(), &mut q);
         let got: Vec<(u64, &str)> =
-            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, o.text.as_str())).collect();
+            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, label(&o.msg))).collect();
         assert_eq!(got, [(40, "f0"), (40, "echo"), (40, "f1"), (50, "dtmf"), (60, "f2")]);
         assert_eq!(imp.counts.held_in_bursts, 1);
     }
@@ -351,16 +374,16 @@ mod tests {
         let mut imp =
             Impairer::new(Impairments { stall_every_ms: 100, stall_ms: 60, ..Default::default() }, 0, t0);
         let mut q = VecDeque::new();
-        imp.media(3, at(80), "f3".into(), &mut q);
+        imp.media(3, at(80), "f3".into(), 1, &mut q);
         imp.control(at(90), "before".into(), &mut q);
-        imp.media(4, at(100), "f4".into(), &mut q);
+        imp.media(4, at(100), "f4".into(), 1, &mut q);
         imp.control(at(110), "echo".into(), &mut q);
-        imp.media(5, at(120), "f5".into(), &mut q);
-        imp.media(6, at(140), "f6".into(), &mut q);
-        imp.media(7, at(160), "f7".into(), &mut q);
+        imp.media(5, at(120), "f5".into(), 1, &mut q);
+        imp.media(6, at(140), "f6".into(), 1, &mut q);
+        imp.media(7, at(160), "f7".into(), 1, &mut q);
         imp.control(at(170), "stop".into(), &mut q);
         let got: Vec<(u64, &str)> =
-            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, o.text.as_str())).collect();
+            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, label(&o.msg))).collect();
         assert_eq!(
             got,
             [

@@ -1,12 +1,15 @@
-//! `trunkline-callsim`: a Twilio-compatible caller for latency benchmarking (library and the
-//! `callsim` binary).
+//! `trunkline-callsim`: a simulated carrier for latency benchmarking (library and the `callsim`
+//! binary).
 //!
-//! It plays the carrier's role against any Media Streams WebSocket URL (Trunkline's offload
-//! server or any other bot): it sends `connected`, `start` (with custom parameters and, given an
-//! auth token, a signed upgrade request), then the caller's audio as 20 ms `media` frames in real
-//! time (optionally with jitter, bursts, gaps, reordering and network stalls), `dtmf` and `stop`; and it treats
-//! what the bot sends like Twilio does: it plays the bot's audio on its own clock, echoes marks
-//! when their audio has played, and on `clear` drops its buffer and echoes the pending marks.
+//! It plays a carrier's role against a voice bot's URL (Trunkline's offload server or any other
+//! bot): Twilio Media Streams by default, or, by [`Dialect`], Telnyx, Plivo, Vonage, Exotel,
+//! SignalWire, jambonz, or Asterisk AudioSocket over TCP. It connects as that carrier does (its
+//! authentication, its opening messages, custom parameters), sends the caller's audio in real time
+//! as 20 ms frames (Exotel: 100 ms chunks), optionally with jitter, bursts, gaps, reordering and
+//! network stalls, key presses and the carrier's hang-up; and it treats what the bot sends as the
+//! carrier does: it plays the bot's audio on its own clock, acknowledges marks when their audio has
+//! played, and on a clear drops its buffer and acknowledges (or not) the pending marks, as that
+//! carrier does. Every message from the bot is checked against the carrier's framing rules.
 //!
 //! Each call measures response latency (the caller's end of speech, known exactly from the
 //! script's labels, to the bot's first audio frame), barge-in reaction (the caller's onset over
@@ -33,6 +36,7 @@
 //! ```
 
 mod audio;
+mod carrier;
 mod client;
 mod impair;
 mod metrics;
@@ -42,8 +46,10 @@ mod result;
 mod rng;
 mod runner;
 mod script;
+mod transport;
 
 pub use audio::{AudioError, CallerAudio, FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SpeechSegment, parse_labels};
+pub use carrier::Dialect;
 pub use client::{CallOptions, run_call};
 pub use impair::{ImpairmentCounts, Impairments};
 pub use metrics::{Percentiles, nearest_rank};

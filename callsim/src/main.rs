@@ -1,8 +1,9 @@
-//! `callsim`: a Twilio-compatible caller for latency benchmarking, against any Media Streams URL.
+//! `callsim`: a simulated carrier (Twilio by default; `--dialect` picks Telnyx, Plivo, Vonage,
+//! Exotel, SignalWire, jambonz or AudioSocket) for latency benchmarking, against any bot's URL.
 //!
 //! ```text
 //! cargo run --release -p trunkline-callsim -- --url ws://127.0.0.1:8080/media \
-//!     --audio engine/tests/fixtures/speech_8k.ulaw --calls 10 [--json]
+//!     --audio engine/tests/fixtures/speech_8k.ulaw --calls 10 [--dialect telnyx] [--json]
 //! ```
 //!
 //! Each call plays the audio (its speech segments from `<audio>.labels` next to it, `--labels`,
@@ -17,12 +18,15 @@ use trunkline_callsim::{
 };
 
 const HELP: &str = "\
-callsim: a Twilio-compatible caller for latency benchmarking
+callsim: a simulated carrier calling a voice bot, for latency benchmarking
 
 USAGE: cargo run --release -p trunkline-callsim -- --url ws://HOST:PORT/PATH [OPTIONS]
 
 What each call does:
-  --url URL              the bot's Media Streams URL (ws://, or wss:// when built with --features tls)
+  --url URL              the bot's URL (ws://, or wss:// when built with --features tls;
+                         tcp://HOST:PORT for audiosocket)
+  --dialect NAME         the carrier to play: twilio, telnyx, plivo, vonage, exotel, signalwire,
+                         jambonz or audiosocket [default: twilio]
   --audio FILE           caller audio: raw 8 kHz µ-law, or WAV (16-bit PCM at 8/16/22.05/24/44.1/48 kHz,
                          or µ-law) [default: engine/tests/fixtures/speech_8k.ulaw]
   --labels FILE          speech segments of the audio, one `start end` per line (ms, or seconds with a
@@ -33,8 +37,13 @@ What each call does:
   --barge-in-after MS    after the audio, wait for the bot's reply and talk over it MS into it
   --barge-in-audio FILE  what to say then [default: the audio's first utterance]
   --wait-ms MS           then wait up to MS for the bot's reply to end before hanging up [default: 8000]
-  --param KEY=VALUE      a customParameter of `start` (repeatable)
-  --auth-token TOKEN     sign the upgrade request (X-Twilio-Signature) with this auth token
+  --param KEY=VALUE      a custom parameter of the call (repeatable): Twilio's customParameters, and
+                         wherever each carrier carries its own
+  --auth-token TOKEN     authenticate the upgrade request as the carrier does, with this secret
+                         (Twilio/Plivo: signature; Telnyx: stream token; SignalWire/Vonage: bearer;
+                         Exotel/jambonz: Basic, give USER:PASSWORD)
+  --call-id ID           the call's id for every call [default: generated per call]; for audiosocket
+                         the UUID the bot expects
   --signed-url URL       the URL to sign, if the bot sees another one (a proxy) [default: --url]
   --ca-file PEM          CA certificates for wss:// [default: SSL_CERT_FILE or the system bundle]
 
@@ -110,6 +119,7 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "-h" | "--help" => return Err(String::new()),
             "--url" => a.url = value()?,
+            "--dialect" => a.options.dialect = value()?.parse()?,
             "--audio" => a.audio = value()?,
             "--labels" => a.labels = Some(value()?),
             "--speech" => {
@@ -140,6 +150,7 @@ fn parse() -> Result<Args, String> {
             }
             "--auth-token" => a.options.auth_token = Some(value()?),
             "--signed-url" => a.options.signed_url = Some(value()?),
+            "--call-id" => a.options.call_id = Some(value()?),
             "--ca-file" => a.options.ca_file = Some(value()?.into()),
             "--calls" => a.run.calls = num(&flag, value()?)?,
             "--stagger-ms" => a.run.stagger = Duration::from_millis(num(&flag, value()?)?),
@@ -234,8 +245,9 @@ fn main() -> ExitCode {
     };
     if !args.quiet {
         eprintln!(
-            "callsim: {} call(s) to {}, each up to {:.1} s",
+            "callsim: {} {} call(s) to {}, each up to {:.1} s",
             args.run.calls,
+            args.options.dialect,
             args.url,
             script.max_duration_ms() as f64 / 1000.0
         );

@@ -1,11 +1,13 @@
-//! The simulated carrier's playout buffer: what Twilio does with the bot's audio.
+//! The simulated carrier's playout buffer: what a carrier does with the bot's audio.
 //!
-//! Twilio buffers every `media` payload it receives and plays the buffer in order on its own
-//! clock, gaplessly while anything is buffered; a `mark` is echoed once the audio sent before it
-//! has finished playing (at once if nothing is buffered); `clear` drops the buffer and echoes the
-//! pending marks at once. This model does the same against a monotonic clock, and measures what a
-//! caller would hear: when each reply starts, underruns (the buffer ran dry in the middle of a
-//! reply: choppy audio), and how regularly frames arrive.
+//! The carrier buffers every audio message it receives and plays the buffer in order on its own
+//! clock, gaplessly while anything is buffered; a mark is due once the audio sent before it has
+//! finished playing (at once if nothing is buffered); a clear drops the buffer and flushes the
+//! pending marks (whether those are echoed is the carrier's business: Twilio echoes them, Plivo
+//! does not). A carrier without a buffer (AudioSocket) plays each message as it arrives, which is
+//! the same model as long as the bot paces its audio. This model runs against a monotonic clock,
+//! and measures what a caller would hear: when each reply starts, underruns (the buffer ran dry in
+//! the middle of a reply: choppy audio), and how regularly frames arrive.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -68,13 +70,13 @@ pub struct ReplyEnd {
 
 /// What a `clear` did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClearOutcome {
+pub struct ClearOutcome<M = String> {
     /// Buffered audio dropped, ms.
     pub dropped_ms: f64,
     /// The reply it cut, if one was playing or had played.
     pub reply: Option<ReplyEnd>,
-    /// Marks echoed because of it, in order.
-    pub echoed: Vec<String>,
+    /// The marks it flushed (their audio was not heard), in order.
+    pub flushed: Vec<M>,
 }
 
 /// Playout counters and per-frame timing.
@@ -99,9 +101,9 @@ pub struct PlayoutStats {
     pub cleared_ms: f64,
     /// Marks received.
     pub marks: u64,
-    /// Marks echoed after their audio played.
+    /// Marks due after their audio played.
     pub marks_played: u64,
-    /// Marks echoed because a `clear` flushed them.
+    /// Marks a `clear` flushed.
     pub marks_cleared: u64,
 }
 
@@ -111,9 +113,9 @@ struct Reply {
     cleared: bool,
 }
 
-/// The simulated carrier's buffer.
+/// The simulated carrier's buffer; `M` is what it keeps of a mark (its name by default).
 #[derive(Debug)]
-pub struct CarrierPlayout {
+pub struct CarrierPlayout<M = String> {
     config: PlayoutConfig,
     /// When everything received so far has played.
     play_end: Option<Instant>,
@@ -122,11 +124,11 @@ pub struct CarrierPlayout {
     reply: Option<Reply>,
     /// Arrival time and length (ms) of the last frame of the current reply.
     last_frame: Option<(Instant, f64)>,
-    marks: VecDeque<(Instant, String)>,
+    marks: VecDeque<(Instant, M)>,
     stats: PlayoutStats,
 }
 
-impl CarrierPlayout {
+impl<M> CarrierPlayout<M> {
     /// An idle carrier.
     pub fn new(config: PlayoutConfig) -> Self {
         Self {
@@ -179,7 +181,11 @@ impl CarrierPlayout {
     /// A `media` payload of `bytes` µ-law bytes arrived at `now`. `caller_spoke` says whether the
     /// caller finished an utterance since the bot's previous frame (which makes this a new reply).
     pub fn on_media(&mut self, now: Instant, bytes: usize, caller_spoke: bool) -> MediaOutcome {
-        let dur_ms = bytes as f64 / BYTES_PER_MS;
+        self.on_audio(now, bytes as f64 / BYTES_PER_MS, caller_spoke)
+    }
+
+    /// `dur_ms` of audio (in whatever encoding) arrived at `now`; as [`Self::on_media`].
+    pub fn on_audio(&mut self, now: Instant, dur_ms: f64, caller_spoke: bool) -> MediaOutcome {
         self.stats.frames += 1;
         self.stats.audio_ms += dur_ms;
         let start_at = now + self.config.delay;
@@ -220,7 +226,7 @@ impl CarrierPlayout {
 
     /// A `mark` arrived: returns it if it is to be echoed at once (nothing buffered), else it is
     /// echoed by [`Self::due_marks`] when the audio before it has played.
-    pub fn on_mark(&mut self, now: Instant, name: String) -> Option<String> {
+    pub fn on_mark(&mut self, now: Instant, name: M) -> Option<M> {
         self.stats.marks += 1;
         match self.play_end {
             Some(end) if end > now => {
@@ -240,7 +246,7 @@ impl CarrierPlayout {
     }
 
     /// Marks whose audio has played by `now`, in order.
-    pub fn due_marks(&mut self, now: Instant) -> Vec<String> {
+    pub fn due_marks(&mut self, now: Instant) -> Vec<M> {
         let mut out = vec![];
         while self.marks.front().is_some_and(|(due, _)| *due <= now) {
             out.extend(self.marks.pop_front().map(|(_, n)| n));
@@ -249,8 +255,8 @@ impl CarrierPlayout {
         out
     }
 
-    /// A `clear` arrived: drops what is buffered and echoes every pending mark.
-    pub fn on_clear(&mut self, now: Instant) -> ClearOutcome {
+    /// A `clear` arrived: drops what is buffered and flushes every pending mark.
+    pub fn on_clear(&mut self, now: Instant) -> ClearOutcome<M> {
         let dropped_ms = self.buffered_ms(now);
         if let Some(r) = &mut self.reply {
             r.cleared = true;
@@ -260,9 +266,9 @@ impl CarrierPlayout {
         if self.play_end.is_some_and(|end| end > now) {
             self.play_end = Some(now);
         }
-        let echoed: Vec<String> = self.marks.drain(..).map(|(_, n)| n).collect();
-        self.stats.marks_cleared += echoed.len() as u64;
-        ClearOutcome { dropped_ms, reply, echoed }
+        let flushed: Vec<M> = self.marks.drain(..).map(|(_, n)| n).collect();
+        self.stats.marks_cleared += flushed.len() as u64;
+        ClearOutcome { dropped_ms, reply, flushed }
     }
 
     /// The call ended at `now`: ends the current reply (what had not played by then is lost).
@@ -288,7 +294,7 @@ mod tests {
     #[test]
     fn marks_echo_when_their_audio_has_played() {
         let t0 = Instant::now();
-        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
         assert_eq!(p.on_mark(t0, "before".into()), Some("before".into()), "nothing buffered: at once");
         // A 100 ms lead arrives at once, then one frame every 20 ms.
         for _ in 0..5 {
@@ -318,13 +324,13 @@ mod tests {
     #[test]
     fn clear_drops_the_buffer_and_echoes_pending_marks() {
         let t0 = Instant::now();
-        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
         p.on_media(t0, 8 * 1000, false); // one second in one payload
         p.on_mark(t0, "end".into());
         p.on_media(t0, FRAME, false);
         p.on_mark(t0, "after".into());
         let c = p.on_clear(at(t0, 300));
-        assert_eq!(c.echoed, ["end", "after"]);
+        assert_eq!(c.flushed, ["end", "after"]);
         assert!((c.dropped_ms - 720.0).abs() < 1e-6);
         let reply = c.reply.unwrap();
         assert!((reply.played_ms - 300.0).abs() < 1e-6 && reply.cleared);
@@ -342,7 +348,7 @@ mod tests {
     #[test]
     fn late_frames_are_underruns_and_pauses_or_turns_start_new_replies() {
         let t0 = Instant::now();
-        let mut p = CarrierPlayout::new(PlayoutConfig::default());
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
         assert!(matches!(p.on_media(t0, FRAME, false), MediaOutcome::ReplyStarted { previous: None }));
         assert_eq!(p.on_media(at(t0, 21), FRAME, false), MediaOutcome::Continued, "1 ms: within tolerance");
         match p.on_media(at(t0, 70), FRAME, false) {
@@ -367,8 +373,10 @@ mod tests {
     #[test]
     fn the_playout_delay_holds_audio_before_it_plays() {
         let t0 = Instant::now();
-        let mut p =
-            CarrierPlayout::new(PlayoutConfig { delay: Duration::from_millis(60), ..Default::default() });
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig {
+            delay: Duration::from_millis(60),
+            ..Default::default()
+        });
         p.on_media(t0, FRAME, false);
         p.on_mark(t0, "m".into());
         assert_eq!(p.next_mark_due(), Some(at(t0, 80)));

@@ -54,8 +54,10 @@ pub struct Totals {
     pub marks_cleared: u64,
     /// Underruns.
     pub underruns: u64,
-    /// Messages from the bot that Twilio would reject.
+    /// Messages from the bot that the carrier would reject.
     pub bad_messages: u64,
+    /// Framing rules of the carrier the bot broke.
+    pub framing_violations: u64,
     /// Caller frames dropped (gaps).
     pub frames_dropped: u64,
     /// Caller frames reordered.
@@ -77,6 +79,8 @@ pub struct Totals {
 pub struct CallSummary {
     /// Index in the run.
     pub index: usize,
+    /// The carrier it played.
+    pub dialect: crate::Dialect,
     /// `callSid`.
     pub call_sid: String,
     /// `streamSid`.
@@ -137,6 +141,7 @@ impl Report {
             t.marks_cleared += m.marks_cleared;
             t.underruns += m.underruns;
             t.bad_messages += m.bad_messages;
+            t.framing_violations += m.framing_violations;
             t.frames_dropped += m.impairments.dropped;
             t.frames_reordered += m.impairments.reordered;
             t.frames_held_in_bursts += m.impairments.held_in_bursts;
@@ -150,6 +155,7 @@ impl Report {
             .iter()
             .map(|r| CallSummary {
                 index: r.index,
+                dialect: r.dialect,
                 call_sid: r.call_sid.clone(),
                 stream_sid: r.stream_sid.clone(),
                 error: r.error.as_ref().map(ToString::to_string),
@@ -206,7 +212,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} echoed cleared; clears: {} ({} unprompted); bad messages from the bot: {}",
+            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} echoed cleared; clears: {} ({} unprompted); bad messages from the bot: {}; framing violations: {}",
             t.frames_sent,
             t.bot_frames,
             t.replies,
@@ -215,7 +221,8 @@ impl Report {
             t.marks_cleared,
             t.clears,
             t.clears_unprompted,
-            t.bad_messages
+            t.bad_messages,
+            t.framing_violations
         );
         if t.frames_dropped + t.frames_reordered + t.frames_held_in_bursts + t.frames_jittered + t.stalls > 0
         {

@@ -85,6 +85,16 @@ pub enum CallEvent {
         /// Audio of the cut reply the caller heard, ms (the carrier's truth for a played position).
         played_ms: Option<f64>,
     },
+    /// A mark a `clear` flushed, which this carrier does not acknowledge (Plivo, Vonage).
+    MarkDropped {
+        /// Its name.
+        name: String,
+    },
+    /// The bot's message broke one of the carrier's framing rules (its audio still played).
+    FramingViolation {
+        /// Which rule, and how.
+        detail: String,
+    },
     /// A mark was echoed to the bot.
     MarkEchoed {
         /// Its name.
@@ -97,12 +107,12 @@ pub enum CallEvent {
         /// Which wait.
         what: &'static str,
     },
-    /// The bot sent something Twilio would not accept.
+    /// The bot sent something the carrier would not accept.
     BadMessage {
         /// What was wrong.
         detail: String,
     },
-    /// `stop` was sent.
+    /// The carrier's stop message was sent (carriers without one just close the connection).
     StopSent,
     /// The connection closed.
     Closed {
@@ -147,6 +157,8 @@ impl fmt::Display for CallEvent {
             }
             Self::MarkEchoed { name, cleared: false } => write!(f, "mark '{name}' echoed (played)"),
             Self::MarkEchoed { name, cleared: true } => write!(f, "mark '{name}' echoed (cleared)"),
+            Self::MarkDropped { name } => write!(f, "mark '{name}' dropped by the clear (not acknowledged)"),
+            Self::FramingViolation { detail } => write!(f, "framing violation: {detail}"),
             Self::WaitTimedOut { what } => write!(f, "timed out: {what}"),
             Self::BadMessage { detail } => write!(f, "bad message from the bot: {detail}"),
             Self::StopSent => write!(f, "stop sent"),
@@ -218,14 +230,16 @@ pub struct CallMetrics {
     pub marks: u64,
     /// Marks echoed after their audio played.
     pub marks_played: u64,
-    /// Marks echoed because of a `clear`.
+    /// Marks a `clear` flushed (echoed at once, or dropped, as the carrier does).
     pub marks_cleared: u64,
     /// Media frames sent.
     pub frames_sent: u64,
     /// What the impairments did.
     pub impairments: ImpairmentCounts,
-    /// Messages from the bot that Twilio would reject.
+    /// Messages from the bot that the carrier would reject.
     pub bad_messages: u64,
+    /// Framing rules of the carrier the bot's messages broke (message sizes, formats, pacing).
+    pub framing_violations: u64,
 }
 
 /// One simulated call.
@@ -233,9 +247,11 @@ pub struct CallMetrics {
 pub struct CallResult {
     /// Its index in the run (0-based).
     pub index: usize,
-    /// `streamSid` it used.
+    /// The carrier it played.
+    pub dialect: crate::Dialect,
+    /// `streamSid` it used (the carrier's stream id).
     pub stream_sid: String,
-    /// `callSid` it used.
+    /// `callSid` it used (the carrier's call id).
     pub call_sid: String,
     /// When `start` was sent (stream time 0); when the call began if it never got that far.
     #[serde(skip)]

@@ -1,6 +1,6 @@
 //! The end-to-end call demo (the README's main command):
 //!
-//!     cargo run --release -p trunkline-tools --bin call_demo
+//!     cargo run --release -p trunkline-tools --bin call_demo [--dialect NAME]
 //!
 //! In one process: Trunkline's offload server with a small demo bot behind it, and `callsim`
 //! playing the caller against it over a real WebSocket on loopback. The caller (a committed
@@ -8,15 +8,16 @@
 //! the bot plays its reply (a committed recording); 1.2 s into the reply the caller interrupts,
 //! Trunkline detects the barge-in, drops the queued audio, sends `clear` and tells the bot how much
 //! of the reply the caller heard. The demo prints both sides' timelines and the latency table, and
-//! exits 0 only if the call went as expected.
+//! exits 0 only if the call went as expected. `--dialect` (default `twilio`) picks the carrier
+//! callsim plays; the server then takes that carrier's calls on the path `/<dialect>`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use trunkline::{Engine, EngineConfig, Event, SessionConfig};
-use trunkline_callsim::{self as callsim, CallOptions, CallerAudio, Report, Script};
-use trunkline_server::{OffloadConfig, OffloadServer};
+use trunkline_callsim::{self as callsim, CallOptions, CallerAudio, Dialect, Report, Script};
+use trunkline_server::{OffloadConfig, OffloadServer, Route};
 
 const REPLY_WAV: &[u8] = include_bytes!("../../assets/reply_8k.wav");
 const INTERRUPT_AFTER: Duration = Duration::from_millis(1200);
@@ -128,7 +129,27 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
     log
 }
 
+/// The carrier to play: `--dialect NAME`, Twilio without it.
+fn dialect() -> Result<Dialect, String> {
+    let mut args = std::env::args().skip(1);
+    let mut dialect = Dialect::Twilio;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dialect" => dialect = args.next().ok_or("--dialect needs a value")?.parse()?,
+            other => return Err(format!("unknown option {other} (usage: call_demo [--dialect NAME])")),
+        }
+    }
+    if dialect.is_tcp() {
+        return Err(format!("{dialect}: the offload server takes WebSocket carriers only"));
+    }
+    Ok(dialect)
+}
+
 fn main() {
+    let dialect = dialect().unwrap_or_else(|e| {
+        eprintln!("call_demo: {e}");
+        std::process::exit(2);
+    });
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/tests/fixtures/speech_8k.ulaw");
     let caller =
         CallerAudio::load(fixtures).expect("caller recording (engine/tests/fixtures/speech_8k.ulaw)");
@@ -136,14 +157,28 @@ fn main() {
 
     let engine =
         Arc::new(Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).expect("engine"));
-    let config = OffloadConfig {
+    let mut config = OffloadConfig {
         paths: vec!["/media".into()],
         session: SessionConfig { agent_rate: 16_000, ..Default::default() },
         ..Default::default()
     };
+    let mut path = "/media".to_owned();
+    if dialect != Dialect::Twilio {
+        path = format!("/{dialect}");
+        config.routes =
+            vec![Route { path: path.clone(), dialect: dialect.name().into(), ..Default::default() }];
+    }
     let server = Arc::new(OffloadServer::start(&engine, config).expect("offload server"));
-    let url = format!("ws://{}/media", server.local_addr());
-    println!("Trunkline call demo: offload server on {url}, demo bot in-process, callsim as the caller\n");
+    let url = format!("ws://{}{path}", server.local_addr());
+    if dialect == Dialect::Twilio {
+        println!(
+            "Trunkline call demo: offload server on {url}, demo bot in-process, callsim as the caller\n"
+        );
+    } else {
+        println!(
+            "Trunkline call demo ({dialect}): offload server on {url}, demo bot in-process, callsim as the caller\n"
+        );
+    }
 
     let t0 = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
@@ -162,6 +197,7 @@ fn main() {
         .interrupt(INTERRUPT_AFTER, interruption)
         .wait_for_reply_end(Duration::from_millis(1500));
     let mut options = CallOptions::new(&url);
+    options.dialect = dialect;
     options.custom_parameters = vec![("demo".into(), "true".into())];
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
