@@ -9,15 +9,17 @@
 //! Trunkline detects the barge-in, drops the queued audio, sends `clear` and tells the bot how much
 //! of the reply the caller heard. The demo prints both sides' timelines and the latency table, and
 //! exits 0 only if the call went as expected. `--dialect` (default `twilio`) picks the carrier
-//! callsim plays; the server then takes that carrier's calls on the path `/<dialect>`.
+//! callsim plays; the server then takes that carrier's calls on the path `/<dialect>` (AudioSocket:
+//! on a TCP listener of its own, for the one call UUID it allows).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use trunkline::{Engine, EngineConfig, Event, SessionConfig};
-use trunkline_callsim::{self as callsim, CallOptions, CallerAudio, Dialect, Report, Script};
-use trunkline_server::{OffloadConfig, OffloadServer, Route};
+use trunkline_callsim::{self as callsim, CallEvent, CallOptions, CallerAudio, Dialect, Report, Script};
+use trunkline_server::{AudioSocketListener, OffloadConfig, OffloadServer, Route};
 
 const REPLY_WAV: &[u8] = include_bytes!("../../assets/reply_8k.wav");
 const INTERRUPT_AFTER: Duration = Duration::from_millis(1200);
@@ -129,6 +131,9 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
     log
 }
 
+/// The call UUID the demo's AudioSocket listener allows.
+const AUDIOSOCKET_CALL: &str = "0b4e7c52-7d1f-4a8e-9c3b-5f2d6e8a1c90";
+
 /// The carrier to play: `--dialect NAME`, Twilio without it.
 fn dialect() -> Result<Dialect, String> {
     let mut args = std::env::args().skip(1);
@@ -138,9 +143,6 @@ fn dialect() -> Result<Dialect, String> {
             "--dialect" => dialect = args.next().ok_or("--dialect needs a value")?.parse()?,
             other => return Err(format!("unknown option {other} (usage: call_demo [--dialect NAME])")),
         }
-    }
-    if dialect.is_tcp() {
-        return Err(format!("{dialect}: the offload server takes WebSocket carriers only"));
     }
     Ok(dialect)
 }
@@ -169,7 +171,15 @@ fn main() {
             vec![Route { path: path.clone(), dialect: dialect.name().into(), ..Default::default() }];
     }
     let server = Arc::new(OffloadServer::start(&engine, config).expect("offload server"));
-    let url = format!("ws://{}{path}", server.local_addr());
+    let mut url = format!("ws://{}{path}", server.local_addr());
+    if dialect.is_tcp() {
+        // AudioSocket is raw TCP: its own listener, taking the call whose UUID the host allowed.
+        let listener = AudioSocketListener {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allowed_calls: vec![AUDIOSOCKET_CALL.into()],
+        };
+        url = format!("tcp://{}", server.listen_audiosocket(listener).expect("AudioSocket listener"));
+    }
     if dialect == Dialect::Twilio {
         println!(
             "Trunkline call demo: offload server on {url}, demo bot in-process, callsim as the caller\n"
@@ -198,6 +208,9 @@ fn main() {
         .wait_for_reply_end(Duration::from_millis(1500));
     let mut options = CallOptions::new(&url);
     options.dialect = dialect;
+    if dialect.is_tcp() {
+        options.call_id = Some(AUDIOSOCKET_CALL.into());
+    }
     options.custom_parameters = vec![("demo".into(), "true".into())];
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -245,7 +258,20 @@ fn main() {
         Some(p) => problems.push(format!("barge-in at an unexpected position: {p} ms")),
         None => problems.push("no barge-in".into()),
     }
-    if m.clears == 0 || m.barge_in_reaction_ms.is_empty() {
+    if dialect.is_tcp() {
+        // AudioSocket has no clear: the engine stops sending, and what the caller heard of the
+        // reply is what callsim played before its audio stopped coming.
+        let heard = result.timeline.iter().find_map(|e| match e.event {
+            CallEvent::BotReplyEnded { played_ms, .. } => Some(played_ms),
+            _ => None,
+        });
+        match (heard, log.barge_in_played_ms) {
+            (Some(heard), Some(p)) if (heard - p as f64).abs() <= 60.0 => {}
+            other => {
+                problems.push(format!("the reply did not stop where the bot says (heard, bot): {other:?}"))
+            }
+        }
+    } else if m.clears == 0 || m.barge_in_reaction_ms.is_empty() {
         problems.push("the caller never received clear for its interruption".into());
     }
     if !log.reply_mark_cleared {
@@ -255,7 +281,8 @@ fn main() {
         problems.push("the bot never saw the stream stop".into());
     }
     if problems.is_empty() {
-        println!("\nThe call went as expected: reply on end of speech, barge-in, clear, played position.");
+        let stop = if dialect.is_tcp() { "the reply stopped" } else { "clear" };
+        println!("\nThe call went as expected: reply on end of speech, barge-in, {stop}, played position.");
     } else {
         for p in &problems {
             eprintln!("UNEXPECTED: {p}");
