@@ -51,13 +51,22 @@ pub struct MarkTable {
     /// Send order, so echoes of marks sharing a name resolve oldest first (the carrier echoes
     /// in order).
     sent_count: u64,
+    /// Sent marks a clear flushed, still waiting for their echo: while there are none (nearly
+    /// always), the per-step checks for them scan nothing.
+    cleared_waiting: usize,
 }
 
 impl MarkTable {
     /// Room for `capacity` marks with names of up to `max_name` bytes.
     pub fn new(capacity: usize, max_name: usize) -> Self {
         let slots = (0..capacity).map(|_| MarkSlot { id: 0, len: 0, state: None }).collect();
-        Self { slots, names: vec![0; capacity * max_name].into_boxed_slice(), max_name, sent_count: 0 }
+        Self {
+            slots,
+            names: vec![0; capacity * max_name].into_boxed_slice(),
+            max_name,
+            sent_count: 0,
+            cleared_waiting: 0,
+        }
     }
 
     fn name_of(&self, i: usize) -> &[u8] {
@@ -108,6 +117,7 @@ impl MarkTable {
                 && cleared_us.is_none()
             {
                 *cleared_us = Some(now_us);
+                self.cleared_waiting += 1;
             }
         }
     }
@@ -129,15 +139,20 @@ impl MarkTable {
         let Some(MarkState::Sent { order: echoed_order, .. }) = self.slots[i].state else {
             return None;
         };
-        while let Some(j) = self.oldest_sent(|_, cleared_us, order| cleared_us.is_some() && order < echoed_order) {
+        while self.cleared_waiting > 0
+            && let Some(j) =
+                self.oldest_sent(|_, cleared_us, order| cleared_us.is_some() && order < echoed_order)
+        {
             unechoed(self.slots[j].id);
             self.slots[j].state = None;
+            self.cleared_waiting -= 1;
         }
         let slot = &mut self.slots[i];
         let Some(MarkState::Sent { utterance_pos, cleared_us, .. }) = slot.state.take() else {
             return None;
         };
         Some(if cleared_us.is_some() {
+            self.cleared_waiting -= 1;
             MarkEcho::Cleared { id: slot.id }
         } else {
             MarkEcho::Played { id: slot.id, utterance_pos }
@@ -149,7 +164,8 @@ impl MarkTable {
     /// reported through `on_mark`, oldest first. Marks already reached keep waiting for their
     /// echo (or their due time).
     pub fn clear_unreached(&mut self, now_us: u64, lag_us: u64, mut on_mark: impl FnMut(u32)) {
-        while let Some(i) = self.oldest_sent(|due_us, _, _| due_us + lag_us > now_us) {
+        // (Marks a clear flushed on a carrier that echoes them are the echo's, or the grace's.)
+        while let Some(i) = self.oldest_sent(|due_us, cleared, _| cleared.is_none() && due_us + lag_us > now_us) {
             on_mark(self.slots[i].id);
             self.slots[i].state = None;
         }
@@ -159,7 +175,7 @@ impl MarkTable {
     /// due by `now_us` has played. Each is forgotten and reported through `on_mark(id,
     /// utterance_pos)`, oldest first.
     pub fn resolve_due(&mut self, now_us: u64, mut on_mark: impl FnMut(u32, u64)) {
-        while let Some(i) = self.oldest_sent(|due_us, _, _| due_us <= now_us) {
+        while let Some(i) = self.oldest_sent(|due_us, cleared, _| cleared.is_none() && due_us <= now_us) {
             if let Some(MarkState::Sent { utterance_pos, .. }) = self.slots[i].state.take() {
                 on_mark(self.slots[i].id, utterance_pos);
             }
@@ -170,14 +186,21 @@ impl MarkTable {
     /// (it echoes a clear's marks at once, if at all). Each is forgotten and reported through
     /// `on_mark`, oldest first.
     pub fn expire_cleared(&mut self, now_us: u64, grace_us: u64, mut on_mark: impl FnMut(u32)) {
-        while let Some(i) = self.oldest_sent(|_, cleared_us, _| cleared_us.is_some_and(|c| c + grace_us <= now_us)) {
+        while self.cleared_waiting > 0
+            && let Some(i) =
+                self.oldest_sent(|_, cleared_us, _| cleared_us.is_some_and(|c| c + grace_us <= now_us))
+        {
             on_mark(self.slots[i].id);
             self.slots[i].state = None;
+            self.cleared_waiting -= 1;
         }
     }
 
     /// When the earliest cleared mark stops waiting for its echo (µs), if any waits.
     pub fn next_cleared_expiry_us(&self, grace_us: u64) -> Option<u64> {
+        if self.cleared_waiting == 0 {
+            return None;
+        }
         self.slots
             .iter()
             .filter_map(|s| match s.state {
@@ -213,6 +236,7 @@ impl MarkTable {
 
     /// Ends every outstanding mark (the stream stopped): reports each id.
     pub fn drain(&mut self, mut on_mark: impl FnMut(u32)) {
+        self.cleared_waiting = 0;
         for slot in &mut self.slots {
             if slot.state.take().is_some() {
                 on_mark(slot.id);
