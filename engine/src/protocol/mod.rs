@@ -468,7 +468,7 @@ mod tests {
     use super::*;
 
     /// Every error, by code, with its `Display` text and the C ABI's description.
-    const TEXTS: [(ProtocolError, &str, &str); 16] = [
+    const TEXTS: [(ProtocolError, &str, &str); 17] = [
         (
             ProtocolError::MalformedJson,
             "malformed message: not valid JSON",

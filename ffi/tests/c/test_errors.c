@@ -69,10 +69,10 @@ void test_result_messages(void) {
 void test_protocol_error_messages(void) {
   const char *unknown = trunkline_protocol_error_message(0);
   REQUIRE(unknown != NULL);
-  CHECK(trunkline_protocol_error_message(17) == unknown);
+  CHECK(trunkline_protocol_error_message(18) == unknown);
   CHECK(trunkline_protocol_error_message(UINT32_MAX) == unknown);
-  const char *seen[17];
-  for (uint32_t code = TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON; code <= TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM;
+  const char *seen[18];
+  for (uint32_t code = TRUNKLINE_PROTOCOL_ERROR_MALFORMED_JSON; code <= TRUNKLINE_PROTOCOL_ERROR_CARRIER_REPORTED;
        code++) {
     const char *m = trunkline_protocol_error_message(code);
     REQUIRE(m != NULL);
@@ -83,6 +83,7 @@ void test_protocol_error_messages(void) {
   }
   CHECK_EQ(TRUNKLINE_PROTOCOL_ERROR_UNKNOWN_MARK, 15);
   CHECK_EQ(TRUNKLINE_PROTOCOL_ERROR_FOREIGN_STREAM, 16);
+  CHECK_EQ(TRUNKLINE_PROTOCOL_ERROR_CARRIER_REPORTED, 17);
 }
 
 void test_null_parameters(void) {
