@@ -311,6 +311,9 @@ typedef struct trunkline_server trunkline_server;
 // A call. Opaque.
 typedef struct trunkline_session trunkline_session;
 
+// A standalone voice activity detector. Opaque.
+typedef struct trunkline_vad trunkline_vad;
+
 // Engine settings. Fill with trunkline_engine_config_default, then change what you need.
 typedef struct {
   // sizeof(trunkline_engine_config) in the caller's header: set by
@@ -476,6 +479,21 @@ typedef struct {
   // Number of custom parameters (see trunkline_session_custom_parameter).
   size_t custom_parameter_count;
 } trunkline_start_info;
+
+// Settings of a standalone VAD: the VAD settings of trunkline_session_config, by the same names.
+// Fill with trunkline_vad_config_default, then change what you need.
+typedef struct {
+  // sizeof(trunkline_vad_config) in the caller's header: set by trunkline_vad_config_default
+  // (see "VERSIONED CONFIGS" above).
+  size_t struct_size;
+  // Aggressiveness 0..=3 (default 2): how readily audio is called non-speech.
+  uint32_t vad_aggressiveness;
+  // Voiced audio needed to confirm speech, ms (default 120, rounded up to 20 ms frames; at most
+  // 5000).
+  uint32_t vad_min_speech_ms;
+  // Non-speech needed to end speech, ms (default 400; at most 10000).
+  uint32_t vad_hangover_ms;
+} trunkline_vad_config;
 
 #ifdef __cplusplus
 extern "C" {
@@ -830,6 +848,54 @@ trunkline_result trunkline_test_fail_session(trunkline_session *session);
 // Panics inside the boundary: returns PANIC.
 trunkline_result trunkline_test_panic(void);
 #endif
+
+// Writes the default VAD settings (a session's) into `*out`, a struct of `struct_size` bytes: pass
+// sizeof(trunkline_vad_config). Only the fields that fit in it are written; `struct_size` is
+// stored in it. Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (`struct_size` smaller than a
+// size_t or larger than this library's struct). Any thread.
+trunkline_result trunkline_vad_config_default(trunkline_vad_config *out, size_t struct_size);
+
+// Makes a standalone VAD for audio at `sample_rate` Hz: 8000, 16000, 24000 or 48000 (audio at
+// the last three is resampled to the detector's 8 kHz as a session does). `config` may be NULL
+// for the defaults. On success `*out` receives a VAD the caller owns and must free with
+// trunkline_vad_free. All its memory is allocated here: trunkline_vad_process and
+// trunkline_vad_reset allocate nothing.
+//
+// Results: OK; NULL_PARAMETER (`out`); INVALID_ARGUMENT (another rate, a bad `struct_size`, a
+// setting out of range: aggressiveness over 3, min speech over 5000 ms, hangover over 10000 ms).
+// Any thread.
+trunkline_result trunkline_vad_new(const trunkline_vad_config *config,
+                                   uint32_t sample_rate,
+                                   trunkline_vad **out);
+
+// Takes the next 20 ms of audio: exactly `n_samples` = sample_rate / 50 samples (160 at 8 kHz,
+// 320 at 16 kHz, 480 at 24 kHz, 960 at 48 kHz) of mono s16 PCM at `pcm`, following the previous
+// frame. Writes the frame's speech probability to `*probability_out` and the speaking state after
+// it to `*speaking_out`.
+//
+// The probability is the classifier's decision on this frame: 1.0 if it called the frame speech
+// (voiced, or continuing speech that a voiced frame began), else 0.0; the classifier compares
+// its features with thresholds and has no calibrated score. The speaking state is the hysteresis
+// a session reports as speech started and stopped: it turns true once vad_min_speech_ms of speech
+// has been voiced and false once vad_hangover_ms of non-speech has followed it.
+//
+// Results: OK; NULL_PARAMETER (`vad`, `pcm`, or an out-pointer); INVALID_ARGUMENT (`n_samples`
+// is not 20 ms at the VAD's rate: nothing is taken, the outputs are not written). Allocates
+// nothing. Any thread; calls on one VAD are serialized by a lock inside the handle.
+trunkline_result trunkline_vad_process(trunkline_vad *vad,
+                                       const int16_t *pcm,
+                                       size_t n_samples,
+                                       float *probability_out,
+                                       bool *speaking_out);
+
+// Forgets everything the VAD learned (speech state, noise floor, resampler history), as freshly
+// made: the next frame starts a new stream. Allocates nothing. Results: OK; NULL_PARAMETER.
+// Any thread.
+trunkline_result trunkline_vad_reset(trunkline_vad *vad);
+
+// Frees the VAD. NULL is a no-op. Must be the last call on it and must not race with other calls
+// on it.
+void trunkline_vad_free(trunkline_vad *vad);
 
 // The library's version, e.g. "0.1.0": static, NUL-terminated. Compare with TRUNKLINE_VERSION
 // to detect a header/library mismatch. Any thread.

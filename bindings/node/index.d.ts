@@ -331,3 +331,41 @@ export declare function alawEncode(pcm: Int16Array | Uint8Array): Buffer;
 export declare const version: string;
 /** The library file in use ($TRUNKLINE_LIB or the workspace's release build). */
 export declare const libraryPath: string;
+
+/** Settings of a standalone Vad: the session's VAD options by the same names, plus the rate. */
+export interface VadOptions {
+  /** Rate of the PCM given to process(): 8000 (default), 16000, 24000 or 48000. */
+  sampleRate?: 8000 | 16000 | 24000 | 48000;
+  /** Aggressiveness 0..3 (default 2). */
+  vadAggressiveness?: number;
+  /** Voiced speech needed before `speaking` turns on, ms (default 120). */
+  vadMinSpeechMs?: number;
+  /** Non-speech needed before `speaking` turns off, ms (default 400). */
+  vadHangoverMs?: number;
+}
+
+/**
+ * Trunkline's voice activity detector on its own: the classifier and speech state machine a
+ * session runs, fed one 20 ms frame at a time. A bad rate or setting throws TrunklineError
+ * (INVALID_ARGUMENT).
+ */
+export declare class Vad {
+  constructor(options?: VadOptions);
+  /** The sample rate, Hz. */
+  readonly sampleRate: number;
+  /** Samples in one frame (20 ms at the sample rate). */
+  readonly frameSamples: number;
+  /** True while speech is confirmed (after the last frame). */
+  readonly speaking: boolean;
+  /**
+   * Takes the next 20 ms frame and returns its speech probability: 1 if the classifier called it
+   * speech, else 0. Another length throws TrunklineError (INVALID_ARGUMENT).
+   */
+  process(pcm: Int16Array | Uint8Array): number;
+  /** Forgets everything: the next frame starts a new stream. */
+  reset(): void;
+  /** Frees the detector (idempotent); later calls throw TrunklineError (CLOSED). */
+  close(): void;
+}
+/** The sample rates a Vad accepts, Hz. */
+export declare const VAD_RATES: readonly number[];

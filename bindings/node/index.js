@@ -903,10 +903,111 @@ const alawDecode = decoder(fns.trunkline_alaw_decode, 'alawDecode');
 /** s16le PCM (Buffer or Int16Array) → A-law codes (Buffer). */
 const alawEncode = encoder(fns.trunkline_alaw_encode, 'alawEncode');
 
+// ---- The VAD on its own.
+
+/** camelCase option name → snake_case field of trunkline_vad_config (the session's VAD names). */
+const VAD_FIELDS = new Map(
+  Object.keys(TYPES.trunkline_vad_config.members)
+    .filter((f) => !NOT_OPTIONS.has(f))
+    .map((f) => [camel(f), f]),
+);
+/** The sample rates a Vad accepts, Hz. */
+const VAD_RATES = Object.freeze([8000, 16000, 24000, 48000]);
+
+const vadFinalizer = new FinalizationRegistry((ptr) => fns.trunkline_vad_free(ptr));
+
+/**
+ * Trunkline's voice activity detector on its own: the classifier and speech state machine a session
+ * runs, fed one 20 ms frame at a time (`frameSamples` samples: 160 at 8 kHz, 320 at 16 kHz ...).
+ *
+ * `new Vad({ sampleRate: 16000, vadHangoverMs: 600 })`. `sampleRate` is 8000 (the default), 16000,
+ * 24000 or 48000; the other options are the session's VAD options, by the same names:
+ * `vadAggressiveness` (0..3, default 2), `vadMinSpeechMs` (default 120: voiced speech needed before
+ * `speaking` turns on), `vadHangoverMs` (default 400: non-speech needed before it turns off). A bad
+ * rate or setting throws TrunklineError (INVALID_ARGUMENT). Call `close()` when done.
+ */
+class Vad {
+  #ptr;
+  #closed = false;
+  #speaking = false;
+  #probability = [0];
+  #speakingOut = [false];
+
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('trunkline: Vad options must be an object');
+    const { sampleRate = 8000, ...settings } = options;
+    const config = {};
+    check(fns.trunkline_vad_config_default(config, TYPES.trunkline_vad_config.size), 'vad config');
+    for (const [key, value] of Object.entries(settings)) {
+      const field = VAD_FIELDS.get(key);
+      if (!field) throw new TypeError(`trunkline: unknown Vad option ${JSON.stringify(key)}`);
+      if (value === undefined) continue;
+      config[field] = uint32Option(value, key);
+    }
+    const out = [null];
+    check(fns.trunkline_vad_new(config, uint32Option(sampleRate, 'sampleRate'), out), 'Vad');
+    this.#ptr = out[0];
+    /** The sample rate, Hz. */
+    this.sampleRate = sampleRate;
+    /** Samples in one frame: 20 ms at the sample rate. */
+    this.frameSamples = sampleRate / 50;
+    vadFinalizer.register(this, this.#ptr, this);
+  }
+
+  #handle(what) {
+    if (this.#closed) throw new TrunklineError(RESULT.CLOSED, what);
+    return this.#ptr;
+  }
+
+  /** True while speech is confirmed (after the last frame): a session's speech_started .. speech_stopped. */
+  get speaking() {
+    return this.#speaking;
+  }
+
+  /**
+   * Takes the next 20 ms frame (an Int16Array, or a Buffer of s16le samples) and returns its speech
+   * probability: 1 if the classifier called the frame speech, else 0 (it decides on thresholds; it
+   * has no calibrated score). Updates `speaking`. Another length throws TrunklineError
+   * (INVALID_ARGUMENT); nothing is taken.
+   */
+  process(pcm) {
+    const samples = toSamples(pcm, 'Vad.process');
+    check(fns.trunkline_vad_process(this.#handle('Vad.process'), samples, samples.length, this.#probability, this.#speakingOut), 'Vad.process');
+    this.#speaking = Boolean(this.#speakingOut[0]);
+    return this.#probability[0];
+  }
+
+  /** Forgets everything (speech state, noise floor): the next frame starts a new stream. */
+  reset() {
+    check(fns.trunkline_vad_reset(this.#handle('Vad.reset')), 'Vad.reset');
+    this.#speaking = false;
+  }
+
+  /** Frees the detector (idempotent); later calls throw TrunklineError (CLOSED). */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    vadFinalizer.unregister(this);
+    fns.trunkline_vad_free(this.#ptr);
+    this.#ptr = null;
+  }
+}
+
+/** A uint32_t option: range checks beyond that are the library's. */
+function uint32Option(value, what) {
+  if (!Number.isInteger(value)) throw new TypeError(`trunkline: ${what} must be an integer, got ${value}`);
+  if (value < 0 || value >= 2 ** 32) {
+    throw new TrunklineError(RESULT.INVALID_ARGUMENT, `${what} must be an integer in 0..2^32-1, got ${value}`);
+  }
+  return value;
+}
+
 module.exports = {
   Engine,
   Session,
   Server,
+  Vad,
+  VAD_RATES,
   TrunklineError,
   RESULT,
   PROTOCOL_ERROR,

@@ -22,6 +22,7 @@ mod server;
 mod session;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod vad;
 mod version;
 mod versioned;
 
@@ -35,6 +36,7 @@ pub use server::*;
 pub use session::*;
 #[cfg(feature = "test-hooks")]
 pub use test_hooks::*;
+pub use vad::*;
 pub use version::*;
 
 /// Runs `body`, turning a panic into `trunkline_result::Panic`.

@@ -78,4 +78,24 @@ namespace Trunkline
             return true;
         }
     }
+
+    /// <summary>
+    /// Owns a <c>trunkline_vad*</c>. Released exactly once, by trunkline_vad_free, when the Vad is
+    /// disposed or finalized, never while a call on it is in flight.
+    /// </summary>
+    public sealed class VadHandle : SafeHandle
+    {
+        /// <summary>Used by the marshaller for <c>out</c> parameters.</summary>
+        public VadHandle() : base(IntPtr.Zero, true) { }
+
+        /// <inheritdoc/>
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+
+        /// <inheritdoc/>
+        protected override bool ReleaseHandle()
+        {
+            Native.trunkline_vad_free(handle);
+            return true;
+        }
+    }
 }

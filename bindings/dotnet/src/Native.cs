@@ -180,6 +180,16 @@ namespace Trunkline
         public int worker_nice;
     }
 
+    [CName("trunkline_vad_config")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeVadConfig
+    {
+        public nuint struct_size;
+        public uint vad_aggressiveness;
+        public uint vad_min_speech_ms;
+        public uint vad_hangover_ms;
+    }
+
     // `dialect` points to NUL-terminated UTF-8 that the caller keeps alive for the call it is passed
     // to (NativeAllocations), or is NULL for the default dialect.
     [CName("trunkline_session_config")]
@@ -414,6 +424,23 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern void trunkline_session_free(IntPtr session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_vad_config_default(out NativeVadConfig @out, nuint struct_size);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_vad_new(ref NativeVadConfig config, uint sample_rate, out VadHandle @out);
+
+        // The outputs are a float and a one-byte C bool: passed as pointers to locals (IntPtr), so
+        // that nothing is marshalled per frame and the bool is exactly one byte.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_vad_process(VadHandle vad, short* pcm, nuint n_samples, IntPtr probability_out, IntPtr speaking_out);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_vad_reset(VadHandle vad);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern void trunkline_vad_free(IntPtr vad);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr trunkline_version();

@@ -205,4 +205,28 @@ namespace Trunkline
             return c;
         }
     }
+
+    /// <summary>Settings of a standalone <see cref="Vad"/>: the session's VAD settings, by the same
+    /// names. Unset (null) properties keep the library's defaults (trunkline_vad_config_default).</summary>
+    public sealed class VadOptions
+    {
+        /// <summary>Aggressiveness 0..3 (default 2).</summary>
+        public int? VadAggressiveness { get; set; }
+        /// <summary>Voiced speech needed before <see cref="Vad.Speaking"/> turns on, ms (default 120).</summary>
+        public int? VadMinSpeechMs { get; set; }
+        /// <summary>Non-speech needed before <see cref="Vad.Speaking"/> turns off, ms (default 400).</summary>
+        public int? VadHangoverMs { get; set; }
+
+        static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
+
+        internal NativeVadConfig ToNative()
+        {
+            NativeVadConfig c;
+            Native.Check(Native.trunkline_vad_config_default(out c, Native.SizeOf(typeof(NativeVadConfig))), "trunkline_vad_config_default");
+            c.vad_aggressiveness = U(VadAggressiveness, c.vad_aggressiveness);
+            c.vad_min_speech_ms = U(VadMinSpeechMs, c.vad_min_speech_ms);
+            c.vad_hangover_ms = U(VadHangoverMs, c.vad_hangover_ms);
+            return c;
+        }
+    }
 }

@@ -102,6 +102,7 @@ const DEFINES = {
 const trunkline_engine = koffi.opaque('trunkline_engine');
 const trunkline_server = koffi.opaque('trunkline_server');
 const trunkline_session = koffi.opaque('trunkline_session');
+const trunkline_vad = koffi.opaque('trunkline_vad');
 
 // The config structs begin with `struct_size`: the _default functions are passed the size koffi
 // gives each struct here, and the library reads no further than that (see the header's VERSIONED
@@ -180,6 +181,13 @@ const trunkline_event = koffi.struct('trunkline_event', {
   duration_ms: 'int64_t',
 });
 
+const trunkline_vad_config = koffi.struct('trunkline_vad_config', {
+  struct_size: 'size_t',
+  vad_aggressiveness: 'uint32_t',
+  vad_min_speech_ms: 'uint32_t',
+  vad_hangover_ms: 'uint32_t',
+});
+
 const trunkline_start_info = koffi.struct('trunkline_start_info', {
   struct_size: 'size_t',
   tracks: 'uint32_t',
@@ -239,6 +247,11 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_stats(trunkline_session *session, uint64_t *values, size_t capacity, _Out_ size_t *out_count)',
   'trunkline_result trunkline_session_close(trunkline_session *session)',
   'void trunkline_session_free(trunkline_session *session)',
+  'trunkline_result trunkline_vad_config_default(_Out_ trunkline_vad_config *out, size_t struct_size)',
+  'trunkline_result trunkline_vad_new(const trunkline_vad_config *config, uint32_t sample_rate, _Out_ trunkline_vad **out)',
+  'trunkline_result trunkline_vad_process(trunkline_vad *vad, const int16_t *pcm, size_t n_samples, _Out_ float *probability_out, _Out_ bool *speaking_out)',
+  'trunkline_result trunkline_vad_reset(trunkline_vad *vad)',
+  'void trunkline_vad_free(trunkline_vad *vad)',
   'const char *trunkline_version(void)',
 ];
 
@@ -260,11 +273,13 @@ const TYPES = {
   trunkline_engine,
   trunkline_server,
   trunkline_session,
+  trunkline_vad,
   trunkline_engine_config,
   trunkline_session_config,
   trunkline_server_config,
   trunkline_event,
   trunkline_start_info,
+  trunkline_vad_config,
 };
 
 /** The prototypes of the offload server's functions (optional in the library). */

@@ -22,6 +22,7 @@ test('the header parses into the whole ABI', () => {
     'trunkline_server_config',
     'trunkline_session_config',
     'trunkline_start_info',
+    'trunkline_vad_config',
   ]);
   assert.deepEqual(Object.keys(h.enums).sort(), [
     'trunkline_audio_encoding',
@@ -31,7 +32,7 @@ test('the header parses into the whole ABI', () => {
     'trunkline_result',
     'trunkline_start_field',
   ]);
-  assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_server', 'trunkline_session']);
+  assert.deepEqual(h.opaque.sort(), ['trunkline_engine', 'trunkline_server', 'trunkline_session', 'trunkline_vad']);
   const server = h.structs.trunkline_server_config;
   assert.deepEqual(server.find((f) => f.name === 'bind').type, { base: 'char', isConst: true, stars: 1, name: null });
   assert.deepEqual(server.find((f) => f.name === 'session').type, { base: 'trunkline_session_config', isConst: true, stars: 1, name: null });

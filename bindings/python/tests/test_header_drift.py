@@ -3,7 +3,7 @@ declared, so the binding and the library cannot drift apart."""
 
 import ctypes
 import re
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_float, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 from trunkline import Result, _ffi
 from twilio_messages import REPO
@@ -18,9 +18,10 @@ STRUCTS = {
     "trunkline_event": _ffi.CEvent,
     "trunkline_start_info": _ffi.StartInfo,
     "trunkline_server_config": _ffi.ServerConfig,
+    "trunkline_vad_config": _ffi.VadConfig,
 }
 # How each C spelling must appear in ctypes (an independent table, not the binding's).
-SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int32_t": c_int32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "void": None}
+SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int32_t": c_int32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "float": c_float, "void": None}
 
 
 def ctype_of(c: str):
@@ -33,7 +34,7 @@ def ctype_of(c: str):
         return c_uint32 if base in ENUMS else SCALARS[base]  # enums are uint32_t (checked below)
     if stars == 2:
         return POINTER(c_void_p)  # an out-parameter for a new handle
-    if base in ("trunkline_engine", "trunkline_session", "trunkline_server"):
+    if base in ("trunkline_engine", "trunkline_session", "trunkline_server", "trunkline_vad"):
         return c_void_p
     if base in STRUCTS:
         return POINTER(STRUCTS[base])
@@ -43,7 +44,7 @@ def ctype_of(c: str):
         return c_void_p  # data buffers
     if base in ENUMS:
         return POINTER(c_uint32)
-    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "uint32_t": c_uint32, "int32_t": c_int32, "uint16_t": ctypes.c_uint16}[base])
+    return POINTER({"size_t": c_size_t, "uint64_t": c_uint64, "uint32_t": c_uint32, "int32_t": c_int32, "uint16_t": ctypes.c_uint16, "float": c_float, "bool": c_bool}[base])
 
 
 def prototypes():

@@ -15,6 +15,7 @@ from ._codec import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ._core import Engine, Event, Session
 from ._errors import Result, TrunklineError
 from ._server import Server
+from ._vad import VAD_RATES, Vad
 from ._ffi import lib as _lib
 
 __version__ = _lib.trunkline_version().decode()
@@ -23,6 +24,8 @@ __all__ = [
     "Engine",
     "Session",
     "Server",
+    "Vad",
+    "VAD_RATES",
     "Event",
     "Result",
     "TrunklineError",

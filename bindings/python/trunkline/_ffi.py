@@ -110,6 +110,15 @@ class ServerConfig(Structure):
     ]
 
 
+class VadConfig(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("vad_aggressiveness", c_uint32),
+        ("vad_min_speech_ms", c_uint32),
+        ("vad_hangover_ms", c_uint32),
+    ]
+
+
 class StartInfo(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -178,6 +187,11 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_server_stats": (c_enum, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
     "trunkline_server_shutdown": (c_enum, [c_void_p, c_uint32]),
     "trunkline_server_free": (None, [c_void_p]),
+    "trunkline_vad_config_default": (c_enum, [POINTER(VadConfig), c_size_t]),
+    "trunkline_vad_new": (c_enum, [POINTER(VadConfig), c_uint32, POINTER(c_void_p)]),
+    "trunkline_vad_process": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(ctypes.c_float), POINTER(c_bool)]),
+    "trunkline_vad_reset": (c_enum, [c_void_p]),
+    "trunkline_vad_free": (None, [c_void_p]),
 }
 
 

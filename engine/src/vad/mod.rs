@@ -16,11 +16,14 @@ mod frame_classifier;
 mod prefilter;
 mod spectral;
 mod speech_state;
+mod standalone;
 
 use frame_classifier::{FRAME_SAMPLES, FrameClassifier, Overhang};
 use prefilter::HumFilter;
 use spectral::SpectralClassifier;
 use speech_state::SpeechStateMachine;
+
+pub use standalone::{StandaloneVadError, VAD_RATES, Vad, VadFrame};
 
 /// Length of the frames speech is decided on, in ms: onsets and ends fall on this grid (relative
 /// to the first sample of the stream or of the audio after a gap).

@@ -85,6 +85,9 @@ static const struct {
     TEST(test_manual_clock_is_deterministic),
     TEST(test_manual_clock_advanced_from_another_thread),
     TEST(test_manual_clock_errors),
+    TEST(test_vad_silence_and_voiced_signal),
+    TEST(test_vad_speech_fixture),
+    TEST(test_vad_errors),
 };
 
 int main(int argc, char **argv) {

@@ -67,4 +67,9 @@ void test_manual_clock_is_deterministic(void);
 void test_manual_clock_advanced_from_another_thread(void);
 void test_manual_clock_errors(void);
 
+/* test_vad.c */
+void test_vad_silence_and_voiced_signal(void);
+void test_vad_speech_fixture(void);
+void test_vad_errors(void);
+
 #endif
