@@ -23,9 +23,13 @@ pub(crate) fn stamp(now_us: u64) -> u32 {
     now_us as u32
 }
 
-/// Microseconds from `stamp` (taken with [`stamp`]) to `now_us`, on the same engine clock.
+/// Microseconds from `stamp` (taken with [`stamp`]) to `now_us`, on the same engine clock; 0 for
+/// a stamp after `now_us`. That happens: the host stamps a message it pushes after the worker read
+/// the clock for its pass, and the message is taken in that pass, having waited no time. (Read as
+/// a wrapped difference, it would count as about 71 minutes.)
 pub(crate) fn elapsed_since(stamp: u32, now_us: u64) -> u64 {
-    u64::from((now_us as u32).wrapping_sub(stamp))
+    let elapsed = (now_us as u32).wrapping_sub(stamp);
+    if elapsed > u32::MAX / 2 { 0 } else { u64::from(elapsed) }
 }
 
 /// Bucket of a value: exact below 16, then 16 per power of two (at most 1/16 = 6.25 % wide).
@@ -110,6 +114,13 @@ impl LatencyHistogram {
         None
     }
 
+    /// Each bucket as (its smallest value, the smallest value of the next, its count), µs, in
+    /// order (for exporters that rebucket).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.counts.iter().enumerate().map(|(b, &n)| (bucket_floor(b), bucket_floor(b + 1), n))
+    }
+
     /// The counts since `earlier` (a snapshot of the same engine taken before this one).
     pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
         let counts = self.counts.iter().zip(&earlier.counts).map(|(a, b)| a.saturating_sub(*b)).collect();
@@ -120,6 +131,17 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_after_the_pass_read_its_clock_waited_nothing() {
+        let now = 5_000_000_123;
+        assert_eq!(elapsed_since(stamp(now - 250), now), 250);
+        assert_eq!(elapsed_since(stamp(now), now), 0);
+        assert_eq!(elapsed_since(stamp(now + 40), now), 0);
+        // Across the wrap of the 32-bit stamp.
+        let wrap = u64::from(u32::MAX) + 10;
+        assert_eq!(elapsed_since(stamp(wrap - 30), wrap), 30);
+    }
 
     #[test]
     fn buckets_are_contiguous_and_at_most_one_sixteenth_wide() {
