@@ -20,6 +20,8 @@ pub mod audio;
 pub mod codec;
 pub mod config;
 pub mod event;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
 pub mod resample;

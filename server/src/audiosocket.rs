@@ -80,6 +80,10 @@ pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, sessio
         ctx.counters.rejected_audiosocket_call.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    if ctx.draining.load(Ordering::SeqCst) {
+        ctx.counters.rejected_draining.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= ctx.config.max_sessions {
         ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
         ctx.counters.rejected_capacity.fetch_add(1, Ordering::Relaxed);
@@ -89,8 +93,7 @@ pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, sessio
     let outbox = TcpOutbox { write, queued: Vec::new(), deadline: Deadline::new(ctx.config.send_timeout) };
     // A hang-up message ends the call: nothing follows it.
     connection::call(inbox, outbox, &ctx, &session, true).await;
-    ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-    ctx.counters.closed.fetch_add(1, Ordering::Relaxed);
+    ctx.call_ended();
 }
 
 /// The bytes Asterisk sends, as TCP delivers them.

@@ -3,16 +3,19 @@
 //! handshakes, their framing of what is sent) are `websocket` and `audiosocket`.
 
 use super::framing::StreamCutter;
-use super::server::{CallSender, OffloadConfig, OffloadedCall, Route, RouteStats, ServerCounters};
+use super::server::{
+    CallSender, OffloadConfig, OffloadedCall, Route, RouteStats, ServerCounters, ServerStats,
+};
 use crate::audiosocket::AllowList;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use trunkline::config::SessionConfig;
+use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
 use trunkline::protocol::{
     Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
@@ -111,11 +114,106 @@ pub(crate) struct ConnectionContext {
     /// Live connections: whose outbound flag to check, whom to wake. Locked by network threads
     /// only, never by an audio worker.
     pub(crate) registry: Mutex<HashMap<u64, Registered>>,
-    pub(crate) shutdown: watch::Receiver<Option<Duration>>,
+    /// Set when the listeners stop.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// When live calls must end (set by a drain or a shutdown; the earliest wins).
+    pub(crate) wind_down: watch::Receiver<Option<Instant>>,
+    /// No new calls are taken (see `OffloadServer::drain`).
+    pub(crate) draining: AtomicBool,
+    /// Signalled as each call's connection ends, for a drain waiting for them.
+    pub(crate) ended: CallsEnded,
     /// The AudioSocket call UUIDs allowed to connect.
     pub(crate) audiosocket_calls: AllowList,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl ConnectionContext {
+    /// Whether new calls are taken: not draining, and below `max_sessions`.
+    pub(crate) fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::SeqCst)
+            && (self.counters.active.load(Ordering::Acquire) as usize) < self.config.max_sessions
+    }
+
+    /// A call's connection has ended: its slot is free.
+    pub(crate) fn call_ended(&self) {
+        // Counted closed before the slot shows free: whoever sees the slot free sees it closed.
+        self.counters.closed.fetch_add(1, Ordering::Relaxed);
+        self.counters.active.fetch_sub(1, Ordering::AcqRel);
+        self.ended.notify();
+    }
+
+    /// The engine's metrics and the server's, built now (see `OffloadServer::metrics`).
+    pub(crate) fn render_metrics(&self, format: Format) -> String {
+        let stats = self.counters.snapshot();
+        let mut families: Vec<Family> = ServerStats::NAMES_NUL
+            .iter()
+            .zip(stats.values())
+            .map(|(name, value)| {
+                let field = name.trim_end_matches('\0');
+                if field == "active" {
+                    Family::gauge("trunkline_server_active", "Connections holding a call slot now.", value)
+                } else {
+                    let help = format!("The offload server's {field} counter (ServerStats).");
+                    Family::counter(format!("trunkline_server_{field}"), help, value)
+                }
+            })
+            .collect();
+        families.push(Family::gauge(
+            "trunkline_server_draining",
+            "1 while the server is draining (taking no new calls).",
+            u64::from(self.draining.load(Ordering::SeqCst)),
+        ));
+        let routes: Vec<RouteStats> = self.routes.iter().map(Endpoint::stats).collect();
+        let label = |r: &RouteStats| if r.path.is_empty() { "*".to_owned() } else { r.path.clone() };
+        let per_route = |name: &str, help: &str, value: fn(&RouteStats) -> u64| {
+            Family::counters(name, help, "route", routes.iter().map(|r| (label(r), value(r))).collect())
+        };
+        families.push(per_route("trunkline_route_accepted", "WebSocket calls taken on each route.", |r| {
+            r.accepted
+        }));
+        families.push(per_route(
+            "trunkline_route_rejected_signature",
+            "Upgrades refused for their authentication on each route.",
+            |r| r.rejected_signature,
+        ));
+        families.push(per_route(
+            "trunkline_route_rejected_signature_missing",
+            "Of those, requests with no credentials at all.",
+            |r| r.rejected_signature_missing,
+        ));
+        metrics::render(&self.engine.metrics_snapshot(), &families, format)
+    }
+}
+
+/// Lets a drain wait for the calls' connections to end.
+#[derive(Debug, Default)]
+pub(crate) struct CallsEnded {
+    lock: Mutex<()>,
+    signal: Condvar,
+}
+
+impl CallsEnded {
+    fn notify(&self) {
+        // Taken so that a waiter between its check and its wait cannot miss this.
+        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.signal.notify_all();
+    }
+
+    /// Waits until `active` is zero or `deadline` passes; whether it reached zero.
+    pub(crate) fn wait_until_none(&self, active: &AtomicU64, deadline: std::time::Instant) -> bool {
+        let mut held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if active.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            held = self.signal.wait_timeout(held, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
 }
 
 /// A live connection as the dispatcher sees it: whose outbound flag to check, whom to wake.
@@ -324,9 +422,11 @@ async fn drive<I: Inbox, O: Outbox>(
     let mut ping = tokio::time::interval(ctx.config.ping_interval.unwrap_or(Duration::from_secs(3600)));
     ping.tick().await;
     let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
-    let mut shutdown = ctx.shutdown.clone();
-    let mut grace_until: Option<Instant> = None;
+    let mut wind_down = ctx.wind_down.clone();
+    // A drain or shutdown told before this call started applies to it too.
+    let mut grace_until: Option<Instant> = *wind_down.borrow_and_update();
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut changed_open = true;
 
     let ending = 'call: loop {
         tokio::select! {
@@ -401,10 +501,14 @@ async fn drive<I: Inbox, O: Outbox>(
                     break Ending::CallEnded;
                 }
             }
-            changed = shutdown.changed() => {
-                let grace = if changed.is_ok() { *shutdown.borrow() } else { Some(Duration::ZERO) };
-                if let Some(grace) = grace {
-                    grace_until = Some(Instant::now() + grace);
+            changed = wind_down.changed(), if changed_open => {
+                match changed {
+                    Ok(()) => grace_until = *wind_down.borrow_and_update(),
+                    // The server is gone: end now.
+                    Err(_) => {
+                        changed_open = false;
+                        grace_until = Some(Instant::now());
+                    }
                 }
             }
             _ = sleep_until(grace_until.unwrap_or(far)), if grace_until.is_some() => {

@@ -14,6 +14,7 @@
 mod audiosocket;
 mod connection;
 mod framing;
+mod http;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;
@@ -23,6 +24,8 @@ pub use server::{
     AudioSocketListener, OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route, RouteStats,
     ServerStats, TlsConfig,
 };
+// `OffloadServer::metrics` takes it.
+pub use trunkline::metrics::Format as MetricsFormat;
 // Routes choose their authentication with it.
 pub use trunkline::protocol::signature::RequestAuth;
 

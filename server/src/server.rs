@@ -2,14 +2,15 @@
 
 use super::audiosocket::{self, AllowList};
 use super::connection::{ConnectionContext, Endpoint, dispatch_outbound};
-use super::websocket;
+use super::{http, websocket};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use trunkline::config::SessionConfig;
+use trunkline::metrics::Format;
 use trunkline::protocol::StreamStart;
 use trunkline::protocol::dialect_by_name;
 use trunkline::protocol::signature::{RequestAuth, request_auth};
@@ -209,6 +210,13 @@ server_counters! {
     rejected_subprotocol,
     /// AudioSocket connections refused: their call UUID is not on the allow-list.
     rejected_audiosocket_call,
+    /// Calls refused because the server is draining (503 to an upgrade; an AudioSocket
+    /// connection closed).
+    rejected_draining,
+    /// `/metrics` requests answered.
+    scrapes,
+    /// `/healthz` and `/readyz` requests answered.
+    health_checks,
 }
 
 /// One route's own counters (see [`OffloadServer::route_stats`]).
@@ -229,7 +237,10 @@ pub struct OffloadServer {
     local_addr: SocketAddr,
     ctx: Arc<ConnectionContext>,
     calls: Receiver<OffloadedCall>,
-    shutdown: watch::Sender<Option<Duration>>,
+    /// Stops the listeners.
+    shutdown: watch::Sender<bool>,
+    /// When live calls are ended (see [`OffloadServer::drain`]).
+    wind_down: watch::Sender<Option<tokio::time::Instant>>,
     runtime: Option<tokio::runtime::Runtime>,
     /// One per listener: reports when the listener and all its connections have ended.
     done: Mutex<Vec<Receiver<()>>>,
@@ -244,6 +255,12 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
     } else {
         config.routes.clone()
     };
+    let plain = |path: &str| http::PATHS.contains(&path);
+    if routes.iter().any(|r| plain(&r.path)) || config.paths.iter().any(|p| plain(p)) {
+        return Err(OffloadError::Invalid(
+            "/metrics, /healthz and /readyz are answered as plain HTTP and cannot be stream paths",
+        ));
+    }
     routes
         .into_iter()
         .map(|route| {
@@ -301,7 +318,8 @@ impl OffloadServer {
         let listener = runtime.block_on(tokio::net::TcpListener::bind(config.bind))?;
         let local_addr = listener.local_addr()?;
         let (calls_tx, calls) = crossbeam_channel::bounded(config.max_sessions);
-        let (shutdown, shutdown_rx) = watch::channel(None);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (wind_down, wind_down_rx) = watch::channel(None);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let ctx = Arc::new(ConnectionContext {
             engine: engine.handle(),
@@ -312,6 +330,9 @@ impl OffloadServer {
             outbound_wakeup: Arc::new(Wakeup::new()?),
             registry: Default::default(),
             shutdown: shutdown_rx,
+            wind_down: wind_down_rx,
+            draining: AtomicBool::new(false),
+            ended: Default::default(),
             audiosocket_calls: AllowList::default(),
             #[cfg(feature = "tls")]
             tls,
@@ -320,7 +341,15 @@ impl OffloadServer {
         let _ = tls;
         runtime.spawn(dispatch_outbound(ctx.clone()));
         runtime.spawn(accept_loop(listener, ctx.clone(), Transport::WebSocket, done_tx));
-        Ok(Self { local_addr, ctx, calls, shutdown, runtime: Some(runtime), done: Mutex::new(vec![done]) })
+        Ok(Self {
+            local_addr,
+            ctx,
+            calls,
+            shutdown,
+            wind_down,
+            runtime: Some(runtime),
+            done: Mutex::new(vec![done]),
+        })
     }
 
     /// Also listens for Asterisk AudioSocket on `listener.bind` (TCP, no TLS: Asterisk has
@@ -384,6 +413,46 @@ impl OffloadServer {
         self.ctx.routes.iter().map(Endpoint::stats).collect()
     }
 
+    /// The engine's and the server's counters in the Prometheus text `format`, as `/metrics`
+    /// answers them (for a host that serves metrics elsewhere). No per-call labels; routes are
+    /// told apart by their path (`*` for the single endpoint without routes).
+    pub fn metrics(&self, format: Format) -> String {
+        self.ctx.render_metrics(format)
+    }
+
+    /// Whether the server takes new calls now (what `/readyz` answers): not draining, and
+    /// fewer than `max_sessions` connections.
+    pub fn is_ready(&self) -> bool {
+        self.ctx.is_ready()
+    }
+
+    /// Drains the server for a restart: at once it takes no new calls (`/readyz` answers 503,
+    /// upgrades get 503 and AudioSocket connections are closed, counted in
+    /// `rejected_draining`), while `/metrics` and `/healthz` go on; live calls go on for up to
+    /// `grace` (until their stream stops or the carrier hangs up), then the rest are ended as
+    /// [`OffloadServer::shutdown`] ends them (a close frame, or the TCP connection closed; their
+    /// hosts get `Stopped`). Blocks until every call has ended, or `grace` plus 2 s; returns
+    /// whether they all did. The server keeps listening (drop it or call `shutdown` to stop);
+    /// draining cannot be undone.
+    pub fn drain(&self, grace: Duration) -> bool {
+        self.ctx.draining.store(true, Ordering::SeqCst);
+        self.end_calls_after(grace);
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        self.ctx.ended.wait_until_none(&self.ctx.counters.active, deadline)
+    }
+
+    /// Tells every call to end by `grace` from now (or sooner, if told before).
+    fn end_calls_after(&self, grace: Duration) {
+        let by = tokio::time::Instant::now() + grace;
+        self.wind_down.send_if_modified(|current| match current {
+            Some(earlier) if *earlier <= by => false,
+            _ => {
+                *current = Some(by);
+                true
+            }
+        });
+    }
+
     /// Stops accepting, lets live calls go on for up to `grace` (until their stream stops or the
     /// carrier hangs up), then closes what is left and stops the network threads.
     pub fn shutdown(mut self, grace: Duration) {
@@ -391,7 +460,8 @@ impl OffloadServer {
     }
 
     fn stop(&mut self, grace: Duration) {
-        let _ = self.shutdown.send(Some(grace));
+        self.end_calls_after(grace);
+        let _ = self.shutdown.send(true);
         // Each accept loop reports when every connection it took has ended.
         let deadline = Instant::now() + grace + Duration::from_secs(2);
         for done in std::mem::take(self.done.get_mut().unwrap_or_else(|e| e.into_inner())) {

@@ -413,7 +413,10 @@ impl Session {
             RawEvent::Dtmf { digit, stream_ms, duration_ms } => {
                 Event::Dtmf { digit: char::from(digit), stream_ms, duration_ms }
             }
-            RawEvent::Stopped => Event::Stopped,
+            RawEvent::Stopped => {
+                self.shared.stop_seen.store(true, Ordering::Relaxed);
+                Event::Stopped
+            }
             RawEvent::ProtocolError { error } => Event::ProtocolError { error },
         }
     }

@@ -1,5 +1,6 @@
 //! State shared by a session's host handle and its worker: counters, events, flags.
 
+use super::totals::{Outcome, Registration};
 use super::wakeup::Wakeup;
 use crate::alloc_guard;
 use crate::event::RawEvent;
@@ -68,6 +69,11 @@ pub struct SessionShared {
     /// The worker is holding carrier messages until the host reads audio or polls events: those
     /// calls should wake it (otherwise it looks again on its timer).
     pub inbound_held: AtomicBool,
+    /// The host has been given the stream's `Stopped` event (set by the host handle).
+    pub stop_seen: AtomicBool,
+    /// Its place in the engine's totals, where its final counts go when it is dropped (`None`
+    /// outside an engine).
+    pub(crate) registration: Option<Registration>,
 }
 
 impl SessionShared {
@@ -86,7 +92,15 @@ impl SessionShared {
             audio_read_us: AtomicU64::new(now_us),
             events_polled_us: AtomicU64::new(now_us),
             inbound_held: AtomicBool::new(false),
+            stop_seen: AtomicBool::new(false),
+            registration: None,
         }
+    }
+
+    /// Puts the session in the engine's totals (before it is shared).
+    pub(crate) fn with_registration(mut self, registration: Registration) -> Self {
+        self.registration = Some(registration);
+        self
     }
 
     /// Queues an event, dropping the oldest if the host has fallen behind; true if one was
@@ -98,5 +112,25 @@ impl SessionShared {
         // worker step may only do here, by design.
         alloc_guard::permit(|| drop(oldest));
         dropped
+    }
+}
+
+impl Drop for SessionShared {
+    /// The last of the host handle, the worker's side and the carrier port is gone: nothing can
+    /// write the counters any more, so their final values go into the engine's totals. This
+    /// runs where the session is freed, on the host's side (never in a worker's step).
+    fn drop(&mut self) {
+        let Some(registration) = &self.registration else { return };
+        let outcome = if *self.failed.get_mut() {
+            Outcome::Failed
+        } else if *self.stop_seen.get_mut()
+            || std::iter::from_fn(|| self.events.pop()).any(|e| matches!(e, RawEvent::Stopped))
+        {
+            // Given to the host, or still waiting for it in the queue.
+            Outcome::Stopped
+        } else {
+            Outcome::Closed
+        };
+        registration.retire(&self.counters.snapshot(), outcome);
     }
 }
