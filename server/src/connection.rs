@@ -2,7 +2,6 @@
 //! to the carrier, with the idle timeout, pings and graceful shutdown. The transports (their
 //! handshakes, their framing of what is sent) are `websocket` and `audiosocket`.
 
-use super::framing::StreamCutter;
 use super::server::{
     CallSender, OffloadConfig, OffloadedCall, Route, RouteStats, ServerCounters, ServerStats,
 };
@@ -18,7 +17,7 @@ use trunkline::config::SessionConfig;
 use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
 use trunkline::protocol::{
-    Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
+    Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
 };
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -401,7 +400,7 @@ async fn drive<I: Inbox, O: Outbox>(
     // carry no audio.
     let (mut cutter, mut scratch) = match start_parser.capabilities().framing {
         Framing::Stream { header_len } => (
-            Some(StreamCutter::new(header_len, session_config.max_message_bytes)),
+            Some(Deframer::new(header_len, session_config.max_message_bytes)),
             PayloadBuffer::with_limit(session_config.max_payload_bytes),
         ),
         Framing::Messages => (None, PayloadBuffer::with_limit(16)),
@@ -451,7 +450,9 @@ async fn drive<I: Inbox, O: Outbox>(
                 loop {
                     let message = match &mut cutter {
                         Some(cutter) => match cutter.next(&mut rest, &*start_parser) {
-                            Some(message) => message,
+                            Some(Ok(message)) => message,
+                            // Oversized: skipped, as the session skips (and reports) it.
+                            Some(Err(_)) => continue,
                             None => break,
                         },
                         None if rest.is_empty() => break,

@@ -13,7 +13,6 @@
 
 mod audiosocket;
 mod connection;
-mod framing;
 mod http;
 mod server;
 #[cfg(feature = "tls")]

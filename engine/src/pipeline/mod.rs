@@ -32,7 +32,6 @@ stages! {
     /// Reordering and gap filling of caller audio.
     reorder;
 }
-mod deframe;
 mod events;
 mod inbound;
 mod outbound;

@@ -25,7 +25,6 @@ use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
 use crate::config::SessionConfig;
 use crate::event::RawEvent;
 use crate::pipeline::barge_in::BargeInDetector;
-use crate::pipeline::deframe::Deframer;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::inbound::{InboundCounts, InboundOut, InboundPath};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
@@ -33,7 +32,7 @@ use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
 use crate::pipeline::reorder::{Arrival, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::protocol::{
-    Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
+    Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
     ProtocolError, Track,
 };
 use crate::resample::ResampleError;

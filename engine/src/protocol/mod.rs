@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub mod audiosocket;
+mod deframe;
 pub mod exotel;
 pub mod jambonz;
 pub(crate) mod json_in;
@@ -23,6 +24,7 @@ pub mod twilio;
 pub mod vonage;
 
 pub use audiosocket::AudioSocketDialect;
+pub use deframe::Deframer;
 pub use exotel::ExotelDialect;
 pub use jambonz::JambonzDialect;
 pub use plivo::PlivoDialect;
