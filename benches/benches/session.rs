@@ -18,34 +18,7 @@ use std::time::{Duration, Instant};
 use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
 use trunkline::{Engine, EngineConfig, SessionConfig};
-use trunkline_benches::{CONNECTED, speech_messages, start_message};
-
-/// Counts what the pipeline produces, never allocates.
-#[derive(Default)]
-struct CountingSink {
-    samples: usize,
-    events: usize,
-    messages: usize,
-    bytes: usize,
-}
-
-impl CountingSink {
-    fn audio(&mut self, pcm: &[i16]) {
-        self.samples += pcm.len();
-    }
-
-    /// Takes every event and every message due, as a runtime with room for them would.
-    fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
-        while let Some(event) = p.poll_event() {
-            black_box(&event);
-            self.events += 1;
-        }
-        while let Some((_, message)) = p.poll_transmit(now) {
-            self.messages += 1;
-            self.bytes += message.len();
-        }
-    }
-}
+use trunkline_benches::{CONNECTED, CountingSink, speech_messages, start_message};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {

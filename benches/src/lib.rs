@@ -4,6 +4,8 @@
 
 pub mod carriers;
 
+use trunkline::pipeline::SessionPipeline;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -53,4 +55,37 @@ pub fn speech_messages() -> Vec<String> {
         .enumerate()
         .map(|(i, f)| media_message(i as u64 + 2, i as u64 + 1, i as u64 * 20, f))
         .collect()
+}
+
+/// Counts what a [`SessionPipeline`] produces, and never allocates: the benches' stand-in for a
+/// runtime that takes every output.
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    /// Caller audio samples handed out.
+    pub samples: usize,
+    /// Events taken.
+    pub events: usize,
+    /// Carrier messages taken.
+    pub messages: usize,
+    /// Their bytes.
+    pub bytes: usize,
+}
+
+impl CountingSink {
+    /// Counts caller audio.
+    pub fn audio(&mut self, pcm: &[i16]) {
+        self.samples += pcm.len();
+    }
+
+    /// Takes every event and every message due, as a runtime with room for them would.
+    pub fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
+        while let Some(event) = p.poll_event() {
+            std::hint::black_box(&event);
+            self.events += 1;
+        }
+        while let Some((_, message)) = p.poll_transmit(now) {
+            self.messages += 1;
+            self.bytes += message.len();
+        }
+    }
 }
