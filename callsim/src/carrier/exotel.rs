@@ -12,8 +12,8 @@
 //! Basic (`wss://key:token@host/…`).
 
 use super::{
-    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, ulaw_to_l16le,
-    unb64,
+    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, mark_named,
+    ulaw_to_l16le, unb64,
 };
 use base64::Engine as _;
 
@@ -165,10 +165,7 @@ impl Carrier for Exotel {
                 };
                 Read::ok(FromBot::Audio { ms: len as f64 / 16.0 }).violation(earlier).violation(rule)
             }
-            "mark" => match map.get("mark").and_then(|m| m["name"].as_str()) {
-                Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
-                None => Read::bad("mark without a name"),
-            },
+            "mark" => mark_named(map.get("mark").and_then(|m| m["name"].as_str()), "mark without a name"),
             _ => Read::ok(FromBot::Clear),
         }
     }

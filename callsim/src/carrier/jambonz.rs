@@ -11,7 +11,7 @@
 //! `{"type":"mark","data":{"name":…,"event":"playout"}}` when its audio has played, and every
 //! pending one with `"event":"cleared"` on `killAudio`.
 
-use super::{CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, json_object, ulaw_to_l16le};
+use super::{CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, json_object, mark_named, ulaw_to_l16le};
 use base64::Engine as _;
 
 pub(crate) struct Jambonz {
@@ -83,10 +83,9 @@ impl Carrier for Jambonz {
             Err(e) => return Read::bad(e),
         };
         match map.get("type").and_then(|t| t.as_str()) {
-            Some("mark") => match map.get("data").and_then(|d| d["name"].as_str()) {
-                Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
-                None => Read::bad("mark without data.name"),
-            },
+            Some("mark") => {
+                mark_named(map.get("data").and_then(|d| d["name"].as_str()), "mark without data.name")
+            }
             Some("killAudio") => Read::ok(FromBot::Clear),
             Some(
                 kind @ ("clearMarks" | "disconnect" | "playAudio" | "transcription" | "transfer" | "error"),

@@ -295,6 +295,14 @@ fn unb64(text: &str) -> Option<Vec<u8>> {
 }
 
 /// A JSON object from a text frame, or why not.
+/// A mark (or checkpoint) the bot sent, from its name field; `missing` says what was absent.
+fn mark_named(name: Option<&str>, missing: &str) -> Read {
+    match name {
+        Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
+        None => Read::bad(missing),
+    }
+}
+
 fn json_object(message: &Wire, carrier: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let Wire::Text(text) = message else {
         return Err(format!("binary frame ({carrier} takes JSON text frames)"));

@@ -10,7 +10,8 @@
 //! sorted by key) followed by `"."` and the `X-Plivo-Signature-V3-Nonce`, as Plivo's SDKs build it.
 
 use super::{
-    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, unb64,
+    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, mark_named,
+    unb64,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -161,10 +162,7 @@ impl Carrier for Plivo {
                 });
                 Read::ok(FromBot::Audio { ms: p.len() as f64 / 8.0 }).violation(rule)
             }
-            "checkpoint" => match map.get("name").and_then(|n| n.as_str()) {
-                Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
-                None => Read::bad("checkpoint without a name"),
-            },
+            "checkpoint" => mark_named(map.get("name").and_then(|n| n.as_str()), "checkpoint without a name"),
             "clearAudio" => Read::ok(FromBot::Clear),
             _ => match map.get("dtmf").and_then(|d| d.as_str()) {
                 Some(d) if !d.is_empty() && d.chars().all(|c| c.is_ascii_digit() || "ABCD*#".contains(c)) => {

@@ -8,7 +8,8 @@
 //! carries the stream's auth token in `x-telnyx-streaming-auth-token`.
 
 use super::{
-    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, unb64,
+    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, mark_named,
+    unb64,
 };
 
 /// Shortest and longest payload Telnyx plays, in PCMU bytes (20 ms, 30 s).
@@ -119,10 +120,7 @@ impl Carrier for Telnyx {
                 };
                 Read::ok(FromBot::Audio { ms: p.len() as f64 / 8.0 }).violation(rule)
             }
-            "mark" => match map.get("mark").and_then(|m| m["name"].as_str()) {
-                Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
-                None => Read::bad("mark without a name"),
-            },
+            "mark" => mark_named(map.get("mark").and_then(|m| m["name"].as_str()), "mark without a name"),
             _ => Read::ok(FromBot::Clear),
         }
     }

@@ -7,7 +7,8 @@
 //! (`X-Twilio-Signature`); SignalWire sends a bearer token.
 
 use super::{
-    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, unb64,
+    CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, b64, check_stream_id, json_object, mark_named,
+    unb64,
 };
 use trunkline::protocol::signature::twilio_signature;
 
@@ -141,10 +142,7 @@ impl Carrier for Twilio {
                     None => Read::bad("media without a base64 payload"),
                 }
             }
-            "mark" => match map.get("mark").and_then(|m| m["name"].as_str()) {
-                Some(name) => Read::ok(FromBot::Mark(Mark { name: name.to_owned(), payload: None })),
-                None => Read::bad("mark without a name"),
-            },
+            "mark" => mark_named(map.get("mark").and_then(|m| m["name"].as_str()), "mark without a name"),
             _ => Read::ok(FromBot::Clear),
         }
     }
