@@ -653,9 +653,10 @@ fn soak(plan: &Plan) -> Report {
     report
 }
 
-/// `latency_floor_ms`: the short run (in the test command, on shared CI cores) compares p99s of
-/// 1–3 ms, where a scheduler hiccup alone doubles the ratio; it keeps the 2× rule but never
-/// below this floor, which still catches a real regression. The long run uses 0 (strict 2×).
+/// `latency_floor_ms`: the short run (in the test command: a debug build on shared CI cores)
+/// compares p99s of a few ms, where a scheduler hiccup alone doubles the ratio. It keeps the 2×
+/// rule but never below one frame period (20 ms), the real-time deadline: a message that waits
+/// longer than a frame has let the call fall behind. The long release run uses 0 (strict 2×).
 fn check(plan: &Plan, report: &Report, latency_floor_ms: f64) {
     println!("{plan:?}");
     println!("{report:#?}");
@@ -685,7 +686,7 @@ fn soak_short() {
         bad_signature: 10,
     };
     let report = soak(&plan);
-    check(&plan, &report, 10.0);
+    check(&plan, &report, 20.0);
 }
 
 #[test]
