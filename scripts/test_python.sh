@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Python binding stage of the test command: installs pytest/websockets when missing, checks that
-# `pip install ./bindings/python` builds a working package in a fresh venv, then runs the tests.
+# Python binding stage of the test command: checks that `pip install ./bindings/python` builds a
+# working package in a fresh venv, then runs the tests in the pinned test environment
+# (scripts/pyenv.sh: target/py-env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -c "import pytest, websockets" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pytest websockets
+py_env=$(./scripts/pyenv.sh)
 cargo build --release -q -p trunkline-ffi
 
 echo "== pip install ./bindings/python (fresh venv)"
@@ -23,4 +24,4 @@ print("installed package works:", trunkline.__version__)
 
 echo "== python binding tests"
 cd bindings/python
-python3 -m pytest -q tests
+"$py_env/bin/python" -m pytest -q tests
