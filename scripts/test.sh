@@ -23,23 +23,26 @@ if ((${#need_pkgs[@]})); then
   fi
 fi
 
-echo "== cargo fmt --check"
+# stage TITLE: announces a stage with the time the suite has taken so far (where CI time goes).
+stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
+stage "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace --locked
-echo "== fuzz: a short run of every cargo-fuzz target (scripts/fuzz.sh; installs cargo-fuzz if missing)"
+stage "fuzz: a short run of every cargo-fuzz target (scripts/fuzz.sh; installs cargo-fuzz if missing)"
 ./scripts/fuzz.sh 4
-echo "== C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C example"
+stage "C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C example"
 ./scripts/test_c.sh
-echo "== python binding"
+stage "python binding"
 ./scripts/test_python.sh
-echo "== .NET binding (Mono)"
+stage ".NET binding (Mono)"
 ./scripts/test_dotnet.sh
-echo "== node binding"
+stage "node binding"
 ./scripts/test_node.sh
-echo "== the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
+stage "the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
 cargo run --release --locked -p trunkline-tools --bin call_demo
 # The same call on every other carrier (AudioSocket over TCP), in brief: the last line says how it went.
 demos=1
@@ -49,3 +52,4 @@ for dialect in telnyx plivo vonage exotel signalwire audiosocket jambonz; do
   demos=$((demos + 1))
 done
 echo "call demo: $demos passed, 0 failed"
+echo "== test command: $((SECONDS / 60))m$((SECONDS % 60))s in all"
