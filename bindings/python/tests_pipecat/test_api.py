@@ -1,0 +1,92 @@
+"""The integration's settings and constructors: what they refuse, and why."""
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.workers.runner import WorkerRunner
+
+import trunkline
+from trunkline.pipecat import TrunklineParams, TrunklineTransport, offload_session, user_turn_strategies
+
+
+def test_params_refuse_what_the_transport_sets_and_unknown_settings():
+    params = TrunklineParams(session={"dialect": "telnyx", "vad_hangover_ms": 600})
+    assert params.barge_in == "trunkline" and params.audio_out_10ms_chunks == 2
+    assert params.audio_in_enabled and params.audio_out_enabled and params.audio_out_end_silence_secs == 0
+    for taken in ("agent_rate", "play_rate", "barge_in_enabled"):
+        with pytest.raises(ValidationError, match=taken):
+            TrunklineParams(session={taken: 8000})
+    with pytest.raises(ValidationError, match="no_such_setting"):
+        TrunklineParams(session={"no_such_setting": 1})
+    with pytest.raises(ValidationError):
+        TrunklineParams(barge_in="both")
+
+
+def test_the_transport_takes_a_websocket_with_its_engine_or_a_call():
+    with trunkline.Engine(workers=0) as engine, engine.session() as call:
+        with pytest.raises(ValueError, match="either"):
+            TrunklineTransport()
+        with pytest.raises(ValueError, match="either"):
+            TrunklineTransport(object(), engine, call=call)
+        with pytest.raises(ValueError, match="(?i)engine"):
+            TrunklineTransport(object())
+        with pytest.raises(ValueError, match="(?i)engine"):
+            TrunklineTransport(engine=engine, call=call)
+        with pytest.raises(ValueError, match="mono"):
+            TrunklineTransport(call=call, params=TrunklineParams(audio_out_channels=2))
+        transport = TrunklineTransport(call=call)
+        assert transport.session is call and transport.call_info is None
+
+
+@pytest.mark.parametrize(
+    "in_rate, out_rate, message",
+    [
+        (8000, 24000, "audio_in_sample_rate=16000"),  # the call's rate is not the pipeline's
+        (11025, 24000, "input rate is 11025 Hz"),
+        (16000, 32000, "output rate is 32000 Hz"),
+    ],
+)
+def test_rates_trunkline_cannot_serve_stop_the_pipeline_with_a_clear_error(in_rate, out_rate, message):
+    errors = []
+
+    async def run():
+        with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000) as call:
+            transport = TrunklineTransport(call=call)
+            worker = PipelineWorker(
+                Pipeline([transport.input(), transport.output()]),
+                params=PipelineParams(audio_in_sample_rate=in_rate, audio_out_sample_rate=out_rate),
+                idle_timeout_secs=None,
+                enable_rtvi=False,
+            )
+
+            @worker.event_handler("on_pipeline_error")
+            async def on_error(_worker, frame):
+                errors.append(frame.error)
+                await worker.cancel()
+
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(worker)
+            await asyncio.wait_for(runner.run(), 10)
+
+    asyncio.run(run())
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def test_offload_session_matches_the_barge_in_setting():
+    assert offload_session(agent_rate=8000, lead_ms=80) == {
+        "agent_rate": 8000,
+        "play_rate": 24000,
+        "barge_in_enabled": True,
+        "lead_ms": 80,
+    }
+    assert offload_session("pipecat")["barge_in_enabled"] is False
+    with pytest.raises(ValueError):
+        offload_session("both")
+    with pytest.raises(ValueError):
+        user_turn_strategies("both")
+    # The settings open a server (an unknown one would be refused).
+    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, session=offload_session("pipecat", agent_rate=8000)) as server:
+        assert server.agent_rate == 8000

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The Pipecat integration (trunkline.pipecat): its tests in a pinned venv under target/pipecat-env
+# holding exactly bindings/python/requirements-pipecat.txt, rebuilt whenever that file changes
+# (its hash is kept beside the venv, as scripts/pyenv.sh does for the binding's own tests). The
+# tests import the binding from the source tree, which loads target/release/libtrunkline.so, and
+# call the pipelines with target/release/callsim.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+req=bindings/python/requirements-pipecat.txt
+env_dir=target/pipecat-env
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [[ ! -x $env_dir/bin/python || "$(cat "$env_dir/.requirements-hash" 2>/dev/null)" != "$want" ]]; then
+  echo "== creating $env_dir ($req)"
+  rm -rf "$env_dir"
+  python3 -m venv "$env_dir"
+  "$env_dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$env_dir/.requirements-hash"
+fi
+
+cargo build --release -q -p trunkline-ffi
+cargo build --release -q -p trunkline-callsim
+
+echo "== pipecat integration tests"
+cd bindings/python
+"../../$env_dir/bin/python" -m pytest -q tests_pipecat
