@@ -1,5 +1,6 @@
 //! Events the engine reports to the host.
 
+use crate::pipeline::SegmentCut;
 use crate::protocol::{ProtocolError, StreamStart};
 
 /// Something that happened in a call, in the order it happened.
@@ -123,13 +124,22 @@ pub enum RawEvent {
         stream_ms: u64,
     },
     /// `generation`: the session's barge-in count, which the host handle acknowledges.
+    /// `reaction_us`: from the arrival of the caller's audio holding the speech onset to this
+    /// decision (for the engine's barge-in reaction histogram).
+    /// `segment`: where the playhead was among the host's segments (played in ms).
     BargeIn {
         stream_ms: u64,
         played_ms: u64,
         generation: u32,
+        reaction_us: u64,
+        segment: SegmentCut,
     },
+    /// `generation`: the host's interrupt number this one answers (0 when not from a host
+    /// handle); `segment` as for `BargeIn`.
     Interrupted {
         played_ms: u64,
+        generation: u32,
+        segment: SegmentCut,
     },
     MarkPlayed {
         id: u32,

@@ -7,8 +7,8 @@
 //! thread, with zero workers) without allocating after a session has started.
 //!
 //! Usable on their own: [`codec`] (G.711), [`resample`], [`vad`], [`protocol`] (carrier dialects
-//! and the seam they implement) and [`pipeline`] (one call as a sans-IO state machine: time in,
-//! outputs polled). [`runtime`] runs pipelines as sessions on threads; [`Engine`] and [`Session`]
+//! and the seam they implement), [`quality`] (RFC 3550 jitter and an E-model rating of a call's
+//! line) and [`pipeline`] (one call as a sans-IO state machine: time in, outputs polled). [`runtime`] runs pipelines as sessions on threads; [`Engine`] and [`Session`]
 //! are the entry points. Nothing here does network IO: the offload server (Trunkline as the
 //! carrier's WebSocket endpoint) is the `trunkline-server` crate, and the caller simulator is
 //! `trunkline-callsim`.
@@ -24,6 +24,7 @@ pub mod event;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
+pub mod quality;
 pub mod resample;
 pub mod runtime;
 pub mod stats;
@@ -32,7 +33,8 @@ pub mod vad;
 pub use config::{BargeInConfig, EngineConfig, SessionConfig};
 pub use event::{Event, EventKind};
 pub use protocol::MessageKind;
-pub use runtime::{Engine, EngineError, Session, SessionError};
+pub use quality::LineQuality;
+pub use runtime::{Engine, EngineError, HeardSegment, SegmentReport, Session, SessionError};
 pub use stats::{SessionCounters, SessionStats};
 
 // The README's Rust example is compiled and run as a doctest.

@@ -7,14 +7,18 @@
 //!
 //! Names (see `docs/offload.md` for the full list): `trunkline_calls_active`,
 //! `trunkline_calls_opened_total`, `trunkline_calls_total{outcome}`,
-//! `trunkline_media_frames_total{direction}`, `trunkline_protocol_errors_total`, one
-//! `trunkline_session_<counter>_total` per [`SessionStats`](crate::SessionStats) counter (generated
-//! from `SessionStats::fields`, so new counters appear by themselves),
-//! `trunkline_session_jitter_max_seconds`, `trunkline_engine_latency_seconds` (a histogram),
+//! `trunkline_media_frames_total{direction}`, `trunkline_messages_out_total{kind}`,
+//! `trunkline_protocol_errors_total`, one `trunkline_session_<counter>_total` per
+//! [`SessionStats`](crate::SessionStats) counter (generated from `SessionStats::fields`, so new
+//! counters appear by themselves; a counter of µs, `<name>_us`, as
+//! `trunkline_session_<name>_seconds_total`), `trunkline_session_jitter_max_seconds`,
+//! `trunkline_engine_latency_seconds` (a histogram), the histograms over ended calls
+//! `trunkline_call_mos`, `trunkline_call_jitter_seconds` and `trunkline_call_loss_ratio` (see
+//! [`crate::quality`]), the histogram `trunkline_barge_in_reaction_seconds`,
 //! `trunkline_worker_cpu_seconds_total{worker}` and `trunkline_process_cpu_seconds_total`. No
 //! label is per call: every label's values are a fixed set (or the engine's workers).
 
-use crate::runtime::MetricsSnapshot;
+use crate::runtime::{Histogram, MetricsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -205,6 +209,20 @@ impl Collector for EngineCollector {
             "direction",
             &[("in", s.sessions.media_frames_in), ("out", s.sessions.frames_out)],
         )?;
+        let out = &s.sessions;
+        labelled_counters(
+            e,
+            "trunkline_messages_out",
+            "Messages sent to the carrier, by kind: media (agent audio), mark (host marks on \
+             carriers that echo them, and synchronisation marks), clear, reply (handshake replies).",
+            "kind",
+            &[
+                ("media", out.frames_out),
+                ("mark", out.mark_messages_sent),
+                ("clear", out.clears_sent),
+                ("reply", out.replies_sent),
+            ],
+        )?;
         counter(
             e,
             "trunkline_protocol_errors",
@@ -215,9 +233,13 @@ impl Collector for EngineCollector {
             if NOT_COUNTERS.contains(&field) {
                 continue;
             }
-            let name = format!("trunkline_session_{field}");
             let help = format!("Sum over every session of its {field} counter (Session::stats).");
-            counter(e, &name, &help, value)?;
+            match field.strip_suffix("_us") {
+                Some(stem) => {
+                    counter(e, &format!("trunkline_session_{stem}_seconds"), &help, seconds(value))?
+                }
+                None => counter(e, &format!("trunkline_session_{field}"), &help, value)?,
+            }
         }
         gauge(
             e,
@@ -226,6 +248,33 @@ impl Collector for EngineCollector {
             seconds(s.live_jitter_max_us),
         )?;
         encode_latency(e, s)?;
+        let q = &s.call_quality;
+        let mos_help = format!(
+            "Ended calls by E-model (ITU-T G.107) MOS of the caller's line: G.711 without loss \
+             concealment, the audio filled with silence as loss, the engine's and reorder stage's \
+             delay on top of an assumed {} ms path (calls that carried caller audio).",
+            crate::quality::ASSUMED_PATH_DELAY_MS
+        );
+        histogram(e, "trunkline_call_mos", &mos_help, &q.mos)?;
+        histogram(
+            e,
+            "trunkline_call_jitter_seconds",
+            "Ended calls by RFC 3550 interarrival jitter of the caller's media at the call's end.",
+            &q.jitter_seconds,
+        )?;
+        histogram(
+            e,
+            "trunkline_call_loss_ratio",
+            "Ended calls by the share of the caller's audio never received.",
+            &q.loss_ratio,
+        )?;
+        histogram(
+            e,
+            "trunkline_barge_in_reaction_seconds",
+            "Barge-ins by time from the arrival of the caller's audio holding the speech onset to \
+             the barge-in decision (agent audio dropped, clear queued).",
+            &s.barge_in_reaction,
+        )?;
         let cpu: Vec<(String, f64)> = (s.worker_cpu.iter().enumerate())
             .filter_map(|(i, t)| t.map(|t| (i.to_string(), t.as_secs_f64())))
             .collect();
@@ -249,6 +298,16 @@ impl Collector for EngineCollector {
         }
         Ok(())
     }
+}
+
+fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &Histogram) -> Result {
+    let buckets: Vec<(f64, u64)> = h.buckets().collect();
+    e.encode_descriptor(name, help, None, MetricType::Histogram)?.encode_histogram::<NoLabelSet>(
+        h.sum(),
+        h.count(),
+        &buckets,
+        None,
+    )
 }
 
 /// The engine's fine latency buckets (at most 6.25 % wide) summed into the exported bounds.
@@ -310,9 +369,10 @@ impl Collector for Extra {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::LatencyHistogram;
+    use crate::runtime::{LatencyHistogram, ManualClock};
     use crate::{Engine, EngineConfig, SessionConfig, SessionStats};
     use base64::Engine as _;
+    use std::time::Duration;
 
     const START: &str = r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ1"}"#;
     const STOP: &str = r#"{"event":"stop","sequenceNumber":"99","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#;
@@ -377,8 +437,17 @@ mod tests {
         assert_eq!(value(&text, r#"trunkline_media_frames_total{direction="in"}"#), 12.0);
         assert_eq!(value(&text, "trunkline_protocol_errors_total"), 1.0);
         for (field, v) in expected.fields() {
-            if !NOT_COUNTERS.contains(&field) {
-                assert_eq!(value(&text, &format!("trunkline_session_{field}_total")), v as f64, "{field}");
+            if NOT_COUNTERS.contains(&field) {
+                continue;
+            }
+            match field.strip_suffix("_us") {
+                Some(stem) => {
+                    let rendered = value(&text, &format!("trunkline_session_{stem}_seconds_total"));
+                    assert_eq!(rendered, v as f64 / 1e6, "{field}");
+                }
+                None => {
+                    assert_eq!(value(&text, &format!("trunkline_session_{field}_total")), v as f64, "{field}")
+                }
             }
         }
         assert!(!text.contains("jitter_us"));
@@ -443,6 +512,172 @@ mod tests {
             let edge = LatencyHistogram::default().buckets().any(|(floor, _, _)| floor == bound);
             assert!(edge, "{bound} µs");
         }
+    }
+
+    /// A call's media as the network delivered it: (arrival µs after the call's start, chunk),
+    /// in arrival order. Impaired: every tenth frame lost (chunks 5, 15, ...), the others each
+    /// delayed by up to 40 ms (seeded), so some overtake the frame before them.
+    fn network(frames: u64, impaired: bool) -> Vec<(u64, u64)> {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut delivered = Vec::new();
+        for k in 1..=frames {
+            if impaired && k % 10 == 5 {
+                continue;
+            }
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let delay_us = if impaired { (seed >> 33) % 40_000 } else { 0 };
+            delivered.push((5_000 + (k - 1) * 20_000 + delay_us, k));
+        }
+        delivered.sort_unstable();
+        delivered
+    }
+
+    /// RFC 3550's estimator written out from its definition, for the frames in arrival order:
+    /// D = (Rj − Ri) − (Sj − Si), S the media timestamp (chunk k starts at (k − 1) · 20 ms),
+    /// J += (|D| − J) / 16.
+    fn rfc3550_jitter_us(delivered: &[(u64, u64)]) -> f64 {
+        let mut j = 0.0f64;
+        for pair in delivered.windows(2) {
+            let ((ri, ki), (rj, kj)) = (pair[0], pair[1]);
+            let (si, sj) = ((ki - 1) as f64 * 20_000.0, (kj - 1) as f64 * 20_000.0);
+            let d = (rj as f64 - ri as f64) - (sj - si);
+            j += (d.abs() - j) / 16.0;
+        }
+        j
+    }
+
+    /// Plays `delivered` into a new session on the engine's manual clock, from its time now,
+    /// reading the caller audio and events as a host does; then the carrier's stop.
+    fn play_network(engine: &Engine, clock: &ManualClock, delivered: &[(u64, u64)]) -> crate::Session {
+        let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+        session.push_text(START).unwrap();
+        let base = clock.now_us();
+        let mut pcm = [0i16; 4096];
+        for &(arrival, chunk) in delivered {
+            clock.advance(Duration::from_micros(base + arrival - clock.now_us()));
+            session.push_text(&media(chunk)).unwrap();
+            while session.read_audio(&mut pcm) > 0 {}
+            while session.poll_event().is_some() {}
+        }
+        clock.advance(Duration::from_millis(100));
+        session.push_text(STOP).unwrap();
+        while session.read_audio(&mut pcm) > 0 {}
+        while session.poll_event().is_some() {}
+        session
+    }
+
+    /// A histogram's cumulative buckets as rendered: (le, count).
+    fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+        let prefix = format!("{name}_bucket{{le=\"");
+        (text.lines().filter_map(|l| l.strip_prefix(prefix.as_str())))
+            .map(|l| {
+                let (le, count) = l.split_once("\"} ").unwrap();
+                (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, count.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_call_with_loss_and_jitter_rates_below_a_clean_one() {
+        let clock = ManualClock::new();
+        let engine =
+            Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
+                .unwrap();
+        let (clean_net, impaired_net) = (network(100, false), network(100, true));
+        let clean = play_network(&engine, &clock, &clean_net);
+        let impaired = play_network(&engine, &clock, &impaired_net);
+        let (cs, is) = (clean.stats(), impaired.stats());
+        assert!(is.frames_reordered > 0, "the delays reorder some frames: {is:?}");
+
+        // The jitter is RFC 3550's, over the frames as they arrived.
+        let expected_jitter = rfc3550_jitter_us(&impaired_net);
+        assert!(expected_jitter > 5_000.0, "{expected_jitter} µs");
+        assert_eq!(is.jitter_us, expected_jitter as u64);
+        assert_eq!(cs.jitter_us, 0);
+
+        // 10 frames of 100 never came: 10 % of the caller's audio lost.
+        let (cq, iq) = (clean.line_quality().unwrap(), impaired.line_quality().unwrap());
+        assert_eq!((cq.expected_samples, cq.lost_samples, cq.loss_ratio), (16_000, 0, 0.0));
+        assert_eq!((iq.expected_samples, iq.lost_samples, iq.loss_ratio), (16_000, 1_600, 0.1));
+        // The clean call: no loss, no delay past the assumed path: R = 93.2, MOS 4.41.
+        assert!((cq.mos - 4.409286).abs() < 1e-6, "{cq:?}");
+        assert!(iq.mos < 2.0, "{iq:?}");
+
+        drop((clean, impaired));
+        let snapshot = engine.metrics_snapshot();
+        let text = render(&snapshot, &[], Format::Prometheus);
+        assert_eq!(value(&text, "trunkline_call_mos_count"), 2.0);
+        assert!((value(&text, "trunkline_call_mos_sum") - (cq.mos + iq.mos)).abs() < 1e-9);
+        let mos = buckets(&text, "trunkline_call_mos");
+        let le = |b: &[(f64, f64)], bound: f64| b.iter().find(|(le, _)| *le == bound).unwrap().1;
+        assert_eq!(
+            (le(&mos, 2.0), le(&mos, 4.3), le(&mos, 4.5), le(&mos, f64::INFINITY)),
+            (1.0, 1.0, 2.0, 2.0)
+        );
+        assert_eq!(value(&text, "trunkline_call_loss_ratio_count"), 2.0);
+        assert_eq!(value(&text, "trunkline_call_loss_ratio_sum"), 0.1);
+        let loss = buckets(&text, "trunkline_call_loss_ratio");
+        assert_eq!((le(&loss, 0.0), le(&loss, 0.05), le(&loss, 0.1)), (1.0, 1.0, 2.0));
+        let jitter_s = (expected_jitter as u64) as f64 / 1e6;
+        assert_eq!(value(&text, "trunkline_call_jitter_seconds_sum"), jitter_s);
+        let jitter = buckets(&text, "trunkline_call_jitter_seconds");
+        let below = |bound: f64| f64::from(u8::from(0.0 <= bound) + u8::from(jitter_s <= bound));
+        assert!(jitter.iter().all(|&(bound, n)| n == below(bound)), "{jitter:?}");
+        // Late and reordered frames are the sessions' counters, summed.
+        assert_eq!(
+            value(&text, "trunkline_session_frames_reordered_total"),
+            (cs.frames_reordered + is.frames_reordered) as f64
+        );
+        assert_eq!(
+            value(&text, "trunkline_session_frames_late_total"),
+            (cs.frames_late + is.frames_late) as f64
+        );
+    }
+
+    #[test]
+    fn messages_out_by_kind_are_the_messages_the_carrier_got() {
+        let clock = ManualClock::new();
+        let engine =
+            Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
+                .unwrap();
+        let mut session = call(&engine, 3, false);
+        // One second of agent audio with a mark after it, paced out (100 ms ahead) for 0.96 s,
+        // then an interrupt (a clear) while the end plays.
+        let tone: Vec<i16> = (0..8_000).map(|i| ((i % 40) as i16 - 20) * 500).collect();
+        let mut played = 0;
+        while played < tone.len() {
+            played += session.play(&tone[played..], 8_000).unwrap();
+        }
+        session.mark("end").unwrap();
+        let mut got: std::collections::HashMap<String, u64> = Default::default();
+        let mut buf = Vec::new();
+        let mut take = |session: &mut crate::Session| {
+            while session.next_outbound(&mut buf).is_some() {
+                let message: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+                *got.entry(message["event"].as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        };
+        for _ in 0..48 {
+            clock.advance(Duration::from_millis(20));
+            take(&mut session);
+        }
+        session.interrupt().unwrap();
+        take(&mut session);
+        let stats = session.stats();
+        // Every frame; the host's mark and a synchronisation mark per 500 ms of audio sent.
+        assert_eq!((got["media"], got["mark"], got["clear"]), (50, 3, 1), "{got:?}");
+        let text = render(&engine.metrics_snapshot(), &[], Format::Prometheus);
+        for (kind, n) in
+            [("media", got["media"]), ("mark", got["mark"]), ("clear", got["clear"]), ("reply", 0)]
+        {
+            assert_eq!(
+                value(&text, &format!("trunkline_messages_out_total{{kind=\"{kind}\"}}")),
+                n as f64,
+                "{kind}"
+            );
+        }
+        assert_eq!(stats.frames_out, got["media"]);
+        assert_eq!(stats.mark_messages_sent, got["mark"]);
     }
 
     #[test]

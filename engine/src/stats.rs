@@ -160,6 +160,20 @@ counters! {
     dtmf_digits,
     /// Speech segments detected.
     speech_segments,
+    /// Samples (at the carrier's rate) of the media frames dropped as late (`frames_late`):
+    /// audio that arrived, but after its place had been filled or delivered.
+    late_samples,
+    /// Time caller audio was held in the reorder stage waiting for a gap before it, µs, summed
+    /// over the frames held (in-order frames are not held).
+    reorder_wait_us,
+    /// Engine-added latency summed over the carrier messages taken, µs: from the host's push to
+    /// the engine taking the message (divide by `messages_in` for the mean).
+    message_wait_us,
+    /// Handshake replies sent to the carrier (dialects that answer the stream's opening).
+    replies_sent,
+    /// Mark messages sent to the carrier: host marks on carriers that echo them, and hidden
+    /// synchronisation marks.
+    mark_messages_sent,
 }
 
 impl SessionCounters {

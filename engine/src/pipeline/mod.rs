@@ -31,11 +31,15 @@ stages! {
     playout;
     /// Reordering and gap filling of caller audio.
     reorder;
+    /// Host-named segments of agent audio.
+    segments;
 }
+mod arrivals;
 mod events;
 mod inbound;
 mod outbound;
 mod session;
 
 pub use outbound::{PLAY_PIECE, PLAY_RATES};
+pub use segments::{MAX_SEGMENT_TAG_BYTES, MAX_SEGMENTS, SegmentCut};
 pub use session::{AGENT_RATES, PipelineError, SessionPipeline};

@@ -1,7 +1,7 @@
 //! The agent's side: audio resampled to the carrier's rate, encoded as the carrier takes it and
 //! queued in frames of the dialect's length.
 
-use crate::codec::{encode_alaw, encode_ulaw, linear_to_alaw, linear_to_ulaw};
+use crate::codec::{decode_l16, encode_alaw, encode_l16, encode_ulaw, linear_to_alaw, linear_to_ulaw};
 use crate::pipeline::outbound_queue::OutboundQueue;
 use crate::protocol::{AudioEncoding, MediaFormat, ProtocolError};
 use crate::resample::{SUPPORTED_RATES, StreamResampler, is_supported};
@@ -134,10 +134,8 @@ impl OutboundPath {
             PlaySource::Le(bytes) => {
                 let mut pcm = [0i16; PLAY_CHUNK];
                 for part in bytes.chunks(2 * chunk) {
-                    for (s, b) in pcm.iter_mut().zip(part.chunks_exact(2)) {
-                        *s = i16::from_le_bytes([b[0], b[1]]);
-                    }
-                    dropped += self.push_chunk(idx, &pcm[..part.len() / 2]);
+                    let n = decode_l16(part, &mut pcm);
+                    dropped += self.push_chunk(idx, &pcm[..n]);
                 }
             }
         }
@@ -157,12 +155,7 @@ impl OutboundPath {
         let bytes = match self.encoding {
             AudioEncoding::Mulaw => encode_ulaw(&resampled[..n], &mut encoded),
             AudioEncoding::Alaw => encode_alaw(&resampled[..n], &mut encoded),
-            AudioEncoding::L16 => {
-                for (b, s) in encoded.chunks_exact_mut(2).zip(&resampled[..n]) {
-                    b.copy_from_slice(&s.to_le_bytes());
-                }
-                2 * n
-            }
+            AudioEncoding::L16 => 2 * encode_l16(&resampled[..n], &mut encoded),
         };
         let taken = self.queue.push_audio(&encoded[..bytes]);
         // Room for the whole piece was checked, so this is a bug; counted, not hidden.

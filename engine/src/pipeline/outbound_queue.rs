@@ -63,6 +63,17 @@ impl OutboundQueue {
         self.audio.is_empty() && self.marks.is_empty()
     }
 
+    /// Stream position (bytes) of the next byte to be cut: everything before it was sent or
+    /// flushed.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Stream position (bytes) just after the last queued byte.
+    pub fn end_pos(&self) -> u64 {
+        self.taken + self.audio.len() as u64
+    }
+
     /// Bytes in one frame.
     pub fn frame_bytes(&self) -> usize {
         self.frame_bytes

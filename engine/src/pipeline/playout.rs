@@ -107,6 +107,12 @@ impl PlayoutClock {
         self.utterance_sent.saturating_sub(remaining_us * self.samples_per_ms / 1000)
     }
 
+    /// Samples sent that the caller has not heard by `now_us` (by the corrected model), across
+    /// utterances.
+    pub fn unplayed_samples(&self, now_us: u64) -> u64 {
+        (self.carrier_end_us + self.lag_us).saturating_sub(now_us) * self.samples_per_ms / 1000
+    }
+
     /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
     /// utterance gap starts a new utterance; shorter pauses (a slow TTS) do not, so the played
     /// position keeps counting from the utterance's start. Returns true when a sync mark should

@@ -9,7 +9,8 @@
 //! see one monotonic timeline.
 
 use crate::audio::SAMPLES_PER_MS;
-use crate::codec::{decode_alaw, decode_ulaw};
+use crate::codec::{decode_alaw, decode_l16, decode_ulaw};
+use crate::quality::InterarrivalJitter;
 use crate::stats::SessionStats;
 
 /// Frames held out of order at most; more than that and the gap is filled at once.
@@ -94,9 +95,7 @@ impl FrameAudio<'_> {
                 decode_alaw(&b[..out.len()], out);
             }
             Self::L16(b) => {
-                for (s, b) in out.iter_mut().zip(b.chunks_exact(2)) {
-                    *s = i16::from_le_bytes([b[0], b[1]]);
-                }
+                decode_l16(b, out);
             }
         }
     }
@@ -125,6 +124,8 @@ pub enum Arrival {
 struct Slot {
     start: u64,
     len: usize,
+    /// When the frame arrived, µs: its wait here is counted when it leaves.
+    arrived_us: u64,
     pcm: [i16; SLOT_SAMPLES],
 }
 
@@ -192,9 +193,9 @@ pub struct InboundReorder {
     /// Wall time when the current gap was first seen.
     gap_since_us: Option<u64>,
     seen: SeenWindow,
-    /// RFC 3550 jitter state, µs; `transit` of the previous frame.
-    last_transit: Option<i64>,
-    jitter_us: f64,
+    jitter: InterarrivalJitter,
+    /// The latest time pushed or polled, µs: when held frames leave at the end of the stream.
+    now_us: u64,
 }
 
 impl InboundReorder {
@@ -213,8 +214,8 @@ impl InboundReorder {
             slots: vec![None; SLOTS].into_boxed_slice(),
             gap_since_us: None,
             seen: SeenWindow::default(),
-            last_transit: None,
-            jitter_us: 0.0,
+            jitter: InterarrivalJitter::new(),
+            now_us: 0,
         }
     }
 
@@ -245,7 +246,7 @@ impl InboundReorder {
 
     /// Interarrival jitter estimate (RFC 3550 §6.4.1), in microseconds.
     pub fn jitter_us(&self) -> u64 {
-        self.jitter_us as u64
+        self.jitter.jitter_us() as u64
     }
 
     /// Samples held out of order, waiting for a gap before them.
@@ -289,7 +290,8 @@ impl InboundReorder {
         deliver: &mut impl FnMut(Delivery<'_>),
     ) -> Arrival {
         debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
-        self.update_jitter(timestamp_ms, now_us);
+        self.now_us = self.now_us.max(now_us);
+        self.jitter.update(now_us, timestamp_ms.min(MAX_TIMESTAMP_MS) * 1000);
         if let Some(seq) = sequence
             && !self.seen.insert(seq)
         {
@@ -314,6 +316,7 @@ impl InboundReorder {
         }
         if start + len <= next {
             counters.frames_late += 1;
+            counters.late_samples += len;
             return Arrival::Late;
         }
         let mut pcm = pcm;
@@ -336,7 +339,7 @@ impl InboundReorder {
         }
 
         // A gap before this frame: hold it if we can, then see whether the gap has waited enough.
-        if !self.hold(start, pcm) {
+        if !self.hold(start, pcm, now_us) {
             // No room to hold it: give up on the gap now, releasing (in order) what is held
             // before this frame so that none of it is overwritten by the silence.
             while let Some(i) = self.earliest_slot() {
@@ -360,6 +363,7 @@ impl InboundReorder {
 
     /// Fills a held gap whose wait has run out. Call on every timer tick.
     pub fn poll(&mut self, now_us: u64, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
+        self.now_us = self.now_us.max(now_us);
         self.resolve_gaps(now_us, counters, deliver);
     }
 
@@ -400,14 +404,14 @@ impl InboundReorder {
         }
     }
 
-    fn hold(&mut self, start: u64, pcm: FrameAudio<'_>) -> bool {
+    fn hold(&mut self, start: u64, pcm: FrameAudio<'_>, now_us: u64) -> bool {
         if pcm.len() > SLOT_SAMPLES {
             return false;
         }
         let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) else {
             return false;
         };
-        let mut slot = Slot { start, len: pcm.len(), pcm: [0; SLOT_SAMPLES] };
+        let mut slot = Slot { start, len: pcm.len(), arrived_us: now_us, pcm: [0; SLOT_SAMPLES] };
         pcm.decode_into(&mut slot.pcm[..pcm.len()]);
         *free = Some(slot);
         true
@@ -434,12 +438,14 @@ impl InboundReorder {
             let end = start + slot.len as u64;
             if end <= next {
                 counters.frames_late += 1;
+                counters.late_samples += slot.len as u64;
                 continue;
             }
             if start > next {
                 self.slots[i] = Some(slot);
                 return;
             }
+            counters.reorder_wait_us += self.now_us.saturating_sub(slot.arrived_us);
             let skip = (next - start) as usize;
             if skip > 0 {
                 counters.frames_overlap_trimmed += 1;
@@ -478,15 +484,6 @@ impl InboundReorder {
             self.out_pos += n as u64;
             rest = rest.skip(n);
         }
-    }
-
-    fn update_jitter(&mut self, timestamp_ms: u64, now_us: u64) {
-        let transit = now_us as i64 - (timestamp_ms.min(MAX_TIMESTAMP_MS) * 1000) as i64;
-        if let Some(prev) = self.last_transit {
-            let d = (transit - prev).unsigned_abs() as f64;
-            self.jitter_us += (d - self.jitter_us) / 16.0;
-        }
-        self.last_transit = Some(transit);
     }
 }
 
@@ -543,6 +540,8 @@ mod tests {
         assert_eq!(out, expect);
         assert_eq!(c.frames_reordered, 1);
         assert_eq!(c.gap_fill_samples, 0);
+        // Frame 3 waited from its arrival (40 ms) to frame 2's (41 ms); nothing else was held.
+        assert_eq!(c.reorder_wait_us, 1_000);
     }
 
     #[test]
@@ -560,7 +559,9 @@ mod tests {
         let expect: Vec<i16> = [1, 0, 3, 4, 5, 6].iter().flat_map(|&v| [v; 160]).collect();
         assert_eq!(out, expect);
         assert_eq!(c.gap_fill_samples, 160);
-        assert_eq!(c.frames_late, 1);
+        assert_eq!((c.frames_late, c.late_samples), (1, 160));
+        // Frames 3 and 4 were held for the gap until frame 5 overtook the window (80 ms).
+        assert_eq!(c.reorder_wait_us, 40_000 + 20_000);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::alloc_guard;
 use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
 use crate::config::SessionConfig;
 use crate::event::RawEvent;
+use crate::pipeline::arrivals::ArrivalTrail;
 use crate::pipeline::barge_in::BargeInDetector;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::inbound::{InboundCounts, InboundOut, InboundPath};
@@ -31,6 +32,7 @@ use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
 use crate::pipeline::reorder::{Arrival, InboundReorder, MAX_TIMESTAMP_MS};
+use crate::pipeline::segments::{SegmentCut, SegmentTable};
 use crate::protocol::{
     Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
     ProtocolError, Track,
@@ -124,10 +126,14 @@ pub struct SessionPipeline {
     inbound_counts: InboundCounts,
     vad: SpeechDetector,
     barge_in: BargeInDetector,
+    /// When the caller's delivered audio arrived: barge-in reaction is timed from its onset's.
+    arrivals: ArrivalTrail,
     /// Built at `start`.
     outbound: Option<OutboundPath>,
     playout: PlayoutClock,
     marks: MarkTable,
+    /// Host-named segments of the agent audio, for the played position per segment.
+    segments: SegmentTable,
     /// The message being handed out by `poll_transmit`.
     message: Vec<u8>,
     /// A handshake reply the dialect asked for, waiting to be polled.
@@ -190,6 +196,7 @@ impl SessionPipeline {
             inbound_counts: InboundCounts::default(),
             vad: SpeechDetector::new(&config.vad)?,
             barge_in: BargeInDetector::new(&config.barge_in),
+            arrivals: ArrivalTrail::new(),
             outbound: None,
             playout: PlayoutClock::new(
                 if matches!(caps.confirmation, Confirmation::Echo { .. }) {
@@ -200,6 +207,7 @@ impl SessionPipeline {
                 config.utterance_gap_ms,
             ),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
+            segments: SegmentTable::new(),
             message: Vec::new(),
             reply: Vec::with_capacity(256),
             reply_kind: None,
@@ -467,6 +475,8 @@ impl SessionPipeline {
                     &mut self.stats,
                     &mut |d| inbound.deliver(d, &mut out),
                 );
+                // `now_us` is the message's arrival here (see `handle_message`).
+                self.arrivals.record(self.reorder.position(), now_us);
                 if arrival == Arrival::Jump {
                     return Err(ProtocolError::TimestampJump);
                 }
@@ -539,6 +549,7 @@ impl SessionPipeline {
             events.push(RawEvent::MarkCleared { id });
         });
         self.playout.clear(now_us);
+        self.segments.clear(true);
         self.clear_pending = false;
         self.sync_pending = false;
         self.state = StreamState::Stopped;
@@ -600,10 +611,71 @@ impl SessionPipeline {
 
     /// The host interrupts the agent: drop queued audio, clear the carrier, report the position.
     pub fn interrupt(&mut self, now_us: u64) {
+        self.interrupt_numbered(now_us, 0);
+    }
+
+    /// [`Self::interrupt`] for the host's interrupt number `generation` (echoed in the event,
+    /// so the host knows which of its segments the interrupt cut off).
+    pub fn interrupt_numbered(&mut self, now_us: u64, generation: u32) {
         self.stats.interrupts += 1;
         let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
-        self.events.push(RawEvent::Interrupted { played_ms });
+        let segment = self.segment_position(now_us);
+        self.events.push(RawEvent::Interrupted { played_ms, generation, segment });
         self.flush_agent_audio(now_us);
+    }
+
+    /// Segment `id` begins here: the agent audio queued after it is its own. Work is limited to
+    /// the fixed segment table.
+    pub fn begin_segment(&mut self, id: u32, now_us: u64) {
+        let Some(outbound) = self.outbound.as_ref().filter(|_| self.state == StreamState::Streaming) else {
+            // Nothing after it will play (the call is over).
+            self.segments.retire(id);
+            return;
+        };
+        let pos = outbound.queue.end_pos() / outbound.bytes_per_sample() as u64;
+        self.segments.retire_heard(self.played_pos(now_us));
+        self.segments.begin(id, pos);
+    }
+
+    /// Segment `id` will never play: it was queued before a barge-in or interrupt its host had
+    /// not seen.
+    pub fn drop_segment(&mut self, id: u32) {
+        self.segments.retire(id);
+    }
+
+    /// Every segment id up to this one is done with: heard through, cut off, or dropped.
+    pub fn segments_retired_through(&self) -> u32 {
+        self.segments.retired_through()
+    }
+
+    /// Agent audio in the outbound queue, µs.
+    pub fn queued_outbound_us(&self) -> u64 {
+        self.outbound.as_ref().map_or(0, |o| {
+            (o.queue.audio_len() / o.bytes_per_sample()) as u64 * 1000 / self.playout.samples_per_ms()
+        })
+    }
+
+    /// When (engine time, µs) the carrier will have played everything sent to it, by the
+    /// corrected playout model; 0 when it holds nothing sent since its last clear.
+    pub fn carrier_done_us(&self) -> u64 {
+        if self.segments.sent_since_clear() == 0 {
+            0
+        } else {
+            self.playout.carrier_end_us() + self.playout.lag_us()
+        }
+    }
+
+    /// The sent-stream position (samples) the caller has heard by `now_us`.
+    fn played_pos(&self, now_us: u64) -> u64 {
+        self.segments.played_pos(self.playout.unplayed_samples(now_us))
+    }
+
+    /// Where the caller's playhead is among the segments at `now_us` (played in ms).
+    fn segment_position(&mut self, now_us: u64) -> SegmentCut {
+        let played = self.played_pos(now_us);
+        let spms = self.playout.samples_per_ms();
+        let queue_end = self.outbound.as_ref().map_or(0, |o| o.queue.end_pos() / o.bytes_per_sample() as u64);
+        self.segments.position(played, queue_end, spms)
     }
 
     /// Timer work: gap timeouts, marks played by the engine's clock, barge-in. With `gaps_due`
@@ -618,9 +690,12 @@ impl SessionPipeline {
                 audio,
             };
             self.reorder.poll(now_us, &mut self.stats, &mut |d| inbound.deliver(d, &mut out));
+            // Held audio a timeout released became available now.
+            self.arrivals.record(self.reorder.position(), now_us);
         }
         self.resolve_due_marks(now_us);
         self.check_barge_in(now_us);
+        self.segments.retire_heard(self.played_pos(now_us));
     }
 
     /// For a carrier that confirms nothing: the marks whose audio has played by now. For one
@@ -651,11 +726,23 @@ impl SessionPipeline {
         let voiced_ms = self.vad.voiced_ms().unwrap_or(0);
         if let Some(onset_ms) = self.barge_in.check(onset, voiced_ms, active) {
             self.stats.barge_ins += 1;
+            // The onset is in the speech detector's stream time (8 kHz ms), which is the delivered
+            // timeline's (up to a resampler's few samples for carriers at other rates).
+            let spms = self.reorder.samples_per_ms();
+            let onset_arrived = self.arrivals.arrival_of(onset_ms.saturating_mul(spms), spms);
+            let reaction_us = now_us.saturating_sub(onset_arrived.unwrap_or(now_us));
             // The event first: the marks it flushes are reported after it, as its consequence.
             let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
+            let segment = self.segment_position(now_us);
             self.barge_generation = self.barge_generation.wrapping_add(1);
             let generation = self.barge_generation;
-            self.events.push(RawEvent::BargeIn { stream_ms: onset_ms, played_ms, generation });
+            self.events.push(RawEvent::BargeIn {
+                stream_ms: onset_ms,
+                played_ms,
+                generation,
+                reaction_us,
+                segment,
+            });
             self.flush_agent_audio(now_us);
         }
     }
@@ -678,6 +765,8 @@ impl SessionPipeline {
         if let Some(outbound) = self.outbound.as_mut() {
             outbound.reset_resamplers();
         }
+        // Every segment ends: the host begins new ones for what it plays next.
+        self.segments.clear(self.caps.clear != ClearKind::None);
         if self.caps.clear == ClearKind::None {
             // What the carrier holds still plays: its marks keep their due times.
             return;
@@ -750,6 +839,7 @@ impl SessionPipeline {
                 Next::Reply => {
                     std::mem::swap(&mut self.message, &mut self.reply);
                     self.reply.clear();
+                    self.stats.replies_sent += 1;
                     self.reply_kind.take()
                 }
                 Next::Clear => {
@@ -762,6 +852,7 @@ impl SessionPipeline {
                     let mut buf = [0u8; 32];
                     let n = self.playout.sync_mark_sent();
                     self.stats.sync_marks_sent += 1;
+                    self.stats.mark_messages_sent += 1;
                     Some(self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message))
                 }
                 Next::Mark => self.send_mark(),
@@ -782,6 +873,7 @@ impl SessionPipeline {
         let kind = match self.caps.confirmation {
             Confirmation::Echo { .. } => {
                 let name = self.marks.name(id)?;
+                self.stats.mark_messages_sent += 1;
                 Some(self.dialect.write_mark(name, &mut self.message))
             }
             Confirmation::None => None,
@@ -795,7 +887,11 @@ impl SessionPipeline {
         let outbound = self.outbound.as_mut()?;
         let ahead = self.playout.ahead_us(now_us);
         let starving = ahead < outbound.frame_us;
+        let bytes_per_sample = outbound.bytes_per_sample() as u64;
+        let queue_from = outbound.queue.taken() / bytes_per_sample;
         let cut = outbound.queue.cut_frame(&mut outbound.frame, starving)?;
+        let queue_to = outbound.queue.taken() / bytes_per_sample;
+        self.segments.on_frame_sent(queue_from, queue_to, outbound.frame_samples);
         if cut.audio_bytes < outbound.frame.len() {
             self.stats.frames_padded += 1;
             if starving && self.playout.utterance_sent() > 0 && ahead == 0 {

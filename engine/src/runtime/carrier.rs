@@ -10,7 +10,7 @@ use super::records::{self, Header};
 use super::session::SessionError;
 use super::shared::{SessionShared, inbound_tag, outbound_tag};
 use crate::protocol::MessageKind;
-use crate::stats::SessionCounters;
+use crate::stats::{SessionCounters, SessionStats};
 use ringbuf::{HeapCons, HeapProd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -118,6 +118,12 @@ impl CarrierPort {
         }
         let kind = if h.tag == outbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
         Some((kind, len))
+    }
+
+    /// A snapshot of the session's counters, the same the host's half reads: the carrier side
+    /// keeps it for its own summary of the call (the offload server logs it when the call ends).
+    pub fn stats(&self) -> SessionStats {
+        self.shared.counters.snapshot()
     }
 
     /// Whether the session is still usable (not closed by the host, not failed, engine running).

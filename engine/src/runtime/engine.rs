@@ -241,13 +241,15 @@ impl EngineShared {
             let threads = self.worker_threads.lock().unwrap_or_else(|e| e.into_inner());
             threads.iter().map(|&t| totals::thread_cpu_time(t)).collect()
         };
-        let (sessions, opened, ended, live_jitter_max_us) = self.totals.sum();
+        let sums = self.totals.sum();
         MetricsSnapshot {
-            sessions,
+            sessions: sums.sessions,
             active: self.open_sessions.load(Ordering::Acquire),
-            opened,
-            ended,
-            live_jitter_max_us,
+            opened: sums.opened,
+            ended: sums.ended,
+            live_jitter_max_us: sums.live_jitter_max_us,
+            call_quality: sums.call_quality,
+            barge_in_reaction: sums.barge_in_reaction,
             latency,
             worker_cpu,
             process_cpu: totals::process_cpu_time(),

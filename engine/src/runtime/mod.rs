@@ -16,6 +16,7 @@
 pub mod carrier;
 mod clock;
 pub(crate) mod engine;
+mod histogram;
 mod hold;
 mod latency;
 mod priority;
@@ -30,7 +31,8 @@ mod worker_session;
 pub use carrier::{CarrierPort, OutboundSignal};
 pub use clock::ManualClock;
 pub use engine::{Engine, EngineError, EngineHandle};
+pub use histogram::Histogram;
 pub use latency::LatencyHistogram;
-pub use session::{Session, SessionError};
-pub use totals::{CallOutcomes, MetricsSnapshot};
+pub use session::{HeardSegment, SegmentReport, Session, SessionError};
+pub use totals::{CallOutcomes, CallQualityHistograms, MetricsSnapshot};
 pub use wakeup::Wakeup;

@@ -8,18 +8,20 @@
 use super::carrier::CarrierPort;
 use super::engine::{EngineShared, WorkerRef};
 use super::records::{self, Header};
-use super::shared::{SessionShared, play_tag};
+use super::shared::{SessionShared, play_record_us, play_tag};
 use super::wakeup::Wakeup;
 use super::worker_session::WorkerSession;
+use crate::codec::encode_l16;
 use crate::config::SessionConfig;
 use crate::event::{Event, RawEvent};
 use crate::pipeline::playout::SYNC_MARK_PREFIX;
-use crate::pipeline::{PLAY_PIECE, PLAY_RATES};
+use crate::pipeline::{MAX_SEGMENT_TAG_BYTES, MAX_SEGMENTS, PLAY_PIECE, PLAY_RATES, SegmentCut};
 use crate::protocol::MessageKind;
+use crate::quality::LineQuality;
 use crate::stats::{SessionCounters, SessionStats};
 use ringbuf::traits::{Consumer, Observer};
 use ringbuf::{HeapCons, HeapProd};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -56,6 +58,27 @@ pub enum SessionError {
     Failed,
 }
 
+/// The segment the caller was hearing when the agent was cut off (see [`Session::begin_segment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeardSegment {
+    /// The tag the host gave it.
+    pub tag: String,
+    /// How much of it the caller heard, ms, at most what was queued for it; `None` when the
+    /// caller had heard nothing of it yet (distinct from `Some(0)`, under a millisecond).
+    pub played_ms: Option<u64>,
+}
+
+/// Where the caller's playhead was among the host's segments when a barge-in or interrupt cut
+/// the agent off: see [`Session::segments_at_cut`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SegmentReport {
+    /// The segment being heard (or, when nothing queued had been heard, the first one queued);
+    /// `None` when no segment was queued.
+    pub segment: Option<HeardSegment>,
+    /// Tags of the segments after it, in the order begun, of which the caller heard nothing.
+    pub unheard: Vec<String>,
+}
+
 pub(crate) enum Placement {
     Worker(WorkerRef),
     Inline(Box<WorkerSession>),
@@ -80,6 +103,19 @@ pub struct Session {
     /// The latest barge-in this handle has seen; agent audio is tagged with it so that audio
     /// queued before the host knew of a barge-in is dropped as stale.
     barge_seen: u32,
+    /// Segments begun and not known to be over, oldest first, with their tags (kept here, on
+    /// the host's side: the worker tracks ids only).
+    segments: VecDeque<(u32, String)>,
+    next_segment_id: u32,
+    /// Per interrupt not yet reported: its number and the last segment begun before it.
+    interrupt_cuts: VecDeque<(u32, u32)>,
+    /// `BargeIn` and `Interrupted` events taken (or known dropped): compared with the worker's
+    /// count to know none is pending.
+    cuts_seen: u32,
+    /// The report of the last `BargeIn` or `Interrupted` event polled.
+    last_cut: Option<SegmentReport>,
+    /// Play ring audio written, µs (see [`play_record_us`]).
+    play_accepted_us: u64,
     closed: bool,
 }
 
@@ -124,6 +160,13 @@ impl Session {
             marks_issued: 0,
             interrupts: 0,
             barge_seen: 0,
+            // Grown here, on the host's thread, once segments are used.
+            segments: VecDeque::new(),
+            next_segment_id: 1,
+            interrupt_cuts: VecDeque::new(),
+            cuts_seen: 0,
+            last_cut: None,
+            play_accepted_us: 0,
             closed: false,
         }
     }
@@ -282,15 +325,14 @@ impl Session {
                 break;
             };
             let piece = &pcm[taken..taken + n];
-            for (b, s) in bytes.chunks_exact_mut(2).zip(piece) {
-                b.copy_from_slice(&s.to_le_bytes());
-            }
+            encode_l16(piece, &mut bytes);
             let body = &bytes[..n * 2];
             let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32, c: self.barge_seen };
             if !records::write_contiguous(&mut self.play, header, body, reserve) {
                 debug_assert!(false, "contiguous_room said it fits");
                 break;
             }
+            self.play_accepted_us += play_record_us(body.len() as u32, rate);
             taken += n;
             if n < want {
                 break;
@@ -354,10 +396,96 @@ impl Session {
             return Err(SessionError::Full);
         }
         self.interrupts = generation;
+        self.interrupt_cuts.push_back((generation, self.next_segment_id.wrapping_sub(1)));
         // After the record: the worker, seeing the new generation, skips to that record.
         self.shared.interrupt_gen.store(generation, Ordering::Release);
         self.kick();
         Ok(())
+    }
+
+    /// Begins a segment named `tag` (1 to 63 bytes, no NUL): the agent audio played after this
+    /// call belongs to it, until the next `begin_segment`. A barge-in or interrupt ends every
+    /// segment; [`Session::segments_at_cut`] then says which one the caller was hearing, how much
+    /// of it, and which later ones went unheard.
+    ///
+    /// `Full` when 32 segments are queued that the caller has not yet got past (the table is
+    /// fixed-size; nothing was taken: retry once playout has moved on, or interrupt).
+    pub fn begin_segment(&mut self, tag: &str) -> Result<(), SessionError> {
+        self.check_open()?;
+        if tag.is_empty() || tag.len() > MAX_SEGMENT_TAG_BYTES || tag.contains('\0') {
+            return Err(SessionError::InvalidArgument("segment tag must be 1 to 63 bytes, without NUL"));
+        }
+        self.pump();
+        // The retired id first, then the cut count: a cut that retired segments is then seen.
+        let retired = self.shared.segments_retired.load(Ordering::Acquire);
+        if self.shared.cuts.load(Ordering::Acquire) == self.cuts_seen {
+            // No barge-in or interrupt report is pending, so none names the retired segments.
+            while self.segments.front().is_some_and(|&(id, _)| id <= retired) {
+                self.segments.pop_front();
+            }
+        }
+        let id = self.next_segment_id;
+        if id.wrapping_sub(1).wrapping_sub(retired) as usize >= MAX_SEGMENTS {
+            return Err(SessionError::Full);
+        }
+        let header = Header { tag: play_tag::SEGMENT, a: id, b: 0, c: self.barge_seen };
+        if !records::write_contiguous(&mut self.play, header, &[], INTERRUPT_RESERVE) {
+            return Err(SessionError::Full);
+        }
+        self.next_segment_id = id.wrapping_add(1);
+        self.segments.push_back((id, tag.to_owned()));
+        self.kick();
+        Ok(())
+    }
+
+    /// Agent audio accepted by `play` that the caller has not heard yet, ms: waiting in the play
+    /// ring, in the outbound queue, and at the carrier (by the playout model, corrected with
+    /// the carrier's echoes where it sends them).
+    pub fn queued_ms(&mut self) -> u64 {
+        self.pump();
+        let now = self.engine.now_us();
+        let ring = self.play_accepted_us.saturating_sub(self.shared.play_drained_us.load(Ordering::Acquire));
+        let outbound = self.shared.outbound_queued_us.load(Ordering::Acquire);
+        let carrier = self.shared.carrier_done_us.load(Ordering::Acquire).saturating_sub(now);
+        (ring + outbound + carrier) / 1000
+    }
+
+    /// Where the caller's playhead was among the segments when the `BargeIn` or `Interrupted`
+    /// event last returned by [`Session::poll_event`] cut the agent off (`None` before any).
+    pub fn segments_at_cut(&self) -> Option<&SegmentReport> {
+        self.last_cut.as_ref()
+    }
+
+    fn mark_name(&mut self, id: u32) -> String {
+        self.mark_names.remove(&id).unwrap_or_default()
+    }
+
+    /// Turns the worker's position at a cut into tags; `last_id`: the last segment begun before
+    /// the cut. Those segments are over: forgotten here.
+    fn resolve_cut(&mut self, cut: SegmentCut, last_id: u32) -> SegmentReport {
+        self.cuts_seen = self.cuts_seen.wrapping_add(1);
+        let mut report = SegmentReport::default();
+        let (current, played_ms) = if cut.heard_id != 0 {
+            // Every segment before it was heard through.
+            while self.segments.front().is_some_and(|&(id, _)| id < cut.heard_id) {
+                self.segments.pop_front();
+            }
+            (Some(cut.heard_id), Some(u64::from(cut.played_ms)))
+        } else {
+            // Nothing queued was being heard: segments heard through leave the worker only when
+            // a later one is heard, and those a cut ended were forgotten with its report, so the
+            // oldest one here is the first queued.
+            (self.segments.front().map(|&(id, _)| id).filter(|&id| id <= last_id), None)
+        };
+        while let Some((id, tag)) = self.segments.front().filter(|&&(id, _)| id <= last_id).cloned() {
+            self.segments.pop_front();
+            if Some(id) == current {
+                report.segment = Some(HeardSegment { tag, played_ms });
+            } else if current.is_some_and(|c| id > c) {
+                report.unheard.push(tag);
+            }
+        }
+        report
     }
 
     /// Size of the next outbound message, if there is one.
@@ -385,7 +513,10 @@ impl Session {
         // Read before popping: the worker publishes a generation only after queueing its event,
         // so an empty queue after this load means every barge-in up to it was seen (or dropped).
         let published = self.shared.barge_gen.load(Ordering::Acquire);
+        let cuts = self.shared.cuts.load(Ordering::Acquire);
         let Some(raw) = self.shared.events.pop() else {
+            // Every cut event up to `cuts` was taken or dropped.
+            self.cuts_seen = cuts;
             // A host that polls until the queue is empty is taking events (see `read_audio`):
             // stamped once per drain, not per event (a clock read each).
             self.shared.events_polled_us.store(self.engine.now_us(), Ordering::Release);
@@ -397,19 +528,37 @@ impl Session {
     }
 
     fn resolve(&mut self, raw: RawEvent) -> Event {
-        let mut name = |id: u32| self.mark_names.remove(&id).unwrap_or_default();
         match raw {
             RawEvent::Connected => Event::Connected,
             RawEvent::Started(s) => Event::Started(s),
             RawEvent::SpeechStarted { stream_ms } => Event::SpeechStarted { stream_ms },
             RawEvent::SpeechStopped { stream_ms } => Event::SpeechStopped { stream_ms },
-            RawEvent::BargeIn { stream_ms, played_ms, generation } => {
+            RawEvent::BargeIn { stream_ms, played_ms, generation, segment, .. } => {
                 self.barge_seen = generation;
+                // Every segment begun so far was begun before this handle saw the barge-in: the
+                // worker drops those it had not taken, so all are cut off.
+                let last_id = self.next_segment_id.wrapping_sub(1);
+                self.last_cut = Some(self.resolve_cut(segment, last_id));
                 Event::BargeIn { stream_ms, played_ms }
             }
-            RawEvent::Interrupted { played_ms } => Event::Interrupted { played_ms },
-            RawEvent::MarkPlayed { id, played_ms } => Event::MarkPlayed { name: name(id), played_ms },
-            RawEvent::MarkCleared { id } => Event::MarkCleared { name: name(id) },
+            RawEvent::Interrupted { played_ms, generation, segment } => {
+                let mut last_id = self.next_segment_id.wrapping_sub(1);
+                // Back-to-back interrupts are answered by one event, numbered with the latest.
+                if self.interrupt_cuts.iter().any(|&(g, _)| g == generation) {
+                    while let Some((g, id)) = self.interrupt_cuts.pop_front() {
+                        last_id = id;
+                        if g == generation {
+                            break;
+                        }
+                    }
+                }
+                self.last_cut = Some(self.resolve_cut(segment, last_id));
+                Event::Interrupted { played_ms }
+            }
+            RawEvent::MarkPlayed { id, played_ms } => {
+                Event::MarkPlayed { name: self.mark_name(id), played_ms }
+            }
+            RawEvent::MarkCleared { id } => Event::MarkCleared { name: self.mark_name(id) },
             RawEvent::Dtmf { digit, stream_ms, duration_ms } => {
                 Event::Dtmf { digit: char::from(digit), stream_ms, duration_ms }
             }
@@ -431,6 +580,12 @@ impl Session {
     /// A snapshot of the session's counters.
     pub fn stats(&self) -> SessionStats {
         self.shared.counters.snapshot()
+    }
+
+    /// The call's line quality so far (jitter, loss, an E-model MOS), from its counters: see
+    /// [`LineQuality`]. `None` before any caller audio was delivered.
+    pub fn line_quality(&self) -> Option<LineQuality> {
+        self.stats().line_quality()
     }
 
     /// Closes the session: the worker drops it at its next pass. Further calls return `Closed`.

@@ -4,9 +4,10 @@ use super::totals::{Outcome, Registration};
 use super::wakeup::Wakeup;
 use crate::alloc_guard;
 use crate::event::RawEvent;
+use crate::pipeline::SessionPipeline;
 use crate::stats::SessionCounters;
 use crossbeam_queue::ArrayQueue;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Inbound ring record tags.
@@ -29,6 +30,15 @@ pub mod play_tag {
     pub const MARK: u8 = 1;
     /// An interrupt: `a` = generation, no body.
     pub const INTERRUPT: u8 = 2;
+    /// A segment begins: `a` = id, no body (the host handle keeps the tag), `c` = barge-in
+    /// generation the host had seen.
+    pub const SEGMENT: u8 = 3;
+}
+
+/// How long a play record of `body_bytes` (s16le) at `rate` Hz plays, µs: the one formula the
+/// host handle and the worker both count the play ring's audio with, so that their sums agree.
+pub fn play_record_us(body_bytes: u32, rate: u32) -> u64 {
+    u64::from(body_bytes / 2) * 1_000_000 / u64::from(rate.max(1))
 }
 
 /// Outbound ring record tags: the message kind.
@@ -71,6 +81,18 @@ pub struct SessionShared {
     pub inbound_held: AtomicBool,
     /// The host has been given the stream's `Stopped` event (set by the host handle).
     pub stop_seen: AtomicBool,
+    /// `BargeIn` and `Interrupted` events queued so far (bumped after each is queued).
+    pub cuts: AtomicU32,
+    /// Every segment id up to this one is done with in the worker (heard through, cut off or
+    /// dropped): the host's bound on live segments.
+    pub segments_retired: AtomicU32,
+    /// Play ring audio the worker has taken (queued or flushed), µs by [`play_record_us`].
+    pub play_drained_us: AtomicU64,
+    /// Agent audio in the outbound queue, µs (published after each worker step).
+    pub outbound_queued_us: AtomicU64,
+    /// When the carrier will have played everything sent (engine time, µs; 0: it holds nothing),
+    /// by the playout model (published after each worker step).
+    pub carrier_done_us: AtomicU64,
     /// Its place in the engine's totals, where its final counts go when it is dropped (`None`
     /// outside an engine).
     pub(crate) registration: Option<Registration>,
@@ -93,6 +115,11 @@ impl SessionShared {
             events_polled_us: AtomicU64::new(now_us),
             inbound_held: AtomicBool::new(false),
             stop_seen: AtomicBool::new(false),
+            cuts: AtomicU32::new(0),
+            segments_retired: AtomicU32::new(0),
+            play_drained_us: AtomicU64::new(0),
+            outbound_queued_us: AtomicU64::new(0),
+            carrier_done_us: AtomicU64::new(0),
             registration: None,
         }
     }
@@ -101,6 +128,26 @@ impl SessionShared {
     pub(crate) fn with_registration(mut self, registration: Registration) -> Self {
         self.registration = Some(registration);
         self
+    }
+
+    /// Counts a barge-in's reaction time (µs) in the engine's histogram (nothing outside an
+    /// engine). Lock-free: called by the worker as the barge-in is decided.
+    pub(crate) fn record_barge_in(&self, reaction_us: u64) {
+        if let Some(registration) = &self.registration {
+            registration.record_barge_in(reaction_us);
+        }
+    }
+
+    /// The worker took a play record of `body_bytes` at `rate` from the ring.
+    pub(crate) fn play_drained(&self, body_bytes: u32, rate: u32) {
+        self.play_drained_us.fetch_add(play_record_us(body_bytes, rate), Ordering::Release);
+    }
+
+    /// Publishes what the host's `queued_ms` and segment bound read from the pipeline.
+    pub(crate) fn publish_playout(&self, pipeline: &SessionPipeline) {
+        self.outbound_queued_us.store(pipeline.queued_outbound_us(), Ordering::Release);
+        self.carrier_done_us.store(pipeline.carrier_done_us(), Ordering::Release);
+        self.segments_retired.store(pipeline.segments_retired_through(), Ordering::Release);
     }
 
     /// Queues an event, dropping the oldest if the host has fallen behind; true if one was

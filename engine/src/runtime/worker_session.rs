@@ -42,8 +42,19 @@ impl Outputs<'_> {
     }
 
     fn event(&mut self, event: RawEvent) {
+        if let RawEvent::BargeIn { reaction_us, .. } = event {
+            // Into the engine's histogram as it happens (relaxed atomic adds), whatever becomes
+            // of the event.
+            self.shared.record_barge_in(reaction_us);
+        }
+        let cut = matches!(event, RawEvent::BargeIn { .. } | RawEvent::Interrupted { .. });
         if self.shared.push_event(event) {
             self.counts.events_dropped += 1;
+        }
+        if cut {
+            // After the event: a host that sees no cut pending knows no queued event refers to
+            // the segments retired so far.
+            self.shared.cuts.fetch_add(1, Ordering::Release);
         }
         self.produced = true;
     }
@@ -256,6 +267,7 @@ impl WorkerSession {
             // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
             let waited_us = latency::elapsed_since(h.a, now_us);
             let arrived_us = now_us.saturating_sub(waited_us);
+            out.counts.message_wait_us += waited_us;
             // Parsed where it lies: the host writes nothing over it until it is skipped.
             let Outputs { pcm, counts, produced, .. } = &mut out;
             let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
@@ -283,6 +295,7 @@ impl WorkerSession {
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
         shared.pacer_stalled.store(out.stalled, Ordering::Release);
         shared.counters.publish(&pipeline.counters().plus(out.counts));
+        shared.publish_playout(pipeline);
         if out.produced_outbound
             && let Some(wakeup) = shared.carrier_wakeup.get()
         {
@@ -318,7 +331,7 @@ fn drain_play_ring(
             // The host interrupted while audio it queued before still sits ahead of the interrupt
             // record: interrupt now, so `Interrupted` comes before the `MarkCleared`s of the marks
             // it drops, then skip to the record.
-            pipeline.interrupt(now_us);
+            pipeline.interrupt_numbered(now_us, requested);
             out.drain(pipeline, now_us);
             *interrupt_applied = true;
         }
@@ -327,7 +340,7 @@ fn drain_play_ring(
                 records::skip(play, 0);
                 *interrupts_seen = h.a;
                 if !*interrupt_applied {
-                    pipeline.interrupt(now_us);
+                    pipeline.interrupt_numbered(now_us, h.a);
                     out.drain(pipeline, now_us);
                 }
                 // Back-to-back interrupts already applied collapse into that one.
@@ -338,6 +351,7 @@ fn drain_play_ring(
             play_tag::PCM if interrupted || stale => {
                 records::skip(play, h.b as usize);
                 out.counts.flushed_samples += u64::from(h.b) / 2;
+                shared.play_drained(h.b, h.a);
             }
             play_tag::PCM => {
                 let len = h.b as usize;
@@ -348,6 +362,7 @@ fn drain_play_ring(
                 }
                 let played = pipeline.play_le_bytes(records::body(play, len), h.a);
                 records::skip(play, len);
+                shared.play_drained(h.b, h.a);
                 match played {
                     Ok(true) => {}
                     // Room was checked above, and the host handle validates rates against those
@@ -369,6 +384,14 @@ fn drain_play_ring(
                     out.drain(pipeline, now_us);
                 }
                 records::skip(play, len);
+            }
+            play_tag::SEGMENT => {
+                if interrupted || stale {
+                    pipeline.drop_segment(h.a);
+                } else {
+                    pipeline.begin_segment(h.a, now_us);
+                }
+                records::skip(play, 0);
             }
             _ => records::skip(play, play_body_len(&h)),
         }
