@@ -2,7 +2,10 @@
 //! authentication), the check of a connection's first message, then the call over the raw byte
 //! stream (the engine's `audiosocket` dialect cuts it into messages and paces what goes back).
 
-use super::connection::{self, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError};
+use super::connection::{
+    self, CallLog, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError,
+};
+use super::logs::{Origin, Refusal};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -62,7 +65,12 @@ pub(crate) fn parse_uuid(text: &str) -> Option<Uuid> {
 }
 
 /// Serves one AudioSocket connection: its first message must be the UUID of an allowed call.
-pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, session: Arc<SessionConfig>) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    ctx: Arc<ConnectionContext>,
+    session: Arc<SessionConfig>,
+    origin: Origin,
+) {
     let (read, write) = stream.into_split();
     // Reads never exceed the session's message limit: the engine takes a larger chunk of the
     // stream for an oversize message and drops it, which would cut the stream out of step.
@@ -71,28 +79,38 @@ pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, sessio
     let uuid = match timeout(ctx.config.handshake_timeout, inbox.read_uuid()).await {
         Ok(Some(uuid)) => uuid,
         // No UUID in time, a first message of another kind, or the connection closed.
-        _ => {
+        outcome => {
             ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Err(_) => origin.refused(Refusal::Handshake("no call UUID within handshake_timeout"), None),
+                // Closed without a byte: a TCP check, not Asterisk.
+                Ok(_) if inbox.pending == 0 => origin.closed_silently(),
+                Ok(_) => origin.refused(Refusal::Handshake("the first message was not a call UUID"), None),
+            }
             return;
         }
     };
     if !ctx.audiosocket_calls.contains(&uuid) {
         ctx.counters.rejected_audiosocket_call.fetch_add(1, Ordering::Relaxed);
+        origin.refused(Refusal::AudioSocketCall, None);
         return;
     }
     if ctx.draining.load(Ordering::SeqCst) {
         ctx.counters.rejected_draining.fetch_add(1, Ordering::Relaxed);
+        origin.refused(Refusal::Draining, None);
         return;
     }
     if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= ctx.config.max_sessions {
         ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
         ctx.counters.rejected_capacity.fetch_add(1, Ordering::Relaxed);
+        origin.refused(Refusal::Capacity, None);
         return;
     }
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
+    origin.upgraded("", &session.dialect);
     let outbox = TcpOutbox { write, queued: Vec::new(), deadline: Deadline::new(ctx.config.send_timeout) };
     // A hang-up message ends the call: nothing follows it.
-    connection::call(inbox, outbox, &ctx, &session, true).await;
+    connection::call(inbox, outbox, &ctx, &session, true, CallLog::new(&origin, "")).await;
     ctx.call_ended();
 }
 

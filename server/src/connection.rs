@@ -6,6 +6,7 @@ use super::server::{
     CallSender, OffloadConfig, OffloadedCall, Route, RouteStats, ServerCounters, ServerStats,
 };
 use crate::audiosocket::AllowList;
+use crate::logs::{self, CallIds, CallSummary, Origin, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
+use trunkline::SessionStats;
 use trunkline::config::SessionConfig;
 use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
@@ -218,8 +220,6 @@ impl CallsEnded {
 /// A live connection as the dispatcher sees it: whose outbound flag to check, whom to wake.
 pub(crate) type Registered = (OutboundSignal, Arc<Notify>);
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Lets tokio poll the wakeup's eventfd while keeping it owned (and open) by the `Wakeup`.
 struct BorrowedWakeup(Arc<Wakeup>);
 
@@ -253,11 +253,14 @@ pub(crate) enum Received<'a> {
     Data(&'a [u8], MessageKind),
     /// Something that only shows the carrier is there (a ping, a pong).
     KeepAlive,
-    /// The carrier closed the connection (or it was reset).
+    /// The carrier closed the connection (a byte stream: or it was reset).
     Closed,
     /// The carrier broke the protocol (an oversize or malformed frame): the connection cannot go
     /// on.
     Broken,
+    /// The connection ended without the transport's own close (a WebSocket without its close
+    /// frame: the peer vanished, or the connection was reset). Counted as a protocol failure.
+    Dropped,
 }
 
 /// The carrier's half of a connection that the call loop reads. `receive` must be cancel safe
@@ -273,16 +276,40 @@ pub(crate) enum Ending {
     CarrierLeft,
     /// The host closed the call (or the engine stopped).
     CallEnded,
+    /// The carrier's own end-of-call message (AudioSocket's hang-up).
+    CarrierStopped,
+    /// The engine took no message for `PUSH_PATIENCE` (its inbound ring stayed full).
+    EngineStalled,
     /// Nothing came within the idle timeout.
     Idle,
     /// An oversize or malformed message.
     Malformed,
+    /// The connection ended without the transport's close (nothing can be sent any more).
+    Dropped,
     /// The engine had no room for another session.
     EngineFull,
     /// The host's queue of new calls was full.
     HostBusy,
     /// The server is shutting down and the grace period ran out.
     ShuttingDown,
+}
+
+impl Ending {
+    /// What the call's log line says of it.
+    fn outcome(self) -> Outcome {
+        match self {
+            Self::CarrierLeft => Outcome::CarrierLeft,
+            Self::CallEnded => Outcome::Ended,
+            Self::CarrierStopped => Outcome::CarrierStopped,
+            Self::EngineStalled => Outcome::EngineStalled,
+            Self::Idle => Outcome::IdleTimeout,
+            Self::Malformed => Outcome::ProtocolFailure,
+            Self::Dropped => Outcome::Dropped,
+            Self::EngineFull => Outcome::EngineFull,
+            Self::HostBusy => Outcome::HostBusy,
+            Self::ShuttingDown => Outcome::ShutDown,
+        }
+    }
 }
 
 /// Why a send to the carrier did not happen.
@@ -363,24 +390,63 @@ fn look(parser: &mut dyn Dialect, scratch: &mut PayloadBuffer, message: &[u8], k
     }
 }
 
+/// Where a call came in and what the call loop saw of it, for its log lines. Counted on the
+/// connection's task, never on an audio worker.
+pub(crate) struct CallLog<'a> {
+    pub(crate) origin: &'a Origin,
+    /// The request path (empty for AudioSocket).
+    pub(crate) path: &'a str,
+    messages_in: u64,
+    messages_out: u64,
+    /// The carrier's ids, once its start was seen.
+    ids: Option<CallIds>,
+    /// When the call was handed to the host.
+    handed_at: Option<Instant>,
+    /// The session's counters as the connection ended (`None`: no session was opened).
+    session: Option<SessionStats>,
+}
+
+impl<'a> CallLog<'a> {
+    pub(crate) fn new(origin: &'a Origin, path: &'a str) -> Self {
+        Self { origin, path, messages_in: 0, messages_out: 0, ids: None, handed_at: None, session: None }
+    }
+}
+
 /// Runs one call over a connection whose handshake is done: opens its session, hands it to the
 /// host when its stream starts, and moves messages both ways until either side ends it (with
-/// `ends_with_stop`, the carrier's stop message ends it too).
+/// `ends_with_stop`, the carrier's stop message ends it too). Logs the call's start and end.
 pub(crate) async fn call<I: Inbox, O: Outbox>(
     mut inbox: I,
     mut outbox: O,
     ctx: &Arc<ConnectionContext>,
     session_config: &SessionConfig,
     ends_with_stop: bool,
+    mut log: CallLog<'_>,
 ) {
+    let opened = Instant::now();
     let ending = match ctx.engine.open_session(session_config) {
-        Ok(session) => drive(&mut inbox, &mut outbox, ctx, session_config, session, ends_with_stop).await,
+        Ok(session) => {
+            drive(&mut inbox, &mut outbox, ctx, session_config, session, ends_with_stop, &mut log).await
+        }
         Err(_) => Ending::EngineFull,
     };
     outbox.end(ending).await;
-    if outbox.stalled() {
+    let stalled = outbox.stalled();
+    if stalled {
         ctx.counters.send_timeouts.fetch_add(1, Ordering::Relaxed);
     }
+    logs::call_ended(&CallSummary {
+        origin: log.origin,
+        dialect: &session_config.dialect,
+        ids: log.ids.as_ref(),
+        handed: log.handed_at.is_some(),
+        duration: log.handed_at.unwrap_or(opened).elapsed(),
+        messages_in: log.messages_in,
+        messages_out: log.messages_out,
+        session: log.session.as_ref(),
+        // A stalled send ends the call as a failed send (`CarrierLeft`): the stall is the cause.
+        outcome: if stalled { Outcome::SendTimeout } else { ending.outcome() },
+    });
 }
 
 /// The call's loop; how it ended.
@@ -391,6 +457,7 @@ async fn drive<I: Inbox, O: Outbox>(
     session_config: &SessionConfig,
     mut session: trunkline::runtime::Session,
     ends_with_stop: bool,
+    log: &mut CallLog<'_>,
 ) -> Ending {
     // The session's own dialect, to see `start` and `stop` as the session does (the name was
     // checked when the server started, and again when the session opened).
@@ -406,7 +473,7 @@ async fn drive<I: Inbox, O: Outbox>(
         Framing::Messages => (None, PayloadBuffer::with_limit(16)),
     };
     let Ok(mut port) = session.detach_carrier(ctx.outbound_wakeup.clone()) else { return Ending::CallEnded };
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = log.origin.conn;
     let notify = Arc::new(Notify::new());
     ctx.registry
         .lock()
@@ -441,18 +508,33 @@ async fn drive<I: Inbox, O: Outbox>(
                         ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
                         break Ending::Malformed;
                     }
+                    Received::Dropped => {
+                        ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
+                        break Ending::Dropped;
+                    }
                 };
                 idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
-                if push(&mut port, bytes, kind).await.is_err() {
-                    break Ending::CallEnded;
+                match push(&mut port, bytes, kind).await {
+                    Ok(()) => {}
+                    Err(SessionError::Full) => break Ending::EngineStalled,
+                    Err(_) => break Ending::CallEnded,
+                }
+                if cutter.is_none() {
+                    log.messages_in += 1;
                 }
                 let mut rest = bytes;
                 loop {
                     let message = match &mut cutter {
                         Some(cutter) => match cutter.next(&mut rest, &*start_parser) {
-                            Some(Ok(message)) => message,
+                            Some(Ok(message)) => {
+                                log.messages_in += 1;
+                                message
+                            }
                             // Oversized: skipped, as the session skips (and reports) it.
-                            Some(Err(_)) => continue,
+                            Some(Err(_)) => {
+                                log.messages_in += 1;
+                                continue;
+                            }
                             None => break,
                         },
                         None if rest.is_empty() => break,
@@ -465,8 +547,13 @@ async fn drive<I: Inbox, O: Outbox>(
                             // format is the session's business: this parser writes nothing.
                             let _ = start_parser.on_start(&start);
                             let session = host_session.take().expect("checked");
+                            let ids =
+                                CallIds { call_id: start.call_id.clone(), stream_id: start.stream_id.clone() };
+                            let ids = log.ids.insert(ids);
                             if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
                                 ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);
+                                log.handed_at = Some(Instant::now());
+                                logs::call_started(log.origin, &session_config.dialect, log.path, ids);
                                 ctx.engine.notify_host();
                             } else {
                                 // The host is not accepting calls: refuse this one, visibly.
@@ -479,11 +566,11 @@ async fn drive<I: Inbox, O: Outbox>(
                     }
                 }
                 if stop_seen && ends_with_stop {
-                    break Ending::CallEnded;
+                    break Ending::CarrierStopped;
                 }
             }
             _ = notify.notified() => {
-                if flush(&mut port, outbox, &mut out).await.is_err() {
+                if flush(&mut port, outbox, &mut out, &mut log.messages_out).await.is_err() {
                     break Ending::CarrierLeft;
                 }
             }
@@ -517,7 +604,8 @@ async fn drive<I: Inbox, O: Outbox>(
             }
         }
     };
-    let _ = flush(&mut port, outbox, &mut out).await;
+    let _ = flush(&mut port, outbox, &mut out, &mut log.messages_out).await;
+    log.session = Some(port.stats());
     if !stop_seen && host_session.is_none() {
         // The carrier vanished without a stop: tell the pipeline the stream ended, so the host
         // gets its `stopped` event and nothing waits forever.
@@ -539,11 +627,12 @@ async fn push(port: &mut CarrierPort, bytes: &[u8], kind: MessageKind) -> Result
     }
 }
 
-/// Sends every outbound message the worker has produced.
+/// Sends every outbound message the worker has produced, counting them in `sent_total`.
 async fn flush<O: Outbox>(
     port: &mut CarrierPort,
     outbox: &mut O,
     buf: &mut Vec<u8>,
+    sent_total: &mut u64,
 ) -> Result<(), SendError> {
     let mut sent = false;
     while let Some(len) = port.outbound_len() {
@@ -552,6 +641,7 @@ async fn flush<O: Outbox>(
         }
         let Some((kind, n)) = port.next_outbound_into(buf) else { break };
         outbox.feed(&buf[..n], kind).await?;
+        *sent_total += 1;
         sent = true;
     }
     if sent {

@@ -10,10 +10,15 @@
 //! of a call when its stream starts ([`OffloadServer::accept`] gives an [`OffloadedCall`] with
 //! the call and stream ids, the custom parameters and the media format) and then uses the usual
 //! session API (read audio, play, mark, interrupt, events).
+//!
+//! The server logs through `tracing` (calls started and ended, refusals with their reason,
+//! drains; nothing per message), from its network threads only. Nothing is written unless the
+//! host installs a subscriber.
 
 mod audiosocket;
 mod connection;
 mod http;
+mod logs;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;

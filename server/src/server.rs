@@ -2,6 +2,7 @@
 
 use super::audiosocket::{self, AllowList};
 use super::connection::{ConnectionContext, Endpoint, dispatch_outbound};
+use super::logs::{self, Origin};
 use super::{http, websocket};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
@@ -341,6 +342,8 @@ impl OffloadServer {
         let _ = tls;
         runtime.spawn(dispatch_outbound(ctx.clone()));
         runtime.spawn(accept_loop(listener, ctx.clone(), Transport::WebSocket, done_tx));
+        let dialects: Vec<&str> = ctx.routes.iter().map(|e| e.route.dialect.as_str()).collect();
+        tracing::info!(addr = %local_addr, dialects = ?dialects, "offload server listening");
         Ok(Self {
             local_addr,
             ctx,
@@ -372,6 +375,7 @@ impl OffloadServer {
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let transport = Transport::AudioSocket(Arc::new(session));
         runtime.spawn(accept_loop(tcp, self.ctx.clone(), transport, done_tx));
+        tracing::info!(addr = %local_addr, "offload server listening for AudioSocket");
         self.done.lock().unwrap_or_else(|e| e.into_inner()).push(done);
         Ok(local_addr)
     }
@@ -436,9 +440,12 @@ impl OffloadServer {
     /// draining cannot be undone.
     pub fn drain(&self, grace: Duration) -> bool {
         self.ctx.draining.store(true, Ordering::SeqCst);
+        logs::drain_started(grace, self.ctx.counters.active.load(Ordering::Acquire));
         self.end_calls_after(grace);
         let deadline = Instant::now() + grace + Duration::from_secs(2);
-        self.ctx.ended.wait_until_none(&self.ctx.counters.active, deadline)
+        let all_ended = self.ctx.ended.wait_until_none(&self.ctx.counters.active, deadline);
+        logs::drain_finished(all_ended, self.ctx.counters.active.load(Ordering::Acquire));
+        all_ended
     }
 
     /// Tells every call to end by `grace` from now (or sooner, if told before).
@@ -498,13 +505,17 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+                if let Ok((stream, peer)) = accepted {
                     ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
                     match &transport {
-                        Transport::WebSocket => tasks.spawn(websocket::serve(stream, ctx.clone())),
+                        Transport::WebSocket => {
+                            let origin = Origin::accepted(peer, "websocket");
+                            tasks.spawn(websocket::serve(stream, ctx.clone(), origin))
+                        }
                         Transport::AudioSocket(session) => {
-                            tasks.spawn(audiosocket::serve(stream, ctx.clone(), session.clone()))
+                            let origin = Origin::accepted(peer, "audiosocket");
+                            tasks.spawn(audiosocket::serve(stream, ctx.clone(), session.clone(), origin))
                         }
                     };
                 }

@@ -1,8 +1,11 @@
 //! Carriers over WebSocket: the upgrade's checks (route, capacity, authentication, subprotocol),
 //! then the call over the socket's messages.
 
-use super::connection::{self, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError};
+use super::connection::{
+    self, CallLog, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError,
+};
 use super::http::{self, Head, Rewind};
+use super::logs::{Origin, Refusal as Logged};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{Error, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -22,20 +26,22 @@ use trunkline::metrics::Format;
 use trunkline::protocol::MessageKind;
 use trunkline::protocol::signature::{self, AuthFailure};
 
-pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>) {
+pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, origin: Origin) {
     // One budget from TCP accept to a completed handshake, whatever it is spent on.
     let deadline = Instant::now() + ctx.config.handshake_timeout;
     #[cfg(feature = "tls")]
     if let Some(acceptor) = ctx.tls.clone() {
         match timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(tls_stream)) => run(tls_stream, ctx, true, deadline).await,
+            Ok(Ok(tls_stream)) => run(tls_stream, ctx, true, deadline, origin).await,
             _ => {
                 ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                origin
+                    .refused(Logged::Handshake("the TLS handshake failed or did not complete in time"), None);
             }
         }
         return;
     }
-    run(stream, ctx, false, deadline).await
+    run(stream, ctx, false, deadline, origin).await
 }
 
 /// Why the upgrade was refused, to count it once.
@@ -46,6 +52,21 @@ enum Refusal {
     Auth(AuthFailure),
     Subprotocol,
     Draining,
+}
+
+impl Refusal {
+    /// The refusal as logged.
+    fn logged(self) -> Logged {
+        match self {
+            Self::Path => Logged::WrongPath,
+            Self::Capacity => Logged::Capacity,
+            Self::Auth(AuthFailure::Invalid) => Logged::BadSignature,
+            Self::Auth(AuthFailure::Missing) => Logged::MissingSignature,
+            Self::Auth(AuthFailure::Expired) => Logged::ExpiredSignature,
+            Self::Subprotocol => Logged::Subprotocol,
+            Self::Draining => Logged::Draining,
+        }
+    }
 }
 
 fn refuse(status: StatusCode, why: &str) -> ErrorResponse {
@@ -79,18 +100,27 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: Arc<ConnectionContext>,
     tls: bool,
     deadline: Instant,
+    origin: Origin,
 ) {
     let config = &ctx.config;
     // The request head first: `/metrics`, `/healthz` and `/readyz` are plain HTTP.
     let prefix = match timeout_at(deadline, http::read_head(&mut stream)).await {
         Ok(Ok(Head::Other(prefix))) => prefix,
-        Ok(Ok(Head::Plain(request))) => return answer(stream, &ctx, request).await,
+        Ok(Ok(Head::Plain(request))) => return answer(stream, &ctx, request, &origin).await,
         // Too slow, or the connection failed.
-        _ => {
+        Ok(Err(_)) => {
             ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            origin.refused(Logged::Handshake("the connection failed while sending its request"), None);
+            return;
+        }
+        Err(_) => {
+            ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            origin.refused(Logged::Handshake("no whole request within handshake_timeout"), None);
             return;
         }
     };
+    // Closed without a byte: a TCP check (a load balancer's, a port scanner's), not a carrier.
+    let silent = prefix.is_empty();
     let stream = Rewind::new(prefix, stream);
     let mut refusal = None;
     // The capacity slot is reserved during the handshake, atomically, so concurrent handshakes
@@ -98,10 +128,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut reserved = false;
     // The endpoint the request's path selects.
     let mut chosen = None;
+    // The request's path, for the log lines.
+    let mut requested = None;
     // The error type is tungstenite's handshake callback contract, not ours to box.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let path = req.uri().path();
+        requested = Some(path.to_owned());
         let Some(index) = ctx.routes.iter().position(|e| e.takes(path, &config.paths)) else {
             refusal = Some(Refusal::Path);
             return Err(refuse(StatusCode::NOT_FOUND, "no stream endpoint at this path"));
@@ -165,6 +198,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let counters = &ctx.counters;
             match refusal {
+                Some(why) => origin.refused(why.logged(), requested.as_deref()),
+                None if silent => origin.closed_silently(),
+                None => origin.refused(
+                    Logged::Handshake("the WebSocket handshake failed or did not complete in time"),
+                    requested.as_deref(),
+                ),
+            }
+            match refusal {
                 Some(Refusal::Path) => counters.rejected_path.fetch_add(1, Ordering::Relaxed),
                 Some(Refusal::Capacity) => counters.rejected_capacity.fetch_add(1, Ordering::Relaxed),
                 Some(Refusal::Subprotocol) => counters.rejected_subprotocol.fetch_add(1, Ordering::Relaxed),
@@ -183,21 +224,33 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let endpoint = chosen.map_or(&ctx.routes[0], |i| &ctx.routes[i]);
     endpoint.count_accepted();
+    let path = requested.unwrap_or_default();
+    origin.upgraded(&path, &endpoint.session.dialect);
     let (sink, stream) = ws.split();
     let inbox = WsInbox { stream, current: None };
     let outbox = WsOutbox { sink, deadline: Deadline::new(config.send_timeout) };
     // After `stop` the carrier closes the connection itself (and a `stop` may name another
     // stream, which the session refuses).
-    connection::call(inbox, outbox, &ctx, &endpoint.session, false).await;
+    let log = CallLog::new(&origin, &path);
+    connection::call(inbox, outbox, &ctx, &endpoint.session, false, log).await;
     ctx.call_ended();
 }
 
 /// Answers a plain HTTP request for `/metrics`, `/healthz` or `/readyz`, then closes.
-async fn answer<S: AsyncWrite + Unpin>(mut stream: S, ctx: &Arc<ConnectionContext>, request: http::Request) {
+async fn answer<S: AsyncWrite + Unpin>(
+    mut stream: S,
+    ctx: &Arc<ConnectionContext>,
+    request: http::Request,
+    origin: &Origin,
+) {
     let counters = &ctx.counters;
     let head_only = request.method == "HEAD";
     let mut response = if request.method != "GET" && !head_only {
         counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+        origin.refused(
+            Logged::Handshake("a plain HTTP request with a method other than GET or HEAD"),
+            Some(request.path),
+        );
         http::Response::text(405, "GET or HEAD only\n")
     } else {
         match request.path {
@@ -226,6 +279,9 @@ async fn answer<S: AsyncWrite + Unpin>(mut stream: S, ctx: &Arc<ConnectionContex
         }
     };
     response.head_only = head_only;
+    if response.status != 405 {
+        origin.answered(request.path, response.status);
+    }
     let bytes = response.bytes();
     let _ = timeout(ctx.config.send_timeout, async {
         stream.write_all(&bytes).await?;
@@ -244,6 +300,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inbox for WsInbox<S> {
     async fn receive(&mut self) -> Received<'_> {
         let message = match self.stream.next().await {
             Some(Ok(message)) => message,
+            // The peer vanished: EOF without a close frame, or a reset.
+            Some(Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_))) => {
+                return Received::Dropped;
+            }
             // An oversize message or a broken frame.
             Some(Err(_)) => return Received::Broken,
             None => return Received::Closed,
@@ -292,8 +352,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Outbox for WsOutbox<SplitSink<WebSocketS
             Message::Close(Some(CloseFrame { code, reason: reason.into() }))
         };
         let frame = match why {
-            Ending::CarrierLeft => None,
-            Ending::CallEnded => Some(close(CloseCode::Normal, "call ended")),
+            // Nothing can reach a carrier that is gone.
+            Ending::CarrierLeft | Ending::Dropped => None,
+            // The engine stalling keeps the close it always had: the carrier can do nothing else.
+            Ending::CallEnded | Ending::CarrierStopped | Ending::EngineStalled => {
+                Some(close(CloseCode::Normal, "call ended"))
+            }
             Ending::Idle => Some(close(CloseCode::Policy, "idle")),
             Ending::Malformed => Some(close(CloseCode::Size, "message too large or malformed")),
             Ending::EngineFull => Some(close(CloseCode::Again, "engine at capacity")),

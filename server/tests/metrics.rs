@@ -100,12 +100,19 @@ impl Scrape {
         }
     }
 
+    /// Every session counter summed, as scraped (counters of µs are exported in seconds).
     fn session_counters(&self) -> Vec<(&'static str, u64)> {
         let fields = SessionStats::default().fields();
         fields
             .iter()
             .filter(|(f, _)| *f != "jitter_us")
-            .map(|(f, _)| (*f, self.counter(&format!("trunkline_session_{f}_total"))))
+            .map(|(f, _)| match f.strip_suffix("_us") {
+                Some(stem) => {
+                    let seconds = self.value(&format!("trunkline_session_{stem}_seconds_total"), None);
+                    (*f, (seconds * 1e6).round() as u64)
+                }
+                None => (*f, self.counter(&format!("trunkline_session_{f}_total"))),
+            })
             .collect()
     }
 }
@@ -246,6 +253,10 @@ fn metrics_match_the_sessions_and_the_server_and_survive_the_calls() {
         assert_eq!(scrape.value("trunkline_calls_total", Some(("outcome", outcome))), 0.0);
     }
     assert_eq!(scrape.value("trunkline_media_frames_total", Some(("direction", "in"))), 80.0);
+    let frames_out = expected.iter().find(|(f, _)| *f == "frames_out").unwrap().1;
+    assert_eq!(scrape.value("trunkline_messages_out_total", Some(("kind", "media"))), frames_out as f64);
+    // Line quality is counted as calls end: none has yet.
+    assert_eq!(scrape.value("trunkline_call_mos_count", None), 0.0);
     assert_server_counters(&scrape, &server.stats());
     assert_eq!(scrape.value("trunkline_route_accepted_total", Some(("route", "/a"))), 1.0);
     assert_eq!(scrape.value("trunkline_route_accepted_total", Some(("route", "/b"))), 1.0);
@@ -287,6 +298,15 @@ fn metrics_match_the_sessions_and_the_server_and_survive_the_calls() {
     assert!(eventually(|| server.stats().active == 0));
     let last = Scrape::get(addr);
     assert_eq!(last.value("trunkline_calls_active", None), 0.0);
+    // Both calls carried caller audio: each rated once as it ended, with nothing lost on
+    // loopback (so a clean G.711 line, MOS above 4.3).
+    assert_eq!(last.value("trunkline_call_mos_count", None), 2.0);
+    assert_eq!(last.value("trunkline_call_loss_ratio_sum", None), 0.0);
+    assert_eq!(last.value("trunkline_call_jitter_seconds_count", None), 2.0);
+    let mos = last.0.samples.iter().find(|s| s.metric == "trunkline_call_mos").expect("the MOS histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &mos.value else { panic!("not a histogram") };
+    let at = |bound: f64| buckets.iter().find(|b| b.less_than == bound).map(|b| b.count);
+    assert_eq!((at(4.3), at(4.5)), (Some(0.0), Some(2.0)), "{buckets:?}");
     assert_eq!(last.counter("trunkline_calls_opened_total"), 2);
     assert_eq!(last.value("trunkline_calls_total", Some(("outcome", "stopped"))), 1.0);
     assert_eq!(last.value("trunkline_server_active", None), 0.0);
