@@ -99,6 +99,17 @@
 // Size of trunkline_event's `name` buffer: TRUNKLINE_MAX_NAME_BYTES plus the NUL.
 #define TRUNKLINE_EVENT_NAME_CAPACITY 256
 
+// trunkline_engine_metrics `format`: the Prometheus text exposition format, version 0.0.4
+// (serve it as `text/plain; version=0.0.4; charset=utf-8`).
+#define TRUNKLINE_METRICS_PROMETHEUS 0
+
+// trunkline_engine_metrics `format`: OpenMetrics 1.0 text, ending with `# EOF` (serve it as
+// `application/openmetrics-text; version=1.0.0; charset=utf-8`).
+#define TRUNKLINE_METRICS_OPENMETRICS 1
+
+// Size of trunkline_event's `segment` buffer: the longest segment tag (63 bytes) plus the NUL.
+#define TRUNKLINE_SEGMENT_TAG_CAPACITY 64
+
 // Major version of the library this header belongs to.
 #define TRUNKLINE_VERSION_MAJOR 0
 
@@ -182,9 +193,11 @@ enum trunkline_event_kind
   // The caller stopped speaking at `stream_ms`.
   TRUNKLINE_EVENT_KIND_SPEECH_STOPPED = 4,
   // The caller spoke over the agent (onset at `stream_ms`); queued agent audio was dropped and
-  // `clear` sent; the caller heard `played_ms` of the current utterance.
+  // `clear` sent; the caller heard `played_ms` of the current utterance. `segment`,
+  // `segment_played_ms` and `unheard_segments` say where that was among the host's segments.
   TRUNKLINE_EVENT_KIND_BARGE_IN = 5,
-  // trunkline_session_interrupt took effect; the caller heard `played_ms`.
+  // trunkline_session_interrupt took effect; the caller heard `played_ms`. Segment fields as
+  // for BARGE_IN.
   TRUNKLINE_EVENT_KIND_INTERRUPTED = 6,
   // The caller heard everything before mark `name`, which sat at `played_ms` of its utterance.
   TRUNKLINE_EVENT_KIND_MARK_PLAYED = 7,
@@ -460,6 +473,16 @@ typedef struct {
   // How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
   // jambonz); -1 when the carrier does not say, and for other events.
   int64_t duration_ms;
+  // BARGE_IN, INTERRUPTED: the tag of the segment the caller was hearing (see
+  // trunkline_session_begin_segment), or, when nothing queued had been heard yet, of the first
+  // one queued; empty when no segment was queued, and for other events.
+  char segment[TRUNKLINE_SEGMENT_TAG_CAPACITY];
+  // BARGE_IN, INTERRUPTED: how much of `segment` the caller heard, ms, at most what was queued
+  // for it; -1 when nothing of it was heard yet (0: under a millisecond), and for other events.
+  int64_t segment_played_ms;
+  // BARGE_IN, INTERRUPTED: how many segments after `segment` the caller heard nothing of; read
+  // their tags with trunkline_session_unheard_segment. 0 for other events.
+  uint32_t unheard_segments;
 } trunkline_event;
 
 // What the carrier said when the stream started (strings: trunkline_session_start_string). Set
@@ -631,8 +654,49 @@ trunkline_result trunkline_engine_wake(const trunkline_engine *engine);
 // Resets the wakeup fd without blocking. OK if it was signalled, EMPTY if not. Any thread.
 trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine);
 
+// Writes the engine's counters as metrics text into `buf` (NUL-terminated) and the text's length
+// (without the NUL) into `*out_len`. `format` is TRUNKLINE_METRICS_PROMETHEUS or
+// TRUNKLINE_METRICS_OPENMETRICS (a plain integer, so that any value is defined). The text is
+// built now from counters the engine keeps anyway, so asking costs the workers nothing: calls
+// open, opened and ended by outcome, media frames in and out, protocol errors, the sum of every
+// session's counters (trunkline_session_stats_name, as `trunkline_session_<name>_total`; freed
+// sessions' final counts stay in), the engine's latency histogram, and CPU time per worker and
+// for the process. No label is per call. With an offload server on this engine, its `/metrics`
+// endpoint serves this text plus the server's own counters: scrape that instead.
+//
+// Unlike other calls, `*out_len` is also written with BUFFER_TOO_SMALL, to the length of the text
+// that did not fit (nothing is copied): retry with a buffer of more than that, leaving room,
+// since the text can grow between calls (counters gain digits, workers and sessions come).
+// `buf` may be NULL with a `capacity` of 0, to ask the length. A few kilobytes of text, built
+// on the calling thread; call it from a monitoring thread, not for every frame.
+//
+// Results: OK; BUFFER_TOO_SMALL (`capacity` not more than the length); NULL_PARAMETER (NULL
+// engine or `out_len`, or a NULL `buf` with a capacity); INVALID_ARGUMENT (an unknown `format`).
+// Any thread, concurrently with every call on the engine and its sessions; not with
+// trunkline_engine_free.
+trunkline_result trunkline_engine_metrics(const trunkline_engine *engine,
+                                          uint32_t format,
+                                          char *buf,
+                                          size_t capacity,
+                                          size_t *out_len);
+
 // A static, NUL-terminated description of protocol error `code` (never NULL). Any thread.
 const char *trunkline_protocol_error_message(uint32_t code);
+
+// Writes Trunkline's logs to stderr, one line per event (time, level, target, message and
+// fields), filtered by `filter`: `tracing`'s EnvFilter syntax (the same as RUST_LOG), e.g.
+// "trunkline=info", "trunkline=debug" or "warn,trunkline_server=info". NULL: the environment
+// variable TRUNKLINE_LOG, or "trunkline=info" when it is unset or empty. What is logged: the
+// offload server's calls (start and end, with the call's summary: `info`), refusals and failed
+// calls with their reason (`warn`), drains (`info`), connection detail (`debug`); never one line
+// per audio frame, and never from an audio worker thread. Until this is called (or the process
+// installs a `tracing` subscriber of its own) nothing is written.
+//
+// Results: OK; INVALID_ARGUMENT (the filter, or TRUNKLINE_LOG when `filter` is NULL, is not a
+// valid filter or not UTF-8: the reason is written to stderr); FULL (a subscriber is already
+// installed in this process, by an earlier call or by the host's own Rust code: nothing changed,
+// and a line saying so is written to stderr). Installs a process-wide logger once; any thread.
+trunkline_result trunkline_log_to_stderr(const char *filter);
 
 // A static, NUL-terminated English description of `result`, a trunkline_result value (passed as
 // an integer so that any value is defined: unknown codes get a generic text). Never NULL. Needs
@@ -699,8 +763,42 @@ trunkline_result trunkline_server_stats(const trunkline_server *server,
 #endif
 
 #if defined(TRUNKLINE_SERVER)
+// Writes into `*out_ready` whether the server takes new calls now, as its `/readyz` endpoint
+// answers (200 when true, 503 when false): true unless it is draining or holds `max_sessions`
+// calls. Results: OK; NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
+trunkline_result trunkline_server_ready(const trunkline_server *server, bool *out_ready);
+#endif
+
+#if defined(TRUNKLINE_SERVER)
+// Drains the server, e.g. on SIGTERM before a restart. At once it takes no new calls: `/readyz`
+// answers 503 (so a load balancer stops sending calls), a WebSocket upgrade gets 503 and an
+// AudioSocket connection is closed (counted in `rejected_draining`), while `/metrics` and
+// `/healthz` go on answering. Live calls go on for up to `grace_ms` (until their stream stops or
+// the carrier hangs up); those still live then are ended as trunkline_server_shutdown ends them
+// (a close frame; their hosts get STOPPED). Blocks until every call has ended, or `grace_ms`
+// plus 2 s.
+//
+// `*out_all_ended` receives true when every call had ended by then (the ones ended at the grace
+// count as ended), false when some connection was still open 2 s after the grace. Draining
+// cannot be undone: the server keeps listening (for `/metrics` and `/healthz`) until
+// trunkline_server_shutdown or trunkline_server_free. While it drains, other threads go on with
+// the live calls' sessions and may call trunkline_server_accept (a call whose stream started
+// just before the drain still comes out of it), _stats, _ready and _local_port; another drain
+// (the earlier deadline wins) or a shutdown (see there) may be called too, but not
+// trunkline_server_free.
+//
+// Results: OK; NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
+trunkline_result trunkline_server_drain(const trunkline_server *server,
+                                        uint32_t grace_ms,
+                                        bool *out_all_ended);
+#endif
+
+#if defined(TRUNKLINE_SERVER)
 // Stops accepting, lets live calls go on for up to `grace_ms` (until their stream stops or the
-// carrier hangs up), then closes the rest. Blocks until done. The handle must still be freed.
+// carrier hangs up), then closes the rest. Blocks until done. Other calls on the server return
+// CLOSED from the moment it begins; while a trunkline_server_drain runs on another thread, the
+// calls are ended by the earlier of the two deadlines, and the shutdown completes once the drain
+// has returned. The handle must still be freed.
 // Results: OK; NULL_PARAMETER; CLOSED (already shut down). Any thread.
 trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms);
 #endif
@@ -768,6 +866,32 @@ trunkline_result trunkline_session_mark(trunkline_session *session, const char *
 // how much the caller heard. Audio played after this call is kept. Results: OK; NULL_PARAMETER;
 // FULL; CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_interrupt(trunkline_session *session);
+
+// Begins a segment tagged `tag` (NUL-terminated UTF-8, 1 to 63 bytes): the agent audio played
+// after this call belongs to it, until the next trunkline_session_begin_segment. BARGE_IN and
+// INTERRUPTED events then say which segment the caller was hearing, how much of it, and how many
+// later ones went unheard (trunkline_session_unheard_segment); they end every segment. Results:
+// OK; NULL_PARAMETER; INVALID_ARGUMENT (empty, too long, not UTF-8); FULL (32 segments queued
+// that the caller has not got past yet: nothing taken, retry once playout has moved on);
+// CLOSED; FAILED. Any thread.
+trunkline_result trunkline_session_begin_segment(trunkline_session *session, const char *tag);
+
+// Copies the tag of unheard segment `index` (0 to `unheard_segments` - 1, in the order begun) of
+// the last BARGE_IN or INTERRUPTED event polled into `buf` (NUL-terminated; a buffer of
+// TRUNKLINE_SEGMENT_TAG_CAPACITY always suffices), its length into `*out_len`. Valid until the
+// next such event is polled. Results: OK; EMPTY (no such index, or no such event polled yet);
+// BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+trunkline_result trunkline_session_unheard_segment(trunkline_session *session,
+                                                   size_t index,
+                                                   char *buf,
+                                                   size_t capacity,
+                                                   size_t *out_len);
+
+// Writes into `*out_ms` how much agent audio was accepted by trunkline_session_play and not yet
+// heard by the caller, ms: waiting in the engine and at the carrier (by the engine's playout
+// model, corrected with the carrier's echoes where it sends them). Results: OK; NULL_PARAMETER;
+// CLOSED; FAILED. Any thread.
+trunkline_result trunkline_session_queued_ms(trunkline_session *session, uint64_t *out_ms);
 
 // Writes the size in bytes of the next outbound message into `*out_len`. Results: OK; EMPTY
 // (no message); NULL_PARAMETER; CLOSED; FAILED. Any thread.

@@ -1,12 +1,22 @@
 //! The engine handle.
 
-use crate::config::trunkline_engine_config;
+use crate::config::{size_t, trunkline_engine_config};
 use crate::result::trunkline_result;
-use crate::{guard, guard_void, try_out};
+use crate::{guard, guard_void, try_out, try_slice_mut};
+use std::ffi::c_char;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use trunkline::metrics::{self, Format};
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig};
+
+/// trunkline_engine_metrics `format`: the Prometheus text exposition format, version 0.0.4
+/// (serve it as `text/plain; version=0.0.4; charset=utf-8`).
+pub const TRUNKLINE_METRICS_PROMETHEUS: u32 = 0;
+
+/// trunkline_engine_metrics `format`: OpenMetrics 1.0 text, ending with `# EOF` (serve it as
+/// `application/openmetrics-text; version=1.0.0; charset=utf-8`).
+pub const TRUNKLINE_METRICS_OPENMETRICS: u32 = 1;
 
 /// An engine: worker threads and a wakeup fd. Opaque.
 pub struct trunkline_engine {
@@ -247,6 +257,55 @@ pub extern "C" fn trunkline_engine_clear_wakeup(engine: *const trunkline_engine)
     guard(|| {
         let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
         if engine.clear_wakeup() { trunkline_result::Ok } else { trunkline_result::Empty }
+    })
+}
+
+/// Writes the engine's counters as metrics text into `buf` (NUL-terminated) and the text's length
+/// (without the NUL) into `*out_len`. `format` is TRUNKLINE_METRICS_PROMETHEUS or
+/// TRUNKLINE_METRICS_OPENMETRICS (a plain integer, so that any value is defined). The text is
+/// built now from counters the engine keeps anyway, so asking costs the workers nothing: calls
+/// open, opened and ended by outcome, media frames in and out, protocol errors, the sum of every
+/// session's counters (trunkline_session_stats_name, as `trunkline_session_<name>_total`; freed
+/// sessions' final counts stay in), the engine's latency histogram, and CPU time per worker and
+/// for the process. No label is per call. With an offload server on this engine, its `/metrics`
+/// endpoint serves this text plus the server's own counters: scrape that instead.
+///
+/// Unlike other calls, `*out_len` is also written with BUFFER_TOO_SMALL, to the length of the text
+/// that did not fit (nothing is copied): retry with a buffer of more than that, leaving room,
+/// since the text can grow between calls (counters gain digits, workers and sessions come).
+/// `buf` may be NULL with a `capacity` of 0, to ask the length. A few kilobytes of text, built
+/// on the calling thread; call it from a monitoring thread, not for every frame.
+///
+/// Results: OK; BUFFER_TOO_SMALL (`capacity` not more than the length); NULL_PARAMETER (NULL
+/// engine or `out_len`, or a NULL `buf` with a capacity); INVALID_ARGUMENT (an unknown `format`).
+/// Any thread, concurrently with every call on the engine and its sessions; not with
+/// trunkline_engine_free.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_engine_metrics(
+    engine: *const trunkline_engine,
+    format: u32,
+    buf: *mut c_char,
+    capacity: size_t,
+    out_len: *mut size_t,
+) -> trunkline_result {
+    guard(|| {
+        let Some(engine) = engine_ref(engine) else { return trunkline_result::NullParameter };
+        let out_len = try_out!(out_len);
+        let buf = try_slice_mut!(buf, capacity);
+        let format = match format {
+            TRUNKLINE_METRICS_PROMETHEUS => Format::Prometheus,
+            TRUNKLINE_METRICS_OPENMETRICS => Format::OpenMetrics,
+            _ => return trunkline_result::InvalidArgument,
+        };
+        let text = metrics::render(&engine.metrics_snapshot(), &[], format);
+        out_len.set(text.len());
+        // Room for the text and its NUL.
+        let Some(dst) = buf.get_mut(..=text.len()) else { return trunkline_result::BufferTooSmall };
+        for (d, &b) in dst.iter_mut().zip(text.as_bytes()) {
+            *d = b as c_char;
+        }
+        dst[text.len()] = 0;
+        trunkline_result::Ok
     })
 }
 

@@ -3,8 +3,8 @@
 use crate::config::{TRUNKLINE_EVENT_NAME_CAPACITY, TRUNKLINE_MAX_NAME_BYTES, size_t};
 use crate::versioned::{VersionedOutput, versioned};
 use std::ffi::c_char;
-use trunkline::Event;
 use trunkline::protocol::ProtocolError;
+use trunkline::{Event, SegmentReport};
 
 /// What an event is. Values are stable.
 #[repr(u32)]
@@ -20,9 +20,11 @@ pub enum trunkline_event_kind {
     /// The caller stopped speaking at `stream_ms`.
     SpeechStopped = 4,
     /// The caller spoke over the agent (onset at `stream_ms`); queued agent audio was dropped and
-    /// `clear` sent; the caller heard `played_ms` of the current utterance.
+    /// `clear` sent; the caller heard `played_ms` of the current utterance. `segment`,
+    /// `segment_played_ms` and `unheard_segments` say where that was among the host's segments.
     BargeIn = 5,
-    /// trunkline_session_interrupt took effect; the caller heard `played_ms`.
+    /// trunkline_session_interrupt took effect; the caller heard `played_ms`. Segment fields as
+    /// for BARGE_IN.
     Interrupted = 6,
     /// The caller heard everything before mark `name`, which sat at `played_ms` of its utterance.
     MarkPlayed = 7,
@@ -79,6 +81,9 @@ pub enum trunkline_protocol_error {
     CarrierReported = 17,
 }
 
+/// Size of trunkline_event's `segment` buffer: the longest segment tag (63 bytes) plus the NUL.
+pub const TRUNKLINE_SEGMENT_TAG_CAPACITY: usize = 64;
+
 /// One event. Plain data, owned by the caller; `name` is always NUL-terminated. Set `struct_size`
 /// before trunkline_session_poll_event (see "VERSIONED OUTPUTS" above).
 #[repr(C)]
@@ -102,9 +107,31 @@ pub struct trunkline_event {
     /// How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
     /// jambonz); -1 when the carrier does not say, and for other events.
     pub duration_ms: i64,
+    /// BARGE_IN, INTERRUPTED: the tag of the segment the caller was hearing (see
+    /// trunkline_session_begin_segment), or, when nothing queued had been heard yet, of the first
+    /// one queued; empty when no segment was queued, and for other events.
+    pub segment: [c_char; TRUNKLINE_SEGMENT_TAG_CAPACITY],
+    /// BARGE_IN, INTERRUPTED: how much of `segment` the caller heard, ms, at most what was queued
+    /// for it; -1 when nothing of it was heard yet (0: under a millisecond), and for other events.
+    pub segment_played_ms: i64,
+    /// BARGE_IN, INTERRUPTED: how many segments after `segment` the caller heard nothing of; read
+    /// their tags with trunkline_session_unheard_segment. 0 for other events.
+    pub unheard_segments: u32,
 }
 
-versioned!(trunkline_event { struct_size, kind, stream_ms, played_ms, digit, error, name, duration_ms });
+versioned!(trunkline_event {
+    struct_size,
+    kind,
+    stream_ms,
+    played_ms,
+    digit,
+    error,
+    name,
+    duration_ms,
+    segment,
+    segment_played_ms,
+    unheard_segments,
+});
 
 impl VersionedOutput for trunkline_event {
     /// The first version ends with `name`.
@@ -122,7 +149,23 @@ impl trunkline_event {
             error: 0,
             name: [0; TRUNKLINE_EVENT_NAME_CAPACITY],
             duration_ms: -1,
+            segment: [0; TRUNKLINE_SEGMENT_TAG_CAPACITY],
+            segment_played_ms: -1,
+            unheard_segments: 0,
         }
+    }
+
+    /// Fills the segment fields of a BARGE_IN or INTERRUPTED event from its report.
+    pub(crate) fn with_segments(mut self, report: &SegmentReport) -> Self {
+        if let Some(heard) = &report.segment {
+            // Tags are at most 63 bytes (checked when begun), so this never truncates.
+            for (dst, &b) in self.segment.iter_mut().zip(&heard.tag.as_bytes()[..heard.tag.len().min(63)]) {
+                *dst = b as c_char;
+            }
+            self.segment_played_ms = heard.played_ms.map_or(-1, |ms| ms.min(i64::MAX as u64) as i64);
+        }
+        self.unheard_segments = report.unheard.len() as u32;
+        self
     }
 
     fn with_name(mut self, name: &str) -> Self {
@@ -201,6 +244,35 @@ mod tests {
         for (engine, c) in pairs {
             assert_eq!(engine as u32, c as u32);
         }
+    }
+
+    #[test]
+    fn segment_fields_come_from_the_report_and_default_to_none() {
+        let e = trunkline_event::from(&Event::Interrupted { played_ms: 5 });
+        assert_eq!((e.segment[0], e.segment_played_ms, e.unheard_segments), (0, -1, 0));
+        let report = SegmentReport {
+            segment: Some(trunkline::HeardSegment { tag: "t".repeat(63), played_ms: Some(0) }),
+            unheard: vec!["b".into(), "c".into()],
+        };
+        let e = e.with_segments(&report);
+        let tag: Vec<u8> = e.segment.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+        assert_eq!(tag, [b't'; 63]);
+        assert_eq!((e.segment_played_ms, e.unheard_segments), (0, 2));
+        let unplayed = SegmentReport {
+            segment: Some(trunkline::HeardSegment { tag: "a".into(), played_ms: None }),
+            unheard: vec![],
+        };
+        assert_eq!(
+            trunkline_event::from(&Event::Interrupted { played_ms: 0 })
+                .with_segments(&unplayed)
+                .segment_played_ms,
+            -1
+        );
+    }
+
+    #[test]
+    fn segment_tag_capacity_holds_the_longest_tag_and_its_nul() {
+        assert_eq!(TRUNKLINE_SEGMENT_TAG_CAPACITY, trunkline::pipeline::MAX_SEGMENT_TAG_BYTES + 1);
     }
 
     #[test]

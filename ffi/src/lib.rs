@@ -16,6 +16,7 @@ mod codec;
 mod config;
 mod engine;
 mod event;
+mod log;
 mod result;
 #[cfg(feature = "server")]
 mod server;
@@ -30,6 +31,7 @@ pub use codec::*;
 pub use config::*;
 pub use engine::*;
 pub use event::*;
+pub use log::*;
 pub use result::*;
 #[cfg(feature = "server")]
 pub use server::*;

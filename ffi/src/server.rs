@@ -8,7 +8,7 @@ use crate::versioned::{self, versioned};
 use crate::{guard, guard_void, try_out, try_slice_mut};
 use ::trunkline_server::{OffloadConfig, OffloadServer, ServerStats, TlsConfig};
 use std::ffi::c_char;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// A running offload server. Opaque.
@@ -90,7 +90,17 @@ impl trunkline_server_config {
 }
 
 struct ServerBox {
-    server: Mutex<Option<OffloadServer>>,
+    /// `None` after trunkline_server_shutdown. Each call takes a reference for its own length
+    /// and lets go of the lock at once, so that a drain (which blocks for its grace) leaves the
+    /// other calls free meanwhile; the shutdown waits for the drain to let go of its reference.
+    server: Mutex<Option<Arc<OffloadServer>>>,
+}
+
+impl ServerBox {
+    /// The running server, or `None` after trunkline_server_shutdown.
+    fn get(&self) -> Option<Arc<OffloadServer>> {
+        self.server.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 fn server_box<'a>(ptr: *const trunkline_server) -> Option<&'a ServerBox> {
@@ -144,7 +154,8 @@ pub extern "C" fn trunkline_server_start(
         };
         match OffloadServer::start(engine, config) {
             Ok(server) => {
-                out.set(Box::into_raw(Box::new(ServerBox { server: Mutex::new(Some(server)) })).cast());
+                let server = Mutex::new(Some(Arc::new(server)));
+                out.set(Box::into_raw(Box::new(ServerBox { server })).cast());
                 trunkline_result::Ok
             }
             Err(::trunkline_server::OffloadError::Io(_)) => trunkline_result::Io,
@@ -191,8 +202,7 @@ pub extern "C" fn trunkline_server_local_port(
     guard(|| {
         let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
         let out = try_out!(out_port);
-        let guard = b.server.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(server) = guard.as_ref() else { return trunkline_result::Closed };
+        let Some(server) = b.get() else { return trunkline_result::Closed };
         out.set(server.local_addr().port());
         trunkline_result::Ok
     })
@@ -211,8 +221,7 @@ pub extern "C" fn trunkline_server_accept(
     guard(|| {
         let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
         let out = try_out!(out);
-        let guard = b.server.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(server) = guard.as_ref() else { return trunkline_result::Closed };
+        let Some(server) = b.get() else { return trunkline_result::Closed };
         match server.accept() {
             Some(call) => {
                 out.set(session_handle(call.session, Some(call.start)));
@@ -249,8 +258,7 @@ pub extern "C" fn trunkline_server_stats(
         let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
         let out_count = try_out!(out_count);
         let values = try_slice_mut!(values, capacity);
-        let guard = b.server.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(server) = guard.as_ref() else { return trunkline_result::Closed };
+        let Some(server) = b.get() else { return trunkline_result::Closed };
         let all = server.stats().values();
         let n = all.len().min(values.len());
         values[..n].copy_from_slice(&all[..n]);
@@ -259,8 +267,61 @@ pub extern "C" fn trunkline_server_stats(
     })
 }
 
+/// Writes into `*out_ready` whether the server takes new calls now, as its `/readyz` endpoint
+/// answers (200 when true, 503 when false): true unless it is draining or holds `max_sessions`
+/// calls. Results: OK; NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_server_ready(
+    server: *const trunkline_server,
+    out_ready: *mut bool,
+) -> trunkline_result {
+    guard(|| {
+        let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
+        let out = try_out!(out_ready);
+        let Some(server) = b.get() else { return trunkline_result::Closed };
+        out.set(server.is_ready());
+        trunkline_result::Ok
+    })
+}
+
+/// Drains the server, e.g. on SIGTERM before a restart. At once it takes no new calls: `/readyz`
+/// answers 503 (so a load balancer stops sending calls), a WebSocket upgrade gets 503 and an
+/// AudioSocket connection is closed (counted in `rejected_draining`), while `/metrics` and
+/// `/healthz` go on answering. Live calls go on for up to `grace_ms` (until their stream stops or
+/// the carrier hangs up); those still live then are ended as trunkline_server_shutdown ends them
+/// (a close frame; their hosts get STOPPED). Blocks until every call has ended, or `grace_ms`
+/// plus 2 s.
+///
+/// `*out_all_ended` receives true when every call had ended by then (the ones ended at the grace
+/// count as ended), false when some connection was still open 2 s after the grace. Draining
+/// cannot be undone: the server keeps listening (for `/metrics` and `/healthz`) until
+/// trunkline_server_shutdown or trunkline_server_free. While it drains, other threads go on with
+/// the live calls' sessions and may call trunkline_server_accept (a call whose stream started
+/// just before the drain still comes out of it), _stats, _ready and _local_port; another drain
+/// (the earlier deadline wins) or a shutdown (see there) may be called too, but not
+/// trunkline_server_free.
+///
+/// Results: OK; NULL_PARAMETER; CLOSED (after trunkline_server_shutdown). Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_server_drain(
+    server: *const trunkline_server,
+    grace_ms: u32,
+    out_all_ended: *mut bool,
+) -> trunkline_result {
+    guard(|| {
+        let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
+        let out = try_out!(out_all_ended);
+        let Some(server) = b.get() else { return trunkline_result::Closed };
+        out.set(server.drain(Duration::from_millis(u64::from(grace_ms))));
+        trunkline_result::Ok
+    })
+}
+
 /// Stops accepting, lets live calls go on for up to `grace_ms` (until their stream stops or the
-/// carrier hangs up), then closes the rest. Blocks until done. The handle must still be freed.
+/// carrier hangs up), then closes the rest. Blocks until done. Other calls on the server return
+/// CLOSED from the moment it begins; while a trunkline_server_drain runs on another thread, the
+/// calls are ended by the earlier of the two deadlines, and the shutdown completes once the drain
+/// has returned. The handle must still be freed.
 /// Results: OK; NULL_PARAMETER; CLOSED (already shut down). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_shutdown(
@@ -269,14 +330,28 @@ pub extern "C" fn trunkline_server_shutdown(
 ) -> trunkline_result {
     guard(|| {
         let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
-        let taken = b.server.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match taken {
-            Some(server) => {
-                server.shutdown(Duration::from_millis(u64::from(grace_ms)));
-                trunkline_result::Ok
+        let taken = b.server.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(mut server) = taken else { return trunkline_result::Closed };
+        let grace = Duration::from_millis(u64::from(grace_ms));
+        let mut drained = false;
+        // Only a drain holds its reference for longer than a moment.
+        let server = loop {
+            match Arc::try_unwrap(server) {
+                Ok(server) => break server,
+                Err(shared) => {
+                    if !drained {
+                        // Brings the running drain's deadline forward to this grace, if sooner,
+                        // and waits as it does.
+                        shared.drain(grace);
+                        drained = true;
+                    }
+                    server = shared;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
-            None => trunkline_result::Closed,
-        }
+        };
+        server.shutdown(grace);
+        trunkline_result::Ok
     })
 }
 

@@ -316,6 +316,85 @@ pub extern "C" fn trunkline_session_interrupt(session: *mut trunkline_session) -
     })
 }
 
+/// Begins a segment tagged `tag` (NUL-terminated UTF-8, 1 to 63 bytes): the agent audio played
+/// after this call belongs to it, until the next trunkline_session_begin_segment. BARGE_IN and
+/// INTERRUPTED events then say which segment the caller was hearing, how much of it, and how many
+/// later ones went unheard (trunkline_session_unheard_segment); they end every segment. Results:
+/// OK; NULL_PARAMETER; INVALID_ARGUMENT (empty, too long, not UTF-8); FULL (32 segments queued
+/// that the caller has not got past yet: nothing taken, retry once playout has moved on);
+/// CLOSED; FAILED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_begin_segment(
+    session: *mut trunkline_session,
+    tag: *const c_char,
+) -> trunkline_result {
+    guard(|| {
+        if tag.is_null() {
+            return trunkline_result::NullParameter;
+        }
+        // SAFETY: non-NULL; the header requires a NUL-terminated string.
+        let Ok(tag) = unsafe { CStr::from_ptr(tag) }.to_str() else {
+            return trunkline_result::InvalidArgument;
+        };
+        let mut s = open_session!(session);
+        match s.session.begin_segment(tag) {
+            Ok(()) => trunkline_result::Ok,
+            Err(e) => e.into(),
+        }
+    })
+}
+
+/// Copies the tag of unheard segment `index` (0 to `unheard_segments` - 1, in the order begun) of
+/// the last BARGE_IN or INTERRUPTED event polled into `buf` (NUL-terminated; a buffer of
+/// TRUNKLINE_SEGMENT_TAG_CAPACITY always suffices), its length into `*out_len`. Valid until the
+/// next such event is polled. Results: OK; EMPTY (no such index, or no such event polled yet);
+/// BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_unheard_segment(
+    session: *mut trunkline_session,
+    index: size_t,
+    buf: *mut c_char,
+    capacity: size_t,
+    out_len: *mut size_t,
+) -> trunkline_result {
+    guard(|| {
+        let out_len = try_out!(out_len);
+        let buf = try_slice_mut!(buf, capacity);
+        let s = match lock(session) {
+            Ok(s) if s.closed() => return trunkline_result::Closed,
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let Some(tag) = s.session.segments_at_cut().and_then(|r| r.unheard.get(index)) else {
+            return trunkline_result::Empty;
+        };
+        match copy_c_string(tag, buf) {
+            Some(n) => {
+                out_len.set(n);
+                trunkline_result::Ok
+            }
+            None => trunkline_result::BufferTooSmall,
+        }
+    })
+}
+
+/// Writes into `*out_ms` how much agent audio was accepted by trunkline_session_play and not yet
+/// heard by the caller, ms: waiting in the engine and at the carrier (by the engine's playout
+/// model, corrected with the carrier's echoes where it sends them). Results: OK; NULL_PARAMETER;
+/// CLOSED; FAILED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_queued_ms(
+    session: *mut trunkline_session,
+    out_ms: *mut u64,
+) -> trunkline_result {
+    guard(|| {
+        let out_ms = try_out!(out_ms);
+        let mut s = open_session!(session);
+        out_ms.set(s.session.queued_ms());
+        trunkline_result::Ok
+    })
+}
+
 /// Writes the size in bytes of the next outbound message into `*out_len`. Results: OK; EMPTY
 /// (no message); NULL_PARAMETER; CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
@@ -392,7 +471,13 @@ pub extern "C" fn trunkline_session_poll_event(
         };
         let mut s = open_session!(session);
         let Some(event) = s.session.poll_event() else { return trunkline_result::Empty };
-        out.set(trunkline_event::from(&event));
+        let mut c_event = trunkline_event::from(&event);
+        if matches!(event, Event::BargeIn { .. } | Event::Interrupted { .. })
+            && let Some(report) = s.session.segments_at_cut()
+        {
+            c_event = c_event.with_segments(report);
+        }
+        out.set(c_event);
         if let Event::Started(start) = event {
             s.start = Some(start);
         }

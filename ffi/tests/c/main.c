@@ -81,6 +81,11 @@ static const struct {
     TEST(test_output_struct_size),
     TEST(test_server_lifecycle_and_errors),
     TEST(test_server_call),
+    TEST(test_server_drain),
+    TEST(test_server_shutdown_during_drain),
+    TEST(test_engine_metrics_match_the_session_counters),
+    TEST(test_engine_metrics_buffer_and_errors),
+    TEST(test_engine_metrics_threaded),
     TEST(test_manual_clock_pacing),
     TEST(test_manual_clock_is_deterministic),
     TEST(test_manual_clock_advanced_from_another_thread),
@@ -88,6 +93,9 @@ static const struct {
     TEST(test_vad_silence_and_voiced_signal),
     TEST(test_vad_speech_fixture),
     TEST(test_vad_errors),
+    TEST(test_segments_interrupt_mid_segment),
+    TEST(test_segments_not_heard_yet),
+    TEST(test_log_to_stderr), /* last: it leaves the logger installed */
 };
 
 int main(int argc, char **argv) {

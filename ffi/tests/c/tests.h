@@ -60,6 +60,13 @@ void test_output_struct_size(void);
 /* test_server.c */
 void test_server_lifecycle_and_errors(void);
 void test_server_call(void);
+void test_server_drain(void);
+void test_server_shutdown_during_drain(void);
+
+/* test_metrics.c */
+void test_engine_metrics_match_the_session_counters(void);
+void test_engine_metrics_buffer_and_errors(void);
+void test_engine_metrics_threaded(void);
 
 /* test_clock.c */
 void test_manual_clock_pacing(void);
@@ -71,5 +78,12 @@ void test_manual_clock_errors(void);
 void test_vad_silence_and_voiced_signal(void);
 void test_vad_speech_fixture(void);
 void test_vad_errors(void);
+
+/* test_segments.c */
+void test_segments_interrupt_mid_segment(void);
+void test_segments_not_heard_yet(void);
+
+/* test_log.c */
+void test_log_to_stderr(void);
 
 #endif
