@@ -16,6 +16,10 @@ command -v mcs >/dev/null || need_pkgs+=(mono-mcs)
 command -v mono >/dev/null || need_pkgs+=(mono-runtime)
 # The C tests (scripts/test_c.sh) also run under valgrind.
 command -v valgrind >/dev/null || need_pkgs+=(valgrind)
+# The packages stage (scripts/test_packages.sh) builds against an installed prefix with pkg-config
+# and looks inside the packages it builds.
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+command -v unzip >/dev/null || need_pkgs+=(unzip)
 # Later suites (libopus) add theirs here.
 if ((${#need_pkgs[@]})); then
   if command -v apt-get >/dev/null; then
@@ -38,10 +42,16 @@ stage "C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C 
 ./scripts/test_c.sh
 stage "python binding"
 ./scripts/test_python.sh
+stage "pipecat integration (trunkline.pipecat behind callsim; pinned venv target/pipecat-env)"
+./scripts/test_pipecat.sh
+stage "docs/deploy.md: its Kubernetes YAML hangs together"
+"$(scripts/pyenv.sh)/bin/python" scripts/check_deploy_doc.py
 stage ".NET binding (Mono)"
 ./scripts/test_dotnet.sh
 stage "node binding"
 ./scripts/test_node.sh
+stage "packages: wheel, npm, NuGet, C prefix (each installed away from the checkout, a call through each)"
+./scripts/test_packages.sh
 stage "the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
 cargo run --release --locked -p trunkline-tools --bin call_demo
 # The same call on every other carrier (AudioSocket over TCP), in brief: the last line says how it went.

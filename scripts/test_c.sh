@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The C stage of the test command (called by scripts/test.sh; runs on its own too).
 #
-# Builds libtrunkline twice: first with the `test-hooks` feature, which the C tests need to reach
-# the PANIC and FAILED results, copied to target/c-tests/lib; then the shipped library
-# (target/release), last, so that it is the hook-free one (checked). Both builds share one target
-# dir, so the engine and the dependencies are compiled once. A third build, without the offload
-# server (--no-default-features, in its own target dir, target/ffi-no-server), must have no tokio
-# in it and none of the server's functions, while the default library has them; both sizes are
-# printed. Then, using nothing but cc, include/trunkline.h and the libraries:
+# Builds libtrunkline three times, all in target/release so that the dependencies are compiled
+# once (cargo keeps each feature set's artifacts apart): first without the offload server
+# (--no-default-features), copied to target/ffi-no-server/release, which must have no tokio in it
+# and none of the server's functions, while the default library has them (both sizes are
+# printed); then with the `test-hooks` feature, which the C tests need to reach the PANIC and
+# FAILED results, copied to target/c-tests/lib; then the shipped library (target/release), last,
+# so that it is the hook-free one (checked). Then, using nothing but cc, include/trunkline.h and
+# the libraries:
 #   - the C tests (ffi/tests/c), built with -std=c11 -Wall -Wextra -Werror -pedantic, run
 #     (a) plain, (b) under AddressSanitizer + UndefinedBehaviorSanitizer with leak detection,
 #     (c) under valgrind (shorter threaded calls: --short), with zero errors and zero bytes
@@ -29,7 +30,10 @@ CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic)
 # The expected panic of trunkline_test_panic prints one line, not a backtrace.
 export RUST_BACKTRACE=0
 
-echo "== C: libtrunkline with test hooks ($hooks_lib), then the shipped one (target/release)"
+echo "== C: libtrunkline without the offload server ($no_server_dir), with test hooks ($hooks_lib), then the shipped one (target/release)"
+cargo build --release --locked -p trunkline-ffi --no-default-features
+mkdir -p "$no_server_dir/release"
+cp target/release/libtrunkline.so "$no_server_dir/release/libtrunkline.so"
 cargo build --release --locked -p trunkline-ffi --features test-hooks
 mkdir -p "$hooks_lib"
 cp target/release/libtrunkline.so "$hooks_lib/libtrunkline.so"
@@ -65,8 +69,7 @@ check "shipped library exports no test hooks" \
 check "test library exports the test hooks" \
   bash -c "nm -D --defined-only $hooks_lib/libtrunkline.so | grep -q trunkline_test_panic"
 
-echo "== C: libtrunkline without the offload server (--no-default-features, $no_server_dir)"
-cargo build --release --locked -p trunkline-ffi --no-default-features --target-dir "$no_server_dir"
+echo "== C: the library without the offload server (--no-default-features, $no_server_dir)"
 no_server_lib=$no_server_dir/release/libtrunkline.so
 # tokio's symbols in the whole symbol table (the dynamic one only ever has trunkline_* exports).
 tokio_symbols() { nm "$1" | grep -c tokio || true; }

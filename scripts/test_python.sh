@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 py_env=$(./scripts/pyenv.sh)
+# The library, and callsim (the simulated carrier some tests call the offload server with).
 cargo build --release -q -p trunkline-ffi
+cargo build --release -q -p trunkline-callsim
 
 echo "== pip install ./bindings/python (fresh venv)"
 venv=$(mktemp -d)

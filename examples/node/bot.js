@@ -7,13 +7,24 @@
 // moment the caller interrupts (Trunkline detects the barge-in, drops its queued audio and sends
 // `clear` itself; the bot drops what it had not handed over yet).
 //
-//     node examples/node/bot.js --port 8765
+//     node examples/node/bot.js --port 8765 [--drain-grace SECONDS]
+//
+// On the same port it answers GET /healthz (200 while the process runs), GET /readyz (200, or 503
+// once draining) and GET /metrics (the engine's counters as Prometheus text).
+//
+// On SIGTERM (a deploy or scale-down) it drains: at once /readyz answers 503 and new calls are
+// refused with 503, so the load balancer sends the next calls elsewhere; the live calls go on until
+// they end, for up to the grace (--drain-grace, else $TRUNKLINE_DRAIN_GRACE_S, else 30 s); calls still live
+// then are closed (1001, going away); then the bot exits with status 0.
 
 const http = require('node:http');
 const { WebSocketServer } = require('ws');
 const { Engine, TrunklineError, RESULT } = require('trunkline');
 
 const AGENT_RATE = 16000;
+/** How long live calls may go on after SIGTERM, seconds. */
+const TRUNKLINE_DRAIN_GRACE_S = Number(process.env.TRUNKLINE_DRAIN_GRACE_S || 30);
+const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 /** Caller audio kept for replies, seconds. */
 const KEEP_SECONDS = 60;
 
@@ -52,6 +63,7 @@ class EchoAgent {
     this.session = session;
     this.log = log;
     this.audio = new CallerAudio(AGENT_RATE, KEEP_SECONDS);
+    this.callId = '';
     this.onsetMs = null;
     this.replies = 0;
     // Reply audio the engine has not taken yet (it takes what fits, as with a streaming TTS),
@@ -83,6 +95,7 @@ class EchoAgent {
   onEvent(ev) {
     switch (ev.kind) {
       case 'started':
+        this.callId = ev.callId;
         this.log(
           `call ${ev.callId} started (stream ${ev.streamId}, ${ev.encoding} at ${ev.sampleRate} Hz, ` +
             `params ${JSON.stringify(ev.customParameters)})`,
@@ -149,7 +162,11 @@ async function handleCall(ws, engine, log) {
     inbox.push(isBinary ? data : data.toString('utf8'));
     flushInbox();
   });
-  ws.on('close', () => session.close()); // ends the loop below
+  // The carrier hung up (after its stop, or without one): the stream ends as with a stop, so the
+  // loop below sees `stopped`.
+  ws.on('close', () => {
+    if (!session.closed) session.endStream();
+  });
 
   let stopped = false;
   for await (const _ of session.wakeups()) {
@@ -167,7 +184,8 @@ async function handleCall(ws, engine, log) {
     const stats = session.stats();
     session.close();
     log(
-      `call ended: ${stats.frames_out} frames sent, ${stats.barge_ins} barge-ins, ` +
+      `call ${agent.callId || '(not started)'} ended: ${stats.media_frames_in} caller frames in, ` +
+        `${stats.frames_out} frames sent, ${stats.barge_ins} barge-ins, ` +
         `${stats.protocol_errors} bad messages, ${stats.agent_samples_dropped} caller samples dropped`,
     );
   }
@@ -175,13 +193,24 @@ async function handleCall(ws, engine, log) {
 }
 
 /**
- * Starts the bot's HTTP + WebSocket server. Resolves to { port, close() } once listening.
- * `engine` defaults to a new one (one worker per core), closed with the server.
+ * Starts the bot's HTTP + WebSocket server. Resolves to { port, drain(graceMs), close() } once
+ * listening. `engine` defaults to a new one (one worker per core), closed with the server.
  */
 function startBot({ host = '127.0.0.1', port = 8765, engine, log = console.log } = {}) {
   const ownEngine = !engine;
   engine = engine || new Engine();
+  let draining = false;
+  /** The live calls: each one's WebSocket and the promise of its end. */
+  const calls = new Map();
   const server = http.createServer((req, res) => {
+    const path = req.url.split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') return res.writeHead(200).end('ok\n');
+    if (req.method === 'GET' && path === '/readyz') {
+      return res.writeHead(draining ? 503 : 200).end(draining ? 'draining\n' : 'ready\n');
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      return res.writeHead(200, { 'content-type': PROMETHEUS_TEXT }).end(engine.metrics());
+    }
     if (req.method === 'POST' && req.url.startsWith('/twiml')) {
       res.writeHead(200, { 'content-type': 'text/xml' });
       res.end(
@@ -195,13 +224,46 @@ function startBot({ host = '127.0.0.1', port = 8765, engine, log = console.log }
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     if (!req.url.startsWith('/media')) return socket.destroy();
+    if (draining) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      handleCall(ws, engine, log).catch((e) => {
-        log(`call failed: ${e.stack || e}`);
-        ws.terminate();
-      });
+      const ended = handleCall(ws, engine, log)
+        .catch((e) => {
+          log(`call failed: ${e.stack || e}`);
+          ws.terminate();
+        })
+        .finally(() => calls.delete(ws));
+      calls.set(ws, ended);
     });
   });
+
+  /**
+   * Takes no new calls from now on (/readyz and upgrades answer 503), waits up to `graceMs` for
+   * the live calls to end, then closes those left (1001). Resolves to whether every call ended by
+   * itself.
+   */
+  async function drain(graceMs) {
+    draining = true;
+    const live = [...calls.values()];
+    log(`draining: ${live.length} live call(s), up to ${Math.round(graceMs / 1000)} s`);
+    let timer;
+    const grace = new Promise((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([Promise.all(live), grace]);
+    clearTimeout(timer);
+    const left = [...calls.keys()];
+    for (const ws of left) ws.close(1001, 'server shutting down');
+    // A carrier that does not answer the close is cut off after 5 s.
+    const cutOff = setTimeout(() => left.forEach((ws) => ws.terminate()), 5000);
+    await Promise.all([...calls.values()]);
+    clearTimeout(cutOff);
+    log(left.length ? `drained: ${left.length} call(s) cut at the grace` : 'drained: every call ended');
+    return left.length === 0;
+  }
+
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -209,6 +271,7 @@ function startBot({ host = '127.0.0.1', port = 8765, engine, log = console.log }
       log(`listening on ws://${host}:${bound}/media`);
       resolve({
         port: bound,
+        drain,
         close: () =>
           new Promise((done) => {
             for (const ws of wss.clients) ws.terminate();
@@ -231,8 +294,18 @@ if (require.main === module) {
     return i > 0 ? process.argv[i + 1] : fallback;
   };
   const stamp = (msg) => console.log(`${new Date().toISOString()} bot ${msg}`);
-  startBot({ host: arg('host', '127.0.0.1'), port: Number(arg('port', 8765)), log: stamp }).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  const graceS = Number(arg('drain-grace', TRUNKLINE_DRAIN_GRACE_S));
+  startBot({ host: arg('host', '127.0.0.1'), port: Number(arg('port', 8765)), log: stamp }).then(
+    (bot) => {
+      process.once('SIGTERM', async () => {
+        await bot.drain(graceS * 1000);
+        await bot.close();
+        process.exit(0);
+      });
+    },
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }

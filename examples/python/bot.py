@@ -5,7 +5,15 @@ stops speaking it plays their last utterance back to them (a stand-in for STT ->
 it stops talking the moment the caller interrupts (Trunkline detects the barge-in, drops the
 queued audio and sends `clear` itself).
 
-    python examples/python/bot.py --port 8765
+    python examples/python/bot.py --port 8765 [--drain-grace SECONDS]
+
+On the same port it answers `GET /healthz` (200 while the process runs), `GET /readyz` (200, or
+503 once draining) and `GET /metrics` (the engine's counters as Prometheus text).
+
+On SIGTERM (a deploy or scale-down) it drains: at once `/readyz` answers 503 and new calls are
+refused with 503, so the load balancer sends the next calls elsewhere; the live calls go on until
+they end, for up to the grace (`--drain-grace`, else $TRUNKLINE_DRAIN_GRACE_S, else 30 s); calls still live
+then are closed (1001, going away); then the bot exits with status 0.
 """
 
 from __future__ import annotations
@@ -13,13 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 import trunkline
 
 AGENT_RATE = 16000
+TRUNKLINE_DRAIN_GRACE_S = float(os.environ.get("TRUNKLINE_DRAIN_GRACE_S", "30"))
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("bot")
 
 
@@ -27,6 +40,7 @@ class EchoAgent:
     """Keeps the caller's audio since the last onset and speaks it back when they stop."""
 
     def __init__(self) -> None:
+        self.call_id = ""
         self.audio = bytearray()  # all caller audio so far, s16le at AGENT_RATE
         self.onset_ms: int | None = None
         self.replies = 0
@@ -54,6 +68,7 @@ class EchoAgent:
 
     def on_event(self, call: trunkline.Session, ev: trunkline.Event) -> None:
         if ev.kind == "started":
+            self.call_id = ev.call_id
             log.info("call %s started (%s, %d Hz; params %s)", ev.call_id, ev.encoding, ev.sample_rate, ev.custom_parameters)
         elif ev.kind == "speech_started":
             self.onset_ms = ev.stream_ms
@@ -106,24 +121,103 @@ async def handle_call(ws: ServerConnection, engine: trunkline.Engine) -> None:
         except ConnectionClosed:
             pass
         finally:
-            # Let the last frames go out, then end the call.
+            # The carrier hung up (after its stop, or without one): the stream ends as with a
+            # stop, so `stopped` comes. Let the last frames go out, then end the call.
+            call.end_stream()
             await asyncio.wait_for(sender, timeout=5) if not sender.done() else None
+            stats = call.stats()
+            log.info(
+                "call %s ended: %d caller frames in, %d agent frames out, %d caller samples dropped",
+                agent.call_id or "(not started)",
+                stats["media_frames_in"],
+                stats["frames_out"],
+                stats["agent_samples_dropped"],
+            )
 
 
-async def main(host: str, port: int, ready: asyncio.Future | None = None) -> None:
+class Bot:
+    """The WebSocket endpoint: the calls, the health endpoints, and the drain."""
+
+    def __init__(self, engine: trunkline.Engine) -> None:
+        self.engine = engine
+        self.draining = False
+        # The live calls: each handler's task and its connection.
+        self.calls: dict[asyncio.Task, ServerConnection] = {}
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answers the plain HTTP endpoints; refuses new calls while draining; lets the other
+        requests go on to the WebSocket handshake."""
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(200, "ok\n")
+        if path == "/readyz":
+            return connection.respond(503, "draining\n") if self.draining else connection.respond(200, "ready\n")
+        if path == "/metrics":
+            response = connection.respond(200, self.engine.metrics())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = PROMETHEUS_TEXT
+            return response
+        if self.draining:
+            return connection.respond(503, "draining: no new calls\n")
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        task = asyncio.current_task()
+        self.calls[task] = ws
+        try:
+            await handle_call(ws, self.engine)
+        finally:
+            del self.calls[task]
+
+    async def drain(self, grace: float) -> bool:
+        """Takes no new calls from now on, waits up to `grace` seconds for the live ones to end,
+        then closes those left. Whether every call ended by itself."""
+        self.draining = True
+        live = set(self.calls)
+        log.info("draining: %d live call(s), up to %.0f s", len(live), grace)
+        pending = (await asyncio.wait(live, timeout=grace))[1] if live else set()
+        for task in pending:
+            ws = self.calls.get(task)
+            if ws is not None:
+                await ws.close(1001, "server shutting down")
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        log.info("drained: %s", f"{len(pending)} call(s) cut at the grace" if pending else "every call ended")
+        return not pending
+
+
+async def main(
+    host: str,
+    port: int,
+    ready: asyncio.Future | None = None,
+    stop: asyncio.Event | None = None,
+    drain_grace: float = TRUNKLINE_DRAIN_GRACE_S,
+) -> bool:
+    """Serves calls until `stop` is set (forever without one), then drains them for up to
+    `drain_grace` seconds. Returns whether every call ended within the grace."""
     with trunkline.Engine() as engine:
-        async with serve(lambda ws: handle_call(ws, engine), host, port) as server:
+        bot = Bot(engine)
+        async with serve(bot.handle, host, port, process_request=bot.process_request) as server:
             bound = server.sockets[0].getsockname()[1]
             log.info("listening on ws://%s:%d", host, bound)
             if ready is not None:
                 ready.set_result(bound)
-            await asyncio.Future()
+            await (stop.wait() if stop is not None else asyncio.Future())
+            return await bot.drain(drain_grace)
+
+
+async def serve_until_sigterm(host: str, port: int, drain_grace: float) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await main(host, port, stop=stop, drain_grace=drain_grace)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--drain-grace", type=float, default=TRUNKLINE_DRAIN_GRACE_S, metavar="SECONDS",
+                        help="on SIGTERM, how long live calls may go on (default: $TRUNKLINE_DRAIN_GRACE_S or 30)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main(args.host, args.port))
+    asyncio.run(serve_until_sigterm(args.host, args.port, args.drain_grace))

@@ -125,3 +125,8 @@ def test_enum_values_match_the_header():
     assert fields == START_FIELDS
     encodings = dict((int(v), k.lower()) for k, v in re.findall(r"TRUNKLINE_AUDIO_ENCODING_(\w+) = (\d+)", HEADER))
     assert encodings == ENCODINGS
+
+
+def test_metrics_formats_match_the_header():
+    defines = dict((k, int(v)) for k, v in re.findall(r"#define TRUNKLINE_METRICS_(\w+) (\d+)", HEADER))
+    assert defines == {"PROMETHEUS": _ffi.METRICS_PROMETHEUS, "OPENMETRICS": _ffi.METRICS_OPENMETRICS}

@@ -80,3 +80,110 @@ def test_a_call_through_the_server():
         assert call.stats()["agent_samples_dropped"] == 0
         assert server.stats()["calls_opened"] == 1
         call.close()
+
+
+def http_status(port, path):
+    """The status of a plain GET of `path` on the server's port."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_drain_refuses_new_calls_and_lets_the_live_one_finish():
+    import threading
+
+    from websockets.exceptions import InvalidStatus
+
+    audio, _ = speech()
+    frames = 100
+    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, path="/media", session={"agent_rate": 8000, "agent_ring_ms": 5000}) as server:
+        assert server.ready and http_status(server.port, "/readyz") == 200
+        drained = {}
+        draining = threading.Event()
+
+        async def carrier():
+            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
+                await ws.send(connected())
+                await ws.send(start())
+                # The host has the call: drain on another thread, with a grace far longer than
+                # the rest of the call, which then goes on.
+                while not draining.is_set():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)
+                assert not server.ready
+                assert http_status(server.port, "/readyz") == 503
+                assert http_status(server.port, "/healthz") == 200
+                with pytest.raises(InvalidStatus) as refused:
+                    async with connect(f"ws://127.0.0.1:{server.port}/media"):
+                        pass
+                assert refused.value.response.status_code == 503
+                for i in range(frames):
+                    await ws.send(media(i + 2, i + 1, i * 20, audio[i * 160 : (i + 1) * 160]))
+                    await asyncio.sleep(0.002)
+                await ws.send(stop(500))
+            # Hung up, as Twilio does after stop: the server's last call has ended.
+
+        def drain_when_called():
+            call = None
+            while call is None:
+                engine.wait(0.05)
+                call = server.accept()
+            drained["call"] = call
+            draining.set()
+            drained["all_ended"] = server.drain(30)
+
+        drainer = threading.Thread(target=drain_when_called)
+        drainer.start()
+        asyncio.run(asyncio.wait_for(carrier(), 20))
+        drainer.join(35)
+        assert not drainer.is_alive() and drained["all_ended"] is True
+        call = drained["call"]
+        events, pcm = call.events(), call.read_audio()
+        assert events[-1].kind == "stopped"
+        assert len(pcm) == frames * 160 * 2  # every frame sent during the drain reached the host
+        stats = server.stats()
+        assert (stats["rejected_draining"], stats["calls_opened"], stats["active"]) == (1, 1, 0)
+        assert server.drain(0) is True and not server.ready  # nothing live; cannot be undone
+        with pytest.raises(ValueError):
+            server.drain(-1)
+        server.shutdown(0)
+        with pytest.raises(trunkline.TrunklineError) as e:
+            server.drain(0)
+        assert e.value.code == trunkline.Result.CLOSED
+        call.close()
+
+
+def test_close_waits_for_a_drain_in_another_thread():
+    import threading
+
+    with trunkline.Engine(workers=1) as engine:
+        server = trunkline.Server(engine, path="/media")
+
+        async def hold_a_call():
+            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
+                await ws.send(connected())
+                await ws.send(start())
+                await ws.wait_closed()  # until the drain ends the call at its grace
+
+        result = {}
+        caller = threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(hold_a_call(), 20)))
+        caller.start()
+        call = None
+        while call is None:
+            engine.wait(0.05)
+            call = server.accept()
+        drainer = threading.Thread(target=lambda: result.setdefault("all_ended", server.drain(0.3)))
+        drainer.start()
+        while server.ready:
+            time.sleep(0.01)
+        server.close()  # waits for the drain, which ends the call at its grace
+        assert result == {"all_ended": True}
+        drainer.join()
+        caller.join(20)
+        assert [e.kind for e in call.events()][-1] == "stopped"
+        call.close()

@@ -21,7 +21,7 @@ def connected():
     return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-def start(params=None):
+def start(params=None, call_sid=CALL_SID):
     return json.dumps(
         {
             "event": "start",
@@ -30,7 +30,7 @@ def start(params=None):
             "start": {
                 "accountSid": ACCOUNT_SID,
                 "streamSid": STREAM_SID,
-                "callSid": CALL_SID,
+                "callSid": call_sid,
                 "tracks": ["inbound"],
                 "customParameters": params or {"caller": "+15550100", "lang": "en"},
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},

@@ -14,6 +14,7 @@
 from ._codec import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ._core import Engine, Event, Session
 from ._errors import Result, TrunklineError
+from ._log import log_to_stderr
 from ._server import Server
 from ._vad import VAD_RATES, Vad
 from ._ffi import lib as _lib
@@ -33,5 +34,6 @@ __all__ = [
     "ulaw_encode",
     "alaw_decode",
     "alaw_encode",
+    "log_to_stderr",
     "__version__",
 ]

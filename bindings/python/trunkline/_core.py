@@ -12,7 +12,18 @@ from typing import AsyncIterator, Optional, Union
 
 from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
-from ._ffi import CEvent, EngineConfig, SessionConfig, StartInfo, c_enum, lib, unconverted
+from ._ffi import (
+    METRICS_OPENMETRICS,
+    METRICS_PROMETHEUS,
+    SEGMENT_TAG_CAPACITY,
+    CEvent,
+    EngineConfig,
+    SessionConfig,
+    StartInfo,
+    c_enum,
+    lib,
+    unconverted,
+)
 
 EVENT_KINDS = {
     1: "connected",
@@ -96,6 +107,13 @@ class Event:
     # identifiers (Twilio's callSid, streamSid, accountSid; "" when the carrier sends none), the
     # custom parameters in the order sent, the tracks, and the media format: `encoding` ("mulaw",
     # "alaw" or "l16"), `sample_rate` (Hz) and `channels`.
+    # `barge_in` and `interrupted` only: the tag of the segment the caller was hearing (see
+    # Session.begin_segment; when nothing queued had been heard yet, the first one queued; None
+    # when no segment was queued), how much of it was heard, ms (None: nothing of it yet, unlike
+    # 0), and the tags of the later segments of which nothing was heard, in the order begun.
+    segment: Optional[str] = None
+    segment_played_ms: Optional[int] = None
+    unheard_segments: list = field(default_factory=list)
     call_id: str = ""
     stream_id: str = ""
     account_id: str = ""
@@ -243,6 +261,31 @@ class Engine(OwnedHandle):
         # Under the lock: close() cannot free the engine between the handle check and the call.
         with self._lock:
             check(lib.trunkline_engine_advance_clock(self._h(), us), "advance")
+
+    def metrics(self, openmetrics: bool = False) -> str:
+        """The engine's counters as Prometheus text (the exposition format 0.0.4; OpenMetrics
+        1.0 with `openmetrics=True`, ending with `# EOF`), built now from counters the engine
+        keeps anyway: calls active, opened and ended by outcome, media frames, protocol errors,
+        every session counter summed over all sessions (freed ones included) as
+        `trunkline_session_<name>_total` (µs counters in seconds, as `..._seconds_total`), the
+        engine's latency histogram, CPU time per worker. Serve it on your own `/metrics`
+        (Content-Type `text/plain; version=0.0.4`, or `application/openmetrics-text;
+        version=1.0.0` for OpenMetrics). With a Server on this engine, scrape the server's own
+        `/metrics` instead: it serves this plus the server's counters. Any thread; a few
+        kilobytes built per call, so not for every frame."""
+        fmt = METRICS_OPENMETRICS if openmetrics else METRICS_PROMETHEUS
+        length = c_size_t()
+        # Under the lock: close() cannot free the engine during the call.
+        with self._lock:
+            handle = self._h()
+            code = lib.trunkline_engine_metrics(handle, fmt, None, 0, byref(length))
+            while code == Result.BUFFER_TOO_SMALL:
+                # Room to spare: the text may have grown since its length was given.
+                size = length.value + length.value // 4 + 256
+                buf = ctypes.create_string_buffer(size)
+                code = lib.trunkline_engine_metrics(handle, fmt, buf, size, byref(length))
+            check(code, "metrics")
+        return buf.raw[: length.value].decode()
 
     def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields
@@ -421,6 +464,34 @@ class Session(OwnedHandle):
         """Stops the agent: drops queued audio, sends clear, reports `interrupted`."""
         check(lib.trunkline_session_interrupt(self._h()), "interrupt")
 
+    def begin_segment(self, tag: str) -> None:
+        """Begins a segment named `tag` (1 to 63 bytes of UTF-8): agent audio played after this
+        belongs to it until the next begin_segment. `barge_in` and `interrupted` events then say
+        which segment the caller was hearing, how much of it, and which later ones went unheard;
+        they end every segment. Raises TrunklineError(FULL) when 32 segments are queued that the
+        caller has not got past yet (nothing taken), INVALID_ARGUMENT for a bad tag."""
+        check(lib.trunkline_session_begin_segment(self._h(), tag.encode()), "begin_segment")
+
+    @property
+    def queued_ms(self) -> int:
+        """Agent audio accepted by play() that the caller has not heard yet, ms: waiting in the
+        engine and at the carrier (by the engine's playout model)."""
+        out = c_uint64()
+        check(lib.trunkline_session_queued_ms(self._h(), byref(out)), "queued_ms")
+        return out.value
+
+    def _unheard_segments(self, count: int) -> list:
+        buf = ctypes.create_string_buffer(SEGMENT_TAG_CAPACITY)
+        length = c_size_t()
+        out = []
+        for i in range(count):
+            check(
+                lib.trunkline_session_unheard_segment(self._h(), i, buf, SEGMENT_TAG_CAPACITY, byref(length)),
+                "unheard_segment",
+            )
+            out.append(buf.raw[: length.value].decode())
+        return out
+
     def end_stream(self) -> None:
         """The carrier's connection closed: the stream ends as with a stop message (marks
         resolved, then `stopped`). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket
@@ -492,6 +563,10 @@ class Session(OwnedHandle):
         elif kind == "started":
             e.name = ev.name.decode()  # the call id, as in the C event
             self._fill_start(e)
+        elif kind in ("barge_in", "interrupted"):
+            e.segment = ev.segment.decode() or None
+            e.segment_played_ms = ev.segment_played_ms if ev.segment_played_ms >= 0 else None
+            e.unheard_segments = self._unheard_segments(ev.unheard_segments)
         return e
 
     def _fill_start(self, e: Event) -> None:

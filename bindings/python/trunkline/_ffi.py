@@ -24,6 +24,11 @@ from ctypes import (
 from pathlib import Path
 
 EVENT_NAME_CAPACITY = 256
+# Size of trunkline_event's `segment` (TRUNKLINE_SEGMENT_TAG_CAPACITY): a 63-byte tag and its NUL.
+SEGMENT_TAG_CAPACITY = 64
+# trunkline_engine_metrics formats (TRUNKLINE_METRICS_*).
+METRICS_PROMETHEUS = 0
+METRICS_OPENMETRICS = 1
 
 # The C enums are uint32_t (the header's typedefs): results, event kinds, message kinds, audio
 # encodings.
@@ -87,6 +92,9 @@ class CEvent(Structure):
         ("error", c_uint32),
         ("name", c_char * EVENT_NAME_CAPACITY),
         ("duration_ms", c_int64),
+        ("segment", c_char * SEGMENT_TAG_CAPACITY),
+        ("segment_played_ms", c_int64),
+        ("unheard_segments", c_uint32),
     ]
 
 
@@ -144,14 +152,19 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_engine_wait": (c_enum, [c_void_p, c_int64]),
     "trunkline_engine_wake": (c_enum, [c_void_p]),
     "trunkline_engine_clear_wakeup": (c_enum, [c_void_p]),
+    "trunkline_engine_metrics": (c_enum, [c_void_p, c_uint32, c_void_p, c_size_t, POINTER(c_size_t)]),
     "trunkline_protocol_error_message": (c_char_p, [c_uint32]),
     "trunkline_result_message": (c_char_p, [c_uint32]),
+    "trunkline_log_to_stderr": (c_enum, [c_char_p]),
     "trunkline_session_open": (c_enum, [c_void_p, POINTER(SessionConfig), POINTER(c_void_p)]),
     "trunkline_session_push": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32]),
     "trunkline_session_read_audio": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
     "trunkline_session_play": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
     "trunkline_session_mark": (c_enum, [c_void_p, c_char_p]),
     "trunkline_session_interrupt": (c_enum, [c_void_p]),
+    "trunkline_session_begin_segment": (c_enum, [c_void_p, c_char_p]),
+    "trunkline_session_unheard_segment": (c_enum, [c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_queued_ms": (c_enum, [c_void_p, POINTER(c_uint64)]),
     "trunkline_session_end_stream": (c_enum, [c_void_p]),
     "trunkline_session_outbound_len": (c_enum, [c_void_p, POINTER(c_size_t)]),
     "trunkline_session_next_outbound": (
@@ -185,6 +198,8 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_server_stats_count": (c_size_t, []),
     "trunkline_server_stats_name": (c_char_p, [c_size_t]),
     "trunkline_server_stats": (c_enum, [c_void_p, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "trunkline_server_ready": (c_enum, [c_void_p, POINTER(c_bool)]),
+    "trunkline_server_drain": (c_enum, [c_void_p, c_uint32, POINTER(c_bool)]),
     "trunkline_server_shutdown": (c_enum, [c_void_p, c_uint32]),
     "trunkline_server_free": (None, [c_void_p]),
     "trunkline_vad_config_default": (c_enum, [POINTER(VadConfig), c_size_t]),

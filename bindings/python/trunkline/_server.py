@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-from ctypes import byref, c_size_t, c_uint16, c_uint64, c_void_p, pointer, sizeof
+import threading
+from ctypes import byref, c_bool, c_size_t, c_uint16, c_uint64, c_void_p, pointer, sizeof
 from typing import Optional
 
 from ._core import Engine, Session, session_config
@@ -57,6 +58,9 @@ class Server(OwnedHandle):
         check(lib.trunkline_server_start(engine._h(), byref(config), byref(handle)), "server")
         self._engine = engine
         self._handle: Optional[int] = handle.value
+        # Blocking calls in flight (drain, shutdown): close() waits for them before the free.
+        self._blocking = 0
+        self._idle = threading.Condition()
         self._count = lib.trunkline_server_stats_count()
         self._names = [lib.trunkline_server_stats_name(i).decode() for i in range(self._count)]
 
@@ -88,12 +92,59 @@ class Server(OwnedHandle):
         check(lib.trunkline_server_stats(self._h(), values, self._count, byref(n)), "server stats")
         return dict(zip(self._names, values[: n.value]))
 
+    @property
+    def ready(self) -> bool:
+        """Whether the server takes new calls now, as its `/readyz` answers (200 when True):
+        not draining, and below `max_sessions`."""
+        out = c_bool()
+        check(lib.trunkline_server_ready(self._h(), byref(out)), "ready")
+        return out.value
+
+    def drain(self, grace: float) -> bool:
+        """Drains the server, e.g. on SIGTERM before a restart: at once it takes no new calls
+        (`/readyz` answers 503, a WebSocket upgrade gets 503) while `/metrics` and `/healthz` go
+        on; live calls go on for up to `grace` seconds (until their stream stops or the carrier
+        hangs up), then those left are ended (their sessions get `stopped`). Blocks until every
+        call has ended, or `grace` plus 2 s; returns whether they all did (calls ended at the
+        grace count as ended). Releases the GIL meanwhile: other threads go on serving the live
+        calls and may call accept(), stats() and ready. Cannot be undone; shutdown() or close()
+        afterwards. Raises ValueError for a negative grace (or one of 2**32 ms or more),
+        TrunklineError CLOSED after shutdown()."""
+        return self._blocking_call("drain", grace)
+
     def shutdown(self, grace: float = 0.0) -> None:
-        """Stops accepting; live calls get up to `grace` seconds to finish. Blocks until done."""
-        check(lib.trunkline_server_shutdown(self._h(), int(grace * 1000)), "shutdown")
+        """Stops accepting; live calls get up to `grace` seconds to finish. Blocks until done
+        (during a drain() on another thread, until it has returned too)."""
+        self._blocking_call("shutdown", grace)
+
+    def _blocking_call(self, what: str, grace: float) -> bool:
+        ms = round(grace * 1000)
+        if not 0 <= ms < 2**32:
+            raise ValueError(f"{what}: grace must be 0 .. 4294967 s, got {grace!r}")
+        with self._idle:
+            handle = self._h()
+            self._blocking += 1
+        try:
+            if what == "drain":
+                ended = c_bool()
+                check(lib.trunkline_server_drain(handle, ms, byref(ended)), what)
+                return ended.value
+            check(lib.trunkline_server_shutdown(handle, ms), what)
+            return True
+        finally:
+            with self._idle:
+                self._blocking -= 1
+                self._idle.notify_all()
 
     def close(self) -> None:
-        """Shuts down at once (if running) and frees the server."""
-        if self._handle is not None:
-            lib.trunkline_server_free(self._handle)
-            self._handle = None
+        """Shuts down at once (if running) and frees the server. While a drain() or shutdown()
+        runs on another thread, waits for it to return first."""
+        with self._idle:
+            handle, self._handle = self._handle, None
+            if handle is None:
+                return
+            # New calls raise CLOSED from here; blocking ones already in the library must
+            # return before the free (a drain ends by its grace plus 2 s).
+            while self._blocking:
+                self._idle.wait()
+        lib.trunkline_server_free(handle)

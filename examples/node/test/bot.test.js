@@ -124,7 +124,7 @@ test('the bot echoes the caller after they stop, and stops when they talk over i
     'the bot saw the start, by its carrier-neutral names',
   );
   assert.ok(
-    logs.some((l) => /^call ended: .* 0 bad messages, 0 caller samples dropped$/.test(l)),
+    logs.some((l) => /^call CA00000000000000000000000000000001 ended: .* 0 bad messages, 0 caller samples dropped$/.test(l)),
     'the bot ended the call on stop, with nothing dropped',
   );
 });

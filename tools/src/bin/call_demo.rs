@@ -11,11 +11,16 @@
 //! exits 0 only if the call went as expected. `--dialect` (default `twilio`) picks the carrier
 //! callsim plays; the server then takes that carrier's calls on the path `/<dialect>` (AudioSocket:
 //! on a TCP listener of its own, for the one call UUID it allows).
+//!
+//! On SIGTERM the demo drains its offload server as a deployed bot would: no new calls from then
+//! on (`/readyz` answers 503), the live call goes on for up to the grace (`--drain-grace SECONDS`,
+//! else `$TRUNKLINE_DRAIN_GRACE_S`, else 30 s), then the demo prints what it has and exits 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use trunkline::{Engine, EngineConfig, Event, SessionConfig};
 use trunkline_callsim::{self as callsim, CallEvent, CallOptions, CallerAudio, Dialect, Report, Script};
@@ -134,21 +139,83 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
 /// The call UUID the demo's AudioSocket listener allows.
 const AUDIOSOCKET_CALL: &str = "0b4e7c52-7d1f-4a8e-9c3b-5f2d6e8a1c90";
 
-/// The carrier to play: `--dialect NAME`, Twilio without it.
-fn dialect() -> Result<Dialect, String> {
+/// The grace a drain gives live calls when neither `--drain-grace` nor `TRUNKLINE_DRAIN_GRACE_S` says.
+const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// What the command line asks for.
+struct Options {
+    /// The carrier to play: `--dialect NAME`, Twilio without it.
+    dialect: Dialect,
+    /// How long the live call may go on after SIGTERM.
+    drain_grace: Duration,
+}
+
+fn seconds(text: &str, what: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{what} must be a number of seconds, not {text:?}"))
+}
+
+fn options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let mut dialect = Dialect::Twilio;
+    let mut drain_grace = match std::env::var("TRUNKLINE_DRAIN_GRACE_S") {
+        Ok(text) => seconds(&text, "TRUNKLINE_DRAIN_GRACE_S")?,
+        Err(_) => DEFAULT_DRAIN_GRACE,
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dialect" => dialect = args.next().ok_or("--dialect needs a value")?.parse()?,
-            other => return Err(format!("unknown option {other} (usage: call_demo [--dialect NAME])")),
+            "--drain-grace" => {
+                drain_grace = seconds(&args.next().ok_or("--drain-grace needs a value")?, "--drain-grace")?
+            }
+            other => {
+                return Err(format!(
+                    "unknown option {other} (usage: call_demo [--dialect NAME] [--drain-grace SECONDS])"
+                ));
+            }
         }
     }
-    Ok(dialect)
+    Ok(Options { dialect, drain_grace })
+}
+
+/// Set by the SIGTERM handler; the drain thread acts on it. (A store to an atomic is all a signal
+/// handler may safely do.)
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+/// Drains `server` once SIGTERM arrives, unless `done` is set first. Its result: whether it
+/// drained.
+fn drain_on_sigterm(server: Arc<OffloadServer>, grace: Duration, done: Arc<AtomicBool>) -> JoinHandle<bool> {
+    // SAFETY: `on_sigterm` only stores to an atomic, which is async-signal-safe; the handler is
+    // installed once, before the threads that could receive the signal do anything.
+    unsafe { libc::signal(libc::SIGTERM, on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    std::thread::Builder::new()
+        .name("demo-drain".into())
+        .spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                if TERMINATED.load(Ordering::SeqCst) {
+                    println!(
+                        "SIGTERM: draining the offload server (no new calls; the live one may go on for {:.1} s)",
+                        grace.as_secs_f64()
+                    );
+                    let all_ended = server.drain(grace);
+                    println!("drained: {}", if all_ended { "every call ended" } else { "a call was still open" });
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            false
+        })
+        .expect("drain thread")
 }
 
 fn main() {
-    let dialect = dialect().unwrap_or_else(|e| {
+    let Options { dialect, drain_grace } = options().unwrap_or_else(|e| {
         eprintln!("call_demo: {e}");
         std::process::exit(2);
     });
@@ -192,6 +259,7 @@ fn main() {
 
     let t0 = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
+    let drainer = drain_on_sigterm(server.clone(), drain_grace, done.clone());
     let bot = {
         let (engine, server, done) = (engine.clone(), server.clone(), done.clone());
         std::thread::Builder::new()
@@ -220,8 +288,13 @@ fn main() {
     std::thread::sleep(Duration::from_millis(300));
     done.store(true, Ordering::Release);
     let log = bot.join().expect("bot thread");
+    let drained = drainer.join().expect("drain thread");
 
     let Some(result) = result else {
+        if drained {
+            println!("Drained on SIGTERM: the call was ended before callsim completed it.");
+            return;
+        }
         eprintln!("the call did not complete within 50 s");
         std::process::exit(1);
     };
@@ -280,7 +353,13 @@ fn main() {
     if !log.stopped {
         problems.push("the bot never saw the stream stop".into());
     }
-    if problems.is_empty() {
+    if drained {
+        // Stopped on purpose: what the call did up to the drain is printed above.
+        for p in &problems {
+            println!("after SIGTERM: {p}");
+        }
+        println!("\nDrained on SIGTERM.");
+    } else if problems.is_empty() {
         let stop = if dialect.is_tcp() { "the reply stopped" } else { "clear" };
         println!("\nThe call went as expected: reply on end of speech, barge-in, {stop}, played position.");
     } else {
