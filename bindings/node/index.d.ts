@@ -142,7 +142,7 @@ export type EventKind =
   | 'stopped'
   | 'protocol_error';
 
-/** Fields every event has; those that do not apply to its kind are 0 or ''. */
+/** Fields every event has; those that do not apply to its kind are 0, '', null or []. */
 interface EventFields {
   /** Stream time, ms (speech_started/stopped: the onset/end; barge_in; dtmf). */
   streamMs: number;
@@ -159,6 +159,16 @@ interface EventFields {
   errorCode: number;
   /** Its description. */
   errorMessage: string;
+  /** barge_in, interrupted: the tag of the segment the caller was hearing (see
+   * Session.beginSegment), or, when nothing queued had been heard yet, of the first one queued;
+   * null when no segment was queued, and for other events. */
+  segment: string | null;
+  /** barge_in, interrupted: how much of `segment` the caller heard, ms (0: under a
+   * millisecond); null when nothing of it was heard yet, and for other events. */
+  segmentPlayedMs: number | null;
+  /** barge_in, interrupted: the tags of the later segments the caller heard nothing of, in the
+   * order begun; empty for other events. */
+  unheardSegments: string[];
 }
 
 /** The carrier's audio encoding, from its `start` message. */
@@ -209,6 +219,14 @@ export declare class Engine {
    * with the real clock.
    */
   advance(ms: number): void;
+  /**
+   * The engine's counters as Prometheus text (exposition format 0.0.4), or OpenMetrics 1.0 with
+   * `{ openMetrics: true }`: calls, media frames, every session counter summed
+   * (`trunkline_session_<name>_total`), latency, CPU per worker. With a Server on this engine,
+   * scrape its own `/metrics` instead (this plus the server's counters). Throws CLOSED after
+   * close().
+   */
+  metrics(options?: { openMetrics?: boolean }): string;
   /** Opens a session (one call). Throws TypeError for an unknown option. */
   session(options?: SessionOptions): Session;
   /**
@@ -268,6 +286,16 @@ export declare class Session {
   endStream(): void;
   /** Stops the agent: drops queued audio, sends clear; an `interrupted` event follows. */
   interrupt(): void;
+  /**
+   * Begins a segment tagged `tag` (1 to 63 bytes of UTF-8): agent audio played after this belongs
+   * to it until the next beginSegment(). barge_in and interrupted events then report `segment`,
+   * `segmentPlayedMs` and `unheardSegments`, and end every segment. Throws TrunklineError
+   * INVALID_ARGUMENT for a bad tag, FULL when 32 segments are queued that the caller has not got
+   * past yet (nothing taken).
+   */
+  beginSegment(tag: string): void;
+  /** Agent audio accepted by play() that the caller has not heard yet, ms (engine and carrier). */
+  readonly queuedMs: number;
   /** Every message to send to the carrier now, in order: strings are text frames. */
   outbound(): Array<string | Buffer>;
   /** Every event since the last call, in order. */
@@ -302,6 +330,15 @@ export declare class Server {
   calls(): AsyncGenerator<Session, void, undefined>;
   /** The server's counters by name. CLOSED after shutdown. */
   stats(): ServerStats;
+  /** Whether the server takes new calls now (what `/readyz` answers). CLOSED after shutdown. */
+  readonly ready: boolean;
+  /**
+   * Drains the server: no new calls from now on (`/readyz` and upgrades answer 503); live calls
+   * go on for up to `graceMs`, then those left are ended. Runs off the event loop; resolves to
+   * whether every call had ended by `graceMs` plus 2 s. Rejects with TrunklineError CLOSED after
+   * shutdown or close. Cannot be undone.
+   */
+  drain(graceMs: number): Promise<boolean>;
   /**
    * Stops accepting, lets live calls go on for up to `graceMs` (default 0), then closes the rest;
    * runs off the event loop. Rejects with TrunklineError CLOSED when already shut down.
@@ -326,6 +363,14 @@ export declare function ulawEncode(pcm: Int16Array | Uint8Array): Buffer;
 export declare function alawDecode(codes: Uint8Array): Buffer;
 /** s16 PCM → A-law codes. */
 export declare function alawEncode(pcm: Int16Array | Uint8Array): Buffer;
+
+/**
+ * Writes Trunkline's logs (the offload server's calls, refusals, drains) to stderr, filtered in
+ * the RUST_LOG syntax (null: $TRUNKLINE_LOG, else 'trunkline=info'). Installs a process-wide
+ * logger once: true when it did, false when one already was. Throws TrunklineError
+ * INVALID_ARGUMENT for a filter that does not parse.
+ */
+export declare function logToStderr(filter?: string | null): boolean;
 
 /** The loaded library's version (trunkline_version()). */
 export declare const version: string;

@@ -241,6 +241,34 @@ class Engine {
     check(fns.trunkline_engine_advance_clock(this._handle(), BigInt(us)), 'advance');
   }
 
+  /**
+   * The engine's counters as Prometheus text (the exposition format 0.0.4), or OpenMetrics 1.0
+   * text (ending with `# EOF`) with `{ openMetrics: true }`, built now from counters the engine
+   * keeps anyway: calls active, opened and ended by outcome, media frames, protocol errors, every
+   * session counter summed over all sessions (closed ones included) as
+   * `trunkline_session_<name>_total` (µs counters in seconds, as `..._seconds_total`), the
+   * engine's latency histogram, CPU time per worker. Serve it on your own `/metrics` (Content-Type
+   * `text/plain; version=0.0.4`, or `application/openmetrics-text; version=1.0.0`). With a Server
+   * on this engine, scrape the server's own `/metrics` instead: it serves this plus the server's
+   * counters. A few kilobytes built per call: for a scrape, not for every frame. Throws CLOSED
+   * after close().
+   */
+  metrics({ openMetrics = false } = {}) {
+    const format = openMetrics ? DEFINES.TRUNKLINE_METRICS_OPENMETRICS : DEFINES.TRUNKLINE_METRICS_PROMETHEUS;
+    const handle = this._handle();
+    const len = [0];
+    let code = fns.trunkline_engine_metrics(handle, format, null, 0, len);
+    let buf = null;
+    while (code === RESULT.BUFFER_TOO_SMALL) {
+      // Room to spare: the text may grow between the two calls.
+      const size = Number(len[0]) + Math.floor(Number(len[0]) / 4) + 256;
+      buf = Buffer.alloc(size);
+      code = fns.trunkline_engine_metrics(handle, format, buf, size, len);
+    }
+    check(code, 'metrics');
+    return buf.toString('utf8', 0, Number(len[0]));
+  }
+
   /** Opens a session (one call). Options are the C session config's fields in camelCase. */
   session(options = {}) {
     const config = applySessionOptions(defaultSessionConfig(), options);
@@ -405,6 +433,7 @@ class Session {
   #audio = new Int16Array(8192);
   #out = Buffer.alloc(4096);
   #event = { struct_size: EVENT_SIZE }; // the library keeps struct_size: set once
+  #segmentTag = Buffer.alloc(DEFINES.TRUNKLINE_SEGMENT_TAG_CAPACITY); // any tag fits
   #closeListeners = new Set();
 
   constructor(engine, ptr, agentRate) {
@@ -510,6 +539,30 @@ class Session {
   }
 
   /**
+   * Begins a segment tagged `tag` (1 to 63 bytes of UTF-8): the agent audio played after this
+   * belongs to it, until the next beginSegment(). `barge_in` and `interrupted` events then say
+   * which segment the caller was hearing (`segment`), how much of it (`segmentPlayedMs`), and
+   * which later ones went unheard (`unheardSegments`); they end every segment. Throws
+   * TrunklineError INVALID_ARGUMENT for a bad tag, FULL when 32 segments are queued that the
+   * caller has not got past yet (nothing taken: retry once playout has moved on).
+   */
+  beginSegment(tag) {
+    if (typeof tag !== 'string') throw new TypeError('trunkline: beginSegment() takes a string');
+    if (tag.includes('\0')) throw new TrunklineError(RESULT.INVALID_ARGUMENT, 'segment tag contains NUL');
+    check(fns.trunkline_session_begin_segment(this.#h(), tag), 'beginSegment');
+  }
+
+  /**
+   * Agent audio accepted by play() that the caller has not heard yet, ms: waiting in the engine
+   * and at the carrier (by the engine's playout model, corrected with the carrier's echoes).
+   */
+  get queuedMs() {
+    const out = [0];
+    check(fns.trunkline_session_queued_ms(this.#h(), out), 'queuedMs');
+    return Number(out[0]);
+  }
+
+  /**
    * The carrier's connection closed: the stream ends as with a stop message (marks resolved, then
    * `stopped`). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket without its
    * hang-up) end this way. Does nothing once the stream has ended.
@@ -562,9 +615,28 @@ class Session {
       name: ev.name,
       errorCode: ev.error,
       errorMessage: ev.error ? fns.trunkline_protocol_error_message(ev.error) : '',
+      segment: null,
+      segmentPlayedMs: null,
+      unheardSegments: [],
     };
     if (kind === 'started') this.#fillStart(event);
+    if (kind === 'barge_in' || kind === 'interrupted') {
+      event.segment = ev.segment || null;
+      event.segmentPlayedMs = ev.segment_played_ms >= 0 ? Number(ev.segment_played_ms) : null;
+      // Read now: the library keeps these tags only until the next such event is polled.
+      event.unheardSegments = this.#unheardSegments(ev.unheard_segments);
+    }
     return event;
+  }
+
+  #unheardSegments(count) {
+    const tags = [];
+    const n = [0];
+    for (let i = 0; i < count; i++) {
+      check(fns.trunkline_session_unheard_segment(this.#h(), i, this.#segmentTag, this.#segmentTag.length, n), 'unheard segment');
+      tags.push(this.#segmentTag.toString('utf8', 0, Number(n[0])));
+    }
+    return tags;
   }
 
   #fillStart(event) {
@@ -704,7 +776,8 @@ class Server {
   #agentRate;
   #closed = false; // close() was called
   #shutDown = false; // shutdown() was called
-  #shutdownInFlight = false;
+  #blocking = 0; // drain() and shutdown() calls running on koffi workers: the free waits for them
+  #freed = false;
   #listeners = new Set(); // calls(): woken by close() and shutdown()
 
   constructor(engine, options = {}) {
@@ -796,6 +869,41 @@ class Server {
   }
 
   /**
+   * Whether the server takes new calls now, as its `/readyz` answers (200 when true): not
+   * draining, and below `maxSessions`. Throws TrunklineError CLOSED after shutdown() or close().
+   */
+  get ready() {
+    const out = [false];
+    check(fns.trunkline_server_ready(this.#h('ready'), out), 'ready');
+    return Boolean(out[0]);
+  }
+
+  /**
+   * Drains the server, e.g. on SIGTERM before a restart: at once it takes no new calls (`/readyz`
+   * answers 503, a WebSocket upgrade gets 503) while `/metrics` and `/healthz` go on; live calls
+   * go on for up to `graceMs` (until their stream stops or the carrier hangs up), then those left
+   * are ended (their sessions get `stopped`). The blocking native drain runs on a koffi worker
+   * thread, so the event loop keeps serving the live calls meanwhile (accept(), stats() and
+   * `ready` work too). Resolves, once every call has ended or `graceMs` plus 2 s have passed, to
+   * whether they all did (calls ended at the grace count as ended); rejects with TrunklineError
+   * CLOSED after shutdown() or close(). Cannot be undone: shutdown() and/or close() afterwards.
+   */
+  drain(graceMs) {
+    if (this.#closed || this.#shutDown) return Promise.reject(new TrunklineError(RESULT.CLOSED, 'drain'));
+    const grace = graceMilliseconds(graceMs);
+    this.#blocking++;
+    return new Promise((resolve, reject) => {
+      const allEnded = [false];
+      fns.trunkline_server_drain.async(this.#ptr, grace, allEnded, (err, code) => {
+        this.#blockingReturned();
+        if (err) reject(err);
+        else if (code !== RESULT.OK) reject(new TrunklineError(code, 'drain'));
+        else resolve(Boolean(allEnded[0]));
+      });
+    });
+  }
+
+  /**
    * Stops accepting connections, lets live calls go on for up to `graceMs` (until their stream
    * stops or the carrier hangs up), then closes the rest. The blocking native shutdown runs on a
    * koffi worker thread, so the event loop keeps serving those calls meanwhile; the promise
@@ -804,14 +912,13 @@ class Server {
    */
   shutdown(graceMs = 0) {
     if (this.#closed || this.#shutDown) return Promise.reject(new TrunklineError(RESULT.CLOSED, 'shutdown'));
-    const grace = uint(graceMs, 'graceMs');
+    const grace = graceMilliseconds(graceMs);
     this.#shutDown = true;
-    this.#shutdownInFlight = true;
+    this.#blocking++;
     this.#wakeListeners();
     return new Promise((resolve, reject) => {
       fns.trunkline_server_shutdown.async(this.#ptr, grace, (err, code) => {
-        this.#shutdownInFlight = false;
-        if (this.#closed) this.#free(); // close() deferred the free until now
+        this.#blockingReturned();
         if (err) reject(err);
         else if (code !== RESULT.OK) reject(new TrunklineError(code, 'shutdown'));
         else resolve();
@@ -822,18 +929,25 @@ class Server {
   /**
    * Shuts the server down at once (if shutdown() was not called: live calls are cut) and frees
    * it. Sessions already accepted stay yours (they report the end of their stream). While a
-   * shutdown() is running, the free waits for it to return.
+   * drain() or shutdown() is running, the free waits for it to return.
    */
   close() {
     if (this.#closed) return;
     this.#closed = true;
     serverFinalizer.unregister(this);
     this.#wakeListeners();
-    // trunkline_server_free must not race with the shutdown running on a koffi worker.
-    if (!this.#shutdownInFlight) this.#free();
+    // trunkline_server_free must not race with a drain or shutdown running on a koffi worker.
+    if (this.#blocking === 0) this.#free();
+  }
+
+  #blockingReturned() {
+    this.#blocking--;
+    if (this.#closed && this.#blocking === 0) this.#free(); // close() deferred the free until now
   }
 
   #free() {
+    if (this.#freed) return;
+    this.#freed = true;
     fns.trunkline_server_free(this.#ptr);
     this.#engine._serverFreed(this);
   }
@@ -841,6 +955,13 @@ class Server {
   #wakeListeners() {
     for (const done of [...this.#listeners]) done();
   }
+}
+
+/** A grace period in ms for the native uint32_t. */
+function graceMilliseconds(ms) {
+  const grace = uint(ms, 'graceMs');
+  if (grace >= 2 ** 32) throw new RangeError(`trunkline: graceMs must be below 2^32, got ${ms}`);
+  return grace;
 }
 
 function uint(value, what) {
@@ -856,6 +977,26 @@ function int32(value, what) {
     throw new TypeError(`trunkline: ${what} must be a 32-bit integer, got ${value}`);
   }
   return value;
+}
+
+// ---- Logs.
+
+/**
+ * Writes Trunkline's logs to stderr, one line per event, filtered by `filter` in the RUST_LOG
+ * syntax (e.g. 'trunkline=info', 'trunkline=debug', 'warn,trunkline_server=info'); null or
+ * omitted: the TRUNKLINE_LOG environment variable, else 'trunkline=info'. Logged: the offload
+ * server's calls (start, and end with the call's summary), refusals and failed calls with their
+ * reason, drains; never a line per audio frame. Nothing is logged until this is called.
+ *
+ * Installs a logger for the whole process, once: returns true when it did, false when one was
+ * already installed (nothing changes). Throws TrunklineError INVALID_ARGUMENT for a filter that
+ * does not parse (the reason is written to stderr).
+ */
+function logToStderr(filter = null) {
+  const code = fns.trunkline_log_to_stderr(stringOption(filter, 'filter'));
+  if (code === RESULT.FULL) return false;
+  check(code, 'logToStderr');
+  return true;
 }
 
 // ---- G.711 helpers (the engine's tables: bit-exact with the reference).
@@ -1018,6 +1159,7 @@ module.exports = {
   ulawEncode,
   alawDecode,
   alawEncode,
+  logToStderr,
   version: libraryVersion,
   libraryPath: libraryFile,
 };

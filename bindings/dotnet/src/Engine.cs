@@ -1,3 +1,7 @@
+#if !NET5_0_OR_GREATER
+using nuint = System.UIntPtr; // see Native.cs
+#endif
+
 using System;
 using System.Collections.Generic;
 using System.Threading;
@@ -184,6 +188,35 @@ namespace Trunkline
             if (r == ResultCode.Empty) return false;
             Native.Check(r, "trunkline_engine_clear_wakeup");
             return true;
+        }
+
+        /// <summary>The engine's counters as Prometheus text (the exposition format 0.0.4), or
+        /// OpenMetrics 1.0 text (ending with <c># EOF</c>) with <paramref name="openMetrics"/>,
+        /// built now from counters the engine keeps anyway: calls active, opened and ended by
+        /// outcome, media frames, protocol errors, every session counter summed over all sessions
+        /// (disposed ones included) as <c>trunkline_session_&lt;name&gt;_total</c> (µs counters in
+        /// seconds, as <c>..._seconds_total</c>), the engine's latency histogram, CPU time per
+        /// worker. Serve it on your own <c>/metrics</c> (Content-Type <c>text/plain;
+        /// version=0.0.4</c>, or <c>application/openmetrics-text; version=1.0.0</c>). With a
+        /// <see cref="Server"/> on this engine, scrape the server's own <c>/metrics</c> instead: it
+        /// serves this plus the server's counters. A few kilobytes built per call: for a scrape,
+        /// not for every frame. Any thread.</summary>
+        public unsafe string Metrics(bool openMetrics = false)
+        {
+            uint format = openMetrics ? Native.MetricsOpenMetrics : Native.MetricsPrometheus;
+            var h = CheckedHandle();
+            nuint length;
+            var r = Native.trunkline_engine_metrics(h, format, null, Native.N(0), out length);
+            byte[] buffer = null;
+            while (r == ResultCode.BufferTooSmall)
+            {
+                // Room to spare: the text may grow between the two calls.
+                int n = Native.I(length);
+                buffer = new byte[n + n / 4 + 256];
+                fixed (byte* p = buffer) r = Native.trunkline_engine_metrics(h, format, p, Native.N(buffer.Length), out length);
+            }
+            Native.Check(r, "trunkline_engine_metrics");
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, Native.I(length));
         }
 
         /// <summary>Disposes the servers still running on this engine (at once, without grace),

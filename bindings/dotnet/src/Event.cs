@@ -14,7 +14,10 @@ namespace Trunkline
             Digit = digit;
             Name = name;
             ErrorCode = errorCode;
+            UnheardSegments = NoSegments;
         }
+
+        static readonly IReadOnlyList<string> NoSegments = new List<string>().AsReadOnly();
 
         /// <summary>What happened.</summary>
         public EventKind Kind { get; private set; }
@@ -33,6 +36,17 @@ namespace Trunkline
         public uint ErrorCode { get; private set; }
         /// <summary>Protocol error description (trunkline_protocol_error_message).</summary>
         public string ErrorMessage { get; internal set; }
+
+        /// <summary>BargeIn, Interrupted: the tag of the segment the caller was hearing (see
+        /// <see cref="Session.BeginSegment"/>), or, when nothing queued had been heard yet, of the
+        /// first one queued; null when no segment was queued, and for other events.</summary>
+        public string Segment { get; internal set; }
+        /// <summary>BargeIn, Interrupted: how much of <see cref="Segment"/> the caller heard, ms
+        /// (0: under a millisecond); null when nothing of it was heard yet, and for other events.</summary>
+        public long? SegmentPlayedMs { get; internal set; }
+        /// <summary>BargeIn, Interrupted: the tags of the later segments the caller heard nothing
+        /// of, in the order begun; empty for other events.</summary>
+        public IReadOnlyList<string> UnheardSegments { get; internal set; }
 
         /// <summary>Started: the carrier's call identifier (Twilio callSid); "" when the carrier
         /// sends none.</summary>
@@ -72,9 +86,11 @@ namespace Trunkline
                     break;
                 case EventKind.BargeIn:
                     sb.Append(" stream_ms=").Append(StreamMs).Append(" played_ms=").Append(PlayedMs);
+                    AppendSegments(sb);
                     break;
                 case EventKind.Interrupted:
                     sb.Append(" played_ms=").Append(PlayedMs);
+                    AppendSegments(sb);
                     break;
                 case EventKind.MarkPlayed:
                     sb.Append(" name=").Append(Name).Append(" played_ms=").Append(PlayedMs);
@@ -92,6 +108,14 @@ namespace Trunkline
                     break;
             }
             return sb.ToString();
+        }
+
+        void AppendSegments(StringBuilder sb)
+        {
+            if (Segment == null) return;
+            sb.Append(" segment=").Append(Segment);
+            if (SegmentPlayedMs.HasValue) sb.Append(" segment_played_ms=").Append(SegmentPlayedMs.Value);
+            if (UnheardSegments.Count > 0) sb.Append(" unheard=").Append(string.Join(",", UnheardSegments));
         }
     }
 }

@@ -268,6 +268,7 @@ namespace Trunkline
     internal unsafe struct NativeEvent
     {
         public const int NameCapacity = 256; // TRUNKLINE_EVENT_NAME_CAPACITY
+        public const int SegmentTagCapacity = 64; // TRUNKLINE_SEGMENT_TAG_CAPACITY
 
         public nuint struct_size;
         public EventKind kind;
@@ -277,6 +278,9 @@ namespace Trunkline
         public uint error;
         public fixed byte name[NameCapacity];
         public long duration_ms;
+        public fixed byte segment[SegmentTagCapacity];
+        public long segment_played_ms;
+        public uint unheard_segments;
     }
 
     internal static unsafe class Native
@@ -338,11 +342,22 @@ namespace Trunkline
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_engine_clear_wakeup(EngineHandle engine);
 
+        /// <summary>TRUNKLINE_METRICS_PROMETHEUS and TRUNKLINE_METRICS_OPENMETRICS: the formats of
+        /// trunkline_engine_metrics.</summary>
+        public const uint MetricsPrometheus = 0;
+        public const uint MetricsOpenMetrics = 1;
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_engine_metrics(EngineHandle engine, uint format, byte* buf, nuint capacity, out nuint out_len);
+
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr trunkline_protocol_error_message(uint code);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern IntPtr trunkline_result_message(uint result);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_log_to_stderr(byte* filter);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_server_config_default(out NativeServerConfig @out, nuint struct_size);
@@ -364,6 +379,13 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_server_stats(ServerHandle server, ulong* values, nuint capacity, out nuint out_count);
+
+        // The outputs are one-byte C bools: passed as pointers to a local byte (IntPtr).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_ready(ServerHandle server, IntPtr out_ready);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_drain(ServerHandle server, uint grace_ms, IntPtr out_all_ended);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_server_shutdown(ServerHandle server, uint grace_ms);
@@ -388,6 +410,15 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_interrupt(SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_begin_segment(SessionHandle session, byte* tag);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_unheard_segment(SessionHandle session, nuint index, byte* buf, nuint capacity, out nuint out_len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_queued_ms(SessionHandle session, out ulong out_ms);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_end_stream(SessionHandle session);

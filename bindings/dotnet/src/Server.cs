@@ -127,14 +127,56 @@ namespace Trunkline
             return d;
         }
 
+        /// <summary>Whether the server takes new calls now, as its <c>/readyz</c> answers (200 when
+        /// true): not draining, and below MaxSessions. Throws TrunklineException(Closed) after
+        /// Shutdown.</summary>
+        public unsafe bool Ready
+        {
+            get
+            {
+                byte ready = 0;
+                Native.Check(Native.trunkline_server_ready(H(), (IntPtr)(&ready)), "trunkline_server_ready");
+                return ready != 0;
+            }
+        }
+
+        /// <summary>Drains the server, e.g. on SIGTERM before a restart: at once it takes no new
+        /// calls (<c>/readyz</c> answers 503, a WebSocket upgrade gets 503) while <c>/metrics</c>
+        /// and <c>/healthz</c> go on; live calls go on for up to <paramref name="grace"/> (until
+        /// their stream stops or the carrier hangs up), then those left are ended (their sessions
+        /// get Stopped). Blocks until every call has ended, or the grace plus 2 s; returns whether
+        /// they all did (calls ended at the grace count as ended). Other threads go on serving the
+        /// live calls meanwhile, and may call Accept, Stats and Ready. Cannot be undone: Shutdown
+        /// and/or Dispose afterwards (Dispose waits for the drain to return). Throws
+        /// ArgumentOutOfRangeException for a negative grace, TrunklineException(Closed) after
+        /// Shutdown.</summary>
+        public unsafe bool Drain(TimeSpan grace)
+        {
+            uint ms = GraceMs(grace);
+            byte allEnded = 0;
+            Native.Check(Native.trunkline_server_drain(H(), ms, (IntPtr)(&allEnded)), "trunkline_server_drain");
+            return allEnded != 0;
+        }
+
+        /// <summary>Runs the blocking <see cref="Drain"/> on a thread-pool thread.</summary>
+        public Task<bool> DrainAsync(TimeSpan grace)
+        {
+            return Task.Run(() => Drain(grace));
+        }
+
+        static uint GraceMs(TimeSpan grace)
+        {
+            if (grace < TimeSpan.Zero) throw new ArgumentOutOfRangeException("grace", "must not be negative");
+            return checked((uint)Math.Ceiling(grace.TotalMilliseconds));
+        }
+
         /// <summary>Stops accepting, lets live calls go on for up to <paramref name="grace"/> (until
-        /// their stream stops or the carrier hangs up), then closes the rest. Blocks until done.
+        /// their stream stops or the carrier hangs up), then closes the rest. Blocks until done
+        /// (during a <see cref="Drain"/> on another thread, until it has returned too).
         /// Throws TrunklineException(Closed) if already shut down. Dispose the server afterwards.</summary>
         public void Shutdown(TimeSpan grace)
         {
-            if (grace < TimeSpan.Zero) throw new ArgumentOutOfRangeException("grace", "must not be negative");
-            uint ms = checked((uint)Math.Ceiling(grace.TotalMilliseconds));
-            Native.Check(Native.trunkline_server_shutdown(H(), ms), "trunkline_server_shutdown");
+            Native.Check(Native.trunkline_server_shutdown(H(), GraceMs(grace)), "trunkline_server_shutdown");
         }
 
         /// <summary>Runs the blocking <see cref="Shutdown"/> on a thread-pool thread.</summary>

@@ -25,6 +25,9 @@ namespace Trunkline
         readonly SessionHandle handle;
         readonly object readLock = new object();
         readonly object outboundLock = new object();
+        // Held from poll_event to the last unheard_segment read, so that a concurrent poll cannot
+        // replace the tags of the barge-in/interrupted event being read.
+        readonly object eventLock = new object();
         short[] readBuffer = new short[4096];
         byte[] outboundBuffer = new byte[OutboundInitial];
 
@@ -174,6 +177,36 @@ namespace Trunkline
             Native.Check(Native.trunkline_session_interrupt(H()), "trunkline_session_interrupt");
         }
 
+        /// <summary>Begins a segment tagged <paramref name="tag"/> (1 to 63 bytes of UTF-8): the
+        /// agent audio played after this call belongs to it, until the next BeginSegment.
+        /// BargeIn and Interrupted events then say which segment the caller was hearing
+        /// (<see cref="Event.Segment"/>), how much of it (<see cref="Event.SegmentPlayedMs"/>)
+        /// and which later ones went unheard (<see cref="Event.UnheardSegments"/>); they end every
+        /// segment. Throws TrunklineException InvalidArgument for a bad tag, Full when 32 segments
+        /// are queued that the caller has not got past yet (nothing taken: retry once playout has
+        /// moved on).</summary>
+        public void BeginSegment(string tag)
+        {
+            if (tag == null) throw new ArgumentNullException("tag");
+            if (tag.IndexOf('\0') >= 0) throw new ArgumentException("a segment tag cannot contain NUL", "tag");
+            var bytes = new byte[Encoding.UTF8.GetByteCount(tag) + 1];
+            Encoding.UTF8.GetBytes(tag, 0, tag.Length, bytes, 0);
+            fixed (byte* p = bytes) Native.Check(Native.trunkline_session_begin_segment(H(), p), "trunkline_session_begin_segment");
+        }
+
+        /// <summary>Agent audio accepted by Play that the caller has not heard yet, ms: waiting in
+        /// the engine and at the carrier (by the engine's playout model, corrected with the
+        /// carrier's echoes where it sends them).</summary>
+        public ulong QueuedMs
+        {
+            get
+            {
+                ulong ms;
+                Native.Check(Native.trunkline_session_queued_ms(H(), out ms), "trunkline_session_queued_ms");
+                return ms;
+            }
+        }
+
         /// <summary>The carrier's connection closed: the stream ends as with a stop message (marks
         /// resolved, then Stopped). Carriers that send no stop (Plivo, Vonage, jambonz, AudioSocket
         /// without its hang-up) end this way. Does nothing once the stream has ended.</summary>
@@ -263,16 +296,45 @@ namespace Trunkline
         public Event PollEvent()
         {
             var ne = new NativeEvent { struct_size = EventSize };
-            var r = Native.trunkline_session_poll_event(H(), ref ne);
-            if (r == ResultCode.Empty) return null;
-            Native.Check(r, "trunkline_session_poll_event");
+            lock (eventLock)
+            {
+                var r = Native.trunkline_session_poll_event(H(), ref ne);
+                if (r == ResultCode.Empty) return null;
+                Native.Check(r, "trunkline_session_poll_event");
+                var e = new Event(ne.kind, ne.stream_ms, ne.played_ms, (char)ne.digit, CString(ne.name, NativeEvent.NameCapacity), ne.error);
+                if (ne.kind == EventKind.ProtocolError) e.ErrorMessage = Library.ProtocolErrorMessage(ne.error);
+                if (ne.kind == EventKind.Dtmf && ne.duration_ms >= 0) e.DurationMs = ne.duration_ms;
+                if (ne.kind == EventKind.Started) FillStart(e);
+                if (ne.kind == EventKind.BargeIn || ne.kind == EventKind.Interrupted)
+                {
+                    var segment = CString(ne.segment, NativeEvent.SegmentTagCapacity);
+                    e.Segment = segment.Length == 0 ? null : segment;
+                    if (ne.segment_played_ms >= 0) e.SegmentPlayedMs = ne.segment_played_ms;
+                    // Read now: the library keeps these tags only until the next such event is polled.
+                    e.UnheardSegments = UnheardSegments(ne.unheard_segments);
+                }
+                return e;
+            }
+        }
+
+        static string CString(byte* b, int capacity)
+        {
             int len = 0;
-            while (len < NativeEvent.NameCapacity && ne.name[len] != 0) len++;
-            var e = new Event(ne.kind, ne.stream_ms, ne.played_ms, (char)ne.digit, Native.Utf8(ne.name, len), ne.error);
-            if (ne.kind == EventKind.ProtocolError) e.ErrorMessage = Library.ProtocolErrorMessage(ne.error);
-            if (ne.kind == EventKind.Dtmf && ne.duration_ms >= 0) e.DurationMs = ne.duration_ms;
-            if (ne.kind == EventKind.Started) FillStart(e);
-            return e;
+            while (len < capacity && b[len] != 0) len++;
+            return Native.Utf8(b, len);
+        }
+
+        IReadOnlyList<string> UnheardSegments(uint count)
+        {
+            var tags = new List<string>((int)count);
+            byte* buf = stackalloc byte[NativeEvent.SegmentTagCapacity];
+            for (uint i = 0; i < count; i++)
+            {
+                nuint n;
+                Native.Check(Native.trunkline_session_unheard_segment(H(), (nuint)i, buf, Native.N(NativeEvent.SegmentTagCapacity), out n), "trunkline_session_unheard_segment");
+                tags.Add(Native.Utf8(buf, Native.I(n)));
+            }
+            return tags.AsReadOnly();
         }
 
         void FillStart(Event e)

@@ -511,6 +511,15 @@ namespace Trunkline.Tests
             var maxName = (int)native.GetField("MaxNameBytes", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic).GetValue(null);
             if (!header.Defines.ContainsKey("TRUNKLINE_MAX_NAME_BYTES") || ck.EvalLength("TRUNKLINE_MAX_NAME_BYTES") != maxName)
                 ck.Errors.Add("TRUNKLINE_MAX_NAME_BYTES vs Native.MaxNameBytes " + maxName);
+            foreach (var format in new[] { new[] { "TRUNKLINE_METRICS_PROMETHEUS", "MetricsPrometheus" }, new[] { "TRUNKLINE_METRICS_OPENMETRICS", "MetricsOpenMetrics" } })
+            {
+                var value = (uint)native.GetField(format[1], BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic).GetValue(null);
+                if (!header.Defines.ContainsKey(format[0]) || ck.EvalLength(format[0]) != value)
+                    ck.Errors.Add(format[0] + " vs Native." + format[1] + " " + value);
+            }
+            var tagCapacity = (int)Lib.GetType("Trunkline.NativeEvent", true).GetField("SegmentTagCapacity", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic).GetValue(null);
+            if (!header.Defines.ContainsKey("TRUNKLINE_SEGMENT_TAG_CAPACITY") || ck.EvalLength("TRUNKLINE_SEGMENT_TAG_CAPACITY") != tagCapacity)
+                ck.Errors.Add("TRUNKLINE_SEGMENT_TAG_CAPACITY vs NativeEvent.SegmentTagCapacity " + tagCapacity);
             return ck;
         }
 

@@ -269,5 +269,80 @@ namespace Trunkline.Tests
                 }
             }
         }
+
+        /// <summary>The status code of a plain HTTP GET of <paramref name="path"/>.</summary>
+        static int HttpStatus(int port, string path)
+        {
+            using (var tcp = new System.Net.Sockets.TcpClient("127.0.0.1", port))
+            {
+                tcp.ReceiveTimeout = 5000;
+                var stream = tcp.GetStream();
+                var request = Encoding.ASCII.GetBytes("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                stream.Write(request, 0, request.Length);
+                var buf = new byte[64];
+                int n = stream.Read(buf, 0, buf.Length);
+                var status = Encoding.ASCII.GetString(buf, 0, n).Split(' ');
+                return status.Length > 1 ? int.Parse(status[1]) : 0;
+            }
+        }
+
+        public static void TestDrainRefusesNewCallsAndLetsTheLiveCallFinish()
+        {
+            List<long[]> labels;
+            var audio = Twilio.Speech(out labels);
+            const int Frames = 50;
+            using (var engine = new Engine(1))
+            using (var server = engine.Serve(new ServerOptions { Path = "/media", Session = new SessionOptions { AgentRate = 8000, AgentRingMs = 5000 } }))
+            using (var carrier = Carrier.Connect(server.Port, "/media"))
+            {
+                Assert.True(server.Ready, "ready before the drain");
+                Assert.Equal(200, HttpStatus(server.Port, "/readyz"), "/readyz before the drain");
+                carrier.Send(Twilio.Connected());
+                carrier.Send(Twilio.Start());
+                Session call;
+                using (var cts = new CancellationTokenSource(5000))
+                    call = server.AcceptAsync(cts.Token).Result;
+                using (call)
+                {
+                    // A grace far longer than the rest of the call: the drain ends because the call does.
+                    var drain = server.DrainAsync(TimeSpan.FromSeconds(30));
+                    Until(engine, () => server.Ready ? null : "", "the server to stop being ready");
+                    Assert.Equal(503, HttpStatus(server.Port, "/readyz"), "/readyz while draining");
+                    Assert.Equal(200, HttpStatus(server.Port, "/healthz"), "/healthz while draining");
+                    using (var refused = new ClientWebSocket())
+                    using (var cts = new CancellationTokenSource(5000))
+                        Assert.Throws<Exception>(() => refused.ConnectAsync(new Uri("ws://127.0.0.1:" + server.Port + "/media"), cts.Token).Wait(), "a new call while draining");
+
+                    // The live call goes on: every frame it sends now reaches the host, then it stops.
+                    for (int i = 0; i < Frames; i++) carrier.Send(Twilio.Media(2 + i, i + 1, i * 20, audio, i * 160, 160));
+                    carrier.Send(Twilio.Stop(Frames + 2));
+                    int samples = 0;
+                    var kinds = new List<EventKind>();
+                    Until(engine, () =>
+                    {
+                        samples += call.ReadAudio().Length;
+                        kinds.AddRange(call.Events().Select(e => e.Kind));
+                        return kinds.Contains(EventKind.Stopped) ? "" : null;
+                    }, "Stopped");
+                    samples += call.ReadAudio().Length;
+                    Assert.Equal(Frames * 160, samples, "caller samples read during the drain");
+                    Assert.True(!drain.IsCompleted, "the drain waits for the carrier to hang up");
+                    carrier.HangUp();
+                    Assert.True(drain.Wait(10000), "the drain returned");
+                    Assert.True(drain.Result, "every call ended");
+                    var stats = server.Stats();
+                    Assert.Equal(1ul, stats["rejected_draining"], "rejected_draining");
+                    Assert.Equal(1ul, stats["calls_opened"], "calls_opened");
+                    Assert.Equal(0ul, stats["active"], "active");
+                    // Nothing live: a second drain returns at once; draining cannot be undone.
+                    Assert.True(server.Drain(TimeSpan.Zero), "a drain with nothing live");
+                    Assert.True(!server.Ready, "still draining");
+                    Assert.Throws<ArgumentOutOfRangeException>(() => server.Drain(TimeSpan.FromSeconds(-1)), "negative grace");
+                    server.Shutdown(TimeSpan.Zero);
+                    Assert.Equal(ResultCode.Closed, CodeOf(() => server.Drain(TimeSpan.Zero), "drain after shutdown"), "drain after shutdown");
+                    Assert.Equal(ResultCode.Closed, CodeOf(() => { var r = server.Ready; }, "ready after shutdown"), "Ready after shutdown");
+                }
+            }
+        }
     }
 }

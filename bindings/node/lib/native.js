@@ -13,9 +13,20 @@ const koffi = require('koffi');
 /** The header version this binding was written against (TRUNKLINE_VERSION in trunkline.h). */
 const HEADER_VERSION = '0.1.0';
 
-/** Where the library is: $TRUNKLINE_LIB, else the workspace's release build. */
+/**
+ * Where the library is: $TRUNKLINE_LIB; else the platform package that npm installed beside this
+ * one (an optional dependency, e.g. trunkline-linux-x64-gnu, holding only libtrunkline.so; see
+ * docs/packaging.md); else the workspace's release build, for a checkout.
+ */
 function libraryPath() {
   if (process.env.TRUNKLINE_LIB) return path.resolve(process.env.TRUNKLINE_LIB);
+  // npm installs only the package whose os/cpu/libc fields match; only glibc builds are published.
+  const platformPackage = `trunkline-${process.platform}-${process.arch}-gnu`;
+  try {
+    return require.resolve(`${platformPackage}/libtrunkline.so`);
+  } catch (e) {
+    if (e.code !== 'MODULE_NOT_FOUND') throw e;
+  }
   return path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'libtrunkline.so');
 }
 
@@ -95,6 +106,9 @@ const DEFINES = {
   TRUNKLINE_VERSION: HEADER_VERSION,
   TRUNKLINE_MAX_NAME_BYTES: 255,
   TRUNKLINE_EVENT_NAME_CAPACITY: 256,
+  TRUNKLINE_METRICS_PROMETHEUS: 0,
+  TRUNKLINE_METRICS_OPENMETRICS: 1,
+  TRUNKLINE_SEGMENT_TAG_CAPACITY: 64,
 };
 
 // ---- Types.
@@ -179,6 +193,9 @@ const trunkline_event = koffi.struct('trunkline_event', {
   error: 'uint32_t',
   name: koffi.array('char', DEFINES.TRUNKLINE_EVENT_NAME_CAPACITY, 'String'),
   duration_ms: 'int64_t',
+  segment: koffi.array('char', DEFINES.TRUNKLINE_SEGMENT_TAG_CAPACITY, 'String'),
+  segment_played_ms: 'int64_t',
+  unheard_segments: 'uint32_t',
 });
 
 const trunkline_vad_config = koffi.struct('trunkline_vad_config', {
@@ -218,7 +235,9 @@ const PROTOTYPES = [
   'trunkline_result trunkline_engine_wait(const trunkline_engine *engine, int64_t timeout_ms)',
   'trunkline_result trunkline_engine_wake(const trunkline_engine *engine)',
   'trunkline_result trunkline_engine_clear_wakeup(const trunkline_engine *engine)',
+  'trunkline_result trunkline_engine_metrics(const trunkline_engine *engine, uint32_t format, char *buf, size_t capacity, _Out_ size_t *out_len)',
   'const char *trunkline_protocol_error_message(uint32_t code)',
+  'trunkline_result trunkline_log_to_stderr(const char *filter)',
   'const char *trunkline_result_message(uint32_t result)',
   'trunkline_result trunkline_server_config_default(_Out_ trunkline_server_config *out, size_t struct_size)',
   'trunkline_result trunkline_server_start(const trunkline_engine *engine, const trunkline_server_config *config, _Out_ trunkline_server **out)',
@@ -227,6 +246,8 @@ const PROTOTYPES = [
   'size_t trunkline_server_stats_count(void)',
   'const char *trunkline_server_stats_name(size_t index)',
   'trunkline_result trunkline_server_stats(const trunkline_server *server, uint64_t *values, size_t capacity, _Out_ size_t *out_count)',
+  'trunkline_result trunkline_server_ready(const trunkline_server *server, _Out_ bool *out_ready)',
+  'trunkline_result trunkline_server_drain(const trunkline_server *server, uint32_t grace_ms, _Out_ bool *out_all_ended)',
   'trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms)',
   'void trunkline_server_free(trunkline_server *server)',
   'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
@@ -235,6 +256,9 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
   'trunkline_result trunkline_session_mark(trunkline_session *session, const char *name)',
   'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
+  'trunkline_result trunkline_session_begin_segment(trunkline_session *session, const char *tag)',
+  'trunkline_result trunkline_session_unheard_segment(trunkline_session *session, size_t index, char *buf, size_t capacity, _Out_ size_t *out_len)',
+  'trunkline_result trunkline_session_queued_ms(trunkline_session *session, _Out_ uint64_t *out_ms)',
   'trunkline_result trunkline_session_end_stream(trunkline_session *session)',
   'trunkline_result trunkline_session_outbound_len(trunkline_session *session, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_next_outbound(trunkline_session *session, uint8_t *buf, size_t capacity, _Out_ size_t *out_len, _Out_ trunkline_message_kind *out_kind)',

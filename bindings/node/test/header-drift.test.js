@@ -79,7 +79,7 @@ const MUTATIONS = [
   ['an enumerator renamed', 'TRUNKLINE_START_FIELD_CALL_ID = 0', 'TRUNKLINE_START_FIELD_CALL_SID = 0', /enum trunkline_start_field/],
   ['an array length', '#define TRUNKLINE_EVENT_NAME_CAPACITY 256', '#define TRUNKLINE_EVENT_NAME_CAPACITY 128', /TRUNKLINE_EVENT_NAME_CAPACITY|trunkline_event.name/],
   ['an out-parameter made input', 'size_t *out_taken', 'const size_t *out_taken', /trunkline_session_play/],
-  ['a server argument type', 'uint32_t grace_ms', 'uint64_t grace_ms', /trunkline_server_shutdown: header/],
+  ['a server argument type', 'trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms)', 'trunkline_server_shutdown(const trunkline_server *server, uint64_t grace_ms)', /trunkline_server_shutdown: header/],
   ['a string field made a number', 'const char *public_url;', 'uint64_t public_url;', /trunkline_server_config\.public_url: header uint64_t, koffi char \*/],
   ['a string field added', 'const char *tls_key_pem;', 'const char *tls_key_pem;\n  const char *tls_ca_pem;', /struct trunkline_server_config: header fields/],
   ['the pointed-to struct replaced', 'const trunkline_session_config *session;', 'const trunkline_engine_config *session;', /trunkline_server_config\.session: header trunkline_engine_config \*, koffi trunkline_session_config \*/],

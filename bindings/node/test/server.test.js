@@ -235,3 +235,95 @@ test('shutdown(grace) runs off the event loop: a live call goes on until the car
   await pending;
   server.close();
 });
+
+/** The status code of a plain HTTP GET of `path` on the server's port. */
+function httpStatus(port, path) {
+  return new Promise((resolve, reject) => {
+    const req = require('node:http').get({ host: '127.0.0.1', port, path }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+  });
+}
+
+test('drain(grace): new calls refused at once, the live one goes on to its end, resolves true', async (t) => {
+  const { audio } = h.speech();
+  const engine = threaded(t);
+  const server = engine.serve({ path: '/media', session: { agentRate: 8000, agentRingMs: 5000 } });
+  assert.equal(server.ready, true);
+  assert.equal(await httpStatus(server.port, '/readyz'), 200);
+  const { ws } = await carrier(t, server.port);
+  ws.send(h.connected());
+  ws.send(h.start());
+  const call = await nextCall(t, server);
+
+  // A grace far longer than the rest of the call: the drain ends because the call does.
+  const drained = server.drain(30000);
+  await until(engine, () => !server.ready, 2000, 'the server to stop being ready');
+  assert.equal(await httpStatus(server.port, '/readyz'), 503);
+  assert.equal(await httpStatus(server.port, '/healthz'), 200);
+  const refused = new WebSocket(`ws://127.0.0.1:${server.port}/media`);
+  refused.on('error', () => {});
+  t.after(() => refused.terminate());
+  const status = await h.within(
+    new Promise((resolve, reject) => {
+      refused.once('unexpected-response', (_, res) => resolve(res.statusCode));
+      refused.once('open', () => reject(new Error('a call was taken while draining')));
+    }),
+    5000,
+    'no answer to the upgrade',
+  );
+  assert.equal(status, 503);
+
+  // The live call goes on: every frame it sends now reaches the host, then it stops and hangs up.
+  const FRAMES = 50;
+  for (let i = 0; i < FRAMES; i++) ws.send(h.frame(audio, i));
+  ws.send(h.stop(FRAMES + 2));
+  let bytes = 0;
+  const kinds = [];
+  await h.within(
+    (async () => {
+      for await (const ev of call.eventStream()) {
+        kinds.push(ev.kind);
+        bytes += call.readAudio().length;
+      }
+    })(),
+    5000,
+    'no stopped event',
+  );
+  bytes += call.readAudio().length;
+  assert.equal(kinds.at(-1), 'stopped');
+  assert.equal(bytes, FRAMES * 160 * 2);
+  ws.close();
+  assert.equal(await h.within(drained, 10000, 'the drain did not return'), true);
+  const stats = server.stats();
+  assert.deepEqual([stats.rejected_draining, stats.calls_opened, stats.active], [1, 1, 0]);
+  // Nothing live: a second drain resolves at once; draining cannot be undone.
+  assert.equal(await server.drain(0), true);
+  assert.equal(server.ready, false);
+  assert.throws(() => server.drain(-1), TypeError);
+  await server.shutdown(0);
+  await assert.rejects(server.drain(0), isCode('CLOSED'));
+  assert.throws(() => server.ready, isCode('CLOSED'));
+  server.close();
+});
+
+test('close() during a drain frees the server once the drain has ended the calls', async (t) => {
+  const engine = threaded(t);
+  const server = engine.serve();
+  const { ws } = await carrier(t, server.port);
+  ws.send(h.connected());
+  ws.send(h.start());
+  const call = await nextCall(t, server);
+  const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+  const drained = server.drain(200);
+  server.close();
+  assert.equal(server.closed, true);
+  assert.throws(() => server.accept(), isCode('CLOSED'));
+  assert.equal(await h.within(drained, 5000, 'the drain did not return'), true);
+  assert.equal(await h.within(closed, 5000, 'the carrier was not hung up on'), 1001);
+  const kinds = [];
+  for await (const ev of call.eventStream()) kinds.push(ev.kind);
+  assert.equal(kinds.at(-1), 'stopped');
+});

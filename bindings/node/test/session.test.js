@@ -109,7 +109,19 @@ test('agent audio goes out as paced 20 ms media frames, then its mark; the echo 
   assert.equal(visible.indexOf('reply-1'), visible.length - 1);
   assert.equal(visible.filter((o) => o === 'media').length, 25);
   assert.deepEqual(events, [
-    { kind: 'mark_played', streamMs: 0, playedMs: 500, digit: '', durationMs: null, name: 'reply-1', errorCode: 0, errorMessage: '' },
+    {
+      kind: 'mark_played',
+      streamMs: 0,
+      playedMs: 500,
+      digit: '',
+      durationMs: null,
+      name: 'reply-1',
+      errorCode: 0,
+      errorMessage: '',
+      segment: null,
+      segmentPlayedMs: null,
+      unheardSegments: [],
+    },
   ]);
   assert.equal(stats.frames_out, 25);
   assert.equal(stats.marks_sent, 1);

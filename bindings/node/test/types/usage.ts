@@ -17,6 +17,7 @@ import {
   ulawEncode,
   alawDecode,
   alawEncode,
+  logToStderr,
   version,
 } from '../..';
 
@@ -27,7 +28,10 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   const pcm: Buffer = session.readAudio();
   let taken: number = session.play(new Int16Array(160), 24000);
   taken += session.play(pcm, 16000);
+  session.beginSegment('reply-1');
   session.mark('reply-1');
+  const queued: number = session.queuedMs;
+  taken += queued;
   session.interrupt();
   for (const m of session.outbound()) send(m);
   const evs: Event[] = session.events();
@@ -38,8 +42,11 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
       const encoding: AudioEncoding = ev.encoding;
       const lang: string | undefined = ev.customParameters.lang;
       void [ids, rate, encoding, lang, ev.tracks[0]];
-    } else if (ev.kind === 'barge_in') {
-      taken += ev.playedMs + ev.streamMs;
+    } else if (ev.kind === 'barge_in' || ev.kind === 'interrupted') {
+      taken += ev.playedMs + ev.streamMs + (ev.segmentPlayedMs ?? 0);
+      const heard: string | null = ev.segment;
+      const unheard: string[] = ev.unheardSegments;
+      void [heard, unheard];
     } else if (ev.kind === 'protocol_error' && ev.errorCode === PROTOCOL_ERROR.UNKNOWN_MARK) {
       send(ev.errorMessage + ev.name);
     }
@@ -81,6 +88,9 @@ async function serve(engine: Engine): Promise<number> {
     call.close();
   }
   const stats: ServerStats = server.stats();
+  const ready: boolean = server.ready;
+  const allEnded: boolean = await server.drain(30000);
+  void [ready, allEnded];
   await server.shutdown(5000);
   server.close();
   other.close();
@@ -91,6 +101,9 @@ const engine = new Engine({ workers: 0, maxSessions: 1 });
 void serve(new Engine({ workers: 1 }));
 void call(engine, () => {}).finally(() => engine.close());
 const fd: number = engine.wakeupFd;
+const text: string = engine.metrics() + engine.metrics({ openMetrics: true });
+const logging: boolean = logToStderr() || logToStderr('trunkline=info') || logToStderr(null);
+void [text, logging];
 void fd;
 const prioritised: number = new Engine({ workers: 2, workerNice: -10 }).prioritisedWorkers;
 void prioritised;
