@@ -1,0 +1,263 @@
+"""The OpenAI Realtime bridge example (examples/python/openai_realtime_bridge.py), end to end:
+callsim calls it as Twilio, and a fake Realtime server stands in for the model.
+
+The fake speaks the Realtime events the bridge uses: it takes session.update and
+input_audio_buffer.append (keeping the audio), runs a simple energy VAD over that audio (sending
+input_audio_buffer.speech_started / speech_stopped), answers each end of turn with a known reply
+streamed faster than real time as audio deltas with an item id, and records response.cancel and
+conversation.item.truncate. After a cancel it still sends two deltas of the cut item, as deltas
+already in flight would arrive: the bridge must not play them.
+
+The caller asks a question, then talks over the first reply and over the second one. Both
+interruptions must truncate their own item at what callsim (the carrier) says the caller heard;
+the third reply must play whole. Once with Trunkline deciding the barge-in, once with the
+server's VAD deciding (and the beta name of the audio delta)."""
+
+import asyncio
+import base64
+import importlib.util
+import json
+import math
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from twilio_messages import REPO, speech
+
+websockets = pytest.importorskip("websockets")
+from websockets.asyncio.server import serve  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+RATE = 24000
+BLOCK = RATE // 50  # the fake VAD's 20 ms blocks
+# The caller's script (stream ms): the fixture's first utterance as the question, then two of its
+# later utterances placed to land about 1.3 s into the first and the second reply.
+UTTERANCES = [(1000, (1000, 3421)), (5300, (4421, 5435)), (8300, (8634, 9816))]
+CALLER_MS = 10400
+REPLIES_MS = [6000, 6000, 800]
+CHUNK_MS = 100  # one audio delta
+STREAM_SPEEDUP = 2  # the fake sends its replies this much faster than real time
+STALE_DELTAS = 2  # deltas of a cut item the fake sends after the cancel
+TOLERANCE_MS = 40
+
+
+@pytest.fixture(scope="module")
+def callsim():
+    binary = REPO / "target" / "release" / "callsim"
+    cargo = shutil.which("cargo")
+    if cargo:
+        subprocess.run([cargo, "build", "--release", "-q", "-p", "trunkline-callsim"], cwd=REPO, check=True, timeout=1800)
+    assert binary.exists(), "no callsim binary: cargo build --release -p trunkline-callsim"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def caller_audio(tmp_path_factory):
+    """The caller's audio (8 kHz µ-law, digital silence between the utterances) and its labels,
+    which callsim reads beside it."""
+    audio, _ = speech()
+    out = bytearray(b"\xff" * (CALLER_MS * 8))
+    labels = []
+    for at, (start, end) in UTTERANCES:
+        piece = audio[start * 8 : end * 8]
+        out[at * 8 : at * 8 + len(piece)] = piece
+        labels.append(f"{at} {at + end - start}")
+    directory = tmp_path_factory.mktemp("bridge")
+    (directory / "caller.ulaw").write_bytes(bytes(out))
+    (directory / "caller.labels").write_text("\n".join(labels) + "\n")
+    return directory / "caller.ulaw"
+
+
+def load_bridge():
+    spec = importlib.util.spec_from_file_location("openai_realtime_bridge", REPO / "examples" / "python" / "openai_realtime_bridge.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tone(ms: int, freq: float) -> bytes:
+    n = RATE * ms // 1000
+    return struct.pack(f"<{n}h", *(int(6000 * math.sin(2 * math.pi * freq * i / RATE)) for i in range(n)))
+
+
+class FakeRealtime:
+    """One Realtime connection's worth of the model (see the module docstring)."""
+
+    def __init__(self, delta_name: str) -> None:
+        self.delta_name = delta_name
+        self.session_updates: list = []
+        self.audio = bytearray()  # every appended byte, s16le at 24 kHz
+        self.onsets_ms: list = []  # where the VAD heard the caller start, in appended audio
+        self.cancels = 0
+        self.truncates: list = []  # (item_id, audio_end_ms, ms of audio sent for the item then)
+        self.errors: list = []
+        self.items: list = []  # item ids of the replies, in order
+        self.sent_ms: dict = {}
+        self.stale_sent = 0
+        self.closed = asyncio.Event()
+        self.ws = None
+        self.responding: asyncio.Task | None = None
+        self.cancelled = asyncio.Event()
+        # VAD state over the appended audio.
+        self.scanned = 0
+        self.speaking = False
+        self.voiced = 0
+        self.quiet = 0
+
+    async def send(self, event: dict) -> None:
+        await self.ws.send(json.dumps(event))
+
+    async def handle(self, ws) -> None:
+        self.ws = ws
+        try:
+            async for message in ws:
+                event = json.loads(message)
+                kind = event["type"]
+                if kind == "session.update":
+                    self.session_updates.append(event["session"])
+                elif kind == "input_audio_buffer.append":
+                    self.audio += base64.b64decode(event["audio"])
+                    await self.vad()
+                elif kind == "response.cancel":
+                    if self.responding is None or self.responding.done():
+                        self.errors.append("response.cancel with no response in progress")
+                    else:
+                        self.cancels += 1
+                        self.cancelled.set()
+                elif kind == "conversation.item.truncate":
+                    item = event["item_id"]
+                    sent = self.sent_ms.get(item, 0)
+                    self.truncates.append((item, event["audio_end_ms"], sent))
+                    if event["content_index"] != 0 or event["audio_end_ms"] > sent:
+                        self.errors.append(f"bad truncate {event} ({sent} ms sent)")
+                    await self.send({"type": "conversation.item.truncated", "item_id": item,
+                                     "content_index": 0, "audio_end_ms": event["audio_end_ms"]})
+                else:
+                    self.errors.append(f"unexpected event {kind}")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+
+    async def vad(self) -> None:
+        """Speech: 3 blocks of 20 ms above the threshold; its end: 500 ms below."""
+        while self.scanned + BLOCK * 2 <= len(self.audio):
+            block = struct.unpack(f"<{BLOCK}h", self.audio[self.scanned : self.scanned + BLOCK * 2])
+            self.scanned += BLOCK * 2
+            loud = math.sqrt(sum(x * x for x in block) / BLOCK) > 600
+            at_ms = self.scanned // 2 * 1000 // RATE
+            if not self.speaking:
+                self.voiced = self.voiced + 1 if loud else 0
+                if self.voiced == 3:
+                    self.speaking, self.quiet = True, 0
+                    self.onsets_ms.append(at_ms - 60)
+                    await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms - 60})
+            else:
+                self.quiet = 0 if loud else self.quiet + 1
+                if self.quiet * 20 >= 500:
+                    self.speaking, self.voiced = False, 0
+                    await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms - 500})
+                    if len(self.items) < len(REPLIES_MS):
+                        self.responding = asyncio.create_task(self.respond(len(self.items)))
+
+    async def respond(self, n: int) -> None:
+        response, item = f"resp_{n + 1}", f"item_{n + 1}"
+        self.items.append(item)
+        self.cancelled.clear()
+        self.sent_ms[item] = 0
+        await self.send({"type": "response.created", "response": {"id": response, "status": "in_progress"}})
+        await self.send({"type": "response.output_item.added", "response_id": response,
+                         "item": {"id": item, "type": "message", "role": "assistant"}})
+        pcm = tone(REPLIES_MS[n], 300 + 100 * n)
+        chunk = RATE * CHUNK_MS // 1000 * 2
+        status, stale = "completed", None
+        for i in range(0, len(pcm), chunk):
+            if self.cancelled.is_set():
+                stale = STALE_DELTAS if stale is None else stale
+                if stale == 0:
+                    status = "cancelled"
+                    break
+                stale -= 1
+                self.stale_sent += 1
+            piece = pcm[i : i + chunk]
+            await self.send({"type": self.delta_name, "response_id": response, "item_id": item, "output_index": 0,
+                             "content_index": 0, "delta": base64.b64encode(piece).decode()})
+            self.sent_ms[item] += len(piece) // 2 * 1000 // RATE
+            await asyncio.sleep(CHUNK_MS / 1000 / STREAM_SPEEDUP)
+        await self.send({"type": "response.done", "response": {"id": response, "status": status}})
+
+
+async def run_call(bridge, callsim, caller_audio, server_vad, delta_name):
+    fake = FakeRealtime(delta_name)
+    async with serve(fake.handle, "127.0.0.1", 0) as realtime:
+        url = f"ws://127.0.0.1:{realtime.sockets[0].getsockname()[1]}/v1/realtime?model=test"
+        ready = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        server = asyncio.create_task(bridge.main("127.0.0.1:0", url, "test-key", server_vad=server_vad,
+                                                 ready=ready, stop=stop, drain_grace=2))
+        port = await asyncio.wait_for(ready, 10)
+        proc = await asyncio.create_subprocess_exec(
+            str(callsim), "--url", f"ws://127.0.0.1:{port}/media", "--audio", str(caller_audio),
+            "--digital-silence", "--playout-delay-ms", "150", "--wait-ms", "3000", "--json", "--timeline", "--quiet",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.wait_for(fake.closed.wait(), 5)  # the bridge hung up on the model too
+        stop.set()
+        assert await asyncio.wait_for(server, 10)
+    assert proc.returncode == 0, err.decode()
+    timeline = [(int(m.group(1)), m.group(2)) for m in
+                (re.match(r"^\s*(-?\d+) ms  (.*)$", line) for line in err.decode().splitlines()) if m]
+    return fake, json.loads(out)["per_call"][0]["metrics"], timeline
+
+
+@pytest.mark.parametrize(
+    "server_vad, delta_name",
+    [(False, "response.output_audio.delta"), (True, "response.audio.delta")],
+    ids=["trunkline-barge-in", "server-vad"],
+)
+def test_bridge_truncates_each_reply_at_what_the_caller_heard(callsim, caller_audio, server_vad, delta_name):
+    bridge = load_bridge()
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, server_vad, delta_name))
+    text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
+
+    # The session asked for PCM at 24 kHz both ways, the server's VAD not cancelling by itself.
+    (session,) = fake.session_updates
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": RATE}
+    assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": RATE}
+    assert session["audio"]["input"]["turn_detection"]["interrupt_response"] is False
+
+    # The caller's audio reached the model whole and in time: as many samples as callsim sent
+    # (at 24 kHz; a frame of slack for the resampler and the hang-up), its utterances where
+    # callsim put them.
+    sent_samples = metrics["frames_sent"] * 160 * RATE // 8000
+    assert abs(len(fake.audio) // 2 - sent_samples) <= RATE // 50, (len(fake.audio) // 2, sent_samples)
+    assert len(fake.onsets_ms) == len(UTTERANCES), fake.onsets_ms
+    for onset, (at, _) in zip(fake.onsets_ms, UTTERANCES):
+        assert abs(onset - at) <= 60, fake.onsets_ms
+
+    # Two interruptions, each answered by one clear; what the carrier says the caller heard of
+    # each cut reply.
+    heard = [float(m.group(1)) for _, m in
+             ((ms, re.search(r"^clear received.*caller heard (\d+) ms of the reply", what)) for ms, what in timeline) if m]
+    assert metrics["clears"] == 2 and len(heard) == 2, text
+    assert metrics["bad_messages"] == 0 and metrics["framing_violations"] == 0, text
+
+    # Each cut response was cancelled while in progress, and each truncate names its own item
+    # (never the earlier reply's) at what the caller heard of it, within the audio sent for it.
+    assert fake.errors == []
+    assert fake.cancels == 2
+    assert [t[0] for t in fake.truncates] == fake.items[:2], fake.truncates
+    for (item, end_ms, sent_ms), heard_ms in zip(fake.truncates, heard):
+        assert abs(end_ms - heard_ms) <= TOLERANCE_MS, (item, end_ms, heard_ms, text)
+        assert 0 < end_ms <= sent_ms
+
+    # The deltas sent after each cancel were never played: three replies reached the caller
+    # (two cut, the last whole), nothing in between.
+    assert fake.stale_sent == 2 * STALE_DELTAS
+    starts = [ms for ms, what in timeline if what.startswith(("bot reply starts", "bot audio starts"))]
+    assert len(starts) == 3, text
+    (last,) = [float(m.group(1)) for _, what in timeline if (m := re.match(r"bot reply ends \((\d+) ms played\)", what))]
+    assert abs(last - REPLIES_MS[2]) <= 20, text
