@@ -18,6 +18,7 @@
 //! `trunkline_worker_cpu_seconds_total{worker}` and `trunkline_process_cpu_seconds_total`. No
 //! label is per call: every label's values are a fixed set (or the engine's workers).
 
+use crate::protocol::PROTOCOL_ERROR_NAMES;
 use crate::runtime::{Histogram, MetricsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -229,6 +230,14 @@ impl Collector for EngineCollector {
             "Carrier messages dropped as protocol errors.",
             s.sessions.protocol_errors,
         )?;
+        let by_kind: Vec<(&str, u64)> = PROTOCOL_ERROR_NAMES.iter().copied().zip(s.protocol_errors).collect();
+        labelled_counters(
+            e,
+            "trunkline_protocol_errors_by_kind",
+            "Carrier messages dropped as protocol errors, by kind (every kind, zeros included).",
+            "kind",
+            &by_kind,
+        )?;
         for (field, value) in s.sessions.fields() {
             if NOT_COUNTERS.contains(&field) {
                 continue;
@@ -436,6 +445,18 @@ mod tests {
         assert_eq!(value(&text, r#"trunkline_calls_total{outcome="failed"}"#), 0.0);
         assert_eq!(value(&text, r#"trunkline_media_frames_total{direction="in"}"#), 12.0);
         assert_eq!(value(&text, "trunkline_protocol_errors_total"), 1.0);
+        // By kind: the one error ("not json") under its name, every other kind at 0, and the
+        // kinds adding up to the total.
+        assert_eq!(value(&text, r#"trunkline_protocol_errors_by_kind_total{kind="malformed_json"}"#), 1.0);
+        let by_kind: f64 = PROTOCOL_ERROR_NAMES
+            .iter()
+            .map(|k| value(&text, &format!("trunkline_protocol_errors_by_kind_total{{kind=\"{k}\"}}")))
+            .sum();
+        assert_eq!(by_kind, 1.0);
+        assert_eq!(
+            PROTOCOL_ERROR_NAMES[crate::protocol::ProtocolError::MalformedJson.code() as usize - 1],
+            "malformed_json"
+        );
         for (field, v) in expected.fields() {
             if NOT_COUNTERS.contains(&field) {
                 continue;

@@ -343,9 +343,33 @@ impl ProtocolError {
     }
 }
 
+/// How many error codes there are: codes run from 1 to this.
+pub const PROTOCOL_ERROR_KINDS: usize = 17;
+
+/// A short name for each error code, index `code - 1` (the `kind` label of the metrics).
+pub const PROTOCOL_ERROR_NAMES: [&str; PROTOCOL_ERROR_KINDS] = [
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "unknown_event",
+    "invalid_base64",
+    "payload_too_large",
+    "message_too_large",
+    "unexpected_frame_kind",
+    "media_before_start",
+    "duplicate_start",
+    "after_stop",
+    "unsupported_format",
+    "odd_payload_length",
+    "timestamp_jump",
+    "unknown_mark",
+    "foreign_stream",
+    "carrier_reported",
+];
+
 /// Each error code's description, index `code - 1`, NUL-terminated so that the C ABI can hand
 /// them out as they are (see [`ProtocolError::message_nul`]).
-const DESCRIPTIONS_NUL: [&str; 17] = [
+const DESCRIPTIONS_NUL: [&str; PROTOCOL_ERROR_KINDS] = [
     "malformed message: not valid JSON\0",
     "a required field is missing\0",
     "a field has the wrong type or value\0",

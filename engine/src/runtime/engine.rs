@@ -250,6 +250,7 @@ impl EngineShared {
             live_jitter_max_us: sums.live_jitter_max_us,
             call_quality: sums.call_quality,
             barge_in_reaction: sums.barge_in_reaction,
+            protocol_errors: sums.protocol_errors,
             latency,
             worker_cpu,
             process_cpu: totals::process_cpu_time(),

@@ -138,6 +138,14 @@ impl SessionShared {
         }
     }
 
+    /// Counts a protocol error by its code in the engine's totals (nothing outside an engine).
+    /// Lock-free: called by the worker as it reports the error.
+    pub(crate) fn record_protocol_error(&self, code: u32) {
+        if let Some(registration) = &self.registration {
+            registration.record_protocol_error(code);
+        }
+    }
+
     /// The worker took a play record of `body_bytes` at `rate` from the ring.
     pub(crate) fn play_drained(&self, body_bytes: u32, rate: u32) {
         self.play_drained_us.fetch_add(play_record_us(body_bytes, rate), Ordering::Release);

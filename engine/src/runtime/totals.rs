@@ -5,8 +5,10 @@
 //! on a worker's audio path but [`Registration::record_barge_in`], a few relaxed atomic adds per
 //! barge-in.
 
+use crate::protocol::PROTOCOL_ERROR_KINDS;
 use crate::quality::LineQuality;
 use crate::stats::{SessionCounters, SessionStats};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,6 +108,9 @@ pub struct MetricsSnapshot {
     /// the speech onset to the barge-in decision (the `BargeIn` event, the `clear` queued),
     /// seconds.
     pub barge_in_reaction: Histogram,
+    /// Protocol errors since the engine started, by code: index `code - 1` (see
+    /// [`crate::protocol::ProtocolError::code`] and [`crate::protocol::PROTOCOL_ERROR_NAMES`]).
+    pub protocol_errors: [u64; PROTOCOL_ERROR_KINDS],
     /// Engine-added latency ([`super::Engine::latency`]).
     pub latency: LatencyHistogram,
     /// CPU time each worker thread has used, in worker order (`None` where the system would not
@@ -134,11 +139,17 @@ pub(crate) struct SessionTotals {
     inner: Mutex<Inner>,
     /// Written by the workers as barge-ins happen: atomics, not under the lock.
     barge_in_reaction: AtomicHistogram,
+    /// Written by the workers as protocol errors happen, by code (index `code - 1`): atomics.
+    protocol_errors: [AtomicU64; PROTOCOL_ERROR_KINDS],
 }
 
 impl Default for SessionTotals {
     fn default() -> Self {
-        Self { inner: Mutex::default(), barge_in_reaction: AtomicHistogram::new(&BARGE_IN_BOUNDS_S) }
+        Self {
+            inner: Mutex::default(),
+            barge_in_reaction: AtomicHistogram::new(&BARGE_IN_BOUNDS_S),
+            protocol_errors: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
 }
 
@@ -152,6 +163,7 @@ pub(crate) struct Sums {
     pub(crate) live_jitter_max_us: u64,
     pub(crate) call_quality: CallQualityHistograms,
     pub(crate) barge_in_reaction: Histogram,
+    pub(crate) protocol_errors: [u64; PROTOCOL_ERROR_KINDS],
 }
 
 /// A session's place in [`SessionTotals`], held by its shared state.
@@ -200,6 +212,7 @@ impl SessionTotals {
             live_jitter_max_us: jitter_max,
             call_quality: inner.quality.clone(),
             barge_in_reaction: self.barge_in_reaction.snapshot(),
+            protocol_errors: std::array::from_fn(|i| self.protocol_errors[i].load(Ordering::Relaxed)),
         }
     }
 }
@@ -228,6 +241,15 @@ impl Registration {
     /// calls it as the barge-in is decided.
     pub(crate) fn record_barge_in(&self, reaction_us: u64) {
         self.totals.barge_in_reaction.record(reaction_us);
+    }
+
+    /// Counts a protocol error by its code (one relaxed atomic add; codes outside the table,
+    /// which no error has, are not counted by kind).
+    pub(crate) fn record_protocol_error(&self, code: u32) {
+        let slot = (code as usize).checked_sub(1).and_then(|i| self.totals.protocol_errors.get(i));
+        if let Some(slot) = slot {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

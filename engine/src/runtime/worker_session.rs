@@ -47,6 +47,10 @@ impl Outputs<'_> {
             // of the event.
             self.shared.record_barge_in(reaction_us);
         }
+        if let RawEvent::ProtocolError { error } = event {
+            // By kind, for the metrics (the session's own counter has the total).
+            self.shared.record_protocol_error(error.code());
+        }
         let cut = matches!(event, RawEvent::BargeIn { .. } | RawEvent::Interrupted { .. });
         if self.shared.push_event(event) {
             self.counts.events_dropped += 1;
