@@ -277,6 +277,17 @@ pub extern "C" fn trunkline_session_play(
     })
 }
 
+/// A string argument (a mark name, a segment tag): NULL_PARAMETER for NULL, INVALID_ARGUMENT for
+/// invalid UTF-8. Borrowed, not copied: it is used before the call returns.
+fn str_arg<'a>(ptr: *const c_char) -> Result<&'a str, trunkline_result> {
+    if ptr.is_null() {
+        return Err(trunkline_result::NullParameter);
+    }
+    // SAFETY: non-NULL; the header requires a NUL-terminated string valid for the call, and the
+    // callers use the borrow only within it.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| trunkline_result::InvalidArgument)
+}
+
 /// Places a mark named `name` (NUL-terminated UTF-8, at most `max_mark_name_bytes`, not starting
 /// with "trunkline-sync-") after the audio played so far. A MARK_PLAYED event follows when the
 /// caller has heard everything before it, or MARK_CLEARED if it was flushed. Results: OK;
@@ -287,12 +298,9 @@ pub extern "C" fn trunkline_session_mark(
     name: *const c_char,
 ) -> trunkline_result {
     guard(|| {
-        if name.is_null() {
-            return trunkline_result::NullParameter;
-        }
-        // SAFETY: non-NULL; the header requires a NUL-terminated string.
-        let Ok(name) = unsafe { CStr::from_ptr(name) }.to_str() else {
-            return trunkline_result::InvalidArgument;
+        let name = match str_arg(name) {
+            Ok(name) => name,
+            Err(e) => return e,
         };
         let mut s = open_session!(session);
         match s.session.mark(name) {
@@ -329,12 +337,9 @@ pub extern "C" fn trunkline_session_begin_segment(
     tag: *const c_char,
 ) -> trunkline_result {
     guard(|| {
-        if tag.is_null() {
-            return trunkline_result::NullParameter;
-        }
-        // SAFETY: non-NULL; the header requires a NUL-terminated string.
-        let Ok(tag) = unsafe { CStr::from_ptr(tag) }.to_str() else {
-            return trunkline_result::InvalidArgument;
+        let tag = match str_arg(tag) {
+            Ok(tag) => tag,
+            Err(e) => return e,
         };
         let mut s = open_session!(session);
         match s.session.begin_segment(tag) {
