@@ -39,30 +39,8 @@ mkdir -p "$hooks_lib"
 cp target/release/libtrunkline.so "$hooks_lib/libtrunkline.so"
 cargo build --release --locked -p trunkline-ffi
 
-passed=0
-failed=0
-pass() {
-  passed=$((passed + 1))
-  echo "ok   $1"
-}
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-}
-# check NAME COMMAND...: one check, its output shown only when it fails.
-check() {
-  local name=$1
-  shift
-  local log
-  log=$(mktemp)
-  if "$@" >"$log" 2>&1; then
-    pass "$name"
-  else
-    fail "$name"
-    sed 's/^/    /' "$log"
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/checks.sh
+source scripts/checks.sh
 
 check "shipped library exports no test hooks" \
   bash -c "! nm -D --defined-only target/release/libtrunkline.so | grep -q trunkline_test_"

@@ -41,30 +41,8 @@ work=$PWD/target/packages/check
 rm -rf "$work"
 mkdir -p "$work"
 
-passed=0
-failed=0
-pass() {
-  passed=$((passed + 1))
-  echo "ok   $1"
-}
-fail() {
-  failed=$((failed + 1))
-  echo "FAIL $1"
-}
-# check NAME COMMAND...: one check, its output shown only when it fails.
-check() {
-  local name=$1
-  shift
-  local log
-  log=$(mktemp)
-  if "$@" >"$log" 2>&1; then
-    pass "$name"
-  else
-    fail "$name"
-    sed 's/^/    /' "$log"
-  fi
-  rm -f "$log"
-}
+# shellcheck source=scripts/checks.sh
+source scripts/checks.sh
 
 # The version every package must carry, as cargo reports it (not parsed from Cargo.toml here, so
 # setup.py's own reading of it is checked against cargo's).

@@ -5,7 +5,6 @@ callsim reports it did; the line-quality histograms must rate the impaired call 
 
 import json
 import math
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -13,7 +12,7 @@ import urllib.request
 import pytest
 
 import trunkline
-from twilio_messages import REPO, speech
+from twilio_messages import REPO, callsim_binary, speech
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,13 +23,7 @@ IMPAIRED = ["--gap-every", "10", "--jitter-ms", "40", "--seed", "7"]
 
 @pytest.fixture(scope="module")
 def callsim():
-    """The callsim binary (release), built first when cargo is at hand (quick when up to date)."""
-    binary = REPO / "target" / "release" / "callsim"
-    cargo = shutil.which("cargo")
-    if cargo:
-        subprocess.run([cargo, "build", "--release", "-q", "-p", "trunkline-callsim"], cwd=REPO, check=True, timeout=1800)
-    assert binary.exists(), "no callsim binary: cargo build --release -p trunkline-callsim"
-    return binary
+    return callsim_binary()
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,11 @@ import importlib.util
 import json
 import math
 import re
-import shutil
 import struct
-import subprocess
 
 import pytest
 
-from twilio_messages import REPO, speech
+from twilio_messages import REPO, callsim_binary, speech
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.server import serve  # noqa: E402
@@ -46,12 +44,7 @@ TOLERANCE_MS = 40
 
 @pytest.fixture(scope="module")
 def callsim():
-    binary = REPO / "target" / "release" / "callsim"
-    cargo = shutil.which("cargo")
-    if cargo:
-        subprocess.run([cargo, "build", "--release", "-q", "-p", "trunkline-callsim"], cwd=REPO, check=True, timeout=1800)
-    assert binary.exists(), "no callsim binary: cargo build --release -p trunkline-callsim"
-    return binary
+    return callsim_binary()
 
 
 @pytest.fixture(scope="module")

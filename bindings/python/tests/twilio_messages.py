@@ -2,6 +2,8 @@
 
 import base64
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -9,6 +11,17 @@ FIXTURES = REPO / "engine" / "tests" / "fixtures"
 STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 CALL_SID = "CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+
+
+def callsim_binary():
+    """The callsim binary (release), built first when cargo is at hand (quick when up to date);
+    scripts/test_python.sh builds it before the tests."""
+    binary = REPO / "target" / "release" / "callsim"
+    cargo = shutil.which("cargo")
+    if cargo:
+        subprocess.run([cargo, "build", "--release", "-q", "-p", "trunkline-callsim"], cwd=REPO, check=True, timeout=1800)
+    assert binary.exists(), "no callsim binary: cargo build --release -p trunkline-callsim"
+    return binary
 
 
 def speech():
