@@ -15,16 +15,6 @@
 #define INVALID TRUNKLINE_RESULT_INVALID_ARGUMENT
 #define FRAME_US 20000
 
-/* A manual-clock engine (inline, the default settings otherwise); NULL on failure. */
-static trunkline_engine *manual_engine(void) {
-  trunkline_engine_config cfg;
-  trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg, sizeof cfg) != TRUNKLINE_RESULT_OK) return NULL;
-  cfg.workers_per_core = false;
-  cfg.workers = 0;
-  return trunkline_engine_new_manual_clock(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
-}
-
 /* Opens a session with `lead_ms` and takes it through connected + start; NULL on failure. */
 static trunkline_session *started(trunkline_engine *e, uint32_t lead_ms) {
   trunkline_session_config cfg;
@@ -75,7 +65,7 @@ static bool play_ms(trunkline_session *s, size_t ms) {
 static void check_pacing(uint32_t lead_ms) {
   const size_t frames = 600 / 20;
   const size_t lead = lead_ms / 20;
-  trunkline_engine *e = manual_engine();
+  trunkline_engine *e = manual_clock_engine();
   REQUIRE(e != NULL);
   trunkline_session *s = started(e, lead_ms);
   if (s == NULL || !play_ms(s, 600)) {
@@ -122,7 +112,7 @@ static uint64_t fnv(uint64_t h, const void *data, size_t len) {
 static uint64_t run_call(bool sleepy, size_t counts[3]) {
   uint64_t h = 0xcbf29ce484222325ull;
   memset(counts, 0, 3 * sizeof counts[0]);
-  trunkline_engine *e = manual_engine();
+  trunkline_engine *e = manual_clock_engine();
   trunkline_session *s = e ? started(e, 100) : NULL;
   if (s == NULL || !play_ms(s, 400) || trunkline_session_mark(s, "reply") != TRUNKLINE_RESULT_OK) {
     tl_fail(__FILE__, __LINE__, "setup");
@@ -205,7 +195,7 @@ static void *advance_steps(void *arg) {
 }
 
 void test_manual_clock_advanced_from_another_thread(void) {
-  trunkline_engine *e = manual_engine();
+  trunkline_engine *e = manual_clock_engine();
   REQUIRE(e != NULL);
   trunkline_session *s = started(e, 100);
   if (s == NULL || !play_ms(s, 600)) {

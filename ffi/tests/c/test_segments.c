@@ -119,17 +119,8 @@ static void exchange(trunkline_session *s, carrier *c, uint64_t now_us, event_lo
   drain_events(s, log);
 }
 
-static trunkline_engine *manual_engine(void) {
-  trunkline_engine_config cfg;
-  trunkline_engine *e = NULL;
-  if (trunkline_engine_config_default(&cfg, sizeof cfg) != TRUNKLINE_RESULT_OK) return NULL;
-  cfg.workers_per_core = false;
-  cfg.workers = 0;
-  return trunkline_engine_new_manual_clock(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
-}
-
 void test_segments_interrupt_mid_segment(void) {
-  trunkline_engine *e = manual_engine();
+  trunkline_engine *e = manual_clock_engine();
   REQUIRE(e != NULL);
   trunkline_session *s = NULL;
   REQUIRE_OK(trunkline_session_open(e, NULL, &s));
@@ -216,7 +207,7 @@ void test_segments_interrupt_mid_segment(void) {
 }
 
 void test_segments_not_heard_yet(void) {
-  trunkline_engine *e = manual_engine();
+  trunkline_engine *e = manual_clock_engine();
   REQUIRE(e != NULL);
   trunkline_session *s = NULL;
   REQUIRE_OK(trunkline_session_open(e, NULL, &s));

@@ -455,3 +455,12 @@ void drive_threaded(trunkline_engine *e, trunkline_session *s, const call_plan *
   tl_fail(__FILE__, __LINE__, "messages %zu..%zu not done within %d ms (pushed to %zu, %zu samples)",
           from, to, timeout_ms, next, r->samples);
 }
+
+trunkline_engine *manual_clock_engine(void) {
+  trunkline_engine_config cfg;
+  trunkline_engine *e = NULL;
+  if (trunkline_engine_config_default(&cfg, sizeof cfg) != TRUNKLINE_RESULT_OK) return NULL;
+  cfg.workers_per_core = false;
+  cfg.workers = 0;
+  return trunkline_engine_new_manual_clock(&cfg, &e) == TRUNKLINE_RESULT_OK ? e : NULL;
+}

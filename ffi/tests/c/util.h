@@ -34,6 +34,9 @@ bool fixture_load(fixture *f);
 void fixture_free(fixture *f);
 
 /* Twilio messages (NUL-terminated in buf; returns the length). */
+/* A manual-clock engine (inline, the default settings otherwise); NULL on failure. */
+trunkline_engine *manual_clock_engine(void);
+
 size_t msg_connected(char *buf, size_t cap);
 size_t msg_start(char *buf, size_t cap);
 size_t msg_media(char *buf, size_t cap, unsigned seq, unsigned chunk, unsigned timestamp_ms,
