@@ -20,7 +20,9 @@ command -v valgrind >/dev/null || need_pkgs+=(valgrind)
 # and looks inside the packages it builds.
 command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 command -v unzip >/dev/null || need_pkgs+=(unzip)
-# Later suites (libopus) add theirs here.
+# Opus (the engine links libopus through pkg-config; its tests encode fixtures with opusenc).
+pkg-config --exists opus 2>/dev/null || need_pkgs+=(libopus-dev)
+command -v opusenc >/dev/null || need_pkgs+=(opus-tools)
 if ((${#need_pkgs[@]})); then
   if command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"

@@ -266,9 +266,20 @@ fn a_session_chooses_its_dialect_by_name() {
     }
     let unknown = SessionConfig { dialect: "carrier-pigeon".into(), ..Default::default() };
     match engine.open_session(&unknown) {
-        Err(trunkline::EngineError::UnknownDialect(name)) => assert_eq!(name, "carrier-pigeon"),
-        other => panic!("expected UnknownDialect, got {:?}", other.map(|_| ())),
+        Err(trunkline::EngineError::Dialect(trunkline::protocol::DialectError::Unknown(name))) => {
+            assert_eq!(name, "carrier-pigeon")
+        }
+        other => panic!("expected an unknown dialect, got {:?}", other.map(|_| ())),
     }
+    let bad_option = SessionConfig { dialect: "telnyx;codec=G729".into(), ..Default::default() };
+    match engine.open_session(&bad_option) {
+        Err(e @ trunkline::EngineError::Dialect(trunkline::protocol::DialectError::Option { .. })) => {
+            assert!(e.to_string().contains("codec=G729"), "{e}")
+        }
+        other => panic!("expected a refused option, got {:?}", other.map(|_| ())),
+    }
+    let with_options = SessionConfig { dialect: "telnyx;codec=L16;rate=16000".into(), ..Default::default() };
+    drop(engine.open_session(&with_options).expect("a dialect with options it takes"));
     assert_eq!(engine.open_sessions(), 0, "a refused session holds no slot");
 }
 

@@ -20,6 +20,7 @@ use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
 use trunkline::protocol::{
     Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
+    dialect_name,
 };
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -41,7 +42,7 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub(crate) fn new(route: Route, session: SessionConfig, auth: Option<RequestAuth>) -> Self {
-        let subprotocol = carrier_subprotocol(&route.dialect);
+        let subprotocol = carrier_subprotocol(dialect_name(&route.dialect));
         Self {
             route,
             session,
@@ -461,7 +462,7 @@ async fn drive<I: Inbox, O: Outbox>(
 ) -> Ending {
     // The session's own dialect, to see `start` and `stop` as the session does (the name was
     // checked when the server started, and again when the session opened).
-    let Some(mut start_parser) = dialect_by_name(&session_config.dialect) else { return Ending::CallEnded };
+    let Ok(mut start_parser) = dialect_by_name(&session_config.dialect) else { return Ending::CallEnded };
     // A byte stream is cut into messages as the engine cuts it; its start is an audio message,
     // parsed in full, so the scratch buffer takes a whole payload. A WebSocket's start and stop
     // carry no audio.

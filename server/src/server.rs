@@ -131,6 +131,9 @@ pub enum OffloadError {
     /// A bad setting.
     #[error("invalid offload setting: {0}")]
     Invalid(&'static str),
+    /// A route or `session.dialect` names no dialect this build speaks, or options it cannot take.
+    #[error("invalid offload setting: {0}")]
+    Dialect(trunkline::protocol::DialectError),
     /// TLS was configured but could not be set up (or the `tls` feature is off).
     #[error("TLS: {0}")]
     Tls(String),
@@ -265,10 +268,8 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
     routes
         .into_iter()
         .map(|route| {
-            if dialect_by_name(&route.dialect).is_none() {
-                return Err(OffloadError::Invalid(
-                    "a route or session.dialect names no dialect this build speaks",
-                ));
+            if let Err(e) = dialect_by_name(&route.dialect) {
+                return Err(OffloadError::Dialect(e));
             }
             let auth = route.auth.or_else(|| request_auth(&route.dialect));
             if route.auth_token.is_some() && auth.is_none() {

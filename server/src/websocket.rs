@@ -22,9 +22,11 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use trunkline::config::SessionConfig;
 use trunkline::metrics::Format;
 use trunkline::protocol::MessageKind;
 use trunkline::protocol::signature::{self, AuthFailure};
+use trunkline::protocol::with_exotel_query_rate;
 
 pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, origin: Origin) {
     // One budget from TCP accept to a completed handshake, whatever it is spent on.
@@ -130,6 +132,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut chosen = None;
     // The request's path, for the log lines.
     let mut requested = None;
+    // The session settings of a call whose URL states its stream's format (Exotel's
+    // `?sample-rate=`), when they differ from the endpoint's.
+    let mut from_url: Option<SessionConfig> = None;
     // The error type is tungstenite's handshake callback contract, not ours to box.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -141,6 +146,10 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let endpoint = &ctx.routes[index];
         chosen = Some(index);
+        from_url = req.uri().query().and_then(|query| {
+            let dialect = with_exotel_query_rate(&endpoint.session.dialect, query)?;
+            Some(SessionConfig { dialect, ..endpoint.session.clone() })
+        });
         if ctx.draining.load(Ordering::SeqCst) {
             refusal = Some(Refusal::Draining);
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server draining"));
@@ -232,7 +241,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // After `stop` the carrier closes the connection itself (and a `stop` may name another
     // stream, which the session refuses).
     let log = CallLog::new(&origin, &path);
-    connection::call(inbox, outbox, &ctx, &endpoint.session, false, log).await;
+    let session = from_url.as_ref().unwrap_or(&endpoint.session);
+    connection::call(inbox, outbox, &ctx, session, false, log).await;
     ctx.call_ended();
 }
 

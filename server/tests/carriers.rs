@@ -455,3 +455,149 @@ fn shutdown_ends_live_audiosocket_calls() {
     let (mut heard, mut events) = (vec![], vec![]);
     assert!(host_until(&engine, &mut call, &mut heard, &mut events, |_, e| e.contains(&Event::Stopped)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dialect options on routes
+
+/// The media payloads of `messages` (JSON text frames of `{"event":"media",...}`), decoded.
+fn media_payloads(messages: &[String]) -> Vec<Vec<u8>> {
+    messages
+        .iter()
+        .filter_map(|text| {
+            let v: serde_json::Value = serde_json::from_str(text).ok()?;
+            (v["event"] == "media").then(|| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v["media"]["payload"].as_str().unwrap())
+                    .unwrap()
+            })
+        })
+        .collect()
+}
+
+/// Sends `messages`; plays `reply` at `rate` from the host; returns the carrier's media payloads
+/// and the caller audio the host read, once `out_bytes` of payload came and `in_samples` were
+/// read (or 10 s passed).
+fn call_with(
+    url: &str,
+    messages: Vec<String>,
+    reply: &[i16],
+    rate: u32,
+    engine: &Engine,
+    server: &OffloadServer,
+    (out_bytes, in_samples): (usize, usize),
+) -> (Vec<Vec<u8>>, Vec<i16>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let rt = runtime();
+    let (mut ws, _) = rt.block_on(tokio_tungstenite::connect_async(url)).unwrap();
+    for m in messages {
+        rt.block_on(ws.send(Message::text(m))).unwrap();
+    }
+    let mut call = accept(engine, server);
+    let (mut heard, mut played, mut pcm) = (vec![], 0, [0i16; 4096]);
+    let mut received: Vec<String> = vec![];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        loop {
+            let n = call.session.read_audio(&mut pcm);
+            heard.extend_from_slice(&pcm[..n]);
+            if n == 0 {
+                break;
+            }
+        }
+        if played < reply.len() {
+            played += call.session.play(&reply[played..], rate).unwrap_or(0);
+        }
+        let next = rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), ws.next()).await });
+        if let Ok(Some(Ok(Message::Text(t)))) = next {
+            received.push(t.to_string());
+        }
+        if media_payloads(&received).iter().map(Vec::len).sum::<usize>() >= out_bytes
+            && heard.len() >= in_samples
+        {
+            break;
+        }
+    }
+    (media_payloads(&received), heard)
+}
+
+/// A route's dialect may carry options (`telnyx;codec=L16;rate=16000`): Telnyx then gets its
+/// agent audio back as 16 kHz L16 (big-endian, as Telnyx sends it), sample for sample; and an
+/// Exotel call whose `start` names no rate streams at the rate its URL's `?sample-rate=` asked
+/// for, both ways.
+#[test]
+fn route_dialect_options_and_exotels_url_rate_shape_the_stream() {
+    let engine = engine();
+    // Exotel's 100 ms chunks are larger than the default payload limit (its dialect documents it).
+    let session = SessionConfig {
+        agent_rate: 16_000,
+        play_rate: 16_000,
+        max_payload_bytes: 8192,
+        ..Default::default()
+    };
+    let route = |path: &str, dialect: &str| Route {
+        path: path.into(),
+        dialect: dialect.into(),
+        ..Default::default()
+    };
+    let config = OffloadConfig {
+        routes: vec![route("/telnyx", "telnyx;codec=L16;rate=16000"), route("/exotel", "exotel")],
+        session,
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    let reply = ramp(1600, 3); // 100 ms at 16 kHz
+
+    // Telnyx: the caller sends 8 kHz µ-law; what it gets back is 16 kHz big-endian L16.
+    let start = r#"{"event":"start","sequence_number":"1","stream_id":"s1","start":{"call_control_id":"c1","media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}"#;
+    let (payloads, _) = call_with(
+        &format!("ws://{addr}/telnyx"),
+        vec![start.into()],
+        &reply,
+        16_000,
+        &engine,
+        &server,
+        (3200, 0),
+    );
+    let sent: Vec<i16> =
+        payloads.concat().chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])).collect();
+    assert!(sent.len() >= reply.len(), "{} samples came back", sent.len());
+    assert_eq!(&sent[..reply.len()], &reply[..], "16 kHz agent audio reaches Telnyx untouched, big-endian");
+
+    // Exotel: no rate in `start`, 16 kHz from the URL: 100 ms of caller audio is 1600 samples,
+    // delivered to the 16 kHz agent untouched, and the reply goes out untouched in 3200-byte
+    // multiples.
+    let caller = ramp(1600, 11);
+    let start = r#"{"event":"start","sequence_number":"1","stream_sid":"x1","start":{"stream_sid":"x1","call_sid":"c2"}}"#;
+    let media = format!(
+        r#"{{"event":"media","sequence_number":"2","stream_sid":"x1","media":{{"chunk":"1","timestamp":"0","payload":"{}"}}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(l16(&caller))
+    );
+    let (payloads, heard) = call_with(
+        &format!("ws://{addr}/exotel?sample-rate=16000"),
+        vec![start.into(), media],
+        &reply,
+        16_000,
+        &engine,
+        &server,
+        (3200, caller.len()),
+    );
+    assert_eq!(&heard[..caller.len().min(heard.len())], &caller[..heard.len().min(caller.len())]);
+    assert!(heard.len() >= caller.len(), "the agent heard {} of {} samples", heard.len(), caller.len());
+    assert!(
+        payloads.iter().all(|p| p.len() % 320 == 0 && p.len() >= 3200),
+        "chunk sizes {:?}",
+        payloads.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let sent: Vec<i16> =
+        payloads.concat().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert_eq!(&sent[..reply.len()], &reply[..], "16 kHz agent audio reaches Exotel untouched");
+
+    // An option a dialect cannot take stops the server from starting, with the reason.
+    let bad = OffloadConfig { routes: vec![route("/t", "telnyx;codec=G729")], ..Default::default() };
+    match OffloadServer::start(&engine, bad) {
+        Err(e @ OffloadError::Dialect(_)) => assert!(e.to_string().contains("G729"), "{e}"),
+        other => panic!("expected a dialect error, got {:?}", other.map(|_| ())),
+    }
+}

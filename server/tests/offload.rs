@@ -259,7 +259,7 @@ fn routes_bind_paths_to_dialects_and_their_secrets() {
         routes: vec![Route { path: "/x".into(), dialect: "no-such-carrier".into(), ..Default::default() }],
         ..Default::default()
     };
-    assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Invalid(_))));
+    assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Dialect(_))));
 }
 
 #[test]

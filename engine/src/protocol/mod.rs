@@ -19,6 +19,7 @@ pub(crate) mod json_text;
 pub mod plivo;
 #[cfg(feature = "request-auth")]
 pub mod signature;
+mod spec;
 pub mod telnyx;
 pub mod twilio;
 pub mod vonage;
@@ -28,32 +29,16 @@ pub use deframe::Deframer;
 pub use exotel::ExotelDialect;
 pub use jambonz::JambonzDialect;
 pub use plivo::PlivoDialect;
+pub use spec::{DialectError, dialect_by_name, dialect_name, with_exotel_query_rate};
 pub use telnyx::TelnyxDialect;
 pub use twilio::{SignalWireDialect, TwilioDialect};
 pub use vonage::VonageDialect;
 
 /// The dialects this build speaks, by the names every API uses to choose one (the Rust
-/// [`crate::SessionConfig::dialect`], the C session config, the bindings). The first is the default.
+/// [`crate::SessionConfig::dialect`], the C session config, the bindings), alone or with options
+/// (`telnyx;codec=L16;rate=16000`: see [`dialect_by_name`]). The first is the default.
 pub const DIALECTS: &[&str] =
     &["twilio", "telnyx", "plivo", "vonage", "exotel", "signalwire", "audiosocket", "jambonz"];
-
-/// A new dialect by its name (see [`DIALECTS`]), or `None` if this build does not speak it. Each
-/// takes its carrier's defaults; a Rust host that needs another setting (Telnyx's outbound codec,
-/// Exotel's rate from the URL, jambonz's playback rate) builds the dialect itself and opens the
-/// session with `Engine::open_session_with`.
-pub fn dialect_by_name(name: &str) -> Option<Box<dyn Dialect>> {
-    Some(match name {
-        "twilio" => Box::new(TwilioDialect::new()),
-        "telnyx" => Box::new(TelnyxDialect::new()),
-        "plivo" => Box::new(PlivoDialect::new()),
-        "vonage" => Box::new(VonageDialect::new()),
-        "exotel" => Box::new(ExotelDialect::new()),
-        "signalwire" => Box::new(SignalWireDialect::new()),
-        "audiosocket" => Box::new(AudioSocketDialect::new()),
-        "jambonz" => Box::new(JambonzDialect::new()),
-        _ => return None,
-    })
-}
 
 /// How a carrier's bytes arrive cut into messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

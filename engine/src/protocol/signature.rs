@@ -49,7 +49,7 @@ pub enum RequestAuth {
 /// How the carrier of the dialect named `dialect` authenticates its connection requests, if it
 /// does in a way a server can check.
 pub fn request_auth(dialect: &str) -> Option<RequestAuth> {
-    Some(match dialect {
+    Some(match super::dialect_name(dialect) {
         "twilio" => RequestAuth::TwilioSignature,
         "plivo" => RequestAuth::PlivoSignatureV3,
         "telnyx" => RequestAuth::Token { header: "x-telnyx-streaming-auth-token" },

@@ -32,9 +32,9 @@ pub enum EngineError {
     /// The session settings are invalid.
     #[error(transparent)]
     Config(#[from] PipelineError),
-    /// `SessionConfig::dialect` names no dialect this build speaks.
-    #[error("unknown dialect {0:?} (this build speaks: {dialects})", dialects = crate::protocol::DIALECTS.join(", "))]
-    UnknownDialect(String),
+    /// `SessionConfig::dialect` names no dialect this build speaks, or an option it cannot take.
+    #[error(transparent)]
+    Dialect(crate::protocol::DialectError),
     /// `max_sessions` sessions are already open.
     #[error("too many sessions (limit {0})")]
     TooManySessions(usize),
@@ -276,8 +276,7 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Opens a session speaking the dialect `config.dialect` names, as [`Engine::open_session`].
     pub fn open_session(&self, config: &SessionConfig) -> Result<Session, EngineError> {
-        let dialect = dialect_by_name(&config.dialect)
-            .ok_or_else(|| EngineError::UnknownDialect(config.dialect.clone()))?;
+        let dialect = dialect_by_name(&config.dialect).map_err(EngineError::Dialect)?;
         self.open_session_with(config, dialect)
     }
 
