@@ -12,6 +12,7 @@
 
 use super::audio::{FRAME_BYTES, FRAME_MS, LineNoise};
 use super::carrier::{CallIds, Carrier, Dialect, FromBot, Mark, PlayoutKind, Transport, Wire};
+use super::echo::{EchoLine, EchoPath};
 use super::impair::{Impairer, Impairments, Outgoing};
 use super::playout::{CarrierPlayout, MediaOutcome, PlayoutConfig};
 use super::result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};
@@ -63,6 +64,9 @@ pub struct CallOptions {
     pub line_noise_dbfs: Option<f64>,
     /// The simulated carrier's playout.
     pub playout: PlayoutConfig,
+    /// An echo of the bot's voice on the caller's line (what the caller heard, back `erl_db`
+    /// quieter and `delay_ms` later); `None`: no echo.
+    pub echo: Option<EchoPath>,
     /// Longest TCP + TLS + WebSocket handshake.
     pub connect_timeout: Duration,
     /// After the hang-up, how long to wait for the bot to close.
@@ -90,6 +94,7 @@ impl CallOptions {
             impairments: Impairments::default(),
             line_noise_dbfs: Some(-70.0),
             playout: PlayoutConfig::default(),
+            echo: None,
             connect_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(2),
             seed: 1,
@@ -319,6 +324,8 @@ struct Call<'a> {
     /// Caller speech onsets and ends still to happen: (when, mark), in time order.
     caller_events: VecDeque<(Instant, CallerMark)>,
     playout: CarrierPlayout<Mark>,
+    /// The bot's voice returning on the caller's line (`CallOptions::echo`).
+    echo: Option<EchoLine>,
     timeline: Vec<TimelineEntry>,
     metrics: CallMetrics,
     /// End of the caller's last utterance, until a reply answers it.
@@ -370,6 +377,9 @@ impl<'a> Call<'a> {
             queue: VecDeque::new(),
             caller_events: VecDeque::new(),
             playout: CarrierPlayout::new(options.playout),
+            echo: options.echo.map(|path| {
+                EchoLine::new(path, SplitMix64::for_call(options.seed, index).next_u64(), Instant::now())
+            }),
             timeline: vec![],
             metrics: CallMetrics::default(),
             pending_turn: None,
@@ -403,6 +413,9 @@ impl<'a> Call<'a> {
         link.flush().await?;
         self.t0 = Instant::now();
         self.impairer.set_origin(self.t0);
+        if let Some(echo) = &mut self.echo {
+            echo.set_origin(self.t0);
+        }
         self.log(connected_at, CallEvent::Connected { handshake_ms });
         let (stream_sid, call_sid) = (self.ids.stream_id.clone(), self.ids.call_id.clone());
         self.log(self.t0, CallEvent::StreamStarted { stream_sid, call_sid });
@@ -520,7 +533,11 @@ impl<'a> Call<'a> {
             self.impairer.count_drop();
             return;
         }
-        let payload: &[u8; FRAME_BYTES] = &frame.payload;
+        let mut payload: [u8; FRAME_BYTES] = frame.payload;
+        if let Some(echo) = &mut self.echo {
+            echo.mix(stream_ms, &mut payload);
+        }
+        let payload = &payload;
         self.frames_held += 1;
         if let Some(msg) = self.carrier.media(payload, stream_ms) {
             let frames = std::mem::take(&mut self.frames_held);
@@ -601,7 +618,12 @@ impl<'a> Call<'a> {
         match read.what {
             None => {}
             Some(Err(detail)) => self.bad(detail),
-            Some(Ok(FromBot::Audio { ms: dur_ms })) => self.on_audio(now, dur_ms),
+            Some(Ok(FromBot::Audio { ms: dur_ms, pcm })) => {
+                if let Some(echo) = &mut self.echo {
+                    echo.played(self.playout.play_start(now), &pcm);
+                }
+                self.on_audio(now, dur_ms)
+            }
             Some(Ok(FromBot::Mark(mark))) => {
                 if let Some(mark) = self.playout.on_mark(now, mark) {
                     self.echo(now, mark, false);
@@ -648,6 +670,9 @@ impl<'a> Call<'a> {
 
     fn on_clear(&mut self, now: Instant) {
         let outcome = self.playout.on_clear(now);
+        if let Some(echo) = &mut self.echo {
+            echo.cleared(now);
+        }
         self.metrics.clears += 1;
         let reaction_ms = self.pending_barge.take().map(|onset| ms(now.saturating_duration_since(onset)));
         match reaction_ms {

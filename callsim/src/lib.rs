@@ -38,6 +38,7 @@
 mod audio;
 mod carrier;
 mod client;
+mod echo;
 mod impair;
 mod metrics;
 mod playout;
@@ -51,6 +52,7 @@ mod transport;
 pub use audio::{AudioError, CallerAudio, FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SpeechSegment, parse_labels};
 pub use carrier::Dialect;
 pub use client::{CallOptions, run_call};
+pub use echo::EchoPath;
 pub use impair::{ImpairmentCounts, Impairments};
 pub use metrics::{Percentiles, nearest_rank};
 pub use playout::{CarrierPlayout, ClearOutcome, MediaOutcome, PlayoutConfig, PlayoutStats, ReplyEnd};

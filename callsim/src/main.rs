@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 use trunkline_callsim::{
-    self as callsim, CallOptions, CallerAudio, Report, RunOptions, Script, SpeechSegment,
+    self as callsim, CallOptions, CallerAudio, EchoPath, Report, RunOptions, Script, SpeechSegment,
 };
 
 const HELP: &str = "\
@@ -64,6 +64,10 @@ Load and network:
 
 The simulated carrier:
   --playout-delay-ms MS  delay before the carrier plays audio that reached an idle buffer [default: 0]
+  --echo-erl-db DB       the caller's line returns what it heard of the bot, DB quieter (echo
+                         return loss, e.g. 6 to 25) [default: no echo]
+  --echo-delay-ms MS     ...MS after the carrier played it [default: 100]
+  --echo-tail-ms MS      ...through a decaying tail of MS [default: 0: one reflection]
   --reply-gap-ms MS      bot silence that ends a reply (shorter ones are underruns) [default: 1000]
 
 Output:
@@ -73,6 +77,14 @@ Output:
   -h, --help             this help
 
 Exit status: 0 if every call completed its script, 1 if one failed, 2 on a usage error.";
+
+/// The echo flags as given (checked together once all are read).
+#[derive(Default)]
+struct EchoFlags {
+    erl_db: Option<f64>,
+    delay_ms: Option<u32>,
+    tail_ms: Option<u32>,
+}
 
 struct Args {
     url: String,
@@ -110,6 +122,7 @@ fn parse() -> Result<Args, String> {
     };
     let mut burst_every = None;
     let mut stall_ms = None;
+    let mut echo = EchoFlags::default();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
@@ -169,6 +182,9 @@ fn parse() -> Result<Args, String> {
             "--line-noise-dbfs" => a.options.line_noise_dbfs = Some(num(&flag, value()?)?),
             "--digital-silence" => a.options.line_noise_dbfs = None,
             "--playout-delay-ms" => a.options.playout.delay = Duration::from_millis(num(&flag, value()?)?),
+            "--echo-erl-db" => echo.erl_db = Some(num(&flag, value()?)?),
+            "--echo-delay-ms" => echo.delay_ms = Some(num(&flag, value()?)?),
+            "--echo-tail-ms" => echo.tail_ms = Some(num(&flag, value()?)?),
             "--reply-gap-ms" => a.options.playout.reply_gap = Duration::from_millis(num(&flag, value()?)?),
             "--json" => a.json = true,
             "--timeline" => a.timeline = true,
@@ -183,6 +199,22 @@ fn parse() -> Result<Args, String> {
         return Err("--calls must be at least 1".into());
     }
     a.options.impairments.burst_every = burst_every.unwrap_or(0);
+    a.options.echo = match echo {
+        EchoFlags { erl_db: None, delay_ms: None, tail_ms: None } => None,
+        EchoFlags { erl_db: None, .. } => {
+            return Err("--echo-delay-ms and --echo-tail-ms need --echo-erl-db".into());
+        }
+        EchoFlags { erl_db: Some(erl_db), delay_ms, tail_ms } => {
+            if !(0.0..=60.0).contains(&erl_db) {
+                return Err(format!("--echo-erl-db {erl_db}: from 0 to 60 dB"));
+            }
+            let (delay_ms, tail_ms) = (delay_ms.unwrap_or(100), tail_ms.unwrap_or(0));
+            if delay_ms > 2_000 || tail_ms > 500 {
+                return Err("--echo-delay-ms is at most 2000, --echo-tail-ms at most 500".into());
+            }
+            Some(EchoPath { erl_db, delay_ms, tail_ms })
+        }
+    };
     let imp = &mut a.options.impairments;
     match (imp.stall_every_ms, stall_ms) {
         (0, None) => {}

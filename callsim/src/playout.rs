@@ -157,6 +157,13 @@ impl<M> CarrierPlayout<M> {
         self.play_end.filter(|end| *end <= now)
     }
 
+    /// When audio arriving at `now` starts to play: after the playout delay, and after what the
+    /// carrier still holds.
+    pub fn play_start(&self, now: Instant) -> Instant {
+        let start = now + self.config.delay;
+        self.play_end.map_or(start, |end| end.max(start))
+    }
+
     /// Audio received but not yet played at `now`, ms.
     pub fn buffered_ms(&self, now: Instant) -> f64 {
         match (self.play_end, self.segment_start) {

@@ -212,7 +212,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} echoed cleared; clears: {} ({} unprompted); bad messages from the bot: {}; framing violations: {}",
+            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} echoed cleared; clears: {} ({} unprompted: false barge-ins); bad messages from the bot: {}; framing violations: {}",
             t.frames_sent,
             t.bot_frames,
             t.replies,

@@ -687,3 +687,65 @@ fn a_server_that_never_answers_the_upgrade_times_out() {
     assert_eq!(r.metrics.frames_sent, 0);
     drop(listener);
 }
+
+/// The caller's audio as the bot received it: the µ-law media payloads in timestamp order, decoded.
+fn caller_audio_received(received: &Received) -> Vec<f64> {
+    use base64::Engine as _;
+    let mut frames: Vec<(u64, Vec<u8>)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, t)| json(t))
+        .filter(|v| v["event"] == "media")
+        .map(|v| {
+            let ts = v["media"]["timestamp"].as_str().unwrap().parse().unwrap();
+            let payload = v["media"]["payload"].as_str().unwrap();
+            (ts, base64::engine::general_purpose::STANDARD.decode(payload).unwrap())
+        })
+        .collect();
+    frames.sort_by_key(|f| f.0);
+    frames
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&c| f64::from(trunkline::codec::ulaw_to_linear(c))))
+        .collect()
+}
+
+/// With an echo path, what the caller's line sends back is the bot's audio as the caller heard
+/// it: delayed by the path's delay after the carrier played it, quieter by its return loss
+/// (measured on the wire against the tone the bot sent), and ending where a `clear` cut it.
+#[test]
+fn an_echo_path_returns_what_the_caller_heard_delayed_and_quieter() {
+    use base64::Engine as _;
+    let tone = tone_8k(1000);
+    let ulaw: Vec<u8> = tone.iter().map(|&s| trunkline::codec::linear_to_ulaw(s)).collect();
+    let payload = base64::engine::general_purpose::STANDARD.encode(&ulaw);
+    let (url, received, _, server) = raw_server(move |mut sink, sid| async move {
+        // One second of tone at once, then `clear` 600 ms later: 400 ms never play.
+        let media = format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{payload}"}}}}"#);
+        sink.send(Message::text(media)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        sink.send(Message::text(format!(r#"{{"event":"clear","streamSid":"{sid}"}}"#))).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.line_noise_dbfs = None;
+    options.echo = Some(callsim::EchoPath { erl_db: 10.0, delay_ms: 120, tail_ms: 0 });
+    let r = one_call(&options, &Script::new().silence(Duration::from_millis(1_500)));
+    server.join().unwrap();
+    assert!(r.ok(), "{}", callsim::format_timeline(&r, None));
+    let heard = caller_audio_received(&received);
+    let onset = heard.iter().position(|s| s.abs() > 50.0).expect("an echo");
+    let end = heard.iter().rposition(|s| s.abs() > 50.0).expect("an echo");
+    // The tone reached callsim within a few ms of the stream's start (the bot sends it as soon
+    // as `start` arrives); its echo follows 120 ms later, and lasts the 600 ms that played.
+    assert!((960..960 + 30 * 8).contains(&onset), "echo onset at {} ms", onset / 8);
+    let lasted_ms = (end - onset) / 8;
+    assert!((570..=620).contains(&lasted_ms), "the echo lasted {lasted_ms} ms");
+    // Its level: the echo against the same stretch of the tone (the echo of sample n is tone
+    // sample n − onset), 10 dB down, within the µ-law quantisation.
+    let echo = &heard[onset..onset + 4000];
+    let source: Vec<f64> = tone[..4000].iter().map(|&s| f64::from(s)).collect();
+    let power = |x: &[f64]| x.iter().map(|v| v * v).sum::<f64>();
+    let erl = 10.0 * (power(&source) / power(echo)).log10();
+    assert!((erl - 10.0).abs() < 0.5, "echo return loss {erl:.2} dB");
+}

@@ -97,7 +97,7 @@ impl Carrier for AudioSocket {
                 let rule = (payload.len() % 2 != 0).then(|| {
                     format!("audio message of {} B (16-bit PCM takes an even length)", payload.len())
                 });
-                Read::ok(FromBot::Audio { ms: (payload.len() / 2) as f64 / 8.0 }).violation(rule)
+                Read::ok(FromBot::l16(payload)).violation(rule)
             }
             HANGUP => Read::ok(FromBot::Hangup),
             kind @ 0x11..=0x18 => Read::bad(format!("audio type {kind:#04x} on an 8 kHz (0x10) stream")),

@@ -163,7 +163,7 @@ impl Carrier for Exotel {
                     }
                     None
                 };
-                Read::ok(FromBot::Audio { ms: len as f64 / 16.0 }).violation(earlier).violation(rule)
+                Read::ok(FromBot::l16(&p)).violation(earlier).violation(rule)
             }
             "mark" => mark_named(map.get("mark").and_then(|m| m["name"].as_str()), "mark without a name"),
             _ => Read::ok(FromBot::Clear),
@@ -195,7 +195,7 @@ mod tests {
         let mut c = Exotel::new(&ids, &[]);
         assert!(c.read(&media(3200)).violations.is_empty());
         let odd = c.read(&media(1000));
-        assert_eq!((odd.what, odd.violations.len()), (Some(Ok(FromBot::Audio { ms: 62.5 })), 1));
+        assert_eq!((FromBot::audio_ms(&odd), odd.violations.len()), (Some(62.5), 1));
         // A short chunk right before a mark is the padded end of a reply...
         assert!(c.read(&media(640)).violations.is_empty());
         assert!(c.read(&Wire::Text(r#"{"event":"mark","mark":{"name":"m"}}"#.into())).violations.is_empty());

@@ -76,7 +76,7 @@ impl Carrier for Jambonz {
             }
             let rule = (audio.len() % 2 != 0)
                 .then(|| format!("binary frame of {} B (16-bit PCM takes an even length)", audio.len()));
-            return Read::ok(FromBot::Audio { ms: (audio.len() / 2) as f64 / 8.0 }).violation(rule);
+            return Read::ok(FromBot::l16(audio)).violation(rule);
         }
         let map = match json_object(message, "jambonz") {
             Ok(m) => m,
@@ -116,7 +116,7 @@ mod tests {
         let ids = Dialect::Jambonz.ids(&mut SplitMix64::new(3), None, 1);
         let mut c = Jambonz::new(&ids, &[]);
         let odd = c.read(&Wire::Binary(vec![0; 321]));
-        assert_eq!((odd.what, odd.violations.len()), (Some(Ok(FromBot::Audio { ms: 20.0 })), 1));
+        assert_eq!((FromBot::audio_ms(&odd), odd.violations.len()), (Some(20.0), 1));
         assert!(c.read(&Wire::Binary(vec![0; 322])).violations.is_empty());
         assert_eq!(c.read(&Wire::Text(r#"{"type":"killAudio"}"#.into())).what, Some(Ok(FromBot::Clear)));
         let mark = Mark { name: "m1".into(), payload: None };

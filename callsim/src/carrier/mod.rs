@@ -182,8 +182,9 @@ pub(crate) struct Mark {
 /// What a message from the bot asks of the carrier.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FromBot {
-    /// Audio to play, ms.
-    Audio { ms: f64 },
+    /// Audio to play: its length in ms, and the audio itself (8 kHz), which an echo path
+    /// returns to the caller.
+    Audio { ms: f64, pcm: Vec<i16> },
     /// A mark, echoed once the audio before it has played.
     Mark(Mark),
     /// Drop the buffered audio.
@@ -192,6 +193,31 @@ pub(crate) enum FromBot {
     Accepted(&'static str),
     /// The bot hung up (AudioSocket's `0x00`).
     Hangup,
+}
+
+impl FromBot {
+    /// Audio in µ-law bytes.
+    pub(crate) fn ulaw(bytes: &[u8]) -> Self {
+        Self::Audio {
+            ms: bytes.len() as f64 / 8.0,
+            pcm: bytes.iter().map(|&c| trunkline::codec::ulaw_to_linear(c)).collect(),
+        }
+    }
+
+    /// Audio in 16-bit little-endian PCM at 8 kHz (an odd last byte is dropped).
+    pub(crate) fn l16(bytes: &[u8]) -> Self {
+        let pcm: Vec<i16> = bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+        Self::Audio { ms: pcm.len() as f64 / 8.0, pcm }
+    }
+
+    /// The length of audio, ms (`None` for anything else).
+    #[cfg(test)]
+    pub(crate) fn audio_ms(read: &Read) -> Option<f64> {
+        match read.what {
+            Some(Ok(Self::Audio { ms, .. })) => Some(ms),
+            _ => None,
+        }
+    }
 }
 
 /// What the carrier made of one message from the bot.

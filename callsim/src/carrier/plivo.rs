@@ -160,7 +160,7 @@ impl Carrier for Plivo {
                         rate.map_or("no sampleRate".into(), |r| r.to_string())
                     )
                 });
-                Read::ok(FromBot::Audio { ms: p.len() as f64 / 8.0 }).violation(rule)
+                Read::ok(FromBot::ulaw(&p)).violation(rule)
             }
             "checkpoint" => mark_named(map.get("name").and_then(|n| n.as_str()), "checkpoint without a name"),
             "clearAudio" => Read::ok(FromBot::Clear),
@@ -226,7 +226,7 @@ mod tests {
         assert!(c.read(&play("audio/x-mulaw", "8000")).violations.is_empty());
         assert!(c.read(&play("audio/x-mulaw", "\"8000\"")).violations.is_empty());
         let l16 = c.read(&play("audio/x-l16", "8000"));
-        assert_eq!((l16.what, l16.violations.len()), (Some(Ok(FromBot::Audio { ms: 20.0 })), 1));
+        assert_eq!((FromBot::audio_ms(&l16), l16.violations.len()), (Some(20.0), 1));
         assert_eq!(c.read(&play("audio/x-mulaw", "16000")).violations.len(), 1);
         let mark = Mark { name: "m".into(), payload: None };
         assert!(c.echo(&mark, true).is_none());

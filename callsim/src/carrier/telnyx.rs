@@ -118,7 +118,7 @@ impl Carrier for Telnyx {
                 } else {
                     None
                 };
-                Read::ok(FromBot::Audio { ms: p.len() as f64 / 8.0 }).violation(rule)
+                Read::ok(FromBot::ulaw(&p)).violation(rule)
             }
             "mark" => mark_named(map.get("mark").and_then(|m| m["name"].as_str()), "mark without a name"),
             _ => Read::ok(FromBot::Clear),
@@ -148,7 +148,7 @@ mod tests {
             Wire::Text(format!(r#"{{"event":"media","media":{{"payload":"{}"}}}}"#, b64(&vec![0xFF; n])))
         };
         let short = c.read(&msg(80));
-        assert_eq!(short.what, Some(Ok(FromBot::Audio { ms: 10.0 })));
+        assert_eq!(FromBot::audio_ms(&short), Some(10.0));
         assert_eq!(short.violations.len(), 1, "{short:?}");
         assert!(c.read(&msg(160)).violations.is_empty());
         let foreign = Wire::Text(r#"{"event":"clear","stream_id":"another"}"#.into());

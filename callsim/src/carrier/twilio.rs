@@ -138,7 +138,7 @@ impl Carrier for Twilio {
             "media" => {
                 let payload = map.get("media").and_then(|m| m["payload"].as_str()).and_then(unb64);
                 match payload.filter(|p| !p.is_empty()) {
-                    Some(p) => Read::ok(FromBot::Audio { ms: p.len() as f64 / 8.0 }),
+                    Some(p) => Read::ok(FromBot::ulaw(&p)),
                     None => Read::bad("media without a base64 payload"),
                 }
             }
@@ -175,7 +175,7 @@ mod tests {
     fn another_streams_media_or_an_unknown_event_is_a_bad_message() {
         let (mut c, sid) = carrier();
         let ok = format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"//////////8="}}}}"#);
-        assert_eq!(c.read(&Wire::Text(ok)).what, Some(Ok(FromBot::Audio { ms: 1.0 })));
+        assert_eq!(FromBot::audio_ms(&c.read(&Wire::Text(ok))), Some(1.0));
         let other = r#"{"event":"media","streamSid":"MZother","media":{"payload":"//8="}}"#;
         assert!(matches!(c.read(&Wire::Text(other.into())).what, Some(Err(_))));
         let unknown = format!(r#"{{"event":"playAudio","streamSid":"{sid}"}}"#);

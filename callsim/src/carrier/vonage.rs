@@ -77,7 +77,7 @@ impl Carrier for Vonage {
             if audio.is_empty() {
                 return Read::bad("empty binary frame");
             }
-            return Read::ok(FromBot::Audio { ms: audio.len() as f64 / 16.0 }).violation(rule);
+            return Read::ok(FromBot::l16(audio)).violation(rule);
         }
         let map = match json_object(message, "Vonage") {
             Ok(m) => m,
@@ -119,7 +119,7 @@ mod tests {
         let ids = Dialect::Vonage.ids(&mut SplitMix64::new(3), None, 1);
         let mut c = Vonage::new(&ids, &[]);
         let odd = c.read(&Wire::Binary(vec![0; 300]));
-        assert_eq!(odd.what, Some(Ok(FromBot::Audio { ms: 18.75 })));
+        assert_eq!(FromBot::audio_ms(&odd), Some(18.75));
         assert_eq!(odd.violations.len(), 1);
         assert_eq!(
             c.read(&Wire::Binary(vec![0; 640])).violations.len(),
