@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Node stage of the test command: installs the npm packages pinned by the lockfiles (bindings/node,
 # examples/node) when node_modules is missing or older than its lockfile, builds the release
-# library (a no-op when it is up to date), then runs the binding's tests and the example bot's
-# self-test with node's test runner.
+# library and callsim (no-ops when up to date; the examples' tests call through callsim), then
+# runs the binding's tests and the examples' self-tests with node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v node >/dev/null || { echo "node (20+) and npm are required for the Node binding" >&2; exit 1; }
-cargo build --release -q -p trunkline-ffi
+cargo build --release -q -p trunkline-ffi -p trunkline-callsim
 
 # bindings/node first: examples/node links to it and uses its koffi.
 for dir in bindings/node examples/node; do

@@ -1,0 +1,366 @@
+'use strict';
+// The OpenAI Realtime bridge example (openai_realtime_bridge.js), end to end: the bridge runs as
+// its own process, callsim calls it as Twilio, and a fake Realtime server stands in for the model.
+//
+// The fake speaks the Realtime events the bridge uses: it takes session.update and
+// input_audio_buffer.append (keeping the audio), runs a simple energy VAD over that audio (sending
+// input_audio_buffer.speech_started / speech_stopped), answers each end of turn with a known reply
+// streamed faster than real time as audio deltas with an item id, and records response.cancel and
+// conversation.item.truncate. After a cancel it still sends two deltas of the cut item, as deltas
+// already in flight would arrive: the bridge must not play them.
+//
+// The caller asks a question, then talks over the first reply and over the second one. Both
+// interruptions must truncate their own item at what callsim (the carrier) says the caller heard;
+// the third reply must play whole. Once with Trunkline deciding the barge-in, once with the
+// server's VAD deciding (and the beta name of the audio delta). Then SIGTERM drains the bridge.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { WebSocketServer } = require('ws');
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const BRIDGE = path.resolve(__dirname, '..', 'openai_realtime_bridge.js');
+const FIXTURES = path.join(REPO, 'engine', 'tests', 'fixtures');
+const CALLSIM = path.join(REPO, 'target', 'release', 'callsim');
+
+const RATE = 24000;
+const BLOCK = RATE / 50; // the fake VAD's 20 ms blocks
+// The caller's script (stream ms): the fixture's first utterance as the question, then two of its
+// later utterances placed to land about 1.3 s into the first and the second reply.
+const UTTERANCES = [
+  [1000, [1000, 3421]],
+  [5300, [4421, 5435]],
+  [8300, [8634, 9816]],
+];
+const CALLER_MS = 10400;
+const REPLIES_MS = [6000, 6000, 800];
+const CHUNK_MS = 100; // one audio delta
+const STREAM_SPEEDUP = 2; // the fake sends its replies this much faster than real time
+const STALE_DELTAS = 2; // deltas of a cut item the fake sends after the cancel
+const TOLERANCE_MS = 40;
+const API_KEY = 'test-key';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// callsim (release): the test command builds it before this stage (scripts/test_python.sh); built
+// here only when missing, as a build can take longer than a test file is given.
+if (!fs.existsSync(CALLSIM)) {
+  const built = spawnSync('cargo', ['build', '--release', '-q', '-p', 'trunkline-callsim'], {
+    cwd: REPO,
+    stdio: 'inherit',
+    timeout: 1800_000,
+  });
+  assert.equal(built.status, 0, 'no callsim binary: cargo build --release -p trunkline-callsim');
+}
+
+/** The caller's audio (8 kHz µ-law, digital silence between the utterances), with its labels
+ * beside it, where callsim reads them. */
+function callerAudio() {
+  const audio = fs.readFileSync(path.join(FIXTURES, 'speech_8k.ulaw'));
+  const out = Buffer.alloc(CALLER_MS * 8, 0xff);
+  const labels = [];
+  for (const [at, [start, end]] of UTTERANCES) {
+    audio.copy(out, at * 8, start * 8, end * 8);
+    labels.push(`${at} ${at + end - start}`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openai-bridge-'));
+  fs.writeFileSync(path.join(dir, 'caller.ulaw'), out);
+  fs.writeFileSync(path.join(dir, 'caller.labels'), `${labels.join('\n')}\n`);
+  return { dir, file: path.join(dir, 'caller.ulaw') };
+}
+
+/** `ms` of a sine at `freq`, s16le at 24 kHz. */
+function tone(ms, freq) {
+  const n = (RATE * ms) / 1000;
+  const pcm = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++) pcm.writeInt16LE(Math.trunc(6000 * Math.sin((2 * Math.PI * freq * i) / RATE)), i * 2);
+  return pcm;
+}
+
+/** One Realtime connection's worth of the model (see the top of the file). */
+class FakeRealtime {
+  constructor(deltaName) {
+    this.deltaName = deltaName;
+    this.authorization = null;
+    this.sessionUpdates = [];
+    this.audio = Buffer.alloc(RATE * 2 * 16); // every appended byte, s16le at 24 kHz, in its first audioBytes
+    this.audioBytes = 0;
+    this.onsetsMs = []; // where the VAD heard the caller start, in appended audio
+    this.cancels = 0;
+    this.truncates = []; // [itemId, audio_end_ms, ms of audio sent for the item then]
+    this.errors = [];
+    this.items = []; // item ids of the replies, in order
+    this.sentMs = new Map();
+    this.staleSent = 0;
+    this.ws = null;
+    this.responding = false;
+    this.cancelled = false;
+    this.closed = new Promise((resolve) => (this.onClosed = resolve));
+    // VAD state over the appended audio.
+    this.scanned = 0;
+    this.speaking = false;
+    this.voiced = 0;
+    this.quiet = 0;
+  }
+
+  send(event) {
+    this.ws.send(JSON.stringify(event));
+  }
+
+  handle(ws, req) {
+    if (this.ws) {
+      this.errors.push('a second connection');
+      ws.close();
+      return;
+    }
+    this.ws = ws;
+    this.authorization = req.headers.authorization;
+    ws.on('message', (data) => {
+      const event = JSON.parse(data.toString());
+      const kind = event.type;
+      if (kind === 'session.update') {
+        this.sessionUpdates.push(event.session);
+      } else if (kind === 'input_audio_buffer.append') {
+        const pcm = Buffer.from(event.audio, 'base64');
+        if (this.audioBytes + pcm.length > this.audio.length) {
+          const grown = Buffer.alloc(Math.max(this.audio.length * 2, this.audioBytes + pcm.length));
+          this.audio.copy(grown, 0, 0, this.audioBytes);
+          this.audio = grown;
+        }
+        pcm.copy(this.audio, this.audioBytes);
+        this.audioBytes += pcm.length;
+        this.vad();
+      } else if (kind === 'response.cancel') {
+        if (!this.responding) {
+          this.errors.push('response.cancel with no response in progress');
+        } else {
+          this.cancels++;
+          this.cancelled = true;
+        }
+      } else if (kind === 'conversation.item.truncate') {
+        const item = event.item_id;
+        const sent = this.sentMs.get(item) ?? 0;
+        this.truncates.push([item, event.audio_end_ms, sent]);
+        if (event.content_index !== 0 || event.audio_end_ms > sent) {
+          this.errors.push(`bad truncate ${JSON.stringify(event)} (${sent} ms sent)`);
+        }
+        this.send({ type: 'conversation.item.truncated', item_id: item, content_index: 0, audio_end_ms: event.audio_end_ms });
+      } else {
+        this.errors.push(`unexpected event ${kind}`);
+      }
+    });
+    ws.on('close', () => this.onClosed());
+  }
+
+  /** Speech: 3 blocks of 20 ms above the threshold; its end: 500 ms below. */
+  vad() {
+    while (this.scanned + BLOCK * 2 <= this.audioBytes) {
+      let energy = 0;
+      for (let i = 0; i < BLOCK; i++) energy += this.audio.readInt16LE(this.scanned + i * 2) ** 2;
+      this.scanned += BLOCK * 2;
+      const loud = Math.sqrt(energy / BLOCK) > 600;
+      const atMs = Math.floor(((this.scanned / 2) * 1000) / RATE);
+      if (!this.speaking) {
+        this.voiced = loud ? this.voiced + 1 : 0;
+        if (this.voiced === 3) {
+          this.speaking = true;
+          this.quiet = 0;
+          this.onsetsMs.push(atMs - 60);
+          this.send({ type: 'input_audio_buffer.speech_started', audio_start_ms: atMs - 60 });
+        }
+      } else {
+        this.quiet = loud ? 0 : this.quiet + 1;
+        if (this.quiet * 20 >= 500) {
+          this.speaking = false;
+          this.voiced = 0;
+          this.send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: atMs - 500 });
+          if (this.items.length < REPLIES_MS.length) {
+            this.responding = true;
+            this.respond(this.items.length).catch((e) => this.errors.push(`respond: ${e.stack}`));
+          }
+        }
+      }
+    }
+  }
+
+  async respond(n) {
+    const response = `resp_${n + 1}`;
+    const item = `item_${n + 1}`;
+    this.items.push(item);
+    this.cancelled = false;
+    this.sentMs.set(item, 0);
+    this.send({ type: 'response.created', response: { id: response, status: 'in_progress' } });
+    this.send({
+      type: 'response.output_item.added',
+      response_id: response,
+      item: { id: item, type: 'message', role: 'assistant' },
+    });
+    const pcm = tone(REPLIES_MS[n], 300 + 100 * n);
+    const chunk = ((RATE * CHUNK_MS) / 1000) * 2;
+    let status = 'completed';
+    let stale = null;
+    for (let i = 0; i < pcm.length; i += chunk) {
+      if (this.cancelled) {
+        stale = stale === null ? STALE_DELTAS : stale;
+        if (stale === 0) {
+          status = 'cancelled';
+          break;
+        }
+        stale--;
+        this.staleSent++;
+      }
+      const piece = pcm.subarray(i, i + chunk);
+      this.send({
+        type: this.deltaName,
+        response_id: response,
+        item_id: item,
+        output_index: 0,
+        content_index: 0,
+        delta: piece.toString('base64'),
+      });
+      this.sentMs.set(item, this.sentMs.get(item) + Math.floor(((piece.length / 2) * 1000) / RATE));
+      await sleep(CHUNK_MS / STREAM_SPEEDUP);
+    }
+    this.send({ type: 'response.done', response: { id: response, status } });
+    this.responding = false;
+  }
+}
+
+/** Output of a child process so far, and its exit code once it exits. */
+function run(command, args, options) {
+  const child = spawn(command, args, options);
+  const out = { child, stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk) => (out.stdout += chunk));
+  child.stderr.on('data', (chunk) => (out.stderr += chunk));
+  out.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  return out;
+}
+
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function runCall(t, caller, serverVad, deltaName) {
+  const fake = new FakeRealtime(deltaName);
+  const realtime = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  realtime.on('connection', (ws, req) => fake.handle(ws, req));
+  await new Promise((resolve) => realtime.once('listening', resolve));
+  t.after(
+    () =>
+      new Promise((resolve) => {
+        for (const ws of realtime.clients) ws.terminate();
+        realtime.close(resolve);
+      }),
+  );
+  const url = `ws://127.0.0.1:${realtime.address().port}/v1/realtime?model=test`;
+
+  const args = [BRIDGE, '--bind', '127.0.0.1:0', '--url', url, '--drain-grace', '2'];
+  if (serverVad) args.push('--server-vad');
+  const bridge = run(process.execPath, args, { env: { ...process.env, OPENAI_API_KEY: API_KEY } });
+  t.after(() => bridge.child.kill('SIGKILL'));
+  const port = await within(
+    new Promise((resolve, reject) => {
+      bridge.child.stdout.on('data', () => {
+        const m = /listening on [\d.]+:(\d+)\/media \(twilio\)/.exec(bridge.stdout);
+        if (m) resolve(Number(m[1]));
+      });
+      bridge.exited.then(() => reject(new Error(`the bridge exited:\n${bridge.stdout}${bridge.stderr}`)));
+    }),
+    10000,
+    'the bridge listening',
+  );
+
+  const callsim = run(CALLSIM, [
+    '--url', `ws://127.0.0.1:${port}/media`, '--audio', caller.file,
+    '--digital-silence', '--playout-delay-ms', '150', '--wait-ms', '3000', '--json', '--timeline', '--quiet',
+  ]);
+  t.after(() => callsim.child.kill('SIGKILL'));
+  const code = await within(callsim.exited, 30000, 'callsim');
+  await within(fake.closed, 5000, 'the bridge hanging up on the model');
+  bridge.child.kill('SIGTERM');
+  const bridgeCode = await within(bridge.exited, 10000, 'the bridge draining');
+  const logs = bridge.stdout + bridge.stderr;
+  for (const line of logs.trim().split('\n')) t.diagnostic(line);
+  assert.equal(code, 0, callsim.stderr);
+  assert.equal(bridgeCode, 0, logs);
+  assert.match(logs, /drained: every call ended/);
+
+  const timeline = [];
+  for (const line of callsim.stderr.split('\n')) {
+    const m = /^\s*(-?\d+) ms {2}(.*)$/.exec(line);
+    if (m) timeline.push([Number(m[1]), m[2]]);
+  }
+  return { fake, metrics: JSON.parse(callsim.stdout).per_call[0].metrics, timeline, logs };
+}
+
+for (const [name, serverVad, deltaName] of [
+  ['trunkline-barge-in', false, 'response.output_audio.delta'],
+  ['server-vad', true, 'response.audio.delta'],
+]) {
+  test(`the bridge truncates each reply at what the caller heard (${name})`, async (t) => {
+    const caller = callerAudio();
+    t.after(() => fs.rmSync(caller.dir, { recursive: true, force: true }));
+    const { fake, metrics, timeline, logs } = await runCall(t, caller, serverVad, deltaName);
+    const text = `${timeline.map(([ms, what]) => `${String(ms).padStart(6)} ms  ${what}`).join('\n')}\n${logs}`;
+
+    // The bridge authenticated with the key, and the session asked for PCM at 24 kHz both ways,
+    // the server's VAD not cancelling by itself.
+    assert.equal(fake.authorization, `Bearer ${API_KEY}`);
+    assert.equal(fake.sessionUpdates.length, 1);
+    const [session] = fake.sessionUpdates;
+    assert.deepEqual(session.audio.input.format, { type: 'audio/pcm', rate: RATE });
+    assert.deepEqual(session.audio.output.format, { type: 'audio/pcm', rate: RATE });
+    assert.equal(session.audio.input.turn_detection.interrupt_response, false);
+
+    // The caller's audio reached the model whole and in time: as many samples as callsim sent
+    // (at 24 kHz; a frame of slack for the resampler and the hang-up), its utterances where
+    // callsim put them.
+    const sentSamples = (metrics.frames_sent * 160 * RATE) / 8000;
+    const gotSamples = fake.audioBytes / 2;
+    assert.ok(Math.abs(gotSamples - sentSamples) <= RATE / 50, `${gotSamples} samples reached the model, ${sentSamples} sent`);
+    assert.equal(fake.onsetsMs.length, UTTERANCES.length, `onsets ${fake.onsetsMs}`);
+    fake.onsetsMs.forEach((onset, i) => assert.ok(Math.abs(onset - UTTERANCES[i][0]) <= 60, `onsets ${fake.onsetsMs}`));
+
+    // Two interruptions, each answered by one clear; what the carrier says the caller heard of
+    // each cut reply.
+    const heard = timeline
+      .map(([, what]) => /^clear received.*caller heard (\d+) ms of the reply/.exec(what))
+      .filter(Boolean)
+      .map((m) => Number(m[1]));
+    assert.equal(metrics.clears, 2, text);
+    assert.equal(heard.length, 2, text);
+    assert.equal(metrics.bad_messages, 0, text);
+    assert.equal(metrics.framing_violations, 0, text);
+
+    // Each cut response was cancelled while in progress, and each truncate names its own item
+    // (never the earlier reply's) at what the caller heard of it, within the audio sent for it.
+    assert.deepEqual(fake.errors, []);
+    assert.equal(fake.cancels, 2);
+    assert.deepEqual(
+      fake.truncates.map(([item]) => item),
+      fake.items.slice(0, 2),
+      JSON.stringify(fake.truncates),
+    );
+    fake.truncates.forEach(([item, endMs, sentMs], i) => {
+      assert.ok(Math.abs(endMs - heard[i]) <= TOLERANCE_MS, `${item}: truncated at ${endMs} ms, heard ${heard[i]} ms\n${text}`);
+      assert.ok(endMs > 0 && endMs <= sentMs, `${item}: truncated at ${endMs} ms of ${sentMs} ms sent`);
+    });
+
+    // The deltas sent after each cancel were never played: three replies reached the caller (two
+    // cut, the last whole), nothing in between.
+    assert.equal(fake.staleSent, 2 * STALE_DELTAS);
+    const starts = timeline.filter(([, what]) => what.startsWith('bot reply starts') || what.startsWith('bot audio starts'));
+    assert.equal(starts.length, 3, text);
+    const ends = timeline.map(([, what]) => /^bot reply ends \((\d+) ms played\)/.exec(what)).filter(Boolean);
+    assert.equal(ends.length, 1, text);
+    assert.ok(Math.abs(Number(ends[0][1]) - REPLIES_MS[2]) <= 20, text);
+  });
+}
