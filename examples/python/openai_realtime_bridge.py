@@ -149,13 +149,7 @@ class Bridge:
         the engine already dropped what it had queued and sent the carrier's clear. Cancel the
         response, drop its audio still to come, and tell the model how much of the item the
         caller heard."""
-        if self.response_id is not None:
-            self.cut_responses.add(self.response_id)
-            await self.send({"type": "response.cancel"})
-            self.response_id = None
-        for item_id, _ in self.pending:
-            self.cut_items.add(item_id)
-        self.pending.clear()
+        await self.stop_model()
         if ev.segment is not None:
             # None: nothing of it heard yet (the truncate then keeps none of it).
             heard = ev.segment_played_ms or 0
@@ -164,6 +158,16 @@ class Bridge:
             for item_id in ev.unheard_segments:
                 await self.truncate(item_id, 0)
         log.info("%s: caller heard %s ms of item %s", ev.kind, ev.segment_played_ms, ev.segment)
+
+    async def stop_model(self) -> None:
+        """Cancels the response in progress and drops its audio, queued here or still to come."""
+        if self.response_id is not None:
+            self.cut_responses.add(self.response_id)
+            await self.send({"type": "response.cancel"})
+            self.response_id = None
+        for item_id, _ in self.pending:
+            self.cut_items.add(item_id)
+        self.pending.clear()
 
     async def truncate(self, item_id: str, heard_ms: int) -> None:
         self.cut_items.add(item_id)
@@ -190,8 +194,11 @@ class Bridge:
                 if self.response_id == event["response"]["id"]:
                     self.response_id = None
             elif kind == "input_audio_buffer.speech_started" and self.server_vad and self.agent_talking():
-                # The engine reports `interrupted`, which on_cut handles like a barge-in.
+                # The engine reports `interrupted`, which on_cut handles like a barge-in. Audio
+                # played after interrupt() would play, so the response stops here, not when the
+                # event is read.
                 self.call.interrupt()
+                await self.stop_model()
             elif kind == "error":
                 log.warning("Realtime API error: %s", event.get("error"))
 
