@@ -30,6 +30,8 @@ impl EchoPath {
     /// The path's impulse response at 8 kHz: the direct reflection then a seeded, exponentially
     /// decaying diffuse tail (about 30 dB down at its end), scaled so that its energy is the
     /// return loss: an echo of a signal of power P has power P·10^(−erl/10).
+    /// `engine/tests/vad_corpus/echo.rs` holds a copy (the VAD corpus's echo conditions): change
+    /// both together.
     fn taps(&self, seed: u64) -> Vec<f32> {
         let tail = self.tail_ms as usize * PER_MS;
         let mut rng = SplitMix64::new(seed ^ 0xEC40);

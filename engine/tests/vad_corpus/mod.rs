@@ -1,5 +1,5 @@
-//! The VAD evaluation corpus and its scoring, shared by `examples/vadbench.rs` and the tests
-//! (`tests/vad_corpus.rs`, `tests/barge_in.rs`).
+//! The VAD evaluation corpus and its scoring, shared by `tools/src/bin/vadbench.rs` and the tests
+//! (`tests/vad_corpus.rs`, `tests/barge_in.rs`, `tests/echo_barge_in.rs`, `tests/turn_taking.rs`).
 //!
 //! `scripts/make_vad_corpus.sh` synthesises clean speech clips (espeak-ng voices and rates, real
 //! recordings from alsa-utils, backchannels, agent prompts). This module places them on telephone
@@ -8,6 +8,10 @@
 //! power over noise power, both measured in the telephone band), mains hum with harmonics,
 //! keyboard-like clicks; the mix is band-limited to 300-3400 Hz and passed through G.711 µ-law.
 //! Everything is seeded: the same clips always give the same tracks.
+//!
+//! Whole calls through the engine's public API (`call.rs`) carry two more sets: the bot's own
+//! voice echoed into the caller's track (`echo.rs`) and multi-sentence caller turns with
+//! labelled in-turn pauses (`turns.rs`).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -814,3 +818,10 @@ pub fn score_barge_in(config: &SessionConfig, calls: &[BargeCall]) -> BargeScore
     }
     s
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole calls through the engine's public API: echo of the bot's voice, multi-sentence turns.
+
+pub mod call;
+pub mod echo;
+pub mod turns;

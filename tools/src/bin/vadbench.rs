@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release -p trunkline-tools --bin vadbench               # default settings and the baselines
 //! cargo run --release -p trunkline-tools --bin vadbench -- --quick    # 2 min of noise-only audio, not 10
+//! cargo run --release -p trunkline-tools --bin vadbench -- --barge-in # the barge-in set
+//! cargo run --release -p trunkline-tools --bin vadbench -- --echo     # the bot's voice echoed back
+//! cargo run --release -p trunkline-tools --bin vadbench -- --turns    # multi-sentence turns
 //! ```
 //!
 //! The corpus is described in `tests/vad_corpus/mod.rs` (clips from `scripts/make_vad_corpus.sh`,
@@ -15,8 +18,10 @@ mod vad_corpus;
 
 use std::time::Instant;
 
-use trunkline::SessionConfig;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
+use trunkline::{BargeInConfig, SessionConfig};
+use vad_corpus::echo::{ERLS_DB, echo_only_calls, interruption_calls, score_echo_only, score_interruptions};
+use vad_corpus::turns::{TurnScore, run_turns, score_turns, turn_signals, turn_track};
 use vad_corpus::*;
 
 fn main() {
@@ -40,6 +45,14 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--barge-in") {
         barge_in_report();
+        return;
+    }
+    if std::env::args().any(|a| a == "--echo") {
+        echo_report(if quick { 2.0 } else { 10.0 });
+        return;
+    }
+    if std::env::args().any(|a| a == "--turns") {
+        turns_report();
         return;
     }
     let clips = clips();
@@ -187,6 +200,117 @@ fn debug_call(name: &str) {
         if ms + 300 >= call.act_ms.0 && ms <= call.act_ms.1 + 200 {
             let f = det.last_frame_features().unwrap();
             println!("{ms}: h {:.2} snr {:.1} imp {:.2} voiced_ms {:?}", f.0, f.1, f.2, det.voiced_ms());
+        }
+    }
+}
+
+/// The bot's voice echoed into the caller's track (`tests/vad_corpus/echo.rs`), per line
+/// condition and return loss: echo alone (the caller silent), then real interruptions over it.
+fn echo_report(bot_minutes: f64) {
+    let config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+    let vad_only = SessionConfig {
+        barge_in: BargeInConfig { enabled: false, ..BargeInConfig::default() },
+        ..config.clone()
+    };
+    println!();
+    println!(
+        "Echo only: the bot plays its prompts ({bot_minutes} min per row, delay 20-400 ms, tail 0-100 ms, \
+         carrier playout 60-100 ms), the caller says nothing."
+    );
+    println!();
+    println!(
+        "| condition | ERL | calls | bot speech sent (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min | barge-in off: false `SpeechStarted` / 10 min |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        for erl in ERLS_DB {
+            let calls = echo_only_calls(&cond, erl, bot_minutes);
+            let s = score_echo_only(&config, &calls);
+            let v = score_echo_only(&vad_only, &calls);
+            println!(
+                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} | {:.1} |",
+                cond.name,
+                s.calls,
+                s.bot_ms as f64 / 60_000.0,
+                s.false_starts_per_10min(),
+                s.false_barge_ins_per_10min(),
+                v.false_starts_per_10min(),
+            );
+        }
+    }
+    println!();
+    println!(
+        "Interruptions over the echo (every caller utterance of the barge-in set, spoken over the prompt and its echo):"
+    );
+    println!();
+    println!(
+        "| condition | ERL | calls | recall | pre-empted (barge-in on the echo first) | missed | reaction p50 / p90 (onset → `BargeIn`, ms) | onset → `clear` p50 (ms) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        for erl in ERLS_DB {
+            let calls = interruption_calls(&cond, erl);
+            let s = score_interruptions(&config, &calls);
+            println!(
+                "| {} | {erl} dB | {} | {:.3} | {} | {} | {} / {} | {} |",
+                cond.name,
+                s.calls(),
+                s.recall(),
+                s.pre_empted.len(),
+                s.missed.len(),
+                fmt_opt(percentile(&s.reactions, 50.0)),
+                fmt_opt(percentile(&s.reactions, 90.0)),
+                fmt_opt(percentile(&s.clear_reactions, 50.0)),
+            );
+        }
+    }
+}
+
+/// Multi-sentence turns (`tests/vad_corpus/turns.rs`) per line condition and turn signal:
+/// response latency at turn ends and the early-cut rate of in-turn pauses.
+fn turns_report() {
+    let config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+    println!();
+    println!(
+        "Turns of 2-4 sentences with 300-800 ms pauses inside, 2-3 s between turns (3 seeded tracks per condition):"
+    );
+    println!();
+    println!(
+        "| condition | signal | turns | in-turn pauses | response latency p50 / p90 (ms) | early-cut rate | pauses < 400 / ≥ 400 ms cut | turn ends missed | signals inside a sentence |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for cond in conditions() {
+        for signal in turn_signals() {
+            let mut all = TurnScore::default();
+            let mut turns = 0;
+            for seed in 0..3 {
+                let track = turn_track(&cond, seed);
+                turns += track.turns.len();
+                all.add(&score_turns(&track, &run_turns(&config, &track), signal));
+            }
+            let rate = |keep: &dyn Fn(u64) -> bool| {
+                let v: Vec<bool> = all.pauses.iter().filter(|p| keep(p.0)).map(|p| p.1).collect();
+                format!("{:.2}", v.iter().filter(|&&c| c).count() as f64 / v.len().max(1) as f64)
+            };
+            println!(
+                "| {} | `{}` | {turns} | {} | {} / {} | {:.3} | {} / {} | {} | {} |",
+                cond.name,
+                signal.name,
+                all.pauses.len(),
+                fmt_opt(all.latency_percentile(50.0)),
+                fmt_opt(all.latency_percentile(90.0)),
+                all.early_cut_rate(),
+                rate(&|l| l < 400),
+                rate(&|l| l >= 400),
+                all.missed_ends,
+                all.inside_speech,
+            );
         }
     }
 }

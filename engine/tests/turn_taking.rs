@@ -1,0 +1,144 @@
+//! End of turn on multi-sentence caller turns (`tests/vad_corpus/turns.rs`): corpus sentences
+//! joined by labelled in-turn pauses of 300-800 ms, run through a session on a manual clock.
+//! Today the only turn signal is `SpeechStopped`, and how it behaves follows from the detector's
+//! settings: it comes a hangover after the end of speech the detector saw, so it answers a turn
+//! end about a hangover late and cuts every in-turn pause longer than the hangover. These are
+//! asserted; the response latency and early-cut rate per line condition are printed by
+//! `cargo run --release -p trunkline-tools --bin vadbench -- --turns`.
+
+#[path = "vad_corpus/mod.rs"]
+mod vad_corpus;
+
+use trunkline::vad::VadConfig;
+use trunkline::{Event, SessionConfig};
+use vad_corpus::turns::*;
+use vad_corpus::*;
+
+fn quiet() -> Condition {
+    conditions().into_iter().find(|c| c.name == "quiet").unwrap()
+}
+
+fn config(hangover_ms: u32) -> SessionConfig {
+    SessionConfig {
+        agent_rate: 8_000,
+        vad: VadConfig { hangover_ms, ..VadConfig::default() },
+        ..SessionConfig::default()
+    }
+}
+
+/// How far the detector's end of speech may lie from the labelled end (a clip's end, trimmed
+/// at 1% of its peak): before it by the sentence's unvoiced tail (final stops and fricatives,
+/// a decaying breath: up to about 120 ms in this corpus), after it by the run going on through
+/// weaker frames (at most the classifier's 8-frame bridge, 160 ms).
+const END_SLACK_MS: u64 = 160;
+/// How much longer than the hangover a pause may be and still not be cut: the detector's end
+/// can fall after the labelled one (its 32 ms analysis window reaches back into the sentence,
+/// a weak frame carries the run on) and the next onset before it (a soft start taken in), each
+/// by a frame or two (up to 82 ms in all measured on this corpus).
+const LATE_SLACK_MS: u64 = 100;
+
+#[test]
+fn turns_are_labelled_exactly_and_deterministically() {
+    let cond = quiet();
+    let a = turn_track(&cond, 0);
+    assert_eq!(a.turns, turn_track(&cond, 0).turns);
+    assert!(a.pcm == turn_track(&cond, 0).pcm, "the same seed gives the same audio");
+    assert_ne!(a.turns, turn_track(&cond, 1).turns);
+    // Every corpus utterance once, whole.
+    let mut lens: Vec<u64> = a.turns.iter().flat_map(|t| t.sentences.iter().map(|(s, e)| e - s)).collect();
+    let mut clips: Vec<u64> =
+        clips_of(&[ClipKind::Utterance, ClipKind::Real]).iter().map(|c| c.ms()).collect();
+    lens.sort_unstable();
+    clips.sort_unstable();
+    assert_eq!(lens, clips);
+    let rms = |(s, e): (u64, u64)| {
+        let x = &a.pcm[(s * PER_MS) as usize..(e * PER_MS) as usize];
+        (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+    };
+    let line = rms((0, LEAD_MS));
+    for (i, t) in a.turns.iter().enumerate() {
+        assert!((1..=4).contains(&t.sentences.len()));
+        assert!(t.sentences.len() >= 2 || i + 1 == a.turns.len(), "only the last turn may be short");
+        for p in t.pauses() {
+            assert!((PAUSE_MS.0..PAUSE_MS.1).contains(&(p.1 - p.0)), "pause {p:?}");
+            // A pause holds only the line (as loud as the lead-in before any speech; its first
+            // 20 ms also the telephone filter's ringing); the sentences around it are far louder.
+            let loud = t.sentences.iter().map(|&s| rms(s)).fold(f64::MAX, f64::min);
+            let inside = rms((p.0 + 20, p.1));
+            assert!(inside < 1.5 * line && inside * 10.0 < loud, "pause {p:?} is not quiet");
+        }
+        if let Some(next) = a.turns.get(i + 1) {
+            let gap = next.sentences[0].0 - t.end();
+            assert!((TURN_GAP_MS.0..TURN_GAP_MS.1).contains(&gap), "gap {gap} ms");
+        }
+    }
+}
+
+/// `SpeechStopped` is decided exactly a hangover after the end of speech it reports, and that
+/// end is the labelled end of the turn within the detector's slack: the response latency is the
+/// hangover, give or take the end-of-speech estimate.
+#[test]
+fn a_turn_end_is_signalled_a_hangover_after_the_speech_ends() {
+    for hangover in [400, 700] {
+        let track = turn_track(&quiet(), 0);
+        let trace = run_turns(&config(hangover), &track);
+        for (at, e) in &trace.events {
+            if let Event::SpeechStopped { stream_ms } = e {
+                assert!(
+                    (u64::from(hangover)..u64::from(hangover) + 20).contains(&(at - stream_ms)),
+                    "hangover {hangover}: stop at {stream_ms} ms decided at {at} ms"
+                );
+            }
+        }
+        let s = score_turns(&track, &trace, turn_signals()[0]);
+        println!(
+            "hangover {hangover} ms: response latency p50 {:?} p90 {:?}, early cuts {:.3}",
+            s.latency_percentile(50.0),
+            s.latency_percentile(90.0),
+            s.early_cut_rate()
+        );
+        assert_eq!(s.missed_ends, 0, "every turn end is signalled");
+        assert_eq!(s.latencies.len(), track.turns.len());
+        let h = u64::from(hangover);
+        for &l in &s.latencies {
+            assert!(
+                (h - END_SLACK_MS..=h + END_SLACK_MS + 20).contains(&l),
+                "latency {l} ms, hangover {h} ms"
+            );
+        }
+    }
+}
+
+/// Every in-turn pause longer than the hangover is cut (`SpeechStopped` fires in it, so a bot
+/// answering on it would talk over the rest of the turn) and shorter ones are not, up to the
+/// slack of the detector's end of speech and its frames. Checked at three hangovers on a quiet
+/// line (in noise a click or a noise frame taken for speech can bridge a pause).
+#[test]
+fn pauses_longer_than_the_hangover_are_cut_and_shorter_ones_are_not() {
+    for hangover in [400u32, 550, 650] {
+        let h = u64::from(hangover);
+        let (mut long, mut short) = (0, 0);
+        let mut all = TurnScore::default();
+        for seed in 0..3 {
+            let track = turn_track(&quiet(), seed);
+            let s = score_turns(&track, &run_turns(&config(hangover), &track), turn_signals()[0]);
+            for &(len, cut) in &s.pauses {
+                if len >= h + LATE_SLACK_MS {
+                    long += 1;
+                    assert!(cut, "hangover {h} ms: a {len} ms pause was not cut");
+                } else if len + END_SLACK_MS < h {
+                    short += 1;
+                    assert!(!cut, "hangover {h} ms: a {len} ms pause was cut");
+                }
+            }
+            all.add(&s);
+        }
+        println!(
+            "hangover {h} ms: early-cut rate {:.3} over {} pauses",
+            all.early_cut_rate(),
+            all.pauses.len()
+        );
+        assert!(long >= 5, "hangover {h} ms: {long} pauses well over it");
+        assert!(hangover == 400 || short >= 5, "hangover {h} ms: {short} pauses well under it");
+    }
+}

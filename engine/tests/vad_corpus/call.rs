@@ -1,0 +1,265 @@
+//! A simulated call through the engine's public API, frame by frame on a manual clock: an inline
+//! [`Engine`] with a Twilio-dialect session, a host that plays scheduled agent prompts, a carrier
+//! that plays what the engine actually sent (after its playout delay, in order, dropping what had
+//! not played on a `clear`, echoing marks once the audio before them has played), and optionally
+//! the echo of that played audio on the caller's line (see [`super::echo`]).
+//!
+//! Time is stream time in ms: caller frame `k` holds the caller's audio of `[20k, 20k + 20)` and
+//! reaches the engine at `20k + 20`; events and outbound messages are stamped with the time of
+//! the tick they were taken at.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
+use trunkline::runtime::ManualClock;
+use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+
+use super::echo::{EchoLine, EchoPath};
+
+/// One prompt the host plays: from stream time `at_ms`, as fast as the session takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Prompt {
+    pub at_ms: u64,
+    pub pcm: &'static [f32],
+}
+
+/// What the host does when the caller barges in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterBargeIn {
+    /// Drops the rest of the interrupted prompt; later prompts play as scheduled.
+    NextPrompt,
+    /// Plays nothing more (the bot listens to the caller).
+    Stop,
+}
+
+/// The echo of the bot's voice on the caller's line.
+#[derive(Debug, Clone, Copy)]
+pub struct EchoSetup {
+    pub path: EchoPath,
+    /// Seeds the path's tail.
+    pub seed: u64,
+    /// Soft-clips the caller's line after the echo is added (a handset's overdriven input).
+    pub soft_clip: bool,
+}
+
+/// One call: the caller's own side (line noise and whatever the caller says, 8 kHz telephone
+/// audio, whole 20 ms frames), the host's prompts, the carrier and the echo.
+#[derive(Debug, Clone)]
+pub struct CallSpec<'a> {
+    pub config: SessionConfig,
+    pub caller: &'a [i16],
+    pub prompts: Vec<Prompt>,
+    pub after_barge_in: AfterBargeIn,
+    /// The carrier's playout delay (its jitter buffer), ms.
+    pub carrier_delay_ms: u64,
+    pub echo: Option<EchoSetup>,
+}
+
+impl<'a> CallSpec<'a> {
+    /// A call where the caller talks and the bot never does.
+    pub fn listening(caller: &'a [i16]) -> Self {
+        Self {
+            config: SessionConfig { agent_rate: 8_000, ..SessionConfig::default() },
+            caller,
+            prompts: Vec::new(),
+            after_barge_in: AfterBargeIn::Stop,
+            carrier_delay_ms: 80,
+            echo: None,
+        }
+    }
+}
+
+/// What happened in a call.
+#[derive(Debug, Clone, Default)]
+pub struct CallTrace {
+    /// Every event, with the time it was taken.
+    pub events: Vec<(u64, Event)>,
+    /// Every `media` frame the engine sent (decoded), with the time it left.
+    pub sent: Vec<(u64, Vec<i16>)>,
+    /// Times at which a `clear` left the engine.
+    pub clears: Vec<u64>,
+    /// The caller's audio as the engine delivered it to the host (`read_audio`).
+    pub received: Vec<i16>,
+    /// The echo added to the caller's line, per sample (before µ-law).
+    pub echo: Vec<f32>,
+}
+
+impl CallTrace {
+    /// Time of the first event `f` accepts, and what it returns.
+    pub fn first<T>(&self, f: impl Fn(&Event) -> Option<T>) -> Option<(u64, T)> {
+        self.events.iter().find_map(|(t, e)| f(e).map(|v| (*t, v)))
+    }
+    pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+    /// Agent audio the engine sent, ms.
+    pub fn bot_ms(&self) -> u64 {
+        self.sent.iter().map(|(_, f)| f.len() as u64 / super::PER_MS).sum()
+    }
+}
+
+pub const STREAM_SID: &str = "MZ1";
+
+/// The carrier: plays frames in order from `arrival + delay` (or when the previous one ends),
+/// echoes marks once the audio before them has played, drops its buffer on `clear`.
+struct Carrier {
+    delay_ms: u64,
+    /// When everything received so far has played, ms.
+    play_end: u64,
+    /// Marks to echo: (due, name).
+    marks: Vec<(u64, String)>,
+}
+
+fn media_message(seq: u64, k: u64, ulaw: &[u8]) -> String {
+    format!(
+        r#"{{"event":"media","sequenceNumber":"{seq}","streamSid":"{STREAM_SID}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{}"}}}}"#,
+        k + 1,
+        k * 20,
+        STANDARD.encode(ulaw)
+    )
+}
+
+fn mark_message(seq: u64, name: &str) -> String {
+    serde_json::json!({"event": "mark", "sequenceNumber": seq.to_string(), "streamSid": STREAM_SID, "mark": {"name": name}})
+        .to_string()
+}
+
+/// Where the stream starts on the engine's clock (so no time is 0).
+const T0_US: u64 = 1_000_000;
+
+/// Runs `spec` to the end of the caller's audio.
+pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
+    assert_eq!(spec.caller.len() % 160, 0, "whole 20 ms frames");
+    let clock = ManualClock::new();
+    let engine =
+        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
+            .expect("inline engine");
+    let mut session = engine.open_session(&spec.config).expect("session");
+    clock.advance(Duration::from_micros(T0_US));
+    session.push_text(&super::start_message()).expect("start");
+
+    let mut echo = spec.echo.map(|e| EchoLine::new(e.path, e.seed));
+    let mut carrier = Carrier { delay_ms: spec.carrier_delay_ms, play_end: 0, marks: Vec::new() };
+    let prompts: Vec<Vec<i16>> = spec
+        .prompts
+        .iter()
+        .map(|p| p.pcm.iter().map(|&v| (f64::from(v) * 32_767.0).round() as i16).collect())
+        .collect();
+    // The prompt being played and how much of it the session took.
+    let mut next_prompt = 0;
+    let mut current: Option<(usize, usize)> = None;
+    let mut stopped = false;
+    let mut barged = false;
+
+    let mut trace = CallTrace { echo: vec![0.0; spec.caller.len()], ..CallTrace::default() };
+    let mut seq = 2;
+    let mut ulaw = [0u8; 160];
+    let mut pcm = [0i16; 1024];
+    let mut out = Vec::new();
+    for (k, frame) in spec.caller.chunks_exact(160).enumerate() {
+        let k = k as u64;
+        let now = k * 20 + 20;
+        clock.advance(Duration::from_micros(T0_US + now * 1_000 - clock.now_us()));
+
+        // The carrier acknowledges the marks whose audio has played.
+        let due: Vec<String> = {
+            let (due, keep) = carrier.marks.drain(..).partition(|(t, _)| *t <= now);
+            carrier.marks = keep;
+            due.into_iter().map(|(_, n)| n).collect()
+        };
+        for name in due {
+            session.push_text(&mark_message(seq, &name)).expect("mark");
+            seq += 1;
+        }
+
+        // The caller's frame: their side plus the echo of what the carrier played.
+        for (i, (u, &s)) in ulaw.iter_mut().zip(frame).enumerate() {
+            let n = (k * 160) as usize + i;
+            let e = echo.as_mut().map_or(0.0, |line| line.at(n));
+            trace.echo[n] = e;
+            let mut v = f32::from(s) + e;
+            if spec.echo.is_some_and(|e| e.soft_clip) {
+                v = 32_767.0 * (v / 32_767.0 * 1.5).tanh() / 1.5f32.tanh();
+            }
+            *u = linear_to_ulaw(v.round().clamp(-32_768.0, 32_767.0) as i16);
+        }
+        session.push_text(&media_message(seq, k, &ulaw)).expect("media");
+        seq += 1;
+
+        loop {
+            let n = session.read_audio(&mut pcm);
+            if n == 0 {
+                break;
+            }
+            trace.received.extend_from_slice(&pcm[..n]);
+        }
+        while let Some(e) = session.poll_event() {
+            assert!(!matches!(e, Event::ProtocolError { .. }), "the carrier's messages are valid: {e:?}");
+            barged |= matches!(e, Event::BargeIn { .. });
+            trace.events.push((now, e));
+        }
+        if std::mem::take(&mut barged) {
+            current = None;
+            stopped |= spec.after_barge_in == AfterBargeIn::Stop;
+        }
+
+        // The host plays the prompt that is due, as much as fits.
+        if !stopped {
+            if current.is_none() && next_prompt < prompts.len() && spec.prompts[next_prompt].at_ms <= now {
+                current = Some((next_prompt, 0));
+                next_prompt += 1;
+            }
+            if let Some((i, taken)) = current.as_mut() {
+                let p = &prompts[*i];
+                while *taken < p.len() {
+                    match session.play(&p[*taken..], 8_000) {
+                        Ok(n) if n > 0 => *taken += n,
+                        _ => break,
+                    }
+                }
+                if *taken == p.len() {
+                    current = None;
+                }
+            }
+        }
+
+        // What the engine sends, the carrier plays.
+        while session.next_outbound(&mut out).is_some() {
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("outbound JSON");
+            match v["event"].as_str() {
+                Some("media") => {
+                    let bytes = STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
+                    let pcm: Vec<i16> = bytes.iter().map(|&c| ulaw_to_linear(c)).collect();
+                    let at = carrier.play_end.max(now + carrier.delay_ms);
+                    carrier.play_end = at + pcm.len() as u64 / super::PER_MS;
+                    if let Some(line) = echo.as_mut() {
+                        line.play((at * super::PER_MS) as usize, &pcm);
+                    }
+                    trace.sent.push((now, pcm));
+                }
+                Some("mark") => {
+                    let name = v["mark"]["name"].as_str().unwrap().to_owned();
+                    carrier.marks.push((carrier.play_end.max(now), name));
+                }
+                Some("clear") => {
+                    trace.clears.push(now);
+                    if let Some(line) = echo.as_mut() {
+                        line.clear((now * super::PER_MS) as usize);
+                    }
+                    carrier.play_end = now;
+                    carrier.marks.iter_mut().for_each(|(t, _)| *t = now);
+                }
+                other => panic!("unexpected outbound {other:?}"),
+            }
+        }
+        while let Some(e) = session.poll_event() {
+            assert!(!matches!(e, Event::ProtocolError { .. }), "the carrier's messages are valid: {e:?}");
+            barged |= matches!(e, Event::BargeIn { .. });
+            trace.events.push((now, e));
+        }
+    }
+    trace
+}

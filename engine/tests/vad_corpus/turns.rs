@@ -1,0 +1,171 @@
+//! Turn-taking conditions: multi-sentence caller turns. Corpus utterances (each a whole sentence,
+//! trimmed to its speech) are joined into turns of 2-4 sentences with seeded in-turn pauses of
+//! 300-800 ms, and the turns are separated by 2-3 s (where the bot would answer). Labels are
+//! exact: every pause between two sentences of a turn is *inside the turn*; the end of a turn's
+//! last sentence is a *turn end*.
+//!
+//! Measured per turn signal (today `SpeechStopped`): at each turn end, the time from the labelled
+//! end of speech to the signal (response latency); at each in-turn pause, whether the signal
+//! fired in it (an early cut: the bot would start answering mid-turn).
+
+use super::call::{CallSpec, CallTrace, run_call};
+use super::{
+    ClipKind, Condition, LEAD_MS, PER_MS, Rng, band_limit, clips_of, line, noise_rms_for, percentile,
+    to_telephone,
+};
+use trunkline::{Event, SessionConfig};
+
+/// Shortest and longest in-turn pause, ms.
+pub const PAUSE_MS: (u64, u64) = (300, 800);
+/// Shortest and longest silence between turns, ms.
+pub const TURN_GAP_MS: (u64, u64) = (2_000, 3_000);
+
+/// One caller turn: its sentences (ms, `[start, end)`), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub sentences: Vec<(u64, u64)>,
+}
+
+impl Turn {
+    /// The pauses inside the turn (ms, `[start, end)`).
+    pub fn pauses(&self) -> Vec<(u64, u64)> {
+        self.sentences.windows(2).map(|w| (w[0].1, w[1].0)).collect()
+    }
+    /// The labelled end of the turn's speech, ms.
+    pub fn end(&self) -> u64 {
+        self.sentences.last().unwrap().1
+    }
+}
+
+/// Caller turns over a line condition.
+#[derive(Debug, Clone)]
+pub struct TurnTrack {
+    pub pcm: Vec<i16>,
+    pub turns: Vec<Turn>,
+}
+
+/// Every caller utterance, in seeded order, as turns over `cond`'s line (seed `seed`).
+pub fn turn_track(cond: &Condition, seed: u64) -> TurnTrack {
+    let mut rng = Rng::new(cond.seed ^ 0x7A11 ^ (seed << 16));
+    let mut utts = clips_of(&[ClipKind::Utterance, ClipKind::Real]);
+    rng.shuffle(&mut utts);
+    let mut placed = Vec::new();
+    let mut turns = Vec::new();
+    let mut pos = LEAD_MS;
+    let mut rest = &utts[..];
+    while !rest.is_empty() {
+        let n = (2 + (rng.next_u64() % 3) as usize).min(rest.len());
+        let (these, more) = rest.split_at(n);
+        rest = more;
+        // One speaker level per turn.
+        let gain = 10f64.powf(rng.range(-4.0, 2.0) / 20.0);
+        let mut sentences = Vec::new();
+        for (i, c) in these.iter().enumerate() {
+            if i > 0 {
+                pos += rng.range(PAUSE_MS.0 as f64, PAUSE_MS.1 as f64) as u64;
+            }
+            placed.push((pos, *c, gain));
+            sentences.push((pos, pos + c.ms()));
+            pos += c.ms();
+        }
+        turns.push(Turn { sentences });
+        pos += rng.range(TURN_GAP_MS.0 as f64, TURN_GAP_MS.1 as f64) as u64;
+    }
+    let total = pos / 20 * 20;
+    let mut x = vec![0.0; (total * PER_MS) as usize];
+    for (at, c, gain) in placed {
+        let start = (at * PER_MS) as usize;
+        for (v, &s) in x[start..].iter_mut().zip(&c.pcm) {
+            *v += gain * f64::from(s);
+        }
+    }
+    let (mut noisy, after) = line(cond, x.len(), noise_rms_for(cond), &mut rng);
+    for (v, s) in noisy.iter_mut().zip(&x) {
+        *v += s;
+    }
+    band_limit(&mut noisy);
+    for (v, a) in noisy.iter_mut().zip(&after) {
+        *v += a;
+    }
+    TurnTrack { pcm: to_telephone(&noisy), turns }
+}
+
+/// An event that says "the caller's turn may be over"; scored by the same rules.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnSignal {
+    pub name: &'static str,
+    pub fires: fn(&Event) -> bool,
+}
+
+/// The turn signals measured.
+pub fn turn_signals() -> Vec<TurnSignal> {
+    vec![TurnSignal { name: "SpeechStopped", fires: |e| matches!(e, Event::SpeechStopped { .. }) }]
+}
+
+/// Runs the turns through a session (the bot silent).
+pub fn run_turns(config: &SessionConfig, track: &TurnTrack) -> CallTrace {
+    run_call(&CallSpec { config: config.clone(), ..CallSpec::listening(&track.pcm) })
+}
+
+/// How a signal did on a track.
+#[derive(Debug, Clone, Default)]
+pub struct TurnScore {
+    /// Every in-turn pause: its length (ms) and whether the signal fired in it.
+    pub pauses: Vec<(u64, bool)>,
+    /// Turn ends: labelled end of speech to the signal, ms.
+    pub latencies: Vec<u64>,
+    /// Turn ends with no signal before the next turn.
+    pub missed_ends: usize,
+    /// Signals inside a sentence.
+    pub inside_speech: usize,
+}
+
+impl TurnScore {
+    pub fn early_cut_rate(&self) -> f64 {
+        self.pauses.iter().filter(|p| p.1).count() as f64 / self.pauses.len().max(1) as f64
+    }
+    pub fn latency_percentile(&self, p: f64) -> Option<u64> {
+        percentile(&self.latencies, p)
+    }
+    pub fn add(&mut self, o: &TurnScore) {
+        self.pauses.extend_from_slice(&o.pauses);
+        self.latencies.extend_from_slice(&o.latencies);
+        self.missed_ends += o.missed_ends;
+        self.inside_speech += o.inside_speech;
+    }
+}
+
+/// A signal decided this soon after the next sentence began still belongs to the pause before
+/// it (the detector needs a frame or two to see speech resume).
+const RESUME_MS: u64 = 100;
+
+/// Scores `signal` (by the time it was taken) against the track's labels: a signal after a
+/// sentence's end and at most [`RESUME_MS`] into the next sentence belongs to that boundary.
+pub fn score_turns(track: &TurnTrack, trace: &CallTrace, signal: TurnSignal) -> TurnScore {
+    let times: Vec<u64> = trace.events.iter().filter(|(_, e)| (signal.fires)(e)).map(|(t, _)| *t).collect();
+    let starts: Vec<u64> = track.turns.iter().flat_map(|t| t.sentences.iter().map(|s| s.0)).collect();
+    let mut s = TurnScore::default();
+    let mut used = vec![false; times.len()];
+    let mut next = 1;
+    for turn in &track.turns {
+        for (i, &(_, end)) in turn.sentences.iter().enumerate() {
+            let next_start = starts.get(next).copied().unwrap_or(u64::MAX - RESUME_MS);
+            next += 1;
+            let window = |t: u64| t > end && t <= next_start + RESUME_MS;
+            let hit = times.iter().position(|&t| window(t));
+            for (u, &t) in used.iter_mut().zip(&times) {
+                *u |= window(t);
+            }
+            if i + 1 < turn.sentences.len() {
+                s.pauses.push((next_start - end, hit.is_some()));
+            } else {
+                match hit {
+                    Some(h) => s.latencies.push(times[h] - end),
+                    None => s.missed_ends += 1,
+                }
+            }
+        }
+    }
+    s.inside_speech = used.iter().filter(|u| !**u).count();
+    s
+}
