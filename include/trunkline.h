@@ -99,6 +99,14 @@
 // Size of trunkline_event's `name` buffer: TRUNKLINE_MAX_NAME_BYTES plus the NUL.
 #define TRUNKLINE_EVENT_NAME_CAPACITY 256
 
+// trunkline_session_play_encoded's `codec`: an Ogg Opus stream, fed in chunks of any size as it
+// arrives (`rate` ignored).
+#define TRUNKLINE_CODEC_OGG_OPUS 0
+
+// trunkline_session_play_encoded's `codec`: one raw Opus packet per call, from a stream encoded
+// at `rate` Hz (8000, 12000, 16000, 24000 or 48000).
+#define TRUNKLINE_CODEC_OPUS 1
+
 // trunkline_engine_metrics `format`: the Prometheus text exposition format, version 0.0.4
 // (serve it as `text/plain; version=0.0.4; charset=utf-8`).
 #define TRUNKLINE_METRICS_PROMETHEUS 0
@@ -149,6 +157,9 @@ enum trunkline_result
   TRUNKLINE_RESULT_IO = 10,
   // `trunkline_engine_wait` timed out.
   TRUNKLINE_RESULT_TIMEOUT = 11,
+  // Encoded audio (trunkline_session_play_encoded) is corrupt, truncated or not supported:
+  // the stream was dropped and counted (`encoded_audio_errors`); the next bytes start a new one.
+  TRUNKLINE_RESULT_BAD_AUDIO = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -313,6 +324,28 @@ typedef uint32_t trunkline_protocol_error;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
+enum trunkline_agent_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Signed 16-bit samples at the agent rate.
+  TRUNKLINE_AGENT_FORMAT_PCM = 0,
+  // G.711 µ-law at 8 kHz, a byte per sample: passed through untouched to and from a carrier
+  // that speaks µ-law at 8 kHz.
+  TRUNKLINE_AGENT_FORMAT_MULAW = 1,
+  // G.711 A-law at 8 kHz, a byte per sample (the same, for A-law carriers).
+  TRUNKLINE_AGENT_FORMAT_ALAW = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_agent_format trunkline_agent_format;
+#else
+typedef uint32_t trunkline_agent_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An engine: worker threads and a wakeup fd. Opaque.
 typedef struct trunkline_engine trunkline_engine;
 
@@ -407,7 +440,34 @@ typedef struct {
   // NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
   // this build does not speak is INVALID_ARGUMENT.
   const char *dialect;
+  // The agent's audio format, both ways: a trunkline_agent_format (PCM by default). With
+  // MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
+  // trunkline_session_read_audio_bytes and play codes with trunkline_session_play_bytes.
+  uint32_t agent_format;
 } trunkline_session_config;
+
+#if defined(TRUNKLINE_SERVER)
+// A request path bound to a dialect (trunkline_server_config.routes). Every field's zero (NULL)
+// is its default, so `{.struct_size = sizeof(trunkline_route), .path = ..., .dialect = ...}`
+// is a complete route; fields are only ever appended (see "VERSIONED CONFIGS" above). In an
+// array, every element's `struct_size` is the same: the array's stride.
+typedef struct {
+  // sizeof(trunkline_route) in the caller's header.
+  size_t struct_size;
+  // The request path, e.g. "/telnyx": starts with '/', unique among the routes.
+  const char *path;
+  // The dialect of the calls on this path, e.g. "telnyx" (one this build speaks).
+  const char *dialect;
+  // The carrier account's secret: when set, every request on this path must be authenticated
+  // with it (the way `auth` says), else 403. NULL: no check.
+  const char *auth_token;
+  // How requests on this path authenticate: NULL or "" the way the dialect's carrier does by
+  // default (Twilio's X-Twilio-Signature, Telnyx's token header...); "vonage_jwt" Vonage's
+  // signed JWT (`{"type": "vonage"}` on the endpoint) rather than its custom bearer value.
+  // A scheme other than the default needs `auth_token` (the secret it is checked with).
+  const char *auth;
+} trunkline_route;
+#endif
 
 #if defined(TRUNKLINE_SERVER)
 // Offload server settings. Fill with trunkline_server_config_default, then change what you need.
@@ -419,7 +479,7 @@ typedef struct {
   size_t struct_size;
   // Address to listen on, e.g. "0.0.0.0:8080" ("127.0.0.1:0" by default: any free port).
   const char *bind;
-  // The one request path served, e.g. "/media"; NULL: any path.
+  // The one request path served, e.g. "/media"; NULL: any path (NULL with `routes`).
   const char *path;
   // The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else).
   const char *auth_token;
@@ -449,6 +509,15 @@ typedef struct {
   const char *tls_cert_pem;
   // TLS private key (PEM file path).
   const char *tls_key_pem;
+  // Request paths bound to dialects, for one server that takes several carriers (e.g.
+  // "/twilio" and "/telnyx"): `route_count` routes, an array of trunkline_route (NULL with a
+  // count of 0: none, the default). With routes, a request is accepted only on a route's path,
+  // its call speaks the route's dialect (whatever `session` says) and is checked with the
+  // route's secret; `path` and `auth_token` must then be NULL. Borrowed for
+  // trunkline_server_start only.
+  const trunkline_route *routes;
+  // Number of routes in `routes`.
+  size_t route_count;
 } trunkline_server_config;
 #endif
 
@@ -567,6 +636,33 @@ trunkline_result trunkline_engine_config_default(trunkline_engine_config *out, s
 // or larger than this library's struct). Any thread.
 trunkline_result trunkline_session_config_default(trunkline_session_config *out,
                                                   size_t struct_size);
+
+// Queues encoded agent audio, decoded on the calling thread to mono PCM and then queued as by
+// trunkline_session_play (paced, marked, cleared like PCM). `codec`: TRUNKLINE_CODEC_OGG_OPUS
+// (an Ogg Opus stream given in chunks as it arrives, pages split anywhere; `rate` ignored) or
+// TRUNKLINE_CODEC_OPUS (one raw packet per call, `rate` its stream's encoding rate).
+// `*out_taken` receives the bytes of `data` taken: keep the rest and retry later. Decoded audio
+// that did not fit is kept and played first on the next call; until it has gone in, nothing
+// new is taken (FULL). `len` 0 (`data` may then be NULL) only plays that audio: OK once none is
+// left.
+//
+// Results: OK; FULL (nothing taken); BAD_AUDIO (corrupt, truncated or unsupported: the stream
+// was dropped and counted in `encoded_audio_errors`; the next bytes start a new stream);
+// NULL_PARAMETER; INVALID_ARGUMENT (`codec`, `rate`); CLOSED; FAILED. An interrupt drops the
+// stream being played (start the next reply with a new one). Any thread.
+trunkline_result trunkline_session_play_encoded(trunkline_session *session,
+                                                uint32_t codec,
+                                                const uint8_t *data,
+                                                size_t len,
+                                                uint32_t rate,
+                                                size_t *out_taken);
+
+// The encoded input is over (the end of a reply's stream): plays what
+// trunkline_session_play_encoded still holds, checks the Ogg stream ended on a page boundary,
+// and forgets it (the next bytes start a new stream). Results: OK; FULL (decoded audio still
+// waits for room: call again); BAD_AUDIO (the stream was truncated; counted); NULL_PARAMETER;
+// CLOSED; FAILED. Any thread.
+trunkline_result trunkline_session_end_encoded(trunkline_session *session);
 
 // Starts an engine. `config` may be NULL for the defaults (one worker per core). On success
 // `*out` receives an engine the caller owns and must free with trunkline_engine_free.
@@ -718,9 +814,13 @@ trunkline_result trunkline_server_config_default(trunkline_server_config *out, s
 // trunkline_server_free (before freeing the engine). New calls are announced through
 // trunkline_server_accept and signal the engine's wakeup fd.
 //
-// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size` here or in `session`, a bad
-// setting, address or dialect, an inline engine, TLS without the `tls` feature or with unreadable
-// PEM files); IO (the address could not be bound).
+// Results: OK; NULL_PARAMETER (also a route without its path or dialect); INVALID_ARGUMENT (a bad
+// `struct_size` here, in `session` or in a route, a bad setting, address or dialect, an inline
+// engine, TLS without the `tls` feature or with unreadable PEM files; a route whose path does not
+// start with '/' or is another route's, whose dialect this build does not speak, whose `auth` is
+// unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
+// authenticates nothing; routes with `path` or `auth_token` set); IO (the address could not be
+// bound).
 // Any thread.
 trunkline_result trunkline_server_start(const trunkline_engine *engine,
                                         const trunkline_server_config *config,
@@ -740,6 +840,46 @@ trunkline_result trunkline_server_local_port(const trunkline_server *server, uin
 // trunkline_session_push and trunkline_session_next_outbound return INVALID_ARGUMENT on it.
 // Results: OK; EMPTY (no new call); NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);
+#endif
+
+#if defined(TRUNKLINE_SERVER)
+// Also listens for Asterisk AudioSocket on `bind` (e.g. "0.0.0.0:9092"; port 0: any free one),
+// over plain TCP, and writes the port it bound into `*out_port`. Its calls speak the
+// `audiosocket` dialect with the server's other session settings, count against the same
+// `max_sessions`, and come out of trunkline_server_accept like any other call, once their first
+// audio arrives. AudioSocket has no authentication: a connection is taken only if its first
+// message names an allowed call UUID; the others are closed and counted in
+// `rejected_audiosocket_call`. `allowed_calls` holds `allowed_count` UUIDs (NUL-terminated text,
+// "40325ec2-5efd-4bd3-805f-53576e581d13", any case, hyphens optional; NULL with a count of 0:
+// none yet) added to the server's allow-list, which trunkline_server_allow_audiosocket_call also
+// fills. May be called more than once (one more port each time).
+//
+// Results: OK; NULL_PARAMETER (`bind`, `out_port`, or a NULL UUID in the list); INVALID_ARGUMENT
+// (an address that does not parse, a string that is not a UUID: then nothing is allowed or
+// bound); IO (the address could not be bound); CLOSED (after trunkline_server_shutdown). Any
+// thread.
+trunkline_result trunkline_server_listen_audiosocket(const trunkline_server *server,
+                                                     const char *bind,
+                                                     const char *const *allowed_calls,
+                                                     size_t allowed_count,
+                                                     uint16_t *out_port);
+#endif
+
+#if defined(TRUNKLINE_SERVER)
+// Allows AudioSocket connections for call `uuid` (see trunkline_server_listen_audiosocket), until
+// revoked. Register a call before handing it to Asterisk (`AudioSocket(uuid,host:port)`).
+// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (not a UUID); CLOSED. Any thread.
+trunkline_result trunkline_server_allow_audiosocket_call(const trunkline_server *server,
+                                                         const char *uuid);
+#endif
+
+#if defined(TRUNKLINE_SERVER)
+// Stops allowing new AudioSocket connections for call `uuid` (a live one goes on);
+// `*out_was_allowed` receives whether it was allowed (false for a string that is not a UUID).
+// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (not UTF-8); CLOSED. Any thread.
+trunkline_result trunkline_server_revoke_audiosocket_call(const trunkline_server *server,
+                                                          const char *uuid,
+                                                          bool *out_was_allowed);
 #endif
 
 #if defined(TRUNKLINE_SERVER)
@@ -855,6 +995,29 @@ trunkline_result trunkline_session_play(trunkline_session *session,
                                         size_t samples,
                                         uint32_t rate,
                                         size_t *out_taken);
+
+// Reads caller audio as bytes in the session's agent format (trunkline_session_config.
+// agent_format) into `out`, at most `capacity` bytes; `*out_len` receives how many were written.
+// MULAW / ALAW: a G.711 code per sample at 8 kHz, exactly the carrier's bytes when it speaks the
+// same law at 8 kHz (gaps filled with the law's silence, 0xFF / 0xD5). PCM: s16le samples at
+// the agent rate, whole samples only. Results: OK (at least one byte); EMPTY (none ready);
+// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0); CLOSED; FAILED. Any thread.
+trunkline_result trunkline_session_read_audio_bytes(trunkline_session *session,
+                                                    uint8_t *out,
+                                                    size_t capacity,
+                                                    size_t *out_len);
+
+// Queues agent audio given as `len` bytes in the session's agent format, copied: MULAW / ALAW
+// codes at `rate` 8000 (sent to the carrier untouched when it takes the same law at 8 kHz), or
+// for a PCM agent s16le samples at `rate` (as trunkline_session_play). Takes as much as fits,
+// in whole samples; `*out_taken` receives the bytes taken (keep the rest and retry later).
+// Results: OK; FULL (nothing fit); NULL_PARAMETER; INVALID_ARGUMENT (rate); CLOSED; FAILED. Any
+// thread.
+trunkline_result trunkline_session_play_bytes(trunkline_session *session,
+                                              const uint8_t *data,
+                                              size_t len,
+                                              uint32_t rate,
+                                              size_t *out_taken);
 
 // Places a mark named `name` (NUL-terminated UTF-8, at most `max_mark_name_bytes`, not starting
 // with "trunkline-sync-") after the audio played so far. A MARK_PLAYED event follows when the

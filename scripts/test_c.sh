@@ -63,6 +63,8 @@ echo "   libtrunkline.so: $(stat -c %s target/release/libtrunkline.so) bytes wit
   "$(stat -c %s "$no_server_lib") bytes without ($(tokio_symbols "$no_server_lib"))"
 
 echo "== C: compile the tests"
+# test_opus.c encodes its Ogg Opus fixture at run time.
+command -v opusenc >/dev/null || fail "opusenc is not installed (scripts/test.sh installs opus-tools)"
 srcs=(ffi/tests/c/*.c)
 link=(-L"$hooks_lib" -ltrunkline -lpthread -lm -Wl,-rpath,"$PWD/$hooks_lib")
 cc "${CFLAGS[@]}" -O1 -g -DTRUNKLINE_TEST_HOOKS -Iinclude "${srcs[@]}" "${link[@]}" -o "$out/trunkline_c_tests"

@@ -4,10 +4,12 @@
 //!   only counted (as in `engine/tests/pacing.rs`): inbound = one Twilio `media` message
 //!   (parse, base64, µ-law decode, reorder, resample 8→16 kHz, VAD); outbound = 20 ms of agent
 //!   audio at 24 kHz (resample 24→8 kHz, µ-law encode, queue) and the timer tick that paces one
-//!   frame out as `media` JSON (plus a sync mark every 500 ms); duplex = both.
+//!   frame out as `media` JSON (plus a sync mark every 500 ms); duplex = both; duplex_ulaw =
+//!   both for an agent speaking 8 kHz µ-law (`AgentFormat::Mulaw`), whose audio passes through
+//!   untouched both ways (no resampling or µ-law coding for the agent; the VAD still decodes).
 //! - `inline/*`: the same through the public [`Session`] of an inline engine (`workers: 0`),
 //!   including the host-facing rings: push, read the caller audio, poll events, and for duplex play
-//!   20 ms and take the outbound messages.
+//!   20 ms and take the outbound messages (duplex_ulaw: read and play µ-law bytes).
 //!
 //! The caller audio is the speech fixture (10.6 s, speech and pauses, one barge-in per pass);
 //! the measurement restarts the call after each pass, untimed.
@@ -15,9 +17,10 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+use trunkline::codec::{G711, encode_ulaw};
 use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
-use trunkline::{Engine, EngineConfig, SessionConfig};
+use trunkline::{AgentFormat, Engine, EngineConfig, SessionConfig};
 use trunkline_benches::{CONNECTED, CountingSink, speech_messages, start_message};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,31 @@ fn agent_frame() -> Vec<i16> {
     (0..480).map(|i| ((i as f32 * 0.13).sin() * 4000.0) as i16).collect()
 }
 
+/// 20 ms of agent audio as 8 kHz µ-law (what a `g711_ulaw` speech service sends).
+fn agent_ulaw_frame() -> Vec<u8> {
+    let pcm: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.39).sin() * 4000.0) as i16).collect();
+    let mut codes = vec![0u8; 160];
+    encode_ulaw(&pcm, &mut codes);
+    codes
+}
+
+/// The benchmarks' agents: PCM at the defaults (16 kHz read, 24 kHz played), or 8 kHz µ-law.
+fn agent_config(ulaw: bool, base: SessionConfig) -> SessionConfig {
+    if ulaw { SessionConfig { agent_format: AgentFormat::Mulaw, agent_rate: 8_000, ..base } } else { base }
+}
+
+/// The benchmark cases: direction and whether the agent speaks µ-law.
+const CASES: [(Direction, bool); 4] = [
+    (Direction::Inbound, false),
+    (Direction::Outbound, false),
+    (Direction::Duplex, false),
+    (Direction::Duplex, true),
+];
+
+fn case_name(dir: Direction, ulaw: bool) -> String {
+    format!("{}{}", dir.name(), if ulaw { "_ulaw" } else { "" })
+}
+
 fn started_pipeline(config: &SessionConfig, sink: &mut CountingSink) -> SessionPipeline {
     let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap();
     for message in [CONNECTED.to_owned(), start_message()] {
@@ -61,10 +89,11 @@ fn started_pipeline(config: &SessionConfig, sink: &mut CountingSink) -> SessionP
 fn pipeline(c: &mut Criterion) {
     let messages = speech_messages();
     let agent = agent_frame();
-    let config = SessionConfig::default();
+    let agent_ulaw = agent_ulaw_frame();
     let mut group = c.benchmark_group("pipeline");
-    for dir in [Direction::Inbound, Direction::Outbound, Direction::Duplex] {
-        group.bench_function(BenchmarkId::from_parameter(dir.name()), |b| {
+    for (dir, ulaw) in CASES {
+        let config = agent_config(ulaw, SessionConfig::default());
+        group.bench_function(BenchmarkId::from_parameter(case_name(dir, ulaw)), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 let mut done = 0u64;
@@ -78,13 +107,26 @@ fn pipeline(c: &mut Criterion) {
                         now += FRAME_US;
                         if dir.inbound() {
                             let msg = black_box(msg.as_bytes());
-                            p.handle_message(msg, MessageKind::Text, now, now, &mut |pcm| sink.audio(pcm));
+                            if ulaw {
+                                p.handle_message_agent(msg, MessageKind::Text, now, now, &mut |a| {
+                                    sink.samples += a.len()
+                                });
+                            } else {
+                                p.handle_message(msg, MessageKind::Text, now, now, &mut |pcm| {
+                                    sink.audio(pcm)
+                                });
+                            }
                             sink.drain(&mut p, now);
                         }
                         if dir.outbound() {
                             // A frame's worth of agent audio in, one paced frame out.
-                            let _ = p.play(black_box(&agent), 24_000);
-                            p.handle_timeout(now, true, &mut |pcm| sink.audio(pcm));
+                            if ulaw {
+                                let _ = p.play_g711(black_box(&agent_ulaw), G711::Mulaw);
+                                p.handle_timeout_agent(now, true, &mut |a| sink.samples += a.len());
+                            } else {
+                                let _ = p.play(black_box(&agent), 24_000);
+                                p.handle_timeout(now, true, &mut |pcm| sink.audio(pcm));
+                            }
                             sink.drain(&mut p, now);
                         }
                     }
@@ -105,16 +147,19 @@ fn inline(c: &mut Criterion) {
     // why the huge lead: the inline engine paces against the real clock, and the benchmark runs
     // far faster than real time; with the lead out of the way every 20 ms played goes out as one
     // frame at once, so each iteration does a frame's outbound work, as a real call does.
-    let config = SessionConfig { lead_ms: u32::MAX / 2, ..Default::default() };
+    let base = SessionConfig { lead_ms: u32::MAX / 2, ..Default::default() };
+    let agent_ulaw = agent_ulaw_frame();
     let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
     let start = start_message();
     let mut group = c.benchmark_group("inline");
-    for dir in [Direction::Inbound, Direction::Duplex] {
-        group.bench_function(BenchmarkId::from_parameter(dir.name()), |b| {
+    for (dir, ulaw) in [(Direction::Inbound, false), (Direction::Duplex, false), (Direction::Duplex, true)] {
+        let config = agent_config(ulaw, base.clone());
+        group.bench_function(BenchmarkId::from_parameter(case_name(dir, ulaw)), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 let mut done = 0u64;
                 let mut pcm = vec![0i16; 4096];
+                let mut codes = vec![0u8; 4096];
                 let mut out = vec![0u8; 4096];
                 let mut taken = 0usize;
                 while done < iters {
@@ -126,12 +171,16 @@ fn inline(c: &mut Criterion) {
                     let t = Instant::now();
                     for msg in &messages[..n] {
                         s.push(black_box(msg.as_bytes()), MessageKind::Text).unwrap();
-                        taken += s.read_audio(&mut pcm);
+                        taken += if ulaw { s.read_audio_bytes(&mut codes) } else { s.read_audio(&mut pcm) };
                         while let Some(ev) = s.poll_event() {
                             black_box(ev);
                         }
                         if dir.outbound() {
-                            let _ = s.play(black_box(&agent), 24_000);
+                            if ulaw {
+                                let _ = s.play_bytes(black_box(&agent_ulaw), 8_000);
+                            } else {
+                                let _ = s.play(black_box(&agent), 24_000);
+                            }
                             while let Some((_, len)) = s.next_outbound_into(&mut out) {
                                 taken += len;
                             }

@@ -58,6 +58,12 @@ export interface EngineOptions {
 export interface SessionOptions {
   /** Rate of the caller PCM readAudio() returns: 8000, 16000 (default), 24000 or 48000. */
   agentRate?: 8000 | 16000 | 24000 | 48000;
+  /**
+   * The agent's audio format, both ways: 'pcm' (default), or 8 kHz G.711 'ulaw' / 'alaw' (with
+   * agentRate 8000): readAudio() returns the codes and play(codes, 8000) takes them, passed
+   * through untouched when the carrier speaks the same law.
+   */
+  agentFormat?: 'pcm' | 'ulaw' | 'alaw' | number;
   /** The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000). */
   playRate?: number;
   /** webrtc-vad aggressiveness 0..3. */
@@ -124,6 +130,25 @@ export interface ServerOptions {
   tlsCertPem?: string | null;
   /** TLS private key (PEM file path). */
   tlsKeyPem?: string | null;
+  /**
+   * Request paths bound to dialects, for one server that takes several carriers. With routes, a
+   * request is accepted only on a route's path and its call speaks the route's dialect (whatever
+   * `session.dialect` says); `path` and `authToken` must then be null. TrunklineError
+   * INVALID_ARGUMENT for an unknown dialect or auth, a path given twice or without its leading '/'.
+   */
+  routes?: Route[] | null;
+}
+
+/** A request path bound to a dialect (ServerOptions.routes). */
+export interface Route {
+  /** The request path, e.g. '/telnyx'. */
+  path: string;
+  /** The dialect of the calls on this path, e.g. 'telnyx'. */
+  dialect: string;
+  /** The carrier account's secret: requests on this path must then be authenticated with it (403 else). */
+  authToken?: string | null;
+  /** How, when not the carrier's default way: 'vonage_jwt' (Vonage's signed JWT). Needs `authToken`. */
+  auth?: 'vonage_jwt' | null;
 }
 
 /** Server counters by name (SERVER_STATS_NAMES), e.g. connections, accepted, rejected_path, active. */
@@ -263,6 +288,8 @@ export declare class Session {
   private constructor();
   /** Rate (Hz) of the caller audio readAudio() returns. */
   readonly agentRate: number;
+  /** The agent's audio format: readAudio() and play() carry G.711 bytes unless it is 'pcm'. */
+  readonly agentFormat: 'pcm' | 'ulaw' | 'alaw';
   readonly closed: boolean;
   /**
    * Hands one carrier message to the engine: a string is a text frame, a Buffer a binary frame.
@@ -328,6 +355,17 @@ export declare class Server {
   accept(): Session | null;
   /** Calls as they arrive; ends on shutdown, close, or engine close. */
   calls(): AsyncGenerator<Session, void, undefined>;
+  /**
+   * Also listens for Asterisk AudioSocket on `bind` (plain TCP; default '127.0.0.1:0': any free
+   * port) and returns the port. Its calls come out of accept()/calls() like the others. Only
+   * connections naming an allowed call UUID (`allowedCalls`, allowAudioSocketCall()) are taken.
+   * TrunklineError INVALID_ARGUMENT for a bad address or UUID, IO when it cannot bind.
+   */
+  listenAudioSocket(bind?: string, allowedCalls?: string[]): number;
+  /** Allows AudioSocket connections for call `uuid` until revoked. INVALID_ARGUMENT if not a UUID. */
+  allowAudioSocketCall(uuid: string): void;
+  /** Stops allowing new AudioSocket connections for call `uuid`; whether it was allowed. */
+  revokeAudioSocketCall(uuid: string): boolean;
   /** The server's counters by name. CLOSED after shutdown. */
   stats(): ServerStats;
   /** Whether the server takes new calls now (what `/readyz` answers). CLOSED after shutdown. */

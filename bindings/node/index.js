@@ -90,10 +90,12 @@ const SESSION_FIELDS = new Map(
     .filter((f) => !NOT_OPTIONS.has(f))
     .map((f) => [camel(f), f]),
 );
-/** camelCase option name → snake_case field of trunkline_server_config (`session` apart). */
+/** The server config's fields set from an option of their own (`session`, `routes`). */
+const SERVER_COMPOUND = new Set(['session', 'routes', 'route_count']);
+/** camelCase option name → snake_case field of trunkline_server_config (`session`, `routes` apart). */
 const SERVER_FIELDS = new Map(
   Object.keys(TYPES.trunkline_server_config.members)
-    .filter((f) => f !== 'session' && !NOT_OPTIONS.has(f))
+    .filter((f) => !SERVER_COMPOUND.has(f) && !NOT_OPTIONS.has(f))
     .map((f) => [camel(f), f]),
 );
 const SERVER_STRING_FIELDS = new Set(['bind', 'path', 'auth_token', 'public_url', 'tls_cert_pem', 'tls_key_pem']);
@@ -114,6 +116,15 @@ function defaultSessionConfig() {
   return config;
 }
 
+/** agentFormat names → trunkline_agent_format (with the names speech services use). */
+const AGENT_FORMATS = { pcm: 0, ulaw: 1, mulaw: 1, g711_ulaw: 1, pcmu: 1, alaw: 2, g711_alaw: 2, pcma: 2 };
+
+function agentFormat(name) {
+  const value = AGENT_FORMATS[name.toLowerCase()];
+  if (value === undefined) throw new TypeError(`trunkline: unknown agentFormat ${JSON.stringify(name)}: 'pcm', 'ulaw' or 'alaw'`);
+  return value;
+}
+
 /** Fills `config` (a trunkline_session_config from the library's defaults) from session options. */
 function applySessionOptions(config, options) {
   if (options === null || typeof options !== 'object') throw new TypeError('trunkline: session options must be an object');
@@ -122,9 +133,33 @@ function applySessionOptions(config, options) {
     if (!field) throw new TypeError(`trunkline: unknown session option ${JSON.stringify(key)}`);
     if (value === undefined) continue;
     if (field === 'dialect') config[field] = stringOption(value, key);
+    else if (field === 'agent_format' && typeof value === 'string') config[field] = agentFormat(value);
     else config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
   }
   return config;
+}
+
+/** camelCase route key → snake_case field of trunkline_route. */
+const ROUTE_FIELDS = new Map(
+  Object.keys(TYPES.trunkline_route.members)
+    .filter((f) => !NOT_OPTIONS.has(f))
+    .map((f) => [camel(f), f]),
+);
+
+/** The trunkline_route structs for the `routes` option (an array of { path, dialect, authToken, auth }). */
+function routeStructs(routes) {
+  if (!Array.isArray(routes)) throw new TypeError('trunkline: routes must be an array of { path, dialect, authToken, auth }');
+  return routes.map((route, i) => {
+    if (route === null || typeof route !== 'object') throw new TypeError(`trunkline: routes[${i}] must be an object`);
+    const out = { struct_size: TYPES.trunkline_route.size };
+    for (const field of ROUTE_FIELDS.values()) out[field] = null;
+    for (const [key, value] of Object.entries(route)) {
+      const field = ROUTE_FIELDS.get(key);
+      if (!field) throw new TypeError(`trunkline: unknown route key ${JSON.stringify(key)}`);
+      if (value !== undefined) out[field] = stringOption(value, `routes[${i}].${key}`);
+    }
+    return out;
+  });
 }
 
 /**
@@ -141,6 +176,13 @@ function serverConfig(options) {
     if (key === 'session') {
       // A session config of its own, which the server config points to (null: the defaults).
       config.session = value === null ? null : applySessionOptions(defaultSessionConfig(), value);
+      continue;
+    }
+    if (key === 'routes') {
+      // An array the server config points to, copied by koffi for the start call.
+      const routes = value === null ? [] : routeStructs(value);
+      config.routes = routes.length ? routes : null;
+      config.route_count = routes.length;
       continue;
     }
     const field = SERVER_FIELDS.get(key);
@@ -274,7 +316,9 @@ class Engine {
     const config = applySessionOptions(defaultSessionConfig(), options);
     const out = [null];
     check(fns.trunkline_session_open(this._handle(), config, out), 'session');
-    return new Session(this, out[0], config.agent_rate);
+    const session = new Session(this, out[0], config.agent_rate);
+    session.agentFormat = ['pcm', 'ulaw', 'alaw'][config.agent_format] ?? 'pcm';
+    return session;
   }
 
   /**
@@ -441,6 +485,8 @@ class Session {
     this.#ptr = ptr;
     /** Rate (Hz) of the caller audio readAudio() returns. */
     this.agentRate = agentRate;
+    /** The agent's audio format: 'pcm', or 'ulaw' / 'alaw' (readAudio() and play() then carry 8 kHz G.711 bytes). */
+    this.agentFormat = 'pcm';
     sessionFinalizer.register(this, ptr, this);
   }
 
@@ -489,10 +535,23 @@ class Session {
     }
   }
 
-  /** All caller audio ready now: s16le mono at the agent rate (an empty Buffer if none). */
+  /**
+   * All caller audio ready now: s16le mono at the agent rate (an empty Buffer if none); for a
+   * G.711 agent (agentFormat 'ulaw' or 'alaw') its 8 kHz codes, a byte per sample.
+   */
   readAudio() {
     const chunks = [];
     const n = [0];
+    if (this.agentFormat !== 'pcm') {
+      const bytes = new Uint8Array(this.#audio.buffer);
+      for (;;) {
+        const code = fns.trunkline_session_read_audio_bytes(this.#h(), bytes, bytes.length, n);
+        if (code === RESULT.EMPTY) break;
+        check(code, 'readAudio');
+        chunks.push(Buffer.from(bytes.subarray(0, Number(n[0])))); // a copy
+      }
+      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    }
     for (;;) {
       const code = fns.trunkline_session_read_audio(this.#h(), this.#audio, this.#audio.length, n);
       if (code === RESULT.EMPTY) break;
@@ -509,6 +568,13 @@ class Session {
    * rest and retry later. Throws TrunklineError FULL if nothing fit.
    */
   play(pcm, rate) {
+    if (this.agentFormat !== 'pcm') {
+      // G.711 codes, a byte per sample, at 8000 Hz.
+      if (!(pcm instanceof Uint8Array)) throw new TypeError('trunkline: play() takes a Buffer of G.711 codes for a G.711 agent');
+      const taken = [0];
+      check(fns.trunkline_session_play_bytes(this.#h(), pcm, pcm.length, uint(rate, 'rate'), taken), 'play');
+      return Number(taken[0]);
+    }
     let samples;
     if (pcm instanceof Int16Array) {
       samples = pcm;
@@ -852,6 +918,48 @@ class Server {
         this.#listeners.add(done);
       });
     }
+  }
+
+  /**
+   * Also listens for Asterisk AudioSocket on `bind` (plain TCP, e.g. '0.0.0.0:9092'; port 0: any
+   * free one) and returns the port. Its calls speak the `audiosocket` dialect with the server's
+   * other session settings and come out of accept()/calls() like the others, once their first
+   * audio arrives. AudioSocket has no authentication: a connection is taken only if its first
+   * message names an allowed call UUID (`allowedCalls`, and allowAudioSocketCall()); the others
+   * are closed and counted in stats().rejected_audiosocket_call. Throws TrunklineError
+   * INVALID_ARGUMENT for a bad address or a string that is not a UUID (then nothing is allowed or
+   * bound), IO if the address cannot be bound, CLOSED after shutdown() or close().
+   */
+  listenAudioSocket(bind = '127.0.0.1:0', allowedCalls = []) {
+    if (!Array.isArray(allowedCalls)) throw new TypeError('trunkline: allowedCalls must be an array of UUID strings');
+    const uuids = allowedCalls.map((uuid, i) => stringOption(uuid, `allowedCalls[${i}]`));
+    const port = [0];
+    const code = fns.trunkline_server_listen_audiosocket(
+      this.#h('listenAudioSocket'),
+      stringOption(bind, 'bind'),
+      uuids.length ? uuids : null,
+      uuids.length,
+      port,
+    );
+    check(code, 'listenAudioSocket');
+    return port[0];
+  }
+
+  /**
+   * Allows AudioSocket connections for call `uuid` (e.g. '40325ec2-5efd-4bd3-805f-53576e581d13',
+   * any case, hyphens optional) until revoked: register a call before handing it to Asterisk.
+   * Throws TrunklineError INVALID_ARGUMENT for a string that is not a UUID.
+   */
+  allowAudioSocketCall(uuid) {
+    check(fns.trunkline_server_allow_audiosocket_call(this.#h('allowAudioSocketCall'), stringOption(uuid, 'uuid')), 'allowAudioSocketCall');
+  }
+
+  /** Stops allowing new AudioSocket connections for call `uuid` (a live one goes on); whether it was allowed. */
+  revokeAudioSocketCall(uuid) {
+    const was = [false];
+    const code = fns.trunkline_server_revoke_audiosocket_call(this.#h('revokeAudioSocketCall'), stringOption(uuid, 'uuid'), was);
+    check(code, 'revokeAudioSocketCall');
+    return Boolean(was[0]);
   }
 
   /**

@@ -42,14 +42,62 @@ impl Default for BargeInConfig {
     }
 }
 
+/// How caller audio reaches the agent (`read_audio`) and agent audio comes back (`play`).
+///
+/// G.711 formats are 8 kHz by definition: a session with one needs `agent_rate` 8000 (another
+/// rate is refused, not silently changed). When the carrier speaks the same codec at 8 kHz, its
+/// bytes pass through untouched both ways; otherwise they are converted at the session's edge,
+/// and everything inside (speech detection, barge-in, pacing, marks, played positions) works
+/// on the same samples as with PCM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentFormat {
+    /// Signed 16-bit samples at `agent_rate`.
+    #[default]
+    Pcm,
+    /// G.711 µ-law at 8 kHz, a byte per sample (what an OpenAI Realtime `g711_ulaw` session
+    /// speaks).
+    Mulaw,
+    /// G.711 A-law at 8 kHz, a byte per sample.
+    Alaw,
+}
+
+impl AgentFormat {
+    /// The G.711 law, if the format is one.
+    pub fn g711(self) -> Option<crate::codec::G711> {
+        match self {
+            Self::Pcm => None,
+            Self::Mulaw => Some(crate::codec::G711::Mulaw),
+            Self::Alaw => Some(crate::codec::G711::Alaw),
+        }
+    }
+
+    /// The format named `name`: `"pcm"`, `"ulaw"` (also `"mulaw"`, `"g711_ulaw"`, `"pcmu"`) or
+    /// `"alaw"` (also `"g711_alaw"`, `"pcma"`), ASCII case-insensitive.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(name));
+        if is(&["pcm", "s16", "l16"]) {
+            Some(Self::Pcm)
+        } else if is(&["ulaw", "mulaw", "g711_ulaw", "pcmu"]) {
+            Some(Self::Mulaw)
+        } else if is(&["alaw", "g711_alaw", "pcma"]) {
+            Some(Self::Alaw)
+        } else {
+            None
+        }
+    }
+}
+
 /// Per-session settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     /// The carrier's protocol, by name (see [`crate::protocol::DIALECTS`]): `"twilio"` (also
     /// SignalWire and other Twilio-compatible carriers) is the default.
     pub dialect: String,
-    /// Rate (Hz) of the PCM the host reads: 8000, 16000, 24000 or 48000.
+    /// Rate (Hz) of the PCM the host reads: 8000, 16000, 24000 or 48000 (8000 with a G.711
+    /// `agent_format`).
     pub agent_rate: u32,
+    /// The agent's audio format, both ways: PCM (the default), or G.711 µ-law or A-law at 8 kHz.
+    pub agent_format: AgentFormat,
     /// Rate (Hz) the host usually plays at: one of the rates `play` accepts (every one of their
     /// resamplers is built up front, so `play` may use any of them without allocating).
     pub play_rate: u32,
@@ -86,7 +134,8 @@ pub struct SessionConfig {
     /// Agent audio the engine holds before pacing it out, in ms of 8 kHz µ-law: where a long reply
     /// waits.
     pub outbound_buffer_ms: u32,
-    /// Capacity of the engine → host agent PCM ring, in ms at the agent rate.
+    /// Capacity of the engine → host caller-audio ring, in ms at the agent rate (a sample is two
+    /// bytes of PCM, or one of G.711).
     pub agent_ring_ms: u32,
     /// How long the host counts as reading, in ms: while it has read caller audio (or polled
     /// events until the queue was empty) within this time, a full agent ring (or event queue) holds the carrier's messages
@@ -110,6 +159,7 @@ impl Default for SessionConfig {
         Self {
             dialect: crate::protocol::DIALECTS[0].to_owned(),
             agent_rate: 16_000,
+            agent_format: AgentFormat::Pcm,
             play_rate: 24_000,
             vad: VadConfig::default(),
             barge_in: BargeInConfig::default(),

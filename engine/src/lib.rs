@@ -30,7 +30,9 @@ pub mod runtime;
 pub mod stats;
 pub mod vad;
 
-pub use config::{BargeInConfig, EngineConfig, SessionConfig};
+#[cfg(feature = "opus")]
+pub use codec::EncodedAudio;
+pub use config::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};
 pub use event::{Event, EventKind};
 pub use protocol::MessageKind;
 pub use quality::LineQuality;

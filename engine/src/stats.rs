@@ -60,9 +60,10 @@ macro_rules! counters {
     (@count $head:ident $($tail:ident)*) => { 1 + counters!(@count $($tail)*) };
 }
 
-/// The counters host threads write (the carrier side's `push` and the agent side's `play`); the
-/// worker side owns the others and publishes them with [`SessionCounters::publish`].
-const HOST_WRITTEN: [&str; 2] = ["messages_refused_full", "play_refused_full"];
+/// The counters host threads write (the carrier side's `push` and the agent side's `play` and
+/// `play_encoded`); the worker side owns the others and publishes them with
+/// [`SessionCounters::publish`].
+const HOST_WRITTEN: [&str; 3] = ["messages_refused_full", "play_refused_full", "encoded_audio_errors"];
 
 const fn is_host_written(name: &str) -> bool {
     let mut i = 0;
@@ -174,6 +175,10 @@ counters! {
     /// Mark messages sent to the carrier: host marks on carriers that echo them, and hidden
     /// synchronisation marks.
     mark_messages_sent,
+    /// Encoded agent audio (`play_encoded`) dropped as corrupt, truncated or unsupported: a bad
+    /// Ogg page (capture pattern, CRC, order), a stream that is not Opus, a packet libopus
+    /// rejected. Each also returned an error to the host.
+    encoded_audio_errors,
 }
 
 impl SessionCounters {

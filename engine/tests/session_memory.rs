@@ -165,6 +165,47 @@ fn a_running_default_call_stays_within_128_kib() {
     drop(session);
 }
 
+/// The same running call for an agent speaking 8 kHz µ-law (read and played as bytes): its
+/// caller-audio ring holds bytes, so it costs no more than the default call.
+#[test]
+fn a_running_mulaw_agent_call_stays_within_128_kib() {
+    let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
+    let config = SessionConfig {
+        agent_format: trunkline::AgentFormat::Mulaw,
+        agent_rate: 8_000,
+        ..Default::default()
+    };
+    let mut first = engine.open_session(&config).unwrap();
+    first.push_text(&start()).unwrap();
+    let (audio, _) = speech();
+    let media: Vec<String> =
+        (0..50).map(|i| media(i + 2, i + 1, i * 20, &audio[i as usize * 160..][..160])).collect();
+    let reply = vec![0x5Au8; 160];
+    let (bytes, session) = measure(|| {
+        let mut s = Box::new(engine.open_session(&config).unwrap());
+        s.push_text(&connected()).unwrap();
+        s.push_text(&start()).unwrap();
+        let mut codes = [0u8; 1024];
+        let mut out = [0u8; 4096];
+        for (i, m) in media.iter().enumerate() {
+            s.push_text(m).unwrap();
+            s.play_bytes(&reply, 8_000).unwrap();
+            if i == 10 {
+                s.mark("reply-1").unwrap();
+            }
+            while s.read_audio_bytes(&mut codes) > 0 {}
+            while s.next_outbound_into(&mut out).is_some() {}
+            while s.poll_event().is_some() {}
+        }
+        assert!(s.stats().frames_out > 0);
+        s
+    });
+    trace("running mulaw call");
+    println!("running mulaw call: {bytes} bytes ({:.1} KiB)", bytes as f64 / 1024.0);
+    assert!(bytes <= BUDGET, "a running µ-law call holds {bytes} bytes, over the {BUDGET}-byte budget");
+    drop(session);
+}
+
 #[test]
 fn the_counter_sees_allocations() {
     let (bytes, v) = measure(|| std::hint::black_box(vec![0u8; 1000]));

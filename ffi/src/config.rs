@@ -6,7 +6,7 @@ use crate::result::trunkline_result;
 use crate::versioned::{self, versioned};
 use std::ffi::{CStr, c_char};
 use trunkline::vad::VadConfig;
-use trunkline::{BargeInConfig, EngineConfig, SessionConfig};
+use trunkline::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};
 
 /// Engine settings. Fill with trunkline_engine_config_default, then change what you need.
 #[repr(C)]
@@ -92,6 +92,40 @@ pub struct trunkline_session_config {
     /// NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
     /// this build does not speak is INVALID_ARGUMENT.
     pub dialect: *const c_char,
+    /// The agent's audio format, both ways: a trunkline_agent_format (PCM by default). With
+    /// MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
+    /// trunkline_session_read_audio_bytes and play codes with trunkline_session_play_bytes.
+    pub agent_format: u32,
+}
+
+/// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum trunkline_agent_format {
+    /// Signed 16-bit samples at the agent rate.
+    Pcm = 0,
+    /// G.711 µ-law at 8 kHz, a byte per sample: passed through untouched to and from a carrier
+    /// that speaks µ-law at 8 kHz.
+    Mulaw = 1,
+    /// G.711 A-law at 8 kHz, a byte per sample (the same, for A-law carriers).
+    Alaw = 2,
+}
+
+impl From<AgentFormat> for trunkline_agent_format {
+    fn from(f: AgentFormat) -> Self {
+        match f {
+            AgentFormat::Pcm => Self::Pcm,
+            AgentFormat::Mulaw => Self::Mulaw,
+            AgentFormat::Alaw => Self::Alaw,
+        }
+    }
+}
+
+/// The format a C value names, if any.
+fn agent_format(value: u32) -> Option<AgentFormat> {
+    [AgentFormat::Pcm, AgentFormat::Mulaw, AgentFormat::Alaw]
+        .into_iter()
+        .find(|&f| trunkline_agent_format::from(f) as u32 == value)
 }
 
 versioned!(trunkline_engine_config {
@@ -103,7 +137,7 @@ versioned!(trunkline_session_config {
     barge_in_enabled, barge_in_min_speech_ms, lead_ms, sync_mark_interval_ms, utterance_gap_ms,
     max_message_bytes, max_payload_bytes, reorder_window_ms, max_gap_fill_ms, inbound_ring_bytes,
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
-    max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect,
+    max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format,
 } bools { barge_in_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
@@ -207,6 +241,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             // NULL: the default dialect, whichever the library's is (a static string could not
             // carry `c.dialect` anyway).
             dialect: std::ptr::null(),
+            agent_format: trunkline_agent_format::from(c.agent_format) as u32,
         }
     }
 }
@@ -265,6 +300,7 @@ impl trunkline_session_config {
             // Set by `read` from the C string.
             dialect: SessionConfig::default().dialect,
             agent_rate: self.agent_rate,
+            agent_format: agent_format(self.agent_format)?,
             play_rate: self.play_rate,
             vad,
             barge_in,
@@ -353,6 +389,22 @@ mod tests {
             c.struct_size = bad;
             assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
         }
+    }
+
+    #[test]
+    fn the_agent_format_reads_by_value_and_defaults_to_pcm_for_older_callers() {
+        let mut c = trunkline_session_config::from(&SessionConfig::default());
+        assert_eq!(c.agent_format, trunkline_agent_format::Pcm as u32);
+        c.agent_rate = 8000;
+        for (value, format) in [(1, AgentFormat::Mulaw), (2, AgentFormat::Alaw), (0, AgentFormat::Pcm)] {
+            c.agent_format = value;
+            assert_eq!(trunkline_session_config::read(&c).unwrap().agent_format, format);
+        }
+        c.agent_format = 3;
+        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        // A caller compiled before the field existed: whatever lies past its struct is not read.
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, agent_format);
+        assert_eq!(trunkline_session_config::read(&c).unwrap().agent_format, AgentFormat::Pcm);
     }
 
     #[test]

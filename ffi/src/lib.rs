@@ -14,6 +14,7 @@
 
 mod codec;
 mod config;
+mod encoded;
 mod engine;
 mod event;
 mod log;
@@ -29,6 +30,7 @@ mod versioned;
 
 pub use codec::*;
 pub use config::*;
+pub use encoded::*;
 pub use engine::*;
 pub use event::*;
 pub use log::*;

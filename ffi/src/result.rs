@@ -30,6 +30,9 @@ pub enum trunkline_result {
     Io = 10,
     /// `trunkline_engine_wait` timed out.
     Timeout = 11,
+    /// Encoded audio (trunkline_session_play_encoded) is corrupt, truncated or not supported:
+    /// the stream was dropped and counted (`encoded_audio_errors`); the next bytes start a new one.
+    BadAudio = 12,
 }
 
 /// A static, NUL-terminated English description of `result`, a trunkline_result value (passed as
@@ -38,7 +41,7 @@ pub enum trunkline_result {
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
     use trunkline_result as R;
-    const ALL: [trunkline_result; 12] = [
+    const ALL: [trunkline_result; 13] = [
         R::Ok,
         R::NullParameter,
         R::InvalidArgument,
@@ -51,6 +54,7 @@ pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
         R::TooManySessions,
         R::Io,
         R::Timeout,
+        R::BadAudio,
     ];
     let text: &'static str = match ALL.into_iter().find(|&r| r as u32 == result) {
         Some(R::Ok) => "ok\0",
@@ -65,6 +69,7 @@ pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
         Some(R::TooManySessions) => "the engine's session limit is reached\0",
         Some(R::Io) => "the operating system refused a resource\0",
         Some(R::Timeout) => "timed out\0",
+        Some(R::BadAudio) => "the encoded audio is corrupt, truncated or not supported\0",
         None => "unknown result code\0",
     };
     text.as_ptr().cast()
@@ -77,6 +82,7 @@ impl From<trunkline::SessionError> for trunkline_result {
             trunkline::SessionError::Full => Self::Full,
             trunkline::SessionError::InvalidArgument(_) => Self::InvalidArgument,
             trunkline::SessionError::Failed => Self::Failed,
+            trunkline::SessionError::BadAudio(_) => Self::BadAudio,
         }
     }
 }

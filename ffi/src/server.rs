@@ -1,12 +1,16 @@
-//! The offload server: Trunkline as the carrier's WebSocket endpoint.
+//! The offload server: Trunkline as the carriers' WebSocket endpoint (one dialect, or several
+//! bound to request paths by routes) and as Asterisk's AudioSocket one.
 
 use crate::config::{opt_str, size_t, trunkline_session_config};
 use crate::engine::{engine_ref, trunkline_engine};
 use crate::result::trunkline_result;
 use crate::session::{session_handle, trunkline_session};
 use crate::versioned::{self, versioned};
-use crate::{guard, guard_void, try_out, try_slice_mut};
-use ::trunkline_server::{OffloadConfig, OffloadServer, ServerStats, TlsConfig};
+use crate::{guard, guard_void, try_out, try_slice, try_slice_mut};
+use ::trunkline_server::{
+    AudioSocketListener, OffloadConfig, OffloadError, OffloadServer, RequestAuth, Route, ServerStats,
+    TlsConfig,
+};
 use std::ffi::c_char;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,7 +31,7 @@ pub struct trunkline_server_config {
     pub struct_size: size_t,
     /// Address to listen on, e.g. "0.0.0.0:8080" ("127.0.0.1:0" by default: any free port).
     pub bind: *const c_char,
-    /// The one request path served, e.g. "/media"; NULL: any path.
+    /// The one request path served, e.g. "/media"; NULL: any path (NULL with `routes`).
     pub path: *const c_char,
     /// The account's auth token: when set, the carrier's request authentication is required and checked (Twilio: X-Twilio-Signature; 403 else).
     pub auth_token: *const c_char,
@@ -57,13 +61,113 @@ pub struct trunkline_server_config {
     pub tls_cert_pem: *const c_char,
     /// TLS private key (PEM file path).
     pub tls_key_pem: *const c_char,
+    /// Request paths bound to dialects, for one server that takes several carriers (e.g.
+    /// "/twilio" and "/telnyx"): `route_count` routes, an array of trunkline_route (NULL with a
+    /// count of 0: none, the default). With routes, a request is accepted only on a route's path,
+    /// its call speaks the route's dialect (whatever `session` says) and is checked with the
+    /// route's secret; `path` and `auth_token` must then be NULL. Borrowed for
+    /// trunkline_server_start only.
+    pub routes: *const trunkline_route,
+    /// Number of routes in `routes`.
+    pub route_count: size_t,
 }
 
 versioned!(trunkline_server_config {
     struct_size, bind, path, auth_token, public_url, session, max_sessions, max_message_bytes,
     handshake_timeout_ms, idle_timeout_ms, send_timeout_ms, ping_interval_ms, threads,
-    tls_cert_pem, tls_key_pem,
+    tls_cert_pem, tls_key_pem, routes, route_count,
 } bools {});
+
+/// A request path bound to a dialect (trunkline_server_config.routes). Every field's zero (NULL)
+/// is its default, so `{.struct_size = sizeof(trunkline_route), .path = ..., .dialect = ...}`
+/// is a complete route; fields are only ever appended (see "VERSIONED CONFIGS" above). In an
+/// array, every element's `struct_size` is the same: the array's stride.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct trunkline_route {
+    /// sizeof(trunkline_route) in the caller's header.
+    pub struct_size: size_t,
+    /// The request path, e.g. "/telnyx": starts with '/', unique among the routes.
+    pub path: *const c_char,
+    /// The dialect of the calls on this path, e.g. "telnyx" or "telnyx;codec=L16;rate=16000" (one
+    /// this build speaks, with the options it takes).
+    pub dialect: *const c_char,
+    /// The carrier account's secret: when set, every request on this path must be authenticated
+    /// with it (the way `auth` says), else 403. NULL: no check.
+    pub auth_token: *const c_char,
+    /// How requests on this path authenticate: NULL or "" the way the dialect's carrier does by
+    /// default (Twilio's X-Twilio-Signature, Telnyx's token header...); "vonage_jwt" Vonage's
+    /// signed JWT (`{"type": "vonage"}` on the endpoint) rather than its custom bearer value.
+    /// A scheme other than the default needs `auth_token` (the secret it is checked with).
+    pub auth: *const c_char,
+}
+
+versioned!(trunkline_route { struct_size, path, dialect, auth_token, auth } bools {});
+
+impl trunkline_route {
+    /// Every field NULL (the size apart).
+    fn defaults() -> Self {
+        Self {
+            struct_size: std::mem::size_of::<Self>(),
+            path: std::ptr::null(),
+            dialect: std::ptr::null(),
+            auth_token: std::ptr::null(),
+            auth: std::ptr::null(),
+        }
+    }
+
+    fn route(&self) -> Result<Route, trunkline_result> {
+        let path = opt_str(self.path)?.ok_or(trunkline_result::NullParameter)?;
+        let dialect = opt_str(self.dialect)?.ok_or(trunkline_result::NullParameter)?;
+        // An empty path would take any path: a route names its own. The dialect (with its
+        // options) is checked where it is built.
+        if !path.starts_with('/') || trunkline::protocol::dialect_by_name(&dialect).is_err() {
+            return Err(trunkline_result::InvalidArgument);
+        }
+        let auth = match opt_str(self.auth)?.as_deref() {
+            None | Some("") => None,
+            Some("vonage_jwt") => Some(RequestAuth::VonageJwt),
+            Some(_) => return Err(trunkline_result::InvalidArgument),
+        };
+        Ok(Route { path, dialect, auth_token: opt_str(self.auth_token)?, auth })
+    }
+}
+
+/// The routes of `count` elements at `ptr`, each `struct_size` bytes apart (an older caller's
+/// smaller struct is read as such). INVALID_ARGUMENT for a bad or unequal `struct_size`, a bad
+/// route or a path given twice.
+fn read_routes(ptr: *const trunkline_route, count: usize) -> Result<Vec<Route>, trunkline_result> {
+    if count == 0 {
+        return Ok(vec![]);
+    }
+    if ptr.is_null() {
+        return Err(trunkline_result::NullParameter);
+    }
+    // SAFETY: non-NULL; the header requires `routes` to point to `route_count` routes, each
+    // beginning with its `size_t struct_size`.
+    let stride = unsafe { ptr.cast::<usize>().read() };
+    let aligned = stride % std::mem::align_of::<trunkline_route>() == 0;
+    if !aligned || stride < std::mem::size_of::<usize>() || count > isize::MAX as usize / stride {
+        return Err(trunkline_result::InvalidArgument);
+    }
+    let mut routes: Vec<Route> = Vec::with_capacity(count.min(64));
+    for i in 0..count {
+        // SAFETY: within the caller's array of `count` elements of `stride` bytes (checked not to
+        // overflow an isize), aligned as its first element is (`stride` is a multiple of the
+        // alignment).
+        let element = unsafe { ptr.byte_add(i * stride) };
+        let r = versioned::read(element, trunkline_route::defaults())?;
+        if r.struct_size != stride {
+            return Err(trunkline_result::InvalidArgument);
+        }
+        let route = r.route()?;
+        if routes.iter().any(|other| other.path == route.path) {
+            return Err(trunkline_result::InvalidArgument);
+        }
+        routes.push(route);
+    }
+    Ok(routes)
+}
 
 impl trunkline_server_config {
     /// The defaults (bind "127.0.0.1:0", any path, no signature check, default sessions).
@@ -85,6 +189,8 @@ impl trunkline_server_config {
             threads: d.threads as u32,
             tls_cert_pem: std::ptr::null(),
             tls_key_pem: std::ptr::null(),
+            routes: std::ptr::null(),
+            route_count: 0,
         }
     }
 }
@@ -127,9 +233,13 @@ pub extern "C" fn trunkline_server_config_default(
 /// trunkline_server_free (before freeing the engine). New calls are announced through
 /// trunkline_server_accept and signal the engine's wakeup fd.
 ///
-/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size` here or in `session`, a bad
-/// setting, address or dialect, an inline engine, TLS without the `tls` feature or with unreadable
-/// PEM files); IO (the address could not be bound).
+/// Results: OK; NULL_PARAMETER (also a route without its path or dialect); INVALID_ARGUMENT (a bad
+/// `struct_size` here, in `session` or in a route, a bad setting, address or dialect, an inline
+/// engine, TLS without the `tls` feature or with unreadable PEM files; a route whose path does not
+/// start with '/' or is another route's, whose dialect this build does not speak (or with
+/// options it does not take), whose `auth` is unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
+/// authenticates nothing; routes with `path` or `auth_token` set); IO (the address could not be
+/// bound).
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_start(
@@ -158,10 +268,16 @@ pub extern "C" fn trunkline_server_start(
                 out.set(Box::into_raw(Box::new(ServerBox { server })).cast());
                 trunkline_result::Ok
             }
-            Err(::trunkline_server::OffloadError::Io(_)) => trunkline_result::Io,
-            Err(_) => trunkline_result::InvalidArgument,
+            Err(e) => offload_error(e),
         }
     })
+}
+
+fn offload_error(e: OffloadError) -> trunkline_result {
+    match e {
+        OffloadError::Io(_) => trunkline_result::Io,
+        _ => trunkline_result::InvalidArgument,
+    }
 }
 
 fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_result> {
@@ -172,15 +288,19 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         (Some(cert), Some(key)) => Some(TlsConfig { cert_pem: cert.into(), key_pem: key.into() }),
         _ => return Err(trunkline_result::InvalidArgument),
     };
+    let routes = read_routes(c.routes, c.route_count)?;
+    let (path, auth_token) = (opt_str(c.path)?, opt_str(c.auth_token)?);
+    if !routes.is_empty() && (path.is_some() || auth_token.is_some()) {
+        // Each route has its own path and secret: the server's single ones would be ignored.
+        return Err(trunkline_result::InvalidArgument);
+    }
     Ok(OffloadConfig {
         bind,
-        paths: opt_str(c.path)?.into_iter().collect(),
-        auth_token: opt_str(c.auth_token)?,
+        paths: path.into_iter().collect(),
+        auth_token,
         public_url: opt_str(c.public_url)?,
         session: trunkline_session_config::read(c.session)?,
-        // One dialect per server through the C ABI (the session config's); several routes are
-        // Rust-only for now.
-        routes: vec![],
+        routes,
         max_sessions: c.max_sessions as usize,
         max_message_bytes: c.max_message_bytes,
         handshake_timeout: Duration::from_millis(u64::from(c.handshake_timeout_ms)),
@@ -229,6 +349,117 @@ pub extern "C" fn trunkline_server_accept(
             }
             None => trunkline_result::Empty,
         }
+    })
+}
+
+/// Also listens for Asterisk AudioSocket on `bind` (e.g. "0.0.0.0:9092"; port 0: any free one),
+/// over plain TCP, and writes the port it bound into `*out_port`. Its calls speak the
+/// `audiosocket` dialect with the server's other session settings, count against the same
+/// `max_sessions`, and come out of trunkline_server_accept like any other call, once their first
+/// audio arrives. AudioSocket has no authentication: a connection is taken only if its first
+/// message names an allowed call UUID; the others are closed and counted in
+/// `rejected_audiosocket_call`. `allowed_calls` holds `allowed_count` UUIDs (NUL-terminated text,
+/// "40325ec2-5efd-4bd3-805f-53576e581d13", any case, hyphens optional; NULL with a count of 0:
+/// none yet) added to the server's allow-list, which trunkline_server_allow_audiosocket_call also
+/// fills. May be called more than once (one more port each time).
+///
+/// Results: OK; NULL_PARAMETER (`bind`, `out_port`, or a NULL UUID in the list); INVALID_ARGUMENT
+/// (an address that does not parse, a string that is not a UUID: then nothing is allowed or
+/// bound); IO (the address could not be bound); CLOSED (after trunkline_server_shutdown). Any
+/// thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_server_listen_audiosocket(
+    server: *const trunkline_server,
+    bind: *const c_char,
+    allowed_calls: *const *const c_char,
+    allowed_count: size_t,
+    out_port: *mut u16,
+) -> trunkline_result {
+    guard(|| {
+        let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
+        let out = try_out!(out_port);
+        let uuids = try_slice!(allowed_calls, allowed_count);
+        let bind = match opt_str(bind) {
+            Ok(Some(bind)) => bind,
+            Ok(None) => return trunkline_result::NullParameter,
+            Err(e) => return e,
+        };
+        let Ok(bind) = bind.parse() else { return trunkline_result::InvalidArgument };
+        let mut allowed_calls = Vec::with_capacity(uuids.len().min(1024));
+        for &uuid in uuids {
+            match opt_str(uuid) {
+                Ok(Some(uuid)) if is_uuid(&uuid) => allowed_calls.push(uuid),
+                Ok(Some(_)) => return trunkline_result::InvalidArgument,
+                Ok(None) => return trunkline_result::NullParameter,
+                Err(e) => return e,
+            }
+        }
+        let Some(server) = b.get() else { return trunkline_result::Closed };
+        match server.listen_audiosocket(AudioSocketListener { bind, allowed_calls }) {
+            Ok(addr) => {
+                out.set(addr.port());
+                trunkline_result::Ok
+            }
+            Err(e) => offload_error(e),
+        }
+    })
+}
+
+/// Whether `text` is a call UUID as the server's allow-list takes it: 32 hex digits, any case,
+/// bare or hyphenated 8-4-4-4-12, around spaces. Checked before anything is allowed, so that a
+/// list with a bad UUID changes nothing (the unit test holds it to the server's own parser).
+fn is_uuid(text: &str) -> bool {
+    let text = text.trim().as_bytes();
+    let hyphenated = text.len() == 36 && [8, 13, 18, 23].iter().all(|&i| text[i] == b'-');
+    let hex = text.iter().filter(|&&c| !(hyphenated && c == b'-'));
+    (text.len() == 32 || hyphenated)
+        && hex.clone().count() == 32
+        && hex.into_iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Allows AudioSocket connections for call `uuid` (see trunkline_server_listen_audiosocket), until
+/// revoked. Register a call before handing it to Asterisk (`AudioSocket(uuid,host:port)`).
+/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (not a UUID); CLOSED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_server_allow_audiosocket_call(
+    server: *const trunkline_server,
+    uuid: *const c_char,
+) -> trunkline_result {
+    guard(|| {
+        let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
+        let uuid = match opt_str(uuid) {
+            Ok(Some(uuid)) => uuid,
+            Ok(None) => return trunkline_result::NullParameter,
+            Err(e) => return e,
+        };
+        let Some(server) = b.get() else { return trunkline_result::Closed };
+        match server.allow_audiosocket_call(&uuid) {
+            Ok(()) => trunkline_result::Ok,
+            Err(e) => offload_error(e),
+        }
+    })
+}
+
+/// Stops allowing new AudioSocket connections for call `uuid` (a live one goes on);
+/// `*out_was_allowed` receives whether it was allowed (false for a string that is not a UUID).
+/// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (not UTF-8); CLOSED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_server_revoke_audiosocket_call(
+    server: *const trunkline_server,
+    uuid: *const c_char,
+    out_was_allowed: *mut bool,
+) -> trunkline_result {
+    guard(|| {
+        let Some(b) = server_box(server) else { return trunkline_result::NullParameter };
+        let out = try_out!(out_was_allowed);
+        let uuid = match opt_str(uuid) {
+            Ok(Some(uuid)) => uuid,
+            Ok(None) => return trunkline_result::NullParameter,
+            Err(e) => return e,
+        };
+        let Some(server) = b.get() else { return trunkline_result::Closed };
+        out.set(server.revoke_audiosocket_call(&uuid));
+        trunkline_result::Ok
     })
 }
 
@@ -375,6 +606,88 @@ mod tests {
     fn the_field_list_covers_the_struct() {
         versioned::assert_covers::<trunkline_server_config>();
         assert!(<trunkline_server_config as versioned::VersionedConfig>::bool_offsets().is_empty());
+    }
+
+    #[test]
+    fn the_route_field_list_covers_the_struct() {
+        versioned::assert_covers::<trunkline_route>();
+    }
+
+    fn route(path: &std::ffi::CStr, dialect: &std::ffi::CStr) -> trunkline_route {
+        trunkline_route { path: path.as_ptr(), dialect: dialect.as_ptr(), ..trunkline_route::defaults() }
+    }
+
+    #[test]
+    fn routes_are_read_at_the_callers_stride_and_checked() {
+        let mut routes = [route(c"/twilio", c"twilio"), route(c"/vonage", c"vonage")];
+        routes[1].auth_token = c"secret".as_ptr();
+        routes[1].auth = c"vonage_jwt".as_ptr();
+        let read = read_routes(routes.as_ptr(), 2).unwrap();
+        assert_eq!(read[0], Route { path: "/twilio".into(), dialect: "twilio".into(), ..Route::default() });
+        assert_eq!(read[1].auth, Some(RequestAuth::VonageJwt));
+        assert_eq!(read[1].auth_token.as_deref(), Some("secret"));
+        assert_eq!(read_routes(std::ptr::null(), 0), Ok(vec![]));
+        assert_eq!(read_routes(std::ptr::null(), 1), Err(trunkline_result::NullParameter));
+
+        /// A caller compiled before `auth` was added: its elements end before it, and so does
+        /// its stride. Its `auth` is not read (the default), nor is anything past its elements.
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Older {
+            struct_size: usize,
+            path: *const c_char,
+            dialect: *const c_char,
+            auth_token: *const c_char,
+        }
+        let size = std::mem::size_of::<Older>();
+        let mut older = [Older {
+            struct_size: size,
+            path: c"/a".as_ptr(),
+            dialect: c"telnyx".as_ptr(),
+            auth_token: std::ptr::null(),
+        }; 2];
+        older[1].path = c"/b".as_ptr();
+        let read = read_routes(older.as_ptr().cast(), 2).unwrap();
+        assert_eq!((read[0].path.as_str(), read[1].path.as_str(), read[1].auth), ("/a", "/b", None));
+
+        let bad = |edit: fn(&mut [trunkline_route; 2])| {
+            let mut r = [route(c"/twilio", c"twilio"), route(c"/telnyx", c"telnyx")];
+            edit(&mut r);
+            read_routes(r.as_ptr(), 2).err()
+        };
+        let invalid = Some(trunkline_result::InvalidArgument);
+        assert_eq!(bad(|r| r[1].path = c"/twilio".as_ptr()), invalid, "a path twice");
+        assert_eq!(bad(|r| r[1].path = c"telnyx".as_ptr()), invalid, "no leading /");
+        assert_eq!(bad(|r| r[1].path = c"".as_ptr()), invalid, "an empty path");
+        assert_eq!(bad(|r| r[1].dialect = c"no-such".as_ptr()), invalid, "an unknown dialect");
+        assert_eq!(bad(|r| r[1].auth = c"jwt".as_ptr()), invalid, "an unknown auth");
+        assert_eq!(bad(|r| r[1].struct_size = 16), invalid, "unequal sizes");
+        assert_eq!(bad(|r| r[0].struct_size = 12), invalid, "a stride off the alignment");
+        assert_eq!(bad(|r| r[0].struct_size = 4096), invalid, "a newer header");
+        assert_eq!(bad(|r| r[1].dialect = std::ptr::null()), Some(trunkline_result::NullParameter));
+        assert_eq!(bad(|r| r[0].auth = c"".as_ptr()), None, "an empty auth is the default");
+    }
+
+    #[test]
+    fn is_uuid_agrees_with_the_servers_allow_list() {
+        let config = trunkline::config::EngineConfig { workers: Some(1), ..Default::default() };
+        let engine = trunkline::runtime::Engine::new(config).unwrap();
+        let server = OffloadServer::start(&engine, OffloadConfig::default()).unwrap();
+        for text in [
+            "40325ec2-5efd-4bd3-805f-53576e581d13",
+            "40325EC25EFD4BD3805F53576E581D13",
+            " 40325ec2-5efd-4bd3-805f-53576e581d13 ",
+            "40325ec2-5efd-4bd3-805f-53576e581d1",
+            "40325ec2-5efd-4bd3-805f-53576e581d1g",
+            "40325ec25-efd-4bd3-805f-53576e581d13",
+            "40325ec2-5efd-4bd3-805f-53576e581d13-",
+            "40325ec2+5efd+4bd3+805f+53576e581d13",
+            "4032-5ec25efd4bd3805f53576e581d13",
+            "",
+            "----------------------------------------",
+        ] {
+            assert_eq!(is_uuid(text), server.allow_audiosocket_call(text).is_ok(), "{text:?}");
+        }
     }
 
     #[test]

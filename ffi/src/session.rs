@@ -277,6 +277,64 @@ pub extern "C" fn trunkline_session_play(
     })
 }
 
+/// Reads caller audio as bytes in the session's agent format (trunkline_session_config.
+/// agent_format) into `out`, at most `capacity` bytes; `*out_len` receives how many were written.
+/// MULAW / ALAW: a G.711 code per sample at 8 kHz, exactly the carrier's bytes when it speaks the
+/// same law at 8 kHz (gaps filled with the law's silence, 0xFF / 0xD5). PCM: s16le samples at
+/// the agent rate, whole samples only. Results: OK (at least one byte); EMPTY (none ready);
+/// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0); CLOSED; FAILED. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_read_audio_bytes(
+    session: *mut trunkline_session,
+    out: *mut u8,
+    capacity: size_t,
+    out_len: *mut size_t,
+) -> trunkline_result {
+    guard(|| {
+        let out_len = try_out!(out_len);
+        if capacity == 0 {
+            return trunkline_result::InvalidArgument;
+        }
+        let buf = try_slice_mut!(out, capacity);
+        let mut s = open_session!(session);
+        match s.session.read_audio_bytes(buf) {
+            0 => trunkline_result::Empty,
+            n => {
+                out_len.set(n);
+                trunkline_result::Ok
+            }
+        }
+    })
+}
+
+/// Queues agent audio given as `len` bytes in the session's agent format, copied: MULAW / ALAW
+/// codes at `rate` 8000 (sent to the carrier untouched when it takes the same law at 8 kHz), or
+/// for a PCM agent s16le samples at `rate` (as trunkline_session_play). Takes as much as fits,
+/// in whole samples; `*out_taken` receives the bytes taken (keep the rest and retry later).
+/// Results: OK; FULL (nothing fit); NULL_PARAMETER; INVALID_ARGUMENT (rate); CLOSED; FAILED. Any
+/// thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_play_bytes(
+    session: *mut trunkline_session,
+    data: *const u8,
+    len: size_t,
+    rate: u32,
+    out_taken: *mut size_t,
+) -> trunkline_result {
+    guard(|| {
+        let out_taken = try_out!(out_taken);
+        let data = try_slice!(data, len);
+        let mut s = open_session!(session);
+        match s.session.play_bytes(data, rate) {
+            Ok(n) => {
+                out_taken.set(n);
+                trunkline_result::Ok
+            }
+            Err(e) => e.into(),
+        }
+    })
+}
+
 /// A string argument (a mark name, a segment tag): NULL_PARAMETER for NULL, INVALID_ARGUMENT for
 /// invalid UTF-8. Borrowed, not copied: it is used before the call returns.
 fn str_arg<'a>(ptr: *const c_char) -> Result<&'a str, trunkline_result> {
@@ -693,6 +751,16 @@ pub extern "C" fn trunkline_test_fail_session(session: *mut trunkline_session) -
         }
         Err(e) => e,
     })
+}
+
+/// Runs `body` on an open, healthy session (for the exports of other modules); the results of a
+/// closed, failed or NULL handle as [`open_session`] gives them.
+pub(crate) fn with_open_session(
+    session: *mut trunkline_session,
+    body: impl FnOnce(&mut Session) -> trunkline_result,
+) -> trunkline_result {
+    let mut s = open_session!(session);
+    body(&mut s.session)
 }
 
 #[cfg(test)]

@@ -89,6 +89,19 @@ namespace Trunkline
         ProtocolError = 11,
     }
 
+    /// <summary>The agent's audio format (<c>trunkline_agent_format</c>; SessionOptions.AgentFormat
+    /// by name: "pcm", "ulaw", "alaw").</summary>
+    [CName("trunkline_agent_format")]
+    public enum AgentFormat : uint
+    {
+        /// <summary>Signed 16-bit samples at the agent rate.</summary>
+        Pcm = 0,
+        /// <summary>G.711 µ-law at 8 kHz, a byte per sample.</summary>
+        Mulaw = 1,
+        /// <summary>G.711 A-law at 8 kHz, a byte per sample.</summary>
+        Alaw = 2,
+    }
+
     /// <summary>How the carrier encodes its audio, from its <c>start</c> message
     /// (<c>trunkline_audio_encoding</c>; Event.Encoding).</summary>
     [CName("trunkline_audio_encoding")]
@@ -221,6 +234,7 @@ namespace Trunkline
         public nuint max_pending_marks;
         public uint read_hold_ms;
         public byte* dialect;
+        public uint agent_format;
     }
 
     // The `const char *` fields and `session` point to memory that the caller keeps alive for the
@@ -245,6 +259,20 @@ namespace Trunkline
         public uint threads;
         public byte* tls_cert_pem;
         public byte* tls_key_pem;
+        public NativeRoute* routes;
+        public nuint route_count;
+    }
+
+    // One of trunkline_server_config.routes: its strings live as the server config's do.
+    [CName("trunkline_route")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct NativeRoute
+    {
+        public nuint struct_size;
+        public byte* path;
+        public byte* dialect;
+        public byte* auth_token;
+        public byte* auth;
     }
 
     // The output structs begin with struct_size too: the binding sets it to Marshal.SizeOf of the
@@ -394,6 +422,15 @@ namespace Trunkline
         public static extern void trunkline_server_free(IntPtr server);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_listen_audiosocket(ServerHandle server, byte* bind, byte** allowed_calls, nuint allowed_count, out ushort out_port);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_allow_audiosocket_call(ServerHandle server, byte* uuid);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_server_revoke_audiosocket_call(ServerHandle server, byte* uuid, IntPtr out_was_allowed);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_open(EngineHandle engine, ref NativeSessionConfig config, out SessionHandle @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
@@ -404,6 +441,12 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_play(SessionHandle session, short* pcm, nuint samples, uint rate, out nuint out_taken);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_read_audio_bytes(SessionHandle session, byte* @out, nuint capacity, out nuint out_len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_play_bytes(SessionHandle session, byte* data, nuint len, uint rate, out nuint out_taken);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_mark(SessionHandle session, byte* name);

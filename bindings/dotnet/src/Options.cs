@@ -3,6 +3,7 @@ using nuint = System.UIntPtr; // see Native.cs
 #endif
 
 using System;
+using System.Collections.Generic;
 
 namespace Trunkline
 {
@@ -49,6 +50,11 @@ namespace Trunkline
     {
         /// <summary>Rate of the caller PCM you read: 8000, 16000, 24000 or 48000.</summary>
         public int? AgentRate { get; set; }
+        /// <summary>The agent's audio format, both ways: "pcm" (default), or 8 kHz G.711 "ulaw" /
+        /// "alaw" (with AgentRate 8000): Session.ReadAudioBytes returns the codes and
+        /// Session.PlayBytes takes them, passed through untouched when the carrier speaks the same
+        /// law. ArgumentException for another name.</summary>
+        public string AgentFormat { get; set; }
         /// <summary>The rate you usually play at.</summary>
         public int? PlayRate { get; set; }
         /// <summary>webrtc-vad aggressiveness 0..3.</summary>
@@ -104,6 +110,18 @@ namespace Trunkline
 
         static nuint Z(int? v, nuint dflt) { return v.HasValue ? Native.N(v.Value) : dflt; }
 
+        /// <summary>The format named <paramref name="name"/> (also the names speech services use).</summary>
+        internal static Trunkline.AgentFormat ParseAgentFormat(string name)
+        {
+            switch (name.ToLowerInvariant())
+            {
+                case "pcm": return Trunkline.AgentFormat.Pcm;
+                case "ulaw": case "mulaw": case "g711_ulaw": case "pcmu": return Trunkline.AgentFormat.Mulaw;
+                case "alaw": case "g711_alaw": case "pcma": return Trunkline.AgentFormat.Alaw;
+                default: throw new ArgumentException("unknown AgentFormat \"" + name + "\": pcm, ulaw or alaw", "AgentFormat");
+            }
+        }
+
         /// <summary>The native config; its strings are allocated in <paramref name="memory"/>, which
         /// must outlive the call it is passed to.</summary>
         internal unsafe NativeSessionConfig ToNative(NativeAllocations memory)
@@ -111,6 +129,7 @@ namespace Trunkline
             NativeSessionConfig c;
             Native.Check(Native.trunkline_session_config_default(out c, Native.SizeOf(typeof(NativeSessionConfig))), "trunkline_session_config_default");
             c.agent_rate = U(AgentRate, c.agent_rate);
+            if (AgentFormat != null) c.agent_format = (uint)ParseAgentFormat(AgentFormat);
             c.play_rate = U(PlayRate, c.play_rate);
             c.vad_aggressiveness = U(VadAggressiveness, c.vad_aggressiveness);
             c.vad_min_speech_ms = U(VadMinSpeechMs, c.vad_min_speech_ms);
@@ -173,6 +192,12 @@ namespace Trunkline
         public string TlsCertPem { get; set; }
         /// <summary>TLS private key (PEM file path).</summary>
         public string TlsKeyPem { get; set; }
+        /// <summary>Request paths bound to dialects, for one server that takes several carriers
+        /// (e.g. "/twilio" and "/telnyx"). With routes, a request is accepted only on a route's
+        /// path and its call speaks the route's dialect (whatever Session.Dialect says); Path and
+        /// AuthToken must then be null. TrunklineException(InvalidArgument) for an unknown dialect
+        /// or auth, a path given twice or without its leading '/'.</summary>
+        public IList<Route> Routes { get; set; }
 
         static uint Ms(TimeSpan? v, uint dflt, string name)
         {
@@ -202,8 +227,39 @@ namespace Trunkline
             c.send_timeout_ms = Ms(SendTimeout, c.send_timeout_ms, "SendTimeout");
             c.ping_interval_ms = Ms(PingInterval, c.ping_interval_ms, "PingInterval");
             if (Threads.HasValue) c.threads = checked((uint)Threads.Value);
+            if (Routes != null && Routes.Count > 0)
+            {
+                var routes = new NativeRoute[Routes.Count];
+                for (int i = 0; i < routes.Length; i++)
+                {
+                    var r = Routes[i];
+                    if (r == null) throw new ArgumentException("Routes cannot hold null", "Routes");
+                    routes[i].struct_size = Native.SizeOf(typeof(NativeRoute));
+                    routes[i].path = memory.Utf8Z(r.Path, "Route.Path");
+                    routes[i].dialect = memory.Utf8Z(r.Dialect, "Route.Dialect");
+                    routes[i].auth_token = memory.Utf8Z(r.AuthToken, "Route.AuthToken");
+                    routes[i].auth = memory.Utf8Z(r.Auth, "Route.Auth");
+                }
+                c.routes = memory.Routes(routes);
+                c.route_count = Native.N(routes.Length);
+            }
             return c;
         }
+    }
+
+    /// <summary>A request path bound to a dialect (<see cref="ServerOptions.Routes"/>).</summary>
+    public sealed class Route
+    {
+        /// <summary>The request path, e.g. "/telnyx".</summary>
+        public string Path { get; set; }
+        /// <summary>The dialect of the calls on this path, e.g. "telnyx".</summary>
+        public string Dialect { get; set; }
+        /// <summary>The carrier account's secret: when set, requests on this path must be
+        /// authenticated with it (403 else).</summary>
+        public string AuthToken { get; set; }
+        /// <summary>How requests authenticate when not the carrier's default way: "vonage_jwt"
+        /// (Vonage's signed JWT) needs AuthToken. Null: the default.</summary>
+        public string Auth { get; set; }
     }
 
     /// <summary>Settings of a standalone <see cref="Vad"/>: the session's VAD settings, by the same

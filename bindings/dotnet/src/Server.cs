@@ -12,8 +12,10 @@ namespace Trunkline
 {
     /// <summary>
     /// An offload server (trunkline_server): Trunkline as the carrier's WebSocket endpoint (Twilio
-    /// Media Streams). It answers connections on its own network threads, checks the path and
-    /// (with an auth token) X-Twilio-Signature, and runs each call on the engine. Calls whose
+    /// Media Streams, or several carriers on paths of their own: <see cref="ServerOptions.Routes"/>;
+    /// Asterisk AudioSocket: <see cref="ListenAudioSocket"/>). It answers connections on its own
+    /// network threads, checks the path and (with an auth token) the carrier's request
+    /// authentication, and runs each call on the engine. Calls whose
     /// stream has started come out of <see cref="Accept"/> as Sessions with the usual agent-side
     /// API (ReadAudio, Play, Mark, Interrupt, Events, Stats); the server drives their carrier side,
     /// so their Push throws TrunklineException(InvalidArgument). Every member may be called from
@@ -107,6 +109,60 @@ namespace Trunkline
                 var call = Accept();
                 if (call != null) return call;
                 await engine.WaitAsync(waitMs, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        /// <summary>Also listens for Asterisk AudioSocket on <paramref name="bind"/> (plain TCP,
+        /// e.g. "0.0.0.0:9092"; port 0: any free one) and returns the port. Its calls speak the
+        /// `audiosocket` dialect with the server's other session settings and come out of
+        /// <see cref="Accept"/> like the others, once their first audio arrives. AudioSocket has no
+        /// authentication: a connection is taken only if its first message names an allowed call
+        /// UUID (<paramref name="allowedCalls"/>, and <see cref="AllowAudioSocketCall"/>); the
+        /// others are closed and counted in rejected_audiosocket_call. Throws
+        /// TrunklineException: InvalidArgument (a bad address, a string that is not a UUID: then
+        /// nothing is allowed or bound), Io (the address could not be bound), Closed (after
+        /// Shutdown).</summary>
+        public unsafe int ListenAudioSocket(string bind = "127.0.0.1:0", IList<string> allowedCalls = null)
+        {
+            if (bind == null) throw new ArgumentNullException("bind");
+            allowedCalls = allowedCalls ?? new string[0];
+            using (var memory = new NativeAllocations())
+            {
+                var b = memory.Utf8Z(bind, "bind");
+                var uuids = memory.Utf8ZArray(allowedCalls, "allowedCalls");
+                ushort p16;
+                var r = Native.trunkline_server_listen_audiosocket(H(), b, uuids, Native.N(allowedCalls.Count), out p16);
+                Native.Check(r, "trunkline_server_listen_audiosocket");
+                return p16;
+            }
+        }
+
+        /// <summary>Allows AudioSocket connections for call <paramref name="uuid"/> (e.g.
+        /// "40325ec2-5efd-4bd3-805f-53576e581d13", any case, hyphens optional) until revoked:
+        /// register a call before handing it to Asterisk. Throws
+        /// TrunklineException(InvalidArgument) for a string that is not a UUID.</summary>
+        public unsafe void AllowAudioSocketCall(string uuid)
+        {
+            if (uuid == null) throw new ArgumentNullException("uuid");
+            using (var memory = new NativeAllocations())
+            {
+                var u = memory.Utf8Z(uuid, "uuid");
+                Native.Check(Native.trunkline_server_allow_audiosocket_call(H(), u), "trunkline_server_allow_audiosocket_call");
+            }
+        }
+
+        /// <summary>Stops allowing new AudioSocket connections for call <paramref name="uuid"/> (a
+        /// live one goes on); returns whether it was allowed.</summary>
+        public unsafe bool RevokeAudioSocketCall(string uuid)
+        {
+            if (uuid == null) throw new ArgumentNullException("uuid");
+            using (var memory = new NativeAllocations())
+            {
+                var u = memory.Utf8Z(uuid, "uuid");
+                byte was = 0;
+                var r = Native.trunkline_server_revoke_audiosocket_call(H(), u, (IntPtr)(&was));
+                Native.Check(r, "trunkline_server_revoke_audiosocket_call");
+                return was != 0;
             }
         }
 

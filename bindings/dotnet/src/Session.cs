@@ -134,7 +134,41 @@ namespace Trunkline
             return Native.I(n);
         }
 
+        /// <summary>All caller audio ready now as bytes in the agent's format (SessionOptions.AgentFormat):
+        /// 8 kHz G.711 codes, exactly the carrier's when it speaks the same law; s16le for PCM.</summary>
+        public byte[] ReadAudioBytes()
+        {
+            var all = new List<byte>();
+            var buffer = new byte[4096];
+            while (true)
+            {
+                nuint n;
+                ResultCode r;
+                fixed (byte* p = buffer) r = Native.trunkline_session_read_audio_bytes(H(), p, Native.N(buffer.Length), out n);
+                if (r == ResultCode.Empty) break;
+                Native.Check(r, "trunkline_session_read_audio_bytes");
+                int count = Native.I(n);
+                for (int i = 0; i < count; i++) all.Add(buffer[i]);
+            }
+            return all.ToArray();
+        }
+
         // ---- agent audio
+
+        /// <summary>Queues agent audio as bytes in the agent's format: G.711 codes at
+        /// <paramref name="rate"/> 8000 (sent to the carrier untouched when it takes the same law),
+        /// or s16le for a PCM agent. Returns the bytes taken (0 when the queue is full).</summary>
+        public int PlayBytes(byte[] data, int rate)
+        {
+            if (data == null) throw new ArgumentNullException("data");
+            if (rate <= 0) throw new ArgumentOutOfRangeException("rate");
+            nuint taken;
+            ResultCode r;
+            fixed (byte* p = data) r = Native.trunkline_session_play_bytes(H(), data.Length == 0 ? null : p, Native.N(data.Length), (uint)rate, out taken);
+            if (r == ResultCode.Full) return 0;
+            Native.Check(r, "trunkline_session_play_bytes");
+            return Native.I(taken);
+        }
 
         /// <summary>Queues agent audio (mono s16 at <paramref name="rate"/> Hz: 8000, 16000, 22050,
         /// 24000, 44100 or 48000). Returns how many samples were taken (0 when the queue is full):

@@ -94,6 +94,12 @@ const trunkline_audio_encoding = koffi.enumeration('trunkline_audio_encoding', {
   TRUNKLINE_AUDIO_ENCODING_L16: 2,
 });
 
+const trunkline_agent_format = koffi.enumeration('trunkline_agent_format', {
+  TRUNKLINE_AGENT_FORMAT_PCM: 0,
+  TRUNKLINE_AGENT_FORMAT_MULAW: 1,
+  TRUNKLINE_AGENT_FORMAT_ALAW: 2,
+});
+
 const trunkline_start_field = koffi.enumeration('trunkline_start_field', {
   TRUNKLINE_START_FIELD_CALL_ID: 0,
   TRUNKLINE_START_FIELD_STREAM_ID: 1,
@@ -157,12 +163,23 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   max_pending_marks: 'size_t',
   read_hold_ms: 'uint32_t',
   dialect: 'const char *',
+  agent_format: 'uint32_t',
 });
 
 // The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted
 // to a NUL-terminated UTF-8 copy that lives for the duration of the call it is passed to, which is
 // all trunkline_server_start needs (it borrows them for the call only). So is a JS object assigned
 // to `session` (a pointer to a session config): koffi passes a temporary copy of it.
+// A route's strings are koffi strings too; an array of route objects assigned to `routes` is
+// copied into a temporary C array for the call, like `session`.
+const trunkline_route = koffi.struct('trunkline_route', {
+  struct_size: 'size_t',
+  path: 'const char *',
+  dialect: 'const char *',
+  auth_token: 'const char *',
+  auth: 'const char *',
+});
+
 const trunkline_server_config = koffi.struct('trunkline_server_config', {
   struct_size: 'size_t',
   bind: 'const char *',
@@ -179,6 +196,8 @@ const trunkline_server_config = koffi.struct('trunkline_server_config', {
   threads: 'uint32_t',
   tls_cert_pem: 'const char *',
   tls_key_pem: 'const char *',
+  routes: koffi.pointer(trunkline_route),
+  route_count: 'size_t',
 });
 
 // The output structs begin with `struct_size` too, set by the caller before the call (the library
@@ -250,10 +269,15 @@ const PROTOTYPES = [
   'trunkline_result trunkline_server_drain(const trunkline_server *server, uint32_t grace_ms, _Out_ bool *out_all_ended)',
   'trunkline_result trunkline_server_shutdown(const trunkline_server *server, uint32_t grace_ms)',
   'void trunkline_server_free(trunkline_server *server)',
+  'trunkline_result trunkline_server_listen_audiosocket(const trunkline_server *server, const char *bind, const char **allowed_calls, size_t allowed_count, _Out_ uint16_t *out_port)',
+  'trunkline_result trunkline_server_allow_audiosocket_call(const trunkline_server *server, const char *uuid)',
+  'trunkline_result trunkline_server_revoke_audiosocket_call(const trunkline_server *server, const char *uuid, _Out_ bool *out_was_allowed)',
   'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
   'trunkline_result trunkline_session_push(trunkline_session *session, const uint8_t *data, size_t len, uint32_t kind)',
   'trunkline_result trunkline_session_read_audio(trunkline_session *session, int16_t *out, size_t capacity, _Out_ size_t *out_samples)',
   'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
+  'trunkline_result trunkline_session_read_audio_bytes(trunkline_session *session, uint8_t *out, size_t capacity, _Out_ size_t *out_len)',
+  'trunkline_result trunkline_session_play_bytes(trunkline_session *session, const uint8_t *data, size_t len, uint32_t rate, _Out_ size_t *out_taken)',
   'trunkline_result trunkline_session_mark(trunkline_session *session, const char *name)',
   'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
   'trunkline_result trunkline_session_begin_segment(trunkline_session *session, const char *tag)',
@@ -293,6 +317,7 @@ const TYPES = {
   trunkline_event_kind,
   trunkline_protocol_error,
   trunkline_audio_encoding,
+  trunkline_agent_format,
   trunkline_start_field,
   trunkline_engine,
   trunkline_server,
@@ -301,6 +326,7 @@ const TYPES = {
   trunkline_engine_config,
   trunkline_session_config,
   trunkline_server_config,
+  trunkline_route,
   trunkline_event,
   trunkline_start_info,
   trunkline_vad_config,

@@ -19,12 +19,14 @@ test('the header parses into the whole ABI', () => {
   assert.deepEqual(Object.keys(h.structs).sort(), [
     'trunkline_engine_config',
     'trunkline_event',
+    'trunkline_route',
     'trunkline_server_config',
     'trunkline_session_config',
     'trunkline_start_info',
     'trunkline_vad_config',
   ]);
   assert.deepEqual(Object.keys(h.enums).sort(), [
+    'trunkline_agent_format',
     'trunkline_audio_encoding',
     'trunkline_event_kind',
     'trunkline_message_kind',

@@ -11,13 +11,14 @@ from twilio_messages import REPO
 HEADER = (REPO / "include" / "trunkline.h").read_text()
 # Declared only with the C tests' `test-hooks` build.
 UNBOUND = {"trunkline_test_panic", "trunkline_test_fail_session"}
-ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind", "trunkline_protocol_error", "trunkline_audio_encoding"}
+ENUMS = {"trunkline_result", "trunkline_message_kind", "trunkline_start_field", "trunkline_event_kind", "trunkline_protocol_error", "trunkline_audio_encoding", "trunkline_agent_format"}
 STRUCTS = {
     "trunkline_engine_config": _ffi.EngineConfig,
     "trunkline_session_config": _ffi.SessionConfig,
     "trunkline_event": _ffi.CEvent,
     "trunkline_start_info": _ffi.StartInfo,
     "trunkline_server_config": _ffi.ServerConfig,
+    "trunkline_route": _ffi.Route,
     "trunkline_vad_config": _ffi.VadConfig,
 }
 # How each C spelling must appear in ctypes (an independent table, not the binding's).
@@ -125,6 +126,10 @@ def test_enum_values_match_the_header():
     assert fields == START_FIELDS
     encodings = dict((int(v), k.lower()) for k, v in re.findall(r"TRUNKLINE_AUDIO_ENCODING_(\w+) = (\d+)", HEADER))
     assert encodings == ENCODINGS
+    from trunkline._core import AGENT_FORMATS
+
+    formats = dict((k.lower(), int(v)) for k, v in re.findall(r"TRUNKLINE_AGENT_FORMAT_(\w+) = (\d+)", HEADER))
+    assert formats == {"pcm": AGENT_FORMATS["pcm"], "mulaw": AGENT_FORMATS["ulaw"], "alaw": AGENT_FORMATS["alaw"]}
 
 
 def test_metrics_formats_match_the_header():

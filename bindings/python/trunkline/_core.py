@@ -42,6 +42,8 @@ EVENT_KINDS = {
 START_FIELDS = {"call_id": 0, "stream_id": 1, "account_id": 2}
 # trunkline_audio_encoding: the carrier's audio encoding, by name.
 ENCODINGS = {0: "mulaw", 1: "alaw", 2: "l16"}
+# trunkline_agent_format: the agent's audio format, by name (with the names speech services use).
+AGENT_FORMATS = {"pcm": 0, "ulaw": 1, "mulaw": 1, "g711_ulaw": 1, "pcmu": 1, "alaw": 2, "g711_alaw": 2, "pcma": 2}
 _TEXT, _BINARY = 0, 1
 _EMPTY, _BUFFER_TOO_SMALL = int(Result.EMPTY), int(Result.BUFFER_TOO_SMALL)
 
@@ -49,6 +51,9 @@ _EMPTY, _BUFFER_TOO_SMALL = int(Result.EMPTY), int(Result.BUFFER_TOO_SMALL)
 _push = unconverted("trunkline_session_push")
 _read_audio = unconverted("trunkline_session_read_audio")
 _play = unconverted("trunkline_session_play")
+_read_audio_bytes = unconverted("trunkline_session_read_audio_bytes")
+_play_bytes = unconverted("trunkline_session_play_bytes")
+_AUDIO_BYTES = c_size_t(2 * 8192)
 _next_outbound = unconverted("trunkline_session_next_outbound")
 _poll_event = unconverted("trunkline_session_poll_event")
 
@@ -132,6 +137,10 @@ def session_config(settings: dict) -> SessionConfig:
     for key, value in settings.items():
         if key not in dict(SessionConfig._fields_) or key == "struct_size":
             raise TypeError(f"unknown session setting {key!r}")
+        if key == "agent_format" and isinstance(value, str):
+            if value.lower() not in AGENT_FORMATS:
+                raise ValueError(f"unknown agent_format {value!r}: one of 'pcm', 'ulaw', 'alaw'")
+            value = AGENT_FORMATS[value.lower()]
         if key == "dialect":
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"dialect must be a str or None, got {type(value).__name__}")
@@ -290,11 +299,16 @@ class Engine(OwnedHandle):
     def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields
         (play_rate, lead_ms, vad_aggressiveness, barge_in_enabled, barge_in_min_speech_ms, ...);
-        `dialect` names the carrier's protocol ("twilio", the default)."""
+        `dialect` names the carrier's protocol ("twilio", the default). `agent_format="ulaw"`
+        (or "alaw", with agent_rate=8000) makes the agent speak 8 kHz G.711 both ways:
+        read_audio() returns the codes and play(data, 8000) takes them, passed through untouched
+        when the carrier speaks the same law."""
         config = session_config(dict(settings, agent_rate=agent_rate))
         handle = c_void_p()
         check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
-        return Session(self, handle.value, agent_rate)
+        session = Session(self, handle.value, agent_rate)
+        session.agent_format = {0: "pcm", 1: "ulaw", 2: "alaw"}.get(config.agent_format, "pcm")
+        return session
 
     # asyncio: one reader per loop on the wakeup fd, fanning out to the sessions waiting on it.
     def _subscribe(self, loop: asyncio.AbstractEventLoop, flag: asyncio.Event) -> None:
@@ -347,6 +361,7 @@ class Session(OwnedHandle):
         self._handle: Optional[int] = handle
         self._ptr: Optional[c_void_p] = c_void_p(handle)  # the handle as the per-frame calls pass it
         self.agent_rate = agent_rate
+        self.agent_format = "pcm"  # set by Engine.session: "pcm", "ulaw" or "alaw"
         self._scratch = [_Scratch()]
         self._count = lib.trunkline_session_stats_count()
         self._stat_names = [lib.trunkline_session_stats_name(i).decode() for i in range(self._count)]
@@ -398,10 +413,13 @@ class Session(OwnedHandle):
             delay = min(delay * 2, 0.02)
 
     def read_audio(self) -> bytes:
-        """All caller audio ready now: s16le mono at the agent rate (b"" if none)."""
+        """All caller audio ready now: s16le mono at the agent rate (b"" if none); for a G.711
+        agent (agent_format "ulaw" or "alaw") its 8 kHz codes, a byte per sample."""
         ptr = self._ptr
         if ptr is None:
             raise self._closed()
+        if self.agent_format != "pcm":
+            return self._read_codes(ptr)
         pool = self._scratch
         try:
             s = pool.pop()
@@ -430,12 +448,41 @@ class Session(OwnedHandle):
         finally:
             pool.append(s)
 
+    def _read_codes(self, ptr: c_void_p) -> bytes:
+        chunks = []
+        pool = self._scratch
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = _Scratch()
+        try:
+            while True:
+                code = _read_audio_bytes(ptr, s.audio, _AUDIO_BYTES, s.count_ref)
+                if code:
+                    if code == _EMPTY:
+                        return b"".join(chunks)
+                    raise TrunklineError(code, "read_audio")
+                n = s.count.value
+                chunks.append(s.audio_bytes[:n].tobytes())
+                if n < _AUDIO_BYTES.value:
+                    return b"".join(chunks)
+        finally:
+            pool.append(s)
+
     def play(self, pcm: Union[bytes, bytearray, memoryview], rate: int) -> int:
-        """Queues agent audio (s16le mono at `rate` Hz). Returns the samples taken: keep the rest
-        and retry later. Raises TrunklineError(FULL) if nothing fit."""
+        """Queues agent audio (s16le mono at `rate` Hz; for a G.711 agent its codes, `rate`
+        8000). Returns the samples taken: keep the rest and retry later. Raises
+        TrunklineError(FULL) if nothing fit."""
         ptr = self._ptr
         if ptr is None:
             raise self._closed()
+        if self.agent_format != "pcm":
+            data = bytes(pcm)
+            taken = c_size_t()
+            code = _play_bytes(ptr, data, c_size_t(len(data)), c_uint32(rate), byref(taken))
+            if code:
+                raise TrunklineError(code, "play")
+            return taken.value
         data = pcm if pcm.__class__ is bytes else bytes(pcm)
         size = len(data)
         if size & 1:

@@ -76,6 +76,7 @@ class SessionConfig(Structure):
         ("max_pending_marks", c_size_t),
         ("read_hold_ms", c_uint32),
         ("dialect", c_char_p),
+        ("agent_format", c_uint32),
     ]
 
 
@@ -98,6 +99,16 @@ class CEvent(Structure):
     ]
 
 
+class Route(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("path", c_char_p),
+        ("dialect", c_char_p),
+        ("auth_token", c_char_p),
+        ("auth", c_char_p),
+    ]
+
+
 class ServerConfig(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -115,6 +126,8 @@ class ServerConfig(Structure):
         ("threads", c_uint32),
         ("tls_cert_pem", c_char_p),
         ("tls_key_pem", c_char_p),
+        ("routes", POINTER(Route)),
+        ("route_count", c_size_t),
     ]
 
 
@@ -160,6 +173,8 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_session_push": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32]),
     "trunkline_session_read_audio": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
     "trunkline_session_play": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
+    "trunkline_session_read_audio_bytes": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
+    "trunkline_session_play_bytes": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),
     "trunkline_session_mark": (c_enum, [c_void_p, c_char_p]),
     "trunkline_session_interrupt": (c_enum, [c_void_p]),
     "trunkline_session_begin_segment": (c_enum, [c_void_p, c_char_p]),
@@ -202,6 +217,13 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_server_drain": (c_enum, [c_void_p, c_uint32, POINTER(c_bool)]),
     "trunkline_server_shutdown": (c_enum, [c_void_p, c_uint32]),
     "trunkline_server_free": (None, [c_void_p]),
+    # The UUID list is a `const char *const *`: an array of string addresses.
+    "trunkline_server_listen_audiosocket": (
+        c_enum,
+        [c_void_p, c_char_p, POINTER(c_void_p), c_size_t, POINTER(ctypes.c_uint16)],
+    ),
+    "trunkline_server_allow_audiosocket_call": (c_enum, [c_void_p, c_char_p]),
+    "trunkline_server_revoke_audiosocket_call": (c_enum, [c_void_p, c_char_p, POINTER(c_bool)]),
     "trunkline_vad_config_default": (c_enum, [POINTER(VadConfig), c_size_t]),
     "trunkline_vad_new": (c_enum, [POINTER(VadConfig), c_uint32, POINTER(c_void_p)]),
     "trunkline_vad_process": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(ctypes.c_float), POINTER(c_bool)]),

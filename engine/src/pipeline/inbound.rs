@@ -1,6 +1,13 @@
 //! The caller's side after reordering: audio resampled for the agent, speech detected.
+//!
+//! An agent speaking G.711 gets the carrier's own codes when the carrier speaks the same law at
+//! 8 kHz (gaps filled with the law's silence code): nothing decoded and encoded again, so every
+//! code arrives as sent. Otherwise the audio is resampled to 8 kHz and encoded. Speech detection
+//! always works on the decoded PCM, so barge-in decides the same whatever the agent reads.
 
 use crate::audio::CARRIER_RATE;
+use crate::codec::G711;
+use crate::config::AgentFormat;
 use crate::event::RawEvent;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::reorder::{Delivery, FrameAudio};
@@ -18,6 +25,41 @@ const AGENT_PIECE: usize = 160;
 const AGENT_PIECE_OUT: usize = 1024;
 static ZEROS: [i16; INBOUND_PIECE] = [0; INBOUND_PIECE];
 
+/// Caller audio for the agent, in the agent's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAudio<'a> {
+    /// Samples at the agent rate.
+    Pcm(&'a [i16]),
+    /// G.711 codes (the session's law) at 8 kHz, a byte per sample.
+    G711(&'a [u8]),
+}
+
+impl AgentAudio<'_> {
+    /// Samples in it.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Pcm(p) => p.len(),
+            Self::G711(b) => b.len(),
+        }
+    }
+
+    /// Whether it has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How the agent's audio is made from the carrier's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToAgent {
+    /// Resampled PCM.
+    Pcm,
+    /// The carrier's codes as received: same law, same rate.
+    PassThrough(G711),
+    /// Resampled to 8 kHz and encoded.
+    Encode(G711),
+}
+
 /// What the caller's side counts; the pipeline folds it into its counters.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct InboundCounts {
@@ -32,12 +74,13 @@ pub(crate) struct InboundOut<'a> {
     pub(crate) vad: &'a mut SpeechDetector,
     pub(crate) events: &'a mut EventQueue,
     pub(crate) counts: &'a mut InboundCounts,
-    pub(crate) audio: &'a mut dyn FnMut(&[i16]),
+    pub(crate) audio: &'a mut dyn FnMut(AgentAudio<'_>),
 }
 
 /// The stages built for the caller's audio format when the stream starts.
 pub(crate) struct InboundPath {
     encoding: AudioEncoding,
+    to_agent_format: ToAgent,
     to_agent: StreamResampler,
     /// Carrier samples resampled per call: `max_output_len` of it fits the stack buffer.
     agent_piece: usize,
@@ -48,9 +91,14 @@ pub(crate) struct InboundPath {
 }
 
 impl InboundPath {
-    /// The stages for caller audio in `format`, delivered to the agent at `agent_rate`.
+    /// The stages for caller audio in `format`, delivered to the agent at `agent_rate` in
+    /// `agent_format` (a G.711 format comes with an 8 kHz rate: the session checks it).
     /// `UnsupportedFormat` when the engine cannot convert it.
-    pub(crate) fn new(format: MediaFormat, agent_rate: u32) -> Result<Self, ProtocolError> {
+    pub(crate) fn new(
+        format: MediaFormat,
+        agent_rate: u32,
+        agent_format: AgentFormat,
+    ) -> Result<Self, ProtocolError> {
         let rate = format.sample_rate;
         let convertible = format.channels == 1
             && rate.is_multiple_of(1000)
@@ -69,7 +117,17 @@ impl InboundPath {
             .then(|| StreamResampler::new(rate, CARRIER_RATE))
             .transpose()
             .map_err(|_| ProtocolError::UnsupportedFormat)?;
-        Ok(Self { encoding: format.encoding, to_agent, agent_piece, to_vad, vad_pos: 0 })
+        let same_law = match format.encoding {
+            AudioEncoding::Mulaw => Some(G711::Mulaw),
+            AudioEncoding::Alaw => Some(G711::Alaw),
+            AudioEncoding::L16 => None,
+        };
+        let to_agent_format = match agent_format.g711() {
+            None => ToAgent::Pcm,
+            Some(law) if same_law == Some(law) && rate == agent_rate => ToAgent::PassThrough(law),
+            Some(law) => ToAgent::Encode(law),
+        };
+        Ok(Self { encoding: format.encoding, to_agent_format, to_agent, agent_piece, to_vad, vad_pos: 0 })
     }
 
     /// The frame audio of a payload in this stream's encoding.
@@ -89,36 +147,72 @@ impl InboundPath {
         self.to_agent.max_output_len(carrier_samples)
     }
 
-    /// Takes audio the reorder stage released.
-    pub(crate) fn deliver(&mut self, d: Delivery<'_>, out: &mut InboundOut<'_>) {
+    /// Takes audio the reorder stage released, with its G.711 codes as received (if any).
+    pub(crate) fn deliver(&mut self, d: Delivery<'_>, g711: &[u8], out: &mut InboundOut<'_>) {
         let (mut start, silence_len, audio) = match d {
             Delivery::Audio { start, pcm } => (start, 0, pcm),
             Delivery::Silence { start, len } => (start, len, &[][..]),
         };
-        for piece in audio.chunks(INBOUND_PIECE) {
-            self.piece(piece, start, out);
+        // Passed through when the codes are there (they always are from a G.711 carrier).
+        let pass = match self.to_agent_format {
+            ToAgent::PassThrough(law) if g711.len() == audio.len() => Some(law),
+            _ => None,
+        };
+        for (k, piece) in audio.chunks(INBOUND_PIECE).enumerate() {
+            let codes = pass.map(|_| &g711[k * INBOUND_PIECE..][..piece.len()]);
+            self.piece(piece, codes, start, out);
             start += piece.len() as u64;
         }
+        // A gap reaches a pass-through agent as the law's silence code.
+        let silence = match self.to_agent_format {
+            ToAgent::PassThrough(law) if silence_len > 0 => Some([law.silence(); INBOUND_PIECE]),
+            _ => None,
+        };
         let mut left = silence_len;
         while left > 0 {
             let n = left.min(INBOUND_PIECE as u64) as usize;
-            self.piece(&ZEROS[..n], start, out);
+            self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, out);
             start += n as u64;
             left -= n as u64;
         }
     }
 
-    fn piece(&mut self, pcm: &[i16], start: u64, out: &mut InboundOut<'_>) {
+    /// One piece of delivered audio: `pcm`, and `codes`, the same samples as the agent's G.711
+    /// codes when they pass through.
+    fn piece(&mut self, pcm: &[i16], codes: Option<&[u8]>, start: u64, out: &mut InboundOut<'_>) {
         out.counts.samples += pcm.len() as u64;
-        let mut agent = [0i16; AGENT_PIECE_OUT];
-        for part in pcm.chunks(self.agent_piece) {
-            // `agent_piece` is sized so that its output fits: an error would be a bug.
-            let n = self.to_agent.process(part, &mut agent).unwrap_or_else(|_| {
-                debug_assert!(false, "an agent piece's output fits its buffer");
-                0
-            });
-            (out.audio)(&agent[..n]);
+        match (codes, self.to_agent_format) {
+            (Some(codes), _) => (out.audio)(AgentAudio::G711(codes)),
+            (None, ToAgent::PassThrough(law) | ToAgent::Encode(law)) => {
+                let mut agent = [0i16; AGENT_PIECE_OUT];
+                let mut encoded = [0u8; AGENT_PIECE_OUT];
+                for part in pcm.chunks(self.agent_piece) {
+                    let n = self.resample_for_agent(part, &mut agent);
+                    let n = law.encode(&agent[..n], &mut encoded);
+                    (out.audio)(AgentAudio::G711(&encoded[..n]));
+                }
+            }
+            (None, ToAgent::Pcm) => {
+                let mut agent = [0i16; AGENT_PIECE_OUT];
+                for part in pcm.chunks(self.agent_piece) {
+                    let n = self.resample_for_agent(part, &mut agent);
+                    (out.audio)(AgentAudio::Pcm(&agent[..n]));
+                }
+            }
         }
+        self.detect_speech(pcm, start, out);
+    }
+
+    /// Resamples one agent piece into `agent`; returns the samples written.
+    fn resample_for_agent(&mut self, part: &[i16], agent: &mut [i16; AGENT_PIECE_OUT]) -> usize {
+        // `agent_piece` is sized so that its output fits: an error would be a bug.
+        self.to_agent.process(part, agent).unwrap_or_else(|_| {
+            debug_assert!(false, "an agent piece's output fits its buffer");
+            0
+        })
+    }
+
+    fn detect_speech(&mut self, pcm: &[i16], start: u64, out: &mut InboundOut<'_>) {
         let InboundOut { vad, events, counts, .. } = out;
         let mut on_transition = |t| match t {
             SpeechTransition::Started { at_ms } => {

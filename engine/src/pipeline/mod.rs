@@ -40,6 +40,7 @@ mod inbound;
 mod outbound;
 mod session;
 
+pub use inbound::AgentAudio;
 pub use outbound::{PLAY_PIECE, PLAY_RATES};
 pub use segments::{MAX_SEGMENT_TAG_BYTES, MAX_SEGMENTS, SegmentCut};
 pub use session::{AGENT_RATES, PipelineError, SessionPipeline};

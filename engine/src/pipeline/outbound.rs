@@ -1,7 +1,11 @@
 //! The agent's side: audio resampled to the carrier's rate, encoded as the carrier takes it and
 //! queued in frames of the dialect's length.
+//!
+//! G.711 from an agent speaking the carrier's own law at 8 kHz is queued as it is, untouched:
+//! the queue holds the carrier's encoding, so the codes go out exactly as played. Other G.711 is
+//! decoded and takes the PCM path at 8 kHz.
 
-use crate::codec::{decode_l16, encode_alaw, encode_l16, encode_ulaw, linear_to_alaw, linear_to_ulaw};
+use crate::codec::{G711, decode_l16, encode_alaw, encode_l16, encode_ulaw, linear_to_alaw, linear_to_ulaw};
 use crate::pipeline::outbound_queue::OutboundQueue;
 use crate::protocol::{AudioEncoding, MediaFormat, ProtocolError};
 use crate::resample::{SUPPORTED_RATES, StreamResampler, is_supported};
@@ -17,11 +21,13 @@ const PLAY_CHUNK_OUT: usize = PLAY_CHUNK + 8;
 /// the engine speaks).
 pub const PLAY_RATES: [u32; SUPPORTED_RATES.len()] = SUPPORTED_RATES;
 
-/// Agent audio for `play`: samples, or s16le bytes (converted a chunk at a time).
+/// Agent audio for `play`: samples, s16le bytes, or G.711 codes (converted a chunk at a time).
 #[derive(Clone, Copy)]
 pub(crate) enum PlaySource<'a> {
     Pcm(&'a [i16]),
     Le(&'a [u8]),
+    /// 8 kHz codes of one law.
+    G711(&'a [u8], G711),
 }
 
 impl PlaySource<'_> {
@@ -29,6 +35,7 @@ impl PlaySource<'_> {
         match self {
             Self::Pcm(p) => p.len(),
             Self::Le(b) => b.len() / 2,
+            Self::G711(b, _) => b.len(),
         }
     }
 }
@@ -117,6 +124,15 @@ impl OutboundPath {
         let idx = PLAY_RATES.iter().position(|&r| r == rate).ok_or(())?;
         let resampler = self.play_resamplers[idx].as_ref().ok_or(())?;
         let len = source.len();
+        if let PlaySource::G711(codes, law) = source
+            && self.passes_through(law, rate)
+        {
+            if len > self.queue.free() {
+                return Ok(None);
+            }
+            let taken = self.queue.push_audio(codes);
+            return Ok(Some((len - taken) as u64));
+        }
         if resampler.max_output_len(len) * self.bytes_per_sample() > self.queue.free() {
             return Ok(None);
         }
@@ -138,8 +154,24 @@ impl OutboundPath {
                     dropped += self.push_chunk(idx, &pcm[..n]);
                 }
             }
+            PlaySource::G711(codes, law) => {
+                let mut pcm = [0i16; PLAY_CHUNK];
+                for part in codes.chunks(chunk) {
+                    let n = law.decode(part, &mut pcm);
+                    dropped += self.push_chunk(idx, &pcm[..n]);
+                }
+            }
         }
         Ok(Some(dropped))
+    }
+
+    /// Whether `law` codes at `rate` are the carrier's own encoding, queued untouched.
+    fn passes_through(&self, law: G711, rate: u32) -> bool {
+        let same_law = matches!(
+            (law, self.encoding),
+            (G711::Mulaw, AudioEncoding::Mulaw) | (G711::Alaw, AudioEncoding::Alaw)
+        );
+        same_law && rate == self.rate
     }
 
     /// Resamples, encodes and queues one chunk; returns the carrier samples that did not fit.

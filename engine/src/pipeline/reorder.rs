@@ -9,7 +9,7 @@
 //! see one monotonic timeline.
 
 use crate::audio::SAMPLES_PER_MS;
-use crate::codec::{decode_alaw, decode_l16, decode_ulaw};
+use crate::codec::{decode_alaw, decode_l16, decode_ulaw, encode_l16};
 use crate::quality::InterarrivalJitter;
 use crate::stats::SessionStats;
 
@@ -44,6 +44,13 @@ pub enum Delivery<'a> {
         len: u64,
     },
 }
+
+/// Where released audio goes: each [`Delivery`], and with received audio the same samples as
+/// the carrier's G.711 codes, exactly as received (empty for silence, and when the carrier's
+/// audio is not G.711): what an agent speaking the same law is given untouched.
+pub trait Deliver: FnMut(Delivery<'_>, &[u8]) {}
+
+impl<F: FnMut(Delivery<'_>, &[u8])> Deliver for F {}
 
 /// One frame's audio as it arrived: PCM, or the carrier's encoding, which is decoded a piece at a
 /// time as it is delivered (or held), so a session needs no buffer the size of its largest payload.
@@ -84,6 +91,14 @@ impl FrameAudio<'_> {
         }
     }
 
+    /// The G.711 codes of the frame, if it is G.711.
+    fn g711(&self) -> &[u8] {
+        match self {
+            Self::Mulaw(b) | Self::Alaw(b) => b,
+            Self::Pcm(_) | Self::L16(_) => &[],
+        }
+    }
+
     /// Decodes the first `out.len()` samples (at most [`Self::len`]) into `out`.
     fn decode_into(&self, out: &mut [i16]) {
         match self {
@@ -120,13 +135,35 @@ pub enum Arrival {
     Jump,
 }
 
+/// How a held frame's bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotEncoding {
+    Mulaw,
+    Alaw,
+    L16,
+}
+
 #[derive(Debug, Clone)]
 struct Slot {
     start: u64,
     len: usize,
     /// When the frame arrived, µs: its wait here is counted when it leaves.
     arrived_us: u64,
-    pcm: [i16; SLOT_SAMPLES],
+    encoding: SlotEncoding,
+    /// The frame as received (PCM as L16), so that G.711 leaves exactly as it came: decoding
+    /// it here and encoding again would not give back every code (µ-law's two zeros).
+    bytes: [u8; 2 * SLOT_SAMPLES],
+}
+
+impl Slot {
+    /// The frame's audio from sample `skip` on.
+    fn audio(&self, skip: usize) -> FrameAudio<'_> {
+        match self.encoding {
+            SlotEncoding::Mulaw => FrameAudio::Mulaw(&self.bytes[skip..self.len]),
+            SlotEncoding::Alaw => FrameAudio::Alaw(&self.bytes[skip..self.len]),
+            SlotEncoding::L16 => FrameAudio::L16(&self.bytes[2 * skip..2 * self.len]),
+        }
+    }
 }
 
 /// Sliding window of recently seen sequence numbers (RFC 3550-style duplicate detection).
@@ -280,6 +317,7 @@ impl InboundReorder {
     }
 
     /// Takes one frame of audio, as received, starting at carrier timestamp `timestamp_ms`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn push_frame(
         &mut self,
         sequence: Option<u64>,
@@ -288,6 +326,20 @@ impl InboundReorder {
         now_us: u64,
         counters: &mut SessionStats,
         deliver: &mut impl FnMut(Delivery<'_>),
+    ) -> Arrival {
+        self.push_frame_coded(sequence, timestamp_ms, pcm, now_us, counters, &mut |d, _| deliver(d))
+    }
+
+    /// [`Self::push_frame`], delivering with each piece of audio the carrier's G.711 codes of
+    /// it as received (see [`Deliver`]).
+    pub fn push_frame_coded(
+        &mut self,
+        sequence: Option<u64>,
+        timestamp_ms: u64,
+        pcm: FrameAudio<'_>,
+        now_us: u64,
+        counters: &mut SessionStats,
+        deliver: &mut impl Deliver,
     ) -> Arrival {
         debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
         self.now_us = self.now_us.max(now_us);
@@ -305,7 +357,7 @@ impl InboundReorder {
         // Far outside the stream in either direction: re-anchor rather than drop the rest of
         // the call or invent hours of silence.
         if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
-            self.flush(counters, deliver);
+            self.flush_coded(counters, deliver);
             counters.timestamp_jumps += 1;
             self.next = Some(start + len);
             self.emit_audio(pcm, deliver);
@@ -362,13 +414,25 @@ impl InboundReorder {
     }
 
     /// Fills a held gap whose wait has run out. Call on every timer tick.
+    #[cfg(any(test, feature = "internals"))]
     pub fn poll(&mut self, now_us: u64, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
+        self.poll_coded(now_us, counters, &mut |d, _| deliver(d));
+    }
+
+    /// [`Self::poll`], delivering codes too (see [`Deliver`]).
+    pub fn poll_coded(&mut self, now_us: u64, counters: &mut SessionStats, deliver: &mut impl Deliver) {
         self.now_us = self.now_us.max(now_us);
         self.resolve_gaps(now_us, counters, deliver);
     }
 
     /// Releases everything held, filling gaps (end of stream).
+    #[cfg(any(test, feature = "internals"))]
     pub fn flush(&mut self, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
+        self.flush_coded(counters, &mut |d, _| deliver(d));
+    }
+
+    /// [`Self::flush`], delivering codes too (see [`Deliver`]).
+    pub fn flush_coded(&mut self, counters: &mut SessionStats, deliver: &mut impl Deliver) {
         while let Some(i) = self.earliest_slot() {
             let start = self.slots[i].as_ref().map_or(0, |s| s.start);
             self.fill_to(start, counters, deliver);
@@ -381,7 +445,7 @@ impl InboundReorder {
         &mut self,
         now_us: u64,
         counters: &mut SessionStats,
-        deliver: &mut impl FnMut(Delivery<'_>),
+        deliver: &mut impl Deliver,
     ) {
         loop {
             let Some(since) = self.gap_since_us else { return };
@@ -411,9 +475,23 @@ impl InboundReorder {
         let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) else {
             return false;
         };
-        let mut slot = Slot { start, len: pcm.len(), arrived_us: now_us, pcm: [0; SLOT_SAMPLES] };
-        pcm.decode_into(&mut slot.pcm[..pcm.len()]);
-        *free = Some(slot);
+        let len = pcm.len();
+        let mut bytes = [0; 2 * SLOT_SAMPLES];
+        let encoding = match pcm {
+            FrameAudio::Mulaw(b) | FrameAudio::Alaw(b) => {
+                bytes[..len].copy_from_slice(b);
+                if matches!(pcm, FrameAudio::Mulaw(_)) { SlotEncoding::Mulaw } else { SlotEncoding::Alaw }
+            }
+            FrameAudio::L16(b) => {
+                bytes[..2 * len].copy_from_slice(&b[..2 * len]);
+                SlotEncoding::L16
+            }
+            FrameAudio::Pcm(p) => {
+                encode_l16(p, &mut bytes);
+                SlotEncoding::L16
+            }
+        };
+        *free = Some(Slot { start, len, arrived_us: now_us, encoding, bytes });
         true
     }
 
@@ -427,7 +505,7 @@ impl InboundReorder {
     }
 
     /// Delivers held frames that now continue the stream; drops held frames made late.
-    fn drain_in_order(&mut self, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
+    fn drain_in_order(&mut self, counters: &mut SessionStats, deliver: &mut impl Deliver) {
         while let Some(i) = self.earliest_slot() {
             let next = self.next.unwrap_or(0);
             let slot = self.slots[i].take().expect("earliest_slot returns a full slot");
@@ -451,26 +529,26 @@ impl InboundReorder {
                 counters.frames_overlap_trimmed += 1;
             }
             self.next = Some(end);
-            self.emit_audio(FrameAudio::Pcm(&slot.pcm[skip..slot.len]), deliver);
+            self.emit_audio(slot.audio(skip), deliver);
         }
         self.gap_since_us = None;
     }
 
-    fn fill_to(&mut self, start: u64, counters: &mut SessionStats, deliver: &mut impl FnMut(Delivery<'_>)) {
+    fn fill_to(&mut self, start: u64, counters: &mut SessionStats, deliver: &mut impl Deliver) {
         let next = self.next.unwrap_or(0);
         if start > next {
             let len = start - next;
-            deliver(Delivery::Silence { start: self.out_pos, len });
+            deliver(Delivery::Silence { start: self.out_pos, len }, &[]);
             self.out_pos += len;
             self.next = Some(start);
             counters.gap_fill_samples += len;
         }
     }
 
-    fn emit_audio(&mut self, audio: FrameAudio<'_>, deliver: &mut impl FnMut(Delivery<'_>)) {
+    fn emit_audio(&mut self, audio: FrameAudio<'_>, deliver: &mut impl Deliver) {
         if let FrameAudio::Pcm(pcm) = audio {
             if !pcm.is_empty() {
-                deliver(Delivery::Audio { start: self.out_pos, pcm });
+                deliver(Delivery::Audio { start: self.out_pos, pcm }, &[]);
                 self.out_pos += pcm.len() as u64;
             }
             return;
@@ -480,7 +558,8 @@ impl InboundReorder {
         while !rest.is_empty() {
             let n = rest.len().min(DECODE_PIECE);
             rest.decode_into(&mut buf[..n]);
-            deliver(Delivery::Audio { start: self.out_pos, pcm: &buf[..n] });
+            let g711 = rest.g711();
+            deliver(Delivery::Audio { start: self.out_pos, pcm: &buf[..n] }, &g711[..g711.len().min(n)]);
             self.out_pos += n as u64;
             rest = rest.skip(n);
         }

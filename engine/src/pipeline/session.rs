@@ -6,6 +6,10 @@
 //! play(pcm, rate) ─► resample to carrier rate ─► encode ─► OutboundQueue ─► poll_transmit (paced)
 //! ```
 //!
+//! An agent speaking G.711 (see [`AgentFormat`]) reads codes and plays codes: they pass through
+//! untouched when the carrier speaks the same law at 8 kHz, and are converted at the edges
+//! otherwise; every stage in between is the same.
+//!
 //! Time is passed in (`now_us`, monotonic microseconds); the pipeline never reads a clock, starts
 //! a thread or does IO. Its outputs are taken from it when the caller asks: carrier messages with
 //! [`SessionPipeline::poll_transmit`] (a frame counts as sent when it is polled, so a caller
@@ -22,12 +26,13 @@
 
 use crate::alloc_guard;
 use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
-use crate::config::SessionConfig;
+use crate::codec::G711;
+use crate::config::{AgentFormat, SessionConfig};
 use crate::event::RawEvent;
 use crate::pipeline::arrivals::ArrivalTrail;
 use crate::pipeline::barge_in::BargeInDetector;
 use crate::pipeline::events::EventQueue;
-use crate::pipeline::inbound::{InboundCounts, InboundOut, InboundPath};
+use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
@@ -92,6 +97,7 @@ enum StreamState {
 #[derive(Debug, Clone, Copy)]
 struct StartSettings {
     agent_rate: u32,
+    agent_format: AgentFormat,
     /// The session's `lead_ms`, bounded again by the capabilities the dialect declares at start.
     lead_ms: u32,
     outbound_buffer_ms: u32,
@@ -156,6 +162,9 @@ impl SessionPipeline {
         if !AGENT_RATES.contains(&config.agent_rate) {
             return Err(ResampleError::UnsupportedRate { from: CARRIER_RATE, to: config.agent_rate }.into());
         }
+        if config.agent_format.g711().is_some() && config.agent_rate != CARRIER_RATE {
+            return Err(PipelineError::Invalid("a G.711 agent_format (ulaw, alaw) needs agent_rate 8000"));
+        }
         if !PLAY_RATES.contains(&config.play_rate) {
             return Err(ResampleError::UnsupportedRate { from: config.play_rate, to: CARRIER_RATE }.into());
         }
@@ -182,6 +191,7 @@ impl SessionPipeline {
             caps,
             settings: StartSettings {
                 agent_rate: config.agent_rate,
+                agent_format: config.agent_format,
                 lead_ms: config.lead_ms,
                 outbound_buffer_ms: config.outbound_buffer_ms,
                 max_pending_marks: config.max_pending_marks,
@@ -312,13 +322,13 @@ impl SessionPipeline {
     /// chunk of its byte stream. It arrived at `arrived_us` (it may have waited while the host
     /// was behind): its arrival times the jitter estimate, the wait for out-of-order frames and
     /// mark echoes (the carrier's playout delay). Caller audio goes to `audio`.
-    pub fn handle_message(
+    pub fn handle_message_agent(
         &mut self,
         message: &[u8],
         kind: MessageKind,
         arrived_us: u64,
         now_us: u64,
-        audio: &mut dyn FnMut(&[i16]),
+        audio: &mut dyn FnMut(AgentAudio<'_>),
     ) {
         let arrived_us = arrived_us.min(now_us);
         let Some(mut deframer) = self.deframer.take() else {
@@ -337,10 +347,35 @@ impl SessionPipeline {
         self.check_barge_in(now_us);
     }
 
+    /// [`Self::handle_message_agent`] with the caller's audio as PCM (G.711 decoded for it).
+    pub fn handle_message(
+        &mut self,
+        message: &[u8],
+        kind: MessageKind,
+        arrived_us: u64,
+        now_us: u64,
+        audio: &mut dyn FnMut(&[i16]),
+    ) {
+        let law = self.settings.agent_format.g711();
+        self.handle_message_agent(message, kind, arrived_us, now_us, &mut |a| as_pcm(a, law, audio));
+    }
+
+    /// [`Self::handle_transport_closed_agent`] with the caller's audio as PCM.
+    pub fn handle_transport_closed(&mut self, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+        let law = self.settings.agent_format.g711();
+        self.handle_transport_closed_agent(now_us, &mut |a| as_pcm(a, law, audio));
+    }
+
+    /// [`Self::handle_timeout_agent`] with the caller's audio as PCM.
+    pub fn handle_timeout(&mut self, now_us: u64, gaps_due: bool, audio: &mut dyn FnMut(&[i16])) {
+        let law = self.settings.agent_format.g711();
+        self.handle_timeout_agent(now_us, gaps_due, &mut |a| as_pcm(a, law, audio));
+    }
+
     /// The carrier's connection closed: a stream not yet ended by the carrier ends now, as with
     /// its stop message (a carrier may send none). Before `start`, the host still learns the
     /// call is over.
-    pub fn handle_transport_closed(&mut self, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+    pub fn handle_transport_closed_agent(&mut self, now_us: u64, audio: &mut dyn FnMut(AgentAudio<'_>)) {
         match self.state {
             StreamState::Streaming => self.stop(now_us, audio),
             StreamState::AwaitingStart => {
@@ -351,7 +386,13 @@ impl SessionPipeline {
         }
     }
 
-    fn handle_one(&mut self, message: &[u8], kind: MessageKind, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+    fn handle_one(
+        &mut self,
+        message: &[u8],
+        kind: MessageKind,
+        now_us: u64,
+        audio: &mut dyn FnMut(AgentAudio<'_>),
+    ) {
         if let Err(error) = self.parse_and_handle(message, kind, now_us, audio) {
             self.refuse(error);
         } else {
@@ -371,7 +412,7 @@ impl SessionPipeline {
         message: &[u8],
         kind: MessageKind,
         now_us: u64,
-        audio: &mut dyn FnMut(&[i16]),
+        audio: &mut dyn FnMut(AgentAudio<'_>),
     ) -> Result<(), ProtocolError> {
         if message.len() > self.max_message_bytes {
             return Err(ProtocolError::MessageTooLarge);
@@ -394,7 +435,7 @@ impl SessionPipeline {
         &mut self,
         parsed: Inbound<'_>,
         now_us: u64,
-        audio: &mut dyn FnMut(&[i16]),
+        audio: &mut dyn FnMut(AgentAudio<'_>),
     ) -> Result<(), ProtocolError> {
         if self.state == StreamState::Stopped {
             return Err(ProtocolError::AfterStop);
@@ -427,7 +468,7 @@ impl SessionPipeline {
                     Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
                 self.outbound = Some(outbound);
                 self.state = StreamState::Streaming;
-                let inbound = InboundPath::new(start.media_format, s.agent_rate);
+                let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format);
                 if inbound.is_ok() {
                     self.reorder.set_rate(start.media_format.sample_rate);
                 }
@@ -467,13 +508,13 @@ impl SessionPipeline {
                     counts: &mut self.inbound_counts,
                     audio,
                 };
-                let arrival = self.reorder.push_frame(
+                let arrival = self.reorder.push_frame_coded(
                     frame.sequence,
                     timestamp_ms,
                     frame_audio,
                     now_us,
                     &mut self.stats,
-                    &mut |d| inbound.deliver(d, &mut out),
+                    &mut |d, g711| inbound.deliver(d, g711, &mut out),
                 );
                 // `now_us` is the message's arrival here (see `handle_message`).
                 self.arrivals.record(self.reorder.position(), now_us);
@@ -525,7 +566,7 @@ impl SessionPipeline {
         self.events.push(RawEvent::MarkCleared { id });
     }
 
-    fn stop(&mut self, now_us: u64, audio: &mut dyn FnMut(&[i16])) {
+    fn stop(&mut self, now_us: u64, audio: &mut dyn FnMut(AgentAudio<'_>)) {
         if let Some(inbound) = self.inbound.as_mut() {
             let mut out = InboundOut {
                 vad: &mut self.vad,
@@ -533,7 +574,7 @@ impl SessionPipeline {
                 counts: &mut self.inbound_counts,
                 audio,
             };
-            self.reorder.flush(&mut self.stats, &mut |d| inbound.deliver(d, &mut out));
+            self.reorder.flush_coded(&mut self.stats, &mut |d, g711| inbound.deliver(d, g711, &mut out));
         }
         if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
@@ -560,6 +601,17 @@ impl SessionPipeline {
     /// nothing, when the outbound queue has no room for it yet (or the stream has not started).
     pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<bool, ResampleError> {
         self.play_samples(PlaySource::Pcm(pcm), rate)
+    }
+
+    /// [`Self::play`] for 8 kHz G.711 codes in `law`: passed to the carrier untouched when it
+    /// takes the same law at 8 kHz, converted otherwise.
+    pub fn play_g711(&mut self, codes: &[u8], law: G711) -> Result<bool, ResampleError> {
+        self.play_samples(PlaySource::G711(codes, law), CARRIER_RATE)
+    }
+
+    /// The agent's audio format.
+    pub fn agent_format(&self) -> AgentFormat {
+        self.settings.agent_format
     }
 
     /// [`Self::play`] for audio given as s16le bytes (as the host's play ring holds it).
@@ -681,7 +733,12 @@ impl SessionPipeline {
     /// Timer work: gap timeouts, marks played by the engine's clock, barge-in. With `gaps_due`
     /// false, a gap in the caller's audio is not filled yet (the frame that closes it may be
     /// among messages not handled yet).
-    pub fn handle_timeout(&mut self, now_us: u64, gaps_due: bool, audio: &mut dyn FnMut(&[i16])) {
+    pub fn handle_timeout_agent(
+        &mut self,
+        now_us: u64,
+        gaps_due: bool,
+        audio: &mut dyn FnMut(AgentAudio<'_>),
+    ) {
         if gaps_due && let Some(inbound) = self.inbound.as_mut() {
             let mut out = InboundOut {
                 vad: &mut self.vad,
@@ -689,7 +746,8 @@ impl SessionPipeline {
                 counts: &mut self.inbound_counts,
                 audio,
             };
-            self.reorder.poll(now_us, &mut self.stats, &mut |d| inbound.deliver(d, &mut out));
+            self.reorder
+                .poll_coded(now_us, &mut self.stats, &mut |d, g711| inbound.deliver(d, g711, &mut out));
             // Held audio a timeout released became available now.
             self.arrivals.record(self.reorder.position(), now_us);
         }
@@ -904,6 +962,21 @@ impl SessionPipeline {
             self.sync_pending = true;
         }
         Some(kind)
+    }
+}
+
+/// Hands caller audio to a PCM callback: G.711 codes (of `law`) decoded a piece at a time.
+fn as_pcm(audio: AgentAudio<'_>, law: Option<G711>, pcm: &mut dyn FnMut(&[i16])) {
+    match audio {
+        AgentAudio::Pcm(p) => pcm(p),
+        AgentAudio::G711(codes) => {
+            let law = law.unwrap_or(G711::Mulaw);
+            let mut buf = [0i16; 512];
+            for part in codes.chunks(buf.len()) {
+                let n = law.decode(part, &mut buf);
+                pcm(&buf[..n]);
+            }
+        }
     }
 }
 

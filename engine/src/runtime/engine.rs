@@ -167,8 +167,7 @@ impl EngineShared {
         let session_shared = Arc::new(shared.with_registration(registration));
         let (in_prod, in_cons) = HeapRb::<u8>::new(config.inbound_ring_bytes).split();
         let (play_prod, play_cons) = HeapRb::<u8>::new(config.play_ring_bytes).split();
-        let agent_ring = (config.agent_rate as usize * config.agent_ring_ms as usize / 1000).max(1024);
-        let (pcm_prod, pcm_cons) = HeapRb::<i16>::new(agent_ring).split();
+        let (pcm_prod, pcm_cons) = super::agent_ring::agent_ring(config);
         let (out_prod, out_cons) = HeapRb::<u8>::new(config.outbound_ring_bytes).split();
         let mut worker_side = Box::new(WorkerSession::new(
             pipeline,

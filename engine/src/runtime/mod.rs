@@ -13,6 +13,7 @@
 //! the host has stopped reading → the newest audio (the oldest event) is dropped (counted);
 //! outbound ring full → the pacer holds its frame and retries (counted as a stall, nothing lost).
 
+mod agent_ring;
 pub mod carrier;
 mod clock;
 pub(crate) mod engine;

@@ -5,21 +5,23 @@
 //! never blocks, and never waits for the worker. In inline mode (`workers == 0`) each method
 //! first runs the session's pending work on the calling thread.
 
+use super::agent_ring::AgentCons;
 use super::carrier::CarrierPort;
 use super::engine::{EngineShared, WorkerRef};
 use super::records::{self, Header};
 use super::shared::{SessionShared, play_record_us, play_tag};
 use super::wakeup::Wakeup;
 use super::worker_session::WorkerSession;
+#[cfg(feature = "opus")]
+use crate::codec::EncodedAudio;
 use crate::codec::encode_l16;
-use crate::config::SessionConfig;
+use crate::config::{AgentFormat, SessionConfig};
 use crate::event::{Event, RawEvent};
 use crate::pipeline::playout::SYNC_MARK_PREFIX;
 use crate::pipeline::{MAX_SEGMENT_TAG_BYTES, MAX_SEGMENTS, PLAY_PIECE, PLAY_RATES, SegmentCut};
 use crate::protocol::MessageKind;
 use crate::quality::LineQuality;
 use crate::stats::{SessionCounters, SessionStats};
-use ringbuf::traits::{Consumer, Observer};
 use ringbuf::{HeapCons, HeapProd};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub enum SessionError {
     /// go on).
     #[error("session failed")]
     Failed,
+    /// Encoded audio given to [`Session::play_encoded`] is corrupt, truncated or in a form not
+    /// supported (a bad Ogg page, a stream that is not Opus, a packet libopus rejects): the stream
+    /// was dropped and the error counted (`encoded_audio_errors`). The session goes on; the next
+    /// input starts a new stream.
+    #[error("bad encoded audio: {0}")]
+    BadAudio(&'static str),
 }
 
 /// The segment the caller was hearing when the agent was cut off (see [`Session::begin_segment`]).
@@ -79,6 +87,26 @@ pub struct SegmentReport {
     pub unheard: Vec<String>,
 }
 
+/// Agent audio for [`Session::play_source`].
+#[derive(Clone, Copy)]
+enum PlayInput<'a> {
+    Pcm(&'a [i16]),
+    /// s16le bytes (an odd last byte is not a sample).
+    Le(&'a [u8]),
+    /// Codes in the session's G.711 law.
+    G711(&'a [u8]),
+}
+
+impl PlayInput<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Pcm(p) => p.len(),
+            Self::Le(b) => b.len() / 2,
+            Self::G711(b) => b.len(),
+        }
+    }
+}
+
 pub(crate) enum Placement {
     Worker(WorkerRef),
     Inline(Box<WorkerSession>),
@@ -92,10 +120,11 @@ pub struct Session {
     /// `None` once the offload server has taken the carrier side.
     carrier: Option<CarrierPort>,
     play: HeapProd<u8>,
-    pcm: HeapCons<i16>,
+    pcm: AgentCons,
     max_mark_name: usize,
     max_pending_marks: usize,
     agent_rate: u32,
+    agent_format: AgentFormat,
     mark_names: HashMap<u32, String>,
     next_mark_id: u32,
     marks_issued: u64,
@@ -116,6 +145,14 @@ pub struct Session {
     last_cut: Option<SegmentReport>,
     /// Play ring audio written, µs (see [`play_record_us`]).
     play_accepted_us: u64,
+    /// `play_encoded`'s decoders and pending PCM, built on first use (a session that never plays
+    /// encoded audio pays a pointer).
+    #[cfg(feature = "opus")]
+    encoded: Option<Box<crate::codec::encoded::EncodedPlayer>>,
+    /// The rate encoded audio is decoded for: the carrier's once the host has seen `Started`,
+    /// the configured `play_rate` until then.
+    #[cfg(feature = "opus")]
+    encoded_rate: u32,
     closed: bool,
 }
 
@@ -128,7 +165,7 @@ impl Session {
         config: &SessionConfig,
         inbound: HeapProd<u8>,
         play: HeapProd<u8>,
-        pcm: HeapCons<i16>,
+        pcm: AgentCons,
         outbound: HeapCons<u8>,
     ) -> Self {
         let worker = match placement {
@@ -153,6 +190,7 @@ impl Session {
             max_mark_name: config.max_mark_name_bytes,
             max_pending_marks: config.max_pending_marks,
             agent_rate: config.agent_rate,
+            agent_format: config.agent_format,
             // Grown here, on the host's thread, as marks are placed (most calls have a few
             // outstanding at a time, not `max_pending_marks`).
             mark_names: HashMap::new(),
@@ -167,6 +205,10 @@ impl Session {
             cuts_seen: 0,
             last_cut: None,
             play_accepted_us: 0,
+            #[cfg(feature = "opus")]
+            encoded: None,
+            #[cfg(feature = "opus")]
+            encoded_rate: config.play_rate,
             closed: false,
         }
     }
@@ -174,6 +216,12 @@ impl Session {
     /// The rate (Hz) of the PCM [`Session::read_audio`] returns.
     pub fn agent_rate(&self) -> u32 {
         self.agent_rate
+    }
+
+    /// The agent's audio format: what [`Session::read_audio_bytes`] returns and
+    /// [`Session::play_bytes`] takes.
+    pub fn agent_format(&self) -> AgentFormat {
+        self.agent_format
     }
 
     /// `Ok` while the session is usable; `Closed` or `Failed` otherwise.
@@ -262,16 +310,33 @@ impl Session {
     }
 
     /// Reads caller audio (s16 at the agent rate) into `out`; returns the samples written.
+    /// With a G.711 agent format the codes are decoded for it (see [`Session::read_audio_bytes`]
+    /// for the codes themselves).
     ///
     /// Reading (even when nothing is ready) tells the engine the host is taking caller audio:
     /// for `read_hold_ms` after it, carrier messages whose audio has no room yet wait instead of
     /// being dropped.
     pub fn read_audio(&mut self, out: &mut [i16]) -> usize {
         self.pump();
-        let n = self.pcm.pop_slice(out);
+        let n = self.pcm.pop_pcm(out);
+        self.read_done();
+        n
+    }
+
+    /// Reads caller audio as bytes in the agent's format into `out`; returns the bytes written.
+    /// G.711: a code per sample, 8 kHz, exactly as the carrier sent them when it speaks the same
+    /// law at 8 kHz (its gaps filled with the law's silence code, µ-law 0xFF, A-law 0xD5). PCM:
+    /// s16le at the agent rate, whole samples only. Otherwise as [`Session::read_audio`].
+    pub fn read_audio_bytes(&mut self, out: &mut [u8]) -> usize {
+        self.pump();
+        let n = self.pcm.pop_bytes(out);
+        self.read_done();
+        n
+    }
+
+    fn read_done(&mut self) {
         self.shared.audio_read_us.store(self.engine.now_us(), Ordering::Release);
         self.resume_held();
-        n
     }
 
     /// The worker holds carrier messages until the host makes room: now there may be some.
@@ -295,26 +360,49 @@ impl Session {
     /// queue within a pass) and, in inline mode, also of the outbound queue (`outbound_buffer_ms`
     /// of 8 kHz µ-law, where a long reply waits), which this call then fills itself.
     pub fn play(&mut self, pcm: &[i16], rate: u32) -> Result<usize, SessionError> {
+        self.play_source(PlayInput::Pcm(pcm), rate)
+    }
+
+    /// Queues agent audio given as bytes in the agent's format: G.711 codes (the session's law,
+    /// `rate` 8000), passed to the carrier untouched when it takes the same law at 8 kHz; or,
+    /// for a PCM agent, s16le samples at `rate` (as [`Session::play`]). Returns the bytes taken
+    /// (whole samples); otherwise as [`Session::play`].
+    pub fn play_bytes(&mut self, data: &[u8], rate: u32) -> Result<usize, SessionError> {
+        match self.agent_format.g711() {
+            Some(_) if rate != crate::audio::CARRIER_RATE => {
+                Err(SessionError::InvalidArgument("G.711 agent audio is played at 8000 Hz"))
+            }
+            Some(_) => self.play_source(PlayInput::G711(data), rate),
+            None => Ok(2 * self.play_source(PlayInput::Le(data), rate)?),
+        }
+    }
+
+    fn play_source(&mut self, input: PlayInput<'_>, rate: u32) -> Result<usize, SessionError> {
         self.check_open()?;
         if !PLAY_RATES.contains(&rate) {
             return Err(SessionError::InvalidArgument(
                 "play rate must be 8000, 16000, 22050, 24000, 44100 or 48000 Hz",
             ));
         }
-        if pcm.is_empty() {
+        let len = input.len();
+        if len == 0 {
             return Ok(0);
         }
+        let (tag, bytes_per_sample) = match input {
+            PlayInput::G711(_) => (play_tag::G711, 1),
+            PlayInput::Pcm(_) | PlayInput::Le(_) => (play_tag::PCM, 2),
+        };
         let reserve = play_reserve(self.max_mark_name);
         let mut taken = 0;
         let mut bytes = [0u8; PLAY_PIECE * 2];
-        while taken < pcm.len() {
-            let want = (pcm.len() - taken).min(PLAY_PIECE);
-            let mut room = records::contiguous_room(&self.play, reserve) / 2;
+        while taken < len {
+            let want = (len - taken).min(PLAY_PIECE);
+            let mut room = records::contiguous_room(&self.play, reserve) / bytes_per_sample;
             if room < want && matches!(self.placement, Placement::Inline(_)) {
                 // Inline, this thread is the worker: move what the ring holds into the outbound
                 // queue first.
                 self.pump();
-                room = records::contiguous_room(&self.play, reserve) / 2;
+                room = records::contiguous_room(&self.play, reserve) / bytes_per_sample;
             }
             // The ring is full: take the part of this piece that fits, if it is worth a record.
             let n = if room >= want {
@@ -324,21 +412,26 @@ impl Session {
             } else {
                 break;
             };
-            let piece = &pcm[taken..taken + n];
-            encode_l16(piece, &mut bytes);
-            let body = &bytes[..n * 2];
-            let header = Header { tag: play_tag::PCM, a: rate, b: body.len() as u32, c: self.barge_seen };
+            let body: &[u8] = match input {
+                PlayInput::Pcm(pcm) => {
+                    encode_l16(&pcm[taken..taken + n], &mut bytes);
+                    &bytes[..n * 2]
+                }
+                PlayInput::Le(le) => &le[2 * taken..2 * (taken + n)],
+                PlayInput::G711(codes) => &codes[taken..taken + n],
+            };
+            let header = Header { tag, a: rate, b: body.len() as u32, c: self.barge_seen };
             if !records::write_contiguous(&mut self.play, header, body, reserve) {
                 debug_assert!(false, "contiguous_room said it fits");
                 break;
             }
-            self.play_accepted_us += play_record_us(body.len() as u32, rate);
+            self.play_accepted_us += play_record_us(n as u32, rate);
             taken += n;
             if n < want {
                 break;
             }
         }
-        if taken < pcm.len() {
+        if taken < len {
             SessionCounters::bump_shared(&self.shared.counters.play_refused_full);
         }
         if taken == 0 {
@@ -346,6 +439,74 @@ impl Session {
         }
         self.kick();
         Ok(taken)
+    }
+
+    /// Queues encoded agent audio: an Ogg Opus stream given in chunks as it arrives (pages split
+    /// anywhere), or one raw Opus packet per call (see [`EncodedAudio`]). It is decoded here, on
+    /// the calling thread, to mono PCM at the rate closest to the carrier's that libopus decodes
+    /// at (8, 16, 24 or 48 kHz, not above the stream's own), and queued as by [`Session::play`]:
+    /// paced, marked, cleared and counted like PCM.
+    ///
+    /// Returns how many bytes of `data` it took; the caller keeps the rest and retries. Decoded
+    /// audio that did not fit the play ring is kept and offered first on the next call, and
+    /// until it has all gone in, no new input is taken (`Full`). An empty `data` only offers that
+    /// audio: `Ok(0)` once none is left. A raw packet is taken whole or not at all.
+    ///
+    /// `BadAudio` (counted in `encoded_audio_errors`): the stream or packet is corrupt or not
+    /// supported; it was dropped and the next bytes start a new stream. An interrupt drops the
+    /// stream too (start the next reply with a new stream); after a barge-in, audio decoded
+    /// from input taken before it is dropped, like the PCM queued before it.
+    #[cfg(feature = "opus")]
+    pub fn play_encoded(&mut self, data: &[u8], codec: EncodedAudio) -> Result<usize, SessionError> {
+        self.check_open()?;
+        let mut player = self.encoded.take().unwrap_or_default();
+        player.cut(self.barge_seen);
+        let rate = self.encoded_rate;
+        let result = player.play(data, codec, rate, |pcm, rate| self.encoded_sink(pcm, rate));
+        self.encoded = Some(player);
+        self.encoded_result(result)
+    }
+
+    /// The host's encoded input is over (the end of a TTS response): plays what
+    /// [`Session::play_encoded`] still holds (`Full` while some waits for room: call again),
+    /// then checks the Ogg stream ended on a page boundary (`BadAudio` if it was truncated) and
+    /// forgets it, so the next bytes start a new stream.
+    #[cfg(feature = "opus")]
+    pub fn end_encoded(&mut self) -> Result<(), SessionError> {
+        self.check_open()?;
+        let Some(mut player) = self.encoded.take() else {
+            return Ok(());
+        };
+        player.cut(self.barge_seen);
+        let result = player.end(|pcm, rate| self.encoded_sink(pcm, rate));
+        self.encoded = Some(player);
+        self.encoded_result(result)
+    }
+
+    /// `play` for decoded audio: the samples taken, 0 when the ring is full.
+    #[cfg(feature = "opus")]
+    fn encoded_sink(&mut self, pcm: &[i16], rate: u32) -> Result<usize, SessionError> {
+        match self.play(pcm, rate) {
+            Err(SessionError::Full) => Ok(0),
+            taken => taken,
+        }
+    }
+
+    #[cfg(feature = "opus")]
+    fn encoded_result<T>(
+        &mut self,
+        result: Result<T, crate::codec::encoded::PlayError<SessionError>>,
+    ) -> Result<T, SessionError> {
+        use crate::codec::encoded::PlayError;
+        result.map_err(|e| match e {
+            PlayError::Full => SessionError::Full,
+            PlayError::Bad(why) => {
+                SessionCounters::bump_shared(&self.shared.counters.encoded_audio_errors);
+                SessionError::BadAudio(why)
+            }
+            PlayError::InvalidArgument(why) => SessionError::InvalidArgument(why),
+            PlayError::Sink(e) => e,
+        })
     }
 
     /// Places a mark after the audio played so far; a `MarkPlayed` event with its name follows
@@ -397,6 +558,12 @@ impl Session {
         }
         self.interrupts = generation;
         self.interrupt_cuts.push_back((generation, self.next_segment_id.wrapping_sub(1)));
+        // Encoded audio taken before the interrupt is cleared with it: its pending PCM and
+        // decoders go too, so nothing of that stream plays after.
+        #[cfg(feature = "opus")]
+        {
+            self.encoded = None;
+        }
         // After the record: the worker, seeing the new generation, skips to that record.
         self.shared.interrupt_gen.store(generation, Ordering::Release);
         self.kick();
@@ -530,7 +697,13 @@ impl Session {
     fn resolve(&mut self, raw: RawEvent) -> Event {
         match raw {
             RawEvent::Connected => Event::Connected,
-            RawEvent::Started(s) => Event::Started(s),
+            RawEvent::Started(s) => {
+                #[cfg(feature = "opus")]
+                {
+                    self.encoded_rate = s.media_format.sample_rate;
+                }
+                Event::Started(s)
+            }
             RawEvent::SpeechStarted { stream_ms } => Event::SpeechStarted { stream_ms },
             RawEvent::SpeechStopped { stream_ms } => Event::SpeechStopped { stream_ms },
             RawEvent::BargeIn { stream_ms, played_ms, generation, segment, .. } => {

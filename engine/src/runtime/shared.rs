@@ -33,12 +33,20 @@ pub mod play_tag {
     /// A segment begins: `a` = id, no body (the host handle keeps the tag), `c` = barge-in
     /// generation the host had seen.
     pub const SEGMENT: u8 = 3;
+    /// Agent G.711 in the session's law: `a` = rate (8000), `b` = body bytes (a code each),
+    /// `c` = barge-in generation the host had seen.
+    pub const G711: u8 = 4;
 }
 
-/// How long a play record of `body_bytes` (s16le) at `rate` Hz plays, µs: the one formula the
-/// host handle and the worker both count the play ring's audio with, so that their sums agree.
-pub fn play_record_us(body_bytes: u32, rate: u32) -> u64 {
-    u64::from(body_bytes / 2) * 1_000_000 / u64::from(rate.max(1))
+/// Samples in an audio play record of `body_bytes` with `tag` (PCM: s16le; G.711: a byte each).
+pub fn play_record_samples(tag: u8, body_bytes: u32) -> u32 {
+    if tag == play_tag::G711 { body_bytes } else { body_bytes / 2 }
+}
+
+/// How long `samples` of a play record at `rate` Hz play, µs: the one formula the host handle
+/// and the worker both count the play ring's audio with, so that their sums agree.
+pub fn play_record_us(samples: u32, rate: u32) -> u64 {
+    u64::from(samples) * 1_000_000 / u64::from(rate.max(1))
 }
 
 /// Outbound ring record tags: the message kind.
@@ -146,9 +154,9 @@ impl SessionShared {
         }
     }
 
-    /// The worker took a play record of `body_bytes` at `rate` from the ring.
-    pub(crate) fn play_drained(&self, body_bytes: u32, rate: u32) {
-        self.play_drained_us.fetch_add(play_record_us(body_bytes, rate), Ordering::Release);
+    /// The worker took a play record of `samples` at `rate` from the ring.
+    pub(crate) fn play_drained(&self, samples: u32, rate: u32) {
+        self.play_drained_us.fetch_add(play_record_us(samples, rate), Ordering::Release);
     }
 
     /// Publishes what the host's `queued_ms` and segment bound read from the pipeline.

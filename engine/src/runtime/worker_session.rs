@@ -1,24 +1,26 @@
 //! The worker's side of a session: its pipeline and the worker ends of its rings.
 
+use super::agent_ring::AgentProd;
 use super::engine::WorkerRef;
 pub(crate) use super::hold::HoldPolicy;
 use super::hold::Room;
 use super::latency::{self, LatencyRecorder};
 use super::records::{self, Header};
-use super::shared::{SessionShared, inbound_tag, outbound_tag, play_tag};
+use super::shared::{SessionShared, inbound_tag, outbound_tag, play_record_samples, play_tag};
 use crate::alloc_guard;
+use crate::codec::G711;
 use crate::event::RawEvent;
-use crate::pipeline::SessionPipeline;
+use crate::pipeline::{AgentAudio, SessionPipeline};
 use crate::protocol::{MessageKind, ProtocolError};
 use crate::stats::SessionStats;
-use ringbuf::traits::{Observer, Producer};
+use ringbuf::traits::Observer;
 use ringbuf::{HeapCons, HeapProd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Where one step's outputs go: the host-facing rings and queue, and the worker's own counts.
 struct Outputs<'a> {
-    pcm: &'a mut HeapProd<i16>,
+    pcm: &'a mut AgentProd,
     outbound: &'a mut HeapProd<u8>,
     shared: &'a SessionShared,
     /// What the worker side counts itself (the pipeline counts the rest).
@@ -31,8 +33,13 @@ struct Outputs<'a> {
 
 impl Outputs<'_> {
     /// Caller audio at the agent rate, in stream order, into the host's PCM ring.
-    fn agent_audio(pcm: &mut HeapProd<i16>, counts: &mut SessionStats, produced: &mut bool, audio: &[i16]) {
-        let n = pcm.push_slice(audio);
+    fn agent_audio(
+        pcm: &mut AgentProd,
+        counts: &mut SessionStats,
+        produced: &mut bool,
+        audio: AgentAudio<'_>,
+    ) {
+        let n = pcm.push(audio);
         counts.agent_samples_out += n as u64;
         if n < audio.len() {
             // The host is not reading audio: drop the newest and count it, never block.
@@ -110,7 +117,7 @@ pub struct WorkerSession {
     pub(crate) shared: Arc<SessionShared>,
     inbound: HeapCons<u8>,
     play: HeapCons<u8>,
-    pcm: HeapProd<i16>,
+    pcm: AgentProd,
     outbound: HeapProd<u8>,
     interrupts_seen: u32,
     /// An interrupt the host asked for was already applied before its record was reached.
@@ -134,7 +141,7 @@ impl WorkerSession {
         shared: Arc<SessionShared>,
         inbound: HeapCons<u8>,
         play: HeapCons<u8>,
-        pcm: HeapProd<i16>,
+        pcm: AgentProd,
         outbound: HeapProd<u8>,
         hold: HoldPolicy,
     ) -> Self {
@@ -245,8 +252,8 @@ impl WorkerSession {
             if h.tag == inbound_tag::CLOSED {
                 records::skip(inbound, 0);
                 let Outputs { pcm, counts, produced, .. } = &mut out;
-                let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
-                pipeline.handle_transport_closed(now_us, &mut audio);
+                let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
+                pipeline.handle_transport_closed_agent(now_us, &mut audio);
                 out.drain(pipeline, now_us);
                 continue;
             }
@@ -274,8 +281,8 @@ impl WorkerSession {
             out.counts.message_wait_us += waited_us;
             // Parsed where it lies: the host writes nothing over it until it is skipped.
             let Outputs { pcm, counts, produced, .. } = &mut out;
-            let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
-            pipeline.handle_message(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
+            let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
+            pipeline.handle_message_agent(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
             records::skip(inbound, len);
             out.drain(pipeline, now_us);
             if let Some(latency) = latency {
@@ -290,8 +297,8 @@ impl WorkerSession {
         // While messages wait, a gap in the caller's audio is not filled: the frame that closes
         // it may be among them.
         let Outputs { pcm, counts, produced, .. } = &mut out;
-        let mut audio = |a: &[i16]| Outputs::agent_audio(pcm, counts, produced, a);
-        pipeline.handle_timeout(now_us, held_until.is_none(), &mut audio);
+        let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
+        pipeline.handle_timeout_agent(now_us, held_until.is_none(), &mut audio);
         out.drain(pipeline, now_us);
         *stalled = out.stalled;
         // Published after the BargeIn event was queued: a host that reads this generation and then
@@ -352,21 +359,29 @@ fn drain_play_ring(
                     *interrupt_applied = false;
                 }
             }
-            play_tag::PCM if interrupted || stale => {
+            play_tag::PCM | play_tag::G711 if interrupted || stale => {
                 records::skip(play, h.b as usize);
-                out.counts.flushed_samples += u64::from(h.b) / 2;
-                shared.play_drained(h.b, h.a);
+                let samples = play_record_samples(h.tag, h.b);
+                out.counts.flushed_samples += u64::from(samples);
+                shared.play_drained(samples, h.a);
             }
-            play_tag::PCM => {
+            play_tag::PCM | play_tag::G711 => {
                 let len = h.b as usize;
-                let samples = len / 2;
+                let samples = play_record_samples(h.tag, h.b);
                 // A record that does not fit yet stays in the ring: that is the backpressure.
-                if !pipeline.play_fits(samples, h.a) {
+                if !pipeline.play_fits(samples as usize, h.a) {
                     return;
                 }
-                let played = pipeline.play_le_bytes(records::body(play, len), h.a);
+                let body = records::body(play, len);
+                let played = if h.tag == play_tag::PCM {
+                    pipeline.play_le_bytes(body, h.a)
+                } else {
+                    // The host handle writes G.711 records only for a G.711 agent.
+                    let law = pipeline.agent_format().g711().unwrap_or(G711::Mulaw);
+                    pipeline.play_g711(body, law)
+                };
                 records::skip(play, len);
-                shared.play_drained(h.b, h.a);
+                shared.play_drained(samples, h.a);
                 match played {
                     Ok(true) => {}
                     // Room was checked above, and the host handle validates rates against those

@@ -83,6 +83,9 @@ static const struct {
     TEST(test_server_call),
     TEST(test_server_drain),
     TEST(test_server_shutdown_during_drain),
+    TEST(test_server_routes_errors),
+    TEST(test_server_routes_two_carriers),
+    TEST(test_server_audiosocket),
     TEST(test_engine_metrics_match_the_session_counters),
     TEST(test_engine_metrics_buffer_and_errors),
     TEST(test_engine_metrics_threaded),
@@ -95,6 +98,9 @@ static const struct {
     TEST(test_vad_errors),
     TEST(test_segments_interrupt_mid_segment),
     TEST(test_segments_not_heard_yet),
+    TEST(test_agent_format_config),
+    TEST(test_agent_format_ulaw_passes_through),
+    TEST(test_opus_ogg_in_chunks),
     TEST(test_log_to_stderr), /* last: it leaves the logger installed */
 };
 

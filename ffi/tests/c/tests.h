@@ -63,6 +63,11 @@ void test_server_call(void);
 void test_server_drain(void);
 void test_server_shutdown_during_drain(void);
 
+/* test_routes.c */
+void test_server_routes_errors(void);
+void test_server_routes_two_carriers(void);
+void test_server_audiosocket(void);
+
 /* test_metrics.c */
 void test_engine_metrics_match_the_session_counters(void);
 void test_engine_metrics_buffer_and_errors(void);
@@ -83,7 +88,14 @@ void test_vad_errors(void);
 void test_segments_interrupt_mid_segment(void);
 void test_segments_not_heard_yet(void);
 
+/* test_agent_format.c */
+void test_agent_format_config(void);
+void test_agent_format_ulaw_passes_through(void);
+
 /* test_log.c */
 void test_log_to_stderr(void);
+
+/* test_opus.c */
+void test_opus_ogg_in_chunks(void);
 
 #endif

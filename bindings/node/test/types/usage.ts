@@ -79,7 +79,16 @@ async function serve(engine: Engine): Promise<number> {
     sendTimeoutMs: 5000,
     pingIntervalMs: 0,
   });
-  const other = new Server(engine, {});
+  const other = new Server(engine, {
+    routes: [
+      { path: '/twilio', dialect: 'twilio' },
+      { path: '/vonage', dialect: 'vonage', authToken: 'secret', auth: 'vonage_jwt' },
+    ],
+  });
+  const audioSocketPort: number = other.listenAudioSocket('127.0.0.1:0', ['40325ec2-5efd-4bd3-805f-53576e581d13']);
+  other.allowAudioSocketCall('9f3c4d2a-0b1e-4c5d-8e6f-7a8b9c0d1e2f');
+  const wasAllowed: boolean = other.revokeAudioSocketCall('9f3c4d2a-0b1e-4c5d-8e6f-7a8b9c0d1e2f');
+  void [audioSocketPort, wasAllowed];
   const port: number = server.port + other.port;
   const first: Session | null = server.accept();
   first?.close();
