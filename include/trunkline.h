@@ -251,6 +251,28 @@ typedef uint32_t trunkline_audio_encoding;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
+enum trunkline_agent_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Signed 16-bit samples at the agent rate.
+  TRUNKLINE_AGENT_FORMAT_PCM = 0,
+  // G.711 µ-law at 8 kHz, a byte per sample: passed through untouched to and from a carrier
+  // that speaks µ-law at 8 kHz.
+  TRUNKLINE_AGENT_FORMAT_MULAW = 1,
+  // G.711 A-law at 8 kHz, a byte per sample (the same, for A-law carriers).
+  TRUNKLINE_AGENT_FORMAT_ALAW = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum trunkline_agent_format trunkline_agent_format;
+#else
+typedef uint32_t trunkline_agent_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A string of the `start` message, by what it means whatever the carrier calls it. Values are
 // stable.
 enum trunkline_start_field
@@ -321,28 +343,6 @@ enum trunkline_protocol_error
 typedef enum trunkline_protocol_error trunkline_protocol_error;
 #else
 typedef uint32_t trunkline_protocol_error;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
-enum trunkline_agent_format
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // Signed 16-bit samples at the agent rate.
-  TRUNKLINE_AGENT_FORMAT_PCM = 0,
-  // G.711 µ-law at 8 kHz, a byte per sample: passed through untouched to and from a carrier
-  // that speaks µ-law at 8 kHz.
-  TRUNKLINE_AGENT_FORMAT_MULAW = 1,
-  // G.711 A-law at 8 kHz, a byte per sample (the same, for A-law carriers).
-  TRUNKLINE_AGENT_FORMAT_ALAW = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum trunkline_agent_format trunkline_agent_format;
-#else
-typedef uint32_t trunkline_agent_format;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -456,7 +456,8 @@ typedef struct {
   size_t struct_size;
   // The request path, e.g. "/telnyx": starts with '/', unique among the routes.
   const char *path;
-  // The dialect of the calls on this path, e.g. "telnyx" (one this build speaks).
+  // The dialect of the calls on this path, e.g. "telnyx" or "telnyx;codec=L16;rate=16000" (one
+  // this build speaks, with the options it takes).
   const char *dialect;
   // The carrier account's secret: when set, every request on this path must be authenticated
   // with it (the way `auth` says), else 403. NULL: no check.
@@ -571,6 +572,34 @@ typedef struct {
   // Number of custom parameters (see trunkline_session_custom_parameter).
   size_t custom_parameter_count;
 } trunkline_start_info;
+
+// What a host knows of a stream whose `start` message it already read (input of
+// trunkline_session_open_started). Fill it from trunkline_stream_start_default, then set what
+// the carrier said; fields are only ever appended (see "VERSIONED CONFIGS" above).
+typedef struct {
+  // sizeof(trunkline_stream_start) in the caller's header.
+  size_t struct_size;
+  // The stream's id (Twilio `streamSid`, Telnyx `stream_id`...): the dialect echoes it in what
+  // it sends back, so it must be the carrier's. NULL: empty (carriers whose messages carry none).
+  const char *stream_id;
+  // The call's id (Twilio `callSid`...). NULL: empty.
+  const char *call_id;
+  // The account's id (Twilio `accountSid`). NULL: empty.
+  const char *account_id;
+  // The carrier's audio encoding, a trunkline_audio_encoding value (default MULAW).
+  uint32_t encoding;
+  // Its sample rate, Hz (default 8000).
+  uint32_t sample_rate;
+  // Its channels (default 1).
+  uint32_t channels;
+  // The call's custom parameters: `custom_parameter_count` names and as many values (NULL
+  // with a count of 0: none).
+  const char *const *custom_parameter_names;
+  // Values of the custom parameters, in the order of their names.
+  const char *const *custom_parameter_values;
+  // Number of custom parameters.
+  size_t custom_parameter_count;
+} trunkline_stream_start;
 
 // Settings of a standalone VAD: the VAD settings of trunkline_session_config, by the same names.
 // Fill with trunkline_vad_config_default, then change what you need.
@@ -817,8 +846,8 @@ trunkline_result trunkline_server_config_default(trunkline_server_config *out, s
 // Results: OK; NULL_PARAMETER (also a route without its path or dialect); INVALID_ARGUMENT (a bad
 // `struct_size` here, in `session` or in a route, a bad setting, address or dialect, an inline
 // engine, TLS without the `tls` feature or with unreadable PEM files; a route whose path does not
-// start with '/' or is another route's, whose dialect this build does not speak, whose `auth` is
-// unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
+// start with '/' or is another route's, whose dialect this build does not speak (or with
+// options it does not take), whose `auth` is unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
 // authenticates nothing; routes with `path` or `auth_token` set); IO (the address could not be
 // bound).
 // Any thread.
@@ -1130,6 +1159,35 @@ void trunkline_session_free(trunkline_session *session);
 // later calls return FAILED.
 trunkline_result trunkline_test_fail_session(trunkline_session *session);
 #endif
+
+// Writes the session's agent format (a trunkline_agent_format, as its config set it) into
+// `*out`: how a host that did not open the session (one accepted from a server) learns what
+// trunkline_session_read_audio_bytes returns. Works on closed and failed sessions. Results: OK;
+// NULL_PARAMETER. Any thread.
+trunkline_result trunkline_session_agent_format(trunkline_session *session,
+                                                trunkline_agent_format *out);
+
+// Writes the defaults into `*out` (struct_size set; every string NULL; MULAW at 8000 Hz, one
+// channel; no custom parameters). Results: OK; NULL_PARAMETER. Any thread.
+trunkline_result trunkline_stream_start_default(trunkline_stream_start *out);
+
+// Opens a session whose stream has already started, as trunkline_session_open does otherwise:
+// for a host whose framework read the carrier's `start` message itself (a WebSocket handler that
+// parsed it to route the call). The session's dialect takes `start` as if it had parsed that
+// message: the stream id it echoes back is `start->stream_id`, the caller's audio is read in
+// `start`'s format, and a STARTED event is reported first as usual. Push the carrier's messages
+// that follow (media, marks, stop); a `start` pushed again is refused as a duplicate
+// (PROTOCOL_ERROR event). On success `*out` receives the session (free it with
+// trunkline_session_free).
+//
+// Results: OK; NULL_PARAMETER (also a custom parameter without its name); INVALID_ARGUMENT (a bad
+// `struct_size` here or in `config`, a bad setting or dialect, an encoding that is not a
+// trunkline_audio_encoding value, or a format the dialect or the engine cannot take);
+// TOO_MANY_SESSIONS; CLOSED; IO. Any thread.
+trunkline_result trunkline_session_open_started(const trunkline_engine *engine,
+                                                const trunkline_session_config *config,
+                                                const trunkline_stream_start *start,
+                                                trunkline_session **out);
 
 #if defined(TRUNKLINE_TEST_HOOKS)
 // Panics inside the boundary: returns PANIC.

@@ -313,3 +313,72 @@ fn on_a_manual_clock_pacing_follows_the_time_set_not_the_time_taken() {
         Engine::with_manual_clock(EngineConfig { workers: Some(1), ..Default::default() }, clock).is_err()
     );
 }
+
+/// A session opened already started (its host's framework read the carrier's `start`) behaves
+/// exactly as one that parsed that `start`: the same events, caller audio and outbound messages
+/// byte for byte (the stream id it echoes included); a `start` pushed again is a duplicate; a
+/// format it cannot take refuses the open.
+#[test]
+fn a_session_opened_started_is_the_session_that_parsed_the_start() {
+    use trunkline::protocol::{AudioEncoding, MediaFormat, StreamStart, Track};
+    let engine = inline_engine();
+    let config = SessionConfig::default();
+    let start_params = StreamStart {
+        sequence: None,
+        account_id: "AC0123456789abcdef0123456789abcdef".into(),
+        stream_id: STREAM_SID.into(),
+        call_id: CALL_SID.into(),
+        tracks: vec![Track::Inbound],
+        custom_parameters: vec![("caller".into(), "+15550100".into()), ("lang".into(), "en".into())],
+        media_format: MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 },
+    };
+    let mut parsed = engine.open_session(&config).unwrap();
+    parsed.push_text(&start()).unwrap();
+    let mut given = engine.open_session_started(&config, start_params.clone()).unwrap();
+
+    let (audio_in, _) = speech();
+    let reply: Vec<i16> = (0..4000).map(|i| ((i * 37 % 2000) as i16 - 1000) * 8).collect();
+    let mut outs: [Vec<Vec<u8>>; 2] = Default::default();
+    let mut heard: [Vec<i16>; 2] = Default::default();
+    let mut evs: [Vec<Event>; 2] = Default::default();
+    for (i, s) in [&mut parsed, &mut given].into_iter().enumerate() {
+        let mut buf = vec![0i16; 4096];
+        let mut msg = Vec::new();
+        for (k, frame) in audio_in.chunks(160).take(100).enumerate() {
+            s.push_text(&media(k as u64 + 2, k as u64 + 1, k as u64 * 20, frame)).unwrap();
+            if k == 10 {
+                s.play(&reply, 8000).unwrap();
+                s.mark("end").unwrap();
+            }
+            loop {
+                let n = s.read_audio(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                heard[i].extend_from_slice(&buf[..n]);
+            }
+            while s.next_outbound(&mut msg).is_some() {
+                outs[i].push(msg.clone());
+            }
+            evs[i].extend(events(s));
+        }
+    }
+    assert!(matches!(&evs[1][0], Event::Started(st) if **st == start_params), "{:?}", evs[1].first());
+    // The parsed `start` also carried its sequence number; otherwise the same.
+    assert_eq!(evs[0].len(), evs[1].len());
+    assert_eq!(evs[0][1..], evs[1][1..]);
+    assert_eq!(heard[0], heard[1]);
+    assert!(!outs[1].is_empty());
+    assert_eq!(outs[0], outs[1], "the same messages to the carrier");
+    assert!(String::from_utf8_lossy(&outs[1][0]).contains(STREAM_SID));
+
+    given.push_text(&start()).unwrap();
+    assert_eq!(errors(&events(&mut given)), vec![ProtocolError::DuplicateStart]);
+
+    let odd = StreamStart {
+        media_format: MediaFormat { encoding: AudioEncoding::L16, sample_rate: 44_100, channels: 1 },
+        ..start_params
+    };
+    assert!(matches!(engine.open_session_started(&config, odd), Err(trunkline::EngineError::Start(_))));
+    drop((parsed, given));
+}

@@ -22,6 +22,7 @@ mod result;
 #[cfg(feature = "server")]
 mod server;
 mod session;
+mod started;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 mod vad;
@@ -38,6 +39,7 @@ pub use result::*;
 #[cfg(feature = "server")]
 pub use server::*;
 pub use session::*;
+pub use started::*;
 #[cfg(feature = "test-hooks")]
 pub use test_hooks::*;
 pub use vad::*;

@@ -91,7 +91,9 @@ impl From<trunkline::EngineError> for trunkline_result {
     fn from(e: trunkline::EngineError) -> Self {
         match e {
             trunkline::EngineError::Io(_) => Self::Io,
-            trunkline::EngineError::Config(_) | trunkline::EngineError::Dialect(_) => Self::InvalidArgument,
+            trunkline::EngineError::Config(_)
+            | trunkline::EngineError::Dialect(_)
+            | trunkline::EngineError::Start(_) => Self::InvalidArgument,
             trunkline::EngineError::TooManySessions(_) => Self::TooManySessions,
             trunkline::EngineError::Shutdown => Self::Closed,
         }

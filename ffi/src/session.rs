@@ -763,6 +763,26 @@ pub(crate) fn with_open_session(
     body(&mut s.session)
 }
 
+/// Writes the session's agent format (a trunkline_agent_format, as its config set it) into
+/// `*out`: how a host that did not open the session (one accepted from a server) learns what
+/// trunkline_session_read_audio_bytes returns. Works on closed and failed sessions. Results: OK;
+/// NULL_PARAMETER. Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn trunkline_session_agent_format(
+    session: *mut trunkline_session,
+    out: *mut crate::config::trunkline_agent_format,
+) -> trunkline_result {
+    guard(|| {
+        let out = try_out!(out);
+        let s = match lock(session) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        out.set(s.session.agent_format().into());
+        trunkline_result::Ok
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use crate::pipeline::reorder::{Arrival, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::pipeline::segments::{SegmentCut, SegmentTable};
 use crate::protocol::{
     Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
-    ProtocolError, Track,
+    ProtocolError, StreamStart, Track,
 };
 use crate::resample::ResampleError;
 use crate::stats::SessionStats;
@@ -347,6 +347,49 @@ impl SessionPipeline {
         self.check_barge_in(now_us);
     }
 
+    /// Starts the stream without its carrier's `start` message, from what the host learned of it
+    /// elsewhere (a framework that read the carrier's `start` itself): as if the dialect had
+    /// parsed `start`, so the dialect learns the ids it echoes, the format stages are built and
+    /// `Started` is reported. A `start` pushed afterwards is refused as a duplicate. Allocates:
+    /// call it before the session reaches a worker.
+    pub fn start_with(&mut self, start: StreamStart) -> Result<(), ProtocolError> {
+        self.start_stream(Box::new(start))
+    }
+
+    fn start_stream(&mut self, start: Box<StreamStart>) -> Result<(), ProtocolError> {
+        if self.state != StreamState::AwaitingStart {
+            return Err(ProtocolError::DuplicateStart);
+        }
+        let out_format = self.dialect.on_start(&start)?;
+        // A dialect whose frame length depends on the stream's format (Exotel's) knows it
+        // now. Only the frame and the lead bound may change: the framing, confirmation
+        // and clear the session was built for stay as declared.
+        let declared = self.dialect.capabilities();
+        let caps =
+            Capabilities { frame_ms: declared.frame_ms, max_lead_ms: declared.max_lead_ms, ..self.caps };
+        let s = self.settings;
+        let outbound =
+            OutboundPath::new(out_format, caps.frame_ms, s.outbound_buffer_ms, s.max_pending_marks)?;
+        self.caps = caps;
+        self.lead_us = lead_us(s.lead_ms, caps);
+        self.playout.set_rate(outbound.rate());
+        let media_len = self.dialect.max_media_message_len(outbound.frame.len());
+        self.message = Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
+        self.outbound = Some(outbound);
+        self.state = StreamState::Streaming;
+        let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format);
+        if inbound.is_ok() {
+            self.reorder.set_rate(start.media_format.sample_rate);
+        }
+        self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
+        let supported = self.inbound.is_some();
+        self.events.push(RawEvent::Started(start));
+        if !supported {
+            return Err(ProtocolError::UnsupportedFormat);
+        }
+        Ok(())
+    }
+
     /// [`Self::handle_message_agent`] with the caller's audio as PCM (G.711 decoded for it).
     pub fn handle_message(
         &mut self,
@@ -443,42 +486,7 @@ impl SessionPipeline {
         match parsed {
             Inbound::Connected => self.events.push(RawEvent::Connected),
             Inbound::Notice => {}
-            Inbound::Start(start) => {
-                if self.state != StreamState::AwaitingStart {
-                    return Err(ProtocolError::DuplicateStart);
-                }
-                let out_format = self.dialect.on_start(&start)?;
-                // A dialect whose frame length depends on the stream's format (Exotel's) knows it
-                // now. Only the frame and the lead bound may change: the framing, confirmation
-                // and clear the session was built for stay as declared.
-                let declared = self.dialect.capabilities();
-                let caps = Capabilities {
-                    frame_ms: declared.frame_ms,
-                    max_lead_ms: declared.max_lead_ms,
-                    ..self.caps
-                };
-                let s = self.settings;
-                let outbound =
-                    OutboundPath::new(out_format, caps.frame_ms, s.outbound_buffer_ms, s.max_pending_marks)?;
-                self.caps = caps;
-                self.lead_us = lead_us(s.lead_ms, caps);
-                self.playout.set_rate(outbound.rate());
-                let media_len = self.dialect.max_media_message_len(outbound.frame.len());
-                self.message =
-                    Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
-                self.outbound = Some(outbound);
-                self.state = StreamState::Streaming;
-                let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format);
-                if inbound.is_ok() {
-                    self.reorder.set_rate(start.media_format.sample_rate);
-                }
-                self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
-                let supported = self.inbound.is_some();
-                self.events.push(RawEvent::Started(start));
-                if !supported {
-                    return Err(ProtocolError::UnsupportedFormat);
-                }
-            }
+            Inbound::Start(start) => self.start_stream(start)?,
             Inbound::Media(frame) => {
                 if self.state == StreamState::AwaitingStart {
                     return Err(ProtocolError::MediaBeforeStart);

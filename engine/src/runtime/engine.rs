@@ -14,7 +14,7 @@ use crate::config::{EngineConfig, SessionConfig};
 use crate::pipeline::PLAY_PIECE;
 use crate::pipeline::PipelineError;
 use crate::pipeline::SessionPipeline;
-use crate::protocol::{Dialect, dialect_by_name};
+use crate::protocol::{Dialect, ProtocolError, StreamStart, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
@@ -35,6 +35,10 @@ pub enum EngineError {
     /// `SessionConfig::dialect` names no dialect this build speaks, or an option it cannot take.
     #[error(transparent)]
     Dialect(crate::protocol::DialectError),
+    /// The start parameters of a session opened already started were refused (a format the
+    /// engine cannot take, or one the dialect refuses).
+    #[error("the stream's start was refused: {0}")]
+    Start(ProtocolError),
     /// `max_sessions` sessions are already open.
     #[error("too many sessions (limit {0})")]
     TooManySessions(usize),
@@ -114,11 +118,13 @@ impl EngineShared {
         self.workers[at.index].wake(at.slot);
     }
 
-    /// Opens a session speaking `dialect` (from any thread).
+    /// Opens a session speaking `dialect` (from any thread), its stream already started with
+    /// `start` if given.
     pub(crate) fn open_session(
         self: &Arc<Self>,
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
+        start: Option<StreamStart>,
     ) -> Result<Session, EngineError> {
         self.reap();
         if self.shutdown.load(Ordering::Acquire) {
@@ -129,7 +135,7 @@ impl EngineShared {
             self.open_sessions.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::TooManySessions(limit));
         }
-        match self.build(config, dialect) {
+        match self.build(config, dialect, start) {
             Ok(s) => Ok(s),
             Err(e) => {
                 self.open_sessions.fetch_sub(1, Ordering::AcqRel);
@@ -142,6 +148,7 @@ impl EngineShared {
         self: &Arc<Self>,
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
+        start: Option<StreamStart>,
     ) -> Result<Session, EngineError> {
         // Host → worker records are written in one piece (the worker reads them where they lie),
         // which guarantees room only for records up to half the ring (see `records`).
@@ -161,7 +168,11 @@ impl EngineShared {
         if !fits(config.play_ring_bytes, play_reserve(config.max_mark_name_bytes), 2 * PLAY_PIECE) {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
-        let pipeline = SessionPipeline::new(config, dialect)?;
+        let mut pipeline = SessionPipeline::new(config, dialect)?;
+        if let Some(start) = start {
+            // Here, on the host's thread, before any worker sees the session (it allocates).
+            pipeline.start_with(start).map_err(EngineError::Start)?;
+        }
         let shared = SessionShared::new(config.event_capacity, self.now_us());
         let registration = self.totals.register(shared.counters.clone());
         let session_shared = Arc::new(shared.with_registration(registration));
@@ -286,7 +297,17 @@ impl EngineHandle {
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
     ) -> Result<Session, EngineError> {
-        self.shared.open_session(config, dialect)
+        self.shared.open_session(config, dialect, None)
+    }
+
+    /// Opens a session already started, as [`Engine::open_session_started`].
+    pub fn open_session_started(
+        &self,
+        config: &SessionConfig,
+        start: StreamStart,
+    ) -> Result<Session, EngineError> {
+        let dialect = dialect_by_name(&config.dialect).map_err(EngineError::Dialect)?;
+        self.shared.open_session(config, dialect, Some(start))
     }
 
     /// The engine's counters for monitoring, as [`Engine::metrics_snapshot`].
@@ -437,7 +458,22 @@ impl Engine {
         config: &SessionConfig,
         dialect: Box<dyn Dialect>,
     ) -> Result<Session, EngineError> {
-        self.shared.open_session(config, dialect)
+        self.shared.open_session(config, dialect, None)
+    }
+
+    /// Opens a session whose stream has already started: for a host whose framework read the
+    /// carrier's `start` itself (Pipecat's `parse_telephony_websocket`, a hand-written
+    /// handshake) and knows the stream's ids and format. The dialect takes `start` as if it had
+    /// parsed it (its stream id is what the dialect echoes back), `Started` is reported as usual,
+    /// and the carrier messages pushed next are the stream's media, marks and stop; a `start`
+    /// pushed again is refused as a duplicate. [`EngineError::Start`] if the dialect or the engine
+    /// cannot take its format.
+    pub fn open_session_started(
+        &self,
+        config: &SessionConfig,
+        start: StreamStart,
+    ) -> Result<Session, EngineError> {
+        self.handle().open_session_started(config, start)
     }
 
     /// A handle that opens sessions and signals the host from other threads (the offload server's
