@@ -1026,14 +1026,21 @@ fn the_url_rate_reaches_a_start_that_names_none() {
 }
 
 #[test]
-fn default_session_limits_are_too_small_for_exotel_chunks() {
-    // Why hosts must size the session (the dialect's documentation says how): the defaults are
-    // Twilio's, and the documented chunk of 3200 bytes is over their 2 KiB payload limit.
+fn default_session_limits_take_exotels_largest_chunks() {
+    // The defaults are Twilio's (2 KiB of payload in 6 KiB messages); a session on Exotel takes
+    // what the dialect says its largest chunk is: 200 ms at 24 kHz, untouched to a 24 kHz agent.
+    // A larger chunk than that is still refused.
     let clock = ManualClock::new();
-    let (_engine, mut s) =
-        open_with(&clock, &SessionConfig { agent_rate: 8000, ..Default::default() }, ExotelDialect::new());
-    s.push_text(START).unwrap();
-    s.push_text(MEDIA).unwrap();
+    let config = SessionConfig { agent_rate: 24_000, ..Default::default() };
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
+    s.push_text(&start_at(24_000)).unwrap();
+    let caller = ramp(4800 * 2, 5);
+    for (i, chunk) in caller.chunks(4800).enumerate() {
+        s.push_text(&media_message(i as u64 + 2, &le_bytes(chunk))).unwrap();
+        assert_eq!(errors(&events(&mut s)), [], "chunk {i}");
+    }
+    assert_eq!(read_all(&mut s), caller);
+    s.push_text(&media_message(9, &le_bytes(&ramp(4801, 6)))).unwrap();
     assert_eq!(errors(&events(&mut s)), [ProtocolError::PayloadTooLarge]);
 }
 

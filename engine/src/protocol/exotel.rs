@@ -118,10 +118,12 @@
 //! # Sizing a session for Exotel
 //!
 //! Exotel's chunks are larger than Twilio's, and the session's default limits are sized for
-//! Twilio. A host must raise `max_payload_bytes` (2 KiB by default) to at least one inbound chunk:
-//! Exotel's documents give 3200 B, which is 200 ms at 8 kHz; the same 200 ms is 6400 B at 16 kHz
-//! and 9600 B at 24 kHz. At 16 and 24 kHz `max_message_bytes` (6 KiB) must also take its base64
-//! message (4/3 of the payload plus about 200 B), and `inbound_ring_bytes` two such messages.
+//! Twilio. Exotel's documents give 3200 B for an inbound chunk, which is 200 ms at 8 kHz; the same
+//! 200 ms is 6400 B at 16 kHz and 9600 B at 24 kHz, and its base64 message 4/3 of that plus about
+//! 200 B. The dialect says so ([`Dialect::inbound_sizes`]: 9600 B of payload in messages of up to
+//! 13.5 KiB, whatever the rate, since the rate is known only at `start`), and a session on it takes
+//! at least those limits, with an inbound ring for two such messages: about 20 KiB more memory
+//! than a Twilio session, and nothing for a host to set.
 //!
 //! Outbound, the defaults hold. The largest chunk is 4800 B (24 kHz); the others are 3200 B. Its
 //! `media` message is at most 6400 B of base64, 122 B around it and the stream id (see
@@ -140,8 +142,8 @@ use self::wire::EventKind;
 use super::json_read::{self, Obj, Scalar};
 use super::json_text::{base64_len, push_base64, push_escaped};
 use super::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, InboundSizes,
+    MediaFormat, MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
 /// What Exotel needs from the engine (see the module documentation for why), before the stream
@@ -465,7 +467,15 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// The largest inbound chunk taken: 200 ms of 24 kHz L16 (see "Sizing a session for Exotel").
+const LARGEST_CHUNK: usize = 9600;
+
 impl Dialect for ExotelDialect {
+    fn inbound_sizes(&self) -> Option<InboundSizes> {
+        // Base64 of the chunk, and room for the stream id, numbers and custom fields around it.
+        Some(InboundSizes { message_bytes: 27 * 1024 / 2, payload_bytes: LARGEST_CHUNK })
+    }
+
     /// [`CAPABILITIES`], with the chunk length for the stream's format once it has started.
     fn capabilities(&self) -> Capabilities {
         Capabilities { frame_ms: self.frame_ms, ..CAPABILITIES }

@@ -472,6 +472,25 @@ pub trait Dialect: Send {
     /// An upper bound on the size of a `write_media` message for `payload_len` bytes of audio,
     /// so buffers can be sized once.
     fn max_media_message_len(&self, payload_len: usize) -> usize;
+
+    /// The largest message this carrier sends, and the largest audio payload in one, when a
+    /// session's default limits (sized for Twilio's 20 ms messages) are too small for them: a
+    /// session on this dialect takes at least these (see [`InboundSizes`]), so the carrier's own
+    /// messages are never refused for their size. `None`: the defaults suffice.
+    fn inbound_sizes(&self) -> Option<InboundSizes> {
+        None
+    }
+}
+
+/// What a session must take to hold a carrier's largest messages (see
+/// [`Dialect::inbound_sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundSizes {
+    /// The largest message, bytes (at least `SessionConfig::max_message_bytes`).
+    pub message_bytes: usize,
+    /// The largest decoded audio payload in one message, bytes (at least
+    /// `SessionConfig::max_payload_bytes`).
+    pub payload_bytes: usize,
 }
 
 #[cfg(test)]

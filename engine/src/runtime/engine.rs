@@ -18,6 +18,7 @@ use crate::protocol::{Dialect, ProtocolError, StreamStart, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
@@ -150,6 +151,7 @@ impl EngineShared {
         dialect: Box<dyn Dialect>,
         start: Option<StreamStart>,
     ) -> Result<Session, EngineError> {
+        let config = &sized_for(config, dialect.as_ref());
         // Host → worker records are written in one piece (the worker reads them where they lie),
         // which guarantees room only for records up to half the ring (see `records`).
         let fits = |ring: usize, reserve: usize, body: usize| {
@@ -275,6 +277,25 @@ impl EngineShared {
             free.push(at.slot);
         }
     }
+}
+
+/// `config` with limits large enough for the largest messages `dialect`'s carrier sends (see
+/// [`Dialect::inbound_sizes`]): a message or payload limit below them is raised, and the inbound
+/// ring with it, so that it holds two such messages.
+fn sized_for<'a>(config: &'a SessionConfig, dialect: &dyn Dialect) -> Cow<'a, SessionConfig> {
+    let Some(sizes) = dialect.inbound_sizes() else { return Cow::Borrowed(config) };
+    if sizes.message_bytes <= config.max_message_bytes && sizes.payload_bytes <= config.max_payload_bytes {
+        return Cow::Borrowed(config);
+    }
+    let max_message_bytes = config.max_message_bytes.max(sizes.message_bytes);
+    // A record takes at most half the ring (see `records`): room for two, rounded up to 1 KiB.
+    let ring = (2 * (records::HEADER + max_message_bytes)).div_ceil(1024) * 1024;
+    Cow::Owned(SessionConfig {
+        max_message_bytes,
+        max_payload_bytes: config.max_payload_bytes.max(sizes.payload_bytes),
+        inbound_ring_bytes: config.inbound_ring_bytes.max(ring),
+        ..config.clone()
+    })
 }
 
 /// A cloneable, thread-safe handle on an [`Engine`] (see [`Engine::handle`]).
