@@ -18,6 +18,10 @@
 # are what rustc reports for the static library (--print native-static-libs; cargo replays the
 # note when the build is fresh, so it costs nothing on a second run).
 #
+# libtrunkline.so links the system's libopus.so.0 (Debian: libopus0), which this install relies
+# on rather than bundling. The .pc says `Requires.private: opus`, so `pkg-config --static --libs
+# trunkline` adds opus's own flags; pkg-config then needs opus.pc (Debian: libopus-dev).
+#
 # Usage: scripts/install_c.sh PREFIX [LIBDIR]
 #   LIBDIR holds libtrunkline.so and libtrunkline.a (default: target/release, built first).
 set -euo pipefail
@@ -59,6 +63,7 @@ Description: Real-time media engine for telephone voice bots (C ABI)
 Version: $version
 Libs: -L\${libdir} -ltrunkline
 Libs.private: $native_libs
+Requires.private: opus
 Cflags: -I\${includedir}
 PC
 echo "installed trunkline $version into $prefix"

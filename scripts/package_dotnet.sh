@@ -2,7 +2,8 @@
 # Builds the NuGet package target/packages/dotnet/Trunkline.VERSION.nupkg without the .NET SDK and
 # prints its path: the binding compiled with Mono's mcs (lib/net45/Trunkline.dll and its XML docs)
 # and the native library in NuGet's runtime-specific layout (runtimes/linux-x64/native/
-# libtrunkline.so), as bindings/dotnet/Trunkline.nuspec lists them. With the .NET SDK,
+# libtrunkline.so, with libopus.so.0 beside it and its license: scripts/package_opus.sh), as
+# bindings/dotnet/Trunkline.nuspec lists them. With the .NET SDK,
 # `dotnet pack bindings/dotnet/Trunkline.csproj` makes the net8.0 package with the same layout.
 #
 # Usage: scripts/package_dotnet.sh [LIBDIR]
@@ -10,8 +11,8 @@
 #
 # A .nupkg is a zip: the .nuspec (without its <files> list) at the root, the files where <files>
 # puts them, and the two small Open Packaging parts nuget itself writes ([Content_Types].xml and
-# _rels/.rels). The nuspec's $binDir$ and $nativeLib$ are filled in as `nuget pack -Properties`
-# would.
+# _rels/.rels). The nuspec's $binDir$, $nativeLib$ and $bundleDir$ are filled in as
+# `nuget pack -Properties` would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +22,14 @@ lib=$(cd "$lib_dir" && pwd)/libtrunkline.so
 out=$PWD/target/packages/dotnet
 rm -rf "$out"
 mkdir -p "$out/bin"
+./scripts/package_opus.sh "$lib" "$out/bundle" >/dev/null
 
 echo "== mcs: Trunkline.dll (release)" >&2
 mcs -nologo -warnaserror+ -optimize+ -target:library -unsafe -doc:"$out/bin/Trunkline.xml" \
   -out:"$out/bin/Trunkline.dll" bindings/dotnet/src/*.cs >&2
 
 echo "== nupkg from bindings/dotnet/Trunkline.nuspec" >&2
-python3 - bindings/dotnet/Trunkline.nuspec "$out" "binDir=$out/bin" "nativeLib=$lib" <<'PY'
+python3 - bindings/dotnet/Trunkline.nuspec "$out" "binDir=$out/bin" "nativeLib=$lib" "bundleDir=$out/bundle" <<'PY'
 import re
 import sys
 import xml.etree.ElementTree as ET

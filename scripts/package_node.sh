@@ -2,8 +2,9 @@
 # Builds the two npm packages into target/packages/node and prints their paths (main first):
 #   trunkline-VERSION.tgz                  the binding (JS, index.d.ts; depends on koffi), whose
 #                                          optionalDependencies name the platform package;
-#   trunkline-linux-x64-gnu-VERSION.tgz    libtrunkline.so alone, with os/cpu/libc fields, so npm
-#                                          installs it only on Linux x64 with glibc.
+#   trunkline-linux-x64-gnu-VERSION.tgz    libtrunkline.so, and beside it libopus.so.0 and its
+#                                          license (scripts/package_opus.sh), with os/cpu/libc
+#                                          fields, so npm installs it only on Linux x64 with glibc.
 # bindings/node/lib/native.js finds the library in the platform package (after TRUNKLINE_LIB).
 #
 # Usage: scripts/package_node.sh [LIBDIR]
@@ -34,6 +35,7 @@ platform_version=$(node -p "require('./bindings/node/npm/$platform/package.json'
 echo "== npm pack: $platform_name" >&2
 cp -r "bindings/node/npm/$platform" "$out/stage/$platform"
 cp "$lib" "$out/stage/$platform/libtrunkline.so"
+./scripts/package_opus.sh "$lib" "$out/stage/$platform" >/dev/null
 platform_tgz=$(cd "$out/stage/$platform" && npm pack --silent --pack-destination "$out")
 
 echo "== npm pack: trunkline" >&2

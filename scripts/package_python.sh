@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python wheel: trunkline-VERSION-py3-none-manylinux_X_Y_x86_64.whl in
-# target/packages/python, holding libtrunkline.so, so that installing it needs no Rust. Prints the
+# target/packages/python, holding libtrunkline.so and beside it libopus.so.0 and its license
+# (scripts/package_opus.sh), so that installing it needs no Rust and no libopus. Prints the
 # wheel's path. X_Y, the glibc floor, is the newest GLIBC_ symbol version the library needs
 # (scripts/test_packages.sh checks it with auditwheel).
 #
@@ -20,8 +21,11 @@ out=target/packages/python
 pkg_env=$(./scripts/package_venv.sh target/pkg-env \
   setuptools==84.2.1 packaging==26.4 auditwheel==6.8.2 pyelftools==0.33)
 
-# The glibc floor: the highest GLIBC_x.y among the versioned symbols the library imports.
-floor=$(objdump -T "$lib" | grep -oE '\(GLIBC_[0-9]+\.[0-9]+(\.[0-9]+)?\)' | tr -d '()' | sed 's/^GLIBC_//' |
+# What goes beside the library, whose own glibc needs count too.
+rm -rf "$out/bundle"
+./scripts/package_opus.sh "$lib" "$out/bundle" >/dev/null
+# The glibc floor: the highest GLIBC_x.y among the versioned symbols the libraries import.
+floor=$(objdump -T "$lib" "$out/bundle/libopus.so.0" | grep -oE '\(GLIBC_[0-9]+\.[0-9]+(\.[0-9]+)?\)' | tr -d '()' | sed 's/^GLIBC_//' |
   sort -V | tail -n 1)
 [[ $floor =~ ^2\.([0-9]+) ]] || { echo "no GLIBC symbol version found in $lib" >&2; exit 1; }
 plat="manylinux_2_${BASH_REMATCH[1]}_x86_64"
@@ -33,7 +37,7 @@ cp -r bindings/python/pyproject.toml bindings/python/setup.py bindings/python/tr
 find "$src" -name __pycache__ -prune -exec rm -rf {} +
 rm -f "$src/trunkline/libtrunkline.so"
 echo "== python wheel ($plat)" >&2
-TRUNKLINE_SOURCE_DIR=$PWD TRUNKLINE_PREBUILT_LIB=$lib TRUNKLINE_WHEEL_PLAT=$plat \
+TRUNKLINE_SOURCE_DIR=$PWD TRUNKLINE_PREBUILT_LIB=$lib TRUNKLINE_WHEEL_PLAT=$plat TRUNKLINE_BUNDLE_DIR=$PWD/$out/bundle \
   "$pkg_env/bin/pip" wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$out" "$src" >&2
 wheels=("$out"/*.whl)
 ((${#wheels[@]} == 1)) || { echo "expected one wheel in $out, found: ${wheels[*]}" >&2; exit 1; }

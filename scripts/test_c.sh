@@ -116,7 +116,7 @@ check "twilio_to_wav builds against the shared library" \
   cc "${CFLAGS[@]}" -Iinclude "$example" -Ltarget/release -ltrunkline -Wl,-rpath,"$PWD/target/release" \
   -o "$out/twilio_to_wav"
 check "twilio_to_wav builds against the static library" \
-  cc "${CFLAGS[@]}" -Iinclude "$example" target/release/libtrunkline.a -lgcc_s -lutil -lrt -lpthread -lm -ldl \
+  cc "${CFLAGS[@]}" -Iinclude "$example" target/release/libtrunkline.a -lopus -lgcc_s -lutil -lrt -lpthread -lm -ldl \
   -o "$out/twilio_to_wav_static"
 
 # The WAV of the committed call: 4 s of caller audio at 16 kHz, 16-bit mono.

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -q -p trunkline-ffi
+cargo build --release -q -p trunkline-ffi -p trunkline-callsim
 bindings/dotnet/test-mono.sh

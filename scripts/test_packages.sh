@@ -4,6 +4,12 @@
 # old glibc with cargo-zigbuild instead), installs each one as a user would, away from the
 # checkout, and runs a call through it. docs/packaging.md describes the packages.
 #
+#   libopus libtrunkline.so needs libopus.so.0 and has a RUNPATH of $ORIGIN; the wheel, the npm
+#           platform package and the .nupkg ship the system's libopus.so.0 beside it (identical)
+#           with its license, and each package's call checks, in /proc/self/maps, that the
+#           libopus its process loaded is the packaged copy (the system has one too: the
+#           RUNPATH must win). The C prefix relies on the system's (Requires.private: opus).
+#
 #   Python  the wheel is tagged py3-none-manylinux_X_Y_x86_64, where auditwheel agrees X_Y is the
 #           library's glibc floor; its version is the Cargo workspace's; it holds the library; it
 #           installs into a fresh venv with no cargo on PATH and runs a call.
@@ -52,8 +58,31 @@ echo "== packages of trunkline $version"
 
 lib_dir=$(./scripts/package_lib.sh)
 lib=$lib_dir/libtrunkline.so
-floor=$(objdump -T "$lib" | grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sed 's/^GLIBC_//' | sort -V | tail -n 1)
+# The libopus the packages must carry, and its license: what the library resolves to here.
+./scripts/package_opus.sh "$lib" "$work/opus" >/dev/null
+opus=$work/opus/libopus.so.0
+opus_license=$work/opus/LICENSE-libopus.txt
+# The glibc floor counts the bundled libopus's needs too (auditwheel reads every library in the wheel).
+floor=$(objdump -T "$lib" "$opus" | grep -oE '\(GLIBC_[0-9.]+\)' | tr -d '()' | sed 's/^GLIBC_//' | sort -V | tail -n 1)
 echo "   library: $lib ($(stat -c %s "$lib") bytes, newest glibc symbol version $floor; $((SECONDS - stage_start)) s)"
+echo "   libopus: $(readlink -f "$(ldd "$lib" | awk '$1 == "libopus.so.0" { print $3 }')")"
+
+# check_opus_loaded MAPS DIR: the process whose /proc/self/maps is MAPS loaded libopus.so.0 from DIR
+# (the package), and no other libopus.
+check_opus_loaded() {
+  local loaded
+  loaded=$(awk '$6 ~ /\/libopus\.so/ { print $6 }' <<<"$1" | sort -u)
+  [[ -n $loaded ]] || { echo "no libopus in the process's maps"; return 1; }
+  [[ $loaded == "$(readlink -f "$2")/libopus.so.0" ]] || { echo "libopus loaded from $loaded, want $2/libopus.so.0"; return 1; }
+  echo "libopus loaded from the package: $loaded"
+}
+
+library_runpath() {
+  # shellcheck disable=SC2016 # the literal $ORIGIN
+  readelf -d "$lib" | grep -q 'Library runpath: \[\$ORIGIN\]' || { readelf -d "$lib" | grep -E 'RPATH|RUNPATH|NEEDED'; return 1; }
+  readelf -d "$lib" | grep -q 'NEEDED.*\[libopus\.so\.0\]'
+}
+check "libopus: libtrunkline.so needs libopus.so.0 and looks beside itself first (RUNPATH \$ORIGIN)" library_runpath
 
 # ---- The call, as JSON lines, and what it must give.
 python3 - "$work/call.jsonl" "$work/expected_rms" <<'PY'
@@ -137,13 +166,15 @@ wheel_contents() {
   grep -qx "Version: $version" <<<"$meta" || { echo "METADATA: $(grep '^Version' <<<"$meta")"; return 1; }
   unzip -p "$wheel" "trunkline-$version.dist-info/WHEEL" | grep -qx 'Root-Is-Purelib: false' || return 1
   unzip -p "$wheel" trunkline/libtrunkline.so | cmp - "$lib" || return 1
+  unzip -p "$wheel" trunkline/libopus.so.0 | cmp - "$opus" || return 1
+  unzip -p "$wheel" trunkline/LICENSE-libopus.txt | cmp - "$opus_license" || return 1
   # Every module of the checkout's package, subpackages included, and the py.typed marker.
   local missing
   missing=$(comm -23 <(cd bindings/python && find trunkline \( -name '*.py' -o -name py.typed \) | sort) \
     <(unzip -Z1 "$wheel" | sort))
   [[ -z $missing ]] || { echo "not in the wheel: $missing"; return 1; }
 }
-check "python: version $version, every module and the library (identical), installed to platlib" wheel_contents
+check "python: version $version, every module, the library and libopus.so.0 beside it (identical) with its license, installed to platlib" wheel_contents
 
 wheel_call() {
   local venv=$work/py-venv
@@ -170,12 +201,16 @@ with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000) as 
         kinds += [e.kind for e in call.events()]
 pcm = array.array("h", audio)
 mid = pcm[400:1200]
+with open("/proc/self/maps") as maps:
+    print(maps.read())
 print(f"events={','.join(kinds)} samples={len(pcm)} rms={math.sqrt(sum(x * x for x in mid) / len(mid)):.0f}")
 PY
   ) || return 1
-  check_call "$out"
+  check_call "$out" || return 1
+  local package=("$venv"/lib/python3*/site-packages/trunkline)
+  check_opus_loaded "$out" "${package[0]}"
 }
-check "python: installs into a fresh venv with no cargo on PATH and runs a call" wheel_call
+check "python: installs into a fresh venv with no cargo on PATH and runs a call on the packaged library and libopus" wheel_call
 
 # ============================================================================ Node
 echo "== npm packages (at $((SECONDS - stage_start)) s)"
@@ -211,11 +246,13 @@ npm_manifests() {
     assert.equal(platform.name, "trunkline-linux-x64-gnu");
     assert.equal(platform.version, version);
     assert.deepEqual([platform.os, platform.cpu, platform.libc], [["linux"], ["x64"], ["glibc"]]);
-    assert.deepEqual(list(platformTgz), ["package/README.md", "package/libtrunkline.so", "package/package.json"]);
+    assert.deepEqual(list(platformTgz), ["package/LICENSE-libopus.txt", "package/README.md", "package/libopus.so.0", "package/libtrunkline.so", "package/package.json"]);
   ' "$main_tgz" "$platform_tgz" || return 1
-  tar -xzOf "$platform_tgz" package/libtrunkline.so | cmp - "$lib"
+  tar -xzOf "$platform_tgz" package/libtrunkline.so | cmp - "$lib" || return 1
+  tar -xzOf "$platform_tgz" package/libopus.so.0 | cmp - "$opus" || return 1
+  tar -xzOf "$platform_tgz" package/LICENSE-libopus.txt | cmp - "$opus_license"
 }
-check "node: versions $version; main: JS, index.d.ts, koffi, optional platform package; platform: the library alone (identical), os/cpu/libc" \
+check "node: versions $version; main: JS, index.d.ts, koffi, optional platform package; platform: the library and libopus.so.0 (identical) with its license, os/cpu/libc" \
   npm_manifests
 
 # koffi comes from bindings/node/node_modules (npm ci from its lockfile), packed as tarballs: with
@@ -239,7 +276,7 @@ npm_install() {
   echo '{ "name": "trunkline-install-check", "version": "1.0.0", "private": true }' >"$npm_project/package.json"
   (cd "$npm_project" && npm install --offline --cache "$work/npm-cache" --no-audit --no-fund --loglevel=error \
     "$main_tgz" "$platform_tgz" "$deps"/*.tgz) || return 1
-  [[ -f $npm_project/node_modules/trunkline-linux-x64-gnu/libtrunkline.so ]]
+  [[ -f $npm_project/node_modules/trunkline-linux-x64-gnu/libtrunkline.so && -f $npm_project/node_modules/trunkline-linux-x64-gnu/libopus.so.0 ]]
 }
 check "node: both tarballs install offline into an empty project (koffi from bindings/node/node_modules)" npm_install
 
@@ -268,12 +305,14 @@ const buf = Buffer.concat(chunks);
 const pcm = new Int16Array(buf.buffer, buf.byteOffset, buf.length / 2);
 let sum = 0;
 for (let i = 400; i < 1200; i++) sum += pcm[i] * pcm[i];
+console.log(fs.readFileSync('/proc/self/maps', 'utf8'));
 console.log(`events=${kinds.join(',')} samples=${pcm.length} rms=${Math.round(Math.sqrt(sum / 800))}`);
 JS
   ) || return 1
-  check_call "$out"
+  check_call "$out" || return 1
+  check_opus_loaded "$out" "$npm_project/node_modules/trunkline-linux-x64-gnu"
 }
-check "node: require('trunkline') runs a call on the platform package's library" node_call
+check "node: require('trunkline') runs a call on the platform package's library and libopus" node_call
 
 node_override() {
   local copy=$work/override/libtrunkline.so
@@ -334,18 +373,22 @@ meta = ET.parse(nuspecs[0]).getroot().find("n:metadata", ns)
 assert meta.findtext("n:id", namespaces=ns) == "Trunkline"
 assert meta.findtext("n:version", namespaces=ns) == version, meta.findtext("n:version", namespaces=ns)
 files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-assert files == ["Trunkline.nuspec", "[Content_Types].xml", "_rels/.rels", "lib/net45/Trunkline.dll",
-                 "lib/net45/Trunkline.xml", "runtimes/linux-x64/native/libtrunkline.so"], files
+assert files == ["LICENSE-libopus.txt", "Trunkline.nuspec", "[Content_Types].xml", "_rels/.rels",
+                 "lib/net45/Trunkline.dll", "lib/net45/Trunkline.xml", "runtimes/linux-x64/native/libopus.so.0",
+                 "runtimes/linux-x64/native/libtrunkline.so"], files
 assert (root / "lib/net45/Trunkline.dll").read_bytes()[:2] == b"MZ"
 # The SDK project packs the same layout, at the same version (it is XML MSBuild must parse).
 proj = ET.parse(csproj).getroot()
 assert proj.findtext("PropertyGroup/Version") == version, proj.findtext("PropertyGroup/Version")
 packed = [n.get("PackagePath") for n in proj.iter("None") if n.get("Pack") == "true"]
-assert packed == ["runtimes/linux-x64/native/libtrunkline.so"], packed
+assert packed == ["runtimes/linux-x64/native/libtrunkline.so", "runtimes/linux-x64/native/libopus.so.0",
+                  "LICENSE-libopus.txt"], packed
 PY
-  cmp "$nupkg_dir/runtimes/linux-x64/native/libtrunkline.so" "$lib"
+  cmp "$nupkg_dir/runtimes/linux-x64/native/libtrunkline.so" "$lib" &&
+    cmp "$nupkg_dir/runtimes/linux-x64/native/libopus.so.0" "$opus" &&
+    cmp "$nupkg_dir/LICENSE-libopus.txt" "$opus_license"
 }
-check "dotnet: nuspec Trunkline $version; lib/net45/Trunkline.dll; runtimes/linux-x64/native/libtrunkline.so (identical); csproj packs the same" \
+check "dotnet: nuspec Trunkline $version; lib/net45/Trunkline.dll; runtimes/linux-x64/native/ libtrunkline.so and libopus.so.0 (identical), its license; csproj packs the same" \
   nupkg_contents
 
 dotnet_call() {
@@ -377,6 +420,7 @@ static class PackageCheck
         double sum = 0;
         for (int i = 400; i < 1200 && i < pcm.Count; i++) sum += (double)pcm[i] * pcm[i];
         if (Library.Version != args[1]) { Console.WriteLine("library version " + Library.Version); return 1; }
+        Console.WriteLine(File.ReadAllText("/proc/self/maps"));
         Console.WriteLine("events=" + string.Join(",", kinds) + " samples=" + pcm.Count + " rms=" + Math.Round(Math.Sqrt(sum / 800)));
         return 0;
     }
@@ -388,9 +432,10 @@ CS
   # The packaged library only: the loader finds it through the package's runtimes folder.
   out=$(LD_LIBRARY_PATH=$nupkg_dir/runtimes/linux-x64/native mono "$nupkg_dir/lib/net45/PackageCheck.exe" \
     "$work/call.jsonl" "$version") || { echo "$out"; return 1; }
-  check_call "$out"
+  check_call "$out" || return 1
+  check_opus_loaded "$out" "$nupkg_dir/runtimes/linux-x64/native"
 }
-check "dotnet: a program built against the packaged assembly runs a call on the packaged library (mono)" dotnet_call
+check "dotnet: a program built against the packaged assembly runs a call on the packaged library and libopus (mono)" dotnet_call
 
 # ============================================================================ C
 echo "== C: install to a prefix, pkg-config (at $((SECONDS - stage_start)) s)"
@@ -406,6 +451,10 @@ c_install() {
   local got
   got=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --modversion trunkline) || return 1
   [[ $got == "$version" ]] || { echo "pkg-config --modversion: $got, want $version"; return 1; }
+  # The system's libopus, through its own .pc: a static link gets its flags.
+  grep -qx 'Requires.private: opus' "$prefix/lib/pkgconfig/trunkline.pc" || { echo "trunkline.pc does not require opus"; return 1; }
+  PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --static --libs trunkline | grep -qw -- -lopus ||
+    { echo "pkg-config --static --libs trunkline has no -lopus"; return 1; }
 }
 check "c: install_c.sh installs the header, both libraries and trunkline.pc (version $version)" c_install
 

@@ -16,6 +16,7 @@ export declare const RESULT: Readonly<{
   TOO_MANY_SESSIONS: 9;
   IO: 10;
   TIMEOUT: 11;
+  BAD_AUDIO: 12;
 }>;
 
 export type ResultName = keyof typeof RESULT;
@@ -306,6 +307,20 @@ export declare class Session {
    * samples taken (keep the rest, retry later). Throws TrunklineError FULL if nothing fit.
    */
   play(pcm: Int16Array | Uint8Array, rate: number): number;
+  /**
+   * Queues encoded agent audio, decoded on this thread and played as play() plays PCM: an Ogg
+   * Opus stream in chunks of any size (codec 'ogg_opus', the default), or one raw Opus packet per
+   * call (codec 'opus', `rate` its stream's encoding rate, default 48000). Returns the bytes taken
+   * (keep the rest, retry later). Throws TrunklineError FULL if nothing was taken, BAD_AUDIO for
+   * corrupt or unsupported input (the stream is dropped; the next bytes start a new one).
+   */
+  playEncoded(data: Uint8Array, options?: { codec?: 'ogg_opus' | 'opus'; rate?: number }): number;
+  /**
+   * The encoded input is over: plays what playEncoded() still holds; the next bytes start a new
+   * stream. Throws TrunklineError FULL while audio waits for room (call again), BAD_AUDIO if the
+   * stream was cut mid-page.
+   */
+  endEncoded(): void;
   /** Places a mark after the audio played so far (mark_played or mark_cleared follows). */
   mark(name: string): void;
   /** The carrier's connection closed: the stream ends as with a stop message (for carriers that

@@ -119,6 +119,11 @@ function defaultSessionConfig() {
 /** agentFormat names → trunkline_agent_format (with the names speech services use). */
 const AGENT_FORMATS = { pcm: 0, ulaw: 1, mulaw: 1, g711_ulaw: 1, pcmu: 1, alaw: 2, g711_alaw: 2, pcma: 2 };
 
+/** trunkline_agent_format → the name Session.agentFormat gives. */
+const AGENT_FORMAT_NAMES = ['pcm', 'ulaw', 'alaw'];
+/** playEncoded() codec names → TRUNKLINE_CODEC_*. */
+const CODECS = { ogg_opus: DEFINES.TRUNKLINE_CODEC_OGG_OPUS, opus: DEFINES.TRUNKLINE_CODEC_OPUS };
+
 function agentFormat(name) {
   const value = AGENT_FORMATS[name.toLowerCase()];
   if (value === undefined) throw new TypeError(`trunkline: unknown agentFormat ${JSON.stringify(name)}: 'pcm', 'ulaw' or 'alaw'`);
@@ -316,9 +321,7 @@ class Engine {
     const config = applySessionOptions(defaultSessionConfig(), options);
     const out = [null];
     check(fns.trunkline_session_open(this._handle(), config, out), 'session');
-    const session = new Session(this, out[0], config.agent_rate);
-    session.agentFormat = ['pcm', 'ulaw', 'alaw'][config.agent_format] ?? 'pcm';
-    return session;
+    return new Session(this, out[0], config.agent_rate);
   }
 
   /**
@@ -479,15 +482,18 @@ class Session {
   #event = { struct_size: EVENT_SIZE }; // the library keeps struct_size: set once
   #segmentTag = Buffer.alloc(DEFINES.TRUNKLINE_SEGMENT_TAG_CAPACITY); // any tag fits
   #closeListeners = new Set();
+  #agentFormat;
 
   constructor(engine, ptr, agentRate) {
     this.#engine = engine; // keeps the engine alive as long as the session
     this.#ptr = ptr;
     /** Rate (Hz) of the caller audio readAudio() returns. */
     this.agentRate = agentRate;
-    /** The agent's audio format: 'pcm', or 'ulaw' / 'alaw' (readAudio() and play() then carry 8 kHz G.711 bytes). */
-    this.agentFormat = 'pcm';
     sessionFinalizer.register(this, ptr, this);
+    // As the session's config set it: a server's for accepted calls.
+    const format = [0];
+    check(fns.trunkline_session_agent_format(ptr, format), 'agentFormat');
+    this.#agentFormat = AGENT_FORMAT_NAMES[format[0]] ?? 'pcm';
   }
 
   #h() {
@@ -497,6 +503,11 @@ class Session {
 
   get closed() {
     return this.#closed;
+  }
+
+  /** The agent's audio format: 'pcm', or 'ulaw' / 'alaw' (readAudio() and play() then carry 8 kHz G.711 bytes). */
+  get agentFormat() {
+    return this.#agentFormat;
   }
 
   /**
@@ -590,6 +601,32 @@ class Session {
     const taken = [0];
     check(fns.trunkline_session_play(this.#h(), samples, samples.length, uint(rate, 'rate'), taken), 'play');
     return Number(taken[0]);
+  }
+
+  /**
+   * Queues encoded agent audio (a Buffer/Uint8Array), decoded on this thread and then played as
+   * play() plays PCM. `codec` 'ogg_opus' (the default): an Ogg Opus stream in chunks of any size
+   * as it arrives; 'opus': one raw Opus packet per call from a stream encoded at `rate` Hz
+   * (default 48000). Returns the bytes taken: keep the rest and retry later. Throws TrunklineError
+   * FULL if nothing was taken, BAD_AUDIO for corrupt or unsupported input (the stream is dropped;
+   * the next bytes start a new one).
+   */
+  playEncoded(data, { codec = 'ogg_opus', rate = 48000 } = {}) {
+    if (!(data instanceof Uint8Array)) throw new TypeError('trunkline: playEncoded() takes a Buffer or Uint8Array');
+    const value = CODECS[codec];
+    if (value === undefined) throw new TypeError(`trunkline: unknown codec ${JSON.stringify(codec)}: 'ogg_opus' or 'opus'`);
+    const taken = [0];
+    check(fns.trunkline_session_play_encoded(this.#h(), value, data, data.length, uint(rate, 'rate'), taken), 'playEncoded');
+    return Number(taken[0]);
+  }
+
+  /**
+   * The encoded input is over (a reply's stream ended): plays what playEncoded() still holds and
+   * starts the next bytes as a new stream. Throws TrunklineError FULL while decoded audio waits
+   * for room (call again), BAD_AUDIO if the stream was cut mid-page.
+   */
+  endEncoded() {
+    check(fns.trunkline_session_end_encoded(this.#h()), 'endEncoded');
   }
 
   /** Places a mark after the audio played so far (a mark_played or mark_cleared event follows). */

@@ -3,7 +3,9 @@
 `pip install ./bindings/python` runs this: it builds the library with cargo, so it needs cargo on
 the machine. To package a library built beforehand instead (scripts/package_python.sh does, with
 a library built for an old glibc), set TRUNKLINE_PREBUILT_LIB to its path: cargo is then not run.
-Set TRUNKLINE_LIB at run time to use another build of the library than the packaged one.
+TRUNKLINE_BUNDLE_DIR names a directory whose files go beside the library (scripts/package_python.sh
+puts libopus.so.0 and its license there). Set TRUNKLINE_LIB at run time to use another build of
+the library than the packaged one.
 
 The wheel is tagged py3-none-PLATFORM: the binding is pure Python over ctypes, so it runs on any
 Python 3, but the library it carries is for one platform. PLATFORM is the build machine's
@@ -59,6 +61,12 @@ class BuildWithCargo(build_py):
         dest = Path(self.build_lib) / "trunkline"
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library, dest / "libtrunkline.so")
+        # What the packages ship beside the library (libopus.so.0 and its license, found through
+        # the library's RUNPATH $ORIGIN: scripts/package_opus.sh).
+        bundle = os.environ.get("TRUNKLINE_BUNDLE_DIR")
+        if bundle:
+            for f in sorted(Path(bundle).iterdir()):
+                shutil.copy2(f, dest / f.name)
 
 
 class BinaryDistribution(Distribution):

@@ -48,6 +48,9 @@ namespace Trunkline
         Io = 10,
         /// <summary>A wait timed out.</summary>
         Timeout = 11,
+        /// <summary>Encoded audio (Session.PlayEncoded) is corrupt, truncated or not supported: the
+        /// stream was dropped and counted (encoded_audio_errors); the next bytes start a new one.</summary>
+        BadAudio = 12,
     }
 
     /// <summary>Whether a WebSocket message is text or binary (<c>trunkline_message_kind</c>).</summary>
@@ -87,6 +90,8 @@ namespace Trunkline
         Stopped = 10,
         /// <summary>A message was dropped: ErrorCode, and Name is the offending field if any.</summary>
         ProtocolError = 11,
+        /// <summary>The caller's turn seems over (end of speech at StreamMs).</summary>
+        EndOfTurn = 12,
     }
 
     /// <summary>The agent's audio format (<c>trunkline_agent_format</c>; SessionOptions.AgentFormat
@@ -100,6 +105,15 @@ namespace Trunkline
         Mulaw = 1,
         /// <summary>G.711 A-law at 8 kHz, a byte per sample.</summary>
         Alaw = 2,
+    }
+
+    /// <summary>What Session.PlayEncoded is given (the header's <c>TRUNKLINE_CODEC_*</c>).</summary>
+    public enum EncodedCodec : uint
+    {
+        /// <summary>An Ogg Opus stream, in chunks of any size as it arrives (the rate is ignored).</summary>
+        OggOpus = 0,
+        /// <summary>One raw Opus packet per call, from a stream encoded at the given rate.</summary>
+        Opus = 1,
     }
 
     /// <summary>How the carrier encodes its audio, from its <c>start</c> message
@@ -447,6 +461,15 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_play_bytes(SessionHandle session, byte* data, nuint len, uint rate, out nuint out_taken);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_play_encoded(SessionHandle session, uint codec, byte* data, nuint len, uint rate, out nuint out_taken);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_end_encoded(SessionHandle session);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_agent_format(SessionHandle session, out AgentFormat @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_mark(SessionHandle session, byte* name);

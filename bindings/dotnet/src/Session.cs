@@ -43,6 +43,18 @@ namespace Trunkline
         /// <summary>The native handle (for advanced interop).</summary>
         public SessionHandle Handle { get { return handle; } }
 
+        /// <summary>The agent's audio format, as the session's options set it (a server's for an
+        /// accepted call): what ReadAudioBytes returns and PlayBytes takes.</summary>
+        public AgentFormat AgentFormat
+        {
+            get
+            {
+                AgentFormat format;
+                Native.Check(Native.trunkline_session_agent_format(H(), out format), "trunkline_session_agent_format");
+                return format;
+            }
+        }
+
         SessionHandle H()
         {
             if (handle.IsClosed) throw new ObjectDisposedException("Session");
@@ -168,6 +180,45 @@ namespace Trunkline
             if (r == ResultCode.Full) return 0;
             Native.Check(r, "trunkline_session_play_bytes");
             return Native.I(taken);
+        }
+
+        /// <summary>Queues encoded agent audio, decoded on the calling thread and then played as
+        /// Play plays PCM: an Ogg Opus stream in chunks of any size as it arrives
+        /// (<see cref="EncodedCodec.OggOpus"/>, <paramref name="rate"/> ignored) or one raw Opus packet
+        /// per call (<see cref="EncodedCodec.Opus"/>, <paramref name="rate"/> its stream's encoding
+        /// rate). Returns the bytes taken (0 when the play queue is full): keep the rest and retry
+        /// later. Throws TrunklineException with Code BadAudio for corrupt, truncated or unsupported
+        /// input (the stream is dropped; the next bytes start a new one).</summary>
+        public int PlayEncoded(byte[] data, EncodedCodec codec = EncodedCodec.OggOpus, int rate = 48000)
+        {
+            if (data == null) throw new ArgumentNullException("data");
+            return PlayEncoded(new ReadOnlySpan<byte>(data), codec, rate);
+        }
+
+        /// <summary>PlayEncoded from a span (a slice of a receive buffer, without a copy).</summary>
+        public int PlayEncoded(ReadOnlySpan<byte> data, EncodedCodec codec = EncodedCodec.OggOpus, int rate = 48000)
+        {
+            if (rate <= 0) throw new ArgumentOutOfRangeException("rate");
+            nuint taken;
+            ResultCode r;
+            // Pinned through its first element (what `fixed` on a span does, in a form C# 7.0 takes).
+            fixed (byte* p = &System.Runtime.InteropServices.MemoryMarshal.GetReference(data))
+                r = Native.trunkline_session_play_encoded(H(), (uint)codec, data.Length == 0 ? null : p, Native.N(data.Length), (uint)rate, out taken);
+            if (r == ResultCode.Full) return 0;
+            Native.Check(r, "trunkline_session_play_encoded");
+            return Native.I(taken);
+        }
+
+        /// <summary>The encoded input is over (a reply's stream ended): plays what PlayEncoded still
+        /// holds; the next bytes start a new stream. Returns false while decoded audio waits for room
+        /// in the play queue (call again later). Throws TrunklineException with Code BadAudio if the
+        /// stream was cut mid-page.</summary>
+        public bool EndEncoded()
+        {
+            var r = Native.trunkline_session_end_encoded(H());
+            if (r == ResultCode.Full) return false;
+            Native.Check(r, "trunkline_session_end_encoded");
+            return true;
         }
 
         /// <summary>Queues agent audio (mono s16 at <paramref name="rate"/> Hz: 8000, 16000, 22050,

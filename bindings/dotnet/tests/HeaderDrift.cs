@@ -521,6 +521,13 @@ namespace Trunkline.Tests
             var tagCapacity = (int)Lib.GetType("Trunkline.NativeEvent", true).GetField("SegmentTagCapacity", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic).GetValue(null);
             if (!header.Defines.ContainsKey("TRUNKLINE_SEGMENT_TAG_CAPACITY") || ck.EvalLength("TRUNKLINE_SEGMENT_TAG_CAPACITY") != tagCapacity)
                 ck.Errors.Add("TRUNKLINE_SEGMENT_TAG_CAPACITY vs NativeEvent.SegmentTagCapacity " + tagCapacity);
+            var codec = Lib.GetType("Trunkline.EncodedCodec", true);
+            foreach (var c in new[] { new[] { "TRUNKLINE_CODEC_OGG_OPUS", "OggOpus" }, new[] { "TRUNKLINE_CODEC_OPUS", "Opus" } })
+            {
+                var value = (uint)Enum.Parse(codec, c[1]);
+                if (!header.Defines.ContainsKey(c[0]) || ck.EvalLength(c[0]) != value)
+                    ck.Errors.Add(c[0] + " vs EncodedCodec." + c[1] + " " + value);
+            }
             return ck;
         }
 
@@ -540,7 +547,7 @@ namespace Trunkline.Tests
             Assert.Equal(prototypes, header.Functions.Count, "prototypes parsed");
             Assert.True(header.Functions.Count >= 28, "at least the 28 functions of the first ABI, got " + header.Functions.Count);
             Assert.True(header.Structs.ContainsKey("trunkline_session_config") && header.Structs["trunkline_session_config"].Count >= 20, "session config fields");
-            Assert.Equal(12, header.Enums["trunkline_result"].Count, "trunkline_result values");
+            Assert.Equal(13, header.Enums["trunkline_result"].Count, "trunkline_result values");
             var server = header.Structs["trunkline_server_config"];
             Assert.Equal("const char*", server.First(f => f.Name == "bind").Type.ToString(), "trunkline_server_config.bind");
             Assert.Equal("const trunkline_session_config*", server.First(f => f.Name == "session").Type.ToString(), "trunkline_server_config.session");

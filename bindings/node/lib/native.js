@@ -47,6 +47,7 @@ const trunkline_result = koffi.enumeration('trunkline_result', {
   TRUNKLINE_RESULT_TOO_MANY_SESSIONS: 9,
   TRUNKLINE_RESULT_IO: 10,
   TRUNKLINE_RESULT_TIMEOUT: 11,
+  TRUNKLINE_RESULT_BAD_AUDIO: 12,
 });
 
 const trunkline_message_kind = koffi.enumeration('trunkline_message_kind', {
@@ -66,6 +67,7 @@ const trunkline_event_kind = koffi.enumeration('trunkline_event_kind', {
   TRUNKLINE_EVENT_KIND_DTMF: 9,
   TRUNKLINE_EVENT_KIND_STOPPED: 10,
   TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR: 11,
+  TRUNKLINE_EVENT_KIND_END_OF_TURN: 12,
 });
 
 const trunkline_protocol_error = koffi.enumeration('trunkline_protocol_error', {
@@ -115,6 +117,8 @@ const DEFINES = {
   TRUNKLINE_METRICS_PROMETHEUS: 0,
   TRUNKLINE_METRICS_OPENMETRICS: 1,
   TRUNKLINE_SEGMENT_TAG_CAPACITY: 64,
+  TRUNKLINE_CODEC_OGG_OPUS: 0,
+  TRUNKLINE_CODEC_OPUS: 1,
 };
 
 // ---- Types.
@@ -278,6 +282,9 @@ const PROTOTYPES = [
   'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
   'trunkline_result trunkline_session_read_audio_bytes(trunkline_session *session, uint8_t *out, size_t capacity, _Out_ size_t *out_len)',
   'trunkline_result trunkline_session_play_bytes(trunkline_session *session, const uint8_t *data, size_t len, uint32_t rate, _Out_ size_t *out_taken)',
+  'trunkline_result trunkline_session_play_encoded(trunkline_session *session, uint32_t codec, const uint8_t *data, size_t len, uint32_t rate, _Out_ size_t *out_taken)',
+  'trunkline_result trunkline_session_end_encoded(trunkline_session *session)',
+  'trunkline_result trunkline_session_agent_format(trunkline_session *session, _Out_ trunkline_agent_format *out)',
   'trunkline_result trunkline_session_mark(trunkline_session *session, const char *name)',
   'trunkline_result trunkline_session_interrupt(trunkline_session *session)',
   'trunkline_result trunkline_session_begin_segment(trunkline_session *session, const char *tag)',

@@ -37,6 +37,7 @@ EVENT_KINDS = {
     9: "dtmf",
     10: "stopped",
     11: "protocol_error",
+    12: "end_of_turn",
 }
 # trunkline_start_field: the strings of the `start` message, by meaning.
 START_FIELDS = {"call_id": 0, "stream_id": 1, "account_id": 2}
@@ -44,6 +45,9 @@ START_FIELDS = {"call_id": 0, "stream_id": 1, "account_id": 2}
 ENCODINGS = {0: "mulaw", 1: "alaw", 2: "l16"}
 # trunkline_agent_format: the agent's audio format, by name (with the names speech services use).
 AGENT_FORMATS = {"pcm": 0, "ulaw": 1, "mulaw": 1, "g711_ulaw": 1, "pcmu": 1, "alaw": 2, "g711_alaw": 2, "pcma": 2}
+# The codecs of play_encoded (TRUNKLINE_CODEC_*), by name.
+CODECS = {"ogg_opus": 0, "opus": 1}
+_FORMAT_NAMES = {0: "pcm", 1: "ulaw", 2: "alaw"}
 _TEXT, _BINARY = 0, 1
 _EMPTY, _BUFFER_TOO_SMALL = int(Result.EMPTY), int(Result.BUFFER_TOO_SMALL)
 
@@ -307,7 +311,6 @@ class Engine(OwnedHandle):
         handle = c_void_p()
         check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
         session = Session(self, handle.value, agent_rate)
-        session.agent_format = {0: "pcm", 1: "ulaw", 2: "alaw"}.get(config.agent_format, "pcm")
         return session
 
     # asyncio: one reader per loop on the wakeup fd, fanning out to the sessions waiting on it.
@@ -361,7 +364,10 @@ class Session(OwnedHandle):
         self._handle: Optional[int] = handle
         self._ptr: Optional[c_void_p] = c_void_p(handle)  # the handle as the per-frame calls pass it
         self.agent_rate = agent_rate
-        self.agent_format = "pcm"  # set by Engine.session: "pcm", "ulaw" or "alaw"
+        # "pcm", "ulaw" or "alaw", as the session's config set it (a server's for accepted calls).
+        fmt = c_uint32()
+        check(lib.trunkline_session_agent_format(handle, byref(fmt)), "agent_format")
+        self.agent_format = _FORMAT_NAMES.get(fmt.value, "pcm")
         self._scratch = [_Scratch()]
         self._count = lib.trunkline_session_stats_count()
         self._stat_names = [lib.trunkline_session_stats_name(i).decode() for i in range(self._count)]
@@ -502,6 +508,28 @@ class Session(OwnedHandle):
             return s.count.value
         finally:
             pool.append(s)
+
+    def play_encoded(self, data: Union[bytes, bytearray, memoryview], codec: str = "ogg_opus", rate: int = 48000) -> int:
+        """Queues encoded agent audio, decoded here (on the calling thread) and then played as
+        `play` plays PCM. codec "ogg_opus": an Ogg Opus stream in chunks of any size as it arrives
+        (`rate` ignored); "opus": one raw Opus packet per call from a stream encoded at `rate` Hz.
+        Returns the bytes taken: keep the rest and retry later. Raises TrunklineError(FULL) if
+        nothing was taken, TrunklineError(BAD_AUDIO) for corrupt or unsupported input (the stream
+        is dropped; the next bytes start a new one)."""
+        try:
+            c = CODECS[codec]
+        except KeyError:
+            raise ValueError(f"unknown codec {codec!r}: one of 'ogg_opus', 'opus'") from None
+        data = bytes(data)
+        taken = c_size_t()
+        check(lib.trunkline_session_play_encoded(self._h(), c, data, len(data), rate, byref(taken)), "play_encoded")
+        return taken.value
+
+    def end_encoded(self) -> None:
+        """The encoded input is over (a reply's stream ended): plays what play_encoded still
+        holds and starts the next bytes as a new stream. Raises TrunklineError(FULL) while decoded
+        audio waits for room (call again), TrunklineError(BAD_AUDIO) if the stream was cut."""
+        check(lib.trunkline_session_end_encoded(self._h()), "end_encoded")
 
     def mark(self, name: str) -> None:
         """Places a mark after the audio played so far (mark_played / mark_cleared follows)."""

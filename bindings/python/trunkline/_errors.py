@@ -22,6 +22,7 @@ class Result(enum.IntEnum):
     TOO_MANY_SESSIONS = 9
     IO = 10
     TIMEOUT = 11
+    BAD_AUDIO = 12
 
 
 class TrunklineError(Exception):

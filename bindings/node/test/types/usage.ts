@@ -28,6 +28,9 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   const pcm: Buffer = session.readAudio();
   let taken: number = session.play(new Int16Array(160), 24000);
   taken += session.play(pcm, 16000);
+  taken += session.playEncoded(Buffer.alloc(0), { codec: 'ogg_opus' });
+  taken += session.playEncoded(new Uint8Array(3), { codec: 'opus', rate: 16000 });
+  session.endEncoded();
   session.beginSegment('reply-1');
   session.mark('reply-1');
   const queued: number = session.queuedMs;
