@@ -45,7 +45,7 @@ async def serve(arm: str, realtime_url: str) -> None:
         bridge = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(bridge)
         ready = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(bridge.main("127.0.0.1:0", realtime_url, "bench-key", ready=ready))
+        task = asyncio.create_task(bridge.main("127.0.0.1:0", realtime_url, "bench-key", ready=ready, pcm=True))
         port = await asyncio.wait_for(ready, 30)
     else:
         import uvicorn

@@ -5,7 +5,7 @@
 // Trunkline's offload server is the carrier's Media Streams endpoint (Twilio by default; any other
 // Trunkline dialect with --dialect). For each call the bridge opens a Realtime WebSocket and:
 //
-// - sends the caller's audio as `input_audio_buffer.append` (16-bit PCM at 24 kHz, base64);
+// - sends the caller's audio as `input_audio_buffer.append` (base64);
 // - plays the model's audio deltas (`response.output_audio.delta`, or the beta name
 //   `response.audio.delta`) through `session.play()`, which paces them to the carrier. Each
 //   response item's audio is a segment of its own (`session.beginSegment(itemId)`), so when the
@@ -26,11 +26,19 @@
 //   talking makes the bridge call `session.interrupt()`, and the `interrupted` event that follows
 //   is handled as above. Trunkline's own barge-in is off then.
 //
-// Audio is 16-bit PCM at 24 kHz both ways (`audio/pcm`); Trunkline converts to and from the
-// carrier's G.711 (see AUDIO below).
+// Audio is 8 kHz G.711 µ-law both ways by default (`audio/pcmu`, the beta API's `g711_ulaw`),
+// passed through: the session's agentFormat 'ulaw' makes readAudio() return the carrier's µ-law
+// bytes exactly as they arrived, which go to the model base64-encoded as they are, and the model's
+// delta bytes go to play(data, 8000) as they are, out in the carrier's frames untouched. The bridge
+// decodes, encodes and resamples nothing, and neither does Trunkline on a µ-law carrier (Twilio,
+// and the other carriers' µ-law streams); on another codec Trunkline converts at the edge. With
+// --pcm, audio is 16-bit PCM at 24 kHz both ways (`audio/pcm`) and Trunkline converts to and from
+// the carrier's codec. Barge-in, segments, truncation and the dropping of stale deltas work the
+// same in both; only the truncate's ceiling counts at the format's rate (a µ-law byte is 1/8 ms).
+// See AUDIO below.
 //
 //     OPENAI_API_KEY=... node examples/node/openai_realtime_bridge.js --bind 0.0.0.0:8080 \
-//         [--path /media] [--auth-token TOKEN] [--dialect twilio] [--server-vad] [--url WSS_URL]
+//         [--path /media] [--auth-token TOKEN] [--dialect twilio] [--server-vad] [--pcm] [--url WSS_URL]
 //
 // --url (alias --realtime-url, else $OPENAI_REALTIME_URL) points at another Realtime endpoint.
 // The carrier's stream URL is then wss://your-host/media (e.g. a Twilio
@@ -52,25 +60,22 @@ const TRUNKLINE_DRAIN_GRACE_S = Number(process.env.TRUNKLINE_DRAIN_GRACE_S || 30
 const AUDIO_DELTAS = new Set(['response.output_audio.delta', 'response.audio.delta']);
 
 // ---- Audio format on the Realtime side -------------------------------------------------------
-// 16-bit PCM at 24 kHz both ways: the session's caller tap and play() run at this rate, and
-// Trunkline transcodes to and from the carrier's G.711.
-//
-// A µ-law pass-through (`--g711`: `audio/pcmu` both ways, the carrier's bytes to the model and
-// the model's straight to the carrier, without decoding) belongs here. It is not available yet:
-// play() takes only 16-bit PCM.
+// The session's agent format and rate (its caller tap and play() run at them), the Realtime API's
+// name for it, and the bytes per sample (the truncate's ceiling counts samples at `rate`).
+/** The Realtime API's PCM rate, both ways (with --pcm). */
+const RATE = 24000;
 const AUDIO = {
-  rate: 24000,
-  format: { type: 'audio/pcm', rate: 24000 },
-  /** Bytes of model audio -> samples (the truncate's ceiling counts samples at `rate`). */
-  samples: (bytes) => bytes.length >> 1,
+  // 8 kHz µ-law, a byte per sample, passed through untouched (the default).
+  ulaw: { agentFormat: 'ulaw', rate: 8000, width: 1, format: { type: 'audio/pcmu' } },
+  // 16-bit PCM at 24 kHz, which Trunkline converts to and from the carrier's codec.
+  pcm: { agentFormat: 'pcm', rate: RATE, width: 2, format: { type: 'audio/pcm', rate: RATE } },
 };
-const RATE = AUDIO.rate;
 
 /**
- * The Realtime session: PCM at 24 kHz both ways; the server's VAD ends turns and starts
- * responses, but never cancels one by itself (the bridge does, see the top of the file).
+ * The Realtime session: `audio` both ways; the server's VAD ends turns and starts responses, but
+ * never cancels one by itself (the bridge does, see the top of the file).
  */
-function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTIONS) {
+function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTIONS, audio = AUDIO.ulaw) {
   return {
     type: 'session.update',
     session: {
@@ -78,10 +83,10 @@ function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTION
       instructions,
       audio: {
         input: {
-          format: AUDIO.format,
+          format: audio.format,
           turn_detection: { type: 'server_vad', create_response: true, interrupt_response: false },
         },
-        output: { format: AUDIO.format, voice },
+        output: { format: audio.format, voice },
       },
     },
   };
@@ -89,13 +94,14 @@ function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTION
 
 /** One call: the Trunkline session on one side, the Realtime WebSocket on the other. */
 class Bridge {
-  constructor(call, realtime, serverVad, log) {
+  constructor(call, realtime, serverVad, log, audio = AUDIO.ulaw) {
     this.call = call;
     this.realtime = realtime;
     this.serverVad = serverVad;
     this.log = log;
+    this.audio = audio;
     this.responseId = null; // the response in progress (response.created .. done)
-    // Model audio not yet taken by the engine, in order: { itemId, pcm }. play() takes what fits
+    // Model audio not yet taken by the engine, in order: { itemId, data }. play() takes what fits
     // now; the rest waits for the session's next wakeup.
     this.pending = [];
     this.begun = new Set(); // items whose segment has begun
@@ -136,8 +142,8 @@ class Bridge {
   }
 
   sendCallerAudio() {
-    const pcm = this.call.readAudio();
-    if (pcm.length) this.send({ type: 'input_audio_buffer.append', audio: pcm.toString('base64') });
+    const audio = this.call.readAudio(); // µ-law: the carrier's bytes as they came
+    if (audio.length) this.send({ type: 'input_audio_buffer.append', audio: audio.toString('base64') });
   }
 
   /** Hands the engine as much model audio as it takes now, each item in its own segment. */
@@ -150,13 +156,13 @@ class Bridge {
           this.call.beginSegment(head.itemId);
           this.begun.add(head.itemId);
         }
-        taken = this.call.play(head.pcm, RATE);
+        taken = this.call.play(head.data, this.audio.rate) * this.audio.width;
       } catch (e) {
         if (!(e instanceof TrunklineError) || e.code !== RESULT.FULL) throw e;
         return; // nothing fits now: the rest goes on the next wakeup
       }
-      if (taken * 2 < head.pcm.length) {
-        head.pcm = head.pcm.subarray(taken * 2);
+      if (taken < head.data.length) {
+        head.data = head.data.subarray(taken);
         return;
       }
       this.pending.shift();
@@ -193,7 +199,7 @@ class Bridge {
   truncate(itemId, heardMs) {
     this.cutItems.add(itemId);
     // The model refuses a truncate past the audio it sent for the item.
-    const ceiling = Math.floor(((this.received.get(itemId) ?? 0) * 1000) / RATE);
+    const ceiling = Math.floor(((this.received.get(itemId) ?? 0) * 1000) / this.audio.rate);
     this.send({
       type: 'conversation.item.truncate',
       item_id: itemId,
@@ -228,11 +234,11 @@ class Bridge {
     const itemId = event.item_id;
     // In flight when the caller cut the response off: never play it.
     if (this.cutItems.has(itemId) || this.cutResponses.has(event.response_id)) return;
-    const pcm = Buffer.from(event.delta, 'base64');
-    this.received.set(itemId, (this.received.get(itemId) ?? 0) + AUDIO.samples(pcm));
+    const data = Buffer.from(event.delta, 'base64'); // µ-law: played as it is
+    this.received.set(itemId, (this.received.get(itemId) ?? 0) + Math.floor(data.length / this.audio.width));
     const last = this.pending[this.pending.length - 1];
-    if (last && last.itemId === itemId) last.pcm = Buffer.concat([last.pcm, pcm]);
-    else this.pending.push({ itemId, pcm });
+    if (last && last.itemId === itemId) last.data = Buffer.concat([last.data, data]);
+    else this.pending.push({ itemId, data });
     this.feed();
   }
 
@@ -254,7 +260,7 @@ function connectRealtime(url, apiKey) {
 }
 
 /** Bridges one call until either side ends it; the session is closed at the end. */
-async function bridgeCall(call, { url, apiKey, serverVad, voice, instructions, log }) {
+async function bridgeCall(call, { url, apiKey, serverVad, audio, voice, instructions, log }) {
   let realtime;
   try {
     realtime = await connectRealtime(url, apiKey);
@@ -264,7 +270,7 @@ async function bridgeCall(call, { url, apiKey, serverVad, voice, instructions, l
     call.close();
     return;
   }
-  const bridge = new Bridge(call, realtime, serverVad, log);
+  const bridge = new Bridge(call, realtime, serverVad, log, audio);
   let modelEnded = false;
   let failure = null;
   // Either side ending ends the call: the carrier's stop, or the model's socket closing (which
@@ -288,7 +294,7 @@ async function bridgeCall(call, { url, apiKey, serverVad, voice, instructions, l
       endCall();
     }
   });
-  bridge.send(sessionUpdate(voice, instructions));
+  bridge.send(sessionUpdate(voice, instructions, audio));
   try {
     await bridge.fromCarrier();
   } catch (e) {
@@ -302,7 +308,8 @@ async function bridgeCall(call, { url, apiKey, serverVad, voice, instructions, l
 }
 
 /**
- * Starts the bridge: an engine and its offload server, each call bridged as it arrives. Resolves
+ * Starts the bridge: an engine and its offload server, each call bridged as it arrives (µ-law
+ * passed through, or with `pcm` PCM at 24 kHz). Resolves
  * to { port, drain(graceMs) } once listening; drain() takes no new calls, lets the live ones go on
  * for up to graceMs, frees everything and resolves to whether every call ended within the grace.
  */
@@ -314,10 +321,12 @@ async function startBridge({
   authToken = null,
   dialect = 'twilio',
   serverVad = false,
+  pcm = false,
   voice = DEFAULT_VOICE,
   instructions = DEFAULT_INSTRUCTIONS,
   log = console.log,
 } = {}) {
+  const audio = pcm ? AUDIO.pcm : AUDIO.ulaw;
   const engine = new Engine();
   let server;
   try {
@@ -326,7 +335,8 @@ async function startBridge({
       path,
       authToken,
       session: {
-        agentRate: RATE,
+        agentFormat: audio.agentFormat,
+        agentRate: audio.rate,
         dialect,
         bargeInEnabled: !serverVad,
         agentRingMs: 2000, // room for the caller's audio should the loop fall behind
@@ -336,12 +346,12 @@ async function startBridge({
     engine.close();
     throw e;
   }
-  log(`listening on ${bind.slice(0, bind.lastIndexOf(':'))}:${server.port}${path ?? ''} (${dialect})`);
+  log(`listening on ${bind.slice(0, bind.lastIndexOf(':'))}:${server.port}${path ?? ''} (${dialect}, ${audio.format.type})`);
   const calls = new Set();
   // The calls loop goes on while draining: a call whose stream had started just before is taken.
   const accepting = (async () => {
     for await (const call of server.calls()) {
-      const ended = bridgeCall(call, { url, apiKey, serverVad, voice, instructions, log })
+      const ended = bridgeCall(call, { url, apiKey, serverVad, audio, voice, instructions, log })
         .catch((e) => log(`call failed: ${e.stack || e}`))
         .finally(() => calls.delete(ended));
       calls.add(ended);
@@ -365,12 +375,12 @@ async function startBridge({
   return { port: server.port, drain };
 }
 
-module.exports = { startBridge, Bridge, sessionUpdate, RATE, AUDIO_DELTAS, DEFAULT_URL };
+module.exports = { startBridge, Bridge, sessionUpdate, RATE, AUDIO, AUDIO_DELTAS, DEFAULT_URL };
 
 if (require.main === module) {
   const usage =
     'usage: OPENAI_API_KEY=... node openai_realtime_bridge.js [--bind ADDR:PORT] [--path PATH] ' +
-    '[--auth-token TOKEN] [--dialect NAME] [--url WSS_URL] [--server-vad] [--drain-grace SECONDS]';
+    '[--auth-token TOKEN] [--dialect NAME] [--url WSS_URL] [--server-vad] [--pcm] [--drain-grace SECONDS]';
   let values;
   try {
     ({ values } = parseArgs({
@@ -382,6 +392,7 @@ if (require.main === module) {
         url: { type: 'string' }, // the Realtime WebSocket URL
         'realtime-url': { type: 'string' },
         'server-vad': { type: 'boolean', default: false }, // the model's speech_started interrupts
+        pcm: { type: 'boolean', default: false }, // PCM at 24 kHz instead of µ-law passed through
         'drain-grace': { type: 'string', default: String(TRUNKLINE_DRAIN_GRACE_S) },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -409,6 +420,7 @@ if (require.main === module) {
     authToken: values['auth-token'] ?? null,
     dialect: values.dialect,
     serverVad: values['server-vad'],
+    pcm: values.pcm,
     log: stamp,
   }).then(
     (bridge) => {

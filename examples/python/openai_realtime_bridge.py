@@ -3,7 +3,7 @@
 Trunkline's offload server is the carrier's Media Streams endpoint (Twilio by default; any other
 Trunkline dialect with `--dialect`). For each call the bridge opens a Realtime WebSocket and:
 
-- sends the caller's audio as `input_audio_buffer.append` (16-bit PCM at 24 kHz, base64);
+- sends the caller's audio as `input_audio_buffer.append` (base64);
 - plays the model's audio deltas (`response.output_audio.delta`, or the beta name
   `response.audio.delta`) through `session.play()`, which paces them to the carrier. Each response
   item's audio is a segment of its own (`session.begin_segment(item_id)`), so when the caller
@@ -24,12 +24,18 @@ Who decides that the caller interrupts:
   talking makes the bridge call `session.interrupt()`, and the `interrupted` event that follows is
   handled as above. Trunkline's own barge-in is off then.
 
-Audio is 16-bit PCM at 24 kHz both ways (`audio/pcm`); Trunkline converts to and from the
-carrier's G.711. A µ-law pass-through (`audio/pcmu` straight to the carrier, without decoding) is
-not available yet.
+Audio is 8 kHz G.711 µ-law both ways by default (`audio/pcmu`, the beta API's `g711_ulaw`), passed
+through: the session's `agent_format="ulaw"` makes `read_audio()` return the carrier's µ-law bytes
+exactly as they arrived, which go to the model base64-encoded as they are, and the model's delta
+bytes go to `play(data, 8000)` as they are, out in the carrier's frames untouched. The bridge
+decodes, encodes and resamples nothing, and neither does Trunkline on a µ-law carrier (Twilio,
+and the other carriers' µ-law streams); on another codec Trunkline converts at the edge. With
+`--pcm`, audio is 16-bit PCM at 24 kHz both ways (`audio/pcm`) and Trunkline converts to and from
+the carrier's codec. Barge-in, segments, truncation and the dropping of stale deltas work the
+same in both; only the truncate's ceiling counts at the format's rate (a µ-law byte is 1/8 ms).
 
     OPENAI_API_KEY=... python examples/python/openai_realtime_bridge.py --bind 0.0.0.0:8080 \
-        [--path /media] [--auth-token TOKEN] [--dialect twilio] [--server-vad] [--url WSS_URL]
+        [--path /media] [--auth-token TOKEN] [--dialect twilio] [--server-vad] [--pcm] [--url WSS_URL]
 
 The carrier's stream URL is then `wss://your-host/media` (e.g. a Twilio
 `<Connect><Stream url="wss://your-host/media"/>`). The offload server also answers `GET /healthz`,
@@ -47,13 +53,14 @@ import json
 import logging
 import os
 import signal
+from typing import NamedTuple
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 import trunkline
 
-RATE = 24000  # the Realtime API's PCM rate, both ways
+RATE = 24000  # the Realtime API's PCM rate, both ways (with --pcm)
 DEFAULT_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 DEFAULT_VOICE = "alloy"
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant on a phone call. Keep your answers short."
@@ -63,8 +70,22 @@ AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 log = logging.getLogger("openai_realtime_bridge")
 
 
-def session_update(voice: str, instructions: str) -> dict:
-    """The Realtime session: PCM at 24 kHz both ways; the server's VAD ends turns and starts
+class AudioFormat(NamedTuple):
+    """The audio both ways: the session's agent format and rate, the Realtime API's name for it."""
+
+    agent_format: str
+    rate: int
+    width: int  # bytes per sample
+    realtime: dict
+
+
+# µ-law passed through untouched (the default), or PCM at 24 kHz that Trunkline converts.
+ULAW = AudioFormat("ulaw", 8000, 1, {"type": "audio/pcmu"})
+PCM = AudioFormat("pcm", RATE, 2, {"type": "audio/pcm", "rate": RATE})
+
+
+def session_update(voice: str, instructions: str, audio: AudioFormat = ULAW) -> dict:
+    """The Realtime session: `audio` both ways; the server's VAD ends turns and starts
     responses, but never cancels one by itself (the bridge does, see the module's docstring)."""
     return {
         "type": "session.update",
@@ -73,10 +94,10 @@ def session_update(voice: str, instructions: str) -> dict:
             "instructions": instructions,
             "audio": {
                 "input": {
-                    "format": {"type": "audio/pcm", "rate": RATE},
+                    "format": audio.realtime,
                     "turn_detection": {"type": "server_vad", "create_response": True, "interrupt_response": False},
                 },
-                "output": {"format": {"type": "audio/pcm", "rate": RATE}, "voice": voice},
+                "output": {"format": audio.realtime, "voice": voice},
             },
         },
     }
@@ -85,12 +106,14 @@ def session_update(voice: str, instructions: str) -> dict:
 class Bridge:
     """One call: the Trunkline session on one side, the Realtime WebSocket on the other."""
 
-    def __init__(self, call: trunkline.Session, realtime: ClientConnection, server_vad: bool) -> None:
+    def __init__(self, call: trunkline.Session, realtime: ClientConnection, server_vad: bool,
+                 audio: AudioFormat = ULAW) -> None:
         self.call = call
         self.realtime = realtime
         self.server_vad = server_vad
+        self.audio = audio
         self.response_id: str | None = None  # the response in progress (response.created .. done)
-        # Model audio not yet taken by the engine, in order: [item_id, pcm]. play() takes what
+        # Model audio not yet taken by the engine, in order: [item_id, bytes]. play() takes what
         # fits now; the rest waits for the session's next wakeup.
         self.pending: list[list] = []
         self.begun: set[str] = set()  # items whose segment has begun
@@ -122,25 +145,25 @@ class Bridge:
                     return
 
     async def send_caller_audio(self) -> None:
-        pcm = self.call.read_audio()
-        if pcm:
-            await self.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+        audio = self.call.read_audio()  # µ-law: the carrier's bytes as they came
+        if audio:
+            await self.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()})
 
     def feed(self) -> None:
         """Hands the engine as much model audio as it takes now, each item in its own segment."""
         while self.pending:
-            item_id, pcm = self.pending[0]
+            item_id, audio = self.pending[0]
             try:
                 if item_id not in self.begun:
                     self.call.begin_segment(item_id)
                     self.begun.add(item_id)
-                taken = self.call.play(pcm, RATE)
+                taken = self.call.play(audio, self.audio.rate) * self.audio.width
             except trunkline.TrunklineError as e:
                 if e.code != trunkline.Result.FULL:
                     raise
                 return  # nothing fits now: the rest goes on the next wakeup
-            if taken * 2 < len(pcm):
-                self.pending[0][1] = pcm[taken * 2 :]
+            if taken < len(audio):
+                self.pending[0][1] = audio[taken:]
                 return
             self.pending.pop(0)
 
@@ -172,7 +195,7 @@ class Bridge:
     async def truncate(self, item_id: str, heard_ms: int) -> None:
         self.cut_items.add(item_id)
         # The model refuses a truncate past the audio it sent for the item.
-        ceiling = self.received.get(item_id, 0) * 1000 // RATE
+        ceiling = self.received.get(item_id, 0) * 1000 // self.audio.rate
         await self.send({
             "type": "conversation.item.truncate",
             "item_id": item_id,
@@ -206,12 +229,12 @@ class Bridge:
         item_id = event["item_id"]
         if item_id in self.cut_items or event.get("response_id") in self.cut_responses:
             return  # in flight when the caller cut the response off: never play it
-        pcm = base64.b64decode(event["delta"])
-        self.received[item_id] = self.received.get(item_id, 0) + len(pcm) // 2
+        audio = base64.b64decode(event["delta"])  # µ-law: played as it is
+        self.received[item_id] = self.received.get(item_id, 0) + len(audio) // self.audio.width
         if self.pending and self.pending[-1][0] == item_id:
-            self.pending[-1][1] += pcm
+            self.pending[-1][1] += audio
         else:
-            self.pending.append([item_id, pcm])
+            self.pending.append([item_id, audio])
         self.feed()
 
     def agent_talking(self) -> bool:
@@ -219,7 +242,8 @@ class Bridge:
 
 
 async def bridge_call(call: trunkline.Session, url: str, api_key: str, server_vad: bool,
-                      voice: str = DEFAULT_VOICE, instructions: str = DEFAULT_INSTRUCTIONS) -> None:
+                      voice: str = DEFAULT_VOICE, instructions: str = DEFAULT_INSTRUCTIONS,
+                      audio: AudioFormat = ULAW) -> None:
     with call:
         try:
             realtime = await connect(url, additional_headers={"Authorization": f"Bearer {api_key}"}, max_size=None)
@@ -228,8 +252,8 @@ async def bridge_call(call: trunkline.Session, url: str, api_key: str, server_va
             log.error("cannot reach the Realtime API at %s: %s", url, e)
             return
         async with realtime:
-            await realtime.send(json.dumps(session_update(voice, instructions)))
-            bridge = Bridge(call, realtime, server_vad)
+            await realtime.send(json.dumps(session_update(voice, instructions, audio)))
+            bridge = Bridge(call, realtime, server_vad, audio)
             model = asyncio.create_task(bridge.from_model())
             carrier = asyncio.create_task(bridge.from_carrier())
             # Either side ending ends the call: the carrier's stop, or the model's socket closing.
@@ -252,15 +276,18 @@ async def main(
     auth_token: str | None = None,
     dialect: str = "twilio",
     server_vad: bool = False,
+    pcm: bool = False,
     ready: asyncio.Future | None = None,
     stop: asyncio.Event | None = None,
     drain_grace: float = TRUNKLINE_DRAIN_GRACE_S,
 ) -> bool:
     """Bridges calls until `stop` is set (forever without one), then drains them for up to
     `drain_grace` seconds. `ready` gets the port once listening. Returns whether every call ended
-    within the grace."""
+    within the grace. `pcm`: PCM at 24 kHz instead of the µ-law pass-through."""
+    audio = PCM if pcm else ULAW
     session = {
-        "agent_rate": RATE,
+        "agent_format": audio.agent_format,
+        "agent_rate": audio.rate,
         "dialect": dialect,
         "barge_in_enabled": not server_vad,
         "agent_ring_ms": 2000,  # room for the caller's audio should the loop fall behind
@@ -268,13 +295,14 @@ async def main(
     with trunkline.Engine() as engine, trunkline.Server(
         engine, bind=bind, path=path, auth_token=auth_token, session=session
     ) as server:
-        log.info("listening on %s%s (%s)", bind.rsplit(":", 1)[0] + f":{server.port}", path or "", dialect)
+        log.info("listening on %s%s (%s, %s)", bind.rsplit(":", 1)[0] + f":{server.port}", path or "", dialect,
+                 audio.realtime["type"])
         if ready is not None:
             ready.set_result(server.port)
         calls: set[asyncio.Task] = set()
 
         def take(call: trunkline.Session) -> None:
-            task = asyncio.create_task(bridge_call(call, url, api_key, server_vad))
+            task = asyncio.create_task(bridge_call(call, url, api_key, server_vad, audio=audio))
             calls.add(task)
             task.add_done_callback(calls.discard)
 
@@ -303,7 +331,7 @@ async def serve_until_sigterm(args: argparse.Namespace, api_key: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await main(args.bind, args.url, api_key, path=args.path, auth_token=args.auth_token, dialect=args.dialect,
-               server_vad=args.server_vad, stop=stop, drain_grace=args.drain_grace)
+               server_vad=args.server_vad, pcm=args.pcm, stop=stop, drain_grace=args.drain_grace)
 
 
 if __name__ == "__main__":
@@ -315,6 +343,8 @@ if __name__ == "__main__":
     parser.add_argument("--url", default=DEFAULT_URL, help="the Realtime WebSocket URL")
     parser.add_argument("--server-vad", action="store_true",
                         help="interrupt on the model's speech_started instead of Trunkline's barge-in")
+    parser.add_argument("--pcm", action="store_true",
+                        help="16-bit PCM at 24 kHz to and from the model instead of µ-law passed through")
     parser.add_argument("--drain-grace", type=float, default=TRUNKLINE_DRAIN_GRACE_S, metavar="SECONDS",
                         help="on SIGTERM, how long live calls may go on (default: $TRUNKLINE_DRAIN_GRACE_S or 30)")
     args = parser.parse_args()

@@ -10,8 +10,10 @@ already in flight would arrive: the bridge must not play them.
 
 The caller asks a question, then talks over the first reply and over the second one. Both
 interruptions must truncate their own item at what callsim (the carrier) says the caller heard;
-the third reply must play whole. Once with Trunkline deciding the barge-in, once with the
-server's VAD deciding (and the beta name of the audio delta)."""
+the third reply must play whole. Once in the default µ-law pass-through with Trunkline deciding the
+barge-in, where the caller's bytes must reach the model unchanged; once with `pcm` (24 kHz) and the
+server's VAD deciding (and the beta name of the audio delta). A short call from a raw Twilio
+carrier checks the other direction: the model's µ-law bytes reach the carrier unchanged."""
 
 import asyncio
 import base64
@@ -23,14 +25,16 @@ import struct
 
 import pytest
 
+import twilio_messages as twilio
 from twilio_messages import REPO, callsim_binary, speech
 
 websockets = pytest.importorskip("websockets")
+from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-RATE = 24000
-BLOCK = RATE // 50  # the fake VAD's 20 ms blocks
+RATE = 24000  # PCM's, with pcm=True
+ULAW_RATE = 8000
 # The caller's script (stream ms): the fixture's first utterance as the question, then two of its
 # later utterances placed to land about 1.3 s into the first and the second reply.
 UTTERANCES = [(1000, (1000, 3421)), (5300, (4421, 5435)), (8300, (8634, 9816))]
@@ -40,6 +44,27 @@ CHUNK_MS = 100  # one audio delta
 STREAM_SPEEDUP = 2  # the fake sends its replies this much faster than real time
 STALE_DELTAS = 2  # deltas of a cut item the fake sends after the cancel
 TOLERANCE_MS = 40
+# The caller's file fills the gaps between utterances with µ-law's other zero (0x7F): a decode and
+# encode on the way would turn it into 0xFF, so only a pass-through delivers it as sent.
+NEGATIVE_ZERO = 0x7F
+
+
+def ulaw_to_linear(code: int) -> int:
+    """G.711 µ-law decoding, for the fake's VAD."""
+    code = ~code & 0xFF
+    magnitude = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
+    return 0x84 - magnitude if code & 0x80 else magnitude - 0x84
+
+
+def linear_to_ulaw(sample: int) -> int:
+    """G.711 µ-law encoding, for the fake's replies."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(magnitude.bit_length() - 8, 0)
+    return ~(sign | exponent << 4 | (magnitude >> (exponent + 3)) & 0x0F) & 0xFF
+
+
+ULAW_TO_LINEAR = [ulaw_to_linear(c) for c in range(256)]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +77,7 @@ def caller_audio(tmp_path_factory):
     """The caller's audio (8 kHz µ-law, digital silence between the utterances) and its labels,
     which callsim reads beside it."""
     audio, _ = speech()
-    out = bytearray(b"\xff" * (CALLER_MS * 8))
+    out = bytearray(bytes([NEGATIVE_ZERO]) * (CALLER_MS * 8))
     labels = []
     for at, (start, end) in UTTERANCES:
         piece = audio[start * 8 : end * 8]
@@ -71,18 +96,25 @@ def load_bridge():
     return module
 
 
-def tone(ms: int, freq: float) -> bytes:
-    n = RATE * ms // 1000
-    return struct.pack(f"<{n}h", *(int(6000 * math.sin(2 * math.pi * freq * i / RATE)) for i in range(n)))
+def tone(ms: int, freq: float, ulaw: bool) -> bytes:
+    """`ms` of a sine at `freq`: µ-law at 8 kHz, or s16le at 24 kHz."""
+    rate = ULAW_RATE if ulaw else RATE
+    samples = [int(6000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(rate * ms // 1000)]
+    return bytes(map(linear_to_ulaw, samples)) if ulaw else struct.pack(f"<{len(samples)}h", *samples)
 
 
 class FakeRealtime:
-    """One Realtime connection's worth of the model (see the module docstring)."""
+    """One Realtime connection's worth of the model (see the module docstring), speaking µ-law at
+    8 kHz or PCM at 24 kHz. `reply`, if given, is every reply's audio."""
 
-    def __init__(self, delta_name: str) -> None:
+    def __init__(self, delta_name: str, ulaw: bool, reply: bytes | None = None) -> None:
         self.delta_name = delta_name
+        self.ulaw = ulaw
+        self.rate = ULAW_RATE if ulaw else RATE
+        self.width = 1 if ulaw else 2  # bytes per sample
+        self.reply = reply
         self.session_updates: list = []
-        self.audio = bytearray()  # every appended byte, s16le at 24 kHz
+        self.audio = bytearray()  # every appended byte, decoded from base64 only
         self.onsets_ms: list = []  # where the VAD heard the caller start, in appended audio
         self.cancels = 0
         self.truncates: list = []  # (item_id, audio_end_ms, ms of audio sent for the item then)
@@ -137,11 +169,14 @@ class FakeRealtime:
 
     async def vad(self) -> None:
         """Speech: 3 blocks of 20 ms above the threshold; its end: 500 ms below."""
-        while self.scanned + BLOCK * 2 <= len(self.audio):
-            block = struct.unpack(f"<{BLOCK}h", self.audio[self.scanned : self.scanned + BLOCK * 2])
-            self.scanned += BLOCK * 2
-            loud = math.sqrt(sum(x * x for x in block) / BLOCK) > 600
-            at_ms = self.scanned // 2 * 1000 // RATE
+        block_samples = self.rate // 50
+        size = block_samples * self.width
+        while self.scanned + size <= len(self.audio):
+            raw = self.audio[self.scanned : self.scanned + size]
+            block = [ULAW_TO_LINEAR[c] for c in raw] if self.ulaw else struct.unpack(f"<{block_samples}h", raw)
+            self.scanned += size
+            loud = math.sqrt(sum(x * x for x in block) / block_samples) > 600
+            at_ms = self.scanned // self.width * 1000 // self.rate
             if not self.speaking:
                 self.voiced = self.voiced + 1 if loud else 0
                 if self.voiced == 3:
@@ -164,10 +199,10 @@ class FakeRealtime:
         await self.send({"type": "response.created", "response": {"id": response, "status": "in_progress"}})
         await self.send({"type": "response.output_item.added", "response_id": response,
                          "item": {"id": item, "type": "message", "role": "assistant"}})
-        pcm = tone(REPLIES_MS[n], 300 + 100 * n)
-        chunk = RATE * CHUNK_MS // 1000 * 2
+        audio = self.reply if self.reply is not None else tone(REPLIES_MS[n], 300 + 100 * n, self.ulaw)
+        chunk = self.rate * CHUNK_MS // 1000 * self.width
         status, stale = "completed", None
-        for i in range(0, len(pcm), chunk):
+        for i in range(0, len(audio), chunk):
             if self.cancelled.is_set():
                 stale = STALE_DELTAS if stale is None else stale
                 if stale == 0:
@@ -175,21 +210,21 @@ class FakeRealtime:
                     break
                 stale -= 1
                 self.stale_sent += 1
-            piece = pcm[i : i + chunk]
+            piece = audio[i : i + chunk]
             await self.send({"type": self.delta_name, "response_id": response, "item_id": item, "output_index": 0,
                              "content_index": 0, "delta": base64.b64encode(piece).decode()})
-            self.sent_ms[item] += len(piece) // 2 * 1000 // RATE
+            self.sent_ms[item] += len(piece) // self.width * 1000 // self.rate
             await asyncio.sleep(CHUNK_MS / 1000 / STREAM_SPEEDUP)
         await self.send({"type": "response.done", "response": {"id": response, "status": status}})
 
 
-async def run_call(bridge, callsim, caller_audio, server_vad, delta_name):
-    fake = FakeRealtime(delta_name)
+async def run_call(bridge, callsim, caller_audio, server_vad, delta_name, pcm):
+    fake = FakeRealtime(delta_name, ulaw=not pcm)
     async with serve(fake.handle, "127.0.0.1", 0) as realtime:
         url = f"ws://127.0.0.1:{realtime.sockets[0].getsockname()[1]}/v1/realtime?model=test"
         ready = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
-        server = asyncio.create_task(bridge.main("127.0.0.1:0", url, "test-key", server_vad=server_vad,
+        server = asyncio.create_task(bridge.main("127.0.0.1:0", url, "test-key", server_vad=server_vad, pcm=pcm,
                                                  ready=ready, stop=stop, drain_grace=2))
         port = await asyncio.wait_for(ready, 10)
         proc = await asyncio.create_subprocess_exec(
@@ -207,26 +242,39 @@ async def run_call(bridge, callsim, caller_audio, server_vad, delta_name):
 
 
 @pytest.mark.parametrize(
-    "server_vad, delta_name",
-    [(False, "response.output_audio.delta"), (True, "response.audio.delta")],
-    ids=["trunkline-barge-in", "server-vad"],
+    "pcm, server_vad, delta_name",
+    [(False, False, "response.output_audio.delta"), (True, True, "response.audio.delta")],
+    ids=["ulaw-trunkline-barge-in", "pcm-server-vad"],
 )
-def test_bridge_truncates_each_reply_at_what_the_caller_heard(callsim, caller_audio, server_vad, delta_name):
+def test_bridge_truncates_each_reply_at_what_the_caller_heard(callsim, caller_audio, pcm, server_vad, delta_name):
     bridge = load_bridge()
-    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, server_vad, delta_name))
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, server_vad, delta_name, pcm))
     text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
 
-    # The session asked for PCM at 24 kHz both ways, the server's VAD not cancelling by itself.
+    # The session asked for the mode's format both ways (µ-law by its GA name), the server's VAD
+    # not cancelling by itself.
     (session,) = fake.session_updates
-    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": RATE}
-    assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": RATE}
+    expected = {"type": "audio/pcm", "rate": RATE} if pcm else {"type": "audio/pcmu"}
+    assert session["audio"]["input"]["format"] == expected
+    assert session["audio"]["output"]["format"] == expected
     assert session["audio"]["input"]["turn_detection"]["interrupt_response"] is False
 
-    # The caller's audio reached the model whole and in time: as many samples as callsim sent
-    # (at 24 kHz; a frame of slack for the resampler and the hang-up), its utterances where
-    # callsim put them.
-    sent_samples = metrics["frames_sent"] * 160 * RATE // 8000
-    assert abs(len(fake.audio) // 2 - sent_samples) <= RATE // 50, (len(fake.audio) // 2, sent_samples)
+    sent_bytes = metrics["frames_sent"] * 160  # µ-law, a byte per sample at 8 kHz
+    if pcm:
+        # The caller's audio reached the model whole: as many samples as callsim sent (at 24 kHz;
+        # a frame of slack for the resampler and the hang-up).
+        sent_samples = sent_bytes * RATE // ULAW_RATE
+        assert abs(len(fake.audio) // 2 - sent_samples) <= RATE // 50, (len(fake.audio) // 2, sent_samples)
+    else:
+        # Passed through: the model got callsim's bytes unchanged, the file's (its 0x7F zeros
+        # included) and then the digital silence (0xFF) callsim sends while waiting, up to a
+        # frame short at the hang-up.
+        caller = caller_audio.read_bytes()
+        sent = caller + b"\xff" * (sent_bytes - len(caller))
+        assert sent_bytes - 160 <= len(fake.audio) <= sent_bytes, (len(fake.audio), sent_bytes)
+        assert bytes(fake.audio[: len(caller)]) == caller
+        assert bytes(fake.audio) == sent[: len(fake.audio)]
+    # The utterances where callsim put them.
     assert len(fake.onsets_ms) == len(UTTERANCES), fake.onsets_ms
     for onset, (at, _) in zip(fake.onsets_ms, UTTERANCES):
         assert abs(onset - at) <= 60, fake.onsets_ms
@@ -254,3 +302,54 @@ def test_bridge_truncates_each_reply_at_what_the_caller_heard(callsim, caller_au
     assert len(starts) == 3, text
     (last,) = [float(m.group(1)) for _, what in timeline if (m := re.match(r"bot reply ends \((\d+) ms played\)", what))]
     assert abs(last - REPLIES_MS[2]) <= 20, text
+
+
+async def raw_carrier_call(bridge, reply: bytes) -> tuple[FakeRealtime, bytes]:
+    """A Twilio carrier of the test's own: it says the fixture's first utterance, then sends
+    digital silence, keeping the payloads of the bot's media until `reply`'s length has come."""
+    fake = FakeRealtime("response.output_audio.delta", ulaw=True, reply=reply)
+    audio, labels = speech()
+    start, end = labels[0]
+    caller = audio[start * 8 : end * 8] + b"\xff" * (len(audio) - (end - start) * 8)
+    received = bytearray()
+    async with serve(fake.handle, "127.0.0.1", 0) as realtime:
+        url = f"ws://127.0.0.1:{realtime.sockets[0].getsockname()[1]}/v1/realtime?model=test"
+        ready = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        server = asyncio.create_task(bridge.main("127.0.0.1:0", url, "test-key", ready=ready, stop=stop, drain_grace=2))
+        port = await asyncio.wait_for(ready, 10)
+        async with connect(f"ws://127.0.0.1:{port}/media") as ws:
+
+            async def listen() -> None:
+                async for message in ws:
+                    event = json.loads(message)
+                    if event["event"] == "media":
+                        received.extend(base64.b64decode(event["media"]["payload"]))
+
+            listener = asyncio.create_task(listen())
+            await ws.send(twilio.connected())
+            await ws.send(twilio.start())
+            seq = 3
+            for chunk, i in enumerate(range(0, len(caller), 160), start=1):
+                await ws.send(twilio.media(seq, chunk, i // 8, caller[i : i + 160]))
+                seq += 1
+                await asyncio.sleep(0.02)  # real time, roughly
+                if len(received) >= len(reply):
+                    break
+            await ws.send(twilio.stop(seq))
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await asyncio.wait_for(fake.closed.wait(), 5)
+        stop.set()
+        assert await asyncio.wait_for(server, 10)
+    return fake, bytes(received)
+
+
+def test_bridge_plays_the_models_ulaw_bytes_unchanged():
+    # Every µ-law code, 0x7F (which a decode and encode would turn into 0xFF) among them.
+    reply = bytes(range(256)) * 32  # 1024 ms
+    fake, received = asyncio.run(raw_carrier_call(load_bridge(), reply))
+    assert fake.errors == [] and fake.items == ["item_1"], fake.errors
+    assert len(received) >= len(reply), len(received)
+    # The carrier got the model's bytes as sent (the last frame padded, if at all, after them).
+    assert received[: len(reply)] == reply

@@ -11,8 +11,11 @@
 //
 // The caller asks a question, then talks over the first reply and over the second one. Both
 // interruptions must truncate their own item at what callsim (the carrier) says the caller heard;
-// the third reply must play whole. Once with Trunkline deciding the barge-in, once with the
-// server's VAD deciding (and the beta name of the audio delta). Then SIGTERM drains the bridge.
+// the third reply must play whole. Once in the default µ-law pass-through with Trunkline deciding
+// the barge-in, where the caller's bytes must reach the model unchanged; once with --pcm (24 kHz)
+// and the server's VAD deciding (and the beta name of the audio delta). Then SIGTERM drains the
+// bridge. A short call from a raw Twilio carrier checks the other direction: the model's µ-law
+// bytes reach the carrier unchanged.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -20,15 +23,15 @@ const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { WebSocketServer } = require('ws');
+const { WebSocket, WebSocketServer } = require('ws');
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const BRIDGE = path.resolve(__dirname, '..', 'openai_realtime_bridge.js');
 const FIXTURES = path.join(REPO, 'engine', 'tests', 'fixtures');
 const CALLSIM = path.join(REPO, 'target', 'release', 'callsim');
 
-const RATE = 24000;
-const BLOCK = RATE / 50; // the fake VAD's 20 ms blocks
+const RATE = 24000; // PCM's, with --pcm
+const ULAW_RATE = 8000;
 // The caller's script (stream ms): the fixture's first utterance as the question, then two of its
 // later utterances placed to land about 1.3 s into the first and the second reply.
 const UTTERANCES = [
@@ -43,6 +46,25 @@ const STREAM_SPEEDUP = 2; // the fake sends its replies this much faster than re
 const STALE_DELTAS = 2; // deltas of a cut item the fake sends after the cancel
 const TOLERANCE_MS = 40;
 const API_KEY = 'test-key';
+// The caller's file fills the gaps between utterances with µ-law's other zero (0x7F): a decode and
+// encode on the way would turn it into 0xFF, so only a pass-through delivers it as sent.
+const NEGATIVE_ZERO = 0x7f;
+
+/** G.711 µ-law decoding, for the fake's VAD. */
+function ulawToLinear(code) {
+  const c = ~code & 0xff;
+  const magnitude = (((c & 0x0f) << 3) + 0x84) << ((c & 0x70) >> 4);
+  return c & 0x80 ? 0x84 - magnitude : magnitude - 0x84;
+}
+const ULAW_TO_LINEAR = Int16Array.from({ length: 256 }, (_, c) => ulawToLinear(c));
+
+/** G.711 µ-law encoding, for the fake's replies. */
+function linearToUlaw(sample) {
+  const sign = sample < 0 ? 0x80 : 0;
+  const magnitude = Math.min(Math.abs(sample), 32635) + 0x84;
+  const exponent = Math.max(31 - Math.clz32(magnitude) - 7, 0);
+  return ~(sign | (exponent << 4) | ((magnitude >> (exponent + 3)) & 0x0f)) & 0xff;
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -61,7 +83,7 @@ if (!fs.existsSync(CALLSIM)) {
  * beside it, where callsim reads them. */
 function callerAudio() {
   const audio = fs.readFileSync(path.join(FIXTURES, 'speech_8k.ulaw'));
-  const out = Buffer.alloc(CALLER_MS * 8, 0xff);
+  const out = Buffer.alloc(CALLER_MS * 8, NEGATIVE_ZERO);
   const labels = [];
   for (const [at, [start, end]] of UTTERANCES) {
     audio.copy(out, at * 8, start * 8, end * 8);
@@ -73,21 +95,31 @@ function callerAudio() {
   return { dir, file: path.join(dir, 'caller.ulaw') };
 }
 
-/** `ms` of a sine at `freq`, s16le at 24 kHz. */
-function tone(ms, freq) {
-  const n = (RATE * ms) / 1000;
-  const pcm = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) pcm.writeInt16LE(Math.trunc(6000 * Math.sin((2 * Math.PI * freq * i) / RATE)), i * 2);
-  return pcm;
+/** `ms` of a sine at `freq`: µ-law at 8 kHz, or s16le at 24 kHz. */
+function tone(ms, freq, ulaw) {
+  const rate = ulaw ? ULAW_RATE : RATE;
+  const n = (rate * ms) / 1000;
+  const out = Buffer.alloc(ulaw ? n : n * 2);
+  for (let i = 0; i < n; i++) {
+    const sample = Math.trunc(6000 * Math.sin((2 * Math.PI * freq * i) / rate));
+    if (ulaw) out[i] = linearToUlaw(sample);
+    else out.writeInt16LE(sample, i * 2);
+  }
+  return out;
 }
 
-/** One Realtime connection's worth of the model (see the top of the file). */
+/** One Realtime connection's worth of the model (see the top of the file), speaking µ-law at
+ * 8 kHz or PCM at 24 kHz. `reply`, if given, is every reply's audio. */
 class FakeRealtime {
-  constructor(deltaName) {
+  constructor(deltaName, ulaw, reply = null) {
     this.deltaName = deltaName;
+    this.ulaw = ulaw;
+    this.reply = reply;
+    this.rate = ulaw ? ULAW_RATE : RATE;
+    this.width = ulaw ? 1 : 2; // bytes per sample
     this.authorization = null;
     this.sessionUpdates = [];
-    this.audio = Buffer.alloc(RATE * 2 * 16); // every appended byte, s16le at 24 kHz, in its first audioBytes
+    this.audio = Buffer.alloc(RATE * 2 * 16); // every appended byte (decoded from base64 only), in its first audioBytes
     this.audioBytes = 0;
     this.onsetsMs = []; // where the VAD heard the caller start, in appended audio
     this.cancels = 0;
@@ -158,12 +190,18 @@ class FakeRealtime {
 
   /** Speech: 3 blocks of 20 ms above the threshold; its end: 500 ms below. */
   vad() {
-    while (this.scanned + BLOCK * 2 <= this.audioBytes) {
+    const block = this.rate / 50;
+    while (this.scanned + block * this.width <= this.audioBytes) {
       let energy = 0;
-      for (let i = 0; i < BLOCK; i++) energy += this.audio.readInt16LE(this.scanned + i * 2) ** 2;
-      this.scanned += BLOCK * 2;
-      const loud = Math.sqrt(energy / BLOCK) > 600;
-      const atMs = Math.floor(((this.scanned / 2) * 1000) / RATE);
+      for (let i = 0; i < block; i++) {
+        const sample = this.ulaw
+          ? ULAW_TO_LINEAR[this.audio[this.scanned + i]]
+          : this.audio.readInt16LE(this.scanned + i * 2);
+        energy += sample ** 2;
+      }
+      this.scanned += block * this.width;
+      const loud = Math.sqrt(energy / block) > 600;
+      const atMs = Math.floor(((this.scanned / this.width) * 1000) / this.rate);
       if (!this.speaking) {
         this.voiced = loud ? this.voiced + 1 : 0;
         if (this.voiced === 3) {
@@ -199,11 +237,11 @@ class FakeRealtime {
       response_id: response,
       item: { id: item, type: 'message', role: 'assistant' },
     });
-    const pcm = tone(REPLIES_MS[n], 300 + 100 * n);
-    const chunk = ((RATE * CHUNK_MS) / 1000) * 2;
+    const audio = this.reply ?? tone(REPLIES_MS[n], 300 + 100 * n, this.ulaw);
+    const chunk = ((this.rate * CHUNK_MS) / 1000) * this.width;
     let status = 'completed';
     let stale = null;
-    for (let i = 0; i < pcm.length; i += chunk) {
+    for (let i = 0; i < audio.length; i += chunk) {
       if (this.cancelled) {
         stale = stale === null ? STALE_DELTAS : stale;
         if (stale === 0) {
@@ -213,7 +251,7 @@ class FakeRealtime {
         stale--;
         this.staleSent++;
       }
-      const piece = pcm.subarray(i, i + chunk);
+      const piece = audio.subarray(i, i + chunk);
       this.send({
         type: this.deltaName,
         response_id: response,
@@ -222,7 +260,7 @@ class FakeRealtime {
         content_index: 0,
         delta: piece.toString('base64'),
       });
-      this.sentMs.set(item, this.sentMs.get(item) + Math.floor(((piece.length / 2) * 1000) / RATE));
+      this.sentMs.set(item, this.sentMs.get(item) + Math.floor(((piece.length / this.width) * 1000) / this.rate));
       await sleep(CHUNK_MS / STREAM_SPEEDUP);
     }
     this.send({ type: 'response.done', response: { id: response, status } });
@@ -248,8 +286,9 @@ function within(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function runCall(t, caller, serverVad, deltaName) {
-  const fake = new FakeRealtime(deltaName);
+/** The fake Realtime server and the bridge (its own process) started for `fake`; resolves to the
+ * bridge's child process record and port. */
+async function startBridge(t, fake, flags) {
   const realtime = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   realtime.on('connection', (ws, req) => fake.handle(ws, req));
   await new Promise((resolve) => realtime.once('listening', resolve));
@@ -262,14 +301,13 @@ async function runCall(t, caller, serverVad, deltaName) {
   );
   const url = `ws://127.0.0.1:${realtime.address().port}/v1/realtime?model=test`;
 
-  const args = [BRIDGE, '--bind', '127.0.0.1:0', '--url', url, '--drain-grace', '2'];
-  if (serverVad) args.push('--server-vad');
+  const args = [BRIDGE, '--bind', '127.0.0.1:0', '--url', url, '--drain-grace', '2', ...flags];
   const bridge = run(process.execPath, args, { env: { ...process.env, OPENAI_API_KEY: API_KEY } });
   t.after(() => bridge.child.kill('SIGKILL'));
   const port = await within(
     new Promise((resolve, reject) => {
       bridge.child.stdout.on('data', () => {
-        const m = /listening on [\d.]+:(\d+)\/media \(twilio\)/.exec(bridge.stdout);
+        const m = /listening on [\d.]+:(\d+)\/media \(twilio, audio\/pcmu?\)/.exec(bridge.stdout);
         if (m) resolve(Number(m[1]));
       });
       bridge.exited.then(() => reject(new Error(`the bridge exited:\n${bridge.stdout}${bridge.stderr}`)));
@@ -277,6 +315,24 @@ async function runCall(t, caller, serverVad, deltaName) {
     10000,
     'the bridge listening',
   );
+  return { bridge, port };
+}
+
+/** SIGTERM: the bridge drains and exits; its logs. */
+async function stopBridge(t, bridge) {
+  bridge.child.kill('SIGTERM');
+  const bridgeCode = await within(bridge.exited, 10000, 'the bridge draining');
+  const logs = bridge.stdout + bridge.stderr;
+  for (const line of logs.trim().split('\n')) t.diagnostic(line);
+  assert.equal(bridgeCode, 0, logs);
+  assert.match(logs, /drained: every call ended/);
+  return logs;
+}
+
+async function runCall(t, caller, serverVad, deltaName, pcm) {
+  const fake = new FakeRealtime(deltaName, !pcm);
+  const flags = [...(serverVad ? ['--server-vad'] : []), ...(pcm ? ['--pcm'] : [])];
+  const { bridge, port } = await startBridge(t, fake, flags);
 
   const callsim = run(CALLSIM, [
     '--url', `ws://127.0.0.1:${port}/media`, '--audio', caller.file,
@@ -285,13 +341,8 @@ async function runCall(t, caller, serverVad, deltaName) {
   t.after(() => callsim.child.kill('SIGKILL'));
   const code = await within(callsim.exited, 30000, 'callsim');
   await within(fake.closed, 5000, 'the bridge hanging up on the model');
-  bridge.child.kill('SIGTERM');
-  const bridgeCode = await within(bridge.exited, 10000, 'the bridge draining');
-  const logs = bridge.stdout + bridge.stderr;
-  for (const line of logs.trim().split('\n')) t.diagnostic(line);
+  const logs = await stopBridge(t, bridge);
   assert.equal(code, 0, callsim.stderr);
-  assert.equal(bridgeCode, 0, logs);
-  assert.match(logs, /drained: every call ended/);
 
   const timeline = [];
   for (const line of callsim.stderr.split('\n')) {
@@ -301,31 +352,45 @@ async function runCall(t, caller, serverVad, deltaName) {
   return { fake, metrics: JSON.parse(callsim.stdout).per_call[0].metrics, timeline, logs };
 }
 
-for (const [name, serverVad, deltaName] of [
-  ['trunkline-barge-in', false, 'response.output_audio.delta'],
-  ['server-vad', true, 'response.audio.delta'],
+for (const [name, pcm, serverVad, deltaName] of [
+  ['ulaw-trunkline-barge-in', false, false, 'response.output_audio.delta'],
+  ['pcm-server-vad', true, true, 'response.audio.delta'],
 ]) {
   test(`the bridge truncates each reply at what the caller heard (${name})`, async (t) => {
     const caller = callerAudio();
     t.after(() => fs.rmSync(caller.dir, { recursive: true, force: true }));
-    const { fake, metrics, timeline, logs } = await runCall(t, caller, serverVad, deltaName);
+    const { fake, metrics, timeline, logs } = await runCall(t, caller, serverVad, deltaName, pcm);
     const text = `${timeline.map(([ms, what]) => `${String(ms).padStart(6)} ms  ${what}`).join('\n')}\n${logs}`;
 
-    // The bridge authenticated with the key, and the session asked for PCM at 24 kHz both ways,
-    // the server's VAD not cancelling by itself.
+    // The bridge authenticated with the key, and the session asked for the mode's format both
+    // ways (µ-law by its GA name), the server's VAD not cancelling by itself.
     assert.equal(fake.authorization, `Bearer ${API_KEY}`);
     assert.equal(fake.sessionUpdates.length, 1);
     const [session] = fake.sessionUpdates;
-    assert.deepEqual(session.audio.input.format, { type: 'audio/pcm', rate: RATE });
-    assert.deepEqual(session.audio.output.format, { type: 'audio/pcm', rate: RATE });
+    const format = pcm ? { type: 'audio/pcm', rate: RATE } : { type: 'audio/pcmu' };
+    assert.deepEqual(session.audio.input.format, format);
+    assert.deepEqual(session.audio.output.format, format);
     assert.equal(session.audio.input.turn_detection.interrupt_response, false);
 
-    // The caller's audio reached the model whole and in time: as many samples as callsim sent
-    // (at 24 kHz; a frame of slack for the resampler and the hang-up), its utterances where
-    // callsim put them.
-    const sentSamples = (metrics.frames_sent * 160 * RATE) / 8000;
-    const gotSamples = fake.audioBytes / 2;
-    assert.ok(Math.abs(gotSamples - sentSamples) <= RATE / 50, `${gotSamples} samples reached the model, ${sentSamples} sent`);
+    const sentBytes = metrics.frames_sent * 160; // µ-law, a byte per sample at 8 kHz
+    if (pcm) {
+      // The caller's audio reached the model whole: as many samples as callsim sent (at 24 kHz;
+      // a frame of slack for the resampler and the hang-up).
+      const sentSamples = (sentBytes * RATE) / ULAW_RATE;
+      const gotSamples = fake.audioBytes / 2;
+      assert.ok(Math.abs(gotSamples - sentSamples) <= RATE / 50, `${gotSamples} samples reached the model, ${sentSamples} sent`);
+    } else {
+      // Passed through: the model got callsim's bytes unchanged, the file's (its 0x7F zeros
+      // included) and then the digital silence (0xFF) callsim sends while waiting, up to a frame
+      // short at the hang-up.
+      const file = fs.readFileSync(caller.file);
+      const sent = Buffer.concat([file, Buffer.alloc(Math.max(sentBytes - file.length, 0), 0xff)]);
+      assert.ok(fake.audioBytes >= sentBytes - 160 && fake.audioBytes <= sentBytes, `${fake.audioBytes} bytes reached the model, ${sentBytes} sent`);
+      const got = fake.audio.subarray(0, fake.audioBytes);
+      assert.ok(got.subarray(0, file.length).equals(file), 'the caller audio reached the model changed');
+      assert.ok(got.equals(sent.subarray(0, fake.audioBytes)), 'the silence after it reached the model changed');
+    }
+    // The utterances where callsim put them.
     assert.equal(fake.onsetsMs.length, UTTERANCES.length, `onsets ${fake.onsetsMs}`);
     fake.onsetsMs.forEach((onset, i) => assert.ok(Math.abs(onset - UTTERANCES[i][0]) <= 60, `onsets ${fake.onsetsMs}`));
 
@@ -364,3 +429,65 @@ for (const [name, serverVad, deltaName] of [
     assert.ok(Math.abs(Number(ends[0][1]) - REPLIES_MS[2]) <= 20, text);
   });
 }
+
+/** A Twilio Media Streams message of the test's own carrier. */
+function twilio(event, body = {}) {
+  return JSON.stringify({ event, streamSid: 'MZ18ad3ab5a668481ce02b83e7395059f0', ...body });
+}
+
+test("the bridge plays the model's µ-law bytes unchanged", async (t) => {
+  // Every µ-law code in turn, 0x7F (which a decode and encode would turn into 0xFF) among them.
+  const reply = Buffer.from(Array.from({ length: 256 * 32 }, (_, i) => i & 0xff)); // 1024 ms
+  const fake = new FakeRealtime('response.output_audio.delta', true, reply);
+  const { bridge, port } = await startBridge(t, fake, []);
+
+  // A carrier of the test's own: the fixture's first utterance, then digital silence, until the
+  // reply's length has come back in the bot's media.
+  const [, [from, to]] = UTTERANCES[0];
+  const speech = fs.readFileSync(path.join(FIXTURES, 'speech_8k.ulaw')).subarray(from * 8, to * 8);
+  const caller = Buffer.concat([speech, Buffer.alloc(8000 * 8, 0xff)]);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/media`);
+  t.after(() => ws.terminate());
+  const received = [];
+  let receivedBytes = 0;
+  ws.on('message', (data) => {
+    const event = JSON.parse(data.toString());
+    if (event.event !== 'media') return;
+    const payload = Buffer.from(event.media.payload, 'base64');
+    received.push(payload);
+    receivedBytes += payload.length;
+  });
+  await within(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 5000, 'the carrier socket');
+  ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+  const callSid = 'CA4c5f6b7a8e9d0c1b2a3f4e5d6c7b8a9f';
+  ws.send(
+    twilio('start', {
+      sequenceNumber: '1',
+      start: {
+        accountSid: 'AC0123456789abcdef0123456789abcdef',
+        streamSid: 'MZ18ad3ab5a668481ce02b83e7395059f0',
+        callSid,
+        tracks: ['inbound'],
+        customParameters: {},
+        mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+      },
+    }),
+  );
+  let seq = 2;
+  for (let i = 0; i < caller.length && receivedBytes < reply.length; i += 160) {
+    const payload = caller.subarray(i, i + 160).toString('base64');
+    ws.send(twilio('media', { sequenceNumber: String(seq++), media: { track: 'inbound', chunk: String(i / 160 + 1), timestamp: String(i / 8), payload } }));
+    await sleep(20); // real time, roughly
+  }
+  ws.send(twilio('stop', { sequenceNumber: String(seq), stop: { accountSid: 'AC0', callSid } }));
+  await within(fake.closed, 5000, 'the bridge hanging up on the model');
+  ws.close();
+  await stopBridge(t, bridge);
+
+  assert.deepEqual(fake.errors, []);
+  assert.deepEqual(fake.items, ['item_1']);
+  const got = Buffer.concat(received);
+  assert.ok(got.length >= reply.length, `${got.length} bytes reached the carrier`);
+  // The carrier got the model's bytes as sent (the last frame padded, if at all, after them).
+  assert.ok(got.subarray(0, reply.length).equals(reply), 'the reply reached the carrier changed');
+});
