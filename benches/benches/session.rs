@@ -11,6 +11,9 @@
 //!   including the host-facing rings: push, read the caller audio, poll events, and for duplex play
 //!   20 ms and take the outbound messages (duplex_ulaw: read and play µ-law bytes).
 //!
+//! - `echo_gate/*`: the echo gate's cost (`VadConfig::echo_aware`), the agent speaking or
+//!   silent, the gate on or off.
+//!
 //! The caller audio is the speech fixture (10.6 s, speech and pauses, one barge-in per pass);
 //! the measurement restarts the call after each pass, untimed.
 
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use trunkline::codec::{G711, encode_ulaw};
 use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{MessageKind, TwilioDialect};
+use trunkline::vad::VadConfig;
 use trunkline::{AgentFormat, Engine, EngineConfig, SessionConfig};
 use trunkline_benches::{CONNECTED, CountingSink, speech_messages, start_message};
 
@@ -198,5 +202,56 @@ fn inline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, inline);
+/// The echo gate's cost (`VadConfig::echo_aware`): the pipeline duplex, agent speaking, and
+/// inbound only, agent silent, each with the gate on and off. The difference is the gate's
+/// cost per 20 ms frame (with the agent speaking: the reference's analysis of the frame sent
+/// and the prediction for the caller's).
+fn echo_gate(c: &mut Criterion) {
+    let messages = speech_messages();
+    let agent = agent_frame();
+    let mut group = c.benchmark_group("echo_gate");
+    for (name, speaking) in [("agent_speaking", true), ("agent_silent", false)] {
+        for echo_aware in [false, true] {
+            let base = SessionConfig::default();
+            let config = SessionConfig { vad: VadConfig { echo_aware, ..base.vad.clone() }, ..base };
+            let id = format!("{name}/{}", if echo_aware { "gate_on" } else { "gate_off" });
+            group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut done = 0u64;
+                    let mut sink = CountingSink::default();
+                    while done < iters {
+                        let mut p = started_pipeline(&config, &mut sink);
+                        let n = (iters - done).min(messages.len() as u64) as usize;
+                        let mut now = 0u64;
+                        let t = Instant::now();
+                        for msg in &messages[..n] {
+                            now += FRAME_US;
+                            p.handle_message(
+                                black_box(msg.as_bytes()),
+                                MessageKind::Text,
+                                now,
+                                now,
+                                &mut |pcm| sink.audio(pcm),
+                            );
+                            sink.drain(&mut p, now);
+                            if speaking {
+                                let _ = p.play(black_box(&agent), 24_000);
+                            }
+                            p.handle_timeout(now, true, &mut |pcm| sink.audio(pcm));
+                            sink.drain(&mut p, now);
+                        }
+                        total += t.elapsed();
+                        done += n as u64;
+                    }
+                    black_box(&sink);
+                    total
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, inline, echo_gate);
 criterion_main!(benches);

@@ -184,6 +184,20 @@ fn vad(c: &mut Criterion) {
             })
         });
     }
+    // The spectral detector with end-of-turn detection on: the difference to `spectral` is its
+    // cost per frame.
+    group.bench_function("spectral_end_of_turn", |b| {
+        let config = VadConfig { end_of_turn_enabled: true, ..Default::default() };
+        let mut vad = SpeechDetector::new(&config).unwrap();
+        let mut pos = 0u64;
+        let mut frames = Cycle::new(&frames);
+        b.iter(|| {
+            vad.process_events(black_box(frames.next()), pos, |e| {
+                black_box(e);
+            });
+            pos += FRAME as u64;
+        })
+    });
     group.finish();
 }
 

@@ -20,6 +20,18 @@ pub enum Event {
         /// Stream time of the end of speech, ms.
         stream_ms: u64,
     },
+    /// The caller's turn seems over ([`crate::vad::VadConfig::end_of_turn_enabled`]): the speech
+    /// that ended at `stream_ms` sounded finished and `silence_ms` of silence followed, or the
+    /// hangover passed (then just before `SpeechStopped`, with `silence_ms` the hangover). At
+    /// most one per pause, never after that pause's `SpeechStopped`; speech may resume after it.
+    EndOfTurn {
+        /// Stream time of the end of speech, ms.
+        stream_ms: u64,
+        /// Silence waited, ms.
+        silence_ms: u32,
+        /// How finished the phrase sounded, 0-100.
+        confidence: u8,
+    },
     /// The caller spoke over the agent: queued agent audio was dropped and `clear` sent.
     BargeIn {
         /// Stream time of the caller's onset, ms.
@@ -89,6 +101,8 @@ pub enum EventKind {
     Stopped = 10,
     /// [`Event::ProtocolError`]
     ProtocolError = 11,
+    /// [`Event::EndOfTurn`]
+    EndOfTurn = 12,
 }
 
 impl Event {
@@ -106,6 +120,7 @@ impl Event {
             Self::Dtmf { .. } => EventKind::Dtmf,
             Self::Stopped => EventKind::Stopped,
             Self::ProtocolError { .. } => EventKind::ProtocolError,
+            Self::EndOfTurn { .. } => EventKind::EndOfTurn,
         }
     }
 }
@@ -122,6 +137,11 @@ pub enum RawEvent {
     },
     SpeechStopped {
         stream_ms: u64,
+    },
+    EndOfTurn {
+        stream_ms: u64,
+        silence_ms: u32,
+        confidence: u8,
     },
     /// `generation`: the session's barge-in count, which the host handle acknowledges.
     /// `reaction_us`: from the arrival of the caller's audio holding the speech onset to this

@@ -1,13 +1,16 @@
 //! The bot's own voice echoed into the caller's track (`tests/vad_corpus/echo.rs`): calls run
 //! through the engine's public API on a manual clock, the echo made of what the engine actually
-//! sent, as the carrier played it. Today's engine is not echo-aware, so what is asserted here is
-//! the harness (the echo is where and as loud as configured, a `clear` ends it, the calls are the
-//! barge-in set's) and what the engine does now; the figures per return loss and line condition
-//! are printed by `cargo run --release -p trunkline-tools --bin vadbench -- --echo`.
+//! sent, as the carrier played it. Asserted: the harness (the echo is where and as loud as
+//! configured, a `clear` ends it, the calls are the barge-in set's); what the default engine (not
+//! echo-aware) does; and with `VadConfig::echo_aware`, that the agent no longer barges in on
+//! its own echo while interruptions over it still do, and that without agent audio the setting
+//! changes nothing. The default's figures per return loss and line condition are printed by
+//! `cargo run --release -p trunkline-tools --bin vadbench -- --echo`.
 
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;
 
+use trunkline::vad::VadConfig;
 use trunkline::{BargeInConfig, Event, SessionConfig};
 use vad_corpus::call::{AfterBargeIn, CallTrace, run_call};
 use vad_corpus::echo::*;
@@ -210,4 +213,65 @@ fn interruptions_over_the_echo_at_10_db() {
     println!("quiet, ERL 10 dB: {r}");
     assert_eq!(s.calls(), calls.len());
     assert!(s.missed.is_empty(), "every call barges in, on the echo or on the caller: {r}");
+}
+
+fn echo_aware() -> SessionConfig {
+    let config = config();
+    SessionConfig { vad: VadConfig { echo_aware: true, ..config.vad.clone() }, ..config }
+}
+
+fn condition(name: &str) -> Condition {
+    conditions().into_iter().find(|c| c.name == name).unwrap()
+}
+
+/// Echo-aware: the bot plays its prompts back to back with the caller silent, and neither a
+/// `SpeechStarted` nor a `BargeIn` comes from its echo (the default engine: one barge-in per
+/// prompt on a quiet line). A minute of agent audio per line and return loss; the longer runs
+/// are in docs/speech.md.
+#[test]
+fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
+    for name in ["quiet", "pink-5dB"] {
+        for erl in [6.0, 10.0] {
+            let calls = echo_only_calls(&condition(name), erl, 1.0);
+            let s = score_echo_only(&echo_aware(), &calls);
+            println!(
+                "{name}, ERL {erl} dB: {:.2} min of agent audio, {} false starts, {} false barge-ins",
+                s.bot_ms as f64 / 60_000.0,
+                s.false_starts,
+                s.false_barge_ins
+            );
+            assert!(s.bot_ms >= 60_000);
+            assert_eq!((s.false_starts, s.false_barge_ins), (0, 0), "{name}, ERL {erl} dB");
+        }
+    }
+}
+
+/// Echo-aware: interruptions spoken over the echo at 10 dB return loss, quiet line. None is
+/// pre-empted by a barge-in on the echo, and most barge in (the target is 0.9: the gate's
+/// first-second caution and its window still mask some of the caller's speech).
+#[test]
+fn echo_aware_interruptions_over_the_echo_at_10_db() {
+    let calls = interruption_calls(&quiet(), 10.0);
+    let s = score_interruptions(&echo_aware(), &calls);
+    let r = interrupt_report(&s);
+    println!("echo-aware, quiet, ERL 10 dB: {r}");
+    assert_eq!(s.calls(), calls.len());
+    assert!(s.pre_empted.is_empty(), "no barge-in on the echo: {r}");
+    assert!(s.recall() >= 0.6, "{r}");
+}
+
+/// Without agent audio the echo gate has nothing to predict: a caller talking to a silent bot
+/// gives the same events, at the same times, echo-aware or not.
+#[test]
+fn echo_aware_changes_nothing_while_the_agent_is_silent() {
+    for call in interruption_calls(&condition("pink-5dB"), 10.0).iter().take(6) {
+        let run = |config: SessionConfig| {
+            let spec =
+                vad_corpus::call::CallSpec { config, ..vad_corpus::call::CallSpec::listening(&call.caller) };
+            run_call(&spec).events
+        };
+        let plain = run(config());
+        assert!(plain.iter().any(|(_, e)| matches!(e, Event::SpeechStarted { .. })), "{}", call.name);
+        assert_eq!(run(echo_aware()), plain, "{}", call.name);
+    }
 }

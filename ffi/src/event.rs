@@ -37,6 +37,10 @@ pub enum trunkline_event_kind {
     /// A message was dropped: `error` is the code (trunkline_protocol_error_message describes it),
     /// `name` the offending field when there is one. The call goes on.
     ProtocolError = 11,
+    /// The caller's turn seems over (end-of-turn detection enabled): the speech that ended at
+    /// `stream_ms` sounded finished and `duration_ms` of silence followed, or the hangover
+    /// passed (then just before SPEECH_STOPPED, `duration_ms` the hangover).
+    EndOfTurn = 12,
 }
 
 /// The code of a PROTOCOL_ERROR event (`trunkline_event.error`). Values are stable; new codes
@@ -105,7 +109,8 @@ pub struct trunkline_event {
     /// Mark name, call id (started) or field name (protocol error), else empty.
     pub name: [c_char; TRUNKLINE_EVENT_NAME_CAPACITY],
     /// How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
-    /// jambonz); -1 when the carrier does not say, and for other events.
+    /// jambonz), -1 when the carrier does not say; END_OF_TURN: the silence waited, ms; -1 for
+    /// other events.
     pub duration_ms: i64,
     /// BARGE_IN, INTERRUPTED: the tag of the segment the caller was hearing (see
     /// trunkline_session_begin_segment), or, when nothing queued had been heard yet, of the first
@@ -210,6 +215,9 @@ impl From<&Event> for trunkline_event {
             Event::Stopped => Self::new(K::Stopped),
             Event::ProtocolError { error } => Self { error: error.code(), ..Self::new(K::ProtocolError) }
                 .with_name(error.field().unwrap_or("")),
+            Event::EndOfTurn { stream_ms, silence_ms, .. } => {
+                Self { stream_ms: *stream_ms, duration_ms: i64::from(*silence_ms), ..Self::new(K::EndOfTurn) }
+            }
         }
     }
 }
@@ -240,6 +248,7 @@ mod tests {
             (EventKind::Dtmf, trunkline_event_kind::Dtmf),
             (EventKind::Stopped, trunkline_event_kind::Stopped),
             (EventKind::ProtocolError, trunkline_event_kind::ProtocolError),
+            (EventKind::EndOfTurn, trunkline_event_kind::EndOfTurn),
         ];
         for (engine, c) in pairs {
             assert_eq!(engine as u32, c as u32);

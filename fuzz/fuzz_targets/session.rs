@@ -284,6 +284,8 @@ fn config(c: &Config) -> SessionConfig {
             aggressiveness: c.aggressiveness % 4,
             min_speech_ms: u32::from(c.min_speech_ms) * 4,
             hangover_ms: u32::from(c.hangover_ms % 2000),
+            end_of_turn_enabled: c.webrtc,
+            ..VadConfig::default()
         },
         outbound_buffer_ms: 1000,
         ..Default::default()

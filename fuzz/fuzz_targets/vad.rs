@@ -21,6 +21,7 @@ enum Piece {
 #[derive(Arbitrary, Debug)]
 struct Input {
     webrtc: bool,
+    end_of_turn: bool,
     aggressiveness: u8,
     min_speech_ms: u16,
     hangover_ms: u16,
@@ -90,6 +91,8 @@ fuzz_target!(|data: &[u8]| {
         aggressiveness: input.aggressiveness % 4,
         min_speech_ms: u32::from(input.min_speech_ms % 5001),
         hangover_ms: u32::from(input.hangover_ms % 10_001),
+        end_of_turn_enabled: input.end_of_turn,
+        ..VadConfig::default()
     };
     let runs = stream(&input.pieces);
     let whole = detect(&config, &runs, &mut std::iter::empty());

@@ -13,7 +13,7 @@ use crate::pipeline::events::EventQueue;
 use crate::pipeline::reorder::{Delivery, FrameAudio};
 use crate::protocol::{AudioEncoding, MediaFormat, ProtocolError};
 use crate::resample::{StreamResampler, is_supported};
-use crate::vad::{SpeechDetector, SpeechTransition};
+use crate::vad::{SpeechDetector, SpeechTransition, VadEvent};
 
 /// Caller audio is analysed in pieces of at most this many samples, so the scratch buffers stay
 /// small whatever the payload size.
@@ -214,15 +214,22 @@ impl InboundPath {
 
     fn detect_speech(&mut self, pcm: &[i16], start: u64, out: &mut InboundOut<'_>) {
         let InboundOut { vad, events, counts, .. } = out;
-        let mut on_transition = |t| match t {
-            SpeechTransition::Started { at_ms } => {
+        let mut on_transition = |e| match e {
+            VadEvent::Transition(SpeechTransition::Started { at_ms }) => {
                 counts.speech_segments += 1;
                 events.push(RawEvent::SpeechStarted { stream_ms: at_ms });
             }
-            SpeechTransition::Stopped { at_ms } => events.push(RawEvent::SpeechStopped { stream_ms: at_ms }),
+            VadEvent::Transition(SpeechTransition::Stopped { at_ms }) => {
+                events.push(RawEvent::SpeechStopped { stream_ms: at_ms });
+            }
+            VadEvent::EndOfTurn(t) => events.push(RawEvent::EndOfTurn {
+                stream_ms: t.at_ms,
+                silence_ms: t.silence_ms,
+                confidence: t.confidence,
+            }),
         };
         match &mut self.to_vad {
-            None => vad.process(pcm, start, &mut on_transition),
+            None => vad.process_events(pcm, start, &mut on_transition),
             Some(to_vad) => {
                 // Downsampling only (the carrier's rate is above 8 kHz): a piece never grows.
                 let mut narrow = [0i16; INBOUND_PIECE];
@@ -230,7 +237,7 @@ impl InboundPath {
                     debug_assert!(false, "downsampling never grows a piece");
                     0
                 });
-                vad.process(&narrow[..n], self.vad_pos, &mut on_transition);
+                vad.process_events(&narrow[..n], self.vad_pos, &mut on_transition);
                 self.vad_pos += n as u64;
             }
         }

@@ -106,6 +106,33 @@ impl OutboundPath {
         self.encoding.bytes_per_sample()
     }
 
+    /// The frame last cut (`frame`) as 8 kHz PCM, in pieces of at most `PIECE` samples each
+    /// handed to `f` with its offset (8 kHz samples): the reference of the echo gate. Higher
+    /// rates are averaged down (a crude low-pass, enough for band energies); a rate that is not a
+    /// multiple of 8 kHz gives nothing.
+    pub(crate) fn frame_pcm_8k(&self, mut f: impl FnMut(&[i16], usize)) {
+        const PIECE: usize = 160;
+        let factor = (self.rate / 8_000) as usize;
+        if !self.rate.is_multiple_of(8_000) || !(1..=6).contains(&factor) {
+            return;
+        }
+        let bytes = self.bytes_per_sample();
+        let mut wide = [0i16; PIECE * 6];
+        let mut narrow = [0i16; PIECE];
+        for (k, part) in self.frame.chunks(PIECE * factor * bytes).enumerate() {
+            let n = match self.encoding {
+                AudioEncoding::Mulaw => G711::Mulaw.decode(part, &mut wide),
+                AudioEncoding::Alaw => G711::Alaw.decode(part, &mut wide),
+                AudioEncoding::L16 => decode_l16(part, &mut wide),
+            };
+            let m = n / factor;
+            for (o, group) in narrow.iter_mut().zip(wide[..m * factor].chunks_exact(factor)) {
+                *o = (group.iter().map(|&x| i32::from(x)).sum::<i32>() / factor as i32) as i16;
+            }
+            f(&narrow[..m], k * PIECE);
+        }
+    }
+
     /// Whether `samples` of agent audio at `rate` fit in the queue now.
     pub(crate) fn fits(&self, samples: usize, rate: u32) -> bool {
         let out = (samples as u64 * u64::from(self.rate)).div_ceil(u64::from(rate.max(1))) as usize + 8;

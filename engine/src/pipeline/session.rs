@@ -151,6 +151,8 @@ pub struct SessionPipeline {
     /// Bumped by every barge-in. Agent audio and marks the host queued before it had seen the
     /// latest barge-in carry an older generation and are dropped as stale.
     barge_generation: u32,
+    /// Record the agent's audio as played for the speech detector's echo gate.
+    echo_aware: bool,
     stats: SessionStats,
     events: EventQueue,
 }
@@ -225,6 +227,7 @@ impl SessionPipeline {
             clear_pending: false,
             sync_pending: false,
             barge_generation: 0,
+            echo_aware: config.vad.echo_aware,
             stats: SessionStats::default(),
             // Room for every outstanding mark cleared at once (a mark is queued or sent, never
             // both), and the handful of events around that: the most one call produces.
@@ -851,6 +854,8 @@ impl SessionPipeline {
         }
         self.clear_pending = true;
         self.sync_pending = false;
+        // The carrier stops playing now (its playhead lags the model by the measured lag).
+        self.vad.echo_cut(now_us + self.playout.lag_us());
         self.playout.clear(now_us);
     }
 
@@ -966,6 +971,14 @@ impl SessionPipeline {
         }
         let kind = self.dialect.write_media(&outbound.frame, &mut self.message);
         self.stats.frames_out += 1;
+        if self.echo_aware {
+            // Where the carrier plays it (the playout model, corrected by the measured lag).
+            let play_us = self.playout.carrier_end_us().max(now_us) + self.playout.lag_us();
+            let vad = &mut self.vad;
+            outbound.frame_pcm_8k(|pcm, at| {
+                vad.echo_reference(pcm, play_us + at as u64 * 125, now_us);
+            });
+        }
         if self.playout.on_frame_sent(now_us, outbound.frame_samples) {
             self.sync_pending = true;
         }

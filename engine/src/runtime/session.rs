@@ -706,6 +706,9 @@ impl Session {
             }
             RawEvent::SpeechStarted { stream_ms } => Event::SpeechStarted { stream_ms },
             RawEvent::SpeechStopped { stream_ms } => Event::SpeechStopped { stream_ms },
+            RawEvent::EndOfTurn { stream_ms, silence_ms, confidence } => {
+                Event::EndOfTurn { stream_ms, silence_ms, confidence }
+            }
             RawEvent::BargeIn { stream_ms, played_ms, generation, segment, .. } => {
                 self.barge_seen = generation;
                 // Every segment begun so far was begun before this handle saw the barge-in: the

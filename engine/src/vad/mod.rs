@@ -12,16 +12,19 @@
 //! call overlaps audio already taken, the overlapping samples are ignored: stream time never goes
 //! backwards (call [`SpeechDetector::reset`] to start a new stream).
 
+mod echo_gate;
 mod frame_classifier;
 mod prefilter;
 mod spectral;
 mod speech_state;
 mod standalone;
+mod turn_end;
 
 use frame_classifier::{FRAME_SAMPLES, FrameClassifier, Overhang};
 use prefilter::HumFilter;
 use spectral::SpectralClassifier;
 use speech_state::SpeechStateMachine;
+use turn_end::{TurnDecision, TurnEnd};
 
 pub use standalone::{StandaloneVadError, VAD_RATES, Vad, VadFrame};
 
@@ -35,6 +38,9 @@ pub const MAX_MIN_SPEECH_MS: u32 = 5_000;
 
 /// Largest accepted [`VadConfig::hangover_ms`] (same reasoning as [`MAX_MIN_SPEECH_MS`]).
 pub const MAX_HANGOVER_MS: u32 = 10_000;
+
+/// Largest accepted [`VadConfig::end_of_turn_threshold`] (a confidence in percent).
+pub const MAX_END_OF_TURN_THRESHOLD: u8 = 99;
 
 /// Which per-frame speech classifier a [`SpeechDetector`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +69,27 @@ pub struct VadConfig {
     pub hangover_ms: u32,
     /// The frame classifier.
     pub backend: VadBackend,
+    /// Echo-aware speech detection, for lines that carry the agent's voice back (speakerphones,
+    /// hybrid echo): in a session, the agent's audio as the carrier plays it is kept as a few
+    /// band energies, and caller audio its echo explains is not taken for the caller's speech,
+    /// so the agent does not barge in on itself. Costs nothing while the agent is silent; the
+    /// caller's audio the host reads is unchanged. Spectral backend only; a standalone detector
+    /// has no agent audio. Off by default: on a line without echo it also masks some soft speech
+    /// over the agent (see docs/speech.md).
+    pub echo_aware: bool,
+    /// Report the end of the caller's turn ([`VadEvent::EndOfTurn`], a session's
+    /// `Event::EndOfTurn`): early when the speech ended like a finished phrase, else with speech
+    /// stopped. Off by default. Its pitch cue needs the spectral backend (with webrtc-vad it
+    /// decides on energy and lengthening alone). Reported by [`SpeechDetector::process_events`]
+    /// and sessions, not by the frame-by-frame [`Vad`].
+    pub end_of_turn_enabled: bool,
+    /// Silence after a finished-sounding phrase before its end of turn is reported, ms (rounded
+    /// up to whole 20 ms frames). Capped by the hangover: the end of turn never comes after
+    /// speech stopped.
+    pub end_of_turn_min_silence_ms: u32,
+    /// Confidence (1..=99, percent) the prosody must reach for an early end of turn: higher
+    /// waits for the hangover more often (fewer pauses cut, slower answers).
+    pub end_of_turn_threshold: u8,
 }
 
 impl Default for VadConfig {
@@ -79,7 +106,16 @@ impl Default for VadConfig {
     /// - hangover 400 ms: longer than the pauses inside a sentence (stop closures, breaths
     ///   between phrases), short enough that a finished turn is seen promptly.
     fn default() -> Self {
-        Self { aggressiveness: 2, min_speech_ms: 120, hangover_ms: 400, backend: VadBackend::Spectral }
+        Self {
+            aggressiveness: 2,
+            min_speech_ms: 120,
+            hangover_ms: 400,
+            backend: VadBackend::Spectral,
+            echo_aware: false,
+            end_of_turn_enabled: false,
+            end_of_turn_min_silence_ms: 140,
+            end_of_turn_threshold: 35,
+        }
     }
 }
 
@@ -94,6 +130,9 @@ impl VadConfig {
         }
         if self.hangover_ms > MAX_HANGOVER_MS {
             return Err(VadError::HangoverTooLong(self.hangover_ms));
+        }
+        if self.end_of_turn_threshold == 0 || self.end_of_turn_threshold > MAX_END_OF_TURN_THRESHOLD {
+            return Err(VadError::BadEndOfTurnThreshold(self.end_of_turn_threshold));
         }
         Ok(())
     }
@@ -126,6 +165,33 @@ pub enum VadError {
     /// `hangover_ms` above [`MAX_HANGOVER_MS`].
     #[error("VAD hangover {0} ms is above {MAX_HANGOVER_MS} ms")]
     HangoverTooLong(u32),
+    /// `end_of_turn_threshold` outside 1..=[`MAX_END_OF_TURN_THRESHOLD`].
+    #[error("end-of-turn threshold {0} is outside 1..={MAX_END_OF_TURN_THRESHOLD}")]
+    BadEndOfTurnThreshold(u8),
+}
+
+/// The caller's turn seems over: the speech that ended at `at_ms` was followed by `silence_ms`
+/// of silence, and either sounded finished (`early`) or the hangover passed (then it comes just
+/// before the `Stopped` transition of the same frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndOfTurn {
+    /// Stream time (ms) of the end of the last speech frame.
+    pub at_ms: u64,
+    /// Silence waited since then, ms.
+    pub silence_ms: u32,
+    /// How finished the phrase sounded, 0-100 (the prosodic score as a percentage).
+    pub confidence: u8,
+    /// Decided on prosody before the hangover passed.
+    pub early: bool,
+}
+
+/// What [`SpeechDetector::process_events`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VadEvent {
+    /// A change of the speech state.
+    Transition(SpeechTransition),
+    /// The end of the caller's turn (only with [`VadConfig::end_of_turn_enabled`]).
+    EndOfTurn(EndOfTurn),
 }
 
 /// The per-frame classifier of a detector.
@@ -153,15 +219,27 @@ impl Classifier {
     /// Whether `frame` is speech; whether it is strong (voiced) evidence of it; and if it starts
     /// a run, how many frames before it belong to that run. webrtc-vad has no such detail: all
     /// its speech frames count as voiced (its overhang included).
-    fn classify(&mut self, frame: &[i16; FRAME_SAMPLES]) -> (bool, bool, u32) {
+    /// `slot`: the frame's 20 ms slot of stream time, for the spectral backend's echo gate.
+    fn classify(&mut self, frame: &[i16; FRAME_SAMPLES], slot: u64) -> (bool, bool, u32) {
         match self {
             Self::WebRtc(c) => {
                 let speech = c.classify(frame);
                 (speech, speech, 0)
             }
             Self::Spectral(c) => {
-                let speech = c.classify(frame);
+                let speech = c.classify(frame, slot);
                 (speech, c.last_voiced(), c.lead_frames())
+            }
+        }
+    }
+
+    /// The pitch of the last frame, Hz, if the classifier estimates one.
+    fn pitch_hz(&self) -> Option<f32> {
+        match self {
+            Self::WebRtc(_) => None,
+            Self::Spectral(c) => {
+                let lag = c.features().pitch_lag;
+                (lag > 0).then(|| 8_000.0 / f32::from(lag))
             }
         }
     }
@@ -181,6 +259,12 @@ impl Classifier {
     }
 }
 
+/// Energy of a frame, dB re 1 (a full-scale square wave is about 90 dB).
+fn frame_db(frame: &[i16; FRAME_SAMPLES]) -> f32 {
+    let e: f32 = frame.iter().map(|&x| f32::from(x) * f32::from(x)).sum();
+    10.0 * (e / FRAME_SAMPLES as f32 + 1.0).log10()
+}
+
 /// Pre-filter + frame classifier + speech state machine over 8 kHz PCM.
 ///
 /// Allocates only in [`SpeechDetector::new`]; [`SpeechDetector::process`] and
@@ -189,6 +273,10 @@ pub struct SpeechDetector {
     filter: HumFilter,
     classifier: Classifier,
     state: SpeechStateMachine,
+    /// End-of-turn detector, when enabled.
+    turn: Option<TurnEnd>,
+    /// The hangover, ms (the silence a late end of turn waited).
+    hangover_ms: u32,
     /// The frame being assembled (already filtered).
     frame: [i16; FRAME_SAMPLES],
     /// Samples in `frame`.
@@ -217,6 +305,11 @@ impl SpeechDetector {
             filter: HumFilter::new(),
             classifier,
             state,
+            turn: config.end_of_turn_enabled.then(|| {
+                let min = config.end_of_turn_min_silence_ms.min(config.hangover_ms);
+                TurnEnd::new(min, config.end_of_turn_threshold)
+            }),
+            hangover_ms: config.hangover_ms,
             frame: [0; FRAME_SAMPLES],
             filled: 0,
             next_sample: None,
@@ -233,9 +326,24 @@ impl SpeechDetector {
         start_sample: u64,
         mut on_transition: impl FnMut(SpeechTransition),
     ) {
-        let Some((mut input, mut pos)) = self.align(input, start_sample, &mut on_transition) else {
-            return;
-        };
+        self.process_events(input, start_sample, |e| {
+            if let VadEvent::Transition(t) = e {
+                on_transition(t);
+            }
+        });
+    }
+
+    /// [`SpeechDetector::process`], also reporting the end of the caller's turn when
+    /// [`VadConfig::end_of_turn_enabled`] (at most one per pause, never after the `Stopped` of the
+    /// same pause).
+    pub fn process_events(&mut self, input: &[i16], start_sample: u64, mut on_event: impl FnMut(VadEvent)) {
+        // A frame (or a gap) makes at most one transition.
+        let mut gap_transition = None;
+        let aligned = self.align(input, start_sample, &mut |t| gap_transition = Some(t));
+        if let Some(t) = gap_transition {
+            self.report(t, &mut on_event);
+        }
+        let Some((mut input, mut pos)) = aligned else { return };
         while !input.is_empty() {
             let n = (FRAME_SAMPLES - self.filled).min(input.len());
             let (head, rest) = input.split_at(n);
@@ -245,11 +353,47 @@ impl SpeechDetector {
             input = rest;
             if self.filled == FRAME_SAMPLES {
                 self.filled = 0;
-                let (speech, voiced, lead) = self.classifier.classify(&self.frame);
-                self.state.on_decision(speech, voiced, lead, pos, &mut on_transition);
+                let slot = (pos - FRAME_SAMPLES as u64 / 2) / FRAME_SAMPLES as u64;
+                let (speech, voiced, lead) = self.classifier.classify(&self.frame, slot);
+                let mut transition = None;
+                self.state.on_decision(speech, voiced, lead, pos, &mut |t| transition = Some(t));
+                if let Some(t) = transition {
+                    self.report(t, &mut on_event);
+                }
+                self.decide_turn(speech, voiced, pos, &mut on_event);
             }
         }
         self.next_sample = Some(pos);
+    }
+
+    /// Reports a transition; a pause the prosody left undecided ends the turn when speech stops,
+    /// just before it.
+    fn report(&mut self, t: SpeechTransition, on_event: &mut impl FnMut(VadEvent)) {
+        if let (SpeechTransition::Stopped { at_ms }, Some(turn)) = (t, self.turn.as_mut())
+            && let Some(confidence) = turn.on_stopped()
+        {
+            let e = EndOfTurn { at_ms, silence_ms: self.hangover_ms, confidence, early: false };
+            on_event(VadEvent::EndOfTurn(e));
+        }
+        on_event(VadEvent::Transition(t));
+    }
+
+    /// Feeds the frame just classified (ending at stream sample `end`) to the end-of-turn
+    /// detector; reports an early end of turn.
+    fn decide_turn(&mut self, speech: bool, voiced: bool, end: u64, on_event: &mut impl FnMut(VadEvent)) {
+        let Some(turn) = self.turn.as_mut() else { return };
+        let speaking = self.state.is_speaking();
+        let decision =
+            turn.on_frame(speech, voiced, speaking, frame_db(&self.frame), self.classifier.pitch_hz());
+        if let TurnDecision::Early { silence_frames, confidence } = decision {
+            let silence = u64::from(silence_frames) * FRAME_SAMPLES as u64;
+            on_event(VadEvent::EndOfTurn(EndOfTurn {
+                at_ms: end.saturating_sub(silence) / 8,
+                silence_ms: silence_frames * FRAME_MS,
+                confidence,
+                early: true,
+            }));
+        }
     }
 
     /// Lines `input` up with the stream: handles a first call, a gap or an overlap, and returns
@@ -319,9 +463,42 @@ impl SpeechDetector {
         self.state.onset_sample().map(|s| s / 8)
     }
 
+    /// Features of the last pause the end-of-turn detector scored, for tuning tools: pitch fall
+    /// below the running pitch (semitones), energy decay (dB), lengthening (log2), pitch fall
+    /// over the last 480 ms (semitones). Not a stable API.
+    #[doc(hidden)]
+    pub fn last_turn_features(&self) -> Option<[f32; 4]> {
+        self.turn.as_ref().map(TurnEnd::features)
+    }
+
+    /// The agent's audio (8 kHz PCM, any length) that the carrier plays from engine time
+    /// `play_us` (µs, the clock of `now_us`), recorded at `now_us` for the echo gate (see
+    /// `echo_gate.rs`): its echo on the caller's line is not taken for the caller's speech. The
+    /// spectral backend only; before any caller audio, nothing is recorded. Does not allocate.
+    pub(crate) fn echo_reference(&mut self, pcm: &[i16], play_us: u64, now_us: u64) {
+        let Classifier::Spectral(c) = &mut self.classifier else { return };
+        let Some(start) = c.echo_gate().sample_of(play_us, now_us, self.next_sample) else { return };
+        for (k, piece) in pcm.chunks(FRAME_SAMPLES).enumerate() {
+            c.echo_reference(piece, start + (k * FRAME_SAMPLES) as u64);
+        }
+    }
+
+    /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none
+    /// of it echoes.
+    pub(crate) fn echo_cut(&mut self, play_us: u64) {
+        let Classifier::Spectral(c) = &mut self.classifier else { return };
+        let gate = c.echo_gate();
+        if let Some(sample) = gate.sample_at(play_us) {
+            gate.cut(sample.div_ceil(FRAME_SAMPLES as u64));
+        }
+    }
+
     /// Forgets all state (speech, framing, filter, webrtc-vad adaptation), as freshly built: the
     /// next call may start at any stream position. Does not allocate.
     pub fn reset(&mut self) {
+        if let Some(turn) = self.turn.as_mut() {
+            turn.reset();
+        }
         self.filter.reset();
         self.classifier.reset();
         self.state.reset();

@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
 
 /// Analysis window: the current 20 ms frame and the 12 ms before it (32 ms), so that the
@@ -116,10 +117,26 @@ pub(crate) struct Features {
     /// Share of the window's energy in its loudest 2 ms block: 1/16 for steady sound, near 1 for
     /// a click.
     pub(crate) impulsiveness: f32,
+    /// Lag of the harmonicity peak, samples: the pitch period when the frame is voiced.
+    pub(crate) pitch_lag: u8,
 }
 
 /// The forward and inverse FFT plans.
 type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
+
+/// The reference's analysis window (a 20 ms Hann window) and the factor that puts its band
+/// energies on the scale of the caller's 32 ms window (the ratio of their energies), built once.
+fn reference_window() -> &'static ([f32; SLOT_SAMPLES as usize], f32) {
+    static WINDOW_160: OnceLock<([f32; SLOT_SAMPLES as usize], f32)> = OnceLock::new();
+    WINDOW_160.get_or_init(|| {
+        let hann =
+            |i: usize, n: usize| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos();
+        let w: [f32; SLOT_SAMPLES as usize] = std::array::from_fn(|i| hann(i, SLOT_SAMPLES as usize));
+        let caller: f32 = (0..WINDOW).map(|i| hann(i, WINDOW).powi(2)).sum();
+        let reference: f32 = w.iter().map(|w| w * w).sum();
+        (w, caller / reference)
+    })
+}
 
 /// The FFT plans, built once per process and shared by every classifier: their twiddle tables
 /// are read-only, so each session saves the plans' memory, and with many sessions on a worker
@@ -161,12 +178,16 @@ pub(crate) struct SpectralClassifier {
     lead: u32,
     /// Last frame's features.
     last: Features,
+    /// The agent's audio as played, to tell its echo from the caller (see [`super::echo_gate`]).
+    echo: EchoGate,
 }
 
 impl SpectralClassifier {
     /// Builds the classifier (allocates the FFT plans and buffers).
     pub(crate) fn new(aggressiveness: u8) -> Self {
         let (forward, inverse) = shared_plans();
+        // Built here, not on the worker when the agent first speaks.
+        let _ = reference_window();
         let (forward, inverse) = (Arc::clone(forward), Arc::clone(inverse));
         let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len());
         let mut window = [0.0f32; WINDOW];
@@ -200,6 +221,7 @@ impl SpectralClassifier {
             weak_frames: 0,
             lead: 0,
             last: Features::default(),
+            echo: EchoGate::new(),
         }
     }
 
@@ -208,8 +230,53 @@ impl SpectralClassifier {
         self.last
     }
 
-    /// Computes the features of `frame` (and shifts it into the history).
-    fn analyse(&mut self, frame: &[i16; FRAME_SAMPLES]) -> ([f32; BANDS], Features) {
+    /// The echo gate, to map the agent's playout onto the caller's stream.
+    pub(crate) fn echo_gate(&mut self) -> &mut EchoGate {
+        &mut self.echo
+    }
+
+    /// Records up to 20 ms of the agent's audio (8 kHz), heard in the caller's stream from
+    /// `sample` on, as the echo gate's reference.
+    pub(crate) fn echo_reference(&mut self, pcm: &[i16], sample: u64) {
+        let (window, scale) = reference_window();
+        let n = pcm.len().min(window.len());
+        for ((t, &x), &w) in self.time.iter_mut().zip(&pcm[..n]).zip(window) {
+            *t = f32::from(x) * w;
+        }
+        self.time[n..].fill(0.0);
+        // Lengths are fixed by construction, so this cannot fail.
+        let _ = self.forward.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch);
+        let mut codes = [0u8; GATE_BANDS];
+        for (g, code) in codes.iter_mut().enumerate() {
+            let lo = LO_BIN + 2 * g * BAND_BINS;
+            let e: f32 = self.spectrum[lo..lo + 2 * BAND_BINS].iter().map(|c| c.norm_sqr()).sum();
+            *code = to_db_code(e * scale);
+        }
+        self.echo.record((sample + n as u64 / 2) / SLOT_SAMPLES, codes);
+    }
+
+    /// Which bands of the caller's frame in `slot` are the agent's echo (see
+    /// [`super::echo_gate`]); `None` (at the cost of one comparison) while no agent audio can
+    /// echo in it.
+    fn echo_mask(&mut self, bands: &[f32; BANDS], slot: u64) -> Option<[bool; BANDS]> {
+        if !self.echo.active(slot) {
+            return None;
+        }
+        let db = |e: [f32; BANDS], g: usize| 10.0 * (e[2 * g] + e[2 * g + 1]).max(1.0).log10();
+        let caller: [f32; GATE_BANDS] = std::array::from_fn(|g| db(*bands, g));
+        let noise: [f32; GATE_BANDS] = std::array::from_fn(|g| db(self.noise, g));
+        let gate = self.echo.mask(slot, &caller, &noise)?;
+        Some(std::array::from_fn(|b| gate[b / 2]))
+    }
+
+    /// Computes the features of `frame` (and shifts it into the history); `slot`: where it lies
+    /// in the caller's stream, for the echo gate. Returns the band energies and the bands taken
+    /// as echo.
+    fn analyse(
+        &mut self,
+        frame: &[i16; FRAME_SAMPLES],
+        slot: u64,
+    ) -> ([f32; BANDS], [bool; BANDS], Features) {
         self.history.copy_within(FRAME_SAMPLES.., 0);
         for (h, &x) in self.history[WINDOW - FRAME_SAMPLES..].iter_mut().zip(frame) {
             *h = f32::from(x);
@@ -235,9 +302,12 @@ impl SpectralClassifier {
             let lo = LO_BIN + b * BAND_BINS;
             *e = self.power[lo..lo + BAND_BINS].iter().sum::<f32>() + 1.0;
         }
+        // Bands the agent's echo explains count as line noise: no SNR, flat when whitened.
+        let echo = if self.frames > 0 { self.echo_mask(&bands, slot) } else { None };
+        let echo = echo.unwrap_or([false; BANDS]);
         let mut snr_sum = 0.0;
-        for (e, n) in bands.iter().zip(&self.noise) {
-            let ratio = if *n > 0.0 { e / n } else { 1.0 };
+        for ((e, n), &masked) in bands.iter().zip(&self.noise).zip(&echo) {
+            let ratio = if *n > 0.0 && !masked { e / n } else { 1.0 };
             snr_sum += 10.0 * ratio.max(1.0).log10();
         }
         // Noise-whitened spectrum in the band (power over the noise floor), as the input of the
@@ -246,29 +316,35 @@ impl SpectralClassifier {
         for c in self.spectrum.iter_mut() {
             *c = Complex::default();
         }
-        for b in 0..BANDS {
+        for (b, &masked) in echo.iter().enumerate() {
             let inv = if self.noise[b] > 0.0 { BAND_BINS as f32 / self.noise[b] } else { 0.0 };
             let lo = LO_BIN + b * BAND_BINS;
             for k in lo..lo + BAND_BINS {
-                self.spectrum[k].re = (self.power[k] * inv).min(MAX_WHITENED);
+                self.spectrum[k].re = if masked { 1.0 } else { (self.power[k] * inv).min(MAX_WHITENED) };
             }
         }
         let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch);
         let r0 = self.time[0];
         let mut harmonicity = 0.0f32;
+        let mut pitch_lag = 0u8;
         if r0 > 0.0 {
             for lag in MIN_LAG..=MAX_LAG {
-                harmonicity = harmonicity.max(self.time[lag] * self.lag_gain[lag]);
+                let r = self.time[lag] * self.lag_gain[lag];
+                if r > harmonicity {
+                    harmonicity = r;
+                    pitch_lag = lag as u8;
+                }
             }
             harmonicity /= r0;
         }
         let _ = BIN_HZ;
-        (bands, Features { harmonicity, snr_db: snr_sum / BANDS as f32, impulsiveness })
+        (bands, echo, Features { harmonicity, snr_db: snr_sum / BANDS as f32, impulsiveness, pitch_lag })
     }
 
-    /// True if `frame` (20 ms, 8 kHz, hum-filtered) is speech.
-    pub(crate) fn classify(&mut self, frame: &[i16; FRAME_SAMPLES]) -> bool {
-        let (bands, f) = self.analyse(frame);
+    /// True if `frame` (20 ms, 8 kHz, hum-filtered), heard in `slot` of the caller's stream (20 ms
+    /// slots, for the echo gate), is speech.
+    pub(crate) fn classify(&mut self, frame: &[i16; FRAME_SAMPLES], slot: u64) -> bool {
+        let (bands, echo, f) = self.analyse(frame, slot);
         self.last = f;
         let t = self.thresholds;
         let voiced = f.harmonicity >= t.voiced_harmonicity
@@ -292,12 +368,12 @@ impl SpectralClassifier {
         // A soft start has energy clearly above the floor; harmonicity alone is not enough.
         let lead_like = f.snr_db >= t.keep_snr_db;
         self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
-        self.track_noise(&bands, speech);
+        self.track_noise(&bands, &echo, speech);
         speech
     }
 
-    /// Updates the noise floor with this frame's band energies.
-    fn track_noise(&mut self, bands: &[f32; BANDS], speech: bool) {
+    /// Updates the noise floor with this frame's band energies, but for the bands taken as echo.
+    fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool) {
         self.frames = self.frames.saturating_add(1);
         if self.frames == 1 {
             self.noise = bands.map(|e| e.max(self.min_noise));
@@ -312,7 +388,7 @@ impl SpectralClassifier {
         } else {
             (0.891, 1.023)
         };
-        for (n, &e) in self.noise.iter_mut().zip(bands) {
+        for ((n, &e), _) in self.noise.iter_mut().zip(bands).zip(echo).filter(|(_, masked)| !**masked) {
             *n = if e < *n { (*n * down).max(e) } else { (*n * up).min(e) };
             *n = n.max(self.min_noise);
         }
@@ -345,6 +421,7 @@ impl SpectralClassifier {
         self.weak_frames = 0;
         self.lead = 0;
         self.last = Features::default();
+        self.echo.reset();
     }
 }
 
@@ -380,7 +457,7 @@ mod tests {
                     };
                     *v = noise(&mut seed, 300.0) + voice as i16;
                 }
-                (c.classify(&f), c.features())
+                (c.classify(&f, i as u64), c.features())
             })
             .collect()
     }
@@ -401,10 +478,65 @@ mod tests {
         }
     }
 
+    /// A harmonic "vowel" at `pitch` Hz with pauses (on 300 ms, off 200 ms), as 8 kHz PCM.
+    fn voice(frames: usize, pitch: f32, amp: f32) -> Vec<i16> {
+        (0..frames * FRAME_SAMPLES)
+            .map(|n| {
+                let t = n as f32 / 8000.0;
+                let on = (n / FRAME_SAMPLES) % 25 < 15;
+                let v: f32 = (1..12)
+                    .map(|h| (2.0 * std::f32::consts::PI * pitch * h as f32 * t).sin() / h as f32)
+                    .sum();
+                if on { (v * amp) as i16 } else { 0 }
+            })
+            .collect()
+    }
+
+    /// Runs the caller's audio through a classifier, the agent's audio recorded as played in
+    /// the same slot (if any); returns the frames classified speech.
+    fn speech_frames(caller: &[i16], agent: Option<&[i16]>) -> usize {
+        let mut c = SpectralClassifier::new(2);
+        let mut seed = 3u64;
+        let mut speech = 0;
+        for (i, frame) in caller.chunks_exact(FRAME_SAMPLES).enumerate() {
+            if let Some(agent) = agent {
+                c.echo_reference(&agent[i * FRAME_SAMPLES..][..FRAME_SAMPLES], (i * FRAME_SAMPLES) as u64);
+            }
+            let f: [i16; FRAME_SAMPLES] =
+                std::array::from_fn(|k| frame[k].saturating_add(noise(&mut seed, 30.0)));
+            speech += usize::from(c.classify(&f, i as u64));
+        }
+        speech
+    }
+
+    #[test]
+    fn the_agents_delayed_echo_is_not_speech_a_louder_caller_over_it_is() {
+        const FRAMES: usize = 250;
+        const DELAY: usize = 10 * FRAME_SAMPLES;
+        let agent = voice(FRAMES, 140.0, 3000.0);
+        // The echo: 200 ms late, 10 dB down (ERL 10).
+        let mut echo = vec![0i16; agent.len()];
+        for (e, a) in echo[DELAY..].iter_mut().zip(&agent) {
+            *e = (f32::from(*a) * 10f32.powf(-10.0 / 20.0)) as i16;
+        }
+        // Without the agent's audio, its echo is plainly speech; with it, it is not.
+        assert!(speech_frames(&echo, None) > 50);
+        // (Fewer frames than the shortest speech the detector confirms, 120 ms: no onset.)
+        assert!(speech_frames(&echo, Some(&agent)) < 6);
+        // The caller speaking over the echo after the agent's first 2 s (another voice, as loud
+        // as the agent: 10 dB above its echo) is speech.
+        let mut caller = voice(FRAMES, 210.0, 3000.0);
+        caller[..100 * FRAME_SAMPLES].fill(0);
+        let both: Vec<i16> = caller.iter().zip(&echo).map(|(c, e)| c.saturating_add(*e)).collect();
+        let alone = speech_frames(&caller, None);
+        let over_echo = speech_frames(&both, Some(&agent));
+        assert!(over_echo * 10 >= alone * 7, "{over_echo} speech frames over the echo, {alone} alone");
+    }
+
     #[test]
     fn reset_forgets_the_noise_floor() {
         let mut c = SpectralClassifier::new(2);
-        c.classify(&[1000; FRAME_SAMPLES]);
+        c.classify(&[1000; FRAME_SAMPLES], 0);
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
         assert_eq!(c.frames, 0);

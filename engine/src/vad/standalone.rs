@@ -183,7 +183,8 @@ impl SpeechDetector {
         }
         self.filter.process(input, &mut self.frame);
         let end = pos + FRAME_SAMPLES as u64;
-        let (speech, voiced, lead) = self.classifier.classify(&self.frame);
+        // A standalone detector has no agent audio: the slot only matters to the echo gate.
+        let (speech, voiced, lead) = self.classifier.classify(&self.frame, pos / FRAME_SAMPLES as u64);
         self.state.on_decision(speech, voiced, lead, end, &mut on_transition);
         self.next_sample = Some(end);
         speech

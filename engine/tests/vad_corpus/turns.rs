@@ -20,10 +20,14 @@ pub const PAUSE_MS: (u64, u64) = (300, 800);
 /// Shortest and longest silence between turns, ms.
 pub const TURN_GAP_MS: (u64, u64) = (2_000, 3_000);
 
-/// One caller turn: its sentences (ms, `[start, end)`), in order.
+/// One caller turn: its sentences (ms, `[start, end)`), in order. In a split track
+/// ([`split_turn_track`]) a sentence may be in two pieces, each listed here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
     pub sentences: Vec<(u64, u64)>,
+    /// Per pause ([`Turn::pauses`]): whether it is inside a sentence (between its two pieces)
+    /// rather than between two sentences.
+    pub splits: Vec<bool>,
 }
 
 impl Turn {
@@ -46,6 +50,34 @@ pub struct TurnTrack {
 
 /// Every caller utterance, in seeded order, as turns over `cond`'s line (seed `seed`).
 pub fn turn_track(cond: &Condition, seed: u64) -> TurnTrack {
+    build_track(cond, seed, false)
+}
+
+/// Sentences at least this long are split by [`split_turn_track`], ms.
+pub const SPLIT_MIN_MS: u64 = 1_200;
+
+/// As [`turn_track`], with every sentence of at least [`SPLIT_MIN_MS`] cut in two at its quietest
+/// 60 ms between 30 % and 70 % of its length (a word boundary, mid-phrase) and a 300-800 ms pause
+/// put there: pauses inside a sentence, labelled as such, next to the pauses between sentences.
+pub fn split_turn_track(cond: &Condition, seed: u64) -> TurnTrack {
+    build_track(cond, seed, true)
+}
+
+/// Where to cut `pcm` (a clip, samples): the middle of its quietest 60 ms between 30 % and 70 %.
+fn split_point(pcm: &[f32]) -> usize {
+    let win = (60 * PER_MS) as usize;
+    let hop = (10 * PER_MS) as usize;
+    let (lo, hi) = (pcm.len() * 3 / 10, pcm.len() * 7 / 10 - win);
+    (lo..hi)
+        .step_by(hop)
+        .min_by(|&a, &b| {
+            let e = |i: usize| pcm[i..i + win].iter().map(|x| x * x).sum::<f32>();
+            e(a).total_cmp(&e(b))
+        })
+        .map_or(pcm.len() / 2, |i| i + win / 2)
+}
+
+fn build_track(cond: &Condition, seed: u64, split: bool) -> TurnTrack {
     let mut rng = Rng::new(cond.seed ^ 0x7A11 ^ (seed << 16));
     let mut utts = clips_of(&[ClipKind::Utterance, ClipKind::Real]);
     rng.shuffle(&mut utts);
@@ -60,22 +92,35 @@ pub fn turn_track(cond: &Condition, seed: u64) -> TurnTrack {
         // One speaker level per turn.
         let gain = 10f64.powf(rng.range(-4.0, 2.0) / 20.0);
         let mut sentences = Vec::new();
+        let mut splits = Vec::new();
         for (i, c) in these.iter().enumerate() {
             if i > 0 {
                 pos += rng.range(PAUSE_MS.0 as f64, PAUSE_MS.1 as f64) as u64;
+                splits.push(false);
             }
-            placed.push((pos, *c, gain));
-            sentences.push((pos, pos + c.ms()));
-            pos += c.ms();
+            let cut = if split && c.ms() >= SPLIT_MIN_MS { split_point(&c.pcm) } else { c.pcm.len() };
+            // Cut on the ms grid, so the labels stay exact.
+            let cut = cut / PER_MS as usize * PER_MS as usize;
+            placed.push((pos, &c.pcm[..cut], gain));
+            let first = cut as u64 / PER_MS;
+            sentences.push((pos, pos + first));
+            pos += first;
+            if cut < c.pcm.len() {
+                pos += rng.range(PAUSE_MS.0 as f64, PAUSE_MS.1 as f64) as u64;
+                splits.push(true);
+                placed.push((pos, &c.pcm[cut..], gain));
+                sentences.push((pos, pos + c.ms() - first));
+                pos += c.ms() - first;
+            }
         }
-        turns.push(Turn { sentences });
+        turns.push(Turn { sentences, splits });
         pos += rng.range(TURN_GAP_MS.0 as f64, TURN_GAP_MS.1 as f64) as u64;
     }
     let total = pos / 20 * 20;
     let mut x = vec![0.0; (total * PER_MS) as usize];
-    for (at, c, gain) in placed {
+    for (at, pcm, gain) in placed {
         let start = (at * PER_MS) as usize;
-        for (v, &s) in x[start..].iter_mut().zip(&c.pcm) {
+        for (v, &s) in x[start..].iter_mut().zip(pcm) {
             *v += gain * f64::from(s);
         }
     }
@@ -99,7 +144,10 @@ pub struct TurnSignal {
 
 /// The turn signals measured.
 pub fn turn_signals() -> Vec<TurnSignal> {
-    vec![TurnSignal { name: "SpeechStopped", fires: |e| matches!(e, Event::SpeechStopped { .. }) }]
+    vec![
+        TurnSignal { name: "SpeechStopped", fires: |e| matches!(e, Event::SpeechStopped { .. }) },
+        TurnSignal { name: "EndOfTurn", fires: |e| matches!(e, Event::EndOfTurn { .. }) },
+    ]
 }
 
 /// Runs the turns through a session (the bot silent).
@@ -112,6 +160,8 @@ pub fn run_turns(config: &SessionConfig, track: &TurnTrack) -> CallTrace {
 pub struct TurnScore {
     /// Every in-turn pause: its length (ms) and whether the signal fired in it.
     pub pauses: Vec<(u64, bool)>,
+    /// Per pause: whether it is inside a sentence (see [`Turn::splits`]).
+    pub within: Vec<bool>,
     /// Turn ends: labelled end of speech to the signal, ms.
     pub latencies: Vec<u64>,
     /// Turn ends with no signal before the next turn.
@@ -127,8 +177,15 @@ impl TurnScore {
     pub fn latency_percentile(&self, p: f64) -> Option<u64> {
         percentile(&self.latencies, p)
     }
+    /// The early-cut rate of the pauses inside sentences (`within`) or between them.
+    pub fn early_cut_rate_of(&self, within: bool) -> f64 {
+        let v: Vec<bool> =
+            self.pauses.iter().zip(&self.within).filter(|p| *p.1 == within).map(|p| p.0.1).collect();
+        v.iter().filter(|&&c| c).count() as f64 / v.len().max(1) as f64
+    }
     pub fn add(&mut self, o: &TurnScore) {
         self.pauses.extend_from_slice(&o.pauses);
+        self.within.extend_from_slice(&o.within);
         self.latencies.extend_from_slice(&o.latencies);
         self.missed_ends += o.missed_ends;
         self.inside_speech += o.inside_speech;
@@ -158,6 +215,7 @@ pub fn score_turns(track: &TurnTrack, trace: &CallTrace, signal: TurnSignal) -> 
             }
             if i + 1 < turn.sentences.len() {
                 s.pauses.push((next_start - end, hit.is_some()));
+                s.within.push(turn.splits[i]);
             } else {
                 match hit {
                     Some(h) => s.latencies.push(times[h] - end),

@@ -115,7 +115,11 @@ fn run_bot(engine: Arc<Engine>, server: Arc<OffloadServer>, t0: Instant, done: A
                         "bot: stream stopped".to_owned()
                     }
                     Event::ProtocolError { error } => format!("bot: dropped a bad message: {error}"),
-                    Event::Connected | Event::Started(_) | Event::Dtmf { .. } | Event::Interrupted { .. } => {
+                    Event::Connected
+                    | Event::Started(_)
+                    | Event::Dtmf { .. }
+                    | Event::Interrupted { .. }
+                    | Event::EndOfTurn { .. } => {
                         continue;
                     }
                 };

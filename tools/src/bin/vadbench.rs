@@ -21,7 +21,7 @@ use std::time::Instant;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use trunkline::{BargeInConfig, SessionConfig};
 use vad_corpus::echo::{ERLS_DB, echo_only_calls, interruption_calls, score_echo_only, score_interruptions};
-use vad_corpus::turns::{TurnScore, run_turns, score_turns, turn_signals, turn_track};
+use vad_corpus::turns::{TurnScore, run_turns, score_turns, split_turn_track, turn_signals, turn_track};
 use vad_corpus::*;
 
 fn main() {
@@ -275,7 +275,8 @@ fn echo_report(bot_minutes: f64) {
 /// Multi-sentence turns (`tests/vad_corpus/turns.rs`) per line condition and turn signal:
 /// response latency at turn ends and the early-cut rate of in-turn pauses.
 fn turns_report() {
-    let config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+    let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+    config.vad.end_of_turn_enabled = true;
     println!();
     println!(
         "Turns of 2-4 sentences with 300-800 ms pauses inside, 2-3 s between turns (3 seeded tracks per condition):"
@@ -311,6 +312,61 @@ fn turns_report() {
                 all.missed_ends,
                 all.inside_speech,
             );
+        }
+    }
+    end_of_turn_report();
+}
+
+/// `EndOfTurn` against `SpeechStopped` per pause type, on turns whose long sentences are also cut
+/// mid-phrase (`split_turn_track`), at a few thresholds and hangovers: seeds 0-2 (the end-of-turn
+/// weights were fitted on them) and 3-5 (held out).
+fn end_of_turn_report() {
+    println!();
+    println!(
+        "Turns with sentences also cut mid-phrase (quiet and pink 5 dB lines; early-cut rate per pause type):"
+    );
+    println!();
+    println!(
+        "| line | seeds | hangover | signal | threshold | latency p50 / p90 (ms) | cut: inside a sentence | cut: between sentences |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let conds: Vec<_> =
+        conditions().into_iter().filter(|c| c.name == "quiet" || c.name == "pink-5dB").collect();
+    for cond in &conds {
+        for seeds in [0..3u64, 3..6] {
+            let tracks: Vec<_> = seeds.clone().map(|seed| split_turn_track(cond, seed)).collect();
+            for hangover in [400, 900] {
+                for threshold in [35, 50, 60] {
+                    let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+                    config.vad.hangover_ms = hangover;
+                    config.vad.end_of_turn_enabled = true;
+                    config.vad.end_of_turn_threshold = threshold;
+                    let (mut eot, mut stopped) = (TurnScore::default(), TurnScore::default());
+                    for track in &tracks {
+                        let trace = run_turns(&config, track);
+                        eot.add(&score_turns(track, &trace, turn_signals()[1]));
+                        stopped.add(&score_turns(track, &trace, turn_signals()[0]));
+                    }
+                    let rows: Vec<(&str, String, &TurnScore)> = if threshold == 35 {
+                        vec![
+                            ("SpeechStopped", "-".into(), &stopped),
+                            ("EndOfTurn", threshold.to_string(), &eot),
+                        ]
+                    } else {
+                        vec![("EndOfTurn", threshold.to_string(), &eot)]
+                    };
+                    for (name, t, s) in rows {
+                        println!(
+                            "| {} | {seeds:?} | {hangover} | `{name}` | {t} | {} / {} | {:.2} | {:.2} |",
+                            cond.name,
+                            fmt_opt(s.latency_percentile(50.0)),
+                            fmt_opt(s.latency_percentile(90.0)),
+                            s.early_cut_rate_of(true),
+                            s.early_cut_rate_of(false),
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -1,0 +1,340 @@
+//! Echo gate: keeps the bot's own voice, echoed back on the caller's line, from counting as the
+//! caller's speech.
+//!
+//! On speakerphones and lines with hybrid echo the caller's track carries the agent's audio back,
+//! 6-25 dB down (the echo return loss, ERL), 20-400 ms after the carrier plays it, with a decaying
+//! tail of up to 100 ms. The engine knows what it sent and, from its playout model (corrected by
+//! the carrier's mark echoes), when the carrier plays each frame. So the gate keeps, per 20 ms
+//! slot of the caller's stream time, the energy of the played audio in [`GATE_BANDS`] bands of
+//! ~400 Hz (the spectral classifier's bands in pairs, from the same FFT). For each caller frame it
+//! predicts the echo energy per band as the loudest reference over the slots the echo can come
+//! from (delays 0 to [`WINDOW_SLOTS`] slots: 400 ms of path delay, 100 ms of tail and the playout
+//! model's error) times the band's echo gain. A band no louder than the line's noise plus that
+//! prediction (with [`MARGIN_DB`]) is taken as echo: the classifier treats it as line noise (no band
+//! SNR, flat in the harmonicity measure, and the noise floor does not learn from it). A caller
+//! talking over the echo is louder than their own echo would be, typically by the ERL itself, so
+//! their bands stay, and speech over the echo is still detected.
+//!
+//! The echo gain per band starts at the worst return loss handled ([`START_GAIN_DB`], ERL 6 dB:
+//! nothing of a louder echo passes) and tracks a high quantile (97 %) of (caller band energy −
+//! loudest reference) over the frames that look like echo (no more than a few dB above the
+//! threshold) where the predicted echo stands above the line's noise: its first frames step down
+//! fast (a caller may interrupt within the first second of a prompt), later ones slowly, and an
+//! echo louder than predicted raises it at once.
+//!
+//! Why no delay estimate (a narrow window around the echo's delay would predict it better): an
+//! interruption can come 600 ms into the first prompt, before any estimate settles, and a wrong
+//! delay lets the echo through. Tried (correlating the two log-energy envelopes over the lags),
+//! it locked onto wrong lags early and the echo barged in again. The max over the whole window
+//! costs recall instead: what the caller says within ~0.6 s after a loud stretch of the bot, no
+//! louder than its echo is predicted, is masked.
+//!
+//! Measured (`engine/tests/echo_barge_in.rs`, docs/speech.md): the agent no longer barges in on
+//! its own echo, but the gate also masks some soft speech over the agent on lines without echo,
+//! so it is a setting (`VadConfig::echo_aware`), off by default.
+//!
+//! Cost: one 512-point real FFT per frame sent (the reference's bands) and, per caller frame
+//! while the window holds reference audio, a max over [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes.
+//! Once the bot has been silent for the window, nothing. State: [`SLOTS`] × [`GATE_BANDS`]
+//! bytes of band energies (1 dB steps) and a few numbers; no sample history.
+
+/// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
+pub(crate) const GATE_BANDS: usize = 8;
+/// Slots of reference kept (64 × 20 ms): the window behind the caller's frame plus what the
+/// pacer has sent ahead of it (its lead and the carrier's delay).
+const SLOTS: usize = 64;
+/// Samples per slot (20 ms at 8 kHz).
+pub(crate) const SLOT_SAMPLES: u64 = 160;
+/// Slots a caller frame's echo may come from, back from its own: 0-640 ms (path delay up to
+/// 400 ms, tail up to 100 ms, and 140 ms for the playout model's error: before the carrier's
+/// first mark echo it does not know the carrier's playout delay, and the slot grid).
+pub(crate) const WINDOW_SLOTS: u64 = 32;
+/// Echo gain assumed before any is measured, and the most it may be: ERL 6 dB.
+pub(crate) const START_GAIN_DB: f32 = -6.0;
+/// The least echo gain tracked (an echo 45 dB down is lost in any line's noise).
+const MIN_GAIN_DB: f32 = -45.0;
+/// A band counts as the caller's only this far above the predicted echo.
+pub(crate) const MARGIN_DB: f32 = 3.0;
+/// The gain's steps per frame taken as echo: down when the band is quieter than the gain
+/// predicts, up when louder; it settles at the UP / (UP + DOWN) quantile (97 %) of the ratio of
+/// the caller's band to the loudest reference. Why so high a quantile: the window's loudest
+/// reference is often well above the one that made the echo; the frames where it is the same
+/// give the echo's true level.
+const GAIN_DOWN_DB: f32 = 0.03;
+const GAIN_UP_DB: f32 = 1.0;
+/// The first frames a band learns from step down faster, so that a quieter echo is learnt
+/// within the first second of the agent speaking (a caller may interrupt that early); the up
+/// steps put back what they overshoot.
+const FAST_DOWN_DB: f32 = 0.25;
+const FAST_FRAMES: u8 = 40;
+/// Bands up to this far above the masking threshold still teach the gain: an echo somewhat
+/// louder than predicted raises it, speech well above it does not.
+const LEARN_ABOVE_THRESHOLD_DB: f32 = 6.0;
+/// The gain learns only where the echo it predicts stands this far above the line's noise.
+const LEARN_ABOVE_NOISE_DB: f32 = 6.0;
+/// How fast the stream clock offset may rise per reference frame, µs: follows a carrier clock
+/// slower than the engine's (its minimum is taken otherwise, see [`EchoGate::sample_of`]).
+const OFFSET_CREEP_US: i64 = 20;
+
+/// Energy to 1 dB steps, rounded up (0: nothing).
+pub(crate) fn to_db_code(e: f32) -> u8 {
+    if e <= 1.0 { 0 } else { (10.0 * e.log10()).ceil().clamp(1.0, 255.0) as u8 }
+}
+
+/// The echo gate's state; see the module docs. Fixed size, never allocates.
+#[derive(Debug, Clone)]
+pub(crate) struct EchoGate {
+    /// Reference band energies per slot (slot `s` at `s % SLOTS`), 1 dB steps, 0 = none.
+    ring: [[u8; GATE_BANDS]; SLOTS],
+    /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid.
+    newest: Option<u64>,
+    /// Engine time (µs) minus the caller's stream time (µs) of the newest audio delivered: the
+    /// smallest seen, so network jitter does not move it.
+    offset_us: Option<i64>,
+    /// Echo gain per band, dB.
+    gain_db: [f32; GATE_BANDS],
+    /// Frames each band has learnt from (up to [`FAST_FRAMES`]).
+    learnt: [u8; GATE_BANDS],
+}
+
+impl EchoGate {
+    pub(crate) fn new() -> Self {
+        Self {
+            ring: [[0; GATE_BANDS]; SLOTS],
+            newest: None,
+            offset_us: None,
+            gain_db: [START_GAIN_DB; GATE_BANDS],
+            learnt: [0; GATE_BANDS],
+        }
+    }
+
+    /// Forgets everything (a new stream).
+    pub(crate) fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// The caller's stream sample (8 kHz) at which audio the carrier plays at engine time
+    /// `play_us` is heard, given that at engine time `now_us` the caller's audio had been
+    /// delivered up to stream sample `stream_now`. `None` before any caller audio.
+    pub(crate) fn sample_of(&mut self, play_us: u64, now_us: u64, stream_now: Option<u64>) -> Option<u64> {
+        let stream_now = stream_now?;
+        let offset = now_us as i64 - (stream_now as i64) * 125;
+        let offset = match self.offset_us {
+            Some(o) => (o + OFFSET_CREEP_US).min(offset),
+            None => offset,
+        };
+        self.offset_us = Some(offset);
+        self.sample_at(play_us)
+    }
+
+    /// [`Self::sample_of`] without learning the clock (`None` before it is known).
+    pub(crate) fn sample_at(&self, play_us: u64) -> Option<u64> {
+        let stream_us = play_us as i64 - self.offset_us?;
+        Some(stream_us.max(0) as u64 * 8 / 1000)
+    }
+
+    /// Records the played audio's band energies (1 dB codes) for `slot`.
+    pub(crate) fn record(&mut self, slot: u64, bands: [u8; GATE_BANDS]) {
+        match self.newest {
+            Some(newest) if slot <= newest => {
+                if slot + SLOTS as u64 > newest {
+                    let r = &mut self.ring[slot as usize % SLOTS];
+                    for (r, b) in r.iter_mut().zip(bands) {
+                        *r = (*r).max(b);
+                    }
+                }
+            }
+            newest => {
+                // Slots skipped since the newest hold nothing.
+                let from = newest.map_or(slot, |n| (n + 1).max(slot.saturating_sub(SLOTS as u64)));
+                for s in from..slot {
+                    self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
+                }
+                self.ring[slot as usize % SLOTS] = bands;
+                self.newest = Some(slot);
+            }
+        }
+    }
+
+    /// The carrier dropped what it had not played: nothing plays from `slot` on.
+    pub(crate) fn cut(&mut self, slot: u64) {
+        let Some(newest) = self.newest else { return };
+        if slot > newest {
+            return;
+        }
+        for s in slot.max(newest.saturating_sub(SLOTS as u64 - 1))..=newest {
+            self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
+        }
+        self.newest = slot.checked_sub(1);
+    }
+
+    /// Whether the caller's frame in `slot` may hold echo (played audio within the window
+    /// behind it): one comparison, the whole cost while the agent is silent.
+    pub(crate) fn active(&self, slot: u64) -> bool {
+        self.newest.is_some_and(|n| n + WINDOW_SLOTS > slot)
+    }
+
+    /// The reference slot `s` if it is held (else silence).
+    fn slot(&self, s: u64) -> [u8; GATE_BANDS] {
+        match self.newest {
+            Some(n) if s <= n && s + SLOTS as u64 > n => self.ring[s as usize % SLOTS],
+            _ => [0; GATE_BANDS],
+        }
+    }
+
+    /// The loudest reference per band (dB codes) over lags `lags` (slots) behind `slot`.
+    fn loudest(&self, slot: u64, lags: std::ops::RangeInclusive<u64>) -> [u8; GATE_BANDS] {
+        let mut max = [0u8; GATE_BANDS];
+        for lag in lags {
+            let Some(s) = slot.checked_sub(lag) else { break };
+            for (m, r) in max.iter_mut().zip(self.slot(s)) {
+                *m = (*m).max(r);
+            }
+        }
+        max
+    }
+
+    /// The loudest reference per band over the whole window behind `slot`; `None` if the
+    /// window holds no played audio.
+    pub(crate) fn reference_db(&self, slot: u64) -> Option<[u8; GATE_BANDS]> {
+        let max = self.loudest(slot, 0..=WINDOW_SLOTS - 1);
+        max.iter().any(|&m| m > 0).then_some(max)
+    }
+
+    /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
+    /// floor there (`noise_db`): which bands are the agent's echo. Learns the echo's level on the
+    /// way. `None` when no played audio can echo in it.
+    pub(crate) fn mask(
+        &mut self,
+        slot: u64,
+        caller_db: &[f32; GATE_BANDS],
+        noise_db: &[f32; GATE_BANDS],
+    ) -> Option<[bool; GATE_BANDS]> {
+        let reference = self.reference_db(slot)?;
+        let mut mask = [false; GATE_BANDS];
+        for b in 0..GATE_BANDS {
+            if reference[b] == 0 {
+                continue;
+            }
+            let reference = f32::from(reference[b]);
+            let gain = &mut self.gain_db[b];
+            let echo = reference + *gain;
+            // Explained: no louder than the line's noise plus the echo predicted, with margin.
+            let explained =
+                10.0 * (10f32.powf(noise_db[b] / 10.0) + 10f32.powf((echo + MARGIN_DB) / 10.0)).log10();
+            mask[b] = caller_db[b] < explained;
+            if caller_db[b] < explained + LEARN_ABOVE_THRESHOLD_DB
+                && echo >= noise_db[b] + LEARN_ABOVE_NOISE_DB
+            {
+                let ratio = caller_db[b] - reference;
+                let learnt = &mut self.learnt[b];
+                let down = if *learnt < FAST_FRAMES { FAST_DOWN_DB } else { GAIN_DOWN_DB };
+                *learnt = learnt.saturating_add(1);
+                *gain = if ratio > *gain { *gain + GAIN_UP_DB } else { *gain - down };
+                *gain = gain.clamp(MIN_GAIN_DB, START_GAIN_DB);
+            }
+        }
+        Some(mask)
+    }
+
+    /// The echo gain of band `b`, dB.
+    #[cfg(test)]
+    pub(crate) fn gain_db(&self, b: usize) -> f32 {
+        self.gain_db[b]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_covers_the_delays_it_claims_and_forgets_beyond() {
+        let mut g = EchoGate::new();
+        g.record(100, [60; GATE_BANDS]);
+        assert_eq!(g.reference_db(99), None);
+        assert_eq!(g.reference_db(100), Some([60; GATE_BANDS]));
+        assert_eq!(g.reference_db(100 + WINDOW_SLOTS - 1), Some([60; GATE_BANDS]));
+        assert_eq!(g.reference_db(100 + WINDOW_SLOTS), None);
+        // A later, quieter slot: the max is the louder earlier one while it is in the window.
+        g.record(110, [40; GATE_BANDS]);
+        assert_eq!(g.reference_db(112), Some([60; GATE_BANDS]));
+        assert_eq!(g.reference_db(100 + WINDOW_SLOTS), Some([40; GATE_BANDS]));
+        // A jump past the ring's length leaves no stale slot behind.
+        g.record(110 + 3 * SLOTS as u64, [30; GATE_BANDS]);
+        for s in 0..SLOTS as u64 {
+            let slot = 110 + 2 * SLOTS as u64 + s;
+            let want = (slot >= 110 + 3 * SLOTS as u64).then_some([30; GATE_BANDS]);
+            assert_eq!(g.reference_db(slot), want, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn a_cut_drops_what_had_not_played() {
+        let mut g = EchoGate::new();
+        for s in 10..20 {
+            g.record(s, [50; GATE_BANDS]);
+        }
+        g.cut(15);
+        assert_eq!(g.reference_db(15 + WINDOW_SLOTS - 1), None);
+        assert_eq!(g.reference_db(14 + WINDOW_SLOTS - 1), Some([50; GATE_BANDS]));
+        // Recording resumes after the cut.
+        g.record(16, [20; GATE_BANDS]);
+        assert_eq!(g.reference_db(16 + WINDOW_SLOTS - 1), Some([20; GATE_BANDS]));
+    }
+
+    #[test]
+    fn stream_time_follows_the_earliest_delivery() {
+        let mut g = EchoGate::new();
+        assert_eq!(g.sample_at(0), None);
+        // Caller audio up to 1 s of stream time was delivered at engine time 3 s: offset 2 s.
+        assert_eq!(g.sample_of(3_000_000, 3_000_000, Some(8_000)), Some(8_000));
+        // Delivered 50 ms late (jitter): the offset keeps the earliest, plus its slow creep.
+        let creep = OFFSET_CREEP_US as u64;
+        assert_eq!(
+            g.sample_of(3_100_000, 3_150_000, Some(8_000 + 800)),
+            Some((1_100_000 - creep) * 8 / 1000)
+        );
+        assert_eq!(g.sample_of(0, 0, None), None);
+    }
+
+    #[test]
+    fn a_delayed_attenuated_copy_is_echo_a_louder_caller_is_not() {
+        let mut g = EchoGate::new();
+        let noise = [20.0; GATE_BANDS];
+        g.record(10, [70; GATE_BANDS]);
+        // 200 ms later, 10 dB down: within the ERL 6 dB the gate assumes at first.
+        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise), Some([true; GATE_BANDS]));
+        // The caller 5 dB above the reference, in half the bands: those are theirs.
+        let caller: [f32; GATE_BANDS] = std::array::from_fn(|b| if b % 2 == 0 { 75.0 } else { 60.0 });
+        let mask = g.mask(21, &caller, &noise).unwrap();
+        assert_eq!(mask, std::array::from_fn(|b| b % 2 == 1));
+        // Nothing played within the window behind a frame: no gate at all.
+        assert!(!g.active(10 + WINDOW_SLOTS));
+        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise), None);
+    }
+
+    #[test]
+    fn the_gain_learns_the_echo_level_and_then_lets_a_softer_caller_through() {
+        let mut g = EchoGate::new();
+        let noise = [10.0; GATE_BANDS];
+        // An echo 15 dB below the reference, for 10 s.
+        for slot in 0..500 {
+            g.record(slot, [70; GATE_BANDS]);
+            assert_eq!(g.mask(slot, &[55.0; GATE_BANDS], &noise), Some([true; GATE_BANDS]), "slot {slot}");
+        }
+        for b in 0..GATE_BANDS {
+            assert!((g.gain_db(b) + 15.0).abs() <= GAIN_UP_DB, "band {b}: {}", g.gain_db(b));
+        }
+        // A caller 8 dB below the reference is 7 dB above that echo: theirs, not the echo's.
+        g.record(500, [70; GATE_BANDS]);
+        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise), Some([false; GATE_BANDS]));
+        // An echo predicted under the line's noise is lost in it: a band at the noise is
+        // explained, one clearly above it is the caller's.
+        let mut quiet = EchoGate::new();
+        quiet.record(0, [30; GATE_BANDS]);
+        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([true; GATE_BANDS]));
+        assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([false; GATE_BANDS]));
+        assert_eq!(quiet.gain_db(0), START_GAIN_DB, "nothing learnt under the noise");
+    }
+}
