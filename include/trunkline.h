@@ -221,6 +221,10 @@ enum trunkline_event_kind
   // A message was dropped: `error` is the code (trunkline_protocol_error_message describes it),
   // `name` the offending field when there is one. The call goes on.
   TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR = 11,
+  // The caller's turn seems over (end-of-turn detection enabled): the speech that ended at
+  // `stream_ms` sounded finished and `duration_ms` of silence followed, or the hangover
+  // passed (then just before SPEECH_STOPPED, `duration_ms` the hangover).
+  TRUNKLINE_EVENT_KIND_END_OF_TURN = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -541,7 +545,8 @@ typedef struct {
   // Mark name, call id (started) or field name (protocol error), else empty.
   char name[TRUNKLINE_EVENT_NAME_CAPACITY];
   // How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
-  // jambonz); -1 when the carrier does not say, and for other events.
+  // jambonz), -1 when the carrier does not say; END_OF_TURN: the silence waited, ms; -1 for
+  // other events.
   int64_t duration_ms;
   // BARGE_IN, INTERRUPTED: the tag of the segment the caller was hearing (see
   // trunkline_session_begin_segment), or, when nothing queued had been heard yet, of the first
@@ -1167,9 +1172,12 @@ trunkline_result trunkline_test_fail_session(trunkline_session *session);
 trunkline_result trunkline_session_agent_format(trunkline_session *session,
                                                 trunkline_agent_format *out);
 
-// Writes the defaults into `*out` (struct_size set; every string NULL; MULAW at 8000 Hz, one
-// channel; no custom parameters). Results: OK; NULL_PARAMETER. Any thread.
-trunkline_result trunkline_stream_start_default(trunkline_stream_start *out);
+// Writes the defaults (every string NULL; MULAW at 8000 Hz, one channel; no custom parameters)
+// into `*out`, a struct of `struct_size` bytes: pass sizeof(trunkline_stream_start). Only the
+// fields that fit in it are written; `struct_size` is stored in it. Results: OK; NULL_PARAMETER;
+// INVALID_ARGUMENT (`struct_size` smaller than a size_t or larger than this library's struct).
+// Any thread.
+trunkline_result trunkline_stream_start_default(trunkline_stream_start *out, size_t struct_size);
 
 // Opens a session whose stream has already started, as trunkline_session_open does otherwise:
 // for a host whose framework read the carrier's `start` message itself (a WebSocket handler that

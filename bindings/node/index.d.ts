@@ -200,6 +200,30 @@ interface EventFields {
 /** The carrier's audio encoding, from its `start` message. */
 export type AudioEncoding = 'mulaw' | 'alaw' | 'l16';
 
+/**
+ * What a host that already read the carrier's `start` message (its framework parsed it to route
+ * the call) learned from it, for engine.session's `start` option: the session's first event is
+ * then `started`, the stream id is echoed to the carrier, and a `start` pushed again is a
+ * protocol error (duplicate). Push the carrier's messages that follow. A format the dialect or
+ * the engine cannot take throws TrunklineError INVALID_ARGUMENT; an unknown key, TypeError.
+ */
+export interface StreamStart {
+  /** The carrier's stream identifier (Twilio streamSid): echoed in what goes back to it. */
+  streamId?: string | null;
+  /** The carrier's call identifier (Twilio callSid). */
+  callId?: string | null;
+  /** The carrier's account identifier (Twilio accountSid). */
+  accountId?: string | null;
+  /** Encoding of the carrier's audio (default 'mulaw'; 'ulaw' is taken too). */
+  encoding?: AudioEncoding | 'ulaw';
+  /** Sample rate of the carrier's audio, Hz (default 8000). */
+  sampleRate?: number;
+  /** Channels of the carrier's audio (default 1). */
+  channels?: number;
+  /** The call's custom parameters, in order. */
+  customParameters?: Record<string, string>;
+}
+
 /** What the carrier announced when the stream started, whichever carrier it is. */
 export interface StartedEvent extends EventFields {
   kind: 'started';
@@ -253,8 +277,11 @@ export declare class Engine {
    * close().
    */
   metrics(options?: { openMetrics?: boolean }): string;
-  /** Opens a session (one call). Throws TypeError for an unknown option. */
-  session(options?: SessionOptions): Session;
+  /**
+   * Opens a session (one call). Throws TypeError for an unknown option. With `start`, the session
+   * behaves as one that parsed the carrier's `start` message (see StreamStart).
+   */
+  session(options?: SessionOptions & { start?: StreamStart | null }): Session;
   /**
    * Starts an offload server on this engine (it needs worker threads): Trunkline answers the
    * carrier's WebSocket itself. Same as `new Server(engine, options)`.

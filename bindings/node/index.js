@@ -144,6 +144,41 @@ function applySessionOptions(config, options) {
   return config;
 }
 
+/** The keys of engine.session's `start` option. */
+const START_KEYS = ['streamId', 'callId', 'accountId', 'encoding', 'sampleRate', 'channels', 'customParameters'];
+/** `start` encoding names (the `started` event's, and 'ulaw' as for agentFormat) → trunkline_audio_encoding. */
+const START_ENCODINGS = Object.fromEntries(Object.entries(ENCODINGS).map(([value, name]) => [name, Number(value)]));
+START_ENCODINGS.ulaw = START_ENCODINGS.mulaw;
+
+/** The trunkline_stream_start for engine.session's `start` option: the library's defaults, then `start`. */
+function streamStart(start) {
+  if (start === null || typeof start !== 'object') throw new TypeError('trunkline: start must be an object');
+  for (const key of Object.keys(start)) {
+    if (!START_KEYS.includes(key)) throw new TypeError(`trunkline: unknown start key ${JSON.stringify(key)}: one of ${START_KEYS.join(', ')}`);
+  }
+  const out = { struct_size: TYPES.trunkline_stream_start.size };
+  check(fns.trunkline_stream_start_default(out, TYPES.trunkline_stream_start.size), 'stream start');
+  for (const key of ['streamId', 'callId', 'accountId']) {
+    if (start[key] != null) out[key.replace(/[A-Z]/, (c) => `_${c.toLowerCase()}`)] = stringOption(start[key], `start.${key}`);
+  }
+  if (start.encoding != null) {
+    const value = typeof start.encoding === 'string' ? START_ENCODINGS[start.encoding.toLowerCase()] : undefined;
+    if (value === undefined) throw new TypeError(`trunkline: unknown start.encoding ${JSON.stringify(start.encoding)}: 'mulaw' ('ulaw'), 'alaw' or 'l16'`);
+    out.encoding = value;
+  }
+  if (start.sampleRate != null) out.sample_rate = uint32Option(start.sampleRate, 'start.sampleRate');
+  if (start.channels != null) out.channels = uint32Option(start.channels, 'start.channels');
+  const params = start.customParameters ?? {};
+  if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+    throw new TypeError('trunkline: start.customParameters must be an object of strings');
+  }
+  const entries = Object.entries(params);
+  out.custom_parameter_names = entries.map(([k]) => stringOption(k, 'start.customParameters name'));
+  out.custom_parameter_values = entries.map(([k, v]) => stringOption(v, `start.customParameters.${k}`));
+  out.custom_parameter_count = entries.length;
+  return out;
+}
+
 /** camelCase route key → snake_case field of trunkline_route. */
 const ROUTE_FIELDS = new Map(
   Object.keys(TYPES.trunkline_route.members)
@@ -316,11 +351,23 @@ class Engine {
     return buf.toString('utf8', 0, Number(len[0]));
   }
 
-  /** Opens a session (one call). Options are the C session config's fields in camelCase. */
+  /**
+   * Opens a session (one call). Options are the C session config's fields in camelCase, and
+   * `start`: for a host that already read the carrier's `start` message itself, what it said
+   * ({ streamId, callId, accountId, encoding, sampleRate, channels, customParameters }). That
+   * session behaves as one that parsed the message: its first event is `started`, the stream id
+   * is echoed to the carrier, and a `start` pushed again is a protocol error (duplicate).
+   */
   session(options = {}) {
-    const config = applySessionOptions(defaultSessionConfig(), options);
+    if (options === null || typeof options !== 'object') throw new TypeError('trunkline: session options must be an object');
+    const { start, ...settings } = options;
+    const config = applySessionOptions(defaultSessionConfig(), settings);
     const out = [null];
-    check(fns.trunkline_session_open(this._handle(), config, out), 'session');
+    if (start != null) {
+      check(fns.trunkline_session_open_started(this._handle(), config, streamStart(start), out), 'session');
+    } else {
+      check(fns.trunkline_session_open(this._handle(), config, out), 'session');
+    }
     return new Session(this, out[0], config.agent_rate);
   }
 

@@ -104,15 +104,17 @@ fn slice<'a>(ptr: *const *const c_char, count: usize) -> Result<&'a [*const c_ch
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
-/// Writes the defaults into `*out` (struct_size set; every string NULL; MULAW at 8000 Hz, one
-/// channel; no custom parameters). Results: OK; NULL_PARAMETER. Any thread.
+/// Writes the defaults (every string NULL; MULAW at 8000 Hz, one channel; no custom parameters)
+/// into `*out`, a struct of `struct_size` bytes: pass sizeof(trunkline_stream_start). Only the
+/// fields that fit in it are written; `struct_size` is stored in it. Results: OK; NULL_PARAMETER;
+/// INVALID_ARGUMENT (`struct_size` smaller than a size_t or larger than this library's struct).
+/// Any thread.
 #[unsafe(no_mangle)]
-pub extern "C" fn trunkline_stream_start_default(out: *mut trunkline_stream_start) -> trunkline_result {
-    guard(|| {
-        let out = try_out!(out);
-        out.set(trunkline_stream_start::defaults());
-        trunkline_result::Ok
-    })
+pub extern "C" fn trunkline_stream_start_default(
+    out: *mut trunkline_stream_start,
+    struct_size: size_t,
+) -> trunkline_result {
+    guard(|| versioned::write(out, struct_size, trunkline_stream_start::defaults()))
 }
 
 /// Opens a session whose stream has already started, as trunkline_session_open does otherwise:

@@ -99,6 +99,33 @@ namespace Trunkline
             return new Session(this, h);
         }
 
+        /// <summary>Opens a session whose stream has already started, for a host that read the
+        /// carrier's <c>start</c> message itself (its framework parsed it to route the call): the
+        /// session behaves as one that parsed <paramref name="start"/>. Its first event is Started,
+        /// the stream id is echoed to the carrier, and a <c>start</c> pushed again is a protocol
+        /// error (duplicate); push the carrier's messages that follow. Throws TrunklineException:
+        /// InvalidArgument (also a format the dialect or the engine cannot take), TooManySessions,
+        /// Closed; ArgumentException for a string containing NUL or a null custom parameter.</summary>
+        public Session OpenSessionStarted(StreamStart start, SessionOptions options = null)
+        {
+            if (start == null) throw new ArgumentNullException("start");
+            SessionHandle h;
+            ResultCode r;
+            // The strings only need to live for the open call: the library copies them.
+            using (var memory = new NativeAllocations())
+            {
+                var config = (options ?? new SessionOptions()).ToNative(memory);
+                var native = start.ToNative(memory);
+                r = Native.trunkline_session_open_started(CheckedHandle(), ref config, ref native, out h);
+            }
+            if (r != ResultCode.Ok)
+            {
+                if (h != null) h.SetHandleAsInvalid();
+                throw new TrunklineException(r, "trunkline_session_open_started");
+            }
+            return new Session(this, h);
+        }
+
         /// <summary>Starts an offload server on this engine (which needs worker threads): Trunkline
         /// answers the carrier's WebSocket itself and hands you each call as a Session. Same as
         /// <c>new Server(engine, options)</c>.</summary>

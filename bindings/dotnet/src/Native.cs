@@ -289,6 +289,24 @@ namespace Trunkline
         public byte* auth;
     }
 
+    // Input of trunkline_session_open_started: its strings and the custom parameters' arrays live
+    // as the server config's do (NativeAllocations, for the call; the library copies them).
+    [CName("trunkline_stream_start")]
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct NativeStreamStart
+    {
+        public nuint struct_size;
+        public byte* stream_id;
+        public byte* call_id;
+        public byte* account_id;
+        public uint encoding;
+        public uint sample_rate;
+        public uint channels;
+        public byte** custom_parameter_names;
+        public byte** custom_parameter_values;
+        public nuint custom_parameter_count;
+    }
+
     // The output structs begin with struct_size too: the binding sets it to Marshal.SizeOf of the
     // struct as declared here before each call (so they are passed `ref`, never `out`), and the
     // library writes no further (see the header's VERSIONED OUTPUTS).
@@ -446,6 +464,13 @@ namespace Trunkline
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_open(EngineHandle engine, ref NativeSessionConfig config, out SessionHandle @out);
+
+        // Writes the whole struct: `ref`, sized by the binding's struct_size as the outputs are.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_stream_start_default(ref NativeStreamStart @out, nuint struct_size);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        public static extern ResultCode trunkline_session_open_started(EngineHandle engine, ref NativeSessionConfig config, ref NativeStreamStart start, out SessionHandle @out);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         public static extern ResultCode trunkline_session_push(SessionHandle session, byte* data, nuint len, uint kind);

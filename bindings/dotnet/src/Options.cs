@@ -4,6 +4,7 @@ using nuint = System.UIntPtr; // see Native.cs
 
 using System;
 using System.Collections.Generic;
+using System.Linq;
 
 namespace Trunkline
 {
@@ -153,6 +154,51 @@ namespace Trunkline
             c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
             c.read_hold_ms = U(ReadHoldMs, c.read_hold_ms);
             if (Dialect != null) c.dialect = memory.Utf8Z(Dialect, "Dialect");
+            return c;
+        }
+    }
+
+    /// <summary>What a host that already read the carrier's <c>start</c> message (its framework
+    /// parsed it to route the call) learned from it, for Engine.OpenSessionStarted. Unset (null)
+    /// properties keep the library's defaults (trunkline_stream_start_default): empty ids, µ-law
+    /// at 8000 Hz, one channel, no custom parameters.</summary>
+    public sealed class StreamStart
+    {
+        /// <summary>The carrier's stream identifier (Twilio streamSid): echoed in what goes back
+        /// to it, so it must be the carrier's.</summary>
+        public string StreamId { get; set; }
+        /// <summary>The carrier's call identifier (Twilio callSid).</summary>
+        public string CallId { get; set; }
+        /// <summary>The carrier's account identifier (Twilio accountSid).</summary>
+        public string AccountId { get; set; }
+        /// <summary>Encoding of the carrier's audio (default Mulaw).</summary>
+        public AudioEncoding? Encoding { get; set; }
+        /// <summary>Sample rate of the carrier's audio, Hz (default 8000).</summary>
+        public int? SampleRate { get; set; }
+        /// <summary>Channels of the carrier's audio (default 1).</summary>
+        public int? Channels { get; set; }
+        /// <summary>The call's custom parameters, in order (a Dictionary will do).</summary>
+        public IEnumerable<KeyValuePair<string, string>> CustomParameters { get; set; }
+
+        /// <summary>The native struct; its strings are allocated in <paramref name="memory"/>,
+        /// which must outlive the call it is passed to.</summary>
+        internal unsafe NativeStreamStart ToNative(NativeAllocations memory)
+        {
+            var c = new NativeStreamStart { struct_size = Native.SizeOf(typeof(NativeStreamStart)) };
+            Native.Check(Native.trunkline_stream_start_default(ref c, c.struct_size), "trunkline_stream_start_default");
+            if (StreamId != null) c.stream_id = memory.Utf8Z(StreamId, "StreamId");
+            if (CallId != null) c.call_id = memory.Utf8Z(CallId, "CallId");
+            if (AccountId != null) c.account_id = memory.Utf8Z(AccountId, "AccountId");
+            if (Encoding.HasValue) c.encoding = (uint)Encoding.Value;
+            if (SampleRate.HasValue) c.sample_rate = checked((uint)SampleRate.Value);
+            if (Channels.HasValue) c.channels = checked((uint)Channels.Value);
+            if (CustomParameters != null)
+            {
+                var ps = CustomParameters.ToList();
+                c.custom_parameter_names = memory.Utf8ZArray(ps.Select(kv => kv.Key).ToList(), "CustomParameters");
+                c.custom_parameter_values = memory.Utf8ZArray(ps.Select(kv => kv.Value).ToList(), "CustomParameters");
+                c.custom_parameter_count = Native.N(ps.Count);
+            }
             return c;
         }
     }

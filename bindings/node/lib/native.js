@@ -228,6 +228,22 @@ const trunkline_vad_config = koffi.struct('trunkline_vad_config', {
   vad_hangover_ms: 'uint32_t',
 });
 
+// Input of trunkline_session_open_started. Its strings are koffi strings, and an array of JS
+// strings assigned to a custom parameter field is copied into a temporary C array of NUL-terminated
+// copies for the call, which is all the library needs (it copies what it keeps).
+const trunkline_stream_start = koffi.struct('trunkline_stream_start', {
+  struct_size: 'size_t',
+  stream_id: 'const char *',
+  call_id: 'const char *',
+  account_id: 'const char *',
+  encoding: 'uint32_t',
+  sample_rate: 'uint32_t',
+  channels: 'uint32_t',
+  custom_parameter_names: koffi.pointer('const char *'),
+  custom_parameter_values: koffi.pointer('const char *'),
+  custom_parameter_count: 'size_t',
+});
+
 const trunkline_start_info = koffi.struct('trunkline_start_info', {
   struct_size: 'size_t',
   tracks: 'uint32_t',
@@ -277,6 +293,8 @@ const PROTOTYPES = [
   'trunkline_result trunkline_server_allow_audiosocket_call(const trunkline_server *server, const char *uuid)',
   'trunkline_result trunkline_server_revoke_audiosocket_call(const trunkline_server *server, const char *uuid, _Out_ bool *out_was_allowed)',
   'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
+  'trunkline_result trunkline_stream_start_default(_Inout_ trunkline_stream_start *out, size_t struct_size)',
+  'trunkline_result trunkline_session_open_started(const trunkline_engine *engine, const trunkline_session_config *config, const trunkline_stream_start *start, _Out_ trunkline_session **out)',
   'trunkline_result trunkline_session_push(trunkline_session *session, const uint8_t *data, size_t len, uint32_t kind)',
   'trunkline_result trunkline_session_read_audio(trunkline_session *session, int16_t *out, size_t capacity, _Out_ size_t *out_samples)',
   'trunkline_result trunkline_session_play(trunkline_session *session, const int16_t *pcm, size_t samples, uint32_t rate, _Out_ size_t *out_taken)',
@@ -336,6 +354,7 @@ const TYPES = {
   trunkline_route,
   trunkline_event,
   trunkline_start_info,
+  trunkline_stream_start,
   trunkline_vad_config,
 };
 

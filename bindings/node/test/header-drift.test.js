@@ -23,6 +23,7 @@ test('the header parses into the whole ABI', () => {
     'trunkline_server_config',
     'trunkline_session_config',
     'trunkline_start_info',
+    'trunkline_stream_start',
     'trunkline_vad_config',
   ]);
   assert.deepEqual(Object.keys(h.enums).sort(), [

@@ -20,6 +20,7 @@ STRUCTS = {
     "trunkline_server_config": _ffi.ServerConfig,
     "trunkline_route": _ffi.Route,
     "trunkline_vad_config": _ffi.VadConfig,
+    "trunkline_stream_start": _ffi.StreamStart,
 }
 # How each C spelling must appear in ctypes (an independent table, not the binding's).
 SCALARS = {"size_t": c_size_t, "uint16_t": ctypes.c_uint16, "uint32_t": c_uint32, "int32_t": c_int32, "int64_t": c_int64, "uint64_t": c_uint64, "bool": c_bool, "char": c_char, "float": c_float, "void": None}
@@ -76,7 +77,8 @@ def test_structs_match_the_header():
     for cname, cls in STRUCTS.items():
         body = re.search(r"typedef struct \{((?:(?!typedef struct).)*?)\} " + cname + ";", HEADER, re.S).group(1)
         body = re.sub(r"//[^\n]*", "", body)
-        fields = re.findall(r"^\s*([\w ]+?(?: \*)?)\s*\b(\w+)(\[\w+\])?;", body, re.M)
+        # `const char *const *name`: an array of string addresses.
+        fields = re.findall(r"^\s*([\w ]+?(?: \*(?:const \*)?)?)\s*\b(\w+)(\[\w+\])?;", body, re.M)
         expected = []
         for ctype, fname, array in fields:
             t = ctype_of(ctype)

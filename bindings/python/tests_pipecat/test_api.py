@@ -25,6 +25,17 @@ def test_params_refuse_what_the_transport_sets_and_unknown_settings():
         TrunklineParams(barge_in="both")
 
 
+def test_params_take_the_start_a_handler_already_read_and_check_it():
+    start = {"stream_id": "MZ1", "call_id": "CA1", "custom_parameters": {"lang": "en"}}
+    params = TrunklineParams(session={"dialect": "twilio", "start": start})
+    # What the transport's link does with them: a session already started, with those ids.
+    with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000, **params.session) as call:
+        first = next(iter(call.events()))
+        assert (first.kind, first.call_id, first.custom_parameters) == ("started", "CA1", {"lang": "en"})
+    with pytest.raises(ValidationError, match="stream_sid"):
+        TrunklineParams(session={"start": {"stream_sid": "MZ1"}})
+
+
 def test_the_transport_takes_a_websocket_with_its_engine_or_a_call():
     with trunkline.Engine(workers=0) as engine, engine.session() as call:
         with pytest.raises(ValueError, match="either"):

@@ -20,6 +20,7 @@ from ._ffi import (
     EngineConfig,
     SessionConfig,
     StartInfo,
+    StreamStart,
     c_enum,
     lib,
     unconverted,
@@ -153,6 +154,59 @@ def session_config(settings: dict) -> SessionConfig:
             value = value.encode() if value is not None else None
         setattr(config, key, value)
     return config
+
+
+# The keys of Engine.session's `start`, and the encodings it names (those of the `started`
+# event, "ulaw" also taken for "mulaw" as AGENT_FORMATS does).
+START_KEYS = ("stream_id", "call_id", "account_id", "encoding", "sample_rate", "channels", "custom_parameters")
+_START_ENCODINGS = {name: code for code, name in ENCODINGS.items()}
+_START_ENCODINGS["ulaw"] = _START_ENCODINGS["mulaw"]
+
+
+def stream_start(start: dict) -> tuple:
+    """The C stream start from `start` (START_KEYS; the others raise ValueError), and what must
+    stay alive as long as it (the encoded strings and their address arrays)."""
+    if not isinstance(start, dict):
+        raise TypeError(f"start must be a dict, got {type(start).__name__}")
+    unknown = [key for key in start if key not in START_KEYS]
+    if unknown:
+        raise ValueError(f"unknown start key {unknown[0]!r}: one of {', '.join(START_KEYS)}")
+    c = StreamStart()
+    check(lib.trunkline_stream_start_default(byref(c), sizeof(c)), "stream start")
+
+    def text(key: str, value: object) -> bytes:
+        if not isinstance(value, str):
+            raise TypeError(f"start {key} must be a str, got {type(value).__name__}")
+        if "\0" in value:
+            raise TrunklineError(Result.INVALID_ARGUMENT, f"start {key} contains NUL")
+        return value.encode()
+
+    for key in ("stream_id", "call_id", "account_id"):
+        if start.get(key) is not None:
+            setattr(c, key, text(key, start[key]))
+    encoding = start.get("encoding")
+    if encoding is not None:
+        if not isinstance(encoding, str) or encoding.lower() not in _START_ENCODINGS:
+            raise ValueError(f"unknown start encoding {encoding!r}: one of 'mulaw' ('ulaw'), 'alaw', 'l16'")
+        c.encoding = _START_ENCODINGS[encoding.lower()]
+    for key in ("sample_rate", "channels"):
+        value = start.get(key)
+        if value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+                raise ValueError(f"start {key} must be an int in [0, 2**32), got {value!r}")
+            setattr(c, key, value)
+    params = start.get("custom_parameters") or {}
+    if not isinstance(params, dict):
+        raise TypeError(f"start custom_parameters must be a dict, got {type(params).__name__}")
+    buffers = [ctypes.create_string_buffer(text("custom parameter", k)) for k in params]
+    buffers += [ctypes.create_string_buffer(text("custom parameter", v)) for v in params.values()]
+    n = len(params)
+    names = (c_void_p * max(n, 1))(*[ctypes.addressof(b) for b in buffers[:n]])
+    values = (c_void_p * max(n, 1))(*[ctypes.addressof(b) for b in buffers[n:]])
+    c.custom_parameter_names = ctypes.cast(names, ctypes.POINTER(c_void_p))
+    c.custom_parameter_values = ctypes.cast(values, ctypes.POINTER(c_void_p))
+    c.custom_parameter_count = n
+    return c, (buffers, names, values)
 
 
 class Engine(OwnedHandle):
@@ -300,16 +354,31 @@ class Engine(OwnedHandle):
             check(code, "metrics")
         return buf.raw[: length.value].decode()
 
-    def session(self, agent_rate: int = 16000, **settings: object) -> "Session":
+    def session(self, agent_rate: int = 16000, start: Optional[dict] = None, **settings: object) -> "Session":
         """Opens a session (a call). Keyword settings are the C session config's fields
         (play_rate, lead_ms, vad_aggressiveness, barge_in_enabled, barge_in_min_speech_ms, ...);
         `dialect` names the carrier's protocol ("twilio", the default). `agent_format="ulaw"`
         (or "alaw", with agent_rate=8000) makes the agent speak 8 kHz G.711 both ways:
         read_audio() returns the codes and play(data, 8000) takes them, passed through untouched
-        when the carrier speaks the same law."""
+        when the carrier speaks the same law.
+
+        `start`, for a host that already read the carrier's `start` message itself (its
+        framework parsed it to route the call): what it said, as {"stream_id", "call_id",
+        "account_id", "encoding" ("mulaw"/"ulaw", "alaw", "l16"; default "mulaw"), "sample_rate"
+        (default 8000), "channels" (default 1), "custom_parameters" (a dict)}. The session then
+        behaves as one that parsed that message: its first event is `started`, the stream id is
+        echoed to the carrier, and a `start` pushed again is a protocol error (duplicate); push
+        what follows it. Unknown keys raise ValueError; a format the dialect or the engine cannot
+        take raises TrunklineError(INVALID_ARGUMENT)."""
         config = session_config(dict(settings, agent_rate=agent_rate))
         handle = c_void_p()
-        check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
+        if start is not None:
+            c_start, keep = stream_start(start)
+            code = lib.trunkline_session_open_started(self._h(), byref(config), byref(c_start), byref(handle))
+            del keep  # read by the call only
+            check(code, "session")
+        else:
+            check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
         session = Session(self, handle.value, agent_rate)
         return session
 

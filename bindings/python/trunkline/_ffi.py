@@ -140,6 +140,24 @@ class VadConfig(Structure):
     ]
 
 
+# Input of trunkline_session_open_started: what the host's own handler read from `start`.
+# The strings are `const char *` and the custom parameters `const char *const *` arrays (passed
+# as arrays of string addresses, like the AudioSocket UUID list).
+class StreamStart(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("stream_id", c_char_p),
+        ("call_id", c_char_p),
+        ("account_id", c_char_p),
+        ("encoding", c_enum),
+        ("sample_rate", c_uint32),
+        ("channels", c_uint32),
+        ("custom_parameter_names", POINTER(c_void_p)),
+        ("custom_parameter_values", POINTER(c_void_p)),
+        ("custom_parameter_count", c_size_t),
+    ]
+
+
 class StartInfo(Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -170,6 +188,11 @@ FUNCTIONS: dict[str, tuple[object, list[object]]] = {
     "trunkline_result_message": (c_char_p, [c_uint32]),
     "trunkline_log_to_stderr": (c_enum, [c_char_p]),
     "trunkline_session_open": (c_enum, [c_void_p, POINTER(SessionConfig), POINTER(c_void_p)]),
+    "trunkline_stream_start_default": (c_enum, [POINTER(StreamStart), c_size_t]),
+    "trunkline_session_open_started": (
+        c_enum,
+        [c_void_p, POINTER(SessionConfig), POINTER(StreamStart), POINTER(c_void_p)],
+    ),
     "trunkline_session_push": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32]),
     "trunkline_session_read_audio": (c_enum, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)]),
     "trunkline_session_play": (c_enum, [c_void_p, c_void_p, c_size_t, c_uint32, POINTER(c_size_t)]),

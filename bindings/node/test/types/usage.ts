@@ -8,6 +8,7 @@ import {
   SERVER_STATS_NAMES,
   Event,
   StartedEvent,
+  StreamStart,
   AudioEncoding,
   TrunklineError,
   RESULT,
@@ -67,6 +68,9 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   } catch (e) {
     if (e instanceof TrunklineError && e.code === RESULT.TOO_MANY_SESSIONS) send(e.codeName + e.message);
   }
+  // A stream whose `start` the host already read.
+  const known: StreamStart = { streamId: 'MZ1', callId: 'CA1', encoding: 'ulaw', sampleRate: 8000, customParameters: { lang: 'en' } };
+  engine.session({ agentRate: 8000, agentFormat: 'ulaw', start: known }).close();
   const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
   return taken + stats.frames_out + Number(woken) + codes.length + STATS_NAMES.length + version.length;
 }

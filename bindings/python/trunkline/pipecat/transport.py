@@ -35,7 +35,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.utils.utils import obj_id
 
-from .._core import Engine, Event, Session, session_config
+from .._core import Engine, Event, Session, session_config, stream_start
 from .._errors import Result, TrunklineError
 from ._link import END_MARK, CallLink
 from .frames import (
@@ -80,7 +80,11 @@ class TrunklineParams(TransportParams):
             transport sets `agent_rate` (the pipeline's input rate), `play_rate` (its output
             rate) and `barge_in_enabled` (from `barge_in`) itself. A call handed over by
             `trunkline.Server` was opened with the server's settings: there these only give the
-            VAD frames' `start_secs` / `stop_secs`.
+            VAD frames' `start_secs` / `stop_secs`. `start` (a dict as `engine.session`'s) opens
+            the session already started, for a host whose handler read the carrier's `start`
+            message before handing the socket over (Pipecat's `parse_telephony_websocket`): the
+            stream's ids, format and custom parameters from that message; then the transport
+            reads the socket from the next message on.
         end_timeout_secs: At an `EndFrame`, how long the output transport waits for the caller to
             hear everything queued before it before it closes the call anyway.
     """
@@ -107,10 +111,18 @@ class TrunklineParams(TransportParams):
                 "`barge_in`); leave them out of `session`"
             )
         try:
-            session_config(settings)  # unknown names and bad types fail here, not at the call
+            # Unknown names and bad types fail here, not at the call.
+            session_config(_config_only(settings))
+            if settings.get("start") is not None:
+                stream_start(settings["start"])
         except (TypeError, TrunklineError) as e:
             raise ValueError(str(e)) from None
         return settings
+
+
+def _config_only(settings: dict[str, Any]) -> dict[str, Any]:
+    """The session settings without `start`, which opens the session rather than configuring it."""
+    return {key: value for key, value in settings.items() if key != "start"}
 
 
 class TrunklineInputTransport(BaseInputTransport):
@@ -121,7 +133,7 @@ class TrunklineInputTransport(BaseInputTransport):
         self._transport = transport
         self._link = link
         self._params = params
-        defaults = session_config(params.session)
+        defaults = session_config(_config_only(params.session))
         self._start_secs = defaults.vad_min_speech_ms / 1000
         self._stop_secs = defaults.vad_hangover_ms / 1000
         self._frame_bytes = 0
