@@ -263,6 +263,11 @@ impl Order {
                 self.stopped = true;
             }
             RawEvent::ProtocolError { .. } => self.counts.protocol_errors += 1,
+            RawEvent::EndOfTurn { stream_ms: at, confidence, .. } => {
+                // Decided during the pause's hangover: while speaking, never after its end.
+                assert!(self.speaking, "EndOfTurn outside speech");
+                assert!(at >= self.last_speech_ms && at <= stream_ms && confidence <= 100);
+            }
         }
     }
 }

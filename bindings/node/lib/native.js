@@ -293,7 +293,7 @@ const PROTOTYPES = [
   'trunkline_result trunkline_server_allow_audiosocket_call(const trunkline_server *server, const char *uuid)',
   'trunkline_result trunkline_server_revoke_audiosocket_call(const trunkline_server *server, const char *uuid, _Out_ bool *out_was_allowed)',
   'trunkline_result trunkline_session_open(const trunkline_engine *engine, const trunkline_session_config *config, _Out_ trunkline_session **out)',
-  'trunkline_result trunkline_stream_start_default(_Inout_ trunkline_stream_start *out, size_t struct_size)',
+  'trunkline_result trunkline_stream_start_default(_Out_ trunkline_stream_start *out, size_t struct_size)',
   'trunkline_result trunkline_session_open_started(const trunkline_engine *engine, const trunkline_session_config *config, const trunkline_stream_start *start, _Out_ trunkline_session **out)',
   'trunkline_result trunkline_session_push(trunkline_session *session, const uint8_t *data, size_t len, uint32_t kind)',
   'trunkline_result trunkline_session_read_audio(trunkline_session *session, int16_t *out, size_t capacity, _Out_ size_t *out_samples)',
