@@ -15,7 +15,6 @@ speech, and their audio at 16 kHz, whole."""
 
 import asyncio
 import base64
-import importlib.util
 import json
 import logging
 import math
@@ -24,7 +23,7 @@ import struct
 
 import pytest
 
-from twilio_messages import REPO, callsim_binary, speech
+from twilio_messages import callsim_binary, load_example, scripted_caller
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.server import serve  # noqa: E402
@@ -55,24 +54,11 @@ def callsim():
 def caller_audio(tmp_path_factory):
     """The caller's audio (8 kHz µ-law, digital silence between the utterances) and its labels,
     which callsim reads beside it."""
-    audio, _ = speech()
-    out = bytearray(b"\xff" * (CALLER_MS * 8))
-    labels = []
-    for at, (start, end) in UTTERANCES:
-        piece = audio[start * 8 : end * 8]
-        out[at * 8 : at * 8 + len(piece)] = piece
-        labels.append(f"{at} {at + end - start}")
-    directory = tmp_path_factory.mktemp("gemini")
-    (directory / "caller.ulaw").write_bytes(bytes(out))
-    (directory / "caller.labels").write_text("\n".join(labels) + "\n")
-    return directory / "caller.ulaw"
+    return scripted_caller(tmp_path_factory.mktemp("gemini"), UTTERANCES, CALLER_MS, 0xFF)
 
 
 def load_bridge():
-    spec = importlib.util.spec_from_file_location("gemini_live_bridge", REPO / "examples" / "python" / "gemini_live_bridge.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("gemini_live_bridge")
 
 
 def tone(ms: int, freq: float) -> bytes:

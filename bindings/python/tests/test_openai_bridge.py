@@ -17,7 +17,6 @@ carrier checks the other direction: the model's µ-law bytes reach the carrier u
 
 import asyncio
 import base64
-import importlib.util
 import json
 import math
 import re
@@ -26,7 +25,7 @@ import struct
 import pytest
 
 import twilio_messages as twilio
-from twilio_messages import REPO, callsim_binary, speech
+from twilio_messages import callsim_binary, load_example, scripted_caller, speech
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
@@ -76,24 +75,11 @@ def callsim():
 def caller_audio(tmp_path_factory):
     """The caller's audio (8 kHz µ-law, digital silence between the utterances) and its labels,
     which callsim reads beside it."""
-    audio, _ = speech()
-    out = bytearray(bytes([NEGATIVE_ZERO]) * (CALLER_MS * 8))
-    labels = []
-    for at, (start, end) in UTTERANCES:
-        piece = audio[start * 8 : end * 8]
-        out[at * 8 : at * 8 + len(piece)] = piece
-        labels.append(f"{at} {at + end - start}")
-    directory = tmp_path_factory.mktemp("bridge")
-    (directory / "caller.ulaw").write_bytes(bytes(out))
-    (directory / "caller.labels").write_text("\n".join(labels) + "\n")
-    return directory / "caller.ulaw"
+    return scripted_caller(tmp_path_factory.mktemp("bridge"), UTTERANCES, CALLER_MS, NEGATIVE_ZERO)
 
 
 def load_bridge():
-    spec = importlib.util.spec_from_file_location("openai_realtime_bridge", REPO / "examples" / "python" / "openai_realtime_bridge.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("openai_realtime_bridge")
 
 
 def tone(ms: int, freq: float, ulaw: bool) -> bytes:

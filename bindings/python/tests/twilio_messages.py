@@ -1,6 +1,7 @@
 """Twilio Media Streams messages built from the committed speech fixture (test support)."""
 
 import base64
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -86,3 +87,27 @@ def reference_ulaw_decode(code):
     sign, exponent, mantissa = u & 0x80, (u >> 4) & 7, u & 0x0F
     v = (((mantissa << 3) + 0x84) << exponent) - 0x84
     return -v if sign else v
+
+
+def scripted_caller(directory, utterances, total_ms, fill):
+    """The caller callsim plays: `total_ms` of 8 kHz µ-law filled with the code `fill`, the speech
+    fixture's pieces placed at their times (`utterances`: (at_ms, (from_ms, to_ms))), and the
+    labels file callsim reads beside it. Returns the audio file's path."""
+    audio, _ = speech()
+    out = bytearray(bytes([fill]) * (total_ms * 8))
+    labels = []
+    for at, (start, end) in utterances:
+        piece = audio[start * 8 : end * 8]
+        out[at * 8 : at * 8 + len(piece)] = piece
+        labels.append(f"{at} {at + end - start}")
+    (directory / "caller.ulaw").write_bytes(bytes(out))
+    (directory / "caller.labels").write_text("\n".join(labels) + "\n")
+    return directory / "caller.ulaw"
+
+
+def load_example(name):
+    """The example program examples/python/`name`.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "examples" / "python" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
