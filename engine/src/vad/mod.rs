@@ -204,7 +204,9 @@ impl Classifier {
     fn new(config: &VadConfig) -> Self {
         match config.backend {
             VadBackend::WebRtc => Self::WebRtc(FrameClassifier::new(config.aggressiveness)),
-            VadBackend::Spectral => Self::Spectral(Box::new(SpectralClassifier::new(config.aggressiveness))),
+            VadBackend::Spectral => {
+                Self::Spectral(Box::new(SpectralClassifier::new(config.aggressiveness, config.echo_aware)))
+            }
         }
     }
 
@@ -477,7 +479,9 @@ impl SpeechDetector {
     /// spectral backend only; before any caller audio, nothing is recorded. Does not allocate.
     pub(crate) fn echo_reference(&mut self, pcm: &[i16], play_us: u64, now_us: u64) {
         let Classifier::Spectral(c) = &mut self.classifier else { return };
-        let Some(start) = c.echo_gate().sample_of(play_us, now_us, self.next_sample) else { return };
+        let Some(start) = c.echo_gate().and_then(|g| g.sample_of(play_us, now_us, self.next_sample)) else {
+            return;
+        };
         for (k, piece) in pcm.chunks(FRAME_SAMPLES).enumerate() {
             c.echo_reference(piece, start + (k * FRAME_SAMPLES) as u64);
         }
@@ -487,7 +491,7 @@ impl SpeechDetector {
     /// of it echoes.
     pub(crate) fn echo_cut(&mut self, play_us: u64) {
         let Classifier::Spectral(c) = &mut self.classifier else { return };
-        let gate = c.echo_gate();
+        let Some(gate) = c.echo_gate() else { return };
         if let Some(sample) = gate.sample_at(play_us) {
             gate.cut(sample.div_ceil(FRAME_SAMPLES as u64));
         }

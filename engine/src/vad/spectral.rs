@@ -178,13 +178,15 @@ pub(crate) struct SpectralClassifier {
     lead: u32,
     /// Last frame's features.
     last: Features,
-    /// The agent's audio as played, to tell its echo from the caller (see [`super::echo_gate`]).
-    echo: EchoGate,
+    /// The agent's audio as played, to tell its echo from the caller (see [`super::echo_gate`]);
+    /// built only for an echo-aware detector, so that the others do not carry its 864 bytes.
+    echo: Option<Box<EchoGate>>,
 }
 
 impl SpectralClassifier {
-    /// Builds the classifier (allocates the FFT plans and buffers).
-    pub(crate) fn new(aggressiveness: u8) -> Self {
+    /// Builds the classifier (allocates the FFT plans and buffers, and the echo gate if
+    /// `echo_aware`).
+    pub(crate) fn new(aggressiveness: u8, echo_aware: bool) -> Self {
         let (forward, inverse) = shared_plans();
         // Built here, not on the worker when the agent first speaks.
         let _ = reference_window();
@@ -221,7 +223,7 @@ impl SpectralClassifier {
             weak_frames: 0,
             lead: 0,
             last: Features::default(),
-            echo: EchoGate::new(),
+            echo: echo_aware.then(|| Box::new(EchoGate::new())),
         }
     }
 
@@ -231,8 +233,8 @@ impl SpectralClassifier {
     }
 
     /// The echo gate, to map the agent's playout onto the caller's stream.
-    pub(crate) fn echo_gate(&mut self) -> &mut EchoGate {
-        &mut self.echo
+    pub(crate) fn echo_gate(&mut self) -> Option<&mut EchoGate> {
+        self.echo.as_deref_mut()
     }
 
     /// Records up to 20 ms of the agent's audio (8 kHz), heard in the caller's stream from
@@ -252,20 +254,22 @@ impl SpectralClassifier {
             let e: f32 = self.spectrum[lo..lo + 2 * BAND_BINS].iter().map(|c| c.norm_sqr()).sum();
             *code = to_db_code(e * scale);
         }
-        self.echo.record((sample + n as u64 / 2) / SLOT_SAMPLES, codes);
+        if let Some(echo) = self.echo.as_mut() {
+            echo.record((sample + n as u64 / 2) / SLOT_SAMPLES, codes);
+        }
     }
 
     /// Which bands of the caller's frame in `slot` are the agent's echo (see
     /// [`super::echo_gate`]); `None` (at the cost of one comparison) while no agent audio can
     /// echo in it.
     fn echo_mask(&mut self, bands: &[f32; BANDS], slot: u64) -> Option<[bool; BANDS]> {
-        if !self.echo.active(slot) {
+        if !self.echo.as_ref().is_some_and(|e| e.active(slot)) {
             return None;
         }
         let db = |e: [f32; BANDS], g: usize| 10.0 * (e[2 * g] + e[2 * g + 1]).max(1.0).log10();
         let caller: [f32; GATE_BANDS] = std::array::from_fn(|g| db(*bands, g));
         let noise: [f32; GATE_BANDS] = std::array::from_fn(|g| db(self.noise, g));
-        let gate = self.echo.mask(slot, &caller, &noise)?;
+        let gate = self.echo.as_mut()?.mask(slot, &caller, &noise)?;
         Some(std::array::from_fn(|b| gate[b / 2]))
     }
 
@@ -421,7 +425,9 @@ impl SpectralClassifier {
         self.weak_frames = 0;
         self.lead = 0;
         self.last = Features::default();
-        self.echo.reset();
+        if let Some(echo) = self.echo.as_mut() {
+            echo.reset();
+        }
     }
 }
 
@@ -439,7 +445,7 @@ mod tests {
     /// 1.2 s: noise, then 300 ms of a 140 Hz harmonic "vowel" over it, then noise; returns the
     /// per-frame decisions and features.
     fn run(amp: f32) -> Vec<(bool, Features)> {
-        let mut c = SpectralClassifier::new(2);
+        let mut c = SpectralClassifier::new(2, false);
         let mut seed = 7u64;
         (0..60)
             .map(|i| {
@@ -495,7 +501,7 @@ mod tests {
     /// Runs the caller's audio through a classifier, the agent's audio recorded as played in
     /// the same slot (if any); returns the frames classified speech.
     fn speech_frames(caller: &[i16], agent: Option<&[i16]>) -> usize {
-        let mut c = SpectralClassifier::new(2);
+        let mut c = SpectralClassifier::new(2, true);
         let mut seed = 3u64;
         let mut speech = 0;
         for (i, frame) in caller.chunks_exact(FRAME_SAMPLES).enumerate() {
@@ -535,7 +541,7 @@ mod tests {
 
     #[test]
     fn reset_forgets_the_noise_floor() {
-        let mut c = SpectralClassifier::new(2);
+        let mut c = SpectralClassifier::new(2, false);
         c.classify(&[1000; FRAME_SAMPLES], 0);
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
