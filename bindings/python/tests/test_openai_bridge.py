@@ -25,7 +25,7 @@ import struct
 import pytest
 
 import twilio_messages as twilio
-from twilio_messages import callsim_binary, load_example, scripted_caller, speech
+from twilio_messages import call_bridge, callsim_binary, load_example, scripted_caller, speech
 
 websockets = pytest.importorskip("websockets")
 from websockets.asyncio.client import connect  # noqa: E402
@@ -213,18 +213,12 @@ async def run_call(bridge, callsim, caller_audio, server_vad, delta_name, pcm):
         server = asyncio.create_task(bridge.main("127.0.0.1:0", url, "test-key", server_vad=server_vad, pcm=pcm,
                                                  ready=ready, stop=stop, drain_grace=2))
         port = await asyncio.wait_for(ready, 10)
-        proc = await asyncio.create_subprocess_exec(
-            str(callsim), "--url", f"ws://127.0.0.1:{port}/media", "--audio", str(caller_audio),
-            "--digital-silence", "--playout-delay-ms", "150", "--wait-ms", "3000", "--json", "--timeline", "--quiet",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        code, err, metrics, timeline = await call_bridge(callsim, port, caller_audio)
         await asyncio.wait_for(fake.closed.wait(), 5)  # the bridge hung up on the model too
         stop.set()
         assert await asyncio.wait_for(server, 10)
-    assert proc.returncode == 0, err.decode()
-    timeline = [(int(m.group(1)), m.group(2)) for m in
-                (re.match(r"^\s*(-?\d+) ms  (.*)$", line) for line in err.decode().splitlines()) if m]
-    return fake, json.loads(out)["per_call"][0]["metrics"], timeline
+    assert code == 0, err
+    return fake, metrics, timeline
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """Twilio Media Streams messages built from the committed speech fixture (test support)."""
 
+import asyncio
 import base64
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -111,3 +113,18 @@ def load_example(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+async def call_bridge(callsim, port, caller_audio):
+    """callsim calling a bridge on `port` with `caller_audio` (digital silence between its
+    utterances, 150 ms carrier playout delay), as the bridge tests do: its exit code, its JSON
+    report's metrics and its timeline as (stream ms, event text)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(callsim), "--url", f"ws://127.0.0.1:{port}/media", "--audio", str(caller_audio),
+        "--digital-silence", "--playout-delay-ms", "150", "--wait-ms", "3000", "--json", "--timeline", "--quiet",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    timeline = [(int(m.group(1)), m.group(2)) for m in
+                (re.match(r"^\s*(-?\d+) ms  (.*)$", line) for line in err.decode().splitlines()) if m]
+    metrics = json.loads(out)["per_call"][0]["metrics"] if proc.returncode == 0 else None
+    return proc.returncode, err.decode(), metrics, timeline
