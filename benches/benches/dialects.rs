@@ -15,11 +15,16 @@
 //! each call has three frames' worth of agent audio queued before the timing starts (at least
 //! 200 ms), as a TTS ahead of real time has.
 //! The call restarts after each pass of the 10.6 s speech fixture, untimed.
+//!
+//! Telnyx runs twice more, in G.722 and in Opus both ways (`dialects/*/telnyx;codec=G722`,
+//! `…;codec=OPUS`: the caller's frames decoded, the agent's encoded a frame per message), and
+//! `codecs/g722/{encode,decode}` times the codec alone on 20 ms (320 samples, 160 bytes).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use trunkline::SessionConfig;
+use trunkline::codec::{G722Decoder, G722Encoder};
 use trunkline::pipeline::SessionPipeline;
 use trunkline::protocol::{DIALECTS, dialect_by_name};
 use trunkline_benches::CountingSink;
@@ -151,10 +156,27 @@ fn outbound(c: &mut Criterion, calls: &[CarrierCall]) {
 }
 
 fn dialects(c: &mut Criterion) {
-    let calls: Vec<CarrierCall> =
-        DIALECTS.iter().map(|name| carriers::call(name).expect("a call for every dialect")).collect();
+    let calls: Vec<CarrierCall> = DIALECTS
+        .iter()
+        .chain(&carriers::CODED_CALLS)
+        .map(|name| carriers::call(name).expect("a call for every dialect"))
+        .collect();
     inbound(c, &calls);
     outbound(c, &calls);
+    g722(c);
+}
+
+/// G.722 alone, per 20 ms: 320 samples encoded, 160 bytes decoded (state carried on).
+fn g722(c: &mut Criterion) {
+    let pcm: Vec<i16> = (0..320).map(|i| ((i as f32 * 0.21).sin() * 6000.0) as i16).collect();
+    let mut group = c.benchmark_group("codecs/g722");
+    let mut encoder = G722Encoder::new();
+    let mut codes = [0u8; 160];
+    group.bench_function("encode", |b| b.iter(|| encoder.encode(black_box(&pcm), &mut codes)));
+    let mut decoder = G722Decoder::new();
+    let mut out = [0i16; 320];
+    group.bench_function("decode", |b| b.iter(|| decoder.decode(black_box(&codes), &mut out)));
+    group.finish();
 }
 
 criterion_group!(benches, dialects);

@@ -5,6 +5,8 @@
 //! | dialect | caller audio | one media message |
 //! |---|---|---|
 //! | twilio, telnyx, plivo | µ-law 8 kHz | JSON text, base64, 20 ms |
+//! | telnyx;codec=G722 | G.722 (16 kHz audio, 160 B) | JSON text, base64, 20 ms |
+//! | telnyx;codec=OPUS | Opus 16 kHz (one 20 ms packet) | JSON text, base64, 20 ms |
 //! | signalwire | L16 24 kHz | JSON text, base64, 20 ms |
 //! | exotel | L16 8 kHz | JSON text, base64, 100 ms (Exotel's chunk) |
 //! | vonage, jambonz | L16 16 kHz | a binary frame, 20 ms |
@@ -56,6 +58,8 @@ pub fn call(dialect: &str) -> Option<CarrierCall> {
     Some(match dialect {
         "twilio" => twilio(),
         "telnyx" => telnyx(),
+        CODED_CALLS_G722 => telnyx_coded(CODED_CALLS_G722, "G722"),
+        CODED_CALLS_OPUS => telnyx_coded(CODED_CALLS_OPUS, "OPUS"),
         "plivo" => plivo(),
         "vonage" => vonage(),
         "exotel" => exotel(),
@@ -143,6 +147,47 @@ fn telnyx() -> CarrierCall {
         })
         .collect();
     CarrierCall { dialect: "telnyx", setup, media, frames_per_media: 1, rate: 8000 }
+}
+
+/// Telnyx's calls in a stateful codec, by the dialect spec that sends the same codec back.
+const CODED_CALLS_G722: &str = "telnyx;codec=G722";
+const CODED_CALLS_OPUS: &str = "telnyx;codec=OPUS";
+/// The calls beyond one per dialect: Telnyx's G.722 and Opus, both ways.
+pub const CODED_CALLS: [&str; 2] = [CODED_CALLS_G722, CODED_CALLS_OPUS];
+
+/// Telnyx in `encoding` (`G722`: 160 B a frame; `OPUS`: 16 kHz, a packet a frame): the speech
+/// raised to 16 kHz and coded by the engine's own encoders (what is timed is the decoding).
+fn telnyx_coded(dialect: &'static str, encoding: &str) -> CarrierCall {
+    const ID: &str = "32DE0DEA-53CB-4B21-89A4-9E1819C043BC";
+    let setup = vec![
+        Message::text(r#"{"event":"connected","version":"1.0.0"}"#.to_owned()),
+        Message::text(format!(
+            r#"{{"event":"start","sequence_number":"1","stream_id":"{ID}","start":{{"call_control_id":"v3:bench","media_format":{{"encoding":"{encoding}","sample_rate":16000,"channels":1}}}}}}"#
+        )),
+    ];
+    let pcm = upsample(&speech_pcm(), 2);
+    let mut g722 = trunkline::codec::G722Encoder::new();
+    let mut opus = trunkline::codec::carrier_opus::CarrierOpusEncoder::new(16_000).expect("an Opus encoder");
+    let media = pcm
+        .chunks_exact(320)
+        .enumerate()
+        .map(|(i, frame)| {
+            let mut coded = vec![0u8; 1500];
+            let n = if encoding == "G722" {
+                g722.encode(frame, &mut coded)
+            } else {
+                opus.encode(frame, &mut coded).expect("a 20 ms frame")
+            };
+            Message::text(format!(
+                r#"{{"event":"media","sequence_number":"{}","stream_id":"{ID}","media":{{"track":"inbound","chunk":"{}","timestamp":"{}","payload":"{}"}}}}"#,
+                i + 2,
+                i + 1,
+                i * 20,
+                b64(&coded[..n])
+            ))
+        })
+        .collect();
+    CarrierCall { dialect, setup, media, frames_per_media: 1, rate: 16_000 }
 }
 
 fn plivo() -> CarrierCall {

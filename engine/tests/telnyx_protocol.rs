@@ -65,6 +65,7 @@ const CLIENT_CLEAR: &str = include_str!("fixtures/telnyx/client_clear.json");
 
 const PCMU_8K: MediaFormat = MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 };
 const L16_16K: MediaFormat = MediaFormat { encoding: AudioEncoding::L16, sample_rate: 16_000, channels: 1 };
+const G722_16K: MediaFormat = MediaFormat { encoding: AudioEncoding::G722, sample_rate: 16_000, channels: 1 };
 
 fn parse_with(
     dialect: &mut TelnyxDialect,
@@ -202,11 +203,22 @@ fn start_encodings_map_and_codecs_the_engine_cannot_decode_are_refused() {
         ("PCMA", AudioEncoding::Alaw),
         ("L16", AudioEncoding::L16),
         ("pcma", AudioEncoding::Alaw),
+        ("G722", AudioEncoding::G722),
+        #[cfg(feature = "opus")]
+        ("OPUS", AudioEncoding::Opus),
     ] {
         let Ok(Inbound::Start(start)) = parse(&start_with(name, 8000)) else { panic!("{name}") };
         assert_eq!(start.media_format.encoding, encoding, "{name}");
     }
-    for name in ["G722", "OPUS", "AMR-WB", "SPEEX", ""] {
+    // G.722 is 16 kHz audio whether RTP's clock (8000) or the audio's rate is announced.
+    for rate in [8000, 16_000] {
+        let Ok(Inbound::Start(start)) = parse(&start_with("G722", rate)) else { panic!("{rate}") };
+        assert_eq!(start.media_format.sample_rate, 16_000);
+    }
+    assert_eq!(parse(&start_with("G722", 48_000)), Err(ProtocolError::UnsupportedFormat));
+    #[cfg(not(feature = "opus"))]
+    assert_eq!(parse(&start_with("OPUS", 16000)), Err(ProtocolError::UnsupportedFormat));
+    for name in ["AMR-WB", "SPEEX", ""] {
         assert_eq!(parse(&start_with(name, 16000)), Err(ProtocolError::UnsupportedFormat), "{name}");
     }
 }
@@ -529,7 +541,8 @@ fn max_media_message_len_is_exact_for_every_length() {
 #[test]
 fn parsing_media_allocates_nothing() {
     let l16 = media(2, 1, 0, "inbound", &[0x12; 640]);
-    for (format, message) in [(PCMU_8K, MEDIA.to_owned()), (L16_16K, l16)] {
+    let g722 = media(2, 1, 0, "inbound", &[0x9A; 160]);
+    for (format, message) in [(PCMU_8K, MEDIA.to_owned()), (L16_16K, l16), (G722_16K, g722)] {
         let mut dialect = TelnyxDialect::new();
         started(&mut dialect, format);
         let mut payload = PayloadBuffer::with_limit(640);
@@ -544,7 +557,7 @@ fn parsing_media_allocates_nothing() {
 
 #[test]
 fn writers_allocate_nothing_when_out_has_capacity() {
-    for format in [PCMU_8K, L16_16K] {
+    for format in [PCMU_8K, L16_16K, G722_16K] {
         let mut dialect = TelnyxDialect::with_outbound_format(format);
         started(&mut dialect, format);
         let audio = vec![0x55u8; 640];
@@ -779,7 +792,7 @@ fn stop_ends_the_stream_and_so_does_the_socket_closing() {
 #[test]
 fn a_stream_in_a_codec_the_engine_cannot_decode_is_refused_and_its_media_with_it() {
     let clock = ManualClock::new();
-    for codec in ["OPUS", "G722", "AMR-WB"] {
+    for codec in ["AMR-WB", "SPEEX"] {
         let (_engine, mut s) = open_with(&clock, &config(16_000, 16_000), TelnyxDialect::new());
         s.push_text(&start_with(codec, 16_000)).unwrap();
         s.push_text(&media(2, 1, 0, "inbound", &[1; 40])).unwrap();

@@ -2,8 +2,9 @@
 //! its writers on arbitrary audio.
 //!
 //! First byte: bit 0 picks the frame kind (binary when set); bits 1-3 the payload limit; bit 4
-//! whether a `start` has been taken first, and bit 5 whether that stream (and the audio sent back)
-//! is L16 rather than PCMU.
+//! whether a `start` has been taken first, and bits 5-6 that stream's format (and the audio sent
+//! back): PCMU, L16, G.722 or Opus. An accepted G.722 or Opus payload is then decoded by the
+//! engine's own decoders (G.722: two samples a byte; Opus: a packet, or a refusal, never a panic).
 //! Invariants: no panic; a binary frame is always `UnexpectedFrameKind`; anything serde_json
 //! cannot parse as JSON is `MalformedJson`; after an error the payload buffer is empty; an
 //! accepted message names the event serde_json sees; an accepted `media` payload is exactly the
@@ -19,6 +20,8 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use trunkline::codec::G722Decoder;
+use trunkline::codec::opus::OpusDecoder;
 use trunkline::protocol::telnyx::TelnyxDialect;
 use trunkline::protocol::{
     AudioEncoding, Dialect, Inbound, MediaFormat, MessageKind, PayloadBuffer, ProtocolError, StreamStart,
@@ -44,12 +47,14 @@ fuzz_target!(|data: &[u8]| {
     let kind = if control & 1 == 1 { MessageKind::Binary } else { MessageKind::Text };
     let limit = [0, 1, 3, 160, 161, 640, 1920, 16 * 1024][usize::from(control >> 1) & 7];
     let started = control & 0x10 != 0;
-    let l16 = control & 0x20 != 0;
-    let format = if l16 {
-        MediaFormat { encoding: AudioEncoding::L16, sample_rate: 16_000, channels: 1 }
-    } else {
-        MediaFormat { encoding: AudioEncoding::Mulaw, sample_rate: 8000, channels: 1 }
-    };
+    let (encoding, sample_rate) = [
+        (AudioEncoding::Mulaw, 8000),
+        (AudioEncoding::L16, 16_000),
+        (AudioEncoding::G722, 16_000),
+        (AudioEncoding::Opus, 16_000),
+    ][usize::from(control >> 5) & 3];
+    let l16 = encoding == AudioEncoding::L16;
+    let format = MediaFormat { encoding, sample_rate, channels: 1 };
     let mut dialect = TelnyxDialect::with_outbound_format(format);
     if started {
         let start = StreamStart {
@@ -107,8 +112,14 @@ fuzz_target!(|data: &[u8]| {
             let id = stream_id.or(value["start"]["stream_id"].as_str());
             assert_eq!(id, Some(start.stream_id.as_str()));
             let encoding = value["start"]["media_format"]["encoding"].as_str().unwrap_or("PCMU");
-            assert!(["PCMU", "PCMA", "L16"].iter().any(|e| e.eq_ignore_ascii_case(encoding)), "{encoding}");
+            assert!(
+                ["PCMU", "PCMA", "L16", "G722", "OPUS"].iter().any(|e| e.eq_ignore_ascii_case(encoding)),
+                "{encoding}"
+            );
             assert!(start.media_format.sample_rate > 0 && start.media_format.channels > 0);
+            if start.media_format.encoding == AudioEncoding::G722 {
+                assert_eq!(start.media_format.sample_rate, 16_000, "G.722 is 16 kHz audio");
+            }
             "start"
         }
         Inbound::Media(frame) => {
@@ -120,6 +131,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(payload.as_slice(), &swapped(&decoded)[..]);
             } else {
                 assert_eq!(payload.as_slice(), &decoded[..]);
+            }
+            if started {
+                decode_coded(encoding, payload.as_slice());
             }
             let ts = &value["media"]["timestamp"];
             let ts = ts.as_u64().or_else(|| ts.as_str().and_then(|s| s.parse().ok()));
@@ -141,3 +155,21 @@ fuzz_target!(|data: &[u8]| {
         assert!(payload.as_slice().is_empty());
     }
 });
+
+/// The engine's decoders on an accepted payload of a G.722 or Opus stream.
+fn decode_coded(encoding: AudioEncoding, payload: &[u8]) {
+    match encoding {
+        AudioEncoding::G722 => {
+            let mut pcm = vec![0i16; 2 * payload.len()];
+            assert_eq!(G722Decoder::new().decode(payload, &mut pcm), 2 * payload.len());
+        }
+        AudioEncoding::Opus => {
+            let mut decoder = OpusDecoder::new(16_000).expect("a decoder");
+            let mut pcm = vec![0i16; decoder.max_samples()];
+            if let Ok(n) = decoder.decode(payload, &mut pcm) {
+                assert!(n <= pcm.len());
+            }
+        }
+        _ => {}
+    }
+}

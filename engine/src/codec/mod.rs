@@ -1,13 +1,17 @@
 //! The carriers' audio encodings: G.711 (ITU-T G.711 µ-law and A-law, bit-exact with the
-//! reference) and little-endian L16; and, with the `opus` feature, the agent's Opus and Ogg Opus
-//! (decoded on the host's thread by [`crate::Session::play_encoded`]).
+//! reference), G.722 (bit-exact with the reference, stateful: [`g722`]) and little-endian L16;
+//! and, with the `opus` feature, the agent's Opus and Ogg Opus (decoded on the host's thread by
+//! [`crate::Session::play_encoded`]) and a carrier's Opus ([`carrier_opus`]).
 //!
 //! Buffer functions process as many samples as both sides hold (for G.711
 //! `min(input.len(), output.len())`) and return that count.
 
 pub mod alaw;
 #[cfg(feature = "opus")]
+pub mod carrier_opus;
+#[cfg(feature = "opus")]
 pub mod encoded;
+pub mod g722;
 pub mod l16;
 pub mod mulaw;
 #[cfg(feature = "opus")]
@@ -16,6 +20,7 @@ pub mod ogg_opus;
 pub mod opus;
 
 pub use alaw::{alaw_to_linear, decode_alaw, encode_alaw, linear_to_alaw};
+pub use g722::{G722Decoder, G722Encoder};
 pub use l16::{decode_l16, encode_l16};
 pub use mulaw::{decode_ulaw, encode_ulaw, linear_to_ulaw, ulaw_to_linear};
 #[cfg(feature = "opus")]

@@ -4,9 +4,18 @@
 //! 8 kHz (gaps filled with the law's silence code): nothing decoded and encoded again, so every
 //! code arrives as sent. Otherwise the audio is resampled to 8 kHz and encoded. Speech detection
 //! always works on the decoded PCM, so barge-in decides the same whatever the agent reads.
+//!
+//! A stateful carrier codec (G.722, Opus) is decoded here, as each payload arrives, by a decoder
+//! built when the stream starts and only in streams that use one: the reorder stage then holds
+//! and releases PCM at the decoded rate (16 kHz for G.722, straight to the agent's rate without
+//! a detour through 8 kHz). A decoder's state follows arrival order: a frame that arrives out of
+//! order is decoded after the ones that overtook it (reordered by its timestamp all the same), a
+//! cost of a few ms of slightly wrong prediction that only reordered frames pay; a gap is silence.
 
 use crate::audio::CARRIER_RATE;
-use crate::codec::G711;
+#[cfg(feature = "opus")]
+use crate::codec::carrier_opus::{OPUS_RATES, OpusDecoder, inbound_decode_rate};
+use crate::codec::{G711, G722Decoder};
 use crate::config::AgentFormat;
 use crate::event::RawEvent;
 use crate::pipeline::events::EventQueue;
@@ -77,9 +86,52 @@ pub(crate) struct InboundOut<'a> {
     pub(crate) audio: &'a mut dyn FnMut(AgentAudio<'_>),
 }
 
+/// The most samples one G.722 or Opus payload decodes to: 120 ms (Opus's longest packet) at
+/// 24 kHz, or 90 ms of G.722 (whose longer payloads are refused as too large).
+const CARRIER_PCM: usize = 2_880;
+
+/// A stateful carrier codec's decoder, with the PCM of the payload it decoded last.
+pub(crate) struct CarrierDecoder {
+    codec: CarrierCodec,
+    pcm: [i16; CARRIER_PCM],
+}
+
+// Only ever in a box (one per call that uses a coded stream): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum CarrierCodec {
+    G722(G722Decoder),
+    #[cfg(feature = "opus")]
+    Opus(OpusDecoder),
+}
+
+impl CarrierDecoder {
+    /// Decodes one payload; returns the samples in `pcm`.
+    fn decode(&mut self, payload: &[u8]) -> Result<usize, ProtocolError> {
+        match &mut self.codec {
+            CarrierCodec::G722(decoder) => {
+                if 2 * payload.len() > CARRIER_PCM {
+                    return Err(ProtocolError::PayloadTooLarge);
+                }
+                Ok(decoder.decode(payload, &mut self.pcm))
+            }
+            // A packet libopus refuses is the payload's fault, reported like any bad payload.
+            #[cfg(feature = "opus")]
+            CarrierCodec::Opus(decoder) => decoder
+                .decode(payload, &mut self.pcm)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(ProtocolError::WrongType("media.payload")),
+        }
+    }
+}
+
 /// The stages built for the caller's audio format when the stream starts.
 pub(crate) struct InboundPath {
     encoding: AudioEncoding,
+    /// The rate the stages work at: the carrier's, or the one its codec is decoded at.
+    rate: u32,
+    /// G.722's or Opus's decoder (`None` for the byte-per-sample encodings).
+    carrier: Option<Box<CarrierDecoder>>,
     to_agent_format: ToAgent,
     to_agent: StreamResampler,
     /// Carrier samples resampled per call: `max_output_len` of it fits the stack buffer.
@@ -99,7 +151,18 @@ impl InboundPath {
         agent_rate: u32,
         agent_format: AgentFormat,
     ) -> Result<Self, ProtocolError> {
-        let rate = format.sample_rate;
+        let (rate, codec) = match format.encoding {
+            // 16 kHz audio whatever clock rate the carrier announced (RTP says 8000).
+            AudioEncoding::G722 => (16_000, Some(CarrierCodec::G722(G722Decoder::new()))),
+            #[cfg(feature = "opus")]
+            AudioEncoding::Opus if OPUS_RATES.contains(&format.sample_rate) => {
+                let rate = inbound_decode_rate(format.sample_rate, agent_rate);
+                let decoder = OpusDecoder::new(rate).map_err(|_| ProtocolError::UnsupportedFormat)?;
+                (rate, Some(CarrierCodec::Opus(decoder)))
+            }
+            AudioEncoding::Opus => return Err(ProtocolError::UnsupportedFormat),
+            _ => (format.sample_rate, None),
+        };
         let convertible = format.channels == 1
             && rate.is_multiple_of(1000)
             && is_supported(rate, agent_rate)
@@ -120,19 +183,53 @@ impl InboundPath {
         let same_law = match format.encoding {
             AudioEncoding::Mulaw => Some(G711::Mulaw),
             AudioEncoding::Alaw => Some(G711::Alaw),
-            AudioEncoding::L16 => None,
+            AudioEncoding::L16 | AudioEncoding::G722 | AudioEncoding::Opus => None,
         };
         let to_agent_format = match agent_format.g711() {
             None => ToAgent::Pcm,
             Some(law) if same_law == Some(law) && rate == agent_rate => ToAgent::PassThrough(law),
             Some(law) => ToAgent::Encode(law),
         };
-        Ok(Self { encoding: format.encoding, to_agent_format, to_agent, agent_piece, to_vad, vad_pos: 0 })
+        let carrier = codec.map(|codec| Box::new(CarrierDecoder { codec, pcm: [0; CARRIER_PCM] }));
+        Ok(Self {
+            encoding: format.encoding,
+            rate,
+            carrier,
+            to_agent_format,
+            to_agent,
+            agent_piece,
+            to_vad,
+            vad_pos: 0,
+        })
     }
 
-    /// The frame audio of a payload in this stream's encoding.
+    /// The rate the caller's audio is delivered at, Hz: the reorder stage counts positions at it.
+    pub(crate) fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Calls `f` with the frame audio of a payload in this stream's encoding (decoded first when
+    /// it is G.722 or Opus) and this path, to deliver it with.
+    pub(crate) fn with_frame_audio<R>(
+        &mut self,
+        payload: &[u8],
+        f: impl FnOnce(FrameAudio<'_>, &mut Self) -> R,
+    ) -> Result<R, ProtocolError> {
+        let Some(mut decoder) = self.carrier.take() else {
+            let audio = self.frame_audio(payload)?;
+            return Ok(f(audio, self));
+        };
+        // Moved out for the call so that `f` may deliver through `self`; moving a box back and
+        // forth allocates nothing.
+        let result = decoder.decode(payload).map(|n| f(FrameAudio::Pcm(&decoder.pcm[..n]), self));
+        self.carrier = Some(decoder);
+        result
+    }
+
+    /// The frame audio of a payload in this stream's byte-per-sample encoding.
     pub(crate) fn frame_audio<'a>(&self, payload: &'a [u8]) -> Result<FrameAudio<'a>, ProtocolError> {
         Ok(match self.encoding {
+            AudioEncoding::G722 | AudioEncoding::Opus => return Err(ProtocolError::UnsupportedFormat),
             AudioEncoding::Mulaw => FrameAudio::Mulaw(payload),
             AudioEncoding::Alaw => FrameAudio::Alaw(payload),
             AudioEncoding::L16 if !payload.len().is_multiple_of(2) => {

@@ -4,8 +4,17 @@
 //! G.711 from an agent speaking the carrier's own law at 8 kHz is queued as it is, untouched:
 //! the queue holds the carrier's encoding, so the codes go out exactly as played. Other G.711 is
 //! decoded and takes the PCM path at 8 kHz.
+//!
+//! A stateful carrier codec (G.722, Opus) is queued as 16-bit PCM at the carrier's rate and
+//! encoded a frame at a time as each frame is cut ([`OutboundPath::encode_frame`]): every
+//! message then carries one whole coded frame (one Opus packet, as Telnyx requires), and marks,
+//! clears and the playout model keep counting samples as for L16.
 
-use crate::codec::{G711, decode_l16, encode_alaw, encode_l16, encode_ulaw, linear_to_alaw, linear_to_ulaw};
+#[cfg(feature = "opus")]
+use crate::codec::carrier_opus::{self, CarrierOpusEncoder};
+use crate::codec::{
+    G711, G722Encoder, decode_l16, encode_alaw, encode_l16, encode_ulaw, linear_to_alaw, linear_to_ulaw,
+};
 use crate::pipeline::outbound_queue::OutboundQueue;
 use crate::protocol::{AudioEncoding, MediaFormat, ProtocolError};
 use crate::resample::{SUPPORTED_RATES, StreamResampler, is_supported};
@@ -40,9 +49,31 @@ impl PlaySource<'_> {
     }
 }
 
+/// A stateful carrier codec's encoder, with its buffers for one frame.
+struct CarrierEncoder {
+    codec: CarrierCodec,
+    /// One frame's PCM.
+    pcm: Box<[i16]>,
+    /// One frame coded.
+    wire: Box<[u8]>,
+    /// Bytes of `wire` the last frame took.
+    wire_len: usize,
+}
+
+// Only ever in a box (one per call that uses a coded stream): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum CarrierCodec {
+    G722(G722Encoder),
+    #[cfg(feature = "opus")]
+    Opus(CarrierOpusEncoder),
+}
+
 /// The stages built for the carrier's outbound format when the stream starts.
 pub(crate) struct OutboundPath {
+    /// The encoding of the queue: the carrier's, or L16 for a codec encoded per frame.
     encoding: AudioEncoding,
+    /// G.722's or Opus's encoder (`None` for the byte-per-sample encodings).
+    carrier: Option<Box<CarrierEncoder>>,
     rate: u32,
     /// One per rate of [`PLAY_RATES`], in its order (`None`: no conversion to this carrier).
     play_resamplers: Vec<Option<StreamResampler>>,
@@ -77,16 +108,18 @@ impl OutboundPath {
         let samples_per_ms = u64::from(rate / 1000);
         let frame_samples = u64::from(frame_ms) * samples_per_ms;
         let frame_bytes = frame_samples as usize * bytes;
+        let carrier = carrier_encoder(format, frame_samples as usize)?;
         // The queue holds whole frames, and at least one play piece (as it reaches the carrier).
         let capacity = (u64::from(buffer_ms) * samples_per_ms) as usize * bytes;
         let capacity = capacity.max(frame_bytes);
         let silence = match format.encoding {
             AudioEncoding::Mulaw => linear_to_ulaw(0),
             AudioEncoding::Alaw => linear_to_alaw(0),
-            AudioEncoding::L16 => 0,
+            AudioEncoding::L16 | AudioEncoding::G722 | AudioEncoding::Opus => 0,
         };
         Ok(Self {
-            encoding: format.encoding,
+            encoding: if carrier.is_some() { AudioEncoding::L16 } else { format.encoding },
+            carrier,
             rate,
             play_resamplers,
             queue: OutboundQueue::new(capacity, max_marks, frame_bytes, silence),
@@ -96,9 +129,39 @@ impl OutboundPath {
         })
     }
 
+    /// The frame last cut (`frame`) as the carrier takes it: the frame itself, or for G.722 and
+    /// Opus the frame encoded (one Opus packet).
+    pub(crate) fn encode_frame(&mut self) -> &[u8] {
+        let Some(carrier) = self.carrier.as_deref_mut() else { return &self.frame };
+        let n = decode_l16(&self.frame, &mut carrier.pcm);
+        carrier.wire_len = match &mut carrier.codec {
+            CarrierCodec::G722(encoder) => encoder.encode(&carrier.pcm[..n], &mut carrier.wire),
+            // Cannot fail with a whole frame and a buffer of the largest packet; should libopus
+            // fail anyway, an empty payload is sent rather than a stale packet.
+            #[cfg(feature = "opus")]
+            CarrierCodec::Opus(encoder) => {
+                encoder.encode(&carrier.pcm[..n], &mut carrier.wire).unwrap_or_else(|_| {
+                    debug_assert!(false, "a whole frame encodes");
+                    0
+                })
+            }
+        };
+        &carrier.wire[..carrier.wire_len]
+    }
+
+    /// The longest [`Self::encode_frame`] gives, bytes.
+    pub(crate) fn max_wire_len(&self) -> usize {
+        self.carrier.as_ref().map_or(self.frame.len(), |c| c.wire.len())
+    }
+
     /// The carrier's rate, Hz.
     pub(crate) fn rate(&self) -> u32 {
         self.rate
+    }
+
+    /// The carrier's encoding.
+    pub(crate) fn encoding(&self) -> AudioEncoding {
+        self.encoding
     }
 
     /// Bytes per sample of the carrier's encoding.
@@ -123,7 +186,7 @@ impl OutboundPath {
             let n = match self.encoding {
                 AudioEncoding::Mulaw => G711::Mulaw.decode(part, &mut wide),
                 AudioEncoding::Alaw => G711::Alaw.decode(part, &mut wide),
-                AudioEncoding::L16 => decode_l16(part, &mut wide),
+                AudioEncoding::L16 | AudioEncoding::G722 | AudioEncoding::Opus => decode_l16(part, &mut wide),
             };
             let m = n / factor;
             for (o, group) in narrow.iter_mut().zip(wide[..m * factor].chunks_exact(factor)) {
@@ -214,11 +277,46 @@ impl OutboundPath {
         let bytes = match self.encoding {
             AudioEncoding::Mulaw => encode_ulaw(&resampled[..n], &mut encoded),
             AudioEncoding::Alaw => encode_alaw(&resampled[..n], &mut encoded),
-            AudioEncoding::L16 => 2 * encode_l16(&resampled[..n], &mut encoded),
+            AudioEncoding::L16 | AudioEncoding::G722 | AudioEncoding::Opus => {
+                2 * encode_l16(&resampled[..n], &mut encoded)
+            }
         };
         let taken = self.queue.push_audio(&encoded[..bytes]);
         // Room for the whole piece was checked, so this is a bug; counted, not hidden.
         debug_assert_eq!(taken, bytes);
         ((bytes - taken) / self.bytes_per_sample()) as u64
     }
+}
+
+/// The encoder of a carrier taking `format` in frames of `frame_samples`, if its codec is
+/// stateful; `UnsupportedFormat` when it cannot be built (Opus without the `opus` feature, at a
+/// rate it is not encoded from here, or in frames other than 20 ms).
+fn carrier_encoder(
+    format: MediaFormat,
+    frame_samples: usize,
+) -> Result<Option<Box<CarrierEncoder>>, ProtocolError> {
+    let (codec, wire_len) = match format.encoding {
+        AudioEncoding::G722 if format.sample_rate == crate::codec::g722::G722_RATE => {
+            (CarrierCodec::G722(G722Encoder::new()), frame_samples / 2)
+        }
+        #[cfg(feature = "opus")]
+        AudioEncoding::Opus => {
+            let encoder =
+                CarrierOpusEncoder::new(format.sample_rate).map_err(|_| ProtocolError::UnsupportedFormat)?;
+            if encoder.frame_samples() != frame_samples {
+                return Err(ProtocolError::UnsupportedFormat);
+            }
+            (CarrierCodec::Opus(encoder), carrier_opus::MAX_PACKET_BYTES)
+        }
+        AudioEncoding::G722 => return Err(ProtocolError::UnsupportedFormat),
+        #[cfg(not(feature = "opus"))]
+        AudioEncoding::Opus => return Err(ProtocolError::UnsupportedFormat),
+        AudioEncoding::Mulaw | AudioEncoding::Alaw | AudioEncoding::L16 => return Ok(None),
+    };
+    Ok(Some(Box::new(CarrierEncoder {
+        codec,
+        pcm: vec![0; frame_samples].into_boxed_slice(),
+        wire: vec![0; wire_len].into_boxed_slice(),
+        wire_len: 0,
+    })))
 }

@@ -146,14 +146,22 @@ pub enum AudioEncoding {
     Alaw,
     /// Signed 16-bit little-endian linear PCM.
     L16,
+    /// G.722 at 64 kbit/s: 16 kHz audio, a byte per two samples, stateful (`codec::g722`). A
+    /// stream in it always states 16000 Hz, whatever RTP's clock (8000) the carrier announced.
+    G722,
+    /// Opus (RFC 6716), one packet per message, at the stream's rate (the rate it is decoded at
+    /// or encoded from). Needs the `opus` feature: without it, a stream in Opus is refused.
+    Opus,
 }
 
 impl AudioEncoding {
-    /// Bytes per sample.
+    /// Bytes per sample of the byte-per-sample encodings. G.722 and Opus are not: the engine
+    /// holds and queues their audio as 16-bit PCM and codes it at the edges, so for them this is
+    /// 2, the size of the samples it keeps.
     pub fn bytes_per_sample(self) -> usize {
         match self {
             Self::Mulaw | Self::Alaw => 1,
-            Self::L16 => 2,
+            Self::L16 | Self::G722 | Self::Opus => 2,
         }
     }
 }

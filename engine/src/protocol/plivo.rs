@@ -339,7 +339,9 @@ impl Dialect for PlivoDialect {
         let content_type = match format.encoding {
             AudioEncoding::Mulaw => "audio/x-mulaw",
             AudioEncoding::L16 => "audio/x-l16",
-            AudioEncoding::Alaw => return Err(ProtocolError::UnsupportedFormat),
+            AudioEncoding::Alaw | AudioEncoding::G722 | AudioEncoding::Opus => {
+                return Err(ProtocolError::UnsupportedFormat);
+            }
         };
         if format.channels != 1 || format.sample_rate == 0 {
             return Err(ProtocolError::UnsupportedFormat);

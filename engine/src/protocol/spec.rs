@@ -110,17 +110,31 @@ impl<'a> Options<'a> {
     }
 
     /// Telnyx: what the call's `stream_bidirectional_codec` and `_sampling_rate` ask it to take
-    /// back. `codec` is PCMU (default), PCMA or L16 (its spelling, case-sensitive as Telnyx's);
-    /// G.711 is 8 kHz; L16 takes 8, 16 or 24 kHz (default 8).
+    /// back. `codec` is PCMU (default), PCMA, L16, G722 or OPUS (its spelling, case-sensitive as
+    /// Telnyx's); G.711 is 8 kHz; L16 takes 8, 16 or 24 kHz (default 8); G.722 is 16 kHz audio
+    /// (`rate=8000`, RTP's clock for it, means the same); Opus is encoded from 8, 16, 24 or 48 kHz
+    /// (default 16: wideband speech at a modest bit rate, what a call's G.722 would carry).
     fn telnyx(&self) -> Result<TelnyxDialect, DialectError> {
         let (codec_part, codec) = self.codec.unwrap_or(("", "PCMU"));
         let encoding = match codec {
             "PCMU" => AudioEncoding::Mulaw,
             "PCMA" => AudioEncoding::Alaw,
             "L16" => AudioEncoding::L16,
-            _ => return Err(self.error(codec_part, "Telnyx codecs here: PCMU, PCMA, L16")),
+            "G722" => AudioEncoding::G722,
+            "OPUS" if cfg!(feature = "opus") => AudioEncoding::Opus,
+            "OPUS" => return Err(self.error(codec_part, "OPUS needs a build with the opus feature")),
+            _ => return Err(self.error(codec_part, "Telnyx codecs here: PCMU, PCMA, L16, G722, OPUS")),
         };
         let sample_rate = match (encoding, self.rate) {
+            (AudioEncoding::G722, None | Some((_, 8000 | 16_000))) => 16_000,
+            (AudioEncoding::G722, Some((part, _))) => {
+                return Err(self.error(part, "G722 is 16000 Hz (8000, its RTP clock, means the same)"));
+            }
+            (AudioEncoding::Opus, None) => 16_000,
+            (AudioEncoding::Opus, Some((_, rate @ (8000 | 16_000 | 24_000 | 48_000)))) => rate,
+            (AudioEncoding::Opus, Some((part, _))) => {
+                return Err(self.error(part, "OPUS rates: 8000, 16000, 24000, 48000"));
+            }
             (_, None) => 8000,
             (AudioEncoding::L16, Some((_, rate @ (8000 | 16_000 | 24_000)))) => rate,
             (AudioEncoding::L16, Some((part, _))) => {
@@ -218,6 +232,12 @@ mod tests {
             ("telnyx;codec=PCMA", AudioEncoding::Alaw, 8000),
             ("telnyx; codec=L16 ; rate=16000", AudioEncoding::L16, 16_000),
             ("telnyx;rate=8000;codec=L16", AudioEncoding::L16, 8000),
+            ("telnyx;codec=G722", AudioEncoding::G722, 16_000),
+            ("telnyx;codec=G722;rate=8000", AudioEncoding::G722, 16_000),
+            #[cfg(feature = "opus")]
+            ("telnyx;codec=OPUS", AudioEncoding::Opus, 16_000),
+            #[cfg(feature = "opus")]
+            ("telnyx;codec=OPUS;rate=48000", AudioEncoding::Opus, 48_000),
         ] {
             let mut dialect = dialect_by_name(spec).unwrap();
             assert_eq!(
@@ -239,7 +259,13 @@ mod tests {
     #[test]
     fn a_wrong_option_is_refused_with_its_reason() {
         assert_eq!(reason("twilio;rate=16000"), "this dialect takes no options");
-        assert_eq!(reason("telnyx;codec=pcmu"), "Telnyx codecs here: PCMU, PCMA, L16");
+        assert_eq!(reason("telnyx;codec=pcmu"), "Telnyx codecs here: PCMU, PCMA, L16, G722, OPUS");
+        assert_eq!(
+            reason("telnyx;codec=G722;rate=24000"),
+            "G722 is 16000 Hz (8000, its RTP clock, means the same)"
+        );
+        #[cfg(feature = "opus")]
+        assert_eq!(reason("telnyx;codec=OPUS;rate=12000"), "OPUS rates: 8000, 16000, 24000, 48000");
         assert_eq!(reason("telnyx;codec=PCMU;rate=16000"), "PCMU and PCMA are 8000 Hz");
         assert_eq!(reason("telnyx;codec=L16;rate=44100"), "L16 rates: 8000, 16000, 24000");
         assert_eq!(reason("exotel;rate=48000"), "Exotel rates: 8000, 16000, 24000");

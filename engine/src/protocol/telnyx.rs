@@ -37,8 +37,8 @@
 //! | `start` | `start.user_id` | no ("") | string → [`StreamStart::account_id`] |
 //! | `start` | `start.custom_parameters` | no (empty) | object; string values kept, numbers and booleans become their JSON text (serde_json's rendering: `1.50` → `"1.5"`), `null`/array/object values → `WrongType`; document order and duplicate names kept |
 //! | `start` | `start.media_format` | no (PCMU, 8000 Hz, 1 channel) | object |
-//! | `start` | `start.media_format.encoding` | yes | `PCMU` → µ-law, `PCMA` → A-law, `L16` → L16 (big-endian on the wire) (ASCII case-insensitive); `G722`, `OPUS`, `AMR-WB` and any other string → `UnsupportedFormat` (the engine does not decode them yet) |
-//! | `start` | `start.media_format.sample_rate` | yes | number, 1..=`u32::MAX` |
+//! | `start` | `start.media_format.encoding` | yes | `PCMU` → µ-law, `PCMA` → A-law, `L16` → L16 (big-endian on the wire), `G722` → G.722, `OPUS` → Opus (with the `opus` feature) (ASCII case-insensitive); `AMR-WB` and any other string → `UnsupportedFormat` (see "Codecs") |
+//! | `start` | `start.media_format.sample_rate` | yes | number, 1..=`u32::MAX`; for `G722` 8000 or 16000, both stated as 16000 (else `UnsupportedFormat`) |
 //! | `start` | `start.media_format.channels` | no (1) | number, 1..=`u16::MAX` |
 //! | `start` | `call_session_id`, `from`, `to`, `tags`, `client_state` | no | ignored: [`StreamStart`] has no place for them |
 //!
@@ -67,8 +67,25 @@
 //! format Telnyx was told to expect back. That is configured on Telnyx's side
 //! (`stream_bidirectional_codec`, `stream_bidirectional_sampling_rate`) and never announced on the
 //! socket, so the dialect cannot learn it: [`TelnyxDialect::new`] assumes Telnyx's documented
-//! default, PCMU at 8000 Hz, and [`TelnyxDialect::with_outbound_format`] states another (PCMA, or
-//! L16 at a rate the engine produces: 8, 16, 24 or 48 kHz; L16 is written big-endian).
+//! default, PCMU at 8000 Hz, and [`TelnyxDialect::with_outbound_format`] states another (PCMA;
+//! L16 at a rate the engine produces: 8, 16, 24 or 48 kHz, written big-endian; G.722; Opus at 8,
+//! 16, 24 or 48 kHz).
+//!
+//! # Codecs
+//!
+//! | `media_format.encoding` | `sample_rate` accepted | caller's audio | audio sent back (`codec=` option) |
+//! |---|---|---|---|
+//! | `PCMU`, `PCMA` | any the engine converts (8000) | a byte per sample | `PCMU` (default), `PCMA`: 8000 Hz, 160 B per 20 ms |
+//! | `L16` | 8000 to 48000 | big-endian, swapped | `L16`, `rate=` 8000 (default), 16000, 24000: big-endian |
+//! | `G722` | 8000 or 16000 (RTP's clock or the audio's), both taken as 16 kHz audio | decoded at 16 kHz, on to the agent's rate directly | `G722` (`rate=` 16000 or 8000, both 16 kHz audio): 64 kbit/s, 160 B per 20 ms |
+//! | `OPUS` (`opus` feature) | 8000, 12000, 16000, 24000, 48000 | one packet per message, decoded at the lowest of 8, 16 or 24 kHz that keeps what the announced rate and the agent's rate carry | `OPUS`, `rate=` 16000 (default), 8000, 24000, 48000: one 20 ms packet per message (VOIP mode; 16, 24 or 32 kbit/s by band), never concatenated |
+//! | `AMR-WB`, other | | refused: `UnsupportedFormat` | |
+//!
+//! G.722 and Opus keep state across frames: their decoder and encoder are built at `start`, in
+//! the calls that use them only. Payloads are decoded in arrival order (a frame Telnyx delivers
+//! out of order is decoded late, then put back in place by its timestamp); a lost frame is
+//! silence. A payload libopus refuses is dropped and reported as `WrongType("media.payload")`; a
+//! G.722 payload over 90 ms as `PayloadTooLarge`. Without the `opus` feature, `OPUS` is refused.
 //!
 //! # Capabilities
 //!
@@ -94,6 +111,10 @@
 //!   server compares it (`signature::request_auth`, in constant time).
 //! - Whether `dtmf` carries a duration is unconfirmed: only the digit is read.
 //! - L16 byte order rests on peers and the RTP convention: big-endian, swapped both ways.
+//! - G.722's `sample_rate` may be RTP's clock (8000) or the audio's (16000): both are accepted as
+//!   16 kHz audio; and Telnyx is taken to send one G.722 frame of 20 ms (160 B) per message, as
+//!   the engine sends (any whole number of bytes is decoded).
+//! - Whether Telnyx takes Opus at 20 ms only is undocumented: 20 ms packets are what is sent.
 //! - AMR-WB packing is undocumented: moot, AMR-WB is refused. No playback buffer cap is
 //!   documented: the session's `lead_ms` applies.
 //! - Two peers claim Telnyx needs RTP headers on outbound audio, or takes raw binary frames: both
@@ -117,6 +138,7 @@ use super::json_read::{
 };
 use super::*;
 use crate::audio::CARRIER_RATE;
+use crate::codec::g722::G722_RATE;
 use crate::protocol::json_text::{base64_len, push_escaped};
 
 /// `{"event":"media","media":{"payload":"` … `"}}`
@@ -263,13 +285,25 @@ fn media_format(format: &mut wire::FormatBody<'_>) -> Result<MediaFormat, Protoc
         AudioEncoding::Alaw
     } else if name.eq_ignore_ascii_case("L16") {
         AudioEncoding::L16
+    } else if name.eq_ignore_ascii_case("G722") {
+        AudioEncoding::G722
+    } else if cfg!(feature = "opus") && name.eq_ignore_ascii_case("OPUS") {
+        AudioEncoding::Opus
     } else {
-        // G722, OPUS, AMR-WB (which Telnyx offers) and anything else: the stream cannot be heard.
+        // AMR-WB (which Telnyx offers), Opus in a build without libopus, and anything else: the
+        // stream cannot be heard.
         return Err(ProtocolError::UnsupportedFormat);
     };
     let sample_rate = required_number(format.sample_rate.take(), RATE)?;
     let sample_rate =
         u32::try_from(sample_rate).ok().filter(|&r| r > 0).ok_or(ProtocolError::WrongType(RATE))?;
+    let sample_rate = match (encoding, sample_rate) {
+        // RTP's clock for G.722 is 8000 (RFC 3551), its audio 16 kHz: either announcement is
+        // G.722's 16 kHz audio.
+        (AudioEncoding::G722, 8000 | 16_000) => G722_RATE,
+        (AudioEncoding::G722, _) => return Err(ProtocolError::UnsupportedFormat),
+        (_, rate) => rate,
+    };
     let channels = optional_number(format.channels.take(), CHANNELS)?.unwrap_or(1);
     let channels =
         u16::try_from(channels).ok().filter(|&c| c > 0).ok_or(ProtocolError::WrongType(CHANNELS))?;

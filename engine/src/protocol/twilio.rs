@@ -196,12 +196,21 @@ fn media_format(format: &mut wire::FormatBody<'_>) -> Result<MediaFormat, Protoc
         AudioEncoding::Alaw
     } else if name.eq_ignore_ascii_case("audio/x-l16") || name.eq_ignore_ascii_case("audio/l16") {
         AudioEncoding::L16
+    } else if ["audio/g722", "audio/x-g722", "g722"].iter().any(|g| name.eq_ignore_ascii_case(g)) {
+        // SignalWire's G.722 (see `signalwire`): its MIME spelling is not documented.
+        AudioEncoding::G722
     } else {
         return Err(ProtocolError::UnsupportedFormat);
     };
     let sample_rate = required_number(format.sample_rate.take(), RATE)?;
     let sample_rate =
         u32::try_from(sample_rate).ok().filter(|&r| r > 0).ok_or(ProtocolError::WrongType(RATE))?;
+    let sample_rate = match (encoding, sample_rate) {
+        // RTP's clock for G.722 is 8000 (RFC 3551), its audio 16 kHz: either is 16 kHz audio.
+        (AudioEncoding::G722, 8000 | 16_000) => crate::codec::g722::G722_RATE,
+        (AudioEncoding::G722, _) => return Err(ProtocolError::UnsupportedFormat),
+        (_, rate) => rate,
+    };
     let channels = optional_number(format.channels.take(), CHANNELS)?.unwrap_or(1);
     let channels =
         u16::try_from(channels).ok().filter(|&c| c > 0).ok_or(ProtocolError::WrongType(CHANNELS))?;

@@ -7,7 +7,13 @@
 //! both), a `clear` message. The one difference is the audio going back: with `codec="L16@16000h"`
 //! or `codec="L16@24000h"` SignalWire sends the caller as 16-bit linear PCM at that rate and plays
 //! the same format back, where Twilio always takes 8 kHz µ-law. So [`Dialect::on_start`] returns
-//! the `start`'s own format (µ-law, A-law or L16, at its rate), mono.
+//! the `start`'s own format (µ-law, A-law, L16 at its rate, or G.722), mono.
+//!
+//! | `mediaFormat.encoding` | `sampleRate` | both ways |
+//! |---|---|---|
+//! | `audio/x-mulaw`, `audio/x-alaw` | 8000 | a byte per sample, 160 B per 20 ms |
+//! | `audio/x-L16` | 16000, 24000 (8000) | little-endian |
+//! | `audio/G722` (also `audio/x-g722`, `G722`) | 8000 (RTP's clock) or 16000, both 16 kHz audio | 64 kbit/s, 160 B per 20 ms, decoded at 16 kHz and resampled straight to the agent's rate; sent back encoded from the agent's audio at 16 kHz |
 //!
 //! What SignalWire adds on the wire is already covered by the Twilio parser: `audio/x-L16` (MIME
 //! types are compared case-insensitively), `connected.protocol` `"Call"` and version `"0.2.0"`
@@ -15,6 +21,9 @@
 //!
 //! # Uncertain points, and how they were decided
 //!
+//! - G.722's name in `mediaFormat.encoding` is not documented (SignalWire lists G722 among its
+//!   stream codecs): the MIME type `audio/G722`, `audio/x-g722` and the bare `G722` are taken,
+//!   case-insensitively, and its rate may be RTP's 8000 or the audio's 16000.
 //! - L16 byte order: little-endian, as the engine's L16 is, with no swapping. SignalWire does not
 //!   document it; a peer passes SignalWire's L16 straight to a little-endian consumer.
 //! - SignalWire's documentation shows every message wrapped in
