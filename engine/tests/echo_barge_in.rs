@@ -4,8 +4,10 @@
 //! configured, a `clear` ends it, the calls are the barge-in set's); what the default engine (not
 //! echo-aware) does; and with `VadConfig::echo_aware`, that the agent no longer barges in on
 //! its own echo while interruptions over it still do, and that without agent audio the setting
-//! changes nothing. The default's figures per return loss and line condition are printed by
-//! `cargo run --release -p trunkline-tools --bin vadbench -- --echo`.
+//! changes nothing; and that the gate's delay estimate follows the echo path's delay. The
+//! figures per return loss and line condition are printed by
+//! `cargo run --release -p trunkline-tools --bin vadbench -- --echo` (`--echo-aware=true` for the
+//! gate's).
 
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;
@@ -68,6 +70,8 @@ fn the_echo_is_what_the_engine_sent_delayed_and_at_the_return_loss() {
     let paths = ERLS_DB.iter().map(|&erl| (erl, None)).chain([(10.0, Some(0)), (25.0, Some(0))]);
     for (erl, tail_ms) in paths {
         let mut call = echo_only_calls(&quiet(), erl, 0.1).swap_remove(0);
+        // A linear path: the level is the return loss.
+        call.echo.soft_clip = false;
         if let Some(tail_ms) = tail_ms {
             call.echo.path.tail_ms = tail_ms;
         }
@@ -131,7 +135,10 @@ fn the_echo_is_what_the_engine_sent_delayed_and_at_the_return_loss() {
 /// caller's line carries the echo of what played before the clear and nothing after it.
 #[test]
 fn a_clear_ends_the_echo() {
-    let call = &echo_only_calls(&quiet(), 6.0, 0.1)[0];
+    let mut call = echo_only_calls(&quiet(), 6.0, 0.1).swap_remove(0);
+    // Unclipped, the caller's own line passes unchanged: what differs is the echo.
+    call.echo.soft_clip = false;
+    let call = &call;
     let t = run_call(&call.spec(&config(), AfterBargeIn::NextPrompt));
     assert!(!t.clears.is_empty(), "today's engine barges in on its own echo");
     // The echo on the line: what the engine received less the caller's own line (exactly zero
@@ -224,15 +231,16 @@ fn condition(name: &str) -> Condition {
     conditions().into_iter().find(|c| c.name == name).unwrap()
 }
 
-/// Echo-aware: the bot plays its prompts back to back with the caller silent, and neither a
-/// `SpeechStarted` nor a `BargeIn` comes from its echo (the default engine: one barge-in per
-/// prompt on a quiet line). A minute of agent audio per line and return loss; the longer runs
-/// are in docs/speech.md.
+/// Echo-aware: the bot plays its prompts back to back with the caller silent, and at most one
+/// `SpeechStarted` or `BargeIn` per 10 minutes of agent audio comes from its echo (the default
+/// engine: one barge-in per prompt on a quiet line). Per line, 10 minutes over the return losses
+/// 6, 10, 15 and 25 dB; the runs of 10 minutes per return loss are in docs/speech.md.
 #[test]
 fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
     for name in ["quiet", "pink-5dB"] {
-        for erl in [6.0, 10.0] {
-            let calls = echo_only_calls(&condition(name), erl, 1.0);
+        let mut total = EchoOnlyScore::default();
+        for erl in ERLS_DB {
+            let calls = echo_only_calls(&condition(name), erl, 2.5);
             let s = score_echo_only(&echo_aware(), &calls);
             println!(
                 "{name}, ERL {erl} dB: {:.2} min of agent audio, {} false starts, {} false barge-ins",
@@ -240,24 +248,36 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
                 s.false_starts,
                 s.false_barge_ins
             );
-            assert!(s.bot_ms >= 60_000);
-            assert_eq!((s.false_starts, s.false_barge_ins), (0, 0), "{name}, ERL {erl} dB");
+            total.bot_ms += s.bot_ms;
+            total.false_starts += s.false_starts;
+            total.false_barge_ins += s.false_barge_ins;
         }
+        assert!(total.bot_ms >= 600_000);
+        assert!(
+            total.false_starts_per_10min() <= 1.0 && total.false_barge_ins_per_10min() <= 1.0,
+            "{name}: {} false starts, {} false barge-ins in {:.1} min",
+            total.false_starts,
+            total.false_barge_ins,
+            total.bot_ms as f64 / 60_000.0
+        );
     }
 }
 
-/// Echo-aware: interruptions spoken over the echo at 10 dB return loss, quiet line. None is
-/// pre-empted by a barge-in on the echo, and most barge in (the target is 0.9: the gate's
-/// first-second caution and its window still mask some of the caller's speech).
+/// Echo-aware: interruptions spoken over the echo, quiet line. None is pre-empted by a
+/// barge-in on the echo, and at 10 dB return loss at least 90 % barge in.
 #[test]
 fn echo_aware_interruptions_over_the_echo_at_10_db() {
-    let calls = interruption_calls(&quiet(), 10.0);
-    let s = score_interruptions(&echo_aware(), &calls);
-    let r = interrupt_report(&s);
-    println!("echo-aware, quiet, ERL 10 dB: {r}");
-    assert_eq!(s.calls(), calls.len());
-    assert!(s.pre_empted.is_empty(), "no barge-in on the echo: {r}");
-    assert!(s.recall() >= 0.6, "{r}");
+    for erl in [6.0, 10.0] {
+        let calls = interruption_calls(&quiet(), erl);
+        let s = score_interruptions(&echo_aware(), &calls);
+        let r = interrupt_report(&s);
+        println!("echo-aware, quiet, ERL {erl} dB: {r}");
+        assert_eq!(s.calls(), calls.len());
+        assert!(s.pre_empted.is_empty(), "ERL {erl} dB: no barge-in on the echo: {r}");
+        if erl == 10.0 {
+            assert!(s.recall() >= 0.9, "{r}");
+        }
+    }
 }
 
 /// Without agent audio the echo gate has nothing to predict: a caller talking to a silent bot
@@ -273,5 +293,72 @@ fn echo_aware_changes_nothing_while_the_agent_is_silent() {
         let plain = run(config());
         assert!(plain.iter().any(|(_, e)| matches!(e, Event::SpeechStarted { .. })), "{}", call.name);
         assert_eq!(run(echo_aware()), plain, "{}", call.name);
+    }
+}
+
+/// The echo gate's delay estimate (from the two level envelopes) follows the echo path's true
+/// delay: the agent talks for 8 s, its echo comes back through the corpus's path (direct
+/// reflection, seeded tail, µ-law, some soft-clipped), and from the third second on the estimate
+/// is within a slot's half (±10 ms) of the direct reflection's delay plus the tail's energy
+/// centroid (what an envelope can see of a tail), for delays across 20-400 ms.
+#[test]
+fn the_echo_delay_estimate_tracks_the_paths_delay() {
+    use trunkline::vad::SpeechDetector;
+    const AT: usize = 8_000;
+    let config = VadConfig { echo_aware: true, ..VadConfig::default() };
+    for (i, (delay_ms, tail_ms, erl_db, line, soft_clip)) in [
+        (20, 0, 10.0, "quiet", false),
+        (60, 30, 6.0, "quiet", true),
+        (110, 0, 15.0, "quiet", false),
+        (170, 60, 10.0, "quiet", false),
+        (240, 100, 10.0, "quiet", true),
+        (310, 20, 6.0, "pink-5dB", false),
+        (400, 0, 10.0, "quiet", false),
+        (400, 100, 6.0, "quiet", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = EchoPath { erl_db, delay_ms, tail_ms };
+        let seed = 11 + i as u64;
+        let played = agent_talk(8_000, seed);
+        let setup = vad_corpus::call::EchoSetup { path, seed, soft_clip };
+        let caller = echo_over_line(&condition(line), setup, &played, AT, AT + played.len());
+        // Where the envelope sees the echo: the direct reflection, moved later by the tail's
+        // energy centroid.
+        let taps = path.taps(seed);
+        let energy: f32 = taps.iter().map(|t| t * t).sum();
+        let centroid_ms = taps.iter().enumerate().map(|(j, t)| j as f32 * t * t).sum::<f32>() / energy / 8.0;
+        let want = delay_ms as f32 + centroid_ms;
+
+        let mut det = SpeechDetector::new(&config).unwrap();
+        let (mut within, mut counted, mut given, mut wild, mut last) = (0, 0, 0, 0, None);
+        for (k, frame) in caller.chunks_exact(160).enumerate() {
+            // The reference a few frames ahead of the caller's audio, as the pacer sends it.
+            let ahead = (k + 5) * 160;
+            if let Some(piece) =
+                ahead.checked_sub(AT).and_then(|i| played.get(i..(i + 160).min(played.len())))
+            {
+                det.echo_reference_at(piece, ahead as u64);
+            }
+            det.process(frame, (k * 160) as u64, |_| {});
+            if k * 160 >= AT + 3 * 8_000 {
+                last = det.echo_delay_ms();
+                counted += 1;
+                given += usize::from(last.is_some());
+                within += usize::from(last.is_some_and(|d| (d - want).abs() <= 10.0));
+                wild += usize::from(last.is_some_and(|d| (d - want).abs() > 30.0));
+            }
+        }
+        println!(
+            "{line}, path {path:?}, soft clip {soft_clip}: want {want:.1} ms, last estimate {last:?}, {given} of {counted} frames with an estimate, {within} within ±10 ms, {wild} off by more than 30 ms"
+        );
+        // A slot off now and then (the gate's window around the estimate covers a slot before
+        // it), never further.
+        assert!(
+            within * 10 >= counted * 9,
+            "{line}, {path:?}: {within} of {counted} within ±10 ms of {want:.1}"
+        );
+        assert_eq!(wild, 0, "{line}, {path:?}: estimates more than 30 ms off {want:.1}");
     }
 }

@@ -12,6 +12,7 @@
 //! call overlaps audio already taken, the overlapping samples are ignored: stream time never goes
 //! backwards (call [`SpeechDetector::reset`] to start a new stream).
 
+mod echo_delay;
 mod echo_gate;
 mod frame_classifier;
 mod prefilter;
@@ -485,6 +486,28 @@ impl SpeechDetector {
         for (k, piece) in pcm.chunks(FRAME_SAMPLES).enumerate() {
             c.echo_reference(piece, start + (k * FRAME_SAMPLES) as u64);
         }
+    }
+
+    /// The agent's audio (8 kHz PCM) heard in the caller's stream from stream sample `sample`
+    /// on, for the echo gate: [`Self::echo_reference`] with the playout already mapped, for tools
+    /// and tests that place the agent's audio themselves. Not a stable API.
+    #[doc(hidden)]
+    pub fn echo_reference_at(&mut self, pcm: &[i16], sample: u64) {
+        let Classifier::Spectral(c) = &mut self.classifier else { return };
+        if c.echo_gate().is_none() {
+            return;
+        }
+        for (k, piece) in pcm.chunks(FRAME_SAMPLES).enumerate() {
+            c.echo_reference(piece, sample + (k * FRAME_SAMPLES) as u64);
+        }
+    }
+
+    /// The echo's delay behind the agent's audio as the echo gate estimates it, ms (`None`
+    /// while it has none it trusts, or without the gate). Not a stable API.
+    #[doc(hidden)]
+    pub fn echo_delay_ms(&mut self) -> Option<f32> {
+        let Classifier::Spectral(c) = &mut self.classifier else { return None };
+        c.echo_gate()?.delay_ms()
     }
 
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none

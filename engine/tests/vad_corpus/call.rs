@@ -41,8 +41,14 @@ pub struct EchoSetup {
     pub path: EchoPath,
     /// Seeds the path's tail.
     pub seed: u64,
-    /// Soft-clips the caller's line after the echo is added (a handset's overdriven input).
+    /// Soft-clips the caller's line after the echo is added (a handset's overdriven input):
+    /// [`soft_clip`].
     pub soft_clip: bool,
+}
+
+/// A mild soft clip: unity gain for small signals, full scale pressed down to 0.76 (tanh).
+pub fn soft_clip(v: f32) -> f32 {
+    32_767.0 * (v / 32_767.0).tanh()
 }
 
 /// One call: the caller's own side (line noise and whatever the caller says, 8 kHz telephone
@@ -182,7 +188,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             trace.echo[n] = e;
             let mut v = f32::from(s) + e;
             if spec.echo.is_some_and(|e| e.soft_clip) {
-                v = 32_767.0 * (v / 32_767.0 * 1.5).tanh() / 1.5f32.tanh();
+                v = soft_clip(v);
             }
             *u = linear_to_ulaw(v.round().clamp(-32_768.0, 32_767.0) as i16);
         }

@@ -16,6 +16,7 @@ use super::{
     AGENT_START_MS, CallerAct, ClipKind, Condition, PER_MS, Rng, band_limit, barge_calls, clips_of, line,
     noise_rms_for, percentile, to_telephone,
 };
+use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
 use trunkline::{Event, SessionConfig};
 
 /// Samples per ms of the line (8 kHz).
@@ -131,13 +132,14 @@ impl EchoCall {
     }
 }
 
-/// A seeded echo path for one call: delay 20-400 ms, tail 0-100 ms; and the carrier's playout
-/// delay, 60-100 ms.
+/// A seeded echo path for one call: delay 20-400 ms, tail 0-100 ms, a quarter of the calls
+/// soft-clipped (an overdriven handset); and the carrier's playout delay, 60-100 ms.
 fn random_path(erl_db: f64, rng: &mut Rng) -> (EchoSetup, u64) {
     let path =
         EchoPath { erl_db, delay_ms: rng.range(20.0, 400.0) as u32, tail_ms: rng.range(0.0, 100.0) as u32 };
     let seed = rng.next_u64();
-    (EchoSetup { path, seed, soft_clip: false }, rng.range(60.0, 100.0) as u64)
+    // The clipping follows from the seed, so the other draws stay as they were.
+    (EchoSetup { path, seed, soft_clip: seed.is_multiple_of(4) }, rng.range(60.0, 100.0) as u64)
 }
 
 /// Echo-only calls: each plays every agent prompt once, in seeded order, with 300-1000 ms
@@ -308,4 +310,44 @@ pub fn interrupt_report(s: &InterruptScore) -> String {
         percentile(&s.reactions, 90.0),
         percentile(&s.clear_reactions, 50.0),
     )
+}
+
+/// The agent's prompts back to back (seeded order, 300-1000 ms pauses), `ms` long: audio the
+/// echo estimator can follow, as PCM.
+pub fn agent_talk(ms: u64, seed: u64) -> Vec<i16> {
+    let mut order = clips_of(&[ClipKind::Agent]);
+    let mut rng = Rng::new(seed);
+    rng.shuffle(&mut order);
+    let mut out = Vec::new();
+    for c in order.iter().cycle() {
+        if out.len() as u64 >= ms * PER_MS {
+            break;
+        }
+        out.extend(c.pcm.iter().map(|&v| (f64::from(v) * 32_767.0).round() as i16));
+        out.resize(out.len() + (rng.range(300.0, 1_000.0) as u64 * PER_MS) as usize, 0);
+    }
+    out.truncate((ms * PER_MS) as usize);
+    out
+}
+
+/// The caller's line of `cond` with nobody speaking, carrying the echo through `echo` of
+/// `played` (audio the carrier plays from stream sample `at`; soft-clipped as in
+/// [`super::call`] if the setup says so), µ-law re-quantised: `len` samples.
+pub fn echo_over_line(cond: &Condition, echo: EchoSetup, played: &[i16], at: usize, len: usize) -> Vec<i16> {
+    let mut rng = Rng::new(cond.seed ^ echo.seed);
+    let (mut x, after) = line(cond, len, noise_rms_for(cond), &mut rng);
+    band_limit(&mut x);
+    let mut line = EchoLine::new(echo.path, echo.seed);
+    line.play(at, played);
+    x.iter()
+        .zip(&after)
+        .enumerate()
+        .map(|(n, (v, a))| {
+            let mut v = ((v + a) * 32_768.0) as f32 + line.at(n);
+            if echo.soft_clip {
+                v = super::call::soft_clip(v);
+            }
+            ulaw_to_linear(linear_to_ulaw(v.round().clamp(-32_768.0, 32_767.0) as i16))
+        })
+        .collect()
 }
