@@ -14,7 +14,7 @@ use super::audio::{FRAME_BYTES, FRAME_MS, LineNoise};
 use super::carrier::{CallIds, Carrier, Dialect, FromBot, Mark, PlayoutKind, Transport, Wire};
 use super::echo::{EchoLine, EchoPath};
 use super::impair::{Impairer, Impairments, Outgoing};
-use super::playout::{CarrierPlayout, MediaOutcome, PlayoutConfig};
+use super::playout::{BotLevels, CarrierPlayout, MediaOutcome, PlayoutConfig};
 use super::result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};
 use super::rng::SplitMix64;
 use super::runner::Progress;
@@ -332,6 +332,10 @@ struct Call<'a> {
     pending_turn: Option<Instant>,
     /// Onset of the caller's last barge-in, until a `clear` answers it.
     pending_barge: Option<Instant>,
+    /// The bot's level as played, for when its voice dropped.
+    levels: BotLevels,
+    /// Every barge-in: its onset, and the `clear` that answered it.
+    barges: Vec<(Instant, Option<Instant>)>,
     /// Start of the bot's reply to the caller's last utterance.
     reply_start: Option<Instant>,
     /// Whether the caller finished an utterance since the bot's last frame.
@@ -384,6 +388,8 @@ impl<'a> Call<'a> {
             metrics: CallMetrics::default(),
             pending_turn: None,
             pending_barge: None,
+            levels: BotLevels::default(),
+            barges: vec![],
             reply_start: None,
             caller_spoke: false,
             script_done: false,
@@ -556,6 +562,7 @@ impl<'a> Call<'a> {
                     let over_bot = self.playout.is_playing(at);
                     if over_bot {
                         self.metrics.barge_ins += 1;
+                        self.barges.push((at, None));
                     }
                     let previous =
                         if over_bot { self.pending_barge.replace(at) } else { self.pending_barge.take() };
@@ -622,6 +629,7 @@ impl<'a> Call<'a> {
                 if let Some(echo) = &mut self.echo {
                     echo.played(self.playout.play_start(now), &pcm);
                 }
+                self.levels.played(self.playout.play_start(now), &pcm);
                 self.on_audio(now, dur_ms)
             }
             Some(Ok(FromBot::Mark(mark))) => {
@@ -674,7 +682,11 @@ impl<'a> Call<'a> {
             echo.cleared(now);
         }
         self.metrics.clears += 1;
+        self.levels.cleared(now);
         let reaction_ms = self.pending_barge.take().map(|onset| ms(now.saturating_duration_since(onset)));
+        if let (Some(_), Some(last)) = (reaction_ms, self.barges.last_mut()) {
+            last.1 = Some(now);
+        }
         match reaction_ms {
             Some(r) => self.metrics.barge_in_reaction_ms.push(r),
             None => self.metrics.clears_unprompted += 1,
@@ -689,6 +701,25 @@ impl<'a> Call<'a> {
         }
         if let Some(ack) = self.carrier.clear_ack() {
             self.impairer.control(now, ack, &mut self.queue);
+        }
+    }
+
+    /// For each barge-in: when the bot's voice dropped (10 dB down, or the `clear`), or, if no
+    /// `clear` answered it, how long the bot played 10 dB down in the next 2 s (a bot that ducks
+    /// for a backchannel dips; one that does not, plays on).
+    fn measure_voice_drops(&mut self, end: Instant) {
+        for (i, &(onset, clear)) in self.barges.iter().enumerate() {
+            let next = self.barges.get(i + 1).map_or(end, |b| b.0);
+            match clear {
+                Some(clear) => {
+                    let drop = self.levels.drop_after(onset, clear).map_or(clear, |d| d.min(clear));
+                    self.metrics.voice_drop_ms.push(ms(drop.saturating_duration_since(onset)));
+                }
+                None => {
+                    let until = next.min(onset + Duration::from_secs(2));
+                    self.metrics.barge_in_dip_ms.push(self.levels.dip_ms(onset, until));
+                }
+            }
         }
     }
 
@@ -710,6 +741,7 @@ impl<'a> Call<'a> {
         if self.pending_barge.take().is_some() {
             self.metrics.barge_ins_without_clear += 1;
         }
+        self.measure_voice_drops(now);
         let s = self.playout.stats().clone();
         let m = &mut self.metrics;
         m.replies = s.replies;

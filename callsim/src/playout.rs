@@ -288,6 +288,85 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The bot's level as the carrier plays it, 10 ms at a time: how soon the bot's voice drops
+/// once the caller speaks over it (a bot that ducks its voice before it is sure of an
+/// interruption drops before its `clear`), and how long it stays down when the caller only said
+/// "mm-hm".
+///
+/// A drop is measured against the bot's own level over the half second before the caller's
+/// onset, so it is exact for a steady bot (a tone); a bot that speaks has pauses of its own,
+/// which a drop that must last [`BotLevels::HOLD`] mostly rides out.
+#[derive(Debug, Clone, Default)]
+pub struct BotLevels {
+    /// When each window starts playing, and its mean power (linear, re full scale²).
+    windows: Vec<(Instant, f64)>,
+}
+
+impl BotLevels {
+    /// Window length.
+    pub const WINDOW: Duration = Duration::from_millis(10);
+    /// A drop must last this long (or until the audio stops) to count.
+    pub const HOLD: Duration = Duration::from_millis(30);
+    /// How far down the level must be, dB.
+    pub const DROP_DB: f64 = 10.0;
+    /// The reference: the bot's level over this long before the onset.
+    pub const REFERENCE: Duration = Duration::from_millis(500);
+
+    /// `pcm` (8 kHz) starts playing at `start`.
+    pub fn played(&mut self, start: Instant, pcm: &[i16]) {
+        for (k, w) in pcm.chunks(80).enumerate() {
+            let power = w.iter().map(|&v| (f64::from(v) / 32_768.0).powi(2)).sum::<f64>() / w.len() as f64;
+            self.windows.push((start + Self::WINDOW * k as u32, power));
+        }
+    }
+
+    /// A `clear` at `now`: what had not started playing never will.
+    pub fn cleared(&mut self, now: Instant) {
+        self.windows.retain(|&(t, _)| t < now);
+    }
+
+    /// The bot's mean power over [`Self::REFERENCE`] before `onset` (`None` if it played
+    /// nothing then).
+    fn reference(&self, onset: Instant) -> Option<f64> {
+        let from = onset.checked_sub(Self::REFERENCE).unwrap_or(onset);
+        let before: Vec<f64> =
+            self.windows.iter().filter(|w| w.0 >= from && w.0 < onset).map(|w| w.1).collect();
+        let mean = before.iter().sum::<f64>() / before.len().max(1) as f64;
+        (mean > 0.0).then_some(mean)
+    }
+
+    /// Whether a window's power is [`Self::DROP_DB`] below `reference`.
+    fn down(power: f64, reference: f64) -> bool {
+        power <= reference * 10f64.powf(-Self::DROP_DB / 10.0)
+    }
+
+    /// When, at or after `onset` and before `until`, the bot's level first fell
+    /// [`Self::DROP_DB`] below its level before the onset, and stayed down for [`Self::HOLD`]
+    /// (or until its audio stopped).
+    pub fn drop_after(&self, onset: Instant, until: Instant) -> Option<Instant> {
+        let reference = self.reference(onset)?;
+        let after: Vec<&(Instant, f64)> =
+            self.windows.iter().filter(|w| w.0 >= onset && w.0 < until).collect();
+        (0..after.len()).find_map(|i| {
+            let start = after[i].0;
+            let held = after[i..]
+                .iter()
+                .take_while(|w| w.0 < start + Self::HOLD)
+                .all(|w| Self::down(w.1, reference));
+            held.then_some(start)
+        })
+    }
+
+    /// How long, between `onset` and `until`, the bot played [`Self::DROP_DB`] below its level
+    /// before the onset, ms.
+    pub fn dip_ms(&self, onset: Instant, until: Instant) -> f64 {
+        let Some(reference) = self.reference(onset) else { return 0.0 };
+        let n =
+            self.windows.iter().filter(|w| w.0 >= onset && w.0 < until && Self::down(w.1, reference)).count();
+        n as f64 * ms(Self::WINDOW)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +454,33 @@ mod tests {
         // A short pause after the caller spoke: also a new reply.
         assert!(matches!(p.on_media(at(t0, 1700), FRAME, true), MediaOutcome::ReplyStarted { .. }));
         assert_eq!((p.stats().replies, p.stats().underruns), (3, 1));
+    }
+
+    #[test]
+    fn bot_levels_find_a_held_drop_and_measure_dips() {
+        let t0 = Instant::now();
+        let tone = |amp: f64, n: usize| -> Vec<i16> {
+            (0..n).map(|i| (amp * (i as f64 * 0.7).sin()) as i16).collect()
+        };
+        let mut l = BotLevels::default();
+        // 1 s at full level, then 20 ms at -6 dB (not a drop), 200 ms at -18 dB, full again.
+        l.played(at(t0, 0), &tone(8_000.0, 8_000));
+        l.played(at(t0, 1_000), &tone(4_000.0, 160));
+        l.played(at(t0, 1_020), &tone(1_000.0, 1_600));
+        l.played(at(t0, 1_220), &tone(8_000.0, 800));
+        let onset = at(t0, 900);
+        assert_eq!(l.drop_after(onset, at(t0, 2_000)), Some(at(t0, 1_020)));
+        assert!((l.dip_ms(onset, at(t0, 2_000)) - 200.0).abs() < 1e-9);
+        // A 20 ms dip is not held long enough to count as the voice dropping.
+        let mut short = BotLevels::default();
+        short.played(at(t0, 0), &tone(8_000.0, 8_000));
+        short.played(at(t0, 1_000), &tone(1_000.0, 160));
+        short.played(at(t0, 1_020), &tone(8_000.0, 800));
+        assert_eq!(short.drop_after(onset, at(t0, 2_000)), None);
+        // A clear drops what had not started playing; nothing before an onset: no reference.
+        l.cleared(at(t0, 1_100));
+        assert!((l.dip_ms(onset, at(t0, 2_000)) - 80.0).abs() < 1e-9);
+        assert_eq!(BotLevels::default().drop_after(onset, at(t0, 2_000)), None);
     }
 
     #[test]

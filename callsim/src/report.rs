@@ -13,6 +13,12 @@ pub struct Metrics {
     pub response_latency_ms: Percentiles,
     /// Caller onset over bot audio → `clear`, ms, over answered barge-ins.
     pub barge_in_reaction_ms: Percentiles,
+    /// Caller onset over bot audio → the bot's level 10 dB down as played (or `clear`), ms,
+    /// over answered barge-ins.
+    pub voice_drop_ms: Percentiles,
+    /// Bot audio played 10 dB down in the 2 s after a caller onset no `clear` answered, ms,
+    /// over those onsets.
+    pub barge_in_dip_ms: Percentiles,
     /// Underruns (buffer ran dry inside a reply) per call.
     pub underruns_per_call: Percentiles,
     /// Silence heard inside replies per call, ms.
@@ -115,6 +121,8 @@ impl Report {
         let metrics = Metrics {
             response_latency_ms: Percentiles::of(all().flat_map(|m| m.response_ms.iter().copied())),
             barge_in_reaction_ms: Percentiles::of(all().flat_map(|m| m.barge_in_reaction_ms.iter().copied())),
+            voice_drop_ms: Percentiles::of(all().flat_map(|m| m.voice_drop_ms.iter().copied())),
+            barge_in_dip_ms: Percentiles::of(all().flat_map(|m| m.barge_in_dip_ms.iter().copied())),
             underruns_per_call: Percentiles::of(
                 results.iter().filter(|r| r.ok()).map(|r| r.metrics.underruns as f64),
             ),
@@ -191,6 +199,8 @@ impl Report {
         let rows = [
             ("response latency (ms)", &m.response_latency_ms),
             ("barge-in reaction (ms)", &m.barge_in_reaction_ms),
+            ("barge-in voice drop, 10 dB (ms)", &m.voice_drop_ms),
+            ("dip without barge-in (ms)", &m.barge_in_dip_ms),
             ("underruns per call", &m.underruns_per_call),
             ("underrun silence per call (ms)", &m.underrun_ms_per_call),
             ("bot frame lateness (ms)", &m.frame_lateness_ms),

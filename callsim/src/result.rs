@@ -206,6 +206,12 @@ pub struct CallMetrics {
     pub barge_in_reaction_ms: Vec<f64>,
     /// Barge-ins followed by no `clear` (before the caller's next onset or the end of the call).
     pub barge_ins_without_clear: u64,
+    /// For each barge-in the bot answered: onset → the bot's level as played 10 dB below its
+    /// level before the onset (a bot that ducks), or the `clear` if that came first, ms.
+    pub voice_drop_ms: Vec<f64>,
+    /// For each barge-in no `clear` answered (a backchannel, a cough): how long the bot played
+    /// 10 dB down in the 2 s after the onset, ms (0: it played on).
+    pub barge_in_dip_ms: Vec<f64>,
     /// `clear` messages received.
     pub clears: u64,
     /// `clear` messages with no barge-in to answer.

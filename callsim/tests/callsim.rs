@@ -235,6 +235,13 @@ fn an_interruption_is_a_barge_in_answered_by_clear_at_the_position_the_caller_he
         ref other => panic!("{other:?}"),
     };
     assert!((heard - (into_reply + reaction)).abs() < 25.0, "heard {heard:.0} ms of the reply");
+    // Ducking (on by default): the tone dropped 10 dB at the carrier before the clear, once the
+    // speech was confirmed (about 120 ms) and the lead the carrier held had played (100 ms).
+    let drop = m.voice_drop_ms[0];
+    println!("voice drop {drop:.0} ms, clear {reaction:.0} ms after the onset");
+    assert!(drop + 60.0 < reaction, "voice dropped {drop:.0} ms after the onset, clear at {reaction:.0} ms");
+    assert!(drop >= 100.0, "voice dropped {drop:.0} ms after the onset");
+    assert!(m.barge_in_dip_ms.is_empty());
     assert!(
         dropped <= f64::from(bot_session().lead_ms) + 1.0,
         "the engine keeps at most lead_ms at the carrier"
@@ -258,6 +265,46 @@ fn an_interruption_is_a_barge_in_answered_by_clear_at_the_position_the_caller_he
     assert!((played - heard).abs() < 100.0, "engine says {played} ms heard, carrier {heard:.0} ms");
     // The interruption itself is a turn: the bot answered it too.
     assert_eq!((m.turns, m.response_ms.len()), (2, 2), "{timeline}");
+}
+
+#[test]
+fn a_backchannel_over_the_bot_dips_it_briefly_and_is_no_barge_in() {
+    let caller = caller();
+    // The first 260 ms of the first utterance: speech (about 180 ms of it voiced), but shorter
+    // than barge-in's minimum of voiced speech.
+    let back = caller.slice_ms(1_000, 1_260);
+    let script = Script::new()
+        .say(caller.slice_ms(0, 3_600))
+        .interrupt(Duration::from_millis(500), back)
+        .silence(Duration::from_millis(1_500));
+    let run = |duck_db: u8| {
+        let mut session = bot_session();
+        session.barge_in.duck_db = duck_db;
+        let bot = Bot::start(session, tone_8k(3_000), None);
+        let r = one_call(&CallOptions::new(&bot.url), &script);
+        let timeline = callsim::format_timeline(&r, Some("trunkline-sync-"));
+        println!("{timeline}");
+        assert!(r.ok(), "{timeline}");
+        let m = r.metrics.clone();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while bot.finals.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stats = bot.finals.lock().unwrap().first().copied().expect("the call's stream stopped");
+        let timeline = format!("{timeline}\nbot counters: {stats:?}\nevents: {:?}", bot.events());
+        assert_eq!((m.barge_ins, m.barge_ins_without_clear, m.clears), (1, 1, 0), "{timeline}");
+        assert!(m.voice_drop_ms.is_empty());
+        assert_eq!(stats.ducks, stats.duck_restores, "{timeline}");
+        assert_eq!(stats.ducks, u64::from(duck_db > 0), "{timeline}");
+        (m.barge_in_dip_ms[0], timeline)
+    };
+    // With ducking the tone dips for about the backchannel plus the restore delay; without, it
+    // plays on.
+    let (dip, timeline) = run(18);
+    println!("dip {dip} ms");
+    assert!((60.0..=500.0).contains(&dip), "dip {dip} ms\n{timeline}");
+    let (dip, timeline) = run(0);
+    assert_eq!(dip, 0.0, "{timeline}");
 }
 
 #[test]
@@ -290,8 +337,15 @@ fn concurrent_calls_give_a_json_report_with_percentiles() {
         latency["p99"].as_f64().unwrap(),
     );
     assert!(p50 > 300.0 && p50 <= p90 && p90 <= p99 && p99 < 1_000.0, "{latency}");
-    for key in ["barge_in_reaction_ms", "underruns_per_call", "frame_lateness_ms", "jitter_ms", "connect_ms"]
-    {
+    for key in [
+        "barge_in_reaction_ms",
+        "voice_drop_ms",
+        "barge_in_dip_ms",
+        "underruns_per_call",
+        "frame_lateness_ms",
+        "jitter_ms",
+        "connect_ms",
+    ] {
         assert!(json["metrics"][key].get("p99").is_some(), "{key}");
     }
     assert_eq!(json["metrics"]["barge_in_reaction_ms"]["n"].as_u64(), Some(0));

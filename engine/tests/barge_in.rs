@@ -1,8 +1,10 @@
 //! Barge-in test set: the bot is talking (an agent prompt paced out by a session pipeline on a
 //! simulated clock) and the caller either interrupts (every corpus utterance: should barge in) or
 //! only says a backchannel under 300 ms, coughs, or types (should not, with default settings).
-//! Checked against the set's labels; reaction times are printed, not asserted (vadbench reports
-//! them: `cargo run --release -p trunkline-tools --bin vadbench -- --barge-in`).
+//! Checked against the set's labels. Times are stream times on the simulated clock (labels, not
+//! machine timings): the barge-in's reaction, and the time from the caller's onset to the bot's
+//! voice dropping at the carrier (ducked 10 dB, see `BargeInConfig::duck_db`, or cleared); vadbench
+//! reports them per condition: `cargo run --release -p trunkline-tools --bin vadbench -- --barge-in`.
 
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;
@@ -12,11 +14,15 @@ use vad_corpus::*;
 
 fn report(name: &str, s: &BargeScore) -> String {
     format!(
-        "{name}: precision {:.3} recall {:.3}, reaction p50 {:?} p90 {:?}, false barge-ins {:?}, missed {:?}",
+        "{name}: precision {:.3} recall {:.3}, reaction p50 {:?} p90 {:?}, voice drop p50 {:?} p90 {:?}, \
+         dips on non-interruptions (ms) {:?}, false barge-ins {:?}, missed {:?}",
         s.precision(),
         s.recall(),
         percentile(&s.reactions, 50.0),
         percentile(&s.reactions, 90.0),
+        percentile(&s.drops, 50.0),
+        percentile(&s.drops, 90.0),
+        s.dips,
         s.false_by_act,
         s.missed
     )
@@ -34,6 +40,25 @@ fn quiet_line_every_interruption_barges_in_nothing_else_does() {
     println!("{r}");
     assert_eq!(s.false_pos, 0, "{r}");
     assert_eq!(s.false_neg, 0, "{r}");
+    // Ducking drops the bot's voice at the carrier well before the clear (measured p50 204 ms,
+    // p90 300 ms; the clear alone: 356 / 577 ms).
+    assert!(percentile(&s.drops, 50.0).is_some_and(|p| p <= 215), "{r}");
+    assert!(percentile(&s.drops, 90.0).is_some_and(|p| p <= 320), "{r}");
+}
+
+#[test]
+fn without_ducking_the_voice_drops_only_with_the_clear() {
+    let calls = barge_calls(&condition("quiet"));
+    let config = SessionConfig {
+        barge_in: BargeInConfig { duck_db: 0, ..BargeInConfig::default() },
+        ..Default::default()
+    };
+    let s = score_barge_in(&config, &calls);
+    let r = report("quiet, no ducking", &s);
+    println!("{r}");
+    assert_eq!((s.false_pos, s.false_neg), (0, 0), "{r}");
+    assert_eq!(s.drops, s.reactions, "{r}");
+    assert!(s.dips.iter().all(|&d| d == 0), "{r}");
 }
 
 #[test]
@@ -45,7 +70,39 @@ fn noisy_line_backchannels_coughs_and_typing_never_barge_in() {
     assert_eq!(s.false_pos, 0, "{r}");
     // At 5 dB SNR the shortest interruptions ("Fine.", two-word recordings with a pause) keep
     // under 300 ms of voiced speech and are missed; everything else barges in.
-    assert!(s.recall() >= 0.75, "{r}");
+    assert!(s.recall() >= 0.8, "{r}");
+    // Measured p50 236 ms (the clear alone: 551 ms).
+    assert!(percentile(&s.drops, 50.0).is_some_and(|p| p <= 250), "{r}");
+}
+
+#[test]
+fn pink_noise_at_5_db_precision_recall_and_voice_drop() {
+    let calls = barge_calls(&condition("pink-5dB"));
+    let s = score_barge_in(&SessionConfig::default(), &calls);
+    let r = report("pink-5dB", &s);
+    println!("{r}");
+    assert_eq!(s.false_pos, 0, "{r}");
+    // Measured 0.875 (42 of 48): the six missed interruptions keep 120-280 ms of voiced speech
+    // at this SNR, as much as the backchannels (up to 200 ms), so the voiced time cannot tell
+    // them apart; ducking hides the bot meanwhile but does not decide.
+    assert!(s.recall() >= 0.87, "{r}");
+    // Measured p50 235 ms (the clear alone: 463 ms).
+    assert!(percentile(&s.drops, 50.0).is_some_and(|p| p <= 245), "{r}");
+}
+
+#[test]
+fn backchannels_dip_the_bot_briefly() {
+    let calls: Vec<_> =
+        barge_calls(&condition("quiet")).into_iter().filter(|c| !c.act.should_barge()).collect();
+    let s = score_barge_in(&SessionConfig::default(), &calls);
+    let r = report("quiet, non-interruptions", &s);
+    println!("{r}");
+    // Every backchannel ducks (it is voiced speech over the bot), for about its length plus the
+    // restore delay (measured 130-370 ms); coughs and typing, unvoiced, hardly ever do.
+    let backchannels = calls.iter().filter(|c| c.act == CallerAct::Backchannel).count();
+    let dips: Vec<u64> = s.dips.iter().copied().filter(|&d| d > 0).collect();
+    assert!(dips.len() >= backchannels && dips.len() <= backchannels + 2, "{r}");
+    assert!(dips.iter().all(|&d| d <= 400), "{r}");
 }
 
 #[test]

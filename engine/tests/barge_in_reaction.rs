@@ -58,6 +58,9 @@ fn reaction_runs_from_the_arrival_of_the_onset_to_the_decision() {
     }
 
     let (onset_ms, decided_us) = barge_in.expect("the caller's first utterance barges in");
+    // Ducked once on the way (default `duck_db`), and not let go before the barge-in.
+    let stats = session.stats();
+    assert_eq!((stats.ducks, stats.duck_restores), (1, 0), "{stats:?}");
     assert!(onset_ms.abs_diff(labels[0].0) <= 100, "onset {onset_ms} ms, labelled {} ms", labels[0].0);
     // The onset lies in frame onset_ms / 20 (frames are 20 ms from stream time 0).
     let expected_us = decided_us - arrivals[(onset_ms / 20) as usize];
@@ -93,4 +96,6 @@ fn speech_while_the_agent_is_quiet_is_not_a_barge_in_and_counts_no_reaction() {
     }
     assert!(speech_started);
     assert_eq!(engine.metrics_snapshot().barge_in_reaction.count(), 0);
+    // Nothing to duck while the agent is quiet.
+    assert_eq!(session.stats().ducks, 0);
 }

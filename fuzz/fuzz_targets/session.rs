@@ -281,7 +281,11 @@ fn config(c: &Config) -> SessionConfig {
         lead_ms: 40 + u32::from(c.lead_ms),
         sync_mark_interval_ms: u32::from(c.sync_mark_interval_ms % 2000),
         utterance_gap_ms: u32::from(c.utterance_gap_ms),
-        barge_in: BargeInConfig { enabled: c.barge_in, min_speech_ms: u32::from(c.barge_in_min_ms % 2000) },
+        barge_in: BargeInConfig {
+            enabled: c.barge_in,
+            min_speech_ms: u32::from(c.barge_in_min_ms % 2000),
+            ..BargeInConfig::default()
+        },
         max_payload_bytes: 1 + usize::from(c.max_payload_bytes % 4096),
         max_message_bytes: 64 + usize::from(c.max_message_bytes),
         vad: VadConfig {

@@ -693,16 +693,127 @@ pub fn barge_calls(cond: &Condition) -> Vec<BargeCall> {
         .collect()
 }
 
-/// What happened in one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happened in one call. Times are stream times (ms of caller audio delivered).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BargeOutcome {
-    /// Stream time (ms of caller audio delivered) when the first barge-in fired, if one did.
+    /// When the first barge-in fired, if one did.
     pub fired_at_ms: Option<u64>,
+    /// When the bot's voice first dropped at the carrier after the caller's onset: the first
+    /// 10 ms of agent audio the carrier played at least 10 dB below what the host played there,
+    /// or the `clear`, whichever came first.
+    pub dropped_at_ms: Option<u64>,
+    /// When the first agent audio played lower than the host played it (ducked by any amount)
+    /// reached the carrier's output.
+    pub ducked_at_ms: Option<u64>,
+    /// How long the bot played ducked (at least 3 dB down) in all, ms.
+    pub ducked_ms: u64,
+    /// When the session decided to duck (its `ducks` counter first rose after the act began).
+    pub duck_decided_ms: Option<u64>,
+    /// The session's `ducks` and `duck_restores` counters at the end of the call.
+    pub ducks: u64,
+    pub duck_restores: u64,
+    /// Whether the carrier played the host's audio at full level (within 1 dB) again after the
+    /// last ducked stretch.
+    pub level_restored: bool,
+    /// `clear`s the engine sent.
+    pub clears: u64,
+    /// The first barge-in event.
+    pub barge_in: Option<RawEvent>,
+    /// From the act on: when (ms) each 10 ms of the host's audio that was not a pause played at
+    /// the carrier, and how much lower than the host played it (tenths of a dB).
+    pub levels: Vec<(u64, i32)>,
 }
 
-#[derive(Default)]
+/// The carrier's side of a barge-in call: plays the frames the engine sends back to back from
+/// their arrival, drops what it holds on `clear`, and compares what it plays with what the host
+/// played, 10 ms at a time (the engine's stream of agent audio is the host's, in order, until
+/// a `clear`).
+struct BargeCarrier {
+    /// What the host played, as the carrier's µ-law gives it back.
+    reference: Vec<i16>,
+    /// Agent samples sent so far.
+    sent: usize,
+    /// When (µs) the carrier has played all it was sent.
+    play_end_us: u64,
+    /// Start times (µs) of the 10 ms windows played at least 10 dB down, and 3 dB down.
+    dropped: Vec<u64>,
+    ducked: Vec<u64>,
+    /// Start time (µs) of the last window played at full level.
+    last_full_us: Option<u64>,
+    /// (start µs, tenths of a dB) of every window played.
+    levels: Vec<(u64, i32)>,
+    clear_us: Option<u64>,
+}
+
+/// A window this quiet in the host's audio (a pause) says nothing about the gain.
+const LEVEL_FLOOR: f64 = 100.0;
+
+impl BargeCarrier {
+    fn new(agent: &[i16]) -> Self {
+        let reference = agent.iter().map(|&v| ulaw_to_linear(linear_to_ulaw(v))).collect();
+        Self {
+            reference,
+            sent: 0,
+            play_end_us: 0,
+            dropped: vec![],
+            ducked: vec![],
+            last_full_us: None,
+            levels: vec![],
+            clear_us: None,
+        }
+    }
+
+    fn on_message(&mut self, bytes: &[u8], now_us: u64) {
+        let v: serde_json::Value = serde_json::from_slice(bytes).expect("outbound JSON");
+        match v["event"].as_str() {
+            Some("media") => {
+                let payload = base64::engine::general_purpose::STANDARD
+                    .decode(v["media"]["payload"].as_str().unwrap())
+                    .unwrap();
+                let at = self.play_end_us.max(now_us);
+                self.play_end_us = at + payload.len() as u64 * 1_000 / PER_MS;
+                if self.clear_us.is_some() {
+                    return;
+                }
+                for (w, codes) in payload.chunks(80).enumerate() {
+                    let from = self.sent + w * 80;
+                    let Some(reference) = self.reference.get(from..from + codes.len()) else { break };
+                    let played: Vec<i16> = codes.iter().map(|&c| ulaw_to_linear(c)).collect();
+                    let (e_ref, e_out) = (rms_i16(reference), rms_i16(&played));
+                    if e_ref < LEVEL_FLOOR {
+                        continue;
+                    }
+                    let db = 20.0 * (e_out.max(1.0) / e_ref).log10();
+                    let t = at + (w * 10_000) as u64;
+                    if db <= -10.0 {
+                        self.dropped.push(t);
+                    }
+                    if db <= -3.0 {
+                        self.ducked.push(t);
+                    }
+                    if db > -1.0 {
+                        self.last_full_us = Some(t);
+                    }
+                    self.levels.push((t, (db * 10.0).round() as i32));
+                }
+                self.sent += payload.len();
+            }
+            Some("clear") => {
+                self.clear_us.get_or_insert(now_us);
+                self.play_end_us = now_us;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rms_i16(x: &[i16]) -> f64 {
+    (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+}
+
 struct CallSink {
     events: Vec<RawEvent>,
+    carrier: BargeCarrier,
 }
 
 impl CallSink {
@@ -711,7 +822,9 @@ impl CallSink {
         while let Some(event) = p.poll_event() {
             self.events.push(event);
         }
-        while p.poll_transmit(now_us).is_some() {}
+        while let Some((_, bytes)) = p.poll_transmit(now_us) {
+            self.carrier.on_message(bytes, now_us);
+        }
     }
 }
 
@@ -723,13 +836,16 @@ fn start_message() -> String {
 /// agent prompt played from `AGENT_START_MS` as the pacer makes room.
 pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome {
     let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).expect("pipeline");
-    let mut sink = CallSink::default();
+    let agent: Vec<i16> = call.agent.iter().map(|&v| (v * 32_767.0) as i16).collect();
+    let mut sink = CallSink { events: vec![], carrier: BargeCarrier::new(&agent) };
     p.handle_message(start_message().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
     sink.drain(&mut p, 0);
-    let agent: Vec<i16> = call.agent.iter().map(|&v| (v * 32_767.0) as i16).collect();
     let mut played = 0;
     let mut ulaw = [0u8; 160];
     let mut fired_at_ms = None;
+    let mut duck_decided_ms = None;
+    let mut barge_in = None;
+    let mut ducks_seen = 0;
     for (i, frame) in call.caller.chunks_exact(160).enumerate() {
         let now_ms = i as u64 * 20;
         let now_us = now_ms * 1_000;
@@ -756,12 +872,40 @@ pub fn run_barge_call(config: &SessionConfig, call: &BargeCall) -> BargeOutcome 
         sink.drain(&mut p, now_us);
         p.handle_timeout(now_us, true, &mut |_| {});
         sink.drain(&mut p, now_us);
-        if fired_at_ms.is_none() && sink.events.iter().any(|e| matches!(e, RawEvent::BargeIn { .. })) {
+        if let Some(e) = sink.events.iter().find(|e| matches!(e, RawEvent::BargeIn { .. }))
+            && fired_at_ms.is_none()
+        {
             fired_at_ms = Some(now_ms + 20);
+            barge_in = Some(e.clone());
         }
+        let ducks = p.counters().ducks;
+        if duck_decided_ms.is_none() && now_ms + 20 > call.act_ms.0 && ducks > ducks_seen {
+            duck_decided_ms = Some(now_ms + 20);
+        }
+        ducks_seen = ducks;
         sink.events.clear();
     }
-    BargeOutcome { fired_at_ms }
+    // Caller frame i reaches the engine at stream time 20 i + 20, handled here at 20 i: the
+    // engine's clock runs 20 ms behind the stream's.
+    let stream_ms = |us: u64| us / 1_000 + 20;
+    let onset_us = (call.act_ms.0 * 1_000).saturating_sub(20_000);
+    let after = |v: &[u64]| v.iter().copied().find(|&t| t >= onset_us);
+    let c = &sink.carrier;
+    let dropped = [after(&c.dropped), c.clear_us].into_iter().flatten().min();
+    let counters = p.counters();
+    BargeOutcome {
+        fired_at_ms,
+        dropped_at_ms: dropped.map(stream_ms),
+        ducked_at_ms: after(&c.ducked).map(stream_ms),
+        ducked_ms: c.ducked.iter().filter(|&&t| t >= onset_us).count() as u64 * 10,
+        duck_decided_ms,
+        ducks: counters.ducks,
+        duck_restores: counters.duck_restores,
+        level_restored: c.ducked.last().is_none_or(|&d| c.last_full_us.is_some_and(|f| f > d)),
+        clears: counters.clears_sent,
+        barge_in,
+        levels: c.levels.iter().filter(|l| l.0 >= onset_us).map(|&(t, db)| (stream_ms(t), db)).collect(),
+    }
 }
 
 /// Barge-in scores over a set of calls.
@@ -773,6 +917,12 @@ pub struct BargeScore {
     pub true_neg: u64,
     /// Reaction times (ms) of true positives: barge-in minus the caller's true onset.
     pub reactions: Vec<u64>,
+    /// Of true positives: from the caller's true onset to the bot's voice dropping at the
+    /// carrier (ducked 10 dB, or cleared), ms.
+    pub drops: Vec<u64>,
+    /// For each act that should not barge in, in order: how long the bot played ducked, ms (0
+    /// when it was not ducked).
+    pub dips: Vec<u64>,
     /// False positives per act.
     pub false_by_act: Vec<(CallerAct, String)>,
     /// Interruptions that never barged in.
@@ -799,6 +949,9 @@ pub fn score_barge_in(config: &SessionConfig, calls: &[BargeCall]) -> BargeScore
             (true, Some(t)) if t > onset => {
                 s.true_pos += 1;
                 s.reactions.push(t - onset);
+                if let Some(d) = out.dropped_at_ms {
+                    s.drops.push(d.saturating_sub(onset));
+                }
             }
             (true, Some(_)) => {
                 s.false_pos += 1;
@@ -812,8 +965,12 @@ pub fn score_barge_in(config: &SessionConfig, calls: &[BargeCall]) -> BargeScore
             (false, Some(_)) => {
                 s.false_pos += 1;
                 s.false_by_act.push((call.act, call.name.clone()));
+                s.dips.push(out.ducked_ms);
             }
-            (false, None) => s.true_neg += 1,
+            (false, None) => {
+                s.true_neg += 1;
+                s.dips.push(out.ducked_ms);
+            }
         }
     }
     s

@@ -7,6 +7,7 @@
 //! cargo run --release -p trunkline-tools --bin vadbench -- --quick    # 2 min of noise-only audio, not 10
 //! cargo run --release -p trunkline-tools --bin vadbench -- --barge-in # the barge-in set
 //! cargo run --release -p trunkline-tools --bin vadbench -- --echo     # the bot's voice echoed back
+//! cargo run --release -p trunkline-tools --bin vadbench -- --echo --echo-aware=false  # the same, gate off
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns    # multi-sentence turns
 //! ```
 //!
@@ -48,7 +49,9 @@ fn main() {
         return;
     }
     if std::env::args().any(|a| a == "--echo") {
-        echo_report(if quick { 2.0 } else { 10.0 });
+        // The session's default unless `--echo-aware=true|false` chooses.
+        let echo_aware = args.iter().find_map(|a| a.strip_prefix("--echo-aware=")).map(|v| v == "true");
+        echo_report(if quick { 2.0 } else { 10.0 }, echo_aware);
         return;
     }
     if std::env::args().any(|a| a == "--turns") {
@@ -150,40 +153,62 @@ fn feature_stats() {
     }
 }
 
-/// The barge-in test set under default settings, per line condition.
+/// The barge-in test set under default settings (and with ducking off), per line condition:
+/// precision and recall, the barge-in's reaction (onset → `BargeIn`), the time from the caller's
+/// onset to the bot's voice dropping at the carrier (ducked 10 dB or cleared), and how long the
+/// bot played ducked on each backchannel (stream times on the simulated clock).
 fn barge_in_report() {
     println!();
     println!(
-        "| condition | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | false barge-ins |"
+        "| condition | ducking (dB) | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | voice drop p50 / p90 (ms) | backchannel dips p50 / max (ms) | false barge-ins |"
     );
-    println!("|---|---|---|---|---|---|");
-    let config = SessionConfig::default();
+    println!("|---|---|---|---|---|---|---|---|---|");
     for cond in conditions() {
         if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
             continue;
         }
         let calls = barge_calls(&cond);
         let count = |a: CallerAct| calls.iter().filter(|c| c.act == a).count();
-        let s = score_barge_in(&config, &calls);
-        println!(
-            "| {} | {} / {} / {} / {} | {:.3} | {:.3} | {} / {} | {} |",
-            cond.name,
-            count(CallerAct::Interrupt),
-            count(CallerAct::Backchannel),
-            count(CallerAct::Cough),
-            count(CallerAct::Typing),
-            s.precision(),
-            s.recall(),
-            fmt_opt(percentile(&s.reactions, 50.0)),
-            fmt_opt(percentile(&s.reactions, 90.0)),
-            if s.false_by_act.is_empty() {
-                "none".to_owned()
-            } else {
-                s.false_by_act.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
-            },
-        );
-        if std::env::args().any(|a| a == "--verbose") {
-            println!("missed: {:?}", s.missed);
+        let default_db = BargeInConfig::default().duck_db;
+        for duck_db in [default_db, 0] {
+            let config = SessionConfig {
+                barge_in: BargeInConfig { duck_db, ..BargeInConfig::default() },
+                ..SessionConfig::default()
+            };
+            let s = score_barge_in(&config, &calls);
+            // The dips of the backchannels (true negatives in the order of the calls).
+            let dips: Vec<u64> = calls
+                .iter()
+                .filter(|c| !c.act.should_barge())
+                .zip(&s.dips)
+                .filter(|(c, _)| c.act == CallerAct::Backchannel)
+                .map(|(_, &d)| d)
+                .collect();
+            println!(
+                "| {} | {} | {} / {} / {} / {} | {:.3} | {:.3} | {} / {} | {} / {} | {} / {} | {} |",
+                cond.name,
+                if duck_db == 0 { "off".to_owned() } else { duck_db.to_string() },
+                count(CallerAct::Interrupt),
+                count(CallerAct::Backchannel),
+                count(CallerAct::Cough),
+                count(CallerAct::Typing),
+                s.precision(),
+                s.recall(),
+                fmt_opt(percentile(&s.reactions, 50.0)),
+                fmt_opt(percentile(&s.reactions, 90.0)),
+                fmt_opt(percentile(&s.drops, 50.0)),
+                fmt_opt(percentile(&s.drops, 90.0)),
+                fmt_opt(percentile(&dips, 50.0)),
+                fmt_opt(dips.iter().copied().max()),
+                if s.false_by_act.is_empty() {
+                    "none".to_owned()
+                } else {
+                    s.false_by_act.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", ")
+                },
+            );
+            if std::env::args().any(|a| a == "--verbose") {
+                println!("missed: {:?}", s.missed);
+            }
         }
     }
 }
@@ -206,8 +231,12 @@ fn debug_call(name: &str) {
 
 /// The bot's voice echoed into the caller's track (`tests/vad_corpus/echo.rs`), per line
 /// condition and return loss: echo alone (the caller silent), then real interruptions over it.
-fn echo_report(bot_minutes: f64) {
-    let config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
+    let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+    if let Some(on) = echo_aware {
+        config.vad.echo_aware = on;
+    }
+    println!("echo_aware: {}", config.vad.echo_aware);
     let vad_only = SessionConfig {
         barge_in: BargeInConfig { enabled: false, ..BargeInConfig::default() },
         ..config.clone()
