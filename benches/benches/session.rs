@@ -13,6 +13,8 @@
 //!
 //! - `echo_gate/*`: the echo gate's cost (`VadConfig::echo_aware`), the agent speaking or
 //!   silent, the gate on or off.
+//! - `recording/*`: a call's recording, the worker's part: the pipeline duplex with its
+//!   recording tap on and off.
 //!
 //! The caller audio is the speech fixture (10.6 s, speech and pauses, one barge-in per pass);
 //! the measurement restarts the call after each pass, untimed.
@@ -253,5 +255,67 @@ fn echo_gate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline, inline, echo_gate);
+/// A call's recording (`SessionConfig::record_path`): the worker's part, the pipeline duplex with
+/// its recording tap on and off. With it on, every caller frame and every frame sent is copied
+/// into the recording's ring; the recorder thread's part (emptying it, writing the file) is left
+/// out, the ring emptied untimed every 64 frames (a second of it fits).
+fn recording(c: &mut Criterion) {
+    let messages = speech_messages();
+    let agent = agent_frame();
+    let config = SessionConfig::default();
+    let mut group = c.benchmark_group("recording");
+    for on in [false, true] {
+        group.bench_function(BenchmarkId::from_parameter(if on { "duplex_on" } else { "duplex_off" }), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0u64;
+                let mut sink = CountingSink::default();
+                while done < iters {
+                    let mut p = SessionPipeline::new(&config, Box::new(TwilioDialect::new())).unwrap();
+                    let mut empty = on.then(|| {
+                        let (tap, empty) = trunkline::runtime::bench_tap();
+                        p.set_tap(tap);
+                        empty
+                    });
+                    for message in [CONNECTED.to_owned(), start_message()] {
+                        p.handle_message(message.as_bytes(), MessageKind::Text, 0, 0, &mut |pcm| {
+                            sink.audio(pcm)
+                        });
+                        sink.drain(&mut p, 0);
+                    }
+                    let n = (iters - done).min(messages.len() as u64) as usize;
+                    let mut now = 0u64;
+                    for chunk in messages[..n].chunks(64) {
+                        if let Some(empty) = empty.as_mut() {
+                            empty();
+                        }
+                        let t = Instant::now();
+                        for msg in chunk {
+                            now += FRAME_US;
+                            p.handle_message(
+                                black_box(msg.as_bytes()),
+                                MessageKind::Text,
+                                now,
+                                now,
+                                &mut |pcm| sink.audio(pcm),
+                            );
+                            sink.drain(&mut p, now);
+                            let _ = p.play(black_box(&agent), 24_000);
+                            p.handle_timeout(now, true, &mut |pcm| sink.audio(pcm));
+                            sink.drain(&mut p, now);
+                        }
+                        total += t.elapsed();
+                    }
+                    assert_eq!(p.counters().recording_dropped_ms, 0, "the ring was emptied in time");
+                    done += n as u64;
+                }
+                black_box(&sink);
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, inline, echo_gate, recording);
 criterion_main!(benches);

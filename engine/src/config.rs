@@ -34,11 +34,16 @@ pub struct BargeInConfig {
     pub enabled: bool,
     /// Caller speech must have lasted this long (from its onset) to interrupt.
     pub min_speech_ms: u32,
+    /// Ducking, dB (0: off): while caller speech over the agent is not yet long enough to
+    /// interrupt, the agent audio not yet sent is turned down by this much (a 10 ms ramp), and
+    /// turned back up if the speech stops short (a backchannel, a cough). The caller hears the
+    /// bot back off within the pacer's lead of speaking up; see `pipeline/ducking.rs`.
+    pub duck_db: u8,
 }
 
 impl Default for BargeInConfig {
     fn default() -> Self {
-        Self { enabled: true, min_speech_ms: 300 }
+        Self { enabled: true, min_speech_ms: 300, duck_db: 18 }
     }
 }
 
@@ -152,6 +157,13 @@ pub struct SessionConfig {
     pub max_mark_name_bytes: usize,
     /// Most host marks outstanding (sent or queued, not yet echoed) at once.
     pub max_pending_marks: usize,
+    /// Record the call to this file: two channels at the carrier's rate, the caller's audio as
+    /// delivered (left) and the agent's as the caller heard it (right). The format follows the
+    /// extension: `.wav` (16-bit PCM) or `.opus` / `.ogg` (Ogg Opus). The file is created when the
+    /// session opens (another extension, or a file that cannot be created, refuses the open) and
+    /// written by the engine's recorder thread, never by a worker; see `docs/recordings.md`.
+    /// `None` (the default): no recording, and nothing spent on one.
+    pub record_path: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -220,6 +232,7 @@ impl Default for SessionConfig {
             event_capacity: 128,
             max_mark_name_bytes: 128,
             max_pending_marks: 64,
+            record_path: None,
         }
     }
 }

@@ -179,6 +179,14 @@ counters! {
     /// Ogg page (capture pattern, CRC, order), a stream that is not Opus, a packet libopus
     /// rejected. Each also returned an error to the host.
     encoded_audio_errors,
+    /// Times the agent was turned down for caller speech that might be an interruption
+    /// (`BargeInConfig::duck_db`).
+    ducks,
+    /// Of those, times it was turned back up: the speech was too short to interrupt.
+    duck_restores,
+    /// Audio a recording of the call lost, ms (caller and agent audio summed): the recorder did
+    /// not keep up and its hand-off ring was full. The recording has silence there.
+    recording_dropped_ms,
 }
 
 impl SessionCounters {

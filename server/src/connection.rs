@@ -425,6 +425,16 @@ pub(crate) async fn call<I: Inbox, O: Outbox>(
     mut log: CallLog<'_>,
 ) {
     let opened = Instant::now();
+    // Recorded under a name of its own until the carrier's start names the stream.
+    let recorded;
+    let session_config = match &ctx.config.record_dir {
+        Some(dir) => {
+            let name = format!("call-{}.pending.{}", log.origin.conn, ctx.config.record_format.extension());
+            recorded = SessionConfig { record_path: Some(dir.join(name)), ..session_config.clone() };
+            &recorded
+        }
+        None => session_config,
+    };
     let ending = match ctx.engine.open_session(session_config) {
         Ok(session) => {
             drive(&mut inbox, &mut outbox, ctx, session_config, session, ends_with_stop, &mut log).await
@@ -432,6 +442,13 @@ pub(crate) async fn call<I: Inbox, O: Outbox>(
         Err(_) => Ending::EngineFull,
     };
     outbox.end(ending).await;
+    if let Some(pending) = &session_config.record_path
+        && ctx.config.record_dir.is_some()
+        && log.ids.is_none()
+    {
+        // The call never started: nothing worth keeping.
+        let _ = std::fs::remove_file(pending);
+    }
     let stalled = outbox.stalled();
     if stalled {
         ctx.counters.send_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -551,6 +568,11 @@ async fn drive<I: Inbox, O: Outbox>(
                             let ids =
                                 CallIds { call_id: start.call_id.clone(), stream_id: start.stream_id.clone() };
                             let ids = log.ids.insert(ids);
+                            if let Some(pending) = &session_config.record_path
+                                && ctx.config.record_dir.is_some()
+                            {
+                                name_recording(pending, &ids.stream_id, log.origin.conn);
+                            }
                             if ctx.calls.try_send(OffloadedCall { session, start }).is_ok() {
                                 ctx.counters.calls_opened.fetch_add(1, Ordering::Relaxed);
                                 log.handed_at = Some(Instant::now());
@@ -616,6 +638,31 @@ async fn drive<I: Inbox, O: Outbox>(
     ending
 }
 
+/// Renames a call's recording after its stream (the recorder keeps writing to the open file):
+/// `<stream id>.<ext>` made safe for a file name, with the connection's number added if a
+/// recording of that name exists already.
+fn name_recording(pending: &std::path::Path, stream_id: &str, conn: u64) {
+    let ext = pending.extension().and_then(|e| e.to_str()).unwrap_or("wav");
+    let safe = safe_file_stem(stream_id);
+    let mut target = pending.with_file_name(format!("{safe}.{ext}"));
+    if target.exists() {
+        target = pending.with_file_name(format!("{safe}-{conn}.{ext}"));
+    }
+    let _ = std::fs::rename(pending, target);
+}
+
+/// `id` as a file name stem: letters, digits, `-`, `_` and `.` kept, anything else `_`, no
+/// leading dot, at most 128 bytes; `call` if nothing is left.
+pub(crate) fn safe_file_stem(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .take(128)
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() { "call".to_owned() } else { safe.to_owned() }
+}
+
 /// Pushes a message, waiting (without reading more from the socket: TCP backpressure) while the
 /// engine's ring is full.
 async fn push(port: &mut CarrierPort, bytes: &[u8], kind: MessageKind) -> Result<(), SessionError> {
@@ -649,4 +696,23 @@ async fn flush<O: Outbox>(
         outbox.flush().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_stem;
+
+    #[test]
+    fn stream_ids_become_safe_file_names() {
+        assert_eq!(
+            safe_file_stem("MZ18ad3ab5a668481ce02b83e7395059f0"),
+            "MZ18ad3ab5a668481ce02b83e7395059f0"
+        );
+        assert_eq!(safe_file_stem("v3:call/../../etc passwd"), "v3_call_.._.._etc_passwd");
+        assert_eq!(safe_file_stem("../x"), "_x");
+        assert_eq!(safe_file_stem("..."), "call");
+        assert_eq!(safe_file_stem(""), "call");
+        assert_eq!(safe_file_stem("é"), "_");
+        assert_eq!(safe_file_stem(&"a".repeat(300)).len(), 128);
+    }
 }

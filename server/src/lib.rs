@@ -25,8 +25,8 @@ mod tls;
 mod websocket;
 
 pub use server::{
-    AudioSocketListener, OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route, RouteStats,
-    ServerStats, TlsConfig,
+    AudioSocketListener, OffloadConfig, OffloadError, OffloadServer, OffloadedCall, RecordFormat, Route,
+    RouteStats, ServerStats, TlsConfig,
 };
 // `OffloadServer::metrics` takes it.
 pub use trunkline::metrics::Format as MetricsFormat;

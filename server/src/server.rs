@@ -6,6 +6,7 @@ use super::logs::{self, Origin};
 use super::{http, websocket};
 use crossbeam_channel::{Receiver, Sender};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,6 +58,35 @@ pub struct OffloadConfig {
     pub threads: usize,
     /// TLS (with the `tls` feature), for deployments without a terminating proxy.
     pub tls: Option<TlsConfig>,
+    /// Record every call into this directory (which must exist), as `<stream id>.wav` (or
+    /// `.opus`, see `record_format`): the caller's audio on the left channel, the agent's as the
+    /// caller heard it on the right (see `docs/recordings.md`). The stream id is made safe for a
+    /// file name (characters other than letters, digits, `-`, `_` and `.` become `_`); until the
+    /// carrier's start names it, the file is `call-<connection>.pending.<ext>` (removed if the
+    /// call never starts). `None` (the default): no recordings.
+    pub record_dir: Option<PathBuf>,
+    /// The recordings' format (default WAV).
+    pub record_format: RecordFormat,
+}
+
+/// The file format of the offload server's recordings (see [`OffloadConfig::record_dir`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// 16-bit stereo WAV.
+    #[default]
+    Wav,
+    /// Stereo Ogg Opus.
+    OggOpus,
+}
+
+impl RecordFormat {
+    /// The file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::OggOpus => "opus",
+        }
+    }
 }
 
 /// A request path bound to a dialect (see [`OffloadConfig::routes`]).
@@ -118,6 +148,8 @@ impl Default for OffloadConfig {
             ping_interval: Some(Duration::from_secs(20)),
             threads: 1,
             tls: None,
+            record_dir: None,
+            record_format: RecordFormat::Wav,
         }
     }
 }

@@ -23,6 +23,8 @@ macro_rules! stages {
 stages! {
     /// Barge-in decisions.
     barge_in;
+    /// The agent turned down while a possible interruption is confirmed.
+    ducking;
     /// Host marks between `mark()` and the carrier's echo.
     marks;
     /// Agent audio waiting to be paced out.
@@ -39,8 +41,10 @@ mod events;
 mod inbound;
 mod outbound;
 mod session;
+mod tap;
 
 pub use inbound::AgentAudio;
 pub use outbound::{PLAY_PIECE, PLAY_RATES};
 pub use segments::{MAX_SEGMENT_TAG_BYTES, MAX_SEGMENTS, SegmentCut};
 pub use session::{AGENT_RATES, PipelineError, SessionPipeline};
+pub use tap::CallTap;

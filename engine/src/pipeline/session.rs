@@ -30,14 +30,16 @@ use crate::codec::G711;
 use crate::config::{AgentFormat, SessionConfig};
 use crate::event::RawEvent;
 use crate::pipeline::arrivals::ArrivalTrail;
-use crate::pipeline::barge_in::BargeInDetector;
+use crate::pipeline::barge_in::{BargeAction, BargeInDetector};
+use crate::pipeline::ducking::Ducker;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
-use crate::pipeline::reorder::{Arrival, InboundReorder, MAX_TIMESTAMP_MS};
+use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::pipeline::segments::{SegmentCut, SegmentTable};
+use crate::pipeline::tap::CallTap;
 use crate::protocol::{
     Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
     ProtocolError, StreamStart, Track,
@@ -132,6 +134,8 @@ pub struct SessionPipeline {
     inbound_counts: InboundCounts,
     vad: SpeechDetector,
     barge_in: BargeInDetector,
+    /// Turns the agent down while the caller may be interrupting.
+    ducker: Ducker,
     /// When the caller's delivered audio arrived: barge-in reaction is timed from its onset's.
     arrivals: ArrivalTrail,
     /// Built at `start`.
@@ -155,6 +159,8 @@ pub struct SessionPipeline {
     echo_aware: bool,
     stats: SessionStats,
     events: EventQueue,
+    /// A recording of the call, if one was asked for.
+    tap: Option<Box<dyn CallTap>>,
 }
 
 impl SessionPipeline {
@@ -208,6 +214,7 @@ impl SessionPipeline {
             inbound_counts: InboundCounts::default(),
             vad: SpeechDetector::new(&config.vad)?,
             barge_in: BargeInDetector::new(&config.barge_in),
+            ducker: Ducker::new(if config.barge_in.enabled { config.barge_in.duck_db } else { 0 }),
             arrivals: ArrivalTrail::new(),
             outbound: None,
             playout: PlayoutClock::new(
@@ -232,7 +239,22 @@ impl SessionPipeline {
             // Room for every outstanding mark cleared at once (a mark is queued or sent, never
             // both), and the handful of events around that: the most one call produces.
             events: EventQueue::new(config.max_pending_marks + 16),
+            tap: None,
         })
+    }
+
+    /// Hands what the call carries to `tap` (a recording) from now on. Call it before the stream
+    /// starts.
+    pub fn set_tap(&mut self, tap: Box<dyn CallTap>) {
+        self.tap = Some(tap);
+    }
+
+    /// The session is closing: its recording ends here (what the caller's timeline has reached
+    /// is kept; agent audio beyond it was not heard yet).
+    pub fn end_recording(&mut self) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.stopped();
+        }
     }
 
     /// What the dialect declared (its frame length and lead bound as of the stream's start).
@@ -258,6 +280,7 @@ impl SessionPipeline {
         stats.speech_segments = self.inbound_counts.speech_segments;
         stats.events_dropped = self.events.dropped;
         stats.jitter_us = self.reorder.jitter_us();
+        stats.recording_dropped_ms = self.tap.as_ref().map_or(0, |t| t.dropped_ms());
         stats
     }
 
@@ -376,13 +399,17 @@ impl SessionPipeline {
         self.caps = caps;
         self.lead_us = lead_us(s.lead_ms, caps);
         self.playout.set_rate(outbound.rate());
-        let media_len = self.dialect.max_media_message_len(outbound.frame.len());
+        let media_len = self.dialect.max_media_message_len(outbound.max_wire_len());
         self.message = Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
+        if let Some(tap) = self.tap.as_mut() {
+            tap.started(start.media_format.sample_rate, out_format.sample_rate, out_format.encoding);
+        }
         self.outbound = Some(outbound);
         self.state = StreamState::Streaming;
         let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format);
-        if inbound.is_ok() {
-            self.reorder.set_rate(start.media_format.sample_rate);
+        if let Ok(inbound) = &inbound {
+            // The carrier's rate, or the one its G.722 or Opus is decoded at.
+            self.reorder.set_rate(inbound.rate());
         }
         self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
         let supported = self.inbound.is_some();
@@ -507,26 +534,32 @@ impl SessionPipeline {
                     // a zero-length frame (which would still move the reorder buffer's timeline).
                     return Err(ProtocolError::WrongType("media.payload"));
                 }
-                // Decoded as it is delivered or held, a piece at a time: no payload-sized buffer.
-                let frame_audio = inbound.frame_audio(self.payload.as_slice())?;
                 // Without timestamps the stream is taken in arrival order.
                 let timestamp_ms =
                     if self.caps.timestamps { frame.timestamp_ms } else { self.reorder.expected_ms() };
-                self.stats.media_frames_in += 1;
                 let mut out = InboundOut {
                     vad: &mut self.vad,
                     events: &mut self.events,
                     counts: &mut self.inbound_counts,
                     audio,
                 };
-                let arrival = self.reorder.push_frame_coded(
-                    frame.sequence,
-                    timestamp_ms,
-                    frame_audio,
-                    now_us,
-                    &mut self.stats,
-                    &mut |d, g711| inbound.deliver(d, g711, &mut out),
-                );
+                let (tap, reorder, stats) = (&mut self.tap, &mut self.reorder, &mut self.stats);
+                // G.711 and L16 are decoded as they are delivered or held, a piece at a time (no
+                // payload-sized buffer); G.722 and Opus once, into their decoder's.
+                let arrival = inbound.with_frame_audio(self.payload.as_slice(), |frame_audio, inbound| {
+                    stats.media_frames_in += 1;
+                    reorder.push_frame_coded(
+                        frame.sequence,
+                        timestamp_ms,
+                        frame_audio,
+                        now_us,
+                        stats,
+                        &mut |d, g711| {
+                            tap_caller(tap, &d);
+                            inbound.deliver(d, g711, &mut out)
+                        },
+                    )
+                })?;
                 // `now_us` is the message's arrival here (see `handle_message`).
                 self.arrivals.record(self.reorder.position(), now_us);
                 if arrival == Arrival::Jump {
@@ -585,7 +618,11 @@ impl SessionPipeline {
                 counts: &mut self.inbound_counts,
                 audio,
             };
-            self.reorder.flush_coded(&mut self.stats, &mut |d, g711| inbound.deliver(d, g711, &mut out));
+            let tap = &mut self.tap;
+            self.reorder.flush_coded(&mut self.stats, &mut |d, g711| {
+                tap_caller(tap, &d);
+                inbound.deliver(d, g711, &mut out)
+            });
         }
         if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
@@ -600,6 +637,11 @@ impl SessionPipeline {
             stats.marks_cleared += 1;
             events.push(RawEvent::MarkCleared { id });
         });
+        let heard_to = self.reorder.position();
+        if let Some(tap) = self.tap.as_mut() {
+            tap.agent_cut(heard_to);
+            tap.stopped();
+        }
         self.playout.clear(now_us);
         self.segments.clear(true);
         self.clear_pending = false;
@@ -757,8 +799,11 @@ impl SessionPipeline {
                 counts: &mut self.inbound_counts,
                 audio,
             };
-            self.reorder
-                .poll_coded(now_us, &mut self.stats, &mut |d, g711| inbound.deliver(d, g711, &mut out));
+            let tap = &mut self.tap;
+            self.reorder.poll_coded(now_us, &mut self.stats, &mut |d, g711| {
+                tap_caller(tap, &d);
+                inbound.deliver(d, g711, &mut out)
+            });
             // Held audio a timeout released became available now.
             self.arrivals.record(self.reorder.position(), now_us);
         }
@@ -793,7 +838,21 @@ impl SessionPipeline {
         let active = self.agent_active(now_us);
         let onset = self.vad.onset_ms();
         let voiced_ms = self.vad.voiced_ms().unwrap_or(0);
-        if let Some(onset_ms) = self.barge_in.check(onset, voiced_ms, active) {
+        let onset_ms = match self.barge_in.decide(onset, voiced_ms, active, self.stream_ms()) {
+            BargeAction::None => None,
+            BargeAction::Duck => {
+                self.stats.ducks += 1;
+                self.ducker.duck();
+                None
+            }
+            BargeAction::Restore => {
+                self.stats.duck_restores += 1;
+                self.ducker.restore();
+                None
+            }
+            BargeAction::BargeIn(onset_ms) => Some(onset_ms),
+        };
+        if let Some(onset_ms) = onset_ms {
             self.stats.barge_ins += 1;
             // The onset is in the speech detector's stream time (8 kHz ms), which is the delivered
             // timeline's (up to a resampler's few samples for carriers at other rates).
@@ -831,6 +890,9 @@ impl SessionPipeline {
     /// Drops queued agent audio and stops what the carrier is playing, as far as it can be.
     fn flush_agent_audio(&mut self, now_us: u64) {
         self.drop_queued();
+        // What the host plays next is new: at full level.
+        self.ducker.reset();
+        self.barge_in.on_flush();
         if let Some(outbound) = self.outbound.as_mut() {
             outbound.reset_resamplers();
         }
@@ -854,8 +916,15 @@ impl SessionPipeline {
         }
         self.clear_pending = true;
         self.sync_pending = false;
-        // The carrier stops playing now (its playhead lags the model by the measured lag).
-        self.vad.echo_cut(now_us + self.playout.lag_us());
+        // The carrier stops playing now: nothing the model places from now on plays (what it
+        // places up to the measured lag before now did not either; kept, it only masks more).
+        self.vad.echo_cut(now_us);
+        // The caller heard the agent up to the played position, which the delivered timeline
+        // has reached now.
+        let heard_to = self.reorder.position();
+        if let Some(tap) = self.tap.as_mut() {
+            tap.agent_cut(heard_to);
+        }
         self.playout.clear(now_us);
     }
 
@@ -961,6 +1030,8 @@ impl SessionPipeline {
         let bytes_per_sample = outbound.bytes_per_sample() as u64;
         let queue_from = outbound.queue.taken() / bytes_per_sample;
         let cut = outbound.queue.cut_frame(&mut outbound.frame, starving)?;
+        let (encoding, samples_per_ms) = (outbound.encoding(), outbound.rate() / 1000);
+        self.ducker.apply(&mut outbound.frame, encoding, samples_per_ms);
         let queue_to = outbound.queue.taken() / bytes_per_sample;
         self.segments.on_frame_sent(queue_from, queue_to, outbound.frame_samples);
         if cut.audio_bytes < outbound.frame.len() {
@@ -969,20 +1040,39 @@ impl SessionPipeline {
                 self.stats.underruns += 1;
             }
         }
-        let kind = self.dialect.write_media(&outbound.frame, &mut self.message);
+        let kind = self.dialect.write_media(outbound.encode_frame(), &mut self.message);
         self.stats.frames_out += 1;
         if self.echo_aware {
-            // Where the carrier plays it (the playout model, corrected by the measured lag).
-            let play_us = self.playout.carrier_end_us().max(now_us) + self.playout.lag_us();
+            // Where the playout model plays it. Not corrected by the measured lag: that moves in
+            // steps as mark echoes come, and the echo gate's delay estimate takes in the
+            // carrier's delay with the echo path's.
+            let play_us = self.playout.carrier_end_us().max(now_us);
             let vad = &mut self.vad;
             outbound.frame_pcm_8k(|pcm, at| {
                 vad.echo_reference(pcm, play_us + at as u64 * 125, now_us);
             });
         }
+        if let Some(tap) = self.tap.as_mut() {
+            // Sent while the carrier still plays the previous frame: heard right after it.
+            // Otherwise heard once the lag has passed, on the caller's timeline as it stands now.
+            let at = (self.playout.carrier_end_us() <= now_us).then(|| {
+                self.reorder.position() + self.playout.lag_us() * self.reorder.samples_per_ms() / 1000
+            });
+            tap.agent_frame(at, &outbound.frame);
+        }
         if self.playout.on_frame_sent(now_us, outbound.frame_samples) {
             self.sync_pending = true;
         }
         Some(kind)
+    }
+}
+
+/// Hands caller audio the reorder stage delivered to the recording, if there is one.
+fn tap_caller(tap: &mut Option<Box<dyn CallTap>>, delivery: &Delivery<'_>) {
+    let Some(tap) = tap.as_mut() else { return };
+    match *delivery {
+        Delivery::Audio { start, pcm } => tap.caller_audio(start, pcm),
+        Delivery::Silence { start, len } => tap.caller_silence(start, len),
     }
 }
 

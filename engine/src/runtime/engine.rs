@@ -3,6 +3,7 @@
 use super::clock::{EngineClock, ManualClock};
 use super::latency::{LatencyHistogram, LatencyRecorder};
 use super::priority;
+use super::recorder::{self, Recorder};
 use super::records;
 use super::session::{Session, play_reserve};
 use super::shared::SessionShared;
@@ -46,6 +47,15 @@ pub enum EngineError {
     /// The engine is shutting down.
     #[error("engine is shut down")]
     Shutdown,
+    /// `SessionConfig::record_path` cannot be recorded to: an unknown extension, or a file that
+    /// cannot be created.
+    #[error("cannot record to {}: {reason}", path.display())]
+    Record {
+        /// The path asked for.
+        path: std::path::PathBuf,
+        /// Why not.
+        reason: String,
+    },
 }
 
 pub(crate) struct WorkerHandle {
@@ -106,6 +116,8 @@ pub(crate) struct EngineShared {
     /// The worker threads, to read their CPU clocks; emptied before they are joined (a joined
     /// thread's id must not be used), under the lock that readers hold.
     worker_threads: Mutex<Vec<libc::pthread_t>>,
+    /// The recorder thread, started with the first recording session.
+    recorder: Mutex<Option<Recorder>>,
 }
 
 impl EngineShared {
@@ -171,10 +183,38 @@ impl EngineShared {
             return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
         }
         let mut pipeline = SessionPipeline::new(config, dialect)?;
-        if let Some(start) = start {
+        // The file is created here, on the host's thread: a path that cannot be recorded to
+        // refuses the open. The tap goes in before the stream can start (it learns the formats).
+        let pending = match config.record_path.as_deref().map(recorder::open).transpose()? {
+            Some((tap, pending)) => {
+                pipeline.set_tap(Box::new(tap));
+                Some(pending)
+            }
+            None => None,
+        };
+        let started = match start {
             // Here, on the host's thread, before any worker sees the session (it allocates).
-            pipeline.start_with(start).map_err(EngineError::Start)?;
+            Some(start) => pipeline.start_with(start).map_err(EngineError::Start),
+            None => Ok(()),
+        };
+        let recording = started.and_then(|()| match pending {
+            Some(pending) => {
+                let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+                if recorder.is_none() {
+                    *recorder = Some(Recorder::start()?);
+                }
+                if let Some(recorder) = recorder.as_ref() {
+                    recorder.add(pending);
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        });
+        if let (Err(_), Some(path)) = (&recording, &config.record_path) {
+            // The session does not open: no file is left behind.
+            let _ = std::fs::remove_file(path);
         }
+        recording?;
         let shared = SessionShared::new(config.event_capacity, self.now_us());
         let registration = self.totals.register(shared.counters.clone());
         let session_shared = Arc::new(shared.with_registration(registration));
@@ -437,6 +477,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             totals: Arc::default(),
             worker_threads: Mutex::new(pthreads),
+            recorder: Mutex::new(None),
         });
         for _ in 0..n {
             let _ = start_tx.send(shared.clone());
@@ -570,6 +611,8 @@ impl Drop for Engine {
             }
         }
         self.shared.reap();
+        // Closes every recording (sessions the host still holds record no more).
+        drop(self.shared.recorder.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 

@@ -21,6 +21,7 @@ mod histogram;
 mod hold;
 mod latency;
 mod priority;
+mod recorder;
 pub(crate) mod records;
 mod session;
 pub(crate) mod shared;
@@ -34,6 +35,8 @@ pub use clock::ManualClock;
 pub use engine::{Engine, EngineError, EngineHandle};
 pub use histogram::Histogram;
 pub use latency::LatencyHistogram;
+#[cfg(feature = "internals")]
+pub use recorder::bench_tap;
 pub use session::{HeardSegment, SegmentReport, Session, SessionError};
 pub use totals::{CallOutcomes, CallQualityHistograms, MetricsSnapshot};
 pub use wakeup::Wakeup;

@@ -770,8 +770,9 @@ impl Session {
             self.closed = true;
             self.shared.closed.store(true, Ordering::Release);
             self.engine.open_sessions.fetch_sub(1, Ordering::AcqRel);
-            if let Placement::Worker(at) = self.placement {
-                self.engine.wake(at);
+            match &mut self.placement {
+                Placement::Worker(at) => self.engine.wake(*at),
+                Placement::Inline(session) => session.pipeline.end_recording(),
             }
             self.engine.reap();
         }

@@ -177,7 +177,9 @@ fn retire_closed(
 
 /// Hands a finished session back to the host side to be freed there, so the worker never runs
 /// the allocator. If the hand-back channel is somehow full, it is freed here.
-fn retire(engine: &EngineShared, session: Box<WorkerSession>) {
+fn retire(engine: &EngineShared, mut session: Box<WorkerSession>) {
+    // The recorder closes the file now, not when the host frees the session.
+    session.pipeline.end_recording();
     match engine.retired_tx.try_send(session) {
         Ok(()) => {}
         Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) => {
