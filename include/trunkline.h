@@ -160,6 +160,9 @@ enum trunkline_result
   // Encoded audio (trunkline_session_play_encoded) is corrupt, truncated or not supported:
   // the stream was dropped and counted (`encoded_audio_errors`); the next bytes start a new one.
   TRUNKLINE_RESULT_BAD_AUDIO = 12,
+  // The call's recording (trunkline_session_config.record_path) could not be started: the file
+  // cannot be created, or its extension is not .wav, .opus or .ogg. The session was not opened.
+  TRUNKLINE_RESULT_RECORD = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -222,8 +225,9 @@ enum trunkline_event_kind
   // `name` the offending field when there is one. The call goes on.
   TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR = 11,
   // The caller's turn seems over (end-of-turn detection enabled): the speech that ended at
-  // `stream_ms` sounded finished and `duration_ms` of silence followed, or the hangover
-  // passed (then just before SPEECH_STOPPED, `duration_ms` the hangover).
+  // `stream_ms` sounded finished (`confidence`) and `duration_ms` of silence followed, or the
+  // hangover passed (then just before SPEECH_STOPPED, `duration_ms` the hangover). At most
+  // one per pause; the caller may still speak again after it.
   TRUNKLINE_EVENT_KIND_END_OF_TURN = 12,
 };
 #ifndef __cplusplus
@@ -246,6 +250,10 @@ enum trunkline_audio_encoding
   TRUNKLINE_AUDIO_ENCODING_ALAW = 1,
   // Signed 16-bit linear PCM.
   TRUNKLINE_AUDIO_ENCODING_L16 = 2,
+  // G.722 (16 kHz audio).
+  TRUNKLINE_AUDIO_ENCODING_G722 = 3,
+  // Opus.
+  TRUNKLINE_AUDIO_ENCODING_OPUS = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -448,6 +456,28 @@ typedef struct {
   // MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
   // trunkline_session_read_audio_bytes and play codes with trunkline_session_play_bytes.
   uint32_t agent_format;
+  // A file the call is recorded to, in stereo at the carrier's rate: the caller on the first
+  // channel, the agent as the caller heard it on the second. Created when the session opens,
+  // written by an engine thread of its own (never a worker), closed when the stream stops, the
+  // session is freed or the engine is. Its extension chooses the format: ".wav" (16-bit PCM),
+  // ".opus" or ".ogg" (Ogg Opus). NULL or "": no recording. NUL-terminated UTF-8, read during
+  // the call only. A file that cannot be created or another extension is RECORD (the session
+  // is not opened). Not for trunkline_server_config.session (INVALID_ARGUMENT there: every call
+  // would write the same file).
+  const char *record_path;
+  // Echo-aware speech detection for lines that carry the agent's voice back: caller audio the
+  // agent's echo explains is not taken for speech, so the agent does not barge in on itself.
+  // Off by default (on a line without echo it also masks some soft speech over the agent).
+  bool vad_echo_aware;
+  // Report the end of the caller's turn (END_OF_TURN events): early when the speech ended
+  // like a finished phrase, else with speech stopped. Off by default.
+  bool vad_end_of_turn_enabled;
+  // Silence after a finished-sounding phrase before its END_OF_TURN, ms (default 140, rounded
+  // up to 20 ms frames; capped by vad_hangover_ms).
+  uint32_t vad_end_of_turn_min_silence_ms;
+  // Confidence, percent (1..=99, default 35), the phrase's prosody must reach for an early
+  // END_OF_TURN: higher waits for the hangover more often.
+  uint32_t vad_end_of_turn_threshold;
 } trunkline_session_config;
 
 #if defined(TRUNKLINE_SERVER)
@@ -558,6 +588,8 @@ typedef struct {
   // BARGE_IN, INTERRUPTED: how many segments after `segment` the caller heard nothing of; read
   // their tags with trunkline_session_unheard_segment. 0 for other events.
   uint32_t unheard_segments;
+  // END_OF_TURN: how finished the phrase sounded, 0..=100 (percent); -1 for other events.
+  int64_t confidence;
 } trunkline_event;
 
 // What the carrier said when the stream started (strings: trunkline_session_start_string). Set
@@ -853,8 +885,8 @@ trunkline_result trunkline_server_config_default(trunkline_server_config *out, s
 // engine, TLS without the `tls` feature or with unreadable PEM files; a route whose path does not
 // start with '/' or is another route's, whose dialect this build does not speak (or with
 // options it does not take), whose `auth` is unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
-// authenticates nothing; routes with `path` or `auth_token` set); IO (the address could not be
-// bound).
+// authenticates nothing; routes with `path` or `auth_token` set; a `session` with a
+// `record_path`: every call would write the same file); IO (the address could not be bound).
 // Any thread.
 trunkline_result trunkline_server_start(const trunkline_engine *engine,
                                         const trunkline_server_config *config,
@@ -988,8 +1020,8 @@ void trunkline_server_free(trunkline_server *server);
 //
 // Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
 // rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
-// UTF-8); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
-// Any thread.
+// UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
+// shutting down). Any thread.
 trunkline_result trunkline_session_open(const trunkline_engine *engine,
                                         const trunkline_session_config *config,
                                         trunkline_session **out);
@@ -1191,7 +1223,7 @@ trunkline_result trunkline_stream_start_default(trunkline_stream_start *out, siz
 // Results: OK; NULL_PARAMETER (also a custom parameter without its name); INVALID_ARGUMENT (a bad
 // `struct_size` here or in `config`, a bad setting or dialect, an encoding that is not a
 // trunkline_audio_encoding value, or a format the dialect or the engine cannot take);
-// TOO_MANY_SESSIONS; CLOSED; IO. Any thread.
+// RECORD (`config->record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED; IO. Any thread.
 trunkline_result trunkline_session_open_started(const trunkline_engine *engine,
                                                 const trunkline_session_config *config,
                                                 const trunkline_stream_start *start,

@@ -17,6 +17,7 @@ export declare const RESULT: Readonly<{
   IO: 10;
   TIMEOUT: 11;
   BAD_AUDIO: 12;
+  RECORD: 13;
 }>;
 
 export type ResultName = keyof typeof RESULT;
@@ -96,6 +97,23 @@ export interface SessionOptions {
   /** The carrier's protocol, by name: 'twilio' (the default; null too). An unknown name throws
    * TrunklineError INVALID_ARGUMENT. */
   dialect?: string | null;
+  /** A file the call is recorded to, in stereo (the caller left, the agent as heard right),
+   * closed when the session is: '.wav' (16-bit PCM, 8 kHz), '.opus' or '.ogg' (Ogg Opus); null
+   * (default): none. A file that cannot be created or another extension throws TrunklineError
+   * RECORD. */
+  recordPath?: string | null;
+  /** Echo-aware speech detection, for lines that echo the agent's voice back: caller audio the
+   * agent's echo explains is not taken for speech (default false). */
+  vadEchoAware?: boolean;
+  /** Report `end_of_turn` events: early when the speech ended like a finished phrase, else with
+   * speech_stopped (default false). */
+  vadEndOfTurnEnabled?: boolean;
+  /** Silence after a finished-sounding phrase before its end_of_turn, ms (default 140; capped by
+   * the hangover). */
+  vadEndOfTurnMinSilenceMs?: number;
+  /** Confidence, percent 1..99 (default 35), the prosody needs for an early end_of_turn; out of
+   * range throws TrunklineError INVALID_ARGUMENT. */
+  vadEndOfTurnThreshold?: number;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */
@@ -166,7 +184,8 @@ export type EventKind =
   | 'mark_cleared'
   | 'dtmf'
   | 'stopped'
-  | 'protocol_error';
+  | 'protocol_error'
+  | 'end_of_turn';
 
 /** Fields every event has; those that do not apply to its kind are 0, '', null or []. */
 interface EventFields {
@@ -179,6 +198,11 @@ interface EventFields {
   /** How long the DTMF key was held, ms, on carriers that say (Vonage, Exotel, SignalWire,
    * jambonz); null on the others and for other events. */
   durationMs: number | null;
+  /** end_of_turn: the silence waited after the speech that ended at `streamMs`, ms; null for
+   * other events. */
+  silenceMs: number | null;
+  /** end_of_turn: how finished the phrase sounded, 0..100; null for other events. */
+  confidence: number | null;
   /** Mark name (mark_played/cleared), call id (started), offending field (protocol_error). */
   name: string;
   /** Protocol error code (see PROTOCOL_ERROR). */
@@ -198,7 +222,7 @@ interface EventFields {
 }
 
 /** The carrier's audio encoding, from its `start` message. */
-export type AudioEncoding = 'mulaw' | 'alaw' | 'l16';
+export type AudioEncoding = 'mulaw' | 'alaw' | 'l16' | 'g722' | 'opus';
 
 /**
  * What a host that already read the carrier's `start` message (its framework parsed it to route

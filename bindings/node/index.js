@@ -56,7 +56,7 @@ const PROTOCOL_ERROR = Object.freeze(
 const TEXT = TYPES.trunkline_message_kind.values.TRUNKLINE_MESSAGE_KIND_TEXT;
 const BINARY = TYPES.trunkline_message_kind.values.TRUNKLINE_MESSAGE_KIND_BINARY;
 const START_FIELD = TYPES.trunkline_start_field.values;
-/** trunkline_audio_encoding value → its name: 'mulaw', 'alaw', 'l16'. */
+/** trunkline_audio_encoding value → its name: 'mulaw', 'alaw', 'l16', 'g722', 'opus'. */
 const ENCODINGS = Object.fromEntries(
   Object.entries(TYPES.trunkline_audio_encoding.values).map(([c, v]) => [v, c.replace(/^TRUNKLINE_AUDIO_ENCODING_/, '').toLowerCase()]),
 );
@@ -130,6 +130,9 @@ function agentFormat(name) {
   return value;
 }
 
+const SESSION_STRING_FIELDS = new Set(['dialect', 'record_path']);
+const SESSION_BOOL_FIELDS = new Set(['barge_in_enabled', 'vad_echo_aware', 'vad_end_of_turn_enabled']);
+
 /** Fills `config` (a trunkline_session_config from the library's defaults) from session options. */
 function applySessionOptions(config, options) {
   if (options === null || typeof options !== 'object') throw new TypeError('trunkline: session options must be an object');
@@ -137,9 +140,9 @@ function applySessionOptions(config, options) {
     const field = SESSION_FIELDS.get(key);
     if (!field) throw new TypeError(`trunkline: unknown session option ${JSON.stringify(key)}`);
     if (value === undefined) continue;
-    if (field === 'dialect') config[field] = stringOption(value, key);
+    if (SESSION_STRING_FIELDS.has(field)) config[field] = stringOption(value, key);
     else if (field === 'agent_format' && typeof value === 'string') config[field] = agentFormat(value);
-    else config[field] = field === 'barge_in_enabled' ? Boolean(value) : uint(value, key);
+    else config[field] = SESSION_BOOL_FIELDS.has(field) ? Boolean(value) : uint(value, key);
   }
   return config;
 }
@@ -163,7 +166,7 @@ function streamStart(start) {
   }
   if (start.encoding != null) {
     const value = typeof start.encoding === 'string' ? START_ENCODINGS[start.encoding.toLowerCase()] : undefined;
-    if (value === undefined) throw new TypeError(`trunkline: unknown start.encoding ${JSON.stringify(start.encoding)}: 'mulaw' ('ulaw'), 'alaw' or 'l16'`);
+    if (value === undefined) throw new TypeError(`trunkline: unknown start.encoding ${JSON.stringify(start.encoding)}: 'mulaw' ('ulaw'), 'alaw', 'l16', 'g722' or 'opus'`);
     out.encoding = value;
   }
   if (start.sampleRate != null) out.sample_rate = uint32Option(start.sampleRate, 'start.sampleRate');
@@ -352,7 +355,12 @@ class Engine {
   }
 
   /**
-   * Opens a session (one call). Options are the C session config's fields in camelCase, and
+   * Opens a session (one call). Options are the C session config's fields in camelCase
+   * (`vadEndOfTurnEnabled: true` adds `end_of_turn` events, tuned by `vadEndOfTurnMinSilenceMs`
+   * and `vadEndOfTurnThreshold`, a percent 1..99; `vadEchoAware: true` keeps the agent's echo
+   * from passing for caller speech; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in
+   * stereo, caller left and agent as heard right, closed with the session: a file that cannot be
+   * created or another extension throws TrunklineError RECORD), and
    * `start`: for a host that already read the carrier's `start` message itself, what it said
    * ({ streamId, callId, accountId, encoding, sampleRate, channels, customParameters }). That
    * session behaves as one that parsed the message: its first event is `started`, the stream id
@@ -762,6 +770,8 @@ class Session {
       playedMs: Number(ev.played_ms),
       digit: ev.digit ? String.fromCharCode(ev.digit & 0xff) : '',
       durationMs: kind === 'dtmf' && ev.duration_ms >= 0 ? Number(ev.duration_ms) : null,
+      silenceMs: kind === 'end_of_turn' ? Number(ev.duration_ms) : null,
+      confidence: kind === 'end_of_turn' ? Number(ev.confidence) : null,
       name: ev.name,
       errorCode: ev.error,
       errorMessage: ev.error ? fns.trunkline_protocol_error_message(ev.error) : '',

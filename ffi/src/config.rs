@@ -5,6 +5,7 @@
 use crate::result::trunkline_result;
 use crate::versioned::{self, versioned};
 use std::ffi::{CStr, c_char};
+use std::path::PathBuf;
 use trunkline::vad::VadConfig;
 use trunkline::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};
 
@@ -96,6 +97,28 @@ pub struct trunkline_session_config {
     /// MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
     /// trunkline_session_read_audio_bytes and play codes with trunkline_session_play_bytes.
     pub agent_format: u32,
+    /// A file the call is recorded to, in stereo at the carrier's rate: the caller on the first
+    /// channel, the agent as the caller heard it on the second. Created when the session opens,
+    /// written by an engine thread of its own (never a worker), closed when the stream stops, the
+    /// session is freed or the engine is. Its extension chooses the format: ".wav" (16-bit PCM),
+    /// ".opus" or ".ogg" (Ogg Opus). NULL or "": no recording. NUL-terminated UTF-8, read during
+    /// the call only. A file that cannot be created or another extension is RECORD (the session
+    /// is not opened). Not for trunkline_server_config.session (INVALID_ARGUMENT there: every call
+    /// would write the same file).
+    pub record_path: *const c_char,
+    /// Echo-aware speech detection for lines that carry the agent's voice back: caller audio the
+    /// agent's echo explains is not taken for speech, so the agent does not barge in on itself.
+    /// Off by default (on a line without echo it also masks some soft speech over the agent).
+    pub vad_echo_aware: bool,
+    /// Report the end of the caller's turn (END_OF_TURN events): early when the speech ended
+    /// like a finished phrase, else with speech stopped. Off by default.
+    pub vad_end_of_turn_enabled: bool,
+    /// Silence after a finished-sounding phrase before its END_OF_TURN, ms (default 140, rounded
+    /// up to 20 ms frames; capped by vad_hangover_ms).
+    pub vad_end_of_turn_min_silence_ms: u32,
+    /// Confidence, percent (1..=99, default 35), the phrase's prosody must reach for an early
+    /// END_OF_TURN: higher waits for the hangover more often.
+    pub vad_end_of_turn_threshold: u32,
 }
 
 /// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
@@ -137,8 +160,9 @@ versioned!(trunkline_session_config {
     barge_in_enabled, barge_in_min_speech_ms, lead_ms, sync_mark_interval_ms, utterance_gap_ms,
     max_message_bytes, max_payload_bytes, reorder_window_ms, max_gap_fill_ms, inbound_ring_bytes,
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
-    max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format,
-} bools { barge_in_enabled });
+    max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format, record_path,
+    vad_echo_aware, vad_end_of_turn_enabled, vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold,
+} bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
 #[allow(non_camel_case_types)]
@@ -242,6 +266,12 @@ impl From<&SessionConfig> for trunkline_session_config {
             // carry `c.dialect` anyway).
             dialect: std::ptr::null(),
             agent_format: trunkline_agent_format::from(c.agent_format) as u32,
+            // NULL: no recording (a static pointer could not carry a path either).
+            record_path: std::ptr::null(),
+            vad_echo_aware: c.vad.echo_aware,
+            vad_end_of_turn_enabled: c.vad.end_of_turn_enabled,
+            vad_end_of_turn_min_silence_ms: c.vad.end_of_turn_min_silence_ms,
+            vad_end_of_turn_threshold: u32::from(c.vad.end_of_turn_threshold),
         }
     }
 }
@@ -262,6 +292,8 @@ impl trunkline_session_config {
             }
             config.dialect = name;
         }
+        // The engine checks the extension and creates the file when the session opens (RECORD).
+        config.record_path = opt_str(c.record_path)?.filter(|path| !path.is_empty()).map(PathBuf::from);
         Ok(config)
     }
 
@@ -289,6 +321,11 @@ impl trunkline_session_config {
             aggressiveness: u8::try_from(self.vad_aggressiveness).ok()?,
             min_speech_ms: self.vad_min_speech_ms,
             hangover_ms: self.vad_hangover_ms,
+            echo_aware: self.vad_echo_aware,
+            end_of_turn_enabled: self.vad_end_of_turn_enabled,
+            end_of_turn_min_silence_ms: self.vad_end_of_turn_min_silence_ms,
+            // The engine checks the percent range (1..=99) when the session opens.
+            end_of_turn_threshold: u8::try_from(self.vad_end_of_turn_threshold).ok()?,
             ..VadConfig::default()
         };
         let barge_in = BargeInConfig {
@@ -319,6 +356,8 @@ impl trunkline_session_config {
             event_capacity: self.event_capacity,
             max_mark_name_bytes: self.max_mark_name_bytes,
             max_pending_marks: self.max_pending_marks,
+            // Set by `read` from the C string.
+            record_path: None,
             read_hold_ms: self.read_hold_ms,
         })
     }
@@ -405,6 +444,32 @@ mod tests {
         // A caller compiled before the field existed: whatever lies past its struct is not read.
         c.struct_size = std::mem::offset_of!(trunkline_session_config, agent_format);
         assert_eq!(trunkline_session_config::read(&c).unwrap().agent_format, AgentFormat::Pcm);
+    }
+
+    #[test]
+    fn the_vad_turn_settings_read_through_and_older_callers_keep_their_defaults() {
+        let default = trunkline_session_config::from(&SessionConfig::default());
+        let engine_default = VadConfig::default();
+        assert_eq!(
+            (default.vad_echo_aware, default.vad_end_of_turn_enabled),
+            (engine_default.echo_aware, engine_default.end_of_turn_enabled)
+        );
+        assert_eq!(default.vad_end_of_turn_min_silence_ms, engine_default.end_of_turn_min_silence_ms);
+        assert_eq!(default.vad_end_of_turn_threshold, u32::from(engine_default.end_of_turn_threshold));
+        let mut c = default;
+        c.vad_echo_aware = true;
+        c.vad_end_of_turn_enabled = true;
+        c.vad_end_of_turn_min_silence_ms = 200;
+        c.vad_end_of_turn_threshold = 60;
+        let vad = trunkline_session_config::read(&c).unwrap().vad;
+        assert!(vad.echo_aware && vad.end_of_turn_enabled);
+        assert_eq!((vad.end_of_turn_min_silence_ms, vad.end_of_turn_threshold), (200, 60));
+        // Not a u8: refused here (1..=99 is the engine's to check when the session opens).
+        c.vad_end_of_turn_threshold = 256;
+        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        // A caller compiled before these fields: its struct ends where they begin.
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, record_path);
+        assert_eq!(trunkline_session_config::read(&c).unwrap().vad, engine_default);
     }
 
     #[test]

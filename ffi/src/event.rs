@@ -38,8 +38,9 @@ pub enum trunkline_event_kind {
     /// `name` the offending field when there is one. The call goes on.
     ProtocolError = 11,
     /// The caller's turn seems over (end-of-turn detection enabled): the speech that ended at
-    /// `stream_ms` sounded finished and `duration_ms` of silence followed, or the hangover
-    /// passed (then just before SPEECH_STOPPED, `duration_ms` the hangover).
+    /// `stream_ms` sounded finished (`confidence`) and `duration_ms` of silence followed, or the
+    /// hangover passed (then just before SPEECH_STOPPED, `duration_ms` the hangover). At most
+    /// one per pause; the caller may still speak again after it.
     EndOfTurn = 12,
 }
 
@@ -122,6 +123,8 @@ pub struct trunkline_event {
     /// BARGE_IN, INTERRUPTED: how many segments after `segment` the caller heard nothing of; read
     /// their tags with trunkline_session_unheard_segment. 0 for other events.
     pub unheard_segments: u32,
+    /// END_OF_TURN: how finished the phrase sounded, 0..=100 (percent); -1 for other events.
+    pub confidence: i64,
 }
 
 versioned!(trunkline_event {
@@ -136,6 +139,7 @@ versioned!(trunkline_event {
     segment,
     segment_played_ms,
     unheard_segments,
+    confidence,
 });
 
 impl VersionedOutput for trunkline_event {
@@ -157,6 +161,7 @@ impl trunkline_event {
             segment: [0; TRUNKLINE_SEGMENT_TAG_CAPACITY],
             segment_played_ms: -1,
             unheard_segments: 0,
+            confidence: -1,
         }
     }
 
@@ -215,9 +220,12 @@ impl From<&Event> for trunkline_event {
             Event::Stopped => Self::new(K::Stopped),
             Event::ProtocolError { error } => Self { error: error.code(), ..Self::new(K::ProtocolError) }
                 .with_name(error.field().unwrap_or("")),
-            Event::EndOfTurn { stream_ms, silence_ms, .. } => {
-                Self { stream_ms: *stream_ms, duration_ms: i64::from(*silence_ms), ..Self::new(K::EndOfTurn) }
-            }
+            Event::EndOfTurn { stream_ms, silence_ms, confidence } => Self {
+                stream_ms: *stream_ms,
+                duration_ms: i64::from(*silence_ms),
+                confidence: i64::from(*confidence),
+                ..Self::new(K::EndOfTurn)
+            },
         }
     }
 }
@@ -277,6 +285,16 @@ mod tests {
                 .segment_played_ms,
             -1
         );
+    }
+
+    #[test]
+    fn end_of_turn_carries_its_silence_and_confidence_and_other_events_none() {
+        let e =
+            trunkline_event::from(&Event::EndOfTurn { stream_ms: 1_240, silence_ms: 160, confidence: 72 });
+        assert_eq!(e.kind, trunkline_event_kind::EndOfTurn);
+        assert_eq!((e.stream_ms, e.duration_ms, e.confidence), (1_240, 160, 72));
+        let e = trunkline_event::from(&Event::SpeechStopped { stream_ms: 5 });
+        assert_eq!((e.duration_ms, e.confidence), (-1, -1));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum trunkline_result {
     /// Encoded audio (trunkline_session_play_encoded) is corrupt, truncated or not supported:
     /// the stream was dropped and counted (`encoded_audio_errors`); the next bytes start a new one.
     BadAudio = 12,
+    /// The call's recording (trunkline_session_config.record_path) could not be started: the file
+    /// cannot be created, or its extension is not .wav, .opus or .ogg. The session was not opened.
+    Record = 13,
 }
 
 /// A static, NUL-terminated English description of `result`, a trunkline_result value (passed as
@@ -41,7 +44,7 @@ pub enum trunkline_result {
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
     use trunkline_result as R;
-    const ALL: [trunkline_result; 13] = [
+    const ALL: [trunkline_result; 14] = [
         R::Ok,
         R::NullParameter,
         R::InvalidArgument,
@@ -55,6 +58,7 @@ pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
         R::Io,
         R::Timeout,
         R::BadAudio,
+        R::Record,
     ];
     let text: &'static str = match ALL.into_iter().find(|&r| r as u32 == result) {
         Some(R::Ok) => "ok\0",
@@ -70,6 +74,9 @@ pub extern "C" fn trunkline_result_message(result: u32) -> *const c_char {
         Some(R::Io) => "the operating system refused a resource\0",
         Some(R::Timeout) => "timed out\0",
         Some(R::BadAudio) => "the encoded audio is corrupt, truncated or not supported\0",
+        Some(R::Record) => {
+            "the recording file cannot be created, or its extension is not .wav, .opus or .ogg\0"
+        }
         None => "unknown result code\0",
     };
     text.as_ptr().cast()
@@ -96,6 +103,7 @@ impl From<trunkline::EngineError> for trunkline_result {
             | trunkline::EngineError::Start(_) => Self::InvalidArgument,
             trunkline::EngineError::TooManySessions(_) => Self::TooManySessions,
             trunkline::EngineError::Shutdown => Self::Closed,
+            trunkline::EngineError::Record { .. } => Self::Record,
         }
     }
 }

@@ -238,8 +238,8 @@ pub extern "C" fn trunkline_server_config_default(
 /// engine, TLS without the `tls` feature or with unreadable PEM files; a route whose path does not
 /// start with '/' or is another route's, whose dialect this build does not speak (or with
 /// options it does not take), whose `auth` is unknown or set without an `auth_token`, or with an `auth_token` for a carrier that
-/// authenticates nothing; routes with `path` or `auth_token` set); IO (the address could not be
-/// bound).
+/// authenticates nothing; routes with `path` or `auth_token` set; a `session` with a
+/// `record_path`: every call would write the same file); IO (the address could not be bound).
 /// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_start(
@@ -299,7 +299,7 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         paths: path.into_iter().collect(),
         auth_token,
         public_url: opt_str(c.public_url)?,
-        session: trunkline_session_config::read(c.session)?,
+        session: server_session_config(c.session)?,
         routes,
         max_sessions: c.max_sessions as usize,
         max_message_bytes: c.max_message_bytes,
@@ -309,7 +309,20 @@ fn build_config(c: &trunkline_server_config) -> Result<OffloadConfig, trunkline_
         ping_interval: (c.ping_interval_ms > 0).then(|| Duration::from_millis(u64::from(c.ping_interval_ms))),
         threads: c.threads as usize,
         tls,
+        // Settings this ABI does not carry (the server's own recordings) keep their defaults.
+        ..OffloadConfig::default()
     })
+}
+
+/// The settings of the server's sessions. A `record_path` is refused: one file for every call.
+fn server_session_config(
+    ptr: *const trunkline_session_config,
+) -> Result<trunkline::SessionConfig, trunkline_result> {
+    let config = trunkline_session_config::read(ptr)?;
+    if config.record_path.is_some() {
+        return Err(trunkline_result::InvalidArgument);
+    }
+    Ok(config)
 }
 
 /// Writes the TCP port the server listens on into `*out_port` (useful with port 0). Results: OK;
@@ -688,6 +701,15 @@ mod tests {
         ] {
             assert_eq!(is_uuid(text), server.allow_audiosocket_call(text).is_ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_session_record_path_is_refused_for_a_server() {
+        let mut session = trunkline_session_config::from(&trunkline::SessionConfig::default());
+        assert!(server_session_config(&session).is_ok());
+        session.record_path = c"call.wav".as_ptr();
+        assert!(crate::config::trunkline_session_config::read(&session).is_ok());
+        assert_eq!(server_session_config(&session).err(), Some(trunkline_result::InvalidArgument));
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum trunkline_audio_encoding {
     Alaw = 1,
     /// Signed 16-bit linear PCM.
     L16 = 2,
+    /// G.722 (16 kHz audio).
+    G722 = 3,
+    /// Opus.
+    Opus = 4,
 }
 
 impl From<AudioEncoding> for trunkline_audio_encoding {
@@ -44,6 +48,8 @@ impl From<AudioEncoding> for trunkline_audio_encoding {
             AudioEncoding::Mulaw => Self::Mulaw,
             AudioEncoding::Alaw => Self::Alaw,
             AudioEncoding::L16 => Self::L16,
+            AudioEncoding::G722 => Self::G722,
+            AudioEncoding::Opus => Self::Opus,
         }
     }
 }
@@ -155,8 +161,8 @@ macro_rules! open_session {
 ///
 /// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
 /// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
-/// UTF-8); TOO_MANY_SESSIONS; CLOSED (the engine is shutting down).
-/// Any thread.
+/// UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
+/// shutting down). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_open(
     engine: *const trunkline_engine,
@@ -969,6 +975,8 @@ mod tests {
         assert_eq!(trunkline_audio_encoding::from(AudioEncoding::Mulaw) as u32, 0);
         assert_eq!(trunkline_audio_encoding::from(AudioEncoding::Alaw) as u32, 1);
         assert_eq!(trunkline_audio_encoding::from(AudioEncoding::L16) as u32, 2);
+        assert_eq!(trunkline_audio_encoding::from(AudioEncoding::G722) as u32, 3);
+        assert_eq!(trunkline_audio_encoding::from(AudioEncoding::Opus) as u32, 4);
         assert_eq!(offset_of!(trunkline_start_info, struct_size), 0);
         assert_eq!(offset_of!(trunkline_event, struct_size), 0);
     }

@@ -66,6 +66,8 @@ impl trunkline_stream_start {
             e if e == trunkline_audio_encoding::Mulaw as u32 => AudioEncoding::Mulaw,
             e if e == trunkline_audio_encoding::Alaw as u32 => AudioEncoding::Alaw,
             e if e == trunkline_audio_encoding::L16 as u32 => AudioEncoding::L16,
+            e if e == trunkline_audio_encoding::G722 as u32 => AudioEncoding::G722,
+            e if e == trunkline_audio_encoding::Opus as u32 => AudioEncoding::Opus,
             _ => return Err(trunkline_result::InvalidArgument),
         };
         let channels = u16::try_from(self.channels).map_err(|_| trunkline_result::InvalidArgument)?;
@@ -129,7 +131,7 @@ pub extern "C" fn trunkline_stream_start_default(
 /// Results: OK; NULL_PARAMETER (also a custom parameter without its name); INVALID_ARGUMENT (a bad
 /// `struct_size` here or in `config`, a bad setting or dialect, an encoding that is not a
 /// trunkline_audio_encoding value, or a format the dialect or the engine cannot take);
-/// TOO_MANY_SESSIONS; CLOSED; IO. Any thread.
+/// RECORD (`config->record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED; IO. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_open_started(
     engine: *const trunkline_engine,

@@ -30,6 +30,11 @@ namespace Trunkline
         /// <summary>DTMF: how long the key was held, ms, on carriers that say (Vonage, Exotel,
         /// SignalWire, jambonz); null on the others and for other events.</summary>
         public long? DurationMs { get; internal set; }
+        /// <summary>EndOfTurn: the silence waited after the speech that ended at StreamMs, ms; null
+        /// for other events.</summary>
+        public long? SilenceMs { get; internal set; }
+        /// <summary>EndOfTurn: how finished the phrase sounded, 0..100; null for other events.</summary>
+        public int? Confidence { get; internal set; }
         /// <summary>Mark name, call id (started) or the offending field (protocol error).</summary>
         public string Name { get; private set; }
         /// <summary>Protocol error code (1..).</summary>
@@ -101,6 +106,9 @@ namespace Trunkline
                 case EventKind.Dtmf:
                     sb.Append(" digit=").Append(Digit).Append(" stream_ms=").Append(StreamMs);
                     if (DurationMs.HasValue) sb.Append(" duration_ms=").Append(DurationMs.Value);
+                    break;
+                case EventKind.EndOfTurn:
+                    sb.Append(" stream_ms=").Append(StreamMs).Append(" silence_ms=").Append(SilenceMs).Append(" confidence=").Append(Confidence);
                     break;
                 case EventKind.ProtocolError:
                     sb.Append(" code=").Append(ErrorCode).Append(" (").Append(ErrorMessage).Append(')');

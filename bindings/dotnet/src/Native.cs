@@ -51,6 +51,9 @@ namespace Trunkline
         /// <summary>Encoded audio (Session.PlayEncoded) is corrupt, truncated or not supported: the
         /// stream was dropped and counted (encoded_audio_errors); the next bytes start a new one.</summary>
         BadAudio = 12,
+        /// <summary>The call's recording (SessionOptions.RecordPath) could not be started: the file
+        /// cannot be created, or its extension is not .wav, .opus or .ogg. No session was opened.</summary>
+        Record = 13,
     }
 
     /// <summary>Whether a WebSocket message is text or binary (<c>trunkline_message_kind</c>).</summary>
@@ -90,7 +93,9 @@ namespace Trunkline
         Stopped = 10,
         /// <summary>A message was dropped: ErrorCode, and Name is the offending field if any.</summary>
         ProtocolError = 11,
-        /// <summary>The caller's turn seems over (end of speech at StreamMs).</summary>
+        /// <summary>The caller's turn seems over (SessionOptions.VadEndOfTurnEnabled): the speech
+        /// that ended at StreamMs sounded finished (Confidence) and SilenceMs of silence followed, or
+        /// the hangover passed (then just before SpeechStopped).</summary>
         EndOfTurn = 12,
     }
 
@@ -127,6 +132,10 @@ namespace Trunkline
         Alaw = 1,
         /// <summary>Signed 16-bit linear PCM.</summary>
         L16 = 2,
+        /// <summary>G.722 (16 kHz audio).</summary>
+        G722 = 3,
+        /// <summary>Opus, one frame per message.</summary>
+        Opus = 4,
     }
 
     /// <summary>A string of the <c>start</c> message, by what it means whatever the carrier calls it
@@ -217,8 +226,8 @@ namespace Trunkline
         public uint vad_hangover_ms;
     }
 
-    // `dialect` points to NUL-terminated UTF-8 that the caller keeps alive for the call it is passed
-    // to (NativeAllocations), or is NULL for the default dialect.
+    // `dialect` and `record_path` point to NUL-terminated UTF-8 that the caller keeps alive for the
+    // call it is passed to (NativeAllocations), or are NULL (the default dialect; no recording).
     [CName("trunkline_session_config")]
     [StructLayout(LayoutKind.Sequential)]
     internal unsafe struct NativeSessionConfig
@@ -249,6 +258,11 @@ namespace Trunkline
         public uint read_hold_ms;
         public byte* dialect;
         public uint agent_format;
+        public byte* record_path;
+        [MarshalAs(UnmanagedType.U1)] public bool vad_echo_aware;
+        [MarshalAs(UnmanagedType.U1)] public bool vad_end_of_turn_enabled;
+        public uint vad_end_of_turn_min_silence_ms;
+        public uint vad_end_of_turn_threshold;
     }
 
     // The `const char *` fields and `session` point to memory that the caller keeps alive for the
@@ -341,6 +355,7 @@ namespace Trunkline
         public fixed byte segment[SegmentTagCapacity];
         public long segment_played_ms;
         public uint unheard_segments;
+        public long confidence;
     }
 
     internal static unsafe class Native

@@ -106,6 +106,24 @@ namespace Trunkline
         /// name the library does not speak makes opening the session throw
         /// TrunklineException(InvalidArgument).</summary>
         public string Dialect { get; set; }
+        /// <summary>A file the call is recorded to, in stereo (the caller on the first channel, the
+        /// agent as the caller heard it on the second), closed when the session is: ".wav" (16-bit
+        /// PCM at 8 kHz), ".opus" or ".ogg" (Ogg Opus). Null or "": none. A file that cannot be
+        /// created or another extension makes opening the session throw
+        /// TrunklineException(Record).</summary>
+        public string RecordPath { get; set; }
+        /// <summary>Echo-aware speech detection, for lines that echo the agent's voice back:
+        /// caller audio the agent's echo explains is not taken for speech (default false).</summary>
+        public bool? VadEchoAware { get; set; }
+        /// <summary>Report EndOfTurn events: early when the speech ended like a finished phrase,
+        /// else with SpeechStopped (default false).</summary>
+        public bool? VadEndOfTurnEnabled { get; set; }
+        /// <summary>Silence after a finished-sounding phrase before its EndOfTurn, ms (default 140;
+        /// capped by the hangover).</summary>
+        public int? VadEndOfTurnMinSilenceMs { get; set; }
+        /// <summary>Confidence, percent 1..99 (default 35), the prosody needs for an early EndOfTurn;
+        /// out of range makes opening the session throw TrunklineException(InvalidArgument).</summary>
+        public int? VadEndOfTurnThreshold { get; set; }
 
         static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
 
@@ -154,6 +172,11 @@ namespace Trunkline
             c.max_pending_marks = Z(MaxPendingMarks, c.max_pending_marks);
             c.read_hold_ms = U(ReadHoldMs, c.read_hold_ms);
             if (Dialect != null) c.dialect = memory.Utf8Z(Dialect, "Dialect");
+            if (RecordPath != null) c.record_path = memory.Utf8Z(RecordPath, "RecordPath");
+            if (VadEchoAware.HasValue) c.vad_echo_aware = VadEchoAware.Value;
+            if (VadEndOfTurnEnabled.HasValue) c.vad_end_of_turn_enabled = VadEndOfTurnEnabled.Value;
+            c.vad_end_of_turn_min_silence_ms = U(VadEndOfTurnMinSilenceMs, c.vad_end_of_turn_min_silence_ms);
+            c.vad_end_of_turn_threshold = U(VadEndOfTurnThreshold, c.vad_end_of_turn_threshold);
             return c;
         }
     }

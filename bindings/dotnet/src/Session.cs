@@ -389,6 +389,11 @@ namespace Trunkline
                 var e = new Event(ne.kind, ne.stream_ms, ne.played_ms, (char)ne.digit, CString(ne.name, NativeEvent.NameCapacity), ne.error);
                 if (ne.kind == EventKind.ProtocolError) e.ErrorMessage = Library.ProtocolErrorMessage(ne.error);
                 if (ne.kind == EventKind.Dtmf && ne.duration_ms >= 0) e.DurationMs = ne.duration_ms;
+                if (ne.kind == EventKind.EndOfTurn)
+                {
+                    e.SilenceMs = ne.duration_ms;
+                    e.Confidence = (int)ne.confidence;
+                }
                 if (ne.kind == EventKind.Started) FillStart(e);
                 if (ne.kind == EventKind.BargeIn || ne.kind == EventKind.Interrupted)
                 {

@@ -547,7 +547,9 @@ namespace Trunkline.Tests
             Assert.Equal(prototypes, header.Functions.Count, "prototypes parsed");
             Assert.True(header.Functions.Count >= 28, "at least the 28 functions of the first ABI, got " + header.Functions.Count);
             Assert.True(header.Structs.ContainsKey("trunkline_session_config") && header.Structs["trunkline_session_config"].Count >= 20, "session config fields");
-            Assert.Equal(13, header.Enums["trunkline_result"].Count, "trunkline_result values");
+            int results = Regex.Matches(text, @"^\s*TRUNKLINE_RESULT_\w+ = \d+,", RegexOptions.Multiline).Count;
+            Assert.True(results >= 13, "at least the 13 results of the first ABIs, got " + results);
+            Assert.Equal(results, header.Enums["trunkline_result"].Count, "trunkline_result values");
             var server = header.Structs["trunkline_server_config"];
             Assert.Equal("const char*", server.First(f => f.Name == "bind").Type.ToString(), "trunkline_server_config.bind");
             Assert.Equal("const trunkline_session_config*", server.First(f => f.Name == "session").Type.ToString(), "trunkline_server_config.session");

@@ -48,6 +48,7 @@ const trunkline_result = koffi.enumeration('trunkline_result', {
   TRUNKLINE_RESULT_IO: 10,
   TRUNKLINE_RESULT_TIMEOUT: 11,
   TRUNKLINE_RESULT_BAD_AUDIO: 12,
+  TRUNKLINE_RESULT_RECORD: 13,
 });
 
 const trunkline_message_kind = koffi.enumeration('trunkline_message_kind', {
@@ -94,6 +95,8 @@ const trunkline_audio_encoding = koffi.enumeration('trunkline_audio_encoding', {
   TRUNKLINE_AUDIO_ENCODING_MULAW: 0,
   TRUNKLINE_AUDIO_ENCODING_ALAW: 1,
   TRUNKLINE_AUDIO_ENCODING_L16: 2,
+  TRUNKLINE_AUDIO_ENCODING_G722: 3,
+  TRUNKLINE_AUDIO_ENCODING_OPUS: 4,
 });
 
 const trunkline_agent_format = koffi.enumeration('trunkline_agent_format', {
@@ -140,7 +143,8 @@ const trunkline_engine_config = koffi.struct('trunkline_engine_config', {
   worker_nice: 'int32_t',
 });
 
-// `dialect` is a koffi string (see the server config below): NULL/null for the default.
+// `dialect` and `record_path` are koffi strings (see the server config below): NULL/null for the
+// default (the default dialect; no recording).
 const trunkline_session_config = koffi.struct('trunkline_session_config', {
   struct_size: 'size_t',
   agent_rate: 'uint32_t',
@@ -168,6 +172,11 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   read_hold_ms: 'uint32_t',
   dialect: 'const char *',
   agent_format: 'uint32_t',
+  record_path: 'const char *',
+  vad_echo_aware: 'bool',
+  vad_end_of_turn_enabled: 'bool',
+  vad_end_of_turn_min_silence_ms: 'uint32_t',
+  vad_end_of_turn_threshold: 'uint32_t',
 });
 
 // The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted
@@ -219,6 +228,7 @@ const trunkline_event = koffi.struct('trunkline_event', {
   segment: koffi.array('char', DEFINES.TRUNKLINE_SEGMENT_TAG_CAPACITY, 'String'),
   segment_played_ms: 'int64_t',
   unheard_segments: 'uint32_t',
+  confidence: 'int64_t',
 });
 
 const trunkline_vad_config = koffi.struct('trunkline_vad_config', {

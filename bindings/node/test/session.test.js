@@ -115,6 +115,8 @@ test('agent audio goes out as paced 20 ms media frames, then its mark; the echo 
       playedMs: 500,
       digit: '',
       durationMs: null,
+      silenceMs: null,
+      confidence: null,
       name: 'reply-1',
       errorCode: 0,
       errorMessage: '',

@@ -81,8 +81,8 @@ def test_defaults_and_bad_start_parameters():
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
         with pytest.raises(ValueError, match="streamSid"):
             engine.session(start=dict(GIVEN, streamSid=STREAM_SID))
-        with pytest.raises(ValueError, match="opus"):
-            engine.session(start=dict(GIVEN, encoding="opus"))
+        with pytest.raises(ValueError, match="amr-wb"):
+            engine.session(start=dict(GIVEN, encoding="amr-wb"))
         with pytest.raises(TypeError):
             engine.session(start=dict(GIVEN, custom_parameters=[("caller", "x")]))
         with pytest.raises(trunkline.TrunklineError) as e:

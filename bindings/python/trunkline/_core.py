@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import math
+import os
 import threading
 from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ EVENT_KINDS = {
 # trunkline_start_field: the strings of the `start` message, by meaning.
 START_FIELDS = {"call_id": 0, "stream_id": 1, "account_id": 2}
 # trunkline_audio_encoding: the carrier's audio encoding, by name.
-ENCODINGS = {0: "mulaw", 1: "alaw", 2: "l16"}
+ENCODINGS = {0: "mulaw", 1: "alaw", 2: "l16", 3: "g722", 4: "opus"}
 # trunkline_agent_format: the agent's audio format, by name (with the names speech services use).
 AGENT_FORMATS = {"pcm": 0, "ulaw": 1, "mulaw": 1, "g711_ulaw": 1, "pcmu": 1, "alaw": 2, "g711_alaw": 2, "pcma": 2}
 # The codecs of play_encoded (TRUNKLINE_CODEC_*), by name.
@@ -100,7 +101,8 @@ class Event:
     """Something that happened in a call.
 
     `kind` is one of: connected, started, speech_started, speech_stopped, barge_in, interrupted,
-    mark_played, mark_cleared, dtmf, stopped, protocol_error. Fields that do not apply are 0/"".
+    mark_played, mark_cleared, dtmf, stopped, protocol_error, end_of_turn. Fields that do not
+    apply are 0/"" (or None where noted).
     """
 
     kind: str
@@ -110,6 +112,10 @@ class Event:
     # `dtmf` only: how long the key was held, ms, on carriers that say (Vonage, Exotel,
     # SignalWire, jambonz); None on the others.
     duration_ms: Optional[int] = None
+    # `end_of_turn` only (vad_end_of_turn_enabled): the silence waited after the speech that
+    # ended at `stream_ms`, ms, and how finished the phrase sounded, 0-100; None on the others.
+    silence_ms: Optional[int] = None
+    confidence: Optional[int] = None
     name: str = ""
     error_code: int = 0
     error_message: str = ""
@@ -152,6 +158,12 @@ def session_config(settings: dict) -> SessionConfig:
             if value is not None and "\0" in value:
                 raise TrunklineError(Result.INVALID_ARGUMENT, "dialect contains NUL")
             value = value.encode() if value is not None else None
+        if key == "record_path" and value is not None:
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError(f"record_path must be a str, a path or None, got {type(value).__name__}")
+            value = os.fsencode(value)
+            if b"\0" in value:
+                raise TrunklineError(Result.INVALID_ARGUMENT, "record_path contains NUL")
         setattr(config, key, value)
     return config
 
@@ -187,7 +199,7 @@ def stream_start(start: dict) -> tuple:
     encoding = start.get("encoding")
     if encoding is not None:
         if not isinstance(encoding, str) or encoding.lower() not in _START_ENCODINGS:
-            raise ValueError(f"unknown start encoding {encoding!r}: one of 'mulaw' ('ulaw'), 'alaw', 'l16'")
+            raise ValueError(f"unknown start encoding {encoding!r}: one of 'mulaw' ('ulaw'), 'alaw', 'l16', 'g722', 'opus'")
         c.encoding = _START_ENCODINGS[encoding.lower()]
     for key in ("sample_rate", "channels"):
         value = start.get(key)
@@ -360,7 +372,12 @@ class Engine(OwnedHandle):
         `dialect` names the carrier's protocol ("twilio", the default). `agent_format="ulaw"`
         (or "alaw", with agent_rate=8000) makes the agent speak 8 kHz G.711 both ways:
         read_audio() returns the codes and play(data, 8000) takes them, passed through untouched
-        when the carrier speaks the same law.
+        when the carrier speaks the same law. `vad_end_of_turn_enabled=True` adds `end_of_turn`
+        events (tuned by vad_end_of_turn_min_silence_ms and vad_end_of_turn_threshold, a percent
+        1..=99); `vad_echo_aware=True` keeps the agent's echo from passing for caller speech.
+        `record_path` ("call.wav", ".opus" or ".ogg"; a str or a path) records the call in stereo
+        (caller left, agent as heard right), closed when the session is; a file that cannot be
+        created or another extension raises TrunklineError(RECORD).
 
         `start`, for a host that already read the carrier's `start` message itself (its
         framework parsed it to route the call): what it said, as {"stream_id", "call_id",
@@ -707,6 +724,9 @@ class Session(OwnedHandle):
         elif kind == "started":
             e.name = ev.name.decode()  # the call id, as in the C event
             self._fill_start(e)
+        elif kind == "end_of_turn":
+            e.silence_ms = ev.duration_ms
+            e.confidence = ev.confidence
         elif kind in ("barge_in", "interrupted"):
             e.segment = ev.segment.decode() or None
             e.segment_played_ms = ev.segment_played_ms if ev.segment_played_ms >= 0 else None

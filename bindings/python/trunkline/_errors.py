@@ -23,6 +23,7 @@ class Result(enum.IntEnum):
     IO = 10
     TIMEOUT = 11
     BAD_AUDIO = 12
+    RECORD = 13
 
 
 class TrunklineError(Exception):

@@ -77,6 +77,11 @@ class SessionConfig(Structure):
         ("read_hold_ms", c_uint32),
         ("dialect", c_char_p),
         ("agent_format", c_uint32),
+        ("record_path", c_char_p),
+        ("vad_echo_aware", c_bool),
+        ("vad_end_of_turn_enabled", c_bool),
+        ("vad_end_of_turn_min_silence_ms", c_uint32),
+        ("vad_end_of_turn_threshold", c_uint32),
     ]
 
 
@@ -96,6 +101,7 @@ class CEvent(Structure):
         ("segment", c_char * SEGMENT_TAG_CAPACITY),
         ("segment_played_ms", c_int64),
         ("unheard_segments", c_uint32),
+        ("confidence", c_int64),
     ]
 
 

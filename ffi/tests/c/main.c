@@ -101,6 +101,10 @@ static const struct {
     TEST(test_agent_format_config),
     TEST(test_agent_format_ulaw_passes_through),
     TEST(test_opus_ogg_in_chunks),
+    TEST(test_turn_settings_defaults_and_refusals),
+    TEST(test_end_of_turn_events),
+    TEST(test_record_call),
+    TEST(test_record_refused),
     TEST(test_log_to_stderr), /* last: it leaves the logger installed */
 };
 

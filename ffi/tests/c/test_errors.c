@@ -49,8 +49,8 @@ static trunkline_session *started_session(trunkline_engine *e, const trunkline_s
 }
 
 void test_result_messages(void) {
-  const char *seen[TRUNKLINE_RESULT_BAD_AUDIO + 1];
-  for (uint32_t code = 0; code <= TRUNKLINE_RESULT_BAD_AUDIO; code++) {
+  const char *seen[TRUNKLINE_RESULT_RECORD + 1];
+  for (uint32_t code = 0; code <= TRUNKLINE_RESULT_RECORD; code++) {
     const char *m = trunkline_result_message(code);
     REQUIRE(m != NULL);
     CHECK(strlen(m) > 0);
@@ -60,10 +60,10 @@ void test_result_messages(void) {
   CHECK(strcmp(trunkline_result_message(TRUNKLINE_RESULT_OK), "ok") == 0);
   /* Codes the library does not know get a generic text (the parameter is an integer on purpose:
    * any value is defined). */
-  const char *unknown = trunkline_result_message(TRUNKLINE_RESULT_BAD_AUDIO + 1);
+  const char *unknown = trunkline_result_message(TRUNKLINE_RESULT_RECORD + 1);
   REQUIRE(unknown != NULL);
   CHECK(trunkline_result_message(UINT32_MAX) == unknown);
-  for (uint32_t code = 0; code <= TRUNKLINE_RESULT_BAD_AUDIO; code++) CHECK(strcmp(unknown, seen[code]) != 0);
+  for (uint32_t code = 0; code <= TRUNKLINE_RESULT_RECORD; code++) CHECK(strcmp(unknown, seen[code]) != 0);
 }
 
 void test_protocol_error_messages(void) {

@@ -98,4 +98,12 @@ void test_log_to_stderr(void);
 /* test_opus.c */
 void test_opus_ogg_in_chunks(void);
 
+/* test_turn.c */
+void test_turn_settings_defaults_and_refusals(void);
+void test_end_of_turn_events(void);
+
+/* test_record.c */
+void test_record_call(void);
+void test_record_refused(void);
+
 #endif

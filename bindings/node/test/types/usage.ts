@@ -51,6 +51,8 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
       const heard: string | null = ev.segment;
       const unheard: string[] = ev.unheardSegments;
       void [heard, unheard];
+    } else if (ev.kind === 'end_of_turn') {
+      taken += ev.streamMs + (ev.silenceMs ?? 0) + (ev.confidence ?? 0);
     } else if (ev.kind === 'protocol_error' && ev.errorCode === PROTOCOL_ERROR.UNKNOWN_MARK) {
       send(ev.errorMessage + ev.name);
     }
@@ -71,6 +73,15 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   // A stream whose `start` the host already read.
   const known: StreamStart = { streamId: 'MZ1', callId: 'CA1', encoding: 'ulaw', sampleRate: 8000, customParameters: { lang: 'en' } };
   engine.session({ agentRate: 8000, agentFormat: 'ulaw', start: known }).close();
+  engine
+    .session({
+      recordPath: 'call.wav',
+      vadEchoAware: true,
+      vadEndOfTurnEnabled: true,
+      vadEndOfTurnMinSilenceMs: 200,
+      vadEndOfTurnThreshold: 50,
+    })
+    .close();
   const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
   return taken + stats.frames_out + Number(woken) + codes.length + STATS_NAMES.length + version.length;
 }

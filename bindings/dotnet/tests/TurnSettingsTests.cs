@@ -1,0 +1,192 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+
+namespace Trunkline.Tests
+{
+    /// <summary>The VAD's turn settings through the C session config: EndOfTurn events (their
+    /// fields, their place before SpeechStopped, their settings refused out of range) and
+    /// echo-aware detection.</summary>
+    public static class TurnSettingsTests
+    {
+        const int HangoverMs = 400;
+
+        /// <summary>A speech event and the stream time (ms of caller audio pushed) when it came out.</summary>
+        sealed class Seen
+        {
+            public Event Event;
+            public long At;
+        }
+
+        /// <summary>Feeds the whole speech fixture to an inline session; returns its speech events.</summary>
+        static List<Seen> RunCall(SessionOptions options)
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            options.VadHangoverMs = HangoverMs;
+            var seen = new List<Seen>();
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession(options))
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                int frames = caller.Length / 160;
+                for (int i = 0; i < frames; i++)
+                {
+                    s.Push(Twilio.Media(2 + i, i + 1, i * 20, caller, i * 160, 160));
+                    s.ReadAudio(); // keeps the caller PCM ring from filling
+                    foreach (var e in s.Events()) seen.Add(new Seen { Event = e, At = (i + 1) * 20L });
+                }
+                s.Push(Twilio.Stop(frames + 2));
+                foreach (var e in s.Events()) seen.Add(new Seen { Event = e, At = frames * 20L });
+            }
+            var speech = new[] { EventKind.SpeechStarted, EventKind.SpeechStopped, EventKind.EndOfTurn };
+            return seen.Where(x => speech.Contains(x.Event.Kind)).ToList();
+        }
+
+        static string Kinds(List<Seen> seen)
+        {
+            return string.Join(",", seen.Select(x => x.Event.Kind));
+        }
+
+        public static void TestEndOfTurnComesOncePerPauseBeforeSpeechStoppedWithSaneFields()
+        {
+            const int threshold = 35, minSilence = 140;
+            List<long[]> labels;
+            Twilio.Speech(out labels);
+            var seen = RunCall(new SessionOptions
+            {
+                VadEndOfTurnEnabled = true,
+                VadEndOfTurnThreshold = threshold,
+                VadEndOfTurnMinSilenceMs = minSilence,
+            });
+            var stops = Enumerable.Range(0, seen.Count).Where(i => seen[i].Event.Kind == EventKind.SpeechStopped).ToList();
+            Assert.Equal(labels.Count, stops.Count, "speech_stopped per utterance: " + Kinds(seen));
+            int early = 0;
+            for (int n = 0; n < stops.Count; n++)
+            {
+                var stopped = seen[stops[n]];
+                var turn = seen[stops[n] - 1];
+                // The pause's end of turn comes just before its SpeechStopped, at the same end of speech.
+                Assert.Equal(EventKind.EndOfTurn, turn.Event.Kind, "before speech_stopped " + n + ": " + Kinds(seen));
+                Assert.Equal(stopped.Event.StreamMs, turn.Event.StreamMs, "end of speech " + n);
+                Assert.True(Math.Abs((long)stopped.Event.StreamMs - labels[n][1]) <= 60, "end " + stopped.Event.StreamMs + " vs truth " + labels[n][1]);
+                int confidence = turn.Event.Confidence.Value;
+                long silence = turn.Event.SilenceMs.Value;
+                Assert.True(confidence >= 0 && confidence <= 100, "confidence " + confidence);
+                if (silence < HangoverMs)
+                {
+                    // Early: finished-sounding, after the minimum silence, and out that much sooner.
+                    early++;
+                    Assert.True(confidence >= threshold, "early at confidence " + confidence);
+                    Assert.Equal((long)minSilence, silence, "early silence");
+                    Assert.True(turn.At < stopped.At, "early end of turn at " + turn.At + " ms, speech stopped at " + stopped.At + " ms");
+                    Assert.True(turn.At - (long)turn.Event.StreamMs >= minSilence, "came after the minimum silence");
+                }
+                else
+                {
+                    Assert.Equal((long)HangoverMs, silence, "late silence");
+                    Assert.True(confidence < threshold, "late at confidence " + confidence);
+                }
+            }
+            Assert.True(early >= 1, "no early end of turn on the whole fixture");
+            for (int i = 0; i < seen.Count; i++)
+            {
+                var e = seen[i].Event;
+                if (e.Kind == EventKind.EndOfTurn)
+                    Assert.True(seen[i - 1].Event.Kind != EventKind.SpeechStopped, "end of turn after speech stopped: " + Kinds(seen));
+                else
+                    Assert.True(e.SilenceMs == null && e.Confidence == null, e.Kind + " has end-of-turn fields");
+            }
+        }
+
+        public static void TestTheTopThresholdWaitsForTheHangoverAndItIsOffByDefault()
+        {
+            var turns = RunCall(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = 99 })
+                .Where(x => x.Event.Kind == EventKind.EndOfTurn).ToList();
+            Assert.True(turns.Count > 0, "end of turn events");
+            foreach (var t in turns)
+                Assert.True(t.Event.SilenceMs == HangoverMs && t.Event.Confidence < 99, t.Event.ToString());
+            var plain = RunCall(new SessionOptions());
+            Assert.True(!plain.Any(x => x.Event.Kind == EventKind.EndOfTurn), "end of turn while off");
+            Assert.True(plain.Any(x => x.Event.Kind == EventKind.SpeechStopped), "speech stopped");
+        }
+
+        public static void TestAThresholdOutOf1To99IsRefused()
+        {
+            using (var engine = new Engine(0))
+            {
+                foreach (var bad in new[] { 0, 100, 255, 256, int.MaxValue })
+                {
+                    var ex = Assert.Throws<TrunklineException>(
+                        () => engine.OpenSession(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = bad }),
+                        "threshold " + bad);
+                    Assert.Equal(ResultCode.InvalidArgument, ex.Code, "threshold " + bad);
+                }
+                Assert.Throws<OverflowException>(() => engine.OpenSession(new SessionOptions { VadEndOfTurnThreshold = -1 }), "negative threshold");
+                foreach (var good in new[] { 1, 99 })
+                    engine.OpenSession(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = good }).Dispose();
+            }
+        }
+
+        /// <summary>The agent speaks (the speech fixture's first 2.5 s) and the line carries its
+        /// voice back: each frame the carrier plays returns as caller audio 100 ms later, 10 dB down.
+        /// On a manual clock, so the carrier plays exactly a frame per 20 ms. Returns the speech and
+        /// barge-in events.</summary>
+        static List<EventKind> AgentEchoCall(bool echoAware)
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            var agent = caller.Take(20000).Select(Twilio.ReferenceUlawDecode).ToArray();
+            var silence = Enumerable.Repeat((byte)0xFF, 160).ToArray();
+            var kinds = new List<EventKind>();
+            using (var engine = new Engine(new EngineOptions { Workers = 0, ManualClock = true }))
+            using (var s = engine.OpenSession(new SessionOptions { AgentRate = 8000, VadEchoAware = echoAware }))
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                Assert.Equal(agent.Length, s.Play(agent, 8000), "agent audio taken");
+                var queued = new Queue<byte[]>();
+                var played = new List<byte[]>();
+                for (int i = 0; i < 200; i++)
+                {
+                    foreach (var o in s.Outbound().Select(Twilio.Parse))
+                    {
+                        if (o.Event == "media") queued.Enqueue(o.Payload);
+                        else if (o.Event == "clear") queued.Clear();
+                    }
+                    played.Add(queued.Count > 0 ? queued.Dequeue() : silence);
+                    var heard = i >= 5 ? played[i - 5] : silence;
+                    var echo = heard.Select(c => (short)(Twilio.ReferenceUlawDecode(c) * 0.316)).ToArray();
+                    var payload = G711.UlawEncode(echo);
+                    s.Push(Twilio.Media(2 + i, i + 1, i * 20, payload, 0, payload.Length));
+                    engine.Advance(TimeSpan.FromMilliseconds(20));
+                    s.ReadAudio();
+                    kinds.AddRange(s.Events().Select(e => e.Kind).Where(k => k == EventKind.SpeechStarted || k == EventKind.BargeIn));
+                }
+            }
+            return kinds;
+        }
+
+        public static void TestEchoAwareKeepsTheAgentFromBargingInOnItsOwnEcho()
+        {
+            // Without it the echo passes for the caller's speech and cuts the agent off; with it,
+            // the echo the agent's played audio explains is not speech.
+            Assert.True(AgentEchoCall(false).Contains(EventKind.BargeIn), "barge-in on the echo without echo awareness");
+            Assert.SequenceEqual(new EventKind[0], AgentEchoCall(true), "speech events with echo awareness");
+        }
+
+        public static void TestEchoAwareIsAcceptedAndChangesNothingWhileTheAgentIsSilent()
+        {
+            // The echo gate acts on the agent's played audio only: with none, speech is found as
+            // without it.
+            var plain = RunCall(new SessionOptions());
+            var echoAware = RunCall(new SessionOptions { VadEchoAware = true });
+            Assert.SequenceEqual(
+                plain.Select(x => x.Event.Kind + "@" + x.Event.StreamMs),
+                echoAware.Select(x => x.Event.Kind + "@" + x.Event.StreamMs),
+                "speech events");
+            Assert.True(echoAware.Any(x => x.Event.Kind == EventKind.SpeechStarted), "speech found");
+        }
+    }
+}

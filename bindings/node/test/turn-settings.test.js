@@ -1,0 +1,154 @@
+'use strict';
+// The VAD's turn settings through the C session config: end_of_turn events (their fields, their
+// place before speech_stopped, their settings refused out of range) and echo-aware detection.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Engine, TrunklineError, RESULT, ulawEncode } = require('..');
+const h = require('./helpers');
+
+const HANGOVER_MS = 400;
+
+/**
+ * Feeds the whole speech fixture to an inline session; returns its speech events, each with `at`:
+ * the stream time (ms of caller audio pushed) when it came out.
+ */
+function runCall(t, options = {}) {
+  const { audio } = h.speech();
+  const engine = h.engineFor(t, { workers: 0 });
+  const session = engine.session({ vadHangoverMs: HANGOVER_MS, ...options });
+  const events = [];
+  session.push(h.connected());
+  session.push(h.start());
+  const frames = Math.floor(audio.length / 160);
+  for (let i = 0; i < frames; i++) {
+    session.push(h.frame(audio, i));
+    session.readAudio(); // keeps the caller PCM ring from filling
+    for (const e of session.events()) events.push({ ...e, at: (i + 1) * 20 });
+  }
+  session.push(h.stop(frames + 2));
+  for (const e of session.events()) events.push({ ...e, at: frames * 20 });
+  session.close();
+  return events.filter((e) => ['speech_started', 'speech_stopped', 'end_of_turn'].includes(e.kind));
+}
+
+test('end_of_turn comes once per pause, before or with speech_stopped, with sane fields', (t) => {
+  const threshold = 35;
+  const minSilence = 140;
+  const { labels } = h.speech();
+  const events = runCall(t, {
+    vadEndOfTurnEnabled: true,
+    vadEndOfTurnThreshold: threshold,
+    vadEndOfTurnMinSilenceMs: minSilence,
+  });
+  const kinds = events.map((e) => e.kind);
+  const stops = kinds.flatMap((k, i) => (k === 'speech_stopped' ? [i] : []));
+  assert.equal(stops.length, labels.length, kinds.join());
+  let early = 0;
+  stops.forEach((i, n) => {
+    const stopped = events[i];
+    const turn = events[i - 1];
+    // The pause's end_of_turn comes just before its speech_stopped, at the same end of speech.
+    assert.equal(turn.kind, 'end_of_turn', kinds.join());
+    assert.equal(turn.streamMs, stopped.streamMs);
+    assert.ok(Math.abs(stopped.streamMs - labels[n][1]) <= 60, `end ${stopped.streamMs} vs truth ${labels[n][1]}`);
+    assert.ok(turn.confidence >= 0 && turn.confidence <= 100, `confidence ${turn.confidence}`);
+    if (turn.silenceMs < HANGOVER_MS) {
+      // Early: finished-sounding, after the minimum silence, and out that much sooner.
+      early++;
+      assert.ok(turn.confidence >= threshold, `early at confidence ${turn.confidence}`);
+      assert.equal(turn.silenceMs, minSilence);
+      assert.ok(turn.at < stopped.at, `early end_of_turn at ${turn.at} ms, speech_stopped at ${stopped.at} ms`);
+      assert.ok(turn.at - turn.streamMs >= minSilence);
+    } else {
+      assert.equal(turn.silenceMs, HANGOVER_MS);
+      assert.ok(turn.confidence < threshold);
+    }
+  });
+  assert.ok(early >= 1, 'no early end of turn on the whole fixture');
+  // Every end_of_turn falls inside a turn, never after its speech_stopped.
+  kinds.forEach((k, i) => {
+    if (k === 'end_of_turn') assert.ok(['speech_started', 'end_of_turn'].includes(kinds[i - 1]), kinds.join());
+  });
+  for (const e of events.filter((x) => x.kind !== 'end_of_turn')) {
+    assert.equal(e.silenceMs, null);
+    assert.equal(e.confidence, null);
+  }
+});
+
+test('the top threshold waits for the hangover; off by default', (t) => {
+  const turns = runCall(t, { vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: 99 }).filter((e) => e.kind === 'end_of_turn');
+  assert.ok(turns.length > 0);
+  for (const e of turns) assert.ok(e.silenceMs === HANGOVER_MS && e.confidence < 99, JSON.stringify(e));
+  const plain = runCall(t);
+  assert.ok(!plain.some((e) => e.kind === 'end_of_turn'));
+  assert.ok(plain.some((e) => e.kind === 'speech_stopped'));
+});
+
+test('an end-of-turn threshold out of 1..99 is refused', (t) => {
+  const engine = h.engineFor(t, { workers: 0 });
+  for (const bad of [0, 100, 255, 256, 2 ** 32 - 1]) {
+    assert.throws(
+      () => engine.session({ vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: bad }),
+      (e) => e instanceof TrunklineError && e.code === RESULT.INVALID_ARGUMENT,
+      String(bad),
+    );
+  }
+  assert.throws(() => engine.session({ vadEndOfTurnThreshold: -1 }), TypeError);
+  for (const good of [1, 99]) engine.session({ vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: good }).close();
+});
+
+test('echo-aware detection is accepted and changes nothing while the agent is silent', (t) => {
+  // The echo gate acts on the agent's played audio only: with none, speech is found as without it.
+  const strip = (events) => events.map((e) => [e.kind, e.streamMs]);
+  const plain = runCall(t);
+  const echoAware = runCall(t, { vadEchoAware: true });
+  assert.deepEqual(strip(echoAware), strip(plain));
+  assert.ok(echoAware.some((e) => e.kind === 'speech_started'));
+});
+
+/**
+ * The agent speaks (the speech fixture's first 2.5 s) and the line carries its voice back: each
+ * frame the carrier plays returns as caller audio 100 ms later, 10 dB down. On a manual clock, so
+ * the carrier plays exactly a frame per 20 ms. Returns the kinds of the speech and barge-in events.
+ */
+function agentEchoCall(echoAware) {
+  const { audio } = h.speech();
+  const agent = Int16Array.from(audio.subarray(0, 20000), h.referenceUlawDecode);
+  const silence = Buffer.alloc(160, 0xff);
+  const kinds = [];
+  const engine = new Engine({ workers: 0, manualClock: true });
+  try {
+    const session = engine.session({ agentRate: 8000, vadEchoAware: echoAware });
+    session.push(h.connected());
+    session.push(h.start());
+    assert.equal(session.play(agent, 8000), agent.length);
+    const queued = [];
+    const played = [];
+    for (let i = 0; i < 200; i++) {
+      for (const m of session.outbound()) {
+        const o = h.parseOutbound(m);
+        if (o.event === 'media') queued.push(o.payload);
+        else if (o.event === 'clear') queued.length = 0;
+      }
+      played.push(queued.shift() ?? silence);
+      const heard = i >= 5 ? played[i - 5] : silence;
+      const echo = Int16Array.from(heard, (c) => Math.trunc(h.referenceUlawDecode(c) * 0.316));
+      session.push(h.media(i + 2, i + 1, i * 20, ulawEncode(echo)));
+      engine.advance(20);
+      session.readAudio();
+      for (const e of session.events()) if (e.kind === 'speech_started' || e.kind === 'barge_in') kinds.push(e.kind);
+    }
+    session.close();
+  } finally {
+    engine.close();
+  }
+  return kinds;
+}
+
+test('echo-aware detection keeps the agent from barging in on its own echo', () => {
+  // Without it the echo passes for the caller's speech and cuts the agent off; with it, the echo
+  // the agent's played audio explains is not speech.
+  assert.ok(agentEchoCall(false).includes('barge_in'));
+  assert.deepEqual(agentEchoCall(true), []);
+});

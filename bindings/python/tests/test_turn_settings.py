@@ -1,0 +1,163 @@
+"""The VAD's turn settings through the C session config: end-of-turn events (their fields, their
+place before speech_stopped, their settings refused out of range) and echo-aware detection."""
+
+import array
+import base64
+import json
+
+import pytest
+
+import trunkline
+from twilio_messages import connected, media, reference_ulaw_decode, speech, start, stop
+
+HANGOVER_MS = 400
+
+
+def run_call(**settings):
+    """Feeds the whole speech fixture to an inline session; returns the speech events, each with
+    the stream time (ms of caller audio pushed) when it came out, and the fixture's labels."""
+    audio, labels = speech()
+    events = []
+    with trunkline.Engine(workers=0) as engine, engine.session(vad_hangover_ms=HANGOVER_MS, **settings) as call:
+        call.push(connected())
+        call.push(start())
+        frames = len(audio) // 160
+        for i in range(frames):
+            call.push(media(i + 2, i + 1, i * 20, audio[i * 160 : (i + 1) * 160]))
+            call.read_audio()  # keeps the caller PCM ring from filling
+            events += [(e, (i + 1) * 20) for e in call.events()]
+        call.push(stop(frames + 2))
+        events += [(e, frames * 20) for e in call.events()]
+    speech_kinds = ("speech_started", "speech_stopped", "end_of_turn")
+    return [(e, at) for e, at in events if e.kind in speech_kinds], labels
+
+
+def test_end_of_turn_comes_once_per_pause_before_speech_stopped_with_sane_fields():
+    threshold, min_silence = 35, 140
+    events, labels = run_call(
+        vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=threshold, vad_end_of_turn_min_silence_ms=min_silence
+    )
+    kinds = [e.kind for e, _ in events]
+    stops = [i for i, k in enumerate(kinds) if k == "speech_stopped"]
+    assert len(stops) == len(labels), kinds
+    early = 0
+    for i in stops:
+        stopped, stopped_at = events[i]
+        # The pause's last end_of_turn comes just before its speech_stopped, at the same end of
+        # speech; never after it.
+        turn, turn_at = events[i - 1]
+        assert turn.kind == "end_of_turn", kinds
+        assert turn.stream_ms == stopped.stream_ms
+        assert 0 <= turn.confidence <= 100
+        if turn.silence_ms < HANGOVER_MS:
+            # Early: the phrase sounded finished enough, after the minimum silence, and it came
+            # out that much sooner in the stream than speech_stopped did.
+            early += 1
+            assert turn.confidence >= threshold
+            assert turn.silence_ms == min_silence
+            assert turn_at < stopped_at
+            assert turn_at - turn.stream_ms >= min_silence
+        else:
+            assert turn.silence_ms == HANGOVER_MS
+            assert turn.confidence < threshold
+    # Each ends where the fixture's utterance ends (within the VAD's frame and onset tolerance).
+    ends = [events[i][0].stream_ms for i in stops]
+    assert all(abs(end - label[1]) <= 60 for end, label in zip(ends, labels)), (ends, labels)
+    assert early >= 1, "no early end of turn on the whole fixture"
+    # Every end_of_turn falls inside a turn: after its speech_started (or an earlier end_of_turn
+    # of the same turn, when the caller spoke on after a pause), never after speech_stopped.
+    last = None
+    for e, _ in events:
+        if e.kind == "end_of_turn":
+            assert last in ("speech_started", "end_of_turn"), kinds
+        last = e.kind
+
+
+def test_the_threshold_and_min_silence_change_the_decision():
+    # At the top threshold no phrase is confident enough: every end of turn waits for the hangover.
+    events, _ = run_call(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99)
+    turns = [e for e, _ in events if e.kind == "end_of_turn"]
+    assert turns and all(t.silence_ms == HANGOVER_MS and t.confidence < 99 for t in turns)
+    # A longer minimum silence delays the early ones by as much (200 ms: whole frames).
+    events, _ = run_call(vad_end_of_turn_enabled=True, vad_end_of_turn_min_silence_ms=200)
+    early = [e for e, _ in events if e.kind == "end_of_turn" and e.silence_ms < HANGOVER_MS]
+    assert early and all(t.silence_ms == 200 for t in early)
+
+
+def test_end_of_turn_is_off_by_default():
+    events, _ = run_call()
+    kinds = [e.kind for e, _ in events]
+    assert "end_of_turn" not in kinds and "speech_stopped" in kinds
+    for e, _ in events:
+        assert e.silence_ms is None and e.confidence is None
+
+
+@pytest.mark.parametrize("bad", [0, 100, 255, 256, 2**32 - 1])
+def test_a_threshold_out_of_range_is_refused(bad):
+    with trunkline.Engine(workers=0) as engine:
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=bad)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        # Checked even while end of turn is off: the setting is wrong either way.
+        with pytest.raises(trunkline.TrunklineError):
+            engine.session(vad_end_of_turn_threshold=bad)
+        for good in (1, 99):
+            engine.session(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=good).close()
+
+
+def test_echo_aware_is_accepted_and_changes_nothing_while_the_agent_is_silent():
+    # The echo gate only acts on the agent's played audio: with none, the caller's speech is
+    # detected exactly as without it.
+    plain, _ = run_call()
+    echo_aware, _ = run_call(vad_echo_aware=True)
+    assert [(e.kind, e.stream_ms) for e, _ in echo_aware] == [(e.kind, e.stream_ms) for e, _ in plain]
+    assert any(e.kind == "speech_started" for e, _ in echo_aware)
+
+
+def agent_echo_call(echo_aware):
+    """The agent speaks (the speech fixture's first 2.5 s) and the line carries its voice back:
+    each frame the carrier plays returns as caller audio 100 ms later, 10 dB down. On a manual
+    clock, so the carrier plays exactly a frame per 20 ms. Returns the barge-in and speech
+    events."""
+    audio, _ = speech()
+    agent = array.array("h", [reference_ulaw_decode(c) for c in audio[: 20_000]]).tobytes()
+    silence = b"\xff" * 160
+    events = []
+    with trunkline.Engine(workers=0, manual_clock=True) as engine:
+        call = engine.session(agent_rate=8000, vad_echo_aware=echo_aware)
+        call.push(connected())
+        call.push(start())
+        assert call.play(agent, 8000) == len(agent) // 2
+        queued, played = [], []
+        for i in range(200):
+            for m in map(json.loads, call.outbound()):
+                if m["event"] == "media":
+                    queued.append(base64.b64decode(m["media"]["payload"]))
+                elif m["event"] == "clear":
+                    queued.clear()
+            played.append(queued.pop(0) if queued else silence)
+            heard = played[i - 5] if i >= 5 else silence
+            echo = array.array("h", (int(reference_ulaw_decode(c) * 0.316) for c in heard)).tobytes()
+            call.push(media(i + 2, i + 1, i * 20, trunkline.ulaw_encode(echo)))
+            engine.advance(ms=20)
+            call.read_audio()
+            events += [e.kind for e in call.events() if e.kind in ("speech_started", "barge_in")]
+    return events
+
+
+def test_echo_aware_keeps_the_agent_from_barging_in_on_its_own_echo():
+    # Without it the echo passes for the caller's speech and cuts the agent off; with it, the
+    # echo the agent's played audio explains is not speech.
+    assert "barge_in" in agent_echo_call(echo_aware=False)
+    assert agent_echo_call(echo_aware=True) == []
+
+
+def test_the_library_defaults_fill_the_new_settings():
+    from trunkline._core import session_config
+
+    c = session_config({})
+    assert (c.vad_echo_aware, c.vad_end_of_turn_enabled) == (False, False)
+    assert 1 <= c.vad_end_of_turn_threshold <= 99
+    assert c.record_path is None
+    c = session_config({"vad_echo_aware": True, "vad_end_of_turn_threshold": 60})
+    assert c.vad_echo_aware and c.vad_end_of_turn_threshold == 60
