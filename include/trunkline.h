@@ -478,6 +478,11 @@ typedef struct {
   // Confidence, percent (1..=99, default 35), the phrase's prosody must reach for an early
   // END_OF_TURN: higher waits for the hangover more often.
   uint32_t vad_end_of_turn_threshold;
+  // While caller speech over the agent is not yet long enough to barge in, the agent audio not
+  // yet sent is turned down this many dB (a 10 ms ramp), and back up if the speech stops short;
+  // the caller hears the bot back off about 200 ms after speaking up. 0..=255, default 18; 0:
+  // off.
+  uint32_t barge_in_duck_db;
 } trunkline_session_config;
 
 #if defined(TRUNKLINE_SERVER)

@@ -102,6 +102,10 @@ export interface SessionOptions {
    * (default): none. A file that cannot be created or another extension throws TrunklineError
    * RECORD. */
   recordPath?: string | null;
+  /** While caller speech over the agent is not yet long enough to barge in, the agent audio not
+   * yet sent is turned down this many dB, and back up if the speech stops short (default 18;
+   * 0: off). */
+  bargeInDuckDb?: number;
   /** Echo-aware speech detection, for lines that echo the agent's voice back: caller audio the
    * agent's echo explains is not taken for speech (default false). */
   vadEchoAware?: boolean;

@@ -119,6 +119,11 @@ pub struct trunkline_session_config {
     /// Confidence, percent (1..=99, default 35), the phrase's prosody must reach for an early
     /// END_OF_TURN: higher waits for the hangover more often.
     pub vad_end_of_turn_threshold: u32,
+    /// While caller speech over the agent is not yet long enough to barge in, the agent audio not
+    /// yet sent is turned down this many dB (a 10 ms ramp), and back up if the speech stops short;
+    /// the caller hears the bot back off about 200 ms after speaking up. 0..=255, default 18; 0:
+    /// off.
+    pub barge_in_duck_db: u32,
 }
 
 /// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
@@ -162,6 +167,7 @@ versioned!(trunkline_session_config {
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
     max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format, record_path,
     vad_echo_aware, vad_end_of_turn_enabled, vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold,
+    barge_in_duck_db,
 } bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
@@ -272,6 +278,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             vad_end_of_turn_enabled: c.vad.end_of_turn_enabled,
             vad_end_of_turn_min_silence_ms: c.vad.end_of_turn_min_silence_ms,
             vad_end_of_turn_threshold: u32::from(c.vad.end_of_turn_threshold),
+            barge_in_duck_db: u32::from(c.barge_in.duck_db),
         }
     }
 }
@@ -331,6 +338,7 @@ impl trunkline_session_config {
         let barge_in = BargeInConfig {
             enabled: self.barge_in_enabled,
             min_speech_ms: self.barge_in_min_speech_ms,
+            duck_db: u8::try_from(self.barge_in_duck_db).ok()?,
             ..BargeInConfig::default()
         };
         Some(SessionConfig {
@@ -470,6 +478,20 @@ mod tests {
         // A caller compiled before these fields: its struct ends where they begin.
         c.struct_size = std::mem::offset_of!(trunkline_session_config, record_path);
         assert_eq!(trunkline_session_config::read(&c).unwrap().vad, engine_default);
+    }
+
+    #[test]
+    fn ducking_reads_through_and_older_callers_keep_the_default() {
+        let default = trunkline_session_config::from(&SessionConfig::default());
+        let engine_default = BargeInConfig::default();
+        assert_eq!(default.barge_in_duck_db, u32::from(engine_default.duck_db));
+        let mut c = default;
+        c.barge_in_duck_db = 0;
+        assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in.duck_db, 0);
+        c.barge_in_duck_db = 256;
+        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, barge_in_duck_db);
+        assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in, engine_default);
     }
 
     #[test]

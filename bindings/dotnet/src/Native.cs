@@ -263,6 +263,7 @@ namespace Trunkline
         [MarshalAs(UnmanagedType.U1)] public bool vad_end_of_turn_enabled;
         public uint vad_end_of_turn_min_silence_ms;
         public uint vad_end_of_turn_threshold;
+        public uint barge_in_duck_db;
     }
 
     // The `const char *` fields and `session` point to memory that the caller keeps alive for the

@@ -112,6 +112,11 @@ namespace Trunkline
         /// created or another extension makes opening the session throw
         /// TrunklineException(Record).</summary>
         public string RecordPath { get; set; }
+        /// <summary>While caller speech over the agent is not yet long enough to barge in, the agent
+        /// audio not yet sent is turned down this many dB, and back up if the speech stops short
+        /// (default 18; 0: off; above 255 makes opening the session throw
+        /// TrunklineException(InvalidArgument)).</summary>
+        public int? BargeInDuckDb { get; set; }
         /// <summary>Echo-aware speech detection, for lines that echo the agent's voice back:
         /// caller audio the agent's echo explains is not taken for speech (default false).</summary>
         public bool? VadEchoAware { get; set; }
@@ -177,6 +182,7 @@ namespace Trunkline
             if (VadEndOfTurnEnabled.HasValue) c.vad_end_of_turn_enabled = VadEndOfTurnEnabled.Value;
             c.vad_end_of_turn_min_silence_ms = U(VadEndOfTurnMinSilenceMs, c.vad_end_of_turn_min_silence_ms);
             c.vad_end_of_turn_threshold = U(VadEndOfTurnThreshold, c.vad_end_of_turn_threshold);
+            c.barge_in_duck_db = U(BargeInDuckDb, c.barge_in_duck_db);
             return c;
         }
     }

@@ -135,13 +135,23 @@ namespace Trunkline.Tests
         /// barge-in events.</summary>
         static List<EventKind> AgentEchoCall(bool echoAware)
         {
+            List<byte[]> sent;
+            Dictionary<string, ulong> stats;
+            return AgentEchoCall(new SessionOptions { AgentRate = 8000, VadEchoAware = echoAware }, out sent, out stats);
+        }
+
+        /// <summary>The same call with <paramref name="options"/>; also every media payload sent,
+        /// in order, and the session's counters.</summary>
+        static List<EventKind> AgentEchoCall(SessionOptions options, out List<byte[]> sent, out Dictionary<string, ulong> stats)
+        {
             List<long[]> labels;
             var caller = Twilio.Speech(out labels);
             var agent = caller.Take(20000).Select(Twilio.ReferenceUlawDecode).ToArray();
             var silence = Enumerable.Repeat((byte)0xFF, 160).ToArray();
             var kinds = new List<EventKind>();
+            sent = new List<byte[]>();
             using (var engine = new Engine(new EngineOptions { Workers = 0, ManualClock = true }))
-            using (var s = engine.OpenSession(new SessionOptions { AgentRate = 8000, VadEchoAware = echoAware }))
+            using (var s = engine.OpenSession(options))
             {
                 s.Push(Twilio.Connected());
                 s.Push(Twilio.Start());
@@ -152,7 +162,11 @@ namespace Trunkline.Tests
                 {
                     foreach (var o in s.Outbound().Select(Twilio.Parse))
                     {
-                        if (o.Event == "media") queued.Enqueue(o.Payload);
+                        if (o.Event == "media")
+                        {
+                            queued.Enqueue(o.Payload);
+                            sent.Add(o.Payload);
+                        }
                         else if (o.Event == "clear") queued.Clear();
                     }
                     played.Add(queued.Count > 0 ? queued.Dequeue() : silence);
@@ -164,8 +178,42 @@ namespace Trunkline.Tests
                     s.ReadAudio();
                     kinds.AddRange(s.Events().Select(e => e.Kind).Where(k => k == EventKind.SpeechStarted || k == EventKind.BargeIn));
                 }
+                stats = s.Stats();
             }
             return kinds;
+        }
+
+        static double LevelDb(byte[] payload)
+        {
+            double sum = payload.Sum(c => { double x = Twilio.ReferenceUlawDecode(c); return x * x; });
+            return 10 * Math.Log10(sum / payload.Length + 1e-9);
+        }
+
+        public static void TestDuckingTurnsTheAgentDownBeforeTheBargeInAndZeroTurnsItOff()
+        {
+            // The same deterministic call twice (the line's echo barges in): with ducking (default
+            // 18 dB) the frames sent between the speech's confirmation and the clear are the same
+            // audio 18 dB down; with 0 nothing is. The quieter echo may move the barge-in a frame.
+            List<byte[]> ducked, plain;
+            Dictionary<string, ulong> duckedStats, plainStats;
+            var kinds = AgentEchoCall(new SessionOptions { AgentRate = 8000 }, out ducked, out duckedStats);
+            var plainKinds = AgentEchoCall(new SessionOptions { AgentRate = 8000, BargeInDuckDb = 0 }, out plain, out plainStats);
+            Assert.SequenceEqual(kinds, plainKinds, "the same events");
+            Assert.True(kinds.Contains(EventKind.BargeIn), "barge-in");
+            Assert.Equal(1UL, duckedStats["ducks"], "ducks");
+            Assert.Equal(0UL, plainStats["ducks"], "ducks with 0 dB");
+            int n = Math.Min(ducked.Count, plain.Count);
+            var differ = Enumerable.Range(0, n).Where(i => !ducked[i].SequenceEqual(plain[i])).ToList();
+            Assert.True(differ.Count >= 3, "ducked frames: " + differ.Count);
+            Assert.SequenceEqual(Enumerable.Range(differ[0], n - differ[0]), differ, "ducked up to the clear");
+            // The first ducked frame holds the 10 ms ramp.
+            var drops = differ.Skip(1).Where(i => LevelDb(plain[i]) > 30).Select(i => LevelDb(plain[i]) - LevelDb(ducked[i])).ToList();
+            Assert.True(drops.Count > 0 && drops.All(d => d >= 16.5 && d <= 19.5), "drops " + string.Join(", ", drops));
+            using (var engine = new Engine(new EngineOptions { Workers = 0 }))
+            {
+                var ex = Assert.Throws<TrunklineException>(() => engine.OpenSession(new SessionOptions { BargeInDuckDb = 256 }), "256 dB");
+                Assert.Equal(ResultCode.InvalidArgument, ex.Code, "256 dB refused");
+            }
         }
 
         public static void TestEchoAwareKeepsTheAgentFromBargingInOnItsOwnEcho()

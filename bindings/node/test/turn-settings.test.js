@@ -112,14 +112,15 @@ test('echo-aware detection is accepted and changes nothing while the agent is si
  * frame the carrier plays returns as caller audio 100 ms later, 10 dB down. On a manual clock, so
  * the carrier plays exactly a frame per 20 ms. Returns the kinds of the speech and barge-in events.
  */
-function agentEchoCall(echoAware) {
+function agentEchoCall(echoAware, options = {}, out = {}) {
   const { audio } = h.speech();
   const agent = Int16Array.from(audio.subarray(0, 20000), h.referenceUlawDecode);
   const silence = Buffer.alloc(160, 0xff);
   const kinds = [];
   const engine = new Engine({ workers: 0, manualClock: true });
   try {
-    const session = engine.session({ agentRate: 8000, vadEchoAware: echoAware });
+    const session = engine.session({ agentRate: 8000, vadEchoAware: echoAware, ...options });
+    out.sent = [];
     session.push(h.connected());
     session.push(h.start());
     assert.equal(session.play(agent, 8000), agent.length);
@@ -128,7 +129,10 @@ function agentEchoCall(echoAware) {
     for (let i = 0; i < 200; i++) {
       for (const m of session.outbound()) {
         const o = h.parseOutbound(m);
-        if (o.event === 'media') queued.push(o.payload);
+        if (o.event === 'media') {
+          queued.push(o.payload);
+          out.sent.push(o.payload);
+        }
         else if (o.event === 'clear') queued.length = 0;
       }
       played.push(queued.shift() ?? silence);
@@ -139,6 +143,7 @@ function agentEchoCall(echoAware) {
       session.readAudio();
       for (const e of session.events()) if (e.kind === 'speech_started' || e.kind === 'barge_in') kinds.push(e.kind);
     }
+    out.stats = session.stats();
     session.close();
   } finally {
     engine.close();
@@ -151,4 +156,36 @@ test('echo-aware detection keeps the agent from barging in on its own echo', () 
   // the agent's played audio explains is not speech.
   assert.ok(agentEchoCall(false).includes('barge_in'));
   assert.deepEqual(agentEchoCall(true), []);
+});
+
+function levelDb(payload) {
+  let sum = 0;
+  for (const c of payload) sum += h.referenceUlawDecode(c) ** 2;
+  return 10 * Math.log10(sum / payload.length + 1e-9);
+}
+
+test('ducking turns the agent down before the barge-in; bargeInDuckDb 0 turns it off', () => {
+  // The same deterministic call twice (the line's echo barges in): with ducking (default 18 dB)
+  // the frames sent between the speech's confirmation and the clear are the same audio 18 dB
+  // down; with 0 nothing is turned down. The quieter echo may move the barge-in by a frame.
+  const ducked = {};
+  const plain = {};
+  const kinds = agentEchoCall(false, {}, ducked);
+  assert.deepEqual(agentEchoCall(false, { bargeInDuckDb: 0 }, plain), kinds);
+  assert.ok(kinds.includes('barge_in'));
+  assert.deepEqual([ducked.stats.ducks, plain.stats.ducks], [1, 0]);
+  const n = Math.min(ducked.sent.length, plain.sent.length);
+  const differ = [];
+  for (let i = 0; i < n; i++) if (!ducked.sent[i].equals(plain.sent[i])) differ.push(i);
+  assert.ok(differ.length >= 3, String(differ));
+  assert.deepEqual(differ, Array.from({ length: n - differ[0] }, (_, k) => differ[0] + k));
+  // The first ducked frame holds the 10 ms ramp.
+  const drops = differ.slice(1).filter((i) => levelDb(plain.sent[i]) > 30).map((i) => levelDb(plain.sent[i]) - levelDb(ducked.sent[i]));
+  assert.ok(drops.length > 0 && drops.every((d) => d >= 16.5 && d <= 19.5), String(drops));
+  const engine = new Engine({ workers: 0 });
+  try {
+    assert.throws(() => engine.session({ bargeInDuckDb: 256 }), (e) => e instanceof TrunklineError);
+  } finally {
+    engine.close();
+  }
 });

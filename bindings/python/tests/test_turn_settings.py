@@ -4,6 +4,7 @@ place before speech_stopped, their settings refused out of range) and echo-aware
 import array
 import base64
 import json
+import math
 
 import pytest
 
@@ -114,17 +115,19 @@ def test_echo_aware_is_accepted_and_changes_nothing_while_the_agent_is_silent():
     assert any(e.kind == "speech_started" for e, _ in echo_aware)
 
 
-def agent_echo_call(echo_aware):
+def agent_echo_call(echo_aware, **settings):
     """The agent speaks (the speech fixture's first 2.5 s) and the line carries its voice back:
     each frame the carrier plays returns as caller audio 100 ms later, 10 dB down. On a manual
     clock, so the carrier plays exactly a frame per 20 ms. Returns the barge-in and speech
-    events."""
+    events, and with `sent=True` also every media payload sent (in order) and the counters."""
+    want_sent = settings.pop("sent", False)
+    sent = []
     audio, _ = speech()
     agent = array.array("h", [reference_ulaw_decode(c) for c in audio[: 20_000]]).tobytes()
     silence = b"\xff" * 160
     events = []
     with trunkline.Engine(workers=0, manual_clock=True) as engine:
-        call = engine.session(agent_rate=8000, vad_echo_aware=echo_aware)
+        call = engine.session(agent_rate=8000, vad_echo_aware=echo_aware, **settings)
         call.push(connected())
         call.push(start())
         assert call.play(agent, 8000) == len(agent) // 2
@@ -133,6 +136,7 @@ def agent_echo_call(echo_aware):
             for m in map(json.loads, call.outbound()):
                 if m["event"] == "media":
                     queued.append(base64.b64decode(m["media"]["payload"]))
+                    sent.append(queued[-1])
                 elif m["event"] == "clear":
                     queued.clear()
             played.append(queued.pop(0) if queued else silence)
@@ -142,7 +146,8 @@ def agent_echo_call(echo_aware):
             engine.advance(ms=20)
             call.read_audio()
             events += [e.kind for e in call.events() if e.kind in ("speech_started", "barge_in")]
-    return events
+        stats = call.stats()
+    return (events, sent, stats) if want_sent else events
 
 
 def test_echo_aware_keeps_the_agent_from_barging_in_on_its_own_echo():
@@ -150,6 +155,31 @@ def test_echo_aware_keeps_the_agent_from_barging_in_on_its_own_echo():
     # echo the agent's played audio explains is not speech.
     assert "barge_in" in agent_echo_call(echo_aware=False)
     assert agent_echo_call(echo_aware=True) == []
+
+
+def level_db(payload):
+    samples = [reference_ulaw_decode(c) for c in payload]
+    return 10 * math.log10(sum(x * x for x in samples) / len(samples) + 1e-9)
+
+
+def test_ducking_turns_the_agent_down_before_the_barge_in_and_zero_turns_it_off():
+    # The same deterministic call twice: the line's echo passes for caller speech and barges in.
+    # With ducking (the default, 18 dB) the frames sent between the speech's confirmation and
+    # the barge-in are the same audio 18 dB down; with barge_in_duck_db=0 nothing is turned down.
+    # (The ducked agent's echo is quieter too, so the barge-in may come a frame apart.)
+    events, ducked, ducked_stats = agent_echo_call(False, sent=True)
+    plain_events, plain, plain_stats = agent_echo_call(False, sent=True, barge_in_duck_db=0)
+    assert events == plain_events and "barge_in" in events
+    assert (ducked_stats["ducks"], plain_stats["ducks"]) == (1, 0)
+    assert abs(len(ducked) - len(plain)) <= 1
+    differ = [i for i, (a, b) in enumerate(zip(ducked, plain)) if a != b]
+    assert len(differ) >= 3, differ
+    assert differ == list(range(differ[0], min(len(ducked), len(plain)))), "ducked up to the clear"
+    # The first ducked frame holds the 10 ms ramp; the others are the full 18 dB (µ-law steps).
+    drops = [level_db(plain[i]) - level_db(ducked[i]) for i in differ[1:] if level_db(plain[i]) > 30]
+    assert drops and all(16.5 <= d <= 19.5 for d in drops), drops
+    with trunkline.Engine(workers=0) as engine, pytest.raises(trunkline.TrunklineError):
+        engine.session(barge_in_duck_db=256)
 
 
 def test_the_library_defaults_fill_the_new_settings():

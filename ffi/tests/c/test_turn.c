@@ -95,6 +95,18 @@ void test_turn_settings_defaults_and_refusals(void) {
     CHECK_OK(trunkline_session_open(e, &g, &s));
     trunkline_session_free(s);
   }
+
+  /* Ducking: on by default, 0 turns it off, a dB figure is at most 255. */
+  CHECK(c.barge_in_duck_db > 0 && c.barge_in_duck_db <= 255);
+  const uint32_t duck[] = {0, 255, 256};
+  for (size_t i = 0; i < 3; i++) {
+    trunkline_session_config d = c;
+    d.barge_in_duck_db = duck[i];
+    s = NULL;
+    CHECK_RESULT(trunkline_session_open(e, &d, &s),
+                 duck[i] <= 255 ? TRUNKLINE_RESULT_OK : TRUNKLINE_RESULT_INVALID_ARGUMENT);
+    trunkline_session_free(s);
+  }
   trunkline_engine_free(e);
 }
 
