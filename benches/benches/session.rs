@@ -84,7 +84,11 @@ fn case_name(dir: Direction, ulaw: bool) -> String {
 }
 
 fn started_pipeline(config: &SessionConfig, sink: &mut CountingSink) -> SessionPipeline {
-    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap();
+    start(SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap(), sink)
+}
+
+/// `p` after the carrier's `connected` and `start`.
+fn start(mut p: SessionPipeline, sink: &mut CountingSink) -> SessionPipeline {
     for message in [CONNECTED.to_owned(), start_message()] {
         p.handle_message(message.as_bytes(), MessageKind::Text, 0, 0, &mut |pcm| sink.audio(pcm));
         sink.drain(&mut p, 0);
@@ -277,12 +281,7 @@ fn recording(c: &mut Criterion) {
                         p.set_tap(tap);
                         empty
                     });
-                    for message in [CONNECTED.to_owned(), start_message()] {
-                        p.handle_message(message.as_bytes(), MessageKind::Text, 0, 0, &mut |pcm| {
-                            sink.audio(pcm)
-                        });
-                        sink.drain(&mut p, 0);
-                    }
+                    let mut p = start(p, &mut sink);
                     let n = (iters - done).min(messages.len() as u64) as usize;
                     let mut now = 0u64;
                     for chunk in messages[..n].chunks(64) {

@@ -121,22 +121,39 @@ fn python_wave_frames(path: &Path) -> Option<(u32, u64)> {
     Some((it.next()? as u32, it.next()?))
 }
 
-#[test]
-fn the_offload_server_records_what_callsim_sent_and_heard() {
+/// Runs `script` as one callsim call against an offload server recording every call in
+/// `format` to a fresh directory (named after `tag`), with the test bot answering; returns the
+/// directory and the call's result once everything is shut down, which closes the recording.
+fn record_a_call(tag: &str, format: RecordFormat, script: &Script) -> (PathBuf, callsim::CallResult) {
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("trunkline-callsim-recording-{}", std::process::id()));
+        std::env::temp_dir().join(format!("trunkline-callsim-recording-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let engine = Arc::new(Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap());
     let config = OffloadConfig {
         session: SessionConfig { agent_rate: 8_000, play_rate: 8_000, ..Default::default() },
         record_dir: Some(dir.clone()),
-        record_format: RecordFormat::Wav,
+        record_format: format,
         ..Default::default()
     };
     let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let thread = bot(engine.clone(), server.clone(), stop.clone());
+    let mut options = CallOptions::new(format!("ws://{}/", server.local_addr()));
+    options.line_noise_dbfs = None;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let r = rt.block_on(callsim::run_call(0, &options, script));
+    // The hang-up reaches the engine; then everything is shut down, which closes the recording.
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Release);
+    engine.wake();
+    thread.join().unwrap();
+    drop(server);
+    drop(Arc::try_unwrap(engine).ok().expect("the test holds the last reference to the engine"));
+    (dir, r)
+}
 
+#[test]
+fn the_offload_server_records_what_callsim_sent_and_heard() {
     let (audio, labels) = speech();
     let caller = CallerAudio::from_ulaw(audio)
         .with_speech(labels.into_iter().map(|(s, e)| SpeechSegment { start_ms: s, end_ms: e }));
@@ -147,18 +164,8 @@ fn the_offload_server_records_what_callsim_sent_and_heard() {
         .wait_for_reply(Duration::from_secs(3))
         .interrupt(Duration::from_millis(500), interruption.clone())
         .silence(Duration::from_millis(600));
-    let mut options = CallOptions::new(format!("ws://{}/", server.local_addr()));
-    options.line_noise_dbfs = None;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let r = rt.block_on(callsim::run_call(0, &options, &script));
+    let (dir, r) = record_a_call("wav", RecordFormat::Wav, &script);
     assert!(r.ok(), "{:?}\n{}", r.error, callsim::format_timeline(&r, None));
-    // The hang-up reaches the engine; then everything is shut down, which closes the recording.
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Release);
-    engine.wake();
-    thread.join().unwrap();
-    drop(server);
-    drop(Arc::try_unwrap(engine).ok().expect("the test holds the last reference to the engine"));
 
     let path = dir.join(format!("{}.wav", r.stream_sid));
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -242,33 +249,11 @@ fn the_offload_server_records_what_callsim_sent_and_heard() {
 
 #[test]
 fn the_offload_server_records_ogg_opus_when_asked() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("trunkline-callsim-recording-opus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let engine = Arc::new(Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap());
-    let config = OffloadConfig {
-        session: SessionConfig { agent_rate: 8_000, play_rate: 8_000, ..Default::default() },
-        record_dir: Some(dir.clone()),
-        record_format: RecordFormat::OggOpus,
-        ..Default::default()
-    };
-    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread = bot(engine.clone(), server.clone(), stop.clone());
     let (audio, _) = speech();
     let said = CallerAudio::from_ulaw(audio).slice_ms(1_000, 2_500);
     let script = Script::new().say(said.clone()).silence(Duration::from_millis(200));
-    let mut options = CallOptions::new(format!("ws://{}/", server.local_addr()));
-    options.line_noise_dbfs = None;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let r = rt.block_on(callsim::run_call(0, &options, &script));
+    let (dir, r) = record_a_call("opus", RecordFormat::OggOpus, &script);
     assert!(r.ok(), "{:?}", r.error);
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Release);
-    engine.wake();
-    thread.join().unwrap();
-    drop(server);
-    drop(Arc::try_unwrap(engine).ok().expect("the test holds the last reference to the engine"));
 
     let path = dir.join(format!("{}.opus", r.stream_sid));
     assert!(path.exists(), "no {}", path.display());

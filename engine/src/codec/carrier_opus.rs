@@ -6,8 +6,9 @@
 //! and the stack, so the worker allocates nothing per frame.
 
 use audiopus::coder::Encoder;
-use audiopus::{Application, Bitrate, Channels, SampleRate};
+use audiopus::{Application, Bitrate, Channels};
 
+use super::opus::sample_rate;
 pub use super::opus::{OPUS_RATES, OpusDecoder, OpusError};
 
 /// The largest packet of one frame (RFC 6716, 3.4: at most 1275 bytes of frame data, and the
@@ -20,17 +21,6 @@ pub const FRAME_MS: u32 = 20;
 /// The rates a carrier's Opus may be encoded from here: [`OPUS_RATES`] without 12 kHz, which
 /// the engine's resampler does not produce.
 pub const ENCODE_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
-
-fn sample_rate(rate: u32) -> Result<SampleRate, OpusError> {
-    Ok(match rate {
-        8_000 => SampleRate::Hz8000,
-        12_000 => SampleRate::Hz12000,
-        16_000 => SampleRate::Hz16000,
-        24_000 => SampleRate::Hz24000,
-        48_000 => SampleRate::Hz48000,
-        _ => return Err(OpusError::Decoder),
-    })
-}
 
 /// A mono Opus encoder for speech (libopus's VOIP application), 20 ms frames at a fixed rate.
 pub struct CarrierOpusEncoder {
@@ -52,8 +42,9 @@ impl CarrierOpusEncoder {
         if !ENCODE_RATES.contains(&rate) {
             return Err(OpusError::Decoder);
         }
-        let mut encoder = Encoder::new(sample_rate(rate)?, Channels::Mono, Application::Voip)
-            .map_err(|_| OpusError::Decoder)?;
+        let mut encoder =
+            Encoder::new(sample_rate(rate).ok_or(OpusError::Decoder)?, Channels::Mono, Application::Voip)
+                .map_err(|_| OpusError::Decoder)?;
         let bits = match rate {
             8_000 => 16_000,
             16_000 => 24_000,

@@ -44,6 +44,18 @@ pub fn decode_rate(source: u32, target: u32) -> u32 {
     DECODE_RATES.into_iter().find(|&r| r >= want).unwrap_or(48_000)
 }
 
+/// libopus's name for one of [`OPUS_RATES`].
+pub fn sample_rate(rate: u32) -> Option<SampleRate> {
+    Some(match rate {
+        8_000 => SampleRate::Hz8000,
+        12_000 => SampleRate::Hz12000,
+        16_000 => SampleRate::Hz16000,
+        24_000 => SampleRate::Hz24000,
+        48_000 => SampleRate::Hz48000,
+        _ => return None,
+    })
+}
+
 /// Why a packet did not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpusError {
@@ -68,14 +80,7 @@ impl std::fmt::Debug for OpusDecoder {
 impl OpusDecoder {
     /// A decoder producing mono at `rate` Hz (one of [`OPUS_RATES`]).
     pub fn new(rate: u32) -> Result<Self, OpusError> {
-        let sample_rate = match rate {
-            8_000 => SampleRate::Hz8000,
-            12_000 => SampleRate::Hz12000,
-            16_000 => SampleRate::Hz16000,
-            24_000 => SampleRate::Hz24000,
-            48_000 => SampleRate::Hz48000,
-            _ => return Err(OpusError::Decoder),
-        };
+        let sample_rate = sample_rate(rate).ok_or(OpusError::Decoder)?;
         let decoder = Decoder::new(sample_rate, Channels::Mono).map_err(|_| OpusError::Decoder)?;
         Ok(Self { decoder, rate })
     }

@@ -491,7 +491,7 @@ mod ogg_sink {
     //! packets with granule positions at 48 kHz, the first `pre-skip` of them the encoder's delay.
 
     use audiopus::coder::Encoder;
-    use audiopus::{Application, Bitrate, Channels, SampleRate};
+    use audiopus::{Application, Bitrate, Channels};
     use ogg::writing::{PacketWriteEndInfo, PacketWriter};
     use std::fs::File;
     use std::io::{self, BufWriter, Write};
@@ -525,15 +525,9 @@ mod ogg_sink {
 
     impl OggOpusSink {
         pub(super) fn new(file: File, rate: u32) -> Option<Self> {
-            let sample_rate = match rate {
-                8_000 => SampleRate::Hz8000,
-                12_000 => SampleRate::Hz12000,
-                16_000 => SampleRate::Hz16000,
-                24_000 => SampleRate::Hz24000,
-                48_000 => SampleRate::Hz48000,
-                _ => return None,
-            };
-            let mut encoder = Encoder::new(sample_rate, Channels::Stereo, Application::Audio).ok()?;
+            let mut encoder =
+                Encoder::new(crate::codec::opus::sample_rate(rate)?, Channels::Stereo, Application::Audio)
+                    .ok()?;
             // Two independent voices: enough bits that neither is smeared into the other.
             encoder.set_bitrate(Bitrate::BitsPerSecond(64_000)).ok()?;
             let lookahead = u64::from(encoder.lookahead().ok()?);
