@@ -25,13 +25,24 @@
 # Safe to run concurrently: builds in a temporary directory and renames it into place.
 #
 # Usage: scripts/make_vad_corpus.sh [output_dir]
+#        scripts/make_vad_corpus.sh --paused [output_dir]   (paused sentences, see below)
 set -euo pipefail
 
 # Bump when the clip list or processing changes.
 version=3
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="${1:-$(dirname "$here")/target/vad-corpus}"
+# --paused: build only the paused-sentence clips (see the end of this script) into their own
+# directory (default target/vad-corpus-paused), so the clips above stay as they are.
+paused=0
+if [[ "${1:-}" == "--paused" ]]; then
+    paused=1
+    version="paused-1"
+    shift
+    out="${1:-$(dirname "$here")/target/vad-corpus-paused}"
+else
+    out="${1:-$(dirname "$here")/target/vad-corpus}"
+fi
 
 if [[ -f "$out/VERSION" && "$(cat "$out/VERSION")" == "$version" ]]; then
     exit 0
@@ -82,6 +93,54 @@ say() {
     espeak-ng -v "$voice" -s "$wpm" -w "$tmp/work/$name.raw.wav" "$text"
     finish "$kind" "$name" "$tmp/work/$name.raw.wav" "$max_ms"
 }
+
+# Paused sentences (--paused): a caller sentence with a pause inside, where the phrase is plainly
+# unfinished (mid-phrase, or after a hesitation "and, um,"), as SSML with a 450 ms break. The
+# Rust side finds the break (the longest stretch under 1 % of the clip's peak) and stretches it
+# to a seeded 300-800 ms, so the pause's length is measured, not assumed. KIND is mid. Every
+# sentence in three voices/rates.
+if ((paused)); then
+    pvoices=(en-us en-gb en-us+f3 en-gb-scotland en-us+m3 en+f4 en-gb-x-rp en+f2)
+    prates=(150 170 185 160 140 175)
+    psentences=(
+        "I'd like to change <break time='450ms'/> my delivery address, please."
+        "Can you transfer me <break time='450ms'/> to the billing department?"
+        "My order number is <break time='450ms'/> four seven two nine one."
+        "I already tried restarting it and, um, <break time='450ms'/> it still doesn't work."
+        "The card ends in <break time='450ms'/> eight eight three zero."
+        "Could you send me <break time='450ms'/> the confirmation by email?"
+        "What I really need is <break time='450ms'/> a new appointment next week."
+        "So the problem is that, uh, <break time='450ms'/> the app keeps crashing."
+        "I paid the bill on <break time='450ms'/> Monday morning I think."
+        "We moved last month and, um, <break time='450ms'/> the letters still go to the old house."
+        "Is it possible to <break time='450ms'/> get a refund for that?"
+        "I was calling because <break time='450ms'/> my internet is down again."
+    )
+    i=0
+    for text in "${psentences[@]}"; do
+        for k in 0 1 2; do
+            v=$(((i * 3 + k * 5) % ${#pvoices[@]}))
+            r=$(((i + k * 2) % ${#prates[@]}))
+            name="mid$(printf %02d "$i")_$k"
+            espeak-ng -m -v "${pvoices[$v]}" -s "${prates[$r]}" -w "$tmp/work/$name.raw.wav" "<speak>$text</speak>"
+            finish mid "$name" "$tmp/work/$name.raw.wav"
+        done
+        i=$((i + 1))
+    done
+    printf '%s\n' "${manifest[@]}" >"$tmp/manifest.txt"
+    echo "$version" >"$tmp/VERSION"
+    rm -rf "$tmp/work"
+    if [[ -f "$out/VERSION" && "$(cat "$out/VERSION")" == "$version" ]]; then
+        exit 0
+    fi
+    rm -rf "$out.old"
+    [[ -e "$out" ]] && mv "$out" "$out.old"
+    mv "$tmp" "$out"
+    rm -rf "$out.old"
+    trap - EXIT
+    echo "wrote $out: $(wc -l <"$out/manifest.txt") clips"
+    exit 0
+fi
 
 voices=(en-us en-gb en-us+f3 en-gb-scotland en-us+m3 en+f4 en-029 en-gb-x-rp en+f2 en-us+m7)
 rates=(150 175 190 140 165 200 160 180 170 155)

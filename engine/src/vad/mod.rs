@@ -80,14 +80,20 @@ pub struct VadConfig {
     pub echo_aware: bool,
     /// Report the end of the caller's turn ([`VadEvent::EndOfTurn`], a session's
     /// `Event::EndOfTurn`): early when the speech ended like a finished phrase, else with speech
-    /// stopped. Off by default. Its pitch cue needs the spectral backend (with webrtc-vad it
-    /// decides on energy and lengthening alone). Reported by [`SpeechDetector::process_events`]
+    /// stopped (or after [`VadConfig::end_of_turn_max_silence_ms`]). Off by default. Its pitch
+    /// cue needs the spectral backend (with webrtc-vad it decides on energy and lengthening
+    /// alone). Reported by [`SpeechDetector::process_events`]
     /// and sessions, not by the frame-by-frame [`Vad`].
     pub end_of_turn_enabled: bool,
     /// Silence after a finished-sounding phrase before its end of turn is reported, ms (rounded
-    /// up to whole 20 ms frames). Capped by the hangover: the end of turn never comes after
-    /// speech stopped.
+    /// up to whole 20 ms frames). Capped by the hangover.
     pub end_of_turn_min_silence_ms: u32,
+    /// Silence after an unfinished-sounding phrase before its end of turn is reported, ms
+    /// (whole 20 ms frames, at most [`MAX_HANGOVER_MS`]); 0 (the default): the hangover, the
+    /// end of turn coming with speech stopped. Longer than the hangover, it comes after speech
+    /// stopped, so a pause inside a sentence shorter than it is not taken for the end of the turn
+    /// (1000 ms leaves the 300-800 ms pauses of the turn corpus uncut; see docs/speech.md).
+    pub end_of_turn_max_silence_ms: u32,
     /// Confidence (1..=99, percent) the prosody must reach for an early end of turn: higher
     /// waits for the hangover more often (fewer pauses cut, slower answers).
     pub end_of_turn_threshold: u8,
@@ -115,6 +121,7 @@ impl Default for VadConfig {
             echo_aware: false,
             end_of_turn_enabled: false,
             end_of_turn_min_silence_ms: 140,
+            end_of_turn_max_silence_ms: 0,
             end_of_turn_threshold: 35,
         }
     }
@@ -173,7 +180,8 @@ pub enum VadError {
 
 /// The caller's turn seems over: the speech that ended at `at_ms` was followed by `silence_ms`
 /// of silence, and either sounded finished (`early`) or the hangover passed (then it comes just
-/// before the `Stopped` transition of the same frame).
+/// before the `Stopped` transition of the same frame) or [`VadConfig::end_of_turn_max_silence_ms`]
+/// did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndOfTurn {
     /// Stream time (ms) of the end of the last speech frame.
@@ -182,7 +190,7 @@ pub struct EndOfTurn {
     pub silence_ms: u32,
     /// How finished the phrase sounded, 0-100 (the prosodic score as a percentage).
     pub confidence: u8,
-    /// Decided on prosody before the hangover passed.
+    /// Decided on prosody (after the minimum silence).
     pub early: bool,
 }
 
@@ -310,7 +318,9 @@ impl SpeechDetector {
             state,
             turn: config.end_of_turn_enabled.then(|| {
                 let min = config.end_of_turn_min_silence_ms.min(config.hangover_ms);
-                TurnEnd::new(min, config.end_of_turn_threshold)
+                let max = (config.end_of_turn_max_silence_ms > 0)
+                    .then(|| config.end_of_turn_max_silence_ms.min(MAX_HANGOVER_MS));
+                TurnEnd::new(min, config.end_of_turn_threshold, max)
             }),
             hangover_ms: config.hangover_ms,
             frame: [0; FRAME_SAMPLES],
@@ -337,8 +347,8 @@ impl SpeechDetector {
     }
 
     /// [`SpeechDetector::process`], also reporting the end of the caller's turn when
-    /// [`VadConfig::end_of_turn_enabled`] (at most one per pause, never after the `Stopped` of the
-    /// same pause).
+    /// [`VadConfig::end_of_turn_enabled`] (at most one per pause; after the `Stopped` of the pause
+    /// only with [`VadConfig::end_of_turn_max_silence_ms`] longer than the hangover).
     pub fn process_events(&mut self, input: &[i16], start_sample: u64, mut on_event: impl FnMut(VadEvent)) {
         // A frame (or a gap) makes at most one transition.
         let mut gap_transition = None;
@@ -388,13 +398,13 @@ impl SpeechDetector {
         let speaking = self.state.is_speaking();
         let decision =
             turn.on_frame(speech, voiced, speaking, frame_db(&self.frame), self.classifier.pitch_hz());
-        if let TurnDecision::Early { silence_frames, confidence } = decision {
+        if let TurnDecision::Early { silence_frames, confidence, early } = decision {
             let silence = u64::from(silence_frames) * FRAME_SAMPLES as u64;
             on_event(VadEvent::EndOfTurn(EndOfTurn {
                 at_ms: end.saturating_sub(silence) / 8,
                 silence_ms: silence_frames * FRAME_MS,
                 confidence,
-                early: true,
+                early,
             }));
         }
     }

@@ -21,9 +21,11 @@
 //! three running references (pitch, voiced energy, voiced run length); at the first silent frame
 //! after speech it scores the ring against the references, and it reports the end of turn once
 //! `end_of_turn_min_silence_ms` of silence has followed if the score passes
-//! `end_of_turn_threshold`, else together with `speech_stopped` (never later: a host acting on
-//! it never waits longer than with `speech_stopped`). Speech that resumes before either cancels
-//! it; every pause is decided afresh.
+//! `end_of_turn_threshold`, else together with `speech_stopped` (a host acting on it never waits
+//! longer than with `speech_stopped`) or, with `end_of_turn_max_silence_ms` set, once that much
+//! silence has passed, after `speech_stopped` if it is longer than the hangover (an unfinished
+//! phrase is then not cut by the hangover). Speech that resumes before cancels it; every pause is
+//! decided afresh.
 //!
 //! # What it can and cannot tell
 //!
@@ -31,8 +33,11 @@
 //! from the end of a sentence the caller follows with another. On the turn corpus (sentences
 //! joined by 300-800 ms pauses, every one labelled "inside the turn") the early decisions
 //! therefore cut between-sentence pauses about as often as they answer turn ends quickly: the
-//! threshold trades latency against those cuts. Pauses inside a sentence it cuts less often
-//! (about half as often at the default threshold). Figures in docs/speech.md ("End of turn").
+//! threshold trades latency against those cuts. Pauses inside a plainly unfinished sentence
+//! (the paused sentences: a break mid-phrase or after "and, um,") it cuts less often, but not
+//! rarely enough at a fast threshold: with a 1 s maximum silence, threshold 50 answers turn ends
+//! within 190 ms at p50 and cuts about 20 % of them; threshold 60 cuts under 5 % but answers
+//! most turn ends only at the maximum silence. Figures in docs/speech.md ("End of turn").
 //!
 //! Cost: a few dozen operations per frame and the score (a pass over 24 slots) once per pause;
 //! state is a few hundred bytes, no allocation.
@@ -77,12 +82,15 @@ struct Slot {
 pub(crate) enum TurnDecision {
     /// Nothing to report.
     None,
-    /// The phrase sounded finished and enough silence followed: report it now.
+    /// The phrase sounded finished and enough silence followed, or the maximum silence passed
+    /// (`early` false): report it now.
     Early {
         /// Silence waited since the end of the last speech frame, in frames.
         silence_frames: u32,
         /// Score as a confidence, 0-100.
         confidence: u8,
+        /// Decided on the score, after the minimum silence.
+        early: bool,
     },
 }
 
@@ -90,6 +98,8 @@ pub(crate) enum TurnDecision {
 #[derive(Debug, Clone)]
 pub(crate) struct TurnEnd {
     min_silence_frames: u32,
+    /// Silence after which any pause ends the turn, frames; `None`: speech stopping does.
+    max_silence_frames: Option<u32>,
     /// Score a finished phrase needs (a logit).
     threshold: f32,
     ring: [Slot; RING],
@@ -107,8 +117,12 @@ pub(crate) struct TurnEnd {
     last_run: u32,
     /// Silent frames since the last speech frame.
     silence: u32,
-    /// Confirmed speech heard since the last decision (end of turn reported, or speech stopped).
+    /// Confirmed speech heard since the last end of turn reported.
     armed: bool,
+    /// Speech stopped (the hangover passed) in the pause under way, its end of turn still to
+    /// come: until speech is confirmed again, frames taken for speech (a click, a noise burst)
+    /// do not end the pause.
+    stopped: bool,
     /// Score of the pause under way.
     score: f32,
     /// The features behind `score`: pitch fall below the running pitch (st), energy decay (dB),
@@ -118,10 +132,12 @@ pub(crate) struct TurnEnd {
 
 impl TurnEnd {
     /// A detector that reports after `min_silence_ms` of silence when the score reaches
-    /// `threshold` (a confidence, 0-100).
-    pub(crate) fn new(min_silence_ms: u32, threshold: u8) -> Self {
+    /// `threshold` (a confidence, 0-100), else after `max_silence_ms` (if given) or when speech
+    /// stops.
+    pub(crate) fn new(min_silence_ms: u32, threshold: u8, max_silence_ms: Option<u32>) -> Self {
         let p = f32::from(threshold.clamp(1, 99)) / 100.0;
-        Self::fresh(min_silence_ms.div_ceil(super::FRAME_MS).max(1), (p / (1.0 - p)).ln())
+        let frames = |ms: u32| ms.div_ceil(super::FRAME_MS).max(1);
+        Self::fresh(frames(min_silence_ms), max_silence_ms.map(frames), (p / (1.0 - p)).ln())
     }
 
     /// Takes one frame: whether it was speech, voiced, whether speech is confirmed (`speaking`:
@@ -135,7 +151,8 @@ impl TurnEnd {
         db: f32,
         pitch_hz: Option<f32>,
     ) -> TurnDecision {
-        if speech {
+        if speech && (speaking || !self.stopped) {
+            self.stopped = false;
             self.on_speech(voiced, db, pitch_hz);
             self.armed |= speaking;
             return TurnDecision::None;
@@ -144,24 +161,40 @@ impl TurnEnd {
             self.end_run();
         }
         self.silence = self.silence.saturating_add(1);
-        if !self.armed {
+        // A frame taken for speech after speech stopped may be speech resuming, not yet
+        // confirmed: no decision on it.
+        if !self.armed || speech {
             return TurnDecision::None;
         }
         if self.silence == 1 {
             self.score = self.score_tail();
         }
-        if self.silence >= self.min_silence_frames && self.score >= self.threshold {
+        let early = self.silence >= self.min_silence_frames && self.score >= self.threshold;
+        if early || self.max_silence_frames.is_some_and(|m| self.silence >= m) {
             self.armed = false;
-            return TurnDecision::Early { silence_frames: self.silence, confidence: self.confidence() };
+            self.stopped = false;
+            return TurnDecision::Early {
+                silence_frames: self.silence,
+                confidence: self.confidence(),
+                early,
+            };
         }
         TurnDecision::None
     }
 
     /// Speech stopped (the hangover passed): if the pause was not decided yet, it is the end of
-    /// the turn now; returns the confidence then. Either way the next speech starts afresh.
+    /// the turn now (returns the confidence), unless a maximum silence is set: then it comes
+    /// when that silence has passed, unless confirmed speech resumes first. Either way the next
+    /// speech starts with fresh references.
     pub(crate) fn on_stopped(&mut self) -> Option<u8> {
-        let pending = self.armed.then(|| self.confidence());
+        let (armed, silence, score, features) = (self.armed, self.silence, self.score, self.features);
+        let pending = armed.then(|| self.confidence());
         self.reset();
+        if armed && self.max_silence_frames.is_some() {
+            (self.armed, self.stopped, self.silence, self.score, self.features) =
+                (true, true, silence, score, features);
+            return None;
+        }
         pending
     }
 
@@ -262,12 +295,13 @@ impl TurnEnd {
 
     /// Forgets the speech: the next starts with fresh references.
     pub(crate) fn reset(&mut self) {
-        *self = Self::fresh(self.min_silence_frames, self.threshold);
+        *self = Self::fresh(self.min_silence_frames, self.max_silence_frames, self.threshold);
     }
 
-    fn fresh(min_silence_frames: u32, threshold: f32) -> Self {
+    fn fresh(min_silence_frames: u32, max_silence_frames: Option<u32>, threshold: f32) -> Self {
         Self {
             min_silence_frames,
+            max_silence_frames,
             threshold,
             ring: [Slot::default(); RING],
             head: 0,
@@ -279,6 +313,7 @@ impl TurnEnd {
             last_run: 0,
             silence: 0,
             armed: false,
+            stopped: false,
             score: 0.0,
             features: [0.0; 4],
         }
@@ -322,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_falling_fading_phrase_ends_the_turn_after_the_minimum_silence() {
-        let mut t = TurnEnd::new(140, 35);
+        let mut t = TurnEnd::new(140, 35, None);
         // 1 s of steady speech, then 400 ms falling an octave and fading by 20 dB.
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 20);
@@ -334,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_rising_steady_phrase_waits_for_the_hangover() {
-        let mut t = TurnEnd::new(140, 35);
+        let mut t = TurnEnd::new(140, 35, None);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
         assert!(early(&d).is_empty());
@@ -348,7 +383,7 @@ mod tests {
     #[test]
     fn the_score_grows_with_each_cue() {
         let score = |fall_to_hz: f32, fade_to_db: f32| {
-            let mut t = TurnEnd::new(20, 1);
+            let mut t = TurnEnd::new(20, 1, None);
             phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
             phrase(&mut t, 20, (160.0, fall_to_hz), (70.0, fade_to_db), 1);
             t.score
@@ -361,7 +396,7 @@ mod tests {
 
     #[test]
     fn speech_resuming_in_the_pause_cancels_it_and_a_new_pause_is_decided_afresh() {
-        let mut t = TurnEnd::new(140, 35);
+        let mut t = TurnEnd::new(140, 35, None);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 4);
         assert!(early(&d).is_empty(), "4 silent frames are under the minimum");
@@ -371,7 +406,7 @@ mod tests {
 
     #[test]
     fn octave_errors_do_not_count_as_pitch_falls() {
-        let mut t = TurnEnd::new(20, 1);
+        let mut t = TurnEnd::new(20, 1, None);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         // The pitch tracker jumps an octave down on the last frames: ignored.
         phrase(&mut t, 20, (80.0, 80.0), (70.0, 70.0), 1);
@@ -380,7 +415,7 @@ mod tests {
 
     #[test]
     fn speech_never_confirmed_ends_no_turn() {
-        let mut t = TurnEnd::new(140, 35);
+        let mut t = TurnEnd::new(140, 35, None);
         for _ in 0..5 {
             t.on_frame(true, true, false, 70.0, Some(160.0));
         }
@@ -388,6 +423,40 @@ mod tests {
             assert_eq!(t.on_frame(false, false, false, 20.0, None), TurnDecision::None);
         }
         assert_eq!(t.on_stopped(), None);
+    }
+
+    #[test]
+    fn with_a_maximum_silence_an_unfinished_phrase_waits_it_past_speech_stopped() {
+        let mut t = TurnEnd::new(140, 35, Some(1_000));
+        phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+        let d = phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
+        assert!(early(&d).is_empty());
+        // Speech stops (the hangover, 400 ms): nothing yet, the pause still counts.
+        assert_eq!(t.on_stopped(), None);
+        // A frame taken for speech but never confirmed (a click) does not end the pause and
+        // is not decided on.
+        assert_eq!(t.on_frame(true, false, false, 60.0, None), TurnDecision::None);
+        let d: Vec<_> = (0..40).map(|_| t.on_frame(false, false, false, 20.0, None)).collect();
+        // 1 s = 50 frames of silence (20 before the stop, the click, 29 after it).
+        let e = early(&d);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0], (28, 50));
+        assert!(matches!(d[28], TurnDecision::Early { early: false, .. }));
+        // Decided: nothing more until speech.
+        assert_eq!(t.on_stopped(), None);
+    }
+
+    #[test]
+    fn with_a_maximum_silence_confirmed_speech_cancels_the_pause() {
+        let mut t = TurnEnd::new(140, 35, Some(1_000));
+        phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+        phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
+        assert_eq!(t.on_stopped(), None);
+        // The caller goes on (confirmed speech), finished-sounding this time.
+        phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+        let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 40);
+        assert_eq!(early(&d), vec![(20 + 6, 7)]);
+        assert!(matches!(d[26], TurnDecision::Early { early: true, .. }));
     }
 
     #[test]

@@ -116,7 +116,18 @@ fn build_track(cond: &Condition, seed: u64, split: bool) -> TurnTrack {
         turns.push(Turn { sentences, splits });
         pos += rng.range(TURN_GAP_MS.0 as f64, TURN_GAP_MS.1 as f64) as u64;
     }
-    let total = pos / 20 * 20;
+    mix(cond, pos, placed, turns, &mut rng)
+}
+
+/// Mixes the clips `placed` (start ms, samples, gain) into a track of `end` ms over `cond`'s line.
+fn mix(
+    cond: &Condition,
+    end: u64,
+    placed: Vec<(u64, &[f32], f64)>,
+    turns: Vec<Turn>,
+    rng: &mut Rng,
+) -> TurnTrack {
+    let total = end / 20 * 20;
     let mut x = vec![0.0; (total * PER_MS) as usize];
     for (at, pcm, gain) in placed {
         let start = (at * PER_MS) as usize;
@@ -124,7 +135,7 @@ fn build_track(cond: &Condition, seed: u64, split: bool) -> TurnTrack {
             *v += gain * f64::from(s);
         }
     }
-    let (mut noisy, after) = line(cond, x.len(), noise_rms_for(cond), &mut rng);
+    let (mut noisy, after) = line(cond, x.len(), noise_rms_for(cond), rng);
     for (v, s) in noisy.iter_mut().zip(&x) {
         *v += s;
     }
@@ -133,6 +144,125 @@ fn build_track(cond: &Condition, seed: u64, split: bool) -> TurnTrack {
         *v += a;
     }
     TurnTrack { pcm: to_telephone(&noisy), turns }
+}
+
+/// A sentence with a pause inside where the phrase is plainly unfinished (mid-phrase, or after a
+/// hesitation "and, um,"): espeak-ng SSML with a 450 ms break, built by
+/// `scripts/make_vad_corpus.sh --paused`.
+pub struct PausedClip {
+    pub name: String,
+    /// The speech before the pause and after it (trimmed to the speech).
+    pub before: Vec<f32>,
+    pub after: Vec<f32>,
+    /// The pause cut out, ms (measured).
+    pub pause_ms: u64,
+}
+
+/// Where the paused clips are built (under the workspace's `target/`).
+pub fn paused_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vad-corpus-paused")
+}
+
+/// The paused clips, cut at their pause: the longest stretch under 1 % of the clip's peak (the
+/// clips' own trimming level), measured from the samples. Built on first use.
+pub fn paused_clips() -> &'static [PausedClip] {
+    static CLIPS: std::sync::OnceLock<Vec<PausedClip>> = std::sync::OnceLock::new();
+    CLIPS.get_or_init(|| {
+        let dir = paused_dir();
+        let script =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/make_vad_corpus.sh");
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("--paused")
+            .arg(&dir)
+            .status()
+            .expect("run scripts/make_vad_corpus.sh --paused");
+        assert!(status.success(), "scripts/make_vad_corpus.sh --paused failed (needs espeak-ng and sox)");
+        let manifest = std::fs::read_to_string(dir.join("manifest.txt")).expect("paused manifest");
+        manifest
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let name = line.split_whitespace().nth(1).unwrap().to_owned();
+                let bytes = std::fs::read(dir.join("clips").join(format!("{name}.s16"))).expect("clip");
+                let pcm: Vec<f32> = bytes
+                    .chunks_exact(2)
+                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
+                    .collect();
+                let (start, end) = quiet_stretch(&pcm);
+                // On the ms grid, so the labels stay exact.
+                let a = start / PER_MS as usize * PER_MS as usize;
+                let b = end.div_ceil(PER_MS as usize) * PER_MS as usize;
+                let pause_ms = ((b - a) as u64) / PER_MS;
+                PausedClip { name, before: pcm[..a].to_vec(), after: pcm[b..].to_vec(), pause_ms }
+            })
+            .collect()
+    })
+}
+
+/// The longest run of samples under 1 % of `pcm`'s peak, `[start, end)`.
+pub fn quiet_stretch(pcm: &[f32]) -> (usize, usize) {
+    let floor = 0.01 * pcm.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (mut best, mut run_start) = ((0, 0), None);
+    for (i, v) in pcm.iter().enumerate() {
+        match (v.abs() < floor, run_start) {
+            (true, None) => run_start = Some(i),
+            (false, Some(s)) => {
+                if i - s > best.1 - best.0 {
+                    best = (s, i);
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    best
+}
+
+/// Turns of 1-3 sentences mixing whole corpus sentences (utterances and real recordings) and
+/// paused sentences ([`paused_clips`], each paused once inside, a pause labelled as inside a
+/// sentence); consecutive sentences of a turn are 300-800 ms apart (between sentences), and
+/// every paused sentence's pause is stretched to a seeded 300-800 ms. Every turn ends with a
+/// finished sentence.
+pub fn paused_turn_track(cond: &Condition, seed: u64) -> TurnTrack {
+    let mut rng = Rng::new(cond.seed ^ 0x9A05 ^ (seed << 16));
+    let mut units: Vec<(&[f32], Option<&[f32]>)> = clips_of(&[ClipKind::Utterance, ClipKind::Real])
+        .into_iter()
+        .map(|c| (&c.pcm[..], None))
+        .chain(paused_clips().iter().map(|c| (&c.before[..], Some(&c.after[..]))))
+        .collect();
+    rng.shuffle(&mut units);
+    let mut placed = Vec::new();
+    let mut turns = Vec::new();
+    let mut pos = LEAD_MS;
+    let mut rest = &units[..];
+    while !rest.is_empty() {
+        let n = (1 + (rng.next_u64() % 3) as usize).min(rest.len());
+        let (these, more) = rest.split_at(n);
+        rest = more;
+        let gain = 10f64.powf(rng.range(-4.0, 2.0) / 20.0);
+        let mut sentences = Vec::new();
+        let mut splits = Vec::new();
+        for (i, &(first, second)) in these.iter().enumerate() {
+            if i > 0 {
+                pos += rng.range(PAUSE_MS.0 as f64, PAUSE_MS.1 as f64) as u64;
+                splits.push(false);
+            }
+            for (k, piece) in std::iter::once(first).chain(second).enumerate() {
+                if k > 0 {
+                    pos += rng.range(PAUSE_MS.0 as f64, PAUSE_MS.1 as f64) as u64;
+                    splits.push(true);
+                }
+                placed.push((pos, piece, gain));
+                let ms = piece.len() as u64 / PER_MS;
+                sentences.push((pos, pos + ms));
+                pos += ms;
+            }
+        }
+        turns.push(Turn { sentences, splits });
+        pos += rng.range(TURN_GAP_MS.0 as f64, TURN_GAP_MS.1 as f64) as u64;
+    }
+    mix(cond, pos, placed, turns, &mut rng)
 }
 
 /// An event that says "the caller's turn may be over"; scored by the same rules.

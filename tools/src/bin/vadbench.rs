@@ -9,6 +9,8 @@
 //! cargo run --release -p trunkline-tools --bin vadbench -- --echo     # the bot's voice echoed back
 //! cargo run --release -p trunkline-tools --bin vadbench -- --echo --echo-aware=false  # the same, gate off
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns    # multi-sentence turns
+//! cargo run --release -p trunkline-tools --bin vadbench -- --turns --paused  # paused sentences only
+//! cargo run --release -p trunkline-tools --bin vadbench -- --turns --turn-features  # per-pause cues
 //! ```
 //!
 //! The corpus is described in `tests/vad_corpus/mod.rs` (clips from `scripts/make_vad_corpus.sh`,
@@ -22,7 +24,9 @@ use std::time::Instant;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use trunkline::{BargeInConfig, SessionConfig};
 use vad_corpus::echo::{ERLS_DB, echo_only_calls, interruption_calls, score_echo_only, score_interruptions};
-use vad_corpus::turns::{TurnScore, run_turns, score_turns, split_turn_track, turn_signals, turn_track};
+use vad_corpus::turns::{
+    TurnScore, paused_turn_track, run_turns, score_turns, split_turn_track, turn_signals, turn_track,
+};
 use vad_corpus::*;
 
 fn main() {
@@ -304,6 +308,14 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
 /// Multi-sentence turns (`tests/vad_corpus/turns.rs`) per line condition and turn signal:
 /// response latency at turn ends and the early-cut rate of in-turn pauses.
 fn turns_report() {
+    if std::env::args().any(|a| a == "--turn-features") {
+        turn_features();
+        return;
+    }
+    paused_turns_report();
+    if std::env::args().any(|a| a == "--paused") {
+        return;
+    }
     let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
     config.vad.end_of_turn_enabled = true;
     println!();
@@ -344,6 +356,108 @@ fn turns_report() {
         }
     }
     end_of_turn_report();
+}
+
+/// For tuning the end-of-turn score: per pause of the paused-turn tracks (every line condition,
+/// seeds 0-5), the features the detector scored it on and its label (`end`: turn end, `mid`:
+/// inside a sentence, `between`: between sentences), one line each.
+fn turn_features() {
+    let config = VadConfig { end_of_turn_enabled: true, ..VadConfig::default() };
+    println!("cond seed label pause_ms fall decay lengthen slope");
+    for cond in conditions() {
+        for seed in 0..6 {
+            let track = paused_turn_track(&cond, seed);
+            let mut det = SpeechDetector::new(&config).unwrap();
+            let mut scored = Vec::new();
+            let mut last = [0.0f32; 4];
+            for (i, frame) in track.pcm.chunks_exact(160).enumerate() {
+                det.process_events(frame, i as u64 * 160, |_| {});
+                let f = det.last_turn_features().unwrap();
+                if f != last {
+                    scored.push(((i as u64 + 1) * 20, f));
+                    last = f;
+                }
+            }
+            for turn in &track.turns {
+                let pauses = turn.pauses();
+                for (k, &(_, end)) in turn.sentences.iter().enumerate() {
+                    let (label, len) = match pauses.get(k) {
+                        Some(p) if turn.splits[k] => ("mid", p.1 - p.0),
+                        Some(p) => ("between", p.1 - p.0),
+                        None => ("end", 0),
+                    };
+                    // Scored at the detector's first silent frame: within 200 ms of the end.
+                    if let Some((_, f)) = scored.iter().find(|(t, _)| *t + 100 >= end && *t <= end + 200) {
+                        println!("{} {seed} {label} {len} {} {} {} {}", cond.name, f[0], f[1], f[2], f[3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `EndOfTurn` on turns mixing whole sentences and sentences paused mid-phrase
+/// (`paused_turn_track`): the early-cut rate per pause type and the response latency, against the
+/// threshold (the trade-off curve) and per line condition at the default. Seeds 0-2 and 3-5.
+fn paused_turns_report() {
+    println!();
+    println!(
+        "Turns of 1-3 sentences, some paused mid-phrase; 300-800 ms pauses inside and between sentences (early-cut rate per pause type):"
+    );
+    println!();
+    println!(
+        "| line | seeds | threshold | min / max silence (ms) | latency p50 / p90 (ms) | turn ends (missed) | cut: inside a sentence (n) | cut: between sentences (n) | `SpeechStopped` cut inside / between |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    // The maximum silence an unfinished-sounding pause waits: longer than the corpus's pauses.
+    const MAX_SILENCE_MS: u32 = 1_000;
+    let default = VadConfig::default();
+    let min = default.end_of_turn_min_silence_ms;
+    let mut runs: Vec<(&str, u8, u32, u32)> = vec![("quiet", default.end_of_turn_threshold, min, 0)];
+    for threshold in [20, 35, 50, 55, 60, 65, 80, 90] {
+        runs.push(("quiet", threshold, min, MAX_SILENCE_MS));
+    }
+    for min_silence in [100, 200, 300] {
+        runs.push(("quiet", 50, min_silence, MAX_SILENCE_MS));
+    }
+    for cond in conditions() {
+        if cond.name != "quiet" {
+            for threshold in [35, 50, 60] {
+                runs.push((cond.name, threshold, min, MAX_SILENCE_MS));
+            }
+        }
+    }
+    for (name, threshold, min_silence, max_silence) in runs {
+        let cond = conditions().into_iter().find(|c| c.name == name).unwrap();
+        for seeds in [0..3u64, 3..6] {
+            let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
+            config.vad.end_of_turn_enabled = true;
+            config.vad.end_of_turn_threshold = threshold;
+            config.vad.end_of_turn_min_silence_ms = min_silence;
+            config.vad.end_of_turn_max_silence_ms = max_silence;
+            let (mut eot, mut stopped) = (TurnScore::default(), TurnScore::default());
+            for seed in seeds.clone() {
+                let track = paused_turn_track(&cond, seed);
+                let trace = run_turns(&config, &track);
+                eot.add(&score_turns(&track, &trace, turn_signals()[1]));
+                stopped.add(&score_turns(&track, &trace, turn_signals()[0]));
+            }
+            let n = |w: bool| eot.within.iter().filter(|&&x| x == w).count();
+            println!(
+                "| {name} | {seeds:?} | {threshold} | {min_silence} / {max_silence} | {} / {} | {} ({}) | {:.3} ({}) | {:.3} ({}) | {:.2} / {:.2} |",
+                fmt_opt(eot.latency_percentile(50.0)),
+                fmt_opt(eot.latency_percentile(90.0)),
+                eot.latencies.len() + eot.missed_ends,
+                eot.missed_ends,
+                eot.early_cut_rate_of(true),
+                n(true),
+                eot.early_cut_rate_of(false),
+                n(false),
+                stopped.early_cut_rate_of(true),
+                stopped.early_cut_rate_of(false),
+            );
+        }
+    }
 }
 
 /// `EndOfTurn` against `SpeechStopped` per pause type, on turns whose long sentences are also cut
