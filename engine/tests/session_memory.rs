@@ -125,23 +125,21 @@ fn a_default_session_fits_in_128_kib() {
     }
 }
 
-/// Bytes a running call holds: a default session opened, started (with custom parameters), then
-/// one second of caller audio in and agent audio out with a mark, events polled. Inline, so that
-/// the pipeline's own allocations (the stream's identity at `start`) happen on this thread.
-#[test]
-fn a_running_default_call_stays_within_128_kib() {
+/// Bytes a running call with `config` holds: a session opened, started (with custom parameters),
+/// then one second of caller audio in and agent audio out with a mark, events polled. Inline, so
+/// that the pipeline's own allocations (the stream's identity at `start`) happen on this thread.
+fn running_call_bytes(config: &SessionConfig) -> usize {
     let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
-    let config = SessionConfig::default();
     // The first call pays the one-time costs: the resampler filters, designed when a stream
     // first needs them and then shared by every session.
-    let mut first = engine.open_session(&config).unwrap();
+    let mut first = engine.open_session(config).unwrap();
     first.push_text(&start()).unwrap();
     let (audio, _) = speech();
     let media: Vec<String> =
         (0..50).map(|i| media(i + 2, i + 1, i * 20, &audio[i as usize * 160..][..160])).collect();
     let reply = vec![1000i16; 480];
     let (bytes, session) = measure(|| {
-        let mut s = Box::new(engine.open_session(&config).unwrap());
+        let mut s = Box::new(engine.open_session(config).unwrap());
         s.push_text(&connected()).unwrap();
         s.push_text(&start()).unwrap();
         let mut pcm = [0i16; 1024];
@@ -159,10 +157,28 @@ fn a_running_default_call_stays_within_128_kib() {
         assert!(s.stats().frames_out > 0);
         s
     });
+    drop(session);
+    bytes
+}
+
+#[test]
+fn a_running_default_call_stays_within_128_kib() {
+    let bytes = running_call_bytes(&SessionConfig::default());
     trace("running call");
     println!("running call: {bytes} bytes ({:.1} KiB)", bytes as f64 / 1024.0);
     assert!(bytes <= BUDGET, "a running default call holds {bytes} bytes, over the {BUDGET}-byte budget");
-    drop(session);
+}
+
+/// The same call echo-aware: the echo gate's reference ring and estimator fit in what a default
+/// call leaves of the budget.
+#[test]
+fn a_running_echo_aware_call_stays_within_128_kib() {
+    let mut config = SessionConfig::default();
+    config.vad.echo_aware = true;
+    let bytes = running_call_bytes(&config);
+    trace("running echo-aware call");
+    println!("running echo-aware call: {bytes} bytes ({:.1} KiB)", bytes as f64 / 1024.0);
+    assert!(bytes <= BUDGET, "a running echo-aware call holds {bytes} bytes, over the {BUDGET}-byte budget");
 }
 
 /// The same running call for an agent speaking 8 kHz µ-law (read and played as bytes): its

@@ -16,8 +16,8 @@
 //! estimate locked onto a wrong lag lets the echo through); the gate then keeps predicting from
 //! its whole window.
 //!
-//! State: three arrays of [`LAGS`] numbers; no sample history (the levels live in the gate's
-//! reference ring).
+//! State: two arrays of [`LAGS`] 16-bit sums and a few numbers (136 bytes); no sample history
+//! (the levels come from the gate's reference ring).
 
 /// Lags searched, in 20 ms slots (0-620 ms): the gate's window.
 pub(crate) const LAGS: usize = 32;
@@ -39,17 +39,29 @@ const MIN_FRAMES: u16 = 40;
 /// echo's envelope correlates at only 0.3-0.5 with the reference's, yet at the right lag.
 const MIN_CONFIDENCE: f32 = 0.25;
 
+/// Units of the per-lag sums: a product of two clamped deviations is at most 400 and the leak
+/// holds a sum under 400 / (1 - LEAK) = 20,000, so these scales fill an `i16` and a `u16`
+/// (half the state of `f32`s; the peak's lag does not change, measured on the echo set).
+const CORR_SCALE: f32 = 1.6;
+const ENERGY_SCALE: f32 = 3.2;
+
+/// `v` leaked once, in integer units: rounded, but never stuck above zero.
+fn leak_units(v: f32) -> f32 {
+    let l = (v * LEAK).round();
+    if l == v && v != 0.0 { v - v.signum() } else { l }
+}
+
 /// The estimator's state; see the module docs. Fixed size, never allocates.
 #[derive(Debug, Clone)]
 pub(crate) struct EchoDelay {
-    /// Leaky sums of caller deviation × reference deviation, per lag.
-    corr: [f32; LAGS],
-    /// Leaky sums of the reference deviation squared, per lag.
-    ref_energy: [f32; LAGS],
+    /// Leaky sums of caller deviation × reference deviation, per lag ([`CORR_SCALE`] units).
+    corr: [i16; LAGS],
+    /// Leaky sums of the reference deviation squared, per lag ([`ENERGY_SCALE`] units).
+    ref_energy: [u16; LAGS],
     /// Leaky sum of the caller deviation squared.
     caller_energy: f32,
-    /// Running mean of the caller's (floored) level, dB; `None` before the first frame.
-    caller_mean: Option<f32>,
+    /// Running mean of the caller's (floored) level, dB; meaningless before the first frame.
+    caller_mean: f32,
     /// Frames correlated (saturating).
     frames: u16,
 }
@@ -67,7 +79,7 @@ pub(crate) struct Estimate {
 
 impl EchoDelay {
     pub(crate) fn new() -> Self {
-        Self { corr: [0.0; LAGS], ref_energy: [0.0; LAGS], caller_energy: 0.0, caller_mean: None, frames: 0 }
+        Self { corr: [0; LAGS], ref_energy: [0; LAGS], caller_energy: 0.0, caller_mean: 0.0, frames: 0 }
     }
 
     /// Correlates one caller frame: its level `caller_db` over the line's noise `noise_db`
@@ -80,23 +92,26 @@ impl EchoDelay {
         let mean = levels.iter().map(|&l| level(l)).sum::<f32>() / LAGS as f32;
 
         let caller = caller_db.max(noise_db + ABOVE_NOISE_DB);
-        let caller_mean = self.caller_mean.map_or(caller, |m| MEAN_LEAK * m + (1.0 - MEAN_LEAK) * caller);
-        self.caller_mean = Some(caller_mean);
+        let caller_mean =
+            if self.frames == 0 { caller } else { MEAN_LEAK * self.caller_mean + (1.0 - MEAN_LEAK) * caller };
+        self.caller_mean = caller_mean;
         let x = (caller - caller_mean).clamp(-CLAMP_DB, CLAMP_DB);
 
         self.caller_energy = LEAK * self.caller_energy + x * x;
         for ((c, e), &l) in self.corr.iter_mut().zip(&mut self.ref_energy).zip(levels) {
             let r = (level(l) - mean).clamp(-CLAMP_DB, CLAMP_DB);
-            *c = LEAK * *c + x * r;
-            *e = LEAK * *e + r * r;
+            let corr = leak_units(f32::from(*c)) + x * r * CORR_SCALE;
+            *c = corr.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+            let energy = leak_units(f32::from(*e)) + r * r * ENERGY_SCALE;
+            *e = energy.round().min(f32::from(u16::MAX)) as u16;
         }
         self.frames = self.frames.saturating_add(1);
     }
 
     /// Normalised correlation at `lag`.
     fn normalised(&self, lag: usize) -> f32 {
-        let d = (self.ref_energy[lag] * self.caller_energy).sqrt();
-        if d > 0.0 { self.corr[lag] / d } else { 0.0 }
+        let d = (f32::from(self.ref_energy[lag]) / ENERGY_SCALE * self.caller_energy).sqrt();
+        if d > 0.0 { f32::from(self.corr[lag]) / CORR_SCALE / d } else { 0.0 }
     }
 
     /// The peak of the correlation, trusted or not (`None` before any frame).

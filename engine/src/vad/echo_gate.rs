@@ -6,7 +6,7 @@
 //! tail of up to 100 ms. The engine knows what it sent and, from its playout model, when the
 //! carrier plays each frame (give or take the carrier's own playout delay). So the gate keeps, per
 //! 20 ms slot of the caller's stream time, the energy of the played audio in [`GATE_BANDS`] bands
-//! of ~400 Hz (the spectral classifier's bands in pairs, from the same FFT) and its total level.
+//! of ~400 Hz (the spectral classifier's bands in pairs, from the same FFT).
 //! For each caller frame it predicts the echo energy per band as the loudest reference over the
 //! slots the echo comes from, times the band's echo gain. A band no louder than the line's noise
 //! plus that prediction (with [`MARGIN_DB`]) is taken as echo: the classifier treats it as line
@@ -39,27 +39,37 @@
 //! first frames step down fast (a caller may interrupt within the first seconds of a prompt),
 //! later ones slowly, and an echo louder than predicted raises it at once.
 //!
+//! The gain learns only where the echo stands above the line's noise, so on a line without echo
+//! (or in noise) it would stay at its start and mask soft speech over the agent. A second
+//! estimate bounds it from the other side: per lag, the most the echo's gain can be, learnt from
+//! the frames where the reference at that lag (and its neighbours) was loud and the caller's line
+//! was not (what stands above the noise bounds what an echo could have put there). It steps down
+//! fast (a line without echo is learnt within a second of agent audio) and up slowly, only for
+//! frames near it. The prediction is the learnt gain on the loudest reference but never more
+//! than the bounds allow, and an echo predicted under the noise explains nothing.
+//!
 //! Measured (`engine/tests/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
-//! clicks); interruptions over a 10 dB echo on a quiet line barge in at 0.92-0.96 recall. It is a
-//! setting (`VadConfig::echo_aware`), off by default: on lines without echo it still masks soft
-//! speech over the agent while the gain is high (the barge-in set's recall in 5 dB pink noise
-//! falls from 0.875 to 0.54), and its state would take a default call over its memory budget.
+//! clicks), at most one false speech start; interruptions over a 10 dB echo on a quiet line barge
+//! in at 0.94-0.96 recall. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet
+//! line without echo it changes nothing, but in noise it still masks some soft speech over the
+//! agent (the barge-in set's recall in 5 dB pink noise falls from 0.875 to 0.667).
 //!
 //! Cost: one 512-point real FFT per frame sent (the reference's bands) and, per caller frame
-//! while the window holds reference audio, the delay estimator's [`WINDOW_SLOTS`] multiply-adds
+//! while the window holds reference audio, the delay estimator's and the bounds' [`LAGS`] steps
 //! and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes. Once the bot has been silent
-//! for the window, one comparison. State: [`SLOTS`] × ([`GATE_BANDS`] + 1) bytes of band energies
-//! and levels (1 dB steps), the estimator's sums and a few numbers (about 0.9 KiB); no sample
-//! history.
+//! for the window, one comparison. State: [`SLOTS`] × [`GATE_BANDS`] bytes of band energies (1 dB
+//! steps), a byte of bound per lag, the estimator's 16-bit sums and a few numbers (about 0.5 KiB,
+//! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, LAGS};
 
 /// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
 pub(crate) const GATE_BANDS: usize = 8;
-/// Slots of reference kept (64 × 20 ms): the window behind the caller's frame plus what the
-/// pacer has sent ahead of it (its lead and the carrier's delay).
-const SLOTS: usize = 64;
+/// Slots of reference kept (40 × 20 ms): the window behind the caller's frame plus what the
+/// pacer has sent ahead of it (its lead, 100 ms by default: up to 160 ms is held; with more,
+/// the window's oldest slots are lost first).
+const SLOTS: usize = 40;
 /// Samples per slot (20 ms at 8 kHz).
 pub(crate) const SLOT_SAMPLES: u64 = 160;
 /// Slots a caller frame's echo may come from, back from its own: 0-640 ms (path delay up to
@@ -97,9 +107,43 @@ const FAST_FRAMES: u8 = 40;
 const LEARN_ABOVE_THRESHOLD_DB: f32 = 6.0;
 /// The gain learns only where the echo it predicts stands this far above the line's noise.
 const LEARN_ABOVE_NOISE_DB: f32 = 6.0;
+/// Units of the stored gain, dB (its steps are whole units).
+const GAIN_UNIT_DB: f32 = 0.01;
 /// How fast the stream clock offset may rise per reference frame, µs: follows a carrier clock
 /// slower than the engine's (its minimum is taken otherwise, see [`EchoGate::sample_of`]).
 const OFFSET_CREEP_US: i64 = 20;
+/// The echo bound per lag (see [`EchoGate::mask`]): units of the stored bound below
+/// [`START_GAIN_DB`], dB, and its lowest value.
+const BOUND_UNIT_DB: f32 = 0.5;
+const MIN_BOUND_DB: f32 = -60.0;
+/// Caller energy this far under the line's noise cannot be seen: a frame at the noise bounds the
+/// echo in it by the noise less this.
+const HIDDEN_DB: f32 = 20.0;
+/// Allowance of the bound for what the slot grid, clipping and the two analyses blur (a slot's
+/// echo split between two caller frames, 3 dB each; clipped, 2.4 dB). (Measured: at 6 dB the
+/// bound at the echo's own lag fell below it now and then, and a 6-10 dB echo on a quiet line
+/// started speech 4-13 times per 10 min; at 9 dB none did.)
+const BOUND_SLACK_DB: f32 = 9.0;
+/// Steps of the bound per frame: down by up to this at once (a line without echo is learnt in a
+/// few frames of agent audio), up slowly, and only for a frame whose level is near it (an echo
+/// somewhat louder than bounded; not the caller talking over the agent).
+const BOUND_DOWN_DB: f32 = 6.0;
+const BOUND_UP_DB: f32 = 0.5;
+const BOUND_UP_WITHIN_DB: f32 = 10.0;
+
+/// 10^(c/10) for each dB code `c`, to sum band energies without a power per band.
+static POWER: [f32; 256] = {
+    let mut t = [0.0f32; 256];
+    let step = 1.258_925_4f32; // 10^0.1
+    let mut v = 1.0f32;
+    let mut i = 0;
+    while i < 256 {
+        t[i] = v;
+        v *= step;
+        i += 1;
+    }
+    t
+};
 
 /// Energy to 1 dB steps, rounded up (0: nothing).
 pub(crate) fn to_db_code(e: f32) -> u8 {
@@ -111,31 +155,32 @@ pub(crate) fn to_db_code(e: f32) -> u8 {
 pub(crate) struct EchoGate {
     /// Reference band energies per slot (slot `s` at `s % SLOTS`), 1 dB steps, 0 = none.
     ring: [[u8; GATE_BANDS]; SLOTS],
-    /// The reference's total level per slot (as `ring`), for the delay estimator.
-    levels: [u8; SLOTS],
     /// Where the echo lies behind the reference.
     delay: EchoDelay,
-    /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid.
-    newest: Option<u64>,
+    /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid. [`u64::MAX`]: none.
+    newest: u64,
     /// Engine time (µs) minus the caller's stream time (µs) of the newest audio delivered: the
-    /// smallest seen, so network jitter does not move it.
-    offset_us: Option<i64>,
-    /// Echo gain per band, dB.
-    gain_db: [f32; GATE_BANDS],
+    /// smallest seen, so network jitter does not move it. [`i64::MIN`]: not yet known.
+    offset_us: i64,
+    /// Echo gain per band, [`GAIN_UNIT_DB`] units.
+    gain: [i16; GATE_BANDS],
     /// Frames each band has learnt from (up to [`FAST_FRAMES`]).
     learnt: [u8; GATE_BANDS],
+    /// The most the echo's gain can be at each lag, from the frames where the reference there
+    /// was loud and the caller's line was not: [`BOUND_UNIT_DB`] units below [`START_GAIN_DB`].
+    bound: [u8; LAGS],
 }
 
 impl EchoGate {
     pub(crate) fn new() -> Self {
         Self {
             ring: [[0; GATE_BANDS]; SLOTS],
-            levels: [0; SLOTS],
             delay: EchoDelay::new(),
-            newest: None,
-            offset_us: None,
-            gain_db: [START_GAIN_DB; GATE_BANDS],
+            newest: u64::MAX,
+            offset_us: i64::MIN,
+            gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
             learnt: [0; GATE_BANDS],
+            bound: [0; LAGS],
         }
     }
 
@@ -144,39 +189,41 @@ impl EchoGate {
         *self = Self::new();
     }
 
+    fn newest(&self) -> Option<u64> {
+        (self.newest != u64::MAX).then_some(self.newest)
+    }
+
     /// The caller's stream sample (8 kHz) at which audio the carrier plays at engine time
     /// `play_us` is heard, given that at engine time `now_us` the caller's audio had been
     /// delivered up to stream sample `stream_now`. `None` before any caller audio.
     pub(crate) fn sample_of(&mut self, play_us: u64, now_us: u64, stream_now: Option<u64>) -> Option<u64> {
         let stream_now = stream_now?;
         let offset = now_us as i64 - (stream_now as i64) * 125;
-        let offset = match self.offset_us {
-            Some(o) => (o + OFFSET_CREEP_US).min(offset),
-            None => offset,
+        self.offset_us = match self.offset_us {
+            i64::MIN => offset,
+            o => (o + OFFSET_CREEP_US).min(offset),
         };
-        self.offset_us = Some(offset);
         self.sample_at(play_us)
     }
 
     /// [`Self::sample_of`] without learning the clock (`None` before it is known).
     pub(crate) fn sample_at(&self, play_us: u64) -> Option<u64> {
-        let stream_us = play_us as i64 - self.offset_us?;
+        if self.offset_us == i64::MIN {
+            return None;
+        }
+        let stream_us = play_us as i64 - self.offset_us;
         Some(stream_us.max(0) as u64 * 8 / 1000)
     }
 
     /// Records the played audio's band energies (1 dB codes) for `slot`.
     pub(crate) fn record(&mut self, slot: u64, bands: [u8; GATE_BANDS]) {
-        let level =
-            to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| 10f32.powf(f32::from(b) / 10.0)).sum());
-        match self.newest {
+        match self.newest() {
             Some(newest) if slot <= newest => {
                 if slot + SLOTS as u64 > newest {
                     let r = &mut self.ring[slot as usize % SLOTS];
                     for (r, b) in r.iter_mut().zip(bands) {
                         *r = (*r).max(b);
                     }
-                    let l = &mut self.levels[slot as usize % SLOTS];
-                    *l = (*l).max(level);
                 }
             }
             newest => {
@@ -184,48 +231,43 @@ impl EchoGate {
                 let from = newest.map_or(slot, |n| (n + 1).max(slot.saturating_sub(SLOTS as u64)));
                 for s in from..slot {
                     self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
-                    self.levels[s as usize % SLOTS] = 0;
                 }
                 self.ring[slot as usize % SLOTS] = bands;
-                self.levels[slot as usize % SLOTS] = level;
-                self.newest = Some(slot);
+                self.newest = slot;
             }
         }
     }
 
     /// The carrier dropped what it had not played: nothing plays from `slot` on.
     pub(crate) fn cut(&mut self, slot: u64) {
-        let Some(newest) = self.newest else { return };
+        let Some(newest) = self.newest() else { return };
         if slot > newest {
             return;
         }
         for s in slot.max(newest.saturating_sub(SLOTS as u64 - 1))..=newest {
             self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
-            self.levels[s as usize % SLOTS] = 0;
         }
-        self.newest = slot.checked_sub(1);
+        self.newest = slot.checked_sub(1).unwrap_or(u64::MAX);
     }
 
     /// Whether the caller's frame in `slot` may hold echo (played audio within the window
     /// behind it): one comparison, the whole cost while the agent is silent.
     pub(crate) fn active(&self, slot: u64) -> bool {
-        self.newest.is_some_and(|n| n + WINDOW_SLOTS > slot)
+        self.newest().is_some_and(|n| n + WINDOW_SLOTS > slot)
     }
 
     /// The reference slot `s` if it is held (else silence).
     fn slot(&self, s: u64) -> [u8; GATE_BANDS] {
-        match self.newest {
+        match self.newest() {
             Some(n) if s <= n && s + SLOTS as u64 > n => self.ring[s as usize % SLOTS],
             _ => [0; GATE_BANDS],
         }
     }
 
-    /// The reference's level in slot `s` (0: silence or not held).
+    /// The reference's total level in slot `s`, 1 dB code (0: silence or not held).
     fn level(&self, s: u64) -> u8 {
-        match self.newest {
-            Some(n) if s <= n && s + SLOTS as u64 > n => self.levels[s as usize % SLOTS],
-            _ => 0,
-        }
+        let bands = self.slot(s);
+        to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| POWER[usize::from(b)]).sum())
     }
 
     /// The estimated echo delay, ms, if the estimator trusts one.
@@ -234,6 +276,7 @@ impl EchoGate {
     }
 
     /// The loudest reference per band (dB codes) over lags `lags` (slots) behind `slot`.
+    #[cfg(test)]
     fn loudest(&self, slot: u64, lags: std::ops::RangeInclusive<u64>) -> [u8; GATE_BANDS] {
         let mut max = [0u8; GATE_BANDS];
         for lag in lags {
@@ -251,6 +294,42 @@ impl EchoGate {
     pub(crate) fn reference_db(&self, slot: u64) -> Option<[u8; GATE_BANDS]> {
         let max = self.loudest(slot, 0..=WINDOW_SLOTS - 1);
         max.iter().any(|&m| m > 0).then_some(max)
+    }
+
+    /// The echo bound at `lag`, dB.
+    fn bound_db(&self, lag: usize) -> f32 {
+        START_GAIN_DB - BOUND_UNIT_DB * f32::from(self.bound[lag])
+    }
+
+    /// Learns the echo bound per lag from the caller's frame (total level `caller_db` over the
+    /// line's `noise_db`) and the reference's levels behind it.
+    fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, levels: &[u8; LAGS]) {
+        let power = |db: f32| 10f32.powf(db / 10.0);
+        // What of the frame stands above the line's noise (the most an echo in it can be).
+        let hidden = noise_db - HIDDEN_DB;
+        let excess = power(caller_db) - power(noise_db);
+        let heard = if excess > power(hidden) { 10.0 * excess.log10() } else { hidden };
+        for lag in 0..LAGS {
+            // The least of the slot and its neighbours: a slot's echo may fall half into the next
+            // caller frame, so an edge of the agent's speech is no evidence.
+            let l = levels[lag].min(levels[lag.saturating_sub(1)]).min(levels[(lag + 1).min(LAGS - 1)]);
+            let reference = f32::from(l);
+            let bound = self.bound_db(lag);
+            // Only where an echo at the bound could be seen.
+            if l == 0 || reference + bound <= hidden {
+                continue;
+            }
+            let seen = heard - reference + BOUND_SLACK_DB;
+            let next = if seen < bound {
+                seen.max(bound - BOUND_DOWN_DB)
+            } else if seen < bound + BOUND_UP_WITHIN_DB {
+                bound + BOUND_UP_DB
+            } else {
+                bound
+            };
+            let units = ((START_GAIN_DB - next.clamp(MIN_BOUND_DB, START_GAIN_DB)) / BOUND_UNIT_DB).round();
+            self.bound[lag] = units as u8;
+        }
     }
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
@@ -272,6 +351,7 @@ impl EchoGate {
         let caller_total = 10.0 * caller_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         let noise_total = 10.0 * noise_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         self.delay.update(caller_total, noise_total, &levels);
+        self.learn_bounds(caller_total, noise_total, &levels);
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
@@ -279,20 +359,38 @@ impl EchoGate {
             Some(e) => e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1),
             None => 0..=WINDOW_SLOTS - 1,
         };
-        let reference = self.loudest(slot, lags);
+        // Per band, the loudest reference over those lags, and the loudest echo their bounds
+        // allow.
+        let mut reference = [0u8; GATE_BANDS];
+        let mut bounded = [f32::MIN; GATE_BANDS];
+        for lag in lags {
+            let Some(s) = slot.checked_sub(lag) else { break };
+            let bound = self.bound_db(lag as usize);
+            for ((m, e), r) in reference.iter_mut().zip(&mut bounded).zip(self.slot(s)) {
+                if r > 0 {
+                    *m = (*m).max(r);
+                    *e = e.max(f32::from(r) + bound);
+                }
+            }
+        }
         let mut mask = [false; GATE_BANDS];
         for b in 0..GATE_BANDS {
             if reference[b] == 0 {
                 continue;
             }
             let reference = f32::from(reference[b]);
-            let gain = &mut self.gain_db[b];
-            let echo = reference + *gain;
-            // Explained: no louder than the line's noise plus the echo predicted, with margin.
+            let gain_db = f32::from(self.gain[b]) * GAIN_UNIT_DB;
+            let echo = reference + gain_db;
+            // The prediction: the learnt gain on the loudest reference, but no more than the
+            // bounds allow (on a line without echo, under its noise).
+            let predicted = echo.min(bounded[b]);
+            // Explained: no louder than the line's noise plus the echo predicted, with margin; an
+            // echo predicted under the noise explains nothing (the band is the line's).
             let explained =
-                10.0 * (10f32.powf(noise_db[b] / 10.0) + 10f32.powf((echo + MARGIN_DB) / 10.0)).log10();
-            mask[b] = caller_db[b] < explained;
-            if caller_db[b] < explained + LEARN_ABOVE_THRESHOLD_DB
+                10.0 * (10f32.powf(noise_db[b] / 10.0) + 10f32.powf((predicted + MARGIN_DB) / 10.0)).log10();
+            mask[b] = caller_db[b] < explained && predicted + MARGIN_DB >= noise_db[b];
+            if caller_db[b]
+                < 10.0 * (power(noise_db[b]) + power(echo + MARGIN_DB)).log10() + LEARN_ABOVE_THRESHOLD_DB
                 && echo >= noise_db[b] + LEARN_ABOVE_NOISE_DB
             {
                 let ratio = caller_db[b] - reference;
@@ -303,8 +401,8 @@ impl EchoGate {
                 let fast = *learnt < FAST_FRAMES && estimate.is_some();
                 let down = if fast { FAST_DOWN_DB } else { GAIN_DOWN_DB };
                 *learnt = learnt.saturating_add(u8::from(estimate.is_some()));
-                *gain = if ratio > *gain { *gain + GAIN_UP_DB } else { *gain - down };
-                *gain = gain.clamp(MIN_GAIN_DB, START_GAIN_DB);
+                let gain = if ratio > gain_db { gain_db + GAIN_UP_DB } else { gain_db - down };
+                self.gain[b] = (gain.clamp(MIN_GAIN_DB, START_GAIN_DB) / GAIN_UNIT_DB).round() as i16;
             }
         }
         Some(mask)
@@ -313,7 +411,7 @@ impl EchoGate {
     /// The echo gain of band `b`, dB.
     #[cfg(test)]
     pub(crate) fn gain_db(&self, b: usize) -> f32 {
-        self.gain_db[b]
+        f32::from(self.gain[b]) * GAIN_UNIT_DB
     }
 }
 
@@ -322,9 +420,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_is_under_a_kibibyte() {
-        // What an echo-aware session pays, on top of a default one's memory.
-        assert!(std::mem::size_of::<EchoGate>() <= 1024, "{}", std::mem::size_of::<EchoGate>());
+    fn the_power_table_is_ten_to_the_code_over_ten() {
+        for (c, &p) in POWER.iter().enumerate() {
+            let want = 10f64.powf(c as f64 / 10.0);
+            assert!((f64::from(p) / want - 1.0).abs() < 1e-4, "code {c}: {p} against {want}");
+        }
+    }
+
+    #[test]
+    fn without_echo_the_bounds_fall_and_nothing_is_masked() {
+        // The agent talks at 70 dB, the line stays at its noise (20 dB): once the bound at every
+        // lag of the window has seen a few frames (0.8 s), any echo is bounded under the noise,
+        // and a caller 8 dB over the noise is theirs (the gain alone, at ERL 6 dB, would mask up
+        // to 68 dB).
+        let mut g = EchoGate::new();
+        let noise = [20.0; GATE_BANDS];
+        for slot in 0..40 {
+            g.record(slot, [70; GATE_BANDS]);
+            g.mask(slot, &noise, &noise);
+        }
+        g.record(40, [70; GATE_BANDS]);
+        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise), Some([false; GATE_BANDS]));
+        assert!(g.gain_db(0) > -10.0, "the gain alone would mask it: {}", g.gain_db(0));
+        // With an echo 10 dB down from 100 ms on, the bound at its lag stays at the start; one
+        // before it falls while the line is still silent (the frames before the echo came).
+        let mut g = EchoGate::new();
+        for slot in 0..50u64 {
+            g.record(slot, [70; GATE_BANDS]);
+            let caller = if slot >= 5 { 60.0 } else { 20.0 };
+            g.mask(slot, &[caller; GATE_BANDS], &noise);
+        }
+        assert_eq!(g.bound_db(5), START_GAIN_DB);
+        assert!(g.bound_db(1) <= START_GAIN_DB - 12.0, "{}", g.bound_db(1));
     }
 
     #[test]
@@ -408,12 +535,16 @@ mod tests {
         // A caller 8 dB below the reference is 7 dB above that echo: theirs, not the echo's.
         g.record(500, [70; GATE_BANDS]);
         assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise), Some([false; GATE_BANDS]));
-        // An echo predicted under the line's noise is lost in it: a band at the noise is
-        // explained, one clearly above it is the caller's.
+        // An echo predicted under the line's noise is lost in it and explains nothing: the band
+        // is the line's (its noise floor keeps learning from it).
         let mut quiet = EchoGate::new();
         quiet.record(0, [30; GATE_BANDS]);
-        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([true; GATE_BANDS]));
+        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([false; GATE_BANDS]));
         assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([false; GATE_BANDS]));
+        // Predicted at the noise, it explains a band at the noise plus the margin.
+        let mut at_noise = EchoGate::new();
+        at_noise.record(0, [36; GATE_BANDS]);
+        assert_eq!(at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([true; GATE_BANDS]));
         assert_eq!(quiet.gain_db(0), START_GAIN_DB, "nothing learnt under the noise");
     }
 }

@@ -241,6 +241,28 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
         config.vad.echo_aware = on;
     }
     println!("echo_aware: {}", config.vad.echo_aware);
+    // What the gate costs on a line without echo: the plain barge-in set, gate on and off.
+    println!();
+    println!("Barge-in set, no echo on the line (precision / recall):");
+    println!();
+    println!("| condition | not echo-aware | echo-aware |");
+    println!("|---|---|---|");
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        let calls = barge_calls(&cond);
+        let [off, on] = [false, true].map(|echo_aware| {
+            let mut c = SessionConfig::default();
+            c.vad.echo_aware = echo_aware;
+            let s = score_barge_in(&c, &calls);
+            format!("{:.3} / {:.3}", s.precision(), s.recall())
+        });
+        println!("| {} | {off} | {on} |", cond.name);
+    }
+    if std::env::args().any(|a| a == "--plain-only") {
+        return;
+    }
     let vad_only = SessionConfig {
         barge_in: BargeInConfig { enabled: false, ..BargeInConfig::default() },
         ..config.clone()
