@@ -94,6 +94,24 @@ say() {
     finish "$kind" "$name" "$tmp/work/$name.raw.wav" "$max_ms"
 }
 
+# publish: writes the manifest and version, then replaces the output atomically (another run may
+# have finished first: then keep it), and exits.
+publish() {
+    printf '%s\n' "${manifest[@]}" >"$tmp/manifest.txt"
+    echo "$version" >"$tmp/VERSION"
+    rm -rf "$tmp/work"
+    if [[ -f "$out/VERSION" && "$(cat "$out/VERSION")" == "$version" ]]; then
+        exit 0
+    fi
+    rm -rf "$out.old"
+    [[ -e "$out" ]] && mv "$out" "$out.old"
+    mv "$tmp" "$out"
+    rm -rf "$out.old"
+    trap - EXIT
+    echo "wrote $out: $(wc -l <"$out/manifest.txt") clips"
+    exit 0
+}
+
 # Paused sentences (--paused): a caller sentence with a pause inside, where the phrase is plainly
 # unfinished (mid-phrase, or after a hesitation "and, um,"), as SSML with a 450 ms break. The
 # Rust side finds the break (the longest stretch under 1 % of the clip's peak) and stretches it
@@ -127,19 +145,7 @@ if ((paused)); then
         done
         i=$((i + 1))
     done
-    printf '%s\n' "${manifest[@]}" >"$tmp/manifest.txt"
-    echo "$version" >"$tmp/VERSION"
-    rm -rf "$tmp/work"
-    if [[ -f "$out/VERSION" && "$(cat "$out/VERSION")" == "$version" ]]; then
-        exit 0
-    fi
-    rm -rf "$out.old"
-    [[ -e "$out" ]] && mv "$out" "$out.old"
-    mv "$tmp" "$out"
-    rm -rf "$out.old"
-    trap - EXIT
-    echo "wrote $out: $(wc -l <"$out/manifest.txt") clips"
-    exit 0
+    publish
 fi
 
 voices=(en-us en-gb en-us+f3 en-gb-scotland en-us+m3 en+f4 en-029 en-gb-x-rp en+f2 en-us+m7)
@@ -210,17 +216,4 @@ for text in "${prompts[@]}"; do
     i=$((i + 1))
 done
 
-printf '%s\n' "${manifest[@]}" >"$tmp/manifest.txt"
-echo "$version" >"$tmp/VERSION"
-rm -rf "$tmp/work"
-
-# Replace the output atomically (another run may have finished first: then keep it).
-if [[ -f "$out/VERSION" && "$(cat "$out/VERSION")" == "$version" ]]; then
-    exit 0
-fi
-rm -rf "$out.old"
-[[ -e "$out" ]] && mv "$out" "$out.old"
-mv "$tmp" "$out"
-rm -rf "$out.old"
-trap - EXIT
-echo "wrote $out: $(wc -l <"$out/manifest.txt") clips"
+publish
