@@ -483,6 +483,12 @@ typedef struct {
   // the caller hears the bot back off about 200 ms after speaking up. 0..=255, default 18; 0:
   // off.
   uint32_t barge_in_duck_db;
+  // Silence after an unfinished-sounding phrase before its END_OF_TURN, ms (rounded up to 20 ms
+  // frames; at most 10000, above is INVALID_ARGUMENT). 0, the default: the hangover, the
+  // END_OF_TURN coming with SPEECH_STOPPED. Longer than vad_hangover_ms, it comes after
+  // SPEECH_STOPPED, so a pause inside a sentence shorter than it is not taken for the end of the
+  // turn (see docs/speech.md).
+  uint32_t vad_end_of_turn_max_silence_ms;
 } trunkline_session_config;
 
 #if defined(TRUNKLINE_SERVER)

@@ -118,6 +118,11 @@ export interface SessionOptions {
   /** Confidence, percent 1..99 (default 35), the prosody needs for an early end_of_turn; out of
    * range throws TrunklineError INVALID_ARGUMENT. */
   vadEndOfTurnThreshold?: number;
+  /** Silence after an unfinished-sounding phrase before its end_of_turn, ms (whole 20 ms frames,
+   * rounded up); 0 (default): the hangover, the end_of_turn coming with speech_stopped. Longer
+   * than the hangover, it comes after speech_stopped, so a shorter pause inside a sentence does
+   * not end the turn. Above 10000 throws TrunklineError INVALID_ARGUMENT. */
+  vadEndOfTurnMaxSilenceMs?: number;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */

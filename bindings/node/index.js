@@ -356,11 +356,13 @@ class Engine {
 
   /**
    * Opens a session (one call). Options are the C session config's fields in camelCase
-   * (`vadEndOfTurnEnabled: true` adds `end_of_turn` events, tuned by `vadEndOfTurnMinSilenceMs`
-   * and `vadEndOfTurnThreshold`, a percent 1..99; `vadEchoAware: true` keeps the agent's echo
-   * from passing for caller speech; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in
-   * stereo, caller left and agent as heard right, closed with the session: a file that cannot be
-   * created or another extension throws TrunklineError RECORD), and
+   * (`vadEndOfTurnEnabled: true` adds `end_of_turn` events, tuned by `vadEndOfTurnMinSilenceMs`,
+   * `vadEndOfTurnThreshold`, a percent 1..99, and `vadEndOfTurnMaxSilenceMs`, 0..10000: longer
+   * than the hangover, an unfinished-sounding pause ends the turn only after that much silence,
+   * after speech_stopped; `vadEchoAware: true` keeps the agent's echo from passing for caller
+   * speech; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in stereo, caller left and
+   * agent as heard right, closed with the session: a file that cannot be created or another
+   * extension throws TrunklineError RECORD), and
    * `start`: for a host that already read the carrier's `start` message itself, what it said
    * ({ streamId, callId, accountId, encoding, sampleRate, channels, customParameters }). That
    * session behaves as one that parsed the message: its first event is `started`, the stream id

@@ -6,7 +6,7 @@ use crate::result::trunkline_result;
 use crate::versioned::{self, versioned};
 use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
-use trunkline::vad::VadConfig;
+use trunkline::vad::{MAX_HANGOVER_MS, VadConfig};
 use trunkline::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};
 
 /// Engine settings. Fill with trunkline_engine_config_default, then change what you need.
@@ -124,6 +124,12 @@ pub struct trunkline_session_config {
     /// the caller hears the bot back off about 200 ms after speaking up. 0..=255, default 18; 0:
     /// off.
     pub barge_in_duck_db: u32,
+    /// Silence after an unfinished-sounding phrase before its END_OF_TURN, ms (rounded up to 20 ms
+    /// frames; at most 10000, above is INVALID_ARGUMENT). 0, the default: the hangover, the
+    /// END_OF_TURN coming with SPEECH_STOPPED. Longer than vad_hangover_ms, it comes after
+    /// SPEECH_STOPPED, so a pause inside a sentence shorter than it is not taken for the end of the
+    /// turn (see docs/speech.md).
+    pub vad_end_of_turn_max_silence_ms: u32,
 }
 
 /// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
@@ -167,7 +173,7 @@ versioned!(trunkline_session_config {
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
     max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format, record_path,
     vad_echo_aware, vad_end_of_turn_enabled, vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold,
-    barge_in_duck_db,
+    barge_in_duck_db, vad_end_of_turn_max_silence_ms,
 } bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
@@ -279,6 +285,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             vad_end_of_turn_min_silence_ms: c.vad.end_of_turn_min_silence_ms,
             vad_end_of_turn_threshold: u32::from(c.vad.end_of_turn_threshold),
             barge_in_duck_db: u32::from(c.barge_in.duck_db),
+            vad_end_of_turn_max_silence_ms: c.vad.end_of_turn_max_silence_ms,
         }
     }
 }
@@ -320,7 +327,10 @@ impl trunkline_session_config {
             && self.agent_ring_ms <= MAX_BUFFER_MS
             && self.read_hold_ms <= MAX_BUFFER_MS
             && self.event_capacity <= MAX_EVENTS
-            && self.max_pending_marks <= MAX_PENDING_MARKS;
+            && self.max_pending_marks <= MAX_PENDING_MARKS
+            // The engine would cap it silently; refused instead, like a hangover above the same
+            // bound, so a caller's mistake does not pass for a setting.
+            && self.vad_end_of_turn_max_silence_ms <= MAX_HANGOVER_MS;
         if !in_range {
             return None;
         }
@@ -331,6 +341,7 @@ impl trunkline_session_config {
             echo_aware: self.vad_echo_aware,
             end_of_turn_enabled: self.vad_end_of_turn_enabled,
             end_of_turn_min_silence_ms: self.vad_end_of_turn_min_silence_ms,
+            end_of_turn_max_silence_ms: self.vad_end_of_turn_max_silence_ms,
             // The engine checks the percent range (1..=99) when the session opens.
             end_of_turn_threshold: u8::try_from(self.vad_end_of_turn_threshold).ok()?,
             ..VadConfig::default()
@@ -492,6 +503,22 @@ mod tests {
         assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
         c.struct_size = std::mem::offset_of!(trunkline_session_config, barge_in_duck_db);
         assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in, engine_default);
+    }
+
+    #[test]
+    fn the_max_silence_reads_through_up_to_the_longest_hangover_and_older_callers_keep_the_default() {
+        let default = trunkline_session_config::from(&SessionConfig::default());
+        let engine_default = VadConfig::default();
+        assert_eq!(default.vad_end_of_turn_max_silence_ms, engine_default.end_of_turn_max_silence_ms);
+        let mut c = default;
+        for ms in [1000, MAX_HANGOVER_MS] {
+            c.vad_end_of_turn_max_silence_ms = ms;
+            assert_eq!(trunkline_session_config::read(&c).unwrap().vad.end_of_turn_max_silence_ms, ms);
+        }
+        c.vad_end_of_turn_max_silence_ms = MAX_HANGOVER_MS + 1;
+        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, vad_end_of_turn_max_silence_ms);
+        assert_eq!(trunkline_session_config::read(&c).unwrap().vad, engine_default);
     }
 
     #[test]

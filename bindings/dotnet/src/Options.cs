@@ -129,6 +129,12 @@ namespace Trunkline
         /// <summary>Confidence, percent 1..99 (default 35), the prosody needs for an early EndOfTurn;
         /// out of range makes opening the session throw TrunklineException(InvalidArgument).</summary>
         public int? VadEndOfTurnThreshold { get; set; }
+        /// <summary>Silence after an unfinished-sounding phrase before its EndOfTurn, ms (whole 20 ms
+        /// frames, rounded up); 0 (default): the hangover, the EndOfTurn coming with SpeechStopped.
+        /// Longer than the hangover, it comes after SpeechStopped, so a shorter pause inside a
+        /// sentence does not end the turn. Above 10000 makes opening the session throw
+        /// TrunklineException(InvalidArgument).</summary>
+        public int? VadEndOfTurnMaxSilenceMs { get; set; }
 
         static uint U(int? v, uint dflt) { return v.HasValue ? checked((uint)v.Value) : dflt; }
 
@@ -183,6 +189,7 @@ namespace Trunkline
             c.vad_end_of_turn_min_silence_ms = U(VadEndOfTurnMinSilenceMs, c.vad_end_of_turn_min_silence_ms);
             c.vad_end_of_turn_threshold = U(VadEndOfTurnThreshold, c.vad_end_of_turn_threshold);
             c.barge_in_duck_db = U(BargeInDuckDb, c.barge_in_duck_db);
+            c.vad_end_of_turn_max_silence_ms = U(VadEndOfTurnMaxSilenceMs, c.vad_end_of_turn_max_silence_ms);
             return c;
         }
     }

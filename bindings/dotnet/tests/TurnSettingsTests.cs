@@ -5,8 +5,8 @@ using System.Linq;
 namespace Trunkline.Tests
 {
     /// <summary>The VAD's turn settings through the C session config: EndOfTurn events (their
-    /// fields, their place before SpeechStopped, their settings refused out of range) and
-    /// echo-aware detection.</summary>
+    /// fields, their place before SpeechStopped or, with a maximum silence, after it, their
+    /// settings refused out of range) and echo-aware detection.</summary>
     public static class TurnSettingsTests
     {
         const int HangoverMs = 400;
@@ -110,6 +110,52 @@ namespace Trunkline.Tests
             var plain = RunCall(new SessionOptions());
             Assert.True(!plain.Any(x => x.Event.Kind == EventKind.EndOfTurn), "end of turn while off");
             Assert.True(plain.Any(x => x.Event.Kind == EventKind.SpeechStopped), "speech stopped");
+        }
+
+        public static void TestAMaxSilenceLongerThanTheHangoverEndsTheTurnAfterSpeechStopped()
+        {
+            // At the top threshold no phrase sounds finished enough: without a maximum silence each
+            // pause's EndOfTurn comes with its SpeechStopped (the test above); with one between the
+            // hangover and the fixture's shortest pause (800 ms) it comes that much silence after
+            // the speech, later in the stream than SpeechStopped, at the same end of speech.
+            const int maxSilence = 600;
+            List<long[]> labels;
+            Twilio.Speech(out labels);
+            var seen = RunCall(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = 99, VadEndOfTurnMaxSilenceMs = maxSilence });
+            var turns = Enumerable.Range(0, seen.Count).Where(i => seen[i].Event.Kind == EventKind.EndOfTurn).ToList();
+            Assert.Equal(labels.Count, turns.Count, "end of turn per pause: " + Kinds(seen));
+            foreach (var i in turns)
+            {
+                var turn = seen[i];
+                var stopped = seen[i - 1];
+                Assert.Equal(EventKind.SpeechStopped, stopped.Event.Kind, "before end of turn: " + Kinds(seen));
+                Assert.Equal(stopped.Event.StreamMs, turn.Event.StreamMs, "end of speech");
+                Assert.Equal((long)maxSilence, turn.Event.SilenceMs.Value, "silence");
+                Assert.True(turn.Event.Confidence < 99, "confidence " + turn.Event.Confidence);
+                Assert.True(turn.At > stopped.At, "end of turn at " + turn.At + " ms, speech stopped at " + stopped.At + " ms");
+                Assert.True(turn.At - (long)turn.Event.StreamMs >= maxSilence, "came after the maximum silence");
+            }
+            // Longer than every pause of the fixture: no pause ends the turn, speech still stops.
+            var longer = RunCall(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = 99, VadEndOfTurnMaxSilenceMs = 2000 });
+            Assert.True(!longer.Any(x => x.Event.Kind == EventKind.EndOfTurn), "end of turn with 2 s: " + Kinds(longer));
+            Assert.Equal(labels.Count, longer.Count(x => x.Event.Kind == EventKind.SpeechStopped), "speech stopped per utterance");
+        }
+
+        public static void TestAMaxSilenceAbove10SIsRefused()
+        {
+            using (var engine = new Engine(0))
+            {
+                foreach (var bad in new[] { 10001, int.MaxValue })
+                {
+                    var ex = Assert.Throws<TrunklineException>(
+                        () => engine.OpenSession(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnMaxSilenceMs = bad }),
+                        "max silence " + bad);
+                    Assert.Equal(ResultCode.InvalidArgument, ex.Code, "max silence " + bad);
+                }
+                // Not whole frames: accepted (rounded up to 20 ms, like the minimum silence).
+                foreach (var good in new[] { 10000, 1, 1010 })
+                    engine.OpenSession(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnMaxSilenceMs = good }).Dispose();
+            }
         }
 
         public static void TestAThresholdOutOf1To99IsRefused()

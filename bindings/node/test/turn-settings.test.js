@@ -1,11 +1,13 @@
 'use strict';
 // The VAD's turn settings through the C session config: end_of_turn events (their fields, their
-// place before speech_stopped, their settings refused out of range) and echo-aware detection.
+// place before speech_stopped or, with a maximum silence, after it, their settings refused out of
+// range) and echo-aware detection.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Engine, TrunklineError, RESULT, ulawEncode } = require('..');
 const h = require('./helpers');
+const native = require('../lib/native');
 
 const HANGOVER_MS = 400;
 
@@ -83,6 +85,48 @@ test('the top threshold waits for the hangover; off by default', (t) => {
   const plain = runCall(t);
   assert.ok(!plain.some((e) => e.kind === 'end_of_turn'));
   assert.ok(plain.some((e) => e.kind === 'speech_stopped'));
+});
+
+test('a max silence longer than the hangover ends the turn after speech_stopped', (t) => {
+  // At the top threshold no phrase sounds finished enough: without a maximum silence each
+  // pause's end_of_turn comes with its speech_stopped (the test above); with one between the
+  // hangover and the fixture's shortest pause (800 ms) it comes that much silence after the
+  // speech, later in the stream than speech_stopped, at the same end of speech.
+  const maxSilence = 600;
+  const { labels } = h.speech();
+  const events = runCall(t, { vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: 99, vadEndOfTurnMaxSilenceMs: maxSilence });
+  const kinds = events.map((e) => e.kind);
+  const turns = kinds.flatMap((k, i) => (k === 'end_of_turn' ? [i] : []));
+  assert.equal(turns.length, labels.length, kinds.join());
+  for (const i of turns) {
+    const turn = events[i];
+    const stopped = events[i - 1];
+    assert.equal(stopped.kind, 'speech_stopped', kinds.join());
+    assert.equal(turn.streamMs, stopped.streamMs);
+    assert.ok(turn.silenceMs === maxSilence && turn.confidence < 99, JSON.stringify(turn));
+    assert.ok(turn.at > stopped.at, `end_of_turn at ${turn.at} ms, speech_stopped at ${stopped.at} ms`);
+    assert.ok(turn.at - turn.streamMs >= maxSilence);
+  }
+  // Longer than every pause of the fixture: no pause ends the turn, speech still stops.
+  const long = runCall(t, { vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: 99, vadEndOfTurnMaxSilenceMs: 2000 }).map((e) => e.kind);
+  assert.ok(!long.includes('end_of_turn'), long.join());
+  assert.equal(long.filter((k) => k === 'speech_stopped').length, labels.length);
+});
+
+test('the max silence defaults to 0; above 10 s is refused', (t) => {
+  const config = {};
+  assert.equal(native.fns.trunkline_session_config_default(config, native.TYPES.trunkline_session_config.size), RESULT.OK);
+  assert.equal(config.vad_end_of_turn_max_silence_ms, 0);
+  const engine = h.engineFor(t, { workers: 0 });
+  for (const bad of [10001, 2 ** 32 - 1]) {
+    assert.throws(
+      () => engine.session({ vadEndOfTurnEnabled: true, vadEndOfTurnMaxSilenceMs: bad }),
+      (e) => e instanceof TrunklineError && e.code === RESULT.INVALID_ARGUMENT,
+      String(bad),
+    );
+  }
+  // Not whole frames: accepted (rounded up to 20 ms, like the minimum silence).
+  for (const good of [10000, 1, 1010]) engine.session({ vadEndOfTurnEnabled: true, vadEndOfTurnMaxSilenceMs: good }).close();
 });
 
 test('an end-of-turn threshold out of 1..99 is refused', (t) => {

@@ -1,5 +1,6 @@
 """The VAD's turn settings through the C session config: end-of-turn events (their fields, their
-place before speech_stopped, their settings refused out of range) and echo-aware detection."""
+place before speech_stopped or, with a maximum silence, after it, their settings refused out of
+range) and echo-aware detection."""
 
 import array
 import base64
@@ -91,6 +92,44 @@ def test_end_of_turn_is_off_by_default():
     assert "end_of_turn" not in kinds and "speech_stopped" in kinds
     for e, _ in events:
         assert e.silence_ms is None and e.confidence is None
+
+
+def test_a_max_silence_longer_than_the_hangover_ends_the_turn_after_speech_stopped():
+    # At the top threshold no phrase sounds finished enough: without a maximum silence each
+    # pause's end_of_turn comes with its speech_stopped (the test above); with one between the
+    # hangover and the fixture's shortest pause (800 ms) it comes that much silence after the
+    # speech, later in the stream than speech_stopped, at the same end of speech.
+    max_silence = 600
+    events, labels = run_call(
+        vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99, vad_end_of_turn_max_silence_ms=max_silence
+    )
+    kinds = [e.kind for e, _ in events]
+    turns = [i for i, k in enumerate(kinds) if k == "end_of_turn"]
+    assert len(turns) == len(labels), kinds
+    for i in turns:
+        (turn, turn_at), (stopped, stopped_at) = events[i], events[i - 1]
+        assert stopped.kind == "speech_stopped", kinds
+        assert turn.stream_ms == stopped.stream_ms
+        assert turn.silence_ms == max_silence and turn.confidence < 99
+        assert turn_at > stopped_at and turn_at - turn.stream_ms >= max_silence
+    # Longer than every pause of the fixture: no pause ends the turn, speech still stops.
+    events, _ = run_call(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99, vad_end_of_turn_max_silence_ms=2000)
+    kinds = [e.kind for e, _ in events]
+    assert "end_of_turn" not in kinds and kinds.count("speech_stopped") == len(labels), kinds
+
+
+def test_the_max_silence_defaults_to_0_and_above_10_s_is_refused():
+    from trunkline._core import session_config
+
+    assert session_config({}).vad_end_of_turn_max_silence_ms == 0
+    with trunkline.Engine(workers=0) as engine:
+        for bad in (10_001, 2**32 - 1):
+            with pytest.raises(trunkline.TrunklineError) as e:
+                engine.session(vad_end_of_turn_enabled=True, vad_end_of_turn_max_silence_ms=bad)
+            assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        # Not whole frames: accepted (rounded up to 20 ms, like the minimum silence).
+        for good in (10_000, 1, 1010):
+            engine.session(vad_end_of_turn_enabled=True, vad_end_of_turn_max_silence_ms=good).close()
 
 
 @pytest.mark.parametrize("bad", [0, 100, 255, 256, 2**32 - 1])

@@ -373,10 +373,12 @@ class Engine(OwnedHandle):
         (or "alaw", with agent_rate=8000) makes the agent speak 8 kHz G.711 both ways:
         read_audio() returns the codes and play(data, 8000) takes them, passed through untouched
         when the carrier speaks the same law. `vad_end_of_turn_enabled=True` adds `end_of_turn`
-        events (tuned by vad_end_of_turn_min_silence_ms and vad_end_of_turn_threshold, a percent
-        1..=99); `vad_echo_aware=True` keeps the agent's echo from passing for caller speech;
-        `barge_in_duck_db` (default 18, 0 off) turns the agent down while an interruption is
-        being confirmed.
+        events (tuned by vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold, a percent
+        1..=99, and vad_end_of_turn_max_silence_ms, 0..=10000: longer than the hangover, an
+        unfinished-sounding pause ends the turn only after that much silence, after
+        speech_stopped); `vad_echo_aware=True` keeps the agent's echo from passing for caller
+        speech; `barge_in_duck_db` (default 18, 0 off) turns the agent down while an
+        interruption is being confirmed.
         `record_path` ("call.wav", ".opus" or ".ogg"; a str or a path) records the call in stereo
         (caller left, agent as heard right), closed when the session is; a file that cannot be
         created or another extension raises TrunklineError(RECORD).

@@ -1,7 +1,8 @@
 /*
  * The session config's turn settings: END_OF_TURN events on the speech fixture (their fields,
- * their place before SPEECH_STOPPED), echo-aware detection, the settings' defaults for older
- * callers and the refusal of a threshold out of range.
+ * their place before SPEECH_STOPPED or, with a maximum silence, after it), echo-aware detection,
+ * the settings' defaults for older callers and the refusal of a threshold or a maximum silence
+ * out of range.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -56,6 +57,7 @@ void test_turn_settings_defaults_and_refusals(void) {
   CHECK(!c.vad_end_of_turn_enabled);
   CHECK(c.vad_end_of_turn_threshold >= 1 && c.vad_end_of_turn_threshold <= 99);
   CHECK(c.vad_end_of_turn_min_silence_ms > 0 && c.vad_end_of_turn_min_silence_ms <= c.vad_hangover_ms);
+  CHECK_EQ(c.vad_end_of_turn_max_silence_ms, 0);
   CHECK(c.record_path == NULL);
 
   /* A caller compiled before these fields: nothing written past its struct, and the library
@@ -107,7 +109,56 @@ void test_turn_settings_defaults_and_refusals(void) {
                  duck[i] <= 255 ? TRUNKLINE_RESULT_OK : TRUNKLINE_RESULT_INVALID_ARGUMENT);
     trunkline_session_free(s);
   }
+
+  /* The maximum silence: at most 10 s (the longest hangover), whole 20 ms frames not needed
+   * (rounded up, like the minimum silence). */
+  const uint32_t max_silence[] = {1, 1010, 10000, 10001, UINT32_MAX};
+  for (size_t i = 0; i < sizeof max_silence / sizeof max_silence[0]; i++) {
+    trunkline_session_config m = c;
+    m.vad_end_of_turn_enabled = true;
+    m.vad_end_of_turn_max_silence_ms = max_silence[i];
+    s = NULL;
+    CHECK_RESULT(trunkline_session_open(e, &m, &s),
+                 max_silence[i] <= 10000 ? TRUNKLINE_RESULT_OK : TRUNKLINE_RESULT_INVALID_ARGUMENT);
+    trunkline_session_free(s);
+  }
   trunkline_engine_free(e);
+}
+
+/* At the top threshold no phrase of the fixture sounds finished enough: without a maximum silence
+ * each pause's END_OF_TURN comes with its SPEECH_STOPPED (test_end_of_turn_events); with one
+ * between the hangover and the fixture's shortest pause (800 ms) it comes that much silence after
+ * the speech, later in the stream than SPEECH_STOPPED, at the same end of speech. Longer than
+ * every pause, no pause ends the turn. */
+static void check_max_silence(const fixture *f, event_log *log, uint64_t *at) {
+  const uint32_t max_silence = 600;
+  trunkline_session_config c = turn_config();
+  c.vad_end_of_turn_enabled = true;
+  c.vad_end_of_turn_threshold = 99;
+  c.vad_end_of_turn_max_silence_ms = max_silence;
+  run_fixture(f, &c, log, at);
+  size_t turns = 0;
+  for (size_t i = 0; i < log->count; i++) {
+    const trunkline_event *turn = &log->items[i];
+    if (turn->kind != TRUNKLINE_EVENT_KIND_END_OF_TURN) continue;
+    REQUIRE(i > 0);
+    const trunkline_event *stopped = &log->items[i - 1];
+    CHECK_EQ(stopped->kind, TRUNKLINE_EVENT_KIND_SPEECH_STOPPED);
+    CHECK_EQ(turn->stream_ms, stopped->stream_ms);
+    CHECK_EQ(turn->duration_ms, (int64_t)max_silence);
+    CHECK(turn->confidence >= 0 && turn->confidence < 99);
+    CHECK(at[i] > at[i - 1]);
+    CHECK(at[i] - turn->stream_ms >= max_silence);
+    turns++;
+  }
+  CHECK_EQ(turns, f->label_count);
+
+  c.vad_end_of_turn_max_silence_ms = 2000;
+  run_fixture(f, &c, log, at);
+  CHECK(find_event(log, 0, TRUNKLINE_EVENT_KIND_END_OF_TURN) == SIZE_MAX);
+  size_t stops = 0;
+  for (size_t i = 0; i < log->count; i++) stops += log->items[i].kind == TRUNKLINE_EVENT_KIND_SPEECH_STOPPED;
+  CHECK_EQ(stops, f->label_count);
 }
 
 void test_end_of_turn_events(void) {
@@ -178,6 +229,8 @@ void test_end_of_turn_events(void) {
     CHECK_EQ(log->items[i].kind, plain_log->items[i].kind);
     CHECK_EQ(log->items[i].stream_ms, plain_log->items[i].stream_ms);
   }
+
+  check_max_silence(&f, log, at);
   free(plain_log);
   free(at);
   free(log);

@@ -80,6 +80,7 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
       vadEndOfTurnEnabled: true,
       vadEndOfTurnMinSilenceMs: 200,
       vadEndOfTurnThreshold: 50,
+      vadEndOfTurnMaxSilenceMs: 1000,
     })
     .close();
   const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
