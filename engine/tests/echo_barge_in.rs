@@ -9,12 +9,14 @@
 //! `cargo run --release -p trunkline-tools --bin vadbench -- --echo` (`--echo-aware=true` for the
 //! gate's).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;
 
 use trunkline::vad::VadConfig;
 use trunkline::{BargeInConfig, Event, SessionConfig};
-use vad_corpus::call::{AfterBargeIn, CallTrace, run_call};
+use vad_corpus::call::{AfterBargeIn, CallSpec, CallTrace, EchoSetup, Prompt, run_call};
 use vad_corpus::echo::*;
 use vad_corpus::*;
 
@@ -390,5 +392,54 @@ fn echo_aware_without_echo_costs_nothing_on_a_quiet_line() {
         } else {
             assert!(s.recall() >= 0.65, "{name}: recall {:.3}", s.recall());
         }
+    }
+}
+
+/// A digitally silent line (µ-law 0xFF: exact zeros between the echoes), the bot answering with
+/// seven seconds of a human voice (the speech fixture) over a 120 ms path with a 30 ms tail, at
+/// every return loss. The classifier keeps its noise floor at a minimum far above such a line, so
+/// the echo of the answer's quiet stretches lies under the floor: the gate must not take that
+/// for the line's noise and conclude the echo is weaker than it is. The default engine barges
+/// in on the same echo.
+#[test]
+fn echo_aware_on_a_digitally_silent_line_takes_no_echo_for_speech() {
+    let (audio, _) = common::speech();
+    let answer: &'static [f32] = audio[3_600 * 8..]
+        .iter()
+        .map(|&c| f32::from(common::reference_ulaw_decode(c)) / 32_767.0)
+        .collect::<Vec<_>>()
+        .leak();
+    let silent = vec![0i16; 12_000 * 8];
+    for erl_db in ERLS_DB {
+        let run = |echo_aware: bool| {
+            let mut config = config();
+            config.vad.echo_aware = echo_aware;
+            run_call(&CallSpec {
+                config,
+                caller: &silent,
+                prompts: vec![Prompt { at_ms: 1_000, pcm: answer }],
+                after_barge_in: AfterBargeIn::Stop,
+                carrier_delay_ms: 80,
+                echo: Some(EchoSetup {
+                    path: EchoPath { erl_db, delay_ms: 120, tail_ms: 30 },
+                    seed: 1,
+                    soft_clip: false,
+                }),
+            })
+        };
+        let starts = |t: &CallTrace| t.count(|e| matches!(e, Event::SpeechStarted { .. }));
+        let barge_ins = |t: &CallTrace| t.count(|e| matches!(e, Event::BargeIn { .. }));
+        let (off, on) = (run(false), run(true));
+        println!(
+            "ERL {erl_db} dB: not echo-aware {} starts, {} barge-ins; echo-aware {} / {}",
+            starts(&off),
+            barge_ins(&off),
+            starts(&on),
+            barge_ins(&on)
+        );
+        if erl_db <= 15.0 {
+            assert!(barge_ins(&off) > 0, "ERL {erl_db} dB: the default engine barges in on this echo");
+        }
+        assert_eq!((starts(&on), barge_ins(&on)), (0, 0), "ERL {erl_db} dB: echo-aware");
     }
 }

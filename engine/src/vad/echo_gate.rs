@@ -124,6 +124,14 @@ const HIDDEN_DB: f32 = 20.0;
 /// bound at the echo's own lag fell below it now and then, and a 6-10 dB echo on a quiet line
 /// started speech 4-13 times per 10 min; at 9 dB none did.)
 const BOUND_SLACK_DB: f32 = 9.0;
+/// A caller frame this far under the line's noise floor bounds the echo by its own level (see
+/// [`EchoGate::learn_bounds`]). (Measured: on a digitally silent line the echo of the agent's
+/// quiet stretches lies 1-4 dB under the floor, and taking it for noise pulled the bound at the
+/// echo's own lag 12 dB under the echo: the echo of the next loud word started speech.)
+const UNDER_FLOOR_DB: f32 = 1.5;
+/// An estimated delay whose bounds allow no echo louder than this (dB under the reference) is
+/// contradicted by them, and the prediction takes the whole window (with its bounds) instead.
+const CONTRADICTED_DB: f32 = -26.0;
 /// Steps of the bound per frame: down by up to this at once (a line without echo is learnt in a
 /// few frames of agent audio), up slowly, and only for a frame whose level is near it (an echo
 /// somewhat louder than bounded; not the caller talking over the agent).
@@ -169,6 +177,9 @@ pub(crate) struct EchoGate {
     /// The most the echo's gain can be at each lag, from the frames where the reference there
     /// was loud and the caller's line was not: [`BOUND_UNIT_DB`] units below [`START_GAIN_DB`].
     bound: [u8; LAGS],
+    /// The line's noise floor is at the classifier's minimum for the frame being masked: the
+    /// line may be quieter than it (see [`EchoGate::set_floor_at_minimum`]).
+    floor_at_minimum: bool,
 }
 
 impl EchoGate {
@@ -181,6 +192,7 @@ impl EchoGate {
             gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
             learnt: [0; GATE_BANDS],
             bound: [0; LAGS],
+            floor_at_minimum: false,
         }
     }
 
@@ -270,6 +282,12 @@ impl EchoGate {
         to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| POWER[usize::from(b)]).sum())
     }
 
+    /// Whether the noise floor the next [`Self::mask`] gets is at the classifier's minimum
+    /// (the floor never goes under it, so the line itself may be much quieter).
+    pub(crate) fn set_floor_at_minimum(&mut self, at_minimum: bool) {
+        self.floor_at_minimum = at_minimum;
+    }
+
     /// The estimated echo delay, ms, if the estimator trusts one.
     pub(crate) fn delay_ms(&self) -> Option<f32> {
         self.delay.estimate().map(|e| e.slots * (SLOT_SAMPLES / 8) as f32)
@@ -306,9 +324,18 @@ impl EchoGate {
     fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, levels: &[u8; LAGS]) {
         let power = |db: f32| 10f32.powf(db / 10.0);
         // What of the frame stands above the line's noise (the most an echo in it can be).
+        // A floor at the classifier's minimum may be far above the line (digital silence is),
+        // and a frame clearly under the floor shows the line quieter than it: then nothing can be
+        // taken off, and the frame's own level is the bound.
         let hidden = noise_db - HIDDEN_DB;
         let excess = power(caller_db) - power(noise_db);
-        let heard = if excess > power(hidden) { 10.0 * excess.log10() } else { hidden };
+        let heard = if self.floor_at_minimum || caller_db < noise_db - UNDER_FLOOR_DB {
+            caller_db
+        } else if excess > power(hidden) {
+            10.0 * excess.log10()
+        } else {
+            hidden
+        };
         for lag in 0..LAGS {
             // The least of the slot and its neighbours: a slot's echo may fall half into the next
             // caller frame, so an edge of the agent's speech is no evidence.
@@ -355,8 +382,14 @@ impl EchoGate {
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
-        let lags = match estimate {
-            Some(e) => e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1),
+        let near = |e: super::echo_delay::Estimate| {
+            e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
+        };
+        // An estimate the bounds contradict (no echo can be near it) is early or wrong: the echo
+        // is predicted from wherever the bounds allow it.
+        let trusted = estimate.filter(|&e| near(e).any(|lag| self.bound_db(lag as usize) >= CONTRADICTED_DB));
+        let lags = match trusted {
+            Some(e) => near(e),
             None => 0..=WINDOW_SLOTS - 1,
         };
         // Per band, the loudest reference over those lags, and the loudest echo their bounds

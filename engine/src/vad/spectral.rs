@@ -269,7 +269,11 @@ impl SpectralClassifier {
         let db = |e: [f32; BANDS], g: usize| 10.0 * (e[2 * g] + e[2 * g + 1]).max(1.0).log10();
         let caller: [f32; GATE_BANDS] = std::array::from_fn(|g| db(*bands, g));
         let noise: [f32; GATE_BANDS] = std::array::from_fn(|g| db(self.noise, g));
-        let gate = self.echo.as_mut()?.mask(slot, &caller, &noise)?;
+        // Within 1 dB of its minimum in every band, the floor says nothing of the line under it.
+        let at_minimum = self.noise.iter().all(|&n| n <= self.min_noise * 1.26);
+        let echo = self.echo.as_mut()?;
+        echo.set_floor_at_minimum(at_minimum);
+        let gate = echo.mask(slot, &caller, &noise)?;
         Some(std::array::from_fn(|b| gate[b / 2]))
     }
 
