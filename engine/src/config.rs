@@ -32,18 +32,42 @@ impl Default for EngineConfig {
 pub struct BargeInConfig {
     /// Whether caller speech interrupts agent audio.
     pub enabled: bool,
-    /// Caller speech must have lasted this long (from its onset) to interrupt.
+    /// Caller speech must have been voiced this long (from its first voiced frame to its last,
+    /// pauses included; with [`Self::rejoin_within_ms`] set, speech resumed shortly after a short
+    /// one over the agent counts from that one's first voiced frame) to interrupt.
     pub min_speech_ms: u32,
     /// Ducking, dB (0: off): while caller speech over the agent is not yet long enough to
     /// interrupt, the agent audio not yet sent is turned down by this much (a 10 ms ramp), and
     /// turned back up if the speech stops short (a backchannel, a cough). The caller hears the
     /// bot back off within the pacer's lead of speaking up; see `pipeline/ducking.rs`.
     pub duck_db: u8,
+    /// Rejoining, ms (0: off): caller speech over the agent that stopped short of
+    /// `min_speech_ms`, and speech first voiced within this long of its last voiced frame, count
+    /// as one utterance, voiced from the first one's first voiced frame, pauses included. It
+    /// catches interruptions whose words a noisy line splits ("rear ... left"; recall at 5 dB SNR
+    /// 0.875 → 0.958 with [`RECOMMENDED_REJOIN_WITHIN_MS`]), at a cost: two backchannels in a
+    /// row up to about 700 ms apart interrupt, and so does an uncancelled echo of the bot more
+    /// often when barge-in is not echo-aware. At most [`MAX_REJOIN_WITHIN_MS`]. See
+    /// `pipeline/barge_in.rs`.
+    pub rejoin_within_ms: u32,
 }
+
+/// The [`BargeInConfig::rejoin_within_ms`] to use when turning rejoining on, ms. Why 800: inside
+/// one speech the VAD already bridges voiced frames up to about 560 ms apart (its 160 ms of
+/// weaker frames after the last voiced one, then its 400 ms hangover); at 5 dB SNR the noise
+/// hides up to about 250 ms more of the soft word edges around a pause (measured on the two-word
+/// recordings of the barge-in set: 380 ms apart on a quiet line, 640-740 ms at 5 dB). Longer
+/// would also join backchannels said about a second apart.
+pub const RECOMMENDED_REJOIN_WITHIN_MS: u32 = 800;
+
+/// The longest [`BargeInConfig::rejoin_within_ms`] a session takes, ms: beyond it, words a
+/// breath apart are no longer what it joins (a session asking for more is refused).
+pub const MAX_REJOIN_WITHIN_MS: u32 = 2_000;
 
 impl Default for BargeInConfig {
     fn default() -> Self {
-        Self { enabled: true, min_speech_ms: 300, duck_db: 18 }
+        // Rejoining is off: it costs precision (see `rejoin_within_ms`).
+        Self { enabled: true, min_speech_ms: 300, duck_db: 18, rejoin_within_ms: 0 }
     }
 }
 

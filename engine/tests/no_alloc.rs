@@ -146,17 +146,12 @@ fn run(workers: usize, call: Call) -> (usize, Vec<Event>) {
 
 /// [`run`], the call recorded to `record` if given.
 fn run_recorded(workers: usize, call: Call, record: Option<std::path::PathBuf>) -> (usize, Vec<Event>) {
-    run_with(workers, call, record, false)
+    run_with(workers, call, SessionConfig { record_path: record, ..Default::default() })
 }
 
-/// [`run_recorded`], the speech detector echo-aware if `echo_aware` (the agent's audio kept as
-/// the echo gate's reference on every frame sent).
-fn run_with(
-    workers: usize,
-    call: Call,
-    record: Option<std::path::PathBuf>,
-    echo_aware: bool,
-) -> (usize, Vec<Event>) {
+/// [`run`] with the session's settings `config` (echo-aware: the agent's audio kept as the echo
+/// gate's reference on every frame sent; rejoining: the caller's speeches followed).
+fn run_with(workers: usize, call: Call, config: SessionConfig) -> (usize, Vec<Event>) {
     let (caller, labels) = speech();
     let frames = caller.len() / 160;
     assert!(labels[0].1 / 20 < frames as u64);
@@ -165,8 +160,6 @@ fn run_with(
     // 20 ms of agent audio at each rate `play` accepts. The warm-up plays at the configured
     // `play_rate` only; the counted window goes through every rate, so the first `play` at each
     // other rate is counted.
-    let mut config = SessionConfig { record_path: record, ..Default::default() };
-    config.vad.echo_aware = echo_aware;
     let agent: Vec<(u32, Vec<i16>)> =
         PLAY_RATES.iter().map(|&r| (r, vec![1000i16; r as usize / 50])).collect();
     let usual = PLAY_RATES.iter().position(|&r| r == config.play_rate).unwrap();
@@ -268,15 +261,22 @@ fn main() {
     }
     // Echo-aware: the echo gate records every frame sent and masks the caller's frames in
     // fixed-size state.
-    for workers in [0, 1] {
-        let (allocations, events) = run_with(workers, Call::Twilio, None, true);
-        let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));
-        let ok = allocations == 0 && barge_in;
-        println!(
-            "no_alloc workers={workers} Twilio echo-aware: {allocations} allocations in the steady state (barge-in: {barge_in}) ... {}",
-            if ok { "ok" } else { "FAILED" }
-        );
-        if ok { passed += 1 } else { failed += 1 }
+    // Rejoining: the barge-in detector follows each speech in state boxed at the session's open.
+    let mut echo_aware = SessionConfig::default();
+    echo_aware.vad.echo_aware = true;
+    let mut rejoining = SessionConfig::default();
+    rejoining.barge_in.rejoin_within_ms = trunkline::config::RECOMMENDED_REJOIN_WITHIN_MS;
+    for (name, config) in [("echo-aware", echo_aware), ("rejoining", rejoining)] {
+        for workers in [0, 1] {
+            let (allocations, events) = run_with(workers, Call::Twilio, config.clone());
+            let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));
+            let ok = allocations == 0 && barge_in;
+            println!(
+                "no_alloc workers={workers} Twilio {name}: {allocations} allocations in the steady state (barge-in: {barge_in}) ... {}",
+                if ok { "ok" } else { "FAILED" }
+            );
+            if ok { passed += 1 } else { failed += 1 }
+        }
     }
     // With a recording: the worker only copies into the recording's preallocated ring.
     let dir = std::env::temp_dir().join(format!("trunkline-no-alloc-{}", std::process::id()));

@@ -11,8 +11,19 @@
 //! voiced over agent audio and has not yet reached the minimum, and when to turn it back up: once
 //! no voiced frame has come for [`RESTORE_AFTER_MS`] (the "mm-hm" is over), or the speech ended.
 //!
+//! One utterance can reach the detector as two speeches: words apart by a pause longer than the
+//! VAD hangover each stop short, e.g. "rear ... left" on a noisy line, where the noise hides the
+//! soft edges of each word, so its voiced stretch shrinks (400 → 140 ms measured at 5 dB SNR) and
+//! the pause between the voiced stretches grows (380 → 640 ms). With
+//! [`BargeInConfig::rejoin_within_ms`] set (off by default), speech over agent audio that stopped
+//! short and speech whose first voiced frame follows its last one within that long count as one:
+//! the voiced time runs from the first one's first voiced frame, pauses included, as it does
+//! inside one speech. A lone backchannel, a cough or typing still never reaches the minimum; two
+//! backchannels in a row can, which is why it is off unless asked for.
+//!
 //! [`SpeechDetector::voiced_ms`]: crate::vad::SpeechDetector::voiced_ms
 //! [`BargeInConfig::duck_db`]: crate::config::BargeInConfig::duck_db
+//! [`BargeInConfig::rejoin_within_ms`]: crate::config::BargeInConfig::rejoin_within_ms
 
 use crate::config::BargeInConfig;
 
@@ -21,6 +32,31 @@ use crate::config::BargeInConfig;
 /// closures, fricatives), so an interruption is not let up mid-word; short enough that a
 /// backchannel's dip ends soon after it.
 pub const RESTORE_AFTER_MS: u64 = 160;
+
+/// The voiced stretch of one caller speech as the detector saw it, stream ms.
+#[derive(Debug, Clone, Copy)]
+struct Voicing {
+    onset: u64,
+    /// Its voiced time so far, and from when to when (0, 0 until a voiced frame came).
+    voiced_ms: u64,
+    first_ms: u64,
+    end_ms: u64,
+    /// Where the utterance it belongs to was first voiced: the speech before it, if it goes on
+    /// from there (see [`BargeInConfig::rejoin_within_ms`]).
+    joined_from: Option<u64>,
+    /// Agent audio played at some point while it lasted.
+    over_agent: bool,
+}
+
+impl Voicing {
+    /// The voiced time of the utterance this speech belongs to, up to its last voiced frame.
+    fn utterance_voiced_ms(&self) -> u64 {
+        match self.joined_from {
+            Some(first) if self.voiced_ms > 0 => self.end_ms.saturating_sub(first),
+            _ => self.voiced_ms,
+        }
+    }
+}
 
 /// What the caller's speech asks of the agent audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +78,8 @@ pub struct BargeInDetector {
     enabled: bool,
     duck: bool,
     min_speech_ms: u64,
+    /// Rejoining split utterances, when on (boxed: a session that leaves it off pays a pointer).
+    rejoin: Option<Box<Rejoin>>,
     /// Onset of the speech that last fired (or was seen with the agent silent), to fire once.
     handled_onset: Option<u64>,
     /// Onset of the speech being watched for ducking, its voiced time, and the stream time
@@ -51,6 +89,19 @@ pub struct BargeInDetector {
     ducked: bool,
 }
 
+/// What rejoining follows of the caller's speech (see [`BargeInConfig::rejoin_within_ms`]).
+#[derive(Debug)]
+struct Rejoin {
+    /// Longest pause (ms) between a speech that stopped short and the next for both to count as
+    /// one utterance.
+    within_ms: u64,
+    /// The caller's current speech.
+    current: Option<Voicing>,
+    /// Where the utterance of the last speech that stopped short over agent audio was first
+    /// voiced, and where that speech was last voiced: the next speech may go on from it.
+    stopped_short: Option<(u64, u64)>,
+}
+
 impl BargeInDetector {
     /// A detector with the given settings.
     pub fn new(config: &BargeInConfig) -> Self {
@@ -58,6 +109,13 @@ impl BargeInDetector {
             enabled: config.enabled,
             duck: config.enabled && config.duck_db > 0,
             min_speech_ms: u64::from(config.min_speech_ms),
+            rejoin: (config.rejoin_within_ms > 0).then(|| {
+                Box::new(Rejoin {
+                    within_ms: u64::from(config.rejoin_within_ms),
+                    current: None,
+                    stopped_short: None,
+                })
+            }),
             handled_onset: None,
             watched: None,
             ducked: false,
@@ -84,27 +142,43 @@ impl BargeInDetector {
     }
 
     /// [`Self::check`], also deciding the ducking; `now_ms`: the stream time delivered so far.
-    pub fn decide(&mut self, onset_ms: Option<u64>, voiced_ms: u64, agent_active: bool, now_ms: u64) -> BargeAction {
-        if let Some(onset) = self.check(onset_ms, voiced_ms, agent_active) {
+    /// With rejoining on, the voiced time checked is the utterance's: speech that goes on from an
+    /// earlier one that stopped short counts from that one's first voiced frame (see
+    /// [`BargeInConfig::rejoin_within_ms`]).
+    pub fn decide(
+        &mut self,
+        onset_ms: Option<u64>,
+        voiced_ms: u64,
+        agent_active: bool,
+        now_ms: u64,
+    ) -> BargeAction {
+        let handled = self.handled_onset;
+        let utterance_ms = match self.rejoin.as_deref_mut() {
+            Some(rejoin) => rejoin.follow(onset_ms, voiced_ms, agent_active, now_ms, handled),
+            None => voiced_ms,
+        };
+        if let Some(onset) = self.check(onset_ms, utterance_ms, agent_active) {
             // The clear that follows drops what was ducked; new audio starts at full level.
             self.ducked = false;
             return BargeAction::BargeIn(onset);
         }
-        let voicing = self.duck && agent_active && onset_ms.is_some_and(|onset| {
-            if self.handled_onset == Some(onset) {
-                return false;
-            }
-            match &mut self.watched {
-                Some((o, v, at)) if *o == onset => {
-                    if voiced_ms > *v {
-                        (*v, *at) = (voiced_ms, now_ms);
-                    }
+        let voicing = self.duck
+            && agent_active
+            && onset_ms.is_some_and(|onset| {
+                if self.handled_onset == Some(onset) {
+                    return false;
                 }
-                w => *w = Some((onset, voiced_ms, now_ms)),
-            }
-            // Some voiced frame (a cough or typing has none), and a recent one.
-            self.watched.is_some_and(|(_, v, at)| v > 0 && now_ms.saturating_sub(at) < RESTORE_AFTER_MS)
-        });
+                match &mut self.watched {
+                    Some((o, v, at)) if *o == onset => {
+                        if voiced_ms > *v {
+                            (*v, *at) = (voiced_ms, now_ms);
+                        }
+                    }
+                    w => *w = Some((onset, voiced_ms, now_ms)),
+                }
+                // Some voiced frame (a cough or typing has none), and a recent one.
+                self.watched.is_some_and(|(_, v, at)| v > 0 && now_ms.saturating_sub(at) < RESTORE_AFTER_MS)
+            });
         match (voicing, self.ducked) {
             (true, false) => {
                 self.ducked = true;
@@ -118,9 +192,66 @@ impl BargeInDetector {
         }
     }
 
-    /// The agent audio was flushed (a barge-in or the host's interrupt): it is not ducked.
+    /// The agent audio was flushed (a barge-in or the host's interrupt): it is not ducked, and
+    /// what the caller said over it is answered.
     pub fn on_flush(&mut self) {
         self.ducked = false;
+        if let Some(rejoin) = self.rejoin.as_deref_mut() {
+            rejoin.stopped_short = None;
+            if let Some(v) = rejoin.current.as_mut() {
+                v.over_agent = false;
+            }
+        }
+    }
+}
+
+impl Rejoin {
+    /// Follows the caller's speech (`now_ms` is when its voiced time was seen to grow, to within
+    /// a frame); returns the voiced time of the utterance it belongs to, joined to the speech
+    /// that stopped short before it when first voiced at most `within_ms` after that one's last
+    /// voiced frame. `handled_onset`: the onset of the speech that last fired or took a turn.
+    fn follow(
+        &mut self,
+        onset_ms: Option<u64>,
+        voiced_ms: u64,
+        agent_active: bool,
+        now_ms: u64,
+        handled_onset: Option<u64>,
+    ) -> u64 {
+        if self.current.is_some_and(|v| Some(v.onset) != onset_ms) {
+            self.end_speech(handled_onset);
+        }
+        let within = self.within_ms;
+        let Some(onset) = onset_ms else { return 0 };
+        let stopped_short = self.stopped_short;
+        let v = self.current.get_or_insert(Voicing {
+            onset,
+            voiced_ms: 0,
+            first_ms: 0,
+            end_ms: 0,
+            joined_from: None,
+            over_agent: false,
+        });
+        v.over_agent |= agent_active;
+        if voiced_ms > v.voiced_ms {
+            if v.voiced_ms == 0 {
+                v.first_ms = now_ms.saturating_sub(voiced_ms);
+                v.joined_from = stopped_short
+                    .filter(|&(_, end)| v.first_ms.saturating_sub(end) <= within)
+                    .map(|(first, _)| first);
+                self.stopped_short = None;
+            }
+            (v.voiced_ms, v.end_ms) = (voiced_ms, now_ms);
+        }
+        v.utterance_voiced_ms()
+    }
+
+    /// The current speech ended: if it stopped short over agent audio, the next one may go on
+    /// from it.
+    fn end_speech(&mut self, handled_onset: Option<u64>) {
+        let Some(v) = self.current.take() else { return };
+        let short = v.over_agent && v.voiced_ms > 0 && handled_onset != Some(v.onset);
+        self.stopped_short = short.then(|| (v.joined_from.unwrap_or(v.first_ms), v.end_ms));
     }
 }
 
@@ -130,7 +261,12 @@ mod tests {
 
     #[test]
     fn fires_once_after_the_minimum_voiced_time_only_over_agent_audio() {
-        let mut b = BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 200, duck_db: 0 });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            enabled: true,
+            min_speech_ms: 200,
+            duck_db: 0,
+            rejoin_within_ms: 0,
+        });
         assert_eq!(b.check(Some(1000), 150, true), None);
         assert_eq!(b.check(Some(1000), 200, true), Some(1000));
         assert_eq!(b.check(Some(1000), 300, true), None);
@@ -142,7 +278,12 @@ mod tests {
 
     #[test]
     fn a_short_voiced_burst_in_its_hangover_does_not_fire() {
-        let mut b = BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 300, duck_db: 0 });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            enabled: true,
+            min_speech_ms: 300,
+            duck_db: 0,
+            rejoin_within_ms: 0,
+        });
         // A 240 ms "mm-hm": still confirmed for the hangover after it, its voiced time stays put.
         for _ in 0..20 {
             assert_eq!(b.check(Some(1000), 240, true), None);
@@ -150,7 +291,12 @@ mod tests {
     }
 
     fn ducking() -> BargeInDetector {
-        BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 300, duck_db: 18 })
+        BargeInDetector::new(&BargeInConfig {
+            enabled: true,
+            min_speech_ms: 300,
+            duck_db: 18,
+            rejoin_within_ms: 0,
+        })
     }
 
     #[test]
@@ -193,16 +339,97 @@ mod tests {
 
     #[test]
     fn no_ducking_when_off_or_over_silence() {
-        let mut b = BargeInDetector::new(&BargeInConfig { enabled: true, min_speech_ms: 300, duck_db: 0 });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            enabled: true,
+            min_speech_ms: 300,
+            duck_db: 0,
+            rejoin_within_ms: 0,
+        });
         assert_eq!(b.decide(Some(1000), 40, true, 1140), BargeAction::None);
         assert_eq!(b.decide(Some(1000), 300, true, 1400), BargeAction::BargeIn(1000));
         let mut b = ducking();
         assert_eq!(b.decide(Some(1000), 40, false, 1140), BargeAction::None);
     }
 
+    /// Rejoining on, at the recommended pause.
+    fn rejoining() -> BargeInDetector {
+        let within = crate::config::RECOMMENDED_REJOIN_WITHIN_MS;
+        BargeInDetector::new(&BargeInConfig {
+            enabled: true,
+            min_speech_ms: 300,
+            duck_db: 0,
+            rejoin_within_ms: within,
+        })
+    }
+
+    /// A short speech over agent audio: voiced from `first` for `voiced` ms, then stopped.
+    fn short_speech(b: &mut BargeInDetector, onset: u64, first: u64, voiced: u64, agent: bool) {
+        for v in (20..=voiced).step_by(20) {
+            assert_eq!(b.decide(Some(onset), v, agent, first + v), BargeAction::None);
+        }
+        assert_eq!(b.decide(None, 0, agent, first + voiced + 560), BargeAction::None);
+    }
+
+    #[test]
+    fn words_split_by_a_pause_longer_than_the_hangover_are_one_interruption() {
+        let mut b = rejoining();
+        // "Rear" (120 ms voiced from 1040), stopped; "left" voiced from 1740: 580 ms later.
+        short_speech(&mut b, 1000, 1040, 120, true);
+        assert_eq!(b.decide(Some(1700), 0, true, 1740), BargeAction::None);
+        // Voiced from 1040 to 1760 with the pause: the utterance's 720 ms reach the minimum.
+        assert_eq!(b.decide(Some(1700), 20, true, 1760), BargeAction::BargeIn(1700));
+        assert_eq!(b.decide(Some(1700), 100, true, 1840), BargeAction::None);
+    }
+
+    #[test]
+    fn rejoining_is_off_by_default() {
+        let mut b = BargeInDetector::new(&BargeInConfig { duck_db: 0, ..BargeInConfig::default() });
+        // The same "rear ... left" as above: each word on its own stops short of the minimum.
+        short_speech(&mut b, 1000, 1040, 120, true);
+        assert_eq!(b.decide(Some(1700), 0, true, 1740), BargeAction::None);
+        for v in (20..=280).step_by(20) {
+            assert_eq!(b.decide(Some(1700), v, true, 1740 + v), BargeAction::None);
+        }
+        // Its own voiced time alone decides.
+        assert_eq!(b.decide(Some(1700), 300, true, 2040), BargeAction::BargeIn(1700));
+    }
+
+    #[test]
+    fn speech_further_apart_or_not_over_the_agent_is_not_joined() {
+        // The next voiced frame comes later than `rejoin_within_ms` after the last: apart.
+        let mut b = rejoining();
+        short_speech(&mut b, 1000, 1040, 200, true);
+        let first = 1240 + u64::from(crate::config::RECOMMENDED_REJOIN_WITHIN_MS) + 20;
+        assert_eq!(b.decide(Some(first - 40), 20, true, first + 20), BargeAction::None);
+        assert_eq!(b.decide(Some(first - 40), 200, true, first + 200), BargeAction::None);
+        // The earlier speech was said while the agent was quiet: a turn of its own.
+        let mut b = rejoining();
+        short_speech(&mut b, 1000, 1040, 200, false);
+        assert_eq!(b.decide(Some(1500), 20, true, 1560), BargeAction::None);
+        // It already barged in, or the host interrupted the agent after it: answered.
+        let mut b = rejoining();
+        assert_eq!(b.decide(Some(1000), 300, true, 1340), BargeAction::BargeIn(1000));
+        assert_eq!(b.decide(None, 0, true, 1800), BargeAction::None);
+        assert_eq!(b.decide(Some(1900), 20, true, 1960), BargeAction::None);
+        let mut b = rejoining();
+        short_speech(&mut b, 1000, 1040, 200, true);
+        b.on_flush();
+        assert_eq!(b.decide(Some(1500), 20, true, 1560), BargeAction::None);
+        // A speech without a voiced frame (a cough) leaves nothing to go on from.
+        let mut b = rejoining();
+        assert_eq!(b.decide(Some(1000), 0, true, 1200), BargeAction::None);
+        assert_eq!(b.decide(None, 0, true, 1600), BargeAction::None);
+        assert_eq!(b.decide(Some(1700), 200, true, 1900), BargeAction::None);
+    }
+
     #[test]
     fn can_be_disabled() {
-        let mut b = BargeInDetector::new(&BargeInConfig { enabled: false, min_speech_ms: 0, duck_db: 18 });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            enabled: false,
+            min_speech_ms: 0,
+            duck_db: 18,
+            rejoin_within_ms: 0,
+        });
         assert_eq!(b.check(Some(0), 1000, true), None);
     }
 }

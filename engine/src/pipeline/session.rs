@@ -179,6 +179,9 @@ impl SessionPipeline {
         if config.max_payload_bytes == 0 || config.max_message_bytes == 0 {
             return Err(PipelineError::Invalid("message and payload limits must be positive"));
         }
+        if config.barge_in.rejoin_within_ms > crate::config::MAX_REJOIN_WITHIN_MS {
+            return Err(PipelineError::Invalid("barge_in.rejoin_within_ms must be at most 2000"));
+        }
         if config.lead_ms < 40 {
             return Err(PipelineError::Invalid("lead_ms must be at least 40 (two frames)"));
         }

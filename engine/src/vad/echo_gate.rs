@@ -70,6 +70,8 @@ pub(crate) const GATE_BANDS: usize = 8;
 /// pacer has sent ahead of it (its lead, 100 ms by default: up to 160 ms is held; with more,
 /// the window's oldest slots are lost first).
 const SLOTS: usize = 40;
+/// [`EchoGate::newest`] when no slot is held.
+const NO_SLOT: u32 = u32::MAX;
 /// Samples per slot (20 ms at 8 kHz).
 pub(crate) const SLOT_SAMPLES: u64 = 160;
 /// Slots a caller frame's echo may come from, back from its own: 0-640 ms (path delay up to
@@ -165,8 +167,9 @@ pub(crate) struct EchoGate {
     ring: [[u8; GATE_BANDS]; SLOTS],
     /// Where the echo lies behind the reference.
     delay: EchoDelay,
-    /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid. [`u64::MAX`]: none.
-    newest: u64,
+    /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid. [`NO_SLOT`]: none.
+    /// (32 bits: 2.7 years of 20 ms slots, and the state fits the session's memory budget.)
+    newest: u32,
     /// Engine time (µs) minus the caller's stream time (µs) of the newest audio delivered: the
     /// smallest seen, so network jitter does not move it. [`i64::MIN`]: not yet known.
     offset_us: i64,
@@ -177,9 +180,6 @@ pub(crate) struct EchoGate {
     /// The most the echo's gain can be at each lag, from the frames where the reference there
     /// was loud and the caller's line was not: [`BOUND_UNIT_DB`] units below [`START_GAIN_DB`].
     bound: [u8; LAGS],
-    /// The line's noise floor is at the classifier's minimum for the frame being masked: the
-    /// line may be quieter than it (see [`EchoGate::set_floor_at_minimum`]).
-    floor_at_minimum: bool,
 }
 
 impl EchoGate {
@@ -187,12 +187,11 @@ impl EchoGate {
         Self {
             ring: [[0; GATE_BANDS]; SLOTS],
             delay: EchoDelay::new(),
-            newest: u64::MAX,
+            newest: NO_SLOT,
             offset_us: i64::MIN,
             gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
             learnt: [0; GATE_BANDS],
             bound: [0; LAGS],
-            floor_at_minimum: false,
         }
     }
 
@@ -202,7 +201,7 @@ impl EchoGate {
     }
 
     fn newest(&self) -> Option<u64> {
-        (self.newest != u64::MAX).then_some(self.newest)
+        (self.newest != NO_SLOT).then_some(u64::from(self.newest))
     }
 
     /// The caller's stream sample (8 kHz) at which audio the carrier plays at engine time
@@ -245,7 +244,7 @@ impl EchoGate {
                     self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
                 }
                 self.ring[slot as usize % SLOTS] = bands;
-                self.newest = slot;
+                self.newest = u32::try_from(slot).unwrap_or(NO_SLOT - 1);
             }
         }
     }
@@ -259,7 +258,7 @@ impl EchoGate {
         for s in slot.max(newest.saturating_sub(SLOTS as u64 - 1))..=newest {
             self.ring[s as usize % SLOTS] = [0; GATE_BANDS];
         }
-        self.newest = slot.checked_sub(1).unwrap_or(u64::MAX);
+        self.newest = slot.checked_sub(1).map_or(NO_SLOT, |s| u32::try_from(s).unwrap_or(NO_SLOT - 1));
     }
 
     /// Whether the caller's frame in `slot` may hold echo (played audio within the window
@@ -280,12 +279,6 @@ impl EchoGate {
     fn level(&self, s: u64) -> u8 {
         let bands = self.slot(s);
         to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| POWER[usize::from(b)]).sum())
-    }
-
-    /// Whether the noise floor the next [`Self::mask`] gets is at the classifier's minimum
-    /// (the floor never goes under it, so the line itself may be much quieter).
-    pub(crate) fn set_floor_at_minimum(&mut self, at_minimum: bool) {
-        self.floor_at_minimum = at_minimum;
     }
 
     /// The estimated echo delay, ms, if the estimator trusts one.
@@ -321,7 +314,8 @@ impl EchoGate {
 
     /// Learns the echo bound per lag from the caller's frame (total level `caller_db` over the
     /// line's `noise_db`) and the reference's levels behind it.
-    fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, levels: &[u8; LAGS]) {
+    /// `floor_at_minimum`: the noise floor is at the classifier's minimum (see [`Self::mask`]).
+    fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, floor_at_minimum: bool, levels: &[u8; LAGS]) {
         let power = |db: f32| 10f32.powf(db / 10.0);
         // What of the frame stands above the line's noise (the most an echo in it can be).
         // A floor at the classifier's minimum may be far above the line (digital silence is),
@@ -329,7 +323,7 @@ impl EchoGate {
         // taken off, and the frame's own level is the bound.
         let hidden = noise_db - HIDDEN_DB;
         let excess = power(caller_db) - power(noise_db);
-        let heard = if self.floor_at_minimum || caller_db < noise_db - UNDER_FLOOR_DB {
+        let heard = if floor_at_minimum || caller_db < noise_db - UNDER_FLOOR_DB {
             caller_db
         } else if excess > power(hidden) {
             10.0 * excess.log10()
@@ -360,13 +354,15 @@ impl EchoGate {
     }
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
-    /// floor there (`noise_db`): which bands are the agent's echo. Learns the echo's level on the
+    /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
+    /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's level on the
     /// way. `None` when no played audio can echo in it.
     pub(crate) fn mask(
         &mut self,
         slot: u64,
         caller_db: &[f32; GATE_BANDS],
         noise_db: &[f32; GATE_BANDS],
+        floor_at_minimum: bool,
     ) -> Option<[bool; GATE_BANDS]> {
         // A slot's level is 0 only if all its bands are: no level, nothing played in the window.
         let levels: [u8; LAGS] =
@@ -378,7 +374,7 @@ impl EchoGate {
         let caller_total = 10.0 * caller_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         let noise_total = 10.0 * noise_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         self.delay.update(caller_total, noise_total, &levels);
-        self.learn_bounds(caller_total, noise_total, &levels);
+        self.learn_bounds(caller_total, noise_total, floor_at_minimum, &levels);
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
@@ -470,10 +466,10 @@ mod tests {
         let noise = [20.0; GATE_BANDS];
         for slot in 0..40 {
             g.record(slot, [70; GATE_BANDS]);
-            g.mask(slot, &noise, &noise);
+            g.mask(slot, &noise, &noise, false);
         }
         g.record(40, [70; GATE_BANDS]);
-        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
         assert!(g.gain_db(0) > -10.0, "the gain alone would mask it: {}", g.gain_db(0));
         // With an echo 10 dB down from 100 ms on, the bound at its lag stays at the start; one
         // before it falls while the line is still silent (the frames before the echo came).
@@ -481,7 +477,7 @@ mod tests {
         for slot in 0..50u64 {
             g.record(slot, [70; GATE_BANDS]);
             let caller = if slot >= 5 { 60.0 } else { 20.0 };
-            g.mask(slot, &[caller; GATE_BANDS], &noise);
+            g.mask(slot, &[caller; GATE_BANDS], &noise, false);
         }
         assert_eq!(g.bound_db(5), START_GAIN_DB);
         assert!(g.bound_db(1) <= START_GAIN_DB - 12.0, "{}", g.bound_db(1));
@@ -543,14 +539,14 @@ mod tests {
         let noise = [20.0; GATE_BANDS];
         g.record(10, [70; GATE_BANDS]);
         // 200 ms later, 10 dB down: within the ERL 6 dB the gate assumes at first.
-        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise), Some([true; GATE_BANDS]));
+        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
         // The caller 5 dB above the reference, in half the bands: those are theirs.
         let caller: [f32; GATE_BANDS] = std::array::from_fn(|b| if b % 2 == 0 { 75.0 } else { 60.0 });
-        let mask = g.mask(21, &caller, &noise).unwrap();
+        let mask = g.mask(21, &caller, &noise, false).unwrap();
         assert_eq!(mask, std::array::from_fn(|b| b % 2 == 1));
         // Nothing played within the window behind a frame: no gate at all.
         assert!(!g.active(10 + WINDOW_SLOTS));
-        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise), None);
+        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false), None);
     }
 
     #[test]
@@ -560,24 +556,31 @@ mod tests {
         // An echo 15 dB below the reference, for 10 s.
         for slot in 0..500 {
             g.record(slot, [70; GATE_BANDS]);
-            assert_eq!(g.mask(slot, &[55.0; GATE_BANDS], &noise), Some([true; GATE_BANDS]), "slot {slot}");
+            assert_eq!(
+                g.mask(slot, &[55.0; GATE_BANDS], &noise, false),
+                Some([true; GATE_BANDS]),
+                "slot {slot}"
+            );
         }
         for b in 0..GATE_BANDS {
             assert!((g.gain_db(b) + 15.0).abs() <= GAIN_UP_DB, "band {b}: {}", g.gain_db(b));
         }
         // A caller 8 dB below the reference is 7 dB above that echo: theirs, not the echo's.
         g.record(500, [70; GATE_BANDS]);
-        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
         // An echo predicted under the line's noise is lost in it and explains nothing: the band
         // is the line's (its noise floor keeps learning from it).
         let mut quiet = EchoGate::new();
         quiet.record(0, [30; GATE_BANDS]);
-        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([false; GATE_BANDS]));
-        assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([false; GATE_BANDS]));
+        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
+        assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
         // Predicted at the noise, it explains a band at the noise plus the margin.
         let mut at_noise = EchoGate::new();
         at_noise.record(0, [36; GATE_BANDS]);
-        assert_eq!(at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS]), Some([true; GATE_BANDS]));
+        assert_eq!(
+            at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false),
+            Some([true; GATE_BANDS])
+        );
         assert_eq!(quiet.gain_db(0), START_GAIN_DB, "nothing learnt under the noise");
     }
 }

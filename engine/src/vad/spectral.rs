@@ -271,9 +271,7 @@ impl SpectralClassifier {
         let noise: [f32; GATE_BANDS] = std::array::from_fn(|g| db(self.noise, g));
         // Within 1 dB of its minimum in every band, the floor says nothing of the line under it.
         let at_minimum = self.noise.iter().all(|&n| n <= self.min_noise * 1.26);
-        let echo = self.echo.as_mut()?;
-        echo.set_floor_at_minimum(at_minimum);
-        let gate = echo.mask(slot, &caller, &noise)?;
+        let gate = self.echo.as_mut()?.mask(slot, &caller, &noise, at_minimum)?;
         Some(std::array::from_fn(|b| gate[b / 2]))
     }
 
