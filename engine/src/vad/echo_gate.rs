@@ -457,6 +457,28 @@ mod tests {
     }
 
     #[test]
+    fn a_floor_at_its_minimum_does_not_pass_for_the_lines_noise() {
+        // Every frame holds an echo 10 dB under the reference, as loud as the noise floor. Over a
+        // real noise floor that echo cannot be told from the noise and the bounds fall; over a
+        // floor held at its minimum (a silent line far under it) the frame's own level bounds the
+        // echo, and the bounds stay over its 10 dB.
+        for at_minimum in [false, true] {
+            let mut g = EchoGate::new();
+            let noise = [50.0; GATE_BANDS];
+            for slot in 0..60 {
+                g.record(slot, [60; GATE_BANDS]);
+                g.mask(slot, &[50.0; GATE_BANDS], &noise, at_minimum);
+            }
+            let lowest = (0..LAGS).map(|lag| g.bound_db(lag)).fold(f32::MAX, f32::min);
+            if at_minimum {
+                assert!(lowest >= -10.0, "a bound fell under the echo: {lowest} dB");
+            } else {
+                assert!(lowest < -15.0, "the bounds should fall under the noise: {lowest} dB");
+            }
+        }
+    }
+
+    #[test]
     fn without_echo_the_bounds_fall_and_nothing_is_masked() {
         // The agent talks at 70 dB, the line stays at its noise (20 dB): once the bound at every
         // lag of the window has seen a few frames (0.8 s), any echo is bounded under the noise,

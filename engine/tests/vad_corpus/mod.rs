@@ -59,38 +59,50 @@ pub fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vad-corpus")
 }
 
+/// Runs `scripts/make_vad_corpus.sh` with `args` into `dir` (skipped inside when already built)
+/// and reads its manifest: each clip's kind tag, name and samples (full scale = 1.0).
+pub fn build_corpus(args: &[&str], dir: &std::path::Path) -> Vec<(String, String, Vec<f32>)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/make_vad_corpus.sh");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .arg(dir)
+        .status()
+        .expect("run scripts/make_vad_corpus.sh");
+    assert!(status.success(), "scripts/make_vad_corpus.sh {args:?} failed (needs espeak-ng and sox)");
+    let manifest = std::fs::read_to_string(dir.join("manifest.txt")).expect("corpus manifest");
+    manifest
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut it = line.split_whitespace();
+            let kind = it.next().unwrap().to_owned();
+            let name = it.next().unwrap().to_owned();
+            let bytes = std::fs::read(dir.join("clips").join(format!("{name}.s16"))).expect("clip");
+            let pcm = bytes
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
+                .collect();
+            (kind, name, pcm)
+        })
+        .collect()
+}
+
 /// The clips, built by `scripts/make_vad_corpus.sh` on first use (about a second; skipped when
 /// already built).
 pub fn clips() -> &'static [Clip] {
     static CLIPS: OnceLock<Vec<Clip>> = OnceLock::new();
     CLIPS.get_or_init(|| {
-        let dir = corpus_dir();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/make_vad_corpus.sh");
-        let status = std::process::Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .status()
-            .expect("run scripts/make_vad_corpus.sh");
-        assert!(status.success(), "scripts/make_vad_corpus.sh failed (needs espeak-ng and sox)");
-        let manifest = std::fs::read_to_string(dir.join("manifest.txt")).expect("corpus manifest");
-        manifest
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let mut it = line.split_whitespace();
-                let kind = match it.next().unwrap() {
+        build_corpus(&[], &corpus_dir())
+            .into_iter()
+            .map(|(kind, name, pcm)| {
+                let kind = match kind.as_str() {
                     "utt" => ClipKind::Utterance,
                     "real" => ClipKind::Real,
                     "back" => ClipKind::Backchannel,
                     "agent" => ClipKind::Agent,
                     k => panic!("unknown clip kind {k}"),
                 };
-                let name = it.next().unwrap().to_owned();
-                let bytes = std::fs::read(dir.join("clips").join(format!("{name}.s16"))).expect("clip");
-                let pcm = bytes
-                    .chunks_exact(2)
-                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
-                    .collect();
                 Clip { kind, name, pcm }
             })
             .collect()

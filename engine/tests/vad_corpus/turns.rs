@@ -168,27 +168,9 @@ pub fn paused_dir() -> std::path::PathBuf {
 pub fn paused_clips() -> &'static [PausedClip] {
     static CLIPS: std::sync::OnceLock<Vec<PausedClip>> = std::sync::OnceLock::new();
     CLIPS.get_or_init(|| {
-        let dir = paused_dir();
-        let script =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/make_vad_corpus.sh");
-        let status = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("--paused")
-            .arg(&dir)
-            .status()
-            .expect("run scripts/make_vad_corpus.sh --paused");
-        assert!(status.success(), "scripts/make_vad_corpus.sh --paused failed (needs espeak-ng and sox)");
-        let manifest = std::fs::read_to_string(dir.join("manifest.txt")).expect("paused manifest");
-        manifest
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let name = line.split_whitespace().nth(1).unwrap().to_owned();
-                let bytes = std::fs::read(dir.join("clips").join(format!("{name}.s16"))).expect("clip");
-                let pcm: Vec<f32> = bytes
-                    .chunks_exact(2)
-                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32_768.0)
-                    .collect();
+        super::build_corpus(&["--paused"], &paused_dir())
+            .into_iter()
+            .map(|(_, name, pcm)| {
                 let (start, end) = quiet_stretch(&pcm);
                 // On the ms grid, so the labels stay exact.
                 let a = start / PER_MS as usize * PER_MS as usize;
