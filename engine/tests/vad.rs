@@ -427,6 +427,10 @@ fn config_is_validated() {
         VadError::MinSpeechTooLong(MAX_MIN_SPEECH_MS + 1)
     );
     assert_eq!(bad(|c| c.hangover_ms = MAX_HANGOVER_MS + 1), VadError::HangoverTooLong(MAX_HANGOVER_MS + 1));
+    assert_eq!(
+        bad(|c| c.end_of_turn_max_silence_ms = MAX_HANGOVER_MS + 1),
+        VadError::MaxSilenceTooLong(MAX_HANGOVER_MS + 1)
+    );
     assert_eq!(VadError::BadAggressiveness(9).to_string(), "VAD aggressiveness 9 is outside 0..=3");
     for aggressiveness in 0..=3 {
         let c = VadConfig {

@@ -328,8 +328,8 @@ impl trunkline_session_config {
             && self.read_hold_ms <= MAX_BUFFER_MS
             && self.event_capacity <= MAX_EVENTS
             && self.max_pending_marks <= MAX_PENDING_MARKS
-            // The engine would cap it silently; refused instead, like a hangover above the same
-            // bound, so a caller's mistake does not pass for a setting.
+            // The engine refuses it when a session opens; checked here too, so that the offload
+            // server's session settings fail when read, not at the first call.
             && self.vad_end_of_turn_max_silence_ms <= MAX_HANGOVER_MS;
         if !in_range {
             return None;

@@ -261,12 +261,7 @@ mod tests {
 
     #[test]
     fn fires_once_after_the_minimum_voiced_time_only_over_agent_audio() {
-        let mut b = BargeInDetector::new(&BargeInConfig {
-            enabled: true,
-            min_speech_ms: 200,
-            duck_db: 0,
-            rejoin_within_ms: 0,
-        });
+        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 200, duck_db: 0, ..BargeInConfig::default() });
         assert_eq!(b.check(Some(1000), 150, true), None);
         assert_eq!(b.check(Some(1000), 200, true), Some(1000));
         assert_eq!(b.check(Some(1000), 300, true), None);
@@ -278,12 +273,7 @@ mod tests {
 
     #[test]
     fn a_short_voiced_burst_in_its_hangover_does_not_fire() {
-        let mut b = BargeInDetector::new(&BargeInConfig {
-            enabled: true,
-            min_speech_ms: 300,
-            duck_db: 0,
-            rejoin_within_ms: 0,
-        });
+        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
         // A 240 ms "mm-hm": still confirmed for the hangover after it, its voiced time stays put.
         for _ in 0..20 {
             assert_eq!(b.check(Some(1000), 240, true), None);
@@ -291,12 +281,7 @@ mod tests {
     }
 
     fn ducking() -> BargeInDetector {
-        BargeInDetector::new(&BargeInConfig {
-            enabled: true,
-            min_speech_ms: 300,
-            duck_db: 18,
-            rejoin_within_ms: 0,
-        })
+        BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 18, ..BargeInConfig::default() })
     }
 
     #[test]
@@ -339,12 +324,7 @@ mod tests {
 
     #[test]
     fn no_ducking_when_off_or_over_silence() {
-        let mut b = BargeInDetector::new(&BargeInConfig {
-            enabled: true,
-            min_speech_ms: 300,
-            duck_db: 0,
-            rejoin_within_ms: 0,
-        });
+        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
         assert_eq!(b.decide(Some(1000), 40, true, 1140), BargeAction::None);
         assert_eq!(b.decide(Some(1000), 300, true, 1400), BargeAction::BargeIn(1000));
         let mut b = ducking();
@@ -354,12 +334,7 @@ mod tests {
     /// Rejoining on, at the recommended pause.
     fn rejoining() -> BargeInDetector {
         let within = crate::config::RECOMMENDED_REJOIN_WITHIN_MS;
-        BargeInDetector::new(&BargeInConfig {
-            enabled: true,
-            min_speech_ms: 300,
-            duck_db: 0,
-            rejoin_within_ms: within,
-        })
+        BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, rejoin_within_ms: within, ..BargeInConfig::default() })
     }
 
     /// A short speech over agent audio: voiced from `first` for `voiced` ms, then stopped.
@@ -424,12 +399,7 @@ mod tests {
 
     #[test]
     fn can_be_disabled() {
-        let mut b = BargeInDetector::new(&BargeInConfig {
-            enabled: false,
-            min_speech_ms: 0,
-            duck_db: 18,
-            rejoin_within_ms: 0,
-        });
+        let mut b = BargeInDetector::new(&BargeInConfig { enabled: false, min_speech_ms: 0, duck_db: 18, ..BargeInConfig::default() });
         assert_eq!(b.check(Some(0), 1000, true), None);
     }
 }

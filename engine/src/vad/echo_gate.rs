@@ -155,6 +155,11 @@ static POWER: [f32; 256] = {
     t
 };
 
+/// A level in dB as energy.
+fn power(db: f32) -> f32 {
+    10f32.powf(db / 10.0)
+}
+
 /// Energy to 1 dB steps, rounded up (0: nothing).
 pub(crate) fn to_db_code(e: f32) -> u8 {
     if e <= 1.0 { 0 } else { (10.0 * e.log10()).ceil().clamp(1.0, 255.0) as u8 }
@@ -316,7 +321,6 @@ impl EchoGate {
     /// line's `noise_db`) and the reference's levels behind it.
     /// `floor_at_minimum`: the noise floor is at the classifier's minimum (see [`Self::mask`]).
     fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, floor_at_minimum: bool, levels: &[u8; LAGS]) {
-        let power = |db: f32| 10f32.powf(db / 10.0);
         // What of the frame stands above the line's noise (the most an echo in it can be).
         // A floor at the classifier's minimum may be far above the line (digital silence is),
         // and a frame clearly under the floor shows the line quieter than it: then nothing can be
@@ -355,8 +359,8 @@ impl EchoGate {
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
     /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
-    /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's level on the
-    /// way. `None` when no played audio can echo in it.
+    /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's
+    /// level on the way. `None` when no played audio can echo in it.
     pub(crate) fn mask(
         &mut self,
         slot: u64,
@@ -370,7 +374,6 @@ impl EchoGate {
         if levels.iter().all(|&l| l == 0) {
             return None;
         }
-        let power = |db: f32| 10f32.powf(db / 10.0);
         let caller_total = 10.0 * caller_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         let noise_total = 10.0 * noise_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         self.delay.update(caller_total, noise_total, &levels);
@@ -413,13 +416,13 @@ impl EchoGate {
             // The prediction: the learnt gain on the loudest reference, but no more than the
             // bounds allow (on a line without echo, under its noise).
             let predicted = echo.min(bounded[b]);
-            // Explained: no louder than the line's noise plus the echo predicted, with margin; an
-            // echo predicted under the noise explains nothing (the band is the line's).
-            let explained =
-                10.0 * (10f32.powf(noise_db[b] / 10.0) + 10f32.powf((predicted + MARGIN_DB) / 10.0)).log10();
-            mask[b] = caller_db[b] < explained && predicted + MARGIN_DB >= noise_db[b];
-            if caller_db[b]
-                < 10.0 * (power(noise_db[b]) + power(echo + MARGIN_DB)).log10() + LEARN_ABOVE_THRESHOLD_DB
+            // What the line's noise plus an echo at `echo_db` explain, with margin, dB.
+            let noise = power(noise_db[b]);
+            let explained_by = |echo_db: f32| 10.0 * (noise + power(echo_db + MARGIN_DB)).log10();
+            // Explained: no louder than that for the echo predicted; an echo predicted under the
+            // noise explains nothing (the band is the line's).
+            mask[b] = caller_db[b] < explained_by(predicted) && predicted + MARGIN_DB >= noise_db[b];
+            if caller_db[b] < explained_by(echo) + LEARN_ABOVE_THRESHOLD_DB
                 && echo >= noise_db[b] + LEARN_ABOVE_NOISE_DB
             {
                 let ratio = caller_db[b] - reference;

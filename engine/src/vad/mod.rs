@@ -139,6 +139,9 @@ impl VadConfig {
         if self.hangover_ms > MAX_HANGOVER_MS {
             return Err(VadError::HangoverTooLong(self.hangover_ms));
         }
+        if self.end_of_turn_max_silence_ms > MAX_HANGOVER_MS {
+            return Err(VadError::MaxSilenceTooLong(self.end_of_turn_max_silence_ms));
+        }
         if self.end_of_turn_threshold == 0 || self.end_of_turn_threshold > MAX_END_OF_TURN_THRESHOLD {
             return Err(VadError::BadEndOfTurnThreshold(self.end_of_turn_threshold));
         }
@@ -173,6 +176,9 @@ pub enum VadError {
     /// `hangover_ms` above [`MAX_HANGOVER_MS`].
     #[error("VAD hangover {0} ms is above {MAX_HANGOVER_MS} ms")]
     HangoverTooLong(u32),
+    /// `end_of_turn_max_silence_ms` above [`MAX_HANGOVER_MS`].
+    #[error("end-of-turn maximum silence {0} ms is above {MAX_HANGOVER_MS} ms")]
+    MaxSilenceTooLong(u32),
     /// `end_of_turn_threshold` outside 1..=[`MAX_END_OF_TURN_THRESHOLD`].
     #[error("end-of-turn threshold {0} is outside 1..={MAX_END_OF_TURN_THRESHOLD}")]
     BadEndOfTurnThreshold(u8),
@@ -318,8 +324,8 @@ impl SpeechDetector {
             state,
             turn: config.end_of_turn_enabled.then(|| {
                 let min = config.end_of_turn_min_silence_ms.min(config.hangover_ms);
-                let max = (config.end_of_turn_max_silence_ms > 0)
-                    .then(|| config.end_of_turn_max_silence_ms.min(MAX_HANGOVER_MS));
+                let max =
+                    (config.end_of_turn_max_silence_ms > 0).then_some(config.end_of_turn_max_silence_ms);
                 TurnEnd::new(min, config.end_of_turn_threshold, max)
             }),
             hangover_ms: config.hangover_ms,
@@ -398,7 +404,7 @@ impl SpeechDetector {
         let speaking = self.state.is_speaking();
         let decision =
             turn.on_frame(speech, voiced, speaking, frame_db(&self.frame), self.classifier.pitch_hz());
-        if let TurnDecision::Early { silence_frames, confidence, early } = decision {
+        if let TurnDecision::End { silence_frames, confidence, early } = decision {
             let silence = u64::from(silence_frames) * FRAME_SAMPLES as u64;
             on_event(VadEvent::EndOfTurn(EndOfTurn {
                 at_ms: end.saturating_sub(silence) / 8,

@@ -82,9 +82,9 @@ struct Slot {
 pub(crate) enum TurnDecision {
     /// Nothing to report.
     None,
-    /// The phrase sounded finished and enough silence followed, or the maximum silence passed
-    /// (`early` false): report it now.
-    Early {
+    /// The turn ended: the phrase sounded finished and enough silence followed (`early`), or
+    /// the maximum silence passed. Report it now.
+    End {
         /// Silence waited since the end of the last speech frame, in frames.
         silence_frames: u32,
         /// Score as a confidence, 0-100.
@@ -173,11 +173,7 @@ impl TurnEnd {
         if early || self.max_silence_frames.is_some_and(|m| self.silence >= m) {
             self.armed = false;
             self.stopped = false;
-            return TurnDecision::Early {
-                silence_frames: self.silence,
-                confidence: self.confidence(),
-                early,
-            };
+            return TurnDecision::End { silence_frames: self.silence, confidence: self.confidence(), early };
         }
         TurnDecision::None
     }
@@ -349,7 +345,7 @@ mod tests {
         d.iter()
             .enumerate()
             .filter_map(|(i, d)| match d {
-                TurnDecision::Early { silence_frames, .. } => Some((i, *silence_frames)),
+                TurnDecision::End { silence_frames, .. } => Some((i, *silence_frames)),
                 TurnDecision::None => None,
             })
             .collect()
@@ -441,7 +437,7 @@ mod tests {
         let e = early(&d);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0], (28, 50));
-        assert!(matches!(d[28], TurnDecision::Early { early: false, .. }));
+        assert!(matches!(d[28], TurnDecision::End { early: false, .. }));
         // Decided: nothing more until speech.
         assert_eq!(t.on_stopped(), None);
     }
@@ -456,7 +452,7 @@ mod tests {
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 40);
         assert_eq!(early(&d), vec![(20 + 6, 7)]);
-        assert!(matches!(d[26], TurnDecision::Early { early: true, .. }));
+        assert!(matches!(d[26], TurnDecision::End { early: true, .. }));
     }
 
     #[test]
