@@ -42,7 +42,9 @@ fn threaded_play_takes_what_the_ring_holds_and_the_rest_later() {
         engine.wait(Some(Duration::from_millis(2)));
     }
     assert_eq!(at, reply.len(), "1.5 s fits the outbound queue within moments");
-    assert!(t0.elapsed() < Duration::from_millis(500), "took {:?}", t0.elapsed());
+    // Well under the reply's own 1.5 s: the queue took it, rather than the ring draining at the
+    // pace the audio plays (a generous bound, for loaded CI cores).
+    assert!(t0.elapsed() < Duration::from_secs(1), "took {:?}", t0.elapsed());
     s.mark("reply").unwrap();
     let mut out = vec![0u8; 4096];
     let mut frames = 0;
