@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes engine/tests/fixtures/g722/ from the `G722` package (PyPI `g722` 1.2.8, a binding of a
 bit-exact C implementation of ITU-T G.722 that passes the ITU test vectors): the reference that
-Trunkline's own G.722 (`engine/src/codec/g722.rs`) is checked against by `engine/tests/g722.rs`.
+Trunkline's own G.722 (`engine/src/codec/g722.rs`) is checked against by `engine/tests/integration/g722.rs`.
 
 Run once, and again only if the signals below change; the outputs are committed:
 

@@ -4,7 +4,7 @@
 # telephone tracks themselves (placement, exact labels, pink/white noise at a set SNR, mains hum,
 # clicks, telephone band-limiting, G.711 µ-law) are mixed from these clips by seeded Rust code,
 # `engine/tests/vad_corpus/mod.rs`, shared by `cargo run --release -p trunkline-tools --bin vadbench` and the
-# tests (engine/tests/vad_corpus.rs, engine/tests/barge_in.rs), so the corpus is identical on
+# tests (engine/tests/integration/vad_scores.rs, engine/tests/integration/barge_in.rs), so the corpus is identical on
 # every run and nothing large is committed.
 #
 # Speech sources:

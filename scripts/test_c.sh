@@ -2,7 +2,8 @@
 # The C stage of the test command (called by scripts/test.sh; runs on its own too).
 #
 # Builds libtrunkline three times, all in target/release so that the dependencies are compiled
-# once (cargo keeps each feature set's artifacts apart): first without the offload server
+# once (cargo keeps each feature set's artifacts apart; `test-hooks` touches only the ffi crate,
+# so that build recompiles nothing else): first without the offload server
 # (--no-default-features), copied to target/ffi-no-server/release, which must have no tokio in it
 # and none of the server's functions, while the default library has them (both sizes are
 # printed); then with the `test-hooks` feature, which the C tests need to reach the PANIC and

@@ -1,7 +1,7 @@
 //! A whole call per 20 ms frame (`cargo bench -p trunkline-benches --bench session`).
 //!
 //! - `pipeline/*`: the [`SessionPipeline`] alone on a simulated clock, its outputs polled and
-//!   only counted (as in `engine/tests/pacing.rs`): inbound = one Twilio `media` message
+//!   only counted (as in `engine/tests/integration/pacing.rs`): inbound = one Twilio `media` message
 //!   (parse, base64, µ-law decode, reorder, resample 8→16 kHz, VAD); outbound = 20 ms of agent
 //!   audio at 24 kHz (resample 24→8 kHz, µ-law encode, queue) and the timer tick that paces one
 //!   frame out as `media` JSON (plus a sync mark every 500 ms); duplex = both; duplex_ulaw =

@@ -746,9 +746,9 @@ impl Session {
         }
     }
 
-    /// Marks the session failed, as a panic in its pipeline would (for testing hosts' handling
-    /// of [`SessionError::Failed`]). Only with the `test-hooks` feature.
-    #[cfg(feature = "test-hooks")]
+    /// Marks the session failed, as a panic in its pipeline would, so that a host can test its
+    /// handling of [`SessionError::Failed`]. (The C ABI exports it only from the test library:
+    /// trunkline-ffi's `test-hooks` feature.)
     pub fn inject_failure(&self) {
         self.shared.failed.store(true, Ordering::Release);
     }

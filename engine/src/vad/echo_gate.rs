@@ -48,7 +48,7 @@
 //! frames near it. The prediction is the learnt gain on the loudest reference but never more
 //! than the bounds allow, and an echo predicted under the noise explains nothing.
 //!
-//! Measured (`engine/tests/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
+//! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 10 dB echo on a quiet line barge
 //! in at 0.94-0.96 recall. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet

@@ -1,5 +1,5 @@
 //! The VAD evaluation corpus and its scoring, shared by `tools/src/bin/vadbench.rs` and the tests
-//! (`tests/vad_corpus.rs`, `tests/barge_in.rs`, `tests/echo_barge_in.rs`, `tests/turn_taking.rs`).
+//! (`tests/integration/vad_scores.rs`, `tests/integration/barge_in.rs`, `tests/integration/echo_barge_in.rs`, `tests/integration/turn_taking.rs`).
 //!
 //! `scripts/make_vad_corpus.sh` synthesises clean speech clips (espeak-ng voices and rates, real
 //! recordings from alsa-utils, backchannels, agent prompts). This module places them on telephone

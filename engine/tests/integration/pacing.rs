@@ -1,0 +1,106 @@
+//! Outbound pacing against a simulated monotonic clock (deterministic: the pipeline never reads
+//! time itself).
+
+use crate::common::*;
+use trunkline::SessionConfig;
+use trunkline::event::RawEvent;
+use trunkline::pipeline::SessionPipeline;
+use trunkline::protocol::{MessageKind, TwilioDialect};
+
+#[derive(Default)]
+struct Sink {
+    frames: u64,
+    marks: Vec<String>,
+    events: Vec<RawEvent>,
+}
+
+impl Sink {
+    /// Timer work at `now`, then everything due taken, as the runtime does.
+    fn tick(&mut self, p: &mut SessionPipeline, now: u64) {
+        p.handle_timeout(now, true, &mut |_| {});
+        self.drain(p, now);
+    }
+
+    fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
+        while let Some(event) = p.poll_event() {
+            self.events.push(event);
+        }
+        while let Some((_, message)) = p.poll_transmit(now) {
+            match parse_outbound(message) {
+                Outbound::Media(p) => {
+                    assert_eq!(p.len(), 160);
+                    self.frames += 1;
+                }
+                Outbound::Mark(name) => self.marks.push(name),
+                Outbound::Clear => {}
+            }
+        }
+    }
+}
+
+fn pipeline(config: &SessionConfig) -> (SessionPipeline, Sink) {
+    let mut p = SessionPipeline::new(config, Box::new(TwilioDialect::new())).unwrap();
+    let mut sink = Sink::default();
+    p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
+    sink.drain(&mut p, 0);
+    (p, sink)
+}
+
+#[test]
+fn an_hour_of_agent_audio_goes_out_at_exactly_one_frame_per_20_ms() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    let chunk = vec![1000i16; 2000]; // 250 ms at 8 kHz, bursty: the host keeps the buffer full
+    let total_frames: u64 = 3600 * 50;
+    let mut queued: u64 = 0;
+    let lead_frames = u64::from(config.lead_ms / 20);
+    // The worker's 10 ms tick, with a little scheduling jitter (deterministic).
+    let mut now: u64 = 1_000;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    while now < 3_600_000_000 + 1_000_000 {
+        while queued < total_frames * 160 && p.play_fits(chunk.len(), 8_000) {
+            assert!(p.play(&chunk, 8_000).unwrap());
+            queued += chunk.len() as u64;
+        }
+        sink.tick(&mut p, now);
+        // Sent never runs ahead of real time by more than the lead, nor falls behind it.
+        let elapsed_frames = (now - 1_000) / 20_000;
+        let expect = (elapsed_frames + lead_frames).min(total_frames);
+        assert!(
+            sink.frames <= expect + 1 && sink.frames + 1 >= expect,
+            "at {now} µs: {} frames, expected {expect}",
+            sink.frames
+        );
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        now += 10_000 + rng % 2_000 - 1_000;
+    }
+    assert_eq!(sink.frames, total_frames);
+    let c = p.counters();
+    assert_eq!(c.frames_out, total_frames);
+    assert_eq!(c.underruns, 0);
+    assert_eq!(c.frames_padded, 0);
+}
+
+#[test]
+fn slow_tts_is_counted_as_underruns_and_marks_follow_their_audio() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    // TTS delivers 10 ms of audio every 20 ms: half real time.
+    let mut now = 0;
+    for i in 0..100 {
+        p.play(&[500i16; 80], 8_000).unwrap();
+        if i == 49 {
+            p.mark(7, b"half");
+        }
+        sink.tick(&mut p, now);
+        now += 20_000;
+    }
+    let c = p.counters();
+    assert!(c.underruns > 0, "{c:?}");
+    assert!(c.frames_padded > 0);
+    // 8000 samples of audio = 50 full frames' worth, spread over padded frames.
+    assert!(c.frames_out >= 50);
+    assert_eq!(sink.marks, vec!["half".to_owned()]);
+}

@@ -1,0 +1,470 @@
+//! The offload server over loopback: a full call, signature validation, limits, a client that
+//! never reads (it holds up no other call, and is closed after the send timeout), and shutdown
+//! with live calls. Every test is bounded in time.
+
+use crate::common::*;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use trunkline::protocol::signature;
+use trunkline::{Engine, EngineConfig, Event, EventKind};
+use trunkline_server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+async fn connect(url: &str, signature: Option<&str>) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(sig) = signature {
+        request.headers_mut().insert("X-Twilio-Signature", sig.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.map(|(ws, _)| ws)
+}
+
+fn status_of(err: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+/// The host side of a bot: replies to each caller utterance with `reply` and a mark, in a thread.
+struct Bot {
+    stop: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<Event>>>,
+    thread: Option<std::thread::JoinHandle<Vec<OffloadedCall>>>,
+}
+
+impl Bot {
+    fn start(engine: Arc<Engine>, server: Arc<OffloadServer>, reply: Vec<i16>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Mutex::new(vec![]));
+        let (s, e) = (stop.clone(), events.clone());
+        let thread = std::thread::spawn(move || {
+            // Per call: how much of its reply is still to be played (then the mark), so that one
+            // call whose carrier is slow never holds up the others, as with a real host.
+            let mut calls: Vec<(OffloadedCall, Option<usize>)> = vec![];
+            while !s.load(Ordering::Acquire) {
+                engine.wait(Some(Duration::from_millis(5)));
+                while let Some(call) = server.accept() {
+                    calls.push((call, None));
+                }
+                for (call, playing) in &mut calls {
+                    while let Some(ev) = call.session.poll_event() {
+                        if matches!(ev, Event::SpeechStopped { .. }) {
+                            *playing = Some(0);
+                        }
+                        e.lock().unwrap().push(ev);
+                    }
+                    if let Some(at) = *playing {
+                        // Takes what fits; the rest waits for the next pass.
+                        let at = at + call.session.play(&reply[at..], 8_000).unwrap_or(0);
+                        *playing = Some(at);
+                        if at == reply.len() {
+                            call.session.mark("reply").unwrap();
+                            *playing = None;
+                        }
+                    }
+                    let mut pcm = [0i16; 1024];
+                    while call.session.read_audio(&mut pcm) > 0 {}
+                }
+            }
+            calls.into_iter().map(|(call, _)| call).collect()
+        });
+        Self { stop, events, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> (Vec<Event>, Vec<OffloadedCall>) {
+        self.stop.store(true, Ordering::Release);
+        let calls = self.thread.take().unwrap().join().unwrap();
+        (self.events.lock().unwrap().clone(), calls)
+    }
+}
+
+/// A carrier that sends `frames` of the speech fixture (fast), then collects what the bot sends
+/// until a mark named `until` arrives, echoing marks like Twilio; returns (media frames, marks).
+async fn caller(ws: &mut Ws, frames: usize, until: &str) -> (usize, Vec<String>) {
+    let (audio, _) = speech();
+    ws.send(Message::text(connected())).await.unwrap();
+    ws.send(Message::text(start())).await.unwrap();
+    for i in 0..frames {
+        let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+        ws.send(Message::text(m)).await.unwrap();
+    }
+    let (mut media_frames, mut marks) = (0, vec![]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else { break };
+        let Message::Text(t) = msg else { continue };
+        match parse_outbound(t.as_bytes()) {
+            Outbound::Media(p) => {
+                assert_eq!(p.len(), 160);
+                media_frames += 1;
+            }
+            Outbound::Mark(name) => {
+                ws.send(Message::text(mark_echo(9000, &name))).await.unwrap();
+                let done = name == until;
+                marks.push(name);
+                if done {
+                    break;
+                }
+            }
+            Outbound::Clear => {}
+        }
+    }
+    (media_frames, marks)
+}
+
+#[test]
+fn a_full_call_through_the_server() {
+    let engine = Arc::new(engine());
+    let config = OffloadConfig { paths: vec!["/media".into()], ..Default::default() };
+    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
+    let url = format!("ws://{}/media", server.local_addr());
+    let bot = Bot::start(engine.clone(), server.clone(), vec![3000; 8000]); // 1 s reply
+    let (frames, marks) = runtime().block_on(async {
+        let mut ws = connect(&url, None).await.unwrap();
+        let result = caller(&mut ws, 200, "reply").await;
+        ws.send(Message::text(stop(9999))).await.unwrap();
+        ws.close(None).await.ok();
+        result
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (events, calls) = bot.finish();
+    assert_eq!(frames, 50, "a 1 s reply is 50 frames");
+    assert_eq!(marks.iter().filter(|m| *m == "reply").count(), 1);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].start.call_id, CALL_SID);
+    assert_eq!(calls[0].start.custom_parameters[0], ("caller".to_owned(), "+15550100".to_owned()));
+    let kinds: Vec<_> = events.iter().map(Event::kind).collect();
+    use trunkline::EventKind::*;
+    assert_eq!(kinds, [Connected, Started, SpeechStarted, SpeechStopped, MarkPlayed, Stopped]);
+    let stats = server.stats();
+    assert_eq!((stats.accepted, stats.calls_opened, stats.active), (1, 1, 0));
+    // The host's session is no longer driven by the carrier side.
+    let mut session = calls.into_iter().next().unwrap().session;
+    assert!(session.push_text(&connected()).is_err());
+}
+
+#[test]
+fn a_stop_for_another_stream_neither_ends_the_call_nor_hides_the_hang_up() {
+    let engine = Arc::new(engine());
+    let config = OffloadConfig { paths: vec!["/media".into()], ..Default::default() };
+    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
+    let url = format!("ws://{}/media", server.local_addr());
+    let bot = Bot::start(engine.clone(), server.clone(), vec![]);
+    let (audio, _) = speech();
+    runtime().block_on(async {
+        let mut ws = connect(&url, None).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let foreign = stop(3).replace(STREAM_SID, "MZ00000000000000000000000000000000");
+        ws.send(Message::text(foreign)).await.unwrap();
+        for i in 0..10usize {
+            let m = media(i as u64 + 4, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        // The carrier vanishes without a `stop` of its own.
+        ws.close(None).await.ok();
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().active > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let (events, calls) = bot.finish();
+    let kinds: Vec<_> = events.iter().map(Event::kind).collect();
+    assert_eq!(kinds, [EventKind::Started, EventKind::ProtocolError, EventKind::Stopped], "{events:?}");
+    let st = calls[0].session.stats();
+    // Every frame after the foreign stop was taken, and the hang-up ended the call.
+    assert_eq!((st.media_frames_in, st.protocol_errors), (10, 1));
+}
+
+#[test]
+fn signatures_are_checked_on_the_upgrade() {
+    let engine = engine();
+    let token = "0123456789abcdef0123456789abcdef";
+    let config = OffloadConfig { auth_token: Some(token.into()), ..Default::default() };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async {
+        let url = format!("ws://{addr}/media?tenant=acme&lang=en");
+        let good = signature::twilio_signature(token, &url, &[]);
+        assert!(connect(&url, Some(&good)).await.is_ok(), "valid signature (URL with a query string)");
+        let other = signature::twilio_signature(token, &format!("ws://{addr}/media?tenant=evil"), &[]);
+        assert_eq!(
+            status_of(connect(&url, Some(&other)).await.unwrap_err()),
+            403,
+            "signature for another URL"
+        );
+        let wrong_token = signature::twilio_signature("not-the-token", &url, &[]);
+        assert_eq!(status_of(connect(&url, Some(&wrong_token)).await.unwrap_err()), 403);
+        assert_eq!(status_of(connect(&url, None).await.unwrap_err()), 403, "missing signature");
+    });
+    // The client sees a 403 before the server task has counted it: let the counters settle.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while server.stats().rejected_signature < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = server.stats();
+    assert_eq!(stats.accepted, 1);
+    assert_eq!(stats.rejected_signature, 3);
+}
+
+/// One server, a route per carrier account: each path takes its own calls and checks its own
+/// secret; a path no route names is refused, and so is a route the build cannot serve.
+#[test]
+fn routes_bind_paths_to_dialects_and_their_secrets() {
+    let engine = engine();
+    let route = |path: &str, token: &str| Route {
+        path: path.into(),
+        dialect: "twilio".into(),
+        auth_token: Some(token.into()),
+        auth: None,
+    };
+    let config = OffloadConfig {
+        routes: vec![route("/east", "token-east"), route("/west", "token-west")],
+        // Not used once routes are set.
+        paths: vec!["/east".into()],
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async {
+        for (path, token) in [("east", "token-east"), ("west", "token-west")] {
+            let url = format!("ws://{addr}/{path}");
+            let signed = signature::twilio_signature(token, &url, &[]);
+            assert!(connect(&url, Some(&signed)).await.is_ok(), "{path} with its own secret");
+        }
+        let url = format!("ws://{addr}/west");
+        let east = signature::twilio_signature("token-east", &url, &[]);
+        assert_eq!(status_of(connect(&url, Some(&east)).await.unwrap_err()), 403, "another route's secret");
+        let url = format!("ws://{addr}/north");
+        let signed = signature::twilio_signature("token-east", &url, &[]);
+        assert_eq!(status_of(connect(&url, Some(&signed)).await.unwrap_err()), 404, "no route");
+    });
+    let unknown = OffloadConfig {
+        routes: vec![Route { path: "/x".into(), dialect: "no-such-carrier".into(), ..Default::default() }],
+        ..Default::default()
+    };
+    assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Dialect(_))));
+}
+
+#[test]
+fn limits_are_enforced_and_counted() {
+    let engine = engine();
+    let config = OffloadConfig {
+        paths: vec!["/media".into()],
+        max_sessions: 1,
+        max_message_bytes: 4096,
+        idle_timeout: Duration::from_millis(300),
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async {
+        assert_eq!(status_of(connect(&format!("ws://{addr}/other"), None).await.unwrap_err()), 404);
+        let mut first = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        assert_eq!(
+            status_of(connect(&format!("ws://{addr}/media"), None).await.unwrap_err()),
+            503,
+            "one call at most"
+        );
+        // An oversized message closes that connection.
+        first.send(Message::text("x".repeat(10_000))).await.ok();
+        let closed = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = first.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        });
+        assert!(closed.await.is_ok());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A silent connection is closed after the idle timeout.
+        let mut idle = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        let t = Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(3), async {
+            while let Some(Ok(_)) = idle.next().await {}
+        });
+        assert!(ended.await.is_ok());
+        assert!(t.elapsed() >= Duration::from_millis(250), "closed only after the idle timeout");
+        // A TCP connection that never completes the handshake is dropped.
+        let raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(raw);
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = server.stats();
+    assert_eq!(stats.rejected_path, 1);
+    assert_eq!(stats.rejected_capacity, 1);
+    assert_eq!(stats.protocol_failures, 1);
+    assert_eq!(stats.idle_timeouts, 1);
+    assert_eq!(stats.handshake_failures, 1);
+    assert_eq!(stats.active, 0);
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_hold_up_other_calls() {
+    let engine = Arc::new(engine());
+    let server = Arc::new(OffloadServer::start(&engine, OffloadConfig::default()).unwrap());
+    let addr = server.local_addr();
+    // A long reply, so the stalled client's socket buffers fill.
+    let bot = Bot::start(engine.clone(), server.clone(), vec![1000; 8000 * 8]);
+    let frames = runtime().block_on(async {
+        let mut stalled = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        let (audio, _) = speech();
+        stalled.send(Message::text(connected())).await.unwrap();
+        stalled.send(Message::text(start())).await.unwrap();
+        for i in 0..200usize {
+            let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            stalled.send(Message::text(m)).await.unwrap();
+        }
+        // ... and never reads. Meanwhile a normal call runs to completion.
+        let mut ws = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        let (frames, _) = caller(&mut ws, 200, "reply").await;
+        drop(stalled);
+        frames
+    });
+    bot.finish();
+    assert_eq!(frames, 400, "the whole 8 s reply reached the well-behaved caller");
+}
+
+/// A connection that can hold little unread data, so that a client that stops reading blocks
+/// the server's sends within seconds of paced audio: a small receive buffer, and a small MSS
+/// announced to the server (Linux sizes a connection's send buffer from its MSS; on loopback's
+/// 64 KiB MSS that would be megabytes, minutes of audio).
+async fn connect_with_small_buffers(addr: std::net::SocketAddr) -> RawWs {
+    use std::os::fd::AsRawFd;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mss: libc::c_int = 536;
+    // SAFETY: a valid socket, and an option value of the size given that outlives the call.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            (&raw const mss).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "TCP_MAXSEG");
+    let tcp = socket.connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(format!("ws://{addr}/media"), tcp).await.unwrap().0
+}
+
+type RawWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+#[test]
+fn a_client_that_never_reads_is_closed_after_the_send_timeout_and_frees_its_slot() {
+    let engine = Arc::new(engine());
+    let send_timeout = Duration::from_millis(800);
+    let config = OffloadConfig { max_sessions: 1, send_timeout, ..Default::default() };
+    let server = Arc::new(OffloadServer::start(&engine, config).unwrap());
+    let addr = server.local_addr();
+    // A 60 s reply: far more than the socket buffers hold.
+    let bot = Bot::start(engine.clone(), server.clone(), vec![1000; 8000 * 60]);
+    let rt = runtime();
+    let (stalled, asked_at) = rt.block_on(async {
+        let mut ws = connect_with_small_buffers(addr).await;
+        let (audio, _) = speech();
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        for i in 0..200usize {
+            let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        // The bot replies to the question just sent, and this client never reads it.
+        (ws, Instant::now())
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats().send_timeouts == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let closed_after = asked_at.elapsed();
+    let stats = server.stats();
+    assert_eq!(stats.send_timeouts, 1, "{stats:?}");
+    // No sooner than the timeout after the reply began (the first send that blocked was later).
+    assert!(closed_after >= send_timeout, "closed {closed_after:?} after the question");
+    // The slot is freed as the connection ends, and the host's session hears the hang-up.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (server.stats().active > 0
+        || !bot.events.lock().unwrap().iter().any(|e| e.kind() == EventKind::Stopped))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = server.stats();
+    assert_eq!((stats.active, stats.closed), (0, 1), "{stats:?}");
+    let kinds: Vec<EventKind> = bot.events.lock().unwrap().iter().map(Event::kind).collect();
+    assert!(kinds.contains(&EventKind::SpeechStopped), "the bot was replying: {kinds:?}");
+    assert_eq!(kinds.last(), Some(&EventKind::Stopped), "{kinds:?}");
+    // With max_sessions 1, a new call can now be taken, and is served.
+    let frames = rt.block_on(async {
+        let mut ws = connect(&format!("ws://{addr}/media"), None).await.expect("the freed slot");
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let (audio, _) = speech();
+        for i in 0..200usize {
+            let m = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, &audio[i * 160..(i + 1) * 160]);
+            ws.send(Message::text(m)).await.unwrap();
+        }
+        let mut frames = 0;
+        while frames < 25 {
+            let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else {
+                break;
+            };
+            if let Message::Text(t) = msg
+                && let Outbound::Media(_) = parse_outbound(t.as_bytes())
+            {
+                frames += 1;
+            }
+        }
+        ws.send(Message::text(stop(9999))).await.unwrap();
+        ws.close(None).await.ok();
+        frames
+    });
+    drop(stalled);
+    bot.finish();
+    assert_eq!(frames, 25, "the second call got its reply");
+    let stats = server.stats();
+    assert_eq!((stats.accepted, stats.calls_opened, stats.send_timeouts), (2, 2, 1), "{stats:?}");
+    eprintln!("closed {closed_after:?} after the question");
+}
+
+#[test]
+fn shutdown_lets_live_calls_finish_within_the_grace_period() {
+    let engine = Arc::new(engine());
+    let server = OffloadServer::start(&engine, OffloadConfig::default()).unwrap();
+    let addr = server.local_addr();
+    let rt = runtime();
+    let mut ws = rt.block_on(connect(&format!("ws://{addr}/media"), None)).unwrap();
+    rt.block_on(ws.send(Message::text(connected()))).unwrap();
+    let t = Instant::now();
+    let closer = std::thread::spawn(move || server.shutdown(Duration::from_millis(400)));
+    // The live call is still served during the grace period, then closed as "going away".
+    let closed_at = rt.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+                Ok(Some(Ok(m))) if m.is_close() => return t.elapsed(),
+                Ok(Some(Ok(_))) => {}
+                _ => return t.elapsed(),
+            }
+        }
+    });
+    closer.join().unwrap();
+    assert!(closed_at >= Duration::from_millis(350) && closed_at < Duration::from_secs(3), "{closed_at:?}");
+    // New connections are refused once shutdown began.
+    assert!(rt.block_on(connect(&format!("ws://{addr}/media"), None)).is_err());
+}
