@@ -31,29 +31,42 @@ cd fuzz
 echo "== fuzz: building ${#targets[@]} targets (ASan, debug assertions)"
 cargo fuzz build
 
-passed=0
-failed=0
-summary=()
+# One target per core at a time: each still has a core to itself for its SECONDS.
+jobs_max=$(nproc 2>/dev/null || echo 2)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 for t in "${targets[@]}"; do
   corpus=corpus/$t
   mkdir -p "$corpus" "artifacts/$t"
   dirs=("$corpus")
   [[ -d seeds/$t ]] && dirs+=("seeds/$t")
-  log=$(mktemp)
+  while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
   echo "== fuzz: $t for ${seconds} s"
-  if cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-    -print_final_stats=1 >"$log" 2>&1; then
+  (
+    rc=0
+    cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+      -print_final_stats=1 >"$logs/$t.log" 2>&1 || rc=$?
+    echo "$rc" >"$logs/$t.rc"
+  ) &
+done
+wait
+
+passed=0
+failed=0
+summary=()
+for t in "${targets[@]}"; do
+  log=$logs/$t.log
+  if [[ "$(cat "$logs/$t.rc" 2>/dev/null)" == 0 ]]; then
     passed=$((passed + 1))
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
-    size=$(find "$corpus" -type f | wc -l)
+    size=$(find "corpus/$t" -type f | wc -l)
     summary+=("ok   $t: ${execs:-?} executions in ${seconds} s, coverage ${cov:-?} edges, corpus $size inputs")
   else
     failed=$((failed + 1))
     summary+=("FAIL $t (log below)")
     tail -60 "$log" | sed 's/^/    /'
   fi
-  rm -f "$log"
 done
 printf '%s\n' "${summary[@]}"
 echo "fuzz: $passed passed, $failed failed"

@@ -11,7 +11,9 @@ want=$(sha256sum "$req" | cut -d' ' -f1)
 if [[ ! -x $env_dir/bin/python || "$(cat "$env_dir/.requirements-hash" 2>/dev/null)" != "$want" ]]; then
   rm -rf "$env_dir"
   python3 -m venv "$env_dir" >&2
-  "$env_dir/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+  # --no-compile: Python compiles what the tests import when they first do; compiling every
+  # module of every package at install time costs more on a fresh machine.
+  "$env_dir/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req" >&2
   echo "$want" >"$env_dir/.requirements-hash"
 fi
 echo "$PWD/$env_dir"

@@ -37,7 +37,9 @@ cargo fmt --all -- --check
 stage "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "cargo test"
-cargo test --workspace --locked
+# Four tests at a time on two cores: the real-time calls (callsim, the server) wait far more than
+# they compute, and the CPU-bound corpus tests take as long either way.
+cargo test --workspace --locked -- --test-threads 4
 stage "fuzz: a short run of every cargo-fuzz target (scripts/fuzz.sh; installs cargo-fuzz if missing)"
 ./scripts/fuzz.sh 4
 stage "C ABI: C tests (plain, ASan+UBSan, valgrind), examples/c, the README's C example"

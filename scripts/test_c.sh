@@ -13,7 +13,7 @@
 #   - the C tests (ffi/tests/c), built with -std=c11 -Wall -Wextra -Werror -pedantic, run
 #     (a) plain, (b) under AddressSanitizer + UndefinedBehaviorSanitizer with leak detection,
 #     (c) under valgrind (shorter threaded calls: --short), with zero errors and zero bytes
-#     definitely lost;
+#     definitely lost; the three side by side;
 #   - examples/c/twilio_to_wav.c, linked against the shared and the static library, run on
 #     examples/c/call.jsonl, its WAV checked byte for byte in the header and in size;
 #   - examples/c/twilio_to_wav.c again, against the library without the server, with
@@ -32,7 +32,10 @@ CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic)
 export RUST_BACKTRACE=0
 
 echo "== C: libtrunkline without the offload server ($no_server_dir), with test hooks ($hooks_lib), then the shipped one (target/release)"
-cargo build --release --locked -p trunkline-ffi --no-default-features
+# With the server's crate built alongside (not linked: the ffi's `server` feature is off), so
+# that the engine and its dependencies get the same features as in the other two builds and are
+# compiled once for all three.
+cargo build --release --locked -p trunkline-ffi -p trunkline-server --no-default-features
 mkdir -p "$no_server_dir/release"
 cp target/release/libtrunkline.so "$no_server_dir/release/libtrunkline.so"
 cargo build --release --locked -p trunkline-ffi --features test-hooks
@@ -56,6 +59,8 @@ check "the default library has the server's functions and tokio" bash -c "
   nm -D --defined-only target/release/libtrunkline.so | grep -q ' T trunkline_server_start\$' &&
   test \$(nm target/release/libtrunkline.so | grep -c tokio) -gt 0"
 check "the library without the server has no tokio symbol" bash -c "test \$(nm $no_server_lib | grep -c tokio) -eq 0"
+check "the library without the server links none of the signature checks (no jsonwebtoken symbol)" \
+  bash -c "test \$(nm $no_server_lib | grep -c jsonwebtoken) -eq 0"
 check "the library without the server exports no trunkline_server_ function, and the rest" bash -c "
   ! nm -D --defined-only $no_server_lib | grep -q trunkline_server_ &&
   nm -D --defined-only $no_server_lib | grep -q ' T trunkline_session_open\$'"
@@ -72,16 +77,25 @@ cc "${CFLAGS[@]}" -O1 -g -DTRUNKLINE_TEST_HOOKS -Iinclude "${srcs[@]}" "${link[@
 cc "${CFLAGS[@]}" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
   -DTRUNKLINE_TEST_HOOKS -Iinclude "${srcs[@]}" "${link[@]}" -o "$out/trunkline_c_tests_asan"
 
-# suite NAME COMMAND...: one run of the C test binary; adds its counts. A run whose tests all
-# passed but that exited non-zero (a sanitizer or valgrind error) counts as one more failure.
-suite() {
+# The three runs of the C test binary go side by side: most of their time is real-time calls,
+# not CPU, and they share nothing but the read-only libraries (each has its own log).
+# suite_start NAME COMMAND...: starts one run in the background.
+declare -A suite_pid suite_t0
+suite_start() {
   local name=$1
   shift
+  echo "== C tests: $name (started)"
+  suite_t0[$name]=$SECONDS
+  "$@" >"$out/$name.log" 2>&1 &
+  suite_pid[$name]=$!
+}
+# suite_end NAME: waits for it and adds its counts. A run whose tests all passed but that exited
+# non-zero (a sanitizer or valgrind error) counts as one more failure.
+suite_end() {
+  local name=$1
   local log=$out/$name.log
-  local t0=$SECONDS
-  echo "== C tests: $name"
   local rc=0
-  "$@" >"$log" 2>&1 || rc=$?
+  wait "${suite_pid[$name]}" || rc=$?
   local counts
   counts=$(grep -E '^c tests: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1 || true)
   local p=0 f=0
@@ -92,23 +106,29 @@ suite() {
   if ((rc != 0 && f == 0)); then f=1; fi
   passed=$((passed + p))
   failed=$((failed + f))
+  echo "== C tests: $name"
   if ((rc != 0 || f != 0)); then
     sed 's/^/    /' "$log"
   else
     grep -E '^(FAIL|==[0-9]+== (ERROR SUMMARY|All heap blocks were freed| +(definitely|indirectly|possibly) lost))' "$log" ||
       true
   fi
-  echo "   $name: $p passed, $f failed ($((SECONDS - t0)) s; log: $log)"
+  echo "   $name: $p passed, $f failed (done $((SECONDS - suite_t0[$name])) s after its start; log: $log)"
 }
 
-suite plain "$out/trunkline_c_tests"
-suite asan-ubsan env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+suite_start plain "$out/trunkline_c_tests"
+suite_start asan-ubsan env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   "$out/trunkline_c_tests_asan"
-if ! command -v valgrind >/dev/null; then
-  fail "valgrind is not installed (scripts/test.sh installs it)"
-else
-  suite valgrind valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+if command -v valgrind >/dev/null; then
+  suite_start valgrind valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
     --show-leak-kinds=definite "$out/trunkline_c_tests" --short
+fi
+suite_end plain
+suite_end asan-ubsan
+if command -v valgrind >/dev/null; then
+  suite_end valgrind
+else
+  fail "valgrind is not installed (scripts/test.sh installs it)"
 fi
 
 echo "== C: examples/c/twilio_to_wav.c and the README's C example"

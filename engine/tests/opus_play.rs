@@ -98,10 +98,14 @@ fn ogg_opus(signal: Signal, rate: u32, channels: u16, framesize: &str) -> Vec<u8
 }
 
 fn ogg_opus_for(signal: Signal, rate: u32, channels: u16, framesize: &str, seconds: f64) -> Vec<u8> {
+    // A name of its own per call: tests running in parallel ask for the same fixture, and two
+    // writers of one file corrupt it.
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = fixture_dir();
     let name = format!("{signal:?}_{rate}_{channels}ch_{framesize}ms_{seconds}s");
-    let wav = dir.join(format!("{name}.wav"));
-    let opus = dir.join(format!("{name}.opus"));
+    let wav = dir.join(format!("{name}_{}_{n}.wav", std::process::id()));
+    let opus = dir.join(format!("{name}_{}_{n}.opus", std::process::id()));
     write_wav(&wav, signal, rate, channels, seconds);
     let status = Command::new("opusenc")
         .args(["--quiet", "--bitrate", "48", "--framesize", framesize])
@@ -110,7 +114,10 @@ fn ogg_opus_for(signal: Signal, rate: u32, channels: u16, framesize: &str, secon
         .status()
         .expect("opusenc (Debian: opus-tools) must be installed");
     assert!(status.success(), "opusenc failed for {name}");
-    std::fs::read(&opus).unwrap()
+    let bytes = std::fs::read(&opus).unwrap();
+    let _ = std::fs::remove_file(&wav);
+    let _ = std::fs::remove_file(&opus);
+    bytes
 }
 
 /// One inline call on the manual clock, its carrier receiving every outbound message.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests.h"
 #include "util.h"
@@ -16,7 +17,6 @@
 #define TONE_RATE 48000
 #define TONE_SAMPLES 48000 /* 1 s */
 #define HEARD_CAP 16000
-#define DIR "target/c-tests"
 #define PI 3.14159265358979323846
 
 static int16_t ulaw_decode(uint8_t code) {
@@ -32,13 +32,17 @@ static void put_le(FILE *f, uint32_t v, int bytes) {
 }
 
 /* Writes the tone as a WAV, encodes it with opusenc; returns the Ogg Opus bytes (NULL on
- * failure). */
+ * failure). In a directory of its own: the test command runs this binary three times at once. */
 static uint8_t *tone_ogg_opus(size_t *len) {
-  const char *wav = DIR "/opus_tone.wav";
-  const char *opus = DIR "/opus_tone.opus";
-  if (system("mkdir -p " DIR) != 0) return NULL;
+  char dir[] = "/tmp/trunkline-opus-XXXXXX";
+  if (mkdtemp(dir) == NULL) return NULL;
+  char wav[64], opus[64], cmd[192];
+  snprintf(wav, sizeof wav, "%s/tone.wav", dir);
+  snprintf(opus, sizeof opus, "%s/tone.opus", dir);
+  snprintf(cmd, sizeof cmd, "opusenc --quiet %s %s", wav, opus);
+  uint8_t *data = NULL;
   FILE *f = fopen(wav, "wb");
-  if (f == NULL) return NULL;
+  if (f == NULL) goto done;
   fputs("RIFF", f);
   put_le(f, 36 + TONE_SAMPLES * 2, 4);
   fputs("WAVEfmt ", f);
@@ -56,12 +60,16 @@ static uint8_t *tone_ogg_opus(size_t *len) {
     put_le(f, (uint16_t)v, 2);
   }
   fclose(f);
-  if (system("opusenc --quiet " DIR "/opus_tone.wav " DIR "/opus_tone.opus") != 0) return NULL;
+  if (system(cmd) != 0) goto done;
   f = fopen(opus, "rb");
-  if (f == NULL) return NULL;
-  uint8_t *data = malloc(1 << 16);
+  if (f == NULL) goto done;
+  data = malloc(1 << 16);
   *len = data ? fread(data, 1, 1 << 16, f) : 0;
   fclose(f);
+done:
+  remove(wav);
+  remove(opus);
+  rmdir(dir);
   return data;
 }
 
