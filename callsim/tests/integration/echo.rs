@@ -4,8 +4,9 @@
 //! answers the caller's question with seven seconds of speech and stops on `BargeIn`.
 //!
 //! The same call against a default session and an echo-aware one (`vad.echo_aware`): the default
-//! engine barges in on its own echo; the echo-aware one plays its answer through, and still yields
-//! to the caller talking over the answer and its echo.
+//! engine barges in on its own echo; the echo-aware one plays its answer through (on callsim's
+//! default line, noise at -70 dBFS, and on a digitally silent one), and still yields to the
+//! caller talking over the answer and its echo.
 
 use crate::common::{reference_ulaw_decode, speech};
 use std::sync::Arc;
@@ -74,9 +75,18 @@ fn bot(
     })
 }
 
-/// One callsim call with `script` over the echoing line, against an offload server whose
-/// sessions are echo-aware or not; the call's result and what the bot saw.
-fn echoed_call(echo_aware: bool, script: &Script) -> (CallResult, Arc<BotCounts>) {
+/// callsim's default line: noise at -70 dBFS under the echo.
+const NOISY_LINE: Option<f64> = Some(-70.0);
+/// A digitally silent line: nothing but the echo between the caller's words.
+const SILENT_LINE: Option<f64> = None;
+
+/// One callsim call with `script` over the echoing line (its noise: `line_noise_dbfs`), against
+/// an offload server whose sessions are echo-aware or not; the call's result and what the bot saw.
+fn echoed_call(
+    echo_aware: bool,
+    line_noise_dbfs: Option<f64>,
+    script: &Script,
+) -> (CallResult, Arc<BotCounts>) {
     let engine = Arc::new(Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap());
     let mut session = SessionConfig { agent_rate: 8_000, play_rate: 8_000, ..Default::default() };
     session.vad.echo_aware = echo_aware;
@@ -86,10 +96,8 @@ fn echoed_call(echo_aware: bool, script: &Script) -> (CallResult, Arc<BotCounts>
     let counts = Arc::new(BotCounts::default());
     let thread = bot(engine.clone(), server.clone(), stop.clone(), counts.clone());
     let mut options = CallOptions::new(format!("ws://{}/", server.local_addr()));
-    // callsim's default line: noise at -70 dBFS under the echo. (On a digitally silent line the
-    // gate still lets the echo of a loud word through now and then when run in real time; see
-    // docs/speech.md, "Where it falls short".)
     options.echo = Some(EchoPath { erl_db: 10.0, delay_ms: 120, tail_ms: 30 });
+    options.line_noise_dbfs = line_noise_dbfs;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let r = rt.block_on(callsim::run_call(0, &options, script));
     stop.store(true, Ordering::Release);
@@ -116,7 +124,7 @@ fn listening() -> Script {
 
 #[test]
 fn a_default_session_barges_in_on_its_own_echo() {
-    let (r, counts) = echoed_call(false, &listening());
+    let (r, counts) = echoed_call(false, NOISY_LINE, &listening());
     assert!(r.ok(), "{:?}\n{}", r.error, callsim::format_timeline(&r, None));
     let m = &r.metrics;
     println!(
@@ -130,14 +138,16 @@ fn a_default_session_barges_in_on_its_own_echo() {
     assert!(m.bot_audio_ms < 6_000.0, "the answer was cut short: {:.0} ms played", m.bot_audio_ms);
 }
 
-#[test]
-fn an_echo_aware_session_plays_its_answer_through_the_echo() {
-    let (r, counts) = echoed_call(true, &listening());
+/// The answer plays through, on a line with noise or digitally silent, where the echo is all
+/// there is to hear.
+fn plays_its_answer_through_the_echo(line_noise_dbfs: Option<f64>) {
+    let (r, counts) = echoed_call(true, line_noise_dbfs, &listening());
     assert!(r.ok(), "{:?}\n{}", r.error, callsim::format_timeline(&r, None));
     let m = &r.metrics;
     let starts = counts.speech_starts_while_answering.load(Ordering::Relaxed);
     println!(
-        "echo-aware: {} clears, {:.0} ms of the answer played, speech starts while answering {starts}",
+        "echo-aware, line noise {line_noise_dbfs:?} dBFS: {} clears, {:.0} ms of the answer played, \
+         speech starts while answering {starts}",
         m.clears, m.bot_audio_ms
     );
     assert_eq!(
@@ -153,6 +163,16 @@ fn an_echo_aware_session_plays_its_answer_through_the_echo() {
 }
 
 #[test]
+fn an_echo_aware_session_plays_its_answer_through_the_echo() {
+    plays_its_answer_through_the_echo(NOISY_LINE);
+}
+
+#[test]
+fn an_echo_aware_session_plays_its_answer_through_the_echo_on_a_digitally_silent_line() {
+    plays_its_answer_through_the_echo(SILENT_LINE);
+}
+
+#[test]
 fn an_echo_aware_session_still_yields_to_the_caller_talking_over_the_echo() {
     let interruption = caller().utterance(1, 300).unwrap();
     let script = Script::new()
@@ -160,7 +180,7 @@ fn an_echo_aware_session_still_yields_to_the_caller_talking_over_the_echo() {
         .wait_for_reply(Duration::from_secs(3))
         .interrupt(Duration::from_millis(2_000), interruption)
         .silence(Duration::from_millis(800));
-    let (r, counts) = echoed_call(true, &script);
+    let (r, counts) = echoed_call(true, NOISY_LINE, &script);
     assert!(r.ok(), "{:?}\n{}", r.error, callsim::format_timeline(&r, None));
     let m = &r.metrics;
     println!(

@@ -44,8 +44,8 @@
 //! estimate bounds it from the other side: per lag, the most the echo's gain can be, learnt from
 //! the frames where the reference at that lag (and its neighbours) was loud and the caller's line
 //! was not (what stands above the noise bounds what an echo could have put there). It steps down
-//! fast (a line without echo is learnt within a second of agent audio) and up slowly, only for
-//! frames near it. The prediction is the learnt gain on the loudest reference but never more
+//! fast (a line without echo is learnt within a second of agent audio), except at the lags where
+//! the delay estimator finds the echo, and up slowly, only for frames near it. The prediction is the learnt gain on the loudest reference but never more
 //! than the bounds allow, and an echo predicted under the noise explains nothing.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
@@ -138,6 +138,14 @@ const CONTRADICTED_DB: f32 = -26.0;
 /// few frames of agent audio), up slowly, and only for a frame whose level is near it (an echo
 /// somewhat louder than bounded; not the caller talking over the agent).
 const BOUND_DOWN_DB: f32 = 6.0;
+/// Down by no more than this per frame at the lags where the delay estimator finds the echo (its
+/// slot and the tail's): there the echo's presence is measured, and a frame that contradicts it
+/// is more likely the reference placed a slot off (in real time the playout model places it to a
+/// few ms, and an edge of the agent's speech then falls on the wrong side of a slot) than the echo
+/// gone. (Measured: on a digitally silent line over the offload server, single such frames pulled
+/// the bounds at the echo's lags from -12 to -18 dB, under the echo, which then started speech in
+/// about half of the runs.)
+const BOUND_DOWN_NEAR_DB: f32 = 0.5;
 const BOUND_UP_DB: f32 = 0.5;
 const BOUND_UP_WITHIN_DB: f32 = 10.0;
 
@@ -320,7 +328,15 @@ impl EchoGate {
     /// Learns the echo bound per lag from the caller's frame (total level `caller_db` over the
     /// line's `noise_db`) and the reference's levels behind it.
     /// `floor_at_minimum`: the noise floor is at the classifier's minimum (see [`Self::mask`]).
-    fn learn_bounds(&mut self, caller_db: f32, noise_db: f32, floor_at_minimum: bool, levels: &[u8; LAGS]) {
+    /// `near`: the lags where the delay estimator finds the echo, if it has an estimate.
+    fn learn_bounds(
+        &mut self,
+        caller_db: f32,
+        noise_db: f32,
+        floor_at_minimum: bool,
+        levels: &[u8; LAGS],
+        near: Option<std::ops::RangeInclusive<u64>>,
+    ) {
         // What of the frame stands above the line's noise (the most an echo in it can be).
         // A floor at the classifier's minimum may be far above the line (digital silence is),
         // and a frame clearly under the floor shows the line quieter than it: then nothing can be
@@ -345,8 +361,13 @@ impl EchoGate {
                 continue;
             }
             let seen = heard - reference + BOUND_SLACK_DB;
+            let down = if near.as_ref().is_some_and(|n| n.contains(&(lag as u64))) {
+                BOUND_DOWN_NEAR_DB
+            } else {
+                BOUND_DOWN_DB
+            };
             let next = if seen < bound {
-                seen.max(bound - BOUND_DOWN_DB)
+                seen.max(bound - down)
             } else if seen < bound + BOUND_UP_WITHIN_DB {
                 bound + BOUND_UP_DB
             } else {
@@ -377,13 +398,13 @@ impl EchoGate {
         let caller_total = 10.0 * caller_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         let noise_total = 10.0 * noise_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         self.delay.update(caller_total, noise_total, &levels);
-        self.learn_bounds(caller_total, noise_total, floor_at_minimum, &levels);
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
         let near = |e: super::echo_delay::Estimate| {
             e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
         };
+        self.learn_bounds(caller_total, noise_total, floor_at_minimum, &levels, estimate.map(near));
         // An estimate the bounds contradict (no echo can be near it) is early or wrong: the echo
         // is predicted from wherever the bounds allow it.
         let trusted = estimate.filter(|&e| near(e).any(|lag| self.bound_db(lag as usize) >= CONTRADICTED_DB));
