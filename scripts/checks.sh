@@ -1,4 +1,5 @@
-# Sourced by the test stages that count their checks (scripts/test_c.sh, scripts/test_packages.sh):
+# Sourced by the test stages (scripts/test.sh, scripts/fuzz.sh, scripts/test_c.sh,
+# scripts/test_packages.sh):
 # `passed`/`failed` counters, `pass NAME`, `fail NAME`, and `check NAME COMMAND...`.
 # shellcheck shell=bash
 passed=0
@@ -24,4 +25,21 @@ check() {
     sed 's/^/    /' "$log"
   fi
   rm -f "$log"
+}
+
+# For stages that run independent steps side by side:
+# in_background DIR NAME COMMAND...: starts COMMAND as a background job (its pid in `$!`), its
+# output in DIR/NAME.log and its exit code, once it ends, in DIR/NAME.rc.
+in_background() {
+  local dir=$1 name=$2
+  shift 2
+  (
+    rc=0
+    "$@" >"$dir/$name.log" 2>&1 || rc=$?
+    echo "$rc" >"$dir/$name.rc"
+  ) &
+}
+# exit_code DIR NAME: the exit code of that job (after `wait`), or 1 if it left none.
+exit_code() {
+  cat "$1/$2.rc" 2>/dev/null || echo 1
 }

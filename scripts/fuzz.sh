@@ -14,6 +14,8 @@
 # Closes with "fuzz: N passed, M failed" and one line per target with its executions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/checks.sh
+source scripts/checks.sh
 
 seconds=${1:-4}
 shift || true
@@ -42,12 +44,8 @@ for t in "${targets[@]}"; do
   [[ -d seeds/$t ]] && dirs+=("seeds/$t")
   while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
   echo "== fuzz: $t for ${seconds} s"
-  (
-    rc=0
-    cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-      -print_final_stats=1 >"$logs/$t.log" 2>&1 || rc=$?
-    echo "$rc" >"$logs/$t.rc"
-  ) &
+  in_background "$logs" "$t" cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=20 \
+    -rss_limit_mb=2048 -print_final_stats=1
 done
 wait
 
@@ -56,7 +54,7 @@ failed=0
 summary=()
 for t in "${targets[@]}"; do
   log=$logs/$t.log
-  if [[ "$(cat "$logs/$t.rc" 2>/dev/null)" == 0 ]]; then
+  if [[ $(exit_code "$logs" "$t") == 0 ]]; then
     passed=$((passed + 1))
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')

@@ -62,24 +62,22 @@ cargo run --release --locked -p trunkline-tools --bin call_demo
 # went. All at once (each call is a few seconds of real time, each on its own ports), reported in
 # order.
 dialects=(telnyx plivo vonage exotel signalwire audiosocket jambonz)
+# shellcheck source=scripts/checks.sh
+source scripts/checks.sh
 demo_dir=$(mktemp -d)
 for dialect in "${dialects[@]}"; do
-  (
-    rc=0
-    ./target/release/call_demo --dialect "$dialect" >"$demo_dir/$dialect.out" 2>&1 || rc=$?
-    echo "$rc" >"$demo_dir/$dialect.rc"
-  ) &
+  in_background "$demo_dir" "$dialect" ./target/release/call_demo --dialect "$dialect"
 done
 wait
 demos=1
 demos_failed=0
 for dialect in "${dialects[@]}"; do
   echo "-- call demo --dialect $dialect"
-  if [[ "$(cat "$demo_dir/$dialect.rc")" == 0 ]]; then
-    tail -n 1 "$demo_dir/$dialect.out"
+  if [[ $(exit_code "$demo_dir" "$dialect") == 0 ]]; then
+    tail -n 1 "$demo_dir/$dialect.log"
     demos=$((demos + 1))
   else
-    cat "$demo_dir/$dialect.out"
+    cat "$demo_dir/$dialect.log"
     demos_failed=$((demos_failed + 1))
   fi
 done

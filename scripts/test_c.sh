@@ -86,7 +86,7 @@ suite_start() {
   shift
   echo "== C tests: $name (started)"
   suite_t0[$name]=$SECONDS
-  "$@" >"$out/$name.log" 2>&1 &
+  in_background "$out" "$name" "$@"
   suite_pid[$name]=$!
 }
 # suite_end NAME: waits for it and adds its counts. A run whose tests all passed but that exited
@@ -94,8 +94,9 @@ suite_start() {
 suite_end() {
   local name=$1
   local log=$out/$name.log
-  local rc=0
-  wait "${suite_pid[$name]}" || rc=$?
+  wait "${suite_pid[$name]}" || true
+  local rc
+  rc=$(exit_code "$out" "$name")
   local counts
   counts=$(grep -E '^c tests: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1 || true)
   local p=0 f=0

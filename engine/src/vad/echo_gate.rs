@@ -45,8 +45,9 @@
 //! the frames where the reference at that lag (and its neighbours) was loud and the caller's line
 //! was not (what stands above the noise bounds what an echo could have put there). It steps down
 //! fast (a line without echo is learnt within a second of agent audio), except at the lags where
-//! the delay estimator finds the echo, and up slowly, only for frames near it. The prediction is the learnt gain on the loudest reference but never more
-//! than the bounds allow, and an echo predicted under the noise explains nothing.
+//! the delay estimator finds the echo, and up slowly, only for frames near it. The prediction is
+//! the learnt gain on the loudest reference but never more than the bounds allow, and an echo
+//! predicted under the noise explains nothing.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
@@ -527,6 +528,45 @@ mod tests {
         }
         assert_eq!(g.bound_db(5), START_GAIN_DB);
         assert!(g.bound_db(1) <= START_GAIN_DB - 12.0, "{}", g.bound_db(1));
+    }
+
+    #[test]
+    fn one_frame_against_the_estimated_echo_barely_moves_its_bounds() {
+        // Agent speech in seeded syllables (70 dB, pauses of silence), its echo 10 dB down five
+        // slots later on a line at 20 dB: the estimator finds lag 5.
+        let mut x = 0x9e37_79b9_u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut reference = Vec::new();
+        while reference.len() < 140 {
+            reference.extend(std::iter::repeat_n(70u8, 3 + next(5) as usize));
+            reference.extend(std::iter::repeat_n(0u8, 1 + next(4) as usize));
+        }
+        let noise = [20.0; GATE_BANDS];
+        let mut g = EchoGate::new();
+        let caller_at = |s: usize| if s >= 5 && reference[s - 5] > 0 { 60.0 } else { 20.0 };
+        let mut s = 0;
+        while s < 120 || !(reference[s - 6..=s - 4].iter().all(|&r| r > 0)) {
+            g.record(s as u64, [reference[s]; GATE_BANDS]);
+            g.mask(s as u64, &[caller_at(s); GATE_BANDS], &noise, false);
+            s += 1;
+        }
+        assert_eq!(g.delay.estimate().map(|e| e.lag), Some(5), "{:?}", g.delay.estimate());
+        // A frame where the echo should be loud but the line is silent (the reference placed a
+        // slot off, say): the bounds at the echo's lags step down by at most 0.5 dB, where one
+        // frame anywhere else may take 6 dB off.
+        let before: Vec<f32> = (0..LAGS).map(|lag| g.bound_db(lag)).collect();
+        g.record(s as u64, [reference[s]; GATE_BANDS]);
+        g.mask(s as u64, &noise, &noise, false);
+        for lag in 4..=7 {
+            let drop = before[lag] - g.bound_db(lag);
+            assert!(drop <= 0.5, "lag {lag}: the bound fell {drop} dB in one frame");
+        }
+        assert!(g.bound_db(5) >= -12.0, "the bound at the echo's lag is under the echo: {}", g.bound_db(5));
     }
 
     #[test]
