@@ -562,8 +562,8 @@ mod tests {
         let before: Vec<f32> = (0..LAGS).map(|lag| g.bound_db(lag)).collect();
         g.record(s as u64, [reference[s]; GATE_BANDS]);
         g.mask(s as u64, &noise, &noise, false);
-        for lag in 4..=7 {
-            let drop = before[lag] - g.bound_db(lag);
+        for (lag, was) in before.iter().enumerate().take(8).skip(4) {
+            let drop = was - g.bound_db(lag);
             assert!(drop <= 0.5, "lag {lag}: the bound fell {drop} dB in one frame");
         }
         assert!(g.bound_db(5) >= -12.0, "the bound at the echo's lag is under the echo: {}", g.bound_db(5));
