@@ -489,6 +489,12 @@ typedef struct {
   // SPEECH_STOPPED, so a pause inside a sentence shorter than it is not taken for the end of the
   // turn (see docs/speech.md).
   uint32_t vad_end_of_turn_max_silence_ms;
+  // On a noisy line, speech over the agent that stopped short of barge_in_min_speech_ms and
+  // speech voiced again within this long of its last voiced frame count as one utterance
+  // (noise splits "rear ... left" into two short speeches), ms; at most 2000 (above is
+  // INVALID_ARGUMENT when the session opens). Default 800; 0: off, each speech counts alone.
+  // Speech heard clearly is never joined (see docs/speech.md).
+  uint32_t barge_in_rejoin_within_ms;
 } trunkline_session_config;
 
 #if defined(TRUNKLINE_SERVER)

@@ -123,6 +123,11 @@ export interface SessionOptions {
    * than the hangover, it comes after speech_stopped, so a shorter pause inside a sentence does
    * not end the turn. Above 10000 throws TrunklineError INVALID_ARGUMENT. */
   vadEndOfTurnMaxSilenceMs?: number;
+  /** On a noisy line, speech over the agent that stopped short of bargeInMinSpeechMs and speech
+   * voiced again within this long of its last voiced frame count as one utterance, so an
+   * interruption whose words the noise splits still barges in; ms (default 800; 0: off). Speech
+   * heard clearly is never joined. Above 2000 throws TrunklineError INVALID_ARGUMENT. */
+  bargeInRejoinWithinMs?: number;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */

@@ -360,9 +360,11 @@ class Engine {
    * `vadEndOfTurnThreshold`, a percent 1..99, and `vadEndOfTurnMaxSilenceMs`, 0..10000: longer
    * than the hangover, an unfinished-sounding pause ends the turn only after that much silence,
    * after speech_stopped; `vadEchoAware: true` keeps the agent's echo from passing for caller
-   * speech; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in stereo, caller left and
-   * agent as heard right, closed with the session: a file that cannot be created or another
-   * extension throws TrunklineError RECORD), and
+   * speech; `bargeInRejoinWithinMs`, 0..2000 (default 800, 0 off), counts short speeches over
+   * the agent voiced again within that long as one, so a noisy line that splits an interruption's
+   * words does not lose it; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in
+   * stereo, caller left and agent as heard right, closed with the session: a file that cannot be
+   * created or another extension throws TrunklineError RECORD), and
    * `start`: for a host that already read the carrier's `start` message itself, what it said
    * ({ streamId, callId, accountId, encoding, sampleRate, channels, customParameters }). That
    * session behaves as one that parsed the message: its first event is `started`, the stream id

@@ -41,18 +41,20 @@ pub struct BargeInConfig {
     /// turned back up if the speech stops short (a backchannel, a cough). The caller hears the
     /// bot back off within the pacer's lead of speaking up; see `pipeline/ducking.rs`.
     pub duck_db: u8,
-    /// Rejoining, ms (0: off): caller speech over the agent that stopped short of
-    /// `min_speech_ms`, and speech first voiced within this long of its last voiced frame, count
-    /// as one utterance, voiced from the first one's first voiced frame, pauses included. It
-    /// catches interruptions whose words a noisy line splits ("rear ... left"; recall at 5 dB SNR
-    /// 0.875 → 0.958 with [`RECOMMENDED_REJOIN_WITHIN_MS`]), at a cost: two backchannels in a
-    /// row up to about 700 ms apart interrupt, and so does an uncancelled echo of the bot more
-    /// often when barge-in is not echo-aware. At most [`MAX_REJOIN_WITHIN_MS`]. See
-    /// `pipeline/barge_in.rs`.
+    /// Rejoining, ms (0: off; default [`RECOMMENDED_REJOIN_WITHIN_MS`]): caller speech over the
+    /// agent that stopped short of `min_speech_ms`, and speech first voiced within this long of
+    /// its last voiced frame, count as one utterance, voiced from the first one's first voiced
+    /// frame, pauses included. It catches interruptions whose words a noisy line splits ("rear
+    /// ... left"; recall at 5 dB SNR 0.875 → 0.958). Speech heard clearly (its voiced frames
+    /// [`REJOIN_BELOW_SNR_DB`] or more over the
+    /// line's noise) is never split by the line, so it is never joined: on a quiet line two
+    /// backchannels in a row stay two. The cost, on a noisy line only: two backchannels up to
+    /// about 700 ms apart interrupt, and so does an uncancelled echo of the bot more often when
+    /// barge-in is not echo-aware. At most [`MAX_REJOIN_WITHIN_MS`]. See `pipeline/barge_in.rs`.
     pub rejoin_within_ms: u32,
 }
 
-/// The [`BargeInConfig::rejoin_within_ms`] to use when turning rejoining on, ms. Why 800: inside
+/// The default [`BargeInConfig::rejoin_within_ms`], ms. Why 800: inside
 /// one speech the VAD already bridges voiced frames up to about 560 ms apart (its 160 ms of
 /// weaker frames after the last voiced one, then its 400 ms hangover); at 5 dB SNR the noise
 /// hides up to about 250 ms more of the soft word edges around a pause (measured on the two-word
@@ -60,14 +62,25 @@ pub struct BargeInConfig {
 /// would also join backchannels said about a second apart.
 pub const RECOMMENDED_REJOIN_WITHIN_MS: u32 = 800;
 
+/// Mean band SNR of a speech's voiced frames over the line's tracked noise floor (dB,
+/// `SpeechDetector::voiced_snr_db`) at and above which the speech is heard clearly enough that
+/// its voiced time is all of it: speech that stopped short there is short, not split by noise,
+/// and rejoining leaves it alone. Why 13: on the barge-in set's lines the speeches that stop
+/// short over the bot measure 16-29 dB on the quiet line (35 dB SNR) and 3-10 dB at 5 dB SNR.
+pub const REJOIN_BELOW_SNR_DB: f32 = 13.0;
+
 /// The longest [`BargeInConfig::rejoin_within_ms`] a session takes, ms: beyond it, words a
 /// breath apart are no longer what it joins (a session asking for more is refused).
 pub const MAX_REJOIN_WITHIN_MS: u32 = 2_000;
 
 impl Default for BargeInConfig {
     fn default() -> Self {
-        // Rejoining is off: it costs precision (see `rejoin_within_ms`).
-        Self { enabled: true, min_speech_ms: 300, duck_db: 18, rejoin_within_ms: 0 }
+        Self {
+            enabled: true,
+            min_speech_ms: 300,
+            duck_db: 18,
+            rejoin_within_ms: RECOMMENDED_REJOIN_WITHIN_MS,
+        }
     }
 }
 

@@ -130,6 +130,12 @@ pub struct trunkline_session_config {
     /// SPEECH_STOPPED, so a pause inside a sentence shorter than it is not taken for the end of the
     /// turn (see docs/speech.md).
     pub vad_end_of_turn_max_silence_ms: u32,
+    /// On a noisy line, speech over the agent that stopped short of barge_in_min_speech_ms and
+    /// speech voiced again within this long of its last voiced frame count as one utterance
+    /// (noise splits "rear ... left" into two short speeches), ms; at most 2000 (above is
+    /// INVALID_ARGUMENT when the session opens). Default 800; 0: off, each speech counts alone.
+    /// Speech heard clearly is never joined (see docs/speech.md).
+    pub barge_in_rejoin_within_ms: u32,
 }
 
 /// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
@@ -173,7 +179,7 @@ versioned!(trunkline_session_config {
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
     max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format, record_path,
     vad_echo_aware, vad_end_of_turn_enabled, vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold,
-    barge_in_duck_db, vad_end_of_turn_max_silence_ms,
+    barge_in_duck_db, vad_end_of_turn_max_silence_ms, barge_in_rejoin_within_ms,
 } bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
@@ -286,6 +292,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             vad_end_of_turn_threshold: u32::from(c.vad.end_of_turn_threshold),
             barge_in_duck_db: u32::from(c.barge_in.duck_db),
             vad_end_of_turn_max_silence_ms: c.vad.end_of_turn_max_silence_ms,
+            barge_in_rejoin_within_ms: c.barge_in.rejoin_within_ms,
         }
     }
 }
@@ -350,7 +357,8 @@ impl trunkline_session_config {
             enabled: self.barge_in_enabled,
             min_speech_ms: self.barge_in_min_speech_ms,
             duck_db: u8::try_from(self.barge_in_duck_db).ok()?,
-            ..BargeInConfig::default()
+            // The engine checks the maximum when the session opens.
+            rejoin_within_ms: self.barge_in_rejoin_within_ms,
         };
         Some(SessionConfig {
             // Set by `read` from the C string.
@@ -502,6 +510,18 @@ mod tests {
         c.barge_in_duck_db = 256;
         assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
         c.struct_size = std::mem::offset_of!(trunkline_session_config, barge_in_duck_db);
+        assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in, engine_default);
+    }
+
+    #[test]
+    fn rejoining_reads_through_and_older_callers_keep_the_default() {
+        let default = trunkline_session_config::from(&SessionConfig::default());
+        let engine_default = BargeInConfig::default();
+        assert_eq!(default.barge_in_rejoin_within_ms, engine_default.rejoin_within_ms);
+        let mut c = default;
+        c.barge_in_rejoin_within_ms = 0;
+        assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in.rejoin_within_ms, 0);
+        c.struct_size = std::mem::offset_of!(trunkline_session_config, barge_in_rejoin_within_ms);
         assert_eq!(trunkline_session_config::read(&c).unwrap().barge_in, engine_default);
     }
 

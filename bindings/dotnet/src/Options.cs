@@ -117,6 +117,12 @@ namespace Trunkline
         /// (default 18; 0: off; above 255 makes opening the session throw
         /// TrunklineException(InvalidArgument)).</summary>
         public int? BargeInDuckDb { get; set; }
+        /// <summary>On a noisy line, speech over the agent that stopped short of BargeInMinSpeechMs
+        /// and speech voiced again within this long of its last voiced frame count as one utterance,
+        /// so an interruption whose words the noise splits still barges in; ms (default 800; 0:
+        /// off). Speech heard clearly is never joined. Above 2000 makes opening the session throw
+        /// TrunklineException(InvalidArgument).</summary>
+        public int? BargeInRejoinWithinMs { get; set; }
         /// <summary>Echo-aware speech detection, for lines that echo the agent's voice back:
         /// caller audio the agent's echo explains is not taken for speech (default false).</summary>
         public bool? VadEchoAware { get; set; }
@@ -190,6 +196,7 @@ namespace Trunkline
             c.vad_end_of_turn_threshold = U(VadEndOfTurnThreshold, c.vad_end_of_turn_threshold);
             c.barge_in_duck_db = U(BargeInDuckDb, c.barge_in_duck_db);
             c.vad_end_of_turn_max_silence_ms = U(VadEndOfTurnMaxSilenceMs, c.vad_end_of_turn_max_silence_ms);
+            c.barge_in_rejoin_within_ms = U(BargeInRejoinWithinMs, c.barge_in_rejoin_within_ms);
             return c;
         }
     }

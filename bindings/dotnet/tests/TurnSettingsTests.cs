@@ -262,6 +262,31 @@ namespace Trunkline.Tests
             }
         }
 
+        public static void TestRejoiningDefaultsTo800MsAndAbove2SIsRefused()
+        {
+            // Only the engine checks the maximum: a refused 2001 next to an accepted 2000 shows
+            // the field reaches it through the struct, at its place in the layout.
+            // The library's default, read through the internal struct by reflection.
+            var lib = typeof(Engine).Assembly;
+            var configType = lib.GetType("Trunkline.NativeSessionConfig", true);
+            var args = new object[] { null, new UIntPtr((uint)System.Runtime.InteropServices.Marshal.SizeOf(configType)) };
+            var r = lib.GetType("Trunkline.Native", true).GetMethod("trunkline_session_config_default").Invoke(null, args);
+            Assert.Equal(ResultCode.Ok, (ResultCode)r, "trunkline_session_config_default");
+            Assert.Equal(800u, (uint)configType.GetField("barge_in_rejoin_within_ms").GetValue(args[0]), "default barge_in_rejoin_within_ms");
+            using (var engine = new Engine(0))
+            {
+                foreach (var good in new[] { 0, 2000 })
+                    engine.OpenSession(new SessionOptions { BargeInRejoinWithinMs = good }).Dispose();
+                foreach (var bad in new[] { 2001, int.MaxValue })
+                {
+                    var ex = Assert.Throws<TrunklineException>(
+                        () => engine.OpenSession(new SessionOptions { BargeInRejoinWithinMs = bad }),
+                        "rejoin within " + bad);
+                    Assert.Equal(ResultCode.InvalidArgument, ex.Code, "rejoin within " + bad);
+                }
+            }
+        }
+
         public static void TestEchoAwareKeepsTheAgentFromBargingInOnItsOwnEcho()
         {
             // Without it the echo passes for the caller's speech and cuts the agent off; with it,

@@ -233,3 +233,20 @@ test('ducking turns the agent down before the barge-in; bargeInDuckDb 0 turns it
     engine.close();
   }
 });
+
+test('rejoining defaults to 800 ms; above 2 s is refused', (t) => {
+  // Only the engine checks the maximum: a refused 2001 next to an accepted 2000 shows the field
+  // reaches it through the struct, at its place in the layout.
+  const config = {};
+  assert.equal(native.fns.trunkline_session_config_default(config, native.TYPES.trunkline_session_config.size), RESULT.OK);
+  assert.equal(config.barge_in_rejoin_within_ms, 800);
+  const engine = h.engineFor(t, { workers: 0 });
+  for (const good of [0, 2000]) engine.session({ bargeInRejoinWithinMs: good }).close();
+  for (const bad of [2001, 2 ** 32 - 1]) {
+    assert.throws(
+      () => engine.session({ bargeInRejoinWithinMs: bad }),
+      (e) => e instanceof TrunklineError && e.code === RESULT.INVALID_ARGUMENT,
+      String(bad),
+    );
+  }
+});

@@ -221,6 +221,21 @@ def test_ducking_turns_the_agent_down_before_the_barge_in_and_zero_turns_it_off(
         engine.session(barge_in_duck_db=256)
 
 
+def test_rejoining_defaults_to_800_ms_and_above_2_s_is_refused():
+    # Only the engine checks the maximum: a refused 2001 next to an accepted 2000 shows the
+    # field reaches it through the struct, at its place in the layout.
+    from trunkline._core import session_config
+
+    assert session_config({}).barge_in_rejoin_within_ms == 800
+    with trunkline.Engine(workers=0) as engine:
+        for good in (0, 2000):
+            engine.session(barge_in_rejoin_within_ms=good).close()
+        for bad in (2001, 2**32 - 1):
+            with pytest.raises(trunkline.TrunklineError) as e:
+                engine.session(barge_in_rejoin_within_ms=bad)
+            assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+
+
 def test_the_library_defaults_fill_the_new_settings():
     from trunkline._core import session_config
 

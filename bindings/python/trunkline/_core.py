@@ -378,7 +378,9 @@ class Engine(OwnedHandle):
         unfinished-sounding pause ends the turn only after that much silence, after
         speech_stopped); `vad_echo_aware=True` keeps the agent's echo from passing for caller
         speech; `barge_in_duck_db` (default 18, 0 off) turns the agent down while an
-        interruption is being confirmed.
+        interruption is being confirmed; `barge_in_rejoin_within_ms` (default 800, 0 off, at most
+        2000) counts short speeches over the agent voiced again within that long as one, so a
+        noisy line that splits an interruption's words does not lose it.
         `record_path` ("call.wav", ".opus" or ".ogg"; a str or a path) records the call in stereo
         (caller left, agent as heard right), closed when the session is; a file that cannot be
         created or another extension raises TrunklineError(RECORD).

@@ -15,17 +15,21 @@
 //! VAD hangover each stop short, e.g. "rear ... left" on a noisy line, where the noise hides the
 //! soft edges of each word, so its voiced stretch shrinks (400 → 140 ms measured at 5 dB SNR) and
 //! the pause between the voiced stretches grows (380 → 640 ms). With
-//! [`BargeInConfig::rejoin_within_ms`] set (off by default), speech over agent audio that stopped
-//! short and speech whose first voiced frame follows its last one within that long count as one:
-//! the voiced time runs from the first one's first voiced frame, pauses included, as it does
-//! inside one speech. A lone backchannel, a cough or typing still never reaches the minimum; two
-//! backchannels in a row can, which is why it is off unless asked for.
+//! [`BargeInConfig::rejoin_within_ms`] set (800 ms by default), speech over agent audio that
+//! stopped short and speech whose first voiced frame follows its last one within that long count
+//! as one: the voiced time runs from the first one's first voiced frame, pauses included, as it
+//! does inside one speech. A lone backchannel, a cough or typing still never reaches the minimum;
+//! two backchannels in a row can. Only speech the noise can have split is joined: speech whose
+//! voiced frames stood [`REJOIN_BELOW_SNR_DB`] or more over the line's noise
+//! ([`SpeechDetector::voiced_snr_db`]) lost none of its voicing, so when it stops short it was
+//! short, and on a quiet line "mm-hm ... yeah" stays two backchannels.
 //!
 //! [`SpeechDetector::voiced_ms`]: crate::vad::SpeechDetector::voiced_ms
+//! [`SpeechDetector::voiced_snr_db`]: crate::vad::SpeechDetector::voiced_snr_db
 //! [`BargeInConfig::duck_db`]: crate::config::BargeInConfig::duck_db
 //! [`BargeInConfig::rejoin_within_ms`]: crate::config::BargeInConfig::rejoin_within_ms
 
-use crate::config::BargeInConfig;
+use crate::config::{BargeInConfig, REJOIN_BELOW_SNR_DB};
 
 /// Stream time without a new voiced frame after which a ducked agent is restored, ms. Why 160:
 /// longer than the unvoiced stretches inside a word and between words said in one breath (stop
@@ -46,6 +50,8 @@ struct Voicing {
     joined_from: Option<u64>,
     /// Agent audio played at some point while it lasted.
     over_agent: bool,
+    /// How clearly its voiced frames stood over the line's noise, dB (`None`: not measured).
+    snr_db: Option<f32>,
 }
 
 impl Voicing {
@@ -97,8 +103,9 @@ struct Rejoin {
     within_ms: u64,
     /// The caller's current speech.
     current: Option<Voicing>,
-    /// Where the utterance of the last speech that stopped short over agent audio was first
-    /// voiced, and where that speech was last voiced: the next speech may go on from it.
+    /// The last speech that stopped short over agent audio and may be heard as split by the
+    /// line's noise: where its utterance was first voiced and where it was last voiced. The
+    /// next speech may go on from it.
     stopped_short: Option<(u64, u64)>,
 }
 
@@ -145,16 +152,19 @@ impl BargeInDetector {
     /// With rejoining on, the voiced time checked is the utterance's: speech that goes on from an
     /// earlier one that stopped short counts from that one's first voiced frame (see
     /// [`BargeInConfig::rejoin_within_ms`]).
+    /// `voiced_snr_db`: how clearly that speech's voiced frames stand over the line's noise
+    /// ([`SpeechDetector::voiced_snr_db`](crate::vad::SpeechDetector::voiced_snr_db)).
     pub fn decide(
         &mut self,
         onset_ms: Option<u64>,
         voiced_ms: u64,
+        voiced_snr_db: Option<f32>,
         agent_active: bool,
         now_ms: u64,
     ) -> BargeAction {
         let handled = self.handled_onset;
         let utterance_ms = match self.rejoin.as_deref_mut() {
-            Some(rejoin) => rejoin.follow(onset_ms, voiced_ms, agent_active, now_ms, handled),
+            Some(rejoin) => rejoin.follow(onset_ms, voiced_ms, voiced_snr_db, agent_active, now_ms, handled),
             None => voiced_ms,
         };
         if let Some(onset) = self.check(onset_ms, utterance_ms, agent_active) {
@@ -214,6 +224,7 @@ impl Rejoin {
         &mut self,
         onset_ms: Option<u64>,
         voiced_ms: u64,
+        snr_db: Option<f32>,
         agent_active: bool,
         now_ms: u64,
         handled_onset: Option<u64>,
@@ -231,8 +242,10 @@ impl Rejoin {
             end_ms: 0,
             joined_from: None,
             over_agent: false,
+            snr_db: None,
         });
         v.over_agent |= agent_active;
+        v.snr_db = snr_db.or(v.snr_db);
         if voiced_ms > v.voiced_ms {
             if v.voiced_ms == 0 {
                 v.first_ms = now_ms.saturating_sub(voiced_ms);
@@ -251,7 +264,9 @@ impl Rejoin {
     fn end_speech(&mut self, handled_onset: Option<u64>) {
         let Some(v) = self.current.take() else { return };
         let short = v.over_agent && v.voiced_ms > 0 && handled_onset != Some(v.onset);
-        self.stopped_short = short.then(|| (v.joined_from.unwrap_or(v.first_ms), v.end_ms));
+        // Heard clearly, its voiced time is the whole of it: short speech, not a split one.
+        let clear = v.snr_db.is_some_and(|snr| snr >= REJOIN_BELOW_SNR_DB);
+        self.stopped_short = (short && !clear).then(|| (v.joined_from.unwrap_or(v.first_ms), v.end_ms));
     }
 }
 
@@ -288,50 +303,50 @@ mod tests {
     fn a_backchannel_ducks_then_restores_once_its_voicing_stops() {
         let mut b = ducking();
         // Confirmed, but no voiced frame yet: nothing to go on.
-        assert_eq!(b.decide(Some(1000), 0, true, 1120), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 20, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 200, true, 1300), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 0, None, true, 1120), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 20, None, true, 1140), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 200, None, true, 1300), BargeAction::None);
         // Its voicing stops at 1300; restored 160 ms later, while still confirmed (hangover).
-        assert_eq!(b.decide(Some(1000), 200, true, 1440), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 200, true, 1460), BargeAction::Restore);
-        assert_eq!(b.decide(Some(1000), 200, true, 1600), BargeAction::None);
-        assert_eq!(b.decide(None, 0, true, 1800), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 200, None, true, 1440), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 200, None, true, 1460), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 200, None, true, 1600), BargeAction::None);
+        assert_eq!(b.decide(None, 0, None, true, 1800), BargeAction::None);
     }
 
     #[test]
     fn an_interruption_ducks_then_barges_in() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 160, true, 1260), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 160, None, true, 1260), BargeAction::None);
         // Resumed voicing after a pause shorter than the restore delay keeps it ducked.
-        assert_eq!(b.decide(Some(1000), 280, true, 1400), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 300, true, 1420), BargeAction::BargeIn(1000));
-        assert_eq!(b.decide(Some(1000), 400, true, 1520), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 280, None, true, 1400), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 300, None, true, 1420), BargeAction::BargeIn(1000));
+        assert_eq!(b.decide(Some(1000), 400, None, true, 1520), BargeAction::None);
     }
 
     #[test]
     fn speech_ending_or_the_agent_going_quiet_restores() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(None, 0, true, 1160), BargeAction::Restore);
-        assert_eq!(b.decide(Some(2000), 40, true, 2140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(2000), 60, false, 2160), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(b.decide(None, 0, None, true, 1160), BargeAction::Restore);
+        assert_eq!(b.decide(Some(2000), 40, None, true, 2140), BargeAction::Duck);
+        assert_eq!(b.decide(Some(2000), 60, None, false, 2160), BargeAction::Restore);
         // Flushed by the host: no longer ducked; still voicing, so ducked again.
-        assert_eq!(b.decide(Some(3000), 40, true, 3140), BargeAction::Duck);
+        assert_eq!(b.decide(Some(3000), 40, None, true, 3140), BargeAction::Duck);
         b.on_flush();
-        assert_eq!(b.decide(Some(3000), 60, true, 3160), BargeAction::Duck);
+        assert_eq!(b.decide(Some(3000), 60, None, true, 3160), BargeAction::Duck);
     }
 
     #[test]
     fn no_ducking_when_off_or_over_silence() {
         let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
-        assert_eq!(b.decide(Some(1000), 40, true, 1140), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 300, true, 1400), BargeAction::BargeIn(1000));
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 300, None, true, 1400), BargeAction::BargeIn(1000));
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, false, 1140), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, false, 1140), BargeAction::None);
     }
 
-    /// Rejoining on, at the recommended pause.
+    /// Rejoining on, at the default pause.
     fn rejoining() -> BargeInDetector {
         let within = crate::config::RECOMMENDED_REJOIN_WITHIN_MS;
         BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, rejoin_within_ms: within, ..BargeInConfig::default() })
@@ -339,10 +354,15 @@ mod tests {
 
     /// A short speech over agent audio: voiced from `first` for `voiced` ms, then stopped.
     fn short_speech(b: &mut BargeInDetector, onset: u64, first: u64, voiced: u64, agent: bool) {
+        heard_speech(b, onset, first, voiced, agent, None);
+    }
+
+    /// [`short_speech`] whose voiced frames stood `snr_db` over the line's noise.
+    fn heard_speech(b: &mut BargeInDetector, onset: u64, first: u64, voiced: u64, agent: bool, snr_db: Option<f32>) {
         for v in (20..=voiced).step_by(20) {
-            assert_eq!(b.decide(Some(onset), v, agent, first + v), BargeAction::None);
+            assert_eq!(b.decide(Some(onset), v, snr_db, agent, first + v), BargeAction::None);
         }
-        assert_eq!(b.decide(None, 0, agent, first + voiced + 560), BargeAction::None);
+        assert_eq!(b.decide(None, 0, None, agent, first + voiced + 560), BargeAction::None);
     }
 
     #[test]
@@ -350,23 +370,39 @@ mod tests {
         let mut b = rejoining();
         // "Rear" (120 ms voiced from 1040), stopped; "left" voiced from 1740: 580 ms later.
         short_speech(&mut b, 1000, 1040, 120, true);
-        assert_eq!(b.decide(Some(1700), 0, true, 1740), BargeAction::None);
+        assert_eq!(b.decide(Some(1700), 0, None, true, 1740), BargeAction::None);
         // Voiced from 1040 to 1760 with the pause: the utterance's 720 ms reach the minimum.
-        assert_eq!(b.decide(Some(1700), 20, true, 1760), BargeAction::BargeIn(1700));
-        assert_eq!(b.decide(Some(1700), 100, true, 1840), BargeAction::None);
+        assert_eq!(b.decide(Some(1700), 20, None, true, 1760), BargeAction::BargeIn(1700));
+        assert_eq!(b.decide(Some(1700), 100, None, true, 1840), BargeAction::None);
     }
 
     #[test]
-    fn rejoining_is_off_by_default() {
-        let mut b = BargeInDetector::new(&BargeInConfig { duck_db: 0, ..BargeInConfig::default() });
+    fn speech_heard_clearly_is_short_not_split() {
+        // "Rear ... left" on a noisy line (the first word 8 dB over the noise): one utterance.
+        let mut b = rejoining();
+        heard_speech(&mut b, 1000, 1040, 120, true, Some(8.0));
+        assert_eq!(b.decide(Some(1700), 20, Some(8.0), true, 1760), BargeAction::BargeIn(1700));
+        // "Mm-hm ... yeah" on a quiet line: the first stood clear of the noise and stopped short,
+        // so it was a short speech, and the second is judged alone.
+        let mut b = rejoining();
+        let clear = Some(crate::config::REJOIN_BELOW_SNR_DB);
+        heard_speech(&mut b, 1000, 1040, 120, true, clear);
+        for v in (20..=280).step_by(20) {
+            assert_eq!(b.decide(Some(1700), v, clear, true, 1740 + v), BargeAction::None);
+        }
+    }
+
+    #[test]
+    fn rejoining_off_takes_each_speech_alone() {
+        let mut b = BargeInDetector::new(&BargeInConfig { duck_db: 0, rejoin_within_ms: 0, ..BargeInConfig::default() });
         // The same "rear ... left" as above: each word on its own stops short of the minimum.
         short_speech(&mut b, 1000, 1040, 120, true);
-        assert_eq!(b.decide(Some(1700), 0, true, 1740), BargeAction::None);
+        assert_eq!(b.decide(Some(1700), 0, None, true, 1740), BargeAction::None);
         for v in (20..=280).step_by(20) {
-            assert_eq!(b.decide(Some(1700), v, true, 1740 + v), BargeAction::None);
+            assert_eq!(b.decide(Some(1700), v, None, true, 1740 + v), BargeAction::None);
         }
         // Its own voiced time alone decides.
-        assert_eq!(b.decide(Some(1700), 300, true, 2040), BargeAction::BargeIn(1700));
+        assert_eq!(b.decide(Some(1700), 300, None, true, 2040), BargeAction::BargeIn(1700));
     }
 
     #[test]
@@ -375,26 +411,26 @@ mod tests {
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, true);
         let first = 1240 + u64::from(crate::config::RECOMMENDED_REJOIN_WITHIN_MS) + 20;
-        assert_eq!(b.decide(Some(first - 40), 20, true, first + 20), BargeAction::None);
-        assert_eq!(b.decide(Some(first - 40), 200, true, first + 200), BargeAction::None);
+        assert_eq!(b.decide(Some(first - 40), 20, None, true, first + 20), BargeAction::None);
+        assert_eq!(b.decide(Some(first - 40), 200, None, true, first + 200), BargeAction::None);
         // The earlier speech was said while the agent was quiet: a turn of its own.
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, false);
-        assert_eq!(b.decide(Some(1500), 20, true, 1560), BargeAction::None);
+        assert_eq!(b.decide(Some(1500), 20, None, true, 1560), BargeAction::None);
         // It already barged in, or the host interrupted the agent after it: answered.
         let mut b = rejoining();
-        assert_eq!(b.decide(Some(1000), 300, true, 1340), BargeAction::BargeIn(1000));
-        assert_eq!(b.decide(None, 0, true, 1800), BargeAction::None);
-        assert_eq!(b.decide(Some(1900), 20, true, 1960), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 300, None, true, 1340), BargeAction::BargeIn(1000));
+        assert_eq!(b.decide(None, 0, None, true, 1800), BargeAction::None);
+        assert_eq!(b.decide(Some(1900), 20, None, true, 1960), BargeAction::None);
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, true);
         b.on_flush();
-        assert_eq!(b.decide(Some(1500), 20, true, 1560), BargeAction::None);
+        assert_eq!(b.decide(Some(1500), 20, None, true, 1560), BargeAction::None);
         // A speech without a voiced frame (a cough) leaves nothing to go on from.
         let mut b = rejoining();
-        assert_eq!(b.decide(Some(1000), 0, true, 1200), BargeAction::None);
-        assert_eq!(b.decide(None, 0, true, 1600), BargeAction::None);
-        assert_eq!(b.decide(Some(1700), 200, true, 1900), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 0, None, true, 1200), BargeAction::None);
+        assert_eq!(b.decide(None, 0, None, true, 1600), BargeAction::None);
+        assert_eq!(b.decide(Some(1700), 200, None, true, 1900), BargeAction::None);
     }
 
     #[test]

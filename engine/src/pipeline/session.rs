@@ -841,7 +841,8 @@ impl SessionPipeline {
         let active = self.agent_active(now_us);
         let onset = self.vad.onset_ms();
         let voiced_ms = self.vad.voiced_ms().unwrap_or(0);
-        let onset_ms = match self.barge_in.decide(onset, voiced_ms, active, self.stream_ms()) {
+        let snr = self.vad.voiced_snr_db();
+        let onset_ms = match self.barge_in.decide(onset, voiced_ms, snr, active, self.stream_ms()) {
             BargeAction::None => None,
             BargeAction::Duck => {
                 self.stats.ducks += 1;

@@ -261,6 +261,15 @@ impl Classifier {
         }
     }
 
+    /// The last frame's mean band SNR over the tracked noise floor, dB, if the classifier
+    /// measures one.
+    fn snr_db(&self) -> Option<f32> {
+        match self {
+            Self::WebRtc(_) => None,
+            Self::Spectral(c) => Some(c.features().snr_db),
+        }
+    }
+
     fn feed_silence(&mut self, frames: u64) {
         match self {
             Self::WebRtc(c) => c.feed_silence(frames),
@@ -298,6 +307,9 @@ pub struct SpeechDetector {
     frame: [i16; FRAME_SAMPLES],
     /// Samples in `frame`.
     filled: usize,
+    /// Sum of the band SNR (dB) of the voiced frames of the current speech (or of the run that
+    /// may become one), and their count.
+    voiced_snr: (f32, u32),
     /// Stream sample expected next; `None` before the first sample (or after a reset).
     next_sample: Option<u64>,
 }
@@ -331,6 +343,7 @@ impl SpeechDetector {
             hangover_ms: config.hangover_ms,
             frame: [0; FRAME_SAMPLES],
             filled: 0,
+            voiced_snr: (0.0, 0),
             next_sample: None,
         })
     }
@@ -379,10 +392,24 @@ impl SpeechDetector {
                 if let Some(t) = transition {
                     self.report(t, &mut on_event);
                 }
+                self.track_voiced_snr(speech, voiced);
                 self.decide_turn(speech, voiced, pos, &mut on_event);
             }
         }
         self.next_sample = Some(pos);
+    }
+
+    /// Follows the band SNR of the voiced frames since speech last began (the frames before its
+    /// confirmation included); a frame of silence between speeches starts afresh.
+    fn track_voiced_snr(&mut self, speech: bool, voiced: bool) {
+        if speech && voiced {
+            if let Some(snr) = self.classifier.snr_db() {
+                self.voiced_snr.0 += snr;
+                self.voiced_snr.1 += 1;
+            }
+        } else if !speech && !self.state.is_speaking() {
+            self.voiced_snr = (0.0, 0);
+        }
     }
 
     /// Reports a transition; a pause the prosody left undecided ends the turn when speech stops,
@@ -472,6 +499,15 @@ impl SpeechDetector {
         self.state.voiced_samples().map(|s| s / 8)
     }
 
+    /// While speech is confirmed: the mean band SNR of its voiced frames over the line's tracked
+    /// noise floor, dB (`None` before a voiced frame, and with webrtc-vad, which measures none).
+    /// How clearly the caller is heard: on a noisy line words lose their soft edges to the noise,
+    /// so their voiced time undercounts them.
+    pub fn voiced_snr_db(&self) -> Option<f32> {
+        let (sum, n) = self.voiced_snr;
+        (self.state.is_speaking() && n > 0).then(|| sum / n as f32)
+    }
+
     /// True while speech is confirmed and not yet stopped.
     pub fn is_speaking(&self) -> bool {
         self.state.is_speaking()
@@ -546,6 +582,7 @@ impl SpeechDetector {
         self.classifier.reset();
         self.state.reset();
         self.filled = 0;
+        self.voiced_snr = (0.0, 0);
         self.next_sample = None;
     }
 }

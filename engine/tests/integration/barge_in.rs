@@ -141,9 +141,8 @@ fn double_backchannels(cond: &str, gap_ms: u64) -> Vec<BargeCall> {
         .collect()
 }
 
-/// Barge-in with rejoining on (`BargeInConfig::rejoin_within_ms`), at the recommended pause.
-fn rejoining() -> SessionConfig {
-    let rejoin_within_ms = RECOMMENDED_REJOIN_WITHIN_MS;
+/// Barge-in with rejoining (`BargeInConfig::rejoin_within_ms`) at `rejoin_within_ms`.
+fn rejoining(rejoin_within_ms: u32) -> SessionConfig {
     SessionConfig {
         barge_in: BargeInConfig { rejoin_within_ms, ..BargeInConfig::default() },
         ..Default::default()
@@ -154,7 +153,9 @@ fn rejoining() -> SessionConfig {
 fn rejoining_catches_interruptions_a_noisy_line_splits() {
     for cond in conditions() {
         let calls = barge_calls(&cond);
-        let s = score_barge_in(&rejoining(), &calls);
+        // Rejoining is on by default.
+        assert_eq!(BargeInConfig::default().rejoin_within_ms, RECOMMENDED_REJOIN_WITHIN_MS);
+        let s = score_barge_in(&SessionConfig::default(), &calls);
         let r = report(&format!("{}, rejoining", cond.name), &s);
         println!("{r}");
         assert_eq!(s.false_pos, 0, "{r}");
@@ -181,13 +182,20 @@ fn a_session_refuses_rejoining_longer_than_its_maximum() {
 }
 
 #[test]
-fn backchannels_600_ms_apart_stay_apart_by_default() {
-    // Without rejoining, two short speeches never add up: "mm-hm ... yeah" 600 ms apart (which
-    // rejoining at 800 ms joins on most calls) stays two backchannels.
-    for cond in ["quiet", "pink-5dB"] {
+fn backchannels_600_ms_apart_stay_apart_on_a_quiet_line_or_with_rejoining_off() {
+    // "Mm-hm ... yeah" 600 ms apart. On a quiet line the first stood clear of the noise and
+    // stopped short: a short speech, never joined (without that check, 19 of 20 calls joined).
+    // With rejoining off, two short speeches never add up on any line. (On the noisy line,
+    // rejoining joins them: the cost of catching the split interruptions, see docs/speech.md.)
+    for (cond, config) in
+        [("quiet", SessionConfig::default()), ("quiet", rejoining(0)), ("pink-5dB", rejoining(0))]
+    {
         let calls = double_backchannels(cond, 600);
-        let s = score_barge_in(&SessionConfig::default(), &calls);
-        let r = report(&format!("{cond}, two backchannels 600 ms apart"), &s);
+        let s = score_barge_in(&config, &calls);
+        let r = report(
+            &format!("{cond}, rejoin {} ms, two backchannels 600 ms apart", config.barge_in.rejoin_within_ms),
+            &s,
+        );
         println!("{r}");
         assert_eq!(s.false_pos, 0, "{r}");
     }
@@ -195,11 +203,11 @@ fn backchannels_600_ms_apart_stay_apart_by_default() {
 
 #[test]
 fn backchannels_a_second_apart_never_join_into_an_interruption() {
-    // With rejoining on, speech that stopped short is joined only by speech voiced again within
-    // `rejoin_within_ms` (800 ms): "mm-hm ... yeah" a second apart stays two backchannels.
+    // Speech that stopped short is joined only by speech voiced again within `rejoin_within_ms`
+    // (800 ms by default): "mm-hm ... yeah" a second apart stays two backchannels, noisy or not.
     for cond in ["quiet", "pink-5dB"] {
         let calls = double_backchannels(cond, 1_000);
-        let s = score_barge_in(&rejoining(), &calls);
+        let s = score_barge_in(&SessionConfig::default(), &calls);
         let r = report(&format!("{cond}, two backchannels 1 s apart"), &s);
         println!("{r}");
         assert_eq!(s.false_pos, 0, "{r}");

@@ -81,6 +81,7 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
       vadEndOfTurnMinSilenceMs: 200,
       vadEndOfTurnThreshold: 50,
       vadEndOfTurnMaxSilenceMs: 1000,
+      bargeInRejoinWithinMs: 800,
     })
     .close();
   const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
