@@ -62,11 +62,11 @@ pub struct BargeInConfig {
 /// would also join backchannels said about a second apart.
 pub const RECOMMENDED_REJOIN_WITHIN_MS: u32 = 800;
 
-/// Mean band SNR of a speech's voiced frames over the line's tracked noise floor (dB,
-/// `SpeechDetector::voiced_snr_db`) at and above which the speech is heard clearly enough that
-/// its voiced time is all of it: speech that stopped short there is short, not split by noise,
+/// Band SNR of a speech's voiced frames over the line's tracked noise floor (dB, averaged over
+/// its last 100 ms or so of them: `SpeechDetector::voiced_snr_db`) at and above which the speech
+/// is heard clearly enough that its voiced time is all of it: speech that stopped short there is short, not split by noise,
 /// and rejoining leaves it alone. Why 13: on the barge-in set's lines the speeches that stop
-/// short over the bot measure 16-29 dB on the quiet line (35 dB SNR) and 3-10 dB at 5 dB SNR.
+/// short over the bot measure 15-30 dB on the quiet line (35 dB SNR) and 3-10 dB at 5 dB SNR.
 pub const REJOIN_BELOW_SNR_DB: f32 = 13.0;
 
 /// The longest [`BargeInConfig::rejoin_within_ms`] a session takes, ms: beyond it, words a

@@ -37,31 +37,37 @@ use crate::config::{BargeInConfig, REJOIN_BELOW_SNR_DB};
 /// backchannel's dip ends soon after it.
 pub const RESTORE_AFTER_MS: u64 = 160;
 
-/// The voiced stretch of one caller speech as the detector saw it, stream ms.
+/// The voiced stretch of one caller speech as the detector saw it, stream ms. Kept in 32 bits
+/// (49 days of stream): a session's memory is budgeted to the byte.
 #[derive(Debug, Clone, Copy)]
 struct Voicing {
-    onset: u64,
+    onset: u32,
     /// Its voiced time so far, and from when to when (0, 0 until a voiced frame came).
-    voiced_ms: u64,
-    first_ms: u64,
-    end_ms: u64,
-    /// Where the utterance it belongs to was first voiced: the speech before it, if it goes on
-    /// from there (see [`BargeInConfig::rejoin_within_ms`]).
-    joined_from: Option<u64>,
+    voiced_ms: u32,
+    first_ms: u32,
+    end_ms: u32,
+    /// It goes on from the speech before it (see [`BargeInConfig::rejoin_within_ms`]), whose
+    /// utterance was first voiced at `joined_from`. A flag and a time rather than an
+    /// `Option<u32>`: four bytes less, and a session's memory is budgeted to the byte.
+    joined: bool,
+    joined_from: u32,
     /// Agent audio played at some point while it lasted.
     over_agent: bool,
-    /// How clearly its voiced frames stood over the line's noise, dB (`None`: not measured).
-    snr_db: Option<f32>,
+    /// Its voiced frames stood [`REJOIN_BELOW_SNR_DB`] or more over the line's noise, as last
+    /// measured.
+    clear: bool,
 }
 
 impl Voicing {
     /// The voiced time of the utterance this speech belongs to, up to its last voiced frame.
-    fn utterance_voiced_ms(&self) -> u64 {
-        match self.joined_from {
-            Some(first) if self.voiced_ms > 0 => self.end_ms.saturating_sub(first),
-            _ => self.voiced_ms,
-        }
+    fn utterance_voiced_ms(&self) -> u32 {
+        if self.joined && self.voiced_ms > 0 { self.end_ms.saturating_sub(self.joined_from) } else { self.voiced_ms }
     }
+}
+
+/// A stream time or duration in ms as [`Voicing`] keeps it.
+fn ms32(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 /// What the caller's speech asks of the agent audio.
@@ -83,14 +89,14 @@ pub enum BargeAction {
 pub struct BargeInDetector {
     enabled: bool,
     duck: bool,
-    min_speech_ms: u64,
-    /// Rejoining split utterances, when on (boxed: a session that leaves it off pays a pointer).
-    rejoin: Option<Box<Rejoin>>,
+    min_speech_ms: u32,
+    /// Rejoining split utterances, when on.
+    rejoin: Option<Rejoin>,
     /// Onset of the speech that last fired (or was seen with the agent silent), to fire once.
-    handled_onset: Option<u64>,
+    handled_onset: Option<u32>,
     /// Onset of the speech being watched for ducking, its voiced time, and the stream time
     /// (ms) when that last grew.
-    watched: Option<(u64, u64, u64)>,
+    watched: Option<(u32, u32, u32)>,
     /// The agent is ducked on this detector's word.
     ducked: bool,
 }
@@ -100,13 +106,13 @@ pub struct BargeInDetector {
 struct Rejoin {
     /// Longest pause (ms) between a speech that stopped short and the next for both to count as
     /// one utterance.
-    within_ms: u64,
+    within_ms: u32,
     /// The caller's current speech.
     current: Option<Voicing>,
     /// The last speech that stopped short over agent audio and may be heard as split by the
     /// line's noise: where its utterance was first voiced and where it was last voiced. The
     /// next speech may go on from it.
-    stopped_short: Option<(u64, u64)>,
+    stopped_short: Option<(u32, u32)>,
 }
 
 impl BargeInDetector {
@@ -115,13 +121,11 @@ impl BargeInDetector {
         Self {
             enabled: config.enabled,
             duck: config.enabled && config.duck_db > 0,
-            min_speech_ms: u64::from(config.min_speech_ms),
-            rejoin: (config.rejoin_within_ms > 0).then(|| {
-                Box::new(Rejoin {
-                    within_ms: u64::from(config.rejoin_within_ms),
-                    current: None,
-                    stopped_short: None,
-                })
+            min_speech_ms: config.min_speech_ms,
+            rejoin: (config.rejoin_within_ms > 0).then_some(Rejoin {
+                within_ms: config.rejoin_within_ms,
+                current: None,
+                stopped_short: None,
             }),
             handled_onset: None,
             watched: None,
@@ -135,17 +139,13 @@ impl BargeInDetector {
     /// barge-in fires.
     pub fn check(&mut self, onset_ms: Option<u64>, voiced_ms: u64, agent_active: bool) -> Option<u64> {
         let onset = onset_ms?;
-        if !self.enabled || self.handled_onset == Some(onset) || voiced_ms < self.min_speech_ms {
+        if !self.enabled || self.handled_onset == Some(ms32(onset)) || voiced_ms < u64::from(self.min_speech_ms) {
             return None;
         }
-        if !agent_active {
-            // Speech that started while the agent was quiet is a turn, not an interruption;
-            // it keeps that status even if the agent starts talking over it.
-            self.handled_onset = Some(onset);
-            return None;
-        }
-        self.handled_onset = Some(onset);
-        Some(onset)
+        // Speech that started while the agent was quiet is a turn, not an interruption; it keeps
+        // that status even if the agent starts talking over it.
+        self.handled_onset = Some(ms32(onset));
+        agent_active.then_some(onset)
     }
 
     /// [`Self::check`], also deciding the ducking; `now_ms`: the stream time delivered so far.
@@ -163,7 +163,7 @@ impl BargeInDetector {
         now_ms: u64,
     ) -> BargeAction {
         let handled = self.handled_onset;
-        let utterance_ms = match self.rejoin.as_deref_mut() {
+        let utterance_ms = match self.rejoin.as_mut() {
             Some(rejoin) => rejoin.follow(onset_ms, voiced_ms, voiced_snr_db, agent_active, now_ms, handled),
             None => voiced_ms,
         };
@@ -172,22 +172,23 @@ impl BargeInDetector {
             self.ducked = false;
             return BargeAction::BargeIn(onset);
         }
+        let (voiced, now) = (ms32(voiced_ms), ms32(now_ms));
         let voicing = self.duck
             && agent_active
-            && onset_ms.is_some_and(|onset| {
+            && onset_ms.map(ms32).is_some_and(|onset| {
                 if self.handled_onset == Some(onset) {
                     return false;
                 }
                 match &mut self.watched {
                     Some((o, v, at)) if *o == onset => {
-                        if voiced_ms > *v {
-                            (*v, *at) = (voiced_ms, now_ms);
+                        if voiced > *v {
+                            (*v, *at) = (voiced, now);
                         }
                     }
-                    w => *w = Some((onset, voiced_ms, now_ms)),
+                    w => *w = Some((onset, voiced, now)),
                 }
                 // Some voiced frame (a cough or typing has none), and a recent one.
-                self.watched.is_some_and(|(_, v, at)| v > 0 && now_ms.saturating_sub(at) < RESTORE_AFTER_MS)
+                self.watched.is_some_and(|(_, v, at)| v > 0 && u64::from(now.saturating_sub(at)) < RESTORE_AFTER_MS)
             });
         match (voicing, self.ducked) {
             (true, false) => {
@@ -206,7 +207,7 @@ impl BargeInDetector {
     /// what the caller said over it is answered.
     pub fn on_flush(&mut self) {
         self.ducked = false;
-        if let Some(rejoin) = self.rejoin.as_deref_mut() {
+        if let Some(rejoin) = self.rejoin.as_mut() {
             rejoin.stopped_short = None;
             if let Some(v) = rejoin.current.as_mut() {
                 v.over_agent = false;
@@ -227,46 +228,53 @@ impl Rejoin {
         snr_db: Option<f32>,
         agent_active: bool,
         now_ms: u64,
-        handled_onset: Option<u64>,
+        handled_onset: Option<u32>,
     ) -> u64 {
+        let onset_ms = onset_ms.map(ms32);
         if self.current.is_some_and(|v| Some(v.onset) != onset_ms) {
             self.end_speech(handled_onset);
         }
         let within = self.within_ms;
         let Some(onset) = onset_ms else { return 0 };
+        let (voiced_ms, now_ms) = (ms32(voiced_ms), ms32(now_ms));
         let stopped_short = self.stopped_short;
         let v = self.current.get_or_insert(Voicing {
             onset,
             voiced_ms: 0,
             first_ms: 0,
             end_ms: 0,
-            joined_from: None,
+            joined: false,
+            joined_from: 0,
             over_agent: false,
-            snr_db: None,
+            clear: false,
         });
         v.over_agent |= agent_active;
-        v.snr_db = snr_db.or(v.snr_db);
+        if let Some(snr) = snr_db {
+            v.clear = snr >= REJOIN_BELOW_SNR_DB;
+        }
         if voiced_ms > v.voiced_ms {
             if v.voiced_ms == 0 {
                 v.first_ms = now_ms.saturating_sub(voiced_ms);
-                v.joined_from = stopped_short
-                    .filter(|&(_, end)| v.first_ms.saturating_sub(end) <= within)
-                    .map(|(first, _)| first);
+                if let Some((first, end)) = stopped_short
+                    && v.first_ms.saturating_sub(end) <= within
+                {
+                    (v.joined, v.joined_from) = (true, first);
+                }
                 self.stopped_short = None;
             }
             (v.voiced_ms, v.end_ms) = (voiced_ms, now_ms);
         }
-        v.utterance_voiced_ms()
+        u64::from(v.utterance_voiced_ms())
     }
 
-    /// The current speech ended: if it stopped short over agent audio, the next one may go on
-    /// from it.
-    fn end_speech(&mut self, handled_onset: Option<u64>) {
+    /// The current speech ended: if it stopped short over agent audio, and the line's noise can
+    /// have split it, the next one may go on from it.
+    fn end_speech(&mut self, handled_onset: Option<u32>) {
         let Some(v) = self.current.take() else { return };
         let short = v.over_agent && v.voiced_ms > 0 && handled_onset != Some(v.onset);
         // Heard clearly, its voiced time is the whole of it: short speech, not a split one.
-        let clear = v.snr_db.is_some_and(|snr| snr >= REJOIN_BELOW_SNR_DB);
-        self.stopped_short = (short && !clear).then(|| (v.joined_from.unwrap_or(v.first_ms), v.end_ms));
+        let first = if v.joined { v.joined_from } else { v.first_ms };
+        self.stopped_short = (short && !v.clear).then_some((first, v.end_ms));
     }
 }
 
