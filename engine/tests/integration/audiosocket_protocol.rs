@@ -20,6 +20,7 @@ use trunkline::{Engine, Event, Session, SessionConfig};
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::{events, open_with, read_all_into};
+use crate::wire::{l16, ramp};
 
 // ---------------------------------------------------------------------------------------------
 // The protocol description's examples
@@ -46,15 +47,6 @@ fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(value.len() as u16).to_be_bytes());
     out.extend_from_slice(value);
     out
-}
-
-fn l16(pcm: &[i16]) -> Vec<u8> {
-    pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// A signal no resampler would pass unchanged by accident: a ramp of odd steps.
-fn ramp(samples: usize, seed: usize) -> Vec<i16> {
-    (0..samples).map(|i| (((i + seed) * 37) % 20_000) as i16 - 10_000).collect()
 }
 
 fn parse<'a>(

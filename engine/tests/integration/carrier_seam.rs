@@ -15,6 +15,7 @@ use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
 
 use crate::dialect_session::{events, open_with};
+use crate::wire::l16;
 
 /// Message types of the test protocol: a one-byte type, a big-endian u16 length, the value.
 const HANGUP: u8 = 0x00;
@@ -146,10 +147,6 @@ fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
 /// A 16 kHz test signal no resampler would pass unchanged by accident: a ramp of odd steps.
 fn caller_audio(frames: usize) -> Vec<i16> {
     (0..frames * 320).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect()
-}
-
-fn l16(pcm: &[i16]) -> Vec<u8> {
-    pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
 fn outbound(s: &mut Session) -> Vec<Vec<u8>> {

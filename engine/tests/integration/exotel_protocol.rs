@@ -32,6 +32,7 @@ use trunkline::{Event, Session, SessionConfig};
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::{errors, events, fixture_pattern, open_with, read_all};
+use crate::wire::{json_of, ramp, reference_base64, reference_unbase64};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -47,44 +48,6 @@ const MEDIA: &str = include_str!("../fixtures/exotel/media.json");
 const DTMF: &str = include_str!("../fixtures/exotel/dtmf.json");
 const MARK: &str = include_str!("../fixtures/exotel/mark.json");
 const STOP: &str = include_str!("../fixtures/exotel/stop.json");
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// A deliberately naive RFC 4648 encoder, independent of the `base64` crate.
-fn reference_base64(data: &[u8]) -> String {
-    let mut text = String::new();
-    for group in data.chunks(3) {
-        let mut bits = 0u32;
-        for (i, &b) in group.iter().enumerate() {
-            bits |= u32::from(b) << (16 - 8 * i);
-        }
-        for i in 0..4 {
-            if i <= group.len() {
-                text.push(ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
-
-/// Decodes what [`reference_base64`] encodes (the writers' payloads, read back independently).
-fn reference_unbase64(text: &str) -> Vec<u8> {
-    let symbols: Vec<u32> = text
-        .bytes()
-        .filter(|&b| b != b'=')
-        .map(|b| ALPHABET.iter().position(|&a| a == b).expect("base64 symbol") as u32)
-        .collect();
-    let mut out = Vec::new();
-    for group in symbols.chunks(4) {
-        let bits = group.iter().enumerate().fold(0u32, |acc, (i, &s)| acc | s << (18 - 6 * i));
-        for i in 0..group.len() - 1 {
-            out.push((bits >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
-}
 
 fn parse_with(
     dialect: &mut ExotelDialect,
@@ -144,10 +107,6 @@ fn started_dialect(format: MediaFormat) -> ExotelDialect {
     };
     assert_eq!(dialect.on_start(&start), Ok(format), "Exotel takes back what it sends");
     dialect
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).expect("writer output is JSON")
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -687,11 +646,6 @@ fn outbound(s: &mut Session) -> Vec<Value> {
 
 fn start_at(rate: u32) -> String {
     START.replace(r#""sample_rate": "8000""#, &format!(r#""sample_rate": "{rate}""#))
-}
-
-/// Samples no resampler would pass unchanged by accident: a ramp of odd steps.
-fn ramp(samples: usize, seed: usize) -> Vec<i16> {
-    (0..samples).map(|i| (((i + seed) * 37) % 20_000) as i16 - 10_000).collect()
 }
 
 fn le_bytes(pcm: &[i16]) -> Vec<u8> {

@@ -28,6 +28,7 @@ use trunkline::{Engine, Event, Session, SessionConfig};
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::{errors, events, open_with, read_all_into};
+use crate::wire::{json_of, l16, params, ramp};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -68,22 +69,6 @@ fn metadata(message: &str) -> Result<StreamStart, ProtocolError> {
         Inbound::Start(start) => Ok(*start),
         other => panic!("{other:?}"),
     }
-}
-
-fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-fn l16(pcm: &[i16]) -> Vec<u8> {
-    pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-fn ramp(samples: usize) -> Vec<i16> {
-    (0..samples).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect()
-}
-
-fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("a written message is JSON")
 }
 
 fn mark(name: &str) -> Inbound<'static> {
@@ -310,7 +295,7 @@ fn mark_echoes_of_both_labels_are_marks() {
 fn binary_frames_are_the_callers_audio_byte_for_byte() {
     let mut dialect = started();
     let mut payload = PayloadBuffer::with_limit(640);
-    let frame = l16(&ramp(320));
+    let frame = l16(&ramp(320, 0));
     assert_eq!(dialect.parse(&frame, MessageKind::Binary, &mut payload), Ok(MEDIA));
     assert_eq!(payload.as_slice(), frame.as_slice());
     for (frame, error) in [
@@ -327,7 +312,7 @@ fn binary_frames_are_the_callers_audio_byte_for_byte() {
 fn audio_key_presses_and_mark_echoes_parse_without_allocating() {
     let mut dialect = started();
     let mut payload = PayloadBuffer::with_limit(2048);
-    let frame = l16(&ramp(320));
+    let frame = l16(&ramp(320, 0));
     let echo = module_echo("trunkline-sync-9", "playout");
     let _ = dialect.parse(echo.as_bytes(), MessageKind::Text, &mut payload);
     for (what, message, kind) in [
@@ -390,7 +375,7 @@ fn write_media_is_the_audio_with_the_modules_marker_value_avoided() {
     let pcm = [0i16, -1, 1, -1, -2, i16::MIN, i16::MAX, -256, 255];
     assert_eq!(dialect.write_media(&l16(&pcm), &mut out), MessageKind::Binary);
     assert_eq!(out, l16(&[0, -2, 1, -2, -2, i16::MIN, i16::MAX, -256, 255]));
-    let frame = l16(&ramp(320));
+    let frame = l16(&ramp(320, 0));
     dialect.write_media(&frame, &mut out);
     assert_eq!(out, frame, "a frame without -1 goes out untouched");
     assert_eq!(dialect.max_media_message_len(640), 640);
@@ -416,7 +401,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
     let clock = ManualClock::new();
     let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: RATE, ..Default::default() });
     s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
-    let audio = ramp(50 * 320);
+    let audio = ramp(50 * 320, 0);
     let mut received = Vec::new();
     for (i, frame) in audio.chunks(320).enumerate() {
         s.push(&l16(frame), MessageKind::Binary).unwrap();
@@ -572,7 +557,7 @@ fn a_playback_rate_unlike_the_callers_is_written_at_that_rate() {
     let config = SessionConfig { play_rate: 8_000, agent_rate: RATE, ..Default::default() };
     let (_engine, mut s) = open_with(&clock, &config, JambonzDialect::with_playback_rate(8_000));
     s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
-    let reply = ramp(480);
+    let reply = ramp(480, 0);
     s.play(&reply, 8_000).unwrap();
     let mut module = FakeModule::new();
     module.receive(outbound(&mut s), 320);

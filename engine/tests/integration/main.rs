@@ -17,6 +17,8 @@ mod dialect_session;
 mod thread_allocations;
 #[path = "../vad_corpus/mod.rs"]
 mod vad_corpus;
+#[path = "../support/wire.rs"]
+mod wire;
 
 mod audiosocket_protocol;
 mod barge_in;

@@ -31,6 +31,7 @@ use trunkline::runtime::ManualClock;
 use trunkline::{Engine, Event, Session, SessionConfig};
 
 use crate::dialect_session::{errors, events, fixture_pattern, open_with, read_all};
+use crate::wire::json_of;
 
 const STREAM_SID: &str = "7d56cc11-536d-4a45-b4fb-ed3d55be843b";
 const CLIENT_SID: &str = "c0c7d59b-df06-435e-afbc-9217ce318390";
@@ -82,10 +83,6 @@ fn start_with(encoding: &str, sample_rate: u32) -> String {
     START
         .replace("audio/x-L16", encoding)
         .replace(r#""sampleRate": 24000"#, &format!(r#""sampleRate": {sample_rate}"#))
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).expect("writer output is JSON")
 }
 
 fn little_endian(pcm: &[i16]) -> Vec<u8> {

@@ -36,6 +36,7 @@ use crate::common::reference_ulaw_decode;
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::{errors, events, fixture_pattern, open_with, read_all};
+use crate::wire::json_of;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -116,10 +117,6 @@ fn start_record(format: MediaFormat) -> StreamStart {
 
 fn started(dialect: &mut TelnyxDialect, format: MediaFormat) -> MediaFormat {
     dialect.on_start(&start_record(format)).expect("Telnyx takes a PCMU, PCMA or L16 start")
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).expect("writer output is JSON")
 }
 
 fn big_endian(pcm: &[i16]) -> Vec<u8> {

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use trunkline::protocol::{
     AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
     PayloadBuffer, ProtocolError, StreamStart, Track, TwilioDialect,
@@ -17,6 +17,7 @@ use trunkline::protocol::{
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::fixture_pattern;
+use crate::wire::{json_of, reference_base64};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -24,26 +25,6 @@ use crate::dialect_session::fixture_pattern;
 const ACCOUNT_SID: &str = "ACa4c123b1612dd272d1371c17149d4395";
 const CALL_SID: &str = "CA36b3216fdaeeb975729fae923d5a4fd1";
 const STREAM_SID: &str = "MZ2aabfe228f219e9cb0eb53f16947ccf2";
-
-/// A deliberately naive RFC 4648 encoder, independent of the `base64` crate.
-fn reference_base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for group in data.chunks(3) {
-        let mut bits = 0u32;
-        for (i, &b) in group.iter().enumerate() {
-            bits |= u32::from(b) << (16 - 8 * i);
-        }
-        for i in 0..4 {
-            if i <= group.len() {
-                text.push(ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
 
 fn parse_with_limit(message: &[u8], limit: usize) -> (Result<Inbound<'_>, ProtocolError>, Vec<u8>) {
     let mut dialect = TwilioDialect::new();
@@ -76,10 +57,6 @@ fn started_dialect(stream_sid: &str) -> TwilioDialect {
         })
         .expect("Twilio takes any start");
     dialect
-}
-
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out).expect("writer output is JSON")
 }
 
 // ---------------------------------------------------------------------------------------------

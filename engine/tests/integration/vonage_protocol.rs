@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use trunkline::protocol::vonage::VonageDialect;
 use trunkline::protocol::{
     AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
@@ -26,6 +26,7 @@ use trunkline::{Engine, Event, Session, SessionConfig};
 use crate::thread_allocations::allocations_in;
 
 use crate::dialect_session::{events, open_with, read_all_into};
+use crate::wire::{json_of, l16, params, ramp};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -54,23 +55,6 @@ fn start_of(message: &str) -> StreamStart {
         Ok(Inbound::Start(start)) => *start,
         other => panic!("{other:?}"),
     }
-}
-
-fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-fn l16(pcm: &[i16]) -> Vec<u8> {
-    pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-/// A signal no resampler would pass unchanged by accident: a ramp of odd steps.
-fn ramp(samples: usize) -> Vec<i16> {
-    (0..samples).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect()
-}
-
-fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("a written message is JSON")
 }
 
 fn mark(name: &str) -> Inbound<'static> {
@@ -254,7 +238,7 @@ fn binary_frames_are_the_callers_audio_byte_for_byte() {
     let mut dialect = VonageDialect::new();
     let mut payload = PayloadBuffer::with_limit(640);
     for len in [2, 320, 640] {
-        let frame = l16(&ramp(len / 2));
+        let frame = l16(&ramp(len / 2, 0));
         assert_eq!(dialect.parse(&frame, MessageKind::Binary, &mut payload), Ok(MEDIA));
         assert_eq!(payload.as_slice(), frame.as_slice());
     }
@@ -273,7 +257,7 @@ fn binary_frames_are_the_callers_audio_byte_for_byte() {
 fn audio_dtmf_and_mark_echoes_parse_without_allocating() {
     let mut dialect = VonageDialect::new();
     let mut payload = PayloadBuffer::with_limit(2048);
-    let frame = l16(&ramp(320));
+    let frame = l16(&ramp(320, 0));
     let echo = notify_echo("trunkline-sync-12");
     // Warm up (thread-locals, lazy statics), then count.
     let _ = dialect.parse(&frame, MessageKind::Binary, &mut payload);
@@ -397,7 +381,7 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
     let clock = ManualClock::new();
     let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: RATE, ..Default::default() });
     s.push(CONNECTED.as_bytes(), MessageKind::Text).unwrap();
-    let audio = ramp(50 * 320);
+    let audio = ramp(50 * 320, 0);
     let mut received = Vec::new();
     for (i, frame) in audio.chunks(320).enumerate() {
         s.push(&l16(frame), MessageKind::Binary).unwrap();
@@ -429,13 +413,13 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
 fn bad_frames_are_refused_and_the_call_goes_on() {
     let clock = ManualClock::new();
     let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: RATE, ..Default::default() });
-    s.push(&l16(&ramp(320)), MessageKind::Binary).unwrap();
+    s.push(&l16(&ramp(320, 0)), MessageKind::Binary).unwrap();
     s.push(CONNECTED.as_bytes(), MessageKind::Text).unwrap();
     s.push(&[1, 2, 3], MessageKind::Binary).unwrap();
     s.push(CONNECTED.as_bytes(), MessageKind::Text).unwrap();
     s.push(NOTIFY.as_bytes(), MessageKind::Text).unwrap();
     s.push(notify_echo("never-sent").as_bytes(), MessageKind::Text).unwrap();
-    let good = ramp(320);
+    let good = ramp(320, 0);
     s.push(&l16(&good), MessageKind::Binary).unwrap();
     let mut received = Vec::new();
     read_all_into(&mut s, &mut received);
@@ -556,7 +540,7 @@ fn an_8_khz_call_takes_320_byte_frames() {
     let config = SessionConfig { play_rate: 8_000, agent_rate: 8_000, ..Default::default() };
     let (_engine, mut s) = open(&clock, &config);
     s.push(CONNECTED.replace("rate=16000", "rate=8000").as_bytes(), MessageKind::Text).unwrap();
-    let reply = ramp(800);
+    let reply = ramp(800, 0);
     s.play(&reply, 8_000).unwrap();
     let mut vonage = FakeVonage { audio: Vec::new(), pending: Vec::new() };
     for _ in 0..10 {
@@ -624,7 +608,7 @@ fn the_socket_closing_ends_the_call_and_clears_pending_marks() {
     let evs = events(&mut s);
     assert!(matches!(evs[0], Event::Started(_)), "{evs:?}");
     assert_eq!(evs[1..], [Event::MarkCleared { name: "pending".into() }, Event::Stopped]);
-    s.push(&l16(&ramp(320)), MessageKind::Binary).unwrap();
+    s.push(&l16(&ramp(320, 0)), MessageKind::Binary).unwrap();
     assert_eq!(events(&mut s), [Event::ProtocolError { error: ProtocolError::AfterStop }]);
 }
 
