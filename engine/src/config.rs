@@ -46,9 +46,8 @@ pub struct BargeInConfig {
     /// its last voiced frame, count as one utterance, voiced from the first one's first voiced
     /// frame, pauses included. It catches interruptions whose words a noisy line splits ("rear
     /// ... left"; recall at 5 dB SNR 0.875 → 0.958). Speech heard clearly (its voiced frames
-    /// [`REJOIN_BELOW_SNR_DB`] or more over the
-    /// line's noise) is never split by the line, so it is never joined: on a quiet line two
-    /// backchannels in a row stay two. The cost, on a noisy line only: two backchannels up to
+    /// [`REJOIN_BELOW_SNR_DB`] or more over the line's noise) is never split by the line, so it
+    /// is never joined: on a quiet line two backchannels in a row stay two. The cost, on a noisy line only: two backchannels up to
     /// about 700 ms apart interrupt, and so does an uncancelled echo of the bot more often when
     /// barge-in is not echo-aware. At most [`MAX_REJOIN_WITHIN_MS`]. See `pipeline/barge_in.rs`.
     pub rejoin_within_ms: u32,
