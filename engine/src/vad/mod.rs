@@ -285,10 +285,6 @@ impl Classifier {
     }
 }
 
-/// The weight of each new voiced frame in a speech's running band SNR
-/// ([`SpeechDetector::voiced_snr_db`]): about the last five frames (100 ms) count.
-const VOICED_SNR_WEIGHT: f32 = 0.2;
-
 /// Energy of a frame, dB re 1 (a full-scale square wave is about 90 dB).
 fn frame_db(frame: &[i16; FRAME_SAMPLES]) -> f32 {
     let e: f32 = frame.iter().map(|&x| f32::from(x) * f32::from(x)).sum();
@@ -311,10 +307,8 @@ pub struct SpeechDetector {
     frame: [i16; FRAME_SAMPLES],
     /// Samples in `frame`.
     filled: usize,
-    /// The band SNR (dB) of the voiced frames of the current speech (or of the run that may
-    /// become one), averaged with a weight of [`VOICED_SNR_WEIGHT`] on each new one; NaN before
-    /// the first. One number rather than a sum and a count: it fits a hole the other fields
-    /// leave, and a session's memory is budgeted to the byte.
+    /// The highest band SNR (dB) among the voiced frames of the current speech (or of the run
+    /// that may become one); NaN before the first.
     voiced_snr_db: f32,
     /// Stream sample expected next; `None` before the first sample (or after a reset).
     next_sample: Option<u64>,
@@ -410,9 +404,8 @@ impl SpeechDetector {
     fn track_voiced_snr(&mut self, speech: bool, voiced: bool) {
         if speech && voiced {
             if let Some(snr) = self.classifier.snr_db() {
-                let last = self.voiced_snr_db;
-                self.voiced_snr_db =
-                    if last.is_nan() { snr } else { last + VOICED_SNR_WEIGHT * (snr - last) };
+                // NaN (none yet) gives way to any number.
+                self.voiced_snr_db = self.voiced_snr_db.max(snr);
             }
         } else if !speech && !self.state.is_speaking() {
             self.voiced_snr_db = f32::NAN;
@@ -506,10 +499,11 @@ impl SpeechDetector {
         self.state.voiced_samples().map(|s| s / 8)
     }
 
-    /// While speech is confirmed: the band SNR of its voiced frames over the line's tracked noise
-    /// floor, dB, a running average of the last hundred milliseconds or so of them (`None` before a voiced frame, and with webrtc-vad, which measures none).
-    /// How clearly the caller is heard: on a noisy line words lose their soft edges to the noise,
-    /// so their voiced time undercounts them.
+    /// While speech is confirmed: how far its clearest voiced frame stood over the line's tracked
+    /// noise floor, dB (the highest band SNR among its voiced frames; `None` before a voiced
+    /// frame, and with webrtc-vad, which measures none). How clearly the caller is heard: on a
+    /// noisy line words lose their soft edges to the noise, so their voiced time undercounts
+    /// them. The highest rather than a mean: a word's fading end does not pull it down.
     pub fn voiced_snr_db(&self) -> Option<f32> {
         (self.state.is_speaking() && !self.voiced_snr_db.is_nan()).then_some(self.voiced_snr_db)
     }

@@ -10,7 +10,7 @@
 //! here measures time.
 
 use crate::vad_corpus::*;
-use trunkline::vad::{VadBackend, VadConfig};
+use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 
 fn check(name: &str) {
     let cond = conditions().into_iter().find(|c| c.name == name).expect("condition");
@@ -107,4 +107,48 @@ fn webrtc_backend_is_still_available_and_worse_in_noise() {
     let spectral = evaluate(&VadConfig::default(), &speech);
     println!("pink 5 dB: webrtc mode 3 F1 {:.3}, spectral F1 {:.3}", webrtc.f1(), spectral.f1());
     assert!(webrtc.f1() < spectral.f1());
+}
+
+/// The band SNR of each speech's voiced frames as it ends (`SpeechDetector::voiced_snr_db`, the
+/// last value seen while speaking), over every corpus utterance on `cond`'s line.
+fn voiced_snr_at_speech_ends(cond: &Condition) -> Vec<f32> {
+    let track = speech_track(cond);
+    let mut det = SpeechDetector::new(&VadConfig::default()).unwrap();
+    let (mut ends, mut last) = (Vec::new(), None);
+    for (i, chunk) in track.pcm.chunks(160).enumerate() {
+        det.process(chunk, (i * 160) as u64, |_| {});
+        if det.is_speaking() {
+            last = det.voiced_snr_db().or(last);
+        } else if let Some(snr) = last.take() {
+            ends.push(snr);
+        }
+    }
+    ends
+}
+
+#[test]
+fn the_voiced_snr_tells_a_quiet_line_from_a_noisy_one() {
+    // Rejoining trusts it to say whether the line's noise can have split a speech: every speech
+    // on the quiet line (35 dB SNR) measures at or over the threshold, every one at 5 dB under it.
+    // The 25 dB lines fall between (printed only).
+    let threshold = trunkline::config::REJOIN_BELOW_SNR_DB;
+    let lines = [
+        ("quiet", Some(true)),
+        ("hum", None),
+        ("clicks", None),
+        ("pink-5dB", Some(false)),
+        ("white-5dB", Some(false)),
+    ];
+    for (name, clear) in lines {
+        let cond = conditions().into_iter().find(|c| c.name == name).unwrap();
+        let snrs = voiced_snr_at_speech_ends(&cond);
+        let (lo, hi) = snrs.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        println!("{name}: {} speeches, voiced SNR {lo:.1}-{hi:.1} dB", snrs.len());
+        assert!(snrs.len() >= 40, "{name}: {} speeches", snrs.len());
+        match clear {
+            Some(true) => assert!(lo >= threshold, "{name}: a speech at {lo:.1} dB"),
+            Some(false) => assert!(hi < threshold, "{name}: a speech at {hi:.1} dB"),
+            None => {}
+        }
+    }
 }
