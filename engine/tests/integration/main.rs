@@ -5,9 +5,10 @@
 //!
 //! Kept apart: the tests that need a global allocator of their own (`no_alloc`, `alloc_guard`,
 //! `agent_format`, `opus_play`: the real-time guard; `session_memory`: bytes across threads),
-//! and `slow_host`, whose memory figure is the process's. This binary's allocator counts the
-//! allocations of one thread while asked to (`thread_allocations`), which tests running in
-//! parallel do not disturb.
+//! `slow_host`, whose memory figure is the process's, and `worker_priority`, which reads the nice
+//! value of every worker thread in the process (other tests' engines would be counted too). This
+//! binary's allocator counts the allocations of one thread while asked to (`thread_allocations`),
+//! which tests running in parallel do not disturb.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -51,5 +52,4 @@ mod twilio_protocol;
 mod vad;
 mod vad_scores;
 mod vonage_protocol;
-mod worker_priority;
 mod worker_slots;

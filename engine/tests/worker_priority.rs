@@ -1,5 +1,6 @@
 //! Worker threads run at the requested nice value, read back from the kernel's own view of
-//! each thread (`/proc/self/task/<tid>/stat`), not from what the engine reports.
+//! each thread (`/proc/self/task/<tid>/stat`), not from what the engine reports. A test binary of
+//! its own: the threads are told apart by name, so no other test's engine may run beside it.
 
 use trunkline::{Engine, EngineConfig};
 
