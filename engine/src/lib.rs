@@ -30,6 +30,9 @@ pub mod runtime;
 pub mod stats;
 pub mod vad;
 
+#[cfg(test)]
+mod test_rng;
+
 #[cfg(feature = "opus")]
 pub use codec::EncodedAudio;
 pub use config::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};

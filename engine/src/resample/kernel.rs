@@ -150,13 +150,8 @@ mod tests {
 
     #[test]
     fn dot_product_matches_a_plain_sum_at_every_length() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 48) as i16
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || (rng.next() >> 48) as i16;
         for len in 0..70 {
             let a: Vec<i16> = (0..len).map(|_| next() / 4).collect();
             let b: Vec<i16> = (0..len).map(|_| next() / 4).collect();

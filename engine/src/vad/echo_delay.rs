@@ -149,13 +149,8 @@ mod tests {
 
     /// A speech-like level envelope: syllables of 100-300 ms at 55-75 dB, pauses of 40-200 ms.
     fn envelope(slots: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed;
-        let mut next = |n: u64| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s % n
-        };
+        let mut rng = crate::test_rng::XorShift(seed);
+        let mut next = |n: u64| rng.below(n);
         let mut v = Vec::new();
         while v.len() < slots {
             let level = 55 + next(20) as u8;

@@ -534,13 +534,8 @@ mod tests {
     fn one_frame_against_the_estimated_echo_barely_moves_its_bounds() {
         // Agent speech in seeded syllables (70 dB, pauses of silence), its echo 10 dB down five
         // slots later on a line at 20 dB: the estimator finds lag 5.
-        let mut x = 0x9e37_79b9_u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rng = crate::test_rng::XorShift(0x9e37_79b9);
+        let mut next = move |n: u64| rng.below(n);
         let mut reference = Vec::new();
         while reference.len() < 140 {
             reference.extend(std::iter::repeat_n(70u8, 3 + next(5) as usize));

@@ -277,13 +277,8 @@ mod tests {
 
     #[test]
     fn wavefront_equals_the_sections_one_after_the_other_for_any_chunking() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |bound: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % bound
-        };
+        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
+        let mut next = move |bound: u64| rng.below(bound);
         let input: Vec<i16> = (0..4_000).map(|_| (next(65_536) as i32 - 32_768) as i16).collect();
         let mut reference = HumFilter::new();
         reference.prime(input[0]);

@@ -436,19 +436,17 @@ impl SpectralClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::XorShift;
 
-    fn noise(seed: &mut u64, amp: f32) -> i16 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        ((*seed % 2001) as f32 / 1000.0 - 1.0).mul_add(amp, 0.0) as i16
+    fn noise(rng: &mut XorShift, amp: f32) -> i16 {
+        (rng.below(2001) as f32 / 1000.0 - 1.0).mul_add(amp, 0.0) as i16
     }
 
     /// 1.2 s: noise, then 300 ms of a 140 Hz harmonic "vowel" over it, then noise; returns the
     /// per-frame decisions and features.
     fn run(amp: f32) -> Vec<(bool, Features)> {
         let mut c = SpectralClassifier::new(2, false);
-        let mut seed = 7u64;
+        let mut rng = XorShift(7);
         (0..60)
             .map(|i| {
                 let mut f = [0i16; FRAME_SAMPLES];
@@ -463,7 +461,7 @@ mod tests {
                     } else {
                         0.0
                     };
-                    *v = noise(&mut seed, 300.0) + voice as i16;
+                    *v = noise(&mut rng, 300.0) + voice as i16;
                 }
                 (c.classify(&f, i as u64), c.features())
             })
@@ -504,14 +502,14 @@ mod tests {
     /// the same slot (if any); returns the frames classified speech.
     fn speech_frames(caller: &[i16], agent: Option<&[i16]>) -> usize {
         let mut c = SpectralClassifier::new(2, true);
-        let mut seed = 3u64;
+        let mut rng = XorShift(3);
         let mut speech = 0;
         for (i, frame) in caller.chunks_exact(FRAME_SAMPLES).enumerate() {
             if let Some(agent) = agent {
                 c.echo_reference(&agent[i * FRAME_SAMPLES..][..FRAME_SAMPLES], (i * FRAME_SAMPLES) as u64);
             }
             let f: [i16; FRAME_SAMPLES] =
-                std::array::from_fn(|k| frame[k].saturating_add(noise(&mut seed, 30.0)));
+                std::array::from_fn(|k| frame[k].saturating_add(noise(&mut rng, 30.0)));
             speech += usize::from(c.classify(&f, i as u64));
         }
         speech
