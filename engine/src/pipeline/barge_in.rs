@@ -47,8 +47,8 @@ struct Voicing {
     first_ms: u32,
     end_ms: u32,
     /// It goes on from the speech before it (see [`BargeInConfig::rejoin_within_ms`]), whose
-    /// utterance was first voiced at `joined_from`. A flag and a time rather than an
-    /// `Option<u32>`: four bytes less, and a session's memory is budgeted to the byte.
+    /// utterance was first voiced at `joined_from` (a flag and a time: four bytes less than an
+    /// `Option<u32>`).
     joined: bool,
     joined_from: u32,
     /// Agent audio played at some point while it lasted.

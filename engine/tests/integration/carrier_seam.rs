@@ -15,7 +15,7 @@ use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig};
 
 use crate::dialect_session::{events, open_with};
-use crate::wire::l16;
+use crate::wire::{l16, ramp};
 
 /// Message types of the test protocol: a one-byte type, a big-endian u16 length, the value.
 const HANGUP: u8 = 0x00;
@@ -146,7 +146,7 @@ fn open(clock: &ManualClock, config: &SessionConfig) -> (Engine, Session) {
 
 /// A 16 kHz test signal no resampler would pass unchanged by accident: a ramp of odd steps.
 fn caller_audio(frames: usize) -> Vec<i16> {
-    (0..frames * 320).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect()
+    ramp(frames * 320, 0)
 }
 
 fn outbound(s: &mut Session) -> Vec<Vec<u8>> {

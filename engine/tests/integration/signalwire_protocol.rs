@@ -31,7 +31,7 @@ use trunkline::runtime::ManualClock;
 use trunkline::{Engine, Event, Session, SessionConfig};
 
 use crate::dialect_session::{errors, events, fixture_pattern, open_with, read_all};
-use crate::wire::json_of;
+use crate::wire::{json_of, ramp};
 
 const STREAM_SID: &str = "7d56cc11-536d-4a45-b4fb-ed3d55be843b";
 const CLIENT_SID: &str = "c0c7d59b-df06-435e-afbc-9217ce318390";
@@ -231,7 +231,7 @@ fn l16_at_24_khz_comes_in_and_goes_back_little_endian_in_960_byte_frames() {
     let (_engine, mut s) = open(&clock, &config(24_000));
     s.push_text(CONNECTED).unwrap();
     s.push_text(START).unwrap();
-    let caller: Vec<i16> = (0..480 * 6).map(|i| ((i * 37) % 20_000) as i16 - 10_000).collect();
+    let caller = ramp(480 * 6, 0);
     for (k, frame) in caller.chunks(480).enumerate() {
         let k = k as u64;
         s.push_text(&media(k + 2, k * 20, &little_endian(frame))).unwrap();
