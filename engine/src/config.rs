@@ -201,6 +201,14 @@ pub struct SessionConfig {
     /// written by the engine's recorder thread, never by a worker; see `docs/recordings.md`.
     /// `None` (the default): no recording, and nothing spent on one.
     pub record_path: Option<std::path::PathBuf>,
+    /// Deliver the caller's audio with the agent's own voice, echoed back on the line, removed
+    /// (speexdsp's adaptive echo canceller, fed the agent's audio as the carrier played it; see
+    /// `docs/speech.md`). Needs `vad.echo_aware` (the echo's delay comes from its estimate) and
+    /// an 8 kHz carrier stream; a stream at another rate is delivered unchanged and counted in
+    /// `echo_reduction_unavailable`. Speech detection keeps working on the audio as received.
+    /// Off by default: about 30 µs per 20 ms frame while the agent's audio echoes, and 48 KiB
+    /// more per session.
+    pub echo_reduction: bool,
 }
 
 impl Default for SessionConfig {
@@ -270,6 +278,7 @@ impl Default for SessionConfig {
             max_mark_name_bytes: 128,
             max_pending_marks: 64,
             record_path: None,
+            echo_reduction: false,
         }
     }
 }

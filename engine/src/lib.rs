@@ -18,6 +18,7 @@
 pub mod alloc_guard;
 pub mod audio;
 pub mod codec;
+mod echo_canceller;
 pub mod config;
 pub mod event;
 #[cfg(feature = "metrics")]

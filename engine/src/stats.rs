@@ -187,6 +187,10 @@ counters! {
     /// Audio a recording of the call lost, ms (caller and agent audio summed): the recorder did
     /// not keep up and its hand-off ring was full. The recording has silence there.
     recording_dropped_ms,
+    /// Streams whose caller audio could not be echo-reduced (`SessionConfig::echo_reduction`):
+    /// the canceller works at 8 kHz, and this stream came at another rate. Its audio was
+    /// delivered as received.
+    echo_reduction_unavailable,
 }
 
 impl SessionCounters {

@@ -136,6 +136,13 @@ pub struct trunkline_session_config {
     /// INVALID_ARGUMENT when the session opens). Default 800; 0: off, each speech counts alone.
     /// Speech heard clearly is never joined (see docs/speech.md).
     pub barge_in_rejoin_within_ms: u32,
+    /// Deliver the caller's audio (trunkline_session_read_audio and _bytes) with the agent's own
+    /// voice, echoed back on the line, removed by an adaptive echo canceller (speexdsp's) fed the
+    /// agent's audio as the carrier played it. Needs vad_echo_aware (INVALID_ARGUMENT at open
+    /// without it) and an 8 kHz carrier stream: a stream at another rate is delivered as received
+    /// and counted in echo_reduction_unavailable. Speech detection hears the audio as received.
+    /// Off by default.
+    pub echo_reduction: bool,
 }
 
 /// The agent's audio format (trunkline_session_config.agent_format). Values are stable.
@@ -179,8 +186,8 @@ versioned!(trunkline_session_config {
     play_ring_bytes, outbound_buffer_ms, agent_ring_ms, outbound_ring_bytes, event_capacity,
     max_mark_name_bytes, max_pending_marks, read_hold_ms, dialect, agent_format, record_path,
     vad_echo_aware, vad_end_of_turn_enabled, vad_end_of_turn_min_silence_ms, vad_end_of_turn_threshold,
-    barge_in_duck_db, vad_end_of_turn_max_silence_ms, barge_in_rejoin_within_ms,
-} bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled });
+    barge_in_duck_db, vad_end_of_turn_max_silence_ms, barge_in_rejoin_within_ms, echo_reduction,
+} bools { barge_in_enabled, vad_echo_aware, vad_end_of_turn_enabled, echo_reduction });
 
 /// `size_t`, spelled so cbindgen writes `size_t`.
 #[allow(non_camel_case_types)]
@@ -293,6 +300,7 @@ impl From<&SessionConfig> for trunkline_session_config {
             barge_in_duck_db: u32::from(c.barge_in.duck_db),
             vad_end_of_turn_max_silence_ms: c.vad.end_of_turn_max_silence_ms,
             barge_in_rejoin_within_ms: c.barge_in.rejoin_within_ms,
+            echo_reduction: c.echo_reduction,
         }
     }
 }
@@ -386,6 +394,7 @@ impl trunkline_session_config {
             // Set by `read` from the C string.
             record_path: None,
             read_hold_ms: self.read_hold_ms,
+            echo_reduction: self.echo_reduction,
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::audio::CARRIER_RATE;
 use crate::codec::carrier_opus::{OPUS_RATES, OpusDecoder, inbound_decode_rate};
 use crate::codec::{G711, G722Decoder};
 use crate::config::AgentFormat;
+use crate::echo_canceller::EchoCanceller;
 use crate::event::RawEvent;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::reorder::{Delivery, FrameAudio};
@@ -83,6 +84,8 @@ pub(crate) struct InboundOut<'a> {
     pub(crate) vad: &'a mut SpeechDetector,
     pub(crate) events: &'a mut EventQueue,
     pub(crate) counts: &'a mut InboundCounts,
+    /// The echo canceller the agent's audio goes through, when the host asked for it.
+    pub(crate) echo: Option<&'a mut EchoCanceller>,
     pub(crate) audio: &'a mut dyn FnMut(AgentAudio<'_>),
 }
 
@@ -250,9 +253,10 @@ impl InboundPath {
             Delivery::Audio { start, pcm } => (start, 0, pcm),
             Delivery::Silence { start, len } => (start, len, &[][..]),
         };
-        // Passed through when the codes are there (they always are from a G.711 carrier).
+        // Passed through when the codes are there (they always are from a G.711 carrier) and
+        // no echo is to be taken out of them.
         let pass = match self.to_agent_format {
-            ToAgent::PassThrough(law) if g711.len() == audio.len() => Some(law),
+            ToAgent::PassThrough(law) if g711.len() == audio.len() && out.echo.is_none() => Some(law),
             _ => None,
         };
         for (k, piece) in audio.chunks(INBOUND_PIECE).enumerate() {
@@ -262,7 +266,9 @@ impl InboundPath {
         }
         // A gap reaches a pass-through agent as the law's silence code.
         let silence = match self.to_agent_format {
-            ToAgent::PassThrough(law) if silence_len > 0 => Some([law.silence(); INBOUND_PIECE]),
+            ToAgent::PassThrough(law) if silence_len > 0 && out.echo.is_none() => {
+                Some([law.silence(); INBOUND_PIECE])
+            }
             _ => None,
         };
         let mut left = silence_len;
@@ -278,26 +284,44 @@ impl InboundPath {
     /// codes when they pass through.
     fn piece(&mut self, pcm: &[i16], codes: Option<&[u8]>, start: u64, out: &mut InboundOut<'_>) {
         out.counts.samples += pcm.len() as u64;
-        match (codes, self.to_agent_format) {
+        match (codes, out.echo.as_deref_mut()) {
             (Some(codes), _) => (out.audio)(AgentAudio::G711(codes)),
-            (None, ToAgent::PassThrough(law) | ToAgent::Encode(law)) => {
-                let mut agent = [0i16; AGENT_PIECE_OUT];
+            (None, None) => self.to_agent(pcm, out.audio),
+            // The speech detector below still hears the audio as received.
+            (None, Some(echo)) => {
+                echo.set_delay_ms(out.vad.echo_delay_ms());
+                echo.process(pcm, start, &mut |reduced| self.to_agent(reduced, out.audio));
+            }
+        }
+        self.detect_speech(pcm, start, out);
+    }
+
+    /// The stream ended: audio the echo canceller holds short of a frame goes to the agent.
+    pub(crate) fn finish(&mut self, out: &mut InboundOut<'_>) {
+        if let Some(echo) = out.echo.as_deref_mut() {
+            echo.flush(&mut |rest| self.to_agent(rest, out.audio));
+        }
+    }
+
+    /// Caller PCM converted to the agent's rate and format.
+    fn to_agent(&mut self, pcm: &[i16], audio: &mut dyn FnMut(AgentAudio<'_>)) {
+        let mut agent = [0i16; AGENT_PIECE_OUT];
+        match self.to_agent_format {
+            ToAgent::PassThrough(law) | ToAgent::Encode(law) => {
                 let mut encoded = [0u8; AGENT_PIECE_OUT];
                 for part in pcm.chunks(self.agent_piece) {
                     let n = self.resample_for_agent(part, &mut agent);
                     let n = law.encode(&agent[..n], &mut encoded);
-                    (out.audio)(AgentAudio::G711(&encoded[..n]));
+                    audio(AgentAudio::G711(&encoded[..n]));
                 }
             }
-            (None, ToAgent::Pcm) => {
-                let mut agent = [0i16; AGENT_PIECE_OUT];
+            ToAgent::Pcm => {
                 for part in pcm.chunks(self.agent_piece) {
                     let n = self.resample_for_agent(part, &mut agent);
-                    (out.audio)(AgentAudio::Pcm(&agent[..n]));
+                    audio(AgentAudio::Pcm(&agent[..n]));
                 }
             }
         }
-        self.detect_speech(pcm, start, out);
     }
 
     /// Resamples one agent piece into `agent`; returns the samples written.

@@ -27,6 +27,7 @@
 use crate::alloc_guard;
 use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
 use crate::codec::G711;
+use crate::echo_canceller::EchoCanceller;
 use crate::config::{AgentFormat, SessionConfig};
 use crate::event::RawEvent;
 use crate::pipeline::arrivals::ArrivalTrail;
@@ -157,6 +158,9 @@ pub struct SessionPipeline {
     barge_generation: u32,
     /// Record the agent's audio as played for the speech detector's echo gate.
     echo_aware: bool,
+    /// The caller's audio with the agent's echo removed (`SessionConfig::echo_reduction`), fed
+    /// the same played audio as the echo gate.
+    echo_canceller: Option<Box<EchoCanceller>>,
     stats: SessionStats,
     events: EventQueue,
     /// A recording of the call, if one was asked for.
@@ -189,6 +193,10 @@ impl SessionPipeline {
         if outbound_samples < (PLAY_PIECE + 16) as u64 {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
+        if config.echo_reduction && !config.vad.echo_aware {
+            return Err(PipelineError::Invalid("echo_reduction needs vad.echo_aware (the echo's delay estimate)"));
+        }
+        let echo_canceller = config.echo_reduction.then(EchoCanceller::new);
         let caps = dialect.capabilities();
         if caps.frame_ms == 0 {
             return Err(PipelineError::Invalid("the dialect's frames must be at least 1 ms"));
@@ -238,6 +246,7 @@ impl SessionPipeline {
             sync_pending: false,
             barge_generation: 0,
             echo_aware: config.vad.echo_aware,
+            echo_canceller,
             stats: SessionStats::default(),
             // Room for every outstanding mark cleared at once (a mark is queued or sent, never
             // both), and the handful of events around that: the most one call produces.
@@ -413,6 +422,11 @@ impl SessionPipeline {
         if let Ok(inbound) = &inbound {
             // The carrier's rate, or the one its G.722 or Opus is decoded at.
             self.reorder.set_rate(inbound.rate());
+            // The canceller works on 8 kHz audio (its reference is 8 kHz): other streams are
+            // delivered as received, and counted.
+            if inbound.rate() != CARRIER_RATE && self.echo_canceller.take().is_some() {
+                self.stats.echo_reduction_unavailable += 1;
+            }
         }
         self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
         let supported = self.inbound.is_some();
@@ -544,6 +558,7 @@ impl SessionPipeline {
                     vad: &mut self.vad,
                     events: &mut self.events,
                     counts: &mut self.inbound_counts,
+                    echo: self.echo_canceller.as_deref_mut(),
                     audio,
                 };
                 let (tap, reorder, stats) = (&mut self.tap, &mut self.reorder, &mut self.stats);
@@ -619,6 +634,7 @@ impl SessionPipeline {
                 vad: &mut self.vad,
                 events: &mut self.events,
                 counts: &mut self.inbound_counts,
+                echo: self.echo_canceller.as_deref_mut(),
                 audio,
             };
             let tap = &mut self.tap;
@@ -626,6 +642,7 @@ impl SessionPipeline {
                 tap_caller(tap, &d);
                 inbound.deliver(d, g711, &mut out)
             });
+            inbound.finish(&mut out);
         }
         if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
@@ -800,6 +817,7 @@ impl SessionPipeline {
                 vad: &mut self.vad,
                 events: &mut self.events,
                 counts: &mut self.inbound_counts,
+                echo: self.echo_canceller.as_deref_mut(),
                 audio,
             };
             let tap = &mut self.tap;
@@ -922,7 +940,11 @@ impl SessionPipeline {
         self.sync_pending = false;
         // The carrier stops playing now: nothing the model places from now on plays (what it
         // places up to the measured lag before now did not either; kept, it only masks more).
-        self.vad.echo_cut(now_us);
+        if let Some(sample) = self.vad.echo_cut(now_us)
+            && let Some(canceller) = self.echo_canceller.as_mut()
+        {
+            canceller.cut(sample);
+        }
         // The caller heard the agent up to the played position, which the delivered timeline
         // has reached now.
         let heard_to = self.reorder.position();
@@ -1051,9 +1073,14 @@ impl SessionPipeline {
             // steps as mark echoes come, and the echo gate's delay estimate takes in the
             // carrier's delay with the echo path's.
             let play_us = self.playout.carrier_end_us().max(now_us);
-            let vad = &mut self.vad;
+            // Played straight after the frame before it (the carrier is still playing that one).
+            let follows = self.playout.carrier_end_us() > now_us;
+            let (vad, canceller) = (&mut self.vad, &mut self.echo_canceller);
             outbound.frame_pcm_8k(|pcm, at| {
-                vad.echo_reference(pcm, play_us + at as u64 * 125, now_us);
+                let sample = vad.echo_reference(pcm, play_us + at as u64 * 125, now_us);
+                if let (Some(sample), Some(canceller)) = (sample, canceller.as_mut()) {
+                    canceller.reference(pcm, sample, follows || at > 0);
+                }
             });
         }
         if let Some(tap) = self.tap.as_mut() {

@@ -528,16 +528,17 @@ impl SpeechDetector {
 
     /// The agent's audio (8 kHz PCM, any length) that the carrier plays from engine time
     /// `play_us` (µs, the clock of `now_us`), recorded at `now_us` for the echo gate (see
-    /// `echo_gate.rs`): its echo on the caller's line is not taken for the caller's speech. The
-    /// spectral backend only; before any caller audio, nothing is recorded. Does not allocate.
-    pub(crate) fn echo_reference(&mut self, pcm: &[i16], play_us: u64, now_us: u64) {
-        let Classifier::Spectral(c) = &mut self.classifier else { return };
-        let Some(start) = c.echo_gate().and_then(|g| g.sample_of(play_us, now_us, self.next_sample)) else {
-            return;
-        };
+    /// `echo_gate.rs`): its echo on the caller's line is not taken for the caller's speech.
+    /// Returns the caller's stream sample it was placed at (the echo canceller places it there
+    /// too). The spectral backend only; before any caller audio, nothing is recorded (`None`).
+    /// Does not allocate.
+    pub(crate) fn echo_reference(&mut self, pcm: &[i16], play_us: u64, now_us: u64) -> Option<u64> {
+        let Classifier::Spectral(c) = &mut self.classifier else { return None };
+        let start = c.echo_gate().and_then(|g| g.sample_of(play_us, now_us, self.next_sample))?;
         for (k, piece) in pcm.chunks(FRAME_SAMPLES).enumerate() {
             c.echo_reference(piece, start + (k * FRAME_SAMPLES) as u64);
         }
+        Some(start)
     }
 
     /// The agent's audio (8 kHz PCM) heard in the caller's stream from stream sample `sample`
@@ -563,13 +564,14 @@ impl SpeechDetector {
     }
 
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none
-    /// of it echoes.
-    pub(crate) fn echo_cut(&mut self, play_us: u64) {
-        let Classifier::Spectral(c) = &mut self.classifier else { return };
-        let Some(gate) = c.echo_gate() else { return };
-        if let Some(sample) = gate.sample_at(play_us) {
-            gate.cut(sample.div_ceil(FRAME_SAMPLES as u64));
-        }
+    /// of it echoes. Returns the caller's stream sample of the cut (`None` before the gate has
+    /// placed any audio).
+    pub(crate) fn echo_cut(&mut self, play_us: u64) -> Option<u64> {
+        let Classifier::Spectral(c) = &mut self.classifier else { return None };
+        let gate = c.echo_gate()?;
+        let sample = gate.sample_at(play_us)?;
+        gate.cut(sample.div_ceil(FRAME_SAMPLES as u64));
+        Some(sample)
     }
 
     /// Forgets all state (speech, framing, filter, webrtc-vad adaptation), as freshly built: the

@@ -1,0 +1,311 @@
+//! Echo reduction: the caller's audio with the agent's own voice, echoed back on the line,
+//! removed, for a host that asks for it (`SessionConfig::echo_reduction`).
+//!
+//! The echo gate (`vad::echo_gate`) only decides whose speech a band is; the caller audio the host
+//! reads stays as the carrier sent it. A host that transcribes the caller while the agent talks
+//! (or records it) wants the echo out of that audio too. This stage runs an adaptive filter
+//! ([`adaptive_filter`]) over the caller's 8 kHz audio with the agent's audio as the caller's
+//! line heard it as the far end:
+//!
+//! - **Where the far end comes from**: the same reference the gate gets, the audio of each frame
+//!   sent, placed on the caller's timeline by the playout model, kept here as samples in a ring
+//!   ([`RING`], about 2 s: the pacer's lead ahead of the caller, the longest delay behind).
+//! - **Alignment**: the echo arrives 20-400 ms (plus the carrier's playout delay) after the
+//!   reference, while the filter spans [`SPAN`] samples (140 ms: a tail of up to 100 ms and the
+//!   estimate's error). So the far end is fed [`SLACK`] earlier than the gate's delay estimate
+//!   says the echo comes; until the estimate is trusted, undelayed. The alignment moves only when
+//!   the estimate leaves what the filter can hold ([`EARLIEST`], [`LATEST`]): the estimate
+//!   wanders by a few milliseconds, and each move costs the filter what it had learnt.
+//! - **Silence costs nothing**: while the far end the filter would see has been silent for its
+//!   whole span, frames pass unchanged without filtering (there is no echo to remove).
+//! - **Framing**: the filter takes whole [`FRAME`]s; carriers deliver whole 20 ms frames, so the
+//!   audio goes straight through. A piece that does not end on a frame keeps its remainder until
+//!   the next piece (at most 20 ms later) or the end of the stream.
+//!
+//! 8 kHz streams only (G.711 and 8 kHz L16 carriers): the reference is 8 kHz. Streams at other
+//! rates are delivered unchanged and counted (`echo_reduction_unavailable`).
+
+mod adaptive_filter;
+
+use adaptive_filter::{AdaptiveFilter, FRAME, SPAN};
+
+/// How much earlier than the estimated delay the far end is fed, samples (16 ms): the estimate is
+/// good to about ±10 ms, and an echo that comes before the filter's first tap cannot be removed.
+const SLACK: u64 = 128;
+/// The alignment moves when the estimated delay, less the alignment, falls below this (the echo
+/// would start before the filter's first taps, given the estimate's error), samples ...
+const EARLIEST: u64 = 32;
+/// ... or rises above this (a 100 ms tail would run past the filter's last tap), samples.
+const LATEST: u64 = SPAN as u64 - 800;
+/// Samples of reference kept (2.048 s at 8 kHz): what the pacer sent ahead of the caller's
+/// position, the longest delay the estimate reports (640 ms) and the filter's span behind it.
+const RING: u64 = 16_384;
+
+/// One session's canceller: the far end, the adaptive filter and the framing.
+pub(crate) struct EchoCanceller {
+    filter: AdaptiveFilter,
+    /// The agent's audio by caller sample (8 kHz), at `sample % RING`.
+    reference: Box<[i16; RING as usize]>,
+    /// One past the newest reference sample written.
+    reference_end: u64,
+    /// One past the newest non-zero reference sample written (0: none yet).
+    loud_end: u64,
+    /// How far the far end is fed ahead of the caller's samples, samples.
+    alignment: u64,
+    /// The far end the filter holds has been silent for its whole span.
+    far_silent: bool,
+    /// Caller samples waiting for a whole frame.
+    pending: [i16; FRAME],
+    pending_len: usize,
+    far: [i16; FRAME],
+    out: [i16; FRAME],
+}
+
+impl EchoCanceller {
+    /// A canceller that has learnt nothing yet (allocates; made when the session opens).
+    pub(crate) fn new() -> Box<Self> {
+        Box::new(Self {
+            filter: AdaptiveFilter::new(),
+            reference: Box::new([0; RING as usize]),
+            reference_end: 0,
+            loud_end: 0,
+            alignment: 0,
+            far_silent: true,
+            pending: [0; FRAME],
+            pending_len: 0,
+            far: [0; FRAME],
+            out: [0; FRAME],
+        })
+    }
+
+    /// The agent's audio (8 kHz) heard on the caller's line from caller sample `at` on, or
+    /// right after the audio before it if the carrier plays it straight on (`follows`). Audio
+    /// more than [`RING`] behind the newest is dropped (too old to echo).
+    pub(crate) fn reference(&mut self, pcm: &[i16], at: u64, follows: bool) {
+        // The mapping from the engine's clock to caller samples creeps by a few samples from
+        // frame to frame; the carrier plays back-to-back frames without a gap, and the filter
+        // would have to chase every such jump.
+        let at = if follows && self.reference_end > 0 { self.reference_end } else { at };
+        let end = at + pcm.len() as u64;
+        // A stretch the agent left silent since the last write holds no echo.
+        for s in self.reference_end.max(end.saturating_sub(RING))..at {
+            self.reference[(s % RING) as usize] = 0;
+        }
+        for (k, &v) in pcm.iter().enumerate() {
+            let s = at + k as u64;
+            if s + RING < end {
+                continue;
+            }
+            self.reference[(s % RING) as usize] = v;
+            if v != 0 {
+                self.loud_end = self.loud_end.max(s + 1);
+            }
+        }
+        self.reference_end = self.reference_end.max(end);
+    }
+
+    /// The carrier dropped what it had not played by caller sample `at`: none of it echoes.
+    pub(crate) fn cut(&mut self, at: u64) {
+        for s in at.max(self.reference_end.saturating_sub(RING))..self.reference_end {
+            self.reference[(s % RING) as usize] = 0;
+        }
+        self.reference_end = self.reference_end.min(at);
+        self.loud_end = self.loud_end.min(at);
+    }
+
+    /// Follows the echo's delay behind the reference, ms (`None`: not known yet).
+    pub(crate) fn set_delay_ms(&mut self, delay_ms: Option<f32>) {
+        let Some(ms) = delay_ms else { return };
+        let delay = (ms.max(0.0) * 8.0) as u64;
+        let offset = delay.checked_sub(self.alignment);
+        if offset.is_none_or(|o| !(EARLIEST..=LATEST).contains(&o)) || self.alignment == 0 {
+            let alignment = delay.saturating_sub(SLACK);
+            if alignment != self.alignment {
+                self.alignment = alignment;
+                self.filter.reset();
+                self.far_silent = true;
+            }
+        }
+    }
+
+    /// Takes caller audio from caller sample `start` on and hands the echo-reduced audio to
+    /// `emit`, in order: whole frames at once, a remainder with the next call or [`Self::flush`].
+    pub(crate) fn process(&mut self, pcm: &[i16], start: u64, emit: &mut dyn FnMut(&[i16])) {
+        let mut rest = pcm;
+        let mut at = start;
+        if self.pending_len > 0 {
+            let n = rest.len().min(FRAME - self.pending_len);
+            self.pending[self.pending_len..][..n].copy_from_slice(&rest[..n]);
+            self.pending_len += n;
+            rest = &rest[n..];
+            at += n as u64;
+            if self.pending_len < FRAME {
+                return;
+            }
+            self.pending_len = 0;
+            let frame = self.pending;
+            self.frame(&frame, at - FRAME as u64, emit);
+        }
+        let mut frames = rest.chunks_exact(FRAME);
+        for frame in frames.by_ref() {
+            let frame: &[i16; FRAME] = frame.try_into().expect("chunks_exact yields whole frames");
+            self.frame(frame, at, emit);
+            at += FRAME as u64;
+        }
+        let tail = frames.remainder();
+        self.pending[..tail.len()].copy_from_slice(tail);
+        self.pending_len = tail.len();
+    }
+
+    /// The stream ended: a remainder short of a frame goes out as it came.
+    pub(crate) fn flush(&mut self, emit: &mut dyn FnMut(&[i16])) {
+        if self.pending_len > 0 {
+            emit(&self.pending[..self.pending_len]);
+            self.pending_len = 0;
+        }
+    }
+
+    /// One whole frame of caller audio starting at caller sample `at`.
+    fn frame(&mut self, line: &[i16; FRAME], at: u64, emit: &mut dyn FnMut(&[i16])) {
+        let Some(far_start) = at.checked_sub(self.alignment) else { return emit(line) };
+        // No agent audio yet, or silent over the filter's whole span: no echo to remove.
+        if self.loud_end == 0 || far_start >= self.loud_end + SPAN as u64 {
+            if !self.far_silent {
+                self.filter.far_silent();
+                self.far_silent = true;
+            }
+            return emit(line);
+        }
+        self.far_silent = false;
+        let oldest = self.reference_end.saturating_sub(RING);
+        for (k, f) in self.far.iter_mut().enumerate() {
+            let s = far_start + k as u64;
+            *f = if s < self.reference_end && s >= oldest { self.reference[(s % RING) as usize] } else { 0 };
+        }
+        self.filter.push_far(&self.far);
+        self.filter.cancel(line, &mut self.out);
+        emit(&self.out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::XorShift;
+
+    /// A seeded, speech-like far end: noise in syllable-long bursts with pauses.
+    fn talk(samples: usize, seed: u64) -> Vec<i16> {
+        let mut rng = XorShift(seed | 1);
+        let mut rnd = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut out = Vec::with_capacity(samples);
+        let mut smooth = 0.0;
+        while out.len() < samples {
+            let burst = 800 + (rnd() * 1600.0) as usize;
+            let level = 2_000.0 + rnd() * 6_000.0;
+            for k in 0..burst {
+                let envelope = (std::f64::consts::PI * k as f64 / burst as f64).sin();
+                smooth = 0.6 * smooth + 0.4 * (rnd() * 2.0 - 1.0);
+                out.push((smooth * level * envelope * 2.0) as i16);
+            }
+            out.extend(std::iter::repeat_n(0, 400 + (rnd() * 1200.0) as usize));
+        }
+        out.truncate(samples);
+        out
+    }
+
+    /// `far` through an echo path `delay` samples long with a short decaying tail, `erl_db`
+    /// down.
+    fn echo_of(far: &[i16], delay: usize, erl_db: f64) -> Vec<i16> {
+        let taps: Vec<f64> = (0..200).map(|j| (-(j as f64) / 40.0).exp() * if j % 3 == 1 { -0.6 } else { 1.0 }).collect();
+        let energy: f64 = taps.iter().map(|t| t * t).sum();
+        let scale = 10f64.powf(-erl_db / 20.0) / energy.sqrt();
+        (0..far.len())
+            .map(|n| {
+                let mut e = 0.0;
+                for (j, t) in taps.iter().enumerate() {
+                    if let Some(k) = n.checked_sub(delay + j) {
+                        e += t * f64::from(far[k]);
+                    }
+                }
+                (e * scale).round() as i16
+            })
+            .collect()
+    }
+
+    fn energy(x: &[i16]) -> f64 {
+        x.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+    }
+
+    /// Runs the canceller over `line` with `far` placed on the caller's timeline, in pieces of
+    /// `piece` samples, the delay known.
+    fn run(far: &[i16], line: &[i16], delay_ms: Option<f32>, piece: usize) -> Vec<i16> {
+        let mut c = EchoCanceller::new();
+        c.set_delay_ms(delay_ms);
+        let mut out = Vec::with_capacity(line.len());
+        let mut at = 0;
+        for chunk in line.chunks(piece) {
+            // The pacer sends ahead of what the caller's line brings.
+            let ahead = (at + chunk.len() + 800).min(far.len());
+            let written = c.reference_end as usize;
+            if ahead > written {
+                c.reference(&far[written..ahead], written as u64, true);
+            }
+            c.process(chunk, at as u64, &mut |x| out.extend_from_slice(x));
+            at += chunk.len();
+        }
+        c.flush(&mut |x| out.extend_from_slice(x));
+        out
+    }
+
+    /// Echo return loss enhancement over the last 6 s of a 12 s call, dB.
+    fn erle(line: &[i16], out: &[i16]) -> f64 {
+        10.0 * (energy(&line[48_000..]) / energy(&out[48_000..])).log10()
+    }
+
+    #[test]
+    fn a_delayed_echo_is_reduced_by_more_than_20_db_once_aligned_by_the_estimate() {
+        let far = talk(8_000 * 12, 7);
+        let line = echo_of(&far, 1_600, 10.0);
+        let aligned = run(&far, &line, Some(200.0), 160);
+        assert_eq!(aligned.len(), line.len());
+        let unaligned = run(&far, &line, None, 160);
+        let (with, without) = (erle(&line, &aligned), erle(&line, &unaligned));
+        assert!(with > 20.0, "ERLE {with:.1} dB with the delay known");
+        // A 200 ms echo is past the 128 ms filter when the far end is not delayed.
+        assert!(with > without + 10.0, "ERLE {without:.1} dB without the delay, {with:.1} dB with it");
+    }
+
+    #[test]
+    fn pieces_off_the_frame_grid_come_out_whole_and_in_order() {
+        let far = talk(8_000 * 12, 9);
+        let line = echo_of(&far, 800, 10.0);
+        let framed = run(&far, &line, Some(100.0), 160);
+        let ragged = run(&far, &line, Some(100.0), 101);
+        // The same frames reach the filter either way; only the far end written ahead differs at
+        // the edges, so the outputs agree to within the filter's noise.
+        assert_eq!(ragged.len(), line.len());
+        let diff: Vec<i16> = framed.iter().zip(&ragged).map(|(a, b)| a.saturating_sub(*b)).collect();
+        assert!(energy(&diff) < energy(&line) * 1e-3, "ragged pieces change the output");
+    }
+
+    #[test]
+    fn caller_audio_passes_unchanged_while_the_agent_is_silent() {
+        let far = vec![0i16; 8_000 * 2];
+        let line = talk(8_000 * 2, 3);
+        assert_eq!(run(&far, &line, Some(100.0), 160), line);
+    }
+
+    #[test]
+    fn a_cut_reference_echoes_nothing() {
+        let mut c = EchoCanceller::new();
+        c.reference(&[1_000; 800], 0, false);
+        c.cut(400);
+        assert_eq!((c.reference_end, c.loud_end), (400, 400));
+        assert!(c.reference[400..800].iter().all(|&v| v == 0));
+        // Written again after a gap: the gap is silence.
+        c.reference(&[500; 160], 1_000, false);
+        assert!(c.reference[400..1_000].iter().all(|&v| v == 0));
+        assert_eq!((c.reference_end, c.loud_end), (1_160, 1_160));
+    }
+}
+
