@@ -128,6 +128,12 @@ export interface SessionOptions {
    * interruption whose words the noise splits still barges in; ms (default 800; 0: off). Speech
    * heard clearly is never joined. Above 2000 throws TrunklineError INVALID_ARGUMENT. */
   bargeInRejoinWithinMs?: number;
+  /** Deliver the caller's audio (readAudio) with the agent's own voice, echoed back on the line,
+   * removed by an adaptive echo canceller (default false). Needs vadEchoAware: true, else
+   * opening the session throws TrunklineError INVALID_ARGUMENT. 8 kHz carrier streams only: a
+   * stream at another rate is delivered as received and counted in echo_reduction_unavailable.
+   * Speech detection hears the audio as received. */
+  echoReduction?: boolean;
 }
 
 /** Offload server settings (the C trunkline_server_config fields in camelCase). */

@@ -131,7 +131,7 @@ function agentFormat(name) {
 }
 
 const SESSION_STRING_FIELDS = new Set(['dialect', 'record_path']);
-const SESSION_BOOL_FIELDS = new Set(['barge_in_enabled', 'vad_echo_aware', 'vad_end_of_turn_enabled']);
+const SESSION_BOOL_FIELDS = new Set(['barge_in_enabled', 'vad_echo_aware', 'vad_end_of_turn_enabled', 'echo_reduction']);
 
 /** Fills `config` (a trunkline_session_config from the library's defaults) from session options. */
 function applySessionOptions(config, options) {
@@ -362,9 +362,12 @@ class Engine {
    * after speech_stopped; `vadEchoAware: true` keeps the agent's echo from passing for caller
    * speech; `bargeInRejoinWithinMs`, 0..2000 (default 800, 0 off), counts short speeches over
    * the agent voiced again within that long as one, so a noisy line that splits an interruption's
-   * words does not lose it; `recordPath: 'call.wav'` (or .opus, .ogg) records the call in
-   * stereo, caller left and agent as heard right, closed with the session: a file that cannot be
-   * created or another extension throws TrunklineError RECORD), and
+   * words does not lose it; `echoReduction: true` (needs `vadEchoAware: true`, else TrunklineError
+   * INVALID_ARGUMENT) delivers the caller's audio with the agent's own echo removed (8 kHz carrier
+   * streams; at another rate it comes as received, counted in echo_reduction_unavailable);
+   * `recordPath: 'call.wav'` (or .opus, .ogg) records the call in stereo, caller left and agent
+   * as heard right, closed with the session: a file that cannot be created or another extension
+   * throws TrunklineError RECORD), and
    * `start`: for a host that already read the carrier's `start` message itself, what it said
    * ({ streamId, callId, accountId, encoding, sampleRate, channels, customParameters }). That
    * session behaves as one that parsed the message: its first event is `started`, the stream id

@@ -266,6 +266,7 @@ namespace Trunkline
         public uint barge_in_duck_db;
         public uint vad_end_of_turn_max_silence_ms;
         public uint barge_in_rejoin_within_ms;
+        [MarshalAs(UnmanagedType.U1)] public bool echo_reduction;
     }
 
     // The `const char *` fields and `session` point to memory that the caller keeps alive for the

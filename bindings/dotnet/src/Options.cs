@@ -126,6 +126,12 @@ namespace Trunkline
         /// <summary>Echo-aware speech detection, for lines that echo the agent's voice back:
         /// caller audio the agent's echo explains is not taken for speech (default false).</summary>
         public bool? VadEchoAware { get; set; }
+        /// <summary>Deliver the caller's audio (ReadAudio) with the agent's own voice, echoed back on
+        /// the line, removed by an adaptive echo canceller (default false). Needs VadEchoAware =
+        /// true, else opening the session throws TrunklineException(InvalidArgument). 8 kHz
+        /// carrier streams only: a stream at another rate is delivered as received and counted in
+        /// echo_reduction_unavailable. Speech detection hears the audio as received.</summary>
+        public bool? EchoReduction { get; set; }
         /// <summary>Report EndOfTurn events: early when the speech ended like a finished phrase,
         /// else with SpeechStopped (default false).</summary>
         public bool? VadEndOfTurnEnabled { get; set; }
@@ -197,6 +203,7 @@ namespace Trunkline
             c.barge_in_duck_db = U(BargeInDuckDb, c.barge_in_duck_db);
             c.vad_end_of_turn_max_silence_ms = U(VadEndOfTurnMaxSilenceMs, c.vad_end_of_turn_max_silence_ms);
             c.barge_in_rejoin_within_ms = U(BargeInRejoinWithinMs, c.barge_in_rejoin_within_ms);
+            if (EchoReduction.HasValue) c.echo_reduction = EchoReduction.Value;
             return c;
         }
     }

@@ -287,6 +287,67 @@ namespace Trunkline.Tests
             }
         }
 
+        /// <summary>Pushes the speech fixture's first 3 s (its first utterance) to an inline session
+        /// on a manual clock, the agent silent; returns all the caller audio read back.</summary>
+        static List<short> CallerAudio(SessionOptions options, out Dictionary<string, ulong> stats)
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            const int frames = 150;
+            var read = new List<short>();
+            options.AgentRate = 8000;
+            using (var engine = new Engine(new EngineOptions { Workers = 0, ManualClock = true }))
+            using (var s = engine.OpenSession(options))
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                for (int i = 0; i < frames; i++)
+                {
+                    s.Push(Twilio.Media(2 + i, i + 1, i * 20, caller, i * 160, 160));
+                    engine.Advance(TimeSpan.FromMilliseconds(20));
+                    read.AddRange(s.ReadAudio());
+                }
+                // The stop flushes any part frame the canceller holds.
+                s.Push(Twilio.Stop(frames + 2));
+                read.AddRange(s.ReadAudio());
+                stats = s.Stats();
+            }
+            return read;
+        }
+
+        public static void TestEchoReductionIsOffByDefaultNeedsEchoAwareAndPassesAudioWhileTheAgentIsSilent()
+        {
+            // The library's default, read through the internal struct by reflection.
+            var lib = typeof(Engine).Assembly;
+            var configType = lib.GetType("Trunkline.NativeSessionConfig", true);
+            var args = new object[] { null, new UIntPtr((uint)System.Runtime.InteropServices.Marshal.SizeOf(configType)) };
+            var r = lib.GetType("Trunkline.Native", true).GetMethod("trunkline_session_config_default").Invoke(null, args);
+            Assert.Equal(ResultCode.Ok, (ResultCode)r, "trunkline_session_config_default");
+            Assert.Equal(false, (bool)configType.GetField("echo_reduction").GetValue(args[0]), "default echo_reduction");
+            Dictionary<string, ulong> plainStats, stats;
+            var plain = CallerAudio(new SessionOptions { VadEchoAware = true }, out plainStats);
+            var reduced = CallerAudio(new SessionOptions { VadEchoAware = true, EchoReduction = true }, out stats);
+            // With no agent audio there is no echo to remove: the same samples come out, none
+            // held back.
+            Assert.Equal(150 * 160, plain.Count, "caller samples without echo reduction");
+            Assert.Equal(plain.Count, reduced.Count, "caller samples with echo reduction");
+            Assert.True(plain.SequenceEqual(reduced), "caller audio changed with the agent silent");
+            Assert.Equal(0UL, stats["echo_reduction_unavailable"], "echo_reduction_unavailable");
+            // Only the engine checks the pairing: refused with the flag on shows the field reaches
+            // it, at its place in the layout.
+            using (var engine = new Engine(0))
+            {
+                foreach (var echoAware in new bool?[] { null, false })
+                {
+                    var ex = Assert.Throws<TrunklineException>(
+                        () => engine.OpenSession(new SessionOptions { EchoReduction = true, VadEchoAware = echoAware }),
+                        "echo reduction, echo aware " + echoAware);
+                    Assert.Equal(ResultCode.InvalidArgument, ex.Code, "echo reduction, echo aware " + echoAware);
+                }
+                engine.OpenSession(new SessionOptions { EchoReduction = false, VadEchoAware = false }).Dispose();
+            }
+        }
+
         public static void TestEchoAwareKeepsTheAgentFromBargingInOnItsOwnEcho()
         {
             // Without it the echo passes for the caller's speech and cuts the agent off; with it,

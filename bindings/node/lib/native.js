@@ -180,6 +180,7 @@ const trunkline_session_config = koffi.struct('trunkline_session_config', {
   barge_in_duck_db: 'uint32_t',
   vad_end_of_turn_max_silence_ms: 'uint32_t',
   barge_in_rejoin_within_ms: 'uint32_t',
+  echo_reduction: 'bool',
 });
 
 // The `const char *` fields are koffi strings: a JS string (or null) assigned to one is converted

@@ -250,3 +250,56 @@ test('rejoining defaults to 800 ms; above 2 s is refused', (t) => {
     );
   }
 });
+
+/**
+ * Pushes the speech fixture's first 3 s (its first utterance) to an inline session on a manual
+ * clock, the agent silent; returns all the caller audio read back and the counters.
+ */
+function callerAudio(options) {
+  const { audio } = h.speech();
+  const frames = 150;
+  const read = [];
+  const engine = new Engine({ workers: 0, manualClock: true });
+  try {
+    const session = engine.session({ agentRate: 8000, ...options });
+    session.push(h.connected());
+    session.push(h.start());
+    for (let i = 0; i < frames; i++) {
+      session.push(h.frame(audio, i));
+      engine.advance(20);
+      read.push(session.readAudio());
+    }
+    // The stop flushes any part frame the canceller holds.
+    session.push(h.stop(frames + 2));
+    read.push(session.readAudio());
+    const stats = session.stats();
+    session.close();
+    return { audio: Buffer.concat(read), stats };
+  } finally {
+    engine.close();
+  }
+}
+
+test('echo reduction is off by default, needs echo-aware detection, and passes audio while the agent is silent', (t) => {
+  const config = {};
+  assert.equal(native.fns.trunkline_session_config_default(config, native.TYPES.trunkline_session_config.size), RESULT.OK);
+  assert.equal(config.echo_reduction, false);
+  const plain = callerAudio({ vadEchoAware: true });
+  const reduced = callerAudio({ vadEchoAware: true, echoReduction: true });
+  // With no agent audio there is no echo to remove: the same samples come out, none held back.
+  assert.equal(plain.audio.length, 150 * 160 * 2);
+  assert.equal(reduced.audio.length, plain.audio.length);
+  assert.ok(reduced.audio.equals(plain.audio), 'caller audio changed with the agent silent');
+  assert.equal(reduced.stats.echo_reduction_unavailable, 0);
+  // Only the engine checks the pairing: refused with the flag on shows the field reaches it, at
+  // its place in the layout.
+  const engine = h.engineFor(t, { workers: 0 });
+  for (const options of [{ echoReduction: true }, { echoReduction: true, vadEchoAware: false }]) {
+    assert.throws(
+      () => engine.session(options),
+      (e) => e instanceof TrunklineError && e.code === RESULT.INVALID_ARGUMENT,
+      JSON.stringify(options),
+    );
+  }
+  engine.session({ echoReduction: false, vadEchoAware: false }).close();
+});

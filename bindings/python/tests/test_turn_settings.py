@@ -236,6 +236,49 @@ def test_rejoining_defaults_to_800_ms_and_above_2_s_is_refused():
             assert e.value.code == trunkline.Result.INVALID_ARGUMENT
 
 
+def caller_audio(**settings):
+    """Pushes the speech fixture's first 3 s (its first utterance) to an inline session on a
+    manual clock, the agent silent; returns all the caller audio read back and the counters."""
+    audio, _ = speech()
+    frames = 150
+    read = []
+    with trunkline.Engine(workers=0, manual_clock=True) as engine:
+        with engine.session(agent_rate=8000, **settings) as call:
+            call.push(connected())
+            call.push(start())
+            for i in range(frames):
+                call.push(media(i + 2, i + 1, i * 20, audio[i * 160 : (i + 1) * 160]))
+                engine.advance(ms=20)
+                read.append(call.read_audio())
+            # The stop flushes any part frame the canceller holds.
+            call.push(stop(frames + 2))
+            read.append(call.read_audio())
+            return b"".join(read), call.stats()
+
+
+def test_echo_reduction_is_off_by_default_needs_echo_aware_and_passes_audio_while_the_agent_is_silent():
+    from trunkline._core import session_config
+
+    assert session_config({}).echo_reduction is False
+    plain, _ = caller_audio(vad_echo_aware=True)
+    reduced, stats = caller_audio(vad_echo_aware=True, echo_reduction=True)
+    # With no agent audio there is no echo to remove: the same samples come out, none held back.
+    assert len(plain) == 150 * 160 * 2
+    assert len(reduced) == len(plain)
+    assert reduced == plain
+    assert stats["echo_reduction_unavailable"] == 0
+    # Only the engine checks the pairing: refused with the flag on shows the field reaches it,
+    # at its place in the layout.
+    with trunkline.Engine(workers=0) as engine:
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session(echo_reduction=True)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session(echo_reduction=True, vad_echo_aware=False)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        engine.session(echo_reduction=False, vad_echo_aware=False).close()
+
+
 def test_the_library_defaults_fill_the_new_settings():
     from trunkline._core import session_config
 

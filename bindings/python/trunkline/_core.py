@@ -380,7 +380,10 @@ class Engine(OwnedHandle):
         speech; `barge_in_duck_db` (default 18, 0 off) turns the agent down while an
         interruption is being confirmed; `barge_in_rejoin_within_ms` (default 800, 0 off, at most
         2000) counts short speeches over the agent voiced again within that long as one, so a
-        noisy line that splits an interruption's words does not lose it.
+        noisy line that splits an interruption's words does not lose it;
+        `echo_reduction=True` (needs `vad_echo_aware=True`, else TrunklineError(INVALID_ARGUMENT))
+        delivers the caller's audio with the agent's own echo removed (8 kHz carrier streams; at
+        another rate it comes as received, counted in `echo_reduction_unavailable`).
         `record_path` ("call.wav", ".opus" or ".ogg"; a str or a path) records the call in stereo
         (caller left, agent as heard right), closed when the session is; a file that cannot be
         created or another extension raises TrunklineError(RECORD).

@@ -85,6 +85,7 @@ class SessionConfig(Structure):
         ("barge_in_duck_db", c_uint32),
         ("vad_end_of_turn_max_silence_ms", c_uint32),
         ("barge_in_rejoin_within_ms", c_uint32),
+        ("echo_reduction", c_bool),
     ]
 
 

@@ -82,6 +82,7 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
       vadEndOfTurnThreshold: 50,
       vadEndOfTurnMaxSilenceMs: 1000,
       bargeInRejoinWithinMs: 800,
+      echoReduction: true,
     })
     .close();
   const codes: Buffer = ulawEncode(ulawDecode(alawEncode(alawDecode(Buffer.alloc(4)))));
