@@ -181,6 +181,21 @@ fn a_running_echo_aware_call_stays_within_128_kib() {
     assert!(bytes <= BUDGET, "a running echo-aware call holds {bytes} bytes, over the {BUDGET}-byte budget");
 }
 
+/// Echo reduction (opt-in) adds the canceller: its 2 s reference ring (32 KiB), the adaptive
+/// filter's two weight sets and the far end's block spectra (27 KiB) and its buffers.
+#[test]
+fn a_running_echo_reduced_call_adds_at_most_72_kib() {
+    let mut config = SessionConfig::default();
+    config.vad.echo_aware = true;
+    let echo_aware = running_call_bytes(&config);
+    config.echo_reduction = true;
+    let bytes = running_call_bytes(&config);
+    trace("running echo-reduced call");
+    let added = bytes - echo_aware;
+    println!("running echo-reduced call: {bytes} bytes ({:.1} KiB), {added} bytes more", bytes as f64 / 1024.0);
+    assert!(added <= 72 * 1024, "echo reduction adds {added} bytes to a running call");
+}
+
 /// The same running call for an agent speaking 8 kHz µ-law (read and played as bytes): its
 /// caller-audio ring holds bytes, so it costs no more than the default call.
 #[test]

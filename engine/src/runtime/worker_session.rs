@@ -18,13 +18,58 @@ use ringbuf::{HeapCons, HeapProd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// The counters the worker side keeps itself (the pipeline keeps the rest), added to the
+/// pipeline's when published. Not a whole `SessionStats`: every session carries one, and each
+/// counter it would hold unused costs 8 bytes a session.
+#[derive(Debug, Default, Clone, Copy)]
+struct WorkerCounts {
+    messages_in: u64,
+    protocol_errors: u64,
+    message_wait_us: u64,
+    agent_samples_out: u64,
+    agent_samples_dropped: u64,
+    events_dropped: u64,
+    outbound_stalls: u64,
+    flushed_samples: u64,
+    marks_cleared: u64,
+}
+
+impl WorkerCounts {
+    fn add_to(&self, stats: &mut SessionStats) {
+        let Self {
+            messages_in,
+            protocol_errors,
+            message_wait_us,
+            agent_samples_out,
+            agent_samples_dropped,
+            events_dropped,
+            outbound_stalls,
+            flushed_samples,
+            marks_cleared,
+        } = *self;
+        for (total, own) in [
+            (&mut stats.messages_in, messages_in),
+            (&mut stats.protocol_errors, protocol_errors),
+            (&mut stats.message_wait_us, message_wait_us),
+            (&mut stats.agent_samples_out, agent_samples_out),
+            (&mut stats.agent_samples_dropped, agent_samples_dropped),
+            (&mut stats.events_dropped, events_dropped),
+            (&mut stats.outbound_stalls, outbound_stalls),
+            (&mut stats.flushed_samples, flushed_samples),
+            (&mut stats.marks_cleared, marks_cleared),
+        ] {
+            *total = total.wrapping_add(own);
+        }
+    }
+}
+
 /// Where one step's outputs go: the host-facing rings and queue, and the worker's own counts.
 struct Outputs<'a> {
     pcm: &'a mut AgentProd,
     outbound: &'a mut HeapProd<u8>,
     shared: &'a SessionShared,
     /// What the worker side counts itself (the pipeline counts the rest).
-    counts: &'a mut SessionStats,
+    counts: &'a mut WorkerCounts,
     produced: bool,
     produced_outbound: bool,
     /// The pipeline has a message due that the outbound ring has no room for.
@@ -35,7 +80,7 @@ impl Outputs<'_> {
     /// Caller audio at the agent rate, in stream order, into the host's PCM ring.
     fn agent_audio(
         pcm: &mut AgentProd,
-        counts: &mut SessionStats,
+        counts: &mut WorkerCounts,
         produced: &mut bool,
         audio: AgentAudio<'_>,
     ) {
@@ -125,7 +170,7 @@ pub struct WorkerSession {
     /// The worker and slot it runs in (`None` inline).
     worker: Option<WorkerRef>,
     /// What the worker side counts itself; published with the pipeline's counters.
-    counts: SessionStats,
+    counts: WorkerCounts,
     /// The pipeline has a message due that the outbound ring had no room for: taking a message
     /// wakes the worker, so no timer is needed until then.
     stalled: bool,
@@ -155,7 +200,7 @@ impl WorkerSession {
             interrupts_seen: 0,
             interrupt_applied: false,
             worker: None,
-            counts: SessionStats::default(),
+            counts: WorkerCounts::default(),
             stalled: false,
             hold,
             held_until: None,
@@ -305,7 +350,9 @@ impl WorkerSession {
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
         shared.pacer_stalled.store(out.stalled, Ordering::Release);
-        shared.counters.publish(&pipeline.counters().plus(out.counts));
+        let mut counters = pipeline.counters();
+        out.counts.add_to(&mut counters);
+        shared.counters.publish(&counters);
         shared.publish_playout(pipeline);
         if out.produced_outbound
             && let Some(wakeup) = shared.carrier_wakeup.get()
