@@ -262,11 +262,14 @@ fn main() {
     // Echo-aware: the echo gate records every frame sent and masks the caller's frames in
     // fixed-size state.
     // Rejoining: the barge-in detector follows each speech in state boxed at the session's open.
+    // Echo reduction: the canceller filters every caller frame while the agent's audio plays,
+    // in buffers and FFT scratch made when the session opens.
     let mut echo_aware = SessionConfig::default();
     echo_aware.vad.echo_aware = true;
     let mut rejoining = SessionConfig::default();
     rejoining.barge_in.rejoin_within_ms = trunkline::config::RECOMMENDED_REJOIN_WITHIN_MS;
-    for (name, config) in [("echo-aware", echo_aware), ("rejoining", rejoining)] {
+    let echo_reduction = SessionConfig { echo_reduction: true, ..echo_aware.clone() };
+    for (name, config) in [("echo-aware", echo_aware), ("rejoining", rejoining), ("echo-reduction", echo_reduction)] {
         for workers in [0, 1] {
             let (allocations, events) = run_with(workers, Call::Twilio, config.clone());
             let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));

@@ -194,7 +194,7 @@ mod tests {
     use crate::test_rng::XorShift;
 
     /// A seeded, speech-like far end: noise in syllable-long bursts with pauses.
-    fn talk(samples: usize, seed: u64) -> Vec<i16> {
+    pub(super) fn talk(samples: usize, seed: u64) -> Vec<i16> {
         let mut rng = XorShift(seed | 1);
         let mut rnd = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
         let mut out = Vec::with_capacity(samples);
@@ -215,7 +215,7 @@ mod tests {
 
     /// `far` through an echo path `delay` samples long with a short decaying tail, `erl_db`
     /// down.
-    fn echo_of(far: &[i16], delay: usize, erl_db: f64) -> Vec<i16> {
+    pub(super) fn echo_of(far: &[i16], delay: usize, erl_db: f64) -> Vec<i16> {
         let taps: Vec<f64> = (0..200).map(|j| (-(j as f64) / 40.0).exp() * if j % 3 == 1 { -0.6 } else { 1.0 }).collect();
         let energy: f64 = taps.iter().map(|t| t * t).sum();
         let scale = 10f64.powf(-erl_db / 20.0) / energy.sqrt();
@@ -309,3 +309,74 @@ mod tests {
     }
 }
 
+
+/// The adaptive filter on its own, the far end aligned with the line.
+#[cfg(test)]
+mod filter_tests {
+    use super::adaptive_filter::{AdaptiveFilter, FRAME};
+    use super::tests::{echo_of, talk};
+
+    /// Runs a fresh filter over `line` with `far` aligned with it; returns its output.
+    fn run(far: &[i16], line: &[i16]) -> Vec<i16> {
+        let mut f = AdaptiveFilter::new();
+        let mut out = vec![0i16; line.len()];
+        for ((l, x), o) in line.chunks_exact(FRAME).zip(far.chunks_exact(FRAME)).zip(out.chunks_exact_mut(FRAME)) {
+            f.push_far(x.try_into().unwrap());
+            f.cancel(l.try_into().unwrap(), o.try_into().unwrap());
+        }
+        out
+    }
+
+    /// Echo left in `out` over `range`, against the echo that came: `out` less what else the
+    /// line carried (`near`), dB below the echo.
+    fn erle(echo: &[i16], near: &[i16], out: &[i16], range: std::ops::Range<usize>) -> f64 {
+        let e: f64 = echo[range.clone()].iter().map(|&v| f64::from(v).powi(2)).sum();
+        let left: f64 = range.map(|i| (f64::from(out[i]) - f64::from(near[i])).powi(2)).sum();
+        10.0 * (e / left).log10()
+    }
+
+    fn add(a: &[i16], b: &[i16]) -> Vec<i16> {
+        a.iter().zip(b).map(|(a, b)| a.saturating_add(*b)).collect()
+    }
+
+    #[test]
+    fn a_caller_talking_over_the_echo_does_not_undo_what_was_learnt() {
+        let far = talk(8_000 * 14, 21);
+        let echo = echo_of(&far, 300, 6.0);
+        // The caller talks from 8 s to 11 s, louder than the echo (its own seed: not correlated
+        // with the far end).
+        let caller: Vec<i16> = talk(8_000 * 14, 22)
+            .iter()
+            .enumerate()
+            .map(|(n, &v)| if (64_000..88_000).contains(&n) { v } else { 0 })
+            .collect();
+        let out = run(&far, &add(&echo, &caller));
+        let before = erle(&echo, &caller, &out, 40_000..64_000);
+        let during = erle(&echo, &caller, &out, 64_000..88_000);
+        let after = erle(&echo, &caller, &out, 88_000..112_000);
+        println!("echo removed: {before:.1} dB before the caller talks, {during:.1} dB while, {after:.1} dB after");
+        assert!(before > 30.0, "{before:.1} dB before double talk");
+        // The serving path keeps its weights while the caller's speech swamps both errors.
+        assert!(during > before - 6.0, "{during:.1} dB during double talk, {before:.1} dB before");
+        assert!(after > before - 6.0, "{after:.1} dB after double talk, {before:.1} dB before");
+    }
+
+    #[test]
+    fn a_quiet_agent_is_learnt_as_well_as_a_loud_one() {
+        let loud = talk(8_000 * 10, 5);
+        let quiet: Vec<i16> = loud.iter().map(|&v| v / 10).collect();
+        // The line's own noise scales with the far end, so that only the level differs.
+        let noise = |scale: f64| -> Vec<i16> {
+            talk(8_000 * 10, 6).iter().map(|&v| (f64::from(v) * 0.02 * scale) as i16).collect()
+        };
+        let result = |far: &[i16], noise: &[i16]| {
+            let echo = echo_of(far, 100, 10.0);
+            let out = run(far, &add(&echo, noise));
+            erle(&echo, noise, &out, 40_000..80_000)
+        };
+        let (loud, quiet) = (result(&loud, &noise(1.0)), result(&quiet, &noise(0.1)));
+        println!("echo removed: {loud:.1} dB of a loud agent, {quiet:.1} dB of one 20 dB quieter");
+        assert!(loud > 20.0 && quiet > 20.0, "{loud:.1} dB loud, {quiet:.1} dB quiet");
+        assert!((loud - quiet).abs() < 3.0, "{loud:.1} dB loud, {quiet:.1} dB quiet");
+    }
+}
