@@ -12,7 +12,8 @@
 //!   20 ms and take the outbound messages (duplex_ulaw: read and play µ-law bytes).
 //!
 //! - `echo_gate/*`: the echo gate's cost (`VadConfig::echo_aware`), the agent speaking or
-//!   silent, the gate on or off.
+//!   silent, the gate on or off; and echo reduction's (`SessionConfig::echo_reduction`, the
+//!   gate on too): `reduction_on` against `gate_on` is the canceller's cost.
 //! - `recording/*`: a call's recording, the worker's part: the pipeline duplex with its
 //!   recording tap on and off.
 //!
@@ -217,10 +218,13 @@ fn echo_gate(c: &mut Criterion) {
     let agent = agent_frame();
     let mut group = c.benchmark_group("echo_gate");
     for (name, speaking) in [("agent_speaking", true), ("agent_silent", false)] {
-        for echo_aware in [false, true] {
+        for (mode, echo_aware, echo_reduction) in
+            [("gate_off", false, false), ("gate_on", true, false), ("reduction_on", true, true)]
+        {
             let base = SessionConfig::default();
-            let config = SessionConfig { vad: VadConfig { echo_aware, ..base.vad.clone() }, ..base };
-            let id = format!("{name}/{}", if echo_aware { "gate_on" } else { "gate_off" });
+            let config =
+                SessionConfig { vad: VadConfig { echo_aware, ..base.vad.clone() }, echo_reduction, ..base };
+            let id = format!("{name}/{mode}");
             group.bench_function(BenchmarkId::from_parameter(id), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;

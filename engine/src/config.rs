@@ -206,8 +206,8 @@ pub struct SessionConfig {
     /// `docs/speech.md`). Needs `vad.echo_aware` (the echo's delay comes from its estimate) and
     /// an 8 kHz carrier stream; a stream at another rate is delivered unchanged and counted in
     /// `echo_reduction_unavailable`. Speech detection keeps working on the audio as received.
-    /// Off by default: it costs about 10 µs per 20 ms frame while the agent's audio echoes
-    /// (nothing while it is silent) and 60 KiB more per session.
+    /// Off by default: it costs about 7 µs per 20 ms frame while the agent's audio echoes
+    /// (nothing while it is silent) and 65 KiB more per session.
     pub echo_reduction: bool,
 }
 
