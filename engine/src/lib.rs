@@ -18,8 +18,8 @@
 pub mod alloc_guard;
 pub mod audio;
 pub mod codec;
-mod echo_canceller;
 pub mod config;
+mod echo_canceller;
 pub mod event;
 #[cfg(feature = "metrics")]
 pub mod metrics;

@@ -36,7 +36,11 @@ fn energy(x: impl Iterator<Item = f64>) -> f64 {
 
 /// Runs `call` with `config`, with its echo path and without it (the same agent audio and caller
 /// side: the audio the host reads differs by the echo, or what is left of it).
-fn with_and_without_echo(call: &EchoCall, config: &SessionConfig, after: AfterBargeIn) -> (CallTrace, CallTrace) {
+fn with_and_without_echo(
+    call: &EchoCall,
+    config: &SessionConfig,
+    after: AfterBargeIn,
+) -> (CallTrace, CallTrace) {
     let with = run_call(&call.spec(config, after));
     let mut spec = call.spec(config, after);
     spec.echo = None;
@@ -63,17 +67,27 @@ fn the_echo_the_host_reads_is_reduced_by_more_than_20_db() {
         let (mut on, mut off) = (Vec::new(), Vec::new());
         for call in &calls {
             let (with_on, without_on) = with_and_without_echo(call, &config(true), AfterBargeIn::NextPrompt);
-            let (with_off, without_off) = with_and_without_echo(call, &config(false), AfterBargeIn::NextPrompt);
+            let (with_off, without_off) =
+                with_and_without_echo(call, &config(false), AfterBargeIn::NextPrompt);
             // After the first 3 s of agent audio (the filter converging).
             let from = ((AGENT_START_MS + 3_000) * PER_MS) as usize;
             let range = from..with_on.received.len().min(with_off.received.len());
             let echo = energy(with_off.echo[range.clone()].iter().map(|&e| f64::from(e)));
             on.push(10.0 * (echo / echo_left(&with_on, &without_on, range.clone())).log10());
-            println!("{}: {:?} carrier {} ms: ERLE {:.1} dB", call.name, call.echo, call.carrier_delay_ms, on.last().unwrap());
+            println!(
+                "{}: {:?} carrier {} ms: ERLE {:.1} dB",
+                call.name,
+                call.echo,
+                call.carrier_delay_ms,
+                on.last().unwrap()
+            );
             off.push(10.0 * (echo / echo_left(&with_off, &without_off, range)).log10());
         }
         let (on, off) = (median(on), median(off));
-        println!("ERL {erl} dB: echo return loss enhancement, median of {} calls: {on:.1} dB ({off:.1} dB without)", calls.len());
+        println!(
+            "ERL {erl} dB: echo return loss enhancement, median of {} calls: {on:.1} dB ({off:.1} dB without)",
+            calls.len()
+        );
         // Without it the host reads the echo as it came (µ-law rounding aside).
         assert!(off.abs() < 1.0, "ERL {erl}: {off:.1} dB without echo reduction");
         assert!(on > 20.0, "ERL {erl}: ERLE {on:.1} dB");
@@ -95,18 +109,28 @@ fn the_callers_speech_over_the_echo_survives_and_the_decisions_do_not_change() {
         let onset = (onset * PER_MS) as usize;
         // Double talk: from the caller's onset to the last of the echo (the agent stops on the barge-in).
         let last_echo = (onset..end).rev().find(|&i| off.echo[i].abs() > 1.0).unwrap_or(onset);
-        if last_echo < onset + 1_600 { continue; }
+        if last_echo < onset + 1_600 {
+            continue;
+        }
         let range = onset..last_echo;
         // The caller's side as received, the echo as received, and the output split by projection
         // into the caller's side and what is not it.
         let s: Vec<f64> = range.clone().map(|i| f64::from(off_clean.received[i])).collect();
-        let e: Vec<f64> = range.clone().map(|i| f64::from(off.received[i]) - f64::from(off_clean.received[i])).collect();
+        let e: Vec<f64> =
+            range.clone().map(|i| f64::from(off.received[i]) - f64::from(off_clean.received[i])).collect();
         // The canceller's processing delays its output by a few samples: found on the call
         // without echo, where the output is the input delayed.
-        let lag = (0..64usize).max_by(|&a, &b| {
-            let c = |l: usize| range.clone().map(|i| f64::from(on_clean.received[i + l]) * f64::from(off_clean.received[i])).sum::<f64>();
-            c(a).total_cmp(&c(b))
-        }).unwrap();
+        let lag = (0..64usize)
+            .max_by(|&a, &b| {
+                let c = |l: usize| {
+                    range
+                        .clone()
+                        .map(|i| f64::from(on_clean.received[i + l]) * f64::from(off_clean.received[i]))
+                        .sum::<f64>()
+                };
+                c(a).total_cmp(&c(b))
+            })
+            .unwrap();
         let out: Vec<f64> = range.clone().map(|i| f64::from(on.received[i + lag])).collect();
         let ss = energy(s.iter().copied());
         let g = out.iter().zip(&s).map(|(o, s)| o * s).sum::<f64>() / ss;
@@ -115,7 +139,12 @@ fn the_callers_speech_over_the_echo_survives_and_the_decisions_do_not_change() {
         let ser_out = 10.0 * (g * g * ss / residual).log10();
         gain.push(ser_out - ser_in);
         kept.push(20.0 * g.abs().log10());
-        println!("{}: {:.0} ms of double talk, SER {ser_in:.1} -> {ser_out:.1} dB, speech {:+.1} dB", call.name, range.len() as f64 / PER_MS as f64, 20.0 * g.abs().log10());
+        println!(
+            "{}: {:.0} ms of double talk, SER {ser_in:.1} -> {ser_out:.1} dB, speech {:+.1} dB",
+            call.name,
+            range.len() as f64 / PER_MS as f64,
+            20.0 * g.abs().log10()
+        );
     }
     let (gain, kept) = (median(gain), median(kept));
     println!(
@@ -135,4 +164,3 @@ fn echo_reduction_needs_the_echo_aware_detector() {
     let error = engine.open_session(&config).err().expect("refused without vad.echo_aware");
     assert!(error.to_string().contains("echo_aware"), "{error}");
 }
-

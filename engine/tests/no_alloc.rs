@@ -269,7 +269,9 @@ fn main() {
     let mut rejoining = SessionConfig::default();
     rejoining.barge_in.rejoin_within_ms = trunkline::config::RECOMMENDED_REJOIN_WITHIN_MS;
     let echo_reduction = SessionConfig { echo_reduction: true, ..echo_aware.clone() };
-    for (name, config) in [("echo-aware", echo_aware), ("rejoining", rejoining), ("echo-reduction", echo_reduction)] {
+    for (name, config) in
+        [("echo-aware", echo_aware), ("rejoining", rejoining), ("echo-reduction", echo_reduction)]
+    {
         for workers in [0, 1] {
             let (allocations, events) = run_with(workers, Call::Twilio, config.clone());
             let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));

@@ -192,7 +192,10 @@ fn a_running_echo_reduced_call_adds_at_most_72_kib() {
     let bytes = running_call_bytes(&config);
     trace("running echo-reduced call");
     let added = bytes - echo_aware;
-    println!("running echo-reduced call: {bytes} bytes ({:.1} KiB), {added} bytes more", bytes as f64 / 1024.0);
+    println!(
+        "running echo-reduced call: {bytes} bytes ({:.1} KiB), {added} bytes more",
+        bytes as f64 / 1024.0
+    );
     assert!(added <= 72 * 1024, "echo reduction adds {added} bytes to a running call");
 }
 

@@ -70,9 +70,12 @@ const DIVERGED: f32 = 4.0;
 type Spectrum = [Complex<f32>; BINS];
 const ZERO: Spectrum = [Complex::new(0.0, 0.0); BINS];
 
-/// The forward and inverse FFT plans, built once per process (their tables are read-only).
-fn shared_plans() -> &'static (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>) {
-    static PLANS: OnceLock<(Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>)> = OnceLock::new();
+/// The forward and inverse FFT plans.
+type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
+
+/// The plans, built once per process and shared by every canceller (their tables are read-only).
+fn shared_plans() -> &'static Plans {
+    static PLANS: OnceLock<Plans> = OnceLock::new();
     PLANS.get_or_init(|| {
         let mut planner = RealFftPlanner::<f32>::new();
         (planner.plan_fft_forward(FFT), planner.plan_fft_inverse(FFT))
@@ -216,7 +219,9 @@ impl AdaptiveFilter {
         smooth(&mut self.adapting_error, energy(&adapting));
         smooth(&mut self.line, energy(&line));
         self.adapt(&adapting);
-        let output = if self.adapting_error < BETTER * self.serving_error && self.adapting_error < REMOVES * self.line {
+        let output = if self.adapting_error < BETTER * self.serving_error
+            && self.adapting_error < REMOVES * self.line
+        {
             self.serving = self.adapting;
             self.serving_error = self.adapting_error;
             &adapting

@@ -216,7 +216,8 @@ mod tests {
     /// `far` through an echo path `delay` samples long with a short decaying tail, `erl_db`
     /// down.
     pub(super) fn echo_of(far: &[i16], delay: usize, erl_db: f64) -> Vec<i16> {
-        let taps: Vec<f64> = (0..200).map(|j| (-(j as f64) / 40.0).exp() * if j % 3 == 1 { -0.6 } else { 1.0 }).collect();
+        let taps: Vec<f64> =
+            (0..200).map(|j| (-(j as f64) / 40.0).exp() * if j % 3 == 1 { -0.6 } else { 1.0 }).collect();
         let energy: f64 = taps.iter().map(|t| t * t).sum();
         let scale = 10f64.powf(-erl_db / 20.0) / energy.sqrt();
         (0..far.len())
@@ -309,7 +310,6 @@ mod tests {
     }
 }
 
-
 /// The adaptive filter on its own, the far end aligned with the line.
 #[cfg(test)]
 mod filter_tests {
@@ -320,7 +320,9 @@ mod filter_tests {
     fn run(far: &[i16], line: &[i16]) -> Vec<i16> {
         let mut f = AdaptiveFilter::new();
         let mut out = vec![0i16; line.len()];
-        for ((l, x), o) in line.chunks_exact(FRAME).zip(far.chunks_exact(FRAME)).zip(out.chunks_exact_mut(FRAME)) {
+        for ((l, x), o) in
+            line.chunks_exact(FRAME).zip(far.chunks_exact(FRAME)).zip(out.chunks_exact_mut(FRAME))
+        {
             f.push_far(x.try_into().unwrap());
             f.cancel(l.try_into().unwrap(), o.try_into().unwrap());
         }
@@ -354,7 +356,9 @@ mod filter_tests {
         let before = erle(&echo, &caller, &out, 40_000..64_000);
         let during = erle(&echo, &caller, &out, 64_000..88_000);
         let after = erle(&echo, &caller, &out, 88_000..112_000);
-        println!("echo removed: {before:.1} dB before the caller talks, {during:.1} dB while, {after:.1} dB after");
+        println!(
+            "echo removed: {before:.1} dB before the caller talks, {during:.1} dB while, {after:.1} dB after"
+        );
         assert!(before > 30.0, "{before:.1} dB before double talk");
         // The serving path keeps its weights while the caller's speech swamps both errors.
         assert!(during > before - 6.0, "{during:.1} dB during double talk, {before:.1} dB before");

@@ -286,11 +286,11 @@ impl InboundPath {
         out.counts.samples += pcm.len() as u64;
         match (codes, out.echo.as_deref_mut()) {
             (Some(codes), _) => (out.audio)(AgentAudio::G711(codes)),
-            (None, None) => self.to_agent(pcm, out.audio),
+            (None, None) => self.pass_to_agent(pcm, out.audio),
             // The speech detector below still hears the audio as received.
             (None, Some(echo)) => {
                 echo.set_delay_ms(out.vad.echo_delay_ms());
-                echo.process(pcm, start, &mut |reduced| self.to_agent(reduced, out.audio));
+                echo.process(pcm, start, &mut |reduced| self.pass_to_agent(reduced, out.audio));
             }
         }
         self.detect_speech(pcm, start, out);
@@ -299,12 +299,12 @@ impl InboundPath {
     /// The stream ended: audio the echo canceller holds short of a frame goes to the agent.
     pub(crate) fn finish(&mut self, out: &mut InboundOut<'_>) {
         if let Some(echo) = out.echo.as_deref_mut() {
-            echo.flush(&mut |rest| self.to_agent(rest, out.audio));
+            echo.flush(&mut |rest| self.pass_to_agent(rest, out.audio));
         }
     }
 
     /// Caller PCM converted to the agent's rate and format.
-    fn to_agent(&mut self, pcm: &[i16], audio: &mut dyn FnMut(AgentAudio<'_>)) {
+    fn pass_to_agent(&mut self, pcm: &[i16], audio: &mut dyn FnMut(AgentAudio<'_>)) {
         let mut agent = [0i16; AGENT_PIECE_OUT];
         match self.to_agent_format {
             ToAgent::PassThrough(law) | ToAgent::Encode(law) => {

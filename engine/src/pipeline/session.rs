@@ -27,8 +27,8 @@
 use crate::alloc_guard;
 use crate::audio::{CARRIER_RATE, SAMPLES_PER_MS};
 use crate::codec::G711;
-use crate::echo_canceller::EchoCanceller;
 use crate::config::{AgentFormat, SessionConfig};
+use crate::echo_canceller::EchoCanceller;
 use crate::event::RawEvent;
 use crate::pipeline::arrivals::ArrivalTrail;
 use crate::pipeline::barge_in::{BargeAction, BargeInDetector};
@@ -194,7 +194,9 @@ impl SessionPipeline {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
         if config.echo_reduction && !config.vad.echo_aware {
-            return Err(PipelineError::Invalid("echo_reduction needs vad.echo_aware (the echo's delay estimate)"));
+            return Err(PipelineError::Invalid(
+                "echo_reduction needs vad.echo_aware (the echo's delay estimate)",
+            ));
         }
         let echo_canceller = config.echo_reduction.then(EchoCanceller::new);
         let caps = dialect.capabilities();
