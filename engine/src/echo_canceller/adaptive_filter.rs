@@ -197,14 +197,14 @@ impl AdaptiveFilter {
         self.far_power = [REGULARISATION; BINS];
     }
 
-    /// Forgets everything learnt (the far end's alignment moved).
-    pub(crate) fn reset(&mut self) {
+    /// The far end is now fed `by` samples later (negative: earlier) than before: the echo path's
+    /// taps move that much earlier, and what they had learnt is kept. Taps moved out of the span
+    /// are lost. The far end's history is forgotten (the caller pushes it again, realigned).
+    pub(crate) fn realign(&mut self, by: i64) {
+        let Self { transform, adapting, serving, .. } = self;
+        shift_taps(transform, adapting, -by);
+        shift_taps(transform, serving, -by);
         self.far_silent();
-        self.adapting = [ZERO; PARTITIONS];
-        self.serving = [ZERO; PARTITIONS];
-        (self.serving_error, self.adapting_error, self.line) = (0.0, 0.0, 0.0);
-        self.error_power = [0.0; BINS];
-        self.error_floor = [f32::MAX; BINS];
     }
 
     /// The echo of the far end pushed so far on the line's block `line`, removed, into `out`.
@@ -294,4 +294,25 @@ fn error(
     }
     transform.inverse();
     std::array::from_fn(|n| line[n] - transform.time[FRAME + n])
+}
+
+/// Moves the filter `weights` stands for `by` taps later (negative: earlier) in the span.
+fn shift_taps(transform: &mut Transform, weights: &mut [Spectrum; PARTITIONS], by: i64) {
+    let mut taps = [0.0f32; SPAN];
+    for (w, t) in weights.iter().zip(taps.chunks_exact_mut(FRAME)) {
+        transform.spectrum = *w;
+        transform.inverse();
+        // The first half: the partition's taps (the second holds only what the gradient
+        // constraint would cut).
+        t.copy_from_slice(&transform.time[..FRAME]);
+    }
+    for (w, p) in weights.iter_mut().zip(0..) {
+        transform.time = [0.0; FFT];
+        for (n, t) in transform.time[..FRAME].iter_mut().enumerate() {
+            let from = (p * FRAME + n) as i64 - by;
+            *t = usize::try_from(from).ok().and_then(|f| taps.get(f)).copied().unwrap_or(0.0);
+        }
+        transform.forward();
+        *w = transform.spectrum;
+    }
 }
