@@ -497,10 +497,11 @@ typedef struct {
   uint32_t barge_in_rejoin_within_ms;
   // Deliver the caller's audio (trunkline_session_read_audio and _bytes) with the agent's own
   // voice, echoed back on the line, removed by an adaptive echo canceller fed the agent's audio
-  // as the carrier played it. Needs vad_echo_aware (INVALID_ARGUMENT at open without it) and
-  // an 8 kHz carrier stream: a stream at another rate is delivered as received and counted in
-  // echo_reduction_unavailable. Speech detection hears the audio as received. Off by default
-  // (about 7 us per 20 ms frame while the agent's audio echoes, 65 KiB more per session).
+  // as the carrier played it. Needs vad_echo_aware with the spectral backend (INVALID_ARGUMENT
+  // at open without it) and an 8 kHz carrier stream: a stream at another rate is delivered as
+  // received and counted in echo_reduction_unavailable. Speech detection hears the audio as
+  // received. Off by default (about 7 us per 20 ms frame while the agent's audio echoes, 65 KiB
+  // more per session).
   bool echo_reduction;
 } trunkline_session_config;
 

@@ -203,8 +203,9 @@ pub struct SessionConfig {
     pub record_path: Option<std::path::PathBuf>,
     /// Deliver the caller's audio with the agent's own voice, echoed back on the line, removed
     /// (an adaptive echo canceller fed the agent's audio as the carrier played it; see
-    /// `docs/speech.md`). Needs `vad.echo_aware` (the echo's delay comes from its estimate) and
-    /// an 8 kHz carrier stream; a stream at another rate is delivered unchanged and counted in
+    /// `docs/speech.md`). Needs `vad.echo_aware` with the spectral backend (the default; the
+    /// echo's delay and the played audio's placement come from its echo gate) and an 8 kHz
+    /// carrier stream; a stream at another rate is delivered unchanged and counted in
     /// `echo_reduction_unavailable`. Speech detection keeps working on the audio as received.
     /// Off by default: it costs about 7 µs per 20 ms frame while the agent's audio echoes
     /// (nothing while it is silent) and 65 KiB more per session.

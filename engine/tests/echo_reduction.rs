@@ -11,7 +11,7 @@ mod common;
 #[path = "vad_corpus/mod.rs"]
 mod vad_corpus;
 
-use trunkline::vad::VadConfig;
+use trunkline::vad::{VadBackend, VadConfig};
 use trunkline::{Engine, EngineConfig, SessionConfig};
 use vad_corpus::call::{AfterBargeIn, CallTrace, run_call};
 use vad_corpus::echo::*;
@@ -158,9 +158,18 @@ fn the_callers_speech_over_the_echo_survives_and_the_decisions_do_not_change() {
 }
 
 #[test]
-fn echo_reduction_needs_the_echo_aware_detector() {
+fn echo_reduction_needs_the_echo_aware_spectral_detector() {
     let engine = Engine::new(EngineConfig { workers: Some(0), ..EngineConfig::default() }).unwrap();
-    let config = SessionConfig { echo_reduction: true, ..SessionConfig::default() };
-    let error = engine.open_session(&config).err().expect("refused without vad.echo_aware");
-    assert!(error.to_string().contains("echo_aware"), "{error}");
+    let refused = |config: SessionConfig| {
+        let error = engine.open_session(&config).err().expect("refused");
+        assert!(error.to_string().contains("echo_aware"), "{error}");
+    };
+    refused(SessionConfig { echo_reduction: true, ..SessionConfig::default() });
+    // webrtc-vad keeps no echo gate, so nothing would place the agent's audio for the canceller.
+    refused(SessionConfig {
+        echo_reduction: true,
+        vad: VadConfig { echo_aware: true, backend: VadBackend::WebRtc, ..VadConfig::default() },
+        ..SessionConfig::default()
+    });
+    assert!(engine.open_session(&config(true)).is_ok());
 }

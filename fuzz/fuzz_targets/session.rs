@@ -45,6 +45,8 @@ struct Config {
     aggressiveness: u8,
     min_speech_ms: u8,
     hangover_ms: u16,
+    /// Bit 0: echo-aware; bit 1: echo reduction too (refused without the first).
+    echo: u8,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -294,8 +296,10 @@ fn config(c: &Config) -> SessionConfig {
             min_speech_ms: u32::from(c.min_speech_ms) * 4,
             hangover_ms: u32::from(c.hangover_ms % 2000),
             end_of_turn_enabled: c.webrtc,
+            echo_aware: c.echo & 1 != 0,
             ..VadConfig::default()
         },
+        echo_reduction: c.echo & 2 != 0,
         outbound_buffer_ms: 1000,
         ..Default::default()
     }

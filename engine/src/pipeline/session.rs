@@ -47,6 +47,7 @@ use crate::protocol::{
 };
 use crate::resample::ResampleError;
 use crate::stats::SessionStats;
+use crate::vad::VadBackend;
 use crate::vad::{SpeechDetector, VadError};
 use std::borrow::Cow;
 
@@ -193,9 +194,11 @@ impl SessionPipeline {
         if outbound_samples < (PLAY_PIECE + 16) as u64 {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
-        if config.echo_reduction && !config.vad.echo_aware {
+        // The echo's delay and the played audio's placement come from the spectral detector's
+        // echo gate; without it the canceller would never hear the agent and filter nothing.
+        if config.echo_reduction && !(config.vad.echo_aware && config.vad.backend == VadBackend::Spectral) {
             return Err(PipelineError::Invalid(
-                "echo_reduction needs vad.echo_aware (the echo's delay estimate)",
+                "echo_reduction needs vad.echo_aware with the spectral backend (the echo's delay estimate)",
             ));
         }
         let echo_canceller = config.echo_reduction.then(EchoCanceller::new);
