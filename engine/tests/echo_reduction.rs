@@ -13,7 +13,7 @@ mod vad_corpus;
 
 use trunkline::vad::{VadBackend, VadConfig};
 use trunkline::{Engine, EngineConfig, SessionConfig};
-use vad_corpus::call::{AfterBargeIn, CallTrace, run_call};
+use vad_corpus::call::AfterBargeIn;
 use vad_corpus::echo::*;
 use vad_corpus::*;
 
@@ -34,26 +34,6 @@ fn energy(x: impl Iterator<Item = f64>) -> f64 {
     x.map(|v| v * v).sum()
 }
 
-/// Runs `call` with `config`, with its echo path and without it (the same agent audio and caller
-/// side: the audio the host reads differs by the echo, or what is left of it).
-fn with_and_without_echo(
-    call: &EchoCall,
-    config: &SessionConfig,
-    after: AfterBargeIn,
-) -> (CallTrace, CallTrace) {
-    let with = run_call(&call.spec(config, after));
-    let mut spec = call.spec(config, after);
-    spec.echo = None;
-    (with, run_call(&spec))
-}
-
-/// Energy of what the echo added to the audio the host read over `range`: the difference between
-/// the call with the echo and without it (so the canceller's DC filter, which shifts the phase
-/// of low frequencies but not their level, cancels out).
-fn echo_left(with: &CallTrace, without: &CallTrace, range: std::ops::Range<usize>) -> f64 {
-    energy(range.map(|i| f64::from(with.received[i]) - f64::from(without.received[i])))
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -62,28 +42,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 fn the_echo_the_host_reads_is_reduced_by_more_than_20_db() {
     let cond = quiet();
+    // After the first 3 s of agent audio (the filter converging).
+    let from_ms = AGENT_START_MS + 3_000;
     for erl in [6.0, 10.0] {
         let calls = echo_only_calls(&cond, erl, 1.0);
-        let (mut on, mut off) = (Vec::new(), Vec::new());
-        for call in &calls {
-            let (with_on, without_on) = with_and_without_echo(call, &config(true), AfterBargeIn::NextPrompt);
-            let (with_off, without_off) =
-                with_and_without_echo(call, &config(false), AfterBargeIn::NextPrompt);
-            // After the first 3 s of agent audio (the filter converging).
-            let from = ((AGENT_START_MS + 3_000) * PER_MS) as usize;
-            let range = from..with_on.received.len().min(with_off.received.len());
-            let echo = energy(with_off.echo[range.clone()].iter().map(|&e| f64::from(e)));
-            on.push(10.0 * (echo / echo_left(&with_on, &without_on, range.clone())).log10());
-            println!(
-                "{}: {:?} carrier {} ms: ERLE {:.1} dB",
-                call.name,
-                call.echo,
-                call.carrier_delay_ms,
-                on.last().unwrap()
-            );
-            off.push(10.0 * (echo / echo_left(&with_off, &without_off, range)).log10());
-        }
-        let (on, off) = (median(on), median(off));
+        let on = median(calls.iter().map(|c| echo_reduction_db(c, &config(true), from_ms)).collect());
+        let off = median(calls.iter().map(|c| echo_reduction_db(c, &config(false), from_ms)).collect());
         println!(
             "ERL {erl} dB: echo return loss enhancement, median of {} calls: {on:.1} dB ({off:.1} dB without)",
             calls.len()

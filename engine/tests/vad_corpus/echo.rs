@@ -142,6 +142,33 @@ fn random_path(erl_db: f64, rng: &mut Rng) -> (EchoSetup, u64) {
     (EchoSetup { path, seed, soft_clip: seed.is_multiple_of(4) }, rng.range(60.0, 100.0) as u64)
 }
 
+/// Runs `call` with `config`, with its echo path and without it: the same agent audio and
+/// caller side, so the audio the host reads differs by the echo, or what is left of it.
+pub fn with_and_without_echo(
+    call: &EchoCall,
+    config: &SessionConfig,
+    after: AfterBargeIn,
+) -> (CallTrace, CallTrace) {
+    let with = run_call(&call.spec(config, after));
+    let mut spec = call.spec(config, after);
+    spec.echo = None;
+    (with, run_call(&spec))
+}
+
+/// Echo reduction (`SessionConfig::echo_reduction`) on one echo call: the echo that came against
+/// what it changed in the audio the host read (the call with the echo less the call without, so
+/// the line's own noise is not counted), from `from_ms` of the call on, dB. About 0 with the
+/// setting off (µ-law rounding aside).
+pub fn echo_reduction_db(call: &EchoCall, config: &SessionConfig, from_ms: u64) -> f64 {
+    let (with, without) = with_and_without_echo(call, config, AfterBargeIn::NextPrompt);
+    let from = (from_ms * PER_MS) as usize;
+    let end = with.received.len().min(without.received.len());
+    let echo: f64 = with.echo[from..end].iter().map(|&e| f64::from(e).powi(2)).sum();
+    let left: f64 =
+        (from..end).map(|i| (f64::from(with.received[i]) - f64::from(without.received[i])).powi(2)).sum();
+    10.0 * (echo / left).log10()
+}
+
 /// Echo-only calls: each plays every agent prompt once, in seeded order, with 300-1000 ms
 /// pauses; the caller is silent (only the line of `cond`). As many calls as give at least
 /// `bot_minutes` of prompts.

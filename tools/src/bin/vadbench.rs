@@ -8,6 +8,7 @@
 //! cargo run --release -p trunkline-tools --bin vadbench -- --barge-in # the barge-in set
 //! cargo run --release -p trunkline-tools --bin vadbench -- --echo     # the bot's voice echoed back
 //! cargo run --release -p trunkline-tools --bin vadbench -- --echo --echo-aware=false  # the same, gate off
+//! cargo run --release -p trunkline-tools --bin vadbench -- --echo-reduction  # the echo the host reads
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns    # multi-sentence turns
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns --paused  # paused sentences only
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns --turn-features  # per-pause cues
@@ -23,7 +24,9 @@ use std::time::Instant;
 
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use trunkline::{BargeInConfig, SessionConfig};
-use vad_corpus::echo::{ERLS_DB, echo_only_calls, interruption_calls, score_echo_only, score_interruptions};
+use vad_corpus::echo::{
+    ERLS_DB, echo_only_calls, echo_reduction_db, interruption_calls, score_echo_only, score_interruptions,
+};
 use vad_corpus::turns::{
     TurnScore, paused_turn_track, run_turns, score_turns, split_turn_track, turn_signals, turn_track,
 };
@@ -50,6 +53,10 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--barge-in") {
         barge_in_report();
+        return;
+    }
+    if std::env::args().any(|a| a == "--echo-reduction") {
+        echo_reduction_report();
         return;
     }
     if std::env::args().any(|a| a == "--echo") {
@@ -235,6 +242,33 @@ fn debug_call(name: &str) {
 
 /// The bot's voice echoed into the caller's track (`tests/vad_corpus/echo.rs`), per line
 /// condition and return loss: echo alone (the caller silent), then real interruptions over it.
+/// Echo reduction (`SessionConfig::echo_reduction`): how much of the echo the host no longer
+/// reads, on the echo-only calls of each line and return loss, after each call's first 3 s.
+fn echo_reduction_report() {
+    let config = SessionConfig {
+        agent_rate: 8_000,
+        vad: VadConfig { echo_aware: true, ..VadConfig::default() },
+        echo_reduction: true,
+        ..SessionConfig::default()
+    };
+    println!("Echo reduction: echo removed from the audio the host reads (2 min of bot speech per row), dB");
+    println!();
+    println!("| condition | ERL | calls | median | worst |");
+    println!("|---|---|---|---|---|");
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        for erl in ERLS_DB {
+            let calls = echo_only_calls(&cond, erl, 2.0);
+            let mut db: Vec<f64> =
+                calls.iter().map(|c| echo_reduction_db(c, &config, AGENT_START_MS + 3_000)).collect();
+            db.sort_by(f64::total_cmp);
+            println!("| {} | {erl} dB | {} | {:.1} | {:.1} |", cond.name, db.len(), db[db.len() / 2], db[0]);
+        }
+    }
+}
+
 fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
     if let Some(on) = echo_aware {
