@@ -17,8 +17,12 @@ use vad_corpus::call::AfterBargeIn;
 use vad_corpus::echo::*;
 use vad_corpus::*;
 
+fn condition(name: &str) -> Condition {
+    conditions().into_iter().find(|c| c.name == name).unwrap()
+}
+
 fn quiet() -> Condition {
-    conditions().into_iter().find(|c| c.name == "quiet").unwrap()
+    condition("quiet")
 }
 
 fn config(echo_reduction: bool) -> SessionConfig {
@@ -55,6 +59,20 @@ fn the_echo_the_host_reads_is_reduced_by_more_than_20_db() {
         // Without it the host reads the echo as it came (µ-law rounding aside).
         assert!(off.abs() < 1.0, "ERL {erl}: {off:.1} dB without echo reduction");
         assert!(on > 20.0, "ERL {erl}: ERLE {on:.1} dB");
+    }
+}
+
+#[test]
+fn an_echo_under_the_lines_noise_is_left_as_it_came() {
+    // In 5 dB pink noise the echo is about as loud as the noise at ERL 6 dB, under it at 10.
+    let cond = condition("pink-5dB");
+    for erl in [6.0, 10.0] {
+        let calls = echo_only_calls(&cond, erl, 1.0);
+        let db: Vec<f64> =
+            calls.iter().map(|c| echo_reduction_db(c, &config(true), AGENT_START_MS + 3_000)).collect();
+        println!("pink 5 dB, ERL {erl} dB: echo removed {db:.1?} dB");
+        // Not removed (the filter cannot tell it from the noise), and never made louder.
+        assert!(db.iter().all(|&d| d > -0.5), "ERL {erl}: {db:.1?}");
     }
 }
 
