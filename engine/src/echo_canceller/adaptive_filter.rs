@@ -43,6 +43,10 @@ const STEP: f32 = 1.0;
 /// filter of the far end removes): the step is `STEP * (1 - floor / error power)`. The floor
 /// follows the smallest error power, rising by this factor per frame (4.3 dB a second).
 const FLOOR_RISE: f32 = 1.02;
+/// ... but never below this share of it: a steady echo (hold music, a beep) keeps its error's
+/// power as steady as the noise's, and the floor would stop the filter from ever learning it
+/// (a 1 kHz tone: nothing removed without this share, 55 dB with it).
+const MIN_STEP_SHARE: f32 = 0.1;
 /// Weight of the newest frame in each bin's smoothed error power.
 const ERROR_SMOOTHING: f32 = 0.5;
 /// Added to each bin's far-end power before dividing by it: the power of a -60 dBFS far end
@@ -64,7 +68,7 @@ const BETTER: f32 = 0.8;
 /// ... and below this share of the line's energy (6 dB): it removes the echo, not the line's
 /// noise. Where the echo lies under the noise, the adapting filter learns mostly the noise's
 /// chance alignment with the agent's voice; with 3 dB here that served, and the echo the host
-/// read grew by 1 dB in 5 dB pink noise. With 6 dB it never serves there, and nothing is added.
+/// read grew by up to 2.7 dB in 5 dB pink noise. With 6 dB it never serves there, and nothing is added.
 const REMOVES: f32 = 0.25;
 /// The adapting filter starts again from the serving one when its error is this many times
 /// the serving one's (6 dB).
@@ -229,7 +233,9 @@ impl AdaptiveFilter {
             self.serving_error = self.adapting_error;
             &adapting
         } else {
-            if self.adapting_error > DIVERGED * self.serving_error {
+            // (A non-finite error, which no input has produced, would otherwise stop adapting
+            // for the rest of the call.)
+            if self.adapting_error > DIVERGED * self.serving_error || !self.adapting_error.is_finite() {
                 self.adapting = self.serving;
                 self.adapting_error = self.serving_error;
             }
@@ -256,7 +262,7 @@ impl AdaptiveFilter {
             *power += ERROR_SMOOTHING * (e.norm_sqr() - *power);
             let floor = &mut self.error_floor[k];
             *floor = (*floor * FLOOR_RISE).min(*power).max(1.0);
-            let step = STEP * (1.0 - *floor / power.max(1.0)).max(0.0);
+            let step = STEP * (1.0 - *floor / power.max(1.0)).max(MIN_STEP_SHARE);
             e * (step / (self.far_power[k] + quiet_bin))
         });
         for (p, w) in self.adapting.iter_mut().enumerate() {

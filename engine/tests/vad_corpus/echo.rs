@@ -158,11 +158,15 @@ pub fn with_and_without_echo(
 /// Echo reduction (`SessionConfig::echo_reduction`) on one echo call: the echo that came against
 /// what it changed in the audio the host read (the call with the echo less the call without, so
 /// the line's own noise is not counted), from `from_ms` of the call on, dB. About 0 with the
-/// setting off (µ-law rounding aside).
+/// setting off (µ-law rounding aside). Panics if the audio read without the echo is not the
+/// caller's line at its level (within 1 dB): output muted would otherwise read as echo removed.
 pub fn echo_reduction_db(call: &EchoCall, config: &SessionConfig, from_ms: u64) -> f64 {
     let (with, without) = with_and_without_echo(call, config, AfterBargeIn::NextPrompt);
     let from = (from_ms * PER_MS) as usize;
     let end = with.received.len().min(without.received.len());
+    let level = |x: &[i16]| x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    let kept_db = 10.0 * (level(&without.received[from..end]) / level(&call.caller[from..end])).log10();
+    assert!(kept_db.abs() < 1.0, "{}: the line's own audio changed by {kept_db:+.1} dB", call.name);
     let echo: f64 = with.echo[from..end].iter().map(|&e| f64::from(e).powi(2)).sum();
     let left: f64 =
         (from..end).map(|i| (f64::from(with.received[i]) - f64::from(without.received[i])).powi(2)).sum();

@@ -240,8 +240,6 @@ fn debug_call(name: &str) {
     }
 }
 
-/// The bot's voice echoed into the caller's track (`tests/vad_corpus/echo.rs`), per line
-/// condition and return loss: echo alone (the caller silent), then real interruptions over it.
 /// Echo reduction (`SessionConfig::echo_reduction`): how much of the echo the host no longer
 /// reads, on the echo-only calls of each line and return loss, after each call's first 3 s.
 fn echo_reduction_report() {
@@ -269,6 +267,8 @@ fn echo_reduction_report() {
     }
 }
 
+/// The bot's voice echoed into the caller's track (`tests/vad_corpus/echo.rs`), per line
+/// condition and return loss: echo alone (the caller silent), then real interruptions over it.
 fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     let mut config = SessionConfig { agent_rate: 8_000, ..SessionConfig::default() };
     if let Some(on) = echo_aware {
