@@ -155,6 +155,9 @@ pub(crate) struct AdaptiveFilter {
     error_floor: [f32; BINS],
     /// The far end's usual mean bin power while the agent speaks (0 until it first does).
     far_level: f32,
+    /// The block begun: the serving and adapting filters' estimates of its echo.
+    serving_echo: [f32; FRAME],
+    adapting_echo: [f32; FRAME],
 }
 
 impl AdaptiveFilter {
@@ -175,10 +178,13 @@ impl AdaptiveFilter {
             error_power: [0.0; BINS],
             error_floor: [f32::MAX; BINS],
             far_level: 0.0,
+            serving_echo: [0.0; FRAME],
+            adapting_echo: [0.0; FRAME],
         }
     }
 
-    /// Takes the next block of far end: the agent's audio aligned with the line's block to come.
+    /// Takes the next block of far end (the agent's audio aligned with the line's block to come)
+    /// into the history, without a line block to go with it.
     pub(crate) fn push_far(&mut self, far: &[i16; FRAME]) {
         self.far_time.copy_within(FRAME.., 0);
         for (t, &f) in self.far_time[FRAME..].iter_mut().zip(far) {
@@ -214,35 +220,40 @@ impl AdaptiveFilter {
         self.far_silent();
     }
 
-    /// The echo of the far end pushed so far on the line's block `line`, removed, into `out`.
-    /// Call [`Self::push_far`] with the matching far block first.
-    pub(crate) fn cancel(&mut self, line: &[i16; FRAME], out: &mut [i16; FRAME]) {
+    /// Starts the line's next block: takes its far end (the agent's audio aligned with it) and
+    /// estimates the block's echo, which [`Self::echo`] then gives sample by sample.
+    pub(crate) fn begin(&mut self, far: &[i16; FRAME]) {
+        self.push_far(far);
+        self.serving_echo = estimate(&mut self.transform, &self.far, self.newest, &self.serving);
+        self.adapting_echo = estimate(&mut self.transform, &self.far, self.newest, &self.adapting);
+    }
+
+    /// The echo the serving filter estimates for the block begun, per sample: what the line
+    /// loses.
+    pub(crate) fn echo(&self) -> &[f32; FRAME] {
+        &self.serving_echo
+    }
+
+    /// Ends the block begun with the line it carried: both paths' errors, one step of the
+    /// adapting filter, and which weights serve from the next block on.
+    pub(crate) fn end(&mut self, line: &[i16; FRAME]) {
         let line: [f32; FRAME] = std::array::from_fn(|n| f32::from(line[n]));
-        let serving = error(&mut self.transform, &self.far, self.newest, &self.serving, &line);
-        let adapting = error(&mut self.transform, &self.far, self.newest, &self.adapting, &line);
+        let serving: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.serving_echo[n]);
+        let adapting: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.adapting_echo[n]);
         let energy = |x: &[f32; FRAME]| x.iter().map(|v| v * v).sum::<f32>();
         let smooth = |s: &mut f32, v: f32| *s += SMOOTHING * (v - *s);
         smooth(&mut self.serving_error, energy(&serving));
         smooth(&mut self.adapting_error, energy(&adapting));
         smooth(&mut self.line, energy(&line));
         self.adapt(&adapting);
-        let output = if self.adapting_error < BETTER * self.serving_error
-            && self.adapting_error < REMOVES * self.line
-        {
+        if self.adapting_error < BETTER * self.serving_error && self.adapting_error < REMOVES * self.line {
             self.serving = self.adapting;
             self.serving_error = self.adapting_error;
-            &adapting
-        } else {
+        } else if self.adapting_error > DIVERGED * self.serving_error || !self.adapting_error.is_finite() {
             // (A non-finite error, which no input has produced, would otherwise stop adapting
             // for the rest of the call.)
-            if self.adapting_error > DIVERGED * self.serving_error || !self.adapting_error.is_finite() {
-                self.adapting = self.serving;
-                self.adapting_error = self.serving_error;
-            }
-            &serving
-        };
-        for (o, &e) in out.iter_mut().zip(output) {
-            *o = e.round().clamp(-32_768.0, 32_767.0) as i16;
+            self.adapting = self.serving;
+            self.adapting_error = self.serving_error;
         }
     }
 
@@ -285,14 +296,13 @@ impl AdaptiveFilter {
     }
 }
 
-/// The line minus `weights`' estimate of the echo on it, the far end's block spectra being `far`
+/// `weights`' estimate of the echo on the newest block, the far end's block spectra being `far`
 /// (newest at `newest`).
-fn error(
+fn estimate(
     transform: &mut Transform,
     far: &[Spectrum; PARTITIONS],
     newest: usize,
     weights: &[Spectrum; PARTITIONS],
-    line: &[f32; FRAME],
 ) -> [f32; FRAME] {
     transform.spectrum = ZERO;
     for (p, w) in weights.iter().enumerate() {
@@ -302,7 +312,7 @@ fn error(
         }
     }
     transform.inverse();
-    std::array::from_fn(|n| line[n] - transform.time[FRAME + n])
+    std::array::from_fn(|n| transform.time[FRAME + n])
 }
 
 /// Moves the filter `weights` stands for `by` taps later (negative: earlier) in the span.

@@ -20,9 +20,11 @@
 //!   history is read again from the ring at the new alignment.
 //! - **Silence costs nothing**: while the far end the filter would see has been silent for its
 //!   whole span, frames pass unchanged without filtering (there is no echo to remove).
-//! - **Framing**: the filter takes whole [`FRAME`]s; carriers deliver whole 20 ms frames, so the
-//!   audio goes straight through. A piece that does not end on a frame keeps its remainder until
-//!   the next piece (at most 20 ms later) or the end of the stream.
+//! - **Framing**: the filter works in blocks of [`FRAME`] samples of line, but nothing is held
+//!   back for one: a block's echo is estimated when it starts, from the far end already written
+//!   (the pacer sends ahead, and the far end is fed behind the line), and each sample goes out
+//!   as it comes; the filter learns from the block when it is whole. Pieces of any length give
+//!   the same output.
 //!
 //! 8 kHz streams only (G.711 and 8 kHz L16 carriers): the reference is 8 kHz. Streams at other
 //! rates are delivered unchanged and counted (`echo_reduction_unavailable`).
@@ -58,10 +60,15 @@ pub(crate) struct EchoCanceller {
     far_silent: bool,
     /// The alignment moved: the filter's far-end history is to be pushed again from the ring.
     refill: bool,
-    /// Caller samples waiting for a whole frame.
-    pending: [i16; FRAME],
-    pending_len: usize,
-    out: [i16; FRAME],
+    /// The echo's delay behind the reference as last estimated, samples: the alignment follows
+    /// it at the next block's start.
+    delay: Option<u64>,
+    /// The block of line in progress: the caller sample it started at, its samples so far, and
+    /// whether the filter runs on it (the far end was not silent).
+    block_at: u64,
+    block_len: usize,
+    block: [i16; FRAME],
+    filtered: bool,
 }
 
 impl EchoCanceller {
@@ -75,9 +82,11 @@ impl EchoCanceller {
             alignment: 0,
             far_silent: true,
             refill: false,
-            pending: [0; FRAME],
-            pending_len: 0,
-            out: [0; FRAME],
+            delay: None,
+            block_at: 0,
+            block_len: 0,
+            block: [0; FRAME],
+            filtered: false,
         })
     }
 
@@ -118,68 +127,67 @@ impl EchoCanceller {
         self.loud_end = self.loud_end.min(at);
     }
 
-    /// Follows the echo's delay behind the reference, ms (`None`: not known yet).
+    /// Follows the echo's delay behind the reference, ms (`None`: not known yet). Taken at the
+    /// next block's start.
     pub(crate) fn set_delay_ms(&mut self, delay_ms: Option<f32>) {
-        let Some(ms) = delay_ms else { return };
-        let delay = (ms.max(0.0) * 8.0) as u64;
-        let offset = delay.checked_sub(self.alignment);
-        if offset.is_none_or(|o| !(EARLIEST..=LATEST).contains(&o)) || self.alignment == 0 {
-            let alignment = delay.saturating_sub(SLACK);
-            if alignment != self.alignment {
-                self.filter.realign(alignment as i64 - self.alignment as i64);
-                self.alignment = alignment;
-                self.refill = true;
-            }
+        if let Some(ms) = delay_ms {
+            self.delay = Some((ms.max(0.0) * 8.0) as u64);
         }
     }
 
     /// Takes caller audio from caller sample `start` on and hands the echo-reduced audio to
-    /// `emit`, in order: whole frames at once, a remainder with the next call or [`Self::flush`].
+    /// `emit` at once, sample for sample (nothing is held back: a block's echo is estimated when
+    /// it starts, from the far end already written ahead of it, and the filter learns from the
+    /// block when it ends).
     pub(crate) fn process(&mut self, pcm: &[i16], start: u64, emit: &mut dyn FnMut(&[i16])) {
-        let mut rest = pcm;
-        let mut at = start;
-        if self.pending_len > 0 {
-            let n = rest.len().min(FRAME - self.pending_len);
-            self.pending[self.pending_len..][..n].copy_from_slice(&rest[..n]);
-            self.pending_len += n;
-            rest = &rest[n..];
-            at += n as u64;
-            if self.pending_len < FRAME {
-                return;
+        let mut out = [0i16; FRAME];
+        let mut done = 0;
+        while done < pcm.len() {
+            let at = start + done as u64;
+            if self.block_len > 0 && at != self.block_at + self.block_len as u64 {
+                // The line jumped (a new stream): the block ends here, not learnt from.
+                self.block_len = 0;
             }
-            self.pending_len = 0;
-            let frame = self.pending;
-            self.frame(&frame, at - FRAME as u64, emit);
+            if self.block_len == 0 {
+                self.begin_block(at);
+            }
+            let n = (FRAME - self.block_len).min(pcm.len() - done);
+            let piece = &pcm[done..done + n];
+            if self.filtered {
+                let echo = &self.filter.echo()[self.block_len..][..n];
+                for ((o, &l), &e) in out.iter_mut().zip(piece).zip(echo) {
+                    *o = (f32::from(l) - e).round().clamp(-32_768.0, 32_767.0) as i16;
+                }
+                emit(&out[..n]);
+            } else {
+                emit(piece);
+            }
+            self.block[self.block_len..][..n].copy_from_slice(piece);
+            self.block_len += n;
+            done += n;
+            if self.block_len == FRAME {
+                if self.filtered {
+                    self.filter.end(&self.block);
+                }
+                self.block_len = 0;
+            }
         }
-        let mut frames = rest.chunks_exact(FRAME);
-        for frame in frames.by_ref() {
-            let frame: &[i16; FRAME] = frame.try_into().expect("chunks_exact yields whole frames");
-            self.frame(frame, at, emit);
-            at += FRAME as u64;
-        }
-        let tail = frames.remainder();
-        self.pending[..tail.len()].copy_from_slice(tail);
-        self.pending_len = tail.len();
     }
 
-    /// The stream ended: a remainder short of a frame goes out as it came.
-    pub(crate) fn flush(&mut self, emit: &mut dyn FnMut(&[i16])) {
-        if self.pending_len > 0 {
-            emit(&self.pending[..self.pending_len]);
-            self.pending_len = 0;
-        }
-    }
-
-    /// One whole frame of caller audio starting at caller sample `at`.
-    fn frame(&mut self, line: &[i16; FRAME], at: u64, emit: &mut dyn FnMut(&[i16])) {
-        let Some(far_start) = at.checked_sub(self.alignment) else { return emit(line) };
+    /// Starts a block of line at caller sample `at`: follows the delay estimate, then gives the
+    /// filter the far end aligned with the block, unless it is silent over the filter's span.
+    fn begin_block(&mut self, at: u64) {
+        self.block_at = at;
+        self.align();
+        self.filtered = false;
+        let Some(far_start) = at.checked_sub(self.alignment) else { return };
         // No agent audio yet, or silent over the filter's whole span: no echo to remove.
         if self.loud_end == 0 || far_start >= self.loud_end + SPAN as u64 {
             if !self.far_silent {
                 self.filter.far_silent();
                 self.far_silent = true;
             }
-            return emit(line);
+            return;
         }
         self.far_silent = false;
         if std::mem::take(&mut self.refill) {
@@ -190,9 +198,22 @@ impl EchoCanceller {
             }
         }
         let far = self.far_block(far_start);
-        self.filter.push_far(&far);
-        self.filter.cancel(line, &mut self.out);
-        emit(&self.out);
+        self.filter.begin(&far);
+        self.filtered = true;
+    }
+
+    /// Moves the alignment if the delay estimate has left what the filter can hold.
+    fn align(&mut self) {
+        let Some(delay) = self.delay else { return };
+        let offset = delay.checked_sub(self.alignment);
+        if offset.is_none_or(|o| !(EARLIEST..=LATEST).contains(&o)) || self.alignment == 0 {
+            let alignment = delay.saturating_sub(SLACK);
+            if alignment != self.alignment {
+                self.filter.realign(alignment as i64 - self.alignment as i64);
+                self.alignment = alignment;
+                self.refill = true;
+            }
+        }
     }
 
     /// The reference's block from caller sample `start` on (silence where none is kept).
@@ -271,7 +292,6 @@ mod tests {
             c.process(chunk, at as u64, &mut |x| out.extend_from_slice(x));
             at += chunk.len();
         }
-        c.flush(&mut |x| out.extend_from_slice(x));
         out
     }
 
@@ -305,13 +325,13 @@ mod tests {
             let at = k * FRAME;
             if at == 48_000 {
                 c.set_delay_ms(Some(60.0));
-                assert_eq!(c.alignment, 480 - SLACK);
             }
             let ahead = (at + FRAME + 800).min(far.len());
             let written = c.reference_end as usize;
             c.reference(&far[written..ahead], written as u64, true);
             c.process(chunk, at as u64, &mut |x| out.extend_from_slice(x));
         }
+        assert_eq!(c.alignment, 480 - SLACK);
         let erle = |r: std::ops::Range<usize>| 10.0 * (energy(&line[r.clone()]) / energy(&out[r])).log10();
         let (before, after) = (erle(40_000..48_000), erle(48_000..56_000));
         assert!(before > 25.0, "{before:.1} dB before the move");
@@ -366,8 +386,11 @@ mod filter_tests {
         for ((l, x), o) in
             line.chunks_exact(FRAME).zip(far.chunks_exact(FRAME)).zip(out.chunks_exact_mut(FRAME))
         {
-            f.push_far(x.try_into().unwrap());
-            f.cancel(l.try_into().unwrap(), o.try_into().unwrap());
+            f.begin(x.try_into().unwrap());
+            for ((o, &l), e) in o.iter_mut().zip(l).zip(f.echo()) {
+                *o = (f32::from(l) - e).round() as i16;
+            }
+            f.end(l.try_into().unwrap());
         }
         out
     }

@@ -296,13 +296,6 @@ impl InboundPath {
         self.detect_speech(pcm, start, out);
     }
 
-    /// The stream ended: audio the echo canceller holds short of a frame goes to the agent.
-    pub(crate) fn finish(&mut self, out: &mut InboundOut<'_>) {
-        if let Some(echo) = out.echo.as_deref_mut() {
-            echo.flush(&mut |rest| self.pass_to_agent(rest, out.audio));
-        }
-    }
-
     /// Caller PCM converted to the agent's rate and format.
     fn pass_to_agent(&mut self, pcm: &[i16], audio: &mut dyn FnMut(AgentAudio<'_>)) {
         let mut agent = [0i16; AGENT_PIECE_OUT];

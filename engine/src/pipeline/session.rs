@@ -647,7 +647,6 @@ impl SessionPipeline {
                 tap_caller(tap, &d);
                 inbound.deliver(d, g711, &mut out)
             });
-            inbound.finish(&mut out);
         }
         if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
