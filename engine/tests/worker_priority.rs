@@ -20,6 +20,20 @@ fn thread_nices(prefix: &str) -> Vec<i32> {
     nices
 }
 
+/// Drops `engine` and waits until its workers have left `/proc/self/task`: a thread that has
+/// been told to stop can still be listed for a moment, and would be taken for the next engine's.
+fn drop_and_wait(engine: Engine) {
+    drop(engine);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !thread_nices("trunkline-worke").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped engine's workers are still there after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn process_nice() -> i32 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(19 - 3).unwrap().parse().unwrap()
@@ -35,13 +49,13 @@ fn workers_take_the_requested_nice_value() {
         Engine::new(EngineConfig { workers: Some(2), worker_nice: wanted, ..Default::default() }).unwrap();
     assert_eq!(engine.prioritised_workers(), 2);
     assert_eq!(thread_nices("trunkline-worke"), vec![wanted; 2]);
-    drop(engine);
+    drop_and_wait(engine);
 
     let engine =
         Engine::new(EngineConfig { workers: Some(2), worker_nice: 0, ..Default::default() }).unwrap();
     assert_eq!(engine.prioritised_workers(), 2);
     assert_eq!(thread_nices("trunkline-worke"), vec![base; 2]);
-    drop(engine);
+    drop_and_wait(engine);
 
     // The default asks for -10: granted with CAP_SYS_NICE (as root here), refused without, and
     // then the workers stay at the process's value and the engine says so.
