@@ -21,6 +21,7 @@ pub mod codec;
 pub mod config;
 mod echo_canceller;
 pub mod event;
+mod fft;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod pipeline;

@@ -20,10 +20,12 @@
 //! on this engine's test calls; WebRTC's AEC3 (the Rust port) allocates on every 10 ms frame.
 //! This one allocates once, when it is made, and shares its FFT plans with every session.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealToComplex};
+
+use crate::fft::shared_plans;
 
 /// Samples per block: one 20 ms frame at 8 kHz.
 pub(crate) const FRAME: usize = 160;
@@ -77,18 +79,6 @@ const DIVERGED: f32 = 4.0;
 type Spectrum = [Complex<f32>; BINS];
 const ZERO: Spectrum = [Complex::new(0.0, 0.0); BINS];
 
-/// The forward and inverse FFT plans.
-type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
-
-/// The plans, built once per process and shared by every canceller (their tables are read-only).
-fn shared_plans() -> &'static Plans {
-    static PLANS: OnceLock<Plans> = OnceLock::new();
-    PLANS.get_or_init(|| {
-        let mut planner = RealFftPlanner::<f32>::new();
-        (planner.plan_fft_forward(FFT), planner.plan_fft_inverse(FFT))
-    })
-}
-
 /// The FFTs and their buffers.
 struct Transform {
     forward: Arc<dyn RealToComplex<f32>>,
@@ -100,11 +90,11 @@ struct Transform {
 
 impl Transform {
     fn new() -> Self {
-        let (forward, inverse) = shared_plans();
+        let (forward, inverse) = shared_plans(FFT);
         let scratch = forward.get_scratch_len().max(inverse.get_scratch_len());
         Self {
-            forward: Arc::clone(forward),
-            inverse: Arc::clone(inverse),
+            forward,
+            inverse,
             time: [0.0; FFT],
             spectrum: ZERO,
             scratch: vec![Complex::default(); scratch].into_boxed_slice(),

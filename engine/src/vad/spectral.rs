@@ -24,7 +24,9 @@
 use std::sync::{Arc, OnceLock};
 
 use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealToComplex};
+
+use crate::fft::shared_plans;
 
 use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
@@ -121,9 +123,6 @@ pub(crate) struct Features {
     pub(crate) pitch_lag: u8,
 }
 
-/// The forward and inverse FFT plans.
-type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
-
 /// The reference's analysis window (a 20 ms Hann window) and the factor that puts its band
 /// energies on the scale of the caller's 32 ms window (the ratio of their energies), built once.
 fn reference_window() -> &'static ([f32; SLOT_SAMPLES as usize], f32) {
@@ -135,17 +134,6 @@ fn reference_window() -> &'static ([f32; SLOT_SAMPLES as usize], f32) {
         let caller: f32 = (0..WINDOW).map(|i| hann(i, WINDOW).powi(2)).sum();
         let reference: f32 = w.iter().map(|w| w * w).sum();
         (w, caller / reference)
-    })
-}
-
-/// The FFT plans, built once per process and shared by every classifier: their twiddle tables
-/// are read-only, so each session saves the plans' memory, and with many sessions on a worker
-/// the tables stay in cache.
-fn shared_plans() -> &'static Plans {
-    static PLANS: OnceLock<Plans> = OnceLock::new();
-    PLANS.get_or_init(|| {
-        let mut planner = RealFftPlanner::<f32>::new();
-        (planner.plan_fft_forward(FFT), planner.plan_fft_inverse(FFT))
     })
 }
 
@@ -187,10 +175,10 @@ impl SpectralClassifier {
     /// Builds the classifier (allocates the FFT plans and buffers, and the echo gate if
     /// `echo_aware`).
     pub(crate) fn new(aggressiveness: u8, echo_aware: bool) -> Self {
-        let (forward, inverse) = shared_plans();
+        // The process's shared plans (`crate::fft`).
+        let (forward, inverse) = shared_plans(FFT);
         // Built here, not on the worker when the agent first speaks.
         let _ = reference_window();
-        let (forward, inverse) = (Arc::clone(forward), Arc::clone(inverse));
         let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len());
         let mut window = [0.0f32; WINDOW];
         for (i, w) in window.iter_mut().enumerate() {

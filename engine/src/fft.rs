@@ -1,0 +1,21 @@
+//! The real FFT plans every session shares: one planner for the process, which caches its plans
+//! by length, so each length's twiddle tables are built once, read-only, and stay in cache with
+//! many sessions on a worker. Taken when a session is built, never on the audio path (the lock
+//! below is only for that).
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+/// A length's forward and inverse plans.
+pub(crate) type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
+
+/// The plans for transforms of `len` samples (built on first use, then the cached ones).
+pub(crate) fn shared_plans(len: usize) -> Plans {
+    static PLANNER: OnceLock<Mutex<RealFftPlanner<f32>>> = OnceLock::new();
+    let mut planner = PLANNER
+        .get_or_init(|| Mutex::new(RealFftPlanner::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    (planner.plan_fft_forward(len), planner.plan_fft_inverse(len))
+}
