@@ -29,6 +29,7 @@ pub mod protocol;
 pub mod quality;
 pub mod resample;
 pub mod runtime;
+mod simd;
 pub mod stats;
 pub mod vad;
 

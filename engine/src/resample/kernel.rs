@@ -7,27 +7,7 @@
 //! arithmetic is exact, so both builds give bit-identical output.
 
 use super::filter::PolyphaseFilter;
-
-/// Which build of the loop this CPU runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kernel {
-    /// The baseline build (SSE2 on x86-64; whatever the target has elsewhere).
-    Portable,
-    /// Built with AVX2 enabled; chosen only when the CPU reports AVX2.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-}
-
-impl Kernel {
-    /// The fastest build this CPU can run.
-    pub(super) fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Self::Avx2;
-        }
-        Self::Portable
-    }
-}
+pub(super) use crate::simd::Kernel;
 
 /// One output sample's worth of work: where its window ends and which branch it uses.
 pub(super) struct Step {
@@ -61,29 +41,7 @@ pub(super) fn run(
     step: &mut Step,
     output: &mut [i16],
 ) {
-    match kernel {
-        Kernel::Portable => run_portable(window, filter, stride, step, output),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Kernel::Avx2` is only ever built by `Kernel::detect` after the CPU reported
-        // AVX2, which is the one requirement of calling a function with that target feature.
-        Kernel::Avx2 => unsafe { run_avx2(window, filter, stride, step, output) },
-    }
-}
-
-fn run_portable(
-    window: &[i16],
-    filter: &PolyphaseFilter,
-    stride: Stride,
-    step: &mut Step,
-    output: &mut [i16],
-) {
-    run_sized(window, filter, stride, step, output);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn run_avx2(window: &[i16], filter: &PolyphaseFilter, stride: Stride, step: &mut Step, output: &mut [i16]) {
-    run_sized(window, filter, stride, step, output);
+    kernel.run(|| run_sized(window, filter, stride, step, output));
 }
 
 /// Picks a build of the loop with the tap count known at compile time.

@@ -1,0 +1,50 @@
+//! Which build of a hot loop this CPU runs.
+//!
+//! The engine's inner loops (the resampler's dot products, the echo canceller's spectra) are
+//! plain Rust that the compiler vectorises. Built for baseline x86-64 they get 4-lane SSE2
+//! vectors; the same code built with AVX2 enabled gets 8 lanes. [`Kernel::run`] runs a piece of
+//! code in the build the CPU supports, chosen once by [`Kernel::detect`]. The loops are written
+//! lane by lane (no sum whose order the vector width would change), so both builds give
+//! bit-identical results; tests compare them.
+
+/// Which build of a loop this CPU runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// The baseline build (SSE2 on x86-64; whatever the target has elsewhere).
+    Portable,
+    /// Built with AVX2 enabled; chosen only when the CPU reports AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Kernel {
+    /// The fastest build this CPU can run.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Self::Avx2;
+        }
+        Self::Portable
+    }
+
+    /// Runs `body` in this build. `body` is inlined into a function built with the kernel's
+    /// features, so the loops it contains (and the `#[inline(always)]` functions it calls) are
+    /// compiled with them.
+    #[inline(always)]
+    pub(crate) fn run<R>(self, body: impl FnOnce() -> R) -> R {
+        match self {
+            Self::Portable => body(),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::Avx2` is only ever built by `Kernel::detect` after the CPU
+            // reported AVX2, which is the one requirement of calling a function with that
+            // target feature.
+            Self::Avx2 => unsafe { with_avx2(body) },
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
