@@ -15,3 +15,11 @@ pub const FRAME_US: u64 = 20_000;
 
 /// Samples in one carrier frame (20 ms at 8 kHz); as G.711, one byte each.
 pub const FRAME_SAMPLES: usize = (FRAME_US / 1000 * SAMPLES_PER_MS) as usize;
+
+/// A sample computed in `f32`, rounded half away from zero like `f32::round` but without its
+/// libm call (baseline x86-64 has no rounding instruction); `as` truncates and saturates, so a
+/// value out of range clips instead of wrapping around.
+#[inline(always)]
+pub(crate) fn to_i16(v: f32) -> i16 {
+    (v + 0.5f32.copysign(v)) as i16
+}

@@ -26,6 +26,7 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealToComplex};
 
 use crate::fft::shared_plans;
+use crate::simd::Kernel;
 
 /// Samples per block: one 20 ms frame at 8 kHz.
 pub(crate) const FRAME: usize = 160;
@@ -77,7 +78,23 @@ const REMOVES: f32 = 0.25;
 const DIVERGED: f32 = 4.0;
 
 type Spectrum = [Complex<f32>; BINS];
-const ZERO: Spectrum = [Complex::new(0.0, 0.0); BINS];
+
+/// Bins as the filter keeps them: padded to a multiple of 8, so that every loop over them
+/// vectorises whole (the padding stays zero).
+const PADDED: usize = BINS.next_multiple_of(8);
+/// Undoes the scaling of a forward and an inverse transform (realfft's are not normalised).
+const SCALE: f32 = 1.0 / FFT as f32;
+
+/// A spectrum with its real and imaginary parts apart. The filter's loops multiply spectra bin
+/// by bin; over `Complex` pairs the compiler must shuffle the halves of every pair apart and
+/// back, and those loops took about twice as long.
+#[derive(Clone, Copy)]
+struct Bins {
+    re: [f32; PADDED],
+    im: [f32; PADDED],
+}
+
+const SILENT: Bins = Bins { re: [0.0; PADDED], im: [0.0; PADDED] };
 
 /// The FFTs and their buffers.
 struct Transform {
@@ -96,43 +113,53 @@ impl Transform {
             forward,
             inverse,
             time: [0.0; FFT],
-            spectrum: ZERO,
+            spectrum: [Complex::new(0.0, 0.0); BINS],
             scratch: vec![Complex::default(); scratch].into_boxed_slice(),
         }
     }
 
-    /// The spectrum of `self.time` into `self.spectrum` (`self.time` is used up).
-    fn forward(&mut self) {
+    /// The spectrum of `self.time` (which is used up).
+    #[inline(always)]
+    fn forward(&mut self) -> Bins {
         // The lengths match the plan, the only way it fails.
         let _ = self.forward.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch);
+        let mut bins = SILENT;
+        for (k, c) in self.spectrum.iter().enumerate() {
+            (bins.re[k], bins.im[k]) = (c.re, c.im);
+        }
+        bins
     }
 
-    /// `self.spectrum` back to `self.time`, scaled to undo the forward transform.
-    fn inverse(&mut self) {
+    /// `bins` back to `self.time`, [`FFT`] times too large: callers scale by [`SCALE`] only what
+    /// they use.
+    #[inline(always)]
+    fn inverse(&mut self, bins: &Bins) {
+        for (k, c) in self.spectrum.iter_mut().enumerate() {
+            *c = Complex::new(bins.re[k], bins.im[k]);
+        }
         // A real signal's spectrum has real end bins; rounding may leave a trace, which the
         // inverse transform would refuse.
         self.spectrum[0].im = 0.0;
         self.spectrum[BINS - 1].im = 0.0;
         let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch);
-        for t in &mut self.time {
-            *t *= 1.0 / FFT as f32;
-        }
     }
 }
 
 /// One echo path's model; see the module docs.
 pub(crate) struct AdaptiveFilter {
+    /// The build of the loops below this CPU runs.
+    kernel: Kernel,
     transform: Transform,
     /// The far end's last two blocks.
     far_time: [f32; FFT],
     /// The far end's block spectra, newest at `newest`, then older ones in ring order.
-    far: [Spectrum; PARTITIONS],
+    far: [Bins; PARTITIONS],
     newest: usize,
     /// Per bin: the far end's power over the span, plus [`REGULARISATION`].
-    far_power: [f32; BINS],
+    far_power: [f32; PADDED],
     /// Weights per partition (spectra of 160 taps, zero-padded).
-    adapting: [Spectrum; PARTITIONS],
-    serving: [Spectrum; PARTITIONS],
+    adapting: [Bins; PARTITIONS],
+    serving: [Bins; PARTITIONS],
     /// The partition whose weights are next made a 160-tap filter again (the gradient constraint,
     /// one partition per block, in turn).
     constrain: usize,
@@ -141,8 +168,8 @@ pub(crate) struct AdaptiveFilter {
     adapting_error: f32,
     line: f32,
     /// Per bin: the adapting filter's error power, smoothed, and its floor (the line's noise).
-    error_power: [f32; BINS],
-    error_floor: [f32; BINS],
+    error_power: [f32; PADDED],
+    error_floor: [f32; PADDED],
     /// The far end's usual mean bin power while the agent speaks (0 until it first does).
     far_level: f32,
     /// The block begun: the serving and adapting filters' estimates of its echo.
@@ -153,20 +180,26 @@ pub(crate) struct AdaptiveFilter {
 impl AdaptiveFilter {
     /// A filter that has learnt nothing yet (allocates; not on the audio path).
     pub(crate) fn new() -> Self {
+        Self::with_kernel(Kernel::detect())
+    }
+
+    /// A new filter whose loops run in `kernel`'s build.
+    pub(crate) fn with_kernel(kernel: Kernel) -> Self {
         Self {
+            kernel,
             transform: Transform::new(),
             far_time: [0.0; FFT],
-            far: [ZERO; PARTITIONS],
+            far: [SILENT; PARTITIONS],
             newest: 0,
-            far_power: [REGULARISATION; BINS],
-            adapting: [ZERO; PARTITIONS],
-            serving: [ZERO; PARTITIONS],
+            far_power: [REGULARISATION; PADDED],
+            adapting: [SILENT; PARTITIONS],
+            serving: [SILENT; PARTITIONS],
             constrain: 0,
             serving_error: 0.0,
             adapting_error: 0.0,
             line: 0.0,
-            error_power: [0.0; BINS],
-            error_floor: [f32::MAX; BINS],
+            error_power: [0.0; PADDED],
+            error_floor: [f32::MAX; PADDED],
             far_level: 0.0,
             serving_echo: [0.0; FRAME],
             adapting_echo: [0.0; FRAME],
@@ -175,6 +208,7 @@ impl AdaptiveFilter {
 
     /// Takes the next block of far end (the agent's audio aligned with the line's block to come)
     /// into the history, without a line block to go with it.
+    #[inline(always)]
     pub(crate) fn push_far(&mut self, far: &[i16; FRAME]) {
         self.far_time.copy_within(FRAME.., 0);
         for (t, &f) in self.far_time[FRAME..].iter_mut().zip(far) {
@@ -182,12 +216,11 @@ impl AdaptiveFilter {
         }
         self.newest = (self.newest + PARTITIONS - 1) % PARTITIONS;
         self.transform.time = self.far_time;
-        self.transform.forward();
-        self.far[self.newest] = self.transform.spectrum;
-        self.far_power = [REGULARISATION; BINS];
-        for block in &self.far {
-            for (p, x) in self.far_power.iter_mut().zip(block) {
-                *p += x.norm_sqr();
+        self.far[self.newest] = self.transform.forward();
+        self.far_power = [REGULARISATION; PADDED];
+        for x in &self.far {
+            for k in 0..PADDED {
+                self.far_power[k] += x.re[k] * x.re[k] + x.im[k] * x.im[k];
             }
         }
     }
@@ -196,8 +229,8 @@ impl AdaptiveFilter {
     /// is filtered when it speaks again). The weights stay: the echo path has not changed.
     pub(crate) fn far_silent(&mut self) {
         self.far_time = [0.0; FFT];
-        self.far = [ZERO; PARTITIONS];
-        self.far_power = [REGULARISATION; BINS];
+        self.far = [SILENT; PARTITIONS];
+        self.far_power = [REGULARISATION; PADDED];
     }
 
     /// The far end is now fed `by` samples later (negative: earlier) than before: the echo path's
@@ -213,9 +246,16 @@ impl AdaptiveFilter {
     /// Starts the line's next block: takes its far end (the agent's audio aligned with it) and
     /// estimates the block's echo, which [`Self::echo`] then gives sample by sample.
     pub(crate) fn begin(&mut self, far: &[i16; FRAME]) {
+        let kernel = self.kernel;
+        kernel.run(|| self.begin_in_kernel(far));
+    }
+
+    #[inline(always)]
+    fn begin_in_kernel(&mut self, far: &[i16; FRAME]) {
         self.push_far(far);
-        self.serving_echo = estimate(&mut self.transform, &self.far, self.newest, &self.serving);
-        self.adapting_echo = estimate(&mut self.transform, &self.far, self.newest, &self.adapting);
+        let (serving, adapting) = filter_both(&self.far, self.newest, &self.serving, &self.adapting);
+        self.serving_echo = block_of(&mut self.transform, &serving);
+        self.adapting_echo = block_of(&mut self.transform, &adapting);
     }
 
     /// The echo the serving filter estimates for the block begun, per sample: what the line
@@ -227,10 +267,16 @@ impl AdaptiveFilter {
     /// Ends the block begun with the line it carried: both paths' errors, one step of the
     /// adapting filter, and which weights serve from the next block on.
     pub(crate) fn end(&mut self, line: &[i16; FRAME]) {
+        let kernel = self.kernel;
+        kernel.run(|| self.end_in_kernel(line));
+    }
+
+    #[inline(always)]
+    fn end_in_kernel(&mut self, line: &[i16; FRAME]) {
         let line: [f32; FRAME] = std::array::from_fn(|n| f32::from(line[n]));
         let serving: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.serving_echo[n]);
         let adapting: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.adapting_echo[n]);
-        let energy = |x: &[f32; FRAME]| x.iter().map(|v| v * v).sum::<f32>();
+        let energy = |x: &[f32; FRAME]| sum(x, |v| v * v);
         let smooth = |s: &mut f32, v: f32| *s += SMOOTHING * (v - *s);
         smooth(&mut self.serving_error, energy(&serving));
         smooth(&mut self.adapting_error, energy(&adapting));
@@ -248,28 +294,32 @@ impl AdaptiveFilter {
     }
 
     /// One normalised LMS step of the adapting filter on its error `error`.
+    #[inline(always)]
     fn adapt(&mut self, error: &[f32; FRAME]) {
         self.transform.time[..FRAME].fill(0.0);
         self.transform.time[FRAME..].copy_from_slice(error);
-        self.transform.forward();
-        let mean = self.far_power.iter().sum::<f32>() / BINS as f32;
+        let e = self.transform.forward();
+        let mean = sum(&self.far_power[..BINS], |p| p) / BINS as f32;
         if mean > 100.0 * REGULARISATION {
             self.far_level += LEVEL_SMOOTHING * (mean - self.far_level);
         }
         let quiet_bin = QUIET_BIN_FLOOR * self.far_level;
-        let gain: Spectrum = std::array::from_fn(|k| {
-            let e = self.transform.spectrum[k];
+        let mut gain = SILENT;
+        for k in 0..PADDED {
             let power = &mut self.error_power[k];
-            *power += ERROR_SMOOTHING * (e.norm_sqr() - *power);
+            *power += ERROR_SMOOTHING * (e.re[k] * e.re[k] + e.im[k] * e.im[k] - *power);
             let floor = &mut self.error_floor[k];
             *floor = (*floor * FLOOR_RISE).min(*power).max(1.0);
             let step = STEP * (1.0 - *floor / power.max(1.0)).max(MIN_STEP_SHARE);
-            e * (step / (self.far_power[k] + quiet_bin))
-        });
+            let scale = step / (self.far_power[k] + quiet_bin);
+            (gain.re[k], gain.im[k]) = (e.re[k] * scale, e.im[k] * scale);
+        }
+        // Each partition's weights move by its far end's conjugate times the gain.
         for (p, w) in self.adapting.iter_mut().enumerate() {
             let x = &self.far[(self.newest + p) % PARTITIONS];
-            for ((w, x), g) in w.iter_mut().zip(x).zip(&gain) {
-                *w += x.conj() * g;
+            for k in 0..PADDED {
+                w.re[k] += x.re[k] * gain.re[k] + x.im[k] * gain.im[k];
+                w.im[k] += x.re[k] * gain.im[k] - x.im[k] * gain.re[k];
             }
         }
         // The update above lets each partition's taps spill into the block after it (circular
@@ -278,42 +328,71 @@ impl AdaptiveFilter {
         // measured no better).
         let c = self.constrain;
         self.constrain = (c + 1) % PARTITIONS;
-        self.transform.spectrum = self.adapting[c];
-        self.transform.inverse();
+        self.transform.inverse(&self.adapting[c]);
+        for t in &mut self.transform.time[..FRAME] {
+            *t *= SCALE;
+        }
         self.transform.time[FRAME..].fill(0.0);
-        self.transform.forward();
-        self.adapting[c] = self.transform.spectrum;
+        self.adapting[c] = self.transform.forward();
     }
 }
 
-/// `weights`' estimate of the echo on the newest block, the far end's block spectra being `far`
-/// (newest at `newest`).
-fn estimate(
-    transform: &mut Transform,
-    far: &[Spectrum; PARTITIONS],
+/// The serving and adapting weights' estimates of the newest block's echo, as spectra, the far
+/// end's block spectra being `far` (newest at `newest`). One pass for both: each far-end bin is
+/// read once.
+#[inline(always)]
+fn filter_both(
+    far: &[Bins; PARTITIONS],
     newest: usize,
-    weights: &[Spectrum; PARTITIONS],
-) -> [f32; FRAME] {
-    transform.spectrum = ZERO;
-    for (p, w) in weights.iter().enumerate() {
-        let x = &far[(newest + p) % PARTITIONS];
-        for ((y, w), x) in transform.spectrum.iter_mut().zip(w).zip(x) {
-            *y += w * x;
+    serving: &[Bins; PARTITIONS],
+    adapting: &[Bins; PARTITIONS],
+) -> (Bins, Bins) {
+    let (mut s, mut a) = (SILENT, SILENT);
+    for p in 0..PARTITIONS {
+        let (x, ws, wa) = (&far[(newest + p) % PARTITIONS], &serving[p], &adapting[p]);
+        for k in 0..PADDED {
+            s.re[k] += ws.re[k] * x.re[k] - ws.im[k] * x.im[k];
+            s.im[k] += ws.re[k] * x.im[k] + ws.im[k] * x.re[k];
+            a.re[k] += wa.re[k] * x.re[k] - wa.im[k] * x.im[k];
+            a.im[k] += wa.re[k] * x.im[k] + wa.im[k] * x.re[k];
         }
     }
-    transform.inverse();
-    std::array::from_fn(|n| transform.time[FRAME + n])
+    (s, a)
+}
+
+/// The sum of `f` over `x`, kept as eight sums: one sum must add in order, which the compiler
+/// cannot vectorise (`f32` addition is not associative), and the filter's sums took as long as
+/// its multiply-adds.
+#[inline(always)]
+fn sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder().iter().map(|&v| f(v)).sum::<f32>();
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(v);
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// The newest block's samples of the overlap-save output whose spectrum is `y`.
+#[inline(always)]
+fn block_of(transform: &mut Transform, y: &Bins) -> [f32; FRAME] {
+    transform.inverse(y);
+    std::array::from_fn(|n| transform.time[FRAME + n] * SCALE)
 }
 
 /// Moves the filter `weights` stands for `by` taps later (negative: earlier) in the span.
-fn shift_taps(transform: &mut Transform, weights: &mut [Spectrum; PARTITIONS], by: i64) {
+fn shift_taps(transform: &mut Transform, weights: &mut [Bins; PARTITIONS], by: i64) {
     let mut taps = [0.0f32; SPAN];
     for (w, t) in weights.iter().zip(taps.chunks_exact_mut(FRAME)) {
-        transform.spectrum = *w;
-        transform.inverse();
+        transform.inverse(w);
         // The first half: the partition's taps (the second holds only what the gradient
         // constraint would cut).
-        t.copy_from_slice(&transform.time[..FRAME]);
+        for (t, &v) in t.iter_mut().zip(&transform.time[..FRAME]) {
+            *t = v * SCALE;
+        }
     }
     for (w, p) in weights.iter_mut().zip(0..) {
         transform.time = [0.0; FFT];
@@ -321,7 +400,6 @@ fn shift_taps(transform: &mut Transform, weights: &mut [Spectrum; PARTITIONS], b
             let from = (p * FRAME + n) as i64 - by;
             *t = usize::try_from(from).ok().and_then(|f| taps.get(f)).copied().unwrap_or(0.0);
         }
-        transform.forward();
-        *w = transform.spectrum;
+        *w = transform.forward();
     }
 }

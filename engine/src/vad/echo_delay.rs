@@ -19,6 +19,8 @@
 //! State: two arrays of [`LAGS`] 16-bit sums and a few numbers (136 bytes); no sample history
 //! (the levels come from the gate's reference ring).
 
+use crate::audio::to_i16;
+
 /// Lags searched, in 20 ms slots (0-620 ms): the gate's window.
 pub(crate) const LAGS: usize = 32;
 /// Leak of the correlation sums per frame (time constant 50 frames, 1 s).
@@ -45,9 +47,11 @@ const MIN_CONFIDENCE: f32 = 0.25;
 const CORR_SCALE: f32 = 1.6;
 const ENERGY_SCALE: f32 = 3.2;
 
-/// `v` leaked once, in integer units: rounded, but never stuck above zero.
+/// `v` leaked once, in integer units: rounded, but never stuck above zero. (Rounded half away
+/// from zero by hand, as [`to_i16`] does: `f32::round` is a libm call on baseline x86-64, three
+/// per lag and frame.)
 fn leak_units(v: f32) -> f32 {
-    let l = (v * LEAK).round();
+    let l = (v * LEAK + 0.5f32.copysign(v)) as i32 as f32;
     if l == v && v != 0.0 { v - v.signum() } else { l }
 }
 
@@ -101,9 +105,10 @@ impl EchoDelay {
         for ((c, e), &l) in self.corr.iter_mut().zip(&mut self.ref_energy).zip(levels) {
             let r = (level(l) - mean).clamp(-CLAMP_DB, CLAMP_DB);
             let corr = leak_units(f32::from(*c)) + x * r * CORR_SCALE;
-            *c = corr.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+            *c = to_i16(corr);
             let energy = leak_units(f32::from(*e)) + r * r * ENERGY_SCALE;
-            *e = energy.round().min(f32::from(u16::MAX)) as u16;
+            // Never negative; `as` saturates at the top.
+            *e = (energy + 0.5) as u16;
         }
         self.frames = self.frames.saturating_add(1);
     }

@@ -6,6 +6,7 @@
 //! steep high-pass costs no speech evidence and kills DC, the 50/60 Hz fundamentals and their
 //! 100/120/150/180 Hz harmonics. Speech keeps its harmonics above 200 Hz even for low voices.
 
+use crate::audio::to_i16;
 use std::f64::consts::PI;
 
 /// Sample rate the filter is designed for.
@@ -124,13 +125,6 @@ impl Lanes {
     fn cascade(&mut self, x: f32) -> f32 {
         (0..SECTIONS).fold(x, |v, k| self.section(k, v))
     }
-}
-
-/// Rounds half away from zero like `f32::round`, without its libm call (baseline x86-64 has no
-/// rounding instruction); `as` truncates and saturates, so clipped input cannot wrap around.
-#[inline(always)]
-fn to_i16(v: f32) -> i16 {
-    (v + 0.5f32.copysign(v)) as i16
 }
 
 /// DC and mains-hum filter for 8 kHz audio: 4th-order Butterworth high-pass at 180 Hz plus notches
