@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use rustfft::{Fft, FftPlanner};
 
 /// A length's forward and inverse plans.
 pub(crate) type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
@@ -17,5 +18,16 @@ pub(crate) fn shared_plans(len: usize) -> Plans {
         .get_or_init(|| Mutex::new(RealFftPlanner::new()))
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
+    (planner.plan_fft_forward(len), planner.plan_fft_inverse(len))
+}
+
+/// A complex length's forward and inverse plans.
+pub(crate) type ComplexPlans = (Arc<dyn Fft<f32>>, Arc<dyn Fft<f32>>);
+
+/// The plans for complex transforms of `len` points (built on first use, then the cached ones).
+pub(crate) fn shared_complex_plans(len: usize) -> ComplexPlans {
+    static PLANNER: OnceLock<Mutex<FftPlanner<f32>>> = OnceLock::new();
+    let mut planner =
+        PLANNER.get_or_init(|| Mutex::new(FftPlanner::new())).lock().unwrap_or_else(PoisonError::into_inner);
     (planner.plan_fft_forward(len), planner.plan_fft_inverse(len))
 }

@@ -27,9 +27,10 @@ impl Kernel {
         Self::Portable
     }
 
-    /// Runs `body` in this build. `body` is inlined into a function built with the kernel's
+    /// Runs `body` in this build: `body` is inlined into a function built with the kernel's
     /// features, so the loops it contains (and the `#[inline(always)]` functions it calls) are
-    /// compiled with them.
+    /// compiled with them. Mark the closure `#[inline(always)]`: a closure holding a large body
+    /// is otherwise left a function of its own, built for the baseline (seen in test builds).
     #[inline(always)]
     pub(crate) fn run<R>(self, body: impl FnOnce() -> R) -> R {
         match self {

@@ -20,12 +20,7 @@
 //! on this engine's test calls; WebRTC's AEC3 (the Rust port) allocates on every 10 ms frame.
 //! This one allocates once, when it is made, and shares its FFT plans with every session.
 
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-use realfft::{ComplexToReal, RealToComplex};
-
-use crate::fft::shared_plans;
+use super::transform::{BINS, Bins, FFT, PADDED, SCALE, SILENT, Transform};
 use crate::simd::Kernel;
 
 /// Samples per block: one 20 ms frame at 8 kHz.
@@ -35,9 +30,8 @@ pub(crate) const PARTITIONS: usize = 7;
 /// Samples of echo path the filter spans (140 ms): a 100 ms tail, and room for the delay
 /// estimate's error on both sides.
 pub(crate) const SPAN: usize = PARTITIONS * FRAME;
-/// The overlap-save transform: two blocks.
-const FFT: usize = 2 * FRAME;
-const BINS: usize = FFT / 2 + 1;
+// Overlap-save: each transform holds two blocks.
+const _: () = assert!(FFT == 2 * FRAME);
 
 /// The adapting filter's largest step (normalised LMS; stable below 2). Fast, because the serving
 /// path keeps its mistakes out of the output.
@@ -76,74 +70,6 @@ const REMOVES: f32 = 0.25;
 /// The adapting filter starts again from the serving one when its error is this many times
 /// the serving one's (6 dB).
 const DIVERGED: f32 = 4.0;
-
-type Spectrum = [Complex<f32>; BINS];
-
-/// Bins as the filter keeps them: padded to a multiple of 8, so that every loop over them
-/// vectorises whole (the padding stays zero).
-const PADDED: usize = BINS.next_multiple_of(8);
-/// Undoes the scaling of a forward and an inverse transform (realfft's are not normalised).
-const SCALE: f32 = 1.0 / FFT as f32;
-
-/// A spectrum with its real and imaginary parts apart. The filter's loops multiply spectra bin
-/// by bin; over `Complex` pairs the compiler must shuffle the halves of every pair apart and
-/// back, and those loops took about twice as long.
-#[derive(Clone, Copy)]
-struct Bins {
-    re: [f32; PADDED],
-    im: [f32; PADDED],
-}
-
-const SILENT: Bins = Bins { re: [0.0; PADDED], im: [0.0; PADDED] };
-
-/// The FFTs and their buffers.
-struct Transform {
-    forward: Arc<dyn RealToComplex<f32>>,
-    inverse: Arc<dyn ComplexToReal<f32>>,
-    time: [f32; FFT],
-    spectrum: Spectrum,
-    scratch: Box<[Complex<f32>]>,
-}
-
-impl Transform {
-    fn new() -> Self {
-        let (forward, inverse) = shared_plans(FFT);
-        let scratch = forward.get_scratch_len().max(inverse.get_scratch_len());
-        Self {
-            forward,
-            inverse,
-            time: [0.0; FFT],
-            spectrum: [Complex::new(0.0, 0.0); BINS],
-            scratch: vec![Complex::default(); scratch].into_boxed_slice(),
-        }
-    }
-
-    /// The spectrum of `self.time` (which is used up).
-    #[inline(always)]
-    fn forward(&mut self) -> Bins {
-        // The lengths match the plan, the only way it fails.
-        let _ = self.forward.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch);
-        let mut bins = SILENT;
-        for (k, c) in self.spectrum.iter().enumerate() {
-            (bins.re[k], bins.im[k]) = (c.re, c.im);
-        }
-        bins
-    }
-
-    /// `bins` back to `self.time`, [`FFT`] times too large: callers scale by [`SCALE`] only what
-    /// they use.
-    #[inline(always)]
-    fn inverse(&mut self, bins: &Bins) {
-        for (k, c) in self.spectrum.iter_mut().enumerate() {
-            *c = Complex::new(bins.re[k], bins.im[k]);
-        }
-        // A real signal's spectrum has real end bins; rounding may leave a trace, which the
-        // inverse transform would refuse.
-        self.spectrum[0].im = 0.0;
-        self.spectrum[BINS - 1].im = 0.0;
-        let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch);
-    }
-}
 
 /// One echo path's model; see the module docs.
 pub(crate) struct AdaptiveFilter {
@@ -247,7 +173,10 @@ impl AdaptiveFilter {
     /// estimates the block's echo, which [`Self::echo`] then gives sample by sample.
     pub(crate) fn begin(&mut self, far: &[i16; FRAME]) {
         let kernel = self.kernel;
-        kernel.run(|| self.begin_in_kernel(far));
+        kernel.run(
+            #[inline(always)]
+            || self.begin_in_kernel(far),
+        );
     }
 
     #[inline(always)]
@@ -268,7 +197,10 @@ impl AdaptiveFilter {
     /// adapting filter, and which weights serve from the next block on.
     pub(crate) fn end(&mut self, line: &[i16; FRAME]) {
         let kernel = self.kernel;
-        kernel.run(|| self.end_in_kernel(line));
+        kernel.run(
+            #[inline(always)]
+            || self.end_in_kernel(line),
+        );
     }
 
     #[inline(always)]

@@ -30,6 +30,7 @@
 //! rates are delivered unchanged and counted (`echo_reduction_unavailable`).
 
 mod adaptive_filter;
+mod transform;
 
 use crate::audio::to_i16;
 

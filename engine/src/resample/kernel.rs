@@ -41,7 +41,10 @@ pub(super) fn run(
     step: &mut Step,
     output: &mut [i16],
 ) {
-    kernel.run(|| run_sized(window, filter, stride, step, output));
+    kernel.run(
+        #[inline(always)]
+        || run_sized(window, filter, stride, step, output),
+    );
 }
 
 /// Picks a build of the loop with the tap count known at compile time.
