@@ -28,6 +28,8 @@
 //! [`SpeechDetector::voiced_snr_db`]: crate::vad::SpeechDetector::voiced_snr_db
 //! [`BargeInConfig::duck_db`]: crate::config::BargeInConfig::duck_db
 //! [`BargeInConfig::rejoin_within_ms`]: crate::config::BargeInConfig::rejoin_within_ms
+//! [`RESTORE_AFTER_MS`]: crate::pipeline::barge_in::RESTORE_AFTER_MS
+//! [`REJOIN_BELOW_SNR_DB`]: crate::config::REJOIN_BELOW_SNR_DB
 
 use crate::config::{BargeInConfig, REJOIN_BELOW_SNR_DB};
 

@@ -134,7 +134,7 @@ impl SpeechStateMachine {
         self.on_decision(speech, speech, 0, end, on_transition);
     }
 
-    /// As [`Self::on_frame`], with the classifier's detail: `voiced`, the frame is strong
+    /// As `on_frame` (which tests call), with the classifier's detail: `voiced`, the frame is strong
     /// evidence of speech (not just a continuation of a run); `lead`, if the frame starts a run,
     /// the frames before it (classified non-speech, but judged by the classifier to be the soft
     /// start of this run) that are part of it. The lead never reaches back before the previous
