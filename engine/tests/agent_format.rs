@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use trunkline::codec::{alaw_to_linear, linear_to_alaw, linear_to_ulaw};
 use trunkline::protocol::{AudioEncoding, MediaFormat, TelnyxDialect, TwilioDialect};
 use trunkline::runtime::ManualClock;
+use trunkline::vad::VadConfig;
 use trunkline::{AgentFormat, Engine, EngineConfig, Event, Session, SessionConfig};
 
 #[cfg(debug_assertions)]
@@ -118,8 +119,25 @@ fn a_g711_agent_needs_8_khz() {
 
 #[test]
 fn every_mulaw_code_reaches_a_mulaw_agent_untouched_through_reordering_and_gaps() {
+    every_mulaw_code_passes_through(config(AgentFormat::Mulaw));
+}
+
+#[test]
+fn with_echo_reduction_on_the_codes_pass_through_while_nothing_is_taken_out() {
+    // The agent has played nothing, so no echo can be in the caller's audio: the canceller
+    // hands every sample on as it came, and the carrier's codes go to the agent, not the codes
+    // of their decoded samples (which would turn 0x7F into 0xFF).
+    let vad = VadConfig { echo_aware: true, ..VadConfig::default() };
+    every_mulaw_code_passes_through(SessionConfig {
+        vad,
+        echo_reduction: true,
+        ..config(AgentFormat::Mulaw)
+    });
+}
+
+fn every_mulaw_code_passes_through(config: SessionConfig) {
     let clock = ManualClock::new();
-    let (_engine, mut s) = open(&clock, &config(AgentFormat::Mulaw));
+    let (_engine, mut s) = open(&clock, &config);
     s.push_text(&start()).unwrap();
     let mut codes = all_codes(12 * FRAME);
     // Both µ-law zeros in the frame that is held out of order, and elsewhere.

@@ -72,6 +72,26 @@ pub(crate) struct EchoCanceller {
     block_len: usize,
     block: [i16; FRAME],
     filtered: bool,
+    /// No gap's filling is in the block: the filter learns from it when it ends.
+    learns: bool,
+}
+
+/// A piece of caller audio as [`EchoCanceller::process`] hands it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reduced<'a> {
+    /// The samples as they came: nothing of the agent's could echo in them, or a gap's filling.
+    Unchanged(&'a [i16]),
+    /// The samples with the echo estimate taken out.
+    Filtered(&'a [i16]),
+}
+
+impl<'a> Reduced<'a> {
+    /// The samples, either way.
+    pub(crate) fn samples(self) -> &'a [i16] {
+        match self {
+            Self::Unchanged(s) | Self::Filtered(s) => s,
+        }
+    }
 }
 
 impl EchoCanceller {
@@ -90,6 +110,7 @@ impl EchoCanceller {
             block_len: 0,
             block: [0; FRAME],
             filtered: false,
+            learns: true,
         })
     }
 
@@ -142,7 +163,12 @@ impl EchoCanceller {
     /// `emit` at once, sample for sample (nothing is held back: a block's echo is estimated when
     /// it starts, from the far end already written ahead of it, and the filter learns from the
     /// block when it ends).
-    pub(crate) fn process(&mut self, pcm: &[i16], start: u64, emit: &mut dyn FnMut(&[i16])) {
+    ///
+    /// `gap`: the samples fill a gap in the stream (audio lost or late), they are not the line.
+    /// They pass unchanged (taking the echo estimate out of them would put the echo, inverted,
+    /// where there was none), and the filter does not learn from the block they are in; they
+    /// still take their place in the timeline, so the far end's history stays aligned.
+    pub(crate) fn process(&mut self, pcm: &[i16], start: u64, gap: bool, emit: &mut dyn FnMut(Reduced<'_>)) {
         let mut out = [0i16; FRAME];
         let mut done = 0;
         while done < pcm.len() {
@@ -156,20 +182,21 @@ impl EchoCanceller {
             }
             let n = (FRAME - self.block_len).min(pcm.len() - done);
             let piece = &pcm[done..done + n];
-            if self.filtered {
+            if self.filtered && !gap {
                 let echo = &self.filter.echo()[self.block_len..][..n];
                 for ((o, &l), &e) in out.iter_mut().zip(piece).zip(echo) {
                     *o = to_i16(f32::from(l) - e);
                 }
-                emit(&out[..n]);
+                emit(Reduced::Filtered(&out[..n]));
             } else {
-                emit(piece);
+                emit(Reduced::Unchanged(piece));
             }
+            self.learns &= !gap;
             self.block[self.block_len..][..n].copy_from_slice(piece);
             self.block_len += n;
             done += n;
             if self.block_len == FRAME {
-                if self.filtered {
+                if self.filtered && self.learns {
                     self.filter.end(&self.block);
                 }
                 self.block_len = 0;
@@ -183,6 +210,7 @@ impl EchoCanceller {
         self.block_at = at;
         self.align();
         self.filtered = false;
+        self.learns = true;
         let Some(far_start) = at.checked_sub(self.alignment) else { return };
         // No agent audio yet, or silent over the filter's whole span: no echo to remove.
         if self.loud_end == 0 || far_start >= self.loud_end + SPAN as u64 {
@@ -292,7 +320,7 @@ mod tests {
             if ahead > written {
                 c.reference(&far[written..ahead], written as u64, true);
             }
-            c.process(chunk, at as u64, &mut |x| out.extend_from_slice(x));
+            c.process(chunk, at as u64, false, &mut |x| out.extend_from_slice(x.samples()));
             at += chunk.len();
         }
         out
@@ -317,6 +345,53 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_passes_as_silence_and_leaves_what_was_learnt() {
+        // Lost audio filled with silence: with the echo estimate taken out of it, the host
+        // would read the echo, inverted, where the line carried nothing.
+        let far = talk(8_000 * 10, 17);
+        let line = echo_of(&far, 240, 6.0);
+        let gap = 48_000..48_000 + 3 * FRAME + 37;
+        let run_with = |gap_marked: bool| {
+            let mut c = EchoCanceller::new();
+            c.set_delay_ms(Some(30.0));
+            let mut out = Vec::with_capacity(line.len());
+            let zeros = [0i16; FRAME];
+            let mut at = 0;
+            while at < line.len() {
+                let in_gap = gap.contains(&at);
+                let end = if in_gap {
+                    gap.end
+                } else if at < gap.start {
+                    gap.start
+                } else {
+                    line.len()
+                };
+                let end = end.min(at + FRAME);
+                let ahead = (end + 800).min(far.len());
+                let written = c.reference_end as usize;
+                if ahead > written {
+                    c.reference(&far[written..ahead], written as u64, true);
+                }
+                let piece = if in_gap { &zeros[..end - at] } else { &line[at..end] };
+                c.process(piece, at as u64, in_gap && gap_marked, &mut |x| {
+                    out.extend_from_slice(x.samples())
+                });
+                at = end;
+            }
+            out
+        };
+        let out = run_with(true);
+        assert!(out[gap.clone()].iter().all(|&v| v == 0), "the gap reads as silence");
+        let unmarked = run_with(false);
+        let inverted = energy(&unmarked[gap.clone()]) / energy(&line[gap.clone()]);
+        assert!(inverted > 0.5, "unmarked, the gap carries the echo estimate ({inverted:.2} of the echo)");
+        let erle = |r: std::ops::Range<usize>| 10.0 * (energy(&line[r.clone()]) / energy(&out[r])).log10();
+        let (before, after) = (erle(40_000..48_000), erle(gap.end..gap.end + 8_000));
+        assert!(before > 20.0, "{before:.1} dB before the gap");
+        assert!(after > before - 3.0, "{after:.1} dB after the gap, {before:.1} dB before");
+    }
+
+    #[test]
     fn a_moved_alignment_keeps_what_the_filter_had_learnt() {
         // A 60 ms echo: within the filter's span undelayed, so it is learnt before the delay is
         // known; then the estimate arrives and moves the alignment by 352 samples.
@@ -332,7 +407,7 @@ mod tests {
             let ahead = (at + FRAME + 800).min(far.len());
             let written = c.reference_end as usize;
             c.reference(&far[written..ahead], written as u64, true);
-            c.process(chunk, at as u64, &mut |x| out.extend_from_slice(x));
+            c.process(chunk, at as u64, false, &mut |x| out.extend_from_slice(x.samples()));
         }
         assert_eq!(c.alignment, 480 - SLACK);
         let erle = |r: std::ops::Range<usize>| 10.0 * (energy(&line[r.clone()]) / energy(&out[r])).log10();

@@ -17,7 +17,7 @@ use crate::audio::CARRIER_RATE;
 use crate::codec::carrier_opus::{OPUS_RATES, OpusDecoder, inbound_decode_rate};
 use crate::codec::{G711, G722Decoder};
 use crate::config::AgentFormat;
-use crate::echo_canceller::EchoCanceller;
+use crate::echo_canceller::{EchoCanceller, Reduced};
 use crate::event::RawEvent;
 use crate::pipeline::events::EventQueue;
 use crate::pipeline::reorder::{Delivery, FrameAudio};
@@ -253,44 +253,53 @@ impl InboundPath {
             Delivery::Audio { start, pcm } => (start, 0, pcm),
             Delivery::Silence { start, len } => (start, len, &[][..]),
         };
-        // Passed through when the codes are there (they always are from a G.711 carrier) and
-        // no echo is to be taken out of them.
+        // Passed through when the codes are there (they always are from a G.711 carrier), as
+        // long as no echo is taken out of them.
         let pass = match self.to_agent_format {
-            ToAgent::PassThrough(law) if g711.len() == audio.len() && out.echo.is_none() => Some(law),
+            ToAgent::PassThrough(law) if g711.len() == audio.len() => Some(law),
             _ => None,
         };
         for (k, piece) in audio.chunks(INBOUND_PIECE).enumerate() {
             let codes = pass.map(|_| &g711[k * INBOUND_PIECE..][..piece.len()]);
-            self.piece(piece, codes, start, out);
+            self.piece(piece, codes, start, false, out);
             start += piece.len() as u64;
         }
         // A gap reaches a pass-through agent as the law's silence code.
         let silence = match self.to_agent_format {
-            ToAgent::PassThrough(law) if silence_len > 0 && out.echo.is_none() => {
-                Some([law.silence(); INBOUND_PIECE])
-            }
+            ToAgent::PassThrough(law) if silence_len > 0 => Some([law.silence(); INBOUND_PIECE]),
             _ => None,
         };
         let mut left = silence_len;
         while left > 0 {
             let n = left.min(INBOUND_PIECE as u64) as usize;
-            self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, out);
+            self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, true, out);
             start += n as u64;
             left -= n as u64;
         }
     }
 
     /// One piece of delivered audio: `pcm`, and `codes`, the same samples as the agent's G.711
-    /// codes when they pass through.
-    fn piece(&mut self, pcm: &[i16], codes: Option<&[u8]>, start: u64, out: &mut InboundOut<'_>) {
+    /// codes when they pass through; `gap`, the piece fills a gap (silence for audio lost).
+    fn piece(&mut self, pcm: &[i16], codes: Option<&[u8]>, start: u64, gap: bool, out: &mut InboundOut<'_>) {
         out.counts.samples += pcm.len() as u64;
         match (codes, out.echo.as_deref_mut()) {
-            (Some(codes), _) => (out.audio)(AgentAudio::G711(codes)),
+            (Some(codes), None) => (out.audio)(AgentAudio::G711(codes)),
             (None, None) => self.pass_to_agent(pcm, out.audio),
             // The speech detector below still hears the audio as received.
-            (None, Some(echo)) => {
+            (codes, Some(echo)) => {
                 echo.set_delay_ms(out.vad.echo_delay_ms());
-                echo.process(pcm, start, &mut |reduced| self.pass_to_agent(reduced, out.audio));
+                let mut at = 0;
+                echo.process(pcm, start, gap, &mut |reduced| {
+                    let n = reduced.samples().len();
+                    match (reduced, codes) {
+                        // Nothing taken out: the carrier's codes pass through as they came.
+                        (Reduced::Unchanged(_), Some(codes)) => {
+                            (out.audio)(AgentAudio::G711(&codes[at..at + n]))
+                        }
+                        _ => self.pass_to_agent(reduced.samples(), out.audio),
+                    }
+                    at += n;
+                });
             }
         }
         self.detect_speech(pcm, start, out);
