@@ -15,8 +15,9 @@
 //! - **Normalisation**: each bin's step is divided by the far end's power in that bin over the
 //!   filter's span, so loud and quiet agent audio, low and high frequencies, converge alike.
 //! - **Cost**: spectra are [`Bins`] (see [`super::transform`]) and every per-bin loop is written
-//!   lane by lane, so the compiler vectorises it; [`AdaptiveFilter::begin`] and [`AdaptiveFilter::end`] run in the
-//!   AVX2 build where the CPU has it ([`Kernel`]), with the same results.
+//!   lane by lane, so the compiler vectorises it; [`AdaptiveFilter::begin`] and
+//!   [`AdaptiveFilter::end`] run in the AVX2 build where the CPU has it ([`Kernel`]), with the
+//!   same results.
 //!
 //! Why written here: the canceller must not allocate on the audio path. speexdsp's canceller
 //! (the same kind of filter, one path) needs a system library and was thrown off by double talk
