@@ -18,7 +18,8 @@ pub const FRAME_SAMPLES: usize = (FRAME_US / 1000 * SAMPLES_PER_MS) as usize;
 
 /// A sample computed in `f32`, rounded half away from zero like `f32::round` but without its
 /// libm call (baseline x86-64 has no rounding instruction); `as` truncates and saturates, so a
-/// value out of range clips instead of wrapping around.
+/// value out of range clips instead of wrapping around. (One difference: ±0.49999997, the
+/// largest `f32` under a half, gives ±1, its sum with 0.5 rounding up to 1.)
 #[inline(always)]
 pub(crate) fn to_i16(v: f32) -> i16 {
     (v + 0.5f32.copysign(v)) as i16

@@ -7,9 +7,13 @@
 //! lane by lane (no sum whose order the vector width would change), so both builds give
 //! bit-identical results; tests compare them.
 
-/// Which build of a loop this CPU runs.
+/// Which build of a loop this CPU runs. Opaque: only [`Kernel::detect`] gives the AVX2 build,
+/// which on a CPU without AVX2 would run instructions it does not have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kernel {
+pub(crate) struct Kernel(Build);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
     /// The baseline build (SSE2 on x86-64; whatever the target has elsewhere).
     Portable,
     /// Built with AVX2 enabled; chosen only when the CPU reports AVX2.
@@ -18,13 +22,16 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
+    /// The baseline build, which every CPU of the target runs.
+    pub(crate) const PORTABLE: Self = Self(Build::Portable);
+
     /// The fastest build this CPU can run.
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            return Self::Avx2;
+            return Self(Build::Avx2);
         }
-        Self::Portable
+        Self::PORTABLE
     }
 
     /// Runs `body` in this build: `body` is inlined into a function built with the kernel's
@@ -33,13 +40,13 @@ impl Kernel {
     /// is otherwise left a function of its own, built for the baseline (seen in test builds).
     #[inline(always)]
     pub(crate) fn run<R>(self, body: impl FnOnce() -> R) -> R {
-        match self {
-            Self::Portable => body(),
+        match self.0 {
+            Build::Portable => body(),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernel::Avx2` is only ever built by `Kernel::detect` after the CPU
-            // reported AVX2, which is the one requirement of calling a function with that
-            // target feature.
-            Self::Avx2 => unsafe { with_avx2(body) },
+            // SAFETY: `Build::Avx2` is only ever built by `Kernel::detect` after the CPU
+            // reported AVX2 (the field is private to this module), which is the one requirement
+            // of calling a function with that target feature.
+            Build::Avx2 => unsafe { with_avx2(body) },
         }
     }
 }

@@ -315,6 +315,15 @@ fn check_call(
             _ => None,
         })
     };
+    // When the cut reply stopped playing: at the clear, or earlier if the carrier's buffer had
+    // run dry (the reply's end, logged with the clear; the timeline is in time order).
+    let stopped = heard.and_then(|(_, clear)| {
+        r.timeline
+            .iter()
+            .filter(|e| matches!(e.event, CallEvent::BotReplyEnded { .. }) && e.at <= clear)
+            .map(|e| e.at)
+            .next_back()
+    });
     match (engine_played, heard) {
         (Some((engine, seen)), Some((heard, at))) => {
             // The engine's figure is for the moment it decided; the carrier plays on until the
@@ -322,9 +331,12 @@ fn check_call(
             // the bot saw the barge-in is the clear's transit (a millisecond or two, but tens
             // when the loaded test machine stalls the server), not the engine's error. The bot
             // sees the event after the engine decided, so this never takes off more than the
-            // transit.
-            let transit =
-                if dialect.is_tcp() { 0.0 } else { at.saturating_duration_since(seen).as_secs_f64() * 1e3 };
+            // transit; and it ends where the reply stopped playing, if its audio ran out first.
+            let transit = if dialect.is_tcp() {
+                0.0
+            } else {
+                stopped.unwrap_or(at).min(at).saturating_duration_since(seen).as_secs_f64() * 1e3
+            };
             let diff = heard - transit - engine as f64;
             println!(
                 "{dialect}: played at barge-in: engine {engine} ms, carrier {heard:.1} ms \

@@ -522,7 +522,11 @@ mod filter_tests {
         let far = talk(8_000 * 6, 31);
         let caller: Vec<i16> = talk(8_000 * 6, 32).iter().map(|&v| v / 2).collect();
         let line = add(&echo_of(&far, 200, 6.0), &caller);
-        let portable = run_in(Kernel::Portable, &far, &line);
+        if Kernel::detect() == Kernel::PORTABLE {
+            eprintln!("this CPU runs only the baseline build: nothing to compare it with");
+            return;
+        }
+        let portable = run_in(Kernel::PORTABLE, &far, &line);
         assert!(portable != line, "the filter removed nothing, so the comparison shows nothing");
         assert!(portable == run_in(Kernel::detect(), &far, &line), "{:?} differs", Kernel::detect());
     }

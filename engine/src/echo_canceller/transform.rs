@@ -51,10 +51,14 @@ fn twiddles() -> &'static Twiddles {
     static TWIDDLES: OnceLock<Twiddles> = OnceLock::new();
     TWIDDLES.get_or_init(|| {
         let angle = |k: usize| -2.0 * std::f64::consts::PI * k as f64 / FFT as f64;
-        Twiddles {
+        let mut w = Twiddles {
             re: std::array::from_fn(|k| angle(k).cos() as f32),
             im: std::array::from_fn(|k| angle(k).sin() as f32),
-        }
+        };
+        // Exactly -1 (sin(-π) in floating point is 1e-16, not 0): the last bin of a real
+        // signal's spectrum then comes out real.
+        (w.re[HALF], w.im[HALF]) = (-1.0, 0.0);
+        w
     })
 }
 
@@ -63,7 +67,7 @@ pub(super) struct Transform {
     forward: Arc<dyn Fft<f32>>,
     inverse: Arc<dyn Fft<f32>>,
     twiddles: &'static Twiddles,
-    /// The signal: read by [`Self::forward`] (and used up), written by [`Self::inverse`].
+    /// The signal: read by [`Self::forward`], written by [`Self::inverse`].
     pub(super) time: [f32; FFT],
     /// The complex transform's points (even samples real, odd ones imaginary).
     half: [Complex<f32>; HALF],
@@ -162,6 +166,7 @@ mod tests {
                 assert!(d < 1e-5 * peak, "bin {k}: {} {} against {e}", bins.re[k], bins.im[k]);
             }
             assert!(bins.re[BINS..].iter().chain(&bins.im[BINS..]).all(|&v| v == 0.0), "padding");
+            assert!(bins.im[0] == 0.0 && bins.im[HALF] == 0.0, "a real signal's end bins are real");
 
             let mut spectrum = expected.clone();
             let mut back = c2r.make_output_vec();

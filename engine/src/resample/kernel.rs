@@ -139,7 +139,7 @@ mod tests {
             run(kernel, &window, &filter, stride, &mut step, &mut out);
             (out, step.newest, step.branch)
         };
-        let portable = outputs(Kernel::Portable);
+        let portable = outputs(Kernel::PORTABLE);
         assert_eq!(outputs(Kernel::detect()), portable);
         assert_eq!((portable.1, portable.2), (taps - 1 + 500, 0));
     }
