@@ -208,7 +208,7 @@ pub struct SessionConfig {
     /// carrier stream; a stream at another rate is delivered unchanged and counted in
     /// `echo_reduction_unavailable`. Speech detection keeps working on the audio as received.
     /// Off by default: it costs about 4 µs per 20 ms frame while the agent's audio echoes
-    /// (nothing while it is silent) and 68 KiB more per session.
+    /// (nothing while it is silent) and 67 KiB more per session.
     pub echo_reduction: bool,
 }
 

@@ -141,7 +141,7 @@ pub struct trunkline_session_config {
     /// as the carrier played it. Needs vad_echo_aware with the spectral backend (INVALID_ARGUMENT
     /// at open without it) and an 8 kHz carrier stream: a stream at another rate is delivered as
     /// received and counted in echo_reduction_unavailable. Speech detection hears the audio as
-    /// received. Off by default (about 4 us per 20 ms frame while the agent's audio echoes, 68 KiB
+    /// received. Off by default (about 4 us per 20 ms frame while the agent's audio echoes, 67 KiB
     /// more per session).
     pub echo_reduction: bool,
 }

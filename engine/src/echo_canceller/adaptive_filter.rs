@@ -145,8 +145,7 @@ impl AdaptiveFilter {
             *t = f32::from(f);
         }
         self.newest = (self.newest + PARTITIONS - 1) % PARTITIONS;
-        self.transform.time = self.far_time;
-        self.far[self.newest] = self.transform.forward();
+        self.transform.forward(&self.far_time, &mut self.far[self.newest]);
         self.far_power = [REGULARISATION; PADDED];
         for x in &self.far {
             for k in 0..PADDED {
@@ -176,19 +175,15 @@ impl AdaptiveFilter {
     /// Starts the line's next block: takes its far end (the agent's audio aligned with it) and
     /// estimates the block's echo, which [`Self::echo`] then gives sample by sample.
     pub(crate) fn begin(&mut self, far: &[i16; FRAME]) {
-        let kernel = self.kernel;
-        kernel.run(
+        self.kernel.run(
             #[inline(always)]
-            || self.begin_in_kernel(far),
+            || {
+                self.push_far(far);
+                let (serving, adapting) = filter_both(&self.far, self.newest, &self.serving, &self.adapting);
+                self.serving_echo = block_of(&mut self.transform, &serving);
+                self.adapting_echo = block_of(&mut self.transform, &adapting);
+            },
         );
-    }
-
-    #[inline(always)]
-    fn begin_in_kernel(&mut self, far: &[i16; FRAME]) {
-        self.push_far(far);
-        let (serving, adapting) = filter_both(&self.far, self.newest, &self.serving, &self.adapting);
-        self.serving_echo = block_of(&mut self.transform, &serving);
-        self.adapting_echo = block_of(&mut self.transform, &adapting);
     }
 
     /// The echo the serving filter estimates for the block begun, per sample: what the line
@@ -200,15 +195,14 @@ impl AdaptiveFilter {
     /// Ends the block begun with the line it carried: both paths' errors, one step of the
     /// adapting filter, and which weights serve from the next block on.
     pub(crate) fn end(&mut self, line: &[i16; FRAME]) {
-        let kernel = self.kernel;
-        kernel.run(
+        self.kernel.run(
             #[inline(always)]
-            || self.end_in_kernel(line),
+            || self.end_block(line),
         );
     }
 
     #[inline(always)]
-    fn end_in_kernel(&mut self, line: &[i16; FRAME]) {
+    fn end_block(&mut self, line: &[i16; FRAME]) {
         let line: [f32; FRAME] = std::array::from_fn(|n| f32::from(line[n]));
         let serving: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.serving_echo[n]);
         let adapting: [f32; FRAME] = std::array::from_fn(|n| line[n] - self.adapting_echo[n]);
@@ -232,9 +226,10 @@ impl AdaptiveFilter {
     /// One normalised LMS step of the adapting filter on its error `error`.
     #[inline(always)]
     fn adapt(&mut self, error: &[f32; FRAME]) {
-        self.transform.time[..FRAME].fill(0.0);
-        self.transform.time[FRAME..].copy_from_slice(error);
-        let e = self.transform.forward();
+        let mut block = [0.0; FFT];
+        block[FRAME..].copy_from_slice(error);
+        let mut e = SILENT;
+        self.transform.forward(&block, &mut e);
         let mean = sum(&self.far_power[..BINS], |p| p) / BINS as f32;
         if mean > 100.0 * REGULARISATION {
             self.far_level += LEVEL_SMOOTHING * (mean - self.far_level);
@@ -264,12 +259,13 @@ impl AdaptiveFilter {
         // measured no better).
         let c = self.constrain;
         self.constrain = (c + 1) % PARTITIONS;
-        self.transform.inverse(&self.adapting[c]);
-        for t in &mut self.transform.time[..FRAME] {
+        let mut taps = [0.0; FFT];
+        self.transform.inverse(&self.adapting[c], &mut taps);
+        for t in &mut taps[..FRAME] {
             *t *= SCALE;
         }
-        self.transform.time[FRAME..].fill(0.0);
-        self.adapting[c] = self.transform.forward();
+        taps[FRAME..].fill(0.0);
+        self.transform.forward(&taps, &mut self.adapting[c]);
     }
 }
 
@@ -315,27 +311,29 @@ fn sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// The newest block's samples of the overlap-save output whose spectrum is `y`.
 #[inline(always)]
 fn block_of(transform: &mut Transform, y: &Bins) -> [f32; FRAME] {
-    transform.inverse(y);
-    std::array::from_fn(|n| transform.time[FRAME + n] * SCALE)
+    let mut time = [0.0; FFT];
+    transform.inverse(y, &mut time);
+    std::array::from_fn(|n| time[FRAME + n] * SCALE)
 }
 
 /// Moves the filter `weights` stands for `by` taps later (negative: earlier) in the span.
 fn shift_taps(transform: &mut Transform, weights: &mut [Bins; PARTITIONS], by: i64) {
     let mut taps = [0.0f32; SPAN];
+    let mut time = [0.0; FFT];
     for (w, t) in weights.iter().zip(taps.chunks_exact_mut(FRAME)) {
-        transform.inverse(w);
+        transform.inverse(w, &mut time);
         // The first half: the partition's taps (the second holds only what the gradient
         // constraint would cut).
-        for (t, &v) in t.iter_mut().zip(&transform.time[..FRAME]) {
+        for (t, &v) in t.iter_mut().zip(&time[..FRAME]) {
             *t = v * SCALE;
         }
     }
     for (w, p) in weights.iter_mut().zip(0..) {
-        transform.time = [0.0; FFT];
-        for (n, t) in transform.time[..FRAME].iter_mut().enumerate() {
+        time = [0.0; FFT];
+        for (n, t) in time[..FRAME].iter_mut().enumerate() {
             let from = (p * FRAME + n) as i64 - by;
             *t = usize::try_from(from).ok().and_then(|f| taps.get(f)).copied().unwrap_or(0.0);
         }
-        *w = transform.forward();
+        transform.forward(&time, w);
     }
 }

@@ -67,8 +67,6 @@ pub(super) struct Transform {
     forward: Arc<dyn Fft<f32>>,
     inverse: Arc<dyn Fft<f32>>,
     twiddles: &'static Twiddles,
-    /// The signal: read by [`Self::forward`], written by [`Self::inverse`].
-    pub(super) time: [f32; FFT],
     /// The complex transform's points (even samples real, odd ones imaginary).
     half: [Complex<f32>; HALF],
     scratch: Box<[Complex<f32>]>,
@@ -83,16 +81,17 @@ impl Transform {
             forward,
             inverse,
             twiddles: twiddles(),
-            time: [0.0; FFT],
             half: [Complex::new(0.0, 0.0); HALF],
             scratch: vec![Complex::default(); scratch].into_boxed_slice(),
         }
     }
 
-    /// The spectrum of `self.time` (not normalised: a transform's usual sum).
+    /// The spectrum of `time` into `x` (not normalised: a transform's usual sum), its padding
+    /// zero. The caller's buffers are read and written in place: a block's spectra are never
+    /// copied.
     #[inline(always)]
-    pub(super) fn forward(&mut self) -> Bins {
-        for (z, pair) in self.half.iter_mut().zip(self.time.chunks_exact(2)) {
+    pub(super) fn forward(&mut self, time: &[f32; FFT], x: &mut Bins) {
+        for (z, pair) in self.half.iter_mut().zip(time.chunks_exact(2)) {
             *z = Complex::new(pair[0], pair[1]);
         }
         self.forward.process_with_scratch(&mut self.half, &mut self.scratch);
@@ -103,7 +102,6 @@ impl Transform {
         }
         (zr[HALF], zi[HALF]) = (zr[0], zi[0]);
         let w = self.twiddles;
-        let mut x = SILENT;
         for k in 0..BINS {
             // `Z[k]` and `conj(Z[HALF - k])` give the even samples' spectrum `E` (their half sum)
             // and the odd ones' `O` (their half difference over j); `X = E + w^k O`.
@@ -113,14 +111,15 @@ impl Transform {
             x.re[k] = er + w.re[k] * or - w.im[k] * oi;
             x.im[k] = ei + w.re[k] * oi + w.im[k] * or;
         }
-        x
+        x.re[BINS..].fill(0.0);
+        x.im[BINS..].fill(0.0);
     }
 
-    /// The signal whose spectrum is `x`, into `self.time`, [`FFT`] times too large: callers scale
-    /// by [`SCALE`] only what they use. `x` is taken as a real signal's spectrum (its end bins'
+    /// The signal whose spectrum is `x`, into `time`, [`FFT`] times too large: callers scale by
+    /// [`SCALE`] only what they use. `x` is taken as a real signal's spectrum (its end bins'
     /// imaginary parts, zero but for rounding, add only rounding).
     #[inline(always)]
-    pub(super) fn inverse(&mut self, x: &Bins) {
+    pub(super) fn inverse(&mut self, x: &Bins, time: &mut [f32; FFT]) {
         let w = self.twiddles;
         for (k, z) in self.half.iter_mut().enumerate() {
             // `X[k] + conj(X[HALF - k])` is `2E`, their difference `2 w^k O`: back to
@@ -131,7 +130,7 @@ impl Transform {
             *z = Complex::new(sr - oi, si + or);
         }
         self.inverse.process_with_scratch(&mut self.half, &mut self.scratch);
-        for (pair, z) in self.time.chunks_exact_mut(2).zip(&self.half) {
+        for (pair, z) in time.chunks_exact_mut(2).zip(&self.half) {
             (pair[0], pair[1]) = (z.re, z.im);
         }
     }
@@ -158,8 +157,9 @@ mod tests {
             let mut input = x.to_vec();
             let mut expected = r2c.make_output_vec();
             r2c.process(&mut input, &mut expected).unwrap();
-            t.time = x;
-            let bins = t.forward();
+            // Stale values everywhere, padding included: all are written.
+            let mut bins = Bins { re: [7.0; PADDED], im: [7.0; PADDED] };
+            t.forward(&x, &mut bins);
             let peak = expected.iter().map(|c| c.norm()).fold(0.0f32, f32::max);
             for (k, e) in expected.iter().enumerate() {
                 let d = (Complex::new(bins.re[k], bins.im[k]) - e).norm();
@@ -171,9 +171,10 @@ mod tests {
             let mut spectrum = expected.clone();
             let mut back = c2r.make_output_vec();
             c2r.process(&mut spectrum, &mut back).unwrap();
-            t.inverse(&bins);
+            let mut time = [7.0; FFT];
+            t.inverse(&bins, &mut time);
             let peak = back.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-            for (n, (&got, &want)) in t.time.iter().zip(&back).enumerate() {
+            for (n, (&got, &want)) in time.iter().zip(&back).enumerate() {
                 assert!((got - want).abs() < 1e-5 * peak, "sample {n}: {got} against {want}");
                 assert!(
                     (got * SCALE - x[n]).abs() < 1e-5,
