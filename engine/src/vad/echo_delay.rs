@@ -141,12 +141,10 @@ impl EchoDelay {
 
     /// The delay, if the correlation has settled on one.
     pub(crate) fn estimate(&self) -> Option<Estimate> {
-        self.trusted(self.peak())
-    }
-
-    /// [`Self::estimate`] from the [`Self::peak`] already found.
-    pub(crate) fn trusted(&self, peak: Option<Estimate>) -> Option<Estimate> {
-        peak.filter(|e| self.frames >= MIN_FRAMES && e.confidence >= MIN_CONFIDENCE)
+        if self.frames < MIN_FRAMES {
+            return None;
+        }
+        self.peak().filter(|e| e.confidence >= MIN_CONFIDENCE)
     }
 }
 

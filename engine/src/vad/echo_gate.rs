@@ -49,34 +49,21 @@
 //! the learnt gain on the loudest reference but never more than the bounds allow, and an echo
 //! predicted under the noise explains nothing.
 //!
-//! Both estimates work frame by frame, and a frame of noise stands a few dB above its floor now
-//! and then: in noise they hold an echo possible up to about the noise plus their slack, whether
-//! there is one or not. A third, [`super::echo_regression`], averages over seconds: per lag, the
-//! caller's excess power over the noise regressed on the reference's power. Where it puts the
-//! echo under the line's noise in a band, the band's excess is not the echo's. It is used only
-//! where it can be trusted: a noisy line (not a floor at its minimum), no echo the others allow
-//! far above the noise ([`REGRESSION_RANGE_DB`]), and no echo plainly there
-//! ([`VISIBLE_CONFIDENCE`]). The noise floor still does not learn from the bands the per-frame
-//! estimates take as echo ([`EchoMask::hold_floor`]).
-//!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 10 dB echo on a quiet line barge
-//! in at 0.96-0.98 recall. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet
+//! in at 0.94-0.96 recall. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet
 //! line without echo it changes nothing, but in noise it still masks some soft speech over the
-//! agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to 0.875; 0.708 before
-//! the regression).
+//! agent (the barge-in set's recall in 5 dB pink noise falls from 0.875 to 0.667).
 //!
 //! Cost: one 512-point real FFT per frame sent (the reference's bands) and, per caller frame
-//! while the window holds reference audio, the delay estimator's, the bounds' and the
-//! regression's [`LAGS`] steps and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes.
-//! Once the bot has been silent for the window, one comparison. State: [`SLOTS`] ×
-//! [`GATE_BANDS`] bytes of band energies (1 dB steps), a byte of bound per lag, the estimator's
-//! 16-bit sums, the regression's three `f32` per lag and a few numbers (about 0.9 KiB); no
-//! sample history.
+//! while the window holds reference audio, the delay estimator's and the bounds' [`LAGS`] steps
+//! and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes. Once the bot has been silent
+//! for the window, one comparison. State: [`SLOTS`] × [`GATE_BANDS`] bytes of band energies (1 dB
+//! steps), a byte of bound per lag, the estimator's 16-bit sums and a few numbers (about 0.5 KiB,
+//! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, LAGS};
-use super::echo_regression::EchoRegression;
 
 /// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
 pub(crate) const GATE_BANDS: usize = 8;
@@ -162,20 +149,6 @@ const BOUND_DOWN_DB: f32 = 6.0;
 const BOUND_DOWN_NEAR_DB: f32 = 0.5;
 const BOUND_UP_DB: f32 = 0.5;
 const BOUND_UP_WITHIN_DB: f32 = 10.0;
-/// The regression's bound ([`super::echo_regression`]) is used only while the other estimates
-/// allow no echo more than this far over the line's noise in any band: beyond, a linear fit
-/// falls short of the echo, and the noise no longer hides it from them.
-const REGRESSION_RANGE_DB: f32 = 16.0;
-/// Nor while the echo is plainly there: the delay estimator's correlation peaks at this or more
-/// and the regression's slope at some lag stands [`VISIBLE_STANDARD_ERRORS`] over zero. The echo
-/// then stands out of the noise, and the learnt gain measures it. (Measured without: one false
-/// speech start per 10 min of agent audio at ERL 6 dB in 5 dB pink noise and at 15 dB with hum
-/// and clicks.) Why both: the caller talking over the agent can lift the correlation over 0.4 by
-/// chance within a few frames, and the gate then masked the rest of their interruption (with
-/// the correlation alone, barge-in recall in 5 dB pink noise without echo 0.833 against 0.875);
-/// the regression clips their speech, so its slope stays where it was.
-const VISIBLE_CONFIDENCE: f32 = 0.4;
-const VISIBLE_STANDARD_ERRORS: f32 = 5.0;
 
 /// 10^(c/10) for each dB code `c`, to sum band energies without a power per band.
 static POWER: [f32; 256] = {
@@ -201,19 +174,6 @@ pub(crate) fn to_db_code(e: f32) -> u8 {
     if e <= 1.0 { 0 } else { (10.0 * e.log10()).ceil().clamp(1.0, 255.0) as u8 }
 }
 
-/// Which bands of a caller frame are the agent's echo, per band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EchoMask<const B: usize> {
-    /// Taken as echo: no SNR, flat for the harmonicity.
-    pub(crate) echo: [bool; B],
-    /// Taken as echo by the per-frame estimates: the noise floor does not learn from these, even
-    /// where the regression lets them count as the caller's. (An echo a little under the noise
-    /// would otherwise lift the floor, the regression, in units of that floor, would lose sight
-    /// of it, and it would count. Measured without: one false speech start per 10 min of agent
-    /// audio at ERL 15 dB in 5 dB pink noise.)
-    pub(crate) hold_floor: [bool; B],
-}
-
 /// The echo gate's state; see the module docs. Fixed size, never allocates.
 #[derive(Debug, Clone)]
 pub(crate) struct EchoGate {
@@ -234,8 +194,6 @@ pub(crate) struct EchoGate {
     /// The most the echo's gain can be at each lag, from the frames where the reference there
     /// was loud and the caller's line was not: [`BOUND_UNIT_DB`] units below [`START_GAIN_DB`].
     bound: [u8; LAGS],
-    /// The echo's level on average, for noisy lines.
-    regression: EchoRegression,
 }
 
 impl EchoGate {
@@ -248,7 +206,6 @@ impl EchoGate {
             gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
             learnt: [0; GATE_BANDS],
             bound: [0; LAGS],
-            regression: EchoRegression::new(),
         }
     }
 
@@ -422,37 +379,6 @@ impl EchoGate {
         }
     }
 
-    /// Per band, the loudest echo the regression's bounds allow over `lags` behind `slot`, dB
-    /// (`f32::MIN`: none), where the regression applies: every lag has its bound, and the echo
-    /// the per-frame estimates allow (the learnt gain on `reference`, at most `bounded`) lies
-    /// within [`REGRESSION_RANGE_DB`] of the line's noise `noise_db` in every band.
-    fn averaged_echo(
-        &self,
-        slot: u64,
-        lags: std::ops::RangeInclusive<u64>,
-        reference: &[u8; GATE_BANDS],
-        bounded: &[f32; GATE_BANDS],
-        noise_db: &[f32; GATE_BANDS],
-    ) -> Option<[f32; GATE_BANDS]> {
-        for b in (0..GATE_BANDS).filter(|&b| reference[b] > 0) {
-            let echo = f32::from(reference[b]) + f32::from(self.gain[b]) * GAIN_UNIT_DB;
-            if echo.min(bounded[b]) > noise_db[b] + REGRESSION_RANGE_DB {
-                return None;
-            }
-        }
-        let mut loudest = [0.0f32; GATE_BANDS];
-        for lag in lags {
-            let Some(s) = slot.checked_sub(lag) else { break };
-            let gain = self.regression.gain(lag as usize)?;
-            for (l, r) in loudest.iter_mut().zip(self.slot(s)) {
-                if r > 0 {
-                    *l = l.max(POWER[usize::from(r)] * gain);
-                }
-            }
-        }
-        Some(loudest.map(|p| if p > 0.0 { 10.0 * p.log10() } else { f32::MIN }))
-    }
-
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
     /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
     /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's
@@ -463,7 +389,7 @@ impl EchoGate {
         caller_db: &[f32; GATE_BANDS],
         noise_db: &[f32; GATE_BANDS],
         floor_at_minimum: bool,
-    ) -> Option<EchoMask<GATE_BANDS>> {
+    ) -> Option<[bool; GATE_BANDS]> {
         // A slot's level is 0 only if all its bands are: no level, nothing played in the window.
         let levels: [u8; LAGS] =
             std::array::from_fn(|lag| slot.checked_sub(lag as u64).map_or(0, |s| self.level(s)));
@@ -473,15 +399,9 @@ impl EchoGate {
         let caller_total = 10.0 * caller_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         let noise_total = 10.0 * noise_db.iter().map(|&d| power(d)).sum::<f32>().log10();
         self.delay.update(caller_total, noise_total, &levels);
-        let noise_power = power(noise_total);
-        let reference_power: [f32; LAGS] = std::array::from_fn(|lag| {
-            if levels[lag] == 0 { 0.0 } else { POWER[usize::from(levels[lag])] / noise_power }
-        });
-        self.regression.update(power(caller_total) / noise_power - 1.0, &reference_power);
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
-        let peak = self.delay.peak();
-        let estimate = self.delay.trusted(peak);
+        let estimate = self.delay.estimate();
         let near = |e: super::echo_delay::Estimate| {
             e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
         };
@@ -497,7 +417,7 @@ impl EchoGate {
         // allow.
         let mut reference = [0u8; GATE_BANDS];
         let mut bounded = [f32::MIN; GATE_BANDS];
-        for lag in lags.clone() {
+        for lag in lags {
             let Some(s) = slot.checked_sub(lag) else { break };
             let bound = self.bound_db(lag as usize);
             for ((m, e), r) in reference.iter_mut().zip(&mut bounded).zip(self.slot(s)) {
@@ -507,15 +427,7 @@ impl EchoGate {
                 }
             }
         }
-        // On a noisy line the average may know better (see `averaged_echo`).
-        let visible = peak.is_some_and(|p| p.confidence >= VISIBLE_CONFIDENCE)
-            && self.regression.sees_echo(VISIBLE_STANDARD_ERRORS);
-        let averaged = if floor_at_minimum || visible {
-            None
-        } else {
-            self.averaged_echo(slot, lags, &reference, &bounded, noise_db)
-        };
-        let mut mask = EchoMask { echo: [false; GATE_BANDS], hold_floor: [false; GATE_BANDS] };
+        let mut mask = [false; GATE_BANDS];
         for b in 0..GATE_BANDS {
             if reference[b] == 0 {
                 continue;
@@ -531,15 +443,7 @@ impl EchoGate {
             let explained_by = |echo_db: f32| 10.0 * (noise + power(echo_db + MARGIN_DB)).log10();
             // Explained: no louder than that for the echo predicted; an echo predicted under the
             // noise explains nothing (the band is the line's).
-            let explained =
-                |echo_db: f32| caller_db[b] < explained_by(echo_db) && echo_db + MARGIN_DB >= noise_db[b];
-            mask.hold_floor[b] = explained(predicted);
-            // Where the average puts the echo under the line's noise, the band's excess over
-            // the noise is not the echo's.
-            mask.echo[b] = match averaged {
-                Some(a) if a[b] < noise_db[b] => explained(predicted.min(a[b])),
-                _ => mask.hold_floor[b],
-            };
+            mask[b] = caller_db[b] < explained_by(predicted) && predicted + MARGIN_DB >= noise_db[b];
             if caller_db[b] < explained_by(echo) + LEARN_ABOVE_THRESHOLD_DB
                 && echo >= noise_db[b] + LEARN_ABOVE_NOISE_DB
             {
@@ -612,7 +516,7 @@ mod tests {
             g.mask(slot, &noise, &noise, false);
         }
         g.record(40, [70; GATE_BANDS]);
-        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise, false).map(|m| m.echo), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
         assert!(g.gain_db(0) > -10.0, "the gain alone would mask it: {}", g.gain_db(0));
         // With an echo 10 dB down from 100 ms on, the bound at its lag stays at the start; one
         // before it falls while the line is still silent (the frames before the echo came).
@@ -716,14 +620,14 @@ mod tests {
         let noise = [20.0; GATE_BANDS];
         g.record(10, [70; GATE_BANDS]);
         // 200 ms later, 10 dB down: within the ERL 6 dB the gate assumes at first.
-        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise, false).map(|m| m.echo), Some([true; GATE_BANDS]));
+        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
         // The caller 5 dB above the reference, in half the bands: those are theirs.
         let caller: [f32; GATE_BANDS] = std::array::from_fn(|b| if b % 2 == 0 { 75.0 } else { 60.0 });
-        let mask = g.mask(21, &caller, &noise, false).unwrap().echo;
+        let mask = g.mask(21, &caller, &noise, false).unwrap();
         assert_eq!(mask, std::array::from_fn(|b| b % 2 == 1));
         // Nothing played within the window behind a frame: no gate at all.
         assert!(!g.active(10 + WINDOW_SLOTS));
-        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false).map(|m| m.echo), None);
+        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false), None);
     }
 
     #[test]
@@ -734,7 +638,7 @@ mod tests {
         for slot in 0..500 {
             g.record(slot, [70; GATE_BANDS]);
             assert_eq!(
-                g.mask(slot, &[55.0; GATE_BANDS], &noise, false).map(|m| m.echo),
+                g.mask(slot, &[55.0; GATE_BANDS], &noise, false),
                 Some([true; GATE_BANDS]),
                 "slot {slot}"
             );
@@ -744,104 +648,20 @@ mod tests {
         }
         // A caller 8 dB below the reference is 7 dB above that echo: theirs, not the echo's.
         g.record(500, [70; GATE_BANDS]);
-        assert_eq!(
-            g.mask(500, &[62.0; GATE_BANDS], &noise, false).map(|m| m.echo),
-            Some([false; GATE_BANDS])
-        );
+        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
         // An echo predicted under the line's noise is lost in it and explains nothing: the band
         // is the line's (its noise floor keeps learning from it).
         let mut quiet = EchoGate::new();
         quiet.record(0, [30; GATE_BANDS]);
-        assert_eq!(
-            quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false).map(|m| m.echo),
-            Some([false; GATE_BANDS])
-        );
-        assert_eq!(
-            quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS], false).map(|m| m.echo),
-            Some([false; GATE_BANDS])
-        );
+        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
+        assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
         // Predicted at the noise, it explains a band at the noise plus the margin.
         let mut at_noise = EchoGate::new();
         at_noise.record(0, [36; GATE_BANDS]);
         assert_eq!(
-            at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false).map(|m| m.echo),
+            at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false),
             Some([true; GATE_BANDS])
         );
         assert_eq!(quiet.gain_db(0), START_GAIN_DB, "nothing learnt under the noise");
-    }
-
-    /// A noisy line without echo: frames scatter around the floor (-1 to +4 dB, as a floor
-    /// tracked under the noise's mean sees them) while the agent talks 15-27 dB over it.
-    fn noisy_line_without_echo(
-        g: &mut EchoGate,
-        slots: std::ops::Range<u64>,
-        rng: &mut crate::test_rng::XorShift,
-    ) {
-        let noise = [30.0; GATE_BANDS];
-        for slot in slots {
-            let on = slot % 12 < 8;
-            let level = 45 + (slot / 12 % 13) as u8;
-            g.record(slot, if on { [level; GATE_BANDS] } else { [0; GATE_BANDS] });
-            let caller: [f32; GATE_BANDS] = std::array::from_fn(|_| 29.0 + rng.below(50) as f32 / 10.0);
-            g.mask(slot, &caller, &noise, false);
-        }
-    }
-
-    #[test]
-    fn in_noise_without_echo_the_regression_lets_soft_speech_through() {
-        // After 10 s of agent audio, a caller 6 dB over the noise: the per-frame estimates still
-        // allow an echo there (they cannot see under the noise), the regression does not.
-        let mut rng = crate::test_rng::XorShift(3);
-        let mut g = EchoGate::new();
-        noisy_line_without_echo(&mut g, 0..500, &mut rng);
-        g.record(500, [57; GATE_BANDS]);
-        let mask = g.mask(500, &[36.0; GATE_BANDS], &[30.0; GATE_BANDS], false).unwrap();
-        assert_eq!(mask.hold_floor, [true; GATE_BANDS], "the per-frame estimates alone would mask it");
-        assert_eq!(mask.echo, [false; GATE_BANDS], "the caller's speech, not the echo");
-        // Within the first 0.8 s the regression gives no bound, and the others decide.
-        let mut early = EchoGate::new();
-        noisy_line_without_echo(&mut early, 0..30, &mut rng);
-        early.record(30, [57; GATE_BANDS]);
-        let mask = early.mask(30, &[36.0; GATE_BANDS], &[30.0; GATE_BANDS], false).unwrap();
-        assert_eq!(mask.echo, mask.hold_floor);
-    }
-
-    #[test]
-    fn in_noise_an_echo_the_delay_estimator_sees_stays_masked() {
-        // A noisy line with the agent's echo 20 dB under it (5 dB under to 7 dB over the
-        // noise): the delay estimator's correlation peaks at its lag at about 0.7 and the
-        // regression's slope stands far over zero, so the regression's bound is not consulted,
-        // and every frame where the echo stands over the noise stays masked. (That the
-        // regression bounds an echo from above is its own test.)
-        let mut rng = crate::test_rng::XorShift(5);
-        let mut g = EchoGate::new();
-        let noise = [30.0; GATE_BANDS];
-        let mut history = Vec::new();
-        let mut masked = 0;
-        let mut frames = 0;
-        for slot in 0..500u64 {
-            let level = if rng.below(4) == 0 { 0 } else { 45 + rng.below(13) as u8 };
-            let bands = [level; GATE_BANDS];
-            g.record(slot, bands);
-            history.push(bands[0]);
-            // The echo 5 slots behind, 20 dB down, over noise scattered as above.
-            let echo = slot.checked_sub(5).map(|s| history[s as usize]).filter(|&l| l > 0);
-            let caller: [f32; GATE_BANDS] = std::array::from_fn(|_| {
-                let n = 29.0 + rng.below(50) as f32 / 10.0;
-                echo.map_or(n, |l| 10.0 * (power(n) + power(f32::from(l) - 20.0)).log10())
-            });
-            let mask = g.mask(slot, &caller, &noise, false).unwrap();
-            assert!(
-                slot < 100
-                    || g.delay.peak().is_some_and(|p| p.confidence >= VISIBLE_CONFIDENCE)
-                        && g.regression.sees_echo(VISIBLE_STANDARD_ERRORS)
-            );
-            if slot >= 100 && echo.is_some_and(|l| f32::from(l) - 20.0 >= 34.0) {
-                frames += 1;
-                masked += usize::from(mask.echo.iter().all(|&m| m));
-            }
-        }
-        assert!(frames > 50, "{frames} frames of echo 4 dB or more over the noise");
-        assert_eq!(masked, frames, "{masked} of {frames} frames of echo masked");
     }
 }

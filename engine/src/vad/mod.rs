@@ -14,7 +14,6 @@
 
 mod echo_delay;
 mod echo_gate;
-mod echo_regression;
 mod frame_classifier;
 mod prefilter;
 mod spectral;

@@ -28,7 +28,7 @@ use realfft::{ComplexToReal, RealToComplex};
 
 use crate::fft::shared_plans;
 
-use super::echo_gate::{EchoGate, EchoMask, GATE_BANDS, SLOT_SAMPLES, to_db_code};
+use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
 
 /// Analysis window: the current 20 ms frame and the 12 ms before it (32 ms), so that the
@@ -167,7 +167,7 @@ pub(crate) struct SpectralClassifier {
     /// Last frame's features.
     last: Features,
     /// The agent's audio as played, to tell its echo from the caller (see [`super::echo_gate`]);
-    /// built only for an echo-aware detector, so that the others do not carry its 0.9 KiB.
+    /// built only for an echo-aware detector, so that the others do not carry its 920 bytes.
     echo: Option<Box<EchoGate>>,
 }
 
@@ -250,7 +250,7 @@ impl SpectralClassifier {
     /// Which bands of the caller's frame in `slot` are the agent's echo (see
     /// [`super::echo_gate`]); `None` (at the cost of one comparison) while no agent audio can
     /// echo in it.
-    fn echo_mask(&mut self, bands: &[f32; BANDS], slot: u64) -> Option<EchoMask<BANDS>> {
+    fn echo_mask(&mut self, bands: &[f32; BANDS], slot: u64) -> Option<[bool; BANDS]> {
         if !self.echo.as_ref().is_some_and(|e| e.active(slot)) {
             return None;
         }
@@ -260,15 +260,12 @@ impl SpectralClassifier {
         // Within 1 dB of its minimum in every band, the floor says nothing of the line under it.
         let at_minimum = self.noise.iter().all(|&n| n <= self.min_noise * 1.26);
         let gate = self.echo.as_mut()?.mask(slot, &caller, &noise, at_minimum)?;
-        Some(EchoMask {
-            echo: std::array::from_fn(|b| gate.echo[b / 2]),
-            hold_floor: std::array::from_fn(|b| gate.hold_floor[b / 2]),
-        })
+        Some(std::array::from_fn(|b| gate[b / 2]))
     }
 
     /// Computes the features of `frame` (and shifts it into the history); `slot`: where it lies
-    /// in the caller's stream, for the echo gate. Returns the band energies and the bands the
-    /// noise floor must not learn from (see [`EchoMask`]).
+    /// in the caller's stream, for the echo gate. Returns the band energies and the bands taken
+    /// as echo.
     fn analyse(
         &mut self,
         frame: &[i16; FRAME_SAMPLES],
@@ -301,8 +298,7 @@ impl SpectralClassifier {
         }
         // Bands the agent's echo explains count as line noise: no SNR, flat when whitened.
         let echo = if self.frames > 0 { self.echo_mask(&bands, slot) } else { None };
-        let EchoMask { echo, hold_floor } =
-            echo.unwrap_or(EchoMask { echo: [false; BANDS], hold_floor: [false; BANDS] });
+        let echo = echo.unwrap_or([false; BANDS]);
         let mut snr_sum = 0.0;
         for ((e, n), &masked) in bands.iter().zip(&self.noise).zip(&echo) {
             let ratio = if *n > 0.0 && !masked { e / n } else { 1.0 };
@@ -336,17 +332,13 @@ impl SpectralClassifier {
             harmonicity /= r0;
         }
         let _ = BIN_HZ;
-        (
-            bands,
-            hold_floor,
-            Features { harmonicity, snr_db: snr_sum / BANDS as f32, impulsiveness, pitch_lag },
-        )
+        (bands, echo, Features { harmonicity, snr_db: snr_sum / BANDS as f32, impulsiveness, pitch_lag })
     }
 
     /// True if `frame` (20 ms, 8 kHz, hum-filtered), heard in `slot` of the caller's stream (20 ms
     /// slots, for the echo gate), is speech.
     pub(crate) fn classify(&mut self, frame: &[i16; FRAME_SAMPLES], slot: u64) -> bool {
-        let (bands, hold_floor, f) = self.analyse(frame, slot);
+        let (bands, echo, f) = self.analyse(frame, slot);
         self.last = f;
         let t = self.thresholds;
         let voiced = f.harmonicity >= t.voiced_harmonicity
@@ -370,7 +362,7 @@ impl SpectralClassifier {
         // A soft start has energy clearly above the floor; harmonicity alone is not enough.
         let lead_like = f.snr_db >= t.keep_snr_db;
         self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
-        self.track_noise(&bands, &hold_floor, speech);
+        self.track_noise(&bands, &echo, speech);
         speech
     }
 
