@@ -322,7 +322,7 @@ fn the_echo_delay_estimate_tracks_the_paths_delay() {
         let path = EchoPath { erl_db, delay_ms, tail_ms };
         let seed = 11 + i as u64;
         let played = agent_talk(8_000, seed);
-        let setup = crate::vad_corpus::call::EchoSetup { path, seed, soft_clip };
+        let setup = crate::vad_corpus::call::EchoSetup { path, seed, soft_clip, from_ms: 0 };
         let caller = echo_over_line(&condition(line), setup, &played, AT, AT + played.len());
         // Where the envelope sees the echo: the direct reflection, moved later by the tail's
         // energy centroid.
@@ -422,6 +422,7 @@ fn echo_aware_on_a_digitally_silent_line_takes_no_echo_for_speech() {
                     path: EchoPath { erl_db, delay_ms: 120, tail_ms: 30 },
                     seed: 1,
                     soft_clip: false,
+                    from_ms: 0,
                 }),
             })
         };

@@ -44,6 +44,9 @@ pub struct EchoSetup {
     /// Soft-clips the caller's line after the echo is added (a handset's overdriven input):
     /// [`soft_clip`].
     pub soft_clip: bool,
+    /// Stream time (ms) from which the echo reaches the caller's line: 0 from the start, later
+    /// for a path that opens mid-call (a caller switching to speakerphone).
+    pub from_ms: u64,
 }
 
 /// A mild soft clip: unity gain for small signals, full scale pressed down to 0.76 (tanh).
@@ -185,6 +188,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
         for (i, (u, &s)) in ulaw.iter_mut().zip(frame).enumerate() {
             let n = (k * 160) as usize + i;
             let e = echo.as_mut().map_or(0.0, |line| line.at(n));
+            let e = if spec.echo.is_some_and(|s| (n as u64) < s.from_ms * super::PER_MS) { 0.0 } else { e };
             trace.echo[n] = e;
             let mut v = f32::from(s) + e;
             if spec.echo.is_some_and(|e| e.soft_clip) {

@@ -139,7 +139,7 @@ fn random_path(erl_db: f64, rng: &mut Rng) -> (EchoSetup, u64) {
         EchoPath { erl_db, delay_ms: rng.range(20.0, 400.0) as u32, tail_ms: rng.range(0.0, 100.0) as u32 };
     let seed = rng.next_u64();
     // The clipping follows from the seed, so the other draws stay as they were.
-    (EchoSetup { path, seed, soft_clip: seed.is_multiple_of(4) }, rng.range(60.0, 100.0) as u64)
+    (EchoSetup { path, seed, soft_clip: seed.is_multiple_of(4), from_ms: 0 }, rng.range(60.0, 100.0) as u64)
 }
 
 /// Runs `call` with `config`, with its echo path and without it: the same agent audio and
@@ -257,13 +257,22 @@ impl EchoOnlyScore {
 
 /// Runs echo-only calls (a false barge-in drops the rest of that prompt; the next one plays).
 pub fn score_echo_only(config: &SessionConfig, calls: &[EchoCall]) -> EchoOnlyScore {
+    score_echo_only_from(config, calls, 0)
+}
+
+/// [`score_echo_only`] counting only what happens from stream time `from_ms` on: the events
+/// taken then and the agent audio sent then (for a path that opens mid-call).
+pub fn score_echo_only_from(config: &SessionConfig, calls: &[EchoCall], from_ms: u64) -> EchoOnlyScore {
     let mut s = EchoOnlyScore::default();
     for call in calls {
         let t = run_call(&call.spec(config, AfterBargeIn::NextPrompt));
         s.calls += 1;
-        s.bot_ms += t.bot_ms();
-        s.false_starts += t.count(|e| matches!(e, Event::SpeechStarted { .. })) as u64;
-        s.false_barge_ins += t.count(|e| matches!(e, Event::BargeIn { .. })) as u64;
+        s.bot_ms +=
+            t.sent.iter().filter(|(at, _)| *at >= from_ms).map(|(_, f)| f.len() as u64 / PER_MS).sum::<u64>();
+        let after =
+            |f: fn(&Event) -> bool| t.events.iter().filter(|(at, e)| *at >= from_ms && f(e)).count() as u64;
+        s.false_starts += after(|e| matches!(e, Event::SpeechStarted { .. }));
+        s.false_barge_ins += after(|e| matches!(e, Event::BargeIn { .. }));
     }
     s
 }

@@ -25,8 +25,13 @@ use std::time::Instant;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 use trunkline::{BargeInConfig, SessionConfig};
 use vad_corpus::echo::{
-    ERLS_DB, echo_only_calls, echo_reduction_db, interruption_calls, score_echo_only, score_interruptions,
+    ERLS_DB, echo_only_calls, echo_reduction_db, interruption_calls, score_echo_only, score_echo_only_from,
+    score_interruptions,
 };
+
+/// When the echo path opens in the mid-call rows of `--echo`, ms into the call (after several
+/// prompts without echo).
+const MID_CALL_ONSET_MS: u64 = 10_000;
 use vad_corpus::turns::{
     TurnScore, paused_turn_track, run_turns, score_turns, split_turn_track, turn_signals, turn_track,
 };
@@ -327,6 +332,36 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
                 s.false_starts_per_10min(),
                 s.false_barge_ins_per_10min(),
                 v.false_starts_per_10min(),
+            );
+        }
+    }
+    println!();
+    println!(
+        "Echo that opens mid-call (a caller switching to speakerphone): the same calls, the path silent for the \
+         first {MID_CALL_ONSET_MS} ms of each; false starts per 10 min of agent audio sent after it opens."
+    );
+    println!();
+    println!(
+        "| condition | ERL | calls | bot speech sent after the onset (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for cond in conditions() {
+        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
+            continue;
+        }
+        for erl in ERLS_DB {
+            let mut calls = echo_only_calls(&cond, erl, bot_minutes);
+            for c in &mut calls {
+                c.echo.from_ms = MID_CALL_ONSET_MS;
+            }
+            let s = score_echo_only_from(&config, &calls, MID_CALL_ONSET_MS);
+            println!(
+                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} |",
+                cond.name,
+                s.calls,
+                s.bot_ms as f64 / 60_000.0,
+                s.false_starts_per_10min(),
+                s.false_barge_ins_per_10min(),
             );
         }
     }
