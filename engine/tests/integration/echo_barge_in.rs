@@ -128,6 +128,26 @@ fn the_echo_is_what_the_engine_sent_delayed_and_at_the_return_loss() {
     }
 }
 
+/// A path that opens mid-call carries nothing before it opens and, after, exactly the echo the
+/// same path carries when open from the start (the engine sends the same audio both times: no
+/// barge-in, no ducking).
+#[test]
+fn a_path_opening_mid_call_carries_the_same_echo_from_then_on() {
+    let mut call = echo_only_calls(&quiet(), 6.0, 0.1).swap_remove(0);
+    let config = SessionConfig {
+        barge_in: BargeInConfig { enabled: false, duck_db: 0, ..BargeInConfig::default() },
+        ..config()
+    };
+    let always = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
+    call.echo.from_ms = 3_000;
+    let opened = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
+    let from = (3_000 * PER_MS) as usize;
+    assert_eq!(opened.sent, always.sent, "the engine sent the same audio");
+    assert!(opened.echo[..from].iter().all(|&e| e == 0.0), "no echo before the path opens");
+    assert!(always.echo[..from].iter().any(|&e| e != 0.0), "the path open from the start carries echo then");
+    assert_eq!(opened.echo[from..], always.echo[from..], "the same echo once it opens");
+}
+
 /// A `clear` from the engine ends the echo: the carrier drops what it had not played, so the
 /// caller's line carries the echo of what played before the clear and nothing after it.
 #[test]

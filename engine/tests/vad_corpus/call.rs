@@ -102,11 +102,19 @@ impl CallTrace {
         self.events.iter().find_map(|(t, e)| f(e).map(|v| (*t, v)))
     }
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
-        self.events.iter().filter(|(_, e)| f(e)).count()
+        self.count_from(0, f)
+    }
+    /// The events `f` accepts, taken at `from_ms` or later.
+    pub fn count_from(&self, from_ms: u64, f: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|(t, e)| *t >= from_ms && f(e)).count()
     }
     /// Agent audio the engine sent, ms.
     pub fn bot_ms(&self) -> u64 {
-        self.sent.iter().map(|(_, f)| f.len() as u64 / super::PER_MS).sum()
+        self.bot_ms_from(0)
+    }
+    /// Agent audio the engine sent at `from_ms` or later, ms.
+    pub fn bot_ms_from(&self, from_ms: u64) -> u64 {
+        self.sent.iter().filter(|(t, _)| *t >= from_ms).map(|(_, f)| f.len() as u64 / super::PER_MS).sum()
     }
 }
 
@@ -151,6 +159,8 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
     session.push_text(&super::start_message()).expect("start");
 
     let mut echo = spec.echo.map(|e| EchoLine::new(e.path, e.seed));
+    // The sample from which the path carries the echo to the caller's line.
+    let echo_from = spec.echo.map_or(0, |e| e.from_ms * super::PER_MS);
     let mut carrier = Carrier { delay_ms: spec.carrier_delay_ms, play_end: 0, marks: Vec::new() };
     let prompts: Vec<Vec<i16>> = spec
         .prompts
@@ -188,7 +198,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
         for (i, (u, &s)) in ulaw.iter_mut().zip(frame).enumerate() {
             let n = (k * 160) as usize + i;
             let e = echo.as_mut().map_or(0.0, |line| line.at(n));
-            let e = if spec.echo.is_some_and(|s| (n as u64) < s.from_ms * super::PER_MS) { 0.0 } else { e };
+            let e = if (n as u64) < echo_from { 0.0 } else { e };
             trace.echo[n] = e;
             let mut v = f32::from(s) + e;
             if spec.echo.is_some_and(|e| e.soft_clip) {

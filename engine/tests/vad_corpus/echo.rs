@@ -267,12 +267,9 @@ pub fn score_echo_only_from(config: &SessionConfig, calls: &[EchoCall], from_ms:
     for call in calls {
         let t = run_call(&call.spec(config, AfterBargeIn::NextPrompt));
         s.calls += 1;
-        s.bot_ms +=
-            t.sent.iter().filter(|(at, _)| *at >= from_ms).map(|(_, f)| f.len() as u64 / PER_MS).sum::<u64>();
-        let after =
-            |f: fn(&Event) -> bool| t.events.iter().filter(|(at, e)| *at >= from_ms && f(e)).count() as u64;
-        s.false_starts += after(|e| matches!(e, Event::SpeechStarted { .. }));
-        s.false_barge_ins += after(|e| matches!(e, Event::BargeIn { .. }));
+        s.bot_ms += t.bot_ms_from(from_ms);
+        s.false_starts += t.count_from(from_ms, |e| matches!(e, Event::SpeechStarted { .. })) as u64;
+        s.false_barge_ins += t.count_from(from_ms, |e| matches!(e, Event::BargeIn { .. })) as u64;
     }
     s
 }

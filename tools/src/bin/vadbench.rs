@@ -29,13 +29,20 @@ use vad_corpus::echo::{
     score_interruptions,
 };
 
-/// When the echo path opens in the mid-call rows of `--echo`, ms into the call (after several
-/// prompts without echo).
-const MID_CALL_ONSET_MS: u64 = 10_000;
 use vad_corpus::turns::{
     TurnScore, paused_turn_track, run_turns, score_turns, split_turn_track, turn_signals, turn_track,
 };
 use vad_corpus::*;
+
+/// When the echo path opens in the mid-call rows of `--echo`, ms into the call (after several
+/// prompts without echo).
+const MID_CALL_ONSET_MS: u64 = 10_000;
+
+/// The lines the barge-in, echo and echo-reduction tables report: quiet, 5 dB pink noise, and
+/// pink noise with hum and clicks.
+fn three_lines() -> impl Iterator<Item = Condition> {
+    conditions().into_iter().filter(|c| ["quiet", "pink-5dB", "noisy-mix"].contains(&c.name))
+}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -179,10 +186,7 @@ fn barge_in_report() {
         "| condition | ducking (dB) | calls (interrupt / backchannel / cough / typing) | precision | recall | reaction p50 / p90 (ms) | voice drop p50 / p90 (ms) | backchannel dips p50 / max (ms) | false barge-ins |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         let calls = barge_calls(&cond);
         let count = |a: CallerAct| calls.iter().filter(|c| c.act == a).count();
         let default_db = BargeInConfig::default().duck_db;
@@ -258,10 +262,7 @@ fn echo_reduction_report() {
     println!();
     println!("| condition | ERL | calls | median | worst |");
     println!("|---|---|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         for erl in ERLS_DB {
             let calls = echo_only_calls(&cond, erl, 2.0);
             let mut db: Vec<f64> =
@@ -286,10 +287,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     println!();
     println!("| condition | not echo-aware | echo-aware |");
     println!("|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         let calls = barge_calls(&cond);
         let [off, on] = [false, true].map(|echo_aware| {
             let mut c = SessionConfig::default();
@@ -316,10 +314,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
         "| condition | ERL | calls | bot speech sent (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min | barge-in off: false `SpeechStarted` / 10 min |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         for erl in ERLS_DB {
             let calls = echo_only_calls(&cond, erl, bot_minutes);
             let s = score_echo_only(&config, &calls);
@@ -345,10 +340,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
         "| condition | ERL | calls | bot speech sent after the onset (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min |"
     );
     println!("|---|---|---|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         for erl in ERLS_DB {
             let mut calls = echo_only_calls(&cond, erl, bot_minutes);
             for c in &mut calls {
@@ -374,10 +366,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
         "| condition | ERL | calls | recall | pre-empted (barge-in on the echo first) | missed | reaction p50 / p90 (onset → `BargeIn`, ms) | onset → `clear` p50 (ms) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for cond in conditions() {
-        if !["quiet", "pink-5dB", "noisy-mix"].contains(&cond.name) {
-            continue;
-        }
+    for cond in three_lines() {
         for erl in ERLS_DB {
             let calls = interruption_calls(&cond, erl);
             let s = score_interruptions(&config, &calls);
