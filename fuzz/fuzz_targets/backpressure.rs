@@ -17,6 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use std::collections::VecDeque;
 use trunkline::pipeline::AGENT_RATES;
+use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig, SessionError};
 
 #[derive(Arbitrary, Debug)]
@@ -111,7 +112,15 @@ fuzz_target!(|data: &[u8]| {
         read_hold_ms: 600_000,
         ..Default::default()
     };
-    let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
+    // The engine's time stands still (a manual clock, never advanced), so both sessions below
+    // see the same instants however slowly this runs: on the wall clock, a run slower than the
+    // reorder wait (a loaded machine, ASan) let the first session release audio it had held
+    // back, which the second, fed at once, still held.
+    let engine = Engine::with_manual_clock(
+        EngineConfig { workers: Some(0), ..Default::default() },
+        ManualClock::new(),
+    )
+    .unwrap();
     let mut host = Host {
         session: engine.open_session(&config).unwrap(),
         pending: VecDeque::new(),
