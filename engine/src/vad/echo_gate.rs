@@ -49,21 +49,34 @@
 //! the learnt gain on the loudest reference but never more than the bounds allow, and an echo
 //! predicted under the noise explains nothing.
 //!
+//! An echo that starts mid-call (a caller switching to speakerphone) meets bounds learnt on a
+//! line without echo, far under it, and a gain learnt down: to both the new echo is the caller,
+//! and they rise only for frames near them. The echo match ([`super::echo_match`]) recognises it
+//! by its spectrum within a few frames of its start: where it confirms an echo at a lag whose
+//! bounds, or a band whose gain, lie more than [`MATCH_EXPLAINED_DB`] under its measured level,
+//! they are raised to that level plus [`MATCH_SLACK_DB`] (never past [`START_GAIN_DB`]) and the
+//! gain learns afresh; and for a second bands must stand [`FRESH_MARGIN_DB`] more over the
+//! prediction to count as the caller's, since speech may already have started on the echo's first
+//! frames and any frame of it that slips through would carry that speech on to a barge-in.
+//!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
-//! clicks), at most one false speech start; interruptions over a 10 dB echo on a quiet line barge
-//! in at 0.94-0.96 recall. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet
-//! line without echo it changes nothing, but in noise it still masks some soft speech over the
-//! agent (the barge-in set's recall in 5 dB pink noise falls from 0.875 to 0.667).
+//! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
+//! barge in at 0.92-0.94 recall; an echo that opens mid-call barges in on about one onset in ten
+//! on a quiet line. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet line
+//! without echo it changes nothing, but in noise it still masks some soft speech over the agent
+//! (the barge-in set's recall in 5 dB pink noise falls from 0.958 to 0.708).
 //!
 //! Cost: one 512-point real FFT per frame sent (the reference's bands) and, per caller frame
-//! while the window holds reference audio, the delay estimator's and the bounds' [`LAGS`] steps
-//! and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes. Once the bot has been silent
-//! for the window, one comparison. State: [`SLOTS`] × [`GATE_BANDS`] bytes of band energies (1 dB
-//! steps), a byte of bound per lag, the estimator's 16-bit sums and a few numbers (about 0.5 KiB,
+//! while the window holds reference audio, the delay estimator's and the bounds' [`LAGS`] steps,
+//! the echo match's comparison and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes.
+//! Once the bot has been silent for the window, one comparison. State: [`SLOTS`] ×
+//! [`GATE_BANDS`] bytes of band energies (1 dB steps), a byte of bound per lag, the estimator's
+//! 16-bit sums, the match's last frames and a few numbers (584 bytes,
 //! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, LAGS};
+use super::echo_match::{EchoMatch, FRAMES, Match};
 
 /// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
 pub(crate) const GATE_BANDS: usize = 8;
@@ -149,6 +162,19 @@ const BOUND_DOWN_DB: f32 = 6.0;
 const BOUND_DOWN_NEAR_DB: f32 = 0.5;
 const BOUND_UP_DB: f32 = 0.5;
 const BOUND_UP_WITHIN_DB: f32 = 10.0;
+/// What a confirmed echo match allows above the gain it measured, dB: the match measures the echo
+/// against two slots' energies together where it falls between them (up to 3 dB more than the
+/// one slot the prediction takes), and the gain's quantile sits over the echo's typical level.
+const MATCH_SLACK_DB: f32 = 6.0;
+/// A bound or gain within this of a match's measured echo already explains it.
+const MATCH_EXPLAINED_DB: f32 = 3.0;
+/// For this many frames after a match raised the gate's estimates, bands must stand
+/// [`FRESH_MARGIN_DB`] more over the predicted echo to count as the caller's: the echo had
+/// passed for the caller until then, so speech may have started on it, and any frame of it that
+/// slips through now (a band a few dB over a prediction not yet learnt) would carry that speech
+/// on to a barge-in.
+const FRESH_FRAMES: u8 = 50;
+const FRESH_MARGIN_DB: f32 = 6.0;
 
 /// 10^(c/10) for each dB code `c`, to sum band energies without a power per band.
 static POWER: [f32; 256] = {
@@ -194,6 +220,10 @@ pub(crate) struct EchoGate {
     /// The most the echo's gain can be at each lag, from the frames where the reference there
     /// was loud and the caller's line was not: [`BOUND_UNIT_DB`] units below [`START_GAIN_DB`].
     bound: [u8; LAGS],
+    /// Finds an echo that has just started (see [`super::echo_match`]).
+    matcher: EchoMatch,
+    /// Frames left of the wider margin after a match (see [`FRESH_FRAMES`]).
+    fresh: u8,
 }
 
 impl EchoGate {
@@ -206,6 +236,8 @@ impl EchoGate {
             gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
             learnt: [0; GATE_BANDS],
             bound: [0; LAGS],
+            matcher: EchoMatch::new(),
+            fresh: 0,
         }
     }
 
@@ -379,6 +411,39 @@ impl EchoGate {
         }
     }
 
+    /// A confirmed echo match (see [`super::echo_match`]): where the bounds or the gain allow
+    /// less than the echo it measured ([`MATCH_SLACK_DB`] over it), they are raised to it, and
+    /// the gain learns afresh.
+    fn take_match(&mut self, m: Match) {
+        // No echo is louder than what played (the two analyses differ by a dB or two): a
+        // "match" with more gain is the echo of a louder slot seen against a quiet one.
+        if m.gain_db > START_GAIN_DB + MATCH_SLACK_DB {
+            return;
+        }
+        let allowed = (m.gain_db + MATCH_SLACK_DB).min(START_GAIN_DB);
+        // What already predicts an echo within a few dB of the measured one stays.
+        let explained = m.gain_db - MATCH_EXPLAINED_DB;
+        let lags = m.lag.saturating_sub(LAGS_BEFORE)..=(m.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1);
+        let mut raised = false;
+        for lag in lags {
+            if self.bound_db(lag as usize) < explained {
+                self.bound[lag as usize] = ((START_GAIN_DB - allowed) / BOUND_UNIT_DB).round() as u8;
+                raised = true;
+            }
+        }
+        let gain = (allowed / GAIN_UNIT_DB).round() as i16;
+        for (g, learnt) in self.gain.iter_mut().zip(&mut self.learnt) {
+            if f32::from(*g) * GAIN_UNIT_DB < explained {
+                *g = gain;
+                *learnt = 0;
+                raised = true;
+            }
+        }
+        if raised {
+            self.fresh = FRESH_FRAMES;
+        }
+    }
+
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
     /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
     /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's
@@ -405,6 +470,11 @@ impl EchoGate {
         let near = |e: super::echo_delay::Estimate| {
             e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
         };
+        let reference: [[u8; GATE_BANDS]; LAGS + FRAMES] =
+            std::array::from_fn(|d| slot.checked_sub(d as u64).map_or([0; GATE_BANDS], |s| self.slot(s)));
+        if let Some(m) = self.matcher.update(caller_db, noise_db, &reference) {
+            self.take_match(m);
+        }
         self.learn_bounds(caller_total, noise_total, floor_at_minimum, &levels, estimate.map(near));
         // An estimate the bounds contradict (no echo can be near it) is early or wrong: the echo
         // is predicted from wherever the bounds allow it.
@@ -427,6 +497,8 @@ impl EchoGate {
                 }
             }
         }
+        let margin = if self.fresh > 0 { MARGIN_DB + FRESH_MARGIN_DB } else { MARGIN_DB };
+        self.fresh = self.fresh.saturating_sub(1);
         let mut mask = [false; GATE_BANDS];
         for b in 0..GATE_BANDS {
             if reference[b] == 0 {
@@ -440,10 +512,10 @@ impl EchoGate {
             let predicted = echo.min(bounded[b]);
             // What the line's noise plus an echo at `echo_db` explain, with margin, dB.
             let noise = power(noise_db[b]);
-            let explained_by = |echo_db: f32| 10.0 * (noise + power(echo_db + MARGIN_DB)).log10();
+            let explained_by = |echo_db: f32| 10.0 * (noise + power(echo_db + margin)).log10();
             // Explained: no louder than that for the echo predicted; an echo predicted under the
             // noise explains nothing (the band is the line's).
-            mask[b] = caller_db[b] < explained_by(predicted) && predicted + MARGIN_DB >= noise_db[b];
+            mask[b] = caller_db[b] < explained_by(predicted) && predicted + margin >= noise_db[b];
             if caller_db[b] < explained_by(echo) + LEARN_ABOVE_THRESHOLD_DB
                 && echo >= noise_db[b] + LEARN_ABOVE_NOISE_DB
             {

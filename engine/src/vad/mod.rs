@@ -14,6 +14,7 @@
 
 mod echo_delay;
 mod echo_gate;
+mod echo_match;
 mod frame_classifier;
 mod prefilter;
 mod spectral;
