@@ -172,7 +172,8 @@ const MATCH_EXPLAINED_DB: f32 = 3.0;
 /// [`FRESH_MARGIN_DB`] more over the predicted echo to count as the caller's: the echo had
 /// passed for the caller until then, so speech may have started on it, and any frame of it that
 /// slips through now (a band a few dB over a prediction not yet learnt) would carry that speech
-/// on to a barge-in.
+/// on to a barge-in. The gain then also learns from bands up to that much louder, which lets it
+/// rise to the new echo sooner.
 const FRESH_FRAMES: u8 = 50;
 const FRESH_MARGIN_DB: f32 = 6.0;
 
@@ -411,9 +412,9 @@ impl EchoGate {
         }
     }
 
-    /// A confirmed echo match (see [`super::echo_match`]): where the bounds or the gain allow
-    /// less than the echo it measured ([`MATCH_SLACK_DB`] over it), they are raised to it, and
-    /// the gain learns afresh.
+    /// A confirmed echo match (see [`super::echo_match`]): the bounds at its lags, and the gain
+    /// of each band, that lie more than [`MATCH_EXPLAINED_DB`] under the echo it measured are
+    /// raised to that echo plus [`MATCH_SLACK_DB`], and the gain learns afresh.
     fn take_match(&mut self, m: Match) {
         // No echo is louder than what played (the two analyses differ by a dB or two): a
         // "match" with more gain is the echo of a louder slot seen against a quiet one.
