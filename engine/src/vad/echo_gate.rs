@@ -425,11 +425,14 @@ impl EchoGate {
         // What already predicts an echo within a few dB of the measured one stays.
         let explained = m.gain_db - MATCH_EXPLAINED_DB;
         let lags = m.lag.saturating_sub(LAGS_BEFORE)..=(m.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1);
+        // The wider margin only where the echo was not explained at its own slots (or by the
+        // gain): raising only a neighbour's bound (the tail's side) is no sign that the echo
+        // passed for the caller.
         let mut raised = false;
         for lag in lags {
             if self.bound_db(lag as usize) < explained {
                 self.bound[lag as usize] = ((START_GAIN_DB - allowed) / BOUND_UNIT_DB).round() as u8;
-                raised = true;
+                raised |= lag == m.lag || lag == m.lag + 1;
             }
         }
         let gain = (allowed / GAIN_UNIT_DB).round() as i16;
