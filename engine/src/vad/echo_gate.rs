@@ -322,9 +322,8 @@ impl EchoGate {
         }
     }
 
-    /// The reference's total level in slot `s`, 1 dB code (0: silence or not held).
-    fn level(&self, s: u64) -> u8 {
-        let bands = self.slot(s);
+    /// A reference slot's total level, 1 dB code (0: silence or not held).
+    fn level(bands: &[u8; GATE_BANDS]) -> u8 {
         to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| POWER[usize::from(b)]).sum())
     }
 
@@ -460,8 +459,11 @@ impl EchoGate {
         floor_at_minimum: bool,
     ) -> Option<[bool; GATE_BANDS]> {
         // A slot's level is 0 only if all its bands are: no level, nothing played in the window.
-        let levels: [u8; LAGS] =
-            std::array::from_fn(|lag| slot.checked_sub(lag as u64).map_or(0, |s| self.level(s)));
+        // The reference behind this frame, slot by slot: what the echo match compares, and (its
+        // first LAGS slots' totals) what the delay estimator and the bounds take.
+        let reference: [[u8; GATE_BANDS]; LAGS + FRAMES] =
+            std::array::from_fn(|d| slot.checked_sub(d as u64).map_or([0; GATE_BANDS], |s| self.slot(s)));
+        let levels: [u8; LAGS] = std::array::from_fn(|lag| Self::level(&reference[lag]));
         if levels.iter().all(|&l| l == 0) {
             return None;
         }
@@ -474,8 +476,6 @@ impl EchoGate {
         let near = |e: super::echo_delay::Estimate| {
             e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
         };
-        let reference: [[u8; GATE_BANDS]; LAGS + FRAMES] =
-            std::array::from_fn(|d| slot.checked_sub(d as u64).map_or([0; GATE_BANDS], |s| self.slot(s)));
         if let Some(m) = self.matcher.update(caller_db, noise_db, &reference) {
             self.take_match(m);
         }

@@ -112,13 +112,11 @@ impl EchoMatch {
         for age in &mut self.recent_age {
             *age = age.saturating_add(1);
         }
-        // Lags in half slots: the echo of a slot split between two caller frames is compared
-        // with the two slots' energies together.
         // Too little of the caller stands above the noise for any lag to be judged (a silent
         // caller: the common case, at the cost of this count).
-        let usable = self.caller.iter().flatten().filter(|&&c| c > 0).count();
-        let usable_frames = self.caller.iter().filter(|f| f.iter().any(|&c| c > 0)).count();
-        if usable < MIN_PAIRS || usable_frames < MIN_FRAMES {
+        let caller_bands = self.caller.map(|f| f.iter().filter(|&&c| c > 0).count());
+        let usable_frames = caller_bands.iter().filter(|&&n| n > 0).count();
+        if caller_bands.iter().sum::<usize>() < MIN_PAIRS || usable_frames < MIN_FRAMES {
             return None;
         }
         // In tenths of a dB (0: nothing), the caller, each reference slot, and each slot with the
@@ -130,9 +128,8 @@ impl EchoMatch {
                 Some(next) => std::array::from_fn(|b| sum_tenths(reference[d][b], next[b])),
                 None => single[d],
             });
-        // Bands standing per frame: a lag where the two could not make enough pairs (the agent
-        // paused there) is not judged.
-        let caller_bands = self.caller.map(|f| f.iter().filter(|&&c| c > 0).count());
+        // Bands standing per reference slot: a lag where the two could not make enough pairs
+        // (the agent paused there) is not judged.
         let reference_bands = reference.map(|r| r.iter().filter(|&&v| v > 0).count());
         // Per half-slot lag, the spread and mean of the difference (`None`: too few pairs).
         let mut fits = [None::<(f32, f32)>; 2 * LAGS];
