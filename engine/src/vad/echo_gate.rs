@@ -53,16 +53,18 @@
 //! line without echo, far under it, and a gain learnt down: to both the new echo is the caller,
 //! and they rise only for frames near them. The echo match ([`super::echo_match`]) recognises it
 //! by its spectrum within a few frames of its start: where it confirms an echo at a lag whose
-//! bounds, or a band whose gain, lie more than [`MATCH_EXPLAINED_DB`] under its measured level,
-//! they are raised to that level plus [`MATCH_SLACK_DB`] (never past [`START_GAIN_DB`]) and the
-//! gain learns afresh; and for a second bands must stand [`FRESH_MARGIN_DB`] more over the
-//! prediction to count as the caller's, since speech may already have started on the echo's first
-//! frames and any frame of it that slips through would carry that speech on to a barge-in.
+//! bounds lie more than [`MATCH_EXPLAINED_DB`] under its measured level, they are raised to that
+//! level plus [`MATCH_SLACK_DB`] (never past [`START_GAIN_DB`]). If that includes the echo's own
+//! two slots, the echo is new to the gate: the gains under it are raised too and learn afresh,
+//! and for a second bands must stand [`FRESH_MARGIN_DB`] more over the prediction to count as the
+//! caller's, since speech may already have started on the echo's first frames and any frame of
+//! it that slips through would carry that speech on to a barge-in. An echo the bounds already
+//! follow keeps its gains: one match can read it a few dB high.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
-//! barge in at 0.92-0.94 recall; an echo that opens mid-call barges in on about one onset in ten
+//! barge in at 0.94-0.96 recall; an echo that opens mid-call barges in on about one onset in ten
 //! on a quiet line. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet line
 //! without echo it changes nothing, but in noise it still masks some soft speech over the agent
 //! (the barge-in set's recall in 5 dB pink noise falls from 0.958 to 0.708).
@@ -176,6 +178,12 @@ const MATCH_EXPLAINED_DB: f32 = 3.0;
 /// rise to the new echo sooner.
 const FRESH_FRAMES: u8 = 50;
 const FRESH_MARGIN_DB: f32 = 6.0;
+
+/// The lags an echo at `lag` reaches: its slot, the one before and the tail's after it, within
+/// the window.
+fn around(lag: u64) -> std::ops::RangeInclusive<u64> {
+    lag.saturating_sub(LAGS_BEFORE)..=(lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
+}
 
 /// 10^(c/10) for each dB code `c`, to sum band energies without a power per band.
 static POWER: [f32; 256] = {
@@ -358,6 +366,12 @@ impl EchoGate {
         START_GAIN_DB - BOUND_UNIT_DB * f32::from(self.bound[lag])
     }
 
+    /// Sets the echo bound at `lag` to `db` (held within [`MIN_BOUND_DB`]..=[`START_GAIN_DB`]).
+    fn set_bound_db(&mut self, lag: usize, db: f32) {
+        self.bound[lag] =
+            ((START_GAIN_DB - db.clamp(MIN_BOUND_DB, START_GAIN_DB)) / BOUND_UNIT_DB).round() as u8;
+    }
+
     /// Learns the echo bound per lag from the caller's frame (total level `caller_db` over the
     /// line's `noise_db`) and the reference's levels behind it.
     /// `floor_at_minimum`: the noise floor is at the classifier's minimum (see [`Self::mask`]).
@@ -406,14 +420,14 @@ impl EchoGate {
             } else {
                 bound
             };
-            let units = ((START_GAIN_DB - next.clamp(MIN_BOUND_DB, START_GAIN_DB)) / BOUND_UNIT_DB).round();
-            self.bound[lag] = units as u8;
+            self.set_bound_db(lag, next);
         }
     }
 
-    /// A confirmed echo match (see [`super::echo_match`]): the bounds at its lags, and the gain
-    /// of each band, that lie more than [`MATCH_EXPLAINED_DB`] under the echo it measured are
-    /// raised to that echo plus [`MATCH_SLACK_DB`], and the gain learns afresh.
+    /// A confirmed echo match (see [`super::echo_match`]): the bounds at its lags that lie more
+    /// than [`MATCH_EXPLAINED_DB`] under the echo it measured are raised to that echo plus
+    /// [`MATCH_SLACK_DB`]; if that includes its own two slots, so are the gains that lie under
+    /// it, they learn afresh, and the wider margin follows.
     fn take_match(&mut self, m: Match) {
         // No echo is louder than what played (the two analyses differ by a dB or two): a
         // "match" with more gain is the echo of a louder slot seen against a quiet one.
@@ -423,28 +437,30 @@ impl EchoGate {
         let allowed = (m.gain_db + MATCH_SLACK_DB).min(START_GAIN_DB);
         // What already predicts an echo within a few dB of the measured one stays.
         let explained = m.gain_db - MATCH_EXPLAINED_DB;
-        let lags = m.lag.saturating_sub(LAGS_BEFORE)..=(m.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1);
-        // The wider margin only where the echo was not explained at its own slots (or by the
-        // gain): raising only a neighbour's bound (the tail's side) is no sign that the echo
-        // passed for the caller.
-        let mut raised = false;
-        for lag in lags {
+        // Only an echo the bounds at its own two slots did not allow is new to the gate: then it
+        // may have passed for the caller (the wider margin), and the gains, learnt without it,
+        // learn afresh. Where those bounds allow it, the gate is following this echo already: a
+        // neighbour's bound (the tail's side) may still be raised, but the gains are left to
+        // their own learning, since a single match can read a few dB high (measured: matches at
+        // -5 to -8 dB on a 10 dB echo whose gains had learnt -8 to -12 dB; raising the gains and
+        // widening the margin on those cost two interruptions in 48 at ERL 10 dB).
+        let new = (m.lag..=m.lag + 1).any(|lag| self.bound_db(lag as usize) < explained);
+        for lag in around(m.lag) {
             if self.bound_db(lag as usize) < explained {
-                self.bound[lag as usize] = ((START_GAIN_DB - allowed) / BOUND_UNIT_DB).round() as u8;
-                raised |= lag == m.lag || lag == m.lag + 1;
+                self.set_bound_db(lag as usize, allowed);
             }
+        }
+        if !new {
+            return;
         }
         let gain = (allowed / GAIN_UNIT_DB).round() as i16;
         for (g, learnt) in self.gain.iter_mut().zip(&mut self.learnt) {
             if f32::from(*g) * GAIN_UNIT_DB < explained {
                 *g = gain;
                 *learnt = 0;
-                raised = true;
             }
         }
-        if raised {
-            self.fresh = FRESH_FRAMES;
-        }
+        self.fresh = FRESH_FRAMES;
     }
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
@@ -473,9 +489,7 @@ impl EchoGate {
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
-        let near = |e: super::echo_delay::Estimate| {
-            e.lag.saturating_sub(LAGS_BEFORE)..=(e.lag + LAGS_AFTER).min(WINDOW_SLOTS - 1)
-        };
+        let near = |e: super::echo_delay::Estimate| around(e.lag);
         if let Some(m) = self.matcher.update(caller_db, noise_db, &reference) {
             self.take_match(m);
         }
@@ -704,6 +718,100 @@ mod tests {
         // Nothing played within the window behind a frame: no gate at all.
         assert!(!g.active(10 + WINDOW_SLOTS));
         assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false), None);
+    }
+
+    /// A gate that has learnt a line without echo: every bound at `bound_db`, every band's gain
+    /// at `gain_db`.
+    fn learnt(bound_db: f32, gain_db: f32) -> EchoGate {
+        let mut g = EchoGate::new();
+        for lag in 0..LAGS {
+            g.set_bound_db(lag, bound_db);
+        }
+        g.gain = [(gain_db / GAIN_UNIT_DB).round() as i16; GATE_BANDS];
+        g.learnt = [FAST_FRAMES; GATE_BANDS];
+        g
+    }
+
+    #[test]
+    fn a_match_raises_what_lay_under_it_and_only_there() {
+        // Bounds learnt down to -40 dB, gains to -30 dB; an echo matched at lag 8, 14 dB down.
+        let mut g = learnt(-40.0, -30.0);
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        for lag in 0..LAGS {
+            let want = if (7..=10).contains(&lag) { -14.0 + MATCH_SLACK_DB } else { -40.0 };
+            assert_eq!(g.bound_db(lag), want, "lag {lag}");
+        }
+        for b in 0..GATE_BANDS {
+            assert_eq!(g.gain_db(b), -14.0 + MATCH_SLACK_DB, "band {b}");
+            assert_eq!(g.learnt[b], 0, "band {b} learns afresh");
+        }
+        assert_eq!(g.fresh, FRESH_FRAMES, "the echo had passed for the caller");
+        // Never past the gate's starting ERL, however loud the match.
+        let mut loud = learnt(-40.0, -30.0);
+        loud.take_match(Match { lag: 3, gain_db: -3.0 });
+        assert_eq!(loud.bound_db(3), START_GAIN_DB);
+        assert_eq!(loud.gain_db(0), START_GAIN_DB);
+    }
+
+    #[test]
+    fn a_match_the_gate_already_explains_changes_nothing() {
+        // Bounds and gains within MATCH_EXPLAINED_DB of the measured echo stay where they are,
+        // and no wider margin follows.
+        let mut g = learnt(-12.0, -16.0);
+        let before = g.clone();
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        assert_eq!(g.bound, before.bound);
+        assert_eq!(g.gain, before.gain);
+        assert_eq!(g.fresh, 0);
+        // A "match" louder than anything played is a louder slot's echo seen against a quiet one.
+        let mut g = learnt(-40.0, -30.0);
+        g.take_match(Match { lag: 8, gain_db: START_GAIN_DB + MATCH_SLACK_DB + 1.0 });
+        assert_eq!((g.bound, g.gain, g.fresh), (learnt(-40.0, -30.0).bound, learnt(-40.0, -30.0).gain, 0));
+    }
+
+    #[test]
+    fn a_match_of_an_echo_the_bounds_follow_raises_only_the_tails_bound() {
+        // The bounds at the echo's own two slots (lags 8 and 9) allow it; only the bounds a slot
+        // before and after them (the neighbouring slots the tail and the playout's error reach)
+        // lay under it, and are raised. The gains, learnt 10 dB under what this match reads,
+        // stay where they are (a single match can read a few dB high), and no wider margin
+        // follows.
+        let mut g = learnt(-14.0, -24.0);
+        g.set_bound_db(7, -46.0);
+        g.set_bound_db(10, -46.0);
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        assert_eq!((g.bound_db(7), g.bound_db(10)), (-14.0 + MATCH_SLACK_DB, -14.0 + MATCH_SLACK_DB));
+        assert_eq!((g.gain, g.learnt), (learnt(-14.0, -24.0).gain, [FAST_FRAMES; GATE_BANDS]));
+        assert_eq!(g.fresh, 0);
+        // Under it at one of its own slots: an echo new to the gate, the gains and the margin
+        // follow.
+        let mut g = learnt(-14.0, -24.0);
+        g.set_bound_db(9, -46.0);
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        assert_eq!(g.gain_db(0), -14.0 + MATCH_SLACK_DB);
+        assert_eq!(g.fresh, FRESH_FRAMES);
+    }
+
+    #[test]
+    fn after_a_match_a_band_needs_the_wider_margin_for_a_second() {
+        // The reference steady at 70 dB, the echo predicted at 64 dB after a match raised
+        // everything to the start. A caller band at 71 dB stands 7 dB over that prediction: the
+        // echo's own during the fresh frames (it needs MARGIN_DB + FRESH_MARGIN_DB), the
+        // caller's once they are over (MARGIN_DB).
+        let mut g = learnt(-40.0, -30.0);
+        g.take_match(Match { lag: 8, gain_db: -6.0 });
+        let noise = [20.0; GATE_BANDS];
+        // The reference behind the matched lags (written before the gate sees a caller frame).
+        for slot in 0..10 {
+            g.record(slot, [70; GATE_BANDS]);
+        }
+        for n in 0..=u64::from(FRESH_FRAMES) {
+            let slot = 10 + n;
+            g.record(slot, [70; GATE_BANDS]);
+            let mask = g.mask(slot, &[71.0; GATE_BANDS], &noise, false).unwrap();
+            let fresh = n < u64::from(FRESH_FRAMES);
+            assert_eq!(mask, [fresh; GATE_BANDS], "slot {slot}");
+        }
     }
 
     #[test]
