@@ -444,7 +444,7 @@ impl EchoGate {
         // their own learning, since a single match can read a few dB high (measured: matches at
         // -5 to -8 dB on a 10 dB echo whose gains had learnt -8 to -12 dB; raising the gains and
         // widening the margin on those cost two interruptions in 48 at ERL 10 dB).
-        let new = (m.lag..=m.lag + 1).any(|lag| self.bound_db(lag as usize) < explained);
+        let new = (m.lag..=(m.lag + 1).min(WINDOW_SLOTS - 1)).any(|lag| self.bound_db(lag as usize) < explained);
         for lag in around(m.lag) {
             if self.bound_db(lag as usize) < explained {
                 self.set_bound_db(lag as usize, allowed);
@@ -751,6 +751,24 @@ mod tests {
         loud.take_match(Match { lag: 3, gain_db: -3.0 });
         assert_eq!(loud.bound_db(3), START_GAIN_DB);
         assert_eq!(loud.gain_db(0), START_GAIN_DB);
+    }
+
+    #[test]
+    fn a_match_at_the_windows_last_lag_is_taken_as_any_other() {
+        // The match's lag may fall between the window's last slot and the next, which the gate
+        // does not hold: only the last is its own.
+        let last = WINDOW_SLOTS - 1;
+        let mut g = learnt(-40.0, -30.0);
+        g.take_match(Match { lag: last, gain_db: -14.0 });
+        assert_eq!(g.bound_db(last as usize), -14.0 + MATCH_SLACK_DB);
+        assert_eq!(g.bound_db(last as usize - 1), -14.0 + MATCH_SLACK_DB);
+        assert_eq!(g.fresh, FRESH_FRAMES);
+        // Its own slot already allows it: the tail's side is raised, and it is not new.
+        let mut g = learnt(-40.0, -30.0);
+        g.set_bound_db(last as usize, -14.0);
+        g.take_match(Match { lag: last, gain_db: -14.0 });
+        assert_eq!(g.bound_db(last as usize - 1), -14.0 + MATCH_SLACK_DB);
+        assert_eq!(g.fresh, 0);
     }
 
     #[test]
