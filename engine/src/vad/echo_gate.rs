@@ -58,7 +58,9 @@
 //! two slots, the echo is new to the gate: the gains under it are raised too and learn afresh,
 //! and for a second bands must stand [`FRESH_MARGIN_DB`] more over the prediction to count as the
 //! caller's, since speech may already have started on the echo's first frames and any frame of
-//! it that slips through would carry that speech on to a barge-in. An echo the bounds already
+//! it that slips through would carry that speech on to a barge-in; and the speech detector ends
+//! the speech it has heard so far (see [`EchoGate::take_recognised`]), so what the caller says
+//! over the echo from then on counts from its own first frame. An echo the bounds already
 //! follow keeps its gains: one match can read it a few dB high.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
@@ -233,6 +235,8 @@ pub(crate) struct EchoGate {
     matcher: EchoMatch,
     /// Frames left of the wider margin after a match (see [`FRESH_FRAMES`]).
     fresh: u8,
+    /// A match has found an echo new to the gate since [`Self::take_recognised`] last asked.
+    recognised: bool,
 }
 
 impl EchoGate {
@@ -247,6 +251,7 @@ impl EchoGate {
             bound: [0; LAGS],
             matcher: EchoMatch::new(),
             fresh: 0,
+            recognised: false,
         }
     }
 
@@ -461,6 +466,14 @@ impl EchoGate {
             }
         }
         self.fresh = FRESH_FRAMES;
+        self.recognised = true;
+
+    }
+
+    /// Whether a match has found an echo new to the gate since the last call: until then that
+    /// echo passed for the caller, so speech the detector heard in it was likely the echo's.
+    pub(crate) fn take_recognised(&mut self) -> bool {
+        std::mem::take(&mut self.recognised)
     }
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
@@ -763,12 +776,14 @@ mod tests {
         assert_eq!(g.bound_db(last as usize), -14.0 + MATCH_SLACK_DB);
         assert_eq!(g.bound_db(last as usize - 1), -14.0 + MATCH_SLACK_DB);
         assert_eq!(g.fresh, FRESH_FRAMES);
+        assert!(g.take_recognised(), "an echo new to the gate");
+        assert!(!g.take_recognised(), "said once");
         // Its own slot already allows it: the tail's side is raised, and it is not new.
         let mut g = learnt(-40.0, -30.0);
         g.set_bound_db(last as usize, -14.0);
         g.take_match(Match { lag: last, gain_db: -14.0 });
         assert_eq!(g.bound_db(last as usize - 1), -14.0 + MATCH_SLACK_DB);
-        assert_eq!(g.fresh, 0);
+        assert_eq!((g.fresh, g.take_recognised()), (0, false));
     }
 
     #[test]
@@ -781,6 +796,7 @@ mod tests {
         assert_eq!(g.bound, before.bound);
         assert_eq!(g.gain, before.gain);
         assert_eq!(g.fresh, 0);
+        assert!(!g.take_recognised());
         // A "match" louder than anything played is a louder slot's echo seen against a quiet one.
         let mut g = learnt(-40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: START_GAIN_DB + MATCH_SLACK_DB + 1.0 });

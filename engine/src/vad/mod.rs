@@ -251,6 +251,15 @@ impl Classifier {
         }
     }
 
+    /// Whether the echo gate has just recognised an echo new to it (see
+    /// [`SpectralClassifier::echo_recognised`]); webrtc-vad has no gate.
+    fn echo_recognised(&mut self) -> bool {
+        match self {
+            Self::WebRtc(_) => false,
+            Self::Spectral(c) => c.echo_recognised(),
+        }
+    }
+
     /// The pitch of the last frame, Hz, if the classifier estimates one.
     fn pitch_hz(&self) -> Option<f32> {
         match self {
@@ -389,7 +398,13 @@ impl SpeechDetector {
                 let slot = (pos - FRAME_SAMPLES as u64 / 2) / FRAME_SAMPLES as u64;
                 let (speech, voiced, lead) = self.classifier.classify(&self.frame, slot);
                 let mut transition = None;
-                self.state.on_decision(speech, voiced, lead, pos, &mut |t| transition = Some(t));
+                if self.classifier.echo_recognised() {
+                    // What was heard as speech up to here was the agent's echo: it ends, and
+                    // what the caller says over the echo from now on is a speech of its own.
+                    self.state.retract(pos, &mut |t| transition = Some(t));
+                } else {
+                    self.state.on_decision(speech, voiced, lead, pos, &mut |t| transition = Some(t));
+                }
                 if let Some(t) = transition {
                     self.report(t, &mut on_event);
                 }

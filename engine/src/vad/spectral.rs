@@ -225,6 +225,12 @@ impl SpectralClassifier {
         self.echo.as_deref_mut()
     }
 
+    /// Whether the echo gate has recognised an echo new to it since the last call (see
+    /// [`EchoGate::take_recognised`]).
+    pub(crate) fn echo_recognised(&mut self) -> bool {
+        self.echo.as_deref_mut().is_some_and(EchoGate::take_recognised)
+    }
+
     /// Records up to 20 ms of the agent's audio (8 kHz), heard in the caller's stream from
     /// `sample` on, as the echo gate's reference.
     pub(crate) fn echo_reference(&mut self, pcm: &[i16], sample: u64) {

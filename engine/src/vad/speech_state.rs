@@ -184,6 +184,23 @@ impl SpeechStateMachine {
         self.check_stopped(end, on_transition);
     }
 
+    /// The speech heard up to stream sample `end` (this frame included) was not the caller's (the
+    /// echo gate has just recognised the agent's echo in it): the current run ends there and
+    /// confirmed speech stops at once, at the end of the frame before; speech after it is new speech
+    /// (its soft start reaches no further back than `end`).
+    pub(crate) fn retract(&mut self, end: u64, on_transition: &mut impl FnMut(SpeechTransition)) {
+        if self.speaking && self.run_frames > 0 {
+            self.speech_end = self.speech_end.max(self.run_end);
+        }
+        self.run_frames = 0;
+        self.run_first_voiced = None;
+        self.floor = end;
+        if self.speaking {
+            self.speaking = false;
+            on_transition(SpeechTransition::Stopped { at_ms: self.speech_end / SAMPLES_PER_MS });
+        }
+    }
+
     /// Audio from just after the last frame taken up to stream sample `to` never arrived: it
     /// counts as non-speech. A run cut by the gap ends where its audio ended (no overhang is
     /// subtracted: nothing says the speech did not go on up to the gap).
@@ -290,6 +307,33 @@ mod tests {
             m.on_decision(true, true, 4, (i + 1) * FRAME, &mut |t| out.push(t));
         }
         assert_eq!(out, vec![SpeechTransition::Started { at_ms: 20 }]);
+    }
+
+    #[test]
+    fn retracted_speech_stops_at_once_and_what_follows_is_new_speech() {
+        let mut m = machine();
+        let mut out = Vec::new();
+        // Confirmed at frame 7 (onset 0); frames 0-11 speech, frame 12 retracted.
+        for i in 0..12u64 {
+            m.on_frame(true, (i + 1) * FRAME, &mut |t| out.push((t, i)));
+        }
+        m.retract(13 * FRAME, &mut |t| out.push((t, 12)));
+        assert!(!m.is_speaking());
+        assert_eq!(out, vec![
+            (SpeechTransition::Started { at_ms: 0 }, 7),
+            (SpeechTransition::Stopped { at_ms: 12 * 20 }, 12)
+        ]);
+        // Speech going on right after it is a speech of its own, with its own onset and voiced
+        // time, whose soft start does not reach into the retracted one.
+        out.clear();
+        for i in 13..25u64 {
+            m.on_decision(true, true, 5, (i + 1) * FRAME, &mut |t| out.push((t, i)));
+        }
+        assert_eq!(out, vec![(SpeechTransition::Started { at_ms: 13 * 20 }, 20)]);
+        assert_eq!(m.voiced_samples(), Some(12 * FRAME));
+        // Retracting with no speech says nothing.
+        let mut m = machine();
+        m.retract(FRAME, &mut |t| panic!("{t:?}"));
     }
 
     #[test]
