@@ -319,10 +319,13 @@ mod tests {
         }
         m.retract(13 * FRAME, &mut |t| out.push((t, 12)));
         assert!(!m.is_speaking());
-        assert_eq!(out, vec![
-            (SpeechTransition::Started { at_ms: 0 }, 7),
-            (SpeechTransition::Stopped { at_ms: 12 * 20 }, 12)
-        ]);
+        assert_eq!(
+            out,
+            vec![
+                (SpeechTransition::Started { at_ms: 0 }, 7),
+                (SpeechTransition::Stopped { at_ms: 12 * 20 }, 12)
+            ]
+        );
         // Speech going on right after it is a speech of its own, with its own onset and voiced
         // time, whose soft start does not reach into the retracted one.
         out.clear();

@@ -284,10 +284,11 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// Echo-aware, an echo path that opens mid-call (a caller switching to speakerphone after 10 s
 /// of prompts on a line without echo, quiet): by then the gate has learnt that nothing echoes,
 /// and the new echo must be recognised as the agent's within a few frames of its start. Over
-/// return losses 6, 10 and 15 dB, at most one call in six barges in on the echo once it is open
-/// (measured: 3 of 21), and on average less than one `SpeechStarted` per call comes from it (what
-/// it takes to be recognised; measured 12 in 21). Without the echo match every prompt after the
-/// onset barged in.
+/// return losses 6, 10 and 15 dB, at most one call in ten barges in on the echo once it is open
+/// (measured: none of 21; 3 when the match took the spread over all bands together and speech
+/// heard in the echo ran on), and fewer than one call in two has a `SpeechStarted` from it (what
+/// it takes to be recognised; measured 5 in 21, then 12). Without the echo match every prompt
+/// after the onset barged in.
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     const ONSET_MS: u64 = 10_000;
@@ -310,8 +311,8 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         starts += s.false_starts;
         barge_ins += s.false_barge_ins;
     }
-    assert!(barge_ins * 6 <= calls as u64, "{barge_ins} barge-ins on the echo in {calls} calls");
-    assert!(starts < calls as u64, "{starts} false starts in {calls} calls");
+    assert!(barge_ins * 10 <= calls as u64, "{barge_ins} barge-ins on the echo in {calls} calls");
+    assert!(starts * 2 < calls as u64, "{starts} false starts in {calls} calls");
 }
 
 /// Echo-aware: interruptions spoken over the echo, quiet line. None is pre-empted by a
