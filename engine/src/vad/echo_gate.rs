@@ -67,9 +67,10 @@
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
 //! barge in at 0.94-0.96 recall; an echo that opens mid-call still barges in about 1.6 times per
-//! 10 min of agent audio on a quiet line. It is a setting (`VadConfig::echo_aware`), off by default: on a quiet line
-//! without echo it changes nothing, but in noise it still masks some soft speech over the agent
-//! (the barge-in set's recall in 5 dB pink noise falls from 0.958 to 0.708).
+//! 10 min of agent audio on a quiet line. It is a setting (`VadConfig::echo_aware`), off by
+//! default: on a quiet line without echo it changes nothing, but in noise it still masks some
+//! soft speech over the agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to
+//! 0.708).
 //!
 //! Cost: one 512-point real FFT per frame sent (the reference's bands) and, per caller frame
 //! while the window holds reference audio, the delay estimator's and the bounds' [`LAGS`] steps,

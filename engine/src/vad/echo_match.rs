@@ -41,8 +41,8 @@
 //! gate's mid-call figures (docs/speech.md).
 //!
 //! Cost: 2 × [`LAGS`] × ([`FRAMES`] + 1) × [`GATE_BANDS`] integer and float steps per caller
-//! frame while the gate is active. State: the caller's last [`FRAMES`] frames as 1 dB codes and the last matches (48
-//! bytes).
+//! frame while the gate is active. State: the caller's last [`FRAMES`] frames as 1 dB codes and
+//! the last matches (48 bytes).
 
 use super::echo_delay::LAGS;
 use super::echo_gate::GATE_BANDS;
@@ -162,7 +162,8 @@ impl EchoMatch {
         // Bands standing per reference slot: a lag where the two could not make enough pairs
         // (the agent paused there) is not judged.
         let reference_bands = reference.map(|r| r.iter().filter(|&&v| v > 0).count());
-        // Per half-slot lag, the spread and mean of the difference (`None`: too few pairs).
+        // Per half-slot lag, the difference's spread about each band's mean, its mean, and its
+        // spread over all bands together (`None`: too few pairs).
         let mut fits = [None::<(f32, f32, f32)>; 2 * LAGS];
         for (half, fit) in fits.iter_mut().enumerate() {
             let (lag, refs) = (half / 2, if half % 2 == 1 { &between } else { &single });
@@ -306,8 +307,9 @@ mod tests {
     #[test]
     fn an_echo_coloured_by_its_path_is_matched() {
         // A diffuse tail makes the path's response differ from band to band by several dB (here
-        // 4.4 dB rms, with the dB of jitter more than the 4 dB a spread over all bands together
-        // allows): it holds still in each band, and that is what is matched.
+        // 4.4 dB rms: with the jitter, a spread over all bands together of about 4.5 dB, over the
+        // 4 dB the match once allowed it and under POOLED_SD_DB): it holds still in each band,
+        // and that is what is matched.
         let colour = [-6.0, 5.0, -4.0, 6.0, 1.0, -5.0, 4.0, -1.0];
         for (delay, erl, seed) in [(4usize, 6u8, 11u64), (16, 10, 12), (25, 6, 13)] {
             let played = agent(300, seed);

@@ -184,10 +184,10 @@ impl SpeechStateMachine {
         self.check_stopped(end, on_transition);
     }
 
-    /// The speech heard up to stream sample `end` (this frame included) was not the caller's (the
-    /// echo gate has just recognised the agent's echo in it): the current run ends there and
-    /// confirmed speech stops at once, at the end of the frame before; speech after it is new speech
-    /// (its soft start reaches no further back than `end`).
+    /// The speech heard up to stream sample `end` (this frame included) was not the caller's
+    /// (the echo gate has just recognised the agent's echo in it): the current run ends there
+    /// and confirmed speech stops at once, at the end of the frame before; speech after it is
+    /// new speech (its soft start reaches no further back than `end`).
     pub(crate) fn retract(&mut self, end: u64, on_transition: &mut impl FnMut(SpeechTransition)) {
         if self.speaking && self.run_frames > 0 {
             self.speech_end = self.speech_end.max(self.run_end);
