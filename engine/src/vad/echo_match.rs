@@ -99,6 +99,15 @@ fn sum_tenths(a: u8, b: u8) -> i32 {
     i32::from(hi) * 10 + LOG_SUM_TENTHS.get(k).map_or(0, |&t| i32::from(t))
 }
 
+/// How the caller's levels less the reference's fit at one lag, dB: their spread (standard
+/// deviation) about each band's mean, their mean, and their spread over all bands together.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    spread_db: f32,
+    gain_db: f32,
+    pooled_db: f32,
+}
+
 /// A confirmed match: the echo's lag (slots behind the caller's frame; where it falls between
 /// two slots, the earlier) and gain, dB.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,9 +171,8 @@ impl EchoMatch {
         // Bands standing per reference slot: a lag where the two could not make enough pairs
         // (the agent paused there) is not judged.
         let reference_bands = reference.map(|r| r.iter().filter(|&&v| v > 0).count());
-        // Per half-slot lag, the difference's spread about each band's mean, its mean, and its
-        // spread over all bands together (`None`: too few pairs).
-        let mut fits = [None::<(f32, f32, f32)>; 2 * LAGS];
+        // Per half-slot lag, how the difference fits (`None`: too few pairs).
+        let mut fits = [None::<Fit>; 2 * LAGS];
         for (half, fit) in fits.iter_mut().enumerate() {
             let (lag, refs) = (half / 2, if half % 2 == 1 { &between } else { &single });
             let most: usize = (0..FRAMES)
@@ -211,23 +219,24 @@ impl EchoMatch {
                 let sd = (residual.max(0.0) / dof as f32).sqrt() / 10.0;
                 let mean = total as f32 / all as f32;
                 let pooled = (all_squares / all as f32 - mean * mean).max(0.0).sqrt() / 10.0;
-                *fit = Some((sd, mean / 10.0, pooled));
+                *fit = Some(Fit { spread_db: sd, gain_db: mean / 10.0, pooled_db: pooled });
             }
         }
-        let (half, (sd, gain_db, pooled)) = fits
+        let (half, best) = fits
             .iter()
             .enumerate()
             .filter_map(|(h, f)| f.map(|f| (h, f)))
-            .min_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
+            .min_by(|a, b| a.1.spread_db.total_cmp(&b.1.spread_db))?;
         // The echo fits at its lag, not at lags more than a slot away (a steady sound fits
         // everywhere, and says nothing of where it comes from).
         let elsewhere = fits
             .iter()
             .enumerate()
             .filter(|&(h, _)| h.abs_diff(half) > 2)
-            .filter_map(|(_, f)| f.map(|f| f.0))
+            .filter_map(|(_, f)| f.map(|f| f.spread_db))
             .fold(f32::MAX, f32::min);
-        if sd >= MATCH_SD_DB || pooled >= POOLED_SD_DB || elsewhere < sd + DISTINCT_DB {
+        let sd = best.spread_db;
+        if sd >= MATCH_SD_DB || best.pooled_db >= POOLED_SD_DB || elsewhere < sd + DISTINCT_DB {
             return None;
         }
         let half = half as u8;
@@ -241,7 +250,7 @@ impl EchoMatch {
         let oldest = (0..RECENT).max_by_key(|&i| self.recent_age[i]).unwrap_or(0);
         self.recent_age[oldest] = 0;
         self.recent_lag[oldest] = half;
-        (confirming >= CONFIRMING).then_some(Match { lag: u64::from(half / 2), gain_db })
+        (confirming >= CONFIRMING).then_some(Match { lag: u64::from(half / 2), gain_db: best.gain_db })
     }
 }
 

@@ -189,11 +189,9 @@ impl SpeechStateMachine {
     /// and confirmed speech stops at once, at the end of the frame before; speech after it is
     /// new speech (its soft start reaches no further back than `end`).
     pub(crate) fn retract(&mut self, end: u64, on_transition: &mut impl FnMut(SpeechTransition)) {
-        if self.speaking && self.run_frames > 0 {
-            self.speech_end = self.speech_end.max(self.run_end);
+        if self.run_frames > 0 {
+            self.end_run(self.run_end);
         }
-        self.run_frames = 0;
-        self.run_first_voiced = None;
         self.floor = end;
         if self.speaking {
             self.speaking = false;
