@@ -459,8 +459,9 @@ fn the_echo_delay_estimate_tracks_the_paths_delay() {
 /// coughs or types over the agent): the gate's bounds learn within the first second of agent
 /// audio that nothing echoes, so on a quiet line every call ends as with the gate off. In 5 dB
 /// pink noise an echo under the noise cannot be told from none by its level, so the gate still
-/// masks some soft speech there (measured recall 0.667 against 0.875 off; 0.542 before the
-/// bounds); it never barges in on anything else.
+/// masks some soft speech there (measured recall 0.854 against 0.958 off; 0.708 with the bounds
+/// learnt from the frames' total levels alone, before each band bounded them too); it never
+/// barges in on anything else.
 #[test]
 fn echo_aware_without_echo_costs_nothing_on_a_quiet_line() {
     for name in ["quiet", "pink-5dB"] {
@@ -480,7 +481,7 @@ fn echo_aware_without_echo_costs_nothing_on_a_quiet_line() {
         if name == "quiet" {
             assert_eq!(s.false_neg, off.false_neg, "quiet: the same interruptions barge in");
         } else {
-            assert!(s.recall() >= 0.65, "{name}: recall {:.3}", s.recall());
+            assert!(s.recall() >= 0.8, "{name}: recall {:.3}", s.recall());
         }
     }
 }
