@@ -19,12 +19,13 @@ use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
 use trunkline::config::{BargeInConfig, SessionConfig};
 use trunkline::event::RawEvent;
 use trunkline::pipeline::AGENT_RATES;
-use trunkline::pipeline::{PLAY_PIECE, PLAY_RATES};
 use trunkline::pipeline::SessionPipeline;
+use trunkline::pipeline::{PLAY_PIECE, PLAY_RATES};
 use trunkline::protocol::{MessageKind, TwilioDialect};
 use trunkline::vad::{VadBackend, VadConfig};
 
@@ -74,6 +75,14 @@ enum Sound {
     /// A loud tone (the VAD may call it speech): period in samples.
     Tone(u8),
     Bytes(Vec<u8>),
+    /// The carrier's echo of what the engine sent: the media frame sent `back` frames before the
+    /// newest (µ-law, as sent), `attenuation` dB down (modulo 40), so that an echo-aware
+    /// session's gate, delay estimator and echo match run on audio that correlates with its
+    /// reference, as on a line that echoes.
+    Echo {
+        back: u8,
+        attenuation: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -131,7 +140,12 @@ struct Sink {
     sync_marks_sent: u64,
     /// Mark names sent to the carrier, not echoed yet (what a carrier would echo).
     unechoed: Vec<String>,
+    /// The last [`SENT_KEPT`] media payloads sent, newest last (what [`Sound::Echo`] plays back).
+    sent: VecDeque<Vec<u8>>,
 }
+
+/// Media frames the sink keeps for [`Sound::Echo`].
+const SENT_KEPT: usize = 40;
 
 impl Sink {
     /// Takes the events, and the messages due while the host takes them (as the runtime does
@@ -155,6 +169,10 @@ impl Sink {
                 let payload = STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
                 assert_eq!(payload.len(), 160, "every frame is 20 ms");
                 self.frames += 1;
+                if self.sent.len() == SENT_KEPT {
+                    self.sent.pop_front();
+                }
+                self.sent.push_back(payload);
             }
             Some("mark") => {
                 let name = v["mark"]["name"].as_str().unwrap().to_owned();
@@ -307,8 +325,16 @@ fn config(c: &Config) -> SessionConfig {
 
 const ENCODINGS: [&str; 4] = ["audio/x-mulaw", "audio/x-alaw", "audio/x-l16", "audio/x-opus"];
 
-fn sound(s: &Sound, len: usize) -> Vec<u8> {
+fn sound(s: &Sound, len: usize, sent: &VecDeque<Vec<u8>>) -> Vec<u8> {
     match s {
+        Sound::Echo { back, attenuation } => {
+            let Some(frame) = sent.len().checked_sub(1 + usize::from(*back)).and_then(|i| sent.get(i)) else {
+                return vec![0xFF; len];
+            };
+            let gain = 10f32.powf(-f32::from(attenuation % 40) / 20.0);
+            let echo = |&code: &u8| linear_to_ulaw((f32::from(ulaw_to_linear(code)) * gain) as i16);
+            frame.iter().map(echo).cycle().take(len).collect()
+        }
         Sound::Silence => vec![0xFF; len],
         Sound::Tone(period) => {
             let p = usize::from(*period).max(4);
@@ -385,7 +411,7 @@ fn run(input: Input) {
                 };
                 let len = usize::from(*len % 2400);
                 next_ts_ms = ts.saturating_add(len as u64 / 8);
-                let payload = sound(snd, len);
+                let payload = sound(snd, len, &sink.sent);
                 let b64 = if *unpadded {
                     base64::engine::general_purpose::STANDARD_NO_PAD.encode(&payload)
                 } else {
@@ -468,7 +494,11 @@ fn run(input: Input) {
             stats.inbound_samples * rate / stream_rate,
             "agent PCM ≠ delivered stream time"
         );
-        assert_eq!(stats.inbound_samples / (stream_rate / 1000), stream_ms, "inbound samples ≠ stream position");
+        assert_eq!(
+            stats.inbound_samples / (stream_rate / 1000),
+            stream_ms,
+            "inbound samples ≠ stream position"
+        );
         assert_eq!(stats.agent_samples_out, 0, "the pipeline itself does not count ring writes");
         assert_eq!(stats.messages_in, messages);
         let counted = Counts {
