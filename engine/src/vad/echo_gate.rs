@@ -433,10 +433,10 @@ impl EchoGate {
     /// band's level over a noisy frame is a single low draw. (Measured, `vadbench --echo`: taking
     /// the tightest band in full, that recall rose to 0.958, but an echo opening mid-call at ERL
     /// 6 dB in that noise barged in 339 times per 10 min of agent audio against 24; with up to
-    /// 10 dB, 0.938 and 57; with up to 6 dB, 0.854 and 26.) On a quiet line the total's bound already lies far under the caller's
-    /// voice, and its looseness is what covers an echo that opens mid-call a little over the
-    /// line's noise until the echo match sees it (with the bands there too: at ERL 25 dB, 13
-    /// barge-ins per 10 min against none).
+    /// 10 dB, 0.938 and 57; with up to 6 dB, 0.854 and 26.) On a quiet line the total's bound
+    /// already lies far under the caller's voice, and its looseness is what covers an echo that
+    /// opens mid-call a little over the line's noise until the echo match sees it (with the bands
+    /// there too: at ERL 25 dB, 13 barge-ins per 10 min against none).
     fn learn_bounds(
         &mut self,
         line: &Line,
@@ -446,8 +446,8 @@ impl EchoGate {
     ) {
         let hidden = line.noise_total - HIDDEN_DB;
         let heard = Self::heard(line.caller_total, line.noise_total, line.floor_at_minimum);
-        let band_heard: [f32; GATE_BANDS] =
-            std::array::from_fn(|b| Self::heard(line.caller[b], line.noise[b], line.floor_at_minimum));
+        // Per band, taken only on a frame that needs it (a noisy line's): 24 powers and logs.
+        let mut band_heard = None;
         for lag in 0..LAGS {
             let l = least_around(lag, |lag| levels[lag]);
             let reference_db = f32::from(l);
@@ -458,6 +458,9 @@ impl EchoGate {
             }
             let mut seen = heard - reference_db + BOUND_SLACK_DB;
             if seen > BAND_EVIDENCE_ABOVE_DB {
+                let band_heard: &[f32; GATE_BANDS] = band_heard.get_or_insert_with(|| {
+                    std::array::from_fn(|b| Self::heard(line.caller[b], line.noise[b], line.floor_at_minimum))
+                });
                 let tightest = (0..GATE_BANDS)
                     .filter_map(|b| {
                         let l = least_around(lag, |lag| reference[lag][b]);
@@ -693,12 +696,15 @@ mod tests {
         assert!(g.bound_db(1) <= START_GAIN_DB - 12.0, "{}", g.bound_db(1));
     }
 
-    /// A noisy line: pink-like noise, loudest in the low bands, where the agent's voice is weak
-    /// (it stands in bands 2-4, 12 dB over the noise's total). The line rumbles 0-6 dB over its
-    /// floor in bands 0-1 (seeded) and sits at the floor elsewhere; an echo of the agent `erl_db`
-    /// down (flat over the bands) is added to it. Returns the gate after 1.2 s of agent audio.
+    /// A noisy line's floor: pink-like noise, loudest in the low bands.
     const PINK_NOISE: [f32; GATE_BANDS] = [52.0, 50.0, 46.0, 42.0, 38.0, 34.0, 30.0, 26.0];
+    /// The agent's voice: weak where the noise is loud, standing in bands 2-4, 12 dB over the
+    /// noise's total.
     const VOICED: [u8; GATE_BANDS] = [48, 56, 64, 64, 58, 52, 44, 38];
+
+    /// The gate after 1.2 s of the agent on the noisy line: the line rumbles 0-6 dB over its
+    /// floor in bands 0-1 (seeded) and sits at the floor elsewhere, and the agent's echo, at
+    /// `echo_db` per band (its path's gain), is added to it.
     fn noisy_line_after(echo_db: Option<[f32; GATE_BANDS]>) -> EchoGate {
         let mut rng = crate::test_rng::XorShift(0x5eed_1234);
         let mut g = EchoGate::new();
