@@ -61,14 +61,18 @@
 //! caller's, since speech may already have started on the echo's first frames and any frame of
 //! it that slips through would carry that speech on to a barge-in; and the speech detector ends
 //! the speech it has heard so far (see [`EchoGate::take_recognised`]), so what the caller says
-//! over the echo from then on counts from its own first frame. An echo the bounds already
-//! follow keeps its gains: one match can read it a few dB high.
+//! over the echo from then on counts from its own first frame. Those two only if the gate let
+//! some of the matched frames through (else the detector heard nothing of them, and a caller
+//! starting next would meet the wider margin). An echo the bounds already follow keeps its
+//! gains: one match can read it a few dB high. A match louder than [`LOUDEST_MATCH_DB`] is
+//! not an echo handled, and is ignored.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
-//! barge in at 0.94-0.96 recall; an echo that opens mid-call still barges in about 1.6 times per
-//! 10 min of agent audio on a quiet line. It is a setting (`VadConfig::echo_aware`), off by
+//! barge in at 0.94-0.96 recall; an echo that opens mid-call barged in once in 26 min of agent
+//! audio over ERL 6-25 dB on a quiet line, but about once per onset at ERL 6 dB in 5 dB noise.
+//! It is a setting (`VadConfig::echo_aware`), off by
 //! default: on a quiet line without echo it changes nothing, but in noise it still masks some
 //! soft speech over the agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to
 //! 0.854).
@@ -83,7 +87,7 @@
 //! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, LAGS};
-use super::echo_match::{EchoMatch, FRAMES, Match};
+use super::echo_match::{EchoMatch, FRAMES, Match, USABLE_ABOVE_NOISE_DB};
 
 /// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
 pub(crate) const GATE_BANDS: usize = 8;
@@ -179,6 +183,12 @@ const BOUND_UP_WITHIN_DB: f32 = 10.0;
 /// against two slots' energies together where it falls between them (up to 3 dB more than the
 /// one slot the prediction takes), and the gain's quantile sits over the echo's typical level.
 const MATCH_SLACK_DB: f32 = 6.0;
+/// The loudest echo a match may measure, dB: no echo handled is louder than [`START_GAIN_DB`],
+/// and a match over it is a caller's voice over the agent or the echo of a louder slot seen
+/// against a quiet one. (Measured, mid-call echo at ERL 6 dB on a quiet line: 99 % of confirmed
+/// matches at -4.3 dB or under; a caller's voice in 5 dB pink noise matched at -2.8 dB, and its
+/// interruption was lost.)
+const LOUDEST_MATCH_DB: f32 = START_GAIN_DB + 3.0;
 /// A bound or gain within this of a match's measured echo already explains it.
 const MATCH_EXPLAINED_DB: f32 = 3.0;
 /// For this many frames after a match raised the gate's estimates, bands must stand
@@ -262,6 +272,10 @@ pub(crate) struct EchoGate {
     fresh: u8,
     /// A match has found an echo new to the gate since [`Self::take_recognised`] last asked.
     recognised: bool,
+    /// The last frames, one bit each (bit 0 the newest), in which the gate let a band of the
+    /// caller's through that stands over the line's noise as the echo match requires: what the
+    /// speech detector may have taken for the caller's speech.
+    passed: u8,
 }
 
 impl EchoGate {
@@ -277,6 +291,7 @@ impl EchoGate {
             matcher: EchoMatch::new(),
             fresh: 0,
             recognised: false,
+            passed: 0,
         }
     }
 
@@ -491,9 +506,7 @@ impl EchoGate {
     /// [`MATCH_SLACK_DB`]; if that includes its own two slots, so are the gains that lie under
     /// it, they learn afresh, and the wider margin follows.
     fn take_match(&mut self, m: Match) {
-        // No echo is louder than what played (the two analyses differ by a dB or two): a
-        // "match" with more gain is the echo of a louder slot seen against a quiet one.
-        if m.gain_db > START_GAIN_DB + MATCH_SLACK_DB {
+        if m.gain_db > LOUDEST_MATCH_DB {
             return;
         }
         let allowed = (m.gain_db + MATCH_SLACK_DB).min(START_GAIN_DB);
@@ -523,8 +536,14 @@ impl EchoGate {
                 *learnt = 0;
             }
         }
-        self.fresh = FRESH_FRAMES;
-        self.recognised = true;
+        // If the gate let none of the frames the match compared through, the speech detector
+        // heard nothing of them: no speech to end, no margin to widen (a caller who starts
+        // right after would meet it). (Measured: a known echo matched at a lag of its rhythm,
+        // just before the caller spoke, cost an interruption at ERL 25 dB.)
+        if self.passed & ((1 << FRAMES) - 1) != 0 {
+            self.fresh = FRESH_FRAMES;
+            self.recognised = true;
+        }
     }
 
     /// Whether a match has found an echo new to the gate since the last call: until then that
@@ -551,6 +570,7 @@ impl EchoGate {
             std::array::from_fn(|d| slot.checked_sub(d as u64).map_or([0; GATE_BANDS], |s| self.slot(s)));
         let levels: [u8; LAGS] = std::array::from_fn(|lag| Self::level(&reference[lag]));
         if levels.iter().all(|&l| l == 0) {
+            self.note_passed(|b| caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB);
             return None;
         }
         let total = |db: &[f32; GATE_BANDS]| 10.0 * db.iter().map(|&d| power(d)).sum::<f32>().log10();
@@ -625,7 +645,13 @@ impl EchoGate {
                 self.gain[b] = (gain.clamp(MIN_GAIN_DB, START_GAIN_DB) / GAIN_UNIT_DB).round() as i16;
             }
         }
+        self.note_passed(|b| !mask[b] && caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB);
         Some(mask)
+    }
+
+    /// Notes whether the gate let the caller's frame through (`through`: whether band `b` was).
+    fn note_passed(&mut self, through: impl Fn(usize) -> bool) {
+        self.passed = (self.passed << 1) | u8::from((0..GATE_BANDS).any(through));
     }
 
     /// The echo gain of band `b`, dB.
@@ -855,9 +881,10 @@ mod tests {
     }
 
     /// A gate that has learnt a line without echo: every bound at `bound_db`, every band's gain
-    /// at `gain_db`.
+    /// at `gain_db`; it let the last frames through (a new echo there passed for the caller).
     fn learnt(bound_db: f32, gain_db: f32) -> EchoGate {
         let mut g = EchoGate::new();
+        g.passed = u8::MAX;
         for lag in 0..LAGS {
             g.set_bound_db(lag, bound_db);
         }
@@ -882,7 +909,7 @@ mod tests {
         assert_eq!(g.fresh, FRESH_FRAMES, "the echo had passed for the caller");
         // Never past the gate's starting ERL, however loud the match.
         let mut loud = learnt(-40.0, -30.0);
-        loud.take_match(Match { lag: 3, gain_db: -3.0 });
+        loud.take_match(Match { lag: 3, gain_db: LOUDEST_MATCH_DB - 0.5 });
         assert_eq!(loud.bound_db(3), START_GAIN_DB);
         assert_eq!(loud.gain_db(0), START_GAIN_DB);
     }
@@ -918,9 +945,10 @@ mod tests {
         assert_eq!(g.gain, before.gain);
         assert_eq!(g.fresh, 0);
         assert!(!g.take_recognised());
-        // A "match" louder than anything played is a louder slot's echo seen against a quiet one.
+        // A "match" louder than any echo handled is a caller's voice or a louder slot's echo seen
+        // against a quiet one.
         let mut g = learnt(-40.0, -30.0);
-        g.take_match(Match { lag: 8, gain_db: START_GAIN_DB + MATCH_SLACK_DB + 1.0 });
+        g.take_match(Match { lag: 8, gain_db: LOUDEST_MATCH_DB + 0.2 });
         assert_eq!((g.bound, g.gain, g.fresh), (learnt(-40.0, -30.0).bound, learnt(-40.0, -30.0).gain, 0));
     }
 
@@ -945,6 +973,44 @@ mod tests {
         g.take_match(Match { lag: 8, gain_db: -14.0 });
         assert_eq!(g.gain_db(0), -14.0 + MATCH_SLACK_DB);
         assert_eq!(g.fresh, FRESH_FRAMES);
+    }
+
+    #[test]
+    fn a_match_on_frames_the_gate_masked_ends_no_speech() {
+        // The reference steady at 70 dB over a line at 20 dB, the caller's frames 10 dB under
+        // it (within the ERL 6 dB a new gate assumes: all masked) for FRAMES frames: the speech
+        // detector heard nothing of them, so a match there raises the estimates but neither
+        // ends speech nor widens the margin for the caller who may start next.
+        let mut g = EchoGate::new();
+        let noise = [20.0; GATE_BANDS];
+        for slot in 0..10 {
+            g.record(slot, [70; GATE_BANDS]);
+        }
+        for slot in 10..10 + FRAMES as u64 {
+            g.record(slot, [70; GATE_BANDS]);
+            assert_eq!(g.mask(slot, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
+        }
+        let (bound, gain) = (g.bound, g.gain);
+        for lag in 0..LAGS {
+            g.set_bound_db(lag, -40.0);
+        }
+        g.gain = [(-30.0 / GAIN_UNIT_DB) as i16; GATE_BANDS];
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        assert_eq!(g.bound_db(8), -14.0 + MATCH_SLACK_DB);
+        assert_eq!(g.gain_db(0), -14.0 + MATCH_SLACK_DB);
+        assert_eq!((g.fresh, g.take_recognised()), (0, false));
+        // One frame of the last FRAMES let through (a band 20 dB over the reference): the same
+        // match is an echo that may have passed for the caller.
+        let slot = 10 + FRAMES as u64;
+        g.record(slot, [70; GATE_BANDS]);
+        (g.bound, g.gain) = (bound, gain);
+        assert_eq!(g.mask(slot, &[90.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
+        for lag in 0..LAGS {
+            g.set_bound_db(lag, -40.0);
+        }
+        g.gain = [(-30.0 / GAIN_UNIT_DB) as i16; GATE_BANDS];
+        g.take_match(Match { lag: 8, gain_db: -14.0 });
+        assert_eq!((g.fresh, g.take_recognised()), (FRESH_FRAMES, true));
     }
 
     #[test]

@@ -17,11 +17,21 @@
 //! [`USABLE_ABOVE_NOISE_DB`] over the noise and the reference played, that difference is taken
 //! at every lag in half slots (between two slots, against their energies together: the echo of a
 //! slot is split between two caller frames, and that blur alone spread it by several dB), and
-//! its spread (standard deviation) about each band's own mean. The lowest, if under
-//! [`MATCH_SD_DB`], with the spread over all bands together under [`POOLED_SD_DB`], and lower
-//! than at every lag more than a slot away (a steady sound fits everywhere and places nothing),
-//! is a match; it is confirmed by two more within [`CONFIRM_WITHIN`] frames at most a slot from
-//! it.
+//! its spread (standard deviation) about each band's own mean. The lowest of the lags where the
+//! spread over all bands together is under [`POOLED_SD_DB`] (no path makes more), if under
+//! [`MATCH_SD_DB`] and lower than at every lag more than a slot away (a steady sound fits
+//! everywhere and places nothing), is a match; it is confirmed by two more within
+//! [`CONFIRM_WITHIN`] frames at most a slot from it, which may fit up to [`CONFIRM_SD_DB`].
+//!
+//! Both the set-aside lags and the looser confirmations came from tracing the echoes that still
+//! barged in mid-call: lags whose bands stood 8-17 dB apart in their mean difference fit best for
+//! a frame and left the echo's own lag unjudged, and a 10 dB echo fit its lag at 3.4-4.7 dB, so
+//! that three fits under 4 dB came only after it had barged in. (Measured, `vadbench --echo`,
+//! mid-call rows on a quiet line, together with the gate's rules on matches: false barge-ins per
+//! 10 min of agent audio at ERL 6 / 10 / 15 dB from 1.6 / 1.6 / 1.6 to 0 / 1.6 / 0, no
+//! interruption over the echo lost. Set aside at every lag, also where the echo's fit is compared
+//! with the others, the last one goes too, but another voice over the agent matches in 55 of the
+//! 200 calls of the unit test below instead of 3.)
 //!
 //! Why about each band's mean: a path with a diffuse tail colours the echo, a few dB up in one
 //! band and down in the next, and a spread over all bands together counted that colouring as
@@ -50,7 +60,7 @@ use super::echo_gate::GATE_BANDS;
 /// Frames of the caller's line compared at once.
 pub(crate) const FRAMES: usize = 5;
 /// A caller band counts only this far above the line's noise, dB.
-const USABLE_ABOVE_NOISE_DB: f32 = 6.0;
+pub(crate) const USABLE_ABOVE_NOISE_DB: f32 = 6.0;
 /// Band-frame pairs a lag needs to be judged (four bands per frame on average).
 const MIN_PAIRS: usize = 4 * FRAMES;
 /// Degrees of freedom the spread about the bands' means needs (pairs less one per band).
@@ -60,6 +70,11 @@ const MIN_FRAMES: usize = 4;
 /// The most the difference may spread at the echo's lag about each band's mean, dB (standard
 /// deviation).
 const MATCH_SD_DB: f32 = 4.0;
+/// A fit this close at a lag (and distinct) confirms a match there but makes none: an echo's fit
+/// wanders over [`MATCH_SD_DB`] and back from frame to frame. (Measured, `vadbench --echo`,
+/// mid-call rows on a quiet line: a 10 dB echo that fit its lag at 3.4-4.7 dB was confirmed only
+/// after it had barged in.)
+const CONFIRM_SD_DB: f32 = 5.0;
 /// The most it may spread over all bands together, dB. (Measured, quiet line: at 6 or 7 dB a
 /// caller's voice over the agent matched often enough to lose an interruption in 48 at ERL
 /// 6 dB.)
@@ -222,13 +237,17 @@ impl EchoMatch {
                 *fit = Some(Fit { spread_db: sd, gain_db: mean / 10.0, pooled_db: pooled });
             }
         }
+        // The best of the lags a path could explain (the spread over all bands together under
+        // POOLED_SD_DB): a lag whose bands' mean differences stand far apart fits no path, however
+        // still each band holds, and must not take the lowest spread from the echo's own lag.
         let (half, best) = fits
             .iter()
             .enumerate()
-            .filter_map(|(h, f)| f.map(|f| (h, f)))
+            .filter_map(|(h, f)| f.filter(|f| f.pooled_db < POOLED_SD_DB).map(|f| (h, f)))
             .min_by(|a, b| a.1.spread_db.total_cmp(&b.1.spread_db))?;
         // The echo fits at its lag, not at lags more than a slot away (a steady sound fits
-        // everywhere, and says nothing of where it comes from).
+        // everywhere, and says nothing of where it comes from). Every lag counts here: a voice
+        // holding still against the agent fits some lags as well, with any mean difference.
         let elsewhere = fits
             .iter()
             .enumerate()
@@ -236,7 +255,7 @@ impl EchoMatch {
             .filter_map(|(_, f)| f.map(|f| f.spread_db))
             .fold(f32::MAX, f32::min);
         let sd = best.spread_db;
-        if sd >= MATCH_SD_DB || best.pooled_db >= POOLED_SD_DB || elsewhere < sd + DISTINCT_DB {
+        if sd >= CONFIRM_SD_DB || elsewhere < sd + DISTINCT_DB {
             return None;
         }
         let half = half as u8;
@@ -250,7 +269,8 @@ impl EchoMatch {
         let oldest = (0..RECENT).max_by_key(|&i| self.recent_age[i]).unwrap_or(0);
         self.recent_age[oldest] = 0;
         self.recent_lag[oldest] = half;
-        (confirming >= CONFIRMING).then_some(Match { lag: u64::from(half / 2), gain_db: best.gain_db })
+        (sd < MATCH_SD_DB && confirming >= CONFIRMING)
+            .then_some(Match { lag: u64::from(half / 2), gain_db: best.gain_db })
     }
 }
 
@@ -292,12 +312,14 @@ mod tests {
     }
 
     /// Silence on the line, then from slot 100 the played audio `delay` slots late, `erl` dB
-    /// down, coloured by the path (`colour`, dB per band), give or take a dB per band.
+    /// down, coloured by the path (`colour`, dB per band), give or take `jitter` dB per band
+    /// (uniform, whole dB).
     fn echo_of(
         played: &[[u8; GATE_BANDS]],
         delay: usize,
         erl: u8,
         colour: [f32; GATE_BANDS],
+        jitter: u64,
         seed: u64,
     ) -> Vec<[f32; GATE_BANDS]> {
         let mut rng = crate::test_rng::XorShift((seed + 100).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -305,7 +327,7 @@ mod tests {
             .map(|s| {
                 std::array::from_fn(|b| match s.checked_sub(delay).map(|t| played[t][b]) {
                     Some(r) if s >= 100 && r > 0 => {
-                        f32::from(r - erl) + colour[b] + rng.below(3) as f32 - 1.0
+                        f32::from(r - erl) + colour[b] + rng.below(2 * jitter + 1) as f32 - jitter as f32
                     }
                     _ => 10.0,
                 })
@@ -322,7 +344,7 @@ mod tests {
         let colour = [-6.0, 5.0, -4.0, 6.0, 1.0, -5.0, 4.0, -1.0];
         for (delay, erl, seed) in [(4usize, 6u8, 11u64), (16, 10, 12), (25, 6, 13)] {
             let played = agent(300, seed);
-            let found = matches(&played, &echo_of(&played, delay, erl, colour, seed));
+            let found = matches(&played, &echo_of(&played, delay, erl, colour, 1, seed));
             assert!(!found.is_empty(), "delay {delay}: not matched");
             assert!(found.iter().all(|&(s, lag)| s >= 100 && lag.abs_diff(delay as u64) <= 1), "{found:?}");
         }
@@ -341,7 +363,7 @@ mod tests {
             (30, 10, 8),
         ] {
             let played = agent(300, seed);
-            let caller = echo_of(&played, delay, erl, [0.0; GATE_BANDS], seed);
+            let caller = echo_of(&played, delay, erl, [0.0; GATE_BANDS], 1, seed);
             let found = matches(&played, &caller);
             assert!(found.iter().all(|&(s, lag)| s >= 100 && lag.abs_diff(delay as u64) <= 1), "{found:?}");
             // The first frame that carries echo, and the match within 20 frames of it (on speech,
@@ -353,6 +375,23 @@ mod tests {
                 "delay {delay}: {found:?}, echo from {first}"
             );
         }
+    }
+
+    #[test]
+    fn an_echo_whose_fit_wanders_over_the_threshold_is_still_matched() {
+        // An echo 10 dB down whose bands jitter by up to 8 dB from frame to frame (a spread of
+        // about 5 dB at its lag, under MATCH_SD_DB only now and then), in 40 calls of 6 s with
+        // delays of 3-28 slots. The fits just over MATCH_SD_DB confirm those under it: matched
+        // in 30 of the 40 calls, at its lag (14 when only fits under MATCH_SD_DB confirm).
+        let mut matched = 0;
+        for seed in 1..=40u64 {
+            let delay = 3 + (seed as usize * 7) % 26;
+            let played = agent(300, seed);
+            let found = matches(&played, &echo_of(&played, delay, 10, [0.0; GATE_BANDS], 8, seed));
+            assert!(found.iter().all(|&(s, lag)| s >= 100 && lag.abs_diff(delay as u64) <= 1), "{found:?}");
+            matched += usize::from(!found.is_empty());
+        }
+        assert!(matched >= 25, "matched in {matched} of 40 calls");
     }
 
     #[test]

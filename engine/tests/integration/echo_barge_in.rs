@@ -284,17 +284,18 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// Echo-aware, an echo path that opens mid-call (a caller switching to speakerphone after 10 s
 /// of prompts on a line without echo, quiet): by then the gate has learnt that nothing echoes,
 /// and the new echo must be recognised as the agent's within a few frames of its start. Over
-/// return losses 6, 10 and 15 dB, at most one call in ten barges in on the echo once it is open
-/// (measured: none of 21; 3 when the match took the spread over all bands together and speech
-/// heard in the echo ran on), and fewer than one call in two has a `SpeechStarted` from it (what
-/// it takes to be recognised; measured 5 in 21, then 12). Without the echo match every prompt
-/// after the onset barged in.
+/// return losses 6, 10, 15 and 25 dB, 10 min of prompts each (the mid-call rows of `vadbench
+/// --echo`), at most one false barge-in per 10 min of agent audio after the onset (measured: 1
+/// in 25.6 min; 3 while the echo match let lags that fit no path hide the echo's and confirmed
+/// only fits under 4 dB) and at most 8 false `SpeechStarted` per 10 min, what it takes to be
+/// recognised (measured 7.0; 10.2 then). Without the echo match every prompt after the onset
+/// barged in.
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     const ONSET_MS: u64 = 10_000;
-    let (mut calls, mut starts, mut barge_ins) = (0, 0, 0);
-    for erl in [6.0, 10.0, 15.0] {
-        let mut echo_calls = echo_only_calls(&quiet(), erl, 2.5);
+    let mut total = EchoOnlyScore::default();
+    for erl in ERLS_DB {
+        let mut echo_calls = echo_only_calls(&quiet(), erl, 10.0);
         for c in &mut echo_calls {
             c.echo.from_ms = ONSET_MS;
         }
@@ -307,12 +308,19 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
             s.false_starts,
             s.false_barge_ins
         );
-        calls += s.calls;
-        starts += s.false_starts;
-        barge_ins += s.false_barge_ins;
+        total.calls += s.calls;
+        total.bot_ms += s.bot_ms;
+        total.false_starts += s.false_starts;
+        total.false_barge_ins += s.false_barge_ins;
     }
-    assert!(barge_ins * 10 <= calls as u64, "{barge_ins} barge-ins on the echo in {calls} calls");
-    assert!(starts * 2 < calls as u64, "{starts} false starts in {calls} calls");
+    let minutes = total.bot_ms as f64 / 60_000.0;
+    assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
+    assert!(
+        total.false_barge_ins_per_10min() <= 1.0,
+        "{} barge-ins on the echo in {minutes:.1} min",
+        total.false_barge_ins
+    );
+    assert!(total.false_starts_per_10min() <= 8.0, "{} false starts in {minutes:.1} min", total.false_starts);
 }
 
 /// Echo-aware, the same mid-call echo: speech the detector heard in the echo before the gate
