@@ -12,6 +12,7 @@
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns    # multi-sentence turns
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns --paused  # paused sentences only
 //! cargo run --release -p trunkline-tools --bin vadbench -- --turns --turn-features  # per-pause cues
+//! cargo run --release -p trunkline-tools --bin vadbench -- --turns --export DIR  # tracks for other detectors
 //! ```
 //!
 //! The corpus is described in `tests/vad_corpus/mod.rs` (clips from `scripts/make_vad_corpus.sh`,
@@ -392,6 +393,18 @@ fn turns_report() {
         turn_features();
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--export") {
+        let Some(dir) = args.get(i + 1) else {
+            eprintln!("--export needs a folder");
+            std::process::exit(2);
+        };
+        if let Err(e) = export_turns(std::path::Path::new(dir)) {
+            eprintln!("export to {dir}: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     paused_turns_report();
     if std::env::args().any(|a| a == "--paused") {
         return;
@@ -436,6 +449,46 @@ fn turns_report() {
         }
     }
     end_of_turn_report();
+}
+
+/// Writes the quiet line's turn tracks, seeds 0-2, for other turn detectors to be scored on the
+/// same audio and labels (`tools/smart_turn_compare.py`): the paused-sentence tracks
+/// (`paused-quiet-<seed>`) and the split-sentence ones (`split-quiet-<seed>`), each as a WAV (8
+/// kHz, 16-bit mono) and a CSV with a row per sentence piece: its turn, start and end (ms), and
+/// whether the pause after it is inside a sentence.
+fn export_turns(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let cond = conditions().into_iter().find(|c| c.name == "quiet").ok_or("no quiet line")?;
+    for seed in 0..3 {
+        for (kind, track) in
+            [("paused", paused_turn_track(&cond, seed)), ("split", split_turn_track(&cond, seed))]
+        {
+            let name = format!("{kind}-{}-{seed}", cond.name);
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: 8_000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut wav = hound::WavWriter::create(dir.join(format!("{name}.wav")), spec)?;
+            for &s in &track.pcm {
+                wav.write_sample(s)?;
+            }
+            wav.finalize()?;
+            let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.csv")))?);
+            writeln!(csv, "turn,start_ms,end_ms,inside_after")?;
+            for (t, turn) in track.turns.iter().enumerate() {
+                for (i, &(start, end)) in turn.sentences.iter().enumerate() {
+                    let inside = turn.splits.get(i).copied().unwrap_or(false);
+                    writeln!(csv, "{t},{start},{end},{}", u8::from(inside))?;
+                }
+            }
+            csv.flush()?;
+            println!("{name}: {} turns, {:.1} min", track.turns.len(), track.pcm.len() as f64 / 480_000.0);
+        }
+    }
+    Ok(())
 }
 
 /// For tuning the end-of-turn score: per pause of the paused-turn tracks (every line condition,
