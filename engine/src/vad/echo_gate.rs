@@ -885,12 +885,17 @@ mod tests {
     fn learnt(bound_db: f32, gain_db: f32) -> EchoGate {
         let mut g = EchoGate::new();
         g.passed = u8::MAX;
+        learn(&mut g, bound_db, gain_db);
+        g
+    }
+
+    /// Sets every bound of `g` at `bound_db` and every band's gain at `gain_db`, learnt.
+    fn learn(g: &mut EchoGate, bound_db: f32, gain_db: f32) {
         for lag in 0..LAGS {
             g.set_bound_db(lag, bound_db);
         }
         g.gain = [(gain_db / GAIN_UNIT_DB).round() as i16; GATE_BANDS];
         g.learnt = [FAST_FRAMES; GATE_BANDS];
-        g
     }
 
     #[test]
@@ -990,11 +995,7 @@ mod tests {
             g.record(slot, [70; GATE_BANDS]);
             assert_eq!(g.mask(slot, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
         }
-        let (bound, gain) = (g.bound, g.gain);
-        for lag in 0..LAGS {
-            g.set_bound_db(lag, -40.0);
-        }
-        g.gain = [(-30.0 / GAIN_UNIT_DB) as i16; GATE_BANDS];
+        learn(&mut g, -40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: -14.0 });
         assert_eq!(g.bound_db(8), -14.0 + MATCH_SLACK_DB);
         assert_eq!(g.gain_db(0), -14.0 + MATCH_SLACK_DB);
@@ -1003,12 +1004,8 @@ mod tests {
         // match is an echo that may have passed for the caller.
         let slot = 10 + FRAMES as u64;
         g.record(slot, [70; GATE_BANDS]);
-        (g.bound, g.gain) = (bound, gain);
         assert_eq!(g.mask(slot, &[90.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
-        for lag in 0..LAGS {
-            g.set_bound_db(lag, -40.0);
-        }
-        g.gain = [(-30.0 / GAIN_UNIT_DB) as i16; GATE_BANDS];
+        learn(&mut g, -40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: -14.0 });
         assert_eq!((g.fresh, g.take_recognised()), (FRESH_FRAMES, true));
     }
