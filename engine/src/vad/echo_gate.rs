@@ -570,7 +570,7 @@ impl EchoGate {
             std::array::from_fn(|d| slot.checked_sub(d as u64).map_or([0; GATE_BANDS], |s| self.slot(s)));
         let levels: [u8; LAGS] = std::array::from_fn(|lag| Self::level(&reference[lag]));
         if levels.iter().all(|&l| l == 0) {
-            self.note_passed(|b| caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB);
+            self.note_passed(caller_db, noise_db, &[false; GATE_BANDS]);
             return None;
         }
         let total = |db: &[f32; GATE_BANDS]| 10.0 * db.iter().map(|&d| power(d)).sum::<f32>().log10();
@@ -645,13 +645,20 @@ impl EchoGate {
                 self.gain[b] = (gain.clamp(MIN_GAIN_DB, START_GAIN_DB) / GAIN_UNIT_DB).round() as i16;
             }
         }
-        self.note_passed(|b| !mask[b] && caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB);
+        self.note_passed(caller_db, noise_db, &mask);
         Some(mask)
     }
 
-    /// Notes whether the gate let the caller's frame through (`through`: whether band `b` was).
-    fn note_passed(&mut self, through: impl Fn(usize) -> bool) {
-        self.passed = (self.passed << 1) | u8::from((0..GATE_BANDS).any(through));
+    /// Notes whether the gate let the caller's frame through: a band it did not mask that
+    /// stands over the line's noise as the echo match requires.
+    fn note_passed(
+        &mut self,
+        caller_db: &[f32; GATE_BANDS],
+        noise_db: &[f32; GATE_BANDS],
+        mask: &[bool; GATE_BANDS],
+    ) {
+        let through = (0..GATE_BANDS).any(|b| !mask[b] && caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB);
+        self.passed = (self.passed << 1) | u8::from(through);
     }
 
     /// The echo gain of band `b`, dB.

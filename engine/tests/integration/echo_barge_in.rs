@@ -266,9 +266,7 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
                 s.false_starts,
                 s.false_barge_ins
             );
-            total.bot_ms += s.bot_ms;
-            total.false_starts += s.false_starts;
-            total.false_barge_ins += s.false_barge_ins;
+            total.add(&s);
         }
         assert!(total.bot_ms >= 600_000);
         assert!(
@@ -308,10 +306,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
             s.false_starts,
             s.false_barge_ins
         );
-        total.calls += s.calls;
-        total.bot_ms += s.bot_ms;
-        total.false_starts += s.false_starts;
-        total.false_barge_ins += s.false_barge_ins;
+        total.add(&s);
     }
     let minutes = total.bot_ms as f64 / 60_000.0;
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");

@@ -253,6 +253,12 @@ impl EchoOnlyScore {
     pub fn false_barge_ins_per_10min(&self) -> f64 {
         self.per_10min(self.false_barge_ins)
     }
+    pub fn add(&mut self, o: &EchoOnlyScore) {
+        self.calls += o.calls;
+        self.bot_ms += o.bot_ms;
+        self.false_starts += o.false_starts;
+        self.false_barge_ins += o.false_barge_ins;
+    }
 }
 
 /// Runs echo-only calls (a false barge-in drops the rest of that prompt; the next one plays).
