@@ -89,6 +89,24 @@ pub(crate) struct InboundOut<'a> {
     pub(crate) audio: &'a mut dyn FnMut(AgentAudio<'_>),
 }
 
+/// Queues what the speech detector reported as the session's event.
+pub(crate) fn push_vad_event(e: VadEvent, events: &mut EventQueue, counts: &mut InboundCounts) {
+    match e {
+        VadEvent::Transition(SpeechTransition::Started { at_ms }) => {
+            counts.speech_segments += 1;
+            events.push(RawEvent::SpeechStarted { stream_ms: at_ms });
+        }
+        VadEvent::Transition(SpeechTransition::Stopped { at_ms }) => {
+            events.push(RawEvent::SpeechStopped { stream_ms: at_ms });
+        }
+        VadEvent::EndOfTurn(t) => events.push(RawEvent::EndOfTurn {
+            stream_ms: t.at_ms,
+            silence_ms: t.silence_ms,
+            confidence: t.confidence,
+        }),
+    }
+}
+
 /// The most samples one G.722 or Opus payload decodes to: 120 ms (Opus's longest packet) at
 /// 24 kHz, or 90 ms of G.722 (whose longer payloads are refused as too large).
 const CARRIER_PCM: usize = 2_880;
@@ -337,20 +355,7 @@ impl InboundPath {
 
     fn detect_speech(&mut self, pcm: &[i16], start: u64, out: &mut InboundOut<'_>) {
         let InboundOut { vad, events, counts, .. } = out;
-        let mut on_transition = |e| match e {
-            VadEvent::Transition(SpeechTransition::Started { at_ms }) => {
-                counts.speech_segments += 1;
-                events.push(RawEvent::SpeechStarted { stream_ms: at_ms });
-            }
-            VadEvent::Transition(SpeechTransition::Stopped { at_ms }) => {
-                events.push(RawEvent::SpeechStopped { stream_ms: at_ms });
-            }
-            VadEvent::EndOfTurn(t) => events.push(RawEvent::EndOfTurn {
-                stream_ms: t.at_ms,
-                silence_ms: t.silence_ms,
-                confidence: t.confidence,
-            }),
-        };
+        let mut on_transition = |e| push_vad_event(e, events, counts);
         match &mut self.to_vad {
             None => vad.process_events(pcm, start, &mut on_transition),
             Some(to_vad) => {

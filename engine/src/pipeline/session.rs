@@ -34,7 +34,7 @@ use crate::pipeline::arrivals::ArrivalTrail;
 use crate::pipeline::barge_in::{BargeAction, BargeInDetector};
 use crate::pipeline::ducking::Ducker;
 use crate::pipeline::events::EventQueue;
-use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath};
+use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath, push_vad_event};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
@@ -648,7 +648,8 @@ impl SessionPipeline {
                 inbound.deliver(d, g711, &mut out)
             });
         }
-        if self.vad.is_speaking() {
+        // A start held back was never reported: nothing to stop.
+        if self.vad.is_speaking() && !self.vad.start_held() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
         }
         self.vad.reset();
@@ -879,6 +880,9 @@ impl SessionPipeline {
             BargeAction::BargeIn(onset_ms) => Some(onset_ms),
         };
         if let Some(onset_ms) = onset_ms {
+            // The speech that barges in has started, even if its start was held back.
+            let (events, counts) = (&mut self.events, &mut self.inbound_counts);
+            self.vad.release_held(&mut |e| push_vad_event(e, events, counts));
             self.stats.barge_ins += 1;
             // The onset is in the speech detector's stream time (8 kHz ms), which is the delivered
             // timeline's (up to a resampler's few samples for carriers at other rates).

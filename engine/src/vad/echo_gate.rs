@@ -87,7 +87,7 @@
 //! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, LAGS};
-use super::echo_match::{EchoMatch, FRAMES, Match, USABLE_ABOVE_NOISE_DB};
+use super::echo_match::{CONFIRM_WITHIN, EchoMatch, FRAMES, Match, USABLE_ABOVE_NOISE_DB, Verdict};
 
 /// Bands of the gate (each two of the spectral classifier's ~200 Hz bands).
 pub(crate) const GATE_BANDS: usize = 8;
@@ -272,6 +272,12 @@ pub(crate) struct EchoGate {
     fresh: u8,
     /// A match has found an echo new to the gate since [`Self::take_recognised`] last asked.
     recognised: bool,
+    /// The slot up to which (not included) the match's last frames say the caller's line may
+    /// carry an echo the gate lets through (see [`Self::suspects_echo`]); 32 bits as
+    /// [`Self::newest`].
+    suspect_until: u32,
+    /// The slot of the last confirmed match of an echo (see [`Self::echo_confirmed`]).
+    confirmed_slot: u32,
     /// The last frames, one bit each (bit 0 the newest), in which the gate let a band of the
     /// caller's through that stands over the line's noise as the echo match requires: what the
     /// speech detector may have taken for the caller's speech.
@@ -291,6 +297,8 @@ impl EchoGate {
             matcher: EchoMatch::new(),
             fresh: 0,
             recognised: false,
+            suspect_until: 0,
+            confirmed_slot: NO_SLOT,
             passed: 0,
         }
     }
@@ -519,8 +527,7 @@ impl EchoGate {
         // their own learning, since a single match can read a few dB high (measured: matches at
         // -5 to -8 dB on a 10 dB echo whose gains had learnt -8 to -12 dB; raising the gains and
         // widening the margin on those cost two interruptions in 48 at ERL 10 dB).
-        let new =
-            (m.lag..=(m.lag + 1).min(WINDOW_SLOTS - 1)).any(|lag| self.bound_db(lag as usize) < explained);
+        let new = self.is_new(&m);
         for lag in around(m.lag) {
             if self.bound_db(lag as usize) < explained {
                 self.set_bound_db(lag as usize, allowed);
@@ -546,10 +553,34 @@ impl EchoGate {
         }
     }
 
+    /// Whether the bounds at a match's own two slots lie under the echo it measured (by more
+    /// than [`MATCH_EXPLAINED_DB`]): an echo the gate is not following, which it lets through as
+    /// the caller's. Only a match no louder than [`LOUDEST_MATCH_DB`] is an echo.
+    fn is_new(&self, m: &Match) -> bool {
+        let explained = m.gain_db - MATCH_EXPLAINED_DB;
+        m.gain_db <= LOUDEST_MATCH_DB
+            && (m.lag..=(m.lag + 1).min(WINDOW_SLOTS - 1)).any(|lag| self.bound_db(lag as usize) < explained)
+    }
+
     /// Whether a match has found an echo new to the gate since the last call: until then that
     /// echo passed for the caller, so speech the detector heard in it was likely the echo's.
     pub(crate) fn take_recognised(&mut self) -> bool {
         std::mem::take(&mut self.recognised)
+    }
+
+    /// Whether, at the caller's frame in `slot` (just masked), the echo match has in its last
+    /// [`CONFIRM_WITHIN`] frames confirmed an echo, or found a fit that would be an echo new to
+    /// the gate but is not confirmed yet: speech that starts now may be an echo the gate lets
+    /// through (its first frames, or a stretch the gate under-predicts), which a confirmation
+    /// within a few frames would show (see [`Self::echo_confirmed`]).
+    pub(crate) fn suspects_echo(&self, slot: u64) -> bool {
+        (slot as u32) < self.suspect_until
+    }
+
+    /// Whether the echo match confirmed an echo at the caller's frame in `slot` (just masked):
+    /// its last frames are the agent's audio through one path, not the caller.
+    pub(crate) fn echo_confirmed(&self, slot: u64) -> bool {
+        self.confirmed_slot == slot as u32
     }
 
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
@@ -586,8 +617,20 @@ impl EchoGate {
         // anywhere in the window.
         let estimate = self.delay.estimate();
         let near = |e: super::echo_delay::Estimate| around(e.lag);
-        if let Some(m) = self.matcher.update(caller_db, noise_db, &reference) {
-            self.take_match(m);
+        // What the match says of the last frames: an echo confirmed, or a fit awaiting
+        // confirmation as an echo new to the gate; either makes speech starting within the next
+        // few frames suspect.
+        let suspect_until = (slot + 1 + u64::from(CONFIRM_WITHIN)) as u32;
+        match self.matcher.update(caller_db, noise_db, &reference) {
+            Some(Verdict::Confirmed(m)) => {
+                if m.gain_db <= LOUDEST_MATCH_DB {
+                    self.confirmed_slot = slot as u32;
+                    self.suspect_until = suspect_until;
+                }
+                self.take_match(m);
+            }
+            Some(Verdict::Candidate(m)) if self.is_new(&m) => self.suspect_until = suspect_until,
+            _ => {}
         }
         self.learn_bounds(&line, &reference[..LAGS], &levels, estimate.map(near));
         // An estimate the bounds contradict (no echo can be near it) is early or wrong: the echo
@@ -1020,6 +1063,49 @@ mod tests {
         learn(&mut g, -40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: -14.0 });
         assert_eq!((g.fresh, g.take_recognised()), (FRESH_FRAMES, true));
+    }
+
+    #[test]
+    fn a_new_echo_is_suspected_before_its_match_is_confirmed_and_no_longer_after_it_ends() {
+        // A line learnt without echo, then from slot 40 the agent's audio 8 slots late, 12 dB
+        // down, over a line at 20 dB; from slot 120 the caller's line is quiet again while the
+        // agent goes on.
+        let played = super::super::echo_match::tests::agent(200, 7);
+        let noise = [20.0; GATE_BANDS];
+        let mut g = learnt(-40.0, -30.0);
+        let (mut first_suspected, mut first_confirmed, mut last_confirmed) = (None, None, None);
+        for (s, bands) in played.iter().enumerate() {
+            let slot = s as u64;
+            g.record(slot, *bands);
+            let caller: [f32; GATE_BANDS] = match s.checked_sub(8).map(|t| played[t]) {
+                Some(r) if (40..120).contains(&s) => {
+                    std::array::from_fn(|b| (f32::from(r[b]) - 12.0).max(20.0))
+                }
+                _ => noise,
+            };
+            g.mask(slot, &caller, &noise, false);
+            if g.suspects_echo(slot) && first_suspected.is_none() {
+                first_suspected = Some(s);
+            }
+            if g.echo_confirmed(slot) {
+                first_confirmed = first_confirmed.or(Some(s));
+                last_confirmed = Some(s);
+                assert!(g.suspects_echo(slot), "slot {s}: a confirmed echo is suspected");
+            }
+            assert!(!g.echo_confirmed(slot + 1), "slot {s}: confirmed only at its own frame");
+            // The line quiet for longer than the match looks back and the suspicion lasts.
+            if s >= 120 + FRAMES + usize::from(CONFIRM_WITHIN) {
+                assert!(!g.suspects_echo(slot), "slot {s}: suspected on a quiet line");
+            }
+        }
+        let (suspected, confirmed, last) =
+            (first_suspected.unwrap(), first_confirmed.unwrap(), last_confirmed.unwrap());
+        println!("suspected at {suspected}, confirmed at {confirmed}, last at {last}");
+        assert!(
+            (40..confirmed).contains(&suspected),
+            "suspected from {suspected}, before the match at {confirmed}"
+        );
+        assert!((100..120 + FRAMES).contains(&last), "confirmed while the echo lasts, not after: {last}");
     }
 
     #[test]

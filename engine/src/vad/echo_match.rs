@@ -84,7 +84,7 @@ const DISTINCT_DB: f32 = 0.3;
 /// A match is confirmed by [`CONFIRMING`] others, at most a slot from its lag, in the last
 /// [`CONFIRM_WITHIN`] frames.
 const CONFIRMING: usize = 2;
-const CONFIRM_WITHIN: u8 = 5;
+pub(crate) const CONFIRM_WITHIN: u8 = 5;
 /// Matches remembered for confirmation.
 const RECENT: usize = 4;
 
@@ -123,12 +123,22 @@ struct Fit {
     pooled_db: f32,
 }
 
-/// A confirmed match: the echo's lag (slots behind the caller's frame; where it falls between
-/// two slots, the earlier) and gain, dB.
+/// A match: the echo's lag (slots behind the caller's frame; where it falls between two slots,
+/// the earlier) and gain, dB.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Match {
     pub(crate) lag: u64,
     pub(crate) gain_db: f32,
+}
+
+/// What a caller frame tells of an echo.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Verdict {
+    /// A fit that confirms a match, or awaits confirmation (it may be an echo's first frames):
+    /// not yet a match.
+    Candidate(Match),
+    /// A confirmed match.
+    Confirmed(Match),
 }
 
 /// The match's state; see the module docs. Fixed size, never allocates.
@@ -149,13 +159,14 @@ impl EchoMatch {
 
     /// Takes the caller's frame (`caller_db` per band over the line's `noise_db`) against the
     /// reference: `reference[d]` is the played audio's bands `d` slots before this frame (1 dB
-    /// codes, 0: silence). A confirmed match, if this frame makes one.
+    /// codes, 0: silence). A confirmed match if this frame makes one, else the fit it found
+    /// (a candidate), if any.
     pub(crate) fn update(
         &mut self,
         caller_db: &[f32; GATE_BANDS],
         noise_db: &[f32; GATE_BANDS],
         reference: &[[u8; GATE_BANDS]; LAGS + FRAMES],
-    ) -> Option<Match> {
+    ) -> Option<Verdict> {
         self.caller.rotate_right(1);
         self.caller[0] = std::array::from_fn(|b| {
             if caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB {
@@ -269,18 +280,22 @@ impl EchoMatch {
         let oldest = (0..RECENT).max_by_key(|&i| self.recent_age[i]).unwrap_or(0);
         self.recent_age[oldest] = 0;
         self.recent_lag[oldest] = half;
-        (sd < MATCH_SD_DB && confirming >= CONFIRMING)
-            .then_some(Match { lag: u64::from(half / 2), gain_db: best.gain_db })
+        let found = Match { lag: u64::from(half / 2), gain_db: best.gain_db };
+        Some(if sd < MATCH_SD_DB && confirming >= CONFIRMING {
+            Verdict::Confirmed(found)
+        } else {
+            Verdict::Candidate(found)
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Speech as band levels: syllables of 3-7 slots, each with its own spectrum (50-75 dB per
     /// band) that moves from slot to slot (up to 10 dB), and pauses of silence.
-    fn agent(slots: usize, seed: u64) -> Vec<[u8; GATE_BANDS]> {
+    pub(crate) fn agent(slots: usize, seed: u64) -> Vec<[u8; GATE_BANDS]> {
         // Small seeds start xorshift on low-entropy outputs: spread them first.
         let mut rng = crate::test_rng::XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut v = Vec::new();
@@ -303,7 +318,7 @@ mod tests {
         let mut found = Vec::new();
         for (s, c) in caller.iter().enumerate() {
             let reference = std::array::from_fn(|d| s.checked_sub(d).map_or([0; GATE_BANDS], |t| played[t]));
-            if let Some(hit) = m.update(c, &noise, &reference) {
+            if let Some(Verdict::Confirmed(hit)) = m.update(c, &noise, &reference) {
                 assert!(hit.gain_db < 0.0, "{hit:?}");
                 found.push((s, hit.lag));
             }

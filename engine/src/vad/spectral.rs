@@ -231,6 +231,18 @@ impl SpectralClassifier {
         self.echo.as_deref_mut().is_some_and(EchoGate::take_recognised)
     }
 
+    /// Whether the echo gate's match confirmed an echo at the caller's frame in `slot` (see
+    /// [`EchoGate::echo_confirmed`]).
+    pub(crate) fn echo_confirmed(&self, slot: u64) -> bool {
+        self.echo.as_deref().is_some_and(|e| e.echo_confirmed(slot))
+    }
+
+    /// Whether the echo gate suspects, at the caller's frame in `slot`, an echo it lets through
+    /// (see [`EchoGate::suspects_echo`]).
+    pub(crate) fn echo_suspected(&self, slot: u64) -> bool {
+        self.echo.as_deref().is_some_and(|e| e.suspects_echo(slot))
+    }
+
     /// Records up to 20 ms of the agent's audio (8 kHz), heard in the caller's stream from
     /// `sample` on, as the echo gate's reference.
     pub(crate) fn echo_reference(&mut self, pcm: &[i16], sample: u64) {

@@ -283,21 +283,44 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// of prompts on a line without echo, quiet): by then the gate has learnt that nothing echoes,
 /// and the new echo must be recognised as the agent's within a few frames of its start. Over
 /// return losses 6, 10, 15 and 25 dB, 10 min of prompts each (the mid-call rows of `vadbench
-/// --echo`), at most one false barge-in per 10 min of agent audio after the onset (measured: 1
-/// in 25.6 min; 3 while the echo match let lags that fit no path hide the echo's and confirmed
-/// only fits under 4 dB) and at most 8 false `SpeechStarted` per 10 min, what it takes to be
-/// recognised (measured 7.0; 10.2 then). Without the echo match every prompt after the onset
-/// barged in.
+/// --echo`), after the onset:
+/// - at most one false barge-in per 10 min of agent audio (measured: 1 in 25.6 min; 3 while the
+///   echo match let lags that fit no path hide the echo's and confirmed only fits under 4 dB;
+///   without the echo match every prompt barged in);
+/// - at most 3 false `SpeechStarted` per 10 min (measured 3 in 25.6 min, 1.2; 7.0 without
+///   holding a start back while the match suspects an echo, 10.2 before the match's rules);
+/// - speech the detector reported in the echo before the gate recognised it stops when it does,
+///   not a hangover after its last frame: a speech that runs its course stops at least the
+///   hangover after its onset (its end is never before its confirmation), so a `SpeechStopped`
+///   taken sooner was ended by the recognition. At least half of the false starts end so
+///   (measured: 2 of 3; with the detector ignoring the recognition, 0 of 26);
+/// - every call's speech events in order (a start held back and dropped reports no stop).
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     const ONSET_MS: u64 = 10_000;
-    let mut total = EchoOnlyScore::default();
+    let config = echo_aware();
+    let hangover_ms = u64::from(config.vad.hangover_ms);
+    let (mut total, mut cut_short) = (EchoOnlyScore::default(), 0);
     for erl in ERLS_DB {
-        let mut echo_calls = echo_only_calls(&quiet(), erl, 10.0);
-        for c in &mut echo_calls {
-            c.echo.from_ms = ONSET_MS;
+        let mut s = EchoOnlyScore::default();
+        for mut call in echo_only_calls(&quiet(), erl, 10.0) {
+            call.echo.from_ms = ONSET_MS;
+            let t = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
+            s.take(&t, ONSET_MS);
+            t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
+            let mut started = None;
+            for (at, e) in &t.events {
+                match e {
+                    Event::SpeechStarted { stream_ms } if *at >= ONSET_MS => started = Some(*stream_ms),
+                    Event::SpeechStopped { .. } => {
+                        if let Some(from) = started.take() {
+                            cut_short += usize::from(at - from < hangover_ms);
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
-        let s = score_echo_only_from(&echo_aware(), &echo_calls, ONSET_MS);
         println!(
             "ERL {erl} dB, path open from {ONSET_MS} ms: {} calls, {:.2} min of agent audio after it, {} false starts, \
              {} false barge-ins",
@@ -309,60 +332,36 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         total.add(&s);
     }
     let minutes = total.bot_ms as f64 / 60_000.0;
+    println!("{cut_short} of {} false starts stopped within the hangover", total.false_starts);
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
     assert!(
         total.false_barge_ins_per_10min() <= 1.0,
         "{} barge-ins on the echo in {minutes:.1} min",
         total.false_barge_ins
     );
-    assert!(total.false_starts_per_10min() <= 8.0, "{} false starts in {minutes:.1} min", total.false_starts);
-}
-
-/// Echo-aware, the same mid-call echo: speech the detector heard in the echo before the gate
-/// recognised it stops when it does, not a hangover after its last frame. A speech that runs
-/// its course stops at least the hangover after it was confirmed (its end is never before its
-/// confirmation), so any `SpeechStopped` taken sooner than that after its `SpeechStarted` was
-/// ended by the recognition. At least half of the false starts end so (measured: 5 of 5; with
-/// the detector ignoring the recognition, none of 9).
-#[test]
-fn echo_aware_speech_heard_in_a_new_echo_stops_when_the_echo_is_recognised() {
-    const ONSET_MS: u64 = 10_000;
-    let config = echo_aware();
-    let hangover_ms = u64::from(config.vad.hangover_ms);
-    let (mut starts, mut cut_short) = (0, 0);
-    for erl in [6.0, 10.0, 15.0] {
-        for mut call in echo_only_calls(&quiet(), erl, 2.5) {
-            call.echo.from_ms = ONSET_MS;
-            let t = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
-            let mut started = None;
-            for (at, e) in &t.events {
-                match e {
-                    Event::SpeechStarted { .. } if *at >= ONSET_MS => {
-                        starts += 1;
-                        started = Some(*at);
-                    }
-                    Event::SpeechStopped { .. } => {
-                        if let Some(from) = started.take() {
-                            cut_short += usize::from(at - from < hangover_ms);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    println!("{cut_short} of {starts} false starts after the echo opened stopped within the hangover");
-    assert!(starts > 0, "no false start to judge: the test would show nothing");
-    assert!(cut_short * 2 >= starts, "{cut_short} of {starts} false starts stopped at the recognition");
+    assert!(total.false_starts_per_10min() <= 3.0, "{} false starts in {minutes:.1} min", total.false_starts);
+    assert!(
+        cut_short * 2 >= total.false_starts as usize,
+        "{cut_short} of {} false starts stopped at the recognition",
+        total.false_starts
+    );
 }
 
 /// Echo-aware: interruptions spoken over the echo, quiet line. None is pre-empted by a
-/// barge-in on the echo, and at 10 dB return loss at least 90 % barge in.
+/// barge-in on the echo, at 10 dB return loss at least 90 % barge in, and every call's speech
+/// events are in order.
 #[test]
 fn echo_aware_interruptions_over_the_echo_at_10_db() {
     for erl in [6.0, 10.0] {
         let calls = interruption_calls(&quiet(), erl);
-        let s = score_interruptions(&echo_aware(), &calls);
+        let mut s = InterruptScore::default();
+        for call in &calls {
+            let t = run_call(&call.spec(&echo_aware(), AfterBargeIn::Stop));
+            score_interruption(&mut s, call, &t);
+            // A start held back while the echo match suspected an echo is reported before the
+            // barge-in.
+            t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
+        }
         let r = interrupt_report(&s);
         println!("echo-aware, quiet, ERL {erl} dB: {r}");
         assert_eq!(s.calls(), calls.len());

@@ -108,6 +108,23 @@ impl CallTrace {
     pub fn count_from(&self, from_ms: u64, f: impl Fn(&Event) -> bool) -> usize {
         self.events.iter().filter(|(t, e)| *t >= from_ms && f(e)).count()
     }
+    /// Checks that the caller's speech events tell one story: starts and stops alternate, and a
+    /// barge-in comes inside a speech whose start was reported, with that speech's onset.
+    pub fn speech_events_in_order(&self) -> Result<(), String> {
+        let mut onset = None;
+        for (at, e) in &self.events {
+            match (e, onset) {
+                (Event::SpeechStarted { stream_ms }, None) => onset = Some(*stream_ms),
+                (Event::SpeechStopped { .. }, Some(_)) => onset = None,
+                (Event::BargeIn { stream_ms, .. }, Some(o)) if *stream_ms == o => {}
+                (Event::SpeechStarted { .. } | Event::SpeechStopped { .. } | Event::BargeIn { .. }, _) => {
+                    return Err(format!("{e:?} at {at} ms with speech started at {onset:?}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
     /// Agent audio the engine sent, ms.
     pub fn bot_ms(&self) -> u64 {
         self.bot_ms_from(0)

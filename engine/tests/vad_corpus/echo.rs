@@ -259,6 +259,13 @@ impl EchoOnlyScore {
         self.false_starts += o.false_starts;
         self.false_barge_ins += o.false_barge_ins;
     }
+    /// Scores one echo-only call's trace from stream time `from_ms` on.
+    pub fn take(&mut self, t: &CallTrace, from_ms: u64) {
+        self.calls += 1;
+        self.bot_ms += t.bot_ms_from(from_ms);
+        self.false_starts += t.count_from(from_ms, |e| matches!(e, Event::SpeechStarted { .. })) as u64;
+        self.false_barge_ins += t.count_from(from_ms, |e| matches!(e, Event::BargeIn { .. })) as u64;
+    }
 }
 
 /// Runs echo-only calls (a false barge-in drops the rest of that prompt; the next one plays).
@@ -271,11 +278,7 @@ pub fn score_echo_only(config: &SessionConfig, calls: &[EchoCall]) -> EchoOnlySc
 pub fn score_echo_only_from(config: &SessionConfig, calls: &[EchoCall], from_ms: u64) -> EchoOnlyScore {
     let mut s = EchoOnlyScore::default();
     for call in calls {
-        let t = run_call(&call.spec(config, AfterBargeIn::NextPrompt));
-        s.calls += 1;
-        s.bot_ms += t.bot_ms_from(from_ms);
-        s.false_starts += t.count_from(from_ms, |e| matches!(e, Event::SpeechStarted { .. })) as u64;
-        s.false_barge_ins += t.count_from(from_ms, |e| matches!(e, Event::BargeIn { .. })) as u64;
+        s.take(&run_call(&call.spec(config, AfterBargeIn::NextPrompt)), from_ms);
     }
     s
 }
