@@ -65,13 +65,18 @@
 //! some of the matched frames through (else the detector heard nothing of them, and a caller
 //! starting next would meet the wider margin). An echo the bounds already follow keeps its
 //! gains: one match can read it a few dB high. A match louder than [`LOUDEST_MATCH_DB`] is
-//! not an echo handled, and is ignored.
+//! not an echo handled, and is ignored. While the match has, in its last few frames, confirmed
+//! an echo or found a fit that would be an echo new to the gate, the gate says so
+//! ([`EchoGate::suspects_echo`]): speech confirmed then may be the echo's first frames, and the
+//! speech detector holds its start back until the match confirms the echo (the speech is then
+//! dropped unreported) or the suspicion lapses.
 //!
 //! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
 //! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
 //! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
-//! barge in at 0.94-0.96 recall; an echo that opens mid-call barged in once in 26 min of agent
-//! audio over ERL 6-25 dB on a quiet line, but about once per onset at ERL 6 dB in 5 dB noise.
+//! barge in at 0.94-0.96 recall; an echo that opens mid-call barged in once and started speech
+//! three times in 26 min of agent audio over ERL 6-25 dB on a quiet line, but barges in about
+//! once per onset at ERL 6 dB in 5 dB noise.
 //! It is a setting (`VadConfig::echo_aware`), off by
 //! default: on a quiet line without echo it changes nothing, but in noise it still masks some
 //! soft speech over the agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to
