@@ -191,6 +191,12 @@ counters! {
     /// the canceller works at 8 kHz, and this stream came at another rate. Its audio was
     /// delivered as received.
     echo_reduction_unavailable,
+    /// Speech starts an echo-aware session held back (up to 160 ms) because the echo match had
+    /// just found what may be the agent's echo: each was reported late, or dropped.
+    speech_starts_held,
+    /// Of those, the ones dropped unreported: the match confirmed, while the start was held,
+    /// that the speech was the agent's echo. Not in `speech_segments`.
+    speech_starts_dropped_as_echo,
 }
 
 impl SessionCounters {

@@ -511,6 +511,11 @@ fn run(input: Input) {
             marks_cleared: stats.marks_cleared,
         };
         assert_eq!(counted, order.counts, "counters disagree with the events");
+        // A speech start held back for a suspected echo is reported, dropped as the echo, or
+        // still held (one at a time); only an echo-aware session holds any.
+        let (held, dropped) = (stats.speech_starts_held, stats.speech_starts_dropped_as_echo);
+        assert!(dropped <= held && held - dropped <= stats.speech_segments + 1, "{held} held, {dropped} dropped");
+        assert!(cfg.vad.echo_aware || held == 0, "held without the echo gate");
         assert_eq!(stats.frames_out, sink.frames);
         assert_eq!(stats.clears_sent, sink.clears);
         assert_eq!(stats.marks_sent, sink.host_marks_sent);

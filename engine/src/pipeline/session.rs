@@ -298,6 +298,9 @@ impl SessionPipeline {
         stats.events_dropped = self.events.dropped;
         stats.jitter_us = self.reorder.jitter_us();
         stats.recording_dropped_ms = self.tap.as_ref().map_or(0, |t| t.dropped_ms());
+        let held = self.vad.held_starts();
+        (stats.speech_starts_held, stats.speech_starts_dropped_as_echo) =
+            (u64::from(held.held), u64::from(held.dropped));
         stats
     }
 
@@ -648,8 +651,11 @@ impl SessionPipeline {
                 inbound.deliver(d, g711, &mut out)
             });
         }
-        // A start held back was never reported: nothing to stop.
-        if self.vad.is_speaking() && !self.vad.start_held() {
+        // A start still held back is speech no echo was confirmed in: it is reported, then
+        // stopped with the stream.
+        let (events, counts) = (&mut self.events, &mut self.inbound_counts);
+        self.vad.release_held(&mut |e| push_vad_event(e, events, counts));
+        if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
         }
         self.vad.reset();

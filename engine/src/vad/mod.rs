@@ -351,6 +351,20 @@ pub struct SpeechDetector {
     /// first frames of a new echo that the echo match is about to confirm (see
     /// [`SpeechDetector::start_held`]), and its onset, ms.
     held: Option<(u8, u64)>,
+    /// What holding starts back has done so far.
+    held_starts: HeldStarts,
+}
+
+/// What an echo-aware detector's holding of speech starts did (see
+/// [`SpeechDetector::start_held`]); a session reports these as its `speech_starts_held` and
+/// `speech_starts_dropped_as_echo` counters. 32 bits each: a session's memory is budgeted to the
+/// byte, and a start is held at most once per speech.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldStarts {
+    /// Speech starts held back while the echo match suspected an echo.
+    pub held: u32,
+    /// Of those, the ones dropped unreported: the match confirmed the agent's echo meanwhile.
+    pub dropped: u32,
 }
 
 impl std::fmt::Debug for SpeechDetector {
@@ -385,6 +399,7 @@ impl SpeechDetector {
             voiced_snr_db: f32::NAN,
             next_sample: None,
             held: None,
+            held_starts: HeldStarts::default(),
         })
     }
 
@@ -475,9 +490,13 @@ impl SpeechDetector {
         match (transition, self.held) {
             (Some(SpeechTransition::Started { at_ms }), _) if suspected == Some(true) => {
                 self.held = Some((0, at_ms));
+                self.held_starts.held = self.held_starts.held.saturating_add(1);
             }
             // Started and ended unheard: the echo's.
-            (Some(SpeechTransition::Stopped { .. }), Some(_)) if retracted => self.held = None,
+            (Some(SpeechTransition::Stopped { .. }), Some(_)) if retracted => {
+                self.held = None;
+                self.held_starts.dropped = self.held_starts.dropped.saturating_add(1);
+            }
             (Some(t), _) => {
                 self.release_held(on_event);
                 self.report(t, on_event);
@@ -613,6 +632,12 @@ impl SpeechDetector {
         self.held.is_some()
     }
 
+    /// How many starts were held back, and dropped, since the detector was built (a reset
+    /// keeps these counts).
+    pub fn held_starts(&self) -> HeldStarts {
+        self.held_starts
+    }
+
     /// Stream time (ms) of the onset of the current speech, while speaking.
     pub fn onset_ms(&self) -> Option<u64> {
         self.state.onset_sample().map(|s| s / 8)
@@ -674,8 +699,9 @@ impl SpeechDetector {
         Some(sample)
     }
 
-    /// Forgets all state (speech, framing, filter, webrtc-vad adaptation), as freshly built: the
-    /// next call may start at any stream position. Does not allocate.
+    /// Forgets all state (speech, framing, filter, webrtc-vad adaptation), as freshly built but
+    /// for the counts of [`Self::held_starts`]: the next call may start at any stream position.
+    /// A start still held back is dropped unreported. Does not allocate.
     pub fn reset(&mut self) {
         if let Some(turn) = self.turn.as_mut() {
             turn.reset();

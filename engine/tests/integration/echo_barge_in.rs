@@ -308,6 +308,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
             let t = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
             s.take(&t, ONSET_MS);
             t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
+            held_starts_accounted(&t, &call.name);
             let mut started = None;
             for (at, e) in &t.events {
                 match e {
@@ -332,7 +333,10 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         total.add(&s);
     }
     let minutes = total.bot_ms as f64 / 60_000.0;
-    println!("{cut_short} of {} false starts stopped within the hangover", total.false_starts);
+    println!(
+        "{cut_short} of {} false starts stopped within the hangover; {} starts held back, {} of them dropped as the echo",
+        total.false_starts, total.starts_held, total.starts_dropped
+    );
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
     assert!(
         total.false_barge_ins_per_10min() <= 1.0,
@@ -340,10 +344,26 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         total.false_barge_ins
     );
     assert!(total.false_starts_per_10min() <= 3.0, "{} false starts in {minutes:.1} min", total.false_starts);
+    // Most of the echo's starts the detector confirmed were held back and dropped, not reported.
+    let (held, dropped) = (total.starts_held, total.starts_dropped);
+    assert!(dropped > 0 && dropped >= 2 * total.false_starts, "{dropped} of {held} held starts dropped");
     assert!(
         cut_short * 2 >= total.false_starts as usize,
         "{cut_short} of {} false starts stopped at the recognition",
         total.false_starts
+    );
+}
+
+/// Checks that the session's counts of the speech starts it held back, and of those it dropped
+/// as the echo, account for its events: every start held was reported or dropped, and every
+/// start reported is counted in `speech_segments`.
+fn held_starts_accounted(t: &CallTrace, name: &str) {
+    let started = t.count(|e| matches!(e, Event::SpeechStarted { .. })) as u64;
+    let (held, dropped) = (t.stats.speech_starts_held, t.stats.speech_starts_dropped_as_echo);
+    assert_eq!(t.stats.speech_segments, started, "{name}");
+    assert!(
+        dropped <= held && held - dropped <= started,
+        "{name}: {held} starts held, {dropped} dropped, {started} reported"
     );
 }
 
@@ -361,6 +381,7 @@ fn echo_aware_interruptions_over_the_echo_at_10_db() {
             // A start held back while the echo match suspected an echo is reported before the
             // barge-in.
             t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
+            held_starts_accounted(&t, &call.name);
         }
         let r = interrupt_report(&s);
         println!("echo-aware, quiet, ERL {erl} dB: {r}");

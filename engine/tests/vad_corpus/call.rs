@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
 use trunkline::runtime::ManualClock;
-use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+use trunkline::{Engine, EngineConfig, Event, SessionConfig, SessionStats};
 
 use super::echo::{EchoLine, EchoPath};
 
@@ -94,6 +94,8 @@ pub struct CallTrace {
     pub received: Vec<i16>,
     /// The echo added to the caller's line, per sample (before µ-law).
     pub echo: Vec<f32>,
+    /// The session's counters at the end of the caller's audio.
+    pub stats: SessionStats,
 }
 
 impl CallTrace {
@@ -298,5 +300,6 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             trace.events.push((now, e));
         }
     }
+    trace.stats = session.stats();
     trace
 }
