@@ -338,9 +338,9 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     );
     println!();
     println!(
-        "| condition | ERL | calls | bot speech sent after the onset (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min |"
+        "| condition | ERL | calls | bot speech sent after the onset (min) | false `SpeechStarted` / 10 min | false `BargeIn` / 10 min | starts held back (dropped as the echo) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for cond in three_lines() {
         for erl in ERLS_DB {
             let mut calls = echo_only_calls(&cond, erl, bot_minutes);
@@ -349,12 +349,14 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
             }
             let s = score_echo_only_from(&config, &calls, MID_CALL_ONSET_MS);
             println!(
-                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} |",
+                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} | {} ({}) |",
                 cond.name,
                 s.calls,
                 s.bot_ms as f64 / 60_000.0,
                 s.false_starts_per_10min(),
                 s.false_barge_ins_per_10min(),
+                s.starts_held,
+                s.starts_dropped,
             );
         }
     }
@@ -364,15 +366,15 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     );
     println!();
     println!(
-        "| condition | ERL | calls | recall | pre-empted (barge-in on the echo first) | missed | reaction p50 / p90 (onset → `BargeIn`, ms) | onset → `clear` p50 (ms) |"
+        "| condition | ERL | calls | recall | pre-empted (barge-in on the echo first) | missed | reaction p50 / p90 (onset → `BargeIn`, ms) | onset → `clear` p50 (ms) | starts held back (dropped as the echo) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for cond in three_lines() {
         for erl in ERLS_DB {
             let calls = interruption_calls(&cond, erl);
             let s = score_interruptions(&config, &calls);
             println!(
-                "| {} | {erl} dB | {} | {:.3} | {} | {} | {} / {} | {} |",
+                "| {} | {erl} dB | {} | {:.3} | {} | {} | {} / {} | {} | {} ({}) |",
                 cond.name,
                 s.calls(),
                 s.recall(),
@@ -381,6 +383,8 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
                 fmt_opt(percentile(&s.reactions, 50.0)),
                 fmt_opt(percentile(&s.reactions, 90.0)),
                 fmt_opt(percentile(&s.clear_reactions, 50.0)),
+                s.starts_held,
+                s.starts_dropped,
             );
         }
     }
