@@ -653,8 +653,7 @@ impl SessionPipeline {
         }
         // A start still held back is speech no echo was confirmed in: it is reported, then
         // stopped with the stream.
-        let (events, counts) = (&mut self.events, &mut self.inbound_counts);
-        self.vad.release_held(&mut |e| push_vad_event(e, events, counts));
+        self.release_held_start();
         if self.vad.is_speaking() {
             self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
         }
@@ -866,6 +865,13 @@ impl SessionPipeline {
         });
     }
 
+    /// Reports a speech start the detector holds back (see `SpeechDetector::start_held`), if
+    /// any: the speech is the caller's after all.
+    fn release_held_start(&mut self) {
+        let (events, counts) = (&mut self.events, &mut self.inbound_counts);
+        self.vad.release_held(&mut |e| push_vad_event(e, events, counts));
+    }
+
     fn check_barge_in(&mut self, now_us: u64) {
         let active = self.agent_active(now_us);
         let onset = self.vad.onset_ms();
@@ -887,8 +893,7 @@ impl SessionPipeline {
         };
         if let Some(onset_ms) = onset_ms {
             // The speech that barges in has started, even if its start was held back.
-            let (events, counts) = (&mut self.events, &mut self.inbound_counts);
-            self.vad.release_held(&mut |e| push_vad_event(e, events, counts));
+            self.release_held_start();
             self.stats.barge_ins += 1;
             // The onset is in the speech detector's stream time (8 kHz ms), which is the delivered
             // timeline's (up to a resampler's few samples for carriers at other rates).

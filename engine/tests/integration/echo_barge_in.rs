@@ -367,6 +367,53 @@ fn held_starts_accounted(t: &CallTrace, name: &str) {
     );
 }
 
+/// Echo-aware: a speech start still held back when the stream ends is the caller's as far as
+/// anything showed, so it is reported, then stopped with the stream, not lost. Mid-call echo
+/// calls (quiet line, ERL 6 dB) are cut right after the frame at whose end they first held a
+/// start, and the host ends the stream there: the events up to then are the whole call's, and
+/// the end brings that speech's `SpeechStarted`, then its `SpeechStopped`.
+#[test]
+fn echo_aware_a_start_held_when_the_stream_ends_is_reported_then_stopped() {
+    const ONSET_MS: u64 = 10_000;
+    let config = echo_aware();
+    let mut checked = 0;
+    for mut call in echo_only_calls(&quiet(), 6.0, 10.0) {
+        call.echo.from_ms = ONSET_MS;
+        let whole = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
+        let Some(&k) = whole.held_frames.first() else { continue };
+        let cut_ms = (k + 1) * 20;
+        let spec = CallSpec {
+            caller: &call.caller[..(k as usize + 1) * 160],
+            end_stream: true,
+            ..call.spec(&config, AfterBargeIn::NextPrompt)
+        };
+        let t = run_call(&spec);
+        let before = whole.events.iter().take_while(|(at, _)| *at <= cut_ms).count();
+        assert_eq!(t.events[..before], whole.events[..before], "{}: the same call up to the cut", call.name);
+        let speech: Vec<&Event> = t.events[before..]
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| matches!(e, Event::SpeechStarted { .. } | Event::SpeechStopped { .. }))
+            .collect();
+        match speech[..] {
+            [Event::SpeechStarted { stream_ms: from }, Event::SpeechStopped { stream_ms: to }] => {
+                assert!(
+                    from < to && *to == cut_ms,
+                    "{}: speech {from}-{to} ms, cut at {cut_ms} ms",
+                    call.name
+                );
+            }
+            _ => panic!("{}: at the stream's end, after frame {k}: {speech:?}", call.name),
+        }
+        held_starts_accounted(&t, &call.name);
+        checked += 1;
+        if checked == 3 {
+            return;
+        }
+    }
+    panic!("{checked} calls held a start back");
+}
+
 /// Echo-aware: interruptions spoken over the echo, quiet line. None is pre-empted by a
 /// barge-in on the echo, at 10 dB return loss at least 90 % barge in, and every call's speech
 /// events are in order.
@@ -540,6 +587,7 @@ fn echo_aware_on_a_digitally_silent_line_takes_no_echo_for_speech() {
                     soft_clip: false,
                     from_ms: 0,
                 }),
+                end_stream: false,
             })
         };
         let starts = |t: &CallTrace| t.count(|e| matches!(e, Event::SpeechStarted { .. }));

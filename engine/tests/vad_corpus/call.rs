@@ -65,6 +65,9 @@ pub struct CallSpec<'a> {
     /// The carrier's playout delay (its jitter buffer), ms.
     pub carrier_delay_ms: u64,
     pub echo: Option<EchoSetup>,
+    /// After the caller's audio the host ends the stream (`Session::end_stream`); the events
+    /// that follow are taken at the last frame's time.
+    pub end_stream: bool,
 }
 
 impl<'a> CallSpec<'a> {
@@ -77,6 +80,7 @@ impl<'a> CallSpec<'a> {
             after_barge_in: AfterBargeIn::Stop,
             carrier_delay_ms: 80,
             echo: None,
+            end_stream: false,
         }
     }
 }
@@ -94,8 +98,11 @@ pub struct CallTrace {
     pub received: Vec<i16>,
     /// The echo added to the caller's line, per sample (before µ-law).
     pub echo: Vec<f32>,
-    /// The session's counters at the end of the caller's audio.
+    /// The session's counters at the end of the call.
     pub stats: SessionStats,
+    /// The caller's frames (index) at whose end the session held back a speech start it had
+    /// just confirmed (`speech_starts_held` rose, `speech_segments` did not).
+    pub held_frames: Vec<u64>,
 }
 
 impl CallTrace {
@@ -193,6 +200,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
     let mut barged = false;
 
     let mut trace = CallTrace { echo: vec![0.0; spec.caller.len()], ..CallTrace::default() };
+    let mut counted = session.stats();
     let mut seq = 2;
     let mut ulaw = [0u8; 160];
     let mut pcm = [0i16; 1024];
@@ -298,6 +306,20 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             assert!(!matches!(e, Event::ProtocolError { .. }), "the carrier's messages are valid: {e:?}");
             barged |= matches!(e, Event::BargeIn { .. });
             trace.events.push((now, e));
+        }
+        let stats = session.stats();
+        if stats.speech_starts_held > counted.speech_starts_held
+            && stats.speech_segments == counted.speech_segments
+        {
+            trace.held_frames.push(k);
+        }
+        counted = stats;
+    }
+    if spec.end_stream {
+        session.end_stream().expect("end the stream");
+        let end = spec.caller.len() as u64 / super::PER_MS;
+        while let Some(e) = session.poll_event() {
+            trace.events.push((end, e));
         }
     }
     trace.stats = session.stats();

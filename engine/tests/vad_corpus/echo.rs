@@ -128,6 +128,7 @@ impl EchoCall {
             after_barge_in: after,
             carrier_delay_ms: self.carrier_delay_ms,
             echo: Some(self.echo),
+            end_stream: false,
         }
     }
 }
