@@ -20,6 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use std::collections::{HashSet, VecDeque};
+use std::sync::OnceLock;
 use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
 use trunkline::config::{BargeInConfig, SessionConfig};
 use trunkline::event::RawEvent;
@@ -75,10 +76,10 @@ enum Sound {
     /// A loud tone (the VAD may call it speech): period in samples.
     Tone(u8),
     Bytes(Vec<u8>),
-    /// The carrier's echo of what the engine sent: the media frame sent `back` frames before the
-    /// newest (µ-law, as sent), `attenuation` dB down (modulo 40), so that an echo-aware
-    /// session's gate, delay estimator and echo match run on audio that correlates with its
-    /// reference, as on a line that echoes.
+    /// The carrier's echo of what the engine sent: the media frames sent from `back` frames
+    /// before the newest on (µ-law, as sent; silence past the newest), `attenuation` dB down
+    /// (modulo 40), so that an echo-aware session's gate, delay estimator and echo match run on
+    /// audio that correlates with its reference, as on a line that echoes.
     Echo {
         back: u8,
         attenuation: u8,
@@ -111,10 +112,14 @@ enum Op {
         binary: bool,
     },
     Advance(u16),
+    /// Agent audio: `value` throughout, or with `period` set a pulse every `period` samples
+    /// fading from `value` to a quarter of it (a voiced syllable, with harmonics in every band
+    /// the echo gate compares).
     Play {
         samples: u16,
         rate: u8,
         value: i16,
+        period: u8,
     },
     Mark(String),
     Interrupt,
@@ -328,12 +333,13 @@ const ENCODINGS: [&str; 4] = ["audio/x-mulaw", "audio/x-alaw", "audio/x-l16", "a
 fn sound(s: &Sound, len: usize, sent: &VecDeque<Vec<u8>>) -> Vec<u8> {
     match s {
         Sound::Echo { back, attenuation } => {
-            let Some(frame) = sent.len().checked_sub(1 + usize::from(*back)).and_then(|i| sent.get(i)) else {
+            let Some(first) = sent.len().checked_sub(1 + usize::from(*back)) else {
                 return vec![0xFF; len];
             };
             let gain = 10f32.powf(-f32::from(attenuation % 40) / 20.0);
             let echo = |&code: &u8| linear_to_ulaw((f32::from(ulaw_to_linear(code)) * gain) as i16);
-            frame.iter().map(echo).cycle().take(len).collect()
+            let played = sent.range(first..).flatten().map(echo);
+            played.chain(std::iter::repeat(0xFF)).take(len).collect()
         }
         Sound::Silence => vec![0xFF; len],
         Sound::Tone(period) => {
@@ -350,6 +356,10 @@ fn tick(p: &mut SessionPipeline, sink: &mut Sink, now_us: u64) {
     p.handle_timeout(now_us, true, &mut |pcm| agent_samples += pcm.len() as u64);
     sink.agent_samples += agent_samples;
 }
+
+/// Whether each run ends by printing the counters a seed is checked by (`fuzz/make_seeds.py
+/// --check` sets `TRUNKLINE_FUZZ_REPORT`).
+static REPORT: OnceLock<bool> = OnceLock::new();
 
 fn run(input: Input) {
     let cfg = config(&input.config);
@@ -458,10 +468,18 @@ fn run(input: Input) {
                 now_us += u64::from(*ms) * 100;
                 tick(&mut p, &mut sink, now_us);
             }
-            Op::Play { samples, rate, value } => {
+            Op::Play { samples, rate, value, period } => {
                 let rate = PLAY_RATES[usize::from(*rate) % PLAY_RATES.len()];
                 let n = usize::from(*samples) % (PLAY_PIECE + 1);
-                let pcm = vec![*value; n];
+                // A pulse train fades to a quarter over the piece, as a syllable does: its level
+                // differs from frame to frame, which is what tells the echo's lag from others.
+                let fade = |i: usize| (i32::from(*value) * (4 * n - 3 * i) as i32 / (4 * n) as i32) as i16;
+                let pulse = |i: usize| match *period {
+                    0 => *value,
+                    p if i.is_multiple_of(usize::from(p)) => fade(i),
+                    _ => 0,
+                };
+                let pcm: Vec<i16> = (0..n).map(pulse).collect();
                 let _ = p.play(&pcm, rate);
             }
             Op::Mark(name) => {
@@ -514,7 +532,10 @@ fn run(input: Input) {
         // A speech start held back for a suspected echo is reported, dropped as the echo, or
         // still held (one at a time); only an echo-aware session holds any.
         let (held, dropped) = (stats.speech_starts_held, stats.speech_starts_dropped_as_echo);
-        assert!(dropped <= held && held - dropped <= stats.speech_segments + 1, "{held} held, {dropped} dropped");
+        assert!(
+            dropped <= held && held - dropped <= stats.speech_segments + 1,
+            "{held} held, {dropped} dropped"
+        );
         assert!(cfg.vad.echo_aware || held == 0, "held without the echo gate");
         assert_eq!(stats.frames_out, sink.frames);
         assert_eq!(stats.clears_sent, sink.clears);
@@ -522,6 +543,13 @@ fn run(input: Input) {
         assert_eq!(stats.sync_marks_sent, sink.sync_marks_sent);
         assert!(stats.marks_played + stats.marks_cleared <= u64::from(issued_marks));
         assert!(stats.media_frames_in <= messages);
+    }
+    if *REPORT.get_or_init(|| std::env::var_os("TRUNKLINE_FUZZ_REPORT").is_some()) {
+        let c = p.counters();
+        eprintln!(
+            "session counters: speech_starts_held={} speech_starts_dropped_as_echo={} speech_segments={} barge_ins={}",
+            c.speech_starts_held, c.speech_starts_dropped_as_echo, c.speech_segments, c.barge_ins
+        );
     }
 }
 
