@@ -287,13 +287,14 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// - at most one false barge-in per 10 min of agent audio (measured: 1 in 25.6 min; 3 while the
 ///   echo match let lags that fit no path hide the echo's and confirmed only fits under 4 dB;
 ///   without the echo match every prompt barged in);
-/// - at most 3 false `SpeechStarted` per 10 min (measured 3 in 25.6 min, 1.2; 7.0 without
-///   holding a start back while the match suspects an echo, 10.2 before the match's rules);
+/// - at most one false `SpeechStarted` per 10 min (measured 2 in 25.6 min, 0.8; 1.2 when the
+///   match took a band's level with the line's noise in it, 7.0 without holding a start back
+///   while the match suspects an echo, 10.2 before the match's rules);
 /// - speech the detector reported in the echo before the gate recognised it stops when it does,
 ///   not a hangover after its last frame: a speech that runs its course stops at least the
 ///   hangover after its onset (its end is never before its confirmation), so a `SpeechStopped`
 ///   taken sooner was ended by the recognition. At least half of the false starts end so
-///   (measured: 2 of 3; with the detector ignoring the recognition, 0 of 26);
+///   (measured: 1 of 2; with the detector ignoring the recognition, 0 of 26);
 /// - every call's speech events in order (a start held back and dropped reports no stop).
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
@@ -343,7 +344,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         "{} barge-ins on the echo in {minutes:.1} min",
         total.false_barge_ins
     );
-    assert!(total.false_starts_per_10min() <= 3.0, "{} false starts in {minutes:.1} min", total.false_starts);
+    assert!(total.false_starts_per_10min() <= 1.0, "{} false starts in {minutes:.1} min", total.false_starts);
     // Most of the echo's starts the detector confirmed were held back and dropped, not reported.
     let (held, dropped) = (total.starts_held, total.starts_dropped);
     assert!(dropped > 0 && dropped >= 2 * total.false_starts, "{dropped} of {held} held starts dropped");
