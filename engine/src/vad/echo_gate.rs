@@ -227,6 +227,17 @@ struct Line<'a> {
     floor_at_minimum: bool,
 }
 
+impl Line<'_> {
+    /// Whether the line's noise stands near the agent's loudest level in the window (`levels`,
+    /// the reference's totals per lag): as near as where the bounds take each band's evidence
+    /// ([`BAND_EVIDENCE_ABOVE_DB`], slack included). There an echo stands over the noise in few
+    /// bands, and the echo match counts bands closer to the noise.
+    fn is_noisy(&self, levels: &[u8; LAGS]) -> bool {
+        let loudest = f32::from(levels.iter().copied().max().unwrap_or(0));
+        self.noise_total + BOUND_SLACK_DB - loudest > BAND_EVIDENCE_ABOVE_DB
+    }
+}
+
 /// 10^(c/10) for each dB code `c`, to sum band energies without a power per band.
 static POWER: [f32; 256] = {
     let mut t = [0.0f32; 256];
@@ -626,7 +637,7 @@ impl EchoGate {
         // confirmation as an echo new to the gate; either makes speech starting within the next
         // few frames suspect.
         let suspect_until = (slot + 1 + u64::from(CONFIRM_WITHIN)) as u32;
-        match self.matcher.update(caller_db, noise_db, &reference) {
+        match self.matcher.update(caller_db, noise_db, &reference, line.is_noisy(&levels)) {
             Some(Verdict::Confirmed(m)) => {
                 if m.gain_db <= LOUDEST_MATCH_DB {
                     self.confirmed_slot = slot as u32;

@@ -61,6 +61,14 @@ use super::echo_gate::GATE_BANDS;
 pub(crate) const FRAMES: usize = 5;
 /// A caller band counts only this far above the line's noise, dB.
 pub(crate) const USABLE_ABOVE_NOISE_DB: f32 = 6.0;
+/// The same on a noisy line (the gate's judgement: its noise near the agent's level), where an
+/// echo stands over the noise in few bands, and a match needs pairs in four bands per frame.
+/// (Measured, `vadbench --echo`, an echo 6 dB down opening mid-call in 5 dB pink noise: from 4.0,
+/// 4.5 or 5.0 dB, false `BargeIn` per 10 min of agent audio 26 → 18.4-18.5, false
+/// `SpeechStarted` 43 → 30-32, no interruption over the echo lost; the same on a quiet line
+/// added 4.7-7.9 false starts per 10 min at ERL 15 or 25 dB, the weak bands' fits wandering over
+/// the threshold so that the match retracted speech that then started again.)
+pub(crate) const USABLE_ON_NOISY_DB: f32 = 4.5;
 /// Band-frame pairs a lag needs to be judged (four bands per frame on average).
 const MIN_PAIRS: usize = 4 * FRAMES;
 /// Degrees of freedom the spread about the bands' means needs (pairs less one per band).
@@ -104,26 +112,24 @@ static RECIPROCAL: [f32; FRAMES + 1] = {
 /// a quieter level to a louder one adds to it (nothing past 16 dB).
 static LOG_SUM_TENTHS: [u8; 17] = [30, 25, 21, 18, 15, 12, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1, 1];
 
-/// 10·log10(1 − 10^(−k/10)) dB for a band k = 6, 7 … 20 dB over the line's noise (from
-/// [`USABLE_ABOVE_NOISE_DB`] on): what taking the noise's energy out of the band lowers its level
-/// by (under 0.05 dB past 20 dB, counted as nothing).
-static NOISE_SHARE_DB: [f32; 15] = [
-    -1.256, -0.967, -0.749, -0.584, -0.458, -0.359, -0.283, -0.223, -0.176, -0.140, -0.110, -0.088, -0.069,
-    -0.055, -0.044,
+/// 10·log10(1 − 10^(−k/10)) dB for a band k = 4, 5 … 20 dB over the line's noise (from
+/// [`NOISE_SHARE_FROM_DB`]; a usable band is at least [`USABLE_ON_NOISY_DB`] over it): what
+/// taking the noise's energy out of the band lowers its level by (under 0.05 dB past 20 dB,
+/// counted as nothing).
+const NOISE_SHARE_FROM_DB: f32 = 4.0;
+static NOISE_SHARE_DB: [f32; 17] = [
+    -2.205, -1.651, -1.256, -0.967, -0.749, -0.584, -0.458, -0.359, -0.283, -0.223, -0.176, -0.140, -0.110,
+    -0.088, -0.069, -0.055, -0.044,
 ];
 
-/// A usable caller band's level (at least [`USABLE_ABOVE_NOISE_DB`] over the line's noise) with
-/// the noise's energy taken out: the echo's own level. Why: a band 6 dB over the noise reads
-/// 1.3 dB above the echo in it, one 10 dB over 0.5 dB, so an echo near the noise reads louder
-/// against the reference in its weak bands than in its strong ones, and that spreads its fit.
-/// (Measured, `vadbench --echo`, mid-call rows on a quiet line: the last false start at ERL
-/// 6 dB went, and no other row moved; counting bands from 3 or 4.5 dB over the noise too took
-/// a 6 dB echo in 5 dB pink noise from 26 to 18 false barge-ins per 10 min, but added 3-5 false
-/// starts per 10 min on a quiet line at ERL 15 or 25 dB and, from 3 dB, lost an interruption in
-/// 48 in the mix at ERL 6 and 10 dB.) Interpolated from [`NOISE_SHARE_DB`]: no libm call per
-/// band and frame.
+/// A usable caller band's level with the noise's energy taken out: the echo's own level. Why: a
+/// band 6 dB over the noise reads 1.3 dB above the echo in it, one 10 dB over 0.5 dB, so an echo
+/// near the noise reads louder against the reference in its weak bands than in its strong ones,
+/// and that spreads its fit. (Measured, `vadbench --echo`, mid-call rows on a quiet line: the
+/// last false start at ERL 6 dB went, and no other row moved.) Interpolated from
+/// [`NOISE_SHARE_DB`]: no libm call per band and frame.
 fn less_noise(caller_db: f32, noise_db: f32) -> f32 {
-    let over = (caller_db - noise_db - USABLE_ABOVE_NOISE_DB).max(0.0);
+    let over = (caller_db - noise_db - NOISE_SHARE_FROM_DB).max(0.0);
     let i = over as usize;
     let share = match (NOISE_SHARE_DB.get(i), NOISE_SHARE_DB.get(i + 1)) {
         (Some(&a), Some(&b)) => a + (b - a) * (over - i as f32),
@@ -186,8 +192,8 @@ impl EchoMatch {
         Self { caller: [[0; GATE_BANDS]; FRAMES], recent_age: [u8::MAX; RECENT], recent_lag: [0; RECENT] }
     }
 
-    /// Takes the caller's frame (`caller_db` per band over the line's `noise_db`) against the
-    /// reference: `reference[d]` is the played audio's bands `d` slots before this frame (1 dB
+    /// Takes the caller's frame (`caller_db` per band over the line's `noise_db`; `noisy`: the
+    /// gate judges the line noisy, see [`USABLE_ON_NOISY_DB`]) against the reference: `reference[d]` is the played audio's bands `d` slots before this frame (1 dB
     /// codes, 0: silence). A confirmed match if this frame makes one, else the fit it found
     /// (a candidate), if any.
     pub(crate) fn update(
@@ -195,10 +201,12 @@ impl EchoMatch {
         caller_db: &[f32; GATE_BANDS],
         noise_db: &[f32; GATE_BANDS],
         reference: &[[u8; GATE_BANDS]; LAGS + FRAMES],
+        noisy: bool,
     ) -> Option<Verdict> {
+        let usable = if noisy { USABLE_ON_NOISY_DB } else { USABLE_ABOVE_NOISE_DB };
         self.caller.rotate_right(1);
         self.caller[0] = std::array::from_fn(|b| {
-            if caller_db[b] > noise_db[b] + USABLE_ABOVE_NOISE_DB {
+            if caller_db[b] > noise_db[b] + usable {
                 less_noise(caller_db[b], noise_db[b]).clamp(1.0, 255.0) as u8
             } else {
                 0
@@ -326,7 +334,7 @@ pub(crate) mod tests {
     fn a_band_less_the_noise_is_its_level_with_the_noise_energy_taken_out() {
         // Against the power subtraction itself, between the table's steps too.
         for tenths in 0..200 {
-            let over = USABLE_ABOVE_NOISE_DB + tenths as f32 / 10.0;
+            let over = USABLE_ON_NOISY_DB + tenths as f32 / 10.0;
             let exact = 10.0 * (1.0 - 10f32.powf(-over / 10.0)).log10();
             let got = less_noise(40.0 + over, 40.0) - (40.0 + over);
             assert!((got - exact).abs() < 0.05, "{over} dB over the noise: {got} against {exact}");
@@ -359,7 +367,7 @@ pub(crate) mod tests {
         let mut found = Vec::new();
         for (s, c) in caller.iter().enumerate() {
             let reference = std::array::from_fn(|d| s.checked_sub(d).map_or([0; GATE_BANDS], |t| played[t]));
-            if let Some(Verdict::Confirmed(hit)) = m.update(c, &noise, &reference) {
+            if let Some(Verdict::Confirmed(hit)) = m.update(c, &noise, &reference, false) {
                 assert!(hit.gain_db < 0.0, "{hit:?}");
                 found.push((s, hit.lag));
             }

@@ -355,6 +355,38 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     );
 }
 
+/// Echo-aware, an echo 6 dB down that opens mid-call on a line in 5 dB pink noise: the mid-call
+/// row the gate loses most often, since there the echo stands over the noise in few bands. The
+/// echo match counts bands nearer the noise on such a line than on a quiet one; this holds what
+/// that buys, still short of the target: at most 22 false barge-ins per 10 min of agent audio
+/// after the onset (measured 18.5 in 6.0 min; 26 counting the bands a quiet line counts), and
+/// every call's speech events in order.
+#[test]
+fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
+    const ONSET_MS: u64 = 10_000;
+    let config = echo_aware();
+    let mut s = EchoOnlyScore::default();
+    for mut call in echo_only_calls(&condition("pink-5dB"), 6.0, 10.0) {
+        call.echo.from_ms = ONSET_MS;
+        let t = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
+        s.take(&t, ONSET_MS);
+        t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
+        held_starts_accounted(&t, &call.name);
+    }
+    let minutes = s.bot_ms as f64 / 60_000.0;
+    println!(
+        "pink 5 dB, ERL 6 dB, path open from {ONSET_MS} ms: {minutes:.2} min of agent audio after it, {} false \
+         starts, {} false barge-ins",
+        s.false_starts, s.false_barge_ins
+    );
+    assert!(minutes >= 5.0, "{minutes:.1} min of agent audio after the onset");
+    assert!(
+        s.false_barge_ins_per_10min() <= 22.0,
+        "{} barge-ins on the echo in {minutes:.1} min",
+        s.false_barge_ins
+    );
+}
+
 /// Checks that the session's counts of the speech starts it held back, and of those it dropped
 /// as the echo, account for its events: every start held was reported or dropped, and every
 /// start reported is counted in `speech_segments`.
