@@ -14,7 +14,8 @@
 //! difference hold still.
 //!
 //! Per caller frame, over the last [`FRAMES`] frames and the gate's bands where the caller stands
-//! [`USABLE_ABOVE_NOISE_DB`] over the noise and the reference played, that difference is taken
+//! [`USABLE_ABOVE_NOISE_DB`] over the noise ([`USABLE_ON_NOISY_DB`] on a noisy line; each band's
+//! level with the noise's energy taken out) and the reference played, that difference is taken
 //! at every lag in half slots (between two slots, against their energies together: the echo of a
 //! slot is split between two caller frames, and that blur alone spread it by several dB), and
 //! its spread (standard deviation) about each band's own mean. The lowest of the lags where the
@@ -193,8 +194,9 @@ impl EchoMatch {
     }
 
     /// Takes the caller's frame (`caller_db` per band over the line's `noise_db`; `noisy`: the
-    /// gate judges the line noisy, see [`USABLE_ON_NOISY_DB`]) against the reference: `reference[d]` is the played audio's bands `d` slots before this frame (1 dB
-    /// codes, 0: silence). A confirmed match if this frame makes one, else the fit it found
+    /// gate judges the line noisy, see [`USABLE_ON_NOISY_DB`]) against the reference:
+    /// `reference[d]` is the played audio's bands `d` slots before this frame (1 dB codes, 0:
+    /// silence). A confirmed match if this frame makes one, else the fit it found
     /// (a candidate), if any.
     pub(crate) fn update(
         &mut self,
