@@ -336,7 +336,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     let minutes = total.bot_ms as f64 / 60_000.0;
     println!(
         "{cut_short} of {} false starts stopped within the hangover; {} starts held back, {} of them dropped as the echo",
-        total.false_starts, total.starts_held, total.starts_dropped
+        total.false_starts, total.held.held, total.held.dropped
     );
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
     assert!(
@@ -346,7 +346,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     );
     assert!(total.false_starts_per_10min() <= 1.0, "{} false starts in {minutes:.1} min", total.false_starts);
     // Most of the echo's starts the detector confirmed were held back and dropped, not reported.
-    let (held, dropped) = (total.starts_held, total.starts_dropped);
+    let HeldCounts { held, dropped } = total.held;
     assert!(dropped > 0 && dropped >= 2 * total.false_starts, "{dropped} of {held} held starts dropped");
     assert!(
         cut_short * 2 >= total.false_starts as usize,

@@ -242,10 +242,36 @@ pub struct EchoOnlyScore {
     pub bot_ms: u64,
     pub false_starts: u64,
     pub false_barge_ins: u64,
-    /// Speech starts the sessions held back while the echo match suspected an echo, and of
-    /// those the ones dropped as the echo (their counters, over whole calls).
-    pub starts_held: u64,
-    pub starts_dropped: u64,
+    /// Over whole calls.
+    pub held: HeldCounts,
+}
+
+/// Speech starts the sessions held back while the echo match suspected an echo, and of those the
+/// ones dropped as the echo (their `speech_starts_held` and `speech_starts_dropped_as_echo`
+/// counters, summed over calls). Shown as "held (dropped)".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeldCounts {
+    pub held: u64,
+    pub dropped: u64,
+}
+
+impl HeldCounts {
+    /// Adds one call's counters.
+    pub fn take(&mut self, t: &CallTrace) {
+        self.held += t.stats.speech_starts_held;
+        self.dropped += t.stats.speech_starts_dropped_as_echo;
+    }
+
+    pub fn add(&mut self, o: &HeldCounts) {
+        self.held += o.held;
+        self.dropped += o.dropped;
+    }
+}
+
+impl std::fmt::Display for HeldCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.held, self.dropped)
+    }
 }
 
 impl EchoOnlyScore {
@@ -263,8 +289,7 @@ impl EchoOnlyScore {
         self.bot_ms += o.bot_ms;
         self.false_starts += o.false_starts;
         self.false_barge_ins += o.false_barge_ins;
-        self.starts_held += o.starts_held;
-        self.starts_dropped += o.starts_dropped;
+        self.held.add(&o.held);
     }
     /// Scores one echo-only call's trace from stream time `from_ms` on.
     pub fn take(&mut self, t: &CallTrace, from_ms: u64) {
@@ -272,8 +297,7 @@ impl EchoOnlyScore {
         self.bot_ms += t.bot_ms_from(from_ms);
         self.false_starts += t.count_from(from_ms, |e| matches!(e, Event::SpeechStarted { .. })) as u64;
         self.false_barge_ins += t.count_from(from_ms, |e| matches!(e, Event::BargeIn { .. })) as u64;
-        self.starts_held += t.stats.speech_starts_held;
-        self.starts_dropped += t.stats.speech_starts_dropped_as_echo;
+        self.held.take(t);
     }
 }
 
@@ -305,10 +329,7 @@ pub struct InterruptScore {
     pub reactions: Vec<u64>,
     /// Onset to the `clear` leaving the engine, ms.
     pub clear_reactions: Vec<u64>,
-    /// Speech starts held back while the echo match suspected an echo, and of those the ones
-    /// dropped as the echo (the sessions' counters).
-    pub starts_held: u64,
-    pub starts_dropped: u64,
+    pub held: HeldCounts,
 }
 
 impl InterruptScore {
@@ -329,8 +350,7 @@ pub const ONSET_SLACK_MS: u64 = 100;
 /// began with the caller's act.
 pub fn score_interruption(s: &mut InterruptScore, call: &EchoCall, t: &CallTrace) {
     let (onset, _) = call.act.expect("an interruption call");
-    s.starts_held += t.stats.speech_starts_held;
-    s.starts_dropped += t.stats.speech_starts_dropped_as_echo;
+    s.held.take(t);
     let barge = |e: &Event| match e {
         Event::BargeIn { stream_ms, .. } => Some(*stream_ms),
         _ => None,
@@ -362,7 +382,7 @@ pub fn score_interruptions(config: &SessionConfig, calls: &[EchoCall]) -> Interr
 pub fn interrupt_report(s: &InterruptScore) -> String {
     format!(
         "recall {:.3} ({} of {}), pre-empted by the echo {}, missed {}, reaction p50 {:?} p90 {:?} ms, to clear p50 {:?} ms, \
-         {} starts held back ({} dropped as the echo)",
+         starts held back (dropped as the echo) {}",
         s.recall(),
         s.true_pos,
         s.calls(),
@@ -371,8 +391,7 @@ pub fn interrupt_report(s: &InterruptScore) -> String {
         percentile(&s.reactions, 50.0),
         percentile(&s.reactions, 90.0),
         percentile(&s.clear_reactions, 50.0),
-        s.starts_held,
-        s.starts_dropped,
+        s.held,
     )
 }
 

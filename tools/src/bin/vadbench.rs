@@ -349,14 +349,13 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
             }
             let s = score_echo_only_from(&config, &calls, MID_CALL_ONSET_MS);
             println!(
-                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} | {} ({}) |",
+                "| {} | {erl} dB | {} | {:.2} | {:.1} | {:.1} | {} |",
                 cond.name,
                 s.calls,
                 s.bot_ms as f64 / 60_000.0,
                 s.false_starts_per_10min(),
                 s.false_barge_ins_per_10min(),
-                s.starts_held,
-                s.starts_dropped,
+                s.held,
             );
         }
     }
@@ -374,7 +373,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
             let calls = interruption_calls(&cond, erl);
             let s = score_interruptions(&config, &calls);
             println!(
-                "| {} | {erl} dB | {} | {:.3} | {} | {} | {} / {} | {} | {} ({}) |",
+                "| {} | {erl} dB | {} | {:.3} | {} | {} | {} / {} | {} | {} |",
                 cond.name,
                 s.calls(),
                 s.recall(),
@@ -383,8 +382,7 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
                 fmt_opt(percentile(&s.reactions, 50.0)),
                 fmt_opt(percentile(&s.reactions, 90.0)),
                 fmt_opt(percentile(&s.clear_reactions, 50.0)),
-                s.starts_held,
-                s.starts_dropped,
+                s.held,
             );
         }
     }
