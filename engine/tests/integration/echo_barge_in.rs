@@ -287,14 +287,15 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// - at most one false barge-in per 10 min of agent audio (measured: 1 in 25.6 min; 3 while the
 ///   echo match let lags that fit no path hide the echo's and confirmed only fits under 4 dB;
 ///   without the echo match every prompt barged in);
-/// - at most one false `SpeechStarted` per 10 min (measured 2 in 25.6 min, 0.8; 1.2 when the
-///   match took a band's level with the line's noise in it, 7.0 without holding a start back
-///   while the match suspects an echo, 10.2 before the match's rules);
+/// - at most one false `SpeechStarted` per 10 min (measured 1 in 25.6 min, 0.4; 0.8 before the
+///   bounds climbed at the lag the delay estimator is sure of, 1.2 when the match took a band's
+///   level with the line's noise in it, 7.0 without holding a start back while the match
+///   suspects an echo, 10.2 before the match's rules);
 /// - speech the detector reported in the echo before the gate recognised it stops when it does,
 ///   not a hangover after its last frame: a speech that runs its course stops at least the
 ///   hangover after its onset (its end is never before its confirmation), so a `SpeechStopped`
 ///   taken sooner was ended by the recognition. At least half of the false starts end so
-///   (measured: 1 of 2; with the detector ignoring the recognition, 0 of 26);
+///   (measured: 1 of 1; with the detector ignoring the recognition, 0 of 26);
 /// - every call's speech events in order (a start held back and dropped reports no stop).
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
@@ -356,20 +357,29 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
 }
 
 /// Echo-aware, an echo 6 dB down that opens mid-call on a line in 5 dB pink noise: the mid-call
-/// row the gate loses most often, since there the echo stands over the noise in few bands. The
-/// echo match counts bands nearer the noise on such a line than on a quiet one; this holds what
-/// that buys, still short of the target: at most 22 false barge-ins per 10 min of agent audio
-/// after the onset (measured 18.5 in 6.0 min; 26 counting the bands a quiet line counts), and
-/// every call's speech events in order.
+/// row the gate loses most often, since there the echo stands over the noise in few bands, and
+/// the echo match sees its spectrum in few onsets. What the gate learns of it afterwards holds:
+/// once the delay estimator is sure of the echo's lag the bounds there rise to it, so no call
+/// barges in on the echo 3 s or more after the path opens (without that, 3 of 26 calls did, 5
+/// times, up to 13.6 s after). Still short of the target: at most 10 false barge-ins per 10 min
+/// of agent audio after the onset (measured 8.0 in 6.2 min; 18.5 without the bounds rising, 26
+/// also counting only the bands a quiet line counts), and every call's speech events in order.
 #[test]
 fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
     const ONSET_MS: u64 = 10_000;
     let config = echo_aware();
     let mut s = EchoOnlyScore::default();
+    let mut late = Vec::new();
     for mut call in echo_only_calls(&condition("pink-5dB"), 6.0, 10.0) {
         call.echo.from_ms = ONSET_MS;
         let t = run_call(&call.spec(&config, AfterBargeIn::NextPrompt));
         s.take(&t, ONSET_MS);
+        late.extend(
+            t.events
+                .iter()
+                .filter(|(at, e)| *at >= ONSET_MS + 3_000 && matches!(e, Event::BargeIn { .. }))
+                .map(|(at, _)| format!("{} at {at} ms", call.name)),
+        );
         t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", call.name));
         held_starts_accounted(&t, &call.name);
     }
@@ -380,8 +390,9 @@ fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
         s.false_starts, s.false_barge_ins
     );
     assert!(minutes >= 5.0, "{minutes:.1} min of agent audio after the onset");
+    assert!(late.is_empty(), "barge-ins on the echo 3 s or more after it began: {late:?}");
     assert!(
-        s.false_barge_ins_per_10min() <= 22.0,
+        s.false_barge_ins_per_10min() <= 10.0,
         "{} barge-ins on the echo in {minutes:.1} min",
         s.false_barge_ins
     );
