@@ -872,17 +872,24 @@ mod tests {
         assert!(!g.mask(60, &caller, &PINK_NOISE, false).unwrap()[2]);
     }
 
+    /// Agent speech as seeded syllables, per slot: 3-7 slots at 70 dB, then 1-4 of silence, at
+    /// least `slots` in all.
+    fn syllables(seed: u64, slots: usize) -> Vec<u8> {
+        let mut rng = crate::test_rng::XorShift(seed);
+        let mut next = move |n: u64| rng.below(n);
+        let mut reference = Vec::new();
+        while reference.len() < slots {
+            reference.extend(std::iter::repeat_n(70u8, 3 + next(5) as usize));
+            reference.extend(std::iter::repeat_n(0u8, 1 + next(4) as usize));
+        }
+        reference
+    }
+
     #[test]
     fn one_frame_against_the_estimated_echo_barely_moves_its_bounds() {
         // Agent speech in seeded syllables (70 dB, pauses of silence), its echo 10 dB down five
         // slots later on a line at 20 dB: the estimator finds lag 5.
-        let mut rng = crate::test_rng::XorShift(0x9e37_79b9);
-        let mut next = move |n: u64| rng.below(n);
-        let mut reference = Vec::new();
-        while reference.len() < 140 {
-            reference.extend(std::iter::repeat_n(70u8, 3 + next(5) as usize));
-            reference.extend(std::iter::repeat_n(0u8, 1 + next(4) as usize));
-        }
+        let reference = syllables(0x9e37_79b9, 140);
         let noise = [20.0; GATE_BANDS];
         let mut g = EchoGate::new();
         let caller_at = |s: usize| if s >= 5 && reference[s - 5] > 0 { 60.0 } else { 20.0 };
@@ -912,13 +919,7 @@ mod tests {
         // seconds without echo teach bounds far under any echo. Then the path opens, the echo
         // 10 dB down five slots later: each of its frames stands some 50 dB over the bounds,
         // too far to be taken for an echo they underrate, until the estimator is sure of lag 5.
-        let mut rng = crate::test_rng::XorShift(0x5eed_c11b);
-        let mut next = move |n: u64| rng.below(n);
-        let mut reference = Vec::new();
-        while reference.len() < 560 {
-            reference.extend(std::iter::repeat_n(70u8, 3 + next(5) as usize));
-            reference.extend(std::iter::repeat_n(0u8, 1 + next(4) as usize));
-        }
+        let reference = syllables(0x5eed_c11b, 560);
         const OPENS: usize = 150;
         let noise = [20.0; GATE_BANDS];
         let caller_at = |s: usize| if s >= OPENS + 5 && reference[s - 5] > 0 { 60.0 } else { 20.0 };
