@@ -208,6 +208,14 @@ const BOUND_UP_WITHIN_DB: f32 = 10.0;
 /// more than 2.1 s after the path opened. From 0.5: 11.5, and one more in the mix; from 0.35 the
 /// barge-in set's recall in pink noise without echo fell from 0.854 to 0.812; from 0.7, 11.4.)
 const CLIMB_CONFIDENCE: f32 = 0.6;
+/// Frames after a match, or a loose fit new to the gate, in which speech that starts is suspect
+/// of being the echo (see [`EchoGate::suspects_echo`]). After a close fit the suspicion lasts as
+/// long as the fits to come may confirm it, [`CONFIRM_WITHIN`] frames: a 10 dB echo with a long
+/// tail fit closely in its first frames and was confirmed seven frames later, after its start
+/// had been reported. (Measured, `vadbench --echo`: that last false start mid-call on a quiet line
+/// went; the interruptions over the echo on a quiet line held 26 starts instead of 16, each
+/// barge-in unmoved. Every fit suspect for 6 frames: held 61; for 9: 101.)
+const SUSPECT_FRAMES: u64 = 5;
 /// What a confirmed echo match allows above the gain it measured, dB: the match measures the echo
 /// against two slots' energies together where it falls between them (up to 3 dB more than the
 /// one slot the prediction takes), and the gain's quantile sits over the echo's typical level.
@@ -610,8 +618,9 @@ impl EchoGate {
     }
 
     /// Whether, at the caller's frame in `slot` (just masked), the echo match has in its last
-    /// [`CONFIRM_WITHIN`] frames confirmed an echo, or found a fit that would be an echo new to
-    /// the gate but is not confirmed yet: speech that starts now may be an echo the gate lets
+    /// [`SUSPECT_FRAMES`] frames confirmed an echo or found a fit that would be an echo new to
+    /// the gate but is not confirmed yet, or such a close fit in its last [`CONFIRM_WITHIN`]
+    /// frames ([`Verdict::Candidate`]): speech that starts now may be an echo the gate lets
     /// through (its first frames, or a stretch the gate under-predicts), which a confirmation
     /// within a few frames would show (see [`Self::echo_confirmed`]).
     pub(crate) fn suspects_echo(&self, slot: u64) -> bool {
@@ -660,17 +669,20 @@ impl EchoGate {
         let near = |e: Estimate| around(e.lag);
         // What the match says of the last frames: an echo confirmed, or a fit awaiting
         // confirmation as an echo new to the gate; either makes speech starting within the next
-        // few frames suspect.
-        let suspect_until = (slot + 1 + u64::from(CONFIRM_WITHIN)) as u32;
+        // few frames suspect (after a close fit, as long as the fits to come may confirm it).
+        let suspect_for = |frames: u64| (slot + 1 + frames) as u32;
         match self.matcher.update(caller_db, noise_db, &reference, line.is_noisy(&levels)) {
             Some(Verdict::Confirmed(m)) => {
                 if m.gain_db <= LOUDEST_MATCH_DB {
                     self.confirmed_slot = slot as u32;
-                    self.suspect_until = suspect_until;
+                    self.suspect_until = suspect_for(SUSPECT_FRAMES);
                 }
                 self.take_match(m);
             }
-            Some(Verdict::Candidate(m)) if self.is_new(&m) => self.suspect_until = suspect_until,
+            Some(Verdict::Candidate { found, close }) if self.is_new(&found) => {
+                self.suspect_until =
+                    suspect_for(if close { u64::from(CONFIRM_WITHIN) } else { SUSPECT_FRAMES });
+            }
             _ => {}
         }
         self.learn_bounds(&line, &reference[..LAGS], &levels, estimate);

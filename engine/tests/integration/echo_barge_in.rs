@@ -284,25 +284,28 @@ fn echo_aware_the_agent_does_not_barge_in_on_its_own_echo() {
 /// and the new echo must be recognised as the agent's within a few frames of its start. Over
 /// return losses 6, 10, 15 and 25 dB, 10 min of prompts each (the mid-call rows of `vadbench
 /// --echo`), after the onset:
-/// - at most one false barge-in per 10 min of agent audio (measured: 1 in 25.6 min; 3 while the
-///   echo match let lags that fit no path hide the echo's and confirmed only fits under 4 dB;
-///   without the echo match every prompt barged in);
-/// - at most one false `SpeechStarted` per 10 min (measured 1 in 25.6 min, 0.4; 0.8 before the
-///   bounds climbed at the lag the delay estimator is sure of, 1.2 when the match took a band's
-///   level with the line's noise in it, 7.0 without holding a start back while the match
-///   suspects an echo, 10.2 before the match's rules);
+/// - in each return loss's row, at most one false barge-in per 10 min of agent audio (measured:
+///   none in 25.6 min; 1, at ERL 10 dB, while a match had to be confirmed by fits after its
+///   close one within five frames; 3 while the echo match let lags that fit no path hide the
+///   echo's and confirmed only fits under 4 dB; without the echo match every prompt barged in);
+/// - in each row, at most one false `SpeechStarted` per 10 min (measured: none; 1 in 25.6 min,
+///   at ERL 10 dB, with the confirmation of five frames; 2 before the bounds climbed at the lag
+///   the delay estimator is sure of, 3 when the match took a band's level with the line's noise
+///   in it, 18 without holding a start back while the match suspects an echo, 26 before the
+///   match's rules);
 /// - speech the detector reported in the echo before the gate recognised it stops when it does,
 ///   not a hangover after its last frame: a speech that runs its course stops at least the
 ///   hangover after its onset (its end is never before its confirmation), so a `SpeechStopped`
 ///   taken sooner was ended by the recognition. At least half of the false starts end so
-///   (measured: 1 of 1; with the detector ignoring the recognition, 0 of 26);
+///   (measured: none is left; 1 of 1 with the confirmation of five frames; with the detector
+///   ignoring the recognition, 0 of 26);
 /// - every call's speech events in order (a start held back and dropped reports no stop).
 #[test]
 fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
     const ONSET_MS: u64 = 10_000;
     let config = echo_aware();
     let hangover_ms = u64::from(config.vad.hangover_ms);
-    let (mut total, mut cut_short) = (EchoOnlyScore::default(), 0);
+    let (mut total, mut cut_short, mut over) = (EchoOnlyScore::default(), 0, Vec::new());
     for erl in ERLS_DB {
         let mut s = EchoOnlyScore::default();
         for mut call in echo_only_calls(&quiet(), erl, 10.0) {
@@ -332,6 +335,12 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
             s.false_starts,
             s.false_barge_ins
         );
+        if s.false_barge_ins_per_10min() > 1.0 || s.false_starts_per_10min() > 1.0 {
+            over.push(format!(
+                "ERL {erl} dB: {} false starts, {} false barge-ins",
+                s.false_starts, s.false_barge_ins
+            ));
+        }
         total.add(&s);
     }
     let minutes = total.bot_ms as f64 / 60_000.0;
@@ -340,12 +349,7 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
         total.false_starts, total.held.held, total.held.dropped
     );
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
-    assert!(
-        total.false_barge_ins_per_10min() <= 1.0,
-        "{} barge-ins on the echo in {minutes:.1} min",
-        total.false_barge_ins
-    );
-    assert!(total.false_starts_per_10min() <= 1.0, "{} false starts in {minutes:.1} min", total.false_starts);
+    assert!(over.is_empty(), "more than one per 10 min of agent audio: {over:?}");
     // Most of the echo's starts the detector confirmed were held back and dropped, not reported.
     let HeldCounts { held, dropped } = total.held;
     assert!(dropped > 0 && dropped >= 2 * total.false_starts, "{dropped} of {held} held starts dropped");
