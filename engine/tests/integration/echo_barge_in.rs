@@ -368,10 +368,10 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
 /// 3 of 26 calls, 5 times and up to 13.6 s after, before the gains learnt as follows); and the
 /// gains, learnt low on the line before, learn the echo from the bands that stand over the noise
 /// where the bounds allow it. Still short of the target: at
-/// most 5 false barge-ins per 10 min of agent audio after the onset (measured 3.2, 2 in 6.3 min;
-/// 8.0 with the gains learning only from an echo they predict over the noise, 18.5 without the
-/// bounds rising either, 26 also counting only the bands a quiet line counts), and every call's
-/// speech events in order.
+/// most 2 false barge-ins per 10 min of agent audio after the onset (measured 1.6, 1 in 6.3 min;
+/// 3.2 with the bounds climbing 0.5 dB per frame instead of 1, 8.0 with the gains learning only
+/// from an echo they predict over the noise, 18.5 without the bounds rising either, 26 also
+/// counting only the bands a quiet line counts), and every call's speech events in order.
 #[test]
 fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
     const ONSET_MS: u64 = 10_000;
@@ -398,7 +398,7 @@ fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
     assert!(minutes >= 5.0, "{minutes:.1} min of agent audio after the onset");
     assert!(late.is_empty(), "barge-ins on the echo 3 s or more after it began: {late:?}");
     assert!(
-        s.false_barge_ins_per_10min() <= 5.0,
+        s.false_barge_ins_per_10min() <= 2.0,
         "{} barge-ins on the echo in {minutes:.1} min",
         s.false_barge_ins
     );
