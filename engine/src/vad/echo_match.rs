@@ -446,6 +446,22 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// 40 calls of 6 s of the agent's speech, with delays of 3-28 slots: seed, delay, speech.
+    fn echo_calls() -> impl Iterator<Item = (u64, usize, Vec<[u8; GATE_BANDS]>)> {
+        (1..=40u64).map(|seed| (seed, 3 + (seed as usize * 7) % 26, agent(300, seed)))
+    }
+
+    /// The agent's speech, and another speaker over it (their own syllables and spectra), as loud
+    /// or up to 20 dB quieter by seed (10 dB: nothing).
+    fn agent_and_another_voice(seed: u64) -> (Vec<[u8; GATE_BANDS]>, Vec<[f32; GATE_BANDS]>) {
+        let down = (seed % 5 * 5) as u8;
+        let talker = agent(300, seed + 1_000)
+            .iter()
+            .map(|t| t.map(|b| if b > 0 { f32::from(b - down) } else { 10.0 }))
+            .collect();
+        (agent(300, seed), talker)
+    }
+
     #[test]
     fn an_echo_coloured_by_its_path_is_matched() {
         // A diffuse tail makes the path's response differ from band to band by several dB (here
@@ -497,9 +513,7 @@ pub(crate) mod tests {
         // (30 when the newest had to be the close one, within 5 frames; 14 when only fits under
         // MATCH_SD_DB counted).
         let mut matched = 0;
-        for seed in 1..=40u64 {
-            let delay = 3 + (seed as usize * 7) % 26;
-            let played = agent(300, seed);
+        for (seed, delay, played) in echo_calls() {
             let found = matches(&played, &echo_of(&played, delay, 10, [0.0; GATE_BANDS], 8, seed));
             assert!(found.iter().all(|&(s, lag)| s >= 100 && lag.abs_diff(delay as u64) <= 1), "{found:?}");
             matched += usize::from(!found.is_empty());
@@ -516,11 +530,7 @@ pub(crate) mod tests {
         // sets, one call in 108 per line).
         let mut matched = 0;
         for seed in 1..=200u64 {
-            let played = agent(300, seed);
-            let talker = agent(300, seed + 1_000);
-            let down = (seed % 5 * 5) as u8;
-            let caller: Vec<[f32; GATE_BANDS]> =
-                talker.iter().map(|t| t.map(|b| if b > 0 { f32::from(b - down) } else { 10.0 })).collect();
+            let (played, caller) = agent_and_another_voice(seed);
             matched += usize::from(!matches(&played, &caller).is_empty());
         }
         assert!(matched <= 4, "{matched} of 200 calls matched");
@@ -543,9 +553,7 @@ pub(crate) mod tests {
         // in nearly every call (measured: 40 of 40; 29 when a lag needed four bands per frame
         // there too).
         let mut matched = 0;
-        for seed in 1..=40u64 {
-            let delay = 3 + (seed as usize * 7) % 26;
-            let played = agent(300, seed);
+        for (seed, delay, played) in echo_calls() {
             let echo = echo_of(&played, delay, 6, [0.0; GATE_BANDS], 1, seed);
             let found = matches_on(&played, &over_noise(&echo, NOISY_LINE_DB), NOISY_LINE_DB, true);
             assert!(
@@ -568,15 +576,9 @@ pub(crate) mod tests {
         // noise, no barge-in lost): what it costs, bounded.
         let mut matched = 0;
         for seed in 1..=200u64 {
-            let played = agent(300, seed);
-            let down = (seed % 5 * 5) as u8;
-            let talker: Vec<[f32; GATE_BANDS]> = agent(300, seed + 1_000)
-                .iter()
-                .map(|t| t.map(|b| if b > 0 { f32::from(b - down) } else { 10.0 }))
-                .collect();
-            matched += usize::from(
-                !matches_on(&played, &over_noise(&talker, NOISY_LINE_DB), NOISY_LINE_DB, true).is_empty(),
-            );
+            let (played, talker) = agent_and_another_voice(seed);
+            let caller = over_noise(&talker, NOISY_LINE_DB);
+            matched += usize::from(!matches_on(&played, &caller, NOISY_LINE_DB, true).is_empty());
         }
         assert!(matched <= 15, "{matched} of 200 calls matched");
     }
