@@ -291,7 +291,7 @@ static POWER: [f32; 256] = {
 };
 
 /// A level in dB as energy.
-fn power(db: f32) -> f32 {
+pub(crate) fn power(db: f32) -> f32 {
     10f32.powf(db / 10.0)
 }
 

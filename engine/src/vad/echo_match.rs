@@ -539,7 +539,7 @@ pub(crate) mod tests {
     /// `sound` (band levels per slot, 10 dB: nothing) over a line whose noise stands at `noise_db`
     /// in every band: their energies added.
     fn over_noise(sound: &[[f32; GATE_BANDS]], noise_db: f32) -> Vec<[f32; GATE_BANDS]> {
-        let power = |db: f32| 10f32.powf(db / 10.0);
+        use super::super::echo_gate::power;
         sound.iter().map(|f| f.map(|b| 10.0 * (power(b) + power(noise_db)).log10())).collect()
     }
 
