@@ -16,7 +16,7 @@
 //! estimate locked onto a wrong lag lets the echo through); the gate then keeps predicting from
 //! its whole window.
 //!
-//! State: two arrays of [`LAGS`] 16-bit sums and a few numbers (136 bytes); no sample history
+//! State: two arrays of [`LAGS`] 16-bit sums and a few numbers (140 bytes); no sample history
 //! (the levels come from the gate's reference ring).
 
 use crate::audio::to_i16;
