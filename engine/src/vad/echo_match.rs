@@ -59,7 +59,8 @@
 //! against 9.6 dB; over 3 frames the two overlap more, over 8 the echo matches less often). On
 //! the barge-in sets a confirmed match came in one call of 108 per line; it raises the gate's
 //! estimates to the caller's level over the agent for a while. What the match buys is in the
-//! gate's mid-call figures (docs/speech.md).
+//! gate's mid-call figures (docs/speech.md, and how each rule changed them in
+//! docs/echo-gate-tuning.md).
 //!
 //! Cost: 2 × [`LAGS`] × ([`FRAMES`] + 1) × [`GATE_BANDS`] integer and float steps per caller
 //! frame while the gate is active. State: the caller's last [`FRAMES`] frames as 1 dB codes and
