@@ -75,12 +75,12 @@
 //! speech detector holds its start back until the match confirms the echo (the speech is then
 //! dropped unreported) or the suspicion lapses.
 //!
-//! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in on the echo in
-//! 10 min of agent audio per line and ERL (6-25 dB; quiet, 5 dB pink noise, noise + hum +
-//! clicks), at most one false speech start; interruptions over a 6-10 dB echo on a quiet line
-//! barge in at 0.94-0.98 recall; an echo that opens mid-call barged in once and started speech
-//! once in 26 min of agent audio over ERL 6-25 dB on a quiet line, but at ERL 6 dB in 5 dB noise
-//! barges in on its first onset in about one call in thirteen.
+//! Measured (`engine/tests/integration/echo_barge_in.rs`, docs/speech.md): no false barge-in or
+//! speech start on an echo present from the start, in 10 min of agent audio per line and ERL
+//! (6-25 dB; quiet, 5 dB pink noise, noise + hum + clicks); interruptions over a 6-10 dB echo on
+//! a quiet line barge in at 0.94-0.96 recall; an echo that opens mid-call: none on a quiet line
+//! (26 calls per ERL), but at ERL 6 dB in 5 dB noise its first onsets start speech in 3 calls of
+//! 26 (4.7 per 10 min of agent audio after it opens), and barge in once in pink noise.
 //! It is a setting (`VadConfig::echo_aware`), off by
 //! default: on a quiet line without echo it changes nothing, but in noise it still masks some
 //! soft speech over the agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to
