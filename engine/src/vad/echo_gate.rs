@@ -641,6 +641,13 @@ impl EchoGate {
         (slot as u32) < self.suspect_until
     }
 
+    /// Makes speech that starts in the `frames` frames after the caller's frame in `slot` suspect
+    /// (see [`Self::suspects_echo`]). A shorter suspicion does not cut short one still running:
+    /// a loose fit after a close one leaves the close one's [`CONFIRM_WITHIN`] frames.
+    fn suspect(&mut self, slot: u64, frames: u64) {
+        self.suspect_until = self.suspect_until.max((slot + 1 + frames) as u32);
+    }
+
     /// Whether the echo match confirmed an echo at the caller's frame in `slot` (just masked):
     /// its last frames are the agent's audio through one path, not the caller.
     pub(crate) fn echo_confirmed(&self, slot: u64) -> bool {
@@ -684,18 +691,16 @@ impl EchoGate {
         // What the match says of the last frames: an echo confirmed, or a fit awaiting
         // confirmation as an echo new to the gate; either makes speech starting within the next
         // few frames suspect (after a close fit, as long as the fits to come may confirm it).
-        let suspect_for = |frames: u64| (slot + 1 + frames) as u32;
         match self.matcher.update(caller_db, noise_db, &reference, line.is_noisy(&levels)) {
             Some(Verdict::Confirmed(m)) => {
                 if m.gain_db <= LOUDEST_MATCH_DB {
                     self.confirmed_slot = slot as u32;
-                    self.suspect_until = suspect_for(SUSPECT_FRAMES);
+                    self.suspect(slot, SUSPECT_FRAMES);
                 }
                 self.take_match(m);
             }
             Some(Verdict::Candidate { found, close }) if self.is_new(&found) => {
-                self.suspect_until =
-                    suspect_for(if close { u64::from(CONFIRM_WITHIN) } else { SUSPECT_FRAMES });
+                self.suspect(slot, if close { u64::from(CONFIRM_WITHIN) } else { SUSPECT_FRAMES });
             }
             _ => {}
         }
@@ -790,6 +795,20 @@ mod tests {
         assert_eq!(size_of::<EchoMatch>(), 52);
         assert_eq!(size_of::<EchoDelay>(), 140);
         assert_eq!(size_of::<EchoGate>(), 592);
+    }
+
+    #[test]
+    fn a_shorter_suspicion_does_not_cut_short_a_longer_one() {
+        // A close fit at slot 100 (suspect through slot 109), then a loose one at 102 (through
+        // 107): speech starting at slots 108 and 109 is still suspect, at 110 no longer.
+        let mut g = EchoGate::new();
+        g.suspect(100, u64::from(CONFIRM_WITHIN));
+        g.suspect(102, SUSPECT_FRAMES);
+        assert!(g.suspects_echo(109));
+        assert!(!g.suspects_echo(110));
+        // And a longer one extends a shorter.
+        g.suspect(108, SUSPECT_FRAMES);
+        assert!(g.suspects_echo(113) && !g.suspects_echo(114));
     }
 
     #[test]
