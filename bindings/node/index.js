@@ -142,7 +142,8 @@ function applySessionOptions(config, options) {
     if (value === undefined) continue;
     if (SESSION_STRING_FIELDS.has(field)) config[field] = stringOption(value, key);
     else if (field === 'agent_format' && typeof value === 'string') config[field] = agentFormat(value);
-    else config[field] = SESSION_BOOL_FIELDS.has(field) ? Boolean(value) : uint(value, key);
+    else if (SESSION_BOOL_FIELDS.has(field)) config[field] = Boolean(value);
+    else config[field] = unsignedField(TYPES.trunkline_session_config, field, value, key);
   }
   return config;
 }
@@ -233,7 +234,7 @@ function serverConfig(options) {
     if (SERVER_STRING_FIELDS.has(field)) {
       config[field] = stringOption(value, key);
     } else {
-      config[field] = uint(value, key);
+      config[field] = unsignedField(TYPES.trunkline_server_config, field, value, key);
     }
   }
   return config;
@@ -1171,6 +1172,20 @@ function graceMilliseconds(ms) {
   const grace = uint(ms, 'graceMs');
   if (grace >= 2 ** 32) throw new RangeError(`trunkline: graceMs must be below 2^32, got ${ms}`);
   return grace;
+}
+
+/**
+ * An unsigned field of a C settings struct: koffi would keep the low bits of a value too large
+ * for it (2^32 + 35 as 35), so a value the field cannot hold is refused as the library refuses
+ * one out of the setting's range.
+ */
+function unsignedField(struct, field, value, what) {
+  const n = uint(value, what);
+  const bytes = struct.members[field].type.size;
+  if (bytes < 8 && n >= 2 ** (8 * bytes)) {
+    throw new TrunklineError(RESULT.INVALID_ARGUMENT, `${what} must be below 2^${8 * bytes}, got ${value}`);
+  }
+  return n;
 }
 
 function uint(value, what) {

@@ -6,7 +6,7 @@ use crate::result::trunkline_result;
 use crate::versioned::{self, versioned};
 use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
-use trunkline::vad::{MAX_HANGOVER_MS, VadConfig};
+use trunkline::vad::VadConfig;
 use trunkline::{AgentFormat, BargeInConfig, EngineConfig, SessionConfig};
 
 /// Engine settings. Fill with trunkline_engine_config_default, then change what you need.
@@ -343,10 +343,7 @@ impl trunkline_session_config {
             && self.agent_ring_ms <= MAX_BUFFER_MS
             && self.read_hold_ms <= MAX_BUFFER_MS
             && self.event_capacity <= MAX_EVENTS
-            && self.max_pending_marks <= MAX_PENDING_MARKS
-            // The engine refuses it when a session opens; checked here too, so that the offload
-            // server's session settings fail when read, not at the first call.
-            && self.vad_end_of_turn_max_silence_ms <= MAX_HANGOVER_MS;
+            && self.max_pending_marks <= MAX_PENDING_MARKS;
         if !in_range {
             return None;
         }
@@ -440,6 +437,9 @@ mod tests {
     use super::*;
     use crate::versioned::VersionedConfig;
     use std::mem::size_of;
+    use trunkline::pipeline::PipelineError;
+    use trunkline::runtime::{Engine, EngineError};
+    use trunkline::vad::{MAX_HANGOVER_MS, VadError};
 
     #[test]
     fn field_lists_cover_the_structs() {
@@ -536,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn the_max_silence_reads_through_up_to_the_longest_hangover_and_older_callers_keep_the_default() {
+    fn the_max_silence_reads_through_and_older_callers_keep_the_default() {
         let default = trunkline_session_config::from(&SessionConfig::default());
         let engine_default = VadConfig::default();
         assert_eq!(default.vad_end_of_turn_max_silence_ms, engine_default.end_of_turn_max_silence_ms);
@@ -545,8 +545,13 @@ mod tests {
             c.vad_end_of_turn_max_silence_ms = ms;
             assert_eq!(trunkline_session_config::read(&c).unwrap().vad.end_of_turn_max_silence_ms, ms);
         }
+        // Read as given; the engine refuses it (when a session opens, or a server starts).
         c.vad_end_of_turn_max_silence_ms = MAX_HANGOVER_MS + 1;
-        assert_eq!(trunkline_session_config::read(&c), Err(trunkline_result::InvalidArgument));
+        let too_long = trunkline_session_config::read(&c).unwrap();
+        assert!(matches!(
+            Engine::check_session_config(&too_long),
+            Err(EngineError::Config(PipelineError::Vad(VadError::MaxSilenceTooLong(_))))
+        ));
         c.struct_size = std::mem::offset_of!(trunkline_session_config, vad_end_of_turn_max_silence_ms);
         assert_eq!(trunkline_session_config::read(&c).unwrap().vad, engine_default);
     }

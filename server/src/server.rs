@@ -16,7 +16,7 @@ use trunkline::metrics::Format;
 use trunkline::protocol::StreamStart;
 use trunkline::protocol::dialect_by_name;
 use trunkline::protocol::signature::{RequestAuth, request_auth};
-use trunkline::runtime::{Engine, Session, Wakeup};
+use trunkline::runtime::{Engine, EngineError, Session, Wakeup};
 
 /// Offload server settings.
 #[derive(Debug, Clone)]
@@ -166,6 +166,10 @@ pub enum OffloadError {
     /// A route or `session.dialect` names no dialect this build speaks, or options it cannot take.
     #[error("invalid offload setting: {0}")]
     Dialect(trunkline::protocol::DialectError),
+    /// The session settings are ones no call could open with (checked at start for each
+    /// route's dialect, so that the server fails then rather than at every call).
+    #[error("invalid offload setting: {0}")]
+    Session(EngineError),
     /// TLS was configured but could not be set up (or the `tls` feature is off).
     #[error("TLS: {0}")]
     Tls(String),
@@ -313,6 +317,7 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
                 return Err(OffloadError::Invalid("a route's auth scheme needs its secret (auth_token)"));
             }
             let session = SessionConfig { dialect: route.dialect.clone(), ..config.session.clone() };
+            Engine::check_session_config(&session).map_err(OffloadError::Session)?;
             Ok(Endpoint::new(route, session, auth))
         })
         .collect()
@@ -403,6 +408,7 @@ impl OffloadServer {
             self.allow_audiosocket_call(uuid)?;
         }
         let session = SessionConfig { dialect: "audiosocket".into(), ..self.ctx.config.session.clone() };
+        Engine::check_session_config(&session).map_err(OffloadError::Session)?;
         let tcp = runtime.block_on(tokio::net::TcpListener::bind(listener.bind))?;
         let local_addr = tcp.local_addr()?;
         let (done_tx, done) = crossbeam_channel::bounded(1);

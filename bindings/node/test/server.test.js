@@ -119,6 +119,35 @@ test('server errors: inline engine, bad settings, unknown options', (t) => {
   assert.throws(() => new Server({}, {}), TypeError);
 });
 
+test('session settings no call could open with refuse the start; values their field cannot hold are refused, not wrapped', (t) => {
+  const engine = threaded(t);
+  const bad = [
+    { bargeInRejoinWithinMs: 5000 },
+    { vadEndOfTurnThreshold: 0 },
+    { vadEndOfTurnThreshold: 100 },
+    { vadHangoverMs: 20000 },
+    { vadEndOfTurnMaxSilenceMs: 20000 },
+    { echoReduction: true },
+  ];
+  for (const session of bad) {
+    // A session opened with them is refused, so every call would be.
+    assert.throws(() => engine.session(session), isCode('INVALID_ARGUMENT'), JSON.stringify(session));
+    assert.throws(() => engine.serve({ session }), isCode('INVALID_ARGUMENT'), JSON.stringify(session));
+  }
+  // koffi keeps the low bits of a uint32_t: 2^32 + 35 would pass for a valid 35.
+  const wrapped = [
+    { vadEndOfTurnThreshold: 2 ** 32 + 35 },
+    { bargeInRejoinWithinMs: 2 ** 32 },
+    { vadEndOfTurnMaxSilenceMs: 2 ** 32 + 500 },
+    { bargeInDuckDb: 2 ** 32 + 18 },
+  ];
+  for (const session of wrapped) {
+    assert.throws(() => engine.session(session), isCode('INVALID_ARGUMENT'), JSON.stringify(session));
+    assert.throws(() => engine.serve({ session }), isCode('INVALID_ARGUMENT'), JSON.stringify(session));
+  }
+  assert.throws(() => engine.serve({ maxSessions: 2 ** 32 + 1 }), isCode('INVALID_ARGUMENT'));
+});
+
 test('a real call over loopback: path check, STARTED details, caller audio, agent audio and a mark out, hang-up', async (t) => {
   const { audio } = h.speech();
   const engine = threaded(t);

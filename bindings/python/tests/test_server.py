@@ -42,6 +42,56 @@ def test_server_errors():
         server.close()
 
 
+@pytest.mark.parametrize(
+    "session",
+    [
+        {"barge_in_rejoin_within_ms": 5000},
+        {"vad_end_of_turn_threshold": 0},
+        {"vad_end_of_turn_threshold": 100},
+        {"vad_hangover_ms": 20_000},
+        {"vad_end_of_turn_max_silence_ms": 20_000},
+        {"echo_reduction": True},
+    ],
+)
+def test_session_settings_no_call_could_open_with_refuse_the_start(session):
+    with trunkline.Engine(workers=1) as engine:
+        # A session opened with them is refused, so every call would be.
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session(**session)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Server(engine, path="/media", session=session)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("vad_end_of_turn_threshold", 2**32 + 35),
+        ("barge_in_rejoin_within_ms", 2**32),
+        ("vad_end_of_turn_max_silence_ms", 2**32 + 500),
+        ("barge_in_duck_db", 2**32 + 18),
+        ("vad_end_of_turn_min_silence_ms", -1),
+        ("inbound_ring_bytes", 2**64),
+    ],
+)
+def test_a_value_its_field_cannot_hold_is_refused_not_wrapped(setting, value):
+    # ctypes would keep the low bits: 2**32 + 35 would pass for 35, -1 for 2**32 - 1.
+    with trunkline.Engine(workers=1) as engine:
+        with pytest.raises(trunkline.TrunklineError) as e:
+            engine.session(**{setting: value})
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Server(engine, path="/media", session={setting: value})
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+        with pytest.raises(TypeError):
+            engine.session(**{setting: 1.5})
+    with trunkline.Engine(workers=1) as engine:
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Server(engine, path="/media", max_sessions=2**32)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT
+
+
 def test_a_call_through_the_server():
     audio, labels = speech()
 

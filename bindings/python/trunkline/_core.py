@@ -140,6 +140,25 @@ class Event:
     channels: int = 0
 
 
+# ctypes keeps the low bits of an int too large for an unsigned field (2**32 + 35 as 35, -1 as
+# the largest value): the C settings structs' unsigned fields are checked here instead.
+_UNSIGNED = (ctypes.c_ubyte, ctypes.c_ushort, ctypes.c_uint, ctypes.c_ulong, ctypes.c_ulonglong)
+
+
+def unsigned_setting(struct: type, key: str, value):
+    """`value` for field `key` of the C settings struct `struct`, checked if the field is an
+    unsigned integer: TypeError if not an int, TrunklineError INVALID_ARGUMENT if the field cannot
+    hold it (as the library answers a value out of the setting's range)."""
+    ctype = dict(struct._fields_)[key]
+    if not (isinstance(ctype, type) and issubclass(ctype, _UNSIGNED)):
+        return value
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key} must be an int, got {type(value).__name__}")
+    if not 0 <= value < 2 ** (8 * ctypes.sizeof(ctype)):
+        raise TrunklineError(Result.INVALID_ARGUMENT, f"{key} = {value} does not fit its field")
+    return value
+
+
 def session_config(settings: dict) -> SessionConfig:
     """The C session config: the library's defaults, then `settings` (the C fields by name;
     `dialect` a str). Keeps the encoded dialect alive as long as the struct."""
@@ -164,7 +183,7 @@ def session_config(settings: dict) -> SessionConfig:
             value = os.fsencode(value)
             if b"\0" in value:
                 raise TrunklineError(Result.INVALID_ARGUMENT, "record_path contains NUL")
-        setattr(config, key, value)
+        setattr(config, key, unsigned_setting(SessionConfig, key, value))
     return config
 
 

@@ -8,7 +8,7 @@ import threading
 from ctypes import POINTER, addressof, byref, c_bool, c_size_t, c_uint16, c_uint64, c_void_p, cast, create_string_buffer, pointer, sizeof
 from typing import AsyncIterator, Iterable, Mapping, Optional, Sequence
 
-from ._core import Engine, Session, session_config
+from ._core import Engine, Session, session_config, unsigned_setting
 from ._handle import OwnedHandle
 from ._errors import Result, TrunklineError, check
 from ._ffi import SERVER_FUNCTIONS, Route, ServerConfig, lib
@@ -83,7 +83,7 @@ class Server(OwnedHandle):
             not_limits = ("session", "struct_size", "routes", "route_count")
             if key not in dict(ServerConfig._fields_) or key in strings or key in not_limits:
                 raise TypeError(f"unknown server setting {key!r}")
-            setattr(config, key, value)
+            setattr(config, key, unsigned_setting(ServerConfig, key, value))
         handle = c_void_p()
         check(lib.trunkline_server_start(engine._h(), byref(config), byref(handle)), "server")
         self._engine = engine

@@ -7,6 +7,7 @@ import threading
 from ctypes import byref, c_bool, c_float, c_size_t, c_void_p, sizeof
 from typing import Iterable, Optional, Union
 
+from ._core import unsigned_setting
 from ._errors import Result, TrunklineError, check
 from ._ffi import VadConfig, lib
 from ._handle import OwnedHandle
@@ -25,11 +26,7 @@ def vad_config(settings: dict) -> VadConfig:
     for key, value in settings.items():
         if key not in dict(VadConfig._fields_) or key == "struct_size":
             raise TypeError(f"unknown VAD setting {key!r}")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{key} must be an int, got {type(value).__name__}")
-        if not 0 <= value < 2**32:
-            raise TrunklineError(Result.INVALID_ARGUMENT, f"{key} = {value}")
-        setattr(config, key, value)
+        setattr(config, key, unsigned_setting(VadConfig, key, value))
     return config
 
 

@@ -169,9 +169,9 @@ pub struct SessionPipeline {
 }
 
 impl SessionPipeline {
-    /// Builds a pipeline for a carrier speaking `dialect` (this is where its memory is allocated,
-    /// with the rest at `start`).
-    pub fn new(config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Self, PipelineError> {
+    /// Checks `config` for a carrier speaking `dialect` as [`SessionPipeline::new`] does, without
+    /// building anything.
+    pub fn check(config: &SessionConfig, dialect: &dyn Dialect) -> Result<(), PipelineError> {
         if !AGENT_RATES.contains(&config.agent_rate) {
             return Err(ResampleError::UnsupportedRate { from: CARRIER_RATE, to: config.agent_rate }.into());
         }
@@ -201,11 +201,19 @@ impl SessionPipeline {
                 "echo_reduction needs vad.echo_aware with the spectral backend (the echo's delay estimate)",
             ));
         }
-        let echo_canceller = config.echo_reduction.then(EchoCanceller::new);
-        let caps = dialect.capabilities();
-        if caps.frame_ms == 0 {
+        config.vad.validate()?;
+        if dialect.capabilities().frame_ms == 0 {
             return Err(PipelineError::Invalid("the dialect's frames must be at least 1 ms"));
         }
+        Ok(())
+    }
+
+    /// Builds a pipeline for a carrier speaking `dialect` (this is where its memory is allocated,
+    /// with the rest at `start`).
+    pub fn new(config: &SessionConfig, dialect: Box<dyn Dialect>) -> Result<Self, PipelineError> {
+        Self::check(config, dialect.as_ref())?;
+        let echo_canceller = config.echo_reduction.then(EchoCanceller::new);
+        let caps = dialect.capabilities();
         let deframer = match caps.framing {
             Framing::Messages => None,
             Framing::Stream { header_len } => Some(Deframer::new(header_len, config.max_message_bytes)),

@@ -164,24 +164,7 @@ impl EngineShared {
         start: Option<StreamStart>,
     ) -> Result<Session, EngineError> {
         let config = &sized_for(config, dialect.as_ref());
-        // Host → worker records are written in one piece (the worker reads them where they lie),
-        // which guarantees room only for records up to half the ring (see `records`).
-        let fits = |ring: usize, reserve: usize, body: usize| {
-            records::contiguous_capacity(ring, reserve) >= records::HEADER + body
-        };
-        if !fits(config.inbound_ring_bytes, 0, config.max_message_bytes) {
-            return Err(PipelineError::Invalid(
-                "inbound_ring_bytes must hold two maximal messages (2 x (max_message_bytes + 13))",
-            )
-            .into());
-        }
-        if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
-            // The largest mark message (a fully escaped name) plus a media frame must fit.
-            return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message").into());
-        }
-        if !fits(config.play_ring_bytes, play_reserve(config.max_mark_name_bytes), 2 * PLAY_PIECE) {
-            return Err(PipelineError::Invalid("play_ring_bytes is too small").into());
-        }
+        check_rings(config)?;
         let mut pipeline = SessionPipeline::new(config, dialect)?;
         // The file is created here, on the host's thread: a path that cannot be recorded to
         // refuses the open. The tap goes in before the stream can start (it learns the formats).
@@ -319,6 +302,28 @@ impl EngineShared {
     }
 }
 
+/// Checks that the host-facing rings of `config` (sized for its dialect) can carry what they must.
+fn check_rings(config: &SessionConfig) -> Result<(), PipelineError> {
+    // Host → worker records are written in one piece (the worker reads them where they lie),
+    // which guarantees room only for records up to half the ring (see `records`).
+    let fits = |ring: usize, reserve: usize, body: usize| {
+        records::contiguous_capacity(ring, reserve) >= records::HEADER + body
+    };
+    if !fits(config.inbound_ring_bytes, 0, config.max_message_bytes) {
+        return Err(PipelineError::Invalid(
+            "inbound_ring_bytes must hold two maximal messages (2 x (max_message_bytes + 13))",
+        ));
+    }
+    if config.outbound_ring_bytes < 6 * config.max_mark_name_bytes + 2048 {
+        // The largest mark message (a fully escaped name) plus a media frame must fit.
+        return Err(PipelineError::Invalid("outbound_ring_bytes must hold a maximal mark message"));
+    }
+    if !fits(config.play_ring_bytes, play_reserve(config.max_mark_name_bytes), 2 * PLAY_PIECE) {
+        return Err(PipelineError::Invalid("play_ring_bytes is too small"));
+    }
+    Ok(())
+}
+
 /// `config` with limits large enough for the largest messages `dialect`'s carrier sends (see
 /// [`Dialect::inbound_sizes`]): a message or payload limit below them is raised, and the inbound
 /// ring with it, so that it holds two such messages.
@@ -399,6 +404,18 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Checks `config` as opening a session would (the dialect it names, rates, formats, limits,
+    /// ring sizes, the VAD's, barge-in's and echo settings), without opening one: a server or a
+    /// host refuses bad settings when it starts rather than at its first call. A `record_path`
+    /// is not tried (that would create the file).
+    pub fn check_session_config(config: &SessionConfig) -> Result<(), EngineError> {
+        let dialect = dialect_by_name(&config.dialect).map_err(EngineError::Dialect)?;
+        let config = sized_for(config, dialect.as_ref());
+        check_rings(&config)?;
+        SessionPipeline::check(&config, dialect.as_ref())?;
+        Ok(())
+    }
+
     /// An inline engine (`workers` must be `Some(0)`) whose time is `clock`: the host advances
     /// it, so a session's pacing, timeouts and played positions depend only on the calls made
     /// and the time set, never on how long they took (deterministic tests and simulations).

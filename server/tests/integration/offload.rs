@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use trunkline::protocol::signature;
-use trunkline::{Engine, EngineConfig, Event, EventKind};
+use trunkline::vad::VadConfig;
+use trunkline::{BargeInConfig, Engine, EngineConfig, Event, EventKind, SessionConfig};
 use trunkline_server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall, Route};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -257,6 +258,61 @@ fn routes_bind_paths_to_dialects_and_their_secrets() {
         ..Default::default()
     };
     assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Dialect(_))));
+}
+
+#[test]
+fn session_settings_no_call_could_open_with_are_refused_at_start() {
+    let engine = engine();
+    let vad = |vad: VadConfig| SessionConfig { vad, ..Default::default() };
+    let bad = [
+        (
+            "rejoin over 2 s",
+            SessionConfig {
+                barge_in: BargeInConfig { rejoin_within_ms: 5_000, ..Default::default() },
+                ..Default::default()
+            },
+        ),
+        ("end-of-turn threshold 0", vad(VadConfig { end_of_turn_threshold: 0, ..Default::default() })),
+        ("end-of-turn threshold 100", vad(VadConfig { end_of_turn_threshold: 100, ..Default::default() })),
+        ("hangover over 10 s", vad(VadConfig { hangover_ms: 20_000, ..Default::default() })),
+        (
+            "max silence over 10 s",
+            vad(VadConfig { end_of_turn_max_silence_ms: 20_000, ..Default::default() }),
+        ),
+        ("echo reduction without echo-aware", SessionConfig { echo_reduction: true, ..Default::default() }),
+        ("an inbound ring too small", SessionConfig { inbound_ring_bytes: 1024, ..Default::default() }),
+    ];
+    for (what, session) in bad {
+        // Opening a session with them fails: so would every call.
+        assert!(engine.open_session(&session).is_err(), "{what}: a session opens");
+        let start =
+            OffloadServer::start(&engine, OffloadConfig { session: session.clone(), ..Default::default() });
+        assert!(matches!(start, Err(OffloadError::Session(_))), "{what}: the server starts");
+        let routed = OffloadConfig {
+            routes: vec![Route { path: "/telnyx".into(), dialect: "telnyx".into(), ..Default::default() }],
+            session,
+            ..Default::default()
+        };
+        assert!(
+            matches!(OffloadServer::start(&engine, routed), Err(OffloadError::Session(_))),
+            "{what}: routed"
+        );
+    }
+    // The check is no stricter than opening: the edges of each range start.
+    let edges = SessionConfig {
+        barge_in: BargeInConfig { rejoin_within_ms: 2_000, ..Default::default() },
+        vad: VadConfig {
+            end_of_turn_threshold: 99,
+            hangover_ms: 10_000,
+            end_of_turn_max_silence_ms: 10_000,
+            echo_aware: true,
+            ..Default::default()
+        },
+        echo_reduction: true,
+        ..Default::default()
+    };
+    assert!(engine.open_session(&edges).is_ok());
+    assert!(OffloadServer::start(&engine, OffloadConfig { session: edges, ..Default::default() }).is_ok());
 }
 
 #[test]
