@@ -226,8 +226,10 @@ enum trunkline_event_kind
   TRUNKLINE_EVENT_KIND_PROTOCOL_ERROR = 11,
   // The caller's turn seems over (end-of-turn detection enabled): the speech that ended at
   // `stream_ms` sounded finished (`confidence`) and `duration_ms` of silence followed, or the
-  // hangover passed (then just before SPEECH_STOPPED, `duration_ms` the hangover). At most
-  // one per pause; the caller may still speak again after it.
+  // hangover passed (then just before SPEECH_STOPPED, `duration_ms` the hangover), or the
+  // maximum silence did, or the call ended (then just before the SPEECH_STOPPED it brings, or
+  // after it while the turn waited for its maximum silence). At most one per pause; the caller
+  // may still speak again after it.
   TRUNKLINE_EVENT_KIND_END_OF_TURN = 12,
 };
 #ifndef __cplusplus

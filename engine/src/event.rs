@@ -22,8 +22,11 @@ pub enum Event {
     },
     /// The caller's turn seems over ([`crate::vad::VadConfig::end_of_turn_enabled`]): the speech
     /// that ended at `stream_ms` sounded finished and `silence_ms` of silence followed, or the
-    /// hangover passed (then just before `SpeechStopped`, with `silence_ms` the hangover). At
-    /// most one per pause, never after that pause's `SpeechStopped`; speech may resume after it.
+    /// hangover passed (then just before `SpeechStopped`, with `silence_ms` the hangover, or
+    /// more if a gap in the stream stopped the speech), or the maximum silence did (after
+    /// `SpeechStopped` when longer than the hangover), or the call ended (then just before the
+    /// `SpeechStopped` the stop brings, at the same time, or after it if the turn was waiting
+    /// for its maximum silence). At most one per pause; speech may resume after it.
     EndOfTurn {
         /// Stream time of the end of speech, ms.
         stream_ms: u64,

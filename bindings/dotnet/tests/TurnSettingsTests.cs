@@ -135,10 +135,13 @@ namespace Trunkline.Tests
                 Assert.True(turn.At > stopped.At, "end of turn at " + turn.At + " ms, speech stopped at " + stopped.At + " ms");
                 Assert.True(turn.At - (long)turn.Event.StreamMs >= maxSilence, "came after the maximum silence");
             }
-            // Longer than every pause of the fixture: no pause ends the turn, speech still stops.
+            // Longer than every pause of the fixture: no pause ends the turn, speech still stops,
+            // and the call's end ends the turn still waiting for its maximum silence.
             var longer = RunCall(new SessionOptions { VadEndOfTurnEnabled = true, VadEndOfTurnThreshold = 99, VadEndOfTurnMaxSilenceMs = 2000 });
-            Assert.True(!longer.Any(x => x.Event.Kind == EventKind.EndOfTurn), "end of turn with 2 s: " + Kinds(longer));
+            Assert.Equal(1, longer.Count(x => x.Event.Kind == EventKind.EndOfTurn), "end of turn with 2 s: " + Kinds(longer));
+            Assert.True(longer[longer.Count - 1].Event.Kind == EventKind.EndOfTurn, "the call's end ends the turn: " + Kinds(longer));
             Assert.Equal(labels.Count, longer.Count(x => x.Event.Kind == EventKind.SpeechStopped), "speech stopped per utterance");
+            Assert.Equal(longer[longer.Count - 2].Event.StreamMs, longer[longer.Count - 1].Event.StreamMs, "at the last speech's end");
         }
 
         public static void TestAMaxSilenceAbove10SIsRefused()

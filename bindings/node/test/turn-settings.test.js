@@ -107,10 +107,16 @@ test('a max silence longer than the hangover ends the turn after speech_stopped'
     assert.ok(turn.at > stopped.at, `end_of_turn at ${turn.at} ms, speech_stopped at ${stopped.at} ms`);
     assert.ok(turn.at - turn.streamMs >= maxSilence);
   }
-  // Longer than every pause of the fixture: no pause ends the turn, speech still stops.
-  const long = runCall(t, { vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: 99, vadEndOfTurnMaxSilenceMs: 2000 }).map((e) => e.kind);
-  assert.ok(!long.includes('end_of_turn'), long.join());
+  // Longer than every pause of the fixture: no pause ends the turn, speech still stops, and the
+  // call's end ends the turn still waiting for its maximum silence.
+  const longEvents = runCall(t, { vadEndOfTurnEnabled: true, vadEndOfTurnThreshold: 99, vadEndOfTurnMaxSilenceMs: 2000 });
+  const long = longEvents.map((e) => e.kind);
+  assert.equal(long.filter((k) => k === 'end_of_turn').length, 1, long.join());
+  assert.equal(long[long.length - 1], 'end_of_turn', long.join());
   assert.equal(long.filter((k) => k === 'speech_stopped').length, labels.length);
+  const [lastStop, lastTurn] = longEvents.slice(-2);
+  assert.equal(lastTurn.streamMs, lastStop.streamMs);
+  assert.ok(lastTurn.silenceMs < 2000, JSON.stringify(lastTurn));
 });
 
 test('the max silence defaults to 0; above 10 s is refused', (t) => {

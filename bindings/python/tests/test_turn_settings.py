@@ -75,6 +75,29 @@ def test_end_of_turn_comes_once_per_pause_before_speech_stopped_with_sane_fields
         last = e.kind
 
 
+def test_a_call_ending_mid_phrase_ends_the_turn_just_before_speech_stopped():
+    audio, labels = speech()
+    start_ms, _ = labels[0]
+    cut = (start_ms + 1200) // 20  # frames: the middle of the first utterance
+    with trunkline.Engine(workers=0) as engine, engine.session(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99) as call:
+        call.push(connected())
+        call.push(start())
+        events = []
+        for i in range(cut):
+            call.push(media(i + 2, i + 1, i * 20, audio[i * 160 : (i + 1) * 160]))
+            call.read_audio()
+            events += call.events()
+        assert [e.kind for e in events if e.kind.startswith("speech")] == ["speech_started"]
+        call.push(stop(cut + 2))
+        events = [e for e in call.events() if e.kind in ("end_of_turn", "speech_stopped")]
+    # The hang-up ends the caller's turn as it ends their speech: one end_of_turn, just before
+    # speech_stopped, at the same time, with no silence waited.
+    assert [e.kind for e in events] == ["end_of_turn", "speech_stopped"]
+    turn, stopped = events
+    assert turn.stream_ms == stopped.stream_ms
+    assert turn.silence_ms == 0 and 0 <= turn.confidence <= 100
+
+
 def test_the_threshold_and_min_silence_change_the_decision():
     # At the top threshold no phrase is confident enough: every end of turn waits for the hangover.
     events, _ = run_call(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99)
@@ -112,10 +135,15 @@ def test_a_max_silence_longer_than_the_hangover_ends_the_turn_after_speech_stopp
         assert turn.stream_ms == stopped.stream_ms
         assert turn.silence_ms == max_silence and turn.confidence < 99
         assert turn_at > stopped_at and turn_at - turn.stream_ms >= max_silence
-    # Longer than every pause of the fixture: no pause ends the turn, speech still stops.
+    # Longer than every pause of the fixture: no pause ends the turn, speech still stops, and
+    # the call's end ends the turn still waiting for its maximum silence (with the silence since).
     events, _ = run_call(vad_end_of_turn_enabled=True, vad_end_of_turn_threshold=99, vad_end_of_turn_max_silence_ms=2000)
     kinds = [e.kind for e, _ in events]
-    assert "end_of_turn" not in kinds and kinds.count("speech_stopped") == len(labels), kinds
+    assert kinds.count("end_of_turn") == 1 and kinds[-1] == "end_of_turn", kinds
+    assert kinds.count("speech_stopped") == len(labels), kinds
+    (last_stop, _), (turn, turn_at) = events[-2], events[-1]
+    assert turn.stream_ms == last_stop.stream_ms and turn.silence_ms < 2000
+    assert turn.stream_ms + turn.silence_ms == turn_at
 
 
 def test_the_max_silence_defaults_to_0_and_above_10_s_is_refused():

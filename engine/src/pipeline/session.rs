@@ -662,8 +662,15 @@ impl SessionPipeline {
         // A start still held back is speech no echo was confirmed in: it is reported, then
         // stopped with the stream.
         self.release_held_start();
-        if self.vad.is_speaking() {
-            self.events.push(RawEvent::SpeechStopped { stream_ms: self.stream_ms() });
+        let speaking = self.vad.is_speaking().then(|| self.stream_ms());
+        // The call's end ends the caller's turn too: a host answering on `EndOfTurn` gets one for
+        // every turn, as for every `SpeechStopped`.
+        if let Some(turn) = self.vad.end_turn(speaking) {
+            let (stream_ms, silence_ms, confidence) = (turn.at_ms, turn.silence_ms, turn.confidence);
+            self.events.push(RawEvent::EndOfTurn { stream_ms, silence_ms, confidence });
+        }
+        if let Some(stream_ms) = speaking {
+            self.events.push(RawEvent::SpeechStopped { stream_ms });
         }
         self.vad.reset();
         // Marks the engine's clock says were heard are reported played; the rest never will be.

@@ -155,6 +155,11 @@ impl VadConfig {
         if self.end_of_turn_threshold == 0 || self.end_of_turn_threshold > MAX_END_OF_TURN_THRESHOLD {
             return Err(VadError::BadEndOfTurnThreshold(self.end_of_turn_threshold));
         }
+        // Its pitch cues come from the spectral classifier, and webrtc-vad calls its own
+        // overhang speech: the pauses it would score are 100-140 ms late and always fade.
+        if self.end_of_turn_enabled && self.backend != VadBackend::Spectral {
+            return Err(VadError::EndOfTurnNeedsSpectral);
+        }
         Ok(())
     }
 }
@@ -192,6 +197,10 @@ pub enum VadError {
     /// `end_of_turn_threshold` outside 1..=[`MAX_END_OF_TURN_THRESHOLD`].
     #[error("end-of-turn threshold {0} is outside 1..={MAX_END_OF_TURN_THRESHOLD}")]
     BadEndOfTurnThreshold(u8),
+    /// End of turn asked of the webrtc-vad backend (it needs the spectral classifier's pitch and
+    /// voicing).
+    #[error("end of turn needs the spectral VAD backend")]
+    EndOfTurnNeedsSpectral,
 }
 
 /// The caller's turn seems over: the speech that ended at `at_ms` was followed by `silence_ms`
@@ -391,7 +400,7 @@ impl SpeechDetector {
                 let min = config.end_of_turn_min_silence_ms.min(config.hangover_ms);
                 let max =
                     (config.end_of_turn_max_silence_ms > 0).then_some(config.end_of_turn_max_silence_ms);
-                TurnEnd::new(min, config.end_of_turn_threshold, max)
+                TurnEnd::new(min, config.end_of_turn_threshold, max, config.hangover_ms)
             }),
             hangover_ms: config.hangover_ms,
             frame: [0; FRAME_SAMPLES],
@@ -523,12 +532,29 @@ impl SpeechDetector {
     /// just before it.
     fn report(&mut self, t: SpeechTransition, on_event: &mut impl FnMut(VadEvent)) {
         if let (SpeechTransition::Stopped { at_ms }, Some(turn)) = (t, self.turn.as_mut())
-            && let Some(confidence) = turn.on_stopped()
+            && let Some((confidence, silence_frames)) = turn.on_stopped()
         {
-            let e = EndOfTurn { at_ms, silence_ms: self.hangover_ms, confidence, early: false };
+            // The hangover, or more when a gap in the stream stopped the speech.
+            let silence_ms = self.hangover_ms.max(silence_frames.saturating_mul(FRAME_MS));
+            let e = EndOfTurn { at_ms, silence_ms, confidence, early: false };
             on_event(VadEvent::EndOfTurn(e));
         }
         on_event(VadEvent::Transition(t));
+    }
+
+    /// The stream ends (the call hangs up): a turn under way, whose end was not reported yet,
+    /// ends with it. `stopped_at_ms`: where the host reports the caller's speech stopped, if it
+    /// was still under way (the end of turn comes just before that `Stopped`, at the same time);
+    /// otherwise the turn was waiting for [`VadConfig::end_of_turn_max_silence_ms`] after its
+    /// `Stopped`, and the end of turn carries the end of that speech and the silence since. `None`
+    /// when end of turn is off or no turn is under way. Call it before [`Self::reset`].
+    pub fn end_turn(&mut self, stopped_at_ms: Option<u64>) -> Option<EndOfTurn> {
+        let (confidence, silence_frames) = self.turn.as_mut()?.on_stream_end()?;
+        let end = self.next_sample.unwrap_or(0).saturating_sub(self.filled as u64);
+        let at_ms = stopped_at_ms
+            .unwrap_or_else(|| end.saturating_sub(u64::from(silence_frames) * FRAME_SAMPLES as u64) / 8);
+        let silence_ms = if stopped_at_ms.is_some() { 0 } else { silence_frames.saturating_mul(FRAME_MS) };
+        Some(EndOfTurn { at_ms, silence_ms, confidence, early: false })
     }
 
     /// Feeds the frame just classified (ending at stream sample `end`) to the end-of-turn
@@ -572,6 +598,11 @@ impl SpeechDetector {
                 self.filled = 0;
                 let gap_frames = (start_sample - last_frame_end).div_ceil(FRAME_SAMPLES as u64);
                 self.classifier.feed_silence(gap_frames);
+                // Before the state hears of it: a gap that stops speech stops it with the gap's
+                // silence counted in the pause.
+                if let Some(turn) = self.turn.as_mut() {
+                    turn.on_gap(u32::try_from(gap_frames).unwrap_or(u32::MAX));
+                }
                 self.state.on_gap(start_sample, on_transition);
                 // The audio after a gap is unrelated to the filter's state: restart it steadily.
                 self.filter.prime(first);

@@ -100,6 +100,9 @@ pub(crate) struct TurnEnd {
     min_silence_frames: u32,
     /// Silence after which any pause ends the turn, frames; `None`: speech stopping does.
     max_silence_frames: Option<u32>,
+    /// The maximum silence is longer than the hangover: a pause speech stopping leaves undecided
+    /// waits for it. (One no longer ends the turn with the speech, before `Stopped`.)
+    waits_past_stop: bool,
     /// Score a finished phrase needs (a logit).
     threshold: f32,
     ring: [Slot; RING],
@@ -133,11 +136,17 @@ pub(crate) struct TurnEnd {
 impl TurnEnd {
     /// A detector that reports after `min_silence_ms` of silence when the score reaches
     /// `threshold` (a confidence, 0-100), else after `max_silence_ms` (if given) or when speech
-    /// stops.
-    pub(crate) fn new(min_silence_ms: u32, threshold: u8, max_silence_ms: Option<u32>) -> Self {
+    /// stops (after `hangover_ms`), whichever comes first.
+    pub(crate) fn new(
+        min_silence_ms: u32,
+        threshold: u8,
+        max_silence_ms: Option<u32>,
+        hangover_ms: u32,
+    ) -> Self {
         let p = f32::from(threshold.clamp(1, 99)) / 100.0;
         let frames = |ms: u32| ms.div_ceil(super::FRAME_MS).max(1);
-        Self::fresh(frames(min_silence_ms), max_silence_ms.map(frames), (p / (1.0 - p)).ln())
+        let waits_past_stop = max_silence_ms.is_some_and(|max| max > hangover_ms);
+        Self::fresh(frames(min_silence_ms), max_silence_ms.map(frames), waits_past_stop, (p / (1.0 - p)).ln())
     }
 
     /// Takes one frame: whether it was speech, voiced, whether speech is confirmed (`speaking`:
@@ -179,19 +188,55 @@ impl TurnEnd {
     }
 
     /// Speech stopped (the hangover passed): if the pause was not decided yet, it is the end of
-    /// the turn now (returns the confidence), unless a maximum silence is set: then it comes
-    /// when that silence has passed, unless confirmed speech resumes first. Either way the next
-    /// speech starts with fresh references.
-    pub(crate) fn on_stopped(&mut self) -> Option<u8> {
+    /// the turn now (returns the confidence and the silence counted so far, frames), unless the
+    /// maximum silence is longer than the hangover: then it comes when that silence has passed,
+    /// unless confirmed speech resumes first. Either way the next speech starts with fresh
+    /// references.
+    pub(crate) fn on_stopped(&mut self) -> Option<(u8, u32)> {
         let (armed, silence, score, features) = (self.armed, self.silence, self.score, self.features);
-        let pending = armed.then(|| self.confidence());
+        let pending = armed.then(|| (self.confidence(), silence));
         self.reset();
-        if armed && self.max_silence_frames.is_some() {
+        if armed && self.waits_past_stop {
             (self.armed, self.stopped, self.silence, self.score, self.features) =
                 (true, true, silence, score, features);
             return None;
         }
         pending
+    }
+
+    /// `frames` of audio never arrived (a gap in the stream): silence, for the turn. A pause the
+    /// gap begins is scored on the speech before it, as at its first silent frame; the next
+    /// frame decides it, counting the gap in its silence.
+    pub(crate) fn on_gap(&mut self, frames: u32) {
+        if frames == 0 {
+            return;
+        }
+        if self.run > 0 {
+            self.end_run();
+        }
+        if self.armed && self.silence == 0 {
+            self.score = self.score_tail();
+        }
+        self.silence = self.silence.saturating_add(frames);
+    }
+
+    /// The stream ended: a turn under way (confirmed speech heard since the last end of turn)
+    /// ends with it. Returns its confidence (how the speech ended, scored now if it was cut
+    /// mid-phrase) and the silence since the speech, frames; the detector starts afresh.
+    pub(crate) fn on_stream_end(&mut self) -> Option<(u8, u32)> {
+        if !self.armed {
+            self.reset();
+            return None;
+        }
+        if self.run > 0 {
+            self.end_run();
+        }
+        if self.silence == 0 {
+            self.score = self.score_tail();
+        }
+        let ended = (self.confidence(), self.silence);
+        self.reset();
+        Some(ended)
     }
 
     /// The score as a confidence, 0-100.
@@ -291,13 +336,24 @@ impl TurnEnd {
 
     /// Forgets the speech: the next starts with fresh references.
     pub(crate) fn reset(&mut self) {
-        *self = Self::fresh(self.min_silence_frames, self.max_silence_frames, self.threshold);
+        *self = Self::fresh(
+            self.min_silence_frames,
+            self.max_silence_frames,
+            self.waits_past_stop,
+            self.threshold,
+        );
     }
 
-    fn fresh(min_silence_frames: u32, max_silence_frames: Option<u32>, threshold: f32) -> Self {
+    fn fresh(
+        min_silence_frames: u32,
+        max_silence_frames: Option<u32>,
+        waits_past_stop: bool,
+        threshold: f32,
+    ) -> Self {
         Self {
             min_silence_frames,
             max_silence_frames,
+            waits_past_stop,
             threshold,
             ring: [Slot::default(); RING],
             head: 0,
@@ -353,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_falling_fading_phrase_ends_the_turn_after_the_minimum_silence() {
-        let mut t = TurnEnd::new(140, 35, None);
+        let mut t = TurnEnd::new(140, 35, None, 400);
         // 1 s of steady speech, then 400 ms falling an octave and fading by 20 dB.
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 20);
@@ -365,13 +421,14 @@ mod tests {
 
     #[test]
     fn a_rising_steady_phrase_waits_for_the_hangover() {
-        let mut t = TurnEnd::new(140, 35, None);
+        let mut t = TurnEnd::new(140, 35, None, 400);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
         assert!(early(&d).is_empty());
         // The pause ends the turn only when speech stops, with a low confidence.
-        let c = t.on_stopped().expect("pending");
+        let (c, silence) = t.on_stopped().expect("pending");
         assert!(c < 35, "confidence {c}");
+        assert_eq!(silence, 20);
         // Stopped again without speech: nothing pending.
         assert_eq!(t.on_stopped(), None);
     }
@@ -379,7 +436,7 @@ mod tests {
     #[test]
     fn the_score_grows_with_each_cue() {
         let score = |fall_to_hz: f32, fade_to_db: f32| {
-            let mut t = TurnEnd::new(20, 1, None);
+            let mut t = TurnEnd::new(20, 1, None, 400);
             phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
             phrase(&mut t, 20, (160.0, fall_to_hz), (70.0, fade_to_db), 1);
             t.score
@@ -392,7 +449,7 @@ mod tests {
 
     #[test]
     fn speech_resuming_in_the_pause_cancels_it_and_a_new_pause_is_decided_afresh() {
-        let mut t = TurnEnd::new(140, 35, None);
+        let mut t = TurnEnd::new(140, 35, None, 400);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 80.0), (70.0, 50.0), 4);
         assert!(early(&d).is_empty(), "4 silent frames are under the minimum");
@@ -402,7 +459,7 @@ mod tests {
 
     #[test]
     fn octave_errors_do_not_count_as_pitch_falls() {
-        let mut t = TurnEnd::new(20, 1, None);
+        let mut t = TurnEnd::new(20, 1, None, 400);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         // The pitch tracker jumps an octave down on the last frames: ignored.
         phrase(&mut t, 20, (80.0, 80.0), (70.0, 70.0), 1);
@@ -411,7 +468,7 @@ mod tests {
 
     #[test]
     fn speech_never_confirmed_ends_no_turn() {
-        let mut t = TurnEnd::new(140, 35, None);
+        let mut t = TurnEnd::new(140, 35, None, 400);
         for _ in 0..5 {
             t.on_frame(true, true, false, 70.0, Some(160.0));
         }
@@ -423,7 +480,7 @@ mod tests {
 
     #[test]
     fn with_a_maximum_silence_an_unfinished_phrase_waits_it_past_speech_stopped() {
-        let mut t = TurnEnd::new(140, 35, Some(1_000));
+        let mut t = TurnEnd::new(140, 35, Some(1_000), 400);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         let d = phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
         assert!(early(&d).is_empty());
@@ -444,7 +501,7 @@ mod tests {
 
     #[test]
     fn with_a_maximum_silence_confirmed_speech_cancels_the_pause() {
-        let mut t = TurnEnd::new(140, 35, Some(1_000));
+        let mut t = TurnEnd::new(140, 35, Some(1_000), 400);
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 20);
         assert_eq!(t.on_stopped(), None);
@@ -458,5 +515,65 @@ mod tests {
     #[test]
     fn state_is_small() {
         assert!(std::mem::size_of::<TurnEnd>() <= 320, "{}", std::mem::size_of::<TurnEnd>());
+    }
+
+    #[test]
+    fn a_maximum_silence_no_longer_than_the_hangover_ends_the_turn_with_the_speech() {
+        // Speech stopping on the frame the maximum is reached, or before it: the pause ends
+        // then, just before `Stopped`, not on a frame after it.
+        for max in [300, 400] {
+            let mut t = TurnEnd::new(140, 99, Some(max), 400);
+            phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+            let d = phrase(&mut t, 20, (160.0, 200.0), (70.0, 72.0), 19);
+            if max == 300 {
+                // 15 frames: decided on the silence alone, before the hangover.
+                assert_eq!(early(&d), vec![(20 + 14, 15)]);
+                assert_eq!(t.on_stopped(), None);
+            } else {
+                assert!(early(&d).is_empty());
+                assert_eq!(t.on_stopped().map(|(_, silence)| silence), Some(19));
+            }
+        }
+    }
+
+    #[test]
+    fn a_gap_counts_as_silence_and_its_pause_is_scored_on_the_speech_before_it() {
+        let finished = |t: &mut TurnEnd| {
+            phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+            phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
+        };
+        let mut heard = TurnEnd::new(140, 35, None, 400);
+        finished(&mut heard);
+        let d: Vec<_> = (0..7).map(|_| heard.on_frame(false, false, true, 20.0, None)).collect();
+        let TurnDecision::End { confidence, .. } = d[6] else { panic!("{d:?}") };
+        // The same speech, then 200 ms that never arrived: decided on the next frame, with the
+        // gap in its silence and the same score.
+        let mut gapped = TurnEnd::new(140, 35, None, 400);
+        finished(&mut gapped);
+        gapped.on_gap(10);
+        assert_eq!(
+            gapped.on_frame(false, false, true, 20.0, None),
+            TurnDecision::End { silence_frames: 11, confidence, early: true }
+        );
+    }
+
+    #[test]
+    fn the_stream_ending_ends_a_turn_under_way_once() {
+        let mut t = TurnEnd::new(140, 99, None, 400);
+        phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+        // Cut mid-phrase: scored on how it ended, no silence.
+        let (_, silence) = t.on_stream_end().expect("a turn under way");
+        assert_eq!(silence, 0);
+        assert_eq!(t.on_stream_end(), None);
+        // Speech never confirmed: no turn.
+        for _ in 0..5 {
+            t.on_frame(true, true, false, 70.0, Some(160.0));
+        }
+        assert_eq!(t.on_stream_end(), None);
+        // Waiting for a maximum silence past speech stopping: it ends with the stream.
+        let mut t = TurnEnd::new(140, 99, Some(1_000), 400);
+        phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 20);
+        assert_eq!(t.on_stopped(), None);
+        assert_eq!(t.on_stream_end().map(|(_, silence)| silence), Some(20));
     }
 }

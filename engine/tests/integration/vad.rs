@@ -4,7 +4,8 @@
 
 use crate::thread_allocations::allocations_in;
 use trunkline::vad::{
-    FRAME_MS, MAX_HANGOVER_MS, MAX_MIN_SPEECH_MS, SpeechDetector, SpeechTransition, VadConfig, VadError,
+    EndOfTurn, FRAME_MS, MAX_HANGOVER_MS, MAX_MIN_SPEECH_MS, SpeechDetector, SpeechTransition, VadBackend,
+    VadConfig, VadError, VadEvent,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -378,6 +379,11 @@ fn config_is_validated() {
         bad(|c| c.end_of_turn_max_silence_ms = MAX_HANGOVER_MS + 1),
         VadError::MaxSilenceTooLong(MAX_HANGOVER_MS + 1)
     );
+    // Its pitch cues come from the spectral classifier.
+    assert_eq!(
+        bad(|c| (c.end_of_turn_enabled, c.backend) = (true, VadBackend::WebRtc)),
+        VadError::EndOfTurnNeedsSpectral
+    );
     assert_eq!(VadError::BadAggressiveness(9).to_string(), "VAD aggressiveness 9 is outside 0..=3");
     for aggressiveness in 0..=3 {
         let c = VadConfig {
@@ -476,4 +482,132 @@ fn speech_after_digital_silence_is_detected() {
     }
     assert_eq!(starts.len(), 2, "both utterances are detected: {starts:?}");
     assert!(starts[1].abs_diff(expected_onset) <= 60, "onset {} vs {expected_onset}", starts[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// End of turn around speech stopping, gaps and the end of the stream
+
+fn turn_config(threshold: u8, max_silence_ms: u32) -> VadConfig {
+    VadConfig {
+        end_of_turn_enabled: true,
+        end_of_turn_threshold: threshold,
+        end_of_turn_max_silence_ms: max_silence_ms,
+        ..VadConfig::default()
+    }
+}
+
+/// Feeds `pieces` (stream sample, audio) in 20 ms chunks; returns every event in order.
+fn events_of(det: &mut SpeechDetector, pieces: &[(usize, &[i16])]) -> Vec<VadEvent> {
+    let mut out = Vec::new();
+    for &(at, pcm) in pieces {
+        for (i, chunk) in pcm.chunks(160).enumerate() {
+            det.process_events(chunk, (at + i * 160) as u64, |e| out.push(e));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_maximum_silence_no_longer_than_the_hangover_ends_the_turn_before_speech_stopped() {
+    let pcm = fixture_pcm();
+    // Threshold 99: no phrase sounds finished enough, so the maximum silence decides each pause.
+    for max_silence_ms in [300, 400] {
+        let mut det = SpeechDetector::new(&turn_config(99, max_silence_ms)).unwrap();
+        let events = events_of(&mut det, &[(0, &pcm)]);
+        let mut turn_ended = false;
+        let mut stops = 0;
+        for e in &events {
+            match e {
+                VadEvent::EndOfTurn(_) => {
+                    assert!(
+                        det_speaking_before(&events, e),
+                        "max {max_silence_ms}: after Stopped: {events:?}"
+                    );
+                    turn_ended = true;
+                }
+                VadEvent::Transition(SpeechTransition::Stopped { .. }) => {
+                    assert!(turn_ended, "max {max_silence_ms}: Stopped with no end of turn: {events:?}");
+                    stops += 1;
+                }
+                VadEvent::Transition(SpeechTransition::Started { .. }) => turn_ended = false,
+            }
+        }
+        assert_eq!(stops, labels().len(), "{events:?}");
+    }
+}
+
+/// Whether `e` comes while speech is under way (after a `Started`, before its `Stopped`).
+fn det_speaking_before(events: &[VadEvent], e: &VadEvent) -> bool {
+    let at = events.iter().position(|x| std::ptr::eq(x, e)).expect("an event of the list");
+    let last = events[..at].iter().rev().find_map(|x| match x {
+        VadEvent::Transition(t) => Some(*t),
+        VadEvent::EndOfTurn(_) => None,
+    });
+    matches!(last, Some(SpeechTransition::Started { .. }))
+}
+
+#[test]
+fn a_gap_that_stops_speech_ends_the_turn_with_its_silence_scored_on_the_speech_before_it() {
+    let pcm = fixture_pcm();
+    let (start, _) = labels()[0];
+    // The audio stops mid-phrase, on a frame boundary, and resumes 600 ms later (silence).
+    let cut = ms_to_samples(start + 1_200);
+    let resume = cut + ms_to_samples(600);
+    let silence = vec![0i16; ms_to_samples(200)];
+    let mut det = SpeechDetector::new(&turn_config(35, 0)).unwrap();
+    let events = events_of(&mut det, &[(0, &pcm[..cut]), (resume, &silence)]);
+    let turns: Vec<EndOfTurn> = events
+        .iter()
+        .filter_map(|e| match e {
+            VadEvent::EndOfTurn(t) => Some(*t),
+            VadEvent::Transition(_) => None,
+        })
+        .collect();
+    let stopped = events.iter().find_map(|e| match e {
+        VadEvent::Transition(SpeechTransition::Stopped { at_ms }) => Some(*at_ms),
+        _ => None,
+    });
+    // The last is the gap's (a pause inside the phrase may have sounded finished before it).
+    let &turn = turns.last().expect("an end of turn");
+    // The same end of speech as its Stopped, and the gap counted in the silence.
+    assert_eq!(Some(turn.at_ms), stopped, "{events:?}");
+    assert!(turn.silence_ms >= 600, "{turn:?}");
+    // Scored on how the speech before the gap ended: as a stream ending at the cut scores it.
+    let mut ended = SpeechDetector::new(&turn_config(35, 0)).unwrap();
+    events_of(&mut ended, &[(0, &pcm[..cut])]);
+    assert!(ended.is_speaking());
+    let at_end = ended.end_turn(Some(cut as u64 / 8)).expect("a turn under way");
+    assert_eq!(turn.confidence, at_end.confidence, "{turn:?} vs {at_end:?}");
+}
+
+#[test]
+fn the_stream_ending_ends_the_turn_under_way_once() {
+    let pcm = fixture_pcm();
+    let (start, end) = labels()[0];
+    // Mid-phrase: the end of turn carries the stop's time and no silence.
+    let cut = ms_to_samples(start + 1_200);
+    let mut det = SpeechDetector::new(&turn_config(35, 0)).unwrap();
+    events_of(&mut det, &[(0, &pcm[..cut])]);
+    let turn = det.end_turn(Some(cut as u64 / 8)).expect("a turn under way");
+    assert_eq!((turn.at_ms, turn.silence_ms, turn.early), (cut as u64 / 8, 0, false));
+    assert_eq!(det.end_turn(Some(cut as u64 / 8)), None, "once");
+    // Waiting for a maximum silence after Stopped: it ends with the stream, at the speech's end.
+    let cut = ms_to_samples(end + 700) / 160 * 160;
+    let mut det = SpeechDetector::new(&turn_config(99, 2_000)).unwrap();
+    let events = events_of(&mut det, &[(0, &pcm[..cut])]);
+    let stopped = events.iter().find_map(|e| match e {
+        VadEvent::Transition(SpeechTransition::Stopped { at_ms }) => Some(*at_ms),
+        _ => None,
+    });
+    assert!(!events.iter().any(|e| matches!(e, VadEvent::EndOfTurn(_))), "{events:?}");
+    let turn = det.end_turn(None).expect("the turn waiting for its maximum silence");
+    assert!(
+        stopped.is_some_and(|s| s.abs_diff(turn.at_ms) <= u64::from(FRAME_MS)),
+        "{turn:?} vs {stopped:?}"
+    );
+    assert_eq!(turn.at_ms + u64::from(turn.silence_ms), cut as u64 / 8, "{turn:?}");
+    // Off, or no turn: nothing.
+    let mut off = SpeechDetector::new(&VadConfig::default()).unwrap();
+    events_of(&mut off, &[(0, &pcm[..cut])]);
+    assert_eq!(off.end_turn(None), None);
 }
