@@ -193,6 +193,14 @@ impl TurnEnd {
     /// unless confirmed speech resumes first. Either way the next speech starts with fresh
     /// references.
     pub(crate) fn on_stopped(&mut self) -> Option<(u8, u32)> {
+        if self.armed && self.silence == 0 {
+            // Stopped with no silence heard (speech retracted as the agent's echo): scored on
+            // how it ended, as at a first silent frame.
+            if self.run > 0 {
+                self.end_run();
+            }
+            self.score = self.score_tail();
+        }
         let (armed, silence, score, features) = (self.armed, self.silence, self.score, self.features);
         let pending = armed.then(|| (self.confidence(), silence));
         self.reset();
@@ -575,5 +583,22 @@ mod tests {
         phrase(&mut t, 50, (160.0, 160.0), (70.0, 70.0), 20);
         assert_eq!(t.on_stopped(), None);
         assert_eq!(t.on_stream_end().map(|(_, silence)| silence), Some(20));
+    }
+
+    #[test]
+    fn speech_stopped_with_no_silence_heard_is_scored_on_how_it_ended() {
+        // A speech retracted as the agent's echo stops without a silent frame: its confidence is
+        // the score of its own ending, as when the stream ends there, not a stale one.
+        let speech = |t: &mut TurnEnd| {
+            phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+            phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
+        };
+        let (mut stopped, mut ended) = (TurnEnd::new(140, 99, None, 400), TurnEnd::new(140, 99, None, 400));
+        speech(&mut stopped);
+        speech(&mut ended);
+        let (confidence, silence) = stopped.on_stopped().expect("a turn under way");
+        assert_eq!(silence, 0);
+        assert_eq!(Some(confidence), ended.on_stream_end().map(|(c, _)| c));
+        assert!(confidence > 50, "a falling, fading phrase: {confidence}");
     }
 }
