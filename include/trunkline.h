@@ -500,7 +500,7 @@ typedef struct {
   // Deliver the caller's audio (trunkline_session_read_audio and _bytes) with the agent's own
   // voice, echoed back on the line, removed by an adaptive echo canceller fed the agent's audio
   // as the carrier played it. Needs vad_echo_aware with the spectral backend (INVALID_ARGUMENT
-  // at open without it) and an 8 kHz carrier stream: a stream at another rate is delivered as
+  // at open without it) and a carrier stream at 8 kHz both ways: another is delivered as
   // received and counted in echo_reduction_unavailable. Speech detection hears the audio as
   // received. Off by default (about 4 us per 20 ms frame while the agent's audio echoes, 67 KiB
   // more per session).

@@ -12,8 +12,8 @@ mod common;
 mod vad_corpus;
 
 use trunkline::vad::{VadBackend, VadConfig};
-use trunkline::{Engine, EngineConfig, SessionConfig};
-use vad_corpus::call::AfterBargeIn;
+use trunkline::{Engine, EngineConfig, Event, SessionConfig};
+use vad_corpus::call::{AfterBargeIn, run_call};
 use vad_corpus::echo::*;
 use vad_corpus::*;
 
@@ -156,4 +156,71 @@ fn echo_reduction_needs_the_echo_aware_spectral_detector() {
         ..SessionConfig::default()
     });
     assert!(engine.open_session(&config(true)).is_ok());
+}
+
+#[test]
+fn only_a_stream_at_8_khz_both_ways_is_echo_reduced() {
+    use trunkline::protocol::{AudioEncoding, MediaFormat, StreamStart, Track};
+    let unavailable = |dialect: &str, encoding: AudioEncoding, sample_rate: u32| {
+        let start = StreamStart {
+            sequence: None,
+            account_id: String::new(),
+            stream_id: "stream".into(),
+            call_id: "call".into(),
+            tracks: vec![Track::Inbound],
+            custom_parameters: vec![],
+            media_format: MediaFormat { encoding, sample_rate, channels: 1 },
+        };
+        // An 8 kHz agent: a wider stream is decoded at 8 kHz for it, but the agent's audio goes
+        // out at the carrier's rate, so the canceller's 8 kHz reference would not be it.
+        let config = SessionConfig { dialect: dialect.into(), ..config(true) };
+        let dialect = trunkline::protocol::dialect_by_name(dialect).unwrap();
+        let mut pipeline = trunkline::pipeline::SessionPipeline::new(&config, dialect).unwrap();
+        pipeline.start_with(start).unwrap();
+        pipeline.counters().echo_reduction_unavailable
+    };
+    assert_eq!(unavailable("twilio", AudioEncoding::Mulaw, 8_000), 0);
+    assert_eq!(unavailable("telnyx", AudioEncoding::L16, 8_000), 0);
+    assert_eq!(unavailable("telnyx", AudioEncoding::L16, 16_000), 1);
+    assert_eq!(unavailable("telnyx", AudioEncoding::Opus, 16_000), 1);
+    assert_eq!(unavailable("telnyx", AudioEncoding::G722, 16_000), 1);
+}
+
+#[test]
+fn after_an_outage_the_engine_re_anchors_the_echo_is_placed_afresh() {
+    // 3 s of the caller's media lost mid-call, longer than the 2 s the engine fills with
+    // silence: the caller's timeline continues where it stopped, the engine's clock does not.
+    // The agent's audio must then be placed by the new mapping, or the canceller would take
+    // out an echo seconds off (more echo read than came) and the gate would hear the echo as
+    // the caller.
+    let cond = quiet();
+    let (lost_from, lost_to) = (AGENT_START_MS + 8_000, AGENT_START_MS + 11_000);
+    let lost = ((lost_to - lost_from) * PER_MS) as usize;
+    let calls = echo_only_calls(&cond, 6.0, 0.5);
+    let mut removed = Vec::new();
+    for call in &calls {
+        let mut spec = call.spec(&config(true), AfterBargeIn::NextPrompt);
+        spec.outage_ms = Some((lost_from, lost_to));
+        let with = run_call(&spec);
+        spec.echo = None;
+        let without = run_call(&spec);
+        assert_eq!(with.stats.timestamp_jumps, 1, "{}: the outage re-anchors", call.name);
+        assert_eq!(without.received.len(), call.caller.len() - lost, "{}", call.name);
+        assert_eq!(
+            with.count(|e| matches!(e, Event::BargeIn { .. })),
+            0,
+            "{}: barged in on the echo",
+            call.name
+        );
+        // From 3 s after the outage (the gate learning the echo again), as read against what came:
+        // received sample i is the caller's sample i + lost from the outage on.
+        let from = ((lost_to + 3_000) * PER_MS) as usize - lost;
+        let end = with.received.len().min(without.received.len());
+        let echo: f64 = energy((from..end).map(|i| f64::from(with.echo[i + lost])));
+        let left = energy((from..end).map(|i| f64::from(with.received[i]) - f64::from(without.received[i])));
+        removed.push(10.0 * (echo / left).log10());
+    }
+    println!("echo removed after the outage: {removed:.1?} dB");
+    assert!(median(removed.clone()) > 15.0, "{removed:.1?}");
+    assert!(removed.iter().all(|&db| db > 0.0), "more echo read than came: {removed:.1?}");
 }

@@ -26,8 +26,8 @@
 //!   as it comes; the filter learns from the block when it is whole. Pieces of any length give
 //!   the same output.
 //!
-//! 8 kHz streams only (G.711 and 8 kHz L16 carriers): the reference is 8 kHz. Streams at other
-//! rates are delivered unchanged and counted (`echo_reduction_unavailable`).
+//! 8 kHz streams only (G.711 and 8 kHz L16 carriers, both ways): the reference is 8 kHz. Streams
+//! at other rates, coming or going, are delivered unchanged and counted (`echo_reduction_unavailable`).
 
 mod adaptive_filter;
 mod transform;
@@ -140,6 +140,16 @@ impl EchoCanceller {
             }
         }
         self.reference_end = self.reference_end.max(end);
+    }
+
+    /// The caller's timeline was re-anchored (the carrier's timestamps jumped past what is filled
+    /// with silence): the agent's audio kept was placed by the old mapping of the engine's clock
+    /// to caller samples, seconds off. It is forgotten, and what comes next is placed afresh;
+    /// the filter keeps what it learnt (the echo path has not changed).
+    pub(crate) fn forget_reference(&mut self) {
+        self.reference.fill(0);
+        self.reference_end = 0;
+        self.loud_end = 0;
     }
 
     /// The carrier dropped what it had not played by caller sample `at`: none of it echoes.
@@ -389,6 +399,31 @@ mod tests {
         let (before, after) = (erle(40_000..48_000), erle(gap.end..gap.end + 8_000));
         assert!(before > 20.0, "{before:.1} dB before the gap");
         assert!(after > before - 3.0, "{after:.1} dB after the gap, {before:.1} dB before");
+    }
+
+    #[test]
+    fn an_echo_that_goes_away_is_not_put_back() {
+        // The echo path closes halfway (the caller leaves the speakerphone): a model still
+        // taking the old echo out would add it, inverted, to a line that no longer carries it.
+        let far = talk(8_000 * 16, 21);
+        let echo = echo_of(&far, 240, 6.0);
+        let mut rng = crate::test_rng::XorShift(5);
+        let noise: Vec<i16> = (0..far.len()).map(|_| (rng.next() % 21) as i16 - 10).collect();
+        let closes = 8_000 * 6;
+        let line: Vec<i16> =
+            (0..far.len()).map(|n| noise[n].saturating_add(if n < closes { echo[n] } else { 0 })).collect();
+        let out = run(&far, &line, Some(30.0), 160);
+        let db = |r: std::ops::Range<usize>, x: &[i16]| 10.0 * energy(&x[r]).max(1.0).log10();
+        // Before: the echo is taken out.
+        let before = 40_000..48_000;
+        assert!(db(before.clone(), &line) - db(before.clone(), &out) > 20.0);
+        // From half a second after the change on, the host reads no more than the line
+        // carries (its noise), within 1 dB.
+        for second in 7..16 {
+            let r = second * 8_000..(second + 1) * 8_000;
+            let added = db(r.clone(), &out) - db(r.clone(), &line);
+            assert!(added < 1.0, "second {second}: {added:.1} dB over the line");
+        }
     }
 
     #[test]

@@ -438,9 +438,15 @@ impl SessionPipeline {
         if let Ok(inbound) = &inbound {
             // The carrier's rate, or the one its G.722 or Opus is decoded at.
             self.reorder.set_rate(inbound.rate());
-            // The canceller works on 8 kHz audio (its reference is 8 kHz): other streams are
-            // delivered as received, and counted.
-            if inbound.rate() != CARRIER_RATE && self.echo_canceller.take().is_some() {
+            // The canceller works on 8 kHz audio, its reference the 8 kHz audio sent: a carrier
+            // stream at another rate either way (even one decoded at 8 kHz, or sent at another
+            // rate than it comes) is delivered as received, and counted. (The reference of a
+            // wider stream is only averaged down to 8 kHz, enough for the gate's band energies,
+            // and its folded-back highs leave most of the echo in.)
+            let narrow = [inbound.rate(), start.media_format.sample_rate, out_format.sample_rate]
+                .iter()
+                .all(|&rate| rate == CARRIER_RATE);
+            if !narrow && self.echo_canceller.take().is_some() {
                 self.stats.echo_reduction_unavailable += 1;
             }
         }
@@ -597,6 +603,12 @@ impl SessionPipeline {
                 // `now_us` is the message's arrival here (see `handle_message`).
                 self.arrivals.record(self.reorder.position(), now_us);
                 if arrival == Arrival::Jump {
+                    // Caller samples and the engine's clock no longer line up as before: where
+                    // the agent's audio is heard is learnt again.
+                    self.vad.echo_timeline_moved();
+                    if let Some(canceller) = self.echo_canceller.as_mut() {
+                        canceller.forget_reference();
+                    }
                     return Err(ProtocolError::TimestampJump);
                 }
             }

@@ -719,6 +719,18 @@ impl SpeechDetector {
         c.echo_gate()?.delay_ms()
     }
 
+    /// The caller's timeline was re-anchored (the carrier's timestamps jumped past what is filled
+    /// with silence, so the caller's samples no longer follow the engine's clock as before): the
+    /// echo gate starts afresh, as at a stream's start, since the agent's audio it holds and the
+    /// clock mapping it learnt place the echo seconds off.
+    pub(crate) fn echo_timeline_moved(&mut self) {
+        if let Classifier::Spectral(c) = &mut self.classifier
+            && let Some(gate) = c.echo_gate()
+        {
+            gate.reset();
+        }
+    }
+
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none
     /// of it echoes. Returns the caller's stream sample of the cut (`None` before the gate has
     /// placed any audio).

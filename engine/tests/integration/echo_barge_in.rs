@@ -638,6 +638,7 @@ fn echo_aware_on_a_digitally_silent_line_takes_no_echo_for_speech() {
                     from_ms: 0,
                 }),
                 end_stream: false,
+                outage_ms: None,
             })
         };
         let starts = |t: &CallTrace| t.count(|e| matches!(e, Event::SpeechStarted { .. }));

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use trunkline::codec::mulaw::{linear_to_ulaw, ulaw_to_linear};
+use trunkline::protocol::ProtocolError;
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, EngineConfig, Event, SessionConfig, SessionStats};
 
@@ -68,6 +69,10 @@ pub struct CallSpec<'a> {
     /// After the caller's audio the host ends the stream (`Session::end_stream`); the events
     /// that follow are taken at the last frame's time.
     pub end_stream: bool,
+    /// The caller's media from this ms to that never reaches the engine (an outage): the next
+    /// frame's timestamp jumps, and past the session's `max_gap_fill_ms` the engine re-anchors
+    /// the caller's timeline (reporting the jump) rather than fill it, so `received` lacks it.
+    pub outage_ms: Option<(u64, u64)>,
 }
 
 impl<'a> CallSpec<'a> {
@@ -81,6 +86,7 @@ impl<'a> CallSpec<'a> {
             carrier_delay_ms: 80,
             echo: None,
             end_stream: false,
+            outage_ms: None,
         }
     }
 }
@@ -233,8 +239,11 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             }
             *u = linear_to_ulaw(v.round().clamp(-32_768.0, 32_767.0) as i16);
         }
-        session.push_text(&media_message(seq, k, &ulaw)).expect("media");
-        seq += 1;
+        let lost = spec.outage_ms.is_some_and(|(from, to)| (from..to).contains(&(k * 20)));
+        if !lost {
+            session.push_text(&media_message(seq, k, &ulaw)).expect("media");
+            seq += 1;
+        }
 
         loop {
             let n = session.read_audio(&mut pcm);
@@ -244,7 +253,11 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             trace.received.extend_from_slice(&pcm[..n]);
         }
         while let Some(e) = session.poll_event() {
-            assert!(!matches!(e, Event::ProtocolError { .. }), "the carrier's messages are valid: {e:?}");
+            let jump = matches!(e, Event::ProtocolError { error: ProtocolError::TimestampJump });
+            assert!(
+                !matches!(e, Event::ProtocolError { .. }) || (jump && spec.outage_ms.is_some()),
+                "the carrier's messages are valid: {e:?}"
+            );
             barged |= matches!(e, Event::BargeIn { .. });
             trace.events.push((now, e));
         }

@@ -129,6 +129,7 @@ impl EchoCall {
             carrier_delay_ms: self.carrier_delay_ms,
             echo: Some(self.echo),
             end_stream: false,
+            outage_ms: None,
         }
     }
 }
