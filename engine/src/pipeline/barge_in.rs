@@ -10,6 +10,9 @@
 //! when to turn the agent down: while confirmed caller speech with voiced frames in it is being
 //! voiced over agent audio and has not yet reached the minimum, and when to turn it back up: once
 //! no voiced frame has come for [`RESTORE_AFTER_MS`] (the "mm-hm" is over), or the speech ended.
+//! That delay is the caller's stream time, and the time their media has been missing: when it
+//! stops arriving (a network stall, one-way media loss), the stream time stops with it and the
+//! detector still holds the speech confirmed, but no voiced frame is coming either.
 //!
 //! One utterance can reach the detector as two speeches: words apart by a pause longer than the
 //! VAD hangover each stop short, e.g. "rear ... left" on a noisy line, where the noise hides the
@@ -33,10 +36,13 @@
 
 use crate::config::{BargeInConfig, REJOIN_BELOW_SNR_DB};
 
-/// Stream time without a new voiced frame after which a ducked agent is restored, ms. Why 160:
+/// Stream time without a new voiced frame after which a ducked agent is restored, ms, and as
+/// long without the caller's media (engine time the stream did not keep up with). Why 160:
 /// longer than the unvoiced stretches inside a word and between words said in one breath (stop
 /// closures, fricatives), so an interruption is not let up mid-word; short enough that a
-/// backchannel's dip ends soon after it.
+/// backchannel's dip ends soon after it. Longer, too, than media on a working line lags behind
+/// (a frame held for the default 60 ms reorder window behind a lost one, jitter), so that a late
+/// frame does not let the agent up either.
 pub const RESTORE_AFTER_MS: u64 = 160;
 
 /// The voiced stretch of one caller speech as the detector saw it, stream ms. Kept in 32 bits
@@ -96,9 +102,10 @@ pub struct BargeInDetector {
     rejoin: Option<Rejoin>,
     /// Onset of the speech that last fired (or was seen with the agent silent), to fire once.
     handled_onset: Option<u32>,
-    /// Onset of the speech being watched for ducking, its voiced time, and the stream time
-    /// (ms) when that last grew.
-    watched: Option<(u32, u32, u32)>,
+    /// Onset of the speech being watched for ducking, its voiced time, and when that last grew:
+    /// the stream time and the engine time, ms (the engine's in 32 bits, wrapping: only the time
+    /// since is taken, well within 49 days).
+    watched: Option<(u32, u32, u32, u32)>,
     /// The agent is ducked on this detector's word.
     ducked: bool,
 }
@@ -150,7 +157,8 @@ impl BargeInDetector {
         agent_active.then_some(onset)
     }
 
-    /// [`Self::check`], also deciding the ducking; `now_ms`: the stream time delivered so far.
+    /// [`Self::check`], also deciding the ducking; `now_ms`: the stream time delivered so far;
+    /// `engine_us`: the engine's clock.
     /// With rejoining on, the voiced time checked is the utterance's: speech that goes on from an
     /// earlier one that stopped short counts from that one's first voiced frame (see
     /// [`BargeInConfig::rejoin_within_ms`]).
@@ -163,6 +171,7 @@ impl BargeInDetector {
         voiced_snr_db: Option<f32>,
         agent_active: bool,
         now_ms: u64,
+        engine_us: u64,
     ) -> BargeAction {
         let handled = self.handled_onset;
         let utterance_ms = match self.rejoin.as_mut() {
@@ -175,6 +184,8 @@ impl BargeInDetector {
             return BargeAction::BargeIn(onset);
         }
         let (voiced, now) = (ms32(voiced_ms), ms32(now_ms));
+        // Truncated on purpose: only differences of it are taken (wrapping).
+        let engine = (engine_us / 1_000) as u32;
         let voicing = self.duck
             && agent_active
             && onset_ms.map(ms32).is_some_and(|onset| {
@@ -182,15 +193,24 @@ impl BargeInDetector {
                     return false;
                 }
                 match &mut self.watched {
-                    Some((o, v, at)) if *o == onset => {
+                    Some((o, v, at, at_engine)) if *o == onset => {
                         if voiced > *v {
-                            (*v, *at) = (voiced, now);
+                            (*v, *at, *at_engine) = (voiced, now, engine);
                         }
                     }
-                    w => *w = Some((onset, voiced, now)),
+                    w => *w = Some((onset, voiced, now, engine)),
                 }
-                // Some voiced frame (a cough or typing has none), and a recent one.
-                self.watched.is_some_and(|(_, v, at)| v > 0 && u64::from(now.saturating_sub(at)) < RESTORE_AFTER_MS)
+                // Some voiced frame (a cough or typing has none), and a recent one: recent in the
+                // caller's stream time, which the delay is about (a late frame must not let the
+                // agent up mid-word). That time stops while no caller media arrives, though, and the
+                // agent would stay ducked (its later utterances too) until media resumes; so the
+                // time the media has been missing since the voiced frame (engine time the stream
+                // did not keep up with) is held to the same delay.
+                self.watched.is_some_and(|(_, v, at, at_engine)| {
+                    let stream_ms = now.saturating_sub(at);
+                    let missing_ms = engine.wrapping_sub(at_engine).saturating_sub(stream_ms);
+                    v > 0 && u64::from(stream_ms) < RESTORE_AFTER_MS && u64::from(missing_ms) < RESTORE_AFTER_MS
+                })
             });
         match (voicing, self.ducked) {
             (true, false) => {
@@ -284,6 +304,19 @@ impl Rejoin {
 mod tests {
     use super::*;
 
+    /// [`BargeInDetector::decide`] on a line whose media arrives in real time: the engine's clock
+    /// keeps pace with the stream's.
+    fn lockstep(
+        b: &mut BargeInDetector,
+        onset_ms: Option<u64>,
+        voiced_ms: u64,
+        snr_db: Option<f32>,
+        agent_active: bool,
+        now_ms: u64,
+    ) -> BargeAction {
+        b.decide(onset_ms, voiced_ms, snr_db, agent_active, now_ms, now_ms * 1_000)
+    }
+
     #[test]
     fn fires_once_after_the_minimum_voiced_time_only_over_agent_audio() {
         let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 200, duck_db: 0, ..BargeInConfig::default() });
@@ -313,47 +346,81 @@ mod tests {
     fn a_backchannel_ducks_then_restores_once_its_voicing_stops() {
         let mut b = ducking();
         // Confirmed, but no voiced frame yet: nothing to go on.
-        assert_eq!(b.decide(Some(1000), 0, None, true, 1120), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 20, None, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 200, None, true, 1300), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 0, None, true, 1120), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 20, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 200, None, true, 1300), BargeAction::None);
         // Its voicing stops at 1300; restored 160 ms later, while still confirmed (hangover).
-        assert_eq!(b.decide(Some(1000), 200, None, true, 1440), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 200, None, true, 1460), BargeAction::Restore);
-        assert_eq!(b.decide(Some(1000), 200, None, true, 1600), BargeAction::None);
-        assert_eq!(b.decide(None, 0, None, true, 1800), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 200, None, true, 1440), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 200, None, true, 1460), BargeAction::Restore);
+        assert_eq!(lockstep(&mut b, Some(1000), 200, None, true, 1600), BargeAction::None);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1800), BargeAction::None);
     }
 
     #[test]
     fn an_interruption_ducks_then_barges_in() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 160, None, true, 1260), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 160, None, true, 1260), BargeAction::None);
         // Resumed voicing after a pause shorter than the restore delay keeps it ducked.
-        assert_eq!(b.decide(Some(1000), 280, None, true, 1400), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 300, None, true, 1420), BargeAction::BargeIn(1000));
-        assert_eq!(b.decide(Some(1000), 400, None, true, 1520), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 280, None, true, 1400), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1420), BargeAction::BargeIn(1000));
+        assert_eq!(lockstep(&mut b, Some(1000), 400, None, true, 1520), BargeAction::None);
     }
 
     #[test]
     fn speech_ending_or_the_agent_going_quiet_restores() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::Duck);
-        assert_eq!(b.decide(None, 0, None, true, 1160), BargeAction::Restore);
-        assert_eq!(b.decide(Some(2000), 40, None, true, 2140), BargeAction::Duck);
-        assert_eq!(b.decide(Some(2000), 60, None, false, 2160), BargeAction::Restore);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1160), BargeAction::Restore);
+        assert_eq!(lockstep(&mut b, Some(2000), 40, None, true, 2140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(2000), 60, None, false, 2160), BargeAction::Restore);
         // Flushed by the host: no longer ducked; still voicing, so ducked again.
-        assert_eq!(b.decide(Some(3000), 40, None, true, 3140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(3000), 40, None, true, 3140), BargeAction::Duck);
         b.on_flush();
-        assert_eq!(b.decide(Some(3000), 60, None, true, 3160), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(3000), 60, None, true, 3160), BargeAction::Duck);
+    }
+
+    #[test]
+    fn a_stall_of_the_callers_media_restores_on_the_engine_clock() {
+        let mut b = ducking();
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_140_000), BargeAction::Duck);
+        // No caller media from here: its stream time stays put, the speech stays confirmed.
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_280_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_300_000), BargeAction::Restore);
+        // The agent goes quiet, then speaks again: not ducked again.
+        assert_eq!(b.decide(Some(1000), 40, None, false, 1140, 7_000_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 9_000_000), BargeAction::None);
+        // Media resumes with the caller still voicing: ducked again.
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1160, 9_020_000), BargeAction::Duck);
+        // The engine's clock, kept in 32-bit ms, wraps after 49 days; the delay is unaffected.
+        let wrap_us = (u64::from(u32::MAX) + 1) * 1_000;
+        let mut b = ducking();
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us - 50_000), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 100_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 110_000), BargeAction::Restore);
+    }
+
+    #[test]
+    fn late_media_keeps_to_the_stream_time_and_missing_media_counts() {
+        let mut b = ducking();
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000), BargeAction::Duck);
+        // Frames come late (jitter, a gap waited for): 220 ms of engine time without a voiced
+        // frame but 80 ms of the caller's, so still ducked; and voiced again in time.
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1220, 1_360_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1240, 1_370_000), BargeAction::None);
+        // 100 ms of unvoiced frames, then no media: restored once it has been missing 160 ms.
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_470_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_629_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_630_000), BargeAction::Restore);
     }
 
     #[test]
     fn no_ducking_when_off_or_over_silence() {
         let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 300, None, true, 1400), BargeAction::BargeIn(1000));
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1400), BargeAction::BargeIn(1000));
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, false, 1140), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, false, 1140), BargeAction::None);
     }
 
     /// Rejoining on, at the default pause.
@@ -370,9 +437,9 @@ mod tests {
     /// [`short_speech`] whose voiced frames stood `snr_db` over the line's noise.
     fn heard_speech(b: &mut BargeInDetector, onset: u64, first: u64, voiced: u64, agent: bool, snr_db: Option<f32>) {
         for v in (20..=voiced).step_by(20) {
-            assert_eq!(b.decide(Some(onset), v, snr_db, agent, first + v), BargeAction::None);
+            assert_eq!(lockstep(b, Some(onset), v, snr_db, agent, first + v), BargeAction::None);
         }
-        assert_eq!(b.decide(None, 0, None, agent, first + voiced + 560), BargeAction::None);
+        assert_eq!(lockstep(b, None, 0, None, agent, first + voiced + 560), BargeAction::None);
     }
 
     #[test]
@@ -380,10 +447,10 @@ mod tests {
         let mut b = rejoining();
         // "Rear" (120 ms voiced from 1040), stopped; "left" voiced from 1740: 580 ms later.
         short_speech(&mut b, 1000, 1040, 120, true);
-        assert_eq!(b.decide(Some(1700), 0, None, true, 1740), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1700), 0, None, true, 1740), BargeAction::None);
         // Voiced from 1040 to 1760 with the pause: the utterance's 720 ms reach the minimum.
-        assert_eq!(b.decide(Some(1700), 20, None, true, 1760), BargeAction::BargeIn(1700));
-        assert_eq!(b.decide(Some(1700), 100, None, true, 1840), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1700), 20, None, true, 1760), BargeAction::BargeIn(1700));
+        assert_eq!(lockstep(&mut b, Some(1700), 100, None, true, 1840), BargeAction::None);
     }
 
     #[test]
@@ -391,14 +458,14 @@ mod tests {
         // "Rear ... left" on a noisy line (the first word 8 dB over the noise): one utterance.
         let mut b = rejoining();
         heard_speech(&mut b, 1000, 1040, 120, true, Some(8.0));
-        assert_eq!(b.decide(Some(1700), 20, Some(8.0), true, 1760), BargeAction::BargeIn(1700));
+        assert_eq!(lockstep(&mut b, Some(1700), 20, Some(8.0), true, 1760), BargeAction::BargeIn(1700));
         // "Mm-hm ... yeah" on a quiet line: the first stood clear of the noise and stopped short,
         // so it was a short speech, and the second is judged alone.
         let mut b = rejoining();
         let clear = Some(crate::config::REJOIN_BELOW_SNR_DB);
         heard_speech(&mut b, 1000, 1040, 120, true, clear);
         for v in (20..=280).step_by(20) {
-            assert_eq!(b.decide(Some(1700), v, clear, true, 1740 + v), BargeAction::None);
+            assert_eq!(lockstep(&mut b, Some(1700), v, clear, true, 1740 + v), BargeAction::None);
         }
     }
 
@@ -407,12 +474,12 @@ mod tests {
         let mut b = BargeInDetector::new(&BargeInConfig { duck_db: 0, rejoin_within_ms: 0, ..BargeInConfig::default() });
         // The same "rear ... left" as above: each word on its own stops short of the minimum.
         short_speech(&mut b, 1000, 1040, 120, true);
-        assert_eq!(b.decide(Some(1700), 0, None, true, 1740), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1700), 0, None, true, 1740), BargeAction::None);
         for v in (20..=280).step_by(20) {
-            assert_eq!(b.decide(Some(1700), v, None, true, 1740 + v), BargeAction::None);
+            assert_eq!(lockstep(&mut b, Some(1700), v, None, true, 1740 + v), BargeAction::None);
         }
         // Its own voiced time alone decides.
-        assert_eq!(b.decide(Some(1700), 300, None, true, 2040), BargeAction::BargeIn(1700));
+        assert_eq!(lockstep(&mut b, Some(1700), 300, None, true, 2040), BargeAction::BargeIn(1700));
     }
 
     #[test]
@@ -421,26 +488,26 @@ mod tests {
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, true);
         let first = 1240 + u64::from(crate::config::RECOMMENDED_REJOIN_WITHIN_MS) + 20;
-        assert_eq!(b.decide(Some(first - 40), 20, None, true, first + 20), BargeAction::None);
-        assert_eq!(b.decide(Some(first - 40), 200, None, true, first + 200), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(first - 40), 20, None, true, first + 20), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(first - 40), 200, None, true, first + 200), BargeAction::None);
         // The earlier speech was said while the agent was quiet: a turn of its own.
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, false);
-        assert_eq!(b.decide(Some(1500), 20, None, true, 1560), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1500), 20, None, true, 1560), BargeAction::None);
         // It already barged in, or the host interrupted the agent after it: answered.
         let mut b = rejoining();
-        assert_eq!(b.decide(Some(1000), 300, None, true, 1340), BargeAction::BargeIn(1000));
-        assert_eq!(b.decide(None, 0, None, true, 1800), BargeAction::None);
-        assert_eq!(b.decide(Some(1900), 20, None, true, 1960), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1340), BargeAction::BargeIn(1000));
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1800), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1900), 20, None, true, 1960), BargeAction::None);
         let mut b = rejoining();
         short_speech(&mut b, 1000, 1040, 200, true);
         b.on_flush();
-        assert_eq!(b.decide(Some(1500), 20, None, true, 1560), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1500), 20, None, true, 1560), BargeAction::None);
         // A speech without a voiced frame (a cough) leaves nothing to go on from.
         let mut b = rejoining();
-        assert_eq!(b.decide(Some(1000), 0, None, true, 1200), BargeAction::None);
-        assert_eq!(b.decide(None, 0, None, true, 1600), BargeAction::None);
-        assert_eq!(b.decide(Some(1700), 200, None, true, 1900), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 0, None, true, 1200), BargeAction::None);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1600), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1700), 200, None, true, 1900), BargeAction::None);
     }
 
     #[test]

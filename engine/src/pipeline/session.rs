@@ -904,7 +904,9 @@ impl SessionPipeline {
         let onset = self.vad.onset_ms();
         let voiced_ms = self.vad.voiced_ms().unwrap_or(0);
         let snr = self.vad.voiced_snr_db();
-        let onset_ms = match self.barge_in.decide(onset, voiced_ms, snr, active, self.stream_ms()) {
+        // The engine's clock too: a duck is let go when the caller's media goes missing, which
+        // the stream time does not see.
+        let onset_ms = match self.barge_in.decide(onset, voiced_ms, snr, active, self.stream_ms(), now_us) {
             BargeAction::None => None,
             BargeAction::Duck => {
                 self.stats.ducks += 1;

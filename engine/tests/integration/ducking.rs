@@ -195,3 +195,91 @@ fn marks_are_retired_and_positions_reported_as_without_ducking() {
         assert!(ducked.iter().any(|e| matches!(e, RawEvent::BargeIn { .. })), "{}", call.name);
     }
 }
+
+/// The restore delay (`barge_in::RESTORE_AFTER_MS`), the gain ramp (`ducking::RAMP_MS`) and the
+/// pacer's frame, ms: the stages are not public to these tests.
+const RESTORE_AFTER_MS: u64 = 160;
+const RAMP_MS: u64 = 10;
+const FRAME_MS: u64 = 20;
+
+#[test]
+fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_the_next_utterance_alone() {
+    use crate::common::{media, speech, start};
+    use trunkline::codec::ulaw_to_linear;
+    // The bot speaks a 400 Hz tone (8 periods to a 20 ms frame: every full-level frame has the
+    // same RMS) over the committed caller speech; the caller's media stops the moment the
+    // session ducks (one-way media loss), so the speech detector still believes the caller is
+    // speaking and the caller's stream time stops where it was.
+    let tone = |n: u64| (8_000.0 * (n as f64 * std::f64::consts::TAU / 20.0).sin()) as i16;
+    let full: Vec<i16> =
+        (0..160).map(|n| ulaw_to_linear(trunkline::codec::linear_to_ulaw(tone(n)))).collect();
+    let rms = |x: &[i16]| (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+    let full_rms = rms(&full);
+    let (caller, _) = speech();
+    let mut p = SessionPipeline::new(&with_duck(18), Box::new(TwilioDialect::new())).unwrap();
+    p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
+    // The host keeps about 400 ms queued until 2 s, nothing from 2 s to 6 s (its queue runs
+    // dry: the agent is silent), then its next utterance from 6 s.
+    let (mut played, mut stalled_at_us) = (0u64, None);
+    // (engine time sent µs, level against the host's tone dB) of every frame sent.
+    let mut levels: Vec<(u64, f64)> = Vec::new();
+    for (i, frame) in caller.chunks_exact(160).enumerate().take(400) {
+        let now_us = i as u64 * FRAME_MS * 1_000;
+        if !(2_000_000..6_000_000).contains(&now_us) && p.queued_outbound_us() < 400_000 {
+            let chunk: Vec<i16> = (played..played + 800).map(tone).collect();
+            assert!(p.play(&chunk, 8_000).unwrap());
+            played += 800;
+        }
+        if stalled_at_us.is_none() {
+            p.handle_message(
+                media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame).as_bytes(),
+                MessageKind::Text,
+                now_us,
+                now_us,
+                &mut |_| {},
+            );
+            if p.counters().ducks > 0 {
+                // The voiced frame that ducked is the last caller audio to arrive.
+                stalled_at_us = Some(now_us);
+            }
+        }
+        p.handle_timeout(now_us, true, &mut |_| {});
+        while let Some((_, bytes)) = p.poll_transmit(now_us) {
+            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            if v["event"] == "media" {
+                let codes = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    v["media"]["payload"].as_str().unwrap(),
+                )
+                .unwrap();
+                let pcm: Vec<i16> = codes.iter().map(|&c| ulaw_to_linear(c)).collect();
+                levels.push((now_us, 20.0 * (rms(&pcm).max(1.0) / full_rms).log10()));
+            }
+        }
+        while p.poll_event().is_some() {}
+    }
+    let stalled_at_us = stalled_at_us.expect("the caller's speech ducked the bot");
+    let stats = p.counters();
+    let shown: Vec<(u64, i32)> = levels.iter().map(|&(t, db)| (t / 1_000, db.round() as i32)).collect();
+    // Ducked, and held down for the restore delay as on a line whose media goes on: every frame
+    // cut from a frame after the decision until the delay has passed.
+    let delay_ms = stalled_at_us / 1_000 + 1..stalled_at_us / 1_000 + RESTORE_AFTER_MS;
+    let held: Vec<&(u64, i32)> = shown.iter().filter(|&&(t, db)| delay_ms.contains(&t) && db > -10).collect();
+    assert!(held.is_empty(), "not ducked for the restore delay: {held:?}; {stats:?} {shown:?}");
+    // Restored once no voiced caller frame has come for the restore delay of engine time: from
+    // there the decision is at most a frame late and the ramp is done within the frame it starts.
+    let restored_by_us = stalled_at_us + (RESTORE_AFTER_MS + RAMP_MS + FRAME_MS) * 1_000;
+    let late: Vec<&(u64, f64)> =
+        levels.iter().filter(|&&(t, db)| t >= restored_by_us && db <= -1.0).collect();
+    assert!(
+        late.is_empty(),
+        "caller media stopped at {} ms: frames still ducked after {} ms: {late:?}; {stats:?}",
+        stalled_at_us / 1_000,
+        restored_by_us / 1_000
+    );
+    // The bot's next utterance plays at full level, every frame of it.
+    let next: Vec<&(u64, f64)> = levels.iter().filter(|&&(t, _)| t >= 6_000_000).collect();
+    assert!(next.len() >= 50, "{} frames of the next utterance sent", next.len());
+    assert!(next.iter().all(|&&(_, db)| db > -1.0), "the next utterance ducked: {stats:?} {shown:?}");
+    assert_eq!((stats.ducks, stats.duck_restores), (1, 1), "{stats:?}");
+}
