@@ -72,7 +72,7 @@ def test_session_settings_no_call_could_open_with_refuse_the_start(session):
         ("vad_end_of_turn_max_silence_ms", 2**32 + 500),
         ("barge_in_duck_db", 2**32 + 18),
         ("vad_end_of_turn_min_silence_ms", -1),
-        ("inbound_ring_bytes", 2**64),
+        ("inbound_ring_bytes", 2**64 + 65_536),
     ],
 )
 def test_a_value_its_field_cannot_hold_is_refused_not_wrapped(setting, value):
@@ -88,7 +88,7 @@ def test_a_value_its_field_cannot_hold_is_refused_not_wrapped(setting, value):
             engine.session(**{setting: 1.5})
     with trunkline.Engine(workers=1) as engine:
         with pytest.raises(trunkline.TrunklineError) as e:
-            trunkline.Server(engine, path="/media", max_sessions=2**32)
+            trunkline.Server(engine, path="/media", max_sessions=2**32 + 1)
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
 
 

@@ -145,9 +145,10 @@ impl EchoCanceller {
     /// The caller's timeline was re-anchored (the carrier's timestamps jumped past what is filled
     /// with silence): the agent's audio kept was placed by the old mapping of the engine's clock
     /// to caller samples, seconds off. It is forgotten, and what comes next is placed afresh;
-    /// the filter keeps what it learnt (the echo path has not changed).
+    /// the filter keeps what it learnt (the echo path has not changed). (The ring need not be
+    /// cleared: with no reference written, none is read, and the next write clears the ring
+    /// before the samples it places.)
     pub(crate) fn forget_reference(&mut self) {
-        self.reference.fill(0);
         self.reference_end = 0;
         self.loud_end = 0;
     }

@@ -48,7 +48,7 @@ use crate::protocol::{
 use crate::resample::ResampleError;
 use crate::stats::SessionStats;
 use crate::vad::VadBackend;
-use crate::vad::{SpeechDetector, VadError};
+use crate::vad::{SpeechDetector, VadError, VadEvent};
 use std::borrow::Cow;
 
 /// Rates the agent may read at: the carrier's, and those the resampler converts it up to.
@@ -678,8 +678,7 @@ impl SessionPipeline {
         // The call's end ends the caller's turn too: a host answering on `EndOfTurn` gets one for
         // every turn, as for every `SpeechStopped`.
         if let Some(turn) = self.vad.end_turn(speaking) {
-            let (stream_ms, silence_ms, confidence) = (turn.at_ms, turn.silence_ms, turn.confidence);
-            self.events.push(RawEvent::EndOfTurn { stream_ms, silence_ms, confidence });
+            push_vad_event(VadEvent::EndOfTurn(turn), &mut self.events, &mut self.inbound_counts);
         }
         if let Some(stream_ms) = speaking {
             self.events.push(RawEvent::SpeechStopped { stream_ms });

@@ -163,8 +163,7 @@ impl EngineShared {
         dialect: Box<dyn Dialect>,
         start: Option<StreamStart>,
     ) -> Result<Session, EngineError> {
-        let config = &sized_for(config, dialect.as_ref());
-        check_rings(config)?;
+        let config = &checked(config, dialect.as_ref())?;
         let mut pipeline = SessionPipeline::new(config, dialect)?;
         // The file is created here, on the host's thread: a path that cannot be recorded to
         // refuses the open. The tap goes in before the stream can start (it learns the formats).
@@ -302,6 +301,18 @@ impl EngineShared {
     }
 }
 
+/// `config` sized for `dialect` ([`sized_for`]), once it is known to open: its rings and the
+/// pipeline's settings checked.
+fn checked<'a>(
+    config: &'a SessionConfig,
+    dialect: &dyn Dialect,
+) -> Result<Cow<'a, SessionConfig>, PipelineError> {
+    let config = sized_for(config, dialect);
+    check_rings(&config)?;
+    SessionPipeline::check(&config, dialect)?;
+    Ok(config)
+}
+
 /// Checks that the host-facing rings of `config` (sized for its dialect) can carry what they must.
 fn check_rings(config: &SessionConfig) -> Result<(), PipelineError> {
     // Host → worker records are written in one piece (the worker reads them where they lie),
@@ -410,9 +421,7 @@ impl Engine {
     /// is not tried (that would create the file).
     pub fn check_session_config(config: &SessionConfig) -> Result<(), EngineError> {
         let dialect = dialect_by_name(&config.dialect).map_err(EngineError::Dialect)?;
-        let config = sized_for(config, dialect.as_ref());
-        check_rings(&config)?;
-        SessionPipeline::check(&config, dialect.as_ref())?;
+        checked(config, dialect.as_ref())?;
         Ok(())
     }
 

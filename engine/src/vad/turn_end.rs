@@ -166,17 +166,12 @@ impl TurnEnd {
             self.armed |= speaking;
             return TurnDecision::None;
         }
-        if self.run > 0 {
-            self.end_run();
-        }
+        self.end_speech();
         self.silence = self.silence.saturating_add(1);
         // A frame taken for speech after speech stopped may be speech resuming, not yet
         // confirmed: no decision on it.
         if !self.armed || speech {
             return TurnDecision::None;
-        }
-        if self.silence == 1 {
-            self.score = self.score_tail();
         }
         let early = self.silence >= self.min_silence_frames && self.score >= self.threshold;
         if early || self.max_silence_frames.is_some_and(|m| self.silence >= m) {
@@ -193,14 +188,9 @@ impl TurnEnd {
     /// unless confirmed speech resumes first. Either way the next speech starts with fresh
     /// references.
     pub(crate) fn on_stopped(&mut self) -> Option<(u8, u32)> {
-        if self.armed && self.silence == 0 {
-            // Stopped with no silence heard (speech retracted as the agent's echo): scored on
-            // how it ended, as at a first silent frame.
-            if self.run > 0 {
-                self.end_run();
-            }
-            self.score = self.score_tail();
-        }
+        // Stopped with no silence heard (speech retracted as the agent's echo): scored on how it
+        // ended, as at a first silent frame.
+        self.end_speech();
         let (armed, silence, score, features) = (self.armed, self.silence, self.score, self.features);
         let pending = armed.then(|| (self.confidence(), silence));
         self.reset();
@@ -219,12 +209,7 @@ impl TurnEnd {
         if frames == 0 {
             return;
         }
-        if self.run > 0 {
-            self.end_run();
-        }
-        if self.armed && self.silence == 0 {
-            self.score = self.score_tail();
-        }
+        self.end_speech();
         self.silence = self.silence.saturating_add(frames);
     }
 
@@ -232,19 +217,22 @@ impl TurnEnd {
     /// ends with it. Returns its confidence (how the speech ended, scored now if it was cut
     /// mid-phrase) and the silence since the speech, frames; the detector starts afresh.
     pub(crate) fn on_stream_end(&mut self) -> Option<(u8, u32)> {
-        if !self.armed {
-            self.reset();
-            return None;
-        }
+        self.end_speech();
+        let ended = self.armed.then(|| (self.confidence(), self.silence));
+        self.reset();
+        ended
+    }
+
+    /// The speech (if any) ends here, at a silent frame, a gap, speech stopping or the stream's
+    /// end: its voiced run closes and, if no silence has followed it yet, the pause it begins is
+    /// scored on how it ended (once per pause, whichever of those comes first).
+    fn end_speech(&mut self) {
         if self.run > 0 {
             self.end_run();
         }
-        if self.silence == 0 {
+        if self.armed && self.silence == 0 {
             self.score = self.score_tail();
         }
-        let ended = (self.confidence(), self.silence);
-        self.reset();
-        Some(ended)
     }
 
     /// The score as a confidence, 0-100.
@@ -544,12 +532,14 @@ mod tests {
         }
     }
 
+    /// 1 s of steady speech, then 400 ms falling an octave and fading by 20 dB, no silence.
+    fn finished(t: &mut TurnEnd) {
+        phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
+        phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
+    }
+
     #[test]
     fn a_gap_counts_as_silence_and_its_pause_is_scored_on_the_speech_before_it() {
-        let finished = |t: &mut TurnEnd| {
-            phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
-            phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
-        };
         let mut heard = TurnEnd::new(140, 35, None, 400);
         finished(&mut heard);
         let d: Vec<_> = (0..7).map(|_| heard.on_frame(false, false, true, 20.0, None)).collect();
@@ -589,13 +579,9 @@ mod tests {
     fn speech_stopped_with_no_silence_heard_is_scored_on_how_it_ended() {
         // A speech retracted as the agent's echo stops without a silent frame: its confidence is
         // the score of its own ending, as when the stream ends there, not a stale one.
-        let speech = |t: &mut TurnEnd| {
-            phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
-            phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
-        };
         let (mut stopped, mut ended) = (TurnEnd::new(140, 99, None, 400), TurnEnd::new(140, 99, None, 400));
-        speech(&mut stopped);
-        speech(&mut ended);
+        finished(&mut stopped);
+        finished(&mut ended);
         let (confidence, silence) = stopped.on_stopped().expect("a turn under way");
         assert_eq!(silence, 0);
         assert_eq!(Some(confidence), ended.on_stream_end().map(|(c, _)| c));
