@@ -453,7 +453,10 @@ namespace Trunkline.Tests
                     events.AddRange(s.Events());
                 }
                 sw.Restart();
-                while (sw.ElapsedMilliseconds < 3000 && !events.Any(e => e.Kind == EventKind.MarkCleared))
+                // The worker publishes a step's events before its messages: the mark's clearing
+                // can be seen a moment before the clear itself, so wait for both.
+                while (sw.ElapsedMilliseconds < 3000
+                    && !(events.Any(e => e.Kind == EventKind.MarkCleared) && outbound.Any(o => o.Event == "clear")))
                 {
                     s.ReadAudio();
                     outbound.AddRange(s.Outbound().Select(Twilio.Parse));
