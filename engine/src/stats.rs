@@ -1,8 +1,9 @@
 //! Per-session counters: everything received, dropped, filled, late or stalled is counted here.
 //!
 //! The pipeline counts in plain [`SessionStats`] fields; the worker publishes them into relaxed
-//! atomics after each step (no locks, no allocation), and the host reads a snapshot whenever it
-//! likes. Counters only grow, so a snapshot is consistent per field.
+//! atomics before each event it queues and after each step (no locks, no allocation), and the
+//! host reads a snapshot whenever it likes: one taken after seeing an event counts everything
+//! before it. Counters only grow, so a snapshot is consistent per field.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

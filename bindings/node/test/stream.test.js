@@ -10,8 +10,10 @@ test('for await (const ev of session.eventStream()) follows a whole threaded cal
   const engine = h.engineFor(t, { workers: 2 });
   const session = engine.session({ agentRate: h.AGENT_RATE });
   const events = [];
+  let ended = false;
   const consumer = (async () => {
     for await (const ev of session.eventStream()) events.push(ev);
+    ended = true; // by itself, after `stopped`
   })();
   let samples = 0;
   await h.pushAll(session, engine, h.callerMessages(audio), {
@@ -19,7 +21,13 @@ test('for await (const ev of session.eventStream()) follows a whole threaded cal
       samples += session.readAudio().length / 2;
     },
   });
-  await consumer; // ends by itself after `stopped`
+  // Caller audio is read until the stream ends: a worker running behind needs the room for it.
+  const deadline = Date.now() + 10000;
+  while (!ended && Date.now() < deadline) {
+    samples += session.readAudio().length / 2;
+    await h.sleep(5);
+  }
+  await consumer;
   samples += session.readAudio().length / 2;
   session.close();
   engine.close();

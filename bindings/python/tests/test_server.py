@@ -144,6 +144,19 @@ def http_status(port, path):
         conn.close()
 
 
+def until_stopped(engine, call):
+    """The call's events and caller audio until its `stopped` (or 5 s). A drain ends once the
+    server has handed the call's last message to the engine; its worker may take that message a
+    moment later."""
+    events, pcm = [], b""
+    deadline = time.monotonic() + 5
+    while not any(e.kind == "stopped" for e in events) and time.monotonic() < deadline:
+        events += call.events()
+        pcm += call.read_audio()
+        engine.wait(0.05)
+    return events, pcm + call.read_audio()
+
+
 def test_drain_refuses_new_calls_and_lets_the_live_one_finish():
     import threading
 
@@ -193,7 +206,7 @@ def test_drain_refuses_new_calls_and_lets_the_live_one_finish():
         drainer.join(35)
         assert not drainer.is_alive() and drained["all_ended"] is True
         call = drained["call"]
-        events, pcm = call.events(), call.read_audio()
+        events, pcm = until_stopped(engine, call)
         assert events[-1].kind == "stopped"
         assert len(pcm) == frames * 160 * 2  # every frame sent during the drain reached the host
         stats = server.stats()
@@ -235,5 +248,5 @@ def test_close_waits_for_a_drain_in_another_thread():
         assert result == {"all_ended": True}
         drainer.join()
         caller.join(20)
-        assert [e.kind for e in call.events()][-1] == "stopped"
+        assert until_stopped(engine, call)[0][-1].kind == "stopped"
         call.close()

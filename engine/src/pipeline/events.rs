@@ -34,6 +34,11 @@ impl EventQueue {
         self.queue.push_back(event);
     }
 
+    /// No event waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// The oldest event, if any.
     pub(crate) fn pop(&mut self) -> Option<RawEvent> {
         self.queue.pop_front()

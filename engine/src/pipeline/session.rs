@@ -355,6 +355,11 @@ impl SessionPipeline {
         [pace, self.reorder.deadline_us(), marks].into_iter().flatten().min()
     }
 
+    /// Whether an event waits to be polled.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event, if any. Poll after every call until `None`.
     pub fn poll_event(&mut self) -> Option<RawEvent> {
         self.events.pop()

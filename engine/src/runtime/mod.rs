@@ -25,6 +25,9 @@ mod recorder;
 pub(crate) mod records;
 mod session;
 pub(crate) mod shared;
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+#[doc(hidden)]
+pub mod step_hook;
 mod totals;
 mod wakeup;
 mod worker;

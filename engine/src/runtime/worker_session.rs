@@ -93,6 +93,21 @@ impl Outputs<'_> {
         *produced |= n > 0;
     }
 
+    /// Makes the counters so far visible to the host. Done before an event is queued (and
+    /// again at the end of the step): a host that has seen an event reads counters that count
+    /// everything before it, e.g. the whole call's once it sees `Stopped`.
+    fn publish_counters(&mut self, pipeline: &SessionPipeline) {
+        let mut counters = pipeline.counters();
+        self.counts.add_to(&mut counters);
+        self.shared.counters.publish(&counters);
+    }
+
+    /// One event the worker makes itself, after the counters.
+    fn single_event(&mut self, pipeline: &SessionPipeline, event: RawEvent) {
+        self.publish_counters(pipeline);
+        self.event(event);
+    }
+
     fn event(&mut self, event: RawEvent) {
         if let RawEvent::BargeIn { reaction_us, .. } = event {
             // Into the engine's histogram as it happens (relaxed atomic adds), whatever becomes
@@ -107,6 +122,8 @@ impl Outputs<'_> {
         if self.shared.push_event(event) {
             self.counts.events_dropped += 1;
         }
+        #[cfg(all(feature = "test-hooks", debug_assertions))]
+        super::step_hook::after_event();
         if cut {
             // After the event: a host that sees no cut pending knows no queued event refers to
             // the segments retired so far.
@@ -115,12 +132,22 @@ impl Outputs<'_> {
         self.produced = true;
     }
 
-    /// Takes what the pipeline has for the host after a call: its events, then the carrier
-    /// messages due, while the outbound ring has room for one.
+    /// Takes what the pipeline has for the host after a call: the carrier messages due, while
+    /// the outbound ring has room for one, then its events, after the counters. Events come last
+    /// so that a host that has seen one finds what came before it already visible: the caller
+    /// audio, the messages to the carrier (a barge-in's `clear`) and the counts.
     fn drain(&mut self, pipeline: &mut SessionPipeline, now_us: u64) {
-        while let Some(event) = pipeline.poll_event() {
-            self.event(event);
+        self.transmit(pipeline, now_us);
+        if pipeline.has_events() {
+            self.publish_counters(pipeline);
+            while let Some(event) = pipeline.poll_event() {
+                self.event(event);
+            }
         }
+    }
+
+    /// The carrier messages due, while the outbound ring has room for one.
+    fn transmit(&mut self, pipeline: &mut SessionPipeline, now_us: u64) {
         self.stalled = false;
         loop {
             if self.outbound.vacant_len() < records::HEADER + pipeline.max_transmit_len() {
@@ -291,7 +318,7 @@ impl WorkerSession {
                 records::skip(inbound, 0);
                 out.counts.messages_in += 1;
                 out.counts.protocol_errors += 1;
-                out.event(RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
+                out.single_event(pipeline, RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
                 continue;
             }
             if h.tag == inbound_tag::CLOSED {
@@ -329,10 +356,10 @@ impl WorkerSession {
             let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
             pipeline.handle_message_agent(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
             records::skip(inbound, len);
-            out.drain(pipeline, now_us);
             if let Some(latency) = latency {
                 latency.record(waited_us);
             }
+            out.drain(pipeline, now_us);
         }
 
         // Set before the host's next read looks at it; a read that came just before this store
@@ -350,9 +377,7 @@ impl WorkerSession {
         // finds the event queue empty has seen (or lost) every barge-in up to it.
         shared.barge_gen.store(pipeline.barge_generation(), Ordering::Release);
         shared.pacer_stalled.store(out.stalled, Ordering::Release);
-        let mut counters = pipeline.counters();
-        out.counts.add_to(&mut counters);
-        shared.counters.publish(&counters);
+        out.publish_counters(pipeline);
         shared.publish_playout(pipeline);
         if out.produced_outbound
             && let Some(wakeup) = shared.carrier_wakeup.get()
@@ -444,7 +469,7 @@ fn drain_play_ring(
                 let len = h.b as usize;
                 if interrupted || stale {
                     out.counts.marks_cleared += 1;
-                    out.event(RawEvent::MarkCleared { id: h.a });
+                    out.single_event(pipeline, RawEvent::MarkCleared { id: h.a });
                 } else {
                     pipeline.mark(h.a, records::body(play, len));
                     out.drain(pipeline, now_us);

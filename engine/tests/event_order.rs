@@ -1,0 +1,143 @@
+//! What a host finds once it has seen an event, on a threaded engine: everything the worker did
+//! before the event. The caller audio up to it, the carrier messages it sent (a barge-in's
+//! `clear`), and the counters (all of the call's once it sees `Stopped`).
+//!
+//! A host reads on its own thread, at any instant of the worker's step. The windows inside a
+//! step are microseconds wide, so the step hook (`runtime::step_hook`) pauses the worker for
+//! 3 ms after each event it publishes. The host polls far more often than that, so it looks
+//! inside each window. The hook is process-wide, which is why this test has a binary of its own.
+#![cfg(debug_assertions)]
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use trunkline::runtime::step_hook;
+use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig, SessionError};
+
+const CALLER_FRAMES: u64 = 90; // 1.8 s: the fixture's first utterance starts at 1 s.
+const AGENT_RATE: u32 = 24_000;
+
+fn push(session: &mut Session, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match session.push_text(message) {
+            Ok(()) => return,
+            Err(SessionError::Full) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_micros(200))
+            }
+            Err(e) => panic!("push: {e}"),
+        }
+    }
+}
+
+/// The host's side: every event in order, what it found when it saw each, and the audio and
+/// messages read so far.
+#[derive(Default)]
+struct Host {
+    events: Vec<Event>,
+    outbound: Vec<Outbound>,
+    samples: usize,
+    /// For each event: the `clear`s among the messages read after seeing it, and the counters.
+    clears_at_event: Vec<usize>,
+    stats_at_event: Vec<trunkline::SessionStats>,
+}
+
+impl Host {
+    fn poll(&mut self, session: &mut Session) {
+        let mut chunk = [0i16; 4096];
+        let mut buf = Vec::new();
+        while let Some(event) = session.poll_event() {
+            // What a host reacting to the event finds right then.
+            let stats = session.stats();
+            while session.next_outbound(&mut buf).is_some() {
+                self.outbound.push(parse_outbound(&buf));
+            }
+            self.clears_at_event.push(self.outbound.iter().filter(|o| matches!(o, Outbound::Clear)).count());
+            self.stats_at_event.push(stats);
+            self.events.push(event);
+        }
+        loop {
+            let n = session.read_audio(&mut chunk);
+            if n == 0 {
+                break;
+            }
+            self.samples += n;
+        }
+        while session.next_outbound(&mut buf).is_some() {
+            self.outbound.push(parse_outbound(&buf));
+        }
+    }
+
+    fn index_of(&self, wanted: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().position(wanted).unwrap_or_else(|| panic!("event not seen: {:?}", self.events))
+    }
+}
+
+#[test]
+fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
+    step_hook::pause_after_each_event(Duration::from_millis(3));
+    let (caller, labels) = speech();
+    assert_eq!(labels[0].0, 1000, "fixture layout changed: {labels:?}");
+    let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap();
+    let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+    let mut host = Host::default();
+    push(&mut session, &connected());
+    push(&mut session, &start());
+    // A greeting the outbound queue holds whole (1.2 s), playing while the caller speaks over it.
+    let greeting: Vec<i16> = (0..AGENT_RATE as usize * 6 / 5)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / f64::from(AGENT_RATE)).sin()) as i16
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.iter().any(|e| matches!(e, Event::Started(_))) && Instant::now() < deadline {
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let mut left: &[i16] = &greeting;
+    while !left.is_empty() && Instant::now() < deadline {
+        match session.play(left, AGENT_RATE) {
+            Ok(n) => left = &left[n..],
+            Err(SessionError::Full) => {}
+            Err(e) => panic!("play: {e}"),
+        }
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    assert!(left.is_empty(), "the greeting was taken");
+    session.mark("greeting-done").unwrap();
+    let mut pushed = 2;
+    for i in 0..CALLER_FRAMES {
+        let payload = &caller[(i * 160) as usize..((i + 1) * 160) as usize];
+        push(&mut session, &media(i + 2, i + 1, i * 20, payload));
+        pushed += 1;
+        host.poll(&mut session);
+    }
+    push(&mut session, &stop(CALLER_FRAMES + 2));
+    pushed += 1;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.contains(&Event::Stopped) && Instant::now() < deadline {
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    step_hook::pause_after_each_event(Duration::ZERO);
+
+    let barge_in = host.index_of(|e| matches!(e, Event::BargeIn { .. }));
+    let cleared = host.index_of(|e| matches!(e, Event::MarkCleared { .. }));
+    let stopped = host.index_of(|e| *e == Event::Stopped);
+    assert_eq!(stopped, host.events.len() - 1, "{:?}", host.events);
+    // The barge-in's clear was sent before the host heard of it, and counted.
+    for at in [barge_in, cleared] {
+        assert_eq!(host.clears_at_event[at], 1, "clears read on seeing {:?}", host.events[at]);
+        let stats = host.stats_at_event[at];
+        assert_eq!((stats.barge_ins, stats.clears_sent), (1, 1), "counters on seeing {:?}", host.events[at]);
+    }
+    // On `Stopped`: the whole call counted, and its audio there to read.
+    let stats = host.stats_at_event[stopped];
+    assert_eq!(stats.messages_in, pushed, "messages counted on seeing Stopped");
+    assert_eq!(stats.media_frames_in, CALLER_FRAMES, "frames counted on seeing Stopped");
+    assert_eq!(stats.agent_samples_out, CALLER_FRAMES * 20 * 16, "samples delivered on seeing Stopped");
+    assert_eq!(host.samples as u64, stats.agent_samples_out, "and read");
+    assert_eq!(stats, session.stats(), "nothing counted after Stopped");
+}
