@@ -92,6 +92,19 @@ def test_a_value_its_field_cannot_hold_is_refused_not_wrapped(setting, value):
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
 
 
+def until_stopped(engine, call):
+    """The call's events and caller audio until its `stopped` (or 5 s). A drain ends once the
+    server has handed the call's last message to the engine; its worker may take that message a
+    moment later."""
+    events, pcm = [], b""
+    deadline = time.monotonic() + 5
+    while not any(e.kind == "stopped" for e in events) and time.monotonic() < deadline:
+        events += call.events()
+        pcm += call.read_audio()
+        engine.wait(0.05)
+    return events, pcm + call.read_audio()
+
+
 def test_a_call_through_the_server():
     audio, labels = speech()
 
@@ -112,12 +125,7 @@ def test_a_call_through_the_server():
             engine.wait(0.05)
             call = server.accept()
         assert call is not None
-        events, pcm = [], b""
-        while time.monotonic() < deadline and not any(e.kind == "stopped" for e in events):
-            engine.wait(0.05)
-            events += call.events()
-            pcm += call.read_audio()
-        pcm += call.read_audio()
+        events, pcm = until_stopped(engine, call)
         kinds = [e.kind for e in events]
         assert kinds[:2] == ["connected", "started"] and kinds[-1] == "stopped"
         started = events[1]
@@ -142,19 +150,6 @@ def http_status(port, path):
         return conn.getresponse().status
     finally:
         conn.close()
-
-
-def until_stopped(engine, call):
-    """The call's events and caller audio until its `stopped` (or 5 s). A drain ends once the
-    server has handed the call's last message to the engine; its worker may take that message a
-    moment later."""
-    events, pcm = [], b""
-    deadline = time.monotonic() + 5
-    while not any(e.kind == "stopped" for e in events) and time.monotonic() < deadline:
-        events += call.events()
-        pcm += call.read_audio()
-        engine.wait(0.05)
-    return events, pcm + call.read_audio()
 
 
 def test_drain_refuses_new_calls_and_lets_the_live_one_finish():
