@@ -500,10 +500,10 @@ typedef struct {
   // Deliver the caller's audio (trunkline_session_read_audio and _bytes) with the agent's own
   // voice, echoed back on the line, removed by an adaptive echo canceller fed the agent's audio
   // as the carrier played it. Needs vad_echo_aware with the spectral backend (INVALID_ARGUMENT
-  // at open without it) and a carrier stream at 8 kHz both ways: another is delivered as
-  // received and counted in echo_reduction_unavailable. Speech detection hears the audio as
-  // received. Off by default (about 4 us per 20 ms frame while the agent's audio echoes, 67 KiB
-  // more per session).
+  // at open without it). The canceller works at 8 kHz: a wider carrier stream reaches the agent
+  // through 8 kHz while this is on (the caller's band up to 3.9 kHz, at the agent's rate).
+  // Speech detection hears the audio as received. Off by default (about 4 us per 20 ms frame
+  // while the agent's audio echoes, 67 KiB more per session).
   bool echo_reduction;
 } trunkline_session_config;
 

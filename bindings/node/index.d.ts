@@ -130,9 +130,9 @@ export interface SessionOptions {
   bargeInRejoinWithinMs?: number;
   /** Deliver the caller's audio (readAudio) with the agent's own voice, echoed back on the line,
    * removed by an adaptive echo canceller (default false). Needs vadEchoAware: true, else
-   * opening the session throws TrunklineError INVALID_ARGUMENT. 8 kHz carrier streams only: a
-   * stream at another rate is delivered as received and counted in echo_reduction_unavailable.
-   * Speech detection hears the audio as received. */
+   * opening the session throws TrunklineError INVALID_ARGUMENT. The canceller works at 8 kHz:
+   * from a wider carrier stream the agent then gets the band up to 3.9 kHz. Speech detection
+   * hears the audio as received. */
   echoReduction?: boolean;
 }
 

@@ -364,8 +364,8 @@ class Engine {
    * speech; `bargeInRejoinWithinMs`, 0..2000 (default 800, 0 off), counts short speeches over
    * the agent voiced again within that long as one, so a noisy line that splits an interruption's
    * words does not lose it; `echoReduction: true` (needs `vadEchoAware: true`, else TrunklineError
-   * INVALID_ARGUMENT) delivers the caller's audio with the agent's own echo removed (8 kHz carrier
-   * streams; at another rate it comes as received, counted in echo_reduction_unavailable);
+   * INVALID_ARGUMENT) delivers the caller's audio with the agent's own echo removed (the canceller
+   * works at 8 kHz: from a wider carrier stream the agent then gets the band up to 3.9 kHz);
    * `recordPath: 'call.wav'` (or .opus, .ogg) records the call in stereo, caller left and agent
    * as heard right, closed with the session: a file that cannot be created or another extension
    * throws TrunklineError RECORD), and

@@ -204,10 +204,10 @@ pub struct SessionConfig {
     /// Deliver the caller's audio with the agent's own voice, echoed back on the line, removed
     /// (an adaptive echo canceller fed the agent's audio as the carrier played it; see
     /// `docs/speech.md`). Needs `vad.echo_aware` with the spectral backend (the default; the
-    /// echo's delay and the played audio's placement come from its echo gate) and a carrier
-    /// stream at 8 kHz both ways; a stream at another rate, coming or going, is delivered
-    /// unchanged and counted in `echo_reduction_unavailable`. Speech detection keeps working on
-    /// the audio as received.
+    /// echo's delay and the played audio's placement come from its echo gate). The canceller
+    /// works at 8 kHz: a wider carrier stream (L16 or Opus at 16 kHz, G.722) reaches the agent
+    /// through 8 kHz while this is on, so the agent gets the caller's band up to 3.9 kHz at its
+    /// own rate. Speech detection keeps working on the audio as received.
     /// Off by default: it costs about 4 µs per 20 ms frame while the agent's audio echoes
     /// (nothing while it is silent) and 67 KiB more per session.
     pub echo_reduction: bool,

@@ -189,8 +189,9 @@ counters! {
     /// not keep up and its hand-off ring was full. The recording has silence there.
     recording_dropped_ms,
     /// Streams whose caller audio could not be echo-reduced (`SessionConfig::echo_reduction`):
-    /// the canceller works at 8 kHz, and this stream came at another rate. Its audio was
-    /// delivered as received.
+    /// the canceller works at 8 kHz, and the agent's audio went out at a rate that is not a
+    /// multiple of it (no carrier is sent such a stream today). Its audio was delivered as
+    /// received.
     echo_reduction_unavailable,
     /// Speech starts an echo-aware session held back (up to 160 ms) because the echo match had
     /// just found what may be the agent's echo: each was reported late, or dropped.

@@ -283,6 +283,21 @@ fn main() {
             if ok { passed += 1 } else { failed += 1 }
         }
     }
+    // Echo reduction on a 16 kHz stream for a 16 kHz agent: the caller's audio goes through the
+    // canceller at 8 kHz and back up to the agent's rate, in buffers on the stack.
+    let mut wide_reduced =
+        SessionConfig { echo_reduction: true, agent_rate: 16_000, ..SessionConfig::default() };
+    wide_reduced.vad.echo_aware = true;
+    for workers in [0, 1] {
+        let (allocations, events) = run_with(workers, Call::TelnyxG722, wide_reduced.clone());
+        let barge_in = events.iter().any(|e| matches!(e, Event::BargeIn { .. }));
+        let ok = allocations == 0 && barge_in;
+        println!(
+            "no_alloc workers={workers} TelnyxG722 echo-reduction, 16 kHz agent: {allocations} allocations in the steady state (barge-in: {barge_in}) ... {}",
+            if ok { "ok" } else { "FAILED" }
+        );
+        if ok { passed += 1 } else { failed += 1 }
+    }
     // With a recording: the worker only copies into the recording's preallocated ring.
     let dir = std::env::temp_dir().join(format!("trunkline-no-alloc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

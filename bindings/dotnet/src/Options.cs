@@ -128,9 +128,9 @@ namespace Trunkline
         public bool? VadEchoAware { get; set; }
         /// <summary>Deliver the caller's audio (ReadAudio) with the agent's own voice, echoed back on
         /// the line, removed by an adaptive echo canceller (default false). Needs VadEchoAware =
-        /// true, else opening the session throws TrunklineException(InvalidArgument). 8 kHz
-        /// carrier streams only: a stream at another rate is delivered as received and counted in
-        /// echo_reduction_unavailable. Speech detection hears the audio as received.</summary>
+        /// true, else opening the session throws TrunklineException(InvalidArgument). The canceller
+        /// works at 8 kHz: from a wider carrier stream the agent then gets the band up to 3.9 kHz.
+        /// Speech detection hears the audio as received.</summary>
         public bool? EchoReduction { get; set; }
         /// <summary>Report EndOfTurn events: early when the speech ended like a finished phrase,
         /// else with SpeechStopped (default false).</summary>

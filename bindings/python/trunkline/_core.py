@@ -401,8 +401,8 @@ class Engine(OwnedHandle):
         2000) counts short speeches over the agent voiced again within that long as one, so a
         noisy line that splits an interruption's words does not lose it;
         `echo_reduction=True` (needs `vad_echo_aware=True`, else TrunklineError(INVALID_ARGUMENT))
-        delivers the caller's audio with the agent's own echo removed (8 kHz carrier streams; at
-        another rate it comes as received, counted in `echo_reduction_unavailable`).
+        delivers the caller's audio with the agent's own echo removed (the canceller works at
+        8 kHz: from a wider carrier stream the agent then gets the band up to 3.9 kHz).
         `record_path` ("call.wav", ".opus" or ".ogg"; a str or a path) records the call in stereo
         (caller left, agent as heard right), closed when the session is; a file that cannot be
         created or another extension raises TrunklineError(RECORD).

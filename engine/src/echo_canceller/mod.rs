@@ -26,8 +26,9 @@
 //!   as it comes; the filter learns from the block when it is whole. Pieces of any length give
 //!   the same output.
 //!
-//! 8 kHz streams only (G.711 and 8 kHz L16 carriers, both ways): the reference is 8 kHz. Streams
-//! at other rates, coming or going, are delivered unchanged and counted (`echo_reduction_unavailable`).
+//! It works at 8 kHz whatever the carrier's rate: the reference is the agent's frames brought
+//! down to 8 kHz, and a wider stream's caller audio is filtered as the speech detector hears it,
+//! brought down to 8 kHz (`pipeline::inbound` then takes it to the agent's rate).
 
 mod adaptive_filter;
 mod transform;

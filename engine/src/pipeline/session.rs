@@ -437,23 +437,19 @@ impl SessionPipeline {
         if let Some(tap) = self.tap.as_mut() {
             tap.started(start.media_format.sample_rate, out_format.sample_rate, out_format.encoding);
         }
+        // The canceller works at 8 kHz, its reference the agent's frames brought down to it: at
+        // a rate that is not a multiple of 8 kHz (none a carrier is sent at), the caller's audio
+        // is delivered as received, and counted.
+        if !outbound.has_reference() && self.echo_canceller.take().is_some() {
+            self.stats.echo_reduction_unavailable += 1;
+        }
         self.outbound = Some(outbound);
         self.state = StreamState::Streaming;
-        let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format);
+        let echo_reduced = self.echo_canceller.is_some();
+        let inbound = InboundPath::new(start.media_format, s.agent_rate, s.agent_format, echo_reduced);
         if let Ok(inbound) = &inbound {
             // The carrier's rate, or the one its G.722 or Opus is decoded at.
             self.reorder.set_rate(inbound.rate());
-            // The canceller works on 8 kHz audio, its reference the 8 kHz audio sent: a carrier
-            // stream at another rate either way (even one decoded at 8 kHz, or sent at another
-            // rate than it comes) is delivered as received, and counted. (The reference of a
-            // wider stream is only averaged down to 8 kHz, enough for the gate's band energies,
-            // and its folded-back highs leave most of the echo in.)
-            let narrow = [inbound.rate(), start.media_format.sample_rate, out_format.sample_rate]
-                .iter()
-                .all(|&rate| rate == CARRIER_RATE);
-            if !narrow && self.echo_canceller.take().is_some() {
-                self.stats.echo_reduction_unavailable += 1;
-            }
         }
         self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
         let supported = self.inbound.is_some();

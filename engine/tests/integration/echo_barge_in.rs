@@ -9,7 +9,7 @@
 //! `cargo run --release -p trunkline-tools --bin vadbench -- --echo` (`--echo-aware=true` for the
 //! gate's).
 
-use crate::vad_corpus::call::{AfterBargeIn, CallSpec, CallTrace, EchoSetup, Prompt, run_call};
+use crate::vad_corpus::call::{AfterBargeIn, CallSpec, CallTrace, EchoSetup, Prompt, Wire, run_call};
 use crate::vad_corpus::echo::*;
 use crate::vad_corpus::*;
 use trunkline::vad::VadConfig;
@@ -639,6 +639,7 @@ fn echo_aware_on_a_digitally_silent_line_takes_no_echo_for_speech() {
                 }),
                 end_stream: false,
                 outage_ms: None,
+                wire: Wire::Twilio,
             })
         };
         let starts = |t: &CallTrace| t.count(|e| matches!(e, Event::SpeechStarted { .. }));

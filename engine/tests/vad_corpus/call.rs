@@ -55,6 +55,40 @@ pub fn soft_clip(v: f32) -> f32 {
     32_767.0 * (v / 32_767.0).tanh()
 }
 
+/// How the call's audio travels between the carrier and the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Twilio's messages, 8 kHz µ-law both ways; the host plays its prompts at 8 kHz.
+    Twilio,
+    /// Telnyx's messages with L16 at 16 kHz both ways (`telnyx;codec=L16;rate=16000`, the
+    /// session's dialect whatever the spec's config says): the caller's 8 kHz side is brought up
+    /// to 16 kHz, and the host plays its prompts at 16 kHz with a band up to 8 kHz (each prompt
+    /// interpolated linearly, which leaves the image of its band over 4 kHz, 10-20 dB down, as
+    /// a wideband voice has), so the echo has highs an 8 kHz line never carries.
+    TelnyxL16Wide,
+}
+
+impl Wire {
+    /// Samples per ms on the wire.
+    pub fn per_ms(self) -> usize {
+        match self {
+            Self::Twilio => super::PER_MS as usize,
+            Self::TelnyxL16Wide => 2 * super::PER_MS as usize,
+        }
+    }
+}
+
+/// An 8 kHz signal at 16 kHz, each new sample halfway between its neighbours.
+pub fn interpolate_2x(x: &[i16]) -> Vec<i16> {
+    let mut out = Vec::with_capacity(2 * x.len());
+    for (i, &v) in x.iter().enumerate() {
+        let next = x.get(i + 1).copied().unwrap_or(0);
+        out.push(v);
+        out.push(((i32::from(v) + i32::from(next)) / 2) as i16);
+    }
+    out
+}
+
 /// One call: the caller's own side (line noise and whatever the caller says, 8 kHz telephone
 /// audio, whole 20 ms frames), the host's prompts, the carrier and the echo.
 #[derive(Debug, Clone)]
@@ -73,6 +107,7 @@ pub struct CallSpec<'a> {
     /// frame's timestamp jumps, and past the session's `max_gap_fill_ms` the engine re-anchors
     /// the caller's timeline (reporting the jump) rather than fill it, so `received` lacks it.
     pub outage_ms: Option<(u64, u64)>,
+    pub wire: Wire,
 }
 
 impl<'a> CallSpec<'a> {
@@ -87,6 +122,7 @@ impl<'a> CallSpec<'a> {
             echo: None,
             end_stream: false,
             outage_ms: None,
+            wire: Wire::Twilio,
         }
     }
 }
@@ -102,8 +138,10 @@ pub struct CallTrace {
     pub clears: Vec<u64>,
     /// The caller's audio as the engine delivered it to the host (`read_audio`).
     pub received: Vec<i16>,
-    /// The echo added to the caller's line, per sample (before µ-law).
+    /// The echo added to the caller's line, per sample of the wire (before µ-law).
     pub echo: Vec<f32>,
+    /// Samples per ms of `sent` and `echo`.
+    pub per_ms: u64,
     /// The session's counters at the end of the call.
     pub stats: SessionStats,
     /// The caller's frames (index) at whose end the session held back a speech start it had
@@ -146,7 +184,7 @@ impl CallTrace {
     }
     /// Agent audio the engine sent at `from_ms` or later, ms.
     pub fn bot_ms_from(&self, from_ms: u64) -> u64 {
-        self.sent.iter().filter(|(t, _)| *t >= from_ms).map(|(_, f)| f.len() as u64 / super::PER_MS).sum()
+        self.sent.iter().filter(|(t, _)| *t >= from_ms).map(|(_, f)| f.len() as u64 / self.per_ms).sum()
     }
 }
 
@@ -176,28 +214,72 @@ fn mark_message(seq: u64, name: &str) -> String {
         .to_string()
 }
 
+fn telnyx_start_message() -> String {
+    serde_json::json!({"event": "start", "sequence_number": "1", "stream_id": STREAM_SID, "start": {
+        "call_control_id": "v3:call", "media_format": {"encoding": "L16", "sample_rate": 16_000, "channels": 1}}})
+    .to_string()
+}
+
+fn telnyx_media_message(seq: u64, k: u64, pcm: &[i16]) -> String {
+    let be: Vec<u8> = pcm.iter().flat_map(|v| v.to_be_bytes()).collect();
+    serde_json::json!({"event": "media", "sequence_number": seq.to_string(), "stream_id": STREAM_SID, "media": {
+        "track": "inbound", "chunk": (k + 1).to_string(), "timestamp": (k * 20).to_string(),
+        "payload": STANDARD.encode(be)}})
+    .to_string()
+}
+
+fn telnyx_mark_message(seq: u64, name: &str) -> String {
+    serde_json::json!({"event": "mark", "sequence_number": seq.to_string(), "stream_id": STREAM_SID, "mark": {"name": name}})
+        .to_string()
+}
+
 /// Where the stream starts on the engine's clock (so no time is 0).
 const T0_US: u64 = 1_000_000;
 
 /// Runs `spec` to the end of the caller's audio.
 pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
     assert_eq!(spec.caller.len() % 160, 0, "whole 20 ms frames");
+    let wire = spec.wire;
+    let per_ms = wire.per_ms();
     let clock = ManualClock::new();
     let engine =
         Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
             .expect("inline engine");
-    let mut session = engine.open_session(&spec.config).expect("session");
+    let config = match wire {
+        Wire::Twilio => spec.config.clone(),
+        Wire::TelnyxL16Wide => {
+            SessionConfig { dialect: "telnyx;codec=L16;rate=16000".into(), ..spec.config.clone() }
+        }
+    };
+    let mut session = engine.open_session(&config).expect("session");
     clock.advance(Duration::from_micros(T0_US));
-    session.push_text(&super::start_message()).expect("start");
+    let start = match wire {
+        Wire::Twilio => super::start_message(),
+        Wire::TelnyxL16Wide => telnyx_start_message(),
+    };
+    session.push_text(&start).expect("start");
+    let (caller, play_rate) = match wire {
+        Wire::Twilio => (spec.caller.to_vec(), 8_000),
+        Wire::TelnyxL16Wide => {
+            let mut up = trunkline::resample::StreamResampler::new(8_000, 16_000).expect("8 to 16 kHz");
+            let mut wide = vec![0i16; up.max_output_len(spec.caller.len())];
+            let n = up.process(spec.caller, &mut wide).expect("room for the resampler's bound");
+            assert_eq!(n, 2 * spec.caller.len());
+            wide.truncate(n);
+            (wide, 16_000)
+        }
+    };
+    let frame_len = 20 * per_ms;
 
-    let mut echo = spec.echo.map(|e| EchoLine::new(e.path, e.seed));
+    let mut echo = spec.echo.map(|e| EchoLine::at_rate(e.path, e.seed, per_ms));
     // The sample from which the path carries the echo to the caller's line.
-    let echo_from = spec.echo.map_or(0, |e| e.from_ms * super::PER_MS);
+    let echo_from = spec.echo.map_or(0, |e| e.from_ms * per_ms as u64);
     let mut carrier = Carrier { delay_ms: spec.carrier_delay_ms, play_end: 0, marks: Vec::new() };
     let prompts: Vec<Vec<i16>> = spec
         .prompts
         .iter()
         .map(|p| p.pcm.iter().map(|&v| (f64::from(v) * 32_767.0).round() as i16).collect())
+        .map(|p: Vec<i16>| if wire == Wire::Twilio { p } else { interpolate_2x(&p) })
         .collect();
     // The prompt being played and how much of it the session took.
     let mut next_prompt = 0;
@@ -205,13 +287,14 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
     let mut stopped = false;
     let mut barged = false;
 
-    let mut trace = CallTrace { echo: vec![0.0; spec.caller.len()], ..CallTrace::default() };
+    let mut trace =
+        CallTrace { echo: vec![0.0; caller.len()], per_ms: per_ms as u64, ..CallTrace::default() };
     let mut counted = session.stats();
     let mut seq = 2;
-    let mut ulaw = [0u8; 160];
+    let mut line_frame = vec![0i16; frame_len];
     let mut pcm = [0i16; 1024];
     let mut out = Vec::new();
-    for (k, frame) in spec.caller.chunks_exact(160).enumerate() {
+    for (k, frame) in caller.chunks_exact(frame_len).enumerate() {
         let k = k as u64;
         let now = k * 20 + 20;
         clock.advance(Duration::from_micros(T0_US + now * 1_000 - clock.now_us()));
@@ -223,13 +306,17 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             due.into_iter().map(|(_, n)| n).collect()
         };
         for name in due {
-            session.push_text(&mark_message(seq, &name)).expect("mark");
+            let mark = match wire {
+                Wire::Twilio => mark_message(seq, &name),
+                Wire::TelnyxL16Wide => telnyx_mark_message(seq, &name),
+            };
+            session.push_text(&mark).expect("mark");
             seq += 1;
         }
 
         // The caller's frame: their side plus the echo of what the carrier played.
-        for (i, (u, &s)) in ulaw.iter_mut().zip(frame).enumerate() {
-            let n = (k * 160) as usize + i;
+        for (i, (u, &s)) in line_frame.iter_mut().zip(frame).enumerate() {
+            let n = k as usize * frame_len + i;
             let e = echo.as_mut().map_or(0.0, |line| line.at(n));
             let e = if (n as u64) < echo_from { 0.0 } else { e };
             trace.echo[n] = e;
@@ -237,11 +324,18 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             if spec.echo.is_some_and(|e| e.soft_clip) {
                 v = soft_clip(v);
             }
-            *u = linear_to_ulaw(v.round().clamp(-32_768.0, 32_767.0) as i16);
+            *u = v.round().clamp(-32_768.0, 32_767.0) as i16;
         }
         let lost = spec.outage_ms.is_some_and(|(from, to)| (from..to).contains(&(k * 20)));
         if !lost {
-            session.push_text(&media_message(seq, k, &ulaw)).expect("media");
+            let media = match wire {
+                Wire::Twilio => {
+                    let ulaw: Vec<u8> = line_frame.iter().map(|&v| linear_to_ulaw(v)).collect();
+                    media_message(seq, k, &ulaw)
+                }
+                Wire::TelnyxL16Wide => telnyx_media_message(seq, k, &line_frame),
+            };
+            session.push_text(&media).expect("media");
             seq += 1;
         }
 
@@ -275,7 +369,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             if let Some((i, taken)) = current.as_mut() {
                 let p = &prompts[*i];
                 while *taken < p.len() {
-                    match session.play(&p[*taken..], 8_000) {
+                    match session.play(&p[*taken..], play_rate) {
                         Ok(n) if n > 0 => *taken += n,
                         _ => break,
                     }
@@ -292,11 +386,16 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
             match v["event"].as_str() {
                 Some("media") => {
                     let bytes = STANDARD.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
-                    let pcm: Vec<i16> = bytes.iter().map(|&c| ulaw_to_linear(c)).collect();
+                    let pcm: Vec<i16> = match wire {
+                        Wire::Twilio => bytes.iter().map(|&c| ulaw_to_linear(c)).collect(),
+                        Wire::TelnyxL16Wide => {
+                            bytes.chunks_exact(2).map(|b| i16::from_be_bytes([b[0], b[1]])).collect()
+                        }
+                    };
                     let at = carrier.play_end.max(now + carrier.delay_ms);
-                    carrier.play_end = at + pcm.len() as u64 / super::PER_MS;
+                    carrier.play_end = at + (pcm.len() / per_ms) as u64;
                     if let Some(line) = echo.as_mut() {
-                        line.play((at * super::PER_MS) as usize, &pcm);
+                        line.play(at as usize * per_ms, &pcm);
                     }
                     trace.sent.push((now, pcm));
                 }
@@ -307,7 +406,7 @@ pub fn run_call(spec: &CallSpec<'_>) -> CallTrace {
                 Some("clear") => {
                     trace.clears.push(now);
                     if let Some(line) = echo.as_mut() {
-                        line.clear((now * super::PER_MS) as usize);
+                        line.clear(now as usize * per_ms);
                     }
                     carrier.play_end = now;
                     carrier.marks.iter_mut().for_each(|(t, _)| *t = now);

@@ -11,7 +11,7 @@
 //! - interruptions over echo: every caller utterance of the barge-in set
 //!   ([`super::barge_calls`]) spoken over the prompt and its echo.
 
-use super::call::{AfterBargeIn, CallSpec, CallTrace, EchoSetup, Prompt, run_call};
+use super::call::{AfterBargeIn, CallSpec, CallTrace, EchoSetup, Prompt, Wire, run_call};
 use super::{
     AGENT_START_MS, CallerAct, ClipKind, Condition, PER_MS, Rng, band_limit, barge_calls, clips_of, line,
     noise_rms_for, percentile, to_telephone,
@@ -51,7 +51,12 @@ impl EchoPath {
     /// decaying diffuse tail (about 30 dB down at its end), scaled so that its energy is the
     /// return loss (as callsim's `EchoPath::taps`).
     pub fn taps(&self, seed: u64) -> Vec<f32> {
-        let tail = self.tail_ms as usize * SAMPLES_PER_MS;
+        self.taps_at(seed, SAMPLES_PER_MS)
+    }
+
+    /// [`Self::taps`] for a line of `per_ms` samples per ms (the same shape, the same loss).
+    pub fn taps_at(&self, seed: u64, per_ms: usize) -> Vec<f32> {
+        let tail = self.tail_ms as usize * per_ms;
         let mut rng = SplitMix64(seed ^ 0xEC40);
         let mut taps = vec![1.0f64];
         for j in 1..=tail {
@@ -74,7 +79,12 @@ pub struct EchoLine {
 
 impl EchoLine {
     pub fn new(path: EchoPath, seed: u64) -> Self {
-        Self { delay: path.delay_ms as usize * SAMPLES_PER_MS, taps: path.taps(seed), played: Vec::new() }
+        Self::at_rate(path, seed, SAMPLES_PER_MS)
+    }
+
+    /// A line of `per_ms` samples per ms.
+    pub fn at_rate(path: EchoPath, seed: u64, per_ms: usize) -> Self {
+        Self { delay: path.delay_ms as usize * per_ms, taps: path.taps_at(seed, per_ms), played: Vec::new() }
     }
 
     /// The carrier plays `pcm` from sample `at` on.
@@ -130,6 +140,7 @@ impl EchoCall {
             echo: Some(self.echo),
             end_stream: false,
             outage_ms: None,
+            wire: Wire::Twilio,
         }
     }
 }
