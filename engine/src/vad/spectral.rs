@@ -17,7 +17,8 @@
 //!
 //! The noise floor is tracked per band with asymmetric steps (fast down, slow up: a low
 //! percentile of the band energy), rising faster in frames judged non-speech, so speech does not
-//! drag the floor up and a louder line is learned within seconds.
+//! drag the floor up and a louder line is learned within seconds. It is first learnt from the
+//! line's first sound that is not speech, not from digital silence before it.
 //!
 //! Cost: two 512-point real FFTs and a few passes over 257 bins per 20 ms frame (a few µs).
 
@@ -75,6 +76,10 @@ const MIN_LINE_NOISE_DBFS: f32 = -72.0;
 
 /// Frames at the start of a stream during which the noise floor adapts quickly both ways.
 const WARMUP_FRAMES: u32 = 10;
+
+/// A voiced frame this many times the energy of the frame the floor was first learnt from (10
+/// dB), in the warm-up, shows that frame was the soft start of speech, not the line's noise.
+const RELEARN: f32 = 10.0;
 
 /// Tunable thresholds, per aggressiveness.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +161,10 @@ pub(crate) struct SpectralClassifier {
     power: [f32; BINS],
     /// Noise floor per band (band energy).
     noise: [f32; BANDS],
+    /// Frames the floor has learnt from (0: none yet, see [`Self::track_noise`]).
     frames: u32,
+    /// Total band energy of the frame the floor was first learnt from.
+    learnt_from: f32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
@@ -207,6 +215,7 @@ impl SpectralClassifier {
             power: [0.0; BINS],
             noise: [0.0; BANDS],
             frames: 0,
+            learnt_from: 0.0,
             since_voiced: None,
             weak_frames: 0,
             lead: 0,
@@ -315,7 +324,7 @@ impl SpectralClassifier {
             *e = self.power[lo..lo + BAND_BINS].iter().sum::<f32>() + 1.0;
         }
         // Bands the agent's echo explains count as line noise: no SNR, flat when whitened.
-        let echo = if self.frames > 0 { self.echo_mask(&bands, slot) } else { None };
+        let echo = if self.noise[0] > 0.0 { self.echo_mask(&bands, slot) } else { None };
         let echo = echo.unwrap_or([false; BANDS]);
         let mut snr_sum = 0.0;
         for ((e, n), &masked) in bands.iter().zip(&self.noise).zip(&echo) {
@@ -380,17 +389,41 @@ impl SpectralClassifier {
         // A soft start has energy clearly above the floor; harmonicity alone is not enough.
         let lead_like = f.snr_db >= t.keep_snr_db;
         self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
-        self.track_noise(&bands, &echo, speech);
+        self.track_noise(&bands, &echo, speech, voiced);
         speech
     }
 
     /// Updates the noise floor with this frame's band energies, but for the bands taken as echo.
-    fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool) {
-        self.frames = self.frames.saturating_add(1);
-        if self.frames == 1 {
-            self.noise = bands.map(|e| e.max(self.min_noise));
+    ///
+    /// The floor is first learnt from a frame of sound that is neither speech nor harmonic
+    /// enough to continue it. Until then it waits at its minimum: a carrier may send digital
+    /// silence before the call's audio, and a floor learnt from that silence took the line's
+    /// noise after it for speech for seconds (it climbs 5 dB/s), while speech over a digitally
+    /// silent line is heard against the minimum as it comes. A floor learnt from the soft start
+    /// of an utterance (a stream's very first frame is never speech, having no floor to be
+    /// measured against) is forgotten when a voiced frame stands 10 dB over it during the
+    /// warm-up ([`RELEARN`]).
+    fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool, voiced: bool) {
+        let total: f32 = bands.iter().sum();
+        if self.frames == 0 {
+            let harmonic = self.last.harmonicity >= self.thresholds.keep_harmonicity;
+            if speech || harmonic || bands.iter().all(|&e| e <= self.min_noise) {
+                self.noise = [self.min_noise; BANDS];
+                return;
+            }
+            self.frames = 1;
+            self.learnt_from = total;
+            for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
+                *n = if masked { self.min_noise } else { e.max(self.min_noise) };
+            }
             return;
         }
+        if self.frames <= WARMUP_FRAMES && voiced && total > self.learnt_from * RELEARN {
+            self.noise = [self.min_noise; BANDS];
+            self.frames = 0;
+            return;
+        }
+        self.frames = self.frames.saturating_add(1);
         let warm = self.frames <= WARMUP_FRAMES;
         // Per frame: down 0.5 dB; up 0.1 dB (5 dB/s) outside speech, 0.01 dB in speech.
         let (down, up) = if warm {
