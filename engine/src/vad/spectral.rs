@@ -19,7 +19,8 @@
 //! percentile of the band energy), rising faster in frames judged non-speech, so speech does not
 //! drag the floor up, and faster still once the line has stood over it for 200 ms without
 //! voicing, so a line that got louder is learnt within a second. It is first learnt from the
-//! line's first sound that is not speech, not from digital silence before it.
+//! line's first sound that is not speech, and never from digital silence (a carrier's before the
+//! call's audio, or the engine's in a gap).
 //!
 //! Cost: two 512-point real FFTs and a few passes over 257 bins per 20 ms frame (a few µs).
 
@@ -410,12 +411,16 @@ impl SpectralClassifier {
     /// silent line is heard against the minimum as it comes. A floor learnt from the soft start
     /// of an utterance (a stream's very first frame is never speech, having no floor to be
     /// measured against) is forgotten when a voiced frame stands 10 dB over it during the
-    /// warm-up ([`RELEARN`]).
+    /// warm-up ([`RELEARN`]). Later digital silence leaves the floor as it is: when the
+    /// engine fills a gap in the caller's media with silence, the floor fell toward its
+    /// minimum meanwhile, and the line's noise after a gap of a second or two passed for speech
+    /// while the floor climbed back (a false start after most such gaps).
     fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool, voiced: bool) {
         let total: f32 = bands.iter().sum();
+        let silent = bands.iter().all(|&e| e <= self.min_noise);
         if self.frames == 0 {
             let harmonic = self.last.harmonicity >= self.thresholds.keep_harmonicity;
-            if speech || harmonic || bands.iter().all(|&e| e <= self.min_noise) {
+            if speech || harmonic || silent {
                 self.noise = [self.min_noise; BANDS];
                 return;
             }
@@ -429,6 +434,10 @@ impl SpectralClassifier {
         if self.frames <= WARMUP_FRAMES && voiced && total > self.learnt_from * RELEARN {
             self.noise = [self.min_noise; BANDS];
             self.frames = 0;
+            return;
+        }
+        if silent {
+            // Nothing of the line is in it: a gap the engine filled, or a carrier's silence.
             return;
         }
         self.frames = self.frames.saturating_add(1);

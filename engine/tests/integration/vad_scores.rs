@@ -9,7 +9,9 @@
 //! Figures (and CPU per frame) are printed by `cargo run --release -p trunkline-tools --bin vadbench`; nothing
 //! here measures time.
 
+use crate::vad_corpus::call::{CallSpec, run_call};
 use crate::vad_corpus::*;
+use trunkline::Event;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
 
 fn check(name: &str) {
@@ -246,6 +248,26 @@ fn a_line_that_gets_louder_is_learnt_within_a_second() {
                 cond.name,
                 n.false_starts
             );
+        }
+    }
+}
+
+#[test]
+fn the_line_after_a_gap_in_its_media_is_not_taken_for_speech() {
+    // The caller's media stops for 0.3-1.9 s (less than the 2 s the engine fills with silence)
+    // and comes back: the line's noise is what it was. Learning from the filled silence, the
+    // floor fell under it, and 20 of these 54 calls started speech on the noise after the gap.
+    for cond in conditions() {
+        let noise = noise_track(&cond, 1);
+        for gap in [300, 1_000, 1_900] {
+            for at in [5_000, 20_000, 40_000] {
+                let mut spec = CallSpec::listening(&noise.pcm);
+                spec.outage_ms = Some((at, at + gap));
+                let t = run_call(&spec);
+                let starts = t.count(|e| matches!(e, Event::SpeechStarted { .. }));
+                assert_eq!(starts, 0, "{}: {gap} ms gap at {at} ms", cond.name);
+                assert!(t.stats.gap_fill_samples >= gap * PER_MS, "{}: the gap was filled", cond.name);
+            }
         }
     }
 }
