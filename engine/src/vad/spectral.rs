@@ -86,6 +86,15 @@ const WARMUP_FRAMES: u32 = 10;
 /// in 2 min after most steps of 10-30 dB).
 const LOUDER_LINE_FRAMES: u32 = 10;
 
+/// Frames of sound in a row after which a floor still waiting for a sound that is neither
+/// speech nor harmonic learns from the sound it has (1 s: a sustained vowel may be as steady for
+/// half of that).
+const MAX_WAIT_FRAMES: u32 = 50;
+
+/// Frames of digital silence in a row that leave a learnt floor as it is: the longest gap the
+/// engine fills with silence (2 s, `max_gap_fill_ms`' default).
+const MAX_GAP_FILL_FRAMES: u32 = 100;
+
 /// A voiced frame this many times the energy of the frame the floor was first learnt from (10
 /// dB), in the warm-up, shows that frame was the soft start of speech, not the line's noise.
 const RELEARN: f32 = 10.0;
@@ -174,6 +183,10 @@ pub(crate) struct SpectralClassifier {
     frames: u32,
     /// Total band energy of the frame the floor was first learnt from.
     learnt_from: f32,
+    /// While the floor waits for its first sound: frames of sound in a row so far.
+    waited: u32,
+    /// Frames of digital silence in a row (see [`Self::track_noise`]).
+    silent_frames: u32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
@@ -225,6 +238,8 @@ impl SpectralClassifier {
             noise: [0.0; BANDS],
             frames: 0,
             learnt_from: 0.0,
+            waited: 0,
+            silent_frames: 0,
             since_voiced: None,
             weak_frames: 0,
             lead: 0,
@@ -411,16 +426,27 @@ impl SpectralClassifier {
     /// silent line is heard against the minimum as it comes. A floor learnt from the soft start
     /// of an utterance (a stream's very first frame is never speech, having no floor to be
     /// measured against) is forgotten when a voiced frame stands 10 dB over it during the
-    /// warm-up ([`RELEARN`]). Later digital silence leaves the floor as it is: when the
-    /// engine fills a gap in the caller's media with silence, the floor fell toward its
-    /// minimum meanwhile, and the line's noise after a gap of a second or two passed for speech
-    /// while the floor climbed back (a false start after most such gaps).
+    /// warm-up ([`RELEARN`]); a sound that stays harmonic for a second is learnt all the same
+    /// ([`MAX_WAIT_FRAMES`]). Later digital silence leaves the floor as it is
+    /// for up to 2 s: when the engine fills a gap in the caller's media with silence, the floor
+    /// fell toward its minimum meanwhile, and the line's noise after a gap of a second or two
+    /// passed for speech while the floor climbed back (a false start after most such gaps).
     fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool, voiced: bool) {
         let total: f32 = bands.iter().sum();
         let silent = bands.iter().all(|&e| e <= self.min_noise);
+        self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
         if self.frames == 0 {
+            if silent {
+                self.waited = 0;
+                self.noise = [self.min_noise; BANDS];
+                return;
+            }
+            self.waited += 1;
             let harmonic = self.last.harmonicity >= self.thresholds.keep_harmonicity;
-            if speech || harmonic || silent {
+            // A steady harmonic sound (hold music, a drone) would keep the floor waiting for
+            // ever, all of it speech: after a while it is learnt all the same, and the warm-up
+            // takes the floor down to its quieter frames.
+            if (speech || harmonic) && self.waited < MAX_WAIT_FRAMES {
                 self.noise = [self.min_noise; BANDS];
                 return;
             }
@@ -434,10 +460,12 @@ impl SpectralClassifier {
         if self.frames <= WARMUP_FRAMES && voiced && total > self.learnt_from * RELEARN {
             self.noise = [self.min_noise; BANDS];
             self.frames = 0;
+            self.waited = 0;
             return;
         }
-        if silent {
-            // Nothing of the line is in it: a gap the engine filled, or a carrier's silence.
+        if silent && self.silent_frames <= MAX_GAP_FILL_FRAMES {
+            // Nothing of the line is in it: a gap the engine filled, or a carrier's silence. Past
+            // the longest gap the engine fills the line has gone silent, and the floor follows.
             return;
         }
         self.frames = self.frames.saturating_add(1);
@@ -482,6 +510,9 @@ impl SpectralClassifier {
         self.history = [0.0; WINDOW];
         self.noise = [0.0; BANDS];
         self.frames = 0;
+        self.learnt_from = 0.0;
+        self.waited = 0;
+        self.silent_frames = 0;
         self.since_voiced = None;
         self.weak_frames = 0;
         self.lead = 0;
@@ -604,6 +635,6 @@ mod tests {
         c.classify(&[1000; FRAME_SAMPLES], 0);
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
-        assert_eq!(c.frames, 0);
+        assert_eq!((c.frames, c.waited, c.silent_frames), (0, 0, 0));
     }
 }

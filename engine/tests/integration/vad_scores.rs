@@ -182,6 +182,8 @@ fn a_line_that_begins_digitally_silent_is_learnt_when_its_noise_begins() {
                 cond.name,
                 n.false_starts
             );
+            // The strong hum is harmonic: learnt after a second of it (1.16 s taken for speech).
+            assert!(n.fp <= 150, "{} after {ms} ms of silence: {} ms taken for speech", cond.name, n.fp * 10);
         }
         let speech = speech_track(&cond);
         let (as_is, late) = (evaluate(&config, &speech), evaluate(&config, &silent_lead(&speech, 200)));
@@ -195,6 +197,28 @@ fn a_line_that_begins_digitally_silent_is_learnt_when_its_noise_begins() {
         );
         assert_eq!(as_is.false_starts, late.false_starts, "{}", cond.name);
     }
+}
+
+#[test]
+fn a_steady_harmonic_sound_after_silence_is_learnt_within_a_second() {
+    // Hold music's drone after the carrier's silence: a 150 Hz tone with 19 harmonics at about
+    // -30 dBFS for 20 s. A floor waiting for a sound that is neither speech nor harmonic would
+    // never learn it, and all 20 s would be speech.
+    let mut pcm = vec![0i16; (200 * PER_MS) as usize];
+    pcm.extend((0..20 * 8_000).map(|i| {
+        let t = f64::from(i) / 8_000.0;
+        let v: f64 = (1..20)
+            .map(|k| (2.0 * std::f64::consts::PI * 150.0 * f64::from(k) * t).sin() / f64::from(k))
+            .sum();
+        (v * 700.0) as i16
+    }));
+    let s = evaluate(&VadConfig::default(), &Track { pcm, labels: Vec::new() });
+    assert!(
+        s.false_starts <= 1 && s.fp <= 150,
+        "{} false starts, {} ms of speech",
+        s.false_starts,
+        s.fp * 10
+    );
 }
 
 #[test]
@@ -247,6 +271,14 @@ fn a_line_that_gets_louder_is_learnt_within_a_second() {
                 "{}, {step_db} dB louder: {} false starts",
                 cond.name,
                 n.false_starts
+            );
+            // Not for the hum: back 30 dB louder it is voiced, and passes for one long speech
+            // (39 s of these 2 min, as before this rule): a limit in docs/speech.md.
+            assert!(
+                n.fp <= 100 || (cond.name, step_db) == ("hum", 30.0),
+                "{}, {step_db} dB louder: {} ms taken for speech",
+                cond.name,
+                n.fp * 10
             );
         }
     }
