@@ -159,7 +159,10 @@ fn echo_reduction_needs_the_echo_aware_spectral_detector() {
 }
 
 #[test]
-fn every_stream_the_engine_speaks_is_echo_reduced() {
+fn every_stream_the_engine_speaks_starts_with_echo_reduction() {
+    // Each carrier format with each agent rate builds its 8 kHz path (a conversion the
+    // resampler lacks would refuse the start) and keeps the canceller. What it removes is
+    // measured on the 8 and 16 kHz calls above.
     use trunkline::protocol::{AudioEncoding, MediaFormat, StreamStart, Track};
     let unavailable = |dialect: &str, encoding: AudioEncoding, sample_rate: u32, agent_rate: u32| {
         let start = StreamStart {

@@ -175,7 +175,8 @@ impl OutboundPath {
     /// canceller hears the caller through a sharp one and learns what of the reference is in
     /// that band (against the engine's own 16 → 8 kHz resampler as the reference, it removed
     /// the same echo on a 16 kHz stream: 23.0 / 20.5 dB at ERL 6 / 10 dB, averaged 24.3 / 20.4,
-    /// at a tenth of the work). A rate that is not a multiple of 8 kHz gives nothing.
+    /// at a tenth of the work; with highs as loud as the lows, 23.3 / 20.8 and 24.3 / 20.3). A
+    /// rate that is not a multiple of 8 kHz gives nothing.
     pub(crate) fn frame_pcm_8k(&self, mut f: impl FnMut(&[i16], usize)) {
         const PIECE: usize = 160;
         if !self.has_reference() {
