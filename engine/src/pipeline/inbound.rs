@@ -161,12 +161,8 @@ pub(crate) struct InboundPath {
     to_vad: Option<StreamResampler>,
     /// Position of the next sample the speech detector gets, 8 kHz samples.
     vad_pos: u64,
-    /// With echo reduction on a stream wider than 8 kHz, the host reads the canceller's 8 kHz
-    /// output (see [`Self::piece`]): brought to the agent's rate by this, in pieces of
-    /// `narrow_piece` (`None` for an 8 kHz agent, which takes it as it is).
-    narrow_to_agent: Option<StreamResampler>,
-    narrow_piece: usize,
-    /// The agent reads the canceller's 8 kHz output, not the carrier's audio.
+    /// With echo reduction on a stream wider than 8 kHz the agent reads the canceller's 8 kHz
+    /// output (see [`Self::piece`]), and `to_agent` starts from 8 kHz.
     reads_narrow: bool,
 }
 
@@ -200,8 +196,10 @@ impl InboundPath {
         if !convertible {
             return Err(ProtocolError::UnsupportedFormat);
         }
+        let reads_narrow = echo_reduced && rate != CARRIER_RATE;
+        let agent_from = if reads_narrow { CARRIER_RATE } else { rate };
         let to_agent =
-            StreamResampler::new(rate, agent_rate).map_err(|_| ProtocolError::UnsupportedFormat)?;
+            StreamResampler::new(agent_from, agent_rate).map_err(|_| ProtocolError::UnsupportedFormat)?;
         let mut agent_piece = AGENT_PIECE;
         while to_agent.max_output_len(agent_piece) > AGENT_PIECE_OUT {
             agent_piece /= 2;
@@ -220,15 +218,6 @@ impl InboundPath {
             Some(law) if same_law == Some(law) && rate == agent_rate => ToAgent::PassThrough(law),
             Some(law) => ToAgent::Encode(law),
         };
-        let reads_narrow = echo_reduced && rate != CARRIER_RATE;
-        let narrow_to_agent = (reads_narrow && agent_rate != CARRIER_RATE)
-            .then(|| StreamResampler::new(CARRIER_RATE, agent_rate))
-            .transpose()
-            .map_err(|_| ProtocolError::UnsupportedFormat)?;
-        let mut narrow_piece = INBOUND_PIECE;
-        while narrow_to_agent.as_ref().is_some_and(|r| r.max_output_len(narrow_piece) > AGENT_PIECE_OUT) {
-            narrow_piece /= 2;
-        }
         let carrier = codec.map(|codec| Box::new(CarrierDecoder { codec, pcm: [0; CARRIER_PCM] }));
         Ok(Self {
             encoding: format.encoding,
@@ -239,8 +228,6 @@ impl InboundPath {
             agent_piece,
             to_vad,
             vad_pos: 0,
-            narrow_to_agent,
-            narrow_piece,
             reads_narrow,
         })
     }
@@ -283,13 +270,11 @@ impl InboundPath {
 
     /// The most agent-rate samples `carrier_samples` of caller audio can become.
     pub(crate) fn max_agent_len(&self, carrier_samples: usize) -> usize {
-        let direct = self.to_agent.max_output_len(carrier_samples);
-        let narrow = self.to_vad.as_ref().map_or(carrier_samples, |r| r.max_output_len(carrier_samples));
-        match &self.narrow_to_agent {
-            _ if !self.reads_narrow => direct,
-            Some(r) => direct.max(r.max_output_len(narrow)),
-            None => direct.max(narrow),
-        }
+        let to_agent = match &self.to_vad {
+            Some(to_vad) if self.reads_narrow => to_vad.max_output_len(carrier_samples),
+            _ => carrier_samples,
+        };
+        self.to_agent.max_output_len(to_agent)
     }
 
     /// Takes audio the reorder stage released, with its G.711 codes as received (if any).
@@ -333,61 +318,44 @@ impl InboundPath {
     /// at 48 kHz, for a band a telephone agent's speech recognition barely uses.
     fn piece(&mut self, pcm: &[i16], codes: Option<&[u8]>, start: u64, gap: bool, out: &mut InboundOut<'_>) {
         out.counts.samples += pcm.len() as u64;
-        let Some(echo) = out.echo.as_deref_mut() else {
-            match codes {
-                Some(codes) => (out.audio)(AgentAudio::G711(codes)),
-                None => self.pass_to_agent(pcm, out.audio),
-            }
-            self.detect_speech(pcm, start, out);
-            return;
-        };
-        echo.set_delay_ms(out.vad.echo_delay_ms());
-        if !self.reads_narrow {
-            let mut at = 0;
-            // The speech detector below still hears the audio as received.
-            echo.process(pcm, start, gap, &mut |reduced| {
-                let n = reduced.samples().len();
-                match (reduced, codes) {
-                    // Nothing taken out: the carrier's codes pass through as they came.
-                    (Reduced::Unchanged(_), Some(codes)) => (out.audio)(AgentAudio::G711(&codes[at..at + n])),
-                    _ => self.pass_to_agent(reduced.samples(), out.audio),
-                }
-                at += n;
-            });
-            self.detect_speech(pcm, start, out);
-            return;
-        }
-        let mut narrow = [0i16; INBOUND_PIECE];
-        let n = self.narrow(pcm, &mut narrow);
-        let narrow = &narrow[..n];
-        let at = self.vad_pos;
-        echo.process(narrow, at, gap, &mut |reduced| self.pass_narrow_to_agent(reduced.samples(), out.audio));
-        self.hear(narrow, out);
-    }
-
-    /// The canceller's 8 kHz output converted to the agent's rate and format.
-    fn pass_narrow_to_agent(&mut self, pcm: &[i16], audio: &mut dyn FnMut(AgentAudio<'_>)) {
-        match (self.to_agent_format, self.narrow_to_agent.as_mut()) {
-            (ToAgent::PassThrough(law) | ToAgent::Encode(law), _) => {
-                let mut encoded = [0u8; INBOUND_PIECE];
-                for part in pcm.chunks(INBOUND_PIECE) {
-                    let n = law.encode(part, &mut encoded);
-                    audio(AgentAudio::G711(&encoded[..n]));
-                }
-            }
-            (ToAgent::Pcm, None) => audio(AgentAudio::Pcm(pcm)),
-            (ToAgent::Pcm, Some(resampler)) => {
-                let mut agent = [0i16; AGENT_PIECE_OUT];
-                for part in pcm.chunks(self.narrow_piece) {
-                    // `narrow_piece` is sized so that its output fits: an error would be a bug.
-                    let n = resampler.process(part, &mut agent).unwrap_or_else(|_| {
-                        debug_assert!(false, "a narrow piece's output fits its buffer");
-                        0
+        if self.reads_narrow {
+            let mut narrow = [0i16; INBOUND_PIECE];
+            let n = self.narrow(pcm, &mut narrow);
+            let narrow = &narrow[..n];
+            match out.echo.as_deref_mut() {
+                Some(echo) => {
+                    echo.set_delay_ms(out.vad.echo_delay_ms());
+                    let at = self.vad_pos;
+                    echo.process(narrow, at, gap, &mut |reduced| {
+                        self.pass_to_agent(reduced.samples(), out.audio)
                     });
-                    audio(AgentAudio::Pcm(&agent[..n]));
                 }
+                None => self.pass_to_agent(narrow, out.audio),
+            }
+            self.hear(narrow, out);
+            return;
+        }
+        match (codes, out.echo.as_deref_mut()) {
+            (Some(codes), None) => (out.audio)(AgentAudio::G711(codes)),
+            (None, None) => self.pass_to_agent(pcm, out.audio),
+            // The speech detector below still hears the audio as received.
+            (codes, Some(echo)) => {
+                echo.set_delay_ms(out.vad.echo_delay_ms());
+                let mut at = 0;
+                echo.process(pcm, start, gap, &mut |reduced| {
+                    let n = reduced.samples().len();
+                    match (reduced, codes) {
+                        // Nothing taken out: the carrier's codes pass through as they came.
+                        (Reduced::Unchanged(_), Some(codes)) => {
+                            (out.audio)(AgentAudio::G711(&codes[at..at + n]))
+                        }
+                        _ => self.pass_to_agent(reduced.samples(), out.audio),
+                    }
+                    at += n;
+                });
             }
         }
+        self.detect_speech(pcm, start, out);
     }
 
     /// Caller PCM converted to the agent's rate and format.

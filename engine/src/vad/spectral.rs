@@ -348,6 +348,7 @@ impl SpectralClassifier {
             *e = self.power[lo..lo + BAND_BINS].iter().sum::<f32>() + 1.0;
         }
         // Bands the agent's echo explains count as line noise: no SNR, flat when whitened.
+        // A floor exists (learnt, or waiting at its minimum) from the first frame on.
         let echo = if self.noise[0] > 0.0 { self.echo_mask(&bands, slot) } else { None };
         let echo = echo.unwrap_or([false; BANDS]);
         let mut snr_sum = 0.0;
