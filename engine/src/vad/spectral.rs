@@ -99,6 +99,24 @@ const MAX_GAP_FILL_FRAMES: u32 = 100;
 /// dB), in the warm-up, shows that frame was the soft start of speech, not the line's noise.
 const RELEARN: f32 = 10.0;
 
+/// Energy under which a block of `IMPULSE_BLOCK` samples holds no sound: RMS 8, the lowest line
+/// noise (-72 dBFS). The zeros of the analysis window before a stream's first samples, a
+/// carrier's digital silence, the first 2 ms a resampler puts out.
+const SILENT_BLOCK_ENERGY: f32 = IMPULSE_BLOCK as f32 * 64.0;
+
+/// While the floor waits after digital silence, a frame within 1 dB (this energy ratio) of the
+/// one before it, and quieter than [`STEADY_MAX_OVER_MIN`], is learnt as the line's, voiced or
+/// not (see [`SpectralClassifier::track_noise`]).
+const STEADY: f32 = 1.258_925_4;
+
+/// The loudest steady sound learnt so, over the lowest floor: 32 dB (-40 dBFS in the band, the
+/// level of soft speech; the corpus's first words after silence are louder, and a floor learnt
+/// from a steady vowel heard them up to 100 ms late at -35 dBFS).
+const STEADY_MAX_OVER_MIN: f32 = 1_584.893;
+
+/// Frames of sound after which the analysis window holds nothing from before it.
+const WINDOW_FRAMES: u32 = WINDOW.div_ceil(FRAME_SAMPLES) as u32;
+
 /// Tunable thresholds, per aggressiveness.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Thresholds {
@@ -181,8 +199,15 @@ pub(crate) struct SpectralClassifier {
     noise: [f32; BANDS],
     /// Frames the floor has learnt from (0: none yet, see [`Self::track_noise`]).
     frames: u32,
-    /// Total band energy of the frame the floor was first learnt from.
+    /// Total band energy of the frame the floor was first learnt from (while it waits, of the
+    /// frame before).
     learnt_from: f32,
+    /// Every block of the last analysis window held sound (see [`SILENT_BLOCK_ENERGY`]).
+    window_full: bool,
+    /// Frames since the last one of digital silence (or the stream's start, or a gap).
+    sounding: u32,
+    /// The floor waits since digital silence (not since a voiced frame made it forget).
+    after_silence: bool,
     /// While the floor waits for its first sound: frames of sound in a row so far.
     waited: u32,
     /// Frames of digital silence in a row (see [`Self::track_noise`]).
@@ -238,6 +263,9 @@ impl SpectralClassifier {
             noise: [0.0; BANDS],
             frames: 0,
             learnt_from: 0.0,
+            window_full: false,
+            sounding: 0,
+            after_silence: false,
             waited: 0,
             silent_frames: 0,
             since_voiced: None,
@@ -326,12 +354,14 @@ impl SpectralClassifier {
         for (h, &x) in self.history[WINDOW - FRAME_SAMPLES..].iter_mut().zip(frame) {
             *h = f32::from(x);
         }
-        let (mut total, mut peak) = (0.0f32, 0.0f32);
+        let (mut total, mut peak, mut full) = (0.0f32, 0.0f32, true);
         for block in self.history.chunks_exact(IMPULSE_BLOCK) {
             let e: f32 = block.iter().map(|x| x * x).sum();
             total += e;
             peak = peak.max(e);
+            full &= e > SILENT_BLOCK_ENERGY;
         }
+        self.window_full = full;
         let impulsiveness = if total > 0.0 { peak / total } else { 0.0 };
         for ((t, &h), &w) in self.time.iter_mut().zip(&self.history).zip(&self.window) {
             *t = h * w;
@@ -425,31 +455,62 @@ impl SpectralClassifier {
     /// silence before the call's audio, and a floor learnt from that silence took the line's
     /// noise after it for speech for seconds (it climbs 5 dB/s), while speech over a digitally
     /// silent line is heard against the minimum as it comes. A floor learnt from the soft start
-    /// of an utterance (a stream's very first frame is never speech, having no floor to be
-    /// measured against) is forgotten when a voiced frame stands 10 dB over it during the
-    /// warm-up ([`RELEARN`]); a sound that stays harmonic for a second is learnt all the same
-    /// ([`MAX_WAIT_FRAMES`]). Later digital silence leaves the floor as it is
-    /// for up to 2 s: when the engine fills a gap in the caller's media with silence, the floor
-    /// fell toward its minimum meanwhile, and the line's noise after a gap of a second or two
-    /// passed for speech while the floor climbed back (a false start after most such gaps).
+    /// of an utterance is forgotten when a voiced frame stands 10 dB over it during the warm-up
+    /// ([`RELEARN`]); a sound that stays harmonic for a second is learnt all the same
+    /// ([`MAX_WAIT_FRAMES`]), and after digital silence a quiet one as steady as the frame before
+    /// it at once ([`STEADY`]).
+    ///
+    /// That first frame is analysed in a window wholly of sound. Where the sound begins inside
+    /// the window (a stream's first frames, a carrier's silence ending inside a frame, a
+    /// resampler's first 2 ms), the window's energy is short by as much, and a floor learnt from
+    /// it stood under the line: its noise then started speech in a third of noisy calls whose
+    /// first 8 ms were silent. A stream's frames before a floor exists are never speech (nothing
+    /// to measure them against), so waiting a frame or two for a whole window costs nothing.
+    ///
+    /// Later digital silence leaves the floor as it is for up to 2 s: when the engine fills a
+    /// gap in the caller's media with silence, the floor fell toward its minimum meanwhile, and
+    /// the line's noise after a gap of a second or two passed for speech while the floor climbed
+    /// back (a false start after most such gaps).
     fn track_noise(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool, voiced: bool) {
         let total: f32 = bands.iter().sum();
         let silent = bands.iter().all(|&e| e <= self.min_noise);
         self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
+        self.sounding = if silent { 0 } else { self.sounding.saturating_add(1) };
         if self.frames == 0 {
             if silent {
                 self.waited = 0;
+                self.after_silence = true;
                 self.noise = [self.min_noise; BANDS];
                 return;
             }
+            if !self.window_full && self.sounding <= WINDOW_FRAMES {
+                // The window still holds silence from before the sound began (a line quieter
+                // than the blocks' threshold fills it only with its own frames: learnt then).
+                return;
+            }
+            // After a carrier's silence a line's hum or tone is harmonic against the minimum,
+            // as a voice is, and would pass for speech until learnt after a second of it: a
+            // sound as steady as the frame before it, and too quiet for the speech that follows
+            // silence, is the line. (`learnt_from` holds the previous frame's total meanwhile.)
+            let steady = self.after_silence
+                && self.waited > 0
+                && total < BANDS as f32 * self.min_noise * STEADY_MAX_OVER_MIN
+                && total <= self.learnt_from * STEADY
+                && total * STEADY >= self.learnt_from;
+            self.learnt_from = total;
             self.waited += 1;
             let harmonic = self.last.harmonicity >= self.thresholds.keep_harmonicity;
             // A steady harmonic sound (hold music, a drone) would keep the floor waiting for
             // ever, all of it speech: after a while it is learnt all the same, and the warm-up
             // takes the floor down to its quieter frames.
-            if (speech || harmonic) && self.waited < MAX_WAIT_FRAMES {
+            if (speech || harmonic) && self.waited < MAX_WAIT_FRAMES && !steady {
                 self.noise = [self.min_noise; BANDS];
                 return;
+            }
+            if speech || harmonic {
+                // Its frames so far were measured against the minimum: the run they started
+                // does not go on against the floor learnt now.
+                self.since_voiced = None;
             }
             self.frames = 1;
             self.learnt_from = total;
@@ -462,6 +523,7 @@ impl SpectralClassifier {
             self.noise = [self.min_noise; BANDS];
             self.frames = 0;
             self.waited = 0;
+            self.after_silence = false;
             return;
         }
         if silent && self.silent_frames <= MAX_GAP_FILL_FRAMES {
@@ -500,6 +562,7 @@ impl SpectralClassifier {
 
     /// Audio that never arrived: nothing to learn, and a run does not survive it.
     pub(crate) fn feed_silence(&mut self, _frames: u64) {
+        self.sounding = 0;
         self.since_voiced = None;
         self.weak_frames = 0;
         self.lead = 0;
@@ -512,6 +575,9 @@ impl SpectralClassifier {
         self.noise = [0.0; BANDS];
         self.frames = 0;
         self.learnt_from = 0.0;
+        self.window_full = false;
+        self.sounding = 0;
+        self.after_silence = false;
         self.waited = 0;
         self.silent_frames = 0;
         self.since_voiced = None;
@@ -572,6 +638,27 @@ mod tests {
             } else if i > *bridged.end() {
                 assert!(!*speech, "frame {i}: {f:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_floor_is_first_learnt_from_a_window_wholly_of_sound() {
+        let mut c = SpectralClassifier::new(2, false);
+        let mut rng = XorShift(11);
+        let mut frame = |zeros: usize| -> [i16; FRAME_SAMPLES] {
+            std::array::from_fn(|k| if k < zeros { 0 } else { noise(&mut rng, 300.0) })
+        };
+        // The first frame's window reaches back before the stream; the second's, to the
+        // silence the first began with (100 samples).
+        c.classify(&frame(100), 0);
+        c.classify(&frame(0), 1);
+        assert_eq!(c.frames, 0, "nothing learnt from windows partly empty");
+        assert!(!c.window_full);
+        c.classify(&frame(0), 2);
+        assert_eq!(c.frames, 1, "learnt from the first whole window");
+        // Its floor is the line's: the next frames of it stand at most a few dB over it.
+        for i in 3..10 {
+            assert!(!c.classify(&frame(0), i) && c.features().snr_db < 3.0, "frame {i}: {:?}", c.features());
         }
     }
 
@@ -636,6 +723,7 @@ mod tests {
         c.classify(&[1000; FRAME_SAMPLES], 0);
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
-        assert_eq!((c.frames, c.waited, c.silent_frames), (0, 0, 0));
+        assert_eq!((c.frames, c.waited, c.silent_frames, c.sounding), (0, 0, 0, 0));
+        assert!(!c.window_full && !c.after_silence);
     }
 }

@@ -9,7 +9,7 @@
 //! Figures (and CPU per frame) are printed by `cargo run --release -p trunkline-tools --bin vadbench`; nothing
 //! here measures time.
 
-use crate::vad_corpus::call::{CallSpec, run_call};
+use crate::vad_corpus::call::{CallSpec, Wire, run_call};
 use crate::vad_corpus::*;
 use trunkline::Event;
 use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
@@ -189,6 +189,15 @@ fn a_line_that_begins_digitally_silent_is_learnt_when_its_noise_begins() {
         let speech = speech_track(&cond);
         let (as_is, late) = (evaluate(&config, &speech), evaluate(&config, &silent_lead(&speech, 200)));
         println!("{}: F1 {:.3}, after 200 ms of silence {:.3}", cond.name, as_is.f1(), late.f1());
+        if cond.name == "hum" {
+            // Its start taken for speech (joined to the first utterance here), as above.
+            assert!(
+                late.fp.saturating_sub(as_is.fp) * 10 <= 1_500,
+                "hum: {} ms more speech",
+                (late.fp - as_is.fp) * 10
+            );
+            continue;
+        }
         assert!(
             (as_is.f1() - late.f1()).abs() < 0.005,
             "{}: F1 {:.3} -> {:.3}",
@@ -197,6 +206,72 @@ fn a_line_that_begins_digitally_silent_is_learnt_when_its_noise_begins() {
             late.f1()
         );
         assert_eq!(as_is.false_starts, late.false_starts, "{}", cond.name);
+    }
+}
+
+#[test]
+fn a_line_whose_sound_begins_after_some_silence_is_not_taken_for_speech() {
+    // A stream's first samples are often digital silence, ending anywhere in a frame: the first
+    // 2 ms a resampler puts out (the 16 kHz streams), or the carrier's own silence. Two ways this
+    // started speech on the line's noise (before, per 100 calls of 2 s):
+    // - A floor learnt from a window partly empty sits as far under the line as the window was
+    //   empty. With the first 8 ms silent, 30-35 calls on the noisy lines and the clicks, 87 on
+    //   the strong hum; with 12.5 ms, 55-99; with 5 ms, 10-33; with 2 ms, 0-1. With 37.5 or
+    //   212.5 ms, 38-92 on the noisy lines (after whole frames of silence, as a test here once
+    //   had: 0-1).
+    // - After silence the floor waits at its minimum, against which the quiet line's faint
+    //   60 Hz hum is as harmonic as a voice: 7-20 of its calls after 19-212 ms of silence.
+    // The strong hum (-20 dBFS) is louder in the band than a line's sound may be and still be
+    // learnt at once: after whole frames of silence it is taken for speech until it is
+    // learnt, after a second of it (docs/speech.md).
+    let config = VadConfig::default();
+    for cond in conditions() {
+        let noise = noise_track(&cond, 10);
+        let mut starts = Vec::new();
+        for zeros in [0, 16, 40, 64, 100, 150, 300, 1_600, 1_700] {
+            let (mut n, mut longest) = (0, 0);
+            for call in 0..100 {
+                let from = (call * 5_900 + 800) * PER_MS as usize;
+                let mut pcm = vec![0i16; zeros];
+                pcm.extend_from_slice(&noise.pcm[from..from + 2_000 * PER_MS as usize - zeros]);
+                let mut det = SpeechDetector::new(&config).expect("valid VAD config");
+                let found = detect(&mut det, &pcm);
+                n += found.len();
+                longest = found.iter().map(|d| d.end - d.start).max().unwrap_or(0).max(longest);
+            }
+            if cond.name == "hum" && zeros >= 150 {
+                assert!(longest <= 1_500, "hum after {zeros} samples of silence: {longest} ms of speech");
+            } else {
+                starts.push((zeros, n));
+            }
+        }
+        // At most one per 10 min of these calls, the detector's target.
+        let total: usize = starts.iter().map(|&(_, n)| n).sum();
+        let minutes = starts.len() as f64 * 100.0 * 2.0 / 60.0;
+        assert!(
+            total as f64 <= minutes / 10.0,
+            "{}: (samples of silence, speech starts in 100 calls of 2 s) {starts:?}",
+            cond.name
+        );
+    }
+}
+
+#[test]
+fn a_16_khz_streams_first_frames_are_not_taken_for_speech() {
+    // The same end to end: a Telnyx L16 stream at 16 kHz, brought down to 8 kHz for the detector
+    // by the engine, whose resampler's first 2 ms are near silence (after as much from the
+    // harness's own 8 -> 16 kHz resampler). Before, 5-7 of these 100 calls started speech in
+    // their first 200 ms on the noisy lines and the clicks.
+    for cond in conditions() {
+        let noise = noise_track(&cond, 5);
+        let mut starts = 0;
+        for call in 0..100 {
+            let from = (call * 2_900 + 300) * PER_MS as usize;
+            let mut spec = CallSpec::listening(&noise.pcm[from..from + 2_000 * PER_MS as usize]);
+            spec.wire = Wire::TelnyxL16Wide;
+            starts += run_call(&spec).count(|e| matches!(e, Event::SpeechStarted { .. }));
+        }
+        assert_eq!(starts, 0, "{}: speech started in 100 calls", cond.name);
     }
 }
 
