@@ -581,7 +581,7 @@ fn the_echo_delay_estimate_tracks_the_paths_delay() {
 /// coughs or types over the agent): the gate's bounds learn within the first second of agent
 /// audio that nothing echoes, so on a quiet line every call ends as with the gate off. In 5 dB
 /// pink noise an echo under the noise cannot be told from none by its level, so the gate still
-/// masks some soft speech there (measured recall 0.854 against 0.958 off; 0.708 with the bounds
+/// masks some soft speech there (measured recall 0.812 against 0.958 off; 0.708 with the bounds
 /// learnt from the frames' total levels alone, before each band bounded them too); it never
 /// barges in on anything else.
 #[test]
