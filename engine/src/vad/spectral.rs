@@ -491,16 +491,12 @@ impl SpectralClassifier {
         speech: bool,
         voiced: bool,
     ) -> bool {
-        // The energy of the bands the echo does not explain.
-        let line: f32 = bands.iter().zip(echo).filter(|&(_, &masked)| !masked).map(|(e, _)| e).sum();
         let silent = bands.iter().all(|&e| e <= self.min_noise);
         self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
         self.sounding = if silent { 0 } else { self.sounding.saturating_add(1) };
         if self.frames == 0 {
             if silent {
-                self.waited = 0;
-                self.after_silence = true;
-                self.noise = [self.min_noise; BANDS];
+                self.wait_for_the_line(true);
                 return false;
             }
             if !self.window_full && self.sounding <= WINDOW_FRAMES {
@@ -512,6 +508,7 @@ impl SpectralClassifier {
             // as a voice is, and would pass for speech until learnt after a second of it: a
             // sound as steady as the frame before it, and too quiet for the speech that follows
             // silence, is the line. (`learnt_from` holds the previous frame's energy meanwhile.)
+            let line = line_energy(bands, echo);
             let steady = self.after_silence
                 && self.waited > 0
                 && line < BANDS as f32 * self.min_noise * STEADY_MAX_OVER_MIN
@@ -535,11 +532,8 @@ impl SpectralClassifier {
             // may have been a voice: the run goes on, as the warm-up decides).
             return speech && steady;
         }
-        if self.frames <= WARMUP_FRAMES && voiced && line > self.learnt_from * RELEARN {
-            self.noise = [self.min_noise; BANDS];
-            self.frames = 0;
-            self.waited = 0;
-            self.after_silence = false;
+        if self.frames <= WARMUP_FRAMES && voiced && line_energy(bands, echo) > self.learnt_from * RELEARN {
+            self.wait_for_the_line(false);
             return false;
         }
         if silent && self.silent_frames <= MAX_GAP_FILL_FRAMES {
@@ -552,10 +546,7 @@ impl SpectralClassifier {
             // learnt as at a stream's start after silence. Left at the minimum instead, the floor
             // took the line back for speech while it climbed (after 5 s of silence, a false start
             // in 26-72 % of calls on five of six lines).
-            self.frames = 0;
-            self.waited = 0;
-            self.after_silence = true;
-            self.noise = [self.min_noise; BANDS];
+            self.wait_for_the_line(true);
             return false;
         }
         self.frames = self.frames.saturating_add(1);
@@ -576,6 +567,15 @@ impl SpectralClassifier {
             *n = n.max(self.min_noise);
         }
         false
+    }
+
+    /// Forgets the floor: it waits at its minimum for the line's sound (see
+    /// [`Self::track_noise`]), after digital silence or not.
+    fn wait_for_the_line(&mut self, after_silence: bool) {
+        self.noise = [self.min_noise; BANDS];
+        self.frames = 0;
+        self.waited = 0;
+        self.after_silence = after_silence;
     }
 
     /// True if the last frame was voiced (strong evidence, not a continuation).
@@ -621,6 +621,11 @@ impl SpectralClassifier {
             echo.reset();
         }
     }
+}
+
+/// The energy of the bands the echo does not explain.
+fn line_energy(bands: &[f32; BANDS], echo: &[bool; BANDS]) -> f32 {
+    bands.iter().zip(echo).filter(|&(_, &masked)| !masked).map(|(e, _)| e).sum()
 }
 
 #[cfg(test)]

@@ -209,6 +209,14 @@ fn a_line_that_begins_digitally_silent_is_learnt_when_its_noise_begins() {
     }
 }
 
+/// The speech `config` finds in `pcm` (all of it false on a noise-only line): how many starts,
+/// and the longest, ms.
+fn speech_found(config: &VadConfig, pcm: &[i16]) -> (usize, u64) {
+    let mut det = SpeechDetector::new(config).expect("valid VAD config");
+    let found = detect(&mut det, pcm);
+    (found.len(), found.iter().map(|d| d.end - d.start).max().unwrap_or(0))
+}
+
 #[test]
 fn a_line_whose_sound_begins_after_some_silence_is_not_taken_for_speech() {
     // A stream's first samples are often digital silence, ending anywhere in a frame: the first
@@ -235,10 +243,9 @@ fn a_line_whose_sound_begins_after_some_silence_is_not_taken_for_speech() {
                 let from = (call * 5_900 + 800) * PER_MS as usize;
                 let mut pcm = vec![0i16; zeros];
                 pcm.extend_from_slice(&noise.pcm[from..from + 2_000 * PER_MS as usize - zeros]);
-                let mut det = SpeechDetector::new(&config).expect("valid VAD config");
-                let found = detect(&mut det, &pcm);
-                n += found.len();
-                longest = found.iter().map(|d| d.end - d.start).max().unwrap_or(0).max(longest);
+                let (starts, speech_ms) = speech_found(&config, &pcm);
+                n += starts;
+                longest = longest.max(speech_ms);
             }
             if cond.name == "hum" && zeros >= 150 {
                 assert!(longest <= 1_500, "hum after {zeros} samples of silence: {longest} ms of speech");
@@ -275,10 +282,9 @@ fn a_line_back_after_seconds_of_silence_is_not_taken_for_speech() {
             // 5 s of silence from 4 s, ending inside a frame in every other call.
             let end = (9_000 * PER_MS) as usize + 130 * (call % 2);
             pcm[(4_000 * PER_MS) as usize..end].fill(0);
-            let mut det = SpeechDetector::new(&config).expect("valid VAD config");
-            let found = detect(&mut det, &pcm);
-            starts += found.len();
-            longest = found.iter().map(|d| d.end - d.start).max().unwrap_or(0).max(longest);
+            let (n, speech_ms) = speech_found(&config, &pcm);
+            starts += n;
+            longest = longest.max(speech_ms);
         }
         if cond.name == "hum" {
             assert!(longest <= 1_500, "hum: {longest} ms of speech");
