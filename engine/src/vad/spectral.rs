@@ -76,7 +76,8 @@ const MAX_VOICED_IMPULSIVENESS: f32 = 0.3;
 /// leave the detector deaf for many seconds while the floor climbs back.
 const MIN_LINE_NOISE_DBFS: f32 = -72.0;
 
-/// Frames after the floor is first learnt during which it adapts quickly: down 1.5 dB a frame,
+/// Frames from the one the floor is learnt from (at a stream's start, or afresh) during which it
+/// adapts quickly: down 1.5 dB a frame,
 /// up 0.5 dB (as to a line that got louder, [`LOUDER_LINE_FRAMES`]). Climbing 0.8 dB a frame,
 /// it sat higher in the line's noise after the warm-up, and climbed into the speech of a caller
 /// who spoke at once: on the noisy lines, words 0.2-0.5 s into the stream were heard at p90
@@ -580,8 +581,9 @@ impl SpectralClassifier {
         }
         self.frames = self.frames.saturating_add(1);
         let warm = self.frames <= WARMUP_FRAMES;
-        // Per frame: down 0.5 dB; up 0.1 dB (5 dB/s) outside speech, 0.01 dB in speech, and
-        // 0.5 dB once the line has stood over the floor without speech for `LOUDER_LINE_FRAMES`.
+        // Per frame: in the warm-up (`WARMUP_FRAMES`) down 1.5 dB and up 0.5 dB; after it, down
+        // 0.5 dB; up 0.1 dB (5 dB/s) outside speech, 0.01 dB in speech, and 0.5 dB once the line
+        // has stood over the floor without speech for `LOUDER_LINE_FRAMES`.
         let (down, up) = if warm {
             (0.7, 1.12)
         } else if !speech && self.weak_frames >= LOUDER_LINE_FRAMES {
