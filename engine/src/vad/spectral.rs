@@ -521,9 +521,7 @@ impl SpectralClassifier {
                 self.wait_for_the_line(true);
                 return false;
             }
-            if !self.window_full && self.sounding <= WINDOW_FRAMES {
-                // The window still holds silence from before the sound began (a line quieter
-                // than the blocks' threshold fills it only with its own frames: learnt then).
+            if !self.window_of_sound() {
                 return false;
             }
             // After a carrier's silence a line's hum or tone is harmonic against the minimum,
@@ -564,8 +562,7 @@ impl SpectralClassifier {
             return false;
         }
         if self.line_gone {
-            if !self.window_full && self.sounding <= WINDOW_FRAMES {
-                // Not yet a window of the line alone.
+            if !self.window_of_sound() {
                 return false;
             }
             self.line_gone = false;
@@ -598,6 +595,12 @@ impl SpectralClassifier {
             *n = n.max(self.min_noise);
         }
         false
+    }
+
+    /// True once the analysis window holds only the line's sound, nothing of a silence before it
+    /// (a line quieter than the blocks' threshold fills it only with its own frames: true then).
+    fn window_of_sound(&self) -> bool {
+        self.window_full || self.sounding > WINDOW_FRAMES
     }
 
     /// Forgets the floor: it waits at its minimum for the line's sound (see

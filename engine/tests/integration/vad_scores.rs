@@ -339,6 +339,28 @@ fn pct(v: &[u64], p: usize) -> u64 {
     v[(v.len() * p / 100).min(v.len() - 1)]
 }
 
+/// Checks utterances heard `(late, missed)` against the same heard as `reference`: no more
+/// missed, and p50 and p90 at most `p50_slack_ms` and `p90_slack_ms` later. `what` names both.
+fn assert_heard_within(
+    what: &str,
+    (late, missed): &(Vec<u64>, usize),
+    (reference, missed_reference): &(Vec<u64>, usize),
+    p50_slack_ms: u64,
+    p90_slack_ms: u64,
+) {
+    let summary = format!(
+        "{what}: p50 {} ms, p90 {} ms (against {}, {})",
+        pct(late, 50),
+        pct(late, 90),
+        pct(reference, 50),
+        pct(reference, 90)
+    );
+    println!("{summary}");
+    assert!(missed <= missed_reference, "{summary}: {missed} utterances missed, against {missed_reference}");
+    assert!(pct(late, 50) <= pct(reference, 50) + p50_slack_ms, "{summary}");
+    assert!(pct(late, 90) <= pct(reference, 90) + p90_slack_ms, "{summary}");
+}
+
 #[test]
 fn speech_after_a_hold_is_heard_as_soon_as_without_it() {
     // The caller speaks as the line comes back after 5 s of silence, or half a second after.
@@ -350,24 +372,11 @@ fn speech_after_a_hold_is_heard_as_soon_as_without_it() {
     let config = VadConfig::default();
     for cond in conditions() {
         let track = speech_track(&cond);
-        let (without, missed_without) = heard_after(&config, &track, 3_000, 0, 0);
+        let without = heard_after(&config, &track, 3_000, 0, 0);
         for back_ms in [0, 500] {
-            let (with, missed) = heard_after(&config, &track, 3_000, 5_000, back_ms);
-            let summary = format!(
-                "{}, line back {back_ms} ms before the speech: p50 {} ms, p90 {} ms (without the silence {}, {})",
-                cond.name,
-                pct(&with, 50),
-                pct(&with, 90),
-                pct(&without, 50),
-                pct(&without, 90)
-            );
-            println!("{summary}");
-            assert!(
-                missed <= missed_without,
-                "{summary}: {missed} utterances missed, {missed_without} without"
-            );
-            assert!(pct(&with, 50) <= pct(&without, 50) + 20, "{summary}");
-            assert!(pct(&with, 90) <= pct(&without, 90) + 20, "{summary}");
+            let with = heard_after(&config, &track, 3_000, 5_000, back_ms);
+            let what = format!("{}, line back {back_ms} ms before the speech, against no silence", cond.name);
+            assert_heard_within(&what, &with, &without, 20, 20);
         }
     }
 }
@@ -384,22 +393,12 @@ fn the_first_words_of_a_stream_are_heard_nearly_as_soon_as_later_ones() {
     let config = VadConfig::default();
     for cond in conditions() {
         let track = speech_track(&cond);
-        let (later, missed_later) = heard_after(&config, &track, 3_000, 0, 0);
+        let later = heard_after(&config, &track, 3_000, 0, 0);
         // Bounds with 20-40 ms to spare: measured 460-520 and 280-360 ms against 220-240.
         for (lead_ms, slack_ms) in [(200, 340), (500, 180)] {
-            let (first, missed) = heard_after(&config, &track, 0, 0, lead_ms);
-            let summary = format!(
-                "{}, words {lead_ms} ms into the stream: p50 {} ms, p90 {} ms (3 s in: {}, {})",
-                cond.name,
-                pct(&first, 50),
-                pct(&first, 90),
-                pct(&later, 50),
-                pct(&later, 90)
-            );
-            println!("{summary}");
-            assert!(missed <= missed_later, "{summary}: {missed} utterances missed, {missed_later} 3 s in");
-            assert!(pct(&first, 50) <= pct(&later, 50) + 80, "{summary}");
-            assert!(pct(&first, 90) <= pct(&later, 90) + slack_ms, "{summary}");
+            let first = heard_after(&config, &track, 0, 0, lead_ms);
+            let what = format!("{}, words {lead_ms} ms into the stream, against 3 s in", cond.name);
+            assert_heard_within(&what, &first, &later, 80, slack_ms);
         }
     }
 }
