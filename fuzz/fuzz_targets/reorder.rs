@@ -38,6 +38,7 @@ struct Chunked {
 struct Timeline {
     pcm: Vec<i16>,
     silence: u64,
+    splices: u64,
 }
 
 impl Timeline {
@@ -53,6 +54,11 @@ impl Timeline {
                 assert!(len > 0 && len < 1 << 24, "silence of {len} samples");
                 self.silence += len;
                 self.pcm.resize(self.pcm.len() + len as usize, 0);
+            }
+            Delivery::Splice { start } => {
+                assert_eq!(start, self.pcm.len() as u64, "a splice off the timeline");
+                assert!(start > 0, "a splice before any audio");
+                self.splices += 1;
             }
         }
     }
@@ -79,6 +85,7 @@ fn arbitrary_frames(input: Arbitrary1) {
         }
         assert_eq!(r.position(), out.pcm.len() as u64);
         assert_eq!(counters.gap_fill_samples, out.silence);
+        assert!(out.splices <= counters.timestamp_jumps, "a splice with no jump");
         if let Some(deadline) = r.deadline_us() {
             assert!(deadline <= now + u64::from(input.window_ms) * 1000, "a deadline beyond the window");
         }

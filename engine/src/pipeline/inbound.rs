@@ -282,6 +282,7 @@ impl InboundPath {
         let (mut start, silence_len, audio) = match d {
             Delivery::Audio { start, pcm } => (start, 0, pcm),
             Delivery::Silence { start, len } => (start, len, &[][..]),
+            Delivery::Splice { .. } => return Self::splice(out),
         };
         // Passed through when the codes are there (they always are from a G.711 carrier), as
         // long as no echo is taken out of them.
@@ -305,6 +306,16 @@ impl InboundPath {
             self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, true, out);
             start += n as u64;
             left -= n as u64;
+        }
+    }
+
+    /// The stream was spliced over an outage: speech detection hears the audio after as after a
+    /// long gap, and the canceller forgets the agent's audio it placed by the old timeline.
+    fn splice(out: &mut InboundOut<'_>) {
+        let InboundOut { vad, events, counts, echo, .. } = out;
+        vad.cut(&mut |e| push_vad_event(e, events, counts));
+        if let Some(echo) = echo.as_deref_mut() {
+            echo.forget_reference();
         }
     }
 

@@ -43,6 +43,13 @@ pub enum Delivery<'a> {
         /// Number of silent samples.
         len: u64,
     },
+    /// The stream was re-anchored here (its timestamps jumped further than a gap is filled):
+    /// the audio after does not go on from the audio before, though the two meet on the
+    /// delivered timeline. Never before a stream's first audio.
+    Splice {
+        /// Delivered-timeline position of the audio after the jump.
+        start: u64,
+    },
 }
 
 /// Where released audio goes: each [`Delivery`], and with received audio the same samples as
@@ -359,6 +366,9 @@ impl InboundReorder {
         if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
             self.flush_coded(counters, deliver);
             counters.timestamp_jumps += 1;
+            if self.out_pos > 0 {
+                deliver(Delivery::Splice { start: self.out_pos }, &[]);
+            }
             self.next = Some(start + len);
             self.emit_audio(pcm, deliver);
             return Arrival::Jump;
@@ -584,6 +594,7 @@ mod tests {
                 assert_eq!(start as usize, out.len());
                 out.resize(out.len() + len as usize, 0)
             }
+            Delivery::Splice { start } => assert_eq!(start as usize, out.len()),
         };
         for &(seq, ts, value, len, now) in frames {
             let pcm = vec![value; len];
@@ -684,6 +695,7 @@ mod tests {
         let mut sink = |d: Delivery<'_>| match d {
             Delivery::Audio { pcm, .. } => total += pcm.len() as u64,
             Delivery::Silence { len, .. } => total += len,
+            Delivery::Splice { .. } => panic!("no jump"),
         };
         r.push(Some(1), 0, &[1; 160], 0, &mut counters, &mut sink);
         assert_eq!(r.push(Some(3), 40, &[3; 160], 40_000, &mut counters, &mut sink), Arrival::Held);
@@ -706,6 +718,42 @@ mod tests {
         assert_eq!(out.len(), 480);
         assert_eq!(c.timestamp_jumps, 1);
         assert_eq!(c.gap_fill_samples, 0);
+    }
+
+    #[test]
+    fn a_jump_is_delivered_as_a_splice_between_the_audio_around_it() {
+        // A stream whose first timestamp is far from zero, then a jump forward, held audio
+        // before a jump back, and the same jump back again.
+        let mut counters = SessionStats::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut log = Vec::new();
+        let mut sink = |d: Delivery<'_>| {
+            log.push(match d {
+                Delivery::Audio { start, pcm } => ('a', start, pcm.len() as u64),
+                Delivery::Silence { start, len } => ('s', start, len),
+                Delivery::Splice { start } => ('|', start, 0),
+            })
+        };
+        let pushes = [(1, 90_000), (2, 90_020), (3, 95_000), (5, 95_040), (6, 20), (7, 3_600_000)];
+        for (k, &(seq, ts)) in pushes.iter().enumerate() {
+            r.push(Some(seq), ts, &[1; 160], k as u64 * 20_000, &mut counters, &mut sink);
+        }
+        // The frame after the held one goes first (the gap before it is filled) and the jump
+        // back follows it; nothing precedes the stream's first audio.
+        let expected = vec![
+            ('a', 0, 160),
+            ('a', 160, 160),
+            ('|', 320, 0),
+            ('a', 320, 160),
+            ('s', 480, 160),
+            ('a', 640, 160),
+            ('|', 800, 0),
+            ('a', 800, 160),
+            ('|', 960, 0),
+            ('a', 960, 160),
+        ];
+        assert_eq!(log, expected);
+        assert_eq!(counters.timestamp_jumps, 4);
     }
 
     #[test]
@@ -754,6 +802,7 @@ mod tests {
                 let mut sink = |d: Delivery<'_>| match d {
                     Delivery::Audio { pcm, .. } => out.extend_from_slice(pcm),
                     Delivery::Silence { len, .. } => out.resize(out.len() + len as usize, 0),
+                    Delivery::Splice { .. } => panic!("no jump"),
                 };
                 for (k, &(seq, ts, len, now)) in frames.iter().enumerate() {
                     let raw = bytes_of(if encoding == 2 { 2 * len } else { len }, k);

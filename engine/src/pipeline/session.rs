@@ -604,12 +604,7 @@ impl SessionPipeline {
                 // `now_us` is the message's arrival here (see `handle_message`).
                 self.arrivals.record(self.reorder.position(), now_us);
                 if arrival == Arrival::Jump {
-                    // Caller samples and the engine's clock no longer line up as before: where
-                    // the agent's audio is heard is learnt again.
-                    self.vad.echo_timeline_moved();
-                    if let Some(canceller) = self.echo_canceller.as_mut() {
-                        canceller.forget_reference();
-                    }
+                    // Heard as a splice by the inbound path (see `InboundPath::deliver`).
                     return Err(ProtocolError::TimestampJump);
                 }
             }
@@ -1152,6 +1147,8 @@ fn tap_caller(tap: &mut Option<Box<dyn CallTap>>, delivery: &Delivery<'_>) {
     match *delivery {
         Delivery::Audio { start, pcm } => tap.caller_audio(start, pcm),
         Delivery::Silence { start, len } => tap.caller_silence(start, len),
+        // The recording keeps the stream's timeline, on which the audio around a splice meets.
+        Delivery::Splice { .. } => {}
     }
 }
 

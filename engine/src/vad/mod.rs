@@ -458,7 +458,7 @@ impl SpeechDetector {
                 if retracted {
                     // What was heard as speech up to here was the agent's echo: it ends, and
                     // what the caller says over the echo from now on is a speech of its own.
-                    self.state.retract(pos, &mut |t| transition = Some(t));
+                    self.state.cut(pos, &mut |t| transition = Some(t));
                 } else {
                     self.state.on_decision(speech, voiced, lead, pos, &mut |t| transition = Some(t));
                 }
@@ -719,16 +719,46 @@ impl SpeechDetector {
         c.echo_gate()?.delay_ms()
     }
 
-    /// The caller's timeline was re-anchored (the carrier's timestamps jumped past what is filled
-    /// with silence, so the caller's samples no longer follow the engine's clock as before): the
-    /// echo gate starts afresh, as at a stream's start, since the agent's audio it holds and the
-    /// clock mapping it learnt place the echo seconds off.
-    pub(crate) fn echo_timeline_moved(&mut self) {
+    /// The caller's audio broke off here: the stream was spliced over an outage longer than the
+    /// engine fills (the carrier's timestamps jumped; the audio after meets the audio before on
+    /// the stream's timeline). What follows is heard as after a gap of that length, not as going
+    /// on from what came before:
+    /// - speech under way stops where it was last heard, and a turn under way ends with it, as
+    ///   at the stream's end (reported through `on_event`; a start held back is reported first);
+    /// - the classifier takes it as a gap longer than the engine fills: the line after it is
+    ///   compared with the floor (another line, quieter, is learnt afresh);
+    /// - the echo gate starts afresh, as at a stream's start, since the agent's audio it holds
+    ///   and the clock mapping it learnt place the echo seconds off;
+    /// - the next audio is placed where it says, the filter primed on it.
+    ///
+    /// Nothing heard yet: nothing to cut. Does not allocate.
+    pub(crate) fn cut(&mut self, on_event: &mut impl FnMut(VadEvent)) {
+        let Some(next) = self.next_sample else { return };
+        // A partial frame is dropped, as at a gap.
+        let end = next - self.filled as u64;
+        self.release_held(on_event);
+        let mut stopped = None;
+        self.state.cut(end, &mut |t| stopped = Some(t));
+        let stopped_at_ms = match stopped {
+            Some(SpeechTransition::Stopped { at_ms }) => Some(at_ms),
+            _ => None,
+        };
+        if let Some(turn) = self.end_turn(stopped_at_ms) {
+            on_event(VadEvent::EndOfTurn(turn));
+        }
+        if let Some(t) = stopped {
+            on_event(VadEvent::Transition(t));
+        }
+        self.filled = 0;
+        self.voiced_snr_db = f32::NAN;
+        // How long the outage was is not known here, only that it was longer than filled.
+        self.classifier.feed_silence(u64::MAX);
         if let Classifier::Spectral(c) = &mut self.classifier
             && let Some(gate) = c.echo_gate()
         {
             gate.reset();
         }
+        self.next_sample = None;
     }
 
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none

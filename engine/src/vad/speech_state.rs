@@ -184,11 +184,12 @@ impl SpeechStateMachine {
         self.check_stopped(end, on_transition);
     }
 
-    /// The speech heard up to stream sample `end` (this frame included) was not the caller's
-    /// (the echo gate has just recognised the agent's echo in it): the current run ends there
-    /// and confirmed speech stops at once, at the end of the frame before; speech after it is
-    /// new speech (its soft start reaches no further back than `end`).
-    pub(crate) fn retract(&mut self, end: u64, on_transition: &mut impl FnMut(SpeechTransition)) {
+    /// The speech heard up to stream sample `end` ends there, whatever the hangover: it was not
+    /// the caller's (the echo gate has just recognised the agent's echo in it, this frame
+    /// included), or the caller's audio broke off (the stream was spliced over an outage). The
+    /// current run ends, confirmed speech stops at once, at the end of its last speech frame;
+    /// speech after is new speech (its soft start reaches no further back than `end`).
+    pub(crate) fn cut(&mut self, end: u64, on_transition: &mut impl FnMut(SpeechTransition)) {
         if self.run_frames > 0 {
             self.end_run(self.run_end);
         }
@@ -315,7 +316,7 @@ mod tests {
         for i in 0..12u64 {
             m.on_frame(true, (i + 1) * FRAME, &mut |t| out.push((t, i)));
         }
-        m.retract(13 * FRAME, &mut |t| out.push((t, 12)));
+        m.cut(13 * FRAME, &mut |t| out.push((t, 12)));
         assert!(!m.is_speaking());
         assert_eq!(
             out,
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(m.voiced_samples(), Some(12 * FRAME));
         // Retracting with no speech says nothing.
         let mut m = machine();
-        m.retract(FRAME, &mut |t| panic!("{t:?}"));
+        m.cut(FRAME, &mut |t| panic!("{t:?}"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 use crate::vad_corpus::call::{CallSpec, Wire, run_call};
 use crate::vad_corpus::*;
 use trunkline::Event;
-use trunkline::vad::{SpeechDetector, VadBackend, VadConfig};
+use trunkline::protocol::ProtocolError;
+use trunkline::vad::{SpeechDetector, SpeechTransition, VadBackend, VadConfig};
 
 fn check(name: &str) {
     let cond = conditions().into_iter().find(|c| c.name == name).expect("condition");
@@ -512,4 +513,181 @@ fn the_line_after_a_gap_in_its_media_is_not_taken_for_speech() {
             }
         }
     }
+}
+
+/// What a call heard of the utterances after an outage (see [`heard_after_outage`]).
+struct AfterOutage {
+    /// How late each utterance was reported, ms after its onset (sorted).
+    late: Vec<u64>,
+    /// Utterances with no start of their own.
+    missed: usize,
+    /// Starts on the line after the outage, before the utterance.
+    false_starts: usize,
+}
+
+/// [`heard_after`] through a call whose media is lost for `outage_ms` after `line_ms` of the
+/// line, the line coming back `back_ms` before each utterance and `gain_db` louder (another leg,
+/// a handset's gain). `filled`: the engine fills the outage with silence (its `max_gap_fill_ms`
+/// longer) rather than splicing the stream over it.
+fn heard_after_outage(
+    track: &Track,
+    (line_ms, outage_ms, back_ms): (u64, u64, u64),
+    gain_db: f32,
+    filled: bool,
+) -> AfterOutage {
+    let mut heard = AfterOutage { late: Vec::new(), missed: 0, false_starts: 0 };
+    let gain = 10f32.powf(gain_db / 20.0);
+    let back_from = line_ms + outage_ms;
+    for (i, &(onset, end)) in track.labels.iter().enumerate().filter(|(_, l)| l.0 >= HOLD_LEAD_MS) {
+        let from = onset - back_ms - outage_ms - line_ms;
+        let to = track.labels.get(i + 1).map_or(end + 1_000, |next| next.0.min(end + 1_000)).min(track.ms());
+        let mut pcm = track.pcm[(from * PER_MS) as usize..(to * PER_MS) as usize].to_vec();
+        pcm.truncate(pcm.len() / 160 * 160);
+        for v in &mut pcm[(back_from * PER_MS) as usize..] {
+            *v = (f32::from(*v) * gain).round().clamp(-32_768.0, 32_767.0) as i16;
+        }
+        let mut spec = CallSpec::listening(&pcm);
+        spec.outage_ms = Some((line_ms, back_from));
+        if filled {
+            spec.config.max_gap_fill_ms = 2 * outage_ms as u32;
+        }
+        let t = run_call(&spec);
+        assert_eq!(t.stats.timestamp_jumps, u64::from(!filled));
+        let onset = onset - from;
+        // When each start was reported (the call's time runs on through the outage).
+        let starts: Vec<u64> = t
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::SpeechStarted { .. }))
+            .map(|(at, _)| *at)
+            .collect();
+        // A run's soft start reaches at most 80 ms before the utterance; 200 ms leaves room.
+        heard.false_starts += starts.iter().filter(|&&at| at > back_from && at + 200 < onset).count();
+        match starts.iter().find(|&&at| at + 200 >= onset) {
+            Some(&at) => heard.late.push(at.saturating_sub(onset)),
+            None => heard.missed += 1,
+        }
+    }
+    heard.late.sort_unstable();
+    heard
+}
+
+#[test]
+fn after_an_outage_the_caller_is_heard_as_after_one_the_engine_fills() {
+    // The caller's media is lost for 5 s, more than the engine fills with silence: the stream is
+    // spliced over the outage. Heard as going on from the audio before it, a speech under way
+    // at the outage ran on into the words said as the line came back, which then had no start
+    // of their own (4-22 of 45-46 utterances per line), and a line back 10 dB quieter was heard
+    // against the louder line's floor (noisy lines: p50 720-860 ms, p90 980-1220 ms against
+    // 180-200 and 840-880 with the outage filled).
+    for cond in conditions() {
+        let track = speech_track(&cond);
+        for gain_db in [0.0, -10.0, 10.0] {
+            for back_ms in [0, 500] {
+                let times = (3_000, 5_000, back_ms);
+                let spliced = heard_after_outage(&track, times, gain_db, false);
+                let filled = heard_after_outage(&track, times, gain_db, true);
+                let what = format!(
+                    "{}, line back {gain_db:+} dB {back_ms} ms before the speech, {} utterances, spliced against filled",
+                    cond.name,
+                    filled.late.len() + filled.missed
+                );
+                // p90 within 60 ms measured.
+                assert_heard_within(
+                    &what,
+                    &(spliced.late, spliced.missed),
+                    &(filled.late, filled.missed),
+                    20,
+                    80,
+                );
+                assert!(
+                    spliced.false_starts <= filled.false_starts,
+                    "{what}: {} false starts, against {}",
+                    spliced.false_starts,
+                    filled.false_starts
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn speech_an_outage_cuts_stops_there_and_its_turn_ends_with_it() {
+    // The caller is 0.4 s into an utterance when 3 s of their media is lost. Spliced over the
+    // outage, the stream goes on: the session's speech events must be a detector's given the
+    // same audio with the outage as a gap in it (the speech stops where it was last heard, and
+    // what is said after starts anew), and the turn under way ends with the speech, as at a
+    // call's end.
+    let (cut_ms, outage_ms) = (400, 3_000);
+    let mut calls = 0;
+    for cond in conditions() {
+        let track = speech_track(&cond);
+        for &(onset, end) in track.labels.iter().filter(|l| l.0 >= 3_000 && l.1 >= l.0 + 800).take(8) {
+            let from = onset - 3_000;
+            let to = (end + outage_ms + 3_000).min(track.ms());
+            let pcm = &track.pcm[(from * PER_MS) as usize..][..((to - from) * PER_MS) as usize / 160 * 160];
+            let lost = (3_000 + cut_ms, 3_000 + cut_ms + outage_ms);
+            let mut spec = CallSpec::listening(pcm);
+            spec.config.vad.end_of_turn_enabled = true;
+            spec.outage_ms = Some(lost);
+            let t = run_call(&spec);
+            assert_eq!(t.stats.timestamp_jumps, 1, "{}", cond.name);
+            t.speech_events_in_order().unwrap_or_else(|e| panic!("{}: {e}", cond.name));
+
+            // The detector, over what the host read: the outage a gap at its place.
+            let cut = (lost.0 * PER_MS) as usize;
+            let gap = lost.1 - lost.0;
+            let mut det = SpeechDetector::new(&spec.config.vad).expect("valid VAD config");
+            let mut expected = Vec::new();
+            for (part, at) in [(&t.received[..cut], 0), (&t.received[cut..], lost.1 * PER_MS)] {
+                for (k, chunk) in part.chunks(160).enumerate() {
+                    det.process(chunk, at + (k * 160) as u64, |tr| {
+                        expected.push(match tr {
+                            SpeechTransition::Started { at_ms } => (true, at_ms),
+                            SpeechTransition::Stopped { at_ms } => (false, at_ms),
+                        })
+                    });
+                }
+            }
+            // On the stream's timeline, the audio after the outage follows the audio before it.
+            let expected: Vec<_> = expected
+                .into_iter()
+                .map(|(started, at)| (started, if at >= lost.1 { at - gap } else { at }))
+                .collect();
+            let got: Vec<_> = t
+                .events
+                .iter()
+                .filter_map(|(_, e)| match *e {
+                    Event::SpeechStarted { stream_ms } => Some((true, stream_ms)),
+                    Event::SpeechStopped { stream_ms } => Some((false, stream_ms)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got, expected, "{}: utterance at {onset} ms", cond.name);
+
+            // The speech under way stopped as the jump was reported, the turn ending just before.
+            let jump = t
+                .events
+                .iter()
+                .position(|(_, e)| matches!(e, Event::ProtocolError { error: ProtocolError::TimestampJump }))
+                .expect("the jump is reported");
+            let before: Vec<&Event> = t.events[..jump].iter().rev().take(2).map(|(_, e)| e).rev().collect();
+            let stopped = match before[..] {
+                [Event::EndOfTurn { stream_ms: turn_ms, .. }, Event::SpeechStopped { stream_ms }] => {
+                    assert_eq!(turn_ms, stream_ms, "{}", cond.name);
+                    *stream_ms
+                }
+                _ => panic!("{}: {before:?} before the jump", cond.name),
+            };
+            // Where it was last heard: before the outage, less than a hangover before it.
+            let hangover = u64::from(spec.config.vad.hangover_ms);
+            assert!(
+                stopped <= lost.0 && stopped + hangover > lost.0,
+                "{}: stopped at {stopped} ms",
+                cond.name
+            );
+            calls += 1;
+        }
+    }
+    assert!(calls >= 40, "{calls} calls");
 }
