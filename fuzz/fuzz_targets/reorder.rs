@@ -74,9 +74,15 @@ fn arbitrary_frames(input: Arbitrary1) {
             Step::Frame { seq, timestamp_ms, len, wait_us } => {
                 now += u64::from(wait_us % 200_000);
                 let pcm = vec![(i % 30_000) as i16 + 1; usize::from(len % 2000)];
+                let (jumps, splices, had_audio) = (counters.timestamp_jumps, out.splices, !out.pcm.is_empty());
                 r.push(seq.map(u64::from), u64::from(timestamp_ms), &pcm, now, &mut counters, &mut |d| {
                     out.take(d)
                 });
+                // A jump after audio is a splice; one before any is not (unless frames held
+                // until it were delivered first).
+                let (jumped, spliced) = (counters.timestamp_jumps - jumps, out.splices - splices);
+                assert!(spliced <= jumped, "a splice with no jump");
+                assert!(!had_audio || spliced == jumped, "a jump without its splice");
             }
             Step::Poll { wait_us } => {
                 now += u64::from(wait_us % 200_000);
@@ -85,7 +91,6 @@ fn arbitrary_frames(input: Arbitrary1) {
         }
         assert_eq!(r.position(), out.pcm.len() as u64);
         assert_eq!(counters.gap_fill_samples, out.silence);
-        assert!(out.splices <= counters.timestamp_jumps, "a splice with no jump");
         if let Some(deadline) = r.deadline_us() {
             assert!(deadline <= now + u64::from(input.window_ms) * 1000, "a deadline beyond the window");
         }

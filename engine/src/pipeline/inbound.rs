@@ -313,7 +313,7 @@ impl InboundPath {
     /// long gap, and the canceller forgets the agent's audio it placed by the old timeline.
     fn splice(out: &mut InboundOut<'_>) {
         let InboundOut { vad, events, counts, echo, .. } = out;
-        vad.cut(&mut |e| push_vad_event(e, events, counts));
+        vad.splice(&mut |e| push_vad_event(e, events, counts));
         if let Some(echo) = echo.as_deref_mut() {
             echo.forget_reference();
         }

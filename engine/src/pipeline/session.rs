@@ -48,7 +48,7 @@ use crate::protocol::{
 use crate::resample::ResampleError;
 use crate::stats::SessionStats;
 use crate::vad::VadBackend;
-use crate::vad::{SpeechDetector, VadError, VadEvent};
+use crate::vad::{SpeechDetector, VadError};
 use std::borrow::Cow;
 
 /// Rates the agent may read at: the carrier's, and those the resampler converts it up to.
@@ -668,17 +668,11 @@ impl SessionPipeline {
             });
         }
         // A start still held back is speech no echo was confirmed in: it is reported, then
-        // stopped with the stream.
-        self.release_held_start();
+        // stopped with the stream. The call's end ends the caller's turn too: a host answering
+        // on `EndOfTurn` gets one for every turn, as for every `SpeechStopped`.
         let speaking = self.vad.is_speaking().then(|| self.stream_ms());
-        // The call's end ends the caller's turn too: a host answering on `EndOfTurn` gets one for
-        // every turn, as for every `SpeechStopped`.
-        if let Some(turn) = self.vad.end_turn(speaking) {
-            push_vad_event(VadEvent::EndOfTurn(turn), &mut self.events, &mut self.inbound_counts);
-        }
-        if let Some(stream_ms) = speaking {
-            self.events.push(RawEvent::SpeechStopped { stream_ms });
-        }
+        let (events, counts) = (&mut self.events, &mut self.inbound_counts);
+        self.vad.end_under_way(speaking, &mut |e| push_vad_event(e, events, counts));
         self.vad.reset();
         // Marks the engine's clock says were heard are reported played; the rest never will be.
         self.resolve_due_marks(now_us);

@@ -719,36 +719,30 @@ impl SpeechDetector {
         c.echo_gate()?.delay_ms()
     }
 
-    /// The caller's audio broke off here: the stream was spliced over an outage longer than the
-    /// engine fills (the carrier's timestamps jumped; the audio after meets the audio before on
-    /// the stream's timeline). What follows is heard as after a gap of that length, not as going
-    /// on from what came before:
-    /// - speech under way stops where it was last heard, and a turn under way ends with it, as
-    ///   at the stream's end (reported through `on_event`; a start held back is reported first);
-    /// - the classifier takes it as a gap longer than the engine fills: the line after it is
-    ///   compared with the floor (another line, quieter, is learnt afresh);
+    /// The stream was spliced here: the caller's media was lost for longer than the engine
+    /// fills, the carrier's timestamps jumped, and the audio after meets the audio before on the
+    /// stream's timeline. What follows is heard as after a gap of that length, not as going on
+    /// from what came before:
+    /// - speech under way stops where it was last heard, and the turn under way ends just
+    ///   before, as at the stream's end ([`Self::end_under_way`]);
+    /// - the classifier takes it as a gap longer than the engine fills (the spectral one then
+    ///   compares the line after it with its floor, and learns another line, quieter, afresh);
     /// - the echo gate starts afresh, as at a stream's start, since the agent's audio it holds
     ///   and the clock mapping it learnt place the echo seconds off;
     /// - the next audio is placed where it says, the filter primed on it.
     ///
-    /// Nothing heard yet: nothing to cut. Does not allocate.
-    pub(crate) fn cut(&mut self, on_event: &mut impl FnMut(VadEvent)) {
+    /// Nothing heard yet: nothing to splice. Does not allocate.
+    pub(crate) fn splice(&mut self, on_event: &mut impl FnMut(VadEvent)) {
         let Some(next) = self.next_sample else { return };
         // A partial frame is dropped, as at a gap.
         let end = next - self.filled as u64;
-        self.release_held(on_event);
         let mut stopped = None;
         self.state.cut(end, &mut |t| stopped = Some(t));
         let stopped_at_ms = match stopped {
             Some(SpeechTransition::Stopped { at_ms }) => Some(at_ms),
             _ => None,
         };
-        if let Some(turn) = self.end_turn(stopped_at_ms) {
-            on_event(VadEvent::EndOfTurn(turn));
-        }
-        if let Some(t) = stopped {
-            on_event(VadEvent::Transition(t));
-        }
+        self.end_under_way(stopped_at_ms, on_event);
         self.filled = 0;
         self.voiced_snr_db = f32::NAN;
         // How long the outage was is not known here, only that it was longer than filled.
@@ -759,6 +753,19 @@ impl SpeechDetector {
             gate.reset();
         }
         self.next_sample = None;
+    }
+
+    /// The stream ends or breaks off: reports what is under way. A start held back first, then
+    /// the turn under way ([`Self::end_turn`]) and, if speech was under way, its `Stopped` at
+    /// `stopped_at_ms`, the turn just before it at the same time.
+    pub(crate) fn end_under_way(&mut self, stopped_at_ms: Option<u64>, on_event: &mut impl FnMut(VadEvent)) {
+        self.release_held(on_event);
+        if let Some(turn) = self.end_turn(stopped_at_ms) {
+            on_event(VadEvent::EndOfTurn(turn));
+        }
+        if let Some(at_ms) = stopped_at_ms {
+            on_event(VadEvent::Transition(SpeechTransition::Stopped { at_ms }));
+        }
     }
 
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none

@@ -333,7 +333,7 @@ mod tests {
         }
         assert_eq!(out, vec![(SpeechTransition::Started { at_ms: 13 * 20 }, 20)]);
         assert_eq!(m.voiced_samples(), Some(12 * FRAME));
-        // Retracting with no speech says nothing.
+        // Cutting with no speech says nothing.
         let mut m = machine();
         m.cut(FRAME, &mut |t| panic!("{t:?}"));
     }
