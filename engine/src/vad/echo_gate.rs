@@ -79,8 +79,9 @@
 //! speech start on an echo present from the start, in 10 min of agent audio per line and ERL
 //! (6-25 dB; quiet, 5 dB pink noise, noise + hum + clicks); interruptions over a 6-10 dB echo on
 //! a quiet line barge in at 0.94-0.96 recall; an echo that opens mid-call: none on a quiet line
-//! (26 calls per ERL), but at ERL 6 dB in 5 dB noise its first onsets start speech in 2-5 calls
-//! of 26 (3.1 and 7.8 per 10 min of agent audio after it opens), and barge in once in pink noise.
+//! (26 calls per ERL), but at ERL 6 dB in 5 dB noise its first onsets start speech 3-4 times in
+//! 26 calls (4.8 and 6.3 per 10 min of agent audio after it opens), and barge in three times in
+//! pink noise.
 //! It is a setting (`VadConfig::echo_aware`), off by
 //! default: on a quiet line without echo it changes nothing, but in noise it still masks some
 //! soft speech over the agent (the barge-in set's recall in 5 dB pink noise falls from 0.958 to

@@ -77,11 +77,16 @@ const MAX_VOICED_IMPULSIVENESS: f32 = 0.3;
 const MIN_LINE_NOISE_DBFS: f32 = -72.0;
 
 /// Frames from the one the floor is learnt from (at a stream's start, or afresh) during which it
-/// adapts quickly: down 1.5 dB a frame,
-/// up 0.5 dB (as to a line that got louder, [`LOUDER_LINE_FRAMES`]). Climbing 0.8 dB a frame,
-/// it sat higher in the line's noise after the warm-up, and climbed into the speech of a caller
-/// who spoke at once: on the noisy lines, words 0.2-0.5 s into the stream were heard at p90
-/// 320-840 ms (220-240 ms 3 s in); now 280-520 ms.
+/// adapts quickly: down 1.9 dB a frame, up 0.5 dB (as to a line that got louder,
+/// [`LOUDER_LINE_FRAMES`]). That leaves it where about a fifth of the line's frames fall under
+/// it, near where the slower rates after it keep it (a sixth: down 0.5 dB, up 0.1 dB), so the
+/// caller's first words stand over it as later ones do. Climbing 0.8 dB a frame, it sat higher
+/// in the line's noise and climbed into the speech of a caller who spoke at once; down 1.5 dB,
+/// it stopped where a quarter fall under, and took seconds more to settle, the words meanwhile
+/// 0.5-1 dB less over it. On the noisy lines, words 0.2-0.5 s into the stream were heard at p90
+/// 320-840 ms with those (220-240 ms 3 s in); now 240-480 ms. Faster is worse: down 2 dB, the
+/// strong hum after a carrier's silence passed for speech for 1.8 s instead of 1.2 s; 2.5 dB,
+/// the floor fell under the line's noise after silence, which then started speech.
 const WARMUP_FRAMES: u32 = 10;
 
 /// Frames in a row over the floor (by the SNR that may lead into speech) without a voiced one
@@ -578,11 +583,11 @@ impl SpectralClassifier {
         }
         self.frames = self.frames.saturating_add(1);
         let warm = self.frames <= WARMUP_FRAMES;
-        // Per frame: in the warm-up (`WARMUP_FRAMES`) down 1.5 dB and up 0.5 dB; after it, down
+        // Per frame: in the warm-up (`WARMUP_FRAMES`) down 1.9 dB and up 0.5 dB; after it, down
         // 0.5 dB; up 0.1 dB (5 dB/s) outside speech, 0.01 dB in speech, and 0.5 dB once the line
         // has stood over the floor without speech for `LOUDER_LINE_FRAMES`.
         let (down, up) = if warm {
-            (0.7, 1.12)
+            (0.64, 1.12)
         } else if !speech && self.weak_frames >= LOUDER_LINE_FRAMES {
             (0.891, 1.12)
         } else if speech {

@@ -369,7 +369,8 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
 /// gains, learnt low on the line before, learn the echo from the bands that stand over the noise
 /// where the bounds allow it. Still short of the target: at
 /// most 4 false barge-ins per 10 min of agent audio after the onset, over 25 min of it (measured
-/// 2.4, 6 in 24.9 min; 3.2 before the noise floor's warm-up climbed 0.5 dB a frame, not 0.8),
+/// 3.2, 8 in 24.9 min; 2.4 with the noise floor's warm-up falling 1.5 dB a frame, not 1.9, and
+/// 3.2 before it climbed 0.5 dB a frame, not 0.8),
 /// and every call's speech events in order. On the 6.3 min this test once
 /// played, the figures were 1.6 (one barge-in), 3.2 with the bounds climbing 0.5 dB per frame
 /// instead of 1, 8.0 with the gains learning only from an echo they predict over the noise, 18.5
