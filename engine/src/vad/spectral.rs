@@ -84,7 +84,7 @@ const MIN_LINE_NOISE_DBFS: f32 = -72.0;
 /// in the line's noise and climbed into the speech of a caller who spoke at once; down 1.5 dB,
 /// it stopped where a quarter fall under, and took seconds more to settle, the words meanwhile
 /// 0.5-1 dB less over it. On the noisy lines, words 0.2-0.5 s into the stream were heard at p90
-/// 320-840 ms with those (220-240 ms 3 s in); now 240-480 ms. Faster is worse: down 2 dB, the
+/// 280-840 ms with those (220-240 ms 3 s in); now 240-480 ms. Faster is worse: down 2 dB, the
 /// strong hum after a carrier's silence passed for speech for 1.8 s instead of 1.2 s; 2.5 dB,
 /// the floor fell under the line's noise after silence, which then started speech.
 const WARMUP_FRAMES: u32 = 10;

@@ -391,7 +391,7 @@ fn the_first_words_of_a_stream_are_heard_nearly_as_soon_as_later_ones() {
     // into the stream and 320-500 ms at 500 ms, against 220-240 ms for the same words 3 s in.
     // Falling 1.5 dB a frame (climbing 0.5), it settled higher than later in the call: 460-520
     // and 280-360 ms. Now, falling 1.9 dB: 320-480 and 240-300 ms, still short of the words later
-    // in a call at 200 ms (docs/speech.md).
+    // in a call (docs/speech.md).
     let config = VadConfig::default();
     for cond in conditions() {
         let track = speech_track(&cond);
