@@ -736,12 +736,13 @@ impl SpeechDetector {
         let Some(next) = self.next_sample else { return };
         // A partial frame is dropped, as at a gap.
         let end = next - self.filled as u64;
-        let mut stopped = None;
-        self.state.cut(end, &mut |t| stopped = Some(t));
-        let stopped_at_ms = match stopped {
-            Some(SpeechTransition::Stopped { at_ms }) => Some(at_ms),
-            _ => None,
-        };
+        // Cutting only ever stops speech.
+        let mut stopped_at_ms = None;
+        self.state.cut(end, &mut |t| {
+            if let SpeechTransition::Stopped { at_ms } = t {
+                stopped_at_ms = Some(at_ms);
+            }
+        });
         self.end_under_way(stopped_at_ms, on_event);
         self.filled = 0;
         self.voiced_snr_db = f32::NAN;

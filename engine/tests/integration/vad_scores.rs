@@ -300,10 +300,21 @@ fn a_line_back_after_seconds_of_silence_is_not_taken_for_speech() {
 /// longest time the line is back before the speech.
 const HOLD_LEAD_MS: u64 = 3_000 + 5_000 + 500;
 
+/// Each utterance of `track` at least [`HOLD_LEAD_MS`] into it (so that every call of these tests
+/// hears the same ones), with `lead_ms` of the track before it: its onset in the clip, and the
+/// clip, up to the next utterance or 1 s after its end, within the track.
+fn utterance_clips(track: &Track, lead_ms: u64) -> impl Iterator<Item = (u64, Vec<i16>)> + '_ {
+    let labels = &track.labels;
+    labels.iter().enumerate().filter(|(_, l)| l.0 >= HOLD_LEAD_MS).map(move |(i, &(onset, end))| {
+        let from = onset - lead_ms;
+        let to = labels.get(i + 1).map_or(end + 1_000, |next| next.0.min(end + 1_000)).min(track.ms());
+        (lead_ms, track.pcm[(from * PER_MS) as usize..(to * PER_MS) as usize].to_vec())
+    })
+}
+
 /// How late (ms after its onset) each utterance of `track` is reported when the detector heard
 /// `line_ms` of the line, then `hold_ms` of digital silence, then `back_ms` of the line again
-/// before it (sorted), and how many were not heard. The utterances less than [`HOLD_LEAD_MS`]
-/// into the track are left out, so that every call of these tests hears the same ones.
+/// before it (sorted), and how many were not heard (the utterances of [`utterance_clips`]).
 fn heard_after(
     config: &VadConfig,
     track: &Track,
@@ -312,14 +323,10 @@ fn heard_after(
     back_ms: u64,
 ) -> (Vec<u64>, usize) {
     let (mut late, mut missed) = (Vec::new(), 0);
-    for (i, &(onset, end)) in track.labels.iter().enumerate().filter(|(_, l)| l.0 >= HOLD_LEAD_MS) {
-        let from = onset - back_ms - hold_ms - line_ms;
-        let to = track.labels.get(i + 1).map_or(end + 1_000, |next| next.0.min(end + 1_000)).min(track.ms());
-        let mut pcm = track.pcm[(from * PER_MS) as usize..(to * PER_MS) as usize].to_vec();
+    for (onset, mut pcm) in utterance_clips(track, line_ms + hold_ms + back_ms) {
         pcm[(line_ms * PER_MS) as usize..((line_ms + hold_ms) * PER_MS) as usize].fill(0);
         let mut det = SpeechDetector::new(config).expect("valid VAD config");
         let found = detect(&mut det, &pcm);
-        let onset = onset - from;
         let Some(heard) = found.iter().find(|d| d.end > onset) else {
             missed += 1;
             continue;
@@ -541,10 +548,8 @@ fn heard_after_outage(
     let mut heard = AfterOutage { late: Vec::new(), missed: 0, false_starts: 0 };
     let gain = 10f32.powf(gain_db / 20.0);
     let back_from = line_ms + outage_ms;
-    for (i, &(onset, end)) in track.labels.iter().enumerate().filter(|(_, l)| l.0 >= HOLD_LEAD_MS) {
-        let from = onset - back_ms - outage_ms - line_ms;
-        let to = track.labels.get(i + 1).map_or(end + 1_000, |next| next.0.min(end + 1_000)).min(track.ms());
-        let mut pcm = track.pcm[(from * PER_MS) as usize..(to * PER_MS) as usize].to_vec();
+    for (onset, mut pcm) in utterance_clips(track, back_from + back_ms) {
+        // Whole 20 ms frames, as a call carries.
         pcm.truncate(pcm.len() / 160 * 160);
         for v in &mut pcm[(back_from * PER_MS) as usize..] {
             *v = (f32::from(*v) * gain).round().clamp(-32_768.0, 32_767.0) as i16;
@@ -556,7 +561,6 @@ fn heard_after_outage(
         }
         let t = run_call(&spec);
         assert_eq!(t.stats.timestamp_jumps, u64::from(!filled));
-        let onset = onset - from;
         // Each start: where the speech began and when it was reported, in the call's time (on
         // a spliced stream's timeline, the audio after the outage follows the audio before it).
         let starts: Vec<(u64, u64)> = t
