@@ -282,7 +282,7 @@ impl InboundPath {
         let (mut start, silence_len, audio) = match d {
             Delivery::Audio { start, pcm } => (start, 0, pcm),
             Delivery::Silence { start, len } => (start, len, &[][..]),
-            Delivery::Splice { .. } => return Self::splice(out),
+            Delivery::Splice { .. } => return self.splice(out),
         };
         // Passed through when the codes are there (they always are from a G.711 carrier), as
         // long as no echo is taken out of them.
@@ -310,8 +310,14 @@ impl InboundPath {
     }
 
     /// The stream was spliced over an outage: speech detection hears the audio after as after a
-    /// long gap, and the canceller forgets the agent's audio it placed by the old timeline.
-    fn splice(out: &mut InboundOut<'_>) {
+    /// long gap, and the canceller forgets the agent's audio it placed by the old timeline. A
+    /// wide stream's 8 kHz resampler starts afresh: it lags by its delay, and the last 2 ms
+    /// before the outage would otherwise reach both after the cut. (The agent's own resampler
+    /// keeps them: the agent hears the stream as received, the cut smoothed by the filter.)
+    fn splice(&mut self, out: &mut InboundOut<'_>) {
+        if let Some(to_vad) = self.to_vad.as_mut() {
+            to_vad.reset();
+        }
         let InboundOut { vad, events, counts, echo, .. } = out;
         vad.splice(&mut |e| push_vad_event(e, events, counts));
         if let Some(echo) = echo.as_deref_mut() {
@@ -452,6 +458,18 @@ mod tests {
 
     /// What the agent reads of `pcm` through a path for a 16 kHz L16 stream, in 20 ms deliveries.
     fn agent_reads(agent_rate: u32, agent_format: AgentFormat, echo_reduced: bool, pcm: &[i16]) -> Vec<i16> {
+        agent_reads_spliced(agent_rate, agent_format, echo_reduced, pcm, None)
+    }
+
+    /// [`agent_reads`], the stream spliced (re-anchored over an outage) before the frame at
+    /// sample `splice_at`, if given.
+    fn agent_reads_spliced(
+        agent_rate: u32,
+        agent_format: AgentFormat,
+        echo_reduced: bool,
+        pcm: &[i16],
+        splice_at: Option<usize>,
+    ) -> Vec<i16> {
         let format = MediaFormat { encoding: AudioEncoding::L16, sample_rate: 16_000, channels: 1 };
         let mut path = InboundPath::new(format, agent_rate, agent_format, echo_reduced).unwrap();
         let mut vad = SpeechDetector::new(&VadConfig { echo_aware: true, ..VadConfig::default() }).unwrap();
@@ -471,7 +489,11 @@ mod tests {
                 echo: canceller.as_deref_mut(),
                 audio: &mut audio,
             };
-            path.deliver(Delivery::Audio { start: k as u64 * 320, pcm: frame }, &[], &mut out);
+            let start = k as u64 * 320;
+            if splice_at == Some(k * 320) {
+                path.deliver(Delivery::Splice { start }, &[], &mut out);
+            }
+            path.deliver(Delivery::Audio { start, pcm: frame }, &[], &mut out);
         }
         read
     }
@@ -499,5 +521,21 @@ mod tests {
         // Without it the stream goes straight to the agent's rate, its whole band kept.
         assert_eq!(agent_reads(16_000, AgentFormat::Pcm, false, &pcm), pcm);
         assert_eq!(agent_reads(8_000, AgentFormat::Pcm, false, &pcm), narrow);
+    }
+
+    #[test]
+    fn after_a_splice_speech_detection_hears_nothing_of_the_audio_before_it() {
+        // The 8 kHz audio speech detection (and the canceller) hears of a wide stream lags it by
+        // the resampler's delay: at a splice, the last 2 ms before the outage are still in the
+        // resampler. Heard after the splice, they would be taken for the line that came back.
+        // With echo reduction on, the agent reads that 8 kHz audio (the canceller passes it
+        // unchanged: nothing of the agent's was sent), so it shows what the detector heard.
+        let pcm = wide_signal();
+        let cut = 1_600;
+        let read = agent_reads_spliced(8_000, AgentFormat::Pcm, true, &pcm, Some(cut));
+        let (before, after) = read.split_at(cut / 2);
+        assert_eq!(before, resampled(16_000, 8_000, &pcm[..cut]));
+        // After it, the audio after the outage as a stream of its own.
+        assert_eq!(after, resampled(16_000, 8_000, &pcm[cut..]));
     }
 }
