@@ -229,6 +229,10 @@ pub(crate) struct SpectralClassifier {
     /// The line went silent, or the stream had a gap, for longer than the engine fills; its
     /// sound, when it returns, is compared with the floor it left (see [`Self::track_noise`]).
     line_gone: bool,
+    /// The last frame was one of sound heard with no floor to measure it against: the floor
+    /// was waiting for the line's sound, or the line just came back and was not yet judged, or
+    /// was judged another line (see [`Self::classify`]).
+    unmeasured: bool,
     /// Frames of digital silence in a row (see [`Self::track_noise`]).
     silent_frames: u32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
@@ -287,6 +291,7 @@ impl SpectralClassifier {
             after_silence: false,
             waited: 0,
             line_gone: false,
+            unmeasured: false,
             silent_frames: 0,
             since_voiced: None,
             weak_frames: 0,
@@ -463,8 +468,20 @@ impl SpectralClassifier {
         };
         // A soft start has energy clearly above the floor; harmonicity alone is not enough.
         let lead_like = f.snr_db >= t.keep_snr_db;
+        let weak_before = self.weak_frames;
         self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
-        if self.track_noise(&bands, &echo, speech, voiced) {
+        let learnt = self.track_noise(&bands, &echo, speech, voiced);
+        // A frame of sound with no floor to measure it against (a stream's first frames, a
+        // line back after a silence before it is judged, or judged another line's) may be the
+        // soft start of words said at once: it counts towards a run's lead as one over the
+        // floor would (but never towards a louder line). Measured against the floor the line
+        // left, or none, a caller who spoke the moment a quieter line came back had their
+        // first run fall a frame or two short of the minimum speech, and was heard a word or
+        // two later.
+        if self.unmeasured && !speech && !lead_like {
+            self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
+        }
+        if learnt {
             // Learnt as the line's sound: neither this frame nor the run it continued, measured
             // against the minimum, was speech.
             self.since_voiced = None;
@@ -519,6 +536,7 @@ impl SpectralClassifier {
         voiced: bool,
     ) -> bool {
         let silent = bands.iter().all(|&e| e <= self.min_noise);
+        self.unmeasured = false;
         self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
         self.sounding = if silent { 0 } else { self.sounding.saturating_add(1) };
         if self.frames == 0 {
@@ -526,6 +544,9 @@ impl SpectralClassifier {
                 self.wait_for_the_line(true);
                 return false;
             }
+            // Measured against no floor, or against the minimum (where any sound stands over
+            // the threshold anyway).
+            self.unmeasured = true;
             if !self.window_of_sound() {
                 return false;
             }
@@ -568,6 +589,7 @@ impl SpectralClassifier {
         }
         if self.line_gone {
             if !self.window_of_sound() {
+                self.unmeasured = true;
                 return false;
             }
             self.line_gone = false;
@@ -578,6 +600,7 @@ impl SpectralClassifier {
                 // it, 0.5 dB a frame. Learnt afresh, its speech heard against the minimum
                 // meanwhile.
                 self.wait_for_the_line(true);
+                self.unmeasured = true;
                 return false;
             }
         }
@@ -858,6 +881,41 @@ mod tests {
                 c.frames
             );
         }
+    }
+
+    /// Words said at once on a line of noise at `amp_back` (frames from `from_slot`): the lead
+    /// of their first voiced frame, and the frames of sound before it.
+    fn first_lead(c: &mut SpectralClassifier, from_slot: u64, amp_back: f32) -> (u32, u32) {
+        let mut rng = XorShift(29);
+        // A soft start of three frames, then the vowel 16 dB louder.
+        let words = voice(20, 140.0, 400.0);
+        for (k, chunk) in words.chunks_exact(FRAME_SAMPLES).enumerate() {
+            let gain = if k < 3 { 0.15 } else { 1.0 };
+            let f: [i16; FRAME_SAMPLES] = std::array::from_fn(|i| {
+                ((f32::from(chunk[i]) * gain) as i16).saturating_add(noise(&mut rng, amp_back))
+            });
+            c.classify(&f, from_slot + k as u64);
+            if c.last_voiced() {
+                return (c.lead_frames(), k as u32);
+            }
+        }
+        panic!("the voice never voiced");
+    }
+
+    #[test]
+    fn words_said_as_a_quieter_line_comes_back_are_led_by_its_first_frames() {
+        // The line's first frames after a long silence are heard with no floor to measure them
+        // against (before the line is judged, and as it is judged another line): they are the
+        // words' soft start as much as frames over a floor would be, and count towards the first
+        // run's lead, which reaches back to the line's first frame (at most `MAX_LEAD_FRAMES`).
+        // Measured against the floor the louder line left, they did not: a lead of 1 here.
+        let (mut c, _, _) = line_back_after(150, 0, 300.0, 300.0);
+        // A fresh line after the silence: 10 dB quieter, the caller speaking as it comes back.
+        for _ in 0..150 {
+            c.classify(&[0; FRAME_SAMPLES], 1_000);
+        }
+        let (lead, before) = first_lead(&mut c, 2_000, 95.0);
+        assert!(before >= 1 && lead == before.min(MAX_LEAD_FRAMES), "line back: lead {lead} of {before}");
     }
 
     #[test]
