@@ -474,11 +474,12 @@ impl SpectralClassifier {
         // A frame of sound with no floor to measure it against (a stream's first frames, a
         // line back after a silence before it is judged, or judged another line's) may be the
         // soft start of words said at once: it counts towards a run's lead as one over the
-        // floor would (but never towards a louder line). Measured against the floor the line
-        // left, or none, a caller who spoke the moment a quieter line came back had their
-        // first run fall a frame or two short of the minimum speech, and was heard a word or
-        // two later.
-        if self.unmeasured && !speech && !lead_like {
+        // floor would. Measured against the floor the line left, or none, a caller who spoke
+        // the moment a quieter line came back had their first run fall a frame or two short of
+        // the minimum speech, and was heard a word or two later. Capped at the longest lead, so
+        // that such frames alone never take the line for a louder one; not a frame the agent's
+        // echo explains in part (it is no one's soft start).
+        if self.unmeasured && !speech && !lead_like && !echo.contains(&true) {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
         if learnt {
@@ -915,7 +916,7 @@ mod tests {
             c.classify(&[0; FRAME_SAMPLES], 1_000);
         }
         let (lead, before) = first_lead(&mut c, 2_000, 95.0);
-        assert!(before >= 1 && lead == before.min(MAX_LEAD_FRAMES), "line back: lead {lead} of {before}");
+        assert!(before >= 2 && lead == before.min(MAX_LEAD_FRAMES), "line back: lead {lead} of {before}");
     }
 
     #[test]
