@@ -242,6 +242,17 @@ impl StreamResampler {
         self.stage.as_ref().map_or(0.0, |stage| stage.delay_ms)
     }
 
+    /// Forgets the input so far, as if it had been silence (a stream spliced over an outage:
+    /// nothing from before it may reach the output after it). Unlike [`Self::reset`], the
+    /// output count stays exact over the whole stream (`floor(N * up / down)` for all `N` input
+    /// samples), whatever the input's length before.
+    pub fn forget_input(&mut self) {
+        if let Some(stage) = &mut self.stage {
+            let filled = stage.filled;
+            stage.window[..filled].fill(0);
+        }
+    }
+
     /// Forgets all history (as if newly built).
     pub fn reset(&mut self) {
         if let Some(stage) = &mut self.stage {
@@ -382,6 +393,33 @@ mod tests {
                 odd_length: false,
             };
             assert_eq!(filter_spec(from, to), original, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn forgotten_input_is_silence_and_the_count_stays_exact() {
+        let tone =
+            |n: usize| -> Vec<i16> { (0..n).map(|i| (8_000.0 * (i as f64 * 0.05).sin()) as i16).collect() };
+        for (from, to) in CONVERSIONS {
+            let r = StreamResampler::new(from, to).unwrap();
+            let (up, down) = reduced_ratio(from, to);
+            let mut out = vec![0; r.max_output_len(10 * down + 2_001)];
+            // After a multiple of `down` samples: the output after is a fresh stream's.
+            let (before, after) = (tone(10 * down), tone(2_000));
+            let mut spliced = StreamResampler::new(from, to).unwrap();
+            spliced.process(&before, &mut out).unwrap();
+            spliced.forget_input();
+            let n = spliced.process(&after, &mut out).unwrap();
+            let mut fresh = StreamResampler::new(from, to).unwrap();
+            let mut expected = vec![0; r.max_output_len(after.len())];
+            let m = fresh.process(&after, &mut expected).unwrap();
+            assert_eq!(out[..n], expected[..m], "{from} -> {to}");
+            // After any length: the count is the whole stream's.
+            let mut odd = StreamResampler::new(from, to).unwrap();
+            let first = odd.process(&tone(10 * down + 1), &mut out).unwrap();
+            odd.forget_input();
+            let second = odd.process(&after, &mut out).unwrap();
+            assert_eq!(first + second, (10 * down + 1 + after.len()) * up / down, "{from} -> {to}");
         }
     }
 

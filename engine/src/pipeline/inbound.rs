@@ -311,12 +311,14 @@ impl InboundPath {
 
     /// The stream was spliced over an outage: speech detection hears the audio after as after a
     /// long gap, and the canceller forgets the agent's audio it placed by the old timeline. A
-    /// wide stream's 8 kHz resampler starts afresh: it lags by its delay, and the last 2 ms
-    /// before the outage would otherwise reach both after the cut. (The agent's own resampler
-    /// keeps them: the agent hears the stream as received, the cut smoothed by the filter.)
+    /// wide stream's 8 kHz resampler forgets its input (as if it had been silence, its count
+    /// kept exact): it lags by its delay, and the last 2 ms before the outage would otherwise
+    /// reach both after the cut. The agent's own resampler
+    /// keeps them (the agent hears the stream as received, the cut smoothed by the filter),
+    /// unless it reads the canceller's 8 kHz output, which has lost them with the rest.
     fn splice(&mut self, out: &mut InboundOut<'_>) {
         if let Some(to_vad) = self.to_vad.as_mut() {
-            to_vad.reset();
+            to_vad.forget_input();
         }
         let InboundOut { vad, events, counts, echo, .. } = out;
         vad.splice(&mut |e| push_vad_event(e, events, counts));
@@ -537,5 +539,9 @@ mod tests {
         assert_eq!(before, resampled(16_000, 8_000, &pcm[..cut]));
         // After it, the audio after the outage as a stream of its own.
         assert_eq!(after, resampled(16_000, 8_000, &pcm[cut..]));
+        // Without echo reduction the agent reads the stream as received, splice or not.
+        assert_eq!(agent_reads_spliced(16_000, AgentFormat::Pcm, false, &pcm, Some(cut)), pcm);
+        let narrow = resampled(16_000, 8_000, &pcm);
+        assert_eq!(agent_reads_spliced(8_000, AgentFormat::Pcm, false, &pcm, Some(cut)), narrow);
     }
 }
