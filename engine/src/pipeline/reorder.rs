@@ -231,6 +231,8 @@ pub struct InboundReorder {
     max_gap_samples: u64,
     /// Next expected position on the carrier's timeline; `None` before the first frame.
     next: Option<u64>,
+    /// Where the carrier's timeline before the last jump ended (its `next` then).
+    left_at: Option<u64>,
     /// Next position on the delivered timeline.
     out_pos: u64,
     slots: Box<[Option<Slot>]>,
@@ -254,6 +256,7 @@ impl InboundReorder {
             window_us: u64::from(window_ms) * 1000,
             max_gap_samples: u64::from(max_gap_ms) * SAMPLES_PER_MS,
             next: None,
+            left_at: None,
             out_pos: 0,
             slots: vec![None; SLOTS].into_boxed_slice(),
             gap_since_us: None,
@@ -364,7 +367,20 @@ impl InboundReorder {
         // Far outside the stream in either direction: re-anchor rather than drop the rest of
         // the call or invent hours of silence.
         if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
+            // A frame of the timeline left at the last jump, behind where it ended by less than
+            // a jump (one the network held back longer than the engine fills, arriving after
+            // the outage): late, as it would have been without the jump. Taken for a jump back,
+            // it was spliced in, and the stream spliced again at the next frame.
+            if let Some(left_at) = self.left_at
+                && start + len <= left_at
+                && start + len + self.max_gap_samples >= left_at
+            {
+                counters.frames_late += 1;
+                counters.late_samples += len;
+                return Arrival::Late;
+            }
             self.flush_coded(counters, deliver);
+            self.left_at = self.next;
             counters.timestamp_jumps += 1;
             if self.out_pos > 0 {
                 deliver(Delivery::Splice { start: self.out_pos }, &[]);
@@ -754,6 +770,46 @@ mod tests {
         ];
         assert_eq!(log, expected);
         assert_eq!(counters.timestamp_jumps, 4);
+    }
+
+    #[test]
+    fn a_frame_of_the_timeline_before_a_jump_arriving_after_it_is_late() {
+        // Frames to 100 ms, the one at 60 ms held up in the network: its gap is filled. Then
+        // 10 s of media lost (a jump), and the frame at 60 ms turns up: late, as it would have
+        // been without the jump, not a jump back. A frame going on from where that timeline
+        // ended is a jump back, as before.
+        let mut counters = SessionStats::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut log = Vec::new();
+        let mut sink = |d: Delivery<'_>| {
+            log.push(match d {
+                Delivery::Audio { start, pcm } => ('a', start, pcm.len() as u64),
+                Delivery::Silence { start, len } => ('s', start, len),
+                Delivery::Splice { start } => ('|', start, 0),
+            })
+        };
+        let pushes = [(1, 0), (2, 20), (3, 40), (5, 80), (6, 100), (7, 10_000), (4, 60), (8, 10_020), (9, 120)];
+        let mut arrivals = Vec::new();
+        for (k, &(seq, ts)) in pushes.iter().enumerate() {
+            arrivals.push(r.push(Some(seq), ts, &[1; 160], k as u64 * 100_000, &mut counters, &mut sink));
+        }
+        use Arrival::{Delivered, Jump, Late};
+        assert_eq!(arrivals[5..], [Jump, Late, Delivered, Jump]);
+        let expected = vec![
+            ('a', 0, 160),
+            ('a', 160, 160),
+            ('a', 320, 160),
+            ('s', 480, 160),
+            ('a', 640, 160),
+            ('a', 800, 160),
+            ('|', 960, 0),
+            ('a', 960, 160),
+            ('a', 1_120, 160),
+            ('|', 1_280, 0),
+            ('a', 1_280, 160),
+        ];
+        assert_eq!(log, expected);
+        assert_eq!((counters.timestamp_jumps, counters.frames_late, counters.late_samples), (2, 1, 160));
     }
 
     #[test]
