@@ -231,8 +231,10 @@ pub struct InboundReorder {
     max_gap_samples: u64,
     /// Next expected position on the carrier's timeline; `None` before the first frame.
     next: Option<u64>,
-    /// Where the carrier's timeline before the last jump ended (its `next` then).
-    left_at: Option<u64>,
+    /// Where the carrier's timeline before the last jump ended (its `next` then), and when the
+    /// jump came (µs): a frame of that timeline held up in the network may follow (see
+    /// [`Self::push_frame_coded`]).
+    left_at: Option<(u64, u64)>,
     /// Next position on the delivered timeline.
     out_pos: u64,
     slots: Box<[Option<Slot>]>,
@@ -368,10 +370,13 @@ impl InboundReorder {
         // the call or invent hours of silence.
         if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
             // A frame of the timeline left at the last jump, behind where it ended by less than
-            // a jump (one the network held back longer than the engine fills, arriving after
-            // the outage): late, as it would have been without the jump. Taken for a jump back,
-            // it was spliced in, and the stream spliced again at the next frame.
-            if let Some(left_at) = self.left_at
+            // a jump, arriving within `max_gap` of wall time after the jump (held up in the
+            // network): late, as a frame behind the stream is. Taken for a jump back, it was
+            // spliced in, and the stream spliced again at the next frame. A frame at or after
+            // where that timeline ended is still a jump back: it may be the carrier going on
+            // after one bogus timestamp, which one frame cannot tell from a straggler.
+            if let Some((left_at, jumped_us)) = self.left_at
+                && now_us < jumped_us + u64::from(self.max_gap_ms) * 1000
                 && start + len <= left_at
                 && start + len + self.max_gap_samples >= left_at
             {
@@ -380,7 +385,7 @@ impl InboundReorder {
                 return Arrival::Late;
             }
             self.flush_coded(counters, deliver);
-            self.left_at = self.next;
+            self.left_at = self.next.map(|left_at| (left_at, now_us));
             counters.timestamp_jumps += 1;
             if self.out_pos > 0 {
                 deliver(Delivery::Splice { start: self.out_pos }, &[]);
@@ -810,6 +815,16 @@ mod tests {
         ];
         assert_eq!(log, expected);
         assert_eq!((counters.timestamp_jumps, counters.frames_late, counters.late_samples), (2, 1, 160));
+
+        // The same frame more than the fill limit (2 s) of wall time after the jump: a jump
+        // back, as any frame that far behind the stream is.
+        let mut r = InboundReorder::new(60, 2000);
+        let mut arrivals = Vec::new();
+        for (k, &(seq, ts)) in pushes[..7].iter().enumerate() {
+            let now = if seq == 4 { 2_600_000 } else { k as u64 * 100_000 };
+            arrivals.push(r.push(Some(seq), ts, &[1; 160], now, &mut counters, &mut |_| {}));
+        }
+        assert_eq!(arrivals[5..], [Jump, Jump]);
     }
 
     #[test]
