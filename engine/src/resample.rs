@@ -411,15 +411,20 @@ mod tests {
             spliced.forget_input();
             let n = spliced.process(&after, &mut out).unwrap();
             let mut fresh = StreamResampler::new(from, to).unwrap();
-            let mut expected = vec![0; r.max_output_len(after.len())];
+            let mut expected = vec![0; r.max_output_len(10 * down + 2_001)];
             let m = fresh.process(&after, &mut expected).unwrap();
             assert_eq!(out[..n], expected[..m], "{from} -> {to}");
-            // After any length: the count is the whole stream's.
+            // After any length: the count is the whole stream's, and the output after is that of
+            // a stream whose input so far was silence.
             let mut odd = StreamResampler::new(from, to).unwrap();
             let first = odd.process(&tone(10 * down + 1), &mut out).unwrap();
             odd.forget_input();
             let second = odd.process(&after, &mut out).unwrap();
             assert_eq!(first + second, (10 * down + 1 + after.len()) * up / down, "{from} -> {to}");
+            let mut silent = StreamResampler::new(from, to).unwrap();
+            silent.process(&vec![0; 10 * down + 1], &mut expected).unwrap();
+            let m = silent.process(&after, &mut expected).unwrap();
+            assert_eq!(out[..second], expected[..m], "{from} -> {to}");
         }
     }
 
