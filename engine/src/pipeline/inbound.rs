@@ -313,9 +313,9 @@ impl InboundPath {
     /// long gap, and the canceller forgets the agent's audio it placed by the old timeline. A
     /// wide stream's 8 kHz resampler forgets its input (as if it had been silence, its count
     /// kept exact): it lags by its delay, and the last 2 ms before the outage would otherwise
-    /// reach both after the cut. The agent's own resampler
-    /// keeps them (the agent hears the stream as received, the cut smoothed by the filter),
-    /// unless it reads the canceller's 8 kHz output, which has lost them with the rest.
+    /// reach both after the cut. The agent's own resampler keeps them (the agent hears the
+    /// stream as received, the cut smoothed by the filter), unless it reads the canceller's
+    /// 8 kHz output, which has lost them with the rest.
     fn splice(&mut self, out: &mut InboundOut<'_>) {
         if let Some(to_vad) = self.to_vad.as_mut() {
             to_vad.forget_input();

@@ -741,10 +741,13 @@ mod tests {
         assert_eq!(c.gap_fill_samples, 0);
     }
 
-    #[test]
-    fn a_jump_is_delivered_as_a_splice_between_the_audio_around_it() {
-        // A stream whose first timestamp is far from zero, then a jump forward, held audio
-        // before a jump back, and the same jump back again.
+    /// Pushes 20 ms frames `(sequence, timestamp ms)` into a reorder stage (60 ms window, 2 s
+    /// fill), the `k`th at wall time `now_us(k, sequence)`: what became of each, every delivery
+    /// as (kind, start, length), kind `a`udio, `s`ilence or `|` splice, and the counters.
+    fn pushed(
+        pushes: &[(u64, u64)],
+        now_us: impl Fn(u64, u64) -> u64,
+    ) -> (Vec<Arrival>, Vec<(char, u64, u64)>, SessionStats) {
         let mut counters = SessionStats::default();
         let mut r = InboundReorder::new(60, 2000);
         let mut log = Vec::new();
@@ -755,10 +758,22 @@ mod tests {
                 Delivery::Splice { start } => ('|', start, 0),
             })
         };
+        let arrivals = pushes
+            .iter()
+            .enumerate()
+            .map(|(k, &(seq, ts))| {
+                r.push(Some(seq), ts, &[1; 160], now_us(k as u64, seq), &mut counters, &mut sink)
+            })
+            .collect();
+        (arrivals, log, counters)
+    }
+
+    #[test]
+    fn a_jump_is_delivered_as_a_splice_between_the_audio_around_it() {
+        // A stream whose first timestamp is far from zero, then a jump forward, held audio
+        // before a jump back, and the same jump back again.
         let pushes = [(1, 90_000), (2, 90_020), (3, 95_000), (5, 95_040), (6, 20), (7, 3_600_000)];
-        for (k, &(seq, ts)) in pushes.iter().enumerate() {
-            r.push(Some(seq), ts, &[1; 160], k as u64 * 20_000, &mut counters, &mut sink);
-        }
+        let (_, log, counters) = pushed(&pushes, |k, _| k * 20_000);
         // The frame after the held one goes first (the gap before it is filled) and the jump
         // back follows it; nothing precedes the stream's first audio.
         let expected = vec![
@@ -783,21 +798,8 @@ mod tests {
         // 10 s of media lost (a jump), and the frame at 60 ms turns up: late, as it would have
         // been without the jump, not a jump back. A frame going on from where that timeline
         // ended is a jump back, as before.
-        let mut counters = SessionStats::default();
-        let mut r = InboundReorder::new(60, 2000);
-        let mut log = Vec::new();
-        let mut sink = |d: Delivery<'_>| {
-            log.push(match d {
-                Delivery::Audio { start, pcm } => ('a', start, pcm.len() as u64),
-                Delivery::Silence { start, len } => ('s', start, len),
-                Delivery::Splice { start } => ('|', start, 0),
-            })
-        };
         let pushes = [(1, 0), (2, 20), (3, 40), (5, 80), (6, 100), (7, 10_000), (4, 60), (8, 10_020), (9, 120)];
-        let mut arrivals = Vec::new();
-        for (k, &(seq, ts)) in pushes.iter().enumerate() {
-            arrivals.push(r.push(Some(seq), ts, &[1; 160], k as u64 * 100_000, &mut counters, &mut sink));
-        }
+        let (arrivals, log, counters) = pushed(&pushes, |k, _| k * 100_000);
         use Arrival::{Delivered, Jump, Late};
         assert_eq!(arrivals[5..], [Jump, Late, Delivered, Jump]);
         let expected = vec![
@@ -818,12 +820,7 @@ mod tests {
 
         // The same frame more than the fill limit (2 s) of wall time after the jump: a jump
         // back, as any frame that far behind the stream is.
-        let mut r = InboundReorder::new(60, 2000);
-        let mut arrivals = Vec::new();
-        for (k, &(seq, ts)) in pushes[..7].iter().enumerate() {
-            let now = if seq == 4 { 2_600_000 } else { k as u64 * 100_000 };
-            arrivals.push(r.push(Some(seq), ts, &[1; 160], now, &mut counters, &mut |_| {}));
-        }
+        let (arrivals, _, _) = pushed(&pushes[..7], |k, seq| if seq == 4 { 2_600_000 } else { k * 100_000 });
         assert_eq!(arrivals[5..], [Jump, Jump]);
     }
 

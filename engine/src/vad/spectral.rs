@@ -194,6 +194,19 @@ fn reference_window() -> &'static ([f32; SLOT_SAMPLES as usize], f32) {
     })
 }
 
+/// What the noise floor made of a frame ([`SpectralClassifier::track_noise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracked {
+    /// Measured against the floor (learnt from, or not), or digital silence.
+    Measured,
+    /// A frame of sound with no floor to measure it against: the floor was waiting for the
+    /// line's sound, or the line just came back and was not yet judged, or was judged another
+    /// line.
+    Unmeasured,
+    /// A frame taken for speech was learnt as the line's (see [`SpectralClassifier::classify`]).
+    LearntAsLine,
+}
+
 /// The classifier; see the module docs.
 pub(crate) struct SpectralClassifier {
     thresholds: Thresholds,
@@ -229,10 +242,6 @@ pub(crate) struct SpectralClassifier {
     /// The line went silent, or the stream had a gap, for longer than the engine fills; its
     /// sound, when it returns, is compared with the floor it left (see [`Self::track_noise`]).
     line_gone: bool,
-    /// The last frame was one of sound heard with no floor to measure it against: the floor
-    /// was waiting for the line's sound, or the line just came back and was not yet judged, or
-    /// was judged another line (see [`Self::classify`]).
-    unmeasured: bool,
     /// Frames of digital silence in a row (see [`Self::track_noise`]).
     silent_frames: u32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
@@ -291,7 +300,6 @@ impl SpectralClassifier {
             after_silence: false,
             waited: 0,
             line_gone: false,
-            unmeasured: false,
             silent_frames: 0,
             since_voiced: None,
             weak_frames: 0,
@@ -470,7 +478,7 @@ impl SpectralClassifier {
         let lead_like = f.snr_db >= t.keep_snr_db;
         let weak_before = self.weak_frames;
         self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
-        let learnt = self.track_noise(&bands, &echo, speech, voiced);
+        let tracked = self.track_noise(&bands, &echo, speech, voiced);
         // A frame of sound with no floor to measure it against (a stream's first frames, a
         // line back after a silence before it is judged, or judged another line's) may be the
         // soft start of words said at once: it counts towards a run's lead as one over the
@@ -479,10 +487,10 @@ impl SpectralClassifier {
         // the minimum speech, and was heard a word or two later. Capped at the longest lead, so
         // that such frames alone never take the line for a louder one; not a frame the agent's
         // echo explains in part (it is no one's soft start).
-        if self.unmeasured && !speech && !lead_like && !echo.contains(&true) {
+        if tracked == Tracked::Unmeasured && !speech && !lead_like && !echo.contains(&true) {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
-        if learnt {
+        if tracked == Tracked::LearntAsLine {
             // Learnt as the line's sound: neither this frame nor the run it continued, measured
             // against the minimum, was speech.
             self.since_voiced = None;
@@ -527,29 +535,26 @@ impl SpectralClassifier {
     /// is learnt afresh, as at a stream's start; a louder one is climbed to, as when a line gets
     /// louder mid-call ([`LOUDER_LINE_FRAMES`]).
     ///
-    /// Returns true when a frame taken for speech was learnt as the line's (see
-    /// [`Self::classify`]).
+    /// Returns what became of the frame (see [`Tracked`]).
     fn track_noise(
         &mut self,
         bands: &[f32; BANDS],
         echo: &[bool; BANDS],
         speech: bool,
         voiced: bool,
-    ) -> bool {
+    ) -> Tracked {
         let silent = bands.iter().all(|&e| e <= self.min_noise);
-        self.unmeasured = false;
         self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
         self.sounding = if silent { 0 } else { self.sounding.saturating_add(1) };
         if self.frames == 0 {
             if silent {
                 self.wait_for_the_line(true);
-                return false;
+                return Tracked::Measured;
             }
-            // Measured against no floor, or against the minimum (where any sound stands over
-            // the threshold anyway).
-            self.unmeasured = true;
+            // From here on measured against no floor, or against the minimum (where any sound
+            // stands over the threshold anyway).
             if !self.window_of_sound() {
-                return false;
+                return Tracked::Unmeasured;
             }
             // After a carrier's silence a line's hum or tone is harmonic against the minimum,
             // as a voice is, and would pass for speech until learnt after a second of it: a
@@ -569,7 +574,7 @@ impl SpectralClassifier {
             // takes the floor down to its quieter frames.
             if (speech || harmonic) && self.waited < MAX_WAIT_FRAMES && !steady {
                 self.noise = [self.min_noise; BANDS];
-                return false;
+                return Tracked::Unmeasured;
             }
             self.frames = 1;
             for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
@@ -577,21 +582,20 @@ impl SpectralClassifier {
             }
             // A steady sound taken for speech is the line's (a sound learnt after a second of it
             // may have been a voice: the run goes on, as the warm-up decides).
-            return speech && steady;
+            return if speech && steady { Tracked::LearntAsLine } else { Tracked::Unmeasured };
         }
         if self.frames <= WARMUP_FRAMES && voiced && line_energy(bands, echo) > self.learnt_from * RELEARN {
             self.wait_for_the_line(false);
-            return false;
+            return Tracked::Measured;
         }
         if silent {
             // Nothing of the line is in it: a gap the engine filled, or a carrier's silence.
             self.line_gone |= self.silent_frames > MAX_GAP_FILL_FRAMES;
-            return false;
+            return Tracked::Measured;
         }
         if self.line_gone {
             if !self.window_of_sound() {
-                self.unmeasured = true;
-                return false;
+                return Tracked::Unmeasured;
             }
             self.line_gone = false;
             let line = line_energy(bands, echo);
@@ -601,8 +605,7 @@ impl SpectralClassifier {
                 // it, 0.5 dB a frame. Learnt afresh, its speech heard against the minimum
                 // meanwhile.
                 self.wait_for_the_line(true);
-                self.unmeasured = true;
-                return false;
+                return Tracked::Unmeasured;
             }
         }
         self.frames = self.frames.saturating_add(1);
@@ -623,7 +626,7 @@ impl SpectralClassifier {
             *n = if e < *n { (*n * down).max(e) } else { (*n * up).min(e) };
             *n = n.max(self.min_noise);
         }
-        false
+        Tracked::Measured
     }
 
     /// True once the analysis window holds only the line's sound, nothing of a silence before it
