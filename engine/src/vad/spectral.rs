@@ -13,7 +13,8 @@
 //! frames that have either clear energy above the floor or moderate harmonicity (unvoiced
 //! consonants, soft syllable ends), for at most [`BRIDGE_FRAMES`] after the last voiced frame. A
 //! click is loud but aperiodic, hum and steady noise are absorbed by the floor, so neither starts
-//! a run.
+//! a run; a tone or a hum that rises over the floor does, but a run as steady as they are for a
+//! second is learnt as the line's sound, and ends.
 //!
 //! The noise floor is tracked per band with asymmetric steps (fast down, slow up: a low
 //! percentile of the band energy), rising faster in frames judged non-speech, so speech does not
@@ -100,6 +101,17 @@ const LOUDER_LINE_FRAMES: u32 = 10;
 /// speech nor harmonic learns from the sound it has (1 s: a sustained vowel may be as steady for
 /// half of that).
 const MAX_WAIT_FRAMES: u32 = 50;
+
+/// Frames of a run in a row as steady as [`STEADY_SOUND`] after which its sound is taken for the
+/// line's (a tone, a hum that came up), not a voice: 1 s, as long as a voiced sound keeps the
+/// floor waiting at a stream's start ([`MAX_WAIT_FRAMES`]). The corpus's speech stays so steady
+/// for at most 15 frames.
+const STEADY_SOUND_FRAMES: u32 = 50;
+
+/// Energy ratio (3 dB) within which each frame of a steady sound stays of its stretch's first.
+/// Within 1.5 dB, a tone 8 dB over 5 dB pink noise, or one with clicks, was learnt after
+/// 2-2.5 s rather than 1.
+const STEADY_SOUND: f32 = 1.995_262;
 
 /// Frames of digital silence in a row, or of a gap in the stream, after which the line is taken
 /// to have gone (muted, on hold), and its sound when it returns is compared with the floor: the
@@ -244,6 +256,10 @@ pub(crate) struct SpectralClassifier {
     line_gone: bool,
     /// Frames of digital silence in a row (see [`Self::track_noise`]).
     silent_frames: u32,
+    /// In a run: the energy of the first frame of its steady stretch, and the frames after it
+    /// within [`STEADY_SOUND`] of it (see [`Self::track_noise`]).
+    steady_from: f32,
+    steady_frames: u32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
@@ -301,6 +317,8 @@ impl SpectralClassifier {
             waited: 0,
             line_gone: false,
             silent_frames: 0,
+            steady_from: 0.0,
+            steady_frames: 0,
             since_voiced: None,
             weak_frames: 0,
             lead: 0,
@@ -491,8 +509,8 @@ impl SpectralClassifier {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
         if tracked == Tracked::LearntAsLine {
-            // Learnt as the line's sound: neither this frame nor the run it continued, measured
-            // against the minimum, was speech.
+            // Learnt as the line's sound: neither this frame nor the run it continued (measured
+            // against the minimum, or a steady sound over the floor) was speech.
             self.since_voiced = None;
             self.weak_frames = 0;
             self.lead = 0;
@@ -576,10 +594,7 @@ impl SpectralClassifier {
                 self.noise = [self.min_noise; BANDS];
                 return Tracked::Unmeasured;
             }
-            self.frames = 1;
-            for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
-                *n = if masked { self.min_noise } else { e.max(self.min_noise) };
-            }
+            self.learn_the_line(bands, echo);
             // A steady sound taken for speech is the line's (a sound learnt after a second of it
             // may have been a voice: the run goes on, as the warm-up decides).
             return if speech && steady { Tracked::LearntAsLine } else { Tracked::Unmeasured };
@@ -608,6 +623,13 @@ impl SpectralClassifier {
                 return Tracked::Unmeasured;
             }
         }
+        // A tone, or a hum that came up, is voiced: once taken for speech, the floor climbed to
+        // it at the speech rate (a hum 30 dB louder passed for one speech of 39 s, a tone for as
+        // long as it lasted). Steady for a second, it is learnt as the line's at once.
+        if self.steady_sound(bands, echo, speech) {
+            self.learn_the_line(bands, echo);
+            return Tracked::LearntAsLine;
+        }
         self.frames = self.frames.saturating_add(1);
         let warm = self.frames <= WARMUP_FRAMES;
         // Per frame: in the warm-up (`WARMUP_FRAMES`) down 1.9 dB and up 0.5 dB; after it, down
@@ -629,6 +651,34 @@ impl SpectralClassifier {
         Tracked::Measured
     }
 
+    /// Learns the floor from this frame's bands, but for those taken as echo, and starts the
+    /// warm-up.
+    fn learn_the_line(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS]) {
+        self.frames = 1;
+        self.learnt_from = line_energy(bands, echo);
+        self.steady_frames = 0;
+        for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
+            *n = if masked { self.min_noise } else { e.max(self.min_noise) };
+        }
+    }
+
+    /// Whether a run has been as steady as a tone or a hum for [`STEADY_SOUND_FRAMES`]: a voice's
+    /// energy moves with its syllables by far more than [`STEADY_SOUND`] within a second.
+    fn steady_sound(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool) -> bool {
+        let line = line_energy(bands, echo);
+        let steady = speech
+            && !echo.contains(&true)
+            && line <= self.steady_from * STEADY_SOUND
+            && line * STEADY_SOUND >= self.steady_from;
+        if steady {
+            self.steady_frames += 1;
+        } else {
+            self.steady_from = if speech { line } else { 0.0 };
+            self.steady_frames = 0;
+        }
+        self.steady_frames >= STEADY_SOUND_FRAMES
+    }
+
     /// True once the analysis window holds only the line's sound, nothing of a silence before it
     /// (a line quieter than the blocks' threshold fills it only with its own frames: true then).
     fn window_of_sound(&self) -> bool {
@@ -643,6 +693,7 @@ impl SpectralClassifier {
         self.line_gone = false;
         self.waited = 0;
         self.after_silence = after_silence;
+        self.steady_frames = 0;
     }
 
     /// True if the last frame was voiced (strong evidence, not a continuation).
@@ -685,6 +736,8 @@ impl SpectralClassifier {
         self.waited = 0;
         self.line_gone = false;
         self.silent_frames = 0;
+        self.steady_from = 0.0;
+        self.steady_frames = 0;
         self.since_voiced = None;
         self.weak_frames = 0;
         self.lead = 0;
