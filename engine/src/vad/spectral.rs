@@ -13,8 +13,10 @@
 //! frames that have either clear energy above the floor or moderate harmonicity (unvoiced
 //! consonants, soft syllable ends), for at most [`BRIDGE_FRAMES`] after the last voiced frame. A
 //! click is loud but aperiodic, hum and steady noise are absorbed by the floor, so neither starts
-//! a run; a tone or a hum that rises over the floor does, but a run as steady as they are for a
-//! second is learnt as the line's sound, and ends.
+//! a run. A tone (a keypad's pair, a dial tone) is periodic too, but it is one or two lines in
+//! the spectrum where a voice spreads over several harmonics: a line that stands out at the same
+//! frequency two frames in a row is never voiced. A drone that rises over the floor does start a
+//! run, but one as steady as a drone for a second is learnt as the line's sound, and ends.
 //!
 //! The noise floor is tracked per band with asymmetric steps (fast down, slow up: a low
 //! percentile of the band energy), rising faster in frames judged non-speech, so speech does not
@@ -44,6 +46,7 @@ const FFT: usize = 512;
 /// Bins of the real FFT.
 const BINS: usize = FFT / 2 + 1;
 /// Hz per bin at 8 kHz.
+#[cfg(test)]
 const BIN_HZ: f32 = 8_000.0 / FFT as f32;
 /// Lowest and highest bin used (250-3500 Hz, the telephone band with margin for the hum filter).
 const LO_BIN: usize = 16;
@@ -63,6 +66,31 @@ pub(crate) const BRIDGE_FRAMES: u32 = 8;
 
 /// Most weak-evidence frames before a run's first voiced frame counted as part of the run.
 pub(crate) const MAX_LEAD_FRAMES: u32 = 4;
+
+/// Bins either side of a spectral line's peak that hold its main lobe (the 32 ms Hann window's,
+/// zero-padded to twice its length).
+const LINE_HALF_WIDTH: usize = 4;
+
+/// A frame whose strongest line stands this many times (15 dB) over every line but the two
+/// strongest may be a tone's, or one of a pair of tones' (a keypad's): a voice spreads over
+/// several harmonics. It is a tone's when the frame before held the same line
+/// ([`TONE_BEGIN_OVER_THIRD`]) at the same frequency ([`TONE_DRIFT_BINS`]).
+const TONE_OVER_THIRD: f32 = 31.622_776;
+
+/// How far (12 dB) the line of the frame before a tone's first must stand over its third: that
+/// frame may hold the tone only in part.
+const TONE_BEGIN_OVER_THIRD: f32 = 15.848_932;
+
+/// How far (bins of 15.6 Hz: 1.6 Hz) a tone's line may move between two frames. A voice's
+/// harmonics move with its pitch: of the corpus's 1,300-2,500 voiced frames per line, 2-35 held
+/// a line that far over the third as the frame before did, 0-8 of them within 0.1 bin (the
+/// synthetic voices' pitch can be that steady); with 0.2 bin, white noise's F1 fell by 0.008
+/// and its onsets came 13 ms later at p50.
+const TONE_DRIFT_BINS: f32 = 0.1;
+
+/// Once a frame was a tone's, the same line standing this many times (3 dB) over the third goes
+/// on being it, at whatever frequency: the frame at its end holds it only in part.
+const TONE_HOLD_OVER_THIRD: f32 = 2.0;
 
 /// Block length (samples) of the impulsiveness measure.
 const IMPULSE_BLOCK: usize = 16;
@@ -190,6 +218,14 @@ pub(crate) struct Features {
     pub(crate) impulsiveness: f32,
     /// Lag of the harmonicity peak, samples: the pitch period when the frame is voiced.
     pub(crate) pitch_lag: u8,
+    /// Bin of the frame's strongest spectral line, counted from 1 (0: no sound), and how many
+    /// times it stands over the third strongest (see [`strongest_line`]).
+    pub(crate) line_bin: u8,
+    pub(crate) line_over: f32,
+    /// Bin of the second strongest line (outside the first's main lobe), counted from 1.
+    pub(crate) line2_bin: u8,
+    /// The strongest line's frequency, bins from [`LO_BIN`], interpolated between bins.
+    pub(crate) line_pos: f32,
 }
 
 /// The reference's analysis window (a 20 ms Hann window) and the factor that puts its band
@@ -264,6 +300,10 @@ pub(crate) struct SpectralClassifier {
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
     weak_frames: u32,
+    /// The line of the tone the last frame was (see [`Features::line_bin`]), 0 if none.
+    tone_line: u8,
+    /// In a run: the strongest line every frame of it held so far, 0 if they differ.
+    run_line: u8,
     /// Weak-evidence frames just before the voiced frame that started the current run, counted
     /// as part of it (the soft start of an utterance: /h/, /s/, a rising vowel).
     lead: u32,
@@ -320,6 +360,8 @@ impl SpectralClassifier {
             steady_from: 0.0,
             steady_frames: 0,
             since_voiced: None,
+            tone_line: 0,
+            run_line: 0,
             weak_frames: 0,
             lead: 0,
             last: Features::default(),
@@ -443,13 +485,19 @@ impl SpectralClassifier {
         for c in self.spectrum.iter_mut() {
             *c = Complex::default();
         }
+        // Uncapped too, for the lines: on a quiet line the cap flattens a tone's main lobe and
+        // its skirts alike.
+        let mut lines = [0.0f32; HI_BIN - LO_BIN];
         for (b, &masked) in echo.iter().enumerate() {
             let inv = if self.noise[b] > 0.0 { BAND_BINS as f32 / self.noise[b] } else { 0.0 };
             let lo = LO_BIN + b * BAND_BINS;
             for k in lo..lo + BAND_BINS {
-                self.spectrum[k].re = if masked { 1.0 } else { (self.power[k] * inv).min(MAX_WHITENED) };
+                let w = if masked { 1.0 } else { self.power[k] * inv };
+                lines[k - LO_BIN] = w;
+                self.spectrum[k].re = w.min(MAX_WHITENED);
             }
         }
+        let (line_bin, line2_bin, line_over, line_pos) = strongest_line(&lines);
         let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch);
         let r0 = self.time[0];
         let mut harmonicity = 0.0f32;
@@ -464,24 +512,64 @@ impl SpectralClassifier {
             }
             harmonicity /= r0;
         }
-        let _ = BIN_HZ;
-        (bands, echo, Features { harmonicity, snr_db: snr_sum / BANDS as f32, impulsiveness, pitch_lag })
+        let snr_db = snr_sum / BANDS as f32;
+        (
+            bands,
+            echo,
+            Features {
+                harmonicity,
+                snr_db,
+                impulsiveness,
+                pitch_lag,
+                line_bin,
+                line_over,
+                line2_bin,
+                line_pos,
+            },
+        )
     }
 
     /// True if `frame` (20 ms, 8 kHz, hum-filtered), heard in `slot` of the caller's stream (20 ms
     /// slots, for the echo gate), is speech.
     pub(crate) fn classify(&mut self, frame: &[i16; FRAME_SAMPLES], slot: u64) -> bool {
         let (bands, echo, f) = self.analyse(frame, slot);
-        self.last = f;
         let t = self.thresholds;
+        // A tone (or a keypad's pair) is as periodic as a voice: a line standing out at the
+        // same frequency in the frame before as well is one, never voiced, until the line
+        // fades. Its first frame, the line not yet seen twice, may have started a run: a run
+        // every frame of which held the line is the tone's, and ends.
+        let same_line = |a: u8, b: u8| a != 0 && b != 0 && a.abs_diff(b) <= 1;
+        // Of a pair of tones either may be the stronger.
+        let holds = |line: u8| same_line(line, f.line_bin) || same_line(line, f.line2_bin);
+        let held = holds(self.tone_line) && f.line_over > TONE_HOLD_OVER_THIRD;
+        let tone = held || {
+            same_line(self.last.line_bin, f.line_bin)
+                && (f.line_pos - self.last.line_pos).abs() <= TONE_DRIFT_BINS
+                && self.last.line_over > TONE_BEGIN_OVER_THIRD
+                && f.line_over > TONE_OVER_THIRD
+        };
+        self.tone_line = match (held, tone) {
+            (true, _) => self.tone_line,
+            (false, true) => f.line_bin,
+            (false, false) => 0,
+        };
+        if tone && holds(self.run_line) {
+            self.since_voiced = None;
+        }
+        self.last = f;
         let voiced = f.harmonicity >= t.voiced_harmonicity
             && f.snr_db >= t.voiced_snr_db
-            && f.impulsiveness <= MAX_VOICED_IMPULSIVENESS;
+            && f.impulsiveness <= MAX_VOICED_IMPULSIVENESS
+            && !tone;
         let weak = f.harmonicity >= t.keep_harmonicity || f.snr_db >= t.keep_snr_db;
         self.lead = 0;
+        if !holds(self.run_line) {
+            self.run_line = 0;
+        }
         let speech = if voiced {
             if self.since_voiced.is_none() {
                 self.lead = self.weak_frames.min(MAX_LEAD_FRAMES);
+                self.run_line = f.line_bin;
             }
             self.since_voiced = Some(0);
             true
@@ -722,6 +810,8 @@ impl SpectralClassifier {
         self.weak_frames = 0;
         self.lead = 0;
         self.history = [0.0; WINDOW];
+        self.last.line_bin = 0;
+        self.tone_line = 0;
     }
 
     /// Forgets all adaptation.
@@ -748,6 +838,37 @@ impl SpectralClassifier {
     }
 }
 
+/// The bin (from [`LO_BIN`], counted from 1; 0 for none) of the strongest line of a
+/// noise-whitened spectrum, and how many times it stands over the strongest bin outside the main
+/// lobes of it and of the second strongest line.
+fn strongest_line(lines: &[f32; HI_BIN - LO_BIN]) -> (u8, u8, f32, f32) {
+    let strongest_outside = |skip: &[usize]| {
+        let mut best = (0, 0.0f32);
+        for (k, &w) in lines.iter().enumerate() {
+            if w > best.1 && skip.iter().all(|&s| k.abs_diff(s) > LINE_HALF_WIDTH) {
+                best = (k, w);
+            }
+        }
+        best
+    };
+    let (first, peak) = strongest_outside(&[]);
+    let (second, _) = strongest_outside(&[first]);
+    let (_, third) = strongest_outside(&[first, second]);
+    if peak <= 0.0 {
+        return (0, 0, 0.0, 0.0);
+    }
+    let ln = |k: usize| lines[k].max(1e-6).ln();
+    let pos = if first > 0 && first + 1 < lines.len() {
+        let (a, b, c) = (ln(first - 1), ln(first), ln(first + 1));
+        let d = a - 2.0 * b + c;
+        first as f32 + if d < 0.0 { 0.5 * (a - c) / d } else { 0.0 }
+    } else {
+        first as f32
+    };
+    // At most 208: the bins between LO_BIN and HI_BIN.
+    ((first + 1) as u8, (second + 1) as u8, if third > 0.0 { peak / third } else { f32::MAX }, pos)
+}
+
 /// The energy of the bands the echo does not explain.
 fn line_energy(bands: &[f32; BANDS], echo: &[bool; BANDS]) -> f32 {
     bands.iter().zip(echo).filter(|&(_, &masked)| !masked).map(|(e, _)| e).sum()
@@ -765,6 +886,14 @@ mod tests {
     /// 1.2 s: noise, then 300 ms of a 140 Hz harmonic "vowel" over it, then noise; returns the
     /// per-frame decisions and features.
     fn run(amp: f32) -> Vec<(bool, Features)> {
+        over_noise(|t| {
+            (1..12).map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() * amp / h as f32).sum()
+        })
+    }
+
+    /// 1.2 s: noise, then 300 ms of `sound` (of the time, s) over it, then noise; returns the
+    /// per-frame decisions and features.
+    fn over_noise(sound: impl Fn(f32) -> f32) -> Vec<(bool, Features)> {
         let mut c = SpectralClassifier::new(2, false);
         let mut rng = XorShift(7);
         (0..60)
@@ -772,20 +901,35 @@ mod tests {
                 let mut f = [0i16; FRAME_SAMPLES];
                 for (k, v) in f.iter_mut().enumerate() {
                     let t = (i * FRAME_SAMPLES + k) as f32 / 8000.0;
-                    let voice: f32 = if (30..45).contains(&i) {
-                        (1..12)
-                            .map(|h| {
-                                (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() * amp / h as f32
-                            })
-                            .sum()
-                    } else {
-                        0.0
-                    };
-                    *v = noise(&mut rng, 300.0) + voice as i16;
+                    let sound = if (30..45).contains(&i) { sound(t) } else { 0.0 };
+                    *v = noise(&mut rng, 300.0) + sound as i16;
                 }
                 (c.classify(&f, i as u64), c.features())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_tone_or_a_keypads_pair_over_noise_is_not_speech() {
+        // As loud over the noise as the vowel above, which is speech from its second frame on.
+        let tone = |hz: &'static [f32]| {
+            move |t: f32| hz.iter().map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin() * 1_000.0).sum()
+        };
+        for hz in [&[440.0][..], &[1_000.0], &[2_100.0], &[697.0, 1_209.0], &[941.0, 1_477.0]] {
+            let out = over_noise(tone(hz));
+            let speech: Vec<usize> = (0..out.len()).filter(|&i| out[i].0).collect();
+            // Its first frames may be, until the line is seen twice at the same frequency (the
+            // first frame holds it in part); then their run ends.
+            assert!(speech.iter().all(|&i| i < 32), "{hz:?} Hz: speech at frames {speech:?}");
+            // The line is measured where it is: the frame's strongest, far over the third.
+            let f = out[35].1;
+            let bin_hz = |bin: u8| (usize::from(bin) - 1 + LO_BIN) as f32 * BIN_HZ;
+            assert!(hz.iter().any(|hz| (bin_hz(f.line_bin) - hz).abs() <= BIN_HZ), "{hz:?} Hz: {f:?}");
+            assert!(f.line_over > TONE_OVER_THIRD, "{hz:?} Hz: {f:?}");
+        }
+        // A voice's harmonics share its energy: no line stands out so far.
+        let f = run(800.0)[35].1;
+        assert!(f.line_over < TONE_OVER_THIRD, "{f:?}");
     }
 
     #[test]
