@@ -20,6 +20,8 @@ mod prefilter;
 mod spectral;
 mod speech_state;
 mod standalone;
+mod tone;
+
 mod turn_end;
 
 use frame_classifier::{FRAME_SAMPLES, FrameClassifier, Overhang};

@@ -36,6 +36,7 @@ use crate::fft::shared_plans;
 
 use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
+use super::tone::{Lines, Tones};
 
 /// Analysis window: the current 20 ms frame and the 12 ms before it (32 ms), so that the
 /// longest pitch period (14 ms, 70 Hz) fits twice.
@@ -51,6 +52,8 @@ const BIN_HZ: f32 = 8_000.0 / FFT as f32;
 /// Lowest and highest bin used (250-3500 Hz, the telephone band with margin for the hum filter).
 const LO_BIN: usize = 16;
 const HI_BIN: usize = 224;
+// The tones' lines are counted in a u8 (see `super::tone`).
+const _: () = assert!(HI_BIN - LO_BIN < u8::MAX as usize);
 /// Sub-bands between `LO_BIN` and `HI_BIN` (13 bins, ~200 Hz each).
 const BANDS: usize = 16;
 const BAND_BINS: usize = (HI_BIN - LO_BIN) / BANDS;
@@ -66,31 +69,6 @@ pub(crate) const BRIDGE_FRAMES: u32 = 8;
 
 /// Most weak-evidence frames before a run's first voiced frame counted as part of the run.
 pub(crate) const MAX_LEAD_FRAMES: u32 = 4;
-
-/// Bins either side of a spectral line's peak that hold its main lobe (the 32 ms Hann window's,
-/// zero-padded to twice its length).
-const LINE_HALF_WIDTH: usize = 4;
-
-/// A frame whose strongest line stands this many times (15 dB) over every line but the two
-/// strongest may be a tone's, or one of a pair of tones' (a keypad's): a voice spreads over
-/// several harmonics. It is a tone's when the frame before held the same line
-/// ([`TONE_BEGIN_OVER_THIRD`]) at the same frequency ([`TONE_DRIFT_BINS`]).
-const TONE_OVER_THIRD: f32 = 31.622_776;
-
-/// How far (12 dB) the line of the frame before a tone's first must stand over its third: that
-/// frame may hold the tone only in part.
-const TONE_BEGIN_OVER_THIRD: f32 = 15.848_932;
-
-/// How far (bins of 15.6 Hz: 1.6 Hz) a tone's line may move between two frames. A voice's
-/// harmonics move with its pitch: of the corpus's 1,300-2,500 voiced frames per line, 2-35 held
-/// a line that far over the third as the frame before did, 0-8 of them within 0.1 bin (the
-/// synthetic voices' pitch can be that steady); with 0.2 bin, white noise's F1 fell by 0.008
-/// and its onsets came 13 ms later at p50.
-const TONE_DRIFT_BINS: f32 = 0.1;
-
-/// Once a frame was a tone's, the same line standing this many times (3 dB) over the third goes
-/// on being it, at whatever frequency: the frame at its end holds it only in part.
-const TONE_HOLD_OVER_THIRD: f32 = 2.0;
 
 /// Block length (samples) of the impulsiveness measure.
 const IMPULSE_BLOCK: usize = 16;
@@ -218,14 +196,6 @@ pub(crate) struct Features {
     pub(crate) impulsiveness: f32,
     /// Lag of the harmonicity peak, samples: the pitch period when the frame is voiced.
     pub(crate) pitch_lag: u8,
-    /// Bin of the frame's strongest spectral line, counted from 1 (0: no sound), and how many
-    /// times it stands over the third strongest (see [`strongest_line`]).
-    pub(crate) line_bin: u8,
-    pub(crate) line_over: f32,
-    /// Bin of the second strongest line (outside the first's main lobe), counted from 1.
-    pub(crate) line2_bin: u8,
-    /// The strongest line's frequency, bins from [`LO_BIN`], interpolated between bins.
-    pub(crate) line_pos: f32,
 }
 
 /// The reference's analysis window (a 20 ms Hann window) and the factor that puts its band
@@ -300,10 +270,8 @@ pub(crate) struct SpectralClassifier {
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
     weak_frames: u32,
-    /// The line of the tone the last frame was (see [`Features::line_bin`]), 0 if none.
-    tone_line: u8,
-    /// In a run: the strongest line every frame of it held so far, 0 if they differ.
-    run_line: u8,
+    /// Tones from frame to frame (see [`super::tone`]).
+    tones: Tones,
     /// Weak-evidence frames just before the voiced frame that started the current run, counted
     /// as part of it (the soft start of an utterance: /h/, /s/, a rising vowel).
     lead: u32,
@@ -360,8 +328,7 @@ impl SpectralClassifier {
             steady_from: 0.0,
             steady_frames: 0,
             since_voiced: None,
-            tone_line: 0,
-            run_line: 0,
+            tones: Tones::default(),
             weak_frames: 0,
             lead: 0,
             last: Features::default(),
@@ -436,13 +403,13 @@ impl SpectralClassifier {
     }
 
     /// Computes the features of `frame` (and shifts it into the history); `slot`: where it lies
-    /// in the caller's stream, for the echo gate. Returns the band energies and the bands taken
-    /// as echo.
+    /// in the caller's stream, for the echo gate. Returns the band energies, the bands taken as
+    /// echo and the strongest lines of the whitened spectrum (to tell tones) with them.
     fn analyse(
         &mut self,
         frame: &[i16; FRAME_SAMPLES],
         slot: u64,
-    ) -> ([f32; BANDS], [bool; BANDS], Features) {
+    ) -> ([f32; BANDS], [bool; BANDS], Features, Lines) {
         self.history.copy_within(FRAME_SAMPLES.., 0);
         for (h, &x) in self.history[WINDOW - FRAME_SAMPLES..].iter_mut().zip(frame) {
             *h = f32::from(x);
@@ -487,17 +454,17 @@ impl SpectralClassifier {
         }
         // Uncapped too, for the lines: on a quiet line the cap flattens a tone's main lobe and
         // its skirts alike.
-        let mut lines = [0.0f32; HI_BIN - LO_BIN];
+        let mut whitened = [0.0f32; HI_BIN - LO_BIN];
         for (b, &masked) in echo.iter().enumerate() {
             let inv = if self.noise[b] > 0.0 { BAND_BINS as f32 / self.noise[b] } else { 0.0 };
             let lo = LO_BIN + b * BAND_BINS;
             for k in lo..lo + BAND_BINS {
                 let w = if masked { 1.0 } else { self.power[k] * inv };
-                lines[k - LO_BIN] = w;
+                whitened[k - LO_BIN] = w;
                 self.spectrum[k].re = w.min(MAX_WHITENED);
             }
         }
-        let (line_bin, line2_bin, line_over, line_pos) = strongest_line(&lines);
+        let lines = Lines::measure(&whitened, &self.power[LO_BIN..HI_BIN]);
         let _ = self.inverse.process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.scratch);
         let r0 = self.time[0];
         let mut harmonicity = 0.0f32;
@@ -513,47 +480,19 @@ impl SpectralClassifier {
             harmonicity /= r0;
         }
         let snr_db = snr_sum / BANDS as f32;
-        (
-            bands,
-            echo,
-            Features {
-                harmonicity,
-                snr_db,
-                impulsiveness,
-                pitch_lag,
-                line_bin,
-                line_over,
-                line2_bin,
-                line_pos,
-            },
-        )
+        (bands, echo, Features { harmonicity, snr_db, impulsiveness, pitch_lag }, lines)
     }
 
     /// True if `frame` (20 ms, 8 kHz, hum-filtered), heard in `slot` of the caller's stream (20 ms
     /// slots, for the echo gate), is speech.
     pub(crate) fn classify(&mut self, frame: &[i16; FRAME_SAMPLES], slot: u64) -> bool {
-        let (bands, echo, f) = self.analyse(frame, slot);
+        let (bands, echo, f, lines) = self.analyse(frame, slot);
         let t = self.thresholds;
-        // A tone (or a keypad's pair) is as periodic as a voice: a line standing out at the
-        // same frequency in the frame before as well is one, never voiced, until the line
-        // fades. Its first frame, the line not yet seen twice, may have started a run: a run
-        // every frame of which held the line is the tone's, and ends.
-        let same_line = |a: u8, b: u8| a != 0 && b != 0 && a.abs_diff(b) <= 1;
-        // Of a pair of tones either may be the stronger.
-        let holds = |line: u8| same_line(line, f.line_bin) || same_line(line, f.line2_bin);
-        let held = holds(self.tone_line) && f.line_over > TONE_HOLD_OVER_THIRD;
-        let tone = held || {
-            same_line(self.last.line_bin, f.line_bin)
-                && (f.line_pos - self.last.line_pos).abs() <= TONE_DRIFT_BINS
-                && self.last.line_over > TONE_BEGIN_OVER_THIRD
-                && f.line_over > TONE_OVER_THIRD
-        };
-        self.tone_line = match (held, tone) {
-            (true, _) => self.tone_line,
-            (false, true) => f.line_bin,
-            (false, false) => 0,
-        };
-        if tone && holds(self.run_line) {
+        // A tone (or a keypad's pair) is as periodic as a voice, never voiced (see
+        // `super::tone`). Its first frame or two, before its line was seen twice at one
+        // frequency, may have started a run: a run every frame of which held the line ends.
+        let tone = self.tones.is_tone(lines, echo.contains(&true));
+        if tone && self.tones.run_was_the_tone(&lines) {
             self.since_voiced = None;
         }
         self.last = f;
@@ -563,13 +502,10 @@ impl SpectralClassifier {
             && !tone;
         let weak = f.harmonicity >= t.keep_harmonicity || f.snr_db >= t.keep_snr_db;
         self.lead = 0;
-        if !holds(self.run_line) {
-            self.run_line = 0;
-        }
+        self.tones.run_goes_on(&lines, voiced && self.since_voiced.is_none());
         let speech = if voiced {
             if self.since_voiced.is_none() {
                 self.lead = self.weak_frames.min(MAX_LEAD_FRAMES);
-                self.run_line = f.line_bin;
             }
             self.since_voiced = Some(0);
             true
@@ -583,7 +519,8 @@ impl SpectralClassifier {
         // A soft start has energy clearly above the floor; harmonicity alone is not enough.
         let lead_like = f.snr_db >= t.keep_snr_db;
         let weak_before = self.weak_frames;
-        self.weak_frames = if speech || !lead_like { 0 } else { self.weak_frames + 1 };
+        // Nor is a tone's frame anyone's soft start.
+        self.weak_frames = if speech || !lead_like || tone { 0 } else { self.weak_frames + 1 };
         let tracked = self.track_noise(&bands, &echo, speech, voiced);
         // A frame of sound with no floor to measure it against (a stream's first frames, a
         // line back after a silence before it is judged, or judged another line's) may be the
@@ -652,6 +589,9 @@ impl SpectralClassifier {
         let silent = bands.iter().all(|&e| e <= self.min_noise);
         self.silent_frames = if silent { self.silent_frames.saturating_add(1) } else { 0 };
         self.sounding = if silent { 0 } else { self.sounding.saturating_add(1) };
+        if silent {
+            self.forget_steady();
+        }
         if self.frames == 0 {
             if silent {
                 self.wait_for_the_line(true);
@@ -744,7 +684,7 @@ impl SpectralClassifier {
     fn learn_the_line(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS]) {
         self.frames = 1;
         self.learnt_from = line_energy(bands, echo);
-        self.steady_frames = 0;
+        self.forget_steady();
         for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
             *n = if masked { self.min_noise } else { e.max(self.min_noise) };
         }
@@ -761,8 +701,10 @@ impl SpectralClassifier {
         if steady {
             self.steady_frames += 1;
         } else {
-            self.steady_from = if speech { line } else { 0.0 };
-            self.steady_frames = 0;
+            self.forget_steady();
+            if speech {
+                self.steady_from = line;
+            }
         }
         self.steady_frames >= STEADY_SOUND_FRAMES
     }
@@ -781,6 +723,12 @@ impl SpectralClassifier {
         self.line_gone = false;
         self.waited = 0;
         self.after_silence = after_silence;
+        self.forget_steady();
+    }
+
+    /// Ends the steady stretch (see [`Self::steady_sound`]): the sound after is compared afresh.
+    fn forget_steady(&mut self) {
+        self.steady_from = 0.0;
         self.steady_frames = 0;
     }
 
@@ -810,8 +758,8 @@ impl SpectralClassifier {
         self.weak_frames = 0;
         self.lead = 0;
         self.history = [0.0; WINDOW];
-        self.last.line_bin = 0;
-        self.tone_line = 0;
+        self.tones.forget();
+        self.forget_steady();
     }
 
     /// Forgets all adaptation.
@@ -826,8 +774,8 @@ impl SpectralClassifier {
         self.waited = 0;
         self.line_gone = false;
         self.silent_frames = 0;
-        self.steady_from = 0.0;
-        self.steady_frames = 0;
+        self.forget_steady();
+        self.tones.forget();
         self.since_voiced = None;
         self.weak_frames = 0;
         self.lead = 0;
@@ -836,37 +784,6 @@ impl SpectralClassifier {
             echo.reset();
         }
     }
-}
-
-/// The bin (from [`LO_BIN`], counted from 1; 0 for none) of the strongest line of a
-/// noise-whitened spectrum, and how many times it stands over the strongest bin outside the main
-/// lobes of it and of the second strongest line.
-fn strongest_line(lines: &[f32; HI_BIN - LO_BIN]) -> (u8, u8, f32, f32) {
-    let strongest_outside = |skip: &[usize]| {
-        let mut best = (0, 0.0f32);
-        for (k, &w) in lines.iter().enumerate() {
-            if w > best.1 && skip.iter().all(|&s| k.abs_diff(s) > LINE_HALF_WIDTH) {
-                best = (k, w);
-            }
-        }
-        best
-    };
-    let (first, peak) = strongest_outside(&[]);
-    let (second, _) = strongest_outside(&[first]);
-    let (_, third) = strongest_outside(&[first, second]);
-    if peak <= 0.0 {
-        return (0, 0, 0.0, 0.0);
-    }
-    let ln = |k: usize| lines[k].max(1e-6).ln();
-    let pos = if first > 0 && first + 1 < lines.len() {
-        let (a, b, c) = (ln(first - 1), ln(first), ln(first + 1));
-        let d = a - 2.0 * b + c;
-        first as f32 + if d < 0.0 { 0.5 * (a - c) / d } else { 0.0 }
-    } else {
-        first as f32
-    };
-    // At most 208: the bins between LO_BIN and HI_BIN.
-    ((first + 1) as u8, (second + 1) as u8, if third > 0.0 { peak / third } else { f32::MAX }, pos)
 }
 
 /// The energy of the bands the echo does not explain.
@@ -878,6 +795,7 @@ fn line_energy(bands: &[f32; BANDS], echo: &[bool; BANDS]) -> f32 {
 mod tests {
     use super::*;
     use crate::test_rng::XorShift;
+    use crate::vad::tone::TONE_OVER_THIRD;
 
     fn noise(rng: &mut XorShift, amp: f32) -> i16 {
         (rng.below(2001) as f32 / 1000.0 - 1.0).mul_add(amp, 0.0) as i16
@@ -885,7 +803,7 @@ mod tests {
 
     /// 1.2 s: noise, then 300 ms of a 140 Hz harmonic "vowel" over it, then noise; returns the
     /// per-frame decisions and features.
-    fn run(amp: f32) -> Vec<(bool, Features)> {
+    fn run(amp: f32) -> Vec<(bool, Features, Lines)> {
         over_noise(|t| {
             (1..12).map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() * amp / h as f32).sum()
         })
@@ -893,7 +811,7 @@ mod tests {
 
     /// 1.2 s: noise, then 300 ms of `sound` (of the time, s) over it, then noise; returns the
     /// per-frame decisions and features.
-    fn over_noise(sound: impl Fn(f32) -> f32) -> Vec<(bool, Features)> {
+    fn over_noise(sound: impl Fn(f32) -> f32) -> Vec<(bool, Features, Lines)> {
         let mut c = SpectralClassifier::new(2, false);
         let mut rng = XorShift(7);
         (0..60)
@@ -904,7 +822,7 @@ mod tests {
                     let sound = if (30..45).contains(&i) { sound(t) } else { 0.0 };
                     *v = noise(&mut rng, 300.0) + sound as i16;
                 }
-                (c.classify(&f, i as u64), c.features())
+                (c.classify(&f, i as u64), c.features(), c.tones.last())
             })
             .collect()
     }
@@ -922,20 +840,20 @@ mod tests {
             // first frame holds it in part); then their run ends.
             assert!(speech.iter().all(|&i| i < 32), "{hz:?} Hz: speech at frames {speech:?}");
             // The line is measured where it is: the frame's strongest, far over the third.
-            let f = out[35].1;
-            let bin_hz = |bin: u8| (usize::from(bin) - 1 + LO_BIN) as f32 * BIN_HZ;
-            assert!(hz.iter().any(|hz| (bin_hz(f.line_bin) - hz).abs() <= BIN_HZ), "{hz:?} Hz: {f:?}");
-            assert!(f.line_over > TONE_OVER_THIRD, "{hz:?} Hz: {f:?}");
+            let l = out[35].2;
+            let hz_at = (l.position - 1.0 + LO_BIN as f32) * BIN_HZ;
+            assert!(hz.iter().any(|hz| (hz_at - hz).abs() <= BIN_HZ / 2.0), "{hz:?} Hz: {l:?}");
+            assert!(l.first_over > TONE_OVER_THIRD, "{hz:?} Hz: {l:?}");
         }
         // A voice's harmonics share its energy: no line stands out so far.
-        let f = run(800.0)[35].1;
-        assert!(f.line_over < TONE_OVER_THIRD, "{f:?}");
+        let l = run(800.0)[35].2;
+        assert!(l.first_over < TONE_OVER_THIRD, "{l:?}");
     }
 
     #[test]
     fn a_harmonic_sound_over_noise_is_speech_the_noise_is_not() {
         let out = run(800.0);
-        for (i, (speech, f)) in out.iter().enumerate() {
+        for (i, (speech, f, _)) in out.iter().enumerate() {
             // The run may go on for a few bridged frames after the sound (weak evidence).
             let bridged = 46..=46 + BRIDGE_FRAMES as usize;
             if (31..45).contains(&i) {
@@ -1186,9 +1104,20 @@ mod tests {
     fn reset_forgets_the_noise_floor() {
         let mut c = SpectralClassifier::new(2, false);
         c.classify(&[1000; FRAME_SAMPLES], 0);
+        // A tone over noise, so that there is a tone to forget.
+        let mut rng = XorShift(3);
+        for i in 1..30 {
+            let f: [i16; FRAME_SAMPLES] = std::array::from_fn(|k| {
+                let t = (i * FRAME_SAMPLES + k) as f32 / 8000.0;
+                noise(&mut rng, 300.0) + ((2.0 * std::f32::consts::PI * 1_000.0 * t).sin() * 1_000.0) as i16
+            });
+            c.classify(&f, i as u64);
+        }
+        assert_ne!(c.tones, Tones::default());
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
         assert_eq!((c.frames, c.waited, c.silent_frames, c.sounding), (0, 0, 0, 0));
         assert!(!c.window_full && !c.after_silence && !c.line_gone);
+        assert_eq!((c.tones, c.steady_from, c.steady_frames), (Tones::default(), 0.0, 0));
     }
 }

@@ -712,15 +712,16 @@ fn speech_an_outage_cuts_stops_there_and_its_turn_ends_with_it() {
 /// `pcm` with `tones` (Hz, dBFS peak) added over `ms`.
 fn with_tones(pcm: &[i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) -> Vec<i16> {
     let mut out = pcm.to_vec();
-    for i in (ms.start * PER_MS) as usize..(ms.end * PER_MS) as usize {
-        let t = i as f64 / RATE as f64;
+    let from = (ms.start * PER_MS) as usize;
+    for (i, v) in out[from..(ms.end * PER_MS) as usize].iter_mut().enumerate() {
+        let t = (from + i) as f64 / RATE as f64;
         let tone: f64 = tones
             .iter()
             .map(|&(hz, dbfs)| {
                 32_768.0 * 10f64.powf(dbfs / 20.0) * (2.0 * std::f64::consts::PI * hz * t).sin()
             })
             .sum();
-        out[i] = (f64::from(out[i]) + tone).round().clamp(-32_768.0, 32_767.0) as i16;
+        *v = (f64::from(*v) + tone).round().clamp(-32_768.0, 32_767.0) as i16;
     }
     out
 }
@@ -755,13 +756,16 @@ fn keypad_presses_and_tones_on_the_line_are_not_speech() {
         for (what, (starts, longest)) in &heard {
             println!("{}: {what}: {starts} starts, the longest {longest} ms", cond.name);
             if cond.snr_db <= 5.0 {
-                // At most two starts per sequence, none longer than a steady sound is speech.
-                let ok = *starts <= 2 && *longest <= steady_speech_limit_ms(&cond);
+                // At most one start per sequence, no longer than a steady sound is speech.
+                let ok = *starts <= 1 && *longest <= steady_speech_limit_ms(&cond);
                 assert!(ok, "{}: {what}: {starts} starts, {longest} ms", cond.name);
             } else {
                 assert_eq!(*starts, 0, "{}: {what}", cond.name);
             }
         }
+        // And in 5 dB noise, half of the sequences at most.
+        let with_speech = heard.iter().filter(|(_, (starts, _))| *starts > 0).count();
+        assert!(with_speech <= heard.len() / 2, "{}: {with_speech} of {} sequences", cond.name, heard.len());
     }
 }
 
@@ -769,7 +773,7 @@ fn keypad_presses_and_tones_on_the_line_are_not_speech() {
 fn a_steady_drone_on_the_line_is_speech_for_a_second_at_most() {
     // A steady voiced sound that is not one line (an engine's or a fan's drone, a hum that comes
     // up) starts speech as a voice does, and the floor then climbed to it at the speech rate:
-    // each of these 3 s drones passed for one speech of 3.2 s. A run as steady as that for a
+    // each of these 3 s drones passed for one speech of 3.0 s. A run as steady as that for a
     // second is learnt as the line's sound. A click restarts the second.
     let config = VadConfig::default();
     for cond in conditions() {
@@ -787,6 +791,10 @@ fn a_steady_drone_on_the_line_is_speech_for_a_second_at_most() {
             );
             assert!(starts <= max_starts, "{}: {hz} Hz: {starts} starts", cond.name);
             assert!(longest <= max_ms, "{}: {hz} Hz: {longest} ms of speech", cond.name);
+            if cond.name == "quiet" {
+                // Heard, and cut near the second (not merely never heard).
+                assert!(longest >= 900, "{}: {hz} Hz: {longest} ms of speech", cond.name);
+            }
         }
     }
 }
@@ -795,4 +803,39 @@ fn a_steady_drone_on_the_line_is_speech_for_a_second_at_most() {
 /// before its run (twice that where a click may restart the second).
 fn steady_speech_limit_ms(cond: &Condition) -> u64 {
     if cond.clicks_every_s.is_some() { 2_200 } else { 1_200 }
+}
+
+#[test]
+fn speech_just_after_a_key_press_is_heard_as_soon_as_without_it() {
+    // The caller presses a key and speaks 60 ms after letting it go: the press is not speech,
+    // and neither are its frames the words' soft start (no earlier onset), nor do the words wait.
+    let config = VadConfig::default();
+    for cond in conditions() {
+        let clean = speech_track(&cond);
+        let mut pressed = clean.clone();
+        for &(onset, _) in clean.labels.iter().filter(|(onset, _)| *onset >= 1_000) {
+            pressed.pcm =
+                with_tones(&pressed.pcm, &[(852.0, -20.0), (1_477.0, -18.0)], onset - 300..onset - 60);
+        }
+        let (mut before, mut after) = (evaluate(&config, &clean), evaluate(&config, &pressed));
+        before.onset_delays.sort_unstable();
+        after.onset_delays.sort_unstable();
+        let at = |s: &Score, p| pct(&s.onset_delays, p);
+        println!(
+            "{}: onset p50 / p90 {} / {} ms, after a press {} / {} ms",
+            cond.name,
+            at(&before, 50),
+            at(&before, 90),
+            at(&after, 50),
+            at(&after, 90)
+        );
+        assert_eq!((after.missed.len(), after.false_starts), (0, before.false_starts), "{}", cond.name);
+        // A press the detector still hears (a click inside it, or 5 dB noise hiding its line)
+        // joins the words, which then start too early to count: at most 2 of the 47.
+        let joined = before.onset_delays.len() - after.onset_delays.len();
+        let allowed = if ["quiet", "hum"].contains(&cond.name) { 0 } else { 2 };
+        assert!(joined <= allowed, "{}: {joined} presses joined the words", cond.name);
+        assert!(at(&after, 50) <= at(&before, 50) + 20, "{}: p50", cond.name);
+        assert!(at(&after, 90) <= at(&before, 90) + 80, "{}: p90", cond.name);
+    }
 }
