@@ -21,7 +21,6 @@ mod spectral;
 mod speech_state;
 mod standalone;
 mod tone;
-
 mod turn_end;
 
 use frame_classifier::{FRAME_SAMPLES, FrameClassifier, Overhang};

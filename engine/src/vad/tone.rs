@@ -9,6 +9,7 @@
 /// Bins either side of a spectral line's peak that hold its main lobe (the 32 ms Hann window's,
 /// zero-padded to twice its length).
 const LINE_HALF_WIDTH: usize = 4;
+/// The same, for bins counted in a u8.
 const LOBE: u8 = LINE_HALF_WIDTH as u8;
 
 /// A frame whose strongest line stands this many times (15 dB) over every line but the two
@@ -116,6 +117,8 @@ pub(crate) struct Tones {
     tone: u8,
     /// In a run: the line every frame of it held so far, 0 if none.
     run: u8,
+    /// Frames in a row of the tone (0 if the last frame was none).
+    frames: u32,
 }
 
 impl Tones {
@@ -132,7 +135,13 @@ impl Tones {
             self.tone = if begins { lines.first } else { 0 };
         }
         self.last = lines;
+        self.frames = if held || begins { self.frames.saturating_add(1) } else { 0 };
         held || begins
+    }
+
+    /// Frames in a row the tone has lasted, up to the last one (0 if the last frame was none).
+    pub(crate) fn held_for(&self) -> u32 {
+        self.frames
     }
 
     /// Whether the current run, every frame of which held a line within the main lobe of one
