@@ -55,21 +55,30 @@ impl Lines {
     /// which does not change from one band's floor to the next).
     pub(crate) fn measure(whitened: &[f32], power: &[f32]) -> Self {
         debug_assert!(whitened.len() == power.len() && whitened.len() < usize::from(u8::MAX));
-        let strongest_outside = |skip: &[usize]| {
-            let mut best = (0, 0.0f32);
-            for (k, &w) in whitened.iter().enumerate() {
-                if w > best.1 && skip.iter().all(|&s| k.abs_diff(s) > LINE_HALF_WIDTH) {
-                    best = (k, w);
-                }
-            }
-            best
-        };
-        let (first, peak) = strongest_outside(&[]);
-        let (second, next) = strongest_outside(&[first]);
-        let (_, third) = strongest_outside(&[first, second]);
+        // Three searches for the largest bin, each outside the main lobes found before it; by
+        // maxima (which vectorise) and then the bin that holds it, about three times as fast as
+        // comparing bin by bin.
+        let peak = max_of(whitened);
         if peak <= 0.0 {
             return Self::default();
         }
+        let first = whitened.iter().position(|&w| w == peak).unwrap_or(0);
+        let lobe =
+            |k: usize| (k.saturating_sub(LINE_HALF_WIDTH), (k + LINE_HALF_WIDTH + 1).min(whitened.len()));
+        let (lo, hi) = lobe(first);
+        let next = max_of(&whitened[..lo]).max(max_of(&whitened[hi..]));
+        let second = match whitened[..lo].iter().position(|&w| w == next) {
+            _ if next <= 0.0 => 0,
+            Some(k) => k,
+            None => hi + whitened[hi..].iter().position(|&w| w == next).unwrap_or(0),
+        };
+        let (a, b) = if lobe(first).0 <= lobe(second).0 {
+            (lobe(first), lobe(second))
+        } else {
+            (lobe(second), lobe(first))
+        };
+        let between = if b.0 > a.1 { max_of(&whitened[a.1..b.0]) } else { 0.0 };
+        let third = max_of(&whitened[..a.0]).max(between).max(max_of(&whitened[a.1.max(b.1)..]));
         let over = |w: f32| if third > 0.0 { w / third } else { f32::INFINITY };
         let first_over = over(peak);
         let ln = |k: usize| power[k].max(1e-6).ln();
@@ -100,6 +109,20 @@ impl Lines {
             0.0
         }
     }
+}
+
+/// The largest of `values`, 0 for none over it: eight running maxima, which the compiler keeps
+/// in one vector register.
+fn max_of(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            // As x86's maxps: no NaN to order, and the compiler emits one per eight.
+            *lane = if v > *lane { v } else { *lane };
+        }
+    }
+    chunks.remainder().iter().chain(&lanes).fold(0.0, |m, &v| m.max(v))
 }
 
 /// Whether two lines' bins are within `bins` of each other (and both lines).
@@ -185,6 +208,50 @@ mod tests {
             w[k + 1] = h / 2.0;
         }
         w
+    }
+
+    /// [`Lines::measure`]'s three searches done plainly, bin by bin.
+    fn strongest_plainly(whitened: &[f32]) -> (usize, f32, usize, f32, f32) {
+        let strongest_outside = |skip: &[usize]| {
+            let mut best = (0, 0.0f32);
+            for (k, &w) in whitened.iter().enumerate() {
+                if w > best.1 && skip.iter().all(|&s| k.abs_diff(s) > LINE_HALF_WIDTH) {
+                    best = (k, w);
+                }
+            }
+            best
+        };
+        let (first, peak) = strongest_outside(&[]);
+        let (second, next) = strongest_outside(&[first]);
+        let (_, third) = strongest_outside(&[first, second]);
+        (first, peak, second, next, third)
+    }
+
+    #[test]
+    fn the_lines_are_those_a_plain_search_finds() {
+        let mut rng = crate::test_rng::XorShift(5);
+        for case in 0..2_000 {
+            // Noise, with up to three peaks anywhere (at the edges too, and close together).
+            let mut w: Vec<f32> = (0..208).map(|_| rng.below(1_000) as f32 / 500.0).collect();
+            for _ in 0..case % 4 {
+                let k = rng.below(208) as usize;
+                w[k] = 10.0 + rng.below(10_000) as f32;
+            }
+            if case % 50 == 0 {
+                w.iter_mut().for_each(|v| *v = 0.0);
+            }
+            let l = Lines::measure(&w, &w);
+            let (first, peak, second, next, third) = strongest_plainly(&w);
+            if peak <= 0.0 {
+                assert_eq!(l, Lines::default(), "case {case}");
+                continue;
+            }
+            let over = |v: f32| if third > 0.0 { v / third } else { f32::INFINITY };
+            assert_eq!(l.first, (first + 1) as u8, "case {case}");
+            assert_eq!(l.first_over, over(peak), "case {case}");
+            assert_eq!(l.second, if next > 0.0 { (second + 1) as u8 } else { 0 }, "case {case}");
+            assert_eq!(l.second_over, if next > 0.0 { over(next) } else { 0.0 }, "case {case}");
+        }
     }
 
     #[test]
