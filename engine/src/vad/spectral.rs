@@ -495,7 +495,8 @@ impl SpectralClassifier {
         // A tone (or a keypad's pair) is as periodic as a voice, never voiced (see
         // `super::tone`). Its first frame or two, before its line was seen twice at one
         // frequency, may have started a run: a run every frame of which held the line ends.
-        let tone = self.tones.is_tone(lines, echo.contains(&true));
+        let echoed = echo.contains(&true);
+        let tone = self.tones.is_tone(lines, echoed);
         if tone && self.tones.run_was_the_tone(&lines) {
             self.since_voiced = None;
         }
@@ -534,7 +535,7 @@ impl SpectralClassifier {
         // the minimum speech, and was heard a word or two later. Capped at the longest lead, so
         // that such frames alone never take the line for a louder one; not a frame the agent's
         // echo explains in part (it is no one's soft start).
-        if tracked == Tracked::Unmeasured && !speech && !lead_like && !tone && !echo.contains(&true) {
+        if tracked == Tracked::Unmeasured && !speech && !lead_like && !tone && !echoed {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
         if tracked == Tracked::LearntAsLine {

@@ -709,11 +709,10 @@ fn speech_an_outage_cuts_stops_there_and_its_turn_ends_with_it() {
     assert!(calls >= 40, "{calls} calls");
 }
 
-/// `pcm` with `tones` (Hz, dBFS peak) added over `ms`.
-fn with_tones(pcm: &[i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) -> Vec<i16> {
-    let mut out = pcm.to_vec();
+/// Adds `tones` (Hz, dBFS peak) to `pcm` over `ms`.
+fn add_tones(pcm: &mut [i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) {
     let from = (ms.start * PER_MS) as usize;
-    for (i, v) in out[from..(ms.end * PER_MS) as usize].iter_mut().enumerate() {
+    for (i, v) in pcm[from..(ms.end * PER_MS) as usize].iter_mut().enumerate() {
         let t = (from + i) as f64 / RATE as f64;
         let tone: f64 = tones
             .iter()
@@ -723,6 +722,12 @@ fn with_tones(pcm: &[i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) -> Ve
             .sum();
         *v = (f64::from(*v) + tone).round().clamp(-32_768.0, 32_767.0) as i16;
     }
+}
+
+/// `pcm` with `tones` added over `ms` (see [`add_tones`]).
+fn with_tones(pcm: &[i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) -> Vec<i16> {
+    let mut out = pcm.to_vec();
+    add_tones(&mut out, tones, ms);
     out
 }
 
@@ -745,7 +750,7 @@ fn keypad_presses_and_tones_on_the_line_are_not_speech() {
             let mut pcm = line.to_vec();
             for (k, &(lo, hi)) in keys.iter().cycle().take(10).enumerate() {
                 let at = 5_000 + 2 * press_ms * k as u64;
-                pcm = with_tones(&pcm, &[(lo, -20.0), (hi, -18.0)], at..at + press_ms);
+                add_tones(&mut pcm, &[(lo, -20.0), (hi, -18.0)], at..at + press_ms);
             }
             heard.push((format!("presses of {press_ms} ms"), speech_found(&config, &pcm)));
         }
@@ -805,30 +810,46 @@ fn steady_speech_limit_ms(cond: &Condition) -> u64 {
     if cond.clicks_every_s.is_some() { 2_200 } else { 1_200 }
 }
 
+/// The speech `cond`'s speech track is heard as, as it is and with `tones` added over
+/// `span(onset)` for every utterance from `from_ms` on; each score's onsets sorted, and both
+/// printed.
+fn onsets_with_tones(
+    cond: &Condition,
+    tones: &[(f64, f64)],
+    from_ms: u64,
+    span: impl Fn(u64) -> std::ops::Range<u64>,
+) -> (Score, Score) {
+    let config = VadConfig::default();
+    let clean = speech_track(cond);
+    let mut toned = clean.clone();
+    for &(onset, _) in clean.labels.iter().filter(|(onset, _)| *onset >= from_ms) {
+        add_tones(&mut toned.pcm, tones, span(onset));
+    }
+    let (mut before, mut after) = (evaluate(&config, &clean), evaluate(&config, &toned));
+    before.onset_delays.sort_unstable();
+    after.onset_delays.sort_unstable();
+    let at = |s: &Score, p| pct(&s.onset_delays, p);
+    println!(
+        "{}: onset p50 / p90 {} / {} ms, with {tones:?} {} / {} ms; {} and {} onsets measured",
+        cond.name,
+        at(&before, 50),
+        at(&before, 90),
+        at(&after, 50),
+        at(&after, 90),
+        before.onset_delays.len(),
+        after.onset_delays.len()
+    );
+    (before, after)
+}
+
 #[test]
 fn speech_just_after_a_key_press_is_heard_as_soon_as_without_it() {
     // The caller presses a key and speaks 60 ms after letting it go: the press is not speech,
     // and neither are its frames the words' soft start (no earlier onset), nor do the words wait.
-    let config = VadConfig::default();
     for cond in conditions() {
-        let clean = speech_track(&cond);
-        let mut pressed = clean.clone();
-        for &(onset, _) in clean.labels.iter().filter(|(onset, _)| *onset >= 1_000) {
-            pressed.pcm =
-                with_tones(&pressed.pcm, &[(852.0, -20.0), (1_477.0, -18.0)], onset - 300..onset - 60);
-        }
-        let (mut before, mut after) = (evaluate(&config, &clean), evaluate(&config, &pressed));
-        before.onset_delays.sort_unstable();
-        after.onset_delays.sort_unstable();
+        let press = [(852.0, -20.0), (1_477.0, -18.0)];
+        let (before, after) = onsets_with_tones(&cond, &press, 1_000, |onset| onset - 300..onset - 60);
         let at = |s: &Score, p| pct(&s.onset_delays, p);
-        println!(
-            "{}: onset p50 / p90 {} / {} ms, after a press {} / {} ms",
-            cond.name,
-            at(&before, 50),
-            at(&before, 90),
-            at(&after, 50),
-            at(&after, 90)
-        );
         assert_eq!((after.missed.len(), after.false_starts), (0, before.false_starts), "{}", cond.name);
         // A press the detector still hears (a click inside it, or 5 dB noise hiding its line)
         // joins the words, which then start too early to count: at most 2 of the 47.
@@ -846,26 +867,11 @@ fn words_over_a_tone_that_has_lasted_seconds_are_heard_as_without_it() {
     // on over their first 500 ms. A tone is never speech, and the floor climbed to it at 5 dB/s:
     // the words were heard only once their harmonics stood out of the tone's, seconds later.
     // Held for a second, the tone is learnt as the line's sound, as a drone is.
-    let config = VadConfig::default();
     for cond in conditions() {
-        let clean = speech_track(&cond);
-        let mut toned = clean.clone();
-        for &(onset, _) in clean.labels.iter().filter(|(onset, _)| *onset >= 2_500) {
-            toned.pcm = with_tones(&toned.pcm, &[(1_000.0, -20.0)], onset - 2_000..onset + 500);
-        }
-        let (mut before, mut after) = (evaluate(&config, &clean), evaluate(&config, &toned));
-        before.onset_delays.sort_unstable();
-        after.onset_delays.sort_unstable();
+        let (before, after) =
+            onsets_with_tones(&cond, &[(1_000.0, -20.0)], 2_500, |onset| onset - 2_000..onset + 500);
         let at = |s: &Score, p| pct(&s.onset_delays, p);
         let joined = before.onset_delays.len().saturating_sub(after.onset_delays.len());
-        println!(
-            "{}: onset p50 / p90 {} / {} ms, over the tone {} / {} ms; {joined} joined the tone",
-            cond.name,
-            at(&before, 50),
-            at(&before, 90),
-            at(&after, 50),
-            at(&after, 90)
-        );
         assert_eq!(after.missed.len(), 0, "{}", cond.name);
         // A few words are still heard as one speech with the tone before them (the tone also
         // sounds over the end of the utterance before, where the gap is under 2 s): at most 4
