@@ -5,18 +5,23 @@
 //! A host reads on its own thread, at any instant of the worker's step. The windows inside a
 //! step are microseconds wide, so the step hook (`runtime::step_hook`) pauses the worker for
 //! 3 ms after each event it publishes. The host polls far more often than that, so it looks
-//! inside each window. The hook is process-wide, which is why this test has a binary of its own.
+//! inside each window. The hook is process-wide, which is why these tests have a binary of their
+//! own and take turns (`HOOKS`).
 #![cfg(debug_assertions)]
 
 mod common;
 
 use common::*;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use trunkline::runtime::step_hook;
 use trunkline::{Engine, EngineConfig, Event, Session, SessionConfig, SessionError};
 
 const CALLER_FRAMES: u64 = 90; // 1.8 s: the fixture's first utterance starts at 1 s.
 const AGENT_RATE: u32 = 24_000;
+
+/// The step hooks are the process's: one test at a time sets them.
+static HOOKS: Mutex<()> = Mutex::new(());
 
 fn push(session: &mut Session, message: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -76,6 +81,7 @@ impl Host {
 
 #[test]
 fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
     step_hook::pause_after_each_event(Duration::from_millis(3));
     let (caller, labels) = speech();
     assert_eq!(labels[0].0, 1000, "fixture layout changed: {labels:?}");
@@ -140,4 +146,64 @@ fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
     assert_eq!(stats.agent_samples_out, CALLER_FRAMES * 20 * 16, "samples delivered on seeing Stopped");
     assert_eq!(host.samples as u64, stats.agent_samples_out, "and read");
     assert_eq!(stats, session.stats(), "nothing counted after Stopped");
+}
+
+/// Lets the workers go when the test ends, even by a failed assertion.
+struct Held;
+
+impl Held {
+    fn until_a_worker_waits() -> Self {
+        step_hook::hold_steps(true);
+        let held = Held;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while step_hook::workers_held() == 0 {
+            assert!(Instant::now() < deadline, "no worker came to a step");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        step_hook::hold_steps(false);
+    }
+}
+
+#[test]
+fn a_mark_queued_before_the_carriers_stop_is_resolved_before_stopped() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap();
+    let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+    let mut host = Host::default();
+    push(&mut session, &connected());
+    push(&mut session, &start());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.iter().any(|e| matches!(e, Event::Started(_))) {
+        assert!(Instant::now() < deadline, "no Started: {:?}", host.events);
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // The host queues a reply and its mark, and the carrier's stop arrives, all before the worker
+    // steps again: one step finds them together, the stop first in its own ring.
+    let held = Held::until_a_worker_waits();
+    let reply = vec![1000i16; AGENT_RATE as usize / 5];
+    assert_eq!(session.play(&reply, AGENT_RATE).unwrap(), reply.len());
+    session.mark("reply-done").unwrap();
+    push(&mut session, &stop(2));
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.contains(&Event::Stopped) && Instant::now() < deadline {
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // Whatever comes after `Stopped` (nothing should).
+    std::thread::sleep(Duration::from_millis(50));
+    host.poll(&mut session);
+    let cleared = host.index_of(|e| matches!(e, Event::MarkCleared { name } if name == "reply-done"));
+    let stopped = host.index_of(|e| *e == Event::Stopped);
+    assert!(cleared < stopped, "the mark is resolved before the call's end: {:?}", host.events);
+    assert_eq!(stopped, host.events.len() - 1, "Stopped is the last event: {:?}", host.events);
+    let stats = session.stats();
+    assert_eq!(stats.marks_cleared, 1, "{stats:?}");
 }

@@ -4,9 +4,10 @@
 //! A host runs on its own thread and may look at a session at any instant of a worker's step.
 //! The windows between the things one step publishes are a few microseconds wide, too narrow for
 //! a test to hit by chance; this hook widens the one after each event, so that a test can check
-//! what a host finds once it has seen an event.
+//! what a host finds once it has seen an event. It can also hold the workers between steps, so
+//! that a test can queue the host's and the carrier's input for one step to find together.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 static PAUSE_US: AtomicU64 = AtomicU64::new(0);
@@ -21,4 +22,29 @@ pub(crate) fn after_event() {
     if us > 0 {
         std::thread::sleep(Duration::from_micros(us));
     }
+}
+
+static HOLD: AtomicBool = AtomicBool::new(false);
+static PARKED: AtomicU32 = AtomicU32::new(0);
+
+/// Holds every worker in the process before its next step (`true`) or lets them go (`false`).
+pub fn hold_steps(hold: bool) {
+    HOLD.store(hold, Ordering::Release);
+}
+
+/// How many workers wait before a step, held by [`hold_steps`]. Once one does, nothing it steps
+/// runs until they are let go.
+pub fn workers_held() -> u32 {
+    PARKED.load(Ordering::Acquire)
+}
+
+pub(crate) fn before_step() {
+    if !HOLD.load(Ordering::Acquire) {
+        return;
+    }
+    PARKED.fetch_add(1, Ordering::AcqRel);
+    while HOLD.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    PARKED.fetch_sub(1, Ordering::AcqRel);
 }

@@ -276,6 +276,8 @@ impl WorkerSession {
     /// In debug builds with the `alloc-guard` feature the step runs under the allocation guard
     /// (see [`crate::alloc_guard`]), on whichever thread runs it.
     pub(crate) fn step(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
+        #[cfg(all(feature = "test-hooks", debug_assertions))]
+        super::step_hook::before_step();
         let step = std::panic::AssertUnwindSafe(|| alloc_guard::forbid(|| self.step_inner(now_us, latency)));
         match std::panic::catch_unwind(step) {
             Ok(produced) => produced,
@@ -346,6 +348,10 @@ impl WorkerSession {
                 *held_until = Some(until);
                 break;
             }
+            // What the host queued to play before this message reached the worker goes in first:
+            // a mark queued before the carrier's `stop` (or before the caller's words that barge
+            // in) is resolved before `Stopped`, not after the call's last event.
+            drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
             // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
             let waited_us = latency::elapsed_since(h.a, now_us);
