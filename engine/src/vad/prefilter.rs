@@ -7,7 +7,9 @@
 //! 100/120/150/180 Hz harmonics. Speech keeps its harmonics above 200 Hz even for low voices.
 
 use crate::audio::to_i16;
+use crate::simd::Kernel;
 use std::f64::consts::PI;
+use std::sync::OnceLock;
 
 /// Sample rate the filter is designed for.
 const SAMPLE_RATE_HZ: f64 = 8_000.0;
@@ -34,12 +36,15 @@ const SECTIONS: usize = BUTTERWORTH4_Q.len() + NOTCH_HZ.len();
 /// digital silence the state decays towards denormals, which are very slow on x86.
 const DENORMAL_FLOOR: f32 = 1e-15;
 
-/// One second-order IIR section's coefficients (normalised by `a0`), in the form the update
-/// uses: `y = b0·x + s1`, `s1' = k1·x + s2 − a1·s1`, `s2' = k2·x − a2·s1`.
-///
-/// The states are those of transposed direct form II; `k1 = b1 − a1·b0` and `k2 = b2 − a2·b0`
-/// substitute `y` out of the state update, so the path from one sample's state to the next is
-/// one multiply and one add (the textbook `b1·x − a1·y + s2` has `y`, one more add, on it).
+/// The cascade's order: two states per section.
+const ORDER: usize = 2 * SECTIONS;
+
+/// Samples filtered at once by the block form (see [`Block`]).
+const BLOCK: usize = 16;
+
+/// One second-order IIR section's coefficients (normalised by `a0`, rounded to f32 as the filter
+/// runs them), in the form the update uses: `y = b0·x + s1`, `s1' = k1·x + s2 − a1·s1`,
+/// `s2' = k2·x − a2·s1`: transposed direct form II with `y` substituted out of the state update.
 #[derive(Debug, Clone, Copy)]
 struct Biquad {
     b0: f32,
@@ -88,83 +93,117 @@ impl Biquad {
         let alpha = sin / (2.0 * q);
         Self::from_coefficients([1.0, -2.0 * cos, 1.0], [1.0 + alpha, -2.0 * cos, 1.0 - alpha])
     }
-}
 
-/// The cascade's coefficients and states, one lane per section.
-#[derive(Debug, Clone, Copy)]
-struct Lanes {
-    b0: [f32; SECTIONS],
-    k1: [f32; SECTIONS],
-    k2: [f32; SECTIONS],
-    a1: [f32; SECTIONS],
-    a2: [f32; SECTIONS],
-    s1: [f32; SECTIONS],
-    s2: [f32; SECTIONS],
-}
-
-impl Lanes {
-    /// Filters `x` through section `k` alone.
+    /// One sample through the section, on state `(s1, s2)`: the update above, in `T`.
     #[inline(always)]
-    fn section(&mut self, k: usize, x: f32) -> f32 {
-        let y = self.b0[k] * x + self.s1[k];
-        let s1 = self.k1[k] * x + self.s2[k] - self.a1[k] * self.s1[k];
-        self.s2[k] = self.k2[k] * x - self.a2[k] * self.s1[k];
-        self.s1[k] = s1;
+    fn step<T>(&self, x: T, s1: &mut T, s2: &mut T) -> T
+    where
+        T: Copy
+            + From<f32>
+            + std::ops::Mul<Output = T>
+            + std::ops::Add<Output = T>
+            + std::ops::Sub<Output = T>,
+    {
+        let c = |v: f32| T::from(v);
+        let y = c(self.b0) * x + *s1;
+        let next = c(self.k1) * x + *s2 - c(self.a1) * *s1;
+        *s2 = c(self.k2) * x - c(self.a2) * *s1;
+        *s1 = next;
         y
     }
-
-    /// One wavefront step: section `k` filters `x[k]`, every section at once ([`Self::section`]
-    /// lane by lane, which the compiler vectorises: the lanes are independent).
-    #[inline(always)]
-    fn all_sections(&mut self, x: [f32; SECTIONS]) -> [f32; SECTIONS] {
-        std::array::from_fn(|k| self.section(k, x[k]))
-    }
-
-    /// Filters `x` through the whole cascade, one section after the other.
-    #[inline(always)]
-    fn cascade(&mut self, x: f32) -> f32 {
-        (0..SECTIONS).fold(x, |v, k| self.section(k, v))
-    }
 }
 
-/// DC and mains-hum filter for 8 kHz audio: 4th-order Butterworth high-pass at 180 Hz plus notches
-/// at 150 and 180 Hz. Streaming, allocation-free, state kept across calls.
+/// The cascade as one linear system over [`BLOCK`] samples: from the state before a block
+/// (`s`, [`ORDER`] values: every section's `s1`, then every section's `s2`) and the block's
+/// input `x`, its output is `O·s + T·x` and the state after it `A·s + K·x`.
 ///
-/// The four sections run as a wavefront: at step `t` section `k` filters sample `t − k`, so the
-/// four are independent within a step and run as one 4-lane vector operation. Run one after the
-/// other per sample, they were a chain of dependent scalar operations, 40 % of the VAD's time.
-#[derive(Debug, Clone)]
-pub(crate) struct HumFilter {
-    lanes: Lanes,
-    dc_gain: [f32; SECTIONS],
-    b1: [f32; SECTIONS],
-    b2: [f32; SECTIONS],
+/// Why: run sample by sample, each section's state update waits for the one before it, so the
+/// cascade costs the latency of a chain of dependent operations per sample (a quarter of the
+/// VAD's time). In the block form only the state passes from block to block, once per 16
+/// samples; the rest are independent products the compiler vectorises. The matrices are the
+/// cascade's responses, computed in f64 by running it on each unit state and unit impulse, so
+/// the block form is the same filter, rounded differently (`block_form_is_the_cascade`).
+/// Stored column by column, each column over the outputs (or states) it feeds.
+#[derive(Debug)]
+struct Block {
+    /// `O`: each state's contribution to the block's outputs.
+    out_from_state: [[f32; BLOCK]; ORDER],
+    /// `T`: each input sample's contribution to the block's outputs (none before it).
+    out_from_input: [[f32; BLOCK]; BLOCK],
+    /// `A`: each state's contribution to the state after the block.
+    state_from_state: [[f32; ORDER]; ORDER],
+    /// `K`: each input sample's contribution to the state after the block.
+    state_from_input: [[f32; ORDER]; BLOCK],
 }
 
-impl HumFilter {
-    /// Builds the filter with zero state.
-    pub(crate) fn new() -> Self {
+/// Everything about the filter but its state, built once per process.
+#[derive(Debug)]
+struct Design {
+    sections: [Biquad; SECTIONS],
+    block: Block,
+    /// Which build of the block loops this CPU runs.
+    kernel: Kernel,
+}
+
+impl Design {
+    fn new() -> Self {
         let sections = [
             Biquad::high_pass(HIGH_PASS_HZ, BUTTERWORTH4_Q[0]),
             Biquad::high_pass(HIGH_PASS_HZ, BUTTERWORTH4_Q[1]),
             Biquad::notch(NOTCH_HZ[0], NOTCH_Q),
             Biquad::notch(NOTCH_HZ[1], NOTCH_Q),
         ];
-        let lane = |f: fn(&Biquad) -> f32| sections.map(|s| f(&s));
+        // The cascade in f64 on `state`, over `input`: its outputs, and its state after.
+        let run = |mut state: [f64; ORDER], input: &[f64; BLOCK]| {
+            let outputs = input.map(|x| {
+                let mut v = x;
+                for (k, section) in sections.iter().enumerate() {
+                    let (s1, s2) = state.split_at_mut(SECTIONS);
+                    v = section.step(v, &mut s1[k], &mut s2[k]);
+                }
+                v
+            });
+            (outputs, state)
+        };
+        let unit = |i: usize| std::array::from_fn::<f64, BLOCK, _>(|k| if k == i { 1.0 } else { 0.0 });
+        let state_unit = |j: usize| std::array::from_fn::<f64, ORDER, _>(|k| if k == j { 1.0 } else { 0.0 });
+        let narrow = |v: &[f64]| -> [f32; BLOCK] { std::array::from_fn(|i| v[i] as f32) };
+        let narrow_state = |v: &[f64]| -> [f32; ORDER] { std::array::from_fn(|i| v[i] as f32) };
+        let from_state = std::array::from_fn::<_, ORDER, _>(|j| run(state_unit(j), &[0.0; BLOCK]));
+        let from_input = std::array::from_fn::<_, BLOCK, _>(|m| run([0.0; ORDER], &unit(m)));
         Self {
-            lanes: Lanes {
-                b0: lane(|s| s.b0),
-                k1: lane(|s| s.k1),
-                k2: lane(|s| s.k2),
-                a1: lane(|s| s.a1),
-                a2: lane(|s| s.a2),
-                s1: [0.0; SECTIONS],
-                s2: [0.0; SECTIONS],
+            sections,
+            block: Block {
+                out_from_state: from_state.map(|(y, _)| narrow(&y)),
+                out_from_input: from_input.map(|(y, _)| narrow(&y)),
+                state_from_state: from_state.map(|(_, s)| narrow_state(&s)),
+                state_from_input: from_input.map(|(_, s)| narrow_state(&s)),
             },
-            dc_gain: lane(|s| s.dc_gain),
-            b1: lane(|s| s.b1),
-            b2: lane(|s| s.b2),
+            kernel: Kernel::detect(),
         }
+    }
+
+    fn get() -> &'static Self {
+        static DESIGN: OnceLock<Design> = OnceLock::new();
+        DESIGN.get_or_init(Design::new)
+    }
+}
+
+/// DC and mains-hum filter for 8 kHz audio: 4th-order Butterworth high-pass at 180 Hz plus notches
+/// at 150 and 180 Hz. Streaming, allocation-free, state kept across calls. Whole blocks of
+/// [`BLOCK`] samples run in the block form ([`Block`]), the samples left over through the
+/// sections one after the other.
+#[derive(Debug, Clone)]
+pub(crate) struct HumFilter {
+    /// Every section's `s1`, then every section's `s2` (the block form's state vector).
+    state: [f32; ORDER],
+    design: &'static Design,
+}
+
+impl HumFilter {
+    /// Builds the filter with zero state.
+    pub(crate) fn new() -> Self {
+        Self { state: [0.0; ORDER], design: Design::get() }
     }
 
     /// Puts the filter in the steady state for a constant input `x` (the first sample of a stream
@@ -173,10 +212,10 @@ impl HumFilter {
     // high-pass as a click at stream start.
     pub(crate) fn prime(&mut self, x: i16) {
         let mut v = f32::from(x);
-        for k in 0..SECTIONS {
-            let y = self.dc_gain[k] * v;
-            self.lanes.s2[k] = self.b2[k] * v - self.lanes.a2[k] * y;
-            self.lanes.s1[k] = self.b1[k] * v - self.lanes.a1[k] * y + self.lanes.s2[k];
+        for (k, s) in self.design.sections.iter().enumerate() {
+            let y = s.dc_gain * v;
+            self.state[SECTIONS + k] = s.b2 * v - s.a2 * y;
+            self.state[k] = s.b1 * v - s.a1 * y + self.state[SECTIONS + k];
             v = y;
         }
     }
@@ -186,53 +225,100 @@ impl HumFilter {
         self.prime(0);
     }
 
+    /// Filters one sample through the sections one after the other.
+    fn cascade(&mut self, x: f32) -> f32 {
+        let (s1, s2) = self.state.split_at_mut(SECTIONS);
+        self.design
+            .sections
+            .iter()
+            .enumerate()
+            .fold(x, |v, (k, section)| section.step(v, &mut s1[k], &mut s2[k]))
+    }
+
     /// Filters `input` into `output` (same length) and flushes denormals at the end. Why per
-    /// block: flushing per sample would cost more than denormals can within a block.
+    /// call: flushing per sample would cost more than denormals can within a frame.
     pub(crate) fn process(&mut self, input: &[i16], output: &mut [i16]) {
         debug_assert_eq!(input.len(), output.len());
-        const LAG: usize = SECTIONS - 1;
-        let n = input.len();
-        let lanes = &mut self.lanes;
-        if n <= LAG {
-            for (o, &x) in output.iter_mut().zip(input) {
-                *o = to_i16(lanes.cascade(f32::from(x)));
-            }
-        } else {
-            // Fill the wavefront: section k takes samples 0..LAG-k one at a time, so that at
-            // step LAG section k is due to filter sample LAG - k.
-            let mut carry = [0.0f32; SECTIONS];
-            for (t, &x) in input.iter().enumerate().take(LAG) {
-                let mut v = f32::from(x);
-                for (k, slot) in carry.iter_mut().enumerate().take(LAG - t) {
-                    v = lanes.section(k, v);
-                    *slot = v;
+        let (blocks, rest) = input.as_chunks::<BLOCK>();
+        let (out_blocks, out_rest) = output.as_chunks_mut::<BLOCK>();
+        let (design, state) = (self.design, &mut self.state);
+        design.kernel.run(
+            #[inline(always)]
+            || {
+                for (x, y) in blocks.iter().zip(out_blocks.iter_mut()) {
+                    block(&design.block, state, x, y);
                 }
-            }
-            // carry[k] is now section k's output for sample LAG - 1 - k.
-            for t in LAG..n {
-                const _: () = assert!(SECTIONS == 4, "the step below shifts four lanes");
-                let x = [f32::from(input[t]), carry[0], carry[1], carry[2]];
-                carry = lanes.all_sections(x);
-                output[t - LAG] = to_i16(carry[LAG]);
-            }
-            // Drain: section k still owes samples n - k .. n (k ≥ 1).
-            for (t, out) in output.iter_mut().enumerate().skip(n - LAG) {
-                // Sections 0 ..= n - 1 - t have filtered sample t already.
-                let first = n - t;
-                let mut v = carry[first - 1];
-                for (k, slot) in carry.iter_mut().enumerate().skip(first) {
-                    v = lanes.section(k, v);
-                    *slot = v;
-                }
-                *out = to_i16(v);
-            }
+            },
+        );
+        for (o, &x) in out_rest.iter_mut().zip(rest) {
+            *o = to_i16(self.cascade(f32::from(x)));
         }
-        for state in lanes.s1.iter_mut().chain(lanes.s2.iter_mut()) {
+        for state in self.state.iter_mut() {
             if state.abs() < DENORMAL_FLOOR {
                 *state = 0.0;
             }
         }
     }
+}
+
+/// Partial sums per product: a sum of columns added one after the other is a chain of dependent
+/// additions as long as the columns are many, which bounds the speed; four chains run side by
+/// side.
+const CHAINS: usize = 4;
+const _: () =
+    assert!(ORDER.is_multiple_of(CHAINS) && BLOCK.is_multiple_of(CHAINS), "whole groups of columns");
+
+/// `Σ columns[k] · values[k]`, column `k` into partial sum `k % CHAINS`, lane by lane.
+#[inline(always)]
+fn columns_times<const N: usize>(columns: &[[f32; N]], values: &[f32], sums: &mut [[f32; N]; CHAINS]) {
+    let [s0, s1, s2, s3] = sums;
+    for (c, v) in columns.chunks_exact(CHAINS).zip(values.chunks_exact(CHAINS)) {
+        for i in 0..N {
+            s0[i] += c[0][i] * v[0];
+            s1[i] += c[1][i] * v[1];
+            s2[i] += c[2][i] * v[2];
+            s3[i] += c[3][i] * v[3];
+        }
+    }
+}
+
+/// The partial sums' total, as a tree.
+#[inline(always)]
+fn total<const N: usize>(sums: &[[f32; N]; CHAINS]) -> [f32; N] {
+    let mut out = [0.0f32; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (sums[0][i] + sums[1][i]) + (sums[2][i] + sums[3][i]);
+    }
+    out
+}
+
+/// One block through the block form: `y = O·s + T·x`, `s = A·s + K·x`. Each product is a sum
+/// of columns scaled by one value, lane by lane (in [`CHAINS`] partial sums), so that both
+/// builds give the same result.
+#[inline(always)]
+fn block(m: &Block, state: &mut [f32; ORDER], input: &[i16; BLOCK], output: &mut [i16; BLOCK]) {
+    let mut x = [0.0f32; BLOCK];
+    for (x, &v) in x.iter_mut().zip(input) {
+        *x = f32::from(v);
+    }
+    let s = *state;
+    let mut sums = [[0.0f32; BLOCK]; CHAINS];
+    columns_times(&m.out_from_state, &s, &mut sums);
+    columns_times(&m.out_from_input, &x, &mut sums);
+    // Rounded to the nearest and saturated as `to_i16` does, but in a form that vectorises (a
+    // float's conversion to an integer is checked lane by lane): adding 1.5 · 2^23 leaves the
+    // rounded value in the low bits of the mantissa. Halves round to even here, away from zero
+    // there: a difference of one step, on the rare output that lands on a half exactly.
+    const ROUNDING: f32 = 12_582_912.0;
+    for (o, &y) in output.iter_mut().zip(&total(&sums)) {
+        let rounded = y.clamp(-32_768.0, 32_767.0) + ROUNDING;
+        *o = (rounded.to_bits() as i32 - ROUNDING.to_bits() as i32) as i16;
+    }
+    // The state is the one chain from block to block: its own part last, on two columns per sum.
+    let mut sums = [[0.0f32; ORDER]; CHAINS];
+    columns_times(&m.state_from_input, &x, &mut sums);
+    columns_times(&m.state_from_state, &s, &mut sums);
+    *state = total(&sums);
 }
 
 #[cfg(test)]
@@ -269,27 +355,80 @@ mod tests {
         }
     }
 
-    #[test]
-    fn wavefront_equals_the_sections_one_after_the_other_for_any_chunking() {
-        let mut rng = crate::test_rng::XorShift(0x2545_f491_4f6c_dd1d);
-        let mut next = move |bound: u64| rng.below(bound);
-        let input: Vec<i16> = (0..4_000).map(|_| (next(65_536) as i32 - 32_768) as i16).collect();
-        let mut reference = HumFilter::new();
-        reference.prime(input[0]);
-        let expected: Vec<i16> =
-            input.iter().map(|&x| to_i16(reference.lanes.cascade(f32::from(x)))).collect();
+    /// Random full-scale samples.
+    fn noise(n: usize, seed: u64) -> Vec<i16> {
+        let mut rng = crate::test_rng::XorShift(seed);
+        (0..n).map(|_| (rng.below(65_536) as i32 - 32_768) as i16).collect()
+    }
 
-        let mut filter = HumFilter::new();
-        filter.prime(input[0]);
+    /// `input` through `filter` in chunks of random lengths (many of them no whole block).
+    fn chunked(filter: &mut HumFilter, input: &[i16], seed: u64) -> Vec<i16> {
+        let mut rng = crate::test_rng::XorShift(seed);
         let mut output = vec![0i16; input.len()];
         let mut at = 0;
         while at < input.len() {
-            let n = (next(12) as usize).min(input.len() - at);
-            let n = if next(4) == 0 { (n * 40).min(input.len() - at) } else { n };
+            let n = (rng.below(12) as usize).min(input.len() - at);
+            let n = if rng.below(4) == 0 { (n * 40).min(input.len() - at) } else { n };
             filter.process(&input[at..at + n], &mut output[at..at + n]);
             at += n;
         }
-        assert_eq!(output, expected);
+        output
+    }
+
+    #[test]
+    fn block_form_is_the_cascade() {
+        // The same filter computed two ways, rounded differently: on full-scale noise, at most
+        // one step of the output apart, and rarely that; then on past the first input, so the
+        // state the block form leaves is the cascade's too.
+        let (input, tail) = (noise(40_000, 0x2545_f491_4f6c_dd1d), noise(1_000, 99));
+        let mut reference = HumFilter::new();
+        reference.prime(input[0]);
+        let expected: Vec<i16> =
+            input.iter().chain(&tail).map(|&x| to_i16(reference.cascade(f32::from(x)))).collect();
+        for seed in [None, Some(7), Some(8)] {
+            let mut filter = HumFilter::new();
+            filter.prime(input[0]);
+            let mut output = match seed {
+                None => {
+                    let mut out = vec![0i16; input.len()];
+                    filter.process(&input, &mut out);
+                    out
+                }
+                Some(seed) => chunked(&mut filter, &input, seed),
+            };
+            let mut after = vec![0i16; tail.len()];
+            filter.process(&tail, &mut after);
+            output.extend(after);
+            let differ = output.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            let most = output.iter().zip(&expected).map(|(a, b)| a.abs_diff(*b)).max();
+            assert!(most <= Some(1), "chunks {seed:?}: {most:?} apart");
+            assert!(
+                differ * 100 < output.len(),
+                "chunks {seed:?}: {differ} of {} samples differ",
+                output.len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_build_of_the_block_form_gives_the_same_samples() {
+        let input = noise(8_000, 5);
+        let outputs = |kernel: Kernel| {
+            let mut filter = HumFilter::new();
+            filter.prime(input[0]);
+            let mut out = vec![0i16; input.len()];
+            let (blocks, out_blocks) = (input.as_chunks::<BLOCK>().0, out.as_chunks_mut::<BLOCK>().0);
+            kernel.run(
+                #[inline(always)]
+                || {
+                    for (x, y) in blocks.iter().zip(out_blocks.iter_mut()) {
+                        block(&filter.design.block, &mut filter.state, x, y);
+                    }
+                },
+            );
+            (out, filter.state)
+        };
+        assert_eq!(outputs(Kernel::detect()), outputs(Kernel::PORTABLE));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::fft::shared_plans;
 
 use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
-use super::tone::{Lines, Tones};
+use super::tone::{Lines, Tones, max_of};
 
 /// Analysis window: the current 20 ms frame and the 12 ms before it (32 ms), so that the
 /// longest pitch period (14 ms, 70 Hz) fits twice.
@@ -474,14 +474,20 @@ impl SpectralClassifier {
         let mut harmonicity = 0.0f32;
         let mut pitch_lag = 0u8;
         if r0 > 0.0 {
-            for lag in MIN_LAG..=MAX_LAG {
-                let r = self.time[lag] * self.lag_gain[lag];
-                if r > harmonicity {
-                    harmonicity = r;
-                    pitch_lag = lag as u8;
-                }
+            // The largest weighted autocorrelation and the first lag that holds it, by a
+            // maximum (which vectorises) and then a search for it: compared lag by lag, the
+            // running maximum was a chain of dependent comparisons.
+            let mut weighted = [0.0f32; MAX_LAG + 1 - MIN_LAG];
+            for (w, (&r, &g)) in
+                weighted.iter_mut().zip(self.time[MIN_LAG..=MAX_LAG].iter().zip(&self.lag_gain[MIN_LAG..]))
+            {
+                *w = r * g;
             }
-            harmonicity /= r0;
+            let peak = max_of(&weighted);
+            if peak > 0.0 {
+                harmonicity = peak / r0;
+                pitch_lag = (MIN_LAG + weighted.iter().position(|&w| w == peak).unwrap_or(0)) as u8;
+            }
         }
         let snr_db = snr_sum / BANDS as f32;
         (bands, echo, Features { harmonicity, snr_db, impulsiveness, pitch_lag }, lines)

@@ -113,7 +113,7 @@ impl Lines {
 
 /// The largest of `values`, 0 for none over it: eight running maxima, which the compiler keeps
 /// in one vector register.
-fn max_of(values: &[f32]) -> f32 {
+pub(crate) fn max_of(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {
