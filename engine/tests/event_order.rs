@@ -82,7 +82,7 @@ impl Host {
 #[test]
 fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
     let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
-    step_hook::pause_after_each_event(Duration::from_millis(3));
+    let paused = Paused::after_each_event(Duration::from_millis(3));
     let (caller, labels) = speech();
     assert_eq!(labels[0].0, 1000, "fixture layout changed: {labels:?}");
     let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap();
@@ -127,7 +127,7 @@ fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
         host.poll(&mut session);
         std::thread::sleep(Duration::from_micros(100));
     }
-    step_hook::pause_after_each_event(Duration::ZERO);
+    drop(paused);
 
     let barge_in = host.index_of(|e| matches!(e, Event::BargeIn { .. }));
     let cleared = host.index_of(|e| matches!(e, Event::MarkCleared { .. }));
@@ -146,6 +146,22 @@ fn a_host_that_sees_an_event_finds_the_audio_messages_and_counts_before_it() {
     assert_eq!(stats.agent_samples_out, CALLER_FRAMES * 20 * 16, "samples delivered on seeing Stopped");
     assert_eq!(host.samples as u64, stats.agent_samples_out, "and read");
     assert_eq!(stats, session.stats(), "nothing counted after Stopped");
+}
+
+/// Workers pause after each event until this is dropped, even by a failed assertion.
+struct Paused;
+
+impl Paused {
+    fn after_each_event(pause: Duration) -> Self {
+        step_hook::pause_after_each_event(pause);
+        Paused
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        step_hook::pause_after_each_event(Duration::ZERO);
+    }
 }
 
 /// Lets the workers go when the test ends, even by a failed assertion.
@@ -170,11 +186,10 @@ impl Drop for Held {
     }
 }
 
-#[test]
-fn a_mark_queued_before_the_carriers_stop_is_resolved_before_stopped() {
-    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+/// A started call on one worker, and its host.
+fn started_call(config: &SessionConfig) -> (Engine, Session, Host) {
     let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap();
-    let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+    let mut session = engine.open_session(config).unwrap();
     let mut host = Host::default();
     push(&mut session, &connected());
     push(&mut session, &start());
@@ -184,6 +199,31 @@ fn a_mark_queued_before_the_carriers_stop_is_resolved_before_stopped() {
         host.poll(&mut session);
         std::thread::sleep(Duration::from_micros(100));
     }
+    (engine, session, host)
+}
+
+/// Polls until `Stopped` and a little after it, then checks that the mark was cleared before
+/// it and that it came last.
+fn mark_cleared_before_stopped(session: &mut Session, host: &mut Host, mark: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.contains(&Event::Stopped) && Instant::now() < deadline {
+        host.poll(session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // Whatever comes after `Stopped` (nothing should).
+    std::thread::sleep(Duration::from_millis(50));
+    host.poll(session);
+    let cleared = host.index_of(|e| matches!(e, Event::MarkCleared { name } if name == mark));
+    let stopped = host.index_of(|e| *e == Event::Stopped);
+    assert!(cleared < stopped, "the mark is resolved before the call's end: {:?}", host.events);
+    assert_eq!(stopped, host.events.len() - 1, "Stopped is the last event: {:?}", host.events);
+    assert_eq!(session.stats().marks_cleared, 1, "{:?}", session.stats());
+}
+
+#[test]
+fn a_mark_queued_before_the_carriers_stop_is_resolved_before_stopped() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let (_engine, mut session, mut host) = started_call(&SessionConfig::default());
     // The host queues a reply and its mark, and the carrier's stop arrives, all before the worker
     // steps again: one step finds them together, the stop first in its own ring.
     let held = Held::until_a_worker_waits();
@@ -192,18 +232,23 @@ fn a_mark_queued_before_the_carriers_stop_is_resolved_before_stopped() {
     session.mark("reply-done").unwrap();
     push(&mut session, &stop(2));
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !host.events.contains(&Event::Stopped) && Instant::now() < deadline {
-        host.poll(&mut session);
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    // Whatever comes after `Stopped` (nothing should).
-    std::thread::sleep(Duration::from_millis(50));
-    host.poll(&mut session);
-    let cleared = host.index_of(|e| matches!(e, Event::MarkCleared { name } if name == "reply-done"));
-    let stopped = host.index_of(|e| *e == Event::Stopped);
-    assert!(cleared < stopped, "the mark is resolved before the call's end: {:?}", host.events);
-    assert_eq!(stopped, host.events.len() - 1, "Stopped is the last event: {:?}", host.events);
-    let stats = session.stats();
-    assert_eq!(stats.marks_cleared, 1, "{stats:?}");
+    mark_cleared_before_stopped(&mut session, &mut host, "reply-done");
+}
+
+#[test]
+fn a_mark_behind_audio_waiting_for_room_is_resolved_before_stopped() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    // An outbound queue of 260 ms (the least), and a reply of 400 ms: its records are 4096
+    // samples (170 ms) at most, so the second waits in the play ring for room, the mark behind
+    // it, when the caller hangs up.
+    let config = SessionConfig { outbound_buffer_ms: 260, play_ring_bytes: 64 * 1024, ..Default::default() };
+    let (_engine, mut session, mut host) = started_call(&config);
+    let held = Held::until_a_worker_waits();
+    let reply = vec![1000i16; AGENT_RATE as usize * 2 / 5];
+    assert_eq!(session.play(&reply, AGENT_RATE).unwrap(), reply.len());
+    session.mark("reply-done").unwrap();
+    push(&mut session, &stop(2));
+    drop(held);
+    mark_cleared_before_stopped(&mut session, &mut host, "reply-done");
+    assert!(session.stats().flushed_samples > 0, "{:?}", session.stats());
 }

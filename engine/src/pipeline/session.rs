@@ -154,6 +154,10 @@ pub struct SessionPipeline {
     lead_us: u64,
     clear_pending: bool,
     sync_pending: bool,
+    /// `Stopped` waits for [`Self::release_stopped`] (see [`Self::hold_stopped_event`]).
+    hold_stopped: bool,
+    /// The stream has ended and its `Stopped` is held back.
+    stopped_held: bool,
     /// Bumped by every barge-in. Agent audio and marks the host queued before it had seen the
     /// latest barge-in carry an older generation and are dropped as stale.
     barge_generation: u32,
@@ -257,6 +261,8 @@ impl SessionPipeline {
             lead_us: lead_us(config.lead_ms, caps),
             clear_pending: false,
             sync_pending: false,
+            hold_stopped: false,
+            stopped_held: false,
             barge_generation: 0,
             echo_aware: config.vad.echo_aware,
             echo_canceller,
@@ -493,7 +499,7 @@ impl SessionPipeline {
             StreamState::Streaming => self.stop(now_us, audio),
             StreamState::AwaitingStart => {
                 self.state = StreamState::Stopped;
-                self.events.push(RawEvent::Stopped);
+                self.push_stopped();
             }
             StreamState::Stopped => {}
         }
@@ -693,7 +699,37 @@ impl SessionPipeline {
         self.clear_pending = false;
         self.sync_pending = false;
         self.state = StreamState::Stopped;
-        self.events.push(RawEvent::Stopped);
+        self.push_stopped();
+    }
+
+    /// `Stopped` ends the call's events, unless held back (see [`Self::hold_stopped_event`]).
+    fn push_stopped(&mut self) {
+        if self.hold_stopped {
+            self.stopped_held = true;
+        } else {
+            self.events.push(RawEvent::Stopped);
+        }
+    }
+
+    /// From now on, when the stream ends, `Stopped` waits for [`Self::release_stopped`]. For a
+    /// caller that holds the host's audio and marks in a queue of its own before they reach
+    /// the pipeline (a threaded session's play ring): it hands in what the host queued before
+    /// the end, which the ended stream resolves (the audio flushed, the marks cleared), then
+    /// releases `Stopped`, so that it stays the call's last event.
+    pub(crate) fn hold_stopped_event(&mut self) {
+        self.hold_stopped = true;
+    }
+
+    /// Whether the stream has ended with its `Stopped` held back.
+    pub(crate) fn stopped_held(&self) -> bool {
+        self.stopped_held
+    }
+
+    /// Queues the `Stopped` held back, if any.
+    pub(crate) fn release_stopped(&mut self) {
+        if std::mem::take(&mut self.stopped_held) {
+            self.events.push(RawEvent::Stopped);
+        }
     }
 
     /// Queues agent audio at `rate` Hz. Takes all of `pcm` or nothing: returns false, taking

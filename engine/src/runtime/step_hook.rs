@@ -27,13 +27,14 @@ pub(crate) fn after_event() {
 static HOLD: AtomicBool = AtomicBool::new(false);
 static PARKED: AtomicU32 = AtomicU32::new(0);
 
-/// Holds every worker in the process before its next step (`true`) or lets them go (`false`).
+/// Holds every worker thread in the process before its next pass over its sessions (`true`), or
+/// lets them go (`false`). Inline sessions, stepped on the host's thread, are not held.
 pub fn hold_steps(hold: bool) {
     HOLD.store(hold, Ordering::Release);
 }
 
-/// How many workers wait before a step, held by [`hold_steps`]. Once one does, nothing it steps
-/// runs until they are let go.
+/// How many worker threads wait before a pass, held by [`hold_steps`]. Once one does, none of
+/// its sessions steps until they are let go.
 pub fn workers_held() -> u32 {
     PARKED.load(Ordering::Acquire)
 }

@@ -86,6 +86,9 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 }
             }
         }
+        // Before the clock is read: a pass held here steps at the time it is let go.
+        #[cfg(all(feature = "test-hooks", debug_assertions))]
+        super::step_hook::before_step();
         let now = engine.now_us();
         let mut next = now + tick_us;
         let mut produced = false;

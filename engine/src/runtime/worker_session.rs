@@ -217,6 +217,10 @@ impl WorkerSession {
         outbound: HeapProd<u8>,
         hold: HoldPolicy,
     ) -> Self {
+        let mut pipeline = pipeline;
+        // The host's audio and marks wait in the play ring: those queued before the stream ends
+        // are handed in before its `Stopped` (see `finish_stop`).
+        pipeline.hold_stopped_event();
         Self {
             pipeline,
             shared,
@@ -276,8 +280,6 @@ impl WorkerSession {
     /// In debug builds with the `alloc-guard` feature the step runs under the allocation guard
     /// (see [`crate::alloc_guard`]), on whichever thread runs it.
     pub(crate) fn step(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
-        #[cfg(all(feature = "test-hooks", debug_assertions))]
-        super::step_hook::before_step();
         let step = std::panic::AssertUnwindSafe(|| alloc_guard::forbid(|| self.step_inner(now_us, latency)));
         match std::panic::catch_unwind(step) {
             Ok(produced) => produced,
@@ -316,6 +318,10 @@ impl WorkerSession {
 
         *held_until = None;
         while let Some(h) = records::next(inbound, inbound_body_len) {
+            // What the host queued to play before this message reached the worker goes in
+            // first, as it would have had the worker stepped between the two: the audio the
+            // caller's words barge in on is playing, and a mark is placed before the stream ends.
+            drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
             if h.tag == inbound_tag::OVERSIZE {
                 records::skip(inbound, 0);
                 out.counts.messages_in += 1;
@@ -328,6 +334,7 @@ impl WorkerSession {
                 let Outputs { pcm, counts, produced, .. } = &mut out;
                 let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
                 pipeline.handle_transport_closed_agent(now_us, &mut audio);
+                finish_stop(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
                 out.drain(pipeline, now_us);
                 continue;
             }
@@ -348,10 +355,6 @@ impl WorkerSession {
                 *held_until = Some(until);
                 break;
             }
-            // What the host queued to play before this message reached the worker goes in first:
-            // a mark queued before the carrier's `stop` (or before the caller's words that barge
-            // in) is resolved before `Stopped`, not after the call's last event.
-            drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
             // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
             let waited_us = latency::elapsed_since(h.a, now_us);
@@ -362,6 +365,7 @@ impl WorkerSession {
             let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
             pipeline.handle_message_agent(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
             records::skip(inbound, len);
+            finish_stop(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
             if let Some(latency) = latency {
                 latency.record(waited_us);
             }
@@ -392,6 +396,22 @@ impl WorkerSession {
             wakeup.notify();
         }
         out.produced
+    }
+}
+
+/// If the stream has just ended: hands in everything the host queued to play (a record that
+/// waited for room behind a full outbound queue among it), which the ended stream resolves (the
+/// audio flushed, the marks cleared), then lets the pipeline queue `Stopped` after it.
+fn finish_stop(
+    play: &mut HeapCons<u8>,
+    pipeline: &mut SessionPipeline,
+    out: &mut Outputs<'_>,
+    interrupts: (&mut u32, &mut bool),
+    now_us: u64,
+) {
+    if pipeline.stopped_held() {
+        drain_play_ring(play, pipeline, out, interrupts, now_us);
+        pipeline.release_stopped();
     }
 }
 

@@ -378,8 +378,9 @@ mod tests {
     #[test]
     fn block_form_is_the_cascade() {
         // The same filter computed two ways, rounded differently: on full-scale noise, at most
-        // one step of the output apart, and rarely that; then on past the first input, so the
-        // state the block form leaves is the cascade's too.
+        // one step of the output apart, and rarely that (0.9 % of the samples; 2 % allowed);
+        // then on past the first input, so the state the block form leaves is the cascade's too.
+        // A wrong matrix, column or state order puts them many steps apart.
         let (input, tail) = (noise(40_000, 0x2545_f491_4f6c_dd1d), noise(1_000, 99));
         let mut reference = HumFilter::new();
         reference.prime(input[0]);
@@ -403,7 +404,7 @@ mod tests {
             let most = output.iter().zip(&expected).map(|(a, b)| a.abs_diff(*b)).max();
             assert!(most <= Some(1), "chunks {seed:?}: {most:?} apart");
             assert!(
-                differ * 100 < output.len(),
+                differ * 50 < output.len(),
                 "chunks {seed:?}: {differ} of {} samples differ",
                 output.len()
             );
