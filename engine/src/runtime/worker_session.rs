@@ -209,7 +209,7 @@ pub struct WorkerSession {
 
 impl WorkerSession {
     pub(crate) fn new(
-        pipeline: SessionPipeline,
+        mut pipeline: SessionPipeline,
         shared: Arc<SessionShared>,
         inbound: HeapCons<u8>,
         play: HeapCons<u8>,
@@ -217,7 +217,6 @@ impl WorkerSession {
         outbound: HeapProd<u8>,
         hold: HoldPolicy,
     ) -> Self {
-        let mut pipeline = pipeline;
         // The host's audio and marks wait in the play ring: those queued before the stream ends
         // are handed in before its `Stopped` (see `finish_stop`).
         pipeline.hold_stopped_event();

@@ -119,8 +119,6 @@ const STEADY_SOUND_FRAMES: u32 = 50;
 /// 2-2.5 s rather than 1. The line's energy, not its energy over the floor, which noise moves
 /// as much as a weak tone's: at 0 and -3 dB SNR the corpus's speech never stays so steady for a
 /// second either (no score moved but white noise's at -3 dB, F1 0.782 → 0.786).
-/// Within 1.5 dB, a tone 8 dB over 5 dB pink noise, or one with clicks, was learnt after
-/// 2-2.5 s rather than 1.
 const STEADY_SOUND: f32 = 1.995_262;
 
 /// Frames of digital silence in a row, or of a gap in the stream, after which the line is taken
