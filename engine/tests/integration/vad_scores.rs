@@ -347,6 +347,11 @@ fn pct(v: &[u64], p: usize) -> u64 {
     v[(v.len() * p / 100).min(v.len() - 1)]
 }
 
+/// The `p`th percentile of a score's onset delays, sorted (see [`onsets_with_tones`]).
+fn onset_at(s: &Score, p: usize) -> u64 {
+    pct(&s.onset_delays, p)
+}
+
 /// Checks utterances heard `(late, missed)` against the same heard as `reference`: no more
 /// missed, and p50 and p90 at most `p50_slack_ms` and `p90_slack_ms` later. `what` names both.
 fn assert_heard_within(
@@ -828,14 +833,13 @@ fn onsets_with_tones(
     let (mut before, mut after) = (evaluate(&config, &clean), evaluate(&config, &toned));
     before.onset_delays.sort_unstable();
     after.onset_delays.sort_unstable();
-    let at = |s: &Score, p| pct(&s.onset_delays, p);
     println!(
         "{}: onset p50 / p90 {} / {} ms, with {tones:?} {} / {} ms; {} and {} onsets measured",
         cond.name,
-        at(&before, 50),
-        at(&before, 90),
-        at(&after, 50),
-        at(&after, 90),
+        onset_at(&before, 50),
+        onset_at(&before, 90),
+        onset_at(&after, 50),
+        onset_at(&after, 90),
         before.onset_delays.len(),
         after.onset_delays.len()
     );
@@ -849,15 +853,14 @@ fn speech_just_after_a_key_press_is_heard_as_soon_as_without_it() {
     for cond in conditions() {
         let press = [(852.0, -20.0), (1_477.0, -18.0)];
         let (before, after) = onsets_with_tones(&cond, &press, 1_000, |onset| onset - 300..onset - 60);
-        let at = |s: &Score, p| pct(&s.onset_delays, p);
         assert_eq!((after.missed.len(), after.false_starts), (0, before.false_starts), "{}", cond.name);
         // A press the detector still hears (a click inside it, or 5 dB noise hiding its line)
         // joins the words, which then start too early to count: at most 2 of the 47.
         let joined = before.onset_delays.len().saturating_sub(after.onset_delays.len());
         let allowed = if ["quiet", "hum"].contains(&cond.name) { 0 } else { 2 };
         assert!(joined <= allowed, "{}: {joined} presses joined the words", cond.name);
-        assert!(at(&after, 50) <= at(&before, 50) + 20, "{}: p50", cond.name);
-        assert!(at(&after, 90) <= at(&before, 90) + 80, "{}: p90", cond.name);
+        assert!(onset_at(&after, 50) <= onset_at(&before, 50) + 20, "{}: p50", cond.name);
+        assert!(onset_at(&after, 90) <= onset_at(&before, 90) + 80, "{}: p90", cond.name);
     }
 }
 
@@ -870,14 +873,13 @@ fn words_over_a_tone_that_has_lasted_seconds_are_heard_as_without_it() {
     for cond in conditions() {
         let (before, after) =
             onsets_with_tones(&cond, &[(1_000.0, -20.0)], 2_500, |onset| onset - 2_000..onset + 500);
-        let at = |s: &Score, p| pct(&s.onset_delays, p);
         let joined = before.onset_delays.len().saturating_sub(after.onset_delays.len());
         assert_eq!(after.missed.len(), 0, "{}", cond.name);
         // A few words are still heard as one speech with the tone before them (the tone also
         // sounds over the end of the utterance before, where the gap is under 2 s): at most 4
         // of the 46.
         assert!(joined <= 4, "{}: {joined} tones joined the words", cond.name);
-        assert!(at(&after, 50) <= at(&before, 50) + 20, "{}: p50", cond.name);
-        assert!(at(&after, 90) <= at(&before, 90) + 150, "{}: p90", cond.name);
+        assert!(onset_at(&after, 50) <= onset_at(&before, 50) + 20, "{}: p50", cond.name);
+        assert!(onset_at(&after, 90) <= onset_at(&before, 90) + 150, "{}: p90", cond.name);
     }
 }
