@@ -130,6 +130,13 @@ const MAX_GAP_FILL_FRAMES: u32 = 100;
 /// dB), in the warm-up, shows that frame was the soft start of speech, not the line's noise.
 const RELEARN: f32 = 10.0;
 
+/// A voiced frame this many times the energy of a steady sound learnt at once after silence (6
+/// dB), in the warm-up, shows that sound was the soft start of a quiet voice, not a hum: a
+/// hum's level holds, a voice's rises into its first syllable. (At 10 dB, as [`RELEARN`], the
+/// voice's first voiced frame stood 8 dB over a soft start held steady for two frames, and its
+/// run began a frame before the floor was forgotten.)
+const SOFT_START_RISE: f32 = 3.981_072;
+
 /// Energy under which a block of `IMPULSE_BLOCK` samples holds no sound: RMS 8, the lowest line
 /// noise (-72 dBFS). The zeros of the analysis window before a stream's first samples, a
 /// carrier's digital silence, the first 2 ms a resampler puts out.
@@ -225,6 +232,10 @@ enum Tracked {
     Unmeasured,
     /// A frame taken for speech was learnt as the line's (see [`SpectralClassifier::classify`]).
     LearntAsLine,
+    /// A voiced frame rose so far over a steady sound just learnt as the line's that the sound
+    /// was a voice's soft start ([`SOFT_START_RISE`]): the floor is forgotten, and the frames
+    /// measured against it belong to the voice.
+    SoftStartForgotten,
 }
 
 /// The classifier; see the module docs.
@@ -257,6 +268,8 @@ pub(crate) struct SpectralClassifier {
     sounding: u32,
     /// The floor waits since digital silence (not since a voiced frame made it forget).
     after_silence: bool,
+    /// The floor was learnt at once from a steady sound after silence ([`STEADY`]).
+    learnt_steady: bool,
     /// While the floor waits for its first sound: frames of sound in a row so far.
     waited: u32,
     /// The line went silent, or the stream had a gap, for longer than the engine fills; its
@@ -321,6 +334,7 @@ impl SpectralClassifier {
             noise: [0.0; BANDS],
             frames: 0,
             learnt_from: 0.0,
+            learnt_steady: false,
             window_full: false,
             sounding: 0,
             after_silence: false,
@@ -511,9 +525,10 @@ impl SpectralClassifier {
             && !tone;
         let weak = f.harmonicity >= t.keep_harmonicity || f.snr_db >= t.keep_snr_db;
         self.lead = 0;
-        self.tones.run_goes_on(&lines, voiced && self.since_voiced.is_none());
+        let starts_run = voiced && self.since_voiced.is_none();
+        self.tones.run_goes_on(&lines, starts_run);
         let speech = if voiced {
-            if self.since_voiced.is_none() {
+            if starts_run {
                 self.lead = self.weak_frames.min(MAX_LEAD_FRAMES);
             }
             self.since_voiced = Some(0);
@@ -542,6 +557,13 @@ impl SpectralClassifier {
         if tracked == Tracked::Unmeasured && !speech && !lead_like && !tone && !echoed {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
+        if tracked == Tracked::SoftStartForgotten && starts_run {
+            // The frames since the silence were the voice's soft start, measured against itself:
+            // the run reaches back over them as over frames with no floor (at most the longest
+            // lead). Without it a quiet caller's first words after silence began a frame or four
+            // late and were confirmed as much later.
+            self.lead = self.lead.max(self.sounding.saturating_sub(1).min(MAX_LEAD_FRAMES));
+        }
         if tracked == Tracked::LearntAsLine {
             // Learnt as the line's sound: neither this frame nor the run it continued (measured
             // against the minimum, or a steady sound over the floor) was speech.
@@ -563,7 +585,8 @@ impl SpectralClassifier {
     /// of an utterance is forgotten when a voiced frame stands 10 dB over it during the warm-up
     /// ([`RELEARN`]); a sound that stays harmonic for a second is learnt all the same
     /// ([`MAX_WAIT_FRAMES`]), and after digital silence a quiet one as steady as the frame before
-    /// it at once ([`STEADY`]).
+    /// it at once ([`STEADY`]), forgotten as a quiet voice's soft start if a voiced frame then
+    /// rises 6 dB over it ([`SOFT_START_RISE`]).
     ///
     /// That first frame is analysed in a window wholly of sound. Where the sound begins inside
     /// the window (a stream's first frames, a carrier's silence ending inside a frame, a
@@ -633,13 +656,16 @@ impl SpectralClassifier {
                 return Tracked::Unmeasured;
             }
             self.learn_the_line(bands, echo);
+            self.learnt_steady = steady;
             // A steady sound taken for speech is the line's (a sound learnt after a second of it
             // may have been a voice: the run goes on, as the warm-up decides).
             return if speech && steady { Tracked::LearntAsLine } else { Tracked::Unmeasured };
         }
-        if self.frames <= WARMUP_FRAMES && voiced && line_energy(bands, echo) > self.learnt_from * RELEARN {
+        let rise = if self.learnt_steady { SOFT_START_RISE } else { RELEARN };
+        if self.frames <= WARMUP_FRAMES && voiced && line_energy(bands, echo) > self.learnt_from * rise {
+            let soft_start = self.learnt_steady;
             self.wait_for_the_line(false);
-            return Tracked::Measured;
+            return if soft_start { Tracked::SoftStartForgotten } else { Tracked::Measured };
         }
         if silent {
             // Nothing of the line is in it: a gap the engine filled, or a carrier's silence.
@@ -701,6 +727,7 @@ impl SpectralClassifier {
     /// warm-up.
     fn learn_the_line(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS]) {
         self.frames = 1;
+        self.learnt_steady = false;
         self.learnt_from = line_energy(bands, echo);
         self.forget_steady();
         for ((n, &e), &masked) in self.noise.iter_mut().zip(bands).zip(echo) {
@@ -786,6 +813,7 @@ impl SpectralClassifier {
         self.noise = [0.0; BANDS];
         self.frames = 0;
         self.learnt_from = 0.0;
+        self.learnt_steady = false;
         self.window_full = false;
         self.sounding = 0;
         self.after_silence = false;
@@ -1135,7 +1163,7 @@ mod tests {
         c.reset();
         assert_eq!(c.noise, [0.0; BANDS]);
         assert_eq!((c.frames, c.waited, c.silent_frames, c.sounding), (0, 0, 0, 0));
-        assert!(!c.window_full && !c.after_silence && !c.line_gone);
+        assert!(!c.window_full && !c.after_silence && !c.line_gone && !c.learnt_steady);
         assert_eq!((c.tones, c.steady_from, c.steady_frames), (Tones::default(), 0.0, 0));
     }
 }
