@@ -130,11 +130,12 @@ const MAX_GAP_FILL_FRAMES: u32 = 100;
 /// dB), in the warm-up, shows that frame was the soft start of speech, not the line's noise.
 const RELEARN: f32 = 10.0;
 
-/// A voiced frame this many times the energy of a steady sound learnt at once after silence (6
-/// dB), in the warm-up, shows that sound was the soft start of a quiet voice, not a hum: a
-/// hum's level holds, a voice's rises into its first syllable. (At 10 dB, as [`RELEARN`], the
-/// voice's first voiced frame stood 8 dB over a soft start held steady for two frames, and its
-/// run began a frame before the floor was forgotten.)
+/// A voiced frame this many times the energy of a steady sound taken for speech and learnt at
+/// once after silence (6 dB), in the warm-up, shows that sound was the soft start of a quiet
+/// voice, not a hum: a hum's level holds, a voice's rises into its first syllable. Why not
+/// [`RELEARN`]'s 10 dB: in the tracks this was traced on, a soft start held steady for two
+/// frames was followed by a first voiced frame 8 dB over it, which began the words' run; the
+/// next frame, 10 dB over, came a frame too late for the run to reach back.
 const SOFT_START_RISE: f32 = 3.981_072;
 
 /// Energy under which a block of `IMPULSE_BLOCK` samples holds no sound: RMS 8, the lowest line
@@ -234,7 +235,8 @@ enum Tracked {
     LearntAsLine,
     /// A voiced frame rose so far over a steady sound just learnt as the line's that the sound
     /// was a voice's soft start ([`SOFT_START_RISE`]): the floor is forgotten, and the frames
-    /// measured against it belong to the voice.
+    /// measured against it belong to the voice (as the lead of a run that frame starts; a run
+    /// already begun keeps its start).
     SoftStartForgotten,
 }
 
@@ -268,7 +270,8 @@ pub(crate) struct SpectralClassifier {
     sounding: u32,
     /// The floor waits since digital silence (not since a voiced frame made it forget).
     after_silence: bool,
-    /// The floor was learnt at once from a steady sound after silence ([`STEADY`]).
+    /// The floor was learnt at once from a steady sound after silence that had been taken for
+    /// speech ([`STEADY`]): a hum heard against the minimum, or a quiet voice's soft start.
     learnt_steady: bool,
     /// While the floor waits for its first sound: frames of sound in a row so far.
     waited: u32,
@@ -557,11 +560,11 @@ impl SpectralClassifier {
         if tracked == Tracked::Unmeasured && !speech && !lead_like && !tone && !echoed {
             self.weak_frames = (weak_before + 1).min(MAX_LEAD_FRAMES);
         }
-        if tracked == Tracked::SoftStartForgotten && starts_run {
-            // The frames since the silence were the voice's soft start, measured against itself:
-            // the run reaches back over them as over frames with no floor (at most the longest
-            // lead). Without it a quiet caller's first words after silence began a frame or four
-            // late and were confirmed as much later.
+        if tracked == Tracked::SoftStartForgotten && starts_run && !tone && !echoed {
+            // The frames since the silence were the voice's soft start, measured against a floor
+            // learnt from that soft start: the run reaches back over them as over frames with no
+            // floor (at most the longest lead). Without it a quiet caller's first words after
+            // silence began one to four frames late and were confirmed as much later.
             self.lead = self.lead.max(self.sounding.saturating_sub(1).min(MAX_LEAD_FRAMES));
         }
         if tracked == Tracked::LearntAsLine {
@@ -585,8 +588,9 @@ impl SpectralClassifier {
     /// of an utterance is forgotten when a voiced frame stands 10 dB over it during the warm-up
     /// ([`RELEARN`]); a sound that stays harmonic for a second is learnt all the same
     /// ([`MAX_WAIT_FRAMES`]), and after digital silence a quiet one as steady as the frame before
-    /// it at once ([`STEADY`]), forgotten as a quiet voice's soft start if a voiced frame then
-    /// rises 6 dB over it ([`SOFT_START_RISE`]).
+    /// it at once ([`STEADY`]); if that sound had passed for speech, it is forgotten as a quiet
+    /// voice's soft start when a voiced frame rises 6 dB over it during the warm-up
+    /// ([`SOFT_START_RISE`]).
     ///
     /// That first frame is analysed in a window wholly of sound. Where the sound begins inside
     /// the window (a stream's first frames, a carrier's silence ending inside a frame, a
@@ -656,7 +660,7 @@ impl SpectralClassifier {
                 return Tracked::Unmeasured;
             }
             self.learn_the_line(bands, echo);
-            self.learnt_steady = steady;
+            self.learnt_steady = speech && steady;
             // A steady sound taken for speech is the line's (a sound learnt after a second of it
             // may have been a voice: the run goes on, as the warm-up decides).
             return if speech && steady { Tracked::LearntAsLine } else { Tracked::Unmeasured };
@@ -765,6 +769,7 @@ impl SpectralClassifier {
     fn wait_for_the_line(&mut self, after_silence: bool) {
         self.noise = [self.min_noise; BANDS];
         self.frames = 0;
+        self.learnt_steady = false;
         self.line_gone = false;
         self.waited = 0;
         self.after_silence = after_silence;

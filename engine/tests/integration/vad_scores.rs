@@ -347,7 +347,8 @@ fn pct(v: &[u64], p: usize) -> u64 {
     v[(v.len() * p / 100).min(v.len() - 1)]
 }
 
-/// The `p`th percentile of a score's onset delays, sorted (see [`onsets_with_tones`]).
+/// The `p`th percentile of a score's onset delays, which must be sorted (as
+/// [`onsets_with_tones`] leaves them).
 fn onset_at(s: &Score, p: usize) -> u64 {
     pct(&s.onset_delays, p)
 }
@@ -494,6 +495,8 @@ fn a_quiet_callers_first_words_on_a_digitally_silent_line_are_heard_nearly_as_so
     // it was a voice, and the frames since the silence count towards its run. Before, the
     // floor was forgotten only at 10 dB, a frame into the run, and 3 of the 12 first utterances
     // were reported 180-220 ms after their onset at every one of these levels (mean 143 ms).
+    // The bounds are what is measured now (at most 200 ms, mean 132 ms): the change is a frame
+    // or three on a few tracks, so a looser bound would not tell it.
     let config = VadConfig::default();
     let mut delays = Vec::new();
     for seed in 0..12 {
@@ -508,11 +511,14 @@ fn a_quiet_callers_first_words_on_a_digitally_silent_line_are_heard_nearly_as_so
             }
             let mut det = SpeechDetector::new(&config).unwrap();
             let found = detect(&mut det, &track.pcm);
-            let first = found.first().expect("speech found");
-            let late = first.reported_at - track.labels[0].0;
+            let onset = track.labels[0].0;
+            let first = found.iter().find(|d| d.end > onset).expect("the first utterance heard");
+            let late = first.reported_at.saturating_sub(onset);
             assert!(
-                late <= 200,
-                "seed {seed}, {quieter_db} dB quieter: first utterance reported {late} ms late"
+                late <= 200 && first.start + 80 >= onset,
+                "seed {seed}, {quieter_db} dB quieter: first utterance heard from {} ms, reported {late} ms \
+                 after its onset at {onset} ms",
+                first.start
             );
             let s = score(&track, &found);
             assert!(
@@ -529,6 +535,32 @@ fn a_quiet_callers_first_words_on_a_digitally_silent_line_are_heard_nearly_as_so
         delays.iter().max().unwrap_or(&0)
     );
     assert!(mean <= 135.0, "mean {mean:.1} ms");
+}
+
+#[test]
+fn words_soon_after_a_faint_hum_begins_do_not_reach_back_over_it() {
+    // The other side of giving a quiet voice's soft start back to its words: the quiet line's
+    // faint hum after silence is learnt at once as steady too, and words 80-300 ms into it rise
+    // far over it. Their run must not reach back over the hum (given back, it began 80 ms
+    // before the words and was confirmed 40 ms after them); only a steady sound that had
+    // passed for speech is a soft start.
+    let config = VadConfig::default();
+    let cond = conditions().into_iter().next().expect("quiet");
+    let speech = speech_track(&cond);
+    for into_ms in [80, 100, 120, 160, 200, 300] {
+        let track = silent_lead(&speech, LEAD_MS - into_ms);
+        let mut det = SpeechDetector::new(&config).unwrap();
+        let found = detect(&mut det, &track.pcm);
+        let onset = track.labels[0].0;
+        let first = found.iter().find(|d| d.end > onset).expect("the first words heard");
+        assert!(
+            first.start + 20 >= onset && first.reported_at >= onset + 100,
+            "words {into_ms} ms into the line: heard from {} ms, reported at {} ms, onset {onset} ms",
+            first.start,
+            first.reported_at
+        );
+        assert_eq!(score(&track, &found).false_starts, 0, "words {into_ms} ms into the line");
+    }
 }
 
 #[test]
