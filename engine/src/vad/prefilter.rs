@@ -165,19 +165,16 @@ impl Design {
             });
             (outputs, state)
         };
-        let unit = |i: usize| std::array::from_fn::<f64, BLOCK, _>(|k| if k == i { 1.0 } else { 0.0 });
-        let state_unit = |j: usize| std::array::from_fn::<f64, ORDER, _>(|k| if k == j { 1.0 } else { 0.0 });
-        let narrow = |v: &[f64]| -> [f32; BLOCK] { std::array::from_fn(|i| v[i] as f32) };
-        let narrow_state = |v: &[f64]| -> [f32; ORDER] { std::array::from_fn(|i| v[i] as f32) };
-        let from_state = std::array::from_fn::<_, ORDER, _>(|j| run(state_unit(j), &[0.0; BLOCK]));
+        let from_state = std::array::from_fn::<_, ORDER, _>(|j| run(unit(j), &[0.0; BLOCK]));
         let from_input = std::array::from_fn::<_, BLOCK, _>(|m| run([0.0; ORDER], &unit(m)));
+        let narrow = |v: f64| v as f32;
         Self {
             sections,
             block: Block {
-                out_from_state: from_state.map(|(y, _)| narrow(&y)),
-                out_from_input: from_input.map(|(y, _)| narrow(&y)),
-                state_from_state: from_state.map(|(_, s)| narrow_state(&s)),
-                state_from_input: from_input.map(|(_, s)| narrow_state(&s)),
+                out_from_state: from_state.map(|(y, _)| y.map(narrow)),
+                out_from_input: from_input.map(|(y, _)| y.map(narrow)),
+                state_from_state: from_state.map(|(_, s)| s.map(narrow)),
+                state_from_input: from_input.map(|(_, s)| s.map(narrow)),
             },
             kernel: Kernel::detect(),
         }
@@ -187,6 +184,11 @@ impl Design {
         static DESIGN: OnceLock<Design> = OnceLock::new();
         DESIGN.get_or_init(Design::new)
     }
+}
+
+/// The unit vector `i` of length `N`.
+fn unit<const N: usize>(i: usize) -> [f64; N] {
+    std::array::from_fn(|k| if k == i { 1.0 } else { 0.0 })
 }
 
 /// DC and mains-hum filter for 8 kHz audio: 4th-order Butterworth high-pass at 180 Hz plus notches
@@ -235,21 +237,27 @@ impl HumFilter {
             .fold(x, |v, (k, section)| section.step(v, &mut s1[k], &mut s2[k]))
     }
 
+    /// Filters whole blocks in the block form, in `kernel`'s build.
+    #[inline(always)]
+    fn whole_blocks(&mut self, kernel: Kernel, input: &[[i16; BLOCK]], output: &mut [[i16; BLOCK]]) {
+        let (m, state) = (&self.design.block, &mut self.state);
+        kernel.run(
+            #[inline(always)]
+            || {
+                for (x, y) in input.iter().zip(output.iter_mut()) {
+                    block(m, state, x, y);
+                }
+            },
+        );
+    }
+
     /// Filters `input` into `output` (same length) and flushes denormals at the end. Why per
     /// call: flushing per sample would cost more than denormals can within a frame.
     pub(crate) fn process(&mut self, input: &[i16], output: &mut [i16]) {
         debug_assert_eq!(input.len(), output.len());
         let (blocks, rest) = input.as_chunks::<BLOCK>();
         let (out_blocks, out_rest) = output.as_chunks_mut::<BLOCK>();
-        let (design, state) = (self.design, &mut self.state);
-        design.kernel.run(
-            #[inline(always)]
-            || {
-                for (x, y) in blocks.iter().zip(out_blocks.iter_mut()) {
-                    block(&design.block, state, x, y);
-                }
-            },
-        );
+        self.whole_blocks(self.design.kernel, blocks, out_blocks);
         for (o, &x) in out_rest.iter_mut().zip(rest) {
             *o = to_i16(self.cascade(f32::from(x)));
         }
@@ -418,15 +426,7 @@ mod tests {
             let mut filter = HumFilter::new();
             filter.prime(input[0]);
             let mut out = vec![0i16; input.len()];
-            let (blocks, out_blocks) = (input.as_chunks::<BLOCK>().0, out.as_chunks_mut::<BLOCK>().0);
-            kernel.run(
-                #[inline(always)]
-                || {
-                    for (x, y) in blocks.iter().zip(out_blocks.iter_mut()) {
-                        block(&filter.design.block, &mut filter.state, x, y);
-                    }
-                },
-            );
+            filter.whole_blocks(kernel, input.as_chunks::<BLOCK>().0, out.as_chunks_mut::<BLOCK>().0);
             (out, filter.state)
         };
         assert_eq!(outputs(Kernel::detect()), outputs(Kernel::PORTABLE));

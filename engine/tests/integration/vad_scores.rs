@@ -460,6 +460,14 @@ fn a_steady_harmonic_sound_after_silence_is_learnt_within_a_second() {
     );
 }
 
+/// The quiet line's speech with no noise and no hum at all (between the words, exact zeros), on
+/// seed `100 + seed`.
+fn noiseless_line(seed: u64) -> Condition {
+    let mut cond = conditions().into_iter().next().expect("quiet");
+    (cond.snr_db, cond.hum, cond.seed) = (200.0, None, 100 + seed);
+    cond
+}
+
 #[test]
 fn speech_over_a_digitally_silent_line_is_heard_from_its_first_words() {
     // The other side of learning the floor only from sound: on a line with no noise at all the
@@ -468,8 +476,7 @@ fn speech_over_a_digitally_silent_line_is_heard_from_its_first_words() {
     // these 12 first utterances 220-320 ms after their onset, against 120-160 ms).
     let config = VadConfig::default();
     for seed in 0..12 {
-        let mut cond = conditions().into_iter().next().expect("quiet");
-        (cond.snr_db, cond.hum, cond.seed) = (200.0, None, 100 + seed);
+        let cond = noiseless_line(seed);
         let track = speech_track(&cond);
         assert!(track.pcm[..(LEAD_MS * PER_MS) as usize].iter().all(|&v| v == 0), "a digitally silent line");
         let mut det = SpeechDetector::new(&config).unwrap();
@@ -500,8 +507,7 @@ fn a_quiet_callers_first_words_on_a_digitally_silent_line_are_heard_nearly_as_so
     let config = VadConfig::default();
     let mut delays = Vec::new();
     for seed in 0..12 {
-        let mut cond = conditions().into_iter().next().expect("quiet");
-        (cond.snr_db, cond.hum, cond.seed) = (200.0, None, 100 + seed);
+        let cond = noiseless_line(seed);
         let loud = speech_track(&cond);
         for quieter_db in [10.0, 15.0, 20.0] {
             let mut track = loud.clone();
