@@ -6,6 +6,9 @@
 //! code in the build the CPU supports, chosen once by [`Kernel::detect`]. The loops are written
 //! lane by lane (no sum whose order the vector width would change), so both builds give
 //! bit-identical results; tests compare them.
+//!
+//! [`max_of`], a reduction written lane by lane in the same way, is shared from here by the
+//! speech detector's searches.
 
 /// Which build of a loop this CPU runs. Opaque: only [`Kernel::detect`] gives the AVX2 build,
 /// which on a CPU without AVX2 would run instructions it does not have.
@@ -55,4 +58,45 @@ impl Kernel {
 #[target_feature(enable = "avx2")]
 fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     body()
+}
+
+/// The largest of `values`, 0 for none over it (spectra: energies, never negative): eight running
+/// maxima, which the compiler keeps in one vector register, as in the loops above. Shared by the
+/// tone lines' search and the pitch search.
+pub(crate) fn max_of(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            // As x86's maxps: no NaN to order, and the compiler emits one per eight.
+            *lane = if v > *lane { v } else { *lane };
+        }
+    }
+    chunks.remainder().iter().chain(&lanes).fold(0.0, |m, &v| m.max(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::XorShift;
+
+    #[test]
+    fn max_of_is_the_largest_value_or_zero_at_every_length() {
+        let mut rng = XorShift(7);
+        for len in 0..40 {
+            for _ in 0..20 {
+                let values: Vec<f32> = (0..len).map(|_| rng.below(2000) as f32 / 1000.0 - 0.5).collect();
+                let expected = values.iter().fold(0.0f32, |m, &v| if v > m { v } else { m });
+                assert_eq!(max_of(&values), expected, "{values:?}");
+            }
+        }
+        // The largest in the remainder past the last whole eight, and in each lane.
+        let mut values = [1.0f32; 19];
+        for at in 0..values.len() {
+            values[at] = 3.0;
+            assert_eq!(max_of(&values), 3.0);
+            values[at] = 1.0;
+        }
+        assert_eq!(max_of(&[-1.0, -2.0]), 0.0);
+    }
 }

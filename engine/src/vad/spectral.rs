@@ -33,10 +33,11 @@ use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealToComplex};
 
 use crate::fft::shared_plans;
+use crate::simd::max_of;
 
 use super::echo_gate::{EchoGate, GATE_BANDS, SLOT_SAMPLES, to_db_code};
 use super::frame_classifier::FRAME_SAMPLES;
-use super::tone::{Lines, Tones, max_of};
+use super::tone::{Lines, Tones};
 
 /// Analysis window: the current 20 ms frame and the 12 ms before it (32 ms), so that the
 /// longest pitch period (14 ms, 70 Hz) fits twice.

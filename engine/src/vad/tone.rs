@@ -6,6 +6,8 @@
 //! move with its pitch: a frame whose strongest line stands far over every line but the two
 //! strongest, at the same frequency as in the frame before, is a tone's.
 
+use crate::simd::max_of;
+
 /// Bins either side of a spectral line's peak that hold its main lobe (the 32 ms Hann window's,
 /// zero-padded to twice its length).
 const LINE_HALF_WIDTH: usize = 4;
@@ -109,20 +111,6 @@ impl Lines {
             0.0
         }
     }
-}
-
-/// The largest of `values`, 0 for none over it: eight running maxima, which the compiler keeps
-/// in one vector register.
-pub(crate) fn max_of(values: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let mut chunks = values.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            // As x86's maxps: no NaN to order, and the compiler emits one per eight.
-            *lane = if v > *lane { v } else { *lane };
-        }
-    }
-    chunks.remainder().iter().chain(&lanes).fold(0.0, |m, &v| m.max(v))
 }
 
 /// Whether two lines' bins are within `bins` of each other (and both lines).
