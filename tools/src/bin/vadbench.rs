@@ -284,19 +284,34 @@ fn echo_report(bot_minutes: f64, echo_aware: Option<bool>) {
     println!("echo_aware: {}", config.vad.echo_aware);
     // What the gate costs on a line without echo: the plain barge-in set, gate on and off.
     println!();
-    println!("Barge-in set, no echo on the line (precision / recall):");
+    println!(
+        "Barge-in set, no echo on the line (precision / recall; reaction p50: onset → `BargeIn`, and the bot's voice \
+         dropping, ms):"
+    );
     println!();
-    println!("| condition | not echo-aware | echo-aware |");
-    println!("|---|---|---|");
+    println!(
+        "| condition | not echo-aware | echo-aware | reaction p50, not / echo-aware | voice drop p50, not / echo-aware |"
+    );
+    println!("|---|---|---|---|---|");
     for cond in three_lines() {
         let calls = barge_calls(&cond);
         let [off, on] = [false, true].map(|echo_aware| {
             let mut c = SessionConfig::default();
             c.vad.echo_aware = echo_aware;
-            let s = score_barge_in(&c, &calls);
-            format!("{:.3} / {:.3}", s.precision(), s.recall())
+            score_barge_in(&c, &calls)
         });
-        println!("| {} | {off} | {on} |", cond.name);
+        let prf = |s: &BargeScore| format!("{:.3} / {:.3}", s.precision(), s.recall());
+        let p50 = |v: &[u64]| fmt_opt(percentile(v, 50.0));
+        println!(
+            "| {} | {} | {} | {} / {} | {} / {} |",
+            cond.name,
+            prf(&off),
+            prf(&on),
+            p50(&off.reactions),
+            p50(&on.reactions),
+            p50(&off.drops),
+            p50(&on.drops)
+        );
     }
     if std::env::args().any(|a| a == "--plain-only") {
         return;
