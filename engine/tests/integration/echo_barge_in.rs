@@ -367,11 +367,12 @@ fn echo_aware_an_echo_that_opens_mid_call_is_recognised_at_once() {
 /// barges in on the echo 3 s or more after the path opens (without that, one call did twice;
 /// 3 of 26 calls, 5 times and up to 13.6 s after, before the gains learnt as follows); and the
 /// gains, learnt low on the line before, learn the echo from the bands that stand over the noise
-/// where the bounds allow it. Still short of the target: at
-/// most 4 false barge-ins per 10 min of agent audio after the onset, over 25 min of it (measured
-/// 3.2, 8 in 24.9 min; 2.4 with the noise floor's warm-up falling 1.5 dB a frame, not 1.9, and
-/// 3.2 before it climbed 0.5 dB a frame, not 0.8),
-/// and every call's speech events in order. On the 6.3 min this test once
+/// where the bounds allow it. And an echo that, ducked, let the agent up and voiced again once
+/// it was back must hold the next duck for 200 ms before it can barge in: it does not, since the
+/// duck takes it off the line. At most one false barge-in per 10 min of agent audio after the
+/// onset, over 25 min of it, the target: measured 0.8, 2 in 25.1 min (3.2, 8 in 24.9 min,
+/// without that wait; 2.4 with the noise floor's warm-up falling 1.5 dB a frame, not 1.9, and
+/// 3.2 before it climbed 0.5 dB a frame, not 0.8); and every call's speech events in order. On the 6.3 min this test once
 /// played, the figures were 1.6 (one barge-in), 3.2 with the bounds climbing 0.5 dB per frame
 /// instead of 1, 8.0 with the gains learning only from an echo they predict over the noise, 18.5
 /// without the bounds rising either, 26 also counting only the bands a quiet line counts; a
@@ -402,7 +403,7 @@ fn echo_aware_a_loud_echo_opening_mid_call_in_noise() {
     assert!(minutes >= 20.0, "{minutes:.1} min of agent audio after the onset");
     assert!(late.is_empty(), "barge-ins on the echo 3 s or more after it began: {late:?}");
     assert!(
-        s.false_barge_ins_per_10min() <= 4.0,
+        s.false_barge_ins_per_10min() <= 1.0,
         "{} barge-ins on the echo in {minutes:.1} min",
         s.false_barge_ins
     );
