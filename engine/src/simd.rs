@@ -8,7 +8,7 @@
 //! bit-identical results; tests compare them.
 //!
 //! [`max_of`], a reduction written lane by lane in the same way, is shared from here by the
-//! speech detector's searches.
+//! speech detector's searches; they call it directly, so it runs in the baseline build.
 
 /// Which build of a loop this CPU runs. Opaque: only [`Kernel::detect`] gives the AVX2 build,
 /// which on a CPU without AVX2 would run instructions it does not have.
@@ -61,8 +61,8 @@ fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
 }
 
 /// The largest of `values`, 0 for none over it (spectra: energies, never negative): eight running
-/// maxima, which the compiler keeps in one vector register, as in the loops above. Shared by the
-/// tone lines' search and the pitch search.
+/// maxima, which the compiler keeps in vector registers (two of SSE2's in the baseline build), so
+/// the comparisons run eight at a time. Shared by the tone lines' search and the pitch search.
 pub(crate) fn max_of(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut chunks = values.chunks_exact(8);

@@ -27,9 +27,9 @@
 //! ([`SpeechDetector::voiced_snr_db`]) lost none of its voicing, so when it stops short it was
 //! short, and on a quiet line "mm-hm ... yeah" stays two backchannels.
 //!
-//! In an echo-aware session one more wait: speech heard through the line's noise that let a
-//! ducked agent up and then voiced again may barge in only once that new duck has held for
-//! [`HOLD_AFTER_RESTORE_MS`]. It tells the agent's own echo from the caller by what the duck does
+//! In an echo-aware session (spectral backend) one more wait: speech heard through the line's
+//! noise whose voicing stopped long enough to let a ducked agent up, and then came back, may
+//! barge in only once that new duck has held for [`HOLD_AFTER_RESTORE_MS`]. It tells the agent's own echo from the caller by what the duck does
 //! to it: the duck reaches the line, the echo goes under the noise with it, its voicing stops, and
 //! the agent is let up again; a caller's voice does not follow the agent's level.
 //!
@@ -221,7 +221,7 @@ impl BargeInDetector {
             None => voiced_ms,
         };
         let (voiced, now) = (ms32(voiced_ms), ms32(now_ms));
-        if self.waits_after_restore(onset_ms.map(ms32), voiced, now) {
+        if self.waits_after_restore(onset_ms.map(ms32), voiced, now, agent_active) {
             // Not yet: the duck since this speech let the agent up has not held.
         } else if let Some(onset) = self.check(onset_ms, utterance_ms, agent_active) {
             // The clear that follows drops what was ducked; new audio starts at full level.
@@ -263,11 +263,21 @@ impl BargeInDetector {
             }
             (false, true) => {
                 self.ducked = false;
-                // Speech heard clearly over the line's noise keeps its voicing, and the echo
-                // gate sees an echo's spectrum there: the wait is for a line whose noise hides both.
+                // Let up because the speech's voicing stopped, in its own stream time: what an
+                // echo ducked with the agent does (not the agent going quiet, the speech ending,
+                // or the caller's media going missing). Speech heard clearly over the line's
+                // noise keeps its voicing, and the echo gate sees an echo's spectrum there: the
+                // wait is for a line whose noise hides both (the clear speech of rejoining; a
+                // speech with no measure yet counts as noisy).
+                let onset = onset_ms.map(ms32);
+                let voicing_stopped = agent_active
+                    && self.watched.is_some_and(|(o, v, at, _)| {
+                        Some(o) == onset && v > 0 && u64::from(now.saturating_sub(at)) >= RESTORE_AFTER_MS
+                    });
                 let noisy = voiced_snr_db.is_none_or(|snr| snr < REJOIN_BELOW_SNR_DB);
-                if let Some(onset) = onset_ms.map(ms32)
+                if let Some(onset) = onset
                     && self.hold_after_restore
+                    && voicing_stopped
                     && noisy
                 {
                     self.restored = Some(Restored { onset, voiced_ms: voiced, resumed_at: None });
@@ -280,18 +290,26 @@ impl BargeInDetector {
 
     /// Whether a barge-in of the speech at `onset_ms` (voiced `voiced_ms` by `now_ms`) waits: it
     /// let the ducked agent up, and its voicing has not come back, or came back (ducking the
-    /// agent again) less than [`HOLD_AFTER_RESTORE_MS`] ago. Checked before the duck is
-    /// decided: a wait that ends as the agent would be let up again lets the barge-in through
-    /// (waiting for that restore as well lost 5 of the 384 interruptions over the echo in noise
-    /// and 2 of the 96 without echo, and kept no echo off). Another restore starts the wait afresh; another speech ends it.
-    fn waits_after_restore(&mut self, onset_ms: Option<u32>, voiced_ms: u32, now_ms: u32) -> bool {
+    /// agent again) less than [`HOLD_AFTER_RESTORE_MS`] ago. Another restore starts the wait
+    /// afresh; another speech ends it, even one rejoined to this one (carried over to those,
+    /// the wait lost 1-3 interruptions in each noisy row of 48 over the echo and 2-3 of the 48
+    /// without echo per noisy line, and kept no echo off); with the
+    /// agent quiet nothing waits (the speech is then a turn, as before). Checked before the duck is decided: a wait that ends as the agent
+    /// would be let up again lets the barge-in through (waiting for that restore as well lost 5
+    /// of the 384 interruptions over the echo in noise and 2 of the 96 without echo, and kept
+    /// no echo off).
+    fn waits_after_restore(&mut self, onset_ms: Option<u32>, voiced_ms: u32, now_ms: u32, agent_active: bool) -> bool {
         let Some(r) = self.restored.as_mut() else { return false };
         if onset_ms != Some(r.onset) {
             self.restored = None;
             return false;
         }
+        if !agent_active {
+            return false;
+        }
         if r.resumed_at.is_none() && voiced_ms > r.voiced_ms {
-            // The voiced frame just seen began a frame ago.
+            // The voiced frame just seen began a frame ago (a message of one 20 ms frame, as
+            // carriers send; a message of several makes the wait start late).
             r.resumed_at = Some(now_ms.saturating_sub(crate::vad::FRAME_MS));
         }
         r.resumed_at.is_none_or(|at| now_ms.saturating_sub(at) < HOLD_AFTER_RESTORE_MS)
@@ -526,12 +544,34 @@ mod tests {
         }
         assert_eq!(lockstep(&mut b, Some(1000), 520, Some(5.0), true, 1620), BargeAction::BargeIn(1000));
 
-        // The next speech is judged as before.
+        // With the agent gone quiet meanwhile, the speech is a turn, as without the wait: the
+        // agent back, it never barges in.
         let mut b = holding();
         let_up_then_voiced_again(&mut b, None);
-        assert_eq!(lockstep(&mut b, None, 0, None, true, 1460), BargeAction::Restore);
-        assert_eq!(lockstep(&mut b, Some(3000), 40, None, true, 3140), BargeAction::Duck);
-        assert_eq!(lockstep(&mut b, Some(3000), 300, None, true, 3400), BargeAction::BargeIn(3000));
+        assert_eq!(lockstep(&mut b, Some(1000), 360, None, false, 1460), BargeAction::Restore);
+        for now in (1480..1800).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), now - 1100, None, true, now), BargeAction::None);
+        }
+    }
+
+    #[test]
+    fn only_a_voicing_that_stopped_makes_a_barge_in_wait() {
+        // Let up because the caller's media went missing (a stall), not because the speech
+        // went quiet: the speech back in a burst barges in at once.
+        let mut b = ducking().holding_after_restore(true);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_300_000), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 300, None, true, 1400, 1_400_000), BargeAction::BargeIn(1000));
+
+        // A speech that let the agent up ended before its voicing came back: the next one is
+        // judged alone, its barge-in not held (100 ms voiced, a minimum under the wait).
+        let quick = BargeInConfig { min_speech_ms: 100, duck_db: 18, ..BargeInConfig::default() };
+        let mut b = BargeInDetector::new(&quick).holding_after_restore(true);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1300), BargeAction::Restore);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1400), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(2000), 40, None, true, 2140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(2000), 100, None, true, 2200), BargeAction::BargeIn(2000));
     }
 
     #[test]

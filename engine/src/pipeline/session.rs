@@ -241,7 +241,8 @@ impl SessionPipeline {
             inbound: None,
             inbound_counts: InboundCounts::default(),
             vad: SpeechDetector::new(&config.vad)?,
-            barge_in: BargeInDetector::new(&config.barge_in).holding_after_restore(config.vad.echo_aware),
+            barge_in: BargeInDetector::new(&config.barge_in)
+                .holding_after_restore(config.vad.echo_aware && config.vad.backend == VadBackend::Spectral),
             ducker: Ducker::new(if config.barge_in.enabled { config.barge_in.duck_db } else { 0 }),
             arrivals: ArrivalTrail::new(),
             outbound: None,
