@@ -555,6 +555,25 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_ending_as_the_agent_would_be_let_up_and_a_rejoined_speech_barge_in() {
+        // Voiced for one frame after its return (1420-1460): the wait ends at 1620, as the
+        // agent would be let up again. The barge-in is checked first, and goes through.
+        let mut b = ducking().holding_after_restore(true);
+        assert_eq!(let_up_then_voiced_again(&mut b, None), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 360, None, true, 1460), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 360, None, true, 1600), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 360, None, true, 1620), BargeAction::BargeIn(1000));
+
+        // A speech that let the agent up ends; the next, first voiced 600 ms after its last
+        // voiced frame, is rejoined to it and barges in on that frame, without the wait.
+        let mut b = ducking().holding_after_restore(true);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1300), BargeAction::Restore);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1400), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1700), 20, None, true, 1760), BargeAction::BargeIn(1700));
+    }
+
+    #[test]
     fn only_a_voicing_that_stopped_makes_a_barge_in_wait() {
         // Let up because the caller's media went missing (a stall), not because the speech
         // went quiet: the speech back in a burst barges in at once.
