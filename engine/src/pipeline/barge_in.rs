@@ -29,9 +29,10 @@
 //!
 //! In an echo-aware session (spectral backend) one more wait: speech heard through the line's
 //! noise whose voicing stopped long enough to let a ducked agent up, and then came back, may
-//! barge in only once that new duck has held for [`HOLD_AFTER_RESTORE_MS`]. It tells the agent's own echo from the caller by what the duck does
-//! to it: the duck reaches the line, the echo goes under the noise with it, its voicing stops, and
-//! the agent is let up again; a caller's voice does not follow the agent's level.
+//! barge in only once that new duck has held for [`HOLD_AFTER_RESTORE_MS`]. It tells the agent's
+//! own echo from the caller by what the duck does to it: the duck reaches the line, the echo goes
+//! under the noise with it, its voicing stops, and the agent is let up again; a caller's voice
+//! does not follow the agent's level.
 //!
 //! [`SpeechDetector::voiced_ms`]: crate::vad::SpeechDetector::voiced_ms
 //! [`SpeechDetector::voiced_snr_db`]: crate::vad::SpeechDetector::voiced_snr_db
@@ -89,6 +90,15 @@ impl Voicing {
     fn utterance_voiced_ms(&self) -> u32 {
         if self.joined && self.voiced_ms > 0 { self.end_ms.saturating_sub(self.joined_from) } else { self.voiced_ms }
     }
+}
+
+/// How long the watched speech (`BargeInDetector::watched`) has gone without a new voiced
+/// frame by stream time `now` and engine time `engine` (ms, wrapping): in its stream time, and
+/// the engine time its media was missing besides; `None` before its first voiced frame.
+fn unvoiced_for(watched: Option<(u32, u32, u32, u32)>, now: u32, engine: u32) -> Option<(u32, u32)> {
+    let (_, voiced, at, at_engine) = watched?;
+    let stream_ms = now.saturating_sub(at);
+    (voiced > 0).then(|| (stream_ms, engine.wrapping_sub(at_engine).saturating_sub(stream_ms)))
 }
 
 /// A stream time or duration in ms as [`Voicing`] keeps it.
@@ -250,10 +260,8 @@ impl BargeInDetector {
                 // agent would stay ducked (its later utterances too) until media resumes; so the
                 // time the media has been missing since the voiced frame (engine time the stream
                 // did not keep up with) is held to the same delay.
-                self.watched.is_some_and(|(_, v, at, at_engine)| {
-                    let stream_ms = now.saturating_sub(at);
-                    let missing_ms = engine.wrapping_sub(at_engine).saturating_sub(stream_ms);
-                    v > 0 && u64::from(stream_ms) < RESTORE_AFTER_MS && u64::from(missing_ms) < RESTORE_AFTER_MS
+                unvoiced_for(self.watched, now, engine).is_some_and(|(stream_ms, missing_ms)| {
+                    u64::from(stream_ms) < RESTORE_AFTER_MS && u64::from(missing_ms) < RESTORE_AFTER_MS
                 })
             });
         match (voicing, self.ducked) {
@@ -271,9 +279,9 @@ impl BargeInDetector {
                 // speech with no measure yet counts as noisy).
                 let onset = onset_ms.map(ms32);
                 let voicing_stopped = agent_active
-                    && self.watched.is_some_and(|(o, v, at, _)| {
-                        Some(o) == onset && v > 0 && u64::from(now.saturating_sub(at)) >= RESTORE_AFTER_MS
-                    });
+                    && self.watched.is_some_and(|(o, ..)| Some(o) == onset)
+                    && unvoiced_for(self.watched, now, engine)
+                        .is_some_and(|(stream_ms, _)| u64::from(stream_ms) >= RESTORE_AFTER_MS);
                 let noisy = voiced_snr_db.is_none_or(|snr| snr < REJOIN_BELOW_SNR_DB);
                 if let Some(onset) = onset
                     && self.hold_after_restore
@@ -293,11 +301,11 @@ impl BargeInDetector {
     /// agent again) less than [`HOLD_AFTER_RESTORE_MS`] ago. Another restore starts the wait
     /// afresh; another speech ends it, even one rejoined to this one (carried over to those,
     /// the wait lost 1-3 interruptions in each noisy row of 48 over the echo and 2-3 of the 48
-    /// without echo per noisy line, and kept no echo off); with the
-    /// agent quiet nothing waits (the speech is then a turn, as before). Checked before the duck is decided: a wait that ends as the agent
-    /// would be let up again lets the barge-in through (waiting for that restore as well lost 5
-    /// of the 384 interruptions over the echo in noise and 2 of the 96 without echo, and kept
-    /// no echo off).
+    /// without echo per noisy line, and kept no echo off); with the agent quiet nothing waits
+    /// (the speech is then a turn, as before). Checked before the duck is decided: a wait that
+    /// ends as the agent would be let up again lets the barge-in through (waiting for that
+    /// restore as well lost 5 of the 384 interruptions over the echo in noise and 2 of the 96
+    /// without echo, and kept no echo off).
     fn waits_after_restore(&mut self, onset_ms: Option<u32>, voiced_ms: u32, now_ms: u32, agent_active: bool) -> bool {
         let Some(r) = self.restored.as_mut() else { return false };
         if onset_ms != Some(r.onset) {
