@@ -6,7 +6,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A level-triggered wakeup signal backed by a non-blocking eventfd.
 #[derive(Debug)]
@@ -47,11 +47,15 @@ impl Wakeup {
     }
 
     /// Blocks until signalled or `timeout` passes (`None`: forever). Resets the signal and
-    /// returns true if it was signalled.
+    /// returns true if it was signalled. A signal delivered to the thread meanwhile (a
+    /// profiler's, say) does not end the wait early, nor make it start over: it goes on for the
+    /// time left.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        // Or too far off to represent: no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         loop {
+            let ms = deadline.map_or(-1, |d| poll_ms(d.saturating_duration_since(Instant::now())));
             // SAFETY: one valid pollfd, count 1.
             let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
             if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -60,6 +64,13 @@ impl Wakeup {
             return r > 0 && self.drain();
         }
     }
+}
+
+/// `poll`'s timeout for `left`: whole milliseconds, rounded up, so that a wait shorter than a
+/// millisecond blocks rather than spinning through `poll(0)` (zero stays zero: a check).
+fn poll_ms(left: Duration) -> i32 {
+    let ms = left.as_nanos().div_ceil(1_000_000);
+    i32::try_from(ms).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
@@ -74,6 +85,20 @@ mod tests {
         w.notify();
         assert!(w.wait(Some(Duration::from_secs(5))));
         assert!(!w.wait(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_wait_lasts_at_least_its_timeout_even_under_a_millisecond() {
+        let w = Wakeup::new().unwrap();
+        for timeout in [Duration::from_micros(300), Duration::from_micros(1_500)] {
+            let start = Instant::now();
+            assert!(!w.wait(Some(timeout)));
+            assert!(start.elapsed() >= timeout, "{timeout:?}: returned after {:?}", start.elapsed());
+        }
+        assert_eq!(poll_ms(Duration::ZERO), 0);
+        assert_eq!(poll_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(poll_ms(Duration::from_millis(2)), 2);
+        assert_eq!(poll_ms(Duration::from_secs(u64::MAX)), i32::MAX);
     }
 
     #[test]
