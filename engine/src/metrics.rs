@@ -486,6 +486,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods, reason = "waits, bounded, for a worker thread")]
     fn a_threaded_engine_reports_its_workers_and_latency() {
         let engine = Engine::new(EngineConfig { workers: Some(2), ..Default::default() }).unwrap();
         let mut session = call(&engine, 20, false);

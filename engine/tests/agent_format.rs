@@ -8,6 +8,10 @@
 //!
 //! This binary installs `assert_no_alloc`'s allocator (debug builds), so every session step here,
 //! inline or on a worker, aborts the run if it allocates.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 mod common;
 

@@ -8,6 +8,10 @@
 //! again with a hook that makes every step allocate, and expects the abort.
 //!
 //! Debug builds only: the guard compiles to nothing in release builds.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 #![cfg(debug_assertions)]
 
 mod common;

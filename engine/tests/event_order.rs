@@ -7,6 +7,10 @@
 //! 3 ms after each event it publishes. The host polls far more often than that, so it looks
 //! inside each window. The hook is process-wide, which is why these tests have a binary of their
 //! own and take turns (`HOOKS`).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 #![cfg(debug_assertions)]
 
 mod common;

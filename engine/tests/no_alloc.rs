@@ -6,6 +6,10 @@
 //! inline. Runs without the libtest harness (see Cargo.toml) so that no other thread allocates
 //! while counting. The call runs three ways: Twilio's µ-law, and Telnyx's G.722 and Opus (both
 //! ways: the caller's audio decoded, the agent's encoded), whose codec state is built at `start`.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 mod common;
 

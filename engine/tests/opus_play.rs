@@ -6,6 +6,10 @@
 //!
 //! This binary installs `assert_no_alloc::AllocDisabler`: a session step (inline here, on the
 //! worker in `the_worker_does_not_allocate`) that allocates aborts it.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 mod common;
 

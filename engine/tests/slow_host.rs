@@ -4,6 +4,10 @@
 //! must not grow (RSS over ten minutes of the slow call's audio), and every drop must be counted:
 //! caller audio (newest dropped), events (oldest dropped), agent audio (`play` takes less), pacer
 //! stalls. One test in this file, so the RSS figures are this test's alone.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! Worker threads run at the requested nice value, read back from the kernel's own view of
 //! each thread (`/proc/self/task/<tid>/stat`), not from what the engine reports. A test binary of
 //! its own: the threads are told apart by name, so no other test's engine may run beside it.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 use trunkline::{Engine, EngineConfig};
 

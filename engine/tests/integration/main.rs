@@ -9,6 +9,10 @@
 //! value of every worker thread in the process (other tests' engines would be counted too). This
 //! binary's allocator counts the allocations of one thread while asked to (`thread_allocations`),
 //! which tests running in parallel do not disturb.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 #[path = "../common/mod.rs"]
 mod common;
