@@ -658,13 +658,16 @@ impl EchoGate {
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
     /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
     /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's
-    /// level on the way. `None` when no played audio can echo in it.
+    /// level on the way; `after_tone`: the frame before was a tone's (a key the caller pressed,
+    /// see [`super::tone`]), so this one likely is too, and its level is kept from the delay
+    /// estimate. `None` when no played audio can echo in it.
     pub(crate) fn mask(
         &mut self,
         slot: u64,
         caller_db: &[f32; GATE_BANDS],
         noise_db: &[f32; GATE_BANDS],
         floor_at_minimum: bool,
+        after_tone: bool,
     ) -> Option<[bool; GATE_BANDS]> {
         // A slot's level is 0 only if all its bands are: no level, nothing played in the window.
         // The reference behind this frame, slot by slot: what the echo match compares, and (its
@@ -684,7 +687,13 @@ impl EchoGate {
             noise_total: total(noise_db),
             floor_at_minimum,
         };
-        self.delay.update(line.caller_total, line.noise_total, &levels);
+        // A key the caller presses is a loud burst on the line that follows the keys, not the
+        // agent: its level pulled the delay estimate to a lag of chance (traced: 140 ms off the
+        // echo's, for seconds after four presses, and the echo passed for the caller). A tone is
+        // told from its second frame, so its first still counts.
+        if !after_tone {
+            self.delay.update(line.caller_total, line.noise_total, &levels);
+        }
         // Where the delay is known, the echo comes from its slot and the tail's; else from
         // anywhere in the window.
         let estimate = self.delay.estimate();
@@ -831,7 +840,7 @@ mod tests {
             let noise = [50.0; GATE_BANDS];
             for slot in 0..60 {
                 g.record(slot, [60; GATE_BANDS]);
-                g.mask(slot, &[50.0; GATE_BANDS], &noise, at_minimum);
+                g.mask(slot, &[50.0; GATE_BANDS], &noise, at_minimum, false);
             }
             let lowest = (0..LAGS).map(|lag| g.bound_db(lag)).fold(f32::MAX, f32::min);
             if at_minimum {
@@ -852,10 +861,10 @@ mod tests {
         let noise = [20.0; GATE_BANDS];
         for slot in 0..40 {
             g.record(slot, [70; GATE_BANDS]);
-            g.mask(slot, &noise, &noise, false);
+            g.mask(slot, &noise, &noise, false, false);
         }
         g.record(40, [70; GATE_BANDS]);
-        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(40, &[28.0; GATE_BANDS], &noise, false, false), Some([false; GATE_BANDS]));
         assert!(g.gain_db(0) > -10.0, "the gain alone would mask it: {}", g.gain_db(0));
         // With an echo 10 dB down from 100 ms on, the bound at its lag stays at the start; one
         // before it falls while the line is still silent (the frames before the echo came).
@@ -863,7 +872,7 @@ mod tests {
         for slot in 0..50u64 {
             g.record(slot, [70; GATE_BANDS]);
             let caller = if slot >= 5 { 60.0 } else { 20.0 };
-            g.mask(slot, &[caller; GATE_BANDS], &noise, false);
+            g.mask(slot, &[caller; GATE_BANDS], &noise, false, false);
         }
         assert_eq!(g.bound_db(5), START_GAIN_DB);
         assert!(g.bound_db(1) <= START_GAIN_DB - 12.0, "{}", g.bound_db(1));
@@ -888,7 +897,7 @@ mod tests {
                 let echo = echo_db.map_or(0.0, |gain| power(f32::from(VOICED[b]) + gain[b]));
                 10.0 * (power(line) + echo).log10()
             });
-            g.mask(slot, &caller, &PINK_NOISE, false);
+            g.mask(slot, &caller, &PINK_NOISE, false, false);
         }
         g.record(60, VOICED);
         g
@@ -903,7 +912,7 @@ mod tests {
         let mut g = noisy_line_after(None);
         let mut caller = PINK_NOISE;
         caller[3] += 13.0;
-        let mask = g.mask(60, &caller, &PINK_NOISE, false).unwrap();
+        let mask = g.mask(60, &caller, &PINK_NOISE, false, false).unwrap();
         assert!(!mask[3], "the caller's band was taken for echo; bound at lag 0: {} dB", g.bound_db(0));
     }
 
@@ -920,11 +929,11 @@ mod tests {
         let echo: [f32; GATE_BANDS] = std::array::from_fn(|b| {
             10.0 * (power(PINK_NOISE[b] + 3.0) + power(f32::from(VOICED[b]) + gain[b])).log10()
         });
-        let mask = g.clone().mask(60, &echo, &PINK_NOISE, false).unwrap();
+        let mask = g.clone().mask(60, &echo, &PINK_NOISE, false, false).unwrap();
         assert!([2, 4, 5, 6, 7].iter().all(|&b| mask[b]), "the echo passed for the caller: {mask:?}");
         let mut caller = echo;
         caller[2] += 8.0;
-        assert!(!g.mask(60, &caller, &PINK_NOISE, false).unwrap()[2]);
+        assert!(!g.mask(60, &caller, &PINK_NOISE, false, false).unwrap()[2]);
     }
 
     /// Agent speech as seeded syllables, per slot: 3-7 slots at 70 dB, then 1-4 of silence, at
@@ -951,7 +960,7 @@ mod tests {
         let mut s = 0;
         while s < 120 || !(reference[s - 6..=s - 4].iter().all(|&r| r > 0)) {
             g.record(s as u64, [reference[s]; GATE_BANDS]);
-            g.mask(s as u64, &[caller_at(s); GATE_BANDS], &noise, false);
+            g.mask(s as u64, &[caller_at(s); GATE_BANDS], &noise, false, false);
             s += 1;
         }
         assert_eq!(g.delay.estimate().map(|e| e.lag), Some(5), "{:?}", g.delay.estimate());
@@ -960,7 +969,7 @@ mod tests {
         // frame anywhere else may take 6 dB off.
         let before: Vec<f32> = (0..LAGS).map(|lag| g.bound_db(lag)).collect();
         g.record(s as u64, [reference[s]; GATE_BANDS]);
-        g.mask(s as u64, &noise, &noise, false);
+        g.mask(s as u64, &noise, &noise, false, false);
         for (lag, was) in before.iter().enumerate().take(8).skip(4) {
             let drop = was - g.bound_db(lag);
             assert!(drop <= 0.5, "lag {lag}: the bound fell {drop} dB in one frame");
@@ -985,7 +994,7 @@ mod tests {
                 assert!(g.bound_db(5) <= -40.0, "the line without echo left the bound at {}", g.bound_db(5));
             }
             g.record(s as u64, [played; GATE_BANDS]);
-            let mask = g.mask(s as u64, &[caller_at(s); GATE_BANDS], &noise, false);
+            let mask = g.mask(s as u64, &[caller_at(s); GATE_BANDS], &noise, false, false);
             if caller_at(s) > 20.0 {
                 masked.push(mask.is_some_and(|m| m.iter().all(|&m| m)));
             }
@@ -1056,14 +1065,14 @@ mod tests {
         let noise = [20.0; GATE_BANDS];
         g.record(10, [70; GATE_BANDS]);
         // 200 ms later, 10 dB down: within the ERL 6 dB the gate assumes at first.
-        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
+        assert_eq!(g.mask(20, &[60.0; GATE_BANDS], &noise, false, false), Some([true; GATE_BANDS]));
         // The caller 5 dB above the reference, in half the bands: those are theirs.
         let caller: [f32; GATE_BANDS] = std::array::from_fn(|b| if b % 2 == 0 { 75.0 } else { 60.0 });
-        let mask = g.mask(21, &caller, &noise, false).unwrap();
+        let mask = g.mask(21, &caller, &noise, false, false).unwrap();
         assert_eq!(mask, std::array::from_fn(|b| b % 2 == 1));
         // Nothing played within the window behind a frame: no gate at all.
         assert!(!g.active(10 + WINDOW_SLOTS));
-        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false), None);
+        assert_eq!(g.mask(10 + WINDOW_SLOTS, &[60.0; GATE_BANDS], &noise, false, false), None);
     }
 
     /// A gate that has learnt a line without echo: every bound at `bound_db`, every band's gain
@@ -1184,7 +1193,7 @@ mod tests {
         }
         for slot in 10..10 + FRAMES as u64 {
             g.record(slot, [70; GATE_BANDS]);
-            assert_eq!(g.mask(slot, &[60.0; GATE_BANDS], &noise, false), Some([true; GATE_BANDS]));
+            assert_eq!(g.mask(slot, &[60.0; GATE_BANDS], &noise, false, false), Some([true; GATE_BANDS]));
         }
         learn(&mut g, -40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: -14.0 });
@@ -1195,7 +1204,7 @@ mod tests {
         // match is an echo that may have passed for the caller.
         let slot = 10 + FRAMES as u64;
         g.record(slot, [70; GATE_BANDS]);
-        assert_eq!(g.mask(slot, &[90.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(slot, &[90.0; GATE_BANDS], &noise, false, false), Some([false; GATE_BANDS]));
         learn(&mut g, -40.0, -30.0);
         g.take_match(Match { lag: 8, gain_db: -14.0 });
         assert_eq!((g.fresh, g.take_recognised()), (FRESH_FRAMES, true));
@@ -1219,7 +1228,7 @@ mod tests {
                 }
                 _ => noise,
             };
-            g.mask(slot, &caller, &noise, false);
+            g.mask(slot, &caller, &noise, false, false);
             if g.suspects_echo(slot) && first_suspected.is_none() {
                 first_suspected = Some(s);
             }
@@ -1260,7 +1269,7 @@ mod tests {
         for n in 0..=u64::from(FRESH_FRAMES) {
             let slot = 10 + n;
             g.record(slot, [70; GATE_BANDS]);
-            let mask = g.mask(slot, &[71.0; GATE_BANDS], &noise, false).unwrap();
+            let mask = g.mask(slot, &[71.0; GATE_BANDS], &noise, false, false).unwrap();
             let fresh = n < u64::from(FRESH_FRAMES);
             assert_eq!(mask, [fresh; GATE_BANDS], "slot {slot}");
         }
@@ -1290,7 +1299,7 @@ mod tests {
         let masked: Vec<bool> = (0..50)
             .map(|slot| {
                 g.record(slot, [70; GATE_BANDS]);
-                g.mask(slot, &[band; GATE_BANDS], &noise, false).unwrap().iter().all(|&m| m)
+                g.mask(slot, &[band; GATE_BANDS], &noise, false, false).unwrap().iter().all(|&m| m)
             })
             .collect();
         assert!(!masked[0], "the echo was masked before the gain learnt it");
@@ -1303,7 +1312,7 @@ mod tests {
         let mut g = learnt_low(-30.0);
         for slot in 0..50 {
             g.record(slot, [70; GATE_BANDS]);
-            assert_eq!(g.mask(slot, &[band; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
+            assert_eq!(g.mask(slot, &[band; GATE_BANDS], &noise, false, false), Some([false; GATE_BANDS]));
         }
         assert_eq!(g.gain_db(0), -20.0);
     }
@@ -1316,7 +1325,7 @@ mod tests {
         for slot in 0..500 {
             g.record(slot, [70; GATE_BANDS]);
             assert_eq!(
-                g.mask(slot, &[55.0; GATE_BANDS], &noise, false),
+                g.mask(slot, &[55.0; GATE_BANDS], &noise, false, false),
                 Some([true; GATE_BANDS]),
                 "slot {slot}"
             );
@@ -1326,18 +1335,24 @@ mod tests {
         }
         // A caller 8 dB below the reference is 7 dB above that echo: theirs, not the echo's.
         g.record(500, [70; GATE_BANDS]);
-        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise, false), Some([false; GATE_BANDS]));
+        assert_eq!(g.mask(500, &[62.0; GATE_BANDS], &noise, false, false), Some([false; GATE_BANDS]));
         // An echo predicted under the line's noise is lost in it and explains nothing: the band
         // is the line's (its noise floor keeps learning from it).
         let mut quiet = EchoGate::new();
         quiet.record(0, [30; GATE_BANDS]);
-        assert_eq!(quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
-        assert_eq!(quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS], false), Some([false; GATE_BANDS]));
+        assert_eq!(
+            quiet.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false, false),
+            Some([false; GATE_BANDS])
+        );
+        assert_eq!(
+            quiet.mask(0, &[34.0; GATE_BANDS], &[30.0; GATE_BANDS], false, false),
+            Some([false; GATE_BANDS])
+        );
         // Predicted at the noise, it explains a band at the noise plus the margin.
         let mut at_noise = EchoGate::new();
         at_noise.record(0, [36; GATE_BANDS]);
         assert_eq!(
-            at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false),
+            at_noise.mask(0, &[31.0; GATE_BANDS], &[30.0; GATE_BANDS], false, false),
             Some([true; GATE_BANDS])
         );
         assert_eq!(quiet.gain_db(0), START_GAIN_DB, "nothing learnt under the noise");

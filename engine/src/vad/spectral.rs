@@ -418,7 +418,8 @@ impl SpectralClassifier {
         let noise: [f32; GATE_BANDS] = std::array::from_fn(|g| db(self.noise, g));
         // Within 1 dB of its minimum in every band, the floor says nothing of the line under it.
         let at_minimum = self.noise.iter().all(|&n| n <= self.min_noise * 1.26);
-        let gate = self.echo.as_mut()?.mask(slot, &caller, &noise, at_minimum)?;
+        let after_tone = self.tones.in_tone();
+        let gate = self.echo.as_mut()?.mask(slot, &caller, &noise, at_minimum, after_tone)?;
         Some(std::array::from_fn(|b| gate[b / 2]))
     }
 
@@ -518,7 +519,7 @@ impl SpectralClassifier {
         // `super::tone`). Its first frame or two, before its line was seen twice at one
         // frequency, may have started a run: a run every frame of which held the line ends.
         let echoed = echo.contains(&true);
-        let tone = self.tones.is_tone(lines, echoed);
+        let tone = self.tones.is_tone(lines);
         if tone && self.tones.run_was_the_tone(&lines) {
             self.since_voiced = None;
         }

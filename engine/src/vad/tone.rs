@@ -133,12 +133,10 @@ pub(crate) struct Tones {
 }
 
 impl Tones {
-    /// Whether the frame with `lines` is a tone's. `echo`: some of its bands are the agent's
-    /// echo, whose masking may leave a voice with a line or two: no tone begins there.
-    pub(crate) fn is_tone(&mut self, lines: Lines, echo: bool) -> bool {
+    /// Whether the frame with `lines` is a tone's.
+    pub(crate) fn is_tone(&mut self, lines: Lines) -> bool {
         let held = lines.over_at(self.tone, 1) > TONE_HOLD_OVER_THIRD;
-        let begins = !echo
-            && near(self.last.first, lines.first, 1)
+        let begins = near(self.last.first, lines.first, 1)
             && (lines.position - self.last.position).abs() <= TONE_DRIFT_BINS
             && self.last.first_over > TONE_BEGIN_OVER_THIRD
             && lines.first_over > TONE_OVER_THIRD;
@@ -148,6 +146,11 @@ impl Tones {
         self.last = lines;
         self.frames = if held || begins { self.frames.saturating_add(1) } else { 0 };
         held || begins
+    }
+
+    /// Whether the last frame was a tone's.
+    pub(crate) fn in_tone(&self) -> bool {
+        self.tone != 0
     }
 
     /// Frames in a row the tone has lasted, up to the last one (0 if the last frame was none).
@@ -272,16 +275,13 @@ mod tests {
             position,
         };
         // The first frame cannot tell; the second at the same frequency can.
-        assert!(!tones.is_tone(at(61, 40.0, 61.02), false));
-        assert!(tones.is_tone(at(61, 40.0, 61.05), false));
+        assert!(!tones.is_tone(at(61, 40.0, 61.02)));
+        assert!(tones.is_tone(at(61, 40.0, 61.05)));
         // Held while it stands 3 dB over the third, wherever within a bin.
-        assert!(tones.is_tone(at(62, 3.0, 61.7), false));
-        assert!(!tones.is_tone(at(62, 1.5, 61.7), false));
+        assert!(tones.is_tone(at(62, 3.0, 61.7)));
+        assert!(!tones.is_tone(at(62, 1.5, 61.7)));
         // A line that moves more than 0.1 bin between frames (a voice's harmonic) is none.
-        assert!(!tones.is_tone(at(40, 40.0, 40.0), false));
-        assert!(!tones.is_tone(at(40, 40.0, 40.2), false));
-        // Nor one where the agent's echo masks part of the frame.
-        assert!(!tones.is_tone(at(40, 40.0, 40.2), true));
-        assert!(!tones.is_tone(at(40, 40.0, 40.2), true));
+        assert!(!tones.is_tone(at(40, 40.0, 40.0)));
+        assert!(!tones.is_tone(at(40, 40.0, 40.2)));
     }
 }

@@ -798,7 +798,7 @@ fn speech_an_outage_cuts_stops_there_and_its_turn_ends_with_it() {
 }
 
 /// Adds `tones` (Hz, dBFS peak) to `pcm` over `ms`.
-fn add_tones(pcm: &mut [i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) {
+pub(crate) fn add_tones(pcm: &mut [i16], tones: &[(f64, f64)], ms: std::ops::Range<u64>) {
     let from = (ms.start * PER_MS) as usize;
     for (i, v) in pcm[from..(ms.end * PER_MS) as usize].iter_mut().enumerate() {
         let t = (from + i) as f64 / RATE as f64;
