@@ -55,7 +55,8 @@ pub enum SessionError {
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
     /// The session hit an internal error and was shut down (the engine and its other sessions
-    /// go on).
+    /// go on: the worker catches the panic, which needs the default `panic = "unwind"`; a
+    /// program built with `panic = "abort"` ends instead).
     #[error("session failed")]
     Failed,
     /// Encoded audio given to [`Session::play_encoded`] is corrupt, truncated or in a form not

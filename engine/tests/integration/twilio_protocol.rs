@@ -1,4 +1,4 @@
-//! The Twilio Media Streams dialect against Twilio's documented messages (DESIGN §2).
+//! The Twilio Media Streams dialect against Twilio's documented messages (docs/dialects.md).
 //!
 //! Expectations are independent of the code under test: payloads are checked against byte patterns
 //! the fixtures were generated from (with Python's `base64`), against RFC 4648 vectors and against a
