@@ -64,6 +64,14 @@ pub const RESTORE_AFTER_MS: u64 = 160;
 /// least of the plateau is taken, rounded up.
 pub const HOLD_AFTER_RESTORE_MS: u32 = 200;
 
+/// Speech whose sound has held one level this long (ms; see
+/// [`SpeechDetector::steady_ms`](crate::vad::SpeechDetector::steady_ms)) does not barge in
+/// while it holds: a voice moves more with its syllables (on the corpus never so steady for more
+/// than 300 ms), a drone or a fan that comes up while the agent talks does not, and is taken for
+/// the line's sound a second in, which ends the speech. Under the 300 ms a barge-in needs, so a
+/// drone never reaches one; a voice that happens to be that steady waits until it moves.
+pub const STEADY_HOLDS_MS: u64 = 240;
+
 /// The voiced stretch of one caller speech as the detector saw it, stream ms. Kept in 32 bits
 /// (49 days of stream): a session's memory is budgeted to the byte.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +148,8 @@ pub struct BargeInDetector {
     hold_after_restore: bool,
     /// The speech over the agent that let it up, while a barge-in waits for its next duck to hold.
     restored: Option<Restored>,
+    /// The speech held because its sound held one level (onset, voiced ms when last so).
+    steady: Option<(u32, u32)>,
 }
 
 /// Speech that let the ducked agent up, on a line whose noise can break its voicing.
@@ -183,6 +193,7 @@ impl BargeInDetector {
             ducked: false,
             hold_after_restore: false,
             restored: None,
+            steady: None,
         }
     }
 
@@ -215,7 +226,9 @@ impl BargeInDetector {
     /// earlier one that stopped short counts from that one's first voiced frame (see
     /// [`BargeInConfig::rejoin_within_ms`]).
     /// `voiced_snr_db`: how clearly that speech's voiced frames stand over the line's noise
-    /// ([`SpeechDetector::voiced_snr_db`](crate::vad::SpeechDetector::voiced_snr_db)).
+    /// ([`SpeechDetector::voiced_snr_db`](crate::vad::SpeechDetector::voiced_snr_db));
+    /// `steady_ms`: how long its sound has held one level ([`STEADY_HOLDS_MS`]).
+    #[allow(clippy::too_many_arguments, reason = "one call site; each argument is a measure of the speech")]
     pub fn decide(
         &mut self,
         onset_ms: Option<u64>,
@@ -224,6 +237,7 @@ impl BargeInDetector {
         agent_active: bool,
         now_ms: u64,
         engine_us: u64,
+        steady_ms: u64,
     ) -> BargeAction {
         let handled = self.handled_onset;
         let utterance_ms = match self.rejoin.as_mut() {
@@ -233,6 +247,8 @@ impl BargeInDetector {
         let (voiced, now) = (ms32(voiced_ms), ms32(now_ms));
         if self.waits_after_restore(onset_ms.map(ms32), voiced, now, agent_active) {
             // Not yet: the duck since this speech let the agent up has not held.
+        } else if self.holds_while_steady(onset_ms.map(ms32), voiced, steady_ms) {
+            // Not while it sounds like a drone.
         } else if let Some(onset) = self.check(onset_ms, utterance_ms, agent_active) {
             // The clear that follows drops what was ducked; new audio starts at full level.
             self.ducked = false;
@@ -321,6 +337,29 @@ impl BargeInDetector {
             r.resumed_at = Some(now_ms.saturating_sub(crate::vad::FRAME_MS));
         }
         r.resumed_at.is_none_or(|at| now_ms.saturating_sub(at) < HOLD_AFTER_RESTORE_MS)
+    }
+
+    /// Whether a barge-in of the speech at `onset_ms` (voiced `voiced_ms`) waits because its
+    /// sound has held one level for [`STEADY_HOLDS_MS`] (`steady_ms`), or did and has not voiced
+    /// since: a drone taken for the line's sound a second in is no longer steady, its speech
+    /// still confirmed for the hangover, and must not barge in then; a voice that was that
+    /// steady and moves on voices again at once.
+    fn holds_while_steady(&mut self, onset_ms: Option<u32>, voiced_ms: u32, steady_ms: u64) -> bool {
+        let Some(onset) = onset_ms else {
+            self.steady = None;
+            return false;
+        };
+        if steady_ms >= STEADY_HOLDS_MS {
+            self.steady = Some((onset, voiced_ms));
+            return true;
+        }
+        match self.steady {
+            Some((o, voiced)) if o == onset && voiced_ms <= voiced => true,
+            _ => {
+                self.steady = None;
+                false
+            }
+        }
     }
 
     /// The agent audio was flushed (a barge-in or the host's interrupt): it is not ducked, and
@@ -413,7 +452,7 @@ mod tests {
         agent_active: bool,
         now_ms: u64,
     ) -> BargeAction {
-        b.decide(onset_ms, voiced_ms, snr_db, agent_active, now_ms, now_ms * 1_000)
+        b.decide(onset_ms, voiced_ms, snr_db, agent_active, now_ms, now_ms * 1_000, 0)
     }
 
     #[test]
@@ -482,35 +521,35 @@ mod tests {
     #[test]
     fn a_stall_of_the_callers_media_restores_on_the_engine_clock() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_140_000), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_140_000, 0), BargeAction::Duck);
         // No caller media from here: its stream time stays put, the speech stays confirmed.
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_280_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_300_000), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_280_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 5_300_000, 0), BargeAction::Restore);
         // The agent goes quiet, then speaks again: not ducked again.
-        assert_eq!(b.decide(Some(1000), 40, None, false, 1140, 7_000_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 9_000_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, false, 1140, 7_000_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 9_000_000, 0), BargeAction::None);
         // Media resumes with the caller still voicing: ducked again.
-        assert_eq!(b.decide(Some(1000), 60, None, true, 1160, 9_020_000), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1160, 9_020_000, 0), BargeAction::Duck);
         // The engine's clock, kept in 32-bit ms, wraps after 49 days; the delay is unaffected.
         let wrap_us = (u64::from(u32::MAX) + 1) * 1_000;
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us - 50_000), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 100_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 110_000), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us - 50_000, 0), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 100_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, wrap_us + 110_000, 0), BargeAction::Restore);
     }
 
     #[test]
     fn late_media_keeps_to_the_stream_time_and_missing_media_counts() {
         let mut b = ducking();
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000, 0), BargeAction::Duck);
         // Frames come late (jitter, a gap waited for): 220 ms of engine time without a voiced
         // frame but 80 ms of the caller's, so still ducked; and voiced again in time.
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1220, 1_360_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 60, None, true, 1240, 1_370_000), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1220, 1_360_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1240, 1_370_000, 0), BargeAction::None);
         // 100 ms of unvoiced frames, then no media: restored once it has been missing 160 ms.
-        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_470_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_629_000), BargeAction::None);
-        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_630_000), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_470_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_629_000, 0), BargeAction::None);
+        assert_eq!(b.decide(Some(1000), 60, None, true, 1340, 1_630_000, 0), BargeAction::Restore);
     }
 
     /// Speech over the agent in noise that ducks it, lets it up (voicing stopped from 1200 to
@@ -586,9 +625,9 @@ mod tests {
         // Let up because the caller's media went missing (a stall), not because the speech
         // went quiet: the speech back in a burst barges in at once.
         let mut b = ducking().holding_after_restore(true);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000), BargeAction::Duck);
-        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_300_000), BargeAction::Restore);
-        assert_eq!(b.decide(Some(1000), 300, None, true, 1400, 1_400_000), BargeAction::BargeIn(1000));
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_140_000, 0), BargeAction::Duck);
+        assert_eq!(b.decide(Some(1000), 40, None, true, 1140, 1_300_000, 0), BargeAction::Restore);
+        assert_eq!(b.decide(Some(1000), 300, None, true, 1400, 1_400_000, 0), BargeAction::BargeIn(1000));
 
         // A speech that let the agent up ended before its voicing came back: the next one is
         // judged alone, its barge-in not held (100 ms voiced, a minimum under the wait).
@@ -599,6 +638,36 @@ mod tests {
         assert_eq!(lockstep(&mut b, None, 0, None, true, 1400), BargeAction::None);
         assert_eq!(lockstep(&mut b, Some(2000), 40, None, true, 2140), BargeAction::Duck);
         assert_eq!(lockstep(&mut b, Some(2000), 100, None, true, 2200), BargeAction::BargeIn(2000));
+    }
+
+    #[test]
+    fn a_sound_that_holds_one_level_does_not_barge_in_until_it_moves() {
+        let plain = || BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
+        // Voiced from 100 ms after its onset, every frame; `steady`: how long its level held.
+        let step = |b: &mut BargeInDetector, onset: u64, voiced: u64, steady: u64| {
+            let now = onset + 100 + voiced;
+            b.decide(Some(onset), voiced, None, true, now, now * 1_000, steady)
+        };
+        // A drone: as steady as it is long, for a second; then taken for the line's sound, no
+        // longer steady but confirmed for the hangover, voiced no more. No barge-in.
+        let mut b = plain();
+        for v in (20..=1_000).step_by(20) {
+            assert_eq!(step(&mut b, 1_000, v, v - 20), BargeAction::None, "{v}");
+        }
+        for _ in 0..20 {
+            assert_eq!(step(&mut b, 1_000, 1_000, 0), BargeAction::None);
+        }
+        // A voice that happened to hold its level 260 ms when it reached 300: it barges in on
+        // the frame it moves.
+        let mut b = plain();
+        assert_eq!(step(&mut b, 5_000, 300, 260), BargeAction::None);
+        assert_eq!(step(&mut b, 5_000, 320, 0), BargeAction::BargeIn(5_000));
+        // Steady for less than the hold: at once, as without it.
+        assert_eq!(step(&mut plain(), 7_000, 300, STEADY_HOLDS_MS - 20), BargeAction::BargeIn(7_000));
+        // A new speech is judged alone.
+        let mut b = plain();
+        assert_eq!(step(&mut b, 1_000, 300, 280), BargeAction::None);
+        assert_eq!(step(&mut b, 9_000, 300, 0), BargeAction::BargeIn(9_000));
     }
 
     #[test]

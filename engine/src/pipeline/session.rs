@@ -932,20 +932,22 @@ impl SessionPipeline {
         let snr = self.vad.voiced_snr_db();
         // The engine's clock too: a duck is let go when the caller's media goes missing, which
         // the stream time does not see.
-        let onset_ms = match self.barge_in.decide(onset, voiced_ms, snr, active, self.stream_ms(), now_us) {
-            BargeAction::None => None,
-            BargeAction::Duck => {
-                self.stats.ducks += 1;
-                self.ducker.duck();
-                None
-            }
-            BargeAction::Restore => {
-                self.stats.duck_restores += 1;
-                self.ducker.restore();
-                None
-            }
-            BargeAction::BargeIn(onset_ms) => Some(onset_ms),
-        };
+        let steady_ms = self.vad.steady_ms().unwrap_or(0);
+        let onset_ms =
+            match self.barge_in.decide(onset, voiced_ms, snr, active, self.stream_ms(), now_us, steady_ms) {
+                BargeAction::None => None,
+                BargeAction::Duck => {
+                    self.stats.ducks += 1;
+                    self.ducker.duck();
+                    None
+                }
+                BargeAction::Restore => {
+                    self.stats.duck_restores += 1;
+                    self.ducker.restore();
+                    None
+                }
+                BargeAction::BargeIn(onset_ms) => Some(onset_ms),
+            };
         if let Some(onset_ms) = onset_ms {
             // The speech that barges in has started, even if its start was held back.
             self.release_held_start();

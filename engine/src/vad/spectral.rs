@@ -784,6 +784,12 @@ impl SpectralClassifier {
         self.steady_frames = 0;
     }
 
+    /// Frames in a row, up to the last, of a run whose sound held one level (see
+    /// [`Self::steady_sound`]).
+    pub(crate) fn steady_frames(&self) -> u32 {
+        self.steady_frames
+    }
+
     /// True if the last frame was voiced (strong evidence, not a continuation).
     pub(crate) fn last_voiced(&self) -> bool {
         self.since_voiced == Some(0)
