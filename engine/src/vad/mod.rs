@@ -649,14 +649,15 @@ impl SpeechDetector {
     }
 
     /// While speech is confirmed (spectral backend): how long, up to the last frame, its sound
-    /// has held one level, in ms: the frames in a row of it within 3 dB of the first of them. A
-    /// voice moves more with its syllables (on the corpus never so steady for more than 300 ms);
-    /// a drone, a fan or a hum that came up stays there, and after a second is taken for the
-    /// line's sound, which ends the speech. `None` otherwise.
+    /// has held one level, in ms: the frames in a row of it whose energy over all bands (those
+    /// the echo gate masks too) stays within 3 dB of the first of them. A voice moves more with
+    /// its syllables (on the corpus never so steady for more than 300 ms); a drone, a fan or a
+    /// hum that came up stays there, and is taken for the line's sound after a second of it
+    /// (where the echo gate masks nothing), which ends the speech. `None` otherwise.
     pub fn steady_ms(&self) -> Option<u64> {
         match &self.classifier {
             Classifier::Spectral(c) if self.state.is_speaking() => {
-                Some(u64::from(c.steady_frames()) * u64::from(FRAME_MS))
+                Some(u64::from(c.held_frames()) * u64::from(FRAME_MS))
             }
             _ => None,
         }

@@ -285,6 +285,11 @@ pub(crate) struct SpectralClassifier {
     /// within [`STEADY_SOUND`] of it (see [`Self::track_noise`]).
     steady_from: f32,
     steady_frames: u32,
+    /// The same over all the bands, those taken as the agent's echo too, which the stretch above
+    /// leaves out: how long a run's sound has held one level, for barge-in (see
+    /// [`Self::held_frames`]).
+    held_from: f32,
+    held_frames: u32,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
@@ -347,6 +352,8 @@ impl SpectralClassifier {
             silent_frames: 0,
             steady_from: 0.0,
             steady_frames: 0,
+            held_from: 0.0,
+            held_frames: 0,
             since_voiced: None,
             tones: Tones::default(),
             weak_frames: 0,
@@ -551,6 +558,7 @@ impl SpectralClassifier {
         // Nor is a tone's frame anyone's soft start.
         self.weak_frames = if speech || !lead_like || tone { 0 } else { self.weak_frames + 1 };
         let tracked = self.track_noise(&bands, &echo, speech, voiced, tone);
+        self.follow_the_level(&bands, speech);
         // A frame of sound with no floor to measure it against (a stream's first frames, a
         // line back after a silence before it is judged, or judged another line's) may be the
         // soft start of words said at once: it counts towards a run's lead as one over the
@@ -784,10 +792,24 @@ impl SpectralClassifier {
         self.steady_frames = 0;
     }
 
-    /// Frames in a row, up to the last, of a run whose sound held one level (see
-    /// [`Self::steady_sound`]).
-    pub(crate) fn steady_frames(&self) -> u32 {
-        self.steady_frames
+    /// Follows how long the run's sound, over all bands, has held one level (within
+    /// [`STEADY_SOUND`] of its stretch's first frame). Unlike the steady stretch that teaches the
+    /// floor, a frame the agent's echo masks in part goes on with it: while the agent talks the
+    /// gate masks bands even on a line without echo, and a drone there would start afresh at
+    /// each. Its level with an echo in it moves with the agent's voice.
+    fn follow_the_level(&mut self, bands: &[f32; BANDS], speech: bool) {
+        let line: f32 = bands.iter().sum();
+        if speech && line <= self.held_from * STEADY_SOUND && line * STEADY_SOUND >= self.held_from {
+            self.held_frames += 1;
+        } else {
+            (self.held_from, self.held_frames) = (if speech { line } else { 0.0 }, 0);
+        }
+    }
+
+    /// Frames in a row, up to the last, of a run whose sound held one level over all bands (see
+    /// [`Self::follow_the_level`]).
+    pub(crate) fn held_frames(&self) -> u32 {
+        self.held_frames
     }
 
     /// True if the last frame was voiced (strong evidence, not a continuation).
@@ -818,6 +840,7 @@ impl SpectralClassifier {
         self.history = [0.0; WINDOW];
         self.tones.forget();
         self.forget_steady();
+        (self.held_from, self.held_frames) = (0.0, 0);
     }
 
     /// Forgets all adaptation.
@@ -834,6 +857,7 @@ impl SpectralClassifier {
         self.line_gone = false;
         self.silent_frames = 0;
         self.forget_steady();
+        (self.held_from, self.held_frames) = (0.0, 0);
         self.tones.forget();
         self.since_voiced = None;
         self.weak_frames = 0;
