@@ -5,6 +5,10 @@
 //! Asserted against what the harness knows it added: how much of the echo is left in the audio
 //! the host read, how much of the caller's own speech over the echo survives, and that speech
 //! detection and barge-in decide exactly as without the setting.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -10,6 +10,10 @@
 //!
 //! Debug builds pass every allocation on to `assert_no_alloc`'s allocator, so the running call
 //! below also runs under the worker's allocation guard (see `tests/alloc_guard.rs`).
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests drive the engine from outside: they wait, sleep and start threads"
+)]
 
 mod common;
 

@@ -68,8 +68,10 @@ pub const HOLD_AFTER_RESTORE_MS: u32 = 200;
 /// [`SpeechDetector::steady_ms`](crate::vad::SpeechDetector::steady_ms)) does not barge in
 /// while it holds: a voice moves more with its syllables (on the corpus never so steady for more
 /// than 300 ms), a drone or a fan that comes up while the agent talks does not, and is taken for
-/// the line's sound a second in, which ends the speech. Under the 300 ms a barge-in needs, so a
-/// drone never reaches one; a voice that happens to be that steady waits until it moves.
+/// the line's sound a second in, which ends the speech. Under the 300 ms a barge-in needs by
+/// default, so a drone never reaches one (with `min_speech_ms` at 240 or less it does, as does
+/// a drone whose level rises for long enough to reach 300 ms voiced before it holds); a voice
+/// that happens to be that steady waits until it moves (see `holds_while_steady`).
 pub const STEADY_HOLDS_MS: u64 = 240;
 
 /// The voiced stretch of one caller speech as the detector saw it, stream ms. Kept in 32 bits
@@ -228,7 +230,7 @@ impl BargeInDetector {
     /// `voiced_snr_db`: how clearly that speech's voiced frames stand over the line's noise
     /// ([`SpeechDetector::voiced_snr_db`](crate::vad::SpeechDetector::voiced_snr_db));
     /// `steady_ms`: how long its sound has held one level ([`STEADY_HOLDS_MS`]).
-    #[allow(clippy::too_many_arguments, reason = "one call site; each argument is a measure of the speech")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is a measure of the speech or the time; the session calls it once a step")]
     pub fn decide(
         &mut self,
         onset_ms: Option<u64>,
@@ -247,7 +249,7 @@ impl BargeInDetector {
         let (voiced, now) = (ms32(voiced_ms), ms32(now_ms));
         if self.waits_after_restore(onset_ms.map(ms32), voiced, now, agent_active) {
             // Not yet: the duck since this speech let the agent up has not held.
-        } else if self.holds_while_steady(onset_ms.map(ms32), voiced, steady_ms) {
+        } else if self.holds_while_steady(onset_ms.map(ms32), voiced, steady_ms, agent_active) {
             // Not while it sounds like a drone.
         } else if let Some(onset) = self.check(onset_ms, utterance_ms, agent_active) {
             // The clear that follows drops what was ducked; new audio starts at full level.
@@ -340,12 +342,16 @@ impl BargeInDetector {
     }
 
     /// Whether a barge-in of the speech at `onset_ms` (voiced `voiced_ms`) waits because its
-    /// sound has held one level for [`STEADY_HOLDS_MS`] (`steady_ms`), or did and has not voiced
-    /// since: a drone taken for the line's sound a second in is no longer steady, its speech
-    /// still confirmed for the hangover, and must not barge in then; a voice that was that
-    /// steady and moves on voices again at once.
-    fn holds_while_steady(&mut self, onset_ms: Option<u32>, voiced_ms: u32, steady_ms: u64) -> bool {
-        let Some(onset) = onset_ms else {
+    /// sound has held one level for [`STEADY_HOLDS_MS`] (`steady_ms`), or did and has not moved
+    /// off it since. Moved off: it has voiced, since it last held, for more than a frame longer
+    /// than its current stretch at one level. A drone broken by a click or a gap in the media
+    /// comes back at its level, its stretch starting afresh with its voicing, and goes on
+    /// waiting (two frames' margin made a real interruption over an echo wait 137 ms more); a
+    /// drone taken for the line's sound a second in voices no more, and waits out its hangover; a
+    /// voice moves again within a few frames. With the agent quiet nothing waits (the speech is
+    /// a turn).
+    fn holds_while_steady(&mut self, onset_ms: Option<u32>, voiced_ms: u32, steady_ms: u64, agent_active: bool) -> bool {
+        let (Some(onset), true) = (onset_ms, agent_active) else {
             self.steady = None;
             return false;
         };
@@ -354,7 +360,13 @@ impl BargeInDetector {
             return true;
         }
         match self.steady {
-            Some((o, voiced)) if o == onset && voiced_ms <= voiced => true,
+            Some((o, voiced)) if o == onset => {
+                let moved = u64::from(voiced_ms.saturating_sub(voiced)) > steady_ms + u64::from(crate::vad::FRAME_MS);
+                if moved {
+                    self.steady = None;
+                }
+                !moved
+            }
             _ => {
                 self.steady = None;
                 false
@@ -657,11 +669,30 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(step(&mut b, 1_000, 1_000, 0), BargeAction::None);
         }
-        // A voice that happened to hold its level 260 ms when it reached 300: it barges in on
-        // the frame it moves.
+        // A drone broken by a click: its stretch starts afresh with its voicing, at the same
+        // level, and it goes on waiting until it holds again.
+        let mut b = plain();
+        assert_eq!(step(&mut b, 3_000, 300, 280), BargeAction::None);
+        for v in (320..=540).step_by(20) {
+            assert_eq!(step(&mut b, 3_000, v, v - 320), BargeAction::None, "{v}");
+        }
+        assert_eq!(step(&mut b, 3_000, 560, STEADY_HOLDS_MS), BargeAction::None);
+        // A voice that happened to hold its level 260 ms when it reached 300: it barges in once
+        // it has moved off it and off the next level, here three frames later.
         let mut b = plain();
         assert_eq!(step(&mut b, 5_000, 300, 260), BargeAction::None);
-        assert_eq!(step(&mut b, 5_000, 320, 0), BargeAction::BargeIn(5_000));
+        assert_eq!(step(&mut b, 5_000, 320, 0), BargeAction::None);
+        assert_eq!(step(&mut b, 5_000, 340, 20), BargeAction::None);
+        assert_eq!(step(&mut b, 5_000, 360, 0), BargeAction::BargeIn(5_000));
+        // Speech begun while the agent was quiet is a turn, steady or not: the agent back, it
+        // never barges in.
+        let mut b = plain();
+        let now = 6_400;
+        assert_eq!(b.decide(Some(6_000), 300, None, false, now, now * 1_000, 280), BargeAction::None);
+        for v in (320..=600).step_by(20) {
+            let now = 6_100 + v;
+            assert_eq!(b.decide(Some(6_000), v, None, true, now, now * 1_000, 0), BargeAction::None, "{v}");
+        }
         // Steady for less than the hold: at once, as without it.
         assert_eq!(step(&mut plain(), 7_000, 300, STEADY_HOLDS_MS - 20), BargeAction::BargeIn(7_000));
         // A new speech is judged alone.

@@ -658,9 +658,9 @@ impl EchoGate {
     /// The caller's frame in `slot`, its energy per gate band (`caller_db`) and the line's noise
     /// floor there (`noise_db`; `floor_at_minimum`: the floor is at the classifier's minimum, so
     /// the line itself may be much quieter): which bands are the agent's echo. Learns the echo's
-    /// level on the way; `after_tone`: the frame before was a tone's (a key the caller pressed,
-    /// see [`super::tone`]), so this one likely is too, and its level is kept from the delay
-    /// estimate. `None` when no played audio can echo in it.
+    /// level on the way; `after_tone`: the frame before was told a tone's (a key the caller
+    /// pressed, see [`super::tone`]), so this one likely is too, and its level is kept from the
+    /// delay estimate. `None` when no played audio can echo in it.
     pub(crate) fn mask(
         &mut self,
         slot: u64,
@@ -690,7 +690,8 @@ impl EchoGate {
         // A key the caller presses is a loud burst on the line that follows the keys, not the
         // agent: its level pulled the delay estimate to a lag of chance (traced: 140 ms off the
         // echo's, for seconds after four presses, and the echo passed for the caller). A tone is
-        // told from its second frame, so its first still counts.
+        // told from its second frame, known here a frame later: its first two frames still
+        // count, the frame after it does not.
         if !after_tone {
             self.delay.update(line.caller_total, line.noise_total, &levels);
         }

@@ -800,7 +800,7 @@ impl SpectralClassifier {
     fn follow_the_level(&mut self, bands: &[f32; BANDS], speech: bool) {
         let line: f32 = bands.iter().sum();
         if speech && line <= self.held_from * STEADY_SOUND && line * STEADY_SOUND >= self.held_from {
-            self.held_frames += 1;
+            self.held_frames = self.held_frames.saturating_add(1);
         } else {
             (self.held_from, self.held_frames) = (if speech { line } else { 0.0 }, 0);
         }
