@@ -281,15 +281,12 @@ pub(crate) struct SpectralClassifier {
     line_gone: bool,
     /// Frames of digital silence in a row (see [`Self::track_noise`]).
     silent_frames: u32,
-    /// In a run: the energy of the first frame of its steady stretch, and the frames after it
-    /// within [`STEADY_SOUND`] of it (see [`Self::track_noise`]).
-    steady_from: f32,
-    steady_frames: u32,
-    /// The same over all the bands, those taken as the agent's echo too, which the stretch above
-    /// leaves out: how long a run's sound has held one level, for barge-in (see
-    /// [`Self::held_frames`]).
-    held_from: f32,
-    held_frames: u32,
+    /// In a run: how long the energy of the bands the echo does not explain has held one level,
+    /// for the floor (see [`Self::steady_sound`]).
+    steady: LevelStretch,
+    /// The same over all the bands, those taken as the agent's echo too, for barge-in (see
+    /// [`Self::follow_the_level`]).
+    held: LevelStretch,
     /// Frames since the last voiced frame while in a run; `None` outside runs.
     since_voiced: Option<u32>,
     /// Outside runs: consecutive frames up to now with weak evidence of speech (see `lead`).
@@ -350,10 +347,8 @@ impl SpectralClassifier {
             waited: 0,
             line_gone: false,
             silent_frames: 0,
-            steady_from: 0.0,
-            steady_frames: 0,
-            held_from: 0.0,
-            held_frames: 0,
+            steady: LevelStretch::default(),
+            held: LevelStretch::default(),
             since_voiced: None,
             tones: Tones::default(),
             weak_frames: 0,
@@ -752,20 +747,8 @@ impl SpectralClassifier {
     /// Whether a run has been as steady as a drone or a hum for [`STEADY_SOUND_FRAMES`]: a
     /// voice's energy moves with its syllables by far more than [`STEADY_SOUND`] within a second.
     fn steady_sound(&mut self, bands: &[f32; BANDS], echo: &[bool; BANDS], speech: bool) -> bool {
-        let line = line_energy(bands, echo);
-        let steady = speech
-            && !echo.contains(&true)
-            && line <= self.steady_from * STEADY_SOUND
-            && line * STEADY_SOUND >= self.steady_from;
-        if steady {
-            self.steady_frames += 1;
-        } else {
-            self.forget_steady();
-            if speech {
-                self.steady_from = line;
-            }
-        }
-        self.steady_frames >= STEADY_SOUND_FRAMES
+        self.steady.follow(line_energy(bands, echo), speech, !echo.contains(&true));
+        self.steady.frames >= STEADY_SOUND_FRAMES
     }
 
     /// True once the analysis window holds only the line's sound, nothing of a silence before it
@@ -788,8 +771,7 @@ impl SpectralClassifier {
 
     /// Ends the steady stretch (see [`Self::steady_sound`]): the sound after is compared afresh.
     fn forget_steady(&mut self) {
-        self.steady_from = 0.0;
-        self.steady_frames = 0;
+        self.steady = LevelStretch::default();
     }
 
     /// Follows how long the run's sound, over all bands, has held one level (within
@@ -798,18 +780,13 @@ impl SpectralClassifier {
     /// gate masks bands even on a line without echo, and a drone there would start afresh at
     /// each. Its level with an echo in it moves with the agent's voice.
     fn follow_the_level(&mut self, bands: &[f32; BANDS], speech: bool) {
-        let line: f32 = bands.iter().sum();
-        if speech && line <= self.held_from * STEADY_SOUND && line * STEADY_SOUND >= self.held_from {
-            self.held_frames = self.held_frames.saturating_add(1);
-        } else {
-            (self.held_from, self.held_frames) = (if speech { line } else { 0.0 }, 0);
-        }
+        self.held.follow(bands.iter().sum(), speech, true);
     }
 
     /// Frames in a row, up to the last, of a run whose sound held one level over all bands (see
     /// [`Self::follow_the_level`]).
     pub(crate) fn held_frames(&self) -> u32 {
-        self.held_frames
+        self.held.frames
     }
 
     /// True if the last frame was voiced (strong evidence, not a continuation).
@@ -840,7 +817,7 @@ impl SpectralClassifier {
         self.history = [0.0; WINDOW];
         self.tones.forget();
         self.forget_steady();
-        (self.held_from, self.held_frames) = (0.0, 0);
+        self.held = LevelStretch::default();
     }
 
     /// Forgets all adaptation.
@@ -857,7 +834,7 @@ impl SpectralClassifier {
         self.line_gone = false;
         self.silent_frames = 0;
         self.forget_steady();
-        (self.held_from, self.held_frames) = (0.0, 0);
+        self.held = LevelStretch::default();
         self.tones.forget();
         self.since_voiced = None;
         self.weak_frames = 0;
@@ -865,6 +842,28 @@ impl SpectralClassifier {
         self.last = Features::default();
         if let Some(echo) = self.echo.as_mut() {
             echo.reset();
+        }
+    }
+}
+
+/// A run's stretch of frames whose energy stays within [`STEADY_SOUND`] of its first's: how
+/// long its sound has held one level.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct LevelStretch {
+    /// The energy of the stretch's first frame; 0 outside runs.
+    from: f32,
+    /// The frames after it so far.
+    frames: u32,
+}
+
+impl LevelStretch {
+    /// Follows a frame of `energy`: `speech`, the frame goes on a run; `comparable`, its energy
+    /// can be held against the stretch's (otherwise a stretch starts afresh from it).
+    fn follow(&mut self, energy: f32, speech: bool, comparable: bool) {
+        if speech && comparable && energy <= self.from * STEADY_SOUND && energy * STEADY_SOUND >= self.from {
+            self.frames = self.frames.saturating_add(1);
+        } else {
+            *self = Self { from: if speech { energy } else { 0.0 }, frames: 0 };
         }
     }
 }
@@ -1201,6 +1200,6 @@ mod tests {
         assert_eq!(c.noise, [0.0; BANDS]);
         assert_eq!((c.frames, c.waited, c.silent_frames, c.sounding), (0, 0, 0, 0));
         assert!(!c.window_full && !c.after_silence && !c.line_gone && !c.learnt_steady);
-        assert_eq!((c.tones, c.steady_from, c.steady_frames), (Tones::default(), 0.0, 0));
+        assert_eq!((c.tones, c.steady), (Tones::default(), LevelStretch::default()));
     }
 }
