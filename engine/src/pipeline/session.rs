@@ -1076,13 +1076,21 @@ impl SessionPipeline {
     /// a mark, or a paced frame of agent audio. What is handed out counts as sent; a caller
     /// with no room for [`Self::max_transmit_len`] bytes should not poll.
     pub fn poll_transmit(&mut self, now_us: u64) -> Option<(MessageKind, &[u8])> {
+        if self.reply_kind.is_none() {
+            // A reply handed out before: the caller has taken it.
+            self.reply.clear();
+        }
         loop {
             let kind = match self.next_transmit(now_us)? {
                 Next::Reply => {
-                    std::mem::swap(&mut self.message, &mut self.reply);
-                    self.reply.clear();
-                    self.stats.replies_sent += 1;
-                    self.reply_kind.take()
+                    if let Some(kind) = self.reply_kind.take() {
+                        self.stats.replies_sent += 1;
+                        // Handed out from its own buffer: `message` keeps the capacity it was
+                        // given at `start` for the largest media message, which a frame written
+                        // into a smaller buffer would grow on the audio path.
+                        return Some((kind, &self.reply));
+                    }
+                    None
                 }
                 Next::Clear => {
                     self.clear_pending = false;
