@@ -10,6 +10,8 @@
     reason = "tests drive the engine from outside: they wait, sleep and start threads"
 )]
 
+#[path = "support/alloc_guarded.rs"]
+mod alloc_guarded;
 #[path = "common/mod.rs"]
 mod common;
 #[path = "vad_corpus/mod.rs"]

@@ -13,6 +13,8 @@
 )]
 #![cfg(debug_assertions)]
 
+#[path = "support/alloc_guarded.rs"]
+mod alloc_guarded;
 mod common;
 
 use common::*;

@@ -9,6 +9,8 @@
     reason = "tests drive the engine from outside: they wait, sleep and start threads"
 )]
 
+#[path = "support/alloc_guarded.rs"]
+mod alloc_guarded;
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! ways; refused upgrades log a warning naming the reason; and the number of events a call makes
 //! does not grow with its length (nothing per frame). Every wait is bounded.
 
+#[path = "../../engine/tests/support/alloc_guarded.rs"]
+mod alloc_guarded;
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
 

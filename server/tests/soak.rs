@@ -20,6 +20,8 @@
 //! rule; it is `#[ignore]`d: `cargo test --release -p trunkline-server --test soak -- --ignored
 //! --nocapture`.
 
+#[path = "../../engine/tests/support/alloc_guarded.rs"]
+mod alloc_guarded;
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
 

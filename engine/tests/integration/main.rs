@@ -8,7 +8,8 @@
 //! `slow_host`, whose memory figure is the process's, and `worker_priority`, which reads the nice
 //! value of every worker thread in the process (other tests' engines would be counted too). This
 //! binary's allocator counts the allocations of one thread while asked to (`thread_allocations`),
-//! which tests running in parallel do not disturb.
+//! which tests running in parallel do not disturb, and allocates through the engine's allocation
+//! guard: a session step that allocates aborts the binary.
 #![allow(
     clippy::disallowed_methods,
     reason = "tests drive the engine from outside: they wait, sleep and start threads"

@@ -1,8 +1,14 @@
 //! A global allocator that counts the allocations of one thread while asked to, for the tests that
 //! prove a parse or a write allocates nothing. Each test binary that includes this module gets it
 //! as its global allocator.
+//!
+//! It allocates through `assert_no_alloc::AllocDisabler`, so the engine's allocation guard
+//! (`trunkline::alloc_guard`) holds in these binaries as well: in a debug build, a session step
+//! that allocates or frees aborts the binary, in every test that runs a session, not only in the
+//! binaries written for the guard.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use assert_no_alloc::AllocDisabler;
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
 struct CountingAllocator;
@@ -22,27 +28,28 @@ fn note_allocation() {
     });
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting only
-// touches thread-local `Cell`s, which does not allocate.
+// SAFETY: every method forwards to `AllocDisabler` (which forwards to `System`, or aborts inside
+// a guarded step) with the caller's arguments unchanged; counting only touches thread-local
+// `Cell`s, which does not allocate.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_allocation();
         // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
+        unsafe { AllocDisabler.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note_allocation();
         // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { AllocDisabler.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        // SAFETY: as above; `ptr` came from this allocator, hence from `AllocDisabler`.
+        unsafe { AllocDisabler.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { AllocDisabler.dealloc(ptr, layout) }
     }
 }
 

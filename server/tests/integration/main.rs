@@ -4,6 +4,8 @@
 //! installs a process-wide log recorder that the other tests' servers would write into, and
 //! `soak`, which measures the process's memory and latency under its own load.
 
+#[path = "../../../engine/tests/support/alloc_guarded.rs"]
+mod alloc_guarded;
 #[path = "../../../engine/tests/common/mod.rs"]
 mod common;
 
