@@ -352,24 +352,6 @@ mod tests {
         unsafe { std::ffi::CStr::from_ptr(trunkline_protocol_error_message(code)) }.to_str().unwrap()
     }
 
-    /// The values of the C enum `trunkline_protocol_error` as C sees them: its enumerators
-    /// (`TRUNKLINE_PROTOCOL_ERROR_<NAME> = <code>,`) in the committed header, which the header
-    /// test keeps identical to cbindgen's output for these sources.
-    fn c_header_protocol_error_codes() -> Vec<u32> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/trunkline.h");
-        let header = std::fs::read_to_string(path).unwrap();
-        let codes: Vec<u32> = header
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("TRUNKLINE_PROTOCOL_ERROR_"))
-            .map(|l| {
-                let value = l.split_once(" = ").expect("an explicit value").1;
-                value.trim_end_matches(',').parse().expect("a number")
-            })
-            .collect();
-        assert!(!codes.is_empty(), "no trunkline_protocol_error enumerators in the header");
-        codes
-    }
-
     #[test]
     fn every_protocol_error_code_has_a_message_and_a_c_name() {
         // The codes run from 1 up to the first the message function does not know; how many there
@@ -388,7 +370,7 @@ mod tests {
         texts.dedup();
         assert_eq!(texts.len(), known.len(), "texts shared between codes");
         // The C enum names exactly these codes.
-        let mut c_codes = c_header_protocol_error_codes();
+        let mut c_codes = crate::c_header::enum_values("TRUNKLINE_PROTOCOL_ERROR_");
         c_codes.sort_unstable();
         assert_eq!(c_codes, known, "trunkline_protocol_error in include/trunkline.h");
     }

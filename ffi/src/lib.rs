@@ -12,6 +12,8 @@
 // confined to the `try_*` macros and the handle casts, each with its SAFETY comment.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+#[cfg(test)]
+mod c_header;
 mod codec;
 mod config;
 mod encoded;

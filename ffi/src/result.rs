@@ -107,3 +107,35 @@ impl From<trunkline::EngineError> for trunkline_result {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNKNOWN: &str = "unknown result code";
+
+    fn message(code: u32) -> &'static str {
+        // SAFETY: the function returns static NUL-terminated strings.
+        unsafe { std::ffi::CStr::from_ptr(trunkline_result_message(code)) }.to_str().unwrap()
+    }
+
+    /// The codes the message function knows are kept by hand beside the enum: every value of the
+    /// generated C enum must have its own text, and nothing past them.
+    #[test]
+    fn every_result_in_the_c_header_has_its_own_message() {
+        let mut codes = crate::c_header::enum_values("TRUNKLINE_RESULT_");
+        codes.sort_unstable();
+        let dense: Vec<u32> = (0..codes.len() as u32).collect();
+        assert_eq!(codes, dense, "trunkline_result values in include/trunkline.h");
+        let mut texts: Vec<&str> = codes.iter().map(|&c| message(c)).collect();
+        assert!(!texts.contains(&UNKNOWN), "a result without a message: {texts:?}");
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), codes.len(), "texts shared between results");
+        let next = codes.len() as u32;
+        for code in [next, next + 1, u32::MAX] {
+            assert_eq!(message(code), UNKNOWN, "code {code}");
+        }
+        assert_eq!(message(trunkline_result::Ok as u32), "ok");
+    }
+}
