@@ -4,6 +4,11 @@
 //! Workers signal it after producing output (one write per worker pass, coalesced by the kernel
 //! counter). This is the only syscall a worker makes besides sleeping.
 
+// Only Linux has eventfd (and the runtime's thread CPU clocks and priorities are Linux's): say so
+// plainly rather than fail on a missing libc symbol.
+#[cfg(not(target_os = "linux"))]
+compile_error!("Trunkline runs on Linux only: the engine's wakeup handle is an eventfd");
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
