@@ -1067,8 +1067,9 @@ trunkline_result trunkline_session_push(trunkline_session *session,
 // Tells the engine the carrier's connection closed. Carriers that send no stop message (Plivo,
 // Vonage, jambonz; AudioSocket without its hang-up message) end their stream this way: call it
 // when the socket closes, and the stream ends as with a stop (marks the caller heard reported
-// played, the others cleared, then STOPPED). After the stream has ended it does nothing. Results:
-// OK; NULL_PARAMETER; FULL (retry after the engine has caught up); CLOSED; FAILED. Any thread.
+// played, the others cleared, then STOPPED), after every message pushed before it, even those
+// still waiting in a full inbound ring. After the stream has ended it does nothing. Results: OK;
+// NULL_PARAMETER; CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_end_stream(trunkline_session *session);
 
 // Reads caller audio (mono s16 at the session's agent rate) into `out`, at most `capacity`

@@ -217,8 +217,9 @@ pub extern "C" fn trunkline_session_push(
 /// Tells the engine the carrier's connection closed. Carriers that send no stop message (Plivo,
 /// Vonage, jambonz; AudioSocket without its hang-up message) end their stream this way: call it
 /// when the socket closes, and the stream ends as with a stop (marks the caller heard reported
-/// played, the others cleared, then STOPPED). After the stream has ended it does nothing. Results:
-/// OK; NULL_PARAMETER; FULL (retry after the engine has caught up); CLOSED; FAILED. Any thread.
+/// played, the others cleared, then STOPPED), after every message pushed before it, even those
+/// still waiting in a full inbound ring. After the stream has ended it does nothing. Results: OK;
+/// NULL_PARAMETER; CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_end_stream(session: *mut trunkline_session) -> trunkline_result {
     guard(|| {

@@ -24,6 +24,8 @@ pub struct CarrierPort {
     inbound: HeapProd<u8>,
     outbound: HeapCons<u8>,
     max_message: usize,
+    /// The connection's end was told to the worker (`end_stream`, or the port dropped).
+    transport_closed: bool,
 }
 
 impl CarrierPort {
@@ -35,7 +37,7 @@ impl CarrierPort {
         outbound: HeapCons<u8>,
         max_message: usize,
     ) -> Self {
-        Self { engine, shared, worker, inbound, outbound, max_message }
+        Self { engine, shared, worker, inbound, outbound, max_message, transport_closed: false }
     }
 
     fn check_open(&self) -> Result<(), SessionError> {
@@ -87,16 +89,26 @@ impl CarrierPort {
     }
 
     /// Tells the engine the carrier's connection closed: a stream that has not ended with the
-    /// carrier's own stop message ends now, as if it had (the host gets `Stopped`). For carriers
-    /// that send no stop, and for connections that drop. `Full` when the inbound ring is full.
+    /// carrier's own stop message ends now, as if it had (the host gets `Stopped`), after every
+    /// message pushed before. For carriers that send no stop, and for connections that drop. A
+    /// full inbound ring does not refuse it, and dropping the port does the same.
     pub fn end_stream(&mut self) -> Result<(), SessionError> {
         self.check_open()?;
+        self.close_transport();
+        Ok(())
+    }
+
+    fn close_transport(&mut self) {
+        if std::mem::replace(&mut self.transport_closed, true) {
+            return;
+        }
         let header = Header { tag: inbound_tag::CLOSED, a: 0, b: 0, c: 0 };
         if !records::write_contiguous(&mut self.inbound, header, &[], 0) {
-            return Err(SessionError::Full);
+            // No room behind the messages waiting: the worker ends the stream once the ring
+            // has drained.
+            self.shared.transport_closed.store(true, Ordering::Release);
         }
         self.wake();
-        Ok(())
     }
 
     /// Size of the next outbound message, if there is one.
@@ -136,6 +148,17 @@ impl CarrierPort {
     /// wakeup serves many sessions, and this tells which of them have output.
     pub fn outbound_signal(&self) -> OutboundSignal {
         OutboundSignal { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for CarrierPort {
+    /// No message can come after the port is gone: the stream ends as with `end_stream` (a
+    /// connection task that ended without saying so, or panicked, still gives the host its
+    /// `Stopped`).
+    fn drop(&mut self) {
+        if self.check_open().is_ok() {
+            self.close_transport();
+        }
     }
 }
 

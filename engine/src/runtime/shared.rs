@@ -87,6 +87,9 @@ pub struct SessionShared {
     /// The worker is holding carrier messages until the host reads audio or polls events: those
     /// calls should wake it (otherwise it looks again on its timer).
     pub inbound_held: AtomicBool,
+    /// The carrier's connection closed while the inbound ring had no room to say so: the worker
+    /// ends the stream once it has handled every message before it (set by the carrier port).
+    pub transport_closed: AtomicBool,
     /// The host has been given the stream's `Stopped` event (set by the host handle).
     pub stop_seen: AtomicBool,
     /// `BargeIn` and `Interrupted` events queued so far (bumped after each is queued).
@@ -122,6 +125,7 @@ impl SessionShared {
             audio_read_us: AtomicU64::new(now_us),
             events_polled_us: AtomicU64::new(now_us),
             inbound_held: AtomicBool::new(false),
+            transport_closed: AtomicBool::new(false),
             stop_seen: AtomicBool::new(false),
             cuts: AtomicU32::new(0),
             segments_retired: AtomicU32::new(0),

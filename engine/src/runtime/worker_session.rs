@@ -330,11 +330,7 @@ impl WorkerSession {
             }
             if h.tag == inbound_tag::CLOSED {
                 records::skip(inbound, 0);
-                let Outputs { pcm, counts, produced, .. } = &mut out;
-                let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
-                pipeline.handle_transport_closed_agent(now_us, &mut audio);
-                finish_stop(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
-                out.drain(pipeline, now_us);
+                transport_closed(pipeline, play, &mut out, (interrupts_seen, interrupt_applied), now_us);
                 continue;
             }
             let len = h.b as usize;
@@ -371,6 +367,11 @@ impl WorkerSession {
             out.drain(pipeline, now_us);
         }
 
+        // The connection closed with the ring too full to say so: every message before it has
+        // been handled now.
+        if held_until.is_none() && shared.transport_closed.swap(false, Ordering::AcqRel) {
+            transport_closed(pipeline, play, &mut out, (interrupts_seen, interrupt_applied), now_us);
+        }
         // Set before the host's next read looks at it; a read that came just before this store
         // finds it on its next call, or the worker finds the room on its timer.
         shared.inbound_held.store(held_until.is_some(), Ordering::Release);
@@ -396,6 +397,21 @@ impl WorkerSession {
         }
         out.produced
     }
+}
+
+/// The carrier's connection closed: the stream ends as with a stop, if it had not.
+fn transport_closed(
+    pipeline: &mut SessionPipeline,
+    play: &mut HeapCons<u8>,
+    out: &mut Outputs<'_>,
+    interrupts: (&mut u32, &mut bool),
+    now_us: u64,
+) {
+    let Outputs { pcm, counts, produced, .. } = out;
+    let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
+    pipeline.handle_transport_closed_agent(now_us, &mut audio);
+    finish_stop(play, pipeline, out, interrupts, now_us);
+    out.drain(pipeline, now_us);
 }
 
 /// If the stream has just ended: hands in everything the host queued to play (a record that

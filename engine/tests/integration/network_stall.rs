@@ -271,3 +271,72 @@ fn a_host_that_stops_reading_audio_still_gets_its_events_within_the_hold_time() 
     assert_eq!(st.agent_samples_out, read + waiting);
     assert_eq!(st.events_dropped, 0);
 }
+
+/// The carrier's connection closes while its last messages still wait for the host to read:
+/// the stream ends after them, with nothing lost, though the inbound ring had no room to say
+/// so (it was refused with `Full` before, and the host never got `Stopped`).
+#[test]
+fn a_connection_that_closes_behind_a_full_ring_ends_the_stream_after_its_messages() {
+    let engine = threaded();
+    let mut s = engine.open_session(&SessionConfig { agent_rate: 8_000, ..Default::default() }).unwrap();
+    s.push_text(&start()).unwrap();
+    let mut buf = [0i16; 8192];
+    // The host reads, then looks away while a burst arrives: the worker holds the messages it
+    // has no room for, and the ring fills.
+    s.read_audio(&mut buf);
+    let f = frames(600);
+    let mut pushed = 0;
+    for (i, frame) in f.iter().enumerate() {
+        let message = media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame);
+        match s.push_text(&message) {
+            Ok(()) => pushed += 1,
+            Err(SessionError::Full) => break,
+            Err(e) => panic!("push: {e}"),
+        }
+    }
+    assert!(pushed < f.len(), "the burst fitted the ring");
+    // Then empty messages (a carrier's keep-alives, say) to the last byte: no room is left for
+    // the ring's own record of the close.
+    let mut empties = 0;
+    while s.push_text("").is_ok() {
+        empties += 1;
+    }
+    s.end_stream().unwrap();
+
+    let mut audio = vec![];
+    let mut events = vec![];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events.contains(&Event::Stopped) {
+        assert!(Instant::now() < deadline, "no Stopped: {events:?}");
+        engine.wait(Some(Duration::from_millis(5)));
+        let n = s.read_audio(&mut buf);
+        audio.extend_from_slice(&buf[..n]);
+        events.extend(std::iter::from_fn(|| s.poll_event()));
+    }
+    let n = s.read_audio(&mut buf);
+    audio.extend_from_slice(&buf[..n]);
+    let st = s.stats();
+    assert_eq!(st.agent_samples_dropped, 0, "{st:?}");
+    assert!(audio == expected(&f[..pushed], 8_000), "caller audio differs from what was pushed");
+    assert_eq!(events.iter().filter(|e| **e == Event::Stopped).count(), 1, "{events:?}");
+    assert_eq!(st.messages_in, 1 + pushed as u64 + empties, "{st:?}");
+}
+
+/// A detached carrier side dropped without a word (a connection task that ended early, or
+/// panicked) still ends the stream: no more carrier messages can come.
+#[test]
+fn a_carrier_side_dropped_without_ending_the_stream_ends_it() {
+    let engine = threaded();
+    let mut s = engine.open_session(&SessionConfig::default()).unwrap();
+    let mut port = s.detach_carrier(std::sync::Arc::new(trunkline::runtime::Wakeup::new().unwrap())).unwrap();
+    port.push(start().as_bytes(), trunkline::MessageKind::Text).unwrap();
+    drop(port);
+    let mut events = vec![];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !events.contains(&Event::Stopped) {
+        assert!(Instant::now() < deadline, "no Stopped: {events:?}");
+        engine.wait(Some(Duration::from_millis(5)));
+        events.extend(std::iter::from_fn(|| s.poll_event()));
+    }
+    assert!(matches!(events[0], Event::Started(_)), "{events:?}");
+}
