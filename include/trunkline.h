@@ -450,9 +450,10 @@ typedef struct {
   // (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
   // messages back (push then returns FULL) instead of dropping; 0 drops at once.
   uint32_t read_hold_ms;
-  // The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers).
+  // The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers),
+  // with its options if it needs any ("telnyx;codec=L16;rate=16000", "exotel;rate=16000").
   // NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
-  // this build does not speak is INVALID_ARGUMENT.
+  // this build does not speak, or an option the dialect cannot take, is INVALID_ARGUMENT.
   const char *dialect;
   // The agent's audio format, both ways: a trunkline_agent_format (PCM by default). With
   // MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
@@ -1046,8 +1047,8 @@ void trunkline_server_free(trunkline_server *server);
 // `*out` receives a session the caller owns and must free with trunkline_session_free.
 //
 // Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
-// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
-// UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
+// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, an
+// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
 // shutting down). Any thread.
 trunkline_result trunkline_session_open(const trunkline_engine *engine,
                                         const trunkline_session_config *config,

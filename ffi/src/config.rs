@@ -89,9 +89,10 @@ pub struct trunkline_session_config {
     /// (at most 600000): while you do, a full caller PCM ring (event queue) holds the carrier's
     /// messages back (push then returns FULL) instead of dropping; 0 drops at once.
     pub read_hold_ms: u32,
-    /// The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers).
+    /// The carrier's protocol, by name: "twilio" (the default; also Twilio-compatible carriers),
+    /// with its options if it needs any ("telnyx;codec=L16;rate=16000", "exotel;rate=16000").
     /// NULL or "" chooses the default. NUL-terminated UTF-8, read during the call only. A name
-    /// this build does not speak is INVALID_ARGUMENT.
+    /// this build does not speak, or an option the dialect cannot take, is INVALID_ARGUMENT.
     pub dialect: *const c_char,
     /// The agent's audio format, both ways: a trunkline_agent_format (PCM by default). With
     /// MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
@@ -308,7 +309,8 @@ impl From<&SessionConfig> for trunkline_session_config {
 
 impl trunkline_session_config {
     /// The engine's config from a caller's (possibly older) struct at `ptr`; NULL: the defaults.
-    /// INVALID_ARGUMENT for a bad `struct_size`, a value out of range, or an unknown dialect.
+    /// INVALID_ARGUMENT for a bad `struct_size`, a value out of range, or a dialect (with its
+    /// options) the engine does not take.
     pub(crate) fn read(ptr: *const Self) -> Result<SessionConfig, trunkline_result> {
         if ptr.is_null() {
             return Ok(SessionConfig::default());
@@ -317,7 +319,8 @@ impl trunkline_session_config {
         let mut config = c.engine_config().ok_or(trunkline_result::InvalidArgument)?;
         if let Some(name) = opt_str(c.dialect)?.filter(|name| !name.is_empty()) {
             // Checked here too, not only when a session opens: the offload server opens them later.
-            if !trunkline::protocol::DIALECTS.contains(&name.as_str()) {
+            // With its options (`telnyx;codec=L16;rate=16000`), as every API takes it.
+            if trunkline::protocol::dialect_by_name(&name).is_err() {
                 return Err(trunkline_result::InvalidArgument);
             }
             config.dialect = name;

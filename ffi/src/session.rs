@@ -160,8 +160,8 @@ macro_rules! open_session {
 /// `*out` receives a session the caller owns and must free with trunkline_session_free.
 ///
 /// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
-/// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, or not
-/// UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
+/// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, an
+/// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
 /// shutting down). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_open(

@@ -95,3 +95,27 @@ def test_audiosocket_stream_in_any_chunks_delivers_the_call():
         kinds = [e.kind for e in call.events()]
         assert "started" in kinds and kinds[-1] == "stopped", kinds
         assert "protocol_error" not in kinds
+
+
+def test_a_dialect_with_options_sends_the_codec_the_stream_was_requested_with():
+    # Telnyx sends back what the stream request asked for, which its messages do not say: here
+    # L16 at 16 kHz, given as options in the dialect's name.
+    start = {
+        "event": "start",
+        "sequence_number": "1",
+        "stream_id": "stream-2",
+        "start": {
+            "call_control_id": "v3:call-2",
+            "media_format": {"encoding": "L16", "sample_rate": 16000, "channels": 1},
+        },
+    }
+    reply = ramp(320, step=41)
+    settings = {"agent_rate": 16000, "dialect": "telnyx;codec=L16;rate=16000"}
+    with trunkline.Engine(workers=0) as engine, engine.session(**settings) as call:
+        call.push(json.dumps(start))
+        assert [e.kind for e in call.events()] == ["started"]
+        call.play(pcm(reply), 16000)
+        (message,) = [json.loads(m) for m in call.outbound() if '"media"' in m]
+        payload = base64.b64decode(message["media"]["payload"])
+        # 20 ms of 16 kHz L16, big-endian as Telnyx carries it.
+        assert payload == struct.pack(">320h", *reply)

@@ -142,6 +142,14 @@ void test_dialects(void) {
   CHECK(starts_a_call(engine, &s));
   s.dialect = ""; /* the default too */
   CHECK(starts_a_call(engine, &s));
+  /* With the options a carrier needs, as in every API. */
+  const char *with_options[] = {"telnyx;codec=L16;rate=16000", "exotel;rate=16000", "jambonz;rate=16000"};
+  for (size_t i = 0; i < sizeof with_options / sizeof with_options[0]; i++) {
+    s.dialect = with_options[i];
+    trunkline_session *opened = NULL;
+    CHECK_OK(trunkline_session_open(engine, &s, &opened));
+    trunkline_session_free(opened);
+  }
 
   /* The name is read during the call only: a buffer reused afterwards changes nothing. */
   char name[16] = "twilio";
@@ -157,8 +165,9 @@ void test_dialects(void) {
   CHECK_EQ(ev.kind, TRUNKLINE_EVENT_KIND_CONNECTED);
   trunkline_session_free(session);
 
-  /* Unknown, differently spelled or not UTF-8: refused, and nothing is written to `out`. */
-  const char *bad[] = {"no-such-dialect", "Twilio", "twilio ", "\xff\xfe"};
+  /* Unknown, differently spelled, not UTF-8, or with an option the dialect cannot take:
+   * refused, and nothing is written to `out`. */
+  const char *bad[] = {"no-such-dialect", "Twilio", "\xff\xfe", "telnyx;codec=G729", "twilio;rate=16000"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     s.dialect = bad[i];
     session = (trunkline_session *)&s;
