@@ -84,7 +84,17 @@ pub(crate) struct OutboundPath {
     pub(crate) frame_samples: u64,
     /// Length of one frame, µs.
     pub(crate) frame_us: u64,
+    /// A partial frame (the queue's tail, padded to a whole one) goes out once the carrier holds
+    /// less than this (see [`STARVING_US`]).
+    pub(crate) starving_us: u64,
 }
+
+/// How little audio the carrier may hold before a partial frame goes out padded rather than
+/// wait for the rest of it: one frame, and never more than 40 ms (twice what carriers with
+/// 20 ms frames have always been left, for the network's jitter). With Exotel's chunks of
+/// 100-400 ms, one frame would pad silence into an utterance whose next words a streaming TTS
+/// is still delivering, each time the chunk before had just begun to play.
+pub(crate) const STARVING_US: u64 = 40_000;
 
 impl OutboundPath {
     /// Stages for a carrier taking `format` in frames of `frame_ms`, with a queue of `buffer_ms`.
@@ -126,6 +136,7 @@ impl OutboundPath {
             frame: vec![0; frame_bytes].into_boxed_slice(),
             frame_samples,
             frame_us: u64::from(frame_ms) * 1000,
+            starving_us: (u64::from(frame_ms) * 1000).min(STARVING_US),
         })
     }
 

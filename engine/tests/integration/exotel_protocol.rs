@@ -809,6 +809,46 @@ fn every_outbound_chunk_follows_exotels_byte_rule_at_every_format() {
     }
 }
 
+/// A streaming TTS: its first chunk's worth at once, then 20 ms pieces twice as fast as real
+/// time (every 10 ms). Exotel plays 200-400 ms chunks, and the pacer keeps two of them there: a chunk only
+/// partly filled goes out padded with silence when the carrier is about to run dry, not as soon
+/// as the chunk before has begun to play (then every chunk after the first was sent padded, a
+/// gap in mid-sentence each time). The reply reaches Exotel whole, the last chunk alone padded.
+#[test]
+fn a_reply_streamed_faster_than_real_time_is_sent_without_silence_inside_it() {
+    for (encoding, rate, ms) in CHUNKS {
+        let format = format!("{encoding:?} {rate}");
+        let clock = ManualClock::new();
+        let (_engine, mut s) = open_with(&clock, &exotel_config(rate), ExotelDialect::new());
+        s.push_text(&start_in(encoding, rate)).unwrap();
+        let per_ms = (rate / 1000) as usize;
+        let reply = ramp(per_ms * 3_000, 7);
+        let mut queued = per_ms * ms as usize;
+        assert_eq!(s.play(&reply[..queued], rate).unwrap(), queued);
+        let mut sent = Vec::new();
+        for now_ms in 0..6_000u64 {
+            if queued < reply.len() && now_ms % 10 == 0 && now_ms > 0 {
+                let piece = &reply[queued..(queued + per_ms * 20).min(reply.len())];
+                assert_eq!(s.play(piece, rate).unwrap(), piece.len(), "{format}");
+                queued += piece.len();
+            }
+            for message in outbound(&mut s) {
+                if message["event"] == "media" {
+                    sent.extend(reference_unbase64(message["media"]["payload"].as_str().unwrap()));
+                }
+            }
+            clock.advance(Duration::from_millis(1));
+            s.read_audio(&mut [0; 16]);
+        }
+        let chunk_bytes = (rate / 1000 * ms) as usize * encoding.bytes_per_sample();
+        let want = encoded(&reply, encoding);
+        assert_eq!(sent.len(), want.len().next_multiple_of(chunk_bytes), "{format}: the reply and its tail");
+        let first_difference = sent.iter().zip(&want).position(|(a, b)| a != b);
+        assert_eq!(first_difference, None, "{format}: silence inside the reply");
+        assert_eq!(s.stats().frames_padded, u64::from(!want.len().is_multiple_of(chunk_bytes)), "{format}");
+    }
+}
+
 /// Samples in one chunk at 8 kHz L16 (200 ms: 3200 B, Exotel's minimum).
 const CHUNK_8K: usize = 1600;
 
