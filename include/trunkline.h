@@ -553,20 +553,22 @@ typedef struct {
   // trunkline_session_config_default, with its own struct_size); NULL: the defaults. A pointer,
   // not a nested struct, so that each of the two configs can grow on its own.
   const trunkline_session_config *session;
-  // Most concurrent calls; more are refused with 503.
+  // Most concurrent calls, 1-65536; more are refused with 503.
   uint32_t max_sessions;
   // Largest WebSocket message accepted, bytes.
   size_t max_message_bytes;
-  // Time allowed for the WebSocket handshake, ms.
+  // Time allowed for the WebSocket handshake, ms (> 0, at most a day, as for every timeout
+  // here).
   uint32_t handshake_timeout_ms;
-  // A connection that sends nothing for this long is closed, ms.
+  // A connection that sends no message for this long is closed, ms (> 0; pings and pongs
+  // do not count).
   uint32_t idle_timeout_ms;
   // Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
   // closed after it (its session gets STOPPED), counted in send_timeouts.
   uint32_t send_timeout_ms;
   // Interval of pings to the carrier, ms (0: none).
   uint32_t ping_interval_ms;
-  // Network threads.
+  // Network threads, 1-1024.
   uint32_t threads;
   // TLS certificate chain (PEM file path); NULL: plain ws:// (needs the `tls` build feature).
   const char *tls_cert_pem;

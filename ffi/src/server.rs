@@ -42,20 +42,22 @@ pub struct trunkline_server_config {
     /// trunkline_session_config_default, with its own struct_size); NULL: the defaults. A pointer,
     /// not a nested struct, so that each of the two configs can grow on its own.
     pub session: *const trunkline_session_config,
-    /// Most concurrent calls; more are refused with 503.
+    /// Most concurrent calls, 1-65536; more are refused with 503.
     pub max_sessions: u32,
     /// Largest WebSocket message accepted, bytes.
     pub max_message_bytes: size_t,
-    /// Time allowed for the WebSocket handshake, ms.
+    /// Time allowed for the WebSocket handshake, ms (> 0, at most a day, as for every timeout
+    /// here).
     pub handshake_timeout_ms: u32,
-    /// A connection that sends nothing for this long is closed, ms.
+    /// A connection that sends no message for this long is closed, ms (> 0; pings and pongs
+    /// do not count).
     pub idle_timeout_ms: u32,
     /// Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
     /// closed after it (its session gets STOPPED), counted in send_timeouts.
     pub send_timeout_ms: u32,
     /// Interval of pings to the carrier, ms (0: none).
     pub ping_interval_ms: u32,
-    /// Network threads.
+    /// Network threads, 1-1024.
     pub threads: u32,
     /// TLS certificate chain (PEM file path); NULL: plain ws:// (needs the `tls` build feature).
     pub tls_cert_pem: *const c_char,

@@ -517,10 +517,9 @@ async fn drive<I: Inbox, O: Outbox>(
             received = inbox.receive() => {
                 let (bytes, kind) = match received {
                     Received::Data(bytes, kind) => (bytes, kind),
-                    Received::KeepAlive => {
-                        idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
-                        continue;
-                    }
+                    // A ping or a pong keeps no call alive: a peer that answers the server's
+                    // pings and sends nothing else would hold its slot for ever.
+                    Received::KeepAlive => continue,
                     Received::Closed => break Ending::CarrierLeft,
                     Received::Broken => {
                         ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);

@@ -265,6 +265,11 @@ pub(crate) fn call_ended(s: &CallSummary<'_>) {
     }
 }
 
+/// A connection could not be accepted (the process out of file descriptors, say).
+pub(crate) fn accept_failed(error: &std::io::Error) {
+    warn!(%error, "accepting a connection failed");
+}
+
 /// A drain began.
 pub(crate) fn drain_started(grace: Duration, active: u64) {
     info!(grace_ms = grace.as_millis() as u64, active_calls = active, "drain started: taking no new calls");

@@ -40,13 +40,15 @@ pub struct OffloadConfig {
     /// speaks the route's dialect and is checked with the route's secret; `paths` and
     /// `auth_token` are then not used. Empty: every call speaks `session.dialect`.
     pub routes: Vec<Route>,
-    /// Most concurrent calls; more are refused with 503.
+    /// Most concurrent calls, 1-65536; more are refused with 503.
     pub max_sessions: usize,
     /// Largest WebSocket message accepted; a larger one closes the connection (1009).
     pub max_message_bytes: usize,
-    /// Time allowed from TCP accept to a completed WebSocket handshake.
+    /// Time allowed from TCP accept to a completed WebSocket handshake. This and every timeout
+    /// and interval here must be positive and at most a day (`OffloadError::Invalid`).
     pub handshake_timeout: Duration,
-    /// A connection that sends nothing for this long is closed.
+    /// A connection that sends no message for this long is closed: pings and pongs do not count
+    /// (a peer that answers the server's pings and sends nothing else holds no slot).
     pub idle_timeout: Duration,
     /// Longest one send (or flush) to the carrier may take. A carrier that stops reading fills
     /// the socket's buffers and then blocks every send; past this the connection is closed (its
@@ -54,7 +56,7 @@ pub struct OffloadConfig {
     pub send_timeout: Duration,
     /// Interval of WebSocket pings to the carrier (`None`: no pings).
     pub ping_interval: Option<Duration>,
-    /// Network threads.
+    /// Network threads, 1-1024.
     pub threads: usize,
     /// TLS (with the `tls` feature), for deployments without a terminating proxy.
     pub tls: Option<TlsConfig>,
@@ -323,20 +325,42 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
         .collect()
 }
 
+/// Most calls one server takes: its queue of calls for the host is allocated whole at start.
+const MAX_SESSIONS: usize = 65_536;
+/// Most network threads.
+const MAX_THREADS: usize = 1024;
+/// Longest timeout or ping interval: far beyond any use, and clear of overflowing a deadline.
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Refuses limits the server cannot run with: zero (nothing would fit, or every connection
+/// would be closed at once), or so large that allocating for them would abort the process.
+fn check_limits(config: &OffloadConfig) -> Result<(), OffloadError> {
+    if !(1..=MAX_SESSIONS).contains(&config.max_sessions) || !(1..=MAX_THREADS).contains(&config.threads) {
+        return Err(OffloadError::Invalid("max_sessions must be 1-65536 and threads 1-1024"));
+    }
+    let timeouts = [
+        Some(config.handshake_timeout),
+        Some(config.idle_timeout),
+        // Zero would close every connection whose first send has to wait at all.
+        Some(config.send_timeout),
+        config.ping_interval,
+    ];
+    if timeouts.into_iter().flatten().any(|t| t.is_zero() || t > MAX_TIMEOUT) {
+        return Err(OffloadError::Invalid(
+            "handshake_timeout, idle_timeout, send_timeout and ping_interval must be positive and at most a day",
+        ));
+    }
+    Ok(())
+}
+
 impl OffloadServer {
     /// Starts listening. The engine must be threaded (`workers >= 1`).
     pub fn start(engine: &Engine, config: OffloadConfig) -> Result<Self, OffloadError> {
         if engine.workers() == 0 {
             return Err(OffloadError::Invalid("the offload server needs a threaded engine (workers >= 1)"));
         }
-        if config.max_sessions == 0 || config.threads == 0 {
-            return Err(OffloadError::Invalid("max_sessions and threads must be positive"));
-        }
+        check_limits(&config)?;
         let routes = endpoints(&config)?;
-        if config.send_timeout.is_zero() {
-            // Zero would close every connection whose first send has to wait at all.
-            return Err(OffloadError::Invalid("send_timeout must be positive"));
-        }
         #[cfg(feature = "tls")]
         type Acceptor = tokio_rustls::TlsAcceptor;
         #[cfg(not(feature = "tls"))]
@@ -533,6 +557,9 @@ enum Transport {
     AudioSocket(Arc<SessionConfig>),
 }
 
+/// How long the accept loop pauses after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     ctx: Arc<ConnectionContext>,
@@ -544,20 +571,28 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, peer)) = accepted {
-                    ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
-                    let _ = stream.set_nodelay(true);
-                    match &transport {
-                        Transport::WebSocket => {
-                            let origin = Origin::accepted(peer, "websocket");
-                            tasks.spawn(websocket::serve(stream, ctx.clone(), origin))
-                        }
-                        Transport::AudioSocket(session) => {
-                            let origin = Origin::accepted(peer, "audiosocket");
-                            tasks.spawn(audiosocket::serve(stream, ctx.clone(), session.clone(), origin))
-                        }
-                    };
-                }
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors, say: the listener stays ready and the next
+                        // accept fails at once, so pause instead of spinning a network thread.
+                        logs::accept_failed(&error);
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
+                ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_nodelay(true);
+                match &transport {
+                    Transport::WebSocket => {
+                        let origin = Origin::accepted(peer, "websocket");
+                        tasks.spawn(websocket::serve(stream, ctx.clone(), origin))
+                    }
+                    Transport::AudioSocket(session) => {
+                        let origin = Origin::accepted(peer, "audiosocket");
+                        tasks.spawn(audiosocket::serve(stream, ctx.clone(), session.clone(), origin))
+                    }
+                };
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = shutdown.changed() => break,

@@ -316,6 +316,46 @@ fn session_settings_no_call_could_open_with_are_refused_at_start() {
 }
 
 #[test]
+fn server_limits_it_cannot_run_with_are_refused_at_start() {
+    let engine = engine();
+    let secs = Duration::from_secs;
+    let bad = [
+        ("no sessions", OffloadConfig { max_sessions: 0, ..Default::default() }),
+        // Its queue of calls is allocated whole: a wild size would abort the process.
+        ("a million sessions", OffloadConfig { max_sessions: 1 << 20, ..Default::default() }),
+        ("no threads", OffloadConfig { threads: 0, ..Default::default() }),
+        ("a million threads", OffloadConfig { threads: 1 << 20, ..Default::default() }),
+        (
+            "a zero handshake timeout",
+            OffloadConfig { handshake_timeout: Duration::ZERO, ..Default::default() },
+        ),
+        ("a zero idle timeout", OffloadConfig { idle_timeout: Duration::ZERO, ..Default::default() }),
+        ("a zero send timeout", OffloadConfig { send_timeout: Duration::ZERO, ..Default::default() }),
+        // A zero interval panicked in the connection task, which leaked the call's slot.
+        ("pings every 0 s", OffloadConfig { ping_interval: Some(Duration::ZERO), ..Default::default() }),
+        // Past a deadline's range: the same.
+        ("an endless idle timeout", OffloadConfig { idle_timeout: Duration::MAX, ..Default::default() }),
+        ("a two-day send timeout", OffloadConfig { send_timeout: secs(2 * 86_400), ..Default::default() }),
+    ];
+    for (what, config) in bad {
+        assert!(
+            matches!(OffloadServer::start(&engine, config), Err(OffloadError::Invalid(_))),
+            "{what}: the server starts"
+        );
+    }
+    let edges = OffloadConfig {
+        max_sessions: 65_536,
+        threads: 1,
+        handshake_timeout: secs(86_400),
+        idle_timeout: secs(86_400),
+        send_timeout: Duration::from_millis(1),
+        ping_interval: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    assert!(OffloadServer::start(&engine, edges).is_ok());
+}
+
+#[test]
 fn limits_are_enforced_and_counted() {
     let engine = engine();
     let config = OffloadConfig {
@@ -324,6 +364,8 @@ fn limits_are_enforced_and_counted() {
         max_message_bytes: 4096,
         idle_timeout: Duration::from_millis(300),
         handshake_timeout: Duration::from_millis(300),
+        // Pings far more often than the idle timeout: a pong is no sign of a call.
+        ping_interval: Some(Duration::from_millis(50)),
         ..Default::default()
     };
     let server = OffloadServer::start(&engine, config).unwrap();
@@ -347,7 +389,8 @@ fn limits_are_enforced_and_counted() {
         });
         assert!(closed.await.is_ok());
         tokio::time::sleep(Duration::from_millis(50)).await;
-        // A silent connection is closed after the idle timeout.
+        // A silent connection is closed after the idle timeout, though it answers every ping
+        // (the client answers them as it reads).
         let mut idle = connect(&format!("ws://{addr}/media"), None).await.unwrap();
         let t = Instant::now();
         let ended = tokio::time::timeout(Duration::from_secs(3), async {
