@@ -249,6 +249,17 @@ pub(crate) async fn dispatch_outbound(ctx: Arc<ConnectionContext>) {
 }
 
 /// What the carrier sent, as the call loop sees it.
+/// How a carrier broke the transport's protocol (the WebSocket close code says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A message over the size limit.
+    TooLarge,
+    /// A text message that is not UTF-8.
+    NotUtf8,
+    /// A frame the transport's protocol forbids (unmasked, a fragmented control frame...).
+    Protocol,
+}
+
 pub(crate) enum Received<'a> {
     /// Bytes for the session: one message (WebSocket), or a chunk of a byte stream (TCP).
     Data(&'a [u8], MessageKind),
@@ -258,7 +269,7 @@ pub(crate) enum Received<'a> {
     Closed,
     /// The carrier broke the protocol (an oversize or malformed frame): the connection cannot go
     /// on.
-    Broken,
+    Broken(Fault),
     /// The connection ended without the transport's own close (a WebSocket without its close
     /// frame: the peer vanished, or the connection was reset). Counted as a protocol failure.
     Dropped,
@@ -284,7 +295,10 @@ pub(crate) enum Ending {
     /// Nothing came within the idle timeout.
     Idle,
     /// An oversize or malformed message.
-    Malformed,
+    Malformed(Fault),
+    /// The carrier's `start` names a stream the session cannot take (its format): no call can
+    /// come of it.
+    StartRefused,
     /// The connection ended without the transport's close (nothing can be sent any more).
     Dropped,
     /// The engine had no room for another session.
@@ -304,7 +318,7 @@ impl Ending {
             Self::CarrierStopped => Outcome::CarrierStopped,
             Self::EngineStalled => Outcome::EngineStalled,
             Self::Idle => Outcome::IdleTimeout,
-            Self::Malformed => Outcome::ProtocolFailure,
+            Self::Malformed(_) | Self::StartRefused => Outcome::ProtocolFailure,
             Self::Dropped => Outcome::Dropped,
             Self::EngineFull => Outcome::EngineFull,
             Self::HostBusy => Outcome::HostBusy,
@@ -521,9 +535,9 @@ async fn drive<I: Inbox, O: Outbox>(
                     // pings and sends nothing else would hold its slot for ever.
                     Received::KeepAlive => continue,
                     Received::Closed => break Ending::CarrierLeft,
-                    Received::Broken => {
+                    Received::Broken(fault) => {
                         ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
-                        break Ending::Malformed;
+                        break Ending::Malformed(fault);
                     }
                     Received::Dropped => {
                         ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
@@ -561,8 +575,13 @@ async fn drive<I: Inbox, O: Outbox>(
                         Seen::Start(start) if host_session.is_some() => {
                             // Learns the stream, so that a `stop` naming another one (refused by
                             // the session) is not taken for this call's end below. Its outbound
-                            // format is the session's business: this parser writes nothing.
-                            let _ = start_parser.on_start(&start);
+                            // format is the session's business: this parser writes nothing. A
+                            // start it refuses (a format the dialect cannot take) the session
+                            // refuses as well: the call never starts, so the host is not given it.
+                            if start_parser.on_start(&start).is_err() {
+                                ctx.counters.protocol_failures.fetch_add(1, Ordering::Relaxed);
+                                break 'call Ending::StartRefused;
+                            }
                             let session = host_session.take().expect("checked");
                             let ids =
                                 CallIds { call_id: start.call_id.clone(), stream_id: start.stream_id.clone() };

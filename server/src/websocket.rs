@@ -2,7 +2,7 @@
 //! then the call over the socket's messages.
 
 use super::connection::{
-    self, CallLog, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError,
+    self, CallLog, ConnectionContext, Deadline, Ending, Fault, Inbox, Outbox, Received, SendError,
 };
 use super::http::{self, Head, Rewind};
 use super::logs::{Origin, Refusal as Logged};
@@ -314,8 +314,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inbox for WsInbox<S> {
             Some(Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::Io(_))) => {
                 return Received::Dropped;
             }
-            // An oversize message or a broken frame.
-            Some(Err(_)) => return Received::Broken,
+            Some(Err(Error::Capacity(_))) => return Received::Broken(Fault::TooLarge),
+            Some(Err(Error::Utf8(_))) => return Received::Broken(Fault::NotUtf8),
+            // A broken frame.
+            Some(Err(_)) => return Received::Broken(Fault::Protocol),
             None => return Received::Closed,
         };
         let kind = match &message {
@@ -369,7 +371,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Outbox for WsOutbox<SplitSink<WebSocketS
                 Some(close(CloseCode::Normal, "call ended"))
             }
             Ending::Idle => Some(close(CloseCode::Policy, "idle")),
-            Ending::Malformed => Some(close(CloseCode::Size, "message too large or malformed")),
+            Ending::Malformed(Fault::TooLarge) => Some(close(CloseCode::Size, "message too large")),
+            Ending::Malformed(Fault::NotUtf8) => Some(close(CloseCode::Invalid, "text not UTF-8")),
+            Ending::Malformed(Fault::Protocol) => Some(close(CloseCode::Protocol, "malformed frame")),
+            Ending::StartRefused => Some(close(CloseCode::Unsupported, "stream format not supported")),
             Ending::EngineFull => Some(close(CloseCode::Again, "engine at capacity")),
             Ending::HostBusy => Some(close(CloseCode::Again, "host not accepting calls")),
             Ending::ShuttingDown => Some(close(CloseCode::Away, "server shutting down")),

@@ -596,3 +596,37 @@ fn route_dialect_options_and_exotels_url_rate_shape_the_stream() {
         other => panic!("expected a dialect error, got {:?}", other.map(|_| ())),
     }
 }
+
+/// A `start` naming a stream the session cannot take (Exotel at 8001 Hz: no chunk of whole 20 ms
+/// steps is a multiple of 320 bytes under Exotel's 100 KB cap) ends the connection
+/// with 1003 and a protocol failure: the host is never handed a call that cannot start.
+#[test]
+fn a_start_the_session_cannot_take_ends_the_connection_unhanded() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let engine = engine();
+    let route = Route { path: "/exotel".into(), dialect: "exotel".into(), ..Default::default() };
+    let server =
+        OffloadServer::start(&engine, OffloadConfig { routes: vec![route], ..Default::default() }).unwrap();
+    let addr = server.local_addr();
+    let start = r#"{"event":"start","sequence_number":"1","stream_sid":"x2","start":{"stream_sid":"x2","call_sid":"c3","media_format":{"encoding":"audio/x-raw","sample_rate":"8001"}}}"#;
+    let rt = runtime();
+    let close = rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/exotel")).await.unwrap();
+        ws.send(Message::text(start)).await.unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Close(frame) = m {
+                    return frame;
+                }
+            }
+            None
+        });
+        frame.await.expect("the server closes the connection")
+    });
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Unsupported));
+    let stats = settled(&server, |s| s.active == 0);
+    assert_eq!((stats.calls_opened, stats.protocol_failures), (0, 1), "{stats:?}");
+    assert!(server.accept().is_none(), "a call was handed to the host");
+}

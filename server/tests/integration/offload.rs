@@ -378,16 +378,17 @@ fn limits_are_enforced_and_counted() {
             503,
             "one call at most"
         );
-        // An oversized message closes that connection.
+        // An oversized message closes that connection, with 1009.
         first.send(Message::text("x".repeat(10_000))).await.ok();
         let closed = tokio::time::timeout(Duration::from_secs(2), async {
             while let Some(Ok(m)) = first.next().await {
-                if m.is_close() {
-                    break;
+                if let Message::Close(frame) = m {
+                    return frame.map(|f| u16::from(f.code));
                 }
             }
+            None
         });
-        assert!(closed.await.is_ok());
+        assert_eq!(closed.await.expect("closed"), Some(1009));
         tokio::time::sleep(Duration::from_millis(50)).await;
         // A silent connection is closed after the idle timeout, though it answers every ping
         // (the client answers them as it reads).
