@@ -1098,7 +1098,8 @@ trunkline_result trunkline_session_play(trunkline_session *session,
 // MULAW / ALAW: a G.711 code per sample at 8 kHz, exactly the carrier's bytes when it speaks the
 // same law at 8 kHz (gaps filled with the law's silence, 0xFF / 0xD5). PCM: s16le samples at
 // the agent rate, whole samples only. Results: OK (at least one byte); EMPTY (none ready);
-// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0); CLOSED; FAILED. Any thread.
+// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0, or 1 for PCM: less than a sample, which would
+// never be filled); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_read_audio_bytes(trunkline_session *session,
                                                     uint8_t *out,
                                                     size_t capacity,

@@ -158,10 +158,14 @@ fn read_routes(ptr: *const trunkline_route, count: usize) -> Result<Vec<Route>, 
         // overflow an isize), aligned as its first element is (`stride` is a multiple of the
         // alignment).
         let element = unsafe { ptr.byte_add(i * stride) };
-        let r = versioned::read(element, trunkline_route::defaults())?;
-        if r.struct_size != stride {
+        // Each element is read as its own `struct_size` says, so that size must be the stride
+        // before anything is read: a larger one would read past the element (past the array,
+        // for the last).
+        // SAFETY: within the array as above; every element begins with its `size_t struct_size`.
+        if unsafe { element.cast::<usize>().read() } != stride {
             return Err(trunkline_result::InvalidArgument);
         }
+        let r = versioned::read(element, trunkline_route::defaults())?;
         let route = r.route()?;
         if routes.iter().any(|other| other.path == route.path) {
             return Err(trunkline_result::InvalidArgument);

@@ -289,7 +289,8 @@ pub extern "C" fn trunkline_session_play(
 /// MULAW / ALAW: a G.711 code per sample at 8 kHz, exactly the carrier's bytes when it speaks the
 /// same law at 8 kHz (gaps filled with the law's silence, 0xFF / 0xD5). PCM: s16le samples at
 /// the agent rate, whole samples only. Results: OK (at least one byte); EMPTY (none ready);
-/// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0); CLOSED; FAILED. Any thread.
+/// NULL_PARAMETER; INVALID_ARGUMENT (`capacity` 0, or 1 for PCM: less than a sample, which would
+/// never be filled); CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_read_audio_bytes(
     session: *mut trunkline_session,
@@ -304,6 +305,9 @@ pub extern "C" fn trunkline_session_read_audio_bytes(
         }
         let buf = try_slice_mut!(out, capacity);
         let mut s = open_session!(session);
+        if capacity < 2 && s.session.agent_format() == trunkline::AgentFormat::Pcm {
+            return trunkline_result::InvalidArgument;
+        }
         match s.session.read_audio_bytes(buf) {
             0 => trunkline_result::Empty,
             n => {

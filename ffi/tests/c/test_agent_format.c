@@ -58,6 +58,14 @@ void test_agent_format_config(void) {
   size_t got = 0;
   CHECK_RESULT(trunkline_session_read_audio_bytes(s, codes, 0, &got), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   CHECK_RESULT(trunkline_session_read_audio_bytes(s, codes, sizeof codes, &got), TRUNKLINE_RESULT_EMPTY);
+  /* A byte per sample: one byte is a whole one. */
+  CHECK_RESULT(trunkline_session_read_audio_bytes(s, codes, 1, &got), TRUNKLINE_RESULT_EMPTY);
+  trunkline_session_free(s);
+  /* PCM comes in whole samples: room for less than one is refused, not EMPTY for ever. */
+  c.agent_format = TRUNKLINE_AGENT_FORMAT_PCM;
+  CHECK_OK(trunkline_session_open(e, &c, &s));
+  CHECK_RESULT(trunkline_session_read_audio_bytes(s, codes, 1, &got), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+  CHECK_RESULT(trunkline_session_read_audio_bytes(s, codes, 2, &got), TRUNKLINE_RESULT_EMPTY);
   trunkline_session_free(s);
   trunkline_engine_free(e);
 }

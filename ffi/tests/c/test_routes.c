@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +98,29 @@ void test_server_routes_errors(void) {
   routes[1].struct_size = sizeof(size_t); /* unequal sizes: not the array's stride */
   CHECK_RESULT(trunkline_server_start(engine, &c, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   routes[1] = route("/telnyx", "telnyx");
+  {
+    /* Routes from a header before `auth` (a stride of 32 bytes), the last claiming the whole
+     * current size: refused before a byte past the array is read (the sanitizer run of these
+     * tests reports such a read; the array is allocated to its exact size). */
+    const size_t stride = offsetof(trunkline_route, auth);
+    unsigned char *old = malloc(2 * stride);
+    REQUIRE(old != NULL);
+    for (size_t i = 0; i < 2; i++) {
+      trunkline_route r = route(i == 0 ? "/twilio" : "/telnyx", i == 0 ? "twilio" : "telnyx");
+      r.struct_size = i == 0 ? stride : sizeof r;
+      memcpy(old + i * stride, &r, stride);
+    }
+    c.routes = (const trunkline_route *)old;
+    CHECK_RESULT(trunkline_server_start(engine, &c, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
+    /* The same array, each element its stride: taken. */
+    size_t size = stride;
+    memcpy(old + stride, &size, sizeof size);
+    REQUIRE_OK(trunkline_server_start(engine, &c, &server));
+    trunkline_server_free(server);
+    server = NULL;
+    free(old);
+    c.routes = routes;
+  }
   c.path = "/media"; /* the single endpoint's path beside routes */
   CHECK_RESULT(trunkline_server_start(engine, &c, &server), TRUNKLINE_RESULT_INVALID_ARGUMENT);
   c.path = NULL;
