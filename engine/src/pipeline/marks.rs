@@ -12,8 +12,32 @@ enum MarkState {
     /// Waiting in the outbound queue.
     Queued,
     /// Sent to the carrier, after `utterance_pos` samples of its utterance, playing out at model
-    /// time `due_us`; `cleared_us` is when a clear flushed it before it played.
-    Sent { utterance_pos: u64, due_us: u64, cleared_us: Option<u64>, order: u64 },
+    /// time `due_us`.
+    Sent { utterance_pos: u64, due_us: u64, clear: Clear, order: u64 },
+}
+
+/// What a clear did to a sent mark before its echo came. (One tag and a time: no larger than
+/// the `Option` of a time it replaced, in a slot every outstanding mark of a session holds.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clear {
+    /// No clear yet.
+    None,
+    /// A clear at `at_us` flushed it before it played: its echo says cleared.
+    Flushed { at_us: u64 },
+    /// On a carrier that echoes only what played, a clear at `at_us` found it played by the
+    /// model: its echo is waited for a while only (the model may have run ahead of the carrier,
+    /// and the clear dropped it).
+    Reached { at_us: u64 },
+}
+
+impl Clear {
+    /// When the clear came, if one did.
+    fn at_us(self) -> Option<u64> {
+        match self {
+            Self::None => None,
+            Self::Flushed { at_us } | Self::Reached { at_us } => Some(at_us),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -95,8 +119,12 @@ impl MarkTable {
     /// Mark `id` went out after `utterance_pos` samples; it plays at model time `due_us`.
     pub fn sent(&mut self, id: u32, utterance_pos: u64, due_us: u64) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.state == Some(MarkState::Queued) && s.id == id) {
-            slot.state =
-                Some(MarkState::Sent { utterance_pos, due_us, cleared_us: None, order: self.sent_count });
+            slot.state = Some(MarkState::Sent {
+                utterance_pos,
+                due_us,
+                clear: Clear::None,
+                order: self.sent_count,
+            });
             self.sent_count += 1;
         }
     }
@@ -112,11 +140,11 @@ impl MarkTable {
     /// with `lag_us`) will be reported cleared when echoed.
     pub fn on_clear(&mut self, now_us: u64, lag_us: u64) {
         for slot in &mut self.slots {
-            if let Some(MarkState::Sent { due_us, cleared_us, .. }) = &mut slot.state
+            if let Some(MarkState::Sent { due_us, clear, .. }) = &mut slot.state
                 && *due_us + lag_us > now_us
-                && cleared_us.is_none()
+                && *clear == Clear::None
             {
-                *cleared_us = Some(now_us);
+                *clear = Clear::Flushed { at_us: now_us };
                 self.cleared_waiting += 1;
             }
         }
@@ -148,26 +176,38 @@ impl MarkTable {
             self.cleared_waiting -= 1;
         }
         let slot = &mut self.slots[i];
-        let Some(MarkState::Sent { utterance_pos, cleared_us, .. }) = slot.state.take() else {
+        let Some(MarkState::Sent { utterance_pos, clear, .. }) = slot.state.take() else {
             return None;
         };
-        Some(if cleared_us.is_some() {
+        if clear != Clear::None {
             self.cleared_waiting -= 1;
-            MarkEcho::Cleared { id: slot.id }
-        } else {
-            MarkEcho::Played { id: slot.id, utterance_pos }
+        }
+        Some(match clear {
+            Clear::Flushed { .. } => MarkEcho::Cleared { id: slot.id },
+            Clear::None | Clear::Reached { .. } => MarkEcho::Played { id: slot.id, utterance_pos },
         })
     }
 
     /// A clear at `now_us` on a carrier that sends no echo for what it clears: every sent mark
     /// the caller had not reached (by the model corrected with `lag_us`) is forgotten and
     /// reported through `on_mark`, oldest first. Marks already reached keep waiting for their
-    /// echo (or their due time).
-    pub fn clear_unreached(&mut self, now_us: u64, lag_us: u64, mut on_mark: impl FnMut(u32)) {
+    /// due time, or with `echoes` (the carrier echoes what played) for their echo, until the
+    /// clear's grace ([`Self::expire_cleared`]): the model may have taken for played a mark the
+    /// carrier had not reached yet, which the clear dropped and which will never be echoed.
+    pub fn clear_unreached(&mut self, now_us: u64, lag_us: u64, echoes: bool, mut on_mark: impl FnMut(u32)) {
         // (Marks a clear flushed on a carrier that echoes them are the echo's, or the grace's.)
         while let Some(i) = self.oldest_sent(|due_us, cleared, _| cleared.is_none() && due_us + lag_us > now_us) {
             on_mark(self.slots[i].id);
             self.slots[i].state = None;
+        }
+        if !echoes {
+            return;
+        }
+        for slot in &mut self.slots {
+            if let Some(MarkState::Sent { clear: clear @ Clear::None, .. }) = &mut slot.state {
+                *clear = Clear::Reached { at_us: now_us };
+                self.cleared_waiting += 1;
+            }
         }
     }
 
@@ -204,7 +244,7 @@ impl MarkTable {
         self.slots
             .iter()
             .filter_map(|s| match s.state {
-                Some(MarkState::Sent { cleared_us: Some(c), .. }) => Some(c + grace_us),
+                Some(MarkState::Sent { clear, .. }) => clear.at_us().map(|c| c + grace_us),
                 _ => None,
             })
             .min()
@@ -225,7 +265,7 @@ impl MarkTable {
     fn oldest_sent(&self, keep: impl Fn(u64, Option<u64>, u64) -> bool) -> Option<usize> {
         (0..self.slots.len())
             .filter_map(|i| match self.slots[i].state {
-                Some(MarkState::Sent { due_us, cleared_us, order, .. }) if keep(due_us, cleared_us, order) => {
+                Some(MarkState::Sent { due_us, clear, order, .. }) if keep(due_us, clear.at_us(), order) => {
                     Some((order, i))
                 }
                 _ => None,
@@ -299,10 +339,38 @@ mod tests {
         // Oldest sent first: mark 2 went out before mark 1.
         assert_eq!(played, [(2, 1600), (1, 800)]);
         let mut cleared = vec![];
-        t.clear_unreached(250_000, 0, |id| cleared.push(id));
+        t.clear_unreached(250_000, 0, false, |id| cleared.push(id));
         assert_eq!(cleared, [3]);
         assert_eq!(t.next_due_us(), None);
         assert_eq!(t.echoed("c", |_| {}), None);
+    }
+
+    #[test]
+    fn on_a_carrier_echoing_only_what_played_a_reached_mark_waits_for_its_echo_a_while_only() {
+        let mut t = MarkTable::new(4, 16);
+        for (id, name) in [(1, b"a"), (2, b"b"), (3, b"c")] {
+            assert!(t.insert(id, name));
+        }
+        t.sent(1, 800, 100_000);
+        t.sent(2, 1600, 200_000);
+        t.sent(3, 2400, 300_000);
+        // Cleared at 250 ms: by the model "a" and "b" had played; "c" had not, and never will.
+        let mut cleared = vec![];
+        t.clear_unreached(250_000, 0, true, |id| cleared.push(id));
+        assert_eq!(cleared, [3]);
+        // "a" is echoed: it played.
+        assert_eq!(t.echoed("a", |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
+        // "b" had not really played (the model ran ahead of the carrier): the clear dropped it
+        // and no echo comes. Past the grace it is reported cleared, and its slot is free.
+        assert_eq!(t.next_cleared_expiry_us(1_000_000), Some(1_250_000));
+        let mut expired = vec![];
+        t.expire_cleared(1_249_999, 1_000_000, |id| expired.push(id));
+        assert!(expired.is_empty());
+        t.expire_cleared(1_250_000, 1_000_000, |id| expired.push(id));
+        assert_eq!(expired, [2]);
+        assert_eq!(t.next_cleared_expiry_us(1_000_000), None);
+        assert_eq!(t.echoed("b", |_| {}), None);
+        assert!(t.insert(4, b"d") && t.insert(5, b"e") && t.insert(6, b"f") && t.insert(7, b"g"));
     }
 
     #[test]

@@ -356,8 +356,7 @@ impl SessionPipeline {
         };
         let marks = match self.caps.confirmation {
             Confirmation::None => self.marks.next_due_us(),
-            Confirmation::Echo { on_clear: true } => self.marks.next_cleared_expiry_us(CLEARED_ECHO_GRACE_US),
-            Confirmation::Echo { on_clear: false } => None,
+            Confirmation::Echo { .. } => self.marks.next_cleared_expiry_us(CLEARED_ECHO_GRACE_US),
         };
         [pace, self.reorder.deadline_us(), marks].into_iter().flatten().min()
     }
@@ -899,7 +898,7 @@ impl SessionPipeline {
     /// For a carrier that confirms nothing: the marks whose audio has played by now. For one
     /// that echoes cleared marks: those it has not echoed within the grace period never will be.
     fn resolve_due_marks(&mut self, now_us: u64) {
-        if self.caps.confirmation == (Confirmation::Echo { on_clear: true }) {
+        if matches!(self.caps.confirmation, Confirmation::Echo { .. }) {
             let Self { marks, stats, events, .. } = self;
             marks.expire_cleared(now_us, CLEARED_ECHO_GRACE_US, |id| {
                 stats.marks_cleared += 1;
@@ -1005,8 +1004,9 @@ impl SessionPipeline {
             Confirmation::Echo { on_clear: true } => self.marks.on_clear(now_us, lag_us),
             Confirmation::Echo { on_clear: false } | Confirmation::None => {
                 self.resolve_due_marks(now_us);
+                let echoes = self.caps.confirmation != Confirmation::None;
                 let Self { marks, stats, events, .. } = self;
-                marks.clear_unreached(now_us, lag_us, |id| {
+                marks.clear_unreached(now_us, lag_us, echoes, |id| {
                     stats.marks_cleared += 1;
                     events.push(RawEvent::MarkCleared { id });
                 });

@@ -809,6 +809,43 @@ fn checkpoints_reached_are_played_and_the_rest_are_cleared_at_the_clear() {
     assert_eq!((stats.marks_sent, stats.marks_played, stats.marks_cleared, stats.clears_sent), (2, 1, 2, 1));
 }
 
+/// A checkpoint the model had played when the clear came, but that Plivo had not (the model
+/// ran ahead of the carrier, before any sync mark measured it): the clear dropped it and Plivo
+/// never answers it. It is reported cleared a second after the clear, not left pending for the
+/// rest of the call (holding one of the session's mark slots).
+#[test]
+fn a_checkpoint_plivo_never_answers_after_a_clear_is_reported_cleared_after_the_grace() {
+    let clock = ManualClock::new();
+    let config =
+        SessionConfig { agent_rate: 8000, play_rate: 8000, sync_mark_interval_ms: 0, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    s.push_text(START).unwrap();
+    events(&mut s);
+    s.play(&[1000; 320], 8000).unwrap();
+    s.mark("heard-by-the-model").unwrap();
+    s.play(&vec![3000; 8000], 8000).unwrap();
+    outbound(&mut s);
+    clock.advance(Duration::from_millis(60));
+    s.read_audio(&mut [0; 16]);
+    outbound(&mut s);
+    s.interrupt().unwrap();
+    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 60 }]);
+    s.push_text(CLEARED_AUDIO).unwrap();
+    // Plivo's answer would come within a network round trip: none comes.
+    clock.advance(Duration::from_millis(999));
+    s.read_audio(&mut [0; 16]);
+    assert_eq!(events(&mut s), []);
+    clock.advance(Duration::from_millis(1));
+    s.read_audio(&mut [0; 16]);
+    assert_eq!(events(&mut s), [Event::MarkCleared { name: "heard-by-the-model".into() }]);
+    let stats = s.stats();
+    assert_eq!((stats.marks_sent, stats.marks_played, stats.marks_cleared), (1, 0, 1));
+    assert_eq!(stats.cleared_marks_unechoed, 1);
+    // Its answer, should it come after all, is not a mark.
+    s.push_text(PLAYED_STREAM.replace("greeting-complete", "heard-by-the-model").as_str()).unwrap();
+    assert_eq!(errors(&events(&mut s)), [ProtocolError::UnknownMark]);
+}
+
 #[test]
 fn the_socket_closing_ends_the_stream_and_clears_what_is_pending() {
     let clock = ManualClock::new();
