@@ -4,7 +4,9 @@
 //! worker can write the outbound `mark` message and match the echo without allocating) and where
 //! it sits in its utterance. A `clear` decides, from the playout model, which sent marks the
 //! caller had really reached; the carrier's echoes of the others are reported as cleared, not
-//! played.
+//! played (unless the carrier's echo says otherwise).
+
+use crate::protocol::MarkSaid;
 
 /// Where a mark is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,12 +152,13 @@ impl MarkTable {
         }
     }
 
-    /// The carrier echoed `name`. `None` if no sent mark has that name (an echo of a mark never
-    /// sent, or sent twice).
+    /// The carrier echoed `name`, saying `said` of it (most carriers say nothing, and the model
+    /// decides: a mark a clear flushed before it played was cleared). `None` if no sent mark has
+    /// that name (an echo of a mark never sent, or sent twice).
     ///
     /// Carriers echo in send order, so an echo also settles every cleared mark sent before this
     /// one that was not echoed: the carrier will not echo it any more. Those go to `unechoed`.
-    pub fn echoed(&mut self, name: &str, mut unechoed: impl FnMut(u32)) -> Option<MarkEcho> {
+    pub fn echoed(&mut self, name: &str, said: MarkSaid, mut unechoed: impl FnMut(u32)) -> Option<MarkEcho> {
         let i = (0..self.slots.len())
             .filter(|&i| self.name_of(i) == name.as_bytes())
             .filter_map(|i| match self.slots[i].state {
@@ -182,9 +185,11 @@ impl MarkTable {
         if clear != Clear::None {
             self.cleared_waiting -= 1;
         }
-        Some(match clear {
-            Clear::Flushed { .. } => MarkEcho::Cleared { id: slot.id },
-            Clear::None | Clear::Reached { .. } => MarkEcho::Played { id: slot.id, utterance_pos },
+        Some(match (said, clear) {
+            (MarkSaid::Cleared, _) | (MarkSaid::Nothing, Clear::Flushed { .. }) => MarkEcho::Cleared { id: slot.id },
+            (MarkSaid::Played, _) | (MarkSaid::Nothing, Clear::None | Clear::Reached { .. }) => {
+                MarkEcho::Played { id: slot.id, utterance_pos }
+            }
         })
     }
 
@@ -298,9 +303,9 @@ mod tests {
         t.sent(2, 1600, 200_000);
         // Cleared at 150 ms: "first" had played (due 100 ms), "second" had not.
         t.on_clear(150_000, 0);
-        assert_eq!(t.echoed("second", |_| {}), Some(MarkEcho::Cleared { id: 2 }));
-        assert_eq!(t.echoed("first", |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
-        assert_eq!(t.echoed("first", |_| {}), None);
+        assert_eq!(t.echoed("second", MarkSaid::Nothing, |_| {}), Some(MarkEcho::Cleared { id: 2 }));
+        assert_eq!(t.echoed("first", MarkSaid::Nothing, |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
+        assert_eq!(t.echoed("first", MarkSaid::Nothing, |_| {}), None);
     }
 
     #[test]
@@ -318,8 +323,8 @@ mod tests {
         assert!(t.insert(4, b"x"));
         t.sent(4, 300, 30);
         t.sent(3, 400, 40);
-        assert_eq!(t.echoed("x", |_| {}), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
-        assert_eq!(t.echoed("x", |_| {}), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
+        assert_eq!(t.echoed("x", MarkSaid::Nothing, |_| {}), Some(MarkEcho::Played { id: 4, utterance_pos: 300 }));
+        assert_eq!(t.echoed("x", MarkSaid::Nothing, |_| {}), Some(MarkEcho::Played { id: 3, utterance_pos: 400 }));
     }
 
     #[test]
@@ -342,7 +347,7 @@ mod tests {
         t.clear_unreached(250_000, 0, false, |id| cleared.push(id));
         assert_eq!(cleared, [3]);
         assert_eq!(t.next_due_us(), None);
-        assert_eq!(t.echoed("c", |_| {}), None);
+        assert_eq!(t.echoed("c", MarkSaid::Nothing, |_| {}), None);
     }
 
     #[test]
@@ -359,7 +364,7 @@ mod tests {
         t.clear_unreached(250_000, 0, true, |id| cleared.push(id));
         assert_eq!(cleared, [3]);
         // "a" is echoed: it played.
-        assert_eq!(t.echoed("a", |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
+        assert_eq!(t.echoed("a", MarkSaid::Nothing, |_| {}), Some(MarkEcho::Played { id: 1, utterance_pos: 800 }));
         // "b" had not really played (the model ran ahead of the carrier): the clear dropped it
         // and no echo comes. Past the grace it is reported cleared, and its slot is free.
         assert_eq!(t.next_cleared_expiry_us(1_000_000), Some(1_250_000));
@@ -369,7 +374,7 @@ mod tests {
         t.expire_cleared(1_250_000, 1_000_000, |id| expired.push(id));
         assert_eq!(expired, [2]);
         assert_eq!(t.next_cleared_expiry_us(1_000_000), None);
-        assert_eq!(t.echoed("b", |_| {}), None);
+        assert_eq!(t.echoed("b", MarkSaid::Nothing, |_| {}), None);
         assert!(t.insert(4, b"d") && t.insert(5, b"e") && t.insert(6, b"f") && t.insert(7, b"g"));
     }
 
@@ -380,7 +385,7 @@ mod tests {
         assert!(t.insert(1, b"ok"));
         assert!(!t.insert(2, b"no"));
         // An echo of a queued (unsent) mark is not a valid echo.
-        assert_eq!(t.echoed("ok", |_| {}), None);
+        assert_eq!(t.echoed("ok", MarkSaid::Nothing, |_| {}), None);
         t.drop_queued(1);
         assert!(t.insert(2, b"yes"));
     }
@@ -399,7 +404,7 @@ mod tests {
         assert_eq!(t.next_cleared_expiry_us(1_000_000), Some(1_050_000));
         // The echo of a mark sent after them shows they never will be: settled, oldest first.
         let mut unechoed = vec![];
-        assert_eq!(t.echoed("c", |id| unechoed.push(id)), Some(MarkEcho::Played { id: 3, utterance_pos: 2400 }));
+        assert_eq!(t.echoed("c", MarkSaid::Nothing, |id| unechoed.push(id)), Some(MarkEcho::Played { id: 3, utterance_pos: 2400 }));
         assert_eq!(unechoed, [1, 2]);
         assert_eq!(t.next_cleared_expiry_us(1_000_000), None);
 
@@ -412,6 +417,6 @@ mod tests {
         assert!(expired.is_empty());
         t.expire_cleared(1_350_000, 1_000_000, |id| expired.push(id));
         assert_eq!(expired, [4]);
-        assert_eq!(t.echoed("d", |_| {}), None);
+        assert_eq!(t.echoed("d", MarkSaid::Nothing, |_| {}), None);
     }
 }

@@ -140,16 +140,17 @@ impl PlayoutClock {
         n
     }
 
-    /// The carrier echoed sync mark `n` at `now_us`: correct the lag. False if no such mark is
-    /// outstanding (never sent, already echoed, or too old to remember): the echo is not genuine.
-    pub fn sync_mark_echoed(&mut self, n: u32, now_us: u64) -> bool {
+    /// The carrier echoed sync mark `n` at `now_us`: correct the lag, if its audio `played` (not a
+    /// clear's echo). False if no such mark is outstanding (never sent, already echoed, or too old
+    /// to remember): the echo is not genuine.
+    pub fn sync_mark_echoed(&mut self, n: u32, now_us: u64, played: bool) -> bool {
         let slot = &mut self.sync[n as usize % SYNC_SLOTS];
         let Some(mark) = *slot else { return false };
         if mark.n != n {
             return false;
         }
         *slot = None;
-        if mark.epoch == self.epoch {
+        if played && mark.epoch == self.epoch {
             self.lag_us = now_us.saturating_sub(mark.due_us).min(MAX_LAG_US);
         }
         true
@@ -233,7 +234,7 @@ mod tests {
         assert!(due_sync);
         let n = p.sync_mark_sent();
         // The model says everything ends at 100 ms; the echo comes at 130 ms: 30 ms of lag.
-        p.sync_mark_echoed(n, 130_000);
+        p.sync_mark_echoed(n, 130_000, true);
         assert_eq!(p.lag_us(), 30_000);
         assert_eq!(p.played_samples(100_000), 800 - 240);
     }
@@ -244,7 +245,7 @@ mod tests {
         p.on_frame_sent(0, 160);
         let n = p.sync_mark_sent();
         assert_eq!(p.clear(10_000), 80);
-        p.sync_mark_echoed(n, 900_000);
+        p.sync_mark_echoed(n, 900_000, true);
         assert_eq!(p.lag_us(), 0);
     }
 

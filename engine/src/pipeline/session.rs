@@ -42,8 +42,8 @@ use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_
 use crate::pipeline::segments::{SegmentCut, SegmentTable};
 use crate::pipeline::tap::CallTap;
 use crate::protocol::{
-    Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer,
-    ProtocolError, StreamStart, Track,
+    Capabilities, ClearKind, Confirmation, Deframer, Dialect, Framing, Inbound, MarkSaid, MessageKind,
+    PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use crate::resample::ResampleError;
 use crate::stats::SessionStats;
@@ -621,23 +621,24 @@ impl SessionPipeline {
                 self.stats.dtmf_digits += 1;
                 self.events.push(RawEvent::Dtmf { digit, stream_ms: self.stream_ms(), duration_ms });
             }
-            Inbound::Mark { name, .. } => self.on_mark_echo(&name, now_us)?,
+            Inbound::Mark { name, said, .. } => self.on_mark_echo(&name, said, now_us)?,
             Inbound::Stop { .. } => self.stop(now_us, audio),
         }
         Ok(())
     }
 
-    fn on_mark_echo(&mut self, name: &str, now_us: u64) -> Result<(), ProtocolError> {
+    fn on_mark_echo(&mut self, name: &str, said: MarkSaid, now_us: u64) -> Result<(), ProtocolError> {
         if let Some(n) = parse_sync_mark(name) {
-            // A hidden sync mark: only a genuine echo (of one sent and not yet echoed) counts.
-            return if self.playout.sync_mark_echoed(n, now_us) {
+            // A hidden sync mark: only a genuine echo (of one sent and not yet echoed) counts,
+            // and only one of audio that played measures the carrier's delay.
+            return if self.playout.sync_mark_echoed(n, now_us, said != MarkSaid::Cleared) {
                 Ok(())
             } else {
                 Err(ProtocolError::UnknownMark)
             };
         }
         let Self { marks, stats, events, .. } = self;
-        let echo = marks.echoed(name, |id| {
+        let echo = marks.echoed(name, said, |id| {
             stats.marks_cleared += 1;
             stats.cleared_marks_unechoed += 1;
             events.push(RawEvent::MarkCleared { id });

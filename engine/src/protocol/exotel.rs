@@ -142,7 +142,7 @@ use self::wire::EventKind;
 use super::json_read::{self, Obj, Scalar};
 use super::json_text::{base64_len, push_base64, push_escaped};
 use super::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, InboundSizes,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, InboundSizes, MarkSaid,
     MediaFormat, MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
@@ -332,7 +332,11 @@ impl ExotelDialect {
             }
             EventKind::Mark => {
                 let mark = required_object(&mut msg.mark, "mark")?;
-                Inbound::Mark { sequence, name: required_string(mark.name.take(), "mark.name")? }
+                Inbound::Mark {
+                    sequence,
+                    name: required_string(mark.name.take(), "mark.name")?,
+                    said: MarkSaid::Nothing,
+                }
             }
             EventKind::Start => {
                 let (start, camel_case) = self.parse_start(msg, stream_sid, outer_camel, sequence)?;

@@ -39,17 +39,18 @@
 //! | later text | `event` | ¹ | read when `type` is absent: `dtmf` → a key press (below); another string → `UnknownEvent`; non-string → `WrongType("event")`. Neither `type` nor `event`: `MissingField("type")` |
 //! | `mark` | `data` | yes | object (absent → `MissingField("data")`, other → `WrongType("data")`) |
 //! | `mark` | `data.name` | yes | string, decoded from the wire spelling (below) → `Mark` (borrowed unless it holds `%` or escapes) |
-//! | `mark` | `data.event` | no | `playout` or `cleared` (the engine tells played from cleared by its own playout model, so both are the echo of the mark); another value → `WrongType("data.event")` |
+//! | `mark` | `data.event` | no | `playout` → the mark played, `cleared` → a clear dropped it ([`MarkSaid`]; absent: the engine's playout model decides); another value → `WrongType("data.event")` |
 //! | `dtmf` | `dtmf` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` → `Dtmf`; other → `WrongType("dtmf")` |
 //! | `dtmf` | `duration` | no | ignored (its unit is uncertain, and the engine stamps the key press with the audio position when it arrives) |
 //!
 //! # Decisions
 //!
 //! - **Marks are echoed, on a clear too, labelled: [`Confirmation::Echo`] with `on_clear: true`.**
-//!   On `killAudio` mod_audio_fork echoes every pending mark `cleared`. The engine decides played
-//!   or cleared by its playout model (which the hidden sync marks' echoes correct), as for every
-//!   carrier that echoes on a clear; the label is checked, not needed. The seam's
-//!   [`Inbound::Mark`] has no place for it.
+//!   On `killAudio` mod_audio_fork echoes every pending mark `cleared`. The label is the
+//!   module's own knowledge of what it played, so it is taken ([`Inbound::Mark`]'s `said`) over
+//!   the engine's playout model, which the other carriers' echoes leave to decide: early in a
+//!   reply, before a hidden sync mark has measured the module's buffer, the model runs ahead of
+//!   it. A sync mark echoed `cleared` measures nothing.
 //! - **Mark names are percent-encoded on the wire** (`%`, `"`, `\` and control characters as
 //!   `%XX`) and decoded from the echo: the module writes the name back into its JSON echo without
 //!   escaping it, so a name needing a JSON escape would otherwise come back as broken JSON and
@@ -82,8 +83,8 @@ use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, number, paramet
 use crate::protocol::json_read;
 use crate::protocol::vonage::copy_l16;
 use crate::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
+    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
 /// The rates the engine writes agent audio at (every play rate converts to 8, 16 and 24 kHz;
@@ -135,11 +136,13 @@ impl JambonzDialect {
                 Field::Str(_) | Field::Other => return Err(ProtocolError::WrongType("data")),
             };
             let name = Text::required(data.name, "data.name")?;
-            match Text::string(data.event, "data.event")?.as_deref() {
-                None | Some("playout" | "cleared") => {}
+            let said = match Text::string(data.event, "data.event")?.as_deref() {
+                None => MarkSaid::Nothing,
+                Some("playout") => MarkSaid::Played,
+                Some("cleared") => MarkSaid::Cleared,
                 Some(_) => return Err(ProtocolError::WrongType("data.event")),
-            }
-            return Ok(Inbound::Mark { sequence: None, name: wire::name_from_wire(name)? });
+            };
+            return Ok(Inbound::Mark { sequence: None, name: wire::name_from_wire(name)?, said });
         }
         match Text::string(msg.event, "event")? {
             None => Err(ProtocolError::MissingField("type")),

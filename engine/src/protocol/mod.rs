@@ -210,6 +210,20 @@ pub struct MediaFrame {
     pub track: Track,
 }
 
+/// What a carrier's mark echo says of its mark. Most carriers echo a mark alike whether its
+/// audio played or a clear dropped it, and the engine tells the two apart by its playout model;
+/// one that says (jambonz labels its echoes) is taken at its word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MarkSaid {
+    /// The echo does not say.
+    #[default]
+    Nothing,
+    /// The audio before the mark played.
+    Played,
+    /// A clear dropped the mark before its audio played.
+    Cleared,
+}
+
 /// A parsed carrier message. Borrowed from the message bytes; parsing `media` allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound<'a> {
@@ -238,6 +252,8 @@ pub enum Inbound<'a> {
         sequence: Option<u64>,
         /// The mark's name, as sent.
         name: Cow<'a, str>,
+        /// Whether the carrier says the audio before the mark played or a clear dropped it.
+        said: MarkSaid,
     },
     /// The stream ends (`stop`).
     Stop {

@@ -104,8 +104,8 @@ use self::wire::EventKind;
 use super::json_read::{self, Obj};
 use super::json_text::{base64_len, push_base64, push_escaped};
 use super::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
+    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
 /// Plivo's largest WebSocket message, either way.
@@ -213,7 +213,11 @@ impl PlivoDialect {
                 let duration_ms = json_read::dtmf_duration_ms(dtmf.duration.take(), 1);
                 Inbound::Dtmf { sequence, digit, duration_ms }
             }
-            EventKind::Played => Inbound::Mark { sequence, name: required_string(msg.name.take(), "name")? },
+            EventKind::Played => Inbound::Mark {
+                sequence,
+                name: required_string(msg.name.take(), "name")?,
+                said: MarkSaid::Nothing,
+            },
             EventKind::Cleared | EventKind::Notice => Inbound::Notice,
             EventKind::Failure(event) => return Err(ProtocolError::CarrierReported(event)),
             EventKind::Stop => Inbound::Stop { sequence },

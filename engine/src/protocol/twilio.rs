@@ -136,7 +136,7 @@ impl TwilioDialect {
             EventKind::Mark => {
                 let mark = required_object(&mut msg.mark, "mark")?;
                 let name = required_string(mark.name.take(), "mark.name")?;
-                Inbound::Mark { sequence, name }
+                Inbound::Mark { sequence, name, said: MarkSaid::Nothing }
             }
             EventKind::Start => {
                 let start = required_object(&mut msg.start, "start")?;

@@ -78,8 +78,8 @@ use crate::protocol::json_read;
 
 use crate::protocol::json_text::push_escaped;
 use crate::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
+    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
 /// Rates whose audio the engine converts both ways for every play rate, and so the rates Vonage
@@ -139,7 +139,11 @@ impl VonageDialect {
                     Field::Absent => return Err(ProtocolError::MissingField("payload")),
                     Field::Str(_) | Field::Other => return Err(ProtocolError::WrongType("payload")),
                 };
-                Inbound::Mark { sequence: None, name: Text::required(payload.mark, "payload.mark")? }
+                Inbound::Mark {
+                    sequence: None,
+                    name: Text::required(payload.mark, "payload.mark")?,
+                    said: MarkSaid::Nothing,
+                }
             }
         })
     }
@@ -332,7 +336,10 @@ mod tests {
     #[test]
     fn a_notify_echo_borrows_its_mark_name() {
         let parsed = VonageDialect::parse_text(r#"{"event":"websocket:notify","payload":{"mark":"m-1"}}"#);
-        assert_eq!(parsed, Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed("m-1") }));
+        assert_eq!(
+            parsed,
+            Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed("m-1"), said: MarkSaid::Nothing })
+        );
         assert!(matches!(parsed, Ok(Inbound::Mark { name: Cow::Borrowed(_), .. })));
     }
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trunkline::protocol::exotel::{self, ExotelDialect};
 use trunkline::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
+    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Event, Session, SessionConfig};
@@ -160,7 +160,10 @@ fn media_fixture() {
 fn dtmf_mark_and_stop_fixtures() {
     // The example's duration is a numeric string of ms: "100".
     assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(7), digit: b'5', duration_ms: Some(100) }));
-    assert_eq!(parse(MARK), Ok(Inbound::Mark { sequence: Some(15), name: Cow::Borrowed("utt-12") }));
+    assert_eq!(
+        parse(MARK),
+        Ok(Inbound::Mark { sequence: Some(15), name: Cow::Borrowed("utt-12"), said: MarkSaid::Nothing })
+    );
     assert_eq!(parse(STOP), Ok(Inbound::Stop { sequence: Some(120) }));
     // A stop with nothing but its event, and an inbound `clear` (Exotel's own bridge handles one).
     assert_eq!(parse(r#"{"event":"stop"}"#), Ok(Inbound::Stop { sequence: None }));

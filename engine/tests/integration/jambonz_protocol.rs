@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trunkline::protocol::jambonz::JambonzDialect;
 use trunkline::protocol::{
-    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
-    PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat, MediaFrame,
+    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, Event, Session, SessionConfig};
@@ -71,8 +71,8 @@ fn metadata(message: &str) -> Result<StreamStart, ProtocolError> {
     }
 }
 
-fn mark(name: &str) -> Inbound<'static> {
-    Inbound::Mark { sequence: None, name: Cow::Owned(name.to_owned()) }
+fn mark(name: &str, said: MarkSaid) -> Inbound<'static> {
+    Inbound::Mark { sequence: None, name: Cow::Owned(name.to_owned()), said }
 }
 
 /// The echo exactly as mod_audio_fork writes it: the name put between quotes as it is.
@@ -267,11 +267,14 @@ fn dtmf_fixture_and_every_digit() {
 }
 
 #[test]
-fn mark_echoes_of_both_labels_are_marks() {
-    assert_eq!(text(MARK_PLAYOUT), Ok(mark("m1")));
-    assert_eq!(text(MARK_CLEARED), Ok(mark("m1")));
-    assert_eq!(text(r#"{"type":"mark","data":{"name":"m1"}}"#), Ok(mark("m1")));
-    assert_eq!(text(&module_echo("trunkline-sync-4", "playout")), Ok(mark("trunkline-sync-4")));
+fn mark_echoes_of_both_labels_are_marks_with_the_label() {
+    assert_eq!(text(MARK_PLAYOUT), Ok(mark("m1", MarkSaid::Played)));
+    assert_eq!(text(MARK_CLEARED), Ok(mark("m1", MarkSaid::Cleared)));
+    assert_eq!(text(r#"{"type":"mark","data":{"name":"m1"}}"#), Ok(mark("m1", MarkSaid::Nothing)));
+    assert_eq!(
+        text(&module_echo("trunkline-sync-4", "playout")),
+        Ok(mark("trunkline-sync-4", MarkSaid::Played))
+    );
     for (message, error) in [
         (r#"{"type":"mark"}"#, ProtocolError::MissingField("data")),
         (r#"{"type":"mark","data":"m1"}"#, ProtocolError::WrongType("data")),
@@ -361,9 +364,9 @@ fn mark_names_survive_the_modules_unescaped_echo() {
         assert_eq!(written["type"], "mark");
         let wire_name = written["data"]["name"].as_str().expect("a string name");
         // The module parses the command, then writes the name back between quotes unescaped.
-        for event in ["playout", "cleared"] {
+        for (event, said) in [("playout", MarkSaid::Played), ("cleared", MarkSaid::Cleared)] {
             let echo = module_echo(wire_name, event);
-            assert_eq!(text(&echo), Ok(mark(name)), "{echo}");
+            assert_eq!(text(&echo), Ok(mark(name, said)), "{echo}");
         }
     }
 }
@@ -549,6 +552,35 @@ fn an_interrupt_sends_kill_audio_and_the_cleared_echoes_report_marks_cleared() {
     }
     assert_eq!(events(&mut s), [Event::MarkCleared { name: "sent".into() }]);
     assert_eq!((module.kills, s.stats().clears_sent), (1, 1));
+}
+
+/// The module says which of its marks played: its word is taken over the playout model's. Here
+/// the model has the first mark played (its 40 ms went out 60 ms ago, and no sync mark has
+/// measured the module's buffer yet), but the module had not played it: the kill's echo labels
+/// it cleared, and so it is reported.
+#[test]
+fn the_modules_cleared_label_is_taken_over_the_playout_model() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { play_rate: RATE, lead_ms: 60, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
+    s.play(&vec![1000i16; 640], RATE).unwrap(); // 40 ms
+    s.mark("sent").unwrap();
+    s.play(&vec![1000i16; 16_000], RATE).unwrap();
+    let mut module = FakeModule::new();
+    assert!(module.receive(outbound(&mut s), FRAME_BYTES).is_empty());
+    events(&mut s);
+    clock.advance(Duration::from_millis(60));
+    s.read_audio(&mut [0; 16]);
+    assert!(module.receive(outbound(&mut s), FRAME_BYTES).is_empty(), "the module played nothing yet");
+    s.interrupt().unwrap();
+    assert_eq!(events(&mut s), [Event::Interrupted { played_ms: 60 }]);
+    let echoes = module.receive(outbound(&mut s), FRAME_BYTES);
+    assert_eq!(echoes, [module_echo("sent", "cleared")]);
+    s.push(echoes[0].as_bytes(), MessageKind::Text).unwrap();
+    assert_eq!(events(&mut s), [Event::MarkCleared { name: "sent".into() }]);
+    let stats = s.stats();
+    assert_eq!((stats.marks_played, stats.marks_cleared), (0, 1));
 }
 
 #[test]

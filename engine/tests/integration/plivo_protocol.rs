@@ -23,8 +23,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trunkline::protocol::plivo::PlivoDialect;
 use trunkline::protocol::{
-    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
-    PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat, MediaFrame,
+    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, Event, Session, SessionConfig};
@@ -143,11 +143,18 @@ fn dtmf_checkpoint_and_clear_fixtures() {
     assert_eq!(parse(DTMF), Ok(Inbound::Dtmf { sequence: Some(50), digit: b'5', duration_ms: None }));
     assert_eq!(
         parse(PLAYED_STREAM),
-        Ok(Inbound::Mark { sequence: Some(75), name: Cow::Borrowed("greeting-complete") })
+        Ok(Inbound::Mark {
+            sequence: Some(75),
+            name: Cow::Borrowed("greeting-complete"),
+            said: MarkSaid::Nothing
+        })
     );
     // The older name of the checkpoint echo.
     let played = PLAYED_STREAM.replace("playedStream", "played");
-    assert_eq!(parse(&played), Ok(Inbound::Mark { sequence: Some(75), name: "greeting-complete".into() }));
+    assert_eq!(
+        parse(&played),
+        Ok(Inbound::Mark { sequence: Some(75), name: "greeting-complete".into(), said: MarkSaid::Nothing })
+    );
     // The answer to `clearAudio`: nothing for the engine to do.
     assert_eq!(parse(CLEARED_AUDIO), Ok(Inbound::Notice));
 }

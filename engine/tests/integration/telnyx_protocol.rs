@@ -25,8 +25,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use trunkline::protocol::telnyx::TelnyxDialect;
 use trunkline::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
+    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Event, Session, SessionConfig};
@@ -308,7 +308,10 @@ fn dtmf_example_and_every_digit() {
 
 #[test]
 fn mark_stop_and_error_examples() {
-    assert_eq!(parse(MARK), Ok(Inbound::Mark { sequence: Some(7), name: Cow::Borrowed("utt-12") }));
+    assert_eq!(
+        parse(MARK),
+        Ok(Inbound::Mark { sequence: Some(7), name: Cow::Borrowed("utt-12"), said: MarkSaid::Nothing })
+    );
     assert_eq!(parse(STOP), Ok(Inbound::Stop { sequence: Some(99) }));
     // Telnyx's error frame is the carrier's own report: passed on as such, and the call goes on.
     assert_eq!(parse(ERROR), Err(ProtocolError::CarrierReported("error")));

@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use serde_json::json;
 use trunkline::protocol::{
-    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
-    PayloadBuffer, ProtocolError, StreamStart, Track, TwilioDialect,
+    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat, MediaFrame,
+    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track, TwilioDialect,
 };
 
 use crate::thread_allocations::allocations_in;
@@ -122,7 +122,7 @@ fn media_fixture() {
 fn mark_dtmf_and_stop_fixtures() {
     assert_eq!(
         parse(include_str!("../fixtures/twilio_mark.json")),
-        Ok(Inbound::Mark { sequence: Some(8), name: Cow::Borrowed("utterance-1") })
+        Ok(Inbound::Mark { sequence: Some(8), name: Cow::Borrowed("utterance-1"), said: MarkSaid::Nothing })
     );
     assert_eq!(
         parse(include_str!("../fixtures/twilio_dtmf.json")),
@@ -342,16 +342,25 @@ fn start_stream_sid_falls_back_to_the_top_level_one() {
 fn mark_names_are_borrowed_unless_escaped() {
     let message = r#"{"event":"mark","mark":{"name":"tts-42 ✓"}}"#;
     match parse(message) {
-        Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed(name) }) => assert_eq!(name, "tts-42 ✓"),
+        Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed(name), said: MarkSaid::Nothing }) => {
+            assert_eq!(name, "tts-42 ✓")
+        }
         other => panic!("{other:?}"),
     }
     let message = r#"{"event":"mark","mark":{"name":"say \"hi\"\\\n\u00e9"}}"#;
     assert_eq!(
         parse(message),
-        Ok(Inbound::Mark { sequence: None, name: Cow::Owned("say \"hi\"\\\né".into()) })
+        Ok(Inbound::Mark {
+            sequence: None,
+            name: Cow::Owned("say \"hi\"\\\né".into()),
+            said: MarkSaid::Nothing
+        })
     );
     let message = r#"{"event":"mark","mark":{"name":""}}"#;
-    assert_eq!(parse(message), Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed("") }));
+    assert_eq!(
+        parse(message),
+        Ok(Inbound::Mark { sequence: None, name: Cow::Borrowed(""), said: MarkSaid::Nothing })
+    );
 }
 
 #[test]
@@ -369,7 +378,10 @@ fn a_body_before_the_event_still_counts() {
     let message = r#"{"media":{"payload":"Zm9v","timestamp":"3"},"event":"media"}"#;
     assert_eq!(parse_with_limit(message.as_bytes(), 3).1, b"foo");
     let message = r#"{"mark":{"name":"m"},"media":{"timestamp":{}},"event":"mark"}"#;
-    assert_eq!(parse(message), Ok(Inbound::Mark { sequence: None, name: "m".into() }));
+    assert_eq!(
+        parse(message),
+        Ok(Inbound::Mark { sequence: None, name: "m".into(), said: MarkSaid::Nothing })
+    );
 }
 
 #[test]
@@ -801,7 +813,7 @@ fn stream_inbound() -> [Inbound<'static>; 4] {
             timestamp_ms: 20,
             track: Track::Inbound,
         }),
-        Inbound::Mark { sequence: Some(4), name: Cow::Borrowed("m1") },
+        Inbound::Mark { sequence: Some(4), name: Cow::Borrowed("m1"), said: MarkSaid::Nothing },
         Inbound::Dtmf { sequence: Some(5), digit: b'7', duration_ms: None },
         Inbound::Stop { sequence: Some(6) },
     ]

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::json;
 use trunkline::protocol::vonage::VonageDialect;
 use trunkline::protocol::{
-    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame, MessageKind,
-    PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat, MediaFrame,
+    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 use trunkline::runtime::ManualClock;
 use trunkline::{Engine, Event, Session, SessionConfig};
@@ -58,7 +58,7 @@ fn start_of(message: &str) -> StreamStart {
 }
 
 fn mark(name: &str) -> Inbound<'static> {
-    Inbound::Mark { sequence: None, name: Cow::Owned(name.to_owned()) }
+    Inbound::Mark { sequence: None, name: Cow::Owned(name.to_owned()), said: MarkSaid::Nothing }
 }
 
 fn notify_echo(name: &str) -> String {
