@@ -378,7 +378,7 @@ impl OffloadServer {
             .enable_io()
             .enable_time()
             .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(config.bind))?;
+        let listener = listen(&runtime, config.bind)?;
         let local_addr = listener.local_addr()?;
         let (calls_tx, calls) = crossbeam_channel::bounded(config.max_sessions);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -433,7 +433,7 @@ impl OffloadServer {
         }
         let session = SessionConfig { dialect: "audiosocket".into(), ..self.ctx.config.session.clone() };
         Engine::check_session_config(&session).map_err(OffloadError::Session)?;
-        let tcp = runtime.block_on(tokio::net::TcpListener::bind(listener.bind))?;
+        let tcp = listen(runtime, listener.bind)?;
         let local_addr = tcp.local_addr()?;
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let transport = Transport::AudioSocket(Arc::new(session));
@@ -538,7 +538,14 @@ impl OffloadServer {
             let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Called from a task of the host's own runtime, which may not block on another
+                // runtime's shutdown: the connections have ended (or their wait ran out), and
+                // the network threads are let go without waiting for them.
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }
         }
     }
 }
@@ -555,6 +562,18 @@ enum Transport {
     WebSocket,
     /// Asterisk AudioSocket over raw TCP, with these session settings.
     AudioSocket(Arc<SessionConfig>),
+}
+
+/// A listening socket on `addr`, registered with `runtime`, as `TcpListener::bind` makes it
+/// (address reuse, a backlog of 1024) but without blocking on the runtime: the server may be
+/// started from a task of the host's own tokio runtime, where that would panic.
+fn listen(runtime: &tokio::runtime::Runtime, addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let _in_runtime = runtime.enter();
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// How long the accept loop pauses after a failed accept.

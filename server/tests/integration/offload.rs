@@ -568,3 +568,34 @@ fn shutdown_lets_live_calls_finish_within_the_grace_period() {
     // New connections are refused once shutdown began.
     assert!(rt.block_on(connect(&format!("ws://{addr}/media"), None)).is_err());
 }
+
+/// A Rust host on tokio starts, uses and stops the server from one of its own tasks: the
+/// server's runtime is never blocked on from there (that panicked on start, and on drop).
+#[test]
+fn the_server_runs_from_a_task_of_the_hosts_own_runtime() {
+    let engine = engine();
+    runtime().block_on(async {
+        let config = OffloadConfig { paths: vec!["/media".into()], ..Default::default() };
+        let server = OffloadServer::start(&engine, config).unwrap();
+        let addr = server.local_addr();
+        let listener = trunkline_server::AudioSocketListener {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            allowed_calls: vec![],
+        };
+        assert!(server.listen_audiosocket(listener).is_ok());
+        let mut ws = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.accept().is_none() {
+            assert!(Instant::now() < deadline, "the call never reached the host");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(server);
+        // Its connection closed with the server.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        assert!(closed.await.is_ok());
+    });
+}
