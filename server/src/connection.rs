@@ -545,10 +545,11 @@ async fn drive<I: Inbox, O: Outbox>(
                     }
                 };
                 idle.as_mut().reset(Instant::now() + ctx.config.idle_timeout);
-                match push(&mut port, bytes, kind).await {
+                match push(&mut port, bytes, kind, outbox, &mut out, &mut log.messages_out).await {
                     Ok(()) => {}
-                    Err(SessionError::Full) => break Ending::EngineStalled,
-                    Err(_) => break Ending::CallEnded,
+                    Err(Pushed::Refused(SessionError::Full)) => break Ending::EngineStalled,
+                    Err(Pushed::Refused(_)) => break Ending::CallEnded,
+                    Err(Pushed::CarrierGone) => break Ending::CarrierLeft,
                 }
                 if cutter.is_none() {
                     log.messages_in += 1;
@@ -681,14 +682,34 @@ pub(crate) fn safe_file_stem(id: &str) -> String {
     if safe.is_empty() { "call".to_owned() } else { safe.to_owned() }
 }
 
+/// Why a message was not taken.
+enum Pushed {
+    /// The session refused it (`Full` after waiting `PUSH_PATIENCE`).
+    Refused(SessionError),
+    /// Sending to the carrier failed while waiting.
+    CarrierGone,
+}
+
 /// Pushes a message, waiting (without reading more from the socket: TCP backpressure) while the
-/// engine's ring is full.
-async fn push(port: &mut CarrierPort, bytes: &[u8], kind: MessageKind) -> Result<(), SessionError> {
+/// engine's ring is full. The agent's audio goes on to the carrier meanwhile: the worker keeps
+/// pacing it, and held back here it would fill the outbound ring and stall.
+async fn push<O: Outbox>(
+    port: &mut CarrierPort,
+    bytes: &[u8],
+    kind: MessageKind,
+    outbox: &mut O,
+    buf: &mut Vec<u8>,
+    sent_total: &mut u64,
+) -> Result<(), Pushed> {
     let deadline = Instant::now() + PUSH_PATIENCE;
     loop {
         match port.push(bytes, kind) {
-            Err(SessionError::Full) if Instant::now() < deadline => sleep(Duration::from_millis(1)).await,
-            other => return other,
+            Err(SessionError::Full) if Instant::now() < deadline => {
+                flush(port, outbox, buf, sent_total).await.map_err(|_| Pushed::CarrierGone)?;
+                sleep(Duration::from_millis(1)).await;
+            }
+            Ok(()) => return Ok(()),
+            Err(e) => return Err(Pushed::Refused(e)),
         }
     }
 }
