@@ -305,6 +305,8 @@ pub(crate) enum Ending {
     EngineFull,
     /// The host's queue of new calls was full.
     HostBusy,
+    /// The session failed (a bug caught in its pipeline): the call cannot go on.
+    SessionFailed,
     /// The server is shutting down and the grace period ran out.
     ShuttingDown,
 }
@@ -322,6 +324,7 @@ impl Ending {
             Self::Dropped => Outcome::Dropped,
             Self::EngineFull => Outcome::EngineFull,
             Self::HostBusy => Outcome::HostBusy,
+            Self::SessionFailed => Outcome::SessionFailed,
             Self::ShuttingDown => Outcome::ShutDown,
         }
     }
@@ -548,6 +551,7 @@ async fn drive<I: Inbox, O: Outbox>(
                 match push(&mut port, bytes, kind, outbox, &mut out, &mut log.messages_out).await {
                     Ok(()) => {}
                     Err(Pushed::Refused(SessionError::Full)) => break Ending::EngineStalled,
+                    Err(Pushed::Refused(SessionError::Failed)) => break Ending::SessionFailed,
                     Err(Pushed::Refused(_)) => break Ending::CallEnded,
                     Err(Pushed::CarrierGone) => break Ending::CarrierLeft,
                 }
@@ -626,9 +630,11 @@ async fn drive<I: Inbox, O: Outbox>(
                 }
             }
             _ = housekeeping.tick() => {
-                // The host closed the call, or the engine stopped.
-                if !port.is_open() {
-                    break Ending::CallEnded;
+                // The host closed the call, the engine stopped, or the session failed.
+                match port.status() {
+                    Ok(()) => {}
+                    Err(SessionError::Failed) => break Ending::SessionFailed,
+                    Err(_) => break Ending::CallEnded,
                 }
             }
             changed = wind_down.changed(), if changed_open => {

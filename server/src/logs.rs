@@ -112,6 +112,8 @@ pub(crate) enum Outcome {
     EngineFull,
     /// The host's queue of new calls was full: it is not accepting calls.
     HostBusy,
+    /// The session failed (a bug caught in its pipeline).
+    SessionFailed,
 }
 
 impl Outcome {
@@ -128,6 +130,7 @@ impl Outcome {
             Self::EngineStalled => "engine_stalled",
             Self::EngineFull => "engine_full",
             Self::HostBusy => "host_busy",
+            Self::SessionFailed => "session_failed",
         }
     }
 

@@ -378,6 +378,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Outbox for WsOutbox<SplitSink<WebSocketS
             Ending::EngineFull => Some(close(CloseCode::Again, "engine at capacity")),
             Ending::HostBusy => Some(close(CloseCode::Again, "host not accepting calls")),
             Ending::ShuttingDown => Some(close(CloseCode::Away, "server shutting down")),
+            Ending::SessionFailed => Some(close(CloseCode::Error, "internal error")),
         };
         if let Some(frame) = frame {
             let _ = self.deadline.run(self.sink.send(frame)).await;

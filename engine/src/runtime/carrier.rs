@@ -143,6 +143,12 @@ impl CarrierPort {
         self.check_open().is_ok()
     }
 
+    /// `Ok` while the session is usable; `Closed` (by the host, or the engine stopped) or
+    /// `Failed` (a bug caught in its pipeline) otherwise.
+    pub fn status(&self) -> Result<(), SessionError> {
+        self.check_open()
+    }
+
     /// The flag the worker raises for a detached carrier side when it produced outbound messages
     /// (after which it signals the wakeup given to [`super::Session::detach_carrier`]): one
     /// wakeup serves many sessions, and this tells which of them have output.

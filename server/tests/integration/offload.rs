@@ -672,3 +672,36 @@ fn the_bots_audio_keeps_flowing_while_the_carriers_burst_waits_for_room() {
     // that leaves room for a loaded machine's scheduling.
     assert!(in_window >= 15, "{in_window} media messages reached the carrier in 600 ms");
 }
+
+/// A session that fails (a bug caught in its pipeline; injected here) ends its connection with
+/// 1011, not as a call the host ended.
+#[test]
+fn a_failed_session_closes_its_connection_as_an_internal_error() {
+    let engine = engine();
+    let server = OffloadServer::start(&engine, OffloadConfig::default()).unwrap();
+    let addr = server.local_addr();
+    let code = runtime().block_on(async {
+        let mut ws = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        ws.send(Message::text(connected())).await.unwrap();
+        ws.send(Message::text(start())).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let call = loop {
+            if let Some(call) = server.accept() {
+                break call;
+            }
+            assert!(Instant::now() < deadline, "the call never reached the host");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        call.session.inject_failure();
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Close(frame) = m {
+                    return frame.map(|f| u16::from(f.code));
+                }
+            }
+            None
+        });
+        closed.await.expect("the server closes the connection")
+    });
+    assert_eq!(code, Some(1011));
+}
