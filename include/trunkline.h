@@ -933,7 +933,8 @@ trunkline_result trunkline_server_local_port(const trunkline_server *server, uin
 // Takes the next call whose stream has started. On success `*out` receives a session the caller
 // owns (free it with trunkline_session_free) with the usual agent-side API: read audio, play,
 // mark, interrupt, events, start info, stats. The server drives its carrier side, so
-// trunkline_session_push and trunkline_session_next_outbound return INVALID_ARGUMENT on it.
+// trunkline_session_push, trunkline_session_next_outbound, trunkline_session_outbound_len and
+// trunkline_session_end_stream return INVALID_ARGUMENT on it.
 // Results: OK; EMPTY (no new call); NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_server_accept(const trunkline_server *server, trunkline_session **out);
 #endif
@@ -1072,7 +1073,8 @@ trunkline_result trunkline_session_push(trunkline_session *session,
 // when the socket closes, and the stream ends as with a stop (marks the caller heard reported
 // played, the others cleared, then STOPPED), after every message pushed before it, even those
 // still waiting in a full inbound ring. After the stream has ended it does nothing. Results: OK;
-// NULL_PARAMETER; CLOSED; FAILED. Any thread.
+// NULL_PARAMETER; INVALID_ARGUMENT (a session taken from the server, which tells the engine
+// itself); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_end_stream(trunkline_session *session);
 
 // Reads caller audio (mono s16 at the session's agent rate) into `out`, at most `capacity`
@@ -1155,7 +1157,8 @@ trunkline_result trunkline_session_unheard_segment(trunkline_session *session,
 trunkline_result trunkline_session_queued_ms(trunkline_session *session, uint64_t *out_ms);
 
 // Writes the size in bytes of the next outbound message into `*out_len`. Results: OK; EMPTY
-// (no message); NULL_PARAMETER; CLOSED; FAILED. Any thread.
+// (no message); NULL_PARAMETER; INVALID_ARGUMENT (a session taken from the server, which sends
+// its messages); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_outbound_len(trunkline_session *session, size_t *out_len);
 
 // Takes the next message to send to the carrier: copies it into `buf` (not NUL-terminated),
@@ -1174,15 +1177,18 @@ trunkline_result trunkline_session_next_outbound(trunkline_session *session,
 trunkline_result trunkline_session_poll_event(trunkline_session *session, trunkline_event *out);
 
 // Writes what the `start` message announced into `*out`, whose `struct_size` the caller sets (to
-// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet);
-// NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED. Any thread.
+// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet, unless the
+// session was opened started); NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED.
+// Any thread.
 trunkline_result trunkline_session_start_info(trunkline_session *session,
                                               trunkline_start_info *out);
 
 // Copies one string from the `start` message, `field` (a trunkline_start_field value, passed as
 // an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
-// the NUL) into `*out_len`. Results: OK; EMPTY (no STARTED event polled yet); BUFFER_TOO_SMALL
-// (needs length + 1); INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
+// the NUL) into `*out_len`. The string is the carrier's as sent, which may hold a NUL byte (JSON
+// `\u0000`): use `*out_len`, not strlen. Results: OK; EMPTY (no STARTED event polled yet,
+// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1);
+// INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_session_start_string(trunkline_session *session,
                                                 uint32_t field,
                                                 char *buf,
@@ -1190,8 +1196,9 @@ trunkline_result trunkline_session_start_string(trunkline_session *session,
                                                 size_t *out_len);
 
 // Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
-// (NUL-terminated), with their lengths. Results: OK; EMPTY (no such index, or no STARTED event
-// polled yet); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+// (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
+// byte). Results: OK; EMPTY (no such index, or no STARTED event polled yet, unless the session
+// was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_session_custom_parameter(trunkline_session *session,
                                                     size_t index,
                                                     char *key,

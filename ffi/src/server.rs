@@ -350,7 +350,8 @@ pub extern "C" fn trunkline_server_local_port(
 /// Takes the next call whose stream has started. On success `*out` receives a session the caller
 /// owns (free it with trunkline_session_free) with the usual agent-side API: read audio, play,
 /// mark, interrupt, events, start info, stats. The server drives its carrier side, so
-/// trunkline_session_push and trunkline_session_next_outbound return INVALID_ARGUMENT on it.
+/// trunkline_session_push, trunkline_session_next_outbound, trunkline_session_outbound_len and
+/// trunkline_session_end_stream return INVALID_ARGUMENT on it.
 /// Results: OK; EMPTY (no new call); NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_accept(

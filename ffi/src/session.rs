@@ -219,7 +219,8 @@ pub extern "C" fn trunkline_session_push(
 /// when the socket closes, and the stream ends as with a stop (marks the caller heard reported
 /// played, the others cleared, then STOPPED), after every message pushed before it, even those
 /// still waiting in a full inbound ring. After the stream has ended it does nothing. Results: OK;
-/// NULL_PARAMETER; CLOSED; FAILED. Any thread.
+/// NULL_PARAMETER; INVALID_ARGUMENT (a session taken from the server, which tells the engine
+/// itself); CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_end_stream(session: *mut trunkline_session) -> trunkline_result {
     guard(|| {
@@ -470,7 +471,8 @@ pub extern "C" fn trunkline_session_queued_ms(
 }
 
 /// Writes the size in bytes of the next outbound message into `*out_len`. Results: OK; EMPTY
-/// (no message); NULL_PARAMETER; CLOSED; FAILED. Any thread.
+/// (no message); NULL_PARAMETER; INVALID_ARGUMENT (a session taken from the server, which sends
+/// its messages); CLOSED; FAILED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_outbound_len(
     session: *mut trunkline_session,
@@ -560,8 +562,9 @@ pub extern "C" fn trunkline_session_poll_event(
 }
 
 /// Writes what the `start` message announced into `*out`, whose `struct_size` the caller sets (to
-/// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet);
-/// NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED. Any thread.
+/// sizeof(trunkline_start_info)). Results: OK; EMPTY (no STARTED event polled yet, unless the
+/// session was opened started); NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`); CLOSED.
+/// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_start_info(
     session: *mut trunkline_session,
@@ -598,8 +601,10 @@ pub extern "C" fn trunkline_session_start_info(
 
 /// Copies one string from the `start` message, `field` (a trunkline_start_field value, passed as
 /// an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
-/// the NUL) into `*out_len`. Results: OK; EMPTY (no STARTED event polled yet); BUFFER_TOO_SMALL
-/// (needs length + 1); INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
+/// the NUL) into `*out_len`. The string is the carrier's as sent, which may hold a NUL byte (JSON
+/// `\u0000`): use `*out_len`, not strlen. Results: OK; EMPTY (no STARTED event polled yet,
+/// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1);
+/// INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_start_string(
     session: *mut trunkline_session,
@@ -639,8 +644,9 @@ pub extern "C" fn trunkline_session_start_string(
 }
 
 /// Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
-/// (NUL-terminated), with their lengths. Results: OK; EMPTY (no such index, or no STARTED event
-/// polled yet); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+/// (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
+/// byte). Results: OK; EMPTY (no such index, or no STARTED event polled yet, unless the session
+/// was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // Two C string outputs, each a buffer, capacity and length.
 pub extern "C" fn trunkline_session_custom_parameter(

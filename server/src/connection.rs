@@ -248,7 +248,6 @@ pub(crate) async fn dispatch_outbound(ctx: Arc<ConnectionContext>) {
     }
 }
 
-/// What the carrier sent, as the call loop sees it.
 /// How a carrier broke the transport's protocol (the WebSocket close code says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
@@ -260,6 +259,7 @@ pub(crate) enum Fault {
     Protocol,
 }
 
+/// What the carrier sent, as the call loop sees it.
 pub(crate) enum Received<'a> {
     /// Bytes for the session: one message (WebSocket), or a chunk of a byte stream (TCP).
     Data(&'a [u8], MessageKind),

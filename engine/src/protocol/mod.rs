@@ -62,8 +62,10 @@ pub enum Confirmation {
     /// carrier's playout delay).
     Echo {
         /// Whether a clear makes the carrier echo every mark still pending as well (Twilio does:
-        /// the engine then tells played from cleared by its playout model). When it does not,
-        /// the engine reports the marks the caller had not reached as cleared at the clear.
+        /// the engine then tells played from cleared by its playout model, unless the echo says
+        /// which, as jambonz's do: [`MarkSaid`]). When it does not, the engine reports the marks
+        /// the caller had not reached as cleared at the clear, and waits a second at most for
+        /// the echoes of those it had.
         on_clear: bool,
     },
     /// Nothing is confirmed: the engine's own pacer is the truth. Marks are reported played when

@@ -48,7 +48,8 @@
 //! - ⚠ **What a `clear` does to pending `notify`s is undocumented.** [`Confirmation::Echo`] with
 //!   `on_clear: false`: at a clear the engine reports the marks the caller had not reached as
 //!   cleared, as if Vonage drops them (what the integrations that use `notify` assume). Marks the
-//!   caller had reached still wait for their echo. If Vonage does echo a dropped `notify`, that
+//!   caller had reached by the model wait a second for their echo, then are reported cleared
+//!   too (the model may have run ahead of Vonage's buffer). If Vonage does echo a dropped `notify`, that
 //!   echo names a mark already reported and is refused as `UnknownMark` (dropped, counted): the
 //!   host never sees a cleared mark reported as played.
 //! - ⚠ **Vonage's buffer holds 1024 messages (~20 s) in the older documentation, 3072 (~60 s) in

@@ -367,9 +367,15 @@ impl WorkerSession {
             out.drain(pipeline, now_us);
         }
 
-        // The connection closed with the ring too full to say so: every message before it has
-        // been handled now.
-        if held_until.is_none() && shared.transport_closed.swap(false, Ordering::AcqRel) {
+        // The connection closed with the ring too full to say so: once every message before it
+        // has been handled. (The ring is looked at again after the flag: the host may have filled
+        // it since the loop above found it empty, before it closed; the flag then waits for the
+        // next pass, which those messages wake.)
+        if held_until.is_none()
+            && shared.transport_closed.load(Ordering::Acquire)
+            && records::next(inbound, inbound_body_len).is_none()
+        {
+            shared.transport_closed.store(false, Ordering::Relaxed);
             transport_closed(pipeline, play, &mut out, (interrupts_seen, interrupt_applied), now_us);
         }
         // Set before the host's next read looks at it; a read that came just before this store
