@@ -426,7 +426,7 @@ export declare class Session {
 /**
  * An offload server: Trunkline as the carrier's WebSocket endpoint. Calls whose stream has
  * started come out of accept()/calls() as Sessions; the server drives their carrier side, so
- * their push() throws INVALID_ARGUMENT and outbound() never has a message for you.
+ * their push() and outbound() throw INVALID_ARGUMENT (the server sends what the engine writes).
  */
 export declare class Server {
   /** Throws TrunklineError INVALID_ARGUMENT (inline engine, bad setting or address), IO (bind). */
@@ -468,7 +468,11 @@ export declare class Server {
    * runs off the event loop. Rejects with TrunklineError CLOSED when already shut down.
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** Shuts down at once (if needed) and frees the server; accepted sessions stay yours. */
+  /**
+   * Shuts down at once (if needed) and frees the server; accepted sessions stay yours. Runs on
+   * the event loop: with calls still live it waits (up to about 3 s) for their connections to
+   * close, so `await shutdown(graceMs)` first.
+   */
   close(): void;
 }
 

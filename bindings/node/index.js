@@ -932,7 +932,7 @@ class Session {
  * `authToken`) the X-Twilio-Signature, and runs each call on the engine. Calls whose stream has
  * started come out of `accept()` (or `calls()`) as Sessions with the usual agent-side API
  * (readAudio, play, mark, interrupt, events, stats); the server drives their carrier side, so
- * their push() throws INVALID_ARGUMENT and outbound() never has a message for you.
+ * their push() and outbound() throw INVALID_ARGUMENT (the server sends what the engine writes).
  *
  * Create it with `engine.serve(options)` or `new Server(engine, options)`; end it with
  * `await shutdown(graceMs)` (lets live calls finish) and/or `close()`.
@@ -1139,7 +1139,9 @@ class Server {
   /**
    * Shuts the server down at once (if shutdown() was not called: live calls are cut) and frees
    * it. Sessions already accepted stay yours (they report the end of their stream). While a
-   * drain() or shutdown() is running, the free waits for it to return.
+   * drain() or shutdown() is running, the free waits for it to return. It runs on the event
+   * loop: with calls still live it waits (up to about 3 s) for their connections to close, so
+   * `await shutdown(graceMs)` first (which runs off the loop) when the loop must not stall.
    */
   close() {
     if (this.#closed) return;

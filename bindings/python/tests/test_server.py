@@ -42,6 +42,21 @@ def test_server_errors():
         server.close()
 
 
+def test_tls_files_are_strings_and_a_server_closes_with_its_engine():
+    with trunkline.Engine(workers=1) as engine:
+        # Paths as str, as every other string setting: the files do not exist, so the library
+        # answers (IO or INVALID_ARGUMENT, as built), not ctypes with a TypeError.
+        with pytest.raises(trunkline.TrunklineError):
+            trunkline.Server(engine, tls_cert_pem="/no/such/cert.pem", tls_key_pem="/no/such/key.pem")
+        server = trunkline.Server(engine, path="/media")
+        assert server.port > 0
+    # The engine closed its server before freeing itself: the server's calls say CLOSED.
+    with pytest.raises(trunkline.TrunklineError) as e:
+        server.accept()
+    assert e.value.code == trunkline.Result.CLOSED
+    server.close()  # harmless once closed
+
+
 @pytest.mark.parametrize(
     "session",
     [

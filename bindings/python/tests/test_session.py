@@ -254,3 +254,14 @@ def test_async_events_follow_a_threaded_call():
 
     kinds = asyncio.run(asyncio.wait_for(run(), 20))
     assert kinds == ["connected", "started", "speech_started", "speech_stopped", "dtmf", "stopped"]
+
+
+def test_engine_settings_are_checked_against_their_fields():
+    # ctypes keeps the low bits of a value too large for its field: 2**32 + 8 would be 8.
+    for settings in ({"max_sessions": 2**32 + 8}, {"tick_ms": -1}, {"workers": 2**40}, {"worker_nice": 2**31}):
+        with pytest.raises(trunkline.TrunklineError) as e:
+            trunkline.Engine(**settings)
+        assert e.value.code == trunkline.Result.INVALID_ARGUMENT, settings
+    with pytest.raises(TypeError):
+        trunkline.Engine(tick_ms=1.5)
+

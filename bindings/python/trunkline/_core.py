@@ -7,6 +7,7 @@ import ctypes
 import math
 import os
 import threading
+import weakref
 from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Optional, Union
@@ -145,6 +146,12 @@ class Event:
 _UNSIGNED = (ctypes.c_ubyte, ctypes.c_ushort, ctypes.c_uint, ctypes.c_ulong, ctypes.c_ulonglong)
 
 
+def _wakeup_fd(handle: int) -> int:
+    fd = c_int32()
+    check(lib.trunkline_engine_wakeup_fd(handle, byref(fd)), "wakeup_fd")
+    return fd.value
+
+
 def unsigned_setting(struct: type, key: str, value):
     """`value` for field `key` of the C settings struct `struct`, checked if the field is an
     unsigned integer: TypeError if not an int, TrunklineError INVALID_ARGUMENT if the field cannot
@@ -266,9 +273,14 @@ class Engine(OwnedHandle):
         config = EngineConfig()
         check(lib.trunkline_engine_config_default(byref(config), sizeof(config)), "engine config")
         config.workers_per_core = workers is None
-        config.workers = workers or 0
-        config.max_sessions = max_sessions
-        config.tick_ms = tick_ms
+        # Checked against their C fields, as every setting is: ctypes would keep the low bits.
+        config.workers = unsigned_setting(EngineConfig, "workers", workers or 0)
+        config.max_sessions = unsigned_setting(EngineConfig, "max_sessions", max_sessions)
+        config.tick_ms = unsigned_setting(EngineConfig, "tick_ms", tick_ms)
+        if not isinstance(worker_nice, int) or isinstance(worker_nice, bool):
+            raise TypeError(f"worker_nice must be an int, got {type(worker_nice).__name__}")
+        if not -(2**31) <= worker_nice < 2**31:
+            raise TrunklineError(Result.INVALID_ARGUMENT, f"worker_nice = {worker_nice} does not fit its field")
         config.worker_nice = worker_nice
         handle = c_void_p()
         if manual_clock:
@@ -284,6 +296,8 @@ class Engine(OwnedHandle):
         self._waiting = 0
         self._idle = threading.Condition(self._lock)
         self._readers: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
+        # Servers started on this engine: close() frees them first, as the library requires.
+        self._servers: "weakref.WeakSet" = weakref.WeakSet()
 
     def _h(self) -> int:
         if self._handle is None:
@@ -293,16 +307,17 @@ class Engine(OwnedHandle):
     @property
     def wakeup_fd(self) -> int:
         """An fd that becomes readable when some session has output (for your event loop)."""
-        fd = c_int32()
-        check(lib.trunkline_engine_wakeup_fd(self._h(), byref(fd)), "wakeup_fd")
-        return fd.value
+        # Under the lock, as every call on the handle: close() cannot free the engine meanwhile.
+        with self._lock:
+            return _wakeup_fd(self._h())
 
     @property
     def prioritised_workers(self) -> int:
         """How many workers run at the requested `worker_nice` (all of them when it is 0; fewer
         when the system refused it, e.g. without CAP_SYS_NICE; 0 for an inline engine)."""
         count = c_uint32()
-        check(lib.trunkline_engine_prioritised_workers(self._h(), byref(count)), "prioritised_workers")
+        with self._lock:
+            check(lib.trunkline_engine_prioritised_workers(self._h(), byref(count)), "prioritised_workers")
         return count.value
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -419,11 +434,14 @@ class Engine(OwnedHandle):
         handle = c_void_p()
         if start is not None:
             c_start, keep = stream_start(start)
-            code = lib.trunkline_session_open_started(self._h(), byref(config), byref(c_start), byref(handle))
+            with self._lock:
+                code = lib.trunkline_session_open_started(self._h(), byref(config), byref(c_start), byref(handle))
             del keep  # read by the call only
             check(code, "session")
         else:
-            check(lib.trunkline_session_open(self._h(), byref(config), byref(handle)), "session")
+            with self._lock:
+                code = lib.trunkline_session_open(self._h(), byref(config), byref(handle))
+            check(code, "session")
         session = Session(self, handle.value, agent_rate)
         return session
 
@@ -446,18 +464,26 @@ class Engine(OwnedHandle):
                 loop.remove_reader(self.wakeup_fd)
 
     def _on_wakeup(self, loop: asyncio.AbstractEventLoop) -> None:
-        lib.trunkline_engine_clear_wakeup(self._h())
+        with self._lock:
+            if self._handle is None:
+                return
+            lib.trunkline_engine_clear_wakeup(self._handle)
         for flag in list(self._readers.get(loop, ())):
             flag.set()
 
     def close(self) -> None:
-        """Stops the workers. Sessions still open then raise CLOSED; a `wait()` blocked in
-        another thread returns (True) first."""
+        """Stops the workers. Servers started on it are closed first (their calls end); sessions
+        still open then raise CLOSED; a `wait()` blocked in another thread returns (True) first."""
         with self._lock:
             if self._handle is not None:
+                # Under the lock, so that no server starts meanwhile (a server's close() does not
+                # take it).
+                for server in list(self._servers):
+                    server.close()
+                fd = _wakeup_fd(self._handle)
                 for loop in list(self._readers):
                     if not loop.is_closed():
-                        loop.remove_reader(self.wakeup_fd)
+                        loop.remove_reader(fd)
                 self._readers.clear()
                 # New calls raise CLOSED from here; waits already inside the library must return
                 # before the free. One wake releases one wait, so wake until none is left (the
@@ -483,6 +509,7 @@ class Session(OwnedHandle):
         check(lib.trunkline_session_agent_format(handle, byref(fmt)), "agent_format")
         self.agent_format = _FORMAT_NAMES.get(fmt.value, "pcm")
         self._scratch = [_Scratch()]
+        self._events_lock = threading.Lock()
         self._count = lib.trunkline_session_stats_count()
         self._stat_names = [lib.trunkline_session_stats_name(i).decode() for i in range(self._count)]
 
@@ -725,15 +752,18 @@ class Session(OwnedHandle):
             s = pool.pop()
         except IndexError:
             s = _Scratch()
+        # One thread at a time: a barge-in's unheard segment tags are read after its event is
+        # polled, and the library keeps them only until the next such event is.
         try:
-            out = []
-            while True:
-                code = _poll_event(ptr, s.event_ref)
-                if code:
-                    if code == _EMPTY:
-                        return out
-                    raise TrunklineError(code, "events")
-                out.append(self._event(s.event))
+            with self._events_lock:
+                out = []
+                while True:
+                    code = _poll_event(ptr, s.event_ref)
+                    if code:
+                        if code == _EMPTY:
+                            return out
+                        raise TrunklineError(code, "events")
+                    out.append(self._event(s.event))
         finally:
             pool.append(s)
 

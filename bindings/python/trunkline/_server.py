@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextlib import contextmanager
 from ctypes import POINTER, addressof, byref, c_bool, c_size_t, c_uint16, c_uint64, c_void_p, cast, create_string_buffer, pointer, sizeof
 from typing import AsyncIterator, Iterable, Mapping, Optional, Sequence
 
@@ -64,8 +65,12 @@ class Server(OwnedHandle):
         config = ServerConfig()
         check(lib.trunkline_server_config_default(byref(config), sizeof(config)), "server config")
         # Keep the encoded strings alive until the start call returns.
-        strings = {k: (v.encode() if v is not None else None) for k, v in
-                   {"bind": bind, "path": path, "auth_token": auth_token, "public_url": public_url}.items()}
+        named = {"bind": bind, "path": path, "auth_token": auth_token, "public_url": public_url}
+        # TLS files (`tls_cert_pem`, `tls_key_pem`) are strings too.
+        for key in ("tls_cert_pem", "tls_key_pem"):
+            if key in limits:
+                named[key] = limits.pop(key)
+        strings = {k: (v.encode() if v is not None else None) for k, v in named.items()}
         for key, value in strings.items():
             setattr(config, key, value)
         # The session config is a struct of its own that the server config points to (NULL: the
@@ -84,13 +89,20 @@ class Server(OwnedHandle):
             if key not in dict(ServerConfig._fields_) or key in strings or key in not_limits:
                 raise TypeError(f"unknown server setting {key!r}")
             setattr(config, key, unsigned_setting(ServerConfig, key, value))
-        handle = c_void_p()
-        check(lib.trunkline_server_start(engine._h(), byref(config), byref(handle)), "server")
         self._engine = engine
-        self._handle: Optional[int] = handle.value
-        # Blocking calls in flight (drain, shutdown): close() waits for them before the free.
+        self._handle: Optional[int] = None
+        # Calls in flight (drain and shutdown block): close() waits for them before the free.
         self._blocking = 0
         self._idle = threading.Condition()
+        handle = c_void_p()
+        # Under the engine's lock: its close() cannot free it meanwhile, and closes this server
+        # before it does from now on.
+        with engine._lock:
+            code = lib.trunkline_server_start(engine._h(), byref(config), byref(handle))
+            if code == Result.OK:
+                self._handle = handle.value
+                engine._servers.add(self)
+        check(code, "server")
         self._count = lib.trunkline_server_stats_count()
         self._names = [lib.trunkline_server_stats_name(i).decode() for i in range(self._count)]
         # calls() iterators waiting for a call: shutdown() and close() wake them.
@@ -101,17 +113,33 @@ class Server(OwnedHandle):
             raise TrunklineError(Result.CLOSED, "server")
         return self._handle
 
+    @contextmanager
+    def _using(self):
+        """The handle for one call: close() from another thread waits for the call to return
+        before the free."""
+        with self._idle:
+            handle = self._h()
+            self._blocking += 1
+        try:
+            yield handle
+        finally:
+            with self._idle:
+                self._blocking -= 1
+                self._idle.notify_all()
+
     @property
     def port(self) -> int:
         """The TCP port the server listens on."""
         port = c_uint16()
-        check(lib.trunkline_server_local_port(self._h(), byref(port)), "port")
+        with self._using() as handle:
+            check(lib.trunkline_server_local_port(handle, byref(port)), "port")
         return port.value
 
     def accept(self) -> Optional[Session]:
         """The next call whose stream has started, or None."""
         handle = c_void_p()
-        code = lib.trunkline_server_accept(self._h(), byref(handle))
+        with self._using() as server:
+            code = lib.trunkline_server_accept(server, byref(handle))
         if code == Result.EMPTY:
             return None
         check(code, "accept")
@@ -167,7 +195,8 @@ class Server(OwnedHandle):
         uuids = [create_string_buffer(uuid.encode()) for uuid in allowed_calls]
         array = (c_void_p * max(len(uuids), 1))(*[addressof(u) for u in uuids])
         port = c_uint16()
-        code = lib.trunkline_server_listen_audiosocket(self._h(), bind.encode(), array, len(uuids), byref(port))
+        with self._using() as handle:
+            code = lib.trunkline_server_listen_audiosocket(handle, bind.encode(), array, len(uuids), byref(port))
         check(code, "listen_audiosocket")
         return port.value
 
@@ -176,20 +205,23 @@ class Server(OwnedHandle):
         "40325ec2-5efd-4bd3-805f-53576e581d13", any case, hyphens optional) until revoked:
         register a call before handing it to Asterisk. Raises TrunklineError INVALID_ARGUMENT for
         a string that is not a UUID."""
-        check(lib.trunkline_server_allow_audiosocket_call(self._h(), uuid.encode()), "allow_audiosocket_call")
+        with self._using() as handle:
+            check(lib.trunkline_server_allow_audiosocket_call(handle, uuid.encode()), "allow_audiosocket_call")
 
     def revoke_audiosocket_call(self, uuid: str) -> bool:
         """Stops allowing new AudioSocket connections for call `uuid` (a live one goes on);
         returns whether it was allowed."""
         was = c_bool()
-        check(lib.trunkline_server_revoke_audiosocket_call(self._h(), uuid.encode(), byref(was)), "revoke_audiosocket_call")
+        with self._using() as handle:
+            check(lib.trunkline_server_revoke_audiosocket_call(handle, uuid.encode(), byref(was)), "revoke_audiosocket_call")
         return was.value
 
     def stats(self) -> dict:
         """Connections, accepted, rejected (signature, path, capacity), timeouts, failures, active."""
         values = (c_uint64 * self._count)()
         n = c_size_t()
-        check(lib.trunkline_server_stats(self._h(), values, self._count, byref(n)), "server stats")
+        with self._using() as handle:
+            check(lib.trunkline_server_stats(handle, values, self._count, byref(n)), "server stats")
         return dict(zip(self._names, values[: n.value]))
 
     @property
@@ -197,7 +229,8 @@ class Server(OwnedHandle):
         """Whether the server takes new calls now, as its `/readyz` answers (200 when True):
         not draining, and below `max_sessions`."""
         out = c_bool()
-        check(lib.trunkline_server_ready(self._h(), byref(out)), "ready")
+        with self._using() as handle:
+            check(lib.trunkline_server_ready(handle, byref(out)), "ready")
         return out.value
 
     def drain(self, grace: float) -> bool:
@@ -224,20 +257,13 @@ class Server(OwnedHandle):
         ms = round(grace * 1000)
         if not 0 <= ms < 2**32:
             raise ValueError(f"{what}: grace must be 0 .. 4294967 s, got {grace!r}")
-        with self._idle:
-            handle = self._h()
-            self._blocking += 1
-        try:
+        with self._using() as handle:
             if what == "drain":
                 ended = c_bool()
                 check(lib.trunkline_server_drain(handle, ms, byref(ended)), what)
                 return ended.value
             check(lib.trunkline_server_shutdown(handle, ms), what)
             return True
-        finally:
-            with self._idle:
-                self._blocking -= 1
-                self._idle.notify_all()
 
     def close(self) -> None:
         """Shuts down at once (if running) and frees the server. While a drain() or shutdown()
