@@ -118,7 +118,10 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 // Failed in this step: retire it on the next pass.
                 now
             } else if sessions[i].is_stalled() {
-                now + MIN_SLEEP_US
+                // The host's taking a message wakes it; the tick only covers a take that came
+                // as the stall began, before the worker said it was stalled. (Stepped every
+                // 500 µs instead, a stalled session spent its worker's time polling.)
+                now + tick_us
             } else if let Some(until) = sessions[i].held_until() {
                 // Holding messages for the host: its next read wakes us; if it never comes, the
                 // hold runs out then (checked at least every tick, since room may free otherwise).

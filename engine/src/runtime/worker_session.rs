@@ -148,12 +148,15 @@ impl Outputs<'_> {
 
     /// The carrier messages due, while the outbound ring has room for one.
     fn transmit(&mut self, pipeline: &mut SessionPipeline, now_us: u64) {
-        self.stalled = false;
+        let was_stalled = std::mem::replace(&mut self.stalled, false);
         loop {
             if self.outbound.vacant_len() < records::HEADER + pipeline.max_transmit_len() {
                 if pipeline.transmit_due(now_us) {
-                    // Held, not lost: taking a message wakes the worker to send it.
-                    self.counts.outbound_stalls += 1;
+                    // Held, not lost: taking a message wakes the worker to send it. Counted once
+                    // per message held, not at every step that finds it still held.
+                    if !was_stalled {
+                        self.counts.outbound_stalls += 1;
+                    }
                     self.stalled = true;
                 }
                 return;
@@ -312,7 +315,8 @@ impl WorkerSession {
             counts,
             produced: false,
             produced_outbound: false,
-            stalled: false,
+            // As the last step left it: a message still held is not counted again.
+            stalled: *stalled,
         };
 
         *held_until = None;
