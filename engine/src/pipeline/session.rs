@@ -378,7 +378,9 @@ impl SessionPipeline {
     /// included: it comes from audio the carrier lost, not from audio it delivers late.
     pub fn agent_room_needed(&self, message_len: usize) -> usize {
         let Some(inbound) = &self.inbound else { return 0 };
-        let payload = message_len.min(self.payload.limit());
+        // A byte stream's chunk may hold many messages, each with a payload up to the limit.
+        let payload =
+            if self.deframer.is_some() { message_len } else { message_len.min(self.payload.limit()) };
         let released = self.reorder.held_samples() + self.reorder.window_samples();
         inbound.max_agent_len(payload + released)
     }

@@ -340,3 +340,53 @@ fn a_carrier_side_dropped_without_ending_the_stream_ends_it() {
     }
     assert!(matches!(events[0], Event::Started(_)), "{events:?}");
 }
+
+/// A byte-stream carrier (Asterisk AudioSocket) read in large chunks, as a socket gives them after
+/// a stall: each pushed chunk holds many messages (19 frames in 6 KiB here). While the host reads
+/// a frame's worth at a time, the worker waits for room for a whole chunk's audio, not for one
+/// message's: nothing is dropped.
+#[test]
+fn a_byte_stream_read_in_large_chunks_loses_no_audio_while_the_host_reads() {
+    fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind];
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+    let engine = threaded();
+    let config = SessionConfig { dialect: "audiosocket".into(), agent_rate: 8_000, ..Default::default() };
+    let mut s = engine.open_session(&config).unwrap();
+    let audio: Vec<i16> = (0..8_000 * 20).map(|i| ((i * 37) % 20_000 - 10_000) as i16).collect();
+    let mut stream = tlv(0x01, &[0x11; 16]);
+    for frame in audio.chunks(160) {
+        let bytes: Vec<u8> = frame.iter().flat_map(|v| v.to_le_bytes()).collect();
+        stream.extend(tlv(0x10, &bytes));
+    }
+    let mut got = vec![];
+    let mut pcm = [0i16; 160];
+    let mut read = |s: &mut Session, got: &mut Vec<i16>| {
+        let n = s.read_audio(&mut pcm);
+        got.extend_from_slice(&pcm[..n]);
+    };
+    for chunk in stream.chunks(6_144) {
+        loop {
+            match s.push(chunk, trunkline::MessageKind::Binary) {
+                Ok(()) => break,
+                Err(SessionError::Full) => {
+                    read(&mut s, &mut got);
+                    engine.wait(Some(Duration::from_millis(1)));
+                }
+                Err(e) => panic!("push: {e}"),
+            }
+        }
+        read(&mut s, &mut got);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < audio.len() && Instant::now() < deadline {
+        engine.wait(Some(Duration::from_millis(2)));
+        read(&mut s, &mut got);
+    }
+    let st = s.stats();
+    assert_eq!(st.agent_samples_dropped, 0, "{st:?}");
+    assert!(got == audio, "{} of {} samples, or different", got.len(), audio.len());
+}
