@@ -113,7 +113,7 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
                 retire(&engine, s);
                 continue;
             }
-            produced |= sessions[i].step(now, Some(&handle.latency));
+            produced |= sessions[i].step(now, Some((&handle.latency, &engine.clock)));
             let due = if sessions[i].is_closed() {
                 // Failed in this step: retire it on the next pass.
                 now

@@ -1,6 +1,7 @@
 //! The worker's side of a session: its pipeline and the worker ends of its rings.
 
 use super::agent_ring::AgentProd;
+use super::clock::EngineClock;
 use super::engine::WorkerRef;
 pub(crate) use super::hold::HoldPolicy;
 use super::hold::Room;
@@ -277,11 +278,12 @@ impl WorkerSession {
     /// and retired.
     ///
     /// `latency` counts, per carrier message, the time from its push to the end of its
-    /// processing (its audio is then in the agent ring); `None` for inline sessions.
+    /// processing (its audio is then in the agent ring), on `clock` read then; `None` for inline
+    /// sessions.
     ///
     /// In debug builds with the `alloc-guard` feature the step runs under the allocation guard
     /// (see [`crate::alloc_guard`]), on whichever thread runs it.
-    pub(crate) fn step(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
+    pub(crate) fn step(&mut self, now_us: u64, latency: Option<(&LatencyRecorder, &EngineClock)>) -> bool {
         let step = std::panic::AssertUnwindSafe(|| alloc_guard::forbid(|| self.step_inner(now_us, latency)));
         match std::panic::catch_unwind(step) {
             Ok(produced) => produced,
@@ -292,7 +294,7 @@ impl WorkerSession {
         }
     }
 
-    fn step_inner(&mut self, now_us: u64, latency: Option<&LatencyRecorder>) -> bool {
+    fn step_inner(&mut self, now_us: u64, latency: Option<(&LatencyRecorder, &EngineClock)>) -> bool {
         let Self {
             pipeline,
             shared,
@@ -365,8 +367,10 @@ impl WorkerSession {
             pipeline.handle_message_agent(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
             records::skip(inbound, len);
             finish_stop(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
-            if let Some(latency) = latency {
-                latency.record(waited_us);
+            if let Some((latency, clock)) = latency {
+                // To now, not to the pass's start: the message's own processing and the sessions
+                // stepped before it in the pass are part of its latency.
+                latency.record(latency::elapsed_since(h.a, clock.now_us()));
             }
             out.drain(pipeline, now_us);
         }
