@@ -258,3 +258,54 @@ fn a_mark_behind_audio_waiting_for_room_is_resolved_before_stopped() {
     mark_cleared_before_stopped(&mut session, &mut host, "reply-done");
     assert!(session.stats().flushed_samples > 0, "{:?}", session.stats());
 }
+
+/// On `Stopped` the counters count every event dropped to make room, those the stop's own events
+/// pushed out included. The host has not polled the call's key presses, its queue (4 events) is
+/// full, and the host does not count as reading (`read_hold_ms` 0), so the stop's events drop
+/// the oldest. The host looks once the first of them is published, during the worker's pause.
+#[test]
+fn on_stopped_the_events_dropped_to_make_room_for_the_stops_own_are_counted() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let config = SessionConfig { event_capacity: 4, read_hold_ms: 0, ..Default::default() };
+    let engine = Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap();
+    let mut session = engine.open_session(&config).unwrap();
+    push(&mut session, &connected());
+    push(&mut session, &start());
+    for i in 0..6 {
+        push(&mut session, &dtmf(i + 3, '5'));
+    }
+    // Marks still pending when the stream stops: the stop resolves them, one event each.
+    session.play(&[1000; 2400], AGENT_RATE).unwrap();
+    for name in ["a", "b", "c"] {
+        session.mark(name).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session.stats().dtmf_digits < 6 {
+        assert!(Instant::now() < deadline, "the key presses were not handled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let dropped_before = session.stats().events_dropped;
+    assert_eq!(dropped_before, 4, "8 events into a queue of 4");
+
+    let paused = Paused::after_each_event(Duration::from_millis(3));
+    let published = step_hook::events_published();
+    push(&mut session, &stop(9));
+    while step_hook::events_published() == published {
+        assert!(Instant::now() < deadline, "the stop made no event");
+        std::thread::yield_now();
+    }
+    let mut host = Host::default();
+    while !host.events.contains(&Event::Stopped) {
+        assert!(Instant::now() < deadline, "no Stopped: {:?}", host.events);
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    drop(paused);
+    // The worker's step over (its last pause, then its counters): what the call counted in all.
+    std::thread::sleep(Duration::from_millis(50));
+    let stopped = host.index_of(|e| *e == Event::Stopped);
+    let last = session.stats();
+    assert!(last.events_dropped > dropped_before, "the stop's events dropped none: {last:?}");
+    assert_eq!(host.stats_at_event[stopped].events_dropped, last.events_dropped, "on seeing Stopped");
+    assert_eq!(host.stats_at_event[stopped], last, "nothing counted after Stopped");
+}

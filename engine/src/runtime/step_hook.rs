@@ -17,7 +17,16 @@ pub fn pause_after_each_event(pause: Duration) {
     PAUSE_US.store(u64::try_from(pause.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Events the workers of the process have published so far (a test waits for the next before
+/// it looks).
+pub fn events_published() -> u64 {
+    EVENTS.load(Ordering::Acquire)
+}
+
 pub(crate) fn after_event() {
+    EVENTS.fetch_add(1, Ordering::Release);
     let us = PAUSE_US.load(Ordering::Relaxed);
     if us > 0 {
         std::thread::sleep(Duration::from_micros(us));

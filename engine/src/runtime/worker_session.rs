@@ -106,10 +106,10 @@ impl Outputs<'_> {
     /// One event the worker makes itself, after the counters.
     fn single_event(&mut self, pipeline: &SessionPipeline, event: RawEvent) {
         self.publish_counters(pipeline);
-        self.event(event);
+        self.event(pipeline, event);
     }
 
-    fn event(&mut self, event: RawEvent) {
+    fn event(&mut self, pipeline: &SessionPipeline, event: RawEvent) {
         if let RawEvent::BargeIn { reaction_us, .. } = event {
             // Into the engine's histogram as it happens (relaxed atomic adds), whatever becomes
             // of the event.
@@ -120,8 +120,18 @@ impl Outputs<'_> {
             self.shared.record_protocol_error(error.code());
         }
         let cut = matches!(event, RawEvent::BargeIn { .. } | RawEvent::Interrupted { .. });
-        if self.shared.push_event(event) {
+        // A full queue drops its oldest event for this one: that is counted, and the count
+        // published, before this event is there to be seen (a host that sees `Stopped` finds
+        // every drop of the call counted). Only the worker pushes, so a queue not full now
+        // drops nothing; one full now may have been polled meanwhile, and then dropped nothing.
+        let full = self.shared.events.is_full();
+        if full {
             self.counts.events_dropped += 1;
+            self.publish_counters(pipeline);
+        }
+        let dropped = self.shared.push_event(event);
+        if full && !dropped {
+            self.counts.events_dropped -= 1;
         }
         #[cfg(all(feature = "test-hooks", debug_assertions))]
         super::step_hook::after_event();
@@ -142,7 +152,7 @@ impl Outputs<'_> {
         if pipeline.has_events() {
             self.publish_counters(pipeline);
             while let Some(event) = pipeline.poll_event() {
-                self.event(event);
+                self.event(pipeline, event);
             }
         }
     }
