@@ -654,11 +654,9 @@ async fn drive<I: Inbox, O: Outbox>(
     };
     let _ = flush(&mut port, outbox, &mut out, &mut log.messages_out).await;
     log.session = Some(port.stats());
-    if !stop_seen && host_session.is_none() {
-        // The carrier vanished without a stop: tell the pipeline the stream ended, so the host
-        // gets its `stopped` event and nothing waits forever.
-        let _ = port.end_stream();
-    }
+    // No `end_stream` here: `port` dropped as this returns ends a stream the carrier left
+    // without a stop, so the host gets its `stopped` event (a stream already stopped, or never
+    // handed over, is left as it is).
     ctx.registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
     ending
 }

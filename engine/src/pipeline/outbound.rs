@@ -84,9 +84,6 @@ pub(crate) struct OutboundPath {
     pub(crate) frame_samples: u64,
     /// Length of one frame, µs.
     pub(crate) frame_us: u64,
-    /// A partial frame (the queue's tail, padded to a whole one) goes out once the carrier holds
-    /// less than this (see [`STARVING_US`]).
-    pub(crate) starving_us: u64,
 }
 
 /// How little audio the carrier may hold before a partial frame goes out padded rather than
@@ -94,7 +91,7 @@ pub(crate) struct OutboundPath {
 /// 20 ms frames have always been left, for the network's jitter). With Exotel's chunks of
 /// 100-400 ms, one frame would pad silence into an utterance whose next words a streaming TTS
 /// is still delivering, each time the chunk before had just begun to play.
-pub(crate) const STARVING_US: u64 = 40_000;
+const STARVING_US: u64 = 40_000;
 
 impl OutboundPath {
     /// Stages for a carrier taking `format` in frames of `frame_ms`, with a queue of `buffer_ms`.
@@ -136,8 +133,13 @@ impl OutboundPath {
             frame: vec![0; frame_bytes].into_boxed_slice(),
             frame_samples,
             frame_us: u64::from(frame_ms) * 1000,
-            starving_us: (u64::from(frame_ms) * 1000).min(STARVING_US),
         })
+    }
+
+    /// A partial frame (the queue's tail, padded to a whole one) goes out once the carrier holds
+    /// less than this, µs (see [`STARVING_US`]).
+    pub(crate) fn starving_us(&self) -> u64 {
+        self.frame_us.min(STARVING_US)
     }
 
     /// The frame last cut (`frame`) as the carrier takes it: the frame itself, or for G.722 and

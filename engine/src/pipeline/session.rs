@@ -349,7 +349,7 @@ impl SessionPipeline {
                     Some((self.playout.carrier_end_us() + o.frame_us).saturating_sub(self.lead_us))
                 } else {
                     // A partial tail waits until the carrier is about to run dry.
-                    Some(self.playout.carrier_end_us().saturating_sub(o.starving_us))
+                    Some(self.playout.carrier_end_us().saturating_sub(o.starving_us()))
                 }
             }
             _ => None,
@@ -1069,7 +1069,7 @@ impl SessionPipeline {
             return None;
         }
         // The carrier about to run dry: send what there is rather than let it.
-        let starving = ahead < outbound.starving_us;
+        let starving = ahead < outbound.starving_us();
         (queue.audio_len() >= queue.frame_bytes() || queue.mark_within_frame() || starving)
             .then_some(Next::Frame)
     }
@@ -1138,7 +1138,7 @@ impl SessionPipeline {
     fn send_frame(&mut self, now_us: u64) -> Option<MessageKind> {
         let outbound = self.outbound.as_mut()?;
         let ahead = self.playout.ahead_us(now_us);
-        let starving = ahead < outbound.starving_us;
+        let starving = ahead < outbound.starving_us();
         let bytes_per_sample = outbound.bytes_per_sample() as u64;
         let queue_from = outbound.queue.taken() / bytes_per_sample;
         let cut = outbound.queue.cut_frame(&mut outbound.frame, starving)?;

@@ -520,14 +520,20 @@ fn agent_audio_goes_out_in_20_ms_binary_frames_and_marks_play_when_the_module_ec
     assert!(stats.sync_marks_sent > 0);
 }
 
-#[test]
-fn an_interrupt_sends_kill_audio_and_the_cleared_echoes_report_marks_cleared() {
-    let clock = ManualClock::new();
+/// A started call (a 60 ms lead) playing 40 ms of audio and then a mark, "sent".
+fn started_with_a_mark_after_40_ms(clock: &ManualClock) -> (Engine, Session) {
     let config = SessionConfig { play_rate: RATE, lead_ms: 60, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
+    let (engine, mut s) = open(clock, &config);
     s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
     s.play(&vec![1000i16; 640], RATE).unwrap(); // 40 ms
     s.mark("sent").unwrap();
+    (engine, s)
+}
+
+#[test]
+fn an_interrupt_sends_kill_audio_and_the_cleared_echoes_report_marks_cleared() {
+    let clock = ManualClock::new();
+    let (_engine, mut s) = started_with_a_mark_after_40_ms(&clock);
     s.play(&vec![1000i16; 16_000], RATE).unwrap(); // one second
     s.mark("queued").unwrap();
     let mut module = FakeModule::new();
@@ -561,11 +567,7 @@ fn an_interrupt_sends_kill_audio_and_the_cleared_echoes_report_marks_cleared() {
 #[test]
 fn the_modules_cleared_label_is_taken_over_the_playout_model() {
     let clock = ManualClock::new();
-    let config = SessionConfig { play_rate: RATE, lead_ms: 60, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
-    s.play(&vec![1000i16; 640], RATE).unwrap(); // 40 ms
-    s.mark("sent").unwrap();
+    let (_engine, mut s) = started_with_a_mark_after_40_ms(&clock);
     s.play(&vec![1000i16; 16_000], RATE).unwrap();
     let mut module = FakeModule::new();
     assert!(module.receive(outbound(&mut s), FRAME_BYTES).is_empty());

@@ -747,14 +747,21 @@ fn l16_at_16_khz_passes_untouched_both_ways_in_20_ms_play_audio_frames() {
     assert!(sent[reply.len() * 2..].iter().all(|&b| b == 0));
 }
 
+/// A started call, 8 kHz both ways, whose marks are only the host's: what the model has played
+/// is then what the clock says, uncorrected by any echo.
+fn started_at_8_khz_without_sync_marks(clock: &ManualClock) -> (Engine, Session) {
+    let config =
+        SessionConfig { agent_rate: 8000, play_rate: 8000, sync_mark_interval_ms: 0, ..Default::default() };
+    let (engine, mut s) = open(clock, &config);
+    s.push_text(START).unwrap();
+    events(&mut s);
+    (engine, s)
+}
+
 #[test]
 fn checkpoints_reached_are_played_and_the_rest_are_cleared_at_the_clear() {
     let clock = ManualClock::new();
-    let config =
-        SessionConfig { agent_rate: 8000, play_rate: 8000, sync_mark_interval_ms: 0, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push_text(START).unwrap();
-    events(&mut s);
+    let (_engine, mut s) = started_at_8_khz_without_sync_marks(&clock);
     // 40 ms, "heard", 40 ms, "unheard", one second, "queued".
     s.play(&[1000; 320], 8000).unwrap();
     s.mark("heard").unwrap();
@@ -823,11 +830,7 @@ fn checkpoints_reached_are_played_and_the_rest_are_cleared_at_the_clear() {
 #[test]
 fn a_checkpoint_plivo_never_answers_after_a_clear_is_reported_cleared_after_the_grace() {
     let clock = ManualClock::new();
-    let config =
-        SessionConfig { agent_rate: 8000, play_rate: 8000, sync_mark_interval_ms: 0, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push_text(START).unwrap();
-    events(&mut s);
+    let (_engine, mut s) = started_at_8_khz_without_sync_marks(&clock);
     s.play(&[1000; 320], 8000).unwrap();
     s.mark("heard-by-the-model").unwrap();
     s.play(&vec![3000; 8000], 8000).unwrap();
