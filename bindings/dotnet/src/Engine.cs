@@ -19,6 +19,9 @@ namespace Trunkline
         readonly EngineHandle handle;
         readonly bool manualClock;
         readonly HashSet<Server> servers = new HashSet<Server>();
+        // Set by Dispose under the servers' lock: a server starts under that lock too, so Dispose
+        // either finds it among the servers it closes or the start is refused.
+        bool serversClosed;
         // Threads inside Wait, and whether Dispose has begun: Dispose wakes the waits in flight
         // (the SafeHandle would otherwise keep the engine until each one's timeout).
         int waiting;
@@ -134,9 +137,26 @@ namespace Trunkline
             return new Server(this, options);
         }
 
+        /// <summary>The lock a server starts under (see <see cref="AddServer"/>).</summary>
+        internal object ServersLock { get { return servers; } }
+
+        /// <summary>Registers a server just started; call it holding <see cref="ServersLock"/>
+        /// since before the start. Throws ObjectDisposedException once Dispose has begun.</summary>
         internal void AddServer(Server server)
         {
-            lock (servers) servers.Add(server);
+            lock (servers)
+            {
+                if (serversClosed) throw new ObjectDisposedException("Engine");
+                servers.Add(server);
+            }
+        }
+
+        internal void CheckServersOpen()
+        {
+            lock (servers)
+            {
+                if (serversClosed) throw new ObjectDisposedException("Engine");
+            }
         }
 
         internal void RemoveServer(Server server)
@@ -202,10 +222,29 @@ namespace Trunkline
             Native.Check(Native.trunkline_engine_wake(CheckedHandle()), "trunkline_engine_wake");
         }
 
-        /// <summary>Runs the blocking <see cref="Wait"/> on a thread-pool thread.</summary>
-        public Task<bool> WaitAsync(int timeoutMs, CancellationToken cancellationToken = default(CancellationToken))
+        /// <summary>Runs the blocking <see cref="Wait"/> on a thread-pool thread. Cancelling wakes
+        /// the wait (as <see cref="Wake"/> does) and throws OperationCanceledException, also
+        /// with no timeout (-1).</summary>
+        public async Task<bool> WaitAsync(int timeoutMs, CancellationToken cancellationToken = default(CancellationToken))
         {
-            return Task.Run(() => Wait(timeoutMs), cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            bool woken;
+            using (cancellationToken.Register(WakeIfOpen))
+                woken = await Task.Run(() => Wait(timeoutMs)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            return woken;
+        }
+
+        /// <summary><see cref="Wake"/> for a cancellation: a disposed engine has no wait to end.</summary>
+        internal void WakeIfOpen()
+        {
+            try
+            {
+                Wake();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
         }
 
         /// <summary>Resets the wakeup fd without blocking; true if it was signalled.</summary>
@@ -255,6 +294,7 @@ namespace Trunkline
             Server[] running;
             lock (servers)
             {
+                serversClosed = true;
                 running = new Server[servers.Count];
                 servers.CopyTo(running);
             }

@@ -78,9 +78,12 @@ namespace Trunkline
                     {
                         // The blocking wait runs on the thread pool, never on the caller's thread
                         // and never as a callback from an engine thread.
+                        // A cancellation wakes it (the next pass throws), since waitMs may be -1.
                         var engine = session.Engine;
                         int ms = waitMs;
-                        await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
+                        using (token.Register(engine.WakeIfOpen))
+                        using (token2.Register(engine.WakeIfOpen))
+                            await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
                     }
                 }
             }

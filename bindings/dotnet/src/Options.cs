@@ -108,7 +108,7 @@ namespace Trunkline
         public string Dialect { get; set; }
         /// <summary>A file the call is recorded to, in stereo (the caller on the first channel, the
         /// agent as the caller heard it on the second), closed when the session is: ".wav" (16-bit
-        /// PCM at 8 kHz), ".opus" or ".ogg" (Ogg Opus). Null or "": none. A file that cannot be
+        /// PCM at the carrier's rate), ".opus" or ".ogg" (Ogg Opus). Null or "": none. A file that cannot be
         /// created or another extension makes opening the session throw
         /// TrunklineException(Record).</summary>
         public string RecordPath { get; set; }
@@ -299,7 +299,9 @@ namespace Trunkline
         {
             if (!v.HasValue) return dflt;
             if (v.Value < TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, "must not be negative");
-            return checked((uint)v.Value.TotalMilliseconds);
+            // Rounded up, as Drain and Shutdown round their grace: a positive time under a
+            // millisecond is not 0 (which would turn pings off, or be refused).
+            return checked((uint)Math.Ceiling(v.Value.TotalMilliseconds));
         }
 
         /// <summary>The native config; its strings and session config are allocated in

@@ -29,44 +29,55 @@ namespace Trunkline
 
         /// <summary>Starts an offload server on <paramref name="engine"/>, which needs worker
         /// threads. Throws TrunklineException: InvalidArgument (an inline engine, a bad setting or
-        /// address, TLS without the library's `tls` feature or with unreadable PEM files), Io (the
-        /// address could not be bound, a dialect the library does not speak); ArgumentException for a
-        /// string containing NUL.</summary>
+        /// address, a dialect the library does not speak, TLS without the library's `tls` feature
+        /// or with unreadable PEM files), Io (the address could not be bound); ArgumentException
+        /// for a string containing NUL; ObjectDisposedException once the engine is disposed.</summary>
         public Server(Engine engine, ServerOptions options = null)
         {
             if (engine == null) throw new ArgumentNullException("engine");
             options = options ?? new ServerOptions();
-            var engineHandle = engine.CheckedHandle();
-            // The strings and the session config only need to live for the start call: the
-            // library copies them.
-            var memory = new NativeAllocations();
-            bool engineRef = false;
-            ServerHandle h = null;
-            try
+            // Started under the engine's servers' lock: an engine disposed meanwhile either closes
+            // this server or refuses it, never leaves it running.
+            lock (engine.ServersLock)
             {
-                var config = options.ToNative(memory);
-                // The server holds a reference on the engine's handle until it is freed.
-                engineHandle.DangerousAddRef(ref engineRef);
-                var r = Native.trunkline_server_start(engineHandle, ref config, out h);
-                if (r != ResultCode.Ok)
+                engine.CheckServersOpen();
+                var engineHandle = engine.CheckedHandle();
+                // The strings and the session config only need to live for the start call: the
+                // library copies them.
+                var memory = new NativeAllocations();
+                bool engineRef = false;
+                ServerHandle h = null;
+                try
                 {
-                    if (h != null) h.SetHandleAsInvalid();
-                    throw new TrunklineException(r, "trunkline_server_start");
+                    var config = options.ToNative(memory);
+                    // The server holds a reference on the engine's handle until it is freed.
+                    engineHandle.DangerousAddRef(ref engineRef);
+                    var r = Native.trunkline_server_start(engineHandle, ref config, out h);
+                    if (r != ResultCode.Ok)
+                    {
+                        if (h != null) h.SetHandleAsInvalid();
+                        throw new TrunklineException(r, "trunkline_server_start");
+                    }
+                    h.AdoptEngineReference(engineHandle);
+                    engineRef = false;
                 }
-                h.AdoptEngineReference(engineHandle);
-                engineRef = false;
+                finally
+                {
+                    memory.Dispose();
+                    if (engineRef) engineHandle.DangerousRelease();
+                }
+                this.engine = engine;
+                handle = h;
+                ushort p16;
+                var pr = Native.trunkline_server_local_port(handle, out p16);
+                if (pr != ResultCode.Ok)
+                {
+                    handle.Dispose(); // unregistered: nothing else would stop it
+                    throw new TrunklineException(pr, "trunkline_server_local_port");
+                }
+                port = p16;
+                engine.AddServer(this);
             }
-            finally
-            {
-                memory.Dispose();
-                if (engineRef) engineHandle.DangerousRelease();
-            }
-            this.engine = engine;
-            handle = h;
-            ushort p16;
-            Native.Check(Native.trunkline_server_local_port(handle, out p16), "trunkline_server_local_port");
-            port = p16;
-            engine.AddServer(this);
         }
 
         /// <summary>The engine the calls run on.</summary>

@@ -6,6 +6,7 @@ using System;
 using System.Collections.Generic;
 using System.Text;
 using System.Threading;
+using System.Threading.Tasks;
 
 namespace Trunkline
 {
@@ -100,6 +101,32 @@ namespace Trunkline
             {
                 Native.Check(Native.trunkline_session_push(H(), count == 0 ? null : p + offset, Native.N(count), (uint)kind), "trunkline_session_push");
             }
+        }
+
+        /// <summary>Push for async code: when the engine is behind (the inbound ring is full after a
+        /// burst), waits for it to catch up instead of throwing, for at most
+        /// <paramref name="timeout"/> (2 s when null); then throws TrunklineException with Code Full.
+        /// The burst waits in the carrier's socket meanwhile, which is the backpressure wanted.</summary>
+        public Task PushAsync(string message, TimeSpan? timeout = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (message == null) throw new ArgumentNullException("message");
+            return Backpressure.WhenTaken(() => Push(message), timeout, cancellationToken);
+        }
+
+        /// <summary>PushAsync for a binary message (see the text one).</summary>
+        public Task PushAsync(byte[] message, TimeSpan? timeout = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (message == null) throw new ArgumentNullException("message");
+            return Backpressure.WhenTaken(() => Push(message, 0, message.Length, MessageKind.Binary), timeout, cancellationToken);
+        }
+
+        /// <summary>PushAsync for <paramref name="count"/> bytes of a message of kind
+        /// <paramref name="kind"/> (see the text one). The bytes are read when the push is taken:
+        /// leave the buffer alone until the task completes.</summary>
+        public Task PushAsync(byte[] buffer, int offset, int count, MessageKind kind, TimeSpan? timeout = null, CancellationToken cancellationToken = default(CancellationToken))
+        {
+            CheckRange(buffer, offset, count);
+            return Backpressure.WhenTaken(() => Push(buffer, offset, count, kind), timeout, cancellationToken);
         }
 
         // ---- caller audio
@@ -487,10 +514,12 @@ namespace Trunkline
         /// and throws OperationCanceledException when cancelled (ObjectDisposedException if the
         /// session or engine is disposed under it). The engine's wakeup is shared by
         /// its sessions, so another waiter may take a wakeup meant for this one; waitMs bounds the
-        /// delay that can cause.
+        /// delay that can cause. waitMs is positive, or -1 for no limit (a cancellation still wakes
+        /// the wait); 0 would spin and is refused (ArgumentOutOfRangeException).
         /// </summary>
         public IAsyncEnumerable<Event> EventsAsync(CancellationToken cancellationToken = default(CancellationToken), int waitMs = 20)
         {
+            if (waitMs == 0 || waitMs < -1) throw new ArgumentOutOfRangeException("waitMs", "positive, or -1 for no limit");
             return new EventStream(this, cancellationToken, waitMs);
         }
 

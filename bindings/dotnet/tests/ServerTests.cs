@@ -115,6 +115,9 @@ namespace Trunkline.Tests
                 Assert.Throws<ArgumentOutOfRangeException>(() => engine.Serve(new ServerOptions { IdleTimeout = TimeSpan.FromSeconds(-1) }), "negative timeout");
                 Assert.Equal(ResultCode.InvalidArgument, CodeOf(() => engine.Serve(new ServerOptions { SendTimeout = TimeSpan.Zero }), "send timeout"), "SendTimeout 0");
 
+                // A time under a millisecond rounds up to one (it was cut to 0, refused here).
+                engine.Serve(new ServerOptions { SendTimeout = TimeSpan.FromTicks(9000), PingInterval = TimeSpan.FromTicks(5000) }).Dispose();
+
                 var server = engine.Serve();
                 Assert.True(server.Port > 0 && server.Port < 65536, "port " + server.Port);
                 Assert.True(server.Engine == engine, "Engine");
@@ -150,6 +153,35 @@ namespace Trunkline.Tests
                 Assert.True(running.Handle.IsClosed, "the engine disposed its server");
                 Assert.Throws<ObjectDisposedException>(() => running.Accept(), "accept on a server of a disposed engine");
                 Assert.Throws<ObjectDisposedException>(() => third.Serve(), "serve on a disposed engine");
+            }
+        }
+
+        public static void TestAServerStartedWhileItsEngineIsDisposedIsClosedOrRefused()
+        {
+            // Dispose closes the servers it finds, then frees the engine once they are freed: a
+            // server whose start raced it must not be left running on an engine that is gone.
+            for (int i = 0; i < 40; i++)
+            {
+                var engine = new Engine(1);
+                var first = engine.Serve(new ServerOptions { Bind = "127.0.0.1:0" });
+                var go = new ManualResetEventSlim();
+                var starting = Task.Run(() =>
+                {
+                    go.Wait();
+                    try
+                    {
+                        return engine.Serve(new ServerOptions { Bind = "127.0.0.1:0" });
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return null;
+                    }
+                });
+                go.Set();
+                engine.Dispose();
+                var late = starting.Result;
+                Assert.True(first.Handle.IsClosed, "the first server was closed");
+                if (late != null) Assert.True(late.Handle.IsClosed, "a server started during Dispose was closed (round " + i + ")");
             }
         }
 

@@ -172,6 +172,83 @@ namespace Trunkline.Tests
 
         /// <summary>The same call on a worker thread, five times faster than real time, with the
         /// events consumed through the IAsyncEnumerable on another task.</summary>
+        public static async Task TestPushAsyncWaitsOutAFullInboundRingInsteadOfThrowing()
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            using (var engine = new Engine(1))
+            // The ring holds two maximal messages (a message never wraps around its end).
+            using (var s = engine.OpenSession(new SessionOptions { InboundRingBytes = 4096, MaxMessageBytes = 2000, AgentRingMs = 10000 }))
+            {
+                var msgs = new List<string> { Twilio.Connected(), Twilio.Start() };
+                // Far more than the ring holds: a worker keeps pace with a few hundred synchronous
+                // pushes, not with 2,000. The fixture's audio is reused, so every payload is real.
+                const int frames = 2000;
+                int inFixture = caller.Length / 160;
+                for (int i = 0; i < frames; i++)
+                    msgs.Add(Twilio.Media(i + 2, i + 1, i * 20, caller, (i % inFixture) * 160, 160));
+                int taken = 0;
+                var full = Assert.Throws<TrunklineException>(() =>
+                {
+                    foreach (var m in msgs) { s.Push(m); taken++; }
+                }, "synchronous pushes run into Full");
+                Assert.Equal(ResultCode.Full, full.Code, "code");
+                for (int i = taken; i < msgs.Count; i++) await s.PushAsync(msgs[i]);
+                var sw = Stopwatch.StartNew();
+                while (s.Stats()["media_frames_in"] < frames && sw.ElapsedMilliseconds < 10000) engine.Wait(20);
+                var stats = s.Stats();
+                Assert.True(stats["messages_refused_full"] >= 1, "the ring was full at least once");
+                Assert.Equal((ulong)frames, stats["media_frames_in"], "every frame taken");
+            }
+        }
+
+        public static async Task TestPushAsyncGivesUpWithFullAfterItsTimeout()
+        {
+            List<long[]> labels;
+            var caller = Twilio.Speech(out labels);
+            using (var engine = new Engine(1))
+            // A host that has just read audio and then stops: the caller PCM ring (40 ms) fills and
+            // the carrier's messages wait in the inbound ring for a read that does not come.
+            using (var s = engine.OpenSession(new SessionOptions { InboundRingBytes = 4096, MaxMessageBytes = 2000, AgentRingMs = 40, ReadHoldMs = 60000 }))
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                s.ReadAudio();
+                int i = 0;
+                var filling = Stopwatch.StartNew();
+                while (true)
+                {
+                    try { s.Push(Twilio.Media(i + 2, i + 1, i * 20, caller, i * 160, 160)); i++; }
+                    catch (TrunklineException e) when (e.Code == ResultCode.Full) { break; }
+                    if (filling.ElapsedMilliseconds > 5000) throw new AssertionException("the ring never filled");
+                    engine.Wait(1);
+                }
+                var next = Twilio.Media(i + 2, i + 1, i * 20, caller, i * 160, 160);
+                var sw = Stopwatch.StartNew();
+                var ex = await AssertThrowsAsync<TrunklineException>(() => s.PushAsync(next, TimeSpan.FromMilliseconds(50)));
+                Assert.Equal(ResultCode.Full, ex.Code, "code");
+                Assert.True(sw.ElapsedMilliseconds >= 50, "waited its timeout: " + sw.ElapsedMilliseconds + " ms");
+                using (var cts = new CancellationTokenSource(30))
+                    await AssertThrowsAsync<OperationCanceledException>(() => s.PushAsync(next, TimeSpan.FromSeconds(10), cts.Token));
+                // Reading makes room: the same message is then taken.
+                s.ReadAudio();
+                await s.PushAsync(next);
+            }
+        }
+
+        static async Task<T> AssertThrowsAsync<T>(Func<Task> action) where T : Exception
+        {
+            try
+            {
+                await action();
+            }
+            catch (T ex)
+            {
+                return ex;
+            }
+            throw new AssertionException("expected " + typeof(T).Name + ", nothing was thrown");
+        }
+
         public static async Task TestFullCallThreadedWithAsyncEventStream()
         {
             List<long[]> labels;

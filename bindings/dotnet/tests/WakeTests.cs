@@ -83,6 +83,36 @@ namespace Trunkline.Tests
             engine.Dispose();
         }
 
+        public static async Task TestCancellingEndsAnEventStreamAndAWaitWithoutTimeout()
+        {
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                using (var cts = new CancellationTokenSource())
+                {
+                    var stream = s.EventsAsync(cts.Token, -1).GetAsyncEnumerator();
+                    var moving = stream.MoveNextAsync().AsTask();
+                    await Task.Delay(100);
+                    Assert.True(!moving.IsCompleted, "the stream is waiting");
+                    cts.Cancel();
+                    var done = await Task.WhenAny(moving, Task.Delay(5000));
+                    Assert.True(done == moving, "the stream ended when cancelled");
+                    Assert.True(moving.IsCanceled || moving.Exception?.InnerException is OperationCanceledException, "cancelled: " + moving.Status);
+                }
+                using (var cts = new CancellationTokenSource())
+                {
+                    var waiting = engine.WaitAsync(-1, cts.Token);
+                    await Task.Delay(100);
+                    Assert.True(!waiting.IsCompleted, "the wait is waiting");
+                    cts.Cancel();
+                    var done = await Task.WhenAny(waiting, Task.Delay(5000));
+                    Assert.True(done == waiting, "the wait ended when cancelled");
+                    Assert.True(waiting.IsCanceled || waiting.Exception?.InnerException is OperationCanceledException, "cancelled: " + waiting.Status);
+                }
+                Assert.Throws<ArgumentOutOfRangeException>(() => s.EventsAsync(CancellationToken.None, 0), "a wait of 0 would spin");
+            }
+        }
+
         public static async Task TestDisposingTheEngineEndsAnEventStreamWithoutTimeout()
         {
             // waitMs -1: the stream's wait on the thread pool has no timeout; only the engine's
