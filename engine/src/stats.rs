@@ -186,7 +186,9 @@ counters! {
     /// Of those, times it was turned back up: the speech was too short to interrupt.
     duck_restores,
     /// Audio a recording of the call lost, ms (caller and agent audio summed): the recorder did
-    /// not keep up and its hand-off ring was full. The recording has silence there.
+    /// not keep up and its hand-off ring was full (the recording has silence there), or the file
+    /// could not be written (a full disk, an IO error: the recording ends at its last flush, and
+    /// every later moment counts both channels).
     recording_dropped_ms,
     /// Streams whose caller audio could not be echo-reduced (`SessionConfig::echo_reduction`):
     /// the canceller works at 8 kHz, and the agent's audio went out at a rate that is not a

@@ -442,9 +442,6 @@ impl SessionPipeline {
         self.playout.set_rate(outbound.rate());
         let media_len = self.dialect.max_media_message_len(outbound.max_wire_len());
         self.message = Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
-        if let Some(tap) = self.tap.as_mut() {
-            tap.started(start.media_format.sample_rate, out_format.sample_rate, out_format.encoding);
-        }
         // The canceller works at 8 kHz, its reference the agent's frames brought down to it: at
         // a rate that is not a multiple of 8 kHz (none a carrier is sent at), the caller's audio
         // is delivered as received, and counted.
@@ -460,6 +457,11 @@ impl SessionPipeline {
             self.reorder.set_rate(inbound.rate());
         }
         self.inbound = inbound.as_ref().ok().map(|_| ()).and(inbound.ok());
+        // The recording's caller track runs at the rate the caller's audio is delivered at, which
+        // is not the announced one for Opus (decoded at most at 24 kHz) or G.722 (always 16 kHz).
+        if let (Some(tap), Some(inbound)) = (self.tap.as_mut(), self.inbound.as_ref()) {
+            tap.started(inbound.rate(), out_format.sample_rate, out_format.encoding);
+        }
         let supported = self.inbound.is_some();
         self.events.push(RawEvent::Started(start));
         if !supported {

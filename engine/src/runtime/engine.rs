@@ -165,8 +165,9 @@ impl EngineShared {
     ) -> Result<Session, EngineError> {
         let config = &checked(config, dialect.as_ref())?;
         let mut pipeline = SessionPipeline::new(config, dialect)?;
-        // The file is created here, on the host's thread: a path that cannot be recorded to
-        // refuses the open. The tap goes in before the stream can start (it learns the formats).
+        // The tap goes in before the stream can start (it learns the formats); the file is
+        // created once the start is taken, on the host's thread: a path that cannot be recorded
+        // to refuses the open, and an open refused otherwise leaves the path as it was.
         let pending = match config.record_path.as_deref().map(recorder::open).transpose()? {
             Some((tap, pending)) => {
                 pipeline.set_tap(Box::new(tap));
@@ -174,29 +175,29 @@ impl EngineShared {
             }
             None => None,
         };
-        let started = match start {
+        if let Some(start) = start {
             // Here, on the host's thread, before any worker sees the session (it allocates).
-            Some(start) => pipeline.start_with(start).map_err(EngineError::Start),
-            None => Ok(()),
-        };
-        let recording = started.and_then(|()| match pending {
-            Some(pending) => {
-                let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
-                if recorder.is_none() {
-                    *recorder = Some(Recorder::start()?);
-                }
-                if let Some(recorder) = recorder.as_ref() {
-                    recorder.add(pending);
-                }
-                Ok(())
-            }
-            None => Ok(()),
-        });
-        if let (Err(_), Some(path)) = (&recording, &config.record_path) {
-            // The session does not open: no file is left behind.
-            let _ = std::fs::remove_file(path);
+            pipeline.start_with(start).map_err(EngineError::Start)?;
         }
-        recording?;
+        if let Some(pending) = pending {
+            let opened = pending.create()?;
+            let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+            if recorder.is_none() {
+                match Recorder::start() {
+                    Ok(started) => *recorder = Some(started),
+                    Err(e) => {
+                        // The session does not open: no file is left behind.
+                        if let Some(path) = &config.record_path {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+            if let Some(recorder) = recorder.as_ref() {
+                recorder.add(opened);
+            }
+        }
         let shared = SessionShared::new(config.event_capacity, self.now_us());
         let registration = self.totals.register(shared.counters.clone());
         let session_shared = Arc::new(shared.with_registration(registration));

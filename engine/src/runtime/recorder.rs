@@ -5,7 +5,8 @@
 //! session ([`RecordTap`], the pipeline's [`CallTap`]): caller audio as delivered, each frame sent
 //! to the carrier (still in the carrier's encoding) with where the caller hears it, and the cuts
 //! of clears. A full ring drops the record and counts it (`recording_dropped_ms`); room is kept
-//! for the cut and stop records, so a clear is never lost.
+//! for the cut and stop records, so a clear is never lost. Audio the recorder thread cannot write
+//! (a full disk, an IO error) is counted in the same figure, through an atomic the tap reads.
 //!
 //! One recorder thread per engine (started with its first recording session) serves every
 //! recording: it drains the rings every 20 ms, decodes the agent's frames, and writes a sample of
@@ -26,7 +27,9 @@ use ringbuf::traits::{Observer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -106,9 +109,23 @@ pub(crate) struct RecordTap {
     agent_end: u64,
     /// Caller-rate samples of audio dropped.
     dropped: u64,
+    /// Samples the recorder thread could not write (both channels summed), at the caller's rate.
+    unwritten: Arc<AtomicU64>,
 }
 
 impl RecordTap {
+    fn new(prod: HeapProd<u8>, unwritten: Arc<AtomicU64>) -> Self {
+        Self {
+            prod,
+            caller_rate: 8_000,
+            agent_rate: 8_000,
+            agent_bytes: 1,
+            agent_end: 0,
+            dropped: 0,
+            unwritten,
+        }
+    }
+
     fn send(&mut self, header: Header, body: &[u8], reserve: usize) -> bool {
         records::write(&mut self.prod, header, &[body], reserve)
     }
@@ -164,26 +181,45 @@ impl CallTap for RecordTap {
     }
 
     fn dropped_ms(&self) -> u64 {
-        self.dropped * 1000 / u64::from(self.caller_rate.max(1))
+        let lost = self.dropped + self.unwritten.load(Ordering::Relaxed);
+        lost * 1000 / u64::from(self.caller_rate.max(1))
     }
 }
 
-/// A recording opened on the host's thread, not yet handed to the recorder.
+/// A recording whose format is known and whose file is not created yet (see [`open`]).
 pub(crate) struct PendingRecording {
+    path: PathBuf,
+    format: Format,
+    cons: HeapCons<u8>,
+    unwritten: Arc<AtomicU64>,
+}
+
+/// A recording with its file, on the host's thread, not yet handed to the recorder.
+pub(crate) struct OpenedRecording {
     format: Format,
     file: File,
     cons: HeapCons<u8>,
+    unwritten: Arc<AtomicU64>,
 }
 
-/// Creates the recording's file and its ring (on the host's thread, at open).
+/// Checks the recording's format and makes its ring (on the host's thread, at open); the file is
+/// created by [`PendingRecording::create`] once the session is sure to open, so that an open
+/// refused for another reason leaves a file already at the path as it was.
 pub(crate) fn open(path: &Path) -> Result<(RecordTap, PendingRecording), EngineError> {
-    let refuse = |reason: String| EngineError::Record { path: path.to_owned(), reason };
-    let format = format_of(path).map_err(refuse)?;
-    let file = File::create(path).map_err(|e| refuse(e.to_string()))?;
+    let format = format_of(path).map_err(|reason| EngineError::Record { path: path.to_owned(), reason })?;
     let (prod, cons) = HeapRb::<u8>::new(RING_BYTES).split();
-    let tap =
-        RecordTap { prod, caller_rate: 8_000, agent_rate: 8_000, agent_bytes: 1, agent_end: 0, dropped: 0 };
-    Ok((tap, PendingRecording { format, file, cons }))
+    let unwritten = Arc::new(AtomicU64::new(0));
+    let tap = RecordTap::new(prod, unwritten.clone());
+    Ok((tap, PendingRecording { path: path.to_owned(), format, cons, unwritten }))
+}
+
+impl PendingRecording {
+    /// Creates the file, replacing one at the path.
+    pub(crate) fn create(self) -> Result<OpenedRecording, EngineError> {
+        let file = File::create(&self.path)
+            .map_err(|e| EngineError::Record { path: self.path.clone(), reason: e.to_string() })?;
+        Ok(OpenedRecording { format: self.format, file, cons: self.cons, unwritten: self.unwritten })
+    }
 }
 
 /// A recording tap as sessions get one, for this workspace's benchmarks (`internals`): its ring
@@ -193,8 +229,7 @@ pub(crate) fn open(path: &Path) -> Result<(RecordTap, PendingRecording), EngineE
 pub fn bench_tap() -> (Box<dyn CallTap>, Box<dyn FnMut() + Send>) {
     use ringbuf::traits::Consumer;
     let (prod, mut cons) = HeapRb::<u8>::new(RING_BYTES).split();
-    let tap =
-        RecordTap { prod, caller_rate: 8_000, agent_rate: 8_000, agent_bytes: 1, agent_end: 0, dropped: 0 };
+    let tap = RecordTap::new(prod, Arc::default());
     (
         Box::new(tap),
         Box::new(move || {
@@ -204,7 +239,7 @@ pub fn bench_tap() -> (Box<dyn CallTap>, Box<dyn FnMut() + Send>) {
 }
 
 enum Control {
-    Add(PendingRecording),
+    Add(OpenedRecording),
     Stop,
 }
 
@@ -223,7 +258,7 @@ impl Recorder {
     }
 
     /// Hands a recording to the thread.
-    pub(crate) fn add(&self, recording: PendingRecording) {
+    pub(crate) fn add(&self, recording: OpenedRecording) {
         let _ = self.tx.send(Control::Add(recording));
     }
 }
@@ -289,6 +324,8 @@ struct Recording {
     file: Option<File>,
     sink: Option<Sink>,
     cons: HeapCons<u8>,
+    /// Shared with the tap: samples that could not be written.
+    unwritten: Arc<AtomicU64>,
     rate: u32,
     agent_rate: u32,
     agent_encoding: AudioEncoding,
@@ -305,12 +342,13 @@ struct Recording {
 }
 
 impl Recording {
-    fn new(p: PendingRecording) -> Self {
+    fn new(p: OpenedRecording) -> Self {
         Self {
             format: p.format,
             file: Some(p.file),
             sink: None,
             cons: p.cons,
+            unwritten: p.unwritten,
             rate: 8_000,
             agent_rate: 8_000,
             agent_encoding: AudioEncoding::Mulaw,
@@ -444,10 +482,13 @@ impl Recording {
             Sink::Wav(w) => frames.iter().try_for_each(|&s| w.write_sample(s)).is_ok(),
             #[cfg(feature = "opus")]
             Sink::Opus(o) => o.write(&frames).is_ok(),
-            Sink::Broken => true,
+            Sink::Broken => false,
         };
         if !ok {
+            // Lost from the file on both channels (a failed write leaves the sink broken for good:
+            // a file cut mid-sample cannot be continued).
             self.sink = Some(Sink::Broken);
+            self.unwritten.fetch_add(2 * n as u64, Ordering::Relaxed);
         }
         self.caller.drain(..n.min(self.caller.len()));
         self.agent.drain(..n.min(self.agent.len()));

@@ -336,6 +336,47 @@ fn telnyx_opus_caller_audio_reaches_the_agent() {
 }
 
 #[test]
+fn an_opus_call_is_recorded_at_the_rate_its_audio_is_decoded_at_not_the_announced_one() {
+    // Opus is announced at 48 kHz (RTP's clock) and decoded at the agent's 16 kHz: the recording's
+    // caller channel holds 16 kHz audio, so its header must say 16 kHz, or it plays three times
+    // too fast and drifts from the agent's channel.
+    let path = std::env::temp_dir().join(format!("trunkline-opus-record-{}.wav", std::process::id()));
+    let clock = ManualClock::new();
+    let engine = trunkline::Engine::with_manual_clock(
+        trunkline::EngineConfig { workers: Some(0), ..Default::default() },
+        clock.clone(),
+    )
+    .unwrap();
+    let config = SessionConfig {
+        agent_rate: 16_000,
+        play_rate: 16_000,
+        sync_mark_interval_ms: 0,
+        record_path: Some(path.clone()),
+        ..Default::default()
+    };
+    let mut s = engine.open_session_with(&config, dialect_by_name("telnyx;codec=OPUS").unwrap()).unwrap();
+    s.push_text(&telnyx_start("OPUS", 48_000)).unwrap();
+    let packets = opus_packets(&tones(48_000, 48_000), 48_000);
+    assert_eq!(packets.len(), 50);
+    for (k, packet) in packets.iter().enumerate() {
+        clock.advance(std::time::Duration::from_millis(20));
+        s.push_text(&telnyx_media(k as u64, packet)).unwrap();
+        read_all(&mut s);
+    }
+    s.push_text(&json!({"event": "stop", "sequence_number": "60", "stream_id": STREAM_ID}).to_string())
+        .unwrap();
+    drop(s);
+    drop(engine);
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    let spec = reader.spec();
+    let frames = reader.samples::<i16>().count() / usize::from(spec.channels);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(spec.sample_rate, 16_000);
+    // One second of the caller, at the header's rate.
+    assert_eq!(frames, 16_000);
+}
+
+#[test]
 fn telnyx_opus_agent_audio_goes_out_one_packet_per_message_each_decoding_alone_to_20_ms() {
     for (spec, rate) in [("telnyx;codec=OPUS", 16_000u32), ("telnyx;codec=OPUS;rate=48000", 48_000)] {
         let clock = ManualClock::new();

@@ -292,6 +292,24 @@ fn an_ogg_opus_recording_is_valid_and_decodes_to_the_same_call() {
 }
 
 #[test]
+fn audio_a_full_disk_keeps_out_of_the_recording_is_counted_as_dropped() {
+    // The recording's path leads to /dev/full: every write fails with ENOSPC (once the file's
+    // buffer fills, a quarter of a second of audio in). The call goes on; what the file lost is
+    // counted where a host looks for a recording's losses.
+    for name in ["full.wav", "full.opus"] {
+        let path = temp_path(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let (_, stats) = call(&path, None);
+        let _ = std::fs::remove_file(&path);
+        println!("{name}: recording_dropped_ms {}", stats.recording_dropped_ms);
+        // 5 s of call, both channels: all but the first buffer's worth, less what the recorder
+        // had not taken yet when the counters were read.
+        assert!(stats.recording_dropped_ms > 4_000, "{name}: {} ms", stats.recording_dropped_ms);
+    }
+}
+
+#[test]
 fn a_session_dropped_mid_call_leaves_a_readable_recording() {
     let path = temp_path("dropped.wav");
     // Recording on a threaded engine, to see the file while the call is still going.
@@ -419,8 +437,13 @@ fn a_session_opened_started_records_and_one_refused_leaves_no_file() {
         ..start.clone()
     };
     let config = SessionConfig { record_path: Some(refused.clone()), ..Default::default() };
-    assert!(matches!(engine.open_session_started(&config, odd), Err(EngineError::Start(_))));
+    assert!(matches!(engine.open_session_started(&config, odd.clone()), Err(EngineError::Start(_))));
     assert!(!refused.exists(), "a refused open left its recording");
+    // Nor does it touch a file already there (another call's recording).
+    std::fs::write(&refused, b"an earlier call").unwrap();
+    assert!(matches!(engine.open_session_started(&config, odd), Err(EngineError::Start(_))));
+    assert_eq!(std::fs::read(&refused).unwrap(), b"an earlier call");
+    std::fs::remove_file(&refused).unwrap();
 
     let path = temp_path("started.wav");
     let config = SessionConfig { record_path: Some(path.clone()), ..Default::default() };
