@@ -98,7 +98,11 @@ struct Voicing {
 impl Voicing {
     /// The voiced time of the utterance this speech belongs to, up to its last voiced frame.
     fn utterance_voiced_ms(&self) -> u32 {
-        if self.joined && self.voiced_ms > 0 { self.end_ms.saturating_sub(self.joined_from) } else { self.voiced_ms }
+        if self.joined && self.voiced_ms > 0 {
+            self.end_ms.saturating_sub(self.joined_from)
+        } else {
+            self.voiced_ms
+        }
     }
 }
 
@@ -140,6 +144,10 @@ pub struct BargeInDetector {
     rejoin: Option<Rejoin>,
     /// Onset of the speech that last fired (or was seen with the agent silent), to fire once.
     handled_onset: Option<u32>,
+    /// That speech reached the minimum with the agent quiet: a turn, not an interruption.
+    took_turn: bool,
+    /// A turn the agent began answering while it was still confirmed (see [`Answered`]).
+    answered: Option<Answered>,
     /// Onset of the speech being watched for ducking, its voiced time, and when that last grew:
     /// the stream time and the engine time, ms (the engine's in 32 bits, wrapping: only the time
     /// since is taken, well within 49 days).
@@ -152,6 +160,21 @@ pub struct BargeInDetector {
     restored: Option<Restored>,
     /// The speech held because its sound held one level (onset, voiced ms when last so).
     steady: Option<(u32, u32)>,
+}
+
+/// Caller speech taken as a turn that the agent began to answer while it was still confirmed: an
+/// early end of turn (`end_of_turn`), or a reply started in the hangover. What the caller voices
+/// over the answer is judged as a speech of its own, from its first voiced frame over it, so
+/// that they can still interrupt an answer that came too soon; the voicing before the answer,
+/// and the pause up to it, do not count (an "mm-hm" over the answer stays one).
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    /// The turn's onset, stream ms.
+    onset: u32,
+    /// Its voiced time when the agent was first seen, then when it was first voiced over it.
+    voiced_at: u32,
+    /// Where that first voiced frame over the agent began, stream ms (0: not yet).
+    first_ms: u32,
 }
 
 /// Speech that let the ducked agent up, on a line whose noise can break its voicing.
@@ -191,6 +214,8 @@ impl BargeInDetector {
                 stopped_short: None,
             }),
             handled_onset: None,
+            took_turn: false,
+            answered: None,
             watched: None,
             ducked: false,
             hold_after_restore: false,
@@ -213,12 +238,17 @@ impl BargeInDetector {
     /// barge-in fires.
     pub fn check(&mut self, onset_ms: Option<u64>, voiced_ms: u64, agent_active: bool) -> Option<u64> {
         let onset = onset_ms?;
-        if !self.enabled || self.handled_onset == Some(ms32(onset)) || voiced_ms < u64::from(self.min_speech_ms) {
+        if !self.enabled
+            || self.handled_onset == Some(ms32(onset))
+            || voiced_ms < u64::from(self.min_speech_ms)
+        {
             return None;
         }
-        // Speech that started while the agent was quiet is a turn, not an interruption; it keeps
-        // that status even if the agent starts talking over it.
+        // Speech that reached the minimum while the agent was quiet is a turn, not an
+        // interruption: what it voiced so far never interrupts (see [`Answered`] for what it
+        // voices over an answer).
         self.handled_onset = Some(ms32(onset));
+        self.took_turn = !agent_active;
         agent_active.then_some(onset)
     }
 
@@ -230,7 +260,10 @@ impl BargeInDetector {
     /// `voiced_snr_db`: how clearly that speech's voiced frames stand over the line's noise
     /// ([`SpeechDetector::voiced_snr_db`](crate::vad::SpeechDetector::voiced_snr_db));
     /// `steady_ms`: how long its sound has held one level ([`STEADY_HOLDS_MS`]).
-    #[allow(clippy::too_many_arguments, reason = "each argument is a measure of the speech or the time; the session calls it once a step")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is a measure of the speech or the time; the session calls it once a step"
+    )]
     pub fn decide(
         &mut self,
         onset_ms: Option<u64>,
@@ -241,6 +274,7 @@ impl BargeInDetector {
         engine_us: u64,
         steady_ms: u64,
     ) -> BargeAction {
+        let (onset_ms, voiced_ms) = self.over_answer(onset_ms, voiced_ms, agent_active, now_ms);
         let handled = self.handled_onset;
         let utterance_ms = match self.rejoin.as_mut() {
             Some(rejoin) => rejoin.follow(onset_ms, voiced_ms, voiced_snr_db, agent_active, now_ms, handled),
@@ -259,11 +293,12 @@ impl BargeInDetector {
         // Truncated on purpose: only differences of it are taken (wrapping).
         let engine = (engine_us / 1_000) as u32;
         let voicing = self.duck
-            && agent_active
             && onset_ms.map(ms32).is_some_and(|onset| {
                 if self.handled_onset == Some(onset) {
                     return false;
                 }
+                // Followed with the agent quiet too: a reply that starts in the hangover of a
+                // short answer ("yes") finds its voicing over, and is not ducked.
                 match &mut self.watched {
                     Some((o, v, at, at_engine)) if *o == onset => {
                         if voiced > *v {
@@ -271,6 +306,9 @@ impl BargeInDetector {
                         }
                     }
                     w => *w = Some((onset, voiced, now, engine)),
+                }
+                if !agent_active {
+                    return false;
                 }
                 // Some voiced frame (a cough or typing has none), and a recent one: recent in the
                 // caller's stream time, which the delay is about (a late frame must not let the
@@ -314,6 +352,43 @@ impl BargeInDetector {
         }
     }
 
+    /// The speech to judge: the caller's (`onset_ms`, `voiced_ms`), or, for a turn the agent began
+    /// answering while it was still confirmed, what was voiced over the answer ([`Answered`]):
+    /// nothing until a voiced frame comes, then a speech from that frame on.
+    fn over_answer(
+        &mut self,
+        onset_ms: Option<u64>,
+        voiced_ms: u64,
+        agent_active: bool,
+        now_ms: u64,
+    ) -> (Option<u64>, u64) {
+        let Some(onset) = onset_ms.map(ms32) else {
+            self.answered = None;
+            return (None, voiced_ms);
+        };
+        let voiced = ms32(voiced_ms);
+        let a = match &mut self.answered {
+            Some(a) if a.onset == onset => a,
+            answered => {
+                *answered = None;
+                if !(agent_active && self.took_turn && self.handled_onset == Some(onset)) {
+                    return (onset_ms, voiced_ms);
+                }
+                answered.insert(Answered { onset, voiced_at: voiced, first_ms: 0 })
+            }
+        };
+        if a.first_ms == 0 {
+            if voiced <= a.voiced_at {
+                return (None, 0);
+            }
+            // The voiced frame just seen ended at `now_ms`, to within a frame (as in
+            // `waits_after_restore`); never 0, which means not yet.
+            a.first_ms = ms32(now_ms).saturating_sub(crate::vad::FRAME_MS).max(1);
+            a.voiced_at = voiced;
+        }
+        (Some(u64::from(a.first_ms)), u64::from(voiced - a.voiced_at + crate::vad::FRAME_MS))
+    }
+
     /// Whether a barge-in of the speech at `onset_ms` (voiced `voiced_ms` by `now_ms`) waits: it
     /// let the ducked agent up, and its voicing has not come back, or came back (ducking the
     /// agent again) less than [`HOLD_AFTER_RESTORE_MS`] ago. Another restore starts the wait
@@ -324,7 +399,13 @@ impl BargeInDetector {
     /// ends as the agent would be let up again lets the barge-in through (waiting for that
     /// restore as well lost 5 of the 384 interruptions over the echo in noise and 2 of the 96
     /// without echo, and kept no echo off).
-    fn waits_after_restore(&mut self, onset_ms: Option<u32>, voiced_ms: u32, now_ms: u32, agent_active: bool) -> bool {
+    fn waits_after_restore(
+        &mut self,
+        onset_ms: Option<u32>,
+        voiced_ms: u32,
+        now_ms: u32,
+        agent_active: bool,
+    ) -> bool {
         let Some(r) = self.restored.as_mut() else { return false };
         if onset_ms != Some(r.onset) {
             self.restored = None;
@@ -350,7 +431,13 @@ impl BargeInDetector {
     /// drone taken for the line's sound a second in voices no more, and waits out its hangover; a
     /// voice moves again within a few frames. With the agent quiet nothing waits (the speech is
     /// a turn).
-    fn holds_while_steady(&mut self, onset_ms: Option<u32>, voiced_ms: u32, steady_ms: u64, agent_active: bool) -> bool {
+    fn holds_while_steady(
+        &mut self,
+        onset_ms: Option<u32>,
+        voiced_ms: u32,
+        steady_ms: u64,
+        agent_active: bool,
+    ) -> bool {
         let (Some(onset), true) = (onset_ms, agent_active) else {
             self.steady = None;
             return false;
@@ -361,7 +448,8 @@ impl BargeInDetector {
         }
         match self.steady {
             Some((o, voiced)) if o == onset => {
-                let moved = u64::from(voiced_ms.saturating_sub(voiced)) > steady_ms + u64::from(crate::vad::FRAME_MS);
+                let moved =
+                    u64::from(voiced_ms.saturating_sub(voiced)) > steady_ms + u64::from(crate::vad::FRAME_MS);
                 if moved {
                     self.steady = None;
                 }
@@ -420,7 +508,9 @@ impl Rejoin {
             over_agent: false,
             clear: false,
         });
-        v.over_agent |= agent_active;
+        // Said over the agent: voiced while it played (not a speech whose voicing was over when
+        // a reply began in its hangover).
+        v.over_agent |= agent_active && voiced_ms > v.voiced_ms;
         if let Some(snr) = snr_db {
             v.clear = snr >= REJOIN_BELOW_SNR_DB;
         }
@@ -469,7 +559,11 @@ mod tests {
 
     #[test]
     fn fires_once_after_the_minimum_voiced_time_only_over_agent_audio() {
-        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 200, duck_db: 0, ..BargeInConfig::default() });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            min_speech_ms: 200,
+            duck_db: 0,
+            ..BargeInConfig::default()
+        });
         assert_eq!(b.check(Some(1000), 150, true), None);
         assert_eq!(b.check(Some(1000), 200, true), Some(1000));
         assert_eq!(b.check(Some(1000), 300, true), None);
@@ -481,7 +575,11 @@ mod tests {
 
     #[test]
     fn a_short_voiced_burst_in_its_hangover_does_not_fire() {
-        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            min_speech_ms: 300,
+            duck_db: 0,
+            ..BargeInConfig::default()
+        });
         // A 240 ms "mm-hm": still confirmed for the hangover after it, its voiced time stays put.
         for _ in 0..20 {
             assert_eq!(b.check(Some(1000), 240, true), None);
@@ -599,18 +697,27 @@ mod tests {
         let mut b = holding();
         assert_eq!(let_up_then_voiced_again(&mut b, Some(5.0)), BargeAction::Duck);
         for now in (1460..1620).step_by(20) {
-            assert_eq!(lockstep(&mut b, Some(1000), now - 1100, Some(5.0), true, now), BargeAction::None, "{now}");
+            assert_eq!(
+                lockstep(&mut b, Some(1000), now - 1100, Some(5.0), true, now),
+                BargeAction::None,
+                "{now}"
+            );
         }
         assert_eq!(lockstep(&mut b, Some(1000), 520, Some(5.0), true, 1620), BargeAction::BargeIn(1000));
 
-        // With the agent gone quiet meanwhile, the speech is a turn, as without the wait: the
-        // agent back, it never barges in.
+        // With the agent gone quiet meanwhile, the speech is a turn, as without the wait. The
+        // agent back (answering it), what the caller voices over it is a speech of its own,
+        // from its first voiced frame over it (1480), and it interrupts the answer once voiced
+        // 300 ms.
         let mut b = holding();
         let_up_then_voiced_again(&mut b, None);
         assert_eq!(lockstep(&mut b, Some(1000), 360, None, false, 1460), BargeAction::Restore);
-        for now in (1480..1800).step_by(20) {
-            assert_eq!(lockstep(&mut b, Some(1000), now - 1100, None, true, now), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 380, None, true, 1480), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 400, None, true, 1500), BargeAction::Duck);
+        for now in (1520..1780).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), now - 1100, None, true, now), BargeAction::None, "{now}");
         }
+        assert_eq!(lockstep(&mut b, Some(1000), 680, None, true, 1780), BargeAction::BargeIn(1480));
     }
 
     #[test]
@@ -654,7 +761,13 @@ mod tests {
 
     #[test]
     fn a_sound_that_holds_one_level_does_not_barge_in_until_it_moves() {
-        let plain = || BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
+        let plain = || {
+            BargeInDetector::new(&BargeInConfig {
+                min_speech_ms: 300,
+                duck_db: 0,
+                ..BargeInConfig::default()
+            })
+        };
         // Voiced from 100 ms after its onset, every frame; `steady`: how long its level held.
         let step = |b: &mut BargeInDetector, onset: u64, voiced: u64, steady: u64| {
             let now = onset + 100 + voiced;
@@ -684,8 +797,9 @@ mod tests {
         assert_eq!(step(&mut b, 5_000, 320, 0), BargeAction::None);
         assert_eq!(step(&mut b, 5_000, 340, 20), BargeAction::None);
         assert_eq!(step(&mut b, 5_000, 360, 0), BargeAction::BargeIn(5_000));
-        // Speech begun while the agent was quiet is a turn, steady or not: the agent back, it
-        // never barges in.
+        // Speech that reached the minimum while the agent was quiet is a turn, steady or not:
+        // with the agent back, only what it voices over the agent counts (from 6_420 here),
+        // 280 ms of it by 6_700: no barge-in.
         let mut b = plain();
         let now = 6_400;
         assert_eq!(b.decide(Some(6_000), 300, None, false, now, now * 1_000, 280), BargeAction::None);
@@ -702,8 +816,81 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_answered_in_its_hangover_can_still_be_interrupted_by_what_is_voiced_over_the_answer() {
+        // The caller says 460 ms (voiced 1040-1500) and pauses; an early end of turn, and the
+        // agent answers from 1600, the speech still confirmed (hangover).
+        let mut b = ducking();
+        for v in (20..=460).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), v, None, false, 1040 + v), BargeAction::None);
+        }
+        for now in (1520..=1600).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), 460, None, now >= 1600, now), BargeAction::None, "{now}");
+        }
+        // The pause before the answer does not count; the caller goes on from 1800 (in the same
+        // speech): ducked at its first voiced frame, an interruption once voiced 300 ms over it,
+        // reported from that frame.
+        assert_eq!(lockstep(&mut b, Some(1000), 460, None, true, 1780), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 780, None, true, 1820), BargeAction::Duck);
+        for now in (1840..2100).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), now - 1040, None, true, now), BargeAction::None, "{now}");
+        }
+        assert_eq!(lockstep(&mut b, Some(1000), 1060, None, true, 2100), BargeAction::BargeIn(1800));
+        assert_eq!(lockstep(&mut b, Some(1000), 1160, None, true, 2200), BargeAction::None);
+
+        // An "mm-hm" over the answer (voiced 200 ms) is one: ducked, then let up, never a barge-in.
+        let mut b = ducking();
+        assert_eq!(lockstep(&mut b, Some(1000), 460, None, false, 1500), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 460, None, true, 1600), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 480, None, true, 1720), BargeAction::Duck);
+        for now in (1740..=1900).step_by(20) {
+            let voiced = (now - 1240).min(660);
+            let action = lockstep(&mut b, Some(1000), voiced, None, true, now);
+            assert_ne!(action, BargeAction::BargeIn(1700), "{now}");
+        }
+        assert_eq!(lockstep(&mut b, Some(1000), 660, None, true, 2060), BargeAction::Restore);
+        // Nothing voiced over the answer: nothing to judge.
+        let mut b = ducking();
+        assert_eq!(lockstep(&mut b, Some(1000), 460, None, false, 1500), BargeAction::None);
+        for now in (1600..2000).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), 460, None, true, now), BargeAction::None, "{now}");
+        }
+    }
+
+    #[test]
+    fn a_reply_that_starts_after_a_short_answers_voicing_is_not_ducked() {
+        // "Yes": voiced 180 ms (1060-1240), under the minimum; the agent starts at 1420 while
+        // the speech is still confirmed. Its voicing ended 180 ms before: nothing to duck for.
+        let mut b = ducking();
+        for v in (20..=180).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), v, None, false, 1060 + v), BargeAction::None);
+        }
+        assert_eq!(lockstep(&mut b, Some(1000), 180, None, false, 1400), BargeAction::None);
+        for now in (1420..1700).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), 180, None, true, now), BargeAction::None, "{now}");
+        }
+    }
+
+    #[test]
+    fn a_short_answer_the_agent_began_after_is_not_rejoined_as_said_over_it() {
+        // "Yes" voiced 1040-1240 with the agent quiet; the agent starts at 1420, in its hangover;
+        // the speech stops at 1660. A backchannel at 1900 is judged alone: not joined to it.
+        let mut b = rejoining();
+        for v in (20..=200).step_by(20) {
+            assert_eq!(lockstep(&mut b, Some(1000), v, None, false, 1040 + v), BargeAction::None);
+        }
+        assert_eq!(lockstep(&mut b, Some(1000), 200, None, true, 1420), BargeAction::None);
+        assert_eq!(lockstep(&mut b, None, 0, None, true, 1660), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1900), 20, None, true, 1960), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1900), 200, None, true, 2140), BargeAction::None);
+    }
+
+    #[test]
     fn no_ducking_when_off_or_over_silence() {
-        let mut b = BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, ..BargeInConfig::default() });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            min_speech_ms: 300,
+            duck_db: 0,
+            ..BargeInConfig::default()
+        });
         assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::None);
         assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1400), BargeAction::BargeIn(1000));
         let mut b = ducking();
@@ -713,7 +900,12 @@ mod tests {
     /// Rejoining on, at the default pause.
     fn rejoining() -> BargeInDetector {
         let within = crate::config::RECOMMENDED_REJOIN_WITHIN_MS;
-        BargeInDetector::new(&BargeInConfig { min_speech_ms: 300, duck_db: 0, rejoin_within_ms: within, ..BargeInConfig::default() })
+        BargeInDetector::new(&BargeInConfig {
+            min_speech_ms: 300,
+            duck_db: 0,
+            rejoin_within_ms: within,
+            ..BargeInConfig::default()
+        })
     }
 
     /// A short speech over agent audio: voiced from `first` for `voiced` ms, then stopped.
@@ -722,7 +914,14 @@ mod tests {
     }
 
     /// [`short_speech`] whose voiced frames stood `snr_db` over the line's noise.
-    fn heard_speech(b: &mut BargeInDetector, onset: u64, first: u64, voiced: u64, agent: bool, snr_db: Option<f32>) {
+    fn heard_speech(
+        b: &mut BargeInDetector,
+        onset: u64,
+        first: u64,
+        voiced: u64,
+        agent: bool,
+        snr_db: Option<f32>,
+    ) {
         for v in (20..=voiced).step_by(20) {
             assert_eq!(lockstep(b, Some(onset), v, snr_db, agent, first + v), BargeAction::None);
         }
@@ -758,7 +957,11 @@ mod tests {
 
     #[test]
     fn rejoining_off_takes_each_speech_alone() {
-        let mut b = BargeInDetector::new(&BargeInConfig { duck_db: 0, rejoin_within_ms: 0, ..BargeInConfig::default() });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            duck_db: 0,
+            rejoin_within_ms: 0,
+            ..BargeInConfig::default()
+        });
         // The same "rear ... left" as above: each word on its own stops short of the minimum.
         short_speech(&mut b, 1000, 1040, 120, true);
         assert_eq!(lockstep(&mut b, Some(1700), 0, None, true, 1740), BargeAction::None);
@@ -799,7 +1002,12 @@ mod tests {
 
     #[test]
     fn can_be_disabled() {
-        let mut b = BargeInDetector::new(&BargeInConfig { enabled: false, min_speech_ms: 0, duck_db: 18, ..BargeInConfig::default() });
+        let mut b = BargeInDetector::new(&BargeInConfig {
+            enabled: false,
+            min_speech_ms: 0,
+            duck_db: 18,
+            ..BargeInConfig::default()
+        });
         assert_eq!(b.check(Some(0), 1000, true), None);
     }
 }

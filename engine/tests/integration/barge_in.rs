@@ -213,3 +213,61 @@ fn backchannels_a_second_apart_never_join_into_an_interruption() {
         assert_eq!(s.false_pos, 0, "{r}");
     }
 }
+
+/// A bot that answers while the caller's turn is still confirmed (on an early `EndOfTurn`, or a
+/// partial transcript): the caller talking on over that answer interrupts it. Every caller
+/// utterance of the set heard as one speech going on for over a second after the answer starts,
+/// on a quiet line; the answer starts 700 ms after the speech's onset, when it is confirmed and
+/// taken as a turn (voiced 300 ms with the agent quiet).
+#[test]
+fn an_answer_started_while_the_callers_turn_is_confirmed_is_interrupted_when_they_talk_on() {
+    use crate::vad_corpus::call::{AfterBargeIn, CallSpec, Prompt, run_call};
+    use trunkline::Event;
+    let agent: &'static [f32] = &clips_of(&[ClipKind::Agent])[0].pcm;
+    let (mut answered, mut interrupted) = (0, 0);
+    for clip in clips_of(&[ClipKind::Utterance, ClipKind::Real]) {
+        let mut x = vec![0.0f64; 1_000 * 8];
+        x.extend(clip.pcm.iter().map(|&v| f64::from(v)));
+        x.resize(x.len().div_ceil(160) * 160 + 1_500 * 8, 0.0);
+        let caller = to_telephone(&x);
+        // Where the engine hears the speech, without an answer.
+        let heard = run_call(&CallSpec::listening(&caller));
+        let onset = heard.events.iter().find_map(|(_, e)| match e {
+            Event::SpeechStarted { stream_ms } => Some(*stream_ms),
+            _ => None,
+        });
+        let end = heard.events.iter().find_map(|(_, e)| match e {
+            Event::SpeechStopped { stream_ms } => Some(*stream_ms),
+            _ => None,
+        });
+        let (Some(onset), Some(end)) = (onset, end) else { continue };
+        let answer_at = (onset + 700).div_ceil(20) * 20;
+        if end < answer_at + 1_000 {
+            continue; // not talking on for a second over the answer
+        }
+        let t = run_call(&CallSpec {
+            prompts: vec![Prompt { at_ms: answer_at, pcm: agent }],
+            after_barge_in: AfterBargeIn::Stop,
+            ..CallSpec::listening(&caller)
+        });
+        answered += 1;
+        let barge_in = t.events.iter().find_map(|(_, e)| match e {
+            Event::BargeIn { stream_ms, .. } => Some(*stream_ms),
+            _ => None,
+        });
+        if let Some(at) = barge_in {
+            // Reported from the first voiced frame over the answer, not the turn's onset.
+            assert!(
+                at + 20 >= answer_at,
+                "{}: barge-in onset {at} before the answer at {answer_at}",
+                clip.name
+            );
+            interrupted += 1;
+        } else {
+            println!("{}: not interrupted", clip.name);
+        }
+    }
+    println!("{interrupted} of {answered} answers interrupted");
+    assert!(answered >= 10, "{answered} utterances long enough");
+    assert!(interrupted * 10 >= answered * 9, "{interrupted} of {answered} answers interrupted");
+}
