@@ -5,8 +5,9 @@
 //! host's audio filled, which say how long a segment is) and positions in what was sent to the
 //! carrier (samples of frames, silence padding included, which the playout model counts). A
 //! segment's start is placed in the second when the frame holding its first sample goes out; the
-//! played position of a segment is then the playout model's position less that start, clamped to
-//! the audio queued for it.
+//! played position of a segment is then the playout model's position less that start, less the
+//! silence padded into frames in between (a frame cut short at a host's mark, or sent partial
+//! while the carrier starved), clamped to the audio queued for it.
 //!
 //! Fixed capacity, never allocates: the host handle refuses a segment beyond it (`Full`), so the
 //! table cannot overflow here. Segments are kept in the order begun; the oldest leaves once the
@@ -16,14 +17,36 @@
 pub const MAX_SEGMENTS: usize = 32;
 /// Longest segment tag, bytes.
 pub const MAX_SEGMENT_TAG_BYTES: usize = 63;
+/// Padded frames remembered, the latest ones: those the caller has not heard yet are where the
+/// padding behind the playhead is told from the padding ahead of it. More padded frames than
+/// this ahead of the playhead (a host marking every few ms of audio) count the oldest of them as
+/// behind it: the segment is then reported heard for less than it was.
+const PADDED_FRAMES: usize = 8;
+/// [`Segment::sent_pos`] until the frame holding the segment's start is sent.
+const NOT_SENT: u64 = u64::MAX;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Segment {
     id: u32,
+    /// [`SegmentTable::padding_total`] when its start was sent (wrapping: only differences).
+    padding_at_start: u32,
     /// Start in the outbound queue's stream, samples.
     queue_pos: u64,
-    /// Start in the sent stream, samples; `None` until the frame holding it is sent.
-    sent_pos: Option<u64>,
+    /// Start in the sent stream, samples; [`NOT_SENT`] until the frame holding it is sent (a
+    /// sentinel, not an `Option`: 8 bytes less per slot).
+    sent_pos: u64,
+}
+
+impl Default for Segment {
+    fn default() -> Self {
+        Self { id: 0, padding_at_start: 0, queue_pos: 0, sent_pos: NOT_SENT }
+    }
+}
+
+impl Segment {
+    fn sent(&self) -> Option<u64> {
+        (self.sent_pos != NOT_SENT).then_some(self.sent_pos)
+    }
 }
 
 /// Where the playhead was among the segments when the agent was cut off. Two words, so that it
@@ -52,6 +75,12 @@ pub struct SegmentTable {
     sent_total: u64,
     /// Samples sent since the carrier last dropped its buffer (a clear).
     sent_since_clear: u64,
+    /// Samples of silence padded into frames, ever.
+    padding_total: u64,
+    /// The latest padded frames: where each ends in the sent stream, and its padding (samples),
+    /// a ring written at `padded_next`.
+    padded: [(u64, u32); PADDED_FRAMES],
+    padded_next: usize,
 }
 
 impl Default for SegmentTable {
@@ -71,6 +100,9 @@ impl SegmentTable {
             last_seen: 0,
             sent_total: 0,
             sent_since_clear: 0,
+            padding_total: 0,
+            padded: [(0, 0); PADDED_FRAMES],
+            padded_next: 0,
         }
     }
 
@@ -116,7 +148,7 @@ impl SegmentTable {
             return false;
         }
         let i = (self.head + self.len) % MAX_SEGMENTS;
-        self.slots[i] = Segment { id, queue_pos, sent_pos: None };
+        self.slots[i] = Segment { id, padding_at_start: 0, queue_pos, sent_pos: NOT_SENT };
         self.len += 1;
         true
     }
@@ -134,20 +166,38 @@ impl SegmentTable {
         let frame_start = self.sent_total;
         for k in 0..self.len {
             let seg = &mut self.slots[(self.head + k) % MAX_SEGMENTS];
-            if seg.sent_pos.is_none() && seg.queue_pos < queue_to {
+            if seg.sent_pos == NOT_SENT && seg.queue_pos < queue_to {
                 // A start at or before `queue_from` (its segment began after a padded frame)
-                // starts with this frame.
-                seg.sent_pos = Some(frame_start + seg.queue_pos.saturating_sub(queue_from));
+                // starts with this frame. The frame's padding follows its audio: after the start.
+                seg.sent_pos = frame_start + seg.queue_pos.saturating_sub(queue_from);
+                seg.padding_at_start = self.padding_total as u32;
             }
         }
         self.sent_total += frame_samples;
         self.sent_since_clear += frame_samples;
+        let padding = frame_samples.saturating_sub(queue_to.saturating_sub(queue_from));
+        if padding > 0 {
+            self.padding_total += padding;
+            self.padded[self.padded_next] = (self.sent_total, u32::try_from(padding).unwrap_or(u32::MAX));
+            self.padded_next = (self.padded_next + 1) % PADDED_FRAMES;
+        }
+    }
+
+    /// Samples of padding sent before `played` (a sent position): all of it but what the padded
+    /// frames remembered hold past it (a frame's padding is its last samples).
+    fn padding_before(&self, played: u64) -> u64 {
+        let ahead: u64 = self
+            .padded
+            .iter()
+            .map(|&(end, padding)| end.saturating_sub(played).min(u64::from(padding)))
+            .sum();
+        self.padding_total.saturating_sub(ahead)
     }
 
     /// Drops the oldest segments the caller has heard through: those followed by one the caller
     /// has started hearing (`played`, a sent position, is past its start).
     pub fn retire_heard(&mut self, played: u64) {
-        while self.len >= 2 && self.at(1).sent_pos.is_some_and(|s| s < played) {
+        while self.len >= 2 && self.at(1).sent().is_some_and(|s| s < played) {
             let id = self.at(0).id;
             self.retire(id);
             self.head = (self.head + 1) % MAX_SEGMENTS;
@@ -164,9 +214,10 @@ impl SegmentTable {
         }
         let seg = self.at(0);
         // Heard once a sample of it has played: "not yet" is not "0 ms".
-        let Some(start) = seg.sent_pos.filter(|&s| s < played) else { return SegmentCut::default() };
+        let Some(start) = seg.sent().filter(|&s| s < played) else { return SegmentCut::default() };
         let end = if self.len > 1 { self.at(1).queue_pos } else { queue_end };
-        let heard = (played - start).min(end.saturating_sub(seg.queue_pos));
+        let padded = (self.padding_before(played) as u32).wrapping_sub(seg.padding_at_start);
+        let heard = (played - start).saturating_sub(u64::from(padded)).min(end.saturating_sub(seg.queue_pos));
         let played_ms = u32::try_from(heard / samples_per_ms.max(1)).unwrap_or(u32::MAX);
         SegmentCut { heard_id: seg.id, played_ms }
     }
@@ -199,6 +250,35 @@ mod tests {
         // Padding sent after the queued audio does not count as heard.
         t.on_frame_sent(160, 160, 160);
         assert_eq!(t.position(320, 160, 1), SegmentCut { heard_id: 2, played_ms: 60 });
+    }
+
+    #[test]
+    fn silence_padded_inside_a_segment_does_not_count_as_heard() {
+        // A segment queued in chunks of 90 and 160 samples, a host's mark after the first: the
+        // first frame goes out with 70 samples of padding.
+        let mut t = SegmentTable::new();
+        t.begin(1, 0);
+        t.on_frame_sent(0, 90, 160);
+        t.on_frame_sent(90, 250, 160);
+        // Played through the second frame: 250 samples of audio, not 320.
+        assert_eq!(t.position(320, 1000, 1), SegmentCut { heard_id: 1, played_ms: 250 });
+        // Inside the padding: only the audio before it was heard.
+        assert_eq!(t.position(120, 1000, 1), SegmentCut { heard_id: 1, played_ms: 90 });
+        assert_eq!(t.position(200, 1000, 1), SegmentCut { heard_id: 1, played_ms: 130 });
+        // Padding before the segment began does not come off it.
+        t.begin(2, 250);
+        t.on_frame_sent(250, 330, 160);
+        t.on_frame_sent(330, 490, 160);
+        assert_eq!(t.position(640, 1000, 1), SegmentCut { heard_id: 2, played_ms: 240 });
+        // Ten chunks of 170 samples, a mark after each (each takes two frames, the second
+        // padded by 150): half of them heard is 850 samples of audio.
+        let mut t = SegmentTable::new();
+        t.begin(1, 0);
+        for k in 0..10 {
+            t.on_frame_sent(170 * k, 170 * k + 160, 160);
+            t.on_frame_sent(170 * k + 160, 170 * (k + 1), 160);
+        }
+        assert_eq!(t.position(1_600, 1_700, 1), SegmentCut { heard_id: 1, played_ms: 850 });
     }
 
     #[test]

@@ -196,6 +196,31 @@ fn an_interrupt_mid_segment_reports_that_segment_its_played_time_and_the_unheard
 }
 
 #[test]
+fn silence_padded_at_the_hosts_marks_inside_a_segment_is_not_counted_as_heard() {
+    // B queued as ten chunks of 170 samples with a mark after each (a host marking every TTS
+    // chunk): each chunk goes out as two frames, the second padded with 150 samples of silence.
+    let mut call = Call::new();
+    call.session.begin_segment("A").unwrap();
+    assert_eq!(call.session.play(&vec![LEVELS[0].1; 500 * 8], 8000), Ok(500 * 8));
+    call.session.begin_segment("B").unwrap();
+    for k in 0..10 {
+        assert_eq!(call.session.play(&[LEVELS[1].1; 170], 8000), Ok(170));
+        call.session.mark(&format!("chunk-{k}")).unwrap();
+    }
+    call.session.begin_segment("C").unwrap();
+    assert_eq!(call.session.play(&vec![LEVELS[2].1; 400 * 8], 8000), Ok(400 * 8));
+    let quiet = silence(10_000);
+    // Until the caller has heard about 120 ms of B's audio (half of it, over 0.2 s of playout).
+    while call.carrier.truth(call.now_us()).is_none_or(|(seg, ms)| seg != 'B' || ms < 120) {
+        call.tick(&quiet);
+    }
+    call.session.interrupt().unwrap();
+    let evs = call.exchange();
+    assert!(evs.iter().any(|e| matches!(e, Event::Interrupted { .. })), "{evs:?}");
+    check_cut(&call, 'B', &["C"]);
+}
+
+#[test]
 fn queued_ms_counts_down_with_what_the_carrier_played() {
     let mut call = Call::new();
     call.play_abc();
