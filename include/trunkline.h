@@ -403,7 +403,8 @@ typedef struct {
   uint32_t agent_rate;
   // The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000).
   uint32_t play_rate;
-  // webrtc-vad aggressiveness 0..=3.
+  // Speech detection's strictness, 0 (calls most audio speech) ..= 3 (the spectral
+  // classifier's thresholds: the C ABI always uses the spectral backend).
   uint32_t vad_aggressiveness;
   // Voiced audio needed to confirm speech, ms.
   uint32_t vad_min_speech_ms;
@@ -411,7 +412,8 @@ typedef struct {
   uint32_t vad_hangover_ms;
   // Whether caller speech interrupts agent audio.
   bool barge_in_enabled;
-  // Caller speech needed (from its onset) to interrupt, ms.
+  // Voiced caller speech over agent audio needed to interrupt it (from its first voiced frame
+  // to its last, not from its onset), ms.
   uint32_t barge_in_min_speech_ms;
   // Most agent audio the carrier holds unplayed, ms (at least 40).
   uint32_t lead_ms;

@@ -68,7 +68,7 @@ export interface SessionOptions {
   agentFormat?: 'pcm' | 'ulaw' | 'alaw' | number;
   /** The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000). */
   playRate?: number;
-  /** webrtc-vad aggressiveness 0..3. */
+  /** Speech detection's strictness, 0 (calls most audio speech) ..3 (the spectral classifier's thresholds). */
   vadAggressiveness?: number;
   vadMinSpeechMs?: number;
   vadHangoverMs?: number;

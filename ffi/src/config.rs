@@ -42,7 +42,8 @@ pub struct trunkline_session_config {
     pub agent_rate: u32,
     /// The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000).
     pub play_rate: u32,
-    /// webrtc-vad aggressiveness 0..=3.
+    /// Speech detection's strictness, 0 (calls most audio speech) ..= 3 (the spectral
+    /// classifier's thresholds: the C ABI always uses the spectral backend).
     pub vad_aggressiveness: u32,
     /// Voiced audio needed to confirm speech, ms.
     pub vad_min_speech_ms: u32,
@@ -50,7 +51,8 @@ pub struct trunkline_session_config {
     pub vad_hangover_ms: u32,
     /// Whether caller speech interrupts agent audio.
     pub barge_in_enabled: bool,
-    /// Caller speech needed (from its onset) to interrupt, ms.
+    /// Voiced caller speech over agent audio needed to interrupt it (from its first voiced frame
+    /// to its last, not from its onset), ms.
     pub barge_in_min_speech_ms: u32,
     /// Most agent audio the carrier holds unplayed, ms (at least 40).
     pub lead_ms: u32,

@@ -58,7 +58,7 @@ namespace Trunkline
         public string AgentFormat { get; set; }
         /// <summary>The rate you usually play at.</summary>
         public int? PlayRate { get; set; }
-        /// <summary>webrtc-vad aggressiveness 0..3.</summary>
+        /// <summary>Speech detection's strictness, 0 (calls most audio speech) ..3 (the spectral classifier's thresholds).</summary>
         public int? VadAggressiveness { get; set; }
         /// <summary>Voiced audio needed to confirm speech, ms.</summary>
         public int? VadMinSpeechMs { get; set; }
@@ -66,7 +66,7 @@ namespace Trunkline
         public int? VadHangoverMs { get; set; }
         /// <summary>Whether caller speech interrupts agent audio.</summary>
         public bool? BargeInEnabled { get; set; }
-        /// <summary>Caller speech needed (from its onset) to interrupt, ms.</summary>
+        /// <summary>Voiced caller speech over agent audio needed to interrupt it (from its first voiced frame to its last, not from its onset), ms.</summary>
         public int? BargeInMinSpeechMs { get; set; }
         /// <summary>Most agent audio the carrier holds unplayed, ms (at least 40).</summary>
         public int? LeadMs { get; set; }
