@@ -43,6 +43,10 @@ const CONTROL_RESERVE: usize = 4 * HEADER;
 const DRAIN_EVERY: Duration = Duration::from_millis(20);
 /// How often a file is flushed.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The most samples per channel a WAV recording holds: its sizes are 32-bit (4 GiB of stereo
+/// 16-bit audio, 37 h at 8 kHz, 6.2 h at 48 kHz). Past it the recording ends, the rest counted as
+/// unwritten, rather than wrap its header's sizes.
+const WAV_MAX_SAMPLES: u64 = (u32::MAX as u64 - 44) / 4;
 
 mod tag {
     /// `a`: caller rate, `c`: agent rate; body: the agent encoding (one byte).
@@ -478,8 +482,9 @@ impl Recording {
             frames.push(self.caller.get(i).copied().unwrap_or(0));
             frames.push(self.agent.get(i).copied().unwrap_or(0));
         }
+        let fits = self.format != Format::Wav || self.written + n as u64 <= WAV_MAX_SAMPLES;
         let ok = match self.sink() {
-            Sink::Wav(w) => frames.iter().try_for_each(|&s| w.write_sample(s)).is_ok(),
+            Sink::Wav(w) => fits && frames.iter().try_for_each(|&s| w.write_sample(s)).is_ok(),
             #[cfg(feature = "opus")]
             Sink::Opus(o) => o.write(&frames).is_ok(),
             Sink::Broken => false,
@@ -665,5 +670,31 @@ mod ogg_sink {
             self.release(PacketWriteEndInfo::EndStream)?;
             self.writer.inner_mut().flush()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wav_recording_ends_at_the_formats_size_limit_and_counts_the_rest() {
+        let path = std::env::temp_dir().join(format!("trunkline-wav-limit-{}.wav", std::process::id()));
+        let (_tap, pending) = open(&path).unwrap();
+        let mut r = Recording::new(pending.create().unwrap());
+        r.caller = vec![1; 100];
+        r.agent = vec![2; 100];
+        r.write(50);
+        assert!(matches!(r.sink, Some(Sink::Wav(_))));
+        // As if the call had run 37 hours: the next samples would pass 4 GiB.
+        r.written = WAV_MAX_SAMPLES - 10;
+        r.write(50);
+        assert!(matches!(r.sink, Some(Sink::Broken)));
+        assert_eq!(r.unwritten.load(Ordering::Relaxed), 100);
+        r.finish();
+        // What was written before stays a valid file.
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.len(), 100);
+        let _ = std::fs::remove_file(&path);
     }
 }
