@@ -10,7 +10,7 @@
 //! latency and barge-in reaction measurements, and the carrier's framing rules are checked on
 //! every message.
 
-use super::audio::{FRAME_BYTES, FRAME_MS, LineNoise};
+use super::audio::{FRAME_MS, LineNoise};
 use super::carrier::{CallIds, Carrier, Dialect, FromBot, Mark, PlayoutKind, Transport, Wire};
 use super::echo::{EchoLine, EchoPath};
 use super::impair::{Impairer, Impairments, Outgoing};
@@ -338,10 +338,14 @@ struct Call<'a> {
     barges: Vec<(Instant, Option<Instant>)>,
     /// Start of the bot's reply to the caller's last utterance.
     reply_start: Option<Instant>,
-    /// Whether the caller finished an utterance since the bot's last frame.
+    /// Whether the caller finished an utterance since the current reply started (the bot's next
+    /// audio after a silence answers it).
     caller_spoke: bool,
     script_done: bool,
     stop_queued: bool,
+    /// When the call ended for the caller (its hang-up went out, or the bot closed): nothing
+    /// the bot sent after it was heard.
+    ended: Option<Instant>,
     /// Whether the hang-up is a message (else just the connection's close).
     stop_message: bool,
     error: Option<CallError>,
@@ -394,6 +398,7 @@ impl<'a> Call<'a> {
             caller_spoke: false,
             script_done: false,
             stop_queued: false,
+            ended: None,
             stop_message: false,
             error: None,
         }
@@ -452,9 +457,11 @@ impl<'a> Call<'a> {
             }
             if self.stop_queued && self.queue.is_empty() {
                 // A carrier without a stop message hangs up by closing the connection.
+                let now = Instant::now();
                 if self.stop_message {
-                    self.log(Instant::now(), CallEvent::StopSent);
+                    self.log(now, CallEvent::StopSent);
                 }
+                self.ended = Some(now);
                 break;
             }
             let deadline = [
@@ -491,6 +498,7 @@ impl<'a> Call<'a> {
 
     fn closed_by_bot(&mut self) -> Result<(), CallError> {
         let now = Instant::now();
+        self.ended = Some(now);
         self.log(now, CallEvent::Closed { by_bot: true });
         Err(CallError::ClosedEarly { at_ms: ms(now - self.t0) })
     }
@@ -505,20 +513,7 @@ impl<'a> Call<'a> {
             reply_start: self.reply_start,
             silent_since: self.playout.silent_since(tick),
         };
-        let Some(frame) = self.cursor.next_frame(stream_ms, &view) else {
-            self.script_done = true;
-            if let Some(rest) = self.carrier.flush_media() {
-                let frames = std::mem::take(&mut self.frames_held);
-                self.impairer.media(self.frame, tick, rest, frames, &mut self.queue);
-            }
-            self.impairer.flush(tick, &mut self.queue);
-            if let Some(stop) = self.carrier.hangup() {
-                self.impairer.control(tick, stop, &mut self.queue);
-                self.stop_message = true;
-            }
-            self.stop_queued = true;
-            return;
-        };
+        let frame = self.cursor.next_frame(stream_ms, &view);
         for what in frame.timeouts {
             self.log(tick, CallEvent::WaitTimedOut { what });
         }
@@ -528,18 +523,21 @@ impl<'a> Call<'a> {
             self.caller_events.insert(pos, (at, mark));
         }
         for digit in frame.dtmf {
-            if let Some(msg) = self.carrier.dtmf(digit) {
+            if let Some(msg) = self.carrier.dtmf(digit, stream_ms) {
                 self.impairer.control(tick, msg, &mut self.queue);
             }
             self.log(tick, CallEvent::DtmfSent { digit });
         }
+        let Some(mut payload) = frame.payload else {
+            self.hang_up(tick);
+            return;
+        };
         let k = self.frame;
         self.frame += 1;
         if self.options.impairments.drops(k) {
             self.impairer.count_drop();
             return;
         }
-        let mut payload: [u8; FRAME_BYTES] = frame.payload;
         if let Some(echo) = &mut self.echo {
             echo.mix(stream_ms, &mut payload);
         }
@@ -549,6 +547,21 @@ impl<'a> Call<'a> {
             let frames = std::mem::take(&mut self.frames_held);
             self.impairer.media(k, tick + FRAME, msg, frames, &mut self.queue);
         }
+    }
+
+    /// The script is over at `tick`: what the carrier still holds goes out, then its hang-up.
+    fn hang_up(&mut self, tick: Instant) {
+        self.script_done = true;
+        if let Some(rest) = self.carrier.flush_media() {
+            let frames = std::mem::take(&mut self.frames_held);
+            self.impairer.media(self.frame, tick, rest, frames, &mut self.queue);
+        }
+        self.impairer.flush(tick, &mut self.queue);
+        if let Some(stop) = self.carrier.hangup() {
+            self.impairer.control(tick, stop, &mut self.queue);
+            self.stop_message = true;
+        }
+        self.stop_queued = true;
     }
 
     fn caller_events_due(&mut self, now: Instant) {
@@ -594,7 +607,10 @@ impl<'a> Call<'a> {
                 self.impairer.control(now, msg, &mut self.queue);
                 self.log(now, CallEvent::MarkEchoed { name: mark.name, cleared });
             }
-            None if cleared => self.log(now, CallEvent::MarkDropped { name: mark.name }),
+            None if cleared => {
+                self.metrics.marks_dropped += 1;
+                self.log(now, CallEvent::MarkDropped { name: mark.name });
+            }
             // A carrier without marks never queues one.
             None => {}
         }
@@ -632,11 +648,7 @@ impl<'a> Call<'a> {
                 self.levels.played(self.playout.play_start(now), &pcm);
                 self.on_audio(now, dur_ms)
             }
-            Some(Ok(FromBot::Mark(mark))) => {
-                if let Some(mark) = self.playout.on_mark(now, mark) {
-                    self.echo(now, mark, false);
-                }
-            }
+            Some(Ok(FromBot::Mark(mark))) => self.on_mark(now, mark),
             Some(Ok(FromBot::Clear)) => self.on_clear(now),
             Some(Ok(FromBot::Accepted(_))) => {}
             Some(Ok(FromBot::Hangup)) => return true,
@@ -648,8 +660,9 @@ impl<'a> Call<'a> {
         if let Some(p) = self.progress {
             p.bot_frames.fetch_add(1, Ordering::Relaxed);
         }
-        match self.playout.on_audio(now, dur_ms, std::mem::take(&mut self.caller_spoke)) {
+        match self.playout.on_audio(now, dur_ms, self.caller_spoke) {
             MediaOutcome::ReplyStarted { previous } => {
+                self.caller_spoke = false;
                 if let Some(end) = previous {
                     self.log(
                         end.at,
@@ -673,6 +686,22 @@ impl<'a> Call<'a> {
                     format!("overrun: audio {ahead:.0} ms ahead of real time (at most {max_lead_ms:.0} ms: the bot must pace)"),
                 );
             }
+        }
+    }
+
+    fn on_mark(&mut self, now: Instant, mark: Mark) {
+        let rules = self.carrier.mark_rules();
+        if let Some(max) = rules.max_outstanding.filter(|max| self.playout.marks_outstanding() >= *max) {
+            self.bad(format!(
+                "mark '{}' discarded: {max} marks already outstanding (the carrier keeps {max})",
+                mark.name
+            ));
+            return;
+        }
+        if rules.wait_for_next_audio {
+            self.playout.on_mark_before_next_audio(mark);
+        } else if let Some(mark) = self.playout.on_mark(now, mark) {
+            self.echo(now, mark, false);
         }
     }
 
@@ -704,9 +733,10 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// For each barge-in: when the bot's voice dropped (10 dB down, or the `clear`), or, if no
-    /// `clear` answered it, how long the bot played 10 dB down in the next 2 s (a bot that ducks
-    /// for a backchannel dips; one that does not, plays on).
+    /// For each barge-in: when the bot's voice dropped (10 dB down or silent, or the `clear`),
+    /// or, if no `clear` answered it, how long in the next 2 s (up to `end`, the call's end) the
+    /// bot played 10 dB down or not at all (a bot that ducks for a backchannel dips; one that
+    /// does not, plays on; one that stops talking dips until it talks again).
     fn measure_voice_drops(&mut self, end: Instant) {
         for (i, &(onset, clear)) in self.barges.iter().enumerate() {
             let next = self.barges.get(i + 1).map_or(end, |b| b.0);
@@ -741,7 +771,7 @@ impl<'a> Call<'a> {
         if self.pending_barge.take().is_some() {
             self.metrics.barge_ins_without_clear += 1;
         }
-        self.measure_voice_drops(now);
+        self.measure_voice_drops(self.ended.unwrap_or(now));
         let s = self.playout.stats().clone();
         let m = &mut self.metrics;
         m.replies = s.replies;

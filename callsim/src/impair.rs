@@ -18,8 +18,9 @@ pub struct Impairments {
     pub jitter_ms: u32,
     /// Bursts: `burst_frames` frames are held and sent together with the last of them...
     pub burst_frames: u32,
-    /// ...once every `burst_every` frames (0 with `burst_frames` set: every 50 frames, once a
-    /// second).
+    /// ...once every `burst_every` frames (0 with `burst_frames` set: every
+    /// [`Self::DEFAULT_BURST_EVERY`] frames, once a second). `burst_frames` must be fewer: a
+    /// burst as long as its period holds every frame until the hang-up.
     pub burst_every: u32,
     /// Every `gap_every`-th frame is never sent (its timestamp is skipped: a gap).
     pub gap_every: u32,
@@ -36,10 +37,13 @@ pub struct Impairments {
 }
 
 impl Impairments {
+    /// The burst period when `burst_every` is 0, frames.
+    pub const DEFAULT_BURST_EVERY: u32 = 50;
+
     fn burst_period(&self) -> u64 {
         match (self.burst_frames, self.burst_every) {
             (0, _) => 0,
-            (_, 0) => 50,
+            (_, 0) => u64::from(Self::DEFAULT_BURST_EVERY),
             (_, every) => u64::from(every),
         }
     }
@@ -225,6 +229,8 @@ impl Impairer {
 
     /// Releases every held message at `due` (before `stop`).
     pub(crate) fn flush(&mut self, due: Instant, queue: &mut VecDeque<Outgoing>) {
+        // The hang-up cut a burst short: no frame of it was the one that ends it, all left late.
+        self.counts.held_in_bursts += self.held_burst.iter().filter(|(_, frames)| *frames > 0).count() as u64;
         let held: Vec<(Wire, u64)> = self.held_burst.drain(..).chain(self.held_reorder.take()).collect();
         for (text, frames) in held {
             self.push(due, due, text, frames, queue);
@@ -320,6 +326,15 @@ mod tests {
         assert_eq!(names(&out), ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
         let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
         assert_eq!(due, [60, 60, 60, 80, 100, 160, 160, 160, 180, 200]);
+        assert_eq!(counts.held_in_bursts, 4);
+    }
+
+    #[test]
+    fn frames_a_burst_still_holds_at_the_hang_up_count_as_held() {
+        // Frames 5 and 6 start the second burst when the call ends: both were held, to the end.
+        let (out, counts) = run(Impairments { burst_frames: 3, burst_every: 5, ..Default::default() }, 7);
+        let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
+        assert_eq!(due, [60, 60, 60, 80, 100, 160, 160]);
         assert_eq!(counts.held_in_bursts, 4);
     }
 

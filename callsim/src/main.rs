@@ -14,7 +14,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 use trunkline_callsim::{
-    self as callsim, CallOptions, CallerAudio, EchoPath, Report, RunOptions, Script, SpeechSegment,
+    self as callsim, CallOptions, CallerAudio, EchoPath, Impairments, Report, RunOptions, Script,
+    SpeechSegment,
 };
 
 const HELP: &str = "\
@@ -52,7 +53,7 @@ Load and network:
   --stagger-ms MS        delay between call starts [default: 50]
   --jitter-ms MS         send each caller frame up to MS late (uniform, seeded) [default: 0]
   --burst N              hold N frames and send them together...
-  --burst-every M        ...every M frames [default: 50]
+  --burst-every M        ...every M frames [default: 50; more than --burst]
   --gap-every N          never send every Nth frame (a timestamp gap)
   --reorder-every N      send every Nth frame after the one that follows it
   --stall-every MS       a network stall every MS of the call: everything the caller sends is held...
@@ -199,6 +200,14 @@ fn parse() -> Result<Args, String> {
         return Err("--calls must be at least 1".into());
     }
     a.options.impairments.burst_every = burst_every.unwrap_or(0);
+    let burst = a.options.impairments.burst_frames;
+    let every = burst_every.unwrap_or(Impairments::DEFAULT_BURST_EVERY);
+    if burst > 0 && burst >= every {
+        return Err(format!(
+            "--burst ({burst}) must be less than --burst-every ({every}): a burst as long as its period \
+             holds every frame until the hang-up"
+        ));
+    }
     a.options.echo = match echo {
         EchoFlags { erl_db: None, delay_ms: None, tail_ms: None } => None,
         EchoFlags { erl_db: None, .. } => {

@@ -22,8 +22,9 @@ pub struct PlayoutConfig {
     /// buffer; Twilio's is not documented, 0 plays at once).
     pub delay: Duration,
     /// Bot silence at least this long between two frames ends a reply: the next frame starts a
-    /// new one (so does any caller utterance or `clear` in between). Shorter silences inside a
-    /// reply are underruns.
+    /// new one (so does the first audio after any silence once the caller has finished an
+    /// utterance since the reply started, and the first after a `clear`). Shorter silences inside
+    /// a reply are underruns.
     pub reply_gap: Duration,
     /// Silences shorter than this are not counted as underruns (the measurement's own precision:
     /// the task that timestamps arrivals runs on a shared scheduler).
@@ -125,6 +126,8 @@ pub struct CarrierPlayout<M = String> {
     /// Arrival time and length (ms) of the last frame of the current reply.
     last_frame: Option<(Instant, f64)>,
     marks: VecDeque<(Instant, M)>,
+    /// Marks queued ahead of the next audio to arrive ([`Self::on_mark_before_next_audio`]).
+    waiting: Vec<M>,
     stats: PlayoutStats,
 }
 
@@ -138,6 +141,7 @@ impl<M> CarrierPlayout<M> {
             reply: None,
             last_frame: None,
             marks: VecDeque::new(),
+            waiting: Vec::new(),
             stats: PlayoutStats::default(),
         }
     }
@@ -186,7 +190,8 @@ impl<M> CarrierPlayout<M> {
     }
 
     /// A `media` payload of `bytes` µ-law bytes arrived at `now`. `caller_spoke` says whether the
-    /// caller finished an utterance since the bot's previous frame (which makes this a new reply).
+    /// caller finished an utterance since the current reply started: audio that then follows a
+    /// silence answers it (a new reply), whatever the silence's length.
     pub fn on_media(&mut self, now: Instant, bytes: usize, caller_spoke: bool) -> MediaOutcome {
         self.on_audio(now, bytes as f64 / BYTES_PER_MS, caller_spoke)
     }
@@ -198,8 +203,10 @@ impl<M> CarrierPlayout<M> {
         let start_at = now + self.config.delay;
         let idle = !self.is_playing(now);
         let gap = self.play_end.map(|end| start_at.saturating_duration_since(end));
-        let new_reply = self.reply.is_none()
-            || (idle && (caller_spoke || gap.is_none_or(|g| g >= self.config.reply_gap)));
+        // A silence the caller could hear (not one within the measurement's precision).
+        let silence = gap.filter(|g| idle && *g > self.config.underrun_tolerance);
+        let new_reply =
+            self.reply.is_none() || silence.is_some_and(|g| caller_spoke || g >= self.config.reply_gap);
         let mut outcome = MediaOutcome::Continued;
         if new_reply {
             let previous = self.end_reply(now);
@@ -207,7 +214,7 @@ impl<M> CarrierPlayout<M> {
             self.stats.replies += 1;
             outcome = MediaOutcome::ReplyStarted { previous };
         } else {
-            if idle && let Some(g) = gap.filter(|g| *g > self.config.underrun_tolerance) {
+            if let Some(g) = silence {
                 self.stats.underruns += 1;
                 self.stats.underrun_ms += ms(g);
                 outcome = MediaOutcome::Underrun { gap_ms: ms(g) };
@@ -223,6 +230,8 @@ impl<M> CarrierPlayout<M> {
             self.segment_start = Some(start_at);
         }
         let from = self.play_end.map_or(start_at, |end| end.max(start_at));
+        // Marks that waited for this audio are due when it starts playing.
+        self.marks.extend(self.waiting.drain(..).map(|m| (from, m)));
         self.play_end = Some(from + Duration::from_secs_f64(dur_ms / 1000.0));
         if let Some(r) = &mut self.reply {
             r.received_ms += dur_ms;
@@ -245,6 +254,19 @@ impl<M> CarrierPlayout<M> {
                 Some(name)
             }
         }
+    }
+
+    /// A `mark` arrived at a carrier that queues it ahead of the next audio it receives
+    /// (mod_audio_fork): it is due when that audio starts playing, and until some arrives it
+    /// waits, however long.
+    pub fn on_mark_before_next_audio(&mut self, name: M) {
+        self.stats.marks += 1;
+        self.waiting.push(name);
+    }
+
+    /// Marks received and neither echoed nor flushed yet.
+    pub fn marks_outstanding(&self) -> usize {
+        self.marks.len() + self.waiting.len()
     }
 
     /// When the next pending mark is due.
@@ -273,7 +295,7 @@ impl<M> CarrierPlayout<M> {
         if self.play_end.is_some_and(|end| end > now) {
             self.play_end = Some(now);
         }
-        let flushed: Vec<M> = self.marks.drain(..).map(|(_, n)| n).collect();
+        let flushed: Vec<M> = self.marks.drain(..).map(|(_, n)| n).chain(self.waiting.drain(..)).collect();
         self.stats.marks_cleared += flushed.len() as u64;
         ClearOutcome { dropped_ms, reply, flushed }
     }
@@ -295,17 +317,34 @@ fn ms(d: Duration) -> f64 {
 ///
 /// A drop is measured against the bot's own level over the half second before the caller's
 /// onset, so it is exact for a steady bot (a tone); a bot that speaks has pauses of its own,
-/// which a drop that must last [`BotLevels::HOLD`] mostly rides out.
+/// which a drop that must last [`BotLevels::HOLD`] mostly rides out. Where nothing plays after
+/// the onset (the bot stopped sending, or a `clear` cut it), its voice is down too: the caller
+/// hears it stop.
 #[derive(Debug, Clone, Default)]
 pub struct BotLevels {
-    /// When each window starts playing, and its mean power (linear, re full scale²).
-    windows: Vec<(Instant, f64)>,
+    /// When each window starts and stops playing, and its mean power (linear, re full scale²).
+    windows: Vec<Window>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+    power: f64,
+}
+
+/// A stretch of time after an onset, and whether the bot's voice was down through it.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    start: Instant,
+    end: Instant,
+    down: bool,
 }
 
 impl BotLevels {
     /// Window length.
     pub const WINDOW: Duration = Duration::from_millis(10);
-    /// A drop must last this long (or until the audio stops) to count.
+    /// A drop must last this long (or until the end of the measured span) to count.
     pub const HOLD: Duration = Duration::from_millis(30);
     /// How far down the level must be, dB.
     pub const DROP_DB: f64 = 10.0;
@@ -316,13 +355,18 @@ impl BotLevels {
     pub fn played(&mut self, start: Instant, pcm: &[i16]) {
         for (k, w) in pcm.chunks(80).enumerate() {
             let power = w.iter().map(|&v| (f64::from(v) / 32_768.0).powi(2)).sum::<f64>() / w.len() as f64;
-            self.windows.push((start + Self::WINDOW * k as u32, power));
+            let start = start + Self::WINDOW * k as u32;
+            let end = start + Duration::from_micros(w.len() as u64 * 125);
+            self.windows.push(Window { start, end, power });
         }
     }
 
     /// A `clear` at `now`: what had not started playing never will.
     pub fn cleared(&mut self, now: Instant) {
-        self.windows.retain(|&(t, _)| t < now);
+        self.windows.retain(|w| w.start < now);
+        if let Some(last) = self.windows.last_mut() {
+            last.end = last.end.min(now);
+        }
     }
 
     /// The bot's mean power over [`Self::REFERENCE`] before `onset` (`None` if it played
@@ -330,7 +374,7 @@ impl BotLevels {
     fn reference(&self, onset: Instant) -> Option<f64> {
         let from = onset.checked_sub(Self::REFERENCE).unwrap_or(onset);
         let before: Vec<f64> =
-            self.windows.iter().filter(|w| w.0 >= from && w.0 < onset).map(|w| w.1).collect();
+            self.windows.iter().filter(|w| w.start >= from && w.start < onset).map(|w| w.power).collect();
         let mean = before.iter().sum::<f64>() / before.len().max(1) as f64;
         (mean > 0.0).then_some(mean)
     }
@@ -340,30 +384,52 @@ impl BotLevels {
         power <= reference * 10f64.powf(-Self::DROP_DB / 10.0)
     }
 
+    /// `onset..until`, cut into what played (down or not against `reference`) and the silences
+    /// between (down), in order and without gaps.
+    fn stretches(&self, onset: Instant, until: Instant, reference: f64) -> Vec<Stretch> {
+        let mut out = vec![];
+        let mut at = onset;
+        for w in self.windows.iter().filter(|w| w.end > onset && w.start < until) {
+            if w.start > at {
+                out.push(Stretch { start: at, end: w.start, down: true });
+            }
+            let (start, end) = (w.start.max(at), w.end.min(until));
+            if end > start {
+                out.push(Stretch { start, end, down: Self::down(w.power, reference) });
+                at = end;
+            }
+        }
+        if at < until {
+            out.push(Stretch { start: at, end: until, down: true });
+        }
+        out
+    }
+
     /// When, at or after `onset` and before `until`, the bot's level first fell
-    /// [`Self::DROP_DB`] below its level before the onset, and stayed down for [`Self::HOLD`]
-    /// (or until its audio stopped).
+    /// [`Self::DROP_DB`] below its level before the onset, or its audio stopped, and stayed down
+    /// for [`Self::HOLD`] (or until `until`).
     pub fn drop_after(&self, onset: Instant, until: Instant) -> Option<Instant> {
         let reference = self.reference(onset)?;
-        let after: Vec<&(Instant, f64)> =
-            self.windows.iter().filter(|w| w.0 >= onset && w.0 < until).collect();
-        (0..after.len()).find_map(|i| {
-            let start = after[i].0;
-            let held = after[i..]
-                .iter()
-                .take_while(|w| w.0 < start + Self::HOLD)
-                .all(|w| Self::down(w.1, reference));
-            held.then_some(start)
-        })
+        let mut run_start = None;
+        for s in self.stretches(onset, until, reference) {
+            if !s.down {
+                run_start = None;
+                continue;
+            }
+            let start = *run_start.get_or_insert(s.start);
+            if s.end >= until || s.end.duration_since(start) >= Self::HOLD {
+                return Some(start);
+            }
+        }
+        None
     }
 
     /// How long, between `onset` and `until`, the bot played [`Self::DROP_DB`] below its level
-    /// before the onset, ms.
+    /// before the onset or not at all, ms.
     pub fn dip_ms(&self, onset: Instant, until: Instant) -> f64 {
         let Some(reference) = self.reference(onset) else { return 0.0 };
-        let n =
-            self.windows.iter().filter(|w| w.0 >= onset && w.0 < until && Self::down(w.1, reference)).count();
-        n as f64 * ms(Self::WINDOW)
+        let stretches = self.stretches(onset, until, reference);
+        stretches.iter().filter(|s| s.down).map(|s| ms(s.end.duration_since(s.start))).sum()
     }
 }
 
@@ -432,6 +498,24 @@ mod tests {
     }
 
     #[test]
+    fn a_mark_queued_ahead_of_the_next_audio_waits_for_it() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
+        p.on_media(t0, FRAME, false);
+        p.on_mark_before_next_audio("a".into());
+        assert_eq!((p.next_mark_due(), p.marks_outstanding()), (None, 1), "no audio after it yet");
+        // The next audio arrives after the buffer ran dry: the mark is due as it starts playing.
+        p.on_media(at(t0, 300), FRAME, false);
+        assert_eq!(p.due_marks(at(t0, 300)), ["a"]);
+        // One still waiting when a clear comes is flushed with the queued ones.
+        p.on_media(at(t0, 310), FRAME, false);
+        p.on_mark(at(t0, 310), "queued".into());
+        p.on_mark_before_next_audio("waiting".into());
+        assert_eq!(p.on_clear(at(t0, 315)).flushed, ["queued", "waiting"]);
+        assert_eq!((p.stats().marks, p.stats().marks_played, p.stats().marks_cleared), (3, 1, 2));
+    }
+
+    #[test]
     fn late_frames_are_underruns_and_pauses_or_turns_start_new_replies() {
         let t0 = Instant::now();
         let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
@@ -457,17 +541,31 @@ mod tests {
     }
 
     #[test]
+    fn after_the_caller_spoke_over_a_reply_the_first_audio_after_a_silence_is_a_new_reply() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
+        assert!(matches!(p.on_media(t0, FRAME, false), MediaOutcome::ReplyStarted { .. }));
+        // The caller finished an utterance while this frame was playing: it cannot answer it...
+        assert_eq!(p.on_media(at(t0, 10), FRAME, true), MediaOutcome::Continued);
+        // ...nor can audio within the measurement's precision of the last...
+        assert_eq!(p.on_media(at(t0, 41), FRAME, true), MediaOutcome::Continued);
+        // ...but the first after a silence the caller heard does, however short.
+        assert!(matches!(p.on_media(at(t0, 361), FRAME, true), MediaOutcome::ReplyStarted { .. }));
+        assert_eq!((p.stats().replies, p.stats().underruns), (2, 0));
+    }
+
+    #[test]
     fn bot_levels_find_a_held_drop_and_measure_dips() {
         let t0 = Instant::now();
         let tone = |amp: f64, n: usize| -> Vec<i16> {
             (0..n).map(|i| (amp * (i as f64 * 0.7).sin()) as i16).collect()
         };
         let mut l = BotLevels::default();
-        // 1 s at full level, then 20 ms at -6 dB (not a drop), 200 ms at -18 dB, full again.
+        // 1 s at full level, then 20 ms at -6 dB (not a drop), 200 ms at -18 dB, full again to 2 s.
         l.played(at(t0, 0), &tone(8_000.0, 8_000));
         l.played(at(t0, 1_000), &tone(4_000.0, 160));
         l.played(at(t0, 1_020), &tone(1_000.0, 1_600));
-        l.played(at(t0, 1_220), &tone(8_000.0, 800));
+        l.played(at(t0, 1_220), &tone(8_000.0, 6_240));
         let onset = at(t0, 900);
         assert_eq!(l.drop_after(onset, at(t0, 2_000)), Some(at(t0, 1_020)));
         assert!((l.dip_ms(onset, at(t0, 2_000)) - 200.0).abs() < 1e-9);
@@ -475,12 +573,30 @@ mod tests {
         let mut short = BotLevels::default();
         short.played(at(t0, 0), &tone(8_000.0, 8_000));
         short.played(at(t0, 1_000), &tone(1_000.0, 160));
-        short.played(at(t0, 1_020), &tone(8_000.0, 800));
+        short.played(at(t0, 1_020), &tone(8_000.0, 7_840));
         assert_eq!(short.drop_after(onset, at(t0, 2_000)), None);
-        // A clear drops what had not started playing; nothing before an onset: no reference.
+        // A clear drops what had not started playing: from it on, nothing plays (down); nothing
+        // before an onset: no reference.
         l.cleared(at(t0, 1_100));
-        assert!((l.dip_ms(onset, at(t0, 2_000)) - 80.0).abs() < 1e-9);
+        assert!((l.dip_ms(onset, at(t0, 2_000)) - 980.0).abs() < 1e-9);
         assert_eq!(BotLevels::default().drop_after(onset, at(t0, 2_000)), None);
+    }
+
+    #[test]
+    fn silence_after_the_onset_is_the_voice_dropped() {
+        let t0 = Instant::now();
+        let tone =
+            |n: u32| -> Vec<i16> { (0..n).map(|i| (8_000.0 * (f64::from(i) * 0.7).sin()) as i16).collect() };
+        // The bot plays 950 ms and stops (no clear); the caller's onset is at 900 ms.
+        let mut l = BotLevels::default();
+        l.played(t0, &tone(7_600));
+        let onset = at(t0, 900);
+        assert_eq!(l.drop_after(onset, at(t0, 2_000)), Some(at(t0, 950)));
+        assert!((l.dip_ms(onset, at(t0, 1_900)) - 950.0).abs() < 1e-9);
+        // A silence shorter than the hold (a 20 ms underrun) is not the voice dropping.
+        l.played(at(t0, 970), &tone(8_240));
+        assert_eq!(l.drop_after(onset, at(t0, 2_000)), None);
+        assert!((l.dip_ms(onset, at(t0, 1_900)) - 20.0).abs() < 1e-9);
     }
 
     #[test]

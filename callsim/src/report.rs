@@ -13,11 +13,11 @@ pub struct Metrics {
     pub response_latency_ms: Percentiles,
     /// Caller onset over bot audio → `clear`, ms, over answered barge-ins.
     pub barge_in_reaction_ms: Percentiles,
-    /// Caller onset over bot audio → the bot's level 10 dB down as played (or `clear`), ms,
-    /// over answered barge-ins.
+    /// Caller onset over bot audio → the bot's level 10 dB down as played, or nothing playing
+    /// (or `clear`), ms, over answered barge-ins.
     pub voice_drop_ms: Percentiles,
-    /// Bot audio played 10 dB down in the 2 s after a caller onset no `clear` answered, ms,
-    /// over those onsets.
+    /// Time the bot played 10 dB down or not at all in the 2 s after a caller onset no `clear`
+    /// answered, ms, over those onsets.
     pub barge_in_dip_ms: Percentiles,
     /// Underruns (buffer ran dry inside a reply) per call.
     pub underruns_per_call: Percentiles,
@@ -56,8 +56,10 @@ pub struct Totals {
     pub marks: u64,
     /// Marks echoed after playing.
     pub marks_played: u64,
-    /// Marks echoed by a `clear`.
+    /// Marks a `clear` flushed (echoed at once or dropped, as the carrier does).
     pub marks_cleared: u64,
+    /// Of those, the marks the carrier dropped unanswered (Plivo, Vonage).
+    pub marks_dropped: u64,
     /// Underruns.
     pub underruns: u64,
     /// Messages from the bot that the carrier would reject.
@@ -147,6 +149,7 @@ impl Report {
             t.marks += m.marks;
             t.marks_played += m.marks_played;
             t.marks_cleared += m.marks_cleared;
+            t.marks_dropped += m.marks_dropped;
             t.underruns += m.underruns;
             t.bad_messages += m.bad_messages;
             t.framing_violations += m.framing_violations;
@@ -222,13 +225,15 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} echoed cleared; clears: {} ({} unprompted: false barge-ins); bad messages from the bot: {}; framing violations: {}",
+            "frames: {} sent, {} bot frames in {} replies; marks: {} received, {} echoed played, {} flushed by a clear ({} echoed, {} dropped unanswered); clears: {} ({} unprompted: false barge-ins); bad messages from the bot: {}; framing violations: {}",
             t.frames_sent,
             t.bot_frames,
             t.replies,
             t.marks,
             t.marks_played,
             t.marks_cleared,
+            t.marks_cleared - t.marks_dropped,
+            t.marks_dropped,
             t.clears,
             t.clears_unprompted,
             t.bad_messages,

@@ -207,10 +207,12 @@ pub struct CallMetrics {
     /// Barge-ins followed by no `clear` (before the caller's next onset or the end of the call).
     pub barge_ins_without_clear: u64,
     /// For each barge-in the bot answered: onset → the bot's level as played 10 dB below its
-    /// level before the onset (a bot that ducks), or the `clear` if that came first, ms.
+    /// level before the onset (a bot that ducks) or nothing playing (one that went quiet), or the
+    /// `clear` if that came first, ms.
     pub voice_drop_ms: Vec<f64>,
     /// For each barge-in no `clear` answered (a backchannel, a cough): how long the bot played
-    /// 10 dB down in the 2 s after the onset, ms (0: it played on).
+    /// 10 dB down or not at all in the 2 s after the onset (up to the hang-up), ms (0: it played
+    /// on).
     pub barge_in_dip_ms: Vec<f64>,
     /// `clear` messages received.
     pub clears: u64,
@@ -236,8 +238,11 @@ pub struct CallMetrics {
     pub marks: u64,
     /// Marks echoed after their audio played.
     pub marks_played: u64,
-    /// Marks a `clear` flushed (echoed at once, or dropped, as the carrier does).
+    /// Marks a `clear` flushed (their audio never played), echoed at once or dropped, as the
+    /// carrier does.
     pub marks_cleared: u64,
+    /// Of those, the marks the carrier dropped unanswered (Plivo, Vonage); the others were echoed.
+    pub marks_dropped: u64,
     /// Media frames sent.
     pub frames_sent: u64,
     /// What the impairments did.

@@ -164,7 +164,9 @@ pub(crate) enum CallerMark {
 /// One frame of the caller's stream and what comes with it.
 #[derive(Debug)]
 pub(crate) struct FrameOut {
-    pub(crate) payload: [u8; FRAME_BYTES],
+    /// The frame's audio; `None` once the script is over (what its last steps did still comes
+    /// with it: a final key press, a final wait's timeout).
+    pub(crate) payload: Option<[u8; FRAME_BYTES]>,
     /// Speech onsets and ends that this frame starts (a clip's whole list, when it begins), at
     /// stream ms.
     pub(crate) speech: Vec<(u64, CallerMark)>,
@@ -207,15 +209,20 @@ impl<'a> ScriptCursor<'a> {
         self.progress = Progress::Fresh;
     }
 
-    /// The frame starting at stream time `stream_ms`, or `None` when the script is over.
-    pub(crate) fn next_frame(&mut self, stream_ms: u64, view: &ReplyView) -> Option<FrameOut> {
-        let mut out = FrameOut { payload: [0; FRAME_BYTES], speech: vec![], dtmf: vec![], timeouts: vec![] };
-        self.line.fill(&mut out.payload);
+    /// The frame starting at stream time `stream_ms` and what comes with it; without a payload
+    /// when the script is over.
+    pub(crate) fn next_frame(&mut self, stream_ms: u64, view: &ReplyView) -> FrameOut {
+        let mut out = FrameOut { payload: None, speech: vec![], dtmf: vec![], timeouts: vec![] };
+        let mut payload = [0; FRAME_BYTES];
+        self.line.fill(&mut payload);
         let due = self.timed_dtmf.partition_point(|d| d.0 <= stream_ms);
         out.dtmf.extend(self.timed_dtmf[..due].iter().map(|d| d.1));
         self.timed_dtmf = &self.timed_dtmf[due..];
         loop {
-            let step = self.steps.get(self.index)?;
+            let Some(step) = self.steps.get(self.index) else {
+                // Keys and timeouts the last steps produced are delivered even with no frame.
+                return out;
+            };
             match (step, &mut self.progress) {
                 (Step::Dtmf(d), _) => {
                     out.dtmf.push(*d);
@@ -232,9 +239,10 @@ impl<'a> ScriptCursor<'a> {
                         continue;
                     }
                     let end = (*offset + FRAME_BYTES).min(data.len());
-                    out.payload[..end - *offset].copy_from_slice(&data[*offset..end]);
+                    payload[..end - *offset].copy_from_slice(&data[*offset..end]);
                     *offset = end;
-                    return Some(out);
+                    out.payload = Some(payload);
+                    return out;
                 }
                 (Step::Silence(d), Progress::Fresh) => {
                     let frames = (d.as_millis() as u64).div_ceil(FRAME_MS);
@@ -246,7 +254,8 @@ impl<'a> ScriptCursor<'a> {
                         continue;
                     }
                     *frames_left -= 1;
-                    return Some(out);
+                    out.payload = Some(payload);
+                    return out;
                 }
                 (
                     Step::WaitForReply { .. } | Step::WaitForReplyEnd { .. } | Step::Interrupt { .. },
@@ -264,7 +273,8 @@ impl<'a> ScriptCursor<'a> {
                         self.advance();
                         continue;
                     }
-                    return Some(out);
+                    out.payload = Some(payload);
+                    return out;
                 }
                 (Step::WaitForReplyEnd { quiet, timeout }, Progress::Waiting { since }) => {
                     let quiet_enough =
@@ -278,13 +288,15 @@ impl<'a> ScriptCursor<'a> {
                         self.advance();
                         continue;
                     }
-                    return Some(out);
+                    out.payload = Some(payload);
+                    return out;
                 }
                 (Step::Interrupt { after, audio, timeout }, Progress::Waiting { since }) => {
                     let due = view.reply_start.is_some_and(|start| view.now >= start + *after);
                     let gave_up = view.reply_start.is_none() && view.now.duration_since(*since) >= *timeout;
                     if !(due || gave_up) {
-                        return Some(out);
+                        out.payload = Some(payload);
+                        return out;
                     }
                     if gave_up {
                         out.timeouts.push("wait for a reply to interrupt");
@@ -334,31 +346,31 @@ mod tests {
         let mut c = ScriptCursor::new(&script, digital());
         let at = |ms: u64| t0 + Duration::from_millis(ms);
 
-        let f = c.next_frame(0, &view(at(0), None, None)).unwrap();
-        assert_eq!(f.payload, [0x11; 160]);
+        let f = c.next_frame(0, &view(at(0), None, None));
+        assert_eq!(f.payload, Some([0x11; 160]));
         assert_eq!(f.speech, [(10, CallerMark::SpeechStart), (45, CallerMark::SpeechEnd)]);
-        assert_eq!(c.next_frame(20, &view(at(20), None, None)).unwrap().payload, [0x11; 160]);
-        let last = c.next_frame(40, &view(at(40), None, None)).unwrap();
-        assert_eq!(&last.payload[..80], &[0x11; 80]);
-        assert_eq!(&last.payload[80..], &[ULAW_SILENCE; 80], "a short last frame is padded with silence");
+        assert_eq!(c.next_frame(20, &view(at(20), None, None)).payload, Some([0x11; 160]));
+        let last = c.next_frame(40, &view(at(40), None, None)).payload.unwrap();
+        assert_eq!(&last[..80], &[0x11; 80]);
+        assert_eq!(&last[80..], &[ULAW_SILENCE; 80], "a short last frame is padded with silence");
         // The key is pressed before the silence's first frame; 30 ms of silence is two frames.
-        let f = c.next_frame(60, &view(at(60), None, None)).unwrap();
-        assert_eq!((f.dtmf.as_slice(), f.payload), (&['5'][..], [ULAW_SILENCE; 160]));
-        assert!(c.next_frame(80, &view(at(80), None, None)).unwrap().dtmf.is_empty());
+        let f = c.next_frame(60, &view(at(60), None, None));
+        assert_eq!((f.dtmf.as_slice(), f.payload), (&['5'][..], Some([ULAW_SILENCE; 160])));
+        assert!(c.next_frame(80, &view(at(80), None, None)).dtmf.is_empty());
         // Waiting: silence until the reply starts...
         for ms in [100, 120, 140] {
-            assert_eq!(c.next_frame(ms, &view(at(ms), None, None)).unwrap().payload, [ULAW_SILENCE; 160]);
+            assert_eq!(c.next_frame(ms, &view(at(ms), None, None)).payload, Some([ULAW_SILENCE; 160]));
         }
         // ...then the interrupt waits `after` past the reply's start, then talks.
         let reply = Some(at(150));
-        assert!(c.next_frame(160, &view(at(160), reply, None)).unwrap().speech.is_empty());
-        assert!(c.next_frame(180, &view(at(180), reply, None)).unwrap().speech.is_empty());
-        let f = c.next_frame(200, &view(at(200), reply, None)).unwrap();
+        assert!(c.next_frame(160, &view(at(160), reply, None)).speech.is_empty());
+        assert!(c.next_frame(180, &view(at(180), reply, None)).speech.is_empty());
+        let f = c.next_frame(200, &view(at(200), reply, None));
         assert_eq!(f.speech, [(210, CallerMark::SpeechStart), (245, CallerMark::SpeechEnd)]);
-        assert_eq!(f.payload, [0x11; 160]);
-        c.next_frame(220, &view(at(220), reply, None)).unwrap();
-        c.next_frame(240, &view(at(240), reply, None)).unwrap();
-        assert!(c.next_frame(260, &view(at(260), reply, None)).is_none(), "the script is over");
+        assert_eq!(f.payload, Some([0x11; 160]));
+        c.next_frame(220, &view(at(220), reply, None));
+        c.next_frame(240, &view(at(240), reply, None));
+        assert!(c.next_frame(260, &view(at(260), reply, None)).payload.is_none(), "the script is over");
     }
 
     #[test]
@@ -370,8 +382,7 @@ mod tests {
             .dtmf_at(0, '1')
             .dtmf_at(40, '#');
         let mut c = ScriptCursor::new(&script, digital());
-        let keys: Vec<Vec<char>> =
-            (0..5).map(|k| c.next_frame(k * 20, &view(t0, None, None)).unwrap().dtmf).collect();
+        let keys: Vec<Vec<char>> = (0..5).map(|k| c.next_frame(k * 20, &view(t0, None, None)).dtmf).collect();
         assert_eq!(keys, [vec!['1'], vec![], vec!['#'], vec!['2'], vec![]]);
     }
 
@@ -384,13 +395,39 @@ mod tests {
             timeout: Duration::from_secs(9),
         });
         let mut c = ScriptCursor::new(&script, digital());
-        assert!(c.next_frame(0, &view(at(0), None, None)).unwrap().timeouts.is_empty());
-        assert!(c.next_frame(20, &view(at(20), None, None)).unwrap().timeouts.is_empty());
-        assert_eq!(c.next_frame(40, &view(at(40), None, None)).unwrap().timeouts, ["wait for reply"]);
+        assert!(c.next_frame(0, &view(at(0), None, None)).timeouts.is_empty());
+        assert!(c.next_frame(20, &view(at(20), None, None)).timeouts.is_empty());
+        assert_eq!(c.next_frame(40, &view(at(40), None, None)).timeouts, ["wait for reply"]);
         let reply = Some(at(50));
-        assert!(c.next_frame(60, &view(at(60), reply, None)).is_some(), "still playing");
-        assert!(c.next_frame(300, &view(at(300), reply, Some(at(250)))).is_some(), "quiet for only 50 ms");
-        assert!(c.next_frame(360, &view(at(360), reply, Some(at(250)))).is_none());
+        assert!(c.next_frame(60, &view(at(60), reply, None)).payload.is_some(), "still playing");
+        assert!(
+            c.next_frame(300, &view(at(300), reply, Some(at(250)))).payload.is_some(),
+            "quiet for only 50 ms"
+        );
+        assert!(c.next_frame(360, &view(at(360), reply, Some(at(250)))).payload.is_none());
         assert!(script.max_duration_ms() >= 9040);
+    }
+
+    #[test]
+    fn a_final_key_press_and_a_final_timeout_come_with_the_end_of_the_script() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let script = Script::new()
+            .silence(Duration::from_millis(20))
+            .dtmf('#')
+            .wait_for_reply_end(Duration::from_millis(40));
+        let mut c = ScriptCursor::new(&script, digital());
+        assert!(c.next_frame(0, &view(at(0), None, None)).payload.is_some());
+        let f = c.next_frame(20, &view(at(20), None, None));
+        assert_eq!((f.dtmf, f.payload.is_some()), (vec!['#'], true), "the key, then the wait's first frame");
+        assert!(c.next_frame(40, &view(at(40), None, None)).payload.is_some());
+        let end = c.next_frame(60, &view(at(60), None, None));
+        assert_eq!((end.timeouts, end.payload), (vec!["wait for the reply to end"], None));
+
+        let ends_on_a_key = Script::new().silence(Duration::from_millis(20)).dtmf('#');
+        let mut c = ScriptCursor::new(&ends_on_a_key, digital());
+        assert!(c.next_frame(0, &view(at(0), None, None)).dtmf.is_empty());
+        let end = c.next_frame(20, &view(at(20), None, None));
+        assert_eq!((end.dtmf, end.payload), (vec!['#'], None));
     }
 }

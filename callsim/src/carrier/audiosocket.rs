@@ -75,7 +75,7 @@ impl Carrier for AudioSocket {
         Some(message(AUDIO_8K, &ulaw_to_l16le(ulaw)))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         u8::try_from(digit).ok().map(|d| message(DTMF, &[d]))
     }
 
@@ -128,7 +128,7 @@ mod tests {
         let Wire::Binary(open) = &c.opening()[0] else { panic!() };
         let hex: String = open[3..].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!((open[..3].to_vec(), hex), (vec![0x01, 0x00, 0x10], ids.call_id.replace('-', "")));
-        assert_eq!(c.dtmf('5'), Some(Wire::Binary(vec![0x03, 0x00, 0x01, b'5'])));
+        assert_eq!(c.dtmf('5', 0), Some(Wire::Binary(vec![0x03, 0x00, 0x01, b'5'])));
         assert_eq!(c.hangup(), Some(Wire::Binary(vec![0, 0, 0])));
         let Some(Wire::Binary(audio)) = c.media(&[0xFF; 160], 0) else { panic!() };
         assert_eq!((audio.len(), &audio[..3]), (323, &[0x10, 0x01, 0x40][..]));

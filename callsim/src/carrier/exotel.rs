@@ -110,7 +110,7 @@ impl Carrier for Exotel {
         self.chunk_message()
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         let msg = serde_json::json!({
             "event": "dtmf", "sequence_number": self.next_seq(), "stream_sid": self.ids.stream_id,
             "dtmf": {"digit": digit.to_string(), "duration": "100"},

@@ -7,12 +7,19 @@
 //! parameters); then the caller's audio as binary 16-bit little-endian PCM, and key presses as
 //! `{"event":"dtmf","dtmf":"5","duration":…}` text. There is no stop message: the socket closes.
 //! The bot sends binary PCM (any even length), `{"type":"mark","data":{"name":…}}`,
-//! `{"type":"killAudio"}` (the clear) and `{"type":"clearMarks"}`; the module echoes a mark as
-//! `{"type":"mark","data":{"name":…,"event":"playout"}}` when its audio has played, and every
+//! `{"type":"killAudio"}` (the clear) and `{"type":"clearMarks"}`. The module queues a mark ahead
+//! of the *next* binary audio it receives (a mark with no audio after it waits for some), keeps at
+//! most 30 outstanding and discards the rest; it echoes a mark as
+//! `{"type":"mark","data":{"name":…,"event":"playout"}}` when playout reaches it, and every
 //! pending one with `"event":"cleared"` on `killAudio`.
 
-use super::{CallIds, Carrier, FromBot, Mark, Read, Transport, Wire, json_object, mark_named, ulaw_to_l16le};
+use super::{
+    CallIds, Carrier, FromBot, Mark, MarkRules, Read, Transport, Wire, json_object, mark_named, ulaw_to_l16le,
+};
 use base64::Engine as _;
+
+/// Most marks mod_audio_fork keeps outstanding.
+const MAX_MARKS: usize = 30;
 
 pub(crate) struct Jambonz {
     ids: CallIds,
@@ -59,7 +66,7 @@ impl Carrier for Jambonz {
         Some(Wire::Binary(ulaw_to_l16le(ulaw)))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         // The duration in 8 kHz samples (200 ms).
         let msg = serde_json::json!({"event": "dtmf", "dtmf": digit.to_string(), "duration": 1600});
         Some(Wire::Text(msg.to_string()))
@@ -96,6 +103,10 @@ impl Carrier for Jambonz {
             })),
             other => Read::bad(format!("unknown type {other:?}")),
         }
+    }
+
+    fn mark_rules(&self) -> MarkRules {
+        MarkRules { wait_for_next_audio: true, max_outstanding: Some(MAX_MARKS) }
     }
 
     fn echo(&mut self, mark: &Mark, cleared: bool) -> Option<Wire> {

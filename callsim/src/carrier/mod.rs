@@ -244,6 +244,16 @@ impl Read {
     }
 }
 
+/// How the carrier queues the bot's marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MarkRules {
+    /// A mark is queued ahead of the next audio the bot sends (so it is due when that audio
+    /// starts playing, and waits for it), not behind the audio already sent.
+    pub(crate) wait_for_next_audio: bool,
+    /// Most marks the carrier keeps outstanding (waiting or queued); it discards the rest.
+    pub(crate) max_outstanding: Option<usize>,
+}
+
 /// How the carrier plays the bot's audio.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum PlayoutKind {
@@ -273,8 +283,8 @@ pub(crate) trait Carrier: Send {
     fn flush_media(&mut self) -> Option<Wire> {
         None
     }
-    /// A key press.
-    fn dtmf(&mut self, digit: char) -> Option<Wire>;
+    /// A key press at stream time `stream_ms`.
+    fn dtmf(&mut self, digit: char, stream_ms: u64) -> Option<Wire>;
     /// Its hang-up message (`None`: it just closes the connection).
     fn hangup(&mut self) -> Option<Wire>;
     /// Reads one message from the bot.
@@ -288,6 +298,10 @@ pub(crate) trait Carrier: Send {
     /// How it plays audio.
     fn playout(&self) -> PlayoutKind {
         PlayoutKind::Buffered
+    }
+    /// How it queues marks.
+    fn mark_rules(&self) -> MarkRules {
+        MarkRules::default()
     }
     /// Rules broken by the last messages once the bot has sent everything (the call ended).
     fn finish(&mut self) -> Vec<String> {
@@ -391,6 +405,53 @@ mod tests {
         let digest: String = Sha256::digest(&all).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(digest, expected.trim());
         assert_eq!((ulaw_to_linear(0xFF), ulaw_to_linear(0x00)), (0, -32124));
+    }
+
+    #[test]
+    fn malformed_messages_are_bad_messages_for_every_carrier_never_a_panic() {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        // Each with this call's stream id under every carrier's key, so that only the malformed
+        // part is wrong.
+        let malformed = [
+            r#"{"event":"playAudio"}"#,
+            r#"{"event":"playAudio","media":5}"#,
+            r#"{"event":"media"}"#,
+            r#"{"event":"media","media":"x"}"#,
+            r#"{"event":"mark"}"#,
+            r#"{"event":"mark","mark":[]}"#,
+            r#"{"event":"checkpoint","name":7}"#,
+            r#"{"event":"sendDTMF","dtmf":7}"#,
+            r#"{"action":"notify","payload":3}"#,
+            r#"{"type":"mark","data":"x"}"#,
+        ];
+        let mut failures = vec![];
+        for dialect in Dialect::ALL {
+            let ids = dialect.ids(&mut SplitMix64::new(3), None, 1);
+            let mut carrier = dialect.carrier(&ids, &[]);
+            let sid = &ids.stream_id;
+            let ids_json =
+                format!(r#""streamSid":"{sid}","stream_id":"{sid}","streamId":"{sid}","stream_sid":"{sid}""#);
+            let mut messages: Vec<Wire> = malformed
+                .iter()
+                .map(|m| Wire::Text(format!("{},{ids_json}}}", m.trim_end_matches('}'))))
+                .collect();
+            messages.extend(["[1,2]", "\"text\"", "not json"].map(Wire::from));
+            for message in messages {
+                match catch_unwind(AssertUnwindSafe(|| carrier.read(&message))) {
+                    Ok(Read { what: Some(Err(_)), .. }) => {}
+                    Ok(other) => failures.push(format!("{dialect} took {message:?}: {other:?}")),
+                    Err(_) => failures.push(format!("{dialect} panicked on {message:?}")),
+                }
+            }
+            // Binary frames of any shape may be audio to some carriers, but never a panic.
+            for bytes in [vec![], vec![0x10], vec![0x10, 0x00, 0x09, 0x01], vec![0xff, 0xff, 0xff]] {
+                let message = Wire::Binary(bytes);
+                if catch_unwind(AssertUnwindSafe(|| carrier.read(&message))).is_err() {
+                    failures.push(format!("{dialect} panicked on {message:?}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

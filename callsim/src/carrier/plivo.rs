@@ -25,15 +25,15 @@ pub(crate) struct Plivo {
     extra_headers: String,
     seq: u64,
     chunk: u64,
-    /// Unix ms of stream time 0.
+    /// Unix ms of stream time 0, read as `start` goes out (after the handshake): Plivo stamps
+    /// media and key presses with the wall-clock time of the stream they belong to.
     epoch_ms: u64,
 }
 
 impl Plivo {
     pub(crate) fn new(ids: &CallIds, params: &[(String, String)]) -> Self {
         let extra_headers: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        Self { ids: ids.clone(), extra_headers: extra_headers.join(";"), seq: 0, chunk: 0, epoch_ms }
+        Self { ids: ids.clone(), extra_headers: extra_headers.join(";"), seq: 0, chunk: 0, epoch_ms: 0 }
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -81,6 +81,7 @@ impl Carrier for Plivo {
     }
 
     fn opening(&mut self) -> Vec<Wire> {
+        self.epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let start = serde_json::json!({
             "event": "start",
             "sequenceNumber": self.next_seq(),
@@ -113,10 +114,11 @@ impl Carrier for Plivo {
         Some(Wire::Text(msg.to_string()))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, stream_ms: u64) -> Option<Wire> {
+        let timestamp = (self.epoch_ms + stream_ms).to_string();
         let msg = serde_json::json!({
             "event": "dtmf", "sequenceNumber": self.next_seq(), "streamId": self.ids.stream_id,
-            "dtmf": {"track": "inbound", "digit": digit.to_string(), "timestamp": self.epoch_ms.to_string()},
+            "dtmf": {"track": "inbound", "digit": digit.to_string(), "timestamp": timestamp},
             "extra_headers": self.extra_headers,
         });
         Some(Wire::Text(msg.to_string()))
@@ -146,7 +148,8 @@ impl Carrier for Plivo {
             (size > MAX_MESSAGE).then(|| format!("{event} of {size} B (Plivo takes messages up to 64 KB)"));
         let read = match event {
             "playAudio" => {
-                let media = &map["media"];
+                // Indexing a `Value` never panics: a missing `media` reads as null, so no payload.
+                let media = map.get("media").unwrap_or(&serde_json::Value::Null);
                 let Some(p) = media["payload"].as_str().and_then(unb64).filter(|p| !p.is_empty()) else {
                     return Read::bad("playAudio without a base64 payload");
                 };

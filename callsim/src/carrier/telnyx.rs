@@ -77,7 +77,7 @@ impl Carrier for Telnyx {
         Some(Wire::Text(msg.to_string()))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         let msg = serde_json::json!({
             "event": "dtmf", "stream_id": self.ids.stream_id, "sequence_number": self.next_seq(),
             "dtmf": {"digit": digit.to_string()},

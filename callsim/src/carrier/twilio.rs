@@ -96,7 +96,7 @@ impl Carrier for Twilio {
         )))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         let seq = self.next_seq();
         let dtmf = match self.flavour {
             Flavour::Twilio => serde_json::json!({"track": "inbound_track", "digit": digit.to_string()}),

@@ -60,7 +60,7 @@ impl Carrier for Vonage {
         Some(Wire::Binary(ulaw_to_l16le(ulaw)))
     }
 
-    fn dtmf(&mut self, digit: char) -> Option<Wire> {
+    fn dtmf(&mut self, digit: char, _stream_ms: u64) -> Option<Wire> {
         let msg = serde_json::json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 260});
         Some(Wire::Text(msg.to_string()))
     }

@@ -7,13 +7,13 @@ use crate::common::speech;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_tungstenite::tungstenite::Message;
 use trunkline::protocol::signature;
 use trunkline::{Engine, EngineConfig, Event, SessionConfig, SessionStats};
 use trunkline_callsim::{
-    self as callsim, CallError, CallEvent, CallOptions, CallResult, CallerAudio, Impairments, Report,
-    RunOptions, Script, SpeechSegment,
+    self as callsim, CallError, CallEvent, CallOptions, CallResult, CallerAudio, Dialect, Impairments,
+    Report, RunOptions, Script, SpeechSegment,
 };
 use trunkline_server::{OffloadConfig, OffloadServer, OffloadedCall};
 
@@ -291,12 +291,19 @@ fn a_backchannel_over_the_bot_dips_it_briefly_and_is_no_barge_in() {
         let timeline = format!("{timeline}\nbot counters: {stats:?}\nevents: {:?}", bot.events());
         assert_eq!((m.barge_ins, m.barge_ins_without_clear, m.clears), (1, 1, 0), "{timeline}");
         assert!(m.voice_drop_ms.is_empty());
+        // The reply the caller talked over was still playing when the caller hung up (its 3 s
+        // outlast the call): the dip is the bot's level, not its silence.
+        let onset = first(&r, |e| matches!(e, CallEvent::CallerSpeechStarted { over_bot: true })).at;
+        let hang_up = first(&r, |e| matches!(e, CallEvent::StopSent)).at;
+        let reply_end =
+            r.events(|e| matches!(e, CallEvent::BotReplyEnded { .. })).map(|e| e.at).find(|at| *at > onset);
+        assert!(reply_end.is_some_and(|end| end >= hang_up), "{timeline}");
         assert_eq!(stats.ducks, stats.duck_restores, "{timeline}");
         assert_eq!(stats.ducks, u64::from(duck_db > 0), "{timeline}");
         (m.barge_in_dip_ms[0], timeline)
     };
     // With ducking the tone dips for about the backchannel plus the restore delay; without, it
-    // plays on.
+    // plays on at its level (silence would count as a dip too).
     let (dip, timeline) = run(18);
     println!("dip {dip} ms");
     assert!((60.0..=500.0).contains(&dip), "dip {dip} ms\n{timeline}");
@@ -382,9 +389,22 @@ type Sink =
     futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, Message>;
 
 /// A raw WebSocket server for one connection: records the upgrade request (its URL and headers)
-/// and every text message; once `start` arrives it runs `bot` with the sending half and the
-/// stream's `streamSid`.
+/// and every text message; once `start` (jambonz: its metadata) arrives it runs `bot` with the
+/// sending half and the stream's id (Twilio's `streamSid`, Plivo's `start.streamId`, jambonz's
+/// `callSid`).
 fn raw_server<F, Fut>(bot: F) -> (String, Received, RequestLog, std::thread::JoinHandle<()>)
+where
+    F: FnOnce(Sink, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    raw_server_answering_after(Duration::ZERO, bot)
+}
+
+/// [`raw_server`], answering the upgrade `delay` after it arrived (a slow handshake).
+fn raw_server_answering_after<F, Fut>(
+    delay: Duration,
+    bot: F,
+) -> (String, Received, RequestLog, std::thread::JoinHandle<()>)
 where
     F: FnOnce(Sink, String) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -406,6 +426,7 @@ where
                 for (k, v) in req.headers() {
                     log.push((k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()));
                 }
+                std::thread::sleep(delay);
                 Ok(resp)
             };
             let ws = tokio_tungstenite::accept_hdr_async(tcp, record).await.unwrap();
@@ -419,8 +440,11 @@ where
                         Some(Ok(Message::Text(t))) => {
                             rec.lock().unwrap().push((Instant::now(), t.to_string()));
                             let v = json(t.as_str());
-                            if v["event"] == "start" && let (Some(b), Some(s)) = (bot.take(), sink.take()) {
-                                tokio::spawn(b(s, v["streamSid"].as_str().unwrap().to_owned()));
+                            let start = v["event"] == "start" || v["mixType"].is_string();
+                            if start && let (Some(b), Some(s)) = (bot.take(), sink.take()) {
+                                let sid = v["streamSid"].as_str().or(v["start"]["streamId"].as_str());
+                                let sid = sid.or(v["callSid"].as_str());
+                                tokio::spawn(b(s, sid.unwrap().to_owned()));
                             }
                         }
                         Some(Ok(_)) => {}
@@ -534,6 +558,75 @@ fn the_wire_carries_twilio_messages_signed_and_impaired_as_configured() {
 }
 
 #[test]
+fn the_scripts_last_step_still_happens_a_final_key_is_sent_and_a_final_wait_logs_its_timeout() {
+    let silent_bot = |sink: Sink, _| async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(sink);
+    };
+    let (url, received, _, server) = raw_server(silent_bot);
+    let r = one_call(&CallOptions::new(&url), &Script::new().silence(Duration::from_millis(100)).dtmf('#'));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let events: Vec<serde_json::Value> = received.lock().unwrap().iter().map(|(_, t)| json(t)).collect();
+    let key = events.iter().position(|m| m["event"] == "dtmf" && m["dtmf"]["digit"] == "#");
+    let stop = events.iter().position(|m| m["event"] == "stop");
+    assert!(key.is_some() && key < stop, "the '#' before the stop:\n{events:?}");
+    first(&r, |e| matches!(e, CallEvent::DtmfSent { digit: '#' }));
+
+    let (url, _, _, server) = raw_server(silent_bot);
+    let script =
+        Script::new().silence(Duration::from_millis(100)).wait_for_reply_end(Duration::from_millis(200));
+    let r = one_call(&CallOptions::new(&url), &script);
+    server.join().unwrap();
+    assert!(r.ok(), "{}", callsim::format_timeline(&r, None));
+    first(&r, |e| matches!(e, CallEvent::WaitTimedOut { what: "wait for the reply to end" }));
+}
+
+/// Unix ms of `at`, given an instant and the wall clock read together.
+fn unix_ms(anchor: (Instant, SystemTime), at: Instant) -> f64 {
+    let epoch = anchor.1.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
+    epoch + if at >= anchor.0 { ms_between(anchor.0, at) } else { -ms_between(at, anchor.0) }
+}
+
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    b.duration_since(a).as_secs_f64() * 1000.0
+}
+
+#[test]
+fn plivo_stamps_media_and_key_presses_with_the_wall_clock_of_their_stream_time() {
+    // The upgrade takes 300 ms: stream time 0 (and its wall clock) starts after it.
+    let (url, received, _, server) =
+        raw_server_answering_after(Duration::from_millis(300), |sink, _| async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(sink);
+        });
+    let mut options = CallOptions::new(&url);
+    options.dialect = Dialect::Plivo;
+    let anchor = (Instant::now(), SystemTime::now());
+    let script =
+        Script::new().silence(Duration::from_millis(400)).dtmf('5').silence(Duration::from_millis(100));
+    let r = one_call(&options, &script);
+    server.join().unwrap();
+    assert!(r.ok(), "{}", callsim::format_timeline(&r, None));
+    let msgs: Vec<(Instant, serde_json::Value)> =
+        received.lock().unwrap().iter().map(|(t, m)| (*t, json(m))).collect();
+    let stamp =
+        |m: &serde_json::Value, key: &str| m[key]["timestamp"].as_str().unwrap().parse::<f64>().unwrap();
+    let start_at = msgs.iter().find(|(_, m)| m["event"] == "start").unwrap().0;
+    let media: Vec<f64> =
+        msgs.iter().filter(|(_, m)| m["event"] == "media").map(|(_, m)| stamp(m, "media")).collect();
+    // The first frame is stamped with the stream's start, when `start` arrived (loopback: a
+    // millisecond or two; the clocks were read a few µs apart).
+    let off = media[0] - unix_ms(anchor, start_at);
+    assert!((-10.0..=10.0).contains(&off), "the first media stamped {off:.0} ms from the stream's start");
+    assert_eq!(media[20] - media[0], 400.0);
+    // The key was pressed 400 ms into the stream, with the frame that starts there.
+    let key = msgs.iter().find(|(_, m)| m["event"] == "dtmf").expect("the key press").1.clone();
+    assert_eq!((key["dtmf"]["digit"].as_str(), stamp(&key, "dtmf")), (Some("5"), media[20]), "{key}");
+}
+
+#[test]
 fn choppy_bot_audio_shows_as_underruns_and_marks_echo_when_played() {
     let sent: Arc<Mutex<Vec<Instant>>> = Default::default();
     let sent_by_bot = sent.clone();
@@ -585,6 +678,99 @@ fn choppy_bot_audio_shows_as_underruns_and_marks_echo_when_played() {
     assert!((19.0..=32.0).contains(&after), "echoed {after:.1} ms after the last frame was sent");
 }
 
+/// Sends 20 ms frames of µ-law silence that play from `from_ms` to `to_ms` after `t`, each sent
+/// 100 ms before it plays (a pacer's lead).
+async fn send_paced(sink: &mut Sink, sid: &str, t: Instant, from_ms: u64, to_ms: u64) {
+    let frame = format!(
+        r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
+        "////".repeat(53) + "/w=="
+    );
+    for at in (from_ms..to_ms).step_by(20) {
+        tokio::time::sleep_until((t + Duration::from_millis(at.saturating_sub(100).max(from_ms))).into())
+            .await;
+        sink.send(Message::text(frame.clone())).await.unwrap();
+    }
+}
+
+#[test]
+fn an_answer_after_the_reply_the_caller_talked_over_is_a_reply_to_that_speech() {
+    let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
+        // A bot that ignores the barge-in: it finishes its reply (0.5-2.5 s), then, after 300 ms,
+        // answers what the caller said over it.
+        let t = Instant::now();
+        send_paced(&mut sink, &sid, t, 500, 2_500).await;
+        send_paced(&mut sink, &sid, t, 2_800, 3_800).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.line_noise_dbfs = None;
+    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 4_200])
+        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_500 }]);
+    let r = one_call(&options, &Script::new().say(caller));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let m = &r.metrics;
+    assert_eq!(
+        (m.turns, m.turns_unanswered, m.barge_ins, m.barge_ins_without_clear),
+        (1, 0, 1, 1),
+        "{timeline}"
+    );
+    assert_eq!((m.replies, m.underruns, m.response_ms.len()), (2, 0, 1), "{timeline}");
+    // From the caller's end of speech (1500 ms) to the answer (2800 ms).
+    assert!((1_290.0..=1_340.0).contains(&m.response_ms[0]), "{timeline}");
+}
+
+/// A bot playing a tone from 200 ms that goes quiet 60 ms after the caller's onset at 1000 ms
+/// (its audio runs out at 1060 ms), then sends `clear` at `clear_ms` if given; the call lasts
+/// 2.6 s.
+fn a_bot_silent_after_the_onset(clear_ms: Option<u64>) -> CallResult {
+    use base64::Engine as _;
+    let ulaw: Vec<u8> = tone_8k(20).iter().map(|&s| trunkline::codec::linear_to_ulaw(s)).collect();
+    let payload = base64::engine::general_purpose::STANDARD.encode(&ulaw);
+    let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
+        let t = Instant::now();
+        let frame = format!(r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{payload}"}}}}"#);
+        // Each 20 ms frame 40 ms before it plays (the first three together, at 200 ms).
+        for at in (200..1_060).step_by(20) {
+            tokio::time::sleep_until((t + Duration::from_millis((at - 40).max(200))).into()).await;
+            sink.send(Message::text(frame.clone())).await.unwrap();
+        }
+        if let Some(clear_ms) = clear_ms {
+            tokio::time::sleep_until((t + Duration::from_millis(clear_ms)).into()).await;
+            sink.send(Message::text(format!(r#"{{"event":"clear","streamSid":"{sid}"}}"#))).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.line_noise_dbfs = None;
+    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 2_600])
+        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_200 }]);
+    let r = one_call(&options, &Script::new().say(caller));
+    server.join().unwrap();
+    assert!(r.ok(), "{}", callsim::format_timeline(&r, None));
+    assert_eq!(r.metrics.barge_ins, 1, "{}", callsim::format_timeline(&r, None));
+    r
+}
+
+#[test]
+fn a_bot_that_goes_silent_over_the_caller_dropped_its_voice_then_not_at_its_clear() {
+    // No clear: silent from 1060 ms to the hang-up (about 2600 ms) is all dip.
+    let r = a_bot_silent_after_the_onset(None);
+    let timeline = callsim::format_timeline(&r, None);
+    let m = &r.metrics;
+    assert_eq!((m.barge_ins_without_clear, m.barge_in_dip_ms.len()), (1, 1), "{timeline}");
+    let dip = m.barge_in_dip_ms[0];
+    assert!((1_450.0..=1_620.0).contains(&dip), "dip {dip:.0} ms\n{timeline}");
+    // A clear at 1300 ms: the caller heard the voice drop at 1060 ms, not at the clear.
+    let r = a_bot_silent_after_the_onset(Some(1_300));
+    let timeline = callsim::format_timeline(&r, None);
+    let m = &r.metrics;
+    assert_eq!((m.barge_in_reaction_ms.len(), m.voice_drop_ms.len()), (1, 1), "{timeline}");
+    let drop = m.voice_drop_ms[0];
+    assert!((40.0..=100.0).contains(&drop), "voice dropped {drop:.0} ms after the onset\n{timeline}");
+}
+
 #[test]
 fn clear_drops_buffered_audio_and_echoes_pending_marks_at_once() {
     let cleared_at: Arc<Mutex<Option<Instant>>> = Default::default();
@@ -627,6 +813,87 @@ fn clear_drops_buffered_audio_and_echoes_pending_marks_at_once() {
         first(&r, |e| matches!(e, CallEvent::MarkEchoed { .. })).event,
         CallEvent::MarkEchoed { cleared: true, .. }
     ));
+    let table = Report::new(std::slice::from_ref(&r)).table();
+    assert!(table.contains("1 flushed by a clear (1 echoed, 0 dropped unanswered)"), "{table}");
+}
+
+#[test]
+fn the_report_says_plivo_dropped_the_checkpoint_a_clear_flushed() {
+    let (url, received, _, server) = raw_server(move |mut sink, sid| async move {
+        // One second of audio, a checkpoint after it, then `clearAudio` 300 ms later.
+        let second = format!(
+            r#"{{"event":"playAudio","media":{{"contentType":"audio/x-mulaw","sampleRate":8000,"payload":"{}"}}}}"#,
+            "////".repeat(8000 / 3) + "//8="
+        );
+        sink.send(Message::text(second)).await.unwrap();
+        let checkpoint = format!(r#"{{"event":"checkpoint","streamId":"{sid}","name":"sentence"}}"#);
+        sink.send(Message::text(checkpoint)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sink.send(Message::text(format!(r#"{{"event":"clearAudio","streamId":"{sid}"}}"#))).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.dialect = Dialect::Plivo;
+    let r = one_call(&options, &Script::new().silence(Duration::from_millis(800)));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let sent: Vec<serde_json::Value> = received.lock().unwrap().iter().map(|(_, t)| json(t)).collect();
+    assert!(sent.iter().any(|m| m["event"] == "clearedAudio"), "{sent:?}");
+    assert!(!sent.iter().any(|m| m["event"] == "playedStream"), "{sent:?}");
+    first(&r, |e| matches!(e, CallEvent::MarkDropped { name } if name == "sentence"));
+
+    let report = Report::new(std::slice::from_ref(&r));
+    let table = report.table();
+    assert!(table.contains("1 flushed by a clear (0 echoed, 1 dropped unanswered)"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!((&json["totals"]["marks_cleared"], &json["totals"]["marks_dropped"]), (&1.into(), &1.into()));
+    assert_eq!(json["per_call"][0]["metrics"]["marks_dropped"], 1);
+}
+
+#[test]
+fn jambonz_queues_a_mark_ahead_of_the_next_audio_and_keeps_at_most_30() {
+    let (url, received, _, server) = raw_server(move |mut sink, _| async move {
+        let t = Instant::now();
+        let mark = |name: &str| Message::text(format!(r#"{{"type":"mark","data":{{"name":"{name}"}}}}"#));
+        // 200 ms of audio and a mark after it; more audio only at 500 ms.
+        sink.send(Message::binary(vec![0x10; 3_200])).await.unwrap();
+        sink.send(mark("a")).await.unwrap();
+        tokio::time::sleep_until((t + Duration::from_millis(500)).into()).await;
+        sink.send(Message::binary(vec![0x10; 1_600])).await.unwrap();
+        // Marks with no audio after them: 30 wait, the 31st is one too many.
+        for k in 0..31 {
+            sink.send(mark(&format!("b{k}"))).await.unwrap();
+        }
+        tokio::time::sleep_until((t + Duration::from_millis(800)).into()).await;
+        sink.send(Message::text(r#"{"type":"killAudio"}"#)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.dialect = Dialect::Jambonz;
+    let r = one_call(&options, &Script::new().silence(Duration::from_millis(1_000)));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let echoes: Vec<(Instant, serde_json::Value)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(at, t)| (*at, json(t)))
+        .filter(|(_, m)| m["type"] == "mark")
+        .collect();
+    let start = r.stream_start;
+    // "a" waited for the next audio, and played when it started playing.
+    let (at, a) = &echoes[0];
+    assert_eq!((a["data"]["name"].as_str(), a["data"]["event"].as_str()), (Some("a"), Some("playout")));
+    let after = ms_between(start, *at);
+    assert!((495.0..=540.0).contains(&after), "'a' echoed {after:.0} ms into the stream\n{timeline}");
+    // The 30 it kept were still waiting at the killAudio; the 31st was discarded.
+    let cleared: Vec<&str> = echoes[1..].iter().map(|(_, m)| m["data"]["name"].as_str().unwrap()).collect();
+    assert_eq!(cleared, (0..30).map(|k| format!("b{k}")).collect::<Vec<_>>(), "{timeline}");
+    assert!(echoes[1..].iter().all(|(_, m)| m["data"]["event"] == "cleared"), "{echoes:?}");
+    let m = &r.metrics;
+    assert_eq!((m.marks, m.marks_played, m.marks_cleared, m.bad_messages), (31, 1, 30, 1), "{timeline}");
 }
 
 #[test]
@@ -724,6 +991,28 @@ fn after_network_stalls_the_bot_still_hears_every_frame_of_the_caller() {
         (0, 0, 0, 0),
         "{stats:?}"
     );
+}
+
+#[test]
+fn the_cli_refuses_bursts_as_long_as_their_period() {
+    // Such a burst would hold every frame until the hang-up.
+    for burst in [
+        &["--burst", "5", "--burst-every", "5"][..],
+        &["--burst", "8", "--burst-every", "4"],
+        &["--burst", "50"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callsim"))
+            .args(["--url", "ws://127.0.0.1:9/media", "--quiet", "--speech", "0-100"])
+            .args(burst)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{burst:?}: {stderr}");
+        assert!(
+            stderr.contains("--burst") && stderr.contains("less than --burst-every"),
+            "{burst:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
