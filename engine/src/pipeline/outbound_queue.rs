@@ -34,6 +34,11 @@ pub struct OutboundQueue {
 
 impl OutboundQueue {
     /// A queue for `capacity` bytes of audio and `mark_capacity` marks, cut into frames of
+    /// The byte that pads a short frame (silence in the carrier's encoding).
+    pub fn silence(&self) -> u8 {
+        self.silence
+    }
+
     /// `frame_bytes` padded with `silence`.
     pub fn new(capacity: usize, mark_capacity: usize, frame_bytes: usize, silence: u8) -> Self {
         Self {

@@ -37,6 +37,7 @@ use crate::pipeline::events::EventQueue;
 use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath, push_vad_event};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
+use crate::pipeline::outbound_queue::CutFrame;
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
 use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::pipeline::segments::{SegmentCut, SegmentTable};
@@ -154,6 +155,11 @@ pub struct SessionPipeline {
     lead_us: u64,
     clear_pending: bool,
     sync_pending: bool,
+    /// The carrier queues a mark ahead of the next audio ([`Dialect::marks_wait_for_audio`]),
+    /// and a mark was sent with no audio after it yet: a frame of silence follows it when the
+    /// carrier is about to run dry.
+    marks_wait_for_audio: bool,
+    mark_awaits_audio: bool,
     /// `Stopped` waits for [`Self::release_stopped`] (see [`Self::hold_stopped_event`]).
     hold_stopped: bool,
     /// The stream has ended and its `Stopped` is held back.
@@ -222,6 +228,7 @@ impl SessionPipeline {
             Framing::Messages => None,
             Framing::Stream { header_len } => Some(Deframer::new(header_len, config.max_message_bytes)),
         };
+        let marks_wait_for_audio = dialect.marks_wait_for_audio();
         Ok(Self {
             dialect,
             caps,
@@ -262,6 +269,8 @@ impl SessionPipeline {
             lead_us: lead_us(config.lead_ms, caps),
             clear_pending: false,
             sync_pending: false,
+            marks_wait_for_audio,
+            mark_awaits_audio: false,
             hold_stopped: false,
             stopped_held: false,
             barge_generation: 0,
@@ -1019,6 +1028,8 @@ impl SessionPipeline {
         }
         self.clear_pending = true;
         self.sync_pending = false;
+        // The clear answers the marks the carrier held (cleared): none waits for audio.
+        self.mark_awaits_audio = false;
         // The carrier stops playing now: nothing the model places from now on plays (what it
         // places up to the measured lag before now did not either; kept, it only masks more).
         if let Some(sample) = self.vad.echo_cut(now_us)
@@ -1066,12 +1077,16 @@ impl SessionPipeline {
             return Some(Next::Mark);
         }
         let ahead = self.playout.ahead_us(now_us);
+        // The carrier about to run dry: send what there is rather than let it.
+        let starving = ahead < outbound.starving_us();
+        if queue.audio_len() == 0 && self.mark_awaits_audio && starving {
+            // Nothing more to say after a mark the carrier holds until audio comes: silence.
+            return Some(Next::Frame);
+        }
         // `lead` is the most the carrier holds: a frame goes out once it fits under it.
         if ahead + outbound.frame_us > self.lead_us || queue.audio_len() == 0 {
             return None;
         }
-        // The carrier about to run dry: send what there is rather than let it.
-        let starving = ahead < outbound.starving_us();
         (queue.audio_len() >= queue.frame_bytes() || queue.mark_within_frame() || starving)
             .then_some(Next::Frame)
     }
@@ -1107,6 +1122,7 @@ impl SessionPipeline {
                     let n = self.playout.sync_mark_sent();
                     self.stats.sync_marks_sent += 1;
                     self.stats.mark_messages_sent += 1;
+                    self.mark_awaits_audio = self.marks_wait_for_audio;
                     Some(self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message))
                 }
                 Next::Mark => self.send_mark(),
@@ -1128,6 +1144,7 @@ impl SessionPipeline {
             Confirmation::Echo { .. } => {
                 let name = self.marks.name(id)?;
                 self.stats.mark_messages_sent += 1;
+                self.mark_awaits_audio = self.marks_wait_for_audio;
                 Some(self.dialect.write_mark(name, &mut self.message))
             }
             Confirmation::None => None,
@@ -1143,14 +1160,23 @@ impl SessionPipeline {
         let starving = ahead < outbound.starving_us();
         let bytes_per_sample = outbound.bytes_per_sample() as u64;
         let queue_from = outbound.queue.taken() / bytes_per_sample;
-        let cut = outbound.queue.cut_frame(&mut outbound.frame, starving)?;
+        let cut = match outbound.queue.cut_frame(&mut outbound.frame, starving) {
+            Some(cut) => cut,
+            // After a mark that waits for audio (see `next_transmit`).
+            None if self.mark_awaits_audio => {
+                outbound.frame.fill(outbound.queue.silence());
+                CutFrame { audio_bytes: 0 }
+            }
+            None => return None,
+        };
+        self.mark_awaits_audio = false;
         let (encoding, samples_per_ms) = (outbound.encoding(), outbound.rate() / 1000);
         self.ducker.apply(&mut outbound.frame, encoding, samples_per_ms);
         let queue_to = outbound.queue.taken() / bytes_per_sample;
         self.segments.on_frame_sent(queue_from, queue_to, outbound.frame_samples);
         if cut.audio_bytes < outbound.frame.len() {
             self.stats.frames_padded += 1;
-            if starving && self.playout.utterance_sent() > 0 && ahead == 0 {
+            if starving && self.playout.utterance_sent() > 0 && ahead == 0 && cut.audio_bytes > 0 {
                 self.stats.underruns += 1;
             }
         }

@@ -59,10 +59,14 @@
 //!   sample can fire a mark early or swallow one. Every -1 sample the agent sends is written as
 //!   -2 (one step of 65 536, inaudible); the module's own resampling (when its playback rate is
 //!   not the call's) can still produce -1, which this dialect cannot prevent.
-//! - ⚠ **Some versions are reported to echo marks almost at once**, and a mark with no audio
-//!   after it may wait for the next audio (or fire when the module's buffer runs dry). The engine
-//!   reports a mark played when its echo comes; early echoes also make its played-position model
-//!   think the carrier's delay is shorter. Nothing in the messages tells such an echo apart.
+//! - **A mark is queued ahead of the next audio the module receives**, so one with no audio
+//!   after it (the last of a reply) would wait for the next reply. The dialect says so
+//!   ([`Dialect::marks_wait_for_audio`]): after such a mark the pacer sends one 20 ms frame of
+//!   silence as the module's buffer is about to run dry, and the mark is echoed as the reply
+//!   ends.
+//! - ⚠ **Some versions are reported to echo marks almost at once.** The engine reports a mark
+//!   played when its echo comes; early echoes also make its played-position model think the
+//!   carrier's delay is shorter. Nothing in the messages tells such an echo apart.
 //! - **At most 30 marks may be outstanding at the module**, which drops the excess. The engine
 //!   sends a mark only when the audio before it goes out, paced to the session's lead, so only
 //!   the marks within the lead (100 ms by default) are outstanding there.
@@ -198,6 +202,10 @@ fn metadata(text: &str) -> Result<StreamStart, ProtocolError> {
 impl Dialect for JambonzDialect {
     fn capabilities(&self) -> Capabilities {
         Self::CAPABILITIES
+    }
+
+    fn marks_wait_for_audio(&self) -> bool {
+        true
     }
 
     /// Parses one jambonz message (see the module documentation for exactly what is accepted).

@@ -506,6 +506,14 @@ pub trait Dialect: Send {
     fn inbound_sizes(&self) -> Option<InboundSizes> {
         None
     }
+
+    /// Whether the carrier places a mark ahead of the next audio it receives, rather than behind
+    /// the audio already sent (mod_audio_fork): a mark with no audio after it is then echoed only
+    /// when more audio comes, so at the end of a reply the pacer sends one frame of silence after
+    /// it as the carrier is about to run dry, and the mark is echoed as the reply ends.
+    fn marks_wait_for_audio(&self) -> bool {
+        false
+    }
 }
 
 /// What a session must take to hold a carrier's largest messages (see

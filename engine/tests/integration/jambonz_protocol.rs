@@ -425,17 +425,21 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
     assert_eq!(s.stats().media_frames_in, 50);
 }
 
-/// mod_audio_fork's side of marks: a mark is echoed `playout` once the audio sent before it has
-/// played, `cleared` when `killAudio` drops it; names are echoed as they came, unescaped.
+/// mod_audio_fork's side of marks: a mark is queued ahead of the next audio it receives (one
+/// with no audio after it waits for some), echoed `playout` once playout reaches it, `cleared`
+/// when `killAudio` drops it; names are echoed as they came, unescaped.
 struct FakeModule {
     audio: Vec<u8>,
+    /// Marks queued, with the audio position they sit at.
     pending: Vec<(String, usize)>,
+    /// Marks waiting for the next audio.
+    waiting: Vec<String>,
     kills: usize,
 }
 
 impl FakeModule {
     fn new() -> Self {
-        Self { audio: Vec::new(), pending: Vec::new(), kills: 0 }
+        Self { audio: Vec::new(), pending: Vec::new(), waiting: Vec::new(), kills: 0 }
     }
 
     /// Takes what the engine sent; returns the echoes a `killAudio` among it caused.
@@ -444,18 +448,20 @@ impl FakeModule {
         for (kind, bytes) in messages {
             if kind == MessageKind::Binary {
                 assert_eq!(bytes.len(), frame_bytes, "every audio message is exactly 20 ms");
+                let at = self.audio.len();
+                self.pending.extend(self.waiting.drain(..).map(|name| (name, at)));
                 self.audio.extend_from_slice(&bytes);
                 continue;
             }
             let v = json_of(&bytes);
             match v["type"].as_str() {
                 Some("mark") => {
-                    let name = v["data"]["name"].as_str().unwrap().to_owned();
-                    self.pending.push((name, self.audio.len()));
+                    self.waiting.push(v["data"]["name"].as_str().unwrap().to_owned());
                 }
                 Some("killAudio") => {
                     self.kills += 1;
-                    echoes.extend(self.pending.drain(..).map(|(name, _)| module_echo(&name, "cleared")));
+                    let dropped = self.pending.drain(..).map(|(name, _)| name).chain(self.waiting.drain(..));
+                    echoes.extend(dropped.map(|name| module_echo(&name, "cleared")).collect::<Vec<_>>());
                 }
                 other => panic!("unexpected command {other:?}"),
             }
@@ -507,16 +513,17 @@ fn agent_audio_goes_out_in_20_ms_binary_frames_and_marks_play_when_the_module_ec
         clock.advance(Duration::from_millis(20));
         s.read_audio(&mut [0; 16]);
     }
-    // The audio, -1 written as -2, the last frame padded with silence.
+    // The audio, -1 written as -2, the last frame padded with silence; then a frame of silence
+    // after the mark, which the module holds until audio comes.
     let expected: Vec<i16> = reply.iter().map(|&x| if x == -1 { -2 } else { x }).collect();
-    assert_eq!(module.audio.len(), 31 * FRAME_BYTES);
+    assert_eq!(module.audio.len(), 32 * FRAME_BYTES);
     assert_eq!(&module.audio[..expected.len() * 2], l16(&expected).as_slice());
     assert!(module.audio[expected.len() * 2..].iter().all(|&b| b == 0));
     let (played_ms, at_ms) = played.expect("the mark is reported played");
     assert_eq!(played_ms, 620);
     assert!((620..=660).contains(&at_ms), "reported at {at_ms} ms");
     let stats = s.stats();
-    assert_eq!((stats.frames_out, stats.marks_played, stats.protocol_errors), (31, 1, 0));
+    assert_eq!((stats.frames_out, stats.marks_played, stats.protocol_errors), (32, 1, 0));
     assert!(stats.sync_marks_sent > 0);
 }
 
