@@ -575,7 +575,7 @@ namespace Trunkline.Tests
                 new[] { "size_t capacity,\n                                              size_t *out_samples", "uint32_t capacity,\n                                              size_t *out_samples" },
                 new[] { "TRUNKLINE_RESULT_TIMEOUT = 11", "TRUNKLINE_RESULT_TIMEOUT = 12" },
                 new[] { "  uint32_t lead_ms;\n", "  uint64_t lead_ms;\n" },
-                new[] { "  bool barge_in_enabled;\n  // Caller", "  // Caller" },
+                new[] { "  bool barge_in_enabled;\n  // Voiced", "  // Voiced" },
                 new[] { "const char *trunkline_version(void);", "const char *trunkline_version(void);\nvoid trunkline_session_rewind(trunkline_session *session);" },
                 new[] { "#define TRUNKLINE_EVENT_NAME_CAPACITY 256", "#define TRUNKLINE_EVENT_NAME_CAPACITY 255" },
                 new[] { "  uint64_t stream_ms;\n  // Played", "  uint32_t stream_ms;\n  // Played" },
