@@ -68,7 +68,7 @@ pub enum ResampleError {
 }
 
 /// The rates Trunkline resamples between (and passes through unchanged when equal). Each of them
-/// converts to every carrier rate (8, 16 and 24 kHz), so this is also the rates `play` accepts
+/// converts to every carrier rate (8, 16, 24 and 48 kHz), so this is also the rates `play` accepts
 /// ([`crate::pipeline::PLAY_RATES`]).
 pub const SUPPORTED_RATES: [u32; 6] = [CARRIER_RATE, 16_000, 22_050, 24_000, 44_100, 48_000];
 
@@ -113,8 +113,8 @@ const HALF_BAND_BETA: f64 = 7.3;
 
 /// Every conversion between two different rates that Trunkline makes, `(from, to)`: each carrier
 /// rate (8, 16, 24 kHz) to each agent rate (8, 16, 24, 48 kHz), and every play rate
-/// ([`SUPPORTED_RATES`]) to each carrier rate.
-const CONVERSIONS: [(u32, u32); 18] = [
+/// ([`SUPPORTED_RATES`]) to each carrier rate, 48 kHz among them.
+const CONVERSIONS: [(u32, u32); 20] = [
     // Carrier to agent (8 kHz also takes 16, 24 and 48 kHz play audio back down to it).
     (8_000, 16_000),
     (8_000, 24_000),
@@ -135,6 +135,9 @@ const CONVERSIONS: [(u32, u32); 18] = [
     (22_050, 24_000),
     (44_100, 24_000),
     (48_000, 24_000),
+    // 48 kHz carriers (jambonz, AudioSocket, Telnyx's Opus) take the other play rates at their own.
+    (22_050, 48_000),
+    (44_100, 48_000),
 ];
 
 /// Each conversion's filter, designed by the first resampler that needs it and then shared.

@@ -527,6 +527,35 @@ fn agent_audio_goes_out_in_20_ms_binary_frames_and_marks_play_when_the_module_ec
     assert!(stats.sync_marks_sent > 0);
 }
 
+#[test]
+fn every_play_rate_reaches_a_48_khz_stream() {
+    // A 48 kHz stream takes 22.05 and 44.1 kHz audio (a TTS's native rate) as well as the others:
+    // a second of each goes out as 50 frames of 20 ms, none of it flushed.
+    for play_rate in trunkline::pipeline::PLAY_RATES {
+        let clock = ManualClock::new();
+        let config = SessionConfig { play_rate, agent_rate: 48_000, lead_ms: 60, ..Default::default() };
+        let (_engine, mut s) = open(&clock, &config);
+        s.push(br#"{"sampleRate":48000}"#, MessageKind::Text).unwrap();
+        let tone: Vec<i16> = (0..play_rate as usize)
+            .map(|i| {
+                (8_000.0 * (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / f64::from(play_rate)).sin())
+                    as i16
+            })
+            .collect();
+        let mut played = 0;
+        let mut frames = 0;
+        for _ in 0..100 {
+            played += s.play(&tone[played..], play_rate).unwrap();
+            frames += outbound(&mut s).iter().filter(|(kind, _)| *kind == MessageKind::Binary).count();
+            clock.advance(Duration::from_millis(20));
+            s.read_audio(&mut [0; 2048]);
+        }
+        let stats = s.stats();
+        assert_eq!((played, stats.flushed_samples), (tone.len(), 0), "{play_rate} Hz");
+        assert!((50..=51).contains(&frames), "{play_rate} Hz: {frames} frames");
+    }
+}
+
 /// A started call (a 60 ms lead) playing 40 ms of audio and then a mark, "sent".
 fn started_with_a_mark_after_40_ms(clock: &ManualClock) -> (Engine, Session) {
     let config = SessionConfig { play_rate: RATE, lead_ms: 60, ..Default::default() };

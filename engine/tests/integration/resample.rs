@@ -12,7 +12,7 @@ use trunkline::resample::{ResampleError, StreamResampler};
 /// Every conversion Trunkline supports between different rates: each carrier rate (8, 16,
 /// 24 kHz) to each agent rate (8, 16, 24, 48 kHz), and each play rate ([`PLAY_RATES`]) to each
 /// carrier rate.
-const CONVERSIONS: [(u32, u32); 18] = [
+const CONVERSIONS: [(u32, u32); 20] = [
     (8_000, 16_000),
     (8_000, 24_000),
     (8_000, 48_000),
@@ -31,6 +31,9 @@ const CONVERSIONS: [(u32, u32); 18] = [
     (22_050, 24_000),
     (44_100, 24_000),
     (48_000, 24_000),
+    // 48 kHz carriers (jambonz, AudioSocket, Telnyx's Opus) take the other play rates at their own.
+    (22_050, 48_000),
+    (44_100, 48_000),
 ];
 
 /// Every rate a resampler accepts (to itself, at least).
