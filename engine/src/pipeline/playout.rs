@@ -32,6 +32,13 @@ pub struct PlayoutClock {
     lag_us: u64,
     /// Samples (at the carrier's outbound rate) sent in the current utterance.
     utterance_sent: u64,
+    /// Samples sent since the model carrier last went idle (its current run of playback), and
+    /// when its run before that ended (0: none, or cleared). After an underrun the real carrier,
+    /// the lag behind the model, is still playing the run before while the model restarts: what
+    /// the lag holds back is the end of that run and the start of this one, not this one's
+    /// samples alone.
+    run_sent: u64,
+    run_before_end_us: u64,
     /// Samples per millisecond at the carrier's outbound rate.
     samples_per_ms: u64,
     sync_interval_ms: u32,
@@ -53,6 +60,8 @@ impl PlayoutClock {
             carrier_end_us: 0,
             lag_us: 0,
             utterance_sent: 0,
+            run_sent: 0,
+            run_before_end_us: 0,
             samples_per_ms: SAMPLES_PER_MS,
             sync_interval_ms,
             epoch: 0,
@@ -103,14 +112,26 @@ impl PlayoutClock {
 
     /// Samples of the current utterance the caller has heard by `now_us`.
     pub fn played_samples(&self, now_us: u64) -> u64 {
-        let remaining_us = (self.carrier_end_us + self.lag_us).saturating_sub(now_us);
-        self.utterance_sent.saturating_sub(remaining_us * self.samples_per_ms / 1000)
+        let (run, before) = self.unplayed(now_us);
+        let before = before.min(self.utterance_sent.saturating_sub(self.run_sent));
+        self.utterance_sent.saturating_sub(run + before)
     }
 
     /// Samples sent that the caller has not heard by `now_us` (by the corrected model), across
     /// utterances.
     pub fn unplayed_samples(&self, now_us: u64) -> u64 {
-        (self.carrier_end_us + self.lag_us).saturating_sub(now_us) * self.samples_per_ms / 1000
+        let (run, before) = self.unplayed(now_us);
+        run + before
+    }
+
+    /// Samples not heard by `now_us` of the current run, and of the run before it: each run plays
+    /// the measured lag after the model plays it.
+    fn unplayed(&self, now_us: u64) -> (u64, u64) {
+        let samples =
+            |end_us: u64| (end_us + self.lag_us).saturating_sub(now_us) * self.samples_per_ms / 1000;
+        let run = samples(self.carrier_end_us).min(self.run_sent);
+        let before = if self.run_before_end_us == 0 { 0 } else { samples(self.run_before_end_us) };
+        (run, before)
     }
 
     /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
@@ -121,8 +142,14 @@ impl PlayoutClock {
         if now_us >= self.carrier_end_us + self.lag_us + self.utterance_gap_us {
             self.utterance_sent = 0;
         }
+        if now_us > self.carrier_end_us {
+            // The model carrier went idle: a new run (the one before, if not cleared, ended then).
+            self.run_before_end_us = if self.run_sent > 0 { self.carrier_end_us } else { 0 };
+            self.run_sent = 0;
+        }
         self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / self.samples_per_ms;
         self.utterance_sent += samples;
+        self.run_sent += samples;
         self.since_sync += samples;
         if self.sync_interval > 0 && self.since_sync >= self.sync_interval {
             self.since_sync = 0;
@@ -161,6 +188,8 @@ impl PlayoutClock {
         let played = self.played_samples(now_us);
         self.carrier_end_us = now_us;
         self.utterance_sent = 0;
+        self.run_sent = 0;
+        self.run_before_end_us = 0;
         self.since_sync = 0;
         self.epoch = self.epoch.wrapping_add(1);
         played
@@ -222,6 +251,43 @@ mod tests {
         // A pause of a second or more is a new utterance.
         p.on_frame_sent(1_070_000, 160);
         assert_eq!(p.played_samples(1_080_000), 80);
+    }
+
+    #[test]
+    fn after_an_underrun_the_lag_holds_back_the_run_before_and_the_new_one_not_what_was_heard() {
+        let mut p = PlayoutClock::new(100, 1000);
+        for _ in 0..5 {
+            p.on_frame_sent(0, 160);
+        }
+        // The carrier plays the model's 0-100 ms at 200-300 ms: a lag of 200 ms.
+        let n = p.sync_mark_sent();
+        p.sync_mark_echoed(n, 300_000, true);
+        assert_eq!(p.lag_us(), 200_000);
+        // A pause in the reply (shorter than the utterance gap); a frame at 500 ms plays at
+        // 700-720 ms. All 800 samples before it were heard by 300 ms.
+        p.on_frame_sent(500_000, 160);
+        assert_eq!(p.played_samples(500_000), 800);
+        assert_eq!(p.played_samples(700_000), 800);
+        assert_eq!(p.played_samples(710_000), 880);
+        assert_eq!(p.played_samples(720_000), 960);
+        assert_eq!(p.unplayed_samples(500_000), 160);
+        // Resumed while the carrier still plays the run before (the model idle at 100 ms, the
+        // carrier until 300 ms): the new frame plays after it, at 350-370 ms.
+        let mut p = PlayoutClock::new(100, 1000);
+        for _ in 0..5 {
+            p.on_frame_sent(0, 160);
+        }
+        let n = p.sync_mark_sent();
+        p.sync_mark_echoed(n, 300_000, true);
+        p.on_frame_sent(150_000, 160);
+        assert_eq!(p.played_samples(150_000), 0);
+        assert_eq!(p.played_samples(250_000), 400);
+        assert_eq!(p.played_samples(350_000), 800);
+        assert_eq!(p.played_samples(370_000), 960);
+        // A clear: nothing is left unplayed, and the next reply starts afresh.
+        p.clear(400_000);
+        p.on_frame_sent(600_000, 160);
+        assert_eq!(p.unplayed_samples(600_000), 160);
     }
 
     #[test]
