@@ -268,6 +268,13 @@ impl InboundPath {
         })
     }
 
+    /// The most samples (at [`Self::rate`]) a payload of `bytes` decodes to: a sample per byte
+    /// or fewer (G.711, L16), or for G.722 and Opus the most one payload decodes to, whatever
+    /// its length (an Opus packet of 60 bytes can hold 120 ms).
+    pub(crate) fn max_payload_samples(&self, bytes: usize) -> usize {
+        if self.carrier.is_some() { CARRIER_PCM } else { bytes }
+    }
+
     /// The most agent-rate samples `carrier_samples` of caller audio can become.
     pub(crate) fn max_agent_len(&self, carrier_samples: usize) -> usize {
         let to_agent = match &self.to_vad {

@@ -381,9 +381,9 @@ impl SessionPipeline {
     }
 
     /// The most caller audio (samples at the agent rate) processing one message of
-    /// `message_len` bytes can deliver: its payload (at most one sample per byte, whatever the
-    /// encoding), the frames held out of order that it may release, and the silence of the
-    /// waited-for gap before them. A gap longer than the reorder window, filled at once, is not
+    /// `message_len` bytes can deliver: its payload (a sample per byte at most for G.711 and
+    /// L16, the most one payload decodes to for G.722 and Opus), the frames held out of order that
+    /// it may release, and the silence of the waited-for gap before them. A gap longer than the reorder window, filled at once, is not
     /// included: it comes from audio the carrier lost, not from audio it delivers late.
     pub fn agent_room_needed(&self, message_len: usize) -> usize {
         let Some(inbound) = &self.inbound else { return 0 };
@@ -391,7 +391,7 @@ impl SessionPipeline {
         let payload =
             if self.deframer.is_some() { message_len } else { message_len.min(self.payload.limit()) };
         let released = self.reorder.held_samples() + self.reorder.window_samples();
-        inbound.max_agent_len(payload + released)
+        inbound.max_agent_len(inbound.max_payload_samples(payload) + released)
     }
 
     /// Processes what the carrier sent: one message, or for a [`Framing::Stream`] dialect a

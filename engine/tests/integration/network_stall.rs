@@ -390,3 +390,63 @@ fn a_byte_stream_read_in_large_chunks_loses_no_audio_while_the_host_reads() {
     assert_eq!(st.agent_samples_dropped, 0, "{st:?}");
     assert!(got == audio, "{} of {} samples, or different", got.len(), audio.len());
 }
+
+/// An Opus carrier (Telnyx) sending 120 ms packets (Opus's longest) of a few dozen bytes each, in a burst after a
+/// stall: each message decodes to far more samples than it has bytes. While the host reads a
+/// frame's worth at a time, the worker waits for room for what a packet can decode to: nothing is
+/// dropped.
+#[test]
+fn opus_packets_that_decode_to_more_samples_than_bytes_lose_no_audio_while_the_host_reads() {
+    use audiopus::coder::Encoder;
+    use audiopus::{Application, Bitrate, Channels, SampleRate};
+    use base64::Engine as _;
+    let engine = threaded();
+    let config =
+        SessionConfig { dialect: "telnyx;codec=OPUS".into(), agent_rate: 16_000, ..Default::default() };
+    let mut s = engine.open_session(&config).unwrap();
+    let start = serde_json::json!({"event": "start", "sequence_number": "1", "stream_id": "s1",
+        "start": {"call_control_id": "v3:call", "media_format": {"encoding": "OPUS", "sample_rate": 16000, "channels": 1}}});
+    s.push_text(&start.to_string()).unwrap();
+    let mut encoder = Encoder::new(SampleRate::Hz16000, Channels::Mono, Application::Voip).unwrap();
+    encoder.set_bitrate(Bitrate::BitsPerSecond(8_000)).unwrap();
+    let packets = 50; // 6 s of 120 ms packets
+    let tone: Vec<i16> = (0..1_920 * packets)
+        .map(|i| (6_000.0 * (i as f64 * 2.0 * std::f64::consts::PI / 40.0).sin()) as i16)
+        .collect();
+    let messages: Vec<String> = tone
+        .chunks(1_920)
+        .enumerate()
+        .map(|(k, frame)| {
+            let mut out = vec![0u8; 1500];
+            let n = encoder.encode(frame, &mut out).unwrap();
+            assert!(n < 200, "a 120 ms packet of {n} bytes");
+            let payload = base64::engine::general_purpose::STANDARD.encode(&out[..n]);
+            serde_json::json!({"event": "media", "sequence_number": (k + 2).to_string(), "stream_id": "s1",
+                "media": {"track": "inbound", "chunk": (k + 1).to_string(), "timestamp": (k * 120).to_string(), "payload": payload}})
+            .to_string()
+        })
+        .collect();
+    let mut got = 0usize;
+    let mut pcm = [0i16; 320];
+    for message in &messages {
+        loop {
+            match s.push_text(message) {
+                Ok(()) => break,
+                Err(SessionError::Full) => {
+                    got += s.read_audio(&mut pcm);
+                    engine.wait(Some(Duration::from_millis(1)));
+                }
+                Err(e) => panic!("push: {e}"),
+            }
+        }
+        got += s.read_audio(&mut pcm);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got < tone.len() && Instant::now() < deadline {
+        engine.wait(Some(Duration::from_millis(2)));
+        got += s.read_audio(&mut pcm);
+    }
+    let st = s.stats();
+    assert_eq!(st.agent_samples_dropped, 0, "{st:?}");
+    assert_eq!(got, tone.len());
+}
