@@ -93,6 +93,13 @@ impl InterarrivalJitter {
         self.last_transit_us = Some(transit);
     }
 
+    /// Takes a packet that starts a new timeline (the carrier's timestamps jumped): the packets
+    /// after it are compared with it, and the jump itself is not taken for jitter.
+    #[inline]
+    pub fn resync(&mut self, arrival_us: u64, media_us: u64) {
+        self.last_transit_us = Some((arrival_us as i64).wrapping_sub(media_us as i64));
+    }
+
     /// The estimate J, µs.
     pub fn jitter_us(&self) -> f64 {
         self.jitter_us

@@ -182,6 +182,12 @@ struct SeenWindow {
 }
 
 impl SeenWindow {
+    /// Starts the window afresh at `seq` (the carrier renumbered its frames).
+    fn restart(&mut self, seq: u64) {
+        self.highest = Some(seq);
+        self.mask = 1;
+    }
+
     /// Records `seq`; returns false if it was already seen (or is too old to tell, which is
     /// treated as seen: such a frame is hopelessly late anyway).
     fn insert(&mut self, seq: u64) -> bool {
@@ -355,20 +361,31 @@ impl InboundReorder {
     ) -> Arrival {
         debug_assert!(timestamp_ms <= MAX_TIMESTAMP_MS, "the session refuses larger timestamps");
         self.now_us = self.now_us.max(now_us);
-        self.jitter.update(now_us, timestamp_ms.min(MAX_TIMESTAMP_MS) * 1000);
-        if let Some(seq) = sequence
-            && !self.seen.insert(seq)
-        {
-            counters.frames_duplicate += 1;
-            return Arrival::Duplicate;
-        }
         let mut start = timestamp_ms.saturating_mul(self.samples_per_ms);
         let next = *self.next.get_or_insert(0);
         let len = pcm.len() as u64;
+        if let Some(seq) = sequence
+            && !self.seen.insert(seq)
+        {
+            // A number seen (or too far back to tell) on audio the stream has not had: past what
+            // was delivered and not held. The carrier renumbered its frames (a restart fewer than
+            // `SEQ_RESET` back), and this is new audio, not a duplicate.
+            let held = self.slots.iter().flatten().any(|s| s.start == start);
+            if start < next || held {
+                counters.frames_duplicate += 1;
+                return Arrival::Duplicate;
+            }
+            self.seen.restart(seq);
+        }
+        let media_us = timestamp_ms.min(MAX_TIMESTAMP_MS) * 1000;
 
         // Far outside the stream in either direction: re-anchor rather than drop the rest of
         // the call or invent hours of silence.
-        if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
+        let far = start > next + self.max_gap_samples || start + len + self.max_gap_samples < next;
+        if !far {
+            self.jitter.update(now_us, media_us);
+        }
+        if far {
             // A frame of the timeline left at the last jump, behind where it ended by less than
             // a jump, arriving within `max_gap` of wall time after the jump (held up in the
             // network): late, as a frame behind the stream is. Taken for a jump back, it was
@@ -387,6 +404,8 @@ impl InboundReorder {
             self.flush_coded(counters, deliver);
             self.left_at = self.next.map(|left_at| (left_at, now_us));
             counters.timestamp_jumps += 1;
+            // A new timeline: its frames are compared with this one, and the jump is no jitter.
+            self.jitter.resync(now_us, media_us);
             if self.out_pos > 0 {
                 deliver(Delivery::Splice { start: self.out_pos }, &[]);
             }
@@ -472,12 +491,7 @@ impl InboundReorder {
         self.gap_since_us = None;
     }
 
-    fn resolve_gaps(
-        &mut self,
-        now_us: u64,
-        counters: &mut SessionStats,
-        deliver: &mut impl Deliver,
-    ) {
+    fn resolve_gaps(&mut self, now_us: u64, counters: &mut SessionStats, deliver: &mut impl Deliver) {
         loop {
             let Some(since) = self.gap_since_us else { return };
             let Some(next) = self.next else { return };
@@ -701,6 +715,37 @@ mod tests {
     }
 
     #[test]
+    fn numbers_restarted_early_in_a_call_on_new_audio_are_not_duplicates() {
+        // 50 frames numbered 1-50, then the carrier numbers again from 1, its timestamps going on.
+        let mut frames: Vec<_> = (0..50).map(|i| (Some(i + 1), i * 20, 1, 160, i * 20_000)).collect();
+        frames.extend((50..100).map(|i| (Some(i - 49), i * 20, 2, 160, i * 20_000)));
+        let (out, c) = run(&frames, 60);
+        assert_eq!(out.len(), 100 * 160);
+        assert!(out[50 * 160..].iter().all(|&v| v == 2));
+        assert_eq!(c.frames_duplicate, 0);
+        // A true duplicate of the restarted numbering is still one.
+        frames.push((Some(50), 99 * 20, 9, 160, 2_000_000));
+        let (out, c) = run(&frames, 60);
+        assert_eq!((out.len(), c.frames_duplicate), (100 * 160, 1));
+    }
+
+    #[test]
+    fn a_jump_of_the_timestamps_is_not_taken_for_jitter() {
+        let mut counters = SessionStats::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut sink = |_: Delivery<'_>| {};
+        for i in 0..10u64 {
+            r.push(Some(i + 1), i * 20, &[1; 160], i * 20_000, &mut counters, &mut sink);
+        }
+        // The carrier's clock jumps an hour ahead; frames go on from there in real time.
+        for i in 10..20u64 {
+            r.push(Some(i + 1), 3_600_000 + i * 20, &[1; 160], i * 20_000, &mut counters, &mut sink);
+        }
+        assert_eq!(counters.timestamp_jumps, 1);
+        assert!(r.jitter_us() < 1_000, "jitter {} µs", r.jitter_us());
+    }
+
+    #[test]
     fn duplicates_are_dropped_by_sequence_number() {
         let frames = [(Some(1), 0, 1, 160, 0), (Some(2), 20, 2, 160, 20_000), (Some(2), 20, 9, 160, 21_000)];
         let (out, c) = run(&frames, 60);
@@ -798,7 +843,8 @@ mod tests {
         // 10 s of media lost (a jump), and the frame at 60 ms turns up: late, as it would have
         // been without the jump, not a jump back. A frame going on from where that timeline
         // ended is a jump back, as before.
-        let pushes = [(1, 0), (2, 20), (3, 40), (5, 80), (6, 100), (7, 10_000), (4, 60), (8, 10_020), (9, 120)];
+        let pushes =
+            [(1, 0), (2, 20), (3, 40), (5, 80), (6, 100), (7, 10_000), (4, 60), (8, 10_020), (9, 120)];
         let (arrivals, log, counters) = pushed(&pushes, |k, _| k * 100_000);
         use Arrival::{Delivered, Jump, Late};
         assert_eq!(arrivals[5..], [Jump, Late, Delivered, Jump]);
