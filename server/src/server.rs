@@ -238,9 +238,10 @@ server_counters! {
     calls_opened,
     /// Calls refused because the host had not accepted earlier ones (its queue was full).
     calls_refused,
-    /// Connections that ended (for any reason).
+    /// Call connections (those that took a call slot) that ended, for any reason. Connections
+    /// refused or failed before a call, probes and scrapes are in `connections` only.
     closed,
-    /// Connections currently open.
+    /// Call connections holding a call slot now.
     active,
     /// Of `rejected_signature`: requests that carried no credentials at all.
     rejected_signature_missing,
