@@ -336,6 +336,9 @@ struct Recording {
     to_rate: Option<StreamResampler>,
     /// Samples of both channels written to the file.
     written: u64,
+    /// Of those, the ones known to be on disk (written before the last flush that succeeded, or
+    /// counted lost): a failure loses what was written after them too.
+    settled: u64,
     /// Caller audio from `written` on.
     caller: Vec<i16>,
     /// Agent audio from `written` on (silence where nothing was heard); may run past `caller`.
@@ -358,6 +361,7 @@ impl Recording {
             agent_encoding: AudioEncoding::Mulaw,
             to_rate: None,
             written: 0,
+            settled: 0,
             caller: Vec::new(),
             agent: Vec::new(),
             stopped: false,
@@ -489,15 +493,20 @@ impl Recording {
             Sink::Opus(o) => o.write(&frames).is_ok(),
             Sink::Broken => false,
         };
-        if !ok {
-            // Lost from the file on both channels (a failed write leaves the sink broken for good:
-            // a file cut mid-sample cannot be continued).
-            self.sink = Some(Sink::Broken);
-            self.unwritten.fetch_add(2 * n as u64, Ordering::Relaxed);
-        }
         self.caller.drain(..n.min(self.caller.len()));
         self.agent.drain(..n.min(self.agent.len()));
         self.written += n as u64;
+        if !ok {
+            self.lost();
+        }
+    }
+
+    /// The file failed: what was written since it last settled is lost on both channels, and the
+    /// sink is broken for good (a file cut mid-sample cannot be continued).
+    fn lost(&mut self) {
+        self.sink = Some(Sink::Broken);
+        self.unwritten.fetch_add(2 * (self.written - self.settled), Ordering::Relaxed);
+        self.settled = self.written;
     }
 
     fn flush(&mut self) {
@@ -505,10 +514,12 @@ impl Recording {
             Some(Sink::Wav(w)) => w.flush().is_ok(),
             #[cfg(feature = "opus")]
             Some(Sink::Opus(o)) => o.flush().is_ok(),
-            Some(Sink::Broken) | None => true,
+            Some(Sink::Broken) | None => return,
         };
-        if !ok {
-            self.sink = Some(Sink::Broken);
+        if ok {
+            self.settled = self.written;
+        } else {
+            self.lost();
         }
     }
 
@@ -518,15 +529,14 @@ impl Recording {
         self.drain();
         // A recording that never started still becomes a valid (empty) file.
         self.sink();
-        match self.sink.take() {
-            Some(Sink::Wav(w)) => {
-                let _ = w.finalize();
-            }
+        let ok = match self.sink.take() {
+            Some(Sink::Wav(w)) => w.finalize().is_ok(),
             #[cfg(feature = "opus")]
-            Some(Sink::Opus(o)) => {
-                let _ = o.finish();
-            }
-            Some(Sink::Broken) | None => {}
+            Some(Sink::Opus(o)) => o.finish().is_ok(),
+            Some(Sink::Broken) | None => true,
+        };
+        if !ok {
+            self.lost();
         }
     }
 }
@@ -686,8 +696,10 @@ mod tests {
         r.agent = vec![2; 100];
         r.write(50);
         assert!(matches!(r.sink, Some(Sink::Wav(_))));
-        // As if the call had run 37 hours: the next samples would pass 4 GiB.
+        // As if the call had run 37 hours, flushed along the way: the next samples would pass
+        // 4 GiB.
         r.written = WAV_MAX_SAMPLES - 10;
+        r.settled = r.written;
         r.write(50);
         assert!(matches!(r.sink, Some(Sink::Broken)));
         assert_eq!(r.unwritten.load(Ordering::Relaxed), 100);
@@ -696,5 +708,22 @@ mod tests {
         let reader = hound::WavReader::open(&path).unwrap();
         assert_eq!(reader.len(), 100);
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_short_recording_a_full_disk_keeps_out_is_counted_when_its_file_is_closed() {
+        // 100 ms fits the file's write buffer: nothing fails until the buffer is flushed.
+        let path = std::env::temp_dir().join(format!("trunkline-full-{}.wav", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let (_tap, pending) = open(&path).unwrap();
+        let mut r = Recording::new(pending.create().unwrap());
+        r.caller = vec![1; 800];
+        r.agent = vec![2; 800];
+        r.write(800);
+        assert_eq!(r.unwritten.load(Ordering::Relaxed), 0);
+        r.finish();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(r.unwritten.load(Ordering::Relaxed), 1_600);
     }
 }
