@@ -43,6 +43,17 @@ impl ArrivalTrail {
         self.head = (self.head + 1) % ENTRIES;
     }
 
+    /// Where the caller's timeline stands at `now_us` by the latest delivery: its end, plus the
+    /// stream time since it arrived (`samples_per_ms` converts). Media held up in the network
+    /// still has its stream time going on. `None` before any audio.
+    pub(crate) fn position_at(&self, now_us: u64, samples_per_ms: u64) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let (end, arrived_us) = self.entries[(self.head + ENTRIES - 1) % ENTRIES];
+        Some(end + now_us.saturating_sub(arrived_us) * samples_per_ms / 1000)
+    }
+
     /// When the audio at position `at` (carrier samples) arrived: the arrival of the message that
     /// delivered it. For audio older than the entries kept, the oldest entry's arrival less the
     /// stream time between (`samples_per_ms` converts), as if it had arrived in real time; for

@@ -1199,9 +1199,15 @@ impl SessionPipeline {
         }
         if let Some(tap) = self.tap.as_mut() {
             // Sent while the carrier still plays the previous frame: heard right after it.
-            // Otherwise heard once the lag has passed, on the caller's timeline as it stands now.
+            // Otherwise heard once the lag has passed, on the caller's timeline as it stands now:
+            // which goes on while their media is held up (a stall delivers it later, in a burst),
+            // so that what the agent said meanwhile keeps its times instead of piling up at the
+            // last position delivered.
             let at = (self.playout.carrier_end_us() <= now_us).then(|| {
-                self.reorder.position() + self.playout.lag_us() * self.reorder.samples_per_ms() / 1000
+                let spms = self.reorder.samples_per_ms();
+                let delivered = self.reorder.position();
+                let now = self.arrivals.position_at(now_us, spms).map_or(delivered, |p| p.max(delivered));
+                now + self.playout.lag_us() * spms / 1000
             });
             tap.agent_frame(at, &outbound.frame);
         }

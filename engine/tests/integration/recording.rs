@@ -309,6 +309,80 @@ fn audio_a_full_disk_keeps_out_of_the_recording_is_counted_as_dropped() {
     }
 }
 
+/// The level of a `freq` Hz tone in `x` (8 kHz), as its amplitude.
+fn tone_level(x: &[i16], freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / 8000.0;
+    let (c, s) = x.iter().enumerate().fold((0.0, 0.0), |(c, s), (k, &v)| {
+        (c + f64::from(v) * (w * k as f64).cos(), s + f64::from(v) * (w * k as f64).sin())
+    });
+    2.0 * (c * c + s * s).sqrt() / x.len() as f64
+}
+
+#[test]
+fn agent_audio_sent_while_the_callers_media_is_held_up_keeps_its_times() {
+    // The caller's media stops arriving at 1 s (a one-way stall) and comes back in a burst 3 s
+    // later. Meanwhile the agent says a 440 Hz phrase from 1.2 s and a 660 Hz one from 2.2 s:
+    // each must be in the recording where the caller heard it, not piled up where the caller's
+    // audio stopped (the second over the first).
+    let path = temp_path("stalled.wav");
+    let clock = ManualClock::new();
+    let engine =
+        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
+            .unwrap();
+    let config = SessionConfig {
+        agent_rate: 8_000,
+        play_rate: 8_000,
+        record_path: Some(path.clone()),
+        ..Default::default()
+    };
+    let mut s = engine.open_session(&config).unwrap();
+    s.push_text(&connected()).unwrap();
+    s.push_text(&start()).unwrap();
+    let silence = [0xFFu8; FRAME];
+    let mut pcm = vec![0i16; 4096];
+    let mut next = 0u64;
+    for tick in 0..260u64 {
+        clock.advance(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(1));
+        // In real time to 1 s, nothing for 3 s, then five frames a tick until caught up.
+        let due = match tick {
+            0..50 => tick + 1,
+            50..200 => 50,
+            _ => (50 + (tick - 199) * 5).min(tick + 1),
+        };
+        while next < due {
+            s.push_text(&media(next + 2, next + 1, next * 20, &silence)).unwrap();
+            next += 1;
+        }
+        if tick == 59 {
+            assert_eq!(s.play(&tone(440.0, 500), 8_000), Ok(4_000));
+        }
+        if tick == 109 {
+            assert_eq!(s.play(&tone(660.0, 500), 8_000), Ok(4_000));
+        }
+        while s.poll_event().is_some() {}
+        while s.read_audio(&mut pcm) > 0 {}
+        let mut buf = Vec::new();
+        while s.next_outbound(&mut buf).is_some() {}
+    }
+    s.push_text(&stop(next + 2)).unwrap();
+    drop(s);
+    drop(engine);
+    let (_, left, right) = read_wav(&path);
+    assert_eq!(left.len(), 260 * FRAME);
+    let at = |ms: usize| &right[ms * 8..(ms + 200) * 8];
+    let (a, b) = (at(1_450), at(2_450));
+    println!(
+        "440 Hz at 1.45 s: {:.0}, at 2.45 s: {:.0}; 660 Hz at 2.45 s: {:.0}",
+        tone_level(a, 440.0),
+        tone_level(b, 440.0),
+        tone_level(b, 660.0)
+    );
+    assert!(tone_level(a, 440.0) > 4_000.0, "the first phrase where it was heard");
+    assert!(tone_level(b, 660.0) > 4_000.0, "the second phrase where it was heard");
+    assert!(tone_level(b, 440.0) < 400.0, "nothing of the first phrase a second later");
+}
+
 #[test]
 fn a_session_dropped_mid_call_leaves_a_readable_recording() {
     let path = temp_path("dropped.wav");
