@@ -101,3 +101,96 @@ def test_offload_session_matches_the_barge_in_setting():
     # The settings open a server (an unknown one would be refused).
     with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, session=offload_session("pipecat", agent_rate=8000)) as server:
         assert server.agent_rate == 8000
+
+
+def test_g711_agent_audio_is_refused_since_pipecat_frames_carry_pcm():
+    with pytest.raises(ValidationError, match="agent_format"):
+        TrunklineParams(session={"agent_format": "ulaw"})
+    assert TrunklineParams(session={"agent_format": "pcm"}).session == {"agent_format": "pcm"}
+    errors = []
+
+    async def run():
+        # A call handed over by a server whose sessions deliver µ-law codes.
+        with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=8000, agent_format="ulaw") as call:
+            transport = TrunklineTransport(call=call)
+            worker = PipelineWorker(
+                Pipeline([transport.input(), transport.output()]),
+                params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
+                idle_timeout_secs=None,
+                enable_rtvi=False,
+            )
+
+            @worker.event_handler("on_pipeline_error")
+            async def on_error(_worker, frame):
+                errors.append(frame.error)
+                await worker.cancel()
+
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(worker)
+            await asyncio.wait_for(runner.run(), 10)
+
+    asyncio.run(run())
+    assert len(errors) == 1 and "agent_format" in errors[0], errors
+
+
+def test_a_session_that_ends_without_a_stop_ends_the_call_for_the_pipeline():
+    # The engine shuts down under a live call: no `stopped` comes from the carrier, yet the
+    # pipeline hears that the call is over (on_client_disconnected), as when the carrier hangs up.
+    disconnected = []
+
+    async def run():
+        engine = trunkline.Engine(workers=1)
+        call = engine.session(agent_rate=16000)
+        transport = TrunklineTransport(call=call)
+        worker = PipelineWorker(
+            Pipeline([transport.input(), transport.output()]),
+            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
+            idle_timeout_secs=None,
+            enable_rtvi=False,
+        )
+
+        @transport.event_handler("on_client_disconnected")
+        async def on_disconnected(_transport):
+            disconnected.append(True)
+            await worker.cancel()
+
+        async def shut_down():
+            await asyncio.sleep(0.5)
+            engine.close()
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(worker)
+        closing = asyncio.ensure_future(shut_down())
+        await asyncio.wait_for(runner.run(), 10)
+        await closing
+
+    asyncio.run(run())
+    assert disconnected == [True]
+
+
+def test_a_close_cancelled_midway_still_closes_the_session():
+    # A CancelFrame can cancel the output's task while an EndFrame's close waits on the carrier's
+    # socket: the session must be closed all the same (later closes return at once).
+    from trunkline.pipecat._link import CallLink
+
+    class SlowSocket:
+        async def close(self):
+            await asyncio.sleep(5)
+
+    async def run():
+        with trunkline.Engine(workers=0) as engine:
+            link = CallLink(websocket=SlowSocket(), engine=engine)
+            link.open(16000, 24000, True)
+            session = link.session
+            closing = asyncio.ensure_future(link.close())
+            await asyncio.sleep(0.1)
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            await link.close()
+            assert link.closed
+            with pytest.raises(trunkline.TrunklineError) as e:
+                session.read_audio()
+            assert e.value.code == trunkline.Result.CLOSED
+
+    asyncio.run(run())

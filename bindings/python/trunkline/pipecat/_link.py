@@ -106,6 +106,12 @@ class CallLink:
                 barge_in_enabled=barge_in_enabled,
                 **self._settings,
             )
+        elif self.session is not None and self.session.agent_format != "pcm":
+            raise ValueError(
+                f"the call's audio comes as {self.session.agent_format} codes (the server's session "
+                "agent_format) but Pipecat's frames carry 16-bit PCM: open the server's sessions "
+                "with agent_format 'pcm'"
+            )
         elif self.session is not None and self.session.agent_rate != agent_rate:
             # The server fixed the caller audio's rate when it opened the session; Trunkline
             # resamples to exactly one rate per call, so the pipeline must take that one.
@@ -147,8 +153,20 @@ class CallLink:
                 if self.stream_ended:
                     return
         except TrunklineError as e:
-            if e.code != Result.CLOSED:
+            if e.code not in (Result.CLOSED, Result.FAILED):
                 raise
+            why = str(e)
+        else:
+            why = "the session was closed"
+        if self.closed or self._closing or self.stream_ended:
+            return
+        # Closed under the call (its engine or server shut down, or other code closed it) or
+        # failed (a bug the engine caught): no `stopped` will come, and the pipeline must still
+        # learn that the call is over, as when the carrier hangs up.
+        logger.error(f"trunkline: the call's session ended without a stop: {why}")
+        stopped = Event(kind="stopped")
+        self._track(stopped)
+        await _guarded(on_event, stopped)
 
     def _track(self, event: Event) -> None:
         kind = event.kind
@@ -265,23 +283,27 @@ class CallLink:
         if self.closed or self._closing:
             return
         self._closing = True
-        current = asyncio.current_task()
-        for task in (self._receive_task, self._pump_task):
-            if task is not None and task is not current and self._owner is not None:
-                await self._owner.cancel_task(task)
-        self._receive_task = self._pump_task = None
-        if self._ws is not None and self._ws_open:
-            self._ws_open = False
-            try:
-                await asyncio.wait_for(self._ws.close(), 1.0)
-            except Exception as e:  # already closed by the peer, or a dead peer
-                logger.debug(f"trunkline: closing the carrier socket: {e.__class__.__name__} ({e})")
-        if self.session is not None:
-            try:
-                self.final_stats = self.session.stats()
-            except TrunklineError:
-                pass
-            self.session.close()
-        self.closed = True
-        self._end_heard.set()
-        self._room.set()
+        try:
+            current = asyncio.current_task()
+            for task in (self._receive_task, self._pump_task):
+                if task is not None and task is not current and self._owner is not None:
+                    await self._owner.cancel_task(task)
+            self._receive_task = self._pump_task = None
+            if self._ws is not None and self._ws_open:
+                self._ws_open = False
+                try:
+                    await asyncio.wait_for(self._ws.close(), 1.0)
+                except Exception as e:  # already closed by the peer, or a dead peer
+                    logger.debug(f"trunkline: closing the carrier socket: {e.__class__.__name__} ({e})")
+        finally:
+            # Also when cancelled while waiting above (a CancelFrame during an EndFrame's close):
+            # the session is closed all the same, or nothing later would (`_closing` is set).
+            if self.session is not None:
+                try:
+                    self.final_stats = self.session.stats()
+                except TrunklineError:
+                    pass
+                self.session.close()
+            self.closed = True
+            self._end_heard.set()
+            self._room.set()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Optional
 
 from .._core import Session
-from .._errors import Result, TrunklineError
 from .._server import Server
 
 
@@ -28,22 +26,14 @@ def offload_session(
     return dict(settings, agent_rate=agent_rate, play_rate=play_rate, barge_in_enabled=barge_in == "trunkline")
 
 
-async def accept_calls(server: Server, poll_interval: float = 0.02) -> AsyncIterator[Session]:
+async def accept_calls(server: Server, poll_interval: Optional[float] = None) -> AsyncIterator[Session]:
     """Yields each call the server accepts (its stream has started), for as long as the server
-    runs. The server has no asyncio notification of its own, so this polls `accept()` every
-    `poll_interval` seconds while no call is waiting.
+    runs: `Server.calls()`, which waits on the engine's wakeup fd (a new call signals it) rather
+    than polling. `poll_interval` is ignored (kept for callers that pass it).
 
         async for call in accept_calls(server):
             asyncio.create_task(run_bot(TrunklineTransport(call=call)))
     """
-    while True:
-        try:
-            call = server.accept()
-        except TrunklineError as e:
-            if e.code == Result.CLOSED:
-                return
-            raise
-        if call is None:
-            await asyncio.sleep(poll_interval)
-        else:
-            yield call
+    del poll_interval
+    async for call in server.calls():
+        yield call

@@ -110,6 +110,8 @@ class TrunklineParams(TransportParams):
                 f"{taken} are set by the transport (from the pipeline's sample rates and "
                 "`barge_in`); leave them out of `session`"
             )
+        if settings.get("agent_format", "pcm") != "pcm":
+            raise ValueError("Pipecat's frames carry 16-bit PCM: the transport needs agent_format 'pcm'")
         try:
             # Unknown names and bad types fail here, not at the call.
             session_config(_config_only(settings))
