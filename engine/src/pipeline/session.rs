@@ -1030,12 +1030,18 @@ impl SessionPipeline {
         self.sync_pending = false;
         // The clear answers the marks the carrier held (cleared): none waits for audio.
         self.mark_awaits_audio = false;
-        // The carrier stops playing now: nothing the model places from now on plays (what it
-        // places up to the measured lag before now did not either; kept, it only masks more).
+        // The carrier stops playing now: nothing the model places from now on plays. What it
+        // placed up to the measured lag before now did not play either (the carrier runs that
+        // far behind the model): the gate keeps it (it only masks more), but the canceller
+        // would subtract its echo, which never comes, from the caller's speech, so it is cut
+        // from there.
         if let Some(sample) = self.vad.echo_cut(now_us)
-            && let Some(canceller) = self.echo_canceller.as_mut()
+            && self.echo_canceller.is_some()
         {
-            canceller.cut(sample);
+            let played_to = self.vad.echo_sample_at(now_us.saturating_sub(self.playout.lag_us()));
+            if let Some(canceller) = self.echo_canceller.as_mut() {
+                canceller.cut(played_to.map_or(sample, |p| p.min(sample)));
+            }
         }
         // The caller heard the agent up to the played position, which the delivered timeline
         // has reached now.
