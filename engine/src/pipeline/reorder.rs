@@ -437,6 +437,9 @@ impl InboundReorder {
             self.next = Some(next + pcm.len() as u64);
             self.emit_audio(pcm, deliver);
             self.drain_in_order(counters, deliver);
+            // A gap further on, with frames already held behind it, starts its own wait now (as
+            // in `resolve_gaps`), not the one this frame ended.
+            self.gap_since_us = self.earliest_slot().map(|_| now_us);
             return Arrival::Delivered;
         }
 
@@ -743,6 +746,19 @@ mod tests {
         }
         assert_eq!(counters.timestamp_jumps, 1);
         assert!(r.jitter_us() < 1_000, "jitter {} µs", r.jitter_us());
+    }
+
+    #[test]
+    fn a_second_gap_waits_its_own_window_from_when_the_first_closed() {
+        let mut counters = SessionStats::default();
+        let mut r = InboundReorder::new(60, 2000);
+        let mut sink = |_: Delivery<'_>| {};
+        // 10 ms frames: A at 0, C at 20 (B missing), E at 40 (D missing), then B at 45 ms.
+        for (seq, ts, now) in [(1, 0, 0), (3, 20, 20_000), (5, 40, 40_000), (2, 10, 45_000)] {
+            r.push(Some(seq), ts, &[1; 80], now, &mut counters, &mut sink);
+        }
+        // B closed the first gap and C went out; D's gap waits from 45 ms, to 105 ms.
+        assert_eq!(r.deadline_us(), Some(105_000));
     }
 
     #[test]
