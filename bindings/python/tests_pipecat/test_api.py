@@ -61,10 +61,17 @@ def test_the_transport_takes_a_websocket_with_its_engine_or_a_call():
     ],
 )
 def test_rates_trunkline_cannot_serve_stop_the_pipeline_with_a_clear_error(in_rate, out_rate, message):
+    errors = pipeline_errors(lambda engine: engine.session(agent_rate=16000), in_rate, out_rate)
+    assert len(errors) == 1 and message in errors[0], errors
+
+
+def pipeline_errors(open_call, in_rate: int, out_rate: int) -> list:
+    """The errors a bare pipeline at these rates, on the call `open_call(engine)` opens (as a
+    server hands one over), stops with."""
     errors = []
 
     async def run():
-        with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=16000) as call:
+        with trunkline.Engine(workers=0) as engine, open_call(engine) as call:
             transport = TrunklineTransport(call=call)
             worker = PipelineWorker(
                 Pipeline([transport.input(), transport.output()]),
@@ -83,7 +90,7 @@ def test_rates_trunkline_cannot_serve_stop_the_pipeline_with_a_clear_error(in_ra
             await asyncio.wait_for(runner.run(), 10)
 
     asyncio.run(run())
-    assert len(errors) == 1 and message in errors[0], errors
+    return errors
 
 
 def test_offload_session_matches_the_barge_in_setting():
@@ -107,29 +114,8 @@ def test_g711_agent_audio_is_refused_since_pipecat_frames_carry_pcm():
     with pytest.raises(ValidationError, match="agent_format"):
         TrunklineParams(session={"agent_format": "ulaw"})
     assert TrunklineParams(session={"agent_format": "pcm"}).session == {"agent_format": "pcm"}
-    errors = []
-
-    async def run():
-        # A call handed over by a server whose sessions deliver µ-law codes.
-        with trunkline.Engine(workers=0) as engine, engine.session(agent_rate=8000, agent_format="ulaw") as call:
-            transport = TrunklineTransport(call=call)
-            worker = PipelineWorker(
-                Pipeline([transport.input(), transport.output()]),
-                params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
-                idle_timeout_secs=None,
-                enable_rtvi=False,
-            )
-
-            @worker.event_handler("on_pipeline_error")
-            async def on_error(_worker, frame):
-                errors.append(frame.error)
-                await worker.cancel()
-
-            runner = WorkerRunner(handle_sigint=False)
-            await runner.add_workers(worker)
-            await asyncio.wait_for(runner.run(), 10)
-
-    asyncio.run(run())
+    # A call handed over by a server whose sessions deliver µ-law codes.
+    errors = pipeline_errors(lambda engine: engine.session(agent_rate=8000, agent_format="ulaw"), 8000, 8000)
     assert len(errors) == 1 and "agent_format" in errors[0], errors
 
 

@@ -80,12 +80,9 @@ impl Carrier {
     }
 }
 
-/// Runs the call, recording to `path`; `drop_at`: drop the session after that many caller
-/// frames, without a stop (returns at once).
-fn call(path: &Path, drop_at: Option<usize>) -> (Expected, trunkline::SessionStats) {
-    let (speech, _) = speech();
-    let frames = 250; // 5 s
-    let caller_ulaw = &speech[..frames * FRAME];
+/// An inline engine on a manual clock and a started Twilio call on it, at 8 kHz both ways,
+/// recorded to `path`.
+fn started_call(path: &Path) -> (ManualClock, Engine, Session) {
     let clock = ManualClock::new();
     let engine =
         Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
@@ -99,6 +96,16 @@ fn call(path: &Path, drop_at: Option<usize>) -> (Expected, trunkline::SessionSta
     let mut s = engine.open_session(&config).unwrap();
     s.push_text(&connected()).unwrap();
     s.push_text(&start()).unwrap();
+    (clock, engine, s)
+}
+
+/// Runs the call, recording to `path`; `drop_at`: drop the session after that many caller
+/// frames, without a stop (returns at once).
+fn call(path: &Path, drop_at: Option<usize>) -> (Expected, trunkline::SessionStats) {
+    let (speech, _) = speech();
+    let frames = 250; // 5 s
+    let caller_ulaw = &speech[..frames * FRAME];
+    let (clock, engine, mut s) = started_call(path);
     // (frame to start playing at, audio)
     let phrases = [(5, tone(440.0, 300)), (40, tone(523.0, 3_000)), (175, tone(660.0, 200))];
     let mut playing: Option<(Vec<i16>, usize)> = None;
@@ -325,19 +332,7 @@ fn agent_audio_sent_while_the_callers_media_is_held_up_keeps_its_times() {
     // each must be in the recording where the caller heard it, not piled up where the caller's
     // audio stopped (the second over the first).
     let path = temp_path("stalled.wav");
-    let clock = ManualClock::new();
-    let engine =
-        Engine::with_manual_clock(EngineConfig { workers: Some(0), ..Default::default() }, clock.clone())
-            .unwrap();
-    let config = SessionConfig {
-        agent_rate: 8_000,
-        play_rate: 8_000,
-        record_path: Some(path.clone()),
-        ..Default::default()
-    };
-    let mut s = engine.open_session(&config).unwrap();
-    s.push_text(&connected()).unwrap();
-    s.push_text(&start()).unwrap();
+    let (clock, engine, mut s) = started_call(&path);
     let silence = [0xFFu8; FRAME];
     let mut pcm = vec![0i16; 4096];
     let mut next = 0u64;
