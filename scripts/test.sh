@@ -57,7 +57,8 @@ stage "node binding"
 stage "packages: wheel, npm, NuGet, C prefix (each installed away from the checkout, a call through each)"
 ./scripts/test_packages.sh
 stage "the end-to-end call demo (offload server + bot + callsim; fails unless the call goes as expected)"
-cargo run --release --locked -p trunkline-tools --bin call_demo
+# The README's demo command, as a fresh machine runs it.
+./scripts/demo.sh
 # The same call on every other carrier (AudioSocket over TCP), in brief: the last line says how it
 # went. All at once (each call is a few seconds of real time, each on its own ports), reported in
 # order.
