@@ -456,6 +456,21 @@ impl InboundReorder {
                 self.drain_in_order(counters, deliver);
             }
             self.fill_to(start, counters, deliver);
+            // A held frame released above may run past this one's start: keep only the new
+            // tail, as for a frame overlapping delivered audio.
+            let next = self.next.unwrap_or(0);
+            let mut pcm = pcm;
+            if start < next {
+                if start + pcm.len() as u64 <= next {
+                    counters.frames_late += 1;
+                    counters.late_samples += pcm.len() as u64;
+                    self.drain_in_order(counters, deliver);
+                    return Arrival::Late;
+                }
+                pcm = pcm.skip((next - start) as usize);
+                start = next;
+                counters.frames_overlap_trimmed += 1;
+            }
             self.next = Some(start + pcm.len() as u64);
             self.emit_audio(pcm, deliver);
             self.drain_in_order(counters, deliver);
@@ -706,6 +721,22 @@ mod tests {
         assert_eq!(out, expect);
         assert_eq!(c.gap_fill_samples, 160);
         assert_eq!(c.frames_late, 0);
+    }
+
+    #[test]
+    fn a_frame_too_long_to_hold_is_trimmed_against_a_held_frame_it_overlaps() {
+        let frames = [
+            (Some(1), 0, 1, 160, 0),
+            // 20 ms lost; 40-60 ms held; then 600 samples from 55 ms, overlapping it by 5 ms.
+            (Some(3), 40, 3, 160, 40_000),
+            (Some(4), 55, 4, 600, 41_000),
+        ];
+        let (out, c) = run(&frames, 60);
+        // 0-20, silence to 40, 40-60, then the long frame's tail from 60 ms: 1,040 samples.
+        let mut expect: Vec<i16> = [1, 0, 3].iter().flat_map(|&v| [v; 160]).collect();
+        expect.extend([4; 560]);
+        assert_eq!(out, expect);
+        assert_eq!(c.frames_overlap_trimmed, 1);
     }
 
     #[test]
