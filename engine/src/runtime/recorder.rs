@@ -409,6 +409,11 @@ impl Recording {
                 tag::CUT => {
                     let keep = pos.saturating_sub(self.written) as usize;
                     self.agent.truncate(keep);
+                    // The audio after a cut is a new stretch: the filter's history of what was
+                    // cut must not ring into it.
+                    if let Some(r) = self.to_rate.as_mut() {
+                        r.reset();
+                    }
                 }
                 tag::STOP => self.stopped = true,
                 _ => {}
@@ -708,6 +713,27 @@ mod tests {
         let reader = hound::WavReader::open(&path).unwrap();
         assert_eq!(reader.len(), 100);
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn nothing_of_the_audio_a_cut_dropped_rings_into_what_follows_it() {
+        // The carrier is sent 16 kHz audio on an 8 kHz call: the recording resamples the agent's
+        // frames. A loud frame, a clear at its end, then silence from there: the silence stays
+        // silent (the resampler's memory of the loud frame was cut with it).
+        let path = std::env::temp_dir().join(format!("trunkline-cut-{}.wav", std::process::id()));
+        let (mut tap, pending) = open(&path).unwrap();
+        let mut r = Recording::new(pending.create().unwrap());
+        tap.started(8_000, 16_000, AudioEncoding::L16);
+        let loud: Vec<u8> =
+            (0..320).flat_map(|i| (if i % 2 == 0 { 20_000i16 } else { -20_000 }).to_le_bytes()).collect();
+        tap.agent_frame(Some(0), &loud);
+        tap.agent_cut(160);
+        tap.agent_frame(Some(160), &[0u8; 640]);
+        r.drain();
+        let _ = std::fs::remove_file(&path);
+        assert!(r.agent[..160].iter().any(|&v| v != 0));
+        let after: Vec<i16> = r.agent[160..320].to_vec();
+        assert!(after.iter().all(|&v| v == 0), "{after:?}");
     }
 
     #[test]
