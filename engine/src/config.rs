@@ -194,7 +194,8 @@ pub struct SessionConfig {
     pub max_mark_name_bytes: usize,
     /// Most host marks outstanding (sent or queued, not yet echoed) at once.
     pub max_pending_marks: usize,
-    /// Record the call to this file: two channels at the carrier's rate, the caller's audio as
+    /// Record the call to this file: two channels at the rate the caller's audio is delivered at
+    /// (the carrier's; 16 kHz for G.722; Opus's decoding rate), the caller's audio as
     /// delivered (left) and the agent's as the caller heard it (right). The format follows the
     /// extension: `.wav` (16-bit PCM) or `.opus` / `.ogg` (Ogg Opus). The file is created when the
     /// session opens (another extension, or a file that cannot be created, refuses the open) and

@@ -97,7 +97,8 @@ impl InterarrivalJitter {
     /// after it are compared with it, and the jump itself is not taken for jitter.
     #[inline]
     pub fn resync(&mut self, arrival_us: u64, media_us: u64) {
-        self.last_transit_us = Some((arrival_us as i64).wrapping_sub(media_us as i64));
+        self.last_transit_us = None;
+        self.update(arrival_us, media_us);
     }
 
     /// The estimate J, µs.

@@ -100,7 +100,8 @@ pub struct trunkline_session_config {
     /// MULAW or ALAW, `agent_rate` must be 8000; read the caller's codes with
     /// trunkline_session_read_audio_bytes and play codes with trunkline_session_play_bytes.
     pub agent_format: u32,
-    /// A file the call is recorded to, in stereo at the carrier's rate: the caller on the first
+    /// A file the call is recorded to, in stereo at the rate the caller's audio is delivered at
+    /// (the carrier's; 16 kHz for G.722; Opus's decoding rate): the caller on the first
     /// channel, the agent as the caller heard it on the second. Created when the session opens,
     /// written by an engine thread of its own (never a worker), closed when the stream stops, the
     /// session is freed or the engine is. Its extension chooses the format: ".wav" (16-bit PCM),

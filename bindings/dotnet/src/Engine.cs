@@ -141,16 +141,14 @@ namespace Trunkline
         internal object ServersLock { get { return servers; } }
 
         /// <summary>Registers a server just started; call it holding <see cref="ServersLock"/>
-        /// since before the start. Throws ObjectDisposedException once Dispose has begun.</summary>
+        /// since before <see cref="CheckServersOpen"/> and the start, so Dispose cannot have begun
+        /// in between.</summary>
         internal void AddServer(Server server)
         {
-            lock (servers)
-            {
-                if (serversClosed) throw new ObjectDisposedException("Engine");
-                servers.Add(server);
-            }
+            lock (servers) servers.Add(server);
         }
 
+        /// <summary>Throws ObjectDisposedException once Dispose has begun closing the servers.</summary>
         internal void CheckServersOpen()
         {
             lock (servers)

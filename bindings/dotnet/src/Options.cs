@@ -108,7 +108,8 @@ namespace Trunkline
         public string Dialect { get; set; }
         /// <summary>A file the call is recorded to, in stereo (the caller on the first channel, the
         /// agent as the caller heard it on the second), closed when the session is: ".wav" (16-bit
-        /// PCM at the carrier's rate), ".opus" or ".ogg" (Ogg Opus). Null or "": none. A file that cannot be
+        /// PCM at the rate the caller's audio is delivered at: the carrier's, 16 kHz for G.722, the
+        /// decoding rate for Opus), ".opus" or ".ogg" (Ogg Opus). Null or "": none. A file that cannot be
         /// created or another extension makes opening the session throw
         /// TrunklineException(Record).</summary>
         public string RecordPath { get; set; }

@@ -43,15 +43,16 @@ impl ArrivalTrail {
         self.head = (self.head + 1) % ENTRIES;
     }
 
-    /// Where the caller's timeline stands at `now_us` by the latest delivery: its end, plus the
-    /// stream time since it arrived (`samples_per_ms` converts). Media held up in the network
-    /// still has its stream time going on. `None` before any audio.
-    pub(crate) fn position_at(&self, now_us: u64, samples_per_ms: u64) -> Option<u64> {
+    /// Where the caller's timeline stands at `now_us`, audio being delivered up to `delivered`
+    /// (carrier samples): at least there, and by the latest delivery its end plus the stream
+    /// time since it arrived (`samples_per_ms` converts), since media held up in the network
+    /// still has its stream time going on (a stall delivers it later, in a burst).
+    pub(crate) fn position_at(&self, now_us: u64, samples_per_ms: u64, delivered: u64) -> u64 {
         if self.len == 0 {
-            return None;
+            return delivered;
         }
         let (end, arrived_us) = self.entries[(self.head + ENTRIES - 1) % ENTRIES];
-        Some(end + now_us.saturating_sub(arrived_us) * samples_per_ms / 1000)
+        delivered.max(end + now_us.saturating_sub(arrived_us) * samples_per_ms / 1000)
     }
 
     /// When the audio at position `at` (carrier samples) arrived: the arrival of the message that

@@ -269,10 +269,15 @@ impl InboundPath {
     }
 
     /// The most samples (at [`Self::rate`]) a payload of `bytes` decodes to: a sample per byte
-    /// or fewer (G.711, L16), or for G.722 and Opus the most one payload decodes to, whatever
-    /// its length (an Opus packet of 60 bytes can hold 120 ms).
+    /// or fewer (G.711, L16), two for G.722, and for Opus the most one packet decodes to,
+    /// whatever its length (a packet of 60 bytes can hold 120 ms).
     pub(crate) fn max_payload_samples(&self, bytes: usize) -> usize {
-        if self.carrier.is_some() { CARRIER_PCM } else { bytes }
+        match self.carrier.as_deref().map(|c| &c.codec) {
+            None => bytes,
+            Some(CarrierCodec::G722(_)) => (2 * bytes).min(CARRIER_PCM),
+            #[cfg(feature = "opus")]
+            Some(CarrierCodec::Opus(_)) => CARRIER_PCM,
+        }
     }
 
     /// The most agent-rate samples `carrier_samples` of caller audio can become.

@@ -34,11 +34,6 @@ pub struct OutboundQueue {
 
 impl OutboundQueue {
     /// A queue for `capacity` bytes of audio and `mark_capacity` marks, cut into frames of
-    /// The byte that pads a short frame (silence in the carrier's encoding).
-    pub fn silence(&self) -> u8 {
-        self.silence
-    }
-
     /// `frame_bytes` padded with `silence`.
     pub fn new(capacity: usize, mark_capacity: usize, frame_bytes: usize, silence: u8) -> Self {
         Self {
@@ -123,6 +118,13 @@ impl OutboundQueue {
         self.audio.drain(..take);
         self.taken += take as u64;
         Some(CutFrame { audio_bytes: take })
+    }
+
+    /// A frame of silence alone, taking nothing from the queue (for a carrier that needs audio
+    /// after a mark when there is none).
+    pub fn silence_frame(&self, out: &mut [u8]) -> CutFrame {
+        out.fill(self.silence);
+        CutFrame { audio_bytes: 0 }
     }
 
     /// The next mark whose audio has all been cut, if any, without removing it.

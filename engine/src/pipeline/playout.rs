@@ -33,11 +33,12 @@ pub struct PlayoutClock {
     /// Samples (at the carrier's outbound rate) sent in the current utterance.
     utterance_sent: u64,
     /// Samples sent since the model carrier last went idle (its current run of playback), and
-    /// when its run before that ended (0: none, or cleared). After an underrun the real carrier,
-    /// the lag behind the model, is still playing the run before while the model restarts: what
-    /// the lag holds back is the end of that run and the start of this one, not this one's
-    /// samples alone.
+    /// the run before that: its samples (0: none, or cleared) and when it ended. After an
+    /// underrun the real carrier, the lag behind the model, is still playing the run before
+    /// while the model restarts: what the lag holds back is the end of that run and the start of
+    /// this one, not this one's samples alone.
     run_sent: u64,
+    run_before_sent: u64,
     run_before_end_us: u64,
     /// Samples per millisecond at the carrier's outbound rate.
     samples_per_ms: u64,
@@ -61,6 +62,7 @@ impl PlayoutClock {
             lag_us: 0,
             utterance_sent: 0,
             run_sent: 0,
+            run_before_sent: 0,
             run_before_end_us: 0,
             samples_per_ms: SAMPLES_PER_MS,
             sync_interval_ms,
@@ -113,7 +115,6 @@ impl PlayoutClock {
     /// Samples of the current utterance the caller has heard by `now_us`.
     pub fn played_samples(&self, now_us: u64) -> u64 {
         let (run, before) = self.unplayed(now_us);
-        let before = before.min(self.utterance_sent.saturating_sub(self.run_sent));
         self.utterance_sent.saturating_sub(run + before)
     }
 
@@ -129,9 +130,10 @@ impl PlayoutClock {
     fn unplayed(&self, now_us: u64) -> (u64, u64) {
         let samples =
             |end_us: u64| (end_us + self.lag_us).saturating_sub(now_us) * self.samples_per_ms / 1000;
-        let run = samples(self.carrier_end_us).min(self.run_sent);
-        let before = if self.run_before_end_us == 0 { 0 } else { samples(self.run_before_end_us) };
-        (run, before)
+        (
+            samples(self.carrier_end_us).min(self.run_sent),
+            samples(self.run_before_end_us).min(self.run_before_sent),
+        )
     }
 
     /// Records a frame of `samples` sent at `now_us`. A frame after a pause of at least the
@@ -143,8 +145,8 @@ impl PlayoutClock {
             self.utterance_sent = 0;
         }
         if now_us > self.carrier_end_us {
-            // The model carrier went idle: a new run (the one before, if not cleared, ended then).
-            self.run_before_end_us = if self.run_sent > 0 { self.carrier_end_us } else { 0 };
+            // The model carrier went idle: a new run (the one before ended then).
+            (self.run_before_sent, self.run_before_end_us) = (self.run_sent, self.carrier_end_us);
             self.run_sent = 0;
         }
         self.carrier_end_us = self.carrier_end_us.max(now_us) + samples * 1000 / self.samples_per_ms;
@@ -189,7 +191,7 @@ impl PlayoutClock {
         self.carrier_end_us = now_us;
         self.utterance_sent = 0;
         self.run_sent = 0;
-        self.run_before_end_us = 0;
+        self.run_before_sent = 0;
         self.since_sync = 0;
         self.epoch = self.epoch.wrapping_add(1);
         played

@@ -193,8 +193,7 @@ impl SeenWindow {
     fn insert(&mut self, seq: u64) -> bool {
         match self.highest {
             None => {
-                self.highest = Some(seq);
-                self.mask = 1;
+                self.restart(seq);
                 true
             }
             Some(h) if seq > h => {
@@ -208,8 +207,7 @@ impl SeenWindow {
                 let back = h - seq;
                 if back > SEQ_RESET {
                     // The carrier restarted its numbering: start a fresh window.
-                    self.highest = Some(seq);
-                    self.mask = 1;
+                    self.restart(seq);
                     return true;
                 }
                 if back >= 64 {
@@ -381,11 +379,7 @@ impl InboundReorder {
 
         // Far outside the stream in either direction: re-anchor rather than drop the rest of
         // the call or invent hours of silence.
-        let far = start > next + self.max_gap_samples || start + len + self.max_gap_samples < next;
-        if !far {
-            self.jitter.update(now_us, media_us);
-        }
-        if far {
+        if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
             // A frame of the timeline left at the last jump, behind where it ended by less than
             // a jump, arriving within `max_gap` of wall time after the jump (held up in the
             // network): late, as a frame behind the stream is. Taken for a jump back, it was
@@ -413,9 +407,33 @@ impl InboundReorder {
             self.emit_audio(pcm, deliver);
             return Arrival::Jump;
         }
+        self.jitter.update(now_us, media_us);
         if start.abs_diff(next) <= self.samples_per_ms {
             start = next;
         }
+        if start > next {
+            // A gap before this frame: hold it if we can, then see whether the gap has waited
+            // enough.
+            if self.hold(start, pcm, now_us) {
+                self.gap_since_us.get_or_insert(now_us);
+                self.resolve_gaps(now_us, counters, deliver);
+                return Arrival::Held;
+            }
+            // No room to hold it: give up on the gap now, releasing (in order) what is held
+            // before this frame so that none of it is overwritten by the silence. A frame so
+            // released may run past this one's start: then it is trimmed below, as a frame
+            // overlapping delivered audio.
+            while let Some(i) = self.earliest_slot() {
+                let held_start = self.slots[i].as_ref().map_or(start, |s| s.start);
+                if held_start >= start {
+                    break;
+                }
+                self.fill_to(held_start, counters, deliver);
+                self.drain_in_order(counters, deliver);
+            }
+            self.fill_to(start, counters, deliver);
+        }
+        let next = self.next.unwrap_or(0);
         if start + len <= next {
             counters.frames_late += 1;
             counters.late_samples += len;
@@ -429,56 +447,14 @@ impl InboundReorder {
             start = next;
             counters.frames_overlap_trimmed += 1;
         }
-        if start == next {
-            if self.slots.iter().any(Option::is_some) {
-                // It fills a gap that later frames had already arrived behind.
-                counters.frames_reordered += 1;
-            }
-            self.next = Some(next + pcm.len() as u64);
-            self.emit_audio(pcm, deliver);
-            self.drain_in_order(counters, deliver);
-            // A gap further on, with frames already held behind it, starts its own wait now (as
-            // in `resolve_gaps`), not the one this frame ended.
-            self.gap_since_us = self.earliest_slot().map(|_| now_us);
-            return Arrival::Delivered;
+        if self.slots.iter().any(Option::is_some) {
+            // It fills a gap that later frames had already arrived behind.
+            counters.frames_reordered += 1;
         }
-
-        // A gap before this frame: hold it if we can, then see whether the gap has waited enough.
-        if !self.hold(start, pcm, now_us) {
-            // No room to hold it: give up on the gap now, releasing (in order) what is held
-            // before this frame so that none of it is overwritten by the silence.
-            while let Some(i) = self.earliest_slot() {
-                let held_start = self.slots[i].as_ref().map_or(start, |s| s.start);
-                if held_start >= start {
-                    break;
-                }
-                self.fill_to(held_start, counters, deliver);
-                self.drain_in_order(counters, deliver);
-            }
-            self.fill_to(start, counters, deliver);
-            // A held frame released above may run past this one's start: keep only the new
-            // tail, as for a frame overlapping delivered audio.
-            let next = self.next.unwrap_or(0);
-            let mut pcm = pcm;
-            if start < next {
-                if start + pcm.len() as u64 <= next {
-                    counters.frames_late += 1;
-                    counters.late_samples += pcm.len() as u64;
-                    self.drain_in_order(counters, deliver);
-                    return Arrival::Late;
-                }
-                pcm = pcm.skip((next - start) as usize);
-                start = next;
-                counters.frames_overlap_trimmed += 1;
-            }
-            self.next = Some(start + pcm.len() as u64);
-            self.emit_audio(pcm, deliver);
-            self.drain_in_order(counters, deliver);
-            return Arrival::Delivered;
-        }
-        self.gap_since_us.get_or_insert(now_us);
-        self.resolve_gaps(now_us, counters, deliver);
-        Arrival::Held
+        self.next = Some(start + pcm.len() as u64);
+        self.emit_audio(pcm, deliver);
+        self.drain_in_order(counters, deliver);
+        Arrival::Delivered
     }
 
     /// Fills a held gap whose wait has run out. Call on every timer tick.
@@ -526,8 +502,6 @@ impl InboundReorder {
             let start = self.slots[i].as_ref().map_or(next, |s| s.start);
             self.fill_to(start, counters, deliver);
             self.drain_in_order(counters, deliver);
-            // Another gap further on starts its own wait now.
-            self.gap_since_us = self.earliest_slot().map(|_| now_us);
         }
     }
 
@@ -584,6 +558,9 @@ impl InboundReorder {
             }
             if start > next {
                 self.slots[i] = Some(slot);
+                // A gap further on, with frames already held behind it: its own wait starts now,
+                // not with the gap just closed.
+                self.gap_since_us = Some(self.now_us);
                 return;
             }
             counters.reorder_wait_us += self.now_us.saturating_sub(slot.arrived_us);

@@ -37,7 +37,6 @@ use crate::pipeline::events::EventQueue;
 use crate::pipeline::inbound::{AgentAudio, InboundCounts, InboundOut, InboundPath, push_vad_event};
 use crate::pipeline::marks::{MarkEcho, MarkTable};
 use crate::pipeline::outbound::{OutboundPath, PLAY_PIECE, PLAY_RATES, PlaySource};
-use crate::pipeline::outbound_queue::CutFrame;
 use crate::pipeline::playout::{PlayoutClock, SYNC_MARK_PREFIX, parse_sync_mark, sync_mark_name};
 use crate::pipeline::reorder::{Arrival, Delivery, InboundReorder, MAX_TIMESTAMP_MS};
 use crate::pipeline::segments::{SegmentCut, SegmentTable};
@@ -1034,18 +1033,16 @@ impl SessionPipeline {
         // placed up to the measured lag before now did not play either (the carrier runs that
         // far behind the model): the gate keeps it (it only masks more), but the canceller
         // would subtract its echo, which never comes, from the caller's speech, so it is cut
-        // from there.
+        // from there (the gate maps onto the stream at 8 kHz: the lag in its samples).
         if let Some(sample) = self.vad.echo_cut(now_us)
-            && self.echo_canceller.is_some()
+            && let Some(canceller) = self.echo_canceller.as_mut()
         {
-            let played_to = self.vad.echo_sample_at(now_us.saturating_sub(self.playout.lag_us()));
-            if let Some(canceller) = self.echo_canceller.as_mut() {
-                canceller.cut(played_to.map_or(sample, |p| p.min(sample)));
-            }
+            canceller.cut(sample.saturating_sub(self.playout.lag_us() * crate::audio::SAMPLES_PER_MS / 1000));
         }
-        // The caller heard the agent up to the played position, which the delivered timeline
-        // has reached now.
-        let heard_to = self.reorder.position();
+        // The caller heard the agent up to the played position: where the caller's timeline
+        // stands now.
+        let spms = self.reorder.samples_per_ms();
+        let heard_to = self.arrivals.position_at(now_us, spms, self.reorder.position());
         if let Some(tap) = self.tap.as_mut() {
             tap.agent_cut(heard_to);
         }
@@ -1169,10 +1166,7 @@ impl SessionPipeline {
         let cut = match outbound.queue.cut_frame(&mut outbound.frame, starving) {
             Some(cut) => cut,
             // After a mark that waits for audio (see `next_transmit`).
-            None if self.mark_awaits_audio => {
-                outbound.frame.fill(outbound.queue.silence());
-                CutFrame { audio_bytes: 0 }
-            }
+            None if self.mark_awaits_audio => outbound.queue.silence_frame(&mut outbound.frame),
             None => return None,
         };
         self.mark_awaits_audio = false;
@@ -1205,14 +1199,12 @@ impl SessionPipeline {
         }
         if let Some(tap) = self.tap.as_mut() {
             // Sent while the carrier still plays the previous frame: heard right after it.
-            // Otherwise heard once the lag has passed, on the caller's timeline as it stands now:
-            // which goes on while their media is held up (a stall delivers it later, in a burst),
-            // so that what the agent said meanwhile keeps its times instead of piling up at the
-            // last position delivered.
+            // Otherwise heard once the lag has passed, on the caller's timeline as it stands now
+            // (so that what the agent says while the caller's media is held up keeps its times
+            // instead of piling up at the last position delivered).
             let at = (self.playout.carrier_end_us() <= now_us).then(|| {
                 let spms = self.reorder.samples_per_ms();
-                let delivered = self.reorder.position();
-                let now = self.arrivals.position_at(now_us, spms).map_or(delivered, |p| p.max(delivered));
+                let now = self.arrivals.position_at(now_us, spms, self.reorder.position());
                 now + self.playout.lag_us() * spms / 1000
             });
             tap.agent_frame(at, &outbound.frame);

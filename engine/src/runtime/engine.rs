@@ -180,20 +180,12 @@ impl EngineShared {
             pipeline.start_with(start).map_err(EngineError::Start)?;
         }
         if let Some(pending) = pending {
-            let opened = pending.create()?;
             let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
             if recorder.is_none() {
-                match Recorder::start() {
-                    Ok(started) => *recorder = Some(started),
-                    Err(e) => {
-                        // The session does not open: no file is left behind.
-                        if let Some(path) = &config.record_path {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        return Err(e.into());
-                    }
-                }
+                *recorder = Some(Recorder::start()?);
             }
+            // Only once the start is taken and the recorder runs is a file at the path replaced.
+            let opened = pending.create()?;
             if let Some(recorder) = recorder.as_ref() {
                 recorder.add(opened);
             }

@@ -492,6 +492,11 @@ impl Recording {
             frames.push(self.agent.get(i).copied().unwrap_or(0));
         }
         let fits = self.format != Format::Wav || self.written + n as u64 <= WAV_MAX_SAMPLES;
+        if !fits {
+            // The file is full, not failed: what it was given so far is kept (flushed, and its
+            // header finalized as the writer is dropped), only what does not fit is lost.
+            self.flush();
+        }
         let ok = match self.sink() {
             Sink::Wav(w) => fits && frames.iter().try_for_each(|&s| w.write_sample(s)).is_ok(),
             #[cfg(feature = "opus")]
@@ -701,10 +706,8 @@ mod tests {
         r.agent = vec![2; 100];
         r.write(50);
         assert!(matches!(r.sink, Some(Sink::Wav(_))));
-        // As if the call had run 37 hours, flushed along the way: the next samples would pass
-        // 4 GiB.
+        // As if the call had run 37 hours: the next samples would pass 4 GiB.
         r.written = WAV_MAX_SAMPLES - 10;
-        r.settled = r.written;
         r.write(50);
         assert!(matches!(r.sink, Some(Sink::Broken)));
         assert_eq!(r.unwritten.load(Ordering::Relaxed), 100);

@@ -788,14 +788,6 @@ impl SpeechDetector {
     /// The carrier dropped the agent's audio it had not played by engine time `play_us`: none
     /// of it echoes. Returns the caller's stream sample of the cut (`None` before the gate has
     /// placed any audio).
-    /// The caller's stream sample (8 kHz) at which the agent's audio the model plays at engine
-    /// time `play_us` is heard, by the echo gate's clock mapping (`None` before it has one, or
-    /// without the gate).
-    pub(crate) fn echo_sample_at(&mut self, play_us: u64) -> Option<u64> {
-        let Classifier::Spectral(c) = &mut self.classifier else { return None };
-        c.echo_gate()?.sample_at(play_us)
-    }
-
     pub(crate) fn echo_cut(&mut self, play_us: u64) -> Option<u64> {
         let Classifier::Spectral(c) = &mut self.classifier else { return None };
         let gate = c.echo_gate()?;
