@@ -13,7 +13,12 @@ if [[ ! -x $env_dir/bin/python || "$(cat "$env_dir/.requirements-hash" 2>/dev/nu
   python3 -m venv "$env_dir" >&2
   # --no-compile: Python compiles what the tests import when they first do; compiling every
   # module of every package at install time costs more on a fresh machine.
-  "$env_dir/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req" >&2
+  "$env_dir/bin/pip" install -q --disable-pip-version-check --no-compile --no-deps -r "$req" >&2
+  # --no-deps: every package is in the pins; one missing from them fails here, not at first use.
+  if ! problems=$("$env_dir/bin/pip" check --disable-pip-version-check); then
+    echo "$problems" >&2
+    exit 1
+  fi
   echo "$want" >"$env_dir/.requirements-hash"
 fi
 echo "$PWD/$env_dir"

@@ -2,7 +2,7 @@
 # The Python CPU benchmarks: Pipecat's default telephony path against trunkline.pipecat
 # (pipecat_cpu.py), and a sample-style OpenAI Realtime bridge against the Trunkline example
 # (bridge_cpu.py). They run in a pinned venv of their own, target/bench-env, holding
-# requirements-bench.txt (the Pipecat integration's pins plus Silero's onnxruntime), rebuilt
+# requirements-bench.txt (the Pipecat integration's pins, with what Silero needs), rebuilt
 # whenever that file or the pins it includes change, so the test suite's venv stays as it is.
 #
 #   benches/python/run.sh [pipecat|bridge|all] [options of the script, e.g. --calls 6 --seconds 30]
