@@ -573,9 +573,11 @@ typedef struct {
   uint32_t ping_interval_ms;
   // Network threads, 1-1024.
   uint32_t threads;
-  // TLS certificate chain (PEM file path); NULL: plain ws:// (needs the `tls` build feature).
+  // TLS certificate chain (PEM file path): the server then takes wss:// (and https:// for
+  // /metrics and the health checks) only; NULL: plain ws://. Set both or neither. A library
+  // built without the `tls` feature (the shipped one has it) refuses it.
   const char *tls_cert_pem;
-  // TLS private key (PEM file path).
+  // TLS private key (PEM file path: PKCS#8, PKCS#1 or SEC1).
   const char *tls_key_pem;
   // Request paths bound to dialects, for one server that takes several carriers (e.g.
   // "/twilio" and "/telnyx"): `route_count` routes, an array of trunkline_route (NULL with a

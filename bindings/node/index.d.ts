@@ -165,7 +165,7 @@ export interface ServerOptions {
   pingIntervalMs?: number;
   /** Network threads. */
   threads?: number;
-  /** TLS certificate chain (PEM file path); null: plain ws:// (TLS needs the `tls` build feature). */
+  /** TLS certificate chain (PEM file path): the server takes wss:// (and https:// for its health checks and metrics) only; null: plain ws://. Set both or neither. */
   tlsCertPem?: string | null;
   /** TLS private key (PEM file path). */
   tlsKeyPem?: string | null;

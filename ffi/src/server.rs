@@ -59,9 +59,11 @@ pub struct trunkline_server_config {
     pub ping_interval_ms: u32,
     /// Network threads, 1-1024.
     pub threads: u32,
-    /// TLS certificate chain (PEM file path); NULL: plain ws:// (needs the `tls` build feature).
+    /// TLS certificate chain (PEM file path): the server then takes wss:// (and https:// for
+    /// /metrics and the health checks) only; NULL: plain ws://. Set both or neither. A library
+    /// built without the `tls` feature (the shipped one has it) refuses it.
     pub tls_cert_pem: *const c_char,
-    /// TLS private key (PEM file path).
+    /// TLS private key (PEM file path: PKCS#8, PKCS#1 or SEC1).
     pub tls_key_pem: *const c_char,
     /// Request paths bound to dialects, for one server that takes several carriers (e.g.
     /// "/twilio" and "/telnyx"): `route_count` routes, an array of trunkline_route (NULL with a

@@ -284,8 +284,9 @@ namespace Trunkline
         public TimeSpan? PingInterval { get; set; }
         /// <summary>Network threads.</summary>
         public int? Threads { get; set; }
-        /// <summary>TLS certificate chain (PEM file path); null: plain ws:// (TLS needs the
-        /// library's `tls` build feature).</summary>
+        /// <summary>TLS certificate chain (PEM file path): the server takes wss:// (and https://
+        /// for its health checks and metrics) only; null: plain ws://. Set both or
+        /// neither.</summary>
         public string TlsCertPem { get; set; }
         /// <summary>TLS private key (PEM file path).</summary>
         public string TlsKeyPem { get; set; }

@@ -1,7 +1,9 @@
 """The offload server from Python: errors, and a real call over loopback."""
 
 import asyncio
+import ssl
 import time
+from pathlib import Path
 
 import pytest
 
@@ -120,13 +122,33 @@ def until_stopped(engine, call):
     return events, pcm + call.read_audio()
 
 
-def test_a_call_through_the_server():
-    audio, labels = speech()
+# The offload server's test certificates: a CA the client trusts, and the server's certificate
+# (for localhost and 127.0.0.1) and key.
+TLS_FIXTURES = Path(__file__).resolve().parents[3] / "server" / "tests" / "fixtures" / "tls"
 
-    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, path="/media", session={"agent_rate": 8000, "agent_ring_ms": 5000, "dialect": "twilio"}) as server:
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_a_call_through_the_server(tls):
+    audio, labels = speech()
+    settings = {"path": "/media", "session": {"agent_rate": 8000, "agent_ring_ms": 5000, "dialect": "twilio"}}
+    client = {}
+    if tls:
+        # The shipped library serves wss:// itself; a client trusting the test CA alone connects.
+        settings.update(tls_cert_pem=str(TLS_FIXTURES / "cert.pem"), tls_key_pem=str(TLS_FIXTURES / "key.pem"))
+        client["ssl"] = ssl.create_default_context(cafile=str(TLS_FIXTURES / "ca.pem"))
+
+    with trunkline.Engine(workers=1) as engine, trunkline.Server(engine, **settings) as server:
+        if tls:
+            # A plain client on the TLS port gets no call.
+            async def plain():
+                with pytest.raises(Exception):
+                    async with connect(f"ws://127.0.0.1:{server.port}/media", open_timeout=5):
+                        pass
+
+            asyncio.run(plain())
 
         async def carrier():
-            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
+            async with connect(f"{'wss' if tls else 'ws'}://127.0.0.1:{server.port}/media", **client) as ws:
                 await ws.send(connected())
                 await ws.send(start())
                 for i in range(100):
@@ -152,6 +174,7 @@ def test_a_call_through_the_server():
         assert e.value.code == trunkline.Result.INVALID_ARGUMENT
         assert call.stats()["agent_samples_dropped"] == 0
         assert server.stats()["calls_opened"] == 1
+        assert server.stats()["handshake_failures"] == (1 if tls else 0)
         call.close()
 
 

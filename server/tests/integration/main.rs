@@ -12,3 +12,5 @@ mod common;
 mod carriers;
 mod metrics;
 mod offload;
+#[cfg(feature = "tls")]
+mod tls;

@@ -7,6 +7,8 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use trunkline::protocol::signature;
@@ -16,11 +18,11 @@ use trunkline_server::{OffloadConfig, OffloadError, OffloadServer, OffloadedCall
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn engine() -> Engine {
+pub(crate) fn engine() -> Engine {
     Engine::new(EngineConfig { workers: Some(1), ..Default::default() }).unwrap()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
@@ -40,14 +42,14 @@ fn status_of(err: tokio_tungstenite::tungstenite::Error) -> u16 {
 }
 
 /// The host side of a bot: replies to each caller utterance with `reply` and a mark, in a thread.
-struct Bot {
+pub(crate) struct Bot {
     stop: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<Event>>>,
     thread: Option<std::thread::JoinHandle<Vec<OffloadedCall>>>,
 }
 
 impl Bot {
-    fn start(engine: Arc<Engine>, server: Arc<OffloadServer>, reply: Vec<i16>) -> Self {
+    pub(crate) fn start(engine: Arc<Engine>, server: Arc<OffloadServer>, reply: Vec<i16>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let events = Arc::new(Mutex::new(vec![]));
         let (s, e) = (stop.clone(), events.clone());
@@ -85,7 +87,7 @@ impl Bot {
         Self { stop, events, thread: Some(thread) }
     }
 
-    fn finish(mut self) -> (Vec<Event>, Vec<OffloadedCall>) {
+    pub(crate) fn finish(mut self) -> (Vec<Event>, Vec<OffloadedCall>) {
         self.stop.store(true, Ordering::Release);
         let calls = self.thread.take().unwrap().join().unwrap();
         (self.events.lock().unwrap().clone(), calls)
@@ -94,7 +96,11 @@ impl Bot {
 
 /// A carrier that sends `frames` of the speech fixture (fast), then collects what the bot sends
 /// until a mark named `until` arrives, echoing marks like Twilio; returns (media frames, marks).
-async fn caller(ws: &mut Ws, frames: usize, until: &str) -> (usize, Vec<String>) {
+pub(crate) async fn caller<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    frames: usize,
+    until: &str,
+) -> (usize, Vec<String>) {
     let (audio, _) = speech();
     ws.send(Message::text(connected())).await.unwrap();
     ws.send(Message::text(start())).await.unwrap();
