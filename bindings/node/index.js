@@ -279,10 +279,12 @@ class Engine {
       config.workers_per_core = true;
     } else {
       config.workers_per_core = false;
-      config.workers = uint(workers, 'workers');
+      config.workers = unsignedField(TYPES.trunkline_engine_config, 'workers', workers, 'workers');
     }
-    if (maxSessions !== undefined) config.max_sessions = uint(maxSessions, 'maxSessions');
-    if (tickMs !== undefined) config.tick_ms = uint(tickMs, 'tickMs');
+    if (maxSessions !== undefined) {
+      config.max_sessions = unsignedField(TYPES.trunkline_engine_config, 'max_sessions', maxSessions, 'maxSessions');
+    }
+    if (tickMs !== undefined) config.tick_ms = unsignedField(TYPES.trunkline_engine_config, 'tick_ms', tickMs, 'tickMs');
     if (workerNice !== undefined) config.worker_nice = int32(workerNice, 'workerNice');
     const out = [null];
     this.#manualClock = Boolean(manualClock);
@@ -762,12 +764,16 @@ class Session {
   /** Every event since the last call, in order. */
   events() {
     const events = [];
-    for (;;) {
-      const code = fns.trunkline_session_poll_event(this.#h(), this.#event);
-      if (code === RESULT.EMPTY) return events;
-      check(code, 'events');
-      events.push(this.#convert(this.#event));
-    }
+    for (let ev; (ev = this.#pollEvent()) !== null; ) events.push(ev);
+    return events;
+  }
+
+  /** The next event, or null when none is ready. */
+  #pollEvent() {
+    const code = fns.trunkline_session_poll_event(this.#h(), this.#event);
+    if (code === RESULT.EMPTY) return null;
+    check(code, 'events');
+    return this.#convert(this.#event);
   }
 
   #convert(ev) {
@@ -900,14 +906,17 @@ class Session {
    */
   async *eventStream() {
     for await (const _ of this.wakeups()) {
-      let events;
-      try {
-        events = this.events();
-      } catch (e) {
-        if (e instanceof TrunklineError && e.code === RESULT.CLOSED) return;
-        throw e;
-      }
-      for (const ev of events) {
+      // One event taken from the library per step: a consumer that leaves the loop early leaves
+      // the rest there for the next events() or eventStream().
+      for (;;) {
+        let ev;
+        try {
+          ev = this.#pollEvent();
+        } catch (e) {
+          if (e instanceof TrunklineError && e.code === RESULT.CLOSED) return;
+          throw e;
+        }
+        if (ev === null) break;
         yield ev;
         if (ev.kind === 'stopped') return;
       }

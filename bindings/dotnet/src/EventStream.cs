@@ -33,7 +33,6 @@ namespace Trunkline
             readonly CancellationToken token;
             readonly CancellationToken token2;
             readonly int waitMs;
-            readonly Queue<Event> pending = new Queue<Event>();
             bool finished;
 
             public Enumerator(Session session, CancellationToken token, CancellationToken token2, int waitMs)
@@ -57,34 +56,33 @@ namespace Trunkline
                 {
                     token.ThrowIfCancellationRequested();
                     token2.ThrowIfCancellationRequested();
-                    if (pending.Count > 0)
-                    {
-                        Current = pending.Dequeue();
-                        if (Current.Kind == EventKind.Stopped) finished = true;
-                        return true;
-                    }
                     if (finished) return false;
+                    // One event taken from the library per step: a consumer that stops early
+                    // leaves the rest there for the next Events() or EventsAsync().
+                    Event next;
                     try
                     {
-                        foreach (var e in session.Events()) pending.Enqueue(e);
+                        next = session.PollEvent();
                     }
                     catch (TrunklineException ex)
                     {
                         if (ex.Code != ResultCode.Closed) throw;
-                        finished = true;
-                        continue;
+                        return false;
                     }
-                    if (pending.Count == 0)
+                    if (next != null)
                     {
-                        // The blocking wait runs on the thread pool, never on the caller's thread
-                        // and never as a callback from an engine thread.
-                        // A cancellation wakes it (the next pass throws), since waitMs may be -1.
-                        var engine = session.Engine;
-                        int ms = waitMs;
-                        using (token.Register(engine.WakeIfOpen))
-                        using (token2.Register(engine.WakeIfOpen))
-                            await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
+                        Current = next;
+                        if (next.Kind == EventKind.Stopped) finished = true;
+                        return true;
                     }
+                    // The blocking wait runs on the thread pool, never on the caller's thread
+                    // and never as a callback from an engine thread.
+                    // A cancellation wakes it (the next pass throws), since waitMs may be -1.
+                    var engine = session.Engine;
+                    int ms = waitMs;
+                    using (token.Register(engine.WakeIfOpen))
+                    using (token2.Register(engine.WakeIfOpen))
+                        await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
                 }
             }
 

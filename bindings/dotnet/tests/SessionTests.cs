@@ -324,6 +324,30 @@ namespace Trunkline.Tests
             }
         }
 
+        public static async Task TestAConsumerThatLeavesTheEventStreamEarlyLeavesTheRestForTheNextRead()
+        {
+            // Inline: each message is handled as it is pushed, so all their events are ready.
+            using (var engine = new Engine(0))
+            using (var s = engine.OpenSession())
+            {
+                s.Push(Twilio.Connected());
+                s.Push(Twilio.Start());
+                s.Push(Twilio.Dtmf(2, '5'));
+                var first = s.EventsAsync().GetAsyncEnumerator();
+                Assert.True(await first.MoveNextAsync(), "a first event");
+                Assert.Equal(EventKind.Connected, first.Current.Kind, "the first event");
+                await first.DisposeAsync();
+                // The next stream starts where the first left off, and Events() hands out the rest.
+                var second = s.EventsAsync().GetAsyncEnumerator();
+                Assert.True(await second.MoveNextAsync(), "a second event");
+                Assert.Equal(EventKind.Started, second.Current.Kind, "the second stream's first event");
+                await second.DisposeAsync();
+                var rest = s.Events();
+                Assert.Equal(1, rest.Count, "events left");
+                Assert.Equal('5', rest[0].Digit, "the key press");
+            }
+        }
+
         /// <summary>Agent audio out: paced 20 ms media frames for the stream, then the mark, which
         /// the carrier echoes once played.</summary>
         public static void TestPlayMarkAndOutboundFrames()

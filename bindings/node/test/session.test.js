@@ -211,6 +211,11 @@ test('errors are TrunklineErrors carrying the result code, its name and the libr
   expectCode(() => session.mark('two'), 'FULL', /queue full/);
   assert.equal(MAX_MARK_NAME_BYTES, 255);
   expectCode(() => new Engine({ maxSessions: 0 }), 'INVALID_ARGUMENT');
+  // Values their C field cannot hold, which koffi would wrap: 2^32 + 1 sessions as 1, 2^32
+  // workers as 0 (an inline engine the binding would take for a threaded one).
+  expectCode(() => new Engine({ maxSessions: 2 ** 32 + 1 }), 'INVALID_ARGUMENT');
+  expectCode(() => new Engine({ workers: 2 ** 32 }), 'INVALID_ARGUMENT');
+  expectCode(() => new Engine({ workers: 1, tickMs: 2 ** 32 + 20 }), 'INVALID_ARGUMENT');
 
   assert.throws(() => session.push(42), TypeError);
   assert.throws(() => session.play(Buffer.alloc(3), 8000), RangeError);

@@ -165,3 +165,21 @@ async function waitFor(cond, ms) {
     await h.sleep(5);
   }
 }
+
+test('a consumer that leaves eventStream() early leaves the events it did not take for the next read', { timeout: 5000 }, async (t) => {
+  // Inline: each message is handled as it is pushed, so one poll takes all their events.
+  const engine = h.engineFor(t, { workers: 0 });
+  const s = engine.session();
+  s.push(h.connected());
+  s.push(h.start());
+  s.push(h.dtmf(2, '5'));
+  const firstOf = async () => {
+    for await (const ev of s.eventStream()) return ev.kind === 'dtmf' ? ev.digit : ev.kind;
+  };
+  assert.equal(await firstOf(), 'connected');
+  // The next stream starts where the first left off, and events() hands out the rest.
+  assert.equal(await firstOf(), 'started');
+  assert.deepEqual(s.events().map((ev) => ev.digit), ['5']);
+  s.close();
+  engine.close();
+});

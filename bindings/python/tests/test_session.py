@@ -256,6 +256,24 @@ def test_async_events_follow_a_threaded_call():
     assert kinds == ["connected", "started", "speech_started", "speech_stopped", "dtmf", "stopped"]
 
 
+
+def test_a_consumer_that_leaves_aevents_early_leaves_the_rest_for_the_next_read():
+    async def first_of(call):
+        async for ev in call.aevents():
+            return ev.digit if ev.kind == "dtmf" else ev.kind
+
+    async def run():
+        # Inline: each message is handled as it is pushed, so one poll takes all their events.
+        with trunkline.Engine(workers=0) as engine, engine.session() as call:
+            for message in (connected(), start(), dtmf(2, "5")):
+                call.push(message)
+            first = await first_of(call)
+            # The next stream starts where the first left off, and events() hands out the rest.
+            second = await first_of(call)
+            return first, second, [ev.digit for ev in call.events()]
+
+    assert asyncio.run(asyncio.wait_for(run(), 5)) == ("connected", "started", ["5"])
+
 def test_engine_settings_are_checked_against_their_fields():
     # ctypes keeps the low bits of a value too large for its field: 2**32 + 8 would be 8.
     for settings in ({"max_sessions": 2**32 + 8}, {"tick_ms": -1}, {"workers": 2**40}, {"worker_nice": 2**31}):

@@ -744,6 +744,10 @@ class Session(OwnedHandle):
 
     def events(self) -> list:
         """Every event that happened since the last call, in order."""
+        return self._poll_events(None)
+
+    def _poll_events(self, limit) -> list:
+        """The events ready in the library, in order: all of them, or at most `limit`."""
         ptr = self._ptr
         if ptr is None:
             raise self._closed()
@@ -757,13 +761,14 @@ class Session(OwnedHandle):
         try:
             with self._events_lock:
                 out = []
-                while True:
+                while limit is None or len(out) < limit:
                     code = _poll_event(ptr, s.event_ref)
                     if code:
                         if code == _EMPTY:
                             return out
                         raise TrunklineError(code, "events")
                     out.append(self._event(s.event))
+                return out
         finally:
             pool.append(s)
 
@@ -857,9 +862,11 @@ class Session(OwnedHandle):
     async def aevents(self, poll_interval: float = 0.02) -> AsyncIterator[Event]:
         """Yields events as they happen (see `wakeups`); ends after `stopped` or on close."""
         async for _ in self.wakeups(poll_interval):
-            for ev in self.events():
-                yield ev
-                if ev.kind == "stopped":
+            # One event taken from the library per step: a consumer that leaves the loop early
+            # leaves the rest there for the next `events()` or `aevents()`.
+            while taken := self._poll_events(1):
+                yield taken[0]
+                if taken[0].kind == "stopped":
                     return
 
     def close(self) -> None:
