@@ -447,10 +447,37 @@ mod tests {
     use trunkline::runtime::{Engine, EngineError};
     use trunkline::vad::{MAX_HANGOVER_MS, VadError};
 
+    /// The layouts of the session config while it was developed, before any release:
+    /// `barge_in_duck_db` and `barge_in_rejoin_within_ms` went into the tail padding of the
+    /// 176- and 184-byte layouts before them, where a caller of those layouts would have had its
+    /// padding bytes read as their values. The layout check refuses such a history.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_layout_check_refuses_a_field_put_in_the_padding_of_the_layout_before_it() {
+        use std::mem::offset_of;
+        let n = <trunkline_session_config as versioned::Versioned>::field_offsets().len();
+        let history = [(n - 4, 176), (n - 3, 176), (n - 2, 184), (n - 1, 184), (n, 192)];
+        let refused = std::panic::catch_unwind(|| {
+            versioned::assert_layouts::<trunkline_session_config>(&history);
+        });
+        let message = refused.expect_err("a field in the padding").downcast::<String>().unwrap();
+        let duck = offset_of!(trunkline_session_config, barge_in_duck_db);
+        assert_eq!(duck, 172);
+        assert!(
+            message.contains(&format!("starts at {duck}, inside the tail padding of the 176-byte")),
+            "{message}"
+        );
+    }
+
     #[test]
     fn field_lists_cover_the_structs() {
         versioned::assert_covers::<trunkline_engine_config>();
         versioned::assert_covers::<trunkline_session_config>();
+        #[cfg(target_pointer_width = "64")]
+        {
+            versioned::assert_layouts::<trunkline_engine_config>(&[(6, 32)]);
+            versioned::assert_layouts::<trunkline_session_config>(&[(35, 192)]);
+        }
         assert_eq!(
             trunkline_engine_config::bool_offsets(),
             [std::mem::offset_of!(trunkline_engine_config, workers_per_core)]

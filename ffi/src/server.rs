@@ -627,12 +627,16 @@ mod tests {
     #[test]
     fn the_field_list_covers_the_struct() {
         versioned::assert_covers::<trunkline_server_config>();
+        #[cfg(target_pointer_width = "64")]
+        versioned::assert_layouts::<trunkline_server_config>(&[(17, 120)]);
         assert!(<trunkline_server_config as versioned::VersionedConfig>::bool_offsets().is_empty());
     }
 
     #[test]
     fn the_route_field_list_covers_the_struct() {
         versioned::assert_covers::<trunkline_route>();
+        #[cfg(target_pointer_width = "64")]
+        versioned::assert_layouts::<trunkline_route>(&[(5, 40)]);
     }
 
     fn route(path: &std::ffi::CStr, dialect: &std::ffi::CStr) -> trunkline_route {

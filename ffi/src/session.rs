@@ -897,6 +897,11 @@ mod tests {
     fn field_lists_cover_the_output_structs() {
         versioned::assert_covers::<trunkline_event>();
         versioned::assert_covers::<trunkline_start_info>();
+        #[cfg(target_pointer_width = "64")]
+        {
+            versioned::assert_layouts::<trunkline_event>(&[(12, 392)]);
+            versioned::assert_layouts::<trunkline_start_info>(&[(6, 32)]);
+        }
         // The first versions, fixed forever (LP64): a field appended later must not change them.
         #[cfg(target_pointer_width = "64")]
         {

@@ -232,6 +232,8 @@ mod tests {
     #[test]
     fn field_list_covers_the_struct() {
         versioned::assert_covers::<trunkline_vad_config>();
+        #[cfg(target_pointer_width = "64")]
+        versioned::assert_layouts::<trunkline_vad_config>(&[(4, 24)]);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! To add a field, append it: never reorder, remove or retype one. A new field must start at or
 //! after the previous `sizeof` of the struct (if it would fall into the old tail padding, put an
 //! explicit padding field before it), so that an older caller's `struct_size` ends before it.
+//! Each struct's tests list its layouts ([`assert_layouts`]), which holds every change to this.
 
 use crate::result::trunkline_result;
 use std::mem::{MaybeUninit, size_of};
@@ -33,6 +34,10 @@ use std::ptr::NonNull;
 pub(crate) unsafe trait Versioned: Copy {
     /// The end of the last field that lies wholly within the first `size` bytes (0 if none).
     fn prefix_len(size: usize) -> usize;
+
+    /// Each field's offset, in order (for [`assert_layouts`]).
+    #[cfg(test)]
+    fn field_offsets() -> Vec<usize>;
 }
 
 /// A config: a [`Versioned`] struct the library reads from the caller's memory.
@@ -77,6 +82,11 @@ macro_rules! versioned {
                     }
                 )+
                 len
+            }
+
+            #[cfg(test)]
+            fn field_offsets() -> Vec<usize> {
+                vec![$(::std::mem::offset_of!($t, $field)),+]
             }
         }
     };
@@ -193,6 +203,32 @@ pub(crate) fn assert_covers<T: Versioned>() {
     assert_eq!(end.next_multiple_of(std::mem::align_of::<T>()), size_of::<T>());
     assert_eq!(T::prefix_len(size_of::<usize>() - 1), 0);
     assert_eq!(T::prefix_len(size_of::<usize>()), size_of::<usize>());
+}
+
+/// Asserts that `T` only ever grew by fields appended past its previous size. `layouts` are the
+/// struct's published layouts, oldest first, as (number of fields, `sizeof`); the last must be the
+/// struct as it is. Adding a field fails this until its layout is appended to the list, and then
+/// fails if the field lies in the previous layout's tail padding, where an older caller's
+/// `struct_size` would take that caller's padding bytes for its value.
+#[cfg(test)]
+pub(crate) fn assert_layouts<T: Versioned>(layouts: &[(usize, usize)]) {
+    let name = std::any::type_name::<T>();
+    let offsets = T::field_offsets();
+    assert_eq!(
+        layouts.last().copied(),
+        Some((offsets.len(), size_of::<T>())),
+        "{name} changed: append its new layout (fields, sizeof) to the list of its layouts"
+    );
+    for pair in layouts.windows(2) {
+        let ((before, size_before), (after, _)) = (pair[0], pair[1]);
+        for (i, &offset) in offsets.iter().enumerate().take(after).skip(before) {
+            assert!(
+                offset >= size_before,
+                "{name}: field {i} starts at {offset}, inside the tail padding of the {size_before}-byte \
+                 layout before it (put an explicit padding field before it)"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
