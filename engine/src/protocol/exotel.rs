@@ -44,7 +44,7 @@
 //! | `media` | `media.timestamp` | no | number (ms); reported as ms since the first `media` of the stream (`0` when absent; earlier ones count as `0`) |
 //! | `media` | `media.chunk` | no | number |
 //! | `media` | `media.track` | no (inbound) | `inbound`, `outbound` (also with `_track`) |
-//! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` (`dtmf.duration` ignored) |
+//! | `dtmf` | `dtmf.digit` | yes | exactly one of `0`-`9` `*` `#` `A`-`D`; `dtmf.duration` (ms, a number or a numeric string) → `duration_ms`, anything else none |
 //! | `mark` | `mark.name` | yes | string (any) → [`Inbound::Mark`] |
 //! | `stop` | `stop` | no | ignored (`reason` too) → [`Inbound::Stop`] |
 //! | `clear` | — | — | [`Inbound::Notice`]⁵ |

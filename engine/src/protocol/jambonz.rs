@@ -71,7 +71,13 @@
 //!   sends a mark only when the audio before it goes out, paced to the session's lead, so only
 //!   the marks within the lead (100 ms by default) are outstanding there.
 //! - ⚠ **`clearMarks` is reported to have no effect**: never sent (the clear is `killAudio`).
-//! - ⚠ **The DTMF `duration` unit** (8 kHz samples, inferred): ignored.
+//! - ⚠ **The DTMF `duration` unit** (8 kHz samples, inferred): divided by 8 into ms.
+//! - **An audio message holds what the module buffered since its last write**: 20 ms as a rule,
+//!   but 40-80 ms after a text write of its own (a mark echo, a key press: one write per turn of
+//!   its service loop) or a busy loop, and more after a network stall (it buffers up to 2 s).
+//!   Sessions take messages of up to [`LARGEST_AUDIO`] bytes ([`Dialect::inbound_sizes`]): 80 ms
+//!   at 48 kHz, 240 ms at 16 kHz, 480 ms at 8 kHz. A longer one is refused (`MessageTooLarge`),
+//!   reported.
 //! - **`{"type":"disconnect"}`** (the application's hang-up: it ends the verb) is not written by
 //!   the engine: hanging up is the host's decision, and it closes or ends the call itself.
 //! - **No timestamps; no buffer limit** (the module grows its buffer): `max_lead_ms` is `None`,
@@ -87,9 +93,16 @@ use crate::protocol::json_in::{Field, Ordered, Text, dtmf_digit, number, paramet
 use crate::protocol::json_read;
 use crate::protocol::vonage::copy_l16;
 use crate::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MarkSaid, MediaFormat,
-    MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, InboundSizes, MarkSaid,
+    MediaFormat, MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
+
+/// The largest audio message taken, bytes: 80 ms of 48 kHz L16, 480 ms of 8 kHz (see the module
+/// documentation). Why no more: one message's audio is delivered at once, and must fit the
+/// caller audio ring (`agent_ring_ms`, 500 ms by default) however fast the host reads. Two such
+/// messages still fit the default inbound ring, so a session takes no more memory for them than
+/// the payload buffer's 5.5 KiB.
+pub const LARGEST_AUDIO: usize = 7_680;
 
 /// The rates the engine writes agent audio at (every play rate converts to 8, 16 and 24 kHz;
 /// 8, 16, 24 and 48 kHz to 48 kHz).
@@ -206,6 +219,11 @@ impl Dialect for JambonzDialect {
 
     fn marks_wait_for_audio(&self) -> bool {
         true
+    }
+
+    /// An audio message is the module's buffer since its last write, often longer than 20 ms.
+    fn inbound_sizes(&self) -> Option<InboundSizes> {
+        Some(InboundSizes { message_bytes: LARGEST_AUDIO, payload_bytes: LARGEST_AUDIO })
     }
 
     /// Parses one jambonz message (see the module documentation for exactly what is accepted).

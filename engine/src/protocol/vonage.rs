@@ -27,10 +27,10 @@
 //! | `websocket:connected` | every other field | no | the NCCO `headers`: all of them (including `uuid`) → custom parameters, in the order sent; a string as it is, any other value as its compact JSON text (numbers as serde_json renders them, objects with sorted keys) |
 //! | `websocket:dtmf` | `digit` | yes¹ | exactly one of `0`-`9` `*` `#` `A`-`D` → `Dtmf`; another string or a non-string → `WrongType("digit")` |
 //! | `websocket:dtmf` | `dtmf` | ¹ | an object with `digit` (as above), or the digit itself as a string; used only when `digit` is absent. Neither: `MissingField("digit")` |
-//! | `websocket:dtmf` | `duration` | no | ignored (the engine stamps the key press with the audio position when it arrives) |
+//! | `websocket:dtmf` | `duration` | no | ms, a number or a numeric string → the key press's `duration_ms`; anything else → none (the digit is kept). The key press is stamped with the audio position when it arrives |
 //! | `websocket:notify` | `payload` | yes | object → `MissingField("payload")` if absent, `WrongType("payload")` if not an object |
 //! | `websocket:notify` | `payload.mark` | yes | string → `Mark` with that name (borrowed unless escaped); absent → `MissingField("payload.mark")` (a `notify` this dialect did not write); not a string → `WrongType("payload.mark")` |
-//! | `websocket:cleared` | | | → `Connected` (see below) |
+//! | `websocket:cleared` | | | → `Notice` (see below) |
 //!
 //! The `start` fields Vonage has no counterpart for: no account id (empty), tracks `[inbound]`,
 //! no sequence numbers.

@@ -425,6 +425,39 @@ fn caller_audio_reaches_a_16_khz_agent_untouched_in_arrival_order() {
     assert_eq!(s.stats().media_frames_in, 50);
 }
 
+/// mod_audio_fork writes whatever it buffered since its last write: 20 ms as a rule, 40-80 ms
+/// after a text write or a busy service loop, more after a stall. With the default limits (2 KiB
+/// of audio) 80 ms at 16 kHz was refused.
+#[test]
+fn audio_the_module_batched_into_one_message_is_taken_whole() {
+    let clock = ManualClock::new();
+    let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: RATE, ..Default::default() });
+    s.push(METADATA.as_bytes(), MessageKind::Text).unwrap();
+    // 20 ms, 80 ms, 40 ms, 240 ms (the most a message may hold at 16 kHz), 20 ms.
+    let lengths = [320, 1280, 640, 3840, 320];
+    let audio = ramp(lengths.iter().sum(), 3);
+    let mut received = Vec::new();
+    let mut at = 0;
+    for n in lengths {
+        s.push(&l16(&audio[at..at + n]), MessageKind::Binary).unwrap();
+        at += n;
+        read_all_into(&mut s, &mut received);
+    }
+    let evs = events(&mut s);
+    assert!(errors(&evs).is_empty(), "{evs:?}");
+    assert_eq!(received.len(), audio.len(), "every sample");
+    assert!(received == audio, "in order, untouched");
+    // A message longer than that is refused and reported; the stream goes on.
+    s.push(&l16(&ramp(3841, 4)), MessageKind::Binary).unwrap();
+    let after = ramp(320, 5);
+    s.push(&l16(&after), MessageKind::Binary).unwrap();
+    let mut tail = Vec::new();
+    read_all_into(&mut s, &mut tail);
+    assert_eq!(tail, after);
+    let evs = events(&mut s);
+    assert_eq!(errors(&evs), [ProtocolError::MessageTooLarge], "{evs:?}");
+}
+
 /// mod_audio_fork's side of marks: a mark is queued ahead of the next audio it receives (one
 /// with no audio after it waits for some), echoed `playout` once playout reaches it, `cleared`
 /// when `killAudio` drops it; names are echoed as they came, unescaped.
