@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 VECTORS = [
     (
@@ -24,10 +25,22 @@ for i, (token, url, params) in enumerate(VECTORS):
     print(i, sig)
 
 # Plivo's V3 WebSocket signature, as its SDK computes it: base64(HMAC-SHA256(auth token,
-# "scheme://host/path?sorted query" + "." + nonce)).
-PLIVO = [("MAXXXXXXXXXXXXXXXXXX-token", "https://bot.example.com/stream", {"b": "2", "a": "1"}, "12345678901234567890")]
-for i, (token, base, query, nonce) in enumerate(PLIVO):
-    url = base + ("?" + "&".join(f"{k}={query[k]}" for k in sorted(query)) if query else "")
-    sig = base64.b64encode(hmac.new(token.encode(), f"{url}.{nonce}".encode(), hashlib.sha256).digest()).decode()
+# "scheme://host/path?query" + "." + nonce)), the query read with urllib's parse_qs as the SDK
+# reads it (percent escapes and "+" decoded, blank values kept), then its keys sorted, each key's
+# values sorted, as "k=v" joined by "&".
+PLIVO = [
+    ("MAXXXXXXXXXXXXXXXXXX-token", "https://bot.example.com/stream?b=2&a=1", "12345678901234567890"),
+    (
+        "MAXXXXXXXXXXXXXXXXXX-token",
+        "https://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag&city=S%C3%A3o",
+        "98765432109876543210",
+    ),
+]
+for i, (token, url, nonce) in enumerate(PLIVO):
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    pairs = [f"{k}={v}" for k in sorted(query) for v in sorted(query[k])]
+    signed = f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?" + "&".join(pairs) if pairs else "")
+    sig = base64.b64encode(hmac.new(token.encode(), f"{signed}.{nonce}".encode(), hashlib.sha256).digest()).decode()
     (out / f"plivo_signature_vector_{i}.txt").write_text(sig + "\n")
-    print("plivo", i, sig)
+    print("plivo", i, signed, sig)

@@ -93,15 +93,19 @@ impl RequestAuth {
                 matches(validate(secret, url, sig))
             }
             Self::PlivoSignatureV3 => {
-                let (Some(sigs), Some(nonce)) =
-                    (header("x-plivo-signature-v3"), header("x-plivo-signature-v3-nonce"))
-                else {
+                // The main account's signature comes in a header of its own, so a route keyed
+                // with the main account's token takes its subaccounts' calls too.
+                let signed = header("x-plivo-signature-v3");
+                let by_main = header("x-plivo-signature-ma-v3");
+                let nonce = header("x-plivo-signature-v3-nonce");
+                let (Some(nonce), true) = (nonce, signed.is_some() || by_main.is_some()) else {
                     return Err(AuthFailure::Missing);
                 };
                 let expected = plivo_signature_v3(secret, url, nonce);
                 // Several signatures may be sent (one per key): any may match.
+                let sigs = signed.into_iter().chain(by_main).flat_map(|sigs| sigs.split(','));
                 matches(
-                    sigs.split(',').fold(false, |ok, sig| {
+                    sigs.fold(false, |ok, sig| {
                         ok | constant_time_eq(sig.trim().as_bytes(), expected.as_bytes())
                     }),
                 )
@@ -195,19 +199,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// Plivo's V3 signature of a request to `url` with `nonce`: its SDK's algorithm (the query sorted
-/// by key, the scheme `http`/`https`, then `"." + nonce`, HMAC-SHA256 keyed with the auth token).
+/// Plivo's V3 signature of a request to `url` with `nonce`: its SDK's algorithm (the scheme
+/// `http`/`https`; the query read as a form, so `%XX` and `+` decoded and a bare key given an
+/// empty value, then sorted by key and each key's values sorted, as `k=v` joined by `&`; then
+/// `"." + nonce`; HMAC-SHA256 keyed with the auth token).
 pub fn plivo_signature_v3(auth_token: &str, url: &str, nonce: &str) -> String {
     let url = url.replacen("wss://", "https://", 1).replacen("ws://", "http://", 1);
     let (base, query) = url.split_once('?').unwrap_or((&url, ""));
-    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    params.sort_by_key(|p| p.split_once('=').map_or(*p, |(k, _)| k));
+    let mut params: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+    params.sort();
     let mut mac =
         Hmac::<Sha256>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(base.as_bytes());
-    if !params.is_empty() {
-        mac.update(b"?");
-        mac.update(params.join("&").as_bytes());
+    for (i, (key, value)) in params.iter().enumerate() {
+        mac.update(if i == 0 { b"?" } else { b"&" });
+        mac.update(key.as_bytes());
+        mac.update(b"=");
+        mac.update(value.as_bytes());
     }
     mac.update(b".");
     mac.update(nonce.as_bytes());
@@ -319,6 +327,26 @@ mod tests {
         assert!(!RequestAuth::PlivoSignatureV3.check("another", url, headers(listed)));
         assert!(!RequestAuth::PlivoSignatureV3.check(token, url, headers("bm90IGl0")));
         assert!(!RequestAuth::PlivoSignatureV3.check(token, url, |_| None));
+    }
+
+    /// The SDK reads the query as a form (Python's `parse_qs`): escapes and `+` decoded, a bare
+    /// key kept with an empty value, repeated keys' values sorted. The vector was made with
+    /// `parse_qs` itself (scripts/gen_signature_vectors.py).
+    #[test]
+    fn plivo_v3_signs_the_query_decoded_as_its_sdk_reads_it() {
+        let expected = include_str!("../../tests/fixtures/plivo_signature_vector_1.txt").trim();
+        let (token, nonce) = ("MAXXXXXXXXXXXXXXXXXX-token", "98765432109876543210");
+        let url = "wss://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag&city=S%C3%A3o";
+        assert_eq!(plivo_signature_v3(token, url, nonce), expected);
+        // The main account's header alone is accepted too.
+        let headers = |name: &str| match name {
+            "x-plivo-signature-ma-v3" => Some(expected),
+            "x-plivo-signature-v3-nonce" => Some(nonce),
+            _ => None,
+        };
+        assert!(RequestAuth::PlivoSignatureV3.check(token, url, headers));
+        let no_nonce = |name: &str| (name == "x-plivo-signature-ma-v3").then_some(expected);
+        assert_eq!(RequestAuth::PlivoSignatureV3.verify(token, url, no_nonce), Err(AuthFailure::Missing));
     }
 
     #[test]
