@@ -247,7 +247,8 @@ pub fn validate(auth_token: &str, url: &str, signature: &str) -> bool {
 }
 
 /// The URL Twilio signed, rebuilt from the request: `public_base` (e.g. `wss://bot.example.com`)
-/// if configured, else the scheme (`X-Forwarded-Proto` if a proxy set it, else `wss` with TLS and
+/// if configured, else the scheme (`X-Forwarded-Proto` if a proxy set it: its first entry, the
+/// scheme the carrier used, when proxies in a chain each appended theirs; else `wss` with TLS and
 /// `ws` without) and the `Host` header; then the request's path and query.
 pub fn signed_url(
     public_base: Option<&str>,
@@ -259,7 +260,8 @@ pub fn signed_url(
     match public_base {
         Some(base) => format!("{}{}", base.trim_end_matches('/'), path_and_query),
         None => {
-            let scheme = match forwarded_proto.map(str::trim) {
+            let first = forwarded_proto.and_then(|p| p.split(',').next()).map(str::trim);
+            let scheme = match first.map(str::to_ascii_lowercase).as_deref() {
                 Some("https" | "wss") => "wss",
                 Some("http" | "ws") => "ws",
                 _ if tls => "wss",
@@ -484,6 +486,10 @@ mod tests {
             "wss://bot.example.com/m"
         );
         assert_eq!(signed_url(None, None, true, "bot", "/m"), "wss://bot/m");
+        // Behind two proxies each appends its own: the first is what the carrier used.
+        assert_eq!(signed_url(None, Some("https, http"), false, "bot", "/m"), "wss://bot/m");
+        assert_eq!(signed_url(None, Some("HTTPS"), false, "bot", "/m"), "wss://bot/m");
+        assert_eq!(signed_url(None, Some("http,https"), true, "bot", "/m"), "ws://bot/m");
         assert_eq!(
             signed_url(Some("wss://pub.example.com/"), None, false, "internal:9000", "/m?a=b"),
             "wss://pub.example.com/m?a=b"

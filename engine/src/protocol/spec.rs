@@ -136,9 +136,9 @@ impl<'a> Options<'a> {
                 return Err(self.error(part, "OPUS rates: 8000, 16000, 24000, 48000"));
             }
             (_, None) => 8000,
-            (AudioEncoding::L16, Some((_, rate @ (8000 | 16_000 | 24_000)))) => rate,
+            (AudioEncoding::L16, Some((_, rate @ (8000 | 16_000 | 24_000 | 48_000)))) => rate,
             (AudioEncoding::L16, Some((part, _))) => {
-                return Err(self.error(part, "L16 rates: 8000, 16000, 24000"));
+                return Err(self.error(part, "L16 rates: 8000, 16000, 24000, 48000"));
             }
             (_, Some((_, 8000))) => 8000,
             (_, Some((part, _))) => return Err(self.error(part, "PCMU and PCMA are 8000 Hz")),
@@ -232,6 +232,7 @@ mod tests {
             ("telnyx;codec=PCMA", AudioEncoding::Alaw, 8000),
             ("telnyx; codec=L16 ; rate=16000", AudioEncoding::L16, 16_000),
             ("telnyx;rate=8000;codec=L16", AudioEncoding::L16, 8000),
+            ("telnyx;codec=L16;rate=48000", AudioEncoding::L16, 48_000),
             ("telnyx;codec=G722", AudioEncoding::G722, 16_000),
             ("telnyx;codec=G722;rate=8000", AudioEncoding::G722, 16_000),
             #[cfg(feature = "opus")]
@@ -267,7 +268,7 @@ mod tests {
         #[cfg(feature = "opus")]
         assert_eq!(reason("telnyx;codec=OPUS;rate=12000"), "OPUS rates: 8000, 16000, 24000, 48000");
         assert_eq!(reason("telnyx;codec=PCMU;rate=16000"), "PCMU and PCMA are 8000 Hz");
-        assert_eq!(reason("telnyx;codec=L16;rate=44100"), "L16 rates: 8000, 16000, 24000");
+        assert_eq!(reason("telnyx;codec=L16;rate=44100"), "L16 rates: 8000, 16000, 24000, 48000");
         assert_eq!(reason("exotel;rate=48000"), "Exotel rates: 8000, 16000, 24000");
         assert_eq!(reason("exotel;codec=PCMU"), "Exotel streams L16 only");
         assert_eq!(reason("jambonz;rate=fast"), "not a rate in Hz");

@@ -76,7 +76,7 @@
 //! | `media_format.encoding` | `sample_rate` accepted | caller's audio | audio sent back (`codec=` option) |
 //! |---|---|---|---|
 //! | `PCMU`, `PCMA` | any the engine converts (8000) | a byte per sample | `PCMU` (default), `PCMA`: 8000 Hz, 160 B per 20 ms |
-//! | `L16` | 8000 to 48000 | big-endian, swapped | `L16`, `rate=` 8000 (default), 16000, 24000: big-endian |
+//! | `L16` | 8000 to 48000 | big-endian, swapped | `L16`, `rate=` 8000 (default), 16000, 24000, 48000: big-endian |
 //! | `G722` | 8000 or 16000 (RTP's clock or the audio's), both taken as 16 kHz audio | decoded at 16 kHz, on to the agent's rate directly | `G722` (`rate=` 16000 or 8000, both 16 kHz audio): 64 kbit/s, 160 B per 20 ms |
 //! | `OPUS` (`opus` feature) | 8000, 12000, 16000, 24000, 48000 | one packet per message, decoded at the lowest of 8, 16 or 24 kHz that keeps what the announced rate and the agent's rate carry | `OPUS`, `rate=` 16000 (default), 8000, 24000, 48000: one 20 ms packet per message (VOIP mode; 16, 24 or 32 kbit/s by band), never concatenated |
 //! | `AMR-WB`, other | | refused: `UnsupportedFormat` | |

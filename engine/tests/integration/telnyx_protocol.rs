@@ -703,6 +703,44 @@ fn l16_agent_audio_goes_out_big_endian_in_640_byte_frames() {
     assert!(sent[2000..].iter().all(|&b| b == 0));
 }
 
+/// Telnyx takes L16 back at 48 kHz too (`stream_bidirectional_sampling_rate: 48000`).
+#[test]
+fn l16_agent_audio_goes_out_at_48_khz_when_the_dialect_names_it() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { dialect: "telnyx;codec=L16;rate=48000".into(), ..config(16_000, 16_000) };
+    let engine = trunkline::Engine::with_manual_clock(
+        trunkline::EngineConfig { workers: Some(0), ..Default::default() },
+        clock.clone(),
+    )
+    .unwrap();
+    let mut s = engine.open_session(&config).unwrap();
+    s.push_text(&start_with("L16", 48_000)).unwrap();
+    // A 1 kHz tone at 16 kHz, played to a 48 kHz stream: 20 ms frames of 960 samples, the tone
+    // at its frequency (48 samples a period).
+    let reply: Vec<i16> = (0..16_000)
+        .map(|i| (8000.0 * (i as f64 * 1000.0 * std::f64::consts::TAU / 16_000.0).sin()) as i16)
+        .collect();
+    s.play(&reply, 16_000).unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..20 {
+        for m in outbound(&mut s) {
+            let payload = media_payload(&m).expect("only media goes out");
+            assert_eq!(payload.len(), 1920, "exactly 20 ms of 48 kHz L16");
+            sent.extend(payload.chunks(2).map(|b| i16::from_be_bytes([b[0], b[1]])));
+        }
+        clock.advance(Duration::from_millis(20));
+        s.read_audio(&mut [0; 16]);
+    }
+    assert!(sent.len() >= 10 * 960, "{}", sent.len());
+    // Past the resampler's start, the tone repeats every 48 samples: 1 kHz at 48 kHz.
+    let steady = &sent[960..sent.len() - 960];
+    let error: f64 =
+        steady.windows(49).map(|w| f64::from(w[48] - w[0]).abs()).sum::<f64>() / steady.len() as f64;
+    let level: f64 = steady.iter().map(|&x| f64::from(x).abs()).sum::<f64>() / steady.len() as f64;
+    assert!(level > 4000.0, "the tone is there: mean level {level}");
+    assert!(error < level / 50.0, "a 48-sample period: mean difference {error} against level {level}");
+}
+
 #[test]
 fn marks_are_reported_played_when_echoed_and_cleared_when_a_clear_returns_them() {
     let clock = ManualClock::new();
