@@ -63,9 +63,10 @@ export interface SessionOptions {
   /**
    * The agent's audio format, both ways: 'pcm' (default), or 8 kHz G.711 'ulaw' / 'alaw' (with
    * agentRate 8000): readAudio() returns the codes and play(codes, 8000) takes them, passed
-   * through untouched when the carrier speaks the same law.
+   * through untouched when the carrier speaks the same law. Speech services' names for them are
+   * taken too ('mulaw', 'pcmu', 'g711_ulaw'; 'pcma', 'g711_alaw').
    */
-  agentFormat?: 'pcm' | 'ulaw' | 'alaw' | number;
+  agentFormat?: 'pcm' | 'ulaw' | 'mulaw' | 'pcmu' | 'g711_ulaw' | 'alaw' | 'pcma' | 'g711_alaw' | number;
   /** The rate you usually play at (8000, 16000, 22050, 24000, 44100 or 48000). */
   playRate?: number;
   /** Speech detection's strictness, 0 (calls most audio speech) ..3 (the spectral classifier's thresholds). */
@@ -366,12 +367,18 @@ export declare class Session {
   /**
    * Hands one carrier message to the engine: a string is a text frame, a Buffer a binary frame.
    * Bad input becomes a protocol_error event. Throws TrunklineError FULL when the engine is
-   * behind (nothing taken: retry later).
+   * behind (nothing taken: retry later), and while messages given to pushAsync still wait.
    */
   push(message: string | Uint8Array): void;
-  /** `push` that waits out FULL (for at most `timeoutMs`, default 2000) instead of throwing. */
+  /**
+   * `push` that waits out FULL (for at most `timeoutMs`, default 2000) instead of throwing.
+   * Calls made without awaiting the one before are taken in the order they were made.
+   */
   pushAsync(message: string | Uint8Array, timeoutMs?: number): Promise<void>;
-  /** All caller audio ready now: s16le mono at the agent rate (empty when none). */
+  /**
+   * All caller audio ready now: s16le mono at the agent rate (empty when none); for a G.711 agent
+   * (agentFormat 'ulaw' or 'alaw') its 8 kHz codes, a byte per sample.
+   */
   readAudio(): Buffer;
   /**
    * Queues agent audio (mono s16: an Int16Array or an s16le Buffer) at `rate` Hz. Returns the

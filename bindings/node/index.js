@@ -545,6 +545,8 @@ class Session {
   #audio = new Int16Array(8192);
   #out = Buffer.alloc(4096);
   #event = { struct_size: EVENT_SIZE }; // the library keeps struct_size: set once
+  #pushTail = Promise.resolve(); // settles when the last pushAsync given has been taken or failed
+  #waitingPushes = 0; // pushAsync calls not yet taken
   #segmentTag = Buffer.alloc(DEFINES.TRUNKLINE_SEGMENT_TAG_CAPACITY); // any tag fits
   #closeListeners = new Set();
   #agentFormat;
@@ -578,9 +580,18 @@ class Session {
   /**
    * Hands one message received from the carrier to the engine: a string is a text frame, a
    * Buffer/Uint8Array a binary frame. Bad input is reported as a protocol_error event, not
-   * thrown. Throws TrunklineError FULL when the engine is behind (nothing taken: retry later).
+   * thrown. Throws TrunklineError FULL when the engine is behind (nothing taken: retry later),
+   * and while messages given to pushAsync before still wait (taking this one would put it ahead
+   * of them).
    */
   push(message) {
+    if (this.#waitingPushes > 0) {
+      throw new TrunklineError(RESULT.FULL, 'push: messages given to pushAsync before are still waiting');
+    }
+    this.#pushNow(message);
+  }
+
+  #pushNow(message) {
     let data;
     let kind;
     if (typeof message === 'string') {
@@ -597,17 +608,40 @@ class Session {
 
   /**
    * `push` that waits out backpressure: when the engine is behind (FULL) it waits for the engine
-   * to catch up (off the main thread) instead of throwing, for at most `timeoutMs`.
+   * to catch up (off the main thread) instead of throwing, for at most `timeoutMs`. Calls made
+   * without awaiting the one before (as from a socket's 'message' events) are taken in the order
+   * they were made; the messages then wait in this process, not in the carrier's socket (pause
+   * the socket while one waits to leave them there).
    */
   async pushAsync(message, timeoutMs = 2000) {
     const deadline = performance.now() + timeoutMs;
-    for (;;) {
+    if (this.#waitingPushes === 0) {
       try {
-        return this.push(message);
+        return this.#pushNow(message);
       } catch (e) {
-        if (!(e instanceof TrunklineError) || e.code !== RESULT.FULL || performance.now() >= deadline) throw e;
+        if (!(e instanceof TrunklineError) || e.code !== RESULT.FULL) throw e;
       }
-      await this.#engine.wait(Math.max(1, Math.min(20, deadline - performance.now())));
+    }
+    // Full, or messages given before still wait: this one waits behind them. Calls not awaited
+    // one by one (a socket's 'message' handler) keep the carrier's order: a stop never overtakes
+    // the audio before it.
+    const before = this.#pushTail;
+    let release;
+    this.#pushTail = new Promise((resolve) => (release = resolve));
+    this.#waitingPushes++;
+    try {
+      await before;
+      for (;;) {
+        try {
+          return this.#pushNow(message);
+        } catch (e) {
+          if (!(e instanceof TrunklineError) || e.code !== RESULT.FULL || performance.now() >= deadline) throw e;
+        }
+        await this.#engine.wait(Math.max(1, Math.min(20, deadline - performance.now())));
+      }
+    } finally {
+      this.#waitingPushes--;
+      release();
     }
   }
 

@@ -147,6 +147,9 @@ async function handleCall(ws, engine, log) {
   const agent = new EchoAgent(session, log);
   // Carrier messages waiting for room in the engine (it refuses with FULL when it is behind).
   const inbox = [];
+  // The socket closed: the stream ends (as with a stop) once the messages before are in.
+  let hungUp = false;
+  let ended = false;
   const flushInbox = () => {
     while (inbox.length && !session.closed) {
       try {
@@ -157,37 +160,65 @@ async function handleCall(ws, engine, log) {
       }
       inbox.shift();
     }
-  };
-  ws.on('message', (data, isBinary) => {
-    inbox.push(isBinary ? data : data.toString('utf8'));
-    flushInbox();
-  });
-  // The carrier hung up (after its stop, or without one): the stream ends as with a stop, so the
-  // loop below sees `stopped`.
-  ws.on('close', () => {
-    if (!session.closed) session.endStream();
-  });
-
-  let stopped = false;
-  for await (const _ of session.wakeups()) {
-    flushInbox();
-    for (const message of session.outbound()) ws.send(message); // paced frames, marks, clear
-    agent.onAudio(session.readAudio());
-    agent.feed();
-    for (const ev of session.events()) {
-      agent.onEvent(ev);
-      if (ev.kind === 'stopped') stopped = true;
+    if (hungUp && !inbox.length && !ended && !session.closed) {
+      ended = true;
+      session.endStream();
     }
-    if (stopped) break;
-  }
-  if (!session.closed) {
-    const stats = session.stats();
-    session.close();
-    log(
-      `call ${agent.callId || '(not started)'} ended: ${stats.media_frames_in} caller frames in, ` +
-        `${stats.frames_out} frames sent, ${stats.barge_ins} barge-ins, ` +
-        `${stats.protocol_errors} bad messages, ${stats.agent_samples_dropped} caller samples dropped`,
-    );
+  };
+  // The socket's handlers run outside this call's promise, where a throw would end the process:
+  // a session that failed (or was closed under the call) ends this call's socket instead.
+  const guarded =
+    (handler) =>
+    (...args) => {
+      try {
+        handler(...args);
+      } catch (e) {
+        log(`call failed: ${e.stack || e}`);
+        ws.terminate();
+      }
+    };
+  ws.on(
+    'message',
+    guarded((data, isBinary) => {
+      inbox.push(isBinary ? data : data.toString('utf8'));
+      flushInbox();
+    }),
+  );
+  // The carrier hung up (after its stop, or without one): the loop below sees `stopped`.
+  ws.on(
+    'close',
+    guarded(() => {
+      hungUp = true;
+      flushInbox();
+    }),
+  );
+  // A frame that breaks the protocol: ws closes the socket after this ('close' follows).
+  ws.on('error', (e) => log(`carrier socket error: ${e.message}`));
+
+  try {
+    let stopped = false;
+    for await (const _ of session.wakeups()) {
+      flushInbox();
+      for (const message of session.outbound()) ws.send(message); // paced frames, marks, clear
+      agent.onAudio(session.readAudio());
+      agent.feed();
+      for (const ev of session.events()) {
+        agent.onEvent(ev);
+        if (ev.kind === 'stopped') stopped = true;
+      }
+      if (stopped) break;
+    }
+  } finally {
+    // Whatever ended the call, its session goes with it (a failed one too).
+    if (!session.closed) {
+      const stats = session.stats();
+      session.close();
+      log(
+        `call ${agent.callId || '(not started)'} ended: ${stats.media_frames_in} caller frames in, ` +
+          `${stats.frames_out} frames sent, ${stats.barge_ins} barge-ins, ` +
+          `${stats.protocol_errors} bad messages, ${stats.agent_samples_dropped} caller samples dropped`,
+      );
+    }
   }
   if (ws.readyState === ws.OPEN) ws.close(1000, 'call ended');
 }

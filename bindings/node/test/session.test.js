@@ -351,6 +351,40 @@ test('pushAsync() waits out a full inbound ring instead of throwing', async (t) 
   engine.close();
 });
 
+test('pushAsync() calls not awaited one by one keep the carrier order', async (t) => {
+  const engine = h.engineFor(t, { workers: 1 });
+  const session = engine.session({ inboundRingBytes: 4096, maxMessageBytes: 2000, agentRingMs: 10000 });
+  const { audio } = h.speech();
+  const FRAMES = 1500;
+  const inFixture = Math.floor(audio.length / 160);
+  const msgs = [h.connected(), h.start()];
+  for (let i = 0; i < FRAMES; i++) {
+    const k = i % inFixture;
+    msgs.push(h.media(i + 2, i + 1, i * 20, audio.subarray(k * 160, (k + 1) * 160)));
+  }
+  msgs.push(h.stop(FRAMES + 2));
+  // As from a socket's 'message' events: every call made at once, none awaited before the next.
+  const pending = msgs.map((m) => session.pushAsync(m, 10000));
+  // While some wait, a plain push would overtake them: it is refused.
+  if (session.stats().messages_refused_full > 0) {
+    assert.throws(() => session.push(h.dtmf(1, '1')), (e) => e instanceof TrunklineError && e.codeName === 'FULL');
+  }
+  await Promise.all(pending);
+  const events = [];
+  const t0 = Date.now();
+  while (!events.some((ev) => ev.kind === 'stopped') && Date.now() - t0 < 10000) {
+    await engine.wait(20);
+    events.push(...session.events());
+  }
+  const stats = session.stats();
+  assert.ok(stats.messages_refused_full >= 1, 'the ring filled: some calls waited');
+  assert.deepEqual(events.filter((ev) => ev.kind === 'protocol_error').map((ev) => ev.errorMessage), []);
+  assert.equal(stats.media_frames_in, FRAMES);
+  assert.equal(events.at(-1).kind, 'stopped');
+  session.close();
+  engine.close();
+});
+
 test('an inline engine (workers: 0) processes on the calling thread', (t) => {
   const engine = h.engineFor(t, { workers: 0 });
   assert.equal(engine.inline, true);

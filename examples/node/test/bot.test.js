@@ -128,3 +128,65 @@ test('the bot echoes the caller after they stop, and stops when they talk over i
     'the bot ended the call on stop, with nothing dropped',
   );
 });
+
+test('a frame that breaks the WebSocket protocol ends that connection, not the bot', async (t) => {
+  const logs = [];
+  const engine = new Engine({ workers: 1 });
+  const bot = await startBot({ host: '127.0.0.1', port: 0, engine, log: (m) => logs.push(m) });
+  t.after(async () => {
+    await bot.close();
+    engine.close();
+  });
+  const net = require('node:net');
+  const socket = net.connect(bot.port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(
+    'GET /media HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await new Promise((resolve) => socket.once('data', resolve)); // 101 Switching Protocols
+  // A client's frames must be masked: this one is not (a one-byte text frame, "a").
+  socket.write(Buffer.from([0x81, 0x01, 0x61]));
+  await new Promise((resolve) => socket.once('close', resolve));
+  const health = await fetch(`http://127.0.0.1:${bot.port}/healthz`);
+  assert.equal(health.status, 200, 'the bot still answers');
+  assert.ok(logs.some((l) => l.startsWith('carrier socket error')), logs.join('\n'));
+});
+
+test("messages still waiting for room when the carrier hangs up reach the call before its end", async (t) => {
+  const EventEmitter = require('node:events');
+  const { handleCall } = require('../bot');
+  const engine = new Engine({ workers: 1 });
+  t.after(() => engine.close());
+  // The bot's side of a carrier socket: what handleCall uses of it.
+  const ws = new EventEmitter();
+  Object.assign(ws, { OPEN: 1, readyState: 1, send() {}, close() {}, terminate() {} });
+  const logs = [];
+  const call = handleCall(ws, engine, (m) => logs.push(m));
+  const audio = fs.readFileSync(path.join(FIXTURES, 'speech_8k.ulaw'));
+  const json = (msg) => JSON.stringify({ ...msg, streamSid: STREAM_SID });
+  ws.emit('message', Buffer.from(json({ event: 'connected', protocol: 'Call', version: '1.0.0' })), false);
+  const start = {
+    accountSid: 'AC00000000000000000000000000000001',
+    streamSid: STREAM_SID,
+    callSid: 'CA00000000000000000000000000000001',
+    tracks: ['inbound'],
+    mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    customParameters: {},
+  };
+  ws.emit('message', Buffer.from(json({ event: 'start', sequenceNumber: '1', start })), false);
+  // A burst after a network stall, 12 s of audio at once, more than the engine takes before the
+  // bot reads, then the socket closes with no stop, all in one turn of the event loop.
+  const FRAMES = 600;
+  for (let i = 0; i < FRAMES; i++) {
+    const k = i % Math.floor(audio.length / 160);
+    const payload = audio.subarray(k * 160, (k + 1) * 160).toString('base64');
+    const media = { track: 'inbound', chunk: String(i + 1), timestamp: String(i * 20), payload };
+    ws.emit('message', Buffer.from(json({ event: 'media', sequenceNumber: String(i + 2), media })), false);
+  }
+  ws.emit('close');
+  await Promise.race([call, new Promise((_, no) => setTimeout(() => no(new Error('the call did not end')), 15000).unref())]);
+  const summary = logs.find((l) => l.includes('caller frames in'));
+  assert.ok(summary, logs.join('\n'));
+  assert.match(summary, new RegExp(`: ${FRAMES} caller frames in, .* 0 bad messages`));
+});

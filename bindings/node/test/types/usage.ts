@@ -73,6 +73,7 @@ async function call(engine: Engine, send: (m: string | Buffer) => void): Promise
   // A stream whose `start` the host already read.
   const known: StreamStart = { streamId: 'MZ1', callId: 'CA1', encoding: 'ulaw', sampleRate: 8000, customParameters: { lang: 'en' } };
   engine.session({ agentRate: 8000, agentFormat: 'ulaw', start: known }).close();
+  engine.session({ agentRate: 8000, agentFormat: 'pcmu', start: known }).close();
   engine
     .session({
       recordPath: 'call.wav',
