@@ -185,15 +185,21 @@ class Bridge {
     this.log(`${ev.kind}: caller heard ${ev.segmentPlayedMs} ms of item ${ev.segment}`);
   }
 
-  /** Cancels the response in progress and drops its audio, queued here or still to come. */
+  /**
+   * Cancels the response in progress and drops its audio, queued here or still to come. Items
+   * queued here that never reached the engine are truncated at 0: the caller heard none of them,
+   * and the engine, which never had them, does not name them in the cut.
+   */
   stopModel() {
     if (this.responseId !== null) {
       this.cutResponses.add(this.responseId);
       this.send({ type: 'response.cancel' });
       this.responseId = null;
     }
+    const neverPlayed = new Set(this.pending.map((p) => p.itemId).filter((id) => !this.begun.has(id)));
     for (const { itemId } of this.pending) this.cutItems.add(itemId);
     this.pending = [];
+    for (const itemId of neverPlayed) this.truncate(itemId, 0);
   }
 
   truncate(itemId, heardMs) {

@@ -67,6 +67,11 @@ ACTIVITY_TAIL_MS = 400
 IDLE_HOLD_MS = 1000
 # The most held back while speech over the agent waits for Trunkline's barge-in decision.
 PENDING_HOLD_MS = 3000
+# Speech begun over the agent's audio that outlasts it becomes a turn once this much has been
+# read since its onset without its speech_stopped: Trunkline's barge-in minimum (300 ms of voiced
+# speech, by default) and hangover. A backchannel or a cough over the end of a reply has had its
+# speech_stopped by then, and stays no turn, as it would over the middle of one.
+TURN_OVER_AGENT_MS = 300 + ACTIVITY_TAIL_MS
 log = logging.getLogger("gemini_live_bridge")
 
 
@@ -156,10 +161,16 @@ class Bridge:
                     self.held += self.call.read_audio()
                     await self.send_audio_until(None)  # the last of it
                     return
-            if self.pending_onset is not None and not self.agent_talking():
-                # The agent finished while the caller talked over its end: their turn now.
+            if (self.pending_onset is not None and not self.agent_talking()
+                    and self.read_ms() - self.pending_onset >= TURN_OVER_AGENT_MS):
+                # The agent finished while the caller talked over its end, and they went on long
+                # enough for a turn (a shorter sound has had its speech_stopped by now): their turn.
                 await self.start_activity(self.pending_onset)
             await self.send_held()
+
+    def read_ms(self) -> int:
+        """Stream ms of the caller's audio read so far."""
+        return (self.held_from + len(self.held) // 2) * 1000 // IN_RATE
 
     async def send_audio_until(self, sample: int | None) -> None:
         """Sends the held audio before `sample` (all of it for None)."""
@@ -245,6 +256,7 @@ class Bridge:
             # is still queued of it must not play on either.
             if not self.turn_cut and (self.pending or self.call.queued_ms > 0):
                 self.call.interrupt()
+            self.pending.clear()  # not yet taken by the engine: it must not play after the cut
             self.end_turn()
             return
         for part in content.get("modelTurn", {}).get("parts", []):

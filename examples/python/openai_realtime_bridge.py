@@ -183,14 +183,21 @@ class Bridge:
         log.info("%s: caller heard %s ms of item %s", ev.kind, ev.segment_played_ms, ev.segment)
 
     async def stop_model(self) -> None:
-        """Cancels the response in progress and drops its audio, queued here or still to come."""
-        if self.response_id is not None:
-            self.cut_responses.add(self.response_id)
-            await self.send({"type": "response.cancel"})
-            self.response_id = None
+        """Cancels the response in progress and drops its audio, queued here or still to come.
+        Items queued here that never reached the engine are truncated at 0: the caller heard none
+        of them, and the engine, which never had them, does not name them in the cut."""
+        # Everything is dropped before the first await: the carrier side's feed() may run while a
+        # send waits, and audio played after interrupt() would play.
+        response_id, self.response_id = self.response_id, None
+        never_played = [item_id for item_id, _ in self.pending if item_id not in self.begun]
         for item_id, _ in self.pending:
             self.cut_items.add(item_id)
         self.pending.clear()
+        if response_id is not None:
+            self.cut_responses.add(response_id)
+            await self.send({"type": "response.cancel"})
+        for item_id in dict.fromkeys(never_played):
+            await self.truncate(item_id, 0)
 
     async def truncate(self, item_id: str, heard_ms: int) -> None:
         self.cut_items.add(item_id)

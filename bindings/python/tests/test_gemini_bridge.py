@@ -244,3 +244,19 @@ def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, ca
     assert len(starts) == 2, text
     (last,) = [float(m.group(1)) for _, what in timeline if (m := re.match(r"bot reply ends \((\d+) ms played\)", what))]
     assert abs(last - REPLIES_MS[1]) <= 20, text
+
+
+# The same call with the backchannel over the end of the second reply instead: it starts 220 ms
+# before the reply's last audio leaves for the carrier, so the agent falls silent before the
+# backchannel's speech_stopped comes.
+LATE_BACKCHANNEL = [*UTTERANCES[:TURNS], (7950, (6235, 6455))]
+
+
+def test_a_backchannel_over_the_end_of_a_reply_is_no_turn(callsim, tmp_path):
+    bridge = load_bridge()
+    caller_audio = scripted_caller(tmp_path, LATE_BACKCHANNEL, CALLER_MS + 1000, 0xFF)
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio))
+    text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
+    assert fake.errors == []
+    assert [k for k, _ in fake.activities] == ["start", "end"] * TURNS, (fake.activities, text)
+    assert fake.replies == 2 and metrics["clears"] == 1, text

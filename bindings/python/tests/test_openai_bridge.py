@@ -24,6 +24,7 @@ import struct
 
 import pytest
 
+import trunkline
 import twilio_messages as twilio
 from twilio_messages import call_bridge, callsim_binary, load_example, scripted_caller, speech
 
@@ -333,3 +334,75 @@ def test_bridge_plays_the_models_ulaw_bytes_unchanged():
     assert len(received) >= len(reply), len(received)
     # The carrier got the model's bytes as sent (the last frame padded, if at all, after them).
     assert received[: len(reply)] == reply
+
+
+class StubSession:
+    """What Bridge.feed and on_cut use of a session: play() takes nothing (the engine is full),
+    every call recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def begin_segment(self, tag: str) -> None:
+        self.calls.append(("begin_segment", tag))
+
+    def play(self, audio: bytes, rate: int) -> int:
+        self.calls.append(("play", len(audio)))
+        return 0
+
+    def interrupt(self) -> None:
+        self.calls.append(("interrupt",))
+
+
+class StubRealtime:
+    """The model's socket: every event sent kept; each send yields to the loop for `delay`, as a
+    send waiting on a full socket buffer does."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.sent: list = []
+        self.delay = delay
+
+    async def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+        await asyncio.sleep(self.delay)
+
+
+def delta(item: str, response: str, n: int) -> dict:
+    return {"type": "response.output_audio.delta", "response_id": response, "item_id": item,
+            "delta": base64.b64encode(bytes([0x55]) * n).decode()}
+
+
+def test_a_cut_truncates_items_queued_behind_the_one_heard_at_zero():
+    bridge = load_bridge()
+    call, realtime = StubSession(), StubRealtime()
+    b = bridge.Bridge(call, realtime, server_vad=False)
+    b.response_id = "resp_2"
+    # item_1 began playing; item_2 waits behind it, not yet handed to the engine (no segment).
+    b.on_audio(delta("item_1", "resp_1", 8000))
+    b.on_audio(delta("item_2", "resp_2", 4000))
+    assert ("begin_segment", "item_2") not in call.calls
+    cut = trunkline.Event(kind="barge_in", segment="item_1", segment_played_ms=500, unheard_segments=[])
+    asyncio.run(b.on_cut(cut))
+    truncates = {e["item_id"]: e["audio_end_ms"] for e in realtime.sent if e["type"] == "conversation.item.truncate"}
+    assert truncates == {"item_1": 500, "item_2": 0}, realtime.sent
+    assert [e["type"] for e in realtime.sent].count("response.cancel") == 1
+
+
+def test_no_model_audio_is_played_after_an_interrupt_while_the_cancel_is_being_sent():
+    bridge = load_bridge()
+    call, realtime = StubSession(), StubRealtime(delay=0.05)
+    b = bridge.Bridge(call, realtime, server_vad=True)
+    b.on_audio(delta("item_1", "resp_1", 8000))
+
+    async def run() -> None:
+        b.response_id = "resp_1"
+        # The server's VAD heard the caller over the agent: from_model's interrupt and stop.
+        call.interrupt()
+        stopping = asyncio.create_task(b.stop_model())
+        await asyncio.sleep(0.01)  # the cancel is on its way
+        b.feed()  # the carrier side's next wakeup, meanwhile
+        await stopping
+
+    asyncio.run(run())
+    after = call.calls[call.calls.index(("interrupt",)) :]
+    assert [c for c in after if c[0] == "play"] == [], call.calls

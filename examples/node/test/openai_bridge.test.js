@@ -491,3 +491,34 @@ test("the bridge plays the model's µ-law bytes unchanged", async (t) => {
   // The carrier got the model's bytes as sent (the last frame padded, if at all, after them).
   assert.ok(got.subarray(0, reply.length).equals(reply), 'the reply reached the carrier changed');
 });
+
+test('a cut truncates the items queued behind the one heard at 0', () => {
+  const { Bridge } = require('../openai_realtime_bridge');
+  // The session is full: play() takes nothing, so the second item never reaches the engine.
+  const calls = [];
+  const call = {
+    queuedMs: 0,
+    beginSegment: (tag) => calls.push(['beginSegment', tag]),
+    play: () => 0,
+    playBytes: () => 0,
+  };
+  const sent = [];
+  const realtime = { readyState: WebSocket.OPEN, send: (text) => sent.push(JSON.parse(text)) };
+  const bridge = new Bridge(call, realtime, false, () => {});
+  bridge.responseId = 'resp_2';
+  const delta = (item, response, n) => ({
+    type: 'response.output_audio.delta',
+    response_id: response,
+    item_id: item,
+    delta: Buffer.alloc(n, 0x55).toString('base64'),
+  });
+  bridge.onAudio(delta('item_1', 'resp_1', 8000));
+  bridge.onAudio(delta('item_2', 'resp_2', 4000));
+  assert.deepEqual(calls, [['beginSegment', 'item_1']]);
+  bridge.onCut({ kind: 'barge_in', segment: 'item_1', segmentPlayedMs: 500, unheardSegments: [] });
+  const truncates = Object.fromEntries(
+    sent.filter((e) => e.type === 'conversation.item.truncate').map((e) => [e.item_id, e.audio_end_ms]),
+  );
+  assert.deepEqual(truncates, { item_1: 500, item_2: 0 });
+  assert.equal(sent.filter((e) => e.type === 'response.cancel').length, 1);
+});
