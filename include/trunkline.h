@@ -694,7 +694,9 @@ extern "C" {
 
 // Decodes `len` G.711 µ-law bytes at `input` into `len` s16 samples at `output` (room for
 // `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
-// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+// thread.
 trunkline_result trunkline_ulaw_decode(const uint8_t *input,
                                        size_t len,
                                        int16_t *output,
@@ -702,7 +704,9 @@ trunkline_result trunkline_ulaw_decode(const uint8_t *input,
 
 // Encodes `len` s16 samples at `input` into `len` G.711 µ-law bytes at `output` (room for
 // `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
-// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+// thread.
 trunkline_result trunkline_ulaw_encode(const int16_t *input,
                                        size_t len,
                                        uint8_t *output,
@@ -710,7 +714,9 @@ trunkline_result trunkline_ulaw_encode(const int16_t *input,
 
 // Decodes `len` G.711 A-law bytes at `input` into `len` s16 samples at `output` (room for
 // `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
-// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+// thread.
 trunkline_result trunkline_alaw_decode(const uint8_t *input,
                                        size_t len,
                                        int16_t *output,
@@ -718,7 +724,9 @@ trunkline_result trunkline_alaw_decode(const uint8_t *input,
 
 // Encodes `len` s16 samples at `input` into `len` G.711 A-law bytes at `output` (room for
 // `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
-// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+// thread.
 trunkline_result trunkline_alaw_encode(const int16_t *input,
                                        size_t len,
                                        uint8_t *output,
@@ -1202,8 +1210,9 @@ trunkline_result trunkline_session_start_string(trunkline_session *session,
 
 // Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
 // (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
-// byte). Results: OK; EMPTY (no such index, or no STARTED event polled yet, unless the session
-// was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+// byte). `key` and `value` must not overlap. Results: OK; EMPTY (no such index, or no STARTED
+// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER;
+// INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
 trunkline_result trunkline_session_custom_parameter(trunkline_session *session,
                                                     size_t index,
                                                     char *key,

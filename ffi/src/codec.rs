@@ -4,7 +4,7 @@
 //! expand macros, and the header must declare every export.
 
 use crate::result::trunkline_result;
-use crate::{guard, try_slice, try_slice_mut};
+use crate::{disjoint, guard, try_slice, try_slice_mut};
 use trunkline::codec;
 
 /// Checks the buffers and runs `convert` over `len` elements.
@@ -16,6 +16,9 @@ fn g711<I: Copy, O: Copy>(
     convert: fn(&[I], &mut [O]) -> usize,
 ) -> trunkline_result {
     guard(|| {
+        if !disjoint(input, len, output, output_capacity) {
+            return trunkline_result::InvalidArgument;
+        }
         let input = try_slice!(input, len);
         let output = try_slice_mut!(output, output_capacity);
         if output.len() < input.len() {
@@ -28,7 +31,9 @@ fn g711<I: Copy, O: Copy>(
 
 /// Decodes `len` G.711 µ-law bytes at `input` into `len` s16 samples at `output` (room for
 /// `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
-/// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+/// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+/// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+/// thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_ulaw_decode(
     input: *const u8,
@@ -41,7 +46,9 @@ pub extern "C" fn trunkline_ulaw_decode(
 
 /// Encodes `len` s16 samples at `input` into `len` G.711 µ-law bytes at `output` (room for
 /// `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
-/// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+/// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+/// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+/// thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_ulaw_encode(
     input: *const i16,
@@ -54,7 +61,9 @@ pub extern "C" fn trunkline_ulaw_encode(
 
 /// Decodes `len` G.711 A-law bytes at `input` into `len` s16 samples at `output` (room for
 /// `output_capacity` samples). NULL is allowed for a buffer whose length or capacity is 0.
-/// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+/// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+/// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+/// thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_alaw_decode(
     input: *const u8,
@@ -67,7 +76,9 @@ pub extern "C" fn trunkline_alaw_decode(
 
 /// Encodes `len` s16 samples at `input` into `len` G.711 A-law bytes at `output` (room for
 /// `output_capacity` bytes). NULL is allowed for a buffer whose length or capacity is 0.
-/// Results: OK; NULL_PARAMETER; BUFFER_TOO_SMALL (`output_capacity` < `len`). Any thread.
+/// The buffers must not overlap (no in-place conversion). Results: OK; NULL_PARAMETER;
+/// BUFFER_TOO_SMALL (`output_capacity` < `len`); INVALID_ARGUMENT (overlapping buffers). Any
+/// thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_alaw_encode(
     input: *const i16,

@@ -92,6 +92,16 @@ pub(crate) fn max_elements<T>(_: *const T) -> usize {
     isize::MAX as usize / std::mem::size_of::<T>().max(1)
 }
 
+/// Whether two C buffers (element pointers and counts) share no byte. A call that makes a slice
+/// of each, one of them mutable, refuses overlapping ones (`INVALID_ARGUMENT`): the two slices
+/// would alias, which Rust does not allow (an in-place G.711 conversion, say).
+pub(crate) fn disjoint<A, B>(a: *const A, a_len: usize, b: *const B, b_len: usize) -> bool {
+    let (a_start, b_start) = (a as usize, b as usize);
+    let a_end = a_start.saturating_add(a_len.saturating_mul(std::mem::size_of::<A>()));
+    let b_end = b_start.saturating_add(b_len.saturating_mul(std::mem::size_of::<B>()));
+    a_len == 0 || b_len == 0 || a_end <= b_start || b_end <= a_start
+}
+
 /// A slice from a C pointer and length: NULL with a zero length is the empty slice.
 macro_rules! try_slice {
     ($ptr:expr, $len:expr) => {
@@ -119,7 +129,8 @@ macro_rules! try_slice_mut {
             return $crate::result::trunkline_result::InvalidArgument;
         } else {
             // SAFETY: the header requires `ptr` to point to `len` writable elements that nothing
-            // else accesses during the call.
+            // else accesses during the call (callers with a second buffer check first that the two
+            // do not overlap: `disjoint`).
             unsafe { std::slice::from_raw_parts_mut($ptr, $len) }
         }
     };

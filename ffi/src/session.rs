@@ -5,7 +5,7 @@ use crate::engine::{engine_ref, trunkline_engine};
 use crate::event::trunkline_event;
 use crate::result::trunkline_result;
 use crate::versioned::{OutStruct, VersionedOutput, versioned};
-use crate::{guard, guard_void, try_out, try_slice, try_slice_mut};
+use crate::{disjoint, guard, guard_void, try_out, try_slice, try_slice_mut};
 use std::ffi::{CStr, c_char};
 use std::sync::{Mutex, MutexGuard};
 use trunkline::protocol::{AudioEncoding, StreamStart, Track};
@@ -645,8 +645,9 @@ pub extern "C" fn trunkline_session_start_string(
 
 /// Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
 /// (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
-/// byte). Results: OK; EMPTY (no such index, or no STARTED event polled yet, unless the session
-/// was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER; CLOSED. Any thread.
+/// byte). `key` and `value` must not overlap. Results: OK; EMPTY (no such index, or no STARTED
+/// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER;
+/// INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // Two C string outputs, each a buffer, capacity and length.
 pub extern "C" fn trunkline_session_custom_parameter(
@@ -662,6 +663,9 @@ pub extern "C" fn trunkline_session_custom_parameter(
     guard(|| {
         let out_key_len = try_out!(out_key_len);
         let out_value_len = try_out!(out_value_len);
+        if !disjoint(key, key_capacity, value, value_capacity) {
+            return trunkline_result::InvalidArgument;
+        }
         let key = try_slice_mut!(key, key_capacity);
         let value = try_slice_mut!(value, value_capacity);
         let s = match lock(session) {

@@ -69,6 +69,7 @@ static const struct {
     TEST(test_two_sessions_two_threads),
     TEST(test_two_waiters),
     TEST(test_lying_lengths),
+    TEST(test_overlapping_buffers),
     TEST(test_close_while_other_threads_call),
     TEST(test_wake_releases_a_blocked_wait),
     TEST(test_wake_before_wait_is_kept),

@@ -56,6 +56,44 @@ void test_lying_lengths(void) {
   trunkline_engine_free(e);
 }
 
+/* Two buffers of one call that overlap would alias in the library (an in-place G.711 conversion,
+ * a custom parameter's key and value in one buffer): refused, nothing written. */
+void test_overlapping_buffers(void) {
+  const trunkline_result E = TRUNKLINE_RESULT_INVALID_ARGUMENT;
+  int16_t pcm[64];
+  for (int i = 0; i < 64; i++) pcm[i] = (int16_t)(i * 100);
+  int16_t before[64];
+  memcpy(before, pcm, sizeof pcm);
+  CHECK_RESULT(trunkline_ulaw_encode(pcm, 64, (uint8_t *)pcm, sizeof pcm), E);
+  CHECK_RESULT(trunkline_alaw_encode(pcm, 64, (uint8_t *)pcm + 1, 64), E);
+  CHECK_RESULT(trunkline_ulaw_decode((const uint8_t *)pcm, 64, pcm, 64), E);
+  CHECK_RESULT(trunkline_alaw_decode((const uint8_t *)pcm + 64, 64, pcm, 64), E);
+  CHECK(memcmp(before, pcm, sizeof pcm) == 0);
+  /* Next to each other is fine. */
+  uint8_t bytes[128];
+  CHECK_OK(trunkline_ulaw_encode(pcm, 64, bytes, 64));
+  CHECK_OK(trunkline_ulaw_decode(bytes, 64, pcm, 64));
+
+  trunkline_engine *e = engine_with_workers(0);
+  REQUIRE(e != NULL);
+  trunkline_session *s = NULL;
+  REQUIRE_OK(trunkline_session_open(e, NULL, &s));
+  char msg[MSG_CAP];
+  msg_start(msg, sizeof msg);
+  REQUIRE_OK(push_text(s, msg));
+  trunkline_event ev;
+  ev.struct_size = sizeof ev;
+  while (trunkline_session_poll_event(s, &ev) == TRUNKLINE_RESULT_OK) {
+  }
+  char text[64];
+  size_t kn = SENTINEL_SIZE, vn = SENTINEL_SIZE;
+  CHECK_RESULT(trunkline_session_custom_parameter(s, 0, text, 40, &kn, text + 20, 40, &vn), E);
+  CHECK_EQ(kn, SENTINEL_SIZE);
+  CHECK_OK(trunkline_session_custom_parameter(s, 0, text, 32, &kn, text + 32, 32, &vn));
+  trunkline_session_free(s);
+  trunkline_engine_free(e);
+}
+
 typedef struct {
   trunkline_engine *engine;
   trunkline_session *session;

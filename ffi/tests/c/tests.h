@@ -40,6 +40,7 @@ void test_one_session_two_threads(void);
 void test_two_sessions_two_threads(void);
 void test_two_waiters(void);
 void test_lying_lengths(void);
+void test_overlapping_buffers(void);
 void test_close_while_other_threads_call(void);
 
 /* test_wake.c */
