@@ -383,7 +383,8 @@ typedef struct {
   uint32_t workers;
   // If true, `workers` is ignored and one worker per core is started.
   bool workers_per_core;
-  // Most sessions open at once, 1..=65536.
+  // Most sessions open at once, 1..=65536; times the workers (or the cores, with
+  // `workers_per_core`), at most 2^20: each worker has room for every session.
   uint32_t max_sessions;
   // Longest a worker sleeps while it has sessions, ms.
   uint32_t tick_ms;
@@ -777,7 +778,8 @@ trunkline_result trunkline_session_end_encoded(trunkline_session *session);
 // `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 //
 // Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a bad `struct_size`,
-// `max_sessions` not 1..=65536, `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+// `max_sessions` not 1..=65536, `workers` over 1024, workers × `max_sessions` over 2^20,
+// `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
 // created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
 // Any thread.
 trunkline_result trunkline_engine_new(const trunkline_engine_config *config,

@@ -20,7 +20,8 @@ pub struct trunkline_engine_config {
     pub workers: u32,
     /// If true, `workers` is ignored and one worker per core is started.
     pub workers_per_core: bool,
-    /// Most sessions open at once, 1..=65536.
+    /// Most sessions open at once, 1..=65536; times the workers (or the cores, with
+    /// `workers_per_core`), at most 2^20: each worker has room for every session.
     pub max_sessions: u32,
     /// Longest a worker sleeps while it has sessions, ms.
     pub tick_ms: u32,

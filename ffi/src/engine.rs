@@ -55,7 +55,8 @@ fn into_handle(engine: Engine, clock: Option<ManualClock>) -> *mut trunkline_eng
 /// `*out` receives an engine the caller owns and must free with trunkline_engine_free.
 ///
 /// Results: OK; NULL_PARAMETER (`out` NULL); INVALID_ARGUMENT (a bad `struct_size`,
-/// `max_sessions` not 1..=65536, `workers` over 1024, `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
+/// `max_sessions` not 1..=65536, `workers` over 1024, workers × `max_sessions` over 2^20,
+/// `worker_nice` not -20..=19); IO (a thread or the wakeup fd could not be
 /// created). A refused `worker_nice` is not an error (see trunkline_engine_prioritised_workers).
 /// Any thread.
 #[unsafe(no_mangle)]

@@ -347,6 +347,11 @@ fn sized_for<'a>(config: &'a SessionConfig, dialect: &dyn Dialect) -> Cow<'a, Se
     })
 }
 
+/// The most of workers × `max_sessions` an engine takes: its workers' session tables, about 40
+/// bytes a slot, then hold at most 40 MiB (16 workers of 65,536 sessions; the default 4096
+/// sessions on one worker per core up to 256 cores).
+pub const MAX_WORKER_SESSION_SLOTS: usize = 1 << 20;
+
 /// A cloneable, thread-safe handle on an [`Engine`] (see [`Engine::handle`]).
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -438,6 +443,14 @@ impl Engine {
     /// Starts an engine (spawning its workers unless `workers == Some(0)`).
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
         let n = config.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        // Each worker's tables have room for every session (any of them may be placed on it), all
+        // allocated here: bounded, so that settings each in range cannot together ask for
+        // gigabytes (1024 workers of 65,536 sessions would) and abort the process.
+        if n.saturating_mul(config.max_sessions) > MAX_WORKER_SESSION_SLOTS {
+            return Err(EngineError::Config(PipelineError::Invalid(
+                "workers × max_sessions is over 2^20 (each worker has room for every session)",
+            )));
+        }
         let (retired_tx, retired_rx) = crossbeam_channel::bounded(config.max_sessions.max(1));
         let mut controls = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
@@ -642,6 +655,18 @@ mod tests {
 
     fn inline_engine() -> Arc<Engine> {
         Arc::new(Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap())
+    }
+
+    #[test]
+    fn workers_and_sessions_that_together_would_take_gigabytes_are_refused() {
+        // Each in its own range, together 2^26 slots (about 2.6 GiB of tables): refused at once.
+        let too_many = EngineConfig { workers: Some(1024), max_sessions: 65_536, ..Default::default() };
+        assert!(matches!(Engine::new(too_many), Err(EngineError::Config(PipelineError::Invalid(_)))));
+        let just_over = EngineConfig { workers: Some(2), max_sessions: (1 << 19) + 1, ..Default::default() };
+        assert!(matches!(Engine::new(just_over), Err(EngineError::Config(_))));
+        // At the bound, it starts.
+        let at_bound = EngineConfig { workers: Some(2), max_sessions: 1 << 19, ..Default::default() };
+        drop(Engine::new(at_bound).unwrap());
     }
 
     #[test]
