@@ -967,9 +967,10 @@ trunkline_result trunkline_server_accept(const trunkline_server *server, trunkli
 // fills. May be called more than once (one more port each time).
 //
 // Results: OK; NULL_PARAMETER (`bind`, `out_port`, or a NULL UUID in the list); INVALID_ARGUMENT
-// (an address that does not parse, a string that is not a UUID: then nothing is allowed or
-// bound); IO (the address could not be bound); CLOSED (after trunkline_server_shutdown). Any
-// thread.
+// (an address that does not parse, a string that is not a UUID, the server's session settings
+// refused for the audiosocket dialect); IO (the address could not be bound); CLOSED (after
+// trunkline_server_shutdown). On any failure none of the list is allowed and nothing is bound.
+// Any thread.
 trunkline_result trunkline_server_listen_audiosocket(const trunkline_server *server,
                                                      const char *bind,
                                                      const char *const *allowed_calls,
@@ -1066,8 +1067,9 @@ void trunkline_server_free(trunkline_server *server);
 //
 // Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
 // rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, an
-// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
-// shutting down). Any thread.
+// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); IO (the
+// engine's recorder thread, started with its first recorded session, could not be);
+// TOO_MANY_SESSIONS; CLOSED (the engine is shutting down). Any thread.
 trunkline_result trunkline_session_open(const trunkline_engine *engine,
                                         const trunkline_session_config *config,
                                         trunkline_session **out);

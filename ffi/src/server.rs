@@ -386,9 +386,10 @@ pub extern "C" fn trunkline_server_accept(
 /// fills. May be called more than once (one more port each time).
 ///
 /// Results: OK; NULL_PARAMETER (`bind`, `out_port`, or a NULL UUID in the list); INVALID_ARGUMENT
-/// (an address that does not parse, a string that is not a UUID: then nothing is allowed or
-/// bound); IO (the address could not be bound); CLOSED (after trunkline_server_shutdown). Any
-/// thread.
+/// (an address that does not parse, a string that is not a UUID, the server's session settings
+/// refused for the audiosocket dialect); IO (the address could not be bound); CLOSED (after
+/// trunkline_server_shutdown). On any failure none of the list is allowed and nothing is bound.
+/// Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_server_listen_audiosocket(
     server: *const trunkline_server,

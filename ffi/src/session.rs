@@ -161,8 +161,9 @@ macro_rules! open_session {
 ///
 /// Results: OK; NULL_PARAMETER; INVALID_ARGUMENT (a bad `struct_size`, a setting out of range:
 /// rates, limits, `max_mark_name_bytes` over 255; a dialect this build does not speak, an
-/// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); TOO_MANY_SESSIONS; CLOSED (the engine is
-/// shutting down). Any thread.
+/// option it cannot take, or not UTF-8); RECORD (`record_path` cannot be recorded to); IO (the
+/// engine's recorder thread, started with its first recorded session, could not be);
+/// TOO_MANY_SESSIONS; CLOSED (the engine is shutting down). Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_open(
     engine: *const trunkline_engine,

@@ -429,13 +429,16 @@ impl OffloadServer {
         let Some(runtime) = &self.runtime else {
             return Err(OffloadError::Invalid("the server is shut down"));
         };
-        for uuid in &listener.allowed_calls {
-            self.allow_audiosocket_call(uuid)?;
-        }
+        let uuids = listener.allowed_calls.iter().map(|uuid| audiosocket::parse_uuid(uuid));
+        let uuids = uuids.collect::<Option<Vec<_>>>().ok_or(OffloadError::Invalid("not a UUID"))?;
         let session = SessionConfig { dialect: "audiosocket".into(), ..self.ctx.config.session.clone() };
         Engine::check_session_config(&session).map_err(OffloadError::Session)?;
         let tcp = listen(runtime, listener.bind)?;
         let local_addr = tcp.local_addr()?;
+        // Allowed once nothing can fail: a listen refused for any reason allows none of them.
+        for uuid in uuids {
+            self.ctx.audiosocket_calls.allow(uuid);
+        }
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let transport = Transport::AudioSocket(Arc::new(session));
         runtime.spawn(accept_loop(tcp, self.ctx.clone(), transport, done_tx));

@@ -84,6 +84,23 @@ fn audiosocket_server(config: OffloadConfig, allowed: &[&str]) -> (Engine, Offlo
     (engine, server, addr)
 }
 
+#[test]
+fn a_refused_audiosocket_listen_allows_none_of_its_calls() {
+    const CALL: &str = "40325ec2-5efd-4bd3-805f-53576e581d13";
+    let (_engine, server, addr) = audiosocket_server(OffloadConfig::default(), &[]);
+    // The address is taken (by the first listener): the second listen fails to bind.
+    let taken = AudioSocketListener { bind: addr, allowed_calls: vec![CALL.into()] };
+    assert!(matches!(server.listen_audiosocket(taken), Err(OffloadError::Io(_))));
+    assert!(!server.revoke_audiosocket_call(CALL), "a failed listen allowed its call");
+    // One bad UUID refuses the whole list.
+    let bad = AudioSocketListener {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        allowed_calls: vec![CALL.into(), "nope".into()],
+    };
+    assert!(matches!(server.listen_audiosocket(bad), Err(OffloadError::Invalid(_))));
+    assert!(!server.revoke_audiosocket_call(CALL));
+}
+
 fn dial(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_nodelay(true).unwrap();
