@@ -15,6 +15,12 @@ detection off), and once the model answers `setupComplete`:
   (`session.begin_segment("turn-N")`), so when the caller cuts in Trunkline says how much of
   that turn they heard (logged: the Live API has no message to truncate a turn).
 
+A Live connection lasts about 10 minutes: the bridge asks for session resumption handles, and
+when the server says `goAway` (or the connection drops) it goes on in a new connection that
+resumes the session, at the next boundary between the model's turns, while the carrier's call
+goes on; a sliding context window keeps a long call past the 15 minutes of an uncompressed audio
+session.
+
 Barge-in is local. Speech over the agent's audio is not a turn yet: Trunkline's barge-in decides
 (voiced speech for `barge_in_min_speech_ms`, so a cough or an "mm-hm" does not cut the agent
 off). On a barge-in Trunkline has already dropped the queued reply and cleared the carrier; the
@@ -75,10 +81,15 @@ TURN_OVER_AGENT_MS = 300 + ACTIVITY_TAIL_MS
 log = logging.getLogger("gemini_live_bridge")
 
 
-def setup_message(model: str, voice: str | None, instructions: str) -> dict:
+def setup_message(model: str, voice: str | None, instructions: str, resume: str | None = None) -> dict:
     """Audio replies; the model's automatic activity detection off, so the bridge's
     activityStart / activityEnd (Trunkline's speech events) mark the caller's turns. An
-    activityStart while the model speaks interrupts it (the default activity handling)."""
+    activityStart while the model speaks interrupts it (the default activity handling).
+
+    A Live connection lasts about 10 minutes (the server says `goAway` first), and an audio
+    session without compression about 15: the setup asks for resumption handles (the server
+    sends `sessionResumptionUpdate`), so the bridge can go on in a new connection (`resume`: the
+    latest handle), and for a sliding context window, so a long call is not cut at 15 minutes."""
     generation: dict = {"responseModalities": ["AUDIO"]}
     if voice:
         generation["speechConfig"] = {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": voice}}}
@@ -88,8 +99,31 @@ def setup_message(model: str, voice: str | None, instructions: str) -> dict:
             "generationConfig": generation,
             "systemInstruction": {"parts": [{"text": instructions}]},
             "realtimeInputConfig": {"automaticActivityDetection": {"disabled": True}},
+            "sessionResumption": {"handle": resume} if resume else {},
+            "contextWindowCompression": {"slidingWindow": {}},
         }
     }
+
+
+class SetupRefused(Exception):
+    """The Live API did not accept the setup."""
+
+
+async def open_live(url: str, api_key: str, setup: dict) -> ClientConnection:
+    """A Live API connection whose setup the model has accepted (`setupComplete`)."""
+    live = await connect(url, additional_headers={"x-goog-api-key": api_key}, max_size=None)
+    try:
+        await live.send(json.dumps(setup))
+        # Nothing else may be sent before the model accepts the setup; the caller's audio waits in
+        # the session meanwhile.
+        first = json.loads(await asyncio.wait_for(live.recv(), 10))
+    except (ConnectionClosed, asyncio.TimeoutError) as e:
+        await live.close()
+        raise SetupRefused(getattr(e, "rcvd", None) or e) from e
+    if "setupComplete" not in first:
+        await live.close()
+        raise SetupRefused(f"expected setupComplete, got {first}")
+    return live
 
 
 def pcm_rate(mime_type: str) -> int:
@@ -100,9 +134,14 @@ def pcm_rate(mime_type: str) -> int:
 class Bridge:
     """One call: the Trunkline session on one side, the Live API WebSocket on the other."""
 
-    def __init__(self, call: trunkline.Session, live: ClientConnection) -> None:
+    def __init__(self, call: trunkline.Session, live: ClientConnection, reopen=None) -> None:
         self.call = call
         self.live = live
+        # reopen(handle): a new connection resuming the session (see `setup_message`); the latest
+        # resumable handle the server gave.
+        self.reopen = reopen
+        self.resume_handle: str | None = None
+        self.going_away = False  # the server said goAway: resume at the next turn boundary
         # Caller audio read from the session but not sent yet; `held_from` is the sample (at
         # IN_RATE, from the stream's start, the clock of Trunkline's stream_ms) it begins at.
         self.held = bytearray()
@@ -241,14 +280,51 @@ class Bridge:
     # Model -> carrier ---------------------------------------------------------------------------
 
     async def from_model(self) -> None:
-        async for message in self.live:
-            msg = json.loads(message)
-            if "serverContent" in msg:
-                self.on_content(msg["serverContent"])
-            elif "goAway" in msg:
-                log.warning("the Live API will close the connection in %s", msg["goAway"].get("timeLeft"))
-            elif "toolCall" in msg:
-                log.warning("tool calls are not handled by this bridge: %s", msg["toolCall"])
+        """The model's messages, over as many connections as the call takes; returns when the
+        connection ends and cannot be resumed."""
+        while True:
+            live = self.live
+            try:
+                async for message in live:
+                    msg = json.loads(message)
+                    if "serverContent" in msg:
+                        self.on_content(msg["serverContent"])
+                    elif "sessionResumptionUpdate" in msg:
+                        update = msg["sessionResumptionUpdate"]
+                        if update.get("resumable") and update.get("newHandle"):
+                            self.resume_handle = update["newHandle"]
+                    elif "goAway" in msg:
+                        log.info("the Live API will close the connection in %s: resuming in a new one",
+                                 msg["goAway"].get("timeLeft"))
+                        self.going_away = True
+                    elif "toolCall" in msg:
+                        log.warning("tool calls are not handled by this bridge: %s", msg["toolCall"])
+                    # Moved between the model's turns, so that the rest of one still arriving on
+                    # this connection is not lost with it.
+                    if self.going_away and self.turn is None and await self.resume():
+                        break  # on to the new connection; the old one is closed
+            except ConnectionClosed:
+                pass
+            if self.live is not live:
+                continue
+            # The connection ended without a goAway (or its resumption failed): try once more.
+            if not await self.resume():
+                return
+
+    async def resume(self) -> bool:
+        """Goes on in a new connection that resumes the session; whether it could. The old one is
+        closed once the new one has taken over: what the caller says meanwhile goes to the old."""
+        if self.reopen is None or self.resume_handle is None:
+            return False
+        try:
+            live = await self.reopen(self.resume_handle)
+        except (OSError, WebSocketException, SetupRefused) as e:
+            log.error("could not resume the Live session: %s", e)
+            return False
+        old, self.live = self.live, live
+        self.going_away = False
+        await old.close()
+        return True
 
     def on_content(self, content: dict) -> None:
         if content.get("interrupted"):
@@ -290,6 +366,13 @@ class Bridge:
         return (self.turn is not None and not self.turn_cut) or bool(self.pending) or self.call.queued_ms > 0
 
 
+def log_failure(task: asyncio.Task) -> None:
+    """A call that ended by an error the bridge did not expect: said at once, not when the task
+    is collected."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("call failed", exc_info=task.exception())
+
+
 def ms_to_samples(ms: int) -> int:
     return max(0, ms) * IN_RATE // 1000
 
@@ -298,27 +381,24 @@ async def bridge_call(call: trunkline.Session, url: str, api_key: str, model: st
                       voice: str | None = None, instructions: str = DEFAULT_INSTRUCTIONS) -> None:
     with call:
         try:
-            live = await connect(url, additional_headers={"x-goog-api-key": api_key}, max_size=None)
+            live = await open_live(url, api_key, setup_message(model, voice, instructions))
         except (OSError, WebSocketException, asyncio.TimeoutError) as e:
             # Closing the session makes the offload server hang up on the carrier.
             log.error("cannot reach the Live API at %s: %s", url, e)
             return
-        async with live:
-            try:
-                await live.send(json.dumps(setup_message(model, voice, instructions)))
-                # Nothing else may be sent before the model accepts the setup; the caller's audio
-                # waits in the session meanwhile.
-                first = json.loads(await asyncio.wait_for(live.recv(), 10))
-            except (ConnectionClosed, asyncio.TimeoutError) as e:
-                log.error("the Live API refused the setup: %s", getattr(e, "rcvd", None) or e)
-                return
-            if "setupComplete" not in first:
-                log.error("expected setupComplete, got %s", first)
-                return
-            bridge = Bridge(call, live)
+        except SetupRefused as e:
+            log.error("the Live API refused the setup: %s", e)
+            return
+
+        async def reopen(handle: str) -> ClientConnection:
+            return await open_live(url, api_key, setup_message(model, voice, instructions, resume=handle))
+
+        bridge = Bridge(call, live, reopen)
+        try:
             model_task = asyncio.create_task(bridge.from_model())
             carrier = asyncio.create_task(bridge.from_carrier())
-            # Either side ending ends the call: the carrier's stop, or the model's socket closing.
+            # Either side ending ends the call: the carrier's stop, or the model's socket closing
+            # for good (not resumed).
             done, _ = await asyncio.wait({model_task, carrier}, return_when=asyncio.FIRST_COMPLETED)
             for task in (model_task, carrier):
                 task.cancel()
@@ -328,6 +408,8 @@ async def bridge_call(call: trunkline.Session, url: str, api_key: str, model: st
                     log.error("call ended by an error", exc_info=task.exception())
             if model_task in done:
                 log.warning("the Live API closed the connection: ending the call")
+        finally:
+            await bridge.live.close()  # the connection in use now (a resumed one, maybe)
 
 
 async def main(
@@ -365,6 +447,7 @@ async def main(
             task = asyncio.create_task(bridge_call(call, url, api_key, model, voice))
             calls.add(task)
             task.add_done_callback(calls.discard)
+            task.add_done_callback(log_failure)
 
         stopping = asyncio.ensure_future(stop.wait()) if stop is not None else asyncio.Future()
         # The server has no asyncio notification of new calls: poll, until told to stop; then

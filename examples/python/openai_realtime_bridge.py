@@ -248,6 +248,13 @@ class Bridge:
         return self.response_id is not None or bool(self.pending) or self.call.queued_ms > 0
 
 
+def log_failure(task: asyncio.Task) -> None:
+    """A call that ended by an error the bridge did not expect (the model's socket closing during
+    the session.update, say): said at once, not when the task is collected."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("call failed", exc_info=task.exception())
+
+
 async def bridge_call(call: trunkline.Session, url: str, api_key: str, server_vad: bool,
                       voice: str = DEFAULT_VOICE, instructions: str = DEFAULT_INSTRUCTIONS,
                       audio: AudioFormat = ULAW) -> None:
@@ -312,6 +319,7 @@ async def main(
             task = asyncio.create_task(bridge_call(call, url, api_key, server_vad, audio=audio))
             calls.add(task)
             task.add_done_callback(calls.discard)
+            task.add_done_callback(log_failure)
 
         stopping = asyncio.ensure_future(stop.wait()) if stop is not None else asyncio.Future()
         # The server has no asyncio notification of new calls: poll, until told to stop; then

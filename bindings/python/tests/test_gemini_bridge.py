@@ -83,9 +83,14 @@ def envelope_db(samples, frame: int) -> list:
 
 
 class FakeLive:
-    """One Live API connection's worth of the model (see the module docstring)."""
+    """One Live API session's worth of the model (see the module docstring), over one connection,
+    or two with `go_away_at_ms`: once that much caller audio has come it says goAway and closes the
+    connection 2 s later, taking the bridge's new one if its setup resumes the session with the
+    handle given."""
 
-    def __init__(self) -> None:
+    def __init__(self, go_away_at_ms: float | None = None) -> None:
+        self.go_away_at_ms = go_away_at_ms
+        self.went_away = False
         self.setups: list = []
         self.api_key = None
         self.audio = bytearray()  # every realtimeInput audio byte, s16le at 16 kHz
@@ -108,14 +113,21 @@ class FakeLive:
     async def handle(self, ws) -> None:
         self.ws = ws
         self.api_key = ws.request.headers.get("x-goog-api-key")
+        first = True
         try:
             async for message in ws:
                 msg = json.loads(message)
-                if not self.setups:
+                if first:
+                    first = False
                     if set(msg) != {"setup"}:
                         self.errors.append(f"first message is not setup: {msg}")
-                    self.setups.append(msg.get("setup"))
+                    setup = msg.get("setup") or {}
+                    if self.setups and setup.get("sessionResumption") != {"handle": f"handle-{len(self.setups)}"}:
+                        self.errors.append(f"a second connection that does not resume the session: {setup}")
+                    self.setups.append(setup)
                     await self.send({"setupComplete": {}})
+                    handle = f"handle-{len(self.setups)}"
+                    await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
                 elif set(msg) != {"realtimeInput"} or len(msg["realtimeInput"]) != 1:
                     self.errors.append(f"unexpected message {msg}")
                 else:
@@ -123,13 +135,22 @@ class FakeLive:
         except ConnectionClosed:
             pass
         finally:
-            self.closed.set()
+            if ws is self.ws:  # the connection in use: the bridge hung up on the model
+                self.closed.set()
+
+    async def go_away(self, ws) -> None:
+        await self.send({"goAway": {"timeLeft": "2s"}})
+        await asyncio.sleep(2)
+        await ws.close()
 
     async def on_input(self, body: dict) -> None:
         if "audio" in body:
             if body["audio"]["mimeType"] != "audio/pcm;rate=16000":
                 self.errors.append(f"audio as {body['audio']['mimeType']}")
             self.audio += base64.b64decode(body["audio"]["data"])
+            if self.go_away_at_ms is not None and not self.went_away and self.at_ms() >= self.go_away_at_ms:
+                self.went_away = True
+                asyncio.ensure_future(self.go_away(self.ws))
         elif "activityStart" in body:
             self.activities.append(("start", self.at_ms()))
             if self.replying is not None and not self.replying.done():
@@ -164,8 +185,8 @@ class FakeLive:
         await self.send({"serverContent": {"turnComplete": True}})
 
 
-async def run_call(bridge, callsim, caller_audio):
-    fake = FakeLive()
+async def run_call(bridge, callsim, caller_audio, go_away_at_ms=None):
+    fake = FakeLive(go_away_at_ms)
     async with serve(fake.handle, "127.0.0.1", 0) as live:
         url = f"ws://127.0.0.1:{live.sockets[0].getsockname()[1]}/ws/BidiGenerateContent"
         ready = asyncio.get_running_loop().create_future()
@@ -181,15 +202,25 @@ async def run_call(bridge, callsim, caller_audio):
     return fake, metrics, timeline
 
 
-def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, caplog):
+# The call once on one connection, once moved to a second one by a goAway 2 s in (during the
+# first question): the same call either way.
+@pytest.mark.parametrize("go_away_at_ms", [None, 2000], ids=["one-connection", "resumed"])
+def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, caplog, go_away_at_ms):
     bridge = load_bridge()
     caplog.set_level(logging.DEBUG, logger="gemini_live_bridge")
-    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio))
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, go_away_at_ms))
     text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
     assert fake.errors == []
 
-    # The setup: audio replies, the model's own activity detection off, the key in its header.
-    (setup,) = fake.setups
+    # The setup: audio replies, the model's own activity detection off, resumption handles and a
+    # sliding context window asked for, the key in its header; after a goAway, a second setup
+    # resuming the session with the handle the first connection gave.
+    setup = fake.setups[0]
+    assert len(fake.setups) == (1 if go_away_at_ms is None else 2)
+    assert setup["sessionResumption"] == {}
+    assert setup["contextWindowCompression"] == {"slidingWindow": {}}
+    if go_away_at_ms is not None:
+        assert fake.setups[1]["sessionResumption"] == {"handle": "handle-1"}
     assert setup["model"] == "models/test"
     assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
     assert setup["realtimeInputConfig"]["automaticActivityDetection"]["disabled"] is True
