@@ -36,12 +36,20 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 log = logging.getLogger("bot")
 
 
+# Caller audio kept while nobody speaks: an onset is reported a little after it happened.
+KEEP_BYTES = 2 * AGENT_RATE * 2
+
+
 class EchoAgent:
     """Keeps the caller's audio since the last onset and speaks it back when they stop."""
 
     def __init__(self) -> None:
         self.call_id = ""
-        self.audio = bytearray()  # all caller audio so far, s16le at AGENT_RATE
+        # Caller audio, s16le at AGENT_RATE: from the current utterance's onset, or the last
+        # KEEP_BYTES while nobody speaks (a call's whole audio would grow by 115 MB an hour).
+        # `audio_from` is the stream byte offset of its first byte.
+        self.audio = bytearray()
+        self.audio_from = 0
         self.onset_ms: int | None = None
         self.replies = 0
         # Reply audio not yet taken by the engine (it takes what fits; a TTS stream works the same
@@ -51,6 +59,10 @@ class EchoAgent:
 
     def on_audio(self, pcm: bytes) -> None:
         self.audio += pcm
+        if self.onset_ms is None and len(self.audio) > KEEP_BYTES:
+            excess = len(self.audio) - KEEP_BYTES
+            del self.audio[:excess]
+            self.audio_from += excess
 
     def feed(self, call: trunkline.Session) -> None:
         """Hands the engine as much of the pending reply as it takes now."""
@@ -76,8 +88,8 @@ class EchoAgent:
             # The worker may have delivered more audio between our last read and this event:
             # read again, so the buffer covers the event's stream time.
             self.on_audio(call.read_audio())
-            start = self.onset_ms * AGENT_RATE // 1000 * 2
-            end = ev.stream_ms * AGENT_RATE // 1000 * 2
+            start = max(0, self.onset_ms * AGENT_RATE // 1000 * 2 - self.audio_from)
+            end = max(0, ev.stream_ms * AGENT_RATE // 1000 * 2 - self.audio_from)
             utterance = bytes(self.audio[start:end])
             self.onset_ms = None
             self.replies += 1
@@ -124,7 +136,12 @@ async def handle_call(ws: ServerConnection, engine: trunkline.Engine) -> None:
             # The carrier hung up (after its stop, or without one): the stream ends as with a
             # stop, so `stopped` comes. Let the last frames go out, then end the call.
             call.end_stream()
-            await asyncio.wait_for(sender, timeout=5) if not sender.done() else None
+            try:
+                await asyncio.wait_for(sender, timeout=5)
+            except (asyncio.TimeoutError, ConnectionClosed) as e:
+                # The carrier's socket was gone, or the last frames did not go out in time: the
+                # call's figures are still worth the log line.
+                log.warning("call %s: its last frames did not all go out (%r)", agent.call_id, e)
             stats = call.stats()
             log.info(
                 "call %s ended: %d caller frames in, %d agent frames out, %d caller samples dropped",

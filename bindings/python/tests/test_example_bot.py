@@ -59,3 +59,39 @@ def test_bot_echoes_the_callers_utterance_as_paced_frames():
     expected = (first[1] - first[0]) / 20
     assert abs(len(media_frames) - expected) <= 10, (len(media_frames), expected)
     assert [m["mark"]["name"] for m in received if m["event"] == "mark" and not m["mark"]["name"].startswith("trunkline-sync-")] == ["reply-1"]
+
+
+def test_the_echo_agent_keeps_a_bounded_window_of_audio_and_still_echoes_the_utterance():
+    bot = load_bot()
+    agent = bot.EchoAgent()
+    rate = bot.AGENT_RATE
+
+    class Call:  # what on_event uses of a session: nothing left to read, everything played
+        played = b""
+
+        def read_audio(self):
+            return b""
+
+        def play(self, audio, rate):
+            Call.played += audio
+            return len(audio) // 2
+
+        def mark(self, name):
+            pass
+
+    # A minute of silence in 20 ms reads: only a window of it is kept.
+    frame = b"\0\0" * (rate // 50)
+    for _ in range(3000):
+        agent.on_audio(frame)
+    assert len(agent.audio) <= bot.KEEP_BYTES
+    # Then one second of "speech" (a ramp), its onset reported a little late as Trunkline does.
+    onset_ms = 60_000
+    speech = b"".join(int(i % 1000).to_bytes(2, "little") for i in range(rate))
+    agent.on_audio(speech[: rate // 5 * 2])  # 200 ms before the onset is reported
+    agent.on_event(Call(), bot.trunkline.Event(kind="speech_started", stream_ms=onset_ms))
+    agent.on_audio(speech[rate // 5 * 2 :])
+    for _ in range(50):  # a long utterance is kept whole
+        agent.on_audio(b"")
+    agent.on_event(Call(), bot.trunkline.Event(kind="speech_stopped", stream_ms=onset_ms + 1000))
+    assert agent.replies == 1
+    assert Call.played == speech, "the echo is the utterance, from its onset"
