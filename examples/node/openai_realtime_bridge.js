@@ -19,9 +19,11 @@
 //
 // - by default Trunkline, locally (its barge-in: voiced speech over the agent's audio, so a cough
 //   does not cut the agent off, and no round trip to the model first). The model's server VAD
-//   still ends the caller's turns and starts the responses (`create_response`), but it is told not
-//   to cancel a response itself (`interrupt_response: false`): the bridge cancels and truncates
-//   when Trunkline reports the barge-in;
+//   still ends the caller's turns, but it is told neither to cancel a response itself
+//   (`interrupt_response: false`) nor to start one (`create_response: false`): the bridge cancels
+//   and truncates when Trunkline reports the barge-in, and asks for a response (`response.create`)
+//   when the server commits a speech that was a turn, not for a cough or an "mm-hm" over the
+//   agent, which would otherwise queue a second reply;
 // - with --server-vad, the model: its `input_audio_buffer.speech_started` while the agent is
 //   talking makes the bridge call `session.interrupt()`, and the `interrupted` event that follows
 //   is handled as above. Trunkline's own barge-in is off then.
@@ -58,6 +60,10 @@ const DEFAULT_INSTRUCTIONS = 'You are a helpful assistant on a phone call. Keep 
 const TRUNKLINE_DRAIN_GRACE_S = Number(process.env.TRUNKLINE_DRAIN_GRACE_S || 30);
 /** The audio delta's name in the GA API and in the beta one. */
 const AUDIO_DELTAS = new Set(['response.output_audio.delta', 'response.audio.delta']);
+// Speech begun over the agent's audio that Trunkline did not call a barge-in is a turn only if the
+// agent fell silent and the speech lasted this long (ms, by the server's VAD: more than a
+// backchannel's).
+const TURN_OVER_AGENT_MS = 600;
 
 // ---- Audio format on the Realtime side -------------------------------------------------------
 // The session's agent format and rate (its caller tap and play() run at them), the Realtime API's
@@ -72,10 +78,11 @@ const AUDIO = {
 };
 
 /**
- * The Realtime session: `audio` both ways; the server's VAD ends turns and starts responses, but
- * never cancels one by itself (the bridge does, see the top of the file).
+ * The Realtime session: `audio` both ways; the server's VAD ends turns, but never cancels a
+ * response by itself (the bridge does, see the top of the file). With `serverVad` it also starts
+ * the responses; else the bridge does, for the speech that was a turn.
  */
-function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTIONS, audio = AUDIO.ulaw) {
+function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTIONS, audio = AUDIO.ulaw, serverVad = false) {
   return {
     type: 'session.update',
     session: {
@@ -84,7 +91,7 @@ function sessionUpdate(voice = DEFAULT_VOICE, instructions = DEFAULT_INSTRUCTION
       audio: {
         input: {
           format: audio.format,
-          turn_detection: { type: 'server_vad', create_response: true, interrupt_response: false },
+          turn_detection: { type: 'server_vad', create_response: serverVad, interrupt_response: false },
         },
         output: { format: audio.format, voice },
       },
@@ -109,6 +116,10 @@ class Bridge {
     // What an interruption cut: their deltas still in flight are dropped when they arrive.
     this.cutResponses = new Set();
     this.cutItems = new Set();
+    // The caller's speech the server's VAD is hearing now (speech_started .. committed): where it
+    // began (ms of the input audio), whether over the agent's audio, whether Trunkline called it a
+    // barge-in, and where it ended.
+    this.speech = { fromMs: 0, overAgent: false, cutIn: false, toMs: 0 };
   }
 
   send(event) {
@@ -174,7 +185,20 @@ class Bridge {
    * engine already dropped what it had queued and sent the carrier's clear. Cancel the response,
    * drop its audio still to come, and tell the model how much of the item the caller heard.
    */
+  /**
+   * The server's VAD ended a speech of the caller's (Trunkline mode): the model answers it if it
+   * was a turn. Speech over the agent that Trunkline did not call a barge-in (a cough, an "mm-hm")
+   * is none, unless it outlasted the agent's audio long enough to be one.
+   */
+  onCommitted() {
+    const { fromMs, overAgent, cutIn, toMs } = this.speech;
+    const turn = !overAgent || cutIn || (!this.agentTalking() && toMs - fromMs >= TURN_OVER_AGENT_MS);
+    if (turn) this.send({ type: 'response.create' });
+    else this.log(`${toMs - fromMs} ms of speech over the agent, not a barge-in: no reply`);
+  }
+
   onCut(ev) {
+    this.speech.cutIn = true; // the speech the server is hearing is a turn
     this.stopModel();
     if (ev.segment !== null) {
       // null: nothing of it heard yet (the truncate then keeps none of it).
@@ -225,12 +249,21 @@ class Bridge {
       this.responseId = event.response.id;
     } else if (kind === 'response.done') {
       if (this.responseId === event.response.id) this.responseId = null;
-    } else if (kind === 'input_audio_buffer.speech_started' && this.serverVad && this.agentTalking()) {
-      // The engine reports `interrupted`, which onCut handles like a barge-in. Unlike a barge-in,
-      // interrupt() keeps audio played after it: stop the cut response's audio here at once, not
-      // when the event is polled, or deltas arriving meanwhile would play over the caller.
-      this.call.interrupt();
-      this.stopModel();
+    } else if (kind === 'input_audio_buffer.speech_started') {
+      const fromMs = event.audio_start_ms ?? 0;
+      this.speech = { fromMs, overAgent: this.agentTalking(), cutIn: false, toMs: fromMs };
+      if (this.serverVad && this.speech.overAgent) {
+        // The engine reports `interrupted`, which onCut handles like a barge-in. Unlike a
+        // barge-in, interrupt() keeps audio played after it: stop the cut response's audio here at
+        // once, not when the event is polled, or deltas arriving meanwhile would play over the
+        // caller.
+        this.call.interrupt();
+        this.stopModel();
+      }
+    } else if (kind === 'input_audio_buffer.speech_stopped') {
+      this.speech.toMs = event.audio_end_ms ?? this.speech.fromMs;
+    } else if (kind === 'input_audio_buffer.committed' && !this.serverVad) {
+      this.onCommitted();
     } else if (kind === 'error') {
       this.log(`Realtime API error: ${JSON.stringify(event.error)}`);
     }
@@ -300,7 +333,7 @@ async function bridgeCall(call, { url, apiKey, serverVad, audio, voice, instruct
       endCall();
     }
   });
-  bridge.send(sessionUpdate(voice, instructions, audio));
+  bridge.send(sessionUpdate(voice, instructions, audio, serverVad));
   try {
     await bridge.fromCarrier();
   } catch (e) {

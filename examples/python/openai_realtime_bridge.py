@@ -17,9 +17,11 @@ Who decides that the caller interrupts:
 
 - by default Trunkline, locally (its barge-in: voiced speech over the agent's audio, so a cough
   does not cut the agent off, and no round trip to the model first). The model's server VAD still
-  ends the caller's turns and starts the responses (`create_response`), but it is told not to
-  cancel a response itself (`interrupt_response: false`): the bridge cancels and truncates when
-  Trunkline reports the barge-in;
+  ends the caller's turns, but it is told neither to cancel a response itself
+  (`interrupt_response: false`) nor to start one (`create_response: false`): the bridge cancels
+  and truncates when Trunkline reports the barge-in, and asks for a response
+  (`response.create`) when the server commits a speech that was a turn, not for a cough or an
+  "mm-hm" over the agent, which would otherwise queue a second reply;
 - with `--server-vad`, the model: its `input_audio_buffer.speech_started` while the agent is
   talking makes the bridge call `session.interrupt()`, and the `interrupted` event that follows is
   handled as above. Trunkline's own barge-in is off then.
@@ -67,6 +69,10 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant on a phone call. Keep your a
 TRUNKLINE_DRAIN_GRACE_S = float(os.environ.get("TRUNKLINE_DRAIN_GRACE_S", "30"))
 # The audio delta's name in the GA API and in the beta one.
 AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+# Speech begun over the agent's audio that Trunkline did not call a barge-in is a turn only if
+# the agent fell silent and the speech lasted this long (ms, by the server's VAD: more than a
+# backchannel's).
+TURN_OVER_AGENT_MS = 600
 log = logging.getLogger("openai_realtime_bridge")
 
 
@@ -84,9 +90,11 @@ ULAW = AudioFormat("ulaw", 8000, 1, {"type": "audio/pcmu"})
 PCM = AudioFormat("pcm", RATE, 2, {"type": "audio/pcm", "rate": RATE})
 
 
-def session_update(voice: str, instructions: str, audio: AudioFormat = ULAW) -> dict:
-    """The Realtime session: `audio` both ways; the server's VAD ends turns and starts
-    responses, but never cancels one by itself (the bridge does, see the module's docstring)."""
+def session_update(voice: str, instructions: str, audio: AudioFormat = ULAW, server_vad: bool = False) -> dict:
+    """The Realtime session: `audio` both ways; the server's VAD ends turns, but never cancels
+    a response by itself (the bridge does, see the module's docstring). With `server_vad` it also
+    starts the responses; else the bridge does, for the speech that was a turn (not a backchannel
+    over the agent)."""
     return {
         "type": "session.update",
         "session": {
@@ -95,7 +103,8 @@ def session_update(voice: str, instructions: str, audio: AudioFormat = ULAW) -> 
             "audio": {
                 "input": {
                     "format": audio.realtime,
-                    "turn_detection": {"type": "server_vad", "create_response": True, "interrupt_response": False},
+                    "turn_detection": {"type": "server_vad", "create_response": server_vad,
+                                       "interrupt_response": False},
                 },
                 "output": {"format": audio.realtime, "voice": voice},
             },
@@ -121,6 +130,13 @@ class Bridge:
         # What an interruption cut: their deltas still in flight are dropped when they arrive.
         self.cut_responses: set[str] = set()
         self.cut_items: set[str] = set()
+        # The caller's speech the server's VAD is hearing now (speech_started .. committed): where
+        # it began (ms of the input audio), whether over the agent's audio, whether Trunkline
+        # called it a barge-in, and where it ended.
+        self.speech_from = 0
+        self.speech_over_agent = False
+        self.speech_cut_in = False
+        self.speech_to = 0
 
     async def send(self, event: dict) -> None:
         await self.realtime.send(json.dumps(event))
@@ -167,11 +183,23 @@ class Bridge:
                 return
             self.pending.pop(0)
 
+    async def on_committed(self) -> None:
+        """The server's VAD ended a speech of the caller's (Trunkline mode): the model answers it
+        if it was a turn. Speech over the agent that Trunkline did not call a barge-in (a cough,
+        an "mm-hm") is none, unless it outlasted the agent's audio long enough to be one."""
+        turn = (not self.speech_over_agent or self.speech_cut_in
+                or (not self.agent_talking() and self.speech_to - self.speech_from >= TURN_OVER_AGENT_MS))
+        if turn:
+            await self.send({"type": "response.create"})
+        else:
+            log.info("%d ms of speech over the agent, not a barge-in: no reply", self.speech_to - self.speech_from)
+
     async def on_cut(self, ev: trunkline.Event) -> None:
         """The agent was cut off (Trunkline's barge-in, or our interrupt() on the server's VAD):
         the engine already dropped what it had queued and sent the carrier's clear. Cancel the
         response, drop its audio still to come, and tell the model how much of the item the
         caller heard."""
+        self.speech_cut_in = True  # the speech the server is hearing is a turn
         await self.stop_model()
         if ev.segment is not None:
             # None: nothing of it heard yet (the truncate then keeps none of it).
@@ -223,12 +251,19 @@ class Bridge:
             elif kind == "response.done":
                 if self.response_id == event["response"]["id"]:
                     self.response_id = None
-            elif kind == "input_audio_buffer.speech_started" and self.server_vad and self.agent_talking():
-                # The engine reports `interrupted`, which on_cut handles like a barge-in. Audio
-                # played after interrupt() would play, so the response stops here, not when the
-                # event is read.
-                self.call.interrupt()
-                await self.stop_model()
+            elif kind == "input_audio_buffer.speech_started":
+                self.speech_from = event.get("audio_start_ms", 0)
+                self.speech_over_agent, self.speech_cut_in = self.agent_talking(), False
+                if self.server_vad and self.speech_over_agent:
+                    # The engine reports `interrupted`, which on_cut handles like a barge-in.
+                    # Audio played after interrupt() would play, so the response stops here, not
+                    # when the event is read.
+                    self.call.interrupt()
+                    await self.stop_model()
+            elif kind == "input_audio_buffer.speech_stopped":
+                self.speech_to = event.get("audio_end_ms", self.speech_from)
+            elif kind == "input_audio_buffer.committed" and not self.server_vad:
+                await self.on_committed()
             elif kind == "error":
                 log.warning("Realtime API error: %s", event.get("error"))
 
@@ -266,7 +301,7 @@ async def bridge_call(call: trunkline.Session, url: str, api_key: str, server_va
             log.error("cannot reach the Realtime API at %s: %s", url, e)
             return
         async with realtime:
-            await realtime.send(json.dumps(session_update(voice, instructions, audio)))
+            await realtime.send(json.dumps(session_update(voice, instructions, audio, server_vad)))
             bridge = Bridge(call, realtime, server_vad, audio)
             model = asyncio.create_task(bridge.from_model())
             carrier = asyncio.create_task(bridge.from_carrier())

@@ -101,6 +101,8 @@ class FakeRealtime:
         self.width = 1 if ulaw else 2  # bytes per sample
         self.reply = reply
         self.session_updates: list = []
+        self.create_response = True
+        self.commits = 0  # speeches the VAD ended (each committed as a user item)
         self.audio = bytearray()  # every appended byte, decoded from base64 only
         self.onsets_ms: list = []  # where the VAD heard the caller start, in appended audio
         self.cancels = 0
@@ -130,6 +132,12 @@ class FakeRealtime:
                 kind = event["type"]
                 if kind == "session.update":
                     self.session_updates.append(event["session"])
+                    detection = event["session"]["audio"]["input"]["turn_detection"]
+                    self.create_response = detection.get("create_response", True)
+                elif kind == "response.create":
+                    if self.create_response:
+                        self.errors.append("response.create while the server creates the responses")
+                    self.respond_next()
                 elif kind == "input_audio_buffer.append":
                     self.audio += base64.b64decode(event["audio"])
                     await self.vad()
@@ -175,8 +183,16 @@ class FakeRealtime:
                 if self.quiet * 20 >= 500:
                     self.speaking, self.voiced = False, 0
                     await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms - 500})
-                    if len(self.items) < len(REPLIES_MS):
-                        self.responding = asyncio.create_task(self.respond(len(self.items)))
+                    self.commits += 1
+                    await self.send({"type": "input_audio_buffer.committed", "item_id": f"user_{self.commits}"})
+                    if self.create_response:
+                        self.respond_next()
+
+    def respond_next(self) -> None:
+        if len(self.items) < len(REPLIES_MS):
+            self.responding = asyncio.create_task(self.respond(len(self.items)))
+        else:
+            self.errors.append("a response asked for after the script's last reply")
 
     async def respond(self, n: int) -> None:
         response, item = f"resp_{n + 1}", f"item_{n + 1}"
@@ -358,9 +374,14 @@ class StubRealtime:
     """The model's socket: every event sent kept; each send yields to the loop for `delay`, as a
     send waiting on a full socket buffer does."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, incoming: tuple = ()) -> None:
         self.sent: list = []
         self.delay = delay
+        self.incoming = [json.dumps(e) for e in incoming]  # what the model says, in order
+
+    async def __aiter__(self):
+        for message in self.incoming:
+            yield message
 
     async def send(self, text: str) -> None:
         self.sent.append(json.loads(text))
@@ -406,3 +427,36 @@ def test_no_model_audio_is_played_after_an_interrupt_while_the_cancel_is_being_s
     asyncio.run(run())
     after = call.calls[call.calls.index(("interrupt",)) :]
     assert [c for c in after if c[0] == "play"] == [], call.calls
+
+
+def test_a_backchannel_over_a_reply_gets_no_reply_of_its_own(callsim, tmp_path):
+    # The question, then 220 ms of speech 700 ms into the reply (under Trunkline's 300 ms of
+    # voiced speech: no barge-in). The server's VAD still hears it and commits it; answered, it
+    # would queue a second reply behind the first.
+    script = [(1000, (1000, 3421)), (4600, (6235, 6455))]
+    audio = scripted_caller(tmp_path, script, 8000, 0xFF)
+    bridge = load_bridge()
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, audio, False, "response.output_audio.delta", False))
+    text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
+    assert fake.errors == []
+    assert fake.commits == 2, (fake.onsets_ms, text)  # the server heard both
+    assert fake.items == ["item_1"], text
+    assert fake.cancels == 0 and fake.truncates == [] and metrics["clears"] == 0, text
+
+
+@pytest.mark.parametrize("speech_ms, answered", [(1500, True), (250, False)])
+def test_speech_begun_over_the_end_of_a_reply_is_a_turn_if_it_outlasts_it(speech_ms, answered):
+    # The caller starts just before the reply's last audio goes out (no barge-in: the agent fell
+    # silent first). A long speech is a turn the model answers; a short one is a backchannel.
+    bridge = load_bridge()
+    events = (
+        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 5000},
+        {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 5000 + speech_ms},
+        {"type": "input_audio_buffer.committed", "item_id": "user_2"},
+    )
+    realtime = StubRealtime(incoming=events)
+    b = bridge.Bridge(StubSession(), realtime, server_vad=False)
+    talking = iter([True])
+    b.agent_talking = lambda: next(talking, False)  # talking at the onset, silent afterwards
+    asyncio.run(b.from_model())
+    assert [e["type"] for e in realtime.sent].count("response.create") == (1 if answered else 0), realtime.sent

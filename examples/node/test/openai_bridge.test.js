@@ -81,11 +81,11 @@ if (!fs.existsSync(CALLSIM)) {
 
 /** The caller's audio (8 kHz µ-law, digital silence between the utterances), with its labels
  * beside it, where callsim reads them. */
-function callerAudio() {
+function callerAudio(utterances = UTTERANCES, callerMs = CALLER_MS) {
   const audio = fs.readFileSync(path.join(FIXTURES, 'speech_8k.ulaw'));
-  const out = Buffer.alloc(CALLER_MS * 8, NEGATIVE_ZERO);
+  const out = Buffer.alloc(callerMs * 8, NEGATIVE_ZERO);
   const labels = [];
-  for (const [at, [start, end]] of UTTERANCES) {
+  for (const [at, [start, end]] of utterances) {
     audio.copy(out, at * 8, start * 8, end * 8);
     labels.push(`${at} ${at + end - start}`);
   }
@@ -119,6 +119,8 @@ class FakeRealtime {
     this.width = ulaw ? 1 : 2; // bytes per sample
     this.authorization = null;
     this.sessionUpdates = [];
+    this.createResponse = true;
+    this.commits = 0; // speeches the VAD ended (each committed as a user item)
     this.audio = Buffer.alloc(RATE * 2 * 16); // every appended byte (decoded from base64 only), in its first audioBytes
     this.audioBytes = 0;
     this.onsetsMs = []; // where the VAD heard the caller start, in appended audio
@@ -156,6 +158,10 @@ class FakeRealtime {
       const kind = event.type;
       if (kind === 'session.update') {
         this.sessionUpdates.push(event.session);
+        this.createResponse = event.session.audio.input.turn_detection.create_response !== false;
+      } else if (kind === 'response.create') {
+        if (this.createResponse) this.errors.push('response.create while the server creates the responses');
+        this.respondNext();
       } else if (kind === 'input_audio_buffer.append') {
         const pcm = Buffer.from(event.audio, 'base64');
         if (this.audioBytes + pcm.length > this.audio.length) {
@@ -216,12 +222,20 @@ class FakeRealtime {
           this.speaking = false;
           this.voiced = 0;
           this.send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: atMs - 500 });
-          if (this.items.length < REPLIES_MS.length) {
-            this.responding = true;
-            this.respond(this.items.length).catch((e) => this.errors.push(`respond: ${e.stack}`));
-          }
+          this.commits++;
+          this.send({ type: 'input_audio_buffer.committed', item_id: `user_${this.commits}` });
+          if (this.createResponse) this.respondNext();
         }
       }
+    }
+  }
+
+  respondNext() {
+    if (this.items.length < REPLIES_MS.length) {
+      this.responding = true;
+      this.respond(this.items.length).catch((e) => this.errors.push(`respond: ${e.stack}`));
+    } else {
+      this.errors.push("a response asked for after the script's last reply");
     }
   }
 
@@ -429,6 +443,22 @@ for (const [name, pcm, serverVad, deltaName] of [
     assert.ok(Math.abs(Number(ends[0][1]) - REPLIES_MS[2]) <= 20, text);
   });
 }
+
+test('a backchannel over a reply gets no reply of its own', async (t) => {
+  // The question, then 220 ms of speech 700 ms into the reply (under Trunkline's 300 ms of voiced
+  // speech: no barge-in). The server's VAD still hears it and commits it; answered, it would
+  // queue a second reply behind the first.
+  const caller = callerAudio([[1000, [1000, 3421]], [4600, [6235, 6455]]], 8000);
+  t.after(() => fs.rmSync(caller.dir, { recursive: true, force: true }));
+  const { fake, metrics, timeline, logs } = await runCall(t, caller, false, 'response.output_audio.delta', false);
+  const text = `${timeline.map(([ms, what]) => `${String(ms).padStart(6)} ms  ${what}`).join('\n')}\n${logs}`;
+  assert.deepEqual(fake.errors, []);
+  assert.equal(fake.commits, 2, text); // the server heard both
+  assert.deepEqual(fake.items, ['item_1'], text);
+  assert.equal(fake.cancels, 0, text);
+  assert.deepEqual(fake.truncates, [], text);
+  assert.equal(metrics.clears, 0, text);
+});
 
 /** A Twilio Media Streams message of the test's own carrier. */
 function twilio(event, body = {}) {
