@@ -309,3 +309,55 @@ fn on_stopped_the_events_dropped_to_make_room_for_the_stops_own_are_counted() {
     assert_eq!(host.stats_at_event[stopped].events_dropped, last.events_dropped, "on seeing Stopped");
     assert_eq!(host.stats_at_event[stopped], last, "nothing counted after Stopped");
 }
+
+#[test]
+fn a_reply_played_on_seeing_a_barge_in_goes_out_though_the_host_polled_again_inside_the_step() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    // Long pauses after each event: the host's next polls, which find the queue empty, come while
+    // the worker is still inside the step that queued the barge-in.
+    let paused = Paused::after_each_event(Duration::from_millis(50));
+    let (caller, _) = speech();
+    let (_engine, mut session, mut host) = started_call(&SessionConfig::default());
+    let greeting = vec![3000i16; AGENT_RATE as usize * 6 / 5];
+    let mut left: &[i16] = &greeting;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !left.is_empty() && Instant::now() < deadline {
+        match session.play(left, AGENT_RATE) {
+            Ok(n) => left = &left[n..],
+            Err(SessionError::Full) => std::thread::sleep(Duration::from_micros(100)),
+            Err(e) => panic!("play: {e}"),
+        }
+    }
+    for i in 0..CALLER_FRAMES {
+        let payload = &caller[(i * 160) as usize..((i + 1) * 160) as usize];
+        push(&mut session, &media(i + 2, i + 1, i * 20, payload));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host.events.iter().any(|e| matches!(e, Event::BargeIn { .. })) {
+        assert!(Instant::now() < deadline, "no barge-in: {:?}", host.events);
+        host.poll(&mut session); // polls until the queue is empty, as hosts do
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    // The host answers the interruption at once.
+    let reply = vec![2000i16; AGENT_RATE as usize / 5];
+    let taken = session.play(&reply, AGENT_RATE).unwrap();
+    assert!(taken > 0);
+    session.mark("reply").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline
+        && !host.events.iter().any(|e| matches!(e, Event::MarkCleared { name } if name == "reply"))
+    {
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(paused);
+    // The reply's audio went out after the barge-in's clear, and its mark was not cleared.
+    let clear = host.outbound.iter().rposition(|o| matches!(o, Outbound::Clear)).expect("a clear");
+    let media_after = host.outbound[clear..].iter().filter(|o| matches!(o, Outbound::Media(_))).count();
+    assert!(media_after > 0, "the reply was dropped as stale: {:?}", host.events);
+    assert!(
+        !host.events.iter().any(|e| matches!(e, Event::MarkCleared { name } if name == "reply")),
+        "{:?}",
+        host.events
+    );
+}

@@ -451,7 +451,10 @@ impl Engine {
                 "workers × max_sessions is over 2^20 (each worker has room for every session)",
             )));
         }
-        let (retired_tx, retired_rx) = crossbeam_channel::bounded(config.max_sessions.max(1));
+        // As many as can wait to be freed: up to `max_sessions` live ones, and as many closed
+        // ones the host has not reaped yet (the workers' slots are sized the same way). Full, a
+        // worker would free a session itself, taking locks and running the allocator.
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2 * config.max_sessions.max(1));
         let mut controls = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
         for _ in 0..n {

@@ -689,7 +689,13 @@ impl Session {
             // stamped once per drain, not per event (a clock read each).
             self.shared.events_polled_us.store(self.engine.now_us(), Ordering::Release);
             self.resume_held();
-            self.barge_seen = published;
+            // Forward only: the worker publishes at the end of the step that queued its BargeIn,
+            // so a poll inside that step loads the generation before it, which this handle may
+            // already have taken from the event itself. Going back to it would tag what the host
+            // plays in answer to the barge-in as audio from before it, and drop it.
+            if published.wrapping_sub(self.barge_seen) as i32 > 0 {
+                self.barge_seen = published;
+            }
             return None;
         };
         Some(self.resolve(raw))
