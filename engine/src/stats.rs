@@ -133,7 +133,9 @@ counters! {
     frames_out,
     /// Frames padded with silence because agent audio ran out mid-frame (underruns, mark borders).
     frames_padded,
-    /// Times the carrier's buffer ran dry while the agent was speaking (the pacer had nothing).
+    /// Times the carrier's buffer ran dry inside an utterance (the pacer had nothing to send
+    /// until after the audio before had played out): each a gap the caller heard. A new
+    /// utterance's first frame is none.
     underruns,
     /// Times the pacer held a frame because the host was not taking outbound messages.
     outbound_stalls,

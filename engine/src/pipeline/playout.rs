@@ -112,6 +112,12 @@ impl PlayoutClock {
         self.utterance_sent
     }
 
+    /// Whether a frame sent at `now_us` would go on with the utterance sent so far rather than
+    /// start a new one (see [`PlayoutModel::on_frame_sent`]).
+    pub fn continues_utterance(&self, now_us: u64) -> bool {
+        self.utterance_sent > 0 && now_us < self.carrier_end_us + self.lag_us + self.utterance_gap_us
+    }
+
     /// Samples of the current utterance the caller has heard by `now_us`.
     pub fn played_samples(&self, now_us: u64) -> u64 {
         let (run, before) = self.unplayed(now_us);
@@ -141,7 +147,7 @@ impl PlayoutClock {
     /// position keeps counting from the utterance's start. Returns true when a sync mark should
     /// follow it.
     pub fn on_frame_sent(&mut self, now_us: u64, samples: u64) -> bool {
-        if now_us >= self.carrier_end_us + self.lag_us + self.utterance_gap_us {
+        if !self.continues_utterance(now_us) {
             self.utterance_sent = 0;
         }
         if now_us > self.carrier_end_us {

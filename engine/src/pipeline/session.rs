@@ -1176,9 +1176,12 @@ impl SessionPipeline {
         self.segments.on_frame_sent(queue_from, queue_to, outbound.frame_samples);
         if cut.audio_bytes < outbound.frame.len() {
             self.stats.frames_padded += 1;
-            if starving && self.playout.utterance_sent() > 0 && ahead == 0 && cut.audio_bytes > 0 {
-                self.stats.underruns += 1;
-            }
+        }
+        // The carrier ran dry before this frame, and the utterance goes on with it: the caller
+        // heard a gap in the agent's audio (a late TTS, a host that played too little), whatever
+        // the frame holds. A new utterance's first frame is no underrun.
+        if ahead == 0 && cut.audio_bytes > 0 && self.playout.continues_utterance(now_us) {
+            self.stats.underruns += 1;
         }
         let kind = self.dialect.write_media(outbound.encode_frame(), &mut self.message);
         self.stats.frames_out += 1;

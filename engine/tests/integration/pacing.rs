@@ -104,3 +104,36 @@ fn slow_tts_is_counted_as_underruns_and_marks_follow_their_audio() {
     assert!(c.frames_out >= 50);
     assert_eq!(sink.marks, vec!["half".to_owned()]);
 }
+
+/// An underrun is the carrier running dry inside an utterance, whatever the frames hold: whole
+/// frames that come late count, and a reply's first frame does not, however short it is.
+#[test]
+fn underruns_count_gaps_inside_an_utterance_and_not_a_new_replys_start() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    // A whole frame every 60 ms: 40 ms of silence at the carrier after each, ten times.
+    let mut now = 0;
+    for _ in 0..10 {
+        p.play(&[500i16; 160], 8_000).unwrap();
+        for _ in 0..6 {
+            sink.tick(&mut p, now);
+            now += 10_000;
+        }
+    }
+    assert_eq!(p.counters().underruns, 9, "every frame after the first came to a dry carrier");
+    // A reply played out whole, then after a pause longer than the utterance gap a new reply
+    // whose first piece is shorter than a frame.
+    let (mut p, mut sink) = pipeline(&config);
+    p.play(&[500i16; 8000], 8_000).unwrap();
+    let mut now = 0;
+    while now < 2_000_000 {
+        sink.tick(&mut p, now);
+        now += 10_000;
+    }
+    now += 3_000_000;
+    p.play(&[500i16; 80], 8_000).unwrap();
+    sink.tick(&mut p, now);
+    let c = p.counters();
+    assert_eq!(c.frames_out, 51, "{c:?}");
+    assert_eq!(c.underruns, 0, "{c:?}");
+}
