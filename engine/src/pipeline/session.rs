@@ -818,7 +818,10 @@ impl SessionPipeline {
     /// so the host knows which of its segments the interrupt cut off).
     pub fn interrupt_numbered(&mut self, now_us: u64, generation: u32) {
         self.stats.interrupts += 1;
-        let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
+        // Of the utterance going on: none once it is over (not the whole of the last one).
+        let played =
+            if self.playout.continues_utterance(now_us) { self.playout.played_samples(now_us) } else { 0 };
+        let played_ms = played / self.playout.samples_per_ms();
         let segment = self.segment_position(now_us);
         self.events.push(RawEvent::Interrupted { played_ms, generation, segment });
         self.flush_agent_audio(now_us);
@@ -1012,6 +1015,12 @@ impl SessionPipeline {
             // What the carrier holds still plays: its marks keep their due times.
             return;
         }
+        if !self.playout.is_playing(now_us) {
+            // The carrier holds nothing (it has played what it was sent, or was never sent any,
+            // as before the stream's start): no clear, and the sync mark in flight still
+            // measures its lag.
+            return;
+        }
         let lag_us = self.playout.lag_us();
         match self.caps.confirmation {
             Confirmation::Echo { on_clear: true } => self.marks.on_clear(now_us, lag_us),
@@ -1128,7 +1137,7 @@ impl SessionPipeline {
                     self.mark_awaits_audio = self.marks_wait_for_audio;
                     Some(self.dialect.write_mark(sync_mark_name(n, &mut buf), &mut self.message))
                 }
-                Next::Mark => self.send_mark(),
+                Next::Mark => self.send_mark(now_us),
                 Next::Frame => self.send_frame(now_us),
             };
             if let Some(kind) = kind {
@@ -1139,10 +1148,13 @@ impl SessionPipeline {
 
     /// The next mark whose audio has all gone out: written for a carrier that echoes marks, or
     /// left for the engine's clock to resolve (`None`: nothing to send, look again).
-    fn send_mark(&mut self) -> Option<MessageKind> {
+    fn send_mark(&mut self, now_us: u64) -> Option<MessageKind> {
         let outbound = self.outbound.as_mut()?;
         let id = outbound.queue.pop_due_mark()?;
-        let (pos, due) = (self.playout.utterance_sent(), self.playout.carrier_end_us());
+        // A mark placed before a new reply's first audio, once the last utterance is over, is at
+        // its start: not at the end of the one before.
+        let pos = if self.playout.continues_utterance(now_us) { self.playout.utterance_sent() } else { 0 };
+        let due = self.playout.carrier_end_us();
         let kind = match self.caps.confirmation {
             Confirmation::Echo { .. } => {
                 let name = self.marks.name(id)?;

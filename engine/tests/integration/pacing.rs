@@ -137,3 +137,46 @@ fn underruns_count_gaps_inside_an_utterance_and_not_a_new_replys_start() {
     assert_eq!(c.frames_out, 51, "{c:?}");
     assert_eq!(c.underruns, 0, "{c:?}");
 }
+
+/// Once an utterance is over, a mark placed before the next reply's audio, and an interrupt of
+/// an agent that is not speaking, are at the start of nothing: 0 ms, not the last reply's length.
+#[test]
+fn positions_after_an_utterance_is_over_are_not_the_last_ones_length() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    p.play(&[500i16; 8000], 8_000).unwrap(); // a 1 s reply
+    let mut now = 0;
+    while now < 2_000_000 {
+        sink.tick(&mut p, now);
+        now += 10_000;
+    }
+    now = 5_000_000;
+    p.mark(1, b"start2");
+    sink.tick(&mut p, now);
+    assert_eq!(sink.marks, ["start2"]);
+    p.handle_message(mark_echo(50, "start2").as_bytes(), MessageKind::Text, now + 100_000, 0, &mut |_| {});
+    p.interrupt(now + 200_000);
+    sink.drain(&mut p, now + 200_000);
+    let played: Vec<_> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RawEvent::MarkPlayed { played_ms, .. } => Some(("mark", *played_ms)),
+            RawEvent::Interrupted { played_ms, .. } => Some(("interrupt", *played_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played, [("mark", 0), ("interrupt", 0)]);
+    // The carrier held nothing: no clear went out for that interrupt.
+    assert_eq!(p.counters().clears_sent, 0);
+
+    // Nor for one before the stream's start.
+    let mut p = SessionPipeline::new(&config, Box::new(TwilioDialect::new())).unwrap();
+    p.interrupt(0);
+    p.handle_message(start().as_bytes(), MessageKind::Text, 1_000, 0, &mut |_| {});
+    let mut sink = Sink::default();
+    sink.drain(&mut p, 1_000);
+    p.play(&[500i16; 800], 8_000).unwrap();
+    sink.tick(&mut p, 2_000);
+    assert_eq!((p.counters().clears_sent, sink.frames), (0, 5));
+}
