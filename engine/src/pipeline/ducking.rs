@@ -60,6 +60,14 @@ impl Ducker {
         self.target = UNITY;
     }
 
+    /// At full level at once if the ramp back up is under way (a new reply starts: the ramp was
+    /// for the audio before it, and no frame of that was left to carry it).
+    pub fn settle(&mut self) {
+        if self.target == UNITY {
+            self.gain = UNITY;
+        }
+    }
+
     /// Back to full level at once (the audio that follows is new: after a clear).
     pub fn reset(&mut self) {
         self.gain = UNITY;
@@ -111,6 +119,31 @@ mod tests {
 
     fn tone(n: usize) -> Vec<i16> {
         (0..n).map(|i| (8_000.0 * (i as f64 * 0.3).sin()) as i16).collect()
+    }
+
+    #[test]
+    fn a_restore_with_no_frame_left_to_ramp_is_at_full_level_by_the_next_reply() {
+        let pcm = tone(160);
+        let mut d = Ducker::new(18);
+        d.duck();
+        let mut bytes = vec![0u8; 320];
+        for _ in 0..3 {
+            encode_l16(&pcm, &mut bytes);
+            d.apply(&mut bytes, AudioEncoding::L16, 8);
+        }
+        assert_eq!(d.gain, d.floor);
+        // Let go as the reply ends: no frame carries the ramp. The next reply's first frame is
+        // untouched once settled; a duck still wanted is kept.
+        d.restore();
+        d.settle();
+        encode_l16(&pcm, &mut bytes);
+        let orig = bytes.clone();
+        d.apply(&mut bytes, AudioEncoding::L16, 8);
+        assert_eq!(bytes, orig);
+        d.duck();
+        d.settle();
+        d.apply(&mut bytes, AudioEncoding::L16, 8);
+        assert_ne!(bytes, orig);
     }
 
     #[test]

@@ -1183,6 +1183,10 @@ impl SessionPipeline {
         };
         self.mark_awaits_audio = false;
         let (encoding, samples_per_ms) = (outbound.encoding(), outbound.rate() / 1000);
+        if !self.playout.continues_utterance(now_us) {
+            // A duck let go as the last reply ended, with no frame of it left to ramp back up.
+            self.ducker.settle();
+        }
         self.ducker.apply(&mut outbound.frame, encoding, samples_per_ms);
         let queue_to = outbound.queue.taken() / bytes_per_sample;
         self.segments.on_frame_sent(queue_from, queue_to, outbound.frame_samples);
