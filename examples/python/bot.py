@@ -59,6 +59,11 @@ class EchoAgent:
 
     def on_audio(self, pcm: bytes) -> None:
         self.audio += pcm
+
+    def trim(self) -> None:
+        """Drops audio no utterance can need. Called once the events of the audio read so far
+        are taken: an onset is reported after the audio it lies in was delivered, so trimming as
+        audio arrives (a burst can bring seconds at once) could drop the start of an utterance."""
         if self.onset_ms is None and len(self.audio) > KEEP_BYTES:
             excess = len(self.audio) - KEEP_BYTES
             del self.audio[:excess]
@@ -125,6 +130,7 @@ async def handle_call(ws: ServerConnection, engine: trunkline.Engine) -> None:
                     agent.on_event(call, ev)
                     if ev.kind == "stopped":
                         return
+                agent.trim()
 
         sender = asyncio.create_task(media_out())
         try:

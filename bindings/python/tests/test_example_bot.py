@@ -83,6 +83,7 @@ def test_the_echo_agent_keeps_a_bounded_window_of_audio_and_still_echoes_the_utt
     frame = b"\0\0" * (rate // 50)
     for _ in range(3000):
         agent.on_audio(frame)
+        agent.trim()  # as the bot does once the events of what it read are taken
     assert len(agent.audio) <= bot.KEEP_BYTES
     # Then one second of "speech" (a ramp), its onset reported a little late as Trunkline does.
     onset_ms = 60_000
@@ -90,8 +91,35 @@ def test_the_echo_agent_keeps_a_bounded_window_of_audio_and_still_echoes_the_utt
     agent.on_audio(speech[: rate // 5 * 2])  # 200 ms before the onset is reported
     agent.on_event(Call(), bot.trunkline.Event(kind="speech_started", stream_ms=onset_ms))
     agent.on_audio(speech[rate // 5 * 2 :])
-    for _ in range(50):  # a long utterance is kept whole
-        agent.on_audio(b"")
+    agent.trim()  # an utterance under way is kept whole
     agent.on_event(Call(), bot.trunkline.Event(kind="speech_stopped", stream_ms=onset_ms + 1000))
     assert agent.replies == 1
     assert Call.played == speech, "the echo is the utterance, from its onset"
+
+
+def test_the_echo_agent_keeps_an_utterance_read_in_one_burst_with_its_onset_reported_after():
+    # A carrier's burst after a stall: four seconds read at once, the utterance 1 s into it, its
+    # events taken after the read.
+    bot = load_bot()
+    agent = bot.EchoAgent()
+    rate = bot.AGENT_RATE
+    speech = b"".join(int(i % 1000 + 1).to_bytes(2, "little") for i in range(rate))
+    silence = b"\0\0" * rate
+    played = bytearray()
+
+    class Call:
+        def read_audio(self):
+            return b""
+
+        def play(self, audio, rate):
+            played.extend(audio)
+            return len(audio) // 2
+
+        def mark(self, name):
+            pass
+
+    agent.on_audio(silence + speech + silence * 2)
+    agent.on_event(Call(), bot.trunkline.Event(kind="speech_started", stream_ms=1000))
+    agent.on_event(Call(), bot.trunkline.Event(kind="speech_stopped", stream_ms=2000))
+    agent.trim()
+    assert bytes(played) == speech
