@@ -361,3 +361,35 @@ fn a_reply_played_on_seeing_a_barge_in_goes_out_though_the_host_polled_again_ins
         host.events
     );
 }
+
+#[test]
+fn an_interrupt_asked_for_after_one_applied_ahead_of_its_record_is_applied_and_reported() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    // A small outbound queue: most of a long reply waits in the play ring, so the first interrupt
+    // is applied at the first record ahead of its own (the worker pauses after the event).
+    let config = SessionConfig { outbound_buffer_ms: 260, play_ring_bytes: 256 * 1024, ..Default::default() };
+    let (_engine, mut session, mut host) = started_call(&config);
+    let paused = Paused::after_each_event(Duration::from_millis(50));
+    let reply = vec![1000i16; AGENT_RATE as usize * 2];
+    assert_eq!(session.play(&reply, AGENT_RATE).unwrap(), reply.len());
+    std::thread::sleep(Duration::from_millis(30)); // the queue fills, the rest waits in the ring
+    session.interrupt().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.events.iter().any(|e| matches!(e, Event::Interrupted { .. })) {
+        assert!(Instant::now() < deadline, "no Interrupted: {:?}", host.events);
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // While the worker is still in that step: more audio, and a second interrupt.
+    session.play(&reply[..AGENT_RATE as usize / 10], AGENT_RATE).unwrap();
+    session.interrupt().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        host.poll(&mut session);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(paused);
+    let interrupted = host.events.iter().filter(|e| matches!(e, Event::Interrupted { .. })).count();
+    assert_eq!(interrupted, 2, "{:?}", host.events);
+    assert_eq!(session.stats().interrupts, 2, "{:?}", session.stats());
+}

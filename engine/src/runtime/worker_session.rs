@@ -206,8 +206,9 @@ pub struct WorkerSession {
     pcm: AgentProd,
     outbound: HeapProd<u8>,
     interrupts_seen: u32,
-    /// An interrupt the host asked for was already applied before its record was reached.
-    interrupt_applied: bool,
+    /// The latest interrupt applied: ahead of its record when the host's audio queued before
+    /// it still sat in the ring (then newer than `interrupts_seen`).
+    interrupt_applied: u32,
     /// The worker and slot it runs in (`None` inline).
     worker: Option<WorkerRef>,
     /// What the worker side counts itself; published with the pipeline's counters.
@@ -242,7 +243,7 @@ impl WorkerSession {
             pcm,
             outbound,
             interrupts_seen: 0,
-            interrupt_applied: false,
+            interrupt_applied: 0,
             worker: None,
             counts: WorkerCounts::default(),
             stalled: false,
@@ -428,7 +429,7 @@ fn transport_closed(
     pipeline: &mut SessionPipeline,
     play: &mut HeapCons<u8>,
     out: &mut Outputs<'_>,
-    interrupts: (&mut u32, &mut bool),
+    interrupts: (&mut u32, &mut u32),
     now_us: u64,
 ) {
     let Outputs { pcm, counts, produced, .. } = out;
@@ -445,7 +446,7 @@ fn finish_stop(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,
     out: &mut Outputs<'_>,
-    interrupts: (&mut u32, &mut bool),
+    interrupts: (&mut u32, &mut u32),
     now_us: u64,
 ) {
     if pipeline.stopped_held() {
@@ -463,7 +464,7 @@ fn drain_play_ring(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,
     out: &mut Outputs<'_>,
-    (interrupts_seen, interrupt_applied): (&mut u32, &mut bool),
+    (interrupts_seen, interrupt_applied): (&mut u32, &mut u32),
     now_us: u64,
 ) {
     let shared = out.shared;
@@ -475,25 +476,25 @@ fn drain_play_ring(
         let requested = shared.interrupt_gen.load(Ordering::Acquire);
         let interrupted = requested != *interrupts_seen;
         let stale = h.c != pipeline.barge_generation();
-        if interrupted && !*interrupt_applied && h.tag != play_tag::INTERRUPT {
+        if interrupted && *interrupt_applied != requested && h.tag != play_tag::INTERRUPT {
             // The host interrupted while audio it queued before still sits ahead of the interrupt
             // record: interrupt now, so `Interrupted` comes before the `MarkCleared`s of the marks
-            // it drops, then skip to the record.
+            // it drops, then skip to the record. Again for an interrupt asked for after one
+            // applied so (audio played between them is cut by it).
             pipeline.interrupt_numbered(now_us, requested);
             out.drain(pipeline, now_us);
-            *interrupt_applied = true;
+            *interrupt_applied = requested;
         }
         match h.tag {
             play_tag::INTERRUPT => {
                 records::skip(play, 0);
                 *interrupts_seen = h.a;
-                if !*interrupt_applied {
+                // Applied here unless an interrupt as new or newer was applied ahead of it
+                // (back-to-back interrupts applied so collapse into that one).
+                if h.a.wrapping_sub(*interrupt_applied) as i32 > 0 {
                     pipeline.interrupt_numbered(now_us, h.a);
                     out.drain(pipeline, now_us);
-                }
-                // Back-to-back interrupts already applied collapse into that one.
-                if *interrupts_seen == requested {
-                    *interrupt_applied = false;
+                    *interrupt_applied = h.a;
                 }
             }
             play_tag::PCM | play_tag::G711 if interrupted || stale => {
