@@ -146,6 +146,7 @@ class Bridge:
         # IN_RATE, from the stream's start, the clock of Trunkline's stream_ms) it begins at.
         self.held = bytearray()
         self.held_from = 0
+        self.dropped = 0  # the session's agent_samples_dropped so far
         self.in_activity = False  # activityStart sent, activityEnd not yet
         # Onset (stream ms) of speech over the agent's audio that Trunkline has not called a
         # barge-in (yet): not a turn unless it becomes one.
@@ -171,7 +172,7 @@ class Bridge:
         """Caller audio and turns to the model, model audio to the engine, Trunkline's events;
         until the stream stops."""
         async for _ in self.call.wakeups():
-            self.held += self.call.read_audio()
+            self.read_caller_audio()
             self.feed()
             for ev in self.call.events():
                 if ev.kind in ("speech_started", "speech_stopped", "barge_in"):
@@ -197,7 +198,7 @@ class Bridge:
                 elif ev.kind == "protocol_error":
                     log.warning("dropped a bad carrier message: %s", ev.error_message)
                 elif ev.kind == "stopped":
-                    self.held += self.call.read_audio()
+                    self.read_caller_audio()
                     await self.send_audio_until(None)  # the last of it
                     return
             if (self.pending_onset is not None and not self.agent_talking()
@@ -206,6 +207,16 @@ class Bridge:
                 # enough for a turn (a shorter sound has had its speech_stopped by now): their turn.
                 await self.start_activity(self.pending_onset)
             await self.send_held()
+
+    def read_caller_audio(self) -> None:
+        """Takes the caller's audio the session has. Audio the session dropped because nobody
+        read it (its ring full: a slow setup, a stalled loop) is held as silence in its place,
+        so the audio after it keeps its stream time, the clock the activity marks are placed on."""
+        self.held += self.call.read_audio()
+        dropped = self.call.stats()["agent_samples_dropped"]
+        if dropped > self.dropped:
+            self.held += bytes(2 * (dropped - self.dropped))
+            self.dropped = dropped
 
     def read_ms(self) -> int:
         """Stream ms of the caller's audio read so far."""
@@ -242,7 +253,7 @@ class Bridge:
         await self.send_audio_until(None)
 
     async def end_activity(self, end_ms: int) -> None:
-        self.held += self.call.read_audio()
+        self.read_caller_audio()
         await self.send_audio_until(ms_to_samples(end_ms + ACTIVITY_TAIL_MS))
         await self.send_input({"activityEnd": {}})
         self.in_activity = False

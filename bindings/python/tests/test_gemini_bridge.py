@@ -88,8 +88,9 @@ class FakeLive:
     connection 2 s later, taking the bridge's new one if its setup resumes the session with the
     handle given."""
 
-    def __init__(self, go_away_at_ms: float | None = None) -> None:
+    def __init__(self, go_away_at_ms: float | None = None, setup_delay_s: float = 0.0) -> None:
         self.go_away_at_ms = go_away_at_ms
+        self.setup_delay_s = setup_delay_s
         self.went_away = False
         self.setups: list = []
         self.api_key = None
@@ -125,6 +126,7 @@ class FakeLive:
                     if self.setups and setup.get("sessionResumption") != {"handle": f"handle-{len(self.setups)}"}:
                         self.errors.append(f"a second connection that does not resume the session: {setup}")
                     self.setups.append(setup)
+                    await asyncio.sleep(self.setup_delay_s if len(self.setups) == 1 else 0)
                     await self.send({"setupComplete": {}})
                     handle = f"handle-{len(self.setups)}"
                     await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
@@ -185,8 +187,8 @@ class FakeLive:
         await self.send({"serverContent": {"turnComplete": True}})
 
 
-async def run_call(bridge, callsim, caller_audio, go_away_at_ms=None):
-    fake = FakeLive(go_away_at_ms)
+async def run_call(bridge, callsim, caller_audio, go_away_at_ms=None, setup_delay_s=0.0):
+    fake = FakeLive(go_away_at_ms, setup_delay_s)
     async with serve(fake.handle, "127.0.0.1", 0) as live:
         url = f"ws://127.0.0.1:{live.sockets[0].getsockname()[1]}/ws/BidiGenerateContent"
         ready = asyncio.get_running_loop().create_future()
@@ -202,13 +204,18 @@ async def run_call(bridge, callsim, caller_audio, go_away_at_ms=None):
     return fake, metrics, timeline
 
 
-# The call once on one connection, once moved to a second one by a goAway 2 s in (during the
-# first question): the same call either way.
-@pytest.mark.parametrize("go_away_at_ms", [None, 2000], ids=["one-connection", "resumed"])
-def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, caplog, go_away_at_ms):
+# The call once on one connection; once moved to a second one by a goAway 2 s in (during the
+# first question); once with a setup that takes 3 s, longer than the bridge's 2 s of caller audio
+# waiting to be read, so that a second of it is dropped: the same call each way, turns in place.
+@pytest.mark.parametrize(
+    "go_away_at_ms, setup_delay_s",
+    [(None, 0.0), (2000, 0.0), (None, 3.0)],
+    ids=["one-connection", "resumed", "slow-setup"],
+)
+def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, caplog, go_away_at_ms, setup_delay_s):
     bridge = load_bridge()
     caplog.set_level(logging.DEBUG, logger="gemini_live_bridge")
-    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, go_away_at_ms))
+    fake, metrics, timeline = asyncio.run(run_call(bridge, callsim, caller_audio, go_away_at_ms, setup_delay_s))
     text = "\n".join(f"{ms:>6} ms  {what}" for ms, what in timeline)
     assert fake.errors == []
 
@@ -234,6 +241,12 @@ def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, ca
     assert abs(len(got) - sent_samples) <= IN_RATE // 50, (len(got), sent_samples)
     reference = [ulaw_decode(b) for b in caller_audio.read_bytes()]
     want, have = envelope_db(reference, 160), envelope_db(got, 320)
+    if setup_delay_s:
+        # What the session dropped while the setup went on came as silence, in its place.
+        dropped = [i for i, db in enumerate(have[: len(want)]) if db < 1 and want[i] > 50]
+        assert 0 < len(dropped) <= 60, len(dropped)
+        want = [w for i, w in enumerate(want) if i not in set(dropped)]
+        have = [h for i, h in enumerate(have) if i not in set(dropped)]
     loud = [i for i, db in enumerate(want) if db > 50]
     assert len(loud) > 100
     off = [abs(want[i] - have[i]) for i in loud]
