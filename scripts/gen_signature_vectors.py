@@ -32,7 +32,7 @@ PLIVO = [
     ("MAXXXXXXXXXXXXXXXXXX-token", "https://bot.example.com/stream?b=2&a=1", "12345678901234567890"),
     (
         "MAXXXXXXXXXXXXXXXXXX-token",
-        "https://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag&city=S%C3%A3o",
+        "https://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag",
         "98765432109876543210",
     ),
 ]

@@ -149,7 +149,6 @@ async function handleCall(ws, engine, log) {
   const inbox = [];
   // The socket closed: the stream ends (as with a stop) once the messages before are in.
   let hungUp = false;
-  let ended = false;
   const flushInbox = () => {
     while (inbox.length && !session.closed) {
       try {
@@ -160,8 +159,8 @@ async function handleCall(ws, engine, log) {
       }
       inbox.shift();
     }
-    if (hungUp && !inbox.length && !ended && !session.closed) {
-      ended = true;
+    // Ending the stream again is harmless: the first end stands.
+    if (hungUp && !inbox.length && !session.closed) {
       session.endStream();
     }
   };

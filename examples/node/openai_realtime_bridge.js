@@ -181,11 +181,6 @@ class Bridge {
   }
 
   /**
-   * The agent was cut off (Trunkline's barge-in, or our interrupt() on the server's VAD): the
-   * engine already dropped what it had queued and sent the carrier's clear. Cancel the response,
-   * drop its audio still to come, and tell the model how much of the item the caller heard.
-   */
-  /**
    * The server's VAD ended a speech of the caller's (Trunkline mode): the model answers it if it
    * was a turn. Speech over the agent that Trunkline did not call a barge-in (a cough, an "mm-hm")
    * is none, unless it outlasted the agent's audio long enough to be one.
@@ -197,6 +192,11 @@ class Bridge {
     else this.log(`${toMs - fromMs} ms of speech over the agent, not a barge-in: no reply`);
   }
 
+  /**
+   * The agent was cut off (Trunkline's barge-in, or our interrupt() on the server's VAD): the
+   * engine already dropped what it had queued and sent the carrier's clear. Cancel the response,
+   * drop its audio still to come, and tell the model how much of the item the caller heard.
+   */
   onCut(ev) {
     this.speech.cutIn = true; // the speech the server is hearing is a turn
     this.stopModel();

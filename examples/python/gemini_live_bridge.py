@@ -134,7 +134,7 @@ def pcm_rate(mime_type: str) -> int:
 class Bridge:
     """One call: the Trunkline session on one side, the Live API WebSocket on the other."""
 
-    def __init__(self, call: trunkline.Session, live: ClientConnection, reopen=None) -> None:
+    def __init__(self, call: trunkline.Session, live: ClientConnection, reopen) -> None:
         self.call = call
         self.live = live
         # reopen(handle): a new connection resuming the session (see `setup_message`); the latest
@@ -325,7 +325,9 @@ class Bridge:
     async def resume(self) -> bool:
         """Goes on in a new connection that resumes the session; whether it could. The old one is
         closed once the new one has taken over: what the caller says meanwhile goes to the old."""
-        if self.reopen is None or self.resume_handle is None:
+        # Tried once per goAway: a failure leaves the call on this connection until it ends.
+        self.going_away = False
+        if self.resume_handle is None:
             return False
         try:
             live = await self.reopen(self.resume_handle)
@@ -333,7 +335,6 @@ class Bridge:
             log.error("could not resume the Live session: %s", e)
             return False
         old, self.live = self.live, live
-        self.going_away = False
         await old.close()
         return True
 

@@ -252,7 +252,7 @@ class Bridge:
                 if self.response_id == event["response"]["id"]:
                     self.response_id = None
             elif kind == "input_audio_buffer.speech_started":
-                self.speech_from = event.get("audio_start_ms", 0)
+                self.speech_from = self.speech_to = event.get("audio_start_ms", 0)
                 self.speech_over_agent, self.speech_cut_in = self.agent_talking(), False
                 if self.server_vad and self.speech_over_agent:
                     # The engine reports `interrupted`, which on_cut handles like a barge-in.

@@ -354,6 +354,11 @@ fn check_limits(config: &OffloadConfig) -> Result<(), OffloadError> {
     Ok(())
 }
 
+/// An AudioSocket call UUID in its text form, or `Invalid`.
+fn call_uuid(text: &str) -> Result<[u8; 16], OffloadError> {
+    audiosocket::parse_uuid(text).ok_or(OffloadError::Invalid("not a UUID"))
+}
+
 impl OffloadServer {
     /// Starts listening. The engine must be threaded (`workers >= 1`).
     pub fn start(engine: &Engine, config: OffloadConfig) -> Result<Self, OffloadError> {
@@ -429,8 +434,8 @@ impl OffloadServer {
         let Some(runtime) = &self.runtime else {
             return Err(OffloadError::Invalid("the server is shut down"));
         };
-        let uuids = listener.allowed_calls.iter().map(|uuid| audiosocket::parse_uuid(uuid));
-        let uuids = uuids.collect::<Option<Vec<_>>>().ok_or(OffloadError::Invalid("not a UUID"))?;
+        let uuids =
+            listener.allowed_calls.iter().map(|uuid| call_uuid(uuid)).collect::<Result<Vec<_>, _>>()?;
         let session = SessionConfig { dialect: "audiosocket".into(), ..self.ctx.config.session.clone() };
         Engine::check_session_config(&session).map_err(OffloadError::Session)?;
         let tcp = listen(runtime, listener.bind)?;
@@ -451,8 +456,7 @@ impl OffloadServer {
     /// `40325ec2-5efd-4bd3-805f-53576e581d13`, any case, hyphens optional), until revoked.
     /// Register it before handing it to Asterisk (`AudioSocket(uuid,host:port)`).
     pub fn allow_audiosocket_call(&self, uuid: &str) -> Result<(), OffloadError> {
-        let uuid = audiosocket::parse_uuid(uuid).ok_or(OffloadError::Invalid("not a UUID"))?;
-        self.ctx.audiosocket_calls.allow(uuid);
+        self.ctx.audiosocket_calls.allow(call_uuid(uuid)?);
         Ok(())
     }
 

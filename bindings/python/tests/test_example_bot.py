@@ -61,24 +61,29 @@ def test_bot_echoes_the_callers_utterance_as_paced_frames():
     assert [m["mark"]["name"] for m in received if m["event"] == "mark" and not m["mark"]["name"].startswith("trunkline-sync-")] == ["reply-1"]
 
 
+class PlayingCall:
+    """What the echo agent uses of a session: nothing left to read, everything played (kept)."""
+
+    def __init__(self) -> None:
+        self.played = bytearray()
+
+    def read_audio(self):
+        return b""
+
+    def play(self, audio, rate):
+        self.played.extend(audio)
+        return len(audio) // 2
+
+    def mark(self, name):
+        pass
+
+
 def test_the_echo_agent_keeps_a_bounded_window_of_audio_and_still_echoes_the_utterance():
     bot = load_bot()
     agent = bot.EchoAgent()
     rate = bot.AGENT_RATE
 
-    class Call:  # what on_event uses of a session: nothing left to read, everything played
-        played = b""
-
-        def read_audio(self):
-            return b""
-
-        def play(self, audio, rate):
-            Call.played += audio
-            return len(audio) // 2
-
-        def mark(self, name):
-            pass
-
+    call = PlayingCall()
     # A minute of silence in 20 ms reads: only a window of it is kept.
     frame = b"\0\0" * (rate // 50)
     for _ in range(3000):
@@ -89,12 +94,12 @@ def test_the_echo_agent_keeps_a_bounded_window_of_audio_and_still_echoes_the_utt
     onset_ms = 60_000
     speech = b"".join(int(i % 1000).to_bytes(2, "little") for i in range(rate))
     agent.on_audio(speech[: rate // 5 * 2])  # 200 ms before the onset is reported
-    agent.on_event(Call(), bot.trunkline.Event(kind="speech_started", stream_ms=onset_ms))
+    agent.on_event(call, bot.trunkline.Event(kind="speech_started", stream_ms=onset_ms))
     agent.on_audio(speech[rate // 5 * 2 :])
     agent.trim()  # an utterance under way is kept whole
-    agent.on_event(Call(), bot.trunkline.Event(kind="speech_stopped", stream_ms=onset_ms + 1000))
+    agent.on_event(call, bot.trunkline.Event(kind="speech_stopped", stream_ms=onset_ms + 1000))
     assert agent.replies == 1
-    assert Call.played == speech, "the echo is the utterance, from its onset"
+    assert bytes(call.played) == speech, "the echo is the utterance, from its onset"
 
 
 def test_the_echo_agent_keeps_an_utterance_read_in_one_burst_with_its_onset_reported_after():
@@ -105,21 +110,9 @@ def test_the_echo_agent_keeps_an_utterance_read_in_one_burst_with_its_onset_repo
     rate = bot.AGENT_RATE
     speech = b"".join(int(i % 1000 + 1).to_bytes(2, "little") for i in range(rate))
     silence = b"\0\0" * rate
-    played = bytearray()
-
-    class Call:
-        def read_audio(self):
-            return b""
-
-        def play(self, audio, rate):
-            played.extend(audio)
-            return len(audio) // 2
-
-        def mark(self, name):
-            pass
-
+    call = PlayingCall()
     agent.on_audio(silence + speech + silence * 2)
-    agent.on_event(Call(), bot.trunkline.Event(kind="speech_started", stream_ms=1000))
-    agent.on_event(Call(), bot.trunkline.Event(kind="speech_stopped", stream_ms=2000))
+    agent.on_event(call, bot.trunkline.Event(kind="speech_started", stream_ms=1000))
+    agent.on_event(call, bot.trunkline.Event(kind="speech_stopped", stream_ms=2000))
     agent.trim()
-    assert bytes(played) == speech
+    assert bytes(call.played) == speech

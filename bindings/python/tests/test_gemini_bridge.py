@@ -245,8 +245,9 @@ def test_bridge_marks_turns_and_cuts_the_reply_locally(callsim, caller_audio, ca
         # What the session dropped while the setup went on came as silence, in its place.
         dropped = [i for i, db in enumerate(have[: len(want)]) if db < 1 and want[i] > 50]
         assert 0 < len(dropped) <= 60, len(dropped)
-        want = [w for i, w in enumerate(want) if i not in set(dropped)]
-        have = [h for i, h in enumerate(have) if i not in set(dropped)]
+        dropped = set(dropped)
+        want = [w for i, w in enumerate(want) if i not in dropped]
+        have = [h for i, h in enumerate(have) if i not in dropped]
     loud = [i for i, db in enumerate(want) if db > 50]
     assert len(loud) > 100
     off = [abs(want[i] - have[i]) for i in loud]

@@ -118,8 +118,12 @@ impl PlayoutClock {
         self.utterance_sent > 0 && now_us < self.carrier_end_us + self.lag_us + self.utterance_gap_us
     }
 
-    /// Samples of the current utterance the caller has heard by `now_us`.
+    /// Samples of the current utterance the caller has heard by `now_us`: none once it is over
+    /// (the next frame would start a new one).
     pub fn played_samples(&self, now_us: u64) -> u64 {
+        if !self.continues_utterance(now_us) {
+            return 0;
+        }
         let (run, before) = self.unplayed(now_us);
         self.utterance_sent.saturating_sub(run + before)
     }
@@ -189,6 +193,12 @@ impl PlayoutClock {
             self.lag_us = now_us.saturating_sub(mark.due_us).min(MAX_LAG_US);
         }
         true
+    }
+
+    /// The agent was cut off with nothing left at the carrier: what it plays next is a new
+    /// utterance, however soon (the clock and the sync measurement are left as they are).
+    pub fn end_utterance(&mut self) {
+        self.utterance_sent = 0;
     }
 
     /// The carrier's buffer was cleared at `now_us`. Returns the samples of the utterance heard.

@@ -818,10 +818,7 @@ impl SessionPipeline {
     /// so the host knows which of its segments the interrupt cut off).
     pub fn interrupt_numbered(&mut self, now_us: u64, generation: u32) {
         self.stats.interrupts += 1;
-        // Of the utterance going on: none once it is over (not the whole of the last one).
-        let played =
-            if self.playout.continues_utterance(now_us) { self.playout.played_samples(now_us) } else { 0 };
-        let played_ms = played / self.playout.samples_per_ms();
+        let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
         let segment = self.segment_position(now_us);
         self.events.push(RawEvent::Interrupted { played_ms, generation, segment });
         self.flush_agent_audio(now_us);
@@ -1018,7 +1015,8 @@ impl SessionPipeline {
         if !self.playout.is_playing(now_us) {
             // The carrier holds nothing (it has played what it was sent, or was never sent any,
             // as before the stream's start): no clear, and the sync mark in flight still
-            // measures its lag.
+            // measures its lag. What the agent says next is new all the same.
+            self.playout.end_utterance();
             return;
         }
         let lag_us = self.playout.lag_us();
@@ -1183,7 +1181,8 @@ impl SessionPipeline {
         };
         self.mark_awaits_audio = false;
         let (encoding, samples_per_ms) = (outbound.encoding(), outbound.rate() / 1000);
-        if !self.playout.continues_utterance(now_us) {
+        let continues = self.playout.continues_utterance(now_us);
+        if !continues {
             // A duck let go as the last reply ended, with no frame of it left to ramp back up.
             self.ducker.settle();
         }
@@ -1196,7 +1195,7 @@ impl SessionPipeline {
         // The carrier ran dry before this frame, and the utterance goes on with it: the caller
         // heard a gap in the agent's audio (a late TTS, a host that played too little), whatever
         // the frame holds. A new utterance's first frame is no underrun.
-        if ahead == 0 && cut.audio_bytes > 0 && self.playout.continues_utterance(now_us) {
+        if ahead == 0 && cut.audio_bytes > 0 && continues {
             self.stats.underruns += 1;
         }
         let kind = self.dialect.write_media(outbound.encode_frame(), &mut self.message);

@@ -338,7 +338,7 @@ mod tests {
     fn plivo_v3_signs_the_query_decoded_as_its_sdk_reads_it() {
         let expected = include_str!("../../tests/fixtures/plivo_signature_vector_1.txt").trim();
         let (token, nonce) = ("MAXXXXXXXXXXXXXXXXXX-token", "98765432109876543210");
-        let url = "wss://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag&city=S%C3%A3o";
+        let url = "wss://bot.example.com/plivo?caller=%2B14155550100&b=2&b=1&name=J+Doe&flag";
         assert_eq!(plivo_signature_v3(token, url, nonce), expected);
         // The main account's header alone is accepted too.
         let headers = |name: &str| match name {

@@ -451,10 +451,12 @@ impl Engine {
                 "workers × max_sessions is over 2^20 (each worker has room for every session)",
             )));
         }
-        // As many as can wait to be freed: up to `max_sessions` live ones, and as many closed
-        // ones the host has not reaped yet (the workers' slots are sized the same way). Full, a
+        // Sessions that can exist at once: up to `max_sessions` live ones, and as many closed ones
+        // the host has not reaped yet (see `open_session`). Each worker has a slot for every one
+        // (plus the shared overflow slot), and the hand-back channel room for every one: full, a
         // worker would free a session itself, taking locks and running the allocator.
-        let (retired_tx, retired_rx) = crossbeam_channel::bounded(2 * config.max_sessions.max(1));
+        let sessions = 2 * config.max_sessions.max(1);
+        let (retired_tx, retired_rx) = crossbeam_channel::bounded(sessions);
         let mut controls = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
         for _ in 0..n {
@@ -485,8 +487,7 @@ impl Engine {
             pthreads.push(std::os::unix::thread::JoinHandleExt::as_pthread_t(&join));
             joins.push(join);
         }
-        // Two per session allowed (see `open_session`) plus the shared overflow slot.
-        let slots = 2 * config.max_sessions.max(1) + 1;
+        let slots = sessions + 1;
         let workers = threads
             .into_iter()
             .zip(controls)

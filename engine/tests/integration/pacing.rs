@@ -180,3 +180,36 @@ fn positions_after_an_utterance_is_over_are_not_the_last_ones_length() {
     sink.tick(&mut p, 2_000);
     assert_eq!((p.counters().clears_sent, sink.frames), (0, 5));
 }
+
+/// An interrupt after the reply has played out, but within the utterance gap, sends no clear and
+/// still ends the utterance: the next reply's mark counts from that reply.
+#[test]
+fn an_interrupt_with_nothing_at_the_carrier_still_starts_the_next_reply_afresh() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    p.play(&[500i16; 8000], 8_000).unwrap(); // a 1 s reply
+    let mut now = 0;
+    while now < 1_300_000 {
+        sink.tick(&mut p, now);
+        now += 10_000;
+    }
+    p.interrupt(now); // 300 ms after it played out
+    p.play(&[500i16; 1600], 8_000).unwrap(); // 200 ms
+    p.mark(1, b"second");
+    while now < 1_700_000 {
+        sink.tick(&mut p, now);
+        now += 10_000;
+    }
+    p.handle_message(mark_echo(70, "second").as_bytes(), MessageKind::Text, now, 0, &mut |_| {});
+    sink.drain(&mut p, now);
+    let played: Vec<_> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RawEvent::MarkPlayed { played_ms, .. } => Some(*played_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played, [200]);
+    assert_eq!(p.counters().clears_sent, 0);
+}

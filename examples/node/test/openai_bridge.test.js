@@ -530,7 +530,6 @@ test('a cut truncates the items queued behind the one heard at 0', () => {
     queuedMs: 0,
     beginSegment: (tag) => calls.push(['beginSegment', tag]),
     play: () => 0,
-    playBytes: () => 0,
   };
   const sent = [];
   const realtime = { readyState: WebSocket.OPEN, send: (text) => sent.push(JSON.parse(text)) };

@@ -132,6 +132,23 @@ pub(crate) async fn caller<S: AsyncRead + AsyncWrite + Unpin>(
     (media_frames, marks)
 }
 
+/// What [`caller`] and the [`Bot`] saw of one call with a 1 s reply: its frames and mark, the
+/// call handed to the host, and every event of a whole call in order.
+pub(crate) fn assert_one_whole_call(
+    frames: usize,
+    marks: &[String],
+    events: &[Event],
+    calls: &[OffloadedCall],
+) {
+    assert_eq!(frames, 50, "a 1 s reply is 50 frames");
+    assert_eq!(marks.iter().filter(|m| *m == "reply").count(), 1);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].start.call_id, CALL_SID);
+    let kinds: Vec<_> = events.iter().map(Event::kind).collect();
+    use trunkline::EventKind::*;
+    assert_eq!(kinds, [Connected, Started, SpeechStarted, SpeechStopped, MarkPlayed, Stopped]);
+}
+
 #[test]
 fn a_full_call_through_the_server() {
     let engine = Arc::new(engine());
@@ -148,14 +165,8 @@ fn a_full_call_through_the_server() {
     });
     std::thread::sleep(Duration::from_millis(100));
     let (events, calls) = bot.finish();
-    assert_eq!(frames, 50, "a 1 s reply is 50 frames");
-    assert_eq!(marks.iter().filter(|m| *m == "reply").count(), 1);
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].start.call_id, CALL_SID);
+    assert_one_whole_call(frames, &marks, &events, &calls);
     assert_eq!(calls[0].start.custom_parameters[0], ("caller".to_owned(), "+15550100".to_owned()));
-    let kinds: Vec<_> = events.iter().map(Event::kind).collect();
-    use trunkline::EventKind::*;
-    assert_eq!(kinds, [Connected, Started, SpeechStarted, SpeechStopped, MarkPlayed, Stopped]);
     let stats = server.stats();
     assert_eq!((stats.accepted, stats.calls_opened, stats.active), (1, 1, 0));
     // The host's session is no longer driven by the carrier side.

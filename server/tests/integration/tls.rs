@@ -4,7 +4,7 @@
 //! server cannot use refused when it starts.
 
 use crate::common::*;
-use crate::offload::{Bot, caller, engine, runtime};
+use crate::offload::{Bot, assert_one_whole_call, caller, engine, runtime};
 use futures_util::SinkExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,13 +88,7 @@ fn a_call_over_wss_is_signed_for_the_wss_url() {
     });
     std::thread::sleep(Duration::from_millis(100));
     let (events, calls) = bot.finish();
-    assert_eq!(frames, 50, "a 1 s reply is 50 frames");
-    assert_eq!(marks.iter().filter(|m| *m == "reply").count(), 1);
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].start.call_id, CALL_SID);
-    use trunkline::EventKind::*;
-    let kinds: Vec<_> = events.iter().map(trunkline::Event::kind).collect();
-    assert_eq!(kinds, [Connected, Started, SpeechStarted, SpeechStopped, MarkPlayed, Stopped]);
+    assert_one_whole_call(frames, &marks, &events, &calls);
     assert_eq!(refused, 403);
     assert_eq!(server.stats().rejected_signature, 1);
 }
