@@ -283,3 +283,70 @@ fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_th
     assert!(next.iter().all(|&&(_, db)| db > -1.0), "the next utterance ducked: {stats:?} {shown:?}");
     assert_eq!((stats.ducks, stats.duck_restores), (1, 1), "{stats:?}");
 }
+
+#[test]
+fn a_reply_that_ends_while_ducked_leaves_the_next_one_at_full_level_from_its_first_sample() {
+    use crate::common::{media, speech, start};
+    use trunkline::codec::linear_to_ulaw;
+    // The bot speaks a 400 Hz tone over the caller's speech, keeping only 40 ms queued, and
+    // stops playing the moment the session ducks: its reply ends at the carrier while ducked,
+    // and the restore comes with no frame of it left to ramp up in. Its next reply, from 6 s,
+    // must not fade in from the ducked level.
+    let tone = |n: u64| (8_000.0 * (n as f64 * std::f64::consts::TAU / 20.0).sin()) as i16;
+    let (caller, _) = speech();
+    let mut p = SessionPipeline::new(&with_duck(18), Box::new(TwilioDialect::new())).unwrap();
+    p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
+    let (mut played, mut ducked_at_us, mut next_from) = (0u64, None, None);
+    // µ-law payloads of the frames sent from 6 s.
+    let mut next_frames: Vec<Vec<u8>> = Vec::new();
+    for (i, frame) in caller.chunks_exact(160).enumerate().take(400) {
+        let now_us = i as u64 * FRAME_MS * 1_000;
+        let playing = if now_us < 6_000_000 { ducked_at_us.is_none() } else { true };
+        if playing && p.queued_outbound_us() < 40_000 {
+            if now_us >= 6_000_000 && next_from.is_none() {
+                next_from = Some(played);
+            }
+            let chunk: Vec<i16> = (played..played + 160).map(tone).collect();
+            assert!(p.play(&chunk, 8_000).unwrap());
+            played += 160;
+        }
+        // The caller's media stops at the duck (as in the test above), so nothing confirms an
+        // interruption and the restore comes on the engine clock.
+        if ducked_at_us.is_none() {
+            p.handle_message(
+                media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame).as_bytes(),
+                MessageKind::Text,
+                now_us,
+                now_us,
+                &mut |_| {},
+            );
+            if p.counters().ducks > 0 {
+                ducked_at_us = Some(now_us);
+            }
+        }
+        p.handle_timeout(now_us, true, &mut |_| {});
+        while let Some((_, bytes)) = p.poll_transmit(now_us) {
+            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            if v["event"] == "media" && now_us >= 6_000_000 {
+                next_frames.push(
+                    base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        v["media"]["payload"].as_str().unwrap(),
+                    )
+                    .unwrap(),
+                );
+            }
+        }
+        while p.poll_event().is_some() {}
+    }
+    let stats = p.counters();
+    let ducked_at_us = ducked_at_us.expect("the caller's speech ducked the bot");
+    assert!(ducked_at_us < 5_000_000, "ducked at {ducked_at_us} µs");
+    assert_eq!((stats.ducks, stats.duck_restores, stats.barge_ins), (1, 1, 0), "{stats:?}");
+    // The next reply's first frame is the host's audio untouched (at full level the ducker
+    // leaves the bytes alone), and so is every frame after it.
+    let from = next_from.expect("the next reply was played");
+    let expected: Vec<u8> = (from..from + 160).map(|n| linear_to_ulaw(tone(n))).collect();
+    assert!(next_frames.len() >= 50, "{} frames of the next reply sent", next_frames.len());
+    assert_eq!(next_frames[0], expected, "the next reply's first frame was not at full level: {stats:?}");
+}
