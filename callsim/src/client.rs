@@ -10,7 +10,7 @@
 //! latency and barge-in reaction measurements, and the carrier's framing rules are checked on
 //! every message.
 
-use super::audio::{FRAME_MS, LineNoise};
+use super::audio::{FRAME_BYTES, FRAME_MS, LineNoise};
 use super::carrier::{CallIds, Carrier, Dialect, FromBot, Mark, PlayoutKind, Transport, Wire};
 use super::echo::{EchoLine, EchoPath};
 use super::impair::{Impairer, Impairments, Outgoing};
@@ -307,6 +307,13 @@ const CALL_SLACK: Duration = Duration::from_secs(5);
 /// counted).
 const MAX_BAD_LOGGED: u64 = 10;
 
+/// A caller frame decided by the script and not yet handed to the carrier.
+struct Recording {
+    k: u64,
+    stream_ms: u64,
+    payload: [u8; FRAME_BYTES],
+}
+
 struct Call<'a> {
     index: usize,
     options: &'a CallOptions,
@@ -318,6 +325,8 @@ struct Call<'a> {
     frame: u64,
     /// Caller frames the carrier holds for its next media message (Exotel gathers 100 ms).
     frames_held: u64,
+    /// The frame being "recorded": decided at its tick, handed to the carrier at the next one.
+    recording: Option<Recording>,
     cursor: ScriptCursor<'a>,
     impairer: Impairer,
     queue: VecDeque<Outgoing>,
@@ -374,6 +383,7 @@ impl<'a> Call<'a> {
             t0: Instant::now(),
             frame: 0,
             frames_held: 0,
+            recording: None,
             cursor: ScriptCursor::new(
                 script,
                 LineNoise::new(
@@ -503,10 +513,11 @@ impl<'a> Call<'a> {
         Err(CallError::ClosedEarly { at_ms: ms(now - self.t0) })
     }
 
-    /// The frame starting at `tick` (stream time `20 × frame`) is decided now and sent when it
-    /// has been "recorded", one frame later. Decided as of `tick` itself, not when this task got
-    /// to it, so a late wake-up does not move the caller's speech.
+    /// The frame starting at `tick` (stream time `20 × frame`) is decided now and handed to the
+    /// carrier when it has been "recorded", at the next tick. Decided as of `tick` itself, not
+    /// when this task got to it, so a late wake-up does not move the caller's speech.
     fn tick(&mut self, tick: Instant) {
+        self.hand_recorded(tick);
         let stream_ms = self.frame * FRAME_MS;
         let view = ReplyView {
             now: tick,
@@ -528,12 +539,20 @@ impl<'a> Call<'a> {
             }
             self.log(tick, CallEvent::DtmfSent { digit });
         }
-        let Some(mut payload) = frame.payload else {
+        let Some(payload) = frame.payload else {
             self.hang_up(tick);
             return;
         };
         let k = self.frame;
         self.frame += 1;
+        self.recording = Some(Recording { k, stream_ms, payload });
+    }
+
+    /// The frame recorded until `now` goes to the carrier: it takes the echo of everything the
+    /// caller heard meanwhile, and the carrier numbers it now, after any message it sent while
+    /// the frame was being recorded (a mark's echo, a key press), as it sends them.
+    fn hand_recorded(&mut self, now: Instant) {
+        let Some(Recording { k, stream_ms, mut payload }) = self.recording.take() else { return };
         if self.options.impairments.drops(k) {
             self.impairer.count_drop();
             return;
@@ -541,11 +560,10 @@ impl<'a> Call<'a> {
         if let Some(echo) = &mut self.echo {
             echo.mix(stream_ms, &mut payload);
         }
-        let payload = &payload;
         self.frames_held += 1;
-        if let Some(msg) = self.carrier.media(payload, stream_ms) {
+        if let Some(msg) = self.carrier.media(&payload, stream_ms) {
             let frames = std::mem::take(&mut self.frames_held);
-            self.impairer.media(k, tick + FRAME, msg, frames, &mut self.queue);
+            self.impairer.media(k, now, msg, frames, &mut self.queue);
         }
     }
 

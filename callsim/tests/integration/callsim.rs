@@ -676,6 +676,16 @@ fn choppy_bot_audio_shows_as_underruns_and_marks_echo_when_played() {
     assert_eq!(echo.1["streamSid"], r.stream_sid.as_str());
     let after = echo.0.duration_since(last_sent).as_secs_f64() * 1000.0;
     assert!((19.0..=32.0).contains(&after), "echoed {after:.1} ms after the last frame was sent");
+    // Without impairments the carrier numbers its messages in the order it sends them: the
+    // echo is not numbered ahead of a caller frame that goes out before it.
+    let numbers: Vec<u64> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, t)| json(t)["sequenceNumber"].as_str().map(|n| n.parse().unwrap()))
+        .collect();
+    assert!(numbers.len() > 40, "{numbers:?}");
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "in sending order");
 }
 
 /// Sends 20 ms frames of µ-law silence that play from `from_ms` to `to_ms` after `t`, each sent
