@@ -187,16 +187,26 @@ impl Impairer {
         // waits too), release them with the last.
         let period = self.config.burst_period();
         if period > 0 {
-            let pos = k % period;
-            if pos < u64::from(self.config.burst_frames) {
+            let (pos, burst) = (k % period, u64::from(self.config.burst_frames));
+            if pos < burst {
                 self.held_burst.append(&mut batch);
-                if pos + 1 < u64::from(self.config.burst_frames) {
+                if pos + 1 < burst {
                     return;
                 }
                 batch = std::mem::take(&mut self.held_burst);
                 // All but the frame that ends the stall left late.
                 self.counts.held_in_bursts +=
                     batch.iter().filter(|(_, frames)| *frames > 0).count() as u64 - 1;
+            } else if !self.held_burst.is_empty() {
+                // The frame that ends the stall never came (a gap, or inside a message that
+                // carries several frames): what it held leaves when that frame would have.
+                let ended =
+                    due.checked_sub(Duration::from_millis((pos + 1 - burst) * FRAME_MS)).unwrap_or(due);
+                let held = std::mem::take(&mut self.held_burst);
+                self.counts.held_in_bursts += held.iter().filter(|(_, frames)| *frames > 0).count() as u64;
+                for (text, frames) in held {
+                    self.push(ended, ended, text, frames, queue);
+                }
             }
         }
         let delay = self.rng.up_to(u64::from(self.config.jitter_ms));
@@ -336,6 +346,31 @@ mod tests {
         let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
         assert_eq!(due, [60, 60, 60, 80, 100, 160, 160]);
         assert_eq!(counts.held_in_bursts, 4);
+    }
+
+    #[test]
+    fn a_burst_whose_last_frame_is_a_gap_ends_when_that_frame_was_due() {
+        // Frame 4 would end each burst of 5; every 5th frame is a gap.
+        let config = Impairments { burst_frames: 5, burst_every: 10, gap_every: 5, ..Default::default() };
+        let (out, counts) = run(config, 20);
+        assert_eq!(
+            names(&out),
+            ["0", "1", "2", "3", "5", "6", "7", "8", "10", "11", "12", "13", "15", "16", "17", "18"]
+        );
+        let due: Vec<u64> = out.iter().map(|(d, _)| *d).collect();
+        assert_eq!(due, [100, 100, 100, 100, 120, 140, 160, 180, 300, 300, 300, 300, 320, 340, 360, 380]);
+        assert_eq!(counts.held_in_bursts, 8);
+        // A control message handed during the stall goes out with it, not at the hang-up.
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut imp = Impairer::new(config, 0, t0);
+        let mut q = VecDeque::new();
+        imp.media(0, at(20), "f0".into(), 1, &mut q);
+        imp.control(at(30), "echo".into(), &mut q);
+        imp.media(5, at(120), "f5".into(), 1, &mut q);
+        let got: Vec<(u64, &str)> =
+            q.iter().map(|o| (o.due.duration_since(t0).as_millis() as u64, label(&o.msg))).collect();
+        assert_eq!(got, [(100, "f0"), (100, "echo"), (120, "f5")]);
     }
 
     #[test]
