@@ -565,7 +565,7 @@ typedef struct {
   // here).
   uint32_t handshake_timeout_ms;
   // A connection that sends no message for this long is closed, ms (> 0; pings and pongs
-  // do not count).
+  // do not count); so is one whose stream has not started this long after it connected.
   uint32_t idle_timeout_ms;
   // Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
   // closed after it (its session gets STOPPED), counted in send_timeouts.

@@ -155,7 +155,7 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Time allowed for the WebSocket handshake, ms. */
   handshakeTimeoutMs?: number;
-  /** A connection that sends nothing for this long is closed, ms. */
+  /** A connection that sends nothing for this long, or has not started its stream this long after connecting, is closed, ms. */
   idleTimeoutMs?: number;
   /**
    * Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is closed

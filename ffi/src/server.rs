@@ -50,7 +50,7 @@ pub struct trunkline_server_config {
     /// here).
     pub handshake_timeout_ms: u32,
     /// A connection that sends no message for this long is closed, ms (> 0; pings and pongs
-    /// do not count).
+    /// do not count); so is one whose stream has not started this long after it connected.
     pub idle_timeout_ms: u32,
     /// Longest one send to the carrier may take, ms (> 0): a carrier that stops reading is
     /// closed after it (its session gets STOPPED), counted in send_timeouts.

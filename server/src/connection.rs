@@ -520,6 +520,10 @@ async fn drive<I: Inbox, O: Outbox>(
     let mut stop_seen = false;
     let idle = sleep(ctx.config.idle_timeout);
     tokio::pin!(idle);
+    // The stream must start within the idle timeout too: messages that never start one (junk,
+    // a carrier that lost its way) would otherwise hold the slot for as long as they come.
+    let start_by = sleep(ctx.config.idle_timeout);
+    tokio::pin!(start_by);
     let mut ping = tokio::time::interval(ctx.config.ping_interval.unwrap_or(Duration::from_secs(3600)));
     ping.tick().await;
     let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
@@ -621,6 +625,10 @@ async fn drive<I: Inbox, O: Outbox>(
                 }
             }
             _ = &mut idle => {
+                ctx.counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+                break Ending::Idle;
+            }
+            _ = &mut start_by, if host_session.is_some() => {
                 ctx.counters.idle_timeouts.fetch_add(1, Ordering::Relaxed);
                 break Ending::Idle;
             }

@@ -48,7 +48,8 @@ pub struct OffloadConfig {
     /// and interval here must be positive and at most a day (`OffloadError::Invalid`).
     pub handshake_timeout: Duration,
     /// A connection that sends no message for this long is closed: pings and pongs do not count
-    /// (a peer that answers the server's pings and sends nothing else holds no slot).
+    /// (a peer that answers the server's pings and sends nothing else holds no slot). So is one
+    /// whose stream has not started this long after it connected, whatever it sends.
     pub idle_timeout: Duration,
     /// Longest one send (or flush) to the carrier may take. A carrier that stops reading fills
     /// the socket's buffers and then blocks every send; past this the connection is closed (its

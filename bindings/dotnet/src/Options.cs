@@ -275,7 +275,7 @@ namespace Trunkline
         public int? MaxMessageBytes { get; set; }
         /// <summary>Time allowed for the WebSocket handshake.</summary>
         public TimeSpan? HandshakeTimeout { get; set; }
-        /// <summary>A connection that sends nothing for this long is closed.</summary>
+        /// <summary>A connection that sends nothing for this long, or has not started its stream this long after connecting, is closed.</summary>
         public TimeSpan? IdleTimeout { get; set; }
         /// <summary>Longest one send to the carrier may take (must be positive): a carrier that
         /// stops reading is closed after it (counted in send_timeouts).</summary>

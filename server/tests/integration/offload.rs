@@ -432,6 +432,43 @@ fn limits_are_enforced_and_counted() {
 }
 
 #[test]
+fn a_connection_that_never_starts_a_stream_is_closed_though_it_keeps_sending() {
+    let engine = engine();
+    let config = OffloadConfig {
+        paths: vec!["/media".into()],
+        max_sessions: 1,
+        idle_timeout: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    runtime().block_on(async {
+        // Messages no stream starts with, every 100 ms: each resets the idle timer.
+        let mut junk = connect(&format!("ws://{addr}/media"), None).await.unwrap();
+        let t = Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if junk.send(Message::text(r#"{"event":"media"}"#)).await.is_err() {
+                    return None;
+                }
+                match tokio::time::timeout(Duration::from_millis(100), junk.next()).await {
+                    Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                    Ok(None | Some(Err(_))) => return None,
+                    _ => {}
+                }
+            }
+        });
+        assert_eq!(closed.await.expect("closed within 3 s"), Some(1008));
+        assert!(t.elapsed() >= Duration::from_millis(350), "closed after {:?}", t.elapsed());
+        // Its slot is free again: the next carrier gets in.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        connect(&format!("ws://{addr}/media"), None).await.expect("the slot was freed");
+    });
+    let stats = server.stats();
+    assert_eq!((stats.idle_timeouts, stats.calls_opened, stats.rejected_capacity), (1, 0, 0), "{stats:?}");
+}
+
+#[test]
 fn a_client_that_never_reads_does_not_hold_up_other_calls() {
     let engine = Arc::new(engine());
     let server = Arc::new(OffloadServer::start(&engine, OffloadConfig::default()).unwrap());
