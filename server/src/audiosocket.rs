@@ -101,7 +101,7 @@ pub(crate) async fn serve(
         return;
     }
     if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= ctx.config.max_sessions {
-        ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+        ctx.release_slot();
         ctx.counters.rejected_capacity.fetch_add(1, Ordering::Relaxed);
         origin.refused(Refusal::Capacity, None);
         return;

@@ -141,8 +141,13 @@ impl ConnectionContext {
     pub(crate) fn call_ended(&self) {
         // Counted closed before the slot shows free: whoever sees the slot free sees it closed.
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
-        self.counters.active.fetch_sub(1, Ordering::AcqRel);
-        self.ended.notify();
+        self.release_slot();
+    }
+
+    /// Frees a call slot, taken for a call or reserved for a handshake: a drain waiting for the
+    /// last one learns of it at once.
+    pub(crate) fn release_slot(&self) {
+        self.ended.release(&self.counters.active);
     }
 
     /// The engine's metrics and the server's, built now (see `OffloadServer::metrics`).
@@ -196,7 +201,9 @@ pub(crate) struct CallsEnded {
 }
 
 impl CallsEnded {
-    fn notify(&self) {
+    /// Takes one from `active` (a slot freed) and wakes the waiters.
+    fn release(&self, active: &AtomicU64) {
+        active.fetch_sub(1, Ordering::AcqRel);
         // Taken so that a waiter between its check and its wait cannot miss this.
         let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.signal.notify_all();
@@ -751,7 +758,25 @@ async fn flush<O: Outbox>(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_file_stem;
+    use super::{CallsEnded, safe_file_stem};
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_drain_waiting_for_the_last_slot_wakes_as_it_is_released() {
+        // One slot held (a handshake that reserved it as the drain began): the waiter sleeps
+        // until its release, not until its deadline.
+        let (ended, active) = (CallsEnded::default(), AtomicU64::new(1));
+        let t = Instant::now();
+        let deadline = t + Duration::from_secs(20);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| ended.wait_until_none(&active, deadline));
+            std::thread::sleep(Duration::from_millis(100));
+            ended.release(&active);
+            assert!(waiter.join().unwrap(), "reached no slots held");
+        });
+        assert!(t.elapsed() < Duration::from_secs(10), "woke only at {:?}", t.elapsed());
+    }
 
     #[test]
     fn stream_ids_become_safe_file_names() {

@@ -299,6 +299,10 @@ fn endpoints(config: &OffloadConfig) -> Result<Vec<Endpoint>, OffloadError> {
     } else {
         config.routes.clone()
     };
+    if routes.iter().enumerate().any(|(i, r)| routes[..i].iter().any(|other| other.path == r.path)) {
+        // The second could never be reached, and its metrics would repeat the first's series.
+        return Err(OffloadError::Invalid("two routes have the same path"));
+    }
     let plain = |path: &str| http::PATHS.contains(&path);
     if routes.iter().any(|r| plain(&r.path)) || config.paths.iter().any(|p| plain(p)) {
         return Err(OffloadError::Invalid(

@@ -155,13 +155,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server draining"));
         }
         if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
-            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            ctx.release_slot();
             refusal = Some(Refusal::Capacity);
             return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
         }
         reserved = true;
         let mut release = |why: Refusal| {
-            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            ctx.release_slot();
             reserved = false;
             refusal = Some(why);
         };
@@ -203,7 +203,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Ok(ws)) => ws,
         _ => {
             if reserved {
-                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+                ctx.release_slot();
             }
             let counters = &ctx.counters;
             match refusal {

@@ -275,6 +275,14 @@ fn routes_bind_paths_to_dialects_and_their_secrets() {
         ..Default::default()
     };
     assert!(matches!(OffloadServer::start(&engine, unknown), Err(OffloadError::Dialect(_))));
+    let route = |path: &str, dialect: &str| Route {
+        path: path.into(),
+        dialect: dialect.into(),
+        ..Default::default()
+    };
+    let twice =
+        OffloadConfig { routes: vec![route("/a", "twilio"), route("/a", "telnyx")], ..Default::default() };
+    assert!(matches!(OffloadServer::start(&engine, twice), Err(OffloadError::Invalid(_))), "a path twice");
 }
 
 #[test]
