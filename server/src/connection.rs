@@ -689,16 +689,16 @@ fn name_recording(pending: &std::path::Path, stream_id: &str, conn: u64) {
     let _ = std::fs::rename(pending, target);
 }
 
-/// `id` as a file name stem: letters, digits, `-`, `_` and `.` kept, anything else `_`, no
-/// leading dot, at most 128 bytes; `call` if nothing is left.
+/// `id` as a file name stem: letters, digits, `-` and `_` kept, anything else `_` (a dot too: no
+/// stream id can name a path outside the directory or another call's pending file,
+/// `call-<connection>.pending.<ext>`), at most 128 bytes; `call` if nothing is left.
 pub(crate) fn safe_file_stem(id: &str) -> String {
     let safe: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' })
         .take(128)
         .collect();
-    let safe = safe.trim_start_matches('.');
-    if safe.is_empty() { "call".to_owned() } else { safe.to_owned() }
+    if safe.is_empty() { "call".to_owned() } else { safe }
 }
 
 /// Why a message was not taken.
@@ -784,9 +784,10 @@ mod tests {
             safe_file_stem("MZ18ad3ab5a668481ce02b83e7395059f0"),
             "MZ18ad3ab5a668481ce02b83e7395059f0"
         );
-        assert_eq!(safe_file_stem("v3:call/../../etc passwd"), "v3_call_.._.._etc_passwd");
-        assert_eq!(safe_file_stem("../x"), "_x");
-        assert_eq!(safe_file_stem("..."), "call");
+        assert_eq!(safe_file_stem("v3:call/../../etc passwd"), "v3_call_______etc_passwd");
+        assert_eq!(safe_file_stem("../x"), "___x");
+        // Never another connection's pending file.
+        assert_eq!(safe_file_stem("call-12.pending"), "call-12_pending");
         assert_eq!(safe_file_stem(""), "call");
         assert_eq!(safe_file_stem("é"), "_");
         assert_eq!(safe_file_stem(&"a".repeat(300)).len(), 128);

@@ -64,7 +64,7 @@ pub struct OffloadConfig {
     /// Record every call into this directory (which must exist), as `<stream id>.wav` (or
     /// `.opus`, see `record_format`): the caller's audio on the left channel, the agent's as the
     /// caller heard it on the right (see `docs/recordings.md`). The stream id is made safe for a
-    /// file name (characters other than letters, digits, `-`, `_` and `.` become `_`); until the
+    /// file name (characters other than letters, digits, `-` and `_` become `_`); until the
     /// carrier's start names it, the file is `call-<connection>.pending.<ext>` (removed if the
     /// call never starts). `None` (the default): no recordings.
     pub record_dir: Option<PathBuf>,
