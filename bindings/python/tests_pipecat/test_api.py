@@ -67,30 +67,69 @@ def test_rates_trunkline_cannot_serve_stop_the_pipeline_with_a_clear_error(in_ra
 
 def pipeline_errors(open_call, in_rate: int, out_rate: int) -> list:
     """The errors a bare pipeline at these rates, on the call `open_call(engine)` opens (as a
-    server hands one over), stops with."""
+    server hands one over), stops with. It must stop by itself (the handler only records), and
+    close the call."""
     errors = []
 
     async def run():
         with trunkline.Engine(workers=0) as engine, open_call(engine) as call:
-            transport = TrunklineTransport(call=call)
-            worker = PipelineWorker(
-                Pipeline([transport.input(), transport.output()]),
-                params=PipelineParams(audio_in_sample_rate=in_rate, audio_out_sample_rate=out_rate),
-                idle_timeout_secs=None,
-                enable_rtvi=False,
-            )
-
-            @worker.event_handler("on_pipeline_error")
-            async def on_error(_worker, frame):
-                errors.append(frame.error)
-                await worker.cancel()
-
-            runner = WorkerRunner(handle_sigint=False)
-            await runner.add_workers(worker)
-            await asyncio.wait_for(runner.run(), 10)
+            errors.extend(await run_until_it_stops(TrunklineTransport(call=call), in_rate, out_rate))
+            with pytest.raises(trunkline.TrunklineError, match="(?i)closed"):
+                call.push('{"event":"connected"}')
 
     asyncio.run(run())
     return errors
+
+
+async def run_until_it_stops(transport: TrunklineTransport, in_rate: int, out_rate: int) -> list:
+    """Runs a bare pipeline on `transport` at these rates; the errors it reported."""
+    errors = []
+    worker = PipelineWorker(
+        Pipeline([transport.input(), transport.output()]),
+        params=PipelineParams(audio_in_sample_rate=in_rate, audio_out_sample_rate=out_rate),
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+    )
+
+    @worker.event_handler("on_pipeline_error")
+    async def on_error(_worker, frame):
+        errors.append(frame.error)
+
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    running = asyncio.ensure_future(runner.run())
+    # Not wait_for: the runner takes a cancel as a request to stop, and returns normally.
+    done, _ = await asyncio.wait({running}, timeout=10)
+    if not done:
+        await worker.cancel()
+        await running
+    assert done, f"the pipeline kept running; errors: {errors}"
+    return errors
+
+
+def test_a_session_the_engine_cannot_open_ends_the_pipeline_and_closes_the_carriers_socket():
+    class Socket:
+        closed = False
+
+        async def receive(self):
+            await asyncio.Event().wait()  # a carrier that sends nothing more
+
+        async def send_text(self, _text):
+            pass
+
+        async def close(self):
+            self.closed = True
+
+    async def run():
+        # The engine's one session is taken: the call's cannot open.
+        with trunkline.Engine(workers=1, max_sessions=1) as engine, engine.session():
+            socket = Socket()
+            errors = await run_until_it_stops(TrunklineTransport(socket, engine), 16000, 24000)
+            return socket, errors
+
+    socket, errors = asyncio.run(run())
+    assert socket.closed
+    assert len(errors) == 1 and "session" in errors[0].lower(), errors
 
 
 def test_offload_session_matches_the_barge_in_setting():

@@ -123,6 +123,11 @@ class CallLink:
             )
         self.agent_rate = agent_rate
 
+    @property
+    def opened(self) -> bool:
+        """Whether `open` succeeded: the session is there and takes the pipeline's rates."""
+        return self.agent_rate != 0 and self.session is not None
+
     def start(self, owner: Any, on_audio: AudioHandler, on_event: EventHandler) -> None:
         """Starts draining the session (and reading the socket) in tasks of `owner` (the input
         transport). Idempotent."""

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     CancelFrame,
+    CancelWorkerFrame,
     ClientConnectedFrame,
     EndFrame,
     Frame,
@@ -113,7 +114,8 @@ class TrunklineParams(TransportParams):
         if settings.get("agent_format", "pcm") != "pcm":
             raise ValueError("Pipecat's frames carry 16-bit PCM: the transport needs agent_format 'pcm'")
         try:
-            # Unknown names and bad types fail here, not at the call.
+            # Unknown names and bad types fail here, not at the call (values out of range fail
+            # as the session opens, and end the pipeline then).
             session_config(_config_only(settings))
             if settings.get("start") is not None:
                 stream_start(settings["start"])
@@ -160,6 +162,15 @@ class TrunklineInputTransport(BaseInputTransport):
 
     async def start(self, frame: StartFrame):
         await super().start(frame)
+        if not self._link.opened:
+            # setup() could not open the session or refused the call (Pipecat reported why and
+            # goes on by default): no audio can flow, so the call ends now, its carrier
+            # connection too, instead of leaving the caller on dead air.
+            await self._link.close()
+            await self.push_frame(
+                CancelWorkerFrame(reason="trunkline: the call's session could not be opened"), FrameDirection.UPSTREAM
+            )
+            return
         self._open = True
         self._link.start(self, self._on_audio, self._on_event)
         await self.set_transport_ready(frame)
