@@ -219,3 +219,34 @@ def test_a_close_cancelled_midway_still_closes_the_session():
             assert e.value.code == trunkline.Result.CLOSED
 
     asyncio.run(run())
+
+
+def test_the_bots_audio_counts_as_outstanding_until_the_mark_after_the_last_write_is_played():
+    # A name placed again before the first one played (one "sentence" mark per sentence), and
+    # audio written after an interrupt was asked for: the link must not think the bot is
+    # silent while audio is queued, or the next interruption would not stop it.
+    from trunkline.pipecat._link import CallLink
+
+    async def run():
+        with trunkline.Engine(workers=0) as engine:
+            link = CallLink(engine=engine)
+            link.open(16000, 24000, True)
+            link.wrote_audio()
+            link.mark("sentence")
+            link.wrote_audio()
+            link.mark("sentence")
+            link._track(trunkline.Event(kind="mark_played", name="sentence"))
+            assert link.audio_outstanding, "the second sentence is still queued"
+            link._track(trunkline.Event(kind="mark_played", name="sentence"))
+            assert not link.audio_outstanding
+            link.wrote_audio()
+            link.interrupt()
+            link.wrote_audio()  # the next answer, before the interrupt's event was polled
+            link._track(trunkline.Event(kind="interrupted"))
+            assert link.audio_outstanding, "written after the interrupt"
+            link.mark("end")
+            link._track(trunkline.Event(kind="mark_cleared", name="end"))
+            assert link.audio_outstanding, "a cleared mark says nothing was heard"
+            await link.close()
+
+    asyncio.run(run())

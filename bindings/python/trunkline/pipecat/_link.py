@@ -4,6 +4,7 @@ and (when the host owns the carrier's WebSocket) the socket's two directions."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Awaitable, Callable, Optional
 
 from loguru import logger
@@ -72,7 +73,12 @@ class CallLink:
         # interruption with nothing outstanding sends the carrier no needless `clear`.
         self.audio_outstanding = False
         self._writes = 0
-        self._mark_writes: dict[str, int] = {}
+        # The marks placed and not yet played or cleared, in the order placed (Trunkline retires
+        # them in that order; a name may be placed again before the last one played), each with
+        # the writes before it.
+        self._mark_writes: deque[tuple[str, int]] = deque()
+        # The writes before the last interrupt asked for: audio written after it is not dropped.
+        self._interrupt_writes = 0
         #: The session's counters when the link closed it.
         self.final_stats: dict[str, int] = {}
         #: Marks queued in the output behind audio, not yet placed: name -> TTS context (for
@@ -180,11 +186,15 @@ class CallLink:
             self.stale_until = asyncio.get_running_loop().time() + STALE_AUDIO_LIMIT_SECS
             self.audio_outstanding = False
         elif kind == "interrupted":
-            self.audio_outstanding = False
-        elif kind in ("mark_played", "mark_cleared"):
-            if kind == "mark_played" and self._mark_writes.get(event.name) == self._writes:
+            if self._interrupt_writes == self._writes:
                 self.audio_outstanding = False
-            self._mark_writes.pop(event.name, None)
+        elif kind in ("mark_played", "mark_cleared"):
+            placed = next((i for i, (name, _) in enumerate(self._mark_writes) if name == event.name), None)
+            if placed is not None:
+                writes = self._mark_writes[placed][1]
+                del self._mark_writes[placed]
+                if kind == "mark_played" and writes == self._writes:
+                    self.audio_outstanding = False
             if event.name == END_MARK:
                 self._end_heard.set()
         elif kind == "stopped":
@@ -248,7 +258,13 @@ class CallLink:
         """Places a mark (raises TrunklineError), noting the audio written before it."""
         assert self.session is not None
         self.session.mark(name)
-        self._mark_writes[name] = self._writes
+        self._mark_writes.append((name, self._writes))
+
+    def interrupt(self) -> None:
+        """Asks Trunkline to drop the queued audio (raises TrunklineError)."""
+        assert self.session is not None
+        self.session.interrupt()
+        self._interrupt_writes = self._writes
 
     def audio_is_stale(self) -> bool:
         return self.stale_until > 0 and asyncio.get_running_loop().time() < self.stale_until

@@ -349,7 +349,7 @@ class TrunklineOutputTransport(BaseOutputTransport):
                 # no `clear` (Pipecat interrupts at every turn start, bot speaking or not).
                 if session is not None and link.audio_outstanding and not (link.closed or link.stream_ended):
                     try:
-                        session.interrupt()
+                        link.interrupt()
                     except TrunklineError as e:
                         logger.warning(f"{self}: interrupt failed: {e}")
             await super().process_frame(frame, direction)
