@@ -85,9 +85,9 @@ pub struct VadConfig {
     /// hybrid echo): in a session, the agent's audio as the carrier plays it is kept as a few
     /// band energies, and caller audio its echo explains is not taken for the caller's speech,
     /// so the agent does not barge in on itself. Costs nothing while the agent is silent; the
-    /// caller's audio the host reads is unchanged. Spectral backend only; a standalone detector
-    /// has no agent audio. Off by default: on a line without echo it also masks some soft speech
-    /// over the agent (see docs/speech.md).
+    /// caller's audio the host reads is unchanged. Spectral backend only (refused with
+    /// webrtc-vad); a standalone detector has no agent audio. Off by default: on a line without
+    /// echo it also masks some soft speech over the agent (see docs/speech.md).
     pub echo_aware: bool,
     /// Report the end of the caller's turn ([`VadEvent::EndOfTurn`], a session's
     /// `Event::EndOfTurn`): early when the speech ended like a finished phrase, else with speech
@@ -161,6 +161,10 @@ impl VadConfig {
         if self.end_of_turn_enabled && self.backend != VadBackend::Spectral {
             return Err(VadError::EndOfTurnNeedsSpectral);
         }
+        // webrtc-vad keeps no echo gate: taken, it would leave the agent barging in on itself.
+        if self.echo_aware && self.backend != VadBackend::Spectral {
+            return Err(VadError::EchoAwareNeedsSpectral);
+        }
         Ok(())
     }
 }
@@ -202,6 +206,9 @@ pub enum VadError {
     /// voicing).
     #[error("end of turn needs the spectral VAD backend")]
     EndOfTurnNeedsSpectral,
+    /// `echo_aware` asked of the webrtc-vad backend (the echo gate is the spectral classifier's).
+    #[error("echo_aware needs the spectral VAD backend")]
+    EchoAwareNeedsSpectral,
 }
 
 /// The caller's turn seems over: the speech that ended at `at_ms` was followed by `silence_ms`
@@ -570,7 +577,7 @@ impl SpeechDetector {
             let silence = u64::from(silence_frames) * FRAME_SAMPLES as u64;
             on_event(VadEvent::EndOfTurn(EndOfTurn {
                 at_ms: end.saturating_sub(silence) / 8,
-                silence_ms: silence_frames * FRAME_MS,
+                silence_ms: silence_frames.saturating_mul(FRAME_MS),
                 confidence,
                 early,
             }));

@@ -128,6 +128,8 @@ pub(crate) struct TurnEnd {
     stopped: bool,
     /// Score of the pause under way.
     score: f32,
+    /// `score` is the pause's: taken when the speech before it ended (once per pause).
+    scored: bool,
     /// The features behind `score`: pitch fall below the running pitch (st), energy decay (dB),
     /// lengthening (log2), pitch fall over the ring (st).
     features: [f32; 4],
@@ -195,8 +197,9 @@ impl TurnEnd {
         let pending = armed.then(|| (self.confidence(), silence));
         self.reset();
         if armed && self.waits_past_stop {
-            (self.armed, self.stopped, self.silence, self.score, self.features) =
-                (true, true, silence, score, features);
+            // Scored already: the next frame must not score it again on the emptied ring.
+            (self.armed, self.stopped, self.silence, self.score, self.scored, self.features) =
+                (true, true, silence, score, true, features);
             return None;
         }
         pending
@@ -230,8 +233,9 @@ impl TurnEnd {
         if self.run > 0 {
             self.end_run();
         }
-        if self.armed && self.silence == 0 {
+        if self.armed && !self.scored {
             self.score = self.score_tail();
+            self.scored = true;
         }
     }
 
@@ -248,6 +252,7 @@ impl TurnEnd {
 
     fn on_speech(&mut self, voiced: bool, db: f32, pitch_hz: Option<f32>) {
         self.silence = 0;
+        self.scored = false;
         let mut st = 0.0;
         if let Some(hz) = pitch_hz.filter(|_| voiced) {
             let s = 12.0 * hz.log2();
@@ -363,6 +368,7 @@ impl TurnEnd {
             armed: false,
             stopped: false,
             score: 0.0,
+            scored: false,
             features: [0.0; 4],
         }
     }
@@ -536,6 +542,18 @@ mod tests {
     fn finished(t: &mut TurnEnd) {
         phrase(t, 50, (160.0, 160.0), (70.0, 70.0), 0);
         phrase(t, 20, (160.0, 80.0), (70.0, 50.0), 0);
+    }
+
+    #[test]
+    fn a_pause_that_waits_past_a_stop_with_no_silence_heard_keeps_its_score() {
+        // Speech stops before its first silent frame is counted (a hangover of one frame, or
+        // speech retracted as echo), and the maximum silence is longer than the hangover: the
+        // pause waits, scored on how the speech ended, and a finished phrase still ends early.
+        let mut t = TurnEnd::new(20, 35, Some(1_000), 0);
+        finished(&mut t);
+        assert_eq!(t.on_stopped(), None);
+        let d = t.on_frame(false, false, false, 20.0, None);
+        assert!(matches!(d, TurnDecision::End { early: true, confidence, .. } if confidence > 50), "{d:?}");
     }
 
     #[test]

@@ -384,6 +384,11 @@ fn config_is_validated() {
         bad(|c| (c.end_of_turn_enabled, c.backend) = (true, VadBackend::WebRtc)),
         VadError::EndOfTurnNeedsSpectral
     );
+    // So does the echo gate.
+    assert_eq!(
+        bad(|c| (c.echo_aware, c.backend) = (true, VadBackend::WebRtc)),
+        VadError::EchoAwareNeedsSpectral
+    );
     assert_eq!(VadError::BadAggressiveness(9).to_string(), "VAD aggressiveness 9 is outside 0..=3");
     for aggressiveness in 0..=3 {
         let c = VadConfig {
@@ -534,6 +539,31 @@ fn a_maximum_silence_no_longer_than_the_hangover_ends_the_turn_before_speech_sto
         }
         assert_eq!(stops, labels().len(), "{events:?}");
     }
+}
+
+#[test]
+fn a_gap_of_days_after_speech_ends_the_turn_with_its_silence_saturated_not_overflowed() {
+    // A host that numbers samples from a clock may jump far ahead: the turn waiting for the
+    // maximum silence after the speech the gap stopped ends on the next frame.
+    let pcm = fixture_pcm();
+    let mut det = SpeechDetector::new(&turn_config(99, 1_000)).unwrap();
+    let mut events = Vec::new();
+    let mut next = 0;
+    for chunk in pcm.chunks_exact(160) {
+        det.process_events(chunk, next, |e| events.push(e));
+        next += 160;
+        if events.iter().any(|e| matches!(e, VadEvent::Transition(SpeechTransition::Started { .. }))) {
+            break;
+        }
+    }
+    let later = next + (1 << 36);
+    for i in 0..3 {
+        det.process_events(&[0; 160], later + i * 160, |e| events.push(e));
+    }
+    let ends: Vec<&EndOfTurn> =
+        events.iter().filter_map(|e| if let VadEvent::EndOfTurn(t) = e { Some(t) } else { None }).collect();
+    assert_eq!(ends.len(), 1, "{events:?}");
+    assert_eq!(ends[0].silence_ms, u32::MAX, "{events:?}");
 }
 
 /// Whether `e` comes while speech is under way (after a `Started`, before its `Stopped`).
