@@ -298,7 +298,8 @@ impl OggOpusStream {
                         // The last page's granule position is where the audio ends (RFC 7845,
                         // 4.5): the rest of its last packet is padding.
                         let keep_48k = packet.absgp_page().saturating_sub(start_48k);
-                        end = end.min((keep_48k * u64::from(rate) / 48_000) as usize);
+                        // (A granule far past the audio, from a broken file, keeps it all.)
+                        end = end.min((keep_48k.saturating_mul(u64::from(rate)) / 48_000) as usize);
                         // The next bytes, if any, begin a new stream.
                         self.state = StreamState::Head;
                         self.packets = BasePacketReader::new();
