@@ -110,8 +110,11 @@ pub(crate) async fn serve(
     origin.upgraded("", &session.dialect);
     let outbox = TcpOutbox { write, queued: Vec::new(), deadline: Deadline::new(ctx.config.send_timeout) };
     // A hang-up message ends the call: nothing follows it.
-    connection::call(inbox, outbox, &ctx, &session, true, CallLog::new(&origin, "")).await;
+    let left = connection::call(inbox, outbox, &ctx, &session, true, CallLog::new(&origin, "")).await;
     ctx.call_ended();
+    if let Some(inbox) = left {
+        connection::linger(inbox).await;
+    }
 }
 
 /// The bytes Asterisk sends, as TCP delivers them.

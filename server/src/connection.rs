@@ -437,9 +437,14 @@ impl<'a> CallLog<'a> {
     }
 }
 
+/// How long a connection the server ended is still read, for the carrier's own close.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Runs one call over a connection whose handshake is done: opens its session, hands it to the
 /// host when its stream starts, and moves messages both ways until either side ends it (with
 /// `ends_with_stop`, the carrier's stop message ends it too). Logs the call's start and end.
+/// Returns the carrier's side when the server ended the call and told the carrier so: give it
+/// to [`linger`] once the call's slot is free.
 pub(crate) async fn call<I: Inbox, O: Outbox>(
     mut inbox: I,
     mut outbox: O,
@@ -447,7 +452,7 @@ pub(crate) async fn call<I: Inbox, O: Outbox>(
     session_config: &SessionConfig,
     ends_with_stop: bool,
     mut log: CallLog<'_>,
-) {
+) -> Option<I> {
     let opened = Instant::now();
     // Recorded under a name of its own until the carrier's start names the stream.
     let recorded;
@@ -489,6 +494,19 @@ pub(crate) async fn call<I: Inbox, O: Outbox>(
         // A stalled send ends the call as a failed send (`CarrierLeft`): the stall is the cause.
         outcome: if stalled { Outcome::SendTimeout } else { ending.outcome() },
     });
+    let told = !stalled && !matches!(ending, Ending::CarrierLeft | Ending::Dropped | Ending::Malformed(_));
+    told.then_some(inbox)
+}
+
+/// Reads and drops what the carrier still sends after the server ended its connection, until
+/// the carrier closes its side too (or [`LINGER`] passes). A socket closed with bytes unread is
+/// reset, not closed: the carrier would see its connection fail (an abnormal closure) instead
+/// of the close the server sent it.
+pub(crate) async fn linger<I: Inbox>(mut inbox: I) {
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Received::Data(..) | Received::KeepAlive = inbox.receive().await {}
+    })
+    .await;
 }
 
 /// The call's loop; how it ended.

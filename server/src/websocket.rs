@@ -242,8 +242,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // stream, which the session refuses).
     let log = CallLog::new(&origin, &path);
     let session = from_url.as_ref().unwrap_or(&endpoint.session);
-    connection::call(inbox, outbox, &ctx, session, false, log).await;
+    let left = connection::call(inbox, outbox, &ctx, session, false, log).await;
     ctx.call_ended();
+    if let Some(inbox) = left {
+        connection::linger(inbox).await;
+    }
 }
 
 /// Answers a plain HTTP request for `/metrics`, `/healthz` or `/readyz`, then closes.

@@ -477,6 +477,71 @@ fn a_connection_that_never_starts_a_stream_is_closed_though_it_keeps_sending() {
 }
 
 #[test]
+fn a_carrier_still_sending_as_the_server_closes_gets_a_clean_close_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A client frame, masked as a client's must be (a zero mask: the payload is as sent).
+    let frame = |opcode: u8, payload: &[u8]| {
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    };
+    let engine = engine();
+    let config = OffloadConfig {
+        paths: vec!["/media".into()],
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = OffloadServer::start(&engine, config).unwrap();
+    let addr = server.local_addr();
+    let (close, after) = runtime().block_on(async {
+        // A carrier that sends every millisecond (no stream ever starts: the server closes it
+        // after the idle timeout), answers the server's close as a WebSocket peer must, and then
+        // reads until the connection ends. Written by hand to see the TCP connection's end,
+        // which a WebSocket client hides behind the close handshake.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tcp = tokio_tungstenite::client_async(format!("ws://{addr}/media"), tcp).await.unwrap().0;
+        let tcp = tcp.get_mut();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while got.len() < 4 {
+                tokio::select! {
+                    read = tcp.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                        tcp.write_all(&frame(0x1, br#"{"event":"media"}"#)).await.unwrap();
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the server closed");
+        assert_eq!(got[0], 0x88, "a close frame first: {got:?}");
+        let code = [got[2], got[3]];
+        // A frame sent as the close was on its way (in flight on a real line), the close
+        // answered, then nothing more; the server's side ends.
+        tcp.write_all(&frame(0x1, br#"{"event":"media"}"#)).await.unwrap();
+        let answered = tcp.write_all(&frame(0x8, &code)).await;
+        let after = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.kind()),
+                }
+            }
+        })
+        .await
+        .expect("the connection ended");
+        (u16::from_be_bytes(code), answered.map_err(|e| e.kind()).and(after))
+    });
+    assert_eq!(close, 1008);
+    assert_eq!(after, Ok(()), "the connection ended with a FIN, all sent read");
+}
+
+#[test]
 fn a_client_that_never_reads_does_not_hold_up_other_calls() {
     let engine = Arc::new(engine());
     let server = Arc::new(OffloadServer::start(&engine, OffloadConfig::default()).unwrap());
