@@ -516,7 +516,7 @@ impl SpeechDetector {
             }
             (Some(t), _) => {
                 self.release_held(on_event);
-                self.report(t, on_event);
+                self.report(t, retracted, on_event);
             }
             (None, Some((frames, at_ms))) => {
                 if suspected == Some(true) && frames + 1 < HOLD_FRAMES {
@@ -532,18 +532,24 @@ impl SpeechDetector {
     /// Reports a start held back (see [`SpeechDetector::start_held`]), if any.
     pub(crate) fn release_held(&mut self, on_event: &mut impl FnMut(VadEvent)) {
         if let Some((_, at_ms)) = self.held.take() {
-            self.report(SpeechTransition::Started { at_ms }, on_event);
+            // Confirmed speech after all: a turn, though its frames came while it was held.
+            if let Some(turn) = self.turn.as_mut() {
+                turn.arm();
+            }
+            self.report(SpeechTransition::Started { at_ms }, false, on_event);
         }
     }
 
     /// Reports a transition; a pause the prosody left undecided ends the turn when speech stops,
-    /// just before it.
-    fn report(&mut self, t: SpeechTransition, on_event: &mut impl FnMut(VadEvent)) {
+    /// just before it. `retracted`: the speech stops because the rest of it was the agent's echo,
+    /// with no silence heard.
+    fn report(&mut self, t: SpeechTransition, retracted: bool, on_event: &mut impl FnMut(VadEvent)) {
         if let (SpeechTransition::Stopped { at_ms }, Some(turn)) = (t, self.turn.as_mut())
             && let Some((confidence, silence_frames)) = turn.on_stopped()
         {
             // The hangover, or more when a gap in the stream stopped the speech.
-            let silence_ms = self.hangover_ms.max(silence_frames.saturating_mul(FRAME_MS));
+            let silence_ms =
+                if retracted { 0 } else { self.hangover_ms.max(silence_frames.saturating_mul(FRAME_MS)) };
             let e = EndOfTurn { at_ms, silence_ms, confidence, early: false };
             on_event(VadEvent::EndOfTurn(e));
         }
@@ -817,5 +823,52 @@ impl SpeechDetector {
         self.voiced_snr_db = f32::NAN;
         self.next_sample = None;
         self.held = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 150 Hz pulse train with decaying harmonics at 8 kHz: voiced speech to the detector.
+    fn voiced(samples: usize) -> Vec<i16> {
+        let period = 8_000.0 / 150.0;
+        (0..samples)
+            .map(|i| {
+                let phase = (i as f64 % period) / period;
+                (6_000.0 * (-phase * 6.0).exp() * (2.0 * std::f64::consts::PI * phase * 5.0).cos()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn speech_retracted_as_the_agents_echo_ends_its_turn_with_no_silence_claimed() {
+        let config = VadConfig { end_of_turn_enabled: true, ..VadConfig::default() };
+        let mut d = SpeechDetector::new(&config).unwrap();
+        let mut events = Vec::new();
+        d.process_events(&[0; 1_600], 0, |e| events.push(e));
+        let speech = voiced(8_000);
+        for (i, frame) in speech.chunks(160).enumerate() {
+            d.process_events(frame, 1_600 + 160 * i as u64, |e| events.push(e));
+            if events.iter().any(|e| matches!(e, VadEvent::Transition(SpeechTransition::Started { .. }))) {
+                break;
+            }
+        }
+        assert!(d.state.is_speaking(), "{events:?}");
+        // What the echo gate does when it recognises the speech as the agent's echo: the speech
+        // ends at once, with no silence after it.
+        let mut stopped = None;
+        d.state.cut(d.next_sample.unwrap(), &mut |t| stopped = Some(t));
+        events.clear();
+        d.report_or_hold(stopped, Some(false), true, &mut |e| events.push(e));
+        match events[..] {
+            [
+                VadEvent::EndOfTurn(EndOfTurn { silence_ms, .. }),
+                VadEvent::Transition(SpeechTransition::Stopped { .. }),
+            ] => {
+                assert_eq!(silence_ms, 0, "{events:?}")
+            }
+            _ => panic!("{events:?}"),
+        }
     }
 }

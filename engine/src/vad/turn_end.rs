@@ -205,6 +205,12 @@ impl TurnEnd {
         pending
     }
 
+    /// The speech under way is confirmed (a start held back, then reported): it is a turn, to
+    /// end like any other.
+    pub(crate) fn arm(&mut self) {
+        self.armed = true;
+    }
+
     /// `frames` of audio never arrived (a gap in the stream): silence, for the turn. A pause the
     /// gap begins is scored on the speech before it, as at its first silent frame; the next
     /// frame decides it, counting the gap in its silence.

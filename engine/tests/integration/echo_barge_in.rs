@@ -425,14 +425,17 @@ fn held_starts_accounted(t: &CallTrace, name: &str) {
 }
 
 /// Echo-aware: a speech start still held back when the stream ends is the caller's as far as
-/// anything showed, so it is reported, then stopped with the stream, not lost. Mid-call echo
-/// calls (quiet line, ERL 6 dB) are cut right after the frame at whose end they first held a
-/// start, and the host ends the stream there: the events up to then are the whole call's, and
-/// the end brings that speech's `SpeechStarted`, then its `SpeechStopped`.
+/// anything showed, so it is reported, then stopped with the stream, not lost, and its turn
+/// ends. Mid-call echo calls (quiet line, ERL 6 dB) are cut right after the frame at whose end
+/// they first held a start, and the host ends the stream there: the events up to then are the
+/// whole call's, and the end brings that speech's `SpeechStarted`, its `EndOfTurn`, then its
+/// `SpeechStopped`.
 #[test]
 fn echo_aware_a_start_held_when_the_stream_ends_is_reported_then_stopped() {
     const ONSET_MS: u64 = 10_000;
     let config = echo_aware();
+    let config =
+        SessionConfig { vad: VadConfig { end_of_turn_enabled: true, ..config.vad.clone() }, ..config };
     let mut checked = 0;
     for mut call in echo_only_calls(&quiet(), 6.0, 10.0) {
         call.echo.from_ms = ONSET_MS;
@@ -450,10 +453,19 @@ fn echo_aware_a_start_held_when_the_stream_ends_is_reported_then_stopped() {
         let speech: Vec<&Event> = t.events[before..]
             .iter()
             .map(|(_, e)| e)
-            .filter(|e| matches!(e, Event::SpeechStarted { .. } | Event::SpeechStopped { .. }))
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::SpeechStarted { .. } | Event::SpeechStopped { .. } | Event::EndOfTurn { .. }
+                )
+            })
             .collect();
         match speech[..] {
-            [Event::SpeechStarted { stream_ms: from }, Event::SpeechStopped { stream_ms: to }] => {
+            [
+                Event::SpeechStarted { stream_ms: from },
+                Event::EndOfTurn { .. },
+                Event::SpeechStopped { stream_ms: to },
+            ] => {
                 assert!(
                     from < to && *to == cut_ms,
                     "{}: speech {from}-{to} ms, cut at {cut_ms} ms",
