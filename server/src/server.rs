@@ -560,6 +560,8 @@ impl OffloadServer {
                 rt.shutdown_timeout(Duration::from_secs(1));
             }
         }
+        // A host blocked waiting for its next call learns there will be none.
+        self.ctx.engine.notify_host();
     }
 }
 

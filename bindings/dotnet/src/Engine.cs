@@ -26,6 +26,11 @@ namespace Trunkline
         // (the SafeHandle would otherwise keep the engine until each one's timeout).
         int waiting;
         int disposing;
+        // The async waits' shared blocking wait (see NextSignal): the round its next signal
+        // completes, and whether its loop runs.
+        readonly object signalLock = new object();
+        TaskCompletionSource<bool> nextSignal;
+        bool signalLoopRunning;
 
         /// <summary>Starts an engine with <paramref name="workers"/> worker threads (0: inline mode,
         /// where your calls do the processing; null: one per core).</summary>
@@ -220,17 +225,85 @@ namespace Trunkline
             Native.Check(Native.trunkline_engine_wake(CheckedHandle()), "trunkline_engine_wake");
         }
 
-        /// <summary>Runs the blocking <see cref="Wait"/> on a thread-pool thread. Cancelling wakes
-        /// the wait (as <see cref="Wake"/> does) and throws OperationCanceledException, also
-        /// with no timeout (-1).</summary>
+        /// <summary><see cref="Wait"/> without blocking the caller: true at the engine's next signal
+        /// (output, a Wake, Dispose), false once <paramref name="timeoutMs"/> passed (-1: no
+        /// limit). Every async waiter of the engine (this, Session.EventsAsync,
+        /// Server.AcceptAsync) shares one blocking wait on a thread-pool thread, and each signal
+        /// releases them all. Cancelling ends the wait at once and throws
+        /// OperationCanceledException, also with no timeout.</summary>
         public async Task<bool> WaitAsync(int timeoutMs, CancellationToken cancellationToken = default(CancellationToken))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            bool woken;
-            using (cancellationToken.Register(WakeIfOpen))
-                woken = await Task.Run(() => Wait(timeoutMs)).ConfigureAwait(false);
+            var signal = NextSignal();
+            await SignalOrTimeout(signal, timeoutMs, cancellationToken, CancellationToken.None).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            return woken;
+            return signal.IsCompleted;
+        }
+
+        /// <summary>A task that completes at the engine's next signal after this call (output of
+        /// any session, a Wake, Dispose). Every async waiter
+        /// (Session.EventsAsync, Server.AcceptAsync) shares one blocking wait on a pool thread: with
+        /// a wait of its own each, one signal would release only one of them, and the session it
+        /// was for could wait on.</summary>
+        internal Task NextSignal()
+        {
+            lock (signalLock)
+            {
+                if (nextSignal == null)
+                    nextSignal = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                var round = nextSignal.Task;
+                if (!signalLoopRunning)
+                {
+                    signalLoopRunning = true;
+                    Task.Run((Action)RunSignalLoop);
+                }
+                return round;
+            }
+        }
+
+        void RunSignalLoop()
+        {
+            while (true)
+            {
+                bool woken, disposed = false;
+                try
+                {
+                    // Bounded, to look every second whether anyone still waits.
+                    woken = Wait(1000);
+                }
+                catch (ObjectDisposedException)
+                {
+                    woken = disposed = true;
+                }
+                TaskCompletionSource<bool> round;
+                bool more;
+                lock (signalLock)
+                {
+                    round = woken ? nextSignal : null;
+                    if (woken) nextSignal = null;
+                    // On while there are waiters: a round released now (they will most likely
+                    // wait again), or one waiting (a waiter that gave up leaves its round to the
+                    // next signal). Off after a second with none, or once the engine is gone.
+                    more = (round != null || nextSignal != null) && !disposed;
+                    signalLoopRunning = more;
+                }
+                if (round != null) round.TrySetResult(true);
+                if (!more) return;
+            }
+        }
+
+        /// <summary>Waits for <paramref name="signal"/> (from <see cref="NextSignal"/>), at most
+        /// <paramref name="waitMs"/> (-1: no limit); returns early, without throwing, when a token
+        /// is cancelled.</summary>
+        internal static async Task SignalOrTimeout(Task signal, int waitMs, CancellationToken token, CancellationToken token2)
+        {
+            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(token, token2))
+            {
+                var delay = Task.Delay(waitMs, stop.Token);
+                await Task.WhenAny(signal, delay).ConfigureAwait(false);
+                // Ends the delay's timer when the signal came first.
+                stop.Cancel();
+            }
         }
 
         /// <summary><see cref="Wake"/> for a cancellation: a disposed engine has no wait to end.</summary>

@@ -57,6 +57,8 @@ namespace Trunkline
                     token.ThrowIfCancellationRequested();
                     token2.ThrowIfCancellationRequested();
                     if (finished) return false;
+                    // Taken before polling: output that comes after the poll completes it.
+                    var signal = session.Engine.NextSignal();
                     // One event taken from the library per step: a consumer that stops early
                     // leaves the rest there for the next Events() or EventsAsync().
                     Event next;
@@ -75,14 +77,10 @@ namespace Trunkline
                         if (next.Kind == EventKind.Stopped) finished = true;
                         return true;
                     }
-                    // The blocking wait runs on the thread pool, never on the caller's thread
-                    // and never as a callback from an engine thread.
-                    // A cancellation wakes it (the next pass throws), since waitMs may be -1.
-                    var engine = session.Engine;
-                    int ms = waitMs;
-                    using (token.Register(engine.WakeIfOpen))
-                    using (token2.Register(engine.WakeIfOpen))
-                        await Task.Run(() => engine.Wait(ms)).ConfigureAwait(false);
+                    // The engine's blocking wait runs on the thread pool, shared by every async
+                    // waiter, never on the caller's thread and never as a callback from an engine
+                    // thread. A cancellation ends this wait at once (the next pass throws).
+                    await Engine.SignalOrTimeout(signal, waitMs, token, token2).ConfigureAwait(false);
                 }
             }
 

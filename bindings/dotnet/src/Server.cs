@@ -108,18 +108,23 @@ namespace Trunkline
             throw new TrunklineException(r, "trunkline_server_accept");
         }
 
-        /// <summary>Waits for the next call: polls <see cref="Accept"/>, and between polls runs the
-        /// engine's blocking wait (new calls signal it; at most <paramref name="waitMs"/>) on a
-        /// thread-pool thread. Throws OperationCanceledException when cancelled and
-        /// TrunklineException(Closed) once the server is shut down.</summary>
+        /// <summary>Waits for the next call: polls <see cref="Accept"/>, and between polls waits for
+        /// the engine's next signal (a new call, a shutdown; at most <paramref name="waitMs"/>:
+        /// positive, or -1 for no limit; 0 would spin and is refused with
+        /// ArgumentOutOfRangeException), sharing the engine's one blocking wait with its other async
+        /// waiters (see <see cref="Session.EventsAsync"/>). Throws OperationCanceledException when
+        /// cancelled and TrunklineException(Closed) once the server is shut down.</summary>
         public async Task<Session> AcceptAsync(CancellationToken cancellationToken = default(CancellationToken), int waitMs = 20)
         {
+            if (waitMs == 0 || waitMs < -1) throw new ArgumentOutOfRangeException("waitMs", "positive, or -1 for no limit");
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                // Taken before polling: a call that comes after the poll completes it.
+                var signal = engine.NextSignal();
                 var call = Accept();
                 if (call != null) return call;
-                await engine.WaitAsync(waitMs, cancellationToken).ConfigureAwait(false);
+                await Engine.SignalOrTimeout(signal, waitMs, cancellationToken, CancellationToken.None).ConfigureAwait(false);
             }
         }
 

@@ -508,14 +508,14 @@ namespace Trunkline
 
         /// <summary>
         /// The session's events as an async stream, for threaded engines: it polls, and when
-        /// nothing is ready it runs the blocking trunkline_engine_wait (at most
-        /// <paramref name="waitMs"/>) on a thread-pool thread via Task.Run; no engine thread ever
-        /// calls into .NET. The stream ends after the Stopped event or when the session is closed,
-        /// and throws OperationCanceledException when cancelled (ObjectDisposedException if the
-        /// session or engine is disposed under it). The engine's wakeup is shared by
-        /// its sessions, so another waiter may take a wakeup meant for this one; waitMs bounds the
-        /// delay that can cause. waitMs is positive, or -1 for no limit (a cancellation still wakes
-        /// the wait); 0 would spin and is refused (ArgumentOutOfRangeException).
+        /// nothing is ready it waits (at most <paramref name="waitMs"/>) for the engine's next
+        /// signal. Every async waiter of the engine shares one blocking trunkline_engine_wait on a
+        /// thread-pool thread, and each signal releases them all; no engine thread ever calls into
+        /// .NET. (A thread of yours in <see cref="Engine.Wait"/> competes with them for signals.)
+        /// The stream ends after the Stopped event or when the session is closed, and throws
+        /// OperationCanceledException when cancelled (ObjectDisposedException if the session or
+        /// engine is disposed under it). waitMs is positive, or -1 for no limit (a cancellation
+        /// still ends the wait at once); 0 would spin and is refused (ArgumentOutOfRangeException).
         /// </summary>
         public IAsyncEnumerable<Event> EventsAsync(CancellationToken cancellationToken = default(CancellationToken), int waitMs = 20)
         {

@@ -302,6 +302,22 @@ namespace Trunkline.Tests
             }
         }
 
+        public static void TestAcceptAsyncWithoutALimitEndsWhenTheServerShutsDown()
+        {
+            using (var engine = new Engine(1))
+            using (var server = engine.Serve())
+            {
+                Assert.Throws<ArgumentOutOfRangeException>(() => server.AcceptAsync(CancellationToken.None, 0).GetAwaiter().GetResult(), "a wait of 0 would spin");
+                var accepting = server.AcceptAsync(CancellationToken.None, -1);
+                Thread.Sleep(100);
+                Assert.True(!accepting.IsCompleted, "waiting for a call");
+                server.Shutdown(TimeSpan.Zero);
+                // At once: the engine's waits also end every second, which must not be what ends it.
+                Assert.True(((IAsyncResult)accepting).AsyncWaitHandle.WaitOne(700), "the shutdown ended the wait");
+                Assert.Equal(ResultCode.Closed, CodeOf(() => accepting.GetAwaiter().GetResult(), "accept across the shutdown"), "what it threw");
+            }
+        }
+
         /// <summary>The status code of a plain HTTP GET of <paramref name="path"/>.</summary>
         static int HttpStatus(int port, string path)
         {

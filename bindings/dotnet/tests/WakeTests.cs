@@ -113,6 +113,38 @@ namespace Trunkline.Tests
             }
         }
 
+        public static async Task TestOneSignalReleasesEveryAsyncWaiterOfTheEngine()
+        {
+            // Two calls' event streams wait without a limit on one engine. One message to b makes
+            // one event and one signal: b's stream must have it though a's waits too, and a's
+            // cancellation must end a's wait though b's waits too (each is one signal at most).
+            using (var engine = new Engine(1))
+            using (var a = engine.OpenSession())
+            using (var b = engine.OpenSession())
+            {
+                for (int round = 0; round < 10; round++)
+                {
+                    using (var ctsA = new CancellationTokenSource())
+                    {
+                        var waitingA = a.EventsAsync(ctsA.Token, -1).GetAsyncEnumerator().MoveNextAsync().AsTask();
+                        var streamB = b.EventsAsync(CancellationToken.None, -1).GetAsyncEnumerator();
+                        var waitingB = streamB.MoveNextAsync().AsTask();
+                        await Task.Delay(50);
+                        Assert.True(!waitingA.IsCompleted && !waitingB.IsCompleted, "round " + round + ": both wait");
+                        b.Push("not json");
+                        var done = await Task.WhenAny(waitingB, Task.Delay(3000));
+                        Assert.True(done == waitingB, "round " + round + ": b's stream had its event");
+                        Assert.Equal(EventKind.ProtocolError, streamB.Current.Kind, "round " + round + ": b's event");
+                        Assert.True(!waitingA.IsCompleted, "round " + round + ": a's stream waits on");
+                        ctsA.Cancel();
+                        done = await Task.WhenAny(waitingA, Task.Delay(3000));
+                        Assert.True(done == waitingA, "round " + round + ": a's stream ended when cancelled");
+                        Assert.True(waitingA.IsCanceled || waitingA.Exception?.InnerException is OperationCanceledException, "cancelled: " + waitingA.Status);
+                    }
+                }
+            }
+        }
+
         public static async Task TestDisposingTheEngineEndsAnEventStreamWithoutTimeout()
         {
             // waitMs -1: the stream's wait on the thread pool has no timeout; only the engine's
