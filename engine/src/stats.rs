@@ -124,6 +124,8 @@ counters! {
     /// Agent-rate samples dropped because the host did not read audio fast enough.
     agent_samples_dropped,
     /// Events dropped because the host did not poll events fast enough (oldest dropped first).
+    /// Counted as the drop is decided; a host that polls at that very moment can leave it one
+    /// higher than the drops made (a counter never goes back).
     events_dropped,
     /// Agent samples the host played (before resampling).
     play_samples_in,

@@ -162,11 +162,17 @@ impl Paused {
         step_hook::pause_after_each_event(pause);
         Paused
     }
+
+    fn before_each_full_push(pause: Duration) -> Self {
+        step_hook::pause_before_each_full_push(pause);
+        Paused
+    }
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
         step_hook::pause_after_each_event(Duration::ZERO);
+        step_hook::pause_before_each_full_push(Duration::ZERO);
     }
 }
 
@@ -392,4 +398,62 @@ fn an_interrupt_asked_for_after_one_applied_ahead_of_its_record_is_applied_and_r
     let interrupted = host.events.iter().filter(|e| matches!(e, Event::Interrupted { .. })).count();
     assert_eq!(interrupted, 2, "{:?}", host.events);
     assert_eq!(session.stats().interrupts, 2, "{:?}", session.stats());
+}
+
+#[test]
+fn events_dropped_never_goes_back_though_the_host_made_room_before_the_push() {
+    let _turn = HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let config = SessionConfig { event_capacity: 4, ..Default::default() };
+    let (_engine, mut session, host) = started_call(&config);
+    // Events the host does not take: the queue fills, then drops its oldest for each new one.
+    for _ in 0..8 {
+        push(&mut session, "not json");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session.stats().events_dropped < 2 {
+        assert!(Instant::now() < deadline, "{:?}", session.stats());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let before = session.stats().events_dropped;
+    // The worker finds the queue full, counts the drop and pauses before the push; the host
+    // takes an event meanwhile, so the push drops nothing.
+    let paused = Paused::before_each_full_push(Duration::from_millis(200));
+    push(&mut session, "not json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session.stats().events_dropped == before {
+        assert!(Instant::now() < deadline, "the drop was not counted ahead: {:?}", session.stats());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let counted = session.stats().events_dropped;
+    assert!(session.poll_event().is_some()); // taken: counted below
+    std::thread::sleep(Duration::from_millis(400));
+    drop(paused);
+    let after = session.stats().events_dropped;
+    assert!(after >= counted, "events_dropped went from {counted} back to {after}");
+    // The drop counted ahead stands for the next real one: once every message is processed
+    // and every event taken, the count is the drops made, or one more (a drop counted ahead
+    // that no later drop used).
+    for _ in 0..6 {
+        push(&mut session, "not json");
+    }
+    let mut taken = host.events.len() + 1;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while session.stats().protocol_errors < 15 {
+        assert!(Instant::now() < deadline, "{:?}", session.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    while session.poll_event().is_some() {
+        taken += 1;
+    }
+    let stats = session.stats();
+    // Every message made one event (the start's, taken before, and 15 protocol errors); what
+    // was not taken was dropped.
+    let dropped = (stats.protocol_errors + host.events.len() as u64) - taken as u64;
+    assert!(
+        (dropped..=dropped + 1).contains(&stats.events_dropped),
+        "{dropped} dropped, {} counted",
+        stats.events_dropped
+    );
 }

@@ -33,6 +33,21 @@ pub(crate) fn after_event() {
     }
 }
 
+static PAUSE_BEFORE_PUSH_US: AtomicU64 = AtomicU64::new(0);
+
+/// Every worker in the process sleeps this long between finding the event queue full (and
+/// counting the drop that makes room) and pushing the event (zero: not at all).
+pub fn pause_before_each_full_push(pause: Duration) {
+    PAUSE_BEFORE_PUSH_US.store(u64::try_from(pause.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+pub(crate) fn before_event_push() {
+    let us = PAUSE_BEFORE_PUSH_US.load(Ordering::Relaxed);
+    if us > 0 {
+        std::thread::sleep(Duration::from_micros(us));
+    }
+}
+
 static HOLD: AtomicBool = AtomicBool::new(false);
 static PARKED: AtomicU32 = AtomicU32::new(0);
 

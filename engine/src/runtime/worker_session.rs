@@ -33,6 +33,9 @@ struct WorkerCounts {
     outbound_stalls: u64,
     flushed_samples: u64,
     marks_cleared: u64,
+    /// A drop counted in `events_dropped` ahead of a push that then dropped nothing (the host
+    /// made room meanwhile): it stands for the next drop, since a counter never goes back.
+    event_drop_counted_ahead: bool,
 }
 
 impl WorkerCounts {
@@ -47,6 +50,7 @@ impl WorkerCounts {
             outbound_stalls,
             flushed_samples,
             marks_cleared,
+            event_drop_counted_ahead: _,
         } = *self;
         for (total, own) in [
             (&mut stats.messages_in, messages_in),
@@ -123,15 +127,18 @@ impl Outputs<'_> {
         // A full queue drops its oldest event for this one: that is counted, and the count
         // published, before this event is there to be seen (a host that sees `Stopped` finds
         // every drop of the call counted). Only the worker pushes, so a queue not full now
-        // drops nothing; one full now may have been polled meanwhile, and then dropped nothing.
+        // drops nothing; one full now may have been polled meanwhile, and then dropped nothing:
+        // the count stays, for the next drop (taken back, the published counter went down).
         let full = self.shared.events.is_full();
-        if full {
+        if full && !self.counts.event_drop_counted_ahead {
             self.counts.events_dropped += 1;
             self.publish_counters(pipeline);
         }
+        #[cfg(all(feature = "test-hooks", debug_assertions))]
+        super::step_hook::before_event_push();
         let dropped = self.shared.push_event(event);
-        if full && !dropped {
-            self.counts.events_dropped -= 1;
+        if full {
+            self.counts.event_drop_counted_ahead = !dropped;
         }
         #[cfg(all(feature = "test-hooks", debug_assertions))]
         super::step_hook::after_event();
