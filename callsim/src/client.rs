@@ -681,6 +681,11 @@ impl<'a> Call<'a> {
         match self.playout.on_audio(now, dur_ms, self.caller_spoke) {
             MediaOutcome::ReplyStarted { previous } => {
                 self.caller_spoke = false;
+                // The reply the caller spoke over is over, uncut: a clear from now on answers
+                // something else.
+                if self.pending_barge.take().is_some() {
+                    self.metrics.barge_ins_without_clear += 1;
+                }
                 if let Some(end) = previous {
                     self.log(
                         end.at,

@@ -204,7 +204,8 @@ pub struct CallMetrics {
     pub barge_ins: u64,
     /// For each barge-in the bot answered: onset → the bot's `clear`, ms.
     pub barge_in_reaction_ms: Vec<f64>,
-    /// Barge-ins followed by no `clear` (before the caller's next onset or the end of the call).
+    /// Barge-ins followed by no `clear` (before the caller's next onset, the bot's next reply or
+    /// the end of the call).
     pub barge_ins_without_clear: u64,
     /// For each barge-in the bot answered: onset → the bot's level as played 10 dB below its
     /// level before the onset (a bot that ducks) or nothing playing (one that went quiet), or the
@@ -216,7 +217,7 @@ pub struct CallMetrics {
     pub barge_in_dip_ms: Vec<f64>,
     /// `clear` messages received.
     pub clears: u64,
-    /// `clear` messages with no barge-in to answer.
+    /// `clear` messages with no barge-in to answer (none since the reply playing began).
     pub clears_unprompted: u64,
     /// Bot replies (talk spurts).
     pub replies: u64,

@@ -731,6 +731,37 @@ fn an_answer_after_the_reply_the_caller_talked_over_is_a_reply_to_that_speech() 
     assert!((1_290.0..=1_340.0).contains(&m.response_ms[0]), "{timeline}");
 }
 
+#[test]
+fn a_clear_in_a_later_reply_is_no_reaction_to_speech_over_an_earlier_one() {
+    let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
+        // A bot that ignores the caller's speech over its reply (0.5-2.5 s), answers from
+        // 2.8 s, and clears that answer 300 ms in (its own echo, say).
+        let t = Instant::now();
+        send_paced(&mut sink, &sid, t, 500, 2_500).await;
+        send_paced(&mut sink, &sid, t, 2_800, 3_100).await;
+        tokio::time::sleep_until((t + Duration::from_millis(3_100)).into()).await;
+        let clear = format!(r#"{{"event":"clear","streamSid":"{sid}"}}"#);
+        sink.send(Message::text(clear)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut options = CallOptions::new(&url);
+    options.line_noise_dbfs = None;
+    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 4_200])
+        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_500 }]);
+    let r = one_call(&options, &Script::new().say(caller));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let m = &r.metrics;
+    // The speech over the first reply got no clear; the answer's clear answered nothing.
+    assert_eq!(
+        (m.barge_ins, m.barge_ins_without_clear, m.clears, m.clears_unprompted),
+        (1, 1, 1, 1),
+        "{timeline}"
+    );
+    assert!(m.barge_in_reaction_ms.is_empty(), "{timeline}");
+}
+
 /// A bot playing a tone from 200 ms that goes quiet 60 ms after the caller's onset at 1000 ms
 /// (its audio runs out at 1060 ms), then sends `clear` at `clear_ms` if given; the call lasts
 /// 2.6 s.
