@@ -649,3 +649,43 @@ fn a_last_granule_far_past_the_audio_plays_the_last_packet_whole() {
     let heard = play_ogg(&broken, 4096).len();
     assert!((whole..=whole + 160).contains(&heard), "{heard} samples heard, {whole} from the stream as made");
 }
+
+#[test]
+fn raw_packets_gathered_when_an_ogg_stream_follows_play_at_their_own_rate() {
+    use trunkline::codec::EncodedAudio;
+    use trunkline::codec::encoded::EncodedPlayer;
+    // 10 ms of raw 48 kHz Opus, gathered (a stream starts by gathering 20 ms), then an Ogg
+    // stream made at 24 kHz, on a 48 kHz play path: each plays at its own rate.
+    let mut encoder = audiopus::coder::Encoder::new(
+        audiopus::SampleRate::Hz48000,
+        audiopus::Channels::Mono,
+        audiopus::Application::Audio,
+    )
+    .unwrap();
+    let tone: Vec<i16> = Signal::Tones.samples(48_000)[..480].to_vec();
+    let mut packet = vec![0u8; 1500];
+    let n = encoder.encode(&tone, &mut packet).unwrap();
+    let ogg = ogg_opus(Signal::Tones, 24_000, 1, "20");
+    let mut player = EncodedPlayer::new();
+    let mut played: Vec<(usize, u32)> = Vec::new();
+    let mut sink = |pcm: &[i16], rate: u32| -> Result<usize, ()> {
+        played.push((pcm.len(), rate));
+        Ok(pcm.len())
+    };
+    assert_eq!(
+        player.play(&packet[..n], EncodedAudio::Opus { rate: 48_000 }, 48_000, &mut sink).ok(),
+        Some(n)
+    );
+    let mut at = 0;
+    while at < ogg.len() {
+        at += player.play(&ogg[at..], EncodedAudio::OggOpus, 48_000, &mut sink).ok().expect("taken");
+    }
+    player.end(&mut sink).ok().expect("ended");
+    assert_eq!(
+        played.first(),
+        Some(&(480, 48_000)),
+        "the raw packet's audio first, at 48 kHz: {:?}",
+        &played[..played.len().min(4)]
+    );
+    assert!(played[1..].iter().all(|&(_, rate)| rate == 24_000), "{played:?}");
+}

@@ -43,6 +43,8 @@ pub struct EncodedPlayer {
     pending_rate: u32,
     /// A stream is starting: its packets are gathered in `pcm` until [`PRIME_MS`] are there.
     priming: bool,
+    /// The pending audio was decoded from raw packets (not from the Ogg stream).
+    pending_raw: bool,
     /// The barge-in generation the held audio was decoded under.
     generation: u32,
 }
@@ -85,6 +87,7 @@ impl EncodedPlayer {
             pending: 0..0,
             pending_rate: 0,
             priming: false,
+            pending_raw: false,
             generation: 0,
         }
     }
@@ -182,6 +185,10 @@ impl EncodedPlayer {
         target_rate: u32,
         sink: &mut impl FnMut(&[i16], u32) -> Result<usize, E>,
     ) -> Result<usize, PlayError<E>> {
+        if self.pending_raw {
+            // What was gathered of raw packets plays first, at its own rate.
+            self.priming = false;
+        }
         if !self.drain(sink).map_err(PlayError::Sink)? {
             return Err(PlayError::Full);
         }
@@ -194,6 +201,7 @@ impl EncodedPlayer {
             match next {
                 Ok(Some(d)) => {
                     self.decoded(d.len, d.rate, d.first, d.last);
+                    self.pending_raw = false;
                     if !self.drain(sink).map_err(PlayError::Sink)? {
                         break;
                     }
@@ -254,6 +262,7 @@ impl EncodedPlayer {
             Ok(n) => {
                 let rate = decoder.rate();
                 self.decoded(n, rate, new_stream, false);
+                self.pending_raw = true;
             }
             Err(_) => {
                 // The next packet starts from a fresh decoder.
