@@ -121,7 +121,9 @@ counters! {
     inbound_samples,
     /// Agent-rate samples written to the host's PCM ring.
     agent_samples_out,
-    /// Agent-rate samples dropped because the host did not read audio fast enough.
+    /// Agent-rate samples dropped because the host did not read audio fast enough; among them
+    /// the silence filling a gap in the caller's audio (audio the carrier lost) that the host's
+    /// ring had no room for, left out so that the audio after the gap is not what is dropped.
     agent_samples_dropped,
     /// Events dropped because the host did not poll events fast enough (oldest dropped first).
     /// Counted as the drop is decided; a host that polls at that very moment can leave it one

@@ -45,6 +45,14 @@ pub enum AgentAudio<'a> {
 }
 
 impl AgentAudio<'_> {
+    /// Its first `n` samples.
+    fn prefix(self, n: usize) -> Self {
+        match self {
+            Self::Pcm(p) => Self::Pcm(&p[..n]),
+            Self::G711(b) => Self::G711(&b[..n]),
+        }
+    }
+
     /// Samples in it.
     pub fn len(&self) -> usize {
         match self {
@@ -77,6 +85,8 @@ pub(crate) struct InboundCounts {
     pub(crate) samples: u64,
     /// Speech segments detected.
     pub(crate) speech_segments: u64,
+    /// Agent-rate samples of gap-filling silence left out: the host had no room for them.
+    pub(crate) agent_samples_dropped: u64,
 }
 
 /// Where one delivery's outputs go.
@@ -164,6 +174,9 @@ pub(crate) struct InboundPath {
     /// With echo reduction on a stream wider than 8 kHz the agent reads the canceller's 8 kHz
     /// output (see [`Self::piece`]), and `to_agent` starts from 8 kHz.
     reads_narrow: bool,
+    /// Most agent-rate samples of gap-filling silence the host has room for now (`None`: no
+    /// limit); see [`Self::limit_gap_fill`].
+    gap_room: Option<u64>,
 }
 
 impl InboundPath {
@@ -229,7 +242,17 @@ impl InboundPath {
             to_vad,
             vad_pos: 0,
             reads_narrow,
+            gap_room: None,
         })
+    }
+
+    /// Lets at most `room` agent-rate samples of gap-filling silence reach the host, until the
+    /// next call (`None`: all of it). A gap longer than the host's audio ring would otherwise
+    /// fill the ring, and the caller's audio after the gap, the first words after an outage,
+    /// would be what is dropped; silence left out is counted in `agent_samples_dropped` as
+    /// dropped audio is, so the host's timeline stays accounted for.
+    pub(crate) fn limit_gap_fill(&mut self, room: Option<u64>) {
+        self.gap_room = room;
     }
 
     /// The rate the caller's audio is delivered at, Hz: the reorder stage counts positions at it.
@@ -312,13 +335,40 @@ impl InboundPath {
             ToAgent::PassThrough(law) if silence_len > 0 => Some([law.silence(); INBOUND_PIECE]),
             _ => None,
         };
-        let mut left = silence_len;
-        while left > 0 {
-            let n = left.min(INBOUND_PIECE as u64) as usize;
-            self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, true, out);
-            start += n as u64;
-            left -= n as u64;
+        if silence_len == 0 {
+            return;
         }
+        let (mut room, mut dropped) = (self.gap_room, 0u64);
+        {
+            let InboundOut { vad, events, counts, echo, audio } = &mut *out;
+            let mut limited = |a: AgentAudio<'_>| match &mut room {
+                None => (**audio)(a),
+                Some(room) => {
+                    let n = (a.len() as u64).min(*room) as usize;
+                    if n > 0 {
+                        (**audio)(a.prefix(n));
+                    }
+                    *room -= n as u64;
+                    dropped += (a.len() - n) as u64;
+                }
+            };
+            let mut gap_out = InboundOut {
+                vad: &mut **vad,
+                events: &mut **events,
+                counts: &mut **counts,
+                echo: echo.as_deref_mut(),
+                audio: &mut limited,
+            };
+            let mut left = silence_len;
+            while left > 0 {
+                let n = left.min(INBOUND_PIECE as u64) as usize;
+                self.piece(&ZEROS[..n], silence.as_ref().map(|s| &s[..n]), start, true, &mut gap_out);
+                start += n as u64;
+                left -= n as u64;
+            }
+        }
+        self.gap_room = room;
+        out.counts.agent_samples_dropped += dropped;
     }
 
     /// The stream was spliced over an outage: speech detection hears the audio after as after a

@@ -318,6 +318,7 @@ impl SessionPipeline {
         let mut stats = self.stats;
         stats.inbound_samples = self.inbound_counts.samples;
         stats.speech_segments = self.inbound_counts.speech_segments;
+        stats.agent_samples_dropped = self.inbound_counts.agent_samples_dropped;
         stats.events_dropped = self.events.dropped;
         stats.jitter_us = self.reorder.jitter_us();
         stats.recording_dropped_ms = self.tap.as_ref().map_or(0, |t| t.dropped_ms());
@@ -391,6 +392,18 @@ impl SessionPipeline {
             if self.deframer.is_some() { message_len } else { message_len.min(self.payload.limit()) };
         let released = self.reorder.held_samples() + self.reorder.window_samples();
         inbound.max_agent_len(inbound.max_payload_samples(payload) + released)
+    }
+
+    /// Lets at most `room` agent-rate samples of the silence filling gaps in the caller's audio
+    /// reach the agent audio callback, until the next call (`None`, the default: all of it):
+    /// the room the host's audio ring has beyond what the next message needs
+    /// ([`Self::agent_room_needed`]). A gap longer than that ring would otherwise fill it with
+    /// silence and push out the caller's audio after the gap. The silence left out counts in
+    /// `agent_samples_dropped`.
+    pub fn limit_gap_fill(&mut self, room: Option<usize>) {
+        if let Some(inbound) = &mut self.inbound {
+            inbound.limit_gap_fill(room.map(|r| r as u64));
+        }
     }
 
     /// Processes what the carrier sent: one message, or for a [`Framing::Stream`] dialect a

@@ -450,3 +450,55 @@ fn opus_packets_that_decode_to_more_samples_than_bytes_lose_no_audio_while_the_h
     assert_eq!(st.agent_samples_dropped, 0, "{st:?}");
     assert_eq!(got, tone.len());
 }
+
+#[test]
+fn the_first_words_after_a_second_the_carrier_lost_reach_the_host() {
+    // Ten frames, then a second the carrier lost: the next frame is stamped 1200 ms. The second
+    // of silence filling the gap is more than the host's audio ring holds (500 ms): the silence
+    // that does not fit is left out and counted, and the frame after the gap is read whole.
+    for workers in [0, 1] {
+        let engine = Engine::new(EngineConfig { workers: Some(workers), ..Default::default() }).unwrap();
+        let config = SessionConfig { agent_rate: 8_000, ..Default::default() };
+        let mut s = engine.open_session(&config).unwrap();
+        s.push_text(&start()).unwrap();
+        let f = frames(11);
+        let mut buf = vec![0i16; 1 << 16];
+        let mut audio = vec![];
+        let mut read = |s: &mut Session, audio: &mut Vec<i16>| {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            // Everything the engine has for the host, as it comes.
+            while Instant::now() < deadline {
+                let n = s.read_audio(&mut buf);
+                audio.extend_from_slice(&buf[..n]);
+                if n == 0 && audio.len() % 160 == 0 && !audio.is_empty() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let n = s.read_audio(&mut buf);
+                    audio.extend_from_slice(&buf[..n]);
+                    if n == 0 {
+                        return;
+                    }
+                }
+            }
+        };
+        for (i, frame) in f[..10].iter().enumerate() {
+            s.push_text(&media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame)).unwrap();
+        }
+        read(&mut s, &mut audio);
+        assert_eq!(audio, expected(&f[..10], 8_000), "workers {workers}: the frames before the gap");
+        s.push_text(&media(12, 11, 1_200, &f[10])).unwrap();
+        read(&mut s, &mut audio);
+        let stats = s.stats();
+        assert_eq!(
+            &audio[audio.len() - 160..],
+            &expected(&f[10..], 8_000)[..],
+            "workers {workers}: {stats:?}"
+        );
+        // The host's timeline: what it read and what was dropped make the stream.
+        assert_eq!(
+            audio.len() as u64 + stats.agent_samples_dropped,
+            1_220 * 8,
+            "workers {workers}: {stats:?}"
+        );
+        assert!(stats.agent_samples_dropped > 0, "workers {workers}: {stats:?}");
+    }
+}
