@@ -362,14 +362,17 @@ impl InboundReorder {
         let mut start = timestamp_ms.saturating_mul(self.samples_per_ms);
         let next = *self.next.get_or_insert(0);
         let len = pcm.len() as u64;
+        // Far outside the stream in either direction: a jump of the carrier's timestamps.
+        let jump = start > next + self.max_gap_samples || start + len + self.max_gap_samples < next;
         if let Some(seq) = sequence
             && !self.seen.insert(seq)
         {
             // A number seen (or too far back to tell) on audio the stream has not had: past what
-            // was delivered and not held. The carrier renumbered its frames (a restart fewer than
+            // was delivered and not held, or far from it (the carrier restarted its timestamps
+            // with its numbering). The carrier renumbered its frames (a restart fewer than
             // `SEQ_RESET` back), and this is new audio, not a duplicate.
             let held = self.slots.iter().flatten().any(|s| s.start == start);
-            if start < next || held {
+            if (start < next && !jump) || held {
                 counters.frames_duplicate += 1;
                 return Arrival::Duplicate;
             }
@@ -379,7 +382,7 @@ impl InboundReorder {
 
         // Far outside the stream in either direction: re-anchor rather than drop the rest of
         // the call or invent hours of silence.
-        if start > next + self.max_gap_samples || start + len + self.max_gap_samples < next {
+        if jump {
             // A frame of the timeline left at the last jump, behind where it ended by less than
             // a jump, arriving within `max_gap` of wall time after the jump (held up in the
             // network): late, as a frame behind the stream is. Taken for a jump back, it was
@@ -633,6 +636,17 @@ mod tests {
         }
         r.flush(&mut counters, &mut sink);
         (out, counters)
+    }
+
+    #[test]
+    fn a_restart_of_the_numbering_and_the_timestamps_together_loses_no_audio() {
+        // Five seconds in, the carrier starts again from sequence 1 and timestamp 0.
+        let mut f: Vec<_> = (0..250).map(|i| (Some(i + 2), i * 20, 1, 160, i * 20_000)).collect();
+        f.extend((0..50).map(|i| (Some(i + 1), i * 20, 2, 160, (250 + i) * 20_000)));
+        let (out, c) = run(&f, 60);
+        assert_eq!((c.frames_duplicate, c.timestamp_jumps), (0, 1), "{c:?}");
+        assert_eq!(out.len(), 300 * 160);
+        assert!(out[250 * 160..].iter().all(|&v| v == 2));
     }
 
     #[test]
