@@ -656,7 +656,7 @@ fn raw_packets_gathered_when_an_ogg_stream_follows_play_at_their_own_rate() {
     use trunkline::codec::encoded::EncodedPlayer;
     // 10 ms of raw 48 kHz Opus, gathered (a stream starts by gathering 20 ms), then an Ogg
     // stream made at 24 kHz, on a 48 kHz play path: each plays at its own rate.
-    let mut encoder = audiopus::coder::Encoder::new(
+    let encoder = audiopus::coder::Encoder::new(
         audiopus::SampleRate::Hz48000,
         audiopus::Channels::Mono,
         audiopus::Application::Audio,
@@ -678,9 +678,11 @@ fn raw_packets_gathered_when_an_ogg_stream_follows_play_at_their_own_rate() {
     );
     let mut at = 0;
     while at < ogg.len() {
-        at += player.play(&ogg[at..], EncodedAudio::OggOpus, 48_000, &mut sink).ok().expect("taken");
+        at += player
+            .play(&ogg[at..], EncodedAudio::OggOpus, 48_000, &mut sink)
+            .unwrap_or_else(|_| panic!("taken"));
     }
-    player.end(&mut sink).ok().expect("ended");
+    player.end(&mut sink).unwrap_or_else(|_| panic!("ended"));
     assert_eq!(
         played.first(),
         Some(&(480, 48_000)),

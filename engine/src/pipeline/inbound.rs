@@ -352,13 +352,8 @@ impl InboundPath {
                     dropped += (a.len() - n) as u64;
                 }
             };
-            let mut gap_out = InboundOut {
-                vad: &mut **vad,
-                events: &mut **events,
-                counts: &mut **counts,
-                echo: echo.as_deref_mut(),
-                audio: &mut limited,
-            };
+            let mut gap_out =
+                InboundOut { vad, events, counts, echo: echo.as_deref_mut(), audio: &mut limited };
             let mut left = silence_len;
             while left > 0 {
                 let n = left.min(INBOUND_PIECE as u64) as usize;

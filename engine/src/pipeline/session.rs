@@ -386,23 +386,31 @@ impl SessionPipeline {
     /// it may release, and the silence of the waited-for gap before them. A gap longer than the reorder window, filled at once, is not
     /// included: it comes from audio the carrier lost, not from audio it delivers late.
     pub fn agent_room_needed(&self, message_len: usize) -> usize {
+        self.agent_room(message_len, true)
+    }
+
+    /// [`Self::agent_room_needed`], with or without the silence of a gap within the window.
+    fn agent_room(&self, message_len: usize, with_window: bool) -> usize {
         let Some(inbound) = &self.inbound else { return 0 };
         // A byte stream's chunk may hold many messages, each with a payload up to the limit.
         let payload =
             if self.deframer.is_some() { message_len } else { message_len.min(self.payload.limit()) };
-        let released = self.reorder.held_samples() + self.reorder.window_samples();
+        let window = if with_window { self.reorder.window_samples() } else { 0 };
+        let released = self.reorder.held_samples() + window;
         inbound.max_agent_len(inbound.max_payload_samples(payload) + released)
     }
 
-    /// Lets at most `room` agent-rate samples of the silence filling gaps in the caller's audio
-    /// reach the agent audio callback, until the next call (`None`, the default: all of it):
-    /// the room the host's audio ring has beyond what the next message needs
-    /// ([`Self::agent_room_needed`]). A gap longer than that ring would otherwise fill it with
-    /// silence and push out the caller's audio after the gap. The silence left out counts in
-    /// `agent_samples_dropped`.
-    pub fn limit_gap_fill(&mut self, room: Option<usize>) {
+    /// Lets the silence filling gaps in the caller's audio have only the room the host's audio
+    /// ring has (`vacant` agent-rate samples) beyond the audio the next call may deliver around
+    /// it (a message of `message_len` bytes, 0 for a timeout, and the frames held), until the next
+    /// call (`None`, the default: no limit). A gap longer than that ring would otherwise fill it
+    /// with silence and push out the caller's audio after the gap. The silence left out counts in
+    /// `agent_samples_dropped`. (A gap within the reorder window always fits: the room a message
+    /// waits for, [`Self::agent_room_needed`], counts it.)
+    pub fn limit_gap_fill(&mut self, vacant: Option<usize>, message_len: usize) {
+        let room = vacant.map(|v| v.saturating_sub(self.agent_room(message_len, false)) as u64);
         if let Some(inbound) = &mut self.inbound {
-            inbound.limit_gap_fill(room.map(|r| r as u64));
+            inbound.limit_gap_fill(room);
         }
     }
 

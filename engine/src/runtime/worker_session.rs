@@ -381,7 +381,7 @@ impl WorkerSession {
             out.counts.message_wait_us += waited_us;
             // Parsed where it lies: the host writes nothing over it until it is skipped.
             // Silence filling a gap has the room the message's own audio does not need.
-            pipeline.limit_gap_fill(Some(out.pcm.vacant_len().saturating_sub(audio.needed)));
+            pipeline.limit_gap_fill(Some(out.pcm.vacant_len()), len);
             let Outputs { pcm, counts, produced, .. } = &mut out;
             let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
             pipeline.handle_message_agent(records::body(inbound, len), kind, arrived_us, now_us, &mut audio);
@@ -413,7 +413,7 @@ impl WorkerSession {
         // While messages wait, a gap in the caller's audio is not filled: the frame that closes
         // it may be among them.
         // A gap the wait fills is followed by the frames held behind it.
-        pipeline.limit_gap_fill(Some(out.pcm.vacant_len().saturating_sub(pipeline.agent_room_needed(0))));
+        pipeline.limit_gap_fill(Some(out.pcm.vacant_len()), 0);
         let Outputs { pcm, counts, produced, .. } = &mut out;
         let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
         pipeline.handle_timeout_agent(now_us, held_until.is_none(), &mut audio);
@@ -444,7 +444,7 @@ fn transport_closed(
     now_us: u64,
 ) {
     // The frames held behind the gaps the end fills come out too.
-    pipeline.limit_gap_fill(Some(out.pcm.vacant_len().saturating_sub(pipeline.agent_room_needed(0))));
+    pipeline.limit_gap_fill(Some(out.pcm.vacant_len()), 0);
     let Outputs { pcm, counts, produced, .. } = out;
     let mut audio = |a: AgentAudio<'_>| Outputs::agent_audio(pcm, counts, produced, a);
     pipeline.handle_transport_closed_agent(now_us, &mut audio);

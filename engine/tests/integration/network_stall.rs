@@ -464,29 +464,30 @@ fn the_first_words_after_a_second_the_carrier_lost_reach_the_host() {
         let f = frames(11);
         let mut buf = vec![0i16; 1 << 16];
         let mut audio = vec![];
-        let mut read = |s: &mut Session, audio: &mut Vec<i16>| {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            // Everything the engine has for the host, as it comes.
-            while Instant::now() < deadline {
+        // Reads until the host has `samples` of the stream, read or dropped.
+        let mut read = |s: &mut Session, audio: &mut Vec<i16>, samples: u64| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while audio.len() as u64 + s.stats().agent_samples_dropped < samples {
+                assert!(
+                    Instant::now() < deadline,
+                    "workers {workers}: {} read, {:?}",
+                    audio.len(),
+                    s.stats()
+                );
                 let n = s.read_audio(&mut buf);
                 audio.extend_from_slice(&buf[..n]);
-                if n == 0 && audio.len() % 160 == 0 && !audio.is_empty() {
-                    std::thread::sleep(Duration::from_millis(20));
-                    let n = s.read_audio(&mut buf);
-                    audio.extend_from_slice(&buf[..n]);
-                    if n == 0 {
-                        return;
-                    }
+                if n == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
                 }
             }
         };
         for (i, frame) in f[..10].iter().enumerate() {
             s.push_text(&media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame)).unwrap();
         }
-        read(&mut s, &mut audio);
+        read(&mut s, &mut audio, 1_600);
         assert_eq!(audio, expected(&f[..10], 8_000), "workers {workers}: the frames before the gap");
         s.push_text(&media(12, 11, 1_200, &f[10])).unwrap();
-        read(&mut s, &mut audio);
+        read(&mut s, &mut audio, 1_220 * 8);
         let stats = s.stats();
         assert_eq!(
             &audio[audio.len() - 160..],
