@@ -31,6 +31,9 @@ namespace Trunkline
         readonly object signalLock = new object();
         TaskCompletionSource<bool> nextSignal;
         bool signalLoopRunning;
+        // A signal the loop took while no round waited: kept for the next waiter, as the wakeup
+        // fd keeps a signal for the next wait (the waiter may have been reading its sessions).
+        bool signalKept;
 
         /// <summary>Starts an engine with <paramref name="workers"/> worker threads (0: inline mode,
         /// where your calls do the processing; null: one per core).</summary>
@@ -235,7 +238,8 @@ namespace Trunkline
         {
             cancellationToken.ThrowIfCancellationRequested();
             var signal = NextSignal();
-            await SignalOrTimeout(signal, timeoutMs, cancellationToken, CancellationToken.None).ConfigureAwait(false);
+            // Any negative timeout is none, as for Wait.
+            await SignalOrTimeout(signal, timeoutMs < 0 ? -1 : timeoutMs, cancellationToken, CancellationToken.None).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
             return signal.IsCompleted;
         }
@@ -249,6 +253,11 @@ namespace Trunkline
         {
             lock (signalLock)
             {
+                if (signalKept)
+                {
+                    signalKept = false;
+                    return Task.FromResult(true);
+                }
                 if (nextSignal == null)
                     nextSignal = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
                 var round = nextSignal.Task;
@@ -281,6 +290,7 @@ namespace Trunkline
                 {
                     round = woken ? nextSignal : null;
                     if (woken) nextSignal = null;
+                    if (woken && round == null && !disposed) signalKept = true;
                     // On while there are waiters: a round released now (they will most likely
                     // wait again), or one waiting (a waiter that gave up leaves its round to the
                     // next signal). Off after a second with none, or once the engine is gone.

@@ -145,6 +145,30 @@ namespace Trunkline.Tests
             }
         }
 
+        public static async Task TestASignalBetweenTwoAsyncWaitsIsKeptForTheSecond()
+        {
+            // A host's loop: WaitAsync, read its sessions, WaitAsync again. Output that comes
+            // while it reads must end the next wait, as the wakeup fd keeps a signal for the next
+            // Wait.
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                for (int round = 0; round < 5; round++)
+                {
+                    engine.Wake();
+                    Assert.Equal(true, await engine.WaitAsync(5000), "round " + round + ": the wake");
+                    // Read between the waits: the shared wait is waiting again meanwhile.
+                    await Task.Delay(50);
+                    s.Push("not json");
+                    await Task.Delay(100);
+                    var woken = engine.WaitAsync(-1);
+                    var done = await Task.WhenAny(woken, Task.Delay(3000));
+                    Assert.True(done == woken, "round " + round + ": the output that came between the waits ended the second");
+                    while (s.PollEvent() != null) { }
+                }
+            }
+        }
+
         public static async Task TestDisposingTheEngineEndsAnEventStreamWithoutTimeout()
         {
             // waitMs -1: the stream's wait on the thread pool has no timeout; only the engine's
