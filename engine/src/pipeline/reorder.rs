@@ -173,6 +173,16 @@ impl Slot {
     }
 }
 
+/// What [`SeenWindow::insert`] knows of a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seq {
+    New,
+    /// Among the last 64 numbers, and seen.
+    Seen,
+    /// Further back than the window remembers.
+    TooOld,
+}
+
 /// Sliding window of recently seen sequence numbers (RFC 3550-style duplicate detection).
 #[derive(Debug, Default, Clone)]
 struct SeenWindow {
@@ -188,35 +198,35 @@ impl SeenWindow {
         self.mask = 1;
     }
 
-    /// Records `seq`; returns false if it was already seen (or is too old to tell, which is
-    /// treated as seen: such a frame is hopelessly late anyway).
-    fn insert(&mut self, seq: u64) -> bool {
+    /// Records `seq`: whether it is new, was seen, or is too far back to tell (treated as seen
+    /// unless its timestamp says the carrier started again: such a frame is hopelessly late).
+    fn insert(&mut self, seq: u64) -> Seq {
         match self.highest {
             None => {
                 self.restart(seq);
-                true
+                Seq::New
             }
             Some(h) if seq > h => {
                 let shift = seq - h;
                 self.mask = if shift >= 64 { 0 } else { self.mask << shift };
                 self.mask |= 1;
                 self.highest = Some(seq);
-                true
+                Seq::New
             }
             Some(h) => {
                 let back = h - seq;
                 if back > SEQ_RESET {
                     // The carrier restarted its numbering: start a fresh window.
                     self.restart(seq);
-                    return true;
+                    return Seq::New;
                 }
                 if back >= 64 {
-                    return false;
+                    return Seq::TooOld;
                 }
                 let bit = 1u64 << back;
                 let fresh = self.mask & bit == 0;
                 self.mask |= bit;
-                fresh
+                if fresh { Seq::New } else { Seq::Seen }
             }
         }
     }
@@ -365,14 +375,15 @@ impl InboundReorder {
         // Far outside the stream in either direction: a jump of the carrier's timestamps.
         let jump = start > next + self.max_gap_samples || start + len + self.max_gap_samples < next;
         if let Some(seq) = sequence
-            && !self.seen.insert(seq)
+            && let seen @ (Seq::Seen | Seq::TooOld) = self.seen.insert(seq)
         {
             // A number seen (or too far back to tell) on audio the stream has not had: past what
-            // was delivered and not held, or far from it (the carrier restarted its timestamps
-            // with its numbering). The carrier renumbered its frames (a restart fewer than
-            // `SEQ_RESET` back), and this is new audio, not a duplicate.
+            // was delivered and not held, or, too far back to tell, far from it (the carrier
+            // restarted its timestamps with its numbering). The carrier renumbered its frames (a
+            // restart fewer than `SEQ_RESET` back), and this is new audio, not a duplicate.
             let held = self.slots.iter().flatten().any(|s| s.start == start);
-            if (start < next && !jump) || held {
+            let restarted = jump && seen == Seq::TooOld;
+            if (start < next && !restarted) || held {
                 counters.frames_duplicate += 1;
                 return Arrival::Duplicate;
             }
@@ -647,6 +658,13 @@ mod tests {
         assert_eq!((c.frames_duplicate, c.timestamp_jumps), (0, 1), "{c:?}");
         assert_eq!(out.len(), 300 * 160);
         assert!(out[250 * 160..].iter().all(|&v| v == 2));
+        // A number among the last ones seen, far behind the stream: a duplicate still (a
+        // restart numbers from far back, where the window no longer remembers).
+        let mut f: Vec<_> = (0..250).map(|i| (Some(i + 2), i * 20, 1, 160, i * 20_000)).collect();
+        f.push((Some(240), 20, 3, 160, 250 * 20_000));
+        let (out, c) = run(&f, 60);
+        assert_eq!((c.frames_duplicate, c.timestamp_jumps), (1, 0), "{c:?}");
+        assert_eq!(out.len(), 250 * 160);
     }
 
     #[test]
