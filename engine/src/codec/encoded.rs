@@ -241,8 +241,9 @@ impl EncodedPlayer {
             ));
         }
         let new_stream = self.raw.as_ref().is_none_or(|(stated, _)| *stated != rate);
-        if new_stream && !packet.is_empty() {
-            // What was gathered of another stream plays first.
+        let gathered_ogg = !self.pending_raw && !self.pending.is_empty();
+        if (new_stream || gathered_ogg) && !packet.is_empty() {
+            // What was gathered of another stream (or of the Ogg stream) plays first.
             self.priming = false;
         }
         if !self.drain(sink).map_err(PlayError::Sink)? {
