@@ -226,7 +226,8 @@ impl Impairer {
             self.held_burst.push((text, 0));
             return;
         }
-        // Frames not handed yet (still being "recorded") do not hold it back.
+        // Behind every message handed before it, ahead of any handed later (the client hands a
+        // frame once it is recorded, so in a call nothing queued was handed later).
         let pos = queue.iter().position(|m| m.handed > now).unwrap_or(queue.len());
         // Frames behind it are due no earlier, so they are held at least as long: order holds.
         let own = self.after_stall(now, false);

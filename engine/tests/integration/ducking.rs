@@ -344,7 +344,7 @@ fn a_reply_that_ends_while_ducked_leaves_the_next_one_at_full_level_from_its_fir
     assert!(ducked_at_us < 5_000_000, "ducked at {ducked_at_us} µs");
     assert_eq!((stats.ducks, stats.duck_restores, stats.barge_ins), (1, 1, 0), "{stats:?}");
     // The next reply's first frame is the host's audio untouched (at full level the ducker
-    // leaves the bytes alone), and so is every frame after it.
+    // leaves the bytes alone).
     let from = next_from.expect("the next reply was played");
     let expected: Vec<u8> = (from..from + 160).map(|n| linear_to_ulaw(tone(n))).collect();
     assert!(next_frames.len() >= 50, "{} frames of the next reply sent", next_frames.len());
