@@ -702,6 +702,20 @@ async fn send_paced(sink: &mut Sink, sid: &str, t: Instant, from_ms: u64, to_ms:
     }
 }
 
+/// A call of 4.2 s on a quiet line whose caller speaks from 1000 to 1500 ms, to the bot at `url`
+/// served by `server`: its result and timeline (checked to have run to its end).
+fn caller_speaking_at_one_second(url: &str, server: std::thread::JoinHandle<()>) -> (CallResult, String) {
+    let mut options = CallOptions::new(url);
+    options.line_noise_dbfs = None;
+    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 4_200])
+        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_500 }]);
+    let r = one_call(&options, &Script::new().say(caller));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    (r, timeline)
+}
+
 #[test]
 fn an_answer_after_the_reply_the_caller_talked_over_is_a_reply_to_that_speech() {
     let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
@@ -712,14 +726,7 @@ fn an_answer_after_the_reply_the_caller_talked_over_is_a_reply_to_that_speech() 
         send_paced(&mut sink, &sid, t, 2_800, 3_800).await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let mut options = CallOptions::new(&url);
-    options.line_noise_dbfs = None;
-    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 4_200])
-        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_500 }]);
-    let r = one_call(&options, &Script::new().say(caller));
-    server.join().unwrap();
-    let timeline = callsim::format_timeline(&r, None);
-    assert!(r.ok(), "{timeline}");
+    let (r, timeline) = caller_speaking_at_one_second(&url, server);
     let m = &r.metrics;
     assert_eq!(
         (m.turns, m.turns_unanswered, m.barge_ins, m.barge_ins_without_clear),
@@ -744,14 +751,7 @@ fn a_clear_in_a_later_reply_is_no_reaction_to_speech_over_an_earlier_one() {
         sink.send(Message::text(clear)).await.unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let mut options = CallOptions::new(&url);
-    options.line_noise_dbfs = None;
-    let caller = CallerAudio::from_ulaw(vec![0xFF; 8 * 4_200])
-        .with_speech([SpeechSegment { start_ms: 1_000, end_ms: 1_500 }]);
-    let r = one_call(&options, &Script::new().say(caller));
-    server.join().unwrap();
-    let timeline = callsim::format_timeline(&r, None);
-    assert!(r.ok(), "{timeline}");
+    let (r, timeline) = caller_speaking_at_one_second(&url, server);
     let m = &r.metrics;
     // The speech over the first reply got no clear; the answer's clear answered nothing.
     assert_eq!(

@@ -202,35 +202,43 @@ const RESTORE_AFTER_MS: u64 = 160;
 const RAMP_MS: u64 = 10;
 const FRAME_MS: u64 = 20;
 
-#[test]
-fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_the_next_utterance_alone() {
+/// The bot's voice in the tests below: a 400 Hz tone, 8 periods to a 20 ms frame (every frame
+/// at full level has the same RMS), sample `n`.
+fn tone(n: u64) -> i16 {
+    (8_000.0 * (n as f64 * std::f64::consts::TAU / 20.0).sin()) as i16
+}
+
+/// A call of the committed caller speech (8 s) with a session ducking 18 dB. Its host plays the
+/// tone in pieces of `piece` samples whenever `plays(engine µs, ducked yet)` and less than
+/// `queued_us` is queued. The caller's media stops the moment the session ducks (one-way media
+/// loss): the speech detector still believes the caller is speaking, nothing confirms an
+/// interruption, and the restore comes on the engine clock.
+struct ToneCall {
+    /// Engine time of the step that ducked.
+    ducked_at_us: Option<u64>,
+    /// Each piece played: (engine µs, the tone's sample it starts at).
+    played: Vec<(u64, u64)>,
+    /// Each media frame sent: (engine µs, its µ-law payload).
+    sent: Vec<(u64, Vec<u8>)>,
+    stats: trunkline::SessionStats,
+}
+
+fn tone_call(piece: u64, queued_us: u64, plays: impl Fn(u64, bool) -> bool) -> ToneCall {
     use crate::common::{media, speech, start};
-    use trunkline::codec::ulaw_to_linear;
-    // The bot speaks a 400 Hz tone (8 periods to a 20 ms frame: every full-level frame has the
-    // same RMS) over the committed caller speech; the caller's media stops the moment the
-    // session ducks (one-way media loss), so the speech detector still believes the caller is
-    // speaking and the caller's stream time stops where it was.
-    let tone = |n: u64| (8_000.0 * (n as f64 * std::f64::consts::TAU / 20.0).sin()) as i16;
-    let full: Vec<i16> =
-        (0..160).map(|n| ulaw_to_linear(trunkline::codec::linear_to_ulaw(tone(n)))).collect();
-    let rms = |x: &[i16]| (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
-    let full_rms = rms(&full);
     let (caller, _) = speech();
     let mut p = SessionPipeline::new(&with_duck(18), Box::new(TwilioDialect::new())).unwrap();
     p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
-    // The host keeps about 400 ms queued until 2 s, nothing from 2 s to 6 s (its queue runs
-    // dry: the agent is silent), then its next utterance from 6 s.
-    let (mut played, mut stalled_at_us) = (0u64, None);
-    // (engine time sent µs, level against the host's tone dB) of every frame sent.
-    let mut levels: Vec<(u64, f64)> = Vec::new();
+    let mut call = ToneCall { ducked_at_us: None, played: vec![], sent: vec![], stats: Default::default() };
+    let mut next = 0u64;
     for (i, frame) in caller.chunks_exact(160).enumerate().take(400) {
         let now_us = i as u64 * FRAME_MS * 1_000;
-        if !(2_000_000..6_000_000).contains(&now_us) && p.queued_outbound_us() < 400_000 {
-            let chunk: Vec<i16> = (played..played + 800).map(tone).collect();
+        if plays(now_us, call.ducked_at_us.is_some()) && p.queued_outbound_us() < queued_us {
+            let chunk: Vec<i16> = (next..next + piece).map(tone).collect();
             assert!(p.play(&chunk, 8_000).unwrap());
-            played += 800;
+            call.played.push((now_us, next));
+            next += piece;
         }
-        if stalled_at_us.is_none() {
+        if call.ducked_at_us.is_none() {
             p.handle_message(
                 media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame).as_bytes(),
                 MessageKind::Text,
@@ -240,26 +248,45 @@ fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_th
             );
             if p.counters().ducks > 0 {
                 // The voiced frame that ducked is the last caller audio to arrive.
-                stalled_at_us = Some(now_us);
+                call.ducked_at_us = Some(now_us);
             }
         }
         p.handle_timeout(now_us, true, &mut |_| {});
         while let Some((_, bytes)) = p.poll_transmit(now_us) {
             let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
             if v["event"] == "media" {
-                let codes = base64::Engine::decode(
-                    &base64::engine::general_purpose::STANDARD,
-                    v["media"]["payload"].as_str().unwrap(),
-                )
-                .unwrap();
-                let pcm: Vec<i16> = codes.iter().map(|&c| ulaw_to_linear(c)).collect();
-                levels.push((now_us, 20.0 * (rms(&pcm).max(1.0) / full_rms).log10()));
+                let payload = v["media"]["payload"].as_str().unwrap();
+                let codes =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, payload).unwrap();
+                call.sent.push((now_us, codes));
             }
         }
         while p.poll_event().is_some() {}
     }
-    let stalled_at_us = stalled_at_us.expect("the caller's speech ducked the bot");
-    let stats = p.counters();
+    call.stats = p.counters();
+    call
+}
+
+#[test]
+fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_the_next_utterance_alone() {
+    use trunkline::codec::{linear_to_ulaw, ulaw_to_linear};
+    // The host keeps about 400 ms queued until 2 s, nothing from 2 s to 6 s (its queue runs
+    // dry: the agent is silent), then its next utterance from 6 s.
+    let call = tone_call(800, 400_000, |now_us, _| !(2_000_000..6_000_000).contains(&now_us));
+    let full: Vec<i16> = (0..160).map(|n| ulaw_to_linear(linear_to_ulaw(tone(n)))).collect();
+    let rms = |x: &[i16]| (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
+    let full_rms = rms(&full);
+    // (engine time sent µs, level against the host's tone dB) of every frame sent.
+    let levels: Vec<(u64, f64)> = call
+        .sent
+        .iter()
+        .map(|(t, codes)| {
+            let pcm: Vec<i16> = codes.iter().map(|&c| ulaw_to_linear(c)).collect();
+            (*t, 20.0 * (rms(&pcm).max(1.0) / full_rms).log10())
+        })
+        .collect();
+    let stalled_at_us = call.ducked_at_us.expect("the caller's speech ducked the bot");
+    let stats = call.stats;
     let shown: Vec<(u64, i32)> = levels.iter().map(|&(t, db)| (t / 1_000, db.round() as i32)).collect();
     // Ducked, and held down for the restore delay as on a line whose media goes on: every frame
     // cut from a frame after the decision until the delay has passed.
@@ -286,67 +313,20 @@ fn caller_media_stopping_after_a_duck_restores_on_the_engine_clock_and_leaves_th
 
 #[test]
 fn a_reply_that_ends_while_ducked_leaves_the_next_one_at_full_level_from_its_first_sample() {
-    use crate::common::{media, speech, start};
     use trunkline::codec::linear_to_ulaw;
-    // The bot speaks a 400 Hz tone over the caller's speech, keeping only 40 ms queued, and
-    // stops playing the moment the session ducks: its reply ends at the carrier while ducked,
-    // and the restore comes with no frame of it left to ramp up in. Its next reply, from 6 s,
-    // must not fade in from the ducked level.
-    let tone = |n: u64| (8_000.0 * (n as f64 * std::f64::consts::TAU / 20.0).sin()) as i16;
-    let (caller, _) = speech();
-    let mut p = SessionPipeline::new(&with_duck(18), Box::new(TwilioDialect::new())).unwrap();
-    p.handle_message(start().as_bytes(), MessageKind::Text, 0, 0, &mut |_| {});
-    let (mut played, mut ducked_at_us, mut next_from) = (0u64, None, None);
-    // µ-law payloads of the frames sent from 6 s.
-    let mut next_frames: Vec<Vec<u8>> = Vec::new();
-    for (i, frame) in caller.chunks_exact(160).enumerate().take(400) {
-        let now_us = i as u64 * FRAME_MS * 1_000;
-        let playing = if now_us < 6_000_000 { ducked_at_us.is_none() } else { true };
-        if playing && p.queued_outbound_us() < 40_000 {
-            if now_us >= 6_000_000 && next_from.is_none() {
-                next_from = Some(played);
-            }
-            let chunk: Vec<i16> = (played..played + 160).map(tone).collect();
-            assert!(p.play(&chunk, 8_000).unwrap());
-            played += 160;
-        }
-        // The caller's media stops at the duck (as in the test above), so nothing confirms an
-        // interruption and the restore comes on the engine clock.
-        if ducked_at_us.is_none() {
-            p.handle_message(
-                media(i as u64 + 2, i as u64 + 1, i as u64 * 20, frame).as_bytes(),
-                MessageKind::Text,
-                now_us,
-                now_us,
-                &mut |_| {},
-            );
-            if p.counters().ducks > 0 {
-                ducked_at_us = Some(now_us);
-            }
-        }
-        p.handle_timeout(now_us, true, &mut |_| {});
-        while let Some((_, bytes)) = p.poll_transmit(now_us) {
-            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-            if v["event"] == "media" && now_us >= 6_000_000 {
-                next_frames.push(
-                    base64::Engine::decode(
-                        &base64::engine::general_purpose::STANDARD,
-                        v["media"]["payload"].as_str().unwrap(),
-                    )
-                    .unwrap(),
-                );
-            }
-        }
-        while p.poll_event().is_some() {}
-    }
-    let stats = p.counters();
-    let ducked_at_us = ducked_at_us.expect("the caller's speech ducked the bot");
+    // The host keeps only 40 ms queued and stops playing the moment the session ducks: its reply
+    // ends at the carrier while ducked, and the restore comes with no frame of it left to ramp
+    // up in. Its next reply, from 6 s, must not fade in from the ducked level.
+    let call = tone_call(160, 40_000, |now_us, ducked| now_us >= 6_000_000 || !ducked);
+    let stats = call.stats;
+    let ducked_at_us = call.ducked_at_us.expect("the caller's speech ducked the bot");
     assert!(ducked_at_us < 5_000_000, "ducked at {ducked_at_us} µs");
     assert_eq!((stats.ducks, stats.duck_restores, stats.barge_ins), (1, 1, 0), "{stats:?}");
     // The next reply's first frame is the host's audio untouched (at full level the ducker
     // leaves the bytes alone).
-    let from = next_from.expect("the next reply was played");
+    let &(_, from) = call.played.iter().find(|&&(t, _)| t >= 6_000_000).expect("the next reply was played");
     let expected: Vec<u8> = (from..from + 160).map(|n| linear_to_ulaw(tone(n))).collect();
-    assert!(next_frames.len() >= 50, "{} frames of the next reply sent", next_frames.len());
-    assert_eq!(next_frames[0], expected, "the next reply's first frame was not at full level: {stats:?}");
+    let next: Vec<&Vec<u8>> = call.sent.iter().filter(|(t, _)| *t >= 6_000_000).map(|(_, c)| c).collect();
+    assert!(next.len() >= 50, "{} frames of the next reply sent", next.len());
+    assert_eq!(next[0], &expected, "the next reply's first frame was not at full level: {stats:?}");
 }
