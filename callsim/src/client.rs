@@ -778,7 +778,9 @@ impl<'a> Call<'a> {
 
     fn finish(mut self) -> CallResult {
         let now = Instant::now();
-        if let Some(end) = self.playout.finish(now) {
+        // The reply playing at the hang-up ends there: the wait for the bot's close after it
+        // is no audio the caller heard.
+        if let Some(end) = self.playout.finish(self.ended.unwrap_or(now)) {
             self.log(end.at, CallEvent::BotReplyEnded { played_ms: end.played_ms, cleared: end.cleared });
         }
         for rule in self.carrier.finish() {

@@ -31,9 +31,9 @@ impl Percentiles {
         let n = v.len();
         Self {
             n,
-            p50: Some(nearest_rank(&v, 50.0)),
-            p90: Some(nearest_rank(&v, 90.0)),
-            p99: Some(nearest_rank(&v, 99.0)),
+            p50: nearest_rank(&v, 50.0),
+            p90: nearest_rank(&v, 90.0),
+            p99: nearest_rank(&v, 99.0),
             max: v.last().copied(),
             mean: Some(v.iter().sum::<f64>() / n as f64),
         }
@@ -41,16 +41,22 @@ impl Percentiles {
 }
 
 /// The nearest-rank percentile of sorted `v`: the smallest value with at least `p`% of the values
-/// at or below it (no interpolation: every reported value was measured).
-pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+/// at or below it (no interpolation: every reported value was measured); `None` for no values.
+pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
     let n = sorted.len();
     let rank = ((p / 100.0) * n as f64).ceil() as usize;
-    sorted[rank.clamp(1, n) - 1]
+    sorted.get(rank.clamp(1, n.max(1)) - 1).copied()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_values_have_no_percentile() {
+        assert_eq!(nearest_rank(&[], 50.0), None);
+        assert_eq!(nearest_rank(&[7.0], 99.0), Some(7.0));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

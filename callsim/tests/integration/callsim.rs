@@ -1130,3 +1130,34 @@ fn an_echo_path_returns_what_the_caller_heard_delayed_and_quieter() {
     let erl = 10.0 * (power(&source) / power(echo)).log10();
     assert!((erl - 10.0).abs() < 0.5, "echo return loss {erl:.2} dB");
 }
+
+#[test]
+fn a_reply_still_playing_at_the_hang_up_ends_there() {
+    // A bot that hands over 5 s of audio at once and never closes: the caller hangs up after
+    // 1 s, and what it heard of the reply ends at the hang-up, not after the wait for the bot's
+    // close that follows it.
+    let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
+        let frame = format!(
+            r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
+            "////".repeat(53) + "/w=="
+        );
+        for _ in 0..250 {
+            sink.send(Message::text(frame.clone())).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    });
+    let r = one_call(&CallOptions::new(&url), &Script::new().silence(Duration::from_millis(1_000)));
+    server.join().unwrap();
+    let timeline = callsim::format_timeline(&r, None);
+    assert!(r.ok(), "{timeline}");
+    let started = first(&r, |e| matches!(e, CallEvent::BotReplyStarted { .. })).at;
+    let hang_up = first(&r, |e| matches!(e, CallEvent::StopSent)).at;
+    let ended = first(&r, |e| matches!(e, CallEvent::BotReplyEnded { .. }));
+    let CallEvent::BotReplyEnded { played_ms, .. } = ended.event else { unreachable!() };
+    let heard_ms = hang_up.duration_since(started).as_secs_f64() * 1000.0;
+    assert!(
+        played_ms <= heard_ms + 1.0,
+        "{played_ms} ms played, {heard_ms:.0} ms to the hang-up\n{timeline}"
+    );
+    assert!(ended.at <= hang_up, "{timeline}");
+}
