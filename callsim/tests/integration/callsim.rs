@@ -632,10 +632,7 @@ fn choppy_bot_audio_shows_as_underruns_and_marks_echo_when_played() {
     let sent_by_bot = sent.clone();
     let (url, received, _, server) = raw_server(move |mut sink, sid| async move {
         // A bot that cannot keep up: ten 20 ms frames, one every 30 ms, then a mark.
-        let frame = format!(
-            r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
-            "////".repeat(53) + "/w=="
-        );
+        let frame = silence_frame(&sid);
         tokio::time::sleep(Duration::from_millis(100)).await;
         for i in 0..10 {
             if i > 0 {
@@ -688,13 +685,18 @@ fn choppy_bot_audio_shows_as_underruns_and_marks_echo_when_played() {
     assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "in sending order");
 }
 
+/// A Twilio `media` message of 20 ms of µ-law silence (code 0xFF) for stream `sid`.
+fn silence_frame(sid: &str) -> String {
+    format!(
+        r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
+        "////".repeat(53) + "/w=="
+    )
+}
+
 /// Sends 20 ms frames of µ-law silence that play from `from_ms` to `to_ms` after `t`, each sent
 /// 100 ms before it plays (a pacer's lead).
 async fn send_paced(sink: &mut Sink, sid: &str, t: Instant, from_ms: u64, to_ms: u64) {
-    let frame = format!(
-        r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
-        "////".repeat(53) + "/w=="
-    );
+    let frame = silence_frame(sid);
     for at in (from_ms..to_ms).step_by(20) {
         tokio::time::sleep_until((t + Duration::from_millis(at.saturating_sub(100).max(from_ms))).into())
             .await;
@@ -1137,10 +1139,7 @@ fn a_reply_still_playing_at_the_hang_up_ends_there() {
     // 1 s, and what it heard of the reply ends at the hang-up, not after the wait for the bot's
     // close that follows it.
     let (url, _, _, server) = raw_server(move |mut sink, sid| async move {
-        let frame = format!(
-            r#"{{"event":"media","streamSid":"{sid}","media":{{"payload":"{}"}}}}"#,
-            "////".repeat(53) + "/w=="
-        );
+        let frame = silence_frame(&sid);
         for _ in 0..250 {
             sink.send(Message::text(frame.clone())).await.unwrap();
         }

@@ -21,6 +21,14 @@ impl Sink {
         self.drain(p, now);
     }
 
+    /// Ticks every 10 ms from `*now` until `until`, leaving `*now` there.
+    fn tick_until(&mut self, p: &mut SessionPipeline, now: &mut u64, until: u64) {
+        while *now < until {
+            self.tick(p, *now);
+            *now += 10_000;
+        }
+    }
+
     fn drain(&mut self, p: &mut SessionPipeline, now: u64) {
         while let Some(event) = p.poll_event() {
             self.events.push(event);
@@ -126,10 +134,7 @@ fn underruns_count_gaps_inside_an_utterance_and_not_a_new_replys_start() {
     let (mut p, mut sink) = pipeline(&config);
     p.play(&[500i16; 8000], 8_000).unwrap();
     let mut now = 0;
-    while now < 2_000_000 {
-        sink.tick(&mut p, now);
-        now += 10_000;
-    }
+    sink.tick_until(&mut p, &mut now, 2_000_000);
     now += 3_000_000;
     p.play(&[500i16; 80], 8_000).unwrap();
     sink.tick(&mut p, now);
@@ -146,10 +151,7 @@ fn positions_after_an_utterance_is_over_are_not_the_last_ones_length() {
     let (mut p, mut sink) = pipeline(&config);
     p.play(&[500i16; 8000], 8_000).unwrap(); // a 1 s reply
     let mut now = 0;
-    while now < 2_000_000 {
-        sink.tick(&mut p, now);
-        now += 10_000;
-    }
+    sink.tick_until(&mut p, &mut now, 2_000_000);
     now = 5_000_000;
     p.mark(1, b"start2");
     sink.tick(&mut p, now);
@@ -189,17 +191,11 @@ fn an_interrupt_with_nothing_at_the_carrier_still_starts_the_next_reply_afresh()
     let (mut p, mut sink) = pipeline(&config);
     p.play(&[500i16; 8000], 8_000).unwrap(); // a 1 s reply
     let mut now = 0;
-    while now < 1_300_000 {
-        sink.tick(&mut p, now);
-        now += 10_000;
-    }
+    sink.tick_until(&mut p, &mut now, 1_300_000);
     p.interrupt(now); // 300 ms after it played out
     p.play(&[500i16; 1600], 8_000).unwrap(); // 200 ms
     p.mark(1, b"second");
-    while now < 1_700_000 {
-        sink.tick(&mut p, now);
-        now += 10_000;
-    }
+    sink.tick_until(&mut p, &mut now, 1_700_000);
     p.handle_message(mark_echo(70, "second").as_bytes(), MessageKind::Text, now, 0, &mut |_| {});
     sink.drain(&mut p, now);
     let played: Vec<_> = sink
