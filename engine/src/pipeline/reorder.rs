@@ -13,9 +13,10 @@ use crate::codec::{decode_alaw, decode_l16, decode_ulaw, encode_l16};
 use crate::quality::InterarrivalJitter;
 use crate::stats::SessionStats;
 
-/// Frames held out of order at most; more than that and the gap is filled at once.
+/// Slots for audio held out of order; a frame that finds too few free fills the gap at once.
 const SLOTS: usize = 6;
-/// Longest out-of-order frame held (samples); longer ones fill the gap at once instead.
+/// Samples a slot holds (20 ms at 24 kHz): a longer frame (20 ms of 48 kHz L16, 40 ms of Opus)
+/// takes consecutive pieces, so no session pays for slots sized for the largest frames.
 const SLOT_SAMPLES: usize = 480;
 /// Timestamps beyond this (about 35 years) are refused by the session before they get here, so
 /// position arithmetic cannot overflow.
@@ -154,6 +155,9 @@ enum SlotEncoding {
 struct Slot {
     start: u64,
     len: usize,
+    /// Whether this is the frame's last piece (see [`SLOT_SAMPLES`]): a frame is counted late,
+    /// and its wait counted, once, there.
+    last: bool,
     /// When the frame arrived, µs: its wait here is counted when it leaves.
     arrived_us: u64,
     encoding: SlotEncoding,
@@ -519,30 +523,38 @@ impl InboundReorder {
         }
     }
 
+    /// Holds a frame that came after a gap, in as many slots as it takes; false (nothing held)
+    /// if too few are free.
     fn hold(&mut self, start: u64, pcm: FrameAudio<'_>, now_us: u64) -> bool {
-        if pcm.len() > SLOT_SAMPLES {
+        let free = self.slots.iter().filter(|s| s.is_none()).count();
+        if pcm.len().div_ceil(SLOT_SAMPLES) > free {
             return false;
         }
-        let Some(free) = self.slots.iter_mut().find(|s| s.is_none()) else {
-            return false;
-        };
-        let len = pcm.len();
-        let mut bytes = [0; 2 * SLOT_SAMPLES];
-        let encoding = match pcm {
-            FrameAudio::Mulaw(b) | FrameAudio::Alaw(b) => {
-                bytes[..len].copy_from_slice(b);
-                if matches!(pcm, FrameAudio::Mulaw(_)) { SlotEncoding::Mulaw } else { SlotEncoding::Alaw }
-            }
-            FrameAudio::L16(b) => {
-                bytes[..2 * len].copy_from_slice(&b[..2 * len]);
-                SlotEncoding::L16
-            }
-            FrameAudio::Pcm(p) => {
-                encode_l16(p, &mut bytes);
-                SlotEncoding::L16
-            }
-        };
-        *free = Some(Slot { start, len, arrived_us: now_us, encoding, bytes });
+        let mut rest = pcm;
+        let mut piece_start = start;
+        while !rest.is_empty() {
+            let len = rest.len().min(SLOT_SAMPLES);
+            let last = len == rest.len();
+            let mut bytes = [0; 2 * SLOT_SAMPLES];
+            let encoding = match rest {
+                FrameAudio::Mulaw(b) | FrameAudio::Alaw(b) => {
+                    bytes[..len].copy_from_slice(&b[..len]);
+                    if matches!(rest, FrameAudio::Mulaw(_)) { SlotEncoding::Mulaw } else { SlotEncoding::Alaw }
+                }
+                FrameAudio::L16(b) => {
+                    bytes[..2 * len].copy_from_slice(&b[..2 * len]);
+                    SlotEncoding::L16
+                }
+                FrameAudio::Pcm(p) => {
+                    encode_l16(&p[..len], &mut bytes);
+                    SlotEncoding::L16
+                }
+            };
+            let slot = self.slots.iter_mut().find(|s| s.is_none()).expect("enough slots were free");
+            *slot = Some(Slot { start: piece_start, len, last, arrived_us: now_us, encoding, bytes });
+            piece_start += len as u64;
+            rest = rest.skip(len);
+        }
         true
     }
 
@@ -566,7 +578,8 @@ impl InboundReorder {
             }
             let end = start + slot.len as u64;
             if end <= next {
-                counters.frames_late += 1;
+                // A frame's pieces leave in order: late at its last piece, it was late whole.
+                counters.frames_late += u64::from(slot.last);
                 counters.late_samples += slot.len as u64;
                 continue;
             }
@@ -577,7 +590,9 @@ impl InboundReorder {
                 self.gap_since_us = Some(self.now_us);
                 return;
             }
-            counters.reorder_wait_us += self.now_us.saturating_sub(slot.arrived_us);
+            if slot.last {
+                counters.reorder_wait_us += self.now_us.saturating_sub(slot.arrived_us);
+            }
             let skip = (next - start) as usize;
             if skip > 0 {
                 counters.frames_overlap_trimmed += 1;
@@ -697,6 +712,27 @@ mod tests {
     }
 
     #[test]
+    fn frames_longer_than_a_slot_are_put_back_in_order_too() {
+        // 20 ms frames of 48 kHz audio (960 samples, two slots each), held on the 8 kHz
+        // timeline as 960 samples = 120 ms: frame 3 arrives before frame 2, then frames 4 and 5.
+        let f = |seq: u64, v: i16, now: u64| (Some(seq), (seq - 1) * 120, v, 960, now);
+        let frames = [f(1, 1, 0), f(3, 3, 20_000), f(2, 2, 21_000), f(4, 4, 40_000)];
+        let (out, c) = run(&frames, 300);
+        let expect: Vec<i16> = [1, 2, 3, 4].iter().flat_map(|&v| [v; 960]).collect();
+        assert_eq!(out, expect);
+        assert_eq!((c.frames_reordered, c.gap_fill_samples, c.frames_late), (1, 0, 0), "{c:?}");
+        // Frame 3's wait, counted once though it filled two slots.
+        assert_eq!(c.reorder_wait_us, 1_000);
+        // Held in pieces, then made late whole by a longer frame covering it: one late frame,
+        // all its samples.
+        let frames = [f(1, 1, 0), f(3, 3, 20_000), (Some(2), 120, 2, 1920, 21_000)];
+        let (out, c) = run(&frames, 300);
+        let expect: Vec<i16> = [1, 2, 2].iter().flat_map(|&v| [v; 960]).collect();
+        assert_eq!(out, expect);
+        assert_eq!((c.frames_late, c.late_samples, c.reorder_wait_us), (1, 960, 0), "{c:?}");
+    }
+
+    #[test]
     fn a_lost_frame_becomes_silence_and_its_late_arrival_is_dropped() {
         let frames = [
             (Some(1), 0, 1, 160, 0),
@@ -720,13 +756,14 @@ mod tests {
     fn a_frame_too_long_to_hold_releases_held_audio_instead_of_silencing_it() {
         let frames = [
             (Some(1), 0, 1, 160, 0),
-            // 20 ms lost; 40 ms held; then a coalesced 100 ms frame (too long to hold) at 60 ms.
+            // 20 ms lost; 40 ms held; then a coalesced 375 ms frame (more than the free slots
+            // hold) at 60 ms.
             (Some(3), 40, 3, 160, 40_000),
-            (Some(4), 60, 4, 800, 41_000),
+            (Some(4), 60, 4, 3000, 41_000),
         ];
         let (out, c) = run(&frames, 60);
         let mut expect: Vec<i16> = [1, 0, 3].iter().flat_map(|&v| [v; 160]).collect();
-        expect.extend([4; 800]);
+        expect.extend([4; 3000]);
         assert_eq!(out, expect);
         assert_eq!(c.gap_fill_samples, 160);
         assert_eq!(c.frames_late, 0);
@@ -736,14 +773,14 @@ mod tests {
     fn a_frame_too_long_to_hold_is_trimmed_against_a_held_frame_it_overlaps() {
         let frames = [
             (Some(1), 0, 1, 160, 0),
-            // 20 ms lost; 40-60 ms held; then 600 samples from 55 ms, overlapping it by 5 ms.
+            // 20 ms lost; 40-60 ms held; then 3,000 samples from 55 ms, overlapping it by 5 ms.
             (Some(3), 40, 3, 160, 40_000),
-            (Some(4), 55, 4, 600, 41_000),
+            (Some(4), 55, 4, 3000, 41_000),
         ];
         let (out, c) = run(&frames, 60);
-        // 0-20, silence to 40, 40-60, then the long frame's tail from 60 ms: 1,040 samples.
+        // 0-20, silence to 40, 40-60, then the long frame's tail from 60 ms.
         let mut expect: Vec<i16> = [1, 0, 3].iter().flat_map(|&v| [v; 160]).collect();
-        expect.extend([4; 560]);
+        expect.extend([4; 2960]);
         assert_eq!(out, expect);
         assert_eq!(c.frames_overlap_trimmed, 1);
     }
