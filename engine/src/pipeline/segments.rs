@@ -183,9 +183,14 @@ impl SegmentTable {
         }
     }
 
+    /// Samples of silence padded into frames, ever.
+    pub fn padding_total(&self) -> u64 {
+        self.padding_total
+    }
+
     /// Samples of padding sent before `played` (a sent position): all of it but what the padded
     /// frames remembered hold past it (a frame's padding is its last samples).
-    fn padding_before(&self, played: u64) -> u64 {
+    pub fn padding_before(&self, played: u64) -> u64 {
         let ahead: u64 = self
             .padded
             .iter()

@@ -146,6 +146,9 @@ pub struct SessionPipeline {
     marks: MarkTable,
     /// Host-named segments of the agent audio, for the played position per segment.
     segments: SegmentTable,
+    /// The silence padded into frames before the current utterance (`SegmentTable`'s total):
+    /// the padding since is no agent audio, and played positions leave it out.
+    utterance_padding_from: u64,
     /// The message being handed out by `poll_transmit`.
     message: Vec<u8>,
     /// A handshake reply the dialect asked for, waiting to be polled.
@@ -262,6 +265,7 @@ impl SessionPipeline {
             ),
             marks: MarkTable::new(config.max_pending_marks, config.max_mark_name_bytes),
             segments: SegmentTable::new(),
+            utterance_padding_from: 0,
             message: Vec::new(),
             reply: Vec::with_capacity(256),
             reply_kind: None,
@@ -839,7 +843,7 @@ impl SessionPipeline {
     /// so the host knows which of its segments the interrupt cut off).
     pub fn interrupt_numbered(&mut self, now_us: u64, generation: u32) {
         self.stats.interrupts += 1;
-        let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
+        let played_ms = self.utterance_played_ms(now_us);
         let segment = self.segment_position(now_us);
         self.events.push(RawEvent::Interrupted { played_ms, generation, segment });
         self.flush_agent_audio(now_us);
@@ -884,6 +888,17 @@ impl SessionPipeline {
         } else {
             self.playout.carrier_end_us() + self.playout.lag_us()
         }
+    }
+
+    /// The agent audio of the current utterance the caller has heard by `now_us`, ms: the
+    /// playout model's position less the silence padded into frames before it (a frame cut short
+    /// at a mark, or sent partial to a starving carrier), so that it is an offset into the audio
+    /// the host played.
+    fn utterance_played_ms(&self, now_us: u64) -> u64 {
+        let played = self.playout.played_samples(now_us);
+        let padding =
+            self.segments.padding_before(self.played_pos(now_us)).saturating_sub(self.utterance_padding_from);
+        played.saturating_sub(padding) / self.playout.samples_per_ms()
     }
 
     /// The sent-stream position (samples) the caller has heard by `now_us`.
@@ -991,7 +1006,7 @@ impl SessionPipeline {
             let onset_arrived = self.arrivals.arrival_of(onset_ms.saturating_mul(spms), spms);
             let reaction_us = now_us.saturating_sub(onset_arrived.unwrap_or(now_us));
             // The event first: the marks it flushes are reported after it, as its consequence.
-            let played_ms = self.playout.played_samples(now_us) / self.playout.samples_per_ms();
+            let played_ms = self.utterance_played_ms(now_us);
             let segment = self.segment_position(now_us);
             self.barge_generation = self.barge_generation.wrapping_add(1);
             let generation = self.barge_generation;
@@ -1030,7 +1045,10 @@ impl SessionPipeline {
         // Every segment ends: the host begins new ones for what it plays next.
         self.segments.clear(self.caps.clear != ClearKind::None);
         if self.caps.clear == ClearKind::None {
-            // What the carrier holds still plays: its marks keep their due times.
+            // What the carrier holds still plays: its marks keep their due times. What the agent
+            // says next is new (its played position counts what the carrier holds as unplayed,
+            // so it starts at 0 once the carrier has played it).
+            self.playout.end_utterance();
             return;
         }
         if !self.playout.is_playing(now_us) {
@@ -1171,8 +1189,14 @@ impl SessionPipeline {
         let outbound = self.outbound.as_mut()?;
         let id = outbound.queue.pop_due_mark()?;
         // A mark placed before a new reply's first audio, once the last utterance is over, is at
-        // its start: not at the end of the one before.
-        let pos = if self.playout.continues_utterance(now_us) { self.playout.utterance_sent() } else { 0 };
+        // its start: not at the end of the one before. Every frame's padding sent so far is
+        // before it, and is no agent audio.
+        let pos = if self.playout.continues_utterance(now_us) {
+            let padding = self.segments.padding_total() - self.utterance_padding_from;
+            self.playout.utterance_sent().saturating_sub(padding)
+        } else {
+            0
+        };
         let due = self.playout.carrier_end_us();
         let kind = match self.caps.confirmation {
             Confirmation::Echo { .. } => {
@@ -1206,6 +1230,7 @@ impl SessionPipeline {
         if !continues {
             // A duck let go as the last reply ended, with no frame of it left to ramp back up.
             self.ducker.settle();
+            self.utterance_padding_from = self.segments.padding_total();
         }
         self.ducker.apply(&mut outbound.frame, encoding, samples_per_ms);
         let queue_to = outbound.queue.taken() / bytes_per_sample;

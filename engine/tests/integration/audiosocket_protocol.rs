@@ -460,8 +460,8 @@ fn agent_audio_goes_out_in_20_ms_messages_never_more_than_40_ms_ahead_and_marks_
             match e {
                 Event::MarkPlayed { name, played_ms } => {
                     assert_eq!(name, "end-of-reply");
-                    // 210 ms of reply and 10 ms of padding, as the caller hears it.
-                    assert_eq!(played_ms, 220);
+                    // 210 ms of reply (the 10 ms of padding after it is no agent audio).
+                    assert_eq!(played_ms, 210);
                     played_at = Some(now_ms);
                 }
                 Event::Connected | Event::Started(_) => {}
@@ -565,4 +565,33 @@ fn a_change_of_rate_mid_call_is_refused_and_the_call_goes_on() {
     assert_eq!(received, [a, b].concat());
     let evs = events(&mut s);
     assert_eq!(evs[2..], [Event::ProtocolError { error: ProtocolError::UnsupportedFormat }], "{evs:?}");
+}
+
+/// With no clear, an interrupt still ends the utterance: the next reply's positions count from
+/// its own start, once Asterisk has played what it held of the one cut off.
+#[test]
+fn a_reply_after_an_interrupt_counts_its_positions_from_its_own_start() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
+    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    s.play(&vec![1000i16; 24_000], 8_000).unwrap(); // three seconds
+    for _ in 0..50 {
+        outbound(&mut s);
+        clock.advance(Duration::from_millis(20));
+        s.read_audio(&mut [0; 16]);
+    }
+    s.interrupt().unwrap();
+    s.play(&vec![1000i16; 1_600], 8_000).unwrap(); // 200 ms
+    s.mark("next").unwrap();
+    events(&mut s);
+    let mut played = Vec::new();
+    for _ in 0..30 {
+        outbound(&mut s);
+        clock.advance(Duration::from_millis(20));
+        s.read_audio(&mut [0; 16]);
+        played.extend(events(&mut s));
+    }
+    assert_eq!(played, [Event::MarkPlayed { name: "next".into(), played_ms: 200 }]);
 }

@@ -241,9 +241,9 @@ fn agent_audio_goes_out_in_exact_16_khz_frames_and_marks_play_by_the_engines_clo
         for e in events(&mut s) {
             if let Event::MarkPlayed { name, played_ms } = e {
                 assert_eq!(name, "end-of-reply");
-                // The mark's frame is cut at it and padded: the position counts that silence,
-                // as the caller hears it (210 ms of reply, 10 ms of padding).
-                assert_eq!(played_ms, 220);
+                // The mark's frame is cut at it and padded: the position is the reply's 210 ms,
+                // not the 10 ms of padding after it.
+                assert_eq!(played_ms, 210);
                 played_at = Some(now_ms);
             }
         }

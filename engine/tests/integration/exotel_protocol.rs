@@ -908,7 +908,7 @@ fn marks_echoed_after_a_clear_are_cleared_unless_the_caller_had_heard_them() {
 }
 
 /// A mark after less than a chunk of audio cuts the chunk, padded to 200 ms: the caller reaches
-/// the mark only after the padding, and the played position says so.
+/// the mark only after the padding, and its position is the 100 ms of audio before it.
 #[test]
 fn a_mark_within_a_chunk_is_played_after_its_padding() {
     let clock = ManualClock::new();
@@ -926,7 +926,7 @@ fn a_mark_within_a_chunk_is_played_after_its_padding() {
     clock.advance(Duration::from_millis(200));
     s.read_audio(&mut [0; 16]);
     s.push_text(&MARK.replace("utt-12", "half")).unwrap();
-    assert_eq!(events(&mut s), [Event::MarkPlayed { name: "half".into(), played_ms: 200 }]);
+    assert_eq!(events(&mut s), [Event::MarkPlayed { name: "half".into(), played_ms: 100 }]);
 }
 
 #[test]

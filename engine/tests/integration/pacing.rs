@@ -209,3 +209,35 @@ fn an_interrupt_with_nothing_at_the_carrier_still_starts_the_next_reply_afresh()
     assert_eq!(played, [200]);
     assert_eq!(p.counters().clears_sent, 0);
 }
+
+/// Marks placed inside a frame's worth of audio cut frames short, and the rest of such a frame
+/// goes out as silence: the played positions count the host's audio, not that silence.
+#[test]
+fn played_positions_leave_out_the_silence_padded_at_marks() {
+    let config = SessionConfig { sync_mark_interval_ms: 0, ..Default::default() };
+    let (mut p, mut sink) = pipeline(&config);
+    // 125 ms, a mark, 125 ms more, a mark: each ends inside a 20 ms frame.
+    p.play(&[500i16; 1000], 8_000).unwrap();
+    p.mark(1, b"a");
+    p.play(&[500i16; 1000], 8_000).unwrap();
+    p.mark(2, b"b");
+    let mut now = 0;
+    sink.tick_until(&mut p, &mut now, 600_000);
+    assert_eq!(sink.marks, ["a", "b"]);
+    assert!(p.counters().frames_padded >= 2, "{:?}", p.counters());
+    p.handle_message(mark_echo(20, "a").as_bytes(), MessageKind::Text, now, 0, &mut |_| {});
+    p.handle_message(mark_echo(21, "b").as_bytes(), MessageKind::Text, now, 0, &mut |_| {});
+    // Heard through, within the utterance gap: the interrupt's position is the whole reply.
+    p.interrupt(now);
+    sink.drain(&mut p, now);
+    let played: Vec<_> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RawEvent::MarkPlayed { played_ms, .. } => Some(("mark", *played_ms)),
+            RawEvent::Interrupted { played_ms, .. } => Some(("interrupt", *played_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played, [("mark", 125), ("mark", 250), ("interrupt", 250)]);
+}
