@@ -337,18 +337,22 @@ fn check_call(
             } else {
                 stopped.unwrap_or(at).min(at).saturating_duration_since(seen).as_secs_f64() * 1e3
             };
-            let diff = heard - transit - engine as f64;
+            // The engine counts the bot's audio; the carrier, its timeline, silence padded at
+            // marks included.
+            let audio = reply_audio_in(dialect, heard - transit);
+            let diff = audio - engine as f64;
             println!(
                 "{dialect}: played at barge-in: engine {engine} ms, carrier {heard:.1} ms \
-                 ({transit:.1} ms after the bot saw it); marks flushed {}",
+                 ({transit:.1} ms after the bot saw it: {audio:.1} ms of the reply's audio); \
+                 marks flushed {}",
                 m.marks_cleared
             );
             let window = if dialect.is_tcp() { -20.0..=60.0 } else { -20.0..=20.0 };
             expect(
                 window.contains(&diff),
                 format!(
-                    "the engine says {engine} ms played, the carrier {heard:.1} ms, \
-                     {transit:.1} ms after the bot saw the barge-in"
+                    "the engine says {engine} ms played, the carrier {heard:.1} ms ({audio:.1} ms \
+                     of the reply's audio), {transit:.1} ms after the bot saw the barge-in"
                 ),
             );
         }
@@ -439,6 +443,18 @@ fn check_call(
         println!("{dialect} timeline:\n{timeline}");
     }
     problems
+}
+
+/// How much of the bot's reply the first `heard_ms` of it on the caller's timeline hold. Each
+/// 100 ms piece is followed by a mark, which cuts the frame the piece ends in: the rest of that
+/// frame goes out as silence. Frames are 20 ms, but 200 ms on Exotel (its smallest chunk of 8 kHz
+/// L16), where every piece is followed by 100 ms of silence.
+fn reply_audio_in(dialect: Dialect, heard_ms: f64) -> f64 {
+    let frame_ms = if dialect == Dialect::Exotel { 200.0 } else { 20.0 };
+    let piece_ms = PIECE as f64 / 8.0;
+    let slot_ms = (piece_ms / frame_ms).ceil() * frame_ms;
+    let pieces = (heard_ms / slot_ms).floor();
+    pieces * piece_ms + (heard_ms - pieces * slot_ms).min(piece_ms)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
