@@ -1204,8 +1204,9 @@ trunkline_result trunkline_session_start_info(trunkline_session *session,
 // an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
 // the NUL) into `*out_len`. The string is the carrier's as sent, which may hold a NUL byte (JSON
 // `\u0000`): use `*out_len`, not strlen. Results: OK; EMPTY (no STARTED event polled yet,
-// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1);
-// INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
+// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1: the length is
+// written to `*out_len`, `buf` is untouched); INVALID_ARGUMENT (unknown `field`);
+// NULL_PARAMETER; CLOSED. Any thread.
 trunkline_result trunkline_session_start_string(trunkline_session *session,
                                                 uint32_t field,
                                                 char *buf,
@@ -1215,8 +1216,9 @@ trunkline_result trunkline_session_start_string(trunkline_session *session,
 // Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
 // (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
 // byte). `key` and `value` must not overlap. Results: OK; EMPTY (no such index, or no STARTED
-// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER;
-// INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
+// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL (each buffer needs
+// its string's length + 1: both lengths are written, neither buffer is touched);
+// NULL_PARAMETER; INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
 trunkline_result trunkline_session_custom_parameter(trunkline_session *session,
                                                     size_t index,
                                                     char *key,

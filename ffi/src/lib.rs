@@ -94,8 +94,12 @@ pub(crate) fn max_elements<T>(_: *const T) -> usize {
 
 /// Whether two C buffers (element pointers and counts) share no byte. A call that makes a slice
 /// of each, one of them mutable, refuses overlapping ones (`INVALID_ARGUMENT`): the two slices
-/// would alias, which Rust does not allow (an in-place G.711 conversion, say).
+/// would alias, which Rust does not allow (an in-place G.711 conversion, say). A NULL buffer
+/// overlaps nothing: making its slice refuses it (`NULL_PARAMETER`).
 pub(crate) fn disjoint<A, B>(a: *const A, a_len: usize, b: *const B, b_len: usize) -> bool {
+    if a.is_null() || b.is_null() {
+        return true;
+    }
     let (a_start, b_start) = (a as usize, b as usize);
     let a_end = a_start.saturating_add(a_len.saturating_mul(std::mem::size_of::<A>()));
     let b_end = b_start.saturating_add(b_len.saturating_mul(std::mem::size_of::<B>()));

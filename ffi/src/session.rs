@@ -604,8 +604,9 @@ pub extern "C" fn trunkline_session_start_info(
 /// an integer so that any value is defined), into `buf` (NUL-terminated) and its length (without
 /// the NUL) into `*out_len`. The string is the carrier's as sent, which may hold a NUL byte (JSON
 /// `\u0000`): use `*out_len`, not strlen. Results: OK; EMPTY (no STARTED event polled yet,
-/// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1);
-/// INVALID_ARGUMENT (unknown `field`); NULL_PARAMETER; CLOSED. Any thread.
+/// unless the session was opened started); BUFFER_TOO_SMALL (needs length + 1: the length is
+/// written to `*out_len`, `buf` is untouched); INVALID_ARGUMENT (unknown `field`);
+/// NULL_PARAMETER; CLOSED. Any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn trunkline_session_start_string(
     session: *mut trunkline_session,
@@ -634,11 +635,10 @@ pub extern "C" fn trunkline_session_start_string(
             trunkline_start_field::StreamId => &start.stream_id,
             trunkline_start_field::AccountId => &start.account_id,
         };
+        // Too small, the length tells the caller the capacity to ask with (length + 1).
+        out_len.set(value.len());
         match copy_c_string(value, buf) {
-            Some(n) => {
-                out_len.set(n);
-                trunkline_result::Ok
-            }
+            Some(_) => trunkline_result::Ok,
             None => trunkline_result::BufferTooSmall,
         }
     })
@@ -647,8 +647,9 @@ pub extern "C" fn trunkline_session_start_string(
 /// Copies custom parameter `index` (in the order the carrier sent them) into `key` and `value`
 /// (NUL-terminated), with their lengths (use them, not strlen: a carrier's string may hold a NUL
 /// byte). `key` and `value` must not overlap. Results: OK; EMPTY (no such index, or no STARTED
-/// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL; NULL_PARAMETER;
-/// INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
+/// event polled yet, unless the session was opened started); BUFFER_TOO_SMALL (each buffer needs
+/// its string's length + 1: both lengths are written, neither buffer is touched);
+/// NULL_PARAMETER; INVALID_ARGUMENT (`key` and `value` overlap); CLOSED. Any thread.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)] // Two C string outputs, each a buffer, capacity and length.
 pub extern "C" fn trunkline_session_custom_parameter(
@@ -677,11 +678,13 @@ pub extern "C" fn trunkline_session_custom_parameter(
         let Some((k, v)) = s.start.as_ref().and_then(|st| st.custom_parameters.get(index)) else {
             return trunkline_result::Empty;
         };
+        // Too small, the lengths tell the caller the capacities to ask with (length + 1).
+        out_key_len.set(k.len());
+        out_value_len.set(v.len());
         if k.len() >= key.len() || v.len() >= value.len() {
             return trunkline_result::BufferTooSmall;
         }
-        out_key_len.set(copy_c_string(k, key).unwrap_or(0));
-        out_value_len.set(copy_c_string(v, value).unwrap_or(0));
+        let _ = (copy_c_string(k, key), copy_c_string(v, value));
         trunkline_result::Ok
     })
 }

@@ -181,6 +181,9 @@ void test_null_parameters(void) {
   CHECK_RESULT(trunkline_test_fail_session(NULL), NP);
 
   CHECK_RESULT(trunkline_ulaw_decode(NULL, 4, pcm, 64), NP);
+  /* Two NULL buffers are NULL, not an overlap. */
+  CHECK_RESULT(trunkline_ulaw_decode(NULL, 4, NULL, 64), NP);
+  CHECK_RESULT(trunkline_session_custom_parameter(s, 0, NULL, 64, &n, NULL, 64, &n2), NP);
   CHECK_RESULT(trunkline_ulaw_decode(bytes, 4, NULL, 64), NP);
   CHECK_RESULT(trunkline_ulaw_encode(NULL, 4, bytes, 64), NP);
   CHECK_RESULT(trunkline_ulaw_encode(pcm, 4, NULL, 64), NP);
@@ -650,7 +653,8 @@ void test_buffer_too_small(void) {
   size_t sid = strlen(CALL_SID);
   got = SENTINEL_SIZE;
   CHECK_RESULT(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, sid, &got), B);
-  CHECK_EQ(got, SENTINEL_SIZE);
+  /* Too small: the length says what to ask with, and the buffer is untouched. */
+  CHECK_EQ(got, sid);
   CHECK_EQ(text[0], 'x');
   CHECK_OK(trunkline_session_start_string(s, TRUNKLINE_START_FIELD_CALL_ID, text, sid + 1, &got));
   CHECK_EQ(got, sid);
@@ -661,10 +665,17 @@ void test_buffer_too_small(void) {
   char value[16];
   size_t kl = SENTINEL_SIZE;
   size_t vl = SENTINEL_SIZE;
+  memset(key, 'x', sizeof key);
+  memset(value, 'x', sizeof value);
   CHECK_RESULT(trunkline_session_custom_parameter(s, 0, key, 6, &kl, value, 16, &vl), B);
+  CHECK_EQ(kl, 6);
+  CHECK_EQ(vl, 9);
+  kl = vl = SENTINEL_SIZE;
   CHECK_RESULT(trunkline_session_custom_parameter(s, 0, key, 16, &kl, value, 9, &vl), B);
-  CHECK_EQ(kl, SENTINEL_SIZE);
-  CHECK_EQ(vl, SENTINEL_SIZE);
+  CHECK_EQ(kl, 6);
+  CHECK_EQ(vl, 9);
+  CHECK_EQ(key[0], 'x');
+  CHECK_EQ(value[0], 'x');
   CHECK_OK(trunkline_session_custom_parameter(s, 0, key, 7, &kl, value, 10, &vl));
   CHECK_EQ(kl, 6);
   CHECK_EQ(vl, 9);
