@@ -559,7 +559,7 @@ typedef struct {
   const trunkline_session_config *session;
   // Most concurrent calls, 1-65536; more are refused with 503.
   uint32_t max_sessions;
-  // Largest WebSocket message accepted, bytes.
+  // Largest WebSocket message accepted, bytes: 1 to 16 MiB.
   size_t max_message_bytes;
   // Time allowed for the WebSocket handshake, ms (> 0, at most a day, as for every timeout
   // here).

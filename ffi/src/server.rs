@@ -44,7 +44,7 @@ pub struct trunkline_server_config {
     pub session: *const trunkline_session_config,
     /// Most concurrent calls, 1-65536; more are refused with 503.
     pub max_sessions: u32,
-    /// Largest WebSocket message accepted, bytes.
+    /// Largest WebSocket message accepted, bytes: 1 to 16 MiB.
     pub max_message_bytes: size_t,
     /// Time allowed for the WebSocket handshake, ms (> 0, at most a day, as for every timeout
     /// here).

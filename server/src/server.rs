@@ -42,7 +42,8 @@ pub struct OffloadConfig {
     pub routes: Vec<Route>,
     /// Most concurrent calls, 1-65536; more are refused with 503.
     pub max_sessions: usize,
-    /// Largest WebSocket message accepted; a larger one closes the connection (1009).
+    /// Largest WebSocket message accepted, 1 byte to 16 MiB; a larger one closes the connection
+    /// (1009).
     pub max_message_bytes: usize,
     /// Time allowed from TCP accept to a completed WebSocket handshake. This and every timeout
     /// and interval here must be positive and at most a day (`OffloadError::Invalid`).
@@ -337,12 +338,18 @@ const MAX_SESSIONS: usize = 65_536;
 const MAX_THREADS: usize = 1024;
 /// Longest timeout or ping interval: far beyond any use, and clear of overflowing a deadline.
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Largest message limit: a connection buffers a message whole, so a wild limit lets any peer
+/// make the process allocate until it aborts (the session's own limit has the same bound).
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Refuses limits the server cannot run with: zero (nothing would fit, or every connection
 /// would be closed at once), or so large that allocating for them would abort the process.
 fn check_limits(config: &OffloadConfig) -> Result<(), OffloadError> {
     if !(1..=MAX_SESSIONS).contains(&config.max_sessions) || !(1..=MAX_THREADS).contains(&config.threads) {
         return Err(OffloadError::Invalid("max_sessions must be 1-65536 and threads 1-1024"));
+    }
+    if !(1..=MAX_MESSAGE_BYTES).contains(&config.max_message_bytes) {
+        return Err(OffloadError::Invalid("max_message_bytes must be 1 to 16 MiB"));
     }
     let timeouts = [
         Some(config.handshake_timeout),

@@ -350,6 +350,14 @@ fn server_limits_it_cannot_run_with_are_refused_at_start() {
         ("a million sessions", OffloadConfig { max_sessions: 1 << 20, ..Default::default() }),
         ("no threads", OffloadConfig { threads: 0, ..Default::default() }),
         ("a million threads", OffloadConfig { threads: 1 << 20, ..Default::default() }),
+        // A connection buffers a message whole: any peer could make the process allocate
+        // until it aborts.
+        ("messages of any size", OffloadConfig { max_message_bytes: usize::MAX, ..Default::default() }),
+        (
+            "messages of 16 MiB and a byte",
+            OffloadConfig { max_message_bytes: (16 << 20) + 1, ..Default::default() },
+        ),
+        ("no message", OffloadConfig { max_message_bytes: 0, ..Default::default() }),
         (
             "a zero handshake timeout",
             OffloadConfig { handshake_timeout: Duration::ZERO, ..Default::default() },
@@ -371,6 +379,7 @@ fn server_limits_it_cannot_run_with_are_refused_at_start() {
     let edges = OffloadConfig {
         max_sessions: 65_536,
         threads: 1,
+        max_message_bytes: 16 << 20,
         handshake_timeout: secs(86_400),
         idle_timeout: secs(86_400),
         send_timeout: Duration::from_millis(1),
