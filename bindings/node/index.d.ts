@@ -343,7 +343,7 @@ export declare class Engine {
   clearWakeup(): boolean;
   /**
    * Resolves true when some session may have output or wake() is called, false after `timeoutMs`
-   * (default: none) or when the engine closes. The blocking wait runs on a worker thread, never
+   * (default, Infinity, or beyond about 24.8 days: none) or when the engine closes. The blocking wait runs on a worker thread, never
    * the event loop.
    */
   wait(timeoutMs?: number): Promise<boolean>;

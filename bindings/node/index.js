@@ -242,6 +242,8 @@ function serverConfig(options) {
 
 /** Longest a single native wait lasts: wakeups() and calls() look again at least this often. */
 const WAIT_SLICE_MS = 100;
+/** Longest delay setTimeout keeps (2^31 - 1 ms): it fires a longer one after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Inline engines have no worker to signal the wakeup: their waiters are polled this often. */
 const INLINE_POLL_MS = 20;
 
@@ -445,8 +447,8 @@ class Engine {
 
   /**
    * Resolves true when some session of this engine may have output (audio, events, outbound
-   * messages) or wake() is called, false after `timeoutMs` (default: no timeout) or when the
-   * engine closes. The blocking trunkline_engine_wait runs on a koffi worker thread, never on the
+   * messages) or wake() is called, false after `timeoutMs` (default, Infinity, or beyond what a
+   * timer holds, about 24.8 days: no timeout) or when the engine closes. The blocking trunkline_engine_wait runs on a koffi worker thread, never on the
    * event loop; one native wait serves every waiter of the engine. A loop that drains sessions between waits
    * should prefer `session.wakeups()`, which also catches a wakeup that lands while it drains.
    */
@@ -459,7 +461,8 @@ class Engine {
         resolve(woken);
       };
       this.#waiters.add(waiter);
-      if (timeoutMs !== undefined && timeoutMs !== null && timeoutMs >= 0) {
+      // setTimeout takes a longer delay (Infinity too) for 1 ms: the wait would end at once.
+      if (timeoutMs !== undefined && timeoutMs !== null && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS) {
         timer = setTimeout(() => {
           this.#waiters.delete(waiter);
           resolve(false);

@@ -28,6 +28,17 @@ for (const workers of [0, 1]) {
   });
 }
 
+test('a wait() of Infinity, or longer than a timer holds, waits for the wake', async (t) => {
+  const engine = new Engine({ workers: 1 });
+  t.after(() => engine.close());
+  for (const timeoutMs of [Infinity, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+    const waiting = engine.wait(timeoutMs);
+    assert.equal(await within(waiting, 150), 'pending', `wait(${timeoutMs}) ended with nothing to wake it`);
+    engine.wake();
+    assert.equal(await within(waiting, 5000), true, `wait(${timeoutMs})`);
+  }
+});
+
 test('a wake before the wait is kept for it, and counts once', async (t) => {
   const engine = new Engine({ workers: 1 });
   t.after(() => engine.close());
