@@ -151,7 +151,7 @@ export interface ServerOptions {
   session?: SessionOptions | null;
   /** Most concurrent calls; more are refused with 503. */
   maxSessions?: number;
-  /** Largest WebSocket message accepted, bytes. */
+  /** Largest WebSocket message accepted, bytes: 1 to 16 MiB. */
   maxMessageBytes?: number;
   /** Time allowed for the WebSocket handshake, ms. */
   handshakeTimeoutMs?: number;

@@ -271,8 +271,8 @@ pub extern "C" fn trunkline_engine_clear_wakeup(engine: *const trunkline_engine)
 /// for the process. No label is per call. With an offload server on this engine, its `/metrics`
 /// endpoint serves this text plus the server's own counters: scrape that instead.
 ///
-/// Unlike other calls, `*out_len` is also written with BUFFER_TOO_SMALL, to the length of the text
-/// that did not fit (nothing is copied): retry with a buffer of more than that, leaving room,
+/// As with the start strings, `*out_len` is also written with BUFFER_TOO_SMALL, to the length of
+/// the text that did not fit (nothing is copied): retry with a buffer of more than that, leaving room,
 /// since the text can grow between calls (counters gain digits, workers and sessions come).
 /// `buf` may be NULL with a `capacity` of 0, to ask the length. A few kilobytes of text, built
 /// on the calling thread; call it from a monitoring thread, not for every frame.

@@ -339,7 +339,7 @@ const MAX_THREADS: usize = 1024;
 /// Longest timeout or ping interval: far beyond any use, and clear of overflowing a deadline.
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Largest message limit: a connection buffers a message whole, so a wild limit lets any peer
-/// make the process allocate until it aborts (the session's own limit has the same bound).
+/// make the process allocate until it aborts (the C ABI bounds a session's limit the same way).
 const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Refuses limits the server cannot run with: zero (nothing would fit, or every connection

@@ -271,7 +271,7 @@ namespace Trunkline
         public SessionOptions Session { get; set; }
         /// <summary>Most concurrent calls; more are refused with 503.</summary>
         public int? MaxSessions { get; set; }
-        /// <summary>Largest WebSocket message accepted, bytes.</summary>
+        /// <summary>Largest WebSocket message accepted, bytes: 1 to 16 MiB.</summary>
         public int? MaxMessageBytes { get; set; }
         /// <summary>Time allowed for the WebSocket handshake.</summary>
         public TimeSpan? HandshakeTimeout { get; set; }

@@ -240,4 +240,26 @@ fn played_positions_leave_out_the_silence_padded_at_marks() {
         })
         .collect();
     assert_eq!(played, [("mark", 125), ("mark", 250), ("interrupt", 250)]);
+
+    // Cut off 200 ms into the caller's timeline, with the second piece's padding still ahead:
+    // the first piece's 140 ms (125 of audio, 15 of padding), then 60 ms of the second's audio.
+    let (mut p, mut sink) = pipeline(&config);
+    for (id, name) in [(1, b"a"), (2, b"b")] {
+        p.play(&[500i16; 1000], 8_000).unwrap();
+        p.mark(id, name);
+    }
+    p.play(&[500i16; 1000], 8_000).unwrap();
+    let mut now = 0;
+    sink.tick_until(&mut p, &mut now, 200_000);
+    p.interrupt(now);
+    sink.drain(&mut p, now);
+    let played: Vec<_> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RawEvent::Interrupted { played_ms, .. } => Some(*played_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(played, [185]);
 }
