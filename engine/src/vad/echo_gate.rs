@@ -93,7 +93,7 @@
 //! the echo match's comparison and a max over at most [`WINDOW_SLOTS`] × [`GATE_BANDS`] bytes.
 //! Once the bot has been silent for the window, one comparison. State: [`SLOTS`] ×
 //! [`GATE_BANDS`] bytes of band energies (1 dB steps), a byte of bound per lag, the estimator's
-//! 16-bit sums, the match's last frames and a few numbers (592 bytes,
+//! 16-bit sums, the match's last frames and a few numbers (600 bytes,
 //! within what a running default call leaves of its 128 KiB); no sample history.
 
 use super::echo_delay::{EchoDelay, Estimate, LAGS};
@@ -314,6 +314,11 @@ pub(crate) struct EchoGate {
     ring: [[u8; GATE_BANDS]; SLOTS],
     /// Where the echo lies behind the reference.
     delay: EchoDelay,
+    /// The last delay estimate the bounds did not contradict, slots (NaN: none yet): what the
+    /// echo canceller aligns to. A caller talking over the agent can lock the estimator on a lag
+    /// of chance for a second, where the bounds know no echo is; followed, that moved the
+    /// canceller's taps off what it had learnt.
+    trusted_slots: f32,
     /// Newest slot written; slots in `(newest - SLOTS, newest]` are valid. [`NO_SLOT`]: none.
     /// (32 bits: 2.7 years of 20 ms slots, and the state fits the session's memory budget.)
     newest: u32,
@@ -350,6 +355,7 @@ impl EchoGate {
         Self {
             ring: [[0; GATE_BANDS]; SLOTS],
             delay: EchoDelay::new(),
+            trusted_slots: f32::NAN,
             newest: NO_SLOT,
             offset_us: i64::MIN,
             gain: [(START_GAIN_DB / GAIN_UNIT_DB) as i16; GATE_BANDS],
@@ -449,9 +455,10 @@ impl EchoGate {
         to_db_code(bands.iter().filter(|&&b| b > 0).map(|&b| POWER[usize::from(b)]).sum())
     }
 
-    /// The estimated echo delay, ms, if the estimator trusts one.
+    /// The estimated echo delay, ms: the last estimate the echo's bounds did not contradict, if
+    /// any (kept while the agent is silent).
     pub(crate) fn delay_ms(&self) -> Option<f32> {
-        self.delay.estimate().map(|e| e.slots * (SLOT_SAMPLES / 8) as f32)
+        (!self.trusted_slots.is_nan()).then_some(self.trusted_slots * (SLOT_SAMPLES / 8) as f32)
     }
 
     /// The loudest reference per band (dB codes) over lags `lags` (slots) behind `slot`.
@@ -719,6 +726,9 @@ impl EchoGate {
         // An estimate the bounds contradict (no echo can be near it) is early or wrong: the echo
         // is predicted from wherever the bounds allow it.
         let trusted = estimate.filter(|&e| near(e).any(|lag| self.bound_db(lag as usize) >= CONTRADICTED_DB));
+        if let Some(e) = trusted {
+            self.trusted_slots = e.slots;
+        }
         let lags = match trusted {
             Some(e) => near(e),
             None => 0..=WINDOW_SLOTS - 1,
@@ -805,7 +815,7 @@ mod tests {
     fn the_state_is_the_size_the_docs_state() {
         assert_eq!(size_of::<EchoMatch>(), 52);
         assert_eq!(size_of::<EchoDelay>(), 140);
-        assert_eq!(size_of::<EchoGate>(), 592);
+        assert_eq!(size_of::<EchoGate>(), 600);
     }
 
     #[test]
@@ -976,6 +986,37 @@ mod tests {
             assert!(drop <= 0.5, "lag {lag}: the bound fell {drop} dB in one frame");
         }
         assert!(g.bound_db(5) >= -12.0, "the bound at the echo's lag is under the echo: {}", g.bound_db(5));
+    }
+
+    #[test]
+    fn the_delay_given_the_canceller_does_not_follow_an_estimate_the_bounds_contradict() {
+        // The echo 10 dB down five slots (100 ms) later, learnt over four seconds; then the echo
+        // goes quiet and the line carries sound that follows the agent twelve slots later (a
+        // caller talking along, say), louder than the bounds at that lag allow any echo to be.
+        let reference = syllables(0x9e37_79b9, 320);
+        let noise = [20.0; GATE_BANDS];
+        let mut g = EchoGate::new();
+        let mut moved = None;
+        for s in 0..300usize {
+            let caller = match s {
+                ..200 if s >= 5 && reference[s - 5] > 0 => 60.0,
+                200.. if reference[s - 12] > 0 => 75.0,
+                _ => 20.0,
+            };
+            g.record(s as u64, [reference[s]; GATE_BANDS]);
+            g.mask(s as u64, &[caller; GATE_BANDS], &noise, false, false);
+            let lag = g.delay.estimate().map(|e| e.lag);
+            moved = moved.or((lag == Some(12)).then_some(s));
+            if let Some(at) = moved
+                && s < at + 50
+            {
+                // The estimator follows the sound; for the second after, the delay given the
+                // echo canceller stays the echo's.
+                let delay = g.delay_ms().expect("an echo was learnt");
+                assert!((90.0..=110.0).contains(&delay), "slot {s}: the canceller is given {delay} ms");
+            }
+        }
+        assert!(moved.is_some(), "the estimator never moved to the sound's lag");
     }
 
     #[test]

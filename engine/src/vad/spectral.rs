@@ -299,7 +299,7 @@ pub(crate) struct SpectralClassifier {
     /// Last frame's features.
     last: Features,
     /// The agent's audio as played, to tell its echo from the caller (see [`super::echo_gate`]);
-    /// built only for an echo-aware detector, so that the others do not carry its 592 bytes.
+    /// built only for an echo-aware detector, so that the others do not carry its 600 bytes.
     echo: Option<Box<EchoGate>>,
 }
 
