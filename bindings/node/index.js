@@ -1183,9 +1183,10 @@ class Server {
   }
 
   /**
-   * Shuts the server down at once (if shutdown() was not called: live calls are cut) and frees
-   * it. Sessions already accepted stay yours (they report the end of their stream). While a
-   * drain() or shutdown() is running, the free waits for it to return. It runs on the event
+   * Shuts the server down at once (if shutdown() was not called: live calls are cut, a running
+   * drain()'s too, without waiting for its grace) and frees it. Sessions already accepted stay
+   * yours (they report the end of their stream). While a drain() or shutdown() is running, the
+   * free waits for it to return. It runs on the event
    * loop: with calls still live it waits (up to about 3 s) for their connections to close, so
    * `await shutdown(graceMs)` first (which runs off the loop) when the loop must not stall.
    */
@@ -1195,7 +1196,17 @@ class Server {
     serverFinalizer.unregister(this);
     this.#wakeListeners();
     // trunkline_server_free must not race with a drain or shutdown running on a koffi worker.
-    if (this.#blocking === 0) this.#free();
+    if (this.#blocking === 0) {
+      this.#free();
+      return;
+    }
+    if (!this.#shutDown) {
+      // A drain is running: its calls end now, not at its grace (a shutdown may run alongside
+      // it, and completes once the drain has returned); the free follows both.
+      this.#shutDown = true;
+      this.#blocking++;
+      fns.trunkline_server_shutdown.async(this.#ptr, 0, () => this.#blockingReturned());
+    }
   }
 
   #blockingReturned() {

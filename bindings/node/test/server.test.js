@@ -335,6 +335,24 @@ test('drain(grace): new calls refused at once, the live one goes on to its end, 
   server.close();
 });
 
+test('close() during a long drain cuts the live calls at once, as without one', async (t) => {
+  const engine = threaded(t);
+  const server = engine.serve();
+  const { ws } = await carrier(t, server.port);
+  ws.send(h.connected());
+  ws.send(h.start());
+  const call = await nextCall(t, server);
+  const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
+  const drained = server.drain(60000);
+  await until(engine, () => !server.ready, 2000, 'the drain to start');
+  server.close();
+  assert.equal(await h.within(closed, 5000, 'the carrier was not hung up on'), 1001);
+  assert.equal(await h.within(drained, 5000, 'the drain did not return'), true);
+  const kinds = [];
+  for await (const ev of call.eventStream()) kinds.push(ev.kind);
+  assert.equal(kinds.at(-1), 'stopped');
+});
+
 test('close() during a drain frees the server once the drain has ended the calls', async (t) => {
   const engine = threaded(t);
   const server = engine.serve();
