@@ -283,3 +283,39 @@ def test_close_waits_for_a_drain_in_another_thread():
         caller.join(20)
         assert until_stopped(engine, call)[0][-1].kind == "stopped"
         call.close()
+
+
+def test_close_during_a_long_drain_cuts_the_live_calls_at_once():
+    import threading
+
+    with trunkline.Engine(workers=1) as engine:
+        server = trunkline.Server(engine, path="/media")
+        closed = {}
+
+        async def hold_a_call():
+            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
+                await ws.send(connected())
+                await ws.send(start())
+                await ws.wait_closed()
+                closed["code"] = ws.close_code
+
+        caller = threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(hold_a_call(), 20)))
+        caller.start()
+        call = None
+        while call is None:
+            engine.wait(0.05)
+            call = server.accept()
+        result = {}
+        drainer = threading.Thread(target=lambda: result.setdefault("all_ended", server.drain(60)))
+        drainer.start()
+        while server.ready:
+            time.sleep(0.01)
+        began = time.monotonic()
+        server.close()  # cuts the call now, not after the drain's minute
+        assert time.monotonic() - began < 10
+        drainer.join(10)
+        assert result == {"all_ended": True}
+        caller.join(10)
+        assert closed == {"code": 1001}
+        assert until_stopped(engine, call)[0][-1].kind == "stopped"
+        call.close()

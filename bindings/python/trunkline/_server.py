@@ -266,14 +266,21 @@ class Server(OwnedHandle):
             return True
 
     def close(self) -> None:
-        """Shuts down at once (if running) and frees the server. While a drain() or shutdown()
-        runs on another thread, waits for it to return first."""
+        """Shuts down at once (if running: live calls are cut, a running drain()'s too, without
+        waiting for its grace) and frees the server. While a drain() or shutdown() runs on
+        another thread, waits for it to return first."""
         with self._idle:
             handle, self._handle = self._handle, None
             if handle is None:
                 return
+            busy = self._blocking > 0
+        if busy:
+            # A drain on another thread: its calls end now, not at its grace (a shutdown may run
+            # alongside it and returns once the drain has; CLOSED if a shutdown runs already).
+            lib.trunkline_server_shutdown(handle, 0)
+        with self._idle:
             # New calls raise CLOSED from here; blocking ones already in the library must
-            # return before the free (a drain ends by its grace plus 2 s).
+            # return before the free.
             while self._blocking:
                 self._idle.wait()
         lib.trunkline_server_free(handle)
