@@ -26,6 +26,8 @@ namespace Trunkline
         readonly Engine engine;
         readonly ServerHandle handle;
         readonly int port;
+        /// <summary>Drains running now: Dispose cuts their calls rather than waiting out their grace.</summary>
+        int draining;
 
         /// <summary>Starts an offload server on <paramref name="engine"/>, which needs worker
         /// threads. Throws TrunklineException: InvalidArgument (an inline engine, a bad setting or
@@ -226,7 +228,15 @@ namespace Trunkline
         {
             uint ms = GraceMs(grace);
             byte allEnded = 0;
-            Native.Check(Native.trunkline_server_drain(H(), ms, (IntPtr)(&allEnded)), "trunkline_server_drain");
+            Interlocked.Increment(ref draining);
+            try
+            {
+                Native.Check(Native.trunkline_server_drain(H(), ms, (IntPtr)(&allEnded)), "trunkline_server_drain");
+            }
+            finally
+            {
+                Interlocked.Decrement(ref draining);
+            }
             return allEnded != 0;
         }
 
@@ -257,12 +267,19 @@ namespace Trunkline
             return Task.Run(() => Shutdown(grace));
         }
 
-        /// <summary>Shuts the server down at once if still running (live calls are cut) and frees
-        /// it, after in-flight calls return. Sessions already accepted stay yours. Safe to call
-        /// twice.</summary>
+        /// <summary>Shuts the server down at once if still running (live calls are cut, a running
+        /// Drain's too, without waiting for its grace: Dispose then waits for the drain to return,
+        /// which it does once those connections have closed) and frees it, after in-flight calls
+        /// return. Sessions already accepted stay yours. Safe to call twice.</summary>
         public void Dispose()
         {
             engine.RemoveServer(this);
+            if (Volatile.Read(ref draining) > 0 && !handle.IsClosed)
+            {
+                // Closed if a shutdown runs already, or the handle went meanwhile: nothing to cut.
+                try { Native.trunkline_server_shutdown(handle, 0); }
+                catch (ObjectDisposedException) { }
+            }
             handle.Dispose();
         }
     }

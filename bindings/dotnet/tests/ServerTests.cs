@@ -334,6 +334,37 @@ namespace Trunkline.Tests
             }
         }
 
+        public static void TestDisposeDuringALongDrainCutsTheLiveCallsAtOnce()
+        {
+            using (var engine = new Engine(1))
+            {
+                var server = engine.Serve(new ServerOptions { Path = "/media" });
+                using (var carrier = Carrier.Connect(server.Port, "/media"))
+                {
+                    carrier.Send(Twilio.Connected());
+                    carrier.Send(Twilio.Start());
+                    Session call;
+                    using (var cts = new CancellationTokenSource(5000))
+                        call = server.AcceptAsync(cts.Token).Result;
+                    using (call)
+                    {
+                        var drain = server.DrainAsync(TimeSpan.FromSeconds(60));
+                        Until(engine, () => server.Ready ? null : "", "the drain to start");
+                        // The call is cut now, not after the drain's minute.
+                        server.Dispose();
+                        var kinds = new List<EventKind>();
+                        Until(engine, () =>
+                        {
+                            kinds.AddRange(call.Events().Select(e => e.Kind));
+                            return kinds.Contains(EventKind.Stopped) ? "" : null;
+                        }, "Stopped");
+                        Assert.True(drain.Wait(10000), "the drain returned");
+                        Assert.True(drain.Result, "every call ended");
+                    }
+                }
+            }
+        }
+
         public static void TestDrainRefusesNewCallsAndLetsTheLiveCallFinish()
         {
             List<long[]> labels;
