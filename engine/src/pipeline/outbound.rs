@@ -116,9 +116,14 @@ impl OutboundPath {
         let frame_samples = u64::from(frame_ms) * samples_per_ms;
         let frame_bytes = frame_samples as usize * bytes;
         let carrier = carrier_encoder(format, frame_samples as usize)?;
-        // The queue holds whole frames, and at least one play piece (as it reaches the carrier).
+        // The queue holds a whole frame and a play piece beside it (as it reaches the carrier,
+        // from the lowest play rate), since a piece is queued whole and a frame cut only once
+        // whole: with less, a piece that does not fit beside a partial frame waits for the
+        // carrier to starve, and every frame goes out padded.
         let capacity = (u64::from(buffer_ms) * samples_per_ms) as usize * bytes;
-        let capacity = capacity.max(frame_bytes);
+        let largest_piece =
+            (PLAY_PIECE as u64 * u64::from(rate)).div_ceil(u64::from(PLAY_RATES[0])) as usize + 8;
+        let capacity = capacity.max(frame_bytes + largest_piece * bytes);
         let silence = match format.encoding {
             AudioEncoding::Mulaw => linear_to_ulaw(0),
             AudioEncoding::Alaw => linear_to_alaw(0),

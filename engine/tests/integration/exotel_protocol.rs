@@ -1050,3 +1050,28 @@ fn an_unsupported_codec_refuses_the_start() {
     assert_eq!(errors(&evs), [ProtocolError::ForeignStream]);
     assert!(!evs.contains(&Event::Stopped));
 }
+
+/// A small outbound buffer still makes whole chunks: the queue holds a chunk and a play record
+/// beside it. (With room for a 400 ms µ-law chunk and no more, a record of 256 ms waited for a
+/// chunk to leave, which waited for the record: every chunk went out 256 ms of audio and 144 ms
+/// of silence.)
+#[test]
+fn a_small_outbound_buffer_still_sends_whole_chunks_of_audio() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { outbound_buffer_ms: 260, ..exotel_config(8000) };
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
+    s.push_text(&start_in(AudioEncoding::Mulaw, 8000)).unwrap();
+    let reply = vec![3000i16; 16_000]; // 2 s: five 400 ms chunks
+    let mut taken = 0;
+    for _ in 0..40 {
+        if taken < reply.len() {
+            taken += s.play(&reply[taken..], 8000).unwrap_or(0);
+        }
+        outbound(&mut s);
+        clock.advance(Duration::from_millis(100));
+        s.read_audio(&mut [0; 16]);
+    }
+    assert_eq!(taken, reply.len());
+    let stats = s.stats();
+    assert_eq!((stats.frames_out, stats.frames_padded), (5, 0), "{stats:?}");
+}
