@@ -26,8 +26,11 @@ namespace Trunkline
         readonly Engine engine;
         readonly ServerHandle handle;
         readonly int port;
-        /// <summary>Drains running now: Dispose cuts their calls rather than waiting out their grace.</summary>
+        /// <summary>Drains running now (under <see cref="drainGate"/>): Dispose cuts their calls
+        /// rather than waiting out their grace, and no drain starts once Dispose has looked.</summary>
         int draining;
+        bool disposing;
+        readonly object drainGate = new object();
 
         /// <summary>Starts an offload server on <paramref name="engine"/>, which needs worker
         /// threads. Throws TrunklineException: InvalidArgument (an inline engine, a bad setting or
@@ -228,14 +231,18 @@ namespace Trunkline
         {
             uint ms = GraceMs(grace);
             byte allEnded = 0;
-            Interlocked.Increment(ref draining);
+            lock (drainGate)
+            {
+                if (disposing) throw new ObjectDisposedException("Server");
+                draining++;
+            }
             try
             {
                 Native.Check(Native.trunkline_server_drain(H(), ms, (IntPtr)(&allEnded)), "trunkline_server_drain");
             }
             finally
             {
-                Interlocked.Decrement(ref draining);
+                lock (drainGate) draining--;
             }
             return allEnded != 0;
         }
@@ -269,12 +276,19 @@ namespace Trunkline
 
         /// <summary>Shuts the server down at once if still running (live calls are cut, a running
         /// Drain's too, without waiting for its grace: Dispose then waits for the drain to return,
-        /// which it does once those connections have closed) and frees it, after in-flight calls
-        /// return. Sessions already accepted stay yours. Safe to call twice.</summary>
+        /// which it does once those connections have closed; a Shutdown already running keeps its
+        /// grace) and frees it, after in-flight calls return. Sessions already accepted stay
+        /// yours. Safe to call twice.</summary>
         public void Dispose()
         {
             engine.RemoveServer(this);
-            if (Volatile.Read(ref draining) > 0 && !handle.IsClosed)
+            bool cut;
+            lock (drainGate)
+            {
+                disposing = true;
+                cut = draining > 0;
+            }
+            if (cut && !handle.IsClosed)
             {
                 // Closed if a shutdown runs already, or the handle went meanwhile: nothing to cut.
                 try { Native.trunkline_server_shutdown(handle, 0); }

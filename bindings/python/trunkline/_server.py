@@ -267,8 +267,9 @@ class Server(OwnedHandle):
 
     def close(self) -> None:
         """Shuts down at once (if running: live calls are cut, a running drain()'s too, without
-        waiting for its grace) and frees the server. While a drain() or shutdown() runs on
-        another thread, waits for it to return first."""
+        waiting for its grace; a shutdown() already running keeps its grace) and frees the
+        server. While a drain() or shutdown() runs on another thread, waits for it to return
+        first."""
         with self._idle:
             handle, self._handle = self._handle, None
             if handle is None:

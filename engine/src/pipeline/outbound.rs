@@ -121,8 +121,9 @@ impl OutboundPath {
         // whole: with less, a piece that does not fit beside a partial frame waits for the
         // carrier to starve, and every frame goes out padded.
         let capacity = (u64::from(buffer_ms) * samples_per_ms) as usize * bytes;
+        let lowest_play_rate = PLAY_RATES.iter().copied().min().unwrap_or(8_000);
         let largest_piece =
-            (PLAY_PIECE as u64 * u64::from(rate)).div_ceil(u64::from(PLAY_RATES[0])) as usize + 8;
+            (PLAY_PIECE as u64 * u64::from(rate)).div_ceil(u64::from(lowest_play_rate)) as usize + 8;
         let capacity = capacity.max(frame_bytes + largest_piece * bytes);
         let silence = match format.encoding {
             AudioEncoding::Mulaw => linear_to_ulaw(0),

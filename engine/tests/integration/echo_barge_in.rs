@@ -527,8 +527,8 @@ fn echo_aware_changes_nothing_while_the_agent_is_silent() {
     }
 }
 
-/// The echo gate's delay estimate (from the two level envelopes) follows the echo path's true
-/// delay: the agent talks for 8 s, its echo comes back through the corpus's path (direct
+/// The echo gate's delay estimate (from the two level envelopes), as the echo canceller is given
+/// it (where the gate's bounds allow an echo), follows the echo path's true delay: the agent talks for 8 s, its echo comes back through the corpus's path (direct
 /// reflection, seeded tail, µ-law, some soft-clipped), and from the third second on the estimate
 /// is within a slot's half (±10 ms) of the direct reflection's delay plus the tail's energy
 /// centroid (what an envelope can see of a tail), for delays across 20-400 ms.
