@@ -44,6 +44,21 @@ async function nextCall(t, server) {
   return value;
 }
 
+/** A carrier's call on `server`'s default path, its stream started and the call accepted. */
+async function startedCall(t, server) {
+  const { ws } = await carrier(t, server.port);
+  ws.send(h.connected());
+  ws.send(h.start());
+  return { ws, call: await nextCall(t, server) };
+}
+
+/** The kind of the last event of `call`'s stream, once it ends. */
+async function lastEventKind(call) {
+  const kinds = [];
+  for await (const ev of call.eventStream()) kinds.push(ev.kind);
+  return kinds.at(-1);
+}
+
 /** Polls `fn` (every engine wakeup, at most 20 ms apart) until it returns truthy, within `ms`. */
 async function until(engine, fn, ms, what) {
   const deadline = Date.now() + ms;
@@ -251,9 +266,7 @@ test('shutdown(grace) runs off the event loop: a live call goes on until the car
   await h.within(done, 5000, 'shutdown did not return');
   const elapsed = performance.now() - t0;
   assert.ok(elapsed >= 90 && elapsed < 3000, `shutdown took ${elapsed.toFixed(0)} ms`);
-  const kinds = [];
-  for await (const ev of call.eventStream()) kinds.push(ev.kind);
-  assert.equal(kinds.at(-1), 'stopped');
+  assert.equal(await lastEventKind(call), 'stopped');
   // close() while a shutdown runs defers the free until it returns.
   const again = engine.serve();
   const pending = again.shutdown(0);
@@ -279,10 +292,7 @@ test('drain(grace): new calls refused at once, the live one goes on to its end, 
   const server = engine.serve({ path: '/media', session: { agentRate: 8000, agentRingMs: 5000 } });
   assert.equal(server.ready, true);
   assert.equal(await httpStatus(server.port, '/readyz'), 200);
-  const { ws } = await carrier(t, server.port);
-  ws.send(h.connected());
-  ws.send(h.start());
-  const call = await nextCall(t, server);
+  const { ws, call } = await startedCall(t, server);
 
   // A grace far longer than the rest of the call: the drain ends because the call does.
   const drained = server.drain(30000);
@@ -338,28 +348,20 @@ test('drain(grace): new calls refused at once, the live one goes on to its end, 
 test('close() during a long drain cuts the live calls at once, as without one', async (t) => {
   const engine = threaded(t);
   const server = engine.serve();
-  const { ws } = await carrier(t, server.port);
-  ws.send(h.connected());
-  ws.send(h.start());
-  const call = await nextCall(t, server);
+  const { ws, call } = await startedCall(t, server);
   const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
   const drained = server.drain(60000);
   await until(engine, () => !server.ready, 2000, 'the drain to start');
   server.close();
   assert.equal(await h.within(closed, 5000, 'the carrier was not hung up on'), 1001);
   assert.equal(await h.within(drained, 5000, 'the drain did not return'), true);
-  const kinds = [];
-  for await (const ev of call.eventStream()) kinds.push(ev.kind);
-  assert.equal(kinds.at(-1), 'stopped');
+  assert.equal(await lastEventKind(call), 'stopped');
 });
 
 test('close() during a drain frees the server once the drain has ended the calls', async (t) => {
   const engine = threaded(t);
   const server = engine.serve();
-  const { ws } = await carrier(t, server.port);
-  ws.send(h.connected());
-  ws.send(h.start());
-  const call = await nextCall(t, server);
+  const { ws, call } = await startedCall(t, server);
   const closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
   const drained = server.drain(200);
   server.close();
@@ -367,7 +369,5 @@ test('close() during a drain frees the server once the drain has ended the calls
   assert.throws(() => server.accept(), isCode('CLOSED'));
   assert.equal(await h.within(drained, 5000, 'the drain did not return'), true);
   assert.equal(await h.within(closed, 5000, 'the carrier was not hung up on'), 1001);
-  const kinds = [];
-  for await (const ev of call.eventStream()) kinds.push(ev.kind);
-  assert.equal(kinds.at(-1), 'stopped');
+  assert.equal(await lastEventKind(call), 'stopped');
 });

@@ -254,29 +254,47 @@ def test_drain_refuses_new_calls_and_lets_the_live_one_finish():
         call.close()
 
 
-def test_close_waits_for_a_drain_in_another_thread():
+def _call_held_open(engine, server):
+    """A carrier's call on another thread that stays open until the server closes it, accepted:
+    the caller's thread, the call, and a dict that gets the close code."""
     import threading
 
+    closed = {}
+
+    async def hold_a_call():
+        async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
+            await ws.send(connected())
+            await ws.send(start())
+            await ws.wait_closed()
+            closed["code"] = ws.close_code
+
+    caller = threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(hold_a_call(), 20)))
+    caller.start()
+    call = None
+    while call is None:
+        engine.wait(0.05)
+        call = server.accept()
+    return caller, call, closed
+
+
+def _drain_on_another_thread(server, grace):
+    """Starts `server.drain(grace)` on another thread, and waits until it has begun: the thread,
+    and a dict that gets its result."""
+    import threading
+
+    result = {}
+    drainer = threading.Thread(target=lambda: result.setdefault("all_ended", server.drain(grace)))
+    drainer.start()
+    while server.ready:
+        time.sleep(0.01)
+    return drainer, result
+
+
+def test_close_waits_for_a_drain_in_another_thread():
     with trunkline.Engine(workers=1) as engine:
         server = trunkline.Server(engine, path="/media")
-
-        async def hold_a_call():
-            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
-                await ws.send(connected())
-                await ws.send(start())
-                await ws.wait_closed()  # until the drain ends the call at its grace
-
-        result = {}
-        caller = threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(hold_a_call(), 20)))
-        caller.start()
-        call = None
-        while call is None:
-            engine.wait(0.05)
-            call = server.accept()
-        drainer = threading.Thread(target=lambda: result.setdefault("all_ended", server.drain(0.3)))
-        drainer.start()
-        while server.ready:
-            time.sleep(0.01)
+        caller, call, _ = _call_held_open(engine, server)
+        drainer, result = _drain_on_another_thread(server, 0.3)
         server.close()  # waits for the drain, which ends the call at its grace
         assert result == {"all_ended": True}
         drainer.join()
@@ -286,30 +304,10 @@ def test_close_waits_for_a_drain_in_another_thread():
 
 
 def test_close_during_a_long_drain_cuts_the_live_calls_at_once():
-    import threading
-
     with trunkline.Engine(workers=1) as engine:
         server = trunkline.Server(engine, path="/media")
-        closed = {}
-
-        async def hold_a_call():
-            async with connect(f"ws://127.0.0.1:{server.port}/media") as ws:
-                await ws.send(connected())
-                await ws.send(start())
-                await ws.wait_closed()
-                closed["code"] = ws.close_code
-
-        caller = threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(hold_a_call(), 20)))
-        caller.start()
-        call = None
-        while call is None:
-            engine.wait(0.05)
-            call = server.accept()
-        result = {}
-        drainer = threading.Thread(target=lambda: result.setdefault("all_ended", server.drain(60)))
-        drainer.start()
-        while server.ready:
-            time.sleep(0.01)
+        caller, call, closed = _call_held_open(engine, server)
+        drainer, result = _drain_on_another_thread(server, 60)
         began = time.monotonic()
         server.close()  # cuts the call now, not after the drain's minute
         assert time.monotonic() - began < 10
