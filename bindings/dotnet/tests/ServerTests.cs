@@ -93,6 +93,16 @@ namespace Trunkline.Tests
             }
         }
 
+        /// <summary>The carrier's call on <paramref name="server"/>, its stream started, accepted
+        /// within 5 s.</summary>
+        static Session StartedCall(Server server, Carrier carrier)
+        {
+            carrier.Send(Twilio.Connected());
+            carrier.Send(Twilio.Start());
+            using (var cts = new CancellationTokenSource(5000))
+                return server.AcceptAsync(cts.Token).Result;
+        }
+
         static ResultCode CodeOf(Action action, string what)
         {
             return Assert.Throws<TrunklineException>(action, what).Code;
@@ -281,11 +291,7 @@ namespace Trunkline.Tests
             using (var server = engine.Serve())
             using (var carrier = Carrier.Connect(server.Port, "/any/path"))
             {
-                carrier.Send(Twilio.Connected());
-                carrier.Send(Twilio.Start());
-                Session call;
-                using (var cts = new CancellationTokenSource(5000))
-                    call = server.AcceptAsync(cts.Token).Result;
+                Session call = StartedCall(server, carrier);
                 using (call)
                 {
                     var sw = Stopwatch.StartNew();
@@ -341,11 +347,7 @@ namespace Trunkline.Tests
                 var server = engine.Serve(new ServerOptions { Path = "/media" });
                 using (var carrier = Carrier.Connect(server.Port, "/media"))
                 {
-                    carrier.Send(Twilio.Connected());
-                    carrier.Send(Twilio.Start());
-                    Session call;
-                    using (var cts = new CancellationTokenSource(5000))
-                        call = server.AcceptAsync(cts.Token).Result;
+                    Session call = StartedCall(server, carrier);
                     using (call)
                     {
                         var drain = server.DrainAsync(TimeSpan.FromSeconds(60));
@@ -376,11 +378,7 @@ namespace Trunkline.Tests
             {
                 Assert.True(server.Ready, "ready before the drain");
                 Assert.Equal(200, HttpStatus(server.Port, "/readyz"), "/readyz before the drain");
-                carrier.Send(Twilio.Connected());
-                carrier.Send(Twilio.Start());
-                Session call;
-                using (var cts = new CancellationTokenSource(5000))
-                    call = server.AcceptAsync(cts.Token).Result;
+                Session call = StartedCall(server, carrier);
                 using (call)
                 {
                     // A grace far longer than the rest of the call: the drain ends because the call does.
