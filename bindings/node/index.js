@@ -492,6 +492,17 @@ class Engine {
     if (this.#waitInFlight || this.#closed || this.#waiters.size + this.#pollers.size === 0) return;
     this.#waitInFlight = true;
     const slice = this.inline ? INLINE_POLL_MS : WAIT_SLICE_MS;
+    try {
+      this.#nativeWait(slice);
+    } catch {
+      // koffi refuses to start an async call while too many run in the process (a limit shared
+      // with every other user of koffi): look again after a slice, rather than never.
+      this.#waitInFlight = false;
+      setTimeout(() => this.#startWait(), slice);
+    }
+  }
+
+  #nativeWait(slice) {
     fns.trunkline_engine_wait.async(this.#ptr, slice, (err, code) => {
       this.#waitInFlight = false;
       if (this.#closed) {
@@ -1150,12 +1161,14 @@ class Server {
     this.#blocking++;
     return new Promise((resolve, reject) => {
       const allEnded = [false];
-      fns.trunkline_server_drain.async(this.#ptr, grace, allEnded, (err, code) => {
+      this.#startBlocking(reject, () => fns.trunkline_server_drain.async(this.#ptr, grace, allEnded, (err, code) => {
         this.#blockingReturned();
         if (err) reject(err);
+        // close() shut the server down before this drain began: that ended every call.
+        else if (code === RESULT.CLOSED && this.#closed) resolve(true);
         else if (code !== RESULT.OK) reject(new TrunklineError(code, 'drain'));
         else resolve(Boolean(allEnded[0]));
-      });
+      }));
     });
   }
 
@@ -1173,12 +1186,14 @@ class Server {
     this.#blocking++;
     this.#wakeListeners();
     return new Promise((resolve, reject) => {
-      fns.trunkline_server_shutdown.async(this.#ptr, grace, (err, code) => {
-        this.#blockingReturned();
-        if (err) reject(err);
-        else if (code !== RESULT.OK) reject(new TrunklineError(code, 'shutdown'));
-        else resolve();
-      });
+      this.#startBlocking(reject, () =>
+        fns.trunkline_server_shutdown.async(this.#ptr, grace, (err, code) => {
+          this.#blockingReturned();
+          if (err) reject(err);
+          else if (code !== RESULT.OK) reject(new TrunklineError(code, 'shutdown'));
+          else resolve();
+        }),
+      );
     });
   }
 
@@ -1205,7 +1220,24 @@ class Server {
       // it, and completes once the drain has returned); the free follows both.
       this.#shutDown = true;
       this.#blocking++;
-      fns.trunkline_server_shutdown.async(this.#ptr, 0, () => this.#blockingReturned());
+      this.#startBlocking(
+        () => {},
+        () => fns.trunkline_server_shutdown.async(this.#ptr, 0, () => this.#blockingReturned()),
+      );
+    }
+  }
+
+  /**
+   * Starts a blocking native call counted in #blocking (`start`); if koffi refuses to start it
+   * (too many async calls in the process), takes the count back (so close() still frees the
+   * server) and hands the error to `reject`.
+   */
+  #startBlocking(reject, start) {
+    try {
+      start();
+    } catch (e) {
+      this.#blockingReturned();
+      reject(e);
     }
   }
 

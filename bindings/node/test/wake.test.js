@@ -39,6 +39,30 @@ test('a wait() of Infinity, or longer than a timer holds, waits for the wake', a
   }
 });
 
+test('a native wait koffi refuses to start is started again, not given up for good', async (t) => {
+  // koffi refuses an async call while too many run in the process (its limit is shared with
+  // every other user of koffi in it): the engine's first native wait is refused here.
+  const native = require('../lib/native');
+  const real = native.fns.trunkline_engine_wait;
+  let refused = 0;
+  const refusing = (...args) => real(...args);
+  refusing.async = (...args) => {
+    if (refused++ === 0) throw new Error('Too many asynchronous calls are running');
+    return real.async(...args);
+  };
+  native.fns.trunkline_engine_wait = refusing;
+  t.after(() => {
+    native.fns.trunkline_engine_wait = real;
+  });
+  const engine = new Engine({ workers: 1 });
+  t.after(() => engine.close());
+  const waiting = engine.wait();
+  assert.equal(await within(waiting, 150), 'pending', 'wait() resolved with nothing to wake it');
+  engine.wake();
+  assert.equal(await within(waiting, 5000), true);
+  assert.ok(refused >= 2, 'the wait was started again');
+});
+
 test('a wake before the wait is kept for it, and counts once', async (t) => {
   const engine = new Engine({ workers: 1 });
   t.after(() => engine.close());
