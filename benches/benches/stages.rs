@@ -235,7 +235,7 @@ fn outbound(c: &mut Criterion) {
     let mut group = c.benchmark_group("outbound");
     group.bench_function("framer_pacer_json", |b| {
         let dialect = started_dialect();
-        let mut queue = OutboundQueue::new(80_000, 64, FRAME, ULAW_SILENCE);
+        let mut queue = OutboundQueue::new(80_000, 64, FRAME, ULAW_SILENCE, true);
         let mut clock = PlayoutClock::new(500, 1_000);
         let mut frame = [0u8; FRAME];
         let mut message = Vec::with_capacity(1024);

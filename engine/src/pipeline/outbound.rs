@@ -95,11 +95,13 @@ const STARVING_US: u64 = 40_000;
 
 impl OutboundPath {
     /// Stages for a carrier taking `format` in frames of `frame_ms`, with a queue of `buffer_ms`.
+    /// `cut_at_marks`: the carrier is sent marks, so frames end at them (see [`OutboundQueue`]).
     pub(crate) fn new(
         format: MediaFormat,
         frame_ms: u32,
         buffer_ms: u32,
         max_marks: usize,
+        cut_at_marks: bool,
     ) -> Result<Self, ProtocolError> {
         let rate = format.sample_rate;
         if format.channels != 1 || !rate.is_multiple_of(1000) || frame_ms == 0 || !is_supported(rate, rate) {
@@ -135,7 +137,7 @@ impl OutboundPath {
             carrier,
             rate,
             play_resamplers,
-            queue: OutboundQueue::new(capacity, max_marks, frame_bytes, silence),
+            queue: OutboundQueue::new(capacity, max_marks, frame_bytes, silence, cut_at_marks),
             frame: vec![0; frame_bytes].into_boxed_slice(),
             frame_samples,
             frame_us: u64::from(frame_ms) * 1000,

@@ -3,7 +3,9 @@
 //!
 //! Bounded: `push_audio` takes what fits and says how much, so the caller keeps the rest (the
 //! host's play ring is the backpressure). Frames are cut at mark positions so that a mark goes out
-//! right after the last sample of the audio before it.
+//! right after the last sample of the audio before it, for carriers that are sent marks; for one
+//! sent none (its marks are played by the engine's clock), frames run through marks, and each mark
+//! is placed within the frame that holds its position.
 
 use std::collections::VecDeque;
 
@@ -30,12 +32,15 @@ pub struct OutboundQueue {
     /// Marks as (position in the queue's stream, mark id). Positions never decrease.
     marks: VecDeque<(u64, u32)>,
     mark_capacity: usize,
+    /// Whether frames end at marks (the carrier is sent marks, which must follow their audio).
+    cut_at_marks: bool,
 }
 
 impl OutboundQueue {
     /// A queue for `capacity` bytes of audio and `mark_capacity` marks, cut into frames of
-    /// `frame_bytes` padded with `silence`.
-    pub fn new(capacity: usize, mark_capacity: usize, frame_bytes: usize, silence: u8) -> Self {
+    /// `frame_bytes` padded with `silence`, and at marks if `cut_at_marks` (the carrier is sent
+    /// marks).
+    pub fn new(capacity: usize, mark_capacity: usize, frame_bytes: usize, silence: u8, cut_at_marks: bool) -> Self {
         Self {
             audio: VecDeque::with_capacity(capacity),
             capacity,
@@ -44,6 +49,7 @@ impl OutboundQueue {
             taken: 0,
             marks: VecDeque::with_capacity(mark_capacity),
             mark_capacity,
+            cut_at_marks,
         }
     }
 
@@ -96,11 +102,15 @@ impl OutboundQueue {
     }
 
     /// Cuts the next frame into `out` ([`Self::frame_bytes`] long). A frame is cut short (and
-    /// padded) at a mark, or when `allow_partial` and less than a frame is queued. `None` when
-    /// there is no audio to send (a mark may still be due: see [`Self::pop_due_mark`]).
+    /// padded) at a mark (when frames are cut at marks), or when `allow_partial` and less than a
+    /// frame is queued. `None` when there is no audio to send (a mark may still be due: see
+    /// [`Self::pop_due_mark`]).
     pub fn cut_frame(&mut self, out: &mut [u8], allow_partial: bool) -> Option<CutFrame> {
         debug_assert_eq!(out.len(), self.frame_bytes);
-        let until_mark = self.marks.front().map_or(usize::MAX, |&(pos, _)| (pos - self.taken) as usize);
+        let until_mark = match self.marks.front() {
+            Some(&(pos, _)) if self.cut_at_marks => (pos - self.taken) as usize,
+            _ => usize::MAX,
+        };
         let want = self.frame_bytes.min(until_mark);
         let take = want.min(self.audio.len());
         if take == 0 {
@@ -134,15 +144,16 @@ impl OutboundQueue {
 
     /// Whether a mark sits within the next frame's worth of audio (so a short frame can be cut).
     pub fn mark_within_frame(&self) -> bool {
-        self.marks.front().is_some_and(|&(pos, _)| pos - self.taken <= self.frame_bytes as u64)
+        self.cut_at_marks && self.marks.front().is_some_and(|&(pos, _)| pos - self.taken <= self.frame_bytes as u64)
     }
 
-    /// Removes and returns the next mark whose audio has all been cut, if any.
-    pub fn pop_due_mark(&mut self) -> Option<u32> {
+    /// Removes and returns the next mark whose audio has all been cut, if any, with the bytes of
+    /// audio cut after it (0 when frames are cut at marks; else where it sits in the last frame).
+    pub fn pop_due_mark(&mut self) -> Option<(u32, u64)> {
         match self.marks.front() {
             Some(&(pos, id)) if pos <= self.taken => {
                 self.marks.pop_front();
-                Some(id)
+                Some((id, self.taken - pos))
             }
             _ => None,
         }
@@ -169,7 +180,7 @@ mod tests {
 
     #[test]
     fn frames_are_cut_at_marks_and_padded() {
-        let mut q = OutboundQueue::new(1000, 4, FRAME_BYTES, ULAW_SILENCE);
+        let mut q = OutboundQueue::new(1000, 4, FRAME_BYTES, ULAW_SILENCE, true);
         let audio: Vec<u8> = (0..250).map(|i| i as u8).collect();
         assert_eq!(q.push_audio(&audio), 250);
         assert!(q.push_mark(7));
@@ -182,7 +193,7 @@ mod tests {
         assert_eq!(q.cut_frame(&mut f, false), Some(CutFrame { audio_bytes: 90 }));
         assert_eq!(&f[..90], &audio[160..]);
         assert!(f[90..].iter().all(|&b| b == ULAW_SILENCE));
-        assert_eq!(q.pop_due_mark(), Some(7));
+        assert_eq!(q.pop_due_mark(), Some((7, 0)));
         // 100 bytes after the mark: only with allow_partial.
         assert_eq!(q.cut_frame(&mut f, false), None);
         assert_eq!(q.cut_frame(&mut f, true), Some(CutFrame { audio_bytes: 100 }));
@@ -191,7 +202,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_audio_and_marks() {
-        let mut q = OutboundQueue::new(300, 1, FRAME_BYTES, ULAW_SILENCE);
+        let mut q = OutboundQueue::new(300, 1, FRAME_BYTES, ULAW_SILENCE, true);
         assert_eq!(q.push_audio(&[0; 500]), 300);
         assert_eq!(q.free(), 0);
         assert!(q.push_mark(1));
@@ -204,8 +215,8 @@ mod tests {
 
     #[test]
     fn a_mark_on_an_empty_queue_is_due_at_once() {
-        let mut q = OutboundQueue::new(300, 2, FRAME_BYTES, ULAW_SILENCE);
+        let mut q = OutboundQueue::new(300, 2, FRAME_BYTES, ULAW_SILENCE, true);
         assert!(q.push_mark(3));
-        assert_eq!(q.pop_due_mark(), Some(3));
+        assert_eq!(q.pop_due_mark(), Some((3, 0)));
     }
 }

@@ -188,6 +188,12 @@ impl SegmentTable {
         self.padding_total
     }
 
+    /// Samples of silence padded into the last frame sent.
+    pub fn last_frame_padding(&self) -> u64 {
+        let (end, padding) = self.padded[(self.padded_next + PADDED_FRAMES - 1) % PADDED_FRAMES];
+        if end == self.sent_total && self.sent_total > 0 { u64::from(padding) } else { 0 }
+    }
+
     /// Samples of padding sent before `played` (a sent position): all of it but what the padded
     /// frames remembered hold past it (a frame's padding is its last samples).
     pub fn padding_before(&self, played: u64) -> u64 {

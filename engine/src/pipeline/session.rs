@@ -468,8 +468,13 @@ impl SessionPipeline {
         let caps =
             Capabilities { frame_ms: declared.frame_ms, max_lead_ms: declared.max_lead_ms, ..self.caps };
         let s = self.settings;
-        let outbound =
-            OutboundPath::new(out_format, caps.frame_ms, s.outbound_buffer_ms, s.max_pending_marks)?;
+        let outbound = OutboundPath::new(
+            out_format,
+            caps.frame_ms,
+            s.outbound_buffer_ms,
+            s.max_pending_marks,
+            caps.confirmation != Confirmation::None,
+        )?;
         self.caps = caps;
         self.lead_us = lead_us(s.lead_ms, caps);
         self.playout.set_rate(outbound.rate());
@@ -1187,17 +1192,28 @@ impl SessionPipeline {
     /// left for the engine's clock to resolve (`None`: nothing to send, look again).
     fn send_mark(&mut self, now_us: u64) -> Option<MessageKind> {
         let outbound = self.outbound.as_mut()?;
-        let id = outbound.queue.pop_due_mark()?;
+        let (id, after_bytes) = outbound.queue.pop_due_mark()?;
+        // Audio cut after the mark: in the last frame, for a carrier sent no marks (its frames run
+        // through them).
+        let after = after_bytes / outbound.bytes_per_sample() as u64;
+        let continues = self.playout.continues_utterance(now_us);
         // A mark placed before a new reply's first audio, once the last utterance is over, is at
         // its start: not at the end of the one before. Every frame's padding sent so far is
         // before it, and is no agent audio.
-        let pos = if self.playout.continues_utterance(now_us) {
+        let pos = if continues {
             let padding = self.segments.padding_total() - self.utterance_padding_from;
-            self.playout.utterance_sent().saturating_sub(padding)
+            self.playout.utterance_sent().saturating_sub(padding + after)
         } else {
             0
         };
-        let due = self.playout.carrier_end_us();
+        let due = if continues && self.caps.confirmation == Confirmation::None {
+            // Played by the engine's clock: where it sits in the last frame, before the audio
+            // after it and the frame's padding.
+            let behind = self.segments.last_frame_padding() + after;
+            self.playout.carrier_end_us().saturating_sub(behind * 1000 / self.playout.samples_per_ms())
+        } else {
+            self.playout.carrier_end_us()
+        };
         let kind = match self.caps.confirmation {
             Confirmation::Echo { .. } => {
                 let name = self.marks.name(id)?;

@@ -595,3 +595,35 @@ fn a_reply_after_an_interrupt_counts_its_positions_from_its_own_start() {
     }
     assert_eq!(played, [Event::MarkPlayed { name: "next".into(), played_ms: 200 }]);
 }
+
+/// Asterisk is sent no marks (they play by the engine's clock): a mark inside a frame's worth of
+/// audio does not cut the frame, so the caller hears no silence at it, and it plays where it sits.
+#[test]
+fn a_mark_inside_a_frame_puts_no_silence_in_the_reply_and_plays_where_it_sits() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
+    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    events(&mut s);
+    // 105 ms, a mark, then 195 ms: 300 ms, fifteen whole frames.
+    let reply = ramp(2_400, 11);
+    s.play(&reply[..840], 8_000).unwrap();
+    s.mark("inside").unwrap();
+    s.play(&reply[840..], 8_000).unwrap();
+    let mut sent = Vec::new();
+    let mut played = Vec::new();
+    for step in 0..30u64 {
+        for message in outbound(&mut s) {
+            sent.extend_from_slice(&message[3..]);
+        }
+        played.extend(events(&mut s).into_iter().map(|e| (e, step * 20)));
+        clock.advance(Duration::from_millis(20));
+        s.read_audio(&mut [0; 16]);
+    }
+    assert_eq!(sent, l16(&reply), "the reply, whole and without silence");
+    let [(Event::MarkPlayed { name, played_ms }, at_ms)] = &played[..] else { panic!("{played:?}") };
+    assert_eq!((name.as_str(), *played_ms), ("inside", 105));
+    // Reported once the clock has played it (105 ms; the 20 ms steps see it at 120).
+    assert!((105..=140).contains(at_ms), "reported at {at_ms} ms");
+}
