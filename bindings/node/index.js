@@ -1158,7 +1158,6 @@ class Server {
   drain(graceMs) {
     if (this.#closed || this.#shutDown) return Promise.reject(new TrunklineError(RESULT.CLOSED, 'drain'));
     const grace = graceMilliseconds(graceMs);
-    this.#blocking++;
     return new Promise((resolve, reject) => {
       const allEnded = [false];
       this.#startBlocking(reject, () => fns.trunkline_server_drain.async(this.#ptr, grace, allEnded, (err, code) => {
@@ -1182,9 +1181,13 @@ class Server {
   shutdown(graceMs = 0) {
     if (this.#closed || this.#shutDown) return Promise.reject(new TrunklineError(RESULT.CLOSED, 'shutdown'));
     const grace = graceMilliseconds(graceMs);
-    this.#shutDown = true;
-    this.#blocking++;
     this.#wakeListeners();
+    return this.#startShutdown(grace);
+  }
+
+  /** Starts the native shutdown with `grace` ms (counted in #blocking); resolves when it is done. */
+  #startShutdown(grace) {
+    this.#shutDown = true;
     return new Promise((resolve, reject) => {
       this.#startBlocking(reject, () =>
         fns.trunkline_server_shutdown.async(this.#ptr, grace, (err, code) => {
@@ -1218,21 +1221,17 @@ class Server {
     if (!this.#shutDown) {
       // A drain is running: its calls end now, not at its grace (a shutdown may run alongside
       // it, and completes once the drain has returned); the free follows both.
-      this.#shutDown = true;
-      this.#blocking++;
-      this.#startBlocking(
-        () => {},
-        () => fns.trunkline_server_shutdown.async(this.#ptr, 0, () => this.#blockingReturned()),
-      );
+      this.#startShutdown(0).catch(() => {});
     }
   }
 
   /**
-   * Starts a blocking native call counted in #blocking (`start`); if koffi refuses to start it
-   * (too many async calls in the process), takes the count back (so close() still frees the
-   * server) and hands the error to `reject`.
+   * Starts a blocking native call (`start`), counted in #blocking until it returns; if koffi
+   * refuses to start it (too many async calls in the process), takes the count back (so close()
+   * still frees the server) and hands the error to `reject`.
    */
   #startBlocking(reject, start) {
+    this.#blocking++;
     try {
       start();
     } catch (e) {

@@ -901,9 +901,15 @@ impl SessionPipeline {
     /// the host played.
     fn utterance_played_ms(&self, now_us: u64) -> u64 {
         let played = self.playout.played_samples(now_us);
-        let padding =
-            self.segments.padding_before(self.played_pos(now_us)).saturating_sub(self.utterance_padding_from);
-        played.saturating_sub(padding) / self.playout.samples_per_ms()
+        played.saturating_sub(self.utterance_padding(Some(self.played_pos(now_us))))
+            / self.playout.samples_per_ms()
+    }
+
+    /// Samples of silence padded into the current utterance's frames before sent position
+    /// `before` (`None`: all of it, up to what was sent last).
+    fn utterance_padding(&self, before: Option<u64>) -> u64 {
+        let padding = before.map_or(self.segments.padding_total(), |pos| self.segments.padding_before(pos));
+        padding.saturating_sub(self.utterance_padding_from)
     }
 
     /// The sent-stream position (samples) the caller has heard by `now_us`.
@@ -1201,8 +1207,7 @@ impl SessionPipeline {
         // its start: not at the end of the one before. Every frame's padding sent so far is
         // before it, and is no agent audio.
         let pos = if continues {
-            let padding = self.segments.padding_total() - self.utterance_padding_from;
-            self.playout.utterance_sent().saturating_sub(padding + after)
+            self.playout.utterance_sent().saturating_sub(self.utterance_padding(None) + after)
         } else {
             0
         };

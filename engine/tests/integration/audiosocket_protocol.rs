@@ -289,6 +289,26 @@ fn outbound(s: &mut Session) -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// An 8 kHz call whose stream has started (the UUID, then a frame of silence), the agent
+/// playing at 8 kHz.
+fn started_call(clock: &ManualClock) -> (Engine, Session) {
+    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
+    let (engine, mut s) = open(clock, &config);
+    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
+    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    (engine, s)
+}
+
+/// 20 ms of the call: the messages the engine sends now and the events it has, then the clock
+/// moves on and the host reads its audio (which runs the inline engine).
+fn step(clock: &ManualClock, s: &mut Session) -> (Vec<Vec<u8>>, Vec<Event>) {
+    let sent = outbound(s);
+    let evs = events(s);
+    clock.advance(Duration::from_millis(20));
+    s.read_audio(&mut [0; 16]);
+    (sent, evs)
+}
+
 /// A short call as Asterisk sends it: the UUID, three 20 ms frames at 8 kHz, the key '5', two
 /// more frames, the hang-up. Returns the bytes and the caller's samples.
 fn short_call() -> (Vec<u8>, Vec<i16>) {
@@ -482,10 +502,7 @@ fn agent_audio_goes_out_in_20_ms_messages_never_more_than_40_ms_ahead_and_marks_
 #[test]
 fn an_interrupt_sends_nothing_and_what_asterisk_holds_still_plays() {
     let clock = ManualClock::new();
-    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
-    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    let (_engine, mut s) = started_call(&clock);
     s.play(&vec![1000i16; 320], 8_000).unwrap(); // 40 ms
     s.mark("sent").unwrap();
     s.play(&vec![1000i16; 8_000], 8_000).unwrap(); // one second
@@ -572,15 +589,10 @@ fn a_change_of_rate_mid_call_is_refused_and_the_call_goes_on() {
 #[test]
 fn a_reply_after_an_interrupt_counts_its_positions_from_its_own_start() {
     let clock = ManualClock::new();
-    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
-    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    let (_engine, mut s) = started_call(&clock);
     s.play(&vec![1000i16; 24_000], 8_000).unwrap(); // three seconds
     for _ in 0..50 {
-        outbound(&mut s);
-        clock.advance(Duration::from_millis(20));
-        s.read_audio(&mut [0; 16]);
+        step(&clock, &mut s);
     }
     s.interrupt().unwrap();
     s.play(&vec![1000i16; 1_600], 8_000).unwrap(); // 200 ms
@@ -588,10 +600,7 @@ fn a_reply_after_an_interrupt_counts_its_positions_from_its_own_start() {
     events(&mut s);
     let mut played = Vec::new();
     for _ in 0..30 {
-        outbound(&mut s);
-        clock.advance(Duration::from_millis(20));
-        s.read_audio(&mut [0; 16]);
-        played.extend(events(&mut s));
+        played.extend(step(&clock, &mut s).1);
     }
     assert_eq!(played, [Event::MarkPlayed { name: "next".into(), played_ms: 200 }]);
 }
@@ -601,10 +610,7 @@ fn a_reply_after_an_interrupt_counts_its_positions_from_its_own_start() {
 #[test]
 fn a_mark_inside_a_frame_puts_no_silence_in_the_reply_and_plays_where_it_sits() {
     let clock = ManualClock::new();
-    let config = SessionConfig { play_rate: 8_000, ..Default::default() };
-    let (_engine, mut s) = open(&clock, &config);
-    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
-    s.push(&tlv(0x10, &[0; 320]), MessageKind::Binary).unwrap();
+    let (_engine, mut s) = started_call(&clock);
     events(&mut s);
     // 105 ms, a mark, then 195 ms: 300 ms, fifteen whole frames.
     let reply = ramp(2_400, 11);
@@ -613,13 +619,10 @@ fn a_mark_inside_a_frame_puts_no_silence_in_the_reply_and_plays_where_it_sits() 
     s.play(&reply[840..], 8_000).unwrap();
     let mut sent = Vec::new();
     let mut played = Vec::new();
-    for step in 0..30u64 {
-        for message in outbound(&mut s) {
-            sent.extend_from_slice(&message[3..]);
-        }
-        played.extend(events(&mut s).into_iter().map(|e| (e, step * 20)));
-        clock.advance(Duration::from_millis(20));
-        s.read_audio(&mut [0; 16]);
+    for at_ms in (0..30u64).map(|i| i * 20) {
+        let (messages, evs) = step(&clock, &mut s);
+        messages.iter().for_each(|m| sent.extend_from_slice(&m[3..]));
+        played.extend(evs.into_iter().map(|e| (e, at_ms)));
     }
     assert_eq!(sent, l16(&reply), "the reply, whole and without silence");
     let [(Event::MarkPlayed { name, played_ms }, at_ms)] = &played[..] else { panic!("{played:?}") };
