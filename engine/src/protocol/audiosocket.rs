@@ -22,10 +22,10 @@
 //! |---|---|---|
 //! | (any) | | a text frame → `UnexpectedFrameKind(Text)`; fewer than 3 bytes, or a length other than the header's → `WrongType("length")` (never from the engine's own cutting) |
 //! | `0x01` UUID | 16 bytes | → `Connected`, the UUID kept in canonical text form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase); another length → `WrongType("uuid")`; a second one → `DuplicateStart` |
-//! | `0x10`-`0x18` audio | even length | the first → `Start` (below); every later one → `Media` (track inbound, no sequence, no timestamp: arrival order). Before the UUID → `MediaBeforeStart`; empty → `MissingField("audio")`; odd → `OddPayloadLength`; over [`PayloadBuffer::limit`] → `PayloadTooLarge`; a type other than the first's → `UnsupportedFormat` |
+//! | `0x10`-`0x18` audio | even length | the first → `Start` (below); every later one → `Media` (track inbound, no sequence, no timestamp: arrival order). Before the UUID → `MediaBeforeStart`; empty → `MissingField("audio")`; odd → `OddPayloadLength`; after the first, over [`PayloadBuffer::limit`] → `PayloadTooLarge`; a type other than the first's → `UnsupportedFormat` |
 //! | `0x03` DTMF | 1 byte | `0`-`9` `*` `#` `A`-`D` (ASCII) → `Dtmf`; empty → `MissingField("dtmf")`; another byte or length → `WrongType("dtmf")` |
 //! | `0x00` hang-up | none (any is ignored) | → `Stop` |
-//! | `0xff` error | 1 byte, optional | the caller hung up (bit `0x01`) → `Stop`; otherwise reported and dropped, the call goes on: a frame-forwarding error (`0x02`) → `WrongType("error.frame_forwarding")`, a memory error (`0x04`) → `WrongType("error.memory")`, no or another code → `WrongType("error")` |
+//! | `0xff` error | 1 byte, optional | the caller hung up (bit `0x01`) → `Stop`; otherwise reported and dropped, the call goes on: a frame-forwarding error (`0x02`) → `CarrierReported("error.frame_forwarding")`, a memory error (`0x04`) → `CarrierReported("error.memory")`, no or another code → `CarrierReported("error")` |
 //! | other | | `UnknownEvent` |
 //!
 //! Audio types and rates: `0x10` 8 kHz, `0x11` 12, `0x12` 16, `0x13` 24, `0x14` 32, `0x15`
@@ -39,8 +39,10 @@
 //! - **The stream starts at the first audio message, not at the UUID.** The rate is per audio
 //!   message and the engine builds its stages for the stream's format when it starts, so the
 //!   format is only known then. That message's audio is not lost: it is kept and delivered in
-//!   front of the next audio message's (the one case where it is dropped: a payload limit below
-//!   two messages). The UUID itself is reported as `Connected`.
+//!   front of the next audio message's. Sessions take two 20 ms messages at 48 kHz in one payload,
+//!   and a 192 kHz message whole ([`Dialect::inbound_sizes`]), so this holds at every rate the
+//!   engine converts (at 96 and 192 kHz, whose audio is refused, the first is dropped). The UUID
+//!   itself is reported as `Connected`.
 //! - **The rate cannot change mid-call**: audio of another type than the first is refused
 //!   (`UnsupportedFormat`) rather than restarting the stream's stages.
 //! - ⚠ **The rate types changed between versions** (an intermediate revision had `0x11` =
@@ -48,7 +50,8 @@
 //!   current table is followed. Agent audio mirrors the caller's type when the engine writes that
 //!   rate (8, 16, 24 and 48 kHz). At a rate it does not convert (12, 32, 44.1, 96, 192 kHz) the
 //!   stream still starts (the host learns of the call), each caller audio message is refused
-//!   (`UnsupportedFormat`), and agent audio goes back as `0x10` at 8 kHz, the one type every
+//!   (`UnsupportedFormat`; at 192 kHz `PayloadTooLarge`, over what is delivered at once), and
+//!   agent audio goes back as `0x10` at 8 kHz, the one type every
 //!   build reads (Asterisk converts it to the channel's format).
 //! - ⚠ **Older builds accept only `0x10` and hang-up from the application.** They also only send
 //!   `0x10`, so mirroring sends them nothing else.
@@ -56,8 +59,8 @@
 //!   without it): both end the stream, the message as `Stop`, the close through
 //!   `Session::end_stream`. A message cut short by the close is never parsed.
 //! - ⚠ **Which versions forward DTMF (`0x03`)**: read whenever it comes.
-//! - **Errors**: the seam has no variant for an error the carrier reports, so `WrongType` names
-//!   it (the host sees a `ProtocolError` event whose field says which error).
+//! - **Errors** Asterisk reports are `CarrierReported`, as other carriers' are (the host sees a
+//!   `ProtocolError` event whose field says which error), not malformed input.
 //! - **Pacing**: `max_lead_ms` is 40, the pacer's floor of two frames: what Asterisk holds plays
 //!   at once and cannot be taken back, so the lead is the barge-in delay. No handshake, no marks
 //!   ([`Confirmation::None`]), no clear ([`ClearKind::None`]): the engine stops sending, and at
@@ -71,8 +74,8 @@
 use std::fmt::Write as _;
 
 use crate::protocol::{
-    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, MediaFormat, MediaFrame,
-    MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
+    AudioEncoding, Capabilities, ClearKind, Confirmation, Dialect, Framing, Inbound, InboundSizes,
+    MediaFormat, MediaFrame, MessageKind, PayloadBuffer, ProtocolError, StreamStart, Track,
 };
 
 /// Message types.
@@ -92,6 +95,15 @@ const ERROR_FRAME_FORWARDING: u8 = 0x02;
 const ERROR_MEMORY: u8 = 0x04;
 /// Bytes of a message's header: type, then a big-endian length.
 const HEADER_LEN: usize = 3;
+/// Asterisk sends one channel frame, 20 ms, per audio message.
+const FRAME_MS: usize = 20;
+/// The largest audio message's payload, bytes: 20 ms at 192 kHz. Sessions take messages this
+/// long, so a stream at any rate starts (the host learns of the call) even where its audio is
+/// refused.
+const LARGEST_AUDIO: usize = 192_000 / 1000 * FRAME_MS * 2;
+/// The largest payload delivered at once, bytes: the first audio message held and the second,
+/// 20 ms each at 48 kHz, the highest rate the engine converts.
+const LARGEST_DELIVERY: usize = 2 * 48_000 / 1000 * FRAME_MS * 2;
 
 /// The rate of audio type `kind`, if it is one.
 fn audio_rate(kind: u8) -> Option<u32> {
@@ -165,8 +177,10 @@ impl AudioSocketDialect {
         if !value.len().is_multiple_of(2) {
             return Err(ProtocolError::OddPayloadLength);
         }
+        // The first message is only kept (and the stream starts whatever its size); the limit
+        // is for what is delivered.
         let limit = payload.limit().min(payload.raw_mut().capacity());
-        if value.len() > limit {
+        if self.stream_kind.is_some() && value.len() > limit {
             return Err(ProtocolError::PayloadTooLarge);
         }
         match self.stream_kind {
@@ -193,7 +207,8 @@ impl AudioSocketDialect {
         }
         let buf = payload.raw_mut();
         if !self.first_audio.is_empty() {
-            // Within the limit (checked against the capacity too): no allocation.
+            // Within the limit (checked against the capacity too): no allocation. The sessions'
+            // limit holds two messages at every rate the engine converts (`inbound_sizes`).
             if self.first_audio.len() + value.len() <= limit {
                 buf.extend_from_slice(&self.first_audio);
             }
@@ -221,17 +236,23 @@ fn error(value: &[u8]) -> Result<Inbound<'static>, ProtocolError> {
     if code & ERROR_HANGUP != 0 {
         Ok(Inbound::Stop { sequence: None })
     } else if code & ERROR_FRAME_FORWARDING != 0 {
-        Err(ProtocolError::WrongType("error.frame_forwarding"))
+        Err(ProtocolError::CarrierReported("error.frame_forwarding"))
     } else if code & ERROR_MEMORY != 0 {
-        Err(ProtocolError::WrongType("error.memory"))
+        Err(ProtocolError::CarrierReported("error.memory"))
     } else {
-        Err(ProtocolError::WrongType("error"))
+        Err(ProtocolError::CarrierReported("error"))
     }
 }
 
 impl Dialect for AudioSocketDialect {
     fn capabilities(&self) -> Capabilities {
         Self::CAPABILITIES
+    }
+
+    /// A 192 kHz message must pass for its stream to start, and the first message is
+    /// delivered with the second: two 48 kHz messages, over the defaults' 2 KiB of payload.
+    fn inbound_sizes(&self) -> Option<InboundSizes> {
+        Some(InboundSizes { message_bytes: HEADER_LEN + LARGEST_AUDIO, payload_bytes: LARGEST_DELIVERY })
     }
 
     /// Three header bytes and the big-endian length they announce.

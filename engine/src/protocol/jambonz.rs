@@ -75,9 +75,12 @@
 //! - **An audio message holds what the module buffered since its last write**: 20 ms as a rule,
 //!   but 40-80 ms after a text write of its own (a mark echo, a key press: one write per turn of
 //!   its service loop) or a busy loop, and more after a network stall (it buffers up to 2 s).
-//!   Sessions take messages of up to [`LARGEST_AUDIO`] bytes ([`Dialect::inbound_sizes`]): 80 ms
-//!   at 48 kHz, 240 ms at 16 kHz, 480 ms at 8 kHz. A longer one is refused (`MessageTooLarge`),
-//!   reported.
+//!   Sessions take up to [`LARGEST_AUDIO`] bytes of audio in one message
+//!   ([`Dialect::inbound_sizes`]): 80 ms at 48 kHz, 240 ms at 16 kHz, 480 ms at 8 kHz. A longer
+//!   one is refused (`PayloadTooLarge`, or `MessageTooLarge` past [`LARGEST_METADATA`]), reported.
+//! - **The metadata can be up to [`LARGEST_METADATA`] bytes** (the module's buffer for it):
+//!   sessions take messages that long, so a call whose application sent large `metadata` still
+//!   starts.
 //! - **`{"type":"disconnect"}`** (the application's hang-up: it ends the verb) is not written by
 //!   the engine: hanging up is the host's decision, and it closes or ends the call itself.
 //! - **No timestamps; no buffer limit** (the module grows its buffer): `max_lead_ms` is `None`,
@@ -103,6 +106,11 @@ use crate::protocol::{
 /// messages still fit the default inbound ring, so a session takes no more memory for them than
 /// the payload buffer's 5.5 KiB.
 pub const LARGEST_AUDIO: usize = 7_680;
+
+/// The largest metadata message, bytes: mod_audio_fork keeps the call's metadata in an 8 KiB
+/// buffer (its terminating NUL included) and sends it as the first text frame. jambonz merges the
+/// application's `metadata` into the call's attributes, so it can come near that size.
+pub const LARGEST_METADATA: usize = 8_192;
 
 /// The rates the engine writes agent audio at (every play rate converts to 8, 16 and 24 kHz;
 /// 8, 16, 24 and 48 kHz to 48 kHz).
@@ -221,9 +229,13 @@ impl Dialect for JambonzDialect {
         true
     }
 
-    /// An audio message is the module's buffer since its last write, often longer than 20 ms.
+    /// An audio message is the module's buffer since its last write, often longer than 20 ms;
+    /// the metadata the stream starts with can be longer still.
     fn inbound_sizes(&self) -> Option<InboundSizes> {
-        Some(InboundSizes { message_bytes: LARGEST_AUDIO, payload_bytes: LARGEST_AUDIO })
+        Some(InboundSizes {
+            message_bytes: LARGEST_METADATA.max(LARGEST_AUDIO),
+            payload_bytes: LARGEST_AUDIO,
+        })
     }
 
     /// Parses one jambonz message (see the module documentation for exactly what is accepted).

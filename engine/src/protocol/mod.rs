@@ -302,8 +302,9 @@ pub enum ProtocolError {
     UnknownMark,
     /// A `media`, `mark`, `dtmf` or `stop` whose stream id differs from the one `start` named.
     ForeignStream,
-    /// The carrier reported an error of its own (Telnyx `error`, Plivo `error` or `playFailed`):
-    /// the message was well formed; the field names the event. The call goes on.
+    /// The carrier reported an error of its own (Telnyx `error`, Plivo `error` or `playFailed`,
+    /// an AudioSocket error message): the message was well formed; the field names the event.
+    /// The call goes on.
     CarrierReported(&'static str),
 }
 
@@ -388,7 +389,7 @@ const DESCRIPTIONS_NUL: [&str; PROTOCOL_ERROR_KINDS] = [
     "media payload is not valid base64\0",
     "media payload over the configured limit\0",
     "message over the configured size limit\0",
-    "unexpected frame kind (binary where text is expected)\0",
+    "unexpected frame kind (binary where text is expected, or text where binary is)\0",
     "media before start\0",
     "duplicate start\0",
     "message after stop\0",
@@ -563,7 +564,7 @@ mod tests {
         (
             ProtocolError::UnexpectedFrameKind(MessageKind::Binary),
             "unexpected Binary frame",
-            "unexpected frame kind (binary where text is expected)\0",
+            "unexpected frame kind (binary where text is expected, or text where binary is)\0",
         ),
         (ProtocolError::MediaBeforeStart, "media before start", "media before start\0"),
         (ProtocolError::DuplicateStart, "duplicate start", "duplicate start\0"),

@@ -182,7 +182,7 @@ fn errors_by_message() {
         ("odd audio", vec![UUID_MESSAGE.to_vec(), tlv(0x10, &[0; 321])], ProtocolError::OddPayloadLength),
         (
             "audio over the limit",
-            vec![UUID_MESSAGE.to_vec(), tlv(0x10, &[0; 2050])],
+            vec![UUID_MESSAGE.to_vec(), tlv(0x10, &[0; 320]), tlv(0x10, &[0; 2050])],
             ProtocolError::PayloadTooLarge,
         ),
         (
@@ -200,11 +200,11 @@ fn errors_by_message() {
         (
             "a frame-forwarding error",
             vec![tlv(0xff, &[0x02])],
-            ProtocolError::WrongType("error.frame_forwarding"),
+            ProtocolError::CarrierReported("error.frame_forwarding"),
         ),
-        ("a memory error", vec![tlv(0xff, &[0x04])], ProtocolError::WrongType("error.memory")),
-        ("an error without a code", vec![tlv(0xff, &[])], ProtocolError::WrongType("error")),
-        ("an unknown error code", vec![tlv(0xff, &[0x80])], ProtocolError::WrongType("error")),
+        ("a memory error", vec![tlv(0xff, &[0x04])], ProtocolError::CarrierReported("error.memory")),
+        ("an error without a code", vec![tlv(0xff, &[])], ProtocolError::CarrierReported("error")),
+        ("an unknown error code", vec![tlv(0xff, &[0x80])], ProtocolError::CarrierReported("error")),
         ("type 0x02", vec![tlv(0x02, &[1, 0, 0, 0, 0, 0])], ProtocolError::UnknownEvent),
         ("type 0x19", vec![tlv(0x19, &[0; 4])], ProtocolError::UnknownEvent),
         ("type 0x0f", vec![tlv(0x0f, &[])], ProtocolError::UnknownEvent),
@@ -442,7 +442,10 @@ fn the_hang_up_error_code_ends_the_call_and_other_errors_do_not() {
     let evs = events(&mut s);
     assert_eq!(
         evs[2..],
-        [Event::ProtocolError { error: ProtocolError::WrongType("error.frame_forwarding") }, Event::Stopped],
+        [
+            Event::ProtocolError { error: ProtocolError::CarrierReported("error.frame_forwarding") },
+            Event::Stopped
+        ],
         "{evs:?}"
     );
     assert_eq!(s.stats().media_frames_in, 1);
@@ -566,6 +569,51 @@ fn a_rate_the_engine_does_not_convert_starts_the_call_refuses_its_audio_and_answ
     let reply = ramp(160, 17);
     s.play(&reply, 8_000).unwrap();
     assert_eq!(outbound(&mut s), [tlv(0x10, &l16(&reply))]);
+}
+
+/// At 48 kHz the first message (held until the second) and the second came to 3840 bytes, over
+/// the default 2 KiB of payload: the call's first 20 ms were dropped, unreported.
+#[test]
+fn a_48_khz_call_reaches_a_48_khz_agent_from_its_first_sample() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { agent_rate: 48_000, play_rate: 48_000, ..Default::default() };
+    let (_engine, mut s) = open(&clock, &config);
+    let audio = ramp(5 * 960, 19);
+    s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
+    let mut received = Vec::new();
+    for frame in audio.chunks(960) {
+        s.push(&tlv(0x16, &l16(frame)), MessageKind::Binary).unwrap();
+        read_all_into(&mut s, &mut received);
+    }
+    let evs = events(&mut s);
+    assert!(matches!(&evs[1], Event::Started(start) if start.media_format.sample_rate == 48_000), "{evs:?}");
+    assert_eq!(evs.len(), 2, "no error: {evs:?}");
+    assert_eq!(received.len(), audio.len(), "every sample");
+    assert!(received == audio, "in order, untouched");
+}
+
+/// A 20 ms message at 96 or 192 kHz (3840 or 7680 bytes of audio) was over the default message
+/// or payload limit: the stream never started and the host never learnt of the call.
+#[test]
+fn calls_at_96_and_192_khz_start_though_their_audio_is_refused() {
+    for (kind, rate) in [(0x17, 96_000), (0x18, 192_000)] {
+        let clock = ManualClock::new();
+        let (_engine, mut s) = open(&clock, &SessionConfig::default());
+        s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
+        let frame = vec![0; rate as usize / 50 * 2];
+        for _ in 0..3 {
+            s.push(&tlv(kind, &frame), MessageKind::Binary).unwrap();
+        }
+        let evs = events(&mut s);
+        let Some(Event::Started(start)) = evs.get(1) else { panic!("{rate}: {evs:?}") };
+        assert_eq!(start.media_format.sample_rate, rate);
+        let refused = [ProtocolError::UnsupportedFormat, ProtocolError::PayloadTooLarge];
+        assert!(
+            evs[2..].iter().all(|e| matches!(e, Event::ProtocolError { error } if refused.contains(error))),
+            "{rate}: {evs:?}"
+        );
+        assert_eq!(evs.len(), 5, "{rate}: the start's format, then the two messages after it: {evs:?}");
+    }
 }
 
 #[test]

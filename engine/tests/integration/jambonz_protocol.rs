@@ -455,7 +455,32 @@ fn audio_the_module_batched_into_one_message_is_taken_whole() {
     read_all_into(&mut s, &mut tail);
     assert_eq!(tail, after);
     let evs = events(&mut s);
-    assert_eq!(errors(&evs), [ProtocolError::MessageTooLarge], "{evs:?}");
+    assert_eq!(errors(&evs), [ProtocolError::PayloadTooLarge], "{evs:?}");
+}
+
+/// mod_audio_fork keeps the metadata in an 8 KiB buffer, and jambonz fills it with the call's
+/// attributes and the application's `metadata`: a start of 8191 bytes (the buffer less its NUL)
+/// was refused for its size by the default limits, and the call never started.
+#[test]
+fn the_largest_metadata_the_module_sends_starts_the_call() {
+    let clock = ManualClock::new();
+    let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: RATE, ..Default::default() });
+    let head = r#"{"sampleRate": 16000, "callSid": "CA1", "note": ""#;
+    let filler = "x".repeat(8_191 - head.len() - 2);
+    let metadata = format!("{head}{filler}\"}}");
+    assert_eq!(metadata.len(), 8_191);
+    assert!(metadata.len() > SessionConfig::default().max_message_bytes);
+    s.push(metadata.as_bytes(), MessageKind::Text).unwrap();
+    let audio = ramp(320, 6);
+    s.push(&l16(&audio), MessageKind::Binary).unwrap();
+    let mut received = Vec::new();
+    read_all_into(&mut s, &mut received);
+    let evs = events(&mut s);
+    assert!(errors(&evs).is_empty(), "{:?}", errors(&evs));
+    let Event::Started(start) = &evs[0] else { panic!("no start: {:?}", errors(&evs)) };
+    assert_eq!(start.call_id, "CA1");
+    assert_eq!(start.custom_parameters.last(), Some(&("note".to_owned(), filler)));
+    assert_eq!(received, audio, "the audio after it is delivered");
 }
 
 /// mod_audio_fork's side of marks: a mark is queued ahead of the next audio it receives (one
