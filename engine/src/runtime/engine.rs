@@ -446,7 +446,8 @@ impl Engine {
         // Each worker's tables have room for every session (any of them may be placed on it), all
         // allocated here: bounded, so that settings each in range cannot together ask for
         // gigabytes (1024 workers of 65,536 sessions would) and abort the process.
-        if n.saturating_mul(config.max_sessions) > MAX_WORKER_SESSION_SLOTS {
+        // An inline engine (no workers) still allocates its hand-back channel for them all.
+        if n.max(1).saturating_mul(config.max_sessions) > MAX_WORKER_SESSION_SLOTS {
             return Err(EngineError::Config(PipelineError::Invalid(
                 "workers × max_sessions is over 2^20 (each worker has room for every session)",
             )));
@@ -671,6 +672,12 @@ mod tests {
         // At the bound, it starts.
         let at_bound = EngineConfig { workers: Some(2), max_sessions: 1 << 19, ..Default::default() };
         drop(Engine::new(at_bound).unwrap());
+        // An inline engine has no worker tables but allocates a channel for every session: with
+        // no workers the product was 0 and 2^40 sessions went on to allocate terabytes.
+        let inline = EngineConfig { workers: Some(0), max_sessions: 1 << 40, ..Default::default() };
+        assert!(matches!(Engine::new(inline), Err(EngineError::Config(_))));
+        let inline_max = EngineConfig { workers: Some(0), max_sessions: usize::MAX, ..Default::default() };
+        assert!(matches!(Engine::new(inline_max), Err(EngineError::Config(_))));
     }
 
     #[test]

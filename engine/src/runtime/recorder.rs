@@ -5,8 +5,10 @@
 //! session ([`RecordTap`], the pipeline's [`CallTap`]): caller audio as delivered, each frame sent
 //! to the carrier (still in the carrier's encoding) with where the caller hears it, and the cuts
 //! of clears. A full ring drops the record and counts it (`recording_dropped_ms`); room is kept
-//! for the cut and stop records, so a clear is never lost. Audio the recorder thread cannot write
-//! (a full disk, an IO error) is counted in the same figure, through an atomic the tap reads.
+//! for the cut and stop records, and a cut or stop that still finds none waits in the tap (cuts
+//! merged into the earliest) ahead of any later record, so a clear is never lost. Audio the
+//! recorder thread cannot write (a full disk, an IO error) is counted in the same figure, through
+//! an atomic the tap reads.
 //!
 //! One recorder thread per engine (started with its first recording session) serves every
 //! recording: it drains the rings every 20 ms, decodes the agent's frames, and writes a sample of
@@ -115,6 +117,12 @@ pub(crate) struct RecordTap {
     dropped: u64,
     /// Samples the recorder thread could not write (both channels summed), at the caller's rate.
     unwritten: Arc<AtomicU64>,
+    /// A cut the ring had no room for even in its reserve (the recorder stalled through several
+    /// clears), the earliest if several: sent before any later record, which waits behind it
+    /// (dropped, counted), so that it cuts only the audio it was meant to.
+    pending_cut: Option<u64>,
+    /// A stop the ring had no room for, sent after the pending cut.
+    pending_stop: bool,
 }
 
 impl RecordTap {
@@ -127,11 +135,33 @@ impl RecordTap {
             agent_end: 0,
             dropped: 0,
             unwritten,
+            pending_cut: None,
+            pending_stop: false,
         }
     }
 
-    fn send(&mut self, header: Header, body: &[u8], reserve: usize) -> bool {
-        records::write(&mut self.prod, header, &[body], reserve)
+    /// Sends an audio record, leaving the control reserve free, once the controls waiting for
+    /// room have gone.
+    fn send(&mut self, header: Header, body: &[u8]) -> bool {
+        self.send_pending() && records::write(&mut self.prod, header, &[body], CONTROL_RESERVE)
+    }
+
+    /// Sends the cut and stop waiting for room, in that order; whether none is left waiting.
+    fn send_pending(&mut self) -> bool {
+        if let Some(at) = self.pending_cut {
+            let (a, c) = split(at);
+            if !records::write(&mut self.prod, Header { tag: tag::CUT, a, b: 0, c }, &[], 0) {
+                return false;
+            }
+            self.pending_cut = None;
+        }
+        if self.pending_stop {
+            if !records::write(&mut self.prod, Header { tag: tag::STOP, a: 0, b: 0, c: 0 }, &[], 0) {
+                return false;
+            }
+            self.pending_stop = false;
+        }
+        true
     }
 }
 
@@ -142,13 +172,13 @@ impl CallTap for RecordTap {
         self.agent_bytes = agent_encoding.bytes_per_sample();
         let header = Header { tag: tag::START, a: caller_rate, b: 1, c: agent_rate };
         // The first record of an empty ring: it fits.
-        self.send(header, &[encoding_code(agent_encoding)], 0);
+        records::write(&mut self.prod, header, &[&[encoding_code(agent_encoding)]], 0);
     }
 
     fn caller_audio(&mut self, start: u64, pcm: &[i16]) {
         let (a, c) = split(start);
         let header = Header { tag: tag::CALLER, a, b: 2 * pcm.len() as u32, c };
-        if !self.send(header, bytemuck::cast_slice(pcm), CONTROL_RESERVE) {
+        if !self.send(header, bytemuck::cast_slice(pcm)) {
             self.dropped += pcm.len() as u64;
         }
     }
@@ -156,7 +186,7 @@ impl CallTap for RecordTap {
     fn caller_silence(&mut self, start: u64, len: u64) {
         let (a, c) = split(start);
         let header = Header { tag: tag::SILENCE, a, b: 8, c };
-        if !self.send(header, &len.to_le_bytes(), CONTROL_RESERVE) {
+        if !self.send(header, &len.to_le_bytes()) {
             self.dropped += len;
         }
     }
@@ -168,20 +198,22 @@ impl CallTap for RecordTap {
         self.agent_end = at + caller_samples;
         let (a, c) = split(at);
         let header = Header { tag: tag::AGENT, a, b: frame.len() as u32, c };
-        if !self.send(header, frame, CONTROL_RESERVE) {
+        if !self.send(header, frame) {
             self.dropped += caller_samples;
         }
     }
 
     fn agent_cut(&mut self, at: u64) {
         self.agent_end = self.agent_end.min(at);
-        let (a, c) = split(at);
-        // Within the reserve audio records leave: never lost (the worker is the only writer).
-        self.send(Header { tag: tag::CUT, a, b: 0, c }, &[], 0);
+        // Into the reserve audio records leave (the worker is the only writer); past it, it waits.
+        // Two cuts with no record between them cut as the earlier does.
+        self.pending_cut = Some(self.pending_cut.map_or(at, |earlier| earlier.min(at)));
+        self.send_pending();
     }
 
     fn stopped(&mut self) {
-        self.send(Header { tag: tag::STOP, a: 0, b: 0, c: 0 }, &[], 0);
+        self.pending_stop = true;
+        self.send_pending();
     }
 
     fn dropped_ms(&self) -> u64 {
@@ -737,6 +769,48 @@ mod tests {
         assert!(r.agent[..160].iter().any(|&v| v != 0));
         let after: Vec<i16> = r.agent[160..320].to_vec();
         assert!(after.iter().all(|&v| v == 0), "{after:?}");
+    }
+
+    #[test]
+    fn cuts_and_a_stop_a_full_ring_has_no_room_for_wait_and_come_before_later_records() {
+        // The recorder stalled through several clears: the ring is full of caller audio, and
+        // more cuts come than the room audio leaves. Each used to be dropped once the reserve
+        // was spent, leaving cleared agent audio in the recording as if the caller heard it.
+        let (prod, mut cons) = HeapRb::<u8>::new(1024).split();
+        let mut tap = RecordTap::new(prod, Arc::new(AtomicU64::new(0)));
+        tap.started(8_000, 8_000, AudioEncoding::Mulaw);
+        let mut at = 0;
+        // Full to within one 1-sample record of the reserve.
+        for len in [80, 1] {
+            let dropped = tap.dropped;
+            while tap.dropped == dropped {
+                tap.caller_audio(at, &vec![1; len]);
+                at += len as u64;
+            }
+        }
+        for cut in [900, 800, 700, 600, 500, 400] {
+            tap.agent_cut(cut);
+        }
+        tap.stopped();
+        let read = |cons: &mut HeapCons<u8>, records: &mut Vec<(u8, u64)>| {
+            while let Some(h) = records::next(cons, |h| h.b as usize) {
+                records::skip(cons, h.b as usize);
+                records.push((h.tag, u64::from(h.a) | (u64::from(h.c) << 32)));
+            }
+        };
+        let mut seen = Vec::new();
+        read(&mut cons, &mut seen);
+        // The recorder catches up; the call goes on.
+        tap.caller_audio(at, &[1; 80]);
+        read(&mut cons, &mut seen);
+        let controls: Vec<(u8, u64)> =
+            seen.iter().copied().filter(|(t, _)| matches!(*t, tag::CUT | tag::STOP)).collect();
+        let cuts: Vec<u64> = controls.iter().filter(|(t, _)| *t == tag::CUT).map(|&(_, at)| at).collect();
+        assert!(cuts.len() < 6, "the ring had room for every cut: the test does not fill it ({cuts:?})");
+        assert_eq!(cuts.last(), Some(&400), "the earliest cut arrives: {controls:?}");
+        assert!(cuts.windows(2).all(|w| w[0] > w[1]), "{cuts:?}");
+        assert_eq!(controls.last(), Some(&(tag::STOP, 0)), "then the stop: {controls:?}");
+        assert_eq!(seen.last(), Some(&(tag::CALLER, at)), "the audio after them comes after them");
     }
 
     #[test]
