@@ -3,7 +3,7 @@
 //! stream (the engine's `audiosocket` dialect cuts it into messages and paces what goes back).
 
 use super::connection::{
-    self, CallLog, ConnectionContext, Deadline, Ending, Inbox, Outbox, Received, SendError,
+    self, CallLog, ConnectionContext, Deadline, Ending, Inbox, NoSlot, Outbox, Received, SendError,
 };
 use super::logs::{Origin, Refusal};
 use std::collections::HashSet;
@@ -95,16 +95,18 @@ pub(crate) async fn serve(
         origin.refused(Refusal::AudioSocketCall, None);
         return;
     }
-    if ctx.draining.load(Ordering::SeqCst) {
-        ctx.counters.rejected_draining.fetch_add(1, Ordering::Relaxed);
-        origin.refused(Refusal::Draining, None);
-        return;
-    }
-    if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= ctx.config.max_sessions {
-        ctx.release_slot();
-        ctx.counters.rejected_capacity.fetch_add(1, Ordering::Relaxed);
-        origin.refused(Refusal::Capacity, None);
-        return;
+    match ctx.take_slot() {
+        Ok(()) => {}
+        Err(NoSlot::Draining) => {
+            ctx.counters.rejected_draining.fetch_add(1, Ordering::Relaxed);
+            origin.refused(Refusal::Draining, None);
+            return;
+        }
+        Err(NoSlot::Capacity) => {
+            ctx.counters.rejected_capacity.fetch_add(1, Ordering::Relaxed);
+            origin.refused(Refusal::Capacity, None);
+            return;
+        }
     }
     ctx.counters.accepted.fetch_add(1, Ordering::Relaxed);
     origin.upgraded("", &session.dialect);

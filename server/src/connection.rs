@@ -103,6 +103,15 @@ fn carrier_subprotocol(dialect: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a connection gets no call slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoSlot {
+    /// The server is draining.
+    Draining,
+    /// `max_sessions` calls are live.
+    Capacity,
+}
+
 /// Shared by the accept loops, the dispatcher and every connection.
 pub(crate) struct ConnectionContext {
     pub(crate) engine: EngineHandle,
@@ -135,6 +144,23 @@ impl ConnectionContext {
     pub(crate) fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::SeqCst)
             && (self.counters.active.load(Ordering::Acquire) as usize) < self.config.max_sessions
+    }
+
+    /// Takes a call slot for a connection about to be accepted, or says why there is none. The
+    /// slot is taken before the drain flag is read, as a drain sets the flag before it counts
+    /// the slots (both in one order): a connection that read the flag clear before a drain set
+    /// it holds a slot that drain waits for, never one it missed.
+    pub(crate) fn take_slot(&self) -> Result<(), NoSlot> {
+        let taken = self.counters.active.fetch_add(1, Ordering::SeqCst) as usize;
+        let refused = if self.draining.load(Ordering::SeqCst) {
+            NoSlot::Draining
+        } else if taken >= self.config.max_sessions {
+            NoSlot::Capacity
+        } else {
+            return Ok(());
+        };
+        self.release_slot();
+        Err(refused)
     }
 
     /// A call's connection has ended: its slot is free.
@@ -213,7 +239,8 @@ impl CallsEnded {
     pub(crate) fn wait_until_none(&self, active: &AtomicU64, deadline: std::time::Instant) -> bool {
         let mut held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if active.load(Ordering::Acquire) == 0 {
+            // In one order with the drain flag (see `ConnectionContext::take_slot`).
+            if active.load(Ordering::SeqCst) == 0 {
                 return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());

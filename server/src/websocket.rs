@@ -2,7 +2,7 @@
 //! then the call over the socket's messages.
 
 use super::connection::{
-    self, CallLog, ConnectionContext, Deadline, Ending, Fault, Inbox, Outbox, Received, SendError,
+    self, CallLog, ConnectionContext, Deadline, Ending, Fault, Inbox, NoSlot, Outbox, Received, SendError,
 };
 use super::http::{self, Head, Rewind};
 use super::logs::{Origin, Refusal as Logged};
@@ -150,14 +150,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let dialect = with_exotel_query_rate(&endpoint.session.dialect, query)?;
             Some(SessionConfig { dialect, ..endpoint.session.clone() })
         });
-        if ctx.draining.load(Ordering::SeqCst) {
-            refusal = Some(Refusal::Draining);
-            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server draining"));
-        }
-        if ctx.counters.active.fetch_add(1, Ordering::AcqRel) as usize >= config.max_sessions {
-            ctx.release_slot();
-            refusal = Some(Refusal::Capacity);
-            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
+        match ctx.take_slot() {
+            Ok(()) => {}
+            Err(NoSlot::Draining) => {
+                refusal = Some(Refusal::Draining);
+                return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "server draining"));
+            }
+            Err(NoSlot::Capacity) => {
+                refusal = Some(Refusal::Capacity);
+                return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "too many calls"));
+            }
         }
         reserved = true;
         let mut release = |why: Refusal| {
