@@ -274,6 +274,23 @@ def test_a_consumer_that_leaves_aevents_early_leaves_the_rest_for_the_next_read(
 
     assert asyncio.run(asyncio.wait_for(run(), 5)) == ("connected", "started", ["5"])
 
+def test_aevents_ends_quietly_when_the_call_is_closed_between_two_events():
+    # The consumer closes the call on a key press, with events still to come: the iteration
+    # ends as its docstring says, rather than raising CLOSED at the next poll.
+    async def run():
+        with trunkline.Engine(workers=0) as engine, engine.session() as call:
+            for message in (connected(), start(), dtmf(2, "5"), dtmf(3, "6")):
+                call.push(message)
+            seen = []
+            async for ev in call.aevents():
+                seen.append(ev.kind)
+                if ev.kind == "dtmf":
+                    call.close()
+            return seen
+
+    assert asyncio.run(asyncio.wait_for(run(), 5)) == ["connected", "started", "dtmf"]
+
+
 def test_engine_settings_are_checked_against_their_fields():
     # ctypes keeps the low bits of a value too large for its field: 2**32 + 8 would be 8.
     for settings in ({"max_sessions": 2**32 + 8}, {"tick_ms": -1}, {"workers": 2**40}, {"worker_nice": 2**31}):

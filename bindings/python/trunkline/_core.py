@@ -864,10 +864,20 @@ class Session(OwnedHandle):
         async for _ in self.wakeups(poll_interval):
             # One event taken from the library per step: a consumer that leaves the loop early
             # leaves the rest there for the next `events()` or `aevents()`.
-            while taken := self._poll_events(1):
+            while taken := self._events_unless_closed():
                 yield taken[0]
                 if taken[0].kind == "stopped":
                     return
+
+    def _events_unless_closed(self) -> list:
+        """The next event, or none once the session is closed (by the consumer of `aevents`
+        between two events, or by another thread or task): the iteration then just ends."""
+        try:
+            return self._poll_events(1)
+        except TrunklineError as e:
+            if e.code == Result.CLOSED:
+                return []
+            raise
 
     def close(self) -> None:
         """Ends the session. Further calls raise TrunklineError(CLOSED). Its memory is freed when
