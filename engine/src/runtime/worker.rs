@@ -125,7 +125,9 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
             } else if let Some(until) = sessions[i].held_until() {
                 // Holding messages for the host: its next read wakes us; if it never comes, the
                 // hold runs out then (checked at least every tick, since room may free otherwise).
-                until.clamp(now + MIN_SLEEP_US, now + tick_us)
+                // The session's own deadlines (the pacer's next frame) still come first.
+                let due = sessions[i].deadline_us().map_or(until, |d| d.min(until));
+                due.clamp(now + MIN_SLEEP_US, now + tick_us)
             } else if slot == overflow {
                 // Sessions sharing the overflow slot may miss a flag another one cleared: poll.
                 now + MIN_SLEEP_US
