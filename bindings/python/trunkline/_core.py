@@ -326,6 +326,11 @@ class Engine(OwnedHandle):
         CLOSED).
 
         Releases the GIL while waiting (ctypes does), so other Python threads keep running.
+
+        The engine has one wakeup signal, and each waiter takes it: wait() and `wakeups()`,
+        `aevents()`, `Server.calls()` or the Pipecat transport on an asyncio loop (or on two
+        loops) waiting on the same engine take each other's wakeups, the loser waiting out its
+        timeout. Wait one way per engine: one engine per asyncio loop, or wait() in one thread.
         """
         ms = -1 if timeout is None else int(timeout * 1000)
         with self._lock:
