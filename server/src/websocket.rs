@@ -33,6 +33,13 @@ pub(crate) async fn serve(stream: TcpStream, ctx: Arc<ConnectionContext>, origin
     let deadline = Instant::now() + ctx.config.handshake_timeout;
     #[cfg(feature = "tls")]
     if let Some(acceptor) = ctx.tls.clone() {
+        // A load balancer's TCP check connects and closes without a byte: counted as on the
+        // plain listener, but not worth a warning each time.
+        if let Ok(Ok(0)) = timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+            ctx.counters.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            origin.closed_silently();
+            return;
+        }
         match timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls_stream)) => run(tls_stream, ctx, true, deadline, origin).await,
             _ => {

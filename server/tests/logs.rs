@@ -257,6 +257,32 @@ fn a_call_logs_its_start_and_its_end_with_the_messages_both_ways() {
     assert!(seen.iter().all(|e| e.level != Level::WARN && e.level != Level::ERROR), "{seen:#?}");
 }
 
+/// A load balancer's TCP check (connect, close without a byte) is counted as a failed handshake
+/// and logged at debug level, on a TLS listener as on a plain one: over TLS each check logged a
+/// warning, so an alert on warnings fired with every probe.
+#[test]
+fn a_tcp_check_that_sends_nothing_is_counted_without_a_warning_on_plain_and_tls_listeners() {
+    let _serial = recording();
+    let engine = engine();
+    let fixture = |name: &str| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+    };
+    let tls = trunkline_server::TlsConfig { cert_pem: fixture("cert.pem"), key_pem: fixture("key.pem") };
+    // The TLS listener exists when the crate is built with `tls` (the workspace's tests are).
+    let listeners = [("plain", None), ("tls", Some(tls))];
+    for (what, tls) in listeners.into_iter().filter(|(_, tls)| cfg!(feature = "tls") || tls.is_none()) {
+        events_clear();
+        let config = OffloadConfig { paths: vec!["/media".into()], tls, ..Default::default() };
+        let server = OffloadServer::start(&engine, config).unwrap();
+        drop(std::net::TcpStream::connect(server.local_addr()).unwrap());
+        let seen = wait_for("connection closed before any request");
+        let closed = seen.iter().find(|e| e.message() == "connection closed before any request");
+        assert_eq!(closed.map(|e| e.level), Some(Level::DEBUG), "{what}: {seen:#?}");
+        assert!(seen.iter().all(|e| e.level != Level::WARN && e.level != Level::ERROR), "{what}: {seen:#?}");
+        assert_eq!(server.stats().handshake_failures, 1, "{what}");
+    }
+}
+
 #[test]
 fn refused_upgrades_log_a_warning_with_the_reason() {
     let _serial = recording();
