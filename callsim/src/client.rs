@@ -343,8 +343,9 @@ struct Call<'a> {
     pending_barge: Option<Instant>,
     /// The bot's level as played, for when its voice dropped.
     levels: BotLevels,
-    /// Every barge-in: its onset, and the `clear` that answered it.
-    barges: Vec<(Instant, Option<Instant>)>,
+    /// Every barge-in not measured yet ([`Self::measure_voice_drops`]): its onset, and the
+    /// `clear` that answered it.
+    barges: VecDeque<(Instant, Option<Instant>)>,
     /// Start of the bot's reply to the caller's last utterance.
     reply_start: Option<Instant>,
     /// Whether the caller finished an utterance since the current reply started (the bot's next
@@ -403,7 +404,7 @@ impl<'a> Call<'a> {
             pending_turn: None,
             pending_barge: None,
             levels: BotLevels::default(),
-            barges: vec![],
+            barges: VecDeque::new(),
             reply_start: None,
             caller_spoke: false,
             script_done: false,
@@ -450,6 +451,7 @@ impl<'a> Call<'a> {
                 self.tick(next_tick);
                 next_tick += FRAME;
             }
+            self.measure_voice_drops(now, None);
             let mut sent = false;
             while self.queue.front().is_some_and(|m| m.due <= now) {
                 let m = self.queue.pop_front().expect("checked");
@@ -593,7 +595,7 @@ impl<'a> Call<'a> {
                     let over_bot = self.playout.is_playing(at);
                     if over_bot {
                         self.metrics.barge_ins += 1;
-                        self.barges.push((at, None));
+                        self.barges.push_back((at, None));
                     }
                     let previous =
                         if over_bot { self.pending_barge.replace(at) } else { self.pending_barge.take() };
@@ -620,6 +622,11 @@ impl<'a> Call<'a> {
     }
 
     fn echo(&mut self, now: Instant, mark: Mark, cleared: bool) {
+        // After its hang-up (its stop may still be held by the impairments) a carrier sends
+        // nothing more.
+        if self.stop_queued {
+            return;
+        }
         match self.carrier.echo(&mark, cleared) {
             Some(msg) => {
                 self.impairer.control(now, msg, &mut self.queue);
@@ -736,7 +743,7 @@ impl<'a> Call<'a> {
         self.metrics.clears += 1;
         self.levels.cleared(now);
         let reaction_ms = self.pending_barge.take().map(|onset| ms(now.saturating_duration_since(onset)));
-        if let (Some(_), Some(last)) = (reaction_ms, self.barges.last_mut()) {
+        if let (Some(_), Some(last)) = (reaction_ms, self.barges.back_mut()) {
             last.1 = Some(now);
         }
         match reaction_ms {
@@ -751,29 +758,55 @@ impl<'a> Call<'a> {
         for mark in outcome.flushed {
             self.echo(now, mark, true);
         }
-        if let Some(ack) = self.carrier.clear_ack() {
+        // Nothing after the hang-up, as for mark echoes.
+        if !self.stop_queued
+            && let Some(ack) = self.carrier.clear_ack()
+        {
             self.impairer.control(now, ack, &mut self.queue);
         }
     }
 
-    /// For each barge-in: when the bot's voice dropped (10 dB down or silent, or the `clear`),
-    /// or, if no `clear` answered it, how long in the next 2 s (up to `end`, the call's end) the
-    /// bot played 10 dB down or not at all (a bot that ducks for a backchannel dips; one that
-    /// does not, plays on; one that stops talking dips until it talks again).
-    fn measure_voice_drops(&mut self, end: Instant) {
-        for (i, &(onset, clear)) in self.barges.iter().enumerate() {
-            let next = self.barges.get(i + 1).map_or(end, |b| b.0);
+    /// For each barge-in, in order, once nothing can change it any more (by `now`; all of them
+    /// at `end`, the call's end): when the bot's voice dropped (10 dB down or silent, or the
+    /// `clear`), or, if no `clear` answered it, how long in the next 2 s (up to the next barge-in
+    /// or the call's end) the bot played 10 dB down or not at all (a bot that ducks for a
+    /// backchannel dips; one that does not, plays on; one that stops talking dips until it talks
+    /// again). Then the bot's levels that no onset still to measure can look at are forgotten,
+    /// so that a long call's memory does not grow with its length. Called once the ticks due by
+    /// `now` are done: an onset still to come is in `caller_events` or after `now`.
+    fn measure_voice_drops(&mut self, now: Instant, end: Option<Instant>) {
+        while let Some(&(onset, clear)) = self.barges.front() {
+            let next = self.barges.get(1).map(|b| b.0);
             match clear {
+                // What played before the clear is all there will be.
                 Some(clear) => {
                     let drop = self.levels.drop_after(onset, clear).map_or(clear, |d| d.min(clear));
                     self.metrics.voice_drop_ms.push(ms(drop.saturating_duration_since(onset)));
                 }
                 None => {
-                    let until = next.min(onset + Duration::from_secs(2));
+                    let until =
+                        [next, end].into_iter().flatten().fold(onset + Duration::from_secs(2), Instant::min);
+                    // Unless it ended, a barge-in waits for its clear while it is the pending one,
+                    // and, if none comes, for its 2 s to have played with no onset cutting them
+                    // short.
+                    let open = end.is_none()
+                        && next.is_none()
+                        && (self.pending_barge.is_some()
+                            || now < until
+                            || self.caller_events.front().is_some_and(|e| e.0 < until));
+                    if open {
+                        break;
+                    }
                     self.metrics.barge_in_dip_ms.push(self.levels.dip_ms(onset, until));
                 }
             }
+            self.barges.pop_front();
         }
+        let horizon = [self.barges.front().map(|b| b.0), self.caller_events.front().map(|e| e.0)]
+            .into_iter()
+            .flatten()
+            .fold(now, Instant::min);
+        self.levels.forget_before(horizon);
     }
 
     fn finish(mut self) -> CallResult {
@@ -796,7 +829,7 @@ impl<'a> Call<'a> {
         if self.pending_barge.take().is_some() {
             self.metrics.barge_ins_without_clear += 1;
         }
-        self.measure_voice_drops(self.ended.unwrap_or(now));
+        self.measure_voice_drops(now, Some(self.ended.unwrap_or(now)));
         let s = self.playout.stats().clone();
         let m = &mut self.metrics;
         m.replies = s.replies;
@@ -821,5 +854,168 @@ impl<'a> Call<'a> {
             timeline: self.timeline,
             metrics: self.metrics,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use trunkline::codec::{linear_to_ulaw, ulaw_to_linear};
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    /// A call as `drive` has it once its stream started at `t0`, with no connection: the tests
+    /// hand it what the bot sends and read what it queued.
+    fn call<'a>(options: &'a CallOptions, script: &'a Script, t0: Instant) -> Call<'a> {
+        let ids = options.dialect.ids(&mut SplitMix64::for_call(options.seed, 0), None, options.seed);
+        let mut call = Call::new(0, options, script, ids, None);
+        call.t0 = t0;
+        call.impairer.set_origin(t0);
+        call
+    }
+
+    /// `ms` of a steady tone at `amp`, as µ-law.
+    fn tone(amp: f64, ms: u32) -> Vec<u8> {
+        (0..8 * ms).map(|i| linear_to_ulaw((amp * (f64::from(i) * 0.7).sin()) as i16)).collect()
+    }
+
+    fn twilio(sid: &str, event: &str, body: serde_json::Value) -> Wire {
+        let mut msg = serde_json::json!({"event": event, "streamSid": sid});
+        if !body.is_null() {
+            msg[event] = body;
+        }
+        Wire::Text(msg.to_string())
+    }
+
+    fn media(sid: &str, ulaw: &[u8]) -> Wire {
+        let payload = base64::engine::general_purpose::STANDARD.encode(ulaw);
+        twilio(sid, "media", serde_json::json!({"payload": payload}))
+    }
+
+    fn mark(sid: &str, name: &str) -> Wire {
+        twilio(sid, "mark", serde_json::json!({"name": name}))
+    }
+
+    /// What the call queued for the bot: each message's event and when it leaves.
+    fn queued(call: &Call) -> Vec<(String, Instant)> {
+        let event = |w: &Wire| match w {
+            Wire::Text(t) => serde_json::from_str::<serde_json::Value>(t).unwrap()["event"].to_string(),
+            Wire::Binary(_) => "binary".into(),
+        };
+        call.queue.iter().map(|m| (event(&m.msg), m.due)).collect()
+    }
+
+    #[test]
+    fn nothing_is_sent_after_the_hang_up_while_its_stop_is_held() {
+        let t0 = Instant::now();
+        let script = Script::new();
+        let mut options = CallOptions::new("ws://127.0.0.1:9/");
+        // A network stall from 1 s to 1.5 s holds what the caller's side sends meanwhile.
+        options.impairments = Impairments { stall_every_ms: 1_000, stall_ms: 500, ..Default::default() };
+        let mut c = call(&options, &script, t0);
+        let sid = c.ids.stream_id.clone();
+        // 100 ms of audio and a mark after it (due at 1150); the hang-up at 1100: its stop leaves
+        // when the stall ends.
+        c.on_message(at(t0, 1_050), &media(&sid, &tone(8_000.0, 100)));
+        c.on_message(at(t0, 1_050), &mark(&sid, "played"));
+        c.hang_up(at(t0, 1_100));
+        let stop = vec![("\"stop\"".to_owned(), at(t0, 1_500))];
+        assert_eq!(queued(&c), stop);
+        // Meanwhile the mark's audio plays out, more audio and a mark come and a clear flushes
+        // them, and one more mark comes with nothing buffered: Twilio would echo each of them,
+        // but it has hung up.
+        c.marks_due(at(t0, 1_200));
+        c.on_message(at(t0, 1_210), &media(&sid, &tone(8_000.0, 20)));
+        c.on_message(at(t0, 1_210), &mark(&sid, "flushed"));
+        c.on_message(at(t0, 1_220), &twilio(&sid, "clear", serde_json::Value::Null));
+        c.on_message(at(t0, 1_240), &mark(&sid, "at once"));
+        assert_eq!(queued(&c), stop, "the stop is the last message");
+        assert!(!c.timeline.iter().any(|e| matches!(e.event, CallEvent::MarkEchoed { .. })));
+        assert_eq!((c.metrics.clears, c.playout.stats().marks), (1, 3));
+
+        // Plivo hangs up by closing the connection, and acknowledges a clear: not after that.
+        options.dialect = Dialect::Plivo;
+        let mut c = call(&options, &script, t0);
+        let clear = serde_json::json!({"event": "clearAudio", "streamId": c.ids.stream_id});
+        c.hang_up(at(t0, 1_100));
+        c.on_message(at(t0, 1_200), &Wire::Text(clear.to_string()));
+        assert_eq!((queued(&c), c.metrics.clears), (vec![], 1));
+    }
+
+    #[test]
+    fn a_long_call_measures_its_barge_ins_keeping_a_bounded_span_of_the_bots_levels() {
+        const CYCLE: u64 = 4_000;
+        const CYCLES: u64 = 150;
+        let t0 = Instant::now();
+        let script = Script::new();
+        let options = CallOptions::new("ws://127.0.0.1:9/");
+        let mut c = call(&options, &script, t0);
+        let sid = c.ids.stream_id.clone();
+        let (loud, ducked) = (tone(8_000.0, 20), tone(1_000.0, 20));
+        let pcm = |ulaw: &[u8]| -> Vec<i16> { ulaw.iter().map(|&b| ulaw_to_linear(b)).collect() };
+        let clear = twilio(&sid, "clear", serde_json::Value::Null);
+        // The bot's levels as played, all of them, and every barge-in, for the measurement as it
+        // was made over the whole call at its end.
+        let (mut all, mut barges) = (BotLevels::default(), vec![]);
+        let mut most_windows = 0;
+        // Ten minutes of the bot talking on, paced, 18 dB down (ducked) while marked below. Each
+        // 4 s the caller barges in at 1010 ms, the bot ducks at 1120 and clears at 1300; then
+        // the caller says "mm-hm" at 3010, the bot ducks 3060..3260 and talks on.
+        for k in 0..CYCLES * CYCLE / 20 {
+            let (t, now) = (k * 20, at(t0, k * 20));
+            let m = t % CYCLE;
+            if m == 0 {
+                // Known ahead, as a script's clip's speech is once it starts.
+                c.caller_events.push_back((at(t0, t + 1_010), CallerMark::SpeechStart));
+                c.caller_events.push_back((at(t0, t + 3_010), CallerMark::SpeechStart));
+                barges.push((at(t0, t + 1_010), Some(at(t0, t + 1_300))));
+                barges.push((at(t0, t + 3_010), None));
+            }
+            // What each pass of the call's loop does first.
+            c.caller_events_due(now);
+            c.marks_due(now);
+            c.measure_voice_drops(now, None);
+            most_windows = most_windows.max(c.levels.windows());
+            if m == 1_300 {
+                c.on_message(now, &clear);
+                all.cleared(now);
+            }
+            let frame =
+                if (1_120..1_300).contains(&m) || (3_060..3_260).contains(&m) { &ducked } else { &loud };
+            c.on_message(now, &media(&sid, frame));
+            all.played(now, &pcm(frame));
+        }
+        let end = at(t0, CYCLES * CYCLE);
+        c.measure_voice_drops(end, Some(end));
+
+        // The measurement over everything kept.
+        let (mut drops, mut dips) = (vec![], vec![]);
+        for (i, &(onset, clear)) in barges.iter().enumerate() {
+            let next = barges.get(i + 1).map_or(end, |b| b.0);
+            match clear {
+                Some(clear) => {
+                    let drop = all.drop_after(onset, clear).map_or(clear, |d| d.min(clear));
+                    drops.push(ms(drop.saturating_duration_since(onset)));
+                }
+                None => dips.push(all.dip_ms(onset, next.min(onset + Duration::from_secs(2)))),
+            }
+        }
+        let m = &c.metrics;
+        assert_eq!(
+            (m.barge_ins, m.clears, m.barge_in_reaction_ms.len()),
+            (2 * CYCLES, CYCLES, CYCLES as usize)
+        );
+        assert_eq!((&m.voice_drop_ms, &m.barge_in_dip_ms), (&drops, &dips));
+        // By hand: the voice dropped 110 ms after each onset answered, clear after 290 ms; each
+        // "mm-hm" dipped it for 200 ms.
+        assert!(m.barge_in_reaction_ms.iter().all(|r| (r - 290.0).abs() < 1e-6));
+        assert!(drops.iter().all(|d| (d - 110.0).abs() < 1e-6), "{drops:?}");
+        assert!(dips.len() == CYCLES as usize && dips.iter().all(|d| (d - 200.0).abs() < 1e-6), "{dips:?}");
+        // At most the 10 ms windows of the 2.5 s a backchannel's measurement spans (its 0.5 s
+        // reference and 2 s after it), not the call's 60,000.
+        assert!(most_windows <= 260, "{most_windows}");
     }
 }

@@ -54,7 +54,7 @@ pub use carrier::Dialect;
 pub use client::{CallOptions, run_call};
 pub use echo::EchoPath;
 pub use impair::{ImpairmentCounts, Impairments};
-pub use metrics::{Percentiles, nearest_rank};
+pub use metrics::{Histogram, Percentiles, nearest_rank};
 pub use playout::{CarrierPlayout, ClearOutcome, MediaOutcome, PlayoutConfig, PlayoutStats, ReplyEnd};
 pub use report::{CallSummary, Metrics, Report, Totals, format_timeline};
 pub use result::{CallError, CallEvent, CallMetrics, CallResult, TimelineEntry};

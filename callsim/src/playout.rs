@@ -9,6 +9,7 @@
 //! and measures what a caller would hear: when each reply starts, underruns (the buffer ran dry in
 //! the middle of a reply: choppy audio), and how regularly frames arrive.
 
+use super::metrics::Histogram;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,8 @@ const BYTES_PER_MS: f64 = 8.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlayoutConfig {
     /// Delay between a frame reaching an idle carrier and its playout (a carrier-side jitter
-    /// buffer; Twilio's is not documented, 0 plays at once).
+    /// buffer; Twilio's is not documented, 0 plays at once). A frame that arrives while audio is
+    /// still buffered plays right after it, as from any jitter buffer.
     pub delay: Duration,
     /// Bot silence at least this long between two frames ends a reply: the next frame starts a
     /// new one (so does the first audio after any silence once the caller has finished an
@@ -94,8 +96,9 @@ pub struct PlayoutStats {
     /// Silence heard inside replies because of underruns, ms.
     pub underrun_ms: f64,
     /// For each frame after a reply's first: how much later than the previous frame's length it
-    /// arrived (ms, 0 when on time or early).
-    pub lateness_ms: Vec<f64>,
+    /// arrived (ms, 0 when on time or early). Counted to the 0.1 ms the report prints, so that
+    /// a long call's memory does not grow with its frames.
+    pub lateness_ms: Histogram,
     /// RFC 3550 interarrival jitter of the bot's frames, ms (the running estimate at the end).
     pub jitter_ms: f64,
     /// Audio dropped by `clear`, ms.
@@ -122,6 +125,9 @@ pub struct CarrierPlayout<M = String> {
     play_end: Option<Instant>,
     /// When the current stretch of gapless playout began.
     segment_start: Option<Instant>,
+    /// The stretch before it (start, end): a caller onset can be handled after a bot message
+    /// that arrived later, and that message may have started the current stretch.
+    previous_segment: Option<(Instant, Instant)>,
     reply: Option<Reply>,
     /// Arrival time and length (ms) of the last frame of the current reply.
     last_frame: Option<(Instant, f64)>,
@@ -138,6 +144,7 @@ impl<M> CarrierPlayout<M> {
             config,
             play_end: None,
             segment_start: None,
+            previous_segment: None,
             reply: None,
             last_frame: None,
             marks: VecDeque::new(),
@@ -151,8 +158,16 @@ impl<M> CarrierPlayout<M> {
         &self.stats
     }
 
-    /// Whether bot audio is playing (or waiting out the playout delay) at `now`.
-    pub fn is_playing(&self, now: Instant) -> bool {
+    /// Whether bot audio is playing at `at` (not while it waits out the playout delay). `at` may
+    /// be a little earlier than the last audio received (a caller onset handled after it): audio
+    /// that started playing after `at` does not count.
+    pub fn is_playing(&self, at: Instant) -> bool {
+        let within = |(start, end): (Instant, Instant)| start <= at && at < end;
+        self.segment_start.zip(self.play_end).is_some_and(within) || self.previous_segment.is_some_and(within)
+    }
+
+    /// Whether the carrier holds audio at `now`, playing or waiting out the playout delay.
+    fn holds_audio(&self, now: Instant) -> bool {
         self.play_end.is_some_and(|end| end > now)
     }
 
@@ -161,11 +176,10 @@ impl<M> CarrierPlayout<M> {
         self.play_end.filter(|end| *end <= now)
     }
 
-    /// When audio arriving at `now` starts to play: after the playout delay, and after what the
-    /// carrier still holds.
+    /// When audio arriving at `now` starts to play: right after what the carrier still holds,
+    /// or, if it holds nothing, after the playout delay.
     pub fn play_start(&self, now: Instant) -> Instant {
-        let start = now + self.config.delay;
-        self.play_end.map_or(start, |end| end.max(start))
+        self.play_end.filter(|_| self.holds_audio(now)).unwrap_or(now + self.config.delay)
     }
 
     /// Audio received but not yet played at `now`, ms.
@@ -201,7 +215,8 @@ impl<M> CarrierPlayout<M> {
         self.stats.frames += 1;
         self.stats.audio_ms += dur_ms;
         let start_at = now + self.config.delay;
-        let idle = !self.is_playing(now);
+        let idle = !self.holds_audio(now);
+        let from = self.play_start(now);
         let gap = self.play_end.map(|end| start_at.saturating_duration_since(end));
         // A silence the caller could hear (not one within the measurement's precision).
         let silence = gap.filter(|g| idle && *g > self.config.underrun_tolerance);
@@ -227,9 +242,9 @@ impl<M> CarrierPlayout<M> {
             }
         }
         if idle {
+            self.previous_segment = self.segment_start.zip(self.play_end);
             self.segment_start = Some(start_at);
         }
-        let from = self.play_end.map_or(start_at, |end| end.max(start_at));
         // Marks that waited for this audio are due when it starts playing.
         self.marks.extend(self.waiting.drain(..).map(|m| (from, m)));
         self.play_end = Some(from + Duration::from_secs_f64(dur_ms / 1000.0));
@@ -322,8 +337,9 @@ fn ms(d: Duration) -> f64 {
 /// hears it stop.
 #[derive(Debug, Clone, Default)]
 pub struct BotLevels {
-    /// When each window starts and stops playing, and its mean power (linear, re full scale²).
-    windows: Vec<Window>,
+    /// When each window starts and stops playing, and its mean power (linear, re full scale²), in
+    /// order, since what [`BotLevels::forget_before`] left.
+    windows: VecDeque<Window>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -357,16 +373,32 @@ impl BotLevels {
             let power = w.iter().map(|&v| (f64::from(v) / 32_768.0).powi(2)).sum::<f64>() / w.len() as f64;
             let start = start + Self::WINDOW * k as u32;
             let end = start + Duration::from_micros(w.len() as u64 * 125);
-            self.windows.push(Window { start, end, power });
+            self.windows.push_back(Window { start, end, power });
         }
     }
 
     /// A `clear` at `now`: what had not started playing never will.
     pub fn cleared(&mut self, now: Instant) {
         self.windows.retain(|w| w.start < now);
-        if let Some(last) = self.windows.last_mut() {
+        if let Some(last) = self.windows.back_mut() {
             last.end = last.end.min(now);
         }
+    }
+
+    /// No onset before `horizon` will be measured: forgets what only those could look at (what
+    /// started playing more than [`Self::REFERENCE`] before it), so that a long call's memory
+    /// does not grow with its length.
+    pub fn forget_before(&mut self, horizon: Instant) {
+        let Some(from) = horizon.checked_sub(Self::REFERENCE) else { return };
+        while self.windows.front().is_some_and(|w| w.start < from) {
+            self.windows.pop_front();
+        }
+    }
+
+    /// Windows kept.
+    #[cfg(test)]
+    pub(crate) fn windows(&self) -> usize {
+        self.windows.len()
     }
 
     /// The bot's mean power over [`Self::REFERENCE`] before `onset` (`None` if it played
@@ -469,7 +501,7 @@ mod tests {
         assert_eq!(p.silent_since(at(t0, 250)), Some(at(t0, 200)));
         let s = p.stats();
         assert_eq!((s.frames, s.replies, s.underruns, s.marks, s.marks_played), (10, 1, 0, 3, 3));
-        assert_eq!(s.lateness_ms.iter().copied().fold(0.0, f64::max), 0.0);
+        assert_eq!((s.lateness_ms.len(), s.lateness_ms.percentiles().max), (9, Some(0.0)));
         assert_eq!(p.finish(at(t0, 300)).map(|e| (e.at, e.played_ms)), Some((at(t0, 200), 200.0)));
     }
 
@@ -525,7 +557,8 @@ mod tests {
             MediaOutcome::Underrun { gap_ms } => assert!((gap_ms - 29.0).abs() < 1e-6),
             other => panic!("{other:?}"),
         }
-        assert_eq!(p.stats().lateness_ms, [1.0, 29.0]);
+        let lateness = p.stats().lateness_ms.percentiles();
+        assert_eq!((lateness.n, lateness.p50, lateness.max), (2, Some(1.0), Some(29.0)));
         assert!(p.stats().jitter_ms > 1.0);
         // 1.5 s of bot silence: a new reply (the old one ended when its audio ran out).
         match p.on_media(at(t0, 1590), FRAME, false) {
@@ -613,5 +646,94 @@ mod tests {
         let c = p.on_clear(at(t0, 30));
         assert!((c.dropped_ms - 20.0).abs() < 1e-6);
         assert_eq!(c.reply.map(|r| r.played_ms), Some(0.0));
+    }
+
+    #[test]
+    fn audio_arriving_while_audio_is_buffered_plays_right_after_it_whatever_the_delay() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig {
+            delay: Duration::from_millis(60),
+            ..Default::default()
+        });
+        // The first frame waits out the delay: it plays 60..80 ms.
+        assert!(matches!(p.on_media(t0, FRAME, false), MediaOutcome::ReplyStarted { .. }));
+        // The next arrives at 30 ms, the first still buffered: it plays 80..100, with no silence
+        // between them (not 90..110 after a 10 ms silence no underrun would count).
+        assert_eq!(p.play_start(at(t0, 30)), at(t0, 80));
+        assert_eq!(p.on_media(at(t0, 30), FRAME, false), MediaOutcome::Continued);
+        p.on_mark(at(t0, 30), "end".into());
+        assert_eq!(p.next_mark_due(), Some(at(t0, 100)));
+        assert!((p.buffered_ms(at(t0, 40)) - 40.0).abs() < 1e-6);
+        assert!((p.buffered_ms(at(t0, 70)) - 30.0).abs() < 1e-6);
+        assert_eq!(p.silent_since(at(t0, 100)), Some(at(t0, 100)));
+        // Audio reaching the buffer after it ran dry (at 100) waits out the delay again: arriving
+        // at 130 it plays 190..210, after 90 ms of silence inside the reply.
+        match p.on_media(at(t0, 130), FRAME, false) {
+            MediaOutcome::Underrun { gap_ms } => assert!((gap_ms - 90.0).abs() < 1e-6, "{gap_ms}"),
+            other => panic!("{other:?}"),
+        }
+        // A clear at 200: 10 ms of it dropped, 50 of the reply's 60 ms heard.
+        let c = p.on_clear(at(t0, 200));
+        assert!((c.dropped_ms - 10.0).abs() < 1e-6, "{}", c.dropped_ms);
+        assert!(c.reply.is_some_and(|r| (r.played_ms - 50.0).abs() < 1e-6), "{:?}", c.reply);
+        assert_eq!((p.stats().replies, p.stats().underruns), (1, 1));
+    }
+
+    #[test]
+    fn bot_audio_is_playing_at_an_onset_only_once_it_started_playing() {
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
+        // A frame received at 100 ms, before a caller onset at 95 ms was handled: it plays
+        // 100..120, so the caller spoke over nothing.
+        p.on_media(at(t0, 100), FRAME, false);
+        assert!(!p.is_playing(at(t0, 95)));
+        assert!(p.is_playing(at(t0, 100)) && p.is_playing(at(t0, 119)));
+        assert!(!p.is_playing(at(t0, 120)));
+        // The next, received at 150 after the first ran out, plays 150..170: an onset while the
+        // first played still was over the bot, one in the silence between them was not.
+        p.on_media(at(t0, 150), FRAME, false);
+        assert!(p.is_playing(at(t0, 110)));
+        assert!(!p.is_playing(at(t0, 130)) && !p.is_playing(at(t0, 149)));
+        assert!(p.is_playing(at(t0, 150)) && !p.is_playing(at(t0, 170)));
+        // Audio waiting out the playout delay is not playing yet: received at 0, it plays 60..80.
+        let mut delayed = CarrierPlayout::<String>::new(PlayoutConfig {
+            delay: Duration::from_millis(60),
+            ..Default::default()
+        });
+        delayed.on_media(t0, FRAME, false);
+        assert!(!delayed.is_playing(at(t0, 30)) && !delayed.is_playing(at(t0, 59)));
+        assert!(delayed.is_playing(at(t0, 60)) && delayed.is_playing(at(t0, 79)));
+    }
+
+    #[test]
+    fn an_hour_of_frame_lateness_is_kept_in_bounded_memory_with_the_reports_figures() {
+        use crate::metrics::Percentiles;
+        use crate::rng::SplitMix64;
+        let t0 = Instant::now();
+        let mut p = CarrierPlayout::<String>::new(PlayoutConfig::default());
+        // A 100 ms lead, then an hour of 20 ms frames, each up to 15 ms late (to the µs), so never
+        // an underrun: one reply.
+        p.on_media(t0, 8 * 100, false);
+        let mut rng = SplitMix64::new(7);
+        let mut previous = (t0, 100.0);
+        let mut lateness = vec![];
+        for k in 1..=180_000u64 {
+            let arrival = t0 + Duration::from_micros(k * 20_000 + rng.up_to(15_000));
+            // The figure the report is about, computed apart: how much later than the previous
+            // frame's length this one arrived.
+            lateness.push((ms(arrival.duration_since(previous.0)) - previous.1).max(0.0));
+            previous = (arrival, 20.0);
+            assert_eq!(p.on_media(arrival, FRAME, false), MediaOutcome::Continued);
+        }
+        let s = p.stats();
+        assert_eq!((s.replies, s.underruns, s.lateness_ms.len()), (1, 0, 180_000));
+        // A bin per 0.1 ms of 0..15 ms, whatever the call's length.
+        assert!(s.lateness_ms.bins() <= 151, "{}", s.lateness_ms.bins());
+        // The report's figures are those of every value kept, as it prints them.
+        let (kept, exact) = (s.lateness_ms.percentiles(), Percentiles::of(lateness.iter().copied()));
+        let printed =
+            |p: &Percentiles| format!("{} {:.1?} {:.1?} {:.1?} {:.1?}", p.n, p.p50, p.p90, p.p99, p.max);
+        assert_eq!(printed(&kept), printed(&exact));
+        assert!((kept.mean.unwrap() - exact.mean.unwrap()).abs() < 1e-9, "{kept:?} {exact:?}");
     }
 }

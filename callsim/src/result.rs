@@ -1,6 +1,7 @@
 //! What one simulated call did: its timeline and its measurements.
 
 use super::impair::ImpairmentCounts;
+use super::metrics::Histogram;
 use serde::Serialize;
 use std::fmt;
 use std::time::Instant;
@@ -229,10 +230,10 @@ pub struct CallMetrics {
     pub underruns: u64,
     /// Silence inside replies caused by underruns, ms.
     pub underrun_ms: f64,
-    /// Per bot frame (after each reply's first): arrival later than the previous frame's length, ms.
-    /// (Left out of JSON: the report gives its percentiles.)
+    /// Per bot frame (after each reply's first): arrival later than the previous frame's length, ms,
+    /// to 0.1 ms. (Left out of JSON: the report gives its percentiles.)
     #[serde(skip)]
-    pub frame_lateness_ms: Vec<f64>,
+    pub frame_lateness_ms: Histogram,
     /// RFC 3550 interarrival jitter of the bot's frames at the end of the call, ms.
     pub jitter_ms: f64,
     /// Marks received from the bot.
