@@ -186,6 +186,7 @@ class Handlers:
 
     connected: list = field(default_factory=list)
     disconnected: list = field(default_factory=list)
+    disconnected_clients: list = field(default_factory=list)
     barge_ins: list = field(default_factory=list)
     marks_played: list = field(default_factory=list)  # (name, played_ms, time.monotonic())
 
@@ -195,8 +196,9 @@ class Handlers:
             self.connected.append(started)
 
         @transport.event_handler("on_client_disconnected")
-        async def on_disconnected(_transport):
+        async def on_disconnected(_transport, client):
             self.disconnected.append(time.monotonic())
+            self.disconnected_clients.append(client)
 
         @transport.event_handler("on_barge_in")
         async def on_barge_in(_transport, played_ms):

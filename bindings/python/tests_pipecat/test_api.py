@@ -161,6 +161,8 @@ def test_g711_agent_audio_is_refused_since_pipecat_frames_carry_pcm():
 def test_a_session_that_ends_without_a_stop_ends_the_call_for_the_pipeline():
     # The engine shuts down under a live call: no `stopped` comes from the carrier, yet the
     # pipeline hears that the call is over (on_client_disconnected), as when the carrier hangs up.
+    # The handler takes the client as Pipecat's own transports pass it (`(transport, client)`,
+    # as Pipecat's project templates write it): without it, it never ran.
     disconnected = []
 
     async def run():
@@ -175,8 +177,8 @@ def test_a_session_that_ends_without_a_stop_ends_the_call_for_the_pipeline():
         )
 
         @transport.event_handler("on_client_disconnected")
-        async def on_disconnected(_transport):
-            disconnected.append(True)
+        async def on_disconnected(_transport, client):
+            disconnected.append(client)
             await worker.cancel()
 
         async def shut_down():
@@ -190,7 +192,7 @@ def test_a_session_that_ends_without_a_stop_ends_the_call_for_the_pipeline():
         await closing
 
     asyncio.run(run())
-    assert disconnected == [True]
+    assert disconnected == [None], "no stream started: no client"
 
 
 def test_a_close_cancelled_midway_still_closes_the_session():

@@ -58,7 +58,7 @@ def test_a_call_from_the_offload_server_with_pipecat_deciding_barge_in(tmp_path,
         )
 
         @transport.event_handler("on_client_disconnected")
-        async def on_hang_up(_transport):
+        async def on_hang_up(_transport, _client):
             await worker.cancel()
 
         runner = WorkerRunner(handle_sigint=False)
@@ -87,6 +87,7 @@ def test_a_call_from_the_offload_server_with_pipecat_deciding_barge_in(tmp_path,
     assert call.returncode == 0, call.call["error"]
     assert handlers.connected and handlers.connected[0].call_id == call.call["call_sid"]
     assert len(handlers.disconnected) == 1 and "at" in finished
+    assert handlers.disconnected_clients == handlers.connected, "the client that connected"
 
     # Every sample the caller sent reached the pipeline, in order and unchanged: at 8 kHz
     # Trunkline only decodes G.711, so the audio is the reference decoding of the µ-law sent.

@@ -277,7 +277,8 @@ class TrunklineInputTransport(BaseInputTransport):
         elif kind == "stopped":
             self._caller_speaking = False
             if not self._link.closed:
-                await transport._call_event_handler("on_client_disconnected")
+                # With the client as Pipecat's transports pass it (handlers take two arguments).
+                await transport._call_event_handler("on_client_disconnected", transport.call_info)
         elif kind == "protocol_error":
             logger.warning(f"{self}: dropped a bad carrier message: {event.error_message}")
 
@@ -444,8 +445,9 @@ class TrunklineTransport(BaseTransport):
 
     - on_client_connected(transport, started): the stream started; `started` is the
       `trunkline.Event` with the call's ids and custom parameters (also `transport.call_info`).
-    - on_client_disconnected(transport): the stream ended (the carrier's stop, a hang-up, the
-      socket closed). End or cancel the pipeline here.
+    - on_client_disconnected(transport, client): the stream ended (the carrier's stop, a
+      hang-up, the socket closed); `client` is the `started` event (None if the stream never
+      started). End or cancel the pipeline here.
     - on_barge_in(transport, played_ms): Trunkline cut the bot off.
     - on_mark_played(transport, name, played_ms): the caller heard everything before a mark.
     """
