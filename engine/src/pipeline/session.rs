@@ -58,6 +58,11 @@ pub const AGENT_RATES: [u32; 4] = [CARRIER_RATE, 16_000, 24_000, 48_000];
 /// escaped to six times its length, plus the message around it.
 const CONTROL_MESSAGE_SLACK: usize = 1024;
 
+/// The least `outbound_buffer_ms`: one play piece at 8 kHz (256 ms) and its resampler's margin,
+/// in whole 10 ms, the figure the settings document.
+const MIN_OUTBOUND_BUFFER_MS: u32 = 260;
+const _: () = assert!(MIN_OUTBOUND_BUFFER_MS as u64 * SAMPLES_PER_MS >= (PLAY_PIECE + 16) as u64);
+
 /// How long a mark cleared on a carrier that echoes cleared marks waits for its echo. Carriers
 /// echo a clear's marks at once, so a second covers any network delay; past it the mark is
 /// reported cleared without one, so a carrier that does not echo them holds no mark slot.
@@ -202,8 +207,7 @@ impl SessionPipeline {
         if config.lead_ms < 40 {
             return Err(PipelineError::Invalid("lead_ms must be at least 40 (two frames)"));
         }
-        let outbound_samples = u64::from(config.outbound_buffer_ms) * SAMPLES_PER_MS;
-        if outbound_samples < (PLAY_PIECE + 16) as u64 {
+        if config.outbound_buffer_ms < MIN_OUTBOUND_BUFFER_MS {
             return Err(PipelineError::Invalid("outbound_buffer_ms must hold one play piece (at least 260)"));
         }
         // The echo's delay and the played audio's placement come from the spectral detector's

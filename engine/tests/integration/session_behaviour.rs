@@ -149,6 +149,11 @@ fn host_errors_are_defined() {
     assert_eq!(engine.open_sessions(), 0);
 
     assert!(engine.open_session(&SessionConfig { agent_rate: 11_025, ..Default::default() }).is_err());
+    // The least outbound buffer is the documented 260 ms (258 and 259 were taken).
+    for (ms, opens) in [(258, false), (259, false), (260, true)] {
+        let config = SessionConfig { outbound_buffer_ms: ms, ..Default::default() };
+        assert_eq!(engine.open_session(&config).is_ok(), opens, "outbound_buffer_ms {ms}");
+    }
     let limited =
         Engine::new(EngineConfig { workers: Some(0), max_sessions: 1, ..Default::default() }).unwrap();
     let _one = limited.open_session(&SessionConfig::default()).unwrap();
