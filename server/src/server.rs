@@ -392,7 +392,11 @@ impl OffloadServer {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads)
-            .thread_name("trunkline-net")
+            .thread_name_fn({
+                // Numbered, as the audio workers are, to tell them apart in `top -H`.
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                move || format!("trunkline-net-{}", next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            })
             .enable_io()
             .enable_time()
             .build()?;

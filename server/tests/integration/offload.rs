@@ -174,6 +174,30 @@ fn a_full_call_through_the_server() {
     assert!(session.push_text(&connected()).is_err());
 }
 
+/// The network threads are numbered, as the docs name them (`trunkline-net-N`).
+#[test]
+fn the_servers_network_threads_are_numbered() {
+    let engine = Arc::new(engine());
+    let config = OffloadConfig { paths: vec!["/media".into()], threads: 2, ..Default::default() };
+    let _server = OffloadServer::start(&engine, config).unwrap();
+    let names = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_owned())
+            .collect()
+    };
+    let want = ["trunkline-net-0", "trunkline-net-1"];
+    // The runtime's threads start, and name themselves, on their own.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = names();
+    while !want.iter().all(|w| seen.iter().any(|n| n == w)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        seen = names();
+    }
+    assert!(want.iter().all(|w| seen.iter().any(|n| n == w)), "{want:?} in {seen:?}");
+}
+
 #[test]
 fn a_stop_for_another_stream_neither_ends_the_call_nor_hides_the_hang_up() {
     let engine = Arc::new(engine());
