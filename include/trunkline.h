@@ -1078,8 +1078,9 @@ trunkline_result trunkline_session_open(const trunkline_engine *engine,
 // the caller keeps ownership), received as a frame of `kind` (a trunkline_message_kind value,
 // passed as an integer so that any value is defined). Bad input is not an error here: it is
 // dropped and reported as a PROTOCOL_ERROR event. Results: OK; NULL_PARAMETER;
-// INVALID_ARGUMENT (`kind` is not a trunkline_message_kind); FULL (the inbound ring is full,
-// retry after the engine has caught up); CLOSED; FAILED. Any thread.
+// INVALID_ARGUMENT (`kind` is not a trunkline_message_kind, or a session taken from the server,
+// which receives its messages); FULL (the inbound ring is full, retry after the engine has
+// caught up); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_push(trunkline_session *session,
                                         const uint8_t *data,
                                         size_t len,
@@ -1181,7 +1182,8 @@ trunkline_result trunkline_session_outbound_len(trunkline_session *session, size
 // Takes the next message to send to the carrier: copies it into `buf` (not NUL-terminated),
 // writes its length and frame kind. Send it right away: the engine paces messages itself.
 // Results: OK; EMPTY (none); BUFFER_TOO_SMALL (nothing taken: see trunkline_session_outbound_len;
-// 4096 bytes always hold a media message); NULL_PARAMETER; CLOSED; FAILED. Any thread.
+// 4096 bytes always hold a media message); NULL_PARAMETER; INVALID_ARGUMENT (a session taken
+// from the server, which sends its messages); CLOSED; FAILED. Any thread.
 trunkline_result trunkline_session_next_outbound(trunkline_session *session,
                                                  uint8_t *buf,
                                                  size_t capacity,

@@ -41,7 +41,7 @@
 //! | `mark` | `data.name` | yes | string, decoded from the wire spelling (below) → `Mark` (borrowed unless it holds `%` or escapes) |
 //! | `mark` | `data.event` | no | `playout` → the mark played, `cleared` → a clear dropped it ([`MarkSaid`]; absent: the engine's playout model decides); another value → `WrongType("data.event")` |
 //! | `dtmf` | `dtmf` | yes | exactly one of `0`-`9` `*` `#` `A`-`D` → `Dtmf`; other → `WrongType("dtmf")` |
-//! | `dtmf` | `duration` | no | ignored (its unit is uncertain, and the engine stamps the key press with the audio position when it arrives) |
+//! | `dtmf` | `duration` | no | 8 kHz samples (a number, or a string of digits) → the key press's `duration_ms` (samples / 8); absent, negative or unreadable → none. The key press is stamped with the audio position when it arrives |
 //!
 //! # Decisions
 //!
