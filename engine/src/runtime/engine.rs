@@ -701,6 +701,20 @@ mod tests {
     }
 
     #[test]
+    fn closing_a_session_signals_the_engines_wakeup() {
+        // A host's async stream of one session's events waits on the engine's wakeup: closing
+        // the session must end that wait, though the session produces nothing more.
+        for workers in [0, 1] {
+            let engine = Engine::new(EngineConfig { workers: Some(workers), ..Default::default() }).unwrap();
+            let mut session = engine.open_session(&SessionConfig::default()).unwrap();
+            engine.clear_wakeup();
+            assert!(!engine.wait(Some(Duration::ZERO)), "{workers} workers: nothing yet");
+            session.close();
+            assert!(engine.wait(Some(Duration::ZERO)), "{workers} workers: the close signalled");
+        }
+    }
+
+    #[test]
     fn a_wake_before_the_wait_is_kept_for_it() {
         let engine = inline_engine();
         engine.wake();

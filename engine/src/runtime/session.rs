@@ -772,6 +772,8 @@ impl Session {
     }
 
     /// Closes the session: the worker drops it at its next pass. Further calls return `Closed`.
+    /// The engine's wakeup is signalled, as for output: a host's waiter for this session (an
+    /// async event stream, say) looks again and finds it closed.
     pub fn close(&mut self) {
         if !self.closed {
             self.closed = true;
@@ -782,6 +784,7 @@ impl Session {
                 Placement::Inline(session) => session.pipeline.end_recording(),
             }
             self.engine.reap();
+            self.engine.wakeup.notify();
         }
     }
 }
