@@ -230,7 +230,7 @@ namespace Trunkline
 
         /// <summary><see cref="Wait"/> without blocking the caller: true at the engine's next signal
         /// (output, a Wake, Dispose), false once <paramref name="timeoutMs"/> passed (-1: no
-        /// limit). Every async waiter of the engine (this, Session.EventsAsync,
+        /// limit); ObjectDisposedException once the engine is disposed, as for Wait. Every async waiter of the engine (this, Session.EventsAsync,
         /// Server.AcceptAsync) shares one blocking wait on a thread-pool thread, and each signal
         /// releases them all. Cancelling ends the wait at once and throws
         /// OperationCanceledException, also with no timeout.</summary>
@@ -251,6 +251,9 @@ namespace Trunkline
         /// was for could wait on.</summary>
         internal Task NextSignal()
         {
+            // A disposed engine has no signal to wait for: without this, each call started a
+            // round that its failed wait completed at once, and a waiting loop spun.
+            CheckedHandle();
             lock (signalLock)
             {
                 if (signalKept)
@@ -280,8 +283,11 @@ namespace Trunkline
                     // Bounded, to look every second whether anyone still waits.
                     woken = Wait(1000);
                 }
-                catch (ObjectDisposedException)
+                catch (Exception)
                 {
+                    // Disposed, or a failure of the library's wait: the waiters are released
+                    // (they find out which as they look again) and the loop ends, so that the
+                    // next waiter starts a new one rather than wait for a loop that is gone.
                     woken = disposed = true;
                 }
                 TaskCompletionSource<bool> round;

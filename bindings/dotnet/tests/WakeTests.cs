@@ -169,6 +169,42 @@ namespace Trunkline.Tests
             }
         }
 
+        public static async Task TestClosingTheSessionEndsItsEventStreamWithoutTimeout()
+        {
+            // waitMs -1 and nothing happening on the call: the host's handler closes the call
+            // (its socket dropped) while another task still reads its events. The close signals
+            // the engine, so the stream looks again and ends; it waited for an unrelated signal.
+            using (var engine = new Engine(1))
+            using (var s = engine.OpenSession())
+            {
+                var stream = s.EventsAsync(CancellationToken.None, -1).GetAsyncEnumerator();
+                var moving = stream.MoveNextAsync().AsTask();
+                await Task.Delay(150);
+                Assert.True(!moving.IsCompleted, "the stream is waiting");
+                s.Close();
+                var done = await Task.WhenAny(moving, Task.Delay(5000));
+                Assert.True(done == moving, "the stream ended after Close");
+                Assert.Equal(false, await moving, "no event, then the end");
+            }
+        }
+
+        public static async Task TestWaitAsyncAfterDisposeThrowsAsWaitDoes()
+        {
+            // It returned true at once, every time: a host loop `while (await WaitAsync(-1))`
+            // spun.
+            var engine = new Engine(1);
+            engine.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => engine.Wait(10), "Wait after Dispose");
+            try
+            {
+                await engine.WaitAsync(-1);
+                throw new Exception("WaitAsync after Dispose returned");
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
         public static async Task TestDisposingTheEngineEndsAnEventStreamWithoutTimeout()
         {
             // waitMs -1: the stream's wait on the thread pool has no timeout; only the engine's
