@@ -19,8 +19,8 @@ use trunkline::config::SessionConfig;
 use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
 use trunkline::protocol::{
-    Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
-    dialect_name,
+    Deframer, Dialect, Framing, Inbound, InboundSizes, MessageKind, PayloadBuffer, StreamStart,
+    dialect_by_name, dialect_name,
 };
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -551,11 +551,17 @@ async fn drive<I: Inbox, O: Outbox>(
     let Ok(mut start_parser) = dialect_by_name(&session_config.dialect) else { return Ending::CallEnded };
     // A byte stream is cut into messages as the engine cuts it; its start is an audio message,
     // parsed in full, so the scratch buffer takes a whole payload. A WebSocket's start and stop
-    // carry no audio.
+    // carry no audio. The limits are the session's, raised as the engine raises them for the
+    // dialect's carrier, so that every message the session takes is seen here too.
+    let configured = InboundSizes {
+        message_bytes: session_config.max_message_bytes,
+        payload_bytes: session_config.max_payload_bytes,
+    };
+    let limits = InboundSizes::limits_for(&*start_parser, configured);
     let (mut cutter, mut scratch) = match start_parser.capabilities().framing {
         Framing::Stream { header_len } => (
-            Some(Deframer::new(header_len, session_config.max_message_bytes)),
-            PayloadBuffer::with_limit(session_config.max_payload_bytes),
+            Some(Deframer::new(header_len, limits.message_bytes)),
+            PayloadBuffer::with_limit(limits.payload_bytes),
         ),
         Framing::Messages => (None, PayloadBuffer::with_limit(16)),
     };

@@ -528,6 +528,19 @@ pub struct InboundSizes {
     pub payload_bytes: usize,
 }
 
+impl InboundSizes {
+    /// The limits a session on `dialect` takes, given the configured ones: each raised to the
+    /// carrier's largest. Whoever cuts or parses the carrier's messages besides the session (the
+    /// offload server, for a byte stream) uses the same, so as to see every message it does.
+    pub fn limits_for(dialect: &dyn Dialect, configured: InboundSizes) -> InboundSizes {
+        let largest = dialect.inbound_sizes().unwrap_or(configured);
+        InboundSizes {
+            message_bytes: configured.message_bytes.max(largest.message_bytes),
+            payload_bytes: configured.payload_bytes.max(largest.payload_bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

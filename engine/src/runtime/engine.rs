@@ -15,7 +15,7 @@ use crate::config::{EngineConfig, SessionConfig};
 use crate::pipeline::PLAY_PIECE;
 use crate::pipeline::PipelineError;
 use crate::pipeline::SessionPipeline;
-use crate::protocol::{Dialect, ProtocolError, StreamStart, dialect_by_name};
+use crate::protocol::{Dialect, InboundSizes, ProtocolError, StreamStart, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
@@ -332,16 +332,17 @@ fn check_rings(config: &SessionConfig) -> Result<(), PipelineError> {
 /// [`Dialect::inbound_sizes`]): a message or payload limit below them is raised, and the inbound
 /// ring with it, so that it holds two such messages.
 fn sized_for<'a>(config: &'a SessionConfig, dialect: &dyn Dialect) -> Cow<'a, SessionConfig> {
-    let Some(sizes) = dialect.inbound_sizes() else { return Cow::Borrowed(config) };
-    if sizes.message_bytes <= config.max_message_bytes && sizes.payload_bytes <= config.max_payload_bytes {
+    let configured =
+        InboundSizes { message_bytes: config.max_message_bytes, payload_bytes: config.max_payload_bytes };
+    let sizes = InboundSizes::limits_for(dialect, configured);
+    if sizes == configured {
         return Cow::Borrowed(config);
     }
-    let max_message_bytes = config.max_message_bytes.max(sizes.message_bytes);
     // A record takes at most half the ring (see `records`): room for two, rounded up to 1 KiB.
-    let ring = (2 * (records::HEADER + max_message_bytes)).div_ceil(1024) * 1024;
+    let ring = (2 * (records::HEADER + sizes.message_bytes)).div_ceil(1024) * 1024;
     Cow::Owned(SessionConfig {
-        max_message_bytes,
-        max_payload_bytes: config.max_payload_bytes.max(sizes.payload_bytes),
+        max_message_bytes: sizes.message_bytes,
+        max_payload_bytes: sizes.payload_bytes,
         inbound_ring_bytes: config.inbound_ring_bytes.max(ring),
         ..config.clone()
     })
@@ -582,7 +583,8 @@ impl Engine {
         EngineHandle { shared: self.shared.clone() }
     }
 
-    /// The wakeup fd: readable when some session has new audio, events or outbound messages.
+    /// The wakeup fd: readable when some session has new audio, events or outbound messages, or
+    /// was closed.
     /// Put it in the host's event loop (asyncio `add_reader`, libuv, epoll), then call
     /// [`Engine::wait`] with a zero timeout (or [`Engine::clear_wakeup`]) to reset it.
     pub fn wakeup_fd(&self) -> std::os::fd::RawFd {

@@ -236,6 +236,33 @@ fn an_audiosocket_call_carries_audio_both_ways_and_ends_with_the_hang_up() {
     assert_eq!((stats.accepted, stats.calls_opened, stats.closed, stats.active), (1, 1, 1, 0));
 }
 
+/// The server cuts Asterisk's byte stream itself, to see the call's start: with the route's
+/// limits as configured (6 KiB messages), a 20 ms message at 192 kHz (7683 B) was skipped and
+/// the call never reached the host. The session takes it (its audio refused, as the engine does
+/// not convert that rate); so does the server now. At 48 kHz the call's audio arrives whole.
+#[test]
+fn audiosocket_calls_at_high_rates_reach_the_host() {
+    for (kind, rate) in [(0x16u8, 48_000usize), (0x18, 192_000)] {
+        let (engine, server, addr) = audiosocket_server(OffloadConfig::default(), &[UUID_TEXT]);
+        let mut tcp = dial(addr);
+        let audio = ramp(5 * rate / 50, 4);
+        let mut stream = tlv(0x01, &UUID);
+        for frame in audio.chunks(rate / 50) {
+            stream.extend(tlv(kind, &l16(frame)));
+        }
+        tcp.write_all(&stream).unwrap();
+        let mut call = accept(&engine, &server);
+        assert_eq!(call.start.media_format.sample_rate, rate as u32);
+        if rate == 48_000 {
+            // The server's sessions deliver at 8 kHz: every sample, resampled.
+            let (mut heard, mut events) = (vec![], vec![]);
+            assert!(host_until(&engine, &mut call, &mut heard, &mut events, |a, _| a.len() >= 5 * 160));
+            assert!(events.iter().all(|e| !matches!(e, Event::ProtocolError { .. })), "{events:?}");
+        }
+        tcp.write_all(&HANGUP).unwrap();
+    }
+}
+
 /// Asterisk may close the connection without the hang-up message: the call ends all the same.
 #[test]
 fn a_bare_eof_ends_an_audiosocket_call() {
