@@ -125,8 +125,10 @@ pub(crate) fn run(engine: Arc<EngineShared>, control: Receiver<Control>, index: 
             } else if let Some(until) = sessions[i].held_until() {
                 // Holding messages for the host: its next read wakes us; if it never comes, the
                 // hold runs out then (checked at least every tick, since room may free otherwise).
-                // The session's own deadlines (the pacer's next frame) still come first.
-                let due = sessions[i].deadline_us().map_or(until, |d| d.min(until));
+                // The session's own deadlines still to come (the pacer's next frame) come first;
+                // one already past is work the hold puts off (filling a gap), not a reason to
+                // step it every 500 µs until the hold ends.
+                let due = sessions[i].deadline_us().filter(|&d| d > now).map_or(until, |d| d.min(until));
                 due.clamp(now + MIN_SLEEP_US, now + tick_us)
             } else if slot == overflow {
                 // Sessions sharing the overflow slot may miss a flag another one cleared: poll.
