@@ -279,6 +279,11 @@ fn a_tcp_check_that_sends_nothing_is_counted_without_a_warning_on_plain_and_tls_
         let closed = seen.iter().find(|e| e.message() == "connection closed before any request");
         assert_eq!(closed.map(|e| e.level), Some(Level::DEBUG), "{what}: {seen:#?}");
         assert!(seen.iter().all(|e| e.level != Level::WARN && e.level != Level::ERROR), "{what}: {seen:#?}");
+        // Counted just after the line is logged.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server.stats().handshake_failures == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(server.stats().handshake_failures, 1, "{what}");
     }
 }
