@@ -278,17 +278,23 @@ namespace Trunkline
             while (true)
             {
                 bool woken, disposed = false;
+                Exception failure = null;
                 try
                 {
                     // Bounded, to look every second whether anyone still waits.
                     woken = Wait(1000);
                 }
-                catch (Exception)
+                catch (ObjectDisposedException)
                 {
-                    // Disposed, or a failure of the library's wait: the waiters are released
-                    // (they find out which as they look again) and the loop ends, so that the
-                    // next waiter starts a new one rather than wait for a loop that is gone.
                     woken = disposed = true;
+                }
+                catch (Exception ex)
+                {
+                    // A failure of the library's wait: the waiters get it (rather than a signal
+                    // that sends them round again at once) and the loop ends, so that the next
+                    // waiter starts a new one rather than wait for a loop that is gone.
+                    woken = disposed = true;
+                    failure = ex;
                 }
                 TaskCompletionSource<bool> round;
                 bool more;
@@ -303,14 +309,18 @@ namespace Trunkline
                     more = (round != null || nextSignal != null) && !disposed;
                     signalLoopRunning = more;
                 }
-                if (round != null) round.TrySetResult(true);
+                if (round != null)
+                {
+                    if (failure != null) round.TrySetException(failure);
+                    else round.TrySetResult(true);
+                }
                 if (!more) return;
             }
         }
 
         /// <summary>Waits for <paramref name="signal"/> (from <see cref="NextSignal"/>), at most
         /// <paramref name="waitMs"/> (-1: no limit); returns early, without throwing, when a token
-        /// is cancelled.</summary>
+        /// is cancelled; throws what the library's wait threw when it failed.</summary>
         internal static async Task SignalOrTimeout(Task signal, int waitMs, CancellationToken token, CancellationToken token2)
         {
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(token, token2))
@@ -320,6 +330,8 @@ namespace Trunkline
                 // Ends the delay's timer when the signal came first.
                 stop.Cancel();
             }
+            // Its exception, rather than a signal that would send the waiter round again at once.
+            if (signal.IsFaulted) await signal.ConfigureAwait(false);
         }
 
         /// <summary><see cref="Wake"/> for a cancellation: a disposed engine has no wait to end.</summary>
