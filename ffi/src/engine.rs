@@ -168,7 +168,7 @@ pub extern "C" fn trunkline_engine_free(engine: *mut trunkline_engine) {
 }
 
 /// Writes the engine's wakeup fd into `*out_fd`: it becomes readable when some session has new
-/// audio, events or outbound messages. Put it in your event loop, then reset it with
+/// audio, events or outbound messages, or was closed. Put it in your event loop, then reset it with
 /// trunkline_engine_clear_wakeup (or trunkline_engine_wait with timeout 0) before draining your
 /// sessions. The engine owns the fd: do not close it. Any thread.
 #[unsafe(no_mangle)]

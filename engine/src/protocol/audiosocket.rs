@@ -95,15 +95,15 @@ const ERROR_FRAME_FORWARDING: u8 = 0x02;
 const ERROR_MEMORY: u8 = 0x04;
 /// Bytes of a message's header: type, then a big-endian length.
 const HEADER_LEN: usize = 3;
-/// Asterisk sends one channel frame, 20 ms, per audio message.
-const FRAME_MS: usize = 20;
+/// Asterisk sends one channel frame, 20 ms, per audio message (and the engine sends it as much).
+const FRAME_MS: u32 = 20;
 /// The largest audio message's payload, bytes: 20 ms at 192 kHz. Sessions take messages this
 /// long, so a stream at any rate starts (the host learns of the call) even where its audio is
 /// refused.
-const LARGEST_AUDIO: usize = 192_000 / 1000 * FRAME_MS * 2;
+const LARGEST_AUDIO: usize = 192_000 / 1000 * FRAME_MS as usize * 2;
 /// The largest payload delivered at once, bytes: the first audio message held and the second,
 /// 20 ms each at 48 kHz, the highest rate the engine converts.
-const LARGEST_DELIVERY: usize = 2 * 48_000 / 1000 * FRAME_MS * 2;
+const LARGEST_DELIVERY: usize = 2 * 48_000 / 1000 * FRAME_MS as usize * 2;
 
 /// The rate of audio type `kind`, if it is one.
 fn audio_rate(kind: u8) -> Option<u32> {
@@ -140,7 +140,7 @@ impl AudioSocketDialect {
     pub const CAPABILITIES: Capabilities = Capabilities {
         framing: Framing::Stream { header_len: HEADER_LEN },
         timestamps: false,
-        frame_ms: 20,
+        frame_ms: FRAME_MS,
         max_lead_ms: Some(40),
         confirmation: Confirmation::None,
         clear: ClearKind::None,

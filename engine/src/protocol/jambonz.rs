@@ -102,9 +102,9 @@ use crate::protocol::{
 
 /// The largest audio message taken, bytes: 80 ms of 48 kHz L16, 480 ms of 8 kHz (see the module
 /// documentation). Why no more: one message's audio is delivered at once, and must fit the
-/// caller audio ring (`agent_ring_ms`, 500 ms by default) however fast the host reads. Two such
-/// messages still fit the default inbound ring, so a session takes no more memory for them than
-/// the payload buffer's 5.5 KiB.
+/// caller audio ring (`agent_ring_ms`, 500 ms by default) however fast the host reads. With the
+/// metadata's larger messages ([`LARGEST_METADATA`]), a session takes about 6.5 KiB more: the
+/// payload buffer's 5.5 KiB, and 1 KiB of inbound ring to hold two such messages.
 pub const LARGEST_AUDIO: usize = 7_680;
 
 /// The largest metadata message, bytes: mod_audio_fork keeps the call's metadata in an 8 KiB

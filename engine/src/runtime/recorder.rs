@@ -6,7 +6,9 @@
 //! to the carrier (still in the carrier's encoding) with where the caller hears it, and the cuts
 //! of clears. A full ring drops the record and counts it (`recording_dropped_ms`); room is kept
 //! for the cut and stop records, and a cut or stop that still finds none waits in the tap (cuts
-//! merged into the earliest) ahead of any later record, so a clear is never lost. Audio the
+//! merged into the earliest), sent ahead of the next record the ring takes, so a clear is not
+//! lost while the call goes on (one still waiting when the stream ends is lost with the
+//! recording's end, which then comes when the session is freed). Audio the
 //! recorder thread cannot write (a full disk, an IO error) is counted in the same figure, through
 //! an atomic the tap reads.
 //!

@@ -415,7 +415,8 @@ fn a_message_over_the_size_limit_is_skipped_in_step() {
     let clock = ManualClock::new();
     let (_engine, mut s) = open(&clock, &SessionConfig { agent_rate: 8_000, ..Default::default() });
     s.push(&UUID_MESSAGE, MessageKind::Binary).unwrap();
-    // 60 000 bytes of audio: over the 6 KiB message limit, arriving in pieces.
+    // 60 000 bytes of audio: over the message limit (7683 B, a 20 ms message at 192 kHz), arriving
+    // in pieces.
     let huge = tlv(0x10, &vec![0u8; 60_000]);
     for piece in huge.chunks(4_000) {
         s.push(piece, MessageKind::Binary).unwrap();
