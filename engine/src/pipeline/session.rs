@@ -131,6 +131,9 @@ pub struct SessionPipeline {
     settings: StartSettings,
     payload: PayloadBuffer,
     max_message_bytes: usize,
+    /// The largest message whoever takes this pipeline's messages can hold
+    /// ([`Self::limit_outbound_messages`]).
+    max_outbound_message: usize,
     /// For [`Framing::Stream`] dialects: messages reassembled from the byte stream.
     deframer: Option<Deframer>,
     state: StreamState,
@@ -248,6 +251,7 @@ impl SessionPipeline {
             },
             payload: PayloadBuffer::with_limit(config.max_payload_bytes),
             max_message_bytes: config.max_message_bytes,
+            max_outbound_message: usize::MAX,
             deframer,
             state: StreamState::AwaitingStart,
             reorder: InboundReorder::new(config.reorder_window_ms, config.max_gap_fill_ms),
@@ -484,6 +488,12 @@ impl SessionPipeline {
         self.playout.set_rate(outbound.rate());
         let media_len = self.dialect.max_media_message_len(outbound.max_wire_len());
         self.message = Vec::with_capacity(media_len.max(6 * s.max_mark_name_bytes) + CONTROL_MESSAGE_SLACK);
+        // A stream whose messages could never be taken would never send anything: refused, as
+        // its messages are over the size its host's side was configured for (the stream's
+        // format and ids, which set their size, are known only now).
+        if self.max_transmit_len() > self.max_outbound_message {
+            return Err(ProtocolError::MessageTooLarge);
+        }
         // The canceller works at 8 kHz, its reference the agent's frames brought down to it: at
         // a rate that is not a multiple of 8 kHz (none a carrier is sent at), the caller's audio
         // is delivered as received, and counted.
@@ -1108,6 +1118,13 @@ impl SessionPipeline {
             tap.agent_cut(heard_to);
         }
         self.playout.clear(now_us);
+    }
+
+    /// Whoever takes this pipeline's messages holds at most `bytes` of one: a stream whose
+    /// messages may be larger (a carrier format with long media messages, a very long stream
+    /// id) is refused at its start (`MessageTooLarge`) rather than never sending anything.
+    pub fn limit_outbound_messages(&mut self, bytes: usize) {
+        self.max_outbound_message = bytes;
     }
 
     /// The upper bound of a message [`Self::poll_transmit`] hands out (0 before `start`, when

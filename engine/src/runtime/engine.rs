@@ -165,6 +165,8 @@ impl EngineShared {
     ) -> Result<Session, EngineError> {
         let config = &checked(config, dialect.as_ref())?;
         let mut pipeline = SessionPipeline::new(config, dialect)?;
+        // The worker hands a message out only with room for the largest one in the ring.
+        pipeline.limit_outbound_messages(config.outbound_ring_bytes.saturating_sub(records::HEADER));
         // The tap goes in before the stream can start (it learns the formats); the file is
         // created once the start is taken, on the host's thread: a path that cannot be recorded
         // to refuses the open, and an open refused otherwise leaves the path as it was.

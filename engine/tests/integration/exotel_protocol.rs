@@ -1016,6 +1016,26 @@ fn the_url_rate_reaches_a_start_that_names_none() {
     assert_eq!(errors(&evs), []);
 }
 
+/// An outbound ring too small for the stream's messages (a 16 kHz chunk's `media` is about
+/// 4.4 KB) never had room for one: the call started and not a byte of the agent's audio was ever
+/// sent. The start is refused instead, as its messages are over the size configured.
+#[test]
+fn a_stream_whose_messages_the_outbound_ring_cannot_hold_is_refused_at_its_start() {
+    let clock = ManualClock::new();
+    let config = SessionConfig { outbound_ring_bytes: 4096, ..exotel_config(16_000) };
+    let (_engine, mut s) = open_with(&clock, &config, ExotelDialect::new());
+    s.push_text(&start_at(16_000)).unwrap();
+    let evs = events(&mut s);
+    assert!(!evs.iter().any(|e| matches!(e, Event::Started(_))), "{evs:?}");
+    assert_eq!(errors(&evs), [ProtocolError::MessageTooLarge]);
+    // With the default ring, the same stream starts and its audio goes out.
+    let (_engine, mut s) = open_with(&clock, &exotel_config(16_000), ExotelDialect::new());
+    s.push_text(&start_at(16_000)).unwrap();
+    s.play(&ramp(3200, 8), 16_000).unwrap();
+    assert!(matches!(&events(&mut s)[..], [Event::Started(_), ..]));
+    assert!(!outbound(&mut s).is_empty());
+}
+
 #[test]
 fn default_session_limits_take_exotels_largest_chunks() {
     // The defaults are Twilio's (2 KiB of payload in 6 KiB messages); a session on Exotel takes
