@@ -346,6 +346,13 @@ impl WorkerSession {
             // caller's words barge in on is playing, and a mark is placed before the stream ends.
             drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
             if h.tag == inbound_tag::OVERSIZE {
+                // One event: held, as any message, while the host polls and has no room for it
+                // (thousands of these records fit the ring, and would push out its events).
+                let no_audio = Room { vacant: 0, occupied: 0, needed: 0 };
+                if let Some(until) = hold.hold_until(now_us, no_audio, event_room(shared, hold), shared) {
+                    *held_until = Some(until);
+                    break;
+                }
                 records::skip(inbound, 0);
                 out.counts.messages_in += 1;
                 out.counts.protocol_errors += 1;
@@ -363,12 +370,7 @@ impl WorkerSession {
                 occupied: out.pcm.occupied_len(),
                 needed: pipeline.agent_room_needed(len),
             };
-            let events = Room {
-                vacant: shared.events.capacity() - shared.events.len(),
-                occupied: shared.events.len(),
-                needed: hold.event_reserve(),
-            };
-            if let Some(until) = hold.hold_until(now_us, audio, events, shared) {
+            if let Some(until) = hold.hold_until(now_us, audio, event_room(shared, hold), shared) {
                 // Left in the ring for the next pass (the host's read wakes it): the ring fills and
                 // `push` refuses with `Full`, the carrier's messages wait in its socket.
                 *held_until = Some(until);
@@ -473,6 +475,15 @@ fn finish_stop(
 /// Records are dropped unplayed (marks reported cleared) when an interrupt the host has asked
 /// for lies ahead in the ring (they were queued before it), or when they were queued by a host
 /// that had not yet seen the latest barge-in (stale audio of the interrupted answer).
+/// The event queue's room for the next carrier message's events.
+fn event_room(shared: &SessionShared, hold: &HoldPolicy) -> Room {
+    Room {
+        vacant: shared.events.capacity() - shared.events.len(),
+        occupied: shared.events.len(),
+        needed: hold.event_reserve(),
+    }
+}
+
 fn drain_play_ring(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,

@@ -503,3 +503,29 @@ fn the_first_words_after_a_second_the_carrier_lost_reach_the_host() {
         assert!(stats.agent_samples_dropped > 0, "workers {workers}: {stats:?}");
     }
 }
+
+/// A message over the size limit is one protocol error, and its record in the inbound ring is a
+/// header alone: a host pushing a burst of them between two polls got far more events than its
+/// queue holds, and the oldest (a barge-in, a key press) were dropped while it was polling. They
+/// now wait for room as any message does.
+#[test]
+fn a_burst_of_oversized_messages_waits_for_event_room_while_the_host_polls() {
+    let engine = Engine::new(EngineConfig { workers: Some(0), ..Default::default() }).unwrap();
+    let config = SessionConfig { event_capacity: 16, ..Default::default() };
+    let mut s = engine.open_session(&config).unwrap();
+    // The host polls its events: it is reading them.
+    assert!(s.poll_event().is_none());
+    let oversized = vec![b' '; config.max_message_bytes + 1];
+    for _ in 0..40 {
+        s.push_text(std::str::from_utf8(&oversized).unwrap()).unwrap();
+    }
+    let mut too_large = 0;
+    while let Some(event) = s.poll_event() {
+        assert_eq!(
+            event,
+            Event::ProtocolError { error: trunkline::protocol::ProtocolError::MessageTooLarge }
+        );
+        too_large += 1;
+    }
+    assert_eq!((too_large, s.stats().events_dropped), (40, 0));
+}
