@@ -144,7 +144,9 @@ pub struct BargeInDetector {
     rejoin: Option<Rejoin>,
     /// Onset of the speech that last fired (or was seen with the agent silent), to fire once.
     handled_onset: Option<u32>,
-    /// That speech reached the minimum with the agent quiet: a turn, not an interruption.
+    /// That speech reached the minimum with the agent quiet (a turn, not an interruption), or
+    /// the agent went quiet since (the clear after its barge-in): what the agent says next while
+    /// it goes on answers it (see [`Answered`]).
     took_turn: bool,
     /// A turn the agent began answering while it was still confirmed (see [`Answered`]).
     answered: Option<Answered>,
@@ -274,6 +276,11 @@ impl BargeInDetector {
         engine_us: u64,
         steady_ms: u64,
     ) -> BargeAction {
+        if !agent_active && onset_ms.is_some_and(|onset| self.handled_onset == Some(ms32(onset))) {
+            // The speech barged in and goes on after the clear: the agent's next words over it
+            // are an answer it can interrupt as well.
+            self.took_turn = true;
+        }
         let (onset_ms, voiced_ms) = self.over_answer(onset_ms, voiced_ms, agent_active, now_ms);
         let handled = self.handled_onset;
         let utterance_ms = match self.rejoin.as_mut() {
@@ -613,6 +620,27 @@ mod tests {
         assert_eq!(lockstep(&mut b, Some(1000), 280, None, true, 1400), BargeAction::None);
         assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1420), BargeAction::BargeIn(1000));
         assert_eq!(lockstep(&mut b, Some(1000), 400, None, true, 1520), BargeAction::None);
+    }
+
+    #[test]
+    fn speech_that_barged_in_and_talks_on_interrupts_the_next_answer_too() {
+        // The caller interrupts, the agent is cleared, the caller pauses briefly (an early end
+        // of turn) and the agent answers while the same speech goes on: what the caller voices
+        // over that answer ducks it, and interrupts it once voiced the minimum over it. The
+        // speech had fired once already, so the answer played on over the caller.
+        let mut b = ducking();
+        assert_eq!(lockstep(&mut b, Some(1000), 40, None, true, 1140), BargeAction::Duck);
+        assert_eq!(lockstep(&mut b, Some(1000), 300, None, true, 1420), BargeAction::BargeIn(1000));
+        b.on_flush();
+        assert_eq!(lockstep(&mut b, Some(1000), 500, None, false, 1700), BargeAction::None);
+        // The answer starts at 2100; the caller's voicing before it does not count.
+        assert_eq!(lockstep(&mut b, Some(1000), 500, None, true, 2100), BargeAction::None);
+        assert_eq!(lockstep(&mut b, Some(1000), 520, None, true, 2120), BargeAction::Duck);
+        for k in 1..14 {
+            assert_eq!(lockstep(&mut b, Some(1000), 520 + 20 * k, None, true, 2120 + 20 * k), BargeAction::None);
+        }
+        // 300 ms voiced over the answer, from its first voiced frame at 2100.
+        assert_eq!(lockstep(&mut b, Some(1000), 800, None, true, 2400), BargeAction::BargeIn(2100));
     }
 
     #[test]
