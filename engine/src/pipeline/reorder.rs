@@ -391,7 +391,10 @@ impl InboundReorder {
             // restart fewer than `SEQ_RESET` back), and this is new audio, not a duplicate.
             let held = self.slots.iter().flatten().any(|s| s.start == start);
             let restarted = jump && seen == Seq::TooOld;
-            if (start < next && !restarted) || held {
+            // Behind the stream by no more than the millisecond its timestamps are rounded to
+            // (below) is where the stream is: new audio, not a duplicate.
+            let behind = start + self.samples_per_ms < next;
+            if (behind && !restarted) || held {
                 counters.frames_duplicate += 1;
                 return Arrival::Duplicate;
             }
@@ -832,6 +835,26 @@ mod tests {
         frames.push((Some(50), 99 * 20, 9, 160, 2_000_000));
         let (out, c) = run(&frames, 60);
         assert_eq!((out.len(), c.frames_duplicate), (100 * 160, 1));
+    }
+
+    #[test]
+    fn numbers_restarted_on_frames_placed_to_the_millisecond_are_not_duplicates() {
+        // 12.5 ms frames at their rounded-down millisecond (as a carrier without timestamps is
+        // placed, where its audio is expected), then numbered again from 1: a frame of the new
+        // numbering starting up to a millisecond before where the stream is, is contiguous. Taken
+        // for a duplicate, it was dropped, and with it every frame so placed until the new
+        // numbers passed the old ones.
+        let ts = |i: u64| i * 25 / 2;
+        let mut frames: Vec<_> = (0..101).map(|i| (Some(i + 1), ts(i), 1, 100, i * 12_500)).collect();
+        frames.extend((101..200).map(|i| (Some(i - 100), ts(i), 2, 100, i * 12_500)));
+        let (out, c) = run(&frames, 60);
+        assert_eq!(c.frames_duplicate, 0, "{c:?}");
+        assert_eq!(out.len(), 200 * 100);
+        assert!(out[101 * 100..].iter().all(|&v| v == 2));
+        // A true duplicate, a frame behind the stream, still is one.
+        frames.push((Some(99), ts(198), 9, 100, 200 * 12_500));
+        let (out, c) = run(&frames, 60);
+        assert_eq!((out.len(), c.frames_duplicate), (200 * 100, 1));
     }
 
     #[test]
