@@ -1,5 +1,6 @@
 //! Engine and session settings, with telephone defaults.
 
+use crate::protocol::{Dialect, InboundSizes};
 use crate::vad::VadConfig;
 
 /// Engine-wide settings.
@@ -212,6 +213,16 @@ pub struct SessionConfig {
     /// Off by default: it costs about 4 µs per 20 ms frame while the agent's audio echoes
     /// (nothing while it is silent) and 67 KiB more per session.
     pub echo_reduction: bool,
+}
+
+impl SessionConfig {
+    /// The message and payload limits a session on `dialect` takes: these settings', each raised
+    /// to the carrier's largest ([`InboundSizes::limits_for`]).
+    pub fn inbound_limits(&self, dialect: &dyn Dialect) -> InboundSizes {
+        let configured =
+            InboundSizes { message_bytes: self.max_message_bytes, payload_bytes: self.max_payload_bytes };
+        InboundSizes::limits_for(dialect, configured)
+    }
 }
 
 impl Default for SessionConfig {

@@ -15,6 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::timeout;
 use trunkline::config::SessionConfig;
 use trunkline::protocol::MessageKind;
+use trunkline::protocol::audiosocket::AudioSocketDialect;
 
 /// The first message's type: the call's UUID.
 const UUID_TYPE: u8 = 0x01;
@@ -72,9 +73,10 @@ pub(crate) async fn serve(
     origin: Origin,
 ) {
     let (read, write) = stream.into_split();
-    // Reads never exceed the session's message limit: the engine takes a larger chunk of the
-    // stream for an oversize message and drops it, which would cut the stream out of step.
-    let buf_len = session.max_message_bytes.max(UUID_MESSAGE_LEN);
+    // Reads never exceed the session's message limit (as raised for Asterisk's largest): the
+    // engine takes a larger chunk of the stream for an oversize message and drops it, which would
+    // cut the stream out of step.
+    let buf_len = session.inbound_limits(&AudioSocketDialect::new()).message_bytes.max(UUID_MESSAGE_LEN);
     let mut inbox = TcpInbox { read, buf: vec![0; buf_len], pending: 0 };
     let uuid = match timeout(ctx.config.handshake_timeout, inbox.read_uuid()).await {
         Ok(Some(uuid)) => uuid,

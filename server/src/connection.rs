@@ -19,8 +19,8 @@ use trunkline::config::SessionConfig;
 use trunkline::metrics::{self, Family, Format};
 use trunkline::protocol::signature::{AuthFailure, RequestAuth};
 use trunkline::protocol::{
-    Deframer, Dialect, Framing, Inbound, InboundSizes, MessageKind, PayloadBuffer, StreamStart,
-    dialect_by_name, dialect_name,
+    Deframer, Dialect, Framing, Inbound, MessageKind, PayloadBuffer, StreamStart, dialect_by_name,
+    dialect_name,
 };
 use trunkline::runtime::{CarrierPort, EngineHandle, OutboundSignal, SessionError, Wakeup};
 
@@ -553,11 +553,7 @@ async fn drive<I: Inbox, O: Outbox>(
     // parsed in full, so the scratch buffer takes a whole payload. A WebSocket's start and stop
     // carry no audio. The limits are the session's, raised as the engine raises them for the
     // dialect's carrier, so that every message the session takes is seen here too.
-    let configured = InboundSizes {
-        message_bytes: session_config.max_message_bytes,
-        payload_bytes: session_config.max_payload_bytes,
-    };
-    let limits = InboundSizes::limits_for(&*start_parser, configured);
+    let limits = session_config.inbound_limits(&*start_parser);
     let (mut cutter, mut scratch) = match start_parser.capabilities().framing {
         Framing::Stream { header_len } => (
             Some(Deframer::new(header_len, limits.message_bytes)),

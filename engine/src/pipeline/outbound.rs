@@ -124,8 +124,7 @@ impl OutboundPath {
         // carrier to starve, and every frame goes out padded.
         let capacity = (u64::from(buffer_ms) * samples_per_ms) as usize * bytes;
         let lowest_play_rate = PLAY_RATES.iter().copied().min().unwrap_or(8_000);
-        let largest_piece =
-            (PLAY_PIECE as u64 * u64::from(rate)).div_ceil(u64::from(lowest_play_rate)) as usize + 8;
+        let largest_piece = carrier_samples_bound(PLAY_PIECE, rate, lowest_play_rate);
         let capacity = capacity.max(frame_bytes + largest_piece * bytes);
         let silence = match format.encoding {
             AudioEncoding::Mulaw => linear_to_ulaw(0),
@@ -230,8 +229,7 @@ impl OutboundPath {
 
     /// Whether `samples` of agent audio at `rate` fit in the queue now.
     pub(crate) fn fits(&self, samples: usize, rate: u32) -> bool {
-        let out = (samples as u64 * u64::from(self.rate)).div_ceil(u64::from(rate.max(1))) as usize + 8;
-        out * self.bytes_per_sample() <= self.queue.free()
+        carrier_samples_bound(samples, self.rate, rate) * self.bytes_per_sample() <= self.queue.free()
     }
 
     /// Forgets the resamplers' history (after a flush, the next audio starts afresh).
@@ -351,4 +349,10 @@ fn carrier_encoder(
         wire: vec![0; wire_len].into_boxed_slice(),
         wire_len: 0,
     })))
+}
+
+/// The most carrier samples `samples` of agent audio at `play_rate` can become at `carrier_rate`
+/// (with the resampler's rounding margin): what the queue must have room for.
+fn carrier_samples_bound(samples: usize, carrier_rate: u32, play_rate: u32) -> usize {
+    (samples as u64 * u64::from(carrier_rate)).div_ceil(u64::from(play_rate.max(1))) as usize + 8
 }

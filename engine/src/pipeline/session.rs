@@ -1232,22 +1232,21 @@ impl SessionPipeline {
         } else {
             0
         };
-        let due = if continues && self.caps.confirmation == Confirmation::None {
-            // Played by the engine's clock: where it sits in the last frame, before the audio
-            // after it and the frame's padding.
-            let behind = self.segments.last_frame_padding() + after;
-            self.playout.carrier_end_us().saturating_sub(behind * 1000 / self.playout.samples_per_ms())
-        } else {
-            self.playout.carrier_end_us()
-        };
-        let kind = match self.caps.confirmation {
+        let end_us = self.playout.carrier_end_us();
+        let (kind, due) = match self.caps.confirmation {
             Confirmation::Echo { .. } => {
                 let name = self.marks.name(id)?;
                 self.stats.mark_messages_sent += 1;
                 self.mark_awaits_audio = self.marks_wait_for_audio;
-                Some(self.dialect.write_mark(name, &mut self.message))
+                (Some(self.dialect.write_mark(name, &mut self.message)), end_us)
             }
-            Confirmation::None => None,
+            // Played by the engine's clock: where it sits in the last frame, before the audio
+            // after it and the frame's padding.
+            Confirmation::None if continues => {
+                let behind = self.segments.last_frame_padding() + after;
+                (None, end_us.saturating_sub(behind * 1000 / self.playout.samples_per_ms()))
+            }
+            Confirmation::None => (None, end_us),
         };
         self.marks.sent(id, pos, due);
         self.stats.marks_sent += 1;

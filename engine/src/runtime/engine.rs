@@ -15,7 +15,7 @@ use crate::config::{EngineConfig, SessionConfig};
 use crate::pipeline::PLAY_PIECE;
 use crate::pipeline::PipelineError;
 use crate::pipeline::SessionPipeline;
-use crate::protocol::{Dialect, InboundSizes, ProtocolError, StreamStart, dialect_by_name};
+use crate::protocol::{Dialect, ProtocolError, StreamStart, dialect_by_name};
 use crossbeam_channel::{Receiver, Sender};
 use ringbuf::HeapRb;
 use ringbuf::traits::Split;
@@ -334,10 +334,8 @@ fn check_rings(config: &SessionConfig) -> Result<(), PipelineError> {
 /// [`Dialect::inbound_sizes`]): a message or payload limit below them is raised, and the inbound
 /// ring with it, so that it holds two such messages.
 fn sized_for<'a>(config: &'a SessionConfig, dialect: &dyn Dialect) -> Cow<'a, SessionConfig> {
-    let configured =
-        InboundSizes { message_bytes: config.max_message_bytes, payload_bytes: config.max_payload_bytes };
-    let sizes = InboundSizes::limits_for(dialect, configured);
-    if sizes == configured {
+    let sizes = config.inbound_limits(dialect);
+    if (sizes.message_bytes, sizes.payload_bytes) == (config.max_message_bytes, config.max_payload_bytes) {
         return Cow::Borrowed(config);
     }
     // A record takes at most half the ring (see `records`): room for two, rounded up to 1 KiB.

@@ -345,36 +345,37 @@ impl WorkerSession {
             // first, as it would have had the worker stepped between the two: the audio the
             // caller's words barge in on is playing, and a mark is placed before the stream ends.
             drain_play_ring(play, pipeline, &mut out, (interrupts_seen, interrupt_applied), now_us);
-            if h.tag == inbound_tag::OVERSIZE {
-                // One event: held, as any message, while the host polls and has no room for it
-                // (thousands of these records fit the ring, and would push out its events).
-                let no_audio = Room { vacant: 0, occupied: 0, needed: 0 };
-                if let Some(until) = hold.hold_until(now_us, no_audio, event_room(shared, hold), shared) {
-                    *held_until = Some(until);
-                    break;
-                }
-                records::skip(inbound, 0);
-                out.counts.messages_in += 1;
-                out.counts.protocol_errors += 1;
-                out.single_event(pipeline, RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
-                continue;
-            }
             if h.tag == inbound_tag::CLOSED {
                 records::skip(inbound, 0);
                 transport_closed(pipeline, play, &mut out, (interrupts_seen, interrupt_applied), now_us);
                 continue;
             }
-            let len = h.b as usize;
+            // A message over the size limit is a header alone: no audio, one event, held as any
+            // message is (thousands of them fit the ring, and would push out the host's events).
+            let oversize = h.tag == inbound_tag::OVERSIZE;
+            let len = if oversize { 0 } else { h.b as usize };
             let audio = Room {
                 vacant: out.pcm.vacant_len(),
                 occupied: out.pcm.occupied_len(),
-                needed: pipeline.agent_room_needed(len),
+                needed: if oversize { 0 } else { pipeline.agent_room_needed(len) },
             };
-            if let Some(until) = hold.hold_until(now_us, audio, event_room(shared, hold), shared) {
+            let events = Room {
+                vacant: shared.events.capacity() - shared.events.len(),
+                occupied: shared.events.len(),
+                needed: hold.event_reserve(),
+            };
+            if let Some(until) = hold.hold_until(now_us, audio, events, shared) {
                 // Left in the ring for the next pass (the host's read wakes it): the ring fills and
                 // `push` refuses with `Full`, the carrier's messages wait in its socket.
                 *held_until = Some(until);
                 break;
+            }
+            if oversize {
+                records::skip(inbound, 0);
+                out.counts.messages_in += 1;
+                out.counts.protocol_errors += 1;
+                out.single_event(pipeline, RawEvent::ProtocolError { error: ProtocolError::MessageTooLarge });
+                continue;
             }
             let kind = if h.tag == inbound_tag::BINARY { MessageKind::Binary } else { MessageKind::Text };
             // Stamped by the host as it pushed: the message's arrival, on the engine's clock.
@@ -475,15 +476,6 @@ fn finish_stop(
 /// Records are dropped unplayed (marks reported cleared) when an interrupt the host has asked
 /// for lies ahead in the ring (they were queued before it), or when they were queued by a host
 /// that had not yet seen the latest barge-in (stale audio of the interrupted answer).
-/// The event queue's room for the next carrier message's events.
-fn event_room(shared: &SessionShared, hold: &HoldPolicy) -> Room {
-    Room {
-        vacant: shared.events.capacity() - shared.events.len(),
-        occupied: shared.events.len(),
-        needed: hold.event_reserve(),
-    }
-}
-
 fn drain_play_ring(
     play: &mut HeapCons<u8>,
     pipeline: &mut SessionPipeline,

@@ -678,4 +678,21 @@ fn a_mark_inside_a_frame_puts_no_silence_in_the_reply_and_plays_where_it_sits() 
     assert_eq!((name.as_str(), *played_ms), ("inside", 105));
     // Reported once the clock has played it (105 ms; the 20 ms steps see it at 120).
     assert!((105..=140).contains(at_ms), "reported at {at_ms} ms");
+    // In 5 ms steps: at 105 ms, where it sits, not at 120 when its frame ends.
+    let clock = ManualClock::new();
+    let (_engine, mut s) = started_call(&clock);
+    events(&mut s);
+    s.play(&reply[..840], 8_000).unwrap();
+    s.mark("inside").unwrap();
+    s.play(&reply[840..], 8_000).unwrap();
+    let mut reported = None;
+    for at_ms in (0..120u64).map(|i| i * 5) {
+        outbound(&mut s);
+        if events(&mut s).iter().any(|e| matches!(e, Event::MarkPlayed { .. })) {
+            reported.get_or_insert(at_ms);
+        }
+        clock.advance(Duration::from_millis(5));
+        s.read_audio(&mut [0; 16]);
+    }
+    assert!(reported.is_some_and(|at| (105..120).contains(&at)), "reported at {reported:?} ms");
 }
